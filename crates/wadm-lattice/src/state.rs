@@ -1,0 +1,82 @@
+//! The observed-state data model. All maps are `BTreeMap` so iteration order is deterministic.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wadm_protocol::{Link, LinkKey, StringMap};
+
+/// Milliseconds since the Unix epoch, passed in by the caller (never read from a clock here).
+pub type Timestamp = u64;
+
+/// Everything wadm believes one lattice is running.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatticeState {
+    pub lattice: String,
+    /// Live hosts by host id.
+    pub hosts: BTreeMap<String, HostState>,
+    /// Links by their lattice identity.
+    pub links: BTreeMap<LinkKey, Link>,
+    /// Configs known to exist, by name.
+    pub configs: BTreeMap<String, ConfigState>,
+}
+
+/// One live host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    pub id: String,
+    pub friendly_name: String,
+    pub labels: StringMap,
+    pub version: String,
+    /// When wadm last heard from the host (heartbeat, start, inventory or any event it sourced).
+    pub last_seen: Timestamp,
+    /// Components running on the host, by component id.
+    pub components: BTreeMap<String, ComponentInstance>,
+    /// Providers running on the host, by provider id.
+    pub providers: BTreeMap<String, ProviderInstance>,
+}
+
+impl HostState {
+    /// Whether the host carries every `requirements` label with exactly that value.
+    pub fn matches(&self, requirements: &StringMap) -> bool {
+        requirements.iter().all(|(k, v)| self.labels.get(k) == Some(v))
+    }
+}
+
+/// A component running on a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentInstance {
+    pub id: String,
+    pub image_ref: String,
+    /// The host's maximum concurrent instances (`max_instances`).
+    pub count: u32,
+    pub annotations: StringMap,
+}
+
+/// A provider running on a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInstance {
+    pub id: String,
+    /// As the host reports it (normalised, see `wadm_protocol::normalize_provider_ref`).
+    pub image_ref: String,
+    pub annotations: StringMap,
+    pub health: ProviderHealth,
+}
+
+/// The last health a provider reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderHealth {
+    /// No health check seen yet.
+    #[default]
+    Pending,
+    Healthy,
+    Unhealthy,
+}
+
+/// A config that exists in the lattice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigState {
+    pub name: String,
+    /// The values, when known (wadm reads them for configs it manages).
+    pub values: Option<StringMap>,
+}

@@ -1,0 +1,207 @@
+//! Request and response bodies of the wadm NATS API (`{prefix}.{lattice}.model.{operation}[.{name}]`).
+//!
+//! These shapes are fixed by existing clients (`wash app …`, `wadm-client` 0.10): fields may be
+//! added as optional, never changed. Enum values are lowercase strings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::{Status, StatusType};
+
+/// The default API subject prefix.
+pub const DEFAULT_API_PREFIX: &str = "wadm.api";
+
+/// Every response may be this bare envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// Always `"error"`.
+    pub result: String,
+    pub message: String,
+}
+
+impl ErrorResponse {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { result: "error".into(), message: message.into() }
+    }
+}
+
+/// `model.put` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PutResult {
+    Error,
+    Created,
+    NewVersion,
+}
+
+/// `model.put` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PutModelResponse {
+    pub result: PutResult,
+    #[serde(default)]
+    pub total_versions: usize,
+    #[serde(default)]
+    pub current_version: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// One application in `model.get` (and the deprecated `model.list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub name: String,
+    /// The latest version put.
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub deployed_version: Option<String>,
+    #[serde(default)]
+    pub detailed_status: Status,
+    #[serde(default)]
+    pub status: StatusType,
+    #[serde(default)]
+    pub status_message: Option<String>,
+}
+
+/// Result of read operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GetResult {
+    Error,
+    Success,
+    NotFound,
+}
+
+/// `model.get` (no name) response: every application of the lattice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListModelsResponse {
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub models: Vec<ModelSummary>,
+}
+
+/// `model.get.{name}` and `model.del.{name}` request body (may be empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRequest {
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// `model.get.{name}` response. `manifest` is the stored manifest as a JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GetModelResponse {
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<serde_json::Value>,
+}
+
+/// One entry of `model.versions.{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+    pub deployed: bool,
+}
+
+/// `model.versions.{name}` response (versions in insertion order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionResponse {
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub versions: Vec<VersionInfo>,
+}
+
+/// `model.del.{name}` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeleteResult {
+    Deleted,
+    Error,
+    Noop,
+}
+
+/// `model.del.{name}` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteModelResponse {
+    pub result: DeleteResult,
+    #[serde(default)]
+    pub message: String,
+    /// Whether the delete also undeployed the application.
+    #[serde(default)]
+    pub undeploy: bool,
+}
+
+/// `model.deploy.{name}` request body (may be empty). `version` may be a version, `"latest"` or null.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployModelRequest {
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// Result of deploy and undeploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployResult {
+    Error,
+    Acknowledged,
+    NotFound,
+}
+
+/// `model.deploy.{name}` and `model.undeploy.{name}` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployModelResponse {
+    pub result: DeployResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// `model.status.{name}` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusResult {
+    Error,
+    Ok,
+    NotFound,
+}
+
+/// `model.status.{name}` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    pub result: StatusResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_are_lowercase_on_the_wire() {
+        let put = PutModelResponse {
+            result: PutResult::NewVersion,
+            total_versions: 2,
+            current_version: "v2".into(),
+            message: String::new(),
+            name: "app".into(),
+        };
+        assert_eq!(serde_json::to_value(&put).unwrap()["result"], "newversion");
+        assert_eq!(serde_json::to_value(GetResult::NotFound).unwrap(), "notfound");
+        assert_eq!(serde_json::to_value(DeployResult::Acknowledged).unwrap(), "acknowledged");
+        let empty: DeployModelRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty.version, None);
+    }
+}

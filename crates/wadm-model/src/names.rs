@@ -1,0 +1,44 @@
+//! Derived names: component and provider ids, owned config names and secret config names.
+//!
+//! These follow upstream wadm exactly, because existing deployments and tests depend on them.
+//! Sanitising lowercases the input and replaces every character that is not an ASCII letter or
+//! digit with `_`.
+
+/// Lowercase, then replace every non-ASCII-alphanumeric character with `_`.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() { c } else { '_' }
+        })
+        .collect()
+}
+
+/// The id of a component or provider without an explicit `id`: `{app}-{component}`, both sanitised.
+pub fn component_id(app_name: &str, component_name: &str) -> String {
+    format!("{}-{}", sanitize(app_name), sanitize(component_name))
+}
+
+/// The lattice name of a config owned by the application (one that carries `properties`).
+pub fn owned_config_name(app_name: &str, config_name: &str) -> String {
+    format!("{}-{}", sanitize(app_name), sanitize(config_name))
+}
+
+/// The lattice name of the config that carries a secret reference.
+pub fn secret_config_name(app_name: &str, secret_name: &str) -> String {
+    format!("SECRET_{}-{}", sanitize(app_name), sanitize(secret_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_follow_upstream() {
+        assert_eq!(component_id("hello-simple", "hello"), "hello_simple-hello");
+        assert_eq!(component_id("My.App", "Http Server"), "my_app-http_server");
+        assert_eq!(owned_config_name("hello-world", "default-http"), "hello_world-default_http");
+        assert_eq!(secret_config_name("app", "db-pass"), "SECRET_app-db_pass");
+        assert_eq!(sanitize("ünï"), "_n_");
+    }
+}

@@ -1,0 +1,168 @@
+//! Application and scaler status, in the wire shape of the wadm API (`model.status`, `model.get`,
+//! `wadm.status.{lattice}.{app}`).
+
+use serde::{Deserialize, Serialize};
+
+/// The state of an application or of one of its scalers.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusType {
+    /// Not deployed (the default).
+    #[default]
+    Undeployed,
+    /// Waiting for something outside wadm's control (e.g. no hosts yet).
+    Waiting,
+    /// Commands issued, not yet observed to have taken effect.
+    #[serde(alias = "compensating")]
+    Reconciling,
+    /// Observed state matches desired state.
+    #[serde(alias = "ready")]
+    Deployed,
+    /// Cannot be achieved as specified (the message says why).
+    Failed,
+    /// Running, but reporting unhealthy.
+    Unhealthy,
+}
+
+impl StatusType {
+    /// Precedence when aggregating scalers into an application status: higher wins.
+    /// failed > undeployed > waiting > reconciling > unhealthy > deployed.
+    pub fn precedence(self) -> u8 {
+        match self {
+            StatusType::Failed => 5,
+            StatusType::Undeployed => 4,
+            StatusType::Waiting => 3,
+            StatusType::Reconciling => 2,
+            StatusType::Unhealthy => 1,
+            StatusType::Deployed => 0,
+        }
+    }
+
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusType::Undeployed => "undeployed",
+            StatusType::Waiting => "waiting",
+            StatusType::Reconciling => "reconciling",
+            StatusType::Deployed => "deployed",
+            StatusType::Failed => "failed",
+            StatusType::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for StatusType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status type with its human-readable message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    #[serde(rename = "type")]
+    pub status_type: StatusType,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+impl StatusInfo {
+    pub fn new(status_type: StatusType, message: impl Into<String>) -> Self {
+        Self { status_type, message: message.into() }
+    }
+}
+
+/// The status of one scaler of an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScalerStatus {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub status: StatusInfo,
+}
+
+/// The status of an application, as the API returns and publishes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub status: StatusInfo,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scalers: Vec<ScalerStatus>,
+    /// Legacy field, always empty.
+    #[serde(default)]
+    pub version: String,
+    /// Legacy field, always empty.
+    #[serde(default)]
+    pub components: Vec<serde_json::Value>,
+}
+
+impl Status {
+    /// A status with no scalers.
+    pub fn new(status_type: StatusType, message: impl Into<String>) -> Self {
+        Self { status: StatusInfo::new(status_type, message), ..Self::default() }
+    }
+
+    /// The status after undeploy.
+    pub fn undeployed() -> Self {
+        Self::new(StatusType::Undeployed, "Manifest has been undeployed")
+    }
+
+    /// Aggregate scaler statuses into an application status: the type of highest precedence wins;
+    /// the message joins the messages of the scalers that have that type, in scaler order.
+    pub fn aggregate(scalers: Vec<ScalerStatus>) -> Self {
+        let Some(top) = scalers.iter().map(|s| s.status.status_type).max_by_key(|t| t.precedence())
+        else {
+            return Self::new(StatusType::Deployed, "");
+        };
+        let message = scalers
+            .iter()
+            .filter(|s| s.status.status_type == top && !s.status.message.is_empty())
+            .map(|s| s.status.message.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self { status: StatusInfo::new(top, message), scalers, ..Self::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scaler(t: StatusType, msg: &str) -> ScalerStatus {
+        ScalerStatus {
+            id: format!("id-{t}"),
+            kind: "SpreadScaler".into(),
+            name: "s".into(),
+            status: StatusInfo::new(t, msg),
+        }
+    }
+
+    #[test]
+    fn aggregation_follows_precedence() {
+        use StatusType::*;
+        let order = [Failed, Undeployed, Waiting, Reconciling, Unhealthy, Deployed];
+        for (i, high) in order.iter().enumerate() {
+            for low in &order[i..] {
+                let s = Status::aggregate(vec![scaler(*low, "low"), scaler(*high, "high")]);
+                assert_eq!(s.status.status_type, *high, "{high} vs {low}");
+            }
+        }
+        assert_eq!(Status::aggregate(vec![]).status.status_type, Deployed);
+    }
+
+    #[test]
+    fn wire_shape_and_aliases() {
+        let s = Status::new(StatusType::Deployed, "");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"status": {"type": "deployed"}, "version": "", "components": []})
+        );
+        let legacy: Status =
+            serde_json::from_str(r#"{"status":{"type":"compensating","message":"m"}}"#).unwrap();
+        assert_eq!(legacy.status.status_type, StatusType::Reconciling);
+        let ready: StatusInfo = serde_json::from_str(r#"{"type":"ready"}"#).unwrap();
+        assert_eq!(ready.status_type, StatusType::Deployed);
+    }
+}

@@ -1,0 +1,1 @@
+//! The NATS I/O layer of wadm: everything that touches a NATS connection lives here.

@@ -1,0 +1,327 @@
+//! Host CloudEvents (`wasmbus.evt.{lattice}.{short}`), structured-mode JSON, CloudEvents 1.0.
+//!
+//! [`CloudEvent`] is the envelope; [`HostEvent`] is its typed payload. Decoding is tolerant: absent
+//! fields take defaults, and an event type wadm does not know decodes as [`HostEvent::Unknown`]
+//! (to be skipped and counted), never as an error.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{HostInventory, Link, StringMap, default_link_name};
+
+/// The type prefix of every host event: `com.wasmcloud.lattice.{short}`.
+pub const HOST_EVENT_TYPE_PREFIX: &str = "com.wasmcloud.lattice.";
+/// Manager event type published on deploy.
+pub const MANIFEST_PUBLISHED: &str = "com.wadm.manifest_published";
+/// Manager event type published on undeploy.
+pub const MANIFEST_UNPUBLISHED: &str = "com.wadm.manifest_unpublished";
+
+/// A CloudEvents 1.0 envelope in structured JSON mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvent {
+    #[serde(default = "spec_version")]
+    pub specversion: String,
+    #[serde(default)]
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The emitting host's id (prefer it over `data.host_id`).
+    #[serde(default)]
+    pub source: String,
+    #[serde(default = "json_content_type")]
+    pub datacontenttype: String,
+    /// RFC 3339; kept as text so decoding never fails on an odd timestamp.
+    #[serde(default)]
+    pub time: String,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+fn spec_version() -> String {
+    "1.0".to_string()
+}
+
+fn json_content_type() -> String {
+    "application/json".to_string()
+}
+
+impl CloudEvent {
+    /// A host event envelope with the given short type (`host_started`, …).
+    pub fn host_event(
+        short: &str,
+        id: impl Into<String>,
+        source: impl Into<String>,
+        time: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            specversion: spec_version(),
+            id: id.into(),
+            event_type: format!("{HOST_EVENT_TYPE_PREFIX}{short}"),
+            source: source.into(),
+            datacontenttype: json_content_type(),
+            time: time.into(),
+            data,
+        }
+    }
+
+    /// The short type of a host event (`component_scaled`), if this is one.
+    pub fn short_type(&self) -> Option<&str> {
+        self.event_type.strip_prefix(HOST_EVENT_TYPE_PREFIX)
+    }
+}
+
+/// Why an event could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("event is not a CloudEvent: {0}")]
+    Envelope(serde_json::Error),
+    #[error("event {event_type} has a malformed payload: {source}")]
+    Payload {
+        event_type: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// `host_started`. The host id is the CloudEvent `source`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostStarted {
+    #[serde(default)]
+    pub friendly_name: String,
+    #[serde(default)]
+    pub labels: StringMap,
+    #[serde(default)]
+    pub uptime_seconds: u64,
+    #[serde(default)]
+    pub version: String,
+}
+
+/// `host_stopped` (graceful stops only).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostStopped {
+    #[serde(default)]
+    pub labels: StringMap,
+}
+
+/// `component_scaled` and `component_scale_failed` (which adds `error`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ComponentScaled {
+    #[serde(default)]
+    pub component_id: String,
+    /// Copied from the request: prefer the CloudEvent `source`.
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub image_ref: String,
+    #[serde(default)]
+    pub max_instances: u32,
+    #[serde(default)]
+    pub annotations: StringMap,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `provider_started`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProviderStarted {
+    #[serde(default)]
+    pub provider_id: String,
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub image_ref: String,
+    #[serde(default)]
+    pub annotations: StringMap,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Value>,
+}
+
+/// `provider_start_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProviderStartFailed {
+    #[serde(default)]
+    pub provider_id: String,
+    #[serde(default)]
+    pub provider_ref: String,
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub error: String,
+}
+
+/// `provider_stopped`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProviderStopped {
+    #[serde(default)]
+    pub provider_id: String,
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub annotations: StringMap,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `health_check_passed` / `health_check_failed` / `health_check_status`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HealthCheck {
+    #[serde(default)]
+    pub provider_id: String,
+    #[serde(default)]
+    pub host_id: String,
+}
+
+/// `linkdef_set_failed`: the link plus the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSetFailed {
+    #[serde(flatten)]
+    pub link: Link,
+    #[serde(default)]
+    pub error: String,
+}
+
+/// `linkdef_deleted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkDeleted {
+    pub source_id: String,
+    #[serde(default = "default_link_name")]
+    pub name: String,
+    pub wit_namespace: String,
+    pub wit_package: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<Vec<String>>,
+}
+
+/// `config_set` / `config_deleted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigEvent {
+    pub config_name: String,
+}
+
+/// `labels_changed`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LabelsChanged {
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub labels: StringMap,
+}
+
+/// The typed payload of a host event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostEvent {
+    HostStarted(HostStarted),
+    HostHeartbeat(HostInventory),
+    HostStopped(HostStopped),
+    ComponentScaled(ComponentScaled),
+    ComponentScaleFailed(ComponentScaled),
+    ProviderStarted(ProviderStarted),
+    ProviderStartFailed(ProviderStartFailed),
+    ProviderStopped(ProviderStopped),
+    HealthCheckPassed(HealthCheck),
+    HealthCheckFailed(HealthCheck),
+    HealthCheckStatus(HealthCheck),
+    LinkSet(Link),
+    LinkSetFailed(LinkSetFailed),
+    LinkDeleted(LinkDeleted),
+    ConfigSet(ConfigEvent),
+    ConfigDeleted(ConfigEvent),
+    LabelsChanged(LabelsChanged),
+    /// An event type wadm does not know: skip it and count it.
+    Unknown(String),
+}
+
+impl HostEvent {
+    /// Decode the payload of an envelope according to its type.
+    pub fn decode(event: &CloudEvent) -> Result<HostEvent, EventDecodeError> {
+        fn payload<T: serde::de::DeserializeOwned>(
+            event: &CloudEvent,
+        ) -> Result<T, EventDecodeError> {
+            // `null` data (absent) decodes as an empty object so all-default payloads work.
+            let data = if event.data.is_null() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                event.data.clone()
+            };
+            serde_json::from_value(data).map_err(|source| EventDecodeError::Payload {
+                event_type: event.event_type.clone(),
+                source,
+            })
+        }
+        let Some(short) = event.short_type() else {
+            return Ok(HostEvent::Unknown(event.event_type.clone()));
+        };
+        Ok(match short {
+            "host_started" => HostEvent::HostStarted(payload(event)?),
+            "host_heartbeat" => HostEvent::HostHeartbeat(payload(event)?),
+            "host_stopped" => HostEvent::HostStopped(payload(event)?),
+            "component_scaled" => HostEvent::ComponentScaled(payload(event)?),
+            "component_scale_failed" => HostEvent::ComponentScaleFailed(payload(event)?),
+            "provider_started" => HostEvent::ProviderStarted(payload(event)?),
+            "provider_start_failed" => HostEvent::ProviderStartFailed(payload(event)?),
+            "provider_stopped" => HostEvent::ProviderStopped(payload(event)?),
+            "health_check_passed" => HostEvent::HealthCheckPassed(payload(event)?),
+            "health_check_failed" => HostEvent::HealthCheckFailed(payload(event)?),
+            "health_check_status" => HostEvent::HealthCheckStatus(payload(event)?),
+            "linkdef_set" => HostEvent::LinkSet(payload(event)?),
+            "linkdef_set_failed" => HostEvent::LinkSetFailed(payload(event)?),
+            "linkdef_deleted" => HostEvent::LinkDeleted(payload(event)?),
+            "config_set" => HostEvent::ConfigSet(payload(event)?),
+            "config_deleted" => HostEvent::ConfigDeleted(payload(event)?),
+            "labels_changed" => HostEvent::LabelsChanged(payload(event)?),
+            _ => HostEvent::Unknown(event.event_type.clone()),
+        })
+    }
+
+    /// Decode an envelope from bytes, then its payload.
+    pub fn decode_bytes(bytes: &[u8]) -> Result<(CloudEvent, HostEvent), EventDecodeError> {
+        let envelope: CloudEvent =
+            serde_json::from_slice(bytes).map_err(EventDecodeError::Envelope)?;
+        let event = HostEvent::decode(&envelope)?;
+        Ok((envelope, event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLES: &str = include_str!("../../../../shared/reference/upstream-event-samples.json");
+
+    #[test]
+    fn every_upstream_sample_decodes() {
+        let samples: Vec<serde_json::Value> = serde_json::from_str(SAMPLES).unwrap();
+        assert!(samples.len() >= 15);
+        let mut known = 0;
+        for sample in samples {
+            let bytes = serde_json::to_vec(&sample).unwrap();
+            let (envelope, event) = HostEvent::decode_bytes(&bytes)
+                .unwrap_or_else(|e| panic!("{} failed: {e}", sample["type"]));
+            match event {
+                HostEvent::Unknown(t) => assert!(t.starts_with("com.wadm."), "{t}"),
+                _ => {
+                    known += 1;
+                    assert!(envelope.short_type().is_some());
+                }
+            }
+        }
+        assert!(known >= 13);
+    }
+
+    #[test]
+    fn unknown_types_are_not_errors() {
+        let ev = CloudEvent::host_event("brand_new", "1", "N", "", serde_json::json!({"x": 1}));
+        assert!(matches!(HostEvent::decode(&ev).unwrap(), HostEvent::Unknown(_)));
+    }
+
+    #[test]
+    fn absent_fields_default() {
+        let ev = CloudEvent::host_event("host_heartbeat", "1", "NHOST", "", serde_json::json!({}));
+        let HostEvent::HostHeartbeat(inv) = HostEvent::decode(&ev).unwrap() else { panic!() };
+        assert!(inv.components.is_empty() && inv.host_id.is_empty());
+    }
+}

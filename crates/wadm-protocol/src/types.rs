@@ -1,0 +1,149 @@
+//! Types that appear in both control replies and events.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// String-to-string map (labels, annotations, config values), ordered for determinism.
+pub type StringMap = BTreeMap<String, String>;
+
+/// A link between a source component and a target, as the lattice stores it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Link {
+    pub source_id: String,
+    pub target: String,
+    #[serde(default = "default_link_name")]
+    pub name: String,
+    pub wit_namespace: String,
+    pub wit_package: String,
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    #[serde(default)]
+    pub source_config: Vec<String>,
+    #[serde(default)]
+    pub target_config: Vec<String>,
+}
+
+impl Link {
+    /// The identity of a link in the lattice: (source, namespace, package, name).
+    pub fn key(&self) -> LinkKey {
+        LinkKey {
+            source_id: self.source_id.clone(),
+            wit_namespace: self.wit_namespace.clone(),
+            wit_package: self.wit_package.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// What identifies a link in the lattice: at most one link per key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct LinkKey {
+    pub source_id: String,
+    pub wit_namespace: String,
+    pub wit_package: String,
+    pub name: String,
+}
+
+pub(crate) fn default_link_name() -> String {
+    "default".to_string()
+}
+
+/// A component in a host inventory or heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentDescription {
+    pub id: String,
+    pub image_ref: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub annotations: StringMap,
+    #[serde(default)]
+    pub revision: i64,
+    #[serde(default)]
+    pub max_instances: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<serde_json::Value>,
+}
+
+/// A provider in a host inventory or heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderDescription {
+    pub id: String,
+    #[serde(default)]
+    pub image_ref: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub annotations: StringMap,
+    #[serde(default)]
+    pub revision: i64,
+}
+
+/// A host's full inventory: the reply of `host.get.{host}` and the payload of `host_heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostInventory {
+    /// Absent in some heartbeats of old hosts: use the CloudEvent `source`.
+    #[serde(default)]
+    pub host_id: String,
+    #[serde(default)]
+    pub friendly_name: String,
+    #[serde(default)]
+    pub labels: StringMap,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub uptime_seconds: u64,
+    #[serde(default)]
+    pub uptime_human: String,
+    #[serde(default)]
+    pub components: Vec<ComponentDescription>,
+    #[serde(default)]
+    pub providers: Vec<ProviderDescription>,
+}
+
+/// A host's answer to `host.ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Host {
+    pub id: String,
+    #[serde(default)]
+    pub friendly_name: String,
+    #[serde(default)]
+    pub labels: StringMap,
+    #[serde(default)]
+    pub lattice: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub uptime_seconds: u64,
+    #[serde(default)]
+    pub uptime_human: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ctl_host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpc_host: Option<String>,
+}
+
+/// Normalise a provider image reference the way hosts report it back: `file:///x` → `/x`,
+/// `wasmcloud+builtin://name` → `name`. Component references are not normalised by hosts.
+pub fn normalize_provider_ref(image_ref: &str) -> &str {
+    if let Some(path) = image_ref.strip_prefix("file://") {
+        path
+    } else if let Some(name) = image_ref.strip_prefix("wasmcloud+builtin://") {
+        name
+    } else {
+        image_ref
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_refs_normalise_like_hosts() {
+        assert_eq!(normalize_provider_ref("file:///x.par.gz"), "/x.par.gz");
+        assert_eq!(normalize_provider_ref("wasmcloud+builtin://http-server"), "http-server");
+        assert_eq!(normalize_provider_ref("ghcr.io/a/b:1"), "ghcr.io/a/b:1");
+    }
+}

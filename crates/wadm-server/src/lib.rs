@@ -1,0 +1,1 @@
+//! The wadm API server.

@@ -1,0 +1,11 @@
+//! `wadm schema` (not built yet).
+
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> ExitCode {
+    eprintln!("wadm schema: not available in this build yet");
+    ExitCode::from(2)
+}

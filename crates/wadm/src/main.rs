@@ -1,0 +1,42 @@
+//! The `wadm` command: one binary for the server, the client CLI and the host simulator.
+//!
+//! Each subcommand lives in its own module under [`cli`]; this file only dispatches.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// wadm — the wasmCloud Application Deployment Manager.
+#[derive(Parser)]
+#[command(name = "wadm", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check manifests: print every error and warning with the path of the field.
+    Validate(cli::validate::Args),
+    /// Print the JSON Schema of the application manifest.
+    Schema(cli::schema::Args),
+    /// Run simulated wasmCloud hosts on a NATS server.
+    Sim(cli::sim::Args),
+    /// Serve the wadm API.
+    Serve(cli::serve::Args),
+    /// Manage applications through a running wadm.
+    App(cli::app::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => cli::validate::run(args),
+        Command::Schema(args) => cli::schema::run(args),
+        Command::Sim(args) => cli::sim::run(args),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::App(args) => cli::app::run(args),
+    }
+}
