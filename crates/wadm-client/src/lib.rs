@@ -1,1 +1,39 @@
 //! A client library for the wadm NATS API.
+//!
+//! [`Client`] sends the request/reply operations of the API
+//! (`{prefix}.{lattice}.model.{operation}[.{name}]`) and decodes the replies into the wire types of
+//! [`wadm_model::api`]; every failure is a typed [`ClientError`] (timeout, no responders, an error
+//! or not-found answer carrying the server's message, an undecodable reply). [`Client::watch_status`]
+//! follows the status an application publishes on `wadm.status.{lattice}.{name}`.
+//!
+//! [`ConnectOptions`] opens the NATS connection the way the `wadm` CLI does (URL, optional
+//! credentials file); [`manifest`] reads the name, version and format of a manifest file before it
+//! is sent.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wadm_client::ClientError> {
+//! use wadm_client::{Client, ConnectOptions};
+//! let nats = ConnectOptions::default().connect().await?;
+//! let client = Client::new(nats, "default", None);
+//! let put = client.put_manifest(std::fs::read("app.yaml").unwrap(), None).await?;
+//! client.deploy(&put.name, Some(&put.current_version)).await?;
+//! let status = client.status(&put.name).await?;
+//! println!("{}", status.status.status_type);
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod connect;
+mod error;
+mod history;
+pub mod manifest;
+mod reply;
+mod watch;
+
+pub use client::{Client, DEFAULT_TIMEOUT};
+pub use connect::{ConnectOptions, DEFAULT_NATS_URL};
+pub use error::ClientError;
+pub use history::{HistoryEntry, HistoryResponse};
+pub use wadm_model::api;
+pub use wadm_model::status::{ScalerStatus, Status, StatusInfo, StatusType};
+pub use watch::StatusStream;

@@ -1,0 +1,249 @@
+//! [`Client`]: one method per operation of the wadm NATS API.
+
+use std::time::Duration;
+
+use async_nats::{HeaderMap, Request};
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wadm_model::api::{
+    DEFAULT_API_PREFIX, DeleteModelResponse, DeployModelRequest, DeployModelResponse,
+    GetModelResponse, ListModelsResponse, ModelSummary, PutModelResponse, StatusResponse,
+    VersionInfo, VersionRequest, VersionResponse,
+};
+use wadm_model::status::Status;
+
+use crate::error::ClientError;
+use crate::history::{HistoryEntry, HistoryResponse};
+use crate::reply::decode;
+use crate::watch::StatusStream;
+
+/// How long a request waits for its reply unless [`Client::with_timeout`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on the wadm API of one lattice. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    nats: async_nats::Client,
+    lattice: String,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for `lattice` over `nats`; `prefix` defaults to `wadm.api`.
+    pub fn new(nats: async_nats::Client, lattice: impl Into<String>, prefix: Option<&str>) -> Self {
+        Self {
+            nats,
+            lattice: lattice.into(),
+            prefix: prefix.unwrap_or(DEFAULT_API_PREFIX).to_string(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The same client with another request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The lattice this client talks to.
+    pub fn lattice(&self) -> &str {
+        &self.lattice
+    }
+
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The underlying NATS connection.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    /// Store a manifest (YAML or JSON). `content_type` is sent as `Content-Type` when given
+    /// (`application/json` or `application/yaml`); without it the server guesses.
+    pub async fn put_manifest(
+        &self,
+        manifest: impl Into<Bytes>,
+        content_type: Option<&str>,
+    ) -> Result<PutModelResponse, ClientError> {
+        let subject = self.subject("put", None)?;
+        let mut headers = HeaderMap::new();
+        if let Some(content_type) = content_type {
+            headers.insert("Content-Type", content_type);
+        }
+        self.request(subject, Some(headers), manifest.into()).await
+    }
+
+    /// Every application of the lattice (`model.get`).
+    pub async fn list(&self) -> Result<Vec<ModelSummary>, ClientError> {
+        let subject = self.subject("get", None)?;
+        let reply: ListModelsResponse = self.request(subject, None, Bytes::new()).await?;
+        Ok(reply.models)
+    }
+
+    /// The stored manifest of `name` (as a JSON object): `version`, or the current one.
+    pub async fn get(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let subject = self.subject("get", Some(name))?;
+        let body = version_body(&VersionRequest { version: version.map(str::to_string) });
+        let reply: GetModelResponse = self.request(subject.clone(), None, body).await?;
+        reply.manifest.ok_or_else(|| ClientError::Decode {
+            subject,
+            reason: "a successful reply without a manifest".to_string(),
+        })
+    }
+
+    /// The stored versions of `name`, oldest first, with which one is deployed.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, ClientError> {
+        let subject = self.subject("versions", Some(name))?;
+        let reply: VersionResponse = self.request(subject, None, Bytes::new()).await?;
+        Ok(reply.versions)
+    }
+
+    /// Deploy `version` of `name` (the current version when `None`).
+    pub async fn deploy(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<DeployModelResponse, ClientError> {
+        let subject = self.subject("deploy", Some(name))?;
+        let body = version_body(&DeployModelRequest { version: version.map(str::to_string) });
+        self.request(subject, None, body).await
+    }
+
+    /// Undeploy `name`, keeping its stored versions.
+    pub async fn undeploy(&self, name: &str) -> Result<DeployModelResponse, ClientError> {
+        let subject = self.subject("undeploy", Some(name))?;
+        self.request(subject, None, Bytes::from_static(b"{}")).await
+    }
+
+    /// Delete one version of `name`, or the whole application when `version` is `None`.
+    /// Deleting something missing is not an error: the reply's `result` is `noop`.
+    pub async fn delete(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<DeleteModelResponse, ClientError> {
+        let subject = self.subject("del", Some(name))?;
+        let body = version_body(&VersionRequest { version: version.map(str::to_string) });
+        self.request(subject, None, body).await
+    }
+
+    /// The current status of `name`.
+    pub async fn status(&self, name: &str) -> Result<Status, ClientError> {
+        let subject = self.subject("status", Some(name))?;
+        let reply: StatusResponse = self.request(subject.clone(), None, Bytes::new()).await?;
+        reply.status.ok_or_else(|| ClientError::Decode {
+            subject,
+            reason: "a successful reply without a status".to_string(),
+        })
+    }
+
+    /// What was done to `name` (puts, deploys, undeploys, deletes), oldest first.
+    pub async fn history(&self, name: &str) -> Result<Vec<HistoryEntry>, ClientError> {
+        let subject = self.subject("history", Some(name))?;
+        let reply: HistoryResponse = self.request(subject, None, Bytes::new()).await?;
+        Ok(reply.history)
+    }
+
+    /// Follow the status `name` publishes on `wadm.status.{lattice}.{name}` (a core
+    /// subscription: only statuses published from now on; ask [`Client::status`] for the current
+    /// one). The subscription is in place when this returns.
+    pub async fn watch_status(&self, name: &str) -> Result<StatusStream, ClientError> {
+        check_token("application name", name)?;
+        let subject = format!("wadm.status.{}.{name}", self.lattice);
+        let subscriber = self
+            .nats
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| ClientError::Nats { subject: subject.clone(), reason: e.to_string() })?;
+        // Make sure the server has registered the interest before the caller acts on it.
+        self.nats
+            .flush()
+            .await
+            .map_err(|e| ClientError::Nats { subject: subject.clone(), reason: e.to_string() })?;
+        Ok(StatusStream::new(subject, subscriber))
+    }
+
+    fn subject(&self, operation: &str, name: Option<&str>) -> Result<String, ClientError> {
+        check_token("lattice", &self.lattice)?;
+        match name {
+            Some(name) => {
+                check_token("application name", name)?;
+                Ok(format!("{}.{}.model.{operation}.{name}", self.prefix, self.lattice))
+            }
+            None => Ok(format!("{}.{}.model.{operation}", self.prefix, self.lattice)),
+        }
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        subject: String,
+        headers: Option<HeaderMap>,
+        body: Bytes,
+    ) -> Result<T, ClientError> {
+        let mut request = Request::new().payload(body).timeout(Some(self.timeout));
+        if let Some(headers) = headers {
+            request = request.headers(headers);
+        }
+        let reply = self.nats.send_request(subject.clone(), request).await.map_err(|e| {
+            use async_nats::RequestErrorKind as Kind;
+            match e.kind() {
+                Kind::TimedOut => {
+                    ClientError::Timeout { subject: subject.clone(), after: self.timeout }
+                }
+                Kind::NoResponders => ClientError::NoResponders { subject: subject.clone() },
+                _ => ClientError::Nats { subject: subject.clone(), reason: e.to_string() },
+            }
+        })?;
+        decode(&subject, &reply.payload)
+    }
+}
+
+/// A JSON request body; an all-default request is sent empty, as the API allows.
+fn version_body<T: Serialize + Default + PartialEq>(request: &T) -> Bytes {
+    if *request == T::default() {
+        return Bytes::new();
+    }
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(request).map(Bytes::from).unwrap_or_default()
+}
+
+/// A value that becomes one subject token must be non-empty and free of `.`, `*`, `>` and
+/// whitespace.
+fn check_token(what: &str, value: &str) -> Result<(), ClientError> {
+    let bad = value.is_empty()
+        || value.chars().any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace());
+    if bad {
+        return Err(ClientError::InvalidArgument(format!(
+            "invalid {what} {value:?}: it must be non-empty without '.', '*', '>' or spaces"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked() {
+        assert!(check_token("name", "hello-world_1").is_ok());
+        for bad in ["", "a.b", "a b", "*", "x>"] {
+            assert!(matches!(check_token("name", bad), Err(ClientError::InvalidArgument(_))));
+        }
+    }
+
+    #[test]
+    fn default_requests_are_empty() {
+        assert!(version_body(&VersionRequest::default()).is_empty());
+        let body = version_body(&VersionRequest { version: Some("v1".into()) });
+        assert_eq!(&body[..], br#"{"version":"v1"}"#);
+    }
+}

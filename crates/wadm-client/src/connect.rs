@@ -1,0 +1,52 @@
+//! Opening the NATS connection the client (and the `wadm` CLI) talks over.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ClientError;
+
+/// Where wadm's NATS listens when nothing else is said.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// How to reach NATS: URL, optional credentials file, connect timeout.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Server URL, e.g. `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// A `.creds` file (JWT + nkey seed) for authenticated servers.
+    pub credentials_file: Option<PathBuf>,
+    /// How long to try to establish the first connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_NATS_URL.to_string(),
+            credentials_file: None,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// Options for `url` with no credentials.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), ..Self::default() }
+    }
+
+    /// Connect once (no retry of the initial connection: a CLI should fail fast).
+    pub async fn connect(&self) -> Result<async_nats::Client, ClientError> {
+        let fail = |reason: String| ClientError::Connect { url: self.url.clone(), reason };
+        let mut options = async_nats::ConnectOptions::new()
+            .name("wadm-client")
+            .connection_timeout(self.connect_timeout);
+        if let Some(path) = &self.credentials_file {
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(|e| fail(format!("credentials file {}: {e}", path.display())))?;
+        }
+        options.connect(self.url.as_str()).await.map_err(|e| fail(e.to_string()))
+    }
+}

@@ -1,0 +1,49 @@
+//! The errors of the client: one variant per way a request can fail, each with a message that
+//! stands on its own as one line.
+
+use std::time::Duration;
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Could not connect to NATS.
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    /// Nobody answered before the timeout (wadm busy or the network slow).
+    #[error("no reply from wadm on {subject} within {after:?}")]
+    Timeout { subject: String, after: Duration },
+    /// Nobody listens on the subject: wadm is not running for this lattice and API prefix.
+    #[error("no wadm is answering on {subject} (is wadm running for this lattice?)")]
+    NoResponders { subject: String },
+    /// The server answered with an error.
+    #[error("wadm error: {message}")]
+    Api { message: String },
+    /// The server answered that the application (or version) does not exist.
+    #[error("not found: {message}")]
+    NotFound { message: String },
+    /// The reply was not what the API promises.
+    #[error("cannot decode the reply on {subject}: {reason}")]
+    Decode { subject: String, reason: String },
+    /// An argument cannot be sent (e.g. an application name that is not a valid subject token).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A manifest given to the client could not be read.
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+    /// Another NATS failure (publish, subscribe, I/O).
+    #[error("NATS error on {subject}: {reason}")]
+    Nats { subject: String, reason: String },
+}
+
+impl ClientError {
+    /// Whether the failure is about reaching wadm (connection, no responders, timeout) rather
+    /// than about the answer it gave.
+    pub fn is_connection_problem(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::NoResponders { .. }
+        )
+    }
+}

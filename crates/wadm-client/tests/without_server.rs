@@ -1,0 +1,78 @@
+//! Client behaviour against a real NATS with no wadm running: connection errors, no responders,
+//! and the status watch (fed by publishing statuses as the server would).
+
+use std::time::Duration;
+
+use wadm_client::{Client, ClientError, ConnectOptions, Status, StatusType};
+use wadm_test_support::NatsServer;
+
+#[tokio::test]
+async fn no_wadm_means_no_responders() {
+    let nats = NatsServer::start();
+    let client =
+        Client::new(ConnectOptions::new(nats.url()).connect().await.unwrap(), "default", None);
+    let err = client.list().await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NoResponders { subject } if subject == "wadm.api.default.model.get"),
+        "{err}"
+    );
+    assert!(err.is_connection_problem());
+    assert!(err.to_string().contains("is wadm running"), "{err}");
+    let err = client.deploy("app", None).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::NoResponders { subject } if subject == "wadm.api.default.model.deploy.app"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_nats_is_a_connect_error() {
+    let mut nats = NatsServer::start();
+    let url = nats.url();
+    nats.stop();
+    let options =
+        ConnectOptions { connect_timeout: Duration::from_secs(2), ..ConnectOptions::new(&url) };
+    let err = options.connect().await.unwrap_err();
+    assert!(matches!(&err, ClientError::Connect { url: u, .. } if *u == url), "{err}");
+}
+
+#[tokio::test]
+async fn missing_credentials_file_is_a_connect_error() {
+    let nats = NatsServer::start();
+    let options = ConnectOptions {
+        credentials_file: Some("/nonexistent/wadm.creds".into()),
+        ..ConnectOptions::new(nats.url())
+    };
+    let err = options.connect().await.unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/wadm.creds"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_names_are_refused_before_sending() {
+    let nats = NatsServer::start();
+    let client =
+        Client::new(ConnectOptions::new(nats.url()).connect().await.unwrap(), "default", None);
+    let err = client.status("a.b").await.unwrap_err();
+    assert!(matches!(err, ClientError::InvalidArgument(_)), "{err}");
+}
+
+#[tokio::test]
+async fn watch_status_yields_published_statuses_and_survives_garbage() {
+    let nats = NatsServer::start();
+    let conn = ConnectOptions::new(nats.url()).connect().await.unwrap();
+    let client = Client::new(conn.clone(), "lat1", None);
+    let mut stream = client.watch_status("hello").await.unwrap();
+    assert_eq!(stream.subject(), "wadm.status.lat1.hello");
+
+    conn.publish("wadm.status.lat1.hello", "garbage".into()).await.unwrap();
+    let waiting = Status::new(StatusType::Waiting, "no hosts");
+    conn.publish("wadm.status.lat1.hello", serde_json::to_vec(&waiting).unwrap().into())
+        .await
+        .unwrap();
+    conn.flush().await.unwrap();
+
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next_status()).await.unwrap();
+    assert!(matches!(first, Some(Err(ClientError::Decode { .. }))), "{first:?}");
+    let second = tokio::time::timeout(Duration::from_secs(5), stream.next_status()).await.unwrap();
+    assert_eq!(second.unwrap().unwrap(), waiting);
+}
