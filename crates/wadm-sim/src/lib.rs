@@ -1,1 +1,41 @@
-//! Simulated wasmCloud hosts.
+//! Simulated wasmCloud 1.x hosts that speak the real lattice protocol on a real NATS server.
+//!
+//! [`SimLattice`] runs any number of hosts in one process over ONE NATS connection: control
+//! subjects are subscribed once with wildcards (queue groups for the "one"-kind subjects) and
+//! routed in-process to each host's state; each host has a cheap heartbeat timer. Hosts reproduce
+//! the documented quirks of a real 1.9.2 host (double `component_scaled` on first start, the
+//! spurious 0 after `component.update`, provider ref normalisation, …) and faults can be switched
+//! on per host ([`FaultSwitches`]). Tests read back what the lattice runs ([`SimLattice::inventory`],
+//! [`SimLattice::links`], [`SimLattice::configs`]) and what each host was asked
+//! ([`SimLattice::requests`], [`SimLattice::max_count_seen`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), wadm_sim::SimError> {
+//! use wadm_sim::{HostSpec, SimConfig, SimLattice};
+//! let sim = SimLattice::connect(SimConfig::new("nats://127.0.0.1:4222", "default")).await?;
+//! let east = sim.add_host(HostSpec::default().label("zone", "east")).await;
+//! assert!(sim.inventory(&east).is_some());
+//! sim.crash_host(&east).await;
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Differences from a real lattice: a request addressed to a host id nobody runs (or a crashed
+//! host) times out instead of getting "no responders", because the subscription is shared.
+
+pub mod config;
+pub mod faults;
+pub mod host;
+pub mod outcome;
+pub mod route;
+pub mod runtime;
+pub mod store;
+
+#[cfg(test)]
+mod host_tests;
+
+pub use config::{HostSpec, RequestCounts, SimConfig};
+pub use faults::{FaultSettings, FaultSwitches};
+pub use host::{HostState, RunningComponent, RunningProvider, SIM_HOST_VERSION};
+pub use runtime::{SimError, SimLattice};
+pub use store::LatticeStore;

@@ -1,0 +1,105 @@
+//! Fault injection: switches a test (or the CLI) flips on a running host.
+//!
+//! [`FaultSwitches`] are shared between the test and the simulator through an `Arc`, so a change
+//! applies to the next request, event or heartbeat. Crashing and stopping a host are operations on
+//! [`crate::SimLattice`], not switches.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Initial fault settings for new hosts (plain data; see [`FaultSwitches`] for the live form).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultSettings {
+    /// Accept every `component.scale`, then emit `component_scale_failed`.
+    pub reject_scales: bool,
+    /// Accept every `provider.start`, then emit `provider_start_failed`.
+    pub reject_provider_starts: bool,
+    /// Publish no heartbeats.
+    pub pause_heartbeats: bool,
+    /// Wait this long before handling each request (and so before replying).
+    pub reply_delay: Duration,
+    /// Fraction (0.0–1.0) of events silently not published, drawn from the seeded RNG.
+    pub drop_events: f64,
+}
+
+const PPM: f64 = 1_000_000.0;
+
+/// Live fault switches of one host.
+#[derive(Debug, Default)]
+pub struct FaultSwitches {
+    reject_scales: AtomicBool,
+    reject_provider_starts: AtomicBool,
+    pause_heartbeats: AtomicBool,
+    reply_delay_ms: AtomicU64,
+    drop_events_ppm: AtomicU32,
+}
+
+impl FaultSwitches {
+    /// Switches set as `settings` says.
+    pub fn from_settings(settings: &FaultSettings) -> Self {
+        let s = Self::default();
+        s.set_reject_scales(settings.reject_scales);
+        s.set_reject_provider_starts(settings.reject_provider_starts);
+        s.set_pause_heartbeats(settings.pause_heartbeats);
+        s.set_reply_delay(settings.reply_delay);
+        s.set_drop_events(settings.drop_events);
+        s
+    }
+
+    pub fn set_reject_scales(&self, on: bool) {
+        self.reject_scales.store(on, Ordering::Relaxed);
+    }
+    pub fn reject_scales(&self) -> bool {
+        self.reject_scales.load(Ordering::Relaxed)
+    }
+    pub fn set_reject_provider_starts(&self, on: bool) {
+        self.reject_provider_starts.store(on, Ordering::Relaxed);
+    }
+    pub fn reject_provider_starts(&self) -> bool {
+        self.reject_provider_starts.load(Ordering::Relaxed)
+    }
+    pub fn set_pause_heartbeats(&self, on: bool) {
+        self.pause_heartbeats.store(on, Ordering::Relaxed);
+    }
+    pub fn heartbeats_paused(&self) -> bool {
+        self.pause_heartbeats.load(Ordering::Relaxed)
+    }
+    /// Millisecond precision.
+    pub fn set_reply_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.reply_delay_ms.store(ms, Ordering::Relaxed);
+    }
+    pub fn reply_delay(&self) -> Duration {
+        Duration::from_millis(self.reply_delay_ms.load(Ordering::Relaxed))
+    }
+    /// Clamped to 0.0–1.0 (NaN counts as 0); kept in parts per million.
+    pub fn set_drop_events(&self, fraction: f64) {
+        let f = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
+        self.drop_events_ppm.store((f * PPM).round() as u32, Ordering::Relaxed);
+    }
+    pub fn drop_events(&self) -> f64 {
+        f64::from(self.drop_events_ppm.load(Ordering::Relaxed)) / PPM
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_clamp() {
+        let s = FaultSwitches::from_settings(&FaultSettings {
+            reject_scales: true,
+            reply_delay: Duration::from_millis(250),
+            drop_events: 7.0,
+            ..FaultSettings::default()
+        });
+        assert!(s.reject_scales() && !s.reject_provider_starts() && !s.heartbeats_paused());
+        assert_eq!(s.reply_delay(), Duration::from_millis(250));
+        assert_eq!(s.drop_events(), 1.0);
+        s.set_drop_events(f64::NAN);
+        assert_eq!(s.drop_events(), 0.0);
+        s.set_drop_events(0.1);
+        assert!((s.drop_events() - 0.1).abs() < 1e-9);
+    }
+}

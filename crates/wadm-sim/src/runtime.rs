@@ -1,0 +1,397 @@
+//! The NATS shell: one connection for the whole simulated lattice, wildcard subscriptions routed
+//! in-process to host state, one cheap heartbeat timer task per host, and the test-facing API.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use async_nats::{Client, Message, Subject};
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use wadm_protocol::event::HostStarted;
+use wadm_protocol::{CloudEvent, HostInventory, Link, StringMap, subject};
+
+use crate::config::{HostSpec, RequestCounts, SimConfig, friendly_name, hostcore_labels};
+use crate::faults::FaultSwitches;
+use crate::host::{HostState, SIM_HOST_VERSION};
+use crate::outcome::{Outcome, SimEvent};
+use crate::route::{Route, plain_subscriptions, queue_subscriptions, route};
+use crate::store::LatticeStore;
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("cannot subscribe to {subject}: {reason}")]
+    Subscribe { subject: String, reason: String },
+    #[error("lattice name `{0}` is not subject-safe (empty, or has `.`, `*`, `>` or whitespace)")]
+    BadLattice(String),
+}
+
+/// A running host.
+struct LiveHost {
+    state: HostState,
+    started: Instant,
+    faults: Arc<FaultSwitches>,
+    heartbeat: JoinHandle<()>,
+}
+
+/// What tests read back about a host, kept after it stops or crashes.
+#[derive(Default)]
+struct HostRecord {
+    requests: RequestCounts,
+    max_seen: BTreeMap<String, u32>,
+    faults: Arc<FaultSwitches>,
+}
+
+struct State {
+    hosts: BTreeMap<String, LiveHost>,
+    store: LatticeStore,
+    records: BTreeMap<String, HostRecord>,
+    rng: StdRng,
+    next_one: usize,
+}
+
+struct Inner {
+    client: Client,
+    config: SimConfig,
+    prefix: String,
+    state: Mutex<State>,
+}
+
+/// A simulated lattice of wasmCloud 1.x hosts on a real NATS server.
+pub struct SimLattice {
+    inner: Arc<Inner>,
+    dispatcher: JoinHandle<()>,
+}
+
+impl SimLattice {
+    /// Connect, subscribe to the lattice's control subjects and start routing. No hosts yet.
+    pub async fn connect(config: SimConfig) -> Result<SimLattice, SimError> {
+        let l = &config.lattice;
+        if l.is_empty() || l.contains(['.', '*', '>']) || l.contains(char::is_whitespace) {
+            return Err(SimError::BadLattice(l.clone()));
+        }
+        let client = async_nats::connect(&config.nats_url).await.map_err(|e| {
+            SimError::Connect { url: config.nats_url.clone(), reason: e.to_string() }
+        })?;
+        let prefix = subject::ctl_prefix(&config.lattice);
+        let queue_group = format!("wadm-sim.{}", config.lattice);
+        let mut subs = Vec::new();
+        let sub_err = |subject: &str, e: &dyn std::fmt::Display| SimError::Subscribe {
+            subject: subject.to_string(),
+            reason: e.to_string(),
+        };
+        for s in plain_subscriptions() {
+            let s = format!("{prefix}.{s}");
+            subs.push(client.subscribe(s.clone()).await.map_err(|e| sub_err(&s, &e))?);
+        }
+        for s in queue_subscriptions() {
+            let s = format!("{prefix}.{s}");
+            let sub = client.queue_subscribe(s.clone(), queue_group.clone()).await;
+            subs.push(sub.map_err(|e| sub_err(&s, &e))?);
+        }
+        // The server knows every subscription once the flush returns: hosts answer at once.
+        client.flush().await.map_err(|e| sub_err(&prefix, &e))?;
+        let state = State {
+            hosts: BTreeMap::new(),
+            store: LatticeStore::default(),
+            records: BTreeMap::new(),
+            rng: StdRng::seed_from_u64(config.seed),
+            next_one: 0,
+        };
+        let inner = Arc::new(Inner { client, config, prefix, state: Mutex::new(state) });
+        let weak = Arc::downgrade(&inner);
+        let dispatcher = tokio::spawn(async move {
+            let mut all = futures::stream::select_all(subs);
+            while let Some(msg) = all.next().await {
+                let Some(inner) = weak.upgrade() else { break };
+                inner.dispatch(msg).await;
+            }
+        });
+        Ok(SimLattice { inner, dispatcher })
+    }
+
+    /// Start a host: it publishes `host_started` and answers requests before this returns.
+    pub async fn add_host(&self, spec: HostSpec) -> String {
+        let inner = &self.inner;
+        let id = nkeys::KeyPair::new_server().public_key();
+        let mut labels = hostcore_labels();
+        labels.extend(spec.labels);
+        let started_event = {
+            let mut st = inner.lock();
+            let name = spec.friendly_name.unwrap_or_else(|| friendly_name(&mut st.rng));
+            let stagger = inner.config.heartbeat_stagger.as_millis() as u64;
+            let extra = if stagger > 0 { st.rng.random_range(0..stagger) } else { 0 };
+            let faults = Arc::new(FaultSwitches::from_settings(&inner.config.faults));
+            let first_delay = inner.config.heartbeat_interval + Duration::from_millis(extra);
+            let heartbeat = tokio::spawn(heartbeat_loop(
+                Arc::downgrade(inner),
+                id.clone(),
+                first_delay,
+                inner.config.heartbeat_interval,
+            ));
+            let state = HostState::new(id.clone(), name.clone(), labels.clone());
+            let live =
+                LiveHost { state, started: Instant::now(), faults: faults.clone(), heartbeat };
+            st.hosts.insert(id.clone(), live);
+            st.records.insert(id.clone(), HostRecord { faults, ..HostRecord::default() });
+            let data = HostStarted {
+                friendly_name: name,
+                labels,
+                uptime_seconds: 0,
+                version: SIM_HOST_VERSION.to_string(),
+            };
+            SimEvent::new("host_started", data)
+        };
+        inner.publish_event(&id, started_event).await;
+        id
+    }
+
+    /// Stop a host gracefully: it publishes `host_stopped` and goes away. False if not running.
+    pub async fn stop_host(&self, host_id: &str) -> bool {
+        let Some(live) = self.inner.remove_host(host_id) else { return false };
+        let labels = live.state.labels.clone();
+        let event = SimEvent::new("host_stopped", wadm_protocol::event::HostStopped { labels });
+        self.inner.publish_event(host_id, event).await;
+        true
+    }
+
+    /// Crash a host: it goes silent (no replies, heartbeats or events). False if not running.
+    pub async fn crash_host(&self, host_id: &str) -> bool {
+        self.inner.remove_host(host_id).is_some()
+    }
+
+    /// Ids of the running hosts, sorted.
+    pub fn hosts(&self) -> Vec<String> {
+        self.inner.lock().hosts.keys().cloned().collect()
+    }
+
+    /// What a running host runs, as its next heartbeat would say.
+    pub fn inventory(&self, host_id: &str) -> Option<HostInventory> {
+        let st = self.inner.lock();
+        st.hosts.get(host_id).map(|h| h.state.inventory(h.started.elapsed()))
+    }
+
+    /// The full state of a running host (components with counts, annotations, refs and config).
+    pub fn host_state(&self, host_id: &str) -> Option<HostState> {
+        self.inner.lock().hosts.get(host_id).map(|h| h.state.clone())
+    }
+
+    /// Every link in the lattice, ordered by key.
+    pub fn links(&self) -> Vec<Link> {
+        self.inner.lock().store.links.values().cloned().collect()
+    }
+
+    /// Every named config in the lattice.
+    pub fn configs(&self) -> BTreeMap<String, StringMap> {
+        self.inner.lock().store.configs.clone()
+    }
+
+    /// The highest instance count `component_id` ever had on `host_id` (0 if never run).
+    pub fn max_count_seen(&self, host_id: &str, component_id: &str) -> u32 {
+        let st = self.inner.lock();
+        st.records.get(host_id).and_then(|r| r.max_seen.get(component_id)).copied().unwrap_or(0)
+    }
+
+    /// Control requests a host handled, by kind (kept after the host stops).
+    pub fn requests(&self, host_id: &str) -> RequestCounts {
+        let st = self.inner.lock();
+        st.records.get(host_id).map(|r| r.requests.clone()).unwrap_or_default()
+    }
+
+    /// The live fault switches of a host (also of a stopped one, harmlessly).
+    pub fn faults(&self, host_id: &str) -> Option<Arc<FaultSwitches>> {
+        self.inner.lock().records.get(host_id).map(|r| r.faults.clone())
+    }
+
+    /// The lattice name.
+    pub fn lattice(&self) -> &str {
+        &self.inner.config.lattice
+    }
+
+    /// Stop every host gracefully, stop routing, and flush what is pending.
+    pub async fn shutdown(self) {
+        for id in self.hosts() {
+            self.stop_host(&id).await;
+        }
+        self.dispatcher.abort();
+        let _ = self.inner.client.flush().await;
+    }
+}
+
+impl Drop for SimLattice {
+    fn drop(&mut self) {
+        self.dispatcher.abort();
+        for (_, host) in std::mem::take(&mut self.inner.lock().hosts) {
+            host.heartbeat.abort();
+        }
+    }
+}
+
+async fn heartbeat_loop(inner: Weak<Inner>, host_id: String, first: Duration, every: Duration) {
+    let mut ticks = tokio::time::interval_at(Instant::now() + first, every.max(MIN_INTERVAL));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let beat = {
+            let st = inner.lock();
+            let Some(h) = st.hosts.get(&host_id) else { return };
+            if h.faults.heartbeats_paused() {
+                None
+            } else {
+                Some(SimEvent::new("host_heartbeat", h.state.inventory(h.started.elapsed())))
+            }
+        };
+        if let Some(beat) = beat {
+            inner.publish_event_maybe_dropped(&host_id, beat).await;
+        }
+    }
+}
+
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remove_host(&self, host_id: &str) -> Option<LiveHost> {
+        let live = self.lock().hosts.remove(host_id)?;
+        live.heartbeat.abort();
+        Some(live)
+    }
+
+    async fn dispatch(self: &Arc<Self>, msg: Message) {
+        let Some(rest) = msg.subject.as_str().strip_prefix(&self.prefix) else { return };
+        let Some(route) = rest.strip_prefix('.').and_then(route) else { return };
+        let targets: Vec<(String, Duration)> = {
+            let mut st = self.lock();
+            let delay = |h: &LiveHost| h.faults.reply_delay();
+            match &route {
+                Route::All(_) => st.hosts.iter().map(|(id, h)| (id.clone(), delay(h))).collect(),
+                Route::Host(_, id) => {
+                    st.hosts.get(*id).map(|h| ((*id).to_string(), delay(h))).into_iter().collect()
+                }
+                Route::One(..) => {
+                    let n = st.hosts.len();
+                    let pick = st.next_one % n.max(1);
+                    st.next_one = st.next_one.wrapping_add(1);
+                    let chosen = st.hosts.iter().nth(pick);
+                    chosen.map(|(id, h)| (id.clone(), delay(h))).into_iter().collect()
+                }
+            }
+        };
+        let subject = msg.subject.to_string();
+        for (host_id, delay) in targets {
+            if delay.is_zero() {
+                self.handle(&host_id, &subject, &msg.payload, msg.reply.clone()).await;
+            } else {
+                let (inner, payload, reply) =
+                    (self.clone(), msg.payload.clone(), msg.reply.clone());
+                let subject = subject.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    inner.handle(&host_id, &subject, &payload, reply).await;
+                });
+            }
+        }
+    }
+
+    /// Handle one request as `host_id`, then publish its reply and (surviving) events.
+    async fn handle(&self, host_id: &str, subject: &str, body: &[u8], reply: Option<Subject>) {
+        let Some(route) = subject.strip_prefix(&self.prefix).and_then(|r| route(&r[1..])) else {
+            return;
+        };
+        let (outcome, events) = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            let Some(host) = st.hosts.get_mut(host_id) else { return };
+            let uptime = host.started.elapsed();
+            let faults = host.faults.clone();
+            let outcome = match route {
+                Route::All("host.ping") => {
+                    host.state.ping(&self.config.lattice, uptime, &self.config.nats_url)
+                }
+                Route::All("component.auction") => host.state.component_auction(body),
+                Route::All(_) => host.state.provider_auction(body),
+                Route::Host("host.get", _) => Outcome::with(host.state.inventory(uptime)),
+                Route::Host("host.stop", _) => host.state.stop(),
+                Route::Host("component.scale", _) => host.state.scale(body, &st.store, &faults),
+                Route::Host("component.update", _) => host.state.update(body),
+                Route::Host("provider.start", _) => {
+                    host.state.start_provider(body, &st.store, &faults)
+                }
+                Route::Host("provider.stop", _) => host.state.stop_provider(body),
+                Route::Host("label.put", _) => host.state.put_label(body),
+                Route::Host(_, _) => host.state.delete_label(body),
+                Route::One("link.put", _) => st.store.link_put(body),
+                Route::One("link.del", _) => st.store.link_del(body),
+                Route::One("link.get", _) => st.store.link_get(),
+                Route::One("claims.get", _) => st.store.claims_get(),
+                Route::One("config.put", Some(name)) => st.store.config_put(name, body),
+                Route::One("config.get", Some(name)) => st.store.config_get(name),
+                Route::One(_, name) => st.store.config_del(name.unwrap_or_default()),
+            };
+            let record = st.records.entry(host_id.to_string()).or_default();
+            record.requests.record(route.kind());
+            if let Some(host) = st.hosts.get(host_id) {
+                for (id, c) in &host.state.components {
+                    let seen = record.max_seen.entry(id.clone()).or_default();
+                    *seen = (*seen).max(c.count);
+                }
+            }
+            if outcome.stop_host
+                && let Some(live) = st.hosts.remove(host_id)
+            {
+                live.heartbeat.abort();
+            }
+            let drop_share = faults.drop_events();
+            let events: Vec<SimEvent> = outcome
+                .events
+                .iter()
+                .filter(|_| drop_share <= 0.0 || st.rng.random::<f64>() >= drop_share)
+                .cloned()
+                .collect();
+            (outcome, events)
+        };
+        if let (Some(reply_to), Some(body)) = (reply, &outcome.reply) {
+            let bytes = serde_json::to_vec(body).unwrap_or_default();
+            if let Err(e) = self.client.publish(reply_to, Bytes::from(bytes)).await {
+                tracing::warn!(host_id, error = %e, "simulated host could not reply");
+            }
+        }
+        for event in events {
+            self.publish_event(host_id, event).await;
+        }
+    }
+
+    /// Publish an event unless the host's drop-events fault eats it.
+    async fn publish_event_maybe_dropped(&self, host_id: &str, event: SimEvent) {
+        let dropped = {
+            let mut st = self.lock();
+            let share = st.records.get(host_id).map(|r| r.faults.drop_events()).unwrap_or(0.0);
+            share > 0.0 && st.rng.random::<f64>() < share
+        };
+        if !dropped {
+            self.publish_event(host_id, event).await;
+        }
+    }
+
+    async fn publish_event(&self, host_id: &str, event: SimEvent) {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let id = uuid::Uuid::now_v7().to_string();
+        let envelope = CloudEvent::host_event(event.short, id, host_id, time, event.data);
+        let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
+        let subject = subject::event(&self.config.lattice, event.short);
+        if let Err(e) = self.client.publish(subject, Bytes::from(bytes)).await {
+            tracing::warn!(host_id, error = %e, "simulated host could not publish an event");
+        }
+    }
+}

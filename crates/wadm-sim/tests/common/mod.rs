@@ -1,0 +1,113 @@
+//! Shared helpers of the simulator's integration tests: a NATS server, a simulated lattice, and
+//! a recorder of every event the lattice publishes.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use wadm_protocol::CloudEvent;
+use wadm_sim::{SimConfig, SimLattice};
+use wadm_test_support::{NatsServer, wait_for};
+
+pub const LATTICE: &str = "simtest";
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Fixture {
+    pub server: NatsServer,
+    pub client: async_nats::Client,
+    pub sim: SimLattice,
+    pub events: Events,
+}
+
+/// A server, a plain client, a recorder subscribed before any host starts, and a sim lattice.
+pub async fn fixture(tune: impl FnOnce(&mut SimConfig)) -> Fixture {
+    let server = NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let events = Events::record(&client).await;
+    let mut config = SimConfig::new(server.url(), LATTICE);
+    tune(&mut config);
+    let sim = SimLattice::connect(config).await.unwrap();
+    Fixture { server, client, sim, events }
+}
+
+/// Every event published on the lattice, in arrival order.
+#[derive(Clone)]
+pub struct Events(Arc<Mutex<Vec<CloudEvent>>>);
+
+impl Events {
+    pub async fn record(client: &async_nats::Client) -> Events {
+        let mut sub = client.subscribe(format!("wasmbus.evt.{LATTICE}.>")).await.unwrap();
+        client.flush().await.unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let ev: CloudEvent = serde_json::from_slice(&msg.payload).unwrap();
+                let short = ev.short_type().unwrap().to_string();
+                assert_eq!(msg.subject.as_str(), format!("wasmbus.evt.{LATTICE}.{short}"));
+                sink.lock().unwrap().push(ev);
+            }
+        });
+        Events(seen)
+    }
+
+    pub fn all(&self) -> Vec<CloudEvent> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Events of one short type, in order.
+    pub fn of(&self, short: &str) -> Vec<CloudEvent> {
+        self.all().into_iter().filter(|e| e.short_type() == Some(short)).collect()
+    }
+
+    /// Wait until at least `n` events of `short` arrived; return them all.
+    pub async fn wait(&self, short: &str, n: usize) -> Vec<CloudEvent> {
+        wait_for(WAIT, || async {
+            let got = self.of(short);
+            (got.len() >= n).then_some(got)
+        })
+        .await
+        .unwrap_or_else(|| panic!("expected {n} `{short}` events; got {:#?}", self.all()))
+    }
+}
+
+/// A control subject of the test lattice.
+pub fn ctl(suffix: &str) -> String {
+    format!("wasmbus.ctl.v1.{LATTICE}.{suffix}")
+}
+
+/// One request/reply; the reply as JSON.
+pub async fn request(
+    client: &async_nats::Client,
+    suffix: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let payload = if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() };
+    let msg = tokio::time::timeout(WAIT, client.request(ctl(suffix), payload.into()))
+        .await
+        .expect("reply in time")
+        .expect("a responder");
+    serde_json::from_slice(&msg.payload).unwrap()
+}
+
+/// Scatter/gather: publish with an inbox, collect every answer until `n` arrived (or WAIT).
+pub async fn gather(
+    client: &async_nats::Client,
+    suffix: &str,
+    body: &[u8],
+    n: usize,
+) -> Vec<serde_json::Value> {
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    client.publish_with_reply(ctl(suffix), inbox, body.to_vec().into()).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < n {
+        match tokio::time::timeout(WAIT, sub.next()).await {
+            Ok(Some(msg)) => got.push(serde_json::from_slice(&msg.payload).unwrap()),
+            _ => break,
+        }
+    }
+    got
+}

@@ -1,0 +1,78 @@
+//! Host lifecycle on a real NATS: `host_started`, ping, inventory, heartbeats, stop and crash.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use wadm_protocol::event::{HostStarted, HostStopped};
+use wadm_protocol::{HostEvent, HostInventory};
+use wadm_sim::HostSpec;
+
+#[tokio::test]
+async fn a_started_host_announces_itself_and_answers_at_once() {
+    let f = fixture(|_| {}).await;
+    let id = f.sim.add_host(HostSpec::default().label("zone", "east")).await;
+    assert_eq!(id.len(), 56);
+    assert!(id.starts_with('N'));
+
+    let started = f.events.wait("host_started", 1).await;
+    assert_eq!(started[0].source, id);
+    let HostEvent::HostStarted(HostStarted { labels, friendly_name, .. }) =
+        HostEvent::decode(&started[0]).unwrap()
+    else {
+        panic!("not host_started")
+    };
+    assert_eq!(labels["zone"], "east");
+    for key in ["hostcore.arch", "hostcore.os", "hostcore.osfamily"] {
+        assert!(labels.contains_key(key), "{key}");
+    }
+    assert!(!friendly_name.is_empty());
+
+    let inv = request(&f.client, &format!("host.get.{id}"), serde_json::Value::Null).await;
+    assert_eq!(inv["success"], true);
+    let inv: HostInventory = serde_json::from_value(inv["response"].clone()).unwrap();
+    assert_eq!(inv.host_id, id);
+    assert_eq!(Some(inv.labels.clone()), f.sim.inventory(&id).map(|i| i.labels));
+}
+
+#[tokio::test]
+async fn heartbeats_carry_the_inventory_at_the_interval() {
+    let f = fixture(|c| c.heartbeat_interval = Duration::from_millis(200)).await;
+    let id = f.sim.add_host(HostSpec::default()).await;
+    let beats = f.events.wait("host_heartbeat", 2).await;
+    let HostEvent::HostHeartbeat(inv) = HostEvent::decode(&beats[0]).unwrap() else { panic!() };
+    assert_eq!(inv.host_id, id);
+    assert_eq!(beats[0].source, id);
+    assert!(!inv.uptime_human.is_empty());
+}
+
+#[tokio::test]
+async fn stopped_hosts_say_so_and_crashed_hosts_go_silent() {
+    let f = fixture(|c| c.heartbeat_interval = Duration::from_millis(100)).await;
+    let a = f.sim.add_host(HostSpec::default().label("k", "a")).await;
+    let b = f.sim.add_host(HostSpec::default()).await;
+    f.events.wait("host_heartbeat", 2).await;
+
+    assert!(f.sim.stop_host(&a).await);
+    let stopped = f.events.wait("host_stopped", 1).await;
+    assert_eq!(stopped[0].source, a);
+    let HostEvent::HostStopped(HostStopped { labels }) = HostEvent::decode(&stopped[0]).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(labels["k"], "a");
+
+    assert!(f.sim.crash_host(&b).await);
+    assert!(f.sim.hosts().is_empty());
+    // Silent: no reply to a host-addressed request, no host_stopped.
+    let req = f.client.request(ctl(&format!("host.get.{b}")), "".into());
+    let answered = tokio::time::timeout(Duration::from_millis(500), req).await;
+    assert!(!matches!(answered, Ok(Ok(_))), "a crashed host must not answer");
+    assert_eq!(f.events.of("host_stopped").len(), 1);
+    let beats_after_crash = f.events.of("host_heartbeat").len();
+    // Another host keeps beating; the crashed one must not appear among later beats.
+    let c = f.sim.add_host(HostSpec::default()).await;
+    let later = f.events.wait("host_heartbeat", beats_after_crash + 3).await;
+    assert!(later[beats_after_crash..].iter().all(|e| e.source == c));
+}
