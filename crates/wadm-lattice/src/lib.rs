@@ -5,6 +5,7 @@
 //! ([`Timestamp`]); nothing here reads a clock or does I/O, so every transition can be tested and
 //! replayed exactly.
 
+pub mod bookkeeping;
 pub mod state;
 
 pub use state::*;

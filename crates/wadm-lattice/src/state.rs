@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wadm_protocol::{Link, LinkKey, StringMap};
 
+use crate::bookkeeping::Bookkeeping;
+
 /// Milliseconds since the Unix epoch, passed in by the caller (never read from a clock here).
 pub type Timestamp = u64;
 
@@ -18,6 +20,10 @@ pub struct LatticeState {
     pub links: BTreeMap<LinkKey, Link>,
     /// Configs known to exist, by name.
     pub configs: BTreeMap<String, ConfigState>,
+    /// The reducer's ordering and liveness bookkeeping (stamps, tombstones, counters): not part of
+    /// what the lattice runs. Added by the observed-state engineer; see `crate::bookkeeping`.
+    #[serde(default)]
+    pub bookkeeping: Bookkeeping,
 }
 
 /// One live host.

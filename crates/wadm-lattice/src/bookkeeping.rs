@@ -1,0 +1,102 @@
+//! The reducer's ordering and liveness bookkeeping, kept beside the observed state.
+//!
+//! Events may arrive late, twice or out of order. To stay idempotent and order-tolerant the reducer
+//! remembers, per host, the stamp of the newest full snapshot it applied (heartbeat, `host_started`)
+//! and, per entity (a component, a provider, the labels), the stamp of the newest incremental event
+//! that touched it. Lattice-wide entities (links, configs) carry stamps too, and hosts that stopped
+//! or were declared lost leave a [`Tombstone`] for a bounded period so that a late event from before
+//! the stop cannot bring them back.
+//!
+//! Stamps order events by `(event time, event id)`: times come from the emitting host's clock, the
+//! id breaks ties deterministically, and a duplicate delivery carries an equal stamp.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wadm_protocol::LinkKey;
+
+use crate::state::Timestamp;
+
+/// The position of an event in its host's history: `(time, id)`, ordered lexicographically.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventStamp {
+    /// The event's own time (ms since the epoch, from the emitting host's clock).
+    pub time: Timestamp,
+    /// The event id (CloudEvent `id`): a deterministic tie-break between events of the same ms.
+    pub id: String,
+}
+
+/// The stamp of the newest event applied to one entity, and when (wadm's clock) it was applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub stamp: EventStamp,
+    /// wadm's clock when the event was applied: lets discovery tell facts learnt during a
+    /// discovery round from older ones, and bounds how long removal marks are kept.
+    pub applied_at: Timestamp,
+}
+
+/// Something on a host that events change one at a time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum HostEntity {
+    Labels,
+    Component(String),
+    Provider(String),
+}
+
+/// Per-host ordering state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostClock {
+    /// The newest full snapshot (heartbeat or `host_started`) applied.
+    pub snapshot: Option<EventStamp>,
+    /// Newest incremental event per entity, newer than `snapshot` (older marks are pruned when a
+    /// snapshot is applied: the snapshot already reflects them).
+    #[serde(default)]
+    pub entities: BTreeMap<HostEntity, Mark>,
+}
+
+impl HostClock {
+    /// The newest stamp known for this host.
+    pub fn newest(&self) -> Option<&EventStamp> {
+        let entities = self.entities.values().map(|m| &m.stamp);
+        self.snapshot.iter().chain(entities).max()
+    }
+}
+
+/// Why a host left the observed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemovalReason {
+    /// The host announced `host_stopped`: its id never comes back.
+    Stopped,
+    /// The host's lease ran out: a newer event from it proves it alive again.
+    Lost,
+}
+
+/// A host that left, remembered for a bounded period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub reason: RemovalReason,
+    /// Events at or before this stamp are stale. For a stopped host every event is ignored.
+    pub as_of: Option<EventStamp>,
+    /// wadm's clock when the host was removed (drives retention and discovery races).
+    pub removed_at: Timestamp,
+}
+
+/// Everything the reducer remembers beyond the observed state itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bookkeeping {
+    #[serde(default)]
+    pub hosts: BTreeMap<String, HostClock>,
+    #[serde(default)]
+    pub tombstones: BTreeMap<String, Tombstone>,
+    #[serde(default)]
+    pub links: BTreeMap<LinkKey, Mark>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, Mark>,
+    /// Events of a type wadm does not know, skipped.
+    #[serde(default)]
+    pub unknown_events: u64,
+    /// Events skipped as stale or duplicate.
+    #[serde(default)]
+    pub stale_events: u64,
+}
