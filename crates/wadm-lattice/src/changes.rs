@@ -1,0 +1,137 @@
+//! What one step of the reducer changed: entity-level changes and the applications they touch.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use wadm_protocol::{LinkKey, StringMap};
+
+use crate::bookkeeping::RemovalReason;
+
+/// The annotation naming the application that owns a component or provider.
+pub const APPSPEC_ANNOTATION: &str = "wasmcloud.dev/appspec";
+
+/// The application named by a set of annotations, if any.
+pub fn app_of(annotations: &StringMap) -> Option<&str> {
+    annotations.get(APPSPEC_ANNOTATION).map(String::as_str).filter(|s| !s.is_empty())
+}
+
+/// One entity that changed. The derived order sorts hosts first, then per-host entities, then
+/// lattice-wide ones, so a writer applying the list in order writes a host before its children.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    HostAdded {
+        host: String,
+    },
+    /// Friendly name or version changed.
+    HostUpdated {
+        host: String,
+    },
+    HostLabelsChanged {
+        host: String,
+    },
+    HostRemoved {
+        host: String,
+        reason: RemovalReason,
+    },
+    ComponentSet {
+        host: String,
+        component: String,
+    },
+    ComponentRemoved {
+        host: String,
+        component: String,
+    },
+    ProviderSet {
+        host: String,
+        provider: String,
+    },
+    ProviderRemoved {
+        host: String,
+        provider: String,
+    },
+    LinkSet {
+        link: LinkKey,
+    },
+    LinkRemoved {
+        link: LinkKey,
+    },
+    ConfigSet {
+        name: String,
+    },
+    ConfigRemoved {
+        name: String,
+    },
+}
+
+/// How the reducer treated an event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied (possibly changing nothing, e.g. a scale to the count already observed).
+    #[default]
+    Applied,
+    /// Older than what is already known, or a duplicate: skipped.
+    Stale,
+    /// An event type wadm does not know: skipped and counted.
+    Unknown,
+    /// A host event naming no host (no `source`, no `host_id`): skipped.
+    Unattributed,
+}
+
+/// The result of one reducer step (or several, merged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Entity-level changes, sorted and without duplicates.
+    pub changes: Vec<Change>,
+    /// Applications (by `wasmcloud.dev/appspec`) whose entities changed.
+    pub apps: BTreeSet<String>,
+    /// Whether every application should be reconciled (a host appeared or its labels changed,
+    /// a config changed): placement may differ for any of them.
+    pub every_app: bool,
+    /// Hosts that sent events before wadm knew them: ask for their inventory.
+    pub needs_inventory: BTreeSet<String>,
+    pub outcome: Outcome,
+}
+
+impl Changes {
+    pub(crate) fn with_outcome(outcome: Outcome) -> Self {
+        Self { outcome, ..Self::default() }
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.apps.is_empty() && !self.every_app
+    }
+
+    /// Fold another step's changes into these (the outcome stays this one's).
+    pub fn merge(&mut self, other: Changes) {
+        self.changes.extend(other.changes);
+        self.changes.sort();
+        self.changes.dedup();
+        self.apps.extend(other.apps);
+        self.every_app |= other.every_app;
+        self.needs_inventory.extend(other.needs_inventory);
+    }
+
+    pub(crate) fn push(&mut self, change: Change) {
+        if matches!(
+            change,
+            Change::HostAdded { .. }
+                | Change::HostLabelsChanged { .. }
+                | Change::ConfigSet { .. }
+                | Change::ConfigRemoved { .. }
+        ) {
+            self.every_app = true;
+        }
+        if let Err(at) = self.changes.binary_search(&change) {
+            self.changes.insert(at, change);
+        }
+    }
+
+    pub(crate) fn touch_app(&mut self, annotations: &StringMap) {
+        if let Some(app) = app_of(annotations) {
+            self.apps.insert(app.to_string());
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Property tests of the reducer: order tolerance, idempotence of duplicate delivery.
+//!
+//! A generator simulates a small lattice (two hosts, a few components, providers, links, configs)
+//! and emits the events a real lattice would, each with its own strictly increasing time. Applying
+//! any permutation of those events, with any events delivered twice, must end in the state reached
+//! by applying them in order. Health checks are left out: they describe a provider that must
+//! already be running, which only in-order delivery from the host guarantees.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use proptest::prelude::*;
+use wadm_lattice::{EventContext, LatticeState, apply};
+use wadm_protocol::{HostEvent, HostInventory, ProviderDescription};
+
+const HOSTS: [&str; 2] = [H1, H2];
+
+type Events = Vec<(EventContext, HostEvent)>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Scale { host: usize, comp: u8, count: u32, image: u8 },
+    ProviderStart { host: usize, prov: u8 },
+    ProviderStop { host: usize, prov: u8 },
+    Labels { host: usize, zone: u8 },
+    Heartbeat { host: usize },
+    LinkSet { src: u8, target: u8 },
+    LinkDel { src: u8 },
+    ConfigSet { n: u8 },
+    ConfigDel { n: u8 },
+    Stop { host: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..2usize, 0..3u8, 0..3u32, 0..2u8)
+            .prop_map(|(host, comp, count, image)| Op::Scale { host, comp, count, image }),
+        2 => (0..2usize, 0..2u8).prop_map(|(host, prov)| Op::ProviderStart { host, prov }),
+        1 => (0..2usize, 0..2u8).prop_map(|(host, prov)| Op::ProviderStop { host, prov }),
+        1 => (0..2usize, 0..3u8).prop_map(|(host, zone)| Op::Labels { host, zone }),
+        2 => (0..2usize).prop_map(|host| Op::Heartbeat { host }),
+        1 => (0..2u8, 0..2u8).prop_map(|(src, target)| Op::LinkSet { src, target }),
+        1 => (0..2u8).prop_map(|src| Op::LinkDel { src }),
+        1 => (0..2u8).prop_map(|n| Op::ConfigSet { n }),
+        1 => (0..2u8).prop_map(|n| Op::ConfigDel { n }),
+        1 => (0..2usize).prop_map(|host| Op::Stop { host }),
+    ]
+}
+
+#[derive(Default, Clone)]
+struct SimHost {
+    stopped: bool,
+    zone: u8,
+    comps: BTreeMap<String, (String, u32)>,
+    provs: BTreeMap<String, String>,
+}
+
+/// Turn ops into the events a real lattice would publish, with increasing times.
+fn events(ops: &[Op]) -> Events {
+    let mut hosts = vec![SimHost::default(); 2];
+    let mut out = Vec::new();
+    let mut time = 1_000u64;
+    let mut emit = |source: &str, event: HostEvent, out: &mut Vec<_>| {
+        time += 1;
+        out.push((ctx(source, &format!("ev{time}"), time), event));
+    };
+    for (i, host) in HOSTS.iter().enumerate() {
+        emit(host, started(&[("zone", &hosts[i].zone.to_string())]), &mut out);
+    }
+    for op in ops {
+        let host_of = |h: usize| HOSTS[h];
+        match op.clone() {
+            Op::Scale { host, comp, count, image } if !hosts[host].stopped => {
+                let id = format!("c{comp}");
+                let image = format!("img:{image}");
+                if count == 0 {
+                    hosts[host].comps.remove(&id);
+                } else {
+                    hosts[host].comps.insert(id.clone(), (image.clone(), count));
+                }
+                emit(host_of(host), scaled(&id, &image, count, "demo"), &mut out);
+            }
+            Op::ProviderStart { host, prov } if !hosts[host].stopped => {
+                let id = format!("p{prov}");
+                if !hosts[host].provs.contains_key(&id) {
+                    hosts[host].provs.insert(id.clone(), "prov-img".into());
+                    emit(host_of(host), provider_started(&id, "prov-img", "demo"), &mut out);
+                }
+            }
+            Op::ProviderStop { host, prov } if !hosts[host].stopped => {
+                let id = format!("p{prov}");
+                if hosts[host].provs.remove(&id).is_some() {
+                    emit(host_of(host), provider_stopped(&id), &mut out);
+                }
+            }
+            Op::Labels { host, zone } if !hosts[host].stopped => {
+                hosts[host].zone = zone;
+                emit(host_of(host), labels(&[("zone", &zone.to_string())]), &mut out);
+            }
+            Op::Heartbeat { host } if !hosts[host].stopped => {
+                let h = &hosts[host];
+                let comps: Vec<(&str, &str, u32)> =
+                    h.comps.iter().map(|(id, (img, n))| (id.as_str(), img.as_str(), *n)).collect();
+                let mut inv: HostInventory =
+                    inventory(host_of(host), &[("zone", &h.zone.to_string())], &comps);
+                inv.providers = h
+                    .provs
+                    .iter()
+                    .map(|(id, img)| ProviderDescription {
+                        id: id.clone(),
+                        image_ref: img.clone(),
+                        name: None,
+                        annotations: app("demo"),
+                        revision: 0,
+                    })
+                    .collect();
+                emit(host_of(host), HostEvent::HostHeartbeat(inv), &mut out);
+            }
+            Op::Stop { host } if !hosts[host].stopped => {
+                hosts[host].stopped = true;
+                emit(host_of(host), stopped(), &mut out);
+            }
+            Op::LinkSet { src, target } => {
+                let l = link(&format!("c{src}"), &format!("p{target}"));
+                emit(H1, HostEvent::LinkSet(l), &mut out);
+            }
+            Op::LinkDel { src } => emit(H2, link_deleted(&format!("c{src}")), &mut out),
+            Op::ConfigSet { n } => emit(H1, config_set(&format!("cfg{n}")), &mut out),
+            Op::ConfigDel { n } => emit(H2, config_deleted(&format!("cfg{n}")), &mut out),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What the lattice runs, without the reducer's bookkeeping.
+fn observable(s: &LatticeState) -> LatticeState {
+    LatticeState { bookkeeping: Default::default(), ..s.clone() }
+}
+
+fn run(events: &[(EventContext, HostEvent)]) -> LatticeState {
+    let mut s = LatticeState { lattice: "default".into(), ..LatticeState::default() };
+    for (ctx, ev) in events {
+        apply(&mut s, ctx, ev, 5_000);
+    }
+    s
+}
+
+fn sequence_and_permutation() -> impl Strategy<Value = (Events, Events)> {
+    prop::collection::vec(op(), 0..40).prop_flat_map(|ops| {
+        let evs = events(&ops);
+        (Just(evs.clone()), Just(evs).prop_shuffle())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_order_ends_in_the_same_state((ordered, shuffled) in sequence_and_permutation()) {
+        let expected = observable(&run(&ordered));
+        prop_assert_eq!(observable(&run(&shuffled)), expected);
+    }
+
+    #[test]
+    fn duplicates_in_any_order_end_in_the_same_state(
+        (ordered, shuffled) in sequence_and_permutation(),
+        dups in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
+    ) {
+        let expected = observable(&run(&ordered));
+        let mut with_dups = shuffled.clone();
+        if !shuffled.is_empty() {
+            for d in dups {
+                with_dups.push(shuffled[d.index(shuffled.len())].clone());
+            }
+        }
+        prop_assert_eq!(observable(&run(&with_dups)), expected);
+    }
+
+    #[test]
+    fn redelivering_an_applied_event_is_a_no_op(
+        ordered in prop::collection::vec(op(), 0..40).prop_map(|ops| events(&ops)),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        let mut s = run(&ordered);
+        let (ctx, ev) = &ordered[pick.index(ordered.len())];
+        let before = s.clone();
+        let changes = apply(&mut s, ctx, ev, 9_000);
+        prop_assert!(changes.is_empty(), "{:?}", changes);
+        let mut expected = before;
+        expected.bookkeeping.stale_events = s.bookkeeping.stale_events;
+        prop_assert_eq!(s, expected);
+    }
+}
