@@ -1,0 +1,281 @@
+//! The `wadm app` subcommands: one request (or a few) each, printed as a table or as JSON.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use wadm_client::api::{DeleteResult, ModelSummary, PutResult};
+use wadm_client::{Client, ClientError, Status};
+
+use super::Output;
+use super::failure::Failure;
+use super::table::Table;
+use super::target::{ManifestFile, Target};
+use super::wait;
+
+/// A command whose files have been read.
+#[derive(Debug)]
+pub enum Prepared {
+    Put { manifest: ManifestFile },
+    Get { name: String, version: Option<String> },
+    List,
+    Versions { name: String },
+    Deploy { target: Target, version: Option<String>, wait: bool },
+    Undeploy { name: String },
+    Delete { name: String, version: Option<String> },
+    Status { name: String },
+    History { name: String },
+}
+
+/// What every command needs.
+pub struct Context {
+    pub client: Client,
+    pub output: Output,
+    /// How long `deploy --wait` waits.
+    pub wait_timeout: Duration,
+}
+
+impl Context {
+    fn json(&self) -> bool {
+        self.output == Output::Json
+    }
+}
+
+pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
+    let client = &cx.client;
+    match command {
+        Prepared::Put { manifest } => {
+            let reply = put(client, &manifest).await?;
+            if cx.json() {
+                return print_json(&reply);
+            }
+            let what = if reply.result == PutResult::Created {
+                "Stored new application"
+            } else {
+                "Stored"
+            };
+            println!(
+                "{what} {} version {} ({} version{} stored)",
+                reply.name,
+                reply.current_version,
+                reply.total_versions,
+                if reply.total_versions == 1 { "" } else { "s" }
+            );
+        }
+        Prepared::Get { name, version } => {
+            let manifest = client.get(&name, version.as_deref()).await?;
+            if cx.json() {
+                return print_json(&manifest);
+            }
+            print!("{}", wadm_client::manifest::to_yaml(&manifest)?);
+        }
+        Prepared::List => {
+            let models = client.list().await?;
+            if cx.json() {
+                return print_json(&models);
+            }
+            print_models(&models);
+        }
+        Prepared::Versions { name } => {
+            let versions = client.versions(&name).await?;
+            if cx.json() {
+                return print_json(&versions);
+            }
+            let mut table = Table::new(&["VERSION", "DEPLOYED"]);
+            for v in &versions {
+                table.row(vec![v.version.clone(), yes_no(v.deployed)]);
+            }
+            print!("{}", table.render());
+        }
+        Prepared::Deploy { target, version, wait } => deploy(cx, target, version, wait).await?,
+        Prepared::Undeploy { name } => {
+            let reply = client.undeploy(&name).await?;
+            if cx.json() {
+                return print_json(&reply);
+            }
+            println!("Undeployed {name}");
+        }
+        Prepared::Delete { name, version } => {
+            let reply = client.delete(&name, version.as_deref()).await?;
+            if cx.json() {
+                return print_json(&reply);
+            }
+            let what = match &version {
+                Some(v) => format!("{name} version {v}"),
+                None => name.clone(),
+            };
+            match reply.result {
+                DeleteResult::Noop => println!("Nothing to delete: {what} does not exist"),
+                _ if reply.undeploy => println!("Deleted {what} (it was deployed: undeployed it)"),
+                _ => println!("Deleted {what}"),
+            }
+        }
+        Prepared::Status { name } => {
+            let status = client.status(&name).await?;
+            if cx.json() {
+                return print_json(&status);
+            }
+            print_status(&name, &status);
+        }
+        Prepared::History { name } => {
+            let history = client.history(&name).await?;
+            if cx.json() {
+                return print_json(&history);
+            }
+            let mut table = Table::new(&["AT", "ACTION", "VERSION", "ACTOR"]);
+            for entry in &history {
+                table.row(vec![
+                    entry.at.clone(),
+                    entry.action.clone(),
+                    entry.version.clone().unwrap_or_default(),
+                    entry.actor.clone().unwrap_or_default(),
+                ]);
+            }
+            print!("{}", table.render());
+        }
+    }
+    Ok(())
+}
+
+async fn put(
+    client: &Client,
+    manifest: &ManifestFile,
+) -> Result<wadm_client::api::PutModelResponse, ClientError> {
+    client.put_manifest(manifest.bytes.clone(), Some(manifest.info.content_type)).await
+}
+
+/// `deploy`: with a file, store it first (or reuse the stored version of the same number), then
+/// deploy; with `--wait`, follow the status until deployed, failed or out of time.
+async fn deploy(
+    cx: &Context,
+    target: Target,
+    version: Option<String>,
+    wait: bool,
+) -> Result<(), Failure> {
+    let client = &cx.client;
+    let name = target.name().to_string();
+    let version = match (&target, version) {
+        (_, Some(v)) => Some(v),
+        (Target::Name(_), None) => None,
+        (Target::File(file), None) => Some(store_for_deploy(cx, file).await?),
+    };
+    // Subscribe before deploying so that no status published in between is missed.
+    let watch = if wait { Some(client.watch_status(&name).await?) } else { None };
+    let reply = client.deploy(&name, version.as_deref()).await?;
+    let deployed_version = reply.version.clone().or(version).unwrap_or_default();
+    let Some(watch) = watch else {
+        if cx.json() {
+            return print_json(&reply);
+        }
+        println!("Deployed {name} version {deployed_version}");
+        return Ok(());
+    };
+    if !cx.json() {
+        eprintln!(
+            "Deploying {name} version {deployed_version}; waiting up to {:?}",
+            cx.wait_timeout
+        );
+    }
+    let progress_to_stderr = !cx.json();
+    let status =
+        wait::until_deployed(client, &name, watch, cx.wait_timeout, progress_to_stderr).await;
+    match status {
+        Ok(status) => {
+            if cx.json() {
+                return print_json(&WaitReport { deploy: &reply, status: &status });
+            }
+            println!("Deployed {name} version {deployed_version}: {}", status.status.status_type);
+            Ok(())
+        }
+        Err(failure) => {
+            if cx.json() {
+                // Scripts still get the deploy reply; the failure goes to stderr.
+                let _ = print_json(&reply);
+            }
+            Err(failure)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WaitReport<'a> {
+    deploy: &'a wadm_client::api::DeployModelResponse,
+    status: &'a Status,
+}
+
+/// Store `file` and return the version to deploy. If that exact version is already stored (a
+/// re-run of the same deploy), deploy the stored one instead of failing.
+async fn store_for_deploy(cx: &Context, file: &ManifestFile) -> Result<String, Failure> {
+    let client = &cx.client;
+    match put(client, file).await {
+        Ok(reply) => {
+            if !cx.json() {
+                eprintln!(
+                    "Stored {} version {} from {}",
+                    reply.name, reply.current_version, file.path
+                );
+            }
+            Ok(reply.current_version)
+        }
+        Err(ClientError::Api { message }) => {
+            let Some(version) = file.info.version.clone() else {
+                return Err(Failure::Api(format!("wadm error: {message}")));
+            };
+            let stored = client.versions(&file.info.name).await.unwrap_or_default();
+            if stored.iter().any(|v| v.version == version) {
+                if !cx.json() {
+                    eprintln!(
+                        "Version {version} of {} is already stored; deploying it",
+                        file.info.name
+                    );
+                }
+                Ok(version)
+            } else {
+                Err(Failure::Api(format!("wadm error: {message}")))
+            }
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn print_models(models: &[ModelSummary]) {
+    let mut table = Table::new(&["NAME", "DEPLOYED", "LATEST", "STATUS", "DESCRIPTION"]);
+    for m in models {
+        table.row(vec![
+            m.name.clone(),
+            m.deployed_version.clone().unwrap_or_else(|| "-".into()),
+            m.version.clone(),
+            m.status.to_string(),
+            m.description.clone().unwrap_or_default(),
+        ]);
+    }
+    if table.is_empty() {
+        println!("No applications");
+    } else {
+        print!("{}", table.render());
+    }
+}
+
+pub fn print_status(name: &str, status: &Status) {
+    let message = &status.status.message;
+    if message.is_empty() {
+        println!("{name}: {}", status.status.status_type);
+    } else {
+        println!("{name}: {} ({message})", status.status.status_type);
+    }
+    if status.scalers.is_empty() {
+        return;
+    }
+    println!();
+    print!("{}", wait::scaler_table(status).render());
+}
+
+fn yes_no(flag: bool) -> String {
+    if flag { "yes" } else { "no" }.to_string()
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Api(format!("cannot render the reply as JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}

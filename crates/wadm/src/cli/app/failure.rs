@@ -1,0 +1,47 @@
+//! How a `wadm app` command fails: the exit code and the one line printed on stderr.
+
+use std::process::ExitCode;
+
+use wadm_client::ClientError;
+
+/// A failed command.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad arguments or an unreadable file (exit 2).
+    Usage(String),
+    /// NATS or wadm unreachable, or no reply in time (exit 2).
+    Connection(String),
+    /// wadm answered with an error or "not found", or the deployment failed or timed out (exit 1).
+    Api(String),
+}
+
+impl Failure {
+    /// Print the one-line message and turn the failure into its exit code.
+    pub fn report(self) -> ExitCode {
+        let (code, message) = match self {
+            Failure::Usage(m) | Failure::Connection(m) => (2, m),
+            Failure::Api(m) => (1, m),
+        };
+        // One line: embedded newlines from lower layers are folded.
+        let line = message.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        eprintln!("error: {line}");
+        ExitCode::from(code)
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(error: ClientError) -> Self {
+        let message = error.to_string();
+        match error {
+            ClientError::Connect { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::NoResponders { .. }
+            | ClientError::Nats { .. } => Failure::Connection(message),
+            ClientError::InvalidArgument(_) => Failure::Usage(message),
+            ClientError::Api { .. }
+            | ClientError::NotFound { .. }
+            | ClientError::Decode { .. }
+            | ClientError::Manifest(_) => Failure::Api(message),
+        }
+    }
+}

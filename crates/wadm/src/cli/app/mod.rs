@@ -1,0 +1,221 @@
+//! `wadm app …`: manage applications through a running wadm over its NATS API.
+//!
+//! This module owns the command line (global connection options, subcommands) and the mapping of
+//! failures to exit codes: 0 success, 1 an API error / not found / a failed deployment, 2 a usage
+//! or connection problem. Every failure prints one line on stderr. The subcommands live in
+//! [`commands`], tables in [`table`], `deploy --wait` in [`wait`].
+
+mod commands;
+mod failure;
+mod table;
+mod target;
+mod wait;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Subcommand, ValueEnum};
+use wadm_client::{Client, ConnectOptions, DEFAULT_NATS_URL};
+
+pub use failure::Failure;
+
+/// Options shared by every `wadm app` subcommand.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// NATS server URL.
+    #[arg(long, global = true, env = "WADM_NATS_URL", default_value = DEFAULT_NATS_URL)]
+    nats_url: String,
+    /// NATS credentials file (.creds).
+    #[arg(long, global = true, env = "WADM_NATS_CREDS", value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// The lattice the applications live in.
+    #[arg(long, global = true, env = "WADM_LATTICE", default_value = "default")]
+    lattice: String,
+    /// Subject prefix of the wadm API.
+    #[arg(long, global = true, env = "WADM_API_PREFIX", default_value = wadm_client::api::DEFAULT_API_PREFIX)]
+    api_prefix: String,
+    /// How long to wait for each reply (e.g. `5s`, `500ms`, `2m`; default 5s). With
+    /// `deploy --wait`: how long to wait for the deployment (default 2m).
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
+    timeout: Option<Duration>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Table,
+    /// JSON for scripts (one document on stdout).
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Store a manifest (YAML or JSON file, `-` for stdin) as a new version.
+    Put {
+        /// The manifest file.
+        file: PathBuf,
+    },
+    /// Print a stored manifest (YAML; JSON with `--output json`).
+    #[command(disable_version_flag = true)]
+    Get {
+        name: String,
+        /// A stored version (default: the current one).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// List the applications of the lattice.
+    List,
+    /// List the stored versions of an application.
+    Versions { name: String },
+    /// Deploy an application by name, or store and deploy a manifest file.
+    #[command(disable_version_flag = true)]
+    Deploy {
+        /// An application name, or the path of a manifest file.
+        app: String,
+        /// The version to deploy (default: the current one; with a file: the version stored).
+        #[arg(long)]
+        version: Option<String>,
+        /// Wait until the application is deployed, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Undeploy an application (by name, or the name in a manifest file). Versions are kept.
+    Undeploy {
+        /// An application name, or the path of a manifest file.
+        app: String,
+    },
+    /// Delete an application, or one version of it (by name, or the name in a manifest file).
+    #[command(disable_version_flag = true)]
+    Delete {
+        /// An application name, or the path of a manifest file.
+        app: String,
+        /// Delete only this version.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Show the status of an application and of each of its scalers.
+    Status { name: String },
+    /// Show what was done to an application (puts, deploys, undeploys, deletes).
+    History { name: String },
+}
+
+/// The default wait of `deploy --wait` when `--timeout` is not given.
+const DEFAULT_WAIT: Duration = Duration::from_secs(120);
+
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return Failure::Connection(format!("cannot start the runtime: {e}")).report(),
+    };
+    match runtime.block_on(execute(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn execute(args: Args) -> Result<(), Failure> {
+    let options = ConnectOptions {
+        url: args.nats_url.clone(),
+        credentials_file: args.nats_creds.clone(),
+        ..ConnectOptions::default()
+    };
+    // Read a file argument before connecting, so a usage mistake is reported as such.
+    let command = target::prepare(args.command)?;
+    let nats = options.connect().await?;
+    let request_timeout = match (&command, args.timeout) {
+        (commands::Prepared::Deploy { wait: true, .. }, _) => wadm_client::DEFAULT_TIMEOUT,
+        (_, Some(timeout)) => timeout,
+        (_, None) => wadm_client::DEFAULT_TIMEOUT,
+    };
+    let client = Client::new(nats, args.lattice.clone(), Some(&args.api_prefix))
+        .with_timeout(request_timeout);
+    let context = commands::Context {
+        client,
+        output: args.output,
+        wait_timeout: args.timeout.unwrap_or(DEFAULT_WAIT),
+    };
+    let result = commands::execute(&context, command).await;
+    // Deliver anything still buffered (nothing is published here, but be tidy).
+    let _ = context.client.nats().flush().await;
+    result
+}
+
+/// Parse `5`, `5s`, `250ms`, `2m`, `1h` (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 =
+        number.parse().map_err(|_| format!("invalid duration {text:?} (try 5s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" | "mins" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("invalid duration unit {other:?} (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 * 365.0 {
+        return Err(format!("invalid duration {text:?}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line as the binary builds it (with a propagated `--version`).
+    #[derive(clap::Parser)]
+    #[command(name = "wadm", version, propagate_version = true)]
+    struct Binary {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Top {
+        App(Args),
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::{CommandFactory, Parser};
+        Binary::command().debug_assert();
+        let parsed = Binary::try_parse_from([
+            "wadm",
+            "app",
+            "deploy",
+            "hello",
+            "--version",
+            "v2",
+            "--wait",
+            "--lattice",
+            "l1",
+        ])
+        .unwrap();
+        let Top::App(args) = parsed.command;
+        assert_eq!(args.lattice, "l1");
+        assert!(matches!(
+            args.command,
+            Command::Deploy { app, version: Some(v), wait: true } if app == "hello" && v == "v2"
+        ));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "x", "5x", "0", "-1s", "1e999"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}
