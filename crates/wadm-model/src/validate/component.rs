@@ -1,0 +1,241 @@
+//! One entry of `spec.components`: its type, `properties` (source, id, config, secrets) and
+//! traits (dispatched to [`super::traits`]).
+
+use crate::app::{
+    Component, ComponentKind, ConfigRef, Scaler, ScalerSpec, SecretRef, Source, Spread,
+};
+use crate::diag::{Diagnostics, Path};
+use crate::names;
+use crate::node::Node;
+
+use super::fields::{Fields, list, non_empty_string, string_map};
+use super::traits::{self, TraitOutcome};
+use super::{ConfigFact, Facts, IdFact};
+
+const COMPONENT: &[&str] = &["name", "type", "properties", "traits"];
+const PROPERTIES: &[&str] = &["image", "application", "id", "config", "secrets"];
+const APPLICATION: &[&str] = &["name", "component"];
+const CONFIG: &[&str] = &["name", "properties"];
+const SECRET: &[&str] = &["name", "properties"];
+const SECRET_PROPERTIES: &[&str] = &["policy", "key", "field", "version"];
+
+/// Reads `spec.components[index]`.
+pub fn component(
+    node: &Node,
+    path: &Path,
+    app: &str,
+    index: usize,
+    facts: &mut Facts,
+    d: &mut Diagnostics,
+) -> Component {
+    let f = Fields::of(node, path, "a component", COMPONENT, d);
+    let name = f.req("name", d, non_empty_string);
+    facts.component_names.push((name.clone(), path.key("name")));
+    let kind = f
+        .req_opt("type", d, |n, p, d| match n {
+            Node::Str(s) if s == "component" || s == "actor" => ComponentKind::Component,
+            Node::Str(s) if s == "capability" => ComponentKind::Capability,
+            other => {
+                let found = match other {
+                    Node::Str(s) => format!("`{s}`"),
+                    other => other.kind().to_string(),
+                };
+                d.error(
+                    p,
+                    "bad-component-type",
+                    format!("must be `component` or `capability`, found {found}"),
+                );
+                ComponentKind::Component
+            }
+        })
+        .unwrap_or(ComponentKind::Component);
+    let props_path = path.key("properties");
+    let props_node = f.get_present("properties").unwrap_or(&Node::Null);
+    if f.get_present("properties").is_none() {
+        d.error(&props_path, "missing-field", "`properties` is required");
+    }
+    let props = Fields::of(props_node, &props_path, "component properties", PROPERTIES, d);
+    let source = source(&props, d);
+    let explicit = props.opt_str("id", d);
+    if explicit.as_deref() == Some("") {
+        d.error(&props_path.key("id"), "empty-value", "the id must not be empty");
+    }
+    let is_shared = matches!(source, Source::Shared { .. });
+    let id = explicit.clone().unwrap_or_else(|| names::component_id(app, &name));
+    if !is_shared {
+        let id_path = if explicit.is_some() { props_path.key("id") } else { path.key("name") };
+        facts.ids.push(IdFact { id: id.clone(), path: id_path, explicit: explicit.is_some() });
+    }
+    let config = props
+        .get_present("config")
+        .map(|n| configs(n, &props_path.key("config"), app, false, facts, d))
+        .unwrap_or_default();
+    let secrets = props
+        .get_present("secrets")
+        .map(|n| secrets(n, &props_path.key("secrets"), app, facts, d))
+        .unwrap_or_default();
+    if is_shared {
+        for key in ["config", "secrets"] {
+            if props.has(key) {
+                d.error(
+                    &props_path.key(key),
+                    "shared-reference-with-settings",
+                    format!("a reference to a shared application's component cannot set `{key}`"),
+                );
+            }
+        }
+    }
+    let mut out = Component {
+        name,
+        kind,
+        source,
+        id,
+        explicit_id: explicit.is_some(),
+        config,
+        secrets,
+        scalers: Vec::new(),
+        links: Vec::new(),
+        other_traits: Vec::new(),
+    };
+    let traits_path = path.key("traits");
+    let trait_nodes = f.get_present("traits").map(|n| list(n, &traits_path, d)).unwrap_or_default();
+    for (node, tpath) in trait_nodes {
+        match traits::read(node, &tpath, &out.name, app, index, facts, d) {
+            TraitOutcome::Scaler(s) => {
+                if is_shared {
+                    d.error(
+                        &tpath.key("type"),
+                        "shared-reference-with-settings",
+                        "a reference to a shared application's component cannot have a scaler trait",
+                    );
+                }
+                out.scalers.push(s);
+            }
+            TraitOutcome::Link(l) => out.links.push(l),
+            TraitOutcome::Other(o) => out.other_traits.push(o),
+            TraitOutcome::Invalid => {}
+        }
+    }
+    if out.scalers.len() > 1 {
+        d.warning(
+            &traits_path,
+            "multiple-scalers",
+            format!(
+                "component `{}` has {} scaler traits; they will compete",
+                out.name,
+                out.scalers.len()
+            ),
+        );
+    }
+    if out.kind == ComponentKind::Capability && !is_shared && out.scalers.is_empty() {
+        out.scalers.push(implicit_scaler());
+    }
+    out
+}
+
+/// The spread of one instance a capability with an image and no scaler trait gets.
+pub fn implicit_scaler() -> Scaler {
+    Scaler::Spread(ScalerSpec { instances: 1, spreads: vec![default_spread()] })
+}
+
+/// The spread a scaler without `spread` has.
+pub fn default_spread() -> Spread {
+    Spread {
+        name: "default".to_string(),
+        requirements: Default::default(),
+        weight: crate::DEFAULT_SPREAD_WEIGHT,
+    }
+}
+
+fn source(props: &Fields<'_>, d: &mut Diagnostics) -> Source {
+    let path = &props.path;
+    match (props.get_present("image"), props.get_present("application")) {
+        (Some(image), None) => Source::Image(non_empty_string(image, &path.key("image"), d)),
+        (None, Some(app)) => {
+            let f = Fields::of(
+                app,
+                &path.key("application"),
+                "a shared application reference",
+                APPLICATION,
+                d,
+            );
+            Source::Shared {
+                application: f.req("name", d, non_empty_string),
+                component: f.req("component", d, non_empty_string),
+            }
+        }
+        (Some(_), Some(_)) => {
+            d.error(path, "image-xor-application", "set either `image` or `application`, not both");
+            Source::Image(String::new())
+        }
+        (None, None) => {
+            d.error(path, "image-xor-application", "one of `image` or `application` is required");
+            Source::Image(String::new())
+        }
+    }
+}
+
+/// Reads a config list (`properties.config`, `source.config`, `target.config`, …).
+pub fn configs(
+    node: &Node,
+    path: &Path,
+    app: &str,
+    on_link: bool,
+    facts: &mut Facts,
+    d: &mut Diagnostics,
+) -> Vec<ConfigRef> {
+    let mut out = Vec::new();
+    for (node, path) in list(node, path, d) {
+        let f = Fields::of(node, &path, "a config", CONFIG, d);
+        let name = f.req("name", d, non_empty_string);
+        let properties =
+            f.get_present("properties").map(|n| string_map(n, &path.key("properties"), d));
+        let lattice_name = match &properties {
+            Some(props) => {
+                let lattice_name = names::owned_config_name(app, &name);
+                facts.owned_configs.push(ConfigFact {
+                    lattice_name: lattice_name.clone(),
+                    properties: props.clone(),
+                    path: path.key("name"),
+                    on_link,
+                });
+                lattice_name
+            }
+            None => name.clone(),
+        };
+        out.push(ConfigRef { name, lattice_name, properties });
+    }
+    out
+}
+
+/// Reads a secrets list.
+pub fn secrets(
+    node: &Node,
+    path: &Path,
+    app: &str,
+    facts: &mut Facts,
+    d: &mut Diagnostics,
+) -> Vec<SecretRef> {
+    let mut out = Vec::new();
+    for (node, path) in list(node, path, d) {
+        let f = Fields::of(node, &path, "a secret", SECRET, d);
+        let name = f.req("name", d, non_empty_string);
+        let props = f.get_present("properties").unwrap_or(&Node::Null);
+        let props_path = path.key("properties");
+        if f.get_present("properties").is_none() {
+            d.error(&props_path, "missing-field", "`properties` is required");
+        }
+        let p = Fields::of(props, &props_path, "secret properties", SECRET_PROPERTIES, d);
+        let policy = p.req("policy", d, non_empty_string);
+        facts.secret_policies.push((policy.clone(), props_path.key("policy")));
+        out.push(SecretRef {
+            lattice_name: names::secret_config_name(app, &name),
+            name,
+            policy,
+            key: p.req("key", d, non_empty_string),
+            field: p.opt_str("field", d),
+            version: p.opt_str("version", d),
+        });
+    }
+    out
+}

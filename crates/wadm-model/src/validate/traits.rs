@@ -1,0 +1,245 @@
+//! Traits: `spreadscaler` / `daemonscaler` (with spreads), `link` (with the legacy `target:
+//! "<name>"`, `source_config` and `target_config` forms), and traits of unknown types.
+
+use crate::app::{Link, OtherTrait, Scaler, ScalerSpec, Spread};
+use crate::diag::{Diagnostics, Path};
+use crate::node::Node;
+
+use super::component::{configs, default_spread, secrets};
+use super::fields::{Fields, list, non_empty_string, string_list, string_map, u32_number};
+use super::{Facts, LinkFact, interfaces};
+
+const TRAIT: &[&str] = &["type", "properties"];
+const SCALER: &[&str] = &["instances", "replicas", "spread"];
+const SPREAD: &[&str] = &["name", "requirements", "weight"];
+const LINK: &[&str] = &[
+    "name",
+    "namespace",
+    "package",
+    "interfaces",
+    "source",
+    "target",
+    "source_config",
+    "target_config",
+];
+const LINK_END: &[&str] = &["config", "secrets"];
+const TARGET: &[&str] = &["name", "config", "secrets"];
+
+/// What one entry of `traits` turned out to be.
+pub enum TraitOutcome {
+    Scaler(Scaler),
+    Link(Link),
+    Other(OtherTrait),
+    /// Not even its type could be read (errors were reported).
+    Invalid,
+}
+
+/// Reads one trait of the component `component` (index `source` in the manifest).
+pub fn read(
+    node: &Node,
+    path: &Path,
+    component: &str,
+    app: &str,
+    source: usize,
+    facts: &mut Facts,
+    d: &mut Diagnostics,
+) -> TraitOutcome {
+    let f = Fields::of(node, path, "a trait", TRAIT, d);
+    let trait_type = f.req("type", d, non_empty_string);
+    let props_path = path.key("properties");
+    let props = f.get_present("properties");
+    let require_props = |d: &mut Diagnostics| {
+        if props.is_none() {
+            d.error(&props_path, "missing-field", "`properties` is required");
+        }
+        props.unwrap_or(&Node::Null)
+    };
+    match trait_type.as_str() {
+        "" => TraitOutcome::Invalid,
+        "spreadscaler" => {
+            let spec = scaler(require_props(d), &props_path, true, d);
+            TraitOutcome::Scaler(Scaler::Spread(spec))
+        }
+        "daemonscaler" => {
+            let spec = scaler(require_props(d), &props_path, false, d);
+            TraitOutcome::Scaler(Scaler::Daemon(spec))
+        }
+        "link" => {
+            let link = link(require_props(d), &props_path, app, source, facts, d);
+            TraitOutcome::Link(link)
+        }
+        other => {
+            d.warning(
+                &path.key("type"),
+                "unknown-trait-type",
+                format!(
+                    "component `{component}` has a trait of unknown type `{other}`; wadm ignores it"
+                ),
+            );
+            let properties = props.map_or(serde_json::Value::Null, Node::to_json);
+            TraitOutcome::Other(OtherTrait { trait_type: other.to_string(), properties })
+        }
+    }
+}
+
+fn scaler(node: &Node, path: &Path, spread_scaler: bool, d: &mut Diagnostics) -> ScalerSpec {
+    let f = Fields::of(node, path, "scaler properties", SCALER, d);
+    let instances = match (f.get_present("instances"), f.get_present("replicas")) {
+        (Some(n), None) => u32_number(n, &path.key("instances"), d),
+        (None, Some(n)) => u32_number(n, &path.key("replicas"), d),
+        (Some(_), Some(_)) => {
+            d.error(
+                &path.key("replicas"),
+                "instances-and-replicas",
+                "set `instances` or its alias `replicas`, not both",
+            );
+            0
+        }
+        (None, None) => {
+            if matches!(node, Node::Map(_)) {
+                d.error(&path.key("instances"), "missing-field", "`instances` is required");
+            }
+            0
+        }
+    };
+    let spread_path = path.key("spread");
+    let mut spreads = Vec::new();
+    let spread_nodes =
+        f.get_present("spread").map(|n| list(n, &spread_path, d)).unwrap_or_default();
+    for (node, path) in spread_nodes {
+        let s = Fields::of(node, &path, "a spread", SPREAD, d);
+        let name = s.req("name", d, non_empty_string);
+        if !name.is_empty() && spreads.iter().any(|sp: &Spread| sp.name == name) {
+            d.error(
+                &path.key("name"),
+                "duplicate-spread-name",
+                format!("another spread is already named `{name}`"),
+            );
+        }
+        let requirements = s
+            .get_present("requirements")
+            .map(|n| string_map(n, &path.key("requirements"), d))
+            .unwrap_or_default();
+        let weight = s
+            .get_present("weight")
+            .map(|n| u32_number(n, &path.key("weight"), d))
+            .unwrap_or(crate::DEFAULT_SPREAD_WEIGHT);
+        spreads.push(Spread { name, requirements, weight });
+    }
+    let total: u64 = spreads.iter().map(|s| u64::from(s.weight)).sum();
+    if spread_scaler && !spreads.is_empty() && total == 0 && instances > 0 {
+        d.error(
+            &spread_path,
+            "zero-spread-weights",
+            "every spread has weight 0, so no instance can be placed",
+        );
+    }
+    if spreads.is_empty() {
+        spreads.push(default_spread());
+    }
+    ScalerSpec { instances, spreads }
+}
+
+fn link(
+    node: &Node,
+    path: &Path,
+    app: &str,
+    source: usize,
+    facts: &mut Facts,
+    d: &mut Diagnostics,
+) -> Link {
+    let f = Fields::of(node, path, "link properties", LINK, d);
+    let name = f.opt_str("name", d).unwrap_or_else(|| crate::DEFAULT_LINK_NAME.to_string());
+    if name.is_empty() {
+        d.error(&path.key("name"), "empty-value", "the link name must not be empty");
+    }
+    let namespace = f.req("namespace", d, non_empty_string);
+    let package = f.req("package", d, non_empty_string);
+    let ifaces_path = path.key("interfaces");
+    let interfaces = f.req("interfaces", d, string_list);
+    if f.has("interfaces")
+        && interfaces.is_empty()
+        && matches!(f.get("interfaces"), Some(Node::Seq(_)))
+    {
+        d.error(&ifaces_path, "empty-interfaces", "a link needs at least one interface");
+    }
+    for (i, iface) in interfaces.iter().enumerate() {
+        if let Some(reason) = interfaces::unknown(&namespace, &package, iface) {
+            d.warning(&ifaces_path.index(i), "unknown-interface", reason);
+        }
+    }
+    let mut out = Link {
+        name,
+        namespace,
+        package,
+        interfaces,
+        target: String::new(),
+        source_config: Vec::new(),
+        source_secrets: Vec::new(),
+        target_config: Vec::new(),
+        target_secrets: Vec::new(),
+    };
+    if let Some(src) = f.get_present("source") {
+        let src_path = path.key("source");
+        let s = Fields::of(src, &src_path, "a link source", LINK_END, d);
+        if let Some(n) = s.get_present("config") {
+            out.source_config = configs(n, &src_path.key("config"), app, true, facts, d);
+        }
+        if let Some(n) = s.get_present("secrets") {
+            out.source_secrets = secrets(n, &src_path.key("secrets"), app, facts, d);
+        }
+    }
+    let target_path = path.key("target");
+    let target_name_path = match f.get_present("target") {
+        Some(Node::Str(name)) => {
+            out.target = name.clone();
+            target_path.clone()
+        }
+        Some(t) => {
+            let t = Fields::of(t, &target_path, "a link target", TARGET, d);
+            out.target = t.req("name", d, non_empty_string);
+            if let Some(n) = t.get_present("config") {
+                out.target_config = configs(n, &target_path.key("config"), app, true, facts, d);
+            }
+            if let Some(n) = t.get_present("secrets") {
+                out.target_secrets = secrets(n, &target_path.key("secrets"), app, facts, d);
+            }
+            target_path.key("name")
+        }
+        None => {
+            d.error(&target_path, "missing-field", "`target` is required");
+            target_path.clone()
+        }
+    };
+    for (legacy, modern) in [("source_config", "source.config"), ("target_config", "target.config")]
+    {
+        let Some(n) = f.get_present(legacy) else { continue };
+        let legacy_path = path.key(legacy);
+        d.warning(
+            &legacy_path,
+            "deprecated-link-config",
+            format!("`{legacy}` is deprecated; use `{modern}`"),
+        );
+        let list = configs(n, &legacy_path, app, true, facts, d);
+        if legacy == "source_config" {
+            out.source_config.extend(list);
+        } else {
+            out.target_config.extend(list);
+        }
+    }
+    facts.links.push(LinkFact {
+        source,
+        name: out.name.clone(),
+        namespace: out.namespace.clone(),
+        package: out.package.clone(),
+        interfaces: out
+            .interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), ifaces_path.index(i)))
+            .collect(),
+        target: out.target.clone(),
+        target_path: target_name_path,
+    });
+    out
+}

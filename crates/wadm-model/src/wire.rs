@@ -1,0 +1,266 @@
+//! The manifest as it appears on the wire: serde + JSON Schema types mirroring the OAM format.
+//!
+//! These types are for serialising a validated application ([`crate::Application::to_wire`]),
+//! for reading back manifests wadm stored itself, and for generating the JSON Schema
+//! (`wadm schema`). Untrusted input goes through [`crate::parse_manifest`], which reports every
+//! problem with its path; deserializing these types directly stops at the first one.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The `apiVersion` of every manifest.
+pub const API_VERSION: &str = "core.oam.dev/v1beta1";
+/// The `kind` of every manifest.
+pub const KIND: &str = "Application";
+
+/// A wadm application manifest (OAM `Application`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "wadm application manifest")]
+pub struct Manifest {
+    /// Always `core.oam.dev/v1beta1`.
+    pub api_version: String,
+    /// Always `Application`.
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: Specification,
+}
+
+impl Manifest {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// `metadata.annotations.version`, if set.
+    pub fn version(&self) -> Option<&str> {
+        self.metadata.annotations.get(crate::VERSION_ANNOTATION).map(String::as_str)
+    }
+
+    /// Sets `metadata.annotations.version` (the server writes an assigned version back).
+    pub fn set_version(&mut self, v: &str) {
+        self.metadata.annotations.insert(crate::VERSION_ANNOTATION.to_string(), v.to_string());
+    }
+
+    /// `metadata.annotations.description`, if set.
+    pub fn description(&self) -> Option<&str> {
+        self.metadata.annotations.get(crate::DESCRIPTION_ANNOTATION).map(String::as_str)
+    }
+}
+
+/// `metadata`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Letters, digits, `-` and `_` only: it appears verbatim in NATS subjects.
+    pub name: String,
+    /// Well-known keys: `version`, `description`, `experimental.wasmcloud.dev/shared`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `spec`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Specification {
+    pub components: Vec<Component>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<Policy>,
+}
+
+/// One entry of `spec.components`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// Unique within the manifest.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub component_type: ComponentType,
+    pub properties: Properties,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traits: Vec<Trait>,
+}
+
+/// `component` (alias `actor`) or `capability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentType {
+    #[serde(alias = "actor")]
+    Component,
+    Capability,
+}
+
+/// A component's `properties`: exactly one of `image` and `application`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Properties {
+    /// An OCI reference or a `file://` path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// A component of a deployed shared application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<SharedApplicationRef>,
+    /// An explicit component or provider id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<ConfigProperty>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretProperty>,
+}
+
+/// `properties.application`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharedApplicationRef {
+    /// The shared application.
+    pub name: String,
+    /// The component inside it.
+    pub component: String,
+}
+
+/// A named config; with `properties` the application owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigProperty {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<BTreeMap<String, String>>,
+}
+
+/// A secret delivered to a component or link end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretProperty {
+    pub name: String,
+    pub properties: SecretSourceProperties,
+}
+
+/// Where a secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSourceProperties {
+    /// The name of a `spec.policies` entry of type `policy.secret.wasmcloud.dev/v1alpha1`.
+    pub policy: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `spec.policies[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub policy_type: String,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// A trait: `spreadscaler`, `daemonscaler`, `link`, or a type wadm does not know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trait {
+    #[serde(rename = "type")]
+    pub trait_type: String,
+    pub properties: TraitProperties,
+}
+
+/// The properties of a trait, by shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TraitProperties {
+    Link(LinkProperties),
+    Scaler(ScalerProperties),
+    /// Any other trait, kept as written.
+    Custom(serde_json::Value),
+}
+
+/// `spreadscaler` / `daemonscaler` properties.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScalerProperties {
+    #[serde(alias = "replicas")]
+    pub instances: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spread: Vec<Spread>,
+}
+
+/// One spread of a scaler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Spread {
+    pub name: String,
+    /// Host labels that must all match exactly.
+    #[serde(default)]
+    pub requirements: BTreeMap<String, String>,
+    /// Default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+}
+
+/// `link` properties. The component carrying the trait is the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkProperties {
+    /// Link name, default `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub namespace: String,
+    pub package: String,
+    pub interfaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ConfigDefinition>,
+    pub target: LinkTarget,
+    /// Deprecated: use `source.config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_config: Option<Vec<ConfigProperty>>,
+    /// Deprecated: use `target.config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_config: Option<Vec<ConfigProperty>>,
+}
+
+/// Config and secrets of a link end.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigDefinition {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<ConfigProperty>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretProperty>,
+}
+
+/// A link's target: a component of the same manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LinkTarget {
+    /// Legacy form: just the component name.
+    Name(String),
+    Target(TargetConfig),
+}
+
+/// `target: {name, config?, secrets?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<ConfigProperty>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretProperty>,
+}
+
+/// The JSON Schema of the manifest, as pretty JSON (what `wadm schema` prints).
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(Manifest);
+    let mut out = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    out.push('\n');
+    out
+}
