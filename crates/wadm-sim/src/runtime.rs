@@ -47,6 +47,14 @@ struct HostRecord {
     requests: RequestCounts,
     max_seen: BTreeMap<String, u32>,
     faults: Arc<FaultSwitches>,
+    events: EventCounts,
+}
+
+/// How many events a host published and how many its drop-events fault swallowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounts {
+    pub published: u64,
+    pub dropped: u64,
 }
 
 struct State {
@@ -205,6 +213,11 @@ impl SimLattice {
         st.records.get(host_id).map(|r| r.requests.clone()).unwrap_or_default()
     }
 
+    /// Events a host published or dropped so far (kept after the host stops).
+    pub fn event_counts(&self, host_id: &str) -> EventCounts {
+        self.inner.lock().records.get(host_id).map(|r| r.events).unwrap_or_default()
+    }
+
     /// The live fault switches of a host (also of a stopped one, harmlessly).
     pub fn faults(&self, host_id: &str) -> Option<Arc<FaultSwitches>> {
         self.inner.lock().records.get(host_id).map(|r| r.faults.clone())
@@ -359,6 +372,10 @@ impl Inner {
                 .filter(|_| drop_share <= 0.0 || st.rng.random::<f64>() >= drop_share)
                 .cloned()
                 .collect();
+            let dropped = (outcome.events.len() - events.len()) as u64;
+            if let Some(record) = st.records.get_mut(host_id) {
+                record.events.dropped += dropped;
+            }
             (outcome, events)
         };
         if let (Some(reply_to), Some(body)) = (reply, &outcome.reply) {
@@ -377,7 +394,11 @@ impl Inner {
         let dropped = {
             let mut st = self.lock();
             let share = st.records.get(host_id).map(|r| r.faults.drop_events()).unwrap_or(0.0);
-            share > 0.0 && st.rng.random::<f64>() < share
+            let dropped = share > 0.0 && st.rng.random::<f64>() < share;
+            if dropped && let Some(record) = st.records.get_mut(host_id) {
+                record.events.dropped += 1;
+            }
+            dropped
         };
         if !dropped {
             self.publish_event(host_id, event).await;
@@ -390,6 +411,9 @@ impl Inner {
         let envelope = CloudEvent::host_event(event.short, id, host_id, time, event.data);
         let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
         let subject = subject::event(&self.config.lattice, event.short);
+        if let Some(record) = self.lock().records.get_mut(host_id) {
+            record.events.published += 1;
+        }
         if let Err(e) = self.client.publish(subject, Bytes::from(bytes)).await {
             tracing::warn!(host_id, error = %e, "simulated host could not publish an event");
         }

@@ -24,7 +24,9 @@ pub struct Fixture {
 /// A server, a plain client, a recorder subscribed before any host starts, and a sim lattice.
 pub async fn fixture(tune: impl FnOnce(&mut SimConfig)) -> Fixture {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = wait_for(WAIT, || async { async_nats::connect(server.url()).await.ok() })
+        .await
+        .expect("connect to the harness server");
     let events = Events::record(&client).await;
     let mut config = SimConfig::new(server.url(), LATTICE);
     tune(&mut config);

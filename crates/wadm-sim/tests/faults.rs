@@ -1,0 +1,105 @@
+//! Each fault mode, observed from outside over NATS.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use wadm_sim::{FaultSettings, HostSpec};
+
+#[tokio::test]
+async fn rejected_scales_are_accepted_then_fail_and_run_nothing() {
+    let f = fixture(|_| {}).await;
+    let id = f.sim.add_host(HostSpec::default()).await;
+    f.sim.faults(&id).unwrap().set_reject_scales(true);
+    let scale = json!({"component_ref": "r:1", "component_id": "c", "count": 1, "host_id": id});
+    let reply = request(&f.client, &format!("component.scale.{id}"), scale).await;
+    assert_eq!(reply["success"], true);
+    let failed = f.events.wait("component_scale_failed", 1).await;
+    assert!(failed[0].data["error"].as_str().unwrap().contains("rejected"));
+    assert!(f.sim.inventory(&id).unwrap().components.is_empty());
+    assert!(f.events.of("component_scaled").is_empty());
+}
+
+#[tokio::test]
+async fn reply_delay_holds_the_reply_back() {
+    let f = fixture(|c| {
+        c.faults = FaultSettings { reply_delay: Duration::from_millis(300), ..Default::default() }
+    })
+    .await;
+    let id = f.sim.add_host(HostSpec::default()).await;
+    let t0 = Instant::now();
+    let reply = request(&f.client, &format!("host.get.{id}"), Value::Null).await;
+    assert_eq!(reply["success"], true);
+    assert!(t0.elapsed() >= Duration::from_millis(300), "{:?}", t0.elapsed());
+    f.sim.faults(&id).unwrap().set_reply_delay(Duration::ZERO);
+    assert_eq!(f.sim.faults(&id).unwrap().reply_delay(), Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_fraction_of_events_is_dropped_reproducibly() {
+    let f = fixture(|c| c.seed = 7).await;
+    let id = f.sim.add_host(HostSpec::default()).await;
+    f.events.wait("host_started", 1).await;
+    f.sim.faults(&id).unwrap().set_drop_events(0.5);
+    for i in 0..40 {
+        let reply = request(&f.client, &format!("config.put.c{i}"), json!({"k": "v"})).await;
+        assert_eq!(reply["success"], true, "replies are never dropped");
+    }
+    // Barrier: the host handles requests in order, so every config_set is counted by now.
+    request(&f.client, &format!("host.get.{id}"), Value::Null).await;
+    let counts = f.sim.event_counts(&id);
+    assert_eq!(counts.published + counts.dropped, 41, "host_started + 40 config_set");
+    assert!(counts.dropped > 5 && counts.dropped < 35, "{counts:?}");
+    let seen = f.events.wait("config_set", (counts.published - 1) as usize).await;
+    assert_eq!(seen.len() as u64, counts.published - 1);
+    assert_eq!(f.sim.configs().len(), 40, "the work happens; only the events are lost");
+}
+
+#[tokio::test]
+async fn paused_heartbeats_stop_and_resume() {
+    let f = fixture(|c| c.heartbeat_interval = Duration::from_millis(50)).await;
+    let quiet = f.sim.add_host(HostSpec::default()).await;
+    let loud = f.sim.add_host(HostSpec::default()).await;
+    let beats_of =
+        |id: &str| f.events.of("host_heartbeat").iter().filter(|e| e.source == id).count();
+    f.events.wait("host_heartbeat", 2).await;
+
+    f.sim.faults(&quiet).unwrap().set_pause_heartbeats(true);
+    let at_pause = beats_of(&quiet);
+    let loud_at_pause = beats_of(&loud);
+    wait_for_beats(&f, &loud, loud_at_pause + 5).await;
+    assert!(beats_of(&quiet) <= at_pause + 1, "at most one beat already in flight");
+    let paused = beats_of(&quiet);
+
+    f.sim.faults(&quiet).unwrap().set_pause_heartbeats(false);
+    wait_for_beats(&f, &quiet, paused + 2).await;
+}
+
+async fn wait_for_beats(f: &Fixture, host: &str, n: usize) {
+    let got = wadm_test_support::wait_for(WAIT, || async {
+        let count = f.events.of("host_heartbeat").iter().filter(|e| e.source == host).count();
+        (count >= n).then_some(())
+    })
+    .await;
+    assert!(got.is_some(), "{host} did not beat {n} times");
+}
+
+#[tokio::test]
+async fn host_stop_request_and_crash_differ() {
+    let f = fixture(|_| {}).await;
+    let graceful = f.sim.add_host(HostSpec::default()).await;
+    let crashed = f.sim.add_host(HostSpec::default()).await;
+    let reply = request(&f.client, &format!("host.stop.{graceful}"), Value::Null).await;
+    assert_eq!(reply["success"], true);
+    let stopped = f.events.wait("host_stopped", 1).await;
+    assert_eq!(stopped[0].source, graceful);
+
+    assert!(f.sim.crash_host(&crashed).await);
+    assert!(!f.sim.crash_host(&crashed).await, "already gone");
+    let window = Duration::from_millis(300);
+    let answers = wadm_sim::ping_hosts(&f.client, LATTICE, 1, window).await.unwrap();
+    assert!(answers.is_empty(), "nobody is left to answer: {answers:?}");
+    assert_eq!(f.events.of("host_stopped").len(), 1);
+}
