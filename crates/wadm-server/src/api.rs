@@ -1,0 +1,497 @@
+//! The operations of the wadm API (api.md §2) over the manifest store, the status store and the
+//! lattice probe. [`Api::handle`] takes a parsed request and returns the reply body; replies
+//! always use the operation's wire shape, errors included, and never carry backtraces.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use wadm_model::api::*;
+use wadm_model::{Status, StatusType};
+
+use crate::checks::deploy_conflicts;
+use crate::kv::Kv;
+use crate::manifest::{format_of, parse_request, parse_stored};
+use crate::probe::LatticeProbe;
+use crate::status::StatusStore;
+use crate::store::{DeleteOutcome, HistoryEntry, LATEST, ManifestStore, StoreError};
+use crate::subject::Operation;
+
+/// Request header naming who asks (recorded in the history); absent: `unknown`.
+pub const ACTOR_HEADER: &str = "Wadm-Actor";
+
+/// `model.history.{name}` response: the application's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryResponse {
+    /// `success`, `notfound` or `error`.
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Work to do after the reply went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// Probe the lattice for hosts; if none, report `waiting` for this deploy generation.
+    ProbeHosts { lattice: String, app: String, generation: u64 },
+}
+
+/// One request, as the server received it.
+pub struct Request<'a> {
+    pub lattice: &'a str,
+    pub operation: Operation,
+    pub body: &'a [u8],
+    pub content_type: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+/// The API: stateless apart from its stores; shared by every request task.
+pub struct Api<K, S, P> {
+    pub store: ManifestStore<K>,
+    pub status: S,
+    pub probe: P,
+    pub events: Option<async_nats::Client>,
+    pub max_manifest_bytes: usize,
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("API responses serialise")
+}
+
+/// Decode an optional JSON request body (empty means default).
+fn body<T: Default + for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("invalid request body: {e}"))
+}
+
+impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
+    /// Answer one request. The reply is the JSON body to send back.
+    pub async fn handle(&self, request: Request<'_>) -> (Vec<u8>, Option<FollowUp>) {
+        let Request { lattice, operation, body: bytes, content_type, actor } = request;
+        match operation {
+            Operation::Put => (json(&self.put(lattice, bytes, content_type, actor).await), None),
+            Operation::List => (json(&self.list(lattice).await), None),
+            Operation::LegacyList => match self.list(lattice).await {
+                ListModelsResponse { result: GetResult::Success, models, .. } => {
+                    (json(&models), None)
+                }
+                failed => (json(&ErrorResponse::new(failed.message)), None),
+            },
+            Operation::Get(name) => (json(&self.get(lattice, &name, bytes).await), None),
+            Operation::Versions(name) => (json(&self.versions(lattice, &name).await), None),
+            Operation::Delete(name) => {
+                (json(&self.delete(lattice, &name, bytes, actor).await), None)
+            }
+            Operation::Deploy(name) => {
+                let (reply, follow) = self.deploy(lattice, &name, bytes, actor).await;
+                (json(&reply), follow)
+            }
+            Operation::Undeploy(name) => (json(&self.undeploy(lattice, &name, actor).await), None),
+            Operation::Status(name) => (json(&self.status(lattice, &name).await), None),
+            Operation::History(name) => (json(&self.history(lattice, &name).await), None),
+        }
+    }
+
+    /// Run a follow-up (after the reply was sent).
+    pub async fn follow_up(&self, follow: FollowUp) {
+        let FollowUp::ProbeHosts { lattice, app, generation } = follow;
+        match self.probe.has_hosts(&lattice).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Only if that deploy is still the current one (an undeploy may have followed).
+                let current = self.store.index(&lattice, &app).await.ok().flatten();
+                let still =
+                    current.is_some_and(|i| i.deployed.is_some() && i.generation == generation);
+                if still {
+                    let waiting =
+                        Status::new(StatusType::Waiting, format!("no hosts in lattice {lattice}"));
+                    if let Err(e) = self.status.set(&lattice, &app, &waiting).await {
+                        tracing::warn!(%lattice, %app, error = %e, "cannot publish status");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%lattice, %app, error = %e, "cannot probe lattice"),
+        }
+    }
+
+    async fn put(
+        &self,
+        lattice: &str,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        actor: &str,
+    ) -> PutModelResponse {
+        let error = |name: &str, message: String| PutModelResponse {
+            result: PutResult::Error,
+            total_versions: 0,
+            current_version: String::new(),
+            message,
+            name: name.to_string(),
+        };
+        let parsed = match parse_request(bytes, format_of(content_type), self.max_manifest_bytes) {
+            Ok(p) => p,
+            Err(message) => return error("", message),
+        };
+        let mut manifest = parsed.manifest;
+        let name = manifest.name().to_string();
+        let version = match manifest.version().filter(|v| !v.is_empty()) {
+            Some(LATEST) => {
+                return error(&name, "metadata.annotations.version: \"latest\" is reserved".into());
+            }
+            Some(v) => v.to_string(),
+            None => {
+                let v = ulid::Ulid::new().to_string();
+                manifest.set_version(&v);
+                v
+            }
+        };
+        let value = match serde_json::to_value(&manifest) {
+            Ok(v) => v,
+            Err(e) => return error(&name, format!("cannot store manifest: {e}")),
+        };
+        match self.store.put(lattice, &name, &version, value, actor).await {
+            Ok(outcome) => {
+                let mut message = format!("Successfully put manifest {name} version {version}");
+                if !parsed.warnings.is_empty() {
+                    let warnings: Vec<String> =
+                        parsed.warnings.iter().map(|w| w.to_string()).collect();
+                    message.push_str(&format!(" (warnings: {})", warnings.join("; ")));
+                }
+                PutModelResponse {
+                    result: if outcome.created {
+                        PutResult::Created
+                    } else {
+                        PutResult::NewVersion
+                    },
+                    total_versions: outcome.total_versions,
+                    current_version: outcome.current_version,
+                    message,
+                    name,
+                }
+            }
+            Err(e) => error(&name, e.to_string()),
+        }
+    }
+
+    async fn app_status(&self, lattice: &str, app: &str) -> Status {
+        match self.status.get(lattice, app).await {
+            Ok(Some(status)) => status,
+            Ok(None) => Status::default(),
+            Err(e) => Status::new(StatusType::Undeployed, format!("status unavailable: {e}")),
+        }
+    }
+
+    async fn list(&self, lattice: &str) -> ListModelsResponse {
+        let apps = match self.store.list(lattice).await {
+            Ok(apps) => apps,
+            Err(e) => {
+                return ListModelsResponse {
+                    result: GetResult::Error,
+                    message: e.to_string(),
+                    models: vec![],
+                };
+            }
+        };
+        let summaries = apps.into_iter().map(|index| async move {
+            let current = index.current().unwrap_or_default().to_string();
+            let stored = self.store.get(lattice, &index.name, Some(&current)).await.ok().flatten();
+            let description = stored.as_ref().and_then(|s| {
+                s.manifest
+                    .pointer("/metadata/annotations/description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            let detailed_status = self.app_status(lattice, &index.name).await;
+            let message = detailed_status.status.message.clone();
+            ModelSummary {
+                name: index.name.clone(),
+                version: current,
+                description,
+                deployed_version: index.deployed.clone(),
+                status: detailed_status.status.status_type,
+                status_message: (!message.is_empty()).then_some(message),
+                detailed_status,
+            }
+        });
+        let models = futures::future::join_all(summaries).await;
+        ListModelsResponse {
+            result: GetResult::Success,
+            message: format!("{} application(s)", models.len()),
+            models,
+        }
+    }
+
+    async fn get(&self, lattice: &str, name: &str, bytes: &[u8]) -> GetModelResponse {
+        let error = |result, message: String| GetModelResponse { result, message, manifest: None };
+        let request: VersionRequest = match body(bytes) {
+            Ok(r) => r,
+            Err(m) => return error(GetResult::Error, m),
+        };
+        match self.store.get(lattice, name, request.version.as_deref()).await {
+            Ok(Some(stored)) => GetModelResponse {
+                result: GetResult::Success,
+                message: format!("Found version {} of {name}", stored.version),
+                manifest: Some(stored.manifest),
+            },
+            Ok(None) => error(GetResult::NotFound, not_found(name, request.version.as_deref())),
+            Err(e) => error(GetResult::Error, e.to_string()),
+        }
+    }
+
+    async fn versions(&self, lattice: &str, name: &str) -> VersionResponse {
+        match self.store.index(lattice, name).await {
+            Ok(Some(index)) => VersionResponse {
+                result: GetResult::Success,
+                message: format!("{} version(s)", index.versions.len()),
+                versions: index
+                    .versions
+                    .iter()
+                    .map(|v| VersionInfo {
+                        version: v.version.clone(),
+                        deployed: index.deployed.as_ref() == Some(&v.version),
+                    })
+                    .collect(),
+            },
+            Ok(None) => VersionResponse {
+                result: GetResult::NotFound,
+                message: not_found(name, None),
+                versions: vec![],
+            },
+            Err(e) => VersionResponse {
+                result: GetResult::Error,
+                message: e.to_string(),
+                versions: vec![],
+            },
+        }
+    }
+
+    async fn delete(
+        &self,
+        lattice: &str,
+        name: &str,
+        bytes: &[u8],
+        actor: &str,
+    ) -> DeleteModelResponse {
+        let error =
+            |message| DeleteModelResponse { result: DeleteResult::Error, message, undeploy: false };
+        let request: VersionRequest = match body(bytes) {
+            Ok(r) => r,
+            Err(m) => return error(m),
+        };
+        let version = request.version.as_deref();
+        match self.store.delete(lattice, name, version, actor).await {
+            Ok(DeleteOutcome::Noop) => DeleteModelResponse {
+                result: DeleteResult::Noop,
+                message: format!("{}: nothing to delete", not_found(name, version)),
+                undeploy: false,
+            },
+            Ok(DeleteOutcome::Deleted { undeployed, app_removed }) => {
+                if undeployed {
+                    self.after_undeploy(lattice, name).await;
+                }
+                if app_removed && let Err(e) = self.status.remove(lattice, name).await {
+                    tracing::warn!(%lattice, app = %name, error = %e, "cannot remove status");
+                }
+                let what = match version {
+                    Some(v) => format!("version {v} of {name}"),
+                    None => format!("application {name}"),
+                };
+                DeleteModelResponse {
+                    result: DeleteResult::Deleted,
+                    message: format!("Deleted {what}"),
+                    undeploy: undeployed,
+                }
+            }
+            Err(e) => error(e.to_string()),
+        }
+    }
+
+    async fn deploy(
+        &self,
+        lattice: &str,
+        name: &str,
+        bytes: &[u8],
+        actor: &str,
+    ) -> (DeployModelResponse, Option<FollowUp>) {
+        let reply = |result, message: String, version: Option<String>| DeployModelResponse {
+            result,
+            message,
+            name: name.to_string(),
+            version,
+        };
+        let request: DeployModelRequest = match body(bytes) {
+            Ok(r) => r,
+            Err(m) => return (reply(DeployResult::Error, m, None), None),
+        };
+        // Resolve the version now, so the checks and the write concern the same manifest.
+        let index = match self.store.index(lattice, name).await {
+            Ok(Some(index)) => index,
+            Ok(None) => return (reply(DeployResult::NotFound, not_found(name, None), None), None),
+            Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
+        };
+        let version = match request.version.as_deref() {
+            None | Some(LATEST) => index.current().unwrap_or_default().to_string(),
+            Some(v) => v.to_string(),
+        };
+        let stored = match self.store.get(lattice, name, Some(&version)).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                return (
+                    reply(DeployResult::NotFound, not_found(name, Some(&version)), None),
+                    None,
+                );
+            }
+            Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
+        };
+        if let Err(message) = self.check_deploy(lattice, name, &stored.manifest).await {
+            return (reply(DeployResult::Error, message, Some(version)), None);
+        }
+        let outcome = match self.store.deploy(lattice, name, Some(&version), actor).await {
+            Ok(outcome) => outcome,
+            Err(e @ (StoreError::AppNotFound(_) | StoreError::VersionNotFound { .. })) => {
+                return (reply(DeployResult::NotFound, e.to_string(), None), None);
+            }
+            Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
+        };
+        let status =
+            Status::new(StatusType::Reconciling, format!("Deploying version {}", outcome.version));
+        if let Err(e) = self.status.set(lattice, name, &status).await {
+            tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
+        }
+        if let Some(client) = &self.events {
+            let manifest = stored.manifest.clone();
+            let published = crate::events::publish(client, lattice, |id, time| {
+                crate::events::CloudEvent::manifest_published(manifest, id, time)
+            });
+            if let Err(e) = published.await {
+                tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
+            }
+        }
+        let follow = FollowUp::ProbeHosts {
+            lattice: lattice.to_string(),
+            app: name.to_string(),
+            generation: outcome.generation,
+        };
+        let message = format!(
+            "Deployed version {} of {name} (generation {})",
+            outcome.version, outcome.generation
+        );
+        (reply(DeployResult::Acknowledged, message, Some(outcome.version)), Some(follow))
+    }
+
+    /// Deploy-time checks against the other deployed applications of the lattice.
+    async fn check_deploy(
+        &self,
+        lattice: &str,
+        name: &str,
+        manifest: &Value,
+    ) -> Result<(), String> {
+        let app = parse_stored(manifest).map_err(|e| format!("stored manifest is invalid: {e}"))?;
+        let others = self.store.list(lattice).await.map_err(|e| e.to_string())?;
+        let loads = others
+            .into_iter()
+            .filter(|o| o.name != name)
+            .filter_map(|o| o.deployed.clone().map(|v| (o.name, v)))
+            .map(|(other, version)| async move {
+                self.store.get(lattice, &other, Some(&version)).await.ok().flatten()
+            });
+        let deployed: Vec<_> = futures::future::join_all(loads)
+            .await
+            .into_iter()
+            .flatten()
+            .filter_map(|s| parse_stored(&s.manifest).ok())
+            .collect();
+        let problems = deploy_conflicts(&app, &deployed);
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
+
+    async fn undeploy(&self, lattice: &str, name: &str, actor: &str) -> DeployModelResponse {
+        let reply = |result, message: String, version| DeployModelResponse {
+            result,
+            message,
+            name: name.to_string(),
+            version,
+        };
+        match self.store.undeploy(lattice, name, actor).await {
+            Ok(Some(was)) => {
+                self.after_undeploy(lattice, name).await;
+                reply(
+                    DeployResult::Acknowledged,
+                    format!("Undeployed version {was} of {name}"),
+                    Some(was),
+                )
+            }
+            Ok(None) => reply(DeployResult::Acknowledged, format!("{name} was not deployed"), None),
+            Err(StoreError::AppNotFound(_)) => {
+                reply(DeployResult::NotFound, not_found(name, None), None)
+            }
+            Err(e) => reply(DeployResult::Error, e.to_string(), None),
+        }
+    }
+
+    /// Status `undeployed` and the `manifest_unpublished` event.
+    async fn after_undeploy(&self, lattice: &str, name: &str) {
+        if let Err(e) = self.status.set(lattice, name, &Status::undeployed()).await {
+            tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
+        }
+        if let Some(client) = &self.events {
+            let published = crate::events::publish(client, lattice, |id, time| {
+                crate::events::CloudEvent::manifest_unpublished(name, id, time)
+            });
+            if let Err(e) = published.await {
+                tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
+            }
+        }
+    }
+
+    async fn status(&self, lattice: &str, name: &str) -> StatusResponse {
+        match self.store.index(lattice, name).await {
+            Ok(Some(_)) => StatusResponse {
+                result: StatusResult::Ok,
+                message: String::new(),
+                status: Some(self.app_status(lattice, name).await),
+            },
+            Ok(None) => StatusResponse {
+                result: StatusResult::NotFound,
+                message: not_found(name, None),
+                status: None,
+            },
+            Err(e) => {
+                StatusResponse { result: StatusResult::Error, message: e.to_string(), status: None }
+            }
+        }
+    }
+
+    async fn history(&self, lattice: &str, name: &str) -> HistoryResponse {
+        match self.store.history(lattice, name).await {
+            Ok(Some(history)) => HistoryResponse {
+                result: GetResult::Success,
+                message: format!(
+                    "{} entr{}",
+                    history.len(),
+                    if history.len() == 1 { "y" } else { "ies" }
+                ),
+                history,
+            },
+            Ok(None) => HistoryResponse {
+                result: GetResult::NotFound,
+                message: not_found(name, None),
+                history: vec![],
+            },
+            Err(e) => HistoryResponse {
+                result: GetResult::Error,
+                message: e.to_string(),
+                history: vec![],
+            },
+        }
+    }
+}
+
+fn not_found(name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("Version {v} of application {name} not found"),
+        None => format!("Application {name} not found"),
+    }
+}

@@ -1,0 +1,200 @@
+//! NATS connection options shared by every wadm process that connects to a lattice's NATS
+//! (the API server today, the runtime later): URL with optional user/password, a credentials file,
+//! an nkey seed plus user JWT, and a custom TLS root CA. Every misconfiguration becomes one
+//! [`ConnectError`] whose `Display` is a single readable line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default NATS URL.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// How to reach and authenticate to NATS.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// `nats://[user:password@]host:port` (several may be given comma-separated).
+    pub url: String,
+    /// A `.creds` file (user JWT + nkey seed).
+    pub creds_file: Option<PathBuf>,
+    /// An nkey seed (`SU…`); with `jwt` it authenticates as that user, alone as a plain nkey user.
+    pub seed: Option<String>,
+    /// A user JWT, used with `seed`.
+    pub jwt: Option<String>,
+    /// A PEM file with the root certificate(s) to trust for TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// How long to wait for the first connection.
+    pub connect_timeout: Duration,
+    /// Connection name shown by the server.
+    pub name: String,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_NATS_URL.into(),
+            creds_file: None,
+            seed: None,
+            jwt: None,
+            tls_ca: None,
+            connect_timeout: Duration::from_secs(5),
+            name: "wadm".into(),
+        }
+    }
+}
+
+/// Why a connection could not be made. Each variant displays as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid NATS URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot read NATS credentials file {path}: {reason}")]
+    Credentials { path: String, reason: String },
+    #[error("invalid NATS nkey seed: {0}")]
+    Seed(String),
+    #[error("a NATS user JWT needs an nkey seed (--nats-seed)")]
+    JwtWithoutSeed,
+    #[error("cannot use TLS root CA {path}: {reason}")]
+    TlsCa { path: String, reason: String },
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+}
+
+/// Connect with these options. Fails fast (no endless reconnect loop before the first connection).
+pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, ConnectError> {
+    let url = options.url.trim().to_string();
+    validate_url(&url)?;
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(&options.name)
+        .connection_timeout(options.connect_timeout);
+    if let Some(path) = &options.creds_file {
+        opts = opts.credentials_file(path).await.map_err(|e| ConnectError::Credentials {
+            path: path.display().to_string(),
+            reason: one_line(&e),
+        })?;
+    }
+    match (&options.seed, &options.jwt) {
+        (Some(seed), Some(jwt)) => {
+            let key_pair = Arc::new(
+                nkeys::KeyPair::from_seed(seed.trim())
+                    .map_err(|e| ConnectError::Seed(one_line(&e)))?,
+            );
+            opts = opts.jwt(jwt.trim().to_string(), move |nonce| {
+                let key_pair = key_pair.clone();
+                async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
+            });
+        }
+        (Some(seed), None) => {
+            nkeys::KeyPair::from_seed(seed.trim()).map_err(|e| ConnectError::Seed(one_line(&e)))?;
+            opts = opts.nkey(seed.trim().to_string());
+        }
+        (None, Some(_)) => return Err(ConnectError::JwtWithoutSeed),
+        (None, None) => {}
+    }
+    if let Some(ca) = &options.tls_ca {
+        if !ca.is_file() {
+            return Err(ConnectError::TlsCa {
+                path: ca.display().to_string(),
+                reason: "no such file".into(),
+            });
+        }
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    opts.connect(url.as_str())
+        .await
+        .map_err(|e| ConnectError::Connect { url: redact(&url), reason: one_line(&e) })
+}
+
+/// Check the URL's shape before handing it to the client, so typos get a precise message.
+fn validate_url(url: &str) -> Result<(), ConnectError> {
+    let bad = |reason: &str| ConnectError::InvalidUrl { url: redact(url), reason: reason.into() };
+    if url.is_empty() {
+        return Err(bad("empty"));
+    }
+    for part in url.split(',') {
+        let part = part.trim();
+        let rest = match part.split_once("://") {
+            Some((scheme, rest)) => {
+                if !matches!(scheme, "nats" | "tls" | "ws" | "wss") {
+                    return Err(bad(&format!(
+                        "unsupported scheme {scheme:?} (use nats://, tls://, ws:// or wss://)"
+                    )));
+                }
+                rest
+            }
+            None => part,
+        };
+        let host_port = rest.rsplit_once('@').map(|(_, hp)| hp).unwrap_or(rest);
+        let host_port = host_port.split('/').next().unwrap_or_default();
+        if host_port.is_empty() {
+            return Err(bad("no host"));
+        }
+        if let Some((_, port)) = host_port.rsplit_once(':')
+            && !host_port.ends_with(']')
+            && port.parse::<u16>().is_err()
+        {
+            return Err(bad(&format!("port {port:?} is not a number from 0 to 65535")));
+        }
+    }
+    Ok(())
+}
+
+/// Hide a password in a URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// An error and its sources on one line.
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_passwords_hidden() {
+        assert!(validate_url("nats://127.0.0.1:4222").is_ok());
+        assert!(validate_url("nats://u:p@localhost:4222,nats://other:4223").is_ok());
+        assert!(validate_url("127.0.0.1:4222").is_ok());
+        let e = validate_url("http://x:1").unwrap_err().to_string();
+        assert!(e.contains("unsupported scheme"), "{e}");
+        let e = validate_url("nats://u:secret@host:99999").unwrap_err().to_string();
+        assert!(e.contains("port") && !e.contains("secret"), "{e}");
+        assert!(validate_url("nats://").is_err());
+        assert_eq!(redact("nats://u:pw@h:1"), "nats://u:***@h:1");
+    }
+
+    #[tokio::test]
+    async fn misconfiguration_is_one_line() {
+        let opts = NatsOptions { jwt: Some("x".into()), ..Default::default() };
+        assert!(matches!(connect(&opts).await, Err(ConnectError::JwtWithoutSeed)));
+        let opts = NatsOptions { seed: Some("nonsense".into()), ..Default::default() };
+        let e = connect(&opts).await.unwrap_err().to_string();
+        assert!(e.starts_with("invalid NATS nkey seed") && !e.contains('\n'), "{e}");
+        let opts =
+            NatsOptions { creds_file: Some("/nonexistent/x.creds".into()), ..Default::default() };
+        let e = connect(&opts).await.unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/x.creds") && !e.contains('\n'), "{e}");
+    }
+}

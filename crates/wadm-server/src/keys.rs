@@ -1,0 +1,76 @@
+//! The key layout of the manifest bucket. Every key starts with the lattice and the application:
+//!
+//! - `{lattice}.{app}.index`: the [`crate::store::AppIndex`] (version list, deployed version,
+//!   generation, history counters). Every write to an application goes through a compare-and-set
+//!   on this key.
+//! - `{lattice}.{app}.v.{id}`: one stored version (a unique id per put, so concurrent puts never
+//!   write the same key; the index maps version names to ids).
+//! - `{lattice}.{app}.h.{seq}`: one history entry (`seq` zero-padded so keys sort in order).
+//!
+//! Lattice names are used verbatim in subjects but may hold characters KV keys do not allow, so
+//! they are escaped with [`escape_token`]; application names are restricted to
+//! letters, digits, `-` and `_` and used as they are.
+
+/// Whether `name` is a valid application name (letters, digits, `-`, `_`; not empty).
+pub fn is_valid_app_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Escape one key token: `[A-Za-z0-9_-]` stay, every other byte becomes `=XX` (hex). Injective.
+pub fn escape_token(raw: &str) -> String {
+    if raw.is_empty() {
+        return "=".into();
+    }
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
+/// The key of an application's index.
+pub fn index_key(lattice: &str, app: &str) -> String {
+    format!("{}.{app}.index", escape_token(lattice))
+}
+
+/// The pattern matching every index key of a lattice.
+pub fn index_pattern(lattice: &str) -> String {
+    format!("{}.*.index", escape_token(lattice))
+}
+
+/// The key of one stored version.
+pub fn version_key(lattice: &str, app: &str, id: &str) -> String {
+    format!("{}.{app}.v.{id}", escape_token(lattice))
+}
+
+/// The key of one history entry.
+pub fn history_key(lattice: &str, app: &str, seq: u64) -> String {
+    format!("{}.{app}.h.{seq:016}", escape_token(lattice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn layout() {
+        assert_eq!(index_key("default", "my-app"), "default.my-app.index");
+        assert_eq!(history_key("l", "a", 7), "l.a.h.0000000000000007");
+        assert_eq!(escape_token("a b/c"), "a=20b=2Fc");
+        assert!(is_valid_app_name("a_b-9") && !is_valid_app_name("a.b") && !is_valid_app_name(""));
+    }
+
+    proptest! {
+        #[test]
+        fn escaping_is_injective_and_key_safe(a in ".{0,12}", b in ".{0,12}") {
+            let (ea, eb) = (escape_token(&a), escape_token(&b));
+            prop_assert!(ea.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'='));
+            prop_assert_eq!(a == b, ea == eb);
+        }
+    }
+}

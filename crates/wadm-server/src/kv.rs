@@ -1,0 +1,255 @@
+//! The key-value seam of the manifest store: a small [`Kv`] trait with compare-and-set writes,
+//! its JetStream implementation ([`NatsKv`]) and an in-process implementation ([`MemoryKv`]) for
+//! unit tests of store logic. Keys use NATS subject syntax (`.`-separated tokens) and [`Kv::scan`]
+//! accepts `*`/`>` wildcards as NATS does.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use async_nats::jetstream::kv::{self, Operation};
+use bytes::Bytes;
+use futures::StreamExt;
+
+/// A stored value and the revision that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvEntry {
+    pub value: Bytes,
+    pub revision: u64,
+}
+
+/// Why a key-value operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The expected revision did not match (or the key already existed on create): re-read.
+    #[error("concurrent write to {0}")]
+    Conflict(String),
+    #[error("key-value store error on {key}: {reason}")]
+    Backend { key: String, reason: String },
+}
+
+impl KvError {
+    fn backend(key: &str, error: impl std::error::Error) -> Self {
+        KvError::Backend { key: key.to_string(), reason: crate::connect::one_line(&error) }
+    }
+}
+
+/// A key-value bucket with compare-and-set. Every method is one round trip.
+pub trait Kv: Send + Sync + 'static {
+    /// The live value of `key`, if any.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<KvEntry>, KvError>> + Send;
+    /// Write `key` only if it has no live value ([`KvError::Conflict`] otherwise).
+    fn create(&self, key: &str, value: Bytes) -> impl Future<Output = Result<u64, KvError>> + Send;
+    /// Write `key` only if its live value has `revision` ([`KvError::Conflict`] otherwise).
+    fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        revision: u64,
+    ) -> impl Future<Output = Result<u64, KvError>> + Send;
+    /// Write `key` unconditionally.
+    fn put(&self, key: &str, value: Bytes) -> impl Future<Output = Result<u64, KvError>> + Send;
+    /// Remove `key` (no error if it is absent).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), KvError>> + Send;
+    /// Every live entry whose key matches `pattern` (NATS wildcards), sorted by key.
+    fn scan(
+        &self,
+        pattern: &str,
+    ) -> impl Future<Output = Result<Vec<(String, KvEntry)>, KvError>> + Send;
+}
+
+/// A JetStream key-value bucket.
+#[derive(Clone)]
+pub struct NatsKv {
+    store: kv::Store,
+    client: async_nats::Client,
+}
+
+impl NatsKv {
+    /// `client` is the connection the bucket was opened on (scans use an inbox of it).
+    pub fn new(store: kv::Store, client: async_nats::Client) -> Self {
+        Self { store, client }
+    }
+}
+
+impl Kv for NatsKv {
+    async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
+        let entry = self.store.entry(key).await.map_err(|e| KvError::backend(key, e))?;
+        Ok(entry.and_then(|e| match e.operation {
+            Operation::Put => Some(KvEntry { value: e.value, revision: e.revision }),
+            Operation::Delete | Operation::Purge => None,
+        }))
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
+        self.store.create(key, value).await.map_err(|e| match e.kind() {
+            kv::CreateErrorKind::AlreadyExists => KvError::Conflict(key.to_string()),
+            _ => KvError::backend(key, e),
+        })
+    }
+
+    async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64, KvError> {
+        self.store.update(key, value, revision).await.map_err(|e| match e.kind() {
+            kv::UpdateErrorKind::WrongLastRevision => KvError::Conflict(key.to_string()),
+            _ => KvError::backend(key, e),
+        })
+    }
+
+    async fn put(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
+        self.store.put(key, value).await.map_err(|e| KvError::backend(key, e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.store.purge(key).await.map_err(|e| KvError::backend(key, e))
+    }
+
+    async fn scan(&self, pattern: &str) -> Result<Vec<(String, KvEntry)>, KvError> {
+        use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
+        let consumer = self
+            .store
+            .stream
+            .create_consumer(OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: format!("{}{pattern}", self.store.prefix),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| KvError::backend(pattern, e))?;
+        let mut found = BTreeMap::new();
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(Vec::new());
+        }
+        let mut messages = consumer.messages().await.map_err(|e| KvError::backend(pattern, e))?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| KvError::backend(pattern, e))?;
+            let info = message.info().map_err(|e| KvError::Backend {
+                key: pattern.to_string(),
+                reason: e.to_string(),
+            })?;
+            let (revision, pending) = (info.stream_sequence, info.pending);
+            let key = message.subject.trim_start_matches(self.store.prefix.as_str()).to_string();
+            let operation = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .map(|v| v.as_str().to_string());
+            if operation.is_none() {
+                found.insert(key, KvEntry { value: message.payload.clone(), revision });
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+}
+
+/// An in-process bucket with the same semantics, for unit tests of the store logic.
+#[derive(Default)]
+pub struct MemoryKv {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    entries: BTreeMap<String, KvEntry>,
+    last_revision: u64,
+}
+
+impl MemoryInner {
+    fn write(&mut self, key: &str, value: Bytes) -> u64 {
+        self.last_revision += 1;
+        let revision = self.last_revision;
+        self.entries.insert(key.to_string(), KvEntry { value, revision });
+        revision
+    }
+}
+
+impl MemoryKv {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Kv for MemoryKv {
+    async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
+        Ok(self.lock().entries.get(key).cloned())
+    }
+
+    async fn create(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
+        let mut inner = self.lock();
+        if inner.entries.contains_key(key) {
+            return Err(KvError::Conflict(key.to_string()));
+        }
+        Ok(inner.write(key, value))
+    }
+
+    async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64, KvError> {
+        let mut inner = self.lock();
+        match inner.entries.get(key) {
+            Some(e) if e.revision == revision => Ok(inner.write(key, value)),
+            _ => Err(KvError::Conflict(key.to_string())),
+        }
+    }
+
+    async fn put(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
+        Ok(self.lock().write(key, value))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.lock().entries.remove(key);
+        Ok(())
+    }
+
+    async fn scan(&self, pattern: &str) -> Result<Vec<(String, KvEntry)>, KvError> {
+        Ok(self
+            .lock()
+            .entries
+            .iter()
+            .filter(|(k, _)| subject_matches(pattern, k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// NATS subject matching: `*` matches one token, a final `>` one or more.
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut subject_tokens = subject.split('.');
+    for p in pattern.split('.') {
+        match (p, subject_tokens.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (p, Some(s)) if p == s => {}
+            _ => return false,
+        }
+    }
+    subject_tokens.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_like_nats() {
+        assert!(subject_matches("a.*.index", "a.app.index"));
+        assert!(!subject_matches("a.*.index", "a.app.v.x"));
+        assert!(subject_matches("a.>", "a.b.c"));
+        assert!(!subject_matches("a.>", "a"));
+        assert!(!subject_matches("a.b", "a.b.c"));
+    }
+
+    #[tokio::test]
+    async fn memory_kv_compare_and_set() {
+        let kv = MemoryKv::default();
+        let r1 = kv.create("k", Bytes::from_static(b"1")).await.unwrap();
+        assert!(matches!(kv.create("k", Bytes::new()).await, Err(KvError::Conflict(_))));
+        let r2 = kv.update("k", Bytes::from_static(b"2"), r1).await.unwrap();
+        assert!(matches!(kv.update("k", Bytes::new(), r1).await, Err(KvError::Conflict(_))));
+        assert_eq!(kv.get("k").await.unwrap().unwrap().revision, r2);
+        kv.delete("k").await.unwrap();
+        assert_eq!(kv.get("k").await.unwrap(), None);
+        kv.create("k", Bytes::new()).await.unwrap();
+    }
+}

@@ -1,0 +1,256 @@
+//! The serving loop: ensure the JetStream resources exist (idempotently, safe for replicas
+//! starting together), subscribe to `{prefix}.>` in a queue group, answer requests concurrently
+//! up to a bound, and on shutdown stop taking requests and let in-flight ones finish.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use wadm_model::api::{DEFAULT_API_PREFIX, ErrorResponse};
+
+use crate::api::{ACTOR_HEADER, Api, Request};
+use crate::kv::NatsKv;
+use crate::probe::{DEFAULT_PROBE_WINDOW, NatsProbe};
+use crate::status::NatsStatusStore;
+use crate::store::{DEFAULT_MAX_HISTORY, DEFAULT_MAX_VERSIONS, ManifestStore};
+
+/// The bucket holding manifests, indexes and history.
+pub const MANIFEST_BUCKET: &str = "wadm_manifests";
+/// Reply header naming the server instance that answered.
+pub const SERVER_HEADER: &str = "Wadm-Server";
+/// The queue group API replicas share.
+pub const QUEUE_GROUP: &str = "wadm_api";
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Subject prefix of the API (`wadm.api`).
+    pub api_prefix: String,
+    /// Requests larger than this are refused (default 1 MiB).
+    pub max_request_bytes: usize,
+    /// Requests handled at once (default 64).
+    pub max_in_flight: usize,
+    /// Versions kept per application; beyond it the oldest undeployed ones are pruned.
+    pub max_versions: usize,
+    /// History entries kept per application.
+    pub max_history: u64,
+    /// How long the host probe after a deploy waits for an answer.
+    pub probe_window: Duration,
+    /// The manifest bucket's name.
+    pub manifest_bucket: String,
+    /// Replicas of the bucket and streams (1 for a single NATS server).
+    pub replicas: usize,
+    /// This instance's id, sent in the `Wadm-Server` header of every reply (default: a new ULID).
+    pub instance_id: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            api_prefix: DEFAULT_API_PREFIX.into(),
+            max_request_bytes: 1024 * 1024,
+            max_in_flight: 64,
+            max_versions: DEFAULT_MAX_VERSIONS,
+            max_history: DEFAULT_MAX_HISTORY,
+            probe_window: DEFAULT_PROBE_WINDOW,
+            manifest_bucket: MANIFEST_BUCKET.into(),
+            replicas: 1,
+            instance_id: ulid::Ulid::new().to_string(),
+        }
+    }
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot set up JetStream {what}: {reason}")]
+    Setup { what: String, reason: String },
+    #[error("cannot subscribe to {subject}: {reason}")]
+    Subscribe { subject: String, reason: String },
+}
+
+fn setup_err(what: &str, e: &dyn std::error::Error) -> ServerError {
+    ServerError::Setup { what: what.to_string(), reason: crate::connect::one_line(e) }
+}
+
+type NatsApi = Api<NatsKv, NatsStatusStore, NatsProbe>;
+
+/// A server subscribed and ready to serve.
+pub struct Server {
+    client: async_nats::Client,
+    config: ServerConfig,
+    api: Arc<NatsApi>,
+    subscriber: async_nats::Subscriber,
+}
+
+/// Get the bucket, creating it if missing; tolerate a concurrent creation by another replica.
+pub async fn ensure_bucket(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, ServerError> {
+    let what = format!("bucket {}", config.bucket);
+    for _ in 0..5 {
+        if let Ok(store) = js.get_key_value(&config.bucket).await {
+            return Ok(store);
+        }
+        match js.create_key_value(config.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) => tracing::debug!(error = %e, "bucket creation raced; re-reading"),
+        }
+    }
+    js.get_key_value(&config.bucket).await.map_err(|e| setup_err(&what, &e))
+}
+
+/// Get the stream, creating it if missing; tolerate a concurrent creation by another replica.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, ServerError> {
+    let what = format!("stream {}", config.name);
+    for _ in 0..5 {
+        if let Ok(stream) = js.get_stream(&config.name).await {
+            return Ok(stream);
+        }
+        match js.create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => tracing::debug!(error = %e, "stream creation raced; re-reading"),
+        }
+    }
+    js.get_stream(&config.name).await.map_err(|e| setup_err(&what, &e))
+}
+
+impl Server {
+    /// Create or verify the JetStream resources and subscribe to the API subjects.
+    pub async fn start(
+        client: async_nats::Client,
+        config: ServerConfig,
+    ) -> Result<Server, ServerError> {
+        let js = jetstream::new(client.clone());
+        let bucket = ensure_bucket(
+            &js,
+            kv::Config {
+                bucket: config.manifest_bucket.clone(),
+                description: "wadm: application manifests, versions and history".into(),
+                history: 1,
+                num_replicas: config.replicas,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let status_config =
+            stream::Config { num_replicas: config.replicas, ..NatsStatusStore::stream_config() };
+        let status_stream = ensure_stream(&js, status_config).await?;
+        let store = ManifestStore::new(NatsKv::new(bucket, client.clone()))
+            .with_max_versions(config.max_versions)
+            .with_max_history(config.max_history);
+        let api = Arc::new(Api {
+            store,
+            status: NatsStatusStore::new(js.clone(), status_stream),
+            probe: NatsProbe::new(client.clone(), config.probe_window),
+            events: Some(client.clone()),
+            max_manifest_bytes: config.max_request_bytes,
+        });
+        let subject = format!("{}.>", config.api_prefix);
+        let subscriber = client
+            .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
+            .await
+            .map_err(|e| ServerError::Subscribe {
+                subject: subject.clone(),
+                reason: crate::connect::one_line(&e),
+            })?;
+        // Make sure the subscription is registered before anyone relies on it.
+        client.flush().await.map_err(|e| ServerError::Subscribe {
+            subject,
+            reason: crate::connect::one_line(&e),
+        })?;
+        Ok(Server { client, config, api, subscriber })
+    }
+
+    /// Serve until `shutdown` completes; then stop taking requests and finish the in-flight ones.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let permits = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown, if !draining => {
+                    tracing::info!("shutting down: finishing in-flight requests");
+                    draining = true;
+                    // Stop receiving; messages already delivered to us are still answered.
+                    let _ = self.subscriber.drain().await;
+                }
+                message = self.subscriber.next() => {
+                    let Some(message) = message else { break };
+                    let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
+                    let (api, client, config) = (self.api.clone(), self.client.clone(), self.config.clone());
+                    tasks.spawn(async move {
+                        serve_one(&api, &client, &config, message).await;
+                        drop(permit);
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        let _ = self.client.flush().await;
+        Ok(())
+    }
+}
+
+async fn serve_one(
+    api: &NatsApi,
+    client: &async_nats::Client,
+    config: &ServerConfig,
+    message: async_nats::Message,
+) {
+    let Some(reply_to) = message.reply.clone() else { return };
+    let (reply, follow) = answer(api, config, &message).await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(SERVER_HEADER, config.instance_id.as_str());
+    if let Err(e) = client.publish_with_headers(reply_to, headers, reply.into()).await {
+        tracing::warn!(error = %e, "cannot send reply");
+    }
+    if let Some(follow) = follow {
+        api.follow_up(follow).await;
+    }
+}
+
+async fn answer(
+    api: &NatsApi,
+    config: &ServerConfig,
+    message: &async_nats::Message,
+) -> (Vec<u8>, Option<crate::api::FollowUp>) {
+    let error = |m: String| serde_json::to_vec(&ErrorResponse::new(m)).expect("serialises");
+    let parsed = match crate::subject::parse(&config.api_prefix, message.subject.as_str()) {
+        Ok(p) => p,
+        Err(e) => return (error(e.to_string()), None),
+    };
+    if message.payload.len() > config.max_request_bytes {
+        let m = format!(
+            "request of {} bytes exceeds the limit of {} bytes",
+            message.payload.len(),
+            config.max_request_bytes
+        );
+        return (error(m), None);
+    }
+    let header = |name: &str| {
+        message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string())
+    };
+    let content_type = header("Content-Type");
+    let actor =
+        header(ACTOR_HEADER).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "unknown".into());
+    tracing::debug!(subject = %message.subject, %actor, "request");
+    api.handle(Request {
+        lattice: &parsed.lattice,
+        operation: parsed.operation,
+        body: &message.payload,
+        content_type: content_type.as_deref(),
+        actor: &actor,
+    })
+    .await
+}

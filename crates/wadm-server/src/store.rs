@@ -1,0 +1,511 @@
+//! The versioned manifest store: per application, immutable versions in insertion order, the
+//! deployed version, a deploy generation and a deployment history, kept in a [`Kv`] bucket with
+//! the layout of [`crate::keys`].
+//!
+//! Every write is a compare-and-set on the application's index key: read the index, decide the
+//! change with a pure function, write it expecting the revision read; on conflict re-read and
+//! decide again (bounded retries). Version data is written *before* the index names it (under a
+//! unique key, so concurrent puts never collide) and removed *after* the index stops naming it,
+//! so readers never see an index entry without its data. A crash can leave an unreferenced version
+//! key or miss one history entry; neither is ever visible as wrong state.
+//!
+//! Version cap: when a put makes an application hold more than `max_versions` versions, the
+//! oldest versions that are not deployed are pruned (the deployed one is always kept).
+//! History cap: the oldest history entries beyond `max_history` are pruned likewise.
+//!
+//! Deleting every version keeps the index as an empty tombstone so the history survives; reads
+//! treat an application without versions as absent.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{history_key, index_key, index_pattern, version_key};
+use crate::kv::{Kv, KvError};
+
+/// Default cap on stored versions per application.
+pub const DEFAULT_MAX_VERSIONS: usize = 100;
+/// Default cap on history entries kept per application.
+pub const DEFAULT_MAX_HISTORY: u64 = 1000;
+/// How many compare-and-set conflicts one write tolerates before giving up.
+const MAX_ATTEMPTS: u32 = 200;
+
+/// The version name that means "the current version" in deploy requests.
+pub const LATEST: &str = "latest";
+
+/// Per-application index: the one key every write compares-and-sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppIndex {
+    pub name: String,
+    /// Stored versions in insertion order (the last one is the current version).
+    pub versions: Vec<VersionRef>,
+    /// The deployed version, if any.
+    pub deployed: Option<String>,
+    /// Bumped on every deploy.
+    pub generation: u64,
+    /// Sequence number of the next history entry.
+    pub history_next: u64,
+    /// Sequence number of the oldest history entry kept.
+    pub history_first: u64,
+}
+
+impl AppIndex {
+    fn new(name: &str) -> Self {
+        Self { name: name.to_string(), ..Self::default() }
+    }
+
+    /// The current version (last put).
+    pub fn current(&self) -> Option<&str> {
+        self.versions.last().map(|v| v.version.as_str())
+    }
+
+    /// Whether this version is stored.
+    pub fn has(&self, version: &str) -> bool {
+        self.versions.iter().any(|v| v.version == version)
+    }
+
+    fn id_of(&self, version: &str) -> Option<&str> {
+        self.versions.iter().find(|v| v.version == version).map(|v| v.id.as_str())
+    }
+}
+
+/// A version name and the unique id of its data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRef {
+    pub version: String,
+    pub id: String,
+}
+
+/// What happened to an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryAction {
+    Put,
+    Deploy,
+    Undeploy,
+    Delete,
+}
+
+/// One history entry: who did what to which version, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub action: HistoryAction,
+    /// The version concerned (`None` for deleting the whole application).
+    pub version: Option<String>,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One stored version: the manifest as a JSON value (with its version written in).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredVersion {
+    pub version: String,
+    pub manifest: serde_json::Value,
+}
+
+/// Result of a put.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// Whether this was the first version of the application.
+    pub created: bool,
+    pub total_versions: usize,
+    pub current_version: String,
+    /// Versions pruned because of the version cap.
+    pub pruned: Vec<String>,
+}
+
+/// Result of a deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployOutcome {
+    pub version: String,
+    pub generation: u64,
+    pub previous: Option<String>,
+}
+
+/// Result of a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Nothing matched.
+    Noop,
+    /// Removed. `undeployed`: the deployed version was removed. `app_removed`: no version is left.
+    Deleted { undeployed: bool, app_removed: bool },
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("version {version} of application {name} already exists")]
+    VersionExists { name: String, version: String },
+    #[error("application {0} not found")]
+    AppNotFound(String),
+    #[error("version {version} of application {name} not found")]
+    VersionNotFound { name: String, version: String },
+    #[error("too many concurrent writes to application {0}, try again")]
+    Contended(String),
+    #[error("stored data under {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error(transparent)]
+    Kv(#[from] KvError),
+}
+
+/// The decision of one compare-and-set round.
+enum Change<T> {
+    /// Nothing to write; return this.
+    Keep(T),
+    /// Write `index`, record `history`, then remove the data of `dropped` version ids.
+    Write {
+        index: AppIndex,
+        history: Option<(HistoryAction, Option<String>)>,
+        dropped: Vec<String>,
+        result: T,
+    },
+}
+
+/// The versioned manifest store over a key-value bucket.
+pub struct ManifestStore<K> {
+    kv: K,
+    max_versions: usize,
+    max_history: u64,
+    clock: fn() -> DateTime<Utc>,
+}
+
+impl<K: Kv> ManifestStore<K> {
+    pub fn new(kv: K) -> Self {
+        Self {
+            kv,
+            max_versions: DEFAULT_MAX_VERSIONS,
+            max_history: DEFAULT_MAX_HISTORY,
+            clock: Utc::now,
+        }
+    }
+
+    /// Cap on versions per application (at least 2: the deployed one and the newest).
+    pub fn with_max_versions(mut self, max: usize) -> Self {
+        self.max_versions = max.max(2);
+        self
+    }
+
+    /// Cap on history entries per application (at least 1).
+    pub fn with_max_history(mut self, max: u64) -> Self {
+        self.max_history = max.max(1);
+        self
+    }
+
+    /// The clock stamping history entries.
+    pub fn with_clock(mut self, clock: fn() -> DateTime<Utc>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The underlying bucket.
+    pub fn kv(&self) -> &K {
+        &self.kv
+    }
+
+    /// The index of an application that has at least one version.
+    pub async fn index(&self, lattice: &str, app: &str) -> Result<Option<AppIndex>, StoreError> {
+        Ok(self.read_index(lattice, app).await?.map(|(i, _)| i).filter(|i| !i.versions.is_empty()))
+    }
+
+    /// Every application of a lattice that has at least one version, sorted by name.
+    pub async fn list(&self, lattice: &str) -> Result<Vec<AppIndex>, StoreError> {
+        let mut apps = Vec::new();
+        for (key, entry) in self.kv.scan(&index_pattern(lattice)).await? {
+            let index: AppIndex = decode(&key, &entry.value)?;
+            if !index.versions.is_empty() {
+                apps.push(index);
+            }
+        }
+        apps.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(apps)
+    }
+
+    /// One version (`None`: the current one). `Ok(None)` when the application or version is absent.
+    pub async fn get(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: Option<&str>,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let Some(index) = self.index(lattice, app).await? else { return Ok(None) };
+        let wanted = version.or(index.current()).unwrap_or_default();
+        let Some(id) = index.id_of(wanted) else { return Ok(None) };
+        self.read_version(lattice, app, id).await
+    }
+
+    /// Store a new version. The manifest must already carry `version`.
+    pub async fn put(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: &str,
+        manifest: serde_json::Value,
+        actor: &str,
+    ) -> Result<PutOutcome, StoreError> {
+        let id = ulid::Ulid::new().to_string();
+        let data_key = version_key(lattice, app, &id);
+        let stored = StoredVersion { version: version.to_string(), manifest };
+        self.kv.put(&data_key, encode(&stored)).await?;
+        let max_versions = self.max_versions;
+        let result = self
+            .modify(lattice, app, actor, |index| {
+                let mut index = index.unwrap_or_else(|| AppIndex::new(app));
+                if index.has(version) {
+                    return Err(StoreError::VersionExists {
+                        name: app.to_string(),
+                        version: version.to_string(),
+                    });
+                }
+                let created = index.versions.is_empty();
+                index.versions.push(VersionRef { version: version.to_string(), id: id.clone() });
+                let mut dropped = Vec::new();
+                let mut pruned = Vec::new();
+                while index.versions.len() > max_versions {
+                    let Some(pos) = index.versions[..index.versions.len() - 1]
+                        .iter()
+                        .position(|v| Some(&v.version) != index.deployed.as_ref())
+                    else {
+                        break;
+                    };
+                    let old = index.versions.remove(pos);
+                    dropped.push(old.id);
+                    pruned.push(old.version);
+                }
+                let result = PutOutcome {
+                    created,
+                    total_versions: index.versions.len(),
+                    current_version: version.to_string(),
+                    pruned,
+                };
+                Ok(Change::Write {
+                    index,
+                    history: Some((HistoryAction::Put, Some(version.to_string()))),
+                    dropped,
+                    result,
+                })
+            })
+            .await;
+        if result.is_err() {
+            // The index does not name our data key: remove it (best effort; an orphan is harmless).
+            let _ = self.kv.delete(&data_key).await;
+        }
+        result
+    }
+
+    /// Deploy a version (`None` or `"latest"`: the current one). Bumps the generation.
+    pub async fn deploy(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: Option<&str>,
+        actor: &str,
+    ) -> Result<DeployOutcome, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let Some(mut index) = index.filter(|i| !i.versions.is_empty()) else {
+                return Err(StoreError::AppNotFound(app.to_string()));
+            };
+            let wanted = match version {
+                None | Some(LATEST) => index.current().unwrap_or_default().to_string(),
+                Some(v) if index.has(v) => v.to_string(),
+                Some(v) => {
+                    return Err(StoreError::VersionNotFound {
+                        name: app.to_string(),
+                        version: v.to_string(),
+                    });
+                }
+            };
+            let previous = index.deployed.replace(wanted.clone());
+            index.generation += 1;
+            let result =
+                DeployOutcome { version: wanted.clone(), generation: index.generation, previous };
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Deploy, Some(wanted))),
+                dropped: Vec::new(),
+                result,
+            })
+        })
+        .await
+    }
+
+    /// Undeploy; returns the version that was deployed (`None`: nothing was, nothing changed).
+    pub async fn undeploy(
+        &self,
+        lattice: &str,
+        app: &str,
+        actor: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let Some(mut index) = index.filter(|i| !i.versions.is_empty()) else {
+                return Err(StoreError::AppNotFound(app.to_string()));
+            };
+            match index.deployed.take() {
+                None => Ok(Change::Keep(None)),
+                Some(was) => Ok(Change::Write {
+                    index,
+                    history: Some((HistoryAction::Undeploy, Some(was.clone()))),
+                    dropped: Vec::new(),
+                    result: Some(was),
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Delete one version (undeploying it if deployed) or, with `None`, the whole application.
+    pub async fn delete(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: Option<&str>,
+        actor: &str,
+    ) -> Result<DeleteOutcome, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let Some(mut index) = index.filter(|i| !i.versions.is_empty()) else {
+                return Ok(Change::Keep(DeleteOutcome::Noop));
+            };
+            let dropped: Vec<String> = match version {
+                Some(v) => match index.versions.iter().position(|r| r.version == v) {
+                    None => return Ok(Change::Keep(DeleteOutcome::Noop)),
+                    Some(pos) => vec![index.versions.remove(pos).id],
+                },
+                None => index.versions.drain(..).map(|r| r.id).collect(),
+            };
+            let undeployed = match (version, index.deployed.as_deref()) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(v), Some(d)) => v == d,
+            } || index.versions.is_empty() && index.deployed.is_some();
+            if undeployed {
+                index.deployed = None;
+            }
+            let result =
+                DeleteOutcome::Deleted { undeployed, app_removed: index.versions.is_empty() };
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Delete, version.map(str::to_string))),
+                dropped,
+                result,
+            })
+        })
+        .await
+    }
+
+    /// The history of an application, oldest first (`None`: never stored). Survives deletion.
+    pub async fn history(
+        &self,
+        lattice: &str,
+        app: &str,
+    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+        let Some((index, _)) = self.read_index(lattice, app).await? else { return Ok(None) };
+        let reads = (index.history_first..index.history_next).map(|seq| {
+            let key = history_key(lattice, app, seq);
+            async move {
+                let entry = self.kv.get(&key).await?;
+                entry.map(|e| decode::<HistoryEntry>(&key, &e.value)).transpose()
+            }
+        });
+        let entries = futures::future::try_join_all(reads).await?;
+        Ok(Some(entries.into_iter().flatten().collect()))
+    }
+
+    async fn read_index(
+        &self,
+        lattice: &str,
+        app: &str,
+    ) -> Result<Option<(AppIndex, u64)>, StoreError> {
+        let key = index_key(lattice, app);
+        match self.kv.get(&key).await? {
+            None => Ok(None),
+            Some(entry) => Ok(Some((decode(&key, &entry.value)?, entry.revision))),
+        }
+    }
+
+    async fn read_version(
+        &self,
+        lattice: &str,
+        app: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let key = version_key(lattice, app, id);
+        match self.kv.get(&key).await? {
+            None => Ok(None),
+            Some(entry) => Ok(Some(decode(&key, &entry.value)?)),
+        }
+    }
+
+    /// Read the index, decide, compare-and-set; on conflict re-read and decide again.
+    async fn modify<T>(
+        &self,
+        lattice: &str,
+        app: &str,
+        actor: &str,
+        mut decide: impl FnMut(Option<AppIndex>) -> Result<Change<T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let key = index_key(lattice, app);
+        for attempt in 0..MAX_ATTEMPTS {
+            let current = self.read_index(lattice, app).await?;
+            let revision = current.as_ref().map(|(_, r)| *r);
+            let (mut index, history, dropped, result) = match decide(current.map(|(i, _)| i))? {
+                Change::Keep(result) => return Ok(result),
+                Change::Write { index, history, dropped, result } => {
+                    (index, history, dropped, result)
+                }
+            };
+            let mut history_write = None;
+            let mut history_pruned = Vec::new();
+            if let Some((action, version)) = history {
+                let seq = index.history_next;
+                index.history_next += 1;
+                while index.history_next - index.history_first > self.max_history {
+                    history_pruned.push(index.history_first);
+                    index.history_first += 1;
+                }
+                let entry =
+                    HistoryEntry { action, version, actor: actor.to_string(), at: (self.clock)() };
+                history_write = Some((seq, entry));
+            }
+            let value = encode(&index);
+            let written = match revision {
+                None => self.kv.create(&key, value).await,
+                Some(rev) => self.kv.update(&key, value, rev).await,
+            };
+            match written {
+                Ok(_) => {
+                    if let Some((seq, entry)) = history_write {
+                        self.kv.put(&history_key(lattice, app, seq), encode(&entry)).await?;
+                    }
+                    for seq in history_pruned {
+                        let _ = self.kv.delete(&history_key(lattice, app, seq)).await;
+                    }
+                    for id in dropped {
+                        let _ = self.kv.delete(&version_key(lattice, app, &id)).await;
+                    }
+                    return Ok(result);
+                }
+                Err(KvError::Conflict(_)) => {
+                    // Someone else wrote first: back off a little (growing, with jitter) and re-decide.
+                    let jitter = u64::from(ulid::Ulid::new().random() as u8 % 4);
+                    let wait = u64::from(attempt.min(20)) + jitter;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Contended(app.to_string()))
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("store records serialise"))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! Parsing API request subjects: `{prefix}.{lattice}.model.{operation}[.{name}]`. Pure.
+
+use crate::keys::is_valid_app_name;
+
+/// An API operation, with the application it names when it names one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    Put,
+    /// `model.get` without a name: every application.
+    List,
+    /// `model.list`: deprecated, answers a bare array.
+    LegacyList,
+    Get(String),
+    Versions(String),
+    Delete(String),
+    Deploy(String),
+    Undeploy(String),
+    Status(String),
+    History(String),
+}
+
+/// A parsed request subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub lattice: String,
+    pub operation: Operation,
+}
+
+/// Why a subject is not a request we serve. The display text is the error message returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubjectError {
+    #[error("Invalid subject {subject}: {reason}")]
+    Invalid { subject: String, reason: String },
+    #[error("Unsupported subject {subject}: {reason}")]
+    Unsupported { subject: String, reason: String },
+}
+
+/// Parse `subject` served under `prefix`.
+pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
+    let invalid = |reason: &str| SubjectError::Invalid {
+        subject: subject.to_string(),
+        reason: reason.to_string(),
+    };
+    let unsupported =
+        |reason: String| SubjectError::Unsupported { subject: subject.to_string(), reason };
+    let rest = subject
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('.'))
+        .ok_or_else(|| invalid(&format!("expected it to start with {prefix}.")))?;
+    let tokens: Vec<&str> = rest.split('.').collect();
+    if tokens.len() < 3 {
+        return Err(invalid("expected {lattice}.model.{operation}[.{name}]: too few tokens"));
+    }
+    if tokens.len() > 4 {
+        return Err(invalid("expected {lattice}.model.{operation}[.{name}]: too many tokens"));
+    }
+    if tokens.iter().any(|t| t.is_empty()) {
+        return Err(invalid("empty token"));
+    }
+    let lattice = tokens[0].to_string();
+    if tokens[1] != "model" {
+        return Err(unsupported(format!("unknown category {:?} (only \"model\")", tokens[1])));
+    }
+    let name = tokens.get(3).map(|n| n.to_string());
+    if let Some(n) = &name
+        && !is_valid_app_name(n)
+    {
+        return Err(invalid(&format!(
+            "application name {n:?} may only hold letters, digits, '-' and '_'"
+        )));
+    }
+    let needs_name = |build: fn(String) -> Operation| match &name {
+        Some(n) => Ok(build(n.clone())),
+        None => Err(invalid(&format!(
+            "operation {} needs an application name: too few tokens",
+            tokens[2]
+        ))),
+    };
+    let no_name = |op: Operation| match name {
+        None => Ok(op.clone()),
+        Some(_) => Err(invalid(&format!("operation {} takes no name: too many tokens", tokens[2]))),
+    };
+    let operation = match tokens[2] {
+        "put" => no_name(Operation::Put)?,
+        "list" => no_name(Operation::LegacyList)?,
+        "get" => match &name {
+            None => Operation::List,
+            Some(n) => Operation::Get(n.clone()),
+        },
+        "versions" => needs_name(Operation::Versions)?,
+        "del" => needs_name(Operation::Delete)?,
+        "deploy" => needs_name(Operation::Deploy)?,
+        "undeploy" => needs_name(Operation::Undeploy)?,
+        "status" => needs_name(Operation::Status)?,
+        "history" => needs_name(Operation::History)?,
+        other => return Err(unsupported(format!("unknown operation {other:?}"))),
+    };
+    Ok(Request { lattice, operation })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Request, SubjectError> {
+        parse("wadm.api", s)
+    }
+
+    #[test]
+    fn operations() {
+        let r = p("wadm.api.default.model.put").unwrap();
+        assert_eq!((r.lattice.as_str(), r.operation), ("default", Operation::Put));
+        assert_eq!(p("wadm.api.l.model.get").unwrap().operation, Operation::List);
+        assert_eq!(p("wadm.api.l.model.list").unwrap().operation, Operation::LegacyList);
+        assert_eq!(p("wadm.api.l.model.get.app").unwrap().operation, Operation::Get("app".into()));
+        assert_eq!(
+            p("wadm.api.l.model.del.a-b_c").unwrap().operation,
+            Operation::Delete("a-b_c".into())
+        );
+        assert_eq!(
+            p("wadm.api.l.model.history.x").unwrap().operation,
+            Operation::History("x".into())
+        );
+        assert_eq!(
+            parse("my.pre.fix", "my.pre.fix.l.model.status.x").unwrap().operation,
+            Operation::Status("x".into())
+        );
+    }
+
+    #[test]
+    fn malformed() {
+        for s in [
+            "wadm.api.l.model",
+            "wadm.api.l.model.deploy",
+            "wadm.api.l.model.put.x",
+            "wadm.api.l.model.get.a.b",
+            "wadm.api.l",
+        ] {
+            let e = p(s).unwrap_err().to_string();
+            assert!(e.starts_with("Invalid subject"), "{s}: {e}");
+        }
+        for s in ["wadm.api.l.model.frobnicate.x", "wadm.api.l.other.get"] {
+            let e = p(s).unwrap_err().to_string();
+            assert!(e.starts_with("Unsupported subject"), "{s}: {e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "[a-z.*>]{0,40}") {
+            let _ = p(&s);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the wadm API server on a real `nats-server`, driven with plain
+//! async-nats requests and the wire types of `wadm_model::api`.
+
+mod common;
+mod errors;
+mod ops;
+mod replicas;
+mod status;

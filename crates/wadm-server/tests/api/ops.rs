@@ -1,0 +1,210 @@
+//! Every operation of api.md §2, success paths and not-found paths.
+
+use async_nats::HeaderMap;
+use serde_json::Value;
+use wadm_model::api::*;
+
+use crate::common::{Env, manifest};
+
+#[tokio::test]
+async fn put_get_versions_list() {
+    let env = Env::start().await;
+    let put: PutModelResponse = env.req("default.model.put", &manifest("app", Some("v1"))).await;
+    assert_eq!(put.result, PutResult::Created, "{put:?}");
+    assert_eq!(
+        (put.total_versions, put.current_version.as_str(), put.name.as_str()),
+        (1, "v1", "app")
+    );
+
+    // JSON with a content type, no version: a ULID is assigned and written into the manifest.
+    let yaml: Value = serde_saphyr_free_json(&manifest("app", None));
+    let mut headers = HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    let put: PutModelResponse = env.req_with("default.model.put", headers, &yaml.to_string()).await;
+    assert_eq!(put.result, PutResult::NewVersion, "{put:?}");
+    assert_eq!(put.total_versions, 2);
+    let assigned = put.current_version.clone();
+    assert!(ulid::Ulid::from_string(&assigned).is_ok(), "{assigned}");
+
+    // An existing version is an error and changes nothing.
+    let again: PutModelResponse = env.req("default.model.put", &manifest("app", Some("v1"))).await;
+    assert_eq!(again.result, PutResult::Error);
+    assert!(again.message.contains("already exists"), "{}", again.message);
+
+    let got: GetModelResponse = env.req("default.model.get.app", "").await;
+    assert_eq!(got.result, GetResult::Success);
+    let stored = got.manifest.unwrap();
+    assert_eq!(stored["metadata"]["annotations"]["version"], assigned.as_str());
+    let got: GetModelResponse = env.req("default.model.get.app", r#"{"version":"v1"}"#).await;
+    assert_eq!(got.manifest.unwrap()["metadata"]["annotations"]["version"], "v1");
+    let got: GetModelResponse = env.req("default.model.get.app", r#"{"version":"v9"}"#).await;
+    assert_eq!(got.result, GetResult::NotFound);
+    let got: GetModelResponse = env.req("default.model.get.nope", "").await;
+    assert_eq!(got.result, GetResult::NotFound);
+
+    let versions: VersionResponse = env.req("default.model.versions.app", "").await;
+    let names: Vec<_> =
+        versions.versions.iter().map(|v| (v.version.as_str(), v.deployed)).collect();
+    assert_eq!(names, [("v1", false), (assigned.as_str(), false)]);
+    let versions: VersionResponse = env.req("default.model.versions.nope", "").await;
+    assert_eq!(versions.result, GetResult::NotFound);
+
+    env.req::<PutModelResponse>("default.model.put", &manifest("other", Some("1.0"))).await;
+    env.req::<PutModelResponse>("elsewhere.model.put", &manifest("hidden", Some("1.0"))).await;
+    let list: ListModelsResponse = env.req("default.model.get", "").await;
+    assert_eq!(list.result, GetResult::Success);
+    let summary: Vec<_> =
+        list.models.iter().map(|m| (m.name.as_str(), m.version.as_str())).collect();
+    assert_eq!(summary, [("app", assigned.as_str()), ("other", "1.0")]);
+    assert_eq!(list.models[0].description.as_deref(), Some("test app app"));
+    assert_eq!(list.models[0].status, wadm_model::StatusType::Undeployed);
+    let legacy: Vec<ModelSummary> = env.req("default.model.list", "").await;
+    assert_eq!(legacy, list.models);
+}
+
+/// Convert a YAML manifest to JSON through the server-independent path: parse it with the model.
+fn serde_saphyr_free_json(yaml: &str) -> Value {
+    let parsed = wadm_model::parse_manifest(
+        yaml.as_bytes(),
+        wadm_model::Format::Yaml,
+        &wadm_model::Limits::default(),
+    )
+    .expect("test manifest is valid");
+    serde_json::to_value(&parsed.manifest).unwrap()
+}
+
+#[tokio::test]
+async fn deploy_rollback_undeploy_delete_with_history() {
+    let env = Env::start().await;
+    for v in ["v1", "v2"] {
+        env.put_as("default", &manifest("app", Some(v)), "alice").await;
+    }
+    let mut bob = HeaderMap::new();
+    bob.insert("Wadm-Actor", "bob");
+    let d: DeployModelResponse = env.req_with("default.model.deploy.app", bob.clone(), "").await;
+    assert_eq!((d.result, d.version.as_deref()), (DeployResult::Acknowledged, Some("v2")), "{d:?}");
+    let d: DeployModelResponse =
+        env.req_with("default.model.deploy.app", bob.clone(), r#"{"version":"v1"}"#).await;
+    assert_eq!((d.result, d.version.as_deref()), (DeployResult::Acknowledged, Some("v1")));
+    let d: DeployModelResponse =
+        env.req_with("default.model.deploy.app", bob.clone(), r#"{"version":"latest"}"#).await;
+    assert_eq!(d.version.as_deref(), Some("v2"));
+    let d: DeployModelResponse = env.req("default.model.deploy.app", r#"{"version":null}"#).await;
+    assert_eq!(d.version.as_deref(), Some("v2"));
+    let d: DeployModelResponse = env.req("default.model.deploy.app", r#"{"version":"v7"}"#).await;
+    assert_eq!(d.result, DeployResult::NotFound);
+    let d: DeployModelResponse = env.req("default.model.deploy.nope", "").await;
+    assert_eq!(d.result, DeployResult::NotFound);
+
+    let versions: VersionResponse = env.req("default.model.versions.app", "").await;
+    let deployed: Vec<_> =
+        versions.versions.iter().filter(|v| v.deployed).map(|v| v.version.as_str()).collect();
+    assert_eq!(deployed, ["v2"]);
+
+    let u: DeployModelResponse = env.req("default.model.undeploy.app", "{}").await;
+    assert_eq!((u.result, u.version.as_deref()), (DeployResult::Acknowledged, Some("v2")));
+    let u: DeployModelResponse = env.req("default.model.undeploy.nope", "").await;
+    assert_eq!(u.result, DeployResult::NotFound);
+    let list: ListModelsResponse = env.req("default.model.get", "").await;
+    assert_eq!(list.models[0].deployed_version, None);
+
+    env.req::<DeployModelResponse>("default.model.deploy.app", r#"{"version":"v1"}"#).await;
+    let del: DeleteModelResponse = env.req("default.model.del.app", r#"{"version":"v1"}"#).await;
+    assert_eq!((del.result, del.undeploy), (DeleteResult::Deleted, true), "{del:?}");
+    let del: DeleteModelResponse = env.req("default.model.del.app", r#"{"version":"v1"}"#).await;
+    assert_eq!(del.result, DeleteResult::Noop);
+    let del: DeleteModelResponse = env.req("default.model.del.app", "").await;
+    assert_eq!((del.result, del.undeploy), (DeleteResult::Deleted, false));
+    let del: DeleteModelResponse = env.req("default.model.del.app", "").await;
+    assert_eq!(del.result, DeleteResult::Noop);
+    let got: GetModelResponse = env.req("default.model.get.app", "").await;
+    assert_eq!(got.result, GetResult::NotFound);
+
+    let history: Value = env.req("default.model.history.app", "").await;
+    assert_eq!(history["result"], "success", "{history}");
+    let seen: Vec<(String, Value, String)> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            assert!(chrono::DateTime::parse_from_rfc3339(h["at"].as_str().unwrap()).is_ok(), "{h}");
+            (
+                h["action"].as_str().unwrap().to_string(),
+                h["version"].clone(),
+                h["actor"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let e = |a: &str, v: Option<&str>, who: &str| {
+        (a.to_string(), v.map_or(Value::Null, Value::from), who.to_string())
+    };
+    assert_eq!(
+        seen,
+        [
+            e("put", Some("v1"), "alice"),
+            e("put", Some("v2"), "alice"),
+            e("deploy", Some("v2"), "bob"),
+            e("deploy", Some("v1"), "bob"),
+            e("deploy", Some("v2"), "bob"),
+            e("deploy", Some("v2"), "unknown"),
+            e("undeploy", Some("v2"), "unknown"),
+            e("deploy", Some("v1"), "unknown"),
+            e("delete", Some("v1"), "unknown"),
+            e("delete", None, "unknown"),
+        ]
+    );
+    let history: Value = env.req("default.model.history.never", "").await;
+    assert_eq!(history["result"], "notfound");
+}
+
+#[tokio::test]
+async fn deploy_time_checks() {
+    let env = Env::start().await;
+    let fixed = crate::common::manifest_with("first", Some("1"), "id: fixed-id");
+    env.req::<PutModelResponse>("default.model.put", &fixed).await;
+    let d: DeployModelResponse = env.req("default.model.deploy.first", "").await;
+    assert_eq!(d.result, DeployResult::Acknowledged);
+    let clash = crate::common::manifest_with("second", Some("1"), "id: fixed-id");
+    env.req::<PutModelResponse>("default.model.put", &clash).await;
+    let d: DeployModelResponse = env.req("default.model.deploy.second", "").await;
+    assert_eq!(d.result, DeployResult::Error);
+    assert!(d.message.contains("fixed-id") && d.message.contains("first"), "{}", d.message);
+    // Another lattice is independent.
+    env.req::<PutModelResponse>("other.model.put", &clash).await;
+    let d: DeployModelResponse = env.req("other.model.deploy.second", "").await;
+    assert_eq!(d.result, DeployResult::Acknowledged, "{}", d.message);
+
+    let user = r#"apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: user
+  annotations:
+    version: "1"
+spec:
+  components:
+    - name: ref
+      type: component
+      properties:
+        application:
+          name: lib
+          component: hello
+"#;
+    let put: PutModelResponse = env.req("default.model.put", user).await;
+    assert_eq!(put.result, PutResult::Created, "{}", put.message);
+    let d: DeployModelResponse = env.req("default.model.deploy.user", "").await;
+    assert_eq!(d.result, DeployResult::Error);
+    assert!(d.message.contains("not deployed"), "{}", d.message);
+    env.req::<PutModelResponse>("default.model.put", &crate::common::manifest("lib", Some("1")))
+        .await;
+    env.req::<DeployModelResponse>("default.model.deploy.lib", "").await;
+    let d: DeployModelResponse = env.req("default.model.deploy.user", "").await;
+    assert!(d.message.contains("not marked shared"), "{}", d.message);
+    let shared = crate::common::manifest("lib", Some("2")).replace(
+        "    description:",
+        "    experimental.wasmcloud.dev/shared: \"true\"\n    description:",
+    );
+    env.req::<PutModelResponse>("default.model.put", &shared).await;
+    env.req::<DeployModelResponse>("default.model.deploy.lib", "").await;
+    let d: DeployModelResponse = env.req("default.model.deploy.user", "").await;
+    assert_eq!(d.result, DeployResult::Acknowledged, "{}", d.message);
+}
