@@ -18,6 +18,9 @@ use crate::history::{HistoryEntry, HistoryResponse};
 use crate::reply::decode;
 use crate::watch::StatusStream;
 
+/// The header that tells the server who asked (recorded in the history).
+pub const ACTOR_HEADER: &str = "Wadm-Actor";
+
 /// How long a request waits for its reply unless [`Client::with_timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,6 +31,7 @@ pub struct Client {
     lattice: String,
     prefix: String,
     timeout: Duration,
+    actor: Option<String>,
 }
 
 impl Client {
@@ -38,12 +42,20 @@ impl Client {
             lattice: lattice.into(),
             prefix: prefix.unwrap_or(DEFAULT_API_PREFIX).to_string(),
             timeout: DEFAULT_TIMEOUT,
+            actor: None,
         }
     }
 
     /// The same client with another request timeout.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The same client, naming `actor` (a user or tool) in every request (`Wadm-Actor` header);
+    /// the server records it in the application's history.
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
         self
     }
 
@@ -188,8 +200,12 @@ impl Client {
         headers: Option<HeaderMap>,
         body: Bytes,
     ) -> Result<T, ClientError> {
+        let mut headers = headers.unwrap_or_default();
+        if let Some(actor) = &self.actor {
+            headers.insert(ACTOR_HEADER, actor.as_str());
+        }
         let mut request = Request::new().payload(body).timeout(Some(self.timeout));
-        if let Some(headers) = headers {
+        if !headers.is_empty() {
             request = request.headers(headers);
         }
         let reply = self.nats.send_request(subject.clone(), request).await.map_err(|e| {

@@ -30,7 +30,7 @@ pub mod manifest;
 mod reply;
 mod watch;
 
-pub use client::{Client, DEFAULT_TIMEOUT};
+pub use client::{ACTOR_HEADER, Client, DEFAULT_TIMEOUT};
 pub use connect::{ConnectOptions, DEFAULT_NATS_URL};
 pub use error::ClientError;
 pub use history::{HistoryEntry, HistoryResponse};

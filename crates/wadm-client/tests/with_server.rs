@@ -1,0 +1,150 @@
+//! The client against the real wadm API server (started in-process on a real NATS).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use wadm_client::api::{DeleteResult, DeployResult, PutResult};
+use wadm_client::{Client, ClientError, ConnectOptions, StatusType};
+use wadm_server::{Server, ServerConfig};
+use wadm_test_support::{NatsServer, wait_for};
+
+/// A running server; dropping it stops wadm (then NATS).
+struct Running {
+    client: Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _nats: NatsServer,
+}
+
+async fn start(lattice: &str) -> Running {
+    let nats = NatsServer::start();
+    let conn = ConnectOptions::new(nats.url()).connect().await.unwrap();
+    let server = Server::start(conn.clone(), ServerConfig::default()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    let client = Client::new(conn, lattice, None).with_actor("client-test");
+    Running { client, _stop: stop, _nats: nats }
+}
+
+fn manifest(name: &str, version: &str) -> String {
+    format!(
+        "apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: {version}
+    description: test app
+spec:
+  components:
+    - name: hello
+      type: component
+      properties:
+        image: ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 2
+"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_lifecycle() {
+    let wadm = start("lat-a").await;
+    let c = &wadm.client;
+
+    let put = c.put_manifest(manifest("hello", "v1"), Some("application/yaml")).await.unwrap();
+    assert_eq!(
+        (put.result, put.name.as_str(), put.current_version.as_str()),
+        (PutResult::Created, "hello", "v1")
+    );
+    let put = c.put_manifest(manifest("hello", "v2"), None).await.unwrap();
+    assert_eq!((put.result, put.total_versions), (PutResult::NewVersion, 2));
+
+    let list = c.list().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].name.as_str(), list[0].version.as_str()), ("hello", "v2"));
+    assert_eq!(list[0].deployed_version, None);
+
+    let v1 = c.get("hello", Some("v1")).await.unwrap();
+    assert_eq!(v1["metadata"]["annotations"]["version"], "v1");
+    let current = c.get("hello", None).await.unwrap();
+    assert_eq!(current["metadata"]["annotations"]["version"], "v2");
+
+    let versions = c.versions("hello").await.unwrap();
+    let names: Vec<_> = versions.iter().map(|v| (v.version.as_str(), v.deployed)).collect();
+    assert_eq!(names, [("v1", false), ("v2", false)]);
+
+    let mut watch = c.watch_status("hello").await.unwrap();
+    let deployed = c.deploy("hello", Some("v1")).await.unwrap();
+    assert_eq!(deployed.result, DeployResult::Acknowledged);
+    assert_eq!(deployed.version.as_deref(), Some("v1"));
+    // The deploy is published on the status subject (reconciling, then waiting: no hosts).
+    let published = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.unwrap();
+    let published = published.unwrap().unwrap();
+    assert_ne!(published.status.status_type, StatusType::Undeployed, "{published:?}");
+    let waiting = wait_for(Duration::from_secs(10), || async {
+        let s = c.status("hello").await.ok()?;
+        (s.status.status_type == StatusType::Waiting).then_some(s)
+    })
+    .await
+    .expect("a deploy on a lattice without hosts ends up waiting");
+    assert!(waiting.status.message.contains("no hosts"), "{waiting:?}");
+    let versions = c.versions("hello").await.unwrap();
+    assert!(versions.iter().any(|v| v.version == "v1" && v.deployed), "{versions:?}");
+
+    let undeployed = c.undeploy("hello").await.unwrap();
+    assert_eq!(undeployed.result, DeployResult::Acknowledged);
+    let status = c.status("hello").await.unwrap();
+    assert_eq!(status.status.status_type, StatusType::Undeployed);
+
+    let history = c.history("hello").await.unwrap();
+    let actions: Vec<_> = history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(actions, ["put", "put", "deploy", "undeploy"]);
+    assert!(history.iter().all(|h| h.actor.as_deref() == Some("client-test")), "{history:?}");
+
+    let deleted = c.delete("hello", Some("v1")).await.unwrap();
+    assert_eq!(deleted.result, DeleteResult::Deleted);
+    assert_eq!(c.versions("hello").await.unwrap().len(), 1);
+    let deleted = c.delete("hello", None).await.unwrap();
+    assert_eq!(deleted.result, DeleteResult::Deleted);
+    assert!(c.list().await.unwrap().is_empty());
+    let again = c.delete("hello", None).await.unwrap();
+    assert_eq!(again.result, DeleteResult::Noop);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed() {
+    let wadm = start("lat-b").await;
+    let c = &wadm.client;
+    for result in [
+        c.get("missing", None).await.map(|_| ()),
+        c.versions("missing").await.map(|_| ()),
+        c.deploy("missing", None).await.map(|_| ()),
+        c.status("missing").await.map(|_| ()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(&err, ClientError::NotFound { message } if message.contains("missing")),
+            "{err}"
+        );
+    }
+    c.put_manifest(manifest("dup", "v1"), None).await.unwrap();
+    let err = c.put_manifest(manifest("dup", "v1"), None).await.unwrap_err();
+    assert!(matches!(err, ClientError::Api { .. }), "{err}");
+    let err = c.put_manifest("not: [a manifest", None).await.unwrap_err();
+    assert!(matches!(&err, ClientError::Api { message } if !message.is_empty()), "{err}");
+    let err = c.get("dup", Some("v9")).await.unwrap_err();
+    assert!(matches!(err, ClientError::NotFound { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_prefix_has_no_responders() {
+    let wadm = start("lat-c").await;
+    let other = Client::new(wadm.client.nats().clone(), "lat-c", Some("other.api"))
+        .with_timeout(Duration::from_secs(2));
+    let err = other.list().await.unwrap_err();
+    assert!(matches!(err, ClientError::NoResponders { .. }), "{err}");
+}
