@@ -64,7 +64,12 @@ pub fn component(
     let id = explicit.clone().unwrap_or_else(|| names::component_id(app, &name));
     if !is_shared {
         let id_path = if explicit.is_some() { props_path.key("id") } else { path.key("name") };
-        facts.ids.push(IdFact { id: id.clone(), path: id_path, explicit: explicit.is_some() });
+        facts.ids.push(IdFact {
+            id: id.clone(),
+            name: name.clone(),
+            path: id_path,
+            explicit: explicit.is_some(),
+        });
     }
     let config = props
         .get_present("config")

@@ -40,6 +40,8 @@ pub(crate) struct Facts {
 #[derive(Debug)]
 pub(crate) struct IdFact {
     pub id: String,
+    /// The component's manifest name.
+    pub name: String,
     pub path: Path,
     pub explicit: bool,
 }

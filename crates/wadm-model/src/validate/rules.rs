@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::app::{Application, SECRET_POLICY_TYPE};
 use crate::diag::{Diagnostics, Path};
 
-use super::Facts;
+use super::{Facts, IdFact};
 
 /// Runs every cross-field rule.
 pub fn check(app: &Application, facts: &Facts, d: &mut Diagnostics) {
@@ -38,13 +38,16 @@ fn duplicates(names: &[(String, Path)], rule: &'static str, what: &str, d: &mut 
 }
 
 fn ids(facts: &Facts, d: &mut Diagnostics) {
-    let mut first: BTreeMap<&str, &Path> = BTreeMap::new();
+    let mut first: BTreeMap<&str, &IdFact> = BTreeMap::new();
     for fact in &facts.ids {
         if fact.id.is_empty() {
             continue;
         }
         match first.get(fact.id.as_str()) {
+            // Two derived ids from one duplicated name: already reported as a duplicate name.
+            Some(earlier) if !fact.explicit && !earlier.explicit && earlier.name == fact.name => {}
             Some(earlier) => {
+                let earlier = &earlier.path;
                 let how = if fact.explicit {
                     "this explicit id"
                 } else {
@@ -57,7 +60,7 @@ fn ids(facts: &Facts, d: &mut Diagnostics) {
                 );
             }
             None => {
-                first.insert(&fact.id, &fact.path);
+                first.insert(&fact.id, fact);
             }
         }
     }

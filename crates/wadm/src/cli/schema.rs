@@ -1,4 +1,5 @@
-//! `wadm schema` (not built yet).
+//! `wadm schema`: prints the JSON Schema of the application manifest, generated from the wire
+//! types (`schema/application.schema.json` is this output, committed).
 
 use std::process::ExitCode;
 
@@ -6,6 +7,6 @@ use std::process::ExitCode;
 pub struct Args {}
 
 pub fn run(_args: Args) -> ExitCode {
-    eprintln!("wadm schema: not available in this build yet");
-    ExitCode::from(2)
+    print!("{}", wadm_model::wire::schema_json());
+    ExitCode::SUCCESS
 }
