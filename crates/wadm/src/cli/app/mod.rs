@@ -135,7 +135,8 @@ async fn execute(args: Args) -> Result<(), Failure> {
         (_, None) => wadm_client::DEFAULT_TIMEOUT,
     };
     let client = Client::new(nats, args.lattice.clone(), Some(&args.api_prefix))
-        .with_timeout(request_timeout);
+        .with_timeout(request_timeout)
+        .with_actor(actor());
     let context = commands::Context {
         client,
         output: args.output,
@@ -145,6 +146,12 @@ async fn execute(args: Args) -> Result<(), Failure> {
     // Deliver anything still buffered (nothing is published here, but be tidy).
     let _ = context.client.nats().flush().await;
     result
+}
+
+/// Who is asking, for the application history: the login name when known.
+fn actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    if user.is_empty() { "wadm-cli".to_string() } else { format!("{user} (wadm-cli)") }
 }
 
 /// Parse `5`, `5s`, `250ms`, `2m`, `1h` (a bare number is seconds).

@@ -31,14 +31,11 @@ impl Table {
         let mut out = String::new();
         for line in std::iter::once(&self.header).chain(&self.rows) {
             let mut text = String::new();
-            for i in 0..columns {
+            for (i, width) in widths.iter().enumerate() {
                 let cell = line.get(i).map(String::as_str).unwrap_or("");
-                if i + 1 == columns {
-                    text.push_str(cell);
-                } else {
-                    let pad = widths[i] - cell.chars().count();
-                    text.push_str(cell);
-                    text.push_str(&" ".repeat(pad + 2));
+                text.push_str(cell);
+                if i + 1 < columns {
+                    text.push_str(&" ".repeat(width - cell.chars().count() + 2));
                 }
             }
             out.push_str(text.trim_end());

@@ -1,0 +1,279 @@
+//! End to end: the built `wadm` binary's `app` subcommands against the real API server (started
+//! in-process on a real NATS): output, JSON that parses, exit codes, one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+use wadm_server::{Server, ServerConfig};
+use wadm_test_support::NatsServer;
+
+/// A NATS server, optionally with wadm serving the API on it, and a directory for manifests.
+struct Env {
+    nats: NatsServer,
+    lattice: String,
+    dir: tempfile::TempDir,
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Env {
+    async fn with_wadm(lattice: &str) -> Env {
+        let mut env = Env::without_wadm(lattice);
+        let conn = async_nats::connect(env.nats.url()).await.unwrap();
+        // A short host probe: a deploy on this host-less lattice turns `waiting` quickly.
+        let config =
+            ServerConfig { probe_window: Duration::from_millis(300), ..ServerConfig::default() };
+        let server = Server::start(conn, config).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        env._stop = Some(stop);
+        env
+    }
+
+    fn without_wadm(lattice: &str) -> Env {
+        Env {
+            nats: NatsServer::start(),
+            lattice: lattice.to_string(),
+            dir: tempfile::tempdir().unwrap(),
+            _stop: None,
+        }
+    }
+
+    /// Write a manifest file and return its path.
+    fn manifest(&self, file: &str, name: &str, version: &str) -> PathBuf {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, manifest(name, version)).unwrap();
+        path
+    }
+
+    /// Run `wadm app <args…>` against this environment.
+    async fn app(&self, args: &[&str]) -> Run {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
+            .arg("app")
+            .args(args)
+            .env("WADM_NATS_URL", self.nats.url())
+            .env("WADM_LATTICE", &self.lattice)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .await
+            .unwrap();
+        Run::from(output)
+    }
+}
+
+fn manifest(name: &str, version: &str) -> String {
+    format!(
+        "apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: {version}
+    description: a test application
+spec:
+  components:
+    - name: hello
+      type: component
+      properties:
+        image: ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 3
+"
+    )
+}
+
+/// A finished command.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        self.ok();
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+
+    /// Failed with `code` and exactly one line on stderr, starting `error:`, no backtrace.
+    #[track_caller]
+    fn failed(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected: {}", self.stderr);
+        assert!(lines[0].starts_with("error: "), "{}", self.stderr);
+        assert!(!self.stderr.contains("panicked") && !self.stderr.contains("backtrace"));
+        lines[0]
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_in_a_lifecycle() {
+    let env = Env::with_wadm("cli-life").await;
+    let v1 = env.manifest("v1.yaml", "shop", "v1");
+    let v2 = env.manifest("v2.yaml", "shop", "v2");
+
+    let put = env.app(&["put", path(&v1)]).await;
+    assert!(put.ok().stdout.contains("shop version v1"), "{}", put.stdout);
+    let put = env.app(&["put", path(&v2), "-o", "json"]).await.json();
+    assert_eq!(
+        (put["result"].as_str(), put["total_versions"].as_u64()),
+        (Some("newversion"), Some(2))
+    );
+
+    let table = env.app(&["list"]).await;
+    let mut lines = table.ok().stdout.lines();
+    assert!(lines.next().unwrap().starts_with("NAME"), "{}", table.stdout);
+    assert!(lines.next().unwrap().starts_with("shop "), "{}", table.stdout);
+    let list = env.app(&["list", "--output", "json"]).await.json();
+    assert_eq!(list[0]["name"], "shop");
+    assert_eq!(list[0]["version"], "v2");
+
+    let yaml = env.app(&["get", "shop", "--version", "v1"]).await;
+    assert!(yaml.ok().stdout.contains("name: shop"), "{}", yaml.stdout);
+    let got = env.app(&["get", "shop", "-o", "json"]).await.json();
+    assert_eq!(got["metadata"]["annotations"]["version"], "v2");
+
+    let versions = env.app(&["versions", "shop", "-o", "json"]).await.json();
+    assert_eq!(
+        versions,
+        serde_json::json!([
+            {"version": "v1", "deployed": false}, {"version": "v2", "deployed": false}
+        ])
+    );
+
+    let deployed = env.app(&["deploy", "shop", "--version", "v1"]).await;
+    assert!(deployed.ok().stdout.contains("Deployed shop version v1"), "{}", deployed.stdout);
+    let versions = env.app(&["versions", "shop"]).await;
+    assert!(versions.ok().stdout.lines().any(|l| l.starts_with("v1") && l.ends_with("yes")));
+
+    let status = env.app(&["status", "shop", "-o", "json"]).await.json();
+    let kind = status["status"]["type"].as_str().unwrap().to_string();
+    assert!(["reconciling", "waiting"].contains(&kind.as_str()), "{status}");
+    let status = env.app(&["status", "shop"]).await;
+    assert!(status.ok().stdout.starts_with("shop: "), "{}", status.stdout);
+
+    // Undeploy by file: the name comes from the manifest.
+    env.app(&["undeploy", path(&v2)]).await.ok();
+    let status = env.app(&["status", "shop", "-o", "json"]).await.json();
+    assert_eq!(status["status"]["type"], "undeployed");
+
+    let history = env.app(&["history", "shop", "-o", "json"]).await.json();
+    let actions: Vec<&str> =
+        history.as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["put", "put", "deploy", "undeploy"]);
+    let table = env.app(&["history", "shop"]).await;
+    assert!(table.ok().stdout.starts_with("AT"), "{}", table.stdout);
+
+    let deleted = env.app(&["delete", "shop", "--version", "v1", "-o", "json"]).await.json();
+    assert_eq!(deleted["result"], "deleted");
+    let deleted = env.app(&["delete", path(&v1)]).await;
+    assert!(deleted.ok().stdout.contains("Deleted shop"), "{}", deleted.stdout);
+    let noop = env.app(&["delete", "shop"]).await;
+    assert!(noop.ok().stdout.contains("Nothing to delete"), "{}", noop.stdout);
+    let empty = env.app(&["list"]).await;
+    assert_eq!(empty.ok().stdout.trim(), "No applications");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_and_api_errors_exit_1() {
+    let env = Env::with_wadm("cli-errors").await;
+    for args in [
+        &["status", "ghost"][..],
+        &["get", "ghost"],
+        &["versions", "ghost"],
+        &["deploy", "ghost"],
+        &["history", "ghost", "-o", "json"],
+    ] {
+        let line = env.app(args).await.failed(1).to_string();
+        assert!(line.contains("ghost"), "{args:?}: {line}");
+    }
+    let bad = env.dir.path().join("bad.yaml");
+    std::fs::write(&bad, "metadata:\n  name: bad\nspec: {}\n").unwrap();
+    env.app(&["put", path(&bad)]).await.failed(1);
+    let v1 = env.manifest("app.yaml", "twice", "v1");
+    env.app(&["put", path(&v1)]).await.ok();
+    let line = env.app(&["put", path(&v1)]).await.failed(1).to_string();
+    assert!(line.contains("wadm error"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_a_file_in_one_step_and_again() {
+    let env = Env::with_wadm("cli-file").await;
+    let file = env.manifest("web.yaml", "web", "1.0.0");
+    let run = env.app(&["deploy", path(&file)]).await;
+    assert!(run.ok().stdout.contains("Deployed web version 1.0.0"), "{}", run.stdout);
+    let versions = env.app(&["versions", "web", "-o", "json"]).await.json();
+    assert_eq!(versions, serde_json::json!([{"version": "1.0.0", "deployed": true}]));
+    // The same file again: the version is already stored, so it is deployed as is.
+    let again = env.app(&["deploy", path(&file), "-o", "json"]).await.json();
+    assert_eq!(again["result"], "acknowledged");
+    assert_eq!(again["version"], "1.0.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_wait_times_out_without_hosts() {
+    let env = Env::with_wadm("cli-wait").await;
+    let file = env.manifest("slow.yaml", "slow", "v1");
+    let run = env.app(&["deploy", path(&file), "--wait", "--timeout", "3s"]).await;
+    assert_eq!(run.code, 1, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let last = run.stderr.lines().last().unwrap();
+    assert!(last.starts_with("error: timed out after 3s waiting for slow"), "{}", run.stderr);
+    assert!(last.contains("waiting"), "{}", run.stderr);
+    // Progress was shown while waiting.
+    assert!(run.stderr.contains("slow: waiting"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_problems_exit_2() {
+    let env = Env::without_wadm("cli-none");
+    let line = env.app(&["list"]).await.failed(2).to_string();
+    assert!(line.contains("is wadm running"), "{line}");
+    let timeout = env.app(&["status", "x", "--timeout", "300ms"]).await;
+    timeout.failed(2);
+
+    let unreachable = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
+        .args(["app", "list", "--nats-url", "nats://127.0.0.1:1"])
+        .output()
+        .await
+        .unwrap();
+    let line = Run::from(unreachable).failed(2).to_string();
+    assert!(line.contains("cannot connect to NATS"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_problems_exit_2() {
+    let env = Env::without_wadm("cli-usage");
+    let line = env.app(&["deploy", "./missing.yaml"]).await.failed(2).to_string();
+    assert!(line.contains("missing.yaml"), "{line}");
+    env.app(&["put", "/nonexistent/app.yaml"]).await.failed(2);
+    env.app(&["status", "a.b"]).await.failed(2);
+    let bad_flag = env.app(&["list", "--output", "xml"]).await;
+    assert_eq!(bad_flag.code, 2, "{}", bad_flag.stderr);
+}
