@@ -1,2 +1,53 @@
 //! The scheduling core of wadm: from deployed applications and the observed lattice to a plan of
-//! control commands and a status per application. Pure and deterministic.
+//! control commands and a status per application. Pure and deterministic: no I/O, no clock (time
+//! is an argument), no randomness, no hash-order iteration.
+//!
+//! - [`input`]: what is desired ([`DeployedApp`], [`UndeployedApp`], [`Desired`]);
+//! - [`catalog`]: ownership and names derived from the desired state alone;
+//! - [`context`]: the observed lattice, indexed for scalers;
+//! - [`scaler`]: the [`Scaler`] trait (the extension point) and the built-in scalers;
+//! - [`spread`]: weight arithmetic; [`scaler::placement`]: which hosts run what;
+//! - [`engine`]: merging wants into an ordered [`Plan`] of [`Command`]s with statuses;
+//! - [`command`]: commands and their deterministic ids; [`apply`]: applying a plan to a
+//!   [`LatticeState`] the way hosts would (for tests and simulations).
+//!
+//! Typical use:
+//! ```ignore
+//! let plan = wadm_scheduler::reconcile_with(Desired { deployed, undeployed }, &lattice, now);
+//! for c in &plan.commands { send(c.command.subject(&plan.lattice), c.command.body_bytes(), &c.id) }
+//! ```
+
+pub mod apply;
+pub mod builtin;
+pub mod catalog;
+pub mod command;
+pub mod context;
+pub mod engine;
+pub mod hash;
+pub mod input;
+pub mod scaler;
+pub mod spread;
+
+pub use builtin::builtin_scalers;
+pub use catalog::Catalog;
+pub use command::{Command, PlannedCommand, command_id};
+pub use context::Context;
+pub use engine::{Plan, plan_with};
+pub use input::{DeployedApp, Desired, UndeployedApp};
+pub use scaler::{Evaluation, Scaler, ScalerInfo, Want};
+pub use spread::split_instances;
+
+use wadm_lattice::{LatticeState, Timestamp};
+
+/// Reconcile the deployed applications of `observed`'s lattice with the built-in scalers.
+/// Applications deployed to other lattices are ignored.
+pub fn reconcile(desired: &[DeployedApp], observed: &LatticeState, now: Timestamp) -> Plan {
+    reconcile_with(Desired { deployed: desired, undeployed: &[] }, observed, now)
+}
+
+/// Reconcile, also removing what the `undeployed` applications left behind.
+pub fn reconcile_with(desired: Desired<'_>, observed: &LatticeState, now: Timestamp) -> Plan {
+    let catalog = Catalog::new(&observed.lattice, desired);
+    let scalers = builtin_scalers(&catalog);
+    plan_with(observed, &catalog, &scalers, now)
+}

@@ -1,0 +1,226 @@
+//! Building the built-in scalers from deployed manifests.
+
+use std::collections::BTreeSet;
+
+use wadm_model::{
+    Component, ComponentKind, ConfigRef, Link as LinkTrait, Scaler as ScalerTrait, SecretRef,
+    Source, StatusInfo, StatusType,
+};
+use wadm_protocol::Link;
+
+use crate::catalog::Catalog;
+use crate::context::Context;
+use crate::input::DeployedApp;
+use crate::scaler::component::{ComponentScaler, Mode};
+use crate::scaler::config::{ConfigScaler, secret_config_values};
+use crate::scaler::link::LinkScaler;
+use crate::scaler::provider::ProviderScaler;
+use crate::scaler::{Evaluation, Scaler, ScalerInfo};
+
+/// A scaler that cannot run (e.g. its id is claimed by another application): wants nothing and
+/// reports `failed` with the reason.
+#[derive(Debug, Clone)]
+pub struct FailedScaler {
+    pub info: ScalerInfo,
+    pub reason: String,
+}
+
+impl Scaler for FailedScaler {
+    fn info(&self) -> &ScalerInfo {
+        &self.info
+    }
+
+    fn evaluate(&self, _ctx: &Context<'_>) -> Evaluation {
+        Evaluation {
+            wants: Vec::new(),
+            status: StatusInfo::new(StatusType::Failed, self.reason.clone()),
+        }
+    }
+}
+
+/// The built-in scalers of every deployed application in the catalog, in (application, manifest)
+/// order.
+pub fn builtin_scalers(catalog: &Catalog<'_>) -> Vec<Box<dyn Scaler>> {
+    let mut out: Vec<Box<dyn Scaler>> = Vec::new();
+    for d in catalog.deployed.values() {
+        AppBuilder { catalog, d, rank: 0, seen_configs: BTreeSet::new(), out: &mut out }.build();
+    }
+    out
+}
+
+struct AppBuilder<'b, 'c> {
+    catalog: &'b Catalog<'c>,
+    d: &'b DeployedApp,
+    rank: u32,
+    seen_configs: BTreeSet<String>,
+    out: &'b mut Vec<Box<dyn Scaler>>,
+}
+
+impl AppBuilder<'_, '_> {
+    fn info(&mut self, kind: &str, id: String, name: &str) -> ScalerInfo {
+        self.rank += 1;
+        ScalerInfo {
+            app: self.d.app.name.clone(),
+            rank: self.rank,
+            id,
+            kind: kind.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    fn build(mut self) {
+        for comp in &self.d.app.components {
+            self.configs(&comp.config, &comp.secrets);
+            for link in &comp.links {
+                self.configs(&link.source_config, &link.source_secrets);
+                self.configs(&link.target_config, &link.target_secrets);
+            }
+            for (i, scaler) in comp.scalers.iter().enumerate() {
+                self.workload(comp, i, scaler);
+            }
+            for link in &comp.links {
+                self.link(comp, link);
+            }
+        }
+    }
+
+    fn configs(&mut self, configs: &[ConfigRef], secrets: &[SecretRef]) {
+        let app = self.d.app.name.clone();
+        for c in configs {
+            if self.seen_configs.insert(c.lattice_name.clone()) {
+                let info = self.info(
+                    "ConfigScaler",
+                    format!("ConfigScaler-{app}-{}", c.lattice_name),
+                    &c.name,
+                );
+                let scaler = ConfigScaler {
+                    info,
+                    name: c.lattice_name.clone(),
+                    values: c.properties.clone(),
+                };
+                self.out.push(Box::new(scaler));
+            }
+        }
+        for s in secrets {
+            if self.seen_configs.insert(s.lattice_name.clone()) {
+                let info = self.info(
+                    "SecretScaler",
+                    format!("SecretScaler-{app}-{}", s.lattice_name),
+                    &s.name,
+                );
+                let policy = self.d.app.policies.iter().find(|p| p.name == s.policy);
+                let values = secret_config_values(s, policy);
+                let scaler =
+                    ConfigScaler { info, name: s.lattice_name.clone(), values: Some(values) };
+                self.out.push(Box::new(scaler));
+            }
+        }
+    }
+
+    fn workload(&mut self, comp: &Component, index: usize, trait_: &ScalerTrait) {
+        let Source::Image(image) = &comp.source else { return };
+        let app = self.d.app.name.clone();
+        let (mode, base_kind) = match trait_ {
+            ScalerTrait::Spread(_) => (Mode::Spread, "SpreadScaler"),
+            ScalerTrait::Daemon(_) => (Mode::Daemon, "DaemonScaler"),
+        };
+        let kind = match comp.kind {
+            ComponentKind::Component => base_kind.to_string(),
+            ComponentKind::Capability => format!("Provider{base_kind}"),
+        };
+        let suffix = if index == 0 { String::new() } else { format!("-{index}") };
+        let id = format!("{kind}-{app}-{}{suffix}", comp.name);
+        let info = self.info(&kind, id, &comp.name);
+        let (config, external_config) = config_names(&comp.config, &comp.secrets);
+        let conflict = match comp.kind {
+            ComponentKind::Component => self
+                .catalog
+                .component_owner
+                .get(&comp.id)
+                .filter(|owner| **owner != app)
+                .map(|owner| format!("component id {} is already deployed by application {owner}", comp.id)),
+            ComponentKind::Capability => self
+                .catalog
+                .provider_owner
+                .get(&comp.id)
+                .filter(|(owner, img)| *owner != app && *img != image)
+                .map(|(owner, img)| {
+                    format!("provider id {} is already deployed by application {owner} with image {img}", comp.id)
+                }),
+        };
+        let scaler: Box<dyn Scaler> = match (conflict, comp.kind) {
+            (Some(reason), _) => Box::new(FailedScaler { info, reason }),
+            (None, ComponentKind::Component) => Box::new(ComponentScaler {
+                info,
+                mode,
+                component_id: comp.id.clone(),
+                image_ref: image.clone(),
+                config,
+                external_config,
+                spec: trait_.spec().clone(),
+            }),
+            (None, ComponentKind::Capability) => Box::new(ProviderScaler {
+                info,
+                mode,
+                provider_id: comp.id.clone(),
+                image_ref: image.clone(),
+                config,
+                external_config,
+                spec: trait_.spec().clone(),
+            }),
+        };
+        self.out.push(scaler);
+    }
+
+    fn link(&mut self, comp: &Component, link: &LinkTrait) {
+        let app = self.d.app.name.clone();
+        let id = format!(
+            "LinkScaler-{app}-{}-{}:{}-{}",
+            comp.name, link.namespace, link.package, link.name
+        );
+        let info = self.info("LinkScaler", id, &link.name);
+        let target = self
+            .d
+            .app
+            .component(&link.target)
+            .ok_or_else(|| format!("link target {} is not in the manifest", link.target))
+            .and_then(|t| self.catalog.lattice_id(t));
+        let built = self.catalog.lattice_id(comp).and_then(|source_id| {
+            let (source_config, mut external) =
+                config_names(&link.source_config, &link.source_secrets);
+            let (target_config, target_external) =
+                config_names(&link.target_config, &link.target_secrets);
+            external.extend(target_external);
+            Ok((
+                Link {
+                    source_id,
+                    target: target?,
+                    name: link.name.clone(),
+                    wit_namespace: link.namespace.clone(),
+                    wit_package: link.package.clone(),
+                    interfaces: link.interfaces.clone(),
+                    source_config,
+                    target_config,
+                },
+                external,
+            ))
+        });
+        let scaler = match built {
+            Ok((link, external_config)) => LinkScaler { info, link: Ok(link), external_config },
+            Err(reason) => LinkScaler { info, link: Err(reason), external_config: Vec::new() },
+        };
+        self.out.push(Box::new(scaler));
+    }
+}
+
+/// (names passed to the host: configs then secrets, names that must already exist).
+fn config_names(configs: &[ConfigRef], secrets: &[SecretRef]) -> (Vec<String>, Vec<String>) {
+    let names = configs
+        .iter()
+        .map(|c| c.lattice_name.clone())
+        .chain(secrets.iter().map(|s| s.lattice_name.clone()))
+        .collect();
+    let external =
+        configs.iter().filter(|c| c.properties.is_none()).map(|c| c.lattice_name.clone()).collect();
+    (names, external)
+}

@@ -1,0 +1,201 @@
+//! Facts derived from the desired state alone (no lattice): which application owns which id, which
+//! names wadm derived or declared (so ownership of links and configs, which carry no annotations,
+//! can be recomputed), shared references, generations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use wadm_model::names::sanitize;
+use wadm_model::{Application, ComponentKind, Source};
+use wadm_protocol::LinkKey;
+
+use crate::input::{DeployedApp, Desired, UndeployedApp};
+
+/// Who declared what, across every deployed and undeployed application of one lattice.
+#[derive(Debug, Default)]
+pub struct Catalog<'a> {
+    /// Deployed applications by name (one per name: the highest generation wins).
+    pub deployed: BTreeMap<&'a str, &'a DeployedApp>,
+    /// Undeployed applications by name.
+    pub undeployed: BTreeMap<&'a str, &'a UndeployedApp>,
+    /// Component id → the deployed application that runs it (first by name when several claim it).
+    pub component_owner: BTreeMap<String, &'a str>,
+    /// Provider id → (first deployed application by name declaring it, its image).
+    pub provider_owner: BTreeMap<String, (&'a str, &'a str)>,
+    /// Config names deployed applications own (will be put by this reconcile if missing).
+    pub desired_owned_configs: BTreeSet<String>,
+    /// Owned config names declared by any known spec (deployed or undeployed) → first declarer.
+    declared_owned_configs: BTreeMap<String, &'a str>,
+    /// Link keys declared by any known spec → first declarer.
+    declared_links: BTreeMap<LinkKey, &'a str>,
+    /// Component and provider ids of any known spec → first declarer.
+    declared_ids: BTreeMap<String, &'a str>,
+    /// Config names some known spec references without properties (never deleted).
+    external_configs: BTreeSet<String>,
+    /// `{sanitised app}-` for every known application → the application.
+    prefixes: BTreeMap<String, &'a str>,
+}
+
+impl<'a> Catalog<'a> {
+    /// Index the desired state of `lattice`; applications of other lattices are ignored.
+    pub fn new(lattice: &str, desired: Desired<'a>) -> Self {
+        let mut c = Catalog::default();
+        for d in desired.deployed.iter().filter(|d| d.lattice == lattice) {
+            let keep = match c.deployed.get(d.name()) {
+                Some(prev) => d.generation > prev.generation,
+                None => true,
+            };
+            if keep {
+                c.deployed.insert(d.name(), d);
+            }
+        }
+        for u in desired.undeployed {
+            let keep = match c.undeployed.get(u.name.as_str()) {
+                Some(prev) => u.generation > prev.generation,
+                None => true,
+            };
+            if keep {
+                c.undeployed.insert(&u.name, u);
+            }
+        }
+        let deployed: Vec<&'a DeployedApp> = c.deployed.values().copied().collect();
+        for d in deployed {
+            for comp in &d.app.components {
+                let Source::Image(image) = &comp.source else { continue };
+                match comp.kind {
+                    ComponentKind::Component => {
+                        c.component_owner.entry(comp.id.clone()).or_insert(d.name());
+                    }
+                    ComponentKind::Capability => {
+                        c.provider_owner.entry(comp.id.clone()).or_insert((d.name(), image));
+                    }
+                }
+            }
+            for name in owned_config_names(&d.app) {
+                c.desired_owned_configs.insert(name);
+            }
+            c.declare(d.name(), &d.app);
+        }
+        let undeployed: Vec<&'a UndeployedApp> = c.undeployed.values().copied().collect();
+        for u in undeployed {
+            c.prefixes.entry(format!("{}-", sanitize(&u.name))).or_insert(&u.name);
+            if let Some(spec) = &u.last_spec {
+                c.declare(&u.name, spec);
+            }
+        }
+        c
+    }
+
+    fn declare(&mut self, owner: &'a str, app: &'a Application) {
+        self.prefixes.entry(format!("{}-", sanitize(owner))).or_insert(owner);
+        for name in owned_config_names(app) {
+            self.declared_owned_configs.entry(name).or_insert(owner);
+        }
+        for comp in &app.components {
+            let refs = comp.config.iter().chain(
+                comp.links.iter().flat_map(|l| l.source_config.iter().chain(&l.target_config)),
+            );
+            for r in refs.filter(|r| r.properties.is_none()) {
+                self.external_configs.insert(r.lattice_name.clone());
+            }
+            self.declared_ids.entry(comp.id.clone()).or_insert(owner);
+            for link in &comp.links {
+                let key = LinkKey {
+                    source_id: comp.id.clone(),
+                    wit_namespace: link.namespace.clone(),
+                    wit_package: link.package.clone(),
+                    name: link.name.clone(),
+                };
+                self.declared_links.entry(key).or_insert(owner);
+            }
+        }
+    }
+
+    /// Whether `app` is deployed or being undeployed here.
+    pub fn is_known_app(&self, app: &str) -> bool {
+        self.deployed.contains_key(app) || self.undeployed.contains_key(app)
+    }
+
+    /// The generation to stamp on commands acting for `app`.
+    pub fn generation(&self, app: &str) -> u64 {
+        match (self.deployed.get(app), self.undeployed.get(app)) {
+            (Some(d), _) => d.generation,
+            (None, Some(u)) => u.generation,
+            (None, None) => 0,
+        }
+    }
+
+    /// The known application whose derived-name prefix `name` carries. Sanitised application
+    /// names contain no `-`, so the prefix is everything up to the first `-`.
+    fn derived_owner(&self, name: &str) -> Option<&'a str> {
+        let bare = name.strip_prefix("SECRET_").unwrap_or(name);
+        let (head, _) = bare.split_once('-')?;
+        self.prefixes.get(&format!("{head}-")).copied()
+    }
+
+    /// The known application that may have put this lattice link: the one that declared its key,
+    /// else declared its source id, else whose derived prefix the source id carries.
+    pub fn link_owner(&self, key: &LinkKey) -> Option<&'a str> {
+        self.declared_links
+            .get(key)
+            .or_else(|| self.declared_ids.get(&key.source_id))
+            .copied()
+            .or_else(|| self.derived_owner(&key.source_id))
+    }
+
+    /// The known application that may have put this lattice config (owned or secret configs only;
+    /// a config some known spec uses as external is never anyone's). A derived name must also have
+    /// the shape wadm derives: `[SECRET_]{app}-{[a-z0-9_]+}`.
+    pub fn config_owner(&self, name: &str) -> Option<&'a str> {
+        if self.external_configs.contains(name) {
+            return None;
+        }
+        if let Some(owner) = self.declared_owned_configs.get(name) {
+            return Some(owner);
+        }
+        let bare = name.strip_prefix("SECRET_").unwrap_or(name);
+        let (_, rest) = bare.split_once('-')?;
+        let derived_shape = !rest.is_empty()
+            && rest.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if derived_shape { self.derived_owner(name) } else { None }
+    }
+
+    /// The lattice id of a component of a deployed shared application.
+    pub fn resolve_shared(&self, application: &str, component: &str) -> Result<String, String> {
+        let Some(d) = self.deployed.get(application) else {
+            return Err(format!("shared application {application} is not deployed"));
+        };
+        if !d.app.shared {
+            return Err(format!("application {application} is not shared"));
+        }
+        d.app
+            .component(component)
+            .map(|c| c.id.clone())
+            .ok_or_else(|| format!("shared application {application} has no component {component}"))
+    }
+
+    /// The lattice id a component of `app` stands for (resolving shared references).
+    pub fn lattice_id(&self, comp: &wadm_model::Component) -> Result<String, String> {
+        match &comp.source {
+            Source::Image(_) => Ok(comp.id.clone()),
+            Source::Shared { application, component } => {
+                self.resolve_shared(application, component)
+            }
+        }
+    }
+}
+
+/// Every config name an application owns: configs with properties and secret configs, on
+/// components and on both ends of links.
+pub fn owned_config_names(app: &Application) -> impl Iterator<Item = String> + '_ {
+    app.components.iter().flat_map(|comp| {
+        let refs = comp.config.iter().chain(
+            comp.links.iter().flat_map(|l| l.source_config.iter().chain(l.target_config.iter())),
+        );
+        let secrets = comp.secrets.iter().chain(
+            comp.links.iter().flat_map(|l| l.source_secrets.iter().chain(l.target_secrets.iter())),
+        );
+        refs.filter(|r| r.properties.is_some())
+            .map(|r| r.lattice_name.clone())
+            .chain(secrets.map(|s| s.lattice_name.clone()))
+    })
+}

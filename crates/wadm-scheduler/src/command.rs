@@ -1,0 +1,174 @@
+//! Commands a plan issues. Each maps one-to-one to a lattice control request: a subject suffix, an
+//! optional target host and a JSON body, so the I/O layer can send it without interpreting it.
+
+use serde::Serialize;
+use wadm_protocol::ctl::{
+    DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
+    UpdateComponentRequest,
+};
+use wadm_protocol::subject::{self, suffix};
+use wadm_protocol::{Link, StringMap};
+
+use crate::hash::Fnv128;
+
+/// One control request wadm wants sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// `component.scale.{host}` (count 0 stops the component on that host).
+    ScaleComponent(ScaleComponentRequest),
+    /// `component.update.{host}`: change the image of a running component without a gap.
+    UpdateComponent(UpdateComponentRequest),
+    /// `provider.start.{host}`.
+    StartProvider(StartProviderRequest),
+    /// `provider.stop.{host}`.
+    StopProvider(StopProviderRequest),
+    /// `link.put`.
+    PutLink(Link),
+    /// `link.del`.
+    DeleteLink(DeleteLinkRequest),
+    /// `config.put.{name}`.
+    PutConfig { name: String, values: StringMap },
+    /// `config.del.{name}`.
+    DeleteConfig { name: String },
+}
+
+impl Command {
+    /// The control subject suffix, including the host id or config name where the subject has one
+    /// (`component.scale.NABC…`, `config.put.my_config`, `link.put`).
+    pub fn subject_suffix(&self) -> String {
+        match self {
+            Command::ScaleComponent(r) => format!("{}.{}", suffix::COMPONENT_SCALE, r.host_id),
+            Command::UpdateComponent(r) => format!("{}.{}", suffix::COMPONENT_UPDATE, r.host_id),
+            Command::StartProvider(r) => format!("{}.{}", suffix::PROVIDER_START, r.host_id),
+            Command::StopProvider(r) => format!("{}.{}", suffix::PROVIDER_STOP, r.host_id),
+            Command::PutLink(_) => suffix::LINK_PUT.to_string(),
+            Command::DeleteLink(_) => suffix::LINK_DEL.to_string(),
+            Command::PutConfig { name, .. } => format!("{}.{name}", suffix::CONFIG_PUT),
+            Command::DeleteConfig { name } => format!("{}.{name}", suffix::CONFIG_DEL),
+        }
+    }
+
+    /// The full control subject in `lattice`.
+    pub fn subject(&self, lattice: &str) -> String {
+        subject::ctl(lattice, &self.subject_suffix())
+    }
+
+    /// The host that must answer, for host-addressed requests.
+    pub fn target_host(&self) -> Option<&str> {
+        match self {
+            Command::ScaleComponent(r) => Some(&r.host_id),
+            Command::UpdateComponent(r) => Some(&r.host_id),
+            Command::StartProvider(r) => Some(&r.host_id),
+            Command::StopProvider(r) => Some(&r.host_id),
+            _ => None,
+        }
+    }
+
+    /// The request body as JSON, exactly as the host expects it.
+    pub fn body(&self) -> serde_json::Value {
+        let value = match self {
+            Command::ScaleComponent(r) => serde_json::to_value(r),
+            Command::UpdateComponent(r) => serde_json::to_value(r),
+            Command::StartProvider(r) => serde_json::to_value(r),
+            Command::StopProvider(r) => serde_json::to_value(r),
+            Command::PutLink(r) => serde_json::to_value(r),
+            Command::DeleteLink(r) => serde_json::to_value(r),
+            Command::PutConfig { values, .. } => serde_json::to_value(values),
+            Command::DeleteConfig { .. } => Ok(serde_json::Value::Object(Default::default())),
+        };
+        // Serialising plain structs of strings and maps with string keys cannot fail.
+        value.unwrap_or_default()
+    }
+
+    /// The body as bytes, ready to publish.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match self {
+            Command::DeleteConfig { .. } => Vec::new(),
+            _ => serde_json::to_vec(&self.body()).unwrap_or_default(),
+        }
+    }
+
+    /// A short kind name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::ScaleComponent(_) => "scale_component",
+            Command::UpdateComponent(_) => "update_component",
+            Command::StartProvider(_) => "start_provider",
+            Command::StopProvider(_) => "stop_provider",
+            Command::PutLink(_) => "put_link",
+            Command::DeleteLink(_) => "delete_link",
+            Command::PutConfig { .. } => "put_config",
+            Command::DeleteConfig { .. } => "delete_config",
+        }
+    }
+}
+
+/// A command with the application it acts for and its deduplication id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedCommand {
+    /// Deterministic: the same (lattice, app, generation, command) always gives the same id, so it
+    /// can be the `Nats-Msg-Id` of the command message.
+    pub id: String,
+    /// The application the command acts for (for shared resources: the first by name).
+    pub app: String,
+    /// That application's generation.
+    pub generation: u64,
+    pub command: Command,
+}
+
+impl PlannedCommand {
+    /// Stamp a command with its id.
+    pub fn new(lattice: &str, app: &str, generation: u64, command: Command) -> Self {
+        let id = command_id(lattice, app, generation, &command);
+        Self { id, app: app.to_string(), generation, command }
+    }
+}
+
+/// The deduplication id of a command: 128-bit FNV-1a over a canonical encoding of the lattice, the
+/// application, its generation and the command (its kind, subject suffix and JSON body, whose maps
+/// are ordered).
+pub fn command_id(lattice: &str, app: &str, generation: u64, command: &Command) -> String {
+    Fnv128::default()
+        .field(lattice.as_bytes())
+        .field(app.as_bytes())
+        .field(&generation.to_le_bytes())
+        .field(command.kind().as_bytes())
+        .field(command.subject_suffix().as_bytes())
+        .field(&command.body_bytes())
+        .hex()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_to_subjects_and_bodies() {
+        let c = Command::StopProvider(StopProviderRequest {
+            provider_id: "p".into(),
+            host_id: "N1".into(),
+        });
+        assert_eq!(c.subject("l"), "wasmbus.ctl.v1.l.provider.stop.N1");
+        assert_eq!(c.target_host(), Some("N1"));
+        assert_eq!(c.body(), serde_json::json!({"provider_id": "p", "host_id": "N1"}));
+        let put = Command::PutConfig {
+            name: "cfg".into(),
+            values: [("k".to_string(), "v".to_string())].into(),
+        };
+        assert_eq!(put.subject("l"), "wasmbus.ctl.v1.l.config.put.cfg");
+        assert_eq!(put.body(), serde_json::json!({"k": "v"}));
+        assert_eq!(put.target_host(), None);
+    }
+
+    #[test]
+    fn ids_are_stable_and_sensitive() {
+        let c = Command::DeleteConfig { name: "x".into() };
+        let a = command_id("l", "app", 1, &c);
+        assert_eq!(a, command_id("l", "app", 1, &c));
+        assert_ne!(a, command_id("l", "app", 2, &c));
+        assert_ne!(a, command_id("l", "app2", 1, &c));
+        assert_ne!(a, command_id("l", "app", 1, &Command::DeleteConfig { name: "y".into() }));
+        assert_eq!(a.len(), 32);
+    }
+}

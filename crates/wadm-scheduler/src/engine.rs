@@ -1,0 +1,320 @@
+//! The engine: runs every scaler against the observed lattice, merges what they want, compares it
+//! with what runs and derives an ordered, deduplicable plan plus a status per application.
+//!
+//! Merging is order-independent: when two scalers want the same thing (the same component on a
+//! host, the same provider on a host, the same link key or config name), the one with the smallest
+//! (application, scaler id) decides its details. Removals only touch what is *ours* (annotated for
+//! a deployed or undeployed application; links and configs that a known application declared or
+//! whose name it derives), never foreign or orphaned resources.
+
+use std::collections::BTreeMap;
+
+use wadm_lattice::{LatticeState, Timestamp};
+use wadm_model::{ScalerStatus, Status};
+use wadm_protocol::ctl::{
+    DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
+    UpdateComponentRequest,
+};
+use wadm_protocol::{Link, LinkKey, StringMap, normalize_provider_ref};
+
+use crate::catalog::Catalog;
+use crate::command::{Command, PlannedCommand};
+use crate::context::{Context, owner_app};
+use crate::scaler::{ComponentWant, Evaluation, ProviderWant, Scaler, ScalerInfo, Want};
+
+/// What one reconcile decided.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub lattice: String,
+    /// The `now` the plan was computed for.
+    pub computed_at: Timestamp,
+    /// In the order they must be sent: config puts, workload starts and updates, link puts,
+    /// workload stops, link deletes, config deletes.
+    pub commands: Vec<PlannedCommand>,
+    /// Status of every deployed application (and `undeployed` for every undeployed one).
+    pub statuses: BTreeMap<String, Status>,
+}
+
+impl Plan {
+    /// Whether nothing needs to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+/// Phases of a plan, in send order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    PutConfig,
+    /// A link whose target changes must be deleted before the new one is put.
+    ReplaceLink,
+    Start,
+    PutLink,
+    Stop,
+    DeleteLink,
+    DeleteConfig,
+}
+
+type Owner = (String, String);
+
+#[derive(Default)]
+struct Merged {
+    components: BTreeMap<(String, String), (Owner, ComponentWant)>,
+    providers: BTreeMap<(String, String), (Owner, ProviderWant)>,
+    links: BTreeMap<LinkKey, (Owner, Link)>,
+    configs: BTreeMap<String, (Owner, StringMap)>,
+}
+
+fn keep_min<K: Ord, V>(map: &mut BTreeMap<K, (Owner, V)>, key: K, owner: &Owner, value: V) {
+    match map.get(&key) {
+        Some((existing, _)) if existing <= owner => {}
+        _ => {
+            map.insert(key, (owner.clone(), value));
+        }
+    }
+}
+
+impl Merged {
+    fn add(&mut self, info: &ScalerInfo, wants: Vec<Want>) {
+        let owner = (info.app.clone(), info.id.clone());
+        for want in wants {
+            match want {
+                Want::Component(w) => {
+                    let key = (w.host_id.clone(), w.component_id.clone());
+                    keep_min(&mut self.components, key, &owner, w);
+                }
+                Want::Provider(w) => {
+                    let key = (w.host_id.clone(), w.provider_id.clone());
+                    keep_min(&mut self.providers, key, &owner, w);
+                }
+                Want::Link(l) => keep_min(&mut self.links, l.key(), &owner, l),
+                Want::Config { name, values } => keep_min(&mut self.configs, name, &owner, values),
+            }
+        }
+    }
+}
+
+struct Builder<'a> {
+    lattice: &'a str,
+    catalog: &'a Catalog<'a>,
+    out: Vec<(Phase, String, String, u8, PlannedCommand)>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, phase: Phase, host: &str, resource: &str, sub: u8, app: &str, cmd: Command) {
+        let generation = self.catalog.generation(app);
+        let planned = PlannedCommand::new(self.lattice, app, generation, cmd);
+        self.out.push((phase, host.to_string(), resource.to_string(), sub, planned));
+    }
+}
+
+/// Run `scalers` against `observed` and derive the plan. `catalog` describes the desired state the
+/// scalers were built from (see [`crate::builtin_scalers`]); the result does not depend on the
+/// order of `scalers`.
+pub fn plan_with(
+    observed: &LatticeState,
+    catalog: &Catalog<'_>,
+    scalers: &[Box<dyn Scaler>],
+    now: Timestamp,
+) -> Plan {
+    let ctx = Context::new(observed, catalog);
+    let mut evaluations: Vec<(&ScalerInfo, Evaluation)> =
+        scalers.iter().map(|s| (s.info(), s.evaluate(&ctx))).collect();
+    evaluations.sort_by(|a, b| a.0.cmp(b.0));
+
+    let mut merged = Merged::default();
+    let mut statuses: BTreeMap<String, Vec<ScalerStatus>> = BTreeMap::new();
+    for (info, eval) in evaluations {
+        merged.add(info, eval.wants);
+        statuses.entry(info.app.clone()).or_default().push(ScalerStatus {
+            id: info.id.clone(),
+            kind: info.kind.clone(),
+            name: info.name.clone(),
+            status: eval.status,
+        });
+    }
+
+    let mut b = Builder { lattice: &observed.lattice, catalog, out: Vec::new() };
+    diff_configs(&mut b, &ctx, &merged);
+    diff_components(&mut b, &ctx, &merged);
+    diff_providers(&mut b, &ctx, &merged);
+    diff_links(&mut b, &ctx, &merged);
+    b.out.sort_by(|x, y| (x.0, &x.1, &x.2, x.3).cmp(&(y.0, &y.1, &y.2, y.3)));
+
+    let mut app_statuses: BTreeMap<String, Status> = BTreeMap::new();
+    for name in catalog.undeployed.keys() {
+        app_statuses.insert(name.to_string(), Status::undeployed());
+    }
+    for name in catalog.deployed.keys() {
+        app_statuses.insert(name.to_string(), Status::aggregate(Vec::new()));
+    }
+    for (app, scalers) in statuses {
+        app_statuses.insert(app, Status::aggregate(scalers));
+    }
+    Plan {
+        lattice: observed.lattice.clone(),
+        computed_at: now,
+        commands: b.out.into_iter().map(|(.., c)| c).collect(),
+        statuses: app_statuses,
+    }
+}
+
+fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+    let observed = &ctx.lattice().configs;
+    for (name, ((app, _), values)) in &merged.configs {
+        let current = observed.get(name).and_then(|c| c.values.as_ref());
+        if current != Some(values) {
+            let cmd = Command::PutConfig { name: name.clone(), values: values.clone() };
+            b.push(Phase::PutConfig, "", name, 0, app, cmd);
+        }
+    }
+    for name in observed.keys() {
+        if merged.configs.contains_key(name) {
+            continue;
+        }
+        if let Some(app) = ctx.catalog().config_owner(name) {
+            let cmd = Command::DeleteConfig { name: name.clone() };
+            b.push(Phase::DeleteConfig, "", name, 0, app, cmd);
+        }
+    }
+}
+
+fn scale(w: &ComponentWant, count: u32) -> Command {
+    Command::ScaleComponent(ScaleComponentRequest {
+        component_ref: w.image_ref.clone(),
+        component_id: w.component_id.clone(),
+        count,
+        host_id: w.host_id.clone(),
+        annotations: w.annotations.clone(),
+        config: w.config.clone(),
+        allow_update: false,
+        component_limits: None,
+    })
+}
+
+fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+    let hosts = &ctx.lattice().hosts;
+    for ((host_id, id), ((app, _), w)) in &merged.components {
+        let Some(host) = hosts.get(host_id) else { continue };
+        match host.components.get(id) {
+            None if w.count > 0 => b.push(Phase::Start, host_id, id, 1, app, scale(w, w.count)),
+            None => {}
+            Some(o) if !ctx.is_ours(&o.annotations) => {}
+            Some(o) => {
+                if o.image_ref != w.image_ref && w.count > 0 {
+                    let cmd = Command::UpdateComponent(UpdateComponentRequest {
+                        component_id: id.clone(),
+                        new_component_ref: w.image_ref.clone(),
+                        host_id: host_id.clone(),
+                        annotations: Some(w.annotations.clone()),
+                    });
+                    b.push(Phase::Start, host_id, id, 0, app, cmd);
+                }
+                if o.count != w.count || o.annotations != w.annotations {
+                    let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
+                    b.push(phase, host_id, id, 1, app, scale(w, w.count));
+                }
+            }
+        }
+    }
+    for (host_id, host) in hosts {
+        for (id, o) in &host.components {
+            let Some(app) = owner_app(&o.annotations) else { continue };
+            if !ctx.catalog().is_known_app(app)
+                || merged.components.contains_key(&(host_id.clone(), id.clone()))
+            {
+                continue;
+            }
+            let w = ComponentWant {
+                host_id: host_id.clone(),
+                component_id: id.clone(),
+                image_ref: o.image_ref.clone(),
+                count: 0,
+                annotations: o.annotations.clone(),
+                config: Vec::new(),
+            };
+            b.push(Phase::Stop, host_id, id, 1, app, scale(&w, 0));
+        }
+    }
+}
+
+fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+    let hosts = &ctx.lattice().hosts;
+    let stop = |host_id: &str, id: &str| {
+        Command::StopProvider(StopProviderRequest {
+            provider_id: id.to_string(),
+            host_id: host_id.to_string(),
+        })
+    };
+    for ((host_id, id), ((app, _), w)) in &merged.providers {
+        let Some(host) = hosts.get(host_id) else { continue };
+        match host.providers.get(id) {
+            None => {
+                let cmd = Command::StartProvider(StartProviderRequest {
+                    provider_id: id.clone(),
+                    provider_ref: w.image_ref.clone(),
+                    host_id: host_id.clone(),
+                    config: w.config.clone(),
+                    annotations: w.annotations.clone(),
+                });
+                b.push(Phase::Start, host_id, id, 0, app, cmd);
+            }
+            Some(o) if !ctx.is_ours(&o.annotations) => {}
+            Some(o) => {
+                if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
+                    // Same id on the same host: stop first; the start follows next reconcile.
+                    b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
+                }
+            }
+        }
+    }
+    for (host_id, host) in hosts {
+        for (id, o) in &host.providers {
+            let Some(app) = owner_app(&o.annotations) else { continue };
+            if !ctx.catalog().is_known_app(app)
+                || merged.providers.contains_key(&(host_id.clone(), id.clone()))
+            {
+                continue;
+            }
+            b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
+        }
+    }
+}
+
+fn link_resource(key: &LinkKey) -> String {
+    format!("{}\u{0}{}\u{0}{}\u{0}{}", key.source_id, key.wit_namespace, key.wit_package, key.name)
+}
+
+fn delete_link(key: &LinkKey) -> Command {
+    Command::DeleteLink(DeleteLinkRequest {
+        source_id: key.source_id.clone(),
+        name: key.name.clone(),
+        wit_namespace: key.wit_namespace.clone(),
+        wit_package: key.wit_package.clone(),
+    })
+}
+
+fn diff_links(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+    let observed = &ctx.lattice().links;
+    for (key, ((app, _), link)) in &merged.links {
+        let resource = link_resource(key);
+        match observed.get(key) {
+            Some(o) if o == link => {}
+            Some(o) => {
+                if o.target != link.target {
+                    b.push(Phase::ReplaceLink, "", &resource, 0, app, delete_link(key));
+                }
+                b.push(Phase::PutLink, "", &resource, 0, app, Command::PutLink(link.clone()));
+            }
+            None => b.push(Phase::PutLink, "", &resource, 0, app, Command::PutLink(link.clone())),
+        }
+    }
+    for key in observed.keys() {
+        if merged.links.contains_key(key) {
+            continue;
+        }
+        if let Some(app) = ctx.catalog().link_owner(key) {
+            b.push(Phase::DeleteLink, "", &link_resource(key), 0, app, delete_link(key));
+        }
+    }
+}

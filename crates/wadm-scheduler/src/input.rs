@@ -1,0 +1,50 @@
+//! What a reconcile is asked to achieve: the applications deployed in a lattice and the ones being
+//! undeployed whose leftovers must go.
+
+use wadm_model::Application;
+
+/// One application deployed in a lattice, at one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedApp {
+    /// The lattice it is deployed to.
+    pub lattice: String,
+    /// The validated manifest of the deployed version.
+    pub app: Application,
+    /// The deployed version (the manifest's `version` annotation, or the one the server assigned).
+    pub version: String,
+    /// Increases with every deploy, undeploy or rollback of this application. Part of every command
+    /// id, so a command re-issued for the same generation deduplicates, and one for a newer
+    /// generation does not.
+    pub generation: u64,
+}
+
+impl DeployedApp {
+    /// The application's name.
+    pub fn name(&self) -> &str {
+        &self.app.name
+    }
+}
+
+/// An application that is no longer deployed: everything it owns in the lattice is removed unless
+/// a deployed application still needs it.
+///
+/// Without an entry here, instances annotated with an unknown application are *orphans* and are
+/// left alone (they may belong to another wadm, or to a manifest this one has not loaded yet).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UndeployedApp {
+    pub name: String,
+    /// The generation of the undeploy (part of the command ids).
+    pub generation: u64,
+    /// The last deployed manifest, when known. It lets links and configs declared with explicit
+    /// names be recognised as this application's; without it only derived names are recognised.
+    pub last_spec: Option<Application>,
+}
+
+/// Everything one reconcile of one lattice takes as desired state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Desired<'a> {
+    /// Deployed applications (order does not matter: the plan is the same for any order).
+    pub deployed: &'a [DeployedApp],
+    /// Applications being undeployed (order does not matter).
+    pub undeployed: &'a [UndeployedApp],
+}

@@ -1,0 +1,175 @@
+//! Component scalers: `spreadscaler` and `daemonscaler` on a `type: component` entry.
+
+use std::collections::BTreeSet;
+
+use wadm_model::{ScalerSpec, StatusInfo, StatusType};
+
+use super::placement::{self, Resource, Shortfall, SpreadPlacement, SpreadTarget, Unit};
+use super::{ComponentWant, Evaluation, Scaler, ScalerInfo, Want, placement_annotations};
+use crate::context::{Context, HostIx};
+use crate::spread::split_instances;
+
+/// How a scaler's `instances` apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `spreadscaler`: `instances` in total, split over the spreads by weight.
+    Spread,
+    /// `daemonscaler`: `instances` on every matching host.
+    Daemon,
+}
+
+/// Runs one component according to one scaler trait.
+#[derive(Debug, Clone)]
+pub struct ComponentScaler {
+    pub info: ScalerInfo,
+    pub mode: Mode,
+    pub component_id: String,
+    pub image_ref: String,
+    /// Config and secret config names passed to the host, in manifest order.
+    pub config: Vec<String>,
+    /// Names of configs that must already exist (not owned by the application).
+    pub external_config: Vec<String>,
+    pub spec: ScalerSpec,
+}
+
+impl ComponentScaler {
+    fn targets(&self) -> Vec<SpreadTarget<'_>> {
+        let counts = match self.mode {
+            Mode::Spread => split_instances(
+                self.spec.instances,
+                &self.spec.spreads.iter().map(|s| s.weight).collect::<Vec<_>>(),
+            ),
+            Mode::Daemon => vec![self.spec.instances; self.spec.spreads.len()],
+        };
+        self.spec
+            .spreads
+            .iter()
+            .zip(counts)
+            .map(|(s, instances)| SpreadTarget {
+                name: &s.name,
+                requirements: &s.requirements,
+                instances,
+            })
+            .collect()
+    }
+
+    /// Want exactly what runs (ours), so that nothing changes while we wait.
+    fn hold(&self, ctx: &Context<'_>) -> Vec<Want> {
+        ctx.component_instances(&self.component_id)
+            .iter()
+            .filter(|(_, c)| ctx.is_ours(&c.annotations))
+            .map(|(h, c)| {
+                Want::Component(ComponentWant {
+                    host_id: ctx.host(*h).id.clone(),
+                    component_id: c.id.clone(),
+                    image_ref: c.image_ref.clone(),
+                    count: c.count,
+                    annotations: c.annotations.clone(),
+                    config: self.config.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Scaler for ComponentScaler {
+    fn info(&self) -> &ScalerInfo {
+        &self.info
+    }
+
+    fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
+        let missing: Vec<&str> = self
+            .external_config
+            .iter()
+            .filter(|c| !ctx.config_available(c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Evaluation {
+                wants: self.hold(ctx),
+                status: StatusInfo::new(
+                    StatusType::Waiting,
+                    format!("waiting for config {}", missing.join(", ")),
+                ),
+            };
+        }
+        let targets = self.targets();
+        let res =
+            Resource { unit: Unit::Component, id: &self.component_id, image_ref: &self.image_ref };
+        let placements = match self.mode {
+            Mode::Spread => placement::place_spreads(ctx, res, &targets),
+            Mode::Daemon => placement::place_daemon(ctx, res, &targets, self.spec.instances),
+        };
+        let mut wants = Vec::new();
+        for (target, placed) in targets.iter().zip(&placements) {
+            let annotations = placement_annotations(&self.info.app, &self.info.id, target.name);
+            for (h, count) in &placed.hosts {
+                wants.push(ComponentWant {
+                    host_id: ctx.host(*h).id.clone(),
+                    component_id: self.component_id.clone(),
+                    image_ref: self.image_ref.clone(),
+                    count: *count,
+                    annotations: annotations.clone(),
+                    config: self.config.clone(),
+                });
+            }
+        }
+        let status = self.status(ctx, &placements, &wants);
+        Evaluation { wants: wants.into_iter().map(Want::Component).collect(), status }
+    }
+}
+
+impl ComponentScaler {
+    fn status(
+        &self,
+        ctx: &Context<'_>,
+        placements: &[SpreadPlacement],
+        wants: &[ComponentWant],
+    ) -> StatusInfo {
+        if let Some(status) = shortfall_status(placements) {
+            return status;
+        }
+        let wanted_hosts: BTreeSet<HostIx> =
+            wants.iter().filter_map(|w| ctx.host_ix(&w.host_id)).collect();
+        let observed = ctx.component_instances(&self.component_id);
+        let all_there = wants.iter().all(|w| {
+            ctx.host_ix(&w.host_id)
+                .and_then(|ix| ctx.host(ix).components.get(&w.component_id))
+                .is_some_and(|c| {
+                    c.count == w.count
+                        && c.image_ref == w.image_ref
+                        && c.annotations == w.annotations
+                })
+        });
+        let extras =
+            observed.iter().any(|(h, c)| ctx.is_ours(&c.annotations) && !wanted_hosts.contains(h));
+        if all_there && !extras {
+            StatusInfo::new(StatusType::Deployed, "")
+        } else {
+            StatusInfo::new(StatusType::Reconciling, "")
+        }
+    }
+}
+
+/// `failed` when any spread cannot be satisfied, `reconciling` when one waits for outdated
+/// instances to go, else `None`.
+pub fn shortfall_status(placements: &[SpreadPlacement]) -> Option<StatusInfo> {
+    let unsatisfiable: Vec<&str> = placements
+        .iter()
+        .filter_map(|p| match &p.shortfall {
+            Some(Shortfall::Unsatisfiable(m)) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !unsatisfiable.is_empty() {
+        return Some(StatusInfo::new(StatusType::Failed, unsatisfiable.join(", ")));
+    }
+    let pending: Vec<&str> = placements
+        .iter()
+        .filter_map(|p| match &p.shortfall {
+            Some(Shortfall::Pending(m)) => Some(m.as_str()),
+            _ => None,
+        })
+        .collect();
+    (!pending.is_empty()).then(|| StatusInfo::new(StatusType::Reconciling, pending.join(", ")))
+}

@@ -1,0 +1,58 @@
+//! The link scaler: keeps one `link` trait's link in the lattice.
+
+use wadm_model::{StatusInfo, StatusType};
+use wadm_protocol::Link;
+
+use super::{Evaluation, Scaler, ScalerInfo, Want};
+use crate::context::Context;
+
+/// Puts one link and keeps it equal to the manifest.
+#[derive(Debug, Clone)]
+pub struct LinkScaler {
+    pub info: ScalerInfo,
+    /// The link to keep, or why it cannot be built (e.g. a shared application is not deployed).
+    pub link: Result<Link, String>,
+    /// Configs either end needs that the application does not own.
+    pub external_config: Vec<String>,
+}
+
+impl Scaler for LinkScaler {
+    fn info(&self) -> &ScalerInfo {
+        &self.info
+    }
+
+    fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
+        let link = match &self.link {
+            Ok(link) => link,
+            Err(reason) => {
+                return Evaluation {
+                    wants: Vec::new(),
+                    status: StatusInfo::new(StatusType::Failed, reason.clone()),
+                };
+            }
+        };
+        let observed = ctx.lattice().links.get(&link.key());
+        let missing: Vec<&str> = self
+            .external_config
+            .iter()
+            .filter(|c| !ctx.config_available(c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            // A put would be rejected: keep whatever is there and wait.
+            return Evaluation {
+                wants: observed.map(|l| Want::Link(l.clone())).into_iter().collect(),
+                status: StatusInfo::new(
+                    StatusType::Waiting,
+                    format!("waiting for config {}", missing.join(", ")),
+                ),
+            };
+        }
+        let status = if observed == Some(link) {
+            StatusInfo::new(StatusType::Deployed, "")
+        } else {
+            StatusInfo::new(StatusType::Reconciling, "")
+        };
+        Evaluation { wants: vec![Want::Link(link.clone())], status }
+    }
+}

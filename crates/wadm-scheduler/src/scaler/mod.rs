@@ -1,0 +1,117 @@
+//! The [`Scaler`] trait — the extension point for scheduling — and the built-in scalers.
+//!
+//! A scaler looks at the observed lattice (through a [`Context`]) and says what it *wants* to
+//! exist: component instances with a count on a host, providers on a host, links, configs. It
+//! never issues commands itself and never sees what other scalers want: the engine
+//! ([`crate::plan_with`]) merges every scaler's wants, compares them with the lattice and derives
+//! the commands. That is what makes scalers commutative: the plan does not depend on the order in
+//! which they run.
+//!
+//! Rules for implementations:
+//! - `evaluate` is a pure function of the scaler and the context (no clock, no randomness, no
+//!   hash-order iteration).
+//! - Wanting something another application owns does nothing: the engine never takes over a
+//!   foreign instance. Wanting nothing for a resource you own means "remove it".
+//! - To keep what runs untouched while waiting for something (e.g. a missing config), want exactly
+//!   what is observed ([`Context::component_instances`], [`Context::provider_instances`]).
+
+pub mod component;
+pub mod config;
+pub mod link;
+pub mod placement;
+pub mod provider;
+
+use wadm_model::StatusInfo;
+use wadm_protocol::{Link, StringMap};
+
+use crate::context::Context;
+
+/// Who a scaler is and who it works for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScalerInfo {
+    /// The application it belongs to.
+    pub app: String,
+    /// Position in the application's status list (manifest order for built-in scalers).
+    pub rank: u32,
+    /// Unique within the application and stable across reconciles; it is the value of the
+    /// `wasmcloud.dev/scaler` annotation on what the scaler places.
+    pub id: String,
+    /// E.g. `SpreadScaler`, `ProviderDaemonScaler`, `LinkScaler`, `ConfigScaler`.
+    pub kind: String,
+    /// What it scales (component name, link name, config name).
+    pub name: String,
+}
+
+/// A component instance a scaler wants on a host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ComponentWant {
+    pub host_id: String,
+    pub component_id: String,
+    pub image_ref: String,
+    /// The host's maximum concurrent instances.
+    pub count: u32,
+    /// The full annotation set (a scale replaces the host's annotations).
+    pub annotations: StringMap,
+    /// Config (and secret config) names, in order.
+    pub config: Vec<String>,
+}
+
+/// A provider a scaler wants on a host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProviderWant {
+    pub host_id: String,
+    pub provider_id: String,
+    /// As written in the manifest; compared normalised.
+    pub image_ref: String,
+    pub annotations: StringMap,
+    pub config: Vec<String>,
+}
+
+/// One thing a scaler wants to exist.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Want {
+    Component(ComponentWant),
+    Provider(ProviderWant),
+    Link(Link),
+    /// A config wadm owns, with its exact values.
+    Config {
+        name: String,
+        values: StringMap,
+    },
+}
+
+/// What a scaler reports after looking at the lattice.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Evaluation {
+    pub wants: Vec<Want>,
+    pub status: StatusInfo,
+}
+
+/// A scheduling policy for one part of one application.
+///
+/// Built-in scalers are created from manifests by [`crate::builtin_scalers`]; a custom scaler is
+/// any type implementing this trait, passed to [`crate::plan_with`] alongside them.
+pub trait Scaler {
+    /// Identity, owner and reporting names.
+    fn info(&self) -> &ScalerInfo;
+
+    /// What this scaler wants given the observed lattice, and its status. Must be deterministic.
+    fn evaluate(&self, ctx: &Context<'_>) -> Evaluation;
+}
+
+/// The annotations wadm puts on everything it places for `app`.
+pub fn placement_annotations(app: &str, scaler_id: &str, spread: &str) -> StringMap {
+    use wadm_model::{
+        APP_SPEC_ANNOTATION, MANAGED_BY_ANNOTATION, MANAGED_BY_WADM, SCALER_ANNOTATION,
+        SPREAD_NAME_ANNOTATION,
+    };
+    [
+        (MANAGED_BY_ANNOTATION, MANAGED_BY_WADM),
+        (APP_SPEC_ANNOTATION, app),
+        (SCALER_ANNOTATION, scaler_id),
+        (SPREAD_NAME_ANNOTATION, spread),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}

@@ -1,0 +1,300 @@
+//! Placement: which hosts run a spread's instances, and how many on each.
+//!
+//! Rules, in order of priority:
+//! 1. Never on a host where the same id runs for someone else (a foreign instance), nor — for a
+//!    provider — where ours runs with another image (it is stopped first, then the host is free).
+//! 2. Overlapping spreads are solved together: a host serves at most one spread of a scaler, and
+//!    the spread with the fewest usable hosts chooses first (ties: manifest order).
+//! 3. Spread out: a component spread of `n` uses `min(n, usable hosts)` hosts with counts differing
+//!    by at most one (3 over 2 hosts is 2+1); a provider spread of `n` needs `n` hosts.
+//! 4. Keep what runs: hosts already running ours for this spread come first, then ours for another
+//!    spread, largest count first (so nothing moves needlessly).
+//! 5. Then the least loaded host; ties break by a rendezvous score of (resource id, host id), a
+//!    stable hash, so independent scalers spread over equally loaded hosts instead of piling onto
+//!    the first one — and never by hash-map order.
+
+use std::collections::BTreeSet;
+
+use wadm_protocol::{StringMap, normalize_provider_ref};
+
+use crate::context::{Context, HostIx, owner_app};
+use crate::hash::{fnv1a64, mix64};
+
+/// What kind of unit is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Any count on a host.
+    Component,
+    /// At most one per host.
+    Provider,
+}
+
+/// The thing being placed.
+#[derive(Debug, Clone, Copy)]
+pub struct Resource<'r> {
+    pub unit: Unit,
+    pub id: &'r str,
+    pub image_ref: &'r str,
+}
+
+/// One spread with its share of the instances.
+#[derive(Debug, Clone, Copy)]
+pub struct SpreadTarget<'s> {
+    pub name: &'s str,
+    pub requirements: &'s StringMap,
+    pub instances: u32,
+}
+
+/// Why a spread is not (yet) fully placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shortfall {
+    /// Cannot be satisfied with the hosts there are.
+    Unsatisfiable(String),
+    /// Will be satisfiable once our outdated instances are gone.
+    Pending(String),
+}
+
+/// Where one spread's instances go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SpreadPlacement {
+    /// (host, count), in host order.
+    pub hosts: Vec<(HostIx, u32)>,
+    pub shortfall: Option<Shortfall>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Occupant {
+    /// Ours and reusable.
+    Usable,
+    /// Ours, but must be stopped before the host can run the wanted image.
+    Stale,
+    /// Someone else's.
+    Foreign,
+}
+
+struct Existing<'a> {
+    host: HostIx,
+    count: u32,
+    spread: Option<&'a str>,
+    occupant: Occupant,
+}
+
+fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
+    let spread_of =
+        |a: &'a StringMap| a.get(wadm_model::SPREAD_NAME_ANNOTATION).map(String::as_str);
+    match res.unit {
+        Unit::Component => ctx
+            .component_instances(res.id)
+            .iter()
+            .map(|(host, c)| Existing {
+                host: *host,
+                count: c.count,
+                spread: spread_of(&c.annotations),
+                occupant: if ctx.is_ours(&c.annotations) {
+                    Occupant::Usable
+                } else {
+                    Occupant::Foreign
+                },
+            })
+            .collect(),
+        Unit::Provider => ctx
+            .provider_instances(res.id)
+            .iter()
+            .map(|(host, p)| {
+                let occupant = if !ctx.is_ours(&p.annotations) {
+                    Occupant::Foreign
+                } else if normalize_provider_ref(&p.image_ref)
+                    == normalize_provider_ref(res.image_ref)
+                {
+                    Occupant::Usable
+                } else {
+                    Occupant::Stale
+                };
+                Existing { host: *host, count: 1, spread: spread_of(&p.annotations), occupant }
+            })
+            .collect(),
+    }
+}
+
+/// Place a spreadscaler's spreads (each with its share already computed).
+pub fn place_spreads(
+    ctx: &Context<'_>,
+    res: Resource<'_>,
+    spreads: &[SpreadTarget<'_>],
+) -> Vec<SpreadPlacement> {
+    let existing = existing(ctx, res);
+    let blocked: Vec<HostIx> =
+        existing.iter().filter(|e| e.occupant != Occupant::Usable).map(|e| e.host).collect();
+    let res_hash = fnv1a64(res.id.as_bytes());
+    let matches = |ix: HostIx, req: &StringMap| ctx.host(ix).matches(req);
+
+    let usable_count = |req: &StringMap, taken: &BTreeSet<HostIx>| {
+        let eligible = ctx.eligible_hosts(req).len();
+        let excluded = blocked.iter().chain(taken.iter()).filter(|h| matches(**h, req)).count();
+        eligible - excluded
+    };
+    let empty = BTreeSet::new();
+    let mut order: Vec<usize> = (0..spreads.len()).collect();
+    order.sort_by_key(|i| (usable_count(spreads[*i].requirements, &empty), *i));
+
+    let mut taken: BTreeSet<HostIx> = BTreeSet::new();
+    let mut out = vec![SpreadPlacement::default(); spreads.len()];
+    for i in order {
+        let spread = &spreads[i];
+        if spread.instances == 0 {
+            continue;
+        }
+        let req = spread.requirements;
+        let usable = usable_count(req, &taken);
+        let want_hosts = (spread.instances as usize).min(usable);
+        let mut chosen =
+            choose_existing(&existing, spread.name, want_hosts, &taken, |h| matches(h, req));
+        if chosen.len() < want_hosts {
+            let need = want_hosts - chosen.len();
+            let skip: BTreeSet<HostIx> = blocked
+                .iter()
+                .chain(taken.iter())
+                .copied()
+                .chain(chosen.iter().map(|(h, _)| *h))
+                .collect();
+            let fresh = choose_fresh(ctx, &ctx.eligible_hosts(req), &skip, need, res_hash);
+            chosen.extend(fresh.into_iter().map(|h| (h, 0)));
+        }
+        let hosts = distribute(res.unit, spread.instances, &chosen);
+        taken.extend(hosts.iter().map(|(h, _)| *h));
+        let placed = hosts.len();
+        out[i].shortfall = shortfall(ctx, res.unit, spread, &existing, &taken, placed, usable);
+        out[i].hosts = hosts;
+    }
+    out
+}
+
+/// Our running instances usable for this spread: same spread name first, then largest count,
+/// then host order.
+fn choose_existing(
+    existing: &[Existing<'_>],
+    spread: &str,
+    limit: usize,
+    taken: &BTreeSet<HostIx>,
+    eligible: impl Fn(HostIx) -> bool,
+) -> Vec<(HostIx, u32)> {
+    let mut candidates: Vec<&Existing<'_>> = existing
+        .iter()
+        .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
+        .collect();
+    candidates.sort_by_key(|e| (e.spread != Some(spread), std::cmp::Reverse(e.count), e.host));
+    candidates.into_iter().take(limit).map(|e| (e.host, e.count)).collect()
+}
+
+/// The `need` best hosts not yet running the resource: least loaded, then rendezvous score.
+fn choose_fresh(
+    ctx: &Context<'_>,
+    eligible: &[HostIx],
+    skip: &BTreeSet<HostIx>,
+    need: usize,
+    res_hash: u64,
+) -> Vec<HostIx> {
+    let mut ranked: Vec<(u32, u64, HostIx)> = eligible
+        .iter()
+        .filter(|h| !skip.contains(h))
+        .map(|h| (ctx.load(*h), mix64(ctx.host_hash(*h) ^ res_hash), *h))
+        .collect();
+    if need < ranked.len() {
+        ranked.select_nth_unstable(need);
+        ranked.truncate(need);
+    }
+    ranked.sort_unstable();
+    ranked.into_iter().map(|(_, _, h)| h).collect()
+}
+
+/// Split `instances` over the chosen hosts (given with their current counts, in preference order).
+fn distribute(unit: Unit, instances: u32, chosen: &[(HostIx, u32)]) -> Vec<(HostIx, u32)> {
+    if chosen.is_empty() {
+        return Vec::new();
+    }
+    let mut hosts: Vec<(HostIx, u32)> = match unit {
+        Unit::Provider => chosen.iter().map(|(h, _)| (*h, 1)).collect(),
+        Unit::Component => {
+            let n = chosen.len() as u32;
+            let (base, extra) = (instances / n, instances % n);
+            // The extra instances go to the hosts that run the most already (stable).
+            let mut by_current: Vec<usize> = (0..chosen.len()).collect();
+            by_current.sort_by_key(|i| std::cmp::Reverse(chosen[*i].1));
+            let mut counts = vec![base; chosen.len()];
+            for i in by_current.into_iter().take(extra as usize) {
+                counts[i] += 1;
+            }
+            chosen.iter().zip(counts).map(|((h, _), c)| (*h, c)).collect()
+        }
+    };
+    hosts.sort_unstable();
+    hosts
+}
+
+fn shortfall(
+    ctx: &Context<'_>,
+    unit: Unit,
+    spread: &SpreadTarget<'_>,
+    existing: &[Existing<'_>],
+    taken: &BTreeSet<HostIx>,
+    placed: usize,
+    usable: usize,
+) -> Option<Shortfall> {
+    let needed = match unit {
+        Unit::Component => 1,
+        Unit::Provider => spread.instances as usize,
+    };
+    if placed >= needed {
+        return None;
+    }
+    let stale = existing
+        .iter()
+        .filter(|e| e.occupant == Occupant::Stale && !taken.contains(&e.host))
+        .filter(|e| ctx.host(e.host).matches(spread.requirements))
+        .count();
+    let eligible = usable + stale;
+    if eligible >= needed {
+        Some(Shortfall::Pending(format!(
+            "spread {} waits for {} outdated instance(s) to stop",
+            spread.name, stale
+        )))
+    } else {
+        Some(Shortfall::Unsatisfiable(format!(
+            "spread {} needs {} instances, {} eligible hosts",
+            spread.name, spread.instances, eligible
+        )))
+    }
+}
+
+/// Place a daemonscaler: `per_host` on every usable host matching a spread (a host matching several
+/// spreads serves the first in manifest order).
+pub fn place_daemon(
+    ctx: &Context<'_>,
+    res: Resource<'_>,
+    spreads: &[SpreadTarget<'_>],
+    per_host: u32,
+) -> Vec<SpreadPlacement> {
+    let existing = existing(ctx, res);
+    let blocked: BTreeSet<HostIx> =
+        existing.iter().filter(|e| e.occupant != Occupant::Usable).map(|e| e.host).collect();
+    let mut taken: BTreeSet<HostIx> = BTreeSet::new();
+    let mut out = Vec::with_capacity(spreads.len());
+    for spread in spreads {
+        let mut hosts = Vec::new();
+        if per_host > 0 {
+            for h in ctx.eligible_hosts(spread.requirements).iter() {
+                if !blocked.contains(h) && taken.insert(*h) {
+                    hosts.push((*h, per_host));
+                }
+            }
+        }
+        out.push(SpreadPlacement { hosts, shortfall: None });
+    }
+    out
+}
+
+/// Whether an annotation set says the instance was placed by `scaler_id` of `app`.
+pub fn placed_by(annotations: &StringMap, app: &str, scaler_id: &str) -> bool {
+    owner_app(annotations) == Some(app)
+        && annotations.get(wadm_model::SCALER_ANNOTATION).map(String::as_str) == Some(scaler_id)
+}

@@ -1,0 +1,135 @@
+//! Provider scalers: `spreadscaler` and `daemonscaler` on a `type: capability` entry (an entry
+//! without a scaler trait already carries an implicit spread of one).
+
+use std::collections::BTreeSet;
+
+use wadm_lattice::ProviderHealth;
+use wadm_model::{ScalerSpec, StatusInfo, StatusType};
+use wadm_protocol::normalize_provider_ref;
+
+use super::component::{Mode, shortfall_status};
+use super::placement::{self, Resource, SpreadTarget, Unit, placed_by};
+use super::{Evaluation, ProviderWant, Scaler, ScalerInfo, Want, placement_annotations};
+use crate::context::{Context, HostIx};
+use crate::spread::split_instances;
+
+/// Runs one provider according to one scaler trait: at most one per host.
+#[derive(Debug, Clone)]
+pub struct ProviderScaler {
+    pub info: ScalerInfo,
+    pub mode: Mode,
+    pub provider_id: String,
+    pub image_ref: String,
+    pub config: Vec<String>,
+    pub external_config: Vec<String>,
+    pub spec: ScalerSpec,
+}
+
+impl ProviderScaler {
+    fn targets(&self) -> Vec<SpreadTarget<'_>> {
+        let counts = match self.mode {
+            Mode::Spread => split_instances(
+                self.spec.instances,
+                &self.spec.spreads.iter().map(|s| s.weight).collect::<Vec<_>>(),
+            ),
+            Mode::Daemon => vec![1; self.spec.spreads.len()],
+        };
+        self.spec
+            .spreads
+            .iter()
+            .zip(counts)
+            .map(|(s, instances)| SpreadTarget {
+                name: &s.name,
+                requirements: &s.requirements,
+                instances,
+            })
+            .collect()
+    }
+
+    fn want(&self, host_id: &str, annotations: wadm_protocol::StringMap) -> ProviderWant {
+        ProviderWant {
+            host_id: host_id.to_string(),
+            provider_id: self.provider_id.clone(),
+            image_ref: self.image_ref.clone(),
+            annotations,
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl Scaler for ProviderScaler {
+    fn info(&self) -> &ScalerInfo {
+        &self.info
+    }
+
+    fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
+        let missing: Vec<&str> = self
+            .external_config
+            .iter()
+            .filter(|c| !ctx.config_available(c))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            // Keep what this scaler runs; start nothing new.
+            let wants = ctx
+                .provider_instances(&self.provider_id)
+                .iter()
+                .filter(|(_, p)| placed_by(&p.annotations, &self.info.app, &self.info.id))
+                .map(|(h, p)| Want::Provider(self.want(&ctx.host(*h).id, p.annotations.clone())))
+                .collect();
+            return Evaluation {
+                wants,
+                status: StatusInfo::new(
+                    StatusType::Waiting,
+                    format!("waiting for config {}", missing.join(", ")),
+                ),
+            };
+        }
+        let targets = self.targets();
+        let res =
+            Resource { unit: Unit::Provider, id: &self.provider_id, image_ref: &self.image_ref };
+        let placements = match self.mode {
+            Mode::Spread => placement::place_spreads(ctx, res, &targets),
+            Mode::Daemon => placement::place_daemon(ctx, res, &targets, 1),
+        };
+        let mut wanted: Vec<(HostIx, ProviderWant)> = Vec::new();
+        for (target, placed) in targets.iter().zip(&placements) {
+            let annotations = placement_annotations(&self.info.app, &self.info.id, target.name);
+            for (h, _) in &placed.hosts {
+                wanted.push((*h, self.want(&ctx.host(*h).id, annotations.clone())));
+            }
+        }
+        let status = shortfall_status(&placements).unwrap_or_else(|| self.status(ctx, &wanted));
+        Evaluation { wants: wanted.into_iter().map(|(_, w)| Want::Provider(w)).collect(), status }
+    }
+}
+
+impl ProviderScaler {
+    fn status(&self, ctx: &Context<'_>, wanted: &[(HostIx, ProviderWant)]) -> StatusInfo {
+        let want_ref = normalize_provider_ref(&self.image_ref);
+        let mut unhealthy = false;
+        let mut all_there = true;
+        for (h, _) in wanted {
+            match ctx.host(*h).providers.get(&self.provider_id) {
+                Some(p) if normalize_provider_ref(&p.image_ref) == want_ref => {
+                    unhealthy |= p.health == ProviderHealth::Unhealthy;
+                }
+                _ => all_there = false,
+            }
+        }
+        let wanted_hosts: BTreeSet<HostIx> = wanted.iter().map(|(h, _)| *h).collect();
+        let extras = ctx.provider_instances(&self.provider_id).iter().any(|(h, p)| {
+            !wanted_hosts.contains(h) && placed_by(&p.annotations, &self.info.app, &self.info.id)
+        });
+        if !all_there || extras {
+            StatusInfo::new(StatusType::Reconciling, "")
+        } else if unhealthy {
+            StatusInfo::new(
+                StatusType::Unhealthy,
+                format!("provider {} reports unhealthy", self.provider_id),
+            )
+        } else {
+            StatusInfo::new(StatusType::Deployed, "")
+        }
+    }
+}
