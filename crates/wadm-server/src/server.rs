@@ -189,8 +189,7 @@ impl Server {
                     let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
                     let (api, client, config) = (self.api.clone(), self.client.clone(), self.config.clone());
                     tasks.spawn(async move {
-                        serve_one(&api, &client, &config, message).await;
-                        drop(permit);
+                        serve_one(&api, &client, &config, message, permit).await;
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -207,6 +206,7 @@ async fn serve_one(
     client: &async_nats::Client,
     config: &ServerConfig,
     message: async_nats::Message,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let Some(reply_to) = message.reply.clone() else { return };
     let (reply, follow) = answer(api, config, &message).await;
@@ -215,6 +215,8 @@ async fn serve_one(
     if let Err(e) = client.publish_with_headers(reply_to, headers, reply.into()).await {
         tracing::warn!(error = %e, "cannot send reply");
     }
+    // The request is answered: its follow-up (a probe that mostly waits) does not hold a slot.
+    drop(permit);
     if let Some(follow) = follow {
         api.follow_up(follow).await;
     }

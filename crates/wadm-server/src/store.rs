@@ -25,6 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{history_key, index_key, index_pattern, version_key};
 use crate::kv::{Kv, KvError};
 
+mod types;
+pub use types::*;
+
 /// Default cap on stored versions per application.
 pub const DEFAULT_MAX_VERSIONS: usize = 100;
 /// Default cap on history entries kept per application.
@@ -34,121 +37,6 @@ const MAX_ATTEMPTS: u32 = 200;
 
 /// The version name that means "the current version" in deploy requests.
 pub const LATEST: &str = "latest";
-
-/// Per-application index: the one key every write compares-and-sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppIndex {
-    pub name: String,
-    /// Stored versions in insertion order (the last one is the current version).
-    pub versions: Vec<VersionRef>,
-    /// The deployed version, if any.
-    pub deployed: Option<String>,
-    /// Bumped on every deploy.
-    pub generation: u64,
-    /// Sequence number of the next history entry.
-    pub history_next: u64,
-    /// Sequence number of the oldest history entry kept.
-    pub history_first: u64,
-}
-
-impl AppIndex {
-    fn new(name: &str) -> Self {
-        Self { name: name.to_string(), ..Self::default() }
-    }
-
-    /// The current version (last put).
-    pub fn current(&self) -> Option<&str> {
-        self.versions.last().map(|v| v.version.as_str())
-    }
-
-    /// Whether this version is stored.
-    pub fn has(&self, version: &str) -> bool {
-        self.versions.iter().any(|v| v.version == version)
-    }
-
-    fn id_of(&self, version: &str) -> Option<&str> {
-        self.versions.iter().find(|v| v.version == version).map(|v| v.id.as_str())
-    }
-}
-
-/// A version name and the unique id of its data key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionRef {
-    pub version: String,
-    pub id: String,
-}
-
-/// What happened to an application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HistoryAction {
-    Put,
-    Deploy,
-    Undeploy,
-    Delete,
-}
-
-/// One history entry: who did what to which version, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub action: HistoryAction,
-    /// The version concerned (`None` for deleting the whole application).
-    pub version: Option<String>,
-    pub actor: String,
-    pub at: DateTime<Utc>,
-}
-
-/// One stored version: the manifest as a JSON value (with its version written in).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredVersion {
-    pub version: String,
-    pub manifest: serde_json::Value,
-}
-
-/// Result of a put.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PutOutcome {
-    /// Whether this was the first version of the application.
-    pub created: bool,
-    pub total_versions: usize,
-    pub current_version: String,
-    /// Versions pruned because of the version cap.
-    pub pruned: Vec<String>,
-}
-
-/// Result of a deploy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeployOutcome {
-    pub version: String,
-    pub generation: u64,
-    pub previous: Option<String>,
-}
-
-/// Result of a delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    /// Nothing matched.
-    Noop,
-    /// Removed. `undeployed`: the deployed version was removed. `app_removed`: no version is left.
-    Deleted { undeployed: bool, app_removed: bool },
-}
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("version {version} of application {name} already exists")]
-    VersionExists { name: String, version: String },
-    #[error("application {0} not found")]
-    AppNotFound(String),
-    #[error("version {version} of application {name} not found")]
-    VersionNotFound { name: String, version: String },
-    #[error("too many concurrent writes to application {0}, try again")]
-    Contended(String),
-    #[error("stored data under {key} is unreadable: {reason}")]
-    Corrupt { key: String, reason: String },
-    #[error(transparent)]
-    Kv(#[from] KvError),
-}
 
 /// The decision of one compare-and-set round.
 enum Change<T> {

@@ -117,3 +117,121 @@ async fn concurrent_puts_never_lose_a_version() {
     assert_eq!(index.versions.len(), 10);
     assert_eq!(s.history("l", "app").await.unwrap().unwrap().len(), 10);
 }
+
+/// One step of a generated scenario.
+#[derive(Debug, Clone)]
+enum Step {
+    Put(u8),
+    Deploy(Option<u8>),
+    Undeploy,
+    Delete(Option<u8>),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u8..6).prop_map(Step::Put),
+        proptest::option::of(0u8..6).prop_map(Step::Deploy),
+        Just(Step::Undeploy),
+        proptest::option::of(0u8..6).prop_map(Step::Delete),
+    ]
+}
+
+/// The obvious in-memory model of one application, to compare the store with.
+#[derive(Default)]
+struct Model {
+    versions: Vec<String>,
+    deployed: Option<String>,
+    generation: u64,
+    history: usize,
+}
+
+const CAP: usize = 3;
+
+impl Model {
+    fn apply(&mut self, step: &Step) {
+        let name = |v: &u8| format!("v{v}");
+        match step {
+            Step::Put(v) if !self.versions.contains(&name(v)) => {
+                self.versions.push(name(v));
+                while self.versions.len() > CAP {
+                    let n = self.versions.len();
+                    if let Some(pos) = self.versions[..n - 1]
+                        .iter()
+                        .position(|x| Some(x) != self.deployed.as_ref())
+                    {
+                        self.versions.remove(pos);
+                    } else {
+                        break;
+                    }
+                }
+                self.history += 1;
+            }
+            Step::Deploy(v) if !self.versions.is_empty() => {
+                let wanted =
+                    v.as_ref().map(name).unwrap_or_else(|| self.versions.last().unwrap().clone());
+                if self.versions.contains(&wanted) {
+                    self.deployed = Some(wanted);
+                    self.generation += 1;
+                    self.history += 1;
+                }
+            }
+            Step::Undeploy if self.deployed.is_some() => {
+                self.deployed = None;
+                self.history += 1;
+            }
+            Step::Delete(Some(v)) if self.versions.contains(&name(v)) => {
+                self.versions.retain(|x| *x != name(v));
+                if self.deployed.as_ref() == Some(&name(v)) || self.versions.is_empty() {
+                    self.deployed = None;
+                }
+                self.history += 1;
+            }
+            Step::Delete(None) if !self.versions.is_empty() => {
+                self.versions.clear();
+                self.deployed = None;
+                self.history += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+    #[test]
+    fn store_matches_the_model(steps in proptest::collection::vec(step(), 1..30)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let s = store().with_max_versions(CAP);
+            let mut model = Model::default();
+            for step in &steps {
+                let v = |n: &u8| format!("v{n}");
+                // Errors (existing version, missing app/version) are expected; the model skips them.
+                let _ = match step {
+                    Step::Put(n) => s.put("l", "a", &v(n), manifest(&v(n)), "x").await.map(drop),
+                    Step::Deploy(n) => s.deploy("l", "a", n.as_ref().map(v).as_deref(), "x").await.map(drop),
+                    Step::Undeploy => s.undeploy("l", "a", "x").await.map(drop),
+                    Step::Delete(n) => s.delete("l", "a", n.as_ref().map(v).as_deref(), "x").await.map(drop),
+                };
+                model.apply(step);
+                let index = s.index("l", "a").await.unwrap();
+                let versions: Vec<String> =
+                    index.iter().flat_map(|i| i.versions.iter().map(|r| r.version.clone())).collect();
+                assert_eq!(versions, model.versions, "after {step:?}");
+                assert_eq!(index.as_ref().and_then(|i| i.deployed.clone()), model.deployed);
+                if let Some(index) = &index {
+                    assert_eq!(index.generation, model.generation);
+                }
+                // Exactly one data key per stored version, and every one readable.
+                assert_eq!(s.kv().scan("l.a.v.*").await.unwrap().len(), model.versions.len());
+                for version in &model.versions {
+                    let got = s.get("l", "a", Some(version)).await.unwrap().unwrap();
+                    assert_eq!(&got.manifest, &manifest(version));
+                }
+                let history = s.history("l", "a").await.unwrap().unwrap_or_default();
+                assert_eq!(history.len(), model.history);
+            }
+        });
+    }
+}

@@ -99,3 +99,29 @@ async fn a_lattice_with_a_host_stays_reconciling() {
     let s: StatusResponse = env.req("busy.model.status.app", "").await;
     assert_eq!(s.status.unwrap().status.status_type, StatusType::Reconciling);
 }
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_work() {
+    let nats = wadm_test_support::NatsServer::start();
+    let config = wadm_server::ServerConfig {
+        probe_window: Duration::from_millis(800),
+        ..crate::common::test_config()
+    };
+    let server = crate::common::start_server(&nats, config).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let put = client.request("wadm.api.l.model.put", manifest("app", Some("1")).into());
+    put.await.unwrap();
+    let deploy = client.request("wadm.api.l.model.deploy.app", "".into()).await.unwrap();
+    let deploy: DeployModelResponse = serde_json::from_slice(&deploy.payload).unwrap();
+    assert_eq!(deploy.result, DeployResult::Acknowledged);
+    // The deploy's host probe is still waiting for answers: shutting down must let it finish.
+    server.shutdown().await;
+    let js = async_nats::jetstream::new(client.clone());
+    let stream = js.get_stream("wadm_status").await.unwrap();
+    let last = stream.get_last_raw_message_by_subject("wadm.status.l.app").await.unwrap();
+    let status: Status = serde_json::from_slice(&last.payload).unwrap();
+    assert_eq!(status.status.status_type, StatusType::Waiting, "{status:?}");
+    // And the API no longer answers.
+    let after = client.request("wadm.api.l.model.get", "".into()).await;
+    assert!(after.is_err(), "no responders after shutdown");
+}

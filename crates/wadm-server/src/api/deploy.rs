@@ -1,0 +1,159 @@
+//! Deploy and undeploy: version resolution, deploy-time checks against the other deployed
+//! applications of the lattice, the store write, status and CloudEvents.
+
+use serde_json::Value;
+use wadm_model::api::*;
+use wadm_model::{Status, StatusType};
+
+use super::{Api, FollowUp, body, not_found};
+use crate::checks::deploy_conflicts;
+use crate::kv::Kv;
+use crate::manifest::parse_stored;
+use crate::probe::LatticeProbe;
+use crate::status::StatusStore;
+use crate::store::{LATEST, StoreError};
+
+impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
+    pub(super) async fn deploy(
+        &self,
+        lattice: &str,
+        name: &str,
+        bytes: &[u8],
+        actor: &str,
+    ) -> (DeployModelResponse, Option<FollowUp>) {
+        let reply = |result, message: String, version: Option<String>| DeployModelResponse {
+            result,
+            message,
+            name: name.to_string(),
+            version,
+        };
+        let request: DeployModelRequest = match body(bytes) {
+            Ok(r) => r,
+            Err(m) => return (reply(DeployResult::Error, m, None), None),
+        };
+        // Resolve the version now, so the checks and the write concern the same manifest.
+        let index = match self.store.index(lattice, name).await {
+            Ok(Some(index)) => index,
+            Ok(None) => return (reply(DeployResult::NotFound, not_found(name, None), None), None),
+            Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
+        };
+        let version = match request.version.as_deref() {
+            None | Some(LATEST) => index.current().unwrap_or_default().to_string(),
+            Some(v) => v.to_string(),
+        };
+        let stored = match self.store.get(lattice, name, Some(&version)).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                return (
+                    reply(DeployResult::NotFound, not_found(name, Some(&version)), None),
+                    None,
+                );
+            }
+            Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
+        };
+        if let Err(message) = self.check_deploy(lattice, name, &stored.manifest).await {
+            return (reply(DeployResult::Error, message, Some(version)), None);
+        }
+        let outcome = match self.store.deploy(lattice, name, Some(&version), actor).await {
+            Ok(outcome) => outcome,
+            Err(e @ (StoreError::AppNotFound(_) | StoreError::VersionNotFound { .. })) => {
+                return (reply(DeployResult::NotFound, e.to_string(), None), None);
+            }
+            Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
+        };
+        let status =
+            Status::new(StatusType::Reconciling, format!("Deploying version {}", outcome.version));
+        if let Err(e) = self.status.set(lattice, name, &status).await {
+            tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
+        }
+        if let Some(client) = &self.events {
+            let manifest = stored.manifest.clone();
+            let published = crate::events::publish(client, lattice, |id, time| {
+                crate::events::CloudEvent::manifest_published(manifest, id, time)
+            });
+            if let Err(e) = published.await {
+                tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
+            }
+        }
+        let follow = FollowUp::ProbeHosts {
+            lattice: lattice.to_string(),
+            app: name.to_string(),
+            generation: outcome.generation,
+        };
+        let message = format!(
+            "Deployed version {} of {name} (generation {})",
+            outcome.version, outcome.generation
+        );
+        (reply(DeployResult::Acknowledged, message, Some(outcome.version)), Some(follow))
+    }
+
+    /// Deploy-time checks against the other deployed applications of the lattice.
+    async fn check_deploy(
+        &self,
+        lattice: &str,
+        name: &str,
+        manifest: &Value,
+    ) -> Result<(), String> {
+        let app = parse_stored(manifest).map_err(|e| format!("stored manifest is invalid: {e}"))?;
+        let others = self.store.list(lattice).await.map_err(|e| e.to_string())?;
+        let loads = others
+            .into_iter()
+            .filter(|o| o.name != name)
+            .filter_map(|o| o.deployed.clone().map(|v| (o.name, v)))
+            .map(|(other, version)| async move {
+                self.store.get(lattice, &other, Some(&version)).await.ok().flatten()
+            });
+        let deployed: Vec<_> = futures::future::join_all(loads)
+            .await
+            .into_iter()
+            .flatten()
+            .filter_map(|s| parse_stored(&s.manifest).ok())
+            .collect();
+        let problems = deploy_conflicts(&app, &deployed);
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+    }
+
+    pub(super) async fn undeploy(
+        &self,
+        lattice: &str,
+        name: &str,
+        actor: &str,
+    ) -> DeployModelResponse {
+        let reply = |result, message: String, version| DeployModelResponse {
+            result,
+            message,
+            name: name.to_string(),
+            version,
+        };
+        match self.store.undeploy(lattice, name, actor).await {
+            Ok(Some(was)) => {
+                self.after_undeploy(lattice, name).await;
+                reply(
+                    DeployResult::Acknowledged,
+                    format!("Undeployed version {was} of {name}"),
+                    Some(was),
+                )
+            }
+            Ok(None) => reply(DeployResult::Acknowledged, format!("{name} was not deployed"), None),
+            Err(StoreError::AppNotFound(_)) => {
+                reply(DeployResult::NotFound, not_found(name, None), None)
+            }
+            Err(e) => reply(DeployResult::Error, e.to_string(), None),
+        }
+    }
+
+    /// Status `undeployed` and the `manifest_unpublished` event.
+    pub(super) async fn after_undeploy(&self, lattice: &str, name: &str) {
+        if let Err(e) = self.status.set(lattice, name, &Status::undeployed()).await {
+            tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
+        }
+        if let Some(client) = &self.events {
+            let published = crate::events::publish(client, lattice, |id, time| {
+                crate::events::CloudEvent::manifest_unpublished(name, id, time)
+            });
+            if let Err(e) = published.await {
+                tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
+            }
+        }
+    }
+}
