@@ -115,7 +115,7 @@ impl Path {
     /// The path of a map entry. Keys that are not plain identifiers are quoted:
     /// `metadata.annotations["wasmcloud.dev/authors"]`.
     pub fn key(&self, key: &str) -> Self {
-        let plain = !key.is_empty()
+        let plain = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if plain {
             if self.0.is_empty() {
