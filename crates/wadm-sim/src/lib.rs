@@ -26,6 +26,7 @@
 pub mod config;
 pub mod faults;
 pub mod host;
+pub mod host_id;
 pub mod outcome;
 pub mod probe;
 pub mod route;

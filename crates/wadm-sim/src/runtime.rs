@@ -128,7 +128,7 @@ impl SimLattice {
     /// Start a host: it publishes `host_started` and answers requests before this returns.
     pub async fn add_host(&self, spec: HostSpec) -> String {
         let inner = &self.inner;
-        let id = nkeys::KeyPair::new_server().public_key();
+        let id = crate::host_id::new_host_id();
         let mut labels = hostcore_labels();
         labels.extend(spec.labels);
         let started_event = {
