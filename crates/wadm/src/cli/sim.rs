@@ -1,11 +1,198 @@
-//! `wadm sim` (not built yet).
+//! `wadm sim`: run N simulated wasmCloud hosts in this process on a real NATS server, until
+//! interrupted (Ctrl-C / SIGTERM), then stop them gracefully (`host_stopped`).
+//!
+//! Host labels come in groups: `--labels zone=east:2,zone=west+gpu=yes:3` starts two hosts with
+//! `zone=east` and three with `zone=west` and `gpu=yes`; `--hosts` may add unlabelled ones.
+//! Fault flags apply to every host.
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use wadm_protocol::StringMap;
+use wadm_sim::{FaultSettings, HostSpec, SimConfig, SimLattice};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// NATS server to connect to.
+    #[arg(long, env = "WADM_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Lattice name.
+    #[arg(long, default_value = "default")]
+    lattice: String,
+    /// Number of hosts (default: as many as the label groups name, else 1).
+    #[arg(long)]
+    hosts: Option<usize>,
+    /// Label groups: `key=value[+key=value…][:count]`, comma separated.
+    #[arg(long)]
+    labels: Option<String>,
+    /// Heartbeat interval (`30s`, `500ms`, `1m`).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// Spread first heartbeats over this much extra time (default: a quarter of the interval).
+    #[arg(long, value_parser = parse_duration)]
+    heartbeat_stagger: Option<Duration>,
+    /// Seed of the simulator's RNG (friendly names, stagger, dropped events).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Accept scales, then emit `component_scale_failed`.
+    #[arg(long)]
+    reject_scales: bool,
+    /// Accept provider starts, then emit `provider_start_failed`.
+    #[arg(long)]
+    reject_provider_starts: bool,
+    /// Publish no heartbeats.
+    #[arg(long)]
+    pause_heartbeats: bool,
+    /// Delay every reply by this much (`200ms`).
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    reply_delay: Duration,
+    /// Drop this fraction (0–1) of events.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
+    drop_events: f64,
+}
 
-pub fn run(_args: Args) -> ExitCode {
-    eprintln!("wadm sim: not available in this build yet");
-    ExitCode::from(2)
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wadm sim: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(simulate(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wadm sim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn simulate(args: Args) -> anyhow::Result<()> {
+    let specs = host_specs(args.labels.as_deref().unwrap_or(""), args.hosts)?;
+    let mut config = SimConfig::new(&args.nats_url, &args.lattice);
+    config.heartbeat_interval = args.heartbeat_interval;
+    config.heartbeat_stagger = args.heartbeat_stagger.unwrap_or(args.heartbeat_interval / 4);
+    config.seed = args.seed;
+    config.faults = FaultSettings {
+        reject_scales: args.reject_scales,
+        reject_provider_starts: args.reject_provider_starts,
+        pause_heartbeats: args.pause_heartbeats,
+        reply_delay: args.reply_delay,
+        drop_events: args.drop_events,
+    };
+    let sim = SimLattice::connect(config).await?;
+    for spec in specs {
+        let labels: Vec<String> = spec.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let id = sim.add_host(spec).await;
+        println!("{id} {}", labels.join(","));
+    }
+    eprintln!(
+        "wadm sim: {} hosts on lattice `{}` at {} (Ctrl-C to stop)",
+        sim.hosts().len(),
+        args.lattice,
+        args.nats_url
+    );
+    wait_for_signal().await.context("waiting for a stop signal")?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
+/// Expand `--labels` groups and `--hosts` into one spec per host.
+fn host_specs(groups: &str, hosts: Option<usize>) -> anyhow::Result<Vec<HostSpec>> {
+    let mut specs = Vec::new();
+    for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        let (labels, count) = match group.rsplit_once(':') {
+            Some((labels, n)) => {
+                let n: usize = n.trim().parse().with_context(|| {
+                    format!("--labels: group `{group}`: count `{n}` is not a whole number")
+                })?;
+                (labels, n)
+            }
+            None => (group, 1),
+        };
+        let mut map = StringMap::new();
+        for pair in labels.split('+') {
+            let Some((k, v)) = pair.split_once('=') else {
+                bail!("--labels: group `{group}`: `{pair}` is not key=value");
+            };
+            if k.trim().is_empty() {
+                bail!("--labels: group `{group}`: a label key is empty");
+            }
+            map.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        specs.extend(std::iter::repeat_n(HostSpec { labels: map, friendly_name: None }, count));
+    }
+    let labelled = specs.len();
+    let total = hosts.unwrap_or(if labelled == 0 { 1 } else { labelled });
+    if total < labelled {
+        bail!("--hosts {total} is fewer than the {labelled} hosts the label groups name");
+    }
+    specs.resize(total, HostSpec::default());
+    Ok(specs)
+}
+
+/// `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let f: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if (0.0..=1.0).contains(&f) { Ok(f) } else { Err(format!("`{text}` is not between 0 and 1")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_groups_expand() {
+        let specs = host_specs("zone=east:2, zone=west+gpu=yes:3", None).unwrap();
+        assert_eq!(specs.len(), 5);
+        assert_eq!(specs[1].labels["zone"], "east");
+        assert_eq!(specs[4].labels["gpu"], "yes");
+        assert_eq!(host_specs("", None).unwrap().len(), 1);
+        let padded = host_specs("a=b", Some(3)).unwrap();
+        assert_eq!((padded.len(), padded[2].labels.len()), (3, 0));
+        assert!(host_specs("a=b:4", Some(2)).is_err());
+        assert!(host_specs("nolabel:2", None).unwrap_err().to_string().contains("key=value"));
+        assert!(host_specs("a=b:x", None).is_err());
+    }
+
+    #[test]
+    fn durations_and_fractions_parse() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert!(parse_duration("5d").is_err() && parse_duration("ms").is_err());
+        assert_eq!(parse_fraction("0.1"), Ok(0.1));
+        assert!(parse_fraction("1.5").is_err());
+    }
 }

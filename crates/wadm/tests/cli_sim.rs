@@ -1,0 +1,67 @@
+//! `wadm sim` smoke test: the binary starts 5 hosts on a harness server, all 5 answer a ping with
+//! their labels, and the process dies cleanly when killed.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use wadm_test_support::{NatsServer, wait_for};
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn five_simulated_hosts_answer_a_ping() {
+    let server = NatsServer::start();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_wadm"))
+            .args(["sim", "--nats-url", &server.url(), "--lattice", "clitest"])
+            .args(["--hosts", "5", "--labels", "zone=east:2,zone=west:3"])
+            .args(["--heartbeat-interval", "1s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn wadm sim"),
+    );
+    let client = async_nats::connect(server.url()).await.unwrap();
+
+    let hosts = wait_for(Duration::from_secs(20), || async {
+        let hosts =
+            wadm_sim::ping_hosts(&client, "clitest", 5, Duration::from_millis(500)).await.ok()?;
+        (hosts.len() == 5).then_some(hosts)
+    })
+    .await
+    .expect("5 ping answers from `wadm sim --hosts 5`");
+
+    let zone = |z: &str| {
+        hosts.iter().filter(|h| h.labels.get("zone").map(String::as_str) == Some(z)).count()
+    };
+    assert_eq!(zone("east"), 2);
+    assert_eq!(zone("west"), 3);
+    for h in &hosts {
+        assert_eq!(h.id.len(), 56);
+        assert_eq!(h.lattice, "clitest");
+        assert!(h.labels.contains_key("hostcore.os"));
+    }
+
+    child.0.kill().unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(!status.success(), "killed, not exited by itself");
+}
+
+#[test]
+fn bad_label_groups_are_refused_with_the_flag_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wadm"))
+        .args(["sim", "--nats-url", "nats://127.0.0.1:1", "--labels", "zone:2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--labels") && err.contains("key=value"), "{err}");
+}
