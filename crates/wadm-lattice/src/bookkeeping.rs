@@ -80,6 +80,10 @@ pub struct Tombstone {
     pub as_of: Option<EventStamp>,
     /// wadm's clock when the host was removed (drives retention and discovery races).
     pub removed_at: Timestamp,
+    /// When wadm had last heard from the host before removing it (diagnostics: a lost host's
+    /// lease ran from here).
+    #[serde(default)]
+    pub last_seen: Timestamp,
 }
 
 /// Everything the reducer remembers beyond the observed state itself.

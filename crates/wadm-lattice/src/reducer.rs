@@ -270,9 +270,11 @@ pub(crate) fn remove_host(
     let clock = state.bookkeeping.hosts.remove(host_id);
     let newest = clock.as_ref().and_then(|c| c.newest().cloned());
     let as_of = stamp.into_iter().chain(newest).max();
-    let tombstone = Tombstone { reason, as_of, removed_at: now };
+    let host = state.hosts.remove(host_id);
+    let last_seen = host.as_ref().map_or(0, |h| h.last_seen);
+    let tombstone = Tombstone { reason, as_of, removed_at: now, last_seen };
     state.bookkeeping.tombstones.insert(host_id.to_string(), tombstone);
-    let Some(host) = state.hosts.remove(host_id) else { return };
+    let Some(host) = host else { return };
     for (component, instance) in host.components {
         changes.touch_app(&instance.annotations);
         changes.push(Change::ComponentRemoved { host: host_id.to_string(), component });

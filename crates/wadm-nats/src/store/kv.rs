@@ -1,0 +1,172 @@
+//! The JetStream KV [`StateStore`]: one key per entity, every write a compare-and-set.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_nats::jetstream::{self, consumer, kv};
+use futures::StreamExt;
+use wadm_lattice::{Changes, LatticeState};
+
+use super::keys::lattice_filter;
+use super::records::{Write, rebuild, writes_for};
+use super::{StateStore, StoreError};
+
+/// How long a load waits for the next record before giving up.
+const LOAD_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The default bucket of observed state.
+pub const STATE_BUCKET: &str = "wadm_state";
+
+/// Observed state in a KV bucket. Remembers the revision of every key it read or wrote, and
+/// writes with that revision as the expected one: a write racing another writer fails with
+/// [`StoreError::Conflict`] instead of overwriting.
+pub struct KvStateStore {
+    kv: kv::Store,
+    client: async_nats::Client,
+    revisions: Mutex<BTreeMap<String, u64>>,
+}
+
+fn io(key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io { key: key.to_string(), reason: e.to_string() }
+}
+
+impl KvStateStore {
+    /// Open (creating if needed) the bucket. Keeps one revision per key: old values are useless.
+    pub async fn open(js: &jetstream::Context, bucket: &str) -> Result<Self, StoreError> {
+        let config = kv::Config { bucket: bucket.to_string(), history: 1, ..kv::Config::default() };
+        let kv = match js.get_key_value(bucket).await {
+            Ok(kv) => kv,
+            Err(_) => js.create_key_value(config).await.map_err(|e| io(bucket, e))?,
+        };
+        Ok(Self { kv, client: js.client(), revisions: Mutex::new(BTreeMap::new()) })
+    }
+
+    /// The underlying bucket (for tests and diagnostics).
+    pub fn bucket(&self) -> &kv::Store {
+        &self.kv
+    }
+
+    fn revision(&self, key: &str) -> Option<u64> {
+        self.revisions.lock().expect("revision lock").get(key).copied()
+    }
+
+    fn set_revision(&self, key: &str, revision: Option<u64>) {
+        let mut revisions = self.revisions.lock().expect("revision lock");
+        match revision {
+            Some(r) => revisions.insert(key.to_string(), r),
+            None => revisions.remove(key),
+        };
+    }
+
+    /// Forget what we know of `key` and read its current revision (after a conflict).
+    pub async fn refresh_revision(&self, key: &str) -> Result<(), StoreError> {
+        let entry = self.kv.entry(key).await.map_err(|e| io(key, e))?;
+        let live = entry.filter(|e| e.operation == kv::Operation::Put);
+        self.set_revision(key, live.map(|e| e.revision));
+        Ok(())
+    }
+
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        let key = write.key().to_string();
+        match write {
+            Write::Put { value, .. } => {
+                let result = match self.revision(&key) {
+                    Some(rev) => self.kv.update(&key, value.into(), rev).await.map_err(|e| {
+                        if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
+                            StoreError::Conflict { key: key.clone() }
+                        } else {
+                            io(&key, e)
+                        }
+                    }),
+                    None => self.kv.create(&key, value.into()).await.map_err(|e| {
+                        if e.kind() == kv::CreateErrorKind::AlreadyExists {
+                            StoreError::Conflict { key: key.clone() }
+                        } else {
+                            io(&key, e)
+                        }
+                    }),
+                };
+                self.set_revision(&key, Some(result?));
+            }
+            Write::Delete { .. } => {
+                let Some(rev) = self.revision(&key) else { return Ok(()) };
+                self.kv.delete_expect_revision(&key, Some(rev)).await.map_err(|e| {
+                    if e.kind() == kv::DeleteErrorKind::WrongLastRevision {
+                        StoreError::Conflict { key: key.clone() }
+                    } else {
+                        io(&key, e)
+                    }
+                })?;
+                self.set_revision(&key, None);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StateStore for KvStateStore {
+    async fn load(&self, lattice: &str) -> Result<LatticeState, StoreError> {
+        let filter = format!("{}{}", self.kv.prefix, lattice_filter(lattice));
+        let ordered = self
+            .kv
+            .stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: filter.clone(),
+                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| io(&filter, e))?;
+        let mut pending = ordered.cached_info().num_pending;
+        let mut records: BTreeMap<String, (u64, Vec<u8>)> = BTreeMap::new();
+        if pending > 0 {
+            let mut messages = ordered.messages().await.map_err(|e| io(&filter, e))?;
+            while pending > 0 {
+                let next = tokio::time::timeout(LOAD_STALL, messages.next()).await;
+                let Some(message) = next.map_err(|_| io(&filter, "load stalled"))? else { break };
+                let message = message.map_err(|e| io(&filter, e))?;
+                let info = message.info().map_err(|e| io(&filter, e))?;
+                pending = info.pending;
+                let revision = info.stream_sequence;
+                let key = message.subject.as_str().trim_start_matches(&self.kv.prefix).to_string();
+                let deleted = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("KV-Operation"))
+                    .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
+                if deleted {
+                    records.remove(&key);
+                } else {
+                    records.insert(key, (revision, message.payload.to_vec()));
+                }
+            }
+        }
+        let state = rebuild(lattice, records.iter().map(|(k, (_, v))| (k.as_str(), v.as_slice())))?;
+        let mut revisions = self.revisions.lock().expect("revision lock");
+        for (key, (revision, _)) in records {
+            revisions.insert(key, revision);
+        }
+        Ok(state)
+    }
+
+    /// Observed state is a cache of what the lattice reported: on a conflict the key's revision
+    /// is re-read and the value this step computed is written once more against it; a second
+    /// conflict is returned to the caller.
+    async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StoreError> {
+        let mut first_error = None;
+        for write in writes_for(state, changes) {
+            let result = match self.write(write.clone()).await {
+                Err(StoreError::Conflict { key }) => match self.refresh_revision(&key).await {
+                    Ok(()) => self.write(write).await,
+                    Err(e) => Err(e),
+                },
+                other => other,
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,43 @@
+//! Persistence of observed lattice state, one key per entity, behind the [`StateStore`] trait.
+//!
+//! [`KvStateStore`] keeps it in a JetStream KV bucket (default `wadm_state`) and writes every key
+//! with compare-and-set on its revision; [`MemoryStateStore`] keeps the same records in memory for
+//! runtimes and tests that need no NATS. The key scheme is in [`keys`], the record translation in
+//! [`records`].
+
+pub mod keys;
+mod kv;
+mod memory;
+pub mod records;
+
+use std::future::Future;
+
+use wadm_lattice::{Changes, LatticeState};
+
+pub use kv::{KvStateStore, STATE_BUCKET};
+pub use memory::MemoryStateStore;
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else wrote the key since we read it: re-read and re-decide.
+    #[error("key {key} changed since it was read (compare-and-set conflict)")]
+    Conflict { key: String },
+    #[error("stored record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("storage failed on {key}: {reason}")]
+    Io { key: String, reason: String },
+}
+
+/// Where observed state lives between runs and replicas.
+pub trait StateStore: Send + Sync {
+    /// Read every record of `lattice` back into a state (bookkeeping starts empty).
+    fn load(&self, lattice: &str) -> impl Future<Output = Result<LatticeState, StoreError>> + Send;
+
+    /// Write the entities named in `changes` as they are in `state` (deleting absent ones).
+    fn persist(
+        &self,
+        state: &LatticeState,
+        changes: &Changes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
