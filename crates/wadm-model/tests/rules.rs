@@ -510,7 +510,7 @@ fn invalid_utf8_syntax_errors_and_deep_nesting_are_clear_errors() {
     assert_error(&err.diagnostics, "invalid-utf8", "");
     let err = parse_manifest(b"{ not: [valid", Format::Auto, &Limits::default()).unwrap_err();
     assert_error(&err.diagnostics, "syntax", "");
-    for deep in ["[".repeat(100_000), "a:\n".repeat(1) + &"- ".repeat(5000) + "x"] {
+    for deep in ["[".repeat(100_000), "a:\n".to_string() + &"- ".repeat(5000) + "x"] {
         let err = parse_manifest(deep.as_bytes(), Format::Auto, &Limits::default()).unwrap_err();
         assert!(err.diagnostics.iter().all(|d| d.is_error()), "{:#?}", err.diagnostics);
         let err = parse_manifest(deep.as_bytes(), Format::Json, &Limits::default()).unwrap_err();

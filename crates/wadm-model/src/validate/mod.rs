@@ -75,6 +75,17 @@ const POLICY: &[&str] = &["name", "type", "properties"];
 
 /// Walks a whole document. The application is meaningful only when `d` holds no errors.
 pub(crate) fn walk(root: &Node, d: &mut Diagnostics) -> Application {
+    if !matches!(root, Node::Map(_)) {
+        d.error(
+            &Path::root(),
+            "not-a-manifest",
+            format!(
+                "the document must be a map with apiVersion, kind, metadata and spec, found {}",
+                root.kind()
+            ),
+        );
+        return empty_app();
+    }
     let top = Fields::of(root, &Path::root(), "a manifest", TOP_LEVEL, d);
     let api_version = top.req_str("apiVersion", d);
     if !api_version.is_empty() && api_version != API_VERSION {
