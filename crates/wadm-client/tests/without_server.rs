@@ -76,3 +76,19 @@ async fn watch_status_yields_published_statuses_and_survives_garbage() {
     let second = tokio::time::timeout(Duration::from_secs(5), stream.next_status()).await.unwrap();
     assert_eq!(second.unwrap().unwrap(), waiting);
 }
+
+#[tokio::test]
+async fn a_silent_listener_means_timeout() {
+    let nats = NatsServer::start();
+    let conn = ConnectOptions::new(nats.url()).connect().await.unwrap();
+    // Someone listens on the API subject but never answers (a wadm stuck or overloaded).
+    let _silent = conn.subscribe("wadm.api.default.model.status.app").await.unwrap();
+    conn.flush().await.unwrap();
+    let client = Client::new(conn, "default", None).with_timeout(Duration::from_millis(200));
+    let err = client.status("app").await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Timeout { after, .. } if *after == Duration::from_millis(200)),
+        "{err}"
+    );
+    assert!(err.is_connection_problem());
+}

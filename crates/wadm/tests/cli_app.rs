@@ -277,3 +277,63 @@ async fn usage_problems_exit_2() {
     let bad_flag = env.app(&["list", "--output", "xml"]).await;
     assert_eq!(bad_flag.code, 2, "{}", bad_flag.stderr);
 }
+
+/// Publish `status` for `app` as the scheduler does (on the status subject, retained by the
+/// server's status stream), once the server has reported `waiting` for the deploy.
+async fn publish_when_waiting(env: &Env, app: &str, status: serde_json::Value) {
+    let conn = async_nats::connect(env.nats.url()).await.unwrap();
+    let client = wadm_client::Client::new(conn.clone(), env.lattice.clone(), None);
+    let waiting = wadm_test_support::wait_for(Duration::from_secs(20), || async {
+        let s = client.status(app).await.ok()?;
+        (s.status.status_type == wadm_client::StatusType::Waiting).then_some(())
+    })
+    .await;
+    assert!(waiting.is_some(), "the deploy never reached waiting");
+    let subject = format!("wadm.status.{}.{app}", env.lattice);
+    conn.publish(subject, serde_json::to_vec(&status).unwrap().into()).await.unwrap();
+    conn.flush().await.unwrap();
+}
+
+fn scaler(name: &str, kind: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({"id": format!("{kind}-{name}"), "kind": "SpreadScaler", "name": name,
+        "status": {"type": kind, "message": message}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_wait_succeeds_when_deployed_and_fails_when_failed() {
+    let env = Env::with_wadm("cli-wait-end").await;
+    let file = env.manifest("ok.yaml", "ok", "v1");
+    let args = ["deploy", path(&file), "--wait", "--timeout", "30s"];
+    let (run, ()) = tokio::join!(
+        env.app(&args),
+        publish_when_waiting(
+            &env,
+            "ok",
+            serde_json::json!({
+                "status": {"type": "deployed"},
+                "scalers": [scaler("hello", "deployed", "3/3 instances running")],
+            })
+        ),
+    );
+    assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("Deployed ok version v1: deployed"), "{}", run.stdout);
+    // Progress per scaler, with running/wanted instances.
+    assert!(run.stderr.lines().any(|l| l.contains("hello") && l.contains("3/3")), "{}", run.stderr);
+
+    let file = env.manifest("bad.yaml", "bad", "v1");
+    let args = ["deploy", path(&file), "--wait", "--timeout", "30s"];
+    let (run, ()) = tokio::join!(
+        env.app(&args),
+        publish_when_waiting(
+            &env,
+            "bad",
+            serde_json::json!({
+                "status": {"type": "failed", "message": "spread default needs 3 instances, 0 eligible hosts"},
+                "scalers": [scaler("hello", "failed", "spread default needs 3 instances, 0 eligible hosts")],
+            })
+        ),
+    );
+    assert_eq!(run.code, 1, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    let last = run.stderr.lines().last().unwrap();
+    assert!(last.starts_with("error: deployment of bad failed: spread default"), "{}", run.stderr);
+}

@@ -12,6 +12,24 @@ use super::table::Table;
 use super::target::{ManifestFile, Target};
 use super::wait;
 
+/// `println!` that tolerates a closed stdout (e.g. `wadm app list | head -1`) instead of panicking.
+macro_rules! say {
+    () => { emit("\n") };
+    ($($arg:tt)*) => { emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` that tolerates a closed stdout.
+macro_rules! say_raw {
+    ($($arg:tt)*) => { emit(&format!($($arg)*)) };
+}
+
+/// Write to stdout, ignoring a closed pipe.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
 /// A command whose files have been read.
 #[derive(Debug)]
 pub enum Prepared {
@@ -53,7 +71,7 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             } else {
                 "Stored"
             };
-            println!(
+            say!(
                 "{what} {} version {} ({} version{} stored)",
                 reply.name,
                 reply.current_version,
@@ -66,7 +84,7 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             if cx.json() {
                 return print_json(&manifest);
             }
-            print!("{}", wadm_client::manifest::to_yaml(&manifest)?);
+            say_raw!("{}", wadm_client::manifest::to_yaml(&manifest)?);
         }
         Prepared::List => {
             let models = client.list().await?;
@@ -84,7 +102,7 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             for v in &versions {
                 table.row(vec![v.version.clone(), yes_no(v.deployed)]);
             }
-            print!("{}", table.render());
+            say_raw!("{}", table.render());
         }
         Prepared::Deploy { target, version, wait } => deploy(cx, target, version, wait).await?,
         Prepared::Undeploy { name } => {
@@ -92,7 +110,7 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             if cx.json() {
                 return print_json(&reply);
             }
-            println!("Undeployed {name}");
+            say!("Undeployed {name}");
         }
         Prepared::Delete { name, version } => {
             let reply = client.delete(&name, version.as_deref()).await?;
@@ -104,9 +122,9 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
                 None => name.clone(),
             };
             match reply.result {
-                DeleteResult::Noop => println!("Nothing to delete: {what} does not exist"),
-                _ if reply.undeploy => println!("Deleted {what} (it was deployed: undeployed it)"),
-                _ => println!("Deleted {what}"),
+                DeleteResult::Noop => say!("Nothing to delete: {what} does not exist"),
+                _ if reply.undeploy => say!("Deleted {what} (it was deployed: undeployed it)"),
+                _ => say!("Deleted {what}"),
             }
         }
         Prepared::Status { name } => {
@@ -130,7 +148,7 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
                     entry.actor.clone().unwrap_or_default(),
                 ]);
             }
-            print!("{}", table.render());
+            say_raw!("{}", table.render());
         }
     }
     Ok(())
@@ -166,7 +184,7 @@ async fn deploy(
         if cx.json() {
             return print_json(&reply);
         }
-        println!("Deployed {name} version {deployed_version}");
+        say!("Deployed {name} version {deployed_version}");
         return Ok(());
     };
     if !cx.json() {
@@ -183,7 +201,7 @@ async fn deploy(
             if cx.json() {
                 return print_json(&WaitReport { deploy: &reply, status: &status });
             }
-            println!("Deployed {name} version {deployed_version}: {}", status.status.status_type);
+            say!("Deployed {name} version {deployed_version}: {}", status.status.status_type);
             Ok(())
         }
         Err(failure) => {
@@ -249,24 +267,24 @@ fn print_models(models: &[ModelSummary]) {
         ]);
     }
     if table.is_empty() {
-        println!("No applications");
+        say!("No applications");
     } else {
-        print!("{}", table.render());
+        say_raw!("{}", table.render());
     }
 }
 
 pub fn print_status(name: &str, status: &Status) {
     let message = &status.status.message;
     if message.is_empty() {
-        println!("{name}: {}", status.status.status_type);
+        say!("{name}: {}", status.status.status_type);
     } else {
-        println!("{name}: {} ({message})", status.status.status_type);
+        say!("{name}: {} ({message})", status.status.status_type);
     }
     if status.scalers.is_empty() {
         return;
     }
-    println!();
-    print!("{}", wait::scaler_table(status).render());
+    say!();
+    say_raw!("{}", wait::scaler_table(status).render());
 }
 
 fn yes_no(flag: bool) -> String {
@@ -276,6 +294,6 @@ fn yes_no(flag: bool) -> String {
 fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::Api(format!("cannot render the reply as JSON: {e}")))?;
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }
