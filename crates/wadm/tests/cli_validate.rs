@@ -1,0 +1,122 @@
+//! `wadm validate` and `wadm schema`, run as the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn wadm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wadm")).args(args).output().expect("the wadm binary runs")
+}
+
+fn shared(name: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests");
+    Path::new(dir).join(name).display().to_string()
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const INVALID: &str = "apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: broken
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: ghcr.io/x/web:1
+      traits:
+        - type: link
+          properties:
+            namespace: wasi
+            package: http
+            interfaces: [outgoing-handler]
+            target:
+              name: nowhere
+";
+
+#[test]
+fn valid_manifests_exit_zero_and_warnings_are_printed() {
+    let out =
+        wadm(&["validate", &shared("hello.yaml"), &shared("simple1.json"), &shared("custom.yaml")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("spec.components[0].traits[0].type"), "{stdout}");
+    assert!(stdout.contains("customscaler"), "{stdout}");
+}
+
+#[test]
+fn invalid_manifests_exit_one_with_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.yaml", INVALID);
+    let out = wadm(&["validate", &shared("hello.yaml"), bad.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("spec.components[0].traits[0].properties.target.name"), "{stdout}");
+    assert!(stdout.contains("nowhere"), "{stdout}");
+}
+
+#[test]
+fn unreadable_files_exit_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.yaml", INVALID);
+    let missing = dir.path().join("missing.yaml");
+    let out = wadm(&["validate", bad.to_str().unwrap(), missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("missing.yaml"), "{stderr}");
+}
+
+#[test]
+fn json_output_parses_and_carries_rules_and_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "bad.yaml", INVALID);
+    let out =
+        wadm(&["validate", "--output", "json", &shared("custom.yaml"), bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0]["valid"], true);
+    assert_eq!(files[0]["diagnostics"][0]["severity"], "warning");
+    assert_eq!(files[0]["diagnostics"][0]["rule"], "unknown-trait-type");
+    assert_eq!(files[1]["valid"], false);
+    let diags = files[1]["diagnostics"].as_array().unwrap();
+    assert!(diags.iter().any(|d| d["rule"] == "link-target-missing"
+        && d["severity"] == "error"
+        && d["path"] == "spec.components[0].traits[0].properties.target.name"));
+}
+
+#[test]
+fn oversized_and_binary_files_are_invalid_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = write(&dir, "big.yaml", &"#".repeat(2 * 1024 * 1024));
+    let binary = dir.path().join("binary.yaml");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    let out = wadm(&["validate", big.to_str().unwrap(), binary.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("limit of 1048576 bytes"), "{stdout}");
+    assert!(stdout.contains("not valid UTF-8"), "{stdout}");
+}
+
+#[test]
+fn schema_output_matches_the_committed_schema() {
+    let out = wadm(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../schema/application.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        committed,
+        "regenerate with `cargo run -q -p wadm -- schema > schema/application.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["required"], serde_json::json!(["apiVersion", "kind", "metadata", "spec"]));
+}
