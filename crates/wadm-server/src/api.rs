@@ -3,7 +3,6 @@
 //! always use the operation's wire shape, errors included, and never carry backtraces.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use wadm_model::api::*;
 use wadm_model::{Status, StatusType};
 
@@ -195,28 +194,29 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 };
             }
         };
-        let summaries = apps.into_iter().map(|index| async move {
-            let current = index.current().unwrap_or_default().to_string();
-            let stored = self.store.get(lattice, &index.name, Some(&current)).await.ok().flatten();
-            let description = stored.as_ref().and_then(|s| {
-                s.manifest
-                    .pointer("/metadata/annotations/description")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-            let detailed_status = self.app_status(lattice, &index.name).await;
-            let message = detailed_status.status.message.clone();
-            ModelSummary {
-                name: index.name.clone(),
-                version: current,
-                description,
-                deployed_version: index.deployed.clone(),
-                status: detailed_status.status.status_type,
-                status_message: (!message.is_empty()).then_some(message),
-                detailed_status,
+        let mut statuses = match self.status.list(lattice).await {
+            Ok(statuses) => statuses,
+            Err(e) => {
+                tracing::warn!(%lattice, error = %e, "cannot read statuses");
+                Default::default()
             }
-        });
-        let models = futures::future::join_all(summaries).await;
+        };
+        let models: Vec<ModelSummary> = apps
+            .into_iter()
+            .map(|index| {
+                let detailed_status = statuses.remove(&index.name).unwrap_or_default();
+                let message = detailed_status.status.message.clone();
+                ModelSummary {
+                    version: index.current().unwrap_or_default().to_string(),
+                    description: index.description().map(str::to_string),
+                    deployed_version: index.deployed.clone(),
+                    status: detailed_status.status.status_type,
+                    status_message: (!message.is_empty()).then_some(message),
+                    detailed_status,
+                    name: index.name,
+                }
+            })
+            .collect();
         ListModelsResponse {
             result: GetResult::Success,
             message: format!("{} application(s)", models.len()),

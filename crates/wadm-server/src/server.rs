@@ -149,7 +149,7 @@ impl Server {
             .with_max_history(config.max_history);
         let api = Arc::new(Api {
             store,
-            status: NatsStatusStore::new(js.clone(), status_stream),
+            status: NatsStatusStore::new(js.clone(), status_stream, client.clone()),
             probe: NatsProbe::new(client.clone(), config.probe_window),
             events: Some(client.clone()),
             max_manifest_bytes: config.max_request_bytes,

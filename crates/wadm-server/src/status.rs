@@ -6,9 +6,11 @@
 //! in a JetStream stream that retains one message per subject, so a status is published exactly
 //! when it is written with a different value, and readable later by anyone.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use async_nats::jetstream::{self, stream};
+use futures::StreamExt;
 use wadm_model::Status;
 
 /// The stream holding the last status of every application.
@@ -35,6 +37,11 @@ pub trait StatusStore: Send + Sync + 'static {
         lattice: &str,
         app: &str,
     ) -> impl Future<Output = Result<Option<Status>, StatusError>> + Send;
+    /// The last status of every application of a lattice that has one, by application name.
+    fn list(
+        &self,
+        lattice: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, Status>, StatusError>> + Send;
     /// Write (and publish) the status if it differs from the last one. Returns whether it changed.
     fn set(
         &self,
@@ -55,12 +62,13 @@ pub trait StatusStore: Send + Sync + 'static {
 pub struct NatsStatusStore {
     js: jetstream::Context,
     stream: stream::Stream,
+    client: async_nats::Client,
 }
 
 impl NatsStatusStore {
-    /// Use the (already created) status stream.
-    pub fn new(js: jetstream::Context, stream: stream::Stream) -> Self {
-        Self { js, stream }
+    /// Use the (already created) status stream; `client` is the connection `js` was made from.
+    pub fn new(js: jetstream::Context, stream: stream::Stream, client: async_nats::Client) -> Self {
+        Self { js, stream, client }
     }
 
     /// The stream configuration this store expects.
@@ -90,6 +98,38 @@ impl StatusStore for NatsStatusStore {
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(err(&subject, e)),
         }
+    }
+
+    async fn list(&self, lattice: &str) -> Result<BTreeMap<String, Status>, StatusError> {
+        use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
+        let filter = status_subject(lattice, "*");
+        let consumer = self
+            .stream
+            .create_consumer(OrderedConfig {
+                deliver_subject: self.client.new_inbox(),
+                filter_subject: filter.clone(),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err(&filter, e))?;
+        let mut found = BTreeMap::new();
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(found);
+        }
+        let mut messages = consumer.messages().await.map_err(|e| err(&filter, e))?;
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| err(&filter, e))?;
+            let pending = message.info().map(|i| i.pending).unwrap_or(0);
+            let app = message.subject.rsplit('.').next().unwrap_or_default().to_string();
+            if let Ok(status) = serde_json::from_slice::<Status>(&message.payload) {
+                found.insert(app, status);
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     async fn set(&self, lattice: &str, app: &str, status: &Status) -> Result<bool, StatusError> {

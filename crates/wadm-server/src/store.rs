@@ -134,6 +134,10 @@ impl<K: Kv> ManifestStore<K> {
     ) -> Result<PutOutcome, StoreError> {
         let id = ulid::Ulid::new().to_string();
         let data_key = version_key(lattice, app, &id);
+        let description = manifest
+            .pointer("/metadata/annotations/description")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
         let stored = StoredVersion { version: version.to_string(), manifest };
         self.kv.put(&data_key, encode(&stored)).await?;
         let max_versions = self.max_versions;
@@ -147,7 +151,11 @@ impl<K: Kv> ManifestStore<K> {
                     });
                 }
                 let created = index.versions.is_empty();
-                index.versions.push(VersionRef { version: version.to_string(), id: id.clone() });
+                index.versions.push(VersionRef {
+                    version: version.to_string(),
+                    id: id.clone(),
+                    description: description.clone(),
+                });
                 let mut dropped = Vec::new();
                 let mut pruned = Vec::new();
                 while index.versions.len() > max_versions {

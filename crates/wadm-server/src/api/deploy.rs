@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use wadm_model::api::*;
-use wadm_model::{Status, StatusType};
+use wadm_model::{Source, Status, StatusType};
 
 use super::{Api, FollowUp, body, not_found};
 use crate::checks::deploy_conflicts;
@@ -95,14 +95,31 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         manifest: &Value,
     ) -> Result<(), String> {
         let app = parse_stored(manifest).map_err(|e| format!("stored manifest is invalid: {e}"))?;
-        let others = self.store.list(lattice).await.map_err(|e| e.to_string())?;
-        let loads = others
-            .into_iter()
-            .filter(|o| o.name != name)
-            .filter_map(|o| o.deployed.clone().map(|v| (o.name, v)))
-            .map(|(other, version)| async move {
-                self.store.get(lattice, &other, Some(&version)).await.ok().flatten()
-            });
+        // Only load what the checks need: every other deployed application when an explicit id
+        // must be unique, else just the shared applications referenced.
+        let explicit_ids =
+            app.components.iter().any(|c| c.explicit_id && matches!(c.source, Source::Image(_)));
+        let candidates: Vec<String> = if explicit_ids {
+            let all = self.store.list(lattice).await.map_err(|e| e.to_string())?;
+            all.into_iter().map(|o| o.name).collect()
+        } else {
+            let mut referenced: Vec<String> = app
+                .components
+                .iter()
+                .filter_map(|c| match &c.source {
+                    Source::Shared { application, .. } => Some(application.clone()),
+                    Source::Image(_) => None,
+                })
+                .collect();
+            referenced.sort();
+            referenced.dedup();
+            referenced
+        };
+        let loads = candidates.into_iter().filter(|o| o != name).map(|other| async move {
+            let index = self.store.index(lattice, &other).await.ok().flatten()?;
+            let version = index.deployed?;
+            self.store.get(lattice, &other, Some(&version)).await.ok().flatten()
+        });
         let deployed: Vec<_> = futures::future::join_all(loads)
             .await
             .into_iter()

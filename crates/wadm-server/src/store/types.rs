@@ -31,6 +31,11 @@ impl AppIndex {
         self.versions.last().map(|v| v.version.as_str())
     }
 
+    /// The current version's description.
+    pub fn description(&self) -> Option<&str> {
+        self.versions.last().and_then(|v| v.description.as_deref())
+    }
+
     /// Whether this version is stored.
     pub fn has(&self, version: &str) -> bool {
         self.versions.iter().any(|v| v.version == version)
@@ -46,6 +51,9 @@ impl AppIndex {
 pub struct VersionRef {
     pub version: String,
     pub id: String,
+    /// `metadata.annotations.description` of that version (so listings need not read manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// What happened to an application.
