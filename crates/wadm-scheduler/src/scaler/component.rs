@@ -53,11 +53,13 @@ impl ComponentScaler {
             .collect()
     }
 
-    /// Want exactly what runs (ours), so that nothing changes while we wait.
-    fn hold(&self, ctx: &Context<'_>) -> Vec<Want> {
+    /// While waiting: keep exactly what runs (ours) on hosts the placement still wants, so nothing
+    /// starts or changes; instances on hosts it no longer wants are stopped (a stop needs no
+    /// config).
+    fn hold(&self, ctx: &Context<'_>, placed: &BTreeSet<HostIx>) -> Vec<Want> {
         ctx.component_instances(&self.component_id)
             .iter()
-            .filter(|(_, c)| ctx.is_ours(&c.annotations))
+            .filter(|(h, c)| ctx.is_ours(&c.annotations) && placed.contains(h))
             .map(|(h, c)| {
                 Want::Component(ComponentWant {
                     host_id: ctx.host(*h).id.clone(),
@@ -84,15 +86,6 @@ impl Scaler for ComponentScaler {
             .filter(|c| !ctx.config_available(c))
             .map(String::as_str)
             .collect();
-        if !missing.is_empty() {
-            return Evaluation {
-                wants: self.hold(ctx),
-                status: StatusInfo::new(
-                    StatusType::Waiting,
-                    format!("waiting for config {}", missing.join(", ")),
-                ),
-            };
-        }
         let targets = self.targets();
         let res =
             Resource { unit: Unit::Component, id: &self.component_id, image_ref: &self.image_ref };
@@ -100,6 +93,16 @@ impl Scaler for ComponentScaler {
             Mode::Spread => placement::place_spreads(ctx, res, &targets),
             Mode::Daemon => placement::place_daemon(ctx, res, &targets, self.spec.instances),
         };
+        if !missing.is_empty() {
+            let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
+            return Evaluation {
+                wants: self.hold(ctx, &placed),
+                status: StatusInfo::new(
+                    StatusType::Waiting,
+                    format!("waiting for config {}", missing.join(", ")),
+                ),
+            };
+        }
         let mut wants = Vec::new();
         for (target, placed) in targets.iter().zip(&placements) {
             let annotations = placement_annotations(&self.info.app, &self.info.id, target.name);

@@ -1,0 +1,489 @@
+//! Property tests over generated lattices: up to 200 hosts with random labels, up to 50 apps, and
+//! random pre-existing instances (foreign, orphaned, and stale ones of our own apps).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use proptest::prelude::*;
+use wadm_lattice::LatticeState;
+use wadm_model::{Application, Component, ComponentKind, Scaler, StatusType};
+use wadm_scheduler::apply::apply_plan;
+use wadm_scheduler::{
+    Catalog, DeployedApp, Desired, Plan, UndeployedApp, builtin_scalers, plan_with, reconcile_with,
+    split_instances,
+};
+
+/// SplitMix64: the generated world is a pure function of the proptest-chosen seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const ZONES: [&str; 3] = ["a", "b", "c"];
+const TIERS: [&str; 2] = ["x", "y"];
+const WADM: (&str, &str) = ("wasmcloud.dev/managed-by", "wadm");
+
+struct World {
+    deployed: Vec<DeployedApp>,
+    undeployed: Vec<UndeployedApp>,
+    lattice: LatticeState,
+}
+
+fn requirements(rng: &mut Rng) -> Vec<(&'static str, &'static str)> {
+    let mut req = Vec::new();
+    if rng.chance(50) {
+        req.push(("zone", *rng.pick(&ZONES)));
+    }
+    if rng.chance(25) {
+        req.push(("tier", *rng.pick(&TIERS)));
+    }
+    req
+}
+
+fn scaler(rng: &mut Rng, daemon: bool) -> Scaler {
+    let spreads = (0..rng.below(3))
+        .map(|i| spread(&format!("s{i}"), &requirements(rng), 1 + rng.below(100) as u32))
+        .collect();
+    let instances = rng.below(7) as u32;
+    if daemon { daemonscaler(instances.min(3), spreads) } else { spreadscaler(instances, spreads) }
+}
+
+fn gen_app(rng: &mut Rng, name: &str) -> Application {
+    let mut comps = Vec::new();
+    for i in 0..1 + rng.below(4) {
+        let daemon = rng.chance(25);
+        if rng.chance(30) {
+            let p = provider(
+                &format!("p{i}"),
+                &format!("prov:{}", rng.below(2)),
+                vec![scaler(rng, daemon)],
+            );
+            comps.push(if rng.chance(20) {
+                with_id(provider(&format!("p{i}"), "shared:1", p.scalers.clone()), "shared-p")
+            } else {
+                p
+            });
+        } else {
+            let mut c = component(
+                &format!("c{i}"),
+                &format!("img:{}", rng.below(2)),
+                vec![scaler(rng, daemon)],
+            );
+            if rng.chance(20) {
+                c.config.push(owned_config("cfg", &[("v", &rng.below(3).to_string())]));
+            }
+            if rng.chance(10) {
+                c.config.push(external_config(if rng.chance(50) {
+                    "ext-present"
+                } else {
+                    "ext-missing"
+                }));
+            }
+            comps.push(c);
+        }
+    }
+    // Links from components to later entries.
+    let names: Vec<String> = comps.iter().map(|c| c.name.clone()).collect();
+    for (i, c) in comps.iter_mut().enumerate() {
+        if c.kind == ComponentKind::Component && i + 1 < names.len() && rng.chance(50) {
+            c.links.push(link(&names[i + 1], "wasi", "keyvalue", &["store"]));
+        }
+    }
+    app(name, comps)
+}
+
+fn gen_world(seed: u64, max_hosts: u64, max_apps: u64) -> World {
+    let mut rng = Rng(seed);
+    let n_hosts = rng.below(max_hosts + 1);
+    let n_apps = 1 + rng.below(max_apps);
+    let deployed: Vec<DeployedApp> = (0..n_apps)
+        .map(|i| deployed(gen_app(&mut rng, &format!("app{i}")), 1 + rng.below(3)))
+        .collect();
+    let undeployed_specs: Vec<Application> =
+        (0..rng.below(3)).map(|i| gen_app(&mut rng, &format!("gone{i}"))).collect();
+    let mut hosts = Vec::new();
+    for h in 0..n_hosts {
+        let mut labels = Vec::new();
+        if rng.chance(90) {
+            labels.push(("zone", *rng.pick(&ZONES)));
+        }
+        if rng.chance(60) {
+            labels.push(("tier", *rng.pick(&TIERS)));
+        }
+        let mut host = host(&format!("h{h:03}"), &labels);
+        // Pre-existing instances: foreign, orphaned, ours (stale or not), leftovers of gone apps.
+        for _ in 0..rng.below(3) {
+            let d = &rng.pick(&deployed).app;
+            let comp = rng.pick(&d.components);
+            let owner = match rng.below(4) {
+                0 => None,
+                1 => Some("ghost".to_string()),
+                _ => Some(d.name.clone()),
+            };
+            let ann: Vec<(&str, &str)> = match &owner {
+                None => vec![],
+                Some(o) => vec![WADM, ("wasmcloud.dev/appspec", o.as_str())],
+            };
+            match comp.kind {
+                ComponentKind::Component => {
+                    run_component(&mut host, &comp.id, "img:old", 1 + rng.below(5) as u32, &ann)
+                }
+                ComponentKind::Capability => run_provider(
+                    &mut host,
+                    &comp.id,
+                    if rng.chance(50) { "prov:0" } else { "prov:old" },
+                    &ann,
+                ),
+            }
+        }
+        if let Some(g) = undeployed_specs.first().filter(|_| rng.chance(30)) {
+            let comp: &Component = rng.pick(&g.components);
+            let ann = [WADM, ("wasmcloud.dev/appspec", g.name.as_str())];
+            match comp.kind {
+                ComponentKind::Component => run_component(&mut host, &comp.id, "img:0", 2, &ann),
+                ComponentKind::Capability => run_provider(&mut host, &comp.id, "prov:0", &ann),
+            }
+        }
+        hosts.push(host);
+    }
+    let mut lattice = lattice(hosts);
+    lattice.configs.insert("ext-present".into(), Default::default());
+    lattice.configs.insert("foreign-cfg".into(), Default::default());
+    let undeployed = undeployed_specs
+        .into_iter()
+        .map(|s| UndeployedApp { name: s.name.clone(), generation: 9, last_spec: Some(s) })
+        .collect();
+    World { deployed, undeployed, lattice }
+}
+
+fn desired(w: &World) -> Desired<'_> {
+    Desired { deployed: &w.deployed, undeployed: &w.undeployed }
+}
+
+fn shuffle<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut rng = Rng(seed);
+    let mut v = items.to_vec();
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    v
+}
+
+/// Instances not ours: (host, id) → debug rendering, to check they never change.
+fn foreign_snapshot(l: &LatticeState) -> BTreeMap<(String, String), String> {
+    let ours = |a: &BTreeMap<String, String>| {
+        a.get("wasmcloud.dev/appspec")
+            .is_some_and(|app| app.starts_with("app") || app.starts_with("gone"))
+    };
+    let mut out = BTreeMap::new();
+    for h in l.hosts.values() {
+        for c in h.components.values().filter(|c| !ours(&c.annotations)) {
+            out.insert((h.id.clone(), format!("c:{}", c.id)), format!("{c:?}"));
+        }
+        for p in h.providers.values().filter(|p| !ours(&p.annotations)) {
+            out.insert((h.id.clone(), format!("p:{}", p.id)), format!("{p:?}"));
+        }
+    }
+    out
+}
+
+/// Scalers of one workload each; ids claimed by one app only.
+fn single_owner_targets(w: &World) -> Vec<(&DeployedApp, &Component)> {
+    let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &w.deployed {
+        for c in &d.app.components {
+            *claims.entry(c.id.as_str()).or_default() += 1;
+        }
+    }
+    w.deployed
+        .iter()
+        .flat_map(|d| d.app.components.iter().map(move |c| (d, c)))
+        .filter(|(_, c)| claims[c.id.as_str()] == 1)
+        .collect()
+}
+
+/// (host, count, spread name) of `app`'s instances of `c`.
+fn running(l: &LatticeState, app: &str, c: &Component) -> Vec<(String, u32, String)> {
+    let mine = |a: &BTreeMap<String, String>| {
+        (a.get("wasmcloud.dev/appspec").map(String::as_str) == Some(app))
+            .then(|| a.get("wasmcloud.dev/spread_name").cloned().unwrap_or_default())
+    };
+    l.hosts
+        .values()
+        .filter_map(|h| match c.kind {
+            ComponentKind::Component => h
+                .components
+                .get(&c.id)
+                .and_then(|i| mine(&i.annotations).map(|s| (h.id.clone(), i.count, s))),
+            ComponentKind::Capability => h
+                .providers
+                .get(&c.id)
+                .and_then(|i| mine(&i.annotations).map(|s| (h.id.clone(), 1, s))),
+        })
+        .collect()
+}
+
+fn ours_total(l: &LatticeState, app: &str, c: &Component) -> u32 {
+    let mut total = 0;
+    for h in l.hosts.values() {
+        let ann = match c.kind {
+            ComponentKind::Component => h.components.get(&c.id).map(|i| (i.count, &i.annotations)),
+            ComponentKind::Capability => h.providers.get(&c.id).map(|i| (1, &i.annotations)),
+        };
+        if let Some((n, a)) = ann
+            && a.get("wasmcloud.dev/appspec").map(String::as_str) == Some(app)
+        {
+            total += n;
+        }
+    }
+    total
+}
+
+fn scaler_status(plan: &Plan, app: &str, comp: &Component) -> StatusType {
+    plan.statuses[app]
+        .scalers
+        .iter()
+        .find(|s| {
+            s.name == comp.name
+                && s.kind.contains("Scaler")
+                && !s.kind.starts_with("Link")
+                && !s.kind.starts_with("Config")
+                && !s.kind.starts_with("Secret")
+        })
+        .map(|s| s.status.status_type)
+        .unwrap_or(StatusType::Undeployed)
+}
+
+fn check_world(w: &World) -> Result<(), TestCaseError> {
+    let foreign_before = foreign_snapshot(&w.lattice);
+    let foreign_configs: Vec<&String> = w.lattice.configs.keys().collect();
+    let mut lat = w.lattice.clone();
+    let targets = single_owner_targets(w);
+    let mut last = None;
+    for _round in 0..6 {
+        let plan = reconcile_with(desired(w), &lat, 7);
+        let empty = plan.is_empty();
+        let before: Vec<u32> =
+            targets.iter().map(|(d, c)| ours_total(&lat, &d.app.name, c)).collect();
+        apply_plan(&mut lat, &plan);
+        // Never above target after any step: a plan may leave a pre-existing excess in place
+        // (while waiting for a config) but never adds to it.
+        for ((d, c), before) in targets.iter().zip(before) {
+            if let [Scaler::Spread(spec)] = c.scalers.as_slice() {
+                let total = ours_total(&lat, &d.app.name, c);
+                prop_assert!(
+                    total <= spec.instances.max(before),
+                    "{} {} above target: {} > {} (was {})",
+                    d.app.name,
+                    c.name,
+                    total,
+                    spec.instances,
+                    before
+                );
+            }
+        }
+        last = Some(plan);
+        if empty {
+            break;
+        }
+    }
+    let last = last.unwrap();
+    prop_assert!(last.is_empty(), "no fixed point: {:#?}", last.commands);
+    // Foreign and orphaned resources untouched.
+    prop_assert_eq!(foreign_snapshot(&lat), foreign_before);
+    for name in foreign_configs
+        .iter()
+        .filter(|n| n.as_str() == "ext-present" || n.as_str() == "foreign-cfg")
+    {
+        prop_assert!(lat.configs.contains_key(*name));
+    }
+    // Undeployed apps leave nothing behind.
+    for u in &w.undeployed {
+        for h in lat.hosts.values() {
+            prop_assert!(
+                h.components
+                    .values()
+                    .all(|c| c.annotations.get("wasmcloud.dev/appspec") != Some(&u.name))
+            );
+        }
+    }
+    // Weights within ±1 and daemons on exactly the eligible hosts, for deployed scalers.
+    for (d, c) in &targets {
+        if scaler_status(&last, &d.app.name, c) != StatusType::Deployed {
+            continue;
+        }
+        let run = running(&lat, &d.app.name, c);
+        match c.scalers.as_slice() {
+            [Scaler::Spread(spec)] => {
+                let weights: Vec<u32> = spec.spreads.iter().map(|s| s.weight).collect();
+                let want = split_instances(spec.instances, &weights);
+                // Providers we adopted from earlier runs may carry no spread name (a provider's
+                // annotations cannot change without a restart): they may count toward any spread.
+                let named = |name: &str| -> u32 {
+                    run.iter().filter(|(_, _, sp)| sp == name).map(|(_, n, _)| n).sum()
+                };
+                let unattributed = named("");
+                for (s, n) in spec.spreads.iter().zip(want) {
+                    let got = named(&s.name);
+                    prop_assert!(
+                        got <= n + 1 && got + unattributed + 1 >= n,
+                        "{} {} spread {}: {} (+{} unattributed) vs {}",
+                        d.app.name,
+                        c.name,
+                        s.name,
+                        got,
+                        unattributed,
+                        n
+                    );
+                }
+            }
+            [Scaler::Daemon(spec)] => {
+                let eligible: Vec<String> = lat
+                    .hosts
+                    .values()
+                    .filter(|h| spec.spreads.iter().any(|s| h.matches(&s.requirements)))
+                    .filter(|h| {
+                        // Hosts where someone else runs the same id are not ours to use.
+                        let occupied = match c.kind {
+                            ComponentKind::Component => {
+                                h.components.get(&c.id).map(|i| &i.annotations)
+                            }
+                            ComponentKind::Capability => {
+                                h.providers.get(&c.id).map(|i| &i.annotations)
+                            }
+                        };
+                        occupied.is_none_or(|a| {
+                            a.get("wasmcloud.dev/appspec").is_some_and(|x| x.starts_with("app"))
+                        })
+                    })
+                    .map(|h| h.id.clone())
+                    .collect();
+                // A component runs `instances` per host (none for 0); a provider runs one.
+                let expected = if spec.instances == 0 && c.kind == ComponentKind::Component {
+                    vec![]
+                } else {
+                    eligible
+                };
+                let hosts: Vec<String> = run.iter().map(|(h, _, _)| h.clone()).collect();
+                if c.kind == ComponentKind::Component {
+                    prop_assert_eq!(hosts, expected);
+                    prop_assert!(run.iter().all(|(_, n, _)| *n == spec.instances));
+                } else {
+                    prop_assert_eq!(hosts, expected);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_order_independence(w: &World, seed: u64) -> Result<(), TestCaseError> {
+    let base = reconcile_with(desired(w), &w.lattice, 3);
+    // Determinism: the same input in any order gives the same plan.
+    let deployed = shuffle(&w.deployed, seed);
+    let undeployed = shuffle(&w.undeployed, seed ^ 1);
+    let shuffled =
+        reconcile_with(Desired { deployed: &deployed, undeployed: &undeployed }, &w.lattice, 3);
+    prop_assert_eq!(&base, &shuffled);
+    // Commutativity: scalers evaluated in any order give the same plan.
+    let catalog = Catalog::new(&w.lattice.lattice, desired(w));
+    let mut scalers = builtin_scalers(&catalog);
+    let order = shuffle(&(0..scalers.len()).collect::<Vec<_>>(), seed ^ 2);
+    let mut slots: Vec<Option<Box<dyn wadm_scheduler::Scaler>>> =
+        scalers.drain(..).map(Some).collect();
+    let reordered: Vec<Box<dyn wadm_scheduler::Scaler>> =
+        order.iter().map(|i| slots[*i].take().unwrap()).collect();
+    let commuted = plan_with(&w.lattice, &catalog, &reordered, 3);
+    prop_assert_eq!(&base, &commuted);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn small_worlds_converge_to_a_fixed_point(seed in any::<u64>()) {
+        let w = gen_world(seed, 12, 6);
+        check_world(&w)?;
+    }
+
+    #[test]
+    fn plans_do_not_depend_on_input_or_scaler_order(seed in any::<u64>()) {
+        let w = gen_world(seed, 40, 12);
+        check_order_independence(&w, seed)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    #[test]
+    fn large_worlds_converge_and_are_order_independent(seed in any::<u64>()) {
+        let w = gen_world(seed, 200, 50);
+        check_world(&w)?;
+        check_order_independence(&w, seed)?;
+    }
+}
+
+/// The generated worlds exercise what the properties check: multi-spread scalers that deploy,
+/// daemons, providers, failures, waits and leftovers all occur.
+#[test]
+fn generated_worlds_cover_the_interesting_cases() {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for seed in 0..64u64 {
+        let w = gen_world(seed.wrapping_mul(0x9e37_79b9), 12, 6);
+        let mut lat = w.lattice.clone();
+        let first = reconcile_with(desired(&w), &lat, 0);
+        for c in &first.commands {
+            *seen.entry(c.command.kind().to_string()).or_default() += 1;
+        }
+        for _ in 0..6 {
+            let plan = reconcile_with(desired(&w), &lat, 0);
+            apply_plan(&mut lat, &plan);
+        }
+        let last = reconcile_with(desired(&w), &lat, 0);
+        for (d, c) in single_owner_targets(&w) {
+            let status = scaler_status(&last, &d.app.name, c);
+            let shape = match c.scalers.as_slice() {
+                [Scaler::Spread(s)] if s.spreads.len() > 1 => "multi-spread",
+                [Scaler::Daemon(_)] => "daemon",
+                _ => "spread",
+            };
+            *seen.entry(format!("{shape}-{status}")).or_default() += 1;
+        }
+    }
+    eprintln!("{seen:?}");
+    for key in [
+        "multi-spread-deployed",
+        "daemon-deployed",
+        "spread-failed",
+        "spread-waiting",
+        "scale_component",
+        "update_component",
+        "start_provider",
+        "stop_provider",
+        "put_link",
+        "put_config",
+    ] {
+        assert!(seen.get(key).copied().unwrap_or(0) > 0, "{key} never occurs: {seen:?}");
+    }
+}
