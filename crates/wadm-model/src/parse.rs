@@ -96,6 +96,8 @@ fn yaml(text: &str, limits: &Limits) -> Result<Node, Invalid> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! { max_depth: limits.max_depth + 1 },
         duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::PassThrough,
+        // Manifests rarely use aliases; this bounds the work an alias bomb can cause.
+        alias_limits: serde_saphyr::alias_limits! { max_total_replayed_events: 100_000 },
     };
     let seed = NodeSeed::root(limits.max_depth);
     serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| seed.deserialize(de))

@@ -529,3 +529,29 @@ fn wrong_types_are_reported_not_panicked_on() {
     assert_error(&d, "wrong-type", "spec.components[0].traits");
     assert_error(&d, "wrong-type", "spec.components[1].properties.image");
 }
+
+#[test]
+fn duplicate_keys_inside_unknown_traits_are_reported() {
+    let yaml = include_str!("../../../../shared/manifests/custom.yaml").replacen(
+        "scale_profile: mini",
+        "scale_profile: mini\n            scale_profile: maxi",
+        1,
+    );
+    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
+    assert_error(
+        &err.diagnostics,
+        "duplicate-key",
+        "spec.components[0].traits[0].properties.scale_profile",
+    );
+}
+
+#[test]
+fn alias_bombs_are_refused() {
+    let mut yaml = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 0..12 {
+        let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
+        yaml.push_str(&format!("l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+    }
+    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
+    assert!(err.diagnostics.iter().any(|d| d.rule == "syntax"), "{:#?}", err.diagnostics);
+}

@@ -6,7 +6,9 @@ use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 
 use super::component::{configs, default_spread, secrets};
-use super::fields::{Fields, list, non_empty_string, string_list, string_map, u32_number};
+use super::fields::{
+    Fields, check_duplicate_keys, list, non_empty_string, string_list, string_map, u32_number,
+};
 use super::{Facts, LinkFact, interfaces};
 
 const TRAIT: &[&str] = &["type", "properties"];
@@ -76,6 +78,9 @@ pub fn read(
                     "component `{component}` has a trait of unknown type `{other}`; wadm ignores it"
                 ),
             );
+            if let Some(props) = props {
+                duplicate_keys_anywhere(props, &props_path, d);
+            }
             let properties = props.map_or(serde_json::Value::Null, Node::to_json);
             TraitOutcome::Other(OtherTrait { trait_type: other.to_string(), properties })
         }
@@ -242,4 +247,22 @@ fn link(
         target_path: target_name_path,
     });
     out
+}
+
+/// Reports duplicate keys at any depth (for properties kept as written, which are not walked).
+fn duplicate_keys_anywhere(node: &Node, path: &Path, d: &mut Diagnostics) {
+    match node {
+        Node::Map(entries) => {
+            check_duplicate_keys(entries, path, d);
+            for (k, v) in entries {
+                duplicate_keys_anywhere(v, &path.key(k), d);
+            }
+        }
+        Node::Seq(items) => {
+            for (i, v) in items.iter().enumerate() {
+                duplicate_keys_anywhere(v, &path.index(i), d);
+            }
+        }
+        _ => {}
+    }
 }
