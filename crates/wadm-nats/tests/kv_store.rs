@@ -1,0 +1,115 @@
+//! The KV state store on a real JetStream: per-key records, compare-and-set, load.
+
+use wadm_lattice::{Change, Changes, EventContext, LatticeState, apply};
+use wadm_nats::store::keys::{EntityKey, key_of};
+use wadm_nats::{KvStateStore, MemoryStateStore, STATE_BUCKET, StateStore};
+use wadm_protocol::HostEvent;
+use wadm_protocol::event::{ComponentScaled, HostStarted};
+use wadm_test_support::NatsServer;
+
+fn ctx(host: &str, id: &str, t: u64) -> EventContext {
+    EventContext { source: host.into(), id: id.into(), time: Some(t) }
+}
+
+fn scaled(component: &str, count: u32) -> HostEvent {
+    HostEvent::ComponentScaled(ComponentScaled {
+        component_id: component.into(),
+        image_ref: "img".into(),
+        max_instances: count,
+        ..ComponentScaled::default()
+    })
+}
+
+/// Apply events to `state`, persisting each step's changes.
+async fn step(
+    store: &impl StateStore,
+    state: &mut LatticeState,
+    host: &str,
+    id: &str,
+    t: u64,
+    ev: HostEvent,
+) -> Changes {
+    let changes = apply(state, &ctx(host, id, t), &ev, t);
+    store.persist(state, &changes).await.unwrap();
+    changes
+}
+
+/// Hosts without `last_seen`, which is stored only when the host record itself changes (a
+/// restarted observer gives every host a fresh lease anyway).
+fn hosts(state: &LatticeState) -> Vec<wadm_lattice::HostState> {
+    state.hosts.values().map(|h| wadm_lattice::HostState { last_seen: 0, ..h.clone() }).collect()
+}
+
+async fn exercise(store: &impl StateStore) {
+    let mut s = LatticeState { lattice: "lat-1".into(), ..LatticeState::default() };
+    let started = HostEvent::HostStarted(HostStarted::default());
+    step(store, &mut s, "NA", "1", 1, started.clone()).await;
+    step(store, &mut s, "NA", "2", 2, scaled("my.comp/x", 2)).await;
+    step(store, &mut s, "NB", "3", 3, started).await;
+    step(store, &mut s, "NB", "4", 4, scaled("other", 1)).await;
+    let loaded = store.load("lat-1").await.unwrap();
+    assert_eq!(hosts(&loaded), hosts(&s));
+
+    // Removing a host deletes its key and its children's keys.
+    let stop = HostEvent::HostStopped(Default::default());
+    let changes = step(store, &mut s, "NB", "5", 5, stop).await;
+    assert!(
+        changes
+            .changes
+            .contains(&Change::ComponentRemoved { host: "NB".into(), component: "other".into() })
+    );
+    let loaded = store.load("lat-1").await.unwrap();
+    assert_eq!(loaded.hosts.keys().collect::<Vec<_>>(), vec!["NA"]);
+    assert_eq!(hosts(&loaded), hosts(&s));
+    // Other lattices are separate.
+    assert!(store.load("lat-2").await.unwrap().hosts.is_empty());
+    assert!(store.load("lat").await.unwrap().hosts.is_empty());
+}
+
+#[tokio::test]
+async fn memory_store_round_trips() {
+    exercise(&MemoryStateStore::new()).await;
+}
+
+#[tokio::test]
+async fn kv_store_round_trips_per_key() {
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let store = KvStateStore::open(&js, STATE_BUCKET).await.unwrap();
+    exercise(&store).await;
+    let key =
+        key_of("lat-1", &EntityKey::Component { host: "NA".into(), component: "my.comp/x".into() });
+    assert_eq!(key, "lat-1.comp.NA.my=2Ecomp=2Fx");
+    let value = store.bucket().get(key).await.unwrap().expect("record");
+    let value: serde_json::Value = serde_json::from_slice(&value).unwrap();
+    assert_eq!(value["count"], 2);
+}
+
+#[tokio::test]
+async fn concurrent_writers_use_compare_and_set() {
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let a = KvStateStore::open(&js, STATE_BUCKET).await.unwrap();
+    let b = KvStateStore::open(&js, STATE_BUCKET).await.unwrap();
+    let mut sa = LatticeState { lattice: "l".into(), ..LatticeState::default() };
+    step(&a, &mut sa, "NA", "1", 1, scaled("c", 1)).await;
+    // B continues from what it reads, and writes on top of A's revision.
+    let mut sb = b.load("l").await.unwrap();
+    step(&b, &mut sb, "NA", "2", 2, scaled("c", 5)).await;
+    let key = key_of("l", &EntityKey::Component { host: "NA".into(), component: "c".into() });
+    let rev_b = store_revision(&b, &key).await;
+    // A's remembered revision is now stale: a raw compare-and-set with it is refused …
+    let stale = a.bucket().update(&key, "{}".into(), rev_b - 1).await;
+    assert!(stale.is_err(), "a write with an old revision must be refused");
+    // … and A's persist re-reads the revision instead of failing or clobbering blindly.
+    step(&a, &mut sa, "NA", "3", 3, scaled("c", 7)).await;
+    let now = a.bucket().get(&key).await.unwrap().unwrap();
+    let now: serde_json::Value = serde_json::from_slice(&now).unwrap();
+    assert_eq!(now["count"], 7);
+}
+
+async fn store_revision(store: &KvStateStore, key: &str) -> u64 {
+    store.bucket().entry(key).await.unwrap().expect("entry").revision
+}
