@@ -16,6 +16,8 @@ pub struct FaultSettings {
     pub reject_provider_starts: bool,
     /// Publish no heartbeats.
     pub pause_heartbeats: bool,
+    /// Receive requests (they are counted) but never act on or answer them (gotcha 9).
+    pub ignore_requests: bool,
     /// Wait this long before handling each request (and so before replying).
     pub reply_delay: Duration,
     /// Fraction (0.0–1.0) of events silently not published, drawn from the seeded RNG.
@@ -30,6 +32,7 @@ pub struct FaultSwitches {
     reject_scales: AtomicBool,
     reject_provider_starts: AtomicBool,
     pause_heartbeats: AtomicBool,
+    ignore_requests: AtomicBool,
     reply_delay_ms: AtomicU64,
     drop_events_ppm: AtomicU32,
 }
@@ -41,6 +44,7 @@ impl FaultSwitches {
         s.set_reject_scales(settings.reject_scales);
         s.set_reject_provider_starts(settings.reject_provider_starts);
         s.set_pause_heartbeats(settings.pause_heartbeats);
+        s.set_ignore_requests(settings.ignore_requests);
         s.set_reply_delay(settings.reply_delay);
         s.set_drop_events(settings.drop_events);
         s
@@ -63,6 +67,12 @@ impl FaultSwitches {
     }
     pub fn heartbeats_paused(&self) -> bool {
         self.pause_heartbeats.load(Ordering::Relaxed)
+    }
+    pub fn set_ignore_requests(&self, on: bool) {
+        self.ignore_requests.store(on, Ordering::Relaxed);
+    }
+    pub fn ignores_requests(&self) -> bool {
+        self.ignore_requests.load(Ordering::Relaxed)
     }
     /// Millisecond precision.
     pub fn set_reply_delay(&self, delay: Duration) {

@@ -1,5 +1,6 @@
 //! Small client-side helpers for tests and tools that look at a lattice from outside, the way a
-//! manager does: gather `host.ping` answers.
+//! manager does: gather `host.ping` answers, and wait until the server has seen a connection's
+//! subscriptions.
 
 use std::time::Duration;
 
@@ -38,4 +39,23 @@ pub async fn ping_hosts(
         }
     }
     Ok(hosts)
+}
+
+/// Wait until the server has processed everything this connection sent so far (in particular
+/// its subscriptions): publish to a subject the connection itself listens on and wait for the
+/// message to come back. `Client::flush` alone only empties the local write buffer, so another
+/// connection's message may still reach the server before this one's `SUB`.
+pub async fn server_round_trip(
+    client: &async_nats::Client,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let nats = |e: &dyn std::fmt::Display| ProbeError::Nats(e.to_string());
+    let probe = client.new_inbox();
+    let mut echo = client.subscribe(probe.clone()).await.map_err(|e| nats(&e))?;
+    client.publish(probe, Vec::new().into()).await.map_err(|e| nats(&e))?;
+    client.flush().await.map_err(|e| nats(&e))?;
+    match tokio::time::timeout(timeout, echo.next()).await {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(ProbeError::Nats(format!("no round trip to the server within {timeout:?}"))),
+    }
 }

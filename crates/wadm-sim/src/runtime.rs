@@ -104,8 +104,10 @@ impl SimLattice {
             let sub = client.queue_subscribe(s.clone(), queue_group.clone()).await;
             subs.push(sub.map_err(|e| sub_err(&s, &e))?);
         }
-        // The server knows every subscription once the flush returns: hosts answer at once.
-        client.flush().await.map_err(|e| sub_err(&prefix, &e))?;
+        // Hosts answer at once: the server has processed every subscription after a round trip.
+        crate::probe::server_round_trip(&client, Duration::from_secs(10))
+            .await
+            .map_err(|e| sub_err(&prefix, &e))?;
         let state = State {
             hosts: BTreeMap::new(),
             store: LatticeStore::default(),
@@ -328,6 +330,10 @@ impl Inner {
             let Some(host) = st.hosts.get_mut(host_id) else { return };
             let uptime = host.started.elapsed();
             let faults = host.faults.clone();
+            if faults.ignores_requests() {
+                st.records.entry(host_id.to_string()).or_default().requests.record(route.kind());
+                return;
+            }
             let outcome = match route {
                 Route::All("host.ping") => {
                     host.state.ping(&self.config.lattice, uptime, &self.config.nats_url)

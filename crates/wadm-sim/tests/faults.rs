@@ -103,3 +103,17 @@ async fn host_stop_request_and_crash_differ() {
     assert!(answers.is_empty(), "nobody is left to answer: {answers:?}");
     assert_eq!(f.events.of("host_stopped").len(), 1);
 }
+
+#[tokio::test]
+async fn a_host_ignoring_requests_stays_silent_but_alive() {
+    let f = fixture(|c| c.heartbeat_interval = Duration::from_millis(50)).await;
+    let id = f.sim.add_host(HostSpec::default()).await;
+    f.sim.faults(&id).unwrap().set_ignore_requests(true);
+    let req = f.client.request(ctl(&format!("host.get.{id}")), "".into());
+    let answered = tokio::time::timeout(Duration::from_millis(300), req).await;
+    assert!(!matches!(answered, Ok(Ok(_))), "an ignoring host must not answer");
+    assert_eq!(f.sim.requests(&id).get("host.get"), 1, "received and counted");
+    f.events.wait("host_heartbeat", 2).await;
+    f.sim.faults(&id).unwrap().set_ignore_requests(false);
+    assert_eq!(request(&f.client, &format!("host.get.{id}"), Value::Null).await["success"], true);
+}

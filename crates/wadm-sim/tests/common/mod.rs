@@ -41,7 +41,7 @@ pub struct Events(Arc<Mutex<Vec<CloudEvent>>>);
 impl Events {
     pub async fn record(client: &async_nats::Client) -> Events {
         let mut sub = client.subscribe(format!("wasmbus.evt.{LATTICE}.>")).await.unwrap();
-        client.flush().await.unwrap();
+        wadm_sim::server_round_trip(client, WAIT).await.unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         tokio::spawn(async move {
@@ -103,11 +103,17 @@ pub async fn gather(
 ) -> Vec<serde_json::Value> {
     let inbox = client.new_inbox();
     let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    wadm_sim::server_round_trip(client, WAIT).await.unwrap();
     client.publish_with_reply(ctl(suffix), inbox, body.to_vec().into()).await.unwrap();
     let mut got = Vec::new();
     while got.len() < n {
         match tokio::time::timeout(WAIT, sub.next()).await {
-            Ok(Some(msg)) => got.push(serde_json::from_slice(&msg.payload).unwrap()),
+            Ok(Some(msg)) => got.push(serde_json::from_slice(&msg.payload).unwrap_or_else(|e| {
+                panic!(
+                    "{e}: status {:?} desc {:?} subject {}",
+                    msg.status, msg.description, msg.subject
+                )
+            })),
             _ => break,
         }
     }

@@ -44,6 +44,9 @@ pub struct Args {
     /// Publish no heartbeats.
     #[arg(long)]
     pause_heartbeats: bool,
+    /// Receive requests but never act on or answer them.
+    #[arg(long)]
+    ignore_requests: bool,
     /// Delay every reply by this much (`200ms`).
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     reply_delay: Duration,
@@ -79,6 +82,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         reject_scales: args.reject_scales,
         reject_provider_starts: args.reject_provider_starts,
         pause_heartbeats: args.pause_heartbeats,
+        ignore_requests: args.ignore_requests,
         reply_delay: args.reply_delay,
         drop_events: args.drop_events,
     };
