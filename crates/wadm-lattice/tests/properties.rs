@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use common::*;
 use proptest::prelude::*;
-use wadm_lattice::{EventContext, LatticeState, apply};
-use wadm_protocol::{HostEvent, HostInventory, ProviderDescription};
+use wadm_lattice::{DiscoveredHost, Discovery, EventContext, LatticeState, apply, merge_discovery};
+use wadm_protocol::{Host, HostEvent, HostInventory, ProviderDescription, StringMap};
 
 const HOSTS: [&str; 2] = [H1, H2];
 
@@ -57,9 +57,40 @@ struct SimHost {
     provs: BTreeMap<String, String>,
 }
 
+fn sim_inventory(id: &str, h: &SimHost) -> HostInventory {
+    let comps: Vec<(&str, &str, u32)> =
+        h.comps.iter().map(|(id, (img, n))| (id.as_str(), img.as_str(), *n)).collect();
+    let mut inv = inventory(id, &[("zone", &h.zone.to_string())], &comps);
+    inv.providers = h
+        .provs
+        .iter()
+        .map(|(id, img)| ProviderDescription {
+            id: id.clone(),
+            image_ref: img.clone(),
+            name: None,
+            annotations: app("demo"),
+            revision: 0,
+        })
+        .collect();
+    inv
+}
+
 /// Turn ops into the events a real lattice would publish, with increasing times.
 fn events(ops: &[Op]) -> Events {
+    simulate(ops).0
+}
+
+/// What the simulated lattice runs at the end: hosts, links (source → target), config names.
+struct Truth {
+    hosts: Vec<SimHost>,
+    links: BTreeMap<u8, u8>,
+    configs: BTreeMap<u8, bool>,
+}
+
+fn simulate(ops: &[Op]) -> (Events, Truth) {
     let mut hosts = vec![SimHost::default(); 2];
+    let mut links = BTreeMap::new();
+    let mut configs = BTreeMap::new();
     let mut out = Vec::new();
     let mut time = 1_000u64;
     let mut emit = |source: &str, event: HostEvent, out: &mut Vec<_>| {
@@ -100,22 +131,7 @@ fn events(ops: &[Op]) -> Events {
                 emit(host_of(host), labels(&[("zone", &zone.to_string())]), &mut out);
             }
             Op::Heartbeat { host } if !hosts[host].stopped => {
-                let h = &hosts[host];
-                let comps: Vec<(&str, &str, u32)> =
-                    h.comps.iter().map(|(id, (img, n))| (id.as_str(), img.as_str(), *n)).collect();
-                let mut inv: HostInventory =
-                    inventory(host_of(host), &[("zone", &h.zone.to_string())], &comps);
-                inv.providers = h
-                    .provs
-                    .iter()
-                    .map(|(id, img)| ProviderDescription {
-                        id: id.clone(),
-                        image_ref: img.clone(),
-                        name: None,
-                        annotations: app("demo"),
-                        revision: 0,
-                    })
-                    .collect();
+                let inv = sim_inventory(host_of(host), &hosts[host]);
                 emit(host_of(host), HostEvent::HostHeartbeat(inv), &mut out);
             }
             Op::Stop { host } if !hosts[host].stopped => {
@@ -123,16 +139,49 @@ fn events(ops: &[Op]) -> Events {
                 emit(host_of(host), stopped(), &mut out);
             }
             Op::LinkSet { src, target } => {
+                links.insert(src, target);
                 let l = link(&format!("c{src}"), &format!("p{target}"));
                 emit(H1, HostEvent::LinkSet(l), &mut out);
             }
-            Op::LinkDel { src } => emit(H2, link_deleted(&format!("c{src}")), &mut out),
-            Op::ConfigSet { n } => emit(H1, config_set(&format!("cfg{n}")), &mut out),
-            Op::ConfigDel { n } => emit(H2, config_deleted(&format!("cfg{n}")), &mut out),
+            Op::LinkDel { src } => {
+                links.remove(&src);
+                emit(H2, link_deleted(&format!("c{src}")), &mut out);
+            }
+            Op::ConfigSet { n } => {
+                configs.insert(n, true);
+                emit(H1, config_set(&format!("cfg{n}")), &mut out);
+            }
+            Op::ConfigDel { n } => {
+                configs.insert(n, false);
+                emit(H2, config_deleted(&format!("cfg{n}")), &mut out);
+            }
             _ => {}
         }
     }
-    out
+    (out, Truth { hosts, links, configs })
+}
+
+/// A discovery round answering with the truth, as every live host would.
+fn truthful_round(truth: &Truth, started_at: u64) -> Discovery {
+    let hosts = truth
+        .hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !h.stopped)
+        .map(|(i, h)| {
+            let inv = sim_inventory(HOSTS[i], h);
+            let host = Host { id: HOSTS[i].into(), labels: inv.labels.clone(), ..Host::default() };
+            DiscoveredHost { host, inventory: Some(inv) }
+        })
+        .collect();
+    let links = truth.links.iter().map(|(s, t)| link(&format!("c{s}"), &format!("p{t}"))).collect();
+    let configs = (0..2u8)
+        .map(|n| {
+            let exists = truth.configs.get(&n).copied().unwrap_or(false);
+            (format!("cfg{n}"), exists.then(StringMap::new))
+        })
+        .collect();
+    Discovery { started_at, hosts, links: Some(links), configs }
 }
 
 /// What the lattice runs, without the reducer's bookkeeping.
@@ -177,6 +226,47 @@ proptest! {
             }
         }
         prop_assert_eq!(observable(&run(&with_dups)), expected);
+    }
+
+    #[test]
+    fn a_truthful_discovery_round_repairs_any_partial_view(
+        ops in prop::collection::vec(op(), 0..40),
+        seen in prop::collection::vec(any::<bool>(), 0..80),
+    ) {
+        let (evs, truth) = simulate(&ops);
+        // wadm saw only some of the events (lost messages), in order.
+        let partial: Events = evs
+            .iter()
+            .zip(seen.iter().chain(std::iter::repeat(&false)))
+            .filter(|(_, seen)| **seen)
+            .map(|(e, _)| e.clone())
+            .collect();
+        let mut from_events = run(&partial);
+        merge_discovery(&mut from_events, &truthful_round(&truth, 6_000), 6_000);
+        // The reference: everything applied, then the same round.
+        let mut from_all = run(&evs);
+        merge_discovery(&mut from_all, &truthful_round(&truth, 6_000), 6_000);
+        let live: Vec<&str> = truth.hosts.iter().enumerate()
+            .filter(|(_, h)| !h.stopped).map(|(i, _)| HOSTS[i]).collect();
+        for id in &live {
+            let a = &from_events.hosts[*id];
+            let b = &from_all.hosts[*id];
+            prop_assert_eq!(&a.components, &b.components);
+            prop_assert_eq!(&a.labels, &b.labels);
+            let ids = |h: &wadm_lattice::HostState| h.providers.keys().cloned().collect::<Vec<_>>();
+            prop_assert_eq!(ids(a), ids(b));
+        }
+        prop_assert_eq!(&from_events.links, &from_all.links);
+        let names = |s: &LatticeState| s.configs.keys().cloned().collect::<Vec<_>>();
+        prop_assert_eq!(names(&from_events), names(&from_all));
+        // And the round's answers are what the lattice runs.
+        prop_assert_eq!(from_all.links.len(), truth.links.len());
+        for id in live {
+            let expected = truthful_round(&truth, 0).hosts.into_iter()
+                .find(|d| d.host.id == id).unwrap().inventory.unwrap();
+            prop_assert_eq!(from_all.hosts[id].components.len(), expected.components.len());
+            prop_assert_eq!(from_all.hosts[id].providers.len(), expected.providers.len());
+        }
     }
 
     #[test]
