@@ -321,7 +321,8 @@ impl Inner {
 
     /// Handle one request as `host_id`, then publish its reply and (surviving) events.
     async fn handle(&self, host_id: &str, subject: &str, body: &[u8], reply: Option<Subject>) {
-        let Some(route) = subject.strip_prefix(&self.prefix).and_then(|r| route(&r[1..])) else {
+        let rest = subject.strip_prefix(&self.prefix).and_then(|r| r.strip_prefix('.'));
+        let Some(route) = rest.and_then(route) else {
             return;
         };
         let (outcome, events) = {
