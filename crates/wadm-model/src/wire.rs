@@ -86,12 +86,26 @@ pub struct Component {
 }
 
 /// `component` (alias `actor`) or `capability`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentType {
     #[serde(alias = "actor")]
     Component,
     Capability,
+}
+
+impl JsonSchema for ComponentType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ComponentType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`component` (alias `actor`) or `capability`.",
+            "type": "string",
+            "enum": ["component", "actor", "capability"]
+        })
+    }
 }
 
 /// A component's `properties`: exactly one of `image` and `application`.

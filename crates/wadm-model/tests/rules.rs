@@ -1,81 +1,11 @@
-//! One invalid manifest per validation rule: each asserts the exact rule and path reported.
+//! One invalid manifest per cross-field rule (names, ids, links, configs, secrets, shared
+//! references, warnings): each asserts the exact rule and path reported.
 
-use serde_json::{Value, json};
-use wadm_model::{Diagnostic, Format, Limits, Parsed, Scaler, Severity, Source, parse_manifest};
+mod common;
 
-/// A valid manifest exercising most features; tests mutate a copy.
-fn base() -> Value {
-    json!({
-        "apiVersion": "core.oam.dev/v1beta1",
-        "kind": "Application",
-        "metadata": {"name": "rules-app", "annotations": {"version": "v1"}},
-        "spec": {
-            "policies": [{
-                "name": "vault",
-                "type": "policy.secret.wasmcloud.dev/v1alpha1",
-                "properties": {"backend": "vault"}
-            }],
-            "components": [
-                {
-                    "name": "web",
-                    "type": "component",
-                    "properties": {
-                        "image": "ghcr.io/x/web:1",
-                        "config": [{"name": "settings", "properties": {"lang": "en"}}],
-                        "secrets": [{"name": "db-pass", "properties": {"policy": "vault", "key": "db"}}]
-                    },
-                    "traits": [
-                        {"type": "spreadscaler", "properties": {"instances": 2}},
-                        {"type": "link", "properties": {
-                            "namespace": "wasi", "package": "keyvalue", "interfaces": ["store"],
-                            "target": {"name": "kv", "config": [{"name": "kv-conn", "properties": {"url": "redis://x"}}]}
-                        }}
-                    ]
-                },
-                {"name": "kv", "type": "capability", "properties": {"image": "ghcr.io/x/kv:1"}}
-            ]
-        }
-    })
-}
-
-fn parse(doc: &Value) -> Result<Parsed, Vec<Diagnostic>> {
-    let bytes = serde_json::to_vec(doc).unwrap();
-    parse_manifest(&bytes, Format::Json, &Limits::default()).map_err(|e| e.diagnostics)
-}
-
-/// Mutates the base manifest and returns every diagnostic of the rejection.
-fn rejected(mutate: impl FnOnce(&mut Value)) -> Vec<Diagnostic> {
-    let mut doc = base();
-    mutate(&mut doc);
-    match parse(&doc) {
-        Ok(p) => {
-            panic!("expected a rejection, got a valid manifest with warnings {:#?}", p.warnings)
-        }
-        Err(d) => d,
-    }
-}
-
-fn at<'a>(v: &'a mut Value, pointer: &str) -> &'a mut Value {
-    v.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer} in the base manifest"))
-}
-
-#[track_caller]
-fn assert_reported(diags: &[Diagnostic], severity: Severity, rule: &str, path: &str) {
-    assert!(
-        diags.iter().any(|d| d.severity == severity && d.rule == rule && d.path == path),
-        "expected {severity} {rule} at `{path}`, got:\n{}",
-        diags
-            .iter()
-            .map(|d| format!("  {} {} {}", d.severity, d.rule, d))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-}
-
-#[track_caller]
-fn assert_error(diags: &[Diagnostic], rule: &str, path: &str) {
-    assert_reported(diags, Severity::Error, rule, path);
-}
+use common::*;
+use serde_json::json;
+use wadm_model::{Severity, Source};
 
 #[test]
 fn the_base_manifest_is_valid_with_derived_names() {
@@ -298,64 +228,6 @@ fn shared_reference_alone_is_valid_and_may_be_a_link_target() {
 }
 
 #[test]
-fn scaler_properties_that_do_not_fit() {
-    let d = rejected(|v| *at(v, "/spec/components/0/traits/0/properties") = json!({"instance": 2}));
-    assert_error(&d, "unknown-field", "spec.components[0].traits[0].properties.instance");
-    assert_error(&d, "missing-field", "spec.components[0].traits[0].properties.instances");
-}
-
-#[test]
-fn instances_at_and_beyond_the_integer_limits() {
-    let path = "spec.components[0].traits[0].properties.instances";
-    let too_big = rejected(|v| {
-        *at(v, "/spec/components/0/traits/0/properties/instances") = json!(4_294_967_296u64)
-    });
-    assert_error(&too_big, "number-out-of-range", path);
-    let negative =
-        rejected(|v| *at(v, "/spec/components/0/traits/0/properties/instances") = json!(-1));
-    assert_error(&negative, "number-out-of-range", path);
-    let fraction =
-        rejected(|v| *at(v, "/spec/components/0/traits/0/properties/instances") = json!(1.5));
-    assert_error(&fraction, "not-a-whole-number", path);
-    let text =
-        rejected(|v| *at(v, "/spec/components/0/traits/0/properties/instances") = json!("two"));
-    assert_error(&text, "wrong-type", path);
-    let mut doc = base();
-    *at(&mut doc, "/spec/components/0/traits/0/properties/instances") = json!(u32::MAX);
-    let app = parse(&doc).unwrap().app;
-    assert_eq!(app.components[0].scalers[0].spec().instances, u32::MAX);
-}
-
-#[test]
-fn huge_yaml_numbers_are_rejected_with_a_path() {
-    let yaml = include_str!("../../../../shared/manifests/echo.yaml").replacen(
-        "instances: 1",
-        "instances: 123456789012345678901234567890123456789012",
-        1,
-    );
-    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
-    assert!(
-        err.diagnostics
-            .iter()
-            .any(|d| d.path == "spec.components[0].traits[0].properties.instances"),
-        "{:#?}",
-        err.diagnostics
-    );
-}
-
-#[test]
-fn replicas_is_an_alias_of_instances() {
-    let mut doc = base();
-    *at(&mut doc, "/spec/components/0/traits/0/properties") = json!({"replicas": 3});
-    let app = parse(&doc).unwrap().app;
-    assert_eq!(app.components[0].scalers[0].spec().instances, 3);
-    let d = rejected(|v| {
-        *at(v, "/spec/components/0/traits/0/properties") = json!({"replicas": 3, "instances": 3})
-    });
-    assert_error(&d, "instances-and-replicas", "spec.components[0].traits[0].properties.replicas");
-}
-
-#[test]
 fn spreads_with_duplicate_names_or_only_zero_weights() {
     let dup = rejected(|v| {
         at(v, "/spec/components/0/traits/0/properties")
@@ -375,56 +247,6 @@ fn spreads_with_duplicate_names_or_only_zero_weights() {
         );
     });
     assert_error(&zero, "zero-spread-weights", "spec.components[0].traits[0].properties.spread");
-}
-
-#[test]
-fn daemonscaler_and_spread_weights_are_read() {
-    let mut doc = base();
-    *at(&mut doc, "/spec/components/0/traits/0") = json!({"type": "daemonscaler", "properties": {
-        "instances": 2, "spread": [{"name": "east", "requirements": {"zone": "east"}, "weight": 7}]
-    }});
-    let app = parse(&doc).unwrap().app;
-    let Scaler::Daemon(spec) = &app.components[0].scalers[0] else { panic!("not a daemonscaler") };
-    assert_eq!(spec.spreads[0].weight, 7);
-    assert_eq!(spec.spreads[0].requirements.get("zone").map(String::as_str), Some("east"));
-}
-
-#[test]
-fn link_properties_that_do_not_fit() {
-    let d = rejected(|v| {
-        let props = at(v, "/spec/components/0/traits/1/properties").as_object_mut().unwrap();
-        props.remove("namespace");
-        props.insert("interfaces".into(), json!([]));
-        props.insert("colour".into(), json!("red"));
-    });
-    assert_error(&d, "missing-field", "spec.components[0].traits[1].properties.namespace");
-    assert_error(&d, "empty-interfaces", "spec.components[0].traits[1].properties.interfaces");
-    assert_error(&d, "unknown-field", "spec.components[0].traits[1].properties.colour");
-}
-
-#[test]
-fn unknown_top_level_and_property_keys() {
-    let d = rejected(|v| {
-        v.as_object_mut().unwrap().insert("status".into(), json!({}));
-        at(v, "/spec/components/1/properties")
-            .as_object_mut()
-            .unwrap()
-            .insert("imagee".into(), json!("x"));
-    });
-    assert_error(&d, "unknown-field", "status");
-    assert_error(&d, "unknown-field", "spec.components[1].properties.imagee");
-}
-
-#[test]
-fn wrong_api_version_kind_and_component_type() {
-    let d = rejected(|v| {
-        *at(v, "/apiVersion") = json!("v2");
-        *at(v, "/kind") = json!("Deployment");
-        *at(v, "/spec/components/1/type") = json!("provider");
-    });
-    assert_error(&d, "bad-api-version", "apiVersion");
-    assert_error(&d, "bad-kind", "kind");
-    assert_error(&d, "bad-component-type", "spec.components[1].type");
 }
 
 #[test]
@@ -465,93 +287,4 @@ fn warnings_are_reported_on_valid_manifests() {
     assert_eq!(link.target, "kv");
     assert_eq!(link.target_config[0].lattice_name, "rules_app-kv_conn");
     assert_eq!(parsed.app.components[0].other_traits[0].trait_type, "autoscaler");
-}
-
-#[test]
-fn every_error_is_reported_at_once() {
-    let d = rejected(|v| {
-        *at(v, "/metadata/name") = json!("bad name");
-        *at(v, "/spec/components/1/name") = json!("web");
-        *at(v, "/spec/components/0/traits/0/properties/instances") = json!(-5);
-        *at(v, "/spec/policies/0/properties") = json!({});
-    });
-    for rule in [
-        "bad-name",
-        "duplicate-component-name",
-        "number-out-of-range",
-        "secret-policy-without-backend",
-    ] {
-        assert!(d.iter().any(|x| x.rule == rule), "{rule} missing from {d:#?}");
-    }
-}
-
-#[test]
-fn duplicate_keys_are_errors_with_their_path() {
-    let yaml = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: a\n  name: b\nspec:\n  components: []\n";
-    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
-    assert_error(&err.diagnostics, "duplicate-key", "metadata.name");
-    let json = r#"{"apiVersion":"core.oam.dev/v1beta1","kind":"Application","kind":"Application","metadata":{"name":"a"},"spec":{"components":[]}}"#;
-    let err = parse_manifest(json.as_bytes(), Format::Json, &Limits::default()).unwrap_err();
-    assert_error(&err.diagnostics, "duplicate-key", "kind");
-}
-
-#[test]
-fn documents_over_the_size_limit_are_refused_before_parsing() {
-    let big = vec![b' '; 2 * 1024 * 1024];
-    let err = parse_manifest(&big, Format::Auto, &Limits::default()).unwrap_err();
-    assert_error(&err.diagnostics, "document-too-large", "");
-    assert!(err.diagnostics[0].message.contains("1048576"), "{}", err.diagnostics[0].message);
-}
-
-#[test]
-fn invalid_utf8_syntax_errors_and_deep_nesting_are_clear_errors() {
-    let err = parse_manifest(b"metadata:\n  name: \xff\xfe\n", Format::Auto, &Limits::default())
-        .unwrap_err();
-    assert_error(&err.diagnostics, "invalid-utf8", "");
-    let err = parse_manifest(b"{ not: [valid", Format::Auto, &Limits::default()).unwrap_err();
-    assert_error(&err.diagnostics, "syntax", "");
-    for deep in ["[".repeat(100_000), "a:\n".to_string() + &"- ".repeat(5000) + "x"] {
-        let err = parse_manifest(deep.as_bytes(), Format::Auto, &Limits::default()).unwrap_err();
-        assert!(err.diagnostics.iter().all(|d| d.is_error()), "{:#?}", err.diagnostics);
-        let err = parse_manifest(deep.as_bytes(), Format::Json, &Limits::default()).unwrap_err();
-        assert!(!err.diagnostics.is_empty());
-    }
-}
-
-#[test]
-fn wrong_types_are_reported_not_panicked_on() {
-    let d = rejected(|v| {
-        *at(v, "/metadata") = json!([1, 2]);
-        *at(v, "/spec/components/0/traits") = json!("none");
-        *at(v, "/spec/components/1/properties/image") = json!({"a": 1});
-    });
-    assert_error(&d, "wrong-type", "metadata");
-    assert_error(&d, "wrong-type", "spec.components[0].traits");
-    assert_error(&d, "wrong-type", "spec.components[1].properties.image");
-}
-
-#[test]
-fn duplicate_keys_inside_unknown_traits_are_reported() {
-    let yaml = include_str!("../../../../shared/manifests/custom.yaml").replacen(
-        "scale_profile: mini",
-        "scale_profile: mini\n            scale_profile: maxi",
-        1,
-    );
-    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
-    assert_error(
-        &err.diagnostics,
-        "duplicate-key",
-        "spec.components[0].traits[0].properties.scale_profile",
-    );
-}
-
-#[test]
-fn alias_bombs_are_refused() {
-    let mut yaml = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
-    for i in 0..12 {
-        let prev = if i == 0 { "a".to_string() } else { format!("l{}", i - 1) };
-        yaml.push_str(&format!("l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
-    }
-    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
-    assert!(err.diagnostics.iter().any(|d| d.rule == "syntax"), "{:#?}", err.diagnostics);
 }

@@ -126,14 +126,23 @@ pub fn check_duplicate_keys(entries: &[(String, Node)], path: &Path, d: &mut Dia
     }
 }
 
-/// A string. Plain YAML scalars that parse as numbers or booleans (`port: 8080`) are accepted as
-/// their text; lists, maps and null are errors.
+/// A string. Plain YAML scalars that parse as integers or booleans (`port: 8080`) are accepted as
+/// their text; fractional numbers too, with a warning (their spelling may change); lists, maps and
+/// null are errors.
 pub fn string(node: &Node, path: &Path, d: &mut Diagnostics) -> String {
     match node {
         Node::Str(s) => s.clone(),
         Node::Int(i) => i.to_string(),
         Node::Bool(b) => b.to_string(),
-        Node::Float(f) if f.is_finite() => f.to_string(),
+        Node::Float(f) if f.is_finite() => {
+            // The parser already turned the text into a number (`1.10` -> 1.1): say so.
+            d.warning(
+                path,
+                "number-as-text",
+                format!("a number where text is expected, read as `{f}`; quote the value to keep it exactly"),
+            );
+            f.to_string()
+        }
         other => {
             d.error(path, "wrong-type", format!("must be a string, found {}", other.kind()));
             String::new()
