@@ -34,6 +34,8 @@ pub mod runtime;
 pub mod store;
 
 #[cfg(test)]
+mod host_props;
+#[cfg(test)]
 mod host_tests;
 
 pub use config::{HostSpec, RequestCounts, SimConfig};
