@@ -2,13 +2,16 @@
 //!
 //! These types are for serialising a validated application ([`crate::Application::to_wire`]),
 //! for reading back manifests wadm stored itself, and for generating the JSON Schema
-//! (`wadm schema`). Untrusted input goes through [`crate::parse_manifest`], which reports every
-//! problem with its path; deserializing these types directly stops at the first one.
+//! (`wadm schema`; a few parts are written by hand in `schema.rs`). Untrusted input goes through
+//! [`crate::parse_manifest`], which reports every problem with its path; deserializing these
+//! types directly stops at the first one.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod schema;
 
 /// The `apiVersion` of every manifest.
 pub const API_VERSION: &str = "core.oam.dev/v1beta1";
@@ -94,20 +97,6 @@ pub enum ComponentType {
     Capability,
 }
 
-impl JsonSchema for ComponentType {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ComponentType".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "`component` (alias `actor`) or `capability`.",
-            "type": "string",
-            "enum": ["component", "actor", "capability"]
-        })
-    }
-}
-
 /// A component's `properties`: exactly one of `image` and `application`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -179,7 +168,7 @@ pub struct Policy {
 }
 
 /// A trait: `spreadscaler`, `daemonscaler`, `link`, or a type wadm does not know.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trait {
     #[serde(rename = "type")]
@@ -188,7 +177,7 @@ pub struct Trait {
 }
 
 /// The properties of a trait, by shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TraitProperties {
     Link(LinkProperties),
@@ -198,7 +187,7 @@ pub enum TraitProperties {
 }
 
 /// `spreadscaler` / `daemonscaler` properties.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScalerProperties {
     #[serde(alias = "replicas")]

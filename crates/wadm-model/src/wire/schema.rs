@@ -1,0 +1,86 @@
+//! Hand-written JSON Schema parts where the derived ones would be too loose or too strict:
+//! the component type accepts the `actor` alias, scaler properties accept `replicas` for
+//! `instances`, and a trait's `properties` are checked against the shape its `type` selects.
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+
+use super::{ComponentType, LinkProperties, ScalerProperties, Spread, Trait, TraitProperties};
+
+impl JsonSchema for ComponentType {
+    fn schema_name() -> Cow<'static, str> {
+        "ComponentType".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "`component` (alias `actor`) or `capability`.",
+            "type": "string",
+            "enum": ["component", "actor", "capability"]
+        })
+    }
+}
+
+impl JsonSchema for ScalerProperties {
+    fn schema_name() -> Cow<'static, str> {
+        "ScalerProperties".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let count = json_schema!({"type": "integer", "minimum": 0, "maximum": u32::MAX});
+        let spread = generator.subschema_for::<Spread>();
+        json_schema!({
+            "description": "`spreadscaler` / `daemonscaler` properties: `instances` (alias `replicas`) and optional spreads.",
+            "type": "object",
+            "properties": {
+                "instances": count,
+                "replicas": count,
+                "spread": {"type": "array", "items": spread}
+            },
+            "additionalProperties": false,
+            "oneOf": [{"required": ["instances"]}, {"required": ["replicas"]}]
+        })
+    }
+}
+
+impl JsonSchema for TraitProperties {
+    fn schema_name() -> Cow<'static, str> {
+        "TraitProperties".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"description": "Depends on the trait type.", "type": "object"})
+    }
+}
+
+impl JsonSchema for Trait {
+    fn schema_name() -> Cow<'static, str> {
+        "Trait".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let link = generator.subschema_for::<LinkProperties>();
+        let scaler = generator.subschema_for::<ScalerProperties>();
+        json_schema!({
+            "description": "A trait: `spreadscaler`, `daemonscaler`, `link`, or another type (kept, with a warning).",
+            "type": "object",
+            "properties": {
+                "type": {"type": "string"},
+                "properties": {"type": "object"}
+            },
+            "required": ["type", "properties"],
+            "additionalProperties": false,
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": "link"}}, "required": ["type"]},
+                    "then": {"properties": {"properties": link}}
+                },
+                {
+                    "if": {"properties": {"type": {"enum": ["spreadscaler", "daemonscaler"]}}, "required": ["type"]},
+                    "then": {"properties": {"properties": scaler}}
+                }
+            ]
+        })
+    }
+}
