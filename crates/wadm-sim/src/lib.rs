@@ -41,6 +41,6 @@ mod host_tests;
 pub use config::{HostSpec, RequestCounts, SimConfig};
 pub use faults::{FaultSettings, FaultSwitches};
 pub use host::{HostState, RunningComponent, RunningProvider, SIM_HOST_VERSION};
-pub use probe::{ProbeError, ping_hosts, server_round_trip};
+pub use probe::{EventTap, ProbeError, ping_hosts, server_round_trip};
 pub use runtime::{EventCounts, SimError, SimLattice};
 pub use store::LatticeStore;

@@ -59,3 +59,65 @@ pub async fn server_round_trip(
         _ => Err(ProbeError::Nats(format!("no round trip to the server within {timeout:?}"))),
     }
 }
+
+/// Records every host event of one lattice (`wasmbus.evt.{lattice}.>`) from the moment
+/// [`EventTap::start`] returns, in arrival order. Stops recording when dropped.
+pub struct EventTap {
+    seen: std::sync::Arc<std::sync::Mutex<Tapped>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Tapped {
+    events: Vec<wadm_protocol::CloudEvent>,
+    misrouted: usize,
+}
+
+impl EventTap {
+    /// Subscribe (and make sure the server knows it) before returning. Messages that are not
+    /// CloudEvents are skipped.
+    pub async fn start(client: &async_nats::Client, lattice: &str) -> Result<Self, ProbeError> {
+        let mut events = client
+            .subscribe(subject::events_of(lattice))
+            .await
+            .map_err(|e| ProbeError::Nats(e.to_string()))?;
+        server_round_trip(client, Duration::from_secs(10)).await?;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Tapped::default()));
+        let sink = seen.clone();
+        let task = tokio::spawn(async move {
+            while let Some(msg) = events.next().await {
+                let Ok(event) = serde_json::from_slice::<wadm_protocol::CloudEvent>(&msg.payload)
+                else {
+                    continue;
+                };
+                let short = event.short_type().unwrap_or_default();
+                let routed = msg.subject.as_str().rsplit('.').next() == Some(short);
+                let mut tapped = sink.lock().unwrap_or_else(|p| p.into_inner());
+                tapped.misrouted += usize::from(!routed);
+                tapped.events.push(event);
+            }
+        });
+        Ok(Self { seen, task })
+    }
+
+    /// Every event so far.
+    pub fn events(&self) -> Vec<wadm_protocol::CloudEvent> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).events.clone()
+    }
+
+    /// Events whose subject's last token is not their short type (a conforming host: 0).
+    pub fn misrouted(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).misrouted
+    }
+
+    /// The events of one short type (`component_scaled`) so far.
+    pub fn of(&self, short: &str) -> Vec<wadm_protocol::CloudEvent> {
+        self.events().into_iter().filter(|e| e.short_type() == Some(short)).collect()
+    }
+}
+
+impl Drop for EventTap {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

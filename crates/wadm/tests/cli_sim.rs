@@ -55,6 +55,44 @@ async fn five_simulated_hosts_answer_a_ping() {
     assert!(!status.success(), "killed, not exited by itself");
 }
 
+#[tokio::test]
+async fn fault_flags_reach_the_hosts() {
+    let server = NatsServer::start();
+    let _child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_wadm"))
+            .args(["sim", "--nats-url", &server.url(), "--lattice", "clifault"])
+            .args(["--hosts", "1", "--reject-scales"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn wadm sim"),
+    );
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let tap = wadm_sim::EventTap::start(&client, "clifault").await.unwrap();
+    let host = wait_for(Duration::from_secs(20), || async {
+        let hosts =
+            wadm_sim::ping_hosts(&client, "clifault", 1, Duration::from_millis(500)).await.ok()?;
+        hosts.into_iter().next()
+    })
+    .await
+    .expect("the simulated host answers a ping");
+
+    let scale = serde_json::json!({"component_ref": "ghcr.io/x/echo:1", "component_id": "echo",
+        "count": 1, "host_id": host.id});
+    let subject = format!("wasmbus.ctl.v1.clifault.component.scale.{}", host.id);
+    let reply = client.request(subject, serde_json::to_vec(&scale).unwrap().into()).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(reply["success"], true, "accepted first: {reply}");
+    let failed = wait_for(Duration::from_secs(10), || async {
+        tap.of("component_scale_failed").into_iter().next()
+    })
+    .await
+    .expect("component_scale_failed after --reject-scales");
+    assert_eq!(failed.source, host.id);
+    assert!(tap.of("component_scaled").is_empty());
+}
+
 #[test]
 fn bad_label_groups_are_refused_with_the_flag_named() {
     let out = Command::new(env!("CARGO_BIN_EXE_wadm"))

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -34,29 +34,19 @@ pub async fn fixture(tune: impl FnOnce(&mut SimConfig)) -> Fixture {
     Fixture { server, client, sim, events }
 }
 
-/// Every event published on the lattice, in arrival order.
+/// Every event published on the lattice, in arrival order (checked to arrive on the subject
+/// that matches its type).
 #[derive(Clone)]
-pub struct Events(Arc<Mutex<Vec<CloudEvent>>>);
+pub struct Events(Arc<wadm_sim::EventTap>);
 
 impl Events {
     pub async fn record(client: &async_nats::Client) -> Events {
-        let mut sub = client.subscribe(format!("wasmbus.evt.{LATTICE}.>")).await.unwrap();
-        wadm_sim::server_round_trip(client, WAIT).await.unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = seen.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = sub.next().await {
-                let ev: CloudEvent = serde_json::from_slice(&msg.payload).unwrap();
-                let short = ev.short_type().unwrap().to_string();
-                assert_eq!(msg.subject.as_str(), format!("wasmbus.evt.{LATTICE}.{short}"));
-                sink.lock().unwrap().push(ev);
-            }
-        });
-        Events(seen)
+        Events(Arc::new(wadm_sim::EventTap::start(client, LATTICE).await.unwrap()))
     }
 
     pub fn all(&self) -> Vec<CloudEvent> {
-        self.0.lock().unwrap().clone()
+        assert_eq!(self.0.misrouted(), 0, "events on a subject that does not match their type");
+        self.0.events()
     }
 
     /// Events of one short type, in order.
