@@ -1,0 +1,49 @@
+//! Runtime settings.
+
+use std::time::Duration;
+
+use wadm_lattice::LeaseConfig;
+
+use crate::backoff::Backoff;
+
+/// How the runtime behaves; the defaults suit a real lattice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Host leases (a silent host is lost after two heartbeat intervals plus slack).
+    pub lease: LeaseConfig,
+    /// How long a command stays valid: older orders are dropped, not executed (default 60 s).
+    pub command_ttl: Duration,
+    /// Backoff of an application after a failure (a host refused or reported failing).
+    pub failure_backoff: Backoff,
+    /// Backoff between deliveries of a control request nobody answered.
+    pub request_backoff: Backoff,
+    /// Deliveries of an unanswered control request before it counts as failed.
+    pub max_request_attempts: u64,
+    /// How long one control request waits for its reply.
+    pub request_timeout: Duration,
+    /// How often resync ticks are published (leases, retries, full reconcile).
+    pub tick_every: Duration,
+    /// Compare-and-set conflicts tolerated while handling one event.
+    pub max_cas_attempts: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            lease: LeaseConfig::default(),
+            command_ttl: Duration::from_secs(60),
+            failure_backoff: Backoff {
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(300),
+            },
+            request_backoff: Backoff {
+                base: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+            max_request_attempts: 5,
+            request_timeout: Duration::from_secs(5),
+            tick_every: Duration::from_secs(5),
+            max_cas_attempts: 50,
+        }
+    }
+}

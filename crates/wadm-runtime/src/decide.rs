@@ -1,0 +1,261 @@
+//! The pure decisions of one pipeline step, over a [`LatticeRecord`]: folding deployments in,
+//! recording failures with backoff, choosing which planned commands to publish and which statuses
+//! to write. No I/O, no clock reads: `now` and the random sample are arguments.
+
+use std::collections::BTreeSet;
+
+use wadm_lattice::{Timestamp, app_of};
+use wadm_model::{Status, StatusType};
+use wadm_protocol::{HostEvent, LinkKey};
+use wadm_scheduler::{Command, Plan, PlannedCommand};
+
+use crate::backoff::Backoff;
+use crate::desired::Deployment;
+use crate::messages::CommandMessage;
+use crate::record::{AppRecord, Failure, LatticeRecord};
+
+/// Which applications a step must reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Affected {
+    pub every_app: bool,
+    pub apps: BTreeSet<String>,
+}
+
+impl Affected {
+    pub fn all() -> Self {
+        Self { every_app: true, apps: BTreeSet::new() }
+    }
+
+    pub fn contains(&self, app: &str) -> bool {
+        self.every_app || self.apps.contains(app)
+    }
+}
+
+/// Fold the store's view of one application into the record. Returns whether it changed.
+/// Generations only move forward; a new generation clears the failure backoff.
+pub fn apply_deployment(
+    record: &mut LatticeRecord,
+    name: &str,
+    deployment: Option<&Deployment>,
+) -> bool {
+    match deployment {
+        Some(d) if d.deployed_version.is_some() => {
+            // Every deploy bumps the store generation: only a higher one is news.
+            let app = record.apps.entry(name.to_string()).or_default();
+            if d.store_generation <= app.store_generation {
+                return false;
+            }
+            *app = AppRecord {
+                store_generation: d.store_generation,
+                deployed_version: d.deployed_version.clone(),
+                last_version: d.deployed_version.clone(),
+                failure: None,
+            };
+            true
+        }
+        other => {
+            let Some(app) = record.apps.get_mut(name) else { return false };
+            let generation = other.map_or(app.store_generation, |d| d.store_generation);
+            if app.deployed_version.is_none() || generation < app.store_generation {
+                return false;
+            }
+            app.store_generation = generation;
+            app.deployed_version = None;
+            app.failure = None;
+            true
+        }
+    }
+}
+
+/// A failure a host reported about something wadm asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostFailure {
+    Component { host: String, component: String, app: Option<String>, message: String },
+    Provider { host: String, provider: String, message: String },
+    Link { key: LinkKey, message: String },
+}
+
+/// The failure an event reports, if it is a `*_failed` event.
+pub fn host_failure(source: &str, event: &HostEvent) -> Option<HostFailure> {
+    let host = |id: &str| if source.is_empty() { id.to_string() } else { source.to_string() };
+    match event {
+        HostEvent::ComponentScaleFailed(c) => Some(HostFailure::Component {
+            host: host(&c.host_id),
+            component: c.component_id.clone(),
+            app: app_of(&c.annotations).map(str::to_string),
+            message: c.error.clone().unwrap_or_else(|| "component scale failed".into()),
+        }),
+        HostEvent::ProviderStartFailed(p) => Some(HostFailure::Provider {
+            host: host(&p.host_id),
+            provider: p.provider_id.clone(),
+            message: if p.error.is_empty() {
+                "provider start failed".into()
+            } else {
+                p.error.clone()
+            },
+        }),
+        HostEvent::LinkSetFailed(l) => Some(HostFailure::Link {
+            key: l.link.key(),
+            message: if l.error.is_empty() { "link put failed".into() } else { l.error.clone() },
+        }),
+        _ => None,
+    }
+}
+
+impl HostFailure {
+    pub fn message(&self) -> &str {
+        match self {
+            HostFailure::Component { message, .. }
+            | HostFailure::Provider { message, .. }
+            | HostFailure::Link { message, .. } => message,
+        }
+    }
+
+    /// The application the failed request was for: the planned command that asks for the same
+    /// thing, else the component's annotations.
+    pub fn app(&self, plan: &Plan) -> Option<String> {
+        let matches = |c: &PlannedCommand| match (self, &c.command) {
+            (HostFailure::Component { host, component, .. }, Command::ScaleComponent(r)) => {
+                &r.host_id == host && &r.component_id == component
+            }
+            (HostFailure::Component { host, component, .. }, Command::UpdateComponent(r)) => {
+                &r.host_id == host && &r.component_id == component
+            }
+            (HostFailure::Provider { host, provider, .. }, Command::StartProvider(r)) => {
+                &r.host_id == host && &r.provider_id == provider
+            }
+            (HostFailure::Link { key, .. }, Command::PutLink(l)) => &l.key() == key,
+            _ => false,
+        };
+        plan.commands.iter().find(|c| matches(c)).map(|c| c.app.clone()).or_else(|| match self {
+            HostFailure::Component { app, .. } => app.clone(),
+            _ => None,
+        })
+    }
+}
+
+/// Record a failure of `app` at `now`: one more attempt, and no commands until the backoff ends.
+pub fn note_failure(
+    record: &mut LatticeRecord,
+    app: &str,
+    message: &str,
+    now: Timestamp,
+    backoff: &Backoff,
+    sample: u64,
+) -> bool {
+    let Some(entry) = record.apps.get_mut(app) else { return false };
+    let attempts = entry.failure.as_ref().map_or(0, |f| f.attempts).saturating_add(1);
+    let retry_at = now.saturating_add(backoff.delay_ms(attempts, sample));
+    entry.failure = Some(Failure { attempts, retry_at, message: message.to_string() });
+    true
+}
+
+/// The commands of `plan` to publish: those of affected applications that are not backing off.
+pub fn select_commands(
+    record: &LatticeRecord,
+    plan: &Plan,
+    affected: &Affected,
+    now: Timestamp,
+    ttl_ms: u64,
+) -> Vec<CommandMessage> {
+    plan.commands
+        .iter()
+        .filter(|c| affected.contains(&c.app))
+        .filter_map(|c| {
+            let app = record.apps.get(&c.app);
+            if app.is_some_and(|a| a.backing_off(now)) {
+                return None;
+            }
+            Some(CommandMessage {
+                id: c.id.clone(),
+                attempt: app.map_or(0, AppRecord::attempt),
+                lattice: plan.lattice.clone(),
+                app: c.app.clone(),
+                generation: c.generation,
+                kind: c.command.kind().to_string(),
+                subject: c.command.subject(&plan.lattice),
+                target_host: c.command.target_host().map(str::to_string),
+                body: String::from_utf8(c.command.body_bytes()).unwrap_or_default(),
+                issued_at: now,
+                expires_at: now.saturating_add(ttl_ms),
+            })
+        })
+        .collect()
+}
+
+/// The statuses to write for affected deployed applications. An application that reached
+/// `deployed` forgets its failure; one backing off is `failed` with the host's reason.
+pub fn statuses(
+    record: &mut LatticeRecord,
+    plan: &Plan,
+    affected: &Affected,
+    now: Timestamp,
+) -> Vec<(String, Status)> {
+    let mut out = Vec::new();
+    for (name, app) in record.apps.iter_mut() {
+        if app.deployed_version.is_none() || !affected.contains(name) {
+            continue;
+        }
+        let Some(status) = plan.statuses.get(name) else { continue };
+        let status = match &app.failure {
+            Some(f) if status.status.status_type != StatusType::Deployed => {
+                let when = if now < f.retry_at { "retrying later" } else { "retrying" };
+                Status::new(StatusType::Failed, format!("{} ({when})", f.message))
+            }
+            _ => {
+                app.failure = None;
+                status.clone()
+            }
+        };
+        out.push((name.clone(), status));
+    }
+    out
+}
+
+/// Forget undeployed applications the plan no longer removes anything for.
+pub fn prune_undeployed(record: &mut LatticeRecord, plan: &Plan) {
+    let busy: BTreeSet<&str> = plan.commands.iter().map(|c| c.app.as_str()).collect();
+    record.apps.retain(|name, app| app.deployed_version.is_some() || busy.contains(name.as_str()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployed(g: u64, v: &str) -> Deployment {
+        Deployment { store_generation: g, deployed_version: Some(v.into()) }
+    }
+
+    #[test]
+    fn deployments_only_move_forward() {
+        let mut r = LatticeRecord::default();
+        assert!(apply_deployment(&mut r, "a", Some(&deployed(1, "v1"))));
+        assert!(!apply_deployment(&mut r, "a", Some(&deployed(1, "v1"))));
+        assert!(apply_deployment(&mut r, "a", Some(&deployed(2, "v2"))));
+        assert!(!apply_deployment(&mut r, "a", Some(&deployed(1, "v1"))));
+        assert_eq!(r.apps["a"].generation(), 4);
+        let undeployed = Deployment { store_generation: 2, deployed_version: None };
+        assert!(apply_deployment(&mut r, "a", Some(&undeployed)));
+        assert_eq!(r.apps["a"].generation(), 5);
+        assert!(!apply_deployment(&mut r, "a", None));
+        assert!(apply_deployment(&mut r, "a", Some(&deployed(3, "v2"))));
+        assert_eq!(r.apps["a"].generation(), 6);
+        assert!(!apply_deployment(&mut r, "unknown", None));
+    }
+
+    #[test]
+    fn failures_back_off_and_count() {
+        let mut r = LatticeRecord::default();
+        apply_deployment(&mut r, "a", Some(&deployed(1, "v1")));
+        let b = Backoff {
+            base: std::time::Duration::from_millis(100),
+            max: std::time::Duration::from_secs(10),
+        };
+        assert!(note_failure(&mut r, "a", "boom", 1000, &b, 0));
+        assert!(r.apps["a"].backing_off(1049));
+        assert!(note_failure(&mut r, "a", "boom", 1000, &b, 0));
+        assert_eq!(r.apps["a"].attempt(), 2);
+        assert_eq!(r.apps["a"].failure.as_ref().unwrap().retry_at, 1100);
+        assert!(!note_failure(&mut r, "nope", "boom", 1000, &b, 0));
+    }
+}

@@ -1,0 +1,87 @@
+//! Where desired state comes from: the deployment of each application (the manifest store's
+//! generation and deployed version) and the manifests of its versions, behind [`DesiredSource`].
+//! Implemented here for the API server's [`ManifestStore`] over any [`Kv`], so the in-memory and
+//! the NATS runtime read deployments exactly as the server writes them.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use wadm_model::Application;
+use wadm_server::kv::Kv;
+use wadm_server::manifest::parse_stored;
+use wadm_server::store::ManifestStore;
+
+use crate::io::IoError;
+use crate::record::runtime_generation;
+
+/// One application's deployment as the store has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deployment {
+    pub store_generation: u64,
+    pub deployed_version: Option<String>,
+}
+
+impl Deployment {
+    /// See [`runtime_generation`].
+    pub fn generation(&self) -> u64 {
+        runtime_generation(self.store_generation, self.deployed_version.is_some())
+    }
+}
+
+/// Read access to desired state.
+pub trait DesiredSource: Send + Sync {
+    /// The deployment of one application (`None`: no such application).
+    fn deployment(
+        &self,
+        lattice: &str,
+        app: &str,
+    ) -> impl Future<Output = Result<Option<Deployment>, IoError>> + Send;
+    /// Every application of the lattice, by name.
+    fn deployments(
+        &self,
+        lattice: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, Deployment>, IoError>> + Send;
+    /// One version's validated manifest (`None`: gone). Versions are immutable: cacheable.
+    fn manifest(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<Option<Application>, IoError>> + Send;
+}
+
+fn store_err(what: &str, e: impl std::fmt::Display) -> IoError {
+    IoError::failed(format!("manifest store ({what})"), e)
+}
+
+impl<K: Kv> DesiredSource for ManifestStore<K> {
+    async fn deployment(&self, lattice: &str, app: &str) -> Result<Option<Deployment>, IoError> {
+        let index = self.index(lattice, app).await.map_err(|e| store_err(app, e))?;
+        Ok(index
+            .map(|i| Deployment { store_generation: i.generation, deployed_version: i.deployed }))
+    }
+
+    async fn deployments(&self, lattice: &str) -> Result<BTreeMap<String, Deployment>, IoError> {
+        let list = self.list(lattice).await.map_err(|e| store_err(lattice, e))?;
+        Ok(list
+            .into_iter()
+            .map(|i| {
+                let d = Deployment { store_generation: i.generation, deployed_version: i.deployed };
+                (i.name, d)
+            })
+            .collect())
+    }
+
+    async fn manifest(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: &str,
+    ) -> Result<Option<Application>, IoError> {
+        let stored = self.get(lattice, app, Some(version)).await.map_err(|e| store_err(app, e))?;
+        match stored {
+            None => Ok(None),
+            Some(s) => parse_stored(&s.manifest).map(Some).map_err(|e| store_err(app, e)),
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The command executor: one step per command-stream message.
+//!
+//! A command is dropped (acked unsent) when its TTL has passed — the situation is re-observed
+//! instead — or when its application has a newer generation (a later deploy or undeploy
+//! superseded it). Otherwise it is sent as a control request. A refusal (`success: false`) is
+//! fed back into the event stream as `command_failed`, where the pipeline records it in the
+//! lattice record (status `failed`, application backoff), so whichever replica handles the
+//! lattice next continues the backoff. A request nobody answers is redelivered with exponential
+//! backoff and jitter (the delivery count is kept by the stream, so another replica continues the
+//! sequence), and counts as failed after `max_request_attempts` deliveries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wadm_protocol::ctl::CtlReply;
+
+use crate::clock::{Clock, Random};
+use crate::config::RuntimeConfig;
+use crate::desired::DesiredSource;
+use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
+use crate::messages::{CommandFailure, CommandMessage, internal_subject};
+
+/// What happened to one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Executed {
+    /// Sent and accepted by the lattice.
+    Sent,
+    /// Past its TTL: dropped unsent.
+    Expired,
+    /// Its application moved to a newer generation: dropped unsent.
+    Superseded { current: u64 },
+    /// The lattice refused it; the failure was fed back.
+    Refused { message: String },
+    /// Nobody answered; deliver again after the delay.
+    Retry { delay: Duration },
+    /// Nobody answered, too many times; the failure was fed back.
+    GaveUp { message: String },
+    /// Not a command message: dropped.
+    Unreadable { reason: String },
+}
+
+/// The executor of one replica.
+pub struct Executor<D, C, O> {
+    desired: D,
+    control: C,
+    events: O,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    config: RuntimeConfig,
+}
+
+/// Commands that only remove things: safe to run even when the application is gone.
+fn removes_only(message: &CommandMessage) -> bool {
+    match message.kind.as_str() {
+        "stop_provider" | "delete_link" | "delete_config" => true,
+        "scale_component" => {
+            serde_json::from_str::<serde_json::Value>(&message.body)
+                .ok()
+                .and_then(|b| b.get("count").and_then(serde_json::Value::as_u64))
+                == Some(0)
+        }
+        _ => false,
+    }
+}
+
+impl<D, C, O> Executor<D, C, O>
+where
+    D: DesiredSource,
+    C: ControlClient,
+    O: Outbox,
+{
+    pub fn new(
+        desired: D,
+        control: C,
+        events: O,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        config: RuntimeConfig,
+    ) -> Self {
+        Self { desired, control, events, clock, random, config }
+    }
+
+    /// Take the next command from `inbox`, execute it, then ack it (or nak it for a retry).
+    pub async fn step<I: Inbox>(
+        &self,
+        inbox: &I,
+        wait: Duration,
+    ) -> Result<Option<Executed>, IoError> {
+        let Some(delivery) = inbox.next(wait).await? else { return Ok(None) };
+        match self.process(delivery.payload(), delivery.delivered()).await {
+            Ok(Executed::Retry { delay }) => {
+                delivery.nak(delay).await?;
+                Ok(Some(Executed::Retry { delay }))
+            }
+            Ok(done) => {
+                delivery.ack().await?;
+                Ok(Some(done))
+            }
+            Err(e) => {
+                let attempt = u32::try_from(delivery.delivered()).unwrap_or(u32::MAX);
+                let delay = self.config.request_backoff.delay_ms(attempt, self.random.next_u64());
+                delivery.nak(Duration::from_millis(delay)).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Execute one command message delivered for the `delivered`-th time (without acking it).
+    pub async fn process(&self, payload: &[u8], delivered: u64) -> Result<Executed, IoError> {
+        let message: CommandMessage = match serde_json::from_slice(payload) {
+            Ok(m) => m,
+            Err(e) => return Ok(Executed::Unreadable { reason: e.to_string() }),
+        };
+        if self.clock.now() >= message.expires_at {
+            return Ok(Executed::Expired);
+        }
+        match self.desired.deployment(&message.lattice, &message.app).await? {
+            Some(d) if d.generation() > message.generation => {
+                return Ok(Executed::Superseded { current: d.generation() });
+            }
+            None if !removes_only(&message) => {
+                return Ok(Executed::Superseded { current: 0 });
+            }
+            _ => {}
+        }
+        let body = message.body.clone().into_bytes();
+        let reply = self.control.request(&message.subject, body, self.config.request_timeout).await;
+        match reply {
+            Ok(bytes) => match serde_json::from_slice::<CtlReply>(&bytes) {
+                Ok(r) if r.success => Ok(Executed::Sent),
+                Ok(r) => {
+                    let text = format!("{} refused: {}", message.kind, r.message);
+                    self.report(&message, &text).await?;
+                    Ok(Executed::Refused { message: text })
+                }
+                Err(e) => {
+                    let text = format!("{}: unreadable reply: {e}", message.kind);
+                    self.report(&message, &text).await?;
+                    Ok(Executed::Refused { message: text })
+                }
+            },
+            Err(e) if delivered < self.config.max_request_attempts => {
+                tracing::debug!(command = %message.id, error = %e, "control request unanswered");
+                let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
+                let delay = self.config.request_backoff.delay_ms(attempt, self.random.next_u64());
+                Ok(Executed::Retry { delay: Duration::from_millis(delay) })
+            }
+            Err(e) => {
+                let text = format!("{} to {}: {e}", message.kind, message.subject);
+                self.report(&message, &text).await?;
+                Ok(Executed::GaveUp { message: text })
+            }
+        }
+    }
+
+    async fn report(&self, message: &CommandMessage, text: &str) -> Result<(), IoError> {
+        let failure = CommandFailure {
+            app: message.app.clone(),
+            generation: message.generation,
+            command_id: message.id.clone(),
+            kind: message.kind.clone(),
+            message: text.to_string(),
+        };
+        let outgoing = Outgoing {
+            subject: internal_subject(&message.lattice, "command_failed"),
+            payload: serde_json::to_vec(&failure).unwrap_or_default(),
+            msg_id: format!("failed.{}", message.msg_id()),
+            ttl: None,
+        };
+        self.events.publish(outgoing).await.map(|_| ())
+    }
+}

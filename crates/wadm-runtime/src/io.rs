@@ -1,0 +1,84 @@
+//! The narrow I/O traits the runtime is generic over. NATS implementations live in
+//! [`crate::nats`], in-memory ones (for virtual-time tests) in [`crate::memory`]. Key-value state
+//! uses `wadm_server::kv::Kv`, status `wadm_server::status::StatusStore`.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Why an I/O operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IoError {
+    #[error("{what}: timed out")]
+    Timeout { what: String },
+    #[error("{what}: no responders")]
+    NoResponders { what: String },
+    #[error("{what}: {reason}")]
+    Failed { what: String, reason: String },
+}
+
+impl IoError {
+    pub fn failed(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        IoError::Failed { what: what.into(), reason: reason.to_string() }
+    }
+}
+
+/// A message handed out by a durable consumer. Until it is acked it is redelivered (after the
+/// consumer's ack wait, or the delay of a [`Delivery::nak`]).
+pub trait Delivery: Send {
+    fn subject(&self) -> &str;
+    fn payload(&self) -> &[u8];
+    /// The message's sequence in its stream.
+    fn stream_sequence(&self) -> u64;
+    /// How many times it has been delivered, this time included (1: first delivery).
+    fn delivered(&self) -> u64;
+    /// Done with it: never deliver it again.
+    fn ack(self) -> impl Future<Output = Result<(), IoError>> + Send;
+    /// Deliver it again after `delay`.
+    fn nak(self, delay: Duration) -> impl Future<Output = Result<(), IoError>> + Send;
+}
+
+/// A durable pull consumer.
+pub trait Inbox: Send + Sync {
+    type Delivery: Delivery;
+    /// The next deliverable message, waiting at most `wait` for one.
+    fn next(
+        &self,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Option<Self::Delivery>, IoError>> + Send;
+}
+
+/// A message to publish to a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub subject: String,
+    pub payload: Vec<u8>,
+    /// The deduplication id (`Nats-Msg-Id`).
+    pub msg_id: String,
+    /// Per-message time-to-live (`Nats-TTL`), if any.
+    pub ttl: Option<Duration>,
+}
+
+/// What the stream said about a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub sequence: u64,
+    /// The id was seen within the dedupe window: nothing was stored.
+    pub duplicate: bool,
+}
+
+/// Publishing to a stream, with acknowledgement.
+pub trait Outbox: Send + Sync {
+    fn publish(&self, message: Outgoing)
+    -> impl Future<Output = Result<Published, IoError>> + Send;
+}
+
+/// Lattice control requests.
+pub trait ControlClient: Send + Sync {
+    /// Send `body` to `subject` and wait at most `timeout` for the reply's payload.
+    fn request(
+        &self,
+        subject: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<u8>, IoError>> + Send;
+}

@@ -1,0 +1,13 @@
+//! In-memory implementations of the runtime's I/O, for deterministic tests in virtual time:
+//! a stream with durable consumers ([`MemoryLog`]: ack, redelivery after the ack wait or a nak
+//! delay, `max_ack_pending`, msg-id dedupe window, per-message TTL), a shared compare-and-set
+//! bucket ([`SharedKv`]), a status store ([`MemoryStatus`]) and a lattice of model hosts that
+//! answers control requests and emits host events ([`MemoryLattice`]).
+
+mod lattice;
+mod log;
+mod stores;
+
+pub use lattice::MemoryLattice;
+pub use log::{LogConfig, MemoryConsumer, MemoryDelivery, MemoryLog};
+pub use stores::{MemoryStatus, SharedKv};

@@ -1,0 +1,180 @@
+//! What flows through the runtime's two streams, and their subjects.
+//!
+//! The **event stream** captures, per lattice `L`:
+//! - `wasmbus.evt.L.>`: host CloudEvents;
+//! - `wadm.evt.L.manifest_published|manifest_unpublished`: the API server's deploy/undeploy events;
+//! - `wadm.internal.L.tick`: resync ticks any replica publishes (deduplicated per period);
+//! - `wadm.internal.L.command_failed`: a control request the hosts refused or never answered.
+//!
+//! Because all of them land in one stream, the stream sequence is the single order in which one
+//! lattice's events are applied. The **command stream** holds [`CommandMessage`]s on
+//! `wadm.cmd.L.{app}`.
+
+use serde::{Deserialize, Serialize};
+use wadm_lattice::Timestamp;
+
+/// Subject prefix of the runtime's own events.
+pub const INTERNAL_PREFIX: &str = "wadm.internal";
+/// Subject prefix of command messages.
+pub const COMMAND_PREFIX: &str = "wadm.cmd";
+
+/// `wadm.internal.{lattice}.{kind}`.
+pub fn internal_subject(lattice: &str, kind: &str) -> String {
+    format!("{INTERNAL_PREFIX}.{lattice}.{kind}")
+}
+
+/// `wadm.cmd.{lattice}.{app}`.
+pub fn command_subject(lattice: &str, app: &str) -> String {
+    format!("{COMMAND_PREFIX}.{lattice}.{app}")
+}
+
+/// The event-stream subjects of one lattice (the filters of its consumer).
+pub fn event_filters(lattice: &str) -> Vec<String> {
+    vec![
+        format!("wasmbus.evt.{lattice}.>"),
+        format!("wadm.evt.{lattice}.>"),
+        format!("{INTERNAL_PREFIX}.{lattice}.>"),
+    ]
+}
+
+/// The command-stream subjects of one lattice.
+pub fn command_filter(lattice: &str) -> String {
+    format!("{COMMAND_PREFIX}.{lattice}.>")
+}
+
+/// One event-stream message, classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    /// A host CloudEvent (decoded later by the pipeline).
+    Host,
+    /// A deploy of application `name`.
+    ManifestPublished { name: String },
+    /// An undeploy of application `name`.
+    ManifestUnpublished { name: String },
+    /// A periodic resync.
+    Tick,
+    /// A command that failed.
+    CommandFailed(CommandFailure),
+    /// Something the runtime does not handle (skipped and acked), with the reason.
+    Ignored(String),
+}
+
+/// The lattice of an event-stream subject and what the message is.
+pub fn classify(subject: &str, payload: &[u8]) -> Option<(String, Incoming)> {
+    let mut tokens = subject.split('.');
+    let (first, second, lattice) = (tokens.next()?, tokens.next()?, tokens.next()?);
+    let rest: Vec<&str> = tokens.collect();
+    let kind = rest.join(".");
+    let incoming = match (first, second) {
+        ("wasmbus", "evt") => Incoming::Host,
+        ("wadm", "evt") => {
+            let name = manifest_name(payload);
+            match (kind.as_str(), name) {
+                ("manifest_published", Some(name)) => Incoming::ManifestPublished { name },
+                ("manifest_unpublished", Some(name)) => Incoming::ManifestUnpublished { name },
+                (_, None) => Incoming::Ignored(format!("{subject}: no application name")),
+                _ => Incoming::Ignored(format!("{subject}: not a manifest event")),
+            }
+        }
+        ("wadm", "internal") => match kind.as_str() {
+            "tick" => Incoming::Tick,
+            "command_failed" => match serde_json::from_slice(payload) {
+                Ok(f) => Incoming::CommandFailed(f),
+                Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
+            },
+            _ => Incoming::Ignored(format!("{subject}: unknown internal event")),
+        },
+        _ => return None,
+    };
+    Some((lattice.to_string(), incoming))
+}
+
+/// The application named by a manifest event: `data.metadata.name` (published) or `data.name`.
+fn manifest_name(payload: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let data = value.get("data")?;
+    data.pointer("/metadata/name")
+        .or_else(|| data.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// A control request to send, as stored in the command stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandMessage {
+    /// The plan's deterministic command id.
+    pub id: String,
+    /// Which retry round of the application issued it (part of the `Nats-Msg-Id`).
+    pub attempt: u32,
+    pub lattice: String,
+    pub app: String,
+    /// The application's runtime generation when the command was decided.
+    pub generation: u64,
+    /// `scale_component`, `put_link`, …
+    pub kind: String,
+    /// The full control subject.
+    pub subject: String,
+    pub target_host: Option<String>,
+    /// The JSON request body (empty for bodiless requests).
+    pub body: String,
+    /// The deciding replica's clock when it was issued.
+    pub issued_at: Timestamp,
+    /// Not executed at or after this instant: the situation is re-observed instead.
+    pub expires_at: Timestamp,
+}
+
+impl CommandMessage {
+    /// The `Nats-Msg-Id`: the plan id plus the retry round, so a redone step deduplicates and a
+    /// deliberate retry after backoff does not.
+    pub fn msg_id(&self) -> String {
+        format!("{}.{}", self.id, self.attempt)
+    }
+}
+
+/// Why a command did not take effect, fed back into the event stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandFailure {
+    pub app: String,
+    pub generation: u64,
+    pub command_id: String,
+    pub kind: String,
+    pub message: String,
+}
+
+/// A tick's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    pub at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_every_kind() {
+        let host = classify("wasmbus.evt.default.host_heartbeat", b"{}").unwrap();
+        assert_eq!(host, ("default".into(), Incoming::Host));
+        let published = br#"{"data":{"metadata":{"name":"hello"}}}"#;
+        assert_eq!(
+            classify("wadm.evt.l.manifest_published", published).unwrap().1,
+            Incoming::ManifestPublished { name: "hello".into() }
+        );
+        assert_eq!(
+            classify("wadm.evt.l.manifest_unpublished", br#"{"data":{"name":"x"}}"#).unwrap().1,
+            Incoming::ManifestUnpublished { name: "x".into() }
+        );
+        assert_eq!(classify("wadm.internal.l.tick", b"{}").unwrap().1, Incoming::Tick);
+        assert!(matches!(
+            classify("wadm.internal.l.command_failed", b"nope").unwrap().1,
+            Incoming::Ignored(_)
+        ));
+        assert!(matches!(
+            classify("wadm.evt.l.manifest_published", b"{}").unwrap().1,
+            Incoming::Ignored(_)
+        ));
+        assert_eq!(classify("other.thing.l.x", b""), None);
+        assert_eq!(classify("short", b""), None);
+    }
+}

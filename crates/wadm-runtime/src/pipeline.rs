@@ -1,0 +1,338 @@
+//! The event pipeline: one step per event-stream message.
+//!
+//! A step loads the lattice's [`LatticeRecord`] (with its revision), applies the event at `now`
+//! (host event → reducer; deploy/undeploy → re-read the deployment from the manifest store;
+//! tick → leases, deployments re-read, everything reconciled; command failure → backoff),
+//! reconciles, and writes the record back with compare-and-set. A conflict means another replica
+//! committed first: the step starts over from the fresh record. Only after the write are the
+//! chosen commands published (deduplicated by id) and the statuses written; the caller acks last.
+//! A crash anywhere before the ack makes the event come back; a redelivered event reconciles
+//! every application, so commands lost with the crash are re-published (or deduplicated).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wadm_lattice::{EventContext, expire, refresh_leases};
+use wadm_model::Application;
+use wadm_protocol::HostEvent;
+use wadm_scheduler::{DeployedApp, Desired, UndeployedApp, reconcile_with};
+use wadm_server::kv::{Kv, KvError};
+use wadm_server::status::{StatusError, StatusStore};
+
+use crate::clock::{Clock, Random};
+use crate::config::RuntimeConfig;
+use crate::decide::{self, Affected};
+use crate::desired::DesiredSource;
+use crate::io::{Delivery, Inbox, IoError, Outbox, Outgoing};
+use crate::messages::{Incoming, Tick, classify, internal_subject};
+use crate::record::{LatticeRecord, RecordError, RecordStore};
+
+/// Why a step failed (the event is redelivered).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error("lattice {0}: too many concurrent writers, will retry")]
+    Contended(String),
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Processed {
+    pub lattice: String,
+    /// Commands newly stored in the command stream.
+    pub published: usize,
+    /// Commands the stream already had (same id within the dedupe window).
+    pub duplicates: usize,
+    /// Statuses that changed.
+    pub statuses: usize,
+    /// Compare-and-set conflicts overcome.
+    pub conflicts: u32,
+    /// Why the message was skipped, if it was.
+    pub skipped: Option<String>,
+}
+
+type ManifestKey = (String, String, String);
+
+/// The event pipeline of one replica.
+pub struct Pipeline<K, D, S, O> {
+    records: RecordStore<K>,
+    desired: D,
+    status: S,
+    commands: O,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    config: RuntimeConfig,
+    manifests: Mutex<BTreeMap<ManifestKey, Application>>,
+}
+
+impl<K, D, S, O> Pipeline<K, D, S, O>
+where
+    K: Kv,
+    D: DesiredSource,
+    S: StatusStore,
+    O: Outbox,
+{
+    pub fn new(
+        records: K,
+        desired: D,
+        status: S,
+        commands: O,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        config: RuntimeConfig,
+    ) -> Self {
+        Self {
+            records: RecordStore::new(records),
+            desired,
+            status,
+            commands,
+            clock,
+            random,
+            config,
+            manifests: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The record store (for diagnostics and tests).
+    pub fn records(&self) -> &RecordStore<K> {
+        &self.records
+    }
+
+    /// Take the next event from `inbox`, handle it, ack it (nak with backoff on failure).
+    /// `Ok(None)`: nothing was deliverable within `wait`.
+    pub async fn step<I: Inbox>(
+        &self,
+        inbox: &I,
+        wait: Duration,
+    ) -> Result<Option<Processed>, PipelineError> {
+        let Some(delivery) = inbox.next(wait).await? else { return Ok(None) };
+        let result = self
+            .process(
+                delivery.subject(),
+                delivery.payload(),
+                delivery.stream_sequence(),
+                delivery.delivered(),
+            )
+            .await;
+        match result {
+            Ok(done) => {
+                delivery.ack().await?;
+                Ok(Some(done))
+            }
+            Err(e) => {
+                let attempt = u32::try_from(delivery.delivered()).unwrap_or(u32::MAX);
+                let delay = self.config.request_backoff.delay_ms(attempt, self.random.next_u64());
+                tracing::warn!(error = %e, "event step failed; redelivering");
+                delivery.nak(Duration::from_millis(delay)).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Handle one event-stream message (without acking it).
+    pub async fn process(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        sequence: u64,
+        delivered: u64,
+    ) -> Result<Processed, PipelineError> {
+        let Some((lattice, incoming)) = classify(subject, payload) else {
+            return Ok(Processed {
+                skipped: Some(format!("{subject}: not ours")),
+                ..Default::default()
+            });
+        };
+        if let Incoming::Ignored(reason) = incoming {
+            return Ok(Processed { lattice, skipped: Some(reason), ..Default::default() });
+        }
+        let mut conflicts = 0;
+        loop {
+            let (mut record, revision) = self.records.load(&lattice).await?;
+            let now = self.clock.now();
+            let mut affected = if delivered > 1 { Affected::all() } else { Affected::default() };
+            let mut host_failure = None;
+            match &incoming {
+                Incoming::Host => match HostEvent::decode_bytes(payload) {
+                    Ok((envelope, event)) => {
+                        let ctx = EventContext::from_cloud_event(&envelope);
+                        let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
+                        affected.every_app |= changes.every_app;
+                        affected.apps.extend(changes.apps);
+                        host_failure = decide::host_failure(&ctx.source, &event);
+                    }
+                    Err(e) => {
+                        let skipped = Some(format!("{subject}: {e}"));
+                        return Ok(Processed { lattice, skipped, ..Default::default() });
+                    }
+                },
+                Incoming::ManifestPublished { name } | Incoming::ManifestUnpublished { name } => {
+                    let deployment = self.desired.deployment(&lattice, name).await?;
+                    decide::apply_deployment(&mut record, name, deployment.as_ref());
+                    // Shared resources may change hands: reconcile everything.
+                    affected = Affected::all();
+                }
+                Incoming::Tick => {
+                    let lease = self.config.lease.lease_ms();
+                    if record.updated_at > 0 && record.updated_at.saturating_add(lease) < now {
+                        // Nobody handled this lattice for a whole lease (every replica was
+                        // down): give hosts a fresh lease to be heard from before losing them.
+                        refresh_leases(&mut record.state, now);
+                    }
+                    expire(&mut record.state, now, &self.config.lease);
+                    let deployments = self.desired.deployments(&lattice).await?;
+                    let known: Vec<String> = record.apps.keys().cloned().collect();
+                    for name in known {
+                        decide::apply_deployment(&mut record, &name, deployments.get(&name));
+                    }
+                    for (name, d) in &deployments {
+                        decide::apply_deployment(&mut record, name, Some(d));
+                    }
+                    affected = Affected::all();
+                }
+                Incoming::CommandFailed(failure) => {
+                    let current = record.apps.get(&failure.app).map(|a| a.generation());
+                    if current == Some(failure.generation) {
+                        let sample = self.random.next_u64();
+                        let backoff = &self.config.failure_backoff;
+                        decide::note_failure(
+                            &mut record,
+                            &failure.app,
+                            &failure.message,
+                            now,
+                            backoff,
+                            sample,
+                        );
+                        affected.apps.insert(failure.app.clone());
+                    }
+                }
+                Incoming::Ignored(_) => unreachable!("returned above"),
+            }
+            record.last_sequence = record.last_sequence.max(sequence);
+            record.updated_at = now;
+
+            let (deployed, undeployed) = self.desired_apps(&lattice, &record).await?;
+            let desired = Desired { deployed: &deployed, undeployed: &undeployed };
+            let plan = reconcile_with(desired, &record.state, now);
+            if let Some(failure) = &host_failure
+                && let Some(app) = failure.app(&plan)
+            {
+                let sample = self.random.next_u64();
+                let backoff = &self.config.failure_backoff;
+                if decide::note_failure(&mut record, &app, failure.message(), now, backoff, sample)
+                {
+                    affected.apps.insert(app);
+                }
+            }
+            let ttl_ms = self.config.command_ttl.as_millis() as u64;
+            let commands = decide::select_commands(&record, &plan, &affected, now, ttl_ms);
+            let statuses = decide::statuses(&mut record, &plan, &affected, now);
+            decide::prune_undeployed(&mut record, &plan);
+
+            match self.records.save(&lattice, &record, revision).await {
+                Ok(_) => {}
+                Err(RecordError::Kv(KvError::Conflict(_))) => {
+                    conflicts += 1;
+                    if conflicts >= self.config.max_cas_attempts {
+                        return Err(PipelineError::Contended(lattice));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+
+            let mut done = Processed { lattice: lattice.clone(), conflicts, ..Default::default() };
+            for command in commands {
+                let payload = serde_json::to_vec(&command).unwrap_or_default();
+                let outgoing = Outgoing {
+                    subject: crate::messages::command_subject(&lattice, &command.app),
+                    payload,
+                    msg_id: command.msg_id(),
+                    ttl: Some(self.config.command_ttl),
+                };
+                let published = self.commands.publish(outgoing).await?;
+                if published.duplicate {
+                    done.duplicates += 1;
+                } else {
+                    done.published += 1;
+                }
+            }
+            for (app, status) in statuses {
+                if self.status.set(&lattice, &app, &status).await? {
+                    done.statuses += 1;
+                }
+            }
+            return Ok(done);
+        }
+    }
+
+    /// The deployed and undeployed applications of the record, with their manifests.
+    async fn desired_apps(
+        &self,
+        lattice: &str,
+        record: &LatticeRecord,
+    ) -> Result<(Vec<DeployedApp>, Vec<UndeployedApp>), IoError> {
+        let mut deployed = Vec::new();
+        let mut undeployed = Vec::new();
+        for (name, app) in &record.apps {
+            match &app.deployed_version {
+                Some(version) => {
+                    let Some(spec) = self.manifest(lattice, name, version).await? else { continue };
+                    deployed.push(DeployedApp {
+                        lattice: lattice.to_string(),
+                        app: spec,
+                        version: version.clone(),
+                        generation: app.generation(),
+                    });
+                }
+                None => {
+                    let last_spec = match &app.last_version {
+                        Some(v) => self.manifest(lattice, name, v).await?,
+                        None => None,
+                    };
+                    undeployed.push(UndeployedApp {
+                        name: name.clone(),
+                        generation: app.generation(),
+                        last_spec,
+                    });
+                }
+            }
+        }
+        Ok((deployed, undeployed))
+    }
+
+    async fn manifest(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: &str,
+    ) -> Result<Option<Application>, IoError> {
+        let key = (lattice.to_string(), app.to_string(), version.to_string());
+        if let Some(found) = self.manifests.lock().expect("manifest cache").get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let found = self.desired.manifest(lattice, app, version).await?;
+        if let Some(spec) = &found {
+            self.manifests.lock().expect("manifest cache").insert(key, spec.clone());
+        }
+        Ok(found)
+    }
+}
+
+/// The tick a replica publishes for `lattice` at `now`. Its id names the tick period, so every
+/// replica's tick of the same period is one message.
+pub fn tick_message(lattice: &str, now: wadm_lattice::Timestamp, every: Duration) -> Outgoing {
+    let period = (every.as_millis() as u64).max(1);
+    Outgoing {
+        subject: internal_subject(lattice, "tick"),
+        payload: serde_json::to_vec(&Tick { at: now }).unwrap_or_default(),
+        msg_id: format!("tick.{lattice}.{}", now / period),
+        ttl: None,
+    }
+}

@@ -1,0 +1,289 @@
+//! Runtime tests in virtual time over the in-memory I/O (deterministic, seeded).
+
+mod world;
+
+use std::time::Duration;
+
+use wadm_model::StatusType;
+use wadm_runtime::io::{Delivery, Inbox};
+use wadm_runtime::{Clock, Executed};
+use world::{ACK_WAIT, LATTICE, World};
+
+const V1: &str = "ghcr.io/example/echo:0.1.0";
+const V2: &str = "ghcr.io/example/echo:0.2.0";
+
+#[tokio::test]
+async fn deploy_converges_and_reports_deployed() {
+    for seed in [1, 2, 3] {
+        let mut w = World::new(2, seed);
+        w.add_hosts(3).await;
+        w.deploy("app", "v1", V1, 4).await;
+        w.settle().await;
+        assert_eq!(w.running("app"), (4, vec![V1.to_string()]), "seed {seed}");
+        let status = w.status("app").expect("status written");
+        assert_eq!(status.status.status_type, StatusType::Deployed, "seed {seed}: {status:?}");
+        // A fixed point: a resync issues nothing new.
+        let requests = w.lattice.requests();
+        w.clock.advance(10_000);
+        w.tick().await;
+        w.settle().await;
+        assert_eq!(w.lattice.requests(), requests);
+    }
+}
+
+#[tokio::test]
+async fn same_seed_same_history() {
+    async fn run(seed: u64) -> (u64, u64, Vec<String>) {
+        let mut w = World::new(3, seed);
+        w.add_hosts(2).await;
+        w.deploy("app", "v1", V1, 3).await;
+        w.settle().await;
+        w.deploy("app", "v2", V2, 2).await;
+        w.settle().await;
+        let trace = w.executed.iter().map(|e| format!("{e:?}")).collect();
+        (w.lattice.requests(), w.commands.stored(), trace)
+    }
+    assert_eq!(run(42).await, run(42).await);
+}
+
+#[tokio::test]
+async fn crash_between_publish_and_ack_redelivers_without_duplicate_commands() {
+    let mut w = World::new(2, 7);
+    w.add_hosts(2).await;
+    // Let the replicas learn the hosts.
+    w.settle().await;
+    w.deploy("app", "v1", V1, 2).await;
+
+    // Replica 0 takes the deploy event, publishes its commands, and crashes before the ack.
+    let delivery = w.replicas[0].events.next(Duration::ZERO).await.unwrap().unwrap();
+    assert!(delivery.subject().ends_with("manifest_published"));
+    let first = w.replicas[0]
+        .pipeline
+        .process(delivery.subject(), delivery.payload(), delivery.stream_sequence(), 1)
+        .await
+        .unwrap();
+    assert!(first.published > 0);
+    let stored = w.commands.stored();
+    drop(delivery);
+
+    // Nothing else is delivered while the crashed delivery is pending (max_ack_pending = 1).
+    assert!(w.replicas[1].events.next(Duration::ZERO).await.unwrap().is_none());
+    w.clock.advance(ACK_WAIT.as_millis() as u64 + 1);
+
+    // Replica 1 gets it again and redoes the work: the same command ids, all deduplicated.
+    let again = w.replicas[1].events.next(Duration::ZERO).await.unwrap().unwrap();
+    assert_eq!(again.delivered(), 2);
+    let redo = w.replicas[1]
+        .pipeline
+        .process(again.subject(), again.payload(), again.stream_sequence(), again.delivered())
+        .await
+        .unwrap();
+    again.ack().await.unwrap();
+    assert_eq!((redo.published, redo.duplicates), (0, first.published));
+    assert_eq!(w.commands.stored(), stored);
+
+    w.settle().await;
+    assert_eq!(w.running("app"), (2, vec![V1.to_string()]));
+    let sent = w.executed.iter().filter(|e| **e == Executed::Sent).count();
+    assert_eq!(sent as u64, w.lattice.requests(), "every request sent exactly once");
+    assert_eq!(sent, first.published);
+}
+
+#[tokio::test]
+async fn duplicate_and_out_of_order_host_events_change_nothing() {
+    let mut w = World::new(2, 11);
+    w.add_hosts(1).await;
+    w.deploy("app", "v1", V1, 2).await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 2);
+    let requests = w.lattice.requests();
+    let stored = w.commands.stored();
+
+    // Replay every host event published so far (duplicates, and old heartbeats that say the
+    // component is not running yet arriving after newer ones).
+    let old: Vec<_> = w.events.messages("wasmbus.evt.>");
+    assert!(old.len() >= 3);
+    for (i, (_, subject, payload)) in old.iter().rev().enumerate() {
+        let out = wadm_runtime::Outgoing {
+            subject: subject.clone(),
+            payload: payload.clone(),
+            msg_id: format!("replay-{i}"),
+            ttl: None,
+        };
+        wadm_runtime::Outbox::publish(&w.events, out).await.unwrap();
+    }
+    w.settle().await;
+    assert_eq!(w.lattice.requests(), requests, "stale events trigger no commands");
+    assert_eq!(w.commands.stored(), stored);
+    let (record, _) = w.replicas[0].pipeline.records().load(LATTICE).await.unwrap();
+    let on_host: u32 =
+        record.state.hosts.values().flat_map(|h| h.components.values()).map(|c| c.count).sum();
+    assert_eq!(on_host, 2, "observed state still shows the running component");
+    assert!(record.state.bookkeeping.stale_events > 0);
+}
+
+#[tokio::test]
+async fn update_during_update_drops_the_older_generation() {
+    let mut w = World::new(2, 5);
+    w.add_hosts(2).await;
+    w.settle().await;
+    w.deploy("app", "v1", V1, 3).await;
+    // Decide v1's commands but do not execute them yet.
+    w.settle_with(true, false).await;
+    let v1_commands = w.commands.messages("wadm.cmd.>").len();
+    assert!(v1_commands > 0);
+    // v2 is deployed before v1's commands ran.
+    w.deploy("app", "v2", V2, 1).await;
+    w.settle().await;
+
+    let superseded = w.executed.iter().filter(|e| matches!(e, Executed::Superseded { .. })).count();
+    assert_eq!(superseded, v1_commands, "every v1 command was dropped unsent");
+    assert_eq!(w.running("app"), (1, vec![V2.to_string()]));
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+}
+
+#[tokio::test]
+async fn host_failure_sets_status_and_backs_off_across_replicas() {
+    let mut w = World::new(2, 9);
+    w.add_hosts(1).await;
+    w.settle().await;
+    let component = "app-echo";
+    w.lattice.fail_component(component, Some("out of memory"));
+    w.deploy("app", "v1", V1, 1).await;
+    w.settle().await;
+
+    let status = w.status("app").unwrap();
+    assert_eq!(status.status.status_type, StatusType::Failed, "{status:?}");
+    assert!(status.status.message.contains("out of memory"), "{status:?}");
+    let (record, _) = w.replicas[0].pipeline.records().load(LATTICE).await.unwrap();
+    let failure = record.apps["app"].failure.clone().expect("failure persisted");
+    assert_eq!(failure.attempts, 1);
+    assert!(failure.retry_at > w.clock.now());
+
+    // During the backoff nothing is retried, even on a resync.
+    let requests = w.lattice.requests();
+    w.tick().await;
+    w.settle().await;
+    assert_eq!(w.lattice.requests(), requests, "no retry during backoff");
+
+    // The host heals; after the backoff a tick (handled by whichever replica) retries.
+    w.lattice.fail_component(component, None);
+    w.clock.set(failure.retry_at.max(w.clock.now() + w.config.tick_every.as_millis() as u64));
+    w.tick().await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 1);
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+    let (record, _) = w.replicas[1].pipeline.records().load(LATTICE).await.unwrap();
+    assert_eq!(record.apps["app"].failure, None, "failure forgotten once deployed");
+}
+
+#[tokio::test]
+async fn repeated_failures_back_off_exponentially() {
+    let mut w = World::new(1, 3);
+    w.add_hosts(1).await;
+    w.settle().await;
+    w.lattice.fail_component("app-echo", Some("no"));
+    w.deploy("app", "v1", V1, 1).await;
+    w.settle().await;
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let (record, _) = w.replicas[0].pipeline.records().load(LATTICE).await.unwrap();
+        let f = record.apps["app"].failure.clone().unwrap();
+        waits.push(f.retry_at - w.clock.now());
+        // Past the backoff, and in a new tick period (ticks of one period deduplicate).
+        w.clock.set(f.retry_at.max(w.clock.now() + w.config.tick_every.as_millis() as u64));
+        w.tick().await;
+        w.settle().await;
+    }
+    let (record, _) = w.replicas[0].pipeline.records().load(LATTICE).await.unwrap();
+    assert_eq!(record.apps["app"].failure.as_ref().unwrap().attempts, 5);
+    let base = w.config.failure_backoff.base.as_millis() as u64;
+    for (i, wait) in waits.iter().enumerate() {
+        let ceiling = base << i;
+        assert!(*wait >= ceiling / 2 && *wait <= ceiling, "attempt {}: {wait} vs {ceiling}", i + 1);
+    }
+}
+
+#[tokio::test]
+async fn commands_past_their_ttl_are_not_executed() {
+    let mut w = World::new(2, 13);
+    w.add_hosts(1).await;
+    w.settle().await;
+    w.deploy("app", "v1", V1, 2).await;
+    w.settle_with(true, false).await;
+    let (_, _, payload) = w.commands.messages("wadm.cmd.>").into_iter().next().expect("a command");
+    let requests = w.lattice.requests();
+
+    w.clock.advance(w.config.command_ttl.as_millis() as u64);
+    // The executor's own check (a stream that has not dropped it yet).
+    let outcome = w.replicas[0].executor.process(&payload, 1).await.unwrap();
+    assert_eq!(outcome, Executed::Expired);
+    // The stream's TTL: nothing is delivered any more.
+    w.settle_with(false, true).await;
+    assert_eq!(w.lattice.requests(), requests, "no expired command reached a host");
+
+    // The next resync re-observes and issues fresh commands, which do run.
+    w.tick().await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 2);
+}
+
+#[tokio::test]
+async fn unanswered_requests_retry_with_backoff_then_fail_the_app() {
+    let mut w = World::new(2, 17);
+    w.add_hosts(1).await;
+    w.settle().await;
+    w.lattice.set_unreachable(true);
+    w.deploy("app", "v1", V1, 1).await;
+    w.settle().await;
+    let mut delays = Vec::new();
+    for _ in 0..10 {
+        if let Some(Executed::Retry { delay }) = w.executed.last().cloned() {
+            delays.push(delay);
+            w.clock.advance(delay.as_millis() as u64);
+            w.settle().await;
+        }
+    }
+    let max = w.config.max_request_attempts as usize;
+    assert_eq!(delays.len(), max - 1, "{:?}", w.executed);
+    assert!(matches!(w.executed.last(), Some(Executed::GaveUp { .. })));
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Failed);
+    assert!(delays.windows(2).all(|d| d[1].as_millis() * 2 >= d[0].as_millis()));
+}
+
+#[tokio::test]
+async fn undeploy_removes_what_the_app_runs() {
+    let mut w = World::new(2, 19);
+    w.add_hosts(2).await;
+    w.deploy("app", "v1", V1, 2).await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 2);
+    w.undeploy("app").await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 0);
+    let (record, _) = w.replicas[0].pipeline.records().load(LATTICE).await.unwrap();
+    assert!(!record.apps.contains_key("app"), "nothing left to remove: forgotten");
+}
+
+#[tokio::test]
+async fn lost_hosts_are_replaced_after_their_lease() {
+    let mut w = World::new(2, 23);
+    w.add_hosts(2).await;
+    w.deploy("app", "v1", V1, 2).await;
+    w.settle().await;
+    // Host N000 goes silent (crash); N001 keeps sending heartbeats.
+    let lease = w.config.lease.lease_ms();
+    let step = w.config.lease.heartbeat_interval_ms;
+    let mut elapsed = 0;
+    while elapsed <= lease + step {
+        w.clock.advance(step);
+        elapsed += step;
+        w.lattice.heartbeat("N001").await;
+        w.tick().await;
+        w.settle().await;
+    }
+    let (record, _) = w.replicas[0].pipeline.records().load(LATTICE).await.unwrap();
+    assert!(!record.state.hosts.contains_key("N000"));
+    let on_live: u32 = record.state.hosts["N001"].components.values().map(|c| c.count).sum();
+    assert_eq!(on_live, 2, "the lost host's instance was re-placed");
+}

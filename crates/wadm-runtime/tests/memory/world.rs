@@ -1,0 +1,242 @@
+//! A whole wadm deployment in memory and virtual time: a manifest store, the event and command
+//! logs, model hosts, and N runtime replicas stepped in a seeded order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wadm_model::Status;
+use wadm_runtime::memory::{
+    LogConfig, MemoryConsumer, MemoryLattice, MemoryLog, MemoryStatus, SharedKv,
+};
+use wadm_runtime::messages::{command_filter, event_filters};
+use wadm_runtime::{
+    Clock, Executed, Executor, Outbox, Outgoing, Pipeline, Processed, Random, RuntimeConfig,
+    SeededRandom, VirtualClock, tick_message,
+};
+use wadm_server::store::ManifestStore;
+
+pub const LATTICE: &str = "default";
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
+pub type Store = Arc<ManifestStore<SharedKv>>;
+
+pub struct Replica {
+    pub pipeline: Pipeline<SharedKv, Store, MemoryStatus, MemoryLog>,
+    pub executor: Executor<Store, MemoryLattice, MemoryLog>,
+    pub events: MemoryConsumer,
+    pub commands: MemoryConsumer,
+}
+
+pub struct World {
+    pub clock: VirtualClock,
+    pub events: MemoryLog,
+    pub commands: MemoryLog,
+    pub store: Store,
+    pub status: MemoryStatus,
+    pub lattice: MemoryLattice,
+    pub replicas: Vec<Replica>,
+    pub config: RuntimeConfig,
+    order: SeededRandom,
+    /// Every command outcome, in order.
+    pub executed: Vec<Executed>,
+    /// Every pipeline result, in order.
+    pub processed: Vec<Processed>,
+}
+
+pub fn manifest(name: &str, version: &str, image: &str, instances: u32) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": name, "annotations": {"version": version}},
+        "spec": {"components": [{
+            "name": "echo",
+            "type": "component",
+            "properties": {"image": image},
+            "traits": [{"type": "spreadscaler", "properties": {"instances": instances}}]
+        }]}
+    })
+}
+
+impl World {
+    pub fn new(replicas: usize, seed: u64) -> Self {
+        Self::with_config(replicas, seed, RuntimeConfig::default())
+    }
+
+    pub fn with_config(replicas: usize, seed: u64, config: RuntimeConfig) -> Self {
+        let clock = VirtualClock::new(1_700_000_000_000);
+        let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+        let events = MemoryLog::new(shared.clone(), LogConfig::default());
+        // The dedupe window of commands is their TTL: an order re-issued after it expired is new.
+        let commands =
+            MemoryLog::new(shared.clone(), LogConfig { dedupe_window: config.command_ttl });
+        let records = SharedKv::default();
+        let store = Arc::new(ManifestStore::new(SharedKv::default()));
+        let status = MemoryStatus::default();
+        let lattice = MemoryLattice::new(LATTICE, events.clone(), shared.clone());
+        let replicas = (0..replicas)
+            .map(|i| {
+                let random: Arc<dyn Random> = Arc::new(SeededRandom::new(seed ^ (i as u64 + 1)));
+                Replica {
+                    pipeline: Pipeline::new(
+                        records.clone(),
+                        store.clone(),
+                        status.clone(),
+                        commands.clone(),
+                        shared.clone(),
+                        random.clone(),
+                        config.clone(),
+                    ),
+                    executor: Executor::new(
+                        store.clone(),
+                        lattice.clone(),
+                        events.clone(),
+                        shared.clone(),
+                        random,
+                        config.clone(),
+                    ),
+                    events: events.consumer("events", event_filters(LATTICE), 1, ACK_WAIT),
+                    commands: commands.consumer(
+                        "commands",
+                        vec![command_filter(LATTICE)],
+                        256,
+                        ACK_WAIT,
+                    ),
+                }
+            })
+            .collect();
+        Self {
+            clock,
+            events,
+            commands,
+            store,
+            status,
+            lattice,
+            replicas,
+            config,
+            order: SeededRandom::new(seed),
+            executed: Vec::new(),
+            processed: Vec::new(),
+        }
+    }
+
+    /// Store and deploy a manifest the way the API server does, then announce it.
+    pub async fn deploy(&self, name: &str, version: &str, image: &str, instances: u32) -> u64 {
+        let m = manifest(name, version, image, instances);
+        self.store.put(LATTICE, name, version, m.clone(), "test").await.unwrap();
+        let outcome = self.store.deploy(LATTICE, name, Some(version), "test").await.unwrap();
+        self.announce("manifest_published", m).await;
+        outcome.generation
+    }
+
+    pub async fn undeploy(&self, name: &str) {
+        self.store.undeploy(LATTICE, name, "test").await.unwrap();
+        self.announce("manifest_unpublished", serde_json::json!({ "name": name })).await;
+    }
+
+    async fn announce(&self, kind: &str, data: serde_json::Value) {
+        let n = self.events.stored();
+        let event = serde_json::json!({
+            "specversion": "1.0", "id": format!("m-{n}"), "type": format!("com.wadm.{kind}"),
+            "source": "wadm", "time": "", "data": data
+        });
+        let outgoing = Outgoing {
+            subject: format!("wadm.evt.{LATTICE}.{kind}"),
+            payload: serde_json::to_vec(&event).unwrap(),
+            msg_id: format!("m-{n}"),
+            ttl: None,
+        };
+        self.events.publish(outgoing).await.unwrap();
+    }
+
+    /// Every replica publishes its tick for the current period.
+    pub async fn tick(&self) {
+        for _ in &self.replicas {
+            let tick = tick_message(LATTICE, self.clock.now(), self.config.tick_every);
+            self.events.publish(tick).await.unwrap();
+        }
+    }
+
+    /// One pipeline step on replica `r`.
+    pub async fn step_events(&mut self, r: usize) -> bool {
+        let done = self.replicas[r].pipeline.step(&self.replicas[r].events, Duration::ZERO).await;
+        match done.expect("pipeline step") {
+            Some(p) => {
+                self.processed.push(p);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// One executor step on replica `r`.
+    pub async fn step_commands(&mut self, r: usize) -> bool {
+        let replica = &self.replicas[r];
+        match replica.executor.step(&replica.commands, Duration::ZERO).await.expect("executor") {
+            Some(e) => {
+                self.executed.push(e);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Step random replicas (seeded) until nothing is deliverable now.
+    pub async fn settle(&mut self) {
+        self.settle_with(true, true).await
+    }
+
+    pub async fn settle_with(&mut self, events: bool, commands: bool) {
+        loop {
+            // Seeded random interleaving of replicas and loops...
+            for _ in 0..8 {
+                let r = (self.order.next_u64() % self.replicas.len() as u64) as usize;
+                if events && (self.order.next_u64().is_multiple_of(2) || !commands) {
+                    self.step_events(r).await;
+                } else if commands {
+                    self.step_commands(r).await;
+                }
+            }
+            // ...until a full sweep finds nothing deliverable.
+            let mut progressed = false;
+            for r in 0..self.replicas.len() {
+                if events {
+                    progressed |= self.step_events(r).await;
+                }
+                if commands {
+                    progressed |= self.step_commands(r).await;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    pub fn status(&self, app: &str) -> Option<Status> {
+        self.status.current(LATTICE, app)
+    }
+
+    /// Instances of `app`'s components across hosts, and the images they run.
+    pub fn running(&self, app: &str) -> (u32, Vec<String>) {
+        let truth = self.lattice.truth();
+        let mut images = Vec::new();
+        let mut count = 0;
+        for host in truth.hosts.values() {
+            for c in host.components.values() {
+                if wadm_lattice::app_of(&c.annotations) == Some(app) {
+                    count += c.count;
+                    images.push(c.image_ref.clone());
+                }
+            }
+        }
+        images.sort();
+        images.dedup();
+        (count, images)
+    }
+
+    pub async fn add_hosts(&self, n: usize) {
+        for i in 0..n {
+            self.lattice.add_host(&format!("N{i:03}"), Default::default()).await;
+        }
+    }
+}
