@@ -22,7 +22,7 @@ use wadm_protocol::{
 };
 
 use crate::faults::FaultSwitches;
-use crate::outcome::{Outcome, parse};
+use crate::outcome::{Outcome, SimEvent, parse};
 use crate::store::LatticeStore;
 
 /// The host version simulated hosts report.
@@ -43,6 +43,8 @@ pub struct RunningProvider {
     pub image_ref: String,
     pub annotations: StringMap,
     pub config: Vec<String>,
+    /// What the provider's health checks report (see [`HostState::set_provider_health`]).
+    pub healthy: bool,
 }
 
 /// Everything a simulated host is and runs.
@@ -307,6 +309,7 @@ impl HostState {
                 image_ref: image_ref.clone(),
                 annotations: req.annotations.clone(),
                 config: req.config.clone(),
+                healthy: true,
             },
         );
         let health = HealthCheck { provider_id: req.provider_id.clone(), host_id: self.id.clone() };
@@ -345,6 +348,32 @@ impl HostState {
                 reason: "normal".to_string(),
             },
         )
+    }
+
+    /// Make a provider's health checks pass or fail. Returns the event its next check emits:
+    /// `health_check_passed` / `health_check_failed` on a change, else `health_check_status`;
+    /// `None` when the provider does not run here.
+    pub fn set_provider_health(&mut self, provider_id: &str, healthy: bool) -> Option<SimEvent> {
+        let provider = self.providers.get_mut(provider_id)?;
+        let short = match (provider.healthy == healthy, healthy) {
+            (true, _) => "health_check_status",
+            (false, true) => "health_check_passed",
+            (false, false) => "health_check_failed",
+        };
+        provider.healthy = healthy;
+        let check = HealthCheck { provider_id: provider_id.to_string(), host_id: self.id.clone() };
+        Some(SimEvent::new(short, check))
+    }
+
+    /// The periodic `health_check_status` of every provider (health unchanged).
+    pub fn health_statuses(&self) -> Vec<SimEvent> {
+        self.providers
+            .keys()
+            .map(|id| {
+                let check = HealthCheck { provider_id: id.clone(), host_id: self.id.clone() };
+                SimEvent::new("health_check_status", check)
+            })
+            .collect()
     }
 
     /// `label.put.{host}`: `hostcore.*` labels are fixed.

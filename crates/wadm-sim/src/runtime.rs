@@ -177,6 +177,25 @@ impl SimLattice {
         self.inner.remove_host(host_id).is_some()
     }
 
+    /// Make a provider's health checks pass or fail; its host publishes the matching event now
+    /// (`health_check_passed` / `health_check_failed`, or `health_check_status` if unchanged).
+    /// False if the host or provider is not running.
+    pub async fn set_provider_health(
+        &self,
+        host_id: &str,
+        provider_id: &str,
+        healthy: bool,
+    ) -> bool {
+        let event = {
+            let mut st = self.inner.lock();
+            let Some(host) = st.hosts.get_mut(host_id) else { return false };
+            host.state.set_provider_health(provider_id, healthy)
+        };
+        let Some(event) = event else { return false };
+        self.inner.publish_event_maybe_dropped(host_id, event).await;
+        true
+    }
+
     /// Ids of the running hosts, sorted.
     pub fn hosts(&self) -> Vec<String> {
         self.inner.lock().hosts.keys().cloned().collect()
@@ -255,17 +274,19 @@ async fn heartbeat_loop(inner: Weak<Inner>, host_id: String, first: Duration, ev
     loop {
         ticks.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        let beat = {
+        // The heartbeat, then each provider's periodic health status (same cadence).
+        let events = {
             let st = inner.lock();
             let Some(h) = st.hosts.get(&host_id) else { return };
             if h.faults.heartbeats_paused() {
-                None
+                Vec::new()
             } else {
-                Some(SimEvent::new("host_heartbeat", h.state.inventory(h.started.elapsed())))
+                let beat = SimEvent::new("host_heartbeat", h.state.inventory(h.started.elapsed()));
+                std::iter::once(beat).chain(h.state.health_statuses()).collect()
             }
         };
-        if let Some(beat) = beat {
-            inner.publish_event_maybe_dropped(&host_id, beat).await;
+        for event in events {
+            inner.publish_event_maybe_dropped(&host_id, event).await;
         }
     }
 }

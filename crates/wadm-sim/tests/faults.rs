@@ -117,3 +117,23 @@ async fn a_host_ignoring_requests_stays_silent_but_alive() {
     f.sim.faults(&id).unwrap().set_ignore_requests(false);
     assert_eq!(request(&f.client, &format!("host.get.{id}"), Value::Null).await["success"], true);
 }
+
+#[tokio::test]
+async fn provider_health_can_fail_and_recover() {
+    let f = fixture(|c| c.heartbeat_interval = Duration::from_millis(100)).await;
+    let id = f.sim.add_host(HostSpec::default()).await;
+    let start = json!({"provider_id": "p", "provider_ref": "ghcr.io/p:1", "host_id": id});
+    request(&f.client, &format!("provider.start.{id}"), start).await;
+    f.events.wait("health_check_passed", 1).await;
+    // Unchanged health is reported with the heartbeats.
+    let status = f.events.wait("health_check_status", 1).await;
+    assert_eq!(status[0].data["provider_id"], "p");
+
+    assert!(f.sim.set_provider_health(&id, "p", false).await);
+    let failed = f.events.wait("health_check_failed", 1).await;
+    assert_eq!((failed[0].data["host_id"].as_str(), failed[0].source.as_str()), (Some(&*id), &*id));
+    assert!(!f.sim.host_state(&id).unwrap().providers["p"].healthy);
+    assert!(f.sim.set_provider_health(&id, "p", true).await);
+    f.events.wait("health_check_passed", 2).await;
+    assert!(!f.sim.set_provider_health(&id, "nope", false).await);
+}
