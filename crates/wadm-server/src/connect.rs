@@ -67,6 +67,14 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, Connec
     let mut opts = async_nats::ConnectOptions::new()
         .name(&options.name)
         .connection_timeout(options.connect_timeout);
+    // async-nats does not apply credentials written in the URL: pass them explicitly.
+    match url_credentials(&url) {
+        Some(UrlCredentials::UserPassword(user, password)) => {
+            opts = opts.user_and_password(user, password);
+        }
+        Some(UrlCredentials::Token(token)) => opts = opts.token(token),
+        None => {}
+    }
     if let Some(path) = &options.creds_file {
         opts = opts.credentials_file(path).await.map_err(|e| ConnectError::Credentials {
             path: path.display().to_string(),
@@ -139,6 +147,51 @@ fn validate_url(url: &str) -> Result<(), ConnectError> {
     Ok(())
 }
 
+/// Credentials written in a NATS URL.
+#[derive(Debug, PartialEq, Eq)]
+enum UrlCredentials {
+    /// `nats://user:password@host`.
+    UserPassword(String, String),
+    /// `nats://token@host`.
+    Token(String),
+}
+
+/// The credentials of the first URL of a (comma-separated) list, percent-decoded.
+fn url_credentials(urls: &str) -> Option<UrlCredentials> {
+    let first = urls.split(',').next()?.trim();
+    let rest = first.split_once("://").map_or(first, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    match userinfo.split_once(':') {
+        Some((user, password)) => {
+            Some(UrlCredentials::UserPassword(percent_decode(user), percent_decode(password)))
+        }
+        None if !userinfo.is_empty() => Some(UrlCredentials::Token(percent_decode(userinfo))),
+        None => None,
+    }
+}
+
+/// Decode `%XX` escapes (invalid escapes are kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Hide a password in a URL before it is printed.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -183,6 +236,17 @@ mod tests {
         assert!(e.contains("port") && !e.contains("secret"), "{e}");
         assert!(validate_url("nats://").is_err());
         assert_eq!(redact("nats://u:pw@h:1"), "nats://u:***@h:1");
+    }
+
+    #[test]
+    fn credentials_come_from_the_url() {
+        use UrlCredentials::*;
+        let creds = url_credentials("nats://me:p%40ss@h:4222,nats://other@h2:1");
+        assert_eq!(creds, Some(UserPassword("me".into(), "p@ss".into())));
+        assert_eq!(url_credentials("tls://tok@h:1"), Some(Token("tok".into())));
+        assert_eq!(url_credentials("nats://h:1"), None);
+        assert_eq!(url_credentials("h:1"), None);
+        assert_eq!(percent_decode("a%2"), "a%2");
     }
 
     #[tokio::test]

@@ -60,3 +60,83 @@ fn bad_nats_url_is_one_line_without_backtrace() {
         assert!(!stderr.contains("backtrace") && !stderr.contains("panicked"), "{url}: {stderr}");
     }
 }
+
+/// A `nats-server -js` requiring a user and password, on a free port; killed on drop.
+struct AuthNats {
+    child: std::process::Child,
+    port: u16,
+    _store: tempfile::TempDir,
+}
+
+impl AuthNats {
+    fn start(user: &str, pass: &str) -> AuthNats {
+        let binary = wadm_nats_server::find_binary().expect("nats-server installed");
+        let store = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(binary)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "--user",
+                user,
+                "--pass",
+                pass,
+            ])
+            .arg("-sd")
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(wait_until(Duration::from_secs(15), || std::net::TcpStream::connect(addr).is_ok()));
+        AuthNats { child, port, _store: store }
+    }
+}
+
+impl Drop for AuthNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn user_and_password_in_the_url() {
+    let nats = AuthNats::start("wadm", "s3cret");
+    let good = format!("nats://wadm:s3cret@127.0.0.1:{}", nats.port);
+    let bad = format!("nats://wadm:wrong@127.0.0.1:{}", nats.port);
+
+    let output = Command::new(WADM)
+        .args(["serve", "--nats-url", &bad])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("wadm runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("wrong"), "the password is not printed: {stderr}");
+
+    let mut child = Command::new(WADM)
+        .args(["serve", "--nats-url", &good])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wadm runs");
+    let client = async_nats::ConnectOptions::with_user_and_password("wadm".into(), "s3cret".into())
+        .connect(format!("127.0.0.1:{}", nats.port))
+        .await
+        .unwrap();
+    let answered = wait_for(Duration::from_secs(30), || async {
+        let request = client.request("wadm.api.default.model.get", "".into());
+        tokio::time::timeout(Duration::from_secs(1), request).await.ok()?.ok()
+    })
+    .await;
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(wait_until(Duration::from_secs(10), || child.try_wait().unwrap().is_some()));
+    assert!(answered.is_some(), "wadm serve answers with user and password from the URL");
+}

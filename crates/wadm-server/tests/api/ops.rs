@@ -208,3 +208,27 @@ spec:
     let d: DeployModelResponse = env.req("default.model.deploy.user", "").await;
     assert_eq!(d.result, DeployResult::Acknowledged, "{}", d.message);
 }
+
+#[tokio::test]
+async fn content_type_selects_the_format() {
+    let env = Env::start().await;
+    let yaml = manifest("app", Some("y"));
+    let json = serde_saphyr_free_json(&manifest("app", Some("j"))).to_string();
+    let with = |ct: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("Content-Type", ct);
+        h
+    };
+    let put: PutModelResponse = env.req_with("d.model.put", with("application/yaml"), &yaml).await;
+    assert_eq!(put.result, PutResult::Created, "{}", put.message);
+    // No content type: YAML first, then JSON.
+    let put: PutModelResponse = env.req("d.model.put", &json).await;
+    assert_eq!(put.result, PutResult::NewVersion, "{}", put.message);
+    // A declared format is honoured: YAML sent as JSON is refused and nothing is stored.
+    let yaml2 = manifest("app", Some("y2"));
+    let put: PutModelResponse = env.req_with("d.model.put", with("application/json"), &yaml2).await;
+    assert_eq!(put.result, PutResult::Error);
+    let versions: VersionResponse = env.req("d.model.versions.app", "").await;
+    let names: Vec<_> = versions.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(names, ["y", "j"]);
+}
