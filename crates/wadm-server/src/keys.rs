@@ -52,6 +52,11 @@ pub fn history_key(lattice: &str, app: &str, seq: u64) -> String {
     format!("{}.{app}.h.{seq:016}", escape_token(lattice))
 }
 
+/// The pattern matching every history key of an application.
+pub fn history_pattern(lattice: &str, app: &str) -> String {
+    format!("{}.{app}.h.*", escape_token(lattice))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

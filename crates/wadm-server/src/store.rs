@@ -22,7 +22,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{history_key, index_key, index_pattern, version_key};
+use crate::keys::{history_key, history_pattern, index_key, index_pattern, version_key};
 use crate::kv::{Kv, KvError};
 
 mod types;
@@ -296,15 +296,17 @@ impl<K: Kv> ManifestStore<K> {
         app: &str,
     ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
         let Some((index, _)) = self.read_index(lattice, app).await? else { return Ok(None) };
-        let reads = (index.history_first..index.history_next).map(|seq| {
-            let key = history_key(lattice, app, seq);
-            async move {
-                let entry = self.kv.get(&key).await?;
-                entry.map(|e| decode::<HistoryEntry>(&key, &e.value)).transpose()
+        // One pass over the history keys (zero-padded, so key order is sequence order); keys
+        // outside the index's window (a prune interrupted by a crash) are ignored.
+        let window = index.history_first..index.history_next;
+        let mut entries = Vec::new();
+        for (key, entry) in self.kv.scan(&history_pattern(lattice, app)).await? {
+            let seq = key.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
+            if seq.is_some_and(|seq| window.contains(&seq)) {
+                entries.push(decode::<HistoryEntry>(&key, &entry.value)?);
             }
-        });
-        let entries = futures::future::try_join_all(reads).await?;
-        Ok(Some(entries.into_iter().flatten().collect()))
+        }
+        Ok(Some(entries))
     }
 
     async fn read_index(

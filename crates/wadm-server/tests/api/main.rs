@@ -3,6 +3,7 @@
 
 mod common;
 mod errors;
+mod kv;
 mod ops;
 mod replicas;
 mod status;
