@@ -54,8 +54,10 @@ pub mod executor;
 pub mod io;
 pub mod memory;
 pub mod messages;
+pub mod nats;
 pub mod pipeline;
 pub mod record;
+pub mod run;
 
 pub use backoff::Backoff;
 pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
@@ -66,6 +68,7 @@ pub use io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, Publishe
 pub use messages::{CommandFailure, CommandMessage};
 pub use pipeline::{Pipeline, PipelineError, Processed, tick_message};
 pub use record::{AppRecord, Failure, LatticeRecord, RecordStore};
+pub use run::{RunConfig, RunError, run};
 
 mod arc_impls {
     use std::sync::Arc;

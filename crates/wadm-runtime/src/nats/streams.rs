@@ -1,0 +1,147 @@
+//! The runtime's JetStream resources, created idempotently (replicas starting together race to
+//! create them; every one ends up using the same stream and consumers).
+//!
+//! - `wadm_events` (file storage, limits retention): host events, manifest events and the
+//!   runtime's internal events of every lattice. It exists independently of any wadm process,
+//!   so events are kept while no wadm runs.
+//! - `wadm_commands` (per-message TTL allowed; dedupe window = the command TTL, so an order
+//!   re-issued after its predecessor expired is not mistaken for a duplicate).
+//! - Per lattice `L`: durable `wadm_events_L` (`max_ack_pending = 1`: one event at a time, in
+//!   order) and `wadm_commands_L` (many in flight, any replica).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use wadm_server::keys::escape_token;
+use wadm_server::server::ensure_stream;
+
+use crate::io::IoError;
+use crate::messages::{COMMAND_PREFIX, INTERNAL_PREFIX, command_filter, event_filters};
+
+pub const EVENT_STREAM: &str = "wadm_events";
+pub const COMMAND_STREAM: &str = "wadm_commands";
+/// The KV bucket of lattice records.
+pub const RECORD_BUCKET: &str = "wadm_runtime";
+
+/// Sizes and timings of the streams and consumers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// How long events are kept (default 24 h).
+    pub event_max_age: Duration,
+    /// Dedupe window of the event stream (ticks of one period collapse within it).
+    pub event_dedupe_window: Duration,
+    /// The command TTL: the command stream's dedupe window and each message's `Nats-TTL`.
+    pub command_ttl: Duration,
+    /// How long a delivered, unacked message waits before redelivery.
+    pub ack_wait: Duration,
+    /// Commands in flight per lattice across replicas.
+    pub max_commands_in_flight: i64,
+    /// Stream and bucket replicas (1 for a single server).
+    pub replicas: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            event_max_age: Duration::from_secs(24 * 3600),
+            event_dedupe_window: Duration::from_secs(120),
+            command_ttl: Duration::from_secs(60),
+            ack_wait: Duration::from_secs(30),
+            max_commands_in_flight: 256,
+            replicas: 1,
+        }
+    }
+}
+
+fn setup(what: &str, e: impl std::fmt::Display) -> IoError {
+    IoError::failed(format!("set up {what}"), e)
+}
+
+/// Create (or find) both streams.
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<(stream::Stream, stream::Stream), IoError> {
+    let events = stream::Config {
+        name: EVENT_STREAM.into(),
+        description: Some("wadm: host, manifest and runtime events of every lattice".into()),
+        subjects: vec![
+            "wasmbus.evt.*.>".into(),
+            "wadm.evt.*.>".into(),
+            format!("{INTERNAL_PREFIX}.*.>"),
+        ],
+        max_age: settings.event_max_age,
+        duplicate_window: settings.event_dedupe_window,
+        num_replicas: settings.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let commands = stream::Config {
+        name: COMMAND_STREAM.into(),
+        description: Some("wadm: control commands to execute".into()),
+        subjects: vec![format!("{COMMAND_PREFIX}.>")],
+        max_age: settings.command_ttl.max(Duration::from_secs(1)) * 10,
+        duplicate_window: settings.command_ttl.max(Duration::from_secs(1)),
+        allow_message_ttl: true,
+        num_replicas: settings.replicas,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    let events = ensure_stream(js, events).await.map_err(|e| setup(EVENT_STREAM, e))?;
+    let commands = ensure_stream(js, commands).await.map_err(|e| setup(COMMAND_STREAM, e))?;
+    Ok((events, commands))
+}
+
+async fn ensure_consumer(
+    stream: &stream::Stream,
+    config: consumer::pull::Config,
+) -> Result<consumer::PullConsumer, IoError> {
+    let name = config.durable_name.clone().unwrap_or_default();
+    let mut last = None;
+    for _ in 0..5 {
+        if let Ok(found) = stream.get_consumer(&name).await {
+            return Ok(found);
+        }
+        match stream.create_consumer(config.clone()).await {
+            Ok(created) => return Ok(created),
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    Err(setup(&format!("consumer {name}"), last.unwrap_or_default()))
+}
+
+/// The ordered event consumer of `lattice`.
+pub async fn ensure_event_consumer(
+    events: &stream::Stream,
+    lattice: &str,
+    settings: &StreamSettings,
+) -> Result<consumer::PullConsumer, IoError> {
+    let config = consumer::pull::Config {
+        durable_name: Some(format!("wadm_events_{}", escape_token(lattice))),
+        description: Some(format!("wadm: events of lattice {lattice}, one at a time")),
+        filter_subjects: event_filters(lattice),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_ack_pending: 1,
+        ..Default::default()
+    };
+    ensure_consumer(events, config).await
+}
+
+/// The command consumer of `lattice`.
+pub async fn ensure_command_consumer(
+    commands: &stream::Stream,
+    lattice: &str,
+    settings: &StreamSettings,
+) -> Result<consumer::PullConsumer, IoError> {
+    let config = consumer::pull::Config {
+        durable_name: Some(format!("wadm_commands_{}", escape_token(lattice))),
+        description: Some(format!("wadm: commands for lattice {lattice}")),
+        filter_subject: command_filter(lattice),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_ack_pending: settings.max_commands_in_flight,
+        ..Default::default()
+    };
+    ensure_consumer(commands, config).await
+}
