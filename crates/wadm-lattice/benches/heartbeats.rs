@@ -6,7 +6,9 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use wadm_lattice::{EventContext, LatticeState, apply};
-use wadm_protocol::{ComponentDescription, HostEvent, HostInventory, ProviderDescription, StringMap};
+use wadm_protocol::{
+    ComponentDescription, HostEvent, HostInventory, ProviderDescription, StringMap,
+};
 
 const HOSTS: usize = 1_000;
 const HEARTBEATS: usize = 10_000;

@@ -91,6 +91,9 @@ pub struct Changes {
     pub every_app: bool,
     /// Hosts that sent events before wadm knew them: ask for their inventory.
     pub needs_inventory: BTreeSet<String>,
+    /// Hosts whose tombstone was forgotten (retention ran out): storage may drop it.
+    #[serde(default)]
+    pub forgotten_tombstones: BTreeSet<String>,
     pub outcome: Outcome,
 }
 
@@ -112,6 +115,7 @@ impl Changes {
         self.apps.extend(other.apps);
         self.every_app |= other.every_app;
         self.needs_inventory.extend(other.needs_inventory);
+        self.forgotten_tombstones.extend(other.forgotten_tombstones);
     }
 
     pub(crate) fn push(&mut self, change: Change) {

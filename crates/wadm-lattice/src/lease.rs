@@ -50,7 +50,13 @@ pub fn expire(state: &mut LatticeState, now: Timestamp, config: &LeaseConfig) ->
     let retention = config.retention_ms;
     let keep = |at: Timestamp| now < at.saturating_add(retention);
     let book = &mut state.bookkeeping;
-    book.tombstones.retain(|_, t| keep(t.removed_at));
+    book.tombstones.retain(|host, t| {
+        let kept = keep(t.removed_at);
+        if !kept {
+            changes.forgotten_tombstones.insert(host.clone());
+        }
+        kept
+    });
     book.links.retain(|key, m| state.links.contains_key(key) || keep(m.applied_at));
     book.configs.retain(|name, m| state.configs.contains_key(name) || keep(m.applied_at));
     for (host_id, clock) in book.hosts.iter_mut() {

@@ -68,8 +68,9 @@ fn tombstones_are_forgotten_after_retention() {
     assert!(s.bookkeeping.tombstones.contains_key(H1));
     expire(&mut s, cfg.retention_ms - 1, &cfg);
     assert!(s.bookkeeping.tombstones.contains_key(H1));
-    expire(&mut s, cfg.retention_ms, &cfg);
+    let c = expire(&mut s, cfg.retention_ms, &cfg);
     assert!(s.bookkeeping.tombstones.is_empty());
+    assert_eq!(c.forgotten_tombstones.into_iter().collect::<Vec<_>>(), vec![H1.to_string()]);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_nats::Client;
 use futures::StreamExt;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wadm_lattice::{
     Change, Changes, Discovery, LatticeState, LeaseConfig, expire, merge_discovery, next_expiry,
@@ -27,6 +27,9 @@ use crate::discovery::{
 };
 use crate::events::decode_and_apply;
 use crate::store::{StateStore, StoreError};
+
+/// How many steps' changes the feed buffers per receiver.
+const CHANGE_FEED_CAPACITY: usize = 4096;
 
 /// Observer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +77,7 @@ pub struct ObserverStats {
 
 struct Shared {
     state: Mutex<LatticeState>,
+    feed: broadcast::Sender<Changes>,
     stats: std::sync::Mutex<ObserverStats>,
 }
 
@@ -108,6 +112,7 @@ impl Observer {
         client.flush().await.map_err(|e| sub_err(&e))?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            feed: broadcast::channel(CHANGE_FEED_CAPACITY).0,
             stats: std::sync::Mutex::new(ObserverStats::default()),
         });
         let (stop_tx, stop_rx) = oneshot::channel();
@@ -119,6 +124,12 @@ impl Observer {
     /// A copy of the observed state now.
     pub async fn state(&self) -> LatticeState {
         self.shared.state.lock().await.clone()
+    }
+
+    /// Every later step's [`Changes`] (entity changes, affected apps), in order. A receiver that
+    /// falls more than a few thousand steps behind gets `Lagged` and should re-read the state.
+    pub fn changes(&self) -> broadcast::Receiver<Changes> {
+        self.shared.feed.subscribe()
     }
 
     /// What the observer did so far.
@@ -292,7 +303,11 @@ impl<S: StateStore + 'static> Run<S> {
     }
 
     async fn persist(&self, state: &LatticeState, changes: &Changes) {
-        if changes.changes.is_empty() {
+        if !changes.is_empty() {
+            // Nobody listening is fine.
+            let _ = self.shared.feed.send(changes.clone());
+        }
+        if changes.changes.is_empty() && changes.forgotten_tombstones.is_empty() {
             return;
         }
         if let Err(e) = self.store.persist(state, changes).await {

@@ -60,6 +60,19 @@ async fn exercise(store: &impl StateStore) {
     );
     let loaded = store.load("lat-1").await.unwrap();
     assert_eq!(loaded.hosts.keys().collect::<Vec<_>>(), vec!["NA"]);
+    // The stopped host's tombstone is stored too: a replica reading it back rejects late events.
+    assert_eq!(loaded.bookkeeping.tombstones, s.bookkeeping.tombstones);
+    assert!(loaded.bookkeeping.tombstones.contains_key("NB"));
+    // Once retention runs out the tombstone is forgotten, in storage as well.
+    let lease = wadm_lattice::LeaseConfig { retention_ms: 10, ..Default::default() };
+    let changes = wadm_lattice::expire(&mut s, 1_000_000_000, &lease);
+    assert!(changes.forgotten_tombstones.contains("NB"));
+    store.persist(&s, &changes).await.unwrap();
+    let loaded = store.load("lat-1").await.unwrap();
+    assert!(!loaded.bookkeeping.tombstones.contains_key("NB"));
+    // (NA's lease ran out in the same step: it is now the one tombstone.)
+    assert_eq!(loaded.bookkeeping.tombstones.keys().collect::<Vec<_>>(), vec!["NA"]);
+    assert!(loaded.hosts.is_empty());
     assert_eq!(hosts(&loaded), hosts(&s));
     // Other lattices are separate.
     assert!(store.load("lat-2").await.unwrap().hosts.is_empty());
@@ -81,9 +94,11 @@ async fn kv_store_round_trips_per_key() {
     let key =
         key_of("lat-1", &EntityKey::Component { host: "NA".into(), component: "my.comp/x".into() });
     assert_eq!(key, "lat-1.comp.NA.my=2Ecomp=2Fx");
-    let value = store.bucket().get(key).await.unwrap().expect("record");
-    let value: serde_json::Value = serde_json::from_slice(&value).unwrap();
-    assert_eq!(value["count"], 2);
+    // NA was lost at the end: its component's key is deleted, its tombstone stored.
+    assert_eq!(store.bucket().get(key).await.unwrap(), None);
+    let gone = store.bucket().get("lat-1.gone.NA").await.unwrap().expect("tombstone record");
+    let gone: serde_json::Value = serde_json::from_slice(&gone).unwrap();
+    assert_eq!(gone["reason"], "lost");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::Client;
 use futures::{FutureExt, StreamExt};
-use wadm_lattice::{LatticeState, LeaseConfig, RemovalReason};
+use wadm_lattice::{Change, LatticeState, LeaseConfig, RemovalReason};
 use wadm_nats::store::keys::{EntityKey, key_of};
 use wadm_nats::{DiscoveryConfig, KvStateStore, Observer, ObserverConfig, STATE_BUCKET};
 use wadm_protocol::ctl::{CtlReply, ScaleComponentRequest};
@@ -186,6 +186,7 @@ async fn discovers_running_hosts_loses_a_crashed_one_and_restarts_from_kv() {
     assert_eq!(observed(&loaded), observed(&before_restart));
     assert_eq!(loaded.links, before_restart.links);
     assert_eq!(loaded.configs, before_restart.configs);
+    assert_eq!(loaded.bookkeeping.tombstones[&crashed].reason, RemovalReason::Lost);
     let verified = wait_for(Duration::from_secs(10), || async {
         (observer.stats().discovery_rounds >= 1).then_some(())
     })
@@ -219,6 +220,7 @@ async fn events_keep_the_state_current_and_unknown_hosts_are_asked() {
     assert!(observer.state().await.hosts.is_empty(), "a late answer must not be merged");
 
     // wadm first hears of the host through a scale event and asks for its inventory.
+    let mut feed = observer.changes();
     sim.faults(&host).unwrap().set_reply_delay(Duration::ZERO);
     scale(&client, &host, "echo", 2).await;
     let seen = wait_for(Duration::from_secs(15), || async {
@@ -228,6 +230,10 @@ async fn events_keep_the_state_current_and_unknown_hosts_are_asked() {
     .await;
     assert!(seen.is_some(), "the unknown host's inventory was not fetched");
     assert_eq!(observer.state().await.hosts[&host].labels["zone"], "a");
+    let first = feed.recv().await.expect("change feed");
+    let echo = Change::ComponentSet { host: host.clone(), component: "echo".into() };
+    assert!(first.changes.contains(&echo), "{first:?}");
+    assert!(first.apps.contains("demo"));
 
     // Scale down to zero: the component goes away.
     scale(&client, &host, "echo", 0).await;

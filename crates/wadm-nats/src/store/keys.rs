@@ -1,7 +1,8 @@
 //! The key scheme of observed state in a JetStream KV bucket: one key per entity.
 //!
 //! `{lattice}.host.{host}`, `{lattice}.comp.{host}.{component}`, `{lattice}.prov.{host}.{provider}`,
-//! `{lattice}.link.{source}.{namespace}.{package}.{name}`, `{lattice}.config.{name}`.
+//! `{lattice}.link.{source}.{namespace}.{package}.{name}`, `{lattice}.config.{name}`, and
+//! `{lattice}.gone.{host}` for the tombstone of a host that stopped or was lost.
 //! Every token is encoded so that it contains only `[-_a-zA-Z0-9]` or `=`-escapes: any other byte
 //! (including `.` and `/`) becomes `=XX` (upper-case hex), and the empty string becomes a lone `=`.
 //! Decoding is exact, so ids round-trip whatever characters they hold.
@@ -11,11 +12,25 @@ use wadm_protocol::LinkKey;
 /// What a key names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EntityKey {
-    Host { host: String },
-    Component { host: String, component: String },
-    Provider { host: String, provider: String },
+    Host {
+        host: String,
+    },
+    Component {
+        host: String,
+        component: String,
+    },
+    Provider {
+        host: String,
+        provider: String,
+    },
     Link(LinkKey),
-    Config { name: String },
+    Config {
+        name: String,
+    },
+    /// The tombstone of a host that stopped or was lost.
+    Gone {
+        host: String,
+    },
 }
 
 /// Encode one key token.
@@ -74,6 +89,7 @@ pub fn key_of(lattice: &str, entity: &EntityKey) -> String {
             encode_token(&k.name)
         ),
         EntityKey::Config { name } => format!("{l}.config.{}", encode_token(name)),
+        EntityKey::Gone { host } => format!("{l}.gone.{}", encode_token(host)),
     }
 }
 
@@ -98,6 +114,7 @@ pub fn parse_key(key: &str) -> Option<(String, EntityKey)> {
             name: d(5)?,
         }),
         ("config", 3) => EntityKey::Config { name: d(2)? },
+        ("gone", 3) => EntityKey::Gone { host: d(2)? },
         _ => return None,
     };
     Some((lattice, entity))
@@ -140,6 +157,7 @@ mod tests {
                     source_id: a.clone(), wit_namespace: b.clone(), wit_package: c.clone(), name: d.clone(),
                 }),
                 EntityKey::Config { name: c.clone() },
+                EntityKey::Gone { host: d.clone() },
             ];
             for entity in entities {
                 let key = key_of(&lattice, &entity);

@@ -6,6 +6,7 @@
 //! [`rebuild`] reassembles a [`LatticeState`] from the records of one lattice.
 
 use serde::{Deserialize, Serialize};
+use wadm_lattice::bookkeeping::Tombstone;
 use wadm_lattice::{
     Change, Changes, ComponentInstance, ConfigState, HostState, LatticeState, ProviderInstance,
     Timestamp,
@@ -42,6 +43,22 @@ impl Write {
             Write::Put { key, .. } | Write::Delete { key } => key,
         }
     }
+}
+
+/// The entities a step touched: each change's entity, plus the tombstone of every host that
+/// appeared or went away, plus forgotten tombstones.
+pub fn entities_of(changes: &Changes) -> Vec<EntityKey> {
+    let mut entities: Vec<EntityKey> = changes.changes.iter().map(entity_of).collect();
+    for change in &changes.changes {
+        if let Change::HostAdded { host } | Change::HostRemoved { host, .. } = change {
+            entities.push(EntityKey::Gone { host: host.clone() });
+        }
+    }
+    let forgotten = changes.forgotten_tombstones.iter().cloned();
+    entities.extend(forgotten.map(|host| EntityKey::Gone { host }));
+    entities.sort();
+    entities.dedup();
+    entities
 }
 
 /// The entity a change is about.
@@ -88,15 +105,13 @@ pub fn value_of(state: &LatticeState, entity: &EntityKey) -> Option<Vec<u8>> {
         }
         EntityKey::Link(key) => state.links.get(key).map(json),
         EntityKey::Config { name } => state.configs.get(name).map(json),
+        EntityKey::Gone { host } => state.bookkeeping.tombstones.get(host).map(json),
     }
 }
 
 /// The writes that bring storage in line with `state` for the entities in `changes`.
 pub fn writes_for(state: &LatticeState, changes: &Changes) -> Vec<Write> {
-    let mut entities: Vec<EntityKey> = changes.changes.iter().map(entity_of).collect();
-    entities.sort();
-    entities.dedup();
-    entities
+    entities_of(changes)
         .into_iter()
         .map(|entity| {
             let key = key_of(&state.lattice, &entity);
@@ -124,6 +139,8 @@ pub fn writes_for_all(state: &LatticeState) -> Vec<Write> {
     }
     entities.extend(state.links.keys().cloned().map(EntityKey::Link));
     entities.extend(state.configs.keys().map(|name| EntityKey::Config { name: name.clone() }));
+    let gone = state.bookkeeping.tombstones.keys().cloned();
+    entities.extend(gone.map(|host| EntityKey::Gone { host }));
     entities
         .into_iter()
         .filter_map(|entity| {
@@ -180,6 +197,10 @@ pub fn rebuild<'a>(
                 let c: ConfigState = serde_json::from_slice(value).map_err(bad)?;
                 state.configs.insert(name, c);
             }
+            EntityKey::Gone { host } => {
+                let t: Tombstone = serde_json::from_slice(value).map_err(bad)?;
+                state.bookkeeping.tombstones.insert(host, t);
+            }
         }
     }
     // Children whose host record is missing (a write interrupted half-way) are dropped: the
@@ -222,8 +243,10 @@ mod tests {
         let c2 = apply(&mut s, &ctx("b", 2), &HostEvent::ComponentScaled(scaled), 5);
         let w1 = writes_for(&s, &c1);
         let w2 = writes_for(&s, &c2);
-        assert_eq!(w1.len(), 1);
+        // A new host also clears any tombstone it had (a lost host that came back).
+        assert_eq!(w1.len(), 2);
         assert_eq!(w1[0].key(), "lat.host.NH=2E1");
+        assert_eq!(w1[1], Write::Delete { key: "lat.gone.NH=2E1".into() });
         assert_eq!(w2.len(), 1);
         assert_eq!(w2[0].key(), "lat.comp.NH=2E1.echo");
         let all = writes_for_all(&s);
