@@ -20,10 +20,21 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Behaviour worth knowing:
+//! - "one"-kind subjects (`link.*`, `config.*`, `claims.get`) are served by the running hosts in
+//!   round-robin; links and configs live in one [`LatticeStore`] per `SimLattice` (two simulator
+//!   processes on one lattice each keep their own; the queue group makes only one answer).
+//! - A reply delay delays the whole handling (the work and the events too), per request.
+//! - Heartbeats carry the inventory; each is followed by `health_check_status` per provider.
+//! - After [`SimLattice::connect`] and [`EventTap::start`] the server has processed the
+//!   subscriptions (a round trip, not just a flush), so nothing published later is missed.
+//!
 //! Differences from a real lattice: a request addressed to a host id nobody runs (or a crashed
-//! host) times out instead of getting "no responders", because the subscription is shared.
+//! host) times out instead of getting "no responders", because the subscription is shared; the
+//! same holds for "one"-kind subjects while no host runs. Components are unsigned (no claims).
 
 pub mod config;
+mod dispatch;
 pub mod faults;
 pub mod host;
 pub mod host_id;
@@ -32,6 +43,7 @@ pub mod probe;
 pub mod route;
 pub mod runtime;
 pub mod store;
+mod workloads;
 
 #[cfg(test)]
 mod host_props;

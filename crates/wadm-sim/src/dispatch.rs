@@ -1,0 +1,129 @@
+//! Request routing: which simulated host handles a control request (every host, one of them in
+//! round-robin, or the addressed one), fault-aware delays, and publishing the reply and the
+//! events that follow.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{Message, Subject};
+use bytes::Bytes;
+use rand::Rng;
+
+use crate::outcome::{Outcome, SimEvent};
+use crate::route::{Route, route};
+use crate::runtime::{Inner, LiveHost};
+
+impl Inner {
+    pub(crate) async fn dispatch(self: &Arc<Self>, msg: Message) {
+        let Some(rest) = msg.subject.as_str().strip_prefix(&self.prefix) else { return };
+        let Some(route) = rest.strip_prefix('.').and_then(route) else { return };
+        let targets: Vec<(String, Duration)> = {
+            let mut st = self.lock();
+            let delay = |h: &LiveHost| h.faults.reply_delay();
+            match &route {
+                Route::All(_) => st.hosts.iter().map(|(id, h)| (id.clone(), delay(h))).collect(),
+                Route::Host(_, id) => {
+                    st.hosts.get(*id).map(|h| ((*id).to_string(), delay(h))).into_iter().collect()
+                }
+                Route::One(..) => {
+                    let n = st.hosts.len();
+                    let pick = st.next_one % n.max(1);
+                    st.next_one = st.next_one.wrapping_add(1);
+                    let chosen = st.hosts.iter().nth(pick);
+                    chosen.map(|(id, h)| (id.clone(), delay(h))).into_iter().collect()
+                }
+            }
+        };
+        let subject = msg.subject.to_string();
+        for (host_id, delay) in targets {
+            if delay.is_zero() {
+                self.handle(&host_id, &subject, &msg.payload, msg.reply.clone()).await;
+            } else {
+                let (inner, payload, reply) =
+                    (self.clone(), msg.payload.clone(), msg.reply.clone());
+                let subject = subject.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    inner.handle(&host_id, &subject, &payload, reply).await;
+                });
+            }
+        }
+    }
+
+    /// Handle one request as `host_id`, then publish its reply and (surviving) events.
+    async fn handle(&self, host_id: &str, subject: &str, body: &[u8], reply: Option<Subject>) {
+        let rest = subject.strip_prefix(&self.prefix).and_then(|r| r.strip_prefix('.'));
+        let Some(route) = rest.and_then(route) else {
+            return;
+        };
+        let (outcome, events) = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            let Some(host) = st.hosts.get_mut(host_id) else { return };
+            let uptime = host.started.elapsed();
+            let faults = host.faults.clone();
+            if faults.ignores_requests() {
+                st.records.entry(host_id.to_string()).or_default().requests.record(route.kind());
+                return;
+            }
+            let outcome = match route {
+                Route::All("host.ping") => {
+                    host.state.ping(&self.config.lattice, uptime, &self.config.nats_url)
+                }
+                Route::All("component.auction") => host.state.component_auction(body),
+                Route::All(_) => host.state.provider_auction(body),
+                Route::Host("host.get", _) => Outcome::with(host.state.inventory(uptime)),
+                Route::Host("host.stop", _) => host.state.stop(),
+                Route::Host("component.scale", _) => host.state.scale(body, &st.store, &faults),
+                Route::Host("component.update", _) => host.state.update(body),
+                Route::Host("provider.start", _) => {
+                    host.state.start_provider(body, &st.store, &faults)
+                }
+                Route::Host("provider.stop", _) => host.state.stop_provider(body),
+                Route::Host("label.put", _) => host.state.put_label(body),
+                Route::Host(_, _) => host.state.delete_label(body),
+                Route::One("link.put", _) => st.store.link_put(body),
+                Route::One("link.del", _) => st.store.link_del(body),
+                Route::One("link.get", _) => st.store.link_get(),
+                Route::One("claims.get", _) => st.store.claims_get(),
+                Route::One("config.put", Some(name)) => st.store.config_put(name, body),
+                Route::One("config.get", Some(name)) => st.store.config_get(name),
+                Route::One(_, name) => st.store.config_del(name.unwrap_or_default()),
+            };
+            let record = st.records.entry(host_id.to_string()).or_default();
+            record.requests.record(route.kind());
+            if let Some(host) = st.hosts.get(host_id) {
+                for (id, c) in &host.state.components {
+                    let seen = record.max_seen.entry(id.clone()).or_default();
+                    *seen = (*seen).max(c.count);
+                }
+            }
+            if outcome.stop_host
+                && let Some(live) = st.hosts.remove(host_id)
+            {
+                live.heartbeat.abort();
+            }
+            let drop_share = faults.drop_events();
+            let events: Vec<SimEvent> = outcome
+                .events
+                .iter()
+                .filter(|_| drop_share <= 0.0 || st.rng.random::<f64>() >= drop_share)
+                .cloned()
+                .collect();
+            let dropped = (outcome.events.len() - events.len()) as u64;
+            if let Some(record) = st.records.get_mut(host_id) {
+                record.events.dropped += dropped;
+            }
+            (outcome, events)
+        };
+        if let (Some(reply_to), Some(body)) = (reply, &outcome.reply) {
+            let bytes = serde_json::to_vec(body).unwrap_or_default();
+            if let Err(e) = self.client.publish(reply_to, Bytes::from(bytes)).await {
+                tracing::warn!(host_id, error = %e, "simulated host could not reply");
+            }
+        }
+        for event in events {
+            self.publish_event(host_id, event).await;
+        }
+    }
+}
