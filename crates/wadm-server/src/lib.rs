@@ -1,9 +1,23 @@
-//! The wadm API server.
+//! The wadm API server: the NATS request/reply API of api.md §2 (plus `model.history.{name}`)
+//! over a versioned manifest store, with application status published on
+//! `wadm.status.{lattice}.{app}`.
 //!
-//! - [`connect`]: NATS connection options (reusable by every wadm process);
-//! - [`kv`]: the compare-and-set key-value seam and its JetStream implementation;
+//! JetStream resources (created or verified at start, safe for replicas starting together):
+//! the KV bucket `wadm_manifests` (layout in [`keys`]) and the stream `wadm_status`
+//! (`wadm.status.>`, one message per subject). Requests arrive on `{prefix}.>` in the queue group
+//! `wadm_api`; replies carry a `Wadm-Server` header naming the instance.
+//!
+//! - [`mod@connect`]: NATS connection options and one-line errors (reusable by every wadm process);
+//! - [`kv`]: the compare-and-set key-value seam, its JetStream and in-process implementations;
 //! - [`keys`]: the key layout of the manifest bucket;
-//! - [`store`]: the versioned manifest store (versions, deployed version, generation, history).
+//! - [`store`]: the versioned manifest store (versions, deployed version, generation, history);
+//! - [`status`]: the status seam (written by deploy/undeploy now, by the runtime later);
+//! - [`probe`]: "does this lattice have hosts?" behind a trait;
+//! - [`subject`]: request subject parsing (pure);
+//! - [`checks`]: deploy-time checks against other deployed applications (pure);
+//! - [`manifest`]: parsing request bodies and stored manifests with `wadm-model`;
+//! - [`events`]: the `com.wadm.manifest_published` / `…_unpublished` CloudEvents;
+//! - [`api`]: the operations; [`server`]: setup, the serving loop and graceful shutdown.
 
 pub mod api;
 pub mod checks;
