@@ -235,3 +235,36 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_mixed_writers_keep_the_index_consistent() {
+    let s = Arc::new(store().with_max_versions(4));
+    let tasks: Vec<_> = (0..40u32)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let v = format!("v{}", i % 6);
+                match i % 4 {
+                    0 => drop(s.put("l", "app", &v, manifest(&v), "x").await),
+                    1 => drop(s.deploy("l", "app", Some(&v), "x").await),
+                    2 => drop(s.delete("l", "app", Some(&v), "x").await),
+                    _ => drop(s.undeploy("l", "app", "x").await),
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let index = s.index("l", "app").await.unwrap();
+    let versions: Vec<String> =
+        index.iter().flat_map(|i| i.versions.iter().map(|v| v.version.clone())).collect();
+    if let Some(deployed) = index.as_ref().and_then(|i| i.deployed.clone()) {
+        assert!(versions.contains(&deployed), "deployed {deployed} not stored: {versions:?}");
+    }
+    assert!(versions.len() <= 4);
+    // Exactly the stored versions have data, and nothing else is left behind.
+    assert_eq!(s.kv().scan("l.app.v.*").await.unwrap().len(), versions.len());
+    let history = s.history("l", "app").await.unwrap().unwrap();
+    assert!(!history.is_empty());
+}

@@ -63,6 +63,13 @@ async fn deploy_without_hosts_reports_waiting_then_undeploy() {
     assert_eq!(event.subject.as_str(), "wadm.evt.lat1.manifest_unpublished");
     let event: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
     assert_eq!(event["data"], serde_json::json!({"name": "app"}));
+
+    // Deleting the application forgets its status.
+    env.req::<DeleteModelResponse>("lat1.model.del.app", "").await;
+    let js = async_nats::jetstream::new(env.client.clone());
+    let stream = js.get_stream("wadm_status").await.unwrap();
+    let last = stream.get_last_raw_message_by_subject("wadm.status.lat1.app").await;
+    assert!(last.is_err(), "status purged after delete");
 }
 
 #[tokio::test]
