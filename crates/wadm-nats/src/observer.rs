@@ -116,7 +116,8 @@ impl Observer {
             stats: std::sync::Mutex::new(ObserverStats::default()),
         });
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = Run { client, store, config, shared: shared.clone() };
+        let task =
+            Run { client, store, config, shared: shared.clone(), unstored: Default::default() };
         let task = tokio::spawn(task.run(events, stop_rx));
         Ok(Observer { shared, stop: Some(stop_tx), task })
     }
@@ -157,6 +158,8 @@ struct Run<S> {
     store: S,
     config: ObserverConfig,
     shared: Arc<Shared>,
+    /// Changes not yet stored because a write failed: retried with the next step.
+    unstored: std::sync::Mutex<Changes>,
 }
 
 impl<S: StateStore + 'static> Run<S> {
@@ -307,12 +310,17 @@ impl<S: StateStore + 'static> Run<S> {
             // Nobody listening is fine.
             let _ = self.shared.feed.send(changes.clone());
         }
-        if changes.changes.is_empty() && changes.forgotten_tombstones.is_empty() {
+        // Entities whose write failed earlier are written again with this step: the writes are
+        // computed from the current state, so a retry can never store an outdated value.
+        let mut writes = std::mem::take(&mut *self.unstored.lock().expect("unstored lock"));
+        writes.merge(changes.clone());
+        if writes.changes.is_empty() && writes.forgotten_tombstones.is_empty() {
             return;
         }
-        if let Err(e) = self.store.persist(state, changes).await {
+        if let Err(e) = self.store.persist(state, &writes).await {
             tracing::warn!(lattice = %self.config.lattice, error = %e, "observed state not stored");
             self.shared.stats.lock().expect("stats lock").store_errors += 1;
+            *self.unstored.lock().expect("unstored lock") = writes;
         }
     }
 }
