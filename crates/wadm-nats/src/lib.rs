@@ -8,6 +8,19 @@
 //!
 //! All decisions are made by the pure `wadm-lattice` crate; this crate only moves bytes and reads
 //! the clock ([`clock`]).
+//!
+//! ```no_run
+//! # async fn demo(client: async_nats::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use wadm_nats::{KvStateStore, Observer, ObserverConfig, STATE_BUCKET};
+//! let js = async_nats::jetstream::new(client.clone());
+//! let store = KvStateStore::open(&js, STATE_BUCKET).await?;
+//! let observer = Observer::start(client, store, ObserverConfig::new("default")).await?;
+//! let mut feed = observer.changes(); // each step's Changes, with the apps they affect
+//! let state = observer.state().await; // a copy of the observed LatticeState
+//! # let _ = (feed.recv().await, state);
+//! observer.stop().await;
+//! # Ok(()) }
+//! ```
 
 pub mod clock;
 pub mod discovery;

@@ -231,6 +231,27 @@ mod tests {
     }
 
     #[test]
+    fn one_change_is_one_write_whatever_the_lattice_size() {
+        let mut s = LatticeState { lattice: "big".into(), ..LatticeState::default() };
+        for h in 0..1_000 {
+            let host = format!("N{h}");
+            let ctx = EventContext { source: host, id: format!("s{h}"), time: Some(1) };
+            apply(&mut s, &ctx, &HostEvent::HostStarted(HostStarted::default()), 1);
+        }
+        let scaled = ComponentScaled {
+            component_id: "echo".into(),
+            image_ref: "img".into(),
+            max_instances: 1,
+            ..ComponentScaled::default()
+        };
+        let on_n7 = EventContext { source: "N7".into(), id: "x".into(), time: Some(2) };
+        let changes = apply(&mut s, &on_n7, &HostEvent::ComponentScaled(scaled), 2);
+        let writes = writes_for(&s, &changes);
+        assert_eq!(writes.len(), 1, "{writes:?}");
+        assert_eq!(writes[0].key(), "big.comp.N7.echo");
+    }
+
+    #[test]
     fn changes_become_per_entity_writes_and_round_trip() {
         let mut s = LatticeState { lattice: "lat".into(), ..LatticeState::default() };
         let c1 = apply(&mut s, &ctx("a", 1), &HostEvent::HostStarted(HostStarted::default()), 5);
