@@ -66,7 +66,7 @@ pub use desired::{Deployment, DesiredSource};
 pub use executor::{Executed, Executor};
 pub use io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, Published};
 pub use messages::{CommandFailure, CommandMessage};
-pub use pipeline::{Pipeline, PipelineError, Processed, tick_message};
+pub use pipeline::{Pipeline, PipelineError, PipelineIo, Processed, tick_message};
 pub use record::{AppRecord, Failure, LatticeRecord, RecordStore};
 pub use run::{RunConfig, RunError, run};
 

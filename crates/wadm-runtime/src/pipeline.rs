@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use wadm_lattice::{EventContext, expire, refresh_leases};
 use wadm_model::Application;
-use wadm_protocol::HostEvent;
+use wadm_protocol::ctl::CtlReply;
+use wadm_protocol::{HostEvent, StringMap};
 use wadm_scheduler::{DeployedApp, Desired, UndeployedApp, reconcile_with};
 use wadm_server::kv::{Kv, KvError};
 use wadm_server::status::{StatusError, StatusStore};
@@ -24,7 +25,7 @@ use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected};
 use crate::desired::DesiredSource;
-use crate::io::{Delivery, Inbox, IoError, Outbox, Outgoing};
+use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
 use crate::messages::{Incoming, Tick, classify, internal_subject};
 use crate::record::{LatticeRecord, RecordError, RecordStore};
 
@@ -59,39 +60,53 @@ pub struct Processed {
 
 type ManifestKey = (String, String, String);
 
+/// The I/O a pipeline uses.
+pub struct PipelineIo<K, D, S, O, C> {
+    /// The bucket of lattice records.
+    pub records: K,
+    /// Desired state (the manifest store).
+    pub desired: D,
+    /// Where application statuses go.
+    pub status: S,
+    /// The command stream.
+    pub commands: O,
+    /// Control requests (to read config values).
+    pub control: C,
+}
+
 /// The event pipeline of one replica.
-pub struct Pipeline<K, D, S, O> {
+pub struct Pipeline<K, D, S, O, C> {
     records: RecordStore<K>,
     desired: D,
     status: S,
     commands: O,
+    control: C,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
     config: RuntimeConfig,
     manifests: Mutex<BTreeMap<ManifestKey, Application>>,
 }
 
-impl<K, D, S, O> Pipeline<K, D, S, O>
+impl<K, D, S, O, C> Pipeline<K, D, S, O, C>
 where
     K: Kv,
     D: DesiredSource,
     S: StatusStore,
     O: Outbox,
+    C: ControlClient,
 {
     pub fn new(
-        records: K,
-        desired: D,
-        status: S,
-        commands: O,
+        io: PipelineIo<K, D, S, O, C>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
         config: RuntimeConfig,
     ) -> Self {
         Self {
-            records: RecordStore::new(records),
-            desired,
-            status,
-            commands,
+            records: RecordStore::new(io.records),
+            desired: io.desired,
+            status: io.status,
+            commands: io.commands,
+            control: io.control,
             clock,
             random,
             config,
@@ -163,6 +178,11 @@ where
                     Ok((envelope, event)) => {
                         let ctx = EventContext::from_cloud_event(&envelope);
                         let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
+                        for change in &changes.changes {
+                            if let wadm_lattice::Change::ConfigSet { name } = change {
+                                self.read_config(&mut record, name).await;
+                            }
+                        }
                         affected.every_app |= changes.every_app;
                         affected.apps.extend(changes.apps);
                         host_failure = decide::host_failure(&ctx.source, &event);
@@ -269,6 +289,24 @@ where
                 }
             }
             return Ok(done);
+        }
+    }
+
+    /// Events say a config changed, not what it holds: ask the lattice (`config.get`), so the
+    /// scheduler can compare values. An unanswered ask leaves the values unknown.
+    async fn read_config(&self, record: &mut LatticeRecord, name: &str) {
+        let subject = wadm_protocol::subject::ctl_host(
+            &record.state.lattice,
+            wadm_protocol::subject::suffix::CONFIG_GET,
+            name,
+        );
+        let timeout = self.config.request_timeout;
+        let Ok(bytes) = self.control.request(&subject, Vec::new(), timeout).await else { return };
+        let reply: Result<CtlReply<StringMap>, _> = serde_json::from_slice(&bytes);
+        if let (Ok(reply), Some(config)) = (reply, record.state.configs.get_mut(name))
+            && reply.success
+        {
+            config.values = reply.response;
         }
     }
 

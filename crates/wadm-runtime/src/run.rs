@@ -22,7 +22,7 @@ use crate::nats::{
     JsInbox, JsOutbox, NatsControl, RECORD_BUCKET, StreamSettings, ensure_command_consumer,
     ensure_event_consumer, ensure_streams,
 };
-use crate::pipeline::{Pipeline, tick_message};
+use crate::pipeline::{Pipeline, PipelineIo, tick_message};
 
 /// What [`run`] needs to know.
 #[derive(Debug, Clone)]
@@ -66,7 +66,8 @@ fn setup(e: impl std::fmt::Display) -> RunError {
     RunError::Setup(e.to_string())
 }
 
-type NatsPipeline = Pipeline<NatsKv, Arc<ManifestStore<NatsKv>>, NatsStatusStore, JsOutbox>;
+type NatsPipeline =
+    Pipeline<NatsKv, Arc<ManifestStore<NatsKv>>, NatsStatusStore, JsOutbox, NatsControl>;
 type NatsExecutor = Executor<Arc<ManifestStore<NatsKv>>, NatsControl, JsOutbox>;
 
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
@@ -109,15 +110,15 @@ pub async fn run(
     let random: Arc<dyn Random> = Arc::new(SeededRandom::from_entropy());
     let store = Arc::new(ManifestStore::new(NatsKv::new(manifests, client.clone())));
     let outbox = JsOutbox::new(js.clone());
-    let pipeline: Arc<NatsPipeline> = Arc::new(Pipeline::new(
-        NatsKv::new(records, client.clone()),
-        store.clone(),
-        NatsStatusStore::new(js.clone(), status_stream, client.clone()),
-        outbox.clone(),
-        clock.clone(),
-        random.clone(),
-        config.runtime.clone(),
-    ));
+    let io = PipelineIo {
+        records: NatsKv::new(records, client.clone()),
+        desired: store.clone(),
+        status: NatsStatusStore::new(js.clone(), status_stream, client.clone()),
+        commands: outbox.clone(),
+        control: NatsControl::new(client.clone()),
+    };
+    let pipeline: Arc<NatsPipeline> =
+        Arc::new(Pipeline::new(io, clock.clone(), random.clone(), config.runtime.clone()));
     let executor: Arc<NatsExecutor> = Arc::new(Executor::new(
         store,
         NatsControl::new(client.clone()),

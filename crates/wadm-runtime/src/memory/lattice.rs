@@ -217,6 +217,13 @@ impl ControlClient for MemoryLattice {
             }
         }
         let tokens: Vec<&str> = subject.split('.').collect();
+        if let [_, _, _, _, "config", "get", name] = tokens.as_slice() {
+            let values = self.lock().truth.configs.get(*name).and_then(|c| c.values.clone());
+            return Ok(reply(match values {
+                Some(values) => CtlReply::with(to_json(&values)),
+                None => CtlReply { message: "Configuration not found".into(), ..CtlReply::ok() },
+            }));
+        }
         let Some(command) = tokens.get(4..).and_then(|suffix| Self::decode(suffix, &body)) else {
             return Ok(reply(CtlReply::error(format!("unknown request {subject}"))));
         };

@@ -10,8 +10,8 @@ use wadm_runtime::memory::{
 };
 use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
-    Clock, Executed, Executor, Outbox, Outgoing, Pipeline, Processed, Random, RuntimeConfig,
-    SeededRandom, VirtualClock, tick_message,
+    Clock, Executed, Executor, Outbox, Outgoing, Pipeline, PipelineIo, Processed, Random,
+    RuntimeConfig, SeededRandom, VirtualClock, tick_message,
 };
 use wadm_server::store::ManifestStore;
 
@@ -21,7 +21,7 @@ pub const ACK_WAIT: Duration = Duration::from_secs(30);
 pub type Store = Arc<ManifestStore<SharedKv>>;
 
 pub struct Replica {
-    pub pipeline: Pipeline<SharedKv, Store, MemoryStatus, MemoryLog>,
+    pub pipeline: Pipeline<SharedKv, Store, MemoryStatus, MemoryLog, MemoryLattice>,
     pub executor: Executor<Store, MemoryLattice, MemoryLog>,
     pub events: MemoryConsumer,
     pub commands: MemoryConsumer,
@@ -78,10 +78,13 @@ impl World {
                 let random: Arc<dyn Random> = Arc::new(SeededRandom::new(seed ^ (i as u64 + 1)));
                 Replica {
                     pipeline: Pipeline::new(
-                        records.clone(),
-                        store.clone(),
-                        status.clone(),
-                        commands.clone(),
+                        PipelineIo {
+                            records: records.clone(),
+                            desired: store.clone(),
+                            status: status.clone(),
+                            commands: commands.clone(),
+                            control: lattice.clone(),
+                        },
                         shared.clone(),
                         random.clone(),
                         config.clone(),
