@@ -8,6 +8,11 @@ use crate::error::ClientError;
 /// Where wadm's NATS listens when nothing else is said.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
+/// Environment variable naming the NATS URL (read by [`ConnectOptions::from_env`]).
+pub const NATS_URL_ENV: &str = "WADM_NATS_URL";
+/// Environment variable naming a NATS credentials file (read by [`ConnectOptions::from_env`]).
+pub const NATS_CREDS_ENV: &str = "WADM_NATS_CREDS";
+
 /// How to reach NATS: URL, optional credentials file, connect timeout.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
@@ -33,6 +38,16 @@ impl ConnectOptions {
     /// Options for `url` with no credentials.
     pub fn new(url: impl Into<String>) -> Self {
         Self { url: url.into(), ..Self::default() }
+    }
+
+    /// Options from `WADM_NATS_URL` (default [`DEFAULT_NATS_URL`]) and `WADM_NATS_CREDS`.
+    pub fn from_env() -> Self {
+        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            url: non_empty(NATS_URL_ENV).unwrap_or_else(|| DEFAULT_NATS_URL.to_string()),
+            credentials_file: non_empty(NATS_CREDS_ENV).map(PathBuf::from),
+            ..Self::default()
+        }
     }
 
     /// Connect once (no retry of the initial connection: a CLI should fail fast).

@@ -13,7 +13,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), wadm_client::ClientError> {
 //! use wadm_client::{Client, ConnectOptions};
-//! let nats = ConnectOptions::default().connect().await?;
+//! let nats = ConnectOptions::from_env().connect().await?;
 //! let client = Client::new(nats, "default", None);
 //! let put = client.put_manifest(std::fs::read("app.yaml").unwrap(), None).await?;
 //! client.deploy(&put.name, Some(&put.current_version)).await?;
@@ -31,7 +31,7 @@ mod reply;
 mod watch;
 
 pub use client::{ACTOR_HEADER, Client, DEFAULT_TIMEOUT};
-pub use connect::{ConnectOptions, DEFAULT_NATS_URL};
+pub use connect::{ConnectOptions, DEFAULT_NATS_URL, NATS_CREDS_ENV, NATS_URL_ENV};
 pub use error::ClientError;
 pub use history::{HistoryEntry, HistoryResponse};
 pub use wadm_model::api;

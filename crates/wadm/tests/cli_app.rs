@@ -337,3 +337,25 @@ async fn deploy_wait_succeeds_when_deployed_and_fails_when_failed() {
     let last = run.stderr.lines().last().unwrap();
     assert!(last.starts_with("error: deployment of bad failed: spread default"), "{}", run.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_reads_stdin() {
+    use tokio::io::AsyncWriteExt;
+    let env = Env::with_wadm("cli-stdin").await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
+        .args(["app", "put", "-", "-o", "json", "--nats-url", &env.nats.url()])
+        .args(["--lattice", &env.lattice])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(manifest("piped", "v7").as_bytes()).await.unwrap();
+    drop(stdin);
+    let put = Run::from(child.wait_with_output().await.unwrap()).json();
+    assert_eq!(
+        (put["name"].as_str(), put["current_version"].as_str()),
+        (Some("piped"), Some("v7"))
+    );
+}
