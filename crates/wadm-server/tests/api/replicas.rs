@@ -92,3 +92,25 @@ async fn ten_concurrent_puts_keep_ten_versions() {
     expected.sort();
     assert_eq!(names, expected);
 }
+
+#[tokio::test]
+async fn one_slot_still_answers_every_request() {
+    // A probe window long enough that 10 probes holding the only slot in turn would exceed the
+    // 10 s request timeout.
+    let config =
+        ServerConfig { max_in_flight: 1, probe_window: Duration::from_secs(2), ..test_config() };
+    let env = Env::with_config(config).await;
+    env.req::<PutModelResponse>("default.model.put", &manifest("app", Some("1"))).await;
+    // Deploys carry a follow-up probe; with one slot they must not hold it after replying.
+    let requests = (0..30).map(|i| {
+        let client = env.client.clone();
+        let subject = if i % 3 == 0 {
+            "wadm.api.default.model.deploy.app"
+        } else {
+            "wadm.api.default.model.get.app"
+        };
+        async move { client.request(subject, "".into()).await.map(|r| r.payload) }
+    });
+    let replies = futures::future::join_all(requests).await;
+    assert!(replies.iter().all(|r| r.is_ok()), "every request answered");
+}
