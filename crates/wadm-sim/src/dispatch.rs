@@ -11,12 +11,17 @@ use rand::Rng;
 
 use crate::outcome::{Outcome, SimEvent};
 use crate::route::{Route, route};
-use crate::runtime::{Inner, LiveHost};
+use crate::runtime::{Inner, LiveHost, Origin};
 
 impl Inner {
-    pub(crate) async fn dispatch(self: &Arc<Self>, msg: Message) {
+    pub(crate) async fn dispatch(self: &Arc<Self>, msg: Message, origin: Origin) {
         let Some(rest) = msg.subject.as_str().strip_prefix(&self.prefix) else { return };
         let Some(route) = rest.strip_prefix('.').and_then(route) else { return };
+        // A host subscription also matches e.g. `config.get.{name}` when the name is a host id:
+        // the shared queue subscription serves that one.
+        if matches!(route, Route::Host(..)) != (origin == Origin::HostSubscription) {
+            return;
+        }
         let targets: Vec<(String, Duration)> = {
             let mut st = self.lock();
             let delay = |h: &LiveHost| h.faults.reply_delay();

@@ -29,15 +29,19 @@
 //! - After [`SimLattice::connect`] and [`EventTap::start`] the server has processed the
 //!   subscriptions (a round trip, not just a flush), so nothing published later is missed.
 //!
-//! Differences from a real lattice: a request addressed to a host id nobody runs (or a crashed
-//! host) times out instead of getting "no responders", because the subscription is shared; the
-//! same holds for "one"-kind subjects while no host runs. Components are unsigned (no claims).
+//! - Each host has one subscription for its addressed subjects, so a request to a host that is
+//!   not running gets "no responders"; [`SimLattice::stop_host`] and [`SimLattice::crash_host`]
+//!   return once the server has dropped it.
+//!
+//! Differences from a real lattice: "one"-kind subjects stay subscribed while no host runs (a
+//! request then times out instead of getting "no responders"). Components are unsigned.
 
 pub mod config;
 mod dispatch;
 pub mod faults;
 pub mod host;
 pub mod host_id;
+mod host_sub;
 pub mod outcome;
 pub mod probe;
 pub mod route;

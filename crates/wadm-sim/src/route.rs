@@ -39,8 +39,9 @@ const HOST: [&str; 8] = [
 ];
 
 /// Subjects (relative to the control prefix) subscribed plainly: every process sees them.
+/// Host-addressed subjects are subscribed per host (see `host_sub.rs`).
 pub fn plain_subscriptions() -> Vec<String> {
-    ALL.iter().map(|s| s.to_string()).chain(HOST.iter().map(|s| format!("{s}.*"))).collect()
+    ALL.iter().map(|s| s.to_string()).collect()
 }
 
 /// Subjects (relative to the control prefix) subscribed in a queue group: one process answers.
@@ -76,7 +77,7 @@ mod tests {
         assert_eq!(route("component.scale."), None);
         assert_eq!(route("host.ping.x"), None);
         assert_eq!(route("nope"), None);
-        assert_eq!(plain_subscriptions().len(), 11);
+        assert_eq!(plain_subscriptions().len(), 3);
         assert_eq!(queue_subscriptions().len(), 7);
     }
 }

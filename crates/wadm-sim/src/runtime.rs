@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use async_nats::Client;
+use async_nats::{Client, Message};
 use bytes::Bytes;
 use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wadm_protocol::event::HostStarted;
@@ -18,7 +19,9 @@ use wadm_protocol::{CloudEvent, HostInventory, Link, StringMap, subject};
 use crate::config::{HostSpec, RequestCounts, SimConfig, friendly_name, hostcore_labels};
 use crate::faults::FaultSwitches;
 use crate::host::{HostState, SIM_HOST_VERSION};
+use crate::host_sub::{HostSubscription, subscribe_host};
 use crate::outcome::SimEvent;
+use crate::probe::server_round_trip;
 use crate::route::{plain_subscriptions, queue_subscriptions};
 use crate::store::LatticeStore;
 
@@ -39,6 +42,7 @@ pub(crate) struct LiveHost {
     pub(crate) started: Instant,
     pub(crate) faults: Arc<FaultSwitches>,
     pub(crate) heartbeat: JoinHandle<()>,
+    pub(crate) subscription: Option<HostSubscription>,
 }
 
 /// What tests read back about a host, kept after it stops or crashes.
@@ -72,6 +76,8 @@ pub(crate) struct Inner {
     pub(crate) config: SimConfig,
     pub(crate) prefix: String,
     pub(crate) state: Mutex<State>,
+    /// Where host subscriptions forward their messages (to the dispatcher).
+    pub(crate) host_messages: mpsc::Sender<Message>,
 }
 
 /// A simulated lattice of wasmCloud 1.x hosts on a real NATS server.
@@ -107,9 +113,7 @@ impl SimLattice {
             subs.push(sub.map_err(|e| sub_err(&s, &e))?);
         }
         // Hosts answer at once: the server has processed every subscription after a round trip.
-        crate::probe::server_round_trip(&client, Duration::from_secs(10))
-            .await
-            .map_err(|e| sub_err(&prefix, &e))?;
+        server_round_trip(&client, ROUND_TRIP).await.map_err(|e| sub_err(&prefix, &e))?;
         let state = State {
             hosts: BTreeMap::new(),
             store: LatticeStore::default(),
@@ -117,13 +121,20 @@ impl SimLattice {
             rng: StdRng::seed_from_u64(config.seed),
             next_one: 0,
         };
-        let inner = Arc::new(Inner { client, config, prefix, state: Mutex::new(state) });
+        let (host_messages, mut from_hosts) = mpsc::channel(1024);
+        let state = Mutex::new(state);
+        let inner = Arc::new(Inner { client, config, prefix, state, host_messages });
         let weak = Arc::downgrade(&inner);
         let dispatcher = tokio::spawn(async move {
-            let mut all = futures::stream::select_all(subs);
-            while let Some(msg) = all.next().await {
+            let mut shared = futures::stream::select_all(subs);
+            loop {
+                let (msg, origin) = tokio::select! {
+                    Some(msg) = shared.next() => (msg, Origin::Shared),
+                    Some(msg) = from_hosts.recv() => (msg, Origin::HostSubscription),
+                    else => break,
+                };
                 let Some(inner) = weak.upgrade() else { break };
-                inner.dispatch(msg).await;
+                inner.dispatch(msg, origin).await;
             }
         });
         Ok(SimLattice { inner, dispatcher })
@@ -135,6 +146,20 @@ impl SimLattice {
         let id = crate::host_id::new_host_id();
         let mut labels = hostcore_labels();
         labels.extend(spec.labels);
+        let subscription =
+            match subscribe_host(&inner.client, &inner.prefix, &id, inner.host_messages.clone())
+                .await
+            {
+                Ok(sub) => Some(sub),
+                Err(e) => {
+                    tracing::warn!(host_id = %id, error = %e, "host subscription failed");
+                    None
+                }
+            };
+        // Addressed requests reach the host as soon as this returns.
+        if let Err(e) = server_round_trip(&inner.client, ROUND_TRIP).await {
+            tracing::warn!(host_id = %id, error = %e, "no round trip after subscribing");
+        }
         let started_event = {
             let mut st = inner.lock();
             let name = spec.friendly_name.unwrap_or_else(|| friendly_name(&mut st.rng));
@@ -149,8 +174,13 @@ impl SimLattice {
                 inner.config.heartbeat_interval,
             ));
             let state = HostState::new(id.clone(), name.clone(), labels.clone());
-            let live =
-                LiveHost { state, started: Instant::now(), faults: faults.clone(), heartbeat };
+            let live = LiveHost {
+                state,
+                started: Instant::now(),
+                faults: faults.clone(),
+                heartbeat,
+                subscription,
+            };
             st.hosts.insert(id.clone(), live);
             st.records.insert(id.clone(), HostRecord { faults, ..HostRecord::default() });
             let data = HostStarted {
@@ -167,7 +197,8 @@ impl SimLattice {
 
     /// Stop a host gracefully: it publishes `host_stopped` and goes away. False if not running.
     pub async fn stop_host(&self, host_id: &str) -> bool {
-        let Some(live) = self.inner.remove_host(host_id) else { return false };
+        let Some(mut live) = self.inner.remove_host(host_id) else { return false };
+        self.inner.unsubscribe(&mut live).await;
         let labels = live.state.labels.clone();
         let event = SimEvent::new("host_stopped", wadm_protocol::event::HostStopped { labels });
         self.inner.publish_event(host_id, event).await;
@@ -176,7 +207,9 @@ impl SimLattice {
 
     /// Crash a host: it goes silent (no replies, heartbeats or events). False if not running.
     pub async fn crash_host(&self, host_id: &str) -> bool {
-        self.inner.remove_host(host_id).is_some()
+        let Some(mut live) = self.inner.remove_host(host_id) else { return false };
+        self.inner.unsubscribe(&mut live).await;
+        true
     }
 
     /// Make a provider's health checks pass or fail; its host publishes the matching event now
@@ -294,6 +327,16 @@ async fn heartbeat_loop(inner: Weak<Inner>, host_id: String, first: Duration, ev
 }
 
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
+const ROUND_TRIP: Duration = Duration::from_secs(10);
+
+/// Which subscription a control message came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The lattice-wide plain ("all") and queue ("one") subscriptions.
+    Shared,
+    /// A host's own subscription (host-addressed subjects only).
+    HostSubscription,
+}
 
 impl Inner {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -307,6 +350,15 @@ impl Inner {
     }
 
     /// Publish an event unless the host's drop-events fault eats it.
+    /// Drop a removed host's subscription and wait until the server has processed that, so the
+    /// next request to it gets "no responders".
+    async fn unsubscribe(&self, live: &mut LiveHost) {
+        if let Some(done) = live.subscription.as_mut().and_then(HostSubscription::close) {
+            let _ = done.await;
+        }
+        let _ = server_round_trip(&self.client, ROUND_TRIP).await;
+    }
+
     pub(crate) async fn publish_event_maybe_dropped(&self, host_id: &str, event: SimEvent) {
         let dropped = {
             let mut st = self.lock();

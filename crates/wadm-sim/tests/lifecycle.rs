@@ -65,14 +65,28 @@ async fn stopped_hosts_say_so_and_crashed_hosts_go_silent() {
 
     assert!(f.sim.crash_host(&b).await);
     assert!(f.sim.hosts().is_empty());
-    // Silent: no reply to a host-addressed request, no host_stopped.
-    let req = f.client.request(ctl(&format!("host.get.{b}")), "".into());
-    let answered = tokio::time::timeout(Duration::from_millis(500), req).await;
-    assert!(!matches!(answered, Ok(Ok(_))), "a crashed host must not answer");
+    // Gone, as a crashed process is: its subjects have no responders, and no host_stopped.
+    for gone in [&a, &b] {
+        let err = f.client.request(ctl(&format!("host.get.{gone}")), "".into()).await.unwrap_err();
+        assert_eq!(err.kind(), async_nats::client::RequestErrorKind::NoResponders);
+    }
     assert_eq!(f.events.of("host_stopped").len(), 1);
     let beats_after_crash = f.events.of("host_heartbeat").len();
     // Another host keeps beating; the crashed one must not appear among later beats.
     let c = f.sim.add_host(HostSpec::default()).await;
     let later = f.events.wait("host_heartbeat", beats_after_crash + 3).await;
     assert!(later[beats_after_crash..].iter().all(|e| e.source == c));
+}
+
+#[tokio::test]
+async fn a_host_nobody_runs_has_no_responders() {
+    let f = fixture(|_| {}).await;
+    f.sim.add_host(HostSpec::default()).await;
+    let stranger = wadm_sim::host_id::new_host_id();
+    let scale = serde_json::json!({"component_ref": "r", "component_id": "c", "count": 1,
+        "host_id": stranger});
+    let body = serde_json::to_vec(&scale).unwrap();
+    let subject = ctl(&format!("component.scale.{stranger}"));
+    let err = f.client.request(subject, body.into()).await.unwrap_err();
+    assert_eq!(err.kind(), async_nats::client::RequestErrorKind::NoResponders);
 }
