@@ -90,4 +90,24 @@ mod tests {
         let err = decode::<VersionResponse>("s", &body).unwrap_err().to_string();
         assert!(err.len() < 400, "{err}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_reply_decodes_or_errors(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let _ = decode::<VersionResponse>("s", &body);
+            let _ = decode::<wadm_model::Status>("s", &body);
+        }
+
+        #[test]
+        fn any_result_string_is_handled(result in "[a-z]{0,12}", message in ".{0,40}") {
+            let body = serde_json::json!({"result": result, "message": message}).to_string();
+            match decode::<DeployModelResponse>("s", body.as_bytes()) {
+                Err(ClientError::Api { message: m }) => proptest::prop_assert!(result == "error" && m == message),
+                Err(ClientError::NotFound { message: m }) => proptest::prop_assert!(result == "notfound" && m == message),
+                Err(ClientError::Decode { .. }) => proptest::prop_assert!(result != "acknowledged"),
+                Ok(reply) => proptest::prop_assert_eq!(reply.result, DeployResult::Acknowledged),
+                Err(other) => proptest::prop_assert!(false, "unexpected {other}"),
+            }
+        }
+    }
 }

@@ -359,3 +359,17 @@ async fn put_reads_stdin() {
         (Some("piped"), Some("v7"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lattice_and_prefix_options_select_the_api() {
+    let env = Env::with_wadm("cli-iso-a").await;
+    let file = env.manifest("a.yaml", "only-in-a", "v1");
+    env.app(&["put", path(&file)]).await.ok();
+    let here = env.app(&["list", "-o", "json"]).await.json();
+    assert_eq!(here.as_array().unwrap().len(), 1);
+    // The flag overrides WADM_LATTICE.
+    let other = env.app(&["--lattice", "cli-iso-b", "list", "-o", "json"]).await.json();
+    assert_eq!(other, serde_json::json!([]));
+    let line = env.app(&["list", "--api-prefix", "nobody.api"]).await.failed(2).to_string();
+    assert!(line.contains("nobody.api.cli-iso-a.model.get"), "{line}");
+}
