@@ -220,3 +220,13 @@ fn fractional_numbers_where_text_is_expected_are_read_with_a_warning() {
     );
     assert_eq!(parsed.app.version.as_deref(), Some("1.1"));
 }
+
+#[test]
+fn empty_entries_and_missing_objects_are_reported_once() {
+    let yaml = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: x\nspec:\n  components:\n    - name: a\n      type: component\n    - null\n";
+    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
+    let d = &err.diagnostics;
+    assert_error(d, "missing-field", "spec.components[0].properties");
+    assert_error(d, "empty-entry", "spec.components[1]");
+    assert_eq!(d.len(), 2, "{d:#?}");
+}

@@ -55,7 +55,7 @@ pub fn component(
         d.error(&props_path, "missing-field", "`properties` is required");
     }
     let props = Fields::of(props_node, &props_path, "component properties", PROPERTIES, d);
-    let source = source(&props, d);
+    let source = source(&props, matches!(props_node, Node::Null), d);
     let explicit = props.opt_str("id", d);
     if explicit.as_deref() == Some("") {
         d.error(&props_path.key("id"), "empty-value", "the id must not be empty");
@@ -152,7 +152,8 @@ pub fn default_spread() -> Spread {
     }
 }
 
-fn source(props: &Fields<'_>, d: &mut Diagnostics) -> Source {
+/// Reads `image` / `application`. `missing` (no `properties` at all) was reported already.
+fn source(props: &Fields<'_>, missing: bool, d: &mut Diagnostics) -> Source {
     let path = &props.path;
     match (props.get_present("image"), props.get_present("application")) {
         (Some(image), None) => Source::Image(non_empty_string(image, &path.key("image"), d)),
@@ -174,7 +175,13 @@ fn source(props: &Fields<'_>, d: &mut Diagnostics) -> Source {
             Source::Image(String::new())
         }
         (None, None) => {
-            d.error(path, "image-xor-application", "one of `image` or `application` is required");
+            if !missing {
+                d.error(
+                    path,
+                    "image-xor-application",
+                    "one of `image` or `application` is required",
+                );
+            }
             Source::Image(String::new())
         }
     }

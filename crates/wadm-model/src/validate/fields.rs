@@ -185,10 +185,21 @@ pub fn u32_number(node: &Node, path: &Path, d: &mut Diagnostics) -> u32 {
     }
 }
 
-/// A list; `null` reads as empty. Returns each element with its path.
+/// A list; `null` reads as empty. Returns each element with its path; `null` elements are
+/// reported and left out.
 pub fn list<'n>(node: &'n Node, path: &Path, d: &mut Diagnostics) -> Vec<(&'n Node, Path)> {
     match node {
-        Node::Seq(items) => items.iter().enumerate().map(|(i, n)| (n, path.index(i))).collect(),
+        Node::Seq(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                if matches!(item, Node::Null) {
+                    d.error(&path.index(i), "empty-entry", "this list entry is empty (null)");
+                } else {
+                    out.push((item, path.index(i)));
+                }
+            }
+            out
+        }
         Node::Null => Vec::new(),
         other => {
             d.error(path, "wrong-type", format!("must be a list, found {}", other.kind()));
