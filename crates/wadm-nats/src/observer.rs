@@ -89,8 +89,12 @@ pub struct Observer {
 }
 
 enum Answer {
+    /// A complete discovery round.
     Round(Discovery),
+    /// Answers to follow-up requests (one host's inventory, some configs).
     Partial(Discovery),
+    /// A round that could not be run (the connection failed).
+    Failed,
 }
 
 impl Observer {
@@ -181,10 +185,16 @@ impl<S: StateStore + 'static> Run<S> {
                     self.on_event(&message.payload, &tx).await;
                 }
                 Some(answer) = answers.recv() => {
-                    if matches!(answer, Answer::Round(_)) {
-                        round_running = false;
-                    }
-                    self.on_answer(answer, &tx).await;
+                    let (discovery, complete) = match answer {
+                        Answer::Round(d) => (d, true),
+                        Answer::Partial(d) => (d, false),
+                        Answer::Failed => {
+                            round_running = false;
+                            continue;
+                        }
+                    };
+                    round_running &= !complete;
+                    self.on_answer(discovery, complete, &tx).await;
                 }
                 _ = tokio::time::sleep(expiry) => {
                     let mut state = self.shared.state.lock().await;
@@ -234,11 +244,12 @@ impl<S: StateStore + 'static> Run<S> {
         self.follow_up(&changes, tx);
     }
 
-    async fn on_answer(&self, answer: Answer, tx: &mpsc::UnboundedSender<Answer>) {
-        let (discovery, complete) = match answer {
-            Answer::Round(d) => (d, true),
-            Answer::Partial(d) => (d, false),
-        };
+    async fn on_answer(
+        &self,
+        discovery: Discovery,
+        complete: bool,
+        tx: &mpsc::UnboundedSender<Answer>,
+    ) {
         let mut state = self.shared.state.lock().await;
         let changes = merge_discovery(&mut state, &discovery, now_ms());
         self.persist(&state, &changes).await;
@@ -298,8 +309,7 @@ impl<S: StateStore + 'static> Run<S> {
                 }
                 Err(e) => {
                     tracing::warn!(%lattice, error = %e, "discovery round failed");
-                    let _ =
-                        tx.send(Answer::Round(Discovery { started_at, ..Discovery::default() }));
+                    let _ = tx.send(Answer::Failed);
                 }
             }
         });
