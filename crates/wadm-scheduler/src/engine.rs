@@ -55,40 +55,49 @@ enum Phase {
     DeleteConfig,
 }
 
-type Owner = (String, String);
+/// (application, scaler id) of the scaler whose want is kept.
+type Owner<'e> = (&'e str, &'e str);
 
+/// Every scaler's wants, merged; borrows from the evaluations.
 #[derive(Default)]
-struct Merged {
-    components: BTreeMap<(String, String), (Owner, ComponentWant)>,
-    providers: BTreeMap<(String, String), (Owner, ProviderWant)>,
-    links: BTreeMap<LinkKey, (Owner, Link)>,
-    configs: BTreeMap<String, (Owner, StringMap)>,
+struct Merged<'e> {
+    components: BTreeMap<(&'e str, &'e str), (Owner<'e>, &'e ComponentWant)>,
+    providers: BTreeMap<(&'e str, &'e str), (Owner<'e>, &'e ProviderWant)>,
+    links: BTreeMap<LinkKey, (Owner<'e>, &'e Link)>,
+    configs: BTreeMap<&'e str, (Owner<'e>, &'e StringMap)>,
 }
 
-fn keep_min<K: Ord, V>(map: &mut BTreeMap<K, (Owner, V)>, key: K, owner: &Owner, value: V) {
+fn keep_min<'e, K: Ord, V>(
+    map: &mut BTreeMap<K, (Owner<'e>, V)>,
+    key: K,
+    owner: Owner<'e>,
+    value: V,
+) {
     match map.get(&key) {
-        Some((existing, _)) if existing <= owner => {}
+        Some((existing, _)) if *existing <= owner => {}
         _ => {
-            map.insert(key, (owner.clone(), value));
+            map.insert(key, (owner, value));
         }
     }
 }
 
-impl Merged {
-    fn add(&mut self, info: &ScalerInfo, wants: Vec<Want>) {
-        let owner = (info.app.clone(), info.id.clone());
+impl<'e> Merged<'e> {
+    fn add(&mut self, info: &'e ScalerInfo, wants: &'e [Want]) {
+        let owner = (info.app.as_str(), info.id.as_str());
         for want in wants {
             match want {
                 Want::Component(w) => {
-                    let key = (w.host_id.clone(), w.component_id.clone());
-                    keep_min(&mut self.components, key, &owner, w);
+                    let key = (w.host_id.as_str(), w.component_id.as_str());
+                    keep_min(&mut self.components, key, owner, w);
                 }
                 Want::Provider(w) => {
-                    let key = (w.host_id.clone(), w.provider_id.clone());
-                    keep_min(&mut self.providers, key, &owner, w);
+                    let key = (w.host_id.as_str(), w.provider_id.as_str());
+                    keep_min(&mut self.providers, key, owner, w);
                 }
-                Want::Link(l) => keep_min(&mut self.links, l.key(), &owner, l),
-                Want::Config { name, values } => keep_min(&mut self.configs, name, &owner, values),
+                Want::Link(l) => keep_min(&mut self.links, l.key(), owner, l),
+                Want::Config { name, values } => {
+                    keep_min(&mut self.configs, name.as_str(), owner, values)
+                }
             }
         }
     }
@@ -124,13 +133,13 @@ pub fn plan_with(
 
     let mut merged = Merged::default();
     let mut statuses: BTreeMap<String, Vec<ScalerStatus>> = BTreeMap::new();
-    for (info, eval) in evaluations {
-        merged.add(info, eval.wants);
+    for (info, eval) in &evaluations {
+        merged.add(info, &eval.wants);
         statuses.entry(info.app.clone()).or_default().push(ScalerStatus {
             id: info.id.clone(),
             kind: info.kind.clone(),
             name: info.name.clone(),
-            status: eval.status,
+            status: eval.status.clone(),
         });
     }
 
@@ -161,15 +170,15 @@ pub fn plan_with(
 
 fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     let observed = &ctx.lattice().configs;
-    for (name, ((app, _), values)) in &merged.configs {
+    for (&name, &((app, _), values)) in &merged.configs {
         let current = observed.get(name).and_then(|c| c.values.as_ref());
         if current != Some(values) {
-            let cmd = Command::PutConfig { name: name.clone(), values: values.clone() };
+            let cmd = Command::PutConfig { name: name.to_string(), values: values.clone() };
             b.push(Phase::PutConfig, "", name, 0, app, cmd);
         }
     }
     for name in observed.keys() {
-        if merged.configs.contains_key(name) {
+        if merged.configs.contains_key(name.as_str()) {
             continue;
         }
         if let Some(app) = ctx.catalog().config_owner(name) {
@@ -194,7 +203,7 @@ fn scale(w: &ComponentWant, count: u32) -> Command {
 
 fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     let hosts = &ctx.lattice().hosts;
-    for ((host_id, id), ((app, _), w)) in &merged.components {
+    for (&(host_id, id), &((app, _), w)) in &merged.components {
         let Some(host) = hosts.get(host_id) else { continue };
         match host.components.get(id) {
             None if w.count > 0 => b.push(Phase::Start, host_id, id, 1, app, scale(w, w.count)),
@@ -203,9 +212,9 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             Some(o) => {
                 if o.image_ref != w.image_ref && w.count > 0 {
                     let cmd = Command::UpdateComponent(UpdateComponentRequest {
-                        component_id: id.clone(),
+                        component_id: id.to_string(),
                         new_component_ref: w.image_ref.clone(),
-                        host_id: host_id.clone(),
+                        host_id: host_id.to_string(),
                         annotations: Some(w.annotations.clone()),
                     });
                     b.push(Phase::Start, host_id, id, 0, app, cmd);
@@ -221,13 +230,13 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
         for (id, o) in &host.components {
             let Some(app) = owner_app(&o.annotations) else { continue };
             if !ctx.catalog().is_known_app(app)
-                || merged.components.contains_key(&(host_id.clone(), id.clone()))
+                || merged.components.contains_key(&(host_id.as_str(), id.as_str()))
             {
                 continue;
             }
             let w = ComponentWant {
-                host_id: host_id.clone(),
-                component_id: id.clone(),
+                host_id: host_id.to_string(),
+                component_id: id.to_string(),
                 image_ref: o.image_ref.clone(),
                 count: 0,
                 annotations: o.annotations.clone(),
@@ -246,14 +255,14 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             host_id: host_id.to_string(),
         })
     };
-    for ((host_id, id), ((app, _), w)) in &merged.providers {
+    for (&(host_id, id), &((app, _), w)) in &merged.providers {
         let Some(host) = hosts.get(host_id) else { continue };
         match host.providers.get(id) {
             None => {
                 let cmd = Command::StartProvider(StartProviderRequest {
-                    provider_id: id.clone(),
+                    provider_id: id.to_string(),
                     provider_ref: w.image_ref.clone(),
-                    host_id: host_id.clone(),
+                    host_id: host_id.to_string(),
                     config: w.config.clone(),
                     annotations: w.annotations.clone(),
                 });
@@ -272,7 +281,7 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
         for (id, o) in &host.providers {
             let Some(app) = owner_app(&o.annotations) else { continue };
             if !ctx.catalog().is_known_app(app)
-                || merged.providers.contains_key(&(host_id.clone(), id.clone()))
+                || merged.providers.contains_key(&(host_id.as_str(), id.as_str()))
             {
                 continue;
             }
@@ -296,7 +305,7 @@ fn delete_link(key: &LinkKey) -> Command {
 
 fn diff_links(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     let observed = &ctx.lattice().links;
-    for (key, ((app, _), link)) in &merged.links {
+    for (key, &((app, _), link)) in &merged.links {
         let resource = link_resource(key);
         match observed.get(key) {
             Some(o) if o == link => {}

@@ -499,3 +499,46 @@ fn command_ids_are_deterministic_and_generation_scoped() {
     assert_ne!(p1.commands[0].id, p3.commands[0].id);
     assert_eq!(p1.commands[0].command, p3.commands[0].command);
 }
+
+/// A custom scaler plugs in beside the built-in ones and is merged like them.
+struct MarkerConfig(wadm_scheduler::ScalerInfo);
+
+impl wadm_scheduler::Scaler for MarkerConfig {
+    fn info(&self) -> &wadm_scheduler::ScalerInfo {
+        &self.0
+    }
+
+    fn evaluate(&self, ctx: &wadm_scheduler::Context<'_>) -> wadm_scheduler::Evaluation {
+        let hosts = ctx.hosts().len().to_string();
+        wadm_scheduler::Evaluation {
+            wants: vec![wadm_scheduler::Want::Config {
+                name: "a-marker".into(),
+                values: map(&[("hosts", &hosts)]),
+            }],
+            status: wadm_model::StatusInfo::new(StatusType::Deployed, ""),
+        }
+    }
+}
+
+#[test]
+fn custom_scalers_extend_the_plan() {
+    let apps = [deployed(app("a", vec![component("c", "img", vec![spreadscaler(1, vec![])])]), 1)];
+    let lat = lattice(vec![host("h1", &[]), host("h2", &[])]);
+    let desired = deploy(&apps);
+    let catalog = wadm_scheduler::Catalog::new(&lat.lattice, desired);
+    let mut scalers = wadm_scheduler::builtin_scalers(&catalog);
+    scalers.push(Box::new(MarkerConfig(wadm_scheduler::ScalerInfo {
+        app: "a".into(),
+        rank: 100,
+        id: "Marker-a".into(),
+        kind: "MarkerScaler".into(),
+        name: "marker".into(),
+    })));
+    let plan = wadm_scheduler::plan_with(&lat, &catalog, &scalers, 0);
+    assert!(matches!(
+        &plan.commands[0].command,
+        Command::PutConfig { name, values } if name == "a-marker" && values["hosts"] == "2"
+    ));
+    let kinds: Vec<&str> = plan.statuses["a"].scalers.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["SpreadScaler", "MarkerScaler"]);
+}
