@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use wadm_model::status::StatusInfo;
+
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -24,6 +26,12 @@ pub enum ClientError {
     /// The reply was not what the API promises.
     #[error("cannot decode the reply on {subject}: {reason}")]
     Decode { subject: String, reason: String },
+    /// The application reported `failed` while waiting for it to deploy.
+    #[error("deployment of {name} failed: {message}")]
+    DeployFailed { name: String, message: String },
+    /// The application was not deployed within the wait.
+    #[error("timed out after {after:?} waiting for {name} to be deployed{}", last_status(last))]
+    WaitTimedOut { name: String, after: Duration, last: Option<StatusInfo> },
     /// An argument cannot be sent (e.g. an application name that is not a valid subject token).
     #[error("{0}")]
     InvalidArgument(String),
@@ -33,6 +41,14 @@ pub enum ClientError {
     /// Another NATS failure (publish, subscribe, I/O).
     #[error("NATS error on {subject}: {reason}")]
     Nats { subject: String, reason: String },
+}
+
+fn last_status(last: &Option<StatusInfo>) -> String {
+    match last {
+        None => "; no status received".to_string(),
+        Some(s) if s.message.is_empty() => format!("; last status: {}", s.status_type),
+        Some(s) => format!("; last status: {} ({})", s.status_type, s.message),
+    }
 }
 
 impl ClientError {

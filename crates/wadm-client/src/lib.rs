@@ -4,7 +4,8 @@
 //! (`{prefix}.{lattice}.model.{operation}[.{name}]`) and decodes the replies into the wire types of
 //! [`wadm_model::api`]; every failure is a typed [`ClientError`] (timeout, no responders, an error
 //! or not-found answer carrying the server's message, an undecodable reply). [`Client::watch_status`]
-//! follows the status an application publishes on `wadm.status.{lattice}.{name}`.
+//! follows the status an application publishes on `wadm.status.{lattice}.{name}`;
+//! [`Client::deploy_and_wait`] deploys and waits until the application is deployed or failed.
 //!
 //! [`ConnectOptions`] opens the NATS connection the way the `wadm` CLI does (URL, optional
 //! credentials file); [`manifest`] reads the name, version and format of a manifest file before it
@@ -28,6 +29,7 @@ mod error;
 mod history;
 pub mod manifest;
 mod reply;
+mod wait;
 mod watch;
 
 pub use client::{ACTOR_HEADER, Client, DEFAULT_TIMEOUT};
@@ -36,4 +38,5 @@ pub use error::ClientError;
 pub use history::{HistoryEntry, HistoryResponse};
 pub use wadm_model::api;
 pub use wadm_model::status::{ScalerStatus, Status, StatusInfo, StatusType};
+pub use wait::POLL_EVERY;
 pub use watch::StatusStream;

@@ -18,7 +18,10 @@ struct Running {
 async fn start(lattice: &str) -> Running {
     let nats = NatsServer::start();
     let conn = ConnectOptions::new(nats.url()).connect().await.unwrap();
-    let server = Server::start(conn.clone(), ServerConfig::default()).await.unwrap();
+    // A short host probe: deploys on these host-less lattices turn `waiting` quickly.
+    let config =
+        ServerConfig { probe_window: Duration::from_millis(300), ..ServerConfig::default() };
+    let server = Server::start(conn.clone(), config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
         let _ = stopped.await;
@@ -147,4 +150,26 @@ async fn another_prefix_has_no_responders() {
         .with_timeout(Duration::from_secs(2));
     let err = other.list().await.unwrap_err();
     assert!(matches!(err, ClientError::NoResponders { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_and_wait_times_out_on_a_lattice_without_hosts() {
+    let wadm = start("lat-d").await;
+    let c = &wadm.client;
+    c.put_manifest(manifest("lonely", "v1"), None).await.unwrap();
+    let mut seen = Vec::new();
+    let err = c
+        .deploy_and_wait("lonely", None, Duration::from_secs(2), |s| {
+            seen.push(s.status.status_type)
+        })
+        .await
+        .unwrap_err();
+    let ClientError::WaitTimedOut { name, last: Some(last), .. } = &err else {
+        panic!("expected a wait timeout, got {err}");
+    };
+    assert_eq!((name.as_str(), last.status_type), ("lonely", StatusType::Waiting), "{err}");
+    assert!(seen.contains(&StatusType::Waiting), "{seen:?}");
+    assert!(err.to_string().contains("waiting for lonely to be deployed"), "{err}");
+    let err = c.deploy_and_wait("ghost", None, Duration::from_secs(2), |_| {}).await.unwrap_err();
+    assert!(matches!(err, ClientError::NotFound { .. }), "{err}");
 }

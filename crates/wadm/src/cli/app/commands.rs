@@ -176,42 +176,34 @@ async fn deploy(
         (Target::Name(_), None) => None,
         (Target::File(file), None) => Some(store_for_deploy(cx, file).await?),
     };
-    // Subscribe before deploying so that no status published in between is missed.
-    let watch = if wait { Some(client.watch_status(&name).await?) } else { None };
-    let reply = client.deploy(&name, version.as_deref()).await?;
-    let deployed_version = reply.version.clone().or(version).unwrap_or_default();
-    let Some(watch) = watch else {
+    if !wait {
+        let reply = client.deploy(&name, version.as_deref()).await?;
         if cx.json() {
             return print_json(&reply);
         }
-        say!("Deployed {name} version {deployed_version}");
+        let deployed = reply.version.clone().or(version).unwrap_or_default();
+        say!("Deployed {name} version {deployed}");
         return Ok(());
-    };
+    }
     if !cx.json() {
-        eprintln!(
-            "Deploying {name} version {deployed_version}; waiting up to {:?}",
-            cx.wait_timeout
-        );
+        let what = version.as_deref().unwrap_or("(current)");
+        eprintln!("Deploying {name} version {what}; waiting up to {:?}", cx.wait_timeout);
     }
-    let progress_to_stderr = !cx.json();
-    let status =
-        wait::until_deployed(client, &name, watch, cx.wait_timeout, progress_to_stderr).await;
-    match status {
-        Ok(status) => {
-            if cx.json() {
-                return print_json(&WaitReport { deploy: &reply, status: &status });
-            }
-            say!("Deployed {name} version {deployed_version}: {}", status.status.status_type);
-            Ok(())
+    let mut progress = wait::Progress::default();
+    let show = !cx.json();
+    let on_status = |status: &Status| {
+        if show {
+            progress.show(&name, status);
         }
-        Err(failure) => {
-            if cx.json() {
-                // Scripts still get the deploy reply; the failure goes to stderr.
-                let _ = print_json(&reply);
-            }
-            Err(failure)
-        }
+    };
+    let (reply, status) =
+        client.deploy_and_wait(&name, version.as_deref(), cx.wait_timeout, on_status).await?;
+    if cx.json() {
+        return print_json(&WaitReport { deploy: &reply, status: &status });
     }
+    let deployed = reply.version.clone().or(version).unwrap_or_default();
+    say!("Deployed {name} version {deployed}: {}", status.status.status_type);
+    Ok(())
 }
 
 #[derive(Serialize)]

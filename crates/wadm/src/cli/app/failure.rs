@@ -41,6 +41,8 @@ impl From<ClientError> for Failure {
             ClientError::Api { .. }
             | ClientError::NotFound { .. }
             | ClientError::Decode { .. }
+            | ClientError::DeployFailed { .. }
+            | ClientError::WaitTimedOut { .. }
             | ClientError::Manifest(_) => Failure::Api(message),
         }
     }

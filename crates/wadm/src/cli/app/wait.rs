@@ -1,126 +1,25 @@
-//! `deploy --wait`: follow an application's status until it is deployed, fails, or time runs out,
-//! printing progress per scaler (instances running / wanted when the status message says so).
-//!
-//! Statuses come from two sources: the live subscription on `wadm.status.{lattice}.{name}` and a
-//! periodic `model.status` request (in case a publication was missed or never comes). A final
-//! status (`deployed`, `failed`) read right after the deploy may still describe the previous
-//! deployment, so it is only believed when it was published after the deploy, when another
-//! status was seen first, or when polls keep reporting it.
+//! `deploy --wait` progress: the status of the application and of each scaler (instances running /
+//! wanted when the status message says so), printed whenever it changes. The waiting itself is
+//! [`wadm_client::Client::wait_until_deployed`].
 
-use std::time::Duration;
+use wadm_client::Status;
 
-use tokio::time::{Instant, MissedTickBehavior};
-use wadm_client::{Client, ClientError, Status, StatusStream, StatusType};
-
-use super::failure::Failure;
 use super::table::Table;
 
-/// How often the status is also asked for.
-const POLL_EVERY: Duration = Duration::from_millis(500);
-/// Consecutive polls that must agree on a final status not otherwise confirmed.
-const CONFIRMING_POLLS: u32 = 3;
-
-/// Wait for `name` to be deployed. `Err` when it fails, is missing, or `timeout` passes.
-pub async fn until_deployed(
-    client: &Client,
-    name: &str,
-    mut watch: StatusStream,
-    timeout: Duration,
-    show_progress: bool,
-) -> Result<Status, Failure> {
-    let deadline = Instant::now() + timeout;
-    let mut poll = tokio::time::interval(POLL_EVERY);
-    poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut judge = Judge::default();
-    let mut shown = String::new();
-    let mut watching = true;
-    loop {
-        let (status, published) = tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(timed_out(name, timeout, judge.last.as_ref()));
-            }
-            next = watch.next_status(), if watching => match next {
-                Some(Ok(status)) => (status, true),
-                Some(Err(_)) => continue, // an undecodable publication: the poll covers it
-                None => { watching = false; continue }
-            },
-            _ = poll.tick() => {
-                match tokio::time::timeout_at(deadline, client.status(name)).await {
-                    Err(_) => continue, // the deadline branch reports it
-                    Ok(Ok(status)) => (status, false),
-                    Ok(Err(ClientError::NotFound { message })) => {
-                        return Err(Failure::Api(format!("not found: {message}")));
-                    }
-                    Ok(Err(e)) if e.is_connection_problem() => continue,
-                    Ok(Err(e)) => return Err(e.into()),
-                }
-            }
-        };
-        if show_progress {
-            let text = progress(name, &status);
-            if text != shown {
-                eprint!("{text}");
-                shown = text;
-            }
-        }
-        match judge.observe(status, published) {
-            Verdict::Deployed(status) => return Ok(status),
-            Verdict::Failed(status) => {
-                let why = &status.status.message;
-                return Err(Failure::Api(format!("deployment of {name} failed: {why}")));
-            }
-            Verdict::Pending => {}
-        }
-    }
-}
-
-/// Decides when a status is final (pure, so it is unit-tested).
+/// Prints the progress block when it differs from the last one printed.
 #[derive(Default)]
-struct Judge {
-    last: Option<Status>,
-    saw_other: bool,
-    agreeing_polls: u32,
+pub struct Progress {
+    shown: String,
 }
 
-#[derive(Debug)]
-enum Verdict {
-    Pending,
-    Deployed(Status),
-    Failed(Status),
-}
-
-impl Judge {
-    fn observe(&mut self, status: Status, published: bool) -> Verdict {
-        let kind = status.status.status_type;
-        let previous = self.last.as_ref().map(|s| s.status.status_type);
-        self.last = Some(status.clone());
-        let is_final = matches!(kind, StatusType::Deployed | StatusType::Failed);
-        if !is_final {
-            self.saw_other = true;
-            self.agreeing_polls = 0;
-            return Verdict::Pending;
-        }
-        if !published {
-            self.agreeing_polls = if previous == Some(kind) { self.agreeing_polls + 1 } else { 1 };
-        }
-        let believed = published || self.saw_other || self.agreeing_polls >= CONFIRMING_POLLS;
-        match (believed, kind) {
-            (true, StatusType::Deployed) => Verdict::Deployed(status),
-            (true, _) => Verdict::Failed(status),
-            (false, _) => Verdict::Pending,
+impl Progress {
+    pub fn show(&mut self, name: &str, status: &Status) {
+        let text = progress(name, status);
+        if text != self.shown {
+            eprint!("{text}");
+            self.shown = text;
         }
     }
-}
-
-fn timed_out(name: &str, timeout: Duration, last: Option<&Status>) -> Failure {
-    let last = match last {
-        Some(s) if s.status.message.is_empty() => {
-            format!("; last status: {}", s.status.status_type)
-        }
-        Some(s) => format!("; last status: {} ({})", s.status.status_type, s.status.message),
-        None => "; no status received".to_string(),
-    };
-    Failure::Api(format!("timed out after {timeout:?} waiting for {name} to be deployed{last}"))
 }
 
 /// The progress block printed whenever it changes.
@@ -199,10 +98,6 @@ fn fraction(message: &str) -> Option<(u64, u64)> {
 mod tests {
     use super::*;
 
-    fn status(kind: StatusType) -> Status {
-        Status::new(kind, "")
-    }
-
     #[test]
     fn fractions_are_found() {
         assert_eq!(fraction("3/5 instances running"), Some((3, 5)));
@@ -213,37 +108,15 @@ mod tests {
     }
 
     #[test]
-    fn published_final_status_is_believed() {
-        let mut judge = Judge::default();
-        assert!(matches!(judge.observe(status(StatusType::Deployed), true), Verdict::Deployed(_)));
-        let mut judge = Judge::default();
-        assert!(matches!(judge.observe(status(StatusType::Failed), true), Verdict::Failed(_)));
-    }
-
-    #[test]
-    fn stale_polled_status_needs_confirmation() {
-        let mut judge = Judge::default();
-        for _ in 1..CONFIRMING_POLLS {
-            assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Pending));
-        }
-        assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Deployed(_)));
-    }
-
-    #[test]
-    fn a_final_status_after_another_is_believed() {
-        let mut judge = Judge::default();
-        assert!(matches!(judge.observe(status(StatusType::Reconciling), false), Verdict::Pending));
-        assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Deployed(_)));
-    }
-
-    #[test]
-    fn waiting_never_finishes() {
-        let mut judge = Judge::default();
-        for published in [true, false, true, false, false, false] {
-            assert!(matches!(
-                judge.observe(status(StatusType::Waiting), published),
-                Verdict::Pending
-            ));
-        }
+    fn progress_lists_scalers_with_instances() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "status": {"type": "reconciling"},
+            "scalers": [{"id": "s1", "kind": "SpreadScaler", "name": "web",
+                         "status": {"type": "reconciling", "message": "2/3 running"}}]
+        }))
+        .unwrap();
+        let text = progress("app", &status);
+        assert!(text.starts_with("app: reconciling\n"), "{text}");
+        assert!(text.lines().any(|l| l.contains("web") && l.contains("2/3")), "{text}");
     }
 }
