@@ -146,6 +146,12 @@ mod tests {
 
     proptest! {
         #[test]
+        fn any_key_parses_without_panicking(key in "\\PC{0,40}") {
+            let _ = parse_key(&key);
+            let _ = decode_token(&key);
+        }
+
+        #[test]
         fn every_entity_key_is_valid_and_round_trips(
             lattice in ".{0,8}", a in ".{0,12}", b in ".{0,12}", c in "\\PC{0,6}", d in ".{0,4}"
         ) {
