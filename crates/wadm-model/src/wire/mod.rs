@@ -47,6 +47,16 @@ impl Manifest {
         self.metadata.annotations.insert(crate::VERSION_ANNOTATION.to_string(), v.to_string());
     }
 
+    /// Validates this manifest as [`crate::parse_manifest`] would (e.g. one read back from
+    /// storage), without a size limit.
+    pub fn validate(&self) -> Result<crate::Parsed, crate::Invalid> {
+        let json = serde_json::to_vec(self).map_err(|e| {
+            crate::Invalid::single("syntax", format!("cannot encode the manifest: {e}"))
+        })?;
+        let limits = crate::Limits { max_bytes: usize::MAX, ..crate::Limits::default() };
+        crate::parse_manifest(&json, crate::Format::Json, &limits)
+    }
+
     /// `metadata.annotations.description`, if set.
     pub fn description(&self) -> Option<&str> {
         self.metadata.annotations.get(crate::DESCRIPTION_ANNOTATION).map(String::as_str)
