@@ -82,3 +82,13 @@ pub trait ControlClient: Send + Sync {
         timeout: Duration,
     ) -> impl Future<Output = Result<Vec<u8>, IoError>> + Send;
 }
+
+/// Asking the lattice what runs (host ping, inventories, links), for a discovery round.
+pub trait Discoverer: Send + Sync {
+    /// One round started at `started_at` (the caller's clock).
+    fn discover(
+        &self,
+        lattice: &str,
+        started_at: wadm_lattice::Timestamp,
+    ) -> impl Future<Output = Result<wadm_lattice::Discovery, IoError>> + Send;
+}

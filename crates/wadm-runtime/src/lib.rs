@@ -19,7 +19,10 @@
 //!    newer generation; otherwise sent as a control request with a timeout; unanswered requests
 //!    are redelivered with exponential backoff and jitter; refusals and host `*_failed` events
 //!    put the application in a persisted backoff and a `failed` status.
-//! 4. Timers run on an injected [`clock::Clock`]: every replica publishes a tick per period
+//! 4. At start-up each replica *asks* the lattice (a discovery round: host ping, inventories,
+//!    links) and puts the answers in the event stream as `discovered`, merged in order like any
+//!    event, so hosts that are already running are known without waiting for heartbeats.
+//! 5. Timers run on an injected [`clock::Clock`]: every replica publishes a tick per period
 //!    whose id names the period, so the ticks of all replicas deduplicate into one; a tick
 //!    expires host leases, re-reads deployments and reconciles everything (retries whose backoff
 //!    ended, commands lost with a crash).
@@ -64,9 +67,9 @@ pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
 pub use config::RuntimeConfig;
 pub use desired::{Deployment, DesiredSource};
 pub use executor::{Executed, Executor};
-pub use io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, Published};
+pub use io::{ControlClient, Delivery, Discoverer, Inbox, IoError, Outbox, Outgoing, Published};
 pub use messages::{CommandFailure, CommandMessage};
-pub use pipeline::{Pipeline, PipelineError, PipelineIo, Processed, tick_message};
+pub use pipeline::{Pipeline, PipelineError, PipelineIo, Processed, discover_into, tick_message};
 pub use record::{AppRecord, Failure, LatticeRecord, RecordStore};
 pub use run::{RunConfig, RunError, run};
 

@@ -4,14 +4,18 @@
 //! - `wasmbus.evt.L.>`: host CloudEvents;
 //! - `wadm.evt.L.manifest_published|manifest_unpublished`: the API server's deploy/undeploy events;
 //! - `wadm.internal.L.tick`: resync ticks any replica publishes (deduplicated per period);
-//! - `wadm.internal.L.command_failed`: a control request the hosts refused or never answered.
+//! - `wadm.internal.L.command_failed`: a control request the hosts refused or never answered;
+//! - `wadm.internal.L.discovered`: what a discovery round learnt by asking the lattice.
 //!
 //! Because all of them land in one stream, the stream sequence is the single order in which one
 //! lattice's events are applied. The **command stream** holds [`CommandMessage`]s on
 //! `wadm.cmd.L.{app}`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use wadm_lattice::Timestamp;
+use wadm_lattice::{DiscoveredHost, Discovery, Timestamp};
+use wadm_protocol::{Host, HostInventory, Link, StringMap};
 
 /// Subject prefix of the runtime's own events.
 pub const INTERNAL_PREFIX: &str = "wadm.internal";
@@ -55,6 +59,8 @@ pub enum Incoming {
     Tick,
     /// A command that failed.
     CommandFailed(CommandFailure),
+    /// The answers of a discovery round.
+    Discovered(DiscoveryReport),
     /// Something the runtime does not handle (skipped and acked), with the reason.
     Ignored(String),
 }
@@ -80,6 +86,10 @@ pub fn classify(subject: &str, payload: &[u8]) -> Option<(String, Incoming)> {
             "tick" => Incoming::Tick,
             "command_failed" => match serde_json::from_slice(payload) {
                 Ok(f) => Incoming::CommandFailed(f),
+                Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
+            },
+            "discovered" => match serde_json::from_slice(payload) {
+                Ok(d) => Incoming::Discovered(d),
                 Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
             },
             _ => Incoming::Ignored(format!("{subject}: unknown internal event")),
@@ -140,6 +150,42 @@ pub struct CommandFailure {
     pub command_id: String,
     pub kind: String,
     pub message: String,
+}
+
+/// A discovery round, as carried in the event stream (see `wadm_lattice::Discovery`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryReport {
+    pub started_at: Timestamp,
+    /// Hosts that answered the ping, with their inventory when `host.get` answered.
+    pub hosts: Vec<(Host, Option<HostInventory>)>,
+    pub links: Option<Vec<Link>>,
+    pub configs: BTreeMap<String, Option<StringMap>>,
+}
+
+impl From<Discovery> for DiscoveryReport {
+    fn from(d: Discovery) -> Self {
+        Self {
+            started_at: d.started_at,
+            hosts: d.hosts.into_iter().map(|h| (h.host, h.inventory)).collect(),
+            links: d.links,
+            configs: d.configs,
+        }
+    }
+}
+
+impl From<DiscoveryReport> for Discovery {
+    fn from(r: DiscoveryReport) -> Self {
+        Self {
+            started_at: r.started_at,
+            hosts: r
+                .hosts
+                .into_iter()
+                .map(|(host, inventory)| DiscoveredHost { host, inventory })
+                .collect(),
+            links: r.links,
+            configs: r.configs,
+        }
+    }
 }
 
 /// A tick's body.

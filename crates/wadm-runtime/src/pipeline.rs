@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wadm_lattice::{EventContext, expire, refresh_leases};
+use wadm_lattice::{EventContext, expire, merge_discovery, refresh_leases};
 use wadm_model::Application;
 use wadm_protocol::ctl::CtlReply;
 use wadm_protocol::{HostEvent, StringMap};
@@ -232,6 +232,18 @@ where
                         affected.apps.insert(failure.app.clone());
                     }
                 }
+                Incoming::Discovered(report) => {
+                    let discovery = wadm_lattice::Discovery::from(report.clone());
+                    let changes = merge_discovery(&mut record.state, &discovery, now);
+                    for change in &changes.changes {
+                        if let wadm_lattice::Change::ConfigSet { name } = change
+                            && record.state.configs.get(name).is_some_and(|c| c.values.is_none())
+                        {
+                            self.read_config(&mut record, name).await;
+                        }
+                    }
+                    affected = Affected::all();
+                }
                 Incoming::Ignored(_) => unreachable!("returned above"),
             }
             record.last_sequence = record.last_sequence.max(sequence);
@@ -373,4 +385,30 @@ pub fn tick_message(lattice: &str, now: wadm_lattice::Timestamp, every: Duration
         msg_id: format!("tick.{lattice}.{}", now / period),
         ttl: None,
     }
+}
+
+/// Run a discovery round and put its answers in the event stream, where the pipeline merges
+/// them in order with everything else. Replicas do this at start-up: state may be stale then.
+pub async fn discover_into<X, O>(
+    discoverer: &X,
+    events: &O,
+    lattice: &str,
+    started_at: wadm_lattice::Timestamp,
+    replica: &str,
+) -> Result<usize, IoError>
+where
+    X: crate::io::Discoverer,
+    O: Outbox,
+{
+    let discovery = discoverer.discover(lattice, started_at).await?;
+    let hosts = discovery.hosts.len();
+    let report = crate::messages::DiscoveryReport::from(discovery);
+    let outgoing = Outgoing {
+        subject: internal_subject(lattice, "discovered"),
+        payload: serde_json::to_vec(&report).unwrap_or_default(),
+        msg_id: format!("discovered.{lattice}.{replica}.{started_at}"),
+        ttl: None,
+    };
+    events.publish(outgoing).await?;
+    Ok(hosts)
 }

@@ -19,10 +19,10 @@ use crate::config::RuntimeConfig;
 use crate::executor::Executor;
 use crate::io::Outbox;
 use crate::nats::{
-    JsInbox, JsOutbox, NatsControl, RECORD_BUCKET, StreamSettings, ensure_command_consumer,
-    ensure_event_consumer, ensure_streams,
+    JsInbox, JsOutbox, NatsControl, NatsDiscoverer, RECORD_BUCKET, StreamSettings,
+    ensure_command_consumer, ensure_event_consumer, ensure_streams,
 };
-use crate::pipeline::{Pipeline, PipelineIo, tick_message};
+use crate::pipeline::{Pipeline, PipelineIo, discover_into, tick_message};
 
 /// What [`run`] needs to know.
 #[derive(Debug, Clone)]
@@ -37,6 +37,10 @@ pub struct RunConfig {
     pub command_workers: usize,
     /// How long one pull waits for a message.
     pub poll_wait: Duration,
+    /// The discovery round each replica runs per lattice at start-up.
+    pub discovery: wadm_nats::DiscoveryConfig,
+    /// This replica's name (in logs and discovery message ids).
+    pub replica: String,
 }
 
 impl RunConfig {
@@ -51,6 +55,8 @@ impl RunConfig {
             manifest_bucket: MANIFEST_BUCKET.into(),
             command_workers: 8,
             poll_wait: Duration::from_secs(1),
+            discovery: wadm_nats::DiscoveryConfig::default(),
+            replica: format!("{}-{}", std::process::id(), SystemClock.now()),
         }
     }
 }
@@ -161,6 +167,17 @@ pub async fn run(
                 }
             });
         }
+        let discoverer = NatsDiscoverer::new(client.clone(), config.discovery.clone());
+        let (events_out, started, replica) = (outbox.clone(), clock.now(), config.replica.clone());
+        let discovering = lattice.clone();
+        tasks.spawn(async move {
+            let found =
+                discover_into(&discoverer, &events_out, &discovering, started, &replica).await;
+            match found {
+                Ok(hosts) => tracing::info!(lattice = %discovering, hosts, "discovery round"),
+                Err(e) => tracing::warn!(lattice = %discovering, error = %e, "discovery failed"),
+            }
+        });
         let (outbox, clock, mut stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
         let (lattice, every) = (lattice.clone(), config.runtime.tick_every);
         tasks.spawn(async move {

@@ -34,6 +34,7 @@ async fn deploying_hello_runs_it_on_simulated_hosts_and_reports_deployed() {
     let mut config = RunConfig::new(vec!["default".into()]);
     config.runtime.tick_every = Duration::from_secs(1);
     config.poll_wait = Duration::from_millis(200);
+    config.discovery.gather_window = Duration::from_millis(500);
     let (stop_runtime, runtime_stopped) = tokio::sync::oneshot::channel::<()>();
     let runtime_task = tokio::spawn(run(config, client.clone(), async move {
         let _ = runtime_stopped.await;

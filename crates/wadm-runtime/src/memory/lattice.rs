@@ -93,6 +93,14 @@ impl MemoryLattice {
 
     /// Start a host: it announces itself with `host_started` and a heartbeat.
     pub async fn add_host(&self, id: &str, labels: StringMap) {
+        self.add_host_quietly(id, labels.clone());
+        let started = serde_json::json!({"friendly_name": format!("host-{id}"), "labels": labels, "version": "1.9.2"});
+        self.emit(id, "host_started", started).await;
+        self.heartbeat(id).await;
+    }
+
+    /// A host that runs but whose announcements were lost (only discovery finds it).
+    pub fn add_host_quietly(&self, id: &str, labels: StringMap) {
         {
             let mut inner = self.lock();
             let host = HostState {
@@ -104,9 +112,6 @@ impl MemoryLattice {
             };
             inner.truth.hosts.insert(id.to_string(), host);
         }
-        let started = serde_json::json!({"friendly_name": format!("host-{id}"), "labels": labels, "version": "1.9.2"});
-        self.emit(id, "host_started", started).await;
-        self.heartbeat(id).await;
     }
 
     /// Every host sends a heartbeat.
@@ -120,38 +125,7 @@ impl MemoryLattice {
     /// One host sends a heartbeat (its full inventory).
     pub async fn heartbeat(&self, id: &str) {
         let Some(host) = self.lock().truth.hosts.get(id).cloned() else { return };
-        let inventory = HostInventory {
-            host_id: host.id.clone(),
-            friendly_name: host.friendly_name.clone(),
-            labels: host.labels.clone(),
-            version: host.version.clone(),
-            uptime_seconds: 0,
-            uptime_human: String::new(),
-            components: host
-                .components
-                .values()
-                .map(|c| ComponentDescription {
-                    id: c.id.clone(),
-                    image_ref: c.image_ref.clone(),
-                    name: None,
-                    annotations: c.annotations.clone(),
-                    revision: 0,
-                    max_instances: c.count,
-                    limits: None,
-                })
-                .collect(),
-            providers: host
-                .providers
-                .values()
-                .map(|p| ProviderDescription {
-                    id: p.id.clone(),
-                    image_ref: p.image_ref.clone(),
-                    name: None,
-                    annotations: p.annotations.clone(),
-                    revision: 0,
-                })
-                .collect(),
-        };
+        let inventory = inventory_of(&host);
         self.emit(id, "host_heartbeat", to_json(&inventory)).await;
     }
 
@@ -260,5 +234,72 @@ impl ControlClient for MemoryLattice {
             }
         }
         Ok(reply(CtlReply::ok()))
+    }
+}
+
+impl crate::io::Discoverer for MemoryLattice {
+    async fn discover(
+        &self,
+        _lattice: &str,
+        started_at: wadm_lattice::Timestamp,
+    ) -> Result<wadm_lattice::Discovery, IoError> {
+        let truth = self.truth();
+        let hosts = truth
+            .hosts
+            .values()
+            .map(|h| wadm_lattice::DiscoveredHost {
+                host: wadm_protocol::Host {
+                    id: h.id.clone(),
+                    friendly_name: h.friendly_name.clone(),
+                    labels: h.labels.clone(),
+                    lattice: truth.lattice.clone(),
+                    version: h.version.clone(),
+                    ..Default::default()
+                },
+                inventory: Some(inventory_of(h)),
+            })
+            .collect();
+        Ok(wadm_lattice::Discovery {
+            started_at,
+            hosts,
+            links: Some(truth.links.values().cloned().collect()),
+            configs: Default::default(),
+        })
+    }
+}
+
+/// A host's inventory (heartbeat payload) from the model.
+fn inventory_of(host: &HostState) -> HostInventory {
+    HostInventory {
+        host_id: host.id.clone(),
+        friendly_name: host.friendly_name.clone(),
+        labels: host.labels.clone(),
+        version: host.version.clone(),
+        uptime_seconds: 0,
+        uptime_human: String::new(),
+        components: host
+            .components
+            .values()
+            .map(|c| ComponentDescription {
+                id: c.id.clone(),
+                image_ref: c.image_ref.clone(),
+                name: None,
+                annotations: c.annotations.clone(),
+                revision: 0,
+                max_instances: c.count,
+                limits: None,
+            })
+            .collect(),
+        providers: host
+            .providers
+            .values()
+            .map(|p| ProviderDescription {
+                id: p.id.clone(),
+                image_ref: p.image_ref.clone(),
+                name: None,
+                annotations: p.annotations.clone(),
+                revision: 0,
+            })
+            .collect(),
     }
 }

@@ -287,3 +287,94 @@ async fn lost_hosts_are_replaced_after_their_lease() {
     let on_live: u32 = record.state.hosts["N001"].components.values().map(|c| c.count).sum();
     assert_eq!(on_live, 2, "the lost host's instance was re-placed");
 }
+
+#[tokio::test]
+async fn discovery_finds_hosts_whose_announcements_were_lost() {
+    let mut w = World::new(2, 29);
+    w.lattice.add_host_quietly("Q1", Default::default());
+    w.deploy("app", "v1", V1, 2).await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 0, "no known host: nothing placed");
+    assert_ne!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+
+    let found = wadm_runtime::discover_into(&w.lattice, &w.events, LATTICE, w.clock.now(), "r0")
+        .await
+        .unwrap();
+    assert_eq!(found, 1);
+    w.settle().await;
+    assert_eq!(w.running("app"), (2, vec![V1.to_string()]));
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+}
+
+mod properties {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+    use wadm_model::StatusType;
+    use wadm_runtime::CommandMessage;
+
+    use super::{V1, V2, world::World};
+
+    fn scenario(
+        seed: u64,
+        replicas: usize,
+        hosts: usize,
+        crashes: u32,
+        instances: u32,
+        update: bool,
+    ) -> u32 {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let mut w = World::new(replicas, seed);
+            w.crashes_left = crashes;
+            w.add_hosts(hosts).await;
+            w.deploy("app", "v1", V1, instances).await;
+            w.settle().await;
+            let image = if update {
+                w.deploy("app", "v2", V2, instances).await;
+                w.settle().await;
+                V2
+            } else {
+                V1
+            };
+            // Crashes may leave the last word to a resync.
+            w.crashes_left = 0;
+            w.clock.advance(w.config.tick_every.as_millis() as u64);
+            w.lattice.heartbeat_all().await;
+            w.tick().await;
+            w.settle().await;
+            assert_eq!(w.running("app"), (instances, vec![image.to_string()]));
+            let status = w.status("app").unwrap();
+            assert_eq!(status.status.status_type, StatusType::Deployed, "{status:?}");
+            // No decision was published twice, however often events were redone.
+            let stored = w.commands.messages("wadm.cmd.>");
+            let ids: BTreeSet<String> = stored
+                .iter()
+                .map(|(_, _, p)| serde_json::from_slice::<CommandMessage>(p).unwrap().id)
+                .collect();
+            assert_eq!(ids.len(), stored.len());
+            w.crashed
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #[test]
+        fn converges_under_crashes_and_redelivery(
+            seed: u64,
+            replicas in 1usize..4,
+            hosts in 1usize..4,
+            crashes in 0u32..6,
+            instances in 1u32..5,
+            update: bool,
+        ) {
+            scenario(seed, replicas, hosts, crashes, instances, update);
+        }
+    }
+
+    #[test]
+    fn crashes_are_really_injected() {
+        let injected: u32 = (0..16).map(|seed| scenario(seed, 2, 2, 5, 3, true)).sum();
+        assert!(injected >= 16 * 3, "only {injected} crashes injected");
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wadm_model::Status;
+use wadm_runtime::io::{Delivery, Inbox};
 use wadm_runtime::memory::{
     LogConfig, MemoryConsumer, MemoryLattice, MemoryLog, MemoryStatus, SharedKv,
 };
@@ -16,7 +17,7 @@ use wadm_runtime::{
 use wadm_server::store::ManifestStore;
 
 pub const LATTICE: &str = "default";
-pub const ACK_WAIT: Duration = Duration::from_secs(30);
+pub const ACK_WAIT: Duration = Duration::from_secs(5);
 
 pub type Store = Arc<ManifestStore<SharedKv>>;
 
@@ -41,6 +42,11 @@ pub struct World {
     pub executed: Vec<Executed>,
     /// Every pipeline result, in order.
     pub processed: Vec<Processed>,
+    /// Crashes still to inject while settling, and their odds (one step in `crash_one_in`).
+    pub crashes_left: u32,
+    pub crash_one_in: u64,
+    /// Crashes injected so far.
+    pub crashed: u32,
 }
 
 pub fn manifest(name: &str, version: &str, image: &str, instances: u32) -> serde_json::Value {
@@ -119,6 +125,9 @@ impl World {
             order: SeededRandom::new(seed),
             executed: Vec::new(),
             processed: Vec::new(),
+            crashes_left: 0,
+            crash_one_in: 4,
+            crashed: 0,
         }
     }
 
@@ -193,7 +202,11 @@ impl World {
             // Seeded random interleaving of replicas and loops...
             for _ in 0..8 {
                 let r = (self.order.next_u64() % self.replicas.len() as u64) as usize;
-                if events && (self.order.next_u64().is_multiple_of(2) || !commands) {
+                if self.crashes_left > 0 && self.order.next_u64().is_multiple_of(self.crash_one_in)
+                {
+                    self.crash(r, events && (!commands || self.order.next_u64().is_multiple_of(2)))
+                        .await;
+                } else if events && (self.order.next_u64().is_multiple_of(2) || !commands) {
                     self.step_events(r).await;
                 } else if commands {
                     self.step_commands(r).await;
@@ -213,6 +226,32 @@ impl World {
                 return;
             }
         }
+    }
+
+    /// Replica `r` takes a message, maybe handles it, and dies before acking; time passes until
+    /// the message is redeliverable (hosts keep sending heartbeats meanwhile).
+    async fn crash(&mut self, r: usize, event: bool) {
+        self.crashes_left -= 1;
+        self.crashed += 1;
+        let handle = self.order.next_u64().is_multiple_of(2);
+        let replica = &self.replicas[r];
+        if event {
+            if let Some(d) = replica.events.next(Duration::ZERO).await.unwrap() {
+                if handle {
+                    let (subject, payload) = (d.subject(), d.payload());
+                    let (seq, n) = (d.stream_sequence(), d.delivered());
+                    let _ = replica.pipeline.process(subject, payload, seq, n).await;
+                }
+                drop(d);
+            }
+        } else if let Some(d) = replica.commands.next(Duration::ZERO).await.unwrap() {
+            if handle {
+                let _ = replica.executor.process(d.payload(), d.delivered()).await;
+            }
+            drop(d);
+        }
+        self.clock.advance(ACK_WAIT.as_millis() as u64 + 1);
+        self.lattice.heartbeat_all().await;
     }
 
     pub fn status(&self, app: &str) -> Option<Status> {
