@@ -20,6 +20,8 @@ pub struct ConnectOptions {
     pub url: String,
     /// A `.creds` file (JWT + nkey seed) for authenticated servers.
     pub credentials_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to verify the server with; setting it requires TLS.
+    pub tls_ca: Option<PathBuf>,
     /// How long to try to establish the first connection.
     pub connect_timeout: Duration,
 }
@@ -29,6 +31,7 @@ impl Default for ConnectOptions {
         Self {
             url: DEFAULT_NATS_URL.to_string(),
             credentials_file: None,
+            tls_ca: None,
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -52,7 +55,7 @@ impl ConnectOptions {
 
     /// Connect once (no retry of the initial connection: a CLI should fail fast).
     pub async fn connect(&self) -> Result<async_nats::Client, ClientError> {
-        let fail = |reason: String| ClientError::Connect { url: self.url.clone(), reason };
+        let fail = |reason: String| ClientError::Connect { url: redact(&self.url), reason };
         let mut options = async_nats::ConnectOptions::new()
             .name("wadm-client")
             .connection_timeout(self.connect_timeout);
@@ -62,6 +65,38 @@ impl ConnectOptions {
                 .await
                 .map_err(|e| fail(format!("credentials file {}: {e}", path.display())))?;
         }
+        if let Some(ca) = &self.tls_ca {
+            if !ca.is_file() {
+                return Err(fail(format!("TLS CA file {}: no such file", ca.display())));
+            }
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
         options.connect(self.url.as_str()).await.map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// The URL with any user and password replaced by `***`, for messages.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_urls_are_redacted() {
+        assert_eq!(redact("nats://u:secret@host:4222"), "nats://***@host:4222");
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact("tok@host"), "***@host");
+        assert_eq!(redact("nats://host/a@b"), "nats://host/a@b");
     }
 }

@@ -92,3 +92,19 @@ async fn a_silent_listener_means_timeout() {
     );
     assert!(err.is_connection_problem());
 }
+
+#[tokio::test]
+async fn connect_errors_never_show_passwords() {
+    let mut nats = NatsServer::start();
+    let port = nats.port();
+    nats.stop();
+    let url = format!("nats://admin:hunter2@127.0.0.1:{port}");
+    let err = ConnectOptions::new(url).connect().await.unwrap_err().to_string();
+    assert!(!err.contains("hunter2") && err.contains("***@127.0.0.1"), "{err}");
+    let missing_ca = ConnectOptions {
+        tls_ca: Some("/nonexistent/ca.pem".into()),
+        ..ConnectOptions::new(format!("nats://127.0.0.1:{port}"))
+    };
+    let err = missing_ca.connect().await.unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}

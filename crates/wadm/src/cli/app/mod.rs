@@ -29,6 +29,9 @@ pub struct Args {
     /// NATS credentials file (.creds).
     #[arg(long, global = true, env = "WADM_NATS_CREDS", value_name = "FILE")]
     nats_creds: Option<PathBuf>,
+    /// CA certificate (PEM) to verify the NATS server's TLS certificate with (requires TLS).
+    #[arg(long, global = true, env = "WADM_NATS_TLS_CA", value_name = "FILE")]
+    nats_tls_ca: Option<PathBuf>,
     /// The lattice the applications live in.
     #[arg(long, global = true, env = "WADM_LATTICE", default_value = "default")]
     lattice: String,
@@ -124,6 +127,7 @@ async fn execute(args: Args) -> Result<(), Failure> {
     let options = ConnectOptions {
         url: args.nats_url.clone(),
         credentials_file: args.nats_creds.clone(),
+        tls_ca: args.nats_tls_ca.clone(),
         ..ConnectOptions::default()
     };
     // Read a file argument before connecting, so a usage mistake is reported as such.
