@@ -5,4 +5,5 @@ pub mod app;
 pub mod schema;
 pub mod serve;
 pub mod sim;
+pub mod up;
 pub mod validate;
