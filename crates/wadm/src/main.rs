@@ -3,6 +3,8 @@
 //! Each subcommand lives in its own module under [`cli`]; this file only dispatches.
 
 mod cli;
+mod local_nats;
+mod stack;
 
 use std::process::ExitCode;
 
@@ -24,10 +26,12 @@ enum Command {
     Schema(cli::schema::Args),
     /// Run simulated wasmCloud hosts on a NATS server.
     Sim(cli::sim::Args),
-    /// Serve the wadm API.
+    /// Serve the wadm API and run the deployment runtime.
     Serve(cli::serve::Args),
     /// Manage applications through a running wadm.
     App(cli::app::Args),
+    /// Run everything locally: nats-server, wadm and simulated hosts.
+    Up(cli::up::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,5 +42,6 @@ fn main() -> ExitCode {
         Command::Sim(args) => cli::sim::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::App(args) => cli::app::run(args),
+        Command::Up(args) => cli::up::run(args),
     }
 }

@@ -1,19 +1,27 @@
-//! `wadm serve`: connect to NATS, create or verify wadm's buckets and streams, and serve the wadm
-//! API on `{prefix}.>` for every lattice until SIGTERM or Ctrl-C (in-flight requests finish).
-//! Any failure is printed as one line (never a backtrace); exit status 1.
+//! `wadm serve`: connect to NATS (or, with no `--nats-url`, start a local `nats-server -js` whose
+//! store lives in `--data-dir`), then run the wadm API server on `{prefix}.>` and the HA runtime
+//! (see [`crate::stack`]) until SIGTERM or Ctrl-C: in-flight requests and runtime steps finish,
+//! then the local NATS server, if any, is stopped. Any failure is printed as one line (never a
+//! backtrace); exit status 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use wadm_server::connect::DEFAULT_NATS_URL;
-use wadm_server::{NatsOptions, Server, ServerConfig};
+use wadm_server::{NatsOptions, ServerConfig};
+
+use crate::local_nats;
+use crate::stack::{self, RuntimeArgs, WadmSettings};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// NATS URL; user and password may be given in it (`nats://user:pass@host:4222`).
-    #[arg(long, env = "WADM_NATS_URL", default_value = DEFAULT_NATS_URL)]
-    nats_url: String,
+    /// NATS URL; user and password may be given in it (`nats://user:pass@host:4222`). Without
+    /// it, wadm starts its own local `nats-server -js` (it must be on PATH).
+    #[arg(long, env = "WADM_NATS_URL")]
+    nats_url: Option<String>,
+    /// Where the local NATS server keeps its store (only without --nats-url).
+    #[arg(long, env = "WADM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// NATS credentials file (user JWT and nkey seed).
     #[arg(long, env = "WADM_NATS_CREDS")]
     nats_creds: Option<PathBuf>,
@@ -41,10 +49,12 @@ pub struct Args {
     /// Replicas of wadm's JetStream bucket and streams (for clustered NATS).
     #[arg(long, env = "WADM_STREAM_REPLICAS", default_value_t = 1)]
     stream_replicas: usize,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    init_logging();
+    stack::init_logging("info");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -55,22 +65,43 @@ pub fn run(args: Args) -> ExitCode {
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wadm serve: {e}");
+            eprintln!("wadm serve: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// An error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
 }
 
-async fn serve(args: Args) -> Result<(), String> {
+async fn serve(args: Args) -> anyhow::Result<()> {
+    if args.api_prefix.is_empty()
+        || args.api_prefix.split('.').any(|t| t.is_empty() || t.contains(['*', '>', ' ']))
+    {
+        anyhow::bail!(
+            "invalid --api-prefix {:?}: tokens must be non-empty, without '*', '>' or spaces",
+            args.api_prefix
+        );
+    }
+    args.runtime.named_lattices()?;
+    // Kept alive until the end of this function: dropping it stops the local server.
+    let (url, local) = match args.nats_url {
+        Some(url) => (url, None),
+        None => {
+            let data_dir = args.data_dir.unwrap_or_else(local_nats::default_data_dir);
+            let server = local_nats::start(&data_dir, None)?;
+            let url = server.url();
+            eprintln!(
+                "wadm serve: started a local nats-server -js on {url} (store in {})",
+                data_dir.join("nats").display()
+            );
+            (url, Some(server))
+        }
+    };
     let options = NatsOptions {
-        url: args.nats_url,
+        url,
         creds_file: args.nats_creds,
         seed: args.nats_seed,
         jwt: args.nats_jwt,
@@ -78,16 +109,8 @@ async fn serve(args: Args) -> Result<(), String> {
         connect_timeout: Duration::from_secs(5),
         name: "wadm serve".into(),
     };
-    if args.api_prefix.is_empty()
-        || args.api_prefix.split('.').any(|t| t.is_empty() || t.contains(['*', '>', ' ']))
-    {
-        return Err(format!(
-            "invalid --api-prefix {:?}: tokens must be non-empty, without '*', '>' or spaces",
-            args.api_prefix
-        ));
-    }
-    let client = wadm_server::connect(&options).await.map_err(|e| e.to_string())?;
-    let config = ServerConfig {
+    let client = wadm_server::connect(&options).await?;
+    let server = ServerConfig {
         api_prefix: args.api_prefix,
         max_request_bytes: args.max_request_bytes,
         max_in_flight: args.max_in_flight,
@@ -95,33 +118,9 @@ async fn serve(args: Args) -> Result<(), String> {
         replicas: args.stream_replicas.max(1),
         ..ServerConfig::default()
     };
-    let prefix = config.api_prefix.clone();
-    let server = Server::start(client, config).await.map_err(|e| e.to_string())?;
-    tracing::info!(subject = %format!("{prefix}.>"), "serving the wadm API");
-    server.run(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    let settings = WadmSettings { server, runtime: args.runtime };
+    stack::run_wadm(client, settings, stack::shutdown_signal()).await?;
     tracing::info!("stopped");
+    drop(local);
     Ok(())
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

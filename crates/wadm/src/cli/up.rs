@@ -1,0 +1,200 @@
+//! `wadm up`: everything on one machine in one command — a local `nats-server -js` (store in
+//! `--data-dir`), wadm (API server and runtime, in this process) and `--hosts` simulated
+//! wasmCloud hosts. It prints where everything listens and how to deploy, then runs until
+//! Ctrl-C / SIGTERM, when it stops the hosts (gracefully), wadm, and the NATS server, in that
+//! order. Failures are one line on stderr; exit status 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use wadm_protocol::StringMap;
+use wadm_server::{NatsOptions, ServerConfig};
+use wadm_sim::{HostSpec, SimConfig, SimLattice};
+
+use crate::local_nats;
+use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration, valid_lattice};
+
+/// How long each stop step may take before `up` moves on (NATS may already be gone on Ctrl-C).
+const STOP_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory for wadm's data (the NATS store lives in `<dir>/nats`).
+    #[arg(long, env = "WADM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// NATS client port on 127.0.0.1 (default: 4222 when free, else any free port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Lattice of the simulated hosts (wadm manages it).
+    #[arg(long, default_value = stack::DEFAULT_LATTICE)]
+    lattice: String,
+    /// Number of simulated hosts (at least as many as the label groups name).
+    #[arg(long, default_value_t = 3)]
+    hosts: usize,
+    /// Host label groups: `key=value[+key=value…][:count]`, comma separated (as `wadm sim`).
+    #[arg(long)]
+    labels: Option<String>,
+    /// The simulated hosts' heartbeat interval (wadm's host lease follows it).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// How often the runtime resyncs.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    resync_every: Duration,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    stack::init_logging("warn");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wadm up: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(up(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wadm up: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up(args: Args) -> anyhow::Result<()> {
+    if !valid_lattice(&args.lattice) {
+        bail!(
+            "invalid --lattice {:?}: one subject token (no '.', '*', '>' or spaces)",
+            args.lattice
+        );
+    }
+    let specs = host_specs(args.labels.as_deref().unwrap_or(""), args.hosts)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(local_nats::default_data_dir);
+    let nats = local_nats::start(&data_dir, args.port)?;
+    let url = nats.url();
+    let options = NatsOptions { url: url.clone(), name: "wadm up".into(), ..Default::default() };
+    let client = wadm_server::connect(&options).await?;
+    let runtime = RuntimeArgs {
+        lattices: vec![args.lattice.clone()],
+        host_heartbeat: args.heartbeat_interval,
+        lease_slack: (args.heartbeat_interval / 2).max(Duration::from_secs(1)),
+        resync_every: args.resync_every,
+        command_ttl: Duration::from_secs(60),
+        ack_wait: Duration::from_secs(30),
+        command_workers: 8,
+    };
+    let server = ServerConfig::default();
+    let prefix = server.api_prefix.clone();
+    let settings = WadmSettings { server, runtime };
+    let (stop_wadm, wadm_stopped) = tokio::sync::oneshot::channel::<()>();
+    let wadm = tokio::spawn(stack::run_wadm(client, settings, async move {
+        let _ = wadm_stopped.await;
+    }));
+
+    let mut sim_config = SimConfig::new(&url, &args.lattice);
+    sim_config.heartbeat_interval = args.heartbeat_interval;
+    sim_config.heartbeat_stagger = args.heartbeat_interval / 4;
+    let sim = SimLattice::connect(sim_config).await.context("starting the simulated hosts")?;
+    for spec in specs {
+        sim.add_host(spec).await;
+    }
+    print_banner(&url, nats.pid(), &args, &prefix, &data_dir, sim.hosts().len());
+
+    let mut wadm = wadm;
+    let early = tokio::select! {
+        _ = stack::shutdown_signal() => None,
+        done = &mut wadm => Some(done),
+    };
+    eprintln!("wadm up: stopping");
+    if let Some(done) = early {
+        sim.shutdown().await;
+        done.context("wadm task")??;
+        bail!("wadm stopped unexpectedly");
+    }
+    if tokio::time::timeout(STOP_STEP_TIMEOUT, sim.shutdown()).await.is_err() {
+        tracing::warn!("the simulated hosts did not stop in time");
+    }
+    let _ = stop_wadm.send(());
+    match tokio::time::timeout(STOP_STEP_TIMEOUT, wadm).await {
+        Ok(done) => done.context("wadm task")??,
+        Err(_) => tracing::warn!("wadm did not stop in time"),
+    }
+    nats.kill();
+    eprintln!("wadm up: stopped");
+    Ok(())
+}
+
+fn print_banner(
+    url: &str,
+    nats_pid: u32,
+    args: &Args,
+    prefix: &str,
+    data_dir: &std::path::Path,
+    hosts: usize,
+) {
+    let nats_flag = if url == wadm_server::connect::DEFAULT_NATS_URL {
+        String::new()
+    } else {
+        format!(" --nats-url {url}")
+    };
+    let lattice_flag = if args.lattice == stack::DEFAULT_LATTICE {
+        String::new()
+    } else {
+        format!(" --lattice {}", args.lattice)
+    };
+    println!("wadm is up (Ctrl-C to stop)");
+    println!("  NATS:      {url} (nats-server pid {nats_pid})");
+    println!("  lattice:   {} ({hosts} simulated hosts)", args.lattice);
+    println!("  API:       {prefix}.{}.model.>", args.lattice);
+    println!("  data dir:  {}", data_dir.display());
+    println!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
+}
+
+/// Expand `--labels` groups and `--hosts` into one spec per host.
+fn host_specs(groups: &str, hosts: usize) -> anyhow::Result<Vec<HostSpec>> {
+    let mut specs = Vec::new();
+    for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        let (labels, count) = match group.rsplit_once(':') {
+            Some((labels, n)) => {
+                let n: usize = n.trim().parse().with_context(|| {
+                    format!("--labels: group `{group}`: count `{n}` is not a whole number")
+                })?;
+                (labels, n)
+            }
+            None => (group, 1),
+        };
+        let mut map = StringMap::new();
+        for pair in labels.split('+') {
+            let Some((k, v)) = pair.split_once('=') else {
+                bail!("--labels: group `{group}`: `{pair}` is not key=value");
+            };
+            if k.trim().is_empty() {
+                bail!("--labels: group `{group}`: a label key is empty");
+            }
+            map.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        specs.extend(std::iter::repeat_n(HostSpec { labels: map, friendly_name: None }, count));
+    }
+    if hosts < specs.len() {
+        bail!("--hosts {hosts} is fewer than the {} hosts the label groups name", specs.len());
+    }
+    specs.resize(hosts, HostSpec::default());
+    Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_groups_fill_up_to_the_host_count() {
+        let specs = host_specs("zone=east:2,zone=west+gpu=yes", 4).unwrap();
+        assert_eq!(specs.len(), 4);
+        assert_eq!(specs[1].labels["zone"], "east");
+        assert_eq!(specs[2].labels["gpu"], "yes");
+        assert!(specs[3].labels.is_empty());
+        assert!(host_specs("a=b:4", 2).is_err());
+        assert!(host_specs("nolabel", 2).unwrap_err().to_string().contains("key=value"));
+    }
+}

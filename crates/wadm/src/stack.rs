@@ -1,0 +1,321 @@
+//! The in-process wadm: the API server ([`wadm_server::Server`]) and the leaderless runtime
+//! ([`wadm_runtime::run`]) on one NATS connection, started together and stopped together.
+//!
+//! `wadm serve` and `wadm up` both run exactly this. It also owns the runtime's command-line
+//! flags ([`RuntimeArgs`]), lattice discovery (when no lattice is named, a runtime is started
+//! for `default` and for every lattice whose events show up), and the stop signal.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use wadm_runtime::RunConfig;
+use wadm_server::{Server, ServerConfig};
+
+/// The lattice wadm manages when nothing else is known.
+pub const DEFAULT_LATTICE: &str = "default";
+
+/// Flags that tune the runtime (shared by `wadm serve` and `wadm up`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RuntimeArgs {
+    /// Lattices to manage (repeat or comma-separate). Default: `default` plus every lattice
+    /// whose host or wadm events appear on NATS.
+    #[arg(long = "lattice", env = "WADM_LATTICES", value_delimiter = ',')]
+    pub lattices: Vec<String>,
+    /// The hosts' heartbeat interval; a host silent for two intervals plus the slack is lost.
+    #[arg(long, env = "WADM_HOST_HEARTBEAT", default_value = "30s", value_parser = parse_duration)]
+    pub host_heartbeat: Duration,
+    /// Extra time on top of two heartbeat intervals before a silent host is lost.
+    #[arg(long, env = "WADM_LEASE_SLACK", default_value = "10s", value_parser = parse_duration)]
+    pub lease_slack: Duration,
+    /// How often the runtime resyncs (expires leases, retries, reconciles everything).
+    #[arg(long, env = "WADM_RESYNC_EVERY", default_value = "5s", value_parser = parse_duration)]
+    pub resync_every: Duration,
+    /// How long a control command stays valid; older ones are dropped, not executed.
+    #[arg(long, env = "WADM_COMMAND_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub command_ttl: Duration,
+    /// How long a delivered, unacknowledged event or command waits before another replica
+    /// gets it (bounds recovery after a replica dies).
+    #[arg(long, env = "WADM_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
+    pub ack_wait: Duration,
+    /// Control commands executed at once per lattice by this replica.
+    #[arg(long, env = "WADM_COMMAND_WORKERS", default_value_t = 8)]
+    pub command_workers: usize,
+}
+
+impl RuntimeArgs {
+    /// The runtime configuration for `lattices`, with `replicas` for streams and buckets.
+    pub fn run_config(&self, lattices: Vec<String>, replicas: usize) -> RunConfig {
+        let mut config = RunConfig::new(lattices);
+        config.runtime.lease.heartbeat_interval_ms = millis(self.host_heartbeat);
+        config.runtime.lease.slack_ms = millis(self.lease_slack);
+        config.runtime.tick_every = self.resync_every.max(Duration::from_millis(100));
+        config.runtime.command_ttl = self.command_ttl;
+        config.streams.command_ttl = self.command_ttl;
+        config.streams.ack_wait = self.ack_wait;
+        config.streams.replicas = replicas.max(1);
+        config.command_workers = self.command_workers.max(1);
+        config
+    }
+
+    /// The lattices to manage: the named ones, or `None` to discover them.
+    pub fn named_lattices(&self) -> anyhow::Result<Option<Vec<String>>> {
+        let named: BTreeSet<String> =
+            self.lattices.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+        for lattice in &named {
+            if !valid_lattice(lattice) {
+                anyhow::bail!(
+                    "invalid --lattice {lattice:?}: a lattice is one subject token \
+                     (no '.', '*', '>' or spaces)"
+                );
+            }
+        }
+        Ok((!named.is_empty()).then(|| named.into_iter().collect()))
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether `name` can be a lattice (one NATS subject token).
+pub fn valid_lattice(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['.', '*', '>']) && !name.contains(char::is_whitespace)
+}
+
+/// Everything one wadm instance runs.
+#[derive(Debug, Clone)]
+pub struct WadmSettings {
+    pub server: ServerConfig,
+    pub runtime: RuntimeArgs,
+}
+
+/// Run the API server and the runtime on `client` until `shutdown` resolves, then stop both
+/// (in-flight requests and steps finish). An early failure of either stops the other and is
+/// returned.
+pub async fn run_wadm(
+    client: async_nats::Client,
+    settings: WadmSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let named = settings.runtime.named_lattices()?;
+    let replicas = settings.server.replicas;
+    let prefix = settings.server.api_prefix.clone();
+    let server = Server::start(client.clone(), settings.server).await?;
+    tracing::info!(subject = %format!("{prefix}.>"), "serving the wadm API");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let server_stop = stopped(stop_rx.clone());
+    tasks.spawn(async move { server.run(server_stop).await.context("API server") });
+    let runtime = settings.runtime.clone();
+    let runtime_client = client.clone();
+    let runtime_stop = stop_rx.clone();
+    tasks.spawn(async move {
+        match named {
+            Some(lattices) => {
+                tracing::info!(?lattices, "runtime started");
+                let config = runtime.run_config(lattices, replicas);
+                wadm_runtime::run(config, runtime_client, stopped(runtime_stop))
+                    .await
+                    .context("runtime")
+            }
+            None => discover_and_run(runtime_client, runtime, replicas, runtime_stop).await,
+        }
+    });
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut result = Ok(());
+    tokio::select! {
+        _ = &mut shutdown => {}
+        Some(done) = tasks.join_next() => {
+            result = flatten(done).and_then(|()| Err(anyhow::anyhow!("stopped unexpectedly")));
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let (Ok(()), Err(e)) = (&result, flatten(done)) {
+            result = Err(e);
+        }
+    }
+    let _ = client.flush().await;
+    result
+}
+
+fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    done.map_err(|e| anyhow::anyhow!("task failed: {e}"))?
+}
+
+/// Completes once `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Subjects whose third token names a lattice with activity (hosts starting or beating, deploys).
+const ACTIVITY_SUBJECTS: [&str; 3] =
+    ["wasmbus.evt.*.host_started", "wasmbus.evt.*.host_heartbeat", "wadm.evt.*.>"];
+
+/// Run a runtime for `default`, then one more for every lattice whose hosts or API show up.
+async fn discover_and_run(
+    client: async_nats::Client,
+    runtime: RuntimeArgs,
+    replicas: usize,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut activity = Vec::new();
+    for subject in ACTIVITY_SUBJECTS {
+        activity.push(client.subscribe(subject).await.context("subscribe to lattice activity")?);
+    }
+    let mut activity = futures::stream::select_all(activity);
+    let mut known = BTreeSet::new();
+    let mut runs: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let mut start = |lattice: String, runs: &mut JoinSet<anyhow::Result<()>>| {
+        if !known.insert(lattice.clone()) {
+            return;
+        }
+        tracing::info!(%lattice, "managing lattice");
+        let config = runtime.run_config(vec![lattice.clone()], replicas);
+        let (client, stop) = (client.clone(), stop.clone());
+        runs.spawn(async move {
+            wadm_runtime::run(config, client, stopped(stop))
+                .await
+                .with_context(|| format!("runtime of lattice {lattice}"))
+        });
+    };
+    start(DEFAULT_LATTICE.to_string(), &mut runs);
+    let mut stop_signal = std::pin::pin!(stopped(stop.clone()));
+    loop {
+        tokio::select! {
+            _ = &mut stop_signal => break,
+            Some(message) = activity.next() => {
+                if let Some(lattice) = message.subject.split('.').nth(2)
+                    && valid_lattice(lattice)
+                {
+                    start(lattice.to_string(), &mut runs);
+                }
+            }
+            Some(done) = runs.join_next() => {
+                flatten(done)?;
+                anyhow::bail!("a lattice runtime stopped unexpectedly");
+            }
+        }
+    }
+    let mut result = Ok(());
+    while let Some(done) = runs.join_next().await {
+        if let (Ok(()), Err(e)) = (&result, flatten(done)) {
+            result = Err(e);
+        }
+    }
+    result
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Log to stderr at `default_level` unless `RUST_LOG` says otherwise.
+pub fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+    }
+
+    #[test]
+    fn runtime_flags_reach_the_run_config() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--lattice",
+            "a,b",
+            "--lattice",
+            "a",
+            "--host-heartbeat",
+            "2s",
+            "--lease-slack",
+            "500ms",
+            "--resync-every",
+            "1s",
+            "--command-ttl",
+            "20s",
+            "--ack-wait",
+            "3s",
+        ])
+        .unwrap();
+        let named = cli.runtime.named_lattices().unwrap();
+        assert_eq!(named, Some(vec!["a".to_string(), "b".to_string()]));
+        let config = cli.runtime.run_config(named.unwrap(), 3);
+        assert_eq!(config.runtime.lease.heartbeat_interval_ms, 2000);
+        assert_eq!(config.runtime.lease.slack_ms, 500);
+        assert_eq!(config.runtime.tick_every, Duration::from_secs(1));
+        assert_eq!(config.runtime.command_ttl, Duration::from_secs(20));
+        assert_eq!(config.streams.command_ttl, Duration::from_secs(20));
+        assert_eq!(config.streams.ack_wait, Duration::from_secs(3));
+        assert_eq!(config.streams.replicas, 3);
+    }
+
+    #[test]
+    fn no_lattice_means_discovery_and_bad_names_are_refused() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.runtime.named_lattices().unwrap(), None);
+        let bad = Cli::try_parse_from(["x", "--lattice", "a.b"]).unwrap();
+        let error = bad.runtime.named_lattices().unwrap_err().to_string();
+        assert!(error.contains("--lattice \"a.b\""), "{error}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5d").is_err() && parse_duration("ms").is_err());
+    }
+}
