@@ -11,7 +11,7 @@ use std::hint::black_box;
 use common::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wadm_scheduler::apply::apply_plan;
-use wadm_scheduler::{DeployedApp, reconcile};
+use wadm_scheduler::{Catalog, DeployedApp, Desired, builtin_scalers, plan_with, reconcile};
 
 const HOSTS: usize = 1_000;
 const APPS: usize = 1_000;
@@ -61,6 +61,14 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("converged_1000_apps_x5_on_1000_hosts", |b| {
         b.iter(|| black_box(reconcile(black_box(&apps), black_box(&converged), 0)))
+    });
+    // The steady state of a running manager: desired state unchanged, scalers built once, only
+    // the observed lattice changes between reconciles.
+    let desired = Desired { deployed: &apps, undeployed: &[] };
+    let catalog = Catalog::new(&converged.lattice, desired);
+    let scalers = builtin_scalers(&catalog);
+    group.bench_function("converged_prepared_scalers", |b| {
+        b.iter(|| black_box(plan_with(black_box(&converged), &catalog, &scalers, 0)))
     });
     group.finish();
 }

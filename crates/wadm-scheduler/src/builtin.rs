@@ -1,6 +1,7 @@
 //! Building the built-in scalers from deployed manifests.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use wadm_model::{
     Component, ComponentKind, ConfigRef, Link as LinkTrait, Scaler as ScalerTrait, SecretRef,
@@ -15,7 +16,7 @@ use crate::scaler::component::{ComponentScaler, Mode};
 use crate::scaler::config::{ConfigScaler, secret_config_values};
 use crate::scaler::link::LinkScaler;
 use crate::scaler::provider::ProviderScaler;
-use crate::scaler::{Evaluation, Scaler, ScalerInfo};
+use crate::scaler::{Evaluation, Scaler, ScalerInfo, spread_annotations};
 
 /// A scaler that cannot run (e.g. its id is claimed by another application): wants nothing and
 /// reports `failed` with the reason.
@@ -151,20 +152,22 @@ impl AppBuilder<'_, '_> {
         let scaler: Box<dyn Scaler> = match (conflict, comp.kind) {
             (Some(reason), _) => Box::new(FailedScaler { info, reason }),
             (None, ComponentKind::Component) => Box::new(ComponentScaler {
+                annotations: spread_annotations(&info, trait_.spec()),
                 info,
                 mode,
-                component_id: comp.id.clone(),
-                image_ref: image.clone(),
-                config,
+                component_id: Arc::from(comp.id.as_str()),
+                image_ref: Arc::from(image.as_str()),
+                config: Arc::from(config),
                 external_config,
                 spec: trait_.spec().clone(),
             }),
             (None, ComponentKind::Capability) => Box::new(ProviderScaler {
+                annotations: spread_annotations(&info, trait_.spec()),
                 info,
                 mode,
-                provider_id: comp.id.clone(),
-                image_ref: image.clone(),
-                config,
+                provider_id: Arc::from(comp.id.as_str()),
+                image_ref: Arc::from(image.as_str()),
+                config: Arc::from(config),
                 external_config,
                 spec: trait_.spec().clone(),
             }),

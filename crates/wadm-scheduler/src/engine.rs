@@ -8,6 +8,7 @@
 //! whose name it derives), never foreign or orphaned resources.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wadm_lattice::{LatticeState, Timestamp};
 use wadm_model::{ScalerStatus, Status};
@@ -87,11 +88,11 @@ impl<'e> Merged<'e> {
         for want in wants {
             match want {
                 Want::Component(w) => {
-                    let key = (w.host_id.as_str(), w.component_id.as_str());
+                    let key = (w.host_id.as_str(), &*w.component_id);
                     keep_min(&mut self.components, key, owner, w);
                 }
                 Want::Provider(w) => {
-                    let key = (w.host_id.as_str(), w.provider_id.as_str());
+                    let key = (w.host_id.as_str(), &*w.provider_id);
                     keep_min(&mut self.providers, key, owner, w);
                 }
                 Want::Link(l) => keep_min(&mut self.links, l.key(), owner, l),
@@ -190,12 +191,12 @@ fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
 
 fn scale(w: &ComponentWant, count: u32) -> Command {
     Command::ScaleComponent(ScaleComponentRequest {
-        component_ref: w.image_ref.clone(),
-        component_id: w.component_id.clone(),
+        component_ref: w.image_ref.to_string(),
+        component_id: w.component_id.to_string(),
         count,
         host_id: w.host_id.clone(),
-        annotations: w.annotations.clone(),
-        config: w.config.clone(),
+        annotations: (*w.annotations).clone(),
+        config: w.config.to_vec(),
         allow_update: false,
         component_limits: None,
     })
@@ -210,16 +211,16 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             None => {}
             Some(o) if !ctx.is_ours(&o.annotations) => {}
             Some(o) => {
-                if o.image_ref != w.image_ref && w.count > 0 {
+                if *o.image_ref != *w.image_ref && w.count > 0 {
                     let cmd = Command::UpdateComponent(UpdateComponentRequest {
                         component_id: id.to_string(),
-                        new_component_ref: w.image_ref.clone(),
+                        new_component_ref: w.image_ref.to_string(),
                         host_id: host_id.to_string(),
-                        annotations: Some(w.annotations.clone()),
+                        annotations: Some((*w.annotations).clone()),
                     });
                     b.push(Phase::Start, host_id, id, 0, app, cmd);
                 }
-                if o.count != w.count || o.annotations != w.annotations {
+                if o.count != w.count || o.annotations != *w.annotations {
                     let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
                     b.push(phase, host_id, id, 1, app, scale(w, w.count));
                 }
@@ -236,11 +237,11 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             }
             let w = ComponentWant {
                 host_id: host_id.to_string(),
-                component_id: id.to_string(),
-                image_ref: o.image_ref.clone(),
+                component_id: Arc::from(id.as_str()),
+                image_ref: Arc::from(o.image_ref.as_str()),
                 count: 0,
-                annotations: o.annotations.clone(),
-                config: Vec::new(),
+                annotations: Arc::new(o.annotations.clone()),
+                config: Arc::from(Vec::new()),
             };
             b.push(Phase::Stop, host_id, id, 1, app, scale(&w, 0));
         }
@@ -261,10 +262,10 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             None => {
                 let cmd = Command::StartProvider(StartProviderRequest {
                     provider_id: id.to_string(),
-                    provider_ref: w.image_ref.clone(),
+                    provider_ref: w.image_ref.to_string(),
                     host_id: host_id.to_string(),
-                    config: w.config.clone(),
-                    annotations: w.annotations.clone(),
+                    config: w.config.to_vec(),
+                    annotations: (*w.annotations).clone(),
                 });
                 b.push(Phase::Start, host_id, id, 0, app, cmd);
             }

@@ -1,11 +1,12 @@
 //! Component scalers: `spreadscaler` and `daemonscaler` on a `type: component` entry.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 
 use super::placement::{self, Resource, Shortfall, SpreadPlacement, SpreadTarget, Unit};
-use super::{ComponentWant, Evaluation, Scaler, ScalerInfo, Want, placement_annotations};
+use super::{ComponentWant, Evaluation, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
 use crate::spread::split_instances;
 
@@ -23,13 +24,15 @@ pub enum Mode {
 pub struct ComponentScaler {
     pub info: ScalerInfo,
     pub mode: Mode,
-    pub component_id: String,
-    pub image_ref: String,
+    pub component_id: Arc<str>,
+    pub image_ref: Arc<str>,
     /// Config and secret config names passed to the host, in manifest order.
-    pub config: Vec<String>,
+    pub config: Arc<[String]>,
     /// Names of configs that must already exist (not owned by the application).
     pub external_config: Vec<String>,
     pub spec: ScalerSpec,
+    /// One annotation set per spread (see [`super::spread_annotations`]).
+    pub annotations: Vec<Arc<wadm_protocol::StringMap>>,
 }
 
 impl ComponentScaler {
@@ -63,10 +66,10 @@ impl ComponentScaler {
             .map(|(h, c)| {
                 Want::Component(ComponentWant {
                     host_id: ctx.host(*h).id.clone(),
-                    component_id: c.id.clone(),
-                    image_ref: c.image_ref.clone(),
+                    component_id: Arc::from(c.id.as_str()),
+                    image_ref: Arc::from(c.image_ref.as_str()),
                     count: c.count,
-                    annotations: c.annotations.clone(),
+                    annotations: Arc::new(c.annotations.clone()),
                     config: self.config.clone(),
                 })
             })
@@ -104,21 +107,20 @@ impl Scaler for ComponentScaler {
             };
         }
         let mut wants = Vec::new();
-        for (target, placed) in targets.iter().zip(&placements) {
-            let annotations = placement_annotations(&self.info.app, &self.info.id, target.name);
+        for (annotations, placed) in self.annotations.iter().zip(&placements) {
             for (h, count) in &placed.hosts {
-                wants.push(ComponentWant {
+                wants.push(Want::Component(ComponentWant {
                     host_id: ctx.host(*h).id.clone(),
                     component_id: self.component_id.clone(),
                     image_ref: self.image_ref.clone(),
                     count: *count,
                     annotations: annotations.clone(),
                     config: self.config.clone(),
-                });
+                }));
             }
         }
         let status = self.status(ctx, &placements, &wants);
-        Evaluation { wants: wants.into_iter().map(Want::Component).collect(), status }
+        Evaluation { wants, status }
     }
 }
 
@@ -127,25 +129,26 @@ impl ComponentScaler {
         &self,
         ctx: &Context<'_>,
         placements: &[SpreadPlacement],
-        wants: &[ComponentWant],
+        wants: &[Want],
     ) -> StatusInfo {
         if let Some(status) = shortfall_status(placements) {
             return status;
         }
-        let wanted_hosts: BTreeSet<HostIx> =
-            wants.iter().filter_map(|w| ctx.host_ix(&w.host_id)).collect();
-        let observed = ctx.component_instances(&self.component_id);
-        let all_there = wants.iter().all(|w| {
-            ctx.host_ix(&w.host_id)
-                .and_then(|ix| ctx.host(ix).components.get(&w.component_id))
-                .is_some_and(|c| {
-                    c.count == w.count
-                        && c.image_ref == w.image_ref
-                        && c.annotations == w.annotations
-                })
+        // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
+        let placed: Vec<HostIx> =
+            placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
+        let all_there = placed.iter().zip(wants).all(|(h, w)| match w {
+            Want::Component(w) => ctx.host(*h).components.get(&*w.component_id).is_some_and(|c| {
+                c.count == w.count
+                    && *c.image_ref == *w.image_ref
+                    && c.annotations == *w.annotations
+            }),
+            _ => false,
         });
-        let extras =
-            observed.iter().any(|(h, c)| ctx.is_ours(&c.annotations) && !wanted_hosts.contains(h));
+        let extras = ctx
+            .component_instances(&self.component_id)
+            .iter()
+            .any(|(h, c)| !placed.contains(h) && ctx.is_ours(&c.annotations));
         if all_there && !extras {
             StatusInfo::new(StatusType::Deployed, "")
         } else {

@@ -21,7 +21,9 @@ pub mod link;
 pub mod placement;
 pub mod provider;
 
-use wadm_model::StatusInfo;
+use std::sync::Arc;
+
+use wadm_model::{ScalerSpec, StatusInfo};
 use wadm_protocol::{Link, StringMap};
 
 use crate::context::Context;
@@ -46,25 +48,26 @@ pub struct ScalerInfo {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ComponentWant {
     pub host_id: String,
-    pub component_id: String,
-    pub image_ref: String,
+    pub component_id: Arc<str>,
+    pub image_ref: Arc<str>,
     /// The host's maximum concurrent instances.
     pub count: u32,
-    /// The full annotation set (a scale replaces the host's annotations).
-    pub annotations: StringMap,
+    /// The full annotation set (a scale replaces the host's annotations). Shared: a scaler builds
+    /// it once per spread.
+    pub annotations: Arc<StringMap>,
     /// Config (and secret config) names, in order.
-    pub config: Vec<String>,
+    pub config: Arc<[String]>,
 }
 
 /// A provider a scaler wants on a host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ProviderWant {
     pub host_id: String,
-    pub provider_id: String,
+    pub provider_id: Arc<str>,
     /// As written in the manifest; compared normalised.
-    pub image_ref: String,
-    pub annotations: StringMap,
-    pub config: Vec<String>,
+    pub image_ref: Arc<str>,
+    pub annotations: Arc<StringMap>,
+    pub config: Arc<[String]>,
 }
 
 /// One thing a scaler wants to exist.
@@ -114,4 +117,12 @@ pub fn placement_annotations(app: &str, scaler_id: &str, spread: &str) -> String
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// The annotation set of each spread of a scaler, built once.
+pub fn spread_annotations(info: &ScalerInfo, spec: &ScalerSpec) -> Vec<Arc<StringMap>> {
+    spec.spreads
+        .iter()
+        .map(|s| Arc::new(placement_annotations(&info.app, &info.id, &s.name)))
+        .collect()
 }

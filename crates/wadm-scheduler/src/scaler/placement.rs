@@ -194,17 +194,21 @@ fn choose_fresh(
     need: usize,
     res_hash: u64,
 ) -> Vec<HostIx> {
-    let mut ranked: Vec<(u32, u64, HostIx)> = eligible
-        .iter()
-        .filter(|h| !skip.contains(h))
-        .map(|h| (ctx.load(*h), mix64(ctx.host_hash(*h) ^ res_hash), *h))
-        .collect();
-    if need < ranked.len() {
-        ranked.select_nth_unstable(need);
-        ranked.truncate(need);
+    if need == 0 {
+        return Vec::new();
     }
-    ranked.sort_unstable();
-    ranked.into_iter().map(|(_, _, h)| h).collect()
+    // Keep the best `need` seen so far, sorted; `need` is small next to the host count.
+    let mut best: Vec<(u32, u64, HostIx)> = Vec::with_capacity(need + 1);
+    for h in eligible.iter().filter(|h| !skip.contains(h)) {
+        let key = (ctx.load(*h), mix64(ctx.host_hash(*h) ^ res_hash), *h);
+        if best.len() == need && key >= best[need - 1] {
+            continue;
+        }
+        let at = best.partition_point(|b| *b < key);
+        best.insert(at, key);
+        best.truncate(need);
+    }
+    best.into_iter().map(|(_, _, h)| h).collect()
 }
 
 /// Split `instances` over the chosen hosts (given with their current counts, in preference order).

@@ -2,6 +2,7 @@
 //! without a scaler trait already carries an implicit spread of one).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use wadm_lattice::ProviderHealth;
 use wadm_model::{ScalerSpec, StatusInfo, StatusType};
@@ -9,7 +10,7 @@ use wadm_protocol::normalize_provider_ref;
 
 use super::component::{Mode, shortfall_status};
 use super::placement::{self, Resource, SpreadTarget, Unit, placed_by};
-use super::{Evaluation, ProviderWant, Scaler, ScalerInfo, Want, placement_annotations};
+use super::{Evaluation, ProviderWant, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
 use crate::spread::split_instances;
 
@@ -18,11 +19,13 @@ use crate::spread::split_instances;
 pub struct ProviderScaler {
     pub info: ScalerInfo,
     pub mode: Mode,
-    pub provider_id: String,
-    pub image_ref: String,
-    pub config: Vec<String>,
+    pub provider_id: Arc<str>,
+    pub image_ref: Arc<str>,
+    pub config: Arc<[String]>,
     pub external_config: Vec<String>,
     pub spec: ScalerSpec,
+    /// One annotation set per spread (see [`super::spread_annotations`]).
+    pub annotations: Vec<Arc<wadm_protocol::StringMap>>,
 }
 
 impl ProviderScaler {
@@ -46,7 +49,7 @@ impl ProviderScaler {
             .collect()
     }
 
-    fn want(&self, host_id: &str, annotations: wadm_protocol::StringMap) -> ProviderWant {
+    fn want(&self, host_id: &str, annotations: Arc<wadm_protocol::StringMap>) -> ProviderWant {
         ProviderWant {
             host_id: host_id.to_string(),
             provider_id: self.provider_id.clone(),
@@ -75,7 +78,9 @@ impl Scaler for ProviderScaler {
                 .provider_instances(&self.provider_id)
                 .iter()
                 .filter(|(_, p)| placed_by(&p.annotations, &self.info.app, &self.info.id))
-                .map(|(h, p)| Want::Provider(self.want(&ctx.host(*h).id, p.annotations.clone())))
+                .map(|(h, p)| {
+                    Want::Provider(self.want(&ctx.host(*h).id, Arc::new(p.annotations.clone())))
+                })
                 .collect();
             return Evaluation {
                 wants,
@@ -93,8 +98,7 @@ impl Scaler for ProviderScaler {
             Mode::Daemon => placement::place_daemon(ctx, res, &targets, 1),
         };
         let mut wanted: Vec<(HostIx, ProviderWant)> = Vec::new();
-        for (target, placed) in targets.iter().zip(&placements) {
-            let annotations = placement_annotations(&self.info.app, &self.info.id, target.name);
+        for (annotations, placed) in self.annotations.iter().zip(&placements) {
             for (h, _) in &placed.hosts {
                 wanted.push((*h, self.want(&ctx.host(*h).id, annotations.clone())));
             }
@@ -110,7 +114,7 @@ impl ProviderScaler {
         let mut unhealthy = false;
         let mut all_there = true;
         for (h, _) in wanted {
-            match ctx.host(*h).providers.get(&self.provider_id) {
+            match ctx.host(*h).providers.get(&*self.provider_id) {
                 Some(p) if normalize_provider_ref(&p.image_ref) == want_ref => {
                     unhealthy |= p.health == ProviderHealth::Unhealthy;
                 }
