@@ -21,22 +21,22 @@ pub struct ManifestInfo {
     pub content_type: &'static str,
 }
 
+/// Parse a manifest (JSON when it parses as JSON, else YAML) into a JSON value, with its format.
+pub fn parse(bytes: &[u8]) -> Result<(serde_json::Value, &'static str), ClientError> {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        return Ok((value, JSON));
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ClientError::Manifest("the file is not UTF-8 text".to_string()))?;
+    let value = serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| {
+        ClientError::Manifest(format!("neither JSON nor YAML: {}", first_line(&e.to_string())))
+    })?;
+    Ok((value, YAML))
+}
+
 /// Read the name, version and format of a manifest (JSON when it parses as JSON, else YAML).
 pub fn inspect(bytes: &[u8]) -> Result<ManifestInfo, ClientError> {
-    let (value, content_type) = match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(value) => (value, JSON),
-        Err(_) => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| ClientError::Manifest("the file is not UTF-8 text".to_string()))?;
-            let value = serde_saphyr::from_str::<serde_json::Value>(text).map_err(|e| {
-                ClientError::Manifest(format!(
-                    "neither JSON nor YAML: {}",
-                    first_line(&e.to_string())
-                ))
-            })?;
-            (value, YAML)
-        }
-    };
+    let (value, content_type) = parse(bytes)?;
     let metadata = value
         .get("metadata")
         .ok_or_else(|| ClientError::Manifest("metadata: missing".to_string()))?;

@@ -235,6 +235,12 @@ async fn deploy_a_file_in_one_step_and_again() {
     let again = env.app(&["deploy", path(&file), "-o", "json"]).await.json();
     assert_eq!(again["result"], "acknowledged");
     assert_eq!(again["version"], "1.0.0");
+    // Different content under the same version is refused, naming the file.
+    let changed = env.dir.path().join("web-changed.yaml");
+    std::fs::write(&changed, manifest("web", "1.0.0").replace("instances: 3", "instances: 4"))
+        .unwrap();
+    let line = env.app(&["deploy", path(&changed)]).await.failed(1).to_string();
+    assert!(line.contains("already stored with different content"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

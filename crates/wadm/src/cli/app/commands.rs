@@ -212,8 +212,8 @@ struct WaitReport<'a> {
     status: &'a Status,
 }
 
-/// Store `file` and return the version to deploy. If that exact version is already stored (a
-/// re-run of the same deploy), deploy the stored one instead of failing.
+/// Store `file` and return the version to deploy. If that version is already stored with the same
+/// content (a re-run of the same deploy), deploy the stored one instead of failing.
 async fn store_for_deploy(cx: &Context, file: &ManifestFile) -> Result<String, Failure> {
     let client = &cx.client;
     match put(client, file).await {
@@ -230,17 +230,25 @@ async fn store_for_deploy(cx: &Context, file: &ManifestFile) -> Result<String, F
             let Some(version) = file.info.version.clone() else {
                 return Err(Failure::Api(format!("wadm error: {message}")));
             };
-            let stored = client.versions(&file.info.name).await.unwrap_or_default();
-            if stored.iter().any(|v| v.version == version) {
-                if !cx.json() {
-                    eprintln!(
-                        "Version {version} of {} is already stored; deploying it",
-                        file.info.name
-                    );
+            // Only the very same manifest may be re-deployed under an existing version.
+            let stored = client.get(&file.info.name, Some(&version)).await.ok();
+            let ours = wadm_client::manifest::parse(&file.bytes).ok().map(|(value, _)| value);
+            match (stored, ours) {
+                (Some(stored), Some(ours)) if stored == ours => {
+                    if !cx.json() {
+                        eprintln!(
+                            "Version {version} of {} is already stored; deploying it",
+                            file.info.name
+                        );
+                    }
+                    Ok(version)
                 }
-                Ok(version)
-            } else {
-                Err(Failure::Api(format!("wadm error: {message}")))
+                (Some(_), _) => Err(Failure::Api(format!(
+                    "{}: version {version} of {} is already stored with different content \
+                     (change the version annotation)",
+                    file.path, file.info.name
+                ))),
+                (None, _) => Err(Failure::Api(format!("wadm error: {message}"))),
             }
         }
         Err(other) => Err(other.into()),
