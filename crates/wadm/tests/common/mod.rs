@@ -1,0 +1,253 @@
+//! Shared setup of the end-to-end tests: a real `nats-server -js`, N wadm replicas (API server +
+//! runtime, each in its own tasks on its own NATS connection, as separate processes would be)
+//! and a simulated lattice. Timings are short (1 s heartbeats, 500 ms resync, 2 s ack wait) so
+//! failures are detected and recovered within seconds. Assertions read the SIMULATED lattice.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wadm_model::StatusType;
+use wadm_model::status::Status;
+use wadm_runtime::RunConfig;
+use wadm_server::{Server, ServerConfig};
+use wadm_sim::{HostSpec, SimConfig, SimLattice};
+use wadm_test_support::{NatsServer, wait_for};
+
+pub const LATTICE: &str = "default";
+/// The hosts' heartbeat interval; the runtime's lease is two of these plus [`LEASE_SLACK`].
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+pub const LEASE_SLACK: Duration = Duration::from_millis(500);
+/// Generous deadline of every wait (typical convergence takes seconds).
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One wadm replica: API server and runtime on their own NATS connection.
+pub struct Replica {
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    runtime: JoinHandle<()>,
+}
+
+impl Replica {
+    pub async fn start(url: &str) -> Replica {
+        let client = async_nats::connect(url).await.expect("replica connects");
+        let server_config =
+            ServerConfig { probe_window: Duration::from_millis(300), ..ServerConfig::default() };
+        let server = Server::start(client.clone(), server_config).await.expect("server starts");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (server_stop_tx, server_stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            server
+                .run(async move {
+                    let _ = server_stop.await;
+                })
+                .await
+                .expect("server ran");
+        });
+        let runtime = tokio::spawn(async move {
+            wadm_runtime::run(run_config(), client, async move {
+                let _ = stopped.await;
+                let _ = server_stop_tx.send(());
+            })
+            .await
+            .expect("runtime ran");
+        });
+        Replica { stop: Some(stop), server, runtime }
+    }
+
+    /// Stop gracefully and wait for both parts.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.runtime).await;
+        let _ = (&mut self.server).await;
+    }
+
+    /// Die at once, mid-step (like `kill -9`): its unacked messages go to the other replicas.
+    pub fn kill(self) {
+        self.server.abort();
+        self.runtime.abort();
+    }
+}
+
+fn run_config() -> RunConfig {
+    let mut config = RunConfig::new(vec![LATTICE.into()]);
+    config.runtime.lease.heartbeat_interval_ms = HEARTBEAT.as_millis() as u64;
+    config.runtime.lease.slack_ms = LEASE_SLACK.as_millis() as u64;
+    config.runtime.tick_every = Duration::from_millis(500);
+    config.runtime.failure_backoff.base = Duration::from_millis(500);
+    config.runtime.failure_backoff.max = Duration::from_secs(5);
+    config.runtime.request_timeout = Duration::from_secs(2);
+    config.streams.ack_wait = Duration::from_secs(2);
+    config.poll_wait = Duration::from_millis(200);
+    config
+}
+
+/// NATS, replicas and simulated hosts.
+pub struct Cluster {
+    pub nats: NatsServer,
+    pub replicas: Vec<Option<Replica>>,
+    pub sim: SimLattice,
+    pub client: wadm_client::Client,
+}
+
+impl Cluster {
+    /// Start NATS, `replicas` wadm replicas and one simulated host per spec.
+    pub async fn start(replicas: usize, hosts: Vec<HostSpec>) -> Cluster {
+        let nats = NatsServer::start();
+        let mut started = Vec::new();
+        for _ in 0..replicas {
+            started.push(Some(Replica::start(&nats.url()).await));
+        }
+        let mut sim_config = SimConfig::new(nats.url(), LATTICE);
+        sim_config.heartbeat_interval = HEARTBEAT;
+        let sim = SimLattice::connect(sim_config).await.expect("sim connects");
+        for spec in hosts {
+            sim.add_host(spec).await;
+        }
+        let nats_client = async_nats::connect(nats.url()).await.unwrap();
+        let client = wadm_client::Client::new(nats_client, LATTICE, None);
+        Cluster { nats, replicas: started, sim, client }
+    }
+
+    /// `count` hosts labelled `zone=<zone>`.
+    pub fn zone_hosts(zones: &[(&str, usize)]) -> Vec<HostSpec> {
+        let mut specs = Vec::new();
+        for (zone, count) in zones {
+            for _ in 0..*count {
+                specs.push(HostSpec::default().label("zone", *zone));
+            }
+        }
+        specs
+    }
+
+    /// Store `yaml` as a new version and deploy it (no wait).
+    pub async fn put_and_deploy(&self, yaml: &str) -> String {
+        let put = self.client.put_manifest(yaml.as_bytes().to_vec(), None).await.expect("put");
+        let name = put.name.clone();
+        self.client.deploy(&name, Some(&put.current_version)).await.expect("deploy");
+        name
+    }
+
+    /// The application's status, when it has one.
+    pub async fn status(&self, name: &str) -> Option<Status> {
+        self.client.status(name).await.ok()
+    }
+
+    /// Wait until `name` has status `wanted`; the last status seen when it never does.
+    pub async fn wait_status(&self, name: &str, wanted: StatusType) -> Result<Status, String> {
+        let last = std::sync::Mutex::new(None);
+        let found = wait_for(DEADLINE, || async {
+            let status = self.status(name).await?;
+            let hit = (status.status.status_type == wanted).then(|| status.clone());
+            *last.lock().unwrap() = Some(status);
+            hit
+        })
+        .await;
+        found.ok_or_else(|| format!("{name} never {wanted:?}; last: {:?}", last.lock().unwrap()))
+    }
+
+    /// Wait until the simulated lattice satisfies `check`; panics with a dump otherwise.
+    pub async fn wait_lattice(&self, what: &str, check: impl Fn(&LatticeView) -> bool) {
+        let ok = wait_for(DEADLINE, || {
+            let view = self.view();
+            let ok = check(&view);
+            async move { ok.then_some(()) }
+        })
+        .await;
+        assert!(ok.is_some(), "{what}: the lattice never got there: {:#?}", self.view());
+    }
+
+    /// What the simulated lattice runs right now.
+    pub fn view(&self) -> LatticeView {
+        let mut view = LatticeView::default();
+        for host in self.sim.hosts() {
+            let Some(state) = self.sim.host_state(&host) else { continue };
+            for (id, c) in &state.components {
+                view.components.insert((host.clone(), id.clone()), (c.image_ref.clone(), c.count));
+            }
+            for (id, p) in &state.providers {
+                view.providers.insert((host.clone(), id.clone()), p.image_ref.clone());
+            }
+            view.labels.insert(host.clone(), state.labels.clone());
+        }
+        view.links = self.sim.links();
+        view.configs = self.sim.configs();
+        view
+    }
+
+    /// Stop every replica gracefully, then the hosts.
+    pub async fn shutdown(mut self) {
+        for replica in self.replicas.iter_mut().filter_map(Option::take) {
+            replica.stop().await;
+        }
+        self.sim.shutdown().await;
+    }
+}
+
+/// A snapshot of the simulated lattice.
+#[derive(Debug, Default, Clone)]
+pub struct LatticeView {
+    /// (host, component id) → (image, count).
+    pub components: BTreeMap<(String, String), (String, u32)>,
+    /// (host, provider id) → image.
+    pub providers: BTreeMap<(String, String), String>,
+    pub labels: BTreeMap<String, BTreeMap<String, String>>,
+    pub links: Vec<wadm_protocol::Link>,
+    pub configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl LatticeView {
+    /// Total instances of `component_id` across hosts.
+    pub fn count(&self, component_id: &str) -> u32 {
+        self.components.iter().filter(|((_, id), _)| id == component_id).map(|(_, (_, n))| n).sum()
+    }
+
+    /// Instances of `component_id` on hosts whose label `key` is `value`.
+    pub fn count_where(&self, component_id: &str, key: &str, value: &str) -> u32 {
+        self.components
+            .iter()
+            .filter(|((host, id), _)| {
+                id == component_id
+                    && self.labels.get(host).and_then(|l| l.get(key)).map(String::as_str)
+                        == Some(value)
+            })
+            .map(|(_, (_, n))| n)
+            .sum()
+    }
+
+    /// Images `component_id` runs with (every host).
+    pub fn images(&self, component_id: &str) -> Vec<String> {
+        let mut images: Vec<String> = self
+            .components
+            .iter()
+            .filter(|((_, id), _)| id == component_id)
+            .map(|(_, (image, _))| image.clone())
+            .collect();
+        images.dedup();
+        images
+    }
+
+    /// Hosts running provider `provider_id`.
+    pub fn provider_hosts(&self, provider_id: &str) -> Vec<String> {
+        self.providers.keys().filter(|(_, id)| id == provider_id).map(|(h, _)| h.clone()).collect()
+    }
+
+    /// Whether a link from `source` to `target` exists.
+    pub fn linked(&self, source: &str, target: &str) -> bool {
+        self.links.iter().any(|l| l.source_id == source && l.target == target)
+    }
+
+    /// Hosts running `component_id`.
+    pub fn component_hosts(&self, component_id: &str) -> Vec<String> {
+        self.components
+            .iter()
+            .filter(|((_, id), (_, n))| id == component_id && *n > 0)
+            .map(|((h, _), _)| h.clone())
+            .collect()
+    }
+}
