@@ -124,6 +124,10 @@ where
             _ => {}
         }
         let body = message.body.clone().into_bytes();
+        tracing::debug!(
+            lattice = %message.lattice, app = %message.app, generation = message.generation,
+            command = %message.id, kind = %message.kind, delivered, "sending command"
+        );
         let reply = self.control.request(&message.subject, body, self.config.request_timeout).await;
         match reply {
             Ok(bytes) => match serde_json::from_slice::<CtlReply>(&bytes) {

@@ -280,6 +280,12 @@ where
             }
 
             let mut done = Processed { lattice: lattice.clone(), conflicts, ..Default::default() };
+            for c in &commands {
+                tracing::debug!(
+                    lattice = %lattice, app = %c.app, generation = c.generation, command = %c.id,
+                    kind = %c.kind, sequence, "issuing command"
+                );
+            }
             for command in commands {
                 let payload = serde_json::to_vec(&command).unwrap_or_default();
                 let outgoing = Outgoing {

@@ -1,0 +1,105 @@
+//! Cost of one pipeline step (load record, apply a heartbeat, reconcile, store record) and of a
+//! whole deploy in memory, as the lattice grows. Run: `cargo bench -p wadm-runtime -- --quick`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use wadm_runtime::memory::{LogConfig, MemoryLattice, MemoryLog, MemoryStatus, SharedKv};
+use wadm_runtime::messages::{command_filter, event_filters};
+use wadm_runtime::{
+    Clock, Executor, Pipeline, PipelineIo, Random, RuntimeConfig, SeededRandom, VirtualClock,
+};
+use wadm_server::store::ManifestStore;
+
+type Store = Arc<ManifestStore<SharedKv>>;
+
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    lattice: MemoryLattice,
+    pipeline: Pipeline<SharedKv, Store, MemoryStatus, MemoryLog, MemoryLattice>,
+    executor: Executor<Store, MemoryLattice, MemoryLog>,
+    event_inbox: wadm_runtime::memory::MemoryConsumer,
+    command_inbox: wadm_runtime::memory::MemoryConsumer,
+}
+
+fn manifest(instances: u32) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "core.oam.dev/v1beta1", "kind": "Application",
+        "metadata": {"name": "app", "annotations": {"version": "v1"}},
+        "spec": {"components": [{"name": "echo", "type": "component",
+            "properties": {"image": "ghcr.io/example/echo:0.1.0"},
+            "traits": [{"type": "spreadscaler", "properties": {"instances": instances}}]}]}
+    })
+}
+
+fn setup(hosts: usize) -> Setup {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(VirtualClock::new(1_700_000_000_000));
+    let random: Arc<dyn Random> = Arc::new(SeededRandom::new(1));
+    let events = MemoryLog::new(clock.clone(), LogConfig::default());
+    let commands = MemoryLog::new(clock.clone(), LogConfig::default());
+    let store: Store = Arc::new(ManifestStore::new(SharedKv::default()));
+    let lattice = MemoryLattice::new("default", events.clone(), clock.clone());
+    let config = RuntimeConfig::default();
+    let io = PipelineIo {
+        records: SharedKv::default(),
+        desired: store.clone(),
+        status: MemoryStatus::default(),
+        commands: commands.clone(),
+        control: lattice.clone(),
+    };
+    let pipeline = Pipeline::new(io, clock.clone(), random.clone(), config.clone());
+    let executor =
+        Executor::new(store.clone(), lattice.clone(), events.clone(), clock, random, config);
+    let ack_wait = Duration::from_secs(30);
+    let event_inbox = events.consumer("e", event_filters("default"), 1, ack_wait);
+    let command_inbox = commands.consumer("c", vec![command_filter("default")], 1024, ack_wait);
+    let s = Setup { rt, lattice, pipeline, executor, event_inbox, command_inbox };
+    s.rt.block_on(async {
+        for i in 0..hosts {
+            s.lattice.add_host(&format!("N{i:05}"), Default::default()).await;
+        }
+        store.put("default", "app", "v1", manifest(hosts as u32), "b").await.unwrap();
+        store.deploy("default", "app", Some("v1"), "b").await.unwrap();
+        s.drain().await;
+    });
+    s
+}
+
+impl Setup {
+    async fn drain(&self) {
+        loop {
+            let mut progressed = false;
+            while self.pipeline.step(&self.event_inbox, Duration::ZERO).await.unwrap().is_some() {
+                progressed = true;
+            }
+            while self.executor.step(&self.command_inbox, Duration::ZERO).await.unwrap().is_some() {
+                progressed = true;
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+}
+
+fn heartbeat_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_heartbeat_step");
+    for hosts in [10usize, 100, 500] {
+        let s = setup(hosts);
+        group.bench_with_input(BenchmarkId::from_parameter(hosts), &hosts, |b, _| {
+            b.iter(|| {
+                s.rt.block_on(async {
+                    s.lattice.heartbeat("N00000").await;
+                    let d = s.pipeline.step(&s.event_inbox, Duration::ZERO).await.unwrap();
+                    assert!(d.is_some());
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, heartbeat_step);
+criterion_main!(benches);
