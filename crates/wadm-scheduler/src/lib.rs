@@ -11,11 +11,33 @@
 //! - [`command`]: commands and their deterministic ids; [`apply`]: applying a plan to a
 //!   [`LatticeState`] the way hosts would (for tests and simulations).
 //!
-//! Typical use:
-//! ```ignore
-//! let plan = wadm_scheduler::reconcile_with(Desired { deployed, undeployed }, &lattice, now);
-//! for c in &plan.commands { send(c.command.subject(&plan.lattice), c.command.body_bytes(), &c.id) }
+//! # Using it
+//!
+//! Pass every application deployed to the lattice, the ones being undeployed (with their last
+//! spec when known), the observed [`LatticeState`] and the current time; send the plan's commands
+//! in order, each with its [`PlannedCommand::id`] as the message id; publish the statuses.
+//!
 //! ```
+//! use wadm_lattice::LatticeState;
+//! use wadm_scheduler::{Desired, reconcile_with};
+//!
+//! let lattice = LatticeState { lattice: "default".into(), ..Default::default() };
+//! let plan = reconcile_with(Desired { deployed: &[], undeployed: &[] }, &lattice, 0);
+//! for c in &plan.commands {
+//!     let (_subject, _body, _dedupe_id) =
+//!         (c.command.subject(&plan.lattice), c.command.body_bytes(), &c.id);
+//! }
+//! assert!(plan.is_empty());
+//! ```
+//!
+//! - Undeploy: drop the app from `deployed` and list it in `undeployed` until the plan no longer
+//!   acts for it. Instances annotated with an app in neither list are orphans and left alone.
+//! - Version change N → N+1: list the new version in `deployed`; also listing N's spec in
+//!   `undeployed` (same name) lets links and configs with explicit names that N+1 dropped be
+//!   removed (derived names are recognised without it).
+//! - Custom scheduling: build [`Catalog::new`] and [`builtin_scalers`], add your own [`Scaler`]s,
+//!   call [`plan_with`]. When the desired state has not changed, the catalog and scalers can be
+//!   kept and only [`plan_with`] re-run (about half the cost of a full [`reconcile_with`]).
 
 pub mod apply;
 pub mod builtin;

@@ -542,3 +542,39 @@ fn custom_scalers_extend_the_plan() {
     let kinds: Vec<&str> = plan.statuses["a"].scalers.iter().map(|s| s.kind.as_str()).collect();
     assert_eq!(kinds, vec!["SpreadScaler", "MarkerScaler"]);
 }
+
+#[test]
+fn unhealthy_providers_make_the_app_unhealthy() {
+    let apps = [deployed(app("a", vec![provider("p", "p:1", vec![])]), 1)];
+    let mut lat = lattice(vec![host("h1", &[])]);
+    converge(deploy(&apps), &mut lat);
+    lat.hosts.get_mut("h1").unwrap().providers.get_mut("a-p").unwrap().health =
+        wadm_lattice::ProviderHealth::Unhealthy;
+    let plan = reconcile(&apps, &lat, 0);
+    assert!(plan.is_empty());
+    let (t, msg) = status_of(&plan, "a");
+    assert_eq!(t, StatusType::Unhealthy);
+    assert_eq!(msg, "provider a-p reports unhealthy");
+}
+
+#[test]
+fn undeploy_removes_explicitly_named_links_only_when_the_spec_is_known() {
+    let mut src = with_id(component("api", "img", vec![spreadscaler(1, vec![])]), "custom-api");
+    src.links = vec![link("kv", "wasi", "keyvalue", &["store"])];
+    let kv = with_id(provider("kv", "kv:1", vec![]), "custom-kv");
+    let a = app("a", vec![src, kv]);
+    let apps = [deployed(a.clone(), 1)];
+    let mut lat = lattice(vec![host("h1", &[])]);
+    converge(deploy(&apps), &mut lat);
+    assert_eq!(lat.links.len(), 1);
+    // Without the last spec, an explicitly named link cannot be attributed: it stays.
+    let blind = [UndeployedApp { name: "a".into(), generation: 2, last_spec: None }];
+    let mut l1 = lat.clone();
+    converge(Desired { deployed: &[], undeployed: &blind }, &mut l1);
+    assert_eq!(l1.links.len(), 1);
+    assert!(l1.hosts["h1"].components.is_empty() && l1.hosts["h1"].providers.is_empty());
+    // With it, the link goes too.
+    let known = [UndeployedApp { name: "a".into(), generation: 2, last_spec: Some(a) }];
+    converge(Desired { deployed: &[], undeployed: &known }, &mut lat);
+    assert!(lat.links.is_empty());
+}
