@@ -23,15 +23,30 @@ pub struct Fixture {
 
 /// A server, a plain client, a recorder subscribed before any host starts, and a sim lattice.
 pub async fn fixture(tune: impl FnOnce(&mut SimConfig)) -> Fixture {
-    let server = NatsServer::start();
-    let client = wait_for(WAIT, || async { async_nats::connect(server.url()).await.ok() })
-        .await
-        .expect("connect to the harness server");
+    let (server, client) = server_and_client().await;
     let events = Events::record(&client).await;
     let mut config = SimConfig::new(server.url(), LATTICE);
     tune(&mut config);
     let sim = SimLattice::connect(config).await.unwrap();
     Fixture { server, client, sim, events }
+}
+
+/// A harness server and a client of it. The harness picks a free port and then waits for it
+/// to accept TCP; if another process took the port in between, the "server" does not speak
+/// NATS: start another one.
+async fn server_and_client() -> (NatsServer, async_nats::Client) {
+    for _ in 0..3 {
+        let server = NatsServer::start();
+        let url = server.url();
+        let connect = || async {
+            let attempt = async_nats::connect(url.clone());
+            tokio::time::timeout(Duration::from_secs(1), attempt).await.ok()?.ok()
+        };
+        if let Some(client) = wait_for(Duration::from_secs(3), connect).await {
+            return (server, client);
+        }
+    }
+    panic!("no harness nats-server accepted a NATS connection in 3 attempts");
 }
 
 /// Every event published on the lattice, in arrival order (checked to arrive on the subject
