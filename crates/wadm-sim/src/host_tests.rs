@@ -137,3 +137,22 @@ fn auctions_answer_only_when_labels_match() {
         !h.put_label(&body(json!({"key": "hostcore.os", "value": "x"}))).reply.unwrap().success
     );
 }
+
+#[test]
+fn event_host_id_is_copied_from_the_request() {
+    let mut h = host();
+    let b = body(json!({"component_ref": "r", "component_id": "c", "count": 1,
+        "host_id": "NSOMEONE_ELSE"}));
+    let o = h.scale(&b, &LatticeStore::default(), &FaultSwitches::default());
+    assert!(o.events.iter().all(|e| e.data["host_id"] == "NSOMEONE_ELSE"));
+    let b = body(json!({"provider_id": "p", "provider_ref": "x"}));
+    let o = h.start_provider(&b, &LatticeStore::default(), &FaultSwitches::default());
+    assert_eq!(o.events[0].data["host_id"], "", "absent host_id stays empty");
+}
+
+#[test]
+fn the_lattice_handle_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<crate::SimLattice>();
+    send_sync::<crate::FaultSwitches>();
+}
