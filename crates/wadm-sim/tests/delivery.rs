@@ -76,3 +76,18 @@ async fn two_simulators_on_one_lattice_answer_one_subjects_once() {
     let total = f.sim.requests(&a).get("claims.get") + other.requests(&b).get("claims.get");
     assert_eq!(total, 4);
 }
+
+#[tokio::test]
+async fn two_hundred_hosts_on_one_connection_all_answer() {
+    let f = fixture(|_| {}).await;
+    for i in 0..200 {
+        f.sim.add_host(HostSpec::default().label("n", i.to_string())).await;
+    }
+    let answers = gather(&f.client, "host.ping", b"", 200).await;
+    let mut ids: Vec<&str> =
+        answers.iter().map(|a| a["response"]["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(f.sim.hosts().len(), 200);
+}

@@ -15,6 +15,16 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A client of the harness server (retrying briefly: it has only just started).
+async fn connect(server: &NatsServer) -> async_nats::Client {
+    wait_for(Duration::from_secs(10), || async {
+        let attempt = async_nats::connect(server.url());
+        tokio::time::timeout(Duration::from_secs(1), attempt).await.ok()?.ok()
+    })
+    .await
+    .expect("a NATS connection to the harness server")
+}
+
 #[tokio::test]
 async fn five_simulated_hosts_answer_a_ping() {
     let server = NatsServer::start();
@@ -29,7 +39,7 @@ async fn five_simulated_hosts_answer_a_ping() {
             .spawn()
             .expect("spawn wadm sim"),
     );
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = connect(&server).await;
 
     let hosts = wait_for(Duration::from_secs(20), || async {
         let hosts =
@@ -68,7 +78,7 @@ async fn fault_flags_reach_the_hosts() {
             .spawn()
             .expect("spawn wadm sim"),
     );
-    let client = async_nats::connect(server.url()).await.unwrap();
+    let client = connect(&server).await;
     let tap = wadm_sim::EventTap::start(&client, "clifault").await.unwrap();
     let host = wait_for(Duration::from_secs(20), || async {
         let hosts =
