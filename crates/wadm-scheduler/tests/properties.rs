@@ -225,6 +225,81 @@ fn check_world(w: &World) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Everything `app` owns: its annotated instances and the links whose source is one of its ids.
+fn owned_snapshot(l: &LatticeState, app: &DeployedApp) -> Vec<String> {
+    let name = Some(app.app.name.as_str());
+    let mut out = Vec::new();
+    for h in l.hosts.values() {
+        for c in h.components.values() {
+            if c.annotations.get("wasmcloud.dev/appspec").map(String::as_str) == name {
+                out.push(format!("{} {c:?}", h.id));
+            }
+        }
+        for p in h.providers.values() {
+            if p.annotations.get("wasmcloud.dev/appspec").map(String::as_str) == name {
+                out.push(format!("{} {p:?}", h.id));
+            }
+        }
+    }
+    for link in l.links.values() {
+        if app.app.components.iter().any(|c| c.id == link.source_id) {
+            out.push(format!("{link:?}"));
+        }
+    }
+    out
+}
+
+/// Converge, then undeploy one application: the others' resources do not change, and nothing of
+/// the undeployed one is left unless another deployed application declares the same id.
+fn check_undeploy_isolation(w: &World, seed: u64) -> Result<(), TestCaseError> {
+    let mut lat = w.lattice.clone();
+    for _ in 0..6 {
+        let plan = reconcile_with(desired(w), &lat, 0);
+        apply_plan(&mut lat, &plan);
+    }
+    let victim = &w.deployed[(seed % w.deployed.len() as u64) as usize];
+    let others: Vec<DeployedApp> =
+        w.deployed.iter().filter(|d| d.app.name != victim.app.name).cloned().collect();
+    let before: Vec<Vec<String>> = others.iter().map(|d| owned_snapshot(&lat, d)).collect();
+    let mut undeployed = w.undeployed.clone();
+    undeployed.push(wadm_scheduler::UndeployedApp {
+        name: victim.app.name.clone(),
+        generation: victim.generation + 1,
+        last_spec: Some(victim.app.clone()),
+    });
+    let after_desired = Desired { deployed: &others, undeployed: &undeployed };
+    for _ in 0..6 {
+        let plan = reconcile_with(after_desired, &lat, 0);
+        for c in &plan.commands {
+            prop_assert!(
+                c.app == victim.app.name || w.undeployed.iter().any(|u| u.name == c.app),
+                "command for {} while only {} was undeployed: {:?}",
+                c.app,
+                victim.app.name,
+                c.command
+            );
+        }
+        apply_plan(&mut lat, &plan);
+    }
+    prop_assert!(reconcile_with(after_desired, &lat, 0).is_empty());
+    for (d, before) in others.iter().zip(before) {
+        prop_assert_eq!(owned_snapshot(&lat, d), before, "{} changed", d.app.name);
+    }
+    let still_needed =
+        |id: &str| others.iter().any(|d| d.app.components.iter().any(|c| c.id == id));
+    for h in lat.hosts.values() {
+        for c in h.components.values() {
+            let mine = c.annotations.get("wasmcloud.dev/appspec") == Some(&victim.app.name);
+            prop_assert!(!mine || still_needed(&c.id), "{} left on {}", c.id, h.id);
+        }
+        for p in h.providers.values() {
+            let mine = p.annotations.get("wasmcloud.dev/appspec") == Some(&victim.app.name);
+            prop_assert!(!mine || still_needed(&p.id), "{} left on {}", p.id, h.id);
+        }
+    }
+    Ok(())
+}
+
 fn check_order_independence(w: &World, seed: u64) -> Result<(), TestCaseError> {
     let base = reconcile_with(desired(w), &w.lattice, 3);
     // Determinism: the same input in any order gives the same plan.
@@ -253,6 +328,12 @@ proptest! {
     fn small_worlds_converge_to_a_fixed_point(seed in any::<u64>()) {
         let w = gen_world(seed, 12, 6);
         check_world(&w)?;
+    }
+
+    #[test]
+    fn undeploying_one_app_touches_only_its_own_resources(seed in any::<u64>()) {
+        let w = gen_world(seed, 12, 6);
+        check_undeploy_isolation(&w, seed)?;
     }
 
     #[test]
