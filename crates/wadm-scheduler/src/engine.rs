@@ -211,7 +211,8 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             None => {}
             Some(o) if !ctx.is_ours(&o.annotations) => {}
             Some(o) => {
-                if *o.image_ref != *w.image_ref && w.count > 0 {
+                let update = *o.image_ref != *w.image_ref && w.count > 0;
+                if update {
                     let cmd = Command::UpdateComponent(UpdateComponentRequest {
                         component_id: id.to_string(),
                         new_component_ref: w.image_ref.to_string(),
@@ -220,7 +221,8 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                     });
                     b.push(Phase::Start, host_id, id, 0, app, cmd);
                 }
-                if o.count != w.count || o.annotations != *w.annotations {
+                // An update also sets the annotations.
+                if o.count != w.count || (!update && o.annotations != *w.annotations) {
                     let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
                     b.push(phase, host_id, id, 1, app, scale(w, w.count));
                 }

@@ -336,3 +336,21 @@ fn unhealthy_providers_make_the_app_unhealthy() {
     assert_eq!(t, StatusType::Unhealthy);
     assert_eq!(msg, "provider a-p reports unhealthy");
 }
+
+#[test]
+fn an_update_carries_the_annotations_without_an_extra_scale() {
+    let mut h1 = host("h1", &[]);
+    let ann = [("wasmcloud.dev/managed-by", "wadm"), ("wasmcloud.dev/appspec", "a")];
+    run_component(&mut h1, "a-c", "img:1", 1, &ann);
+    let mut lat = lattice(vec![h1]);
+    let apps =
+        [deployed(app("a", vec![component("c", "img:2", vec![spreadscaler(1, vec![])])]), 1)];
+    let plan = reconcile(&apps, &lat, 0);
+    let kinds: Vec<&str> = plan.commands.iter().map(|c| c.command.kind()).collect();
+    assert_eq!(kinds, vec!["update_component"]);
+    let plans = converge(deploy(&apps), &mut lat);
+    assert_eq!(plans.len(), 2, "one round of commands, then the fixed point");
+    let inst = &lat.hosts["h1"].components["a-c"];
+    assert_eq!((inst.image_ref.as_str(), inst.count), ("img:2", 1));
+    assert_eq!(inst.annotations[SPREAD_NAME_ANNOTATION], "default");
+}
