@@ -5,7 +5,6 @@
 //! harness uses it to give every test a real server. The binary comes from `$NATS_SERVER_BIN`, else
 //! from `PATH`; when it is missing the error says how to install it.
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -36,7 +35,7 @@ fn log_suffix(log: &str) -> String {
 pub struct LaunchOptions {
     /// The `nats-server` binary.
     pub binary: PathBuf,
-    /// Client port on 127.0.0.1.
+    /// Client port on 127.0.0.1; `0` lets the server pick a free one.
     pub port: u16,
     /// JetStream store directory.
     pub store_dir: PathBuf,
@@ -49,41 +48,48 @@ pub struct LaunchOptions {
 pub struct NatsServerProcess {
     child: Child,
     port: u16,
+    // Where the server reports its listening ports; removed with the process.
+    _ports_dir: PortsDir,
 }
 
 impl NatsServerProcess {
-    /// Start the server and wait until it accepts TCP connections.
+    /// Start the server and wait until it listens.
+    ///
+    /// Readiness is the server's own ports file (`--ports_file_dir`), written once *this* process
+    /// listens: a TCP probe alone could reach another process that holds the port while ours failed
+    /// to bind.
     pub fn launch(options: &LaunchOptions) -> Result<Self, LaunchError> {
+        let ports_dir = PortsDir::create(&options.store_dir)?;
+        let port_arg = if options.port == 0 { "-1".to_string() } else { options.port.to_string() };
         let mut child = Command::new(&options.binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &options.port.to_string(), "-sd"])
+            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
             .arg(&options.store_dir)
+            .arg("--ports_file_dir")
+            .arg(&ports_dir.0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: a pipe nobody reads would fill, or kill the server with SIGPIPE
+            // once closed.
+            .stderr(std::fs::File::create(ports_dir.log_path())?)
             .spawn()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], options.port));
+        let not_ready =
+            |log: String| LaunchError::NotReady { addr, waited: options.ready_timeout, log };
         let deadline = Instant::now() + options.ready_timeout;
         loop {
             if let Ok(Some(_)) = child.try_wait() {
-                let mut log = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    let _ = err.read_to_string(&mut log);
-                }
-                return Err(LaunchError::NotReady { addr, waited: options.ready_timeout, log });
+                return Err(not_ready(ports_dir.log_tail()));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                // nats-server writes little to stderr; closing our end keeps no pipe to fill.
-                drop(child.stderr.take());
-                return Ok(Self { child, port: options.port });
+            if let Some(port) = ports_dir.client_port(child.id()) {
+                let addr = SocketAddr::from(([127, 0, 0, 1], port));
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Ok(Self { child, port, _ports_dir: ports_dir });
+                }
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(LaunchError::NotReady {
-                    addr,
-                    waited: options.ready_timeout,
-                    log: String::new(),
-                });
+                return Err(not_ready(ports_dir.log_tail()));
             }
             // Readiness poll interval of a child process (not test synchronisation).
             std::thread::sleep(Duration::from_millis(20));
@@ -122,6 +128,57 @@ impl Drop for NatsServerProcess {
     }
 }
 
+/// A directory private to one launch where nats-server writes `<exe>_<pid>.ports`.
+#[derive(Debug)]
+struct PortsDir(PathBuf);
+
+impl PortsDir {
+    fn create(store_dir: &Path) -> std::io::Result<Self> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = store_dir.join(format!(".ports-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self(dir))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.0.join("nats-server.log")
+    }
+
+    /// The last lines the server logged (for error messages).
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+
+    /// The client port the process `pid` reported, once it has.
+    fn client_port(&self, pid: u32) -> Option<u16> {
+        let suffix = format!("_{pid}.ports");
+        let entry = std::fs::read_dir(&self.0)
+            .ok()?
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().ends_with(&suffix))?;
+        let text = std::fs::read_to_string(entry.path()).ok()?;
+        parse_client_port(&text)
+    }
+}
+
+impl Drop for PortsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The port of the first `nats://host:port` URL in a ports file
+/// (`{"nats":["nats://127.0.0.1:4222"],...}`).
+fn parse_client_port(text: &str) -> Option<u16> {
+    let after = &text[text.find("nats://")? + "nats://".len()..];
+    let end = after.find('"')?;
+    let host_port = &after[..end];
+    host_port.rsplit_once(':')?.1.parse().ok()
+}
+
 /// Find `nats-server`: `$NATS_SERVER_BIN`, else the first match on `PATH`.
 pub fn find_binary() -> Result<PathBuf, LaunchError> {
     if let Some(explicit) = std::env::var_os("NATS_SERVER_BIN") {
@@ -150,24 +207,29 @@ pub fn port_in_use(port: u16) -> bool {
     .is_ok()
 }
 
-/// Launch on a free port, retrying when another process takes the port first.
+/// Launch on a port the server picks itself (no race with other processes over a free port).
 pub fn launch_on_free_port(
     binary: &Path,
     store_dir: &Path,
     ready_timeout: Duration,
 ) -> Result<NatsServerProcess, LaunchError> {
-    let mut last_err = None;
-    for _ in 0..5 {
-        let options = LaunchOptions {
-            binary: binary.to_path_buf(),
-            port: free_port()?,
-            store_dir: store_dir.to_path_buf(),
-            ready_timeout,
-        };
-        match NatsServerProcess::launch(&options) {
-            Ok(server) => return Ok(server),
-            Err(e) => last_err = Some(e),
-        }
+    NatsServerProcess::launch(&LaunchOptions {
+        binary: binary.to_path_buf(),
+        port: 0,
+        store_dir: store_dir.to_path_buf(),
+        ready_timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_file_parsing() {
+        let text = r#"{"nats":["nats://127.0.0.1:43127"],"monitoring":null}"#;
+        assert_eq!(parse_client_port(text), Some(43127));
+        assert_eq!(parse_client_port("{}"), None);
+        assert_eq!(parse_client_port(r#"{"nats":["nats://127.0.0.1:x"]}"#), None);
     }
-    Err(last_err.expect("at least one attempt was made"))
 }
