@@ -17,7 +17,7 @@ use wadm_lattice::{EventContext, expire, merge_discovery, refresh_leases};
 use wadm_model::Application;
 use wadm_protocol::ctl::CtlReply;
 use wadm_protocol::{HostEvent, StringMap};
-use wadm_scheduler::{DeployedApp, Desired, UndeployedApp, reconcile_with};
+use wadm_scheduler::{DeployedApp, Desired, Plan, UndeployedApp, reconcile_with};
 use wadm_server::kv::{Kv, KvError};
 use wadm_server::status::{StatusError, StatusStore};
 
@@ -249,9 +249,15 @@ where
             record.last_sequence = record.last_sequence.max(sequence);
             record.updated_at = now;
 
-            let (deployed, undeployed) = self.desired_apps(&lattice, &record).await?;
-            let desired = Desired { deployed: &deployed, undeployed: &undeployed };
-            let plan = reconcile_with(desired, &record.state, now);
+            // Nothing any application depends on changed: no reconcile (the common heartbeat).
+            let quiet = !affected.every_app && affected.apps.is_empty() && host_failure.is_none();
+            let plan = if quiet {
+                Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() }
+            } else {
+                let (deployed, undeployed) = self.desired_apps(&lattice, &record).await?;
+                let desired = Desired { deployed: &deployed, undeployed: &undeployed };
+                reconcile_with(desired, &record.state, now)
+            };
             if let Some(failure) = &host_failure
                 && let Some(app) = failure.app(&plan)
             {
@@ -265,7 +271,9 @@ where
             let ttl_ms = self.config.command_ttl.as_millis() as u64;
             let commands = decide::select_commands(&record, &plan, &affected, now, ttl_ms);
             let statuses = decide::statuses(&mut record, &plan, &affected, now);
-            decide::prune_undeployed(&mut record, &plan);
+            if !quiet {
+                decide::prune_undeployed(&mut record, &plan);
+            }
 
             match self.records.save(&lattice, &record, revision).await {
                 Ok(_) => {}

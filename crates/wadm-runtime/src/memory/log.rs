@@ -37,6 +37,8 @@ struct ConsumerState {
     max_ack_pending: usize,
     ack_wait_ms: u64,
     acked: BTreeSet<u64>,
+    /// Every sequence below it is done (acked, filtered out or expired): scans start here.
+    floor: u64,
     delivered: BTreeMap<u64, u64>,
     /// Delivered and not acked: redeliverable at the given instant.
     pending: BTreeMap<u64, Timestamp>,
@@ -112,7 +114,7 @@ impl MemoryLog {
             .iter()
             .filter(|e| e.expires_at.is_none_or(|t| now < t))
             .filter(|e| c.filters.iter().any(|f| subject_matches(f, &e.subject)))
-            .filter(|e| !c.acked.contains(&e.sequence))
+            .filter(|e| e.sequence >= c.floor && !c.acked.contains(&e.sequence))
             .count()
     }
 }
@@ -164,7 +166,20 @@ impl Inbox for MemoryConsumer {
         if waiting >= c.max_ack_pending {
             return Ok(None);
         }
-        let found = entries.iter().find(|e| {
+        let start = entries.partition_point(|e| e.sequence < c.floor);
+        let mut skip = start;
+        while let Some(e) = entries.get(skip) {
+            let done = !live(e)
+                || c.acked.contains(&e.sequence)
+                || !c.filters.iter().any(|f| subject_matches(f, &e.subject));
+            if !done {
+                break;
+            }
+            c.acked.remove(&e.sequence);
+            c.floor = e.sequence + 1;
+            skip += 1;
+        }
+        let found = entries[skip..].iter().find(|e| {
             live(e)
                 && !c.acked.contains(&e.sequence)
                 && c.filters.iter().any(|f| subject_matches(f, &e.subject))
