@@ -67,10 +67,13 @@ impl Replica {
         let _ = (&mut self.server).await;
     }
 
-    /// Die at once, mid-step (like `kill -9`): its unacked messages go to the other replicas.
-    pub fn kill(self) {
+    /// Die at once, mid-step (like `kill -9`): its unacked messages go to the other replicas
+    /// once their ack wait ends. Returns when both tasks are gone (their futures dropped).
+    pub async fn kill(self) {
         self.server.abort();
         self.runtime.abort();
+        let _ = self.server.await;
+        let _ = self.runtime.await;
     }
 }
 
@@ -125,11 +128,29 @@ impl Cluster {
         specs
     }
 
-    /// Store `yaml` as a new version and deploy it (no wait).
+    /// Store `yaml` as a new version and deploy it (no wait). A request nobody answered (a
+    /// replica just died with it) is sent again, as a client would.
     pub async fn put_and_deploy(&self, yaml: &str) -> String {
-        let put = self.client.put_manifest(yaml.as_bytes().to_vec(), None).await.expect("put");
+        let put = wait_for(DEADLINE, || async {
+            match self.client.put_manifest(yaml.as_bytes().to_vec(), None).await {
+                Ok(put) => Some(Ok(put)),
+                Err(e) if e.is_connection_problem() => None,
+                Err(e) => Some(Err(e)),
+            }
+        })
+        .await
+        .expect("put answered")
+        .expect("put");
         let name = put.name.clone();
-        self.client.deploy(&name, Some(&put.current_version)).await.expect("deploy");
+        wait_for(DEADLINE, || async {
+            match self.client.deploy(&name, Some(&put.current_version)).await {
+                Ok(_) => Some(()),
+                Err(e) if e.is_connection_problem() => None,
+                Err(e) => panic!("deploy {name}: {e}"),
+            }
+        })
+        .await
+        .expect("deploy answered");
         name
     }
 
