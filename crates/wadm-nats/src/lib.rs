@@ -1,8 +1,10 @@
 //! The NATS I/O layer of wadm's observed lattice state.
 //!
+//! - [`connect`]: connection options and opening a NATS connection (every wadm process);
 //! - [`discovery`]: asking the lattice (ping, inventories, links, configs) for a discovery round;
 //! - [`store`]: observed state in JetStream KV, one key per entity, compare-and-set writes, behind
 //!   the [`StateStore`] trait (with an in-memory implementation);
+//! - [`kv_list`]: listing the live entries of a KV bucket without creating a consumer;
 //! - [`events`]: the per-event step (decode, reduce, persist) a runtime calls;
 //! - [`observer`]: an [`Observer`] task tying them together on a core NATS subscription.
 //!
@@ -23,8 +25,10 @@
 //! ```
 
 pub mod clock;
+pub mod connect;
 pub mod discovery;
 pub mod events;
+pub mod kv_list;
 pub mod observer;
 pub mod store;
 

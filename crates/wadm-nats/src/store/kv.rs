@@ -3,16 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use async_nats::jetstream::{self, consumer, kv};
-use futures::StreamExt;
+use async_nats::jetstream::{self, kv};
 use wadm_lattice::{Changes, LatticeState};
 
 use super::keys::lattice_filter;
 use super::records::{Write, rebuild, writes_for};
 use super::{StateStore, StoreError};
-
-/// How long a load waits for the next record before giving up.
-const LOAD_STALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The default bucket of observed state.
 pub const STATE_BUCKET: &str = "wadm_state";
@@ -22,7 +18,6 @@ pub const STATE_BUCKET: &str = "wadm_state";
 /// [`StoreError::Conflict`] instead of overwriting.
 pub struct KvStateStore {
     kv: kv::Store,
-    client: async_nats::Client,
     revisions: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -38,7 +33,7 @@ impl KvStateStore {
             Ok(kv) => kv,
             Err(_) => js.create_key_value(config).await.map_err(|e| io(bucket, e))?,
         };
-        Ok(Self { kv, client: js.client(), revisions: Mutex::new(BTreeMap::new()) })
+        Ok(Self { kv, revisions: Mutex::new(BTreeMap::new()) })
     }
 
     /// The underlying bucket (for tests and diagnostics).
@@ -106,42 +101,12 @@ impl KvStateStore {
 
 impl StateStore for KvStateStore {
     async fn load(&self, lattice: &str) -> Result<LatticeState, StoreError> {
-        let filter = format!("{}{}", self.kv.prefix, lattice_filter(lattice));
-        let ordered = self
-            .kv
-            .stream
-            .create_consumer(consumer::push::OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
-                filter_subject: filter.clone(),
-                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-                ..Default::default()
-            })
+        // Consumer-free: a load per start-up or restart must not leave consumers behind.
+        let entries = crate::kv_list::live_entries(&self.kv, &lattice_filter(lattice))
             .await
-            .map_err(|e| io(&filter, e))?;
-        let mut pending = ordered.cached_info().num_pending;
-        let mut records: BTreeMap<String, (u64, Vec<u8>)> = BTreeMap::new();
-        if pending > 0 {
-            let mut messages = ordered.messages().await.map_err(|e| io(&filter, e))?;
-            while pending > 0 {
-                let next = tokio::time::timeout(LOAD_STALL, messages.next()).await;
-                let Some(message) = next.map_err(|_| io(&filter, "load stalled"))? else { break };
-                let message = message.map_err(|e| io(&filter, e))?;
-                let info = message.info().map_err(|e| io(&filter, e))?;
-                pending = info.pending;
-                let revision = info.stream_sequence;
-                let key = message.subject.as_str().trim_start_matches(&self.kv.prefix).to_string();
-                let deleted = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("KV-Operation"))
-                    .is_some_and(|op| op.as_str() == "DEL" || op.as_str() == "PURGE");
-                if deleted {
-                    records.remove(&key);
-                } else {
-                    records.insert(key, (revision, message.payload.to_vec()));
-                }
-            }
-        }
+            .map_err(|e| io(&e.pattern, e.reason))?;
+        let records: BTreeMap<String, (u64, Vec<u8>)> =
+            entries.into_iter().map(|e| (e.key, (e.revision, e.value.to_vec()))).collect();
         let state = rebuild(lattice, records.iter().map(|(k, (_, v))| (k.as_str(), v.as_slice())))?;
         let mut revisions = self.revisions.lock().expect("revision lock");
         for (key, (revision, _)) in records {

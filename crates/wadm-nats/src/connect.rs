@@ -1,0 +1,384 @@
+//! Opening a NATS connection: the one place every wadm process (API server, runtime, `wadm app`
+//! CLI, client library) turns connection options into an `async_nats::Client`.
+//!
+//! [`NatsOptions`] holds a URL (with optional `user:password@` or `token@`, applied explicitly
+//! because async-nats ignores credentials written in a URL), a credentials file, an nkey seed plus
+//! user JWT, and a TLS root CA. Every misconfiguration becomes one [`ConnectError`] whose
+//! `Display` is a single line that never shows a password ([`redact`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default NATS URL.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+/// Environment variable naming the NATS URL (read by [`NatsOptions::from_env`]).
+pub const NATS_URL_ENV: &str = "WADM_NATS_URL";
+/// Environment variable naming a NATS credentials file (read by [`NatsOptions::from_env`]).
+pub const NATS_CREDS_ENV: &str = "WADM_NATS_CREDS";
+/// Environment variable naming a TLS root CA file (read by [`NatsOptions::from_env`]).
+pub const NATS_TLS_CA_ENV: &str = "WADM_NATS_TLS_CA";
+
+/// How to reach and authenticate to NATS.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    /// `nats://[user:password@]host:port` (several may be given comma-separated).
+    pub url: String,
+    /// A `.creds` file (user JWT + nkey seed).
+    pub creds_file: Option<PathBuf>,
+    /// An nkey seed (`SU…`); with `jwt` it authenticates as that user, alone as a plain nkey user.
+    pub seed: Option<String>,
+    /// A user JWT, used with `seed`.
+    pub jwt: Option<String>,
+    /// A PEM file with the root certificate(s) to trust for TLS; setting it requires TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// How long to wait for the first connection.
+    pub connect_timeout: Duration,
+    /// Connection name shown by the server.
+    pub name: String,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        Self {
+            url: DEFAULT_NATS_URL.into(),
+            creds_file: None,
+            seed: None,
+            jwt: None,
+            tls_ca: None,
+            connect_timeout: Duration::from_secs(5),
+            name: "wadm".into(),
+        }
+    }
+}
+
+impl NatsOptions {
+    /// Options for `url` with no credentials.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), ..Self::default() }
+    }
+
+    /// Options from `WADM_NATS_URL` (default [`DEFAULT_NATS_URL`]), `WADM_NATS_CREDS` and
+    /// `WADM_NATS_TLS_CA` (empty values count as unset).
+    pub fn from_env() -> Self {
+        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            url: non_empty(NATS_URL_ENV).unwrap_or_else(|| DEFAULT_NATS_URL.to_string()),
+            creds_file: non_empty(NATS_CREDS_ENV).map(PathBuf::from),
+            tls_ca: non_empty(NATS_TLS_CA_ENV).map(PathBuf::from),
+            ..Self::default()
+        }
+    }
+
+    /// Connect with these options (see [`connect`]).
+    pub async fn connect(&self) -> Result<async_nats::Client, ConnectError> {
+        connect(self).await
+    }
+}
+
+/// Why a connection could not be made. Each variant displays as one line without passwords.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid NATS URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot read NATS credentials file {path}: {reason}")]
+    Credentials { path: String, reason: String },
+    #[error("invalid NATS nkey seed: {0}")]
+    Seed(String),
+    #[error("a NATS user JWT needs an nkey seed (--nats-seed)")]
+    JwtWithoutSeed,
+    #[error("cannot use TLS root CA {path}: {reason}")]
+    TlsCa { path: String, reason: String },
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+}
+
+impl ConnectError {
+    /// Whether the options themselves are wrong (as opposed to the server being unreachable or
+    /// refusing them).
+    pub fn is_misconfiguration(&self) -> bool {
+        !matches!(self, ConnectError::Connect { .. })
+    }
+}
+
+/// Connect with these options. Fails fast (no endless reconnect loop before the first connection).
+pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, ConnectError> {
+    let url = options.url.trim().to_string();
+    validate_url(&url)?;
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(&options.name)
+        .connection_timeout(options.connect_timeout);
+    // async-nats does not apply credentials written in the URL: pass them explicitly.
+    match url_credentials(&url) {
+        Some(UrlCredentials::UserPassword(user, password)) => {
+            opts = opts.user_and_password(user, password);
+        }
+        Some(UrlCredentials::Token(token)) => opts = opts.token(token),
+        None => {}
+    }
+    if let Some(path) = &options.creds_file {
+        opts = opts.credentials_file(path).await.map_err(|e| ConnectError::Credentials {
+            path: path.display().to_string(),
+            reason: one_line(&e),
+        })?;
+    }
+    match (&options.seed, &options.jwt) {
+        (Some(seed), Some(jwt)) => {
+            let key_pair = Arc::new(
+                nkeys::KeyPair::from_seed(seed.trim())
+                    .map_err(|e| ConnectError::Seed(one_line(&e)))?,
+            );
+            opts = opts.jwt(jwt.trim().to_string(), move |nonce| {
+                let key_pair = key_pair.clone();
+                async move { key_pair.sign(&nonce).map_err(async_nats::AuthError::new) }
+            });
+        }
+        (Some(seed), None) => {
+            nkeys::KeyPair::from_seed(seed.trim()).map_err(|e| ConnectError::Seed(one_line(&e)))?;
+            opts = opts.nkey(seed.trim().to_string());
+        }
+        (None, Some(_)) => return Err(ConnectError::JwtWithoutSeed),
+        (None, None) => {}
+    }
+    if let Some(ca) = &options.tls_ca {
+        if !ca.is_file() {
+            return Err(ConnectError::TlsCa {
+                path: ca.display().to_string(),
+                reason: "no such file".into(),
+            });
+        }
+        opts = opts.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    opts.connect(url.as_str())
+        .await
+        .map_err(|e| ConnectError::Connect { url: redact(&url), reason: one_line(&e) })
+}
+
+/// Check the URL's shape before handing it to the client, so typos get a precise message.
+fn validate_url(url: &str) -> Result<(), ConnectError> {
+    let bad = |reason: &str| ConnectError::InvalidUrl { url: redact(url), reason: reason.into() };
+    if url.is_empty() {
+        return Err(bad("empty"));
+    }
+    for part in url.split(',') {
+        let part = part.trim();
+        let rest = match part.split_once("://") {
+            Some((scheme, rest)) => {
+                if !matches!(scheme, "nats" | "tls" | "ws" | "wss") {
+                    return Err(bad(&format!(
+                        "unsupported scheme {scheme:?} (use nats://, tls://, ws:// or wss://)"
+                    )));
+                }
+                rest
+            }
+            None => part,
+        };
+        let host_port = authority(rest).rsplit_once('@').map_or(authority(rest), |(_, hp)| hp);
+        if host_port.is_empty() {
+            return Err(bad("no host"));
+        }
+        if let Some((_, port)) = host_port.rsplit_once(':')
+            && !host_port.ends_with(']')
+            && port.parse::<u16>().is_err()
+        {
+            return Err(bad(&format!("port {port:?} is not a number from 0 to 65535")));
+        }
+    }
+    Ok(())
+}
+
+/// The `[userinfo@]host[:port]` part of a URL without its scheme.
+fn authority(rest: &str) -> &str {
+    rest.split('/').next().unwrap_or_default()
+}
+
+/// Credentials written in a NATS URL.
+#[derive(Debug, PartialEq, Eq)]
+enum UrlCredentials {
+    /// `nats://user:password@host`.
+    UserPassword(String, String),
+    /// `nats://token@host`.
+    Token(String),
+}
+
+/// The credentials of the first URL of a (comma-separated) list, percent-decoded.
+fn url_credentials(urls: &str) -> Option<UrlCredentials> {
+    let first = urls.split(',').next()?.trim();
+    let rest = first.split_once("://").map_or(first, |(_, r)| r);
+    let (userinfo, _) = authority(rest).rsplit_once('@')?;
+    match userinfo.split_once(':') {
+        Some((user, password)) => {
+            Some(UrlCredentials::UserPassword(percent_decode(user), percent_decode(password)))
+        }
+        None if !userinfo.is_empty() => Some(UrlCredentials::Token(percent_decode(userinfo))),
+        None => None,
+    }
+}
+
+/// Decode `%XX` escapes (invalid escapes are kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The URL(s) with every password (`user:***@`) or token (`***@`) hidden, for messages.
+pub fn redact(urls: &str) -> String {
+    let parts = urls.split(',').map(|part| {
+        let (scheme, rest) = part.find("://").map_or(("", part), |i| part.split_at(i + 3));
+        let authority = authority(rest);
+        match authority.rsplit_once('@') {
+            Some((userinfo, _)) => {
+                let hidden = match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:***"),
+                    None => "***".to_string(),
+                };
+                format!("{scheme}{hidden}{}", &rest[userinfo.len()..])
+            }
+            None => part.to_string(),
+        }
+    });
+    parts.collect::<Vec<_>>().join(",")
+}
+
+/// An error and its sources on one line (each source added unless the text already holds it).
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+    use wadm_test_support::wait_until;
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(validate_url("nats://127.0.0.1:4222").is_ok());
+        assert!(validate_url("nats://u:p@localhost:4222,nats://other:4223").is_ok());
+        assert!(validate_url("127.0.0.1:4222").is_ok());
+        let e = validate_url("http://x:1").unwrap_err().to_string();
+        assert!(e.contains("unsupported scheme"), "{e}");
+        let e = validate_url("nats://u:secret@host:99999").unwrap_err().to_string();
+        assert!(e.contains("port") && !e.contains("secret"), "{e}");
+        assert!(validate_url("nats://").is_err());
+    }
+
+    #[test]
+    fn passwords_and_tokens_are_hidden() {
+        assert_eq!(redact("nats://u:pw@h:1"), "nats://u:***@h:1");
+        assert_eq!(redact("nats://tok@h:1"), "nats://***@h:1");
+        assert_eq!(redact("tok@host"), "***@host");
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact("nats://host/a@b"), "nats://host/a@b");
+        assert_eq!(
+            redact("nats://a:x@h1:1,nats://b:y@h2:2"),
+            "nats://a:***@h1:1,nats://b:***@h2:2"
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_the_url() {
+        use UrlCredentials::*;
+        let creds = url_credentials("nats://me:p%40ss@h:4222,nats://other@h2:1");
+        assert_eq!(creds, Some(UserPassword("me".into(), "p@ss".into())));
+        assert_eq!(url_credentials("tls://tok@h:1"), Some(Token("tok".into())));
+        assert_eq!(url_credentials("nats://h:1"), None);
+        assert_eq!(url_credentials("h:1"), None);
+        assert_eq!(url_credentials("nats://h:1/a@b"), None);
+        assert_eq!(percent_decode("a%2"), "a%2");
+    }
+
+    #[tokio::test]
+    async fn misconfiguration_is_one_line() {
+        let opts = NatsOptions { jwt: Some("x".into()), ..Default::default() };
+        assert!(matches!(connect(&opts).await, Err(ConnectError::JwtWithoutSeed)));
+        let opts = NatsOptions { seed: Some("nonsense".into()), ..Default::default() };
+        let e = connect(&opts).await.unwrap_err();
+        assert!(e.is_misconfiguration());
+        let e = e.to_string();
+        assert!(e.starts_with("invalid NATS nkey seed") && !e.contains('\n'), "{e}");
+        let opts =
+            NatsOptions { creds_file: Some("/nonexistent/x.creds".into()), ..Default::default() };
+        let e = connect(&opts).await.unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/x.creds") && !e.contains('\n'), "{e}");
+        let opts = NatsOptions { tls_ca: Some("/nonexistent/ca.pem".into()), ..Default::default() };
+        let e = connect(&opts).await.unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    /// A plain `nats-server` (no JetStream) requiring a user and password; killed on drop.
+    struct PasswordNats {
+        child: Child,
+        port: u16,
+    }
+
+    impl PasswordNats {
+        fn start(user: &str, password: &str) -> PasswordNats {
+            let binary = wadm_nats_server::find_binary().expect("nats-server installed");
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+            let port = port.port();
+            let child = Command::new(binary)
+                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--user", user])
+                .args(["--pass", password])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            assert!(wait_until(Duration::from_secs(15), || {
+                std::net::TcpStream::connect(addr).is_ok()
+            }));
+            PasswordNats { child, port }
+        }
+    }
+
+    impl Drop for PasswordNats {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn user_and_password_in_the_url_authenticate() {
+        let nats = PasswordNats::start("wadm", "s3cr%t");
+        let good = NatsOptions::new(format!("nats://wadm:s3cr%25t@127.0.0.1:{}", nats.port));
+        let client = good.connect().await.expect("URL credentials are applied");
+        client.flush().await.unwrap();
+
+        let bad = NatsOptions::new(format!("nats://wadm:wrong@127.0.0.1:{}", nats.port));
+        let e = bad.connect().await.unwrap_err();
+        assert!(matches!(e, ConnectError::Connect { .. }) && !e.is_misconfiguration());
+        let e = e.to_string();
+        assert!(e.contains("wadm:***@127.0.0.1") && !e.contains("wrong"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+
+        let none = NatsOptions::new(format!("nats://127.0.0.1:{}", nats.port));
+        assert!(none.connect().await.is_err(), "the server really requires a password");
+    }
+}
