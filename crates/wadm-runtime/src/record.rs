@@ -7,6 +7,7 @@
 //! application's failure backoff. Encoded as CBOR (observed state has maps keyed by structs).
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -88,14 +89,27 @@ pub fn record_key(lattice: &str) -> String {
     format!("lattice.{}", escape_token(lattice))
 }
 
-/// Records over a compare-and-set [`Kv`] bucket.
+/// Records over a compare-and-set [`Kv`] bucket. The last record this replica read or wrote
+/// is kept decoded: when the bucket still holds that revision, it is not decoded again (a
+/// revision names exactly one write, so equal revisions mean equal records).
 pub struct RecordStore<K> {
     kv: K,
+    cache: Mutex<BTreeMap<String, (u64, LatticeRecord)>>,
 }
 
 impl<K: Kv> RecordStore<K> {
     pub fn new(kv: K) -> Self {
-        Self { kv }
+        Self { kv, cache: Mutex::new(BTreeMap::new()) }
+    }
+
+    fn cached(&self, lattice: &str, revision: u64) -> Option<LatticeRecord> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(lattice).filter(|(r, _)| *r == revision).map(|(_, record)| record.clone())
+    }
+
+    fn remember(&self, lattice: &str, revision: u64, record: &LatticeRecord) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(lattice.to_string(), (revision, record.clone()));
     }
 
     pub fn kv(&self) -> &K {
@@ -108,9 +122,13 @@ impl<K: Kv> RecordStore<K> {
             let state = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
             return Ok((LatticeRecord { state, ..LatticeRecord::default() }, 0));
         };
+        if let Some(record) = self.cached(lattice, entry.revision) {
+            return Ok((record, entry.revision));
+        }
         let record: LatticeRecord = ciborium::from_reader(entry.value.as_ref()).map_err(|e| {
             RecordError::Corrupt { lattice: lattice.to_string(), reason: e.to_string() }
         })?;
+        self.remember(lattice, entry.revision, &record);
         Ok((record, entry.revision))
     }
 
@@ -132,6 +150,7 @@ impl<K: Kv> RecordStore<K> {
         } else {
             self.kv.update(&key, Bytes::from(bytes), revision).await?
         };
+        self.remember(lattice, written, record);
         Ok(written)
     }
 }
