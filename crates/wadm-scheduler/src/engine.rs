@@ -29,8 +29,9 @@ pub struct Plan {
     pub lattice: String,
     /// The `now` the plan was computed for.
     pub computed_at: Timestamp,
-    /// In the order they must be sent: config puts, workload starts and updates, link puts,
-    /// workload stops, link deletes, config deletes.
+    /// In the order they must be sent: config puts, link deletes before a retarget, workload starts
+    /// and updates, link puts, workload stops, provider restarts with a new image on the same host,
+    /// link deletes, config deletes.
     pub commands: Vec<PlannedCommand>,
     /// Status of every deployed application (and `undeployed` for every undeployed one).
     pub statuses: BTreeMap<String, Status>,
@@ -52,6 +53,8 @@ enum Phase {
     Start,
     PutLink,
     Stop,
+    /// A provider restarted on the same host with another image, after its stop.
+    Restart,
     DeleteLink,
     DeleteConfig,
 }
@@ -260,22 +263,23 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     };
     for (&(host_id, id), &((app, _), w)) in &merged.providers {
         let Some(host) = hosts.get(host_id) else { continue };
+        let start = || {
+            Command::StartProvider(StartProviderRequest {
+                provider_id: id.to_string(),
+                provider_ref: w.image_ref.to_string(),
+                host_id: host_id.to_string(),
+                config: w.config.to_vec(),
+                annotations: (*w.annotations).clone(),
+            })
+        };
         match host.providers.get(id) {
-            None => {
-                let cmd = Command::StartProvider(StartProviderRequest {
-                    provider_id: id.to_string(),
-                    provider_ref: w.image_ref.to_string(),
-                    host_id: host_id.to_string(),
-                    config: w.config.to_vec(),
-                    annotations: (*w.annotations).clone(),
-                });
-                b.push(Phase::Start, host_id, id, 0, app, cmd);
-            }
+            None => b.push(Phase::Start, host_id, id, 0, app, start()),
             Some(o) if !ctx.is_ours(&o.annotations) => {}
             Some(o) => {
                 if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
-                    // Same id on the same host: stop first; the start follows next reconcile.
+                    // Same id on the same host: stop, then start the new image.
                     b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
+                    b.push(Phase::Restart, host_id, id, 0, app, start());
                 }
             }
         }

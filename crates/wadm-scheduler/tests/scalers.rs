@@ -354,3 +354,18 @@ fn an_update_carries_the_annotations_without_an_extra_scale() {
     assert_eq!((inst.image_ref.as_str(), inst.count), ("img:2", 1));
     assert_eq!(inst.annotations[SPREAD_NAME_ANNOTATION], "default");
 }
+
+#[test]
+fn provider_image_change_on_the_only_host_restarts_in_one_plan() {
+    let apps = [deployed(app("a", vec![provider("p", "p:1", vec![])]), 1)];
+    let mut lat = lattice(vec![host("h1", &[])]);
+    converge(deploy(&apps), &mut lat);
+    let apps2 = [deployed(app("a", vec![provider("p", "p:2", vec![])]), 2)];
+    let plan = reconcile(&apps2, &lat, 0);
+    let kinds: Vec<&str> = plan.commands.iter().map(|c| c.command.kind()).collect();
+    assert_eq!(kinds, vec!["stop_provider", "start_provider"]);
+    assert_eq!(plan.statuses["a"].status.status_type, StatusType::Reconciling);
+    let plans = converge(deploy(&apps2), &mut lat);
+    assert_eq!(plans.len(), 2, "fixed point right after the plan took effect");
+    assert_eq!(lat.hosts["h1"].providers["a-p"].image_ref, "p:2");
+}

@@ -90,8 +90,12 @@ impl Scaler for ComponentScaler {
             .map(String::as_str)
             .collect();
         let targets = self.targets();
-        let res =
-            Resource { unit: Unit::Component, id: &self.component_id, image_ref: &self.image_ref };
+        let res = Resource {
+            unit: Unit::Component,
+            id: &self.component_id,
+            image_ref: &self.image_ref,
+            placer: (&self.info.app, &self.info.id),
+        };
         let placements = match self.mode {
             Mode::Spread => placement::place_spreads(ctx, res, &targets),
             Mode::Daemon => placement::place_daemon(ctx, res, &targets, self.spec.instances),

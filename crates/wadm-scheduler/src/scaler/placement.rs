@@ -35,6 +35,9 @@ pub struct Resource<'r> {
     pub unit: Unit,
     pub id: &'r str,
     pub image_ref: &'r str,
+    /// (application, scaler id) placing it: its own instances are kept first, so scalers that
+    /// share a provider id do not trade instances back and forth.
+    pub placer: (&'r str, &'r str),
 }
 
 /// One spread with its share of the instances.
@@ -50,7 +53,8 @@ pub struct SpreadTarget<'s> {
 pub enum Shortfall {
     /// Cannot be satisfied with the hosts there are.
     Unsatisfiable(String),
-    /// Will be satisfiable once our outdated instances are gone.
+    /// Not yet satisfied, but will be without outside help (for custom scalers; reported as
+    /// `reconciling`).
     Pending(String),
 }
 
@@ -66,7 +70,7 @@ pub struct SpreadPlacement {
 enum Occupant {
     /// Ours and reusable.
     Usable,
-    /// Ours, but must be stopped before the host can run the wanted image.
+    /// Ours, but a provider with another image: using the host means stop, then start.
     Stale,
     /// Someone else's.
     Foreign,
@@ -77,6 +81,8 @@ struct Existing<'a> {
     count: u32,
     spread: Option<&'a str>,
     occupant: Occupant,
+    /// Placed by the same scaler.
+    mine: bool,
 }
 
 fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
@@ -87,6 +93,7 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
             .component_instances(res.id)
             .iter()
             .map(|(host, c)| Existing {
+                mine: placed_by(&c.annotations, res.placer.0, res.placer.1),
                 host: *host,
                 count: c.count,
                 spread: spread_of(&c.annotations),
@@ -110,7 +117,13 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
                 } else {
                     Occupant::Stale
                 };
-                Existing { host: *host, count: 1, spread: spread_of(&p.annotations), occupant }
+                Existing {
+                    host: *host,
+                    count: 1,
+                    spread: spread_of(&p.annotations),
+                    occupant,
+                    mine: placed_by(&p.annotations, res.placer.0, res.placer.1),
+                }
             })
             .collect(),
     }
@@ -124,7 +137,9 @@ pub fn place_spreads(
 ) -> Vec<SpreadPlacement> {
     let existing = existing(ctx, res);
     let blocked: Vec<HostIx> =
-        existing.iter().filter(|e| e.occupant != Occupant::Usable).map(|e| e.host).collect();
+        existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
+    let stale: Vec<HostIx> =
+        existing.iter().filter(|e| e.occupant == Occupant::Stale).map(|e| e.host).collect();
     let res_hash = fnv1a64(res.id.as_bytes());
     let matches = |ix: HostIx, req: &StringMap| ctx.host(ix).matches(req);
 
@@ -157,20 +172,20 @@ pub fn place_spreads(
                 .copied()
                 .chain(chosen.iter().map(|(h, _)| *h))
                 .collect();
-            let fresh = choose_fresh(ctx, &ctx.eligible_hosts(req), &skip, need, res_hash);
+            let fresh = choose_fresh(ctx, &ctx.eligible_hosts(req), &skip, &stale, need, res_hash);
             chosen.extend(fresh.into_iter().map(|h| (h, 0)));
         }
         let hosts = distribute(res.unit, spread.instances, &chosen);
         taken.extend(hosts.iter().map(|(h, _)| *h));
         let placed = hosts.len();
-        out[i].shortfall = shortfall(ctx, res.unit, spread, &existing, &taken, placed, usable);
+        out[i].shortfall = shortfall(res.unit, spread, placed, usable);
         out[i].hosts = hosts;
     }
     out
 }
 
-/// Our running instances usable for this spread: same spread name first, then largest count,
-/// then host order.
+/// Our running instances usable for this spread: placed by this scaler first, then same spread
+/// name, then largest count, then host order.
 fn choose_existing(
     existing: &[Existing<'_>],
     spread: &str,
@@ -182,15 +197,18 @@ fn choose_existing(
         .iter()
         .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
         .collect();
-    candidates.sort_by_key(|e| (e.spread != Some(spread), std::cmp::Reverse(e.count), e.host));
+    candidates
+        .sort_by_key(|e| (!e.mine, e.spread != Some(spread), std::cmp::Reverse(e.count), e.host));
     candidates.into_iter().take(limit).map(|e| (e.host, e.count)).collect()
 }
 
-/// The `need` best hosts not yet running the resource: least loaded, then rendezvous score.
+/// The `need` best hosts not yet running the resource: hosts where ours runs with another image
+/// last (they need a stop first), then least loaded, then rendezvous score.
 fn choose_fresh(
     ctx: &Context<'_>,
     eligible: &[HostIx],
     skip: &BTreeSet<HostIx>,
+    stale: &[HostIx],
     need: usize,
     res_hash: u64,
 ) -> Vec<HostIx> {
@@ -198,9 +216,9 @@ fn choose_fresh(
         return Vec::new();
     }
     // Keep the best `need` seen so far, sorted; `need` is small next to the host count.
-    let mut best: Vec<(u32, u64, HostIx)> = Vec::with_capacity(need + 1);
+    let mut best: Vec<(bool, u32, u64, HostIx)> = Vec::with_capacity(need + 1);
     for h in eligible.iter().filter(|h| !skip.contains(h)) {
-        let key = (ctx.load(*h), mix64(ctx.host_hash(*h) ^ res_hash), *h);
+        let key = (stale.contains(h), ctx.load(*h), mix64(ctx.host_hash(*h) ^ res_hash), *h);
         if best.len() == need && key >= best[need - 1] {
             continue;
         }
@@ -208,7 +226,7 @@ fn choose_fresh(
         best.insert(at, key);
         best.truncate(need);
     }
-    best.into_iter().map(|(_, _, h)| h).collect()
+    best.into_iter().map(|(.., h)| h).collect()
 }
 
 /// Split `instances` over the chosen hosts (given with their current counts, in preference order).
@@ -236,11 +254,8 @@ fn distribute(unit: Unit, instances: u32, chosen: &[(HostIx, u32)]) -> Vec<(Host
 }
 
 fn shortfall(
-    ctx: &Context<'_>,
     unit: Unit,
     spread: &SpreadTarget<'_>,
-    existing: &[Existing<'_>],
-    taken: &BTreeSet<HostIx>,
     placed: usize,
     usable: usize,
 ) -> Option<Shortfall> {
@@ -248,26 +263,12 @@ fn shortfall(
         Unit::Component => 1,
         Unit::Provider => spread.instances as usize,
     };
-    if placed >= needed {
-        return None;
-    }
-    let stale = existing
-        .iter()
-        .filter(|e| e.occupant == Occupant::Stale && !taken.contains(&e.host))
-        .filter(|e| ctx.host(e.host).matches(spread.requirements))
-        .count();
-    let eligible = usable + stale;
-    if eligible >= needed {
-        Some(Shortfall::Pending(format!(
-            "spread {} waits for {} outdated instance(s) to stop",
-            spread.name, stale
-        )))
-    } else {
-        Some(Shortfall::Unsatisfiable(format!(
+    (placed < needed).then(|| {
+        Shortfall::Unsatisfiable(format!(
             "spread {} needs {} instances, {} eligible hosts",
-            spread.name, spread.instances, eligible
-        )))
-    }
+            spread.name, spread.instances, usable
+        ))
+    })
 }
 
 /// Place a daemonscaler: `per_host` on every usable host matching a spread (a host matching several
@@ -280,7 +281,7 @@ pub fn place_daemon(
 ) -> Vec<SpreadPlacement> {
     let existing = existing(ctx, res);
     let blocked: BTreeSet<HostIx> =
-        existing.iter().filter(|e| e.occupant != Occupant::Usable).map(|e| e.host).collect();
+        existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
     let mut taken: BTreeSet<HostIx> = BTreeSet::new();
     let mut out = Vec::with_capacity(spreads.len());
     for spread in spreads {

@@ -91,8 +91,12 @@ impl Scaler for ProviderScaler {
             };
         }
         let targets = self.targets();
-        let res =
-            Resource { unit: Unit::Provider, id: &self.provider_id, image_ref: &self.image_ref };
+        let res = Resource {
+            unit: Unit::Provider,
+            id: &self.provider_id,
+            image_ref: &self.image_ref,
+            placer: (&self.info.app, &self.info.id),
+        };
         let placements = match self.mode {
             Mode::Spread => placement::place_spreads(ctx, res, &targets),
             Mode::Daemon => placement::place_daemon(ctx, res, &targets, 1),
