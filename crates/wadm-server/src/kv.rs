@@ -1,7 +1,7 @@
 //! The key-value seam of the manifest store: a small [`Kv`] trait with compare-and-set writes,
 //! its JetStream implementation ([`NatsKv`]) and an in-process implementation ([`MemoryKv`]) for
 //! unit tests of store logic. Keys use NATS subject syntax (`.`-separated tokens) and [`Kv::scan`]
-//! accepts `*`/`>` wildcards as NATS does.
+//! accepts `*`/`>` wildcards as NATS does (on JetStream without creating a consumer).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use async_nats::jetstream::kv::{self, Operation};
 use bytes::Bytes;
-use futures::StreamExt;
 
 /// A stored value and the revision that wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +61,13 @@ pub trait Kv: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct NatsKv {
     store: kv::Store,
-    client: async_nats::Client,
 }
 
 impl NatsKv {
-    /// `client` is the connection the bucket was opened on (scans use an inbox of it).
-    pub fn new(store: kv::Store, client: async_nats::Client) -> Self {
-        Self { store, client }
+    /// The bucket `store`. (`_client`, the connection it was opened on, is no longer needed:
+    /// listing creates no consumer and so no inbox. The parameter is kept for existing callers.)
+    pub fn new(store: kv::Store, _client: async_nats::Client) -> Self {
+        Self { store }
     }
 }
 
@@ -103,45 +102,16 @@ impl Kv for NatsKv {
         self.store.purge(key).await.map_err(|e| KvError::backend(key, e))
     }
 
+    /// Consumer-free (see [`wadm_nats::kv_list`]): listing as often as clients ask leaves nothing
+    /// behind on the server.
     async fn scan(&self, pattern: &str) -> Result<Vec<(String, KvEntry)>, KvError> {
-        use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
-        let consumer = self
-            .store
-            .stream
-            .create_consumer(OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
-                filter_subject: format!("{}{pattern}", self.store.prefix),
-                deliver_policy: DeliverPolicy::LastPerSubject,
-                ..Default::default()
-            })
+        let entries = wadm_nats::kv_list::live_entries(&self.store, pattern)
             .await
-            .map_err(|e| KvError::backend(pattern, e))?;
-        let mut found = BTreeMap::new();
-        if consumer.cached_info().num_pending == 0 {
-            return Ok(Vec::new());
-        }
-        let mut messages = consumer.messages().await.map_err(|e| KvError::backend(pattern, e))?;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| KvError::backend(pattern, e))?;
-            let info = message.info().map_err(|e| KvError::Backend {
-                key: pattern.to_string(),
-                reason: e.to_string(),
-            })?;
-            let (revision, pending) = (info.stream_sequence, info.pending);
-            let key = message.subject.trim_start_matches(self.store.prefix.as_str()).to_string();
-            let operation = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("KV-Operation"))
-                .map(|v| v.as_str().to_string());
-            if operation.is_none() {
-                found.insert(key, KvEntry { value: message.payload.clone(), revision });
-            }
-            if pending == 0 {
-                break;
-            }
-        }
-        Ok(found.into_iter().collect())
+            .map_err(|e| KvError::Backend { key: e.pattern, reason: e.reason })?;
+        Ok(entries
+            .into_iter()
+            .map(|e| (e.key, KvEntry { value: e.value, revision: e.revision }))
+            .collect())
     }
 }
 

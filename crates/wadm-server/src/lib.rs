@@ -7,7 +7,7 @@
 //! (`wadm.status.>`, one message per subject). Requests arrive on `{prefix}.>` in the queue group
 //! `wadm_api`; replies carry a `Wadm-Server` header naming the instance.
 //!
-//! - [`mod@connect`]: NATS connection options and one-line errors (reusable by every wadm process);
+//! - [`mod@connect`]: NATS connection options and one-line errors (re-exported from `wadm-nats`);
 //! - [`kv`]: the compare-and-set key-value seam, its JetStream and in-process implementations;
 //! - [`keys`]: the key layout of the manifest bucket;
 //! - [`store`]: the versioned manifest store (versions, deployed version, generation, history);

@@ -4,6 +4,7 @@
 mod common;
 mod errors;
 mod kv;
+mod listing;
 mod ops;
 mod replicas;
 mod status;
