@@ -56,6 +56,7 @@
 //! `wadm_server::status::StatusStore`); [`memory`] has in-memory versions for tests in virtual
 //! time, [`nats`] the JetStream ones and [`run()`] the real loops.
 
+pub mod announce;
 pub mod backoff;
 pub mod clock;
 pub mod config;
@@ -70,6 +71,7 @@ pub mod pipeline;
 pub mod record;
 pub mod run;
 
+pub use announce::{discover_into, tick_message};
 pub use backoff::Backoff;
 pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
 pub use config::RuntimeConfig;
@@ -77,7 +79,7 @@ pub use desired::{Deployment, DesiredSource};
 pub use executor::{Executed, Executor};
 pub use io::{ControlClient, Delivery, Discoverer, Inbox, IoError, Outbox, Outgoing, Published};
 pub use messages::{CommandFailure, CommandMessage};
-pub use pipeline::{Pipeline, PipelineError, PipelineIo, Processed, discover_into, tick_message};
+pub use pipeline::{Pipeline, PipelineError, PipelineIo, Processed};
 pub use record::{AppRecord, Failure, LatticeRecord, RecordStore};
 pub use run::{RunConfig, RunError, run};
 

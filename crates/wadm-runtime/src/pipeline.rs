@@ -26,7 +26,7 @@ use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected};
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
-use crate::messages::{Incoming, Tick, classify, internal_subject};
+use crate::messages::{Incoming, classify};
 use crate::record::{LatticeRecord, RecordError, RecordStore};
 
 /// Why a step failed (the event is redelivered).
@@ -387,42 +387,4 @@ where
         }
         Ok(found)
     }
-}
-
-/// The tick a replica publishes for `lattice` at `now`. Its id names the tick period, so every
-/// replica's tick of the same period is one message.
-pub fn tick_message(lattice: &str, now: wadm_lattice::Timestamp, every: Duration) -> Outgoing {
-    let period = (every.as_millis() as u64).max(1);
-    Outgoing {
-        subject: internal_subject(lattice, "tick"),
-        payload: serde_json::to_vec(&Tick { at: now }).unwrap_or_default(),
-        msg_id: format!("tick.{lattice}.{}", now / period),
-        ttl: None,
-    }
-}
-
-/// Run a discovery round and put its answers in the event stream, where the pipeline merges
-/// them in order with everything else. Replicas do this at start-up: state may be stale then.
-pub async fn discover_into<X, O>(
-    discoverer: &X,
-    events: &O,
-    lattice: &str,
-    started_at: wadm_lattice::Timestamp,
-    replica: &str,
-) -> Result<usize, IoError>
-where
-    X: crate::io::Discoverer,
-    O: Outbox,
-{
-    let discovery = discoverer.discover(lattice, started_at).await?;
-    let hosts = discovery.hosts.len();
-    let report = crate::messages::DiscoveryReport::from(discovery);
-    let outgoing = Outgoing {
-        subject: internal_subject(lattice, "discovered"),
-        payload: serde_json::to_vec(&report).unwrap_or_default(),
-        msg_id: format!("discovered.{lattice}.{replica}.{started_at}"),
-        ttl: None,
-    };
-    events.publish(outgoing).await?;
-    Ok(hosts)
 }

@@ -14,6 +14,7 @@ use wadm_server::server::{MANIFEST_BUCKET, ensure_bucket, ensure_stream};
 use wadm_server::status::NatsStatusStore;
 use wadm_server::store::ManifestStore;
 
+use crate::announce::{discover_into, tick_message};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
 use crate::executor::Executor;
@@ -22,7 +23,7 @@ use crate::nats::{
     JsInbox, JsOutbox, NatsControl, NatsDiscoverer, RECORD_BUCKET, StreamSettings,
     ensure_command_consumer, ensure_event_consumer, ensure_streams,
 };
-use crate::pipeline::{Pipeline, PipelineIo, discover_into, tick_message};
+use crate::pipeline::{Pipeline, PipelineIo};
 
 /// What [`run`] needs to know.
 #[derive(Debug, Clone)]

@@ -1,0 +1,45 @@
+//! What a replica puts into the event stream on its own: periodic ticks (deduplicated per period
+//! across replicas) and the answers of discovery rounds.
+
+use std::time::Duration;
+
+use crate::io::{Discoverer, IoError, Outbox, Outgoing};
+use crate::messages::{DiscoveryReport, Tick, internal_subject};
+
+/// The tick a replica publishes for `lattice` at `now`. Its id names the tick period, so every
+/// replica's tick of the same period is one message.
+pub fn tick_message(lattice: &str, now: wadm_lattice::Timestamp, every: Duration) -> Outgoing {
+    let period = (every.as_millis() as u64).max(1);
+    Outgoing {
+        subject: internal_subject(lattice, "tick"),
+        payload: serde_json::to_vec(&Tick { at: now }).unwrap_or_default(),
+        msg_id: format!("tick.{lattice}.{}", now / period),
+        ttl: None,
+    }
+}
+
+/// Run a discovery round and put its answers in the event stream, where the pipeline merges
+/// them in order with everything else. Replicas do this at start-up: state may be stale then.
+pub async fn discover_into<X, O>(
+    discoverer: &X,
+    events: &O,
+    lattice: &str,
+    started_at: wadm_lattice::Timestamp,
+    replica: &str,
+) -> Result<usize, IoError>
+where
+    X: Discoverer,
+    O: Outbox,
+{
+    let discovery = discoverer.discover(lattice, started_at).await?;
+    let hosts = discovery.hosts.len();
+    let report = DiscoveryReport::from(discovery);
+    let outgoing = Outgoing {
+        subject: internal_subject(lattice, "discovered"),
+        payload: serde_json::to_vec(&report).unwrap_or_default(),
+        msg_id: format!("discovered.{lattice}.{replica}.{started_at}"),
+        ttl: None,
+    };
+    events.publish(outgoing).await?;
+    Ok(hosts)
+}
