@@ -136,10 +136,15 @@ pub fn plan_with(
     evaluations.sort_by(|a, b| a.0.cmp(b.0));
 
     let mut merged = Merged::default();
-    let mut statuses: BTreeMap<String, Vec<ScalerStatus>> = BTreeMap::new();
+    // Evaluations are sorted by application: group consecutive ones.
+    let mut statuses: Vec<(&str, Vec<ScalerStatus>)> = Vec::new();
     for (info, eval) in &evaluations {
         merged.add(info, &eval.wants);
-        statuses.entry(info.app.clone()).or_default().push(ScalerStatus {
+        if statuses.last().is_none_or(|(app, _)| *app != info.app) {
+            statuses.push((&info.app, Vec::new()));
+        }
+        let Some((_, group)) = statuses.last_mut() else { continue };
+        group.push(ScalerStatus {
             id: info.id.clone(),
             kind: info.kind.clone(),
             name: info.name.clone(),
@@ -158,11 +163,22 @@ pub fn plan_with(
     for name in catalog.undeployed.keys() {
         app_statuses.insert(name.to_string(), Status::undeployed());
     }
+    let mut statuses = statuses.into_iter().peekable();
     for name in catalog.deployed.keys() {
-        app_statuses.insert(name.to_string(), Status::aggregate(Vec::new()));
+        // Both are in name order; apps with scalers get their aggregate.
+        while statuses.peek().is_some_and(|(app, _)| app < name) {
+            if let Some((app, scalers)) = statuses.next() {
+                app_statuses.insert(app.to_string(), Status::aggregate(scalers));
+            }
+        }
+        let scalers = match statuses.peek() {
+            Some((app, _)) if app == name => statuses.next().map(|(_, s)| s).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        app_statuses.insert(name.to_string(), Status::aggregate(scalers));
     }
     for (app, scalers) in statuses {
-        app_statuses.insert(app, Status::aggregate(scalers));
+        app_statuses.insert(app.to_string(), Status::aggregate(scalers));
     }
     Plan {
         lattice: observed.lattice.clone(),
