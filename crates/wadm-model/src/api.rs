@@ -185,6 +185,57 @@ pub struct StatusResponse {
     pub status: Option<Status>,
 }
 
+/// What was done to an application, as recorded in its history (`model.history.{name}`, a wadm
+/// extension of the API). An action this version does not know decodes as [`HistoryAction::Other`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryAction {
+    Put,
+    Deploy,
+    Undeploy,
+    Delete,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl std::fmt::Display for HistoryAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HistoryAction::Put => "put",
+            HistoryAction::Deploy => "deploy",
+            HistoryAction::Undeploy => "undeploy",
+            HistoryAction::Delete => "delete",
+            HistoryAction::Other(other) => other,
+        })
+    }
+}
+
+/// One history entry: who did what to which version, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub action: HistoryAction,
+    /// The version concerned (`None` for deleting the whole application).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Who asked (the `Wadm-Actor` request header; `unknown` when absent).
+    #[serde(default)]
+    pub actor: String,
+    /// When, as an RFC 3339 UTC timestamp.
+    #[serde(default)]
+    pub at: String,
+}
+
+/// `model.history.{name}` response: the application's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryResponse {
+    /// `success`, `notfound` or `error`.
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +254,21 @@ mod tests {
         assert_eq!(serde_json::to_value(DeployResult::Acknowledged).unwrap(), "acknowledged");
         let empty: DeployModelRequest = serde_json::from_str("{}").unwrap();
         assert_eq!(empty.version, None);
+    }
+
+    #[test]
+    fn history_actions_are_lowercase_and_unknown_ones_survive() {
+        let entry: HistoryEntry = serde_json::from_str(
+            r#"{"action":"undeploy","version":"v1","actor":"bob","at":"2026-01-02T03:04:05Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(entry.action, HistoryAction::Undeploy);
+        assert_eq!(serde_json::to_value(&entry).unwrap()["action"], "undeploy");
+        let future: HistoryEntry = serde_json::from_str(r#"{"action":"rollback"}"#).unwrap();
+        assert_eq!(future.action, HistoryAction::Other("rollback".into()));
+        assert_eq!(future.action.to_string(), "rollback");
+        assert_eq!(serde_json::to_value(&future.action).unwrap(), "rollback");
+        let reply: HistoryResponse = serde_json::from_str(r#"{"result":"notfound"}"#).unwrap();
+        assert_eq!((reply.result, reply.history.len()), (GetResult::NotFound, 0));
     }
 }
