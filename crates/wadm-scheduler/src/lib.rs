@@ -32,9 +32,10 @@
 //!
 //! - Undeploy: drop the app from `deployed` and list it in `undeployed` until the plan no longer
 //!   acts for it. Instances annotated with an app in neither list are orphans and left alone.
-//! - Version change N → N+1: list the new version in `deployed`; also listing N's spec in
-//!   `undeployed` (same name) lets links and configs with explicit names that N+1 dropped be
-//!   removed (derived names are recognised without it).
+//! - Version change N → N+1: list the new version in `deployed`. Annotated instances, derived
+//!   names and links from components N+1 still has are recognised from N+1 alone; also listing N's
+//!   spec in `undeployed` (same name) lets links from explicitly named components N+1 dropped, and
+//!   explicitly named configs, be removed too.
 //! - Custom scheduling: build [`Catalog::new`] and [`builtin_scalers`], add your own [`Scaler`]s,
 //!   call [`plan_with`]. When the desired state has not changed, the catalog and scalers can be
 //!   kept and only [`plan_with`] re-run (about half the cost of a full [`reconcile_with`]).

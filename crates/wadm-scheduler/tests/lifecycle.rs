@@ -254,3 +254,26 @@ fn undeploy_removes_explicitly_named_links_only_when_the_spec_is_known() {
     converge(Desired { deployed: &[], undeployed: &known }, &mut lat);
     assert!(lat.links.is_empty());
 }
+
+#[test]
+fn version_change_with_the_previous_spec_removes_explicitly_named_leftovers() {
+    let mut src = with_id(component("api", "img", vec![spreadscaler(1, vec![])]), "api-x");
+    src.links = vec![link("kv", "wasi", "keyvalue", &["store"])];
+    let kv = with_id(provider("kv", "kv:1", vec![]), "kv-x");
+    let v1 = app("a", vec![src.clone(), kv.clone()]);
+    let mut lat = lattice(vec![host("h1", &[])]);
+    converge(deploy(&[deployed(v1.clone(), 1)]), &mut lat);
+    assert_eq!(lat.links.len(), 1);
+    // v2 drops the linking component; its explicit id carries no derived prefix.
+    let v2 = [deployed(app("a", vec![kv]), 2)];
+    let mut without = lat.clone();
+    converge(deploy(&v2), &mut without);
+    assert_eq!(without.links.len(), 1, "not attributable without the previous spec");
+    let previous = [UndeployedApp { name: "a".into(), generation: 2, last_spec: Some(v1) }];
+    let plans = converge(Desired { deployed: &v2, undeployed: &previous }, &mut lat);
+    assert!(lat.links.is_empty());
+    assert!(lat.hosts["h1"].components.is_empty(), "annotated instances go either way");
+    assert!(lat.hosts["h1"].providers.contains_key("kv-x"));
+    let status = &plans.last().unwrap().statuses["a"];
+    assert_eq!(status.status.status_type, StatusType::Deployed);
+}
