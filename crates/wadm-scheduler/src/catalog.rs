@@ -2,6 +2,7 @@
 //! names wadm derived or declared (so ownership of links and configs, which carry no annotations,
 //! can be recomputed), shared references, generations.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use wadm_model::names::sanitize;
@@ -23,16 +24,23 @@ pub struct Catalog<'a> {
     pub provider_owner: BTreeMap<String, (&'a str, &'a str)>,
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
-    /// Owned config names declared by any known spec (deployed or undeployed) → first declarer.
-    declared_owned_configs: BTreeMap<String, &'a str>,
-    /// Link keys declared by any known spec → first declarer.
-    declared_links: BTreeMap<LinkKey, &'a str>,
-    /// Component and provider ids of any known spec → first declarer.
-    declared_ids: BTreeMap<String, &'a str>,
+    /// Built on first use: only removals of links and configs need it.
+    declared: OnceCell<Declarations>,
+}
+
+/// What every known spec (deployed or undeployed) declares, for attributing links and configs.
+#[derive(Debug, Default)]
+struct Declarations {
+    /// Owned config names → first declarer.
+    owned_configs: BTreeMap<String, String>,
+    /// Link keys → first declarer.
+    links: BTreeMap<LinkKey, String>,
+    /// Component and provider ids → first declarer.
+    ids: BTreeMap<String, String>,
     /// Config names some known spec references without properties (never deleted).
     external_configs: BTreeSet<String>,
     /// `{sanitised app}-` for every known application → the application.
-    prefixes: BTreeMap<String, &'a str>,
+    prefixes: BTreeMap<String, String>,
 }
 
 impl<'a> Catalog<'a> {
@@ -73,41 +81,24 @@ impl<'a> Catalog<'a> {
             for name in owned_config_names(&d.app) {
                 c.desired_owned_configs.insert(name);
             }
-            c.declare(d.name(), &d.app);
-        }
-        let undeployed: Vec<&'a UndeployedApp> = c.undeployed.values().copied().collect();
-        for u in undeployed {
-            c.prefixes.entry(format!("{}-", sanitize(&u.name))).or_insert(&u.name);
-            if let Some(spec) = &u.last_spec {
-                c.declare(&u.name, spec);
-            }
         }
         c
     }
 
-    fn declare(&mut self, owner: &'a str, app: &'a Application) {
-        self.prefixes.entry(format!("{}-", sanitize(owner))).or_insert(owner);
-        for name in owned_config_names(app) {
-            self.declared_owned_configs.entry(name).or_insert(owner);
-        }
-        for comp in &app.components {
-            let refs = comp.config.iter().chain(
-                comp.links.iter().flat_map(|l| l.source_config.iter().chain(&l.target_config)),
-            );
-            for r in refs.filter(|r| r.properties.is_none()) {
-                self.external_configs.insert(r.lattice_name.clone());
+    fn declarations(&self) -> &Declarations {
+        self.declared.get_or_init(|| {
+            let mut decl = Declarations::default();
+            for (name, d) in &self.deployed {
+                decl.declare(name, &d.app);
             }
-            self.declared_ids.entry(comp.id.clone()).or_insert(owner);
-            for link in &comp.links {
-                let key = LinkKey {
-                    source_id: comp.id.clone(),
-                    wit_namespace: link.namespace.clone(),
-                    wit_package: link.package.clone(),
-                    name: link.name.clone(),
-                };
-                self.declared_links.entry(key).or_insert(owner);
+            for (name, u) in &self.undeployed {
+                decl.prefixes.entry(format!("{}-", sanitize(name))).or_insert(name.to_string());
+                if let Some(spec) = &u.last_spec {
+                    decl.declare(name, spec);
+                }
             }
-        }
+            decl
+        })
     }
 
     /// Whether `app` is deployed or being undeployed here.
@@ -126,31 +117,33 @@ impl<'a> Catalog<'a> {
 
     /// The known application whose derived-name prefix `name` carries. Sanitised application
     /// names contain no `-`, so the prefix is everything up to the first `-`.
-    fn derived_owner(&self, name: &str) -> Option<&'a str> {
+    fn derived_owner(&self, name: &str) -> Option<&str> {
         let bare = name.strip_prefix("SECRET_").unwrap_or(name);
         let (head, _) = bare.split_once('-')?;
-        self.prefixes.get(&format!("{head}-")).copied()
+        self.declarations().prefixes.get(&format!("{head}-")).map(String::as_str)
     }
 
     /// The known application that may have put this lattice link: the one that declared its key,
     /// else declared its source id, else whose derived prefix the source id carries.
-    pub fn link_owner(&self, key: &LinkKey) -> Option<&'a str> {
-        self.declared_links
+    pub fn link_owner(&self, key: &LinkKey) -> Option<&str> {
+        let decl = self.declarations();
+        decl.links
             .get(key)
-            .or_else(|| self.declared_ids.get(&key.source_id))
-            .copied()
+            .or_else(|| decl.ids.get(&key.source_id))
+            .map(String::as_str)
             .or_else(|| self.derived_owner(&key.source_id))
     }
 
     /// The known application that may have put this lattice config (owned or secret configs only;
     /// a config some known spec uses as external is never anyone's). A derived name must also have
     /// the shape wadm derives: `[SECRET_]{app}-{[a-z0-9_]+}`.
-    pub fn config_owner(&self, name: &str) -> Option<&'a str> {
-        if self.external_configs.contains(name) {
+    pub fn config_owner(&self, name: &str) -> Option<&str> {
+        let decl = self.declarations();
+        if decl.external_configs.contains(name) {
             return None;
         }
-        if let Some(owner) = self.declared_owned_configs.get(name) {
-            return Some(owner);
+        if let Some(owner) = decl.owned_configs.get(name) {
+            return Some(owner.as_str());
         }
         let bare = name.strip_prefix("SECRET_").unwrap_or(name);
         let (_, rest) = bare.split_once('-')?;
@@ -179,6 +172,33 @@ impl<'a> Catalog<'a> {
             Source::Image(_) => Ok(comp.id.clone()),
             Source::Shared { application, component } => {
                 self.resolve_shared(application, component)
+            }
+        }
+    }
+}
+
+impl Declarations {
+    fn declare(&mut self, owner: &str, app: &Application) {
+        self.prefixes.entry(format!("{}-", sanitize(owner))).or_insert_with(|| owner.to_string());
+        for name in owned_config_names(app) {
+            self.owned_configs.entry(name).or_insert_with(|| owner.to_string());
+        }
+        for comp in &app.components {
+            let refs = comp.config.iter().chain(
+                comp.links.iter().flat_map(|l| l.source_config.iter().chain(&l.target_config)),
+            );
+            for r in refs.filter(|r| r.properties.is_none()) {
+                self.external_configs.insert(r.lattice_name.clone());
+            }
+            self.ids.entry(comp.id.clone()).or_insert_with(|| owner.to_string());
+            for link in &comp.links {
+                let key = LinkKey {
+                    source_id: comp.id.clone(),
+                    wit_namespace: link.namespace.clone(),
+                    wit_package: link.package.clone(),
+                    name: link.name.clone(),
+                };
+                self.links.entry(key).or_insert_with(|| owner.to_string());
             }
         }
     }
