@@ -8,13 +8,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wadm_model::api::{
     DEFAULT_API_PREFIX, DeleteModelResponse, DeployModelRequest, DeployModelResponse,
-    GetModelResponse, ListModelsResponse, ModelSummary, PutModelResponse, StatusResponse,
-    VersionInfo, VersionRequest, VersionResponse,
+    GetModelResponse, HistoryEntry, HistoryResponse, ListModelsResponse, ModelSummary,
+    PutModelResponse, StatusResponse, VersionInfo, VersionRequest, VersionResponse,
 };
 use wadm_model::status::Status;
 
 use crate::error::ClientError;
-use crate::history::{HistoryEntry, HistoryResponse};
 use crate::reply::decode;
 use crate::watch::StatusStream;
 

@@ -7,8 +7,9 @@
 //! follows the status an application publishes on `wadm.status.{lattice}.{name}`;
 //! [`Client::deploy_and_wait`] deploys and waits until the application is deployed or failed.
 //!
-//! [`ConnectOptions`] opens the NATS connection the way the `wadm` CLI does (URL, optional
-//! credentials file); [`manifest`] reads the name, version and format of a manifest file before it
+//! [`ConnectOptions`] (the shared `wadm_nats::connect::NatsOptions`) opens the NATS connection
+//! the way every wadm process does (URL with optional user/password, credentials file, nkey seed
+//! and JWT, TLS CA); [`manifest`] reads the name, version and format of a manifest file before it
 //! is sent.
 //!
 //! ```no_run
@@ -24,19 +25,20 @@
 //! ```
 
 mod client;
-mod connect;
 mod error;
-mod history;
 pub mod manifest;
 mod reply;
 mod wait;
 mod watch;
 
 pub use client::{ACTOR_HEADER, Client, DEFAULT_TIMEOUT};
-pub use connect::{ConnectOptions, DEFAULT_NATS_URL, NATS_CREDS_ENV, NATS_URL_ENV};
 pub use error::ClientError;
-pub use history::{HistoryEntry, HistoryResponse};
 pub use wadm_model::api;
+pub use wadm_model::api::{HistoryAction, HistoryEntry, HistoryResponse};
 pub use wadm_model::status::{ScalerStatus, Status, StatusInfo, StatusType};
+pub use wadm_nats::connect::{
+    ConnectError, DEFAULT_NATS_URL, NATS_CREDS_ENV, NATS_TLS_CA_ENV, NATS_URL_ENV,
+    NatsOptions as ConnectOptions,
+};
 pub use wait::POLL_EVERY;
 pub use watch::StatusStream;

@@ -104,9 +104,10 @@ async fn full_lifecycle() {
     assert_eq!(status.status.status_type, StatusType::Undeployed);
 
     let history = c.history("hello").await.unwrap();
-    let actions: Vec<_> = history.iter().map(|h| h.action.as_str()).collect();
-    assert_eq!(actions, ["put", "put", "deploy", "undeploy"]);
-    assert!(history.iter().all(|h| h.actor.as_deref() == Some("client-test")), "{history:?}");
+    let actions: Vec<_> = history.iter().map(|h| h.action.clone()).collect();
+    use wadm_client::HistoryAction::*;
+    assert_eq!(actions, [Put, Put, Deploy, Undeploy]);
+    assert!(history.iter().all(|h| h.actor == "client-test"), "{history:?}");
 
     let deleted = c.delete("hello", Some("v1")).await.unwrap();
     assert_eq!(deleted.result, DeleteResult::Deleted);

@@ -26,25 +26,25 @@ async fn no_wadm_means_no_responders() {
 }
 
 #[tokio::test]
-async fn unreachable_nats_is_a_connect_error() {
+async fn connect_failures_become_client_errors() {
     let mut nats = NatsServer::start();
     let url = nats.url();
+    let missing_creds = ConnectOptions {
+        creds_file: Some("/nonexistent/wadm.creds".into()),
+        ..ConnectOptions::new(&url)
+    };
+    let err = ClientError::from(missing_creds.connect().await.unwrap_err());
+    assert!(
+        matches!(&err, ClientError::InvalidArgument(m) if m.contains("/nonexistent/wadm.creds"))
+    );
+    assert!(!err.is_connection_problem(), "a misconfiguration, not an outage: {err}");
+
     nats.stop();
     let options =
         ConnectOptions { connect_timeout: Duration::from_secs(2), ..ConnectOptions::new(&url) };
-    let err = options.connect().await.unwrap_err();
+    let err = ClientError::from(options.connect().await.unwrap_err());
     assert!(matches!(&err, ClientError::Connect { url: u, .. } if *u == url), "{err}");
-}
-
-#[tokio::test]
-async fn missing_credentials_file_is_a_connect_error() {
-    let nats = NatsServer::start();
-    let options = ConnectOptions {
-        credentials_file: Some("/nonexistent/wadm.creds".into()),
-        ..ConnectOptions::new(nats.url())
-    };
-    let err = options.connect().await.unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/wadm.creds"), "{err}");
+    assert!(err.is_connection_problem());
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::kv::Kv;
 use crate::manifest::{format_of, parse_request};
 use crate::probe::LatticeProbe;
 use crate::status::StatusStore;
-use crate::store::{DeleteOutcome, HistoryEntry, LATEST, ManifestStore};
+use crate::store::{DeleteOutcome, LATEST, ManifestStore};
 
 mod deploy;
 use crate::subject::Operation;
@@ -18,16 +18,8 @@ use crate::subject::Operation;
 /// Request header naming who asks (recorded in the history); absent: `unknown`.
 pub const ACTOR_HEADER: &str = "Wadm-Actor";
 
-/// `model.history.{name}` response: the application's history, oldest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryResponse {
-    /// `success`, `notfound` or `error`.
-    pub result: GetResult,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub history: Vec<HistoryEntry>,
-}
+/// `model.history.{name}` response (the shared wire type, re-exported for existing callers).
+pub use wadm_model::api::HistoryResponse;
 
 /// Work to do after the reply went out.
 #[derive(Debug, Clone, PartialEq, Eq)]

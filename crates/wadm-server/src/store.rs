@@ -361,8 +361,12 @@ impl<K: Kv> ManifestStore<K> {
                     history_pruned.push(index.history_first);
                     index.history_first += 1;
                 }
-                let entry =
-                    HistoryEntry { action, version, actor: actor.to_string(), at: (self.clock)() };
+                let entry = HistoryEntry {
+                    action,
+                    version,
+                    actor: actor.to_string(),
+                    at: rfc3339((self.clock)()),
+                };
                 history_write = Some((seq, entry));
             }
             let value = encode(&index);
@@ -407,3 +411,8 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, St
 
 #[cfg(test)]
 mod tests;
+
+/// A history timestamp as the wire carries it (RFC 3339, UTC, `Z`; sub-seconds only when set).
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}

@@ -56,8 +56,10 @@ async fn deploy_rollback_undeploy_delete_and_history() {
     assert!(s.index("l", "app").await.unwrap().is_none());
     assert!(s.list("l").await.unwrap().is_empty());
     let history = s.history("l", "app").await.unwrap().unwrap();
-    let seen: Vec<_> =
-        history.iter().map(|h| (h.action, h.version.as_deref(), h.actor.as_str())).collect();
+    let seen: Vec<_> = history
+        .iter()
+        .map(|h| (h.action.clone(), h.version.as_deref(), h.actor.as_str()))
+        .collect();
     use HistoryAction::*;
     assert_eq!(
         seen,

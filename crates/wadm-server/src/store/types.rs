@@ -1,6 +1,5 @@
 //! The records and results of the manifest store.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::kv::KvError;
@@ -56,25 +55,8 @@ pub struct VersionRef {
     pub description: Option<String>,
 }
 
-/// What happened to an application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HistoryAction {
-    Put,
-    Deploy,
-    Undeploy,
-    Delete,
-}
-
-/// One history entry: who did what to which version, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub action: HistoryAction,
-    /// The version concerned (`None` for deleting the whole application).
-    pub version: Option<String>,
-    pub actor: String,
-    pub at: DateTime<Utc>,
-}
+/// History entries are stored exactly as the `model.history` reply carries them.
+pub use wadm_model::api::{HistoryAction, HistoryEntry};
 
 /// One stored version: the manifest as a JSON value (with its version written in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

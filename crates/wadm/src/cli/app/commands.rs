@@ -143,9 +143,9 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             for entry in &history {
                 table.row(vec![
                     entry.at.clone(),
-                    entry.action.clone(),
+                    entry.action.to_string(),
                     entry.version.clone().unwrap_or_default(),
-                    entry.actor.clone().unwrap_or_default(),
+                    entry.actor.clone(),
                 ]);
             }
             say_raw!("{}", table.render());

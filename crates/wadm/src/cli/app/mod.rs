@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
-use wadm_client::{Client, ConnectOptions, DEFAULT_NATS_URL};
+use wadm_client::{Client, ClientError, ConnectOptions, DEFAULT_NATS_URL};
 
 pub use failure::Failure;
 
@@ -126,13 +126,14 @@ pub fn run(args: Args) -> ExitCode {
 async fn execute(args: Args) -> Result<(), Failure> {
     let options = ConnectOptions {
         url: args.nats_url.clone(),
-        credentials_file: args.nats_creds.clone(),
+        creds_file: args.nats_creds.clone(),
         tls_ca: args.nats_tls_ca.clone(),
+        name: "wadm app".to_string(),
         ..ConnectOptions::default()
     };
     // Read a file argument before connecting, so a usage mistake is reported as such.
     let command = target::prepare(args.command)?;
-    let nats = options.connect().await?;
+    let nats = options.connect().await.map_err(ClientError::from)?;
     let request_timeout = match (&command, args.timeout) {
         (commands::Prepared::Deploy { wait: true, .. }, _) => wadm_client::DEFAULT_TIMEOUT,
         (_, Some(timeout)) => timeout,
