@@ -41,3 +41,17 @@ pub trait StateStore: Send + Sync {
         changes: &Changes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+impl<T: StateStore> StateStore for std::sync::Arc<T> {
+    fn load(&self, lattice: &str) -> impl Future<Output = Result<LatticeState, StoreError>> + Send {
+        (**self).load(lattice)
+    }
+
+    fn persist(
+        &self,
+        state: &LatticeState,
+        changes: &Changes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).persist(state, changes)
+    }
+}

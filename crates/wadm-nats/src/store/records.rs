@@ -4,9 +4,13 @@
 //! the state: each changed entity is written if it exists in the state and deleted otherwise, so the
 //! cost of a step is the number of entities it changed, never the size of the lattice.
 //! [`rebuild`] reassembles a [`LatticeState`] from the records of one lattice.
+//!
+//! Of the reducer's bookkeeping, the records keep tombstones (`gone` keys) and each host's
+//! snapshot stamp (in the host record); per-entity marks of incremental events, link and config
+//! marks and the counters start empty after a load.
 
 use serde::{Deserialize, Serialize};
-use wadm_lattice::bookkeeping::Tombstone;
+use wadm_lattice::bookkeeping::{EventStamp, Tombstone};
 use wadm_lattice::{
     Change, Changes, ComponentInstance, ConfigState, HostState, LatticeState, ProviderInstance,
     Timestamp,
@@ -28,6 +32,10 @@ pub struct HostRecord {
     pub version: String,
     #[serde(default)]
     pub last_seen: Timestamp,
+    /// The stamp of the newest full snapshot (heartbeat, `host_started`) the reducer applied, so
+    /// a replica that loads the state still rejects older snapshots. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<EventStamp>,
 }
 
 /// One write to storage.
@@ -95,6 +103,7 @@ pub fn value_of(state: &LatticeState, entity: &EntityKey) -> Option<Vec<u8>> {
                 labels: h.labels.clone(),
                 version: h.version.clone(),
                 last_seen: h.last_seen,
+                snapshot: state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone()),
             })
         }),
         EntityKey::Component { host, component } => {
@@ -179,6 +188,9 @@ pub fn rebuild<'a>(
                     last_seen: r.last_seen,
                     ..HostState::default()
                 };
+                if let Some(stamp) = r.snapshot {
+                    state.bookkeeping.hosts.entry(host.clone()).or_default().snapshot = Some(stamp);
+                }
                 state.hosts.insert(host, h);
             }
             EntityKey::Component { host, component } => {
@@ -280,6 +292,10 @@ mod tests {
             .collect();
         let back = rebuild("lat", records).unwrap();
         assert_eq!(back.hosts, s.hosts);
+        // The host's snapshot stamp survives, so a stale heartbeat is still rejected after a load.
+        let stamp = |st: &LatticeState| st.bookkeeping.hosts["NH.1"].snapshot.clone();
+        assert_eq!(stamp(&back), stamp(&s));
+        assert!(stamp(&back).is_some());
         let err = rebuild("lat", [("lat.host.X", b"nope".as_slice())]).unwrap_err();
         assert!(err.to_string().contains("lat.host.X"), "{err}");
     }
