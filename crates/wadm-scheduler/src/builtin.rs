@@ -15,6 +15,7 @@ use crate::input::DeployedApp;
 use crate::scaler::component::{ComponentScaler, Mode};
 use crate::scaler::config::{ConfigScaler, secret_config_values};
 use crate::scaler::link::LinkScaler;
+use crate::scaler::placement::PriorTrait;
 use crate::scaler::provider::ProviderScaler;
 use crate::scaler::{Evaluation, Scaler, ScalerInfo, spread_annotations};
 
@@ -121,16 +122,19 @@ impl AppBuilder<'_, '_> {
     fn workload(&mut self, comp: &Component, index: usize, trait_: &ScalerTrait) {
         let Source::Image(image) = &comp.source else { return };
         let app = self.d.app.name.clone();
-        let (mode, base_kind) = match trait_ {
-            ScalerTrait::Spread(_) => (Mode::Spread, "SpreadScaler"),
-            ScalerTrait::Daemon(_) => (Mode::Daemon, "DaemonScaler"),
-        };
-        let kind = match comp.kind {
-            ComponentKind::Component => base_kind.to_string(),
-            ComponentKind::Capability => format!("Provider{base_kind}"),
-        };
-        let suffix = if index == 0 { String::new() } else { format!("-{index}") };
-        let id = format!("{kind}-{app}-{}{suffix}", comp.name);
+        let (mode, kind, id) = workload_identity(&app, comp, index, trait_);
+        let priors = comp.scalers[..index]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let (mode, _, id) = workload_identity(&app, comp, i, t);
+                PriorTrait { id, mode, spec: t.spec().clone() }
+            })
+            .collect::<Vec<_>>();
+        let siblings = (0..comp.scalers.len())
+            .filter(|i| *i != index)
+            .map(|i| workload_identity(&app, comp, i, &comp.scalers[i]).2)
+            .collect();
         let info = self.info(&kind, id, &comp.name);
         let (config, external_config) = config_names(&comp.config, &comp.secrets);
         let conflict = match comp.kind {
@@ -160,6 +164,8 @@ impl AppBuilder<'_, '_> {
                 config: Arc::from(config),
                 external_config,
                 spec: trait_.spec().clone(),
+                priors: priors.clone(),
+                siblings,
             }),
             (None, ComponentKind::Capability) => Box::new(ProviderScaler {
                 annotations: spread_annotations(&info, trait_.spec()),
@@ -170,6 +176,7 @@ impl AppBuilder<'_, '_> {
                 config: Arc::from(config),
                 external_config,
                 spec: trait_.spec().clone(),
+                priors,
             }),
         };
         self.out.push(scaler);
@@ -214,6 +221,26 @@ impl AppBuilder<'_, '_> {
         };
         self.out.push(Box::new(scaler));
     }
+}
+
+/// (mode, kind, scaler id) of a workload's `index`-th scaler trait.
+fn workload_identity(
+    app: &str,
+    comp: &Component,
+    index: usize,
+    trait_: &ScalerTrait,
+) -> (Mode, String, String) {
+    let (mode, base_kind) = match trait_ {
+        ScalerTrait::Spread(_) => (Mode::Spread, "SpreadScaler"),
+        ScalerTrait::Daemon(_) => (Mode::Daemon, "DaemonScaler"),
+    };
+    let kind = match comp.kind {
+        ComponentKind::Component => base_kind.to_string(),
+        ComponentKind::Capability => format!("Provider{base_kind}"),
+    };
+    let suffix = if index == 0 { String::new() } else { format!("-{index}") };
+    let id = format!("{kind}-{app}-{}{suffix}", comp.name);
+    (mode, kind, id)
 }
 
 /// (names passed to the host: configs then secrets, names that must already exist).

@@ -369,3 +369,43 @@ fn provider_image_change_on_the_only_host_restarts_in_one_plan() {
     assert_eq!(plans.len(), 2, "fixed point right after the plan took effect");
     assert_eq!(lat.hosts["h1"].providers["a-p"].image_ref, "p:2");
 }
+
+#[test]
+fn several_scaler_traits_on_one_workload_share_hosts_instead_of_fighting() {
+    let mut lat = lattice(vec![
+        host("h1", &[("gpu", "yes")]),
+        host("h2", &[("gpu", "yes")]),
+        host("h3", &[]),
+        host("h4", &[]),
+    ]);
+    let traits =
+        vec![daemonscaler(3, vec![spread("gpu", &[("gpu", "yes")], 100)]), spreadscaler(2, vec![])];
+    let apps = [deployed(
+        app(
+            "a",
+            vec![
+                component("c", "img", traits),
+                provider(
+                    "p",
+                    "p:1",
+                    vec![
+                        daemonscaler(1, vec![spread("gpu", &[("gpu", "yes")], 100)]),
+                        spreadscaler(2, vec![]),
+                    ],
+                ),
+            ],
+        ),
+        1,
+    )];
+    let plans = converge(deploy(&apps), &mut lat);
+    assert_eq!(plans.len(), 2, "one plan, then the fixed point");
+    let c = counts(&lat, "a-c");
+    assert_eq!((c["h1"], c["h2"]), (3, 3), "the daemon keeps the gpu hosts");
+    assert_eq!(c.get("h3").copied().unwrap_or(0) + c.get("h4").copied().unwrap_or(0), 2);
+    assert_eq!(provider_hosts(&lat, "a-p"), vec!["h1", "h2", "h3", "h4"]);
+    let status = &plans.last().unwrap().statuses["a"];
+    assert!(
+        status.scalers.iter().all(|s| s.status.status_type == StatusType::Deployed),
+        "{status:?}"
+    );
+}

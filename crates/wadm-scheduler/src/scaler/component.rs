@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 
-use super::placement::{self, Resource, Shortfall, SpreadPlacement, SpreadTarget, Unit};
+use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
 use super::{ComponentWant, Evaluation, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
-use crate::spread::split_instances;
 
 /// How a scaler's `instances` apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,29 +32,13 @@ pub struct ComponentScaler {
     pub spec: ScalerSpec,
     /// One annotation set per spread (see [`super::spread_annotations`]).
     pub annotations: Vec<Arc<wadm_protocol::StringMap>>,
+    /// The workload's scaler traits before this one, whose hosts this one leaves alone.
+    pub priors: Vec<PriorTrait>,
+    /// Ids of the workload's other scaler traits (their instances are not this one's extras).
+    pub siblings: Vec<String>,
 }
 
 impl ComponentScaler {
-    fn targets(&self) -> Vec<SpreadTarget<'_>> {
-        let counts = match self.mode {
-            Mode::Spread => split_instances(
-                self.spec.instances,
-                &self.spec.spreads.iter().map(|s| s.weight).collect::<Vec<_>>(),
-            ),
-            Mode::Daemon => vec![self.spec.instances; self.spec.spreads.len()],
-        };
-        self.spec
-            .spreads
-            .iter()
-            .zip(counts)
-            .map(|(s, instances)| SpreadTarget {
-                name: &s.name,
-                requirements: &s.requirements,
-                instances,
-            })
-            .collect()
-    }
-
     /// While waiting: keep exactly what runs (ours) on hosts the placement still wants, so nothing
     /// starts or changes; instances on hosts it no longer wants are stopped (a stop needs no
     /// config).
@@ -89,17 +72,14 @@ impl Scaler for ComponentScaler {
             .filter(|c| !ctx.config_available(c))
             .map(String::as_str)
             .collect();
-        let targets = self.targets();
         let res = Resource {
             unit: Unit::Component,
             id: &self.component_id,
             image_ref: &self.image_ref,
             placer: (&self.info.app, &self.info.id),
         };
-        let placements = match self.mode {
-            Mode::Spread => placement::place_spreads(ctx, res, &targets),
-            Mode::Daemon => placement::place_daemon(ctx, res, &targets, self.spec.instances),
-        };
+        let exclude = placement::prior_hosts(ctx, res, &self.priors);
+        let placements = placement::place(ctx, res, self.mode, &self.spec, &exclude);
         if !missing.is_empty() {
             let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
             return Evaluation {
@@ -149,10 +129,12 @@ impl ComponentScaler {
             }),
             _ => false,
         });
-        let extras = ctx
-            .component_instances(&self.component_id)
-            .iter()
-            .any(|(h, c)| !placed.contains(h) && ctx.is_ours(&c.annotations));
+        let sibling = |a: &wadm_protocol::StringMap| {
+            a.get(wadm_model::SCALER_ANNOTATION).is_some_and(|id| self.siblings.contains(id))
+        };
+        let extras = ctx.component_instances(&self.component_id).iter().any(|(h, c)| {
+            !placed.contains(h) && ctx.is_ours(&c.annotations) && !sibling(&c.annotations)
+        });
         if all_there && !extras {
             StatusInfo::new(StatusType::Deployed, "")
         } else {

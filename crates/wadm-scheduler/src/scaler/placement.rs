@@ -17,8 +17,12 @@ use std::collections::BTreeSet;
 
 use wadm_protocol::{StringMap, normalize_provider_ref};
 
+use wadm_model::ScalerSpec;
+
+use super::component::Mode;
 use crate::context::{Context, HostIx, owner_app};
 use crate::hash::{fnv1a64, mix64};
+use crate::spread::split_instances;
 
 /// What kind of unit is placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +138,7 @@ pub fn place_spreads(
     ctx: &Context<'_>,
     res: Resource<'_>,
     spreads: &[SpreadTarget<'_>],
+    exclude: &BTreeSet<HostIx>,
 ) -> Vec<SpreadPlacement> {
     let existing = existing(ctx, res);
     let blocked: Vec<HostIx> =
@@ -148,11 +153,10 @@ pub fn place_spreads(
         let excluded = blocked.iter().chain(taken.iter()).filter(|h| matches(**h, req)).count();
         eligible - excluded
     };
-    let empty = BTreeSet::new();
     let mut order: Vec<usize> = (0..spreads.len()).collect();
-    order.sort_by_key(|i| (usable_count(spreads[*i].requirements, &empty), *i));
+    order.sort_by_key(|i| (usable_count(spreads[*i].requirements, exclude), *i));
 
-    let mut taken: BTreeSet<HostIx> = BTreeSet::new();
+    let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out = vec![SpreadPlacement::default(); spreads.len()];
     for i in order {
         let spread = &spreads[i];
@@ -278,11 +282,12 @@ pub fn place_daemon(
     res: Resource<'_>,
     spreads: &[SpreadTarget<'_>],
     per_host: u32,
+    exclude: &BTreeSet<HostIx>,
 ) -> Vec<SpreadPlacement> {
     let existing = existing(ctx, res);
     let blocked: BTreeSet<HostIx> =
         existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
-    let mut taken: BTreeSet<HostIx> = BTreeSet::new();
+    let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out = Vec::with_capacity(spreads.len());
     for spread in spreads {
         let mut hosts = Vec::new();
@@ -296,6 +301,74 @@ pub fn place_daemon(
         out.push(SpreadPlacement { hosts, shortfall: None });
     }
     out
+}
+
+/// Each spread of a scaler trait with its share: split by weight for a spreadscaler; for a
+/// daemonscaler, `instances` per host (a component) or one (a provider).
+pub fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Vec<SpreadTarget<'_>> {
+    let counts = match mode {
+        Mode::Spread => split_instances(
+            spec.instances,
+            &spec.spreads.iter().map(|s| s.weight).collect::<Vec<_>>(),
+        ),
+        Mode::Daemon => {
+            let per_host = if unit == Unit::Provider { 1 } else { spec.instances };
+            vec![per_host; spec.spreads.len()]
+        }
+    };
+    spec.spreads
+        .iter()
+        .zip(counts)
+        .map(|(s, instances)| SpreadTarget {
+            name: &s.name,
+            requirements: &s.requirements,
+            instances,
+        })
+        .collect()
+}
+
+/// Place one scaler trait, avoiding `exclude` (hosts that earlier traits of the same workload use).
+pub fn place(
+    ctx: &Context<'_>,
+    res: Resource<'_>,
+    mode: Mode,
+    spec: &ScalerSpec,
+    exclude: &BTreeSet<HostIx>,
+) -> Vec<SpreadPlacement> {
+    let targets = targets(res.unit, mode, spec);
+    match mode {
+        Mode::Spread => place_spreads(ctx, res, &targets, exclude),
+        Mode::Daemon => {
+            let per_host = targets.first().map_or(0, |t| t.instances);
+            place_daemon(ctx, res, &targets, per_host, exclude)
+        }
+    }
+}
+
+/// An earlier scaler trait of the same workload: its hosts are not available to later ones, so
+/// several traits on one component share the lattice instead of fighting over hosts.
+#[derive(Debug, Clone)]
+pub struct PriorTrait {
+    /// Its scaler id.
+    pub id: String,
+    pub mode: Mode,
+    pub spec: ScalerSpec,
+}
+
+/// The hosts the `priors` of a workload use (computed in manifest order).
+pub fn prior_hosts(
+    ctx: &Context<'_>,
+    res: Resource<'_>,
+    priors: &[PriorTrait],
+) -> BTreeSet<HostIx> {
+    let mut exclude = BTreeSet::new();
+    for prior in priors {
+        let res = Resource { placer: (res.placer.0, &prior.id), ..res };
+        for p in place(ctx, res, prior.mode, &prior.spec, &exclude) {
+            exclude.extend(p.hosts.iter().map(|(h, _)| *h));
+        }
+    }
+    exclude
 }
 
 /// Whether an annotation set says the instance was placed by `scaler_id` of `app`.

@@ -9,10 +9,9 @@ use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
 use super::component::{Mode, shortfall_status};
-use super::placement::{self, Resource, SpreadTarget, Unit, placed_by};
+use super::placement::{self, PriorTrait, Resource, Unit, placed_by};
 use super::{Evaluation, ProviderWant, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
-use crate::spread::split_instances;
 
 /// Runs one provider according to one scaler trait: at most one per host.
 #[derive(Debug, Clone)]
@@ -26,29 +25,11 @@ pub struct ProviderScaler {
     pub spec: ScalerSpec,
     /// One annotation set per spread (see [`super::spread_annotations`]).
     pub annotations: Vec<Arc<wadm_protocol::StringMap>>,
+    /// The workload's scaler traits before this one, whose hosts this one leaves alone.
+    pub priors: Vec<PriorTrait>,
 }
 
 impl ProviderScaler {
-    fn targets(&self) -> Vec<SpreadTarget<'_>> {
-        let counts = match self.mode {
-            Mode::Spread => split_instances(
-                self.spec.instances,
-                &self.spec.spreads.iter().map(|s| s.weight).collect::<Vec<_>>(),
-            ),
-            Mode::Daemon => vec![1; self.spec.spreads.len()],
-        };
-        self.spec
-            .spreads
-            .iter()
-            .zip(counts)
-            .map(|(s, instances)| SpreadTarget {
-                name: &s.name,
-                requirements: &s.requirements,
-                instances,
-            })
-            .collect()
-    }
-
     fn want(&self, host_id: &str, annotations: Arc<wadm_protocol::StringMap>) -> ProviderWant {
         ProviderWant {
             host_id: host_id.to_string(),
@@ -90,17 +71,14 @@ impl Scaler for ProviderScaler {
                 ),
             };
         }
-        let targets = self.targets();
         let res = Resource {
             unit: Unit::Provider,
             id: &self.provider_id,
             image_ref: &self.image_ref,
             placer: (&self.info.app, &self.info.id),
         };
-        let placements = match self.mode {
-            Mode::Spread => placement::place_spreads(ctx, res, &targets),
-            Mode::Daemon => placement::place_daemon(ctx, res, &targets, 1),
-        };
+        let exclude = placement::prior_hosts(ctx, res, &self.priors);
+        let placements = placement::place(ctx, res, self.mode, &self.spec, &exclude);
         let mut wanted: Vec<(HostIx, ProviderWant)> = Vec::new();
         for (annotations, placed) in self.annotations.iter().zip(&placements) {
             for (h, _) in &placed.hosts {

@@ -94,6 +94,13 @@ fn gen_app(rng: &mut Rng, name: &str) -> Application {
             comps.push(c);
         }
     }
+    // Sometimes a second scaler trait on a workload (they share the hosts).
+    for c in comps.iter_mut() {
+        if rng.chance(8) {
+            let daemon = rng.chance(50);
+            c.scalers.push(scaler(rng, daemon));
+        }
+    }
     // Links from components to later entries.
     let names: Vec<String> = comps.iter().map(|c| c.name.clone()).collect();
     for (i, c) in comps.iter_mut().enumerate() {
