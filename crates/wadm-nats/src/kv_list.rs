@@ -1,17 +1,20 @@
-//! Listing the live entries of a JetStream KV bucket under a key pattern without creating a
-//! consumer: one stream-info request with a subjects filter names the keys (paged by the server),
-//! then the last value of each key is read with a (direct) get, a bounded number at a time.
-//! Delete and purge markers are skipped.
+//! Listing the last message of every subject of a stream matching a filter, without creating a
+//! consumer: one stream-info request with a subjects filter names the subjects (paged by the
+//! server), then the last message of each is read with a direct get (or a leader get when the
+//! stream does not allow direct gets), a bounded number at a time. [`live_entries`] does this for a
+//! KV bucket and skips delete and purge markers.
 //!
 //! Why not a watch or an ordered consumer: every such listing creates a JetStream consumer that
 //! outlives the call, so frequent listings (an API `model.get` per CLI call, a dashboard polling)
 //! exhaust the server's consumer limit. This listing leaves nothing behind on the server.
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::message::StreamMessage;
+use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind, Stream};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-/// How many key reads are in flight at once.
+/// How many reads are in flight at once.
 const GETS_IN_FLIGHT: usize = 32;
 
 /// The live value of one key.
@@ -24,44 +27,83 @@ pub struct LiveEntry {
     pub revision: u64,
 }
 
-/// Why a listing failed: the pattern and one line of reason.
+/// Why a listing failed: the filter and one line of reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot list keys {pattern}: {reason}")]
+#[error("cannot list {pattern}: {reason}")]
 pub struct ListError {
     pub pattern: String,
     pub reason: String,
 }
 
+impl ListError {
+    fn new(pattern: &str, error: &dyn std::error::Error) -> Self {
+        ListError { pattern: pattern.to_string(), reason: crate::connect::one_line(error) }
+    }
+}
+
+/// The last message of every subject of `stream` matching `filter` (NATS wildcards), sorted by
+/// subject. Subjects whose messages are removed while the listing runs are left out.
+pub async fn last_per_subject(
+    stream: &Stream,
+    filter: &str,
+) -> Result<Vec<StreamMessage>, ListError> {
+    let subjects =
+        stream.info_with_subjects(filter).await.map_err(|e| ListError::new(filter, &e))?;
+    let mut subjects: Vec<String> = subjects
+        .map_ok(|(subject, _count)| subject)
+        .try_collect()
+        .await
+        .map_err(|e| ListError::new(filter, &e))?;
+    subjects.sort();
+    let direct = stream.cached_info().config.allow_direct;
+    let reads = futures::stream::iter(subjects)
+        .map(|subject| last_message(stream, direct, subject))
+        .buffered(GETS_IN_FLIGHT);
+    let found: Vec<Option<StreamMessage>> = reads
+        .try_collect()
+        .await
+        .map_err(|reason| ListError { pattern: filter.to_string(), reason })?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// The last message on `subject`, `None` when there is none (any more); errors as one line.
+async fn last_message(
+    stream: &Stream,
+    direct: bool,
+    subject: String,
+) -> Result<Option<StreamMessage>, String> {
+    if direct {
+        match stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(crate::connect::one_line(&e)),
+        }
+    } else {
+        match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(crate::connect::one_line(&e)),
+        }
+    }
+}
+
 /// Every live entry of `store` whose key matches `pattern` (NATS wildcards `*` and `>`),
 /// sorted by key. Keys deleted or purged while the listing runs are left out.
 pub async fn live_entries(store: &kv::Store, pattern: &str) -> Result<Vec<LiveEntry>, ListError> {
-    let fail = |e: &dyn std::error::Error| ListError {
-        pattern: pattern.to_string(),
-        reason: crate::connect::one_line(e),
-    };
     let filter = format!("{}{pattern}", store.prefix);
-    let subjects = store.stream.info_with_subjects(&filter).await.map_err(|e| fail(&e))?;
-    let mut keys: Vec<String> = subjects
-        .map_ok(|(subject, _count)| {
-            subject.strip_prefix(store.prefix.as_str()).unwrap_or(&subject).to_string()
-        })
-        .try_collect()
+    let messages = last_per_subject(&store.stream, &filter)
         .await
-        .map_err(|e| fail(&e))?;
-    keys.sort();
-    let reads = futures::stream::iter(keys)
-        .map(|key| async move {
-            let entry = store.entry(key.as_str()).await;
-            entry.map(|entry| (key, entry))
-        })
-        .buffered(GETS_IN_FLIGHT);
-    let found: Vec<(String, Option<kv::Entry>)> =
-        reads.try_collect().await.map_err(|e| fail(&e))?;
-    Ok(found
+        .map_err(|e| ListError { pattern: pattern.to_string(), reason: e.reason })?;
+    Ok(messages
         .into_iter()
-        .filter_map(|(key, entry)| {
-            let entry = entry.filter(|e| e.operation == kv::Operation::Put)?;
-            Some(LiveEntry { key, value: entry.value, revision: entry.revision })
+        .filter(|m| {
+            let operation = m.headers.get("KV-Operation").map(|op| op.as_str());
+            !matches!(operation, Some("DEL" | "PURGE"))
+        })
+        .map(|m| LiveEntry {
+            key: m.subject.strip_prefix(store.prefix.as_str()).unwrap_or(&m.subject).to_string(),
+            value: m.payload,
+            revision: m.sequence,
         })
         .collect())
 }

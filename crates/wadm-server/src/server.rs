@@ -93,16 +93,12 @@ pub async fn ensure_bucket(
     config: kv::Config,
 ) -> Result<kv::Store, ServerError> {
     let what = format!("bucket {}", config.bucket);
-    for _ in 0..5 {
-        if let Ok(store) = js.get_key_value(&config.bucket).await {
-            return Ok(store);
-        }
-        match js.create_key_value(config.clone()).await {
-            Ok(store) => return Ok(store),
-            Err(e) => tracing::debug!(error = %e, "bucket creation raced; re-reading"),
-        }
-    }
-    js.get_key_value(&config.bucket).await.map_err(|e| setup_err(&what, &e))
+    get_or_create(
+        &what,
+        || js.get_key_value(&config.bucket),
+        || js.create_key_value(config.clone()),
+    )
+    .await
 }
 
 /// Get the stream, creating it if missing; tolerate a concurrent creation by another replica.
@@ -111,16 +107,32 @@ pub async fn ensure_stream(
     config: stream::Config,
 ) -> Result<stream::Stream, ServerError> {
     let what = format!("stream {}", config.name);
+    get_or_create(&what, || js.get_stream(&config.name), || js.create_stream(config.clone())).await
+}
+
+/// Read a JetStream resource, or create it when reading fails. Replicas starting together race
+/// to create it: a failed creation is followed by another read, a few times over.
+async fn get_or_create<T, GetError, CreateError, Get, Create>(
+    what: &str,
+    get: impl Fn() -> Get,
+    create: impl Fn() -> Create,
+) -> Result<T, ServerError>
+where
+    GetError: std::error::Error,
+    CreateError: std::fmt::Display,
+    Get: Future<Output = Result<T, GetError>>,
+    Create: Future<Output = Result<T, CreateError>>,
+{
     for _ in 0..5 {
-        if let Ok(stream) = js.get_stream(&config.name).await {
-            return Ok(stream);
+        if let Ok(found) = get().await {
+            return Ok(found);
         }
-        match js.create_stream(config.clone()).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => tracing::debug!(error = %e, "stream creation raced; re-reading"),
+        match create().await {
+            Ok(created) => return Ok(created),
+            Err(e) => tracing::debug!(error = %e, "{what}: creation raced; re-reading"),
         }
     }
-    js.get_stream(&config.name).await.map_err(|e| setup_err(&what, &e))
+    get().await.map_err(|e| setup_err(what, &e))
 }
 
 impl Server {

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use async_nats::jetstream::{self, stream};
-use futures::StreamExt;
 use wadm_model::Status;
 
 /// The stream holding the last status of every application.
@@ -62,13 +61,17 @@ pub trait StatusStore: Send + Sync + 'static {
 pub struct NatsStatusStore {
     js: jetstream::Context,
     stream: stream::Stream,
-    client: async_nats::Client,
 }
 
 impl NatsStatusStore {
-    /// Use the (already created) status stream; `client` is the connection `js` was made from.
-    pub fn new(js: jetstream::Context, stream: stream::Stream, client: async_nats::Client) -> Self {
-        Self { js, stream, client }
+    /// Use the (already created) status stream. (`_client` is no longer needed, as listing
+    /// creates no consumer; the parameter is kept for existing callers.)
+    pub fn new(
+        js: jetstream::Context,
+        stream: stream::Stream,
+        _client: async_nats::Client,
+    ) -> Self {
+        Self { js, stream }
     }
 
     /// The stream configuration this store expects.
@@ -100,36 +103,19 @@ impl StatusStore for NatsStatusStore {
         }
     }
 
+    /// Consumer-free (see [`wadm_nats::kv_list`]); unreadable statuses are left out.
     async fn list(&self, lattice: &str) -> Result<BTreeMap<String, Status>, StatusError> {
-        use async_nats::jetstream::consumer::{DeliverPolicy, push::OrderedConfig};
         let filter = status_subject(lattice, "*");
-        let consumer = self
-            .stream
-            .create_consumer(OrderedConfig {
-                deliver_subject: self.client.new_inbox(),
-                filter_subject: filter.clone(),
-                deliver_policy: DeliverPolicy::LastPerSubject,
-                ..Default::default()
-            })
+        let messages = wadm_nats::kv_list::last_per_subject(&self.stream, &filter)
             .await
-            .map_err(|e| err(&filter, e))?;
-        let mut found = BTreeMap::new();
-        if consumer.cached_info().num_pending == 0 {
-            return Ok(found);
-        }
-        let mut messages = consumer.messages().await.map_err(|e| err(&filter, e))?;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| err(&filter, e))?;
-            let pending = message.info().map(|i| i.pending).unwrap_or(0);
-            let app = message.subject.rsplit('.').next().unwrap_or_default().to_string();
-            if let Ok(status) = serde_json::from_slice::<Status>(&message.payload) {
-                found.insert(app, status);
-            }
-            if pending == 0 {
-                break;
-            }
-        }
-        Ok(found)
+            .map_err(|e| StatusError { subject: e.pattern, reason: e.reason })?;
+        Ok(messages
+            .into_iter()
+            .filter_map(|message| {
+                let app = message.subject.rsplit('.').next().unwrap_or_default().to_string();
+                serde_json::from_slice::<Status>(&message.payload).ok().map(|s| (app, s))
+            })
+            .collect())
     }
 
     async fn set(&self, lattice: &str, app: &str, status: &Status) -> Result<bool, StatusError> {

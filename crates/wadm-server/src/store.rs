@@ -94,7 +94,7 @@ impl<K: Kv> ManifestStore<K> {
 
     /// The index of an application that has at least one version.
     pub async fn index(&self, lattice: &str, app: &str) -> Result<Option<AppIndex>, StoreError> {
-        Ok(self.read_index(lattice, app).await?.map(|(i, _)| i).filter(|i| !i.versions.is_empty()))
+        Ok(self.read_index(lattice, app).await?.map(|(i, _)| i).filter(AppIndex::has_versions))
     }
 
     /// Every application of a lattice that has at least one version, sorted by name.
@@ -102,7 +102,7 @@ impl<K: Kv> ManifestStore<K> {
         let mut apps = Vec::new();
         for (key, entry) in self.kv.scan(&index_pattern(lattice)).await? {
             let index: AppIndex = decode(&key, &entry.value)?;
-            if !index.versions.is_empty() {
+            if index.has_versions() {
                 apps.push(index);
             }
         }
@@ -199,9 +199,7 @@ impl<K: Kv> ManifestStore<K> {
         actor: &str,
     ) -> Result<DeployOutcome, StoreError> {
         self.modify(lattice, app, actor, |index| {
-            let Some(mut index) = index.filter(|i| !i.versions.is_empty()) else {
-                return Err(StoreError::AppNotFound(app.to_string()));
-            };
+            let mut index = stored(index, app)?;
             let wanted = match version {
                 None | Some(LATEST) => index.current().unwrap_or_default().to_string(),
                 Some(v) if index.has(v) => v.to_string(),
@@ -234,9 +232,7 @@ impl<K: Kv> ManifestStore<K> {
         actor: &str,
     ) -> Result<Option<String>, StoreError> {
         self.modify(lattice, app, actor, |index| {
-            let Some(mut index) = index.filter(|i| !i.versions.is_empty()) else {
-                return Err(StoreError::AppNotFound(app.to_string()));
-            };
+            let mut index = stored(index, app)?;
             match index.deployed.take() {
                 None => Ok(Change::Keep(None)),
                 Some(was) => Ok(Change::Write {
@@ -259,7 +255,7 @@ impl<K: Kv> ManifestStore<K> {
         actor: &str,
     ) -> Result<DeleteOutcome, StoreError> {
         self.modify(lattice, app, actor, |index| {
-            let Some(mut index) = index.filter(|i| !i.versions.is_empty()) else {
+            let Some(mut index) = index.filter(AppIndex::has_versions) else {
                 return Ok(Change::Keep(DeleteOutcome::Noop));
             };
             let dropped: Vec<String> = match version {
@@ -411,6 +407,11 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, St
 
 #[cfg(test)]
 mod tests;
+
+/// The index of an application that has at least one version, or [`StoreError::AppNotFound`].
+fn stored(index: Option<AppIndex>, app: &str) -> Result<AppIndex, StoreError> {
+    index.filter(AppIndex::has_versions).ok_or_else(|| StoreError::AppNotFound(app.to_string()))
+}
 
 /// A history timestamp as the wire carries it (RFC 3339, UTC, `Z`; sub-seconds only when set).
 fn rfc3339(at: DateTime<Utc>) -> String {

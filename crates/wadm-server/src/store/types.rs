@@ -25,6 +25,11 @@ impl AppIndex {
         Self { name: name.to_string(), ..Self::default() }
     }
 
+    /// Whether any version is stored (an index without versions is a tombstone keeping history).
+    pub fn has_versions(&self) -> bool {
+        !self.versions.is_empty()
+    }
+
     /// The current version (last put).
     pub fn current(&self) -> Option<&str> {
         self.versions.last().map(|v| v.version.as_str())
