@@ -1,7 +1,6 @@
 //! Building the built-in scalers from deployed manifests.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use wadm_model::{
     Component, ComponentKind, ConfigRef, Link as LinkTrait, Scaler as ScalerTrait, SecretRef,
@@ -17,7 +16,7 @@ use crate::scaler::config::{ConfigScaler, secret_config_values};
 use crate::scaler::link::LinkScaler;
 use crate::scaler::placement::PriorTrait;
 use crate::scaler::provider::ProviderScaler;
-use crate::scaler::{Evaluation, Scaler, ScalerInfo, spread_annotations};
+use crate::scaler::{Evaluation, Scaler, ScalerInfo};
 
 /// A scaler that cannot run (e.g. its id is claimed by another application): wants nothing and
 /// reports `failed` with the reason.
@@ -155,29 +154,33 @@ impl AppBuilder<'_, '_> {
         };
         let scaler: Box<dyn Scaler> = match (conflict, comp.kind) {
             (Some(reason), _) => Box::new(FailedScaler { info, reason }),
-            (None, ComponentKind::Component) => Box::new(ComponentScaler {
-                annotations: spread_annotations(&info, trait_.spec()),
-                info,
-                mode,
-                component_id: Arc::from(comp.id.as_str()),
-                image_ref: Arc::from(image.as_str()),
-                config: Arc::from(config),
-                external_config,
-                spec: trait_.spec().clone(),
-                priors: priors.clone(),
-                siblings,
-            }),
-            (None, ComponentKind::Capability) => Box::new(ProviderScaler {
-                annotations: spread_annotations(&info, trait_.spec()),
-                info,
-                mode,
-                provider_id: Arc::from(comp.id.as_str()),
-                image_ref: Arc::from(image.as_str()),
-                config: Arc::from(config),
-                external_config,
-                spec: trait_.spec().clone(),
-                priors,
-            }),
+            (None, ComponentKind::Component) => {
+                let mut scaler = ComponentScaler::new(
+                    info,
+                    mode,
+                    &comp.id,
+                    image,
+                    config,
+                    external_config,
+                    trait_.spec().clone(),
+                );
+                scaler.priors = priors;
+                scaler.siblings = siblings;
+                Box::new(scaler)
+            }
+            (None, ComponentKind::Capability) => {
+                let mut scaler = ProviderScaler::new(
+                    info,
+                    mode,
+                    &comp.id,
+                    image,
+                    config,
+                    external_config,
+                    trait_.spec().clone(),
+                );
+                scaler.priors = priors;
+                Box::new(scaler)
+            }
         };
         self.out.push(scaler);
     }

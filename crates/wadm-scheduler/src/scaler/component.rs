@@ -60,6 +60,33 @@ impl ComponentScaler {
     }
 }
 
+impl ComponentScaler {
+    /// A scaler for one scaler trait of a workload with no other scaler traits (the built-in
+    /// constructor also fills [`Self::priors`] and [`Self::siblings`]).
+    pub fn new(
+        info: ScalerInfo,
+        mode: Mode,
+        component_id: &str,
+        image_ref: &str,
+        config: Vec<String>,
+        external_config: Vec<String>,
+        spec: ScalerSpec,
+    ) -> Self {
+        Self {
+            annotations: super::spread_annotations(&info, &spec),
+            info,
+            mode,
+            component_id: Arc::from(component_id),
+            image_ref: Arc::from(image_ref),
+            config: Arc::from(config),
+            external_config,
+            spec,
+            priors: Vec::new(),
+            siblings: Vec::new(),
+        }
+    }
+}
+
 impl Scaler for ComponentScaler {
     fn info(&self) -> &ScalerInfo {
         &self.info

@@ -41,6 +41,32 @@ impl ProviderScaler {
     }
 }
 
+impl ProviderScaler {
+    /// A scaler for one scaler trait of a workload with no other scaler traits (the built-in
+    /// constructor also fills [`Self::priors`]).
+    pub fn new(
+        info: ScalerInfo,
+        mode: Mode,
+        provider_id: &str,
+        image_ref: &str,
+        config: Vec<String>,
+        external_config: Vec<String>,
+        spec: ScalerSpec,
+    ) -> Self {
+        Self {
+            annotations: super::spread_annotations(&info, &spec),
+            info,
+            mode,
+            provider_id: Arc::from(provider_id),
+            image_ref: Arc::from(image_ref),
+            config: Arc::from(config),
+            external_config,
+            spec,
+            priors: Vec::new(),
+        }
+    }
+}
+
 impl Scaler for ProviderScaler {
     fn info(&self) -> &ScalerInfo {
         &self.info
