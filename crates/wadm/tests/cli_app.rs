@@ -282,6 +282,11 @@ async fn usage_problems_exit_2() {
     env.app(&["status", "a.b"]).await.failed(2);
     let bad_flag = env.app(&["list", "--output", "xml"]).await;
     assert_eq!(bad_flag.code, 2, "{}", bad_flag.stderr);
+    // Connection options are checked before connecting, by the shared wadm-nats module.
+    let line = env.app(&["list", "--nats-jwt", "eyJ"]).await.failed(2).to_string();
+    assert!(line.contains("needs an nkey seed"), "{line}");
+    let line = env.app(&["list", "--nats-seed", "SUnot-a-seed"]).await.failed(2).to_string();
+    assert!(line.contains("invalid NATS nkey seed") && !line.contains("SUnot"), "{line}");
 }
 
 /// Publish `status` for `app` as the scheduler does (on the status subject, retained by the

@@ -29,6 +29,18 @@ pub struct Args {
     /// NATS credentials file (.creds).
     #[arg(long, global = true, env = "WADM_NATS_CREDS", value_name = "FILE")]
     nats_creds: Option<PathBuf>,
+    /// NATS nkey seed (`SU…`); with `--nats-jwt` authenticates as that user.
+    #[arg(
+        long,
+        global = true,
+        env = "WADM_NATS_SEED",
+        hide_env_values = true,
+        value_name = "SEED"
+    )]
+    nats_seed: Option<String>,
+    /// NATS user JWT (needs `--nats-seed`).
+    #[arg(long, global = true, env = "WADM_NATS_JWT", hide_env_values = true, value_name = "JWT")]
+    nats_jwt: Option<String>,
     /// CA certificate (PEM) to verify the NATS server's TLS certificate with (requires TLS).
     #[arg(long, global = true, env = "WADM_NATS_TLS_CA", value_name = "FILE")]
     nats_tls_ca: Option<PathBuf>,
@@ -127,6 +139,8 @@ async fn execute(args: Args) -> Result<(), Failure> {
     let options = ConnectOptions {
         url: args.nats_url.clone(),
         creds_file: args.nats_creds.clone(),
+        seed: args.nats_seed.clone(),
+        jwt: args.nats_jwt.clone(),
         tls_ca: args.nats_tls_ca.clone(),
         name: "wadm app".to_string(),
         ..ConnectOptions::default()
