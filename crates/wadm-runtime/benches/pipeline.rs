@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use wadm_nats::store::MemoryStateStore;
 use wadm_runtime::memory::{LogConfig, MemoryLattice, MemoryLog, MemoryStatus, SharedKv};
 use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
@@ -17,7 +18,8 @@ type Store = Arc<ManifestStore<SharedKv>>;
 struct Setup {
     rt: tokio::runtime::Runtime,
     lattice: MemoryLattice,
-    pipeline: Pipeline<SharedKv, Store, MemoryStatus, MemoryLog, MemoryLattice>,
+    pipeline:
+        Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>,
     executor: Executor<Store, MemoryLattice, MemoryLog>,
     event_inbox: wadm_runtime::memory::MemoryConsumer,
     command_inbox: wadm_runtime::memory::MemoryConsumer,
@@ -44,6 +46,7 @@ fn setup(hosts: usize) -> Setup {
     let config = RuntimeConfig::default();
     let io = PipelineIo {
         records: SharedKv::default(),
+        state: Arc::new(MemoryStateStore::new()),
         desired: store.clone(),
         status: MemoryStatus::default(),
         commands: commands.clone(),

@@ -1,5 +1,6 @@
 //! What a replica puts into the event stream on its own: periodic ticks (deduplicated per period
-//! across replicas) and the answers of discovery rounds.
+//! across replicas) and the answers of discovery rounds (at start-up, periodically — deduplicated
+//! per period — and when the pipeline finds observed state in doubt).
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ pub fn tick_message(lattice: &str, now: wadm_lattice::Timestamp, every: Duration
 
 /// Run a discovery round and put its answers in the event stream, where the pipeline merges
 /// them in order with everything else. Replicas do this at start-up: state may be stale then.
+/// The message id names this replica's round.
 pub async fn discover_into<X, O>(
     discoverer: &X,
     events: &O,
@@ -31,13 +33,40 @@ where
     X: Discoverer,
     O: Outbox,
 {
+    let msg_id = format!("discovered.{lattice}.{replica}.{started_at}");
+    discover_with_id(discoverer, events, lattice, started_at, msg_id).await
+}
+
+/// The message id of the periodic discovery round of `lattice` that `now` falls in: every
+/// replica's round of the same period is stored once.
+pub fn periodic_discovery_id(
+    lattice: &str,
+    now: wadm_lattice::Timestamp,
+    every: Duration,
+) -> String {
+    let period = (every.as_millis() as u64).max(1);
+    format!("discovered.{lattice}.period.{}", now / period)
+}
+
+/// Run a discovery round and publish its answers as the `discovered` message `msg_id`.
+pub async fn discover_with_id<X, O>(
+    discoverer: &X,
+    events: &O,
+    lattice: &str,
+    started_at: wadm_lattice::Timestamp,
+    msg_id: String,
+) -> Result<usize, IoError>
+where
+    X: Discoverer,
+    O: Outbox,
+{
     let discovery = discoverer.discover(lattice, started_at).await?;
     let hosts = discovery.hosts.len();
     let report = DiscoveryReport::from(discovery);
     let outgoing = Outgoing {
         subject: internal_subject(lattice, "discovered"),
         payload: serde_json::to_vec(&report).unwrap_or_default(),
-        msg_id: format!("discovered.{lattice}.{replica}.{started_at}"),
+        msg_id,
         ttl: None,
     };
     events.publish(outgoing).await?;

@@ -71,7 +71,7 @@ pub mod pipeline;
 pub mod record;
 pub mod run;
 
-pub use announce::{discover_into, tick_message};
+pub use announce::{discover_into, discover_with_id, periodic_discovery_id, tick_message};
 pub use backoff::Backoff;
 pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
 pub use config::RuntimeConfig;
@@ -80,7 +80,7 @@ pub use executor::{Executed, Executor};
 pub use io::{ControlClient, Delivery, Discoverer, Inbox, IoError, Outbox, Outgoing, Published};
 pub use messages::{CommandFailure, CommandMessage};
 pub use pipeline::{Pipeline, PipelineError, PipelineIo, Processed};
-pub use record::{AppRecord, Failure, LatticeRecord, RecordStore};
+pub use record::{AppRecord, Failure, LatticeHead, LatticeRecord, Loaded, RecordStore};
 pub use run::{RunConfig, RunError, run};
 
 mod arc_impls {

@@ -1,10 +1,13 @@
 //! The event pipeline: one step per event-stream message.
 //!
-//! A step loads the lattice's [`LatticeRecord`] (with its revision), applies the event at `now`
-//! (host event → reducer; deploy/undeploy → re-read the deployment from the manifest store;
-//! tick → leases, deployments re-read, everything reconciled; command failure → backoff),
-//! reconciles, and writes the record back with compare-and-set. A conflict means another replica
-//! committed first: the step starts over from the fresh record. Only after the write are the
+//! A step checks out the lattice's [`LatticeRecord`] (with its head revision, see [`crate::record`]),
+//! applies the event at `now` (host event → reducer; deploy/undeploy → re-read the deployment from
+//! the manifest store; tick → leases, deployments re-read, everything reconciled; command failure
+//! → backoff; discovery answers → merged), reconciles, writes the entities the step changed and
+//! then the head with compare-and-set. A conflict means another replica committed first: the step
+//! starts over from the state read back from the store. A redelivered event whose stream sequence
+//! the head already records as applied is not applied again, only reconciled (its commands are
+//! re-published and deduplicated). Only after the write are the
 //! chosen commands published (deduplicated by id) and the statuses written; the caller acks last.
 //! A crash anywhere before the ack makes the event come back; a redelivered event reconciles
 //! every application, so commands lost with the crash are re-published (or deduplicated).
@@ -13,8 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wadm_lattice::{EventContext, expire, merge_discovery, refresh_leases};
+use wadm_lattice::{Change, Changes, EventContext, expire, merge_discovery, refresh_leases};
 use wadm_model::Application;
+use wadm_nats::store::StateStore;
 use wadm_protocol::ctl::CtlReply;
 use wadm_protocol::{HostEvent, StringMap};
 use wadm_scheduler::{DeployedApp, Desired, Plan, UndeployedApp, reconcile_with};
@@ -27,7 +31,7 @@ use crate::decide::{self, Affected};
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
 use crate::messages::{Incoming, classify};
-use crate::record::{LatticeRecord, RecordError, RecordStore};
+use crate::record::{LatticeRecord, Loaded, RecordError, RecordStore};
 
 /// Why a step failed (the event is redelivered).
 #[derive(Debug, thiserror::Error)]
@@ -56,14 +60,19 @@ pub struct Processed {
     pub conflicts: u32,
     /// Why the message was skipped, if it was.
     pub skipped: Option<String>,
+    /// Observed state is in doubt (it was read back from the store, or an event came from a
+    /// host wadm did not know): a discovery round would confirm it.
+    pub state_in_doubt: bool,
 }
 
 type ManifestKey = (String, String, String);
 
 /// The I/O a pipeline uses.
-pub struct PipelineIo<K, D, S, O, C> {
-    /// The bucket of lattice records.
+pub struct PipelineIo<K, T, D, S, O, C> {
+    /// The bucket of lattice heads (compare-and-set).
     pub records: K,
+    /// Observed state, one key per entity.
+    pub state: T,
     /// Desired state (the manifest store).
     pub desired: D,
     /// Where application statuses go.
@@ -75,8 +84,8 @@ pub struct PipelineIo<K, D, S, O, C> {
 }
 
 /// The event pipeline of one replica.
-pub struct Pipeline<K, D, S, O, C> {
-    records: RecordStore<K>,
+pub struct Pipeline<K, T, D, S, O, C> {
+    records: RecordStore<K, T>,
     desired: D,
     status: S,
     commands: O,
@@ -87,22 +96,23 @@ pub struct Pipeline<K, D, S, O, C> {
     manifests: Mutex<BTreeMap<ManifestKey, Application>>,
 }
 
-impl<K, D, S, O, C> Pipeline<K, D, S, O, C>
+impl<K, T, D, S, O, C> Pipeline<K, T, D, S, O, C>
 where
     K: Kv,
+    T: StateStore,
     D: DesiredSource,
     S: StatusStore,
     O: Outbox,
     C: ControlClient,
 {
     pub fn new(
-        io: PipelineIo<K, D, S, O, C>,
+        io: PipelineIo<K, T, D, S, O, C>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
         config: RuntimeConfig,
     ) -> Self {
         Self {
-            records: RecordStore::new(io.records),
+            records: RecordStore::new(io.records, io.state),
             desired: io.desired,
             status: io.status,
             commands: io.commands,
@@ -115,7 +125,7 @@ where
     }
 
     /// The record store (for diagnostics and tests).
-    pub fn records(&self) -> &RecordStore<K> {
+    pub fn records(&self) -> &RecordStore<K, T> {
         &self.records
     }
 
@@ -169,22 +179,40 @@ where
         }
         let mut conflicts = 0;
         loop {
-            let (mut record, revision) = self.records.load(&lattice).await?;
+            let Loaded { mut record, revision, reloaded } = self.records.checkout(&lattice).await?;
             let now = self.clock.now();
             let mut affected = if delivered > 1 { Affected::all() } else { Affected::default() };
             let mut host_failure = None;
+            // The entities to write: what changed, plus hosts whose bookkeeping must survive.
+            let mut persist = Changes::default();
+            let mut in_doubt = reloaded;
+            // A redelivery of an event the head records as applied: reconcile only.
+            let replay = delivered > 1 && sequence > 0 && sequence <= record.last_sequence;
             match &incoming {
+                Incoming::Host if replay => {}
+                Incoming::CommandFailed(_) | Incoming::Discovered(_) if replay => {}
                 Incoming::Host => match HostEvent::decode_bytes(payload) {
                     Ok((envelope, event)) => {
                         let ctx = EventContext::from_cloud_event(&envelope);
+                        let snapshot_of = snapshot_host(&ctx, &event);
+                        let before = snapshot_of.and_then(|h| snapshot_stamp(&record, h));
                         let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
+                        if let Some(host) = snapshot_of
+                            && record.state.hosts.contains_key(host)
+                            && snapshot_stamp(&record, host) != before
+                        {
+                            // A newer heartbeat: its stamp and the host's lease are persisted.
+                            persist.changes.push(Change::HostUpdated { host: host.to_string() });
+                        }
+                        in_doubt |= !changes.needs_inventory.is_empty();
                         for change in &changes.changes {
                             if let wadm_lattice::Change::ConfigSet { name } = change {
                                 self.read_config(&mut record, name).await;
                             }
                         }
                         affected.every_app |= changes.every_app;
-                        affected.apps.extend(changes.apps);
+                        affected.apps.extend(changes.apps.iter().cloned());
+                        persist.merge(changes);
                         host_failure = decide::host_failure(&ctx.source, &event);
                     }
                     Err(e) => {
@@ -204,8 +232,9 @@ where
                         // Nobody handled this lattice for a whole lease (every replica was
                         // down): give hosts a fresh lease to be heard from before losing them.
                         refresh_leases(&mut record.state, now);
+                        persist.merge(every_host(&record));
                     }
-                    expire(&mut record.state, now, &self.config.lease);
+                    persist.merge(expire(&mut record.state, now, &self.config.lease));
                     let deployments = self.desired.deployments(&lattice).await?;
                     let known: Vec<String> = record.apps.keys().cloned().collect();
                     for name in known {
@@ -234,7 +263,19 @@ where
                 }
                 Incoming::Discovered(report) => {
                     let discovery = wadm_lattice::Discovery::from(report.clone());
-                    let changes = merge_discovery(&mut record.state, &discovery, now);
+                    let mut changes = merge_discovery(&mut record.state, &discovery, now);
+                    // Discovery renewed every answering host's lease: persist it.
+                    for found in &discovery.hosts {
+                        let inventory = found.inventory.as_ref().map(|i| i.host_id.as_str());
+                        let id = Some(found.host.id.as_str()).filter(|id| !id.is_empty());
+                        if let Some(host) = id.or(inventory)
+                            && record.state.hosts.contains_key(host)
+                        {
+                            let host = host.to_string();
+                            changes.changes.push(Change::HostUpdated { host });
+                        }
+                    }
+                    in_doubt |= !changes.needs_inventory.is_empty();
                     for change in &changes.changes {
                         if let wadm_lattice::Change::ConfigSet { name } = change
                             && record.state.configs.get(name).is_some_and(|c| c.values.is_none())
@@ -242,6 +283,7 @@ where
                             self.read_config(&mut record, name).await;
                         }
                     }
+                    persist.merge(changes);
                     affected = Affected::all();
                 }
                 Incoming::Ignored(_) => unreachable!("returned above"),
@@ -275,7 +317,9 @@ where
                 decide::prune_undeployed(&mut record, &plan);
             }
 
-            match self.records.save(&lattice, &record, revision).await {
+            persist.changes.sort();
+            persist.changes.dedup();
+            match self.records.save(&lattice, record, revision, &persist).await {
                 Ok(_) => {}
                 Err(RecordError::Kv(KvError::Conflict(_))) => {
                     conflicts += 1;
@@ -287,7 +331,12 @@ where
                 Err(e) => return Err(e.into()),
             }
 
-            let mut done = Processed { lattice: lattice.clone(), conflicts, ..Default::default() };
+            let mut done = Processed {
+                lattice: lattice.clone(),
+                conflicts,
+                state_in_doubt: in_doubt,
+                ..Default::default()
+            };
             for c in &commands {
                 tracing::debug!(
                     lattice = %lattice, app = %c.app, generation = c.generation, command = %c.id,
@@ -386,5 +435,31 @@ where
             self.manifests.lock().expect("manifest cache").insert(key, spec.clone());
         }
         Ok(found)
+    }
+}
+
+/// The host whose snapshot stamp a heartbeat or `host_started` event moves.
+fn snapshot_host<'a>(ctx: &'a EventContext, event: &'a HostEvent) -> Option<&'a str> {
+    match event {
+        HostEvent::HostHeartbeat(_) | HostEvent::HostStarted(_) if !ctx.source.is_empty() => {
+            Some(&ctx.source)
+        }
+        HostEvent::HostHeartbeat(inventory) if !inventory.host_id.is_empty() => {
+            Some(&inventory.host_id)
+        }
+        _ => None,
+    }
+}
+
+fn snapshot_stamp(record: &LatticeRecord, host: &str) -> Option<wadm_lattice::EventStamp> {
+    record.state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone())
+}
+
+/// A change per live host (to persist every host record).
+fn every_host(record: &LatticeRecord) -> Changes {
+    let hosts = record.state.hosts.keys().cloned();
+    Changes {
+        changes: hosts.map(|host| Change::HostUpdated { host }).collect(),
+        ..Changes::default()
     }
 }

@@ -7,20 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use wadm_nats::store::KvStateStore;
 use wadm_server::kv::NatsKv;
 use wadm_server::server::{MANIFEST_BUCKET, ensure_bucket, ensure_stream};
 use wadm_server::status::NatsStatusStore;
 use wadm_server::store::ManifestStore;
 
-use crate::announce::{discover_into, tick_message};
+use crate::announce::{discover_with_id, periodic_discovery_id, tick_message};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
 use crate::executor::Executor;
 use crate::io::Outbox;
 use crate::nats::{
-    JsInbox, JsOutbox, NatsControl, NatsDiscoverer, RECORD_BUCKET, StreamSettings,
+    JsInbox, JsOutbox, NatsControl, NatsDiscoverer, RECORD_BUCKET, STATE_BUCKET, StreamSettings,
     ensure_command_consumer, ensure_event_consumer, ensure_streams,
 };
 use crate::pipeline::{Pipeline, PipelineIo};
@@ -38,8 +39,14 @@ pub struct RunConfig {
     pub command_workers: usize,
     /// How long one pull waits for a message.
     pub poll_wait: Duration,
-    /// The discovery round each replica runs per lattice at start-up.
+    /// How a discovery round asks the lattice (each replica runs one per lattice at start-up).
     pub discovery: wadm_nats::DiscoveryConfig,
+    /// How often a discovery round runs per lattice (replicas' rounds of one period are stored
+    /// once). Default 5 minutes.
+    pub discovery_every: Duration,
+    /// The least time between two rounds this replica runs because observed state is in doubt
+    /// (state read back from the store, an event from an unknown host). Default 30 s.
+    pub discovery_min_gap: Duration,
     /// This replica's name (in logs and discovery message ids).
     pub replica: String,
 }
@@ -57,6 +64,8 @@ impl RunConfig {
             command_workers: 8,
             poll_wait: Duration::from_secs(1),
             discovery: wadm_nats::DiscoveryConfig::default(),
+            discovery_every: Duration::from_secs(300),
+            discovery_min_gap: Duration::from_secs(30),
             replica: format!("{}-{}", std::process::id(), SystemClock.now()),
         }
     }
@@ -73,8 +82,14 @@ fn setup(e: impl std::fmt::Display) -> RunError {
     RunError::Setup(e.to_string())
 }
 
-type NatsPipeline =
-    Pipeline<NatsKv, Arc<ManifestStore<NatsKv>>, NatsStatusStore, JsOutbox, NatsControl>;
+type NatsPipeline = Pipeline<
+    NatsKv,
+    KvStateStore,
+    Arc<ManifestStore<NatsKv>>,
+    NatsStatusStore,
+    JsOutbox,
+    NatsControl,
+>;
 type NatsExecutor = Executor<Arc<ManifestStore<NatsKv>>, NatsControl, JsOutbox>;
 
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
@@ -90,7 +105,8 @@ pub async fn run(
         &js,
         kv::Config {
             bucket: RECORD_BUCKET.into(),
-            description: "wadm: per-lattice runtime records".into(),
+            description: "wadm: per-lattice runtime heads (applications, last applied event)"
+                .into(),
             history: 1,
             num_replicas: config.streams.replicas,
             ..Default::default()
@@ -98,6 +114,19 @@ pub async fn run(
     )
     .await
     .map_err(setup)?;
+    ensure_bucket(
+        &js,
+        kv::Config {
+            bucket: STATE_BUCKET.into(),
+            description: "wadm: observed lattice state, one key per entity".into(),
+            history: 1,
+            num_replicas: config.streams.replicas,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(setup)?;
+    let state = KvStateStore::open(&js, STATE_BUCKET).await.map_err(setup)?;
     let manifests = ensure_bucket(
         &js,
         kv::Config {
@@ -119,6 +148,7 @@ pub async fn run(
     let outbox = JsOutbox::new(js.clone());
     let io = PipelineIo {
         records: NatsKv::new(records, client.clone()),
+        state,
         desired: store.clone(),
         status: NatsStatusStore::new(js.clone(), status_stream, client.clone()),
         commands: outbox.clone(),
@@ -144,12 +174,20 @@ pub async fn run(
         let command_inbox = JsInbox::new(
             ensure_command_consumer(&commands, lattice, settings).await.map_err(setup)?,
         );
+        // Capacity 1: a request while one is pending is the same request.
+        let (doubt_tx, doubt_rx) = mpsc::channel::<()>(1);
         let (p, stop, wait) = (pipeline.clone(), stop_rx.clone(), config.poll_wait);
         tasks.spawn(async move {
             while !*stop.borrow() {
-                if let Err(e) = p.step(&event_inbox, wait).await {
-                    tracing::warn!(error = %e, "event step failed");
-                    pause_after_error(wait).await;
+                match p.step(&event_inbox, wait).await {
+                    Ok(Some(done)) if done.state_in_doubt => {
+                        let _ = doubt_tx.try_send(());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event step failed");
+                        pause_after_error(wait).await;
+                    }
                 }
             }
         });
@@ -169,16 +207,14 @@ pub async fn run(
             });
         }
         let discoverer = NatsDiscoverer::new(client.clone(), config.discovery.clone());
-        let (events_out, started, replica) = (outbox.clone(), clock.now(), config.replica.clone());
-        let discovering = lattice.clone();
-        tasks.spawn(async move {
-            let found =
-                discover_into(&discoverer, &events_out, &discovering, started, &replica).await;
-            match found {
-                Ok(hosts) => tracing::info!(lattice = %discovering, hosts, "discovery round"),
-                Err(e) => tracing::warn!(lattice = %discovering, error = %e, "discovery failed"),
-            }
-        });
+        let rounds = DiscoveryRounds {
+            lattice: lattice.clone(),
+            replica: config.replica.clone(),
+            every: config.discovery_every,
+            min_gap: config.discovery_min_gap,
+        };
+        let (events_out, clock_d, stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
+        tasks.spawn(rounds.run(discoverer, events_out, clock_d, doubt_rx, stop));
         let (outbox, clock, mut stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
         let (lattice, every) = (lattice.clone(), config.runtime.tick_every);
         tasks.spawn(async move {
@@ -200,6 +236,69 @@ pub async fn run(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The discovery rounds of one lattice in this replica: one at start-up, one per period
+/// (deduplicated across replicas by the period's message id), and one when the event loop
+/// reports observed state in doubt (at most one per `min_gap`). Every round's answers go into
+/// the event stream as a `discovered` message, merged in order by the pipeline.
+struct DiscoveryRounds {
+    lattice: String,
+    replica: String,
+    every: Duration,
+    min_gap: Duration,
+}
+
+impl DiscoveryRounds {
+    async fn run(
+        self,
+        discoverer: NatsDiscoverer,
+        events: JsOutbox,
+        clock: Arc<dyn Clock>,
+        mut doubt: mpsc::Receiver<()>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let started = clock.now();
+        let own_id = |at: u64| format!("discovered.{}.{}.{at}", self.lattice, self.replica);
+        self.round(&discoverer, &events, started, own_id(started), "start-up").await;
+        let mut last = started;
+        let every = self.every.max(Duration::from_millis(1));
+        let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let gap = self.min_gap.as_millis() as u64;
+        loop {
+            tokio::select! {
+                _ = periodic.tick() => {
+                    let now = clock.now();
+                    let id = periodic_discovery_id(&self.lattice, now, every);
+                    self.round(&discoverer, &events, now, id, "periodic").await;
+                    last = now;
+                }
+                Some(()) = doubt.recv() => {
+                    let now = clock.now();
+                    if now.saturating_sub(last) >= gap {
+                        self.round(&discoverer, &events, now, own_id(now), "state in doubt").await;
+                        last = now;
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn round(
+        &self,
+        discoverer: &NatsDiscoverer,
+        events: &JsOutbox,
+        at: u64,
+        msg_id: String,
+        why: &str,
+    ) {
+        match discover_with_id(discoverer, events, &self.lattice, at, msg_id).await {
+            Ok(hosts) => tracing::info!(lattice = %self.lattice, hosts, why, "discovery round"),
+            Err(e) => tracing::warn!(lattice = %self.lattice, error = %e, why, "discovery failed"),
+        }
+    }
 }
 
 /// After an I/O error, wait before the next attempt (not a hot loop while NATS is away).

@@ -13,6 +13,6 @@ pub use discover::NatsDiscoverer;
 pub use inbox::{JsDelivery, JsInbox};
 pub use outbox::JsOutbox;
 pub use streams::{
-    COMMAND_STREAM, EVENT_STREAM, RECORD_BUCKET, StreamSettings, ensure_command_consumer,
-    ensure_event_consumer, ensure_streams,
+    COMMAND_STREAM, EVENT_STREAM, RECORD_BUCKET, STATE_BUCKET, StreamSettings,
+    ensure_command_consumer, ensure_event_consumer, ensure_streams,
 };

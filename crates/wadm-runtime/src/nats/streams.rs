@@ -20,8 +20,10 @@ use crate::messages::{COMMAND_PREFIX, INTERNAL_PREFIX, command_filter, event_fil
 
 pub const EVENT_STREAM: &str = "wadm_events";
 pub const COMMAND_STREAM: &str = "wadm_commands";
-/// The KV bucket of lattice records.
+/// The KV bucket of lattice heads (`head.{lattice}`: applications, last applied sequence).
 pub const RECORD_BUCKET: &str = "wadm_runtime";
+/// The KV bucket of observed state, one key per entity (`wadm_nats::store` key scheme).
+pub const STATE_BUCKET: &str = "wadm_runtime_state";
 
 /// Sizes and timings of the streams and consumers.
 #[derive(Debug, Clone, PartialEq, Eq)]

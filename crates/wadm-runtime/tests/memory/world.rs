@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wadm_model::Status;
+use wadm_nats::store::MemoryStateStore;
 use wadm_runtime::io::{Delivery, Inbox};
 use wadm_runtime::memory::{
     LogConfig, MemoryConsumer, MemoryLattice, MemoryLog, MemoryStatus, SharedKv,
@@ -22,7 +23,8 @@ pub const ACK_WAIT: Duration = Duration::from_secs(5);
 pub type Store = Arc<ManifestStore<SharedKv>>;
 
 pub struct Replica {
-    pub pipeline: Pipeline<SharedKv, Store, MemoryStatus, MemoryLog, MemoryLattice>,
+    pub pipeline:
+        Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>,
     pub executor: Executor<Store, MemoryLattice, MemoryLog>,
     pub events: MemoryConsumer,
     pub commands: MemoryConsumer,
@@ -76,6 +78,7 @@ impl World {
         let commands =
             MemoryLog::new(shared.clone(), LogConfig { dedupe_window: config.command_ttl });
         let records = SharedKv::default();
+        let state = Arc::new(MemoryStateStore::new());
         let store = Arc::new(ManifestStore::new(SharedKv::default()));
         let status = MemoryStatus::default();
         let lattice = MemoryLattice::new(LATTICE, events.clone(), shared.clone());
@@ -86,6 +89,7 @@ impl World {
                     pipeline: Pipeline::new(
                         PipelineIo {
                             records: records.clone(),
+                            state: state.clone(),
                             desired: store.clone(),
                             status: status.clone(),
                             commands: commands.clone(),
