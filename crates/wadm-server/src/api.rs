@@ -10,7 +10,7 @@ use crate::kv::Kv;
 use crate::manifest::{format_of, parse_request};
 use crate::probe::LatticeProbe;
 use crate::status::StatusStore;
-use crate::store::{DeleteOutcome, LATEST, ManifestStore};
+use crate::store::{DeleteOutcome, LATEST, ManifestStore, StoreError};
 
 mod deploy;
 use crate::subject::Operation;
@@ -222,42 +222,30 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             Ok(r) => r,
             Err(m) => return error(GetResult::Error, m),
         };
-        match self.store.get(lattice, name, request.version.as_deref()).await {
-            Ok(Some(stored)) => GetModelResponse {
-                result: GetResult::Success,
-                message: format!("Found version {} of {name}", stored.version),
-                manifest: Some(stored.manifest),
-            },
-            Ok(None) => error(GetResult::NotFound, not_found(name, request.version.as_deref())),
-            Err(e) => error(GetResult::Error, e.to_string()),
-        }
+        let version = request.version.as_deref();
+        let read = self.store.get(lattice, name, version).await;
+        read_reply(read, not_found(name, version), error, |stored| GetModelResponse {
+            result: GetResult::Success,
+            message: format!("Found version {} of {name}", stored.version),
+            manifest: Some(stored.manifest),
+        })
     }
 
     async fn versions(&self, lattice: &str, name: &str) -> VersionResponse {
-        match self.store.index(lattice, name).await {
-            Ok(Some(index)) => VersionResponse {
-                result: GetResult::Success,
-                message: format!("{} version(s)", index.versions.len()),
-                versions: index
-                    .versions
-                    .iter()
-                    .map(|v| VersionInfo {
-                        version: v.version.clone(),
-                        deployed: index.deployed.as_ref() == Some(&v.version),
-                    })
-                    .collect(),
-            },
-            Ok(None) => VersionResponse {
-                result: GetResult::NotFound,
-                message: not_found(name, None),
-                versions: vec![],
-            },
-            Err(e) => VersionResponse {
-                result: GetResult::Error,
-                message: e.to_string(),
-                versions: vec![],
-            },
-        }
+        let error = |result, message| VersionResponse { result, message, versions: vec![] };
+        let read = self.store.index(lattice, name).await;
+        read_reply(read, not_found(name, None), error, |index| VersionResponse {
+            result: GetResult::Success,
+            message: format!("{} version(s)", index.versions.len()),
+            versions: index
+                .versions
+                .iter()
+                .map(|v| VersionInfo {
+                    version: v.version.clone(),
+                    deployed: index.deployed.as_ref() == Some(&v.version),
+                })
+                .collect(),
+        })
     }
 
     async fn delete(
@@ -320,27 +308,32 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     }
 
     async fn history(&self, lattice: &str, name: &str) -> HistoryResponse {
-        match self.store.history(lattice, name).await {
-            Ok(Some(history)) => HistoryResponse {
-                result: GetResult::Success,
-                message: format!(
-                    "{} entr{}",
-                    history.len(),
-                    if history.len() == 1 { "y" } else { "ies" }
-                ),
-                history,
-            },
-            Ok(None) => HistoryResponse {
-                result: GetResult::NotFound,
-                message: not_found(name, None),
-                history: vec![],
-            },
-            Err(e) => HistoryResponse {
-                result: GetResult::Error,
-                message: e.to_string(),
-                history: vec![],
-            },
-        }
+        let error = |result, message| HistoryResponse { result, message, history: vec![] };
+        let read = self.store.history(lattice, name).await;
+        read_reply(read, not_found(name, None), error, |history| HistoryResponse {
+            result: GetResult::Success,
+            message: format!(
+                "{} entr{}",
+                history.len(),
+                if history.len() == 1 { "y" } else { "ies" }
+            ),
+            history,
+        })
+    }
+}
+
+/// The reply to a read: `found` builds the success reply; an absent value is `notfound` with the
+/// message `missing`, a store failure `error` with its message, both built by `error`.
+fn read_reply<T, R>(
+    read: Result<Option<T>, StoreError>,
+    missing: String,
+    error: impl FnOnce(GetResult, String) -> R,
+    found: impl FnOnce(T) -> R,
+) -> R {
+    match read {
+        Ok(Some(value)) => found(value),
+        Ok(None) => error(GetResult::NotFound, missing),
+        Err(e) => error(GetResult::Error, e.to_string()),
     }
 }
 
