@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use wadm_model::StatusType;
 use wadm_model::api::StatusResponse;
+use wadm_nats::store::{KvStateStore, StateStore};
+use wadm_runtime::nats::STATE_BUCKET;
 use wadm_runtime::{RunConfig, run};
 use wadm_server::{Server, ServerConfig};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
 use wadm_test_support::{NatsServer, wait_for};
 
-const HELLO: &str = include_str!("../../../../shared/manifests/hello.yaml");
+const HELLO: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests/hello.yaml"));
 
 struct Stopper(
     tokio::sync::oneshot::Sender<()>,
@@ -109,6 +112,19 @@ async fn deploying_hello_runs_it_on_simulated_hosts_and_undeploying_removes_it()
     assert_eq!(address.map(String::as_str), Some("127.0.0.1:8080"), "{configs:?}");
     let deployed = wait_for(DEADLINE, || status_is(&client, StatusType::Deployed)).await;
     assert!(deployed.is_some(), "status becomes deployed");
+
+    // Observed state is in the state bucket, one key per entity, readable by any replica.
+    let js = async_nats::jetstream::new(client.clone());
+    let stored = KvStateStore::open(&js, STATE_BUCKET).await.expect("state bucket");
+    let persisted = wait_for(DEADLINE, || async {
+        let state = stored.load("default").await.ok()?;
+        let on_hosts: u32 =
+            state.hosts.values().flat_map(|h| h.components.values()).map(|c| c.count).sum();
+        let known = hosts.iter().all(|h| state.hosts.contains_key(h));
+        let stamped = hosts.iter().all(|h| state.bookkeeping.hosts.contains_key(h));
+        (known && stamped && on_hosts == 1).then_some(())
+    });
+    assert!(persisted.await.is_some(), "hosts, their snapshot stamps and the component stored");
 
     let undeploy = request(&client, "wadm.api.default.model.undeploy.hello-world", b"{}").await;
     assert_eq!(undeploy["result"], "acknowledged", "{undeploy}");

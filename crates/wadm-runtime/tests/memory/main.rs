@@ -1,5 +1,6 @@
 //! Runtime tests in virtual time over the in-memory I/O (deterministic, seeded).
 
+mod persistence;
 mod world;
 
 use std::time::Duration;

@@ -37,6 +37,8 @@ pub struct World {
     pub store: Store,
     pub status: MemoryStatus,
     pub lattice: MemoryLattice,
+    /// Observed state, one key per entity, shared by the replicas.
+    pub state: Arc<MemoryStateStore>,
     pub replicas: Vec<Replica>,
     pub config: RuntimeConfig,
     order: SeededRandom,
@@ -124,6 +126,7 @@ impl World {
             store,
             status,
             lattice,
+            state,
             replicas,
             config,
             order: SeededRandom::new(seed),
