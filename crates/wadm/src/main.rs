@@ -32,6 +32,8 @@ enum Command {
     App(cli::app::Args),
     /// Run everything locally: nats-server, wadm and simulated hosts.
     Up(cli::up::Args),
+    /// Measure wadm: mass deploy, host-loss recovery, heartbeat throughput, CPU and memory.
+    Bench(cli::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +45,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => cli::serve::run(args),
         Command::App(args) => cli::app::run(args),
         Command::Up(args) => cli::up::run(args),
+        Command::Bench(args) => cli::bench::run(args),
     }
 }

@@ -2,6 +2,7 @@
 //! `run(Args) -> ExitCode`, and prints errors as one clear line (never a backtrace).
 
 pub mod app;
+pub mod bench;
 pub mod schema;
 pub mod serve;
 pub mod sim;

@@ -1,0 +1,138 @@
+//! Deploying many applications at once and timing it: from the first deploy request to the
+//! last control command the runtime issued (seen on `wadm.cmd.{lattice}.>`) and to the moment
+//! every application's published status (`wadm.status.{lattice}.*`) first said `deployed`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use wadm_client::Client;
+use wadm_model::status::{Status, StatusType};
+
+use super::manifests;
+use super::rig::{Rig, wait_for};
+
+/// Requests sent at once while putting and deploying.
+const CONCURRENT_REQUESTS: usize = 16;
+
+/// What one mass deploy took.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// Commands the runtime issued until every application was deployed.
+    pub commands: u64,
+    pub to_commands_issued: Duration,
+    pub to_all_deployed: Duration,
+    /// Applications whose `model.status` says `deployed` afterwards.
+    pub apps_deployed: usize,
+}
+
+#[derive(Default)]
+struct Seen {
+    deployed: BTreeMap<String, Instant>,
+    commands: u64,
+    last_command: Option<Instant>,
+}
+
+/// Put and deploy `apps` generated applications of `components` components each, then wait (up
+/// to `timeout`) until all are deployed.
+pub async fn deploy_all(
+    rig: &Rig,
+    prefix: &str,
+    apps: usize,
+    components: usize,
+    timeout: Duration,
+) -> anyhow::Result<Deployed> {
+    let client =
+        Client::new(rig.client.clone(), &rig.lattice, None).with_timeout(Duration::from_secs(20));
+    let names: Vec<String> = (0..apps).map(|a| manifests::app_name(prefix, a)).collect();
+    futures::stream::iter(0..apps)
+        .map(|a| {
+            let client = &client;
+            async move {
+                let body = serde_json::to_vec(&manifests::manifest(prefix, a, components))?;
+                client
+                    .put_manifest(body, None)
+                    .await
+                    .with_context(|| format!("putting app {a}"))?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENT_REQUESTS)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let watchers = watch(rig, seen.clone()).await?;
+    let started = Instant::now();
+    futures::stream::iter(names.iter())
+        .map(|name| {
+            let client = &client;
+            async move { client.deploy(name, None).await.with_context(|| format!("deploying {name}")) }
+        })
+        .buffer_unordered(CONCURRENT_REQUESTS)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let waited = wait_for(timeout, "every application to be deployed", || {
+        let seen = seen.clone();
+        let names = &names;
+        async move {
+            let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            let all = names.iter().all(|n| seen.deployed.contains_key(n));
+            all.then(|| {
+                let last = seen.deployed.values().max().copied().unwrap_or(started);
+                (last, seen.commands, seen.last_command.unwrap_or(started))
+            })
+        }
+    })
+    .await;
+    for watcher in watchers {
+        watcher.abort();
+    }
+    let (last_deployed, commands, last_command) = waited?;
+
+    let mut apps_deployed = 0;
+    for name in &names {
+        let status = client.status(name).await.with_context(|| format!("status of {name}"))?;
+        if status.status.status_type == StatusType::Deployed {
+            apps_deployed += 1;
+        }
+    }
+    Ok(Deployed {
+        commands,
+        to_commands_issued: last_command.saturating_duration_since(started),
+        to_all_deployed: last_deployed.saturating_duration_since(started),
+        apps_deployed,
+    })
+}
+
+/// Record the first `deployed` status of every application and every command, as they come.
+async fn watch(
+    rig: &Rig,
+    seen: Arc<Mutex<Seen>>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let lattice = &rig.lattice;
+    let mut statuses = rig.client.subscribe(format!("wadm.status.{lattice}.*")).await?;
+    let mut commands = rig.client.subscribe(format!("wadm.cmd.{lattice}.>")).await?;
+    rig.client.flush().await.context("subscribing to statuses and commands")?;
+    let status_seen = seen.clone();
+    let on_status = tokio::spawn(async move {
+        while let Some(message) = statuses.next().await {
+            let Some(app) = message.subject.rsplit('.').next() else { continue };
+            let Ok(status) = serde_json::from_slice::<Status>(&message.payload) else { continue };
+            if status.status.status_type == StatusType::Deployed {
+                let mut seen = status_seen.lock().unwrap_or_else(|p| p.into_inner());
+                seen.deployed.entry(app.to_string()).or_insert_with(Instant::now);
+            }
+        }
+    });
+    let on_command = tokio::spawn(async move {
+        while commands.next().await.is_some() {
+            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            seen.commands += 1;
+            seen.last_command = Some(Instant::now());
+        }
+    });
+    Ok(vec![on_status, on_command])
+}

@@ -1,0 +1,226 @@
+//! `wadm bench`: a load harness that starts everything itself and prints what wadm costs.
+//!
+//! Three phases, each on a fresh nats-server (temporary store) with `--replicas` in-process wadm
+//! instances and a simulated lattice:
+//! 1. **events** — `--event-hosts` hosts heartbeating every `--event-heartbeat` for
+//!    `--event-duration`: events offered to and handled by the runtime per second (read from its
+//!    JetStream consumer), after measuring the simulator alone for a few seconds;
+//! 2. **deploy** — `--apps` generated applications of `--components` spreadscaled components on
+//!    `--hosts` hosts: time from the first deploy to the last command issued and to every
+//!    application `deployed`;
+//! 3. **host loss** — `--loss-hosts` hosts, `--crashes` of them crashed one at a time: time until
+//!    their instances run elsewhere, with the lease used (default heartbeat: as short as the
+//!    throughput measured in phase 1 allows).
+//!
+//! wadm and the simulator run on separate tokio runtimes with named threads, so their CPU is
+//! read apart from `/proc/self/task/*/stat` ([`usage`]); memory is one process, so the
+//! simulator's RSS is measured alone before wadm starts (phase 1).
+
+mod deploy;
+mod loss;
+mod manifests;
+mod phases;
+mod report;
+mod rig;
+mod usage;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::ValueEnum;
+
+use crate::stack::{self, parse_duration};
+use phases::Common;
+use report::Report;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A small configuration (finishes in well under a minute): 10 apps × 3 components on 10
+    /// hosts, 100 hosts for events and host loss. Explicit flags still win.
+    #[arg(long, alias = "small")]
+    quick: bool,
+    /// Applications deployed at once (default 100; quick 10).
+    #[arg(long)]
+    apps: Option<usize>,
+    /// Components per application (default 5; quick 3).
+    #[arg(long)]
+    components: Option<usize>,
+    /// Hosts of the deploy phase (default 100; quick 10).
+    #[arg(long)]
+    hosts: Option<usize>,
+    /// Hosts of the heartbeat-throughput phase (default 1000; quick 100).
+    #[arg(long)]
+    event_hosts: Option<usize>,
+    /// Heartbeat interval of the throughput phase.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    event_heartbeat: Duration,
+    /// Measuring window of the throughput phase (default 20s; quick 5s).
+    #[arg(long, value_parser = parse_duration)]
+    event_duration: Option<Duration>,
+    /// Hosts of the host-loss phase (default 1000; quick 100).
+    #[arg(long)]
+    loss_hosts: Option<usize>,
+    /// Hosts crashed, one at a time (default 10; quick 3).
+    #[arg(long)]
+    crashes: Option<usize>,
+    /// Applications (3 components each) running during the host-loss phase (default 20; quick 5).
+    #[arg(long)]
+    loss_apps: Option<usize>,
+    /// Heartbeat interval of the host-loss phase (lease = 2 intervals + half an interval, at
+    /// least 500 ms). Default: the event heartbeat if wadm kept up with it, else long enough
+    /// for the throughput measured in the events phase.
+    #[arg(long, value_parser = parse_duration)]
+    loss_heartbeat: Option<Duration>,
+    /// wadm instances (API server + runtime each, own NATS connection) in this process.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// How long the deploys may take before the bench fails.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    deploy_timeout: Duration,
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+/// The resolved configuration (flags over the quick or full defaults).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    pub quick: bool,
+    pub replicas: usize,
+    pub apps: usize,
+    pub components: usize,
+    pub hosts: usize,
+    pub event_hosts: usize,
+    pub event_heartbeat_ms: u128,
+    pub event_duration_ms: u128,
+    pub loss_hosts: usize,
+    pub loss_apps: usize,
+    pub crashes: usize,
+}
+
+impl Args {
+    fn plan(&self) -> Plan {
+        let pick = |flag: Option<usize>, full: usize, quick: usize| {
+            flag.unwrap_or(if self.quick { quick } else { full })
+        };
+        let window = if self.quick { Duration::from_secs(5) } else { Duration::from_secs(20) };
+        Plan {
+            quick: self.quick,
+            replicas: self.replicas.max(1),
+            apps: pick(self.apps, 100, 10),
+            components: pick(self.components, 5, 3),
+            hosts: pick(self.hosts, 100, 10),
+            event_hosts: pick(self.event_hosts, 1000, 100),
+            event_heartbeat_ms: self.event_heartbeat.as_millis(),
+            event_duration_ms: self.event_duration.unwrap_or(window).as_millis(),
+            loss_hosts: pick(self.loss_hosts, 1000, 100),
+            loss_apps: pick(self.loss_apps, 20, 5),
+            crashes: pick(self.crashes, 10, 3),
+        }
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    stack::init_logging("error");
+    let driver = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wadm bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtimes = match rig::Runtimes::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wadm bench: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = driver.block_on(bench(&args, &runtimes));
+    // Outside any async context: whatever wadm and the simulator still run is dropped here.
+    runtimes.wadm.shutdown_background();
+    runtimes.sim.shutdown_background();
+    match outcome {
+        Ok(report) => {
+            match args.output {
+                Output::Json => match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("wadm bench: cannot encode the report: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Output::Table => report::print_table(&report),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wadm bench: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(args: &Args, runtimes: &rig::Runtimes) -> anyhow::Result<Report> {
+    let plan = args.plan();
+    let common = Common { replicas: plan.replicas, deploy_timeout: args.deploy_timeout };
+    let progress = |what: &str| eprintln!("wadm bench: {what}");
+
+    progress(&format!("events: {} hosts heartbeating", plan.event_hosts));
+    let event_duration = Duration::from_millis(plan.event_duration_ms as u64);
+    let events =
+        phases::events(runtimes, &common, plan.event_hosts, args.event_heartbeat, event_duration)
+            .await
+            .context("events phase")?;
+
+    progress(&format!(
+        "deploy: {} apps × {} components on {} hosts",
+        plan.apps, plan.components, plan.hosts
+    ));
+    let deploy = phases::deploy(runtimes, &common, plan.apps, plan.components, plan.hosts)
+        .await
+        .context("deploy phase")?;
+
+    let loss_heartbeat = args.loss_heartbeat.unwrap_or_else(|| {
+        auto_loss_heartbeat(args.event_heartbeat, &events, plan.event_hosts, plan.loss_hosts)
+    });
+    progress(&format!(
+        "host loss: {} crashes among {} hosts, heartbeat {loss_heartbeat:?}",
+        plan.crashes, plan.loss_hosts
+    ));
+    let host_loss = phases::host_loss(
+        runtimes,
+        &common,
+        plan.loss_hosts,
+        plan.loss_apps,
+        plan.crashes,
+        loss_heartbeat,
+    )
+    .await
+    .context("host-loss phase")?;
+
+    let memory = report::Memory::now();
+    Ok(Report { plan, events, deploy, host_loss, memory })
+}
+
+/// The host-loss heartbeat: the event heartbeat when wadm handled (nearly) all it was offered,
+/// else the whole seconds that keep the offered load at half the measured throughput.
+fn auto_loss_heartbeat(
+    event_heartbeat: Duration,
+    events: &phases::EventFigures,
+    event_hosts: usize,
+    loss_hosts: usize,
+) -> Duration {
+    if events.handled_ratio >= 0.95 && loss_hosts <= event_hosts {
+        return event_heartbeat;
+    }
+    let capacity = events.handled_per_s.max(1.0);
+    let seconds = (loss_hosts as f64 / (capacity / 2.0)).ceil().clamp(1.0, 30.0);
+    Duration::from_secs_f64(seconds).max(event_heartbeat)
+}

@@ -1,0 +1,116 @@
+//! The bench's report: one serialisable value (`--output json`) and its table form.
+
+use serde::Serialize;
+
+use super::Plan;
+use super::phases::{DeployFigures, EventFigures, LossFigures};
+use super::usage::{Snapshot, round};
+
+/// How CPU and memory are told apart between wadm and the simulator (they share the process).
+pub const MEASUREMENT: &str = "CPU per thread from /proc/self/task/*/stat: wadm (API server + runtime) \
+and the simulator run on separate named tokio runtimes; memory from /proc/self/status: the \
+simulator's RSS is measured alone before wadm starts (events phase), wadm's as what it added after";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    pub rss_end_mib: f64,
+    pub peak_rss_mib: f64,
+    pub measurement: &'static str,
+}
+
+impl Memory {
+    pub fn now() -> Memory {
+        let now = Snapshot::take(None);
+        Memory {
+            rss_end_mib: round(now.rss_mib, 1),
+            peak_rss_mib: round(now.peak_rss_mib, 1),
+            measurement: MEASUREMENT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub plan: Plan,
+    pub events: EventFigures,
+    pub deploy: DeployFigures,
+    pub host_loss: LossFigures,
+    pub memory: Memory,
+}
+
+/// Print the report as an aligned two-column table.
+pub fn print_table(r: &Report) {
+    let (d, e, l) = (&r.deploy, &r.events, &r.host_loss);
+    let rows: Vec<(String, String)> = vec![
+        ("wadm replicas".into(), r.plan.replicas.to_string()),
+        (
+            format!("deploy: {} apps × {} components on {} hosts", d.apps, d.components, d.hosts),
+            format!("{} instances, {} commands", d.instances, d.commands_issued),
+        ),
+        (
+            "  deploy → all commands issued".into(),
+            format!("{:.0} ms", d.deploy_to_commands_issued_ms),
+        ),
+        (
+            "  deploy → all apps deployed".into(),
+            format!(
+                "{:.0} ms ({}/{} deployed)",
+                d.deploy_to_all_deployed_ms, d.apps_deployed, d.apps
+            ),
+        ),
+        (
+            "  wadm CPU / sim CPU".into(),
+            format!(
+                "{:.2} s / {:.2} s over {:.1} s",
+                d.usage.wadm_cpu_s, d.usage.sim_cpu_s, d.usage.wall_s
+            ),
+        ),
+        (
+            format!("host loss: {} crashes among {} hosts", l.crashes, l.hosts),
+            format!("heartbeat {:.0} ms, lease {:.0} ms", l.heartbeat_ms, l.lease_ms),
+        ),
+        ("  crash → replaced p50 / p99".into(), format!("{:.0} ms / {:.0} ms", l.p50_ms, l.p99_ms)),
+        (
+            "  minus lease (reaction) p50 / p99".into(),
+            format!("{:.0} ms / {:.0} ms", l.reaction_p50_ms, l.reaction_p99_ms),
+        ),
+        (
+            format!("events: {} hosts, heartbeat {:.0} ms", e.hosts, e.heartbeat_ms),
+            format!("{:.1} s window", e.duration_s),
+        ),
+        (
+            "  offered / handled per s".into(),
+            format!(
+                "{:.0} / {:.0} ({:.0}%), backlog {}",
+                e.offered_per_s,
+                e.handled_per_s,
+                e.handled_ratio * 100.0,
+                e.backlog_end
+            ),
+        ),
+        (
+            "  wadm CPU".into(),
+            format!(
+                "{:.0}% of a core, {:.0} µs per event",
+                e.usage.wadm_cpu_pct, e.wadm_cpu_us_per_event
+            ),
+        ),
+        (
+            "  sim CPU (with wadm / alone)".into(),
+            format!("{:.0}% / {:.0}% of a core", e.usage.sim_cpu_pct, e.sim_alone.sim_cpu_pct),
+        ),
+        ("  nats-server CPU".into(), format!("{:.0}% of a core", e.usage.nats_server_cpu_pct)),
+        (
+            "  RSS: sim alone / added by wadm".into(),
+            format!("{:.1} MiB / {:.1} MiB", e.sim_alone_rss_mib, e.wadm_rss_added_mib),
+        ),
+        (
+            "process RSS end / peak".into(),
+            format!("{:.1} MiB / {:.1} MiB", r.memory.rss_end_mib, r.memory.peak_rss_mib),
+        ),
+    ];
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    for (key, value) in rows {
+        println!("{key:<width$}  {value}");
+    }
+}

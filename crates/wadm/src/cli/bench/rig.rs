@@ -1,0 +1,221 @@
+//! One bench environment: its own `nats-server -js` on a temporary store, `replicas` in-process
+//! wadm instances (API server + runtime, each on its own connection, on the wadm tokio runtime)
+//! and a simulated lattice (on the simulator's tokio runtime), plus the readings the phases take
+//! from JetStream (how far the runtime's event consumer has got).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use async_nats::jetstream;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wadm_nats_server::NatsServerProcess;
+use wadm_server::{NatsOptions, ServerConfig};
+use wadm_sim::{SimConfig, SimLattice};
+
+use super::manifests;
+use crate::stack::{self, RuntimeArgs, WadmSettings};
+
+/// The runtime's event stream (see `wadm_runtime::nats`).
+const EVENT_STREAM: &str = "wadm_events";
+
+/// The two runtimes the measured parts run on (named so their CPU can be told apart).
+pub struct Runtimes {
+    pub wadm: tokio::runtime::Runtime,
+    pub sim: tokio::runtime::Runtime,
+}
+
+impl Runtimes {
+    pub fn new() -> anyhow::Result<Runtimes> {
+        let build = |name: &str| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(name)
+                // Idle blocking threads would exit and take their CPU time out of the per-thread sums.
+                .thread_keep_alive(Duration::from_secs(3600))
+                .enable_all()
+                .build()
+                .with_context(|| format!("cannot start the {name} runtime"))
+        };
+        Ok(Runtimes {
+            wadm: build(super::usage::WADM_THREADS)?,
+            sim: build(super::usage::SIM_THREADS)?,
+        })
+    }
+}
+
+/// How the runtime's event consumer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Last sequence stored in the event stream (everything offered so far).
+    pub offered: u64,
+    /// Stream sequence up to which every event has been handled (acked).
+    pub handled: u64,
+    /// Events not yet delivered plus delivered but unacked.
+    pub backlog: u64,
+}
+
+/// A running bench environment for one lattice.
+pub struct Rig {
+    pub lattice: String,
+    pub client: async_nats::Client,
+    js: jetstream::Context,
+    nats: Option<NatsServerProcess>,
+    wadm: Vec<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
+    sim: Option<Arc<SimLattice>>,
+    _store: tempfile::TempDir,
+}
+
+impl Rig {
+    /// Start a nats-server on a fresh temporary store and connect the driver to it.
+    pub async fn start(lattice: &str) -> anyhow::Result<Rig> {
+        let store = tempfile::tempdir().context("cannot create a temporary NATS store")?;
+        let binary = wadm_nats_server::find_binary()?;
+        let nats =
+            wadm_nats_server::launch_on_free_port(&binary, store.path(), Duration::from_secs(15))?;
+        let options =
+            NatsOptions { url: nats.url(), name: "wadm bench".into(), ..Default::default() };
+        let client = wadm_server::connect(&options).await?;
+        Ok(Rig {
+            lattice: lattice.to_string(),
+            js: jetstream::new(client.clone()),
+            client,
+            nats: Some(nats),
+            wadm: Vec::new(),
+            sim: None,
+            _store: store,
+        })
+    }
+
+    pub fn nats_pid(&self) -> Option<u32> {
+        self.nats.as_ref().map(|n| n.pid())
+    }
+
+    fn url(&self) -> String {
+        self.nats.as_ref().map(|n| n.url()).unwrap_or_default()
+    }
+
+    /// Start `replicas` wadm instances on `on`, then wait until the runtime's event consumer
+    /// exists (from then on every host event is kept for it).
+    pub async fn start_wadm(
+        &mut self,
+        on: &Handle,
+        replicas: usize,
+        runtime: RuntimeArgs,
+    ) -> anyhow::Result<()> {
+        for replica in 0..replicas.max(1) {
+            let options = NatsOptions {
+                url: self.url(),
+                name: format!("wadm bench replica {replica}"),
+                ..Default::default()
+            };
+            let settings =
+                WadmSettings { server: ServerConfig::default(), runtime: runtime.clone() };
+            let (stop, stopped) = oneshot::channel::<()>();
+            let task = on.spawn(async move {
+                let client = wadm_server::connect(&options).await?;
+                stack::run_wadm(client, settings, async move {
+                    let _ = stopped.await;
+                })
+                .await
+            });
+            self.wadm.push((stop, task));
+        }
+        let consumer = self.consumer_name();
+        wait_for(Duration::from_secs(30), "the runtime's event consumer", || async {
+            let stream = self.js.get_stream(EVENT_STREAM).await.ok()?;
+            stream.consumer_info(&consumer).await.ok().map(|_| ())
+        })
+        .await
+    }
+
+    /// Start `hosts` simulated hosts (zones alternate) on `on`; returns when all have started.
+    pub async fn start_sim(
+        &mut self,
+        on: &Handle,
+        hosts: usize,
+        heartbeat: Duration,
+    ) -> anyhow::Result<Arc<SimLattice>> {
+        let mut config = SimConfig::new(self.url(), &self.lattice);
+        config.heartbeat_interval = heartbeat;
+        config.heartbeat_stagger = heartbeat;
+        let sim = on
+            .spawn(async move {
+                let sim = SimLattice::connect(config).await?;
+                for index in 0..hosts {
+                    sim.add_host(manifests::host_spec(index)).await;
+                }
+                Ok::<_, wadm_sim::SimError>(sim)
+            })
+            .await
+            .context("simulator task")?
+            .context("starting the simulated hosts")?;
+        let sim = Arc::new(sim);
+        self.sim = Some(sim.clone());
+        Ok(sim)
+    }
+
+    fn consumer_name(&self) -> String {
+        format!("wadm_events_{}", wadm_server::keys::escape_token(&self.lattice))
+    }
+
+    /// Where the runtime's event consumer stands now.
+    pub async fn progress(&self) -> anyhow::Result<Progress> {
+        let stream = self.js.get_stream(EVENT_STREAM).await.context("event stream")?;
+        let info = stream.consumer_info(self.consumer_name()).await.context("event consumer")?;
+        let stream_info = stream.get_info().await.context("event stream info")?;
+        Ok(Progress {
+            offered: stream_info.state.last_sequence,
+            handled: info.ack_floor.stream_sequence,
+            backlog: info.num_pending + info.num_ack_pending as u64,
+        })
+    }
+
+    /// Wait until the runtime has handled every event stored so far.
+    pub async fn wait_caught_up(&self, timeout: Duration) -> anyhow::Result<()> {
+        wait_for(timeout, "the runtime to handle every pending event", || async {
+            self.progress().await.ok().filter(|p| p.backlog == 0).map(|_| ())
+        })
+        .await
+    }
+
+    /// Stop the hosts (silently), wadm and the nats-server.
+    pub async fn stop(mut self) {
+        self.sim = None;
+        let mut tasks = Vec::new();
+        for (stop, task) in std::mem::take(&mut self.wadm) {
+            let _ = stop.send(());
+            tasks.push(task);
+        }
+        for task in tasks {
+            match tokio::time::timeout(Duration::from_secs(15), task).await {
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "wadm replica stopped with an error"),
+                Err(_) => tracing::warn!("a wadm replica did not stop in time"),
+                _ => {}
+            }
+        }
+        if let Some(nats) = self.nats.take() {
+            nats.kill();
+        }
+    }
+}
+
+/// Poll `probe` every 20 ms until it yields a value, or fail naming `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return Ok(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
