@@ -8,7 +8,7 @@ use wadm_lattice::{Changes, LatticeState};
 
 use super::keys::lattice_filter;
 use super::records::{Write, rebuild, writes_for};
-use super::{StateStore, StoreError};
+use super::{StateStore, StoreError, StoredRecord};
 
 /// The default bucket of observed state.
 pub const STATE_BUCKET: &str = "wadm_state";
@@ -113,6 +113,20 @@ impl StateStore for KvStateStore {
             revisions.insert(key, revision);
         }
         Ok(state)
+    }
+
+    /// One get per key (a bounded number in flight); remembers each key's revision.
+    async fn read(&self, _lattice: &str, keys: &[String]) -> Result<Vec<StoredRecord>, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        let reads = futures::stream::iter(keys.iter().cloned())
+            .map(|key| async move {
+                let entry = self.kv.entry(&key).await.map_err(|e| io(&key, e))?;
+                let live = entry.filter(|e| e.operation == kv::Operation::Put);
+                self.set_revision(&key, live.as_ref().map(|e| e.revision));
+                Ok::<_, StoreError>((key, live.map(|e| e.value.to_vec())))
+            })
+            .buffered(32);
+        reads.try_collect().await
     }
 
     /// Observed state is a cache of what the lattice reported: on a conflict the key's revision

@@ -7,7 +7,7 @@ use wadm_lattice::{Changes, LatticeState};
 
 use super::keys::lattice_filter;
 use super::records::{Write, rebuild, writes_for};
-use super::{StateStore, StoreError};
+use super::{StateStore, StoreError, StoredRecord};
 
 /// Records by key, with a revision per key. Cloning shares nothing: wrap it in an `Arc` to share.
 #[derive(Debug, Default)]
@@ -36,6 +36,11 @@ impl StateStore for MemoryStateStore {
             .filter(|(k, _)| k.starts_with(prefix))
             .map(|(k, (_, v))| (k.as_str(), v.as_slice()));
         rebuild(lattice, in_lattice)
+    }
+
+    async fn read(&self, _lattice: &str, keys: &[String]) -> Result<Vec<StoredRecord>, StoreError> {
+        let records = self.records.lock().expect("store lock");
+        Ok(keys.iter().map(|k| (k.clone(), records.get(k).map(|(_, v)| v.clone()))).collect())
     }
 
     async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StoreError> {

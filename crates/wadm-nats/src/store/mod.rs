@@ -29,6 +29,9 @@ pub enum StoreError {
     Io { key: String, reason: String },
 }
 
+/// One stored record as read back: its key and value (`None`: the key is absent).
+pub type StoredRecord = (String, Option<Vec<u8>>);
+
 /// Where observed state lives between runs and replicas.
 pub trait StateStore: Send + Sync {
     /// Read every record of `lattice` back into a state (bookkeeping starts empty).
@@ -40,6 +43,23 @@ pub trait StateStore: Send + Sync {
         state: &LatticeState,
         changes: &Changes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stored records of `keys` in `lattice` (`None`: absent), in the order asked, for
+    /// catching a kept state up with [`records::patch`]. The default reads the whole lattice;
+    /// stores override it with per-key reads.
+    fn read(
+        &self,
+        lattice: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send {
+        async move {
+            let state = self.load(lattice).await?;
+            let value = |key: &str| {
+                keys::parse_key(key).and_then(|(_, entity)| records::value_of(&state, &entity))
+            };
+            Ok(keys.iter().map(|key| (key.clone(), value(key))).collect())
+        }
+    }
 }
 
 impl<T: StateStore> StateStore for std::sync::Arc<T> {
@@ -53,5 +73,13 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
         changes: &Changes,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).persist(state, changes)
+    }
+
+    fn read(
+        &self,
+        lattice: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send {
+        (**self).read(lattice, keys)
     }
 }

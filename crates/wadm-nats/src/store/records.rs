@@ -230,6 +230,82 @@ pub fn rebuild<'a>(
     Ok(state)
 }
 
+/// Bring one entity of `state` in line with its stored record `(key, value)` (`None`: the key
+/// is absent). For catching a kept state up with keys others wrote: a host record updates the
+/// host (its children have keys of their own) and its snapshot stamp; an absent host removes the
+/// host with its children. A child whose host is unknown is skipped, as in [`rebuild`]. Keys of
+/// other lattices or outside the scheme are ignored.
+pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+    let Some((lattice, entity)) = parse_key(key) else { return Ok(()) };
+    if lattice != state.lattice {
+        return Ok(());
+    }
+    fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError> {
+        serde_json::from_slice(value)
+            .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+    }
+    match (entity, value) {
+        (EntityKey::Host { host }, Some(v)) => {
+            let r: HostRecord = decode(key, v)?;
+            let h = state.hosts.entry(host.clone()).or_default();
+            h.id = host.clone();
+            h.friendly_name = r.friendly_name;
+            h.labels = r.labels;
+            h.version = r.version;
+            h.last_seen = r.last_seen;
+            let clock = state.bookkeeping.hosts.entry(host).or_default();
+            if r.snapshot > clock.snapshot {
+                clock.snapshot = r.snapshot;
+            }
+        }
+        (EntityKey::Host { host }, None) => {
+            state.hosts.remove(&host);
+            state.bookkeeping.hosts.remove(&host);
+        }
+        (EntityKey::Component { host, component }, v) => {
+            let Some(h) = state.hosts.get_mut(&host) else { return Ok(()) };
+            match v {
+                Some(v) => {
+                    h.components.insert(component, decode(key, v)?);
+                }
+                None => {
+                    h.components.remove(&component);
+                }
+            }
+        }
+        (EntityKey::Provider { host, provider }, v) => {
+            let Some(h) = state.hosts.get_mut(&host) else { return Ok(()) };
+            match v {
+                Some(v) => {
+                    h.providers.insert(provider, decode(key, v)?);
+                }
+                None => {
+                    h.providers.remove(&provider);
+                }
+            }
+        }
+        (EntityKey::Link(link), Some(v)) => {
+            state.links.insert(link, decode(key, v)?);
+        }
+        (EntityKey::Link(link), None) => {
+            state.links.remove(&link);
+        }
+        (EntityKey::Config { name }, Some(v)) => {
+            state.configs.insert(name, decode(key, v)?);
+        }
+        (EntityKey::Config { name }, None) => {
+            state.configs.remove(&name);
+        }
+        (EntityKey::Gone { host }, Some(v)) => {
+            state.bookkeeping.tombstones.insert(host, decode(key, v)?);
+        }
+        (EntityKey::Gone { host }, None) => {
+            state.bookkeeping.tombstones.remove(&host);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use wadm_lattice::{EventContext, apply};
@@ -296,6 +372,19 @@ mod tests {
         let stamp = |st: &LatticeState| st.bookkeeping.hosts["NH.1"].snapshot.clone();
         assert_eq!(stamp(&back), stamp(&s));
         assert!(stamp(&back).is_some());
+        // Patching an older copy with the records of changed keys gives the same state.
+        let mut behind = LatticeState { lattice: "lat".into(), ..LatticeState::default() };
+        for write in w1.iter().chain(&w2) {
+            let value = match write {
+                Write::Put { value, .. } => Some(value.as_slice()),
+                Write::Delete { .. } => None,
+            };
+            patch(&mut behind, write.key(), value).unwrap();
+        }
+        assert_eq!(behind.hosts, s.hosts);
+        assert_eq!(behind.bookkeeping.hosts["NH.1"].snapshot, stamp(&s));
+        patch(&mut behind, "lat.host.NH=2E1", None).unwrap();
+        assert!(behind.hosts.is_empty() && behind.bookkeeping.hosts.is_empty());
         let err = rebuild("lat", [("lat.host.X", b"nope".as_slice())]).unwrap_err();
         assert!(err.to_string().contains("lat.host.X"), "{err}");
     }
