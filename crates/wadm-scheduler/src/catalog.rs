@@ -3,7 +3,7 @@
 //! can be recomputed), shared references, generations.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use wadm_model::names::sanitize;
 use wadm_model::{Application, ComponentKind, Source};
@@ -24,6 +24,8 @@ pub struct Catalog<'a> {
     pub provider_owner: BTreeMap<String, (&'a str, &'a str)>,
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
+    /// Names of deployed and undeployed applications, for membership tests only.
+    known: HashSet<&'a str>,
     /// Built on first use: only removals of links and configs need it.
     declared: OnceCell<Declarations>,
 }
@@ -65,6 +67,7 @@ impl<'a> Catalog<'a> {
                 c.undeployed.insert(&u.name, u);
             }
         }
+        c.known = c.deployed.keys().chain(c.undeployed.keys()).copied().collect();
         let deployed: Vec<&'a DeployedApp> = c.deployed.values().copied().collect();
         for d in deployed {
             for comp in &d.app.components {
@@ -103,7 +106,7 @@ impl<'a> Catalog<'a> {
 
     /// Whether `app` is deployed or being undeployed here.
     pub fn is_known_app(&self, app: &str) -> bool {
-        self.deployed.contains_key(app) || self.undeployed.contains_key(app)
+        self.known.contains(app)
     }
 
     /// The generation to stamp on commands acting for `app`.

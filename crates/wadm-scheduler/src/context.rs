@@ -3,7 +3,7 @@
 //! from the desired state.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance};
@@ -23,9 +23,10 @@ pub struct Context<'a> {
     hosts: Vec<&'a HostState>,
     load: Vec<u32>,
     host_hash: Vec<u64>,
-    by_label: BTreeMap<(&'a str, &'a str), Vec<HostIx>>,
-    components: BTreeMap<&'a str, Vec<(HostIx, &'a ComponentInstance)>>,
-    providers: BTreeMap<&'a str, Vec<(HostIx, &'a ProviderInstance)>>,
+    // Lookup-only indexes (never iterated, so hash order cannot leak into results).
+    by_label: HashMap<(&'a str, &'a str), Vec<HostIx>>,
+    components: HashMap<&'a str, Vec<(HostIx, &'a ComponentInstance)>>,
+    providers: HashMap<&'a str, Vec<(HostIx, &'a ProviderInstance)>>,
     eligible: RefCell<BTreeMap<StringMap, Rc<[HostIx]>>>,
 }
 
@@ -33,9 +34,9 @@ impl<'a> Context<'a> {
     /// Index `lattice` for scalers working for the applications in `catalog`.
     pub fn new(lattice: &'a LatticeState, catalog: &'a Catalog<'a>) -> Self {
         let hosts: Vec<&HostState> = lattice.hosts.values().collect();
-        let mut by_label: BTreeMap<(&str, &str), Vec<HostIx>> = BTreeMap::new();
-        let mut components: BTreeMap<&str, Vec<(HostIx, &ComponentInstance)>> = BTreeMap::new();
-        let mut providers: BTreeMap<&str, Vec<(HostIx, &ProviderInstance)>> = BTreeMap::new();
+        let mut by_label: HashMap<(&str, &str), Vec<HostIx>> = HashMap::new();
+        let mut components: HashMap<&str, Vec<(HostIx, &ComponentInstance)>> = HashMap::new();
+        let mut providers: HashMap<&str, Vec<(HostIx, &ProviderInstance)>> = HashMap::new();
         let mut load = Vec::with_capacity(hosts.len());
         let mut host_hash = Vec::with_capacity(hosts.len());
         for (ix, host) in hosts.iter().enumerate() {

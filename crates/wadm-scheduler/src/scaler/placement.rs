@@ -96,23 +96,23 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
         Unit::Component => ctx
             .component_instances(res.id)
             .iter()
-            .map(|(host, c)| Existing {
-                mine: placed_by(&c.annotations, res.placer.0, res.placer.1),
-                host: *host,
-                count: c.count,
-                spread: spread_of(&c.annotations),
-                occupant: if ctx.is_ours(&c.annotations) {
-                    Occupant::Usable
-                } else {
-                    Occupant::Foreign
-                },
+            .map(|(host, c)| {
+                let (ours, mine) = classify(ctx, &c.annotations, res.placer);
+                Existing {
+                    mine,
+                    host: *host,
+                    count: c.count,
+                    spread: spread_of(&c.annotations),
+                    occupant: if ours { Occupant::Usable } else { Occupant::Foreign },
+                }
             })
             .collect(),
         Unit::Provider => ctx
             .provider_instances(res.id)
             .iter()
             .map(|(host, p)| {
-                let occupant = if !ctx.is_ours(&p.annotations) {
+                let (ours, mine) = classify(ctx, &p.annotations, res.placer);
+                let occupant = if !ours {
                     Occupant::Foreign
                 } else if normalize_provider_ref(&p.image_ref)
                     == normalize_provider_ref(res.image_ref)
@@ -126,11 +126,21 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
                     count: 1,
                     spread: spread_of(&p.annotations),
                     occupant,
-                    mine: placed_by(&p.annotations, res.placer.0, res.placer.1),
+                    mine,
                 }
             })
             .collect(),
     }
+}
+
+/// (ours, placed by `placer`) for an instance's annotations.
+fn classify(ctx: &Context<'_>, annotations: &StringMap, placer: (&str, &str)) -> (bool, bool) {
+    let owner = owner_app(annotations);
+    let ours = owner.is_some_and(|app| ctx.catalog().is_known_app(app));
+    let mine = ours
+        && owner == Some(placer.0)
+        && annotations.get(wadm_model::SCALER_ANNOTATION).map(String::as_str) == Some(placer.1);
+    (ours, mine)
 }
 
 /// Place a spreadscaler's spreads (each with its share already computed).
