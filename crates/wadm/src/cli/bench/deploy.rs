@@ -10,6 +10,7 @@ use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use wadm_client::Client;
 use wadm_model::status::{Status, StatusType};
+use wadm_runtime::CommandMessage;
 
 use super::manifests;
 use super::rig::{Rig, wait_for};
@@ -20,8 +21,10 @@ const CONCURRENT_REQUESTS: usize = 16;
 /// What one mass deploy took.
 #[derive(Debug, Clone)]
 pub struct Deployed {
-    /// Commands the runtime issued until every application was deployed.
+    /// Distinct commands the runtime issued until every application was deployed.
     pub commands: u64,
+    /// Command publications (a command republished by a later reconcile counts again).
+    pub publishes: u64,
     pub to_commands_issued: Duration,
     pub to_all_deployed: Duration,
     /// Applications whose `model.status` says `deployed` afterwards.
@@ -31,7 +34,10 @@ pub struct Deployed {
 #[derive(Default)]
 struct Seen {
     deployed: BTreeMap<String, Instant>,
-    commands: u64,
+    /// Distinct commands (id and retry round): the runtime republishes a plan's commands on
+    /// every reconcile until they are observed; the command stream deduplicates them.
+    commands: std::collections::BTreeSet<(String, u32)>,
+    publishes: u64,
     last_command: Option<Instant>,
 }
 
@@ -82,7 +88,12 @@ pub async fn deploy_all(
             let all = names.iter().all(|n| seen.deployed.contains_key(n));
             all.then(|| {
                 let last = seen.deployed.values().max().copied().unwrap_or(started);
-                (last, seen.commands, seen.last_command.unwrap_or(started))
+                (
+                    last,
+                    seen.commands.len() as u64,
+                    seen.publishes,
+                    seen.last_command.unwrap_or(started),
+                )
             })
         }
     })
@@ -90,21 +101,44 @@ pub async fn deploy_all(
     for watcher in watchers {
         watcher.abort();
     }
-    let (last_deployed, commands, last_command) = waited?;
+    let (last_deployed, commands, publishes, last_command) = waited?;
 
-    let mut apps_deployed = 0;
-    for name in &names {
-        let status = client.status(name).await.with_context(|| format!("status of {name}"))?;
-        if status.status.status_type == StatusType::Deployed {
-            apps_deployed += 1;
-        }
-    }
+    let apps_deployed = settle(&client, &names, SETTLE_TIMEOUT).await?;
     Ok(Deployed {
         commands,
+        publishes,
         to_commands_issued: last_command.saturating_duration_since(started),
         to_all_deployed: last_deployed.saturating_duration_since(started),
         apps_deployed,
     })
+}
+
+/// How long the statuses may take to agree once every application was seen deployed.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Ask `model.status` of every application until all say `deployed` or `timeout` passes;
+/// returns how many do. Those that do not are named on stderr with their status.
+async fn settle(client: &Client, names: &[String], timeout: Duration) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut pending = Vec::new();
+        for name in names {
+            let status = client.status(name).await.with_context(|| format!("status of {name}"))?;
+            if status.status.status_type != StatusType::Deployed {
+                pending.push(format!(
+                    "{name}: {:?} {}",
+                    status.status.status_type, status.status.message
+                ));
+            }
+        }
+        if pending.is_empty() || Instant::now() >= deadline {
+            for line in &pending {
+                eprintln!("wadm bench: not deployed: {line}");
+            }
+            return Ok(names.len() - pending.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Record the first `deployed` status of every application and every command, as they come.
@@ -128,10 +162,15 @@ async fn watch(
         }
     });
     let on_command = tokio::spawn(async move {
-        while commands.next().await.is_some() {
+        while let Some(message) = commands.next().await {
+            let Ok(command) = serde_json::from_slice::<CommandMessage>(&message.payload) else {
+                continue;
+            };
             let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            seen.commands += 1;
-            seen.last_command = Some(Instant::now());
+            seen.publishes += 1;
+            if seen.commands.insert((command.id, command.attempt)) {
+                seen.last_command = Some(Instant::now());
+            }
         }
     });
     Ok(vec![on_status, on_command])

@@ -121,7 +121,10 @@ pub struct DeployFigures {
     pub components: usize,
     pub hosts: usize,
     pub instances: u64,
+    /// Distinct commands issued (id and retry round).
     pub commands_issued: u64,
+    /// Command publications, republished ones included (the command stream dedupes them).
+    pub command_publishes: u64,
     pub deploy_to_commands_issued_ms: f64,
     pub deploy_to_all_deployed_ms: f64,
     pub apps_deployed: usize,
@@ -156,6 +159,7 @@ pub async fn deploy(
         hosts,
         instances: super::manifests::total_instances(apps, components),
         commands_issued: done.commands,
+        command_publishes: done.publishes,
         deploy_to_commands_issued_ms: ms(done.to_commands_issued),
         deploy_to_all_deployed_ms: ms(done.to_all_deployed),
         apps_deployed: done.apps_deployed,

@@ -1,0 +1,93 @@
+//! `wadm bench --quick --output json` runs the whole harness (its own nats-server, wadm and
+//! simulated hosts) and reports every figure: heartbeat throughput, mass deploy with every
+//! application deployed, host-loss latencies, and CPU and memory of wadm and the simulator.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use wadm_test_support::wait_until;
+
+const WADM: &str = env!("CARGO_BIN_EXE_wadm");
+/// The quick configuration finishes in well under a minute; the deadline allows a busy machine.
+const DEADLINE: Duration = Duration::from_secs(240);
+
+fn number(report: &Value, path: &str) -> f64 {
+    report
+        .pointer(path)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{path} is missing or not a number in {report:#}"))
+}
+
+#[test]
+fn quick_bench_reports_every_figure_and_deploys_every_app() {
+    let mut child = Command::new(WADM)
+        .args(["bench", "--quick", "--output", "json"])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("wadm runs");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let finished = wait_until(DEADLINE, || child.try_wait().ok().flatten().is_some());
+    if !finished {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("wadm bench --quick did not finish within {DEADLINE:?}");
+    }
+    let status = child.wait().unwrap();
+    let text = reader.join().unwrap().unwrap();
+    assert!(status.success(), "wadm bench failed ({status}); stdout: {text}");
+    let report: Value = serde_json::from_str(&text).expect("the report is JSON");
+
+    // Deploy: every generated application reached `deployed`.
+    let apps = number(&report, "/plan/apps");
+    assert_eq!(number(&report, "/deploy/apps"), apps);
+    assert_eq!(number(&report, "/deploy/apps_deployed"), apps, "{report:#}");
+    assert_eq!(report.pointer("/deploy/all_deployed"), Some(&Value::Bool(true)));
+    let components = apps * number(&report, "/plan/components");
+    assert!(number(&report, "/deploy/commands_issued") >= components, "{report:#}");
+    assert!(number(&report, "/deploy/deploy_to_commands_issued_ms") > 0.0);
+    assert!(number(&report, "/deploy/deploy_to_all_deployed_ms") > 0.0);
+
+    // Host loss: one latency per crash, each at least most of a lease (nothing replaces
+    // instances before the host is declared lost), percentiles ordered.
+    let crashes = number(&report, "/plan/crashes") as usize;
+    let latencies = report.pointer("/host_loss/latencies_ms").and_then(Value::as_array).unwrap();
+    assert_eq!(latencies.len(), crashes);
+    let lease = number(&report, "/host_loss/lease_ms");
+    let heartbeat = number(&report, "/host_loss/heartbeat_ms");
+    assert!(lease >= 2.0 * heartbeat);
+    for latency in latencies {
+        assert!(latency.as_f64().unwrap() >= lease - heartbeat, "{report:#}");
+    }
+    let (p50, p99) = (number(&report, "/host_loss/p50_ms"), number(&report, "/host_loss/p99_ms"));
+    assert!(p50 > 0.0 && p50 <= p99);
+    assert_eq!(
+        number(&report, "/host_loss/reaction_p50_ms"),
+        ((p50 - lease) * 10.0).round() / 10.0
+    );
+
+    // Events: heartbeats were offered and handled.
+    assert!(number(&report, "/events/offered_per_s") > 0.0);
+    assert!(number(&report, "/events/handled_per_s") > 0.0);
+    assert!(number(&report, "/events/handled_ratio") > 0.0);
+    number(&report, "/events/backlog_end");
+
+    // Resources: wadm and the simulator both used CPU; memory is reported.
+    for phase in ["events", "deploy", "host_loss"] {
+        assert!(number(&report, &format!("/{phase}/usage/wadm_cpu_s")) > 0.0, "{phase}");
+        number(&report, &format!("/{phase}/usage/sim_cpu_s"));
+        number(&report, &format!("/{phase}/usage/nats_server_cpu_s"));
+    }
+    assert!(number(&report, "/events/sim_alone/sim_cpu_s") > 0.0);
+    assert!(number(&report, "/events/sim_alone/wadm_cpu_s") == 0.0, "wadm did not run yet");
+    number(&report, "/events/sim_alone_rss_mib");
+    number(&report, "/events/wadm_rss_added_mib");
+    assert!(number(&report, "/memory/peak_rss_mib") > 0.0);
+}
