@@ -140,13 +140,13 @@ impl AppBuilder<'_, '_> {
             ComponentKind::Component => self
                 .catalog
                 .component_owner
-                .get(&comp.id)
+                .get(comp.id.as_str())
                 .filter(|owner| **owner != app)
                 .map(|owner| format!("component id {} is already deployed by application {owner}", comp.id)),
             ComponentKind::Capability => self
                 .catalog
                 .provider_owner
-                .get(&comp.id)
+                .get(comp.id.as_str())
                 .filter(|(owner, img)| *owner != app && *img != image)
                 .map(|(owner, img)| {
                     format!("provider id {} is already deployed by application {owner} with image {img}", comp.id)

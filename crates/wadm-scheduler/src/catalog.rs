@@ -19,9 +19,9 @@ pub struct Catalog<'a> {
     /// Undeployed applications by name.
     pub undeployed: BTreeMap<&'a str, &'a UndeployedApp>,
     /// Component id → the deployed application that runs it (first by name when several claim it).
-    pub component_owner: BTreeMap<String, &'a str>,
+    pub component_owner: BTreeMap<&'a str, &'a str>,
     /// Provider id → (first deployed application by name declaring it, its image).
-    pub provider_owner: BTreeMap<String, (&'a str, &'a str)>,
+    pub provider_owner: BTreeMap<&'a str, (&'a str, &'a str)>,
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
     /// Names of deployed and undeployed applications, for membership tests only.
@@ -74,10 +74,10 @@ impl<'a> Catalog<'a> {
                 let Source::Image(image) = &comp.source else { continue };
                 match comp.kind {
                     ComponentKind::Component => {
-                        c.component_owner.entry(comp.id.clone()).or_insert(d.name());
+                        c.component_owner.entry(&comp.id).or_insert(d.name());
                     }
                     ComponentKind::Capability => {
-                        c.provider_owner.entry(comp.id.clone()).or_insert((d.name(), image));
+                        c.provider_owner.entry(&comp.id).or_insert((d.name(), image));
                     }
                 }
             }
