@@ -1,5 +1,7 @@
-//! Cost of one pipeline step (load record, apply a heartbeat, reconcile, store record) and of a
-//! whole deploy in memory, as the lattice grows. Run: `cargo bench -p wadm-runtime -- --quick`.
+//! Cost of one pipeline step in memory as the lattice grows: a heartbeat step on the replica
+//! that wrote the head last (kept state: apply, persist the host record and the head), and the
+//! same step after the state was forgotten (a takeover: every entity is read back).
+//! Run: `cargo bench -p wadm-runtime -- --quick`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,9 +89,11 @@ impl Setup {
     }
 }
 
+const SIZES: [usize; 3] = [10, 100, 1_000];
+
 fn heartbeat_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline_heartbeat_step");
-    for hosts in [10usize, 100, 500] {
+    for hosts in SIZES {
         let s = setup(hosts);
         group.bench_with_input(BenchmarkId::from_parameter(hosts), &hosts, |b, _| {
             b.iter(|| {
@@ -104,5 +108,23 @@ fn heartbeat_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, heartbeat_step);
+fn takeover_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_takeover_step");
+    for hosts in SIZES {
+        let s = setup(hosts);
+        group.bench_with_input(BenchmarkId::from_parameter(hosts), &hosts, |b, _| {
+            b.iter(|| {
+                s.rt.block_on(async {
+                    s.pipeline.records().forget("default");
+                    s.lattice.heartbeat("N00000").await;
+                    let d = s.pipeline.step(&s.event_inbox, Duration::ZERO).await.unwrap();
+                    assert!(d.is_some_and(|p| p.state_in_doubt));
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, heartbeat_step, takeover_step);
 criterion_main!(benches);

@@ -63,6 +63,7 @@ pub mod config;
 pub mod decide;
 pub mod desired;
 pub mod executor;
+pub mod head;
 pub mod io;
 pub mod memory;
 pub mod messages;
@@ -77,10 +78,11 @@ pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
 pub use config::RuntimeConfig;
 pub use desired::{Deployment, DesiredSource};
 pub use executor::{Executed, Executor};
+pub use head::LatticeHead;
 pub use io::{ControlClient, Delivery, Discoverer, Inbox, IoError, Outbox, Outgoing, Published};
 pub use messages::{CommandFailure, CommandMessage};
 pub use pipeline::{Pipeline, PipelineError, PipelineIo, Processed};
-pub use record::{AppRecord, Failure, LatticeHead, LatticeRecord, Loaded, RecordStore};
+pub use record::{AppRecord, Base, Failure, LatticeRecord, Loaded, RecordStore};
 pub use run::{RunConfig, RunError, run};
 
 mod arc_impls {

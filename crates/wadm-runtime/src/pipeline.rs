@@ -179,7 +179,7 @@ where
         }
         let mut conflicts = 0;
         loop {
-            let Loaded { mut record, revision, reloaded } = self.records.checkout(&lattice).await?;
+            let Loaded { mut record, base, reloaded } = self.records.checkout(&lattice).await?;
             let now = self.clock.now();
             let mut affected = if delivered > 1 { Affected::all() } else { Affected::default() };
             let mut host_failure = None;
@@ -319,7 +319,7 @@ where
 
             persist.changes.sort();
             persist.changes.dedup();
-            match self.records.save(&lattice, record, revision, &persist).await {
+            match self.records.save(&lattice, record, base, &persist).await {
                 Ok(_) => {}
                 Err(RecordError::Kv(KvError::Conflict(_))) => {
                     conflicts += 1;

@@ -13,9 +13,10 @@
 //!
 //! [`RecordStore`] keeps the record of each lattice decoded in memory together with the head
 //! revision it wrote. While the head is still at that revision nobody else advanced the lattice,
-//! so the kept record is used as is; otherwise (another replica took a step, or at start) the
-//! entities are read back from the store ([`Loaded::reloaded`] says so: the state is then in
-//! doubt and worth a discovery round).
+//! so the kept record is used as is. When other replicas took a few steps since, the head's
+//! journal names the keys they wrote and only those are read back (see [`crate::head`]).
+//! Otherwise (at start, after a failed step, or too far behind) all entities are read back
+//! ([`Loaded::reloaded`] says so: the state is then in doubt and worth a discovery round).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -23,7 +24,11 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{Changes, LatticeState, Timestamp};
+use wadm_nats::store::keys::key_of;
+use wadm_nats::store::records::{entities_of, patch};
 use wadm_nats::store::{StateStore, StoreError};
+
+use crate::head::{LatticeHead, Written, journal_after};
 use wadm_server::keys::escape_token;
 use wadm_server::kv::{Kv, KvError};
 
@@ -87,18 +92,6 @@ pub struct Failure {
     pub message: String,
 }
 
-/// The per-lattice head: everything but observed state. Its size depends on the number of
-/// applications, never on the number of hosts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LatticeHead {
-    #[serde(default)]
-    pub apps: BTreeMap<String, AppRecord>,
-    #[serde(default)]
-    pub last_sequence: u64,
-    #[serde(default)]
-    pub updated_at: Timestamp,
-}
-
 /// Why the record could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -119,17 +112,30 @@ pub fn head_key(lattice: &str) -> String {
 #[derive(Debug)]
 pub struct Loaded {
     pub record: LatticeRecord,
-    /// The head's revision (`0`: none stored yet): the step's write expects it.
-    pub revision: u64,
-    /// Whether observed state was read back from the store (not this replica's own last write).
+    /// What the step's write builds on.
+    pub base: Base,
+    /// Whether all of observed state was read back from the store (not kept, not caught up).
     pub reloaded: bool,
+}
+
+/// The head a step builds on: its revision (`0`: none stored yet), step count and journal.
+#[derive(Debug, Clone, Default)]
+pub struct Base {
+    pub revision: u64,
+    step: u64,
+    journal: Vec<Written>,
+}
+
+struct Kept {
+    base: Base,
+    record: LatticeRecord,
 }
 
 /// Records over a compare-and-set [`Kv`] bucket of heads and a per-entity [`StateStore`].
 pub struct RecordStore<K, T> {
     heads: K,
     entities: T,
-    kept: Mutex<BTreeMap<String, (u64, LatticeRecord)>>,
+    kept: Mutex<BTreeMap<String, Kept>>,
 }
 
 impl<K: Kv, T: StateStore> RecordStore<K, T> {
@@ -145,7 +151,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
         &self.entities
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (u64, LatticeRecord)>> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Kept>> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -154,25 +160,27 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
         self.kept().remove(lattice);
     }
 
-    /// The record and its head revision, for inspection (the kept record stays kept).
+    /// The record and its head revision, for inspection (the record stays kept).
     pub async fn load(&self, lattice: &str) -> Result<(LatticeRecord, u64), RecordError> {
-        let loaded = self.checkout(lattice).await?;
-        let copy = loaded.record.clone();
-        self.kept().insert(lattice.to_string(), (loaded.revision, loaded.record));
-        Ok((copy, loaded.revision))
+        let Loaded { record, base, .. } = self.checkout(lattice).await?;
+        let revision = base.revision;
+        self.kept().insert(lattice.to_string(), Kept { base, record: record.clone() });
+        Ok((record, revision))
     }
 
     /// Take the record for a step. The kept record is moved out, not copied: a step that fails
-    /// leaves nothing kept, and the next one reads everything back.
+    /// leaves nothing kept, and the next one reads everything back. A kept record that is a few
+    /// steps behind the head is caught up by reading only the keys those steps wrote.
     pub async fn checkout(&self, lattice: &str) -> Result<Loaded, RecordError> {
         let entry = self.heads.get(&head_key(lattice)).await?;
         let revision = entry.as_ref().map_or(0, |e| e.revision);
         let kept = self.kept().remove(lattice);
-        if let Some((kept_revision, record)) = kept
-            && kept_revision == revision
-        {
-            return Ok(Loaded { record, revision, reloaded: false });
-        }
+        let kept = match kept {
+            Some(k) if k.base.revision == revision => {
+                return Ok(Loaded { record: k.record, base: k.base, reloaded: false });
+            }
+            other => other,
+        };
         let head: LatticeHead = match &entry {
             Some(e) => serde_json::from_slice(&e.value).map_err(|e| RecordError::Corrupt {
                 lattice: lattice.to_string(),
@@ -180,44 +188,62 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             })?,
             None => LatticeHead::default(),
         };
-        let state = self.entities.load(lattice).await?;
+        let base = Base { revision, step: head.step, journal: head.journal.clone() };
+        let behind = kept.and_then(|k| head.written_since(k.base.step).map(|keys| (k, keys)));
+        let (state, reloaded) = match behind {
+            Some((kept, keys)) => {
+                let mut state = kept.record.state;
+                for (key, value) in self.entities.read(lattice, &keys).await? {
+                    patch(&mut state, &key, value.as_deref())?;
+                }
+                (state, false)
+            }
+            None => (self.entities.load(lattice).await?, true),
+        };
         let record = LatticeRecord {
             state,
             apps: head.apps,
             last_sequence: head.last_sequence,
             updated_at: head.updated_at,
         };
-        Ok(Loaded { record, revision, reloaded: true })
+        Ok(Loaded { record, base, reloaded })
     }
 
-    /// Write the entities `changes` touched, then the head if it is still at `revision`
-    /// ([`KvError::Conflict`] otherwise); on success the record is kept for the next step.
+    /// Write the entities `changes` touched, then the head if it is still at the base's
+    /// revision ([`KvError::Conflict`] otherwise); on success the record is kept for the next
+    /// step. Returns the head's new revision.
     pub async fn save(
         &self,
         lattice: &str,
         record: LatticeRecord,
-        revision: u64,
+        base: Base,
         changes: &Changes,
     ) -> Result<u64, RecordError> {
-        if !changes.changes.is_empty() || !changes.forgotten_tombstones.is_empty() {
+        let keys: Vec<String> =
+            entities_of(changes).iter().map(|entity| key_of(lattice, entity)).collect();
+        if !keys.is_empty() {
             self.entities.persist(&record.state, changes).await?;
         }
+        let step = base.step + 1;
         let head = LatticeHead {
             apps: record.apps.clone(),
             last_sequence: record.last_sequence,
             updated_at: record.updated_at,
+            step,
+            journal: journal_after(&base.journal, step, keys),
         };
         let bytes = serde_json::to_vec(&head).map_err(|e| RecordError::Corrupt {
             lattice: lattice.to_string(),
             reason: e.to_string(),
         })?;
         let key = head_key(lattice);
-        let written = if revision == 0 {
+        let written = if base.revision == 0 {
             self.heads.create(&key, Bytes::from(bytes)).await?
         } else {
-            self.heads.update(&key, Bytes::from(bytes), revision).await?
+            self.heads.update(&key, Bytes::from(bytes), base.revision).await?
         };
-        self.kept().insert(lattice.to_string(), (written, record));
+        let base = Base { revision: written, step, journal: head.journal };
+        self.kept().insert(lattice.to_string(), Kept { base, record });
         Ok(written)
     }
 }
@@ -249,6 +275,12 @@ mod tests {
         Changes { changes: vec![Change::LinkSet { link: link.key() }], ..Changes::default() }
     }
 
+    fn host_added(record: &mut LatticeRecord, id: &str) -> Changes {
+        let host = wadm_lattice::HostState { id: id.into(), ..Default::default() };
+        record.state.hosts.insert(id.into(), host);
+        Changes { changes: vec![Change::HostAdded { host: id.into() }], ..Changes::default() }
+    }
+
     #[tokio::test]
     async fn round_trips_per_entity_and_rejects_stale_head_writes() {
         let entities = Arc::new(MemoryStateStore::new());
@@ -258,49 +290,75 @@ mod tests {
         let link = link();
         record.state.links.insert(link.key(), link.clone());
         record.apps.insert("app".into(), AppRecord { store_generation: 3, ..Default::default() });
-        let rev1 = store.save("l", record.clone(), 0, &link_set(&link)).await.unwrap();
+        let rev1 =
+            store.save("l", record.clone(), Base::default(), &link_set(&link)).await.unwrap();
         assert_eq!(entities.keys(), vec!["l.link.a.wasi.http.default".to_string()]);
 
         // Another replica (nothing kept) reads the same record back from the entities and head.
         let other = RecordStore::new(store.kv().clone(), entities.clone());
         let loaded = other.checkout("l").await.unwrap();
         assert!(loaded.reloaded);
-        assert_eq!((&loaded.record, loaded.revision), (&record, rev1));
+        assert_eq!((&loaded.record, loaded.base.revision), (&record, rev1));
 
         // The replica that wrote last keeps its record while the head is at its revision.
         let again = store.checkout("l").await.unwrap();
         assert!(!again.reloaded);
-        // A write against an old revision is refused; the writer that lost reads back.
-        let rev2 = other.save("l", loaded.record, rev1, &Changes::default()).await.unwrap();
-        assert!(matches!(
-            store.save("l", again.record, rev1, &Changes::default()).await,
-            Err(RecordError::Kv(KvError::Conflict(_)))
-        ));
+        // A write against an old revision is refused.
+        let none = Changes::default();
+        let rev2 = other.save("l", loaded.record, loaded.base, &none).await.unwrap();
+        let stale = store.save("l", again.record, again.base, &none).await;
+        assert!(matches!(stale, Err(RecordError::Kv(KvError::Conflict(_)))), "{stale:?}");
         let after = store.checkout("l").await.unwrap();
-        assert!(after.reloaded);
-        assert_eq!(after.revision, rev2);
-        assert!(matches!(
-            store.save("l", record, 0, &Changes::default()).await,
-            Err(RecordError::Kv(KvError::Conflict(_)))
-        ));
+        assert!(after.reloaded, "the failed step kept nothing: everything is read back");
+        assert_eq!(after.base.revision, rev2);
+        let create = store.save("l", record, Base::default(), &none).await;
+        assert!(matches!(create, Err(RecordError::Kv(KvError::Conflict(_)))), "{create:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replica_a_few_steps_behind_reads_back_only_what_changed() {
+        let entities = Arc::new(MemoryStateStore::new());
+        let a = RecordStore::new(SharedKv::default(), entities.clone());
+        let b = RecordStore::new(a.kv().clone(), entities.clone());
+        let Loaded { mut record, base, .. } = a.checkout("l").await.unwrap();
+        let changes = host_added(&mut record, "A");
+        a.save("l", record, base, &changes).await.unwrap();
+
+        // B takes two steps: a host appears, a link is set, an application is deployed.
+        let Loaded { mut record, base, reloaded } = b.checkout("l").await.unwrap();
+        assert!(reloaded);
+        let changes = host_added(&mut record, "B");
+        b.save("l", record, base, &changes).await.unwrap();
+        let Loaded { mut record, base, reloaded } = b.checkout("l").await.unwrap();
+        assert!(!reloaded);
+        record.state.links.insert(link().key(), link());
+        record.apps.insert("app".into(), AppRecord { store_generation: 1, ..Default::default() });
+        b.save("l", record, base, &link_set(&link())).await.unwrap();
+
+        // A catches up over the journal and sees what B sees.
+        let caught_up = a.checkout("l").await.unwrap();
+        assert!(!caught_up.reloaded);
+        let (by_b, revision) = b.load("l").await.unwrap();
+        assert_eq!(caught_up.base.revision, revision);
+        assert_eq!(caught_up.record.state.hosts, by_b.state.hosts);
+        assert_eq!(caught_up.record.state.links, by_b.state.links);
+        assert_eq!(caught_up.record.apps, by_b.apps);
+        assert_eq!(caught_up.record.state.hosts.len(), 2);
     }
 
     #[tokio::test]
     async fn the_head_does_not_grow_with_hosts() {
         let entities = Arc::new(MemoryStateStore::new());
         let store = RecordStore::new(SharedKv::default(), entities.clone());
-        let mut record = store.checkout("l").await.unwrap().record;
+        let Loaded { mut record, base, .. } = store.checkout("l").await.unwrap();
         let mut changes = Changes::default();
         for h in 0..1_000 {
-            let id = format!("N{h}");
-            let host = wadm_lattice::HostState { id: id.clone(), ..Default::default() };
-            record.state.hosts.insert(id.clone(), host);
-            changes.changes.push(Change::HostAdded { host: id });
+            changes.merge(host_added(&mut record, &format!("N{h}")));
         }
         record.apps.insert("app".into(), AppRecord { store_generation: 1, ..Default::default() });
-        store.save("l", record, 0, &changes).await.unwrap();
+        store.save("l", record, base, &changes).await.unwrap();
         let head = store.kv().get(&head_key("l")).await.unwrap().unwrap();
-        assert!(head.value.len() < 200, "{} bytes", head.value.len());
+        assert!(head.value.len() < 300, "{} bytes", head.value.len());
         let fresh = RecordStore::new(store.kv().clone(), entities);
         assert_eq!(fresh.checkout("l").await.unwrap().record.state.hosts.len(), 1_000);
     }

@@ -140,3 +140,48 @@ async fn an_event_is_redelivered_until_acked_and_never_after() {
     second.ack().await.unwrap();
     assert!(inbox.next(Duration::from_millis(1500)).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn two_record_stores_on_nats_catch_up_over_the_journal() {
+    use wadm_lattice::{Change, Changes, HostState};
+    use wadm_nats::store::{KvStateStore, StateStore};
+    use wadm_runtime::{Loaded, RecordStore};
+    use wadm_server::kv::NatsKv;
+
+    let nats = NatsServer::start();
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = jetstream::new(client.clone());
+    let heads = js
+        .create_key_value(jetstream::kv::Config { bucket: "heads".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let open = || async { KvStateStore::open(&js, "state").await.unwrap() };
+    let a = RecordStore::new(NatsKv::new(heads.clone(), client.clone()), open().await);
+    let b = RecordStore::new(NatsKv::new(heads, client.clone()), open().await);
+    let add = |record: &mut wadm_runtime::LatticeRecord, id: &str| {
+        let host = HostState { id: id.into(), last_seen: 7, ..HostState::default() };
+        record.state.hosts.insert(id.into(), host);
+        Changes { changes: vec![Change::HostAdded { host: id.into() }], ..Changes::default() }
+    };
+
+    let Loaded { mut record, base, .. } = a.checkout("l").await.unwrap();
+    let changes = add(&mut record, "N1");
+    a.save("l", record, base, &changes).await.unwrap();
+    let Loaded { mut record, base, reloaded } = b.checkout("l").await.unwrap();
+    assert!(reloaded && record.state.hosts.contains_key("N1"));
+    let mut changes = add(&mut record, "N2");
+    record.state.hosts.remove("N1");
+    changes.changes.push(Change::HostRemoved {
+        host: "N1".into(),
+        reason: wadm_lattice::RemovalReason::Stopped,
+    });
+    b.save("l", record, base, &changes).await.unwrap();
+
+    let caught_up = a.checkout("l").await.unwrap();
+    assert!(!caught_up.reloaded, "a few steps behind: only the written keys are read");
+    let hosts: Vec<&String> = caught_up.record.state.hosts.keys().collect();
+    assert_eq!(hosts, vec!["N2"]);
+    assert_eq!(caught_up.record.state.hosts["N2"].last_seen, 7);
+    let values = a.entities().read("l", &["l.host.N2".into(), "l.host.N1".into()]).await.unwrap();
+    assert!(values[0].1.is_some() && values[1].1.is_none(), "{values:?}");
+}

@@ -81,3 +81,19 @@ async fn an_event_from_an_unknown_host_puts_state_in_doubt() {
     w.settle().await;
     assert!(w.processed[before..].iter().any(|p| p.state_in_doubt), "{:?}", w.processed);
 }
+
+#[tokio::test]
+async fn replicas_taking_turns_catch_up_instead_of_reading_everything_back() {
+    let mut w = World::new(3, 21);
+    w.add_hosts(3).await;
+    w.deploy("app", "v1", V1, 3).await;
+    w.settle().await;
+    w.clock.advance(1_000);
+    w.lattice.heartbeat_all().await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 3);
+    assert!(w.processed.len() > 10, "{}", w.processed.len());
+    // Only each replica's first step reads everything back; later turns read the journal.
+    let read_back = w.processed.iter().filter(|p| p.state_in_doubt).count();
+    assert!(read_back <= w.replicas.len(), "{read_back} of {} steps", w.processed.len());
+}

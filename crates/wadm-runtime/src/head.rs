@@ -1,0 +1,118 @@
+//! The per-lattice head: everything a step needs besides observed state (applications, the last
+//! applied stream sequence), plus a short journal of the entity keys the latest steps wrote.
+//!
+//! Its size depends on the number of applications and on two constants, never on the number of
+//! hosts: the journal keeps the last [`JOURNAL_STEPS`] steps, each with at most
+//! [`JOURNAL_KEYS_PER_STEP`] keys (a step that wrote more, a discovery round say, is recorded as
+//! "too many"). A replica whose kept state is a few steps behind reads back only the keys those
+//! steps wrote ([`LatticeHead::written_since`]); one further behind reads everything back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wadm_lattice::Timestamp;
+use wadm_nats::store::keys::parse_key;
+
+use crate::record::AppRecord;
+
+/// Steps the journal remembers.
+pub const JOURNAL_STEPS: usize = 32;
+/// Keys remembered per step; a step that wrote more is remembered as "too many".
+pub const JOURNAL_KEYS_PER_STEP: usize = 64;
+
+/// One lattice's head, as stored (JSON) under `head.{lattice}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatticeHead {
+    /// Applications the runtime manages (deployed, or undeployed with leftovers to remove).
+    #[serde(default)]
+    pub apps: BTreeMap<String, AppRecord>,
+    /// Stream sequence of the newest event applied.
+    #[serde(default)]
+    pub last_sequence: u64,
+    /// The writing replica's clock.
+    #[serde(default)]
+    pub updated_at: Timestamp,
+    /// Steps committed so far (one more per head write).
+    #[serde(default)]
+    pub step: u64,
+    /// What the latest steps wrote, oldest first.
+    #[serde(default)]
+    pub journal: Vec<Written>,
+}
+
+/// The entity keys one step wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub step: u64,
+    /// `None`: more than [`JOURNAL_KEYS_PER_STEP`] keys.
+    pub keys: Option<Vec<String>>,
+}
+
+impl LatticeHead {
+    /// Every key written by the steps after `since` up to this head, ordered so that a host comes
+    /// before its components and providers; `None` when the journal does not cover them all.
+    pub fn written_since(&self, since: u64) -> Option<Vec<String>> {
+        if since >= self.step || self.step - since > JOURNAL_STEPS as u64 {
+            return None;
+        }
+        let mut keys = Vec::new();
+        for step in since + 1..=self.step {
+            let written = self.journal.iter().find(|w| w.step == step)?;
+            keys.extend(written.keys.as_ref()?.iter().cloned());
+        }
+        keys.sort_by_cached_key(|k| (parse_key(k).map(|(_, entity)| entity), k.clone()));
+        keys.dedup();
+        Some(keys)
+    }
+}
+
+/// The journal after one more step (`step`) that wrote `keys`.
+pub fn journal_after(previous: &[Written], step: u64, keys: Vec<String>) -> Vec<Written> {
+    let keep = previous.len().min(JOURNAL_STEPS - 1);
+    let mut journal = previous[previous.len() - keep..].to_vec();
+    let keys = (keys.len() <= JOURNAL_KEYS_PER_STEP).then_some(keys);
+    journal.push(Written { step, keys });
+    journal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_after(steps: &[Vec<&str>]) -> LatticeHead {
+        let mut head = LatticeHead::default();
+        for keys in steps {
+            head.step += 1;
+            let keys = keys.iter().map(|k| k.to_string()).collect();
+            head.journal = journal_after(&head.journal, head.step, keys);
+        }
+        head
+    }
+
+    #[test]
+    fn catches_up_over_the_journal_hosts_first() {
+        let head = head_after(&[vec!["l.host.A"], vec!["l.comp.B.x", "l.host.B"], vec![]]);
+        assert_eq!(head.written_since(3), None, "nothing to catch up: same step");
+        assert_eq!(head.written_since(2), Some(vec![]));
+        let keys = head.written_since(1).unwrap();
+        assert_eq!(keys, vec!["l.host.B".to_string(), "l.comp.B.x".to_string()]);
+        assert_eq!(head.written_since(0).unwrap().len(), 3);
+        assert_eq!(head.written_since(4), None);
+    }
+
+    #[test]
+    fn the_journal_is_bounded_and_big_steps_force_a_full_read() {
+        let many: Vec<String> =
+            (0..=JOURNAL_KEYS_PER_STEP).map(|i| format!("l.host.H{i}")).collect();
+        let mut head = LatticeHead::default();
+        for step in 1..=100u64 {
+            head.step = step;
+            let keys = if step == 90 { many.clone() } else { vec![format!("l.host.H{step}")] };
+            head.journal = journal_after(&head.journal, step, keys);
+        }
+        assert_eq!(head.journal.len(), JOURNAL_STEPS);
+        assert!(head.written_since(90).is_some());
+        assert_eq!(head.written_since(89), None, "step 90 wrote too many keys to remember");
+        assert_eq!(head.written_since(100 - JOURNAL_STEPS as u64 - 1), None, "too far behind");
+    }
+}
