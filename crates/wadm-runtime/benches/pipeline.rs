@@ -1,6 +1,7 @@
 //! Cost of one pipeline step in memory as the lattice grows: a heartbeat step on the replica
 //! that wrote the head last (kept state: apply, persist the host record and the head), and the
-//! same step after the state was forgotten (a takeover: every entity is read back).
+//! same step after the state was forgotten (a takeover: every entity is read back), and two
+//! replicas taking turns (each catches up over the head's journal).
 //! Run: `cargo bench -p wadm-runtime -- --quick`.
 
 use std::sync::Arc;
@@ -17,11 +18,15 @@ use wadm_server::store::ManifestStore;
 
 type Store = Arc<ManifestStore<SharedKv>>;
 
+type MemoryPipeline =
+    Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>;
+
 struct Setup {
     rt: tokio::runtime::Runtime,
     lattice: MemoryLattice,
-    pipeline:
-        Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>,
+    pipeline: MemoryPipeline,
+    /// A second replica over the same stores.
+    other: MemoryPipeline,
     executor: Executor<Store, MemoryLattice, MemoryLog>,
     event_inbox: wadm_runtime::memory::MemoryConsumer,
     command_inbox: wadm_runtime::memory::MemoryConsumer,
@@ -46,21 +51,26 @@ fn setup(hosts: usize) -> Setup {
     let store: Store = Arc::new(ManifestStore::new(SharedKv::default()));
     let lattice = MemoryLattice::new("default", events.clone(), clock.clone());
     let config = RuntimeConfig::default();
-    let io = PipelineIo {
-        records: SharedKv::default(),
-        state: Arc::new(MemoryStateStore::new()),
-        desired: store.clone(),
-        status: MemoryStatus::default(),
-        commands: commands.clone(),
-        control: lattice.clone(),
+    let (heads, state, status) =
+        (SharedKv::default(), Arc::new(MemoryStateStore::new()), MemoryStatus::default());
+    let replica = || {
+        let io = PipelineIo {
+            records: heads.clone(),
+            state: state.clone(),
+            desired: store.clone(),
+            status: status.clone(),
+            commands: commands.clone(),
+            control: lattice.clone(),
+        };
+        Pipeline::new(io, clock.clone(), random.clone(), config.clone())
     };
-    let pipeline = Pipeline::new(io, clock.clone(), random.clone(), config.clone());
+    let (pipeline, other) = (replica(), replica());
     let executor =
         Executor::new(store.clone(), lattice.clone(), events.clone(), clock, random, config);
     let ack_wait = Duration::from_secs(30);
     let event_inbox = events.consumer("e", event_filters("default"), 1, ack_wait);
     let command_inbox = commands.consumer("c", vec![command_filter("default")], 1024, ack_wait);
-    let s = Setup { rt, lattice, pipeline, executor, event_inbox, command_inbox };
+    let s = Setup { rt, lattice, pipeline, other, executor, event_inbox, command_inbox };
     s.rt.block_on(async {
         for i in 0..hosts {
             s.lattice.add_host(&format!("N{i:05}"), Default::default()).await;
@@ -126,5 +136,30 @@ fn takeover_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, heartbeat_step, takeover_step);
+/// Two replicas take turns: each step first catches up over the head's journal (one host key).
+fn alternating_steps(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_alternating_two_steps");
+    for hosts in SIZES {
+        let s = setup(hosts);
+        // The second replica's first step reads everything back; later ones catch up.
+        s.rt.block_on(async {
+            s.lattice.heartbeat("N00000").await;
+            s.other.step(&s.event_inbox, Duration::ZERO).await.unwrap();
+        });
+        group.bench_with_input(BenchmarkId::from_parameter(hosts), &hosts, |b, _| {
+            b.iter(|| {
+                s.rt.block_on(async {
+                    for replica in [&s.other, &s.pipeline] {
+                        s.lattice.heartbeat("N00000").await;
+                        let d = replica.step(&s.event_inbox, Duration::ZERO).await.unwrap();
+                        assert!(d.is_some_and(|p| !p.state_in_doubt));
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, heartbeat_step, takeover_step, alternating_steps);
 criterion_main!(benches);

@@ -8,30 +8,67 @@
 //!    wadm runs. The stream sequence is the order in which one lattice's events are applied:
 //!    a deploy is ordered with respect to host events by when the stream stored it.
 //! 2. Per lattice, one durable pull consumer with `max_ack_pending = 1`: whichever replica pulls
-//!    the next event handles it ([`pipeline`]): load the lattice record (observed state with the
-//!    reducer's bookkeeping, deployments, failure backoff — [`record`]) with its KV revision,
-//!    apply the event, reconcile the affected applications (pure `wadm-scheduler`), write the
-//!    record with compare-and-set (conflict: reload and redo), publish the plan's commands to
-//!    the **durable command stream** (`Nats-Msg-Id` = plan id + retry round, `Nats-TTL`, and
-//!    `issued_at`/`expires_at` in the body), write statuses, then ack.
+//!    the next event handles it ([`pipeline`]): check out the lattice record (observed state with
+//!    the reducer's bookkeeping, deployments, failure backoff — [`record`]) with its head
+//!    revision, apply the event, reconcile the affected applications (pure `wadm-scheduler`),
+//!    write the changed entities and then the head with compare-and-set (conflict: read back and
+//!    redo), publish the plan's commands to the **durable command stream** (`Nats-Msg-Id` = plan
+//!    id + retry round, `Nats-TTL`, and `issued_at`/`expires_at` in the body), write statuses,
+//!    then ack.
 //! 3. Per lattice, one durable pull consumer of commands with a large `max_ack_pending`: any
 //!    replica executes any command ([`executor`]): dropped when past its TTL or superseded by a
 //!    newer generation; otherwise sent as a control request with a timeout; unanswered requests
 //!    are redelivered with exponential backoff and jitter; refusals and host `*_failed` events
 //!    put the application in a persisted backoff and a `failed` status.
-//! 4. At start-up each replica *asks* the lattice (a discovery round: host ping, inventories,
-//!    links) and puts the answers in the event stream as `discovered`, merged in order like any
-//!    event, so hosts that are already running are known without waiting for heartbeats.
+//! 4. Discovery rounds *ask* the lattice (host ping, inventories, links) and put the answers in
+//!    the event stream as `discovered`, merged in order like any event — never applied on the
+//!    side. Each replica runs one per lattice at start-up (hosts that already run are known
+//!    without waiting for heartbeats), one per `RunConfig::discovery_every` (default 5 min; the
+//!    message id names the period, so the replicas' rounds of one period are stored once), and
+//!    one when a step reports observed state in doubt ([`Processed::state_in_doubt`]: all of it
+//!    was read back from KV, or an event came from a host wadm did not know), at most one per
+//!    `RunConfig::discovery_min_gap` (default 30 s).
 //! 5. Timers run on an injected [`clock::Clock`]: every replica publishes a tick per period
 //!    whose id names the period, so the ticks of all replicas deduplicate into one; a tick
 //!    expires host leases, re-reads deployments and reconciles everything (retries whose backoff
 //!    ended, commands lost with a crash).
 //!
+//! # Persistence
+//! Observed state is stored **one key per entity** (host, component on a host, provider on a
+//! host, link, config, tombstone of a gone host) in the `wadm_runtime_state` bucket through
+//! `wadm_nats::store::StateStore` (`KvStateStore`; `MemoryStateStore` in tests); a step writes
+//! only the entities its `Changes` touched. Everything else — applications, failure backoff,
+//! last applied stream sequence, a step counter and a journal of the keys the last 32 steps
+//! wrote — is the lattice's small **head** (`head.{lattice}` in `wadm_runtime`, JSON,
+//! [`head::LatticeHead`]), written last in every step with compare-and-set.
+//!
+//! A replica keeps its decoded state in memory and uses it as is while the head is at the
+//! revision it wrote itself. When other replicas took up to 32 steps since, it reads back only
+//! the keys they wrote (from the journal); otherwise (start-up, after a failed step, further
+//! behind, or a step that wrote more than 64 keys such as a discovery round) it reads the whole
+//! lattice back from KV and reports the state in doubt.
+//!
+//! What survives a read-back: every entity, host tombstones, and each host's **snapshot stamp**
+//! (the newest heartbeat / `host_started` applied, kept in its host record), so a replica that
+//! takes over still rejects stale heartbeats. A host record is written on every newer heartbeat,
+//! so its `last_seen` (the lease) is at most one heartbeat old after a read-back; the stamps of
+//! incremental events per component/provider/link/config and the reducer's counters start
+//! empty (a read-back never rejects a *valid* event; an old incremental event may be applied
+//! once, and the next heartbeat or discovery round corrects it). Old single-value records
+//! (`lattice.{name}`) are not read: after an upgrade, the start-up discovery round rebuilds
+//! observed state.
+//!
 //! # Guarantees
 //! - **Order**: the events of one lattice are applied one at a time in stream order, by any
-//!   replica (`max_ack_pending = 1`); a replica always starts from the record the previous step
-//!   committed (compare-and-set on its revision). The reducer tolerates duplicates and reordering
-//!   that hosts themselves cause.
+//!   replica (`max_ack_pending = 1`); a replica always starts from the state the previous step
+//!   committed (the head's compare-and-set serialises steps). The reducer tolerates duplicates
+//!   and reordering that hosts themselves cause. A redelivered event whose sequence the head
+//!   already records is reconciled, not applied again (a failure is not counted twice).
+//! - **Entity writes before the head**: a step that loses the head's compare-and-set has already
+//!   written its entities; this only happens when a step outlives the consumer's ack wait and
+//!   the event is redelivered to another replica. Both computed the same event's result, so the
+//!   values agree; if the slow step's values are older than a later event's, the next heartbeat
+//!   of that host (a full snapshot) or discovery round corrects them.
 //! - **Parallelism**: lattices are independent; commands of one lattice (the slow part: control
 //!   requests) execute in parallel across replicas. Reconcile is a pure, cheap computation done
 //!   in the ordered step.
@@ -45,12 +82,13 @@
 //!   executor (`expires_at`).
 //!
 //! # Costs and limits
-//! One step re-encodes the lattice's whole record (CBOR; decoding is skipped when the bucket
-//! still holds the revision this replica last read or wrote): its cost grows linearly with the
-//! lattice (`cargo bench -p wadm-runtime -- --quick`, in memory: about 24 µs per heartbeat step
-//! at 10 hosts, 93 µs at 100, 0.41 ms at 500). The record must also fit in one KV value (the
-//! server's max payload, 1 MiB by default). Lattices of thousands of hosts need per-entity keys;
-//! heartbeats that change nothing skip the reconcile.
+//! A heartbeat step writes one host record and the head: its cost does not grow with the
+//! lattice (`cargo bench -p wadm-runtime --bench pipeline -- --quick`, in memory, one run:
+//! 1,000 hosts cost 0.96× the per-step time of 10 hosts, about 24 µs). Heartbeats that change
+//! nothing skip the reconcile. Reading the whole lattice back is linear (about 0.2 ms per 100
+//! hosts in memory; on NATS one get per key, 32 in flight), which is why it is done only when
+//! the journal cannot bridge the gap. The head's size depends on the applications and the
+//! journal bounds, never on the hosts.
 //!
 //! Everything is generic over small traits ([`io`], [`desired`], `wadm_server::kv::Kv`,
 //! `wadm_server::status::StatusStore`); [`memory`] has in-memory versions for tests in virtual

@@ -1,0 +1,125 @@
+//! What a step reads besides the event: config values (asked of the lattice), the manifests of
+//! the applications it reconciles (cached), and which hosts' bookkeeping must be persisted.
+
+use wadm_lattice::{Change, Changes, EventContext};
+use wadm_model::Application;
+use wadm_nats::store::StateStore;
+use wadm_protocol::ctl::CtlReply;
+use wadm_protocol::{HostEvent, StringMap};
+use wadm_scheduler::{DeployedApp, UndeployedApp};
+use wadm_server::kv::Kv;
+use wadm_server::status::StatusStore;
+
+use super::Pipeline;
+use crate::desired::DesiredSource;
+use crate::io::{ControlClient, IoError, Outbox};
+use crate::record::LatticeRecord;
+
+impl<K, T, D, S, O, C> Pipeline<K, T, D, S, O, C>
+where
+    K: Kv,
+    T: StateStore,
+    D: DesiredSource,
+    S: StatusStore,
+    O: Outbox,
+    C: ControlClient,
+{
+    /// Events say a config changed, not what it holds: ask the lattice (`config.get`), so the
+    /// scheduler can compare values. An unanswered ask leaves the values unknown.
+    pub(super) async fn read_config(&self, record: &mut LatticeRecord, name: &str) {
+        let subject = wadm_protocol::subject::ctl_host(
+            &record.state.lattice,
+            wadm_protocol::subject::suffix::CONFIG_GET,
+            name,
+        );
+        let timeout = self.config.request_timeout;
+        let Ok(bytes) = self.control.request(&subject, Vec::new(), timeout).await else { return };
+        let reply: Result<CtlReply<StringMap>, _> = serde_json::from_slice(&bytes);
+        if let (Ok(reply), Some(config)) = (reply, record.state.configs.get_mut(name))
+            && reply.success
+        {
+            config.values = reply.response;
+        }
+    }
+
+    /// The deployed and undeployed applications of the record, with their manifests.
+    pub(super) async fn desired_apps(
+        &self,
+        lattice: &str,
+        record: &LatticeRecord,
+    ) -> Result<(Vec<DeployedApp>, Vec<UndeployedApp>), IoError> {
+        let mut deployed = Vec::new();
+        let mut undeployed = Vec::new();
+        for (name, app) in &record.apps {
+            match &app.deployed_version {
+                Some(version) => {
+                    let Some(spec) = self.manifest(lattice, name, version).await? else { continue };
+                    deployed.push(DeployedApp {
+                        lattice: lattice.to_string(),
+                        app: spec,
+                        version: version.clone(),
+                        generation: app.generation(),
+                    });
+                }
+                None => {
+                    let last_spec = match &app.last_version {
+                        Some(v) => self.manifest(lattice, name, v).await?,
+                        None => None,
+                    };
+                    undeployed.push(UndeployedApp {
+                        name: name.clone(),
+                        generation: app.generation(),
+                        last_spec,
+                    });
+                }
+            }
+        }
+        Ok((deployed, undeployed))
+    }
+
+    async fn manifest(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: &str,
+    ) -> Result<Option<Application>, IoError> {
+        let key = (lattice.to_string(), app.to_string(), version.to_string());
+        if let Some(found) = self.manifests.lock().expect("manifest cache").get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let found = self.desired.manifest(lattice, app, version).await?;
+        if let Some(spec) = &found {
+            self.manifests.lock().expect("manifest cache").insert(key, spec.clone());
+        }
+        Ok(found)
+    }
+}
+
+/// The host whose snapshot stamp a heartbeat or `host_started` event moves.
+pub(super) fn snapshot_host<'a>(ctx: &'a EventContext, event: &'a HostEvent) -> Option<&'a str> {
+    match event {
+        HostEvent::HostHeartbeat(_) | HostEvent::HostStarted(_) if !ctx.source.is_empty() => {
+            Some(&ctx.source)
+        }
+        HostEvent::HostHeartbeat(inventory) if !inventory.host_id.is_empty() => {
+            Some(&inventory.host_id)
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn snapshot_stamp(
+    record: &LatticeRecord,
+    host: &str,
+) -> Option<wadm_lattice::EventStamp> {
+    record.state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone())
+}
+
+/// A change per live host (to persist every host record).
+pub(super) fn every_host(record: &LatticeRecord) -> Changes {
+    let hosts = record.state.hosts.keys().cloned();
+    Changes {
+        changes: hosts.map(|host| Change::HostUpdated { host }).collect(),
+        ..Changes::default()
+    }
+}
