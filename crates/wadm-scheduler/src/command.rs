@@ -81,12 +81,19 @@ impl Command {
         value.unwrap_or_default()
     }
 
-    /// The body as bytes, ready to publish.
+    /// The body as bytes, ready to publish (serialised directly, without a JSON tree).
     pub fn body_bytes(&self) -> Vec<u8> {
-        match self {
-            Command::DeleteConfig { .. } => Vec::new(),
-            _ => serde_json::to_vec(&self.body()).unwrap_or_default(),
-        }
+        let bytes = match self {
+            Command::ScaleComponent(r) => serde_json::to_vec(r),
+            Command::UpdateComponent(r) => serde_json::to_vec(r),
+            Command::StartProvider(r) => serde_json::to_vec(r),
+            Command::StopProvider(r) => serde_json::to_vec(r),
+            Command::PutLink(r) => serde_json::to_vec(r),
+            Command::DeleteLink(r) => serde_json::to_vec(r),
+            Command::PutConfig { values, .. } => serde_json::to_vec(values),
+            Command::DeleteConfig { .. } => Ok(Vec::new()),
+        };
+        bytes.unwrap_or_default()
     }
 
     /// A short kind name for logs and metrics.
@@ -142,6 +149,14 @@ pub fn command_id(lattice: &str, app: &str, generation: u64, command: &Command) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_bytes_match_the_json_body() {
+        let c = Command::PutConfig { name: "c".into(), values: [("k".into(), "v".into())].into() };
+        let parsed: serde_json::Value = serde_json::from_slice(&c.body_bytes()).unwrap();
+        assert_eq!(parsed, c.body());
+        assert!(Command::DeleteConfig { name: "c".into() }.body_bytes().is_empty());
+    }
 
     #[test]
     fn maps_to_subjects_and_bodies() {
