@@ -14,7 +14,7 @@ use crate::input::{DeployedApp, Desired, UndeployedApp};
 /// Who declared what, across every deployed and undeployed application of one lattice.
 #[derive(Debug, Default)]
 pub struct Catalog<'a> {
-    /// Deployed applications by name (one per name: the highest generation wins).
+    /// Deployed applications by name (one per name: the highest generation, then version, wins).
     pub deployed: BTreeMap<&'a str, &'a DeployedApp>,
     /// Undeployed applications by name.
     pub undeployed: BTreeMap<&'a str, &'a UndeployedApp>,
@@ -50,8 +50,9 @@ impl<'a> Catalog<'a> {
     pub fn new(lattice: &str, desired: Desired<'a>) -> Self {
         let mut c = Catalog::default();
         for d in desired.deployed.iter().filter(|d| d.lattice == lattice) {
+            // Duplicates: the highest (generation, version) wins, whatever the input order.
             let keep = match c.deployed.get(d.name()) {
-                Some(prev) => d.generation > prev.generation,
+                Some(prev) => (d.generation, &d.version) > (prev.generation, &prev.version),
                 None => true,
             };
             if keep {

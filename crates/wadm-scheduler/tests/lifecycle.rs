@@ -277,3 +277,25 @@ fn version_change_with_the_previous_spec_removes_explicitly_named_leftovers() {
     let status = &plans.last().unwrap().statuses["a"];
     assert_eq!(status.status.status_type, StatusType::Deployed);
 }
+
+#[test]
+fn duplicate_and_foreign_lattice_entries_resolve_the_same_in_any_order() {
+    let v1 = deployed(app("a", vec![component("c", "img:1", vec![spreadscaler(1, vec![])])]), 1);
+    let v2 = deployed(app("a", vec![component("c", "img:2", vec![spreadscaler(1, vec![])])]), 2);
+    let mut elsewhere =
+        deployed(app("b", vec![component("c", "img", vec![spreadscaler(1, vec![])])]), 1);
+    elsewhere.lattice = "other".into();
+    let lat = lattice(vec![host("h1", &[])]);
+    let forward = reconcile(&[v1.clone(), v2.clone(), elsewhere.clone()], &lat, 0);
+    let backward = reconcile(&[elsewhere, v2, v1], &lat, 0);
+    assert_eq!(forward, backward);
+    assert_eq!(
+        forward.statuses.keys().collect::<Vec<_>>(),
+        vec!["a"],
+        "other lattices are ignored"
+    );
+    match &forward.commands[0].command {
+        Command::ScaleComponent(r) => assert_eq!(r.component_ref, "img:2"),
+        other => panic!("{other:?}"),
+    }
+}
