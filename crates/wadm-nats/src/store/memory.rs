@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wadm_lattice::{Changes, LatticeState};
 
@@ -13,6 +14,8 @@ use super::{StateStore, StoreError, StoredRecord};
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     records: Mutex<BTreeMap<String, (u64, Vec<u8>)>>,
+    /// The newest revision written (written under the `records` lock).
+    revision: AtomicU64,
 }
 
 impl MemoryStateStore {
@@ -45,7 +48,7 @@ impl StateStore for MemoryStateStore {
 
     async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StoreError> {
         let mut records = self.records.lock().expect("store lock");
-        let mut next = records.values().map(|(rev, _)| *rev).max().unwrap_or(0);
+        let mut next = self.revision.load(Ordering::Relaxed);
         for write in writes_for(state, changes) {
             match write {
                 Write::Put { key, value } => {
@@ -57,6 +60,7 @@ impl StateStore for MemoryStateStore {
                 }
             }
         }
+        self.revision.store(next, Ordering::Relaxed);
         Ok(())
     }
 }
