@@ -25,9 +25,12 @@
 //!    side. Each replica runs one per lattice at start-up (hosts that already run are known
 //!    without waiting for heartbeats), one per `RunConfig::discovery_every` (default 5 min; the
 //!    message id names the period, so the replicas' rounds of one period are stored once), and
-//!    one when a step reports observed state in doubt ([`Processed::state_in_doubt`]: all of it
-//!    was read back from KV, or an event came from a host wadm did not know), at most one per
-//!    `RunConfig::discovery_min_gap` (default 30 s).
+//!    one when a step reports observed state in doubt ([`Processed::state_in_doubt`]: the replica
+//!    took the lattice over — nothing kept, so everything read back from KV — or an event came
+//!    from a host wadm did not know), at most one per `RunConfig::discovery_min_gap` (default
+//!    30 s). A replica that merely fell behind the journal (say, after another replica's
+//!    discovery round wrote more keys than the journal keeps) reads back exactly what was
+//!    committed: no doubt, so rounds do not set off further rounds.
 //! 5. Timers run on an injected [`clock::Clock`]: every replica publishes a tick per period
 //!    whose id names the period, so the ticks of all replicas deduplicate into one; a tick
 //!    expires host leases, re-reads deployments and reconciles everything (retries whose backoff
@@ -46,7 +49,7 @@
 //! revision it wrote itself. When other replicas took up to 32 steps since, it reads back only
 //! the keys they wrote (from the journal); otherwise (start-up, after a failed step, further
 //! behind, or a step that wrote more than 64 keys such as a discovery round) it reads the whole
-//! lattice back from KV and reports the state in doubt.
+//! lattice back from KV; when it had nothing kept (a takeover) it reports the state in doubt.
 //!
 //! What survives a read-back: every entity, host tombstones, and each host's **snapshot stamp**
 //! (the newest heartbeat / `host_started` applied, kept in its host record), so a replica that

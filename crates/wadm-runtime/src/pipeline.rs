@@ -62,8 +62,8 @@ pub struct Processed {
     pub conflicts: u32,
     /// Why the message was skipped, if it was.
     pub skipped: Option<String>,
-    /// Observed state is in doubt (it was read back from the store, or an event came from a
-    /// host wadm did not know): a discovery round would confirm it.
+    /// Observed state is in doubt (this replica took the lattice over and read it back from the
+    /// store, or an event came from a host wadm did not know): a discovery round would confirm it.
     pub state_in_doubt: bool,
 }
 
@@ -181,13 +181,13 @@ where
         }
         let mut conflicts = 0;
         loop {
-            let Loaded { mut record, base, reloaded } = self.records.checkout(&lattice).await?;
+            let Loaded { mut record, base, fresh, .. } = self.records.checkout(&lattice).await?;
             let now = self.clock.now();
             let mut affected = if delivered > 1 { Affected::all() } else { Affected::default() };
             let mut host_failure = None;
             // The entities to write: what changed, plus hosts whose bookkeeping must survive.
             let mut persist = Changes::default();
-            let mut in_doubt = reloaded;
+            let mut in_doubt = fresh;
             // A redelivery of an event the head records as applied: reconcile only.
             let replay = delivered > 1 && sequence > 0 && sequence <= record.last_sequence;
             match &incoming {
@@ -277,7 +277,6 @@ where
                             changes.changes.push(Change::HostUpdated { host });
                         }
                     }
-                    in_doubt |= !changes.needs_inventory.is_empty();
                     for change in &changes.changes {
                         if let wadm_lattice::Change::ConfigSet { name } = change
                             && record.state.configs.get(name).is_some_and(|c| c.values.is_none())

@@ -16,7 +16,8 @@
 //! so the kept record is used as is. When other replicas took a few steps since, the head's
 //! journal names the keys they wrote and only those are read back (see [`crate::head`]).
 //! Otherwise (at start, after a failed step, or too far behind) all entities are read back
-//! ([`Loaded::reloaded`] says so: the state is then in doubt and worth a discovery round).
+//! ([`Loaded::reloaded`] says so; [`Loaded::fresh`] when nothing was kept, a takeover: the state
+//! is then in doubt and worth a discovery round).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -116,6 +117,10 @@ pub struct Loaded {
     pub base: Base,
     /// Whether all of observed state was read back from the store (not kept, not caught up).
     pub reloaded: bool,
+    /// Whether this replica had nothing kept for the lattice (its first step, or the one after a
+    /// failed step): a takeover, where observed state is in doubt. A replica that merely fell
+    /// behind the journal reads back exactly what others committed.
+    pub fresh: bool,
 }
 
 /// The head a step builds on: its revision (`0`: none stored yet), step count and journal.
@@ -177,10 +182,12 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
         let kept = self.kept().remove(lattice);
         let kept = match kept {
             Some(k) if k.base.revision == revision => {
-                return Ok(Loaded { record: k.record, base: k.base, reloaded: false });
+                let (record, base) = (k.record, k.base);
+                return Ok(Loaded { record, base, reloaded: false, fresh: false });
             }
             other => other,
         };
+        let fresh = kept.is_none();
         let head: LatticeHead = match &entry {
             Some(e) => serde_json::from_slice(&e.value).map_err(|e| RecordError::Corrupt {
                 lattice: lattice.to_string(),
@@ -206,7 +213,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             last_sequence: head.last_sequence,
             updated_at: head.updated_at,
         };
-        Ok(Loaded { record, base, reloaded })
+        Ok(Loaded { record, base, reloaded, fresh })
     }
 
     /// Write the entities `changes` touched, then the head if it is still at the base's
@@ -309,7 +316,7 @@ mod tests {
         let stale = store.save("l", again.record, again.base, &none).await;
         assert!(matches!(stale, Err(RecordError::Kv(KvError::Conflict(_)))), "{stale:?}");
         let after = store.checkout("l").await.unwrap();
-        assert!(after.reloaded, "the failed step kept nothing: everything is read back");
+        assert!(after.reloaded && after.fresh, "the failed step kept nothing: all read back");
         assert_eq!(after.base.revision, rev2);
         let create = store.save("l", record, Base::default(), &none).await;
         assert!(matches!(create, Err(RecordError::Kv(KvError::Conflict(_)))), "{create:?}");
@@ -325,11 +332,11 @@ mod tests {
         a.save("l", record, base, &changes).await.unwrap();
 
         // B takes two steps: a host appears, a link is set, an application is deployed.
-        let Loaded { mut record, base, reloaded } = b.checkout("l").await.unwrap();
+        let Loaded { mut record, base, reloaded, .. } = b.checkout("l").await.unwrap();
         assert!(reloaded);
         let changes = host_added(&mut record, "B");
         b.save("l", record, base, &changes).await.unwrap();
-        let Loaded { mut record, base, reloaded } = b.checkout("l").await.unwrap();
+        let Loaded { mut record, base, reloaded, .. } = b.checkout("l").await.unwrap();
         assert!(!reloaded);
         record.state.links.insert(link().key(), link());
         record.apps.insert("app".into(), AppRecord { store_generation: 1, ..Default::default() });
@@ -344,6 +351,28 @@ mod tests {
         assert_eq!(caught_up.record.state.links, by_b.state.links);
         assert_eq!(caught_up.record.apps, by_b.apps);
         assert_eq!(caught_up.record.state.hosts.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn behind_a_bulk_step_everything_is_read_back_without_doubt() {
+        let entities = Arc::new(MemoryStateStore::new());
+        let a = RecordStore::new(SharedKv::default(), entities.clone());
+        let b = RecordStore::new(a.kv().clone(), entities.clone());
+        let Loaded { mut record, base, fresh, .. } = a.checkout("l").await.unwrap();
+        assert!(fresh);
+        let changes = host_added(&mut record, "A");
+        a.save("l", record, base, &changes).await.unwrap();
+        let Loaded { mut record, base, .. } = b.checkout("l").await.unwrap();
+        let mut bulk = Changes::default();
+        for h in 0..100 {
+            bulk.merge(host_added(&mut record, &format!("N{h}")));
+        }
+        b.save("l", record, base, &bulk).await.unwrap();
+
+        let behind = a.checkout("l").await.unwrap();
+        assert!(behind.reloaded, "the journal does not name a bulk step's keys");
+        assert!(!behind.fresh, "not a takeover: what was read back is what B committed");
+        assert_eq!(behind.record.state.hosts.len(), 101);
     }
 
     #[tokio::test]

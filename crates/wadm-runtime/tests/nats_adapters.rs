@@ -167,7 +167,7 @@ async fn two_record_stores_on_nats_catch_up_over_the_journal() {
     let Loaded { mut record, base, .. } = a.checkout("l").await.unwrap();
     let changes = add(&mut record, "N1");
     a.save("l", record, base, &changes).await.unwrap();
-    let Loaded { mut record, base, reloaded } = b.checkout("l").await.unwrap();
+    let Loaded { mut record, base, reloaded, .. } = b.checkout("l").await.unwrap();
     assert!(reloaded && record.state.hosts.contains_key("N1"));
     let mut changes = add(&mut record, "N2");
     record.state.hosts.remove("N1");
