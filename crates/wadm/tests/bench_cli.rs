@@ -50,6 +50,8 @@ fn quick_bench_reports_every_figure_and_deploys_every_app() {
     assert_eq!(number(&report, "/deploy/apps"), apps);
     assert_eq!(number(&report, "/deploy/apps_deployed"), apps, "{report:#}");
     assert_eq!(report.pointer("/deploy/all_deployed"), Some(&Value::Bool(true)));
+    let instances = number(&report, "/deploy/instances");
+    assert_eq!(number(&report, "/deploy/instances_running"), instances, "{report:#}");
     let components = apps * number(&report, "/plan/components");
     assert!(number(&report, "/deploy/commands_issued") >= components, "{report:#}");
     assert!(number(&report, "/deploy/deploy_to_commands_issued_ms") > 0.0);

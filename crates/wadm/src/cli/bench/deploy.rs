@@ -26,7 +26,10 @@ pub struct Deployed {
     /// Command publications (a command republished by a later reconcile counts again).
     pub publishes: u64,
     pub to_commands_issued: Duration,
-    pub to_all_deployed: Duration,
+    /// `None` when some application never published `deployed` within the timeout.
+    pub to_all_deployed: Option<Duration>,
+    /// Applications that published `deployed` at least once.
+    pub seen_deployed: usize,
     /// Applications whose `model.status` says `deployed` afterwards.
     pub apps_deployed: usize,
 }
@@ -42,7 +45,9 @@ struct Seen {
 }
 
 /// Put and deploy `apps` generated applications of `components` components each, then wait (up
-/// to `timeout`) until all are deployed.
+/// to `timeout`) until all have published `deployed` and (up to [`SETTLE_TIMEOUT`]) until
+/// `model.status` of every one says `deployed`. A timeout is not an error: the figures say how
+/// far it got.
 pub async fn deploy_all(
     rig: &Rig,
     prefix: &str,
@@ -80,35 +85,34 @@ pub async fn deploy_all(
         .buffer_unordered(CONCURRENT_REQUESTS)
         .try_collect::<Vec<_>>()
         .await?;
-    let waited = wait_for(timeout, "every application to be deployed", || {
+    let all_seen = wait_for(timeout, "every application to be deployed", || {
         let seen = seen.clone();
         let names = &names;
         async move {
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let all = names.iter().all(|n| seen.deployed.contains_key(n));
-            all.then(|| {
-                let last = seen.deployed.values().max().copied().unwrap_or(started);
-                (
-                    last,
-                    seen.commands.len() as u64,
-                    seen.publishes,
-                    seen.last_command.unwrap_or(started),
-                )
-            })
+            names.iter().all(|n| seen.deployed.contains_key(n)).then_some(())
         }
     })
     .await;
     for watcher in watchers {
         watcher.abort();
     }
-    let (last_deployed, commands, publishes, last_command) = waited?;
-
+    if let Err(e) = &all_seen {
+        eprintln!("wadm bench: {e}");
+    }
+    let (last_deployed, seen_deployed, commands, publishes, last_command) = {
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen.deployed.values().max().copied().unwrap_or(started);
+        let last_command = seen.last_command.unwrap_or(started);
+        (last, seen.deployed.len(), seen.commands.len() as u64, seen.publishes, last_command)
+    };
     let apps_deployed = settle(&client, &names, SETTLE_TIMEOUT).await?;
     Ok(Deployed {
         commands,
         publishes,
         to_commands_issued: last_command.saturating_duration_since(started),
-        to_all_deployed: last_deployed.saturating_duration_since(started),
+        to_all_deployed: all_seen.is_ok().then(|| last_deployed.saturating_duration_since(started)),
+        seen_deployed,
         apps_deployed,
     })
 }

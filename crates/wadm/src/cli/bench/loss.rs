@@ -12,7 +12,7 @@ use wadm_sim::SimLattice;
 const POLL_EVERY: Duration = Duration::from_millis(25);
 
 /// Instances of every component over the running hosts, per component id.
-fn instance_totals(sim: &SimLattice) -> BTreeMap<String, u64> {
+pub fn instance_totals(sim: &SimLattice) -> BTreeMap<String, u64> {
     let mut totals = BTreeMap::new();
     for host in sim.hosts() {
         if let Some(state) = sim.host_state(&host) {

@@ -158,7 +158,12 @@ pub fn run(args: Args) -> ExitCode {
                 },
                 Output::Table => report::print_table(&report),
             }
-            ExitCode::SUCCESS
+            if report.deploy.all_deployed {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("wadm bench: not every application reached deployed");
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("wadm bench: {}", format!("{e:#}").replace('\n', " "));

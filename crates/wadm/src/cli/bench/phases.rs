@@ -121,12 +121,18 @@ pub struct DeployFigures {
     pub components: usize,
     pub hosts: usize,
     pub instances: u64,
+    /// Instances the simulated hosts run once the statuses settled (or the wait gave up).
+    pub instances_running: u64,
     /// Distinct commands issued (id and retry round).
     pub commands_issued: u64,
     /// Command publications, republished ones included (the command stream dedupes them).
     pub command_publishes: u64,
     pub deploy_to_commands_issued_ms: f64,
-    pub deploy_to_all_deployed_ms: f64,
+    /// `null` when some application never published `deployed` within `--deploy-timeout`.
+    pub deploy_to_all_deployed_ms: Option<f64>,
+    /// Applications that published `deployed` at least once.
+    pub apps_seen_deployed: usize,
+    /// Applications whose `model.status` says `deployed` at the end.
     pub apps_deployed: usize,
     pub all_deployed: bool,
     pub usage: CpuUse,
@@ -150,6 +156,7 @@ pub async fn deploy(
     let before = Snapshot::take(rig.nats_pid());
     let done = deploy_all(&rig, "bench", apps, components, common.deploy_timeout).await;
     let after = Snapshot::take(rig.nats_pid());
+    let instances_running: u64 = super::loss::instance_totals(&sim).values().sum();
     drop(sim);
     rig.stop().await;
     let done = done?;
@@ -158,12 +165,14 @@ pub async fn deploy(
         components,
         hosts,
         instances: super::manifests::total_instances(apps, components),
+        instances_running,
         commands_issued: done.commands,
         command_publishes: done.publishes,
         deploy_to_commands_issued_ms: ms(done.to_commands_issued),
-        deploy_to_all_deployed_ms: ms(done.to_all_deployed),
+        deploy_to_all_deployed_ms: done.to_all_deployed.map(ms),
+        apps_seen_deployed: done.seen_deployed,
         apps_deployed: done.apps_deployed,
-        all_deployed: done.apps_deployed == apps,
+        all_deployed: done.apps_deployed == apps && done.to_all_deployed.is_some(),
         usage: CpuUse::between(&before, &after),
     })
 }

@@ -45,7 +45,10 @@ pub fn print_table(r: &Report) {
         ("wadm replicas".into(), r.plan.replicas.to_string()),
         (
             format!("deploy: {} apps × {} components on {} hosts", d.apps, d.components, d.hosts),
-            format!("{} instances, {} commands", d.instances, d.commands_issued),
+            format!(
+                "{} instances ({} running), {} commands ({} publications)",
+                d.instances, d.instances_running, d.commands_issued, d.command_publishes
+            ),
         ),
         (
             "  deploy → all commands issued".into(),
@@ -53,10 +56,15 @@ pub fn print_table(r: &Report) {
         ),
         (
             "  deploy → all apps deployed".into(),
-            format!(
-                "{:.0} ms ({}/{} deployed)",
-                d.deploy_to_all_deployed_ms, d.apps_deployed, d.apps
-            ),
+            match d.deploy_to_all_deployed_ms {
+                Some(ms) => {
+                    format!("{ms:.0} ms ({}/{} deployed at the end)", d.apps_deployed, d.apps)
+                }
+                None => format!(
+                    "not reached: {}/{} seen deployed, {}/{} deployed at the end",
+                    d.apps_seen_deployed, d.apps, d.apps_deployed, d.apps
+                ),
+            },
         ),
         (
             "  wadm CPU / sim CPU".into(),
