@@ -45,10 +45,20 @@ pub fn apply_deployment(
             if d.store_generation <= app.store_generation {
                 return false;
             }
+            // The version being replaced: what was deployed, or (when redeploying after an
+            // undeploy) nothing. Redeploying the same version keeps the one before it.
+            let previous_version = match &app.deployed_version {
+                Some(current) if Some(current) != d.deployed_version.as_ref() => {
+                    Some(current.clone())
+                }
+                Some(_) => app.previous_version.clone(),
+                None => None,
+            };
             *app = AppRecord {
                 store_generation: d.store_generation,
                 deployed_version: d.deployed_version.clone(),
                 last_version: d.deployed_version.clone(),
+                previous_version,
                 failure: None,
             };
             true
@@ -241,6 +251,29 @@ mod tests {
         assert!(apply_deployment(&mut r, "a", Some(&deployed(3, "v2"))));
         assert_eq!(r.apps["a"].generation(), 6);
         assert!(!apply_deployment(&mut r, "unknown", None));
+    }
+
+    #[test]
+    fn the_replaced_version_is_remembered_until_the_next_change() {
+        let mut r = LatticeRecord::default();
+        apply_deployment(&mut r, "a", Some(&deployed(1, "v1")));
+        assert_eq!(r.apps["a"].previous_version, None);
+        apply_deployment(&mut r, "a", Some(&deployed(2, "v2")));
+        assert_eq!(r.apps["a"].previous_version.as_deref(), Some("v1"));
+        // Redeploying the same version keeps what it replaced.
+        apply_deployment(&mut r, "a", Some(&deployed(3, "v2")));
+        assert_eq!(r.apps["a"].previous_version.as_deref(), Some("v1"));
+        // Rollback: the version rolled back from is the previous one now.
+        apply_deployment(&mut r, "a", Some(&deployed(4, "v1")));
+        assert_eq!(r.apps["a"].previous_version.as_deref(), Some("v2"));
+        // After an undeploy, a deploy replaces nothing that still runs.
+        apply_deployment(
+            &mut r,
+            "a",
+            Some(&Deployment { store_generation: 4, deployed_version: None }),
+        );
+        apply_deployment(&mut r, "a", Some(&deployed(5, "v3")));
+        assert_eq!(r.apps["a"].previous_version, None);
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct AppRecord {
     pub deployed_version: Option<String>,
     /// The last version that was deployed (to recognise what an undeployed app owned).
     pub last_version: Option<String>,
+    /// The version deployed before the current one, while the current one differs from it: its
+    /// spec lets the scheduler attribute (and remove) what the new version dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
     /// Failure backoff of the current generation.
     pub failure: Option<Failure>,
 }

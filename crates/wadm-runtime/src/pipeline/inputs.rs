@@ -54,6 +54,17 @@ where
             match &app.deployed_version {
                 Some(version) => {
                     let Some(spec) = self.manifest(lattice, name, version).await? else { continue };
+                    // Version N's spec beside N+1 (same name): what N declared and N+1 dropped
+                    // (links of explicit ids, owned configs) is attributable and removed.
+                    if let Some(previous) = app.previous_version.as_deref()
+                        && let Some(last_spec) = self.manifest(lattice, name, previous).await?
+                    {
+                        undeployed.push(UndeployedApp {
+                            name: name.clone(),
+                            generation: app.generation(),
+                            last_spec: Some(last_spec),
+                        });
+                    }
                     deployed.push(DeployedApp {
                         lattice: lattice.to_string(),
                         app: spec,
