@@ -148,14 +148,22 @@ impl ComponentScaler {
         // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
         let placed: Vec<HostIx> =
             placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
-        let all_there = placed.iter().zip(wants).all(|(h, w)| match w {
-            Want::Component(w) => ctx.host(*h).components.get(&*w.component_id).is_some_and(|c| {
-                c.count == w.count
-                    && *c.image_ref == *w.image_ref
-                    && c.annotations == *w.annotations
-            }),
-            _ => false,
-        });
+        let mut progress = Progress::default();
+        let mut all_there = true;
+        for (h, w) in placed.iter().zip(wants) {
+            let Want::Component(w) = w else {
+                all_there = false;
+                continue;
+            };
+            let observed = ctx.host(*h).components.get(&*w.component_id);
+            progress.wanted += u64::from(w.count);
+            if let Some(c) = observed.filter(|c| *c.image_ref == *w.image_ref) {
+                progress.running += u64::from(c.count.min(w.count));
+                all_there &= c.count == w.count && c.annotations == *w.annotations;
+            } else {
+                all_there = false;
+            }
+        }
         let sibling = |a: &wadm_protocol::StringMap| {
             a.get(wadm_model::SCALER_ANNOTATION).is_some_and(|id| self.siblings.contains(id))
         };
@@ -165,8 +173,27 @@ impl ComponentScaler {
         if all_there && !extras {
             StatusInfo::new(StatusType::Deployed, "")
         } else {
-            StatusInfo::new(StatusType::Reconciling, "")
+            progress.reconciling()
         }
+    }
+}
+
+/// Instances running with the wanted image (at most the wanted count per host) out of the
+/// instances wanted: the `N/M` a `reconciling` status reports, which `wadm app deploy --wait`
+/// shows as progress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub running: u64,
+    pub wanted: u64,
+}
+
+impl Progress {
+    /// `reconciling` with `{running}/{wanted} instances running`.
+    pub fn reconciling(self) -> StatusInfo {
+        StatusInfo::new(
+            StatusType::Reconciling,
+            format!("{}/{} instances running", self.running, self.wanted),
+        )
     }
 }
 

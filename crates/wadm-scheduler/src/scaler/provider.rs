@@ -8,7 +8,7 @@ use wadm_lattice::ProviderHealth;
 use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
-use super::component::{Mode, shortfall_status};
+use super::component::{Mode, Progress, shortfall_status};
 use super::placement::{self, PriorTrait, Resource, Unit, placed_by};
 use super::{Evaluation, ProviderWant, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
@@ -120,21 +120,23 @@ impl ProviderScaler {
     fn status(&self, ctx: &Context<'_>, wanted: &[(HostIx, ProviderWant)]) -> StatusInfo {
         let want_ref = normalize_provider_ref(&self.image_ref);
         let mut unhealthy = false;
-        let mut all_there = true;
+        let mut progress = Progress { running: 0, wanted: wanted.len() as u64 };
         for (h, _) in wanted {
             match ctx.host(*h).providers.get(&*self.provider_id) {
                 Some(p) if normalize_provider_ref(&p.image_ref) == want_ref => {
+                    progress.running += 1;
                     unhealthy |= p.health == ProviderHealth::Unhealthy;
                 }
-                _ => all_there = false,
+                _ => {}
             }
         }
+        let all_there = progress.running == progress.wanted;
         let wanted_hosts: BTreeSet<HostIx> = wanted.iter().map(|(h, _)| *h).collect();
         let extras = ctx.provider_instances(&self.provider_id).iter().any(|(h, p)| {
             !wanted_hosts.contains(h) && placed_by(&p.annotations, &self.info.app, &self.info.id)
         });
         if !all_there || extras {
-            StatusInfo::new(StatusType::Reconciling, "")
+            progress.reconciling()
         } else if unhealthy {
             StatusInfo::new(
                 StatusType::Unhealthy,
