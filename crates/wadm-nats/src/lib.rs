@@ -4,6 +4,7 @@
 //! - [`discovery`]: asking the lattice (ping, inventories, links, configs) for a discovery round;
 //! - [`store`]: observed state in JetStream KV, one key per entity, compare-and-set writes, behind
 //!   the [`StateStore`] trait (with an in-memory implementation);
+//! - [`kv_key`]: the one encoding of KV key tokens every wadm store uses;
 //! - [`kv_list`]: listing the live entries of a KV bucket without creating a consumer;
 //! - [`events`]: the per-event step (decode, reduce, persist) a runtime calls;
 //! - [`observer`]: an [`Observer`] task tying them together on a core NATS subscription.
@@ -28,6 +29,7 @@ pub mod clock;
 pub mod connect;
 pub mod discovery;
 pub mod events;
+pub mod kv_key;
 pub mod kv_list;
 pub mod observer;
 pub mod store;

@@ -16,21 +16,8 @@ pub fn is_valid_app_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Escape one key token: `[A-Za-z0-9_-]` stay, every other byte becomes `=XX` (hex). Injective.
-pub fn escape_token(raw: &str) -> String {
-    if raw.is_empty() {
-        return "=".into();
-    }
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("={b:02X}"));
-        }
-    }
-    out
-}
+/// Escape one key token (the encoding every wadm KV store shares).
+pub use wadm_nats::kv_key::encode_token as escape_token;
 
 /// The key of an application's index.
 pub fn index_key(lattice: &str, app: &str) -> String {

@@ -33,42 +33,7 @@ pub enum EntityKey {
     },
 }
 
-/// Encode one key token.
-pub fn encode_token(raw: &str) -> String {
-    if raw.is_empty() {
-        return "=".to_string();
-    }
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("={byte:02X}"));
-        }
-    }
-    out
-}
-
-/// Decode one key token; `None` when it is not a valid encoding.
-pub fn decode_token(token: &str) -> Option<String> {
-    if token == "=" {
-        return Some(String::new());
-    }
-    let bytes = token.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' {
-            let hex = token.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub use crate::kv_key::{decode_token, encode_token};
 
 /// The key of an entity in `lattice`.
 pub fn key_of(lattice: &str, entity: &EntityKey) -> String {
