@@ -8,7 +8,8 @@
 //! 3. Spread out: a component spread of `n` uses `min(n, usable hosts)` hosts with counts differing
 //!    by at most one (3 over 2 hosts is 2+1); a provider spread of `n` needs `n` hosts.
 //! 4. Keep what runs: hosts already running ours for this spread come first, then ours for another
-//!    spread, largest count first (so nothing moves needlessly).
+//!    spread, largest count first (so nothing moves needlessly); instances another scaler of the
+//!    same application placed (another trait of the workload) come last, so traits keep apart.
 //! 5. Then the least loaded host; ties break by a rendezvous score of (resource id, host id), a
 //!    stable hash, so independent scalers spread over equally loaded hosts instead of piling onto
 //!    the first one — and never by hash-map order.
@@ -87,6 +88,9 @@ struct Existing<'a> {
     occupant: Occupant,
     /// Placed by the same scaler.
     mine: bool,
+    /// Placed by another scaler of the same application (e.g. another scaler trait of the same
+    /// workload): taken only when nothing else is left, so traits do not trade hosts.
+    sibling: bool,
 }
 
 fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
@@ -97,9 +101,10 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
             .component_instances(res.id)
             .iter()
             .map(|(host, c)| {
-                let (ours, mine) = classify(ctx, &c.annotations, res.placer);
+                let (ours, mine, sibling) = classify(ctx, &c.annotations, res.placer);
                 Existing {
                     mine,
+                    sibling,
                     host: *host,
                     count: c.count,
                     spread: spread_of(&c.annotations),
@@ -111,7 +116,7 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
             .provider_instances(res.id)
             .iter()
             .map(|(host, p)| {
-                let (ours, mine) = classify(ctx, &p.annotations, res.placer);
+                let (ours, mine, sibling) = classify(ctx, &p.annotations, res.placer);
                 let occupant = if !ours {
                     Occupant::Foreign
                 } else if normalize_provider_ref(&p.image_ref)
@@ -127,20 +132,27 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
                     spread: spread_of(&p.annotations),
                     occupant,
                     mine,
+                    sibling,
                 }
             })
             .collect(),
     }
 }
 
-/// (ours, placed by `placer`) for an instance's annotations.
-fn classify(ctx: &Context<'_>, annotations: &StringMap, placer: (&str, &str)) -> (bool, bool) {
+/// (ours, placed by `placer`, placed by another scaler of `placer`'s application) for an
+/// instance's annotations.
+fn classify(
+    ctx: &Context<'_>,
+    annotations: &StringMap,
+    placer: (&str, &str),
+) -> (bool, bool, bool) {
     let owner = owner_app(annotations);
     let ours = owner.is_some_and(|app| ctx.catalog().is_known_app(app));
-    let mine = ours
-        && owner == Some(placer.0)
-        && annotations.get(wadm_model::SCALER_ANNOTATION).map(String::as_str) == Some(placer.1);
-    (ours, mine)
+    let same_app = ours && owner == Some(placer.0);
+    let scaler = annotations.get(wadm_model::SCALER_ANNOTATION).map(String::as_str);
+    let mine = same_app && scaler == Some(placer.1);
+    let sibling = same_app && scaler.is_some_and(|s| s != placer.1);
+    (ours, mine, sibling)
 }
 
 /// Place a spreadscaler's spreads (each with its share already computed).
@@ -198,8 +210,8 @@ pub fn place_spreads(
     out
 }
 
-/// Our running instances usable for this spread: placed by this scaler first, then same spread
-/// name, then largest count, then host order.
+/// Our running instances usable for this spread: placed by this scaler first, those another scaler
+/// of the application placed last; then same spread name, then largest count, then host order.
 fn choose_existing(
     existing: &[Existing<'_>],
     spread: &str,
@@ -211,8 +223,9 @@ fn choose_existing(
         .iter()
         .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
         .collect();
-    candidates
-        .sort_by_key(|e| (!e.mine, e.spread != Some(spread), std::cmp::Reverse(e.count), e.host));
+    candidates.sort_by_key(|e| {
+        (!e.mine, e.sibling, e.spread != Some(spread), std::cmp::Reverse(e.count), e.host)
+    });
     candidates.into_iter().take(limit).map(|e| (e.host, e.count)).collect()
 }
 
