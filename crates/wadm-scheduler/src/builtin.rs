@@ -58,13 +58,13 @@ struct AppBuilder<'b, 'c> {
 }
 
 impl AppBuilder<'_, '_> {
-    fn info(&mut self, kind: &str, id: String, name: &str) -> ScalerInfo {
+    fn info(&mut self, kind: impl Into<String>, id: String, name: &str) -> ScalerInfo {
         self.rank += 1;
         ScalerInfo {
             app: self.d.app.name.clone(),
             rank: self.rank,
             id,
-            kind: kind.to_string(),
+            kind: kind.into(),
             name: name.to_string(),
         }
     }
@@ -86,14 +86,12 @@ impl AppBuilder<'_, '_> {
     }
 
     fn configs(&mut self, configs: &[ConfigRef], secrets: &[SecretRef]) {
-        let app = self.d.app.name.clone();
+        let d = self.d;
+        let app = &d.app.name;
         for c in configs {
             if self.seen_configs.insert(c.lattice_name.clone()) {
-                let info = self.info(
-                    "ConfigScaler",
-                    format!("ConfigScaler-{app}-{}", c.lattice_name),
-                    &c.name,
-                );
+                let id = concat(&["ConfigScaler-", app, "-", &c.lattice_name]);
+                let info = self.info("ConfigScaler", id, &c.name);
                 let scaler = ConfigScaler {
                     info,
                     name: c.lattice_name.clone(),
@@ -104,12 +102,9 @@ impl AppBuilder<'_, '_> {
         }
         for s in secrets {
             if self.seen_configs.insert(s.lattice_name.clone()) {
-                let info = self.info(
-                    "SecretScaler",
-                    format!("SecretScaler-{app}-{}", s.lattice_name),
-                    &s.name,
-                );
-                let policy = self.d.app.policies.iter().find(|p| p.name == s.policy);
+                let id = concat(&["SecretScaler-", app, "-", &s.lattice_name]);
+                let info = self.info("SecretScaler", id, &s.name);
+                let policy = d.app.policies.iter().find(|p| p.name == s.policy);
                 let values = secret_config_values(s, policy);
                 let scaler =
                     ConfigScaler { info, name: s.lattice_name.clone(), values: Some(values) };
@@ -120,21 +115,22 @@ impl AppBuilder<'_, '_> {
 
     fn workload(&mut self, comp: &Component, index: usize, trait_: &ScalerTrait) {
         let Source::Image(image) = &comp.source else { return };
-        let app = self.d.app.name.clone();
-        let (mode, kind, id) = workload_identity(&app, comp, index, trait_);
+        let d = self.d;
+        let app = d.app.name.as_str();
+        let (mode, kind, id) = workload_identity(app, comp, index, trait_);
         let priors = comp.scalers[..index]
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let (mode, _, id) = workload_identity(&app, comp, i, t);
+                let (mode, _, id) = workload_identity(app, comp, i, t);
                 PriorTrait { id, mode, spec: t.spec().clone() }
             })
             .collect::<Vec<_>>();
         let siblings = (0..comp.scalers.len())
             .filter(|i| *i != index)
-            .map(|i| workload_identity(&app, comp, i, &comp.scalers[i]).2)
+            .map(|i| workload_identity(app, comp, i, &comp.scalers[i]).2)
             .collect();
-        let info = self.info(&kind, id, &comp.name);
+        let info = self.info(kind, id, &comp.name);
         let (config, external_config) = config_names(&comp.config, &comp.secrets);
         let conflict = match comp.kind {
             ComponentKind::Component => self
@@ -186,7 +182,7 @@ impl AppBuilder<'_, '_> {
     }
 
     fn link(&mut self, comp: &Component, link: &LinkTrait) {
-        let app = self.d.app.name.clone();
+        let app = &self.d.app.name;
         let id = format!(
             "LinkScaler-{app}-{}-{}:{}-{}",
             comp.name, link.namespace, link.package, link.name
@@ -239,11 +235,23 @@ fn workload_identity(
     };
     let kind = match comp.kind {
         ComponentKind::Component => base_kind.to_string(),
-        ComponentKind::Capability => format!("Provider{base_kind}"),
+        ComponentKind::Capability => concat(&["Provider", base_kind]),
     };
-    let suffix = if index == 0 { String::new() } else { format!("-{index}") };
-    let id = format!("{kind}-{app}-{}{suffix}", comp.name);
+    let id = if index == 0 {
+        concat(&[&kind, "-", app, "-", &comp.name])
+    } else {
+        concat(&[&kind, "-", app, "-", &comp.name, "-", &index.to_string()])
+    };
     (mode, kind, id)
+}
+
+/// The parts joined, in one allocation (ids are built for every scaler on every reconcile).
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }
 
 /// (names passed to the host: configs then secrets, names that must already exist).

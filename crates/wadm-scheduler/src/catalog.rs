@@ -3,12 +3,13 @@
 //! can be recomputed), shared references, generations.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use wadm_model::names::sanitize;
 use wadm_model::{Application, ComponentKind, Source};
 use wadm_protocol::LinkKey;
 
+use crate::hash::FnvSet;
 use crate::input::{DeployedApp, Desired, UndeployedApp};
 
 /// Who declared what, across every deployed and undeployed application of one lattice.
@@ -25,7 +26,7 @@ pub struct Catalog<'a> {
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
     /// Names of deployed and undeployed applications, for membership tests only.
-    known: HashSet<&'a str>,
+    known: FnvSet<&'a str>,
     /// Built on first use: only removals of links and configs need it.
     declared: OnceCell<Declarations>,
 }

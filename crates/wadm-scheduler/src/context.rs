@@ -3,7 +3,7 @@
 //! from the desired state.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance};
@@ -11,7 +11,7 @@ use wadm_model::{APP_SPEC_ANNOTATION, MANAGED_BY_ANNOTATION, MANAGED_BY_WADM};
 use wadm_protocol::StringMap;
 
 use crate::catalog::Catalog;
-use crate::hash::fnv1a64;
+use crate::hash::{FnvMap, fnv1a64};
 
 /// Index of a host in [`Context::hosts`] (hosts are in id order).
 pub type HostIx = u32;
@@ -24,9 +24,9 @@ pub struct Context<'a> {
     load: Vec<u32>,
     host_hash: Vec<u64>,
     // Lookup-only indexes (never iterated, so hash order cannot leak into results).
-    by_label: HashMap<(&'a str, &'a str), Vec<HostIx>>,
-    components: HashMap<&'a str, Vec<(HostIx, &'a ComponentInstance)>>,
-    providers: HashMap<&'a str, Vec<(HostIx, &'a ProviderInstance)>>,
+    by_label: FnvMap<(&'a str, &'a str), Vec<HostIx>>,
+    components: FnvMap<&'a str, Vec<(HostIx, &'a ComponentInstance)>>,
+    providers: FnvMap<&'a str, Vec<(HostIx, &'a ProviderInstance)>>,
     eligible: RefCell<BTreeMap<StringMap, Rc<[HostIx]>>>,
 }
 
@@ -34,9 +34,13 @@ impl<'a> Context<'a> {
     /// Index `lattice` for scalers working for the applications in `catalog`.
     pub fn new(lattice: &'a LatticeState, catalog: &'a Catalog<'a>) -> Self {
         let hosts: Vec<&HostState> = lattice.hosts.values().collect();
-        let mut by_label: HashMap<(&str, &str), Vec<HostIx>> = HashMap::new();
-        let mut components: HashMap<&str, Vec<(HostIx, &ComponentInstance)>> = HashMap::new();
-        let mut providers: HashMap<&str, Vec<(HostIx, &ProviderInstance)>> = HashMap::new();
+        let mut by_label: FnvMap<(&str, &str), Vec<HostIx>> = FnvMap::default();
+        let components_n = hosts.iter().map(|h| h.components.len()).sum();
+        let providers_n = hosts.iter().map(|h| h.providers.len()).sum();
+        let mut components: FnvMap<&str, Vec<(HostIx, &ComponentInstance)>> =
+            FnvMap::with_capacity_and_hasher(components_n, Default::default());
+        let mut providers: FnvMap<&str, Vec<(HostIx, &ProviderInstance)>> =
+            FnvMap::with_capacity_and_hasher(providers_n, Default::default());
         let mut load = Vec::with_capacity(hosts.len());
         let mut host_hash = Vec::with_capacity(hosts.len());
         for (ix, host) in hosts.iter().enumerate() {

@@ -20,7 +20,7 @@ use wadm_protocol::{Link, LinkKey, StringMap, normalize_provider_ref};
 
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
-use crate::context::{Context, owner_app};
+use crate::context::{Context, HostIx, owner_app};
 use crate::scaler::{ComponentWant, Evaluation, ProviderWant, Scaler, ScalerInfo, Want};
 
 /// What one reconcile decided.
@@ -62,11 +62,13 @@ enum Phase {
 /// (application, scaler id) of the scaler whose want is kept.
 type Owner<'e> = (&'e str, &'e str);
 
-/// Every scaler's wants, merged; borrows from the evaluations.
+/// Every scaler's wants, merged; borrows from the evaluations. Workloads are keyed by
+/// (host index, id): host indexes are in host id order, and wants for hosts that are not in the
+/// lattice are dropped (nothing can be sent to them).
 #[derive(Default)]
 struct Merged<'e> {
-    components: BTreeMap<(&'e str, &'e str), (Owner<'e>, &'e ComponentWant)>,
-    providers: BTreeMap<(&'e str, &'e str), (Owner<'e>, &'e ProviderWant)>,
+    components: BTreeMap<(HostIx, &'e str), (Owner<'e>, &'e ComponentWant)>,
+    providers: BTreeMap<(HostIx, &'e str), (Owner<'e>, &'e ProviderWant)>,
     links: BTreeMap<LinkKey, (Owner<'e>, &'e Link)>,
     configs: BTreeMap<&'e str, (Owner<'e>, &'e StringMap)>,
 }
@@ -86,17 +88,17 @@ fn keep_min<'e, K: Ord, V>(
 }
 
 impl<'e> Merged<'e> {
-    fn add(&mut self, info: &'e ScalerInfo, wants: &'e [Want]) {
+    fn add(&mut self, ctx: &Context<'_>, info: &'e ScalerInfo, wants: &'e [Want]) {
         let owner = (info.app.as_str(), info.id.as_str());
         for want in wants {
             match want {
                 Want::Component(w) => {
-                    let key = (w.host_id.as_str(), &*w.component_id);
-                    keep_min(&mut self.components, key, owner, w);
+                    let Some(host) = ctx.host_ix(&w.host_id) else { continue };
+                    keep_min(&mut self.components, (host, &*w.component_id), owner, w);
                 }
                 Want::Provider(w) => {
-                    let key = (w.host_id.as_str(), &*w.provider_id);
-                    keep_min(&mut self.providers, key, owner, w);
+                    let Some(host) = ctx.host_ix(&w.host_id) else { continue };
+                    keep_min(&mut self.providers, (host, &*w.provider_id), owner, w);
                 }
                 Want::Link(l) => keep_min(&mut self.links, l.key(), owner, l),
                 Want::Config { name, values } => {
@@ -139,7 +141,7 @@ pub fn plan_with(
     // Evaluations are sorted by application: group consecutive ones.
     let mut statuses: Vec<(&str, Vec<ScalerStatus>)> = Vec::new();
     for (info, eval) in &evaluations {
-        merged.add(info, &eval.wants);
+        merged.add(&ctx, info, &eval.wants);
         if statuses.last().is_none_or(|(app, _)| *app != info.app) {
             statuses.push((&info.app, Vec::new()));
         }
@@ -222,9 +224,9 @@ fn scale(w: &ComponentWant, count: u32) -> Command {
 }
 
 fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
-    let hosts = &ctx.lattice().hosts;
-    for (&(host_id, id), &((app, _), w)) in &merged.components {
-        let Some(host) = hosts.get(host_id) else { continue };
+    for (&(ix, id), &((app, _), w)) in &merged.components {
+        let host = ctx.host(ix);
+        let host_id = host.id.as_str();
         match host.components.get(id) {
             None if w.count > 0 => b.push(Phase::Start, host_id, id, 1, app, scale(w, w.count)),
             None => {}
@@ -248,11 +250,12 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             }
         }
     }
-    for (host_id, host) in hosts {
+    for (ix, host) in ctx.hosts().iter().enumerate() {
+        let host_id = &host.id;
         for (id, o) in &host.components {
             let Some(app) = owner_app(&o.annotations) else { continue };
             if !ctx.catalog().is_known_app(app)
-                || merged.components.contains_key(&(host_id.as_str(), id.as_str()))
+                || merged.components.contains_key(&(ix as HostIx, id.as_str()))
             {
                 continue;
             }
@@ -270,15 +273,15 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
 }
 
 fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
-    let hosts = &ctx.lattice().hosts;
     let stop = |host_id: &str, id: &str| {
         Command::StopProvider(StopProviderRequest {
             provider_id: id.to_string(),
             host_id: host_id.to_string(),
         })
     };
-    for (&(host_id, id), &((app, _), w)) in &merged.providers {
-        let Some(host) = hosts.get(host_id) else { continue };
+    for (&(ix, id), &((app, _), w)) in &merged.providers {
+        let host = ctx.host(ix);
+        let host_id = host.id.as_str();
         let start = || {
             Command::StartProvider(StartProviderRequest {
                 provider_id: id.to_string(),
@@ -300,11 +303,12 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             }
         }
     }
-    for (host_id, host) in hosts {
+    for (ix, host) in ctx.hosts().iter().enumerate() {
+        let host_id = &host.id;
         for (id, o) in &host.providers {
             let Some(app) = owner_app(&o.annotations) else { continue };
             if !ctx.catalog().is_known_app(app)
-                || merged.providers.contains_key(&(host_id.as_str(), id.as_str()))
+                || merged.providers.contains_key(&(ix as HostIx, id.as_str()))
             {
                 continue;
             }

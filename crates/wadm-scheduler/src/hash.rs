@@ -42,6 +42,38 @@ impl Fnv128 {
     }
 }
 
+/// A [`std::hash::Hasher`] running FNV-1a: cheap for the short string keys of lookup-only
+/// indexes (never iterated, so no order leaks), and free of a process-random seed.
+#[derive(Debug, Clone, Copy)]
+pub struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        Self(FNV64_OFFSET)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(FNV64_PRIME);
+        }
+    }
+}
+
+/// Builds [`FnvHasher`]s, for `HashMap<K, V, FnvBuild>`.
+pub type FnvBuild = std::hash::BuildHasherDefault<FnvHasher>;
+
+/// A lookup-only hash map keyed with [`FnvHasher`].
+pub type FnvMap<K, V> = std::collections::HashMap<K, V, FnvBuild>;
+
+/// A lookup-only hash set keyed with [`FnvHasher`].
+pub type FnvSet<K> = std::collections::HashSet<K, FnvBuild>;
+
 /// A strong 64-bit mix (SplitMix64 finaliser) used to combine two stable hashes into a
 /// rendezvous score.
 pub fn mix64(mut x: u64) -> u64 {

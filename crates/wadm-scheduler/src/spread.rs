@@ -6,6 +6,10 @@
 /// Split `instances` over spreads with these `weights` (manifest order). The result has one entry
 /// per weight, in the same order. All-zero weights give every spread zero.
 pub fn split_instances(instances: u32, weights: &[u32]) -> Vec<u32> {
+    // One spread takes everything (the common case: no allocation beyond the result).
+    if let [w] = weights {
+        return vec![if *w == 0 { 0 } else { instances }];
+    }
     let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
     if total == 0 {
         return vec![0; weights.len()];

@@ -146,16 +146,15 @@ impl ComponentScaler {
             return status;
         }
         // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
-        let placed: Vec<HostIx> =
-            placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
+        let placed = || placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h));
         let mut progress = Progress::default();
         let mut all_there = true;
-        for (h, w) in placed.iter().zip(wants) {
+        for (h, w) in placed().zip(wants) {
             let Want::Component(w) = w else {
                 all_there = false;
                 continue;
             };
-            let observed = ctx.host(*h).components.get(&*w.component_id);
+            let observed = ctx.host(h).components.get(&*w.component_id);
             progress.wanted += u64::from(w.count);
             if let Some(c) = observed.filter(|c| *c.image_ref == *w.image_ref) {
                 progress.running += u64::from(c.count.min(w.count));
@@ -168,7 +167,7 @@ impl ComponentScaler {
             a.get(wadm_model::SCALER_ANNOTATION).is_some_and(|id| self.siblings.contains(id))
         };
         let extras = ctx.component_instances(&self.component_id).iter().any(|(h, c)| {
-            !placed.contains(h) && ctx.is_ours(&c.annotations) && !sibling(&c.annotations)
+            !placed().any(|p| p == *h) && ctx.is_ours(&c.annotations) && !sibling(&c.annotations)
         });
         if all_there && !extras {
             StatusInfo::new(StatusType::Deployed, "")

@@ -104,19 +104,46 @@ pub trait Scaler {
 
 /// The annotations wadm puts on everything it places for `app`.
 pub fn placement_annotations(app: &str, scaler_id: &str, spread: &str) -> StringMap {
+    let mut annotations = annotation_template().clone();
+    fill_annotations(&mut annotations, app, scaler_id, spread);
+    annotations
+}
+
+/// The placement annotation keys with `managed-by` set and the other values empty. Cloning it
+/// and filling the values in key order needs no key comparisons (this runs once per spread of
+/// every scaler on every reconcile).
+fn annotation_template() -> &'static StringMap {
+    use std::sync::OnceLock;
     use wadm_model::{
         APP_SPEC_ANNOTATION, MANAGED_BY_ANNOTATION, MANAGED_BY_WADM, SCALER_ANNOTATION,
         SPREAD_NAME_ANNOTATION,
     };
-    [
-        (MANAGED_BY_ANNOTATION, MANAGED_BY_WADM),
-        (APP_SPEC_ANNOTATION, app),
-        (SCALER_ANNOTATION, scaler_id),
-        (SPREAD_NAME_ANNOTATION, spread),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    static TEMPLATE: OnceLock<StringMap> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        [
+            (MANAGED_BY_ANNOTATION, MANAGED_BY_WADM),
+            (APP_SPEC_ANNOTATION, ""),
+            (SCALER_ANNOTATION, ""),
+            (SPREAD_NAME_ANNOTATION, ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    })
+}
+
+/// Set the application, scaler and spread values of a clone of [`annotation_template`].
+fn fill_annotations(annotations: &mut StringMap, app: &str, scaler_id: &str, spread: &str) {
+    use wadm_model::{APP_SPEC_ANNOTATION, SCALER_ANNOTATION, SPREAD_NAME_ANNOTATION};
+    for (key, value) in annotations.iter_mut() {
+        let v = match key.as_str() {
+            APP_SPEC_ANNOTATION => app,
+            SCALER_ANNOTATION => scaler_id,
+            SPREAD_NAME_ANNOTATION => spread,
+            _ => continue,
+        };
+        *value = v.to_string();
+    }
 }
 
 /// The annotation set of each spread of a scaler, built once.

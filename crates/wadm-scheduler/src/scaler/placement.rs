@@ -176,7 +176,9 @@ pub fn place_spreads(
         eligible - excluded
     };
     let mut order: Vec<usize> = (0..spreads.len()).collect();
-    order.sort_by_key(|i| (usable_count(spreads[*i].requirements, exclude), *i));
+    if spreads.len() > 1 {
+        order.sort_by_key(|i| (usable_count(spreads[*i].requirements, exclude), *i));
+    }
 
     let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out = vec![SpreadPlacement::default(); spreads.len()];
@@ -263,17 +265,18 @@ fn distribute(unit: Unit, instances: u32, chosen: &[(HostIx, u32)]) -> Vec<(Host
     }
     let mut hosts: Vec<(HostIx, u32)> = match unit {
         Unit::Provider => chosen.iter().map(|(h, _)| (*h, 1)).collect(),
+        Unit::Component if chosen.len() == 1 => vec![(chosen[0].0, instances)],
         Unit::Component => {
             let n = chosen.len() as u32;
             let (base, extra) = (instances / n, instances % n);
             // The extra instances go to the hosts that run the most already (stable).
             let mut by_current: Vec<usize> = (0..chosen.len()).collect();
             by_current.sort_by_key(|i| std::cmp::Reverse(chosen[*i].1));
-            let mut counts = vec![base; chosen.len()];
+            let mut hosts: Vec<(HostIx, u32)> = chosen.iter().map(|(h, _)| (*h, base)).collect();
             for i in by_current.into_iter().take(extra as usize) {
-                counts[i] += 1;
+                hosts[i].1 += 1;
             }
-            chosen.iter().zip(counts).map(|((h, _), c)| (*h, c)).collect()
+            hosts
         }
     };
     hosts.sort_unstable();
@@ -329,25 +332,26 @@ pub fn place_daemon(
 /// Each spread of a scaler trait with its share: split by weight for a spreadscaler; for a
 /// daemonscaler, `instances` per host (a component) or one (a provider).
 pub fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Vec<SpreadTarget<'_>> {
-    let counts = match mode {
-        Mode::Spread => split_instances(
-            spec.instances,
-            &spec.spreads.iter().map(|s| s.weight).collect::<Vec<_>>(),
-        ),
+    fn target(s: &wadm_model::Spread, instances: u32) -> SpreadTarget<'_> {
+        SpreadTarget { name: &s.name, requirements: &s.requirements, instances }
+    }
+    match mode {
+        // The common single spread takes all the instances (when its weight is not zero).
+        Mode::Spread if spec.spreads.len() == 1 => spec
+            .spreads
+            .iter()
+            .map(|s| target(s, if s.weight == 0 { 0 } else { spec.instances }))
+            .collect(),
+        Mode::Spread => {
+            let weights: Vec<u32> = spec.spreads.iter().map(|s| s.weight).collect();
+            let counts = split_instances(spec.instances, &weights);
+            spec.spreads.iter().zip(counts).map(|(s, n)| target(s, n)).collect()
+        }
         Mode::Daemon => {
             let per_host = if unit == Unit::Provider { 1 } else { spec.instances };
-            vec![per_host; spec.spreads.len()]
+            spec.spreads.iter().map(|s| target(s, per_host)).collect()
         }
-    };
-    spec.spreads
-        .iter()
-        .zip(counts)
-        .map(|(s, instances)| SpreadTarget {
-            name: &s.name,
-            requirements: &s.requirements,
-            instances,
-        })
-        .collect()
+    }
 }
 
 /// Place one scaler trait, avoiding `exclude` (hosts that earlier traits of the same workload use).
