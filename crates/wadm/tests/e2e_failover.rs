@@ -80,7 +80,7 @@ async fn recovered(cluster: &Cluster, gone: &str, running: impl Fn(&common::Latt
 }
 
 fn many_app(i: usize) -> String {
-    let trait_yaml = if i % 2 == 0 {
+    let trait_yaml = if i.is_multiple_of(2) {
         "- type: daemonscaler\n          properties:\n            instances: 2"
     } else {
         "- type: spreadscaler\n          properties:\n            instances: 3"
@@ -109,7 +109,7 @@ spec:
 async fn a_replica_dies_during_a_fifty_app_deploy_and_everything_converges() {
     let hosts: Vec<HostSpec> = Cluster::zone_hosts(&[("a", 3)]);
     let mut cluster = Cluster::start(3, hosts).await;
-    for i in 0..50 {
+    for i in 0..50usize {
         if i == 25 {
             cluster.replicas[0].take().expect("replica 0 runs").kill().await;
         }
@@ -118,9 +118,9 @@ async fn a_replica_dies_during_a_fifty_app_deploy_and_everything_converges() {
     let host_ids = cluster.sim.hosts();
     cluster
         .wait_lattice("all 50 apps run: daemons 2 per host, spreads 3 in total", |v| {
-            (0..50).all(|i| {
+            (0..50usize).all(|i| {
                 let id = format!("app{i}-c");
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     host_ids.iter().all(|h| {
                         v.components.get(&(h.clone(), id.clone())).map(|(_, n)| *n) == Some(2)
                     })
@@ -130,12 +130,12 @@ async fn a_replica_dies_during_a_fifty_app_deploy_and_everything_converges() {
             })
         })
         .await;
-    for i in 0..50 {
+    for i in 0..50usize {
         cluster.wait_status(&format!("app{i}"), StatusType::Deployed).await.unwrap();
     }
-    for i in 0..50 {
+    for i in 0..50usize {
         let id = format!("app{i}-c");
-        let target = if i % 2 == 0 { 2 } else { 3 };
+        let target = if i.is_multiple_of(2) { 2 } else { 3 };
         for host in &host_ids {
             let max = cluster.sim.max_count_seen(host, &id);
             assert!(max <= target, "{id} reached {max} > {target} on {host}");

@@ -94,7 +94,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             let server = local_nats::start(&data_dir, None)?;
             let url = server.url();
             eprintln!(
-                "wadm serve: started a local nats-server -js on {url} (store in {})",
+                "wadm serve: started a local nats-server -js on {url} (pid {}, store in {})",
+                server.pid(),
                 data_dir.join("nats").display()
             );
             (url, Some(server))
