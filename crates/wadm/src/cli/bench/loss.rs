@@ -1,6 +1,7 @@
 //! Host loss: crash one host at a time and time how long until the instances it ran run
 //! elsewhere, as the simulator sees it (the sum of each lost component's instances over the
-//! running hosts is back to what it was before the crash).
+//! running hosts is back to what the manifest asks for). Before each crash the simulated
+//! lattice runs exactly what the manifests ask for.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -25,16 +26,24 @@ pub fn instance_totals(sim: &SimLattice) -> BTreeMap<String, u64> {
 }
 
 /// Crash `crashes` hosts that run something, one after another (the next once the previous
-/// one's instances are replaced), on `crash_on` (the simulator's runtime). Returns each
-/// crash-to-replacement latency. Fails when a replacement takes longer than `timeout`.
+/// one's instances are replaced and the lattice runs exactly `desired` again), on `crash_on`
+/// (the simulator's runtime). Returns each crash-to-replacement latency. Fails when the
+/// lattice does not converge or a replacement takes longer than `timeout`.
 pub async fn crash_and_time(
     sim: &std::sync::Arc<SimLattice>,
     crash_on: &tokio::runtime::Handle,
+    desired: &BTreeMap<String, u64>,
     crashes: usize,
     timeout: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
     let mut latencies = Vec::new();
     for round in 0..crashes {
+        let converged =
+            super::rig::wait_for(timeout, "the lattice to run what was deployed", || {
+                std::future::ready((instance_totals(sim) == *desired).then_some(()))
+            })
+            .await;
+        converged.map_err(|e| anyhow::anyhow!("before crash {round}: {e}"))?;
         let busy: Vec<(String, Vec<String>)> = sim
             .hosts()
             .into_iter()
@@ -48,7 +57,6 @@ pub async fn crash_and_time(
         }
         // Spread the victims over the sorted list of busy hosts.
         let (victim, lost) = busy[(round * 7919) % busy.len()].clone();
-        let before = instance_totals(sim);
         let crashed_sim = sim.clone();
         let crashed = victim.clone();
         crash_on.spawn(async move { crashed_sim.crash_host(&crashed).await }).await?;
@@ -56,7 +64,7 @@ pub async fn crash_and_time(
         loop {
             let now = instance_totals(sim);
             let replaced = lost.iter().all(|id| {
-                now.get(id).copied().unwrap_or(0) >= before.get(id).copied().unwrap_or(0)
+                now.get(id).copied().unwrap_or(0) >= desired.get(id).copied().unwrap_or(0)
             });
             if replaced {
                 latencies.push(crashed_at.elapsed());

@@ -4,6 +4,8 @@
 //! components, each a spreadscaler with 1–3 instances; every other one is spread evenly over the
 //! two zones, every third one requires `zone=east`, the others run anywhere.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 use wadm_sim::HostSpec;
 
@@ -59,6 +61,18 @@ pub fn manifest(prefix: &str, app: usize, components: usize) -> Value {
     })
 }
 
+/// Instances each component of the `apps` applications should have, by component id.
+pub fn desired_instances(prefix: &str, apps: usize, components: usize) -> BTreeMap<String, u64> {
+    (0..apps)
+        .flat_map(|a| {
+            (0..components).map(move |c| {
+                let id = wadm_model::names::component_id(&app_name(prefix, a), &format!("c{c}"));
+                (id, u64::from(instances(a, c)))
+            })
+        })
+        .collect()
+}
+
 /// Total instances all `apps` applications ask for.
 pub fn total_instances(apps: usize, components: usize) -> u64 {
     (0..apps).flat_map(|a| (0..components).map(move |c| u64::from(instances(a, c)))).sum()
@@ -80,5 +94,9 @@ mod tests {
         assert_eq!(app_name("bench", 7), "bench-007");
         assert_eq!(total_instances(2, 2), 1 + 2 + 2 + 3);
         assert_eq!(host_spec(1).labels[ZONE], "west");
+        let desired = desired_instances("loss", 2, 2);
+        assert_eq!(desired.len(), 4);
+        assert_eq!(desired["loss-001-c1"], u64::from(instances(1, 1)));
+        assert_eq!(desired.values().sum::<u64>(), total_instances(2, 2));
     }
 }

@@ -84,6 +84,10 @@ pub struct Args {
     /// How long the deploys may take before the bench fails.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     deploy_timeout: Duration,
+    /// The runtime's ack wait: how long a delivered, unacknowledged event or command waits
+    /// before redelivery.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    ack_wait: Duration,
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
 }
@@ -174,7 +178,11 @@ pub fn run(args: Args) -> ExitCode {
 
 async fn bench(args: &Args, runtimes: &rig::Runtimes) -> anyhow::Result<Report> {
     let plan = args.plan();
-    let common = Common { replicas: plan.replicas, deploy_timeout: args.deploy_timeout };
+    let common = Common {
+        replicas: plan.replicas,
+        deploy_timeout: args.deploy_timeout,
+        ack_wait: args.ack_wait,
+    };
     let progress = |what: &str| eprintln!("wadm bench: {what}");
 
     progress(&format!("events: {} hosts heartbeating", plan.event_hosts));

@@ -17,10 +17,13 @@ use crate::stack::RuntimeArgs;
 pub struct Common {
     pub replicas: usize,
     pub deploy_timeout: Duration,
+    /// The runtime's ack wait (how long an unacknowledged event or command blocks).
+    pub ack_wait: Duration,
 }
 
 /// The runtime's flags for a phase with heartbeats every `heartbeat`.
 fn runtime_args(
+    common: &Common,
     lattice: &str,
     heartbeat: Duration,
     slack: Duration,
@@ -32,7 +35,7 @@ fn runtime_args(
         lease_slack: slack,
         resync_every: resync,
         command_ttl: Duration::from_secs(60),
-        ack_wait: Duration::from_secs(30),
+        ack_wait: common.ack_wait,
         command_workers: 8,
     }
 }
@@ -83,7 +86,7 @@ pub async fn events(
     tokio::time::sleep(duration.min(Duration::from_secs(5))).await;
     let sim_end = Snapshot::take(rig.nats_pid());
 
-    let args = runtime_args(&rig.lattice, heartbeat, heartbeat, Duration::from_secs(1));
+    let args = runtime_args(common, &rig.lattice, heartbeat, heartbeat, Duration::from_secs(1));
     rig.start_wadm(rt.wadm.handle(), common.replicas, args).await?;
     tokio::time::sleep(heartbeat * 2).await;
     let (p0, s0) = (rig.progress().await?, Snapshot::take(rig.nats_pid()));
@@ -148,8 +151,13 @@ pub async fn deploy(
 ) -> anyhow::Result<DeployFigures> {
     let heartbeat = Duration::from_secs(10);
     let mut rig = Rig::start("bench_deploy").await?;
-    let args =
-        runtime_args(&rig.lattice, heartbeat, Duration::from_secs(5), Duration::from_secs(1));
+    let args = runtime_args(
+        common,
+        &rig.lattice,
+        heartbeat,
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+    );
     rig.start_wadm(rt.wadm.handle(), common.replicas, args).await?;
     let sim = rig.start_sim(rt.sim.handle(), hosts, heartbeat).await?;
     rig.wait_caught_up(Duration::from_secs(60)).await?;
@@ -207,7 +215,7 @@ pub async fn host_loss(
     let slack = (heartbeat / 2).max(Duration::from_millis(500));
     let lease = heartbeat * 2 + slack;
     let mut rig = Rig::start("bench_loss").await?;
-    let args = runtime_args(&rig.lattice, heartbeat, slack, Duration::from_millis(250));
+    let args = runtime_args(common, &rig.lattice, heartbeat, slack, Duration::from_millis(250));
     rig.start_wadm(rt.wadm.handle(), common.replicas, args).await?;
     let sim = rig.start_sim(rt.sim.handle(), hosts, heartbeat).await?;
     let result = async {
@@ -218,11 +226,17 @@ pub async fn host_loss(
             "only {} of {apps} apps deployed",
             done.apps_deployed
         );
+        let desired = super::manifests::desired_instances("loss", apps, 3);
         let before = Snapshot::take(rig.nats_pid());
-        let latencies =
-            crash_and_time(&sim, rt.sim.handle(), crashes, lease * 4 + Duration::from_secs(60))
-                .await
-                .context("host loss")?;
+        let latencies = crash_and_time(
+            &sim,
+            rt.sim.handle(),
+            &desired,
+            crashes,
+            lease * 4 + Duration::from_secs(60),
+        )
+        .await
+        .context("host loss")?;
         Ok((latencies, CpuUse::between(&before, &Snapshot::take(rig.nats_pid()))))
     }
     .await;
