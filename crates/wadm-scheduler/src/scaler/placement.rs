@@ -175,14 +175,17 @@ pub fn place_spreads(
         let excluded = blocked.iter().chain(taken.iter()).filter(|h| matches(**h, req)).count();
         eligible - excluded
     };
-    let mut order: Vec<usize> = (0..spreads.len()).collect();
+    // One spread needs no ordering (and no allocation for it).
+    let mut order: Vec<usize> = Vec::new();
     if spreads.len() > 1 {
+        order.extend(0..spreads.len());
         order.sort_by_key(|i| (usable_count(spreads[*i].requirements, exclude), *i));
     }
+    let order: &[usize] = if spreads.len() == 1 { &[0] } else { &order };
 
     let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out = vec![SpreadPlacement::default(); spreads.len()];
-    for i in order {
+    for &i in order {
         let spread = &spreads[i];
         if spread.instances == 0 {
             continue;
@@ -203,7 +206,7 @@ pub fn place_spreads(
             let fresh = choose_fresh(ctx, &ctx.eligible_hosts(req), &skip, &stale, need, res_hash);
             chosen.extend(fresh.into_iter().map(|h| (h, 0)));
         }
-        let hosts = distribute(res.unit, spread.instances, &chosen);
+        let hosts = distribute(res.unit, spread.instances, chosen);
         taken.extend(hosts.iter().map(|(h, _)| *h));
         let placed = hosts.len();
         out[i].shortfall = shortfall(res.unit, spread, placed, usable);
@@ -258,29 +261,32 @@ fn choose_fresh(
     best.into_iter().map(|(.., h)| h).collect()
 }
 
-/// Split `instances` over the chosen hosts (given with their current counts, in preference order).
-fn distribute(unit: Unit, instances: u32, chosen: &[(HostIx, u32)]) -> Vec<(HostIx, u32)> {
+/// Split `instances` over the chosen hosts (given with their current counts, in preference order),
+/// reusing `chosen` for the result.
+fn distribute(unit: Unit, instances: u32, mut chosen: Vec<(HostIx, u32)>) -> Vec<(HostIx, u32)> {
     if chosen.is_empty() {
-        return Vec::new();
+        return chosen;
     }
-    let mut hosts: Vec<(HostIx, u32)> = match unit {
-        Unit::Provider => chosen.iter().map(|(h, _)| (*h, 1)).collect(),
-        Unit::Component if chosen.len() == 1 => vec![(chosen[0].0, instances)],
+    match unit {
+        Unit::Provider => chosen.iter_mut().for_each(|(_, n)| *n = 1),
+        Unit::Component if chosen.len() == 1 => chosen[0].1 = instances,
         Unit::Component => {
             let n = chosen.len() as u32;
             let (base, extra) = (instances / n, instances % n);
             // The extra instances go to the hosts that run the most already (stable).
             let mut by_current: Vec<usize> = (0..chosen.len()).collect();
             by_current.sort_by_key(|i| std::cmp::Reverse(chosen[*i].1));
-            let mut hosts: Vec<(HostIx, u32)> = chosen.iter().map(|(h, _)| (*h, base)).collect();
+            let mut counts = vec![base; chosen.len()];
             for i in by_current.into_iter().take(extra as usize) {
-                hosts[i].1 += 1;
+                counts[i] += 1;
             }
-            hosts
+            for ((_, n), c) in chosen.iter_mut().zip(counts) {
+                *n = c;
+            }
         }
-    };
-    hosts.sort_unstable();
-    hosts
+    }
+    chosen.sort_unstable();
+    chosen
 }
 
 fn shortfall(
