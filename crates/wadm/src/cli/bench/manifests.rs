@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(host_spec(1).labels[ZONE], "west");
         let desired = desired_instances("loss", 2, 2);
         assert_eq!(desired.len(), 4);
-        assert_eq!(desired["loss-001-c1"], u64::from(instances(1, 1)));
+        assert_eq!(desired["loss_001-c1"], u64::from(instances(1, 1)));
         assert_eq!(desired.values().sum::<u64>(), total_instances(2, 2));
     }
 }
