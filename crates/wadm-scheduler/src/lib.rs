@@ -38,7 +38,16 @@
 //!   explicitly named configs, be removed too.
 //! - Custom scheduling: build [`Catalog::new`] and [`builtin_scalers`], add your own [`Scaler`]s,
 //!   call [`plan_with`]. When the desired state has not changed, the catalog and scalers can be
-//!   kept and only [`plan_with`] re-run (about half the cost of a full [`reconcile_with`]).
+//!   kept and only [`plan_with`] re-run (about 0.45 of the instructions of a full
+//!   [`reconcile_with`] on the bench lattice).
+//!
+//! # Cost
+//!
+//! `cargo bench -p wadm-scheduler --bench reconcile -- --quick` measures 1,000 apps × 5
+//! components on 1,000 hosts. Converged re-reconciles are dominated by building scalers and by
+//! small allocations; `examples/converged_profile.rs` runs them under
+//! `valgrind --tool=callgrind` for steady instruction counts, and `examples/plan_digest.rs`
+//! checks that two builds decide exactly the same on generated worlds.
 
 pub mod apply;
 pub mod builtin;

@@ -409,3 +409,26 @@ fn several_scaler_traits_on_one_workload_share_hosts_instead_of_fighting() {
         "{status:?}"
     );
 }
+
+#[test]
+fn two_traits_of_one_provider_keep_their_hosts_apart() {
+    // A spread of two (spreads `s0`, `s1`) and a daemon on zone b whose spread is also `s0`.
+    let traits = vec![
+        spreadscaler(2, vec![spread("s0", &[], 50), spread("s1", &[], 50)]),
+        daemonscaler(1, vec![spread("s0", &[("zone", "b")], 100)]),
+    ];
+    let apps = [deployed(app("a", vec![provider("p", "prov:1", traits)]), 1)];
+    let mut hosts: Vec<_> = (0..6)
+        .map(|i| host(&format!("h{i}"), &[("zone", if i < 2 { "a" } else { "b" })]))
+        .collect();
+    // Two of ours from before scaler annotations, on zone a: the spread keeps them.
+    let ann = [(MANAGED_BY_ANNOTATION, "wadm"), (APP_SPEC_ANNOTATION, "a")];
+    for h in &mut hosts[..2] {
+        run_provider(h, "a-p", "prov:1", &ann);
+    }
+    let mut lat = lattice(hosts);
+    let plans = converge(deploy(&apps), &mut lat);
+    // One round of commands, then nothing: the spread does not take over the daemon's hosts.
+    assert_eq!(plans.len(), 2, "{:#?}", plans.iter().map(|p| &p.commands).collect::<Vec<_>>());
+    assert_eq!(provider_hosts(&lat, "a-p"), vec!["h0", "h1", "h2", "h3", "h4", "h5"]);
+}

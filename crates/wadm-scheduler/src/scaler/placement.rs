@@ -7,9 +7,10 @@
 //!    the spread with the fewest usable hosts chooses first (ties: manifest order).
 //! 3. Spread out: a component spread of `n` uses `min(n, usable hosts)` hosts with counts differing
 //!    by at most one (3 over 2 hosts is 2+1); a provider spread of `n` needs `n` hosts.
-//! 4. Keep what runs: hosts already running ours for this spread come first, then ours for another
-//!    spread, largest count first (so nothing moves needlessly); instances another scaler of the
-//!    same application placed (another trait of the workload) come last, so traits keep apart.
+//! 4. Keep what runs: hosts already running what this scaler placed for this spread come first,
+//!    then other instances of ours, largest count first (so nothing moves needlessly); what this
+//!    scaler placed for another spread, then what another scaler of the same application placed
+//!    (another trait of the workload) come last, so spreads and traits keep apart.
 //! 5. Then the least loaded host; ties break by a rendezvous score of (resource id, host id), a
 //!    stable hash, so independent scalers spread over equally loaded hosts instead of piling onto
 //!    the first one — and never by hash-map order.
@@ -215,8 +216,10 @@ pub fn place_spreads(
     out
 }
 
-/// Our running instances usable for this spread: placed by this scaler first, those another scaler
-/// of the application placed last; then same spread name, then largest count, then host order.
+/// Our running instances usable for this spread: placed by this scaler for this spread first, then
+/// anyone's not placed by this application's other scalers, then this scaler's for another spread,
+/// then another scaler's of the application; within each, same spread name, then largest count,
+/// then host order.
 fn choose_existing(
     existing: &[Existing<'_>],
     spread: &str,
@@ -228,9 +231,16 @@ fn choose_existing(
         .iter()
         .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
         .collect();
-    candidates.sort_by_key(|e| {
-        (!e.mine, e.sibling, e.spread != Some(spread), std::cmp::Reverse(e.count), e.host)
-    });
+    // What another spread of this scaler (or another scaler of the application) runs stays
+    // there unless nothing else is left: taking it here would make that spread move next round.
+    let claim = |e: &Existing<'_>| match (e.mine, e.spread == Some(spread)) {
+        (true, true) => 0,
+        (false, _) if !e.sibling => 1,
+        (true, false) => 2,
+        (false, _) => 3,
+    };
+    candidates
+        .sort_by_key(|e| (claim(e), e.spread != Some(spread), std::cmp::Reverse(e.count), e.host));
     candidates.into_iter().take(limit).map(|e| (e.host, e.count)).collect()
 }
 
