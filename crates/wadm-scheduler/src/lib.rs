@@ -37,9 +37,11 @@
 //!   spec in `undeployed` (same name) lets links from explicitly named components N+1 dropped, and
 //!   explicitly named configs, be removed too.
 //! - Custom scheduling: build [`Catalog::new`] and [`builtin_scalers`], add your own [`Scaler`]s,
-//!   call [`plan_with`]. When the desired state has not changed, the catalog and scalers can be
-//!   kept and only [`plan_with`] re-run (about 0.45 of the instructions of a full
-//!   [`reconcile_with`] on the bench lattice).
+//!   call [`plan_with`].
+//! - Steady state: while the desired state does not change, keep the scalers ([`builtin_scalers`]
+//!   returns owned scalers that do not borrow the catalog) and per reconcile only build a
+//!   [`Catalog`] and call [`plan_with`]: the same plan as [`reconcile_with`] (tested) for about
+//!   0.55 of its instructions on the bench lattice (0.45 when the catalog is kept too).
 //!
 //! # Cost
 //!

@@ -1,0 +1,27 @@
+//! Keeping scalers across reconciles (the cheap steady state): scalers built once from a desired
+//! state, run with a catalog rebuilt for each reconcile, plan exactly what a full reconcile plans
+//! while the lattice changes underneath.
+
+mod common;
+mod generated;
+
+use generated::gen_world;
+use wadm_scheduler::apply::apply_plan;
+use wadm_scheduler::{Catalog, Desired, builtin_scalers, plan_with, reconcile_with};
+
+#[test]
+fn kept_scalers_plan_like_a_full_reconcile() {
+    for seed in 0..48u64 {
+        let w = gen_world(seed.wrapping_mul(0x2545_f491_4f6c_dd1d), 40, 12);
+        let desired = Desired { deployed: &w.deployed, undeployed: &w.undeployed };
+        let scalers = builtin_scalers(&Catalog::new(&w.lattice.lattice, desired));
+        let mut lattice = w.lattice.clone();
+        for round in 0..4 {
+            let full = reconcile_with(desired, &lattice, round);
+            let catalog = Catalog::new(&lattice.lattice, desired);
+            let kept = plan_with(&lattice, &catalog, &scalers, round);
+            assert_eq!(kept, full, "seed {seed} round {round}");
+            apply_plan(&mut lattice, &full);
+        }
+    }
+}
