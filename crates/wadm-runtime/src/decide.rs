@@ -2,9 +2,9 @@
 //! recording failures with backoff, choosing which planned commands to publish and which statuses
 //! to write. No I/O, no clock reads: `now` and the random sample are arguments.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use wadm_lattice::{Timestamp, app_of};
+use wadm_lattice::{Change, Changes, LatticeState, Timestamp, app_of};
 use wadm_model::{Status, StatusType};
 use wadm_protocol::{HostEvent, LinkKey};
 use wadm_scheduler::{Command, Plan, PlannedCommand};
@@ -60,6 +60,7 @@ pub fn apply_deployment(
                 last_version: d.deployed_version.clone(),
                 previous_version,
                 failure: None,
+                epoch: app.epoch,
             };
             true
         }
@@ -160,6 +161,62 @@ pub fn note_failure(
     true
 }
 
+/// Instance counts per (host, component) on some hosts, taken before a step applies its event.
+pub type Counts = BTreeMap<(String, String), u32>;
+
+/// The component instance counts on `hosts` (those a step's event may shrink).
+pub fn component_counts<'a>(
+    state: &LatticeState,
+    hosts: impl IntoIterator<Item = &'a str>,
+) -> Counts {
+    let mut counts = Counts::new();
+    for host in hosts {
+        let Some(h) = state.hosts.get(host) else { continue };
+        for (id, c) in &h.components {
+            counts.insert((host.to_string(), id.clone()), c.count);
+        }
+    }
+    counts
+}
+
+/// Whether `changes` took something away that applications' commands had produced: a
+/// component, provider, link or config removed, a host lost, or a component's instances fewer
+/// than `before` (the counts on the event's hosts before the step).
+pub fn lost_something(state: &LatticeState, changes: &Changes, before: &Counts) -> bool {
+    changes.changes.iter().any(|change| match change {
+        Change::ComponentRemoved { .. }
+        | Change::ProviderRemoved { .. }
+        | Change::LinkRemoved { .. }
+        | Change::ConfigRemoved { .. }
+        | Change::HostRemoved { .. } => true,
+        Change::ComponentSet { host, component } => {
+            let now = state.hosts.get(host).and_then(|h| h.components.get(component));
+            let was = before.get(&(host.clone(), component.clone()));
+            matches!((was, now), (Some(was), Some(now)) if now.count < *was)
+        }
+        _ => false,
+    })
+}
+
+/// Start a new loss epoch for the applications `changes` touched when they took something
+/// away (every application when a config was removed: configs are shared). Returns the
+/// applications whose epoch moved.
+pub fn note_losses(record: &mut LatticeRecord, changes: &Changes, before: &Counts) -> Vec<String> {
+    if !lost_something(&record.state, changes, before) {
+        return Vec::new();
+    }
+    let config_removed = changes.changes.iter().any(|c| matches!(c, Change::ConfigRemoved { .. }));
+    let every = changes.every_app || config_removed;
+    let mut moved = Vec::new();
+    for (name, app) in record.apps.iter_mut() {
+        if every || changes.apps.contains(name) {
+            app.epoch = app.epoch.saturating_add(1);
+            moved.push(name.clone());
+        }
+    }
+    moved
+}
+
 /// The commands of `plan` to publish: those of affected applications that are not backing off.
 pub fn select_commands(
     record: &LatticeRecord,
@@ -179,6 +236,7 @@ pub fn select_commands(
             Some(CommandMessage {
                 id: c.id.clone(),
                 attempt: app.map_or(0, AppRecord::attempt),
+                epoch: app.map_or(0, |a| a.epoch),
                 lattice: plan.lattice.clone(),
                 app: c.app.clone(),
                 generation: c.generation,

@@ -25,6 +25,9 @@ use crate::messages::{CommandFailure, CommandMessage, internal_subject};
 pub enum Executed {
     /// Sent and accepted by the lattice.
     Sent,
+    /// Sent; the host refused only because what it asks for is already so (a provider start
+    /// for an id the host already runs, a stop for one it does not run): done, not a failure.
+    AlreadyDone { message: String },
     /// Past its TTL: dropped unsent.
     Expired,
     /// Its application moved to a newer generation: dropped unsent.
@@ -59,6 +62,18 @@ fn removes_only(message: &CommandMessage) -> bool {
                 .and_then(|b| b.get("count").and_then(serde_json::Value::as_u64))
                 == Some(0)
         }
+        _ => false,
+    }
+}
+
+/// Whether a refusal only says the command's effect is already there (protocol gotcha 8: a
+/// provider start for an id already running on the host, or a stop of one not running, answers
+/// `success: false`). A duplicate start after a re-issued command is then not a failure.
+pub fn already_done(kind: &str, reply: &str) -> bool {
+    let reply = reply.to_ascii_lowercase();
+    match kind {
+        "start_provider" => reply.contains("already running"),
+        "stop_provider" => reply.contains("not running"),
         _ => false,
     }
 }
@@ -132,6 +147,10 @@ where
         match reply {
             Ok(bytes) => match serde_json::from_slice::<CtlReply>(&bytes) {
                 Ok(r) if r.success => Ok(Executed::Sent),
+                Ok(r) if already_done(&message.kind, &r.message) => {
+                    tracing::debug!(command = %message.id, reply = %r.message, "already done");
+                    Ok(Executed::AlreadyDone { message: r.message })
+                }
                 Ok(r) => {
                     let text = format!("{} refused: {}", message.kind, r.message);
                     self.report(&message, &text).await?;

@@ -13,7 +13,7 @@
 //!    revision, apply the event, reconcile the affected applications (pure `wadm-scheduler`),
 //!    write the changed entities and then the head with compare-and-set (conflict: read back and
 //!    redo), publish the plan's commands to the **durable command stream** (`Nats-Msg-Id` = plan
-//!    id + retry round, `Nats-TTL`, and `issued_at`/`expires_at` in the body), write statuses,
+//!    id + retry round + loss epoch, see "Command identity" below, `Nats-TTL`, and `issued_at`/`expires_at` in the body), write statuses,
 //!    then ack.
 //! 3. Per lattice, one durable pull consumer of commands with a large `max_ack_pending`: any
 //!    replica executes any command ([`executor`]): dropped when past its TTL or superseded by a
@@ -78,6 +78,26 @@
 //! - **At-least-once, deduplicated**: a crash before the ack redelivers the event; the redo
 //!   reconciles every application and republishes the same command ids, which the command
 //!   stream's dedupe window absorbs. A retry after a failure gets a new id (next retry round).
+//! - **Command identity** (`Nats-Msg-Id` = plan id . retry round . loss epoch): the plan id is a
+//!   function of (lattice, application, generation, command content); the pipeline re-plans on
+//!   every event, so the stream's dedupe window (the command TTL) is what keeps re-plans from
+//!   re-issuing pending commands. Each application also has a **loss epoch** in the head
+//!   ([`AppRecord::epoch`]), bumped by the step whose `Changes` show the lattice lost something
+//!   of it: a component or provider removed, fewer instances than before the event, its host
+//!   lost, a link removed (a config removed bumps every application). So:
+//!   - a redone step (redelivery after a crash, a compare-and-set retry) starts from the same
+//!     committed head, computes the same epoch and republishes the same ids: deduplicated;
+//!   - a re-plan with nothing lost since keeps the epoch, hence the ids: deduplicated, however
+//!     many events arrive while a command is pending;
+//!   - a command needed again after the lattice lost what an identical earlier command did
+//!     (a replacement after a host loss, an instance stopped behind wadm's back) carries the new
+//!     epoch and is published at once instead of waiting out the dedupe window.
+//!
+//!   The price: a loss re-issues the application's still-pending commands once more (removals
+//!   wadm itself ordered count as losses too). Re-executed commands are idempotent (a scale
+//!   sets a count, a link or config put overwrites), and the one refusal a duplicate causes — a
+//!   provider start for an id the host already runs (protocol gotcha 8), or a stop of one it
+//!   does not run — is taken as done ([`executor::already_done`]), not as a failure.
 //! - **Generations**: an application's runtime generation is `2 × store generation (+1 when
 //!   undeployed)`; it is stamped in every command and a command of an older generation is never
 //!   executed, so an update during an update supersedes the first.

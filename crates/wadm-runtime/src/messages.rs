@@ -117,6 +117,10 @@ pub struct CommandMessage {
     pub id: String,
     /// Which retry round of the application issued it (part of the `Nats-Msg-Id`).
     pub attempt: u32,
+    /// The application's loss epoch when it was issued (part of the `Nats-Msg-Id`; see
+    /// `AppRecord::epoch`).
+    #[serde(default)]
+    pub epoch: u64,
     pub lattice: String,
     pub app: String,
     /// The application's runtime generation when the command was decided.
@@ -135,10 +139,11 @@ pub struct CommandMessage {
 }
 
 impl CommandMessage {
-    /// The `Nats-Msg-Id`: the plan id plus the retry round, so a redone step deduplicates and a
-    /// deliberate retry after backoff does not.
+    /// The `Nats-Msg-Id`: the plan id plus the retry round and the loss epoch, so a redone step
+    /// (or a re-plan with nothing lost since) deduplicates, while a deliberate retry after backoff
+    /// and a command needed again after the lattice lost what it did are new.
     pub fn msg_id(&self) -> String {
-        format!("{}.{}", self.id, self.attempt)
+        format!("{}.{}.{}", self.id, self.attempt, self.epoch)
     }
 }
 

@@ -33,7 +33,7 @@ use crate::messages::{Incoming, classify};
 use crate::record::{Loaded, RecordError, RecordStore};
 
 mod inputs;
-use inputs::{every_host, snapshot_host, snapshot_stamp};
+use inputs::{event_hosts, every_host, snapshot_host, snapshot_stamp};
 
 /// Why a step failed (the event is redelivered).
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +198,10 @@ where
                         let ctx = EventContext::from_cloud_event(&envelope);
                         let snapshot_of = snapshot_host(&ctx, &event);
                         let before = snapshot_of.and_then(|h| snapshot_stamp(&record, h));
+                        let counts =
+                            decide::component_counts(&record.state, event_hosts(&ctx, &event));
                         let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
+                        decide::note_losses(&mut record, &changes, &counts);
                         if let Some(host) = snapshot_of
                             && record.state.hosts.contains_key(host)
                             && snapshot_stamp(&record, host) != before
@@ -236,7 +239,9 @@ where
                         refresh_leases(&mut record.state, now);
                         persist.merge(every_host(&record));
                     }
-                    persist.merge(expire(&mut record.state, now, &self.config.lease));
+                    let expired = expire(&mut record.state, now, &self.config.lease);
+                    decide::note_losses(&mut record, &expired, &decide::Counts::new());
+                    persist.merge(expired);
                     let deployments = self.desired.deployments(&lattice).await?;
                     let known: Vec<String> = record.apps.keys().cloned().collect();
                     for name in known {
@@ -265,7 +270,10 @@ where
                 }
                 Incoming::Discovered(report) => {
                     let discovery = wadm_lattice::Discovery::from(report.clone());
+                    let hosts = discovery.hosts.iter().map(|f| f.host.id.as_str());
+                    let counts = decide::component_counts(&record.state, hosts);
                     let mut changes = merge_discovery(&mut record.state, &discovery, now);
+                    decide::note_losses(&mut record, &changes, &counts);
                     // Discovery renewed every answering host's lease: persist it.
                     for found in &discovery.hosts {
                         let inventory = found.inventory.as_ref().map(|i| i.host_id.as_str());

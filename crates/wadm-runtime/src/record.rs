@@ -61,6 +61,16 @@ pub struct AppRecord {
     pub previous_version: Option<String>,
     /// Failure backoff of the current generation.
     pub failure: Option<Failure>,
+    /// Bumped whenever a step saw the lattice lose something of this application (an instance
+    /// removed or shrunk, its host lost, a link or config removed): part of its commands'
+    /// message ids, so a command needed again after such a loss is not taken for a duplicate of
+    /// the identical one executed before it (see the crate docs, "Command identity").
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl AppRecord {

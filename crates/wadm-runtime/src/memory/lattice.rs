@@ -114,6 +114,20 @@ impl MemoryLattice {
         }
     }
 
+    /// Something outside wadm stops `component` on host `id` (the host reports it scaled to 0).
+    pub async fn stop_component(&self, id: &str, component: &str) {
+        let removed = {
+            let mut inner = self.lock();
+            inner.truth.hosts.get_mut(id).and_then(|h| h.components.remove(component))
+        };
+        let Some(removed) = removed else { return };
+        let data = serde_json::json!({
+            "component_id": component, "host_id": id, "image_ref": removed.image_ref,
+            "max_instances": 0, "annotations": removed.annotations,
+        });
+        self.emit(id, "component_scaled", data).await;
+    }
+
     /// Every host sends a heartbeat.
     pub async fn heartbeat_all(&self) {
         let hosts: Vec<String> = self.lock().truth.hosts.keys().cloned().collect();
@@ -214,7 +228,17 @@ impl ControlClient for MemoryLattice {
         }
         let accepted = apply_command(&mut self.lock().truth, &command);
         if !accepted {
-            return Ok(reply(CtlReply::error(format!("{} refused", command.kind()))));
+            // The hosts' own words for the refusals of protocol gotcha 8.
+            let message = match &command {
+                Command::StartProvider(r) => {
+                    format!("provider {} is already running on host {}", r.provider_id, r.host_id)
+                }
+                Command::StopProvider(r) => {
+                    format!("provider {} is not running on host {}", r.provider_id, r.host_id)
+                }
+                other => format!("{} refused", other.kind()),
+            };
+            return Ok(reply(CtlReply::error(message)));
         }
         match &command {
             Command::PutLink(link) => self.emit("", "linkdef_set", to_json(link)).await,

@@ -1,6 +1,7 @@
 //! Runtime tests in virtual time over the in-memory I/O (deterministic, seeded).
 
 mod persistence;
+mod repeat;
 mod world;
 
 use std::time::Duration;

@@ -147,6 +147,14 @@ impl World {
         outcome.generation
     }
 
+    /// Store and deploy a whole manifest, then announce it.
+    pub async fn deploy_value(&self, name: &str, version: &str, m: serde_json::Value) -> u64 {
+        self.store.put(LATTICE, name, version, m.clone(), "test").await.unwrap();
+        let outcome = self.store.deploy(LATTICE, name, Some(version), "test").await.unwrap();
+        self.announce("manifest_published", m).await;
+        outcome.generation
+    }
+
     pub async fn undeploy(&self, name: &str) {
         self.store.undeploy(LATTICE, name, "test").await.unwrap();
         self.announce("manifest_unpublished", serde_json::json!({ "name": name })).await;

@@ -1,0 +1,138 @@
+//! Commands needed again: after the lattice lost what an identical command had done, the
+//! command is issued anew (not absorbed by the command stream's dedupe window), while re-plans
+//! with nothing lost keep their ids; duplicate provider starts are not failures.
+
+use wadm_model::StatusType;
+use wadm_runtime::{Clock, CommandMessage, Executed, Outbox, Outgoing};
+
+use super::V1;
+use super::world::{LATTICE, World};
+
+#[tokio::test]
+async fn an_instance_lost_is_restored_at_once_not_after_the_dedupe_window() {
+    for seed in [1, 2, 3] {
+        let mut w = World::new(2, seed);
+        // One host: the replacement is exactly the command that placed the instance.
+        w.add_hosts(1).await;
+        w.settle().await;
+        w.deploy("app", "v1", V1, 1).await;
+        w.settle().await;
+        assert_eq!(w.running("app").0, 1, "seed {seed}");
+        let stored = w.commands.stored();
+
+        // Something outside wadm stops it; no time passes.
+        w.lattice.stop_component("N000", "app-echo").await;
+        w.settle().await;
+        assert_eq!(w.running("app"), (1, vec![V1.to_string()]), "seed {seed}: restored");
+        assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+        assert_eq!(w.commands.stored(), stored + 1, "seed {seed}: exactly one new command");
+
+        // A second loss is a second new need.
+        w.lattice.stop_component("N000", "app-echo").await;
+        w.settle().await;
+        assert_eq!(w.running("app").0, 1, "seed {seed}: restored again");
+
+        // Re-plans with nothing lost (heartbeats, resync) publish nothing new.
+        let stored = w.commands.stored();
+        let requests = w.lattice.requests();
+        w.clock.advance(10_000);
+        w.lattice.heartbeat_all().await;
+        w.tick().await;
+        w.settle().await;
+        assert_eq!(w.commands.stored(), stored, "seed {seed}");
+        assert_eq!(w.lattice.requests(), requests, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn a_redone_step_after_a_loss_reuses_its_ids() {
+    let mut w = World::new(2, 11);
+    w.add_hosts(1).await;
+    w.settle().await;
+    w.deploy("app", "v1", V1, 1).await;
+    w.settle().await;
+    w.lattice.stop_component("N000", "app-echo").await;
+
+    // Replica 0 handles the loss, publishes the replacement, and dies before acking.
+    use wadm_runtime::io::{Delivery, Inbox};
+    let d = w.replicas[0].events.next(std::time::Duration::ZERO).await.unwrap().unwrap();
+    let first = w.replicas[0]
+        .pipeline
+        .process(d.subject(), d.payload(), d.stream_sequence(), 1)
+        .await
+        .unwrap();
+    assert_eq!(first.published, 1);
+    drop(d);
+    w.clock.advance(super::world::ACK_WAIT.as_millis() as u64 + 1);
+    let again = w.replicas[1].events.next(std::time::Duration::ZERO).await.unwrap().unwrap();
+    let redo = w.replicas[1]
+        .pipeline
+        .process(again.subject(), again.payload(), again.stream_sequence(), again.delivered())
+        .await
+        .unwrap();
+    again.ack().await.unwrap();
+    assert_eq!((redo.published, redo.duplicates), (0, 1), "the redo deduplicates");
+    w.settle().await;
+    assert_eq!(w.running("app").0, 1);
+}
+
+fn provider_manifest() -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "core.oam.dev/v1beta1",
+        "kind": "Application",
+        "metadata": {"name": "app", "annotations": {"version": "v1"}},
+        "spec": {"components": [{
+            "name": "http",
+            "type": "capability",
+            "properties": {"image": "ghcr.io/example/http:0.1.0"},
+            "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}]
+        }]}
+    })
+}
+
+#[tokio::test]
+async fn a_duplicate_provider_start_is_already_done_not_a_failure() {
+    assert!(wadm_runtime::executor::already_done(
+        "start_provider",
+        "provider p is already running on host N000"
+    ));
+    assert!(!wadm_runtime::executor::already_done("start_provider", "no such image"));
+    assert!(!wadm_runtime::executor::already_done("scale_component", "already running"));
+
+    let mut w = World::new(2, 5);
+    w.add_hosts(1).await;
+    w.settle().await;
+    w.deploy_value("app", "v1", provider_manifest()).await;
+    w.settle().await;
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+    let start = w
+        .commands
+        .messages(&format!("wadm.cmd.{LATTICE}.>"))
+        .into_iter()
+        .map(|(_, _, payload)| serde_json::from_slice::<CommandMessage>(&payload).unwrap())
+        .find(|c| c.kind == "start_provider")
+        .expect("a provider start was issued");
+
+    // The same start again (as after a re-issue): the host refuses, the app stays deployed.
+    let again = CommandMessage {
+        issued_at: w.clock.now(),
+        expires_at: w.clock.now() + 60_000,
+        epoch: start.epoch + 1,
+        ..start
+    };
+    let outgoing = Outgoing {
+        subject: format!("wadm.cmd.{LATTICE}.app"),
+        payload: serde_json::to_vec(&again).unwrap(),
+        msg_id: again.msg_id(),
+        ttl: None,
+    };
+    w.commands.publish(outgoing).await.unwrap();
+    w.settle().await;
+    assert!(
+        matches!(w.executed.last(), Some(Executed::AlreadyDone { .. })),
+        "{:?}",
+        w.executed.last()
+    );
+    assert!(w.events.messages(&format!("wadm.internal.{LATTICE}.command_failed")).is_empty());
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+}
