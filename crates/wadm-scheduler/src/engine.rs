@@ -3,15 +3,17 @@
 //!
 //! Merging is order-independent: when two scalers want the same thing (the same component on a
 //! host, the same provider on a host, the same link key or config name), the one with the smallest
-//! (application, scaler id) decides its details. Removals only touch what is *ours* (annotated for
+//! (application, scaler id) decides its details; a provider started for several applications also
+//! records the others' scalers (see [`crate::scaler::CO_OWNER_ANNOTATION_PREFIX`]). Removals only touch what is *ours* (annotated for
 //! a deployed or undeployed application; links and configs that a known application declared or
 //! whose name it derives), never foreign or orphaned resources.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use wadm_lattice::{LatticeState, Timestamp};
-use wadm_model::{ScalerStatus, Status};
+use wadm_model::{SPREAD_NAME_ANNOTATION, ScalerStatus, Status};
 use wadm_protocol::ctl::{
     DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
     UpdateComponentRequest,
@@ -21,7 +23,9 @@ use wadm_protocol::{Link, LinkKey, StringMap, normalize_provider_ref};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::{Context, HostIx, owner_app};
-use crate::scaler::{ComponentWant, Evaluation, ProviderWant, Scaler, ScalerInfo, Want};
+use crate::scaler::{
+    ComponentWant, Evaluation, ProviderWant, Scaler, ScalerInfo, Want, co_owner_key,
+};
 
 /// What one reconcile decided.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -68,9 +72,43 @@ type Owner<'e> = (&'e str, &'e str);
 #[derive(Default)]
 struct Merged<'e> {
     components: BTreeMap<(HostIx, &'e str), (Owner<'e>, &'e ComponentWant)>,
-    providers: BTreeMap<(HostIx, &'e str), (Owner<'e>, &'e ProviderWant)>,
+    providers: BTreeMap<(HostIx, &'e str), ProviderWanters<'e>>,
     links: BTreeMap<LinkKey, (Owner<'e>, &'e Link)>,
     configs: BTreeMap<&'e str, (Owner<'e>, &'e StringMap)>,
+}
+
+/// Every scaler wanting one provider id on one host: the smallest owner decides, the others are
+/// recorded on the instance when it starts (see [`crate::scaler::CO_OWNER_ANNOTATION_PREFIX`]).
+struct ProviderWanters<'e> {
+    owner: Owner<'e>,
+    want: &'e ProviderWant,
+    others: Vec<(Owner<'e>, &'e ProviderWant)>,
+}
+
+impl<'e> ProviderWanters<'e> {
+    fn add(&mut self, owner: Owner<'e>, want: &'e ProviderWant) {
+        if self.owner <= owner {
+            self.others.push((owner, want));
+        } else {
+            self.others.push((self.owner, self.want));
+            (self.owner, self.want) = (owner, want);
+        }
+    }
+
+    /// The winner's annotations plus, for each scaler of another application wanting the same
+    /// image here, `{prefix}{app}/{scaler}` = its spread name.
+    fn start_annotations(&self) -> StringMap {
+        let mut annotations = (*self.want.annotations).clone();
+        let image = normalize_provider_ref(&self.want.image_ref);
+        for ((app, scaler), w) in &self.others {
+            if *app == self.owner.0 || normalize_provider_ref(&w.image_ref) != image {
+                continue;
+            }
+            let spread = w.annotations.get(SPREAD_NAME_ANNOTATION).cloned().unwrap_or_default();
+            annotations.insert(co_owner_key(app, scaler), spread);
+        }
+        annotations
+    }
 }
 
 fn keep_min<'e, K: Ord, V>(
@@ -98,7 +136,12 @@ impl<'e> Merged<'e> {
                 }
                 Want::Provider(w) => {
                     let Some(host) = ctx.host_ix(&w.host_id) else { continue };
-                    keep_min(&mut self.providers, (host, &*w.provider_id), owner, w);
+                    match self.providers.entry((host, &*w.provider_id)) {
+                        Entry::Occupied(mut e) => e.get_mut().add(owner, w),
+                        Entry::Vacant(e) => {
+                            e.insert(ProviderWanters { owner, want: w, others: Vec::new() });
+                        }
+                    }
                 }
                 Want::Link(l) => keep_min(&mut self.links, l.key(), owner, l),
                 Want::Config { name, values } => {
@@ -279,7 +322,8 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             host_id: host_id.to_string(),
         })
     };
-    for (&(ix, id), &((app, _), w)) in &merged.providers {
+    for (&(ix, id), wanters) in &merged.providers {
+        let ((app, _), w) = (wanters.owner, wanters.want);
         let host = ctx.host(ix);
         let host_id = host.id.as_str();
         let start = || {
@@ -288,7 +332,7 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                 provider_ref: w.image_ref.to_string(),
                 host_id: host_id.to_string(),
                 config: w.config.to_vec(),
-                annotations: (*w.annotations).clone(),
+                annotations: wanters.start_annotations(),
             })
         };
         match host.providers.get(id) {

@@ -102,6 +102,25 @@ pub trait Scaler {
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation;
 }
 
+/// Prefix of the annotations that record, on a provider several applications share, each other
+/// application's scaler that wanted it on that host when it was started:
+/// `{prefix}{app}/{scaler id}` = spread name. A provider id declared by several applications (same
+/// image) runs once per host and is annotated with the first of them (by application, then scaler
+/// id); these keys let the others recognise it as what they placed, so they keep choosing the same
+/// hosts instead of re-placing next round (a provider's annotations cannot change after a start).
+pub const CO_OWNER_ANNOTATION_PREFIX: &str = "wasmcloud.dev/co-owner.";
+
+/// The annotation key recording that `scaler_id` of `app` also wanted a shared provider.
+pub fn co_owner_key(app: &str, scaler_id: &str) -> String {
+    let mut key =
+        String::with_capacity(CO_OWNER_ANNOTATION_PREFIX.len() + app.len() + 1 + scaler_id.len());
+    key.push_str(CO_OWNER_ANNOTATION_PREFIX);
+    key.push_str(app);
+    key.push('/');
+    key.push_str(scaler_id);
+    key
+}
+
 /// The annotations wadm puts on everything it places for `app`.
 pub fn placement_annotations(app: &str, scaler_id: &str, spread: &str) -> StringMap {
     let mut annotations = annotation_template().clone();

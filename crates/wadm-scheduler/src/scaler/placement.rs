@@ -10,7 +10,9 @@
 //! 4. Keep what runs: hosts already running what this scaler placed for this spread come first,
 //!    then other instances of ours, largest count first (so nothing moves needlessly); what this
 //!    scaler placed for another spread, then what another scaler of the same application placed
-//!    (another trait of the workload) come last, so spreads and traits keep apart.
+//!    (another trait of the workload) come last, so spreads and traits keep apart. A provider
+//!    another application started where this scaler also wanted it (same image) records this
+//!    scaler and spread in its annotations and counts as placed by this scaler.
 //! 5. Then the least loaded host; ties break by a rendezvous score of (resource id, host id), a
 //!    stable hash, so independent scalers spread over equally loaded hosts instead of piling onto
 //!    the first one — and never by hash-map order.
@@ -21,6 +23,7 @@ use wadm_protocol::{StringMap, normalize_provider_ref};
 
 use wadm_model::ScalerSpec;
 
+use super::co_owner_key;
 use super::component::Mode;
 use crate::context::{Context, HostIx, owner_app};
 use crate::hash::{fnv1a64, mix64};
@@ -113,30 +116,35 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
                 }
             })
             .collect(),
-        Unit::Provider => ctx
-            .provider_instances(res.id)
-            .iter()
-            .map(|(host, p)| {
-                let (ours, mine, sibling) = classify(ctx, &p.annotations, res.placer);
-                let occupant = if !ours {
-                    Occupant::Foreign
-                } else if normalize_provider_ref(&p.image_ref)
-                    == normalize_provider_ref(res.image_ref)
-                {
-                    Occupant::Usable
-                } else {
-                    Occupant::Stale
-                };
-                Existing {
-                    host: *host,
-                    count: 1,
-                    spread: spread_of(&p.annotations),
-                    occupant,
-                    mine,
-                    sibling,
-                }
-            })
-            .collect(),
+        Unit::Provider => {
+            // A provider shared with other applications may have been started for this scaler
+            // under another application's annotations.
+            let co_owner = co_owner_key(res.placer.0, res.placer.1);
+            ctx.provider_instances(res.id)
+                .iter()
+                .map(|(host, p)| {
+                    let (ours, mut mine, sibling) = classify(ctx, &p.annotations, res.placer);
+                    let mut spread = spread_of(&p.annotations);
+                    if ours
+                        && !mine
+                        && !sibling
+                        && let Some(s) = p.annotations.get(&co_owner)
+                    {
+                        (mine, spread) = (true, Some(s.as_str()));
+                    }
+                    let occupant = if !ours {
+                        Occupant::Foreign
+                    } else if normalize_provider_ref(&p.image_ref)
+                        == normalize_provider_ref(res.image_ref)
+                    {
+                        Occupant::Usable
+                    } else {
+                        Occupant::Stale
+                    };
+                    Existing { host: *host, count: 1, spread, occupant, mine, sibling }
+                })
+                .collect()
+        }
     }
 }
 
