@@ -142,7 +142,8 @@ pub async fn run_wadm(
             result = Err(e);
         }
     }
-    let _ = client.flush().await;
+    // Bounded: with NATS gone, a flush would wait for a reconnection forever.
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     result
 }
 
