@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::io::{Discoverer, IoError, Outbox, Outgoing};
 use crate::messages::{DiscoveryReport, Tick, internal_subject};
+use crate::parts::{DISCOVERY_PART_BYTES, split_report};
 
 /// The tick a replica publishes for `lattice` at `now`. Its id names the tick period, so every
 /// replica's tick of the same period is one message.
@@ -62,13 +63,36 @@ where
 {
     let discovery = discoverer.discover(lattice, started_at).await?;
     let hosts = discovery.hosts.len();
-    let report = DiscoveryReport::from(discovery);
-    let outgoing = Outgoing {
-        subject: internal_subject(lattice, "discovered"),
-        payload: serde_json::to_vec(&report).unwrap_or_default(),
-        msg_id,
-        ttl: None,
-    };
-    events.publish(outgoing).await?;
+    publish_round(events, lattice, DiscoveryReport::from(discovery), &msg_id, DISCOVERY_PART_BYTES)
+        .await?;
     Ok(hosts)
+}
+
+/// Publish a round's answers as `discovered` messages of at most about `max_bytes` each, in
+/// order (see [`crate::parts`]): `msg_id` when it fits in one, `{msg_id}.p{i}of{n}` for parts.
+/// Returns how many messages were published.
+pub async fn publish_round<O: Outbox>(
+    events: &O,
+    lattice: &str,
+    report: DiscoveryReport,
+    msg_id: &str,
+    max_bytes: usize,
+) -> Result<usize, IoError> {
+    let parts = split_report(report, max_bytes);
+    let count = parts.len();
+    for part in parts {
+        let id = if part.part == 0 {
+            msg_id.to_string()
+        } else {
+            format!("{msg_id}.p{}of{}", part.part, part.parts)
+        };
+        let outgoing = Outgoing {
+            subject: internal_subject(lattice, "discovered"),
+            payload: serde_json::to_vec(&part).unwrap_or_default(),
+            msg_id: id,
+            ttl: None,
+        };
+        events.publish(outgoing).await?;
+    }
+    Ok(count)
 }

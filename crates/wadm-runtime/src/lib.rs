@@ -22,7 +22,9 @@
 //!    put the application in a persisted backoff and a `failed` status.
 //! 4. Discovery rounds *ask* the lattice (host ping, inventories, links) and put the answers in
 //!    the event stream as `discovered`, merged in order like any event — never applied on the
-//!    side. Each replica runs one per lattice at start-up (hosts that already run are known
+//!    side. A round bigger than [`parts::DISCOVERY_PART_BYTES`] (the NATS max payload is 1 MiB)
+//!    goes as several bounded parts, each a self-contained partial answer ([`parts`]): a host
+//!    absent from a part is left alone, never deleted before its lease. Each replica runs one per lattice at start-up (hosts that already run are known
 //!    without waiting for heartbeats), one per `RunConfig::discovery_every` (default 5 min; the
 //!    message id names the period, so the replicas' rounds of one period are stored once), and
 //!    one when a step reports observed state in doubt ([`Processed::state_in_doubt`]: the replica
@@ -130,11 +132,14 @@ pub mod io;
 pub mod memory;
 pub mod messages;
 pub mod nats;
+pub mod parts;
 pub mod pipeline;
 pub mod record;
 pub mod run;
 
-pub use announce::{discover_into, discover_with_id, periodic_discovery_id, tick_message};
+pub use announce::{
+    discover_into, discover_with_id, periodic_discovery_id, publish_round, tick_message,
+};
 pub use backoff::Backoff;
 pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
 pub use config::RuntimeConfig;

@@ -165,6 +165,20 @@ pub struct DiscoveryReport {
     pub hosts: Vec<(Host, Option<HostInventory>)>,
     pub links: Option<Vec<Link>>,
     pub configs: BTreeMap<String, Option<StringMap>>,
+    /// Which part of a round cut into several messages this is, from 1 (`0`: the whole round;
+    /// see [`crate::parts`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub part: u32,
+    /// How many parts the round was cut into (`0`: not cut).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parts: u32,
+    /// `links` holds only some of the lattice's links: add or update them, remove none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub links_partial: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl From<Discovery> for DiscoveryReport {
@@ -174,6 +188,7 @@ impl From<Discovery> for DiscoveryReport {
             hosts: d.hosts.into_iter().map(|h| (h.host, h.inventory)).collect(),
             links: d.links,
             configs: d.configs,
+            ..Self::default()
         }
     }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wadm_lattice::{Change, Changes, EventContext, expire, merge_discovery, refresh_leases};
+use wadm_lattice::{Change, Changes, EventContext, expire, refresh_leases};
 use wadm_model::Application;
 use wadm_nats::store::StateStore;
 use wadm_protocol::HostEvent;
@@ -30,6 +30,7 @@ use crate::decide::{self, Affected};
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
 use crate::messages::{Incoming, classify};
+use crate::parts::merge_report;
 use crate::record::{Loaded, RecordError, RecordStore};
 
 mod inputs;
@@ -269,15 +270,14 @@ where
                     }
                 }
                 Incoming::Discovered(report) => {
-                    let discovery = wadm_lattice::Discovery::from(report.clone());
-                    let hosts = discovery.hosts.iter().map(|f| f.host.id.as_str());
+                    let hosts = report.hosts.iter().map(|(host, _)| host.id.as_str());
                     let counts = decide::component_counts(&record.state, hosts);
-                    let mut changes = merge_discovery(&mut record.state, &discovery, now);
+                    let mut changes = merge_report(&mut record.state, report, now);
                     decide::note_losses(&mut record, &changes, &counts);
                     // Discovery renewed every answering host's lease: persist it.
-                    for found in &discovery.hosts {
-                        let inventory = found.inventory.as_ref().map(|i| i.host_id.as_str());
-                        let id = Some(found.host.id.as_str()).filter(|id| !id.is_empty());
+                    for (host, inventory) in &report.hosts {
+                        let inventory = inventory.as_ref().map(|i| i.host_id.as_str());
+                        let id = Some(host.id.as_str()).filter(|id| !id.is_empty());
                         if let Some(host) = id.or(inventory)
                             && record.state.hosts.contains_key(host)
                         {
@@ -292,8 +292,14 @@ where
                             self.read_config(&mut record, name).await;
                         }
                     }
+                    if report.completes_round() {
+                        affected = Affected::all();
+                    } else {
+                        // A part of a round: what it changed now, everything after the last.
+                        affected.every_app = changes.every_app;
+                        affected.apps.extend(changes.apps.iter().cloned());
+                    }
                     persist.merge(changes);
-                    affected = Affected::all();
                 }
                 Incoming::Ignored(_) => unreachable!("returned above"),
             }
