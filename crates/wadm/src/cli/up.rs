@@ -88,9 +88,13 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let prefix = server.api_prefix.clone();
     let settings = WadmSettings { server, runtime };
     let (stop_wadm, wadm_stopped) = tokio::sync::oneshot::channel::<()>();
+    let js = async_nats::jetstream::new(client.clone());
     let wadm = tokio::spawn(stack::run_wadm(client, settings, async move {
         let _ = wadm_stopped.await;
     }));
+    // Hosts start once the event stream captures their `host_started`, so a deploy made right
+    // after the banner already knows them.
+    wait_for_event_stream(&js).await?;
 
     let mut sim_config = SimConfig::new(&url, &args.lattice);
     sim_config.heartbeat_interval = args.heartbeat_interval;
@@ -123,6 +127,21 @@ async fn up(args: Args) -> anyhow::Result<()> {
     nats.kill();
     eprintln!("wadm up: stopped");
     Ok(())
+}
+
+/// Wait until the runtime has created its event stream.
+async fn wait_for_event_stream(js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        poll.tick().await;
+        if js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("wadm did not create its event stream within 30 s");
+        }
+    }
 }
 
 fn print_banner(

@@ -106,6 +106,13 @@ impl Cluster {
         for _ in 0..replicas {
             started.push(Some(Replica::start(&nats.url()).await));
         }
+        // Hosts start once the event stream exists, so their `host_started` is captured.
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        let stream = wait_for(DEADLINE, || async {
+            js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok()
+        })
+        .await;
+        assert!(stream.is_some(), "the runtime creates its event stream");
         let mut sim_config = SimConfig::new(nats.url(), LATTICE);
         sim_config.heartbeat_interval = HEARTBEAT;
         let sim = SimLattice::connect(sim_config).await.expect("sim connects");
