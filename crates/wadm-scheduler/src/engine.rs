@@ -13,7 +13,7 @@ use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use wadm_lattice::{LatticeState, Timestamp};
-use wadm_model::{SPREAD_NAME_ANNOTATION, ScalerStatus, Status};
+use wadm_model::{ScalerStatus, Status};
 use wadm_protocol::ctl::{
     DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
     UpdateComponentRequest,
@@ -24,7 +24,7 @@ use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::{Context, HostIx, owner_app};
 use crate::scaler::{
-    ComponentWant, Evaluation, ProviderWant, Scaler, ScalerInfo, Want, co_owner_key,
+    Annotations, ComponentWant, Evaluation, ProviderWant, Scaler, ScalerInfo, Want, co_owner_key,
 };
 
 /// What one reconcile decided.
@@ -98,14 +98,14 @@ impl<'e> ProviderWanters<'e> {
     /// The winner's annotations plus, for each scaler of another application wanting the same
     /// image here, `{prefix}{app}/{scaler}` = its spread name.
     fn start_annotations(&self) -> StringMap {
-        let mut annotations = (*self.want.annotations).clone();
+        let mut annotations = self.want.annotations.to_map();
         let image = normalize_provider_ref(&self.want.image_ref);
         for ((app, scaler), w) in &self.others {
             if *app == self.owner.0 || normalize_provider_ref(&w.image_ref) != image {
                 continue;
             }
-            let spread = w.annotations.get(SPREAD_NAME_ANNOTATION).cloned().unwrap_or_default();
-            annotations.insert(co_owner_key(app, scaler), spread);
+            let spread = w.annotations.spread_name().unwrap_or_default();
+            annotations.insert(co_owner_key(app, scaler), spread.to_string());
         }
         annotations
     }
@@ -259,7 +259,7 @@ fn scale(w: &ComponentWant, count: u32) -> Command {
         component_id: w.component_id.to_string(),
         count,
         host_id: w.host_id.clone(),
-        annotations: (*w.annotations).clone(),
+        annotations: w.annotations.to_map(),
         config: w.config.to_vec(),
         allow_update: false,
         component_limits: None,
@@ -281,12 +281,12 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                         component_id: id.to_string(),
                         new_component_ref: w.image_ref.to_string(),
                         host_id: host_id.to_string(),
-                        annotations: Some((*w.annotations).clone()),
+                        annotations: Some(w.annotations.to_map()),
                     });
                     b.push(Phase::Start, host_id, id, 0, app, cmd);
                 }
                 // An update also sets the annotations.
-                if o.count != w.count || (!update && o.annotations != *w.annotations) {
+                if o.count != w.count || (!update && !w.annotations.matches(&o.annotations)) {
                     let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
                     b.push(phase, host_id, id, 1, app, scale(w, w.count));
                 }
@@ -307,7 +307,7 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                 component_id: Arc::from(id.as_str()),
                 image_ref: Arc::from(o.image_ref.as_str()),
                 count: 0,
-                annotations: Arc::new(o.annotations.clone()),
+                annotations: Annotations::Exact(Arc::new(o.annotations.clone())),
                 config: Arc::from(Vec::new()),
             };
             b.push(Phase::Stop, host_id, id, 1, app, scale(&w, 0));

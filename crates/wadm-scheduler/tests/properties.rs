@@ -326,8 +326,13 @@ fn check_order_independence(w: &World, seed: u64) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// `PROPTEST_CASES` when set (for a long hunt for failing seeds), else `default`.
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(64), ..ProptestConfig::default() })]
 
     #[test]
     fn small_worlds_converge_to_a_fixed_point(seed in any::<u64>()) {
@@ -349,7 +354,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(8), ..ProptestConfig::default() })]
 
     #[test]
     fn large_worlds_converge_and_are_order_independent(seed in any::<u64>()) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 
 use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
-use super::{ComponentWant, Evaluation, Scaler, ScalerInfo, Want};
+use super::{Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
 
 /// How a scaler's `instances` apply.
@@ -21,7 +21,8 @@ pub enum Mode {
 /// Runs one component according to one scaler trait.
 #[derive(Debug, Clone)]
 pub struct ComponentScaler {
-    pub info: ScalerInfo,
+    /// Identity and spreads, shared with the wants.
+    pub placer: Arc<Placer>,
     pub mode: Mode,
     pub component_id: Arc<str>,
     pub image_ref: Arc<str>,
@@ -29,9 +30,6 @@ pub struct ComponentScaler {
     pub config: Arc<[String]>,
     /// Names of configs that must already exist (not owned by the application).
     pub external_config: Vec<String>,
-    pub spec: ScalerSpec,
-    /// One annotation set per spread (see [`super::spread_annotations`]).
-    pub annotations: Vec<Arc<wadm_protocol::StringMap>>,
     /// The workload's scaler traits before this one, whose hosts this one leaves alone.
     pub priors: Vec<PriorTrait>,
     /// Ids of the workload's other scaler traits (their instances are not this one's extras).
@@ -52,7 +50,7 @@ impl ComponentScaler {
                     component_id: Arc::from(c.id.as_str()),
                     image_ref: Arc::from(c.image_ref.as_str()),
                     count: c.count,
-                    annotations: Arc::new(c.annotations.clone()),
+                    annotations: Annotations::Exact(Arc::new(c.annotations.clone())),
                     config: self.config.clone(),
                 })
             })
@@ -73,14 +71,12 @@ impl ComponentScaler {
         spec: ScalerSpec,
     ) -> Self {
         Self {
-            annotations: super::spread_annotations(&info, &spec),
-            info,
+            placer: Arc::new(Placer { info, spec }),
             mode,
             component_id: Arc::from(component_id),
             image_ref: Arc::from(image_ref),
             config: Arc::from(config),
             external_config,
-            spec,
             priors: Vec::new(),
             siblings: Vec::new(),
         }
@@ -89,7 +85,7 @@ impl ComponentScaler {
 
 impl Scaler for ComponentScaler {
     fn info(&self) -> &ScalerInfo {
-        &self.info
+        &self.placer.info
     }
 
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
@@ -103,10 +99,10 @@ impl Scaler for ComponentScaler {
             unit: Unit::Component,
             id: &self.component_id,
             image_ref: &self.image_ref,
-            placer: (&self.info.app, &self.info.id),
+            placer: (&self.placer.info.app, &self.placer.info.id),
         };
         let exclude = placement::prior_hosts(ctx, res, &self.priors);
-        let placements = placement::place(ctx, res, self.mode, &self.spec, &exclude);
+        let placements = placement::place(ctx, res, self.mode, &self.placer.spec, &exclude);
         if !missing.is_empty() {
             let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
             return Evaluation {
@@ -118,14 +114,14 @@ impl Scaler for ComponentScaler {
             };
         }
         let mut wants = Vec::new();
-        for (annotations, placed) in self.annotations.iter().zip(&placements) {
+        for (spread, placed) in placements.iter().enumerate() {
             for (h, count) in &placed.hosts {
                 wants.push(Want::Component(ComponentWant {
                     host_id: ctx.host(*h).id.clone(),
                     component_id: self.component_id.clone(),
                     image_ref: self.image_ref.clone(),
                     count: *count,
-                    annotations: annotations.clone(),
+                    annotations: Annotations::Placement { placer: self.placer.clone(), spread },
                     config: self.config.clone(),
                 }));
             }
@@ -158,7 +154,7 @@ impl ComponentScaler {
             progress.wanted += u64::from(w.count);
             if let Some(c) = observed.filter(|c| *c.image_ref == *w.image_ref) {
                 progress.running += u64::from(c.count.min(w.count));
-                all_there &= c.count == w.count && c.annotations == *w.annotations;
+                all_there &= c.count == w.count && w.annotations.matches(&c.annotations);
             } else {
                 all_there = false;
             }

@@ -44,6 +44,97 @@ pub struct ScalerInfo {
     pub name: String,
 }
 
+/// A scaler's identity and spreads, shared (not copied) by every want it makes, so the
+/// annotations of a want are only built when a command carries them: a converged reconcile sends
+/// nothing and builds none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placer {
+    pub info: ScalerInfo,
+    pub spec: ScalerSpec,
+}
+
+/// The full annotation set a want puts on its instance (a scale replaces the host's annotations).
+#[derive(Debug, Clone)]
+pub enum Annotations {
+    /// wadm's placement annotations for spread `spread` (an index into the spec's spreads) of
+    /// `placer`: see [`placement_annotations`].
+    Placement { placer: Arc<Placer>, spread: usize },
+    /// Exactly these (e.g. what is observed, to keep it untouched).
+    Exact(Arc<StringMap>),
+}
+
+impl Annotations {
+    /// The annotation map, as sent.
+    pub fn to_map(&self) -> StringMap {
+        match self {
+            Annotations::Placement { placer, spread } => placement_annotations(
+                &placer.info.app,
+                &placer.info.id,
+                placer.spec.spreads.get(*spread).map_or("", |s| s.name.as_str()),
+            ),
+            Annotations::Exact(map) => (**map).clone(),
+        }
+    }
+
+    /// Whether `observed` equals [`Self::to_map`] (without building it).
+    pub fn matches(&self, observed: &StringMap) -> bool {
+        use wadm_model::{
+            APP_SPEC_ANNOTATION, MANAGED_BY_ANNOTATION, MANAGED_BY_WADM, SCALER_ANNOTATION,
+            SPREAD_NAME_ANNOTATION,
+        };
+        match self {
+            Annotations::Placement { placer, .. } => {
+                let is =
+                    |key: &str, value: &str| observed.get(key).map(String::as_str) == Some(value);
+                observed.len() == 4
+                    && is(MANAGED_BY_ANNOTATION, MANAGED_BY_WADM)
+                    && is(APP_SPEC_ANNOTATION, &placer.info.app)
+                    && is(SCALER_ANNOTATION, &placer.info.id)
+                    && is(SPREAD_NAME_ANNOTATION, self.spread_name().unwrap_or(""))
+            }
+            Annotations::Exact(map) => **map == *observed,
+        }
+    }
+
+    /// The spread name the annotations carry.
+    pub fn spread_name(&self) -> Option<&str> {
+        match self {
+            Annotations::Placement { placer, spread } => {
+                Some(placer.spec.spreads.get(*spread).map_or("", |s| s.name.as_str()))
+            }
+            Annotations::Exact(map) => {
+                map.get(wadm_model::SPREAD_NAME_ANNOTATION).map(String::as_str)
+            }
+        }
+    }
+}
+
+impl PartialEq for Annotations {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Annotations::Placement { placer: a, spread: i },
+                Annotations::Placement { placer: b, spread: j },
+            ) if Arc::ptr_eq(a, b) && i == j => true,
+            _ => self.to_map() == other.to_map(),
+        }
+    }
+}
+
+impl Eq for Annotations {}
+
+impl PartialOrd for Annotations {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Annotations {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self == other { std::cmp::Ordering::Equal } else { self.to_map().cmp(&other.to_map()) }
+    }
+}
+
 /// A component instance a scaler wants on a host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ComponentWant {
@@ -52,9 +143,7 @@ pub struct ComponentWant {
     pub image_ref: Arc<str>,
     /// The host's maximum concurrent instances.
     pub count: u32,
-    /// The full annotation set (a scale replaces the host's annotations). Shared: a scaler builds
-    /// it once per spread.
-    pub annotations: Arc<StringMap>,
+    pub annotations: Annotations,
     /// Config (and secret config) names, in order.
     pub config: Arc<[String]>,
 }
@@ -66,7 +155,7 @@ pub struct ProviderWant {
     pub provider_id: Arc<str>,
     /// As written in the manifest; compared normalised.
     pub image_ref: Arc<str>,
-    pub annotations: Arc<StringMap>,
+    pub annotations: Annotations,
     pub config: Arc<[String]>,
 }
 
@@ -129,8 +218,7 @@ pub fn placement_annotations(app: &str, scaler_id: &str, spread: &str) -> String
 }
 
 /// The placement annotation keys with `managed-by` set and the other values empty. Cloning it
-/// and filling the values in key order needs no key comparisons (this runs once per spread of
-/// every scaler on every reconcile).
+/// and filling the values in key order needs no key comparisons.
 fn annotation_template() -> &'static StringMap {
     use std::sync::OnceLock;
     use wadm_model::{
@@ -163,12 +251,4 @@ fn fill_annotations(annotations: &mut StringMap, app: &str, scaler_id: &str, spr
         };
         *value = v.to_string();
     }
-}
-
-/// The annotation set of each spread of a scaler, built once.
-pub fn spread_annotations(info: &ScalerInfo, spec: &ScalerSpec) -> Vec<Arc<StringMap>> {
-    spec.spreads
-        .iter()
-        .map(|s| Arc::new(placement_annotations(&info.app, &info.id, &s.name)))
-        .collect()
 }

@@ -10,27 +10,25 @@ use wadm_protocol::normalize_provider_ref;
 
 use super::component::{Mode, Progress, shortfall_status};
 use super::placement::{self, PriorTrait, Resource, Unit, placed_by};
-use super::{Evaluation, ProviderWant, Scaler, ScalerInfo, Want};
+use super::{Annotations, Evaluation, Placer, ProviderWant, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
 
 /// Runs one provider according to one scaler trait: at most one per host.
 #[derive(Debug, Clone)]
 pub struct ProviderScaler {
-    pub info: ScalerInfo,
+    /// Identity and spreads, shared with the wants.
+    pub placer: Arc<Placer>,
     pub mode: Mode,
     pub provider_id: Arc<str>,
     pub image_ref: Arc<str>,
     pub config: Arc<[String]>,
     pub external_config: Vec<String>,
-    pub spec: ScalerSpec,
-    /// One annotation set per spread (see [`super::spread_annotations`]).
-    pub annotations: Vec<Arc<wadm_protocol::StringMap>>,
     /// The workload's scaler traits before this one, whose hosts this one leaves alone.
     pub priors: Vec<PriorTrait>,
 }
 
 impl ProviderScaler {
-    fn want(&self, host_id: &str, annotations: Arc<wadm_protocol::StringMap>) -> ProviderWant {
+    fn want(&self, host_id: &str, annotations: Annotations) -> ProviderWant {
         ProviderWant {
             host_id: host_id.to_string(),
             provider_id: self.provider_id.clone(),
@@ -54,14 +52,12 @@ impl ProviderScaler {
         spec: ScalerSpec,
     ) -> Self {
         Self {
-            annotations: super::spread_annotations(&info, &spec),
-            info,
+            placer: Arc::new(Placer { info, spec }),
             mode,
             provider_id: Arc::from(provider_id),
             image_ref: Arc::from(image_ref),
             config: Arc::from(config),
             external_config,
-            spec,
             priors: Vec::new(),
         }
     }
@@ -69,10 +65,11 @@ impl ProviderScaler {
 
 impl Scaler for ProviderScaler {
     fn info(&self) -> &ScalerInfo {
-        &self.info
+        &self.placer.info
     }
 
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
+        let info = &self.placer.info;
         let missing: Vec<&str> = self
             .external_config
             .iter()
@@ -84,9 +81,10 @@ impl Scaler for ProviderScaler {
             let wants = ctx
                 .provider_instances(&self.provider_id)
                 .iter()
-                .filter(|(_, p)| placed_by(&p.annotations, &self.info.app, &self.info.id))
+                .filter(|(_, p)| placed_by(&p.annotations, &info.app, &info.id))
                 .map(|(h, p)| {
-                    Want::Provider(self.want(&ctx.host(*h).id, Arc::new(p.annotations.clone())))
+                    let annotations = Annotations::Exact(Arc::new(p.annotations.clone()));
+                    Want::Provider(self.want(&ctx.host(*h).id, annotations))
                 })
                 .collect();
             return Evaluation {
@@ -101,14 +99,15 @@ impl Scaler for ProviderScaler {
             unit: Unit::Provider,
             id: &self.provider_id,
             image_ref: &self.image_ref,
-            placer: (&self.info.app, &self.info.id),
+            placer: (&info.app, &info.id),
         };
         let exclude = placement::prior_hosts(ctx, res, &self.priors);
-        let placements = placement::place(ctx, res, self.mode, &self.spec, &exclude);
+        let placements = placement::place(ctx, res, self.mode, &self.placer.spec, &exclude);
         let mut wanted: Vec<(HostIx, ProviderWant)> = Vec::new();
-        for (annotations, placed) in self.annotations.iter().zip(&placements) {
+        for (spread, placed) in placements.iter().enumerate() {
             for (h, _) in &placed.hosts {
-                wanted.push((*h, self.want(&ctx.host(*h).id, annotations.clone())));
+                let annotations = Annotations::Placement { placer: self.placer.clone(), spread };
+                wanted.push((*h, self.want(&ctx.host(*h).id, annotations)));
             }
         }
         let status = shortfall_status(&placements).unwrap_or_else(|| self.status(ctx, &wanted));
@@ -133,7 +132,8 @@ impl ProviderScaler {
         let all_there = progress.running == progress.wanted;
         let wanted_hosts: BTreeSet<HostIx> = wanted.iter().map(|(h, _)| *h).collect();
         let extras = ctx.provider_instances(&self.provider_id).iter().any(|(h, p)| {
-            !wanted_hosts.contains(h) && placed_by(&p.annotations, &self.info.app, &self.info.id)
+            let info = &self.placer.info;
+            !wanted_hosts.contains(h) && placed_by(&p.annotations, &info.app, &info.id)
         });
         if !all_there || extras {
             progress.reconciling()
