@@ -124,6 +124,26 @@ impl Cluster {
         Cluster { nats, replicas: started, sim, client }
     }
 
+    /// Like [`Cluster::start`], but the hosts run BEFORE any wadm (their `host_started` was
+    /// never captured): wadm learns them from heartbeats and discovery, as with a lattice that
+    /// outlived its wadm.
+    pub async fn start_hosts_first(replicas: usize, hosts: Vec<HostSpec>) -> Cluster {
+        let nats = NatsServer::start();
+        let mut sim_config = SimConfig::new(nats.url(), LATTICE);
+        sim_config.heartbeat_interval = HEARTBEAT;
+        let sim = SimLattice::connect(sim_config).await.expect("sim connects");
+        for spec in hosts {
+            sim.add_host(spec).await;
+        }
+        let mut started = Vec::new();
+        for _ in 0..replicas {
+            started.push(Some(Replica::start(&nats.url()).await));
+        }
+        let nats_client = async_nats::connect(nats.url()).await.unwrap();
+        let client = wadm_client::Client::new(nats_client, LATTICE, None);
+        Cluster { nats, replicas: started, sim, client }
+    }
+
     /// `count` hosts labelled `zone=<zone>`.
     pub fn zone_hosts(zones: &[(&str, usize)]) -> Vec<HostSpec> {
         let mut specs = Vec::new();
