@@ -106,6 +106,17 @@ fn unsatisfiable_spread_fails_naming_spread_and_shortfall() {
 }
 
 #[test]
+fn a_lattice_without_hosts_is_waiting_not_failed() {
+    let lat = lattice(vec![]);
+    let apps = [deployed(app("a", vec![component("c", "img", vec![spreadscaler(3, vec![])])]), 1)];
+    let plan = reconcile(&apps, &lat, 0);
+    assert!(plan.commands.is_empty());
+    let (t, msg) = status_of(&plan, "a");
+    assert_eq!(t, StatusType::Waiting);
+    assert_eq!(msg, format!("no hosts in lattice {}", lat.lattice));
+}
+
+#[test]
 fn provider_spread_needs_one_host_per_instance() {
     let mut lat = lattice(vec![host("h1", &[]), host("h2", &[])]);
     let apps =

@@ -138,7 +138,7 @@ impl ComponentScaler {
         placements: &[SpreadPlacement],
         wants: &[Want],
     ) -> StatusInfo {
-        if let Some(status) = shortfall_status(placements) {
+        if let Some(status) = shortfall_status(ctx, placements) {
             return status;
         }
         // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
@@ -192,9 +192,16 @@ impl Progress {
     }
 }
 
-/// `failed` when any spread cannot be satisfied, `reconciling` when one waits for outdated
-/// instances to go, else `None`.
-pub fn shortfall_status(placements: &[SpreadPlacement]) -> Option<StatusInfo> {
+/// `waiting` when the lattice has no hosts at all (nothing can be placed *yet*: hosts may still be
+/// joining), `failed` when hosts exist but a spread cannot be satisfied with them, `reconciling`
+/// when one waits for outdated instances to go, else `None`.
+pub fn shortfall_status(ctx: &Context<'_>, placements: &[SpreadPlacement]) -> Option<StatusInfo> {
+    if ctx.hosts().is_empty() && placements.iter().any(|p| p.shortfall.is_some()) {
+        return Some(StatusInfo::new(
+            StatusType::Waiting,
+            format!("no hosts in lattice {}", ctx.lattice().lattice),
+        ));
+    }
     let unsatisfiable: Vec<&str> = placements
         .iter()
         .filter_map(|p| match &p.shortfall {

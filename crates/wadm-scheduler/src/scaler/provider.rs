@@ -110,7 +110,8 @@ impl Scaler for ProviderScaler {
                 wanted.push((*h, self.want(&ctx.host(*h).id, annotations)));
             }
         }
-        let status = shortfall_status(&placements).unwrap_or_else(|| self.status(ctx, &wanted));
+        let status =
+            shortfall_status(ctx, &placements).unwrap_or_else(|| self.status(ctx, &wanted));
         Evaluation { wants: wanted.into_iter().map(|(_, w)| Want::Provider(w)).collect(), status }
     }
 }
