@@ -284,15 +284,22 @@ impl SimLattice {
         &self.inner.config.lattice
     }
 
-    /// Stop every host gracefully, stop routing, and flush what is pending.
+    /// Stop every host gracefully, stop routing, and flush what is pending. Stopping talks to the
+    /// NATS server; when it is gone, the graceful part gives up after [`SHUTDOWN_GRACE`].
     pub async fn shutdown(self) {
-        for id in self.hosts() {
-            self.stop_host(&id).await;
-        }
+        let graceful = async {
+            for id in self.hosts() {
+                self.stop_host(&id).await;
+            }
+            let _ = self.inner.client.flush().await;
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful).await;
         self.dispatcher.abort();
-        let _ = self.inner.client.flush().await;
     }
 }
+
+/// How long [`SimLattice::shutdown`] waits for the NATS server before it stops without it.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Drop for SimLattice {
     fn drop(&mut self) {
