@@ -9,7 +9,7 @@ use wadm_model::names::sanitize;
 use wadm_model::{Application, ComponentKind, Source};
 use wadm_protocol::LinkKey;
 
-use crate::hash::FnvSet;
+use crate::hash::{FnvMap, FnvSet};
 use crate::input::{DeployedApp, Desired, UndeployedApp};
 
 /// Who declared what, across every deployed and undeployed application of one lattice.
@@ -20,9 +20,10 @@ pub struct Catalog<'a> {
     /// Undeployed applications by name.
     pub undeployed: BTreeMap<&'a str, &'a UndeployedApp>,
     /// Component id → the deployed application that runs it (first by name when several claim it).
-    pub component_owner: BTreeMap<&'a str, &'a str>,
-    /// Provider id → (first deployed application by name declaring it, its image).
-    pub provider_owner: BTreeMap<&'a str, (&'a str, &'a str)>,
+    /// Lookup only (never iterated, so hash order cannot leak into results).
+    pub component_owner: FnvMap<&'a str, &'a str>,
+    /// Provider id → (first deployed application by name declaring it, its image). Lookup only.
+    pub provider_owner: FnvMap<&'a str, (&'a str, &'a str)>,
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
     /// Names of deployed and undeployed applications, for membership tests only.
@@ -71,6 +72,8 @@ impl<'a> Catalog<'a> {
         }
         c.known = c.deployed.keys().chain(c.undeployed.keys()).copied().collect();
         let deployed: Vec<&'a DeployedApp> = c.deployed.values().copied().collect();
+        let workloads = deployed.iter().map(|d| d.app.components.len()).sum();
+        c.component_owner.reserve(workloads);
         for d in deployed {
             for comp in &d.app.components {
                 let Source::Image(image) = &comp.source else { continue };

@@ -84,13 +84,16 @@ impl Annotations {
         };
         match self {
             Annotations::Placement { placer, .. } => {
-                let is =
-                    |key: &str, value: &str| observed.get(key).map(String::as_str) == Some(value);
-                observed.len() == 4
-                    && is(MANAGED_BY_ANNOTATION, MANAGED_BY_WADM)
-                    && is(APP_SPEC_ANNOTATION, &placer.info.app)
-                    && is(SCALER_ANNOTATION, &placer.info.id)
-                    && is(SPREAD_NAME_ANNOTATION, self.spread_name().unwrap_or(""))
+                // The four keys in map (key) order: compare entry by entry, no lookups.
+                let expected = [
+                    (APP_SPEC_ANNOTATION, placer.info.app.as_str()),
+                    (MANAGED_BY_ANNOTATION, MANAGED_BY_WADM),
+                    (SCALER_ANNOTATION, placer.info.id.as_str()),
+                    (SPREAD_NAME_ANNOTATION, self.spread_name().unwrap_or("")),
+                ];
+                debug_assert!(expected.windows(2).all(|w| w[0].0 < w[1].0));
+                observed.len() == expected.len()
+                    && observed.iter().zip(expected).all(|((k, v), (ek, ev))| k == ek && v == ev)
             }
             Annotations::Exact(map) => **map == *observed,
         }
