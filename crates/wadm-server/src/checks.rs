@@ -3,8 +3,12 @@
 //! - An explicit component or provider id must not be used by another deployed application.
 //! - A shared reference (`properties.application`) must name a deployed application that is
 //!   marked shared and has that component.
+//! - A link must not have the lattice identity (source id, namespace, package, link name) of a link
+//!   another deployed application declares: the lattice keeps one link per identity, so the second
+//!   would silently replace the first. Only links from shared components can collide (derived ids
+//!   are unique per application and explicit ids are checked above).
 
-use wadm_model::{Application, Source};
+use wadm_model::{Application, Component, Source};
 
 /// Every reason `app` cannot be deployed next to `deployed` (the other deployed applications of
 /// the lattice, `app` itself excluded). Empty: it can.
@@ -41,6 +45,51 @@ pub fn deploy_conflicts(app: &Application, deployed: &[Application]) -> Vec<Stri
                     )),
                     Some(_) => {}
                 }
+            }
+        }
+    }
+    problems.extend(link_conflicts(app, deployed));
+    problems
+}
+
+/// The lattice id of a link source: its own id, or the id of the shared component it references.
+fn source_id<'a>(component: &'a Component, deployed: &'a [Application]) -> Option<&'a str> {
+    match &component.source {
+        Source::Image(_) => Some(&component.id),
+        Source::Shared { application, component: target } => deployed
+            .iter()
+            .find(|o| &o.name == application)
+            .and_then(|shared| shared.component(target))
+            .map(|c| c.id.as_str()),
+    }
+}
+
+/// Links of `app` whose lattice identity another deployed application already declares.
+fn link_conflicts(app: &Application, deployed: &[Application]) -> Vec<String> {
+    let identities = |a: &'_ Application| {
+        a.components
+            .iter()
+            .flat_map(|c| c.links.iter().map(move |l| (c, l)))
+            .filter_map(|(c, l)| {
+                let source = source_id(c, deployed)?.to_string();
+                Some((
+                    c.name.clone(),
+                    (source, l.namespace.clone(), l.package.clone(), l.name.clone()),
+                ))
+            })
+            .collect::<Vec<_>>()
+    };
+    let ours = identities(app);
+    let mut problems = Vec::new();
+    for other in deployed.iter().filter(|o| o.name != app.name) {
+        let theirs = identities(other);
+        for (component, key) in &ours {
+            if theirs.iter().any(|(_, k)| k == key) {
+                let (source, namespace, package, name) = key;
+                problems.push(format!(
+                    "spec.components[{component}].traits: link {namespace}:{package} named {name:?} from {source:?} is already declared by deployed application {:?} (the lattice keeps one such link: give this one another name)",
+                    other.name
+                ));
             }
         }
     }
@@ -116,5 +165,47 @@ mod tests {
                 .contains("no component")
         );
         assert_eq!(msg(&[app("lib", true, vec![component("comp", image(), None)])]), "");
+    }
+
+    fn with_link(mut c: Component, name: &str, target: &str) -> Component {
+        c.links.push(wadm_model::Link {
+            name: name.into(),
+            namespace: "wasi".into(),
+            package: "http".into(),
+            interfaces: vec!["incoming-handler".into()],
+            target: target.into(),
+            source_config: vec![],
+            source_secrets: vec![],
+            target_config: vec![],
+            target_secrets: vec![],
+        });
+        c
+    }
+
+    #[test]
+    fn links_from_a_shared_component_must_not_collide() {
+        let lib = app("lib", true, vec![component("http", image(), Some("httpserver"))]);
+        let user = |name: &str, link: &str| {
+            app(
+                name,
+                false,
+                vec![
+                    component("h", image(), None),
+                    with_link(component("p", shared_ref("lib", "http"), None), link, "h"),
+                ],
+            )
+        };
+        let first = user("one", "default");
+        assert!(deploy_conflicts(&first, std::slice::from_ref(&lib)).is_empty());
+        // A second user with the same link identity from the shared provider collides.
+        let problems = deploy_conflicts(&user("two", "default"), &[lib.clone(), first.clone()]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("\"one\"") && problems[0].contains("httpserver"),
+            "{problems:?}"
+        );
+        // Another link name is another link; redeploying the same app is no conflict.
+        assert!(deploy_conflicts(&user("two", "two"), &[lib.clone(), first.clone()]).is_empty());
+        assert!(deploy_conflicts(&user("one", "default"), &[lib, first]).is_empty());
     }
 }
