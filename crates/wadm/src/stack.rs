@@ -253,8 +253,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
+        "" | "s" | "sec" | "secs" => value,
+        "m" | "min" | "mins" => value * 60.0,
         "h" => value * 3600.0,
         other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
     };

@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::stack::parse_duration;
 use anyhow::{Context, bail};
 use wadm_protocol::StringMap;
 use wadm_sim::{FaultSettings, HostSpec, SimConfig, SimLattice};
@@ -116,8 +117,8 @@ async fn wait_for_signal() -> std::io::Result<()> {
     tokio::signal::ctrl_c().await
 }
 
-/// Expand `--labels` groups and `--hosts` into one spec per host.
-fn host_specs(groups: &str, hosts: Option<usize>) -> anyhow::Result<Vec<HostSpec>> {
+/// Expand `--labels` groups and `--hosts` into one spec per host (also used by `wadm up`).
+pub(crate) fn host_specs(groups: &str, hosts: Option<usize>) -> anyhow::Result<Vec<HostSpec>> {
     let mut specs = Vec::new();
     for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
         let (labels, count) = match group.rsplit_once(':') {
@@ -148,22 +149,6 @@ fn host_specs(groups: &str, hosts: Option<usize>) -> anyhow::Result<Vec<HostSpec
     }
     specs.resize(total, HostSpec::default());
     Ok(specs)
-}
-
-/// `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {

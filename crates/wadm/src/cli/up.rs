@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wadm_protocol::StringMap;
 use wadm_server::{NatsOptions, ServerConfig};
-use wadm_sim::{HostSpec, SimConfig, SimLattice};
+use wadm_sim::{SimConfig, SimLattice};
 
 use crate::local_nats;
 use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration, valid_lattice};
@@ -69,7 +68,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
             args.lattice
         );
     }
-    let specs = host_specs(args.labels.as_deref().unwrap_or(""), args.hosts)?;
+    let specs = super::sim::host_specs(args.labels.as_deref().unwrap_or(""), Some(args.hosts))?;
     let data_dir = args.data_dir.clone().unwrap_or_else(local_nats::default_data_dir);
     let nats = local_nats::start(&data_dir, args.port)?;
     let url = nats.url();
@@ -168,52 +167,4 @@ fn print_banner(
     println!("  API:       {prefix}.{}.model.>", args.lattice);
     println!("  data dir:  {}", data_dir.display());
     println!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
-}
-
-/// Expand `--labels` groups and `--hosts` into one spec per host.
-fn host_specs(groups: &str, hosts: usize) -> anyhow::Result<Vec<HostSpec>> {
-    let mut specs = Vec::new();
-    for group in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-        let (labels, count) = match group.rsplit_once(':') {
-            Some((labels, n)) => {
-                let n: usize = n.trim().parse().with_context(|| {
-                    format!("--labels: group `{group}`: count `{n}` is not a whole number")
-                })?;
-                (labels, n)
-            }
-            None => (group, 1),
-        };
-        let mut map = StringMap::new();
-        for pair in labels.split('+') {
-            let Some((k, v)) = pair.split_once('=') else {
-                bail!("--labels: group `{group}`: `{pair}` is not key=value");
-            };
-            if k.trim().is_empty() {
-                bail!("--labels: group `{group}`: a label key is empty");
-            }
-            map.insert(k.trim().to_string(), v.trim().to_string());
-        }
-        specs.extend(std::iter::repeat_n(HostSpec { labels: map, friendly_name: None }, count));
-    }
-    if hosts < specs.len() {
-        bail!("--hosts {hosts} is fewer than the {} hosts the label groups name", specs.len());
-    }
-    specs.resize(hosts, HostSpec::default());
-    Ok(specs)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_groups_fill_up_to_the_host_count() {
-        let specs = host_specs("zone=east:2,zone=west+gpu=yes", 4).unwrap();
-        assert_eq!(specs.len(), 4);
-        assert_eq!(specs[1].labels["zone"], "east");
-        assert_eq!(specs[2].labels["gpu"], "yes");
-        assert!(specs[3].labels.is_empty());
-        assert!(host_specs("a=b:4", 2).is_err());
-        assert!(host_specs("nolabel", 2).unwrap_err().to_string().contains("key=value"));
-    }
 }

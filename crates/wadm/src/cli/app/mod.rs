@@ -173,24 +173,13 @@ fn actor() -> String {
     if user.is_empty() { "wadm-cli".to_string() } else { format!("{user} (wadm-cli)") }
 }
 
-/// Parse `5`, `5s`, `250ms`, `2m`, `1h` (a bare number is seconds).
+/// A positive duration: `5`, `5s`, `250ms`, `2m`, `1h` (a bare number is seconds).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 =
-        number.parse().map_err(|_| format!("invalid duration {text:?} (try 5s, 500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" | "secs" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" | "mins" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("invalid duration unit {other:?} (use ms, s, m or h)")),
-    };
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 * 365.0 {
-        return Err(format!("invalid duration {text:?}: must be positive"));
+    let duration = crate::stack::parse_duration(text)?;
+    if duration.is_zero() || duration > Duration::from_secs(86_400 * 365) {
+        return Err(format!("invalid duration {text:?}: must be positive and at most a year"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(duration)
 }
 
 #[cfg(test)]
