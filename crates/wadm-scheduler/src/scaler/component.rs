@@ -75,7 +75,7 @@ impl ComponentScaler {
             mode,
             component_id: Arc::from(component_id),
             image_ref: Arc::from(image_ref),
-            config: Arc::from(config),
+            config: super::config_list(config),
             external_config,
             priors: Vec::new(),
             siblings: Vec::new(),

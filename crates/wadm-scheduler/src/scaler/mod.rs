@@ -213,6 +213,17 @@ pub fn co_owner_key(app: &str, scaler_id: &str) -> String {
     key
 }
 
+/// Config names as shared by a scaler's wants; the common empty list is one shared allocation.
+pub fn config_list(config: Vec<String>) -> Arc<[String]> {
+    use std::sync::OnceLock;
+    static EMPTY: OnceLock<Arc<[String]>> = OnceLock::new();
+    if config.is_empty() {
+        EMPTY.get_or_init(|| Arc::from(Vec::new())).clone()
+    } else {
+        Arc::from(config)
+    }
+}
+
 /// The annotations wadm puts on everything it places for `app`.
 pub fn placement_annotations(app: &str, scaler_id: &str, spread: &str) -> StringMap {
     let mut annotations = annotation_template().clone();

@@ -194,7 +194,7 @@ pub fn place_spreads(
 
     let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out = vec![SpreadPlacement::default(); spreads.len()];
-    for &i in order {
+    for (k, &i) in order.iter().enumerate() {
         let spread = &spreads[i];
         if spread.instances == 0 {
             continue;
@@ -216,7 +216,10 @@ pub fn place_spreads(
             chosen.extend(fresh.into_iter().map(|h| (h, 0)));
         }
         let hosts = distribute(res.unit, spread.instances, chosen);
-        taken.extend(hosts.iter().map(|(h, _)| *h));
+        if k + 1 < order.len() {
+            // Later spreads leave these hosts alone (the last one needs no record).
+            taken.extend(hosts.iter().map(|(h, _)| *h));
+        }
         let placed = hosts.len();
         out[i].shortfall = shortfall(res.unit, spread, placed, usable);
         out[i].hosts = hosts;

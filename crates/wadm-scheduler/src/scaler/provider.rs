@@ -56,7 +56,7 @@ impl ProviderScaler {
             mode,
             provider_id: Arc::from(provider_id),
             image_ref: Arc::from(image_ref),
-            config: Arc::from(config),
+            config: super::config_list(config),
             external_config,
             priors: Vec::new(),
         }
