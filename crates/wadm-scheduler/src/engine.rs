@@ -233,6 +233,27 @@ pub fn plan_with(
     }
 }
 
+/// Membership tests against sorted keys, for queries in ascending order (a merge join: hosts in
+/// index order, ids in map order), without a tree search per query.
+struct AscendingLookup<'m, 'e, I: Iterator<Item = &'m (HostIx, &'e str)>>
+where
+    'e: 'm,
+{
+    keys: std::iter::Peekable<I>,
+}
+
+impl<'m, 'e: 'm, I: Iterator<Item = &'m (HostIx, &'e str)>> AscendingLookup<'m, 'e, I> {
+    fn new(keys: I) -> Self {
+        Self { keys: keys.peekable() }
+    }
+
+    /// Whether `key` is among the keys; each query must not be smaller than the previous one.
+    fn contains(&mut self, key: (HostIx, &str)) -> bool {
+        while self.keys.next_if(|k| **k < key).is_some() {}
+        self.keys.peek().is_some_and(|k| **k == key)
+    }
+}
+
 fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     let observed = &ctx.lattice().configs;
     for (&name, &((app, _), values)) in &merged.configs {
@@ -293,13 +314,15 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             }
         }
     }
+    let mut wanted = AscendingLookup::new(merged.components.keys());
     for (ix, host) in ctx.hosts().iter().enumerate() {
         let host_id = &host.id;
         for (id, o) in &host.components {
+            if wanted.contains((ix as HostIx, id.as_str())) {
+                continue;
+            }
             let Some(app) = owner_app(&o.annotations) else { continue };
-            if !ctx.catalog().is_known_app(app)
-                || merged.components.contains_key(&(ix as HostIx, id.as_str()))
-            {
+            if !ctx.catalog().is_known_app(app) {
                 continue;
             }
             let w = ComponentWant {
@@ -347,13 +370,15 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             }
         }
     }
+    let mut wanted = AscendingLookup::new(merged.providers.keys());
     for (ix, host) in ctx.hosts().iter().enumerate() {
         let host_id = &host.id;
         for (id, o) in &host.providers {
+            if wanted.contains((ix as HostIx, id.as_str())) {
+                continue;
+            }
             let Some(app) = owner_app(&o.annotations) else { continue };
-            if !ctx.catalog().is_known_app(app)
-                || merged.providers.contains_key(&(ix as HostIx, id.as_str()))
-            {
+            if !ctx.catalog().is_known_app(app) {
                 continue;
             }
             b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
