@@ -31,6 +31,10 @@ impl Scaler for FailedScaler {
         &self.info
     }
 
+    fn into_info(self: Box<Self>) -> ScalerInfo {
+        self.info
+    }
+
     fn evaluate(&self, _ctx: &Context<'_>) -> Evaluation {
         Evaluation {
             wants: Vec::new(),

@@ -13,13 +13,16 @@ use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use wadm_lattice::{LatticeState, Timestamp};
-use wadm_model::{ScalerStatus, Status};
+use wadm_model::{ScalerStatus, Status, StatusInfo};
 use wadm_protocol::ctl::{
     DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
     UpdateComponentRequest,
 };
 use wadm_protocol::{Link, LinkKey, StringMap, normalize_provider_ref};
 
+mod status;
+
+use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::{Context, HostIx, owner_app};
@@ -175,62 +178,72 @@ pub fn plan_with(
     scalers: &[Box<dyn Scaler>],
     now: Timestamp,
 ) -> Plan {
-    let ctx = Context::new(observed, catalog);
-    let mut evaluations: Vec<(&ScalerInfo, Evaluation)> =
-        scalers.iter().map(|s| (s.info(), s.evaluate(&ctx))).collect();
-    evaluations.sort_by(|a, b| a.0.cmp(b.0));
-
-    let mut merged = Merged::default();
-    // Evaluations are sorted by application: group consecutive ones.
-    let mut statuses: Vec<(&str, Vec<ScalerStatus>)> = Vec::new();
-    for (info, eval) in &evaluations {
-        merged.add(&ctx, info, &eval.wants);
-        if statuses.last().is_none_or(|(app, _)| *app != info.app) {
-            statuses.push((&info.app, Vec::new()));
-        }
-        let Some((_, group)) = statuses.last_mut() else { continue };
-        group.push(ScalerStatus {
+    let (mut plan, order) = plan_commands(observed, catalog, scalers, now);
+    let groups = group_by_app(order.into_iter().map(|(i, status)| {
+        let info = scalers[i].info();
+        let status = ScalerStatus {
             id: info.id.clone(),
             kind: info.kind.clone(),
             name: info.name.clone(),
-            status: eval.status.clone(),
-        });
-    }
+            status,
+        };
+        (info.app.as_str(), status)
+    }));
+    plan.statuses = app_statuses(catalog, groups);
+    plan
+}
 
+/// [`plan_with`] for scalers used once: their names move into the statuses instead of being
+/// copied (what [`crate::reconcile_with`] does).
+pub fn plan_once(
+    observed: &LatticeState,
+    catalog: &Catalog<'_>,
+    scalers: Vec<Box<dyn Scaler>>,
+    now: Timestamp,
+) -> Plan {
+    let (mut plan, order) = plan_commands(observed, catalog, &scalers, now);
+    let mut slots: Vec<Option<Box<dyn Scaler>>> = scalers.into_iter().map(Some).collect();
+    let groups = group_by_app(order.into_iter().filter_map(|(i, status)| {
+        let info = slots[i].take()?.into_info();
+        let ScalerInfo { app, id, kind, name, .. } = info;
+        Some((app, ScalerStatus { id, kind, name, status }))
+    }));
+    plan.statuses = app_statuses(catalog, groups);
+    plan
+}
+
+/// The plan's commands (statuses left empty) and each scaler's status, as (index in `scalers`,
+/// status) in scaler order (application, rank, id).
+fn plan_commands(
+    observed: &LatticeState,
+    catalog: &Catalog<'_>,
+    scalers: &[Box<dyn Scaler>],
+    now: Timestamp,
+) -> (Plan, Vec<(usize, StatusInfo)>) {
+    let ctx = Context::new(observed, catalog);
+    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> =
+        scalers.iter().enumerate().map(|(i, s)| (i, s.info(), s.evaluate(&ctx))).collect();
+    evaluations.sort_by(|a, b| a.1.cmp(b.1));
+
+    let mut merged = Merged::default();
+    for (_, info, eval) in &evaluations {
+        merged.add(&ctx, info, &eval.wants);
+    }
     let mut b = Builder { lattice: &observed.lattice, catalog, out: Vec::new() };
     diff_configs(&mut b, &ctx, &merged);
     diff_components(&mut b, &ctx, &merged);
     diff_providers(&mut b, &ctx, &merged);
     diff_links(&mut b, &ctx, &merged);
     b.out.sort_by(|x, y| (x.0, &x.1, &x.2, x.3).cmp(&(y.0, &y.1, &y.2, y.3)));
-
-    let mut app_statuses: BTreeMap<String, Status> = BTreeMap::new();
-    for name in catalog.undeployed.keys() {
-        app_statuses.insert(name.to_string(), Status::undeployed());
-    }
-    let mut statuses = statuses.into_iter().peekable();
-    for name in catalog.deployed.keys() {
-        // Both are in name order; apps with scalers get their aggregate.
-        while statuses.peek().is_some_and(|(app, _)| app < name) {
-            if let Some((app, scalers)) = statuses.next() {
-                app_statuses.insert(app.to_string(), Status::aggregate(scalers));
-            }
-        }
-        let scalers = match statuses.peek() {
-            Some((app, _)) if app == name => statuses.next().map(|(_, s)| s).unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        app_statuses.insert(name.to_string(), Status::aggregate(scalers));
-    }
-    for (app, scalers) in statuses {
-        app_statuses.insert(app.to_string(), Status::aggregate(scalers));
-    }
-    Plan {
+    let plan = Plan {
         lattice: observed.lattice.clone(),
         computed_at: now,
         commands: b.out.into_iter().map(|(.., c)| c).collect(),
-        statuses: app_statuses,
-    }
+        statuses: BTreeMap::new(),
+    };
+    drop(merged);
+    let order = evaluations.into_iter().map(|(i, _, eval)| (i, eval.status)).collect();
+    (plan, order)
 }
 
 /// Membership tests against sorted keys, for queries in ascending order (a merge join: hosts in

@@ -88,6 +88,10 @@ impl Scaler for ComponentScaler {
         &self.placer.info
     }
 
+    fn into_info(self: Box<Self>) -> ScalerInfo {
+        Arc::try_unwrap(self.placer).map_or_else(|shared| shared.info.clone(), |p| p.info)
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let missing: Vec<&str> = self
             .external_config

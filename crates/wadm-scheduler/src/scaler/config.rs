@@ -29,6 +29,10 @@ impl Scaler for ConfigScaler {
         &self.info
     }
 
+    fn into_info(self: Box<Self>) -> ScalerInfo {
+        self.info
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let observed = ctx.lattice().configs.get(&self.name);
         match &self.values {

@@ -21,6 +21,10 @@ impl Scaler for LinkScaler {
         &self.info
     }
 
+    fn into_info(self: Box<Self>) -> ScalerInfo {
+        self.info
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let link = match &self.link {
             Ok(link) => link,

@@ -192,6 +192,12 @@ pub trait Scaler {
 
     /// What this scaler wants given the observed lattice, and its status. Must be deterministic.
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation;
+
+    /// The scaler's identity, taking it apart (for a scaler used once: the names move into the
+    /// plan's statuses instead of being copied). The default copies [`Scaler::info`].
+    fn into_info(self: Box<Self>) -> ScalerInfo {
+        self.info().clone()
+    }
 }
 
 /// Prefix of the annotations that record, on a provider several applications share, each other

@@ -68,6 +68,10 @@ impl Scaler for ProviderScaler {
         &self.placer.info
     }
 
+    fn into_info(self: Box<Self>) -> ScalerInfo {
+        Arc::try_unwrap(self.placer).map_or_else(|shared| shared.info.clone(), |p| p.info)
+    }
+
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let info = &self.placer.info;
         let missing: Vec<&str> = self
