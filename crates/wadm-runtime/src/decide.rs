@@ -251,8 +251,10 @@ pub fn select_commands(
         .collect()
 }
 
-/// The statuses to write for affected deployed applications. An application that reached
-/// `deployed` forgets its failure; one backing off is `failed` with the host's reason.
+/// The statuses to write for affected applications. An application that reached `deployed`
+/// forgets its failure; one backing off is `failed` with the host's reason; an undeployed one is
+/// `undeployed` — written here too, because a step that ran before the undeploy reached the
+/// runtime may have overwritten the API server's `undeployed` with a status of the old deployment.
 pub fn statuses(
     record: &mut LatticeRecord,
     plan: &Plan,
@@ -261,10 +263,14 @@ pub fn statuses(
 ) -> Vec<(String, Status)> {
     let mut out = Vec::new();
     for (name, app) in record.apps.iter_mut() {
-        if app.deployed_version.is_none() || !affected.contains(name) {
+        if !affected.contains(name) {
             continue;
         }
         let Some(status) = plan.statuses.get(name) else { continue };
+        if app.deployed_version.is_none() {
+            out.push((name.clone(), status.clone()));
+            continue;
+        }
         let status = match &app.failure {
             Some(f) if status.status.status_type != StatusType::Deployed => {
                 let when = if now < f.retry_at { "retrying later" } else { "retrying" };
