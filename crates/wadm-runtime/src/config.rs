@@ -25,6 +25,12 @@ pub struct RuntimeConfig {
     pub tick_every: Duration,
     /// Compare-and-set conflicts tolerated while handling one event.
     pub max_cas_attempts: u32,
+    /// While more events of a lattice are queued, a step only notes which applications it
+    /// affected and leaves their reconcile to a later step — at the latest after this many
+    /// steps put off in a row (`0`: never put off) ...
+    pub max_deferred_steps: u32,
+    /// ... or once the oldest put-off step is this old.
+    pub max_deferred: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -44,6 +50,8 @@ impl Default for RuntimeConfig {
             request_timeout: Duration::from_secs(5),
             tick_every: Duration::from_secs(5),
             max_cas_attempts: 50,
+            max_deferred_steps: 256,
+            max_deferred: Duration::from_secs(1),
         }
     }
 }

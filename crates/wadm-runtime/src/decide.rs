@@ -10,6 +10,7 @@ use wadm_protocol::{HostEvent, LinkKey};
 use wadm_scheduler::{Command, Plan, PlannedCommand};
 
 use crate::backoff::Backoff;
+use crate::config::RuntimeConfig;
 use crate::desired::Deployment;
 use crate::messages::CommandMessage;
 use crate::record::{AppRecord, Failure, LatticeRecord};
@@ -159,6 +160,42 @@ pub fn note_failure(
     let retry_at = now.saturating_add(backoff.delay_ms(attempts, sample));
     entry.failure = Some(Failure { attempts, retry_at, message: message.to_string() });
     true
+}
+
+/// Put this step's reconcile off (when `may_defer`: more events are queued, and the put-off
+/// work is within the configured bounds), or fold everything put off so far into `affected`.
+/// Returns whether the step put its reconcile off.
+pub fn defer_or_collect(
+    record: &mut LatticeRecord,
+    affected: &mut Affected,
+    may_defer: bool,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) -> bool {
+    let wants = affected.every_app || !affected.apps.is_empty();
+    if !wants && record.deferred.is_empty() {
+        return false;
+    }
+    let deferred = &mut record.deferred;
+    let max_age = config.max_deferred.as_millis() as u64;
+    let within_bounds = deferred.is_empty()
+        || (deferred.steps < config.max_deferred_steps
+            && now.saturating_sub(deferred.since) < max_age);
+    if may_defer && config.max_deferred_steps > 0 && within_bounds {
+        if deferred.is_empty() {
+            deferred.since = now;
+            deferred.steps = 0;
+        }
+        deferred.every_app |= affected.every_app;
+        deferred.apps.append(&mut affected.apps);
+        deferred.steps = deferred.steps.saturating_add(1);
+        *affected = Affected::default();
+        return true;
+    }
+    let put_off = std::mem::take(deferred);
+    affected.every_app |= put_off.every_app;
+    affected.apps.extend(put_off.apps);
+    false
 }
 
 /// Instance counts per (host, component) on some hosts, taken before a step applies its event.
@@ -338,6 +375,41 @@ mod tests {
         );
         apply_deployment(&mut r, "a", Some(&deployed(5, "v3")));
         assert_eq!(r.apps["a"].previous_version, None);
+    }
+
+    #[test]
+    fn reconciles_are_put_off_within_bounds_then_collected() {
+        let config = RuntimeConfig { max_deferred_steps: 3, ..RuntimeConfig::default() };
+        let mut r = LatticeRecord::default();
+        let one = |app: &str| Affected { every_app: false, apps: [app.to_string()].into() };
+        // Queued events: put off, up to three steps.
+        for (i, app) in ["a", "b", "c"].iter().enumerate() {
+            let mut affected = one(app);
+            assert!(defer_or_collect(&mut r, &mut affected, true, 1000 + i as u64, &config));
+            assert_eq!(affected, Affected::default());
+        }
+        assert_eq!(r.deferred.since, 1000);
+        let mut affected = one("d");
+        assert!(!defer_or_collect(&mut r, &mut affected, true, 1003, &config), "step bound");
+        assert_eq!(affected.apps.len(), 4);
+        assert!(r.deferred.is_empty());
+        // Too old: collected even though events are queued.
+        let mut affected = one("a");
+        assert!(defer_or_collect(&mut r, &mut affected, true, 2000, &config));
+        let mut affected = Affected::default();
+        assert!(!defer_or_collect(&mut r, &mut affected, true, 3000, &config), "age bound");
+        assert_eq!(affected, one("a"));
+        // Nothing queued: everything put off is reconciled now, with this step's apps.
+        let mut affected = Affected::all();
+        assert!(defer_or_collect(&mut r, &mut affected, true, 3000, &config));
+        let mut affected = one("x");
+        assert!(!defer_or_collect(&mut r, &mut affected, false, 3001, &config));
+        assert!(affected.every_app && affected.apps.contains("x"));
+        // Never put off when disabled.
+        let off = RuntimeConfig { max_deferred_steps: 0, ..RuntimeConfig::default() };
+        let mut affected = one("y");
+        assert!(!defer_or_collect(&mut r, &mut affected, true, 3002, &off));
+        assert_eq!(affected, one("y"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use wadm_lattice::Timestamp;
 use wadm_nats::store::keys::parse_key;
 
-use crate::record::AppRecord;
+use crate::record::{AppRecord, Deferred};
 
 /// Steps the journal remembers.
 pub const JOURNAL_STEPS: usize = 32;
@@ -38,6 +38,9 @@ pub struct LatticeHead {
     /// What the latest steps wrote, oldest first.
     #[serde(default)]
     pub journal: Vec<Written>,
+    /// Reconciles put off while events were queued.
+    #[serde(default)]
+    pub deferred: Deferred,
 }
 
 /// The entity keys one step wrote.

@@ -31,6 +31,10 @@ pub trait Delivery: Send {
     fn stream_sequence(&self) -> u64;
     /// How many times it has been delivered, this time included (1: first delivery).
     fn delivered(&self) -> u64;
+    /// Messages of the consumer still queued behind this one (`0` when unknown).
+    fn pending(&self) -> u64 {
+        0
+    }
     /// Done with it: never deliver it again.
     fn ack(self) -> impl Future<Output = Result<(), IoError>> + Send;
     /// Deliver it again after `delay`.

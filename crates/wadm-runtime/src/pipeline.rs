@@ -141,11 +141,12 @@ where
     ) -> Result<Option<Processed>, PipelineError> {
         let Some(delivery) = inbox.next(wait).await? else { return Ok(None) };
         let result = self
-            .process(
+            .process_queued(
                 delivery.subject(),
                 delivery.payload(),
                 delivery.stream_sequence(),
                 delivery.delivered(),
+                delivery.pending(),
             )
             .await;
         match result {
@@ -163,13 +164,27 @@ where
         }
     }
 
-    /// Handle one event-stream message (without acking it).
+    /// Handle one event-stream message (without acking it), as if no other event were queued.
     pub async fn process(
         &self,
         subject: &str,
         payload: &[u8],
         sequence: u64,
         delivered: u64,
+    ) -> Result<Processed, PipelineError> {
+        self.process_queued(subject, payload, sequence, delivered, 0).await
+    }
+
+    /// Handle one event-stream message (without acking it) with `queued` more events of the
+    /// lattice waiting behind it: while some wait, the reconcile may be put off (see
+    /// [`crate::record::Deferred`]).
+    pub async fn process_queued(
+        &self,
+        subject: &str,
+        payload: &[u8],
+        sequence: u64,
+        delivered: u64,
+        queued: u64,
     ) -> Result<Processed, PipelineError> {
         let Some((lattice, incoming)) = classify(subject, payload) else {
             return Ok(Processed {
@@ -202,6 +217,14 @@ where
                         let counts =
                             decide::component_counts(&record.state, event_hosts(&ctx, &event));
                         let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
+                        if let HostEvent::ComponentScaled(c) = &event {
+                            tracing::debug!(
+                                lattice = %lattice, host = %c.host_id, component = %c.component_id,
+                                count = c.max_instances, id = %ctx.id, time = ?ctx.time,
+                                outcome = ?changes.outcome, changes = ?changes.changes,
+                                sequence, "component scaled"
+                            );
+                        }
                         decide::note_losses(&mut record, &changes, &counts);
                         if let Some(host) = snapshot_of
                             && record.state.hosts.contains_key(host)
@@ -306,6 +329,11 @@ where
             record.last_sequence = record.last_sequence.max(sequence);
             record.updated_at = now;
 
+            let may_defer = queued > 0
+                && host_failure.is_none()
+                && !matches!(incoming, Incoming::CommandFailed(_));
+            decide::defer_or_collect(&mut record, &mut affected, may_defer, now, &self.config);
+
             // Nothing any application depends on changed: no reconcile (the common heartbeat).
             let quiet = !affected.every_app && affected.apps.is_empty() && host_failure.is_none();
             let plan = if quiet {
@@ -355,7 +383,7 @@ where
             for c in &commands {
                 tracing::debug!(
                     lattice = %lattice, app = %c.app, generation = c.generation, command = %c.id,
-                    kind = %c.kind, sequence, "issuing command"
+                    kind = %c.kind, epoch = c.epoch, body = %c.body, sequence, "issuing command"
                 );
             }
             for command in commands {

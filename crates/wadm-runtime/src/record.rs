@@ -19,7 +19,7 @@
 //! ([`Loaded::reloaded`] says so; [`Loaded::fresh`] when nothing was kept, a takeover: the state
 //! is then in doubt and worth a discovery round).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -44,6 +44,37 @@ pub struct LatticeRecord {
     /// The handling replica's clock when the record was last written.
     #[serde(default)]
     pub updated_at: Timestamp,
+    /// Applications whose reconcile waits for the event backlog to drain.
+    #[serde(default)]
+    pub deferred: Deferred,
+}
+
+/// Reconciles put off while more events of the lattice were queued: the state they would see
+/// is already outdated by the queue, so a step only notes what it affected and the first step
+/// with an empty queue (or the step that reaches the bounds of
+/// `RuntimeConfig::max_deferred_steps` / `max_deferred`) reconciles all of it at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub every_app: bool,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub apps: BTreeSet<String>,
+    /// Steps put off so far.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub steps: u32,
+    /// When the oldest put-off step ran (the handling replica's clock).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub since: Timestamp,
+}
+
+impl Deferred {
+    pub fn is_empty(&self) -> bool {
+        !self.every_app && self.apps.is_empty()
+    }
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What the runtime knows of one application.
@@ -226,6 +257,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             apps: head.apps,
             last_sequence: head.last_sequence,
             updated_at: head.updated_at,
+            deferred: head.deferred,
         };
         Ok(Loaded { record, base, reloaded, fresh })
     }
@@ -250,6 +282,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             apps: record.apps.clone(),
             last_sequence: record.last_sequence,
             updated_at: record.updated_at,
+            deferred: record.deferred.clone(),
             step,
             journal: journal_after(&base.journal, step, keys),
         };

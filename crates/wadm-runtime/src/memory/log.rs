@@ -186,6 +186,15 @@ impl Inbox for MemoryConsumer {
                 && c.pending.get(&e.sequence).is_none_or(|at| *at <= now)
         });
         let Some(entry) = found else { return Ok(None) };
+        let pending = entries[skip..]
+            .iter()
+            .filter(|e| {
+                e.sequence > entry.sequence
+                    && live(e)
+                    && !c.acked.contains(&e.sequence)
+                    && c.filters.iter().any(|f| subject_matches(f, &e.subject))
+            })
+            .count() as u64;
         let delivered = c.delivered.entry(entry.sequence).or_default();
         *delivered += 1;
         c.pending.insert(entry.sequence, now.saturating_add(c.ack_wait_ms));
@@ -196,6 +205,7 @@ impl Inbox for MemoryConsumer {
             subject: entry.subject.clone(),
             payload: entry.payload.clone(),
             delivered: *delivered,
+            pending,
         }))
     }
 }
@@ -209,6 +219,7 @@ pub struct MemoryDelivery {
     subject: String,
     payload: Vec<u8>,
     delivered: u64,
+    pending: u64,
 }
 
 impl Delivery for MemoryDelivery {
@@ -226,6 +237,10 @@ impl Delivery for MemoryDelivery {
 
     fn delivered(&self) -> u64 {
         self.delivered
+    }
+
+    fn pending(&self) -> u64 {
+        self.pending
     }
 
     async fn ack(self) -> Result<(), IoError> {

@@ -43,7 +43,8 @@ impl Inbox for JsInbox {
         let message = message.map_err(|e| io("fetch", e))?;
         let info = message.info().map_err(|e| io("message info", e))?;
         let (sequence, delivered) = (info.stream_sequence, info.delivered.max(1) as u64);
-        Ok(Some(JsDelivery { message, sequence, delivered }))
+        let pending = info.pending;
+        Ok(Some(JsDelivery { message, sequence, delivered, pending }))
     }
 }
 
@@ -52,6 +53,7 @@ pub struct JsDelivery {
     message: Message,
     sequence: u64,
     delivered: u64,
+    pending: u64,
 }
 
 impl Delivery for JsDelivery {
@@ -69,6 +71,10 @@ impl Delivery for JsDelivery {
 
     fn delivered(&self) -> u64 {
         self.delivered
+    }
+
+    fn pending(&self) -> u64 {
+        self.pending
     }
 
     /// Acknowledged and confirmed by the server, so "acked" means the server will not redeliver.

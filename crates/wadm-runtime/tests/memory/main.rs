@@ -2,6 +2,7 @@
 
 mod persistence;
 mod repeat;
+mod scale;
 mod world;
 
 use std::time::Duration;
