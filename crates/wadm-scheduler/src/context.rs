@@ -157,6 +157,12 @@ impl<'a> Context<'a> {
     pub fn config_available(&self, name: &str) -> bool {
         self.lattice.configs.contains_key(name) || self.catalog.desired_owned_configs.contains(name)
     }
+
+    /// The external configs among `names` that are not available (see
+    /// [`Context::config_available`]): a workload using them must wait.
+    pub fn missing_configs<'n>(&self, names: &'n [String]) -> Vec<&'n str> {
+        names.iter().filter(|c| !self.config_available(c)).map(String::as_str).collect()
+    }
 }
 
 /// The application a wadm-managed instance belongs to, from its annotations.

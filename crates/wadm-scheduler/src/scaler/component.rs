@@ -93,12 +93,7 @@ impl Scaler for ComponentScaler {
     }
 
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
-        let missing: Vec<&str> = self
-            .external_config
-            .iter()
-            .filter(|c| !ctx.config_available(c))
-            .map(String::as_str)
-            .collect();
+        let missing = ctx.missing_configs(&self.external_config);
         let res = Resource {
             unit: Unit::Component,
             id: &self.component_id,
@@ -111,10 +106,7 @@ impl Scaler for ComponentScaler {
             let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
             return Evaluation {
                 wants: self.hold(ctx, &placed),
-                status: StatusInfo::new(
-                    StatusType::Waiting,
-                    format!("waiting for config {}", missing.join(", ")),
-                ),
+                status: super::waiting_for_config(&missing),
             };
         }
         let mut wants = Vec::new();

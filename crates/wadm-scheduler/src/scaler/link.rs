@@ -36,20 +36,12 @@ impl Scaler for LinkScaler {
             }
         };
         let observed = ctx.lattice().links.get(&link.key());
-        let missing: Vec<&str> = self
-            .external_config
-            .iter()
-            .filter(|c| !ctx.config_available(c))
-            .map(String::as_str)
-            .collect();
+        let missing = ctx.missing_configs(&self.external_config);
         if !missing.is_empty() {
             // A put would be rejected: keep whatever is there and wait.
             return Evaluation {
                 wants: observed.map(|l| Want::Link(l.clone())).into_iter().collect(),
-                status: StatusInfo::new(
-                    StatusType::Waiting,
-                    format!("waiting for config {}", missing.join(", ")),
-                ),
+                status: super::waiting_for_config(&missing),
             };
         }
         let status = if observed == Some(link) {

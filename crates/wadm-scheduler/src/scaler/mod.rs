@@ -219,6 +219,14 @@ pub fn co_owner_key(app: &str, scaler_id: &str) -> String {
     key
 }
 
+/// The status of a scaler holding what runs until the named external configs exist.
+pub fn waiting_for_config(missing: &[&str]) -> StatusInfo {
+    StatusInfo::new(
+        wadm_model::StatusType::Waiting,
+        format!("waiting for config {}", missing.join(", ")),
+    )
+}
+
 /// Config names as shared by a scaler's wants; the common empty list is one shared allocation.
 pub fn config_list(config: Vec<String>) -> Arc<[String]> {
     use std::sync::OnceLock;

@@ -74,12 +74,7 @@ impl Scaler for ProviderScaler {
 
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let info = &self.placer.info;
-        let missing: Vec<&str> = self
-            .external_config
-            .iter()
-            .filter(|c| !ctx.config_available(c))
-            .map(String::as_str)
-            .collect();
+        let missing = ctx.missing_configs(&self.external_config);
         if !missing.is_empty() {
             // Keep what this scaler runs; start nothing new.
             let wants = ctx
@@ -91,13 +86,7 @@ impl Scaler for ProviderScaler {
                     Want::Provider(self.want(&ctx.host(*h).id, annotations))
                 })
                 .collect();
-            return Evaluation {
-                wants,
-                status: StatusInfo::new(
-                    StatusType::Waiting,
-                    format!("waiting for config {}", missing.join(", ")),
-                ),
-            };
+            return Evaluation { wants, status: super::waiting_for_config(&missing) };
         }
         let res = Resource {
             unit: Unit::Provider,
