@@ -144,13 +144,13 @@ pub async fn run(
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(SeededRandom::from_entropy());
-    let store = Arc::new(ManifestStore::new(NatsKv::new(manifests, client.clone())));
+    let store = Arc::new(ManifestStore::new(NatsKv::new(manifests)));
     let outbox = JsOutbox::new(js.clone());
     let io = PipelineIo {
-        records: NatsKv::new(records, client.clone()),
+        records: NatsKv::new(records),
         state,
         desired: store.clone(),
-        status: NatsStatusStore::new(js.clone(), status_stream, client.clone()),
+        status: NatsStatusStore::new(js.clone(), status_stream),
         commands: outbox.clone(),
         control: NatsControl::new(client.clone()),
     };

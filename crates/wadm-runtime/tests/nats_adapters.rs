@@ -156,8 +156,8 @@ async fn two_record_stores_on_nats_catch_up_over_the_journal() {
         .await
         .unwrap();
     let open = || async { KvStateStore::open(&js, "state").await.unwrap() };
-    let a = RecordStore::new(NatsKv::new(heads.clone(), client.clone()), open().await);
-    let b = RecordStore::new(NatsKv::new(heads, client.clone()), open().await);
+    let a = RecordStore::new(NatsKv::new(heads.clone()), open().await);
+    let b = RecordStore::new(NatsKv::new(heads), open().await);
     let add = |record: &mut wadm_runtime::LatticeRecord, id: &str| {
         let host = HostState { id: id.into(), last_seen: 7, ..HostState::default() };
         record.state.hosts.insert(id.into(), host);

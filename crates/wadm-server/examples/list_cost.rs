@@ -76,7 +76,7 @@ async fn main() {
                 store.put(format!("l.app{i}.{key}"), Bytes::from_static(b"{}")).await.unwrap();
             }
         }
-        let kv = NatsKv::new(store.clone(), client.clone());
+        let kv = NatsKv::new(store.clone());
         let (mut with_consumer, mut without) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..rounds {
             let start = Instant::now();

@@ -64,9 +64,8 @@ pub struct NatsKv {
 }
 
 impl NatsKv {
-    /// The bucket `store`. (`_client`, the connection it was opened on, is no longer needed:
-    /// listing creates no consumer and so no inbox. The parameter is kept for existing callers.)
-    pub fn new(store: kv::Store, _client: async_nats::Client) -> Self {
+    /// The bucket `store` (listing creates no consumer, so no connection is needed beside it).
+    pub fn new(store: kv::Store) -> Self {
         Self { store }
     }
 }

@@ -156,12 +156,12 @@ impl Server {
         let status_config =
             stream::Config { num_replicas: config.replicas, ..NatsStatusStore::stream_config() };
         let status_stream = ensure_stream(&js, status_config).await?;
-        let store = ManifestStore::new(NatsKv::new(bucket, client.clone()))
+        let store = ManifestStore::new(NatsKv::new(bucket))
             .with_max_versions(config.max_versions)
             .with_max_history(config.max_history);
         let api = Arc::new(Api {
             store,
-            status: NatsStatusStore::new(js.clone(), status_stream, client.clone()),
+            status: NatsStatusStore::new(js.clone(), status_stream),
             probe: NatsProbe::new(client.clone(), config.probe_window),
             events: Some(client.clone()),
             max_manifest_bytes: config.max_request_bytes,

@@ -64,13 +64,8 @@ pub struct NatsStatusStore {
 }
 
 impl NatsStatusStore {
-    /// Use the (already created) status stream. (`_client` is no longer needed, as listing
-    /// creates no consumer; the parameter is kept for existing callers.)
-    pub fn new(
-        js: jetstream::Context,
-        stream: stream::Stream,
-        _client: async_nats::Client,
-    ) -> Self {
+    /// Use the (already created) status stream.
+    pub fn new(js: jetstream::Context, stream: stream::Stream) -> Self {
         Self { js, stream }
     }
 

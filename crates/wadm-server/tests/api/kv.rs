@@ -38,7 +38,7 @@ async fn nats_kv_behaves_like_memory_kv() {
     )
     .await
     .unwrap();
-    let on_nats = exercise(&NatsKv::new(store, client)).await;
+    let on_nats = exercise(&NatsKv::new(store)).await;
     let in_memory = exercise(&MemoryKv::default()).await;
     assert_eq!(on_nats, in_memory);
     assert!(on_nats[0].contains("Conflict") && on_nats[1].contains("Conflict"), "{on_nats:?}");
