@@ -22,41 +22,11 @@ use common::*;
 use wadm_scheduler::apply::apply_plan;
 use wadm_scheduler::{Catalog, DeployedApp, Desired, builtin_scalers, plan_with, reconcile};
 
-const HOSTS: usize = 1_000;
-const APPS: usize = 1_000;
-const ZONES: [&str; 4] = ["a", "b", "c", "d"];
-
-fn world() -> (Vec<DeployedApp>, wadm_lattice::LatticeState) {
-    let hosts = (0..HOSTS)
-        .map(|i| host(&format!("N{i:05}"), &[("zone", ZONES[i % ZONES.len()]), ("tier", "std")]))
-        .collect();
-    let apps = (0..APPS)
-        .map(|a| {
-            let comps = (0..5)
-                .map(|c| {
-                    let spreads = if c == 4 {
-                        vec![spread("z", &[("zone", ZONES[a % ZONES.len()])], 100)]
-                    } else {
-                        vec![]
-                    };
-                    component(
-                        &format!("c{c}"),
-                        &format!("ghcr.io/app{a}/c{c}:1"),
-                        vec![spreadscaler(1, spreads)],
-                    )
-                })
-                .collect();
-            deployed(app(&format!("app{a}"), comps), 1)
-        })
-        .collect();
-    (apps, lattice(hosts))
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let prepared = args.next().as_deref() == Some("prepared");
-    let (apps, empty) = world();
+    let (apps, empty) = bench_world();
     let first = reconcile(&apps, &empty, 0);
     let mut converged = empty.clone();
     apply_plan(&mut converged, &first);

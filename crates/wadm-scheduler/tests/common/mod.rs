@@ -180,3 +180,42 @@ pub fn provider_hosts(lattice: &LatticeState, id: &str) -> Vec<String> {
 pub fn deploy(apps: &[DeployedApp]) -> Desired<'_> {
     Desired { deployed: apps, undeployed: &[] }
 }
+
+/// Hosts in [`bench_world`].
+pub const BENCH_HOSTS: usize = 1_000;
+/// Applications in [`bench_world`].
+pub const BENCH_APPS: usize = 1_000;
+const BENCH_ZONES: [&str; 4] = ["a", "b", "c", "d"];
+
+/// The benchmark world: 1,000 apps × 5 components (one zone-pinned) onto 1,000 hosts in 4 zones,
+/// shared by `benches/reconcile.rs` and `examples/converged_profile.rs` so they measure the same.
+pub fn bench_world() -> (Vec<DeployedApp>, LatticeState) {
+    let hosts = (0..BENCH_HOSTS)
+        .map(|i| {
+            host(
+                &format!("N{i:05}"),
+                &[("zone", BENCH_ZONES[i % BENCH_ZONES.len()]), ("tier", "std")],
+            )
+        })
+        .collect();
+    let apps = (0..BENCH_APPS)
+        .map(|a| {
+            let comps = (0..5)
+                .map(|c| {
+                    let spreads = if c == 4 {
+                        vec![spread("z", &[("zone", BENCH_ZONES[a % BENCH_ZONES.len()])], 100)]
+                    } else {
+                        vec![]
+                    };
+                    component(
+                        &format!("c{c}"),
+                        &format!("ghcr.io/app{a}/c{c}:1"),
+                        vec![spreadscaler(1, spreads)],
+                    )
+                })
+                .collect();
+            deployed(app(&format!("app{a}"), comps), 1)
+        })
+        .collect();
+    (apps, lattice(hosts))
+}
