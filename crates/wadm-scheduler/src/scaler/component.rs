@@ -89,7 +89,7 @@ impl Scaler for ComponentScaler {
     }
 
     fn into_info(self: Box<Self>) -> ScalerInfo {
-        Arc::try_unwrap(self.placer).map_or_else(|shared| shared.info.clone(), |p| p.info)
+        Placer::into_info(self.placer)
     }
 
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {

@@ -53,6 +53,13 @@ pub struct Placer {
     pub spec: ScalerSpec,
 }
 
+impl Placer {
+    /// The scaler's info, moved out when this is the last reference (else copied).
+    pub fn into_info(placer: Arc<Self>) -> ScalerInfo {
+        Arc::try_unwrap(placer).map_or_else(|shared| shared.info.clone(), |p| p.info)
+    }
+}
+
 /// The full annotation set a want puts on its instance (a scale replaces the host's annotations).
 #[derive(Debug, Clone)]
 pub enum Annotations {
