@@ -10,17 +10,42 @@
 //! (`--zero-before` leaves the setup, including the from-empty reconcile, out of the counts.)
 //!
 //! The first argument is the number of converged reconciles (default 3); `prepared` as the second
-//! argument re-runs only `plan_with` with kept scalers. Prints the mean wall time per round
-//! (for A/B runs of two builds, interleaved; instruction counts from callgrind are steadier).
+//! argument re-runs only `plan_with` with kept scalers. Prints the mean wall time and allocations
+//! per round (for A/B runs of two builds, interleaved; instruction counts from callgrind are steadier).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
 use wadm_scheduler::apply::apply_plan;
 use wadm_scheduler::{Catalog, DeployedApp, Desired, builtin_scalers, plan_with, reconcile};
+
+/// Counts allocations, so a change's effect on them shows without a profiler.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -30,10 +55,12 @@ fn main() {
     let first = reconcile(&apps, &empty, 0);
     let mut converged = empty.clone();
     apply_plan(&mut converged, &first);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
     converged_rounds(&apps, &converged, rounds, prepared);
     let per_round = started.elapsed().as_secs_f64() * 1e3 / rounds.max(1) as f64;
-    println!("{per_round:.2} ms per converged reconcile");
+    let allocations = (ALLOCATIONS.load(Ordering::Relaxed) - allocations) / rounds.max(1) as u64;
+    println!("{per_round:.2} ms and {allocations} allocations per converged reconcile");
 }
 
 #[inline(never)]

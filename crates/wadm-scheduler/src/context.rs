@@ -25,8 +25,8 @@ pub struct Context<'a> {
     host_hash: Vec<u64>,
     // Lookup-only indexes (never iterated, so hash order cannot leak into results).
     by_label: FnvMap<(&'a str, &'a str), Vec<HostIx>>,
-    components: FnvMap<&'a str, Vec<(HostIx, &'a ComponentInstance)>>,
-    providers: FnvMap<&'a str, Vec<(HostIx, &'a ProviderInstance)>>,
+    components: InstanceIndex<'a, ComponentInstance>,
+    providers: InstanceIndex<'a, ProviderInstance>,
     eligible: RefCell<BTreeMap<StringMap, Rc<[HostIx]>>>,
 }
 
@@ -35,12 +35,8 @@ impl<'a> Context<'a> {
     pub fn new(lattice: &'a LatticeState, catalog: &'a Catalog<'a>) -> Self {
         let hosts: Vec<&HostState> = lattice.hosts.values().collect();
         let mut by_label: FnvMap<(&str, &str), Vec<HostIx>> = FnvMap::default();
-        let components_n = hosts.iter().map(|h| h.components.len()).sum();
-        let providers_n = hosts.iter().map(|h| h.providers.len()).sum();
-        let mut components: FnvMap<&str, Vec<(HostIx, &ComponentInstance)>> =
-            FnvMap::with_capacity_and_hasher(components_n, Default::default());
-        let mut providers: FnvMap<&str, Vec<(HostIx, &ProviderInstance)>> =
-            FnvMap::with_capacity_and_hasher(providers_n, Default::default());
+        let components = InstanceIndex::new(&hosts, |h| &h.components);
+        let providers = InstanceIndex::new(&hosts, |h| &h.providers);
         let mut load = Vec::with_capacity(hosts.len());
         let mut host_hash = Vec::with_capacity(hosts.len());
         for (ix, host) in hosts.iter().enumerate() {
@@ -48,16 +44,8 @@ impl<'a> Context<'a> {
             for (k, v) in &host.labels {
                 by_label.entry((k.as_str(), v.as_str())).or_default().push(ix);
             }
-            let mut units = 0u32;
-            for (id, c) in &host.components {
-                components.entry(id.as_str()).or_default().push((ix, c));
-                units = units.saturating_add(c.count);
-            }
-            for (id, p) in &host.providers {
-                providers.entry(id.as_str()).or_default().push((ix, p));
-                units = units.saturating_add(1);
-            }
-            load.push(units);
+            let units = host.components.values().fold(0u32, |n, c| n.saturating_add(c.count));
+            load.push(units.saturating_add(host.providers.len() as u32));
             host_hash.push(fnv1a64(host.id.as_bytes()));
         }
         Self {
@@ -91,6 +79,11 @@ impl<'a> Context<'a> {
     /// The host at `ix`.
     pub fn host(&self, ix: HostIx) -> &'a HostState {
         self.hosts[ix as usize]
+    }
+
+    /// Whether `ix` is the index of a host of this lattice.
+    pub fn has_host(&self, ix: HostIx) -> bool {
+        (ix as usize) < self.hosts.len()
     }
 
     /// The index of the host with this id.
@@ -137,12 +130,12 @@ impl<'a> Context<'a> {
 
     /// Observed instances of a component id, in host order.
     pub fn component_instances(&self, id: &str) -> &[(HostIx, &'a ComponentInstance)] {
-        self.components.get(id).map(Vec::as_slice).unwrap_or(&[])
+        self.components.get(id)
     }
 
     /// Observed instances of a provider id, in host order.
     pub fn provider_instances(&self, id: &str) -> &[(HostIx, &'a ProviderInstance)] {
-        self.providers.get(id).map(Vec::as_slice).unwrap_or(&[])
+        self.providers.get(id)
     }
 
     /// Whether an instance with these annotations is wadm's, for an application deployed or being
@@ -162,6 +155,52 @@ impl<'a> Context<'a> {
     /// [`Context::config_available`]): a workload using them must wait.
     pub fn missing_configs<'n>(&self, names: &'n [String]) -> Vec<&'n str> {
         names.iter().filter(|c| !self.config_available(c)).map(String::as_str).collect()
+    }
+}
+
+/// Every instance of one kind, grouped by id in one allocation: `ranges` maps an id to its slice
+/// of `entries`, which holds each id's instances in host order.
+struct InstanceIndex<'a, T> {
+    ranges: FnvMap<&'a str, (u32, u32)>,
+    entries: Vec<(HostIx, &'a T)>,
+}
+
+impl<'a, T> InstanceIndex<'a, T> {
+    /// Index what `instances` returns for each host (hosts given in index order).
+    fn new(
+        hosts: &[&'a HostState],
+        instances: impl Fn(&'a HostState) -> &'a BTreeMap<String, T>,
+    ) -> Self {
+        // Count per id, lay the ids out back to back, then fill each id's slice in host order.
+        let total = hosts.iter().map(|h| instances(h).len()).sum();
+        let mut ranges: FnvMap<&'a str, (u32, u32)> =
+            FnvMap::with_capacity_and_hasher(total, Default::default());
+        for host in hosts {
+            for id in instances(host).keys() {
+                ranges.entry(id.as_str()).or_default().1 += 1;
+            }
+        }
+        let mut next = 0u32;
+        for (start, len) in ranges.values_mut() {
+            (*start, next) = (next, next + *len);
+            *len = 0;
+        }
+        let mut slots: Vec<Option<(HostIx, &'a T)>> = vec![None; total];
+        for (ix, host) in hosts.iter().enumerate() {
+            for (id, instance) in instances(host) {
+                let Some((start, len)) = ranges.get_mut(id.as_str()) else { continue };
+                slots[(*start + *len) as usize] = Some((ix as HostIx, instance));
+                *len += 1;
+            }
+        }
+        Self { ranges, entries: slots.into_iter().flatten().collect() }
+    }
+
+    fn get(&self, id: &str) -> &[(HostIx, &'a T)] {
+        match self.ranges.get(id) {
+            Some(&(start, len)) => &self.entries[start as usize..(start + len) as usize],
+            None => &[],
+        }
     }
 }
 

@@ -134,12 +134,16 @@ impl<'e> Merged<'e> {
         for want in wants {
             match want {
                 Want::Component(w) => {
-                    let Some(host) = ctx.host_ix(&w.host_id) else { continue };
-                    keep_min(&mut self.components, (host, &*w.component_id), owner, w);
+                    if !ctx.has_host(w.host) {
+                        continue;
+                    }
+                    keep_min(&mut self.components, (w.host, &*w.component_id), owner, w);
                 }
                 Want::Provider(w) => {
-                    let Some(host) = ctx.host_ix(&w.host_id) else { continue };
-                    match self.providers.entry((host, &*w.provider_id)) {
+                    if !ctx.has_host(w.host) {
+                        continue;
+                    }
+                    match self.providers.entry((w.host, &*w.provider_id)) {
                         Entry::Occupied(mut e) => e.get_mut().add(owner, w),
                         Entry::Vacant(e) => {
                             e.insert(ProviderWanters { owner, want: w, others: Vec::new() });
@@ -287,12 +291,12 @@ fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     }
 }
 
-fn scale(w: &ComponentWant, count: u32) -> Command {
+fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
     Command::ScaleComponent(ScaleComponentRequest {
         component_ref: w.image_ref.to_string(),
         component_id: w.component_id.to_string(),
         count,
-        host_id: w.host_id.clone(),
+        host_id: host_id.to_string(),
         annotations: w.annotations.to_map(),
         config: w.config.to_vec(),
         allow_update: false,
@@ -305,7 +309,9 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
         let host = ctx.host(ix);
         let host_id = host.id.as_str();
         match host.components.get(id) {
-            None if w.count > 0 => b.push(Phase::Start, host_id, id, 1, app, scale(w, w.count)),
+            None if w.count > 0 => {
+                b.push(Phase::Start, host_id, id, 1, app, scale(host_id, w, w.count))
+            }
             None => {}
             Some(o) if !ctx.is_ours(&o.annotations) => {}
             Some(o) => {
@@ -322,7 +328,7 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                 // An update also sets the annotations.
                 if o.count != w.count || (!update && !w.annotations.matches(&o.annotations)) {
                     let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
-                    b.push(phase, host_id, id, 1, app, scale(w, w.count));
+                    b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
                 }
             }
         }
@@ -339,14 +345,14 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                 continue;
             }
             let w = ComponentWant {
-                host_id: host_id.to_string(),
+                host: ix as HostIx,
                 component_id: Arc::from(id.as_str()),
                 image_ref: Arc::from(o.image_ref.as_str()),
                 count: 0,
                 annotations: Annotations::Exact(Arc::new(o.annotations.clone())),
                 config: Arc::from(Vec::new()),
             };
-            b.push(Phase::Stop, host_id, id, 1, app, scale(&w, 0));
+            b.push(Phase::Stop, host_id, id, 1, app, scale(host_id, &w, 0));
         }
     }
 }

@@ -46,7 +46,7 @@ impl ComponentScaler {
             .filter(|(h, c)| ctx.is_ours(&c.annotations) && placed.contains(h))
             .map(|(h, c)| {
                 Want::Component(ComponentWant {
-                    host_id: ctx.host(*h).id.clone(),
+                    host: *h,
                     component_id: Arc::from(c.id.as_str()),
                     image_ref: Arc::from(c.image_ref.as_str()),
                     count: c.count,
@@ -113,7 +113,7 @@ impl Scaler for ComponentScaler {
         for (spread, placed) in placements.iter().enumerate() {
             for (h, count) in &placed.hosts {
                 wants.push(Want::Component(ComponentWant {
-                    host_id: ctx.host(*h).id.clone(),
+                    host: *h,
                     component_id: self.component_id.clone(),
                     image_ref: self.image_ref.clone(),
                     count: *count,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use wadm_model::{ScalerSpec, StatusInfo};
 use wadm_protocol::{Link, StringMap};
 
-use crate::context::Context;
+use crate::context::{Context, HostIx};
 
 /// Who a scaler is and who it works for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,7 +148,8 @@ impl Ord for Annotations {
 /// A component instance a scaler wants on a host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ComponentWant {
-    pub host_id: String,
+    /// The host, as an index into [`Context::hosts`] (wants are for one reconcile).
+    pub host: HostIx,
     pub component_id: Arc<str>,
     pub image_ref: Arc<str>,
     /// The host's maximum concurrent instances.
@@ -161,7 +162,8 @@ pub struct ComponentWant {
 /// A provider a scaler wants on a host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ProviderWant {
-    pub host_id: String,
+    /// The host, as an index into [`Context::hosts`].
+    pub host: HostIx,
     pub provider_id: Arc<str>,
     /// As written in the manifest; compared normalised.
     pub image_ref: Arc<str>,
@@ -192,8 +194,9 @@ pub struct Evaluation {
 /// A scheduling policy for one part of one application.
 ///
 /// Built-in scalers are created from manifests by [`crate::builtin_scalers`]; a custom scaler is
-/// any type implementing this trait, passed to [`crate::plan_with`] alongside them.
-pub trait Scaler {
+/// any type implementing this trait, passed to [`crate::plan_with`] alongside them. Scalers are
+/// `Send + Sync` so a manager can keep them between reconciles (see [`crate::Reconciler`]).
+pub trait Scaler: Send + Sync {
     /// Identity, owner and reporting names.
     fn info(&self) -> &ScalerInfo;
 

@@ -19,6 +19,7 @@
 
 use std::collections::BTreeSet;
 
+use smallvec::SmallVec;
 use wadm_protocol::{StringMap, normalize_provider_ref};
 
 use wadm_model::ScalerSpec;
@@ -67,6 +68,12 @@ pub enum Shortfall {
     Pending(String),
 }
 
+/// Each spread's placement, in manifest order (one inline: most scalers have one spread).
+pub type Placements = SmallVec<[SpreadPlacement; 1]>;
+
+/// The spreads of a scaler trait with their shares (inline up to two: no allocation per scaler).
+pub type Targets<'s> = SmallVec<[SpreadTarget<'s>; 2]>;
+
 /// Where one spread's instances go.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SpreadPlacement {
@@ -97,7 +104,10 @@ struct Existing<'a> {
     sibling: bool,
 }
 
-fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> Vec<Existing<'a>> {
+/// The running instances of a resource: few per resource, so inline.
+type ExistingList<'a> = SmallVec<[Existing<'a>; 4]>;
+
+fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> ExistingList<'a> {
     let spread_of =
         |a: &'a StringMap| a.get(wadm_model::SPREAD_NAME_ANNOTATION).map(String::as_str);
     match res.unit {
@@ -170,7 +180,7 @@ pub fn place_spreads(
     res: Resource<'_>,
     spreads: &[SpreadTarget<'_>],
     exclude: &BTreeSet<HostIx>,
-) -> Vec<SpreadPlacement> {
+) -> Placements {
     let existing = existing(ctx, res);
     let blocked: Vec<HostIx> =
         existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
@@ -193,7 +203,7 @@ pub fn place_spreads(
     let order: &[usize] = if spreads.len() == 1 { &[0] } else { &order };
 
     let mut taken: BTreeSet<HostIx> = exclude.clone();
-    let mut out = vec![SpreadPlacement::default(); spreads.len()];
+    let mut out: Placements = SmallVec::from_elem(SpreadPlacement::default(), spreads.len());
     for (k, &i) in order.iter().enumerate() {
         let spread = &spreads[i];
         if spread.instances == 0 {
@@ -238,7 +248,7 @@ fn choose_existing(
     taken: &BTreeSet<HostIx>,
     eligible: impl Fn(HostIx) -> bool,
 ) -> Vec<(HostIx, u32)> {
-    let mut candidates: Vec<&Existing<'_>> = existing
+    let mut candidates: SmallVec<[&Existing<'_>; 4]> = existing
         .iter()
         .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
         .collect();
@@ -252,7 +262,9 @@ fn choose_existing(
     };
     candidates
         .sort_by_key(|e| (claim(e), e.spread != Some(spread), std::cmp::Reverse(e.count), e.host));
-    candidates.into_iter().take(limit).map(|e| (e.host, e.count)).collect()
+    let mut chosen = Vec::with_capacity(limit.min(candidates.len()));
+    chosen.extend(candidates.into_iter().take(limit).map(|e| (e.host, e.count)));
+    chosen
 }
 
 /// The `need` best hosts not yet running the resource: hosts where ours runs with another image
@@ -336,12 +348,12 @@ pub fn place_daemon(
     spreads: &[SpreadTarget<'_>],
     per_host: u32,
     exclude: &BTreeSet<HostIx>,
-) -> Vec<SpreadPlacement> {
+) -> Placements {
     let existing = existing(ctx, res);
     let blocked: BTreeSet<HostIx> =
         existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
     let mut taken: BTreeSet<HostIx> = exclude.clone();
-    let mut out = Vec::with_capacity(spreads.len());
+    let mut out = Placements::with_capacity(spreads.len());
     for spread in spreads {
         let mut hosts = Vec::new();
         if per_host > 0 {
@@ -358,7 +370,7 @@ pub fn place_daemon(
 
 /// Each spread of a scaler trait with its share: split by weight for a spreadscaler; for a
 /// daemonscaler, `instances` per host (a component) or one (a provider).
-pub fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Vec<SpreadTarget<'_>> {
+pub fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Targets<'_> {
     fn target(s: &wadm_model::Spread, instances: u32) -> SpreadTarget<'_> {
         SpreadTarget { name: &s.name, requirements: &s.requirements, instances }
     }
@@ -388,7 +400,7 @@ pub fn place(
     mode: Mode,
     spec: &ScalerSpec,
     exclude: &BTreeSet<HostIx>,
-) -> Vec<SpreadPlacement> {
+) -> Placements {
     let targets = targets(res.unit, mode, spec);
     match mode {
         Mode::Spread => place_spreads(ctx, res, &targets, exclude),

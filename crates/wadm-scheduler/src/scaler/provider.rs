@@ -28,9 +28,9 @@ pub struct ProviderScaler {
 }
 
 impl ProviderScaler {
-    fn want(&self, host_id: &str, annotations: Annotations) -> ProviderWant {
+    fn want(&self, host: HostIx, annotations: Annotations) -> ProviderWant {
         ProviderWant {
-            host_id: host_id.to_string(),
+            host,
             provider_id: self.provider_id.clone(),
             image_ref: self.image_ref.clone(),
             annotations,
@@ -83,7 +83,7 @@ impl Scaler for ProviderScaler {
                 .filter(|(_, p)| placed_by(&p.annotations, &info.app, &info.id))
                 .map(|(h, p)| {
                     let annotations = Annotations::Exact(Arc::new(p.annotations.clone()));
-                    Want::Provider(self.want(&ctx.host(*h).id, annotations))
+                    Want::Provider(self.want(*h, annotations))
                 })
                 .collect();
             return Evaluation { wants, status: super::waiting_for_config(&missing) };
@@ -100,7 +100,7 @@ impl Scaler for ProviderScaler {
         for (spread, placed) in placements.iter().enumerate() {
             for (h, _) in &placed.hosts {
                 let annotations = Annotations::Placement { placer: self.placer.clone(), spread };
-                wanted.push((*h, self.want(&ctx.host(*h).id, annotations)));
+                wanted.push((*h, self.want(*h, annotations)));
             }
         }
         let status =
