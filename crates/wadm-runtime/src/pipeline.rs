@@ -11,16 +11,18 @@
 //! chosen commands published (deduplicated by id) and the statuses written; the caller acks last.
 //! A crash anywhere before the ack makes the event come back; a redelivered event reconciles
 //! every application, so commands lost with the crash are re-published (or deduplicated).
+//!
+//! The reconcile uses the [`wadm_scheduler::Reconciler`] this replica keeps for the lattice when
+//! the record's desired state is the one it was built from ([`reconcilers`]): steady-state steps
+//! read no manifest and build no scaler; a changed desired state is loaded and built at once.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wadm_lattice::{Change, Changes, EventContext, expire, refresh_leases};
-use wadm_model::Application;
 use wadm_nats::store::StateStore;
 use wadm_protocol::HostEvent;
-use wadm_scheduler::{Desired, Plan, reconcile_with};
+use wadm_scheduler::Plan;
 use wadm_server::kv::{Kv, KvError};
 use wadm_server::status::{StatusError, StatusStore};
 
@@ -32,8 +34,10 @@ use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
 use crate::messages::{Incoming, classify};
 use crate::parts::merge_report;
 use crate::record::{Loaded, RecordError, RecordStore};
+use reconcilers::ReconcilerCache;
 
 mod inputs;
+pub mod reconcilers;
 use inputs::{event_hosts, every_host, snapshot_host, snapshot_stamp};
 
 /// Why a step failed (the event is redelivered).
@@ -68,8 +72,6 @@ pub struct Processed {
     pub state_in_doubt: bool,
 }
 
-type ManifestKey = (String, String, String);
-
 /// The I/O a pipeline uses.
 pub struct PipelineIo<K, T, D, S, O, C> {
     /// The bucket of lattice heads (compare-and-set).
@@ -96,7 +98,7 @@ pub struct Pipeline<K, T, D, S, O, C> {
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
     config: RuntimeConfig,
-    manifests: Mutex<BTreeMap<ManifestKey, Application>>,
+    reconcilers: ReconcilerCache,
 }
 
 impl<K, T, D, S, O, C> Pipeline<K, T, D, S, O, C>
@@ -123,13 +125,18 @@ where
             clock,
             random,
             config,
-            manifests: Mutex::new(BTreeMap::new()),
+            reconcilers: ReconcilerCache::default(),
         }
     }
 
     /// The record store (for diagnostics and tests).
     pub fn records(&self) -> &RecordStore<K, T> {
         &self.records
+    }
+
+    /// The reconcilers this replica keeps per lattice (for diagnostics and tests).
+    pub fn reconcilers(&self) -> &ReconcilerCache {
+        &self.reconcilers
     }
 
     /// Take the next event from `inbox`, handle it, ack it (nak with backoff on failure).
@@ -339,9 +346,7 @@ where
             let plan = if quiet {
                 Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() }
             } else {
-                let (deployed, undeployed) = self.desired_apps(&lattice, &record).await?;
-                let desired = Desired { deployed: &deployed, undeployed: &undeployed };
-                reconcile_with(desired, &record.state, now)
+                self.reconciler(&lattice, &record).await?.reconcile(&record.state, now)
             };
             if let Some(failure) = &host_failure
                 && let Some(app) = failure.app(&plan)

@@ -1,16 +1,20 @@
-//! What a step reads besides the event: config values (asked of the lattice), the manifests of
-//! the applications it reconciles (cached), and which hosts' bookkeeping must be persisted.
+//! What a step reads besides the event: config values (asked of the lattice), the reconciler of
+//! the lattice's desired state (kept between steps, see [`super::reconcilers`]; built from the
+//! manifests when the desired state changed), and which hosts' bookkeeping must be persisted.
+
+use std::sync::Arc;
 
 use wadm_lattice::{Change, Changes, EventContext};
 use wadm_model::Application;
 use wadm_nats::store::StateStore;
 use wadm_protocol::ctl::CtlReply;
 use wadm_protocol::{HostEvent, StringMap};
-use wadm_scheduler::{DeployedApp, UndeployedApp};
+use wadm_scheduler::{DeployedApp, Reconciler, UndeployedApp};
 use wadm_server::kv::Kv;
 use wadm_server::status::StatusStore;
 
 use super::Pipeline;
+use super::reconcilers::Specs;
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, IoError, Outbox};
 use crate::record::LatticeRecord;
@@ -42,30 +46,54 @@ where
         }
     }
 
-    /// The deployed and undeployed applications of the record, with their manifests.
-    pub(super) async fn desired_apps(
+    /// The reconciler of `record`'s desired state: the one kept for `lattice` when it was built
+    /// from the same [`super::reconcilers::DesiredKey`]; otherwise the manifests are loaded
+    /// (those of versions the previous entry already had are reused) and the scalers built anew.
+    pub(super) async fn reconciler(
         &self,
         lattice: &str,
         record: &LatticeRecord,
-    ) -> Result<(Vec<DeployedApp>, Vec<UndeployedApp>), IoError> {
-        let mut deployed = Vec::new();
-        let mut undeployed = Vec::new();
+    ) -> Result<Arc<Reconciler>, IoError> {
+        if let Some(kept) = self.reconcilers.get(lattice, record) {
+            return Ok(kept);
+        }
+        let known = self.reconcilers.specs(lattice).unwrap_or_default();
+        let loaded = self.desired_apps(lattice, record, &known).await?;
+        let reconciler = Arc::new(Reconciler::new(lattice, loaded.deployed, loaded.undeployed));
+        self.reconcilers.insert(lattice, record, reconciler.clone(), loaded.specs, loaded.complete);
+        Ok(reconciler)
+    }
+
+    /// The deployed and undeployed applications of the record, with their manifests (taken
+    /// from `known` when there, read from the desired source otherwise).
+    async fn desired_apps(
+        &self,
+        lattice: &str,
+        record: &LatticeRecord,
+        known: &Specs,
+    ) -> Result<LoadedDesired, IoError> {
+        let mut loaded = LoadedDesired { complete: true, ..LoadedDesired::default() };
         for (name, app) in &record.apps {
             match &app.deployed_version {
                 Some(version) => {
-                    let Some(spec) = self.manifest(lattice, name, version).await? else { continue };
+                    let Some(spec) =
+                        self.manifest(lattice, name, version, known, &mut loaded).await?
+                    else {
+                        continue;
+                    };
                     // Version N's spec beside N+1 (same name): what N declared and N+1 dropped
                     // (links of explicit ids, owned configs) is attributable and removed.
                     if let Some(previous) = app.previous_version.as_deref()
-                        && let Some(last_spec) = self.manifest(lattice, name, previous).await?
+                        && let Some(last_spec) =
+                            self.manifest(lattice, name, previous, known, &mut loaded).await?
                     {
-                        undeployed.push(UndeployedApp {
+                        loaded.undeployed.push(UndeployedApp {
                             name: name.clone(),
                             generation: app.generation(),
                             last_spec: Some(last_spec),
                         });
                     }
-                    deployed.push(DeployedApp {
+                    loaded.deployed.push(DeployedApp {
                         lattice: lattice.to_string(),
                         app: spec,
                         version: version.clone(),
@@ -74,10 +102,10 @@ where
                 }
                 None => {
                     let last_spec = match &app.last_version {
-                        Some(v) => self.manifest(lattice, name, v).await?,
+                        Some(v) => self.manifest(lattice, name, v, known, &mut loaded).await?,
                         None => None,
                     };
-                    undeployed.push(UndeployedApp {
+                    loaded.undeployed.push(UndeployedApp {
                         name: name.clone(),
                         generation: app.generation(),
                         last_spec,
@@ -85,25 +113,42 @@ where
                 }
             }
         }
-        Ok((deployed, undeployed))
+        Ok(loaded)
     }
 
+    /// One version's manifest, from `known` or the desired source; noted in `loaded`.
     async fn manifest(
         &self,
         lattice: &str,
         app: &str,
         version: &str,
+        known: &Specs,
+        loaded: &mut LoadedDesired,
     ) -> Result<Option<Application>, IoError> {
-        let key = (lattice.to_string(), app.to_string(), version.to_string());
-        if let Some(found) = self.manifests.lock().expect("manifest cache").get(&key) {
-            return Ok(Some(found.clone()));
-        }
-        let found = self.desired.manifest(lattice, app, version).await?;
-        if let Some(spec) = &found {
-            self.manifests.lock().expect("manifest cache").insert(key, spec.clone());
+        let key = (app.to_string(), version.to_string());
+        let found = match known.get(&key) {
+            Some(spec) => Some(spec.clone()),
+            None => self.desired.manifest(lattice, app, version).await?,
+        };
+        match &found {
+            Some(spec) => {
+                loaded.specs.insert(key, spec.clone());
+            }
+            None => loaded.complete = false,
         }
         Ok(found)
     }
+}
+
+/// The desired state of a lattice as loaded for a [`Reconciler`].
+#[derive(Default)]
+struct LoadedDesired {
+    deployed: Vec<DeployedApp>,
+    undeployed: Vec<UndeployedApp>,
+    /// The manifests it refers to.
+    specs: Specs,
+    /// Every manifest it refers to was found.
+    complete: bool,
 }
 
 /// The hosts an event may shrink components on: its source and the host it names.

@@ -3,6 +3,7 @@
 mod persistence;
 mod repeat;
 mod scale;
+mod steady;
 mod world;
 
 use std::time::Duration;

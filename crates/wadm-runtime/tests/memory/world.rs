@@ -1,7 +1,9 @@
 //! A whole wadm deployment in memory and virtual time: a manifest store, the event and command
 //! logs, model hosts, and N runtime replicas stepped in a seeded order.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wadm_model::Status;
@@ -12,8 +14,8 @@ use wadm_runtime::memory::{
 };
 use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
-    Clock, Executed, Executor, Outbox, Outgoing, Pipeline, PipelineIo, Processed, Random,
-    RuntimeConfig, SeededRandom, VirtualClock, tick_message,
+    Clock, Deployment, DesiredSource, Executed, Executor, IoError, Outbox, Outgoing, Pipeline,
+    PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock, tick_message,
 };
 use wadm_server::store::ManifestStore;
 
@@ -22,9 +24,44 @@ pub const ACK_WAIT: Duration = Duration::from_secs(5);
 
 pub type Store = Arc<ManifestStore<SharedKv>>;
 
+/// The manifest store as one replica's pipeline reads it, counting manifest reads.
+pub struct CountingStore {
+    store: Store,
+    manifest_reads: AtomicU64,
+}
+
+impl CountingStore {
+    /// Manifests this replica's pipeline read from the store so far.
+    pub fn manifest_reads(&self) -> u64 {
+        self.manifest_reads.load(Ordering::SeqCst)
+    }
+}
+
+impl DesiredSource for CountingStore {
+    async fn deployment(&self, l: &str, a: &str) -> Result<Option<Deployment>, IoError> {
+        self.store.deployment(l, a).await
+    }
+    async fn deployments(&self, l: &str) -> Result<BTreeMap<String, Deployment>, IoError> {
+        self.store.deployments(l).await
+    }
+    async fn manifest(
+        &self,
+        l: &str,
+        a: &str,
+        v: &str,
+    ) -> Result<Option<wadm_model::Application>, IoError> {
+        self.manifest_reads.fetch_add(1, Ordering::SeqCst);
+        self.store.manifest(l, a, v).await
+    }
+}
+
+pub type Counted = Arc<CountingStore>;
+
 pub struct Replica {
     pub pipeline:
-        Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>,
+        Pipeline<SharedKv, Arc<MemoryStateStore>, Counted, MemoryStatus, MemoryLog, MemoryLattice>,
+    /// What the pipeline read from the manifest store.
+    pub desired: Counted,
     pub executor: Executor<Store, MemoryLattice, MemoryLog>,
     pub events: MemoryConsumer,
     pub commands: MemoryConsumer,
@@ -87,12 +124,17 @@ impl World {
         let replicas = (0..replicas)
             .map(|i| {
                 let random: Arc<dyn Random> = Arc::new(SeededRandom::new(seed ^ (i as u64 + 1)));
+                let desired = Arc::new(CountingStore {
+                    store: store.clone(),
+                    manifest_reads: AtomicU64::new(0),
+                });
                 Replica {
+                    desired: desired.clone(),
                     pipeline: Pipeline::new(
                         PipelineIo {
                             records: records.clone(),
                             state: state.clone(),
-                            desired: store.clone(),
+                            desired,
                             status: status.clone(),
                             commands: commands.clone(),
                             control: lattice.clone(),
