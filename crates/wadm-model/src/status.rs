@@ -1,6 +1,8 @@
 //! Application and scaler status, in the wire shape of the wadm API (`model.status`, `model.get`,
 //! `wadm.status.{lattice}.{app}`).
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// The state of an application or of one of its scalers.
@@ -74,12 +76,13 @@ impl StatusInfo {
     }
 }
 
-/// The status of one scaler of an application.
+/// The status of one scaler of an application. The names are shared, not copied: a manager
+/// reports every scaler's status on every reconcile, and its names never change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScalerStatus {
-    pub id: String,
-    pub kind: String,
-    pub name: String,
+    pub id: Arc<str>,
+    pub kind: Arc<str>,
+    pub name: Arc<str>,
     pub status: StatusInfo,
 }
 
@@ -131,7 +134,7 @@ mod tests {
 
     fn scaler(t: StatusType, msg: &str) -> ScalerStatus {
         ScalerStatus {
-            id: format!("id-{t}"),
+            id: format!("id-{t}").into(),
             kind: "SpreadScaler".into(),
             name: "s".into(),
             status: StatusInfo::new(t, msg),

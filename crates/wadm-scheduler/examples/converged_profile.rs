@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! cargo build -p wadm-scheduler --profile bench --example converged_profile
-//! valgrind --tool=callgrind --zero-before=converged_profile::converged_rounds \
+//! valgrind --tool=callgrind --toggle-collect='converged_profile::*_rounds' \
 //!     target/release/examples/converged_profile 3
 //! ```
 //!
-//! (`--zero-before` leaves the setup, including the from-empty reconcile, out of the counts.)
+//! (`--toggle-collect` leaves the setup, including the from-empty reconcile and building the kept
+//! scalers, out of the counts.)
 //!
 //! The first argument is the number of converged reconciles (default 3); `prepared` as the second
 //! argument re-runs only `plan_with` with kept scalers. Prints the mean wall time and allocations
@@ -21,8 +22,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::*;
+use wadm_lattice::LatticeState;
 use wadm_scheduler::apply::apply_plan;
-use wadm_scheduler::{Catalog, DeployedApp, Desired, builtin_scalers, plan_with, reconcile};
+use wadm_scheduler::{
+    Catalog, DeployedApp, Desired, Scaler, builtin_scalers, plan_with, reconcile,
+};
 
 /// Counts allocations, so a change's effect on them shows without a profiler.
 struct Counting;
@@ -55,31 +59,39 @@ fn main() {
     let first = reconcile(&apps, &empty, 0);
     let mut converged = empty.clone();
     apply_plan(&mut converged, &first);
+    let desired = Desired { deployed: &apps, undeployed: &[] };
+    let catalog = Catalog::new(&converged.lattice, desired);
+    let scalers = if prepared { builtin_scalers(&catalog) } else { Vec::new() };
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
-    converged_rounds(&apps, &converged, rounds, prepared);
+    if prepared {
+        prepared_rounds(&apps, &converged, &scalers, rounds);
+    } else {
+        converged_rounds(&apps, &converged, rounds);
+    }
     let per_round = started.elapsed().as_secs_f64() * 1e3 / rounds.max(1) as f64;
     let allocations = (ALLOCATIONS.load(Ordering::Relaxed) - allocations) / rounds.max(1) as u64;
     println!("{per_round:.2} ms and {allocations} allocations per converged reconcile");
 }
 
+/// Full reconciles: catalog, scalers and plan each round.
 #[inline(never)]
-fn converged_rounds(
+fn converged_rounds(apps: &[DeployedApp], converged: &LatticeState, rounds: usize) {
+    for _ in 0..rounds {
+        assert!(black_box(reconcile(apps, converged, 0)).is_empty());
+    }
+}
+
+/// Reconciles with kept scalers: catalog and plan each round.
+#[inline(never)]
+fn prepared_rounds(
     apps: &[DeployedApp],
-    converged: &wadm_lattice::LatticeState,
+    converged: &LatticeState,
+    scalers: &[Box<dyn Scaler>],
     rounds: usize,
-    prepared: bool,
 ) {
-    if prepared {
-        let desired = Desired { deployed: apps, undeployed: &[] };
-        let catalog = Catalog::new(&converged.lattice, desired);
-        let scalers = builtin_scalers(&catalog);
-        for _ in 0..rounds {
-            assert!(black_box(plan_with(converged, &catalog, &scalers, 0)).is_empty());
-        }
-    } else {
-        for _ in 0..rounds {
-            assert!(black_box(reconcile(apps, converged, 0)).is_empty());
-        }
+    for _ in 0..rounds {
+        let catalog = Catalog::new(&converged.lattice, Desired { deployed: apps, undeployed: &[] });
+        assert!(black_box(plan_with(converged, &catalog, scalers, 0)).is_empty());
     }
 }

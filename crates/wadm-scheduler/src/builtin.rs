@@ -1,6 +1,7 @@
 //! Building the built-in scalers from deployed manifests.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 
 use wadm_model::{
     Component, ComponentKind, ConfigRef, Link as LinkTrait, Scaler as ScalerTrait, SecretRef,
@@ -62,14 +63,14 @@ struct AppBuilder<'b, 'c> {
 }
 
 impl AppBuilder<'_, '_> {
-    fn info(&mut self, kind: impl Into<String>, id: String, name: &str) -> ScalerInfo {
+    fn info(&mut self, kind: &'static str, id: String, name: &str) -> ScalerInfo {
         self.rank += 1;
         ScalerInfo {
             app: self.d.app.name.clone(),
             rank: self.rank,
-            id,
-            kind: kind.into(),
-            name: name.to_string(),
+            id: id.into(),
+            kind: kind_name(kind),
+            name: name.into(),
         }
     }
 
@@ -226,25 +227,48 @@ impl AppBuilder<'_, '_> {
     }
 }
 
+/// The kinds of the built-in scalers.
+const KINDS: [&str; 7] = [
+    "SpreadScaler",
+    "DaemonScaler",
+    "ProviderSpreadScaler",
+    "ProviderDaemonScaler",
+    "LinkScaler",
+    "ConfigScaler",
+    "SecretScaler",
+];
+
+/// A built-in kind's name, shared by every scaler of that kind.
+fn kind_name(kind: &'static str) -> Arc<str> {
+    static NAMES: OnceLock<[Arc<str>; KINDS.len()]> = OnceLock::new();
+    let names = NAMES.get_or_init(|| KINDS.map(Arc::from));
+    match KINDS.iter().position(|k| *k == kind) {
+        Some(i) => names[i].clone(),
+        None => Arc::from(kind),
+    }
+}
+
 /// (mode, kind, scaler id) of a workload's `index`-th scaler trait.
 fn workload_identity(
     app: &str,
     comp: &Component,
     index: usize,
     trait_: &ScalerTrait,
-) -> (Mode, String, String) {
-    let (mode, base_kind) = match trait_ {
-        ScalerTrait::Spread(_) => (Mode::Spread, "SpreadScaler"),
-        ScalerTrait::Daemon(_) => (Mode::Daemon, "DaemonScaler"),
+) -> (Mode, &'static str, String) {
+    let mode = match trait_ {
+        ScalerTrait::Spread(_) => Mode::Spread,
+        ScalerTrait::Daemon(_) => Mode::Daemon,
     };
-    let kind = match comp.kind {
-        ComponentKind::Component => base_kind.to_string(),
-        ComponentKind::Capability => concat(&["Provider", base_kind]),
+    let kind = match (comp.kind, mode) {
+        (ComponentKind::Component, Mode::Spread) => "SpreadScaler",
+        (ComponentKind::Component, Mode::Daemon) => "DaemonScaler",
+        (ComponentKind::Capability, Mode::Spread) => "ProviderSpreadScaler",
+        (ComponentKind::Capability, Mode::Daemon) => "ProviderDaemonScaler",
     };
     let id = if index == 0 {
-        concat(&[&kind, "-", app, "-", &comp.name])
+        concat(&[kind, "-", app, "-", &comp.name])
     } else {
-        concat(&[&kind, "-", app, "-", &comp.name, "-", &index.to_string()])
+        concat(&[kind, "-", app, "-", &comp.name, "-", &index.to_string()])
     };
     (mode, kind, id)
 }

@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance};
-use wadm_model::{APP_SPEC_ANNOTATION, MANAGED_BY_ANNOTATION, MANAGED_BY_WADM};
 use wadm_protocol::StringMap;
 
 use crate::catalog::Catalog;
 use crate::hash::{FnvMap, fnv1a64};
+use crate::observed::InstanceIndex;
+pub use crate::observed::{Observed, Tag, owner_app};
 
 /// Index of a host in [`Context::hosts`] (hosts are in id order).
 pub type HostIx = u32;
@@ -27,6 +28,8 @@ pub struct Context<'a> {
     by_label: FnvMap<(&'a str, &'a str), Vec<HostIx>>,
     components: InstanceIndex<'a, ComponentInstance>,
     providers: InstanceIndex<'a, ProviderInstance>,
+    /// Every host (what no requirements select).
+    all_hosts: Rc<[HostIx]>,
     eligible: RefCell<BTreeMap<StringMap, Rc<[HostIx]>>>,
 }
 
@@ -35,8 +38,8 @@ impl<'a> Context<'a> {
     pub fn new(lattice: &'a LatticeState, catalog: &'a Catalog<'a>) -> Self {
         let hosts: Vec<&HostState> = lattice.hosts.values().collect();
         let mut by_label: FnvMap<(&str, &str), Vec<HostIx>> = FnvMap::default();
-        let components = InstanceIndex::new(&hosts, |h| &h.components);
-        let providers = InstanceIndex::new(&hosts, |h| &h.providers);
+        let components = InstanceIndex::new(&hosts, catalog, |h| &h.components, |c| &c.annotations);
+        let providers = InstanceIndex::new(&hosts, catalog, |h| &h.providers, |p| &p.annotations);
         let mut load = Vec::with_capacity(hosts.len());
         let mut host_hash = Vec::with_capacity(hosts.len());
         for (ix, host) in hosts.iter().enumerate() {
@@ -51,6 +54,7 @@ impl<'a> Context<'a> {
         Self {
             lattice,
             catalog,
+            all_hosts: (0..hosts.len() as HostIx).collect(),
             hosts,
             load,
             host_hash,
@@ -104,43 +108,51 @@ impl<'a> Context<'a> {
     /// Hosts carrying every requirement label with exactly that value, in id order. Computed once
     /// per distinct requirement set per reconcile.
     pub fn eligible_hosts(&self, requirements: &StringMap) -> Rc<[HostIx]> {
+        if requirements.is_empty() {
+            return self.all_hosts.clone();
+        }
         if let Some(hit) = self.eligible.borrow().get(requirements) {
             return hit.clone();
         }
-        let hosts: Rc<[HostIx]> = if requirements.is_empty() {
-            (0..self.hosts.len() as HostIx).collect()
-        } else {
-            // Start from the rarest label and check the rest on each host.
-            let lists: Option<Vec<&Vec<HostIx>>> = requirements
-                .iter()
-                .map(|(k, v)| self.by_label.get(&(k.as_str(), v.as_str())))
-                .collect();
-            match lists.and_then(|l| l.into_iter().min_by_key(|l| l.len())) {
-                Some(rarest) => rarest
-                    .iter()
-                    .copied()
-                    .filter(|ix| self.host(*ix).matches(requirements))
-                    .collect(),
-                None => Rc::from(Vec::new()),
+        // Start from the rarest label and check the rest on each host.
+        let lists: Option<Vec<&Vec<HostIx>>> = requirements
+            .iter()
+            .map(|(k, v)| self.by_label.get(&(k.as_str(), v.as_str())))
+            .collect();
+        let hosts: Rc<[HostIx]> = match lists.and_then(|l| l.into_iter().min_by_key(|l| l.len())) {
+            Some(rarest) => {
+                rarest.iter().copied().filter(|ix| self.host(*ix).matches(requirements)).collect()
             }
+            None => Rc::from(Vec::new()),
         };
         self.eligible.borrow_mut().insert(requirements.clone(), hosts.clone());
         hosts
     }
 
     /// Observed instances of a component id, in host order.
-    pub fn component_instances(&self, id: &str) -> &[(HostIx, &'a ComponentInstance)] {
+    pub fn component_instances(&self, id: &str) -> &[Observed<'a, ComponentInstance>] {
         self.components.get(id)
     }
 
+    /// The observed instance of a component id on a host.
+    pub fn component_on(&self, host: HostIx, id: &str) -> Option<&Observed<'a, ComponentInstance>> {
+        self.components.on_host(host, id)
+    }
+
     /// Observed instances of a provider id, in host order.
-    pub fn provider_instances(&self, id: &str) -> &[(HostIx, &'a ProviderInstance)] {
+    pub fn provider_instances(&self, id: &str) -> &[Observed<'a, ProviderInstance>] {
         self.providers.get(id)
     }
 
+    /// The observed instance of a provider id on a host.
+    pub fn provider_on(&self, host: HostIx, id: &str) -> Option<&Observed<'a, ProviderInstance>> {
+        self.providers.on_host(host, id)
+    }
+
     /// Whether an instance with these annotations is wadm's, for an application deployed or being
-    /// undeployed here. Anything else (unmanaged, or annotated with an unknown application) is
-    /// foreign and never touched.
+    /// undeployed here (for observed instances, [`Tag::ours`] says the same without a lookup).
+    /// Anything else (unmanaged, or annotated with an unknown application) is foreign and never
+    /// touched.
     pub fn is_ours(&self, annotations: &StringMap) -> bool {
         owner_app(annotations).is_some_and(|app| self.catalog.is_known_app(app))
     }
@@ -156,58 +168,4 @@ impl<'a> Context<'a> {
     pub fn missing_configs<'n>(&self, names: &'n [String]) -> Vec<&'n str> {
         names.iter().filter(|c| !self.config_available(c)).map(String::as_str).collect()
     }
-}
-
-/// Every instance of one kind, grouped by id in one allocation: `ranges` maps an id to its slice
-/// of `entries`, which holds each id's instances in host order.
-struct InstanceIndex<'a, T> {
-    ranges: FnvMap<&'a str, (u32, u32)>,
-    entries: Vec<(HostIx, &'a T)>,
-}
-
-impl<'a, T> InstanceIndex<'a, T> {
-    /// Index what `instances` returns for each host (hosts given in index order).
-    fn new(
-        hosts: &[&'a HostState],
-        instances: impl Fn(&'a HostState) -> &'a BTreeMap<String, T>,
-    ) -> Self {
-        // Count per id, lay the ids out back to back, then fill each id's slice in host order.
-        let total = hosts.iter().map(|h| instances(h).len()).sum();
-        let mut ranges: FnvMap<&'a str, (u32, u32)> =
-            FnvMap::with_capacity_and_hasher(total, Default::default());
-        for host in hosts {
-            for id in instances(host).keys() {
-                ranges.entry(id.as_str()).or_default().1 += 1;
-            }
-        }
-        let mut next = 0u32;
-        for (start, len) in ranges.values_mut() {
-            (*start, next) = (next, next + *len);
-            *len = 0;
-        }
-        let mut slots: Vec<Option<(HostIx, &'a T)>> = vec![None; total];
-        for (ix, host) in hosts.iter().enumerate() {
-            for (id, instance) in instances(host) {
-                let Some((start, len)) = ranges.get_mut(id.as_str()) else { continue };
-                slots[(*start + *len) as usize] = Some((ix as HostIx, instance));
-                *len += 1;
-            }
-        }
-        Self { ranges, entries: slots.into_iter().flatten().collect() }
-    }
-
-    fn get(&self, id: &str) -> &[(HostIx, &'a T)] {
-        match self.ranges.get(id) {
-            Some(&(start, len)) => &self.entries[start as usize..(start + len) as usize],
-            None => &[],
-        }
-    }
-}
-
-/// The application a wadm-managed instance belongs to, from its annotations.
-pub fn owner_app(annotations: &StringMap) -> Option<&str> {
-    if annotations.get(MANAGED_BY_ANNOTATION).map(String::as_str) != Some(MANAGED_BY_WADM) {
-        return None;
-    }
-    annotations.get(APP_SPEC_ANNOTATION).map(String::as_str)
 }

@@ -130,7 +130,7 @@ fn keep_min<'e, K: Ord, V>(
 
 impl<'e> Merged<'e> {
     fn add(&mut self, ctx: &Context<'_>, info: &'e ScalerInfo, wants: &'e [Want]) {
-        let owner = (info.app.as_str(), info.id.as_str());
+        let owner = (info.app.as_str(), &*info.id);
         for want in wants {
             match want {
                 Want::Component(w) => {
@@ -306,15 +306,15 @@ fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
 
 fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     for (&(ix, id), &((app, _), w)) in &merged.components {
-        let host = ctx.host(ix);
-        let host_id = host.id.as_str();
-        match host.components.get(id) {
+        let host_id = ctx.host(ix).id.as_str();
+        match ctx.component_on(ix, id) {
             None if w.count > 0 => {
                 b.push(Phase::Start, host_id, id, 1, app, scale(host_id, w, w.count))
             }
             None => {}
-            Some(o) if !ctx.is_ours(&o.annotations) => {}
-            Some(o) => {
+            Some(observed) if !observed.tag.ours => {}
+            Some(observed) => {
+                let o = observed.instance;
                 let update = *o.image_ref != *w.image_ref && w.count > 0;
                 if update {
                     let cmd = Command::UpdateComponent(UpdateComponentRequest {
@@ -326,7 +326,9 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                     b.push(Phase::Start, host_id, id, 0, app, cmd);
                 }
                 // An update also sets the annotations.
-                if o.count != w.count || (!update && !w.annotations.matches(&o.annotations)) {
+                let same_annotations =
+                    || w.annotations.matches_observed(&o.annotations, &observed.tag);
+                if o.count != w.count || (!update && !same_annotations()) {
                     let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
                     b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
                 }
@@ -366,8 +368,7 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     };
     for (&(ix, id), wanters) in &merged.providers {
         let ((app, _), w) = (wanters.owner, wanters.want);
-        let host = ctx.host(ix);
-        let host_id = host.id.as_str();
+        let host_id = ctx.host(ix).id.as_str();
         let start = || {
             Command::StartProvider(StartProviderRequest {
                 provider_id: id.to_string(),
@@ -377,10 +378,11 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                 annotations: wanters.start_annotations(),
             })
         };
-        match host.providers.get(id) {
+        match ctx.provider_on(ix, id) {
             None => b.push(Phase::Start, host_id, id, 0, app, start()),
-            Some(o) if !ctx.is_ours(&o.annotations) => {}
-            Some(o) => {
+            Some(observed) if !observed.tag.ours => {}
+            Some(observed) => {
+                let o = observed.instance;
                 if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
                     // Same id on the same host: stop, then start the new image.
                     b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));

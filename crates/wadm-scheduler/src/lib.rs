@@ -4,7 +4,8 @@
 //!
 //! - [`input`]: what is desired ([`DeployedApp`], [`UndeployedApp`], [`Desired`]);
 //! - [`catalog`]: ownership and names derived from the desired state alone;
-//! - [`context`]: the observed lattice, indexed for scalers;
+//! - [`context`]: the observed lattice, indexed for scalers ([`observed`]: instances with their
+//!   annotations read once);
 //! - [`scaler`]: the [`Scaler`] trait (the extension point) and the built-in scalers;
 //! - [`spread`]: weight arithmetic; [`scaler::placement`]: which hosts run what;
 //! - [`engine`]: merging wants into an ordered [`Plan`] of [`Command`]s with statuses;
@@ -60,6 +61,7 @@ pub mod context;
 pub mod engine;
 pub mod hash;
 pub mod input;
+pub mod observed;
 pub mod reconciler;
 pub mod scaler;
 pub mod spread;

@@ -13,7 +13,7 @@ use wadm_scheduler::reconcile;
 /// The status of the scaler of `app` whose kind is `kind`.
 fn scaler_status(plan: &wadm_scheduler::Plan, app: &str, kind: &str) -> StatusInfo {
     let status = &plan.statuses[app];
-    status.scalers.iter().find(|s| s.kind == kind).map(|s| s.status.clone()).unwrap()
+    status.scalers.iter().find(|s| *s.kind == *kind).map(|s| s.status.clone()).unwrap()
 }
 
 fn reconciling(message: &str) -> StatusInfo {

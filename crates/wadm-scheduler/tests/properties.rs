@@ -91,7 +91,7 @@ fn scaler_status(plan: &Plan, app: &str, comp: &Component) -> StatusType {
         .scalers
         .iter()
         .find(|s| {
-            s.name == comp.name
+            *s.name == *comp.name
                 && s.kind.contains("Scaler")
                 && !s.kind.starts_with("Link")
                 && !s.kind.starts_with("Config")

@@ -283,7 +283,7 @@ fn status_lists_scalers_in_manifest_order_and_aggregates() {
     )];
     let plan = reconcile(&apps, &lattice(vec![host("h1", &[])]), 0);
     let s = &plan.statuses["a"];
-    let kinds: Vec<&str> = s.scalers.iter().map(|s| s.kind.as_str()).collect();
+    let kinds: Vec<&str> = s.scalers.iter().map(|s| &*s.kind).collect();
     assert_eq!(kinds, vec!["ConfigScaler", "SpreadScaler", "SpreadScaler"]);
     // failed beats waiting.
     assert_eq!(s.status.status_type, StatusType::Failed);
@@ -330,7 +330,7 @@ fn custom_scalers_extend_the_plan() {
         &plan.commands[0].command,
         Command::PutConfig { name, values } if name == "a-marker" && values["hosts"] == "2"
     ));
-    let kinds: Vec<&str> = plan.statuses["a"].scalers.iter().map(|s| s.kind.as_str()).collect();
+    let kinds: Vec<&str> = plan.statuses["a"].scalers.iter().map(|s| &*s.kind).collect();
     assert_eq!(kinds, vec!["SpreadScaler", "MarkerScaler"]);
 }
 

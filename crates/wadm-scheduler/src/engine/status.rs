@@ -7,16 +7,21 @@ use wadm_model::{ScalerStatus, Status};
 
 use crate::catalog::Catalog;
 
-/// Consecutive statuses of one application, grouped (the input is in application order).
+/// Consecutive statuses of one application, grouped (the input is in application order). Each
+/// group is allocated once, at its final size.
 pub(super) fn group_by_app<A: PartialEq>(
     statuses: impl Iterator<Item = (A, ScalerStatus)>,
 ) -> Vec<(A, Vec<ScalerStatus>)> {
-    let mut groups: Vec<(A, Vec<ScalerStatus>)> = Vec::new();
-    for (app, status) in statuses {
-        match groups.last_mut() {
-            Some((last, group)) if *last == app => group.push(status),
-            _ => groups.push((app, vec![status])),
-        }
+    let statuses: Vec<(A, ScalerStatus)> = statuses.collect();
+    let runs = statuses.chunk_by(|a, b| a.0 == b.0).map(<[_]>::len).collect::<Vec<_>>();
+    let mut rest = statuses.into_iter();
+    let mut groups = Vec::with_capacity(runs.len());
+    for len in runs {
+        let Some((app, first)) = rest.next() else { break };
+        let mut group = Vec::with_capacity(len);
+        group.push(first);
+        group.extend(rest.by_ref().take(len - 1).map(|(_, status)| status));
+        groups.push((app, group));
     }
     groups
 }

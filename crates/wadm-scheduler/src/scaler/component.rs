@@ -7,7 +7,7 @@ use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 
 use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
 use super::{Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want};
-use crate::context::{Context, HostIx};
+use crate::context::{Context, HostIx, Tag};
 
 /// How a scaler's `instances` apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +43,11 @@ impl ComponentScaler {
     fn hold(&self, ctx: &Context<'_>, placed: &BTreeSet<HostIx>) -> Vec<Want> {
         ctx.component_instances(&self.component_id)
             .iter()
-            .filter(|(h, c)| ctx.is_ours(&c.annotations) && placed.contains(h))
-            .map(|(h, c)| {
+            .filter(|o| o.tag.ours && placed.contains(&o.host))
+            .map(|o| {
+                let c = o.instance;
                 Want::Component(ComponentWant {
-                    host: *h,
+                    host: o.host,
                     component_id: Arc::from(c.id.as_str()),
                     image_ref: Arc::from(c.image_ref.as_str()),
                     count: c.count,
@@ -146,21 +147,23 @@ impl ComponentScaler {
                 all_there = false;
                 continue;
             };
-            let observed = ctx.host(h).components.get(&*w.component_id);
+            let observed = ctx.component_on(h, &w.component_id);
             progress.wanted += u64::from(w.count);
-            if let Some(c) = observed.filter(|c| *c.image_ref == *w.image_ref) {
+            if let Some(o) = observed.filter(|o| *o.instance.image_ref == *w.image_ref) {
+                let c = o.instance;
                 progress.running += u64::from(c.count.min(w.count));
-                all_there &= c.count == w.count && w.annotations.matches(&c.annotations);
+                all_there &=
+                    c.count == w.count && w.annotations.matches_observed(&c.annotations, &o.tag);
             } else {
                 all_there = false;
             }
         }
-        let sibling = |a: &wadm_protocol::StringMap| {
-            a.get(wadm_model::SCALER_ANNOTATION).is_some_and(|id| self.siblings.contains(id))
-        };
-        let extras = ctx.component_instances(&self.component_id).iter().any(|(h, c)| {
-            !placed().any(|p| p == *h) && ctx.is_ours(&c.annotations) && !sibling(&c.annotations)
-        });
+        let sibling =
+            |tag: &Tag<'_>| tag.scaler.is_some_and(|id| self.siblings.iter().any(|s| s == id));
+        let extras = ctx
+            .component_instances(&self.component_id)
+            .iter()
+            .any(|o| o.tag.ours && !sibling(&o.tag) && !placed().any(|p| p == o.host));
         if all_there && !extras {
             StatusInfo::new(StatusType::Deployed, "")
         } else {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use wadm_model::{ScalerSpec, StatusInfo};
 use wadm_protocol::{Link, StringMap};
 
-use crate::context::{Context, HostIx};
+use crate::context::{Context, HostIx, Tag};
 
 /// Who a scaler is and who it works for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,12 +36,12 @@ pub struct ScalerInfo {
     /// Position in the application's status list (manifest order for built-in scalers).
     pub rank: u32,
     /// Unique within the application and stable across reconciles; it is the value of the
-    /// `wasmcloud.dev/scaler` annotation on what the scaler places.
-    pub id: String,
+    /// `wasmcloud.dev/scaler` annotation on what the scaler places. Shared with the statuses.
+    pub id: Arc<str>,
     /// E.g. `SpreadScaler`, `ProviderDaemonScaler`, `LinkScaler`, `ConfigScaler`.
-    pub kind: String,
+    pub kind: Arc<str>,
     /// What it scales (component name, link name, config name).
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 /// A scaler's identity and spreads, shared (not copied) by every want it makes, so the
@@ -95,7 +95,7 @@ impl Annotations {
                 let expected = [
                     (APP_SPEC_ANNOTATION, placer.info.app.as_str()),
                     (MANAGED_BY_ANNOTATION, MANAGED_BY_WADM),
-                    (SCALER_ANNOTATION, placer.info.id.as_str()),
+                    (SCALER_ANNOTATION, &*placer.info.id),
                     (SPREAD_NAME_ANNOTATION, self.spread_name().unwrap_or("")),
                 ];
                 debug_assert!(expected.windows(2).all(|w| w[0].0 < w[1].0));
@@ -103,6 +103,19 @@ impl Annotations {
                     && observed.iter().zip(expected).all(|((k, v), (ek, ev))| k == ek && v == ev)
             }
             Annotations::Exact(map) => **map == *observed,
+        }
+    }
+
+    /// [`Self::matches`] for an observed instance whose annotations were read into `tag`.
+    pub fn matches_observed(&self, annotations: &StringMap, tag: &Tag<'_>) -> bool {
+        match self {
+            Annotations::Placement { placer, .. } => {
+                tag.placement_only
+                    && tag.app == Some(placer.info.app.as_str())
+                    && tag.scaler == Some(&*placer.info.id)
+                    && tag.spread == self.spread_name()
+            }
+            Annotations::Exact(map) => **map == *annotations,
         }
     }
 

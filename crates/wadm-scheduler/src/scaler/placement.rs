@@ -26,7 +26,7 @@ use wadm_model::ScalerSpec;
 
 use super::co_owner_key;
 use super::component::Mode;
-use crate::context::{Context, HostIx, owner_app};
+use crate::context::{Context, HostIx, Tag, owner_app};
 use crate::hash::{fnv1a64, mix64};
 use crate::spread::split_instances;
 
@@ -108,70 +108,60 @@ struct Existing<'a> {
 type ExistingList<'a> = SmallVec<[Existing<'a>; 4]>;
 
 fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> ExistingList<'a> {
-    let spread_of =
-        |a: &'a StringMap| a.get(wadm_model::SPREAD_NAME_ANNOTATION).map(String::as_str);
     match res.unit {
         Unit::Component => ctx
             .component_instances(res.id)
             .iter()
-            .map(|(host, c)| {
-                let (ours, mine, sibling) = classify(ctx, &c.annotations, res.placer);
+            .map(|o| {
+                let (mine, sibling) = classify(&o.tag, res.placer);
                 Existing {
                     mine,
                     sibling,
-                    host: *host,
-                    count: c.count,
-                    spread: spread_of(&c.annotations),
-                    occupant: if ours { Occupant::Usable } else { Occupant::Foreign },
+                    host: o.host,
+                    count: o.instance.count,
+                    spread: o.tag.spread,
+                    occupant: if o.tag.ours { Occupant::Usable } else { Occupant::Foreign },
                 }
             })
             .collect(),
-        Unit::Provider => {
-            // A provider shared with other applications may have been started for this scaler
-            // under another application's annotations.
-            let co_owner = co_owner_key(res.placer.0, res.placer.1);
-            ctx.provider_instances(res.id)
-                .iter()
-                .map(|(host, p)| {
-                    let (ours, mut mine, sibling) = classify(ctx, &p.annotations, res.placer);
-                    let mut spread = spread_of(&p.annotations);
-                    if ours
-                        && !mine
-                        && !sibling
-                        && let Some(s) = p.annotations.get(&co_owner)
-                    {
-                        (mine, spread) = (true, Some(s.as_str()));
-                    }
-                    let occupant = if !ours {
-                        Occupant::Foreign
-                    } else if normalize_provider_ref(&p.image_ref)
-                        == normalize_provider_ref(res.image_ref)
-                    {
-                        Occupant::Usable
-                    } else {
-                        Occupant::Stale
-                    };
-                    Existing { host: *host, count: 1, spread, occupant, mine, sibling }
-                })
-                .collect()
-        }
+        Unit::Provider => ctx
+            .provider_instances(res.id)
+            .iter()
+            .map(|o| {
+                let (mut mine, sibling) = classify(&o.tag, res.placer);
+                let mut spread = o.tag.spread;
+                // A provider shared with other applications may have been started for this
+                // scaler under another application's annotations.
+                if o.tag.ours
+                    && !mine
+                    && !sibling
+                    && let Some(s) =
+                        o.instance.annotations.get(&co_owner_key(res.placer.0, res.placer.1))
+                {
+                    (mine, spread) = (true, Some(s.as_str()));
+                }
+                let occupant = if !o.tag.ours {
+                    Occupant::Foreign
+                } else if normalize_provider_ref(&o.instance.image_ref)
+                    == normalize_provider_ref(res.image_ref)
+                {
+                    Occupant::Usable
+                } else {
+                    Occupant::Stale
+                };
+                Existing { host: o.host, count: 1, spread, occupant, mine, sibling }
+            })
+            .collect(),
     }
 }
 
-/// (ours, placed by `placer`, placed by another scaler of `placer`'s application) for an
-/// instance's annotations.
-fn classify(
-    ctx: &Context<'_>,
-    annotations: &StringMap,
-    placer: (&str, &str),
-) -> (bool, bool, bool) {
-    let owner = owner_app(annotations);
-    let ours = owner.is_some_and(|app| ctx.catalog().is_known_app(app));
-    let same_app = ours && owner == Some(placer.0);
-    let scaler = annotations.get(wadm_model::SCALER_ANNOTATION).map(String::as_str);
-    let mine = same_app && scaler == Some(placer.1);
-    let sibling = same_app && scaler.is_some_and(|s| s != placer.1);
-    (ours, mine, sibling)
+/// (placed by `placer`, placed by another scaler of `placer`'s application) for an instance of
+/// ours.
+fn classify(tag: &Tag<'_>, placer: (&str, &str)) -> (bool, bool) {
+    let same_app = tag.ours && tag.app == Some(placer.0);
+    let mine = same_app && tag.scaler == Some(placer.1);
+    let sibling = same_app && tag.scaler.is_some_and(|s| s != placer.1);
+    (mine, sibling)
 }
 
 /// Place a spreadscaler's spreads (each with its share already computed).

@@ -9,7 +9,7 @@ use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
 use super::component::{Mode, Progress, shortfall_status};
-use super::placement::{self, PriorTrait, Resource, Unit, placed_by};
+use super::placement::{self, PriorTrait, Resource, Unit};
 use super::{Annotations, Evaluation, Placer, ProviderWant, Scaler, ScalerInfo, Want};
 use crate::context::{Context, HostIx};
 
@@ -80,10 +80,10 @@ impl Scaler for ProviderScaler {
             let wants = ctx
                 .provider_instances(&self.provider_id)
                 .iter()
-                .filter(|(_, p)| placed_by(&p.annotations, &info.app, &info.id))
-                .map(|(h, p)| {
-                    let annotations = Annotations::Exact(Arc::new(p.annotations.clone()));
-                    Want::Provider(self.want(*h, annotations))
+                .filter(|o| o.tag.placed_by(&info.app, &info.id))
+                .map(|o| {
+                    let annotations = Annotations::Exact(Arc::new(o.instance.annotations.clone()));
+                    Want::Provider(self.want(o.host, annotations))
                 })
                 .collect();
             return Evaluation { wants, status: super::waiting_for_config(&missing) };
@@ -115,7 +115,7 @@ impl ProviderScaler {
         let mut unhealthy = false;
         let mut progress = Progress { running: 0, wanted: wanted.len() as u64 };
         for (h, _) in wanted {
-            match ctx.host(*h).providers.get(&*self.provider_id) {
+            match ctx.provider_on(*h, &self.provider_id).map(|o| o.instance) {
                 Some(p) if normalize_provider_ref(&p.image_ref) == want_ref => {
                     progress.running += 1;
                     unhealthy |= p.health == ProviderHealth::Unhealthy;
@@ -125,10 +125,11 @@ impl ProviderScaler {
         }
         let all_there = progress.running == progress.wanted;
         let wanted_hosts: BTreeSet<HostIx> = wanted.iter().map(|(h, _)| *h).collect();
-        let extras = ctx.provider_instances(&self.provider_id).iter().any(|(h, p)| {
-            let info = &self.placer.info;
-            !wanted_hosts.contains(h) && placed_by(&p.annotations, &info.app, &info.id)
-        });
+        let info = &self.placer.info;
+        let extras = ctx
+            .provider_instances(&self.provider_id)
+            .iter()
+            .any(|o| !wanted_hosts.contains(&o.host) && o.tag.placed_by(&info.app, &info.id));
         if !all_there || extras {
             progress.reconciling()
         } else if unhealthy {

@@ -47,8 +47,8 @@ pub fn scaler_table(status: &Status) -> Table {
             .map(|(running, wanted)| format!("{running}/{wanted}"))
             .unwrap_or_else(|| "-".to_string());
         table.row(vec![
-            scaler.name.clone(),
-            scaler.kind.clone(),
+            scaler.name.to_string(),
+            scaler.kind.to_string(),
             scaler.status.status_type.to_string(),
             instances,
             scaler.status.message.clone(),

@@ -1,0 +1,139 @@
+//! Observed instances as scalers and the engine read them: grouped by id, in host order, each with
+//! what wadm's annotations on it say ([`Tag`]) read once per reconcile instead of once per
+//! question.
+
+use std::collections::BTreeMap;
+
+use wadm_lattice::HostState;
+use wadm_model::{
+    APP_SPEC_ANNOTATION, MANAGED_BY_ANNOTATION, MANAGED_BY_WADM, SCALER_ANNOTATION,
+    SPREAD_NAME_ANNOTATION,
+};
+use wadm_protocol::StringMap;
+
+use crate::catalog::Catalog;
+use crate::context::HostIx;
+use crate::hash::FnvMap;
+
+/// What wadm's placement annotations on an instance say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tag<'a> {
+    /// The application, when the instance is managed by wadm.
+    pub app: Option<&'a str>,
+    /// Managed by wadm for an application deployed or being undeployed here. Anything else
+    /// (unmanaged, or for an unknown application) is foreign and never touched.
+    pub ours: bool,
+    /// The scaler that placed it.
+    pub scaler: Option<&'a str>,
+    /// The spread it was placed for.
+    pub spread: Option<&'a str>,
+    /// The annotations are exactly the four placement keys (managed-by, application, scaler,
+    /// spread) and nothing else: what a placement want sets.
+    pub placement_only: bool,
+}
+
+impl<'a> Tag<'a> {
+    /// Read `annotations` in one pass (the keys are looked at in map order, no searches).
+    pub fn read(annotations: &'a StringMap, catalog: &Catalog<'_>) -> Self {
+        let mut tag = Tag::default();
+        let mut managed = false;
+        let mut placement_keys = 0;
+        for (key, value) in annotations {
+            let value = value.as_str();
+            match key.as_str() {
+                APP_SPEC_ANNOTATION => tag.app = Some(value),
+                MANAGED_BY_ANNOTATION => managed = value == MANAGED_BY_WADM,
+                SCALER_ANNOTATION => tag.scaler = Some(value),
+                SPREAD_NAME_ANNOTATION => tag.spread = Some(value),
+                _ => continue,
+            }
+            placement_keys += 1;
+        }
+        if !managed {
+            tag.app = None;
+        }
+        tag.ours = tag.app.is_some_and(|app| catalog.is_known_app(app));
+        tag.placement_only = managed && placement_keys == 4 && annotations.len() == 4;
+        tag
+    }
+
+    /// Whether the instance was placed by `scaler_id` of `app`.
+    pub fn placed_by(&self, app: &str, scaler_id: &str) -> bool {
+        self.app == Some(app) && self.scaler == Some(scaler_id)
+    }
+}
+
+/// One observed instance.
+#[derive(Debug)]
+pub struct Observed<'a, T> {
+    pub host: HostIx,
+    pub instance: &'a T,
+    pub tag: Tag<'a>,
+}
+
+/// Every instance of one kind, grouped by id in one allocation: `ranges` maps an id to its slice
+/// of `entries`, which holds the id's instances in host order. Lookup only: the map is never
+/// iterated into results, so its order cannot leak.
+pub(crate) struct InstanceIndex<'a, T> {
+    ranges: FnvMap<&'a str, (u32, u32)>,
+    entries: Vec<Observed<'a, T>>,
+}
+
+impl<'a, T> InstanceIndex<'a, T> {
+    /// Index what `instances` returns for each host (hosts given in index order).
+    pub(crate) fn new(
+        hosts: &[&'a HostState],
+        catalog: &Catalog<'_>,
+        instances: impl Fn(&'a HostState) -> &'a BTreeMap<String, T>,
+        annotations: impl Fn(&'a T) -> &'a StringMap,
+    ) -> Self {
+        // Count per id, lay the ids out back to back, then fill each id's slice in host order.
+        let total = hosts.iter().map(|h| instances(h).len()).sum();
+        let mut ranges: FnvMap<&'a str, (u32, u32)> =
+            FnvMap::with_capacity_and_hasher(total, Default::default());
+        for host in hosts {
+            for id in instances(host).keys() {
+                ranges.entry(id.as_str()).or_default().1 += 1;
+            }
+        }
+        let mut next = 0u32;
+        for (start, len) in ranges.values_mut() {
+            (*start, next) = (next, next + *len);
+            *len = 0;
+        }
+        let mut slots: Vec<Option<Observed<'a, T>>> = Vec::with_capacity(total);
+        slots.resize_with(total, || None);
+        for (ix, host) in hosts.iter().enumerate() {
+            for (id, instance) in instances(host) {
+                let Some((start, len)) = ranges.get_mut(id.as_str()) else { continue };
+                let tag = Tag::read(annotations(instance), catalog);
+                slots[(*start + *len) as usize] =
+                    Some(Observed { host: ix as HostIx, instance, tag });
+                *len += 1;
+            }
+        }
+        Self { ranges, entries: slots.into_iter().flatten().collect() }
+    }
+
+    /// The instances of `id`, in host order.
+    pub(crate) fn get(&self, id: &str) -> &[Observed<'a, T>] {
+        match self.ranges.get(id) {
+            Some(&(start, len)) => &self.entries[start as usize..(start + len) as usize],
+            None => &[],
+        }
+    }
+
+    /// The instance of `id` on `host`.
+    pub(crate) fn on_host(&self, host: HostIx, id: &str) -> Option<&Observed<'a, T>> {
+        let all = self.get(id);
+        all.binary_search_by_key(&host, |o| o.host).ok().map(|i| &all[i])
+    }
+}
+
+/// The application a wadm-managed instance belongs to, from its annotations.
+pub fn owner_app(annotations: &StringMap) -> Option<&str> {
+    if annotations.get(MANAGED_BY_ANNOTATION).map(String::as_str) != Some(MANAGED_BY_WADM) {
+        return None;
+    }
+    annotations.get(APP_SPEC_ANNOTATION).map(String::as_str)
+}
