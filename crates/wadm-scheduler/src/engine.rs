@@ -9,7 +9,6 @@
 //! whose name it derives), never foreign or orphaned resources.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 use std::sync::Arc;
 
 use wadm_lattice::{LatticeState, Timestamp};
@@ -18,17 +17,17 @@ use wadm_protocol::ctl::{
     DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
     UpdateComponentRequest,
 };
-use wadm_protocol::{Link, LinkKey, StringMap, normalize_provider_ref};
+use wadm_protocol::{LinkKey, normalize_provider_ref};
 
+mod merge;
 mod status;
 
+use self::merge::{AscendingLookup, Keyed, Merged};
 use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::{Context, HostIx, owner_app};
-use crate::scaler::{
-    Annotations, ComponentWant, Evaluation, ProviderWant, Scaler, ScalerInfo, Want, co_owner_key,
-};
+use crate::scaler::{Annotations, ComponentWant, Evaluation, Scaler, ScalerInfo};
 
 /// What one reconcile decided.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -64,99 +63,6 @@ enum Phase {
     Restart,
     DeleteLink,
     DeleteConfig,
-}
-
-/// (application, scaler id) of the scaler whose want is kept.
-type Owner<'e> = (&'e str, &'e str);
-
-/// Every scaler's wants, merged; borrows from the evaluations. Workloads are keyed by
-/// (host index, id): host indexes are in host id order, and wants for hosts that are not in the
-/// lattice are dropped (nothing can be sent to them).
-#[derive(Default)]
-struct Merged<'e> {
-    components: BTreeMap<(HostIx, &'e str), (Owner<'e>, &'e ComponentWant)>,
-    providers: BTreeMap<(HostIx, &'e str), ProviderWanters<'e>>,
-    links: BTreeMap<LinkKey, (Owner<'e>, &'e Link)>,
-    configs: BTreeMap<&'e str, (Owner<'e>, &'e StringMap)>,
-}
-
-/// Every scaler wanting one provider id on one host: the smallest owner decides, the others are
-/// recorded on the instance when it starts (see [`crate::scaler::CO_OWNER_ANNOTATION_PREFIX`]).
-struct ProviderWanters<'e> {
-    owner: Owner<'e>,
-    want: &'e ProviderWant,
-    others: Vec<(Owner<'e>, &'e ProviderWant)>,
-}
-
-impl<'e> ProviderWanters<'e> {
-    fn add(&mut self, owner: Owner<'e>, want: &'e ProviderWant) {
-        if self.owner <= owner {
-            self.others.push((owner, want));
-        } else {
-            self.others.push((self.owner, self.want));
-            (self.owner, self.want) = (owner, want);
-        }
-    }
-
-    /// The winner's annotations plus, for each scaler of another application wanting the same
-    /// image here, `{prefix}{app}/{scaler}` = its spread name.
-    fn start_annotations(&self) -> StringMap {
-        let mut annotations = self.want.annotations.to_map();
-        let image = normalize_provider_ref(&self.want.image_ref);
-        for ((app, scaler), w) in &self.others {
-            if *app == self.owner.0 || normalize_provider_ref(&w.image_ref) != image {
-                continue;
-            }
-            let spread = w.annotations.spread_name().unwrap_or_default();
-            annotations.insert(co_owner_key(app, scaler), spread.to_string());
-        }
-        annotations
-    }
-}
-
-fn keep_min<'e, K: Ord, V>(
-    map: &mut BTreeMap<K, (Owner<'e>, V)>,
-    key: K,
-    owner: Owner<'e>,
-    value: V,
-) {
-    match map.get(&key) {
-        Some((existing, _)) if *existing <= owner => {}
-        _ => {
-            map.insert(key, (owner, value));
-        }
-    }
-}
-
-impl<'e> Merged<'e> {
-    fn add(&mut self, ctx: &Context<'_>, info: &'e ScalerInfo, wants: &'e [Want]) {
-        let owner = (info.app.as_str(), &*info.id);
-        for want in wants {
-            match want {
-                Want::Component(w) => {
-                    if !ctx.has_host(w.host) {
-                        continue;
-                    }
-                    keep_min(&mut self.components, (w.host, &*w.component_id), owner, w);
-                }
-                Want::Provider(w) => {
-                    if !ctx.has_host(w.host) {
-                        continue;
-                    }
-                    match self.providers.entry((w.host, &*w.provider_id)) {
-                        Entry::Occupied(mut e) => e.get_mut().add(owner, w),
-                        Entry::Vacant(e) => {
-                            e.insert(ProviderWanters { owner, want: w, others: Vec::new() });
-                        }
-                    }
-                }
-                Want::Link(l) => keep_min(&mut self.links, l.key(), owner, l),
-                Want::Config { name, values } => {
-                    keep_min(&mut self.configs, name.as_str(), owner, values)
-                }
-            }
-        }
-    }
 }
 
 struct Builder<'a> {
@@ -229,10 +135,7 @@ fn plan_commands(
         scalers.iter().enumerate().map(|(i, s)| (i, s.info(), s.evaluate(&ctx))).collect();
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
-    let mut merged = Merged::default();
-    for (_, info, eval) in &evaluations {
-        merged.add(&ctx, info, &eval.wants);
-    }
+    let merged = Merged::new(&ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
     let mut b = Builder { lattice: &observed.lattice, catalog, out: Vec::new() };
     diff_configs(&mut b, &ctx, &merged);
     diff_components(&mut b, &ctx, &merged);
@@ -248,27 +151,6 @@ fn plan_commands(
     drop(merged);
     let order = evaluations.into_iter().map(|(i, _, eval)| (i, eval.status)).collect();
     (plan, order)
-}
-
-/// Membership tests against sorted keys, for queries in ascending order (a merge join: hosts in
-/// index order, ids in map order), without a tree search per query.
-struct AscendingLookup<'m, 'e, I: Iterator<Item = &'m (HostIx, &'e str)>>
-where
-    'e: 'm,
-{
-    keys: std::iter::Peekable<I>,
-}
-
-impl<'m, 'e: 'm, I: Iterator<Item = &'m (HostIx, &'e str)>> AscendingLookup<'m, 'e, I> {
-    fn new(keys: I) -> Self {
-        Self { keys: keys.peekable() }
-    }
-
-    /// Whether `key` is among the keys; each query must not be smaller than the previous one.
-    fn contains(&mut self, key: (HostIx, &str)) -> bool {
-        while self.keys.next_if(|k| **k < key).is_some() {}
-        self.keys.peek().is_some_and(|k| **k == key)
-    }
 }
 
 fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
@@ -305,7 +187,7 @@ fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
 }
 
 fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
-    for (&(ix, id), &((app, _), w)) in &merged.components {
+    for &Keyed { key: (ix, id), owner: (app, _), want: w } in &merged.components {
         let host_id = ctx.host(ix).id.as_str();
         match ctx.component_on(ix, id) {
             None if w.count > 0 => {
@@ -335,7 +217,7 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             }
         }
     }
-    let mut wanted = AscendingLookup::new(merged.components.keys());
+    let mut wanted = AscendingLookup::new(merged.components.iter().map(|k| k.key));
     for (ix, host) in ctx.hosts().iter().enumerate() {
         let host_id = &host.id;
         for (id, o) in &host.components {
@@ -366,8 +248,8 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             host_id: host_id.to_string(),
         })
     };
-    for (&(ix, id), wanters) in &merged.providers {
-        let ((app, _), w) = (wanters.owner, wanters.want);
+    for wanters in merged.providers() {
+        let ((ix, id), (app, _), w) = (wanters.key, wanters.owner, wanters.want);
         let host_id = ctx.host(ix).id.as_str();
         let start = || {
             Command::StartProvider(StartProviderRequest {
@@ -391,7 +273,7 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             }
         }
     }
-    let mut wanted = AscendingLookup::new(merged.providers.keys());
+    let mut wanted = AscendingLookup::new(merged.provider_keys());
     for (ix, host) in ctx.hosts().iter().enumerate() {
         let host_id = &host.id;
         for (id, o) in &host.providers {

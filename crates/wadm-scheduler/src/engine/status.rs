@@ -32,23 +32,28 @@ pub(super) fn app_statuses<A: AsRef<str> + Into<String>>(
     catalog: &Catalog<'_>,
     groups: Vec<(A, Vec<ScalerStatus>)>,
 ) -> BTreeMap<String, Status> {
-    let mut out: BTreeMap<String, Status> = BTreeMap::new();
+    // Built as a list in name order (one tree built in bulk at the end, no search per insert).
+    // Undeployed names come first: a later entry with the same name replaces them.
+    let mut out: Vec<(String, Status)> =
+        Vec::with_capacity(catalog.undeployed.len() + groups.len());
     for name in catalog.undeployed.keys() {
-        out.insert(name.to_string(), Status::undeployed());
+        out.push((name.to_string(), Status::undeployed()));
     }
     let mut groups = groups.into_iter().peekable();
     for name in catalog.deployed.keys() {
         // Both are in name order: apps without scalers (or not deployed) are passed over.
         while let Some((app, scalers)) = groups.next_if(|(app, _)| app.as_ref() < *name) {
-            out.insert(app.into(), Status::aggregate(scalers));
+            out.push((app.into(), Status::aggregate(scalers)));
         }
         match groups.next_if(|(app, _)| app.as_ref() == *name) {
-            Some((app, scalers)) => out.insert(app.into(), Status::aggregate(scalers)),
-            None => out.insert(name.to_string(), Status::aggregate(Vec::new())),
+            Some((app, scalers)) => out.push((app.into(), Status::aggregate(scalers))),
+            None => out.push((name.to_string(), Status::aggregate(Vec::new()))),
         };
     }
     for (app, scalers) in groups {
-        out.insert(app.into(), Status::aggregate(scalers));
+        out.push((app.into(), Status::aggregate(scalers)));
     }
-    out
+    // A stable sort keeps the later of equal names last, and collecting keeps the last.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().collect()
 }
