@@ -9,7 +9,7 @@ use wadm_model::{
 };
 use wadm_protocol::Link;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Owners};
 use crate::context::Context;
 use crate::input::DeployedApp;
 use crate::scaler::component::{ComponentScaler, Mode};
@@ -48,14 +48,17 @@ impl Scaler for FailedScaler {
 /// order.
 pub fn builtin_scalers(catalog: &Catalog<'_>) -> Vec<Box<dyn Scaler>> {
     let mut out: Vec<Box<dyn Scaler>> = Vec::new();
+    let owners = catalog.owners();
     for d in catalog.deployed.values() {
-        AppBuilder { catalog, d, rank: 0, seen_configs: BTreeSet::new(), out: &mut out }.build();
+        let seen_configs = BTreeSet::new();
+        AppBuilder { catalog, owners: &owners, d, rank: 0, seen_configs, out: &mut out }.build();
     }
     out
 }
 
 struct AppBuilder<'b, 'c> {
     catalog: &'b Catalog<'c>,
+    owners: &'b Owners<'c>,
     d: &'b DeployedApp,
     rank: u32,
     seen_configs: BTreeSet<String>,
@@ -139,14 +142,14 @@ impl AppBuilder<'_, '_> {
         let (config, external_config) = config_names(&comp.config, &comp.secrets);
         let conflict = match comp.kind {
             ComponentKind::Component => self
-                .catalog
-                .component_owner
+                .owners
+                .component
                 .get(comp.id.as_str())
                 .filter(|owner| **owner != app)
                 .map(|owner| format!("component id {} is already deployed by application {owner}", comp.id)),
             ComponentKind::Capability => self
-                .catalog
-                .provider_owner
+                .owners
+                .provider
                 .get(comp.id.as_str())
                 .filter(|(owner, img)| *owner != app && *img != image)
                 .map(|(owner, img)| {

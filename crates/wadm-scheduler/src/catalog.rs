@@ -19,17 +19,22 @@ pub struct Catalog<'a> {
     pub deployed: BTreeMap<&'a str, &'a DeployedApp>,
     /// Undeployed applications by name.
     pub undeployed: BTreeMap<&'a str, &'a UndeployedApp>,
-    /// Component id → the deployed application that runs it (first by name when several claim it).
-    /// Lookup only (never iterated, so hash order cannot leak into results).
-    pub component_owner: FnvMap<&'a str, &'a str>,
-    /// Provider id → (first deployed application by name declaring it, its image). Lookup only.
-    pub provider_owner: FnvMap<&'a str, (&'a str, &'a str)>,
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
     /// Names of deployed and undeployed applications, for membership tests only.
     known: FnvSet<&'a str>,
     /// Built on first use: only removals of links and configs need it.
     declared: OnceCell<Declarations>,
+}
+
+/// Ids of the deployed applications' workloads. Lookup only (never iterated, so hash order cannot
+/// leak into results).
+#[derive(Debug, Default)]
+pub struct Owners<'a> {
+    /// Component id → the deployed application that runs it (first by name when several claim it).
+    pub component: FnvMap<&'a str, &'a str>,
+    /// Provider id → (first deployed application by name declaring it, its image).
+    pub provider: FnvMap<&'a str, (&'a str, &'a str)>,
 }
 
 /// What every known spec (deployed or undeployed) declares, for attributing links and configs.
@@ -71,26 +76,34 @@ impl<'a> Catalog<'a> {
             }
         }
         c.known = c.deployed.keys().chain(c.undeployed.keys()).copied().collect();
-        let deployed: Vec<&'a DeployedApp> = c.deployed.values().copied().collect();
-        let workloads = deployed.iter().map(|d| d.app.components.len()).sum();
-        c.component_owner.reserve(workloads);
-        for d in deployed {
-            for comp in &d.app.components {
-                let Source::Image(image) = &comp.source else { continue };
-                match comp.kind {
-                    ComponentKind::Component => {
-                        c.component_owner.entry(&comp.id).or_insert(d.name());
-                    }
-                    ComponentKind::Capability => {
-                        c.provider_owner.entry(&comp.id).or_insert((d.name(), image));
-                    }
-                }
-            }
+        for d in c.deployed.values() {
             for name in owned_config_names(&d.app) {
                 c.desired_owned_configs.insert(name);
             }
         }
         c
+    }
+
+    /// Which deployed application runs each workload id (first by application name). Built on
+    /// demand: only building scalers needs it, not a reconcile with kept scalers.
+    pub fn owners(&self) -> Owners<'a> {
+        let mut owners = Owners::default();
+        let workloads = self.deployed.values().map(|d| d.app.components.len()).sum();
+        owners.component.reserve(workloads);
+        for d in self.deployed.values() {
+            for comp in &d.app.components {
+                let Source::Image(image) = &comp.source else { continue };
+                match comp.kind {
+                    ComponentKind::Component => {
+                        owners.component.entry(&comp.id).or_insert(d.name());
+                    }
+                    ComponentKind::Capability => {
+                        owners.provider.entry(&comp.id).or_insert((d.name(), image));
+                    }
+                }
+            }
+        }
+        owners
     }
 
     fn declarations(&self) -> &Declarations {

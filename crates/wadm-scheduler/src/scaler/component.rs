@@ -110,7 +110,7 @@ impl Scaler for ComponentScaler {
                 status: super::waiting_for_config(&missing),
             };
         }
-        let mut wants = Vec::new();
+        let mut wants = Vec::with_capacity(placements.iter().map(|p| p.hosts.len()).sum());
         for (spread, placed) in placements.iter().enumerate() {
             for (h, count) in &placed.hosts {
                 wants.push(Want::Component(ComponentWant {
@@ -139,17 +139,20 @@ impl ComponentScaler {
             return status;
         }
         // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
-        let placed = || placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h));
+        let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h));
+        // Every want is for this component: its instances, in host order.
+        let observed = ctx.component_instances(&self.component_id);
+        let on_host =
+            |h: HostIx| observed.binary_search_by_key(&h, |o| o.host).ok().map(|i| &observed[i]);
         let mut progress = Progress::default();
         let mut all_there = true;
-        for (h, w) in placed().zip(wants) {
+        for (h, w) in placed.zip(wants) {
             let Want::Component(w) = w else {
                 all_there = false;
                 continue;
             };
-            let observed = ctx.component_on(h, &w.component_id);
             progress.wanted += u64::from(w.count);
-            if let Some(o) = observed.filter(|o| *o.instance.image_ref == *w.image_ref) {
+            if let Some(o) = on_host(h).filter(|o| *o.instance.image_ref == *w.image_ref) {
                 let c = o.instance;
                 progress.running += u64::from(c.count.min(w.count));
                 all_there &=
@@ -160,10 +163,11 @@ impl ComponentScaler {
         }
         let sibling =
             |tag: &Tag<'_>| tag.scaler.is_some_and(|id| self.siblings.iter().any(|s| s == id));
-        let extras = ctx
-            .component_instances(&self.component_id)
-            .iter()
-            .any(|o| o.tag.ours && !sibling(&o.tag) && !placed().any(|p| p == o.host));
+        // Each spread's hosts are in host order.
+        let is_placed = |h: HostIx| {
+            placements.iter().any(|p| p.hosts.binary_search_by_key(&h, |x| x.0).is_ok())
+        };
+        let extras = observed.iter().any(|o| o.tag.ours && !sibling(&o.tag) && !is_placed(o.host));
         if all_there && !extras {
             StatusInfo::new(StatusType::Deployed, "")
         } else {

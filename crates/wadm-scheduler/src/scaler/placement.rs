@@ -68,6 +68,9 @@ pub enum Shortfall {
     Pending(String),
 }
 
+/// (host, count) pairs of one spread, in host order (two inline: most spreads run on few hosts).
+pub type PlacedHosts = SmallVec<[(HostIx, u32); 2]>;
+
 /// Each spread's placement, in manifest order (one inline: most scalers have one spread).
 pub type Placements = SmallVec<[SpreadPlacement; 1]>;
 
@@ -78,7 +81,7 @@ pub type Targets<'s> = SmallVec<[SpreadTarget<'s>; 2]>;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SpreadPlacement {
     /// (host, count), in host order.
-    pub hosts: Vec<(HostIx, u32)>,
+    pub hosts: PlacedHosts,
     pub shortfall: Option<Shortfall>,
 }
 
@@ -108,26 +111,18 @@ struct Existing<'a> {
 type ExistingList<'a> = SmallVec<[Existing<'a>; 4]>;
 
 fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> ExistingList<'a> {
+    let mut out = ExistingList::new();
     match res.unit {
-        Unit::Component => ctx
-            .component_instances(res.id)
-            .iter()
-            .map(|o| {
+        Unit::Component => {
+            for o in ctx.component_instances(res.id) {
                 let (mine, sibling) = classify(&o.tag, res.placer);
-                Existing {
-                    mine,
-                    sibling,
-                    host: o.host,
-                    count: o.instance.count,
-                    spread: o.tag.spread,
-                    occupant: if o.tag.ours { Occupant::Usable } else { Occupant::Foreign },
-                }
-            })
-            .collect(),
-        Unit::Provider => ctx
-            .provider_instances(res.id)
-            .iter()
-            .map(|o| {
+                let occupant = if o.tag.ours { Occupant::Usable } else { Occupant::Foreign };
+                let (host, count, spread) = (o.host, o.instance.count, o.tag.spread);
+                out.push(Existing { host, count, spread, occupant, mine, sibling });
+            }
+        }
+        Unit::Provider => {
+            for o in ctx.provider_instances(res.id) {
                 let (mut mine, sibling) = classify(&o.tag, res.placer);
                 let mut spread = o.tag.spread;
                 // A provider shared with other applications may have been started for this
@@ -149,10 +144,11 @@ fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> ExistingList<'a> {
                 } else {
                     Occupant::Stale
                 };
-                Existing { host: o.host, count: 1, spread, occupant, mine, sibling }
-            })
-            .collect(),
+                out.push(Existing { host: o.host, count: 1, spread, occupant, mine, sibling });
+            }
+        }
     }
+    out
 }
 
 /// (placed by `placer`, placed by another scaler of `placer`'s application) for an instance of
@@ -237,7 +233,7 @@ fn choose_existing(
     limit: usize,
     taken: &BTreeSet<HostIx>,
     eligible: impl Fn(HostIx) -> bool,
-) -> Vec<(HostIx, u32)> {
+) -> PlacedHosts {
     let mut candidates: SmallVec<[&Existing<'_>; 4]> = existing
         .iter()
         .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
@@ -252,9 +248,7 @@ fn choose_existing(
     };
     candidates
         .sort_by_key(|e| (claim(e), e.spread != Some(spread), std::cmp::Reverse(e.count), e.host));
-    let mut chosen = Vec::with_capacity(limit.min(candidates.len()));
-    chosen.extend(candidates.into_iter().take(limit).map(|e| (e.host, e.count)));
-    chosen
+    candidates.into_iter().take(limit).map(|e| (e.host, e.count)).collect()
 }
 
 /// The `need` best hosts not yet running the resource: hosts where ours runs with another image
@@ -286,7 +280,7 @@ fn choose_fresh(
 
 /// Split `instances` over the chosen hosts (given with their current counts, in preference order),
 /// reusing `chosen` for the result.
-fn distribute(unit: Unit, instances: u32, mut chosen: Vec<(HostIx, u32)>) -> Vec<(HostIx, u32)> {
+fn distribute(unit: Unit, instances: u32, mut chosen: PlacedHosts) -> PlacedHosts {
     if chosen.is_empty() {
         return chosen;
     }
@@ -345,7 +339,7 @@ pub fn place_daemon(
     let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out = Placements::with_capacity(spreads.len());
     for spread in spreads {
-        let mut hosts = Vec::new();
+        let mut hosts = PlacedHosts::new();
         if per_host > 0 {
             for h in ctx.eligible_hosts(spread.requirements).iter() {
                 if !blocked.contains(h) && taken.insert(*h) {
