@@ -1,7 +1,9 @@
 //! Cost of one pipeline step in memory as the lattice grows: a heartbeat step on the replica
 //! that wrote the head last (kept state: apply, persist the host record and the head), and the
 //! same step after the state was forgotten (a takeover: every entity is read back), and two
-//! replicas taking turns (each catches up over the head's journal).
+//! replicas taking turns (each catches up over the head's journal); and a reconciling step (a
+//! tick) with the replica's kept reconciler against one that builds it again (as every
+//! reconciling step did before reconcilers were kept).
 //! Run: `cargo bench -p wadm-runtime -- --quick`.
 
 use std::sync::Arc;
@@ -30,12 +32,19 @@ struct Setup {
     executor: Executor<Store, MemoryLattice, MemoryLog>,
     event_inbox: wadm_runtime::memory::MemoryConsumer,
     command_inbox: wadm_runtime::memory::MemoryConsumer,
+    events: MemoryLog,
+    /// Ticks published so far (each tick names a new period).
+    ticks: std::sync::atomic::AtomicU64,
 }
 
 fn manifest(instances: u32) -> serde_json::Value {
+    named_manifest("app", instances)
+}
+
+fn named_manifest(name: &str, instances: u32) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "core.oam.dev/v1beta1", "kind": "Application",
-        "metadata": {"name": "app", "annotations": {"version": "v1"}},
+        "metadata": {"name": name, "annotations": {"version": "v1"}},
         "spec": {"components": [{"name": "echo", "type": "component",
             "properties": {"image": "ghcr.io/example/echo:0.1.0"},
             "traits": [{"type": "spreadscaler", "properties": {"instances": instances}}]}]}
@@ -43,6 +52,11 @@ fn manifest(instances: u32) -> serde_json::Value {
 }
 
 fn setup(hosts: usize) -> Setup {
+    setup_apps(hosts, 1)
+}
+
+/// `hosts` hosts; one app of `hosts` instances, or `apps` apps of 2 instances each.
+fn setup_apps(hosts: usize, apps: usize) -> Setup {
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let clock: Arc<dyn Clock> = Arc::new(VirtualClock::new(1_700_000_000_000));
     let random: Arc<dyn Random> = Arc::new(SeededRandom::new(1));
@@ -70,13 +84,34 @@ fn setup(hosts: usize) -> Setup {
     let ack_wait = Duration::from_secs(30);
     let event_inbox = events.consumer("e", event_filters("default"), 1, ack_wait);
     let command_inbox = commands.consumer("c", vec![command_filter("default")], 1024, ack_wait);
-    let s = Setup { rt, lattice, pipeline, other, executor, event_inbox, command_inbox };
+    let s = Setup {
+        rt,
+        lattice,
+        pipeline,
+        other,
+        executor,
+        event_inbox,
+        command_inbox,
+        events: events.clone(),
+        ticks: std::sync::atomic::AtomicU64::new(1),
+    };
     s.rt.block_on(async {
         for i in 0..hosts {
             s.lattice.add_host(&format!("N{i:05}"), Default::default()).await;
         }
-        store.put("default", "app", "v1", manifest(hosts as u32), "b").await.unwrap();
-        store.deploy("default", "app", Some("v1"), "b").await.unwrap();
+        if apps == 1 {
+            store.put("default", "app", "v1", manifest(hosts as u32), "b").await.unwrap();
+            store.deploy("default", "app", Some("v1"), "b").await.unwrap();
+        } else {
+            for i in 0..apps {
+                let name = format!("app{i:04}");
+                store.put("default", &name, "v1", named_manifest(&name, 2), "b").await.unwrap();
+                store.deploy("default", &name, Some("v1"), "b").await.unwrap();
+            }
+        }
+        // A first tick folds the deployments in.
+        let tick = wadm_runtime::tick_message("default", 0, Duration::from_secs(5));
+        wadm_runtime::Outbox::publish(&s.events, tick).await.unwrap();
         s.drain().await;
     });
     s
@@ -161,5 +196,34 @@ fn alternating_steps(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, heartbeat_step, takeover_step, alternating_steps);
+/// A tick (every application reconciled) on a converged lattice of 100 hosts: with the kept
+/// reconciler, and building it again first.
+fn reconciling_step(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline_tick_step_100_hosts");
+    for apps in [10usize, 100] {
+        let s = setup_apps(100, apps);
+        for rebuild in [false, true] {
+            let id = format!("{apps}_apps_{}", if rebuild { "rebuilt" } else { "kept" });
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    s.rt.block_on(async {
+                        if rebuild {
+                            s.pipeline.reconcilers().invalidate("default");
+                        }
+                        let n = s.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let tick = wadm_runtime::tick_message("default", n * 5_000, TICK);
+                        wadm_runtime::Outbox::publish(&s.events, tick).await.unwrap();
+                        let d = s.pipeline.step(&s.event_inbox, Duration::ZERO).await.unwrap();
+                        assert!(d.is_some_and(|p| p.published == 0));
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+const TICK: Duration = Duration::from_secs(5);
+
+criterion_group!(benches, heartbeat_step, takeover_step, alternating_steps, reconciling_step);
 criterion_main!(benches);

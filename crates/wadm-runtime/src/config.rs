@@ -31,6 +31,10 @@ pub struct RuntimeConfig {
     pub max_deferred_steps: u32,
     /// ... or once the oldest put-off step is this old.
     pub max_deferred: Duration,
+    /// The longest a lattice whose hosts ran before wadm saw them start waits, from its state's
+    /// first step, for a complete discovery round before it is reconciled (see
+    /// [`crate::first_round`]; default 30 s, well above a round's gathering window).
+    pub first_round_wait: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -52,6 +56,7 @@ impl Default for RuntimeConfig {
             max_cas_attempts: 50,
             max_deferred_steps: 256,
             max_deferred: Duration::from_secs(1),
+            first_round_wait: Duration::from_secs(30),
         }
     }
 }

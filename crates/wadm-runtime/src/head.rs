@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use wadm_lattice::Timestamp;
 use wadm_nats::store::keys::parse_key;
 
+use crate::first_round::Observing;
 use crate::record::{AppRecord, Deferred};
 
 /// Steps the journal remembers.
@@ -41,6 +42,9 @@ pub struct LatticeHead {
     /// Reconciles put off while events were queued.
     #[serde(default)]
     pub deferred: Deferred,
+    /// How complete observed state is (see [`crate::first_round`]).
+    #[serde(default)]
+    pub observing: Observing,
 }
 
 /// The entity keys one step wrote.

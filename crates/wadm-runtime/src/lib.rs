@@ -33,6 +33,10 @@
 //!    30 s). A replica that merely fell behind the journal (say, after another replica's
 //!    discovery round wrote more keys than the journal keeps) reads back exactly what was
 //!    committed: no doubt, so rounds do not set off further rounds.
+//!    Until the first complete round is merged, a lattice whose state knows no host, or learnt
+//!    one from anything but its `host_started` (hosts that ran before wadm), is not reconciled
+//!    — placement would pile instances on the few hosts heard from so far — at most
+//!    `RuntimeConfig::first_round_wait` (30 s) after its state began ([`first_round`]).
 //! 5. Timers run on an injected [`clock::Clock`]: every replica publishes a tick per period
 //!    whose id names the period, so the ticks of all replicas deduplicate into one; a tick
 //!    expires host leases, re-reads deployments and reconciles everything (retries whose backoff
@@ -136,6 +140,7 @@ pub mod config;
 pub mod decide;
 pub mod desired;
 pub mod executor;
+pub mod first_round;
 pub mod head;
 pub mod io;
 pub mod memory;

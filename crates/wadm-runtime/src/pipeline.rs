@@ -70,6 +70,9 @@ pub struct Processed {
     /// Observed state is in doubt (this replica took the lattice over and read it back from the
     /// store, or an event came from a host wadm did not know): a discovery round would confirm it.
     pub state_in_doubt: bool,
+    /// The reconcile was held until the lattice's first complete discovery round (hosts ran
+    /// before wadm saw them start, see [`crate::first_round`]).
+    pub held_for_discovery: bool,
 }
 
 /// The I/O a pipeline uses.
@@ -206,6 +209,10 @@ where
         loop {
             let Loaded { mut record, base, fresh, .. } = self.records.checkout(&lattice).await?;
             let now = self.clock.now();
+            if base.revision == 0 && record.observing.since == 0 {
+                // The first step of this lattice's state.
+                record.observing.since = now;
+            }
             let mut affected = if delivered > 1 { Affected::all() } else { Affected::default() };
             let mut host_failure = None;
             // The entities to write: what changed, plus hosts whose bookkeeping must survive.
@@ -219,6 +226,7 @@ where
                 Incoming::Host => match HostEvent::decode_bytes(payload) {
                     Ok((envelope, event)) => {
                         let ctx = EventContext::from_cloud_event(&envelope);
+                        let hosts_before = record.state.hosts.len();
                         let snapshot_of = snapshot_host(&ctx, &event);
                         let before = snapshot_of.and_then(|h| snapshot_stamp(&record, h));
                         let counts =
@@ -241,6 +249,12 @@ where
                             persist.changes.push(Change::HostUpdated { host: host.to_string() });
                         }
                         in_doubt |= !changes.needs_inventory.is_empty();
+                        // A host learnt from anything but its `host_started` ran before wadm
+                        // saw it start: others may still be running unseen.
+                        let learnt = record.state.hosts.len() > hosts_before;
+                        if learnt && !matches!(event, HostEvent::HostStarted(_)) {
+                            record.observing.unannounced_hosts = true;
+                        }
                         for change in &changes.changes {
                             if let wadm_lattice::Change::ConfigSet { name } = change {
                                 self.read_config(&mut record, name).await;
@@ -323,6 +337,7 @@ where
                         }
                     }
                     if report.completes_round() {
+                        record.observing.discovered = true;
                         affected = Affected::all();
                     } else {
                         // A part of a round: what it changed now, everything after the last.
@@ -340,9 +355,15 @@ where
                 && host_failure.is_none()
                 && !matches!(incoming, Incoming::CommandFailed(_));
             decide::defer_or_collect(&mut record, &mut affected, may_defer, now, &self.config);
+            let wait = self.config.first_round_wait;
+            let held = record.observing.holds_reconciles(now, wait, record.state.hosts.len());
+            if held {
+                crate::first_round::hold(&mut record.deferred, &mut affected);
+            }
 
             // Nothing any application depends on changed: no reconcile (the common heartbeat).
-            let quiet = !affected.every_app && affected.apps.is_empty() && host_failure.is_none();
+            let quiet =
+                held || (!affected.every_app && affected.apps.is_empty() && host_failure.is_none());
             let plan = if quiet {
                 Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() }
             } else {
@@ -383,6 +404,7 @@ where
                 lattice: lattice.clone(),
                 conflicts,
                 state_in_doubt: in_doubt,
+                held_for_discovery: held,
                 ..Default::default()
             };
             for c in &commands {

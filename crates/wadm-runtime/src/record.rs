@@ -29,6 +29,7 @@ use wadm_nats::store::keys::key_of;
 use wadm_nats::store::records::{entities_of, patch};
 use wadm_nats::store::{StateStore, StoreError};
 
+use crate::first_round::Observing;
 use crate::head::{LatticeHead, Written, journal_after};
 use wadm_server::keys::escape_token;
 use wadm_server::kv::{Kv, KvError};
@@ -47,6 +48,9 @@ pub struct LatticeRecord {
     /// Applications whose reconcile waits for the event backlog to drain.
     #[serde(default)]
     pub deferred: Deferred,
+    /// How complete observed state is (reconciles wait for a first discovery round).
+    #[serde(default)]
+    pub observing: Observing,
 }
 
 /// Reconciles put off while more events of the lattice were queued: the state they would see
@@ -258,6 +262,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             last_sequence: head.last_sequence,
             updated_at: head.updated_at,
             deferred: head.deferred,
+            observing: head.observing,
         };
         Ok(Loaded { record, base, reloaded, fresh })
     }
@@ -283,6 +288,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             last_sequence: record.last_sequence,
             updated_at: record.updated_at,
             deferred: record.deferred.clone(),
+            observing: record.observing.clone(),
             step,
             journal: journal_after(&base.journal, step, keys),
         };

@@ -168,6 +168,14 @@ impl ReconcilerCache {
         }
     }
 
+    /// Make the next step of `lattice` build its reconciler again (its manifests stay known):
+    /// for measuring what keeping it saves.
+    pub fn invalidate(&self, lattice: &str) {
+        if let Some(entry) = self.lock().entries.get_mut(lattice) {
+            entry.complete = false;
+        }
+    }
+
     /// Lattices kept now, in name order.
     pub fn lattices(&self) -> Vec<String> {
         self.lock().entries.keys().cloned().collect()

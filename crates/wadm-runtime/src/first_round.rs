@@ -1,0 +1,100 @@
+//! Acting on a complete picture of a lattice whose hosts ran before wadm saw them start.
+//!
+//! Hosts that started before the event stream existed never had their `host_started` captured:
+//! wadm learns them one by one, from heartbeats and from the discovery round every replica runs
+//! at start-up. Placing on the hosts known so far piles instances on them (a host first ran two
+//! instances where its share is one) and moves them again as the others appear. Acting before
+//! any host is known is no better: commands that need no particular host (a link put) are
+//! answered by a host wadm does not know yet, whose event about it is then not applied. So while
+//! no complete discovery round has been merged since the lattice's state began, and the state
+//! either knows no host or has learnt one from anything but its `host_started` (others may be
+//! running unseen), its reconciles are held: steps apply their events and note what they
+//! affected in the head ([`crate::record::Deferred`]); the round's last part then reconciles
+//! everything at once.
+//!
+//! The hold is bounded: it ends `RuntimeConfig::first_round_wait` after the state's first step,
+//! whether a round came or not (a round that failed cannot block a lattice forever). A state
+//! whose hosts were all seen starting (the usual start: wadm first, then hosts) is never held,
+//! nor one written before this existed (unknown beginning). Hosts that start later announce
+//! themselves and are used as usual.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use wadm_lattice::Timestamp;
+
+use crate::decide::Affected;
+use crate::record::Deferred;
+
+/// How complete one lattice's observed state is, kept in its head.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observing {
+    /// The handling replica's clock at the state's first step (`0`: unknown, a head written
+    /// before this was recorded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub since: Timestamp,
+    /// A host was learnt from something other than its `host_started`: it ran before wadm saw
+    /// it start, and others may still be running unseen.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unannounced_hosts: bool,
+    /// A complete discovery round was merged since the state began.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub discovered: bool,
+}
+
+fn is_zero(n: &Timestamp) -> bool {
+    *n == 0
+}
+
+impl Observing {
+    /// Whether reconciles wait at `now` for the first complete discovery round (at most `wait`
+    /// after the state began), with `hosts_known` hosts in observed state.
+    pub fn holds_reconciles(&self, now: Timestamp, wait: Duration, hosts_known: usize) -> bool {
+        let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let partial = self.unannounced_hosts || hosts_known == 0;
+        partial && !self.discovered && self.since > 0 && now < self.since.saturating_add(wait)
+    }
+}
+
+/// Note `affected` in `deferred` instead of reconciling it now; it is reconciled by the first
+/// step that does not hold (see [`crate::decide::defer_or_collect`]).
+pub fn hold(deferred: &mut Deferred, affected: &mut Affected) {
+    let held = std::mem::take(affected);
+    deferred.every_app |= held.every_app;
+    deferred.apps.extend(held.apps);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn holds_a_partial_picture_before_a_round_within_the_wait() {
+        let held = Observing { since: 1_000, unannounced_hosts: true, discovered: false };
+        assert!(held.holds_reconciles(1_000, WAIT, 2));
+        assert!(held.holds_reconciles(30_999, WAIT, 2));
+        assert!(!held.holds_reconciles(31_000, WAIT, 2), "bounded");
+        let announced = Observing { unannounced_hosts: false, ..held.clone() };
+        assert!(!announced.holds_reconciles(1_000, WAIT, 2), "every host seen starting");
+        assert!(announced.holds_reconciles(1_000, WAIT, 0), "no host known yet");
+        let discovered = Observing { discovered: true, ..held.clone() };
+        assert!(!discovered.holds_reconciles(1_000, WAIT, 0), "a round completed");
+        let old_head = Observing { since: 0, ..held };
+        assert!(!old_head.holds_reconciles(1_000, WAIT, 0), "unknown beginning");
+    }
+
+    #[test]
+    fn held_work_moves_into_the_deferred_set() {
+        let mut deferred = Deferred::default();
+        let mut affected = Affected::default();
+        affected.apps.insert("a".into());
+        hold(&mut deferred, &mut affected);
+        assert_eq!(affected, Affected::default());
+        assert!(deferred.apps.contains("a") && !deferred.every_app);
+        let mut all = Affected::all();
+        hold(&mut deferred, &mut all);
+        assert!(deferred.every_app);
+    }
+}
