@@ -51,7 +51,9 @@ pub fn builtin_scalers(catalog: &Catalog<'_>) -> Vec<Box<dyn Scaler>> {
     let owners = catalog.owners();
     for d in catalog.deployed.values() {
         let seen_configs = BTreeSet::new();
-        AppBuilder { catalog, owners: &owners, d, rank: 0, seen_configs, out: &mut out }.build();
+        let app = Arc::from(d.name());
+        AppBuilder { catalog, owners: &owners, d, app, rank: 0, seen_configs, out: &mut out }
+            .build();
     }
     out
 }
@@ -60,6 +62,8 @@ struct AppBuilder<'b, 'c> {
     catalog: &'b Catalog<'c>,
     owners: &'b Owners<'c>,
     d: &'b DeployedApp,
+    /// The application's name, shared by its scalers.
+    app: Arc<str>,
     rank: u32,
     seen_configs: BTreeSet<String>,
     out: &'b mut Vec<Box<dyn Scaler>>,
@@ -69,7 +73,7 @@ impl AppBuilder<'_, '_> {
     fn info(&mut self, kind: &'static str, id: String, name: &str) -> ScalerInfo {
         self.rank += 1;
         ScalerInfo {
-            app: self.d.app.name.clone(),
+            app: self.app.clone(),
             rank: self.rank,
             id: id.into(),
             kind: kind_name(kind),

@@ -97,7 +97,7 @@ pub fn plan_with(
             name: info.name.clone(),
             status,
         };
-        (info.app.as_str(), status)
+        (&*info.app, status)
     }));
     plan.statuses = app_statuses(catalog, groups);
     plan

@@ -62,7 +62,7 @@ impl<'e> Merged<'e> {
     ) -> Self {
         let mut merged = Merged::default();
         for (info, wants) in evaluations {
-            let owner = (info.app.as_str(), &*info.id);
+            let owner = (&*info.app, &*info.id);
             for want in wants {
                 match want {
                     Want::Component(w) if ctx.has_host(w.host) => {

@@ -28,7 +28,7 @@ pub(super) fn group_by_app<A: PartialEq>(
 
 /// `undeployed` for every undeployed application, then the aggregate of its scalers (none:
 /// deployed) for every deployed one, and for any other application scalers reported on.
-pub(super) fn app_statuses<A: AsRef<str> + Into<String>>(
+pub(super) fn app_statuses<A: AsRef<str>>(
     catalog: &Catalog<'_>,
     groups: Vec<(A, Vec<ScalerStatus>)>,
 ) -> BTreeMap<String, Status> {
@@ -43,15 +43,17 @@ pub(super) fn app_statuses<A: AsRef<str> + Into<String>>(
     for name in catalog.deployed.keys() {
         // Both are in name order: apps without scalers (or not deployed) are passed over.
         while let Some((app, scalers)) = groups.next_if(|(app, _)| app.as_ref() < *name) {
-            out.push((app.into(), Status::aggregate(scalers)));
+            out.push((app.as_ref().to_string(), Status::aggregate(scalers)));
         }
         match groups.next_if(|(app, _)| app.as_ref() == *name) {
-            Some((app, scalers)) => out.push((app.into(), Status::aggregate(scalers))),
+            Some((app, scalers)) => {
+                out.push((app.as_ref().to_string(), Status::aggregate(scalers)))
+            }
             None => out.push((name.to_string(), Status::aggregate(Vec::new()))),
         };
     }
     for (app, scalers) in groups {
-        out.push((app.into(), Status::aggregate(scalers)));
+        out.push((app.as_ref().to_string(), Status::aggregate(scalers)));
     }
     // A stable sort keeps the later of equal names last, and collecting keeps the last.
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -40,7 +40,7 @@ impl Scaler for LinkScaler {
         if !missing.is_empty() {
             // A put would be rejected: keep whatever is there and wait.
             return Evaluation {
-                wants: observed.map(|l| Want::Link(l.clone())).into_iter().collect(),
+                wants: observed.map(|l| Want::Link(Box::new(l.clone()))).into_iter().collect(),
                 status: super::waiting_for_config(&missing),
             };
         }
@@ -49,6 +49,6 @@ impl Scaler for LinkScaler {
         } else {
             StatusInfo::new(StatusType::Reconciling, "")
         };
-        Evaluation { wants: vec![Want::Link(link.clone())], status }
+        Evaluation { wants: vec![Want::Link(Box::new(link.clone()))], status }
     }
 }

@@ -31,8 +31,8 @@ use crate::context::{Context, HostIx, Tag};
 /// Who a scaler is and who it works for.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ScalerInfo {
-    /// The application it belongs to.
-    pub app: String,
+    /// The application it belongs to (shared by the application's scalers).
+    pub app: Arc<str>,
     /// Position in the application's status list (manifest order for built-in scalers).
     pub rank: u32,
     /// Unique within the application and stable across reconciles; it is the value of the
@@ -93,7 +93,7 @@ impl Annotations {
             Annotations::Placement { placer, .. } => {
                 // The four keys in map (key) order: compare entry by entry, no lookups.
                 let expected = [
-                    (APP_SPEC_ANNOTATION, placer.info.app.as_str()),
+                    (APP_SPEC_ANNOTATION, &*placer.info.app),
                     (MANAGED_BY_ANNOTATION, MANAGED_BY_WADM),
                     (SCALER_ANNOTATION, &*placer.info.id),
                     (SPREAD_NAME_ANNOTATION, self.spread_name().unwrap_or("")),
@@ -111,7 +111,7 @@ impl Annotations {
         match self {
             Annotations::Placement { placer, .. } => {
                 tag.placement_only
-                    && tag.app == Some(placer.info.app.as_str())
+                    && tag.app == Some(&*placer.info.app)
                     && tag.scaler == Some(&*placer.info.id)
                     && tag.spread == self.spread_name()
             }
@@ -189,7 +189,8 @@ pub struct ProviderWant {
 pub enum Want {
     Component(ComponentWant),
     Provider(ProviderWant),
-    Link(Link),
+    /// Boxed: links are large and rare next to workload wants, which stay small to move.
+    Link(Box<Link>),
     /// A config wadm owns, with its exact values.
     Config {
         name: String,
