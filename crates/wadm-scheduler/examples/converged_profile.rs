@@ -11,7 +11,7 @@
 //! scalers, out of the counts.)
 //!
 //! The first argument is the number of converged reconciles (default 3); `prepared` as the second
-//! argument re-runs only `plan_with` with kept scalers. Prints the mean wall time and allocations
+//! argument runs a [`Reconciler`] (kept scalers) instead. Prints the mean wall time and allocations
 //! per round (for A/B runs of two builds, interleaved; instruction counts from callgrind are steadier).
 
 #[path = "../tests/common/mod.rs"]
@@ -24,9 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use common::*;
 use wadm_lattice::LatticeState;
 use wadm_scheduler::apply::apply_plan;
-use wadm_scheduler::{
-    Catalog, DeployedApp, Desired, Scaler, builtin_scalers, plan_with, reconcile,
-};
+use wadm_scheduler::{DeployedApp, Reconciler, reconcile};
 
 /// Counts allocations, so a change's effect on them shows without a profiler.
 struct Counting;
@@ -59,13 +57,12 @@ fn main() {
     let first = reconcile(&apps, &empty, 0);
     let mut converged = empty.clone();
     apply_plan(&mut converged, &first);
-    let desired = Desired { deployed: &apps, undeployed: &[] };
-    let catalog = Catalog::new(&converged.lattice, desired);
-    let scalers = if prepared { builtin_scalers(&catalog) } else { Vec::new() };
+    let reconciler =
+        prepared.then(|| Reconciler::new(&converged.lattice, apps.clone(), Vec::new()));
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
-    if prepared {
-        prepared_rounds(&apps, &converged, &scalers, rounds);
+    if let Some(reconciler) = &reconciler {
+        prepared_rounds(reconciler, &converged, rounds);
     } else {
         converged_rounds(&apps, &converged, rounds);
     }
@@ -82,16 +79,10 @@ fn converged_rounds(apps: &[DeployedApp], converged: &LatticeState, rounds: usiz
     }
 }
 
-/// Reconciles with kept scalers: catalog and plan each round.
+/// Reconciles with kept scalers (a [`Reconciler`]): catalog and plan each round.
 #[inline(never)]
-fn prepared_rounds(
-    apps: &[DeployedApp],
-    converged: &LatticeState,
-    scalers: &[Box<dyn Scaler>],
-    rounds: usize,
-) {
+fn prepared_rounds(reconciler: &Reconciler, converged: &LatticeState, rounds: usize) {
     for _ in 0..rounds {
-        let catalog = Catalog::new(&converged.lattice, Desired { deployed: apps, undeployed: &[] });
-        assert!(black_box(plan_with(converged, &catalog, scalers, 0)).is_empty());
+        assert!(black_box(reconciler.reconcile(converged, 0)).is_empty());
     }
 }

@@ -56,16 +56,25 @@ impl<'a> Catalog<'a> {
     /// Index the desired state of `lattice`; applications of other lattices are ignored.
     pub fn new(lattice: &str, desired: Desired<'a>) -> Self {
         let mut c = Catalog::default();
-        for d in desired.deployed.iter().filter(|d| d.lattice == lattice) {
-            // Duplicates: the highest (generation, version) wins, whatever the input order.
-            let keep = match c.deployed.get(d.name()) {
-                Some(prev) => (d.generation, &d.version) > (prev.generation, &prev.version),
-                None => true,
-            };
-            if keep {
-                c.deployed.insert(d.name(), d);
-            }
-        }
+        // In name order (the tree is then built in bulk, without a search per application).
+        let mut deployed: Vec<&'a DeployedApp> =
+            desired.deployed.iter().filter(|d| d.lattice == lattice).collect();
+        deployed.sort_by(|a, b| a.name().cmp(b.name()));
+        c.deployed = deployed
+            .chunk_by(|a, b| a.name() == b.name())
+            .map(|same_name| {
+                // Duplicates: the highest (generation, version) wins (the first of equals).
+                let best = same_name.iter().copied().reduce(|best, d| {
+                    if (d.generation, &d.version) > (best.generation, &best.version) {
+                        d
+                    } else {
+                        best
+                    }
+                });
+                let best = best.expect("chunks are never empty");
+                (best.name(), best)
+            })
+            .collect();
         for u in desired.undeployed {
             let keep = match c.undeployed.get(u.name.as_str()) {
                 Some(prev) => u.generation > prev.generation,
