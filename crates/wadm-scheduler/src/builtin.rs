@@ -17,7 +17,7 @@ use crate::scaler::config::{ConfigScaler, secret_config_values};
 use crate::scaler::link::LinkScaler;
 use crate::scaler::placement::PriorTrait;
 use crate::scaler::provider::ProviderScaler;
-use crate::scaler::{Evaluation, Scaler, ScalerInfo};
+use crate::scaler::{Evaluation, Scaler, ScalerInfo, Wants};
 
 /// A scaler that cannot run (e.g. its id is claimed by another application): wants nothing and
 /// reports `failed` with the reason.
@@ -38,7 +38,7 @@ impl Scaler for FailedScaler {
 
     fn evaluate(&self, _ctx: &Context<'_>) -> Evaluation {
         Evaluation {
-            wants: Vec::new(),
+            wants: Wants::new(),
             status: StatusInfo::new(StatusType::Failed, self.reason.clone()),
         }
     }
@@ -52,7 +52,9 @@ pub fn builtin_scalers(catalog: &Catalog<'_>) -> Vec<Box<dyn Scaler>> {
     for d in catalog.deployed.values() {
         let seen_configs = BTreeSet::new();
         let app = Arc::from(d.name());
-        AppBuilder { catalog, owners: &owners, d, app, rank: 0, seen_configs, out: &mut out }
+        let id_buffer = String::new();
+        let out = &mut out;
+        AppBuilder { catalog, owners: &owners, d, app, id_buffer, rank: 0, seen_configs, out }
             .build();
     }
     out
@@ -64,18 +66,21 @@ struct AppBuilder<'b, 'c> {
     d: &'b DeployedApp,
     /// The application's name, shared by its scalers.
     app: Arc<str>,
+    /// Where scaler ids are assembled before being shared (one allocation per id).
+    id_buffer: String,
     rank: u32,
     seen_configs: BTreeSet<String>,
     out: &'b mut Vec<Box<dyn Scaler>>,
 }
 
 impl AppBuilder<'_, '_> {
-    fn info(&mut self, kind: &'static str, id: String, name: &str) -> ScalerInfo {
+    /// The next scaler's info; its id is what `id_buffer` holds.
+    fn info(&mut self, kind: &'static str, name: &str) -> ScalerInfo {
         self.rank += 1;
         ScalerInfo {
             app: self.app.clone(),
             rank: self.rank,
-            id: id.into(),
+            id: Arc::from(self.id_buffer.as_str()),
             kind: kind_name(kind),
             name: name.into(),
         }
@@ -102,8 +107,8 @@ impl AppBuilder<'_, '_> {
         let app = &d.app.name;
         for c in configs {
             if self.seen_configs.insert(c.lattice_name.clone()) {
-                let id = concat(&["ConfigScaler-", app, "-", &c.lattice_name]);
-                let info = self.info("ConfigScaler", id, &c.name);
+                concat(&mut self.id_buffer, &["ConfigScaler-", app, "-", &c.lattice_name]);
+                let info = self.info("ConfigScaler", &c.name);
                 let scaler = ConfigScaler {
                     info,
                     name: c.lattice_name.clone(),
@@ -114,8 +119,8 @@ impl AppBuilder<'_, '_> {
         }
         for s in secrets {
             if self.seen_configs.insert(s.lattice_name.clone()) {
-                let id = concat(&["SecretScaler-", app, "-", &s.lattice_name]);
-                let info = self.info("SecretScaler", id, &s.name);
+                concat(&mut self.id_buffer, &["SecretScaler-", app, "-", &s.lattice_name]);
+                let info = self.info("SecretScaler", &s.name);
                 let policy = d.app.policies.iter().find(|p| p.name == s.policy);
                 let values = secret_config_values(s, policy);
                 let scaler =
@@ -129,20 +134,27 @@ impl AppBuilder<'_, '_> {
         let Source::Image(image) = &comp.source else { return };
         let d = self.d;
         let app = d.app.name.as_str();
-        let (mode, kind, id) = workload_identity(app, comp, index, trait_);
+        let (mode, kind) = workload_kind(comp, trait_);
+        let id_of = |i: usize, t: &ScalerTrait| {
+            let mut id = String::new();
+            write_workload_id(&mut id, workload_kind(comp, t).1, app, comp, i);
+            id
+        };
         let priors = comp.scalers[..index]
             .iter()
             .enumerate()
-            .map(|(i, t)| {
-                let (mode, _, id) = workload_identity(app, comp, i, t);
-                PriorTrait { id, mode, spec: t.spec().clone() }
+            .map(|(i, t)| PriorTrait {
+                id: id_of(i, t),
+                mode: workload_kind(comp, t).0,
+                spec: t.spec().clone(),
             })
             .collect::<Vec<_>>();
         let siblings = (0..comp.scalers.len())
             .filter(|i| *i != index)
-            .map(|i| workload_identity(app, comp, i, &comp.scalers[i]).2)
+            .map(|i| id_of(i, &comp.scalers[i]))
             .collect();
-        let info = self.info(kind, id, &comp.name);
+        write_workload_id(&mut self.id_buffer, kind, app, comp, index);
+        let info = self.info(kind, &comp.name);
         let (config, external_config) = config_names(&comp.config, &comp.secrets);
         let conflict = match comp.kind {
             ComponentKind::Component => self
@@ -195,11 +207,10 @@ impl AppBuilder<'_, '_> {
 
     fn link(&mut self, comp: &Component, link: &LinkTrait) {
         let app = &self.d.app.name;
-        let id = format!(
-            "LinkScaler-{app}-{}-{}:{}-{}",
-            comp.name, link.namespace, link.package, link.name
-        );
-        let info = self.info("LinkScaler", id, &link.name);
+        let (ns, package, name) = (&link.namespace, &link.package, &link.name);
+        let parts = ["LinkScaler-", app, "-", &comp.name, "-", ns, ":", package, "-", name];
+        concat(&mut self.id_buffer, &parts);
+        let info = self.info("LinkScaler", &link.name);
         let target = self
             .d
             .app
@@ -255,13 +266,8 @@ fn kind_name(kind: &'static str) -> Arc<str> {
     }
 }
 
-/// (mode, kind, scaler id) of a workload's `index`-th scaler trait.
-fn workload_identity(
-    app: &str,
-    comp: &Component,
-    index: usize,
-    trait_: &ScalerTrait,
-) -> (Mode, &'static str, String) {
+/// (mode, kind) of a workload's scaler trait.
+fn workload_kind(comp: &Component, trait_: &ScalerTrait) -> (Mode, &'static str) {
     let mode = match trait_ {
         ScalerTrait::Spread(_) => Mode::Spread,
         ScalerTrait::Daemon(_) => Mode::Daemon,
@@ -272,21 +278,24 @@ fn workload_identity(
         (ComponentKind::Capability, Mode::Spread) => "ProviderSpreadScaler",
         (ComponentKind::Capability, Mode::Daemon) => "ProviderDaemonScaler",
     };
-    let id = if index == 0 {
-        concat(&[kind, "-", app, "-", &comp.name])
-    } else {
-        concat(&[kind, "-", app, "-", &comp.name, "-", &index.to_string()])
-    };
-    (mode, kind, id)
+    (mode, kind)
 }
 
-/// The parts joined, in one allocation (ids are built for every scaler on every reconcile).
-fn concat(parts: &[&str]) -> String {
-    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+/// Write the id of a workload's `index`-th scaler trait (of this kind) into `out`.
+fn write_workload_id(out: &mut String, kind: &str, app: &str, comp: &Component, index: usize) {
+    concat(out, &[kind, "-", app, "-", &comp.name]);
+    if index > 0 {
+        out.push('-');
+        out.push_str(&index.to_string());
+    }
+}
+
+/// Replace `out` with the parts joined (ids are built for every scaler on every cold reconcile).
+fn concat(out: &mut String, parts: &[&str]) {
+    out.clear();
     for p in parts {
         out.push_str(p);
     }
-    out
 }
 
 /// (names passed to the host: configs then secrets, names that must already exist).

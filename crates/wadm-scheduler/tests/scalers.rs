@@ -302,7 +302,7 @@ impl wadm_scheduler::Scaler for MarkerConfig {
     fn evaluate(&self, ctx: &wadm_scheduler::Context<'_>) -> wadm_scheduler::Evaluation {
         let hosts = ctx.hosts().len().to_string();
         wadm_scheduler::Evaluation {
-            wants: vec![wadm_scheduler::Want::Config {
+            wants: smallvec::smallvec![wadm_scheduler::Want::Config {
                 name: "a-marker".into(),
                 values: map(&[("hosts", &hosts)]),
             }],

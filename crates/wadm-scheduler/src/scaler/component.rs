@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 
 use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
-use super::{Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want};
+use super::{Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want, Wants};
 use crate::context::{Context, HostIx, Tag};
 
 /// How a scaler's `instances` apply.
@@ -40,7 +40,7 @@ impl ComponentScaler {
     /// While waiting: keep exactly what runs (ours) on hosts the placement still wants, so nothing
     /// starts or changes; instances on hosts it no longer wants are stopped (a stop needs no
     /// config).
-    fn hold(&self, ctx: &Context<'_>, placed: &BTreeSet<HostIx>) -> Vec<Want> {
+    fn hold(&self, ctx: &Context<'_>, placed: &BTreeSet<HostIx>) -> Wants {
         ctx.component_instances(&self.component_id)
             .iter()
             .filter(|o| o.tag.ours && placed.contains(&o.host))
@@ -110,7 +110,7 @@ impl Scaler for ComponentScaler {
                 status: super::waiting_for_config(&missing),
             };
         }
-        let mut wants = Vec::with_capacity(placements.iter().map(|p| p.hosts.len()).sum());
+        let mut wants = Wants::with_capacity(placements.iter().map(|p| p.hosts.len()).sum());
         for (spread, placed) in placements.iter().enumerate() {
             for (h, count) in &placed.hosts {
                 wants.push(Want::Component(ComponentWant {

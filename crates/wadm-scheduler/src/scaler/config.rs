@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use wadm_model::{Policy, SecretRef, StatusInfo, StatusType};
 use wadm_protocol::StringMap;
 
-use super::{Evaluation, Scaler, ScalerInfo, Want};
+use smallvec::smallvec;
+
+use super::{Evaluation, Scaler, ScalerInfo, Want, Wants};
 use crate::context::Context;
 
 /// The `type` value of a secret reference config.
@@ -43,7 +45,10 @@ impl Scaler for ConfigScaler {
                     StatusInfo::new(StatusType::Reconciling, "")
                 };
                 Evaluation {
-                    wants: vec![Want::Config { name: self.name.clone(), values: values.clone() }],
+                    wants: smallvec![Want::Config {
+                        name: self.name.clone(),
+                        values: values.clone()
+                    }],
                     status,
                 }
             }
@@ -56,7 +61,7 @@ impl Scaler for ConfigScaler {
                         format!("config {} does not exist in the lattice", self.name),
                     )
                 };
-                Evaluation { wants: Vec::new(), status }
+                Evaluation { wants: Wants::new(), status }
             }
         }
     }

@@ -3,7 +3,9 @@
 use wadm_model::{StatusInfo, StatusType};
 use wadm_protocol::Link;
 
-use super::{Evaluation, Scaler, ScalerInfo, Want};
+use smallvec::smallvec;
+
+use super::{Evaluation, Scaler, ScalerInfo, Want, Wants};
 use crate::context::Context;
 
 /// Puts one link and keeps it equal to the manifest.
@@ -30,7 +32,7 @@ impl Scaler for LinkScaler {
             Ok(link) => link,
             Err(reason) => {
                 return Evaluation {
-                    wants: Vec::new(),
+                    wants: Wants::new(),
                     status: StatusInfo::new(StatusType::Failed, reason.clone()),
                 };
             }
@@ -49,6 +51,6 @@ impl Scaler for LinkScaler {
         } else {
             StatusInfo::new(StatusType::Reconciling, "")
         };
-        Evaluation { wants: vec![Want::Link(Box::new(link.clone()))], status }
+        Evaluation { wants: smallvec![Want::Link(Box::new(link.clone()))], status }
     }
 }

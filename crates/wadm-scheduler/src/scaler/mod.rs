@@ -198,10 +198,14 @@ pub enum Want {
     },
 }
 
+/// What a scaler wants: one inline (most scalers want one instance, link or config), more on the
+/// heap. Build with `smallvec![…]`, `Wants::new()`, `.collect()` or `Vec::into`.
+pub type Wants = smallvec::SmallVec<[Want; 1]>;
+
 /// What a scaler reports after looking at the lattice.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Evaluation {
-    pub wants: Vec<Want>,
+    pub wants: Wants,
     pub status: StatusInfo,
 }
 
