@@ -17,6 +17,11 @@
 //! whose hosts were all seen starting (the usual start: wadm first, then hosts) is never held,
 //! nor one written before this existed (unknown beginning). Hosts that start later announce
 //! themselves and are used as usual.
+//!
+//! Every replica runs a round at start-up, so more rounds follow the first; their answers were
+//! taken before the commands the first one led to ran. A round that started before the last
+//! complete round was merged is skipped ([`round_outdated`]): merging it would take back what
+//! events applied since, on any replica that read the state back (event marks are not stored).
 
 use std::time::Duration;
 
@@ -40,10 +45,23 @@ pub struct Observing {
     /// A complete discovery round was merged since the state began.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub discovered: bool,
+    /// When the last complete round was merged (the merging replica's clock; `0`: never).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round_merged_at: Timestamp,
 }
 
 fn is_zero(n: &Timestamp) -> bool {
     *n == 0
+}
+
+/// Whether a discovery round (or part) that started at `started_at` is older than the last
+/// complete round merged: every replica runs a round at start-up, and the later ones' answers
+/// were taken before the commands the first one led to ran. Merging them would take back what
+/// events have applied since, unless the merging replica still has those events' marks — which
+/// a replica that read the state back (another replica applied them) does not. What such a
+/// round knows, the merged round and the events since already told: it is skipped.
+pub fn round_outdated(observing: &Observing, started_at: Timestamp) -> bool {
+    started_at < observing.round_merged_at
 }
 
 impl Observing {
@@ -72,7 +90,7 @@ mod tests {
 
     #[test]
     fn holds_a_partial_picture_before_a_round_within_the_wait() {
-        let held = Observing { since: 1_000, unannounced_hosts: true, discovered: false };
+        let held = Observing { since: 1_000, unannounced_hosts: true, ..Observing::default() };
         assert!(held.holds_reconciles(1_000, WAIT, 2));
         assert!(held.holds_reconciles(30_999, WAIT, 2));
         assert!(!held.holds_reconciles(31_000, WAIT, 2), "bounded");
@@ -83,6 +101,14 @@ mod tests {
         assert!(!discovered.holds_reconciles(1_000, WAIT, 0), "a round completed");
         let old_head = Observing { since: 0, ..held };
         assert!(!old_head.holds_reconciles(1_000, WAIT, 0), "unknown beginning");
+    }
+
+    #[test]
+    fn rounds_started_before_the_last_merge_are_outdated() {
+        let merged = Observing { round_merged_at: 5_000, ..Observing::default() };
+        assert!(round_outdated(&merged, 4_999));
+        assert!(!round_outdated(&merged, 5_000));
+        assert!(!round_outdated(&Observing::default(), 0), "no round merged yet");
     }
 
     #[test]

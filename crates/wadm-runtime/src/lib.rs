@@ -36,7 +36,8 @@
 //!    Until the first complete round is merged, a lattice whose state knows no host, or learnt
 //!    one from anything but its `host_started` (hosts that ran before wadm), is not reconciled
 //!    — placement would pile instances on the few hosts heard from so far — at most
-//!    `RuntimeConfig::first_round_wait` (30 s) after its state began ([`first_round`]).
+//!    `RuntimeConfig::first_round_wait` (30 s) after its state began ([`first_round`]). A round
+//!    that started before the last complete round was merged is outdated and skipped.
 //! 5. Timers run on an injected [`clock::Clock`]: every replica publishes a tick per period
 //!    whose id names the period, so the ticks of all replicas deduplicate into one; a tick
 //!    expires host leases, re-reads deployments and reconciles everything (retries whose backoff

@@ -313,10 +313,22 @@ where
                         affected.apps.insert(failure.app.clone());
                     }
                 }
+                Incoming::Discovered(report)
+                    if crate::first_round::round_outdated(&record.observing, report.started_at) =>
+                {
+                    tracing::debug!(
+                        lattice = %lattice, started_at = report.started_at, sequence,
+                        "discovery round older than the last one merged: skipped"
+                    );
+                }
                 Incoming::Discovered(report) => {
                     let hosts = report.hosts.iter().map(|(host, _)| host.id.as_str());
                     let counts = decide::component_counts(&record.state, hosts);
                     let mut changes = merge_report(&mut record.state, report, now);
+                    tracing::debug!(
+                        lattice = %lattice, started_at = report.started_at, hosts = report.hosts.len(),
+                        changes = ?changes.changes, sequence, "discovery merged"
+                    );
                     decide::note_losses(&mut record, &changes, &counts);
                     // Discovery renewed every answering host's lease: persist it.
                     for (host, inventory) in &report.hosts {
@@ -338,6 +350,7 @@ where
                     }
                     if report.completes_round() {
                         record.observing.discovered = true;
+                        record.observing.round_merged_at = now;
                         affected = Affected::all();
                     } else {
                         // A part of a round: what it changed now, everything after the last.

@@ -112,3 +112,32 @@ impl World {
         hosts.iter().filter_map(|h| counts.get(*h)).sum()
     }
 }
+
+#[tokio::test]
+async fn a_start_up_round_older_than_the_merged_one_takes_nothing_back() {
+    use wadm_runtime::io::Discoverer;
+    let mut w = World::new(2, 8);
+    preexisting_hosts_two_heard_from(&mut w).await;
+    w.deploy("app", "v1", V1, 3).await;
+    w.settle().await;
+    // Another replica's start-up round: its answers are taken now, published later.
+    let late = w.lattice.discover(LATTICE, w.clock.now()).await.unwrap();
+    w.clock.advance(10);
+    discovery_round(&w).await;
+    w.settle().await;
+    let placed: BTreeMap<String, u32> =
+        ["N000", "N001", "N002"].iter().map(|h| (h.to_string(), 1)).collect();
+    assert_eq!(per_host(&w, "app"), placed);
+    let stored = w.commands.stored();
+
+    // The late round reaches a replica that read the state back (it keeps no event marks).
+    let report = wadm_runtime::messages::DiscoveryReport::from(late);
+    wadm_runtime::publish_round(&w.events, LATTICE, report, "late-round", usize::MAX)
+        .await
+        .unwrap();
+    w.replicas[0].pipeline.records().forget(LATTICE);
+    w.replicas[1].pipeline.records().forget(LATTICE);
+    w.settle().await;
+    assert_eq!(w.commands.stored(), stored, "nothing taken back, nothing re-issued");
+    assert_eq!(per_host(&w, "app"), placed);
+}
