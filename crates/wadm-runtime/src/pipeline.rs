@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wadm_lattice::{Change, Changes, EventContext, expire, refresh_leases};
+use wadm_lattice::{Change, Changes, EventContext};
 use wadm_nats::store::StateStore;
 use wadm_protocol::HostEvent;
 use wadm_scheduler::Plan;
@@ -32,13 +32,14 @@ use crate::decide::{self, Affected};
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
 use crate::messages::{Incoming, classify};
-use crate::parts::merge_report;
 use crate::record::{Loaded, RecordError, RecordStore};
 use reconcilers::ReconcilerCache;
 
+mod discovered;
 mod inputs;
 pub mod reconcilers;
-use inputs::{event_hosts, every_host, snapshot_host, snapshot_stamp};
+mod tick;
+use inputs::{event_hosts, snapshot_host, snapshot_stamp};
 
 /// Why a step failed (the event is redelivered).
 #[derive(Debug, thiserror::Error)]
@@ -277,24 +278,7 @@ where
                     affected = Affected::all();
                 }
                 Incoming::Tick => {
-                    let lease = self.config.lease.lease_ms();
-                    if record.updated_at > 0 && record.updated_at.saturating_add(lease) < now {
-                        // Nobody handled this lattice for a whole lease (every replica was
-                        // down): give hosts a fresh lease to be heard from before losing them.
-                        refresh_leases(&mut record.state, now);
-                        persist.merge(every_host(&record));
-                    }
-                    let expired = expire(&mut record.state, now, &self.config.lease);
-                    decide::note_losses(&mut record, &expired, &decide::Counts::new());
-                    persist.merge(expired);
-                    let deployments = self.desired.deployments(&lattice).await?;
-                    let known: Vec<String> = record.apps.keys().cloned().collect();
-                    for name in known {
-                        decide::apply_deployment(&mut record, &name, deployments.get(&name));
-                    }
-                    for (name, d) in &deployments {
-                        decide::apply_deployment(&mut record, name, Some(d));
-                    }
+                    persist.merge(self.apply_tick(&lattice, &mut record, now).await?);
                     affected = Affected::all();
                 }
                 Incoming::CommandFailed(failure) => {
@@ -322,32 +306,7 @@ where
                     );
                 }
                 Incoming::Discovered(report) => {
-                    let hosts = report.hosts.iter().map(|(host, _)| host.id.as_str());
-                    let counts = decide::component_counts(&record.state, hosts);
-                    let mut changes = merge_report(&mut record.state, report, now);
-                    tracing::debug!(
-                        lattice = %lattice, started_at = report.started_at, hosts = report.hosts.len(),
-                        changes = ?changes.changes, sequence, "discovery merged"
-                    );
-                    decide::note_losses(&mut record, &changes, &counts);
-                    // Discovery renewed every answering host's lease: persist it.
-                    for (host, inventory) in &report.hosts {
-                        let inventory = inventory.as_ref().map(|i| i.host_id.as_str());
-                        let id = Some(host.id.as_str()).filter(|id| !id.is_empty());
-                        if let Some(host) = id.or(inventory)
-                            && record.state.hosts.contains_key(host)
-                        {
-                            let host = host.to_string();
-                            changes.changes.push(Change::HostUpdated { host });
-                        }
-                    }
-                    for change in &changes.changes {
-                        if let wadm_lattice::Change::ConfigSet { name } = change
-                            && record.state.configs.get(name).is_some_and(|c| c.values.is_none())
-                        {
-                            self.read_config(&mut record, name).await;
-                        }
-                    }
+                    let changes = self.merge_discovered(&mut record, report, now, sequence).await;
                     if report.completes_round() {
                         record.observing.discovered = true;
                         record.observing.round_merged_at = now;
