@@ -2,8 +2,8 @@
 //! names wadm derived or declared (so ownership of links and configs, which carry no annotations,
 //! can be recomputed), shared references, generations.
 
-use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use wadm_model::names::sanitize;
 use wadm_model::{Application, ComponentKind, Source};
@@ -24,7 +24,7 @@ pub struct Catalog<'a> {
     /// Names of deployed and undeployed applications, for membership tests only.
     known: FnvSet<&'a str>,
     /// Built on first use: only removals of links and configs need it.
-    declared: OnceCell<Declarations>,
+    declared: OnceLock<Declarations>,
 }
 
 /// Ids of the deployed applications' workloads. Lookup only (never iterated, so hash order cannot

@@ -28,3 +28,9 @@ fn kept_scalers_plan_like_a_full_reconcile() {
         }
     }
 }
+
+#[test]
+fn a_reconciler_can_be_kept_by_an_async_manager() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Reconciler>();
+}
