@@ -139,6 +139,16 @@ impl<'a> Context<'a> {
         self.components.on_host(host, id)
     }
 
+    /// Every observed component instance, indexed (for the engine's diff).
+    pub(crate) fn component_index(&self) -> &InstanceIndex<'a, ComponentInstance> {
+        &self.components
+    }
+
+    /// Every observed provider instance, indexed (for the engine's diff).
+    pub(crate) fn provider_index(&self) -> &InstanceIndex<'a, ProviderInstance> {
+        &self.providers
+    }
+
     /// Observed instances of a provider id, in host order.
     pub fn provider_instances(&self, id: &str) -> &[Observed<'a, ProviderInstance>] {
         self.providers.get(id)

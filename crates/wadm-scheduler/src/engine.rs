@@ -22,11 +22,11 @@ use wadm_protocol::{LinkKey, normalize_provider_ref};
 mod merge;
 mod status;
 
-use self::merge::{AscendingLookup, Keyed, Merged};
+use self::merge::{Keyed, Merged};
 use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
-use crate::context::{Context, HostIx, owner_app};
+use crate::context::Context;
 use crate::scaler::{Annotations, ComponentWant, Evaluation, Scaler, ScalerInfo};
 
 /// What one reconcile decided.
@@ -187,57 +187,53 @@ fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
 }
 
 fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+    let index = ctx.component_index();
+    // Which observed instances some want covers; the others of ours are stopped.
+    let mut wanted = vec![false; index.all().len()];
     for &Keyed { key: (ix, id), owner: (app, _), want: w } in &merged.components {
         let host_id = ctx.host(ix).id.as_str();
-        match ctx.component_on(ix, id) {
-            None if w.count > 0 => {
-                b.push(Phase::Start, host_id, id, 1, app, scale(host_id, w, w.count))
+        let Some(at) = index.position(ix, id) else {
+            if w.count > 0 {
+                b.push(Phase::Start, host_id, id, 1, app, scale(host_id, w, w.count));
             }
-            None => {}
-            Some(observed) if !observed.tag.ours => {}
-            Some(observed) => {
-                let o = observed.instance;
-                let update = *o.image_ref != *w.image_ref && w.count > 0;
-                if update {
-                    let cmd = Command::UpdateComponent(UpdateComponentRequest {
-                        component_id: id.to_string(),
-                        new_component_ref: w.image_ref.to_string(),
-                        host_id: host_id.to_string(),
-                        annotations: Some(w.annotations.to_map()),
-                    });
-                    b.push(Phase::Start, host_id, id, 0, app, cmd);
-                }
-                // An update also sets the annotations.
-                let same_annotations =
-                    || w.annotations.matches_observed(&o.annotations, &observed.tag);
-                if o.count != w.count || (!update && !same_annotations()) {
-                    let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
-                    b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
-                }
-            }
+            continue;
+        };
+        wanted[at] = true;
+        let observed = &index.all()[at];
+        if !observed.tag.ours {
+            continue;
+        }
+        let o = observed.instance;
+        let update = *o.image_ref != *w.image_ref && w.count > 0;
+        if update {
+            let cmd = Command::UpdateComponent(UpdateComponentRequest {
+                component_id: id.to_string(),
+                new_component_ref: w.image_ref.to_string(),
+                host_id: host_id.to_string(),
+                annotations: Some(w.annotations.to_map()),
+            });
+            b.push(Phase::Start, host_id, id, 0, app, cmd);
+        }
+        // An update also sets the annotations.
+        let same_annotations = || w.annotations.matches_observed(&o.annotations, &observed.tag);
+        if o.count != w.count || (!update && !same_annotations()) {
+            let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
+            b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
         }
     }
-    let mut wanted = AscendingLookup::new(merged.components.iter().map(|k| k.key));
-    for (ix, host) in ctx.hosts().iter().enumerate() {
-        let host_id = &host.id;
-        for (id, o) in &host.components {
-            if wanted.contains((ix as HostIx, id.as_str())) {
-                continue;
-            }
-            let Some(app) = owner_app(&o.annotations) else { continue };
-            if !ctx.catalog().is_known_app(app) {
-                continue;
-            }
-            let w = ComponentWant {
-                host: ix as HostIx,
-                component_id: Arc::from(id.as_str()),
-                image_ref: Arc::from(o.image_ref.as_str()),
-                count: 0,
-                annotations: Annotations::Exact(Arc::new(o.annotations.clone())),
-                config: Arc::from(Vec::new()),
-            };
-            b.push(Phase::Stop, host_id, id, 1, app, scale(host_id, &w, 0));
-        }
+    for (observed, _) in index.all().iter().zip(wanted).filter(|(_, wanted)| !wanted) {
+        let (Some(app), true) = (observed.tag.app, observed.tag.ours) else { continue };
+        let (ix, id, o) = (observed.host, observed.id, observed.instance);
+        let host_id = ctx.host(ix).id.as_str();
+        let w = ComponentWant {
+            host: ix,
+            component_id: Arc::from(id),
+            image_ref: Arc::from(o.image_ref.as_str()),
+            count: 0,
+            annotations: Annotations::Exact(Arc::new(o.annotations.clone())),
+            config: Arc::from(Vec::new()),
+        };
+        b.push(Phase::Stop, host_id, id, 1, app, scale(host_id, &w, 0));
     }
 }
 
@@ -248,6 +244,8 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             host_id: host_id.to_string(),
         })
     };
+    let index = ctx.provider_index();
+    let mut wanted = vec![false; index.all().len()];
     for wanters in merged.providers() {
         let ((ix, id), (app, _), w) = (wanters.key, wanters.owner, wanters.want);
         let host_id = ctx.host(ix).id.as_str();
@@ -260,32 +258,26 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                 annotations: wanters.start_annotations(),
             })
         };
-        match ctx.provider_on(ix, id) {
-            None => b.push(Phase::Start, host_id, id, 0, app, start()),
-            Some(observed) if !observed.tag.ours => {}
-            Some(observed) => {
-                let o = observed.instance;
-                if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
-                    // Same id on the same host: stop, then start the new image.
-                    b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
-                    b.push(Phase::Restart, host_id, id, 0, app, start());
-                }
-            }
+        let Some(at) = index.position(ix, id) else {
+            b.push(Phase::Start, host_id, id, 0, app, start());
+            continue;
+        };
+        wanted[at] = true;
+        let observed = &index.all()[at];
+        if !observed.tag.ours {
+            continue;
+        }
+        let o = observed.instance;
+        if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
+            // Same id on the same host: stop, then start the new image.
+            b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
+            b.push(Phase::Restart, host_id, id, 0, app, start());
         }
     }
-    let mut wanted = AscendingLookup::new(merged.provider_keys());
-    for (ix, host) in ctx.hosts().iter().enumerate() {
-        let host_id = &host.id;
-        for (id, o) in &host.providers {
-            if wanted.contains((ix as HostIx, id.as_str())) {
-                continue;
-            }
-            let Some(app) = owner_app(&o.annotations) else { continue };
-            if !ctx.catalog().is_known_app(app) {
-                continue;
-            }
-            b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
-        }
+    for (observed, _) in index.all().iter().zip(wanted).filter(|(_, wanted)| !wanted) {
+        let (Some(app), true) = (observed.tag.app, observed.tag.ours) else { continue };
+        let host_id = ctx.host(observed.host).id.as_str();
+        b.push(Phase::Stop, host_id, observed.id, 0, app, stop(host_id, observed.id));
     }
 }
 

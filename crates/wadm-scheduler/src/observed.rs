@@ -67,15 +67,18 @@ impl<'a> Tag<'a> {
 #[derive(Debug)]
 pub struct Observed<'a, T> {
     pub host: HostIx,
+    /// Its id (the host's key for it).
+    pub id: &'a str,
     pub instance: &'a T,
     pub tag: Tag<'a>,
 }
 
-/// Every instance of one kind, grouped by id in one allocation: `ranges` maps an id to its slice
-/// of `entries`, which holds the id's instances in host order. Lookup only: the map is never
-/// iterated into results, so its order cannot leak.
+/// Every instance of one kind, grouped by id in one allocation: `ids` numbers each id (in order of
+/// first appearance, hosts in index order), `ranges[n]` is id `n`'s slice of `entries`, which holds
+/// its instances in host order. Lookup only: the map is never iterated, so its order cannot leak.
 pub(crate) struct InstanceIndex<'a, T> {
-    ranges: FnvMap<&'a str, (u32, u32)>,
+    ids: FnvMap<&'a str, u32>,
+    ranges: Vec<(u32, u32)>,
     entries: Vec<Observed<'a, T>>,
 }
 
@@ -87,46 +90,70 @@ impl<'a, T> InstanceIndex<'a, T> {
         instances: impl Fn(&'a HostState) -> &'a BTreeMap<String, T>,
         annotations: impl Fn(&'a T) -> &'a StringMap,
     ) -> Self {
-        // Count per id, lay the ids out back to back, then fill each id's slice in host order.
+        // Number the ids and count their instances (one hash per instance), lay the ids out back
+        // to back, then fill each id's slice in host order.
         let total = hosts.iter().map(|h| instances(h).len()).sum();
-        let mut ranges: FnvMap<&'a str, (u32, u32)> =
+        let mut ids: FnvMap<&'a str, u32> =
             FnvMap::with_capacity_and_hasher(total, Default::default());
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        let mut numbered: Vec<u32> = Vec::with_capacity(total);
         for host in hosts {
             for id in instances(host).keys() {
-                ranges.entry(id.as_str()).or_default().1 += 1;
+                let n = *ids.entry(id.as_str()).or_insert_with(|| {
+                    ranges.push((0, 0));
+                    (ranges.len() - 1) as u32
+                });
+                ranges[n as usize].1 += 1;
+                numbered.push(n);
             }
         }
         let mut next = 0u32;
-        for (start, len) in ranges.values_mut() {
+        for (start, len) in &mut ranges {
             (*start, next) = (next, next + *len);
             *len = 0;
         }
         let mut slots: Vec<Option<Observed<'a, T>>> = Vec::with_capacity(total);
         slots.resize_with(total, || None);
-        for (ix, host) in hosts.iter().enumerate() {
-            for (id, instance) in instances(host) {
-                let Some((start, len)) = ranges.get_mut(id.as_str()) else { continue };
-                let tag = Tag::read(annotations(instance), catalog);
-                slots[(*start + *len) as usize] =
-                    Some(Observed { host: ix as HostIx, instance, tag });
-                *len += 1;
-            }
+        let all = hosts.iter().enumerate().flat_map(|(ix, host)| {
+            instances(host).iter().map(move |(id, instance)| (ix as HostIx, id.as_str(), instance))
+        });
+        for ((host, id, instance), n) in all.zip(numbered) {
+            let (start, len) = &mut ranges[n as usize];
+            let tag = Tag::read(annotations(instance), catalog);
+            slots[(*start + *len) as usize] = Some(Observed { host, id, instance, tag });
+            *len += 1;
         }
-        Self { ranges, entries: slots.into_iter().flatten().collect() }
+        Self { ids, ranges, entries: slots.into_iter().flatten().collect() }
     }
 
     /// The instances of `id`, in host order.
     pub(crate) fn get(&self, id: &str) -> &[Observed<'a, T>] {
-        match self.ranges.get(id) {
-            Some(&(start, len)) => &self.entries[start as usize..(start + len) as usize],
+        match self.ids.get(id) {
+            Some(&n) => {
+                let (start, len) = self.ranges[n as usize];
+                &self.entries[start as usize..(start + len) as usize]
+            }
             None => &[],
         }
     }
 
     /// The instance of `id` on `host`.
     pub(crate) fn on_host(&self, host: HostIx, id: &str) -> Option<&Observed<'a, T>> {
-        let all = self.get(id);
-        all.binary_search_by_key(&host, |o| o.host).ok().map(|i| &all[i])
+        self.position(host, id).map(|i| &self.entries[i])
+    }
+
+    /// Where the instance of `id` on `host` is in [`InstanceIndex::all`].
+    pub(crate) fn position(&self, host: HostIx, id: &str) -> Option<usize> {
+        let &n = self.ids.get(id)?;
+        let (start, len) = self.ranges[n as usize];
+        let all = &self.entries[start as usize..(start + len) as usize];
+        let at = all.binary_search_by_key(&host, |o| o.host).ok()?;
+        Some(start as usize + at)
+    }
+
+    /// Every instance (grouped by id; each id's instances in host order).
+    pub(crate) fn all(&self) -> &[Observed<'a, T>] {
+        &self.entries
     }
 }
 

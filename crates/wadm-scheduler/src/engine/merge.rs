@@ -3,8 +3,8 @@
 //! config name), the smallest owner — (application, scaler id) — decides its details.
 //!
 //! Workload wants are collected and sorted once by (host index, id, owner) rather than inserted
-//! into a tree one by one: keys mostly differ by host, compared as integers, and the sorted list
-//! is what the diff walks next to the hosts (host indexes are in host id order).
+//! into a tree one by one: bucketed by host (integers), then each host's few wants by id and owner,
+//! so equal keys are adjacent with the deciding owner first.
 
 use std::collections::BTreeMap;
 
@@ -95,11 +95,6 @@ impl<'e> Merged<'e> {
             ProviderWanters { key: first.key, owner: first.owner, want: first.want, others }
         })
     }
-
-    /// The provider keys, in order.
-    pub fn provider_keys(&self) -> impl Iterator<Item = WorkloadKey<'e>> + '_ {
-        self.providers.iter().map(|k| k.key)
-    }
 }
 
 /// `wants` in (key, owner) order, stably: bucketed by host first (a counting sort over the host
@@ -167,23 +162,5 @@ impl ProviderWanters<'_, '_> {
             annotations.insert(co_owner_key(app, scaler), spread.to_string());
         }
         annotations
-    }
-}
-
-/// Membership tests against sorted keys, for queries in ascending order (a merge join: hosts in
-/// index order, ids in map order), without a search per query.
-pub(super) struct AscendingLookup<'e, I: Iterator<Item = WorkloadKey<'e>>> {
-    keys: std::iter::Peekable<I>,
-}
-
-impl<'e, I: Iterator<Item = WorkloadKey<'e>>> AscendingLookup<'e, I> {
-    pub fn new(keys: I) -> Self {
-        Self { keys: keys.peekable() }
-    }
-
-    /// Whether `key` is among the keys; each query must not be smaller than the previous one.
-    pub fn contains(&mut self, key: (HostIx, &str)) -> bool {
-        while self.keys.next_if(|k| *k < key).is_some() {}
-        self.keys.peek().is_some_and(|k| *k == key)
     }
 }
