@@ -5,6 +5,12 @@
 //! already known is skipped, and a host that stopped (or was declared lost) leaves a tombstone so a
 //! late event cannot resurrect it. Heartbeats and `host_started` are full snapshots of a host;
 //! everything else changes one entity.
+//!
+//! Links and configs live in the lattice's own store, not on the host that answered the request:
+//! their events are applied whichever host sourced them (one wadm does not know yet, or one that
+//! stopped since), ordered only by their own stamps per link or config name. A known host's
+//! `component_scaled` to 0 of a running component asks for that host's inventory
+//! ([`Changes::needs_inventory`]): `component.update` ends with a spurious scale to 0.
 
 use std::collections::BTreeSet;
 

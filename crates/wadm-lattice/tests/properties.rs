@@ -16,6 +16,9 @@ use wadm_lattice::{DiscoveredHost, Discovery, EventContext, LatticeState, apply,
 use wadm_protocol::{Host, HostEvent, HostInventory, ProviderDescription, StringMap};
 
 const HOSTS: [&str; 2] = [H1, H2];
+/// Who answers a link or config request: either host (possibly stopped by then, or not yet
+/// started in a shuffled delivery) or a host that never announces itself.
+const LATTICE_WIDE_SOURCES: [&str; 3] = [H1, H2, "NSTRANGER"];
 
 type Events = Vec<(EventContext, HostEvent)>;
 
@@ -26,10 +29,10 @@ enum Op {
     ProviderStop { host: usize, prov: u8 },
     Labels { host: usize, zone: u8 },
     Heartbeat { host: usize },
-    LinkSet { src: u8, target: u8 },
-    LinkDel { src: u8 },
-    ConfigSet { n: u8 },
-    ConfigDel { n: u8 },
+    LinkSet { src: u8, target: u8, by: usize },
+    LinkDel { src: u8, by: usize },
+    ConfigSet { n: u8, by: usize },
+    ConfigDel { n: u8, by: usize },
     Stop { host: usize },
 }
 
@@ -41,10 +44,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, 0..2u8).prop_map(|(host, prov)| Op::ProviderStop { host, prov }),
         1 => (0..2usize, 0..3u8).prop_map(|(host, zone)| Op::Labels { host, zone }),
         2 => (0..2usize).prop_map(|host| Op::Heartbeat { host }),
-        1 => (0..2u8, 0..2u8).prop_map(|(src, target)| Op::LinkSet { src, target }),
-        1 => (0..2u8).prop_map(|src| Op::LinkDel { src }),
-        1 => (0..2u8).prop_map(|n| Op::ConfigSet { n }),
-        1 => (0..2u8).prop_map(|n| Op::ConfigDel { n }),
+        1 => (0..2u8, 0..2u8, 0..3usize)
+            .prop_map(|(src, target, by)| Op::LinkSet { src, target, by }),
+        1 => (0..2u8, 0..3usize).prop_map(|(src, by)| Op::LinkDel { src, by }),
+        1 => (0..2u8, 0..3usize).prop_map(|(n, by)| Op::ConfigSet { n, by }),
+        1 => (0..2u8, 0..3usize).prop_map(|(n, by)| Op::ConfigDel { n, by }),
         1 => (0..2usize).prop_map(|host| Op::Stop { host }),
     ]
 }
@@ -138,22 +142,22 @@ fn simulate(ops: &[Op]) -> (Events, Truth) {
                 hosts[host].stopped = true;
                 emit(host_of(host), stopped(), &mut out);
             }
-            Op::LinkSet { src, target } => {
+            Op::LinkSet { src, target, by } => {
                 links.insert(src, target);
                 let l = link(&format!("c{src}"), &format!("p{target}"));
-                emit(H1, HostEvent::LinkSet(l), &mut out);
+                emit(LATTICE_WIDE_SOURCES[by], HostEvent::LinkSet(l), &mut out);
             }
-            Op::LinkDel { src } => {
+            Op::LinkDel { src, by } => {
                 links.remove(&src);
-                emit(H2, link_deleted(&format!("c{src}")), &mut out);
+                emit(LATTICE_WIDE_SOURCES[by], link_deleted(&format!("c{src}")), &mut out);
             }
-            Op::ConfigSet { n } => {
+            Op::ConfigSet { n, by } => {
                 configs.insert(n, true);
-                emit(H1, config_set(&format!("cfg{n}")), &mut out);
+                emit(LATTICE_WIDE_SOURCES[by], config_set(&format!("cfg{n}")), &mut out);
             }
-            Op::ConfigDel { n } => {
+            Op::ConfigDel { n, by } => {
                 configs.insert(n, false);
-                emit(H2, config_deleted(&format!("cfg{n}")), &mut out);
+                emit(LATTICE_WIDE_SOURCES[by], config_deleted(&format!("cfg{n}")), &mut out);
             }
             _ => {}
         }
@@ -211,6 +215,32 @@ proptest! {
     fn any_order_ends_in_the_same_state((ordered, shuffled) in sequence_and_permutation()) {
         let expected = observable(&run(&ordered));
         prop_assert_eq!(observable(&run(&shuffled)), expected);
+    }
+
+    #[test]
+    fn links_and_configs_hold_whichever_host_reported_them(
+        ops in prop::collection::vec(op(), 0..40),
+        shuffle_seed in any::<u64>(),
+    ) {
+        let (mut evs, truth) = simulate(&ops);
+        // Any delivery order: a host's link answer may come before its start, after its stop,
+        // or from a host that never announces itself.
+        let n = evs.len();
+        for i in (1..n).rev() {
+            let j = (shuffle_seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64) % (i as u64 + 1)) as usize;
+            evs.swap(i, j);
+        }
+        let s = run(&evs);
+        let links: BTreeMap<String, String> =
+            s.links.values().map(|l| (l.source_id.clone(), l.target.clone())).collect();
+        let expected: BTreeMap<String, String> =
+            truth.links.iter().map(|(src, t)| (format!("c{src}"), format!("p{t}"))).collect();
+        prop_assert_eq!(links, expected);
+        let names: Vec<String> = s.configs.keys().cloned().collect();
+        let expected: Vec<String> =
+            truth.configs.iter().filter(|(_, on)| **on).map(|(n, _)| format!("cfg{n}")).collect();
+        prop_assert_eq!(names, expected);
+        prop_assert!(!s.hosts.contains_key("NSTRANGER"));
     }
 
     #[test]
