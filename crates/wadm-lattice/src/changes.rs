@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use wadm_protocol::{LinkKey, StringMap};
 
-use crate::bookkeeping::RemovalReason;
+use crate::bookkeeping::{HostEntity, RemovalReason};
 
 /// The annotation naming the application that owns a component or provider.
 pub const APPSPEC_ANNOTATION: &str = "wasmcloud.dev/appspec";
@@ -64,6 +64,26 @@ pub enum Change {
     },
 }
 
+/// An entity whose reducer mark ([`crate::bookkeeping::Mark`]) was set or dropped, whether or
+/// not the entity itself changed. Marks are part of what a store keeps with each entity (so a
+/// replica that reads state back orders events and merges discovery rounds as the writer would):
+/// a store rewrites these entities too.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Marked {
+    /// A component, a provider or the labels of a host.
+    Host {
+        host: String,
+        entity: HostEntity,
+    },
+    Link {
+        link: LinkKey,
+    },
+    Config {
+        name: String,
+    },
+}
+
 /// How the reducer treated an event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,6 +114,10 @@ pub struct Changes {
     /// Hosts whose tombstone was forgotten (retention ran out): storage may drop it.
     #[serde(default)]
     pub forgotten_tombstones: BTreeSet<String>,
+    /// Entities whose marks were set or dropped (not part of [`Changes::is_empty`]: nothing the
+    /// lattice runs changed because of them alone).
+    #[serde(default)]
+    pub marked: BTreeSet<Marked>,
     pub outcome: Outcome,
 }
 
@@ -116,6 +140,7 @@ impl Changes {
         self.every_app |= other.every_app;
         self.needs_inventory.extend(other.needs_inventory);
         self.forgotten_tombstones.extend(other.forgotten_tombstones);
+        self.marked.extend(other.marked);
     }
 
     pub(crate) fn push(&mut self, change: Change) {
@@ -131,6 +156,11 @@ impl Changes {
         if let Err(at) = self.changes.binary_search(&change) {
             self.changes.insert(at, change);
         }
+    }
+
+    /// Note that the mark of `entity` on `host` was set or dropped.
+    pub(crate) fn mark_host_entity(&mut self, host: &str, entity: HostEntity) {
+        self.marked.insert(Marked::Host { host: host.to_string(), entity });
     }
 
     pub(crate) fn touch_app(&mut self, annotations: &StringMap) {

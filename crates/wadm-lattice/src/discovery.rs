@@ -71,6 +71,9 @@ pub fn merge_discovery(state: &mut LatticeState, discovery: &Discovery, now: Tim
             .map(|(e, _)| e.clone())
             .collect();
         if found.inventory.is_some() {
+            for (entity, _) in clock.entities.iter().filter(|(_, m)| m.applied_at < since) {
+                changes.mark_host_entity(host_id, entity.clone());
+            }
             clock.entities.retain(|_, m| m.applied_at >= since);
         } else if !state.hosts.contains_key(host_id) {
             changes.needs_inventory.insert(host_id.to_string());

@@ -4,8 +4,8 @@
 //! heard from the host). [`expire`] removes every host whose lease has run out, exactly like a
 //! `host_stopped` would, and prunes bookkeeping older than the retention period.
 
-use crate::bookkeeping::RemovalReason;
-use crate::changes::Changes;
+use crate::bookkeeping::{HostEntity, RemovalReason};
+use crate::changes::{Changes, Marked};
 use crate::reducer::remove_host;
 use crate::state::{LatticeState, Timestamp};
 
@@ -57,18 +57,35 @@ pub fn expire(state: &mut LatticeState, now: Timestamp, config: &LeaseConfig) ->
         }
         kept
     });
-    book.links.retain(|key, m| state.links.contains_key(key) || keep(m.applied_at));
-    book.configs.retain(|name, m| state.configs.contains_key(name) || keep(m.applied_at));
+    let marked = &mut changes.marked;
+    book.links.retain(|key, m| {
+        let kept = state.links.contains_key(key) || keep(m.applied_at);
+        if !kept {
+            marked.insert(Marked::Link { link: key.clone() });
+        }
+        kept
+    });
+    book.configs.retain(|name, m| {
+        let kept = state.configs.contains_key(name) || keep(m.applied_at);
+        if !kept {
+            marked.insert(Marked::Config { name: name.clone() });
+        }
+        kept
+    });
     for (host_id, clock) in book.hosts.iter_mut() {
         let Some(host) = state.hosts.get(host_id) else { continue };
         clock.entities.retain(|entity, m| {
-            use crate::bookkeeping::HostEntity;
             let present = match entity {
                 HostEntity::Labels => true,
                 HostEntity::Component(id) => host.components.contains_key(id),
                 HostEntity::Provider(id) => host.providers.contains_key(id),
             };
-            present || keep(m.applied_at)
+            let kept = present || keep(m.applied_at);
+            if !kept {
+                let entity = entity.clone();
+                marked.insert(Marked::Host { host: host_id.clone(), entity });
+            }
+            kept
         });
     }
     changes

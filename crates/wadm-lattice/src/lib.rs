@@ -17,7 +17,7 @@ mod snapshot;
 pub mod state;
 
 pub use bookkeeping::{EventStamp, RemovalReason};
-pub use changes::{APPSPEC_ANNOTATION, Change, Changes, Outcome, app_of};
+pub use changes::{APPSPEC_ANNOTATION, Change, Changes, Marked, Outcome, app_of};
 pub use context::EventContext;
 pub use discovery::{DiscoveredHost, Discovery, merge_discovery};
 pub use lease::{LeaseConfig, expire, next_expiry, refresh_leases};

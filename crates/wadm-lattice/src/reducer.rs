@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use wadm_protocol::{HostEvent, Link, LinkKey};
 
 use crate::bookkeeping::{EventStamp, HostEntity, Mark, RemovalReason, Tombstone};
-use crate::changes::{Change, Changes, Outcome};
+use crate::changes::{Change, Changes, Marked, Outcome};
 use crate::context::EventContext;
 use crate::snapshot::{Snapshot, apply_snapshot, ensure_host};
 use crate::state::{
@@ -156,6 +156,7 @@ fn host_event(
     }
     if let Some(entity) = entity {
         let mark = Mark { stamp, applied_at: now };
+        changes.mark_host_entity(&host_id, entity.clone());
         state.bookkeeping.hosts.entry(host_id.clone()).or_default().entities.insert(entity, mark);
     }
     let host = ensure_host(state, &host_id, now, &mut changes);
@@ -255,11 +256,15 @@ fn snapshot_event(
     if clock.snapshot.as_ref().is_some_and(|s| *s >= stamp) {
         return stale(state);
     }
+    let mut changes = Changes::default();
+    // Marks the snapshot supersedes are dropped (stores rewrite those entities without them).
+    for (entity, _) in clock.entities.iter().filter(|(_, m)| m.stamp <= stamp) {
+        changes.mark_host_entity(host_id, entity.clone());
+    }
     let kept: BTreeSet<HostEntity> =
         clock.entities.iter().filter(|(_, m)| m.stamp > stamp).map(|(e, _)| e.clone()).collect();
     clock.entities.retain(|_, m| m.stamp > stamp);
     clock.snapshot = Some(stamp);
-    let mut changes = Changes::default();
     apply_snapshot(state, host_id, snap, &kept, now, &mut changes);
     changes
 }
@@ -275,6 +280,9 @@ pub(crate) fn remove_host(
 ) {
     let clock = state.bookkeeping.hosts.remove(host_id);
     let newest = clock.as_ref().and_then(|c| c.newest().cloned());
+    for entity in clock.iter().flat_map(|c| c.entities.keys()) {
+        changes.mark_host_entity(host_id, entity.clone());
+    }
     let as_of = stamp.into_iter().chain(newest).max();
     let host = state.hosts.remove(host_id);
     let last_seen = host.as_ref().map_or(0, |h| h.last_seen);
@@ -318,6 +326,7 @@ fn link_set(state: &mut LatticeState, link: &Link, stamp: &EventStamp, now: Time
     let mark = Mark { stamp: stamp.clone(), applied_at: now };
     state.bookkeeping.links.insert(key.clone(), mark);
     let mut changes = Changes::default();
+    changes.marked.insert(Marked::Link { link: key.clone() });
     if state.links.get(&key) != Some(link) {
         let mut ids = vec![link.source_id.as_str(), link.target.as_str()];
         let old_target = state.links.get(&key).map(|old| old.target.clone());
@@ -343,6 +352,7 @@ fn link_deleted(
     let mark = Mark { stamp: stamp.clone(), applied_at: now };
     state.bookkeeping.links.insert(key.clone(), mark);
     let mut changes = Changes::default();
+    changes.marked.insert(Marked::Link { link: key.clone() });
     if let Some(old) = state.links.remove(&key) {
         touch_apps_of_ids(state, &[&old.source_id, &old.target], &mut changes);
         changes.push(Change::LinkRemoved { link: key });
@@ -363,6 +373,7 @@ fn config_event(
     let mark = Mark { stamp: stamp.clone(), applied_at: now };
     state.bookkeeping.configs.insert(name.to_string(), mark);
     let mut changes = Changes::default();
+    changes.marked.insert(Marked::Config { name: name.to_string() });
     if set {
         // The values may have changed: report it even when the name was known, so the
         // observer can re-read the values of configs wadm manages.

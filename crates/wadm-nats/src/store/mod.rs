@@ -7,6 +7,7 @@
 
 pub mod keys;
 mod kv;
+pub mod marked;
 mod memory;
 pub mod records;
 

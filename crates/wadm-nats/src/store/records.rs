@@ -5,20 +5,19 @@
 //! cost of a step is the number of entities it changed, never the size of the lattice.
 //! [`rebuild`] reassembles a [`LatticeState`] from the records of one lattice.
 //!
-//! Of the reducer's bookkeeping, the records keep tombstones (`gone` keys) and each host's
-//! snapshot stamp (in the host record); per-entity marks of incremental events, link and config
-//! marks and the counters start empty after a load.
+//! Of the reducer's bookkeeping, the records keep tombstones (`gone` keys), each host's snapshot
+//! stamp and labels mark (in the host record), and the mark of every component, provider, link
+//! and config with the entity itself, including removal marks of gone entities ([`marked`]).
+//! Only the counters start empty after a load.
 
 use serde::{Deserialize, Serialize};
-use wadm_lattice::bookkeeping::{EventStamp, Tombstone};
-use wadm_lattice::{
-    Change, Changes, ComponentInstance, ConfigState, HostState, LatticeState, ProviderInstance,
-    Timestamp,
-};
-use wadm_protocol::{Link, StringMap};
+use wadm_lattice::bookkeeping::{EventStamp, HostEntity, Mark};
+use wadm_lattice::{Change, Changes, LatticeState, Marked, Timestamp};
+use wadm_protocol::StringMap;
 
 use super::StoreError;
 use super::keys::{EntityKey, key_of, parse_key};
+use super::marked::{self, Stored};
 
 /// The stored value of a host key (its children have keys of their own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +35,10 @@ pub struct HostRecord {
     /// a replica that loads the state still rejects older snapshots. Absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<EventStamp>,
+    /// The mark of the newest `labels_changed` applied after that snapshot. Absent in older
+    /// records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels_mark: Option<Mark>,
 }
 
 /// One write to storage.
@@ -54,9 +57,11 @@ impl Write {
 }
 
 /// The entities a step touched: each change's entity, plus the tombstone of every host that
-/// appeared or went away, plus forgotten tombstones.
+/// appeared or went away, plus forgotten tombstones, plus every entity whose mark was set or
+/// dropped.
 pub fn entities_of(changes: &Changes) -> Vec<EntityKey> {
     let mut entities: Vec<EntityKey> = changes.changes.iter().map(entity_of).collect();
+    entities.extend(changes.marked.iter().map(entity_of_mark));
     for change in &changes.changes {
         if let Change::HostAdded { host } | Change::HostRemoved { host, .. } = change {
             entities.push(EntityKey::Gone { host: host.clone() });
@@ -89,6 +94,29 @@ pub fn entity_of(change: &Change) -> EntityKey {
     }
 }
 
+/// The entity whose record keeps a mark.
+pub fn entity_of_mark(marked: &Marked) -> EntityKey {
+    match marked {
+        Marked::Host { host, entity } => match entity {
+            HostEntity::Labels => EntityKey::Host { host: host.clone() },
+            HostEntity::Component(id) => {
+                EntityKey::Component { host: host.clone(), component: id.clone() }
+            }
+            HostEntity::Provider(id) => {
+                EntityKey::Provider { host: host.clone(), provider: id.clone() }
+            }
+        },
+        Marked::Link { link } => EntityKey::Link(link.clone()),
+        Marked::Config { name } => EntityKey::Config { name: name.clone() },
+    }
+}
+
+/// The mark of `entity` on a host wadm knows.
+fn host_mark<'a>(state: &'a LatticeState, host: &str, entity: &HostEntity) -> Option<&'a Mark> {
+    state.hosts.get(host)?;
+    state.bookkeeping.hosts.get(host)?.entities.get(entity)
+}
+
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("observed-state records always serialise")
 }
@@ -104,16 +132,25 @@ pub fn value_of(state: &LatticeState, entity: &EntityKey) -> Option<Vec<u8>> {
                 version: h.version.clone(),
                 last_seen: h.last_seen,
                 snapshot: state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone()),
+                labels_mark: host_mark(state, host, &HostEntity::Labels).cloned(),
             })
         }),
         EntityKey::Component { host, component } => {
-            state.hosts.get(host).and_then(|h| h.components.get(component)).map(json)
+            let value = state.hosts.get(host).and_then(|h| h.components.get(component));
+            let mark = host_mark(state, host, &HostEntity::Component(component.clone()));
+            marked::encode(value, mark)
         }
         EntityKey::Provider { host, provider } => {
-            state.hosts.get(host).and_then(|h| h.providers.get(provider)).map(json)
+            let value = state.hosts.get(host).and_then(|h| h.providers.get(provider));
+            let mark = host_mark(state, host, &HostEntity::Provider(provider.clone()));
+            marked::encode(value, mark)
         }
-        EntityKey::Link(key) => state.links.get(key).map(json),
-        EntityKey::Config { name } => state.configs.get(name).map(json),
+        EntityKey::Link(key) => {
+            marked::encode(state.links.get(key), state.bookkeeping.links.get(key))
+        }
+        EntityKey::Config { name } => {
+            marked::encode(state.configs.get(name), state.bookkeeping.configs.get(name))
+        }
         EntityKey::Gone { host } => state.bookkeeping.tombstones.get(host).map(json),
     }
 }
@@ -150,6 +187,17 @@ pub fn writes_for_all(state: &LatticeState) -> Vec<Write> {
     entities.extend(state.configs.keys().map(|name| EntityKey::Config { name: name.clone() }));
     let gone = state.bookkeeping.tombstones.keys().cloned();
     entities.extend(gone.map(|host| EntityKey::Gone { host }));
+    // Gone entities whose removal mark still counts.
+    let book = &state.bookkeeping;
+    for (host, clock) in &book.hosts {
+        let marks = clock.entities.keys().cloned();
+        let marked = marks.map(|entity| Marked::Host { host: host.clone(), entity });
+        entities.extend(marked.map(|m| entity_of_mark(&m)));
+    }
+    entities.extend(book.links.keys().cloned().map(EntityKey::Link));
+    entities.extend(book.configs.keys().map(|name| EntityKey::Config { name: name.clone() }));
+    entities.sort();
+    entities.dedup();
     entities
         .into_iter()
         .filter_map(|entity| {
@@ -166,66 +214,22 @@ pub fn rebuild<'a>(
     records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<LatticeState, StoreError> {
     let mut state = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
-    let mut components = Vec::new();
-    let mut providers = Vec::new();
+    let mut children = Vec::new();
     for (key, value) in records {
         let Some((record_lattice, entity)) = parse_key(key) else { continue };
         if record_lattice != lattice {
             continue;
         }
-        let bad = |e: serde_json::Error| StoreError::Corrupt {
-            key: key.to_string(),
-            reason: e.to_string(),
-        };
-        match entity {
-            EntityKey::Host { host } => {
-                let r: HostRecord = serde_json::from_slice(value).map_err(bad)?;
-                let h = HostState {
-                    id: host.clone(),
-                    friendly_name: r.friendly_name,
-                    labels: r.labels,
-                    version: r.version,
-                    last_seen: r.last_seen,
-                    ..HostState::default()
-                };
-                if let Some(stamp) = r.snapshot {
-                    state.bookkeeping.hosts.entry(host.clone()).or_default().snapshot = Some(stamp);
-                }
-                state.hosts.insert(host, h);
-            }
-            EntityKey::Component { host, component } => {
-                let c: ComponentInstance = serde_json::from_slice(value).map_err(bad)?;
-                components.push((host, component, c));
-            }
-            EntityKey::Provider { host, provider } => {
-                let p: ProviderInstance = serde_json::from_slice(value).map_err(bad)?;
-                providers.push((host, provider, p));
-            }
-            EntityKey::Link(link_key) => {
-                let l: Link = serde_json::from_slice(value).map_err(bad)?;
-                state.links.insert(link_key, l);
-            }
-            EntityKey::Config { name } => {
-                let c: ConfigState = serde_json::from_slice(value).map_err(bad)?;
-                state.configs.insert(name, c);
-            }
-            EntityKey::Gone { host } => {
-                let t: Tombstone = serde_json::from_slice(value).map_err(bad)?;
-                state.bookkeeping.tombstones.insert(host, t);
-            }
+        if matches!(entity, EntityKey::Component { .. } | EntityKey::Provider { .. }) {
+            children.push((key, value));
+        } else {
+            patch(&mut state, key, Some(value))?;
         }
     }
     // Children whose host record is missing (a write interrupted half-way) are dropped: the
     // next discovery round or heartbeat of that host restores them.
-    for (host, id, c) in components {
-        if let Some(h) = state.hosts.get_mut(&host) {
-            h.components.insert(id, c);
-        }
-    }
-    for (host, id, p) in providers {
-        if let Some(h) = state.hosts.get_mut(&host) {
-            h.providers.insert(id, p);
-        }
+    for (key, value) in children {
+        patch(&mut state, key, Some(value))?;
     }
     Ok(state)
 }
@@ -240,10 +244,6 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
     if lattice != state.lattice {
         return Ok(());
     }
-    fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError> {
-        serde_json::from_slice(value)
-            .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
-    }
     match (entity, value) {
         (EntityKey::Host { host }, Some(v)) => {
             let r: HostRecord = decode(key, v)?;
@@ -253,10 +253,13 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
             h.labels = r.labels;
             h.version = r.version;
             h.last_seen = r.last_seen;
-            let clock = state.bookkeeping.hosts.entry(host).or_default();
-            if r.snapshot > clock.snapshot {
-                clock.snapshot = r.snapshot;
+            if r.snapshot.is_some() {
+                let clock = state.bookkeeping.hosts.entry(host.clone()).or_default();
+                if r.snapshot > clock.snapshot {
+                    clock.snapshot = r.snapshot;
+                }
             }
+            set_host_mark(state, &host, HostEntity::Labels, r.labels_mark);
         }
         (EntityKey::Host { host }, None) => {
             state.hosts.remove(&host);
@@ -264,37 +267,37 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
         }
         (EntityKey::Component { host, component }, v) => {
             let Some(h) = state.hosts.get_mut(&host) else { return Ok(()) };
-            match v {
-                Some(v) => {
-                    h.components.insert(component, decode(key, v)?);
-                }
-                None => {
-                    h.components.remove(&component);
-                }
-            }
+            let (value, mark) = split(key, v)?;
+            match value {
+                Some(value) => h.components.insert(component.clone(), value),
+                None => h.components.remove(&component),
+            };
+            set_host_mark(state, &host, HostEntity::Component(component), mark);
         }
         (EntityKey::Provider { host, provider }, v) => {
             let Some(h) = state.hosts.get_mut(&host) else { return Ok(()) };
-            match v {
-                Some(v) => {
-                    h.providers.insert(provider, decode(key, v)?);
-                }
-                None => {
-                    h.providers.remove(&provider);
-                }
-            }
+            let (value, mark) = split(key, v)?;
+            match value {
+                Some(value) => h.providers.insert(provider.clone(), value),
+                None => h.providers.remove(&provider),
+            };
+            set_host_mark(state, &host, HostEntity::Provider(provider), mark);
         }
-        (EntityKey::Link(link), Some(v)) => {
-            state.links.insert(link, decode(key, v)?);
+        (EntityKey::Link(link), v) => {
+            let (value, mark) = split(key, v)?;
+            match value {
+                Some(value) => state.links.insert(link.clone(), value),
+                None => state.links.remove(&link),
+            };
+            set_mark(&mut state.bookkeeping.links, link, mark);
         }
-        (EntityKey::Link(link), None) => {
-            state.links.remove(&link);
-        }
-        (EntityKey::Config { name }, Some(v)) => {
-            state.configs.insert(name, decode(key, v)?);
-        }
-        (EntityKey::Config { name }, None) => {
-            state.configs.remove(&name);
+        (EntityKey::Config { name }, v) => {
+            let (value, mark) = split(key, v)?;
+            match value {
+                Some(value) => state.configs.insert(name.clone(), value),
+                None => state.configs.remove(&name),
+            };
+            set_mark(&mut state.bookkeeping.configs, name, mark);
         }
         (EntityKey::Gone { host }, Some(v)) => {
             state.bookkeeping.tombstones.insert(host, decode(key, v)?);
@@ -306,86 +309,47 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use wadm_lattice::{EventContext, apply};
-    use wadm_protocol::HostEvent;
-    use wadm_protocol::event::{ComponentScaled, HostStarted};
+fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(value)
+        .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
 
-    use super::*;
+/// An entity record (`None`: the key is absent) as the entity, if present, and its mark.
+fn split<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: Option<&[u8]>,
+) -> Result<(Option<T>, Option<Mark>), StoreError> {
+    let Some(value) = value else { return Ok((None, None)) };
+    let stored = marked::decode(value)
+        .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
+    Ok(match stored {
+        Stored::Present(value, mark) => (Some(value), mark),
+        Stored::Removed(mark) => (None, Some(mark)),
+    })
+}
 
-    fn ctx(id: &str, t: u64) -> EventContext {
-        EventContext { source: "NH.1".into(), id: id.into(), time: Some(t) }
-    }
-
-    #[test]
-    fn one_change_is_one_write_whatever_the_lattice_size() {
-        let mut s = LatticeState { lattice: "big".into(), ..LatticeState::default() };
-        for h in 0..1_000 {
-            let host = format!("N{h}");
-            let ctx = EventContext { source: host, id: format!("s{h}"), time: Some(1) };
-            apply(&mut s, &ctx, &HostEvent::HostStarted(HostStarted::default()), 1);
+/// Set or drop the mark of `entity` on `host` (no clock is created only to drop a mark).
+fn set_host_mark(state: &mut LatticeState, host: &str, entity: HostEntity, mark: Option<Mark>) {
+    let clocks = &mut state.bookkeeping.hosts;
+    match mark {
+        Some(mark) => {
+            clocks.entry(host.to_string()).or_default().entities.insert(entity, mark);
         }
-        let scaled = ComponentScaled {
-            component_id: "echo".into(),
-            image_ref: "img".into(),
-            max_instances: 1,
-            ..ComponentScaled::default()
-        };
-        let on_n7 = EventContext { source: "N7".into(), id: "x".into(), time: Some(2) };
-        let changes = apply(&mut s, &on_n7, &HostEvent::ComponentScaled(scaled), 2);
-        let writes = writes_for(&s, &changes);
-        assert_eq!(writes.len(), 1, "{writes:?}");
-        assert_eq!(writes[0].key(), "big.comp.N7.echo");
-    }
-
-    #[test]
-    fn changes_become_per_entity_writes_and_round_trip() {
-        let mut s = LatticeState { lattice: "lat".into(), ..LatticeState::default() };
-        let c1 = apply(&mut s, &ctx("a", 1), &HostEvent::HostStarted(HostStarted::default()), 5);
-        let scaled = ComponentScaled {
-            component_id: "echo".into(),
-            image_ref: "img".into(),
-            max_instances: 2,
-            ..ComponentScaled::default()
-        };
-        let c2 = apply(&mut s, &ctx("b", 2), &HostEvent::ComponentScaled(scaled), 5);
-        let w1 = writes_for(&s, &c1);
-        let w2 = writes_for(&s, &c2);
-        // A new host also clears any tombstone it had (a lost host that came back).
-        assert_eq!(w1.len(), 2);
-        assert_eq!(w1[0].key(), "lat.host.NH=2E1");
-        assert_eq!(w1[1], Write::Delete { key: "lat.gone.NH=2E1".into() });
-        assert_eq!(w2.len(), 1);
-        assert_eq!(w2[0].key(), "lat.comp.NH=2E1.echo");
-        let all = writes_for_all(&s);
-        let records: Vec<(&str, &[u8])> = all
-            .iter()
-            .map(|w| match w {
-                Write::Put { key, value } => (key.as_str(), value.as_slice()),
-                Write::Delete { .. } => unreachable!(),
-            })
-            .collect();
-        let back = rebuild("lat", records).unwrap();
-        assert_eq!(back.hosts, s.hosts);
-        // The host's snapshot stamp survives, so a stale heartbeat is still rejected after a load.
-        let stamp = |st: &LatticeState| st.bookkeeping.hosts["NH.1"].snapshot.clone();
-        assert_eq!(stamp(&back), stamp(&s));
-        assert!(stamp(&back).is_some());
-        // Patching an older copy with the records of changed keys gives the same state.
-        let mut behind = LatticeState { lattice: "lat".into(), ..LatticeState::default() };
-        for write in w1.iter().chain(&w2) {
-            let value = match write {
-                Write::Put { value, .. } => Some(value.as_slice()),
-                Write::Delete { .. } => None,
-            };
-            patch(&mut behind, write.key(), value).unwrap();
+        None => {
+            if let Some(clock) = clocks.get_mut(host) {
+                clock.entities.remove(&entity);
+            }
         }
-        assert_eq!(behind.hosts, s.hosts);
-        assert_eq!(behind.bookkeeping.hosts["NH.1"].snapshot, stamp(&s));
-        patch(&mut behind, "lat.host.NH=2E1", None).unwrap();
-        assert!(behind.hosts.is_empty() && behind.bookkeeping.hosts.is_empty());
-        let err = rebuild("lat", [("lat.host.X", b"nope".as_slice())]).unwrap_err();
-        assert!(err.to_string().contains("lat.host.X"), "{err}");
     }
 }
+
+fn set_mark<K: Ord>(marks: &mut std::collections::BTreeMap<K, Mark>, key: K, mark: Option<Mark>) {
+    match mark {
+        Some(mark) => marks.insert(key, mark),
+        None => marks.remove(&key),
+    };
+}
+
+#[cfg(test)]
+#[path = "records_tests.rs"]
+mod tests;
