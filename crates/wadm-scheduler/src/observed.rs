@@ -123,7 +123,11 @@ impl<'a, T> InstanceIndex<'a, T> {
             slots[(*start + *len) as usize] = Some(Observed { host, id, instance, tag });
             *len += 1;
         }
-        Self { ids, ranges, entries: slots.into_iter().flatten().collect() }
+        // Every slot is filled. `filter_map` (unlike `flatten`) collects in place, reusing the
+        // slots' buffer instead of copying every entry into a new one.
+        #[allow(clippy::filter_map_identity)]
+        let entries = slots.into_iter().filter_map(|slot| slot).collect();
+        Self { ids, ranges, entries }
     }
 
     /// The instances of `id`, in host order.

@@ -114,7 +114,9 @@ fn sort_keyed<'e, W>(wants: &[Keyed<'e, W>], hosts: usize) -> Vec<Keyed<'e, W>> 
         slots[*at as usize] = Some(*w);
         *at += 1;
     }
-    let mut sorted: Vec<Keyed<'e, W>> = slots.into_iter().flatten().collect();
+    // Every slot is filled; `filter_map` collects in place (`flatten` would copy).
+    #[allow(clippy::filter_map_identity)]
+    let mut sorted: Vec<Keyed<'e, W>> = slots.into_iter().filter_map(|slot| slot).collect();
     for host in starts.windows(2) {
         let bucket = &mut sorted[host[0] as usize..host[1] as usize];
         if bucket.len() > 1 {
