@@ -3,11 +3,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use wadm_lattice::ComponentInstance;
 use wadm_model::{ScalerSpec, StatusInfo, StatusType};
 
 use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
 use super::{Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want, Wants};
-use crate::context::{Context, HostIx, Tag};
+use crate::context::{Context, HostIx, Observed, Tag};
 
 /// How a scaler's `instances` apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,11 +96,14 @@ impl Scaler for ComponentScaler {
 
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let missing = ctx.missing_configs(&self.external_config);
+        // Looked up once, for placement and status.
+        let observed = ctx.component_instances(&self.component_id);
         let res = Resource {
             unit: Unit::Component,
             id: &self.component_id,
             image_ref: &self.image_ref,
             placer: (&self.placer.info.app, &self.placer.info.id),
+            components: Some(observed),
         };
         let exclude = placement::prior_hosts(ctx, res, &self.priors);
         let placements = placement::place(ctx, res, self.mode, &self.placer.spec, &exclude);
@@ -123,7 +127,7 @@ impl Scaler for ComponentScaler {
                 }));
             }
         }
-        let status = self.status(ctx, &placements, &wants);
+        let status = self.status(ctx, observed, &placements, &wants);
         Evaluation { wants, status }
     }
 }
@@ -132,6 +136,7 @@ impl ComponentScaler {
     fn status(
         &self,
         ctx: &Context<'_>,
+        observed: &[Observed<'_, ComponentInstance>],
         placements: &[SpreadPlacement],
         wants: &[Want],
     ) -> StatusInfo {
@@ -140,8 +145,7 @@ impl ComponentScaler {
         }
         // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
         let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h));
-        // Every want is for this component: its instances, in host order.
-        let observed = ctx.component_instances(&self.component_id);
+        // Every want is for this component: `observed` are its instances, in host order.
         let on_host =
             |h: HostIx| observed.binary_search_by_key(&h, |o| o.host).ok().map(|i| &observed[i]);
         let mut progress = Progress::default();

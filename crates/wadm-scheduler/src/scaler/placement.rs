@@ -20,13 +20,14 @@
 use std::collections::BTreeSet;
 
 use smallvec::SmallVec;
+use wadm_lattice::ComponentInstance;
 use wadm_protocol::{StringMap, normalize_provider_ref};
 
 use wadm_model::ScalerSpec;
 
 use super::co_owner_key;
 use super::component::Mode;
-use crate::context::{Context, HostIx, Tag, owner_app};
+use crate::context::{Context, HostIx, Observed, Tag, owner_app};
 use crate::hash::{fnv1a64, mix64};
 use crate::spread::split_instances;
 
@@ -48,6 +49,9 @@ pub struct Resource<'r> {
     /// (application, scaler id) placing it: its own instances are kept first, so scalers that
     /// share a provider id do not trade instances back and forth.
     pub placer: (&'r str, &'r str),
+    /// For a component, its observed instances when the caller already looked them up (else
+    /// placement does).
+    pub components: Option<&'r [Observed<'r, ComponentInstance>]>,
 }
 
 /// One spread with its share of the instances.
@@ -110,11 +114,11 @@ struct Existing<'a> {
 /// The running instances of a resource: few per resource, so inline.
 type ExistingList<'a> = SmallVec<[Existing<'a>; 4]>;
 
-fn existing<'a>(ctx: &Context<'a>, res: Resource<'_>) -> ExistingList<'a> {
+fn existing<'r>(ctx: &'r Context<'_>, res: Resource<'r>) -> ExistingList<'r> {
     let mut out = ExistingList::new();
     match res.unit {
         Unit::Component => {
-            for o in ctx.component_instances(res.id) {
+            for o in res.components.unwrap_or_else(|| ctx.component_instances(res.id)) {
                 let (mine, sibling) = classify(&o.tag, res.placer);
                 let occupant = if o.tag.ours { Occupant::Usable } else { Occupant::Foreign };
                 let (host, count, spread) = (o.host, o.instance.count, o.tag.spread);

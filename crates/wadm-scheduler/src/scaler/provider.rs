@@ -93,6 +93,7 @@ impl Scaler for ProviderScaler {
             id: &self.provider_id,
             image_ref: &self.image_ref,
             placer: (&info.app, &info.id),
+            components: None,
         };
         let exclude = placement::prior_hosts(ctx, res, &self.priors);
         let placements = placement::place(ctx, res, self.mode, &self.placer.spec, &exclude);
