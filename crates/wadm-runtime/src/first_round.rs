@@ -20,8 +20,10 @@
 //!
 //! Every replica runs a round at start-up, so more rounds follow the first; their answers were
 //! taken before the commands the first one led to ran. A round that started before the last
-//! complete round was merged is skipped ([`round_outdated`]): merging it would take back what
-//! events applied since, on any replica that read the state back (event marks are not stored).
+//! complete round was merged is skipped ([`round_outdated`]): what it knows, the merged round and
+//! the events since already told. (Event marks are stored with their entities, so a replica that
+//! read the state back keeps facts learnt during a round like the writer would; but a newer
+//! heartbeat supersedes marks, and an old round would then override that heartbeat.)
 
 use std::time::Duration;
 
@@ -57,9 +59,9 @@ fn is_zero(n: &Timestamp) -> bool {
 /// Whether a discovery round (or part) that started at `started_at` is older than the last
 /// complete round merged: every replica runs a round at start-up, and the later ones' answers
 /// were taken before the commands the first one led to ran. Merging them would take back what
-/// events have applied since, unless the merging replica still has those events' marks — which
-/// a replica that read the state back (another replica applied them) does not. What such a
-/// round knows, the merged round and the events since already told: it is skipped.
+/// events applied since whose marks a newer heartbeat has superseded (a merge keeps only facts
+/// whose marks it still has). What such a round knows, the merged round and the events since
+/// already told: it is skipped.
 pub fn round_outdated(observing: &Observing, started_at: Timestamp) -> bool {
     started_at < observing.round_merged_at
 }

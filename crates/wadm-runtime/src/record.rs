@@ -7,6 +7,9 @@
 //! - **Entities** — observed state, one key per host, component on a host, provider on a host,
 //!   link, config and host tombstone, through a [`StateStore`] (`wadm_nats::store`). A step
 //!   writes only the entities its [`Changes`] touched, so its cost does not grow with the lattice.
+//!   Each entity's record carries the reducer's mark for it (and a gone entity's removal mark
+//!   while it counts), so a replica that reads the state back orders events and merges
+//!   discovery rounds exactly as the writer would.
 //! - **Head** — a small [`LatticeHead`] per lattice (applications, last applied stream sequence,
 //!   when it was written), whose size does not depend on the number of hosts. Every step writes
 //!   it with compare-and-set on its revision: that is what serialises steps across replicas.

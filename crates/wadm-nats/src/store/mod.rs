@@ -35,7 +35,8 @@ pub type StoredRecord = (String, Option<Vec<u8>>);
 
 /// Where observed state lives between runs and replicas.
 pub trait StateStore: Send + Sync {
-    /// Read every record of `lattice` back into a state (bookkeeping starts empty).
+    /// Read every record of `lattice` back into a state, with the reducer's tombstones, snapshot
+    /// stamps and event marks (its counters start at zero).
     fn load(&self, lattice: &str) -> impl Future<Output = Result<LatticeState, StoreError>> + Send;
 
     /// Write the entities named in `changes` as they are in `state` (deleting absent ones).

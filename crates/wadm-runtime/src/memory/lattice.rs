@@ -128,6 +128,33 @@ impl MemoryLattice {
         self.emit(id, "component_scaled", data).await;
     }
 
+    /// Something outside wadm runs `count` instances of `component` (no wadm annotations) on
+    /// host `id`, which reports it scaled.
+    pub async fn run_outside_wadm(&self, id: &str, component: &str, image: &str, count: u32) {
+        let instance = wadm_lattice::ComponentInstance {
+            id: component.to_string(),
+            image_ref: image.to_string(),
+            count,
+            annotations: StringMap::new(),
+        };
+        {
+            let mut inner = self.lock();
+            let Some(host) = inner.truth.hosts.get_mut(id) else { return };
+            host.components.insert(component.to_string(), instance);
+        }
+        let data = serde_json::json!({
+            "component_id": component, "host_id": id, "image_ref": image,
+            "max_instances": count, "annotations": {},
+        });
+        self.emit(id, "component_scaled", data).await;
+    }
+
+    /// Something outside wadm puts `link`, and host `source` (any id, known or not) answers.
+    pub async fn put_link_answered_by(&self, source: &str, link: Link) {
+        self.lock().truth.links.insert(link.key(), link.clone());
+        self.emit(source, "linkdef_set", to_json(&link)).await;
+    }
+
     /// Every host sends a heartbeat.
     pub async fn heartbeat_all(&self) {
         let hosts: Vec<String> = self.lock().truth.hosts.keys().cloned().collect();

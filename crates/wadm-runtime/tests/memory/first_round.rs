@@ -130,7 +130,7 @@ async fn a_start_up_round_older_than_the_merged_one_takes_nothing_back() {
     assert_eq!(per_host(&w, "app"), placed);
     let stored = w.commands.stored();
 
-    // The late round reaches a replica that read the state back (it keeps no event marks).
+    // The late round reaches replicas that read the state back.
     let report = wadm_runtime::messages::DiscoveryReport::from(late);
     wadm_runtime::publish_round(&w.events, LATTICE, report, "late-round", usize::MAX)
         .await

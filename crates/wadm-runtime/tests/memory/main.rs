@@ -1,6 +1,7 @@
 //! Runtime tests in virtual time over the in-memory I/O (deterministic, seeded).
 
 mod first_round;
+mod marks;
 mod persistence;
 mod repeat;
 mod scale;
