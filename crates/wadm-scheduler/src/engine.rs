@@ -27,6 +27,7 @@ use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::Context;
+use crate::observed::Coverage;
 use crate::scaler::{Annotations, ComponentWant, Evaluation, Scaler, ScalerInfo};
 
 /// What one reconcile decided.
@@ -187,19 +188,16 @@ fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
 }
 
 fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
-    let index = ctx.component_index();
     // Which observed instances some want covers; the others of ours are stopped.
-    let mut wanted = vec![false; index.all().len()];
+    let mut coverage = Coverage::new(ctx.component_index());
     for &Keyed { key: (ix, id), owner: (app, _), want: w } in &merged.components {
         let host_id = ctx.host(ix).id.as_str();
-        let Some(at) = index.position(ix, id) else {
+        let Some(observed) = coverage.cover(ix, id) else {
             if w.count > 0 {
                 b.push(Phase::Start, host_id, id, 1, app, scale(host_id, w, w.count));
             }
             continue;
         };
-        wanted[at] = true;
-        let observed = &index.all()[at];
         if !observed.tag.ours {
             continue;
         }
@@ -221,8 +219,7 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
         }
     }
-    for (observed, _) in index.all().iter().zip(wanted).filter(|(_, wanted)| !wanted) {
-        let (Some(app), true) = (observed.tag.app, observed.tag.ours) else { continue };
+    for (app, observed) in coverage.uncovered_ours() {
         let (ix, id, o) = (observed.host, observed.id, observed.instance);
         let host_id = ctx.host(ix).id.as_str();
         let w = ComponentWant {
@@ -244,8 +241,7 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             host_id: host_id.to_string(),
         })
     };
-    let index = ctx.provider_index();
-    let mut wanted = vec![false; index.all().len()];
+    let mut coverage = Coverage::new(ctx.provider_index());
     for wanters in merged.providers() {
         let ((ix, id), (app, _), w) = (wanters.key, wanters.owner, wanters.want);
         let host_id = ctx.host(ix).id.as_str();
@@ -258,12 +254,10 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
                 annotations: wanters.start_annotations(),
             })
         };
-        let Some(at) = index.position(ix, id) else {
+        let Some(observed) = coverage.cover(ix, id) else {
             b.push(Phase::Start, host_id, id, 0, app, start());
             continue;
         };
-        wanted[at] = true;
-        let observed = &index.all()[at];
         if !observed.tag.ours {
             continue;
         }
@@ -274,8 +268,7 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             b.push(Phase::Restart, host_id, id, 0, app, start());
         }
     }
-    for (observed, _) in index.all().iter().zip(wanted).filter(|(_, wanted)| !wanted) {
-        let (Some(app), true) = (observed.tag.app, observed.tag.ours) else { continue };
+    for (app, observed) in coverage.uncovered_ours() {
         let host_id = ctx.host(observed.host).id.as_str();
         b.push(Phase::Stop, host_id, observed.id, 0, app, stop(host_id, observed.id));
     }

@@ -161,6 +161,35 @@ impl<'a, T> InstanceIndex<'a, T> {
     }
 }
 
+/// Which observed instances of an index some want covers: the engine's diff marks each want's
+/// instance, then stops the instances of ours that nothing covered.
+pub(crate) struct Coverage<'i, 'a, T> {
+    index: &'i InstanceIndex<'a, T>,
+    covered: Vec<bool>,
+}
+
+impl<'i, 'a, T> Coverage<'i, 'a, T> {
+    pub(crate) fn new(index: &'i InstanceIndex<'a, T>) -> Self {
+        Self { index, covered: vec![false; index.all().len()] }
+    }
+
+    /// The instance of `id` on `host`, if one runs, now marked as covered.
+    pub(crate) fn cover(&mut self, host: HostIx, id: &str) -> Option<&'i Observed<'a, T>> {
+        let at = self.index.position(host, id)?;
+        self.covered[at] = true;
+        Some(&self.index.all()[at])
+    }
+
+    /// The instances of ours (with their application) that nothing covered.
+    pub(crate) fn uncovered_ours(self) -> impl Iterator<Item = (&'a str, &'i Observed<'a, T>)> {
+        let index = self.index;
+        index.all().iter().zip(self.covered).filter_map(|(observed, covered)| match observed.tag {
+            Tag { app: Some(app), ours: true, .. } if !covered => Some((app, observed)),
+            _ => None,
+        })
+    }
+}
+
 /// The application a wadm-managed instance belongs to, from its annotations.
 pub fn owner_app(annotations: &StringMap) -> Option<&str> {
     if annotations.get(MANAGED_BY_ANNOTATION).map(String::as_str) != Some(MANAGED_BY_WADM) {
