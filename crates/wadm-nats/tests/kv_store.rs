@@ -49,6 +49,8 @@ async fn exercise(store: &impl StateStore) {
     step(store, &mut s, "NB", "4", 4, scaled("other", 1)).await;
     let loaded = store.load("lat-1").await.unwrap();
     assert_eq!(hosts(&loaded), hosts(&s));
+    // Event marks come back with their entities.
+    assert_eq!(loaded.bookkeeping.hosts, s.bookkeeping.hosts);
 
     // Removing a host deletes its key and its children's keys.
     let stop = HostEvent::HostStopped(Default::default());
@@ -63,6 +65,13 @@ async fn exercise(store: &impl StateStore) {
     // The stopped host's tombstone is stored too: a replica reading it back rejects late events.
     assert_eq!(loaded.bookkeeping.tombstones, s.bookkeeping.tombstones);
     assert!(loaded.bookkeeping.tombstones.contains_key("NB"));
+    // A component scaled to 0 is gone, but its removal mark is kept (a late older event for it
+    // is still stale after a load); the host's later loss drops it with its key.
+    step(store, &mut s, "NA", "6", 6, scaled("my.comp/x", 0)).await;
+    let loaded = store.load("lat-1").await.unwrap();
+    assert!(loaded.hosts["NA"].components.is_empty());
+    assert_eq!(loaded.bookkeeping.hosts["NA"].entities, s.bookkeeping.hosts["NA"].entities);
+    assert_eq!(loaded.bookkeeping.hosts["NA"].entities.len(), 1);
     // Once retention runs out the tombstone is forgotten, in storage as well.
     let lease = wadm_lattice::LeaseConfig { retention_ms: 10, ..Default::default() };
     let changes = wadm_lattice::expire(&mut s, 1_000_000_000, &lease);
@@ -94,7 +103,8 @@ async fn kv_store_round_trips_per_key() {
     let key =
         key_of("lat-1", &EntityKey::Component { host: "NA".into(), component: "my.comp/x".into() });
     assert_eq!(key, "lat-1.comp.NA.my=2Ecomp=2Fx");
-    // NA was lost at the end: its component's key is deleted, its tombstone stored.
+    // NA was lost at the end: its component's key (a removal record by then) is deleted, its
+    // tombstone stored.
     assert_eq!(store.bucket().get(key).await.unwrap(), None);
     let gone = store.bucket().get("lat-1.gone.NA").await.unwrap().expect("tombstone record");
     let gone: serde_json::Value = serde_json::from_slice(&gone).unwrap();
