@@ -21,13 +21,14 @@ use std::collections::BTreeSet;
 
 use smallvec::SmallVec;
 use wadm_lattice::ComponentInstance;
-use wadm_protocol::{StringMap, normalize_provider_ref};
-
 use wadm_model::ScalerSpec;
+use wadm_protocol::StringMap;
 
-use super::co_owner_key;
+mod running;
+
+use self::running::{Existing, Occupant, existing};
 use super::component::Mode;
-use crate::context::{Context, HostIx, Observed, Tag, owner_app};
+use crate::context::{Context, HostIx, Observed};
 use crate::hash::{fnv1a64, mix64};
 use crate::spread::split_instances;
 
@@ -87,81 +88,6 @@ pub struct SpreadPlacement {
     /// (host, count), in host order.
     pub hosts: PlacedHosts,
     pub shortfall: Option<Shortfall>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Occupant {
-    /// Ours and reusable.
-    Usable,
-    /// Ours, but a provider with another image: using the host means stop, then start.
-    Stale,
-    /// Someone else's.
-    Foreign,
-}
-
-struct Existing<'a> {
-    host: HostIx,
-    count: u32,
-    spread: Option<&'a str>,
-    occupant: Occupant,
-    /// Placed by the same scaler.
-    mine: bool,
-    /// Placed by another scaler of the same application (e.g. another scaler trait of the same
-    /// workload): taken only when nothing else is left, so traits do not trade hosts.
-    sibling: bool,
-}
-
-/// The running instances of a resource: few per resource, so inline.
-type ExistingList<'a> = SmallVec<[Existing<'a>; 4]>;
-
-fn existing<'r>(ctx: &'r Context<'_>, res: Resource<'r>) -> ExistingList<'r> {
-    let mut out = ExistingList::new();
-    match res.unit {
-        Unit::Component => {
-            for o in res.components.unwrap_or_else(|| ctx.component_instances(res.id)) {
-                let (mine, sibling) = classify(&o.tag, res.placer);
-                let occupant = if o.tag.ours { Occupant::Usable } else { Occupant::Foreign };
-                let (host, count, spread) = (o.host, o.instance.count, o.tag.spread);
-                out.push(Existing { host, count, spread, occupant, mine, sibling });
-            }
-        }
-        Unit::Provider => {
-            for o in ctx.provider_instances(res.id) {
-                let (mut mine, sibling) = classify(&o.tag, res.placer);
-                let mut spread = o.tag.spread;
-                // A provider shared with other applications may have been started for this
-                // scaler under another application's annotations.
-                if o.tag.ours
-                    && !mine
-                    && !sibling
-                    && let Some(s) =
-                        o.instance.annotations.get(&co_owner_key(res.placer.0, res.placer.1))
-                {
-                    (mine, spread) = (true, Some(s.as_str()));
-                }
-                let occupant = if !o.tag.ours {
-                    Occupant::Foreign
-                } else if normalize_provider_ref(&o.instance.image_ref)
-                    == normalize_provider_ref(res.image_ref)
-                {
-                    Occupant::Usable
-                } else {
-                    Occupant::Stale
-                };
-                out.push(Existing { host: o.host, count: 1, spread, occupant, mine, sibling });
-            }
-        }
-    }
-    out
-}
-
-/// (placed by `placer`, placed by another scaler of `placer`'s application) for an instance of
-/// ours.
-fn classify(tag: &Tag<'_>, placer: (&str, &str)) -> (bool, bool) {
-    let same_app = tag.ours && tag.app == Some(placer.0);
-    let mine = same_app && tag.scaler == Some(placer.1);
-    let sibling = same_app && tag.scaler.is_some_and(|s| s != placer.1);
-    (mine, sibling)
 }
 
 /// Place a spreadscaler's spreads (each with its share already computed).
@@ -423,10 +349,4 @@ pub fn prior_hosts(
         }
     }
     exclude
-}
-
-/// Whether an annotation set says the instance was placed by `scaler_id` of `app`.
-pub fn placed_by(annotations: &StringMap, app: &str, scaler_id: &str) -> bool {
-    owner_app(annotations) == Some(app)
-        && annotations.get(wadm_model::SCALER_ANNOTATION).map(String::as_str) == Some(scaler_id)
 }
