@@ -3,7 +3,8 @@
 //! same step after the state was forgotten (a takeover: every entity is read back), and two
 //! replicas taking turns (each catches up over the head's journal); and a reconciling step (a
 //! tick) with the replica's kept reconciler against one that builds it again (as every
-//! reconciling step did before reconcilers were kept).
+//! reconciling step did before reconcilers were kept); and the decoding of one stored entity
+//! record with and without its event mark.
 //! Run: `cargo bench -p wadm-runtime -- --quick`.
 
 use std::sync::Arc;
@@ -225,5 +226,50 @@ fn reconciling_step(c: &mut Criterion) {
 
 const TICK: Duration = Duration::from_secs(5);
 
-criterion_group!(benches, heartbeat_step, takeover_step, alternating_steps, reconciling_step);
+/// Decoding one stored component record as a takeover does: plain serde (the record shape and
+/// decoder before marks were stored) against the marked decoder on a record without a mark (an
+/// old record), with a mark, and a removal record.
+fn record_decode(c: &mut Criterion) {
+    use wadm_lattice::ComponentInstance;
+    use wadm_lattice::bookkeeping::{EventStamp, Mark};
+    use wadm_nats::store::marked;
+    let instance = ComponentInstance {
+        id: "echo-component".into(),
+        image_ref: "ghcr.io/example/echo:0.1.0".into(),
+        count: 3,
+        annotations: [
+            ("wasmcloud.dev/appspec".to_string(), "app-00042".to_string()),
+            ("wasmcloud.dev/managed-by".to_string(), "wadm".to_string()),
+        ]
+        .into(),
+    };
+    let stamp = EventStamp { time: 1_763_846_400_000, id: "0b6c2b9e-6d3f-4c7e-9a51".into() };
+    let mark = Mark { stamp, applied_at: 1_763_846_400_015 };
+    let plain = serde_json::to_vec(&instance).unwrap();
+    let with_mark = marked::encode(Some(&instance), Some(&mark)).unwrap();
+    let removal = marked::encode::<ComponentInstance>(None, Some(&mark)).unwrap();
+    let mut group = c.benchmark_group("store_record_decode");
+    group.bench_function("plain_serde", |b| {
+        b.iter(|| serde_json::from_slice::<ComponentInstance>(&plain).unwrap())
+    });
+    group.bench_function("marked_decode_unmarked", |b| {
+        b.iter(|| marked::decode::<ComponentInstance>(&plain).unwrap())
+    });
+    group.bench_function("marked_decode_with_mark", |b| {
+        b.iter(|| marked::decode::<ComponentInstance>(&with_mark).unwrap())
+    });
+    group.bench_function("marked_decode_removal", |b| {
+        b.iter(|| marked::decode::<ComponentInstance>(&removal).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    heartbeat_step,
+    takeover_step,
+    alternating_steps,
+    reconciling_step,
+    record_decode
+);
 criterion_main!(benches);
