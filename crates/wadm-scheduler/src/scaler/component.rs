@@ -41,8 +41,12 @@ impl ComponentScaler {
     /// While waiting: keep exactly what runs (ours) on hosts the placement still wants, so nothing
     /// starts or changes; instances on hosts it no longer wants are stopped (a stop needs no
     /// config).
-    fn hold(&self, ctx: &Context<'_>, placed: &BTreeSet<HostIx>) -> Wants {
-        ctx.component_instances(&self.component_id)
+    fn hold(
+        &self,
+        observed: &[Observed<'_, ComponentInstance>],
+        placed: &BTreeSet<HostIx>,
+    ) -> Wants {
+        observed
             .iter()
             .filter(|o| o.tag.ours && placed.contains(&o.host))
             .map(|o| {
@@ -110,7 +114,7 @@ impl Scaler for ComponentScaler {
         if !missing.is_empty() {
             let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
             return Evaluation {
-                wants: self.hold(ctx, &placed),
+                wants: self.hold(observed, &placed),
                 status: super::waiting_for_config(&missing),
             };
         }
