@@ -102,7 +102,9 @@ where
         wait: Duration,
     ) -> Result<Option<Executed>, IoError> {
         let Some(delivery) = inbox.next(wait).await? else { return Ok(None) };
-        match self.process(delivery.payload(), delivery.delivered()).await {
+        let processed = self.process(delivery.payload(), delivery.delivered()).await;
+        count_sent(delivery.payload(), &processed);
+        match processed {
             Ok(Executed::Retry { delay }) => {
                 delivery.nak(delay).await?;
                 Ok(Some(Executed::Retry { delay }))
@@ -192,4 +194,24 @@ where
         };
         self.events.publish(outgoing).await.map(|_| ())
     }
+}
+
+/// Counts an executed command in `wadm_commands_sent_total{kind, result}` (a no-op unless the
+/// binary installed a metrics recorder).
+fn count_sent(payload: &[u8], processed: &Result<Executed, IoError>) {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    let result = match processed {
+        Ok(Executed::Sent | Executed::AlreadyDone { .. }) => "ok",
+        Ok(Executed::Refused { .. }) => "refused",
+        Ok(Executed::Expired) => "expired",
+        Ok(Executed::Superseded { .. }) => "superseded",
+        Ok(Executed::Unreadable { .. }) => "unreadable",
+        Ok(Executed::Retry { .. } | Executed::GaveUp { .. }) | Err(_) => "error",
+    };
+    let kind =
+        serde_json::from_slice::<Kind>(payload).map_or_else(|_| "unknown".into(), |k| k.kind);
+    metrics::counter!("wadm_commands_sent_total", "kind" => kind, "result" => result).increment(1);
 }

@@ -386,6 +386,7 @@ where
                 );
             }
             for command in commands {
+                let kind = command.kind.clone();
                 let payload = serde_json::to_vec(&command).unwrap_or_default();
                 let outgoing = Outgoing {
                     subject: crate::messages::command_subject(&lattice, &command.app),
@@ -398,6 +399,7 @@ where
                     done.duplicates += 1;
                 } else {
                     done.published += 1;
+                    metrics::counter!("wadm_commands_published_total", "kind" => kind).increment(1);
                 }
             }
             for (app, status) in statuses {

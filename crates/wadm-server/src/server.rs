@@ -222,6 +222,7 @@ async fn serve_one(
 ) {
     let Some(reply_to) = message.reply.clone() else { return };
     let (reply, follow) = answer(api, config, &message).await;
+    count_request(&config.api_prefix, message.subject.as_str(), &reply);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(SERVER_HEADER, config.instance_id.as_str());
     if let Err(e) = client.publish_with_headers(reply_to, headers, reply.into()).await {
@@ -267,4 +268,39 @@ async fn answer(
         actor: &actor,
     })
     .await
+}
+
+/// Counts an answered request in `wadm_api_requests_total{operation, result}` (a no-op unless
+/// the binary installed a metrics recorder). `result` is the reply's `result` field when it is
+/// one of the API's words, `ok` for a bare-array reply, else `other`.
+fn count_request(prefix: &str, subject: &str, reply: &[u8]) {
+    use crate::subject::Operation;
+    #[derive(serde::Deserialize)]
+    struct Outcome {
+        result: String,
+    }
+    let operation = match crate::subject::parse(prefix, subject).map(|p| p.operation) {
+        Ok(Operation::Put) => "put",
+        Ok(Operation::List) => "list",
+        Ok(Operation::LegacyList) => "legacy_list",
+        Ok(Operation::Get(_)) => "get",
+        Ok(Operation::Versions(_)) => "versions",
+        Ok(Operation::Delete(_)) => "delete",
+        Ok(Operation::Deploy(_)) => "deploy",
+        Ok(Operation::Undeploy(_)) => "undeploy",
+        Ok(Operation::Status(_)) => "status",
+        Ok(Operation::History(_)) => "history",
+        Err(_) => "invalid",
+    };
+    let result = match serde_json::from_slice::<Outcome>(reply) {
+        Ok(o) => match o.result.as_str() {
+            "success" | "created" | "newversion" | "acknowledged" | "deleted" | "noop"
+            | "notfound" | "error" | "ok" => o.result,
+            _ => "other".to_string(),
+        },
+        Err(_) if reply.first() == Some(&b'[') => "ok".to_string(),
+        Err(_) => "other".to_string(),
+    };
+    metrics::counter!("wadm_api_requests_total", "operation" => operation, "result" => result)
+        .increment(1);
 }
