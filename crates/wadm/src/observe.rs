@@ -1,0 +1,177 @@
+//! The operator's HTTP endpoints of `wadm serve` / `wadm up` (opt-in with `--http-addr`):
+//! `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness:
+//! the NATS connection and a JetStream round trip). This module owns the process-wide metrics
+//! recorder: the libraries only call the `metrics` facade, which does nothing until
+//! [`HttpEndpoint::serve`] installs the Prometheus recorder here.
+//!
+//! Metrics (labels are low-cardinality: lattice, command kind, API operation, result):
+//! - `wadm_events_handled_total{lattice}`: events the pipeline of this replica applied and acked;
+//! - `wadm_reconcile_seconds{lattice}`: histogram of one pipeline step, delivery to ack;
+//! - `wadm_event_queue_pending{lattice}`: events queued behind the last one pulled (queue lag);
+//! - `wadm_commands_published_total{kind}`: control commands newly stored in the command stream;
+//! - `wadm_commands_sent_total{kind,result}`: commands executed (`ok`, `refused`, `error`,
+//!   `expired`, `superseded`, `unreadable`);
+//! - `wadm_api_requests_total{operation,result}`: API requests answered, by the reply's result.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::connection::State;
+use axum::Router;
+use axum::extract::State as Shared;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+/// How long the readiness check waits for JetStream's account info.
+const JETSTREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the recorder's histograms are maintained.
+const UPKEEP_EVERY: Duration = Duration::from_secs(10);
+/// Buckets of `wadm_reconcile_seconds` (a converged step is well under a millisecond of CPU; a
+/// step with KV round trips and command publishes takes milliseconds).
+const STEP_BUCKETS: [f64; 12] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// A bound, not yet serving listener: bind first (a taken port fails before NATS is dialled),
+/// serve once the NATS client exists.
+pub struct HttpEndpoint {
+    listener: tokio::net::TcpListener,
+}
+
+/// The running endpoint; dropping it stops serving.
+pub struct RunningEndpoint {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningEndpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HttpEndpoint {
+    /// Listen on `addr`; the error names the flag and the address.
+    pub async fn bind(addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on --http-addr {addr}"))?;
+        Ok(Self { listener })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Install the metrics recorder (once per process) and serve the endpoints, checking
+    /// readiness on `client`.
+    pub fn serve(self, client: async_nats::Client) -> anyhow::Result<RunningEndpoint> {
+        let metrics = recorder()?;
+        let app = router(Endpoints { client, metrics: metrics.clone() });
+        let listener = self.listener;
+        let task = tokio::spawn(async move {
+            let upkeep = async {
+                let mut every = tokio::time::interval(UPKEEP_EVERY);
+                loop {
+                    every.tick().await;
+                    metrics.run_upkeep();
+                }
+            };
+            tokio::select! {
+                served = axum::serve(listener, app) => {
+                    if let Err(e) = served {
+                        tracing::warn!(error = %e, "the HTTP endpoint stopped");
+                    }
+                }
+                () = upkeep => {}
+            }
+        });
+        Ok(RunningEndpoint { task })
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+fn recorder() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full("wadm_reconcile_seconds".into()), &STEP_BUCKETS)
+        .context("metrics buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+#[derive(Clone)]
+struct Endpoints {
+    client: async_nats::Client,
+    metrics: PrometheusHandle,
+}
+
+fn router(endpoints: Endpoints) -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(liveness))
+        .route("/readyz", get(readiness))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .with_state(endpoints)
+}
+
+async fn render_metrics(Shared(endpoints): Shared<Endpoints>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        endpoints.metrics.render(),
+    )
+}
+
+async fn liveness() -> impl IntoResponse {
+    json_reply(StatusCode::OK, json!({ "status": "alive" }))
+}
+
+async fn readiness(Shared(endpoints): Shared<Endpoints>) -> impl IntoResponse {
+    let readiness = check_readiness(&endpoints.client).await;
+    let code = if readiness.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_reply(code, json!({ "nats": readiness.nats, "jetstream": readiness.jetstream }))
+}
+
+fn json_reply(code: StatusCode, body: serde_json::Value) -> impl IntoResponse {
+    (code, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+}
+
+/// What the readiness check found: `nats` is `connected`, `disconnected` or `connecting`;
+/// `jetstream` is `ok`, `skipped` (NATS not connected), `timeout` or `error: …`.
+struct Readiness {
+    nats: &'static str,
+    jetstream: String,
+}
+
+impl Readiness {
+    fn ready(&self) -> bool {
+        self.nats == "connected" && self.jetstream == "ok"
+    }
+}
+
+/// Ready when the client is connected and JetStream answers an account-info request in time.
+async fn check_readiness(client: &async_nats::Client) -> Readiness {
+    let nats = match client.connection_state() {
+        State::Connected => "connected",
+        State::Disconnected => "disconnected",
+        State::Pending => "connecting",
+    };
+    if nats != "connected" {
+        return Readiness { nats, jetstream: "skipped".into() };
+    }
+    let js = async_nats::jetstream::new(client.clone());
+    let jetstream = match tokio::time::timeout(JETSTREAM_CHECK_TIMEOUT, js.query_account()).await {
+        Ok(Ok(_)) => "ok".to_string(),
+        Ok(Err(e)) => format!("error: {e}").replace('\n', " "),
+        Err(_) => "timeout".to_string(),
+    };
+    Readiness { nats, jetstream }
+}
