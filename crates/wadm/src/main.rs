@@ -4,6 +4,7 @@
 
 mod cli;
 mod local_nats;
+mod observe;
 mod stack;
 
 use std::process::ExitCode;
