@@ -1,9 +1,11 @@
 //! `wadm serve`: connect to NATS (or, with no `--nats-url`, start a local `nats-server -js` whose
 //! store lives in `--data-dir`), then run the wadm API server on `{prefix}.>` and the HA runtime
 //! (see [`crate::stack`]) until SIGTERM or Ctrl-C: in-flight requests and runtime steps finish,
-//! then the local NATS server, if any, is stopped. Any failure is printed as one line (never a
-//! backtrace); exit status 1.
+//! then the local NATS server, if any, is stopped. With `--http-addr`, it also serves
+//! `/metrics`, `/healthz` and `/readyz` (see [`crate::observe`]). Any failure is printed as one
+//! line (never a backtrace); exit status 1.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use wadm_server::{NatsOptions, ServerConfig};
 
 use crate::local_nats;
+use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings};
 
 #[derive(clap::Args)]
@@ -49,6 +52,10 @@ pub struct Args {
     /// Replicas of wadm's JetStream bucket and streams (for clustered NATS).
     #[arg(long, env = "WADM_STREAM_REPLICAS", default_value_t = 1)]
     stream_replicas: usize,
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP on this address
+    /// (e.g. `127.0.0.1:9090`). Off when not given.
+    #[arg(long, env = "WADM_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -86,6 +93,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         );
     }
     args.runtime.named_lattices()?;
+    let endpoint = match args.http_addr {
+        Some(addr) => Some(HttpEndpoint::bind(addr).await?),
+        None => None,
+    };
     // Kept alive until the end of this function: dropping it stops the local server.
     let (url, local) = match args.nats_url {
         Some(url) => (url, None),
@@ -111,6 +122,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         name: "wadm serve".into(),
     };
     let client = wadm_server::connect(&options).await?;
+    // Kept alive until the end of this function: dropping it stops serving.
+    let _endpoint = match endpoint {
+        Some(endpoint) => {
+            let addr = endpoint.local_addr()?;
+            let running = endpoint.serve(client.clone())?;
+            eprintln!(
+                "wadm serve: metrics and health on http://{addr}/ (metrics, healthz, readyz)"
+            );
+            Some(running)
+        }
+        None => None,
+    };
     let server = ServerConfig {
         api_prefix: args.api_prefix,
         max_request_bytes: args.max_request_bytes,

@@ -4,6 +4,7 @@
 //! Ctrl-C / SIGTERM, when it stops the hosts (gracefully), wadm, and the NATS server, in that
 //! order. Failures are one line on stderr; exit status 1.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use wadm_server::{NatsOptions, ServerConfig};
 use wadm_sim::{SimConfig, SimLattice};
 
 use crate::local_nats;
+use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration, valid_lattice};
 
 /// How long each stop step may take before `up` moves on (NATS may already be gone on Ctrl-C).
@@ -41,6 +43,10 @@ pub struct Args {
     /// How often the runtime resyncs.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     resync_every: Duration,
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP on this address
+    /// (e.g. `127.0.0.1:9090`). Off when not given.
+    #[arg(long, env = "WADM_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -69,11 +75,20 @@ async fn up(args: Args) -> anyhow::Result<()> {
         );
     }
     let specs = super::sim::host_specs(args.labels.as_deref().unwrap_or(""), Some(args.hosts))?;
+    let endpoint = match args.http_addr {
+        Some(addr) => Some(HttpEndpoint::bind(addr).await?),
+        None => None,
+    };
     let data_dir = args.data_dir.clone().unwrap_or_else(local_nats::default_data_dir);
     let nats = local_nats::start(&data_dir, args.port)?;
     let url = nats.url();
     let options = NatsOptions { url: url.clone(), name: "wadm up".into(), ..Default::default() };
     let client = wadm_server::connect(&options).await?;
+    // Kept alive until the end of this function: dropping it stops serving.
+    let _endpoint = match endpoint {
+        Some(endpoint) => Some(endpoint.serve(client.clone())?),
+        None => None,
+    };
     let runtime = RuntimeArgs {
         lattices: vec![args.lattice.clone()],
         host_heartbeat: args.heartbeat_interval,
@@ -166,5 +181,8 @@ fn print_banner(
     println!("  lattice:   {} ({hosts} simulated hosts)", args.lattice);
     println!("  API:       {prefix}.{}.model.>", args.lattice);
     println!("  data dir:  {}", data_dir.display());
+    if let Some(addr) = args.http_addr {
+        println!("  HTTP:      http://{addr}/metrics, /healthz, /readyz");
+    }
     println!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
 }
