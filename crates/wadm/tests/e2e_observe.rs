@@ -1,0 +1,245 @@
+//! `wadm serve --http-addr` as a process, on a real NATS with simulated hosts: `/metrics` is
+//! Prometheus text that counts the events, commands and API requests of a deploy, `/healthz`
+//! answers while the process runs, `/readyz` follows NATS and JetStream (503 once the NATS
+//! server is gone), other paths are 404, and a taken address is a one-line error.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wadm_sim::{HostSpec, SimConfig, SimLattice};
+use wadm_test_support::{NatsServer, wait_for};
+
+const WADM: &str = env!("CARGO_BIN_EXE_wadm");
+const HELLO: &str = include_str!("../../../../shared/manifests/hello.yaml");
+const LATTICE: &str = "default";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// `wadm serve` as a child; its stderr lines are collected. Killed on drop.
+struct Serve {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Serve {
+    fn start(args: &[&str]) -> Serve {
+        let mut child = Command::new(WADM)
+            .arg("serve")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("WADM_NATS_URL")
+            .env_remove("WADM_HTTP_ADDR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wadm runs");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Serve { child, lines }
+    }
+
+    /// The HTTP address wadm reports once it serves (`… on http://ADDR/ …`).
+    fn http_addr(&self) -> Option<String> {
+        self.lines.lock().unwrap().iter().find_map(|line| {
+            let rest = line.split("http://").nth(1)?;
+            Some(rest.split('/').next()?.to_string())
+        })
+    }
+
+    fn stderr(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` over a fresh connection: the status code and the body.
+async fn get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, body.to_string()))
+}
+
+/// One Prometheus sample: metric name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parse the text exposition format; every non-comment line must be a valid sample.
+fn parse_prometheus(text: &str) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').ok_or(format!("no value: {line}"))?;
+        let value: f64 = value.parse().map_err(|_| format!("bad value: {line}"))?;
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let inner = rest.strip_suffix('}').ok_or(format!("unclosed labels: {line}"))?;
+                let mut labels = BTreeMap::new();
+                for pair in inner.split(',').filter(|p| !p.is_empty()) {
+                    let (key, quoted) = pair.split_once('=').ok_or(format!("bad label: {line}"))?;
+                    let value = quoted
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .ok_or(format!("unquoted label: {line}"))?;
+                    labels.insert(key.to_string(), value.to_string());
+                }
+                (name, labels)
+            }
+            None => (series, BTreeMap::new()),
+        };
+        let valid = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+        if !valid {
+            return Err(format!("bad metric name: {line}"));
+        }
+        samples.push(Sample { name: name.to_string(), labels, value });
+    }
+    Ok(samples)
+}
+
+/// The sum of `name`'s samples whose labels include every pair of `labels`.
+fn total(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .map(|s| s.value)
+        .sum()
+}
+
+async fn metrics(addr: &str) -> Option<Vec<Sample>> {
+    let (code, body) = get(addr, "/metrics").await.ok()?;
+    assert_eq!(code, 200, "{body}");
+    Some(parse_prometheus(&body).unwrap_or_else(|e| panic!("{e}\n{body}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
+    let mut nats = NatsServer::start();
+    let url = nats.url();
+    let serve = Serve::start(&[
+        "--nats-url",
+        &url,
+        "--lattice",
+        LATTICE,
+        "--http-addr",
+        "127.0.0.1:0",
+        "--resync-every",
+        "500ms",
+        "--host-heartbeat",
+        "1s",
+    ]);
+    let addr = wait_for(DEADLINE, || {
+        let found = serve.http_addr();
+        async move { found }
+    })
+    .await
+    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.stderr()));
+
+    // Hosts start once the event stream exists, so their `host_started` is captured.
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let stream =
+        wait_for(DEADLINE, || async { js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok() })
+            .await;
+    assert!(stream.is_some(), "the runtime creates its event stream: {}", serve.stderr());
+    let mut sim_config = SimConfig::new(&url, LATTICE);
+    sim_config.heartbeat_interval = Duration::from_secs(1);
+    let sim = SimLattice::connect(sim_config).await.expect("sim connects");
+    for _ in 0..2 {
+        sim.add_host(HostSpec::default()).await;
+    }
+
+    assert_eq!(get(&addr, "/healthz").await.unwrap().0, 200);
+    let (code, body) = get(&addr, "/readyz").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready, serde_json::json!({"nats": "connected", "jetstream": "ok"}));
+
+    let client = wadm_client::Client::new(async_nats::connect(&url).await.unwrap(), LATTICE, None);
+    let put = client.put_manifest(HELLO.as_bytes().to_vec(), None).await.expect("put");
+    client.deploy(&put.name, None).await.expect("deploy");
+
+    // The deploy's commands reach the hosts; the counters show it.
+    let seen = wait_for(DEADLINE, || async {
+        let samples = metrics(&addr).await?;
+        (total(&samples, "wadm_commands_sent_total", &[("result", "ok")]) > 0.0
+            && total(&samples, "wadm_events_handled_total", &[("lattice", LATTICE)]) > 0.0)
+            .then_some(samples)
+    })
+    .await
+    .expect("events handled and commands sent show in /metrics");
+    assert!(total(&seen, "wadm_commands_published_total", &[]) > 0.0);
+    assert_eq!(total(&seen, "wadm_api_requests_total", &[("operation", "deploy")]), 1.0);
+    assert_eq!(
+        total(&seen, "wadm_api_requests_total", &[("operation", "put"), ("result", "created")]),
+        1.0
+    );
+    let steps = total(&seen, "wadm_reconcile_seconds_count", &[("lattice", LATTICE)]);
+    assert!(steps > 0.0, "reconcile steps are timed");
+    assert!(
+        seen.iter().any(|s| s.name == "wadm_reconcile_seconds_bucket"),
+        "wadm_reconcile_seconds is a histogram"
+    );
+    assert!(seen.iter().any(|s| s.name == "wadm_event_queue_pending"), "queue lag gauge");
+
+    assert_eq!(get(&addr, "/nope").await.unwrap().0, 404);
+
+    // NATS goes away: not ready, still alive.
+    sim.shutdown().await;
+    nats.stop();
+    let not_ready = wait_for(DEADLINE, || async {
+        let (code, body) = get(&addr, "/readyz").await.ok()?;
+        (code == 503).then_some(body)
+    })
+    .await
+    .expect("/readyz turns 503 without NATS");
+    let body: serde_json::Value = serde_json::from_str(&not_ready).unwrap();
+    assert_ne!(body["jetstream"], "ok", "{body}");
+    assert_eq!(get(&addr, "/healthz").await.unwrap().0, 200);
+}
+
+#[test]
+fn a_taken_http_address_is_a_one_line_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(WADM)
+        .args(["serve", "--nats-url", "nats://127.0.0.1:1", "--http-addr", &addr])
+        .env_remove("WADM_HTTP_ADDR")
+        .output()
+        .expect("wadm runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("wadm serve: cannot listen on --http-addr 127.0.0.1:"), "{stderr}");
+}
+
+#[test]
+fn prometheus_parser_rejects_malformed_lines() {
+    assert!(parse_prometheus("a_total{x=\"1\"} 2\n# HELP a\n").is_ok());
+    assert!(parse_prometheus("a_total{x=1} 2").is_err());
+    assert!(parse_prometheus("a_total 2x").is_err());
+    assert!(parse_prometheus("bad-name 1").is_err());
+}
