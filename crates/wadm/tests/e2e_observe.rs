@@ -11,14 +11,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
-use wadm_test_support::{NatsServer, wait_for};
+use wadm_test_support::{NatsServer, wait_for, wait_until};
 
 const WADM: &str = env!("CARGO_BIN_EXE_wadm");
 const HELLO: &str = include_str!("../../../../shared/manifests/hello.yaml");
 const LATTICE: &str = "default";
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// `wadm serve` as a child; its stderr lines are collected. Killed on drop.
+/// `wadm` as a child (`args` start with the subcommand); its stdout and stderr lines are
+/// collected. Killed on drop.
 struct Serve {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
@@ -27,27 +28,32 @@ struct Serve {
 impl Serve {
     fn start(args: &[&str]) -> Serve {
         let mut child = Command::new(WADM)
-            .arg("serve")
             .args(args)
             .env("RUST_LOG", "warn")
             .env_remove("WADM_NATS_URL")
             .env_remove("WADM_HTTP_ADDR")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("wadm runs");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = lines.clone();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (out, err) = (lines.clone(), lines.clone());
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
+            for line in stdout.lines().map_while(Result::ok) {
+                out.lock().unwrap().push(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                err.lock().unwrap().push(line);
             }
         });
         Serve { child, lines }
     }
 
-    /// The HTTP address wadm reports once it serves (`… on http://ADDR/ …`).
+    /// The HTTP address wadm reports once it serves (`… http://ADDR/…`).
     fn http_addr(&self) -> Option<String> {
         self.lines.lock().unwrap().iter().find_map(|line| {
             let rest = line.split("http://").nth(1)?;
@@ -57,6 +63,18 @@ impl Serve {
 
     fn stderr(&self) -> String {
         self.lines.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().ok()?;
+        let mut status = None;
+        wait_until(DEADLINE, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
     }
 }
 
@@ -141,6 +159,7 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
     let mut nats = NatsServer::start();
     let url = nats.url();
     let serve = Serve::start(&[
+        "serve",
         "--nats-url",
         &url,
         "--lattice",
@@ -219,6 +238,43 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
     let body: serde_json::Value = serde_json::from_str(&not_ready).unwrap();
     assert_ne!(body["jetstream"], "ok", "{body}");
     assert_eq!(get(&addr, "/healthz").await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_passes_http_addr_through_and_its_banner_names_the_bound_address() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut up = Serve::start(&[
+        "up",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--port",
+        &port.to_string(),
+        "--hosts",
+        "2",
+        "--heartbeat-interval",
+        "1s",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]);
+    let addr = wait_for(DEADLINE, || {
+        let found = up.http_addr();
+        async move { found }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the banner names the HTTP address: {}", up.stderr()));
+    assert!(!addr.ends_with(":0"), "the bound port, not the requested one: {addr}");
+    let (code, body) = get(&addr, "/readyz").await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    // The simulated hosts' start events are handled by wadm in this process.
+    let handled = wait_for(DEADLINE, || async {
+        let samples = metrics(&addr).await?;
+        (total(&samples, "wadm_events_handled_total", &[("lattice", LATTICE)]) >= 2.0).then_some(())
+    })
+    .await;
+    assert!(handled.is_some(), "wadm up counts the hosts' events: {}", up.stderr());
+    let status = up.terminate().expect("wadm up exits after SIGTERM");
+    assert!(status.success(), "{status:?}: {}", up.stderr());
 }
 
 #[test]

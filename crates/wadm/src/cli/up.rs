@@ -85,9 +85,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let options = NatsOptions { url: url.clone(), name: "wadm up".into(), ..Default::default() };
     let client = wadm_server::connect(&options).await?;
     // Kept alive until the end of this function: dropping it stops serving.
-    let _endpoint = match endpoint {
-        Some(endpoint) => Some(endpoint.serve(client.clone())?),
-        None => None,
+    let (_endpoint, http_addr) = match endpoint {
+        Some(endpoint) => {
+            let addr = endpoint.local_addr()?;
+            (Some(endpoint.serve(client.clone())?), Some(addr))
+        }
+        None => (None, None),
     };
     let runtime = RuntimeArgs {
         lattices: vec![args.lattice.clone()],
@@ -117,7 +120,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     for spec in specs {
         sim.add_host(spec).await;
     }
-    print_banner(&url, nats.pid(), &args, &prefix, &data_dir, sim.hosts().len());
+    print_banner(&url, nats.pid(), &args, &prefix, &data_dir, sim.hosts().len(), http_addr);
 
     let mut wadm = wadm;
     let early = tokio::select! {
@@ -165,6 +168,7 @@ fn print_banner(
     prefix: &str,
     data_dir: &std::path::Path,
     hosts: usize,
+    http_addr: Option<SocketAddr>,
 ) {
     let nats_flag = if url == wadm_server::connect::DEFAULT_NATS_URL {
         String::new()
@@ -181,7 +185,7 @@ fn print_banner(
     println!("  lattice:   {} ({hosts} simulated hosts)", args.lattice);
     println!("  API:       {prefix}.{}.model.>", args.lattice);
     println!("  data dir:  {}", data_dir.display());
-    if let Some(addr) = args.http_addr {
+    if let Some(addr) = http_addr {
         println!("  HTTP:      http://{addr}/metrics, /healthz, /readyz");
     }
     println!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
