@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument;
 use wadm_lattice::{Change, Changes, EventContext};
 use wadm_nats::store::StateStore;
 use wadm_protocol::HostEvent;
@@ -151,6 +152,14 @@ where
         wait: Duration,
     ) -> Result<Option<Processed>, PipelineError> {
         let Some(delivery) = inbox.next(wait).await? else { return Ok(None) };
+        // Everything the step logs (the commands it issues included) carries the event it
+        // handles: decisions are traceable from the event to the commands.
+        let span = tracing::debug_span!(
+            "event",
+            subject = delivery.subject(),
+            sequence = delivery.stream_sequence(),
+            delivered = delivery.delivered()
+        );
         let result = self
             .process_queued(
                 delivery.subject(),
@@ -159,6 +168,7 @@ where
                 delivery.delivered(),
                 delivery.pending(),
             )
+            .instrument(span)
             .await;
         match result {
             Ok(done) => {
