@@ -3,86 +3,28 @@
 //! answers while the process runs, `/readyz` follows NATS and JetStream (503 once the NATS
 //! server is gone), other paths are 404, and a taken address is a one-line error.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
+use common::child::Wadm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
-use wadm_test_support::{NatsServer, wait_for, wait_until};
+use wadm_test_support::{NatsServer, wait_for};
 
 const WADM: &str = env!("CARGO_BIN_EXE_wadm");
 const HELLO: &str = include_str!("../../../../shared/manifests/hello.yaml");
 const LATTICE: &str = "default";
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// `wadm` as a child (`args` start with the subcommand); its stdout and stderr lines are
-/// collected. Killed on drop.
-struct Serve {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Serve {
-        let mut child = Command::new(WADM)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .env_remove("WADM_NATS_URL")
-            .env_remove("WADM_HTTP_ADDR")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("wadm runs");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (out, err) = (lines.clone(), lines.clone());
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                out.lock().unwrap().push(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                err.lock().unwrap().push(line);
-            }
-        });
-        Serve { child, lines }
-    }
-
-    /// The HTTP address wadm reports once it serves (`… http://ADDR/…`).
-    fn http_addr(&self) -> Option<String> {
-        self.lines.lock().unwrap().iter().find_map(|line| {
-            let rest = line.split("http://").nth(1)?;
-            Some(rest.split('/').next()?.to_string())
-        })
-    }
-
-    fn stderr(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().ok()?;
-        let mut status = None;
-        wait_until(DEADLINE, || {
-            status = self.child.try_wait().ok().flatten();
-            status.is_some()
-        });
-        status
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The HTTP address wadm reports once it serves (`… http://ADDR/…`).
+fn http_addr(wadm: &Wadm) -> Option<String> {
+    wadm.find_line(|line| {
+        let rest = line.split("http://").nth(1)?;
+        Some(rest.split('/').next()?.to_string())
+    })
 }
 
 /// `GET path` over a fresh connection: the status code and the body.
@@ -158,7 +100,7 @@ async fn metrics(addr: &str) -> Option<Vec<Sample>> {
 async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
     let mut nats = NatsServer::start();
     let url = nats.url();
-    let serve = Serve::start(&[
+    let serve = Wadm::start(&[
         "serve",
         "--nats-url",
         &url,
@@ -172,18 +114,18 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
         "1s",
     ]);
     let addr = wait_for(DEADLINE, || {
-        let found = serve.http_addr();
+        let found = http_addr(&serve);
         async move { found }
     })
     .await
-    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.stderr()));
+    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.output()));
 
     // Hosts start once the event stream exists, so their `host_started` is captured.
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
     let stream =
         wait_for(DEADLINE, || async { js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok() })
             .await;
-    assert!(stream.is_some(), "the runtime creates its event stream: {}", serve.stderr());
+    assert!(stream.is_some(), "the runtime creates its event stream: {}", serve.output());
     let mut sim_config = SimConfig::new(&url, LATTICE);
     sim_config.heartbeat_interval = Duration::from_secs(1);
     let sim = SimLattice::connect(sim_config).await.expect("sim connects");
@@ -244,7 +186,7 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
 async fn up_passes_http_addr_through_and_its_banner_names_the_bound_address() {
     let data = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut up = Serve::start(&[
+    let mut up = Wadm::start(&[
         "up",
         "--data-dir",
         data.path().to_str().unwrap(),
@@ -258,11 +200,11 @@ async fn up_passes_http_addr_through_and_its_banner_names_the_bound_address() {
         "127.0.0.1:0",
     ]);
     let addr = wait_for(DEADLINE, || {
-        let found = up.http_addr();
+        let found = http_addr(&up);
         async move { found }
     })
     .await
-    .unwrap_or_else(|| panic!("the banner names the HTTP address: {}", up.stderr()));
+    .unwrap_or_else(|| panic!("the banner names the HTTP address: {}", up.output()));
     assert!(!addr.ends_with(":0"), "the bound port, not the requested one: {addr}");
     let (code, body) = get(&addr, "/readyz").await.unwrap();
     assert_eq!(code, 200, "{body}");
@@ -272,9 +214,9 @@ async fn up_passes_http_addr_through_and_its_banner_names_the_bound_address() {
         (total(&samples, "wadm_events_handled_total", &[("lattice", LATTICE)]) >= 2.0).then_some(())
     })
     .await;
-    assert!(handled.is_some(), "wadm up counts the hosts' events: {}", up.stderr());
-    let status = up.terminate().expect("wadm up exits after SIGTERM");
-    assert!(status.success(), "{status:?}: {}", up.stderr());
+    assert!(handled.is_some(), "wadm up counts the hosts' events: {}", up.output());
+    let status = up.terminate(DEADLINE).expect("wadm up exits after SIGTERM");
+    assert!(status.success(), "{status:?}: {}", up.output());
 }
 
 #[test]

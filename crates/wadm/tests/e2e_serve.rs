@@ -5,62 +5,26 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 
+use common::child::Wadm;
 use wadm_model::StatusType;
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
-use wadm_test_support::{wait_for, wait_until};
+use wadm_test_support::wait_for;
 
 const WADM: &str = env!("CARGO_BIN_EXE_wadm");
 const HELLO: &str = include_str!("../../../../shared/manifests/hello.yaml");
 
-/// `wadm serve` as a child; its stderr lines are collected. Killed on drop.
-struct Serve {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Serve {
-    fn start(args: &[&str]) -> Serve {
-        let mut child = Command::new(WADM)
-            .arg("serve")
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .env_remove("WADM_NATS_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("wadm runs");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Serve { child, lines }
-    }
-
-    /// URL and pid of the local NATS server, from `… on nats://… (pid N, store in …)`.
-    fn local_nats(&self) -> Option<(String, u32)> {
-        self.lines.lock().unwrap().iter().find_map(|line| {
-            let rest = line.split(" on ").nth(1)?;
-            let (url, rest) = rest.split_once(" (pid ")?;
-            let pid = rest.split(',').next()?.parse().ok()?;
-            Some((url.to_string(), pid))
-        })
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// URL and pid of the local NATS server `wadm serve` reports
+/// (`… on nats://… (pid N, store in …)`).
+fn local_nats(serve: &Wadm) -> Option<(String, u32)> {
+    serve.find_line(|line| {
+        let rest = line.split(" on ").nth(1)?;
+        let (url, rest) = rest.split_once(" (pid ")?;
+        let pid = rest.split(',').next()?.parse().ok()?;
+        Some((url.to_string(), pid))
+    })
 }
 
 fn alive(pid: u32) -> bool {
@@ -72,7 +36,8 @@ fn alive(pid: u32) -> bool {
 async fn serve_with_local_nats_discovers_a_lattice_runs_a_deploy_and_stops_cleanly() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap();
-    let mut serve = Serve::start(&[
+    let mut serve = Wadm::start(&[
+        "serve",
         "--data-dir",
         data_dir,
         "--resync-every",
@@ -81,11 +46,11 @@ async fn serve_with_local_nats_discovers_a_lattice_runs_a_deploy_and_stops_clean
         "2s",
     ]);
     let local = wait_for(Duration::from_secs(30), || {
-        let found = serve.local_nats();
+        let found = local_nats(&serve);
         async move { found }
     })
     .await;
-    let (url, nats_pid) = local.unwrap_or_else(|| panic!("{:?}", serve.lines.lock().unwrap()));
+    let (url, nats_pid) = local.unwrap_or_else(|| panic!("{}", serve.output()));
     assert!(data.path().join("nats").is_dir(), "the store lives in --data-dir");
 
     // A lattice wadm was not told about: it is managed once its hosts show up.
@@ -127,17 +92,8 @@ async fn serve_with_local_nats_discovers_a_lattice_runs_a_deploy_and_stops_clean
 
     // The hosts leave first: their NATS server goes away with wadm serve.
     sim.shutdown().await;
-    let killed = Command::new("kill").args(["-TERM", &serve.child.id().to_string()]).status();
-    assert!(killed.unwrap().success());
-    let mut status = None;
-    assert!(
-        wait_until(Duration::from_secs(30), || {
-            status = serve.child.try_wait().unwrap();
-            status.is_some()
-        }),
-        "wadm serve exits after SIGTERM"
-    );
-    assert!(status.unwrap().success(), "{status:?}: {:?}", serve.lines.lock().unwrap());
+    let status = serve.terminate(Duration::from_secs(30)).expect("wadm serve exits after SIGTERM");
+    assert!(status.success(), "{status:?}: {}", serve.output());
     assert!(!alive(nats_pid), "the local nats-server stopped with wadm serve");
 }
 

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,0 +1,71 @@
+//! The `wadm` binary as a child process: every line it prints (stdout and stderr) is collected,
+//! it can be stopped with SIGTERM (bounded wait), and it is killed on drop.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wadm_test_support::wait_until;
+
+/// A running `wadm` (`args` start with the subcommand).
+pub struct Wadm {
+    pub child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Wadm {
+    /// Start `wadm args…` with `RUST_LOG=warn` and no NATS or HTTP address from the environment.
+    pub fn start(args: &[&str]) -> Wadm {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wadm"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env_remove("WADM_NATS_URL")
+            .env_remove("WADM_HTTP_ADDR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wadm runs");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take().expect("piped"), lines.clone());
+        collect(child.stderr.take().expect("piped"), lines.clone());
+        Wadm { child, lines }
+    }
+
+    /// The first collected line `find` maps to something.
+    pub fn find_line<T>(&self, find: impl FnMut(&String) -> Option<T>) -> Option<T> {
+        self.lines.lock().unwrap().iter().find_map(find)
+    }
+
+    /// Everything printed so far, one line each.
+    pub fn output(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then wait (at most `deadline`) for it to exit.
+    pub fn terminate(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().ok()?;
+        let mut status = None;
+        wait_until(deadline, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for Wadm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+}
