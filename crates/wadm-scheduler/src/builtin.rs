@@ -17,7 +17,7 @@ use crate::scaler::config::{ConfigScaler, secret_config_values};
 use crate::scaler::link::LinkScaler;
 use crate::scaler::placement::PriorTrait;
 use crate::scaler::provider::ProviderScaler;
-use crate::scaler::{Evaluation, Scaler, ScalerInfo, Wants};
+use crate::scaler::{Evaluation, Scaler, ScalerInfo, Wants, WorkloadTrait};
 
 /// A scaler that cannot run (e.g. its id is claimed by another application): wants nothing and
 /// reports `failed` with the reason.
@@ -172,35 +172,20 @@ impl AppBuilder<'_, '_> {
                     format!("provider id {} is already deployed by application {owner} with image {img}", comp.id)
                 }),
         };
+        let workload = WorkloadTrait {
+            info,
+            mode,
+            id: &comp.id,
+            image_ref: image,
+            config,
+            external_config,
+            spec: trait_.spec().clone(),
+            priors,
+        };
         let scaler: Box<dyn Scaler> = match (conflict, comp.kind) {
-            (Some(reason), _) => Box::new(FailedScaler { info, reason }),
-            (None, ComponentKind::Component) => {
-                let mut scaler = ComponentScaler::new(
-                    info,
-                    mode,
-                    &comp.id,
-                    image,
-                    config,
-                    external_config,
-                    trait_.spec().clone(),
-                );
-                scaler.priors = priors;
-                scaler.siblings = siblings;
-                Box::new(scaler)
-            }
-            (None, ComponentKind::Capability) => {
-                let mut scaler = ProviderScaler::new(
-                    info,
-                    mode,
-                    &comp.id,
-                    image,
-                    config,
-                    external_config,
-                    trait_.spec().clone(),
-                );
-                scaler.priors = priors;
-                Box::new(scaler)
-            }
+            (Some(reason), _) => Box::new(FailedScaler { info: workload.info, reason }),
+            (None, ComponentKind::Component) => Box::new(ComponentScaler::new(workload, siblings)),
+            (None, ComponentKind::Capability) => Box::new(ProviderScaler::new(workload)),
         };
         self.out.push(scaler);
     }

@@ -4,10 +4,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use wadm_lattice::ComponentInstance;
-use wadm_model::{ScalerSpec, StatusInfo, StatusType};
+use wadm_model::{StatusInfo, StatusType};
 
 use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
-use super::{Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want, Wants};
+use super::{
+    Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want, Wants, WorkloadTrait,
+};
 use crate::context::{Context, HostIx, Observed, Tag};
 
 /// How a scaler's `instances` apply.
@@ -65,26 +67,20 @@ impl ComponentScaler {
 }
 
 impl ComponentScaler {
-    /// A scaler for one scaler trait of a workload with no other scaler traits (the built-in
-    /// constructor also fills [`Self::priors`] and [`Self::siblings`]).
-    pub fn new(
-        info: ScalerInfo,
-        mode: Mode,
-        component_id: &str,
-        image_ref: &str,
-        config: Vec<String>,
-        external_config: Vec<String>,
-        spec: ScalerSpec,
-    ) -> Self {
+    /// A scaler for one scaler trait of a component; `siblings` are the ids of the component's
+    /// other scaler traits.
+    pub fn new(workload: WorkloadTrait<'_>, siblings: Vec<String>) -> Self {
+        let WorkloadTrait { info, mode, id, image_ref, config, external_config, spec, priors } =
+            workload;
         Self {
             placer: Arc::new(Placer { info, spec }),
             mode,
-            component_id: Arc::from(component_id),
+            component_id: Arc::from(id),
             image_ref: Arc::from(image_ref),
             config: super::config_list(config),
             external_config,
-            priors: Vec::new(),
-            siblings: Vec::new(),
+            priors,
+            siblings,
         }
     }
 }

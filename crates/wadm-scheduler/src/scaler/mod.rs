@@ -60,6 +60,23 @@ impl Placer {
     }
 }
 
+/// What a workload scaler (component or provider) is built from: one scaler trait of one entry.
+#[derive(Debug, Clone)]
+pub struct WorkloadTrait<'a> {
+    pub info: ScalerInfo,
+    pub mode: component::Mode,
+    /// The component or provider id.
+    pub id: &'a str,
+    pub image_ref: &'a str,
+    /// Config and secret config names passed to the host, in manifest order.
+    pub config: Vec<String>,
+    /// Names of configs that must already exist (not owned by the application).
+    pub external_config: Vec<String>,
+    pub spec: ScalerSpec,
+    /// The workload's scaler traits before this one, whose hosts this one leaves alone.
+    pub priors: Vec<placement::PriorTrait>,
+}
+
 /// The full annotation set a want puts on its instance (a scale replaces the host's annotations).
 #[derive(Debug, Clone)]
 pub enum Annotations {

@@ -5,12 +5,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use wadm_lattice::ProviderHealth;
-use wadm_model::{ScalerSpec, StatusInfo, StatusType};
+use wadm_model::{StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
 use super::component::{Mode, Progress, shortfall_status};
 use super::placement::{self, PriorTrait, Resource, Unit};
-use super::{Annotations, Evaluation, Placer, ProviderWant, Scaler, ScalerInfo, Want};
+use super::{
+    Annotations, Evaluation, Placer, ProviderWant, Scaler, ScalerInfo, Want, WorkloadTrait,
+};
 use crate::context::{Context, HostIx};
 
 /// Runs one provider according to one scaler trait: at most one per host.
@@ -40,25 +42,18 @@ impl ProviderScaler {
 }
 
 impl ProviderScaler {
-    /// A scaler for one scaler trait of a workload with no other scaler traits (the built-in
-    /// constructor also fills [`Self::priors`]).
-    pub fn new(
-        info: ScalerInfo,
-        mode: Mode,
-        provider_id: &str,
-        image_ref: &str,
-        config: Vec<String>,
-        external_config: Vec<String>,
-        spec: ScalerSpec,
-    ) -> Self {
+    /// A scaler for one scaler trait of a provider.
+    pub fn new(workload: WorkloadTrait<'_>) -> Self {
+        let WorkloadTrait { info, mode, id, image_ref, config, external_config, spec, priors } =
+            workload;
         Self {
             placer: Arc::new(Placer { info, spec }),
             mode,
-            provider_id: Arc::from(provider_id),
+            provider_id: Arc::from(id),
             image_ref: Arc::from(image_ref),
             config: super::config_list(config),
             external_config,
-            priors: Vec::new(),
+            priors,
         }
     }
 }
