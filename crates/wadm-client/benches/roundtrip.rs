@@ -12,25 +12,7 @@ use wadm_server::{Server, ServerConfig};
 use wadm_test_support::NatsServer;
 
 fn manifest(name: &str) -> String {
-    format!(
-        "apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: {name}
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: hello
-      type: component
-      properties:
-        image: ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 1
-"
-    )
+    wadm_test_support::hello_manifest(name, "v1", 1)
 }
 
 fn roundtrip(c: &mut Criterion) {

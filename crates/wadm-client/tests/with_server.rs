@@ -31,26 +31,7 @@ async fn start(lattice: &str) -> Running {
 }
 
 fn manifest(name: &str, version: &str) -> String {
-    format!(
-        "apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: {name}
-  annotations:
-    version: {version}
-    description: test app
-spec:
-  components:
-    - name: hello
-      type: component
-      properties:
-        image: ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 2
-"
-    )
+    wadm_test_support::hello_manifest(name, version, 2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,3 +124,28 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A one-component application manifest (YAML): the `http-hello-world` component under a
+/// spreadscaler of `instances`, named `name` at `version`. Shared by the client, CLI and bench
+/// tests that only need some valid application.
+pub fn hello_manifest(name: &str, version: &str, instances: u32) -> String {
+    format!(
+        "apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: {version}
+spec:
+  components:
+    - name: hello
+      type: component
+      properties:
+        image: ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {instances}
+"
+    )
+}

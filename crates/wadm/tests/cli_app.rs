@@ -64,27 +64,9 @@ impl Env {
     }
 }
 
+/// The shared hello manifest with 3 instances (tests below count and change them).
 fn manifest(name: &str, version: &str) -> String {
-    format!(
-        "apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: {name}
-  annotations:
-    version: {version}
-    description: a test application
-spec:
-  components:
-    - name: hello
-      type: component
-      properties:
-        image: ghcr.io/wasmcloud/components/http-hello-world-rust:0.1.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 3
-"
-    )
+    wadm_test_support::hello_manifest(name, version, 3)
 }
 
 /// A finished command.
