@@ -13,6 +13,12 @@ pub struct RuntimeConfig {
     pub lease: LeaseConfig,
     /// How long a command stays valid: older orders are dropped, not executed (default 60 s).
     pub command_ttl: Duration,
+    /// How long an order issued counts as in flight without the lattice confirming it (at least
+    /// `command_ttl`; default 70 s): then it is forgotten and planned again from what is seen.
+    pub order_lifetime: Duration,
+    /// How long after a confirmed `component.update` a `component_scaled(new ref, 0)` from the
+    /// same host is taken for the update's echo (a 1.9.2 host quirk) and not applied (10 s).
+    pub update_echo: Duration,
     /// Backoff of an application after a failure (a host refused or reported failing).
     pub failure_backoff: Backoff,
     /// Backoff between deliveries of a control request nobody answered.
@@ -42,6 +48,8 @@ impl Default for RuntimeConfig {
         Self {
             lease: LeaseConfig::default(),
             command_ttl: Duration::from_secs(60),
+            order_lifetime: Duration::from_secs(70),
+            update_echo: Duration::from_secs(10),
             failure_backoff: Backoff {
                 base: Duration::from_secs(2),
                 max: Duration::from_secs(300),

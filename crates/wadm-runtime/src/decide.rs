@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use wadm_lattice::{Change, Changes, LatticeState, Timestamp, app_of};
+use wadm_lattice::{Timestamp, app_of};
 use wadm_model::{Status, StatusType};
 use wadm_protocol::{HostEvent, LinkKey};
 use wadm_scheduler::{Command, Plan, PlannedCommand};
@@ -12,6 +12,7 @@ use wadm_scheduler::{Command, Plan, PlannedCommand};
 use crate::backoff::Backoff;
 use crate::config::RuntimeConfig;
 use crate::desired::Deployment;
+use crate::intents::{Admission, Intent, Intents, Slot};
 use crate::messages::CommandMessage;
 use crate::record::{AppRecord, Failure, LatticeRecord};
 
@@ -61,7 +62,6 @@ pub fn apply_deployment(
                 last_version: d.deployed_version.clone(),
                 previous_version,
                 failure: None,
-                epoch: app.epoch,
             };
             true
         }
@@ -120,6 +120,19 @@ impl HostFailure {
             HostFailure::Component { message, .. }
             | HostFailure::Provider { message, .. }
             | HostFailure::Link { message, .. } => message,
+        }
+    }
+
+    /// The slot of the order that failed.
+    pub fn slot(&self) -> Slot {
+        match self {
+            HostFailure::Component { host, component, .. } => {
+                Slot::Component { host: host.clone(), component: component.clone() }
+            }
+            HostFailure::Provider { host, provider, .. } => {
+                Slot::Provider { host: host.clone(), provider: provider.clone() }
+            }
+            HostFailure::Link { key, .. } => Slot::Link(key.clone()),
         }
     }
 
@@ -198,94 +211,51 @@ pub fn defer_or_collect(
     false
 }
 
-/// Instance counts per (host, component) on some hosts, taken before a step applies its event.
-pub type Counts = BTreeMap<(String, String), u32>;
-
-/// The component instance counts on `hosts` (those a step's event may shrink).
-pub fn component_counts<'a>(
-    state: &LatticeState,
-    hosts: impl IntoIterator<Item = &'a str>,
-) -> Counts {
-    let mut counts = Counts::new();
-    for host in hosts {
-        let Some(h) = state.hosts.get(host) else { continue };
-        for (id, c) in &h.components {
-            counts.insert((host.to_string(), id.clone()), c.count);
-        }
-    }
-    counts
-}
-
-/// Whether `changes` took something away that applications' commands had produced: a
-/// component, provider, link or config removed, a host lost, or a component's instances fewer
-/// than `before` (the counts on the event's hosts before the step).
-pub fn lost_something(state: &LatticeState, changes: &Changes, before: &Counts) -> bool {
-    changes.changes.iter().any(|change| match change {
-        Change::ComponentRemoved { .. }
-        | Change::ProviderRemoved { .. }
-        | Change::LinkRemoved { .. }
-        | Change::ConfigRemoved { .. }
-        | Change::HostRemoved { .. } => true,
-        Change::ComponentSet { host, component } => {
-            let now = state.hosts.get(host).and_then(|h| h.components.get(component));
-            let was = before.get(&(host.clone(), component.clone()));
-            matches!((was, now), (Some(was), Some(now)) if now.count < *was)
-        }
-        _ => false,
-    })
-}
-
-/// Start a new loss epoch for the applications `changes` touched when they took something
-/// away (every application when a config was removed: configs are shared). Returns the
-/// applications whose epoch moved.
-pub fn note_losses(record: &mut LatticeRecord, changes: &Changes, before: &Counts) -> Vec<String> {
-    if !lost_something(&record.state, changes, before) {
-        return Vec::new();
-    }
-    let config_removed = changes.changes.iter().any(|c| matches!(c, Change::ConfigRemoved { .. }));
-    let every = changes.every_app || config_removed;
-    let mut moved = Vec::new();
-    for (name, app) in record.apps.iter_mut() {
-        if every || changes.apps.contains(name) {
-            app.epoch = app.epoch.saturating_add(1);
-            moved.push(name.clone());
-        }
-    }
-    moved
-}
-
-/// The commands of `plan` to publish: those of affected applications that are not backing off.
+/// The commands of `plan` to publish: those of affected applications that are not backing off
+/// and that [`Intents::admit`] lets go now (no other order in flight on their slot, every config
+/// they name observed). Each one published becomes an order in flight (its message expires
+/// `ttl_ms` after `now`, the order `lifetime_ms` after). Returns the messages and, per
+/// application, how many planned commands were held back.
 pub fn select_commands(
-    record: &LatticeRecord,
+    record: &mut LatticeRecord,
     plan: &Plan,
     affected: &Affected,
     now: Timestamp,
     ttl_ms: u64,
-) -> Vec<CommandMessage> {
-    plan.commands
-        .iter()
-        .filter(|c| affected.contains(&c.app))
-        .filter_map(|c| {
-            let app = record.apps.get(&c.app);
-            if app.is_some_and(|a| a.backing_off(now)) {
-                return None;
+    lifetime_ms: u64,
+) -> (Vec<CommandMessage>, BTreeMap<String, usize>) {
+    let mut out = Vec::new();
+    let mut held: BTreeMap<String, usize> = BTreeMap::new();
+    for c in plan.commands.iter().filter(|c| affected.contains(&c.app)) {
+        if record.apps.get(&c.app).is_some_and(|a| a.backing_off(now)) {
+            continue;
+        }
+        match record.intents.admit(c, &record.state, now, ttl_ms, lifetime_ms) {
+            Admission::Issue(intent) => out.push(message_of(&plan.lattice, &intent)),
+            Admission::Busy | Admission::Waiting { .. } => {
+                *held.entry(c.app.clone()).or_default() += 1;
             }
-            Some(CommandMessage {
-                id: c.id.clone(),
-                attempt: app.map_or(0, AppRecord::attempt),
-                epoch: app.map_or(0, |a| a.epoch),
-                lattice: plan.lattice.clone(),
-                app: c.app.clone(),
-                generation: c.generation,
-                kind: c.command.kind().to_string(),
-                subject: c.command.subject(&plan.lattice),
-                target_host: c.command.target_host().map(str::to_string),
-                body: String::from_utf8(c.command.body_bytes()).unwrap_or_default(),
-                issued_at: now,
-                expires_at: now.saturating_add(ttl_ms),
-            })
-        })
-        .collect()
+        }
+    }
+    (out, held)
+}
+
+/// The command message of an order.
+pub fn message_of(lattice: &str, intent: &Intent) -> CommandMessage {
+    let c = &intent.command;
+    CommandMessage {
+        id: intent.id.clone(),
+        seq: intent.seq,
+        lattice: lattice.to_string(),
+        app: intent.app.clone(),
+        generation: intent.generation,
+        kind: c.kind().to_string(),
+        subject: c.subject(lattice),
+        target_host: c.target_host().map(str::to_string),
+        body: String::from_utf8(c.body_bytes()).unwrap_or_default(),
+        issued_at: intent.issued_at,
+        expires_at: intent.expires_at,
+    }
 }
 
 /// The statuses to write for affected applications. An application that reached `deployed`
@@ -299,6 +269,7 @@ pub fn statuses(
     now: Timestamp,
 ) -> Vec<(String, Status)> {
     let mut out = Vec::new();
+    let intents = &record.intents;
     for (name, app) in record.apps.iter_mut() {
         if !affected.contains(name) {
             continue;
@@ -308,10 +279,20 @@ pub fn statuses(
             out.push((name.clone(), status.clone()));
             continue;
         }
+        let in_flight = record_intents_for(intents, name);
         let status = match &app.failure {
             Some(f) if status.status.status_type != StatusType::Deployed => {
                 let when = if now < f.retry_at { "retrying later" } else { "retrying" };
                 Status::new(StatusType::Failed, format!("{} ({when})", f.message))
+            }
+            // Planned on the lattice as it will be once the orders in flight take effect: not
+            // deployed before the hosts confirm them.
+            _ if in_flight > 0 && status.status.status_type == StatusType::Deployed => {
+                let s = if in_flight == 1 { "" } else { "s" };
+                let message = format!("{in_flight} command{s} awaiting confirmation");
+                let mut pending = status.clone();
+                pending.status = Status::new(StatusType::Reconciling, message).status;
+                pending
             }
             _ => {
                 app.failure = None;
@@ -323,10 +304,16 @@ pub fn statuses(
     out
 }
 
-/// Forget undeployed applications the plan no longer removes anything for.
+/// Forget undeployed applications the plan no longer removes anything for and that have no
+/// order in flight.
 pub fn prune_undeployed(record: &mut LatticeRecord, plan: &Plan) {
-    let busy: BTreeSet<&str> = plan.commands.iter().map(|c| c.app.as_str()).collect();
+    let mut busy: BTreeSet<&str> = plan.commands.iter().map(|c| c.app.as_str()).collect();
+    busy.extend(record.intents.pending().map(|(_, i)| i.app.as_str()));
     record.apps.retain(|name, app| app.deployed_version.is_some() || busy.contains(name.as_str()));
+}
+
+fn record_intents_for(intents: &Intents, app: &str) -> usize {
+    intents.pending_for(app)
 }
 
 #[cfg(test)]

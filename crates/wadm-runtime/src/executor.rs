@@ -1,8 +1,9 @@
 //! The command executor: one step per command-stream message.
 //!
-//! A command is dropped (acked unsent) when its TTL has passed — the situation is re-observed
-//! instead — or when its application has a newer generation (a later deploy or undeploy
-//! superseded it). Otherwise it is sent as a control request. A refusal (`success: false`) is
+//! A command is dropped (acked unsent, and reported as `command_dropped` so its order stops
+//! counting as in flight) when its TTL has passed — the situation is re-observed instead — or
+//! when its application has a newer generation (a later deploy or undeploy superseded it).
+//! Otherwise it is sent as a control request. A refusal (`success: false`) is
 //! fed back into the event stream as `command_failed`, where the pipeline records it in the
 //! lattice record (status `failed`, application backoff), so whichever replica handles the
 //! lattice next continues the backoff. A request nobody answers is redelivered with exponential
@@ -18,7 +19,7 @@ use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
-use crate::messages::{CommandFailure, CommandMessage, internal_subject};
+use crate::messages::{CommandDropped, CommandFailure, CommandMessage, internal_subject};
 
 /// What happened to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,16 +130,17 @@ where
             Err(e) => return Ok(Executed::Unreadable { reason: e.to_string() }),
         };
         if self.clock.now() >= message.expires_at {
+            self.dropped(&message, "expired").await?;
             return Ok(Executed::Expired);
         }
-        match self.desired.deployment(&message.lattice, &message.app).await? {
-            Some(d) if d.generation() > message.generation => {
-                return Ok(Executed::Superseded { current: d.generation() });
-            }
-            None if !removes_only(&message) => {
-                return Ok(Executed::Superseded { current: 0 });
-            }
-            _ => {}
+        let current = match self.desired.deployment(&message.lattice, &message.app).await? {
+            Some(d) if d.generation() > message.generation => Some(d.generation()),
+            None if !removes_only(&message) => Some(0),
+            _ => None,
+        };
+        if let Some(current) = current {
+            self.dropped(&message, "superseded").await?;
+            return Ok(Executed::Superseded { current });
         }
         let body = message.body.clone().into_bytes();
         tracing::debug!(
@@ -185,11 +187,30 @@ where
             command_id: message.id.clone(),
             kind: message.kind.clone(),
             message: text.to_string(),
+            msg_id: message.msg_id(),
         };
         let outgoing = Outgoing {
             subject: internal_subject(&message.lattice, "command_failed"),
             payload: serde_json::to_vec(&failure).unwrap_or_default(),
             msg_id: format!("failed.{}", message.msg_id()),
+            ttl: None,
+        };
+        self.events.publish(outgoing).await.map(|_| ())
+    }
+
+    /// Tell the pipeline a command was dropped unsent, so its order stops counting as in flight
+    /// (an order on the same slot may go at once instead of at the order's deadline).
+    async fn dropped(&self, message: &CommandMessage, reason: &str) -> Result<(), IoError> {
+        let dropped = CommandDropped {
+            app: message.app.clone(),
+            msg_id: message.msg_id(),
+            kind: message.kind.clone(),
+            reason: reason.to_string(),
+        };
+        let outgoing = Outgoing {
+            subject: internal_subject(&message.lattice, "command_dropped"),
+            payload: serde_json::to_vec(&dropped).unwrap_or_default(),
+            msg_id: format!("dropped.{}", message.msg_id()),
             ttl: None,
         };
         self.events.publish(outgoing).await.map(|_| ())

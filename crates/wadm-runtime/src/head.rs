@@ -1,8 +1,8 @@
 //! The per-lattice head: everything a step needs besides observed state (applications, the last
 //! applied stream sequence), plus a short journal of the entity keys the latest steps wrote.
 //!
-//! Its size depends on the number of applications and on two constants, never on the number of
-//! hosts: the journal keeps the last [`JOURNAL_STEPS`] steps, each with at most
+//! Apart from the orders in flight (none once a lattice has converged), its size depends on the
+//! number of applications and on two constants, never on the number of hosts: the journal keeps the last [`JOURNAL_STEPS`] steps, each with at most
 //! [`JOURNAL_KEYS_PER_STEP`] keys (a step that wrote more, a discovery round say, is recorded as
 //! "too many"). A replica whose kept state is a few steps behind reads back only the keys those
 //! steps wrote ([`LatticeHead::written_since`]); one further behind reads everything back.
@@ -14,6 +14,7 @@ use wadm_lattice::Timestamp;
 use wadm_nats::store::keys::parse_key;
 
 use crate::first_round::Observing;
+use crate::intents::Intents;
 use crate::record::{AppRecord, Deferred};
 
 /// Steps the journal remembers.
@@ -45,6 +46,10 @@ pub struct LatticeHead {
     /// How complete observed state is (see [`crate::first_round`]).
     #[serde(default)]
     pub observing: Observing,
+    /// The orders in flight (see [`crate::intents`]): bounded by the commands of a deploy,
+    /// empty in a converged lattice.
+    #[serde(default)]
+    pub intents: Intents,
 }
 
 /// The entity keys one step wrote.

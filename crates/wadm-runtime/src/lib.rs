@@ -143,6 +143,7 @@ pub mod desired;
 pub mod executor;
 pub mod first_round;
 pub mod head;
+pub mod intents;
 pub mod io;
 pub mod memory;
 pub mod messages;

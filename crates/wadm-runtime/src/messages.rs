@@ -5,6 +5,7 @@
 //! - `wadm.evt.L.manifest_published|manifest_unpublished`: the API server's deploy/undeploy events;
 //! - `wadm.internal.L.tick`: resync ticks any replica publishes (deduplicated per period);
 //! - `wadm.internal.L.command_failed`: a control request the hosts refused or never answered;
+//! - `wadm.internal.L.command_dropped`: a command the executor dropped unsent (expired, superseded);
 //! - `wadm.internal.L.discovered`: what a discovery round learnt by asking the lattice.
 //!
 //! Because all of them land in one stream, the stream sequence is the single order in which one
@@ -59,6 +60,8 @@ pub enum Incoming {
     Tick,
     /// A command that failed.
     CommandFailed(CommandFailure),
+    /// A command the executor dropped unsent.
+    CommandDropped(CommandDropped),
     /// The answers of a discovery round.
     Discovered(DiscoveryReport),
     /// Something the runtime does not handle (skipped and acked), with the reason.
@@ -88,6 +91,10 @@ pub fn classify(subject: &str, payload: &[u8]) -> Option<(String, Incoming)> {
                 Ok(f) => Incoming::CommandFailed(f),
                 Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
             },
+            "command_dropped" => match serde_json::from_slice(payload) {
+                Ok(d) => Incoming::CommandDropped(d),
+                Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
+            },
             "discovered" => match serde_json::from_slice(payload) {
                 Ok(d) => Incoming::Discovered(d),
                 Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
@@ -113,14 +120,12 @@ fn manifest_name(payload: &[u8]) -> Option<String> {
 /// A control request to send, as stored in the command stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandMessage {
-    /// The plan's deterministic command id.
+    /// The plan's deterministic command id (a function of lattice, application, generation
+    /// and command content).
     pub id: String,
-    /// Which retry round of the application issued it (part of the `Nats-Msg-Id`).
-    pub attempt: u32,
-    /// The application's loss epoch when it was issued (part of the `Nats-Msg-Id`; see
-    /// `AppRecord::epoch`).
+    /// The lattice's order sequence number when it was issued (see [`crate::intents`]).
     #[serde(default)]
-    pub epoch: u64,
+    pub seq: u64,
     pub lattice: String,
     pub app: String,
     /// The application's runtime generation when the command was decided.
@@ -139,11 +144,11 @@ pub struct CommandMessage {
 }
 
 impl CommandMessage {
-    /// The `Nats-Msg-Id`: the plan id plus the retry round and the loss epoch, so a redone step
-    /// (or a re-plan with nothing lost since) deduplicates, while a deliberate retry after backoff
-    /// and a command needed again after the lattice lost what it did are new.
+    /// The `Nats-Msg-Id`: the plan id plus the order's sequence number. A redone step starts
+    /// from the same committed sequence and re-publishes the same ids (deduplicated); an order
+    /// needed again after the first one settled gets a new number.
     pub fn msg_id(&self) -> String {
-        format!("{}.{}.{}", self.id, self.attempt, self.epoch)
+        format!("{}.{}", self.id, self.seq)
     }
 }
 
@@ -155,6 +160,19 @@ pub struct CommandFailure {
     pub command_id: String,
     pub kind: String,
     pub message: String,
+    /// The failed command message's `Nats-Msg-Id` (which order to forget).
+    #[serde(default)]
+    pub msg_id: String,
+}
+
+/// A command the executor dropped unsent (past its TTL, or superseded by a newer generation),
+/// fed back into the event stream so its order stops counting as in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandDropped {
+    pub app: String,
+    pub msg_id: String,
+    pub kind: String,
+    pub reason: String,
 }
 
 /// A discovery round, as carried in the event stream (see `wadm_lattice::Discovery`).

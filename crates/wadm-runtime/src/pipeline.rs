@@ -33,14 +33,14 @@ use crate::decide::{self, Affected};
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
 use crate::messages::{Incoming, classify};
-use crate::record::{Loaded, RecordError, RecordStore};
+use crate::record::{LatticeRecord, Loaded, RecordError, RecordStore};
 use reconcilers::ReconcilerCache;
 
 mod discovered;
 mod inputs;
 pub mod reconcilers;
 mod tick;
-use inputs::{event_hosts, snapshot_host, snapshot_stamp};
+use inputs::{snapshot_host, snapshot_stamp};
 
 /// Why a step failed (the event is redelivered).
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,11 @@ pub struct Processed {
     /// The reconcile was held until the lattice's first complete discovery round (hosts ran
     /// before wadm saw them start, see [`crate::first_round`]).
     pub held_for_discovery: bool,
+    /// Planned commands held back: another order on their slot is in flight, or a config they
+    /// name is not observed yet (see [`crate::intents`]).
+    pub held: usize,
+    /// Orders in flight after the step.
+    pub in_flight: usize,
 }
 
 /// The I/O a pipeline uses.
@@ -226,6 +231,7 @@ where
             }
             let mut affected = if delivered > 1 { Affected::all() } else { Affected::default() };
             let mut host_failure = None;
+            let mut failed_app: Option<String> = None;
             // The entities to write: what changed, plus hosts whose bookkeeping must survive.
             let mut persist = Changes::default();
             let mut in_doubt = fresh;
@@ -233,48 +239,63 @@ where
             let replay = delivered > 1 && sequence > 0 && sequence <= record.last_sequence;
             match &incoming {
                 Incoming::Host if replay => {}
-                Incoming::CommandFailed(_) | Incoming::Discovered(_) if replay => {}
+                Incoming::CommandFailed(_)
+                | Incoming::CommandDropped(_)
+                | Incoming::Discovered(_)
+                    if replay => {}
                 Incoming::Host => match HostEvent::decode_bytes(payload) {
                     Ok((envelope, event)) => {
                         let ctx = EventContext::from_cloud_event(&envelope);
-                        let hosts_before = record.state.hosts.len();
-                        let snapshot_of = snapshot_host(&ctx, &event);
-                        let before = snapshot_of.and_then(|h| snapshot_stamp(&record, h));
-                        let counts =
-                            decide::component_counts(&record.state, event_hosts(&ctx, &event));
-                        let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
-                        if let HostEvent::ComponentScaled(c) = &event {
+                        if update_echo(&mut record, &ctx, &event, now) {
                             tracing::debug!(
-                                lattice = %lattice, host = %c.host_id, component = %c.component_id,
-                                count = c.max_instances, id = %ctx.id, time = ?ctx.time,
-                                outcome = ?changes.outcome, changes = ?changes.changes,
-                                sequence, "component scaled"
+                                lattice = %lattice, id = %ctx.id, sequence,
+                                "component_scaled to 0 right after a confirmed update: the \
+                                 host's echo, not applied"
                             );
-                        }
-                        decide::note_losses(&mut record, &changes, &counts);
-                        if let Some(host) = snapshot_of
-                            && record.state.hosts.contains_key(host)
-                            && snapshot_stamp(&record, host) != before
-                        {
-                            // A newer heartbeat: its stamp and the host's lease are persisted.
-                            persist.changes.push(Change::HostUpdated { host: host.to_string() });
-                        }
-                        in_doubt |= !changes.needs_inventory.is_empty();
-                        // A host learnt from anything but its `host_started` ran before wadm
-                        // saw it start: others may still be running unseen.
-                        let learnt = record.state.hosts.len() > hosts_before;
-                        if learnt && !matches!(event, HostEvent::HostStarted(_)) {
-                            record.observing.unannounced_hosts = true;
-                        }
-                        for change in &changes.changes {
-                            if let wadm_lattice::Change::ConfigSet { name } = change {
-                                self.read_config(&mut record, name).await;
+                        } else {
+                            let hosts_before = record.state.hosts.len();
+                            let snapshot_of = snapshot_host(&ctx, &event);
+                            let before = snapshot_of.and_then(|h| snapshot_stamp(&record, h));
+                            let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
+                            if let HostEvent::ComponentScaled(c) = &event {
+                                tracing::debug!(
+                                    lattice = %lattice, host = %c.host_id,
+                                    component = %c.component_id, count = c.max_instances,
+                                    id = %ctx.id, time = ?ctx.time, outcome = ?changes.outcome,
+                                    changes = ?changes.changes, sequence, "component scaled"
+                                );
+                            }
+                            if let Some(host) = snapshot_of
+                                && record.state.hosts.contains_key(host)
+                                && snapshot_stamp(&record, host) != before
+                            {
+                                // A newer heartbeat: its stamp and the host's lease are persisted.
+                                persist
+                                    .changes
+                                    .push(Change::HostUpdated { host: host.to_string() });
+                            }
+                            in_doubt |= !changes.needs_inventory.is_empty();
+                            // A host learnt from anything but its `host_started` ran before wadm
+                            // saw it start: others may still be running unseen.
+                            let learnt = record.state.hosts.len() > hosts_before;
+                            if learnt && !matches!(event, HostEvent::HostStarted(_)) {
+                                record.observing.unannounced_hosts = true;
+                            }
+                            for change in &changes.changes {
+                                if let wadm_lattice::Change::ConfigSet { name } = change {
+                                    self.read_config(&mut record, name).await;
+                                }
+                            }
+                            affected.every_app |= changes.every_app;
+                            affected.apps.extend(changes.apps.iter().cloned());
+                            persist.merge(changes);
+                            host_failure = decide::host_failure(&ctx.source, &event);
+                            if let Some(failure) = &host_failure {
+                                // The order it answers is settled: failed.
+                                failed_app =
+                                    record.intents.fail_slot(&failure.slot()).map(|i| i.app);
                             }
                         }
-                        affected.every_app |= changes.every_app;
-                        affected.apps.extend(changes.apps.iter().cloned());
-                        persist.merge(changes);
-                        host_failure = decide::host_failure(&ctx.source, &event);
                     }
                     Err(e) => {
                         let skipped = Some(format!("{subject}: {e}"));
@@ -291,7 +312,19 @@ where
                     persist.merge(self.apply_tick(&lattice, &mut record, now).await?);
                     affected = Affected::all();
                 }
+                Incoming::CommandDropped(dropped) => {
+                    if let Some(order) = record.intents.fail_msg(&dropped.msg_id) {
+                        tracing::debug!(
+                            lattice = %lattice, app = %order.app, command = %dropped.msg_id,
+                            reason = %dropped.reason, "command dropped unsent"
+                        );
+                        affected.apps.insert(order.app);
+                    }
+                }
                 Incoming::CommandFailed(failure) => {
+                    if let Some(order) = record.intents.fail_msg(&failure.msg_id) {
+                        affected.apps.insert(order.app);
+                    }
                     let current = record.apps.get(&failure.app).map(|a| a.generation());
                     if current == Some(failure.generation) {
                         let sample = self.random.next_u64();
@@ -330,6 +363,18 @@ where
                 }
                 Incoming::Ignored(_) => unreachable!("returned above"),
             }
+            // Orders whose effect the lattice now shows (or that can no longer take effect) are
+            // settled; their applications are reconciled (an order held behind them may go).
+            let echo_ms = self.config.update_echo.as_millis() as u64;
+            let settled = record.intents.settle(&record.state, now, echo_ms);
+            for (order, how) in &settled.removed {
+                tracing::debug!(
+                    lattice = %lattice, app = %order.app, command = %order.msg_id(),
+                    kind = order.command.kind(), settled = ?how, sequence, "order settled"
+                );
+            }
+            affected.every_app |= settled.touches_configs();
+            affected.apps.extend(settled.apps());
             record.last_sequence = record.last_sequence.max(sequence);
             record.updated_at = now;
 
@@ -349,10 +394,11 @@ where
             let plan = if quiet {
                 Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() }
             } else {
-                self.reconciler(&lattice, &record).await?.reconcile(&record.state, now)
+                let projected = record.intents.project(&record.state);
+                self.reconciler(&lattice, &record).await?.reconcile(&projected, now)
             };
             if let Some(failure) = &host_failure
-                && let Some(app) = failure.app(&plan)
+                && let Some(app) = failed_app.clone().or_else(|| failure.app(&plan))
             {
                 let sample = self.random.next_u64();
                 let backoff = &self.config.failure_backoff;
@@ -362,12 +408,25 @@ where
                 }
             }
             let ttl_ms = self.config.command_ttl.as_millis() as u64;
-            let commands = decide::select_commands(&record, &plan, &affected, now, ttl_ms);
+            let lifetime_ms = self.config.order_lifetime.as_millis() as u64;
+            let (mut commands, held_back) =
+                decide::select_commands(&mut record, &plan, &affected, now, ttl_ms, lifetime_ms);
+            if replay {
+                // The step that applied this event may have committed its orders and stopped
+                // before publishing them: publish every order in flight again (same ids, so
+                // what was published is deduplicated by the stream).
+                let issued: std::collections::BTreeSet<String> =
+                    commands.iter().map(|c| c.msg_id()).collect();
+                let again = record.intents.pending().map(|(_, i)| i);
+                let again = again.filter(|i| !issued.contains(&i.msg_id()) && now < i.expires_at);
+                commands.extend(again.map(|i| decide::message_of(&lattice, i)).collect::<Vec<_>>());
+            }
             let statuses = decide::statuses(&mut record, &plan, &affected, now);
             if !quiet {
                 decide::prune_undeployed(&mut record, &plan);
             }
 
+            let record_in_flight = record.intents.len();
             persist.changes.sort();
             persist.changes.dedup();
             match self.records.save(&lattice, record, base, &persist).await {
@@ -384,6 +443,8 @@ where
 
             let mut done = Processed {
                 lattice: lattice.clone(),
+                held: held_back.values().sum(),
+                in_flight: record_in_flight,
                 conflicts,
                 state_in_doubt: in_doubt,
                 held_for_discovery: held,
@@ -392,7 +453,7 @@ where
             for c in &commands {
                 tracing::debug!(
                     lattice = %lattice, app = %c.app, generation = c.generation, command = %c.id,
-                    kind = %c.kind, epoch = c.epoch, body = %c.body, sequence, "issuing command"
+                    kind = %c.kind, seq = c.seq, body = %c.body, sequence, "issuing command"
                 );
             }
             for command in commands {
@@ -420,4 +481,20 @@ where
             return Ok(done);
         }
     }
+}
+
+/// Whether `event` is the `component_scaled(new ref, 0)` a 1.9.2 host sends right after a
+/// confirmed `component.update` (the component keeps running): consumed, not applied.
+fn update_echo(
+    record: &mut LatticeRecord,
+    ctx: &EventContext,
+    event: &HostEvent,
+    now: wadm_lattice::Timestamp,
+) -> bool {
+    let HostEvent::ComponentScaled(c) = event else { return false };
+    if c.max_instances != 0 {
+        return false;
+    }
+    let host = if ctx.source.is_empty() { c.host_id.as_str() } else { ctx.source.as_str() };
+    record.intents.take_update_echo(host, &c.component_id, &c.image_ref, now)
 }

@@ -34,6 +34,7 @@ use wadm_nats::store::{StateStore, StoreError};
 
 use crate::first_round::Observing;
 use crate::head::{LatticeHead, Written, journal_after};
+use crate::intents::Intents;
 use wadm_server::keys::escape_token;
 use wadm_server::kv::{Kv, KvError};
 
@@ -54,6 +55,9 @@ pub struct LatticeRecord {
     /// How complete observed state is (reconciles wait for a first discovery round).
     #[serde(default)]
     pub observing: Observing,
+    /// The orders in flight (see [`crate::intents`]).
+    #[serde(default)]
+    pub intents: Intents,
 }
 
 /// Reconciles put off while more events of the lattice were queued: the state they would see
@@ -84,6 +88,10 @@ fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What the runtime knows of one application.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppRecord {
@@ -99,16 +107,6 @@ pub struct AppRecord {
     pub previous_version: Option<String>,
     /// Failure backoff of the current generation.
     pub failure: Option<Failure>,
-    /// Bumped whenever a step saw the lattice lose something of this application (an instance
-    /// removed or shrunk, its host lost, a link or config removed): part of its commands'
-    /// message ids, so a command needed again after such a loss is not taken for a duplicate of
-    /// the identical one executed before it (see the crate docs, "Command identity").
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub epoch: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl AppRecord {
@@ -266,6 +264,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             updated_at: head.updated_at,
             deferred: head.deferred,
             observing: head.observing,
+            intents: head.intents,
         };
         Ok(Loaded { record, base, reloaded, fresh })
     }
@@ -292,6 +291,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             updated_at: record.updated_at,
             deferred: record.deferred.clone(),
             observing: record.observing.clone(),
+            intents: record.intents.clone(),
             step,
             journal: journal_after(&base.journal, step, keys),
         };

@@ -1,7 +1,7 @@
 //! Commands a plan issues. Each maps one-to-one to a lattice control request: a subject suffix, an
 //! optional target host and a JSON body, so the I/O layer can send it without interpreting it.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wadm_protocol::ctl::{
     DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
     UpdateComponentRequest,
@@ -12,7 +12,7 @@ use wadm_protocol::{Link, StringMap};
 use crate::hash::Fnv128;
 
 /// One control request wadm wants sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     /// `component.scale.{host}` (count 0 stops the component on that host).

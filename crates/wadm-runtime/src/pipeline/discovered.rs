@@ -1,5 +1,5 @@
-//! Merging a discovery round (or one part of it) into a step's record: observed state, losses
-//! (the loss epoch), the renewed leases of the hosts that answered, and the values of configs it
+//! Merging a discovery round (or one part of it) into a step's record: observed state, the
+//! renewed leases of the hosts that answered, and the values of configs it
 //! found.
 
 use wadm_lattice::{Change, Changes, Timestamp};
@@ -8,7 +8,6 @@ use wadm_server::kv::Kv;
 use wadm_server::status::StatusStore;
 
 use super::Pipeline;
-use crate::decide;
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Outbox};
 use crate::messages::DiscoveryReport;
@@ -32,14 +31,11 @@ where
         now: Timestamp,
         sequence: u64,
     ) -> Changes {
-        let hosts = report.hosts.iter().map(|(host, _)| host.id.as_str());
-        let counts = decide::component_counts(&record.state, hosts);
         let mut changes = merge_report(&mut record.state, report, now);
         tracing::debug!(
             lattice = %record.state.lattice, started_at = report.started_at,
             hosts = report.hosts.len(), changes = ?changes.changes, sequence, "discovery merged"
         );
-        decide::note_losses(record, &changes, &counts);
         // Discovery renewed every answering host's lease: persist it.
         for (host, inventory) in &report.hosts {
             let inventory = inventory.as_ref().map(|i| i.host_id.as_str());

@@ -151,22 +151,6 @@ struct LoadedDesired {
     complete: bool,
 }
 
-/// The hosts an event may shrink components on: its source and the host it names.
-pub(super) fn event_hosts<'a>(ctx: &'a EventContext, event: &'a HostEvent) -> Vec<&'a str> {
-    let named = match event {
-        HostEvent::ComponentScaled(c) => Some(c.host_id.as_str()),
-        HostEvent::HostHeartbeat(inventory) => Some(inventory.host_id.as_str()),
-        _ => None,
-    };
-    let mut hosts: Vec<&str> = [Some(ctx.source.as_str()), named]
-        .into_iter()
-        .flatten()
-        .filter(|h| !h.is_empty())
-        .collect();
-    hosts.dedup();
-    hosts
-}
-
 /// The host whose snapshot stamp a heartbeat or `host_started` event moves.
 pub(super) fn snapshot_host<'a>(ctx: &'a EventContext, event: &'a HostEvent) -> Option<&'a str> {
     match event {

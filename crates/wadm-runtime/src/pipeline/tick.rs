@@ -37,9 +37,7 @@ where
             refresh_leases(&mut record.state, now);
             persist.merge(every_host(record));
         }
-        let expired = expire(&mut record.state, now, &self.config.lease);
-        decide::note_losses(record, &expired, &decide::Counts::new());
-        persist.merge(expired);
+        persist.merge(expire(&mut record.state, now, &self.config.lease));
         let deployments = self.desired.deployments(lattice).await?;
         let known: Vec<String> = record.apps.keys().cloned().collect();
         for name in known {

@@ -117,7 +117,7 @@ async fn a_duplicate_provider_start_is_already_done_not_a_failure() {
     let again = CommandMessage {
         issued_at: w.clock.now(),
         expires_at: w.clock.now() + 60_000,
-        epoch: start.epoch + 1,
+        seq: start.seq + 1_000,
         ..start
     };
     let outgoing = Outgoing {

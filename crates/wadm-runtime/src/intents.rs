@@ -1,0 +1,588 @@
+//! Intents: the orders wadm has issued and not yet seen take effect.
+//!
+//! Every command a step publishes becomes an [`Intent`] on its [`Slot`] (a component or provider
+//! on one host, a link, a config). Until the lattice confirms it, its deadline passes, the
+//! hosts refuse it or the executor drops it, the intent counts as done: placement plans on the
+//! observed state *with* the pending intents applied ([`Intents::project`]), so a re-plan never
+//! issues the same order twice, never places on a fifth host while four starts are in flight,
+//! and a removal wadm ordered is never taken for a loss. At most one order per slot is in
+//! flight; an order that needs another's effect (a link or a start that names a config) waits
+//! until that effect is observed ([`Intents::admit`]). Pure: time is an argument.
+//! The reasoning, with the host quirks it answers, is in `docs/intents.md`.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use wadm_lattice::{LatticeState, Timestamp};
+use wadm_protocol::LinkKey;
+use wadm_scheduler::{Command, PlannedCommand};
+
+/// What one order acts on: at most one order per slot is in flight.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Slot {
+    /// A config, by name (ordered first: others depend on configs).
+    Config(String),
+    /// A component on a host (scale and update are one decision).
+    Component { host: String, component: String },
+    /// A provider on a host.
+    Provider { host: String, provider: String },
+    /// A link, by its lattice identity.
+    Link(LinkKey),
+}
+
+impl Slot {
+    /// The slot a command acts on.
+    pub fn of(command: &Command) -> Slot {
+        match command {
+            Command::ScaleComponent(r) => {
+                Slot::Component { host: r.host_id.clone(), component: r.component_id.clone() }
+            }
+            Command::UpdateComponent(r) => {
+                Slot::Component { host: r.host_id.clone(), component: r.component_id.clone() }
+            }
+            Command::StartProvider(r) => {
+                Slot::Provider { host: r.host_id.clone(), provider: r.provider_id.clone() }
+            }
+            Command::StopProvider(r) => {
+                Slot::Provider { host: r.host_id.clone(), provider: r.provider_id.clone() }
+            }
+            Command::PutLink(l) => Slot::Link(l.key()),
+            Command::DeleteLink(r) => Slot::Link(LinkKey {
+                source_id: r.source_id.clone(),
+                wit_namespace: r.wit_namespace.clone(),
+                wit_package: r.wit_package.clone(),
+                name: r.name.clone(),
+            }),
+            Command::PutConfig { name, .. } | Command::DeleteConfig { name } => {
+                Slot::Config(name.clone())
+            }
+        }
+    }
+
+    /// The host the slot lives on, for per-host slots.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Slot::Component { host, .. } | Slot::Provider { host, .. } => Some(host),
+            Slot::Config(_) | Slot::Link(_) => None,
+        }
+    }
+}
+
+/// One order in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub command: Command,
+    /// The application it acts for and that application's generation when it was decided.
+    pub app: String,
+    pub generation: u64,
+    /// The plan's command id and the order's sequence number: the message id is `{id}.{seq}`.
+    pub id: String,
+    pub seq: u64,
+    pub issued_at: Timestamp,
+    /// The command message is not executed from then on.
+    pub expires_at: Timestamp,
+    /// Not confirmed by then: forgotten, and the situation planned again from what is observed.
+    pub deadline: Timestamp,
+}
+
+impl Intent {
+    /// The command message's `Nats-Msg-Id`.
+    pub fn msg_id(&self) -> String {
+        format!("{}.{}", self.id, self.seq)
+    }
+}
+
+/// A `component.update` confirmed on a host: a real 1.9.2 host follows the update's
+/// `component_scaled(new ref, n)` with a spurious `component_scaled(new ref, 0)` while the
+/// component keeps running. Until `until`, that zero is recognised and not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Echo {
+    pub host: String,
+    pub component: String,
+    pub image_ref: String,
+    pub until: Timestamp,
+}
+
+/// The orders in flight in one lattice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "IntentsWire", into = "IntentsWire")]
+pub struct Intents {
+    pending: BTreeMap<Slot, Intent>,
+    echoes: Vec<Echo>,
+    /// The sequence number of the next order (part of its message id: a redone step starts
+    /// from the same committed number and re-publishes the same ids).
+    next_seq: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct IntentsWire {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<Intent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    echoes: Vec<Echo>,
+    #[serde(default)]
+    next_seq: u64,
+}
+
+impl From<IntentsWire> for Intents {
+    fn from(w: IntentsWire) -> Self {
+        let pending = w.pending.into_iter().map(|i| (Slot::of(&i.command), i)).collect();
+        Intents { pending, echoes: w.echoes, next_seq: w.next_seq }
+    }
+}
+
+impl From<Intents> for IntentsWire {
+    fn from(i: Intents) -> Self {
+        IntentsWire {
+            pending: i.pending.into_values().collect(),
+            echoes: i.echoes,
+            next_seq: i.next_seq,
+        }
+    }
+}
+
+/// Why an intent left the set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Settlement {
+    /// The lattice shows its effect.
+    Confirmed,
+    /// Its deadline passed unconfirmed.
+    Expired,
+    /// Its host left the lattice.
+    HostGone,
+    /// The lattice refused it, or the executor dropped it unsent.
+    Failed,
+}
+
+/// What [`Intents::settle`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub removed: Vec<(Intent, Settlement)>,
+}
+
+impl Settled {
+    /// The applications whose orders settled (worth a reconcile: a held order may go now).
+    pub fn apps(&self) -> BTreeSet<String> {
+        self.removed.iter().map(|(i, _)| i.app.clone()).collect()
+    }
+
+    /// Whether a config order settled (configs are shared: every application may be waiting).
+    pub fn touches_configs(&self) -> bool {
+        self.removed.iter().any(|(i, _)| matches!(Slot::of(&i.command), Slot::Config(_)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty()
+    }
+}
+
+/// What [`Intents::admit`] decided for one planned command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Issue it: it is now pending, as this intent.
+    Issue(Intent),
+    /// Another order on the same slot is in flight: decide again once it settles.
+    Busy,
+    /// It names a config that is only ordered, not yet observed: decide again once it is.
+    Waiting { config: String },
+}
+
+/// Whether `command`'s effect shows in `state`.
+pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
+    match command {
+        Command::ScaleComponent(r) => {
+            let running =
+                state.hosts.get(&r.host_id).and_then(|h| h.components.get(&r.component_id));
+            match running {
+                None => r.count == 0,
+                Some(c) => r.count > 0 && c.count == r.count,
+            }
+        }
+        Command::UpdateComponent(r) => state
+            .hosts
+            .get(&r.host_id)
+            .and_then(|h| h.components.get(&r.component_id))
+            .is_some_and(|c| c.image_ref == r.new_component_ref),
+        Command::StartProvider(r) => {
+            state.hosts.get(&r.host_id).is_some_and(|h| h.providers.contains_key(&r.provider_id))
+        }
+        Command::StopProvider(r) => {
+            state.hosts.get(&r.host_id).is_none_or(|h| !h.providers.contains_key(&r.provider_id))
+        }
+        Command::PutLink(l) => state.links.get(&l.key()) == Some(l),
+        Command::DeleteLink(_) => {
+            let Slot::Link(key) = Slot::of(command) else { return false };
+            !state.links.contains_key(&key)
+        }
+        Command::PutConfig { name, values } => {
+            state.configs.get(name).is_some_and(|c| c.values.as_ref().is_none_or(|v| v == values))
+        }
+        Command::DeleteConfig { name } => !state.configs.contains_key(name),
+    }
+}
+
+/// Configs a command needs to exist before the lattice accepts it.
+fn needed_configs(command: &Command) -> impl Iterator<Item = &String> {
+    let (a, b): (&[String], &[String]) = match command {
+        Command::ScaleComponent(r) if r.count > 0 => (&r.config, &[]),
+        Command::StartProvider(r) => (&r.config, &[]),
+        Command::PutLink(l) => (&l.source_config, &l.target_config),
+        _ => (&[], &[]),
+    };
+    a.iter().chain(b.iter())
+}
+
+impl Intents {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// How many orders are in flight.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The orders in flight, by slot.
+    pub fn pending(&self) -> impl Iterator<Item = (&Slot, &Intent)> {
+        self.pending.iter()
+    }
+
+    /// The order in flight on `slot`.
+    pub fn get(&self, slot: &Slot) -> Option<&Intent> {
+        self.pending.get(slot)
+    }
+
+    /// How many orders of `app` are in flight.
+    pub fn pending_for(&self, app: &str) -> usize {
+        self.pending.values().filter(|i| i.app == app).count()
+    }
+
+    /// The earliest deadline among orders and echoes (when a timer should fire).
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let orders = self.pending.values().map(|i| i.deadline);
+        orders.chain(self.echoes.iter().map(|e| e.until)).min()
+    }
+
+    /// Remove every order whose effect `state` shows, whose host is gone or whose deadline is
+    /// past at `now`. A confirmed `component.update` leaves an [`Echo`] for `echo_ms`.
+    pub fn settle(&mut self, state: &LatticeState, now: Timestamp, echo_ms: u64) -> Settled {
+        let mut settled = Settled::default();
+        let mut echoes = Vec::new();
+        self.pending.retain(|slot, intent| {
+            let how = if confirmed(state, &intent.command) {
+                Settlement::Confirmed
+            } else if slot.host().is_some_and(|h| !state.hosts.contains_key(h)) {
+                Settlement::HostGone
+            } else if now >= intent.deadline {
+                Settlement::Expired
+            } else {
+                return true;
+            };
+            if let (Settlement::Confirmed, Command::UpdateComponent(r)) = (how, &intent.command) {
+                echoes.push(Echo {
+                    host: r.host_id.clone(),
+                    component: r.component_id.clone(),
+                    image_ref: r.new_component_ref.clone(),
+                    until: now.saturating_add(echo_ms),
+                });
+            }
+            settled.removed.push((intent.clone(), how));
+            false
+        });
+        self.echoes.retain(|e| now < e.until && state.hosts.contains_key(&e.host));
+        for echo in echoes {
+            self.echoes.retain(|e| (&e.host, &e.component) != (&echo.host, &echo.component));
+            self.echoes.push(echo);
+        }
+        settled
+    }
+
+    /// Remove the order with message id `msg_id` (refused, or dropped by the executor).
+    pub fn fail_msg(&mut self, msg_id: &str) -> Option<Intent> {
+        let slot =
+            self.pending.iter().find(|(_, i)| i.msg_id() == msg_id).map(|(s, _)| s.clone())?;
+        self.pending.remove(&slot)
+    }
+
+    /// Remove the order on `slot` (a host reported that it failed).
+    pub fn fail_slot(&mut self, slot: &Slot) -> Option<Intent> {
+        self.pending.remove(slot)
+    }
+
+    /// Whether a `component_scaled` to 0 of `component` at `image_ref` on `host` is the echo of
+    /// an update confirmed a moment ago (and not something wadm ordered). Consumes the echo.
+    pub fn take_update_echo(
+        &mut self,
+        host: &str,
+        component: &str,
+        image_ref: &str,
+        now: Timestamp,
+    ) -> bool {
+        let slot = Slot::Component { host: host.to_string(), component: component.to_string() };
+        if self.pending.contains_key(&slot) {
+            return false; // an order on the slot is in flight: the event may be its answer
+        }
+        let found = self.echoes.iter().position(|e| {
+            e.host == host && e.component == component && e.image_ref == image_ref && now < e.until
+        });
+        match found {
+            Some(i) => {
+                self.echoes.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The observed state as it will be once every order in flight has taken effect (configs
+    /// first, as the lattice needs them). Orders the lattice would refuse change nothing.
+    pub fn project<'a>(&self, observed: &'a LatticeState) -> Cow<'a, LatticeState> {
+        if self.pending.is_empty() {
+            return Cow::Borrowed(observed);
+        }
+        let mut projected = observed.clone();
+        for intent in self.pending.values() {
+            wadm_scheduler::apply::apply_command(&mut projected, &intent.command);
+        }
+        Cow::Owned(projected)
+    }
+
+    /// Decide whether `planned` may be issued now, given what is `observed`: not while another
+    /// order on its slot is in flight, not before the configs it names are observed. When it may,
+    /// it becomes pending with the next sequence number, its message expiring `ttl_ms` from `now`
+    /// and its deadline `lifetime_ms` from `now`.
+    pub fn admit(
+        &mut self,
+        planned: &PlannedCommand,
+        observed: &LatticeState,
+        now: Timestamp,
+        ttl_ms: u64,
+        lifetime_ms: u64,
+    ) -> Admission {
+        let slot = Slot::of(&planned.command);
+        if self.pending.contains_key(&slot) {
+            return Admission::Busy;
+        }
+        if let Some(config) =
+            needed_configs(&planned.command).find(|name| !observed.configs.contains_key(*name))
+        {
+            return Admission::Waiting { config: config.clone() };
+        }
+        let seq = self.next_seq;
+        self.next_seq = seq.saturating_add(1);
+        let intent = Intent {
+            command: planned.command.clone(),
+            app: planned.app.clone(),
+            generation: planned.generation,
+            id: planned.id.clone(),
+            seq,
+            issued_at: now,
+            expires_at: now.saturating_add(ttl_ms),
+            deadline: now.saturating_add(lifetime_ms.max(ttl_ms)),
+        };
+        self.pending.insert(slot, intent.clone());
+        Admission::Issue(intent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wadm_lattice::{ComponentInstance, ConfigState, HostState};
+    use wadm_protocol::ctl::{ScaleComponentRequest, UpdateComponentRequest};
+    use wadm_protocol::{Link, StringMap};
+
+    use super::*;
+
+    fn lattice(hosts: &[&str]) -> LatticeState {
+        let mut state = LatticeState { lattice: "l".into(), ..Default::default() };
+        for h in hosts {
+            state
+                .hosts
+                .insert(h.to_string(), HostState { id: h.to_string(), ..Default::default() });
+        }
+        state
+    }
+
+    fn scale(host: &str, count: u32, config: &[&str]) -> Command {
+        Command::ScaleComponent(ScaleComponentRequest {
+            component_ref: "img:1".into(),
+            component_id: "c".into(),
+            count,
+            host_id: host.into(),
+            annotations: StringMap::new(),
+            config: config.iter().map(|s| s.to_string()).collect(),
+            allow_update: false,
+            component_limits: None,
+        })
+    }
+
+    fn update(host: &str, image: &str) -> Command {
+        Command::UpdateComponent(UpdateComponentRequest {
+            component_id: "c".into(),
+            new_component_ref: image.into(),
+            host_id: host.into(),
+            annotations: None,
+        })
+    }
+
+    fn planned(command: Command) -> PlannedCommand {
+        PlannedCommand::new("l", "app", 2, command)
+    }
+
+    fn run(state: &mut LatticeState, host: &str, image: &str, count: u32) {
+        let c = ComponentInstance {
+            id: "c".into(),
+            image_ref: image.into(),
+            count,
+            ..Default::default()
+        };
+        state.hosts.get_mut(host).unwrap().components.insert("c".into(), c);
+    }
+
+    #[test]
+    fn one_order_per_slot_and_configs_observed_first() {
+        let mut state = lattice(&["A", "B"]);
+        let mut intents = Intents::default();
+        let Admission::Issue(first) =
+            intents.admit(&planned(scale("A", 2, &[])), &state, 0, 60, 70)
+        else {
+            panic!("a free slot admits");
+        };
+        assert_eq!((first.seq, first.expires_at, first.deadline), (0, 60, 70));
+        assert_eq!(first.msg_id(), format!("{}.0", first.id));
+        // Update and scale of one component on one host are one decision.
+        assert_eq!(
+            intents.admit(&planned(update("A", "img:2")), &state, 1, 60, 70),
+            Admission::Busy
+        );
+        // Another host is another slot; a config named but not observed holds the order.
+        let waiting = intents.admit(&planned(scale("B", 1, &["cfg"])), &state, 1, 60, 70);
+        assert_eq!(waiting, Admission::Waiting { config: "cfg".into() });
+        let put = Command::PutConfig { name: "cfg".into(), values: StringMap::new() };
+        assert!(matches!(intents.admit(&planned(put), &state, 1, 60, 70), Admission::Issue(_)));
+        // Ordered is not observed: still waiting.
+        let again = intents.admit(&planned(scale("B", 1, &["cfg"])), &state, 2, 60, 70);
+        assert_eq!(again, Admission::Waiting { config: "cfg".into() });
+        state.configs.insert("cfg".into(), ConfigState { name: "cfg".into(), values: None });
+        let settled = intents.settle(&state, 3, 10);
+        assert!(settled.touches_configs());
+        let Admission::Issue(third) =
+            intents.admit(&planned(scale("B", 1, &["cfg"])), &state, 3, 60, 70)
+        else {
+            panic!("the config is observed now");
+        };
+        assert_eq!(third.seq, 2, "sequence numbers are never reused");
+        assert_eq!(intents.len(), 2);
+    }
+
+    #[test]
+    fn orders_settle_when_confirmed_expired_or_their_host_is_gone() {
+        let mut state = lattice(&["A", "B", "C"]);
+        let mut intents = Intents::default();
+        for host in ["A", "B", "C"] {
+            intents.admit(&planned(scale(host, 2, &[])), &state, 0, 60, 70);
+        }
+        assert_eq!(intents.next_deadline(), Some(70));
+        run(&mut state, "A", "img:1", 1);
+        assert!(intents.settle(&state, 10, 10).is_empty(), "1 of 2 is not the order's effect");
+        run(&mut state, "A", "img:1", 2);
+        state.hosts.remove("B");
+        let settled = intents.settle(&state, 11, 10);
+        let how: Vec<_> = settled
+            .removed
+            .iter()
+            .map(|(i, how)| (i.command.target_host().unwrap().to_string(), *how))
+            .collect();
+        assert_eq!(
+            how,
+            vec![("A".into(), Settlement::Confirmed), ("B".into(), Settlement::HostGone)]
+        );
+        assert!(intents.settle(&state, 69, 10).is_empty());
+        let expired = intents.settle(&state, 70, 10);
+        assert_eq!(expired.removed[0].1, Settlement::Expired);
+        assert!(intents.is_empty());
+        assert_eq!(expired.apps(), BTreeSet::from(["app".to_string()]));
+    }
+
+    #[test]
+    fn a_stop_is_confirmed_by_absence_and_never_counts_as_a_loss() {
+        let mut state = lattice(&["A"]);
+        run(&mut state, "A", "img:1", 2);
+        let mut intents = Intents::default();
+        intents.admit(&planned(scale("A", 0, &[])), &state, 0, 60, 70);
+        // Planned on the projection, the stop is already done: nothing to order again.
+        assert!(intents.project(&state).hosts["A"].components.is_empty());
+        state.hosts.get_mut("A").unwrap().components.clear();
+        let settled = intents.settle(&state, 5, 10);
+        assert_eq!(settled.removed[0].1, Settlement::Confirmed);
+    }
+
+    #[test]
+    fn an_update_leaves_one_echo_for_the_hosts_spurious_zero() {
+        let mut state = lattice(&["A"]);
+        run(&mut state, "A", "img:1", 3);
+        let mut intents = Intents::default();
+        intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
+        assert_eq!(intents.project(&state).hosts["A"].components["c"].image_ref, "img:2");
+        assert!(!intents.take_update_echo("A", "c", "img:2", 1), "not confirmed yet");
+        run(&mut state, "A", "img:2", 3);
+        intents.settle(&state, 2, 10);
+        assert!(!intents.take_update_echo("A", "c", "img:1", 3), "another image");
+        assert!(!intents.take_update_echo("B", "c", "img:2", 3), "another host");
+        assert!(intents.take_update_echo("A", "c", "img:2", 3));
+        assert!(!intents.take_update_echo("A", "c", "img:2", 4), "one echo per update");
+
+        // A stop wadm ordered on the slot is not mistaken for an echo; echoes expire.
+        intents.admit(&planned(update("A", "img:3")), &state, 5, 60, 70);
+        run(&mut state, "A", "img:3", 3);
+        intents.settle(&state, 6, 10);
+        intents.admit(&planned(scale("A", 0, &[])), &state, 7, 60, 70);
+        assert!(!intents.take_update_echo("A", "c", "img:3", 8));
+        intents.fail_slot(&Slot::Component { host: "A".into(), component: "c".into() });
+        assert!(!intents.take_update_echo("A", "c", "img:3", 16), "past the echo window");
+    }
+
+    #[test]
+    fn failed_and_dropped_orders_free_their_slot() {
+        let state = lattice(&["A"]);
+        let mut intents = Intents::default();
+        let Admission::Issue(order) =
+            intents.admit(&planned(scale("A", 1, &[])), &state, 0, 60, 70)
+        else {
+            panic!()
+        };
+        assert!(intents.fail_msg("nope").is_none());
+        assert_eq!(intents.fail_msg(&order.msg_id()), Some(order));
+        assert!(matches!(
+            intents.admit(&planned(scale("A", 1, &[])), &state, 1, 60, 70),
+            Admission::Issue(_)
+        ));
+    }
+
+    #[test]
+    fn links_confirm_on_the_exact_link_and_the_wire_form_round_trips() {
+        let mut state = lattice(&[]);
+        let link = Link {
+            source_id: "s".into(),
+            target: "t".into(),
+            name: "default".into(),
+            wit_namespace: "wasi".into(),
+            wit_package: "http".into(),
+            interfaces: vec!["incoming-handler".into()],
+            source_config: vec![],
+            target_config: vec![],
+        };
+        let mut intents = Intents::default();
+        intents.admit(&planned(Command::PutLink(link.clone())), &state, 0, 60, 70);
+        let other = Link { target: "u".into(), ..link.clone() };
+        state.links.insert(link.key(), other);
+        assert!(intents.settle(&state, 1, 10).is_empty(), "another target is not this order");
+        let json = serde_json::to_string(&intents).unwrap();
+        let back: Intents = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, intents);
+        assert_eq!(serde_json::to_string(&Intents::default()).unwrap(), r#"{"next_seq":0}"#);
+        state.links.insert(link.key(), link);
+        assert_eq!(intents.settle(&state, 2, 10).removed.len(), 1);
+    }
+}
