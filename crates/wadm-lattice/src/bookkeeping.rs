@@ -48,6 +48,10 @@ pub enum HostEntity {
 pub struct HostClock {
     /// The newest full snapshot (heartbeat or `host_started`) applied.
     pub snapshot: Option<EventStamp>,
+    /// wadm's clock when that snapshot was applied: a discovery answer gathered from a round
+    /// that started before it is older than the snapshot and does not replace it.
+    #[serde(default)]
+    pub snapshot_at: Timestamp,
     /// Newest incremental event per entity, newer than `snapshot` (older marks are pruned when a
     /// snapshot is applied: the snapshot already reflects them).
     #[serde(default)]

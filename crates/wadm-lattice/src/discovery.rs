@@ -3,7 +3,8 @@
 //!
 //! Answers are current facts as of the round, so they override what events said earlier. Facts
 //! learnt from events *during* the round (applied at or after [`Discovery::started_at`], wadm's
-//! clock) are newer than the answers and are kept, as is a host removed during the round.
+//! clock) are newer than the answers and are kept, as is a host removed during the round; a host
+//! whose heartbeat was applied during the round keeps that heartbeat's picture entirely.
 //! A host that did not answer is left alone: its lease decides whether it is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,6 +65,10 @@ pub fn merge_discovery(state: &mut LatticeState, discovery: &Discovery, now: Tim
             snap.version = found.host.version.clone();
         }
         let clock = state.bookkeeping.hosts.entry(host_id.to_string()).or_default();
+        if clock.snapshot_at >= since && state.hosts.contains_key(host_id) {
+            // A heartbeat applied since the round began is at least as new as this answer.
+            continue;
+        }
         let kept: BTreeSet<HostEntity> = clock
             .entities
             .iter()

@@ -265,6 +265,7 @@ fn snapshot_event(
         clock.entities.iter().filter(|(_, m)| m.stamp > stamp).map(|(e, _)| e.clone()).collect();
     clock.entities.retain(|_, m| m.stamp > stamp);
     clock.snapshot = Some(stamp);
+    clock.snapshot_at = clock.snapshot_at.max(now);
     apply_snapshot(state, host_id, snap, &kept, now, &mut changes);
     changes
 }

@@ -103,3 +103,27 @@ fn link_answer_replaces_links_known_before_the_round() {
     assert!(s.links.values().all(|l| l.source_id == "c"));
     assert_eq!(c.changes.len(), 2);
 }
+
+#[test]
+fn an_answer_never_replaces_a_heartbeat_applied_after_the_round_began() {
+    // The host answered `host.get` (echo ×1), then scaled to 3 and heartbeated; the heartbeat
+    // reached the state before the round's answers did.
+    let mut s = LatticeState::default();
+    apply(&mut s, &ctx(H1, "s", 1), &started(&[("zone", "a")]), 10);
+    apply(&mut s, &ctx(H1, "hb", 2), &heartbeat(H1, &[("zone", "a")], &[("echo", "img", 3)]), 120);
+    let stale = Discovery {
+        started_at: 100,
+        hosts: vec![found(H1, &[("echo", "img", 1)]), found(H2, &[("other", "img", 1)])],
+        ..Discovery::default()
+    };
+    let c = merge_discovery(&mut s, &stale, 130);
+    assert_eq!(s.hosts[H1].components["echo"].count, 3, "the newer heartbeat stands");
+    assert!(
+        !c.changes.iter().any(|c| matches!(c, Change::ComponentSet { host, .. } if host == H1))
+    );
+    assert_eq!(s.hosts[H2].components["other"].count, 1, "gaps are still filled");
+    // A round that began after the heartbeat is newer: its answer is merged.
+    let newer = Discovery { started_at: 125, hosts: vec![found(H1, &[])], ..Discovery::default() };
+    merge_discovery(&mut s, &newer, 140);
+    assert!(s.hosts[H1].components.is_empty());
+}

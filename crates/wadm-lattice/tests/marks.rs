@@ -48,11 +48,12 @@ fn snapshots_rounds_leases_and_stops_report_the_marks_they_drop() {
     assert_eq!(c.marked.iter().collect::<Vec<_>>(), vec![&comp(H1, "echo")]);
     assert_eq!(s.bookkeeping.hosts[H1].entities.len(), 1);
 
-    // A round started after the mark was applied drops it when the host's inventory answers.
+    // A round started after the mark (and the heartbeat) was applied drops it when the host's
+    // inventory answers.
     let inv = inventory(H1, &[], &[("late", "img", 1)]);
     let host = Host { id: H1.into(), ..Host::default() };
     let round = Discovery {
-        started_at: 15,
+        started_at: 25,
         hosts: vec![DiscoveredHost { host, inventory: Some(inv) }],
         ..Discovery::default()
     };

@@ -13,7 +13,7 @@
 //!    revision, apply the event, reconcile the affected applications (pure `wadm-scheduler`),
 //!    write the changed entities and then the head with compare-and-set (conflict: read back and
 //!    redo), publish the plan's commands to the **durable command stream** (`Nats-Msg-Id` = plan
-//!    id + retry round + loss epoch, see "Command identity" below, `Nats-TTL`, and `issued_at`/`expires_at` in the body), write statuses,
+//!    id + order sequence number, see "Command identity" below, `Nats-TTL`, and `issued_at`/`expires_at` in the body), write statuses,
 //!    then ack.
 //! 3. Per lattice, one durable pull consumer of commands with a large `max_ack_pending`: any
 //!    replica executes any command ([`executor`]): dropped when past its TTL or superseded by a
@@ -93,27 +93,21 @@
 //!   in the ordered step.
 //! - **At-least-once, deduplicated**: a crash before the ack redelivers the event; the redo
 //!   reconciles every application and republishes the same command ids, which the command
-//!   stream's dedupe window absorbs. A retry after a failure gets a new id (next retry round).
-//! - **Command identity** (`Nats-Msg-Id` = plan id . retry round . loss epoch): the plan id is a
-//!   function of (lattice, application, generation, command content); the pipeline re-plans on
-//!   every event, so the stream's dedupe window (the command TTL) is what keeps re-plans from
-//!   re-issuing pending commands. Each application also has a **loss epoch** in the head
-//!   ([`AppRecord::epoch`]), bumped by the step whose `Changes` show the lattice lost something
-//!   of it: a component or provider removed, fewer instances than before the event, its host
-//!   lost, a link removed (a config removed bumps every application). So:
-//!   - a redone step (redelivery after a crash, a compare-and-set retry) starts from the same
-//!     committed head, computes the same epoch and republishes the same ids: deduplicated;
-//!   - a re-plan with nothing lost since keeps the epoch, hence the ids: deduplicated, however
-//!     many events arrive while a command is pending;
-//!   - a command needed again after the lattice lost what an identical earlier command did
-//!     (a replacement after a host loss, an instance stopped behind wadm's back) carries the new
-//!     epoch and is published at once instead of waiting out the dedupe window.
-//!
-//!   The price: a loss re-issues the application's still-pending commands once more (removals
-//!   wadm itself ordered count as losses too). Re-executed commands are idempotent (a scale
-//!   sets a count, a link or config put overwrites), and the one refusal a duplicate causes — a
-//!   provider start for an id the host already runs (protocol gotcha 8), or a stop of one it
-//!   does not run — is taken as done ([`executor::already_done`]), not as a failure.
+//!   stream's dedupe window absorbs. A retry after a failure gets a new id (a new order).
+//! - **Orders in flight** ([`intents`]): every published command is an order on its slot (a
+//!   component or provider on a host, a link, a config) until the lattice confirms it, a host
+//!   reports it failed, the executor drops it unsent (`command_dropped`), its host leaves or its
+//!   deadline passes. Placement plans on observed state with the orders applied, so a re-plan
+//!   never repeats a pending order; one order per slot is in flight; an order naming a config
+//!   waits until the config is observed; a removal wadm ordered is not a loss.
+//! - **Command identity** (`Nats-Msg-Id` = plan id . order sequence number): the plan id is a
+//!   function of (lattice, application, generation, command content), the sequence number is
+//!   the lattice's order counter in the head. A redone step (redelivery after a crash, a
+//!   compare-and-set retry) starts from the same committed head and republishes the same ids:
+//!   deduplicated. A redelivered event republishes every order in flight, so orders committed
+//!   by a step that stopped before publishing them go out. An order needed again after the
+//!   first settled gets a new number. Re-executed commands are idempotent, and the one refusal
+//!   a duplicate causes (gotcha 8) is taken as done ([`executor::already_done`]).
 //! - **Generations**: an application's runtime generation is `2 × store generation (+1 when
 //!   undeployed)`; it is stamped in every command and a command of an older generation is never
 //!   executed, so an update during an update supersedes the first.

@@ -35,6 +35,10 @@ pub struct HostRecord {
     /// a replica that loads the state still rejects older snapshots. Absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<EventStamp>,
+    /// wadm's clock when that snapshot was applied (discovery answers older than it are not
+    /// merged over it). Absent in older records.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub snapshot_at: Timestamp,
     /// The mark of the newest `labels_changed` applied after that snapshot. Absent in older
     /// records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,6 +136,7 @@ pub fn value_of(state: &LatticeState, entity: &EntityKey) -> Option<Vec<u8>> {
                 version: h.version.clone(),
                 last_seen: h.last_seen,
                 snapshot: state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone()),
+                snapshot_at: state.bookkeeping.hosts.get(host).map_or(0, |c| c.snapshot_at),
                 labels_mark: host_mark(state, host, &HostEntity::Labels).cloned(),
             })
         }),
@@ -258,6 +263,7 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
                 if r.snapshot > clock.snapshot {
                     clock.snapshot = r.snapshot;
                 }
+                clock.snapshot_at = clock.snapshot_at.max(r.snapshot_at);
             }
             set_host_mark(state, &host, HostEntity::Labels, r.labels_mark);
         }
@@ -353,3 +359,7 @@ fn set_mark<K: Ord>(marks: &mut std::collections::BTreeMap<K, Mark>, key: K, mar
 #[cfg(test)]
 #[path = "records_tests.rs"]
 mod tests;
+
+fn is_zero(n: &Timestamp) -> bool {
+    *n == 0
+}
