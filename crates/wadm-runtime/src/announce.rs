@@ -20,6 +20,18 @@ pub fn tick_message(lattice: &str, now: wadm_lattice::Timestamp, every: Duration
     }
 }
 
+/// The timer a replica publishes for `lattice` when the deadline `at` (a host lease, an order's
+/// deadline, the end of a failure backoff) is reached. Its id names the deadline, so every
+/// replica's timer for it is one message.
+pub fn timer_message(lattice: &str, at: wadm_lattice::Timestamp) -> Outgoing {
+    Outgoing {
+        subject: internal_subject(lattice, "timer"),
+        payload: serde_json::to_vec(&Tick { at }).unwrap_or_default(),
+        msg_id: format!("timer.{lattice}.{at}"),
+        ttl: None,
+    }
+}
+
 /// Run a discovery round and put its answers in the event stream, where the pipeline merges
 /// them in order with everything else. Replicas do this at start-up: state may be stale then.
 /// The message id names this replica's round.

@@ -27,6 +27,9 @@ pub struct RuntimeConfig {
     pub max_request_attempts: u64,
     /// How long one control request waits for its reply.
     pub request_timeout: Duration,
+    /// While a step or a command takes long, how often the consumer is told it is still in
+    /// progress (keep it well under the consumers' ack wait; default 1 s).
+    pub progress_every: Duration,
     /// How often resync ticks are published (leases, retries, full reconcile).
     pub tick_every: Duration,
     /// Compare-and-set conflicts tolerated while handling one event.
@@ -61,6 +64,7 @@ impl Default for RuntimeConfig {
             max_request_attempts: 5,
             request_timeout: Duration::from_secs(5),
             tick_every: Duration::from_secs(5),
+            progress_every: Duration::from_secs(1),
             max_cas_attempts: 50,
             max_deferred_steps: 256,
             max_deferred: Duration::from_secs(1),

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use wadm_lattice::{Timestamp, app_of};
+use wadm_lattice::{LeaseConfig, Timestamp, app_of};
 use wadm_model::{Status, StatusType};
 use wadm_protocol::{HostEvent, LinkKey};
 use wadm_scheduler::{Command, Plan, PlannedCommand};
@@ -256,6 +256,27 @@ pub fn message_of(lattice: &str, intent: &Intent) -> CommandMessage {
         issued_at: intent.issued_at,
         expires_at: intent.expires_at,
     }
+}
+
+/// The next instant something in `record` is due after `now`: a host lease running out, an order
+/// in flight reaching its deadline, a failure backoff ending. A timer then wakes the lattice.
+pub fn next_deadline(
+    record: &LatticeRecord,
+    lease: &LeaseConfig,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let leases = wadm_lattice::next_expiry(&record.state, lease);
+    let orders = record.intents.next_deadline();
+    let retries = record.apps.values().filter_map(|a| a.failure.as_ref().map(|f| f.retry_at));
+    let retries = retries.filter(|at| *at > now).min();
+    [leases, orders, retries].into_iter().flatten().min()
+}
+
+/// The applications whose failure backoff is over at `now` (a timer step reconciles them).
+pub fn retries_due(record: &LatticeRecord, now: Timestamp) -> BTreeSet<String> {
+    let due =
+        record.apps.iter().filter(|(_, a)| a.failure.as_ref().is_some_and(|f| f.retry_at <= now));
+    due.map(|(name, _)| name.clone()).collect()
 }
 
 /// The statuses to write for affected applications. An application that reached `deployed`

@@ -18,7 +18,7 @@ use wadm_protocol::ctl::CtlReply;
 use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::desired::DesiredSource;
-use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
+use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, with_progress};
 use crate::messages::{CommandDropped, CommandFailure, CommandMessage, internal_subject};
 
 /// What happened to one command.
@@ -101,9 +101,13 @@ where
         &self,
         inbox: &I,
         wait: Duration,
-    ) -> Result<Option<Executed>, IoError> {
+    ) -> Result<Option<Executed>, IoError>
+    where
+        I::Delivery: Sync,
+    {
         let Some(delivery) = inbox.next(wait).await? else { return Ok(None) };
-        let processed = self.process(delivery.payload(), delivery.delivered()).await;
+        let work = self.process(delivery.payload(), delivery.delivered());
+        let processed = with_progress(&delivery, self.config.progress_every, work).await;
         count_sent(delivery.payload(), &processed);
         match processed {
             Ok(Executed::Retry { delay }) => {

@@ -35,6 +35,21 @@ pub trait Delivery: Send {
     fn pending(&self) -> u64 {
         0
     }
+    /// When the stream stored it (ms since the epoch, the server's clock), when known: the time
+    /// the lattice said it, as opposed to when a replica got round to it.
+    fn stored_at(&self) -> Option<wadm_lattice::Timestamp> {
+        None
+    }
+    /// Still working on it: restart the consumer's ack wait (a long step is not redelivered to
+    /// another replica while this one lives; a dead replica's message is, one ack wait later).
+    fn in_progress(&self) -> impl Future<Output = Result<(), IoError>> + Send {
+        async { Ok(()) }
+    }
+    /// Whether its consumer redelivers on a wall-clock ack wait, so a long step must report
+    /// progress (not so in virtual time, where a step takes no time).
+    fn wants_progress(&self) -> bool {
+        false
+    }
     /// Done with it: never deliver it again.
     fn ack(self) -> impl Future<Output = Result<(), IoError>> + Send;
     /// Deliver it again after `delay`.
@@ -95,4 +110,28 @@ pub trait Discoverer: Send + Sync {
         lattice: &str,
         started_at: wadm_lattice::Timestamp,
     ) -> impl Future<Output = Result<wadm_lattice::Discovery, IoError>> + Send;
+}
+
+/// Run `work` on `delivery`, telling the consumer every `every` that the delivery is still in
+/// progress (so only a replica that died loses it to another, after one ack wait).
+pub async fn with_progress<D: Delivery + Sync, T>(
+    delivery: &D,
+    every: Duration,
+    work: impl Future<Output = T>,
+) -> T {
+    if !delivery.wants_progress() {
+        return work.await;
+    }
+    let every = every.max(Duration::from_millis(10));
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            _ = tokio::time::sleep(every) => {
+                if let Err(e) = delivery.in_progress().await {
+                    tracing::debug!(error = %e, "cannot extend the ack wait");
+                }
+            }
+        }
+    }
 }

@@ -149,6 +149,7 @@ pub mod run;
 
 pub use announce::{
     discover_into, discover_with_id, periodic_discovery_id, publish_round, tick_message,
+    timer_message,
 };
 pub use backoff::Backoff;
 pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};

@@ -4,6 +4,7 @@
 //! - `wasmbus.evt.L.>`: host CloudEvents;
 //! - `wadm.evt.L.manifest_published|manifest_unpublished`: the API server's deploy/undeploy events;
 //! - `wadm.internal.L.tick`: resync ticks any replica publishes (deduplicated per period);
+//! - `wadm.internal.L.timer`: a deadline reached (deduplicated per deadline);
 //! - `wadm.internal.L.command_failed`: a control request the hosts refused or never answered;
 //! - `wadm.internal.L.command_dropped`: a command the executor dropped unsent (expired, superseded);
 //! - `wadm.internal.L.discovered`: what a discovery round learnt by asking the lattice.
@@ -58,6 +59,8 @@ pub enum Incoming {
     ManifestUnpublished { name: String },
     /// A periodic resync.
     Tick,
+    /// A deadline was reached (a host lease, an order in flight, a failure backoff).
+    Timer { at: Timestamp },
     /// A command that failed.
     CommandFailed(CommandFailure),
     /// A command the executor dropped unsent.
@@ -87,6 +90,10 @@ pub fn classify(subject: &str, payload: &[u8]) -> Option<(String, Incoming)> {
         }
         ("wadm", "internal") => match kind.as_str() {
             "tick" => Incoming::Tick,
+            "timer" => match serde_json::from_slice::<Tick>(payload) {
+                Ok(t) => Incoming::Timer { at: t.at },
+                Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
+            },
             "command_failed" => match serde_json::from_slice(payload) {
                 Ok(f) => Incoming::CommandFailed(f),
                 Err(e) => Incoming::Ignored(format!("{subject}: {e}")),

@@ -31,7 +31,7 @@ use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected};
 use crate::desired::DesiredSource;
-use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing};
+use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, with_progress};
 use crate::messages::{Incoming, classify};
 use crate::record::{LatticeRecord, Loaded, RecordError, RecordStore};
 use reconcilers::ReconcilerCache;
@@ -80,6 +80,24 @@ pub struct Processed {
     pub held: usize,
     /// Orders in flight after the step.
     pub in_flight: usize,
+    /// When the lattice next has something due (a lease, an order's deadline, a retry): the
+    /// replica publishes a timer for then.
+    pub next_deadline: Option<wadm_lattice::Timestamp>,
+}
+
+/// One event-stream message as a step sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventMessage<'a> {
+    pub subject: &'a str,
+    pub payload: &'a [u8],
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// How many times it was delivered (1: the first time).
+    pub delivered: u64,
+    /// Events of the lattice queued behind it.
+    pub queued: u64,
+    /// When the stream stored it (the server's clock), when known.
+    pub stored_at: Option<wadm_lattice::Timestamp>,
 }
 
 /// The I/O a pipeline uses.
@@ -155,7 +173,10 @@ where
         &self,
         inbox: &I,
         wait: Duration,
-    ) -> Result<Option<Processed>, PipelineError> {
+    ) -> Result<Option<Processed>, PipelineError>
+    where
+        I::Delivery: Sync,
+    {
         let Some(delivery) = inbox.next(wait).await? else { return Ok(None) };
         // Everything the step logs (the commands it issues included) carries the event it
         // handles: decisions are traceable from the event to the commands.
@@ -165,16 +186,16 @@ where
             sequence = delivery.stream_sequence(),
             delivered = delivery.delivered()
         );
-        let result = self
-            .process_queued(
-                delivery.subject(),
-                delivery.payload(),
-                delivery.stream_sequence(),
-                delivery.delivered(),
-                delivery.pending(),
-            )
-            .instrument(span)
-            .await;
+        let message = EventMessage {
+            subject: delivery.subject(),
+            payload: delivery.payload(),
+            sequence: delivery.stream_sequence(),
+            delivered: delivery.delivered(),
+            queued: delivery.pending(),
+            stored_at: delivery.stored_at(),
+        };
+        let work = self.process_message(message).instrument(span);
+        let result = with_progress(&delivery, self.config.progress_every, work).await;
         match result {
             Ok(done) => {
                 delivery.ack().await?;
@@ -212,6 +233,17 @@ where
         delivered: u64,
         queued: u64,
     ) -> Result<Processed, PipelineError> {
+        let message =
+            EventMessage { subject, payload, sequence, delivered, queued, stored_at: None };
+        self.process_message(message).await
+    }
+
+    /// Handle one event-stream message (without acking it).
+    pub async fn process_message(
+        &self,
+        message: EventMessage<'_>,
+    ) -> Result<Processed, PipelineError> {
+        let EventMessage { subject, payload, sequence, delivered, queued, stored_at } = message;
         let Some((lattice, incoming)) = classify(subject, payload) else {
             return Ok(Processed {
                 skipped: Some(format!("{subject}: not ours")),
@@ -256,7 +288,11 @@ where
                             let hosts_before = record.state.hosts.len();
                             let snapshot_of = snapshot_host(&ctx, &event);
                             let before = snapshot_of.and_then(|h| snapshot_stamp(&record, h));
-                            let changes = wadm_lattice::apply(&mut record.state, &ctx, &event, now);
+                            // Heard when the stream stored it: a backlog applied late (after
+                            // wadm was down, say) does not renew leases it should not.
+                            let heard = stored_at.map_or(now, |at| at.min(now));
+                            let changes =
+                                wadm_lattice::apply(&mut record.state, &ctx, &event, heard);
                             if let HostEvent::ComponentScaled(c) = &event {
                                 tracing::debug!(
                                     lattice = %lattice, host = %c.host_id,
@@ -307,6 +343,18 @@ where
                     decide::apply_deployment(&mut record, name, deployment.as_ref());
                     // Shared resources may change hands: reconcile everything.
                     affected = Affected::all();
+                }
+                Incoming::Timer { at } => {
+                    // Leases that ran out and backoffs that ended; orders past their deadline
+                    // are settled below, as in every step. The deadline counts as reached
+                    // even when this replica's clock is a little behind the publisher's.
+                    let due = now.max((*at).min(now.saturating_add(1_000)));
+                    let expired = wadm_lattice::expire(&mut record.state, due, &self.config.lease);
+                    if expired.changes.iter().any(|c| matches!(c, Change::HostRemoved { .. })) {
+                        affected = Affected::all();
+                    }
+                    affected.apps.extend(decide::retries_due(&record, now));
+                    persist.merge(expired);
                 }
                 Incoming::Tick => {
                     persist.merge(self.apply_tick(&lattice, &mut record, now).await?);
@@ -427,6 +475,7 @@ where
             }
 
             let record_in_flight = record.intents.len();
+            let next_deadline = decide::next_deadline(&record, &self.config.lease, now);
             persist.changes.sort();
             persist.changes.dedup();
             match self.records.save(&lattice, record, base, &persist).await {
@@ -445,6 +494,7 @@ where
                 lattice: lattice.clone(),
                 held: held_back.values().sum(),
                 in_flight: record_in_flight,
+                next_deadline,
                 conflicts,
                 state_in_doubt: in_doubt,
                 held_for_discovery: held,

@@ -15,7 +15,7 @@ use wadm_server::server::{MANIFEST_BUCKET, ensure_bucket, ensure_stream};
 use wadm_server::status::NatsStatusStore;
 use wadm_server::store::ManifestStore;
 
-use crate::announce::{discover_with_id, periodic_discovery_id, tick_message};
+use crate::announce::{discover_with_id, periodic_discovery_id, tick_message, timer_message};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
 use crate::executor::Executor;
@@ -178,11 +178,16 @@ pub async fn run(
         );
         // Capacity 1: a request while one is pending is the same request.
         let (doubt_tx, doubt_rx) = mpsc::channel::<()>(1);
+        let (deadline_tx, deadline_rx) = watch::channel::<Option<u64>>(None);
         let (p, stop, wait) = (pipeline.clone(), stop_rx.clone(), config.poll_wait);
         tasks.spawn(async move {
             while !*stop.borrow() {
                 let result = p.step(&event_inbox, wait).await;
                 event_inbox.record_step(result.as_ref().is_ok_and(Option::is_some));
+                if let Ok(Some(done)) = &result {
+                    let next = done.next_deadline;
+                    deadline_tx.send_if_modified(|d| std::mem::replace(d, next) != next);
+                }
                 match result {
                     Ok(Some(done)) if done.state_in_doubt => {
                         let _ = doubt_tx.try_send(());
@@ -219,6 +224,8 @@ pub async fn run(
         };
         let (events_out, clock_d, stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
         tasks.spawn(rounds.run(discoverer, events_out, clock_d, doubt_rx, stop));
+        let timer = (lattice.clone(), outbox.clone(), clock.clone(), stop_rx.clone());
+        tasks.spawn(run_timer(timer.0, timer.1, timer.2, deadline_rx, timer.3));
         let (outbox, clock, mut stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
         let (lattice, every) = (lattice.clone(), config.runtime.tick_every);
         tasks.spawn(async move {
@@ -240,6 +247,44 @@ pub async fn run(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The timer of one lattice in this replica: when the next deadline the last step reported
+/// (a host lease, an order's deadline, a failure backoff) is reached, publish a timer event for
+/// it (its id names the deadline: the replicas' timers for one deadline are one message). So a
+/// silent host is lost at its lease, not at the next tick.
+async fn run_timer(
+    lattice: String,
+    events: JsOutbox,
+    clock: Arc<dyn Clock>,
+    mut deadline: watch::Receiver<Option<u64>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let next = *deadline.borrow_and_update();
+        let Some(at) = next else {
+            tokio::select! {
+                changed = deadline.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            continue;
+        };
+        let wait = Duration::from_millis(at.saturating_sub(clock.now()));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {
+                if let Err(e) = events.publish(timer_message(&lattice, at)).await {
+                    tracing::warn!(error = %e, "cannot publish timer");
+                }
+                // Fired: wait for the next deadline a step reports.
+                tokio::select! {
+                    changed = deadline.changed() => if changed.is_err() { return },
+                    _ = stop.changed() => return,
+                }
+            }
+            changed = deadline.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// The discovery rounds of one lattice in this replica: one at start-up, one per period

@@ -39,8 +39,9 @@ pub struct RuntimeArgs {
     #[arg(long, env = "WADM_COMMAND_TTL", default_value = "60s", value_parser = parse_duration)]
     pub command_ttl: Duration,
     /// How long a delivered, unacknowledged event or command waits before another replica
-    /// gets it (bounds recovery after a replica dies).
-    #[arg(long, env = "WADM_ACK_WAIT", default_value = "30s", value_parser = parse_duration)]
+    /// gets it: what a replica that dies mid-step costs (live replicas report progress every
+    /// second, so keep it above 2 s).
+    #[arg(long, env = "WADM_ACK_WAIT", default_value = "3s", value_parser = parse_duration)]
     pub ack_wait: Duration,
     /// Control commands executed at once per lattice by this replica.
     #[arg(long, env = "WADM_COMMAND_WORKERS", default_value_t = 8)]
@@ -289,7 +290,7 @@ mod tests {
             "--command-ttl",
             "20s",
             "--ack-wait",
-            "3s",
+            "4s",
         ])
         .unwrap();
         let named = cli.runtime.named_lattices().unwrap();
@@ -300,7 +301,7 @@ mod tests {
         assert_eq!(config.runtime.tick_every, Duration::from_secs(1));
         assert_eq!(config.runtime.command_ttl, Duration::from_secs(20));
         assert_eq!(config.streams.command_ttl, Duration::from_secs(20));
-        assert_eq!(config.streams.ack_wait, Duration::from_secs(3));
+        assert_eq!(config.streams.ack_wait, Duration::from_secs(4));
         assert_eq!(config.streams.replicas, 3);
     }
 

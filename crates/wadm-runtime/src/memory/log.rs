@@ -29,6 +29,7 @@ struct Entry {
     subject: String,
     payload: Vec<u8>,
     expires_at: Option<Timestamp>,
+    stored_at: Timestamp,
 }
 
 #[derive(Debug, Default)]
@@ -136,6 +137,7 @@ impl Outbox for MemoryLog {
             subject: message.subject,
             payload: message.payload,
             expires_at,
+            stored_at: now,
         });
         inner.dedupe.insert(message.msg_id, (now, sequence));
         inner.published += 1;
@@ -206,6 +208,7 @@ impl Inbox for MemoryConsumer {
             payload: entry.payload.clone(),
             delivered: *delivered,
             pending,
+            stored_at: entry.stored_at,
         }))
     }
 }
@@ -220,6 +223,7 @@ pub struct MemoryDelivery {
     payload: Vec<u8>,
     delivered: u64,
     pending: u64,
+    stored_at: Timestamp,
 }
 
 impl Delivery for MemoryDelivery {
@@ -241,6 +245,10 @@ impl Delivery for MemoryDelivery {
 
     fn pending(&self) -> u64 {
         self.pending
+    }
+
+    fn stored_at(&self) -> Option<Timestamp> {
+        Some(self.stored_at)
     }
 
     async fn ack(self) -> Result<(), IoError> {

@@ -44,7 +44,9 @@ impl Inbox for JsInbox {
         let info = message.info().map_err(|e| io("message info", e))?;
         let (sequence, delivered) = (info.stream_sequence, info.delivered.max(1) as u64);
         let pending = info.pending;
-        Ok(Some(JsDelivery { message, sequence, delivered, pending }))
+        let nanos = info.published.unix_timestamp_nanos();
+        let stored_at = u64::try_from(nanos / 1_000_000).ok().filter(|ms| *ms > 0);
+        Ok(Some(JsDelivery { message, sequence, delivered, pending, stored_at }))
     }
 }
 
@@ -54,6 +56,7 @@ pub struct JsDelivery {
     sequence: u64,
     delivered: u64,
     pending: u64,
+    stored_at: Option<u64>,
 }
 
 impl Delivery for JsDelivery {
@@ -75,6 +78,18 @@ impl Delivery for JsDelivery {
 
     fn pending(&self) -> u64 {
         self.pending
+    }
+
+    fn stored_at(&self) -> Option<u64> {
+        self.stored_at
+    }
+
+    fn wants_progress(&self) -> bool {
+        true
+    }
+
+    async fn in_progress(&self) -> Result<(), IoError> {
+        self.message.ack_with(AckKind::Progress).await.map_err(|e| io("progress", e))
     }
 
     /// Acknowledged and confirmed by the server, so "acked" means the server will not redeliver.

@@ -34,7 +34,8 @@ pub struct StreamSettings {
     pub event_dedupe_window: Duration,
     /// The command TTL: the command stream's dedupe window and each message's `Nats-TTL`.
     pub command_ttl: Duration,
-    /// How long a delivered, unacked message waits before redelivery.
+    /// How long a delivered, unacked message waits before redelivery: what a replica that dies
+    /// mid-step costs its lattice (replicas at work report progress well within it).
     pub ack_wait: Duration,
     /// Commands in flight per lattice across replicas.
     pub max_commands_in_flight: i64,
@@ -48,7 +49,7 @@ impl Default for StreamSettings {
             event_max_age: Duration::from_secs(24 * 3600),
             event_dedupe_window: Duration::from_secs(120),
             command_ttl: Duration::from_secs(60),
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(3),
             max_commands_in_flight: 256,
             replicas: 1,
         }
@@ -101,8 +102,17 @@ async fn ensure_consumer(
     let name = config.durable_name.clone().unwrap_or_default();
     let mut last = None;
     for _ in 0..5 {
-        if let Ok(found) = stream.get_consumer(&name).await {
-            return Ok(found);
+        if let Ok(mut found) = stream.get_consumer::<consumer::pull::Config>(&name).await {
+            let info = found.info().await.map_err(|e| setup(&format!("consumer {name}"), e))?;
+            if info.config.ack_wait == config.ack_wait {
+                return Ok(found);
+            }
+            // Made by an older wadm with another ack wait: bring it in line.
+            match stream.update_consumer(config.clone()).await {
+                Ok(updated) => return Ok(updated),
+                Err(e) => last = Some(e.to_string()),
+            }
+            continue;
         }
         match stream.create_consumer(config.clone()).await {
             Ok(created) => return Ok(created),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wadm_lattice::{Change, Changes, EventContext};
+use wadm_lattice::EventContext;
 use wadm_model::Application;
 use wadm_nats::store::StateStore;
 use wadm_protocol::ctl::CtlReply;
@@ -169,13 +169,4 @@ pub(super) fn snapshot_stamp(
     host: &str,
 ) -> Option<wadm_lattice::EventStamp> {
     record.state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone())
-}
-
-/// A change per live host (to persist every host record).
-pub(super) fn every_host(record: &LatticeRecord) -> Changes {
-    let hosts = record.state.hosts.keys().cloned();
-    Changes {
-        changes: hosts.map(|host| Change::HostUpdated { host }).collect(),
-        ..Changes::default()
-    }
 }

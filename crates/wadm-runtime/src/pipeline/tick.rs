@@ -1,13 +1,11 @@
-//! A tick's step: host leases (refreshed after a lattice nobody handled for a whole lease, then
-//! expired), and every application's deployment read again from the manifest store.
+//! A tick's step: host leases expired, and every application's deployment read again from the manifest store.
 
-use wadm_lattice::{Changes, Timestamp, expire, refresh_leases};
+use wadm_lattice::{Changes, Timestamp, expire};
 use wadm_nats::store::StateStore;
 use wadm_server::kv::Kv;
 use wadm_server::status::StatusStore;
 
 use super::Pipeline;
-use super::inputs::every_host;
 use crate::decide;
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, IoError, Outbox};
@@ -29,14 +27,10 @@ where
         record: &mut LatticeRecord,
         now: Timestamp,
     ) -> Result<Changes, IoError> {
+        // Leases run from when the stream stored each host's latest event, so they survive
+        // wadm being down: the backlog of heartbeats is applied before any tick of the
+        // replicas that start, and a host that died meanwhile is not given a fresh lease.
         let mut persist = Changes::default();
-        let lease = self.config.lease.lease_ms();
-        if record.updated_at > 0 && record.updated_at.saturating_add(lease) < now {
-            // Nobody handled this lattice for a whole lease (every replica was down): give
-            // hosts a fresh lease to be heard from before losing them.
-            refresh_leases(&mut record.state, now);
-            persist.merge(every_host(record));
-        }
         persist.merge(expire(&mut record.state, now, &self.config.lease));
         let deployments = self.desired.deployments(lattice).await?;
         let known: Vec<String> = record.apps.keys().cloned().collect();

@@ -98,7 +98,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         lease_slack: (args.heartbeat_interval / 2).max(Duration::from_secs(1)),
         resync_every: args.resync_every,
         command_ttl: Duration::from_secs(60),
-        ack_wait: Duration::from_secs(30),
+        ack_wait: Duration::from_secs(3),
         command_workers: 8,
     };
     let server = ServerConfig::default();

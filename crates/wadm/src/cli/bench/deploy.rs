@@ -39,7 +39,7 @@ struct Seen {
     deployed: BTreeMap<String, Instant>,
     /// Distinct commands (id and retry round): the runtime republishes a plan's commands on
     /// every reconcile until they are observed; the command stream deduplicates them.
-    commands: std::collections::BTreeSet<(String, u32)>,
+    commands: std::collections::BTreeSet<(String, u64)>,
     publishes: u64,
     last_command: Option<Instant>,
 }
@@ -172,7 +172,7 @@ async fn watch(
             };
             let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
             seen.publishes += 1;
-            if seen.commands.insert((command.id, command.attempt)) {
+            if seen.commands.insert((command.id, command.seq)) {
                 seen.last_command = Some(Instant::now());
             }
         }

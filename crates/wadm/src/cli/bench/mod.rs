@@ -86,7 +86,7 @@ pub struct Args {
     deploy_timeout: Duration,
     /// The runtime's ack wait: how long a delivered, unacknowledged event or command waits
     /// before redelivery.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
     ack_wait: Duration,
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
