@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod realhost;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
