@@ -32,6 +32,9 @@ pub struct RuntimeConfig {
     pub progress_every: Duration,
     /// How often resync ticks are published (leases, retries, full reconcile).
     pub tick_every: Duration,
+    /// The most event-stream messages of one lattice handled as one step (one read of the
+    /// record, one reconcile, one write; default 256).
+    pub batch_size: usize,
     /// Compare-and-set conflicts tolerated while handling one event.
     pub max_cas_attempts: u32,
     /// While more events of a lattice are queued, a step only notes which applications it
@@ -66,6 +69,7 @@ impl Default for RuntimeConfig {
             tick_every: Duration::from_secs(5),
             progress_every: Duration::from_secs(1),
             max_cas_attempts: 50,
+            batch_size: 256,
             max_deferred_steps: 256,
             max_deferred: Duration::from_secs(1),
             first_round_wait: Duration::from_secs(30),

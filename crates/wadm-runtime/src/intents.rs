@@ -181,7 +181,7 @@ impl Settled {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// Issue it: it is now pending, as this intent.
-    Issue(Intent),
+    Issue(Box<Intent>),
     /// Another order on the same slot is in flight: decide again once it settles.
     Busy,
     /// It names a config that is only ordered, not yet observed: decide again once it is.
@@ -382,7 +382,7 @@ impl Intents {
             deadline: now.saturating_add(lifetime_ms.max(ttl_ms)),
         };
         self.pending.insert(slot, intent.clone());
-        Admission::Issue(intent)
+        Admission::Issue(Box::new(intent))
     }
 }
 
@@ -553,7 +553,7 @@ mod tests {
             panic!()
         };
         assert!(intents.fail_msg("nope").is_none());
-        assert_eq!(intents.fail_msg(&order.msg_id()), Some(order));
+        assert_eq!(intents.fail_msg(&order.msg_id()), Some(*order));
         assert!(matches!(
             intents.admit(&planned(scale("A", 1, &[])), &state, 1, 60, 70),
             Admission::Issue(_)

@@ -64,6 +64,16 @@ pub trait Inbox: Send + Sync {
         &self,
         wait: Duration,
     ) -> impl Future<Output = Result<Option<Self::Delivery>, IoError>> + Send;
+    /// Up to `max` deliverable messages in stream order, waiting at most `wait` for the first
+    /// (what is deliverable at once after it, without waiting). Empty: nothing came.
+    fn next_batch(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> impl Future<Output = Result<Vec<Self::Delivery>, IoError>> + Send {
+        let _ = max;
+        async move { Ok(self.next(wait).await?.into_iter().collect()) }
+    }
 }
 
 /// A message to publish to a stream.

@@ -7,10 +7,14 @@
 //!    (`wadm.internal.L.>`) are captured in **one durable stream** ([`messages`]), kept while no
 //!    wadm runs. The stream sequence is the order in which one lattice's events are applied:
 //!    a deploy is ordered with respect to host events by when the stream stored it.
-//! 2. Per lattice, one durable pull consumer with `max_ack_pending = 1`: whichever replica pulls
-//!    the next event handles it ([`pipeline`]): check out the lattice record (observed state with
-//!    the reducer's bookkeeping, deployments, failure backoff — [`record`]) with its head
-//!    revision, apply the event, reconcile the affected applications (pure `wadm-scheduler`),
+//! 2. Per lattice, one durable pull consumer pinned to one replica at a time (JetStream's
+//!    `PinnedClient` priority policy; the pin moves when the pinned replica stops pulling for
+//!    longer than the ack wait, so a dead replica's unacked events are redelivered before
+//!    anything newer). The pinned replica takes batches of up to `RuntimeConfig::batch_size`
+//!    events in order and handles each batch as one step ([`pipeline`] is the shell, [`step`]
+//!    the pure decisions): check out the lattice record (observed state with the reducer's
+//!    bookkeeping, deployments, failure backoff, orders in flight — [`record`]) with its head
+//!    revision, apply the events, reconcile the affected applications (pure `wadm-scheduler`),
 //!    write the changed entities and then the head with compare-and-set (conflict: read back and
 //!    redo), publish the plan's commands to the **durable command stream** (`Nats-Msg-Id` = plan
 //!    id + order sequence number, see "Command identity" below, `Nats-TTL`, and `issued_at`/`expires_at` in the body), write statuses,
@@ -69,8 +73,8 @@
 //! observed state.
 //!
 //! # Guarantees
-//! - **Order**: the events of one lattice are applied one at a time in stream order, by any
-//!   replica (`max_ack_pending = 1`); a replica always starts from the state the previous step
+//! - **Order**: the events of one lattice are applied in stream order, by the one replica the
+//!   consumer is pinned to (in batches); a replica always starts from the state the previous step
 //!   committed (the head's compare-and-set serialises steps). The reducer tolerates duplicates
 //!   and reordering that hosts themselves cause. A redelivered event whose sequence the head
 //!   already records is reconciled, not applied again (a failure is not counted twice).
@@ -146,6 +150,7 @@ pub mod parts;
 pub mod pipeline;
 pub mod record;
 pub mod run;
+pub mod step;
 
 pub use announce::{
     discover_into, discover_with_id, periodic_discovery_id, publish_round, tick_message,

@@ -59,7 +59,35 @@ async fn two_replicas_racing_set_up_the_same_streams_and_consumers() {
     assert_eq!(info.state.consumer_count, 1);
     assert!(info.config.allow_message_ttl);
     let consumer = ensure_event_consumer(&events, "default", &s).await.unwrap();
-    assert_eq!(consumer.cached_info().config.max_ack_pending, 1);
+    let config = &consumer.cached_info().config;
+    assert_eq!(config.max_ack_pending, s.event_batch as i64);
+    assert_eq!(config.priority_policy, jetstream::consumer::PriorityPolicy::PinnedClient);
+    assert!(config.priority_timeout > s.ack_wait, "the pin outlives the ack wait");
+}
+
+#[tokio::test]
+async fn an_older_event_consumer_is_brought_in_line() {
+    let nats = NatsServer::start();
+    let js = js(&nats).await;
+    let s = settings();
+    let (events, _) = ensure_streams(&js, &s).await.unwrap();
+    // As an older wadm made it: one at a time, 30 s ack wait, no pin.
+    let old = jetstream::consumer::pull::Config {
+        durable_name: Some("wadm_events_default".into()),
+        filter_subjects: wadm_runtime::messages::event_filters("default"),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 1,
+        ..Default::default()
+    };
+    events.create_consumer(old).await.unwrap();
+    let consumer = ensure_event_consumer(&events, "default", &s).await.unwrap();
+    let config = &consumer.cached_info().config;
+    // Either the server took the new settings, or the old consumer is used as it is (one at a
+    // time, in order): never an error.
+    let updated = config.priority_policy == jetstream::consumer::PriorityPolicy::PinnedClient;
+    assert!(updated || config.max_ack_pending == 1, "{config:?}");
+    assert_eq!(config.ack_wait == s.ack_wait, updated, "{config:?}");
 }
 
 #[tokio::test]
@@ -106,39 +134,54 @@ async fn commands_expire_by_their_ttl() {
 }
 
 #[tokio::test]
-async fn an_event_is_redelivered_until_acked_and_never_after() {
+async fn events_go_in_order_to_one_replica_and_a_dead_ones_are_redelivered_first() {
     let nats = NatsServer::start();
     let js = js(&nats).await;
     let s = settings();
     let (events, _) = ensure_streams(&js, &s).await.unwrap();
-    let inbox = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
+    let a = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
+    let b = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
     let outbox = JsOutbox::new(js.clone());
-    for n in 0..2 {
-        let tick = Outgoing {
-            subject: internal_subject("default", "tick"),
-            payload: format!("{{\"at\":{n}}}").into_bytes(),
-            msg_id: format!("t{n}"),
-            ttl: None,
-        };
-        outbox.publish(tick).await.unwrap();
+    let publish = |n: u64| {
+        let outbox = outbox.clone();
+        async move {
+            let tick = Outgoing {
+                subject: internal_subject("default", "tick"),
+                payload: format!("{{\"at\":{n}}}").into_bytes(),
+                msg_id: format!("t{n}"),
+                ttl: None,
+            };
+            outbox.publish(tick).await.unwrap();
+        }
+    };
+    for n in 0..3 {
+        publish(n).await;
     }
-    let first = inbox.next(Duration::from_secs(2)).await.unwrap().expect("first event");
-    assert_eq!((first.stream_sequence(), first.delivered()), (1, 1));
-    // Crash before the ack: nothing else is delivered meanwhile (one at a time)...
-    drop(first);
-    let again = wait_for(DEADLINE, || {
-        let inbox = inbox.clone();
-        async move { inbox.next(Duration::from_millis(200)).await.ok().flatten() }
-    })
-    .await
-    .expect("redelivered after the ack wait");
-    // ...and the same event comes back first.
-    assert_eq!((again.stream_sequence(), again.delivered()), (1, 2));
-    again.ack().await.unwrap();
-    let second = inbox.next(Duration::from_secs(2)).await.unwrap().expect("second event");
-    assert_eq!((second.stream_sequence(), second.delivered()), (2, 1));
-    second.ack().await.unwrap();
-    assert!(inbox.next(Duration::from_millis(1500)).await.unwrap().is_none());
+    // Replica A is pinned and takes everything queued as one batch, in order.
+    let batch = a.next_batch(16, Duration::from_secs(5)).await.unwrap();
+    let seqs: Vec<u64> = batch.iter().map(|d| d.stream_sequence()).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert!(batch.iter().all(|d| d.stored_at().is_some() && d.delivered() == 1));
+    // B waits on standby while A pulls.
+    assert!(b.next_batch(16, Duration::from_millis(300)).await.unwrap().is_empty());
+    // A acks the first, then dies holding the other two; a fourth event arrives.
+    let mut batch = batch.into_iter();
+    batch.next().unwrap().ack().await.unwrap();
+    drop(batch);
+    drop(a);
+    publish(3).await;
+    // Once A's pin lapses, B is pinned: A's unacked events come first, then the new one.
+    let mut got = Vec::new();
+    let started = std::time::Instant::now();
+    while got.len() < 3 && started.elapsed() < DEADLINE {
+        for d in b.next_batch(16, Duration::from_millis(500)).await.unwrap_or_default() {
+            got.push((d.stream_sequence(), d.delivered()));
+            d.ack().await.unwrap();
+        }
+    }
+    assert_eq!(got, vec![(2, 2), (3, 2), (4, 1)]);
+    assert!(started.elapsed() < Duration::from_secs(6), "took over in {:?}", started.elapsed());
+    assert!(b.next_batch(16, Duration::from_millis(1500)).await.unwrap().is_empty());
 }
 
 #[tokio::test]

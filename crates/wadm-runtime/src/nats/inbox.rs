@@ -1,26 +1,100 @@
-//! A durable JetStream pull consumer as an [`Inbox`].
+//! A durable JetStream pull consumer as an [`Inbox`]: one message at a time, or in-order
+//! batches from a consumer pinned to this replica.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use async_nats::jetstream::consumer::PriorityPolicy;
+use async_nats::jetstream::consumer::pull::Stream;
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use crate::io::{Delivery, Inbox, IoError};
 
 /// Shortest fetch the server is asked to wait (a zero wait would be refused).
 const MIN_WAIT: Duration = Duration::from_millis(50);
 
-/// Pulls one message at a time.
+/// The priority group of a pinned consumer (see [`JsInbox`]).
+pub const PIN_GROUP: &str = "wadm";
+
+/// A durable pull consumer. An ordinary one is pulled one message at a time by anyone (the
+/// command consumer: executors in every replica). A consumer with the `PinnedClient` priority
+/// policy (a lattice's event consumer) delivers only to the one pull stream the server pinned —
+/// this replica's, while it keeps pulling — so this replica can take batches in order; the
+/// others wait on standby and one of them takes over when the pinned one stops pulling.
 #[derive(Clone)]
 pub struct JsInbox {
     consumer: PullConsumer,
+    pinned: Option<Arc<tokio::sync::Mutex<Option<Stream>>>>,
 }
 
 impl JsInbox {
     pub fn new(consumer: PullConsumer) -> Self {
-        Self { consumer }
+        let pinned = (consumer.cached_info().config.priority_policy
+            == PriorityPolicy::PinnedClient)
+            .then(|| Arc::new(tokio::sync::Mutex::new(None)));
+        Self { consumer, pinned }
+    }
+
+    fn delivery(message: Message) -> Result<JsDelivery, IoError> {
+        let info = message.info().map_err(|e| io("message info", e))?;
+        let (sequence, delivered) = (info.stream_sequence, info.delivered.max(1) as u64);
+        let pending = info.pending;
+        let nanos = info.published.unix_timestamp_nanos();
+        let stored_at = u64::try_from(nanos / 1_000_000).ok().filter(|ms| *ms > 0);
+        Ok(JsDelivery { message, sequence, delivered, pending, stored_at })
+    }
+
+    /// From the pinned pull stream: the first message within `wait`, then what is ready.
+    async fn pinned_batch(
+        &self,
+        slot: &tokio::sync::Mutex<Option<Stream>>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<JsDelivery>, IoError> {
+        let mut slot = slot.lock().await;
+        if slot.is_none() {
+            let stream = self
+                .consumer
+                .stream()
+                .group(PIN_GROUP)
+                .max_messages_per_batch(max.max(1))
+                .expires(PIN_PULL_EXPIRY)
+                .heartbeat(PIN_PULL_EXPIRY / 2)
+                .messages()
+                .await
+                .map_err(|e| io("pull", e))?;
+            *slot = Some(stream);
+        }
+        let Some(stream) = slot.as_mut() else { return Ok(Vec::new()) };
+        let first = match tokio::time::timeout(wait.max(MIN_WAIT), stream.next()).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(None) => {
+                *slot = None;
+                return Err(io("pull", "the pull stream ended"));
+            }
+            Ok(Some(Err(e))) => {
+                // A broken stream is made again on the next pull (it loses the pin).
+                *slot = None;
+                return Err(io("pull", e));
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        let mut batch = vec![Self::delivery(first)?];
+        while batch.len() < max {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(Self::delivery(message)?),
+                _ => break,
+            }
+        }
+        Ok(batch)
     }
 }
+
+/// How long one pull request of a pinned stream lasts (well under the pin's timeout, so the
+/// pin is renewed while the replica lives).
+const PIN_PULL_EXPIRY: Duration = Duration::from_secs(1);
 
 fn io(what: &str, e: impl std::fmt::Display) -> IoError {
     IoError::failed(what, e)
@@ -30,6 +104,9 @@ impl Inbox for JsInbox {
     type Delivery = JsDelivery;
 
     async fn next(&self, wait: Duration) -> Result<Option<JsDelivery>, IoError> {
+        if let Some(slot) = &self.pinned {
+            return Ok(self.pinned_batch(slot, 1, wait).await?.into_iter().next());
+        }
         let wait = wait.max(MIN_WAIT);
         let mut batch = self
             .consumer
@@ -41,12 +118,14 @@ impl Inbox for JsInbox {
             .map_err(|e| io("fetch", e))?;
         let Some(message) = batch.next().await else { return Ok(None) };
         let message = message.map_err(|e| io("fetch", e))?;
-        let info = message.info().map_err(|e| io("message info", e))?;
-        let (sequence, delivered) = (info.stream_sequence, info.delivered.max(1) as u64);
-        let pending = info.pending;
-        let nanos = info.published.unix_timestamp_nanos();
-        let stored_at = u64::try_from(nanos / 1_000_000).ok().filter(|ms| *ms > 0);
-        Ok(Some(JsDelivery { message, sequence, delivered, pending, stored_at }))
+        Self::delivery(message).map(Some)
+    }
+
+    async fn next_batch(&self, max: usize, wait: Duration) -> Result<Vec<JsDelivery>, IoError> {
+        match &self.pinned {
+            Some(slot) => self.pinned_batch(slot, max, wait).await,
+            None => Ok(self.next(wait).await?.into_iter().collect()),
+        }
     }
 }
 

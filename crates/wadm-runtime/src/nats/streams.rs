@@ -39,6 +39,8 @@ pub struct StreamSettings {
     pub ack_wait: Duration,
     /// Commands in flight per lattice across replicas.
     pub max_commands_in_flight: i64,
+    /// The most events of one lattice a replica takes as one step.
+    pub event_batch: usize,
     /// Stream and bucket replicas (1 for a single server).
     pub replicas: usize,
 }
@@ -51,6 +53,7 @@ impl Default for StreamSettings {
             command_ttl: Duration::from_secs(60),
             ack_wait: Duration::from_secs(3),
             max_commands_in_flight: 256,
+            event_batch: 256,
             replicas: 1,
         }
     }
@@ -104,15 +107,23 @@ async fn ensure_consumer(
     for _ in 0..5 {
         if let Ok(mut found) = stream.get_consumer::<consumer::pull::Config>(&name).await {
             let info = found.info().await.map_err(|e| setup(&format!("consumer {name}"), e))?;
-            if info.config.ack_wait == config.ack_wait {
+            let current = &info.config;
+            if current.ack_wait == config.ack_wait
+                && current.max_ack_pending == config.max_ack_pending
+                && current.priority_policy == config.priority_policy
+                && current.priority_timeout == config.priority_timeout
+            {
                 return Ok(found);
             }
-            // Made by an older wadm with another ack wait: bring it in line.
+            // Made by an older wadm with other settings: bring it in line, or keep it as it is
+            // (an event consumer without a pin is pulled one message at a time, still in order).
             match stream.update_consumer(config.clone()).await {
                 Ok(updated) => return Ok(updated),
-                Err(e) => last = Some(e.to_string()),
+                Err(e) => {
+                    tracing::warn!(consumer = %name, error = %e, "cannot update consumer; used as it is");
+                    return Ok(found);
+                }
             }
-            continue;
         }
         match stream.create_consumer(config.clone()).await {
             Ok(created) => return Ok(created),
@@ -130,11 +141,17 @@ pub async fn ensure_event_consumer(
 ) -> Result<consumer::PullConsumer, IoError> {
     let config = consumer::pull::Config {
         durable_name: Some(format!("wadm_events_{}", escape_token(lattice))),
-        description: Some(format!("wadm: events of lattice {lattice}, one at a time")),
+        description: Some(format!("wadm: events of lattice {lattice}, in order, to one replica")),
         filter_subjects: event_filters(lattice),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait: settings.ack_wait,
-        max_ack_pending: 1,
+        // One replica at a time (the pinned pull client) takes batches in order; the pin moves
+        // after the pinned client stops pulling for longer than the ack wait, so the messages a
+        // dead replica held are due for redelivery before its successor pulls anything new.
+        max_ack_pending: settings.event_batch.max(1) as i64,
+        priority_policy: consumer::PriorityPolicy::PinnedClient,
+        priority_groups: vec![crate::nats::inbox::PIN_GROUP.to_string()],
+        priority_timeout: settings.ack_wait + Duration::from_secs(1),
         ..Default::default()
     };
     ensure_consumer(events, config).await

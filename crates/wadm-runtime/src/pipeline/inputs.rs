@@ -1,14 +1,13 @@
-//! What a step reads besides the event: config values (asked of the lattice), the reconciler of
-//! the lattice's desired state (kept between steps, see [`super::reconcilers`]; built from the
-//! manifests when the desired state changed), and which hosts' bookkeeping must be persisted.
+//! What a step reads besides its events: config values (asked of the lattice) and the
+//! reconciler of the lattice's desired state (kept between steps, see [`super::reconcilers`];
+//! built from the manifests when the desired state changed).
 
 use std::sync::Arc;
 
-use wadm_lattice::EventContext;
 use wadm_model::Application;
 use wadm_nats::store::StateStore;
+use wadm_protocol::StringMap;
 use wadm_protocol::ctl::CtlReply;
-use wadm_protocol::{HostEvent, StringMap};
 use wadm_scheduler::{DeployedApp, Reconciler, UndeployedApp};
 use wadm_server::kv::Kv;
 use wadm_server::status::StatusStore;
@@ -29,21 +28,17 @@ where
     C: ControlClient,
 {
     /// Events say a config changed, not what it holds: ask the lattice (`config.get`), so the
-    /// scheduler can compare values. An unanswered ask leaves the values unknown.
-    pub(super) async fn read_config(&self, record: &mut LatticeRecord, name: &str) {
+    /// scheduler can compare values. An unanswered ask leaves the values unknown (`None`).
+    pub(super) async fn read_config(&self, lattice: &str, name: &str) -> Option<StringMap> {
         let subject = wadm_protocol::subject::ctl_host(
-            &record.state.lattice,
+            lattice,
             wadm_protocol::subject::suffix::CONFIG_GET,
             name,
         );
         let timeout = self.config.request_timeout;
-        let Ok(bytes) = self.control.request(&subject, Vec::new(), timeout).await else { return };
-        let reply: Result<CtlReply<StringMap>, _> = serde_json::from_slice(&bytes);
-        if let (Ok(reply), Some(config)) = (reply, record.state.configs.get_mut(name))
-            && reply.success
-        {
-            config.values = reply.response;
-        }
+        let bytes = self.control.request(&subject, Vec::new(), timeout).await.ok()?;
+        let reply: CtlReply<StringMap> = serde_json::from_slice(&bytes).ok()?;
+        if reply.success { reply.response } else { None }
     }
 
     /// The reconciler of `record`'s desired state: the one kept for `lattice` when it was built
@@ -149,24 +144,4 @@ struct LoadedDesired {
     specs: Specs,
     /// Every manifest it refers to was found.
     complete: bool,
-}
-
-/// The host whose snapshot stamp a heartbeat or `host_started` event moves.
-pub(super) fn snapshot_host<'a>(ctx: &'a EventContext, event: &'a HostEvent) -> Option<&'a str> {
-    match event {
-        HostEvent::HostHeartbeat(_) | HostEvent::HostStarted(_) if !ctx.source.is_empty() => {
-            Some(&ctx.source)
-        }
-        HostEvent::HostHeartbeat(inventory) if !inventory.host_id.is_empty() => {
-            Some(&inventory.host_id)
-        }
-        _ => None,
-    }
-}
-
-pub(super) fn snapshot_stamp(
-    record: &LatticeRecord,
-    host: &str,
-) -> Option<wadm_lattice::EventStamp> {
-    record.state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone())
 }

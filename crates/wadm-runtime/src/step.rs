@@ -1,0 +1,479 @@
+//! The pure step: a batch of one lattice's event-stream messages, the time and what the shell
+//! fetched for them go in; the record's next state, the commands to publish, the statuses to
+//! write, the entities to persist and the next deadline come out. No I/O, no clock, no
+//! randomness: `now` and a random sample are arguments, so a step replays exactly.
+//!
+//! A step runs in two pure halves around the one thing the shell must fetch in between (the
+//! reconciler of the desired state the first half produced): [`apply`] folds every message into
+//! the record, [`decide`] plans, admits orders ([`crate::intents`]) and derives statuses.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use wadm_lattice::{Change, Changes, EventContext, Timestamp};
+use wadm_model::Status;
+use wadm_protocol::{HostEvent, StringMap};
+use wadm_scheduler::{Plan, Reconciler};
+
+use crate::config::RuntimeConfig;
+use crate::decide::{self, Affected, HostFailure};
+use crate::desired::Deployment;
+use crate::messages::{CommandDropped, CommandFailure, CommandMessage, DiscoveryReport, Incoming};
+use crate::parts::merge_report;
+use crate::record::LatticeRecord;
+
+/// One decoded event-stream message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A host CloudEvent.
+    Host {
+        ctx: EventContext,
+        event: HostEvent,
+    },
+    /// A deploy or undeploy of an application: its deployment is in [`Fetched::deployments`].
+    Manifest {
+        name: String,
+    },
+    /// A periodic resync: every deployment is in [`Fetched::all_deployments`].
+    Tick,
+    /// A deadline was reached.
+    Timer {
+        at: Timestamp,
+    },
+    CommandFailed(CommandFailure),
+    CommandDropped(CommandDropped),
+    Discovered(DiscoveryReport),
+}
+
+/// One message of a batch, as the step sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub input: Input,
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// How many times it was delivered (1: the first time).
+    pub delivered: u64,
+    /// When the stream stored it (the server's clock), when known.
+    pub stored_at: Option<Timestamp>,
+}
+
+/// Decode one event-stream message: its lattice and input, or why it is skipped.
+pub fn decode(subject: &str, payload: &[u8]) -> Result<(String, Input), String> {
+    let Some((lattice, incoming)) = crate::messages::classify(subject, payload) else {
+        return Err(format!("{subject}: not ours"));
+    };
+    let input = match incoming {
+        Incoming::Host => match HostEvent::decode_bytes(payload) {
+            Ok((envelope, event)) => {
+                Input::Host { ctx: EventContext::from_cloud_event(&envelope), event }
+            }
+            Err(e) => return Err(format!("{subject}: {e}")),
+        },
+        Incoming::ManifestPublished { name } | Incoming::ManifestUnpublished { name } => {
+            Input::Manifest { name }
+        }
+        Incoming::Tick => Input::Tick,
+        Incoming::Timer { at } => Input::Timer { at },
+        Incoming::CommandFailed(f) => Input::CommandFailed(f),
+        Incoming::CommandDropped(d) => Input::CommandDropped(d),
+        Incoming::Discovered(d) => Input::Discovered(d),
+        Incoming::Ignored(reason) => return Err(reason),
+    };
+    Ok((lattice, input))
+}
+
+/// What the shell read for a batch before the step: the deployments its manifest events name,
+/// and every deployment when it holds a tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    pub deployments: BTreeMap<String, Option<Deployment>>,
+    pub all_deployments: Option<BTreeMap<String, Deployment>>,
+}
+
+impl Fetched {
+    /// What to fetch for `events`: application names, and whether every deployment is needed.
+    pub fn wanted(events: &[Event]) -> (BTreeSet<String>, bool) {
+        let mut names = BTreeSet::new();
+        let mut all = false;
+        for e in events {
+            match &e.input {
+                Input::Manifest { name } => {
+                    names.insert(name.clone());
+                }
+                Input::Tick => all = true,
+                _ => {}
+            }
+        }
+        (names, all)
+    }
+}
+
+/// What [`apply`] found: input to [`decide`] and to the shell.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub affected: Affected,
+    /// The entities to write: what changed, plus hosts whose bookkeeping must survive.
+    pub persist: Changes,
+    /// Failures hosts reported, with the application of the order each answered (if known).
+    pub host_failures: Vec<(HostFailure, Option<String>)>,
+    /// Observed state is in doubt: a discovery round would confirm it.
+    pub in_doubt: bool,
+    /// Some message was a redelivery of one the head records as applied.
+    pub replayed: bool,
+    /// A command failure was reported (never put off).
+    pub command_failed: bool,
+    /// Configs whose values the lattice should be asked for (events say a config changed, not
+    /// what it holds).
+    pub configs_to_read: BTreeSet<String>,
+}
+
+/// Fold `events` into `record` at `now` (`fresh`: the record was read back with nothing kept,
+/// a takeover). `sample` seeds the failure backoff's jitter.
+pub fn apply(
+    record: &mut LatticeRecord,
+    events: &[Event],
+    fetched: &Fetched,
+    now: Timestamp,
+    fresh: bool,
+    sample: u64,
+    config: &RuntimeConfig,
+) -> Applied {
+    let mut out = Applied { in_doubt: fresh, ..Applied::default() };
+    let lattice = record.state.lattice.clone();
+    for (i, e) in events.iter().enumerate() {
+        let sample = sample.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if e.delivered > 1 {
+            out.affected = Affected::all();
+        }
+        // A redelivery of an event the head records as applied: reconcile only.
+        let replay = e.delivered > 1 && e.sequence > 0 && e.sequence <= record.last_sequence;
+        out.replayed |= replay;
+        match &e.input {
+            Input::Host { .. }
+            | Input::CommandFailed(_)
+            | Input::CommandDropped(_)
+            | Input::Discovered(_)
+                if replay => {}
+            Input::Host { ctx, event } => apply_host(record, ctx, event, e, now, &mut out),
+            Input::Manifest { name } => {
+                let deployment = fetched.deployments.get(name).cloned().flatten();
+                decide::apply_deployment(record, name, deployment.as_ref());
+                // Shared resources may change hands: reconcile everything.
+                out.affected = Affected::all();
+            }
+            Input::Timer { at } => {
+                // Leases that ran out and backoffs that ended; orders past their deadline are
+                // settled below, as in every step. The deadline counts as reached even when
+                // this replica's clock is a little behind the publisher's.
+                let due = now.max((*at).min(now.saturating_add(1_000)));
+                let expired = wadm_lattice::expire(&mut record.state, due, &config.lease);
+                if expired.changes.iter().any(|c| matches!(c, Change::HostRemoved { .. })) {
+                    out.affected = Affected::all();
+                }
+                out.affected.apps.extend(decide::retries_due(record, now));
+                out.persist.merge(expired);
+            }
+            Input::Tick => {
+                // Leases run from when the stream stored each host's latest event, so they
+                // survive wadm being down: a host that died meanwhile gets no fresh lease.
+                out.persist.merge(wadm_lattice::expire(&mut record.state, now, &config.lease));
+                if let Some(all) = &fetched.all_deployments {
+                    let known: Vec<String> = record.apps.keys().cloned().collect();
+                    for name in known {
+                        decide::apply_deployment(record, &name, all.get(&name));
+                    }
+                    for (name, d) in all {
+                        decide::apply_deployment(record, name, Some(d));
+                    }
+                }
+                out.affected = Affected::all();
+            }
+            Input::CommandDropped(dropped) => {
+                if let Some(order) = record.intents.fail_msg(&dropped.msg_id) {
+                    tracing::debug!(
+                        lattice = %lattice, app = %order.app, command = %dropped.msg_id,
+                        reason = %dropped.reason, "command dropped unsent"
+                    );
+                    out.affected.apps.insert(order.app);
+                }
+            }
+            Input::CommandFailed(failure) => {
+                out.command_failed = true;
+                if let Some(order) = record.intents.fail_msg(&failure.msg_id) {
+                    out.affected.apps.insert(order.app);
+                }
+                let current = record.apps.get(&failure.app).map(|a| a.generation());
+                if current == Some(failure.generation) {
+                    let backoff = &config.failure_backoff;
+                    decide::note_failure(
+                        record,
+                        &failure.app,
+                        &failure.message,
+                        now,
+                        backoff,
+                        sample,
+                    );
+                    out.affected.apps.insert(failure.app.clone());
+                }
+            }
+            Input::Discovered(report)
+                if crate::first_round::round_outdated(&record.observing, report.started_at) =>
+            {
+                tracing::debug!(
+                    lattice = %lattice, started_at = report.started_at, sequence = e.sequence,
+                    "discovery round older than the last one merged: skipped"
+                );
+            }
+            Input::Discovered(report) => {
+                let changes = merge_discovered(record, report, now, &mut out);
+                if report.completes_round() {
+                    record.observing.discovered = true;
+                    record.observing.round_merged_at = now;
+                    out.affected = Affected::all();
+                } else {
+                    // A part of a round: what it changed now, everything after the last.
+                    out.affected.every_app |= changes.every_app;
+                    out.affected.apps.extend(changes.apps.iter().cloned());
+                }
+                out.persist.merge(changes);
+            }
+        }
+        record.last_sequence = record.last_sequence.max(e.sequence);
+    }
+    // Orders whose effect the lattice now shows (or that can no longer take effect) are
+    // settled; their applications are reconciled (an order held behind them may go).
+    let echo_ms = config.update_echo.as_millis() as u64;
+    let settled = record.intents.settle(&record.state, now, echo_ms);
+    for (order, how) in &settled.removed {
+        tracing::debug!(
+            lattice = %lattice, app = %order.app, command = %order.msg_id(),
+            kind = order.command.kind(), settled = ?how, "order settled"
+        );
+    }
+    out.affected.every_app |= settled.touches_configs();
+    out.affected.apps.extend(settled.apps());
+    record.updated_at = now;
+    out
+}
+
+fn apply_host(
+    record: &mut LatticeRecord,
+    ctx: &EventContext,
+    event: &HostEvent,
+    e: &Event,
+    now: Timestamp,
+    out: &mut Applied,
+) {
+    if update_echo(record, ctx, event, now) {
+        tracing::debug!(
+            lattice = %record.state.lattice, id = %ctx.id, sequence = e.sequence,
+            "component_scaled to 0 right after a confirmed update: the host's echo, not applied"
+        );
+        return;
+    }
+    let hosts_before = record.state.hosts.len();
+    let snapshot_of = snapshot_host(ctx, event);
+    let before = snapshot_of.and_then(|h| snapshot_stamp(record, h));
+    // Heard when the stream stored it: a backlog applied late (after wadm was down, say) does
+    // not renew leases it should not.
+    let heard = e.stored_at.map_or(now, |at| at.min(now));
+    let changes = wadm_lattice::apply(&mut record.state, ctx, event, heard);
+    if let HostEvent::ComponentScaled(c) = event {
+        tracing::debug!(
+            lattice = %record.state.lattice, host = %c.host_id, component = %c.component_id,
+            count = c.max_instances, id = %ctx.id, time = ?ctx.time, outcome = ?changes.outcome,
+            changes = ?changes.changes, sequence = e.sequence, "component scaled"
+        );
+    }
+    if let Some(host) = snapshot_of
+        && record.state.hosts.contains_key(host)
+        && snapshot_stamp(record, host) != before
+    {
+        // A newer heartbeat: its stamp and the host's lease are persisted.
+        out.persist.changes.push(Change::HostUpdated { host: host.to_string() });
+    }
+    out.in_doubt |= !changes.needs_inventory.is_empty();
+    // A host learnt from anything but its `host_started` ran before wadm saw it start: others
+    // may still be running unseen.
+    let learnt = record.state.hosts.len() > hosts_before;
+    if learnt && !matches!(event, HostEvent::HostStarted(_)) {
+        record.observing.unannounced_hosts = true;
+    }
+    for change in &changes.changes {
+        if let Change::ConfigSet { name } = change {
+            out.configs_to_read.insert(name.clone());
+        }
+    }
+    out.affected.every_app |= changes.every_app;
+    out.affected.apps.extend(changes.apps.iter().cloned());
+    out.persist.merge(changes);
+    if let Some(failure) = decide::host_failure(&ctx.source, event) {
+        // The order it answers is settled: failed.
+        let app = record.intents.fail_slot(&failure.slot()).map(|i| i.app);
+        out.host_failures.push((failure, app));
+    }
+}
+
+/// Merge a discovery round (or one part of it): observed state, and the renewed leases of the
+/// hosts that answered.
+fn merge_discovered(
+    record: &mut LatticeRecord,
+    report: &DiscoveryReport,
+    now: Timestamp,
+    out: &mut Applied,
+) -> Changes {
+    let mut changes = merge_report(&mut record.state, report, now);
+    tracing::debug!(
+        lattice = %record.state.lattice, started_at = report.started_at,
+        hosts = report.hosts.len(), changes = ?changes.changes, "discovery merged"
+    );
+    // Discovery renewed every answering host's lease: persist it.
+    for (host, inventory) in &report.hosts {
+        let inventory = inventory.as_ref().map(|i| i.host_id.as_str());
+        let id = Some(host.id.as_str()).filter(|id| !id.is_empty());
+        if let Some(host) = id.or(inventory)
+            && record.state.hosts.contains_key(host)
+        {
+            changes.changes.push(Change::HostUpdated { host: host.to_string() });
+        }
+    }
+    for change in &changes.changes {
+        if let Change::ConfigSet { name } = change
+            && record.state.configs.get(name).is_some_and(|c| c.values.is_none())
+        {
+            out.configs_to_read.insert(name.clone());
+        }
+    }
+    changes
+}
+
+/// Record what the lattice answered when asked for a config's values (`None`: no answer).
+pub fn config_values(record: &mut LatticeRecord, name: &str, values: Option<StringMap>) {
+    if let (Some(values), Some(config)) = (values, record.state.configs.get_mut(name)) {
+        config.values = Some(values);
+    }
+}
+
+/// Whether the step must reconcile (the shell then fetches the reconciler): reconciles are put
+/// off while `queued` events wait (within bounds), held until the first discovery round, and
+/// skipped when nothing any application depends on changed (the common heartbeat).
+pub fn wants_plan(
+    record: &mut LatticeRecord,
+    applied: &mut Applied,
+    queued: u64,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) -> Planning {
+    let may_defer = queued > 0 && applied.host_failures.is_empty() && !applied.command_failed;
+    decide::defer_or_collect(record, &mut applied.affected, may_defer, now, config);
+    let wait = config.first_round_wait;
+    let held = record.observing.holds_reconciles(now, wait, record.state.hosts.len());
+    if held {
+        crate::first_round::hold(&mut record.deferred, &mut applied.affected);
+        return Planning::HeldForDiscovery;
+    }
+    let affected = &applied.affected;
+    if !affected.every_app && affected.apps.is_empty() && applied.host_failures.is_empty() {
+        return Planning::Quiet;
+    }
+    Planning::Plan
+}
+
+/// What [`wants_plan`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    Plan,
+    Quiet,
+    HeldForDiscovery,
+}
+
+/// What a step decided.
+#[derive(Debug, Clone, Default)]
+pub struct Decided {
+    pub commands: Vec<CommandMessage>,
+    pub statuses: Vec<(String, Status)>,
+    /// Planned commands held back, per application.
+    pub held: BTreeMap<String, usize>,
+    /// When the lattice next has something due.
+    pub next_deadline: Option<Timestamp>,
+}
+
+/// Plan with `reconciler` (`None`: no reconcile this step) on the observed state with the orders
+/// in flight applied, record failures, admit orders, derive statuses.
+pub fn decide(
+    record: &mut LatticeRecord,
+    applied: &mut Applied,
+    reconciler: Option<&Reconciler>,
+    now: Timestamp,
+    sample: u64,
+    config: &RuntimeConfig,
+) -> Decided {
+    let lattice = record.state.lattice.clone();
+    let plan = match reconciler {
+        Some(r) => r.reconcile(&record.intents.project(&record.state), now),
+        None => Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() },
+    };
+    for (i, (failure, app)) in applied.host_failures.iter().enumerate() {
+        let Some(app) = app.clone().or_else(|| failure.app(&plan)) else { continue };
+        let sample = sample.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let backoff = &config.failure_backoff;
+        if decide::note_failure(record, &app, failure.message(), now, backoff, sample) {
+            applied.affected.apps.insert(app);
+        }
+    }
+    let ttl_ms = config.command_ttl.as_millis() as u64;
+    let lifetime_ms = config.order_lifetime.as_millis() as u64;
+    let (mut commands, held) =
+        decide::select_commands(record, &plan, &applied.affected, now, ttl_ms, lifetime_ms);
+    if applied.replayed {
+        // The step that applied a redelivered event may have committed its orders and stopped
+        // before publishing them: publish every order in flight again (same ids, so what was
+        // published is deduplicated by the stream).
+        let issued: BTreeSet<String> = commands.iter().map(|c| c.msg_id()).collect();
+        let again = record.intents.pending().map(|(_, i)| i);
+        let again = again.filter(|i| !issued.contains(&i.msg_id()) && now < i.expires_at);
+        let again: Vec<_> = again.map(|i| decide::message_of(&lattice, i)).collect();
+        commands.extend(again);
+    }
+    let statuses = decide::statuses(record, &plan, &applied.affected, now);
+    if reconciler.is_some() {
+        decide::prune_undeployed(record, &plan);
+    }
+    let next_deadline = decide::next_deadline(record, &config.lease, now);
+    applied.persist.changes.sort();
+    applied.persist.changes.dedup();
+    Decided { commands, statuses, held, next_deadline }
+}
+
+/// Whether `event` is the `component_scaled(new ref, 0)` a 1.9.2 host sends right after a
+/// confirmed `component.update` (the component keeps running): consumed, not applied.
+fn update_echo(
+    record: &mut LatticeRecord,
+    ctx: &EventContext,
+    event: &HostEvent,
+    now: Timestamp,
+) -> bool {
+    let HostEvent::ComponentScaled(c) = event else { return false };
+    if c.max_instances != 0 {
+        return false;
+    }
+    let host = if ctx.source.is_empty() { c.host_id.as_str() } else { ctx.source.as_str() };
+    record.intents.take_update_echo(host, &c.component_id, &c.image_ref, now)
+}
+
+/// The host whose snapshot stamp a heartbeat or `host_started` event moves.
+fn snapshot_host<'a>(ctx: &'a EventContext, event: &'a HostEvent) -> Option<&'a str> {
+    match event {
+        HostEvent::HostHeartbeat(_) | HostEvent::HostStarted(_) if !ctx.source.is_empty() => {
+            Some(&ctx.source)
+        }
+        HostEvent::HostHeartbeat(inventory) if !inventory.host_id.is_empty() => {
+            Some(&inventory.host_id)
+        }
+        _ => None,
+    }
+}
+
+/// The stamp of the newest snapshot applied for `host`.
+fn snapshot_stamp(record: &LatticeRecord, host: &str) -> Option<wadm_lattice::EventStamp> {
+    record.state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone())
+}
