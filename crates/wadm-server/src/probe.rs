@@ -1,9 +1,10 @@
 //! Asking a lattice whether it has any hosts, behind the [`LatticeProbe`] trait so the API logic
 //! does not depend on NATS. [`NatsProbe`] sends a `host.ping` to every host of the lattice and
-//! waits a short window for the first answer.
+//! waits a short window for the first answer; a lattice that answered is not asked again for
+//! [`PROBE_MEMORY`].
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -23,21 +24,45 @@ pub trait LatticeProbe: Send + Sync + 'static {
     fn has_hosts(&self, lattice: &str) -> impl Future<Output = Result<bool, ProbeError>> + Send;
 }
 
-/// Ping on `wasmbus.ctl.v1.{lattice}.host.ping`; any answer within the window means yes.
+/// How long a lattice that answered a probe is taken to still have hosts without asking again:
+/// every host answers a ping, so a burst of deploys must not ping the whole lattice each.
+pub const PROBE_MEMORY: Duration = Duration::from_secs(30);
+
+/// Ping on `wasmbus.ctl.v1.{lattice}.host.ping`; any answer within the window means yes. A yes
+/// is remembered for [`PROBE_MEMORY`].
 #[derive(Clone)]
 pub struct NatsProbe {
     client: async_nats::Client,
     window: Duration,
+    answered: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Instant>>>,
 }
 
 impl NatsProbe {
     pub fn new(client: async_nats::Client, window: Duration) -> Self {
-        Self { client, window }
+        Self { client, window, answered: Default::default() }
+    }
+
+    fn answered(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Instant>> {
+        self.answered.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl LatticeProbe for NatsProbe {
     async fn has_hosts(&self, lattice: &str) -> Result<bool, ProbeError> {
+        let recent = self.answered().get(lattice).is_some_and(|at| at.elapsed() < PROBE_MEMORY);
+        if recent {
+            return Ok(true);
+        }
+        let found = self.ping(lattice).await?;
+        if found {
+            self.answered().insert(lattice.to_string(), Instant::now());
+        }
+        Ok(found)
+    }
+}
+
+impl NatsProbe {
+    async fn ping(&self, lattice: &str) -> Result<bool, ProbeError> {
         let fail = |e: &dyn std::error::Error| ProbeError {
             lattice: lattice.to_string(),
             reason: crate::connect::one_line(e),
