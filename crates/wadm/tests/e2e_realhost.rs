@@ -20,9 +20,8 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::child::Wadm;
 use common::realhost::{
-    Inventory, RealHost, Recorder, canonical_json, ctl_request, file_ref, free_port, host_binary,
+    Inventory, Process, Recorder, canonical_json, ctl_request, file_ref, free_port, host_binary,
     host_get, normalise_ref, short_id, write_greeters,
 };
 use futures::StreamExt;
@@ -84,11 +83,11 @@ spec:
               - name: east
                 requirements:
                   zone: east
-                weight: 67
+                weight: 2
               - name: west
                 requirements:
                   zone: west
-                weight: 33
+                weight: 1
     - name: httpserver
       type: capability
       properties:
@@ -113,11 +112,13 @@ spec:
     )
 }
 
-/// One status poll: when it was sent (since the recorder started) and what it said.
+/// One status poll: when it was sent (since the recorder started), how long the answer took
+/// and what it said (`None`: the request failed, `message` says why).
 #[derive(Debug, Clone)]
 struct Polled {
     at: Duration,
-    status: StatusType,
+    took: Duration,
+    status: Option<StatusType>,
     message: String,
 }
 
@@ -136,12 +137,15 @@ struct Run {
     recorder: Recorder,
     nats: async_nats::Client,
     client: wadm_client::Client,
-    hosts: Vec<RealHost>,
+    hosts: Vec<Process>,
     host_ids: Vec<String>,
-    replicas: Vec<Wadm>,
+    replicas: Vec<Process>,
     polled: Arc<Mutex<Vec<Polled>>>,
     epochs: Vec<Epoch>,
     inventory_peak: u64,
+    provider_inventory_peak: u64,
+    /// Findings made during the run (reported with the others at the end).
+    findings: Vec<String>,
     notes: Vec<String>,
 }
 
@@ -161,16 +165,13 @@ impl Run {
         eprintln!("=== events ===\n{}", self.recorder.dump_events());
         eprintln!("=== statuses polled ===");
         for p in self.polled.lock().unwrap().iter() {
-            eprintln!("  {:>8.3}s {:?} {}", p.at.as_secs_f64(), p.status, p.message);
+            let status = p.status.map(|s| format!("{s:?}")).unwrap_or_else(|| "ERROR".into());
+            let took = p.took.as_secs_f64();
+            eprintln!("  {:>8.3}s (+{took:.3}s) {status} {}", p.at.as_secs_f64(), p.message);
         }
         eprintln!("=== epochs ===\n{:#?}", self.epochs);
-        for (i, replica) in self.replicas.iter().enumerate() {
-            let out = replica.output();
-            let tail: Vec<&str> = out.lines().rev().take(40).collect();
-            eprintln!("=== wadm replica {i} (last lines) ===");
-            for line in tail.into_iter().rev() {
-                eprintln!("  {line}");
-            }
+        for replica in &self.replicas {
+            eprintln!("=== wadm {} (last lines) ===\n{}", replica.name, replica.log_tail(60));
         }
         for host in &self.hosts {
             eprintln!("=== host {} (last lines) ===\n{}", host.name, host.log_tail(30));
@@ -195,12 +196,7 @@ impl Run {
         let mut last;
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let answers = self.inventories().await;
-            let complete: Vec<Inventory> = answers.iter().flatten().cloned().collect();
-            let running: u64 =
-                complete.iter().filter_map(|i| i.components.get(COMPONENT)).map(|(_, n)| *n).sum();
-            self.inventory_peak = self.inventory_peak.max(running);
-            if complete.len() == answers.len() {
+            if let Some(complete) = self.poll_peaks().await {
                 match check(&complete) {
                     Ok(()) => return,
                     Err(why) => last = format!("{why}\n{complete:#?}"),
@@ -227,6 +223,17 @@ impl Run {
         }
     }
 
+    /// The east/west split asked for (a finding when the hosts run another).
+    async fn check_spread(&mut self, what: &str) {
+        let invs: Vec<Inventory> = self.inventories().await.into_iter().flatten().collect();
+        let (got, want) = (per_zone(&invs), wanted_spread());
+        if got != want {
+            self.findings.push(format!(
+                "{what}: spread per zone {got:?}, the manifest asks for {want:?} (weights 2:1)"
+            ));
+        }
+    }
+
     fn begin(&mut self, name: &'static str, target: StatusType) {
         let at = self.now();
         self.epochs.push(Epoch { name, at, target, settled: None });
@@ -240,28 +247,74 @@ impl Run {
     }
 
     /// Watch the lattice for [`QUIET`]: the status must stay at the epoch's target.
-    async fn observe_quiet(&self) {
+    /// The whole window is observed (the background poller records the statuses; the
+    /// inventories polled here count towards the peaks); flaps are judged in [`analyse`].
+    async fn observe_quiet(&mut self) {
         let target = self.epochs.last().map(|e| e.target).unwrap_or_default();
-        let flapped = wait_for(QUIET, || async {
-            let status = self.client.status(APP).await.ok()?;
-            (status.status.status_type != target).then_some(status)
-        })
-        .await;
-        if let Some(status) = flapped {
+        let since = self.now();
+        let end = Instant::now() + QUIET;
+        while Instant::now() < end {
+            self.poll_peaks().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let left: Vec<Polled> = self
+            .polled
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.at >= since && p.status.is_some_and(|s| s != target))
+            .cloned()
+            .collect();
+        for p in left {
             eprintln!(
-                "e2e_realhost: status left {target:?} while nothing changed: {:?} {}",
-                status.status.status_type, status.status.message
+                "e2e_realhost: at {:.3}s the status left {target:?} while nothing changed: {:?} {}",
+                p.at.as_secs_f64(),
+                p.status,
+                p.message
             );
         }
     }
+
+    /// Poll every inventory once; update the observed peaks. The answers, when all came.
+    async fn poll_peaks(&mut self) -> Option<Vec<Inventory>> {
+        let answers = self.inventories().await;
+        let complete: Vec<Inventory> = answers.iter().flatten().cloned().collect();
+        let (components, providers) = running(&complete);
+        self.inventory_peak = self.inventory_peak.max(components);
+        self.provider_inventory_peak = self.provider_inventory_peak.max(providers);
+        (complete.len() == answers.len()).then_some(complete)
+    }
 }
 
-/// The app runs `image` exactly: TARGET instances (2 east, 1 west), the builtin http-server on
-/// one host, nothing else anywhere.
+/// Greeter instances and http-server providers running in `invs`.
+fn running(invs: &[Inventory]) -> (u64, u64) {
+    let components = invs.iter().filter_map(|i| i.components.get(COMPONENT)).map(|(_, n)| n).sum();
+    let providers = invs.iter().filter(|i| i.providers.contains_key(PROVIDER)).count() as u64;
+    (components, providers)
+}
+
+/// Instances of the greeter per zone label.
+fn per_zone(invs: &[Inventory]) -> BTreeMap<String, u64> {
+    let mut per_zone = BTreeMap::new();
+    for inv in invs {
+        if let Some((_, n)) = inv.components.get(COMPONENT) {
+            let zone = inv.labels.get("zone").cloned().unwrap_or_default();
+            *per_zone.entry(zone).or_insert(0) += n;
+        }
+    }
+    per_zone
+}
+
+/// The spread the manifest asks for (weights 2:1 of 3 instances).
+fn wanted_spread() -> BTreeMap<String, u64> {
+    [("east".to_string(), 2), ("west".to_string(), 1)].into()
+}
+
+/// The app runs `image` exactly: TARGET instances, the builtin http-server on one host, nothing
+/// else anywhere. (The east/west split is checked separately, as a finding.)
 fn runs_exactly(image: &str) -> impl Fn(&[Inventory]) -> Result<(), String> + '_ {
     move |invs: &[Inventory]| {
         let mut total = 0;
-        let mut per_zone: BTreeMap<String, u64> = BTreeMap::new();
         let mut provider_hosts = 0;
         for inv in invs {
             for (id, (image_ref, n)) in &inv.components {
@@ -272,8 +325,6 @@ fn runs_exactly(image: &str) -> impl Fn(&[Inventory]) -> Result<(), String> + '_
                     return Err(format!("{id} runs {image_ref} on {}", short_id(&inv.host_id)));
                 }
                 total += n;
-                let zone = inv.labels.get("zone").cloned().unwrap_or_default();
-                *per_zone.entry(zone).or_insert(0) += n;
             }
             for (id, image_ref) in &inv.providers {
                 if id != PROVIDER || normalise_ref(image_ref) != normalise_ref(BUILTIN_HTTP) {
@@ -284,10 +335,6 @@ fn runs_exactly(image: &str) -> impl Fn(&[Inventory]) -> Result<(), String> + '_
         }
         if total != TARGET {
             return Err(format!("{total} instances, want {TARGET}"));
-        }
-        let want: BTreeMap<String, u64> = [("east".to_string(), 2), ("west".to_string(), 1)].into();
-        if per_zone != want {
-            return Err(format!("per zone {per_zone:?}, want {want:?}"));
         }
         if provider_hosts != 1 {
             return Err(format!("the http-server runs on {provider_hosts} hosts, want 1"));
@@ -343,19 +390,22 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
 
     // Two wadm replicas.
     let heartbeat = format!("{}s", HEARTBEAT.as_secs());
-    let replicas: Vec<Wadm> = (0..2)
-        .map(|_| {
-            Wadm::start(&[
-                "serve",
-                "--nats-url",
-                &url,
-                "--lattice",
-                LATTICE,
-                "--host-heartbeat",
-                &heartbeat,
-                "--resync-every",
-                "1s",
-            ])
+    let replicas: Vec<Process> = (0..2)
+        .map(|i| {
+            Process::wadm(
+                &format!("replica{i}"),
+                &[
+                    "serve",
+                    "--nats-url",
+                    &url,
+                    "--lattice",
+                    LATTICE,
+                    "--host-heartbeat",
+                    &heartbeat,
+                    "--resync-every",
+                    "1s",
+                ],
+            )
         })
         .collect();
     // Hosts start once wadm's event stream exists, so their host_started is captured.
@@ -369,12 +419,12 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
     let mut started = nats.subscribe(format!("wasmbus.evt.{LATTICE}.host_started")).await.unwrap();
     nats.flush().await.unwrap();
     let zones = ["east", "east", "west"];
-    let hosts: Vec<RealHost> = zones
+    let hosts: Vec<Process> = zones
         .iter()
         .enumerate()
         .map(|(i, zone)| {
             let name = format!("host{i}-{zone}");
-            RealHost::start(&bin, &name, &url, LATTICE, HEARTBEAT, &[("zone", *zone)])
+            Process::host(&bin, &name, &url, LATTICE, HEARTBEAT, &[("zone", *zone)])
         })
         .collect();
     let mut host_ids = Vec::new();
@@ -407,13 +457,13 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
         tokio::spawn(async move {
             loop {
                 let at = started.elapsed();
-                if let Ok(status) = client.status(APP).await {
-                    polled.lock().unwrap().push(Polled {
-                        at,
-                        status: status.status.status_type,
-                        message: status.status.message,
-                    });
-                }
+                let answer = client.status(APP).await;
+                let took = started.elapsed() - at;
+                let (status, message) = match answer {
+                    Ok(status) => (Some(status.status.status_type), status.status.message),
+                    Err(e) => (None, e.to_string()),
+                };
+                polled.lock().unwrap().push(Polled { at, took, status, message });
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })
@@ -429,6 +479,8 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
         polled,
         epochs: Vec::new(),
         inventory_peak: 0,
+        provider_inventory_peak: 0,
+        findings: Vec::new(),
         notes: Vec::new(),
     };
 
@@ -438,6 +490,7 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
     run.wait_status("deploy v1", StatusType::Deployed).await;
     run.wait_inventories("v1 runs exactly the target", runs_exactly(&v1)).await;
     run.settle();
+    run.check_spread("v1").await;
     check_link_and_config(&mut run, http_port).await;
     run.observe_quiet().await;
 
@@ -447,6 +500,7 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
     run.wait_inventories("v2 runs exactly the target", runs_exactly(&v2)).await;
     run.wait_status("upgrade to v2", StatusType::Deployed).await;
     run.settle();
+    run.check_spread("v2").await;
     run.observe_quiet().await;
 
     // 3. Undeploy.
@@ -648,6 +702,68 @@ fn analyse(run: &Run) -> Vec<String> {
         }
     }
 
+    // Peak providers (target 1): commanded (start/stop), reported (events), polled.
+    let mut commanded: BTreeSet<String> = BTreeSet::new();
+    let mut provider_commanded_peak = 0;
+    for r in &requests {
+        let kind = run.recorder.kind(&r.subject);
+        let Ok(body) = serde_json::from_str::<Value>(&r.body) else { continue };
+        if body["provider_id"] != PROVIDER {
+            continue;
+        }
+        let host = r.subject.rsplit('.').next().unwrap_or("").to_string();
+        match kind.as_str() {
+            "provider.start" => commanded.insert(host),
+            "provider.stop" => commanded.remove(&host),
+            _ => continue,
+        };
+        provider_commanded_peak = provider_commanded_peak.max(commanded.len() as u64);
+    }
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut provider_reported_peak = 0;
+    for e in run.recorder.events() {
+        let Ok(event) = serde_json::from_str::<Value>(&e.body) else { continue };
+        let host = event["source"].as_str().unwrap_or("").to_string();
+        let short = e.subject.rsplit('.').next().unwrap_or("");
+        match short {
+            "provider_started" if event["data"]["provider_id"] == PROVIDER => {
+                reported.insert(host);
+            }
+            "provider_stopped" if event["data"]["provider_id"] == PROVIDER => {
+                reported.remove(&host);
+            }
+            "host_heartbeat" => {
+                let runs = Inventory::from_json(&event["data"])
+                    .is_some_and(|i| i.providers.contains_key(PROVIDER));
+                if runs {
+                    reported.insert(host);
+                } else {
+                    reported.remove(&host);
+                }
+            }
+            "host_stopped" => {
+                reported.remove(&host);
+            }
+            _ => continue,
+        }
+        provider_reported_peak = provider_reported_peak.max(reported.len() as u64);
+    }
+    eprintln!(
+        "e2e_realhost: peak hosts running {PROVIDER} (target 1): commanded \
+         {provider_commanded_peak}, reported by events {provider_reported_peak}, polled \
+         inventories {}",
+        run.provider_inventory_peak
+    );
+    for (what, peak) in [
+        ("commanded", provider_commanded_peak),
+        ("reported by events", provider_reported_peak),
+        ("polled inventories", run.provider_inventory_peak),
+    ] {
+        if peak > 1 {
+            findings.push(format!("peak providers {what}: {peak} > target 1"));
+        }
+    }
+
     // Status never leaves its epoch's target once reached, until the next change.
     let polled = run.polled.lock().unwrap().clone();
     let mut transitions = 0;
@@ -658,19 +774,20 @@ fn analyse(run: &Run) -> Vec<String> {
         let mut reached = false;
         let mut left_target = false;
         for p in in_epoch {
-            if p.status == epoch.target {
+            let Some(status) = p.status else { continue };
+            if status == epoch.target {
                 // Reached once it was seen after leaving, or after the epoch settled.
                 if left_target || epoch.settled.is_some_and(|s| p.at >= s) {
                     reached = true;
                 }
             } else {
                 left_target = true;
-                if reached && matches!(p.status, StatusType::Reconciling | StatusType::Failed) {
+                if reached && matches!(status, StatusType::Reconciling | StatusType::Failed) {
                     transitions += 1;
                     findings.push(format!(
                         "status {:?} -> {:?} at {:.3}s during '{}' with no lattice change: {}",
                         epoch.target,
-                        p.status,
+                        status,
                         p.at.as_secs_f64(),
                         epoch.name,
                         p.message
@@ -679,10 +796,15 @@ fn analyse(run: &Run) -> Vec<String> {
             }
         }
     }
+    let failed_polls = polled.iter().filter(|p| p.status.is_none()).count();
+    let slowest = polled.iter().map(|p| p.took).max().unwrap_or_default();
     eprintln!(
-        "e2e_realhost: {} statuses polled, {transitions} deployed->reconciling/failed flap(s)",
-        polled.len()
+        "e2e_realhost: {} statuses polled ({failed_polls} failed, slowest answer {:.3}s), \
+         {transitions} deployed->reconciling/failed flap(s)",
+        polled.len(),
+        slowest.as_secs_f64()
     );
+    findings.extend(run.findings.iter().cloned());
     for note in &run.notes {
         eprintln!("e2e_realhost: note: {note}");
     }

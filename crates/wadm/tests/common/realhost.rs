@@ -95,31 +95,40 @@ pub fn free_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Host processes
+// Processes (hosts and wadm replicas)
 
-/// One real host process with its own TMPDIR; output goes to a log file. Killed on drop.
-pub struct RealHost {
+/// A child process whose output goes to a log file in its own temporary directory (so a
+/// chatty process never blocks on a full pipe). Killed on drop.
+pub struct Process {
     pub child: Child,
     pub name: String,
     dir: tempfile::TempDir,
 }
 
-impl RealHost {
-    /// Start a host on `nats_url`/`lattice` with `labels`, file loads allowed and the builtin
-    /// http-server, http-client and messaging-nats providers enabled.
-    pub fn start(
+impl Process {
+    fn spawn(name: &str, mut command: Command, dir: tempfile::TempDir) -> Process {
+        let log = File::create(dir.path().join("output.log")).unwrap();
+        command.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        let child = command.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Process { child, name: name.to_string(), dir }
+    }
+
+    /// A real host on `nats_url`/`lattice` with `labels`, file loads allowed and the builtin
+    /// http-server, http-client and messaging-nats providers enabled; its own TMPDIR. Log
+    /// filter: `WADM_REALHOST_LOG` (default `info`).
+    pub fn host(
         bin: &Path,
         name: &str,
         nats_url: &str,
         lattice: &str,
         heartbeat: Duration,
         labels: &[(&str, &str)],
-    ) -> RealHost {
+    ) -> Process {
         let dir = tempfile::Builder::new().prefix("wadm-realhost-").tempdir().unwrap();
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        let log = File::create(dir.path().join("host.log")).unwrap();
         let mut command = Command::new(bin);
+        // Only the settings below: nothing inherited from the test's environment.
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("WASMCLOUD_")) {
             command.env_remove(key);
         }
@@ -133,25 +142,45 @@ impl RealHost {
                 "builtin-http-server,builtin-http-client,builtin-messaging-nats",
             )
             .env("TMPDIR", &tmp)
-            .env("RUST_LOG", std::env::var("WADM_REALHOST_LOG").unwrap_or_else(|_| "info".into()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", std::env::var("WADM_REALHOST_LOG").unwrap_or_else(|_| "info".into()));
         for (key, value) in labels {
             command.env(format!("WASMCLOUD_LABEL_{key}"), value);
         }
-        let child = command.spawn().unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        RealHost { child, name: name.to_string(), dir }
+        Self::spawn(name, command, dir)
     }
 
-    /// The last `lines` lines of its log.
+    /// `wadm args…` (the binary under test). Log filter: `WADM_REALHOST_WADM_LOG` (default
+    /// `info`); no NATS or HTTP address from the environment.
+    pub fn wadm(name: &str, args: &[&str]) -> Process {
+        let dir = tempfile::Builder::new().prefix("wadm-replica-").tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wadm"));
+        command
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("WADM_REALHOST_WADM_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
+            .env_remove("WADM_NATS_URL")
+            .env_remove("WADM_HTTP_ADDR");
+        Self::spawn(name, command, dir)
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("output.log")).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of its output.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("host.log")).unwrap_or_default();
+        let log = self.output();
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// SIGTERM (graceful: the host publishes `host_stopped`), then wait at most `deadline`.
+    /// SIGTERM (a host stops gracefully and publishes `host_stopped`), then wait at most
+    /// `deadline`.
     pub fn terminate(&mut self, deadline: Duration) -> Option<ExitStatus> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().ok()?;
@@ -164,7 +193,7 @@ impl RealHost {
     }
 }
 
-impl Drop for RealHost {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
