@@ -63,10 +63,15 @@ $CRATE = "=$VERSION"
 TOML
   echo 'fn main() {}' >"$scratch/src/main.rs"
   log "fetching $CRATE $VERSION"
-  manifest_dir="$(cd "$scratch" && nice -n 19 cargo metadata --format-version 1 \
-    | jq -r --arg n "$CRATE" --arg v "$VERSION" \
-      '.packages[] | select(.name == $n and .version == $v) | .manifest_path' \
-    | xargs dirname)"
+  if command -v jq >/dev/null 2>&1; then
+    manifest_dir="$(cd "$scratch" && nice -n 19 cargo metadata --format-version 1 \
+      | jq -r --arg n "$CRATE" --arg v "$VERSION" \
+        '.packages[] | select(.name == $n and .version == $v) | .manifest_path' \
+      | xargs dirname)"
+  else
+    (cd "$scratch" && nice -n 19 cargo fetch)
+    manifest_dir="$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$CRATE-$VERSION" | head -n1)"
+  fi
   [ -f "$manifest_dir/src/lib.rs" ] || { log "no registry source for $CRATE $VERSION"; exit 1; }
 
   # 2. Copy it and insert the recursion limit at the top of src/lib.rs.
