@@ -1,6 +1,7 @@
 //! `wadm bench --quick --output json` runs the whole harness (its own nats-server, wadm and
 //! simulated hosts) and reports every figure: heartbeat throughput, mass deploy with every
-//! application deployed, host-loss latencies, and CPU and memory of wadm and the simulator.
+//! application deployed, host-loss latencies, backlog drain rates for 1 and 3 replicas on 1 and
+//! 3 lattices, and CPU and memory of wadm and the simulator.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -80,6 +81,35 @@ fn quick_bench_reports_every_figure_and_deploys_every_app() {
     assert!(number(&report, "/events/handled_per_s") > 0.0);
     assert!(number(&report, "/events/handled_ratio") > 0.0);
     number(&report, "/events/backlog_end");
+
+    // Drain: each configuration worked off every heartbeat stored for it, on every lattice.
+    let runs = report.pointer("/drain/runs").and_then(Value::as_array).expect("drain runs");
+    let configs: Vec<(f64, f64)> =
+        runs.iter().map(|r| (number(r, "/replicas"), number(r, "/lattices"))).collect();
+    assert_eq!(configs, [(1.0, 1.0), (3.0, 1.0), (1.0, 3.0), (3.0, 3.0)]);
+    let per_lattice =
+        number(&report, "/plan/drain_hosts") * number(&report, "/plan/drain_events_per_host");
+    for run in runs {
+        let lattices = number(run, "/lattices");
+        assert_eq!(number(run, "/published"), per_lattice * lattices, "{run:#}");
+        assert!(number(run, "/backlog_events") >= per_lattice * lattices, "{run:#}");
+        assert!(number(run, "/events_per_s") > 0.0, "{run:#}");
+        let drained = run.pointer("/lattice_drain_ms").and_then(Value::as_array).unwrap();
+        assert_eq!(drained.len() as f64, lattices);
+        let slowest = drained.iter().filter_map(Value::as_f64).fold(0.0, f64::max);
+        assert_eq!(number(run, "/drain_ms"), slowest);
+        assert!(number(run, "/first_ack_ms") <= slowest);
+        number(run, "/commands_during_drain");
+        number(run, "/stalls");
+    }
+    for ratio in [
+        "three_replicas_one_lattice",
+        "one_replica_three_lattices",
+        "three_replicas_three_lattices",
+        "three_vs_one_replica_on_three_lattices",
+    ] {
+        assert!(number(&report, &format!("/drain/ratios/{ratio}")) > 0.0, "{ratio}");
+    }
 
     // Resources: wadm and the simulator both used CPU; memory is reported.
     for phase in ["events", "deploy", "host_loss"] {

@@ -55,14 +55,28 @@ pub async fn deploy_all(
     components: usize,
     timeout: Duration,
 ) -> anyhow::Result<Deployed> {
+    let manifest = |a: usize| manifests::manifest(prefix, a, components);
+    deploy_on(rig, &rig.lattice, prefix, apps, &manifest, timeout).await
+}
+
+/// [`deploy_all`] on the lattice `lattice`, application `a` being `manifest(a)` (named
+/// [`manifests::app_name`]`(prefix, a)`).
+pub async fn deploy_on(
+    rig: &Rig,
+    lattice: &str,
+    prefix: &str,
+    apps: usize,
+    manifest: &(dyn Fn(usize) -> serde_json::Value + Sync),
+    timeout: Duration,
+) -> anyhow::Result<Deployed> {
     let client =
-        Client::new(rig.client.clone(), &rig.lattice, None).with_timeout(Duration::from_secs(20));
+        Client::new(rig.client.clone(), lattice, None).with_timeout(Duration::from_secs(20));
     let names: Vec<String> = (0..apps).map(|a| manifests::app_name(prefix, a)).collect();
     futures::stream::iter(0..apps)
         .map(|a| {
             let client = &client;
             async move {
-                let body = serde_json::to_vec(&manifests::manifest(prefix, a, components))?;
+                let body = serde_json::to_vec(&manifest(a))?;
                 client
                     .put_manifest(body, None)
                     .await
@@ -75,7 +89,7 @@ pub async fn deploy_all(
         .await?;
 
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let watchers = watch(rig, seen.clone()).await?;
+    let watchers = watch(rig, lattice, seen.clone()).await?;
     let started = Instant::now();
     futures::stream::iter(names.iter())
         .map(|name| {
@@ -148,9 +162,9 @@ async fn settle(client: &Client, names: &[String], timeout: Duration) -> anyhow:
 /// Record the first `deployed` status of every application and every command, as they come.
 async fn watch(
     rig: &Rig,
+    lattice: &str,
     seen: Arc<Mutex<Seen>>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let lattice = &rig.lattice;
     let mut statuses = rig.client.subscribe(format!("wadm.status.{lattice}.*")).await?;
     let mut commands = rig.client.subscribe(format!("wadm.cmd.{lattice}.>")).await?;
     rig.client.flush().await.context("subscribing to statuses and commands")?;

@@ -1,7 +1,7 @@
 //! `wadm bench`: a load harness that starts everything itself and prints what wadm costs.
 //!
-//! Three phases, each on a fresh nats-server (temporary store) with `--replicas` in-process wadm
-//! instances and a simulated lattice:
+//! Four phases (all by default, or those named with `--phase`), each on a fresh nats-server
+//! (temporary store) with in-process wadm instances (`--replicas`) and simulated lattices:
 //! 1. **events** — `--event-hosts` hosts heartbeating every `--event-heartbeat` for
 //!    `--event-duration`: events offered to and handled by the runtime per second (read from its
 //!    JetStream consumer), after measuring the simulator alone for a few seconds;
@@ -10,13 +10,18 @@
 //!    application `deployed`;
 //! 3. **host loss** — `--loss-hosts` hosts, `--crashes` of them crashed one at a time: time until
 //!    their instances run elsewhere, with the lease used (default heartbeat: as short as the
-//!    throughput measured in phase 1 allows).
+//!    throughput measured in phase 1 allows);
+//! 4. **drain** — a backlog of `--drain-events` heartbeats per host on lattices of
+//!    `--drain-hosts` hosts running `--drain-apps` applications, stored while no wadm runs:
+//!    events/s from starting the replicas until every event consumer is drained, for 1 and 3
+//!    replicas on 1 and 3 lattices, with the ratios to 1 replica on 1 lattice ([`drain`]).
 //!
 //! wadm and the simulator run on separate tokio runtimes with named threads, so their CPU is
 //! read apart from `/proc/self/task/*/stat` ([`usage`]); memory is one process, so the
 //! simulator's RSS is measured alone before wadm starts (phase 1).
 
 mod deploy;
+mod drain;
 mod loss;
 mod manifests;
 mod phases;
@@ -40,12 +45,27 @@ pub enum Output {
     Json,
 }
 
+/// A phase of the bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Events,
+    Deploy,
+    HostLoss,
+    Drain,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A small configuration (finishes in well under a minute): 10 apps × 3 components on 10
-    /// hosts, 100 hosts for events and host loss. Explicit flags still win.
+    /// hosts, 100 hosts for events and host loss, 100 hosts × 2 heartbeats and 10 apps per
+    /// lattice for drain. Explicit flags still win.
     #[arg(long, alias = "small")]
     quick: bool,
+    /// Run only these phases (repeat or comma-separate; default: all, in the order events,
+    /// deploy, host-loss, drain).
+    #[arg(long = "phase", alias = "only", value_enum, value_delimiter = ',')]
+    phases: Vec<Phase>,
     /// Applications deployed at once (default 100; quick 10).
     #[arg(long)]
     apps: Option<usize>,
@@ -78,7 +98,18 @@ pub struct Args {
     /// for the throughput measured in the events phase.
     #[arg(long, value_parser = parse_duration)]
     loss_heartbeat: Option<Duration>,
-    /// wadm instances (API server + runtime each, own NATS connection) in this process.
+    /// Simulated hosts per lattice of the drain phase (default 1000; quick 100).
+    #[arg(long)]
+    drain_hosts: Option<usize>,
+    /// Applications (4 spread instances each) per lattice of the drain phase (default 100;
+    /// quick 10).
+    #[arg(long)]
+    drain_apps: Option<usize>,
+    /// Heartbeats per host stored as the drain phase's backlog (default 10; quick 2).
+    #[arg(long)]
+    drain_events: Option<usize>,
+    /// wadm instances (API server + runtime each, own NATS connection) in this process (the
+    /// drain phase runs 1 and 3 whatever this says).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
     /// How long the deploys may take before the bench fails.
@@ -96,6 +127,7 @@ pub struct Args {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Plan {
     pub quick: bool,
+    pub phases: Vec<Phase>,
     pub replicas: usize,
     pub apps: usize,
     pub components: usize,
@@ -106,6 +138,15 @@ pub struct Plan {
     pub loss_hosts: usize,
     pub loss_apps: usize,
     pub crashes: usize,
+    pub drain_hosts: usize,
+    pub drain_apps: usize,
+    pub drain_events_per_host: usize,
+}
+
+impl Plan {
+    fn runs(&self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
+    }
 }
 
 impl Args {
@@ -114,8 +155,16 @@ impl Args {
             flag.unwrap_or(if self.quick { quick } else { full })
         };
         let window = if self.quick { Duration::from_secs(5) } else { Duration::from_secs(20) };
+        let mut phases = if self.phases.is_empty() {
+            vec![Phase::Events, Phase::Deploy, Phase::HostLoss, Phase::Drain]
+        } else {
+            self.phases.clone()
+        };
+        phases.sort();
+        phases.dedup();
         Plan {
             quick: self.quick,
+            phases,
             replicas: self.replicas.max(1),
             apps: pick(self.apps, 100, 10),
             components: pick(self.components, 5, 3),
@@ -126,6 +175,9 @@ impl Args {
             loss_hosts: pick(self.loss_hosts, 1000, 100),
             loss_apps: pick(self.loss_apps, 20, 5),
             crashes: pick(self.crashes, 10, 3),
+            drain_hosts: pick(self.drain_hosts, 1000, 100),
+            drain_apps: pick(self.drain_apps, 100, 10),
+            drain_events_per_host: pick(self.drain_events, 10, 2),
         }
     }
 }
@@ -162,7 +214,7 @@ pub fn run(args: Args) -> ExitCode {
                 },
                 Output::Table => report::print_table(&report),
             }
-            if report.deploy.all_deployed {
+            if report.deploy.as_ref().is_none_or(|d| d.all_deployed) {
                 ExitCode::SUCCESS
             } else {
                 eprintln!("wadm bench: not every application reached deployed");
@@ -185,41 +237,74 @@ async fn bench(args: &Args, runtimes: &rig::Runtimes) -> anyhow::Result<Report> 
     };
     let progress = |what: &str| eprintln!("wadm bench: {what}");
 
-    progress(&format!("events: {} hosts heartbeating", plan.event_hosts));
-    let event_duration = Duration::from_millis(plan.event_duration_ms as u64);
-    let events =
-        phases::events(runtimes, &common, plan.event_hosts, args.event_heartbeat, event_duration)
-            .await
-            .context("events phase")?;
-
-    progress(&format!(
-        "deploy: {} apps × {} components on {} hosts",
-        plan.apps, plan.components, plan.hosts
-    ));
-    let deploy = phases::deploy(runtimes, &common, plan.apps, plan.components, plan.hosts)
+    let mut events = None;
+    if plan.runs(Phase::Events) {
+        progress(&format!("events: {} hosts heartbeating", plan.event_hosts));
+        let event_duration = Duration::from_millis(plan.event_duration_ms as u64);
+        let figures = phases::events(
+            runtimes,
+            &common,
+            plan.event_hosts,
+            args.event_heartbeat,
+            event_duration,
+        )
         .await
-        .context("deploy phase")?;
+        .context("events phase")?;
+        events = Some(figures);
+    }
 
-    let loss_heartbeat = args.loss_heartbeat.unwrap_or_else(|| {
-        auto_loss_heartbeat(args.event_heartbeat, &events, plan.event_hosts, plan.loss_hosts)
-    });
-    progress(&format!(
-        "host loss: {} crashes among {} hosts, heartbeat {loss_heartbeat:?}",
-        plan.crashes, plan.loss_hosts
-    ));
-    let host_loss = phases::host_loss(
-        runtimes,
-        &common,
-        plan.loss_hosts,
-        plan.loss_apps,
-        plan.crashes,
-        loss_heartbeat,
-    )
-    .await
-    .context("host-loss phase")?;
+    let mut deploy = None;
+    if plan.runs(Phase::Deploy) {
+        progress(&format!(
+            "deploy: {} apps × {} components on {} hosts",
+            plan.apps, plan.components, plan.hosts
+        ));
+        let figures = phases::deploy(runtimes, &common, plan.apps, plan.components, plan.hosts)
+            .await
+            .context("deploy phase")?;
+        deploy = Some(figures);
+    }
+
+    let mut host_loss = None;
+    if plan.runs(Phase::HostLoss) {
+        // Without the events phase's figures, the event heartbeat.
+        let loss_heartbeat = args.loss_heartbeat.unwrap_or_else(|| match &events {
+            Some(events) => {
+                auto_loss_heartbeat(args.event_heartbeat, events, plan.event_hosts, plan.loss_hosts)
+            }
+            None => args.event_heartbeat,
+        });
+        progress(&format!(
+            "host loss: {} crashes among {} hosts, heartbeat {loss_heartbeat:?}",
+            plan.crashes, plan.loss_hosts
+        ));
+        let figures = phases::host_loss(
+            runtimes,
+            &common,
+            plan.loss_hosts,
+            plan.loss_apps,
+            plan.crashes,
+            loss_heartbeat,
+        )
+        .await
+        .context("host-loss phase")?;
+        host_loss = Some(figures);
+    }
+
+    let mut drain = None;
+    if plan.runs(Phase::Drain) {
+        let size = drain::DrainSize {
+            hosts: plan.drain_hosts,
+            apps: plan.drain_apps,
+            events_per_host: plan.drain_events_per_host,
+        };
+        let figures =
+            drain::drain(runtimes, &common, size, progress).await.context("drain phase")?;
+        drain = Some(figures);
+    }
 
     let memory = report::Memory::now();
-    Ok(Report { plan, events, deploy, host_loss, memory })
+    Ok(Report { plan, events, deploy, host_loss, drain, memory })
 }
 
 /// The host-loss heartbeat: the event heartbeat when wadm handled (nearly) all it was offered,
@@ -236,4 +321,49 @@ fn auto_loss_heartbeat(
     let capacity = events.handled_per_s.max(1.0);
     let seconds = (loss_hosts as f64 / (capacity / 2.0)).ceil().clamp(1.0, 30.0);
     Duration::from_secs_f64(seconds).max(event_heartbeat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn plan(argv: &[&str]) -> Plan {
+        let argv = std::iter::once("bench").chain(argv.iter().copied());
+        Cli::try_parse_from(argv).expect("the flags parse").args.plan()
+    }
+
+    #[test]
+    fn phases_default_to_all_and_can_be_picked() {
+        let all = [Phase::Events, Phase::Deploy, Phase::HostLoss, Phase::Drain];
+        assert_eq!(plan(&[]).phases, all);
+        assert_eq!(plan(&["--phase", "drain"]).phases, [Phase::Drain]);
+        assert_eq!(plan(&["--only", "drain"]).phases, [Phase::Drain]);
+        // Repeated or comma-separated, run in the usual order once each.
+        let picked = plan(&["--phase", "drain,events", "--phase", "host-loss", "--only", "events"]);
+        assert_eq!(picked.phases, [Phase::Events, Phase::HostLoss, Phase::Drain]);
+        assert!(Cli::try_parse_from(["bench", "--phase", "nope"]).is_err());
+    }
+
+    #[test]
+    fn drain_sizes_follow_quick_and_flags() {
+        let full = plan(&[]);
+        assert_eq!(
+            (full.drain_hosts, full.drain_apps, full.drain_events_per_host),
+            (1000, 100, 10)
+        );
+        let quick = plan(&["--quick"]);
+        assert_eq!(
+            (quick.drain_hosts, quick.drain_apps, quick.drain_events_per_host),
+            (100, 10, 2)
+        );
+        let set = plan(&["--quick", "--drain-hosts", "300", "--drain-events", "5"]);
+        assert_eq!((set.drain_hosts, set.drain_apps, set.drain_events_per_host), (300, 10, 5));
+    }
 }

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::Plan;
+use super::drain::DrainFigures;
 use super::phases::{DeployFigures, EventFigures, LossFigures};
 use super::usage::{Snapshot, round};
 
@@ -29,20 +30,49 @@ impl Memory {
     }
 }
 
+/// Every phase's figures; a phase not run (see `--phase`) is absent.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub plan: Plan,
-    pub events: EventFigures,
-    pub deploy: DeployFigures,
-    pub host_loss: LossFigures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<DeployFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_loss: Option<LossFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainFigures>,
     pub memory: Memory,
 }
 
 /// Print the report as an aligned two-column table.
 pub fn print_table(r: &Report) {
-    let (d, e, l) = (&r.deploy, &r.events, &r.host_loss);
-    let rows: Vec<(String, String)> = vec![
-        ("wadm replicas".into(), r.plan.replicas.to_string()),
+    let mut rows: Vec<(String, String)> =
+        vec![("wadm replicas".into(), r.plan.replicas.to_string())];
+    if let Some(d) = &r.deploy {
+        rows.extend(deploy_rows(d));
+    }
+    if let Some(l) = &r.host_loss {
+        rows.extend(loss_rows(l));
+    }
+    if let Some(e) = &r.events {
+        rows.extend(event_rows(e));
+    }
+    if let Some(d) = &r.drain {
+        rows.extend(drain_rows(d));
+    }
+    rows.push((
+        "process RSS end / peak".into(),
+        format!("{:.1} MiB / {:.1} MiB", r.memory.rss_end_mib, r.memory.peak_rss_mib),
+    ));
+    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    for (key, value) in rows {
+        println!("{key:<width$}  {value}");
+    }
+}
+
+fn deploy_rows(d: &DeployFigures) -> Vec<(String, String)> {
+    vec![
         (
             format!("deploy: {} apps × {} components on {} hosts", d.apps, d.components, d.hosts),
             format!(
@@ -73,6 +103,11 @@ pub fn print_table(r: &Report) {
                 d.usage.wadm_cpu_s, d.usage.sim_cpu_s, d.usage.wall_s
             ),
         ),
+    ]
+}
+
+fn loss_rows(l: &LossFigures) -> Vec<(String, String)> {
+    vec![
         (
             format!("host loss: {} crashes among {} hosts", l.crashes, l.hosts),
             format!("heartbeat {:.0} ms, lease {:.0} ms", l.heartbeat_ms, l.lease_ms),
@@ -82,6 +117,11 @@ pub fn print_table(r: &Report) {
             "  minus lease (reaction) p50 / p99".into(),
             format!("{:.0} ms / {:.0} ms", l.reaction_p50_ms, l.reaction_p99_ms),
         ),
+    ]
+}
+
+fn event_rows(e: &EventFigures) -> Vec<(String, String)> {
+    vec![
         (
             format!("events: {} hosts, heartbeat {:.0} ms", e.hosts, e.heartbeat_ms),
             format!("{:.1} s window", e.duration_s),
@@ -112,13 +152,60 @@ pub fn print_table(r: &Report) {
             "  RSS: sim alone / added by wadm".into(),
             format!("{:.1} MiB / {:.1} MiB", e.sim_alone_rss_mib, e.wadm_rss_added_mib),
         ),
-        (
-            "process RSS end / peak".into(),
-            format!("{:.1} MiB / {:.1} MiB", r.memory.rss_end_mib, r.memory.peak_rss_mib),
+    ]
+}
+
+fn drain_rows(d: &DrainFigures) -> Vec<(String, String)> {
+    let mut rows = vec![(
+        format!(
+            "drain: {} heartbeats per host, {} hosts per lattice",
+            d.events_per_host, d.hosts_per_lattice
         ),
-    ];
-    let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
-    for (key, value) in rows {
-        println!("{key:<width$}  {value}");
+        format!(
+            "{} apps × {} instances per lattice; {}",
+            d.apps_per_lattice, d.instances_per_app, d.hosts_during_drain
+        ),
+    )];
+    for run in &d.runs {
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        rows.push((
+            format!("  {}, {}", plural(run.replicas, "replica"), plural(run.lattices, "lattice")),
+            format!(
+                "{:.0} events/s: {} events in {:.0} ms (first ack {:.0} ms, then {:.0}/s)",
+                run.events_per_s,
+                run.backlog_events,
+                run.drain_ms,
+                run.first_ack_ms,
+                run.events_per_s_after_first_ack,
+            ),
+        ));
+        rows.push((
+            "    wadm / nats-server CPU".into(),
+            format!(
+                "{:.0}% / {:.0}% of a core, {:.0} µs of wadm CPU per event",
+                run.usage.wadm_cpu_pct, run.usage.nats_server_cpu_pct, run.wadm_cpu_us_per_event
+            ),
+        ));
+        rows.push((
+            "    stalls ≥ 2 s, commands, set-up".into(),
+            format!(
+                "{} ({:.0} ms), {} commands, set-up {:.1} s",
+                run.stalls, run.stalled_ms, run.commands_during_drain, run.setup_s
+            ),
+        ));
     }
+    let r = &d.ratios;
+    rows.extend([
+        ("  3 replicas, 1 lattice vs 1, 1".into(), format!("{:.2}×", r.three_replicas_one_lattice)),
+        ("  1 replica, 3 lattices vs 1, 1".into(), format!("{:.2}×", r.one_replica_three_lattices)),
+        (
+            "  3 replicas, 3 lattices vs 1, 1".into(),
+            format!("{:.2}×", r.three_replicas_three_lattices),
+        ),
+        (
+            "  3 replicas, 3 lattices vs 1, 3".into(),
+            format!("{:.2}×", r.three_vs_one_replica_on_three_lattices),
+        ),
+    ]);
+    rows
 }

@@ -1,13 +1,13 @@
 //! One bench environment: its own `nats-server -js` on a temporary store, `replicas` in-process
 //! wadm instances (API server + runtime, each on its own connection, on the wadm tokio runtime)
-//! and a simulated lattice (on the simulator's tokio runtime), plus the readings the phases take
-//! from JetStream (how far the runtime's event consumer has got).
+//! and simulated lattices (on the simulator's tokio runtime), plus the readings the phases take
+//! from JetStream (how far each lattice's event consumer has got).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use async_nats::jetstream;
+use async_nats::jetstream::{self, consumer};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,6 +20,8 @@ use crate::stack::{self, RuntimeArgs, WadmSettings};
 
 /// The runtime's event stream (see `wadm_runtime::nats`).
 const EVENT_STREAM: &str = "wadm_events";
+/// The priority group the runtime pulls its pinned event consumers in (`wadm_runtime::nats`).
+const PIN_GROUP: &str = "wadm";
 
 /// The two runtimes the measured parts run on (named so their CPU can be told apart).
 pub struct Runtimes {
@@ -57,14 +59,15 @@ pub struct Progress {
     pub backlog: u64,
 }
 
-/// A running bench environment for one lattice.
+/// A running bench environment: one nats-server, its wadm replicas and simulated lattices.
+/// `lattice` is the one the single-lattice helpers use.
 pub struct Rig {
     pub lattice: String,
     pub client: async_nats::Client,
     js: jetstream::Context,
     nats: Option<NatsServerProcess>,
     wadm: Vec<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
-    sim: Option<Arc<SimLattice>>,
+    sims: Vec<Arc<SimLattice>>,
     _store: tempfile::TempDir,
 }
 
@@ -84,7 +87,7 @@ impl Rig {
             client,
             nats: Some(nats),
             wadm: Vec::new(),
-            sim: None,
+            sims: Vec::new(),
             _store: store,
         })
     }
@@ -97,8 +100,13 @@ impl Rig {
         self.nats.as_ref().map(|n| n.url()).unwrap_or_default()
     }
 
-    /// Start `replicas` wadm instances on `on`, then wait until the runtime's event consumer
-    /// exists (from then on every host event is kept for it).
+    /// The driver's JetStream context.
+    pub fn js(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Start `replicas` wadm instances on `on`, then wait until the event consumer of every
+    /// lattice they manage exists (from then on every host event is kept for it).
     pub async fn start_wadm(
         &mut self,
         on: &Handle,
@@ -123,12 +131,17 @@ impl Rig {
             });
             self.wadm.push((stop, task));
         }
-        let consumer = self.consumer_name();
-        wait_for(Duration::from_secs(30), "the runtime's event consumer", || async {
-            let stream = self.js.get_stream(EVENT_STREAM).await.ok()?;
-            stream.consumer_info(&consumer).await.ok().map(|_| ())
-        })
-        .await
+        let lattices =
+            if runtime.lattices.is_empty() { vec![self.lattice.clone()] } else { runtime.lattices };
+        for lattice in &lattices {
+            let consumer = consumer_name(lattice);
+            wait_for(Duration::from_secs(30), "the runtime's event consumer", || async {
+                let stream = self.js.get_stream(EVENT_STREAM).await.ok()?;
+                stream.consumer_info(&consumer).await.ok().map(|_| ())
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Start `hosts` simulated hosts (zones alternate) on `on`; returns when all have started.
@@ -138,7 +151,19 @@ impl Rig {
         hosts: usize,
         heartbeat: Duration,
     ) -> anyhow::Result<Arc<SimLattice>> {
-        let mut config = SimConfig::new(self.url(), &self.lattice);
+        let lattice = self.lattice.clone();
+        self.start_sim_on(on, &lattice, hosts, heartbeat).await
+    }
+
+    /// [`Rig::start_sim`] on the lattice `lattice`.
+    pub async fn start_sim_on(
+        &mut self,
+        on: &Handle,
+        lattice: &str,
+        hosts: usize,
+        heartbeat: Duration,
+    ) -> anyhow::Result<Arc<SimLattice>> {
+        let mut config = SimConfig::new(self.url(), lattice);
         config.heartbeat_interval = heartbeat;
         config.heartbeat_stagger = heartbeat;
         let sim = on
@@ -153,18 +178,39 @@ impl Rig {
             .context("simulator task")?
             .context("starting the simulated hosts")?;
         let sim = Arc::new(sim);
-        self.sim = Some(sim.clone());
+        self.sims.push(sim.clone());
         Ok(sim)
-    }
-
-    fn consumer_name(&self) -> String {
-        format!("wadm_events_{}", wadm_server::keys::escape_token(&self.lattice))
     }
 
     /// Where the runtime's event consumer stands now.
     pub async fn progress(&self) -> anyhow::Result<Progress> {
+        self.progress_of(&self.lattice).await
+    }
+
+    /// The event consumer of `lattice` as the server reports it now.
+    pub async fn consumer_info(&self, lattice: &str) -> anyhow::Result<consumer::Info> {
         let stream = self.js.get_stream(EVENT_STREAM).await.context("event stream")?;
-        let info = stream.consumer_info(self.consumer_name()).await.context("event consumer")?;
+        let name = consumer_name(lattice);
+        stream.consumer_info(&name).await.with_context(|| format!("event consumer {name}"))
+    }
+
+    /// Release the pin of `lattice`'s event consumer (after its replicas stopped, so the next
+    /// ones need not wait out the pin's timeout), then wait until the server shows none.
+    pub async fn unpin(&self, lattice: &str) -> anyhow::Result<()> {
+        let stream = self.js.get_stream(EVENT_STREAM).await.context("event stream")?;
+        // Fails when nothing is pinned, which is what is wanted anyway.
+        let _ = stream.unpin_consumer(&consumer_name(lattice), PIN_GROUP).await;
+        wait_for(Duration::from_secs(30), "the event consumer's pin to be released", || async {
+            let info = self.consumer_info(lattice).await.ok()?;
+            info.priority_groups.iter().all(|g| g.pinned_client_id.is_none()).then_some(())
+        })
+        .await
+    }
+
+    /// Where the runtime's event consumer of `lattice` stands now.
+    pub async fn progress_of(&self, lattice: &str) -> anyhow::Result<Progress> {
+        let info = self.consumer_info(lattice).await?;
+        let stream = self.js.get_stream(EVENT_STREAM).await.context("event stream")?;
         let stream_info = stream.get_info().await.context("event stream info")?;
         Ok(Progress {
             offered: stream_info.state.last_sequence,
@@ -175,15 +221,41 @@ impl Rig {
 
     /// Wait until the runtime has handled every event stored so far.
     pub async fn wait_caught_up(&self, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_caught_up_on(&self.lattice, timeout).await
+    }
+
+    /// [`Rig::wait_caught_up`] for the lattice `lattice`.
+    pub async fn wait_caught_up_on(&self, lattice: &str, timeout: Duration) -> anyhow::Result<()> {
         wait_for(timeout, "the runtime to handle every pending event", || async {
-            self.progress().await.ok().filter(|p| p.backlog == 0).map(|_| ())
+            self.progress_of(lattice).await.ok().filter(|p| p.backlog == 0).map(|_| ())
         })
         .await
     }
 
     /// Stop the hosts (silently), wadm and the nats-server.
     pub async fn stop(mut self) {
-        self.sim = None;
+        self.sims.clear();
+        self.stop_wadm().await;
+        if let Some(nats) = self.nats.take() {
+            nats.kill();
+        }
+    }
+
+    /// Tear everything down without waiting for the replicas: their tasks are aborted (what
+    /// they were doing is lost; a replica stopping gracefully first finishes its start-up
+    /// discovery round, seconds) and the nats-server killed. For when nothing more is measured.
+    pub fn kill(mut self) {
+        self.sims.clear();
+        for (_, task) in std::mem::take(&mut self.wadm) {
+            task.abort();
+        }
+        if let Some(nats) = self.nats.take() {
+            nats.kill();
+        }
+    }
+
+    /// Stop every wadm replica (and wait for each, bounded); NATS and the hosts keep running.
+    pub async fn stop_wadm(&mut self) {
         let mut tasks = Vec::new();
         for (stop, task) in std::mem::take(&mut self.wadm) {
             let _ = stop.send(());
@@ -196,10 +268,12 @@ impl Rig {
                 _ => {}
             }
         }
-        if let Some(nats) = self.nats.take() {
-            nats.kill();
-        }
     }
+}
+
+/// The runtime's event consumer of `lattice`.
+fn consumer_name(lattice: &str) -> String {
+    format!("wadm_events_{}", wadm_server::keys::escape_token(lattice))
 }
 
 /// Poll `probe` every 20 ms until it yields a value, or fail naming `what` after `timeout`.
