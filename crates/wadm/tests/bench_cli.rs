@@ -101,6 +101,7 @@ fn quick_bench_reports_every_figure_and_deploys_every_app() {
         assert!(number(run, "/first_ack_ms") <= slowest);
         number(run, "/commands_during_drain");
         number(run, "/stalls");
+        assert!(number(run, "/events_per_s_without_stalls") >= number(run, "/events_per_s"));
     }
     for ratio in [
         "three_replicas_one_lattice",
@@ -109,6 +110,7 @@ fn quick_bench_reports_every_figure_and_deploys_every_app() {
         "three_vs_one_replica_on_three_lattices",
     ] {
         assert!(number(&report, &format!("/drain/ratios/{ratio}")) > 0.0, "{ratio}");
+        number(&report, &format!("/drain/ratios_without_stalls/{ratio}"));
     }
 
     // Resources: wadm and the simulator both used CPU; memory is reported.

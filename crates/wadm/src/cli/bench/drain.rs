@@ -6,7 +6,9 @@
 //! zones), deployed by the configuration's replicas until every application is `deployed`, the
 //! hosts run exactly what was asked and every event consumer is caught up. Then the hosts'
 //! heartbeats are **paused** (they stay up and answer requests, the start-up discovery rounds
-//! included), wadm stops, the pin of every event consumer is released, and `events_per_host`
+//! included), wadm's replicas are aborted (as if their processes died: a graceful stop waits
+//! for their start-up discovery rounds, which only slows the set-up down), the pin of every
+//! event consumer is released, nothing is left unacknowledged, and `events_per_host`
 //! heartbeats per host (each host's own inventory, as the simulator would send it) are stored
 //! in the event stream. Measured: from starting the replicas until the event consumer of every
 //! lattice has nothing pending and nothing unacknowledged.
@@ -77,8 +79,10 @@ pub struct DrainRun {
     /// From starting the replicas until the first event of any lattice was acknowledged
     /// (start-up: connections, streams, record reads).
     pub first_ack_ms: f64,
-    /// backlog_events / (drain − first ack): the rate once the runtime was handling events.
-    pub events_per_s_after_first_ack: f64,
+    /// The rate once the runtime was handling events: the events acknowledged after the first
+    /// acknowledgement was seen, over the time from then to the end; `null` when that is under
+    /// half a second (the whole backlog went in a batch or two).
+    pub events_per_s_after_first_ack: Option<f64>,
     /// When each lattice's consumer was drained, from starting the replicas.
     pub lattice_drain_ms: Vec<f64>,
     /// Pauses of 2 s or more in a lattice's acknowledged position while it still had events
@@ -86,6 +90,11 @@ pub struct DrainRun {
     /// the next pull waiting out the pin's timeout), and their total length.
     pub stalls: u64,
     pub stalled_ms: f64,
+    /// The stalled time of each lattice.
+    pub lattice_stalled_ms: Vec<f64>,
+    /// An estimate of the rate without the stalls: backlog_events / the longest of each
+    /// lattice's drain time minus its stalls (the lattices drain side by side).
+    pub events_per_s_without_stalls: f64,
     /// Control commands published during the drain (a heartbeat backlog of unchanged
     /// inventories should cause none).
     pub commands_during_drain: u64,
@@ -107,6 +116,22 @@ pub struct DrainRatios {
     pub three_vs_one_replica_on_three_lattices: f64,
 }
 
+impl DrainRatios {
+    /// The ratios of the runs' `rate`.
+    fn of(runs: &[DrainRun], rate: impl Fn(&DrainRun) -> f64) -> DrainRatios {
+        let rate = |r: usize, l: usize| {
+            runs.iter().find(|run| run.replicas == r && run.lattices == l).map(&rate).unwrap_or(0.0)
+        };
+        let ratio = |a: f64, b: f64| round(if b > 0.0 { a / b } else { 0.0 }, 2);
+        DrainRatios {
+            three_replicas_one_lattice: ratio(rate(3, 1), rate(1, 1)),
+            one_replica_three_lattices: ratio(rate(1, 3), rate(1, 1)),
+            three_replicas_three_lattices: ratio(rate(3, 3), rate(1, 1)),
+            three_vs_one_replica_on_three_lattices: ratio(rate(3, 3), rate(1, 3)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DrainFigures {
     pub hosts_per_lattice: usize,
@@ -116,7 +141,10 @@ pub struct DrainFigures {
     /// What the simulated hosts do while the backlog is stored and drained.
     pub hosts_during_drain: &'static str,
     pub runs: Vec<DrainRun>,
+    /// Ratios of `events_per_s`.
     pub ratios: DrainRatios,
+    /// Ratios of `events_per_s_without_stalls`.
+    pub ratios_without_stalls: DrainRatios,
 }
 
 /// Every configuration of [`CONFIGS`], one after the other; `progress` is told each start.
@@ -139,24 +167,19 @@ pub async fn drain(
             .await
             .with_context(|| format!("{replicas} replica(s) on {lattices} lattice(s)"))?;
         progress(&format!(
-            "drain:   {} events in {:.0} ms: {:.0} events/s",
-            run.backlog_events, run.drain_ms, run.events_per_s
+            "drain:   {} events in {:.0} ms: {:.0} events/s ({} stalls ≥ 2 s, {:.0} ms; \
+             ~{:.0} events/s without)",
+            run.backlog_events,
+            run.drain_ms,
+            run.events_per_s,
+            run.stalls,
+            run.stalled_ms,
+            run.events_per_s_without_stalls
         ));
         runs.push(run);
     }
-    let rate = |r: usize, l: usize| {
-        runs.iter()
-            .find(|run| run.replicas == r && run.lattices == l)
-            .map(|run| run.events_per_s)
-            .unwrap_or(0.0)
-    };
-    let ratio = |a: f64, b: f64| round(if b > 0.0 { a / b } else { 0.0 }, 2);
-    let ratios = DrainRatios {
-        three_replicas_one_lattice: ratio(rate(3, 1), rate(1, 1)),
-        one_replica_three_lattices: ratio(rate(1, 3), rate(1, 1)),
-        three_replicas_three_lattices: ratio(rate(3, 3), rate(1, 1)),
-        three_vs_one_replica_on_three_lattices: ratio(rate(3, 3), rate(1, 3)),
-    };
+    let ratios = DrainRatios::of(&runs, |run| run.events_per_s);
+    let ratios_without_stalls = DrainRatios::of(&runs, |run| run.events_per_s_without_stalls);
     Ok(DrainFigures {
         hosts_per_lattice: size.hosts,
         apps_per_lattice: size.apps,
@@ -165,6 +188,7 @@ pub async fn drain(
         hosts_during_drain: "heartbeats paused (hosts up, answering requests)",
         runs,
         ratios,
+        ratios_without_stalls,
     })
 }
 
@@ -225,9 +249,16 @@ async fn measure(
     for lattice in lattices {
         rig.wait_caught_up_on(lattice, Duration::from_secs(60)).await?;
     }
-    rig.stop_wadm().await;
+    rig.abort_wadm().await;
     for lattice in lattices {
         rig.unpin(lattice).await?;
+        // An event taken just before the abort is due again after the ack wait.
+        let due = common.ack_wait + Duration::from_secs(5);
+        wait_for(due, "nothing to be left unacknowledged", || async {
+            let info = rig.consumer_info(lattice).await.ok()?;
+            (info.num_ack_pending == 0).then_some(())
+        })
+        .await?;
     }
     let published = publish_backlog(rig, &sims, size.events_per_host).await?;
 
@@ -244,13 +275,15 @@ async fn measure(
     let s0 = Snapshot::take(rig.nats_pid());
     let started = Instant::now();
     rig.start_wadm(rt.wadm.handle(), replicas, args).await?;
-    let mut first_ack: Option<Duration> = None;
+    // When the first acknowledgement was seen, and how many events were acknowledged by then.
+    let mut first_ack: Option<(Duration, u64)> = None;
     let mut drained: Vec<Option<Duration>> = vec![None; lattices.len()];
     let mut after = before.clone();
     // Per lattice: the acknowledged position last seen to move, and when.
     let mut moved: Vec<(u64, Option<Duration>)> =
         before.iter().map(|i| (i.ack_floor.consumer_sequence, None)).collect();
-    let (mut stalls, mut stalled) = (0u64, Duration::ZERO);
+    let mut stalls = 0u64;
+    let mut stalled = vec![Duration::ZERO; lattices.len()];
     while drained.iter().any(Option::is_none) {
         for (index, lattice) in lattices.iter().enumerate() {
             if drained[index].is_some() {
@@ -258,10 +291,12 @@ async fn measure(
             }
             let info = rig.consumer_info(lattice).await?;
             let at = started.elapsed();
-            if first_ack.is_none()
-                && info.ack_floor.consumer_sequence > before[index].ack_floor.consumer_sequence
-            {
-                first_ack = Some(at);
+            let acked = info
+                .ack_floor
+                .consumer_sequence
+                .saturating_sub(before[index].ack_floor.consumer_sequence);
+            if first_ack.is_none() && acked > 0 {
+                first_ack = Some((at, acked));
             }
             let floor = info.ack_floor.consumer_sequence;
             if floor != moved[index].0 {
@@ -269,7 +304,7 @@ async fn measure(
                     && at - last >= STALL
                 {
                     stalls += 1;
-                    stalled += at - last;
+                    stalled[index] += at - last;
                 }
                 moved[index] = (floor, Some(at));
             }
@@ -288,7 +323,8 @@ async fn measure(
 
     let drained: Vec<Duration> = drained.into_iter().flatten().collect();
     let drain = drained.iter().max().copied().unwrap_or_default();
-    let first_ack = first_ack.unwrap_or(drain);
+    let (first_ack, acked_first) = first_ack.unwrap_or((drain, backlog));
+    let after_first = drain.saturating_sub(first_ack);
     let deliveries: u64 = before
         .iter()
         .zip(&after)
@@ -296,6 +332,8 @@ async fn measure(
         .sum();
     let usage = CpuUse::between(&s0, &s1);
     let per_s = |d: Duration| round(backlog as f64 / d.as_secs_f64().max(1e-3), 1);
+    // The lattices drain side by side: without its stalls, the slowest one sets the time.
+    let unstalled = drained.iter().zip(&stalled).map(|(d, s)| d.saturating_sub(*s)).max();
     Ok(DrainRun {
         replicas,
         lattices: lattices.len(),
@@ -305,10 +343,14 @@ async fn measure(
         drain_ms: ms(drain),
         events_per_s: per_s(drain),
         first_ack_ms: ms(first_ack),
-        events_per_s_after_first_ack: per_s(drain.saturating_sub(first_ack)),
+        events_per_s_after_first_ack: (after_first >= Duration::from_millis(500)).then(|| {
+            round(backlog.saturating_sub(acked_first) as f64 / after_first.as_secs_f64(), 1)
+        }),
         lattice_drain_ms: drained.iter().map(|d| ms(*d)).collect(),
         stalls,
-        stalled_ms: ms(stalled),
+        stalled_ms: ms(stalled.iter().sum()),
+        lattice_stalled_ms: stalled.iter().map(|d| ms(*d)).collect(),
+        events_per_s_without_stalls: per_s(unstalled.unwrap_or_default().max(first_ack)),
         commands_during_drain,
         wadm_cpu_us_per_event: round(usage.wadm_cpu_s * 1e6 / (backlog.max(1) as f64), 1),
         setup_s: round(setup_s, 1),

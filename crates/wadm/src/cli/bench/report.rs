@@ -171,12 +171,15 @@ fn drain_rows(d: &DrainFigures) -> Vec<(String, String)> {
         rows.push((
             format!("  {}, {}", plural(run.replicas, "replica"), plural(run.lattices, "lattice")),
             format!(
-                "{:.0} events/s: {} events in {:.0} ms (first ack {:.0} ms, then {:.0}/s)",
+                "{:.0} events/s: {} events in {:.0} ms (first ack {:.0} ms{})",
                 run.events_per_s,
                 run.backlog_events,
                 run.drain_ms,
                 run.first_ack_ms,
-                run.events_per_s_after_first_ack,
+                match run.events_per_s_after_first_ack {
+                    Some(rate) => format!(", then {rate:.0}/s"),
+                    None => String::new(),
+                }
             ),
         ));
         rows.push((
@@ -189,23 +192,27 @@ fn drain_rows(d: &DrainFigures) -> Vec<(String, String)> {
         rows.push((
             "    stalls ≥ 2 s, commands, set-up".into(),
             format!(
-                "{} ({:.0} ms), {} commands, set-up {:.1} s",
-                run.stalls, run.stalled_ms, run.commands_during_drain, run.setup_s
+                "{} ({:.0} ms; without them ~{:.0} events/s), {} commands, set-up {:.1} s",
+                run.stalls,
+                run.stalled_ms,
+                run.events_per_s_without_stalls,
+                run.commands_during_drain,
+                run.setup_s
             ),
         ));
     }
-    let r = &d.ratios;
-    rows.extend([
-        ("  3 replicas, 1 lattice vs 1, 1".into(), format!("{:.2}×", r.three_replicas_one_lattice)),
-        ("  1 replica, 3 lattices vs 1, 1".into(), format!("{:.2}×", r.one_replica_three_lattices)),
-        (
-            "  3 replicas, 3 lattices vs 1, 1".into(),
-            format!("{:.2}×", r.three_replicas_three_lattices),
-        ),
-        (
-            "  3 replicas, 3 lattices vs 1, 3".into(),
-            format!("{:.2}×", r.three_vs_one_replica_on_three_lattices),
-        ),
-    ]);
+    for (what, r) in [("", &d.ratios), (" (without stalls)", &d.ratios_without_stalls)] {
+        rows.push((
+            format!("  ratios to 1 replica, 1 lattice{what}"),
+            format!(
+                "3 replicas, 1 lattice {:.2}×; 1 replica, 3 lattices {:.2}×; \
+                 3 replicas, 3 lattices {:.2}× ({:.2}× 1 replica, 3 lattices)",
+                r.three_replicas_one_lattice,
+                r.one_replica_three_lattices,
+                r.three_replicas_three_lattices,
+                r.three_vs_one_replica_on_three_lattices
+            ),
+        ));
+    }
     rows
 }

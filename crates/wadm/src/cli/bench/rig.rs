@@ -254,6 +254,16 @@ impl Rig {
         }
     }
 
+    /// Abort every wadm replica, as if its process died (a graceful stop first finishes the
+    /// replica's start-up discovery round, seconds); NATS and the hosts keep running. What a
+    /// replica held unacknowledged is redelivered after the ack wait.
+    pub async fn abort_wadm(&mut self) {
+        for (_, task) in std::mem::take(&mut self.wadm) {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     /// Stop every wadm replica (and wait for each, bounded); NATS and the hosts keep running.
     pub async fn stop_wadm(&mut self) {
         let mut tasks = Vec::new();
