@@ -50,8 +50,16 @@ pub trait Delivery: Send {
     fn wants_progress(&self) -> bool {
         false
     }
-    /// Done with it: never deliver it again.
+    /// Done with it: never deliver it again (confirmed by the server).
     fn ack(self) -> impl Future<Output = Result<(), IoError>> + Send;
+    /// Done with it, without waiting for the server's confirmation: for all but the last
+    /// message of a batch, whose confirmed [`Delivery::ack`] follows on the same connection.
+    fn ack_unconfirmed(self) -> impl Future<Output = Result<(), IoError>> + Send
+    where
+        Self: Sized,
+    {
+        self.ack()
+    }
     /// Deliver it again after `delay`.
     fn nak(self, delay: Duration) -> impl Future<Output = Result<(), IoError>> + Send;
 }

@@ -198,8 +198,13 @@ where
         let result = with_progress(last, self.config.progress_every, work).await;
         match result {
             Ok(done) => {
+                let mut batch = batch;
+                let last = batch.pop();
                 for delivery in batch {
-                    delivery.ack().await?;
+                    delivery.ack_unconfirmed().await?;
+                }
+                if let Some(last) = last {
+                    last.ack().await?;
                 }
                 Ok(Some(done))
             }
@@ -355,11 +360,18 @@ where
                     metrics::counter!("wadm_commands_published_total", "kind" => kind).increment(1);
                 }
             }
+            let statuses = decided.statuses.len();
             for (app, status) in decided.statuses {
                 if self.status.set(&lattice, &app, &status).await? {
                     done.statuses += 1;
                 }
             }
+            tracing::debug!(
+                lattice = %lattice, events = done.events, planning = ?planning,
+                published = done.published, duplicates = done.duplicates, held = done.held,
+                in_flight = done.in_flight, statuses, statuses_changed = done.statuses,
+                writes = applied.persist.changes.len(), conflicts, "step"
+            );
             return Ok(done);
         }
     }

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{Changes, LatticeState, Timestamp};
-use wadm_nats::store::keys::key_of;
+use wadm_nats::store::keys::{EntityKey, key_of, parse_key};
 use wadm_nats::store::records::{entities_of, patch};
 use wadm_nats::store::{StateStore, StoreError};
 
@@ -58,6 +58,11 @@ pub struct LatticeRecord {
     /// The orders in flight (see [`crate::intents`]).
     #[serde(default)]
     pub intents: Intents,
+    /// Per host, the `last_seen` its stored record holds (not stored itself: known from what
+    /// was read back and written). A heartbeat that changes nothing but the lease rewrites the
+    /// host record only once the stored lease is a quarter lease old.
+    #[serde(skip)]
+    pub host_written: BTreeMap<String, Timestamp>,
 }
 
 /// Reconciles put off while more events of the lattice were queued: the state they would see
@@ -247,15 +252,26 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
         };
         let base = Base { revision, step: head.step, journal: head.journal.clone() };
         let behind = kept.and_then(|k| head.written_since(k.base.step).map(|keys| (k, keys)));
-        let (state, reloaded) = match behind {
+        let (state, reloaded, host_written) = match behind {
             Some((kept, keys)) => {
                 let mut state = kept.record.state;
+                let mut written = kept.record.host_written;
                 for (key, value) in self.entities.read(lattice, &keys).await? {
                     patch(&mut state, &key, value.as_deref())?;
+                    if let Some((_, EntityKey::Host { host })) = parse_key(&key) {
+                        match state.hosts.get(&host) {
+                            Some(h) => written.insert(host, h.last_seen),
+                            None => written.remove(&host),
+                        };
+                    }
                 }
-                (state, false)
+                (state, false, written)
             }
-            None => (self.entities.load(lattice).await?, true),
+            None => {
+                let state = self.entities.load(lattice).await?;
+                let written = state.hosts.iter().map(|(id, h)| (id.clone(), h.last_seen)).collect();
+                (state, true, written)
+            }
         };
         let record = LatticeRecord {
             state,
@@ -265,6 +281,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             deferred: head.deferred,
             observing: head.observing,
             intents: head.intents,
+            host_written,
         };
         Ok(Loaded { record, base, reloaded, fresh })
     }

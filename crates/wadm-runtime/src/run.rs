@@ -183,7 +183,8 @@ pub async fn run(
         tasks.spawn(async move {
             while !*stop.borrow() {
                 let result = p.step(&event_inbox, wait).await;
-                event_inbox.record_step(result.as_ref().is_ok_and(Option::is_some));
+                let handled = result.as_ref().ok().and_then(Option::as_ref).map_or(0, |d| d.events);
+                event_inbox.record_step(handled);
                 if let Ok(Some(done)) = &result {
                     let next = done.next_deadline;
                     deadline_tx.send_if_modified(|d| std::mem::replace(d, next) != next);
@@ -365,15 +366,16 @@ impl MeteredInbox {
         Self { inner, lattice: lattice.to_string(), received_at: std::sync::Mutex::new(None) }
     }
 
-    /// After a step: a handled event counts in `wadm_events_handled_total` and its time, from
+    /// After a step: its events count in `wadm_events_handled_total` and its time, from
     /// delivery to ack, in `wadm_reconcile_seconds`.
-    fn record_step(&self, handled: bool) {
+    fn record_step(&self, handled: usize) {
         let received = self.received_at.lock().ok().and_then(|mut at| at.take());
-        if !handled {
+        if handled == 0 {
             return;
         }
         let lattice = self.lattice.clone();
-        metrics::counter!("wadm_events_handled_total", "lattice" => lattice.clone()).increment(1);
+        metrics::counter!("wadm_events_handled_total", "lattice" => lattice.clone())
+            .increment(handled as u64);
         if let Some(at) = received {
             metrics::histogram!("wadm_reconcile_seconds", "lattice" => lattice)
                 .record(at.elapsed().as_secs_f64());
@@ -385,17 +387,25 @@ impl crate::io::Inbox for MeteredInbox {
     type Delivery = <JsInbox as crate::io::Inbox>::Delivery;
 
     async fn next(&self, wait: Duration) -> Result<Option<Self::Delivery>, crate::io::IoError> {
+        Ok(self.next_batch(1, wait).await?.into_iter().next())
+    }
+
+    async fn next_batch(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Self::Delivery>, crate::io::IoError> {
         use crate::io::Delivery;
-        let next = self.inner.next(wait).await?;
-        let pending = next.as_ref().map_or(0, |d| d.pending());
+        let batch = self.inner.next_batch(max, wait).await?;
+        let pending = batch.last().map_or(0, |d| d.pending());
         metrics::gauge!("wadm_event_queue_pending", "lattice" => self.lattice.clone())
             .set(pending as f64);
-        if next.is_some()
+        if !batch.is_empty()
             && let Ok(mut at) = self.received_at.lock()
         {
             *at = Some(std::time::Instant::now());
         }
-        Ok(next)
+        Ok(batch)
     }
 }
 

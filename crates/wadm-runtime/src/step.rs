@@ -153,7 +153,9 @@ pub fn apply(
             | Input::CommandDropped(_)
             | Input::Discovered(_)
                 if replay => {}
-            Input::Host { ctx, event } => apply_host(record, ctx, event, e, now, &mut out),
+            Input::Host { ctx, event } => {
+                apply_host(record, ctx, event, e, now, config.lease.lease_ms(), &mut out);
+            }
             Input::Manifest { name } => {
                 let deployment = fetched.deployments.get(name).cloned().flatten();
                 decide::apply_deployment(record, name, deployment.as_ref());
@@ -252,7 +254,27 @@ pub fn apply(
     out.affected.every_app |= settled.touches_configs();
     out.affected.apps.extend(settled.apps());
     record.updated_at = now;
+    note_host_writes(record, &out.persist);
     out
+}
+
+/// Remember the `last_seen` of every host record the step writes.
+fn note_host_writes(record: &mut LatticeRecord, persist: &Changes) {
+    for change in &persist.changes {
+        let host = match change {
+            Change::HostAdded { host }
+            | Change::HostUpdated { host }
+            | Change::HostLabelsChanged { host } => host,
+            Change::HostRemoved { host, .. } => {
+                record.host_written.remove(host);
+                continue;
+            }
+            _ => continue,
+        };
+        if let Some(h) = record.state.hosts.get(host) {
+            record.host_written.insert(host.clone(), h.last_seen);
+        }
+    }
 }
 
 fn apply_host(
@@ -261,6 +283,7 @@ fn apply_host(
     event: &HostEvent,
     e: &Event,
     now: Timestamp,
+    lease_ms: u64,
     out: &mut Applied,
 ) {
     if update_echo(record, ctx, event, now) {
@@ -285,11 +308,18 @@ fn apply_host(
         );
     }
     if let Some(host) = snapshot_of
-        && record.state.hosts.contains_key(host)
+        && let Some(seen) = record.state.hosts.get(host).map(|h| h.last_seen)
         && snapshot_stamp(record, host) != before
     {
-        // A newer heartbeat: its stamp and the host's lease are persisted.
-        out.persist.changes.push(Change::HostUpdated { host: host.to_string() });
+        // A newer heartbeat: its stamp and the host's lease are persisted. When it changed
+        // nothing (no entity, no mark) they are persisted at most once per quarter lease: a
+        // replica that reads the state back then sees a lease at most a quarter lease short,
+        // and a stale snapshot it might accept differs from the stored state in nothing.
+        let written = record.host_written.get(host).copied().unwrap_or(0);
+        let changed = !changes.changes.is_empty() || !changes.marked.is_empty();
+        if changed || seen.saturating_sub(written) >= lease_ms / 4 {
+            out.persist.changes.push(Change::HostUpdated { host: host.to_string() });
+        }
     }
     out.in_doubt |= !changes.needs_inventory.is_empty();
     // A host learnt from anything but its `host_started` ran before wadm saw it start: others

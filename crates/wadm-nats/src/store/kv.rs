@@ -10,6 +10,9 @@ use super::keys::lattice_filter;
 use super::records::{Write, rebuild, writes_for};
 use super::{StateStore, StoreError, StoredRecord};
 
+/// Writes of one step in flight at once.
+const WRITES_IN_FLIGHT: usize = 32;
+
 /// The default bucket of observed state.
 pub const STATE_BUCKET: &str = "wadm_state";
 
@@ -132,20 +135,23 @@ impl StateStore for KvStateStore {
     /// Observed state is a cache of what the lattice reported: on a conflict the key's revision
     /// is re-read and the value this step computed is written once more against it; a second
     /// conflict is returned to the caller.
+    ///
+    /// Writes of distinct keys go out concurrently (a bounded number in flight): a step writes
+    /// each key at most once, and a reader never relies on the order of two keys' writes.
     async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StoreError> {
-        let mut first_error = None;
-        for write in writes_for(state, changes) {
-            let result = match self.write(write.clone()).await {
-                Err(StoreError::Conflict { key }) => match self.refresh_revision(&key).await {
-                    Ok(()) => self.write(write).await,
-                    Err(e) => Err(e),
-                },
-                other => other,
-            };
-            if let Err(e) = result {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+        use futures::StreamExt;
+        let writes = futures::stream::iter(writes_for(state, changes))
+            .map(|write| async move {
+                match self.write(write.clone()).await {
+                    Err(StoreError::Conflict { key }) => match self.refresh_revision(&key).await {
+                        Ok(()) => self.write(write).await,
+                        Err(e) => Err(e),
+                    },
+                    other => other,
+                }
+            })
+            .buffer_unordered(WRITES_IN_FLIGHT);
+        let results: Vec<Result<(), StoreError>> = writes.collect().await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 }

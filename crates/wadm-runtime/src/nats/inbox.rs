@@ -176,6 +176,10 @@ impl Delivery for JsDelivery {
         self.message.double_ack().await.map_err(|e| io("ack", e))
     }
 
+    async fn ack_unconfirmed(self) -> Result<(), IoError> {
+        self.message.ack().await.map_err(|e| io("ack", e))
+    }
+
     async fn nak(self, delay: Duration) -> Result<(), IoError> {
         self.message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|e| io("nak", e))
     }
