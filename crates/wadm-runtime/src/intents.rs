@@ -238,6 +238,11 @@ impl Intents {
         self.pending.is_empty()
     }
 
+    /// Nothing in flight and no update echo kept: settling would change nothing.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.echoes.is_empty()
+    }
+
     /// How many orders are in flight.
     pub fn len(&self) -> usize {
         self.pending.len()

@@ -240,22 +240,35 @@ pub fn apply(
             }
         }
         record.last_sequence = record.last_sequence.max(e.sequence);
+        // Orders whose effect the lattice now shows (or that can no longer take effect) are
+        // settled after every message, not once per batch: a confirmed update's echo must be
+        // known before the host's next event in the same batch is applied.
+        settle(record, now, config, &mut out);
     }
-    // Orders whose effect the lattice now shows (or that can no longer take effect) are
-    // settled; their applications are reconciled (an order held behind them may go).
+    if events.is_empty() {
+        settle(record, now, config, &mut out);
+    }
+    record.updated_at = now;
+    note_host_writes(record, &out.persist);
+    out
+}
+
+/// Settle the orders in flight against the record's observed state; their applications are
+/// reconciled (an order held behind them may go now).
+fn settle(record: &mut LatticeRecord, now: Timestamp, config: &RuntimeConfig, out: &mut Applied) {
+    if record.intents.is_idle() {
+        return;
+    }
     let echo_ms = config.update_echo.as_millis() as u64;
     let settled = record.intents.settle(&record.state, now, echo_ms);
     for (order, how) in &settled.removed {
         tracing::debug!(
-            lattice = %lattice, app = %order.app, command = %order.msg_id(),
+            lattice = %record.state.lattice, app = %order.app, command = %order.msg_id(),
             kind = order.command.kind(), settled = ?how, "order settled"
         );
     }
     out.affected.every_app |= settled.touches_configs();
     out.affected.apps.extend(settled.apps());
-    record.updated_at = now;
-    note_host_writes(record, &out.persist);
-    out
 }
 
 /// Remember the `last_seen` of every host record the step writes.
@@ -506,4 +519,57 @@ fn snapshot_host<'a>(ctx: &'a EventContext, event: &'a HostEvent) -> Option<&'a 
 /// The stamp of the newest snapshot applied for `host`.
 fn snapshot_stamp(record: &LatticeRecord, host: &str) -> Option<wadm_lattice::EventStamp> {
     record.state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use wadm_lattice::{ComponentInstance, HostState};
+    use wadm_protocol::ctl::UpdateComponentRequest;
+    use wadm_protocol::event::ComponentScaled;
+    use wadm_scheduler::{Command, PlannedCommand};
+
+    use super::*;
+
+    fn scaled(image: &str, count: u32, id: &str, time: u64) -> Event {
+        let event = HostEvent::ComponentScaled(ComponentScaled {
+            component_id: "c".into(),
+            host_id: "A".into(),
+            image_ref: image.into(),
+            max_instances: count,
+            ..Default::default()
+        });
+        let ctx = EventContext { source: "A".into(), id: id.into(), time: Some(time) };
+        Event { input: Input::Host { ctx, event }, sequence: time, delivered: 1, stored_at: None }
+    }
+
+    #[test]
+    fn an_updates_echo_in_the_same_batch_as_its_answer_is_not_applied() {
+        let mut record = LatticeRecord::default();
+        record.state.lattice = "l".into();
+        let mut host = HostState { id: "A".into(), last_seen: 1, ..Default::default() };
+        let running = ComponentInstance {
+            id: "c".into(),
+            image_ref: "img:1".into(),
+            count: 3,
+            ..Default::default()
+        };
+        host.components.insert("c".into(), running);
+        record.state.hosts.insert("A".into(), host);
+        let update = Command::UpdateComponent(UpdateComponentRequest {
+            component_id: "c".into(),
+            new_component_ref: "img:2".into(),
+            host_id: "A".into(),
+            annotations: None,
+        });
+        let planned = PlannedCommand::new("l", "app", 2, update);
+        record.intents.admit(&planned, &record.state, 10, 60_000, 70_000);
+        // A 1.9.2 host answers the update with (img:2, 3) then (img:2, 0); both in one batch.
+        let batch = [scaled("img:2", 3, "e1", 11), scaled("img:2", 0, "e2", 12)];
+        let config = RuntimeConfig::default();
+        let applied = apply(&mut record, &batch, &Fetched::default(), 20, false, 0, &config);
+        let c = &record.state.hosts["A"].components["c"];
+        assert_eq!((c.image_ref.as_str(), c.count), ("img:2", 3), "the echo was not applied");
+        assert!(record.intents.is_empty(), "the update is confirmed");
+        assert!(applied.affected.apps.contains("app"));
+    }
 }
