@@ -151,7 +151,7 @@ pub async fn ensure_event_consumer(
         max_ack_pending: settings.event_batch.max(1) as i64,
         priority_policy: consumer::PriorityPolicy::PinnedClient,
         priority_groups: vec![crate::nats::inbox::PIN_GROUP.to_string()],
-        priority_timeout: settings.ack_wait + Duration::from_secs(1),
+        priority_timeout: settings.ack_wait + Duration::from_millis(500),
         ..Default::default()
     };
     ensure_consumer(events, config).await
