@@ -254,9 +254,12 @@ async fn measure(
         rig.unpin(lattice).await?;
         // An event taken just before the abort is due again after the ack wait.
         let due = common.ack_wait + Duration::from_secs(5);
-        wait_for(due, "nothing to be left unacknowledged", || async {
+        // And no pull request of the aborted replicas may be left waiting (the server could pin
+        // one when the backlog comes, and nothing would take it until the pin times out).
+        wait_for(due, "nothing unacknowledged and no pull request waiting", || async {
             let info = rig.consumer_info(lattice).await.ok()?;
-            (info.num_ack_pending == 0).then_some(())
+            let pinned = info.priority_groups.iter().any(|g| g.pinned_client_id.is_some());
+            (info.num_ack_pending == 0 && info.num_waiting == 0 && !pinned).then_some(())
         })
         .await?;
     }
