@@ -228,3 +228,36 @@ async fn two_record_stores_on_nats_catch_up_over_the_journal() {
     let values = a.entities().read("l", &["l.host.N2".into(), "l.host.N1".into()]).await.unwrap();
     assert!(values[0].1.is_some() && values[1].1.is_none(), "{values:?}");
 }
+
+#[tokio::test]
+async fn a_pinned_replica_that_stops_reading_for_a_long_step_keeps_its_stream() {
+    let nats = NatsServer::start();
+    let js = js(&nats).await;
+    let s = settings();
+    let (events, _) = ensure_streams(&js, &s).await.unwrap();
+    let a = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
+    let outbox = JsOutbox::new(js.clone());
+    let tick = |n: u64| Outgoing {
+        subject: internal_subject("default", "tick"),
+        payload: format!("{{\"at\":{n}}}").into_bytes(),
+        msg_id: format!("t{n}"),
+        ttl: None,
+    };
+    outbox.publish(tick(0)).await.unwrap();
+    let first = a.next_batch(16, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // A long step: the stream is not read for several idle-heartbeat periods.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for d in first {
+        d.ack().await.unwrap();
+    }
+    outbox.publish(tick(1)).await.unwrap();
+    let mut got = Vec::new();
+    let started = std::time::Instant::now();
+    while got.is_empty() && started.elapsed() < DEADLINE {
+        let batch = a.next_batch(16, Duration::from_millis(500)).await.expect("no error");
+        got.extend(batch.iter().map(|d| d.stream_sequence()));
+    }
+    assert_eq!(got, vec![2]);
+    assert!(started.elapsed() < Duration::from_secs(2), "no pin lost: {:?}", started.elapsed());
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer::PriorityPolicy;
-use async_nats::jetstream::consumer::pull::Stream;
+use async_nats::jetstream::consumer::pull::{MessagesErrorKind, Stream};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::{FutureExt, StreamExt};
 
@@ -73,6 +73,12 @@ impl JsInbox {
             Ok(None) => {
                 *slot = None;
                 return Err(io("pull", "the pull stream ended"));
+            }
+            Ok(Some(Err(e))) if e.kind() == MessagesErrorKind::MissingHeartbeat => {
+                // The stream was not read for a while (a long step): it keeps pulling, and
+                // keeps its pin; dropping it would stall the lattice for the pin timeout.
+                tracing::debug!(error = %e, "pull stream: missed idle heartbeat");
+                return Ok(Vec::new());
             }
             Ok(Some(Err(e))) => {
                 // A broken stream is made again on the next pull (it loses the pin).
