@@ -26,6 +26,16 @@ fn settings() -> StreamSettings {
     }
 }
 
+/// The `n`th tick of lattice `default`, with its own message id.
+fn tick(n: u64) -> Outgoing {
+    Outgoing {
+        subject: internal_subject("default", "tick"),
+        payload: format!("{{\"at\":{n}}}").into_bytes(),
+        msg_id: format!("t{n}"),
+        ttl: None,
+    }
+}
+
 async fn message_count(js: &jetstream::Context, stream: &str) -> u64 {
     js.get_stream(stream).await.unwrap().info().await.unwrap().state.messages
 }
@@ -145,13 +155,7 @@ async fn events_go_in_order_to_one_replica_and_a_dead_ones_are_redelivered_first
     let publish = |n: u64| {
         let outbox = outbox.clone();
         async move {
-            let tick = Outgoing {
-                subject: internal_subject("default", "tick"),
-                payload: format!("{{\"at\":{n}}}").into_bytes(),
-                msg_id: format!("t{n}"),
-                ttl: None,
-            };
-            outbox.publish(tick).await.unwrap();
+            outbox.publish(tick(n)).await.unwrap();
         }
     };
     for n in 0..3 {
@@ -237,12 +241,6 @@ async fn a_pinned_replica_that_stops_reading_for_a_long_step_keeps_its_stream() 
     let (events, _) = ensure_streams(&js, &s).await.unwrap();
     let a = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
     let outbox = JsOutbox::new(js.clone());
-    let tick = |n: u64| Outgoing {
-        subject: internal_subject("default", "tick"),
-        payload: format!("{{\"at\":{n}}}").into_bytes(),
-        msg_id: format!("t{n}"),
-        ttl: None,
-    };
     outbox.publish(tick(0)).await.unwrap();
     let first = a.next_batch(16, Duration::from_secs(5)).await.unwrap();
     assert_eq!(first.len(), 1);

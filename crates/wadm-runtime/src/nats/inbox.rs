@@ -88,15 +88,27 @@ impl JsInbox {
             Ok(Some(Ok(message))) => message,
         };
         let mut batch = vec![Self::delivery(first)?];
+        // Redeliveries (a dead replica's events) are not always handed out in stream order:
+        // give the others that are due a moment to arrive, then order the batch.
+        let linger = if batch[0].delivered > 1 { REDELIVERY_LINGER } else { Duration::ZERO };
         while batch.len() < max {
-            match stream.next().now_or_never() {
+            let next = if linger.is_zero() {
+                stream.next().now_or_never()
+            } else {
+                tokio::time::timeout(linger, stream.next()).await.ok()
+            };
+            match next {
                 Some(Some(Ok(message))) => batch.push(Self::delivery(message)?),
                 _ => break,
             }
         }
+        batch.sort_by_key(|d| d.sequence);
         Ok(batch)
     }
 }
+
+/// After a redelivered message, how long to wait for the other redeliveries due with it.
+const REDELIVERY_LINGER: Duration = Duration::from_millis(50);
 
 /// How long one pull request of a pinned stream lasts (well under the pin's timeout, so the
 /// pin is renewed while the replica lives).
