@@ -33,8 +33,10 @@ pub struct Switches {
     /// (a), moves: wadm moves instances (a spread rebalanced onto a host that joined, a
     /// provider whose image changed) make-before-break: the start on one host and the stop on
     /// another are independent orders executed in any order, and the stop may be held behind
-    /// another order on its slot. Excess up to what *fresh placements* run (hosts that did not
-    /// run it before the excess began) is let pass for [`OVERSHOOT_LIMIT`].
+    /// another order on its slot, or an order made obsolete by the new placement is still
+    /// retried and executed. Excess up to what the move's targets run — hosts that joined the
+    /// lattice in the last [`OVERSHOOT_LIMIT`], and for a provider running several images all
+    /// but its largest image group — is let pass for [`OVERSHOOT_LIMIT`].
     pub allow_make_before_break_moves: bool,
     /// (a), update echoes: the `component.update` echo (`component_scaled(new, 0)`) is applied
     /// as a loss when it comes in the same batch as the update's `component_scaled(new, n)`
@@ -63,15 +65,17 @@ pub struct Switches {
     /// the order lifetime before it; at convergence, a config whose values differ when no
     /// `config.get` of it was answered since its last put.
     pub allow_config_read_failures: bool,
-    /// (c) and (d), configs only: wadm learns configs only from `config_set` /
-    /// `config_deleted` events (discovery rounds do not read configs), so a lost event is never
-    /// corrected. A lost `config_set`: the config is never deleted on undeploy (at convergence,
-    /// a config no application wants is let pass when no event about it was applied since its
-    /// last put). A lost `config_deleted`: wadm believes a deleted config exists, a redeploy
-    /// never puts it back, and the scale or link naming it is refused (`failed`, for good): an
+    /// (c) and (d), links and configs: wadm learns configs only from `config_set` /
+    /// `config_deleted` events (discovery rounds read no configs), so a lost event is never
+    /// corrected; and a link or config of an application undeployed before wadm saw its put is
+    /// not removed (a discovery round may find the link later, but the application is
+    /// forgotten by then). Let pass at convergence: a link or config nobody wants when no event
+    /// about it was applied between its last put and the undeploy, or (configs) since its last
+    /// put. A lost `config_deleted`: wadm believes a deleted config exists, a redeploy never
+    /// puts it back, and the scale or link naming it is refused (`failed`, for good): an
     /// application one of whose configs was deleted unobserved may be `failed` and is left out
     /// of the convergence check.
-    pub allow_unobserved_config_changes: bool,
+    pub allow_lost_link_and_config_events: bool,
 }
 
 /// How long an overshoot may last under the (a) allowances of [`Switches`]: an order's
@@ -88,7 +92,7 @@ impl Switches {
             allow_stale_redelivery: false,
             allow_failed_after_no_responders: false,
             allow_config_read_failures: false,
-            allow_unobserved_config_changes: false,
+            allow_lost_link_and_config_events: false,
         }
     }
 }
@@ -101,16 +105,15 @@ impl Default for Switches {
             allow_stale_redelivery: true,
             allow_failed_after_no_responders: true,
             allow_config_read_failures: true,
-            allow_unobserved_config_changes: true,
+            allow_lost_link_and_config_events: true,
         }
     }
 }
 
-/// An overshoot let pass: since when, and the hosts freshly placed on since it began.
+/// An overshoot let pass: since when.
 #[derive(Debug, Clone)]
 struct Overshoot {
     since: Timestamp,
-    fresh: BTreeSet<String>,
 }
 
 /// A control request with an effect that the hosts executed (or will: a late reply).
@@ -177,10 +180,13 @@ pub struct Checker {
     wants: Vec<Vec<BTreeMap<String, (u32, String)>>>,
     /// Applications a real failure was injected into.
     pub failing: BTreeSet<usize>,
+    /// Links and configs of applications undeployed before wadm applied an event about them
+    /// since their last put.
+    unseen_at_undeploy: BTreeSet<Slot>,
     /// Applications an order of which got "no responders".
     no_responders: BTreeSet<String>,
-    /// Per component or provider id, the hosts that ran it at the last check.
-    ran_on: BTreeMap<String, BTreeSet<String>>,
+    /// Hosts that joined the lattice during the scenario, and when.
+    joined: BTreeMap<String, Timestamp>,
     overshoots: BTreeMap<String, Overshoot>,
     /// Per component id: when wadm last applied a `component_scaled(.., 0)` from a host that
     /// ran it, and how many that host ran.
@@ -226,7 +232,8 @@ impl Checker {
             wants,
             failing: BTreeSet::new(),
             no_responders: BTreeSet::new(),
-            ran_on: BTreeMap::new(),
+            unseen_at_undeploy: BTreeSet::new(),
+            joined: BTreeMap::new(),
             overshoots: BTreeMap::new(),
             phantom_losses: BTreeMap::new(),
             stale_replays: BTreeMap::new(),
@@ -252,6 +259,44 @@ impl Checker {
                 *allowed = (*allowed).max(n);
             }
         }
+    }
+
+    /// Application `app` is being undeployed now: note its links and configs wadm has not seen
+    /// (no event applied about them since their last put).
+    pub fn note_undeploying(&mut self, scenario: &Scenario, app: usize, world: &World) {
+        let Some(v) = self.deployed[app] else { return };
+        let spec = &scenario.apps[app];
+        let version = &spec.versions[v];
+        let mut slots: Vec<(Slot, String, Option<LinkKey>)> = Vec::new();
+        for link in version.lattice_links(&spec.name) {
+            let put = format!("wasmbus.ctl.v1.{LATTICE}.link.put");
+            slots.push((Slot::Link(link.key()), put, Some(link.key())));
+        }
+        for name in version.owned_configs(&spec.name).into_keys() {
+            let put = format!("wasmbus.ctl.v1.{LATTICE}.config.put.{name}");
+            slots.push((Slot::Config(name), put, None));
+        }
+        for (slot, put, key) in slots {
+            let last_put = world.lattice.inspect_requests(|log| {
+                let is_put = |r: &ReceivedRequest| {
+                    r.subject == put
+                        && r.applied.is_some()
+                        && key.as_ref().is_none_or(|k| {
+                            serde_json::from_slice::<Link>(&r.body).is_ok_and(|l| l.key() == *k)
+                        })
+                };
+                log.iter().rev().find(|r| is_put(r)).and_then(|r| r.applied)
+            });
+            let Some(op) = last_put else { continue };
+            if self.observed_slot.get(&slot).is_none_or(|o| *o < op) {
+                self.unseen_at_undeploy.insert(slot);
+            }
+        }
+    }
+
+    /// Host `id` joined the lattice now (after the scenario began).
+    pub fn note_joined(&mut self, id: &str, now: Timestamp) {
+        self.joined.insert(id.to_string(), now);
     }
 
     /// A discovery round is taken now, at the lattice's operation `op`.
@@ -306,20 +351,29 @@ impl Checker {
             };
             let phantom = recent(&self.phantom_losses, self.switches.allow_echo_taken_for_loss);
             let stale = recent(&self.stale_replays, self.switches.allow_stale_redelivery);
-            let before = self.ran_on.get(id);
-            let fresh: Vec<&String> = if self.switches.allow_make_before_break_moves {
-                on.keys().filter(|h| before.is_none_or(|b| !b.contains(*h))).collect()
+            let fresh: u32 = if self.switches.allow_make_before_break_moves {
+                let joined =
+                    |h: &String| self.joined.get(h).is_some_and(|at| now - at <= OVERSHOOT_LIMIT);
+                let to_new_hosts: u32 =
+                    on.iter().filter(|(h, _)| joined(h)).map(|(_, (n, _))| n).sum();
+                // A provider running several images is being replaced (maybe for the second
+                // time, an update during an update): all but the largest image group may be
+                // the move's overlap.
+                let mut by_image: BTreeMap<&String, u32> = BTreeMap::new();
+                for (n, image) in on.values() {
+                    *by_image.entry(image).or_default() += n;
+                }
+                let largest = by_image.values().copied().max().unwrap_or(0);
+                let replacing = if by_image.len() > 1 { count - largest } else { 0 };
+                to_new_hosts + replacing
             } else {
-                Vec::new()
+                0
             };
+            let attributable = fresh + phantom + stale;
             let known = self.overshoots.contains_key(id);
-            if known || !fresh.is_empty() || phantom + stale > 0 {
-                let o = self
-                    .overshoots
-                    .entry(id.clone())
-                    .or_insert(Overshoot { since: now, fresh: BTreeSet::new() });
-                o.fresh.extend(fresh.into_iter().cloned());
-                let on_fresh: u32 = o.fresh.iter().filter_map(|h| on.get(h)).map(|(n, _)| n).sum();
+            if known || attributable > 0 {
+                let o = self.overshoots.entry(id.clone()).or_insert(Overshoot { since: now });
+                let on_fresh = fresh;
                 let lasted = now - o.since;
                 if count - allowed <= on_fresh + phantom + stale && lasted <= OVERSHOOT_LIMIT {
                     self.stats.allowed_overshoots += 1;
@@ -342,8 +396,6 @@ impl Checker {
             break;
         }
         self.overshoots.retain(|id, _| running.contains_key(id));
-        self.ran_on =
-            running.iter().map(|(id, on)| (id.clone(), on.keys().cloned().collect())).collect();
         result?;
         let ids: Vec<String> = self.allowed.keys().cloned().collect();
         for id in ids {
@@ -374,7 +426,7 @@ impl Checker {
                 self.stats.allowed_failed_no_responders += 1;
                 continue;
             }
-            if self.switches.allow_unobserved_config_changes
+            if self.switches.allow_lost_link_and_config_events
                 && self.uses_config_deleted_unobserved(scenario, i, world)
             {
                 self.stats.allowed_failed_unobserved_config += 1;
@@ -644,7 +696,7 @@ impl Checker {
         let mut configs = BTreeMap::new();
         let excused: BTreeSet<usize> = (0..scenario.apps.len())
             .filter(|i| {
-                self.switches.allow_unobserved_config_changes
+                self.switches.allow_lost_link_and_config_events
                     && self.uses_config_deleted_unobserved(scenario, *i, world)
             })
             .collect();
@@ -694,9 +746,19 @@ impl Checker {
         }
         let excused_link =
             |k: &LinkKey| self.owner.get(&k.source_id).is_some_and(|a| excused.contains(a));
+        let lost = |slot: Slot| {
+            self.switches.allow_lost_link_and_config_events
+                && self.unseen_at_undeploy.contains(&slot)
+        };
+        let mut lost_links = 0;
         for key in truth.links.keys().filter(|k| !links.contains_key(*k) && !excused_link(k)) {
+            if lost(Slot::Link(key.clone())) {
+                lost_links += 1;
+                continue;
+            }
             wrong.push(format!("link {key:?} is not wanted"));
         }
+        self.stats.allowed_config_drift += lost_links;
         for (name, values) in &configs {
             let got = truth.configs.get(name).map(|c| c.values.clone());
             if got != Some(Some(values.clone())) {
@@ -722,7 +784,9 @@ impl Checker {
             .filter(|n| !configs.contains_key(*n) && !excused_configs.contains(*n))
         {
             let (_, seen) = self.config_news_since_put(world, name);
-            if !seen && self.switches.allow_unobserved_config_changes {
+            if (!seen && self.switches.allow_lost_link_and_config_events)
+                || lost(Slot::Config(name.clone()))
+            {
                 self.stats.allowed_config_drift += 1;
                 continue;
             }

@@ -25,6 +25,10 @@ pub const SETTLE_BOUND: u64 = 420_000;
 pub const STABLE: u64 = 10_000;
 /// How often an idle world looks again for redeliveries (ack waits, nak delays).
 const POLL: u64 = 250;
+/// How long an event step takes (a record read, a reconcile, KV writes and publishes on NATS):
+/// the pinned replica pulls its next batch no sooner, so events that arrive meanwhile (command
+/// answers, heartbeats) form a batch as they do in production.
+const EVENT_STEP: u64 = 5;
 /// The hosts' heartbeat interval (wasmCloud's default, and the runtime's lease setting).
 const HEARTBEAT: u64 = 30_000;
 /// The least time between two rounds a replica runs because state is in doubt (`run`'s default).
@@ -114,6 +118,8 @@ struct Sim<'s> {
     /// The pin moves once the pinned replica has not pulled for the ack wait + 1 s: until then
     /// nobody takes events (so what a dead replica held is redelivered first).
     pin_free_at: Timestamp,
+    /// The pinned replica is busy with its last event step until then.
+    events_busy_until: Timestamp,
     /// The convergence verdict of the last idle moment and whether anything it depends on has
     /// changed since (what the hosts run, statuses, deployments).
     verdict: Option<Result<(), String>>,
@@ -146,6 +152,7 @@ impl<'s> Sim<'s> {
             poll_until: 0,
             pinned: 0,
             pin_free_at: 0,
+            events_busy_until: 0,
             verdict: None,
             verdict_on: (u64::MAX, 0),
             report: Report::default(),
@@ -293,6 +300,9 @@ impl<'s> Sim<'s> {
         if now < self.poll_until {
             next = next.min(now + POLL);
         }
+        if self.events_busy_until > now {
+            next = next.min(self.events_busy_until);
+        }
         next.max(now + 1)
     }
 
@@ -369,6 +379,9 @@ impl<'s> Sim<'s> {
         self.hosts_started += 1;
         self.world.lattice.add_host(&id, Default::default()).await;
         self.heartbeats.insert(id.clone(), self.world.now() + HEARTBEAT);
+        if self.faults_on || self.faults_ended_at > 0 {
+            self.checker.note_joined(&id, self.world.now());
+        }
         self.note(format!("host {id} starts"));
         id
     }
@@ -399,6 +412,7 @@ impl<'s> Sim<'s> {
                 }
                 let name = &s.apps[app].name;
                 self.note(format!("undeploy {name}"));
+                self.checker.note_undeploying(s, app, &self.world);
                 self.world.undeploy(name).await;
                 self.checker.note_deployed(s, app, None);
             }
@@ -406,6 +420,7 @@ impl<'s> Sim<'s> {
                 let (name, v) = (&s.apps[app].name, &s.apps[app].versions[version].version);
                 self.note(format!("undeploy {name} and deploy {v} at once"));
                 if self.checker.deployed[app].is_some() {
+                    self.checker.note_undeploying(s, app, &self.world);
                     self.world.undeploy(name).await;
                     self.checker.note_deployed(s, app, None);
                 }
@@ -455,7 +470,8 @@ impl<'s> Sim<'s> {
             // The pinned replica pauses: another one takes the event consumer over.
             self.unpin();
         }
-        let pinned = (self.world.now() >= self.pin_free_at).then_some(self.pinned);
+        let pinned = (self.world.now() >= self.pin_free_at.max(self.events_busy_until))
+            .then_some(self.pinned);
         let mut candidates: Vec<(usize, Loop)> = (0..replicas)
             .flat_map(|r| [(r, Loop::Events), (r, Loop::Commands)])
             .filter(|(r, l)| matches!(l, Loop::Commands) || Some(*r) == pinned)
@@ -508,6 +524,7 @@ impl<'s> Sim<'s> {
                         events_empty = true;
                         continue;
                     };
+                    self.events_busy_until = self.world.now() + EVENT_STEP;
                     match done {
                         Ok(p) => {
                             let line = format!(
