@@ -46,41 +46,44 @@ pub struct Switches {
     /// ran (a `component_scaled(.., 0)` applied while the host ran it) is let pass for
     /// [`OVERSHOOT_LIMIT`].
     pub allow_echo_taken_for_loss: bool,
-    /// (a), stale redeliveries: a command whose replica died after sending it is redelivered
-    /// after the ack wait and sent again although a later order changed its slot since (the
-    /// executor checks only TTL and generation): the old effect is re-applied. Excess up to
-    /// what such a redelivery started is let pass for [`OVERSHOOT_LIMIT`].
+    /// (a), stale orders: a command whose replica died after sending it is redelivered after
+    /// the ack wait and sent again although a later order changed its slot since (the executor
+    /// checks only TTL and generation), or a start answered late is executed by its host after
+    /// a newer deploy superseded it and wadm, planning around the pending order, kept another
+    /// instance instead of stopping it. Excess up to what such an order started is let pass
+    /// for [`OVERSHOOT_LIMIT`].
     pub allow_stale_redelivery: bool,
     /// (c): a request to a host that crashed (before its lease ran out) gets "no responders";
     /// the executor retries it as if unanswered, gives up and reports the application failed.
     /// An application may show `failed` when a request of its orders got "no responders" and
     /// the status names it.
     pub allow_failed_after_no_responders: bool,
-    /// (b) and (d), configs only: when a `config.get` goes unanswered wadm keeps the config
-    /// with unknown values (first read) or with its *previous* values (later reads). Unknown
-    /// values confirm a `config.put` in flight at once (`intents::confirmed`) while the planner
-    /// sees values that differ and puts the config again; stale values make wadm believe the
-    /// lattice holds what it no longer does, so a rollback to those values is never put. Let
-    /// pass: a repeated `config.put` when a `config.get` of that name went unanswered within
-    /// the order lifetime before it; at convergence, a config whose values differ when no
-    /// `config.get` of it was answered since its last put.
+    /// (b), configs: an unanswered `config.get` leaves the config with unknown values, which
+    /// confirm a `config.put` in flight at once (`intents::confirmed`) while the planner sees
+    /// values that differ and puts the config again. Let pass: a repeated `config.put` when a
+    /// `config.get` of that name went unanswered within the order lifetime before it.
     pub allow_config_read_failures: bool,
+    /// (d), configs: a later unanswered `config.get` keeps the config's *previous* values
+    /// (`step::config_values` ignores `None`), so wadm believes the lattice holds values it no
+    /// longer does, and a rollback to those values is never put. Let pass at convergence: a
+    /// config whose values differ when no `config.get` of it was answered since its last put.
+    pub allow_stale_config_values: bool,
     /// (c) and (d), links and configs: wadm learns configs only from `config_set` /
     /// `config_deleted` events (discovery rounds read no configs), so a lost event is never
     /// corrected; and a link or config of an application undeployed before wadm saw its put is
     /// not removed (a discovery round may find the link later, but the application is
     /// forgotten by then). Let pass at convergence: a link or config nobody wants when no event
     /// about it was applied between its last put and the undeploy, or (configs) since its last
-    /// put. A lost `config_deleted`: wadm believes a deleted config exists, a redeploy never
-    /// puts it back, and the scale or link naming it is refused (`failed`, for good): an
-    /// application one of whose configs was deleted unobserved may be `failed` and is left out
-    /// of the convergence check.
+    /// put. A lost or late `config_deleted` (undeploy, then deploy again): wadm believes a
+    /// deleted config exists, so a redeploy does not put it back first (a lost event: never),
+    /// and the scale or link naming it is refused (`failed`). An application using a config the
+    /// lattice lost to a `config.del` may be `failed`, and is left out of the convergence check
+    /// when wadm never saw that deletion.
     pub allow_lost_link_and_config_events: bool,
 }
 
 /// How long an overshoot may last under the (a) allowances of [`Switches`]: an order's
-/// lifetime (70 s)
-/// plus a heartbeat interval (30 s).
+/// lifetime (70 s) plus a heartbeat interval (30 s).
 pub const OVERSHOOT_LIMIT: u64 = 100_000;
 
 impl Switches {
@@ -92,6 +95,7 @@ impl Switches {
             allow_stale_redelivery: false,
             allow_failed_after_no_responders: false,
             allow_config_read_failures: false,
+            allow_stale_config_values: false,
             allow_lost_link_and_config_events: false,
         }
     }
@@ -105,6 +109,7 @@ impl Default for Switches {
             allow_stale_redelivery: true,
             allow_failed_after_no_responders: true,
             allow_config_read_failures: true,
+            allow_stale_config_values: true,
             allow_lost_link_and_config_events: true,
         }
     }
@@ -172,6 +177,11 @@ pub struct Checker {
     order_lifetime: u64,
     /// The version of each application deployed now (`None`: not deployed).
     pub deployed: Vec<Option<usize>>,
+    /// When each application's deployment last changed.
+    changed_at: Vec<Timestamp>,
+    /// Requests answered late whose execution is still to come: (log index, id it starts,
+    /// instances).
+    late_starts: Vec<(usize, String, u32)>,
     /// Per component or provider id, the most instances allowed to run now.
     allowed: BTreeMap<String, u32>,
     /// Per component or provider id, its application.
@@ -183,14 +193,17 @@ pub struct Checker {
     /// Links and configs of applications undeployed before wadm applied an event about them
     /// since their last put.
     unseen_at_undeploy: BTreeSet<Slot>,
+    /// Per application, the failure (message without the backoff note) excused because a
+    /// config it uses was deleted under it.
+    excused_failures: BTreeMap<usize, String>,
     /// Applications an order of which got "no responders".
     no_responders: BTreeSet<String>,
     /// Hosts that joined the lattice during the scenario, and when.
     joined: BTreeMap<String, Timestamp>,
     overshoots: BTreeMap<String, Overshoot>,
-    /// Per component id: when wadm last applied a `component_scaled(.., 0)` from a host that
-    /// ran it, and how many that host ran.
-    phantom_losses: BTreeMap<String, (Timestamp, u32)>,
+    /// Per component id and host: when wadm last applied a `component_scaled(.., 0)` from the
+    /// host while it ran the component, and how many it ran.
+    phantom_losses: BTreeMap<(String, String), (Timestamp, u32)>,
     /// Per component or provider id: when a redelivered order was last sent again after its
     /// slot changed, and how many it starts.
     stale_replays: BTreeMap<String, (Timestamp, u32)>,
@@ -227,11 +240,14 @@ impl Checker {
             switches,
             order_lifetime,
             deployed: vec![None; scenario.apps.len()],
+            changed_at: vec![0; scenario.apps.len()],
+            late_starts: Vec::new(),
             allowed: BTreeMap::new(),
             owner,
             wants,
             failing: BTreeSet::new(),
             no_responders: BTreeSet::new(),
+            excused_failures: BTreeMap::new(),
             unseen_at_undeploy: BTreeSet::new(),
             joined: BTreeMap::new(),
             overshoots: BTreeMap::new(),
@@ -250,8 +266,15 @@ impl Checker {
 
     /// Application `app` is now deployed at `version` (`None`: undeployed). While a change
     /// rolls out, up to the old and the new target may run.
-    pub fn note_deployed(&mut self, scenario: &Scenario, app: usize, version: Option<usize>) {
+    pub fn note_deployed(
+        &mut self,
+        scenario: &Scenario,
+        app: usize,
+        version: Option<usize>,
+        now: Timestamp,
+    ) {
         self.deployed[app] = version;
+        self.changed_at[app] = now;
         let spec = &scenario.apps[app];
         if let Some(v) = version {
             for (id, n) in spec.versions[v].targets(&spec.name) {
@@ -349,7 +372,16 @@ impl Checker {
                 let found = m.get(id).filter(|(at, _)| on && now - at <= OVERSHOOT_LIMIT);
                 found.map_or(0, |(_, n)| *n)
             };
-            let phantom = recent(&self.phantom_losses, self.switches.allow_echo_taken_for_loss);
+            let phantom: u32 = if self.switches.allow_echo_taken_for_loss {
+                let of_id = self.phantom_losses.range((id.clone(), String::new())..);
+                of_id
+                    .take_while(|((c, _), _)| c == id)
+                    .filter(|(_, (at, _))| now - at <= OVERSHOOT_LIMIT)
+                    .map(|(_, (_, n))| n)
+                    .sum()
+            } else {
+                0
+            };
             let stale = recent(&self.stale_replays, self.switches.allow_stale_redelivery);
             let fresh: u32 = if self.switches.allow_make_before_break_moves {
                 let joined =
@@ -426,10 +458,14 @@ impl Checker {
                 self.stats.allowed_failed_no_responders += 1;
                 continue;
             }
+            // The same failure, still shown while the application backs off, stays excused.
+            let core = status.status.message.split(" (retrying").next().unwrap_or_default();
+            let excused_before = self.excused_failures.get(&i).is_some_and(|m| m == core);
             if self.switches.allow_lost_link_and_config_events
-                && self.uses_config_deleted_unobserved(scenario, i, world)
+                && (excused_before || self.uses_deleted_config(scenario, i, world, false))
             {
                 self.stats.allowed_failed_unobserved_config += 1;
+                self.excused_failures.insert(i, core.to_string());
                 continue;
             }
             let message = format!("{} is failed: {}", app.name, status.status.message);
@@ -492,7 +528,8 @@ impl Checker {
                     t.hosts.get(host).and_then(|h| h.components.get(component)).map(|c| c.count)
                 });
                 if let Some(n) = runs {
-                    self.phantom_losses.insert(component.clone(), (world.now(), n));
+                    let key = (component.clone(), host.clone());
+                    self.phantom_losses.insert(key, (world.now(), n));
                 }
             }
             let seen = self.observed_slot.entry(slot).or_default();
@@ -535,6 +572,7 @@ impl Checker {
     /// (b) No control request with the same effect (subject and body) as an earlier one while
     /// that one is in flight.
     pub fn check_requests(&mut self, world: &World) -> Result<(), Violation> {
+        self.note_late_executions(world);
         let new = world.lattice.request_log_from(self.cursor);
         let first = self.cursor;
         self.cursor += new.len();
@@ -612,6 +650,18 @@ impl Checker {
             }
             // Keep only those that may still be in flight, and this one if it had an effect.
             earlier.retain(|r1| r1.applied.is_some() || r1.late);
+            if request.late {
+                let starts = match &command {
+                    wadm_scheduler::Command::ScaleComponent(r) => {
+                        Some((r.component_id.clone(), r.count))
+                    }
+                    wadm_scheduler::Command::StartProvider(r) => Some((r.provider_id.clone(), 1)),
+                    _ => None,
+                };
+                if let Some((id, n)) = starts {
+                    self.late_starts.push((index, id, n));
+                }
+            }
             if request.applied.is_some() || request.late {
                 earlier.push(Sent {
                     index,
@@ -627,6 +677,27 @@ impl Checker {
             }
         }
         Ok(())
+    }
+
+    /// Late executions that took place since the last call: one that starts instances of an
+    /// application whose deployment changed after the request was sent is a superseded order
+    /// executed late (the `stale` allowance).
+    fn note_late_executions(&mut self, world: &World) {
+        let now = world.now();
+        let late = std::mem::take(&mut self.late_starts);
+        for (index, id, n) in late {
+            let Some(r) = world.lattice.request_at(index) else { continue };
+            if r.applied.is_none() {
+                if now.saturating_sub(r.at) < self.order_lifetime {
+                    self.late_starts.push((index, id, n));
+                }
+                continue;
+            }
+            let superseded = self.owner.get(&id).is_some_and(|a| self.changed_at[*a] > r.at);
+            if superseded {
+                self.stale_replays.insert(id, (now, n));
+            }
+        }
     }
 
     /// Whether a `config.get` of the config `put` puts went unanswered within the order
@@ -671,6 +742,18 @@ impl Checker {
         app: usize,
         world: &World,
     ) -> bool {
+        self.uses_deleted_config(scenario, app, world, true)
+    }
+
+    /// Whether application `app` (its deployed version) uses a config the lattice lost to a
+    /// `config.del` (and, when `unobserved`, wadm applied no event about it since).
+    fn uses_deleted_config(
+        &self,
+        scenario: &Scenario,
+        app: usize,
+        world: &World,
+        unobserved: bool,
+    ) -> bool {
         let Some(v) = self.deployed[app] else { return false };
         let spec = &scenario.apps[app];
         let names = spec.versions[v].owned_configs(&spec.name).into_keys();
@@ -683,7 +766,8 @@ impl Checker {
                 log.iter().rev().find(|r| r.subject == del && r.applied.is_some())?.applied
             });
             deleted.is_some_and(|op| {
-                self.observed_slot.get(&Slot::Config(name.clone())).is_none_or(|o| *o < op)
+                !unobserved
+                    || self.observed_slot.get(&Slot::Config(name.clone())).is_none_or(|o| *o < op)
             })
         })
     }
@@ -763,7 +847,7 @@ impl Checker {
             let got = truth.configs.get(name).map(|c| c.values.clone());
             if got != Some(Some(values.clone())) {
                 let (read, _) = self.config_news_since_put(world, name);
-                if got.is_some() && !read && self.switches.allow_config_read_failures {
+                if got.is_some() && !read && self.switches.allow_stale_config_values {
                     self.stats.allowed_config_drift += 1;
                     continue;
                 }

@@ -404,7 +404,7 @@ impl<'s> Sim<'s> {
                 let (name, v) = (&s.apps[app].name, &s.apps[app].versions[version].version);
                 self.note(format!("deploy {name} {v}"));
                 self.world.deploy(name, v).await;
-                self.checker.note_deployed(s, app, Some(version));
+                self.checker.note_deployed(s, app, Some(version), self.world.now());
             }
             Action::Undeploy { app } => {
                 if self.checker.deployed[app].is_none() {
@@ -414,7 +414,7 @@ impl<'s> Sim<'s> {
                 self.note(format!("undeploy {name}"));
                 self.checker.note_undeploying(s, app, &self.world);
                 self.world.undeploy(name).await;
-                self.checker.note_deployed(s, app, None);
+                self.checker.note_deployed(s, app, None, self.world.now());
             }
             Action::UndeployDeploy { app, version } => {
                 let (name, v) = (&s.apps[app].name, &s.apps[app].versions[version].version);
@@ -422,10 +422,10 @@ impl<'s> Sim<'s> {
                 if self.checker.deployed[app].is_some() {
                     self.checker.note_undeploying(s, app, &self.world);
                     self.world.undeploy(name).await;
-                    self.checker.note_deployed(s, app, None);
+                    self.checker.note_deployed(s, app, None, self.world.now());
                 }
                 self.world.deploy(name, v).await;
-                self.checker.note_deployed(s, app, Some(version));
+                self.checker.note_deployed(s, app, Some(version), self.world.now());
             }
             Action::CrashHost => {
                 let host = self.victim().await;
