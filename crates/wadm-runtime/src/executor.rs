@@ -41,7 +41,12 @@ pub enum Executed {
     GaveUp { message: String },
     /// Not a command message: dropped.
     Unreadable { reason: String },
+    /// Nobody serves its subject (the host is gone): dropped, reported, not a failure.
+    NoResponders,
 }
+
+/// The `command_dropped` reason of a command nobody could receive.
+pub const NO_RESPONDERS: &str = "no responders";
 
 /// The executor of one replica.
 pub struct Executor<D, C, O> {
@@ -170,6 +175,13 @@ where
                     Ok(Executed::Refused { message: text })
                 }
             },
+            Err(IoError::NoResponders { .. }) => {
+                // Nobody serves the subject: the host is gone (its lease will say so) or the
+                // lattice has no host. Not the application's failure: the order is dropped
+                // and the situation planned again from what is observed.
+                self.dropped(&message, NO_RESPONDERS).await?;
+                Ok(Executed::NoResponders)
+            }
             Err(e) if delivered < self.config.max_request_attempts => {
                 tracing::debug!(command = %message.id, error = %e, "control request unanswered");
                 let attempt = u32::try_from(delivered).unwrap_or(u32::MAX);
@@ -232,6 +244,7 @@ fn count_sent(payload: &[u8], processed: &Result<Executed, IoError>) {
         Ok(Executed::Sent | Executed::AlreadyDone { .. }) => "ok",
         Ok(Executed::Refused { .. }) => "refused",
         Ok(Executed::Expired) => "expired",
+        Ok(Executed::NoResponders) => "no_responders",
         Ok(Executed::Superseded { .. }) => "superseded",
         Ok(Executed::Unreadable { .. }) => "unreadable",
         Ok(Executed::Retry { .. } | Executed::GaveUp { .. }) | Err(_) => "error",

@@ -195,7 +195,12 @@ pub fn apply(
                         lattice = %lattice, app = %order.app, command = %dropped.msg_id,
                         reason = %dropped.reason, "command dropped unsent"
                     );
-                    out.affected.apps.insert(order.app);
+                    // Nobody received it: re-planning at once would ask the same gone host
+                    // again; the next event or tick of the application does (its host's lease
+                    // runs out meanwhile).
+                    if dropped.reason != crate::executor::NO_RESPONDERS {
+                        out.affected.apps.insert(order.app);
+                    }
                 }
             }
             Input::CommandFailed(failure) => {

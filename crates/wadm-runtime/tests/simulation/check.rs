@@ -107,7 +107,8 @@ impl Default for Switches {
             allow_make_before_break_moves: true,
             allow_echo_taken_for_loss: true,
             allow_stale_redelivery: true,
-            allow_failed_after_no_responders: true,
+            // Fixed: a command nobody receives is dropped, not a failure (executor.rs).
+            allow_failed_after_no_responders: false,
             allow_config_read_failures: true,
             allow_stale_config_values: true,
             allow_lost_link_and_config_events: true,
