@@ -139,3 +139,20 @@ fn standard_input_is_read_with_a_dash() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_readme_examples_validate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("examples/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = wadm(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
