@@ -12,7 +12,7 @@ use wadm_scheduler::{Command, Plan, PlannedCommand};
 use crate::backoff::Backoff;
 use crate::config::RuntimeConfig;
 use crate::desired::Deployment;
-use crate::intents::{Admission, Intent, Intents, Slot};
+use crate::intents::{Admission, Intent, Slot};
 use crate::messages::CommandMessage;
 use crate::record::{AppRecord, Failure, LatticeRecord};
 
@@ -300,7 +300,7 @@ pub fn statuses(
             out.push((name.clone(), status.clone()));
             continue;
         }
-        let in_flight = record_intents_for(intents, name);
+        let in_flight = intents.pending_for(name);
         let status = match &app.failure {
             Some(f) if status.status.status_type != StatusType::Deployed => {
                 let when = if now < f.retry_at { "retrying later" } else { "retrying" };
@@ -331,10 +331,6 @@ pub fn prune_undeployed(record: &mut LatticeRecord, plan: &Plan) {
     let mut busy: BTreeSet<&str> = plan.commands.iter().map(|c| c.app.as_str()).collect();
     busy.extend(record.intents.pending().map(|(_, i)| i.app.as_str()));
     record.apps.retain(|name, app| app.deployed_version.is_some() || busy.contains(name.as_str()));
-}
-
-fn record_intents_for(intents: &Intents, app: &str) -> usize {
-    intents.pending_for(app)
 }
 
 #[cfg(test)]

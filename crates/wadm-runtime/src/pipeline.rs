@@ -95,6 +95,20 @@ pub struct EventMessage<'a> {
     pub stored_at: Option<wadm_lattice::Timestamp>,
 }
 
+impl<'a> EventMessage<'a> {
+    /// A delivered message as the step sees it.
+    pub fn of(d: &'a impl Delivery) -> Self {
+        EventMessage {
+            subject: d.subject(),
+            payload: d.payload(),
+            sequence: d.stream_sequence(),
+            delivered: d.delivered(),
+            queued: d.pending(),
+            stored_at: d.stored_at(),
+        }
+    }
+}
+
 /// The I/O a pipeline uses.
 pub struct PipelineIo<K, T, D, S, O, C> {
     /// The bucket of lattice heads (compare-and-set).
@@ -183,17 +197,7 @@ where
             last = last.stream_sequence(),
             count = batch.len()
         );
-        let messages: Vec<EventMessage<'_>> = batch
-            .iter()
-            .map(|d| EventMessage {
-                subject: d.subject(),
-                payload: d.payload(),
-                sequence: d.stream_sequence(),
-                delivered: d.delivered(),
-                queued: d.pending(),
-                stored_at: d.stored_at(),
-            })
-            .collect();
+        let messages: Vec<EventMessage<'_>> = batch.iter().map(EventMessage::of).collect();
         let work = self.process_batch(&messages).instrument(span);
         let result = with_progress(last, self.config.progress_every, work).await;
         match result {

@@ -54,8 +54,12 @@ pub struct RunConfig {
 impl RunConfig {
     pub fn new(lattices: Vec<String>) -> Self {
         let runtime = RuntimeConfig::default();
-        let streams =
-            StreamSettings { command_ttl: runtime.command_ttl, ..StreamSettings::default() };
+        // The event consumer lets one replica hold as many events as a step takes.
+        let streams = StreamSettings {
+            command_ttl: runtime.command_ttl,
+            event_batch: runtime.batch_size,
+            ..StreamSettings::default()
+        };
         Self {
             lattices,
             runtime,

@@ -383,17 +383,7 @@ impl World {
             return None;
         }
         if handle {
-            let messages: Vec<EventMessage<'_>> = batch
-                .iter()
-                .map(|d| EventMessage {
-                    subject: d.subject(),
-                    payload: d.payload(),
-                    sequence: d.stream_sequence(),
-                    delivered: d.delivered(),
-                    queued: d.pending(),
-                    stored_at: d.stored_at(),
-                })
-                .collect();
+            let messages: Vec<EventMessage<'_>> = batch.iter().map(EventMessage::of).collect();
             if replica.pipeline.process_batch(&messages).await.is_ok() {
                 for d in &batch {
                     self.applied.push(d.subject(), d.payload());
