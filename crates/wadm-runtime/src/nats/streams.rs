@@ -105,9 +105,9 @@ async fn ensure_consumer(
     let name = config.durable_name.clone().unwrap_or_default();
     let mut last = None;
     for _ in 0..5 {
-        if let Ok(mut found) = stream.get_consumer::<consumer::pull::Config>(&name).await {
-            let info = found.info().await.map_err(|e| setup(&format!("consumer {name}"), e))?;
-            let current = &info.config;
+        if let Ok(found) = stream.get_consumer::<consumer::pull::Config>(&name).await {
+            // get_consumer just fetched its info: no second round trip.
+            let current = &found.cached_info().config;
             if current.ack_wait == config.ack_wait
                 && current.max_ack_pending == config.max_ack_pending
                 && current.priority_policy == config.priority_policy
