@@ -10,7 +10,11 @@
 //! 2. Per lattice, one durable pull consumer pinned to one replica at a time (JetStream's
 //!    `PinnedClient` priority policy; the pin moves when the pinned replica stops pulling for
 //!    longer than the ack wait, so a dead replica's unacked events are redelivered before
-//!    anything newer). The pinned replica takes batches of up to `RuntimeConfig::batch_size`
+//!    anything newer). Lattices spread over the replicas ([`membership`]): replicas announce
+//!    themselves on core NATS every 500 ms, each lattice belongs to one live replica (rendezvous
+//!    hashing with bounded loads) and only that one pulls; the others stand by and take over
+//!    when its presence runs out (2 s) — or at once when it stops gracefully, since it gives
+//!    back what it pulled and unpins the consumer. The pinned replica takes batches of up to `RuntimeConfig::batch_size`
 //!    events in order and handles each batch as one step ([`pipeline`] is the shell, [`step`]
 //!    the pure decisions): check out the lattice record (observed state with the reducer's
 //!    bookkeeping, deployments, failure backoff, orders in flight — [`record`]) with its head
@@ -143,6 +147,7 @@ pub mod first_round;
 pub mod head;
 pub mod intents;
 pub mod io;
+pub mod membership;
 pub mod memory;
 pub mod messages;
 pub mod nats;

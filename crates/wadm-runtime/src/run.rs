@@ -2,11 +2,13 @@
 //! lattice, one event loop, a pool of command loops and a ticker, until `shutdown` resolves.
 //! Every replica runs exactly this; there is no leader.
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
+use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use wadm_nats::store::KvStateStore;
@@ -20,6 +22,7 @@ use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
 use crate::executor::Executor;
 use crate::io::Outbox;
+use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
 use crate::nats::{
     JsInbox, JsOutbox, NatsControl, NatsDiscoverer, RECORD_BUCKET, STATE_BUCKET, StreamSettings,
     ensure_command_consumer, ensure_event_consumer, ensure_streams,
@@ -47,8 +50,11 @@ pub struct RunConfig {
     /// The least time between two rounds this replica runs because observed state is in doubt
     /// (state read back from the store, an event from an unknown host). Default 30 s.
     pub discovery_min_gap: Duration,
-    /// This replica's name (in logs and discovery message ids).
+    /// This replica's name (in logs, discovery message ids and its presence); unique.
     pub replica: String,
+    /// Told the lattices whose events this replica works off, whenever that changes (for
+    /// embedders and tests; operators see `wadm_lattice_owned{lattice}` and the logs).
+    pub owned: Option<watch::Sender<BTreeSet<String>>>,
 }
 
 impl RunConfig {
@@ -70,7 +76,13 @@ impl RunConfig {
             discovery: wadm_nats::DiscoveryConfig::default(),
             discovery_every: Duration::from_secs(300),
             discovery_min_gap: Duration::from_secs(30),
-            replica: format!("{}-{}", std::process::id(), SystemClock.now()),
+            replica: format!(
+                "{}-{}-{:04x}",
+                std::process::id(),
+                SystemClock.now(),
+                SeededRandom::from_entropy().next_u64() & 0xffff
+            ),
+            owned: None,
         }
     }
 }
@@ -171,6 +183,16 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let membership = Arc::new(Mutex::new(Membership::new(
+        config.replica.clone(),
+        config.lattices.iter().cloned(),
+        PRESENCE_TTL,
+    )));
+    // 0 until this replica has heard who else is there; then bumped on every change.
+    let (members_tx, members_rx) = watch::channel(0u64);
+    let presence = Presences { client: client.clone(), membership: membership.clone() };
+    tasks.spawn(presence.run(members_tx, clock.clone(), stop_rx.clone()));
+    let owned = Arc::new(Mutex::new(OwnedLattices { now: BTreeSet::new(), tell: config.owned }));
     for lattice in &config.lattices {
         let settings = &config.streams;
         let event_inbox = MeteredInbox::new(
@@ -183,9 +205,36 @@ pub async fn run(
         // Capacity 1: a request while one is pending is the same request.
         let (doubt_tx, doubt_rx) = mpsc::channel::<()>(1);
         let (deadline_tx, deadline_rx) = watch::channel::<Option<u64>>(None);
-        let (p, stop, wait) = (pipeline.clone(), stop_rx.clone(), config.poll_wait);
+        let (p, mut stop, wait) = (pipeline.clone(), stop_rx.clone(), config.poll_wait);
+        let (membership, mut members, owned) =
+            (membership.clone(), members_rx.clone(), owned.clone());
+        let (events, lattice_name) = (events.clone(), lattice.clone());
         tasks.spawn(async move {
+            let lattice = lattice_name;
+            // Pull nothing before knowing who else is there (or stopping meanwhile).
+            tokio::select! {
+                _ = members.wait_for(|v| *v > 0) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
             while !*stop.borrow() {
+                let elsewhere = {
+                    let m = lock(&membership);
+                    (!m.owns(&lattice)).then(|| m.owner(&lattice).to_string())
+                };
+                if let Some(owner) = elsewhere {
+                    if lock(&owned).set(&lattice, false) {
+                        let given_back = event_inbox.inner.release(&events).await;
+                        tracing::info!(%lattice, to = %owner, given_back, "lattice handed over");
+                    }
+                    tokio::select! {
+                        _ = members.changed() => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+                if lock(&owned).set(&lattice, true) {
+                    tracing::info!(%lattice, "working off the lattice's events");
+                }
                 let result = p.step(&event_inbox, wait).await;
                 let handled = result.as_ref().ok().and_then(Option::as_ref).map_or(0, |d| d.events);
                 event_inbox.record_step(handled);
@@ -203,6 +252,10 @@ pub async fn run(
                         pause_after_error(wait).await;
                     }
                 }
+            }
+            // Stopping: the successor gets the pin now, not after its timeout.
+            if lock(&owned).set(&lattice, false) {
+                event_inbox.inner.release(&events).await;
             }
         });
         for _ in 0..config.command_workers.max(1) {
@@ -252,6 +305,119 @@ pub async fn run(
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Lock a mutex that no holder can poison (their critical sections do not panic).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The lattices this replica works off: logged, published as `wadm_lattice_owned{lattice}` and
+/// told to [`RunConfig::owned`].
+struct OwnedLattices {
+    now: BTreeSet<String>,
+    tell: Option<watch::Sender<BTreeSet<String>>>,
+}
+
+impl OwnedLattices {
+    /// Record whether `lattice` is worked off here; returns whether that changed.
+    fn set(&mut self, lattice: &str, owned: bool) -> bool {
+        let changed =
+            if owned { self.now.insert(lattice.to_string()) } else { self.now.remove(lattice) };
+        if changed {
+            metrics::gauge!("wadm_lattice_owned", "lattice" => lattice.to_string()).set(if owned {
+                1.0
+            } else {
+                0.0
+            });
+            if let Some(tell) = &self.tell {
+                tell.send_replace(self.now.clone());
+            }
+        }
+        changed
+    }
+}
+
+/// The subject replicas announce themselves on (core NATS: nothing is stored).
+pub const PRESENCE_SUBJECT: &str = "wadm.replicas.presence";
+
+/// How long a starting replica listens for the others before it pulls any lattice's events.
+const JOIN_WAIT: Duration = Duration::from_millis(150);
+
+/// This replica's presence: announce it every [`PRESENCE_EVERY`] (at once to a replica that
+/// joins; a last time, leaving, when stopping), hear the others', and bump `members` whenever
+/// the owners of lattices may have changed (first after [`JOIN_WAIT`]).
+struct Presences {
+    client: async_nats::Client,
+    membership: Arc<Mutex<Membership>>,
+}
+
+impl Presences {
+    async fn run(
+        self,
+        members: watch::Sender<u64>,
+        clock: Arc<dyn Clock>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let bump = || members.send_modify(|v| *v += 1);
+        let mut heard = match self.client.subscribe(PRESENCE_SUBJECT).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Alone, then: every lattice is this replica's (the pin still keeps one puller).
+                tracing::warn!(error = %e, "cannot hear other replicas");
+                bump();
+                let _ = stop.wait_for(|s| *s).await;
+                return;
+            }
+        };
+        let mine = lock(&self.membership).presence();
+        self.announce(&Presence { joining: true, ..mine.clone() }).await;
+        let joined = tokio::time::sleep(JOIN_WAIT);
+        tokio::pin!(joined);
+        let mut joining = true;
+        let mut every = tokio::time::interval(PRESENCE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut joined, if joining => {
+                    joining = false;
+                    bump();
+                }
+                Some(message) = heard.next() => {
+                    let Ok(presence) = serde_json::from_slice::<Presence>(&message.payload) else {
+                        tracing::debug!("unreadable replica presence ignored");
+                        continue;
+                    };
+                    if presence.joining && presence.replica != mine.replica {
+                        self.announce(&mine).await;
+                    }
+                    let changed = lock(&self.membership).observe(&presence, clock.now());
+                    if changed && !joining {
+                        tracing::info!(replica = %presence.replica, leaving = presence.leaving, "replicas changed");
+                        bump();
+                    }
+                }
+                _ = every.tick() => {
+                    self.announce(&mine).await;
+                    if lock(&self.membership).expire(clock.now()) && !joining {
+                        tracing::info!("a replica went silent");
+                        bump();
+                    }
+                }
+                _ = stop.changed() => {
+                    self.announce(&Presence { leaving: true, ..mine }).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn announce(&self, presence: &Presence) {
+        let Ok(body) = serde_json::to_vec(presence) else { return };
+        if let Err(e) = self.client.publish(PRESENCE_SUBJECT, body.into()).await {
+            tracing::debug!(error = %e, "cannot announce this replica");
+        }
+    }
 }
 
 /// The timer of one lattice in this replica: when the next deadline the last step reported

@@ -107,6 +107,40 @@ impl JsInbox {
     }
 }
 
+impl JsInbox {
+    /// Whether this replica holds a pull stream of the pinned consumer (it may hold the pin).
+    pub async fn holds_pin(&self) -> bool {
+        match &self.pinned {
+            Some(slot) => slot.lock().await.is_some(),
+            None => false,
+        }
+    }
+
+    /// Stop pulling the pinned consumer and hand the pin on at once: the messages already
+    /// delivered to this replica but not handed to a step are given back (nak, no delay), the
+    /// pull stream is dropped, and the consumer is unpinned on `stream`, so the replica that now
+    /// pulls gets the pin without waiting for its timeout. Call between steps (nothing of this
+    /// replica's is unacknowledged then). Returns how many messages were given back.
+    pub async fn release(&self, stream: &async_nats::jetstream::stream::Stream) -> usize {
+        let Some(slot) = &self.pinned else { return 0 };
+        let Some(mut pulled) = slot.lock().await.take() else { return 0 };
+        let mut given_back = 0;
+        while let Some(Some(Ok(message))) = pulled.next().now_or_never() {
+            match message.ack_with(AckKind::Nak(None)).await {
+                Ok(()) => given_back += 1,
+                Err(e) => tracing::debug!(error = %e, "cannot give a message back"),
+            }
+        }
+        drop(pulled);
+        let name = self.consumer.cached_info().name.clone();
+        if let Err(e) = stream.unpin_consumer(&name, PIN_GROUP).await {
+            // The pin then moves after its timeout instead.
+            tracing::debug!(consumer = %name, error = %e, "cannot unpin");
+        }
+        given_back
+    }
+}
+
 /// After a redelivered message, how long to wait for the other redeliveries due with it.
 const REDELIVERY_LINGER: Duration = Duration::from_millis(50);
 
