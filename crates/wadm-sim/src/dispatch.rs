@@ -65,6 +65,8 @@ impl Inner {
             let mut guard = self.lock();
             let st = &mut *guard;
             let Some(host) = st.hosts.get_mut(host_id) else { return };
+            let before: Vec<(String, u32)> =
+                host.state.components.iter().map(|(id, c)| (id.clone(), c.count)).collect();
             let uptime = host.started.elapsed();
             let faults = host.faults.clone();
             if faults.ignores_requests() {
@@ -102,10 +104,20 @@ impl Inner {
                     let seen = record.max_seen.entry(id.clone()).or_default();
                     *seen = (*seen).max(c.count);
                 }
+                let after = &host.state.components;
+                for (id, was) in &before {
+                    st.totals.change(id, *was, after.get(id).map_or(0, |c| c.count));
+                }
+                for (id, c) in after {
+                    if !before.iter().any(|(b, _)| b == id) {
+                        st.totals.change(id, 0, c.count);
+                    }
+                }
             }
             if outcome.stop_host
                 && let Some(live) = st.hosts.remove(host_id)
             {
+                st.totals.host_gone(&live.state.components);
                 live.heartbeat.abort();
             }
             let drop_share = faults.drop_events();

@@ -69,6 +69,39 @@ pub(crate) struct State {
     pub(crate) rng: StdRng,
     /// Round-robin cursor for "one"-kind subjects.
     pub(crate) next_one: usize,
+    /// Instances of each component running across the live hosts, and the most ever at once.
+    pub(crate) totals: Totals,
+}
+
+/// Lattice-wide instance counts per component id, now and at their peak.
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    now: BTreeMap<String, u64>,
+    peak: BTreeMap<String, u64>,
+}
+
+impl Totals {
+    /// A host's counts of `id` went from `before` to `after`.
+    pub(crate) fn change(&mut self, id: &str, before: u32, after: u32) {
+        if before == after {
+            return;
+        }
+        let now = self.now.entry(id.to_string()).or_default();
+        *now = (*now + u64::from(after)).saturating_sub(u64::from(before));
+        let now = *now;
+        let peak = self.peak.entry(id.to_string()).or_default();
+        *peak = (*peak).max(now);
+    }
+
+    /// The host running `components` went away.
+    pub(crate) fn host_gone(
+        &mut self,
+        components: &BTreeMap<String, crate::host::RunningComponent>,
+    ) {
+        for (id, c) in components {
+            self.change(id, c.count, 0);
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -120,6 +153,7 @@ impl SimLattice {
             records: BTreeMap::new(),
             rng: StdRng::seed_from_u64(config.seed),
             next_one: 0,
+            totals: Totals::default(),
         };
         let (host_messages, mut from_hosts) = mpsc::channel(1024);
         let state = Mutex::new(state);
@@ -263,6 +297,12 @@ impl SimLattice {
         st.records.get(host_id).and_then(|r| r.max_seen.get(component_id)).copied().unwrap_or(0)
     }
 
+    /// The most instances of each component that ever ran at once across the lattice (for
+    /// overshoot checks: a target of 4 must never be seen as 5, even briefly).
+    pub fn peak_totals(&self) -> BTreeMap<String, u64> {
+        self.inner.lock().totals.peak.clone()
+    }
+
     /// Control requests a host handled, by kind (kept after the host stops).
     pub fn requests(&self, host_id: &str) -> RequestCounts {
         let st = self.inner.lock();
@@ -351,7 +391,10 @@ impl Inner {
     }
 
     fn remove_host(&self, host_id: &str) -> Option<LiveHost> {
-        let live = self.lock().hosts.remove(host_id)?;
+        let mut st = self.lock();
+        let live = st.hosts.remove(host_id)?;
+        st.totals.host_gone(&live.state.components);
+        drop(st);
         live.heartbeat.abort();
         Some(live)
     }
@@ -393,5 +436,26 @@ impl Inner {
         if let Err(e) = self.client.publish(subject, Bytes::from(bytes)).await {
             tracing::warn!(host_id, error = %e, "simulated host could not publish an event");
         }
+    }
+}
+
+#[cfg(test)]
+mod totals_tests {
+    use super::Totals;
+
+    #[test]
+    fn peaks_count_every_host_at_once() {
+        let mut t = Totals::default();
+        t.change("c", 0, 2); // host A starts 2
+        t.change("c", 0, 2); // host B starts 2: 4 at once
+        t.change("c", 2, 1); // A scales down: 3
+        t.change("c", 0, 1); // C starts 1: 4 again, never 5
+        assert_eq!(t.now["c"], 4);
+        assert_eq!(t.peak["c"], 4);
+        t.change("c", 0, 1); // one too many
+        assert_eq!(t.peak["c"], 5);
+        let gone = std::collections::BTreeMap::new();
+        t.host_gone(&gone);
+        assert_eq!(t.now["c"], 5);
     }
 }

@@ -55,6 +55,11 @@ fn quick_bench_reports_every_figure_and_deploys_every_app() {
     assert_eq!(number(&report, "/deploy/instances_running"), instances, "{report:#}");
     let components = apps * number(&report, "/plan/components");
     assert!(number(&report, "/deploy/commands_issued") >= components, "{report:#}");
+    // The simulator saw every host at once: no component ever ran above its target.
+    for phase in ["deploy", "host_loss"] {
+        let over = report.pointer(&format!("/{phase}/overshoots")).and_then(Value::as_array);
+        assert_eq!(over.map(Vec::len), Some(0), "{phase} overshoots: {report:#}");
+    }
     assert!(number(&report, "/deploy/deploy_to_commands_issued_ms") > 0.0);
     assert!(number(&report, "/deploy/deploy_to_all_deployed_ms") > 0.0);
 

@@ -25,6 +25,43 @@ pub fn instance_totals(sim: &SimLattice) -> BTreeMap<String, u64> {
     totals
 }
 
+/// Components that ever ran more instances at once across the lattice than `desired` asks
+/// for (the simulator tracks every host's counts), as (component, peak, target), worst first.
+pub fn overshoots(sim: &SimLattice, desired: &BTreeMap<String, u64>) -> Vec<Overshoot> {
+    let peaks = sim.peak_totals();
+    let mut over: Vec<Overshoot> = desired
+        .iter()
+        .filter_map(|(id, target)| {
+            let peak = peaks.get(id).copied().unwrap_or(0);
+            (peak > *target).then(|| Overshoot { component: id.clone(), peak, target: *target })
+        })
+        .collect();
+    over.sort_by_key(|o| (std::cmp::Reverse(o.peak - o.target), o.component.clone()));
+    over
+}
+
+/// One component that ran more instances than asked for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Overshoot {
+    pub component: String,
+    pub peak: u64,
+    pub target: u64,
+}
+
+/// How `overshoots` reads in the report.
+pub fn overshoot_text(over: &[Overshoot], components: usize) -> String {
+    match over.first() {
+        None => format!("never above target ({components} components)"),
+        Some(worst) => format!(
+            "{} of {components} components ran above target (worst {}: {} of {})",
+            over.len(),
+            worst.component,
+            worst.peak,
+            worst.target
+        ),
+    }
+}
+
 /// Crash `crashes` hosts that run something, one after another (the next once the previous
 /// one's instances are replaced and the lattice runs exactly `desired` again), on `crash_on`
 /// (the simulator's runtime). Returns each crash-to-replacement latency. Fails when the

@@ -138,6 +138,8 @@ pub struct DeployFigures {
     /// Applications whose `model.status` says `deployed` at the end.
     pub apps_deployed: usize,
     pub all_deployed: bool,
+    /// Components that ever ran more instances at once than their target (should be none).
+    pub overshoots: Vec<super::loss::Overshoot>,
     pub usage: CpuUse,
 }
 
@@ -165,6 +167,8 @@ pub async fn deploy(
     let done = deploy_all(&rig, "bench", apps, components, common.deploy_timeout).await;
     let after = Snapshot::take(rig.nats_pid());
     let instances_running: u64 = super::loss::instance_totals(&sim).values().sum();
+    let desired = super::manifests::desired_instances("bench", apps, components);
+    let overshoots = super::loss::overshoots(&sim, &desired);
     drop(sim);
     rig.stop().await;
     let done = done?;
@@ -181,6 +185,7 @@ pub async fn deploy(
         apps_seen_deployed: done.seen_deployed,
         apps_deployed: done.apps_deployed,
         all_deployed: done.apps_deployed == apps && done.to_all_deployed.is_some(),
+        overshoots,
         usage: CpuUse::between(&before, &after),
     })
 }
@@ -200,6 +205,11 @@ pub struct LossFigures {
     /// (negative parts come from the crash landing after the host's last heartbeat).
     pub reaction_p50_ms: f64,
     pub reaction_p99_ms: f64,
+    /// Components that ever ran more instances at once than their target, over the deploy
+    /// and every crash and replacement (should be none).
+    pub overshoots: Vec<super::loss::Overshoot>,
+    /// Components the phase deployed.
+    pub components: usize,
     pub usage: CpuUse,
 }
 
@@ -237,12 +247,14 @@ pub async fn host_loss(
         )
         .await
         .context("host loss")?;
-        Ok((latencies, CpuUse::between(&before, &Snapshot::take(rig.nats_pid()))))
+        let usage = CpuUse::between(&before, &Snapshot::take(rig.nats_pid()));
+        let overshoots = super::loss::overshoots(&sim, &desired);
+        Ok((latencies, usage, overshoots, desired.len()))
     }
     .await;
     drop(sim);
     rig.stop().await;
-    let (latencies, usage): (Vec<Duration>, CpuUse) = result?;
+    let (latencies, usage, overshoots, components) = result?;
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     let reaction = |p: Duration| round(p.as_secs_f64() * 1000.0 - lease.as_secs_f64() * 1000.0, 1);
     Ok(LossFigures {
@@ -256,6 +268,8 @@ pub async fn host_loss(
         p99_ms: ms(p99),
         reaction_p50_ms: reaction(p50),
         reaction_p99_ms: reaction(p99),
+        overshoots,
+        components,
         usage,
     })
 }

@@ -97,6 +97,10 @@ fn deploy_rows(d: &DeployFigures) -> Vec<(String, String)> {
             },
         ),
         (
+            "  peak instances (simulator, every host at once)".into(),
+            super::loss::overshoot_text(&d.overshoots, d.apps * d.components),
+        ),
+        (
             "  wadm CPU / sim CPU".into(),
             format!(
                 "{:.2} s / {:.2} s over {:.1} s",
@@ -116,6 +120,10 @@ fn loss_rows(l: &LossFigures) -> Vec<(String, String)> {
         (
             "  minus lease (reaction) p50 / p99".into(),
             format!("{:.0} ms / {:.0} ms", l.reaction_p50_ms, l.reaction_p99_ms),
+        ),
+        (
+            "  peak instances (deploy, crashes, replacements)".into(),
+            super::loss::overshoot_text(&l.overshoots, l.components),
         ),
     ]
 }
