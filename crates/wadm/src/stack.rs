@@ -138,15 +138,38 @@ pub async fn run_wadm(
         }
     }
     let _ = stop_tx.send(true);
-    while let Some(done) = tasks.join_next().await {
-        if let (Ok(()), Err(e)) = (&result, flatten(done)) {
-            result = Err(e);
+    // In-flight requests and steps finish and lattices are handed over, within a bound: with
+    // NATS gone or frozen they would wait for a reconnection forever. What is cut short is
+    // redone by another replica (nothing unacknowledged is lost).
+    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            done = tasks.join_next() => {
+                let Some(done) = done else { break };
+                if let (Ok(()), Err(e)) = (&result, flatten(done)) {
+                    result = Err(e);
+                }
+            }
+            _ = &mut grace => {
+                tracing::warn!(
+                    unfinished = tasks.len(),
+                    "shutdown: in-flight work did not finish in time; another replica redoes it"
+                );
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
         }
     }
-    // Bounded: with NATS gone, a flush would wait for a reconnection forever.
-    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, client.flush()).await;
     result
 }
+
+/// How long a stopping wadm lets in-flight work finish (API requests, a step, hand-overs).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1_200);
+/// How long it then waits for NATS to take what it published (with NATS gone: not at all).
+const SHUTDOWN_FLUSH: Duration = Duration::from_millis(300);
 
 fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
     done.map_err(|e| anyhow::anyhow!("task failed: {e}"))?

@@ -44,6 +44,38 @@ async fn serves_then_exits_cleanly_on_sigterm() {
     assert!(status.unwrap().success(), "{status:?}");
 }
 
+/// With NATS gone (stopped after wadm started), SIGTERM still ends wadm at once: in-flight work
+/// gets a bounded grace, not a wait for a reconnection. Prints the time; asserts a generous
+/// liveness bound only (timings are for benchmarks).
+#[tokio::test]
+async fn exits_on_sigterm_while_nats_is_gone() {
+    let mut nats = NatsServer::start();
+    let mut child = Command::new(WADM)
+        .args(["serve", "--nats-url", &nats.url(), "--api-prefix", "test.api"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wadm runs");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let answered = wait_for(Duration::from_secs(30), || async {
+        let request = client.request("test.api.default.model.get", "".into());
+        tokio::time::timeout(Duration::from_secs(1), request).await.ok().and_then(Result::ok)
+    })
+    .await;
+    assert!(answered.is_some(), "wadm serve answers");
+    nats.stop();
+    let sent = std::time::Instant::now();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let exited = wait_until(Duration::from_secs(10), || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "wadm serve ignored SIGTERM while NATS was gone");
+    eprintln!("exited {:?} after SIGTERM with NATS gone", sent.elapsed());
+}
+
 #[test]
 fn bad_nats_url_is_one_line_without_backtrace() {
     for url in ["nats://127.0.0.1:1", "http://example:4222", "nats://127.0.0.1:99999"] {
