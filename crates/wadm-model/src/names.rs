@@ -4,6 +4,26 @@
 //! Sanitising lowercases the input and replaces every character that is not an ASCII letter or
 //! digit with `_`.
 
+/// The longest application name, in bytes (it is a subject token and part of storage keys).
+pub const MAX_APP_NAME_LEN: usize = 128;
+
+/// Why `name` cannot name an application, if it cannot: letters, digits, `-` and `_` only, at
+/// least one, at most [`MAX_APP_NAME_LEN`] bytes.
+pub fn app_name_error(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("an application name is empty".into());
+    }
+    if name.len() > MAX_APP_NAME_LEN {
+        return Some(format!(
+            "an application name is at most {MAX_APP_NAME_LEN} bytes (this one has {})",
+            name.len()
+        ));
+    }
+    (!name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')).then(|| {
+        format!("`{name}` is not a valid application name: use letters, digits, `-` and `_` only")
+    })
+}
+
 /// Lowercase, then replace every non-ASCII-alphanumeric character with `_`.
 pub fn sanitize(s: &str) -> String {
     s.chars()

@@ -46,6 +46,18 @@ fn bad_application_name() {
 }
 
 #[test]
+fn an_overlong_application_name_is_refused_without_being_echoed() {
+    let huge = "a".repeat(900 * 1024);
+    let d = rejected(|v| *at(v, "/metadata/name") = json!(huge.clone()));
+    assert_error(&d, "bad-name", "metadata.name");
+    let text = d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("at most 128 bytes") && text.len() < 1_000, "{}", &text[..200]);
+    let mut doc = base();
+    *at(&mut doc, "/metadata/name") = json!("a".repeat(wadm_model::names::MAX_APP_NAME_LEN));
+    assert!(parse(&doc).is_ok(), "128 bytes is fine");
+}
+
+#[test]
 fn version_latest_is_reserved() {
     let d = rejected(|v| *at(v, "/metadata/annotations/version") = json!("latest"));
     assert_error(&d, "reserved-version", "metadata.annotations.version");

@@ -7,6 +7,7 @@
 
 pub mod ctl;
 pub mod event;
+pub mod names;
 pub mod subject;
 pub mod types;
 

@@ -11,9 +11,9 @@
 //! they are escaped with [`escape_token`]; application names are restricted to
 //! letters, digits, `-` and `_` and used as they are.
 
-/// Whether `name` is a valid application name (letters, digits, `-`, `_`; not empty).
+/// Whether `name` is a valid application name (see [`wadm_model::names::app_name_error`]).
 pub fn is_valid_app_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    wadm_model::names::app_name_error(name).is_none()
 }
 
 /// Escape one key token (the encoding every wadm KV store shares).

@@ -58,6 +58,9 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
         return Err(invalid("empty token"));
     }
     let lattice = tokens[0].to_string();
+    if let Some(reason) = wadm_protocol::names::lattice_error(&lattice) {
+        return Err(invalid(&reason));
+    }
     if tokens[1] != "model" {
         return Err(unsupported(format!("unknown category {:?} (only \"model\")", tokens[1])));
     }
@@ -139,6 +142,9 @@ mod tests {
             let e = p(s).unwrap_err().to_string();
             assert!(e.starts_with("Invalid subject"), "{s}: {e}");
         }
+        let long = format!("wadm.api.{}.model.get", "l".repeat(250));
+        let e = p(&long).unwrap_err().to_string();
+        assert!(e.contains("a lattice name is at most 64 bytes"), "{e}");
         for s in ["wadm.api.l.model.frobnicate.x", "wadm.api.l.other.get"] {
             let e = p(s).unwrap_err().to_string();
             assert!(e.starts_with("Unsupported subject"), "{s}: {e}");

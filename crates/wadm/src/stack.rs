@@ -5,7 +5,7 @@
 //! flags ([`RuntimeArgs`]), lattice discovery (when no lattice is named, a runtime is started
 //! for `default` and for every lattice whose events show up), and the stop signal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
@@ -68,11 +68,8 @@ impl RuntimeArgs {
         let named: BTreeSet<String> =
             self.lattices.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
         for lattice in &named {
-            if !valid_lattice(lattice) {
-                anyhow::bail!(
-                    "invalid --lattice {lattice:?}: a lattice is one subject token \
-                     (no '.', '*', '>' or spaces)"
-                );
+            if let Some(reason) = wadm_protocol::names::lattice_error(lattice) {
+                anyhow::bail!("invalid --lattice {lattice:?}: {reason}");
             }
         }
         Ok((!named.is_empty()).then(|| named.into_iter().collect()))
@@ -83,9 +80,10 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Whether `name` can be a lattice (one NATS subject token).
+/// Whether `name` can be a lattice (one NATS subject token, bounded in length: see
+/// [`wadm_protocol::names::lattice_error`]).
 pub fn valid_lattice(name: &str) -> bool {
-    !name.is_empty() && !name.contains(['.', '*', '>']) && !name.contains(char::is_whitespace)
+    wadm_protocol::names::lattice_error(name).is_none()
 }
 
 /// Everything one wadm instance runs.
@@ -196,22 +194,29 @@ async fn discover_and_run(
         activity.push(client.subscribe(subject).await.context("subscribe to lattice activity")?);
     }
     let mut activity = futures::stream::select_all(activity);
+    // Lattices with a runtime, and lattices whose runtime failed (not retried before the time).
     let mut known = BTreeSet::new();
-    let mut runs: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let mut start = |lattice: String, runs: &mut JoinSet<anyhow::Result<()>>| {
-        if !known.insert(lattice.clone()) {
+    let mut failed: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
+    type Run = (String, anyhow::Result<()>);
+    let mut runs: JoinSet<Run> = JoinSet::new();
+    let start = |lattice: String,
+                 runs: &mut JoinSet<Run>,
+                 known: &mut BTreeSet<String>,
+                 failed: &BTreeMap<String, tokio::time::Instant>| {
+        if failed.get(&lattice).is_some_and(|until| tokio::time::Instant::now() < *until)
+            || !known.insert(lattice.clone())
+        {
             return;
         }
         tracing::info!(%lattice, "managing lattice");
         let config = runtime.run_config(vec![lattice.clone()], replicas);
         let (client, stop) = (client.clone(), stop.clone());
         runs.spawn(async move {
-            wadm_runtime::run(config, client, stopped(stop))
-                .await
-                .with_context(|| format!("runtime of lattice {lattice}"))
+            let result = wadm_runtime::run(config, client, stopped(stop)).await;
+            (lattice, result.map_err(anyhow::Error::from))
         });
     };
-    start(DEFAULT_LATTICE.to_string(), &mut runs);
+    start(DEFAULT_LATTICE.to_string(), &mut runs, &mut known, &failed);
     let mut stop_signal = std::pin::pin!(stopped(stop.clone()));
     loop {
         tokio::select! {
@@ -220,23 +225,34 @@ async fn discover_and_run(
                 if let Some(lattice) = message.subject.split('.').nth(2)
                     && valid_lattice(lattice)
                 {
-                    start(lattice.to_string(), &mut runs);
+                    start(lattice.to_string(), &mut runs, &mut known, &failed);
                 }
             }
             Some(done) = runs.join_next() => {
-                flatten(done)?;
-                anyhow::bail!("a lattice runtime stopped unexpectedly");
+                // One lattice's failure is that lattice's: the others keep running, and the
+                // lattice is tried again on its next activity after a pause.
+                let (lattice, error) = match done {
+                    Ok((lattice, Ok(()))) => (lattice, anyhow::anyhow!("stopped unexpectedly")),
+                    Ok((lattice, Err(e))) => (lattice, e),
+                    Err(e) => (String::from("?"), anyhow::anyhow!("task failed: {e}")),
+                };
+                tracing::error!(%lattice, error = %format!("{error:#}"), retry_in = ?LATTICE_RETRY, "lattice runtime failed");
+                known.remove(&lattice);
+                failed.insert(lattice, tokio::time::Instant::now() + LATTICE_RETRY);
             }
         }
     }
     let mut result = Ok(());
     while let Some(done) = runs.join_next().await {
-        if let (Ok(()), Err(e)) = (&result, flatten(done)) {
-            result = Err(e);
+        if let (Ok(()), Ok((lattice, Err(e)))) = (&result, done) {
+            result = Err(e.context(format!("runtime of lattice {lattice}")));
         }
     }
     result
 }
+
+/// How long a lattice whose runtime failed waits before its next activity starts it again.
+const LATTICE_RETRY: Duration = Duration::from_secs(5);
 
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

@@ -76,6 +76,43 @@ async fn exits_on_sigterm_while_nats_is_gone() {
     eprintln!("exited {:?} after SIGTERM with NATS gone", sent.elapsed());
 }
 
+/// Lattice names that cannot be stored (too long once escaped) are refused where they enter —
+/// an API subject, a host event in lattice-discovery mode — and the process keeps serving.
+#[tokio::test]
+async fn overlong_lattice_names_are_refused_and_wadm_keeps_serving() {
+    let nats = NatsServer::start();
+    let mut child = Command::new(WADM)
+        .args(["serve", "--nats-url", &nats.url(), "--api-prefix", "test.api"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wadm runs");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let ask = |subject: String| {
+        let client = client.clone();
+        async move {
+            let request = client.request(subject, "".into());
+            tokio::time::timeout(Duration::from_secs(1), request).await.ok().and_then(Result::ok)
+        }
+    };
+    let list = "test.api.default.model.get".to_string();
+    assert!(wait_for(Duration::from_secs(30), || ask(list.clone())).await.is_some());
+
+    let plus = "+".repeat(82);
+    let heartbeat = format!("wasmbus.evt.{plus}.host_heartbeat");
+    client.publish(heartbeat, "{}".into()).await.unwrap();
+    let long = format!("test.api.{}.model.put", "l".repeat(250));
+    let reply = wait_for(Duration::from_secs(10), || ask(long.clone())).await.expect("a reply");
+    let text = String::from_utf8_lossy(&reply.payload).to_string();
+    assert!(text.contains("a lattice name is at most 64 bytes"), "{text}");
+
+    // Still serving, still running.
+    assert!(wait_for(Duration::from_secs(10), || ask(list.clone())).await.is_some());
+    assert!(child.try_wait().unwrap().is_none(), "wadm exited");
+    let _ = child.kill();
+}
+
 #[test]
 fn bad_nats_url_is_one_line_without_backtrace() {
     for url in ["nats://127.0.0.1:1", "http://example:4222", "nats://127.0.0.1:99999"] {

@@ -122,16 +122,11 @@ pub(crate) fn walk(root: &Node, d: &mut Diagnostics) -> Application {
 fn metadata(node: &Node, path: &Path, d: &mut Diagnostics) -> Application {
     let meta = Fields::of(node, path, "the metadata", METADATA, d);
     let name = meta.req_str("name", d);
-    let name_ok =
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok && meta.has("name") {
-        d.error(
-            &path.key("name"),
-            "bad-name",
-            format!(
-                "`{name}` is not a valid application name: use letters, digits, `-` and `_` only"
-            ),
-        );
+    // A name past the length bound is not echoed back (it may be huge).
+    if let Some(reason) = crate::names::app_name_error(&name)
+        && meta.has("name")
+    {
+        d.error(&path.key("name"), "bad-name", reason);
     }
     let annotations_path = path.key("annotations");
     let annotations = meta

@@ -15,7 +15,7 @@ use wadm_sim::{SimConfig, SimLattice};
 
 use crate::local_nats;
 use crate::observe::HttpEndpoint;
-use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration, valid_lattice};
+use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration};
 
 /// How long each stop step may take before `up` moves on (NATS may already be gone on Ctrl-C).
 const STOP_STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,11 +68,8 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn up(args: Args) -> anyhow::Result<()> {
-    if !valid_lattice(&args.lattice) {
-        bail!(
-            "invalid --lattice {:?}: one subject token (no '.', '*', '>' or spaces)",
-            args.lattice
-        );
+    if let Some(reason) = wadm_protocol::names::lattice_error(&args.lattice) {
+        bail!("invalid --lattice {:?}: {reason}", args.lattice);
     }
     let specs = super::sim::host_specs(args.labels.as_deref().unwrap_or(""), Some(args.hosts))?;
     let endpoint = match args.http_addr {
