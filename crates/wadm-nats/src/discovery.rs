@@ -70,6 +70,10 @@ pub async fn fetch_inventory(
             if inv.host_id.is_empty() {
                 inv.host_id = host_id.to_string();
             }
+            if let Some(reason) = inv.bounds_error() {
+                tracing::warn!(host_id, %reason, "inventory refused");
+                return None;
+            }
             Some(inv)
         }
         Ok(None) => None,
@@ -136,7 +140,14 @@ pub async fn discover(
     let links = async {
         let subject = subject::ctl(lattice, suffix::LINK_GET);
         match request::<Vec<Link>>(client, subject, config.request_timeout).await {
-            Ok(links) => Some(links.unwrap_or_default()),
+            Ok(links) => {
+                let (links, refused): (Vec<Link>, Vec<Link>) =
+                    links.unwrap_or_default().into_iter().partition(|l| l.bounds_error().is_none());
+                if let Some(reason) = refused.first().and_then(Link::bounds_error) {
+                    tracing::warn!(refused = refused.len(), %reason, "links refused");
+                }
+                Some(links)
+            }
             Err(reason) => {
                 tracing::debug!(%reason, "links not fetched");
                 None
@@ -169,6 +180,10 @@ async fn gather_hosts(
                     continue;
                 };
                 let Some(host) = reply.response.filter(|h| !h.id.is_empty()) else { continue };
+                if let Some(reason) = wadm_protocol::names::id_error("host id", &host.id) {
+                    tracing::warn!(%reason, "ping answer refused");
+                    continue;
+                }
                 if found.contains_key(&host.id) {
                     continue;
                 }

@@ -81,6 +81,9 @@ pub enum EventDecodeError {
         #[source]
         source: serde_json::Error,
     },
+    /// A name or id too long to be stored (see [`crate::names`]).
+    #[error("event {event_type} refused: {reason}")]
+    Bounds { event_type: String, reason: String },
 }
 
 /// `host_started`. The host id is the CloudEvent `source`.
@@ -277,12 +280,59 @@ impl HostEvent {
         })
     }
 
-    /// Decode an envelope from bytes, then its payload.
+    /// Decode an envelope from bytes, then its payload; refuse it when a name or id in it is
+    /// too long to be stored ([`HostEvent::bounds_error`]).
     pub fn decode_bytes(bytes: &[u8]) -> Result<(CloudEvent, HostEvent), EventDecodeError> {
         let envelope: CloudEvent =
             serde_json::from_slice(bytes).map_err(EventDecodeError::Envelope)?;
         let event = HostEvent::decode(&envelope)?;
+        let source = crate::names::id_error("source", &envelope.source);
+        if let Some(reason) = source.or_else(|| event.bounds_error()) {
+            return Err(EventDecodeError::Bounds { event_type: envelope.event_type, reason });
+        }
         Ok((envelope, event))
+    }
+
+    /// Why this event is refused, if it is: a name or id past [`crate::names::MAX_ID_LEN`]
+    /// (it would make a storage key NATS refuses, and the event would wedge its lattice).
+    pub fn bounds_error(&self) -> Option<String> {
+        let one = |pairs: &[(&str, &str)]| {
+            crate::names::first_id_error(pairs.iter().map(|(f, v)| (f.to_string(), *v)))
+        };
+        match self {
+            HostEvent::HostHeartbeat(inventory) => inventory.bounds_error(),
+            HostEvent::ComponentScaled(c) | HostEvent::ComponentScaleFailed(c) => {
+                one(&[("component_id", &c.component_id), ("host_id", &c.host_id)])
+            }
+            HostEvent::ProviderStarted(p) => {
+                one(&[("provider_id", &p.provider_id), ("host_id", &p.host_id)])
+            }
+            HostEvent::ProviderStartFailed(p) => {
+                one(&[("provider_id", &p.provider_id), ("host_id", &p.host_id)])
+            }
+            HostEvent::ProviderStopped(p) => {
+                one(&[("provider_id", &p.provider_id), ("host_id", &p.host_id)])
+            }
+            HostEvent::HealthCheckPassed(h)
+            | HostEvent::HealthCheckFailed(h)
+            | HostEvent::HealthCheckStatus(h) => {
+                one(&[("provider_id", &h.provider_id), ("host_id", &h.host_id)])
+            }
+            HostEvent::LinkSet(link) => link.bounds_error(),
+            HostEvent::LinkSetFailed(failed) => failed.link.bounds_error(),
+            HostEvent::LinkDeleted(d) => one(&[
+                ("source_id", &d.source_id),
+                ("name", &d.name),
+                ("wit_namespace", &d.wit_namespace),
+                ("wit_package", &d.wit_package),
+                ("target", d.target.as_deref().unwrap_or_default()),
+            ]),
+            HostEvent::ConfigSet(c) | HostEvent::ConfigDeleted(c) => {
+                one(&[("config_name", &c.config_name)])
+            }
+            HostEvent::LabelsChanged(l) => one(&[("host_id", &l.host_id)]),
+            HostEvent::HostStarted(_) | HostEvent::HostStopped(_) | HostEvent::Unknown(_) => None,
+        }
     }
 }
 
@@ -291,6 +341,29 @@ mod tests {
     use super::*;
 
     const SAMPLES: &str = include_str!("../../../../shared/reference/upstream-event-samples.json");
+
+    #[test]
+    fn overlong_ids_are_refused_naming_the_field() {
+        let huge = "c".repeat(crate::names::MAX_ID_LEN + 1);
+        let event = serde_json::json!({
+            "specversion": "1.0", "id": "1", "source": "NHOST",
+            "type": "com.wasmcloud.lattice.host_heartbeat",
+            "data": {"host_id": "NHOST", "components": [{"id": "ok", "image_ref": "i"}, {"id": huge, "image_ref": "i"}]},
+        });
+        let e = HostEvent::decode_bytes(&serde_json::to_vec(&event).unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "event com.wasmcloud.lattice.host_heartbeat refused: components[1].id is 257 bytes long; at most 256 are accepted"
+        );
+        let link = serde_json::json!({
+            "specversion": "1.0", "id": "2", "source": "NHOST",
+            "type": "com.wasmcloud.lattice.linkdef_set",
+            "data": {"source_id": "a", "target": "b", "name": "default", "wit_namespace": "wasi",
+                     "wit_package": "http", "interfaces": ["x", huge]},
+        });
+        let e = HostEvent::decode_bytes(&serde_json::to_vec(&link).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("interfaces[1] is 257 bytes"), "{e}");
+    }
 
     #[test]
     fn every_upstream_sample_decodes() {

@@ -39,6 +39,11 @@ pub fn id_error(field: &str, id: &str) -> Option<String> {
         .then(|| format!("{field} is {} bytes long; at most {MAX_ID_LEN} are accepted", id.len()))
 }
 
+/// The first of `ids` (field path, value) past [`MAX_ID_LEN`], as its reason.
+pub fn first_id_error<'a>(ids: impl IntoIterator<Item = (String, &'a str)>) -> Option<String> {
+    ids.into_iter().find_map(|(field, id)| id_error(&field, id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

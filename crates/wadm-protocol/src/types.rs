@@ -80,6 +80,44 @@ pub struct ProviderDescription {
     pub revision: i64,
 }
 
+impl HostInventory {
+    /// Why this inventory is refused, if it is: an id past [`crate::names::MAX_ID_LEN`].
+    pub fn bounds_error(&self) -> Option<String> {
+        let components = self
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("components[{i}].id"), &*c.id));
+        let providers =
+            self.providers.iter().enumerate().map(|(i, p)| (format!("providers[{i}].id"), &*p.id));
+        let host = std::iter::once(("host_id".to_string(), self.host_id.as_str()));
+        crate::names::first_id_error(host.chain(components).chain(providers))
+    }
+}
+
+impl Link {
+    /// Why this link is refused, if it is: a name or id past [`crate::names::MAX_ID_LEN`].
+    pub fn bounds_error(&self) -> Option<String> {
+        let fields = [
+            ("source_id", &self.source_id),
+            ("target", &self.target),
+            ("name", &self.name),
+            ("wit_namespace", &self.wit_namespace),
+            ("wit_package", &self.wit_package),
+        ];
+        let fields = fields.into_iter().map(|(f, v)| (f.to_string(), v.as_str()));
+        let lists = [
+            ("interfaces", &self.interfaces),
+            ("source_config", &self.source_config),
+            ("target_config", &self.target_config),
+        ];
+        let lists = lists.into_iter().flat_map(|(f, values)| {
+            values.iter().enumerate().map(move |(i, v)| (format!("{f}[{i}]"), v.as_str()))
+        });
+        crate::names::first_id_error(fields.chain(lists))
+    }
+}
+
 /// A host's full inventory: the reply of `host.get.{host}` and the payload of `host_heartbeat`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HostInventory {
