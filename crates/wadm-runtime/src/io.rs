@@ -62,6 +62,14 @@ pub trait Delivery: Send {
     }
     /// Deliver it again after `delay`.
     fn nak(self, delay: Duration) -> impl Future<Output = Result<(), IoError>> + Send;
+    /// Give up on it: never deliver it again, without calling it handled (a poison message).
+    /// Where a consumer has no such notion, the same as [`Delivery::ack`].
+    fn term(self) -> impl Future<Output = Result<(), IoError>> + Send
+    where
+        Self: Sized,
+    {
+        self.ack()
+    }
 }
 
 /// A durable pull consumer.

@@ -80,6 +80,36 @@ pub struct Processed {
     pub next_deadline: Option<wadm_lattice::Timestamp>,
 }
 
+impl Processed {
+    /// Fold a later step of the same lattice into this one (the latest state wins).
+    fn absorb(&mut self, later: Processed) {
+        if !later.lattice.is_empty() {
+            self.lattice = later.lattice;
+        }
+        self.published += later.published;
+        self.duplicates += later.duplicates;
+        self.statuses += later.statuses;
+        self.conflicts += later.conflicts;
+        self.skipped = match (self.skipped.take(), later.skipped) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+        self.state_in_doubt |= later.state_in_doubt;
+        self.held_for_discovery = later.held_for_discovery;
+        self.held = later.held;
+        self.in_flight = later.in_flight;
+        self.events += later.events;
+        self.next_deadline = later.next_deadline;
+    }
+}
+
+/// A batch whose first message was delivered this often is handled one message at a time.
+pub const SUSPECT_DELIVERIES: u64 = 3;
+
+/// A message that fails alone on this delivery is parked instead of redelivered again (with the
+/// failure backoff in between, that is about a minute of retries).
+pub const PARK_AFTER_DELIVERIES: u64 = 8;
+
 /// One event-stream message as a step sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct EventMessage<'a> {
@@ -179,6 +209,13 @@ where
     /// Take the next batch of events from `inbox` (up to `RuntimeConfig::batch_size`), handle
     /// it as one step, ack it (nak every message with backoff on failure). `Ok(None)`: nothing
     /// was deliverable within `wait`.
+    ///
+    /// A batch whose first message already failed [`SUSPECT_DELIVERIES`] times is handled one
+    /// message at a time, so one poison event cannot hold back the others; a message that
+    /// fails alone on its [`PARK_AFTER_DELIVERIES`]th delivery is parked: terminated (the
+    /// server announces it on `$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{stream}.{consumer}`
+    /// with its stream sequence; the event stays in the stream), logged and counted in
+    /// `wadm_events_parked_total{lattice}`, and the lattice goes on.
     pub async fn step<I: Inbox>(
         &self,
         inbox: &I,
@@ -188,6 +225,17 @@ where
         I::Delivery: Sync,
     {
         let batch = inbox.next_batch(self.config.batch_size.max(1), wait).await?;
+        if batch.len() > 1 && batch[0].delivered() >= SUSPECT_DELIVERIES {
+            return self.step_one_by_one(batch).await;
+        }
+        self.step_batch(batch).await
+    }
+
+    /// Handle `batch` as one step and ack it, or nak it all with backoff.
+    async fn step_batch<M: Delivery + Sync>(
+        &self,
+        batch: Vec<M>,
+    ) -> Result<Option<Processed>, PipelineError> {
         let Some(last) = batch.last() else { return Ok(None) };
         // Everything the step logs (the commands it issues included) carries the events it
         // handles: decisions are traceable from the events to the commands.
@@ -212,6 +260,20 @@ where
                 }
                 Ok(Some(done))
             }
+            Err(e) if batch.len() == 1 && batch[0].delivered() >= PARK_AFTER_DELIVERIES => {
+                let delivery = batch.into_iter().next().expect("one message");
+                let lattice = crate::messages::classify(delivery.subject(), delivery.payload())
+                    .map(|(l, _)| l)
+                    .unwrap_or_default();
+                tracing::error!(
+                    %lattice, subject = delivery.subject(), sequence = delivery.stream_sequence(),
+                    deliveries = delivery.delivered(), error = %e,
+                    "event parked: it failed every time; the lattice goes on without it"
+                );
+                metrics::counter!("wadm_events_parked_total", "lattice" => lattice).increment(1);
+                delivery.term().await?;
+                Ok(Some(Processed { skipped: Some(format!("parked: {e}")), ..Default::default() }))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "event step failed; redelivering");
                 for delivery in batch {
@@ -223,6 +285,29 @@ where
                 Err(e)
             }
         }
+    }
+
+    /// Handle a suspect batch one message at a time, in order; on the first failure, the
+    /// message (unless parked) and everything after it are redelivered.
+    async fn step_one_by_one<M: Delivery + Sync>(
+        &self,
+        batch: Vec<M>,
+    ) -> Result<Option<Processed>, PipelineError> {
+        let mut total = Processed::default();
+        let mut rest = batch.into_iter();
+        while let Some(delivery) = rest.next() {
+            match self.step_batch(vec![delivery]).await {
+                Ok(Some(done)) => total.absorb(done),
+                Ok(None) => {}
+                Err(e) => {
+                    for later in rest {
+                        later.nak(Duration::ZERO).await?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Some(total))
     }
 
     /// Handle one event-stream message (without acking it), as if no other event were queued.

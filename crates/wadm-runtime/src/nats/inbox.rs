@@ -235,4 +235,8 @@ impl Delivery for JsDelivery {
     async fn nak(self, delay: Duration) -> Result<(), IoError> {
         self.message.ack_with(AckKind::Nak(Some(delay))).await.map_err(|e| io("nak", e))
     }
+
+    async fn term(self) -> Result<(), IoError> {
+        self.message.ack_with(AckKind::Term).await.map_err(|e| io("term", e))
+    }
 }

@@ -37,6 +37,104 @@ async fn deploy_converges_and_reports_deployed() {
     }
 }
 
+/// An event whose step fails every time (here: its application's deployment cannot be read) is
+/// retried with backoff, then parked; the events behind it are handled and the lattice goes on.
+#[tokio::test]
+async fn a_poison_event_is_parked_and_the_lattice_goes_on() {
+    let mut w = World::new(1, 5);
+    w.add_hosts(2).await;
+    w.settle().await;
+    *w.replicas[0].desired.unreadable.lock().unwrap() = Some("poison".into());
+    w.deploy("poison", "v1", V1, 1).await;
+    w.deploy("app", "v1", V2, 3).await;
+    let mut parked = 0;
+    let mut failures = 0;
+    for _ in 0..100 {
+        let replica = &w.replicas[0];
+        match replica.pipeline.step(&replica.events, Duration::ZERO).await {
+            Ok(Some(p)) if p.skipped.as_deref().is_some_and(|s| s.contains("parked")) => {
+                parked += 1
+            }
+            Ok(_) => {}
+            Err(_) => failures += 1,
+        }
+        w.settle_with(false, true).await;
+        if w.running("app").0 == 3 {
+            break;
+        }
+        // Past the redelivery backoff.
+        w.clock.advance(60_000);
+        w.lattice.heartbeat_all().await;
+    }
+    assert_eq!(parked, 1, "the poison event was parked once");
+    assert!(failures >= 1, "it failed before it was parked");
+    w.settle().await;
+    assert_eq!(w.running("app"), (3, vec![V2.to_string()]));
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+}
+
+/// Batches of up to `max` from a memory consumer (which hands out one message at a time).
+struct Batching(wadm_runtime::memory::MemoryConsumer);
+
+impl Inbox for Batching {
+    type Delivery = <wadm_runtime::memory::MemoryConsumer as Inbox>::Delivery;
+
+    async fn next(&self, wait: Duration) -> Result<Option<Self::Delivery>, wadm_runtime::IoError> {
+        self.0.next(wait).await
+    }
+
+    async fn next_batch(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Self::Delivery>, wadm_runtime::IoError> {
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            match self.0.next(wait).await? {
+                Some(d) => batch.push(d),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+}
+
+/// In a batch, the poison event is isolated (the batch is retried one message at a time) and
+/// parked; the events after it in the same batch are handled.
+#[tokio::test]
+async fn a_poison_event_in_a_batch_is_isolated_and_parked() {
+    let mut w = World::new(1, 6);
+    let batched = Batching(w.events.consumer(
+        "batched",
+        wadm_runtime::messages::event_filters(LATTICE),
+        256,
+        ACK_WAIT,
+    ));
+    w.add_hosts(2).await;
+    *w.replicas[0].desired.unreadable.lock().unwrap() = Some("poison".into());
+    w.deploy("poison", "v1", V1, 1).await;
+    w.deploy("app", "v1", V2, 3).await;
+    let (mut parked, mut failures) = (0, 0);
+    for _ in 0..100 {
+        match w.replicas[0].pipeline.step(&batched, Duration::ZERO).await {
+            Ok(Some(p)) if p.skipped.as_deref().is_some_and(|s| s.contains("parked")) => {
+                parked += 1
+            }
+            Ok(_) => {}
+            Err(_) => failures += 1,
+        }
+        w.settle_with(false, true).await;
+        if w.running("app").0 == 3 {
+            break;
+        }
+        w.clock.advance(60_000);
+        w.lattice.heartbeat_all().await;
+    }
+    assert_eq!(parked, 1, "the poison event was parked once");
+    assert!(failures >= 2, "whole batches failed first ({failures})");
+    assert_eq!(w.running("app"), (3, vec![V2.to_string()]));
+}
+
 #[tokio::test]
 async fn same_seed_same_history() {
     async fn run(seed: u64) -> (u64, u64, Vec<String>) {

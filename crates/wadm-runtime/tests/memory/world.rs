@@ -28,6 +28,8 @@ pub type Store = Arc<ManifestStore<SharedKv>>;
 pub struct CountingStore {
     store: Store,
     manifest_reads: AtomicU64,
+    /// An application whose deployment cannot be read (every read fails): a poison event.
+    pub unreadable: std::sync::Mutex<Option<String>>,
 }
 
 impl CountingStore {
@@ -39,6 +41,9 @@ impl CountingStore {
 
 impl DesiredSource for CountingStore {
     async fn deployment(&self, l: &str, a: &str) -> Result<Option<Deployment>, IoError> {
+        if self.unreadable.lock().unwrap().as_deref() == Some(a) {
+            return Err(IoError::failed("read deployment", "unreadable (test)"));
+        }
         self.store.deployment(l, a).await
     }
     async fn deployments(&self, l: &str) -> Result<BTreeMap<String, Deployment>, IoError> {
@@ -127,6 +132,7 @@ impl World {
                 let desired = Arc::new(CountingStore {
                     store: store.clone(),
                     manifest_reads: AtomicU64::new(0),
+                    unreadable: std::sync::Mutex::new(None),
                 });
                 Replica {
                     desired: desired.clone(),
