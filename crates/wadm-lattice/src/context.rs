@@ -26,6 +26,14 @@ impl EventContext {
         }
     }
 
+    /// This context with its time clamped to `latest`: a host's clock is evidence, not truth,
+    /// and one event stamped in the future (a skewed clock, or a spoofed 2099) must not make
+    /// every later event of that host look stale.
+    pub fn clamped(&self, latest: Timestamp) -> EventContext {
+        let time = self.time.map(|t| if t > latest { latest } else { t });
+        EventContext { source: self.source.clone(), id: self.id.clone(), time }
+    }
+
     /// The event's stamp; an event without a readable time is placed at `now`.
     pub fn stamp(&self, now: Timestamp) -> EventStamp {
         EventStamp { time: self.time.unwrap_or(now), id: self.id.clone() }
@@ -41,6 +49,17 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn future_times_are_clamped() {
+        let ctx =
+            EventContext { source: "h".into(), id: "1".into(), time: Some(4_000_000_000_000) };
+        assert_eq!(ctx.clamped(1_000).time, Some(1_000));
+        let past = EventContext { time: Some(500), ..ctx.clone() };
+        assert_eq!(past.clamped(1_000).time, Some(500));
+        let none = EventContext { time: None, ..ctx };
+        assert_eq!(none.clamped(1_000).time, None);
+    }
 
     #[test]
     fn parses_upstream_times() {

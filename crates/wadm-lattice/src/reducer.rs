@@ -103,14 +103,20 @@ fn host_event(
         return Changes::with_outcome(Outcome::Unattributed);
     }
     if let Some(tomb) = state.bookkeeping.tombstones.get(&host_id) {
+        let newer = tomb.as_of.as_ref().is_none_or(|as_of| stamp > *as_of);
         let is_stale = match tomb.reason {
-            RemovalReason::Stopped => true,
-            RemovalReason::Lost => tomb.as_of.as_ref().is_some_and(|as_of| stamp <= *as_of),
+            // Only a full snapshot stamped after the stop proves a stopped host alive (a real
+            // host sends none after `host_stopped`; a spoofed `host_stopped` must not hide a
+            // live host for good). Its late component or provider events stay stale.
+            RemovalReason::Stopped => {
+                !(newer && matches!(event, HostEvent::HostHeartbeat(_) | HostEvent::HostStarted(_)))
+            }
+            RemovalReason::Lost => !newer,
         };
         if is_stale {
             return stale(state);
         }
-        // A newer event from a lost host: it is alive after all.
+        // A newer event from a host that was removed: it is alive after all.
         state.bookkeeping.tombstones.remove(&host_id);
     }
     let mut changes = Changes::default();

@@ -156,6 +156,22 @@ fn host_stopped_removes_everything_and_late_events_never_resurrect_it() {
 }
 
 #[test]
+fn a_heartbeat_after_a_stop_proves_the_host_alive_but_its_other_events_do_not() {
+    let mut s = fresh();
+    apply(&mut s, &ctx(H1, "s", 1), &started(&[]), 10);
+    apply(&mut s, &ctx(H1, "stop", 10), &stopped(), 20);
+    assert!(s.hosts.is_empty());
+    // Events stamped after the stop other than a full snapshot do not bring it back...
+    let scaled_late = apply(&mut s, &ctx(H1, "a", 11), &scaled("echo", "img:1", 2, "demo"), 25);
+    assert_eq!(scaled_late.outcome, Outcome::Stale);
+    assert!(s.hosts.is_empty());
+    // ...a heartbeat does: the stop was not the host's last word (a spoofed `host_stopped`).
+    let alive = apply(&mut s, &ctx(H1, "hb", 12), &heartbeat(H1, &[], &[("echo", "i", 1)]), 30);
+    assert_eq!(alive.outcome, Outcome::Applied);
+    assert_eq!(s.hosts[H1].components["echo"].count, 1);
+}
+
+#[test]
 fn a_stale_heartbeat_does_not_undo_a_newer_one() {
     let mut s = fresh();
     apply(&mut s, &ctx(H1, "hb2", 200), &heartbeat(H1, &[("v", "2")], &[("echo", "i:2", 5)]), 10);

@@ -317,6 +317,8 @@ fn apply_host(
     // Heard when the stream stored it: a backlog applied late (after wadm was down, say) does
     // not renew leases it should not.
     let heard = e.stored_at.map_or(now, |at| at.min(now));
+    // The host's own clock orders its events, within reason: never ahead of when it was heard.
+    let ctx = &ctx.clamped(heard.saturating_add(MAX_CLOCK_AHEAD_MS));
     let changes = wadm_lattice::apply(&mut record.state, ctx, event, heard);
     if let HostEvent::ComponentScaled(c) = event {
         tracing::debug!(
@@ -491,6 +493,10 @@ pub fn decide(
     applied.persist.changes.dedup();
     Decided { commands, statuses, held, next_deadline }
 }
+
+/// How far ahead of wadm's (the stream's) clock a host's event time may be; later times are
+/// taken as when the event was heard.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 5_000;
 
 /// Whether `event` is the `component_scaled(new ref, 0)` a 1.9.2 host sends right after a
 /// confirmed `component.update` (the component keeps running): consumed, not applied.
