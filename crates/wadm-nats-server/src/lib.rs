@@ -41,6 +41,8 @@ pub struct LaunchOptions {
     pub store_dir: PathBuf,
     /// How long to wait for the server to accept connections.
     pub ready_timeout: Duration,
+    /// More command-line arguments (a cluster node's name, cluster port and routes).
+    pub extra_args: Vec<String>,
 }
 
 /// A running `nats-server -js` bound to 127.0.0.1. Killed on drop.
@@ -66,6 +68,7 @@ impl NatsServerProcess {
             .arg(&options.store_dir)
             .arg("--ports_file_dir")
             .arg(&ports_dir.0)
+            .args(&options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // A file, not a pipe: a pipe nobody reads would fill, or kill the server with SIGPIPE
@@ -109,6 +112,18 @@ impl NatsServerProcess {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Freeze the server (SIGSTOP) or let it go on (SIGCONT).
+    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("kill -{signal} failed")))
+        }
     }
 
     /// Kill the server and wait for it to exit.
@@ -218,6 +233,7 @@ pub fn launch_on_free_port(
         port: 0,
         store_dir: store_dir.to_path_buf(),
         ready_timeout,
+        extra_args: Vec::new(),
     })
 }
 

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bucket;
 pub mod clock;
 pub mod connect;
 pub mod discovery;

@@ -73,10 +73,6 @@ pub enum ServerError {
     Subscribe { subject: String, reason: String },
 }
 
-fn setup_err(what: &str, e: &dyn std::error::Error) -> ServerError {
-    ServerError::Setup { what: what.to_string(), reason: crate::connect::one_line(e) }
-}
-
 type NatsApi = Api<NatsKv, NatsStatusStore, NatsProbe>;
 
 /// A server subscribed and ready to serve.
@@ -88,17 +84,13 @@ pub struct Server {
 }
 
 /// Get the bucket, creating it if missing; tolerate a concurrent creation by another replica.
+/// Its reads go to the stream leader (see [`wadm_nats::bucket`]).
 pub async fn ensure_bucket(
     js: &jetstream::Context,
     config: kv::Config,
 ) -> Result<kv::Store, ServerError> {
     let what = format!("bucket {}", config.bucket);
-    get_or_create(
-        &what,
-        || js.get_key_value(&config.bucket),
-        || js.create_key_value(config.clone()),
-    )
-    .await
+    patiently(&what, || wadm_nats::bucket::open_or_create(js, &config)).await
 }
 
 /// Get the stream, creating it if missing; tolerate a concurrent creation by another replica.
@@ -107,32 +99,54 @@ pub async fn ensure_stream(
     config: stream::Config,
 ) -> Result<stream::Stream, ServerError> {
     let what = format!("stream {}", config.name);
-    get_or_create(&what, || js.get_stream(&config.name), || js.create_stream(config.clone())).await
+    patiently(&what, || async {
+        match js.get_stream(&config.name).await {
+            Ok(stream) => Ok(stream),
+            Err(read) => {
+                js.create_stream(config.clone()).await.map_err(|e| format!("{e} (read: {read})"))
+            }
+        }
+    })
+    .await
 }
 
-/// Read a JetStream resource, or create it when reading fails. Replicas starting together race
-/// to create it: a failed creation is followed by another read, a few times over.
-async fn get_or_create<T, GetError, CreateError, Get, Create>(
-    what: &str,
-    get: impl Fn() -> Get,
-    create: impl Fn() -> Create,
-) -> Result<T, ServerError>
+/// How long a starting replica keeps trying to read or create a JetStream resource (a clustered
+/// JetStream may still be electing leaders or forming another replica's replicated stream).
+const SETUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Run `attempt` until it succeeds. Replicas starting together race to create a resource, and a
+/// replicated resource (or a JetStream cluster electing its leaders) takes a moment to form:
+/// a failed attempt is followed by another, at once the first time, then after a growing pause
+/// (0.1 s doubling to 2 s), for up to [`SETUP_PATIENCE`], logged while it lasts.
+async fn patiently<T, Attempt, Fut>(what: &str, attempt: Attempt) -> Result<T, ServerError>
 where
-    GetError: std::error::Error,
-    CreateError: std::fmt::Display,
-    Get: Future<Output = Result<T, GetError>>,
-    Create: Future<Output = Result<T, CreateError>>,
+    Attempt: Fn() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
 {
-    for _ in 0..5 {
-        if let Ok(found) = get().await {
-            return Ok(found);
+    let started = tokio::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(100);
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let reason = match attempt().await {
+            Ok(done) => return Ok(done),
+            // One line in every log and error.
+            Err(reason) => reason.lines().map(str::trim).collect::<Vec<_>>().join(" "),
+        };
+        if started.elapsed() >= SETUP_PATIENCE {
+            let reason = format!("not ready after {attempts} attempts: {reason}");
+            return Err(ServerError::Setup { what: what.to_string(), reason });
         }
-        match create().await {
-            Ok(created) => return Ok(created),
-            Err(e) => tracing::debug!(error = %e, "{what}: creation raced; re-reading"),
+        if attempts >= 3 {
+            tracing::warn!(attempts, error = %reason, "{what}: not ready yet; waiting");
+        } else {
+            tracing::debug!(error = %reason, "{what}: creation raced; trying again");
+        }
+        if attempts > 1 {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(2));
         }
     }
-    get().await.map_err(|e| setup_err(what, &e))
 }
 
 impl Server {

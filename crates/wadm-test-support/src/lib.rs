@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use wadm_nats_server::{LaunchOptions, NatsServerProcess};
 
+mod cluster;
+pub use cluster::NatsCluster;
+
 pub use wadm_nats_server::LaunchError as HarnessError;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -69,6 +72,7 @@ impl NatsServer {
             port: self.port,
             store_dir: self.store.path().to_path_buf(),
             ready_timeout: READY_TIMEOUT,
+            extra_args: Vec::new(),
         };
         // The port can stay busy for a moment after the kill: retry until a deadline.
         let deadline = Instant::now() + Duration::from_secs(10);

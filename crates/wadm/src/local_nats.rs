@@ -42,6 +42,7 @@ pub fn start(data_dir: &Path, port: Option<u16>) -> anyhow::Result<NatsServerPro
             port,
             store_dir: store_dir.clone(),
             ready_timeout,
+            extra_args: Vec::new(),
         };
         NatsServerProcess::launch(&options)
     };

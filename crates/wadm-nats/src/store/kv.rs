@@ -32,10 +32,7 @@ impl KvStateStore {
     /// Open (creating if needed) the bucket. Keeps one revision per key: old values are useless.
     pub async fn open(js: &jetstream::Context, bucket: &str) -> Result<Self, StoreError> {
         let config = kv::Config { bucket: bucket.to_string(), history: 1, ..kv::Config::default() };
-        let kv = match js.get_key_value(bucket).await {
-            Ok(kv) => kv,
-            Err(_) => js.create_key_value(config).await.map_err(|e| io(bucket, e))?,
-        };
+        let kv = crate::bucket::open_or_create(js, &config).await.map_err(|e| io(bucket, e))?;
         Ok(Self { kv, revisions: Mutex::new(BTreeMap::new()) })
     }
 

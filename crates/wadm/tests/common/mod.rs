@@ -36,9 +36,17 @@ pub struct Replica {
 
 impl Replica {
     pub async fn start(url: &str) -> Replica {
+        Self::start_replicated(url, 1).await
+    }
+
+    /// A replica whose streams and buckets have `replicas` copies (a JetStream cluster).
+    pub async fn start_replicated(url: &str, replicas: usize) -> Replica {
         let client = async_nats::connect(url).await.expect("replica connects");
-        let server_config =
-            ServerConfig { probe_window: Duration::from_millis(300), ..ServerConfig::default() };
+        let server_config = ServerConfig {
+            probe_window: Duration::from_millis(300),
+            replicas,
+            ..ServerConfig::default()
+        };
         let server = Server::start(client.clone(), server_config).await.expect("server starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let (server_stop_tx, server_stop) = oneshot::channel::<()>();
@@ -50,8 +58,10 @@ impl Replica {
                 .await
                 .expect("server ran");
         });
+        let mut config = run_config();
+        config.streams.replicas = replicas;
         let runtime = tokio::spawn(async move {
-            wadm_runtime::run(run_config(), client, async move {
+            wadm_runtime::run(config, client, async move {
                 let _ = stopped.await;
                 let _ = server_stop_tx.send(());
             })
@@ -59,6 +69,11 @@ impl Replica {
             .expect("runtime ran");
         });
         Replica { stop: Some(stop), server, runtime }
+    }
+
+    /// Whether both parts still run (neither failed nor stopped).
+    pub fn alive(&self) -> bool {
+        !self.server.is_finished() && !self.runtime.is_finished()
     }
 
     /// Stop gracefully and wait for both parts.
