@@ -44,6 +44,46 @@ pub struct Api<K, S, P> {
     pub probe: P,
     pub events: Option<async_nats::Client>,
     pub max_manifest_bytes: usize,
+    /// The largest reply NATS carries (its max payload, less room for headers).
+    pub max_reply_bytes: usize,
+}
+
+/// A list that fits in `limit` bytes: as it is; else without the per-scaler statuses (each
+/// application keeps its overall status); else the first applications that fit, the message
+/// saying how many of how many are shown.
+fn fit_list(mut list: ListModelsResponse, limit: usize) -> ListModelsResponse {
+    let size = |l: &ListModelsResponse| serde_json::to_vec(l).map_or(usize::MAX, |b| b.len());
+    if size(&list) <= limit {
+        return list;
+    }
+    for model in &mut list.models {
+        model.detailed_status.scalers.clear();
+    }
+    let total = list.models.len();
+    if size(&list) <= limit {
+        list.message = format!(
+            "{total} application(s); per-scaler statuses left out to fit the NATS max payload \
+             ({limit} bytes): ask each application's status for them"
+        );
+        return list;
+    }
+    // The longest prefix that fits, by halving.
+    let (mut fits, mut too_many) = (0, total);
+    while too_many - fits > 1 {
+        let mid = (fits + too_many) / 2;
+        let probe = ListModelsResponse {
+            result: list.result.clone(),
+            message: String::new(),
+            models: list.models[..mid].to_vec(),
+        };
+        if size(&probe) + 256 <= limit { fits = mid } else { too_many = mid }
+    }
+    list.models.truncate(fits);
+    list.message = format!(
+        "showing {fits} of {total} applications: the full list exceeds the NATS max payload \
+         ({limit} bytes); get the others by name"
+    );
+    list
 }
 
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -64,8 +104,12 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         let Request { lattice, operation, body: bytes, content_type, actor } = request;
         match operation {
             Operation::Put => (json(&self.put(lattice, bytes, content_type, actor).await), None),
-            Operation::List => (json(&self.list(lattice).await), None),
-            Operation::LegacyList => match self.list(lattice).await {
+            Operation::List => {
+                let list = fit_list(self.list(lattice).await, self.max_reply_bytes);
+                (json(&list), None)
+            }
+            Operation::LegacyList => match fit_list(self.list(lattice).await, self.max_reply_bytes)
+            {
                 ListModelsResponse { result: GetResult::Success, models, .. } => {
                     (json(&models), None)
                 }
@@ -341,5 +385,53 @@ fn not_found(name: &str, version: Option<&str>) -> String {
     match version {
         Some(v) => format!("Version {v} of application {name} not found"),
         None => format!("Application {name} not found"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wadm_model::{ScalerStatus, Status, StatusInfo, StatusType};
+
+    use super::*;
+
+    fn list(apps: usize) -> ListModelsResponse {
+        let scalers = (0..20)
+            .map(|i| ScalerStatus {
+                id: format!("scaler-{i}").into(),
+                kind: "SpreadScaler".into(),
+                name: "x".repeat(100).into(),
+                status: StatusInfo { status_type: StatusType::Deployed, message: "ok".into() },
+            })
+            .collect::<Vec<_>>();
+        let models = (0..apps)
+            .map(|i| ModelSummary {
+                name: format!("app{i}"),
+                version: "v1".into(),
+                description: None,
+                deployed_version: Some("v1".into()),
+                detailed_status: Status { scalers: scalers.clone(), ..Status::default() },
+                status: StatusType::Deployed,
+                status_message: None,
+            })
+            .collect();
+        ListModelsResponse { result: GetResult::Success, message: String::new(), models }
+    }
+
+    #[test]
+    fn a_list_past_the_payload_limit_is_summarised_then_cut() {
+        let limit = 64 * 1024;
+        let small = fit_list(list(3), limit);
+        assert_eq!(small.models.len(), 3);
+        assert!(!small.models[0].detailed_status.scalers.is_empty());
+        // Too big with scaler statuses, fits without.
+        let medium = fit_list(list(100), limit);
+        assert_eq!(medium.models.len(), 100);
+        assert!(medium.models.iter().all(|m| m.detailed_status.scalers.is_empty()));
+        assert!(medium.message.contains("per-scaler statuses left out"), "{}", medium.message);
+        // Too big even then: the first that fit, said so.
+        let large = fit_list(list(5_000), limit);
+        assert!(serde_json::to_vec(&large).unwrap().len() <= limit);
+        assert!(large.models.len() > 100 && large.models.len() < 5_000);
+        assert!(large.message.starts_with(&format!("showing {} of 5000", large.models.len())));
     }
 }

@@ -110,6 +110,12 @@ pub async fn ensure_stream(
     .await
 }
 
+/// The largest reply this connection can send: the server's max payload, less room for the
+/// reply's headers.
+fn reply_limit(client: &async_nats::Client) -> usize {
+    client.server_info().max_payload.saturating_sub(4 * 1024).max(64 * 1024)
+}
+
 /// How long a starting replica keeps trying to read or create a JetStream resource (a clustered
 /// JetStream may still be electing leaders or forming another replica's replicated stream).
 const SETUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -179,6 +185,7 @@ impl Server {
             probe: NatsProbe::new(client.clone(), config.probe_window),
             events: Some(client.clone()),
             max_manifest_bytes: config.max_request_bytes,
+            max_reply_bytes: reply_limit(&client),
         });
         let subject = format!("{}.>", config.api_prefix);
         let subscriber = client
@@ -235,7 +242,17 @@ async fn serve_one(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let Some(reply_to) = message.reply.clone() else { return };
-    let (reply, follow) = answer(api, config, &message).await;
+    let (mut reply, follow) = answer(api, config, &message).await;
+    if reply.len() > api.max_reply_bytes {
+        let too_big = format!(
+            "the reply ({} bytes) exceeds the NATS max payload ({} bytes)",
+            reply.len(),
+            api.max_reply_bytes
+        );
+        tracing::warn!(subject = %message.subject, "{too_big}");
+        reply =
+            serde_json::to_vec(&wadm_model::api::ErrorResponse::new(too_big)).unwrap_or_default();
+    }
     count_request(&config.api_prefix, message.subject.as_str(), &reply);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(SERVER_HEADER, config.instance_id.as_str());
