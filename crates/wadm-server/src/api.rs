@@ -72,7 +72,7 @@ fn fit_list(mut list: ListModelsResponse, limit: usize) -> ListModelsResponse {
     while too_many - fits > 1 {
         let mid = (fits + too_many) / 2;
         let probe = ListModelsResponse {
-            result: list.result.clone(),
+            result: list.result,
             message: String::new(),
             models: list.models[..mid].to_vec(),
         };
