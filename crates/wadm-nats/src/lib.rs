@@ -30,6 +30,7 @@ pub mod clock;
 pub mod connect;
 pub mod discovery;
 pub mod events;
+pub mod health;
 pub mod kv_key;
 pub mod kv_list;
 pub mod observer;

@@ -2,7 +2,7 @@
 //! lattice, one event loop, a pool of command loops and a ticker, until `shutdown` resolves.
 //! Every replica runs exactly this; there is no leader.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,7 @@ use crate::nats::{
     ensure_command_consumer, ensure_event_consumer, ensure_streams,
 };
 use crate::pipeline::{Pipeline, PipelineIo};
+use wadm_nats::health::Health;
 
 /// What [`run`] needs to know.
 #[derive(Debug, Clone)]
@@ -55,6 +56,9 @@ pub struct RunConfig {
     /// Told the lattices whose events this replica works off, whenever that changes (for
     /// embedders and tests; operators see `wadm_lattice_owned{lattice}` and the logs).
     pub owned: Option<watch::Sender<BTreeSet<String>>>,
+    /// Where each lattice's pipeline (`pipeline.{lattice}`) and executor
+    /// (`commands.{lattice}`) report whether they work (for the readiness check).
+    pub health: Health,
 }
 
 impl RunConfig {
@@ -83,6 +87,7 @@ impl RunConfig {
                 SeededRandom::from_entropy().next_u64() & 0xffff
             ),
             owned: None,
+            health: Health::default(),
         }
     }
 }
@@ -108,6 +113,129 @@ type NatsPipeline = Pipeline<
 >;
 type NatsExecutor = Executor<Arc<ManifestStore<NatsKv>>, NatsControl, JsOutbox>;
 
+/// The streams and buckets the runtime uses.
+struct Storage {
+    events: jetstream::stream::Stream,
+    commands: jetstream::stream::Stream,
+    records: kv::Store,
+    state: KvStateStore,
+    manifests: kv::Store,
+    status_stream: jetstream::stream::Stream,
+}
+
+/// Create (or find) every stream and bucket the runtime uses. Run at start-up, and again when
+/// they turn out to be gone (a wiped JetStream store): existing handles address them by name,
+/// so they work again once recreated.
+async fn ensure_storage(js: &jetstream::Context, config: &RunConfig) -> Result<Storage, RunError> {
+    let (events, commands) = ensure_streams(js, &config.streams).await.map_err(setup)?;
+    let bucket = |bucket: &str, description: &str| kv::Config {
+        bucket: bucket.into(),
+        description: description.into(),
+        history: 1,
+        num_replicas: config.streams.replicas,
+        ..Default::default()
+    };
+    let records =
+        bucket(RECORD_BUCKET, "wadm: per-lattice runtime heads (applications, last applied event)");
+    let records = ensure_bucket(js, records).await.map_err(setup)?;
+    let state = bucket(STATE_BUCKET, "wadm: observed lattice state, one key per entity");
+    ensure_bucket(js, state).await.map_err(setup)?;
+    let state = KvStateStore::open(js, STATE_BUCKET).await.map_err(setup)?;
+    let manifests =
+        bucket(&config.manifest_bucket, "wadm: application manifests, versions and history");
+    let manifests = ensure_bucket(js, manifests).await.map_err(setup)?;
+    let status = jetstream::stream::Config {
+        num_replicas: config.streams.replicas,
+        ..NatsStatusStore::stream_config()
+    };
+    let status_stream = ensure_stream(js, status).await.map_err(setup)?;
+    Ok(Storage { events, commands, records, state, manifests, status_stream })
+}
+
+/// Recreate the streams, buckets and consumers when a loop finds them gone (at most one repair
+/// at a time; the loops keep retrying meanwhile and work again once it is done).
+async fn repair_storage(
+    js: jetstream::Context,
+    config: RunConfig,
+    mut asked: mpsc::Receiver<()>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            Some(()) = asked.recv() => {}
+            _ = stop.changed() => return,
+        }
+        tracing::warn!("JetStream storage is gone (a wiped store?): recreating it");
+        let repaired = async {
+            let storage = ensure_storage(&js, &config).await?;
+            for lattice in &config.lattices {
+                ensure_event_consumer(&storage.events, lattice, &config.streams)
+                    .await
+                    .map_err(setup)?;
+                ensure_command_consumer(&storage.commands, lattice, &config.streams)
+                    .await
+                    .map_err(setup)?;
+            }
+            Ok::<_, RunError>(())
+        };
+        tokio::select! {
+            done = repaired => match done {
+                Ok(()) => tracing::warn!("JetStream storage recreated; what it held is lost"),
+                Err(e) => tracing::error!(error = %e, "cannot recreate JetStream storage"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+type Consumers =
+    BTreeMap<String, (jetstream::consumer::PullConsumer, jetstream::consumer::PullConsumer)>;
+
+/// Every stream, bucket and consumer, made again from the start when one vanishes meanwhile
+/// (a store wiped during start-up), for up to a minute.
+async fn setup_everything(
+    js: &jetstream::Context,
+    config: &RunConfig,
+) -> Result<(Storage, Consumers), RunError> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let attempt = async {
+            let storage = ensure_storage(js, config).await?;
+            let mut consumers = Consumers::new();
+            for lattice in &config.lattices {
+                let settings = &config.streams;
+                let events = ensure_event_consumer(&storage.events, lattice, settings);
+                let events = events.await.map_err(setup)?;
+                let commands = ensure_command_consumer(&storage.commands, lattice, settings);
+                let commands = commands.await.map_err(setup)?;
+                consumers.insert(lattice.clone(), (events, commands));
+            }
+            Ok::<_, RunError>((storage, consumers))
+        };
+        match attempt.await {
+            Ok(done) => return Ok(done),
+            Err(e) if storage_gone(&e.to_string()) && started.elapsed() < SETUP_RETRY_FOR => {
+                tracing::warn!(error = %e, "storage vanished while setting up; again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How long setting up starts over while storage keeps vanishing.
+const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Whether an I/O error says a stream, bucket or consumer is gone (JetStream "not found"
+/// errors 10059 and 10014): the store was wiped or someone deleted them.
+fn storage_gone(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    error.contains("10059")
+        || error.contains("10014")
+        || error.contains("stream not found")
+        || error.contains("consumer not found")
+}
+
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
 /// interrupted step is redone by another replica anyway).
 pub async fn run(
@@ -116,48 +244,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let js = jetstream::new(client.clone());
-    let (events, commands) = ensure_streams(&js, &config.streams).await.map_err(setup)?;
-    let records = ensure_bucket(
-        &js,
-        kv::Config {
-            bucket: RECORD_BUCKET.into(),
-            description: "wadm: per-lattice runtime heads (applications, last applied event)"
-                .into(),
-            history: 1,
-            num_replicas: config.streams.replicas,
-            ..Default::default()
-        },
-    )
-    .await
-    .map_err(setup)?;
-    ensure_bucket(
-        &js,
-        kv::Config {
-            bucket: STATE_BUCKET.into(),
-            description: "wadm: observed lattice state, one key per entity".into(),
-            history: 1,
-            num_replicas: config.streams.replicas,
-            ..Default::default()
-        },
-    )
-    .await
-    .map_err(setup)?;
-    let state = KvStateStore::open(&js, STATE_BUCKET).await.map_err(setup)?;
-    let manifests = ensure_bucket(
-        &js,
-        kv::Config {
-            bucket: config.manifest_bucket.clone(),
-            description: "wadm: application manifests, versions and history".into(),
-            history: 1,
-            num_replicas: config.streams.replicas,
-            ..Default::default()
-        },
-    )
-    .await
-    .map_err(setup)?;
-    let status_stream =
-        ensure_stream(&js, NatsStatusStore::stream_config()).await.map_err(setup)?;
-
+    let starting = format!("runtime.{}", config.replica);
+    config.health.starting(&starting);
+    let (Storage { events, commands: _, records, state, manifests, status_stream }, mut consumers) =
+        setup_everything(&js, &config).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(SeededRandom::from_entropy());
     let store = Arc::new(ManifestStore::new(NatsKv::new(manifests)));
@@ -183,6 +273,10 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    // Capacity 1: a repair asked for while one is pending is the same repair.
+    let (repair_tx, repair_rx) = mpsc::channel::<()>(1);
+    tasks.spawn(repair_storage(js.clone(), config.clone(), repair_rx, stop_rx.clone()));
+    let health = config.health.clone();
     let membership = Arc::new(Mutex::new(Membership::new(
         config.replica.clone(),
         config.lattices.iter().cloned(),
@@ -193,15 +287,12 @@ pub async fn run(
     let presence = Presences { client: client.clone(), membership: membership.clone() };
     tasks.spawn(presence.run(members_tx, clock.clone(), stop_rx.clone()));
     let owned = Arc::new(Mutex::new(OwnedLattices { now: BTreeSet::new(), tell: config.owned }));
+    config.health.forget(&starting);
     for lattice in &config.lattices {
-        let settings = &config.streams;
-        let event_inbox = MeteredInbox::new(
-            JsInbox::new(ensure_event_consumer(&events, lattice, settings).await.map_err(setup)?),
-            lattice,
-        );
-        let command_inbox = JsInbox::new(
-            ensure_command_consumer(&commands, lattice, settings).await.map_err(setup)?,
-        );
+        let (event_consumer, command_consumer) =
+            consumers.remove(lattice).expect("set up for every lattice");
+        let event_inbox = MeteredInbox::new(JsInbox::new(event_consumer), lattice);
+        let command_inbox = JsInbox::new(command_consumer);
         // Capacity 1: a request while one is pending is the same request.
         let (doubt_tx, doubt_rx) = mpsc::channel::<()>(1);
         let (deadline_tx, deadline_rx) = watch::channel::<Option<u64>>(None);
@@ -209,8 +300,11 @@ pub async fn run(
         let (membership, mut members, owned) =
             (membership.clone(), members_rx.clone(), owned.clone());
         let (events, lattice_name) = (events.clone(), lattice.clone());
+        let (step_health, repair) = (health.clone(), repair_tx.clone());
         tasks.spawn(async move {
+            let health = step_health;
             let lattice = lattice_name;
+            let part = format!("pipeline.{lattice}");
             // Pull nothing before knowing who else is there (or stopping meanwhile).
             tokio::select! {
                 _ = members.wait_for(|v| *v > 0) => {}
@@ -222,6 +316,8 @@ pub async fn run(
                     (!m.owns(&lattice)).then(|| m.owner(&lattice).to_string())
                 };
                 if let Some(owner) = elsewhere {
+                    // Standing by is not failing.
+                    health.forget(&part);
                     if lock(&owned).set(&lattice, false) {
                         let given_back = event_inbox.inner.release(&events).await;
                         tracing::info!(%lattice, to = %owner, given_back, "lattice handed over");
@@ -243,16 +339,24 @@ pub async fn run(
                     deadline_tx.send_if_modified(|d| std::mem::replace(d, next) != next);
                 }
                 match result {
-                    Ok(Some(done)) if done.state_in_doubt => {
-                        let _ = doubt_tx.try_send(());
+                    Ok(done) => {
+                        health.ok(&part);
+                        if done.is_some_and(|d| d.state_in_doubt) {
+                            let _ = doubt_tx.try_send(());
+                        }
                     }
-                    Ok(_) => {}
                     Err(e) => {
+                        let e = e.to_string();
                         tracing::warn!(error = %e, "event step failed");
+                        health.failed(&part, &e);
+                        if storage_gone(&e) {
+                            let _ = repair.try_send(());
+                        }
                         pause_after_error(wait).await;
                     }
                 }
             }
+            health.forget(&part);
             // Stopping: the successor gets the pin now, not after its timeout.
             if lock(&owned).set(&lattice, false) {
                 event_inbox.inner.release(&events).await;
@@ -260,17 +364,30 @@ pub async fn run(
         });
         for _ in 0..config.command_workers.max(1) {
             let (x, inbox, stop) = (executor.clone(), command_inbox.clone(), stop_rx.clone());
+            let (worker_health, repair) = (health.clone(), repair_tx.clone());
+            let part = format!("commands.{lattice}");
             tasks.spawn(async move {
+                let health = worker_health;
                 while !*stop.borrow() {
                     match x.step(&inbox, wait).await {
-                        Ok(Some(done)) => tracing::debug!(?done, "command step"),
-                        Ok(None) => {}
+                        Ok(done) => {
+                            health.ok(&part);
+                            if let Some(done) = done {
+                                tracing::debug!(?done, "command step");
+                            }
+                        }
                         Err(e) => {
+                            let e = e.to_string();
                             tracing::warn!(error = %e, "command step failed");
+                            health.failed(&part, &e);
+                            if storage_gone(&e) {
+                                let _ = repair.try_send(());
+                            }
                             pause_after_error(wait).await;
                         }
                     }
                 }
+                health.forget(&part);
             });
         }
         let discoverer = NatsDiscoverer::new(client.clone(), config.discovery.clone());

@@ -35,3 +35,4 @@ pub mod subject;
 pub use api::{ACTOR_HEADER, Api, HistoryResponse};
 pub use connect::{ConnectError, NatsOptions, connect};
 pub use server::{Server, ServerConfig, ServerError};
+pub use wadm_nats::health::{Failing as HealthFailing, Health};

@@ -22,6 +22,9 @@ use crate::store::{DEFAULT_MAX_HISTORY, DEFAULT_MAX_VERSIONS, ManifestStore};
 pub const MANIFEST_BUCKET: &str = "wadm_manifests";
 /// Reply header naming the server instance that answered.
 pub const SERVER_HEADER: &str = "Wadm-Server";
+/// The part of [`ServerConfig::health`] the API server reports as.
+pub const API_PART: &str = "api";
+
 /// The queue group API replicas share.
 pub const QUEUE_GROUP: &str = "wadm_api";
 
@@ -46,6 +49,8 @@ pub struct ServerConfig {
     pub replicas: usize,
     /// This instance's id, sent in the `Wadm-Server` header of every reply (default: a new ULID).
     pub instance_id: String,
+    /// Where the server reports (as `api`) whether it serves, for the readiness check.
+    pub health: wadm_nats::health::Health,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +65,7 @@ impl Default for ServerConfig {
             manifest_bucket: MANIFEST_BUCKET.into(),
             replicas: 1,
             instance_id: ulid::Ulid::new().to_string(),
+            health: wadm_nats::health::Health::default(),
         }
     }
 }
@@ -205,6 +211,8 @@ impl Server {
 
     /// Serve until `shutdown` completes; then stop taking requests and finish the in-flight ones.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let health = self.config.health.clone();
+        health.ok(API_PART);
         let permits = Arc::new(Semaphore::new(self.config.max_in_flight.max(1)));
         let mut tasks = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
@@ -228,8 +236,12 @@ impl Server {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
+        if !draining {
+            health.failed(API_PART, "the API subscription ended");
+        }
         while tasks.join_next().await.is_some() {}
         let _ = self.client.flush().await;
+        health.forget(API_PART);
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
 //! The operator's HTTP endpoints of `wadm serve` / `wadm up` (opt-in with `--http-addr`):
-//! `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness:
-//! the NATS connection and a JetStream round trip). This module owns the process-wide metrics
+//! `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness of
+//! *this* replica: connected to NATS, its storage answers a current read, and none of its parts
+//! — the API server, each lattice's pipeline and executor — has been failing for 5 s; other
+//! replicas' health does not enter into it). This module owns the process-wide metrics
 //! recorder: the libraries only call the `metrics` facade, which does nothing until
 //! [`HttpEndpoint::serve`] installs the Prometheus recorder here.
 //!
@@ -27,8 +29,11 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
-/// How long the readiness check waits for JetStream's account info.
-const JETSTREAM_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the readiness check waits for its storage read.
+const STORAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a part may fail before the replica says it is not ready (one failed step, a
+/// moment's reconnection, is not an outage).
+const FAILING_GRACE: Duration = Duration::from_secs(5);
 /// How often the recorder's histograms are maintained.
 const UPKEEP_EVERY: Duration = Duration::from_secs(10);
 /// Buckets of `wadm_reconcile_seconds` (a converged step is well under a millisecond of CPU; a
@@ -68,10 +73,14 @@ impl HttpEndpoint {
     }
 
     /// Install the metrics recorder (once per process) and serve the endpoints, checking
-    /// readiness on `client`.
-    pub fn serve(self, client: async_nats::Client) -> anyhow::Result<RunningEndpoint> {
+    /// readiness on `client` and with what this process's parts report to `health`.
+    pub fn serve(
+        self,
+        client: async_nats::Client,
+        health: wadm_server::Health,
+    ) -> anyhow::Result<RunningEndpoint> {
         let metrics = recorder()?;
-        let app = router(Endpoints { client, metrics: metrics.clone() });
+        let app = router(Endpoints { client, health, metrics: metrics.clone() });
         let listener = self.listener;
         let task = tokio::spawn(async move {
             let upkeep = async {
@@ -111,6 +120,7 @@ fn recorder() -> anyhow::Result<PrometheusHandle> {
 #[derive(Clone)]
 struct Endpoints {
     client: async_nats::Client,
+    health: wadm_server::Health,
     metrics: PrometheusHandle,
 }
 
@@ -135,9 +145,17 @@ async fn liveness() -> impl IntoResponse {
 }
 
 async fn readiness(Shared(endpoints): Shared<Endpoints>) -> impl IntoResponse {
-    let readiness = check_readiness(&endpoints.client).await;
+    let readiness = check_readiness(&endpoints.client, &endpoints.health).await;
     let code = if readiness.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json_reply(code, json!({ "nats": readiness.nats, "jetstream": readiness.jetstream }))
+    let failing: Vec<serde_json::Value> = readiness
+        .failing
+        .iter()
+        .map(|f| json!({ "part": f.part, "reason": f.reason, "for_ms": f.for_ms }))
+        .collect();
+    json_reply(
+        code,
+        json!({ "nats": readiness.nats, "storage": readiness.storage, "failing": failing }),
+    )
 }
 
 fn json_reply(code: StatusCode, body: serde_json::Value) -> impl IntoResponse {
@@ -145,33 +163,43 @@ fn json_reply(code: StatusCode, body: serde_json::Value) -> impl IntoResponse {
 }
 
 /// What the readiness check found: `nats` is `connected`, `disconnected` or `connecting`;
-/// `jetstream` is `ok`, `skipped` (NATS not connected), `timeout` or `error: …`.
+/// `storage` is `ok`, `skipped` (NATS not connected), `timeout` or `error: …`; `failing` lists
+/// the parts failing for longer than [`FAILING_GRACE`].
 struct Readiness {
     nats: &'static str,
-    jetstream: String,
+    storage: String,
+    failing: Vec<wadm_server::HealthFailing>,
 }
 
 impl Readiness {
     fn ready(&self) -> bool {
-        self.nats == "connected" && self.jetstream == "ok"
+        self.nats == "connected" && self.storage == "ok" && self.failing.is_empty()
     }
 }
 
-/// Ready when the client is connected and JetStream answers an account-info request in time.
-async fn check_readiness(client: &async_nats::Client) -> Readiness {
+/// Ready when the client is connected, a current (leader) read of the manifest bucket answers
+/// in time — a wiped store, a bucket without a leader, a JetStream that does not answer all
+/// fail it — and no part of this process has been failing for [`FAILING_GRACE`].
+async fn check_readiness(client: &async_nats::Client, health: &wadm_server::Health) -> Readiness {
+    let failing = health.failing(FAILING_GRACE);
     let nats = match client.connection_state() {
         State::Connected => "connected",
         State::Disconnected => "disconnected",
         State::Pending => "connecting",
     };
     if nats != "connected" {
-        return Readiness { nats, jetstream: "skipped".into() };
+        return Readiness { nats, storage: "skipped".into(), failing };
     }
     let js = async_nats::jetstream::new(client.clone());
-    let jetstream = match tokio::time::timeout(JETSTREAM_CHECK_TIMEOUT, js.query_account()).await {
-        Ok(Ok(_)) => "ok".to_string(),
+    let read = async {
+        let bucket = js.get_key_value(wadm_server::server::MANIFEST_BUCKET).await?;
+        bucket.get("readyz").await?;
+        Ok::<_, async_nats::Error>(())
+    };
+    let storage = match tokio::time::timeout(STORAGE_CHECK_TIMEOUT, read).await {
+        Ok(Ok(())) => "ok".to_string(),
         Ok(Err(e)) => format!("error: {e}").replace('\n', " "),
         Err(_) => "timeout".to_string(),
     };
-    Readiness { nats, jetstream }
+    Readiness { nats, storage, failing }
 }

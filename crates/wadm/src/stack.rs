@@ -103,6 +103,7 @@ pub async fn run_wadm(
 ) -> anyhow::Result<()> {
     let named = settings.runtime.named_lattices()?;
     let replicas = settings.server.replicas;
+    let health = settings.server.health.clone();
     let prefix = settings.server.api_prefix.clone();
     let server = Server::start(client.clone(), settings.server).await?;
     tracing::info!(subject = %format!("{prefix}.>"), "serving the wadm API");
@@ -118,12 +119,13 @@ pub async fn run_wadm(
         match named {
             Some(lattices) => {
                 tracing::info!(?lattices, "runtime started");
-                let config = runtime.run_config(lattices, replicas);
+                let mut config = runtime.run_config(lattices, replicas);
+                config.health = health;
                 wadm_runtime::run(config, runtime_client, stopped(runtime_stop))
                     .await
                     .context("runtime")
             }
-            None => discover_and_run(runtime_client, runtime, replicas, runtime_stop).await,
+            None => discover_and_run(runtime_client, runtime, replicas, health, runtime_stop).await,
         }
     });
 
@@ -187,6 +189,7 @@ async fn discover_and_run(
     client: async_nats::Client,
     runtime: RuntimeArgs,
     replicas: usize,
+    health: wadm_server::Health,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut activity = Vec::new();
@@ -209,7 +212,8 @@ async fn discover_and_run(
             return;
         }
         tracing::info!(%lattice, "managing lattice");
-        let config = runtime.run_config(vec![lattice.clone()], replicas);
+        let mut config = runtime.run_config(vec![lattice.clone()], replicas);
+        config.health = health.clone();
         let (client, stop) = (client.clone(), stop.clone());
         runs.spawn(async move {
             let result = wadm_runtime::run(config, client, stopped(stop)).await;

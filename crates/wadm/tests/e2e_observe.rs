@@ -137,7 +137,7 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
     let (code, body) = get(&addr, "/readyz").await.unwrap();
     assert_eq!(code, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(ready, serde_json::json!({"nats": "connected", "jetstream": "ok"}));
+    assert_eq!(ready, serde_json::json!({"nats": "connected", "storage": "ok", "failing": []}));
 
     let client = wadm_client::Client::new(async_nats::connect(&url).await.unwrap(), LATTICE, None);
     let put = client.put_manifest(HELLO.as_bytes().to_vec(), None).await.expect("put");
@@ -178,8 +178,70 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
     .await
     .expect("/readyz turns 503 without NATS");
     let body: serde_json::Value = serde_json::from_str(&not_ready).unwrap();
-    assert_ne!(body["jetstream"], "ok", "{body}");
+    assert_ne!(body["storage"], "ok", "{body}");
     assert_eq!(get(&addr, "/healthz").await.unwrap().0, 200);
+}
+
+/// The JetStream store is wiped under a running wadm (NATS restarted on an empty store): wadm
+/// recreates its streams, buckets and consumers by itself, `/readyz` says 200 only once its
+/// storage answers again, and a deploy made afterwards reaches the hosts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_store_is_recreated_and_readiness_tells_the_truth() {
+    let mut nats = NatsServer::start();
+    let url = nats.url();
+    let serve = Wadm::start(&[
+        "serve",
+        "--nats-url",
+        &url,
+        "--lattice",
+        LATTICE,
+        "--http-addr",
+        "127.0.0.1:0",
+        "--host-heartbeat",
+        "1s",
+    ]);
+    let addr = wait_for(DEADLINE, || {
+        let found = http_addr(&serve);
+        async move { found }
+    })
+    .await
+    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.output()));
+    let ready = || async {
+        let (code, body) = get(&addr, "/readyz").await.ok()?;
+        (code == 200).then_some(body)
+    };
+    assert!(wait_for(DEADLINE, ready).await.is_some(), "ready at first: {}", serve.output());
+
+    nats.stop();
+    for entry in std::fs::read_dir(nats.store_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+    }
+    nats.restart().expect("nats restarts on an empty store");
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let recreated = wait_for(DEADLINE, || async {
+        js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok()?;
+        js.get_key_value("wadm_manifests").await.ok()?;
+        ready().await
+    })
+    .await;
+    assert!(recreated.is_some(), "storage recreated and ready: {}", serve.output());
+
+    let mut sim_config = SimConfig::new(&url, LATTICE);
+    sim_config.heartbeat_interval = Duration::from_secs(1);
+    let sim = SimLattice::connect(sim_config).await.expect("sim connects");
+    sim.add_host(HostSpec::default()).await;
+    let client = wadm_client::Client::new(async_nats::connect(&url).await.unwrap(), LATTICE, None);
+    let put = client.put_manifest(HELLO.as_bytes().to_vec(), None).await.expect("put");
+    client.deploy(&put.name, None).await.expect("deploy");
+    let host = sim.hosts()[0].clone();
+    let runs = wait_for(DEADLINE, || {
+        let running = sim.host_state(&host).is_some_and(|s| !s.components.is_empty());
+        async move { running.then_some(()) }
+    })
+    .await;
+    assert!(runs.is_some(), "a deploy after the wipe reaches the host: {}", serve.output());
+    sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -122,18 +122,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         name: "wadm serve".into(),
     };
     let client = wadm_server::connect(&options).await?;
-    // Kept alive until the end of this function: dropping it stops serving.
-    let _endpoint = match endpoint {
-        Some(endpoint) => {
-            let addr = endpoint.local_addr()?;
-            let running = endpoint.serve(client.clone())?;
-            eprintln!(
-                "wadm serve: metrics and health on http://{addr}/ (metrics, healthz, readyz)"
-            );
-            Some(running)
-        }
-        None => None,
-    };
     let server = ServerConfig {
         api_prefix: args.api_prefix,
         max_request_bytes: args.max_request_bytes,
@@ -141,6 +129,18 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_versions: args.max_versions,
         replicas: args.stream_replicas.max(1),
         ..ServerConfig::default()
+    };
+    // Kept alive until the end of this function: dropping it stops serving.
+    let _endpoint = match endpoint {
+        Some(endpoint) => {
+            let addr = endpoint.local_addr()?;
+            let running = endpoint.serve(client.clone(), server.health.clone())?;
+            eprintln!(
+                "wadm serve: metrics and health on http://{addr}/ (metrics, healthz, readyz)"
+            );
+            Some(running)
+        }
+        None => None,
     };
     let settings = WadmSettings { server, runtime: args.runtime };
     stack::run_wadm(client, settings, stack::shutdown_signal()).await?;

@@ -81,11 +81,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let url = nats.url();
     let options = NatsOptions { url: url.clone(), name: "wadm up".into(), ..Default::default() };
     let client = wadm_server::connect(&options).await?;
+    let server = ServerConfig::default();
     // Kept alive until the end of this function: dropping it stops serving.
     let (_endpoint, http_addr) = match endpoint {
         Some(endpoint) => {
             let addr = endpoint.local_addr()?;
-            (Some(endpoint.serve(client.clone())?), Some(addr))
+            (Some(endpoint.serve(client.clone(), server.health.clone())?), Some(addr))
         }
         None => (None, None),
     };
@@ -98,7 +99,6 @@ async fn up(args: Args) -> anyhow::Result<()> {
         ack_wait: Duration::from_secs(3),
         command_workers: 8,
     };
-    let server = ServerConfig::default();
     let prefix = server.api_prefix.clone();
     let settings = WadmSettings { server, runtime };
     let (stop_wadm, wadm_stopped) = tokio::sync::oneshot::channel::<()>();
