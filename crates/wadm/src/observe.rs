@@ -91,15 +91,45 @@ impl HttpEndpoint {
                 }
             };
             tokio::select! {
-                served = axum::serve(listener, app) => {
-                    if let Err(e) = served {
-                        tracing::warn!(error = %e, "the HTTP endpoint stopped");
-                    }
-                }
+                () = serve_bounded(listener, app) => {}
                 () = upkeep => {}
             }
         });
         Ok(RunningEndpoint { task })
+    }
+}
+
+/// A client has this long to send a request's headers (a connection that sends nothing, or
+/// half a request, is closed).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// No connection lives longer than this, however busy or idle (scrapes are short requests).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Serve `app` on `listener` with bounded connections: headers within
+/// [`HEADER_READ_TIMEOUT`], each connection at most [`CONNECTION_LIFETIME`], at most
+/// [`MAX_CONNECTIONS`] at once — an idle or half-sent connection never holds a slot for long.
+async fn serve_bounded(listener: tokio::net::TcpListener, app: Router) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::debug!(error = %e, "HTTP accept failed");
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
     }
 }
 

@@ -281,6 +281,38 @@ async fn up_passes_http_addr_through_and_its_banner_names_the_bound_address() {
     assert!(status.success(), "{status:?}: {}", up.output());
 }
 
+/// Connections that send nothing, or half a request, are closed by the server (they would
+/// otherwise hold a connection slot for ever), while requests keep being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_half_sent_http_connections_are_closed() {
+    let nats = NatsServer::start();
+    let serve = Wadm::start(&["serve", "--nats-url", &nats.url(), "--http-addr", "127.0.0.1:0"]);
+    let addr = wait_for(DEADLINE, || {
+        let found = http_addr(&serve);
+        async move { found }
+    })
+    .await
+    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.output()));
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    for (what, mut stream) in [("silent", silent), ("half-sent", half)] {
+        let mut buf = [0u8; 256];
+        // Closed: the read ends (0 bytes, or an error response then the end).
+        let closed = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the {what} connection was never closed");
+    }
+    assert_eq!(get(&addr, "/healthz").await.unwrap().0, 200, "still serving");
+}
+
 #[test]
 fn a_taken_http_address_is_a_one_line_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
