@@ -156,3 +156,26 @@ fn the_readme_examples_validate() {
     let out = wadm(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// `wadm validate … | head` and `wadm schema | head`: a reader that goes away is not a crash —
+/// no panic, no backtrace, success.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello.yaml");
+    let example = example.to_str().unwrap().to_string();
+    let many: Vec<&str> = std::iter::repeat_n(example.as_str(), 200).collect();
+    for args in [[&["validate"][..], &many[..]].concat(), vec!["schema"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wadm"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader leaves before anything is written.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{}: {stderr}", args[0]);
+        assert!(output.status.success(), "{}: {:?} {stderr}", args[0], output.status);
+    }
+}

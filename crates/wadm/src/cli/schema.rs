@@ -7,6 +7,7 @@ use std::process::ExitCode;
 pub struct Args {}
 
 pub fn run(_args: Args) -> ExitCode {
-    print!("{}", wadm_model::wire::schema_json());
+    let schema = wadm_model::wire::schema_json();
+    outln!("{}", schema.trim_end());
     ExitCode::SUCCESS
 }

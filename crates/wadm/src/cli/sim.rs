@@ -91,7 +91,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
     for spec in specs {
         let labels: Vec<String> = spec.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let id = sim.add_host(spec).await;
-        println!("{id} {}", labels.join(","));
+        outln!("{id} {}", labels.join(","));
     }
     eprintln!(
         "wadm sim: {} hosts on lattice `{}` at {} (Ctrl-C to stop)",

@@ -177,13 +177,13 @@ fn print_banner(
     } else {
         format!(" --lattice {}", args.lattice)
     };
-    println!("wadm is up (Ctrl-C to stop)");
-    println!("  NATS:      {url} (nats-server pid {nats_pid})");
-    println!("  lattice:   {} ({hosts} simulated hosts)", args.lattice);
-    println!("  API:       {prefix}.{}.model.>", args.lattice);
-    println!("  data dir:  {}", data_dir.display());
+    outln!("wadm is up (Ctrl-C to stop)");
+    outln!("  NATS:      {url} (nats-server pid {nats_pid})");
+    outln!("  lattice:   {} ({hosts} simulated hosts)", args.lattice);
+    outln!("  API:       {prefix}.{}.model.>", args.lattice);
+    outln!("  data dir:  {}", data_dir.display());
     if let Some(addr) = http_addr {
-        println!("  HTTP:      http://{addr}/metrics, /healthz, /readyz");
+        outln!("  HTTP:      http://{addr}/metrics, /healthz, /readyz");
     }
-    println!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
+    outln!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
 }

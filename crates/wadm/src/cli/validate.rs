@@ -83,14 +83,14 @@ fn print_text(results: &[(String, Outcome)]) {
             Outcome::Unreadable(reason) => eprintln!("{file}: cannot read: {reason}"),
             Outcome::Checked { valid, diagnostics } => {
                 for d in diagnostics {
-                    println!("{file}: {}: {d} [{}]", d.severity, d.rule);
+                    outln!("{file}: {}: {d} [{}]", d.severity, d.rule);
                 }
                 let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
                 let warnings = diagnostics.len() - errors;
                 if *valid {
-                    println!("{file}: valid ({warnings} warning(s))");
+                    outln!("{file}: valid ({warnings} warning(s))");
                 } else {
-                    println!("{file}: invalid ({errors} error(s), {warnings} warning(s))");
+                    outln!("{file}: invalid ({errors} error(s), {warnings} warning(s))");
                 }
             }
         }
@@ -113,5 +113,5 @@ fn print_json(results: &[(String, Outcome)]) {
         })
         .collect();
     let out = json!({ "files": files });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string()));
+    outln!("{}", serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string()));
 }

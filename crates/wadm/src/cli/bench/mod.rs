@@ -206,7 +206,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(report) => {
             match args.output {
                 Output::Json => match serde_json::to_string_pretty(&report) {
-                    Ok(text) => println!("{text}"),
+                    Ok(text) => outln!("{text}"),
                     Err(e) => {
                         eprintln!("wadm bench: cannot encode the report: {e}");
                         return ExitCode::FAILURE;

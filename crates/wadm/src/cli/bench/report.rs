@@ -67,7 +67,7 @@ pub fn print_table(r: &Report) {
     ));
     let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
     for (key, value) in rows {
-        println!("{key:<width$}  {value}");
+        outln!("{key:<width$}  {value}");
     }
 }
 
