@@ -205,20 +205,23 @@ fn alias_bombs_are_refused() {
 }
 
 #[test]
-fn fractional_numbers_where_text_is_expected_are_read_with_a_warning() {
-    let yaml = include_str!("../../../../shared/manifests/hello.yaml").replacen(
-        "description: 'HTTP hello world demo'",
-        "version: 1.10",
-        1,
+fn numbers_and_booleans_where_text_is_expected_are_errors_at_their_path() {
+    let hello = include_str!("../../../../shared/manifests/hello.yaml");
+    // `version: 1.10` would silently become "1.1"; upstream's schema refuses it.
+    let yaml = hello.replacen("description: 'HTTP hello world demo'", "version: 1.10", 1);
+    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
+    assert_error(&err.diagnostics, "wrong-type", "metadata.annotations.version");
+    let text = err.diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("quote it (\"1.1\")"), "{text}");
+    // A link namespace of 5 is not "5".
+    let yaml = hello.replacen("namespace: wasi", "namespace: 5", 1);
+    assert_ne!(yaml, hello, "the manifest has a link namespace");
+    let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();
+    assert!(
+        err.diagnostics.iter().any(|d| d.rule == "wrong-type" && d.path.ends_with(".namespace")),
+        "{:#?}",
+        err.diagnostics
     );
-    let parsed = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap();
-    assert_reported(
-        &parsed.warnings,
-        wadm_model::Severity::Warning,
-        "number-as-text",
-        "metadata.annotations.version",
-    );
-    assert_eq!(parsed.app.version.as_deref(), Some("1.1"));
 }
 
 #[test]

@@ -126,22 +126,25 @@ pub fn check_duplicate_keys(entries: &[(String, Node)], path: &Path, d: &mut Dia
     }
 }
 
-/// A string. Plain YAML scalars that parse as integers or booleans (`port: 8080`) are accepted as
-/// their text; fractional numbers too, with a warning (their spelling may change); lists, maps and
-/// null are errors.
+/// A string. Like upstream wadm (and its schema), a plain YAML scalar that parses as a number or
+/// a boolean (`namespace: 5`, `port: 8080`, `enabled: true`) is not a string: it is an error at
+/// its path that says how to write it (quoted), never silently turned into text.
 pub fn string(node: &Node, path: &Path, d: &mut Diagnostics) -> String {
     match node {
         Node::Str(s) => s.clone(),
-        Node::Int(i) => i.to_string(),
-        Node::Bool(b) => b.to_string(),
-        Node::Float(f) if f.is_finite() => {
-            // The parser already turned the text into a number (`1.10` -> 1.1): say so.
-            d.warning(
+        Node::Int(_) | Node::Bool(_) | Node::Float(_) => {
+            let text = match node {
+                Node::Int(i) => i.to_string(),
+                Node::Bool(b) => b.to_string(),
+                Node::Float(f) => f.to_string(),
+                _ => String::new(),
+            };
+            d.error(
                 path,
-                "number-as-text",
-                format!("a number where text is expected, read as `{f}`; quote the value to keep it exactly"),
+                "wrong-type",
+                format!("must be a string, found {} {text}: quote it (\"{text}\")", node.kind()),
             );
-            f.to_string()
+            String::new()
         }
         other => {
             d.error(path, "wrong-type", format!("must be a string, found {}", other.kind()));
