@@ -84,6 +84,11 @@ pub struct Intent {
     pub expires_at: Timestamp,
     /// Not confirmed by then: forgotten, and the situation planned again from what is observed.
     pub deadline: Timestamp,
+    /// A `component.update` whose host's echo (`component_scaled(new ref, 0)`) was already
+    /// recognised (it arrived before the update's `component_scaled(new ref, n)`): its
+    /// confirmation leaves no [`Echo`] behind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub echoed: bool,
 }
 
 impl Intent {
@@ -284,7 +289,9 @@ impl Intents {
             } else {
                 return true;
             };
-            if let (Settlement::Confirmed, Command::UpdateComponent(r)) = (how, &intent.command) {
+            if let (Settlement::Confirmed, Command::UpdateComponent(r), false) =
+                (how, &intent.command, intent.echoed)
+            {
                 echoes.push(Echo {
                     host: r.host_id.clone(),
                     component: r.component_id.clone(),
@@ -316,7 +323,12 @@ impl Intents {
     }
 
     /// Whether a `component_scaled` to 0 of `component` at `image_ref` on `host` is the echo of
-    /// an update confirmed a moment ago (and not something wadm ordered). Consumes the echo.
+    /// an update (and not something wadm ordered): the echo of an update confirmed a moment ago
+    /// (consumed), or of an update still in flight to that very image — its
+    /// `component_scaled(new ref, n)` was lost or is late, and a zero with the new ref can only
+    /// come from the update. A stop wadm ordered on the slot is never taken for an echo (the
+    /// zero may be its answer); any other order on the slot (a scale to a count, an update to
+    /// yet another image) cannot answer with a zero of this image.
     pub fn take_update_echo(
         &mut self,
         host: &str,
@@ -325,8 +337,13 @@ impl Intents {
         now: Timestamp,
     ) -> bool {
         let slot = Slot::Component { host: host.to_string(), component: component.to_string() };
-        if self.pending.contains_key(&slot) {
-            return false; // an order on the slot is in flight: the event may be its answer
+        match self.pending.get_mut(&slot).map(|i| (&i.command, &mut i.echoed)) {
+            Some((Command::ScaleComponent(r), _)) if r.count == 0 => return false,
+            Some((Command::UpdateComponent(r), echoed)) if r.new_component_ref == image_ref => {
+                *echoed = true;
+                return true;
+            }
+            _ => {}
         }
         let found = self.echoes.iter().position(|e| {
             e.host == host && e.component == component && e.image_ref == image_ref && now < e.until
@@ -385,6 +402,7 @@ impl Intents {
             issued_at: now,
             expires_at: now.saturating_add(ttl_ms),
             deadline: now.saturating_add(lifetime_ms.max(ttl_ms)),
+            echoed: false,
         };
         self.pending.insert(slot, intent.clone());
         Admission::Issue(Box::new(intent))
@@ -530,7 +548,7 @@ mod tests {
         let mut intents = Intents::default();
         intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
         assert_eq!(intents.project(&state).hosts["A"].components["c"].image_ref, "img:2");
-        assert!(!intents.take_update_echo("A", "c", "img:2", 1), "not confirmed yet");
+        assert!(!intents.take_update_echo("A", "c", "img:1", 1), "the old image is no echo");
         run(&mut state, "A", "img:2", 3);
         intents.settle(&state, 2, 10);
         assert!(!intents.take_update_echo("A", "c", "img:1", 3), "another image");
@@ -546,6 +564,31 @@ mod tests {
         assert!(!intents.take_update_echo("A", "c", "img:3", 8));
         intents.fail_slot(&Slot::Component { host: "A".into(), component: "c".into() });
         assert!(!intents.take_update_echo("A", "c", "img:3", 16), "past the echo window");
+    }
+
+    #[test]
+    fn an_echo_before_the_updates_answer_is_recognised_once() {
+        let mut state = lattice(&["A"]);
+        run(&mut state, "A", "img:1", 3);
+        let mut intents = Intents::default();
+        intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
+        // The update's `component_scaled(img:2, 3)` is late or lost: its echo comes first, and
+        // a zero of the new image can only come from the update.
+        assert!(intents.take_update_echo("A", "c", "img:2", 1));
+        assert!(intents.take_update_echo("A", "c", "img:2", 1), "a duplicate of the echo");
+        run(&mut state, "A", "img:2", 3);
+        let settled = intents.settle(&state, 2, 10);
+        assert_eq!(settled.removed[0].1, Settlement::Confirmed);
+        assert!(intents.is_idle(), "its echo was seen: none is kept for later");
+        assert!(!intents.take_update_echo("A", "c", "img:2", 3), "a later zero is a stop");
+
+        // Confirmed first, then a scale ordered on the slot: the echo still is one (a scale to
+        // a count answers with that count, never a zero).
+        intents.admit(&planned(update("A", "img:3")), &state, 5, 60, 70);
+        run(&mut state, "A", "img:3", 3);
+        intents.settle(&state, 6, 10);
+        intents.admit(&planned(scale("A", 5, &[])), &state, 7, 60, 70);
+        assert!(intents.take_update_echo("A", "c", "img:3", 8));
     }
 
     #[test]
