@@ -227,6 +227,21 @@ pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
     }
 }
 
+/// Whether `newer` may replace the order `pending` on its slot at once: it takes back (part of)
+/// what `pending` starts — a scale down of a component whose scale up is in flight, a stop of a
+/// provider whose start is in flight. Held behind that start, the stop would let the start's
+/// instances run above target once it executes (an answer that is only late, a newer deploy
+/// meanwhile); sent now, a host handles the two in order and the stop wins. The replaced
+/// order is forgotten: its message, should it be delivered again, is not executed
+/// (`executor::OrderBook`).
+fn takes_back(newer: &Command, pending: &Command) -> bool {
+    match (newer, pending) {
+        (Command::ScaleComponent(n), Command::ScaleComponent(p)) => n.count < p.count,
+        (Command::StopProvider(_), Command::StartProvider(_)) => true,
+        _ => false,
+    }
+}
+
 /// Configs a command needs to exist before the lattice accepts it.
 fn needed_configs(command: &Command) -> impl Iterator<Item = &String> {
     let (a, b): (&[String], &[String]) = match command {
@@ -383,7 +398,9 @@ impl Intents {
         lifetime_ms: u64,
     ) -> Admission {
         let slot = Slot::of(&planned.command);
-        if self.pending.contains_key(&slot) {
+        if let Some(pending) = self.pending.get(&slot)
+            && !takes_back(&planned.command, &pending.command)
+        {
             return Admission::Busy;
         }
         if let Some(config) =
@@ -589,6 +606,27 @@ mod tests {
         intents.settle(&state, 6, 10);
         intents.admit(&planned(scale("A", 5, &[])), &state, 7, 60, 70);
         assert!(intents.take_update_echo("A", "c", "img:3", 8));
+    }
+
+    #[test]
+    fn a_stop_takes_back_a_start_in_flight_on_its_slot() {
+        let state = lattice(&["A"]);
+        let mut intents = Intents::default();
+        intents.admit(&planned(scale("A", 2, &[])), &state, 0, 60, 70);
+        // A newer deploy wants fewer: the scale down is not held behind the start (which a
+        // late answer may yet execute), it replaces it.
+        let Admission::Issue(down) = intents.admit(&planned(scale("A", 1, &[])), &state, 1, 60, 70)
+        else {
+            panic!("a scale down takes back a scale up in flight");
+        };
+        assert_eq!(down.seq, 1);
+        assert_eq!(intents.len(), 1);
+        assert_eq!(intents.project(&state).hosts["A"].components["c"].count, 1);
+        // Anything else on a busy slot still waits.
+        let up = intents.admit(&planned(scale("A", 3, &[])), &state, 2, 60, 70);
+        assert_eq!(up, Admission::Busy);
+        let same = intents.admit(&planned(scale("A", 1, &[])), &state, 2, 60, 70);
+        assert_eq!(same, Admission::Busy);
     }
 
     #[test]

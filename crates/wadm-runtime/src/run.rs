@@ -18,7 +18,7 @@ use wadm_server::store::ManifestStore;
 use crate::announce::{discover_with_id, periodic_discovery_id, tick_message, timer_message};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
-use crate::executor::Executor;
+use crate::executor::{Executor, HeadOrders};
 use crate::io::Outbox;
 use crate::nats::{
     JsInbox, JsOutbox, NatsControl, NatsDiscoverer, RECORD_BUCKET, STATE_BUCKET, StreamSettings,
@@ -94,7 +94,7 @@ type NatsPipeline = Pipeline<
     JsOutbox,
     NatsControl,
 >;
-type NatsExecutor = Executor<Arc<ManifestStore<NatsKv>>, NatsControl, JsOutbox>;
+type NatsExecutor = Executor<Arc<ManifestStore<NatsKv>>, NatsControl, JsOutbox, HeadOrders<NatsKv>>;
 
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
 /// interrupted step is redone by another replica anyway).
@@ -151,7 +151,7 @@ pub async fn run(
     let store = Arc::new(ManifestStore::new(NatsKv::new(manifests)));
     let outbox = JsOutbox::new(js.clone());
     let io = PipelineIo {
-        records: NatsKv::new(records),
+        records: NatsKv::new(records.clone()),
         state,
         desired: store.clone(),
         status: NatsStatusStore::new(js.clone(), status_stream),
@@ -160,14 +160,17 @@ pub async fn run(
     };
     let pipeline: Arc<NatsPipeline> =
         Arc::new(Pipeline::new(io, clock.clone(), random.clone(), config.runtime.clone()));
-    let executor: Arc<NatsExecutor> = Arc::new(Executor::new(
-        store,
-        NatsControl::new(client.clone()),
-        outbox.clone(),
-        clock.clone(),
-        random,
-        config.runtime.clone(),
-    ));
+    let executor: Arc<NatsExecutor> = Arc::new(
+        Executor::new(
+            store,
+            NatsControl::new(client.clone()),
+            outbox.clone(),
+            clock.clone(),
+            random,
+            config.runtime.clone(),
+        )
+        .with_orders(HeadOrders(NatsKv::new(records))),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

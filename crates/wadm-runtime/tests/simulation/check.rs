@@ -106,7 +106,9 @@ impl Default for Switches {
         Self {
             allow_make_before_break_moves: true,
             allow_echo_taken_for_loss: true,
-            allow_stale_redelivery: true,
+            // Fixed: the executor drops a command whose order is no longer in the lattice head's
+            // orders in flight, and a scale down / stop takes back a start in flight on its slot.
+            allow_stale_redelivery: false,
             // Fixed: a command nobody receives is dropped, not a failure (executor.rs).
             allow_failed_after_no_responders: false,
             allow_config_read_failures: true,
