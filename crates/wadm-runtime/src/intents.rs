@@ -84,11 +84,6 @@ pub struct Intent {
     pub expires_at: Timestamp,
     /// Not confirmed by then: forgotten, and the situation planned again from what is observed.
     pub deadline: Timestamp,
-    /// A `component.update` whose host's echo (`component_scaled(new ref, 0)`) was already
-    /// recognised (it arrived before the update's `component_scaled(new ref, n)`): its
-    /// confirmation leaves no [`Echo`] behind.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub echoed: bool,
 }
 
 impl Intent {
@@ -304,9 +299,7 @@ impl Intents {
             } else {
                 return true;
             };
-            if let (Settlement::Confirmed, Command::UpdateComponent(r), false) =
-                (how, &intent.command, intent.echoed)
-            {
+            if let (Settlement::Confirmed, Command::UpdateComponent(r)) = (how, &intent.command) {
                 echoes.push(Echo {
                     host: r.host_id.clone(),
                     component: r.component_id.clone(),
@@ -338,38 +331,29 @@ impl Intents {
     }
 
     /// Whether a `component_scaled` to 0 of `component` at `image_ref` on `host` is the echo of
-    /// an update (and not something wadm ordered): the echo of an update confirmed a moment ago
-    /// (consumed), or of an update still in flight to that very image — its
-    /// `component_scaled(new ref, n)` was lost or is late, and a zero with the new ref can only
-    /// come from the update. A stop wadm ordered on the slot is never taken for an echo (the
-    /// zero may be its answer); any other order on the slot (a scale to a count, an update to
-    /// yet another image) cannot answer with a zero of this image.
-    pub fn take_update_echo(
-        &mut self,
+    /// an update (and not something wadm ordered): of an update confirmed a moment ago (within
+    /// its [`Echo`]'s window: a host that executed the update twice — an answer that was only
+    /// late, then the retry — echoes twice), or of an update still in flight to that very
+    /// image (its `component_scaled(new ref, n)` was lost or is late, and a zero with the new
+    /// ref can only come from the update). A stop wadm ordered on the slot is never taken for
+    /// an echo (the zero may be its answer); any other order on the slot (a scale to a count,
+    /// an update to yet another image) cannot answer with a zero of this image.
+    pub fn is_update_echo(
+        &self,
         host: &str,
         component: &str,
         image_ref: &str,
         now: Timestamp,
     ) -> bool {
         let slot = Slot::Component { host: host.to_string(), component: component.to_string() };
-        match self.pending.get_mut(&slot).map(|i| (&i.command, &mut i.echoed)) {
-            Some((Command::ScaleComponent(r), _)) if r.count == 0 => return false,
-            Some((Command::UpdateComponent(r), echoed)) if r.new_component_ref == image_ref => {
-                *echoed = true;
-                return true;
-            }
+        match self.pending.get(&slot).map(|i| &i.command) {
+            Some(Command::ScaleComponent(r)) if r.count == 0 => return false,
+            Some(Command::UpdateComponent(r)) if r.new_component_ref == image_ref => return true,
             _ => {}
         }
-        let found = self.echoes.iter().position(|e| {
+        self.echoes.iter().any(|e| {
             e.host == host && e.component == component && e.image_ref == image_ref && now < e.until
-        });
-        match found {
-            Some(i) => {
-                self.echoes.remove(i);
-                true
-            }
-            None => false,
-        }
+        })
     }
 
     /// The observed state as it will be once every order in flight has taken effect (configs
@@ -419,7 +403,6 @@ impl Intents {
             issued_at: now,
             expires_at: now.saturating_add(ttl_ms),
             deadline: now.saturating_add(lifetime_ms.max(ttl_ms)),
-            echoed: false,
         };
         self.pending.insert(slot, intent.clone());
         Admission::Issue(Box::new(intent))
@@ -565,22 +548,24 @@ mod tests {
         let mut intents = Intents::default();
         intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
         assert_eq!(intents.project(&state).hosts["A"].components["c"].image_ref, "img:2");
-        assert!(!intents.take_update_echo("A", "c", "img:1", 1), "the old image is no echo");
+        assert!(!intents.is_update_echo("A", "c", "img:1", 1), "the old image is no echo");
         run(&mut state, "A", "img:2", 3);
         intents.settle(&state, 2, 10);
-        assert!(!intents.take_update_echo("A", "c", "img:1", 3), "another image");
-        assert!(!intents.take_update_echo("B", "c", "img:2", 3), "another host");
-        assert!(intents.take_update_echo("A", "c", "img:2", 3));
-        assert!(!intents.take_update_echo("A", "c", "img:2", 4), "one echo per update");
+        assert!(!intents.is_update_echo("A", "c", "img:1", 3), "another image");
+        assert!(!intents.is_update_echo("B", "c", "img:2", 3), "another host");
+        assert!(intents.is_update_echo("A", "c", "img:2", 3));
+        // Executed twice (a late answer, then the retry): echoed twice.
+        assert!(intents.is_update_echo("A", "c", "img:2", 4));
+        assert!(!intents.is_update_echo("A", "c", "img:2", 12), "past the echo window");
 
         // A stop wadm ordered on the slot is not mistaken for an echo; echoes expire.
         intents.admit(&planned(update("A", "img:3")), &state, 5, 60, 70);
         run(&mut state, "A", "img:3", 3);
         intents.settle(&state, 6, 10);
         intents.admit(&planned(scale("A", 0, &[])), &state, 7, 60, 70);
-        assert!(!intents.take_update_echo("A", "c", "img:3", 8));
+        assert!(!intents.is_update_echo("A", "c", "img:3", 8));
         intents.fail_slot(&Slot::Component { host: "A".into(), component: "c".into() });
-        assert!(!intents.take_update_echo("A", "c", "img:3", 16), "past the echo window");
+        assert!(!intents.is_update_echo("A", "c", "img:3", 16), "past the echo window");
     }
 
     #[test]
@@ -591,13 +576,15 @@ mod tests {
         intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
         // The update's `component_scaled(img:2, 3)` is late or lost: its echo comes first, and
         // a zero of the new image can only come from the update.
-        assert!(intents.take_update_echo("A", "c", "img:2", 1));
-        assert!(intents.take_update_echo("A", "c", "img:2", 1), "a duplicate of the echo");
+        assert!(intents.is_update_echo("A", "c", "img:2", 1));
+        assert!(intents.is_update_echo("A", "c", "img:2", 1), "a duplicate of the echo");
         run(&mut state, "A", "img:2", 3);
         let settled = intents.settle(&state, 2, 10);
         assert_eq!(settled.removed[0].1, Settlement::Confirmed);
-        assert!(intents.is_idle(), "its echo was seen: none is kept for later");
-        assert!(!intents.take_update_echo("A", "c", "img:2", 3), "a later zero is a stop");
+        // A stop wadm orders next is answered by a zero: not an echo.
+        intents.admit(&planned(scale("A", 0, &[])), &state, 3, 60, 70);
+        assert!(!intents.is_update_echo("A", "c", "img:2", 3));
+        intents.fail_slot(&Slot::Component { host: "A".into(), component: "c".into() });
 
         // Confirmed first, then a scale ordered on the slot: the echo still is one (a scale to
         // a count answers with that count, never a zero).
@@ -605,7 +592,7 @@ mod tests {
         run(&mut state, "A", "img:3", 3);
         intents.settle(&state, 6, 10);
         intents.admit(&planned(scale("A", 5, &[])), &state, 7, 60, 70);
-        assert!(intents.take_update_echo("A", "c", "img:3", 8));
+        assert!(intents.is_update_echo("A", "c", "img:3", 8));
     }
 
     #[test]

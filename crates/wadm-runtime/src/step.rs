@@ -505,7 +505,7 @@ pub fn decide(
 /// `component_scaled(new ref, n)` confirms nothing new — or `None` when wadm knows no instance
 /// there (the echo is then only consumed).
 fn update_echo(
-    record: &mut LatticeRecord,
+    record: &LatticeRecord,
     ctx: &EventContext,
     event: &HostEvent,
     now: Timestamp,
@@ -515,7 +515,7 @@ fn update_echo(
         return None;
     }
     let host = if ctx.source.is_empty() { c.host_id.as_str() } else { ctx.source.as_str() };
-    if !record.intents.take_update_echo(host, &c.component_id, &c.image_ref, now) {
+    if !record.intents.is_update_echo(host, &c.component_id, &c.image_ref, now) {
         return None;
     }
     let known = record.state.hosts.get(host).and_then(|h| h.components.get(&c.component_id));
@@ -613,20 +613,14 @@ mod tests {
         apply(&mut record, &batch, &Fetched::default(), 20, false, 0, &config);
         let c = &record.state.hosts["A"].components["c"];
         assert_eq!((c.image_ref.as_str(), c.count), ("img:2", 3), "still running, updated");
-        assert!(record.intents.is_idle(), "the update is confirmed, no echo kept");
-        // The late answer changes nothing; a later real stop is applied.
-        let late = [scaled("img:2", 3, "e1", 11)];
+        assert!(record.intents.is_empty(), "the update is confirmed");
+        // The late answer changes nothing; a second echo (the update executed twice: a late
+        // answer, then the retry) is no loss either; a stop after the echo window is applied.
+        let late = [scaled("img:2", 3, "e1", 11), scaled("img:2", 0, "e4", 14)];
         apply(&mut record, &late, &Fetched::default(), 21, false, 0, &config);
         assert_eq!(record.state.hosts["A"].components["c"].count, 3);
-        apply(
-            &mut record,
-            &[scaled("img:2", 0, "e3", 30)],
-            &Fetched::default(),
-            31,
-            false,
-            0,
-            &config,
-        );
+        let stop = [scaled("img:2", 0, "e5", 10_050)];
+        apply(&mut record, &stop, &Fetched::default(), 10_100, false, 0, &config);
         assert!(record.state.hosts["A"].components.is_empty());
     }
 }
