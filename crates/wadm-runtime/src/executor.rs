@@ -2,7 +2,11 @@
 //!
 //! A command is dropped (acked unsent, and reported as `command_dropped` so its order stops
 //! counting as in flight) when its TTL has passed — the situation is re-observed instead — or
-//! when its application has a newer generation (a later deploy or undeploy superseded it).
+//! when its application has a newer generation (a later deploy or undeploy superseded it). It is
+//! also dropped unsent when its order is no longer in flight in the lattice's head
+//! ([`OrderBook`]): a command delivered again (its replica died after sending it, its request
+//! went unanswered) whose first delivery the lattice confirmed meanwhile, an order that failed,
+//! expired or was taken back by a later one — a superseded order is never executed late.
 //! Otherwise it is sent as a control request. A refusal (`success: false`) is
 //! fed back into the event stream as `command_failed`, where the pipeline records it in the
 //! lattice record (status `failed`, application backoff), so whichever replica handles the
@@ -10,16 +14,21 @@
 //! backoff and jitter (the delivery count is kept by the stream, so another replica continues the
 //! sequence), and counts as failed after `max_request_attempts` deliveries.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
 use wadm_protocol::ctl::CtlReply;
+use wadm_server::kv::Kv;
 
 use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::desired::DesiredSource;
+use crate::intents::Intents;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, with_progress};
 use crate::messages::{CommandDropped, CommandFailure, CommandMessage, internal_subject};
+use crate::record::head_key;
 
 /// What happened to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +42,9 @@ pub enum Executed {
     Expired,
     /// Its application moved to a newer generation: dropped unsent.
     Superseded { current: u64 },
+    /// Its order is no longer in flight (confirmed by an earlier delivery, failed, expired, its
+    /// host gone, taken back by a later order): dropped unsent.
+    Settled,
     /// The lattice refused it; the failure was fed back.
     Refused { message: String },
     /// Nobody answered; deliver again after the delay.
@@ -48,11 +60,52 @@ pub enum Executed {
 /// The `command_dropped` reason of a command nobody could receive.
 pub const NO_RESPONDERS: &str = "no responders";
 
+/// Where the executor looks up whether an order is still in flight.
+pub trait OrderBook: Send + Sync {
+    /// Whether the order with message id `msg_id` is in flight in `lattice` (`None`: unknown).
+    fn in_flight(
+        &self,
+        lattice: &str,
+        msg_id: &str,
+    ) -> impl Future<Output = Result<Option<bool>, IoError>> + Send;
+}
+
+/// No order book: every order counts as in flight (TTL and generation checks only).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOrderBook;
+
+impl OrderBook for NoOrderBook {
+    async fn in_flight(&self, _lattice: &str, _msg_id: &str) -> Result<Option<bool>, IoError> {
+        Ok(None)
+    }
+}
+
+/// The orders in flight as the lattices' heads (the records bucket) hold them.
+#[derive(Debug, Clone)]
+pub struct HeadOrders<K>(pub K);
+
+impl<K: Kv> OrderBook for HeadOrders<K> {
+    async fn in_flight(&self, lattice: &str, msg_id: &str) -> Result<Option<bool>, IoError> {
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(default)]
+            intents: Intents,
+        }
+        let key = head_key(lattice);
+        let entry = self.0.get(&key).await.map_err(|e| IoError::failed(&key, e))?;
+        let Some(entry) = entry else { return Ok(Some(false)) };
+        let head: Head =
+            serde_json::from_slice(&entry.value).map_err(|e| IoError::failed(&key, e))?;
+        Ok(Some(head.intents.pending().any(|(_, i)| i.msg_id() == msg_id)))
+    }
+}
+
 /// The executor of one replica.
-pub struct Executor<D, C, O> {
+pub struct Executor<D, C, O, B = NoOrderBook> {
     desired: D,
     control: C,
     events: O,
+    orders: B,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
     config: RuntimeConfig,
@@ -98,7 +151,22 @@ where
         random: Arc<dyn Random>,
         config: RuntimeConfig,
     ) -> Self {
-        Self { desired, control, events, clock, random, config }
+        Self { desired, control, events, orders: NoOrderBook, clock, random, config }
+    }
+}
+
+impl<D, C, O, B> Executor<D, C, O, B>
+where
+    D: DesiredSource,
+    C: ControlClient,
+    O: Outbox,
+    B: OrderBook,
+{
+    /// Look every command up in `orders` before sending it: one whose order is no longer in
+    /// flight is dropped.
+    pub fn with_orders<B2: OrderBook>(self, orders: B2) -> Executor<D, C, O, B2> {
+        let Executor { desired, control, events, clock, random, config, .. } = self;
+        Executor { desired, control, events, orders, clock, random, config }
     }
 
     /// Take the next command from `inbox`, execute it, then ack it (or nak it for a retry).
@@ -150,6 +218,17 @@ where
         if let Some(current) = current {
             self.dropped(&message, "superseded").await?;
             return Ok(Executed::Superseded { current });
+        }
+        // Its order may have settled meanwhile (a first delivery that was sent and confirmed,
+        // or the order failed, expired, or a later order took it back), and a later order may
+        // have changed its slot since. The head is written before an order is published, so an
+        // order not in it is not in flight.
+        if self.orders.in_flight(&message.lattice, &message.msg_id()).await? == Some(false) {
+            tracing::debug!(
+                lattice = %message.lattice, command = %message.msg_id(), delivered,
+                "delivered again after its order settled: dropped"
+            );
+            return Ok(Executed::Settled);
         }
         let body = message.body.clone().into_bytes();
         tracing::debug!(
@@ -246,6 +325,7 @@ fn count_sent(payload: &[u8], processed: &Result<Executed, IoError>) {
         Ok(Executed::Expired) => "expired",
         Ok(Executed::NoResponders) => "no_responders",
         Ok(Executed::Superseded { .. }) => "superseded",
+        Ok(Executed::Settled) => "settled",
         Ok(Executed::Unreadable { .. }) => "unreadable",
         Ok(Executed::Retry { .. } | Executed::GaveUp { .. }) | Err(_) => "error",
     };

@@ -222,6 +222,21 @@ pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
     }
 }
 
+/// Whether `newer` may replace the order `pending` on its slot at once: it takes back (part of)
+/// what `pending` starts — a scale down of a component whose scale up is in flight, a stop of a
+/// provider whose start is in flight. Held behind that start, the stop would let the start's
+/// instances run above target once it executes (an answer that is only late, a newer deploy
+/// meanwhile); sent now, a host handles the two in order and the stop wins. The replaced
+/// order is forgotten: its message, should it be delivered again, is not executed
+/// (`executor::OrderBook`).
+fn takes_back(newer: &Command, pending: &Command) -> bool {
+    match (newer, pending) {
+        (Command::ScaleComponent(n), Command::ScaleComponent(p)) => n.count < p.count,
+        (Command::StopProvider(_), Command::StartProvider(_)) => true,
+        _ => false,
+    }
+}
+
 /// Configs a command needs to exist before the lattice accepts it.
 fn needed_configs(command: &Command) -> impl Iterator<Item = &String> {
     let (a, b): (&[String], &[String]) = match command {
@@ -316,28 +331,29 @@ impl Intents {
     }
 
     /// Whether a `component_scaled` to 0 of `component` at `image_ref` on `host` is the echo of
-    /// an update confirmed a moment ago (and not something wadm ordered). Consumes the echo.
-    pub fn take_update_echo(
-        &mut self,
+    /// an update (and not something wadm ordered): of an update confirmed a moment ago (within
+    /// its [`Echo`]'s window: a host that executed the update twice — an answer that was only
+    /// late, then the retry — echoes twice), or of an update still in flight to that very
+    /// image (its `component_scaled(new ref, n)` was lost or is late, and a zero with the new
+    /// ref can only come from the update). A stop wadm ordered on the slot is never taken for
+    /// an echo (the zero may be its answer); any other order on the slot (a scale to a count,
+    /// an update to yet another image) cannot answer with a zero of this image.
+    pub fn is_update_echo(
+        &self,
         host: &str,
         component: &str,
         image_ref: &str,
         now: Timestamp,
     ) -> bool {
         let slot = Slot::Component { host: host.to_string(), component: component.to_string() };
-        if self.pending.contains_key(&slot) {
-            return false; // an order on the slot is in flight: the event may be its answer
+        match self.pending.get(&slot).map(|i| &i.command) {
+            Some(Command::ScaleComponent(r)) if r.count == 0 => return false,
+            Some(Command::UpdateComponent(r)) if r.new_component_ref == image_ref => return true,
+            _ => {}
         }
-        let found = self.echoes.iter().position(|e| {
+        self.echoes.iter().any(|e| {
             e.host == host && e.component == component && e.image_ref == image_ref && now < e.until
-        });
-        match found {
-            Some(i) => {
-                self.echoes.remove(i);
-                true
-            }
-            None => false,
-        }
+        })
     }
 
     /// The observed state as it will be once every order in flight has taken effect (configs
@@ -366,7 +382,9 @@ impl Intents {
         lifetime_ms: u64,
     ) -> Admission {
         let slot = Slot::of(&planned.command);
-        if self.pending.contains_key(&slot) {
+        if let Some(pending) = self.pending.get(&slot)
+            && !takes_back(&planned.command, &pending.command)
+        {
             return Admission::Busy;
         }
         if let Some(config) =
@@ -530,22 +548,72 @@ mod tests {
         let mut intents = Intents::default();
         intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
         assert_eq!(intents.project(&state).hosts["A"].components["c"].image_ref, "img:2");
-        assert!(!intents.take_update_echo("A", "c", "img:2", 1), "not confirmed yet");
+        assert!(!intents.is_update_echo("A", "c", "img:1", 1), "the old image is no echo");
         run(&mut state, "A", "img:2", 3);
         intents.settle(&state, 2, 10);
-        assert!(!intents.take_update_echo("A", "c", "img:1", 3), "another image");
-        assert!(!intents.take_update_echo("B", "c", "img:2", 3), "another host");
-        assert!(intents.take_update_echo("A", "c", "img:2", 3));
-        assert!(!intents.take_update_echo("A", "c", "img:2", 4), "one echo per update");
+        assert!(!intents.is_update_echo("A", "c", "img:1", 3), "another image");
+        assert!(!intents.is_update_echo("B", "c", "img:2", 3), "another host");
+        assert!(intents.is_update_echo("A", "c", "img:2", 3));
+        // Executed twice (a late answer, then the retry): echoed twice.
+        assert!(intents.is_update_echo("A", "c", "img:2", 4));
+        assert!(!intents.is_update_echo("A", "c", "img:2", 12), "past the echo window");
 
         // A stop wadm ordered on the slot is not mistaken for an echo; echoes expire.
         intents.admit(&planned(update("A", "img:3")), &state, 5, 60, 70);
         run(&mut state, "A", "img:3", 3);
         intents.settle(&state, 6, 10);
         intents.admit(&planned(scale("A", 0, &[])), &state, 7, 60, 70);
-        assert!(!intents.take_update_echo("A", "c", "img:3", 8));
+        assert!(!intents.is_update_echo("A", "c", "img:3", 8));
         intents.fail_slot(&Slot::Component { host: "A".into(), component: "c".into() });
-        assert!(!intents.take_update_echo("A", "c", "img:3", 16), "past the echo window");
+        assert!(!intents.is_update_echo("A", "c", "img:3", 16), "past the echo window");
+    }
+
+    #[test]
+    fn an_echo_before_the_updates_answer_is_recognised_once() {
+        let mut state = lattice(&["A"]);
+        run(&mut state, "A", "img:1", 3);
+        let mut intents = Intents::default();
+        intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
+        // The update's `component_scaled(img:2, 3)` is late or lost: its echo comes first, and
+        // a zero of the new image can only come from the update.
+        assert!(intents.is_update_echo("A", "c", "img:2", 1));
+        assert!(intents.is_update_echo("A", "c", "img:2", 1), "a duplicate of the echo");
+        run(&mut state, "A", "img:2", 3);
+        let settled = intents.settle(&state, 2, 10);
+        assert_eq!(settled.removed[0].1, Settlement::Confirmed);
+        // A stop wadm orders next is answered by a zero: not an echo.
+        intents.admit(&planned(scale("A", 0, &[])), &state, 3, 60, 70);
+        assert!(!intents.is_update_echo("A", "c", "img:2", 3));
+        intents.fail_slot(&Slot::Component { host: "A".into(), component: "c".into() });
+
+        // Confirmed first, then a scale ordered on the slot: the echo still is one (a scale to
+        // a count answers with that count, never a zero).
+        intents.admit(&planned(update("A", "img:3")), &state, 5, 60, 70);
+        run(&mut state, "A", "img:3", 3);
+        intents.settle(&state, 6, 10);
+        intents.admit(&planned(scale("A", 5, &[])), &state, 7, 60, 70);
+        assert!(intents.is_update_echo("A", "c", "img:3", 8));
+    }
+
+    #[test]
+    fn a_stop_takes_back_a_start_in_flight_on_its_slot() {
+        let state = lattice(&["A"]);
+        let mut intents = Intents::default();
+        intents.admit(&planned(scale("A", 2, &[])), &state, 0, 60, 70);
+        // A newer deploy wants fewer: the scale down is not held behind the start (which a
+        // late answer may yet execute), it replaces it.
+        let Admission::Issue(down) = intents.admit(&planned(scale("A", 1, &[])), &state, 1, 60, 70)
+        else {
+            panic!("a scale down takes back a scale up in flight");
+        };
+        assert_eq!(down.seq, 1);
+        assert_eq!(intents.len(), 1);
+        assert_eq!(intents.project(&state).hosts["A"].components["c"].count, 1);
+        // Anything else on a busy slot still waits.
+        let up = intents.admit(&planned(scale("A", 3, &[])), &state, 2, 60, 70);
+        assert_eq!(up, Admission::Busy);
+        let same = intents.admit(&planned(scale("A", 1, &[])), &state, 2, 60, 70);
+        assert_eq!(same, Admission::Busy);
     }
 
     #[test]

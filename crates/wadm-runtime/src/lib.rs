@@ -165,7 +165,7 @@ pub use backoff::Backoff;
 pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
 pub use config::RuntimeConfig;
 pub use desired::{Deployment, DesiredSource};
-pub use executor::{Executed, Executor};
+pub use executor::{Executed, Executor, HeadOrders, NoOrderBook, OrderBook};
 pub use head::LatticeHead;
 pub use io::{ControlClient, Delivery, Discoverer, Inbox, IoError, Outbox, Outgoing, Published};
 pub use messages::{CommandFailure, CommandMessage};

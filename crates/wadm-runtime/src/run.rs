@@ -20,7 +20,7 @@ use wadm_server::store::ManifestStore;
 use crate::announce::{discover_with_id, periodic_discovery_id, tick_message, timer_message};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
-use crate::executor::Executor;
+use crate::executor::{Executor, HeadOrders};
 use crate::io::Outbox;
 use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
 use crate::nats::{
@@ -111,7 +111,7 @@ type NatsPipeline = Pipeline<
     JsOutbox,
     NatsControl,
 >;
-type NatsExecutor = Executor<Arc<ManifestStore<NatsKv>>, NatsControl, JsOutbox>;
+type NatsExecutor = Executor<Arc<ManifestStore<NatsKv>>, NatsControl, JsOutbox, HeadOrders<NatsKv>>;
 
 /// The streams and buckets the runtime uses.
 struct Storage {
@@ -253,7 +253,7 @@ pub async fn run(
     let store = Arc::new(ManifestStore::new(NatsKv::new(manifests)));
     let outbox = JsOutbox::new(js.clone());
     let io = PipelineIo {
-        records: NatsKv::new(records),
+        records: NatsKv::new(records.clone()),
         state,
         desired: store.clone(),
         status: NatsStatusStore::new(js.clone(), status_stream),
@@ -262,14 +262,17 @@ pub async fn run(
     };
     let pipeline: Arc<NatsPipeline> =
         Arc::new(Pipeline::new(io, clock.clone(), random.clone(), config.runtime.clone()));
-    let executor: Arc<NatsExecutor> = Arc::new(Executor::new(
-        store,
-        NatsControl::new(client.clone()),
-        outbox.clone(),
-        clock.clone(),
-        random,
-        config.runtime.clone(),
-    ));
+    let executor: Arc<NatsExecutor> = Arc::new(
+        Executor::new(
+            store,
+            NatsControl::new(client.clone()),
+            outbox.clone(),
+            clock.clone(),
+            random,
+            config.runtime.clone(),
+        )
+        .with_orders(HeadOrders(NatsKv::new(records))),
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

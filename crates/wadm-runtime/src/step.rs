@@ -304,13 +304,19 @@ fn apply_host(
     lease_ms: u64,
     out: &mut Applied,
 ) {
-    if update_echo(record, ctx, event, now) {
-        tracing::debug!(
-            lattice = %record.state.lattice, id = %ctx.id, sequence = e.sequence,
-            "component_scaled to 0 right after a confirmed update: the host's echo, not applied"
-        );
-        return;
-    }
+    let as_echo;
+    let event = match update_echo(record, ctx, event, now) {
+        None => event,
+        Some(echo) => {
+            tracing::debug!(
+                lattice = %record.state.lattice, id = %ctx.id, sequence = e.sequence,
+                "component_scaled to 0 after an update: the host's echo, not a loss"
+            );
+            let Some(echo) = echo else { return };
+            as_echo = echo;
+            &as_echo
+        }
+    };
     let hosts_before = record.state.hosts.len();
     let snapshot_of = snapshot_host(ctx, event);
     let before = snapshot_of.and_then(|h| snapshot_stamp(record, h));
@@ -498,20 +504,33 @@ pub fn decide(
 /// taken as when the event was heard.
 pub const MAX_CLOCK_AHEAD_MS: u64 = 5_000;
 
-/// Whether `event` is the `component_scaled(new ref, 0)` a 1.9.2 host sends right after a
-/// confirmed `component.update` (the component keeps running): consumed, not applied.
+/// Whether `event` is the `component_scaled(new ref, 0)` a 1.9.2 host sends after a
+/// `component.update` (the component keeps running): `Some` when it is, with what to apply in
+/// its place — the component as wadm knows it on that host, at the new ref (the update keeps
+/// the count), under the echo's own stamp, so that a duplicate of the echo is stale and a late
+/// `component_scaled(new ref, n)` confirms nothing new — or `None` when wadm knows no instance
+/// there (the echo is then only consumed).
 fn update_echo(
-    record: &mut LatticeRecord,
+    record: &LatticeRecord,
     ctx: &EventContext,
     event: &HostEvent,
     now: Timestamp,
-) -> bool {
-    let HostEvent::ComponentScaled(c) = event else { return false };
+) -> Option<Option<HostEvent>> {
+    let HostEvent::ComponentScaled(c) = event else { return None };
     if c.max_instances != 0 {
-        return false;
+        return None;
     }
     let host = if ctx.source.is_empty() { c.host_id.as_str() } else { ctx.source.as_str() };
-    record.intents.take_update_echo(host, &c.component_id, &c.image_ref, now)
+    if !record.intents.is_update_echo(host, &c.component_id, &c.image_ref, now) {
+        return None;
+    }
+    let known = record.state.hosts.get(host).and_then(|h| h.components.get(&c.component_id));
+    let count = known.map_or(0, |k| k.count);
+    Some((count > 0).then(|| {
+        let mut running = c.clone();
+        running.max_instances = count;
+        HostEvent::ComponentScaled(running)
+    }))
 }
 
 /// The host whose snapshot stamp a heartbeat or `host_started` event moves.
@@ -553,8 +572,8 @@ mod tests {
         Event { input: Input::Host { ctx, event }, sequence: time, delivered: 1, stored_at: None }
     }
 
-    #[test]
-    fn an_updates_echo_in_the_same_batch_as_its_answer_is_not_applied() {
+    /// A lattice record where host A runs `c` (img:1) x3 and wadm ordered its update to img:2.
+    fn updating() -> LatticeRecord {
         let mut record = LatticeRecord::default();
         record.state.lattice = "l".into();
         let mut host = HostState { id: "A".into(), last_seen: 1, ..Default::default() };
@@ -574,6 +593,12 @@ mod tests {
         });
         let planned = PlannedCommand::new("l", "app", 2, update);
         record.intents.admit(&planned, &record.state, 10, 60_000, 70_000);
+        record
+    }
+
+    #[test]
+    fn an_updates_echo_in_the_same_batch_as_its_answer_is_not_applied() {
+        let mut record = updating();
         // A 1.9.2 host answers the update with (img:2, 3) then (img:2, 0); both in one batch.
         let batch = [scaled("img:2", 3, "e1", 11), scaled("img:2", 0, "e2", 12)];
         let config = RuntimeConfig::default();
@@ -582,5 +607,26 @@ mod tests {
         assert_eq!((c.image_ref.as_str(), c.count), ("img:2", 3), "the echo was not applied");
         assert!(record.intents.is_empty(), "the update is confirmed");
         assert!(applied.affected.apps.contains("app"));
+    }
+
+    #[test]
+    fn an_echo_ahead_of_the_updates_answer_is_not_a_loss() {
+        let mut record = updating();
+        let config = RuntimeConfig::default();
+        // The update's (img:2, 3) is delayed: its echo (and a duplicate of it) comes first.
+        let echo = scaled("img:2", 0, "e2", 12);
+        let batch = [echo.clone(), Event { sequence: 13, ..echo }];
+        apply(&mut record, &batch, &Fetched::default(), 20, false, 0, &config);
+        let c = &record.state.hosts["A"].components["c"];
+        assert_eq!((c.image_ref.as_str(), c.count), ("img:2", 3), "still running, updated");
+        assert!(record.intents.is_empty(), "the update is confirmed");
+        // The late answer changes nothing; a second echo (the update executed twice: a late
+        // answer, then the retry) is no loss either; a stop after the echo window is applied.
+        let late = [scaled("img:2", 3, "e1", 11), scaled("img:2", 0, "e4", 14)];
+        apply(&mut record, &late, &Fetched::default(), 21, false, 0, &config);
+        assert_eq!(record.state.hosts["A"].components["c"].count, 3);
+        let stop = [scaled("img:2", 0, "e5", 10_050)];
+        apply(&mut record, &stop, &Fetched::default(), 10_100, false, 0, &config);
+        assert!(record.state.hosts["A"].components.is_empty());
     }
 }

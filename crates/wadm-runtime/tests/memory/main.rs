@@ -333,6 +333,23 @@ async fn commands_past_their_ttl_are_not_executed() {
 }
 
 #[tokio::test]
+async fn a_command_delivered_again_after_its_order_settled_is_not_executed() {
+    let mut w = World::new(2, 19);
+    w.add_hosts(2).await;
+    w.settle().await;
+    w.deploy("app", "v1", V1, 1).await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 1);
+    let (_, _, payload) = w.commands.messages("wadm.cmd.>").into_iter().next().expect("a command");
+    let requests = w.lattice.requests();
+    // Its replica died after sending it: delivered again once its order is confirmed (and a
+    // later order may have changed its slot since), it is dropped unsent.
+    let outcome = w.replicas[1].executor.process(&payload, 2).await.unwrap();
+    assert_eq!(outcome, Executed::Settled);
+    assert_eq!(w.lattice.requests(), requests, "nothing reached a host");
+}
+
+#[tokio::test]
 async fn unanswered_requests_retry_with_backoff_then_fail_the_app() {
     let mut w = World::new(2, 17);
     w.add_hosts(1).await;

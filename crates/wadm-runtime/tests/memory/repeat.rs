@@ -3,7 +3,7 @@
 //! with nothing lost keep their ids; duplicate provider starts are not failures.
 
 use wadm_model::StatusType;
-use wadm_runtime::{Clock, CommandMessage, Executed, Outbox, Outgoing};
+use wadm_runtime::{Clock, CommandMessage, Executed, Executor, Random, SeededRandom};
 
 use super::V1;
 use super::world::{LATTICE, World};
@@ -120,19 +120,20 @@ async fn a_duplicate_provider_start_is_already_done_not_a_failure() {
         seq: start.seq + 1_000,
         ..start
     };
-    let outgoing = Outgoing {
-        subject: format!("wadm.cmd.{LATTICE}.app"),
-        payload: serde_json::to_vec(&again).unwrap(),
-        msg_id: again.msg_id(),
-        ttl: None,
-    };
-    w.commands.publish(outgoing).await.unwrap();
-    w.settle().await;
-    assert!(
-        matches!(w.executed.last(), Some(Executed::AlreadyDone { .. })),
-        "{:?}",
-        w.executed.last()
+    // Executed as such (the replicas' executors would drop it: no order of the head has its id).
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(w.clock.clone());
+    let random: std::sync::Arc<dyn Random> = std::sync::Arc::new(SeededRandom::new(5));
+    let executor = Executor::new(
+        w.store.clone(),
+        w.lattice.clone(),
+        w.events.clone(),
+        clock,
+        random,
+        w.config.clone(),
     );
+    let outcome = executor.process(&serde_json::to_vec(&again).unwrap(), 1).await.unwrap();
+    assert!(matches!(outcome, Executed::AlreadyDone { .. }), "{outcome:?}");
+    w.settle().await;
     assert!(w.events.messages(&format!("wadm.internal.{LATTICE}.command_failed")).is_empty());
     assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
 }

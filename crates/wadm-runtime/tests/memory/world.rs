@@ -14,8 +14,9 @@ use wadm_runtime::memory::{
 };
 use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
-    Clock, Deployment, DesiredSource, Executed, Executor, IoError, Outbox, Outgoing, Pipeline,
-    PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock, tick_message,
+    Clock, Deployment, DesiredSource, Executed, Executor, HeadOrders, IoError, Outbox, Outgoing,
+    Pipeline, PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock,
+    tick_message,
 };
 use wadm_server::store::ManifestStore;
 
@@ -67,7 +68,7 @@ pub struct Replica {
         Pipeline<SharedKv, Arc<MemoryStateStore>, Counted, MemoryStatus, MemoryLog, MemoryLattice>,
     /// What the pipeline read from the manifest store.
     pub desired: Counted,
-    pub executor: Executor<Store, MemoryLattice, MemoryLog>,
+    pub executor: Executor<Store, MemoryLattice, MemoryLog, HeadOrders<SharedKv>>,
     pub events: MemoryConsumer,
     pub commands: MemoryConsumer,
 }
@@ -156,7 +157,8 @@ impl World {
                         shared.clone(),
                         random,
                         config.clone(),
-                    ),
+                    )
+                    .with_orders(HeadOrders(records.clone())),
                     events: events.consumer("events", event_filters(LATTICE), 1, ACK_WAIT),
                     commands: commands.consumer(
                         "commands",

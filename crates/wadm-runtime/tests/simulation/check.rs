@@ -105,8 +105,12 @@ impl Default for Switches {
     fn default() -> Self {
         Self {
             allow_make_before_break_moves: true,
-            allow_echo_taken_for_loss: true,
-            allow_stale_redelivery: true,
+            // Fixed: a zero with the image of an update in flight, or within the echo window
+            // of a confirmed one (however often the host echoes), is the echo (intents.rs).
+            allow_echo_taken_for_loss: false,
+            // Fixed: the executor drops a command whose order is no longer in the lattice head's
+            // orders in flight, and a scale down / stop takes back a start in flight on its slot.
+            allow_stale_redelivery: false,
             // Fixed: a command nobody receives is dropped, not a failure (executor.rs).
             allow_failed_after_no_responders: false,
             allow_config_read_failures: true,

@@ -18,8 +18,8 @@ use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::nats::StreamSettings;
 use wadm_runtime::pipeline::EventMessage;
 use wadm_runtime::{
-    Clock, CommandMessage, Executed, Executor, IoError, Outbox, Outgoing, Pipeline, PipelineError,
-    PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock,
+    Clock, CommandMessage, Executed, Executor, HeadOrders, IoError, Outbox, Outgoing, Pipeline,
+    PipelineError, PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock,
 };
 use wadm_server::store::ManifestStore;
 
@@ -171,7 +171,7 @@ impl ControlClient for SimControl {
 
 pub type SimPipeline =
     Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>;
-pub type SimExecutor = Executor<Store, SimControl, MemoryLog>;
+pub type SimExecutor = Executor<Store, SimControl, MemoryLog, HeadOrders<SharedKv>>;
 
 /// One wadm replica: its event loop, its command loop and the timers `run` would keep.
 pub struct Replica {
@@ -276,7 +276,8 @@ impl World {
             self.shared.clone(),
             random,
             self.config.clone(),
-        );
+        )
+        .with_orders(HeadOrders(self.records.clone()));
         let ack_wait = self.streams.ack_wait;
         // One replica at a time pulls (the driver keeps the pin), up to a batch in flight.
         let batch = self.streams.event_batch;
