@@ -8,6 +8,7 @@
 //! a deployed or undeployed application; links and configs that a known application declared or
 //! whose name it derives), never foreign or orphaned resources.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -66,17 +67,41 @@ enum Phase {
     DeleteConfig,
 }
 
-struct Builder<'a> {
-    lattice: &'a str,
-    catalog: &'a Catalog<'a>,
-    out: Vec<(Phase, String, String, u8, PlannedCommand)>,
+/// Collects a plan's commands with their sort keys (phase, host id, resource, sub-order): the
+/// keys borrow what they name, and the commands are moved once, into send order, at the end.
+struct Builder<'b> {
+    lattice: &'b str,
+    catalog: &'b Catalog<'b>,
+    keys: Vec<(Phase, &'b str, Cow<'b, str>, u8, u32)>,
+    commands: Vec<PlannedCommand>,
+    /// Encodes each command for its id.
+    scratch: Vec<u8>,
 }
 
-impl Builder<'_> {
-    fn push(&mut self, phase: Phase, host: &str, resource: &str, sub: u8, app: &str, cmd: Command) {
+impl<'b> Builder<'b> {
+    fn push(
+        &mut self,
+        phase: Phase,
+        host: &'b str,
+        resource: impl Into<Cow<'b, str>>,
+        sub: u8,
+        app: &str,
+        cmd: Command,
+    ) {
         let generation = self.catalog.generation(app);
-        let planned = PlannedCommand::new(self.lattice, app, generation, cmd);
-        self.out.push((phase, host.to_string(), resource.to_string(), sub, planned));
+        let planned =
+            PlannedCommand::with_scratch(&mut self.scratch, self.lattice, app, generation, cmd);
+        let at = self.commands.len() as u32;
+        self.keys.push((phase, host, resource.into(), sub, at));
+        self.commands.push(planned);
+    }
+
+    /// The commands in send order.
+    fn into_commands(self) -> Vec<PlannedCommand> {
+        let Builder { mut keys, commands, .. } = self;
+        keys.sort_unstable_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
+        let mut slots: Vec<Option<PlannedCommand>> = commands.into_iter().map(Some).collect();
+        keys.into_iter().filter_map(|k| slots[k.4 as usize].take()).collect()
     }
 }
 
@@ -137,16 +162,21 @@ fn plan_commands(
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
     let merged = Merged::new(&ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
-    let mut b = Builder { lattice: &observed.lattice, catalog, out: Vec::new() };
+    let mut b = Builder {
+        lattice: &observed.lattice,
+        catalog,
+        keys: Vec::new(),
+        commands: Vec::new(),
+        scratch: Vec::new(),
+    };
     diff_configs(&mut b, &ctx, &merged);
     diff_components(&mut b, &ctx, &merged);
     diff_providers(&mut b, &ctx, &merged);
     diff_links(&mut b, &ctx, &merged);
-    b.out.sort_by(|x, y| (x.0, &x.1, &x.2, x.3).cmp(&(y.0, &y.1, &y.2, y.3)));
     let plan = Plan {
         lattice: observed.lattice.clone(),
         computed_at: now,
-        commands: b.out.into_iter().map(|(.., c)| c).collect(),
+        commands: b.into_commands(),
         statuses: BTreeMap::new(),
     };
     drop(merged);
@@ -154,7 +184,7 @@ fn plan_commands(
     (plan, order)
 }
 
-fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_configs<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     let observed = &ctx.lattice().configs;
     for (&name, &((app, _), values)) in &merged.configs {
         let current = observed.get(name).and_then(|c| c.values.as_ref());
@@ -187,7 +217,7 @@ fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
     })
 }
 
-fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     // Which observed instances some want covers; the others of ours are stopped.
     let mut coverage = Coverage::new(ctx.component_index());
     for &Keyed { key: (ix, id), owner: (app, _), want: w } in &merged.components {
@@ -234,7 +264,7 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     }
 }
 
-fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     let stop = |host_id: &str, id: &str| {
         Command::StopProvider(StopProviderRequest {
             provider_id: id.to_string(),
@@ -287,7 +317,7 @@ fn delete_link(key: &LinkKey) -> Command {
     })
 }
 
-fn diff_links(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_links<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     let observed = &ctx.lattice().links;
     for (key, &((app, _), link)) in &merged.links {
         let resource = link_resource(key);
@@ -295,11 +325,12 @@ fn diff_links(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             Some(o) if o == link => {}
             Some(o) => {
                 if o.target != link.target {
-                    b.push(Phase::ReplaceLink, "", &resource, 0, app, delete_link(key));
+                    let cmd = delete_link(key);
+                    b.push(Phase::ReplaceLink, "", resource.clone(), 0, app, cmd);
                 }
-                b.push(Phase::PutLink, "", &resource, 0, app, Command::PutLink(link.clone()));
+                b.push(Phase::PutLink, "", resource, 0, app, Command::PutLink(link.clone()));
             }
-            None => b.push(Phase::PutLink, "", &resource, 0, app, Command::PutLink(link.clone())),
+            None => b.push(Phase::PutLink, "", resource, 0, app, Command::PutLink(link.clone())),
         }
     }
     for key in observed.keys() {
@@ -307,7 +338,7 @@ fn diff_links(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             continue;
         }
         if let Some(app) = ctx.catalog().link_owner(key) {
-            b.push(Phase::DeleteLink, "", &link_resource(key), 0, app, delete_link(key));
+            b.push(Phase::DeleteLink, "", link_resource(key), 0, app, delete_link(key));
         }
     }
 }

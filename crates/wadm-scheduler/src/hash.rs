@@ -38,7 +38,12 @@ impl Fnv128 {
 
     /// The digest as 32 lowercase hex digits.
     pub fn hex(self) -> String {
-        format!("{:032x}", self.0)
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits =
+            (0..32).rev().map(|i| char::from(DIGITS[((self.0 >> (4 * i)) & 0xf) as usize]));
+        let mut out = String::with_capacity(32);
+        out.extend(digits);
+        out
     }
 }
 
@@ -93,6 +98,7 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(Fnv128::default().bytes(b"").hex(), format!("{FNV128_OFFSET:032x}"));
         assert_eq!(Fnv128::default().bytes(b"a").hex(), "d228cb696f1a8caf78912b704e4a8964");
+        assert_eq!(Fnv128(0xab).hex(), format!("{:032x}", 0xab));
     }
 
     #[test]
