@@ -9,7 +9,7 @@
 //! whose name it derives), never foreign or orphaned resources.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use wadm_lattice::{LatticeState, Timestamp};
@@ -28,6 +28,7 @@ use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::Context;
+use crate::coupling::Coupling;
 use crate::observed::Coverage;
 use crate::scaler::{Annotations, ComponentWant, Evaluation, Scaler, ScalerInfo};
 
@@ -76,6 +77,8 @@ struct Builder<'b> {
     commands: Vec<PlannedCommand>,
     /// Encodes each command for its id.
     scratch: Vec<u8>,
+    /// When planning for some applications only: commands acting for others are left out.
+    scope: Option<&'b BTreeSet<&'b str>>,
 }
 
 impl<'b> Builder<'b> {
@@ -88,6 +91,9 @@ impl<'b> Builder<'b> {
         app: &str,
         cmd: Command,
     ) {
+        if self.scope.is_some_and(|scope| !scope.contains(app)) {
+            return;
+        }
         let generation = self.catalog.generation(app);
         let planned =
             PlannedCommand::with_scratch(&mut self.scratch, self.lattice, app, generation, cmd);
@@ -115,7 +121,16 @@ pub fn plan_with(
     now: Timestamp,
 ) -> Plan {
     let (mut plan, order) = plan_commands(observed, catalog, scalers, now);
-    let groups = group_by_app(order.into_iter().map(|(i, status)| {
+    plan.statuses = app_statuses(catalog, kept_statuses(scalers, order), |_| true);
+    plan
+}
+
+/// Each scaler's status (copying the scaler's names), grouped by application.
+fn kept_statuses(
+    scalers: &[Box<dyn Scaler>],
+    order: Vec<(usize, StatusInfo)>,
+) -> Vec<(&str, Vec<ScalerStatus>)> {
+    group_by_app(order.into_iter().map(|(i, status)| {
         let info = scalers[i].info();
         let status = ScalerStatus {
             id: info.id.clone(),
@@ -124,9 +139,27 @@ pub fn plan_with(
             status,
         };
         (&*info.app, status)
-    }));
-    plan.statuses = app_statuses(catalog, groups);
-    plan
+    }))
+}
+
+/// [`plan_with`] for some applications: `apps` and every application coupled to them (see
+/// [`crate::coupling`]). The plan holds the commands and statuses of exactly those applications,
+/// returned with it, as the full plan would.
+pub(crate) fn plan_scoped<S: AsRef<str>>(
+    observed: &LatticeState,
+    catalog: &Catalog<'_>,
+    scalers: &[Box<dyn Scaler>],
+    coupling: &Coupling,
+    apps: impl IntoIterator<Item = S>,
+    now: Timestamp,
+) -> (Plan, BTreeSet<String>) {
+    let ctx = Context::new(observed, catalog);
+    let seeds: Vec<S> = apps.into_iter().collect();
+    let scope = coupling.closure(&ctx, seeds.iter().map(AsRef::as_ref));
+    let (mut plan, order) = plan_commands_in(&ctx, scalers, now, Some(&scope));
+    let groups = kept_statuses(scalers, order);
+    plan.statuses = app_statuses(catalog, groups, |app| scope.contains(app));
+    (plan, scope.into_iter().map(str::to_string).collect())
 }
 
 /// [`plan_with`] for scalers used once: their names move into the statuses instead of being
@@ -144,7 +177,7 @@ pub fn plan_once(
         let ScalerInfo { app, id, kind, name, .. } = info;
         Some((app, ScalerStatus { id, kind, name, status }))
     }));
-    plan.statuses = app_statuses(catalog, groups);
+    plan.statuses = app_statuses(catalog, groups, |_| true);
     plan
 }
 
@@ -157,22 +190,40 @@ fn plan_commands(
     now: Timestamp,
 ) -> (Plan, Vec<(usize, StatusInfo)>) {
     let ctx = Context::new(observed, catalog);
-    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> =
-        scalers.iter().enumerate().map(|(i, s)| (i, s.info(), s.evaluate(&ctx))).collect();
+    plan_commands_in(&ctx, scalers, now, None)
+}
+
+/// [`plan_commands`] on an indexed lattice; with a `scope`, only the scalers and commands of the
+/// applications in it.
+fn plan_commands_in<'b>(
+    ctx: &'b Context<'b>,
+    scalers: &'b [Box<dyn Scaler>],
+    now: Timestamp,
+    scope: Option<&'b BTreeSet<&'b str>>,
+) -> (Plan, Vec<(usize, StatusInfo)>) {
+    let (observed, catalog) = (ctx.lattice(), ctx.catalog());
+    let in_scope = |s: &dyn Scaler| scope.is_none_or(|apps| apps.contains(&*s.info().app));
+    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> = scalers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| in_scope(s.as_ref()))
+        .map(|(i, s)| (i, s.info(), s.evaluate(ctx)))
+        .collect();
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
-    let merged = Merged::new(&ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
+    let merged = Merged::new(ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
     let mut b = Builder {
         lattice: &observed.lattice,
         catalog,
         keys: Vec::new(),
         commands: Vec::new(),
         scratch: Vec::new(),
+        scope,
     };
-    diff_configs(&mut b, &ctx, &merged);
-    diff_components(&mut b, &ctx, &merged);
-    diff_providers(&mut b, &ctx, &merged);
-    diff_links(&mut b, &ctx, &merged);
+    diff_configs(&mut b, ctx, &merged);
+    diff_components(&mut b, ctx, &merged);
+    diff_providers(&mut b, ctx, &merged);
+    diff_links(&mut b, ctx, &merged);
     let plan = Plan {
         lattice: observed.lattice.clone(),
         computed_at: now,

@@ -62,6 +62,7 @@ pub mod builtin;
 pub mod catalog;
 pub mod command;
 pub mod context;
+mod coupling;
 pub mod engine;
 pub mod hash;
 pub mod input;
@@ -76,7 +77,7 @@ pub use command::{Command, PlannedCommand, command_id};
 pub use context::Context;
 pub use engine::{Plan, plan_once, plan_with};
 pub use input::{DeployedApp, Desired, UndeployedApp};
-pub use reconciler::Reconciler;
+pub use reconciler::{Reconciler, ScopedPlan};
 pub use scaler::{Evaluation, Scaler, ScalerInfo, Want, Wants};
 pub use spread::split_instances;
 
