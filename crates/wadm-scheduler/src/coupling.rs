@@ -28,6 +28,7 @@ use wadm_protocol::LinkKey;
 use crate::catalog::{Catalog, owned_config_names};
 use crate::context::{Context, Tag};
 use crate::hash::FnvMap;
+use crate::scaler::Scaler;
 
 /// The coupling of a desired state's applications through shared keys.
 #[derive(Debug, Default)]
@@ -43,11 +44,22 @@ pub(crate) struct Coupling {
     by_id: FnvMap<String, u32>,
     by_link: FnvMap<LinkKey, u32>,
     by_config: FnvMap<String, u32>,
+    /// Each application's scalers (indexes into the scalers the coupling was built with).
+    scalers: Vec<Vec<u32>>,
+}
+
+/// Some applications with everything coupled to them.
+pub(crate) struct Closure<'n> {
+    /// In name order.
+    pub apps: BTreeSet<&'n str>,
+    /// Their scalers, in index order.
+    pub scalers: Vec<usize>,
 }
 
 impl Coupling {
-    /// The groups of `catalog`'s applications by what their manifests may want.
-    pub(crate) fn new(catalog: &Catalog<'_>) -> Self {
+    /// The groups of `catalog`'s applications by what their manifests may want, and which of
+    /// `scalers` (built from `catalog`) works for each.
+    pub(crate) fn new(catalog: &Catalog<'_>, scalers: &[Box<dyn Scaler>]) -> Self {
         let mut c = Coupling::default();
         let names = catalog.deployed.keys().chain(catalog.undeployed.keys());
         for name in names {
@@ -79,16 +91,22 @@ impl Coupling {
             }
         }
         c.roots = (0..parent.len() as u32).map(|i| find(&mut parent, i)).collect();
+        c.scalers = vec![Vec::new(); c.names.len()];
+        for (i, scaler) in scalers.iter().enumerate() {
+            if let Some(&app) = c.index.get(&*scaler.info().app) {
+                c.scalers[app as usize].push(i as u32);
+            }
+        }
         c
     }
 
     /// `apps` (names of known applications; others are ignored) with every application coupled
-    /// to them in `ctx`'s observed lattice, in name order.
+    /// to them in `ctx`'s observed lattice.
     pub(crate) fn closure<'n>(
         &'n self,
         ctx: &Context<'_>,
         apps: impl IntoIterator<Item = &'n str>,
-    ) -> BTreeSet<&'n str> {
+    ) -> Closure<'n> {
         let mut parent = self.roots.clone();
         let catalog = ctx.catalog();
         let mut tie = |owner: Option<&str>, wanter: Option<&u32>| {
@@ -109,6 +127,7 @@ impl Coupling {
                 tie(catalog.link_owner(key), Some(wanter));
             }
         }
+        // (Defensive: a config some application wants is owned by one that wants it too.)
         for name in observed.configs.keys() {
             if let Some(wanter) = self.by_config.get(name.as_str()) {
                 tie(catalog.config_owner(name), Some(wanter));
@@ -120,13 +139,18 @@ impl Coupling {
                 groups.insert(find(&mut parent, i));
             }
         }
-        let mut out = BTreeSet::new();
+        let mut closure = Closure { apps: BTreeSet::new(), scalers: Vec::new() };
+        if groups.is_empty() {
+            return closure;
+        }
         for i in 0..self.names.len() as u32 {
             if groups.contains(&find(&mut parent, i)) {
-                out.insert(self.names[i as usize].as_str());
+                closure.apps.insert(self.names[i as usize].as_str());
+                closure.scalers.extend(self.scalers[i as usize].iter().map(|s| *s as usize));
             }
         }
-        out
+        closure.scalers.sort_unstable();
+        closure
     }
 }
 

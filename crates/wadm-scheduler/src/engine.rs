@@ -155,11 +155,13 @@ pub(crate) fn plan_scoped<S: AsRef<str>>(
 ) -> (Plan, BTreeSet<String>) {
     let ctx = Context::new(observed, catalog);
     let seeds: Vec<S> = apps.into_iter().collect();
-    let scope = coupling.closure(&ctx, seeds.iter().map(AsRef::as_ref));
-    let (mut plan, order) = plan_commands_in(&ctx, scalers, now, Some(&scope));
+    let closure = coupling.closure(&ctx, seeds.iter().map(AsRef::as_ref));
+    let scope = &closure.apps;
+    let (mut plan, order) =
+        plan_commands_in(&ctx, scalers, Some(&closure.scalers), now, Some(scope));
     let groups = kept_statuses(scalers, order);
     plan.statuses = app_statuses(catalog, groups, |app| scope.contains(app));
-    (plan, scope.into_iter().map(str::to_string).collect())
+    (plan, scope.iter().map(|app| app.to_string()).collect())
 }
 
 /// [`plan_with`] for scalers used once: their names move into the statuses instead of being
@@ -190,25 +192,27 @@ fn plan_commands(
     now: Timestamp,
 ) -> (Plan, Vec<(usize, StatusInfo)>) {
     let ctx = Context::new(observed, catalog);
-    plan_commands_in(&ctx, scalers, now, None)
+    plan_commands_in(&ctx, scalers, None, now, None)
 }
 
-/// [`plan_commands`] on an indexed lattice; with a `scope`, only the scalers and commands of the
-/// applications in it.
+/// [`plan_commands`] on an indexed lattice, running the `selected` scalers (all when `None`);
+/// with a `scope`, only commands acting for the applications in it are kept.
 fn plan_commands_in<'b>(
     ctx: &'b Context<'b>,
     scalers: &'b [Box<dyn Scaler>],
+    selected: Option<&[usize]>,
     now: Timestamp,
     scope: Option<&'b BTreeSet<&'b str>>,
 ) -> (Plan, Vec<(usize, StatusInfo)>) {
     let (observed, catalog) = (ctx.lattice(), ctx.catalog());
-    let in_scope = |s: &dyn Scaler| scope.is_none_or(|apps| apps.contains(&*s.info().app));
-    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> = scalers
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| in_scope(s.as_ref()))
-        .map(|(i, s)| (i, s.info(), s.evaluate(ctx)))
-        .collect();
+    let evaluate = |i: usize| {
+        let s = &scalers[i];
+        (i, s.info(), s.evaluate(ctx))
+    };
+    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> = match selected {
+        Some(selected) => selected.iter().map(|i| evaluate(*i)).collect(),
+        None => (0..scalers.len()).map(evaluate).collect(),
+    };
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
     let merged = Merged::new(ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));

@@ -97,7 +97,7 @@ impl Reconciler {
         apps: impl IntoIterator<Item = S>,
     ) -> ScopedPlan {
         let catalog = self.indexed.borrow_dependent();
-        let coupling = self.coupling.get_or_init(|| Coupling::new(catalog));
+        let coupling = self.coupling.get_or_init(|| Coupling::new(catalog, &self.scalers));
         let (plan, apps) = plan_scoped(observed, catalog, &self.scalers, coupling, apps, now);
         ScopedPlan { plan, apps }
     }
