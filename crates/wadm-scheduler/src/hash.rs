@@ -79,8 +79,8 @@ pub type FnvMap<K, V> = std::collections::HashMap<K, V, FnvBuild>;
 /// A lookup-only hash set keyed with [`FnvHasher`].
 pub type FnvSet<K> = std::collections::HashSet<K, FnvBuild>;
 
-/// A strong 64-bit mix (SplitMix64 finaliser) used to combine two stable hashes into a
-/// rendezvous score.
+/// A strong 64-bit mix (SplitMix64 finaliser): spreads a stable hash over all 64 bits (placement
+/// derives each resource's start among equally loaded hosts from it).
 pub fn mix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

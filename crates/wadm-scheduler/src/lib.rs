@@ -41,7 +41,10 @@
 //!   call [`plan_with`].
 //! - Steady state: while the desired state does not change, keep a [`Reconciler`]: it indexes the
 //!   desired state and builds the scalers once, then each reconcile only calls [`plan_with`],
-//!   giving the same plan as [`reconcile_with`] (tested). [`plan_once`] is [`plan_with`] for
+//!   giving the same plan as [`reconcile_with`] (tested). When only some applications are
+//!   affected (a host event of one application), [`Reconciler::reconcile_apps`] runs only their
+//!   scalers and those of applications coupled to them, giving the full plan restricted to that
+//!   closure ([`ScopedPlan`]; property-tested). [`plan_once`] is [`plan_with`] for
 //!   scalers used once (what [`reconcile_with`] does): their names move into the statuses.
 //!
 //! # Cost
