@@ -12,7 +12,8 @@
 //!
 //! The first argument is the number of converged reconciles (default 3); `prepared` as the second
 //! argument runs a [`Reconciler`] (kept scalers) instead, `empty` the from-empty reconcile (5,000
-//! placements: `--toggle-collect='converged_profile::empty_rounds'`). Prints the mean wall time and allocations
+//! placements: `--toggle-collect='converged_profile::empty_rounds'`), `scoped` a converged
+//! reconcile of one affected application with kept scalers. Prints the mean wall time and allocations
 //! per round (for A/B runs of two builds, interleaved; instruction counts from callgrind are steadier).
 
 #[path = "../tests/common/mod.rs"]
@@ -56,16 +57,19 @@ fn main() {
     let mode = args.next();
     let prepared = mode.as_deref() == Some("prepared");
     let from_empty = mode.as_deref() == Some("empty");
+    let scoped = mode.as_deref() == Some("scoped");
     let (apps, empty) = bench_world();
     let first = reconcile(&apps, &empty, 0);
     let mut converged = empty.clone();
     apply_plan(&mut converged, &first);
     let reconciler =
-        prepared.then(|| Reconciler::new(&converged.lattice, apps.clone(), Vec::new()));
+        (prepared || scoped).then(|| Reconciler::new(&converged.lattice, apps.clone(), Vec::new()));
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
     if from_empty {
         empty_rounds(&apps, &empty, rounds);
+    } else if let Some(reconciler) = reconciler.as_ref().filter(|_| scoped) {
+        scoped_rounds(reconciler, &converged, rounds);
     } else if let Some(reconciler) = &reconciler {
         prepared_rounds(reconciler, &converged, rounds);
     } else {
@@ -90,6 +94,14 @@ fn converged_rounds(apps: &[DeployedApp], converged: &LatticeState, rounds: usiz
 fn empty_rounds(apps: &[DeployedApp], empty: &LatticeState, rounds: usize) {
     for _ in 0..rounds {
         assert_eq!(black_box(reconcile(apps, empty, 0)).commands.len(), apps.len() * 5);
+    }
+}
+
+/// Reconciles of one affected application with kept scalers ([`Reconciler::reconcile_apps`]).
+#[inline(never)]
+fn scoped_rounds(reconciler: &Reconciler, converged: &LatticeState, rounds: usize) {
+    for _ in 0..rounds {
+        assert!(black_box(reconciler.reconcile_apps(converged, 0, ["app500"])).plan.is_empty());
     }
 }
 

@@ -91,7 +91,7 @@ impl<'b> Builder<'b> {
         app: &str,
         cmd: Command,
     ) {
-        if self.scope.is_some_and(|scope| !scope.contains(app)) {
+        if !self.acts_for(app) {
             return;
         }
         let generation = self.catalog.generation(app);
@@ -100,6 +100,11 @@ impl<'b> Builder<'b> {
         let at = self.commands.len() as u32;
         self.keys.push((phase, host, resource.into(), sub, at));
         self.commands.push(planned);
+    }
+
+    /// Whether commands acting for `app` are kept (callers skip building others' commands).
+    fn acts_for(&self, app: &str) -> bool {
+        self.scope.is_none_or(|scope| scope.contains(app))
     }
 
     /// The commands in send order.
@@ -252,7 +257,7 @@ fn diff_configs<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>)
         if merged.configs.contains_key(name.as_str()) {
             continue;
         }
-        if let Some(app) = ctx.catalog().config_owner(name) {
+        if let Some(app) = ctx.catalog().config_owner(name).filter(|app| b.acts_for(app)) {
             let cmd = Command::DeleteConfig { name: name.clone() };
             b.push(Phase::DeleteConfig, "", name, 0, app, cmd);
         }
@@ -304,7 +309,9 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
             b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
         }
     }
-    for (app, observed) in coverage.uncovered_ours() {
+    let scope = b.scope;
+    let acts_for = |app: &str| scope.is_none_or(|scope| scope.contains(app));
+    for (app, observed) in coverage.uncovered_ours().filter(|(app, _)| acts_for(app)) {
         let (ix, id, o) = (observed.host, observed.id, observed.instance);
         let host_id = ctx.host(ix).id.as_str();
         let w = ComponentWant {
@@ -353,7 +360,9 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
             b.push(Phase::Restart, host_id, id, 0, app, start());
         }
     }
-    for (app, observed) in coverage.uncovered_ours() {
+    let scope = b.scope;
+    let acts_for = |app: &str| scope.is_none_or(|scope| scope.contains(app));
+    for (app, observed) in coverage.uncovered_ours().filter(|(app, _)| acts_for(app)) {
         let host_id = ctx.host(observed.host).id.as_str();
         b.push(Phase::Stop, host_id, observed.id, 0, app, stop(host_id, observed.id));
     }
@@ -392,7 +401,7 @@ fn diff_links<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
         if merged.links.contains_key(key) {
             continue;
         }
-        if let Some(app) = ctx.catalog().link_owner(key) {
+        if let Some(app) = ctx.catalog().link_owner(key).filter(|app| b.acts_for(app)) {
             b.push(Phase::DeleteLink, "", link_resource(key), 0, app, delete_link(key));
         }
     }
