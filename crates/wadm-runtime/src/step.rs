@@ -445,6 +445,21 @@ pub struct Decided {
     pub next_deadline: Option<Timestamp>,
 }
 
+/// The applications a step must plan for, when not every one: the affected applications and
+/// those of the host failures (a failure's application gets its status written). `None` (plan
+/// everything) when every application is affected, or a failure's application is only known from
+/// the plan.
+fn planned_apps(applied: &Applied) -> Option<BTreeSet<&str>> {
+    if applied.affected.every_app {
+        return None;
+    }
+    let mut apps: BTreeSet<&str> = applied.affected.apps.iter().map(String::as_str).collect();
+    for (_, app) in &applied.host_failures {
+        apps.insert(app.as_deref()?);
+    }
+    Some(apps)
+}
+
 /// Plan with `reconciler` (`None`: no reconcile this step) on the observed state with the orders
 /// in flight applied, record failures, admit orders, derive statuses.
 pub fn decide(
@@ -497,21 +512,6 @@ pub fn decide(
     applied.persist.changes.sort();
     applied.persist.changes.dedup();
     Decided { commands, statuses, held, next_deadline }
-}
-
-/// The applications a step must plan for, when not every one: the affected applications and
-/// those of the host failures (a failure's application gets its status written). `None` (plan
-/// everything) when every application is affected, or a failure's application is only known from
-/// the plan.
-fn planned_apps(applied: &Applied) -> Option<BTreeSet<&str>> {
-    if applied.affected.every_app {
-        return None;
-    }
-    let mut apps: BTreeSet<&str> = applied.affected.apps.iter().map(String::as_str).collect();
-    for (_, app) in &applied.host_failures {
-        apps.insert(app.as_deref()?);
-    }
-    Some(apps)
 }
 
 /// Whether `event` is the `component_scaled(new ref, 0)` a 1.9.2 host sends right after a
