@@ -59,6 +59,14 @@
 //! once (cache misses, not instructions). `examples/converged_profile.rs` runs converged rounds
 //! under `valgrind --tool=callgrind` for steady instruction and allocation counts;
 //! `examples/plan_digest.rs` checks that two builds decide exactly the same on generated worlds.
+//!
+//! From empty, a placement costs about as many hosts as it walks past (see
+//! [`scaler::placement`]), not a scan of every eligible host. What remains per placed instance
+//! is its command: the wire types' strings and annotation map (about a dozen allocations), its
+//! JSON body and its id (128-bit FNV-1a over about 330 bytes, one serial multiply per byte: about
+//! a third of the instructions, kept as defined so ids stay stable across versions), and dropping
+//! it. A scoped reconcile ([`Reconciler::reconcile_apps`]) runs and merges only its closure's
+//! scalers but still indexes the whole observed lattice once.
 
 pub mod apply;
 pub mod builtin;
