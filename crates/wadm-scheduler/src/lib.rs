@@ -73,7 +73,7 @@ pub mod builtin;
 pub mod catalog;
 pub mod command;
 pub mod context;
-mod coupling;
+pub mod coupling;
 pub mod engine;
 pub mod hash;
 pub mod input;
