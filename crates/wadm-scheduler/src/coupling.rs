@@ -15,8 +15,8 @@
 //!   every application that may want that key or name.
 //!
 //! Applications are grouped by these relations (made symmetric: a union-find over application
-//! names). The shared keys are derived from the desired state once ([`Coupling::new`]); the
-//! removal relations from each observed lattice ([`Coupling::closure`]). The groups of a set of
+//! names). The shared keys are derived from the desired state once (when a `Reconciler` first plans for some applications); the
+//! removal relations from each observed lattice (on each such plan). The groups of a set of
 //! applications are closed: a plan computed from only their scalers, keeping only commands and
 //! statuses of their applications, equals the full plan restricted to them (property-tested).
 
