@@ -15,9 +15,9 @@
 //!   every application that may want that key or name.
 //!
 //! Applications are grouped by these relations (made symmetric: a union-find over application
-//! names). The shared keys are derived from the desired state once (when a `Reconciler` first plans for some applications); the
-//! removal relations from each observed lattice (on each such plan). The groups of a set of
-//! applications are closed: a plan computed from only their scalers, keeping only commands and
+//! names). The shared keys are derived from the desired state once (when a `Reconciler` first
+//! plans for some applications); the removal relations from each observed lattice (on each such
+//! plan). The groups of a set of applications are closed: a plan computed from only their scalers, keeping only commands and
 //! statuses of their applications, equals the full plan restricted to them (property-tested).
 
 use std::collections::BTreeSet;
