@@ -326,11 +326,14 @@ pub fn statuses(
 }
 
 /// Forget undeployed applications the plan no longer removes anything for and that have no
-/// order in flight.
-pub fn prune_undeployed(record: &mut LatticeRecord, plan: &Plan) {
+/// order in flight. A plan for some applications only (`scope`) decides only about those.
+pub fn prune_undeployed(record: &mut LatticeRecord, plan: &Plan, scope: Option<&BTreeSet<String>>) {
     let mut busy: BTreeSet<&str> = plan.commands.iter().map(|c| c.app.as_str()).collect();
     busy.extend(record.intents.pending().map(|(_, i)| i.app.as_str()));
-    record.apps.retain(|name, app| app.deployed_version.is_some() || busy.contains(name.as_str()));
+    let planned = |name: &str| scope.is_none_or(|apps| apps.contains(name));
+    record.apps.retain(|name, app| {
+        app.deployed_version.is_some() || busy.contains(name.as_str()) || !planned(name)
+    });
 }
 
 #[cfg(test)]
@@ -414,6 +417,21 @@ mod tests {
         let mut affected = one("y");
         assert!(!defer_or_collect(&mut r, &mut affected, true, 3002, &off));
         assert_eq!(affected, one("y"));
+    }
+
+    #[test]
+    fn a_plan_for_some_apps_prunes_only_those() {
+        let mut r = LatticeRecord::default();
+        let gone = Deployment { store_generation: 2, deployed_version: None };
+        for name in ["a", "b"] {
+            apply_deployment(&mut r, name, Some(&deployed(1, "v1")));
+            apply_deployment(&mut r, name, Some(&gone));
+        }
+        let plan = Plan::default();
+        prune_undeployed(&mut r, &plan, Some(&["a".to_string()].into()));
+        assert_eq!(r.apps.keys().collect::<Vec<_>>(), ["b"], "b was not planned for");
+        prune_undeployed(&mut r, &plan, None);
+        assert!(r.apps.is_empty());
     }
 
     #[test]

@@ -453,6 +453,21 @@ pub struct Decided {
     pub next_deadline: Option<Timestamp>,
 }
 
+/// The applications a step must plan for, when not every one: the affected applications and
+/// those of the host failures (a failure's application gets its status written). `None` (plan
+/// everything) when every application is affected, or a failure's application is only known from
+/// the plan.
+fn planned_apps(applied: &Applied) -> Option<BTreeSet<&str>> {
+    if applied.affected.every_app {
+        return None;
+    }
+    let mut apps: BTreeSet<&str> = applied.affected.apps.iter().map(String::as_str).collect();
+    for (_, app) in &applied.host_failures {
+        apps.insert(app.as_deref()?);
+    }
+    Some(apps)
+}
+
 /// Plan with `reconciler` (`None`: no reconcile this step) on the observed state with the orders
 /// in flight applied, record failures, admit orders, derive statuses.
 pub fn decide(
@@ -464,9 +479,16 @@ pub fn decide(
     config: &RuntimeConfig,
 ) -> Decided {
     let lattice = record.state.lattice.clone();
-    let plan = match reconciler {
-        Some(r) => r.reconcile(&record.intents.project(&record.state), now),
-        None => Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() },
+    // A batch that touched some applications reconciles those (and what is coupled to them):
+    // every consumer below looks only at affected applications and at the failures' own, and
+    // pruning only at the applications the plan covers (`scope`).
+    let (plan, scope) = match (reconciler, planned_apps(applied)) {
+        (Some(r), None) => (r.reconcile(&record.intents.project(&record.state), now), None),
+        (Some(r), Some(apps)) => {
+            let scoped = r.reconcile_apps(&record.intents.project(&record.state), now, apps);
+            (scoped.plan, Some(scoped.apps))
+        }
+        (None, _) => (Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() }, None),
     };
     for (i, (failure, app)) in applied.host_failures.iter().enumerate() {
         let Some(app) = app.clone().or_else(|| failure.app(&plan)) else { continue };
@@ -492,7 +514,7 @@ pub fn decide(
     }
     let statuses = decide::statuses(record, &plan, &applied.affected, now);
     if reconciler.is_some() {
-        decide::prune_undeployed(record, &plan);
+        decide::prune_undeployed(record, &plan, scope.as_ref());
     }
     let next_deadline = decide::next_deadline(record, &config.lease, now);
     applied.persist.changes.sort();

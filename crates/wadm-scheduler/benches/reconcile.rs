@@ -1,7 +1,9 @@
 //! Reconcile throughput: 1,000 apps × 5 components onto 1,000 hosts, from an empty lattice
 //! (placements per second) and again once converged: with a [`Reconciler`] that keeps its scalers
 //! (the steady state of a running manager: what `wadm-runtime` does while the desired state does
-//! not change) and cold, building every scaler from the manifests first.
+//! not change) and cold, building every scaler from the manifests first; and converged for one
+//! affected application ([`Reconciler::reconcile_apps`], what `wadm-runtime` runs for a batch that
+//! touched one application) next to all of them.
 //!
 //! Run: `cargo bench -p wadm-scheduler --bench reconcile -- --quick` (or without `--quick`).
 
@@ -35,6 +37,11 @@ fn bench(c: &mut Criterion) {
     assert!(reconciler.reconcile(&converged, 0).is_empty());
     group.bench_function("converged_reconciler_1000_apps_x5_on_1000_hosts", |b| {
         b.iter(|| black_box(reconciler.reconcile(black_box(&converged), 0)))
+    });
+    let one = reconciler.reconcile_apps(&converged, 0, ["app500"]);
+    assert!(one.plan.is_empty() && one.apps.len() == 1);
+    group.bench_function("converged_reconciler_1_affected_app_of_1000", |b| {
+        b.iter(|| black_box(reconciler.reconcile_apps(black_box(&converged), 0, ["app500"])))
     });
     group.bench_function("converged_cold_1000_apps_x5_on_1000_hosts", |b| {
         b.iter(|| black_box(reconcile(black_box(&apps), black_box(&converged), 0)))

@@ -11,7 +11,9 @@
 //! scalers, out of the counts.)
 //!
 //! The first argument is the number of converged reconciles (default 3); `prepared` as the second
-//! argument runs a [`Reconciler`] (kept scalers) instead. Prints the mean wall time and allocations
+//! argument runs a [`Reconciler`] (kept scalers) instead, `empty` the from-empty reconcile (5,000
+//! placements: `--toggle-collect='converged_profile::empty_rounds'`), `scoped` a converged
+//! reconcile of one affected application with kept scalers. Prints the mean wall time and allocations
 //! per round (for A/B runs of two builds, interleaved; instruction counts from callgrind are steadier).
 
 #[path = "../tests/common/mod.rs"]
@@ -52,23 +54,31 @@ static GLOBAL: Counting = Counting;
 fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
-    let prepared = args.next().as_deref() == Some("prepared");
+    let mode = args.next();
+    let prepared = mode.as_deref() == Some("prepared");
+    let from_empty = mode.as_deref() == Some("empty");
+    let scoped = mode.as_deref() == Some("scoped");
     let (apps, empty) = bench_world();
     let first = reconcile(&apps, &empty, 0);
     let mut converged = empty.clone();
     apply_plan(&mut converged, &first);
     let reconciler =
-        prepared.then(|| Reconciler::new(&converged.lattice, apps.clone(), Vec::new()));
+        (prepared || scoped).then(|| Reconciler::new(&converged.lattice, apps.clone(), Vec::new()));
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
-    if let Some(reconciler) = &reconciler {
+    if from_empty {
+        empty_rounds(&apps, &empty, rounds);
+    } else if let Some(reconciler) = reconciler.as_ref().filter(|_| scoped) {
+        scoped_rounds(reconciler, &converged, rounds);
+    } else if let Some(reconciler) = &reconciler {
         prepared_rounds(reconciler, &converged, rounds);
     } else {
         converged_rounds(&apps, &converged, rounds);
     }
     let per_round = started.elapsed().as_secs_f64() * 1e3 / rounds.max(1) as f64;
     let allocations = (ALLOCATIONS.load(Ordering::Relaxed) - allocations) / rounds.max(1) as u64;
-    println!("{per_round:.2} ms and {allocations} allocations per converged reconcile");
+    let what = if from_empty { "from-empty" } else { "converged" };
+    println!("{per_round:.2} ms and {allocations} allocations per {what} reconcile");
 }
 
 /// Full reconciles: catalog, scalers and plan each round.
@@ -76,6 +86,22 @@ fn main() {
 fn converged_rounds(apps: &[DeployedApp], converged: &LatticeState, rounds: usize) {
     for _ in 0..rounds {
         assert!(black_box(reconcile(apps, converged, 0)).is_empty());
+    }
+}
+
+/// From-empty reconciles: 5,000 placements each.
+#[inline(never)]
+fn empty_rounds(apps: &[DeployedApp], empty: &LatticeState, rounds: usize) {
+    for _ in 0..rounds {
+        assert_eq!(black_box(reconcile(apps, empty, 0)).commands.len(), apps.len() * 5);
+    }
+}
+
+/// Reconciles of one affected application with kept scalers ([`Reconciler::reconcile_apps`]).
+#[inline(never)]
+fn scoped_rounds(reconciler: &Reconciler, converged: &LatticeState, rounds: usize) {
+    for _ in 0..rounds {
+        assert!(black_box(reconciler.reconcile_apps(converged, 0, ["app500"])).plan.is_empty());
     }
 }
 

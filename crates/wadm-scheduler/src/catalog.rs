@@ -9,7 +9,7 @@ use wadm_model::names::sanitize;
 use wadm_model::{Application, ComponentKind, Source};
 use wadm_protocol::LinkKey;
 
-use crate::hash::{FnvMap, FnvSet};
+use crate::hash::FnvMap;
 use crate::input::{DeployedApp, Desired, UndeployedApp};
 
 /// Who declared what, across every deployed and undeployed application of one lattice.
@@ -21,8 +21,9 @@ pub struct Catalog<'a> {
     pub undeployed: BTreeMap<&'a str, &'a UndeployedApp>,
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
-    /// Names of deployed and undeployed applications, for membership tests only.
-    known: FnvSet<&'a str>,
+    /// Deployed and undeployed applications → the generation commands acting for them carry
+    /// (a deployed application's when both). Lookup only.
+    known: FnvMap<&'a str, u64>,
     /// Built on first use: only removals of links and configs need it.
     declared: OnceLock<Declarations>,
 }
@@ -84,7 +85,10 @@ impl<'a> Catalog<'a> {
                 c.undeployed.insert(&u.name, u);
             }
         }
-        c.known = c.deployed.keys().chain(c.undeployed.keys()).copied().collect();
+        let undeployed = c.undeployed.iter().map(|(name, u)| (*name, u.generation));
+        let deployed = c.deployed.iter().map(|(name, d)| (*name, d.generation));
+        // Deployed last: its generation wins.
+        c.known = undeployed.chain(deployed).collect();
         for d in c.deployed.values() {
             for name in owned_config_names(&d.app) {
                 c.desired_owned_configs.insert(name);
@@ -133,16 +137,12 @@ impl<'a> Catalog<'a> {
 
     /// Whether `app` is deployed or being undeployed here.
     pub fn is_known_app(&self, app: &str) -> bool {
-        self.known.contains(app)
+        self.known.contains_key(app)
     }
 
     /// The generation to stamp on commands acting for `app`.
     pub fn generation(&self, app: &str) -> u64 {
-        match (self.deployed.get(app), self.undeployed.get(app)) {
-            (Some(d), _) => d.generation,
-            (None, Some(u)) => u.generation,
-            (None, None) => 0,
-        }
+        self.known.get(app).copied().unwrap_or(0)
     }
 
     /// The known application whose derived-name prefix `name` carries. Sanitised application

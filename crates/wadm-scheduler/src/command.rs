@@ -37,15 +37,27 @@ impl Command {
     /// The control subject suffix, including the host id or config name where the subject has one
     /// (`component.scale.NABC…`, `config.put.my_config`, `link.put`).
     pub fn subject_suffix(&self) -> String {
+        let (suffix, tail) = self.suffix_parts();
+        let mut out = String::with_capacity(suffix.len() + tail.map_or(0, |t| 1 + t.len()));
+        out.push_str(suffix);
+        if let Some(tail) = tail {
+            out.push('.');
+            out.push_str(tail);
+        }
+        out
+    }
+
+    /// The suffix's fixed part and the host id or config name that follows it after a `.`.
+    fn suffix_parts(&self) -> (&'static str, Option<&str>) {
         match self {
-            Command::ScaleComponent(r) => format!("{}.{}", suffix::COMPONENT_SCALE, r.host_id),
-            Command::UpdateComponent(r) => format!("{}.{}", suffix::COMPONENT_UPDATE, r.host_id),
-            Command::StartProvider(r) => format!("{}.{}", suffix::PROVIDER_START, r.host_id),
-            Command::StopProvider(r) => format!("{}.{}", suffix::PROVIDER_STOP, r.host_id),
-            Command::PutLink(_) => suffix::LINK_PUT.to_string(),
-            Command::DeleteLink(_) => suffix::LINK_DEL.to_string(),
-            Command::PutConfig { name, .. } => format!("{}.{name}", suffix::CONFIG_PUT),
-            Command::DeleteConfig { name } => format!("{}.{name}", suffix::CONFIG_DEL),
+            Command::ScaleComponent(r) => (suffix::COMPONENT_SCALE, Some(&r.host_id)),
+            Command::UpdateComponent(r) => (suffix::COMPONENT_UPDATE, Some(&r.host_id)),
+            Command::StartProvider(r) => (suffix::PROVIDER_START, Some(&r.host_id)),
+            Command::StopProvider(r) => (suffix::PROVIDER_STOP, Some(&r.host_id)),
+            Command::PutLink(_) => (suffix::LINK_PUT, None),
+            Command::DeleteLink(_) => (suffix::LINK_DEL, None),
+            Command::PutConfig { name, .. } => (suffix::CONFIG_PUT, Some(name)),
+            Command::DeleteConfig { name } => (suffix::CONFIG_DEL, Some(name)),
         }
     }
 
@@ -83,17 +95,25 @@ impl Command {
 
     /// The body as bytes, ready to publish (serialised directly, without a JSON tree).
     pub fn body_bytes(&self) -> Vec<u8> {
-        let bytes = match self {
-            Command::ScaleComponent(r) => serde_json::to_vec(r),
-            Command::UpdateComponent(r) => serde_json::to_vec(r),
-            Command::StartProvider(r) => serde_json::to_vec(r),
-            Command::StopProvider(r) => serde_json::to_vec(r),
-            Command::PutLink(r) => serde_json::to_vec(r),
-            Command::DeleteLink(r) => serde_json::to_vec(r),
-            Command::PutConfig { values, .. } => serde_json::to_vec(values),
-            Command::DeleteConfig { .. } => Ok(Vec::new()),
+        let mut out = Vec::new();
+        self.write_body(&mut out);
+        out
+    }
+
+    /// Append [`Command::body_bytes`] to `out`.
+    fn write_body(&self, out: &mut Vec<u8>) {
+        let written = match self {
+            Command::ScaleComponent(r) => serde_json::to_writer(&mut *out, r),
+            Command::UpdateComponent(r) => serde_json::to_writer(&mut *out, r),
+            Command::StartProvider(r) => serde_json::to_writer(&mut *out, r),
+            Command::StopProvider(r) => serde_json::to_writer(&mut *out, r),
+            Command::PutLink(r) => serde_json::to_writer(&mut *out, r),
+            Command::DeleteLink(r) => serde_json::to_writer(&mut *out, r),
+            Command::PutConfig { values, .. } => serde_json::to_writer(&mut *out, values),
+            Command::DeleteConfig { .. } => Ok(()),
         };
-        bytes.unwrap_or_default()
+        // Serialising plain structs of strings and maps with string keys into memory cannot fail.
+        debug_assert!(written.is_ok());
     }
 
     /// A short kind name for logs and metrics.
@@ -127,7 +147,19 @@ pub struct PlannedCommand {
 impl PlannedCommand {
     /// Stamp a command with its id.
     pub fn new(lattice: &str, app: &str, generation: u64, command: Command) -> Self {
-        let id = command_id(lattice, app, generation, &command);
+        Self::with_scratch(&mut Vec::new(), lattice, app, generation, command)
+    }
+
+    /// [`PlannedCommand::new`], encoding the command for its id in `scratch` (reused across the
+    /// commands of a plan: no allocation per command for it).
+    pub(crate) fn with_scratch(
+        scratch: &mut Vec<u8>,
+        lattice: &str,
+        app: &str,
+        generation: u64,
+        command: Command,
+    ) -> Self {
+        let id = command_id_with(scratch, lattice, app, generation, &command);
         Self { id, app: app.to_string(), generation, command }
     }
 }
@@ -136,13 +168,34 @@ impl PlannedCommand {
 /// application, its generation and the command (its kind, subject suffix and JSON body, whose maps
 /// are ordered).
 pub fn command_id(lattice: &str, app: &str, generation: u64, command: &Command) -> String {
+    command_id_with(&mut Vec::new(), lattice, app, generation, command)
+}
+
+/// [`command_id`], encoding the suffix and body in `scratch`.
+fn command_id_with(
+    scratch: &mut Vec<u8>,
+    lattice: &str,
+    app: &str,
+    generation: u64,
+    command: &Command,
+) -> String {
+    scratch.clear();
+    let (suffix, tail) = command.suffix_parts();
+    scratch.extend_from_slice(suffix.as_bytes());
+    if let Some(tail) = tail {
+        scratch.push(b'.');
+        scratch.extend_from_slice(tail.as_bytes());
+    }
+    let suffix_len = scratch.len();
+    command.write_body(scratch);
+    let (suffix, body) = scratch.split_at(suffix_len);
     Fnv128::default()
         .field(lattice.as_bytes())
         .field(app.as_bytes())
         .field(&generation.to_le_bytes())
         .field(command.kind().as_bytes())
-        .field(command.subject_suffix().as_bytes())
-        .field(&command.body_bytes())
+        .field(suffix)
+        .field(body)
         .hex()
 }
 
@@ -185,5 +238,21 @@ mod tests {
         assert_ne!(a, command_id("l", "app2", 1, &c));
         assert_ne!(a, command_id("l", "app", 1, &Command::DeleteConfig { name: "y".into() }));
         assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn the_id_encodes_the_suffix_and_body() {
+        // The id is defined over the subject suffix and body as sent (stable for all time).
+        let c = Command::PutConfig { name: "c".into(), values: [("k".into(), "v".into())].into() };
+        let expected = Fnv128::default()
+            .field(b"l")
+            .field(b"app")
+            .field(&3u64.to_le_bytes())
+            .field(b"put_config")
+            .field(c.subject_suffix().as_bytes())
+            .field(&c.body_bytes())
+            .hex();
+        assert_eq!(command_id("l", "app", 3, &c), expected);
+        assert_eq!(c.subject_suffix(), "config.put.c");
     }
 }

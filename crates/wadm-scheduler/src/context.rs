@@ -2,7 +2,7 @@
 //! (hosts by label, instances by id, host load), plus ownership and config availability derived
 //! from the desired state.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -31,6 +31,53 @@ pub struct Context<'a> {
     /// Every host (what no requirements select).
     all_hosts: Rc<[HostIx]>,
     eligible: RefCell<BTreeMap<StringMap, Rc<[HostIx]>>>,
+    /// [`FreshOrder`]s: of every host, and per distinct requirement set (built on first use).
+    all_fresh: OnceCell<Rc<FreshOrder>>,
+    fresh: RefCell<BTreeMap<StringMap, Rc<FreshOrder>>>,
+}
+
+/// Some hosts in the order fresh placements consider them: grouped by load, least loaded first;
+/// within a group (equal load), by host hash (a fixed permutation of the hosts, independent of
+/// map order), then index. Placement starts each resource's walk through a group at a position
+/// derived from the resource id's hash (see [`crate::scaler::placement`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FreshOrder {
+    hosts: Vec<HostIx>,
+    /// Where each group of equal load starts in `hosts` (the last entry is `hosts.len()`).
+    bounds: Vec<u32>,
+}
+
+impl FreshOrder {
+    fn new(mut hosts: Vec<HostIx>, load: &[u32], host_hash: &[u64]) -> Self {
+        let key = |h: &HostIx| (load[*h as usize], host_hash[*h as usize], *h);
+        hosts.sort_unstable_by_key(key);
+        let mut bounds = vec![0u32];
+        for i in 1..hosts.len() {
+            if load[hosts[i] as usize] != load[hosts[i - 1] as usize] {
+                bounds.push(i as u32);
+            }
+        }
+        bounds.push(hosts.len() as u32);
+        if hosts.is_empty() {
+            bounds.truncate(1);
+        }
+        Self { hosts, bounds }
+    }
+
+    /// The groups of equal load, least loaded first, each in host-hash order.
+    pub fn groups(&self) -> impl Iterator<Item = &[HostIx]> {
+        self.bounds.windows(2).map(|w| &self.hosts[w[0] as usize..w[1] as usize])
+    }
+
+    /// How many hosts.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
 }
 
 impl<'a> Context<'a> {
@@ -62,6 +109,8 @@ impl<'a> Context<'a> {
             components,
             providers,
             eligible: RefCell::new(BTreeMap::new()),
+            all_fresh: OnceCell::new(),
+            fresh: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -100,7 +149,7 @@ impl<'a> Context<'a> {
         self.load[ix as usize]
     }
 
-    /// A stable hash of the host id, for rendezvous tie-breaks.
+    /// A stable hash of the host id, for tie-breaks.
     pub fn host_hash(&self, ix: HostIx) -> u64 {
         self.host_hash[ix as usize]
     }
@@ -127,6 +176,25 @@ impl<'a> Context<'a> {
         };
         self.eligible.borrow_mut().insert(requirements.clone(), hosts.clone());
         hosts
+    }
+
+    /// The hosts [`Context::eligible_hosts`] returns, in the order fresh placements consider them
+    /// (see [`FreshOrder`]). Computed once per distinct requirement set per reconcile, when first
+    /// asked for (a converged reconcile places nothing fresh and never does).
+    pub fn fresh_order(&self, requirements: &StringMap) -> Rc<FreshOrder> {
+        let build = || {
+            let hosts = self.eligible_hosts(requirements).to_vec();
+            Rc::new(FreshOrder::new(hosts, &self.load, &self.host_hash))
+        };
+        if requirements.is_empty() {
+            return self.all_fresh.get_or_init(build).clone();
+        }
+        if let Some(hit) = self.fresh.borrow().get(requirements) {
+            return hit.clone();
+        }
+        let order = build();
+        self.fresh.borrow_mut().insert(requirements.clone(), order.clone());
+        order
     }
 
     /// Observed instances of a component id, in host order.

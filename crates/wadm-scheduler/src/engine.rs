@@ -8,7 +8,8 @@
 //! a deployed or undeployed application; links and configs that a known application declared or
 //! whose name it derives), never foreign or orphaned resources.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use wadm_lattice::{LatticeState, Timestamp};
@@ -27,6 +28,7 @@ use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::Context;
+use crate::coupling::Coupling;
 use crate::observed::Coverage;
 use crate::scaler::{Annotations, ComponentWant, Evaluation, Scaler, ScalerInfo};
 
@@ -66,17 +68,51 @@ enum Phase {
     DeleteConfig,
 }
 
-struct Builder<'a> {
-    lattice: &'a str,
-    catalog: &'a Catalog<'a>,
-    out: Vec<(Phase, String, String, u8, PlannedCommand)>,
+/// Collects a plan's commands with their sort keys (phase, host id, resource, sub-order): the
+/// keys borrow what they name, and the commands are moved once, into send order, at the end.
+struct Builder<'b> {
+    lattice: &'b str,
+    catalog: &'b Catalog<'b>,
+    keys: Vec<(Phase, &'b str, Cow<'b, str>, u8, u32)>,
+    commands: Vec<PlannedCommand>,
+    /// Encodes each command for its id.
+    scratch: Vec<u8>,
+    /// When planning for some applications only: commands acting for others are left out.
+    scope: Option<&'b BTreeSet<&'b str>>,
 }
 
-impl Builder<'_> {
-    fn push(&mut self, phase: Phase, host: &str, resource: &str, sub: u8, app: &str, cmd: Command) {
+impl<'b> Builder<'b> {
+    fn push(
+        &mut self,
+        phase: Phase,
+        host: &'b str,
+        resource: impl Into<Cow<'b, str>>,
+        sub: u8,
+        app: &str,
+        cmd: Command,
+    ) {
+        if !self.acts_for(app) {
+            return;
+        }
         let generation = self.catalog.generation(app);
-        let planned = PlannedCommand::new(self.lattice, app, generation, cmd);
-        self.out.push((phase, host.to_string(), resource.to_string(), sub, planned));
+        let planned =
+            PlannedCommand::with_scratch(&mut self.scratch, self.lattice, app, generation, cmd);
+        let at = self.commands.len() as u32;
+        self.keys.push((phase, host, resource.into(), sub, at));
+        self.commands.push(planned);
+    }
+
+    /// Whether commands acting for `app` are kept (callers skip building others' commands).
+    fn acts_for(&self, app: &str) -> bool {
+        self.scope.is_none_or(|scope| scope.contains(app))
+    }
+
+    /// The commands in send order.
+    fn into_commands(self) -> Vec<PlannedCommand> {
+        let Builder { mut keys, commands, .. } = self;
+        keys.sort_unstable_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
+        let mut slots: Vec<Option<PlannedCommand>> = commands.into_iter().map(Some).collect();
+        keys.into_iter().filter_map(|k| slots[k.4 as usize].take()).collect()
     }
 }
 
@@ -90,7 +126,16 @@ pub fn plan_with(
     now: Timestamp,
 ) -> Plan {
     let (mut plan, order) = plan_commands(observed, catalog, scalers, now);
-    let groups = group_by_app(order.into_iter().map(|(i, status)| {
+    plan.statuses = app_statuses(catalog, kept_statuses(scalers, order), |_| true);
+    plan
+}
+
+/// Each scaler's status (copying the scaler's names), grouped by application.
+fn kept_statuses(
+    scalers: &[Box<dyn Scaler>],
+    order: Vec<(usize, StatusInfo)>,
+) -> Vec<(&str, Vec<ScalerStatus>)> {
+    group_by_app(order.into_iter().map(|(i, status)| {
         let info = scalers[i].info();
         let status = ScalerStatus {
             id: info.id.clone(),
@@ -99,9 +144,29 @@ pub fn plan_with(
             status,
         };
         (&*info.app, status)
-    }));
-    plan.statuses = app_statuses(catalog, groups);
-    plan
+    }))
+}
+
+/// [`plan_with`] for some applications: `apps` and every application coupled to them (see
+/// [`crate::coupling`]). The plan holds the commands and statuses of exactly those applications,
+/// returned with it, as the full plan would.
+pub(crate) fn plan_scoped<S: AsRef<str>>(
+    observed: &LatticeState,
+    catalog: &Catalog<'_>,
+    scalers: &[Box<dyn Scaler>],
+    coupling: &Coupling,
+    apps: impl IntoIterator<Item = S>,
+    now: Timestamp,
+) -> (Plan, BTreeSet<String>) {
+    let ctx = Context::new(observed, catalog);
+    let seeds: Vec<S> = apps.into_iter().collect();
+    let closure = coupling.closure(&ctx, seeds.iter().map(AsRef::as_ref));
+    let scope = &closure.apps;
+    let (mut plan, order) =
+        plan_commands_in(&ctx, scalers, Some(&closure.scalers), now, Some(scope));
+    let groups = kept_statuses(scalers, order);
+    plan.statuses = app_statuses(catalog, groups, |app| scope.contains(app));
+    (plan, scope.iter().map(|app| app.to_string()).collect())
 }
 
 /// [`plan_with`] for scalers used once: their names move into the statuses instead of being
@@ -119,7 +184,7 @@ pub fn plan_once(
         let ScalerInfo { app, id, kind, name, .. } = info;
         Some((app, ScalerStatus { id, kind, name, status }))
     }));
-    plan.statuses = app_statuses(catalog, groups);
+    plan.statuses = app_statuses(catalog, groups, |_| true);
     plan
 }
 
@@ -132,21 +197,46 @@ fn plan_commands(
     now: Timestamp,
 ) -> (Plan, Vec<(usize, StatusInfo)>) {
     let ctx = Context::new(observed, catalog);
-    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> =
-        scalers.iter().enumerate().map(|(i, s)| (i, s.info(), s.evaluate(&ctx))).collect();
+    plan_commands_in(&ctx, scalers, None, now, None)
+}
+
+/// [`plan_commands`] on an indexed lattice, running the `selected` scalers (all when `None`);
+/// with a `scope`, only commands acting for the applications in it are kept.
+fn plan_commands_in<'b>(
+    ctx: &'b Context<'b>,
+    scalers: &'b [Box<dyn Scaler>],
+    selected: Option<&[usize]>,
+    now: Timestamp,
+    scope: Option<&'b BTreeSet<&'b str>>,
+) -> (Plan, Vec<(usize, StatusInfo)>) {
+    let (observed, catalog) = (ctx.lattice(), ctx.catalog());
+    let evaluate = |i: usize| {
+        let s = &scalers[i];
+        (i, s.info(), s.evaluate(ctx))
+    };
+    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> = match selected {
+        Some(selected) => selected.iter().map(|i| evaluate(*i)).collect(),
+        None => (0..scalers.len()).map(evaluate).collect(),
+    };
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
-    let merged = Merged::new(&ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
-    let mut b = Builder { lattice: &observed.lattice, catalog, out: Vec::new() };
-    diff_configs(&mut b, &ctx, &merged);
-    diff_components(&mut b, &ctx, &merged);
-    diff_providers(&mut b, &ctx, &merged);
-    diff_links(&mut b, &ctx, &merged);
-    b.out.sort_by(|x, y| (x.0, &x.1, &x.2, x.3).cmp(&(y.0, &y.1, &y.2, y.3)));
+    let merged = Merged::new(ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
+    let mut b = Builder {
+        lattice: &observed.lattice,
+        catalog,
+        keys: Vec::new(),
+        commands: Vec::new(),
+        scratch: Vec::new(),
+        scope,
+    };
+    diff_configs(&mut b, ctx, &merged);
+    diff_components(&mut b, ctx, &merged);
+    diff_providers(&mut b, ctx, &merged);
+    diff_links(&mut b, ctx, &merged);
     let plan = Plan {
         lattice: observed.lattice.clone(),
         computed_at: now,
-        commands: b.out.into_iter().map(|(.., c)| c).collect(),
+        commands: b.into_commands(),
         statuses: BTreeMap::new(),
     };
     drop(merged);
@@ -154,7 +244,7 @@ fn plan_commands(
     (plan, order)
 }
 
-fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_configs<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     let observed = &ctx.lattice().configs;
     for (&name, &((app, _), values)) in &merged.configs {
         let current = observed.get(name).and_then(|c| c.values.as_ref());
@@ -167,7 +257,7 @@ fn diff_configs(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
         if merged.configs.contains_key(name.as_str()) {
             continue;
         }
-        if let Some(app) = ctx.catalog().config_owner(name) {
+        if let Some(app) = ctx.catalog().config_owner(name).filter(|app| b.acts_for(app)) {
             let cmd = Command::DeleteConfig { name: name.clone() };
             b.push(Phase::DeleteConfig, "", name, 0, app, cmd);
         }
@@ -187,7 +277,7 @@ fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
     })
 }
 
-fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     // Which observed instances some want covers; the others of ours are stopped.
     let mut coverage = Coverage::new(ctx.component_index());
     for &Keyed { key: (ix, id), owner: (app, _), want: w } in &merged.components {
@@ -219,7 +309,9 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
         }
     }
-    for (app, observed) in coverage.uncovered_ours() {
+    let scope = b.scope;
+    let acts_for = |app: &str| scope.is_none_or(|scope| scope.contains(app));
+    for (app, observed) in coverage.uncovered_ours().filter(|(app, _)| acts_for(app)) {
         let (ix, id, o) = (observed.host, observed.id, observed.instance);
         let host_id = ctx.host(ix).id.as_str();
         let w = ComponentWant {
@@ -234,7 +326,7 @@ fn diff_components(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
     }
 }
 
-fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     let stop = |host_id: &str, id: &str| {
         Command::StopProvider(StopProviderRequest {
             provider_id: id.to_string(),
@@ -268,7 +360,9 @@ fn diff_providers(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             b.push(Phase::Restart, host_id, id, 0, app, start());
         }
     }
-    for (app, observed) in coverage.uncovered_ours() {
+    let scope = b.scope;
+    let acts_for = |app: &str| scope.is_none_or(|scope| scope.contains(app));
+    for (app, observed) in coverage.uncovered_ours().filter(|(app, _)| acts_for(app)) {
         let host_id = ctx.host(observed.host).id.as_str();
         b.push(Phase::Stop, host_id, observed.id, 0, app, stop(host_id, observed.id));
     }
@@ -287,7 +381,7 @@ fn delete_link(key: &LinkKey) -> Command {
     })
 }
 
-fn diff_links(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
+fn diff_links<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
     let observed = &ctx.lattice().links;
     for (key, &((app, _), link)) in &merged.links {
         let resource = link_resource(key);
@@ -295,19 +389,20 @@ fn diff_links(b: &mut Builder<'_>, ctx: &Context<'_>, merged: &Merged) {
             Some(o) if o == link => {}
             Some(o) => {
                 if o.target != link.target {
-                    b.push(Phase::ReplaceLink, "", &resource, 0, app, delete_link(key));
+                    let cmd = delete_link(key);
+                    b.push(Phase::ReplaceLink, "", resource.clone(), 0, app, cmd);
                 }
-                b.push(Phase::PutLink, "", &resource, 0, app, Command::PutLink(link.clone()));
+                b.push(Phase::PutLink, "", resource, 0, app, Command::PutLink(link.clone()));
             }
-            None => b.push(Phase::PutLink, "", &resource, 0, app, Command::PutLink(link.clone())),
+            None => b.push(Phase::PutLink, "", resource, 0, app, Command::PutLink(link.clone())),
         }
     }
     for key in observed.keys() {
         if merged.links.contains_key(key) {
             continue;
         }
-        if let Some(app) = ctx.catalog().link_owner(key) {
-            b.push(Phase::DeleteLink, "", &link_resource(key), 0, app, delete_link(key));
+        if let Some(app) = ctx.catalog().link_owner(key).filter(|app| b.acts_for(app)) {
+            b.push(Phase::DeleteLink, "", link_resource(key), 0, app, delete_link(key));
         }
     }
 }

@@ -38,7 +38,12 @@ impl Fnv128 {
 
     /// The digest as 32 lowercase hex digits.
     pub fn hex(self) -> String {
-        format!("{:032x}", self.0)
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let digits =
+            (0..32).rev().map(|i| char::from(DIGITS[((self.0 >> (4 * i)) & 0xf) as usize]));
+        let mut out = String::with_capacity(32);
+        out.extend(digits);
+        out
     }
 }
 
@@ -74,8 +79,8 @@ pub type FnvMap<K, V> = std::collections::HashMap<K, V, FnvBuild>;
 /// A lookup-only hash set keyed with [`FnvHasher`].
 pub type FnvSet<K> = std::collections::HashSet<K, FnvBuild>;
 
-/// A strong 64-bit mix (SplitMix64 finaliser) used to combine two stable hashes into a
-/// rendezvous score.
+/// A strong 64-bit mix (SplitMix64 finaliser): spreads a stable hash over all 64 bits (placement
+/// derives each resource's start among equally loaded hosts from it).
 pub fn mix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -93,6 +98,7 @@ mod tests {
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(Fnv128::default().bytes(b"").hex(), format!("{FNV128_OFFSET:032x}"));
         assert_eq!(Fnv128::default().bytes(b"a").hex(), "d228cb696f1a8caf78912b704e4a8964");
+        assert_eq!(Fnv128(0xab).hex(), format!("{:032x}", 0xab));
     }
 
     #[test]

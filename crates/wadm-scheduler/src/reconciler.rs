@@ -3,12 +3,21 @@
 //! host event, every tick); building the scalers and indexing the desired state is then done once
 //! per desired state instead of once per reconcile. The plan is exactly
 //! [`crate::reconcile_with`]'s (tested).
+//!
+//! [`Reconciler::reconcile_apps`] plans for some applications only (those a batch of events
+//! touched): the scalers of those applications and of every application coupled to them (see
+//! [`crate::coupling`]) run, the others do not, and the plan equals the full plan restricted to
+//! that closure (property-tested).
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use self_cell::self_cell;
 use wadm_lattice::{LatticeState, Timestamp};
 
 use crate::catalog::Catalog;
-use crate::engine::{Plan, plan_with};
+use crate::coupling::Coupling;
+use crate::engine::{Plan, plan_scoped, plan_with};
 use crate::input::{DeployedApp, Desired, UndeployedApp};
 use crate::scaler::Scaler;
 
@@ -38,6 +47,18 @@ self_cell!(
 pub struct Reconciler {
     indexed: Indexed,
     scalers: Vec<Box<dyn Scaler>>,
+    /// Built on the first [`Reconciler::reconcile_apps`].
+    coupling: OnceLock<Coupling>,
+}
+
+/// A plan for some applications ([`Reconciler::reconcile_apps`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScopedPlan {
+    /// The commands and statuses of exactly the applications in `apps`, as the full plan has them.
+    pub plan: Plan,
+    /// The applications asked for (those known here) and every application coupled to them, in
+    /// name order.
+    pub apps: BTreeSet<String>,
 }
 
 impl Reconciler {
@@ -47,7 +68,7 @@ impl Reconciler {
         let owner = DesiredState { lattice: lattice.to_string(), deployed, undeployed };
         let indexed = Indexed::new(owner, |d| Catalog::new(&d.lattice, d.desired()));
         let scalers = crate::builtin_scalers(indexed.borrow_dependent());
-        Self { indexed, scalers }
+        Self { indexed, scalers, coupling: OnceLock::new() }
     }
 
     /// The lattice it reconciles.
@@ -63,6 +84,22 @@ impl Reconciler {
     /// Reconcile `observed` (a state of this reconciler's lattice) with the kept scalers.
     pub fn reconcile(&self, observed: &LatticeState, now: Timestamp) -> Plan {
         plan_with(observed, self.indexed.borrow_dependent(), &self.scalers, now)
+    }
+
+    /// Reconcile `observed` for `apps` (names of deployed or undeployed applications; others are
+    /// ignored) and every application coupled to them: only their scalers run. The plan is
+    /// [`Reconciler::reconcile`]'s restricted to [`ScopedPlan::apps`]: their commands, in the same
+    /// order, and their statuses.
+    pub fn reconcile_apps<S: AsRef<str>>(
+        &self,
+        observed: &LatticeState,
+        now: Timestamp,
+        apps: impl IntoIterator<Item = S>,
+    ) -> ScopedPlan {
+        let catalog = self.indexed.borrow_dependent();
+        let coupling = self.coupling.get_or_init(|| Coupling::new(catalog, &self.scalers));
+        let (plan, apps) = plan_scoped(observed, catalog, &self.scalers, coupling, apps, now);
+        ScopedPlan { plan, apps }
     }
 }
 

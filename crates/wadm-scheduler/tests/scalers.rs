@@ -443,3 +443,43 @@ fn two_traits_of_one_provider_keep_their_hosts_apart() {
     assert_eq!(plans.len(), 2, "{:#?}", plans.iter().map(|p| &p.commands).collect::<Vec<_>>());
     assert_eq!(provider_hosts(&lat, "a-p"), vec!["h0", "h1", "h2", "h3", "h4", "h5"]);
 }
+
+#[test]
+fn independent_scalers_spread_over_equally_loaded_hosts() {
+    // 400 single-instance components (one per app) on 40 empty hosts: placed in one reconcile
+    // (load is as observed, so all hosts tie), they land evenly, not on the first host.
+    let mut lat = lattice((0..40).map(|i| host(&format!("h{i:02}"), &[])).collect());
+    let apps: Vec<_> = (0..400)
+        .map(|a| {
+            deployed(
+                app(&format!("a{a}"), vec![component("c", "img", vec![spreadscaler(1, vec![])])]),
+                1,
+            )
+        })
+        .collect();
+    converge(deploy(&apps), &mut lat);
+    let per_host: Vec<usize> = lat.hosts.values().map(|h| h.components.len()).collect();
+    assert_eq!(per_host.iter().sum::<usize>(), 400);
+    let (min, max) = (per_host.iter().min().unwrap(), per_host.iter().max().unwrap());
+    assert!(*min >= 1 && *max <= 30, "uneven: {per_host:?}");
+    // A spread of 5 over 40 tied hosts uses 5 hosts.
+    let wide = [deployed(app("w", vec![component("c", "img", vec![spreadscaler(5, vec![])])]), 1)];
+    let mut empty = lattice((0..40).map(|i| host(&format!("h{i:02}"), &[])).collect());
+    converge(deploy(&wide), &mut empty);
+    assert_eq!(counts(&empty, "w-c").len(), 5);
+}
+
+#[test]
+fn fresh_placements_prefer_the_least_loaded_hosts() {
+    let mut hosts: Vec<_> = (0..10).map(|i| host(&format!("h{i}"), &[])).collect();
+    for h in hosts.iter_mut().take(8) {
+        run_component(h, "foreign", "img", 1, &[]);
+    }
+    let mut lat = lattice(hosts);
+    let apps = [deployed(app("a", vec![component("c", "img", vec![spreadscaler(3, vec![])])]), 1)];
+    converge(deploy(&apps), &mut lat);
+    let c = counts(&lat, "a-c");
+    // The two empty hosts first, then one of the loaded ones.
+    assert!(c.contains_key("h8") && c.contains_key("h9"), "{c:?}");
+    assert_eq!(c.len(), 3, "{c:?}");
+}

@@ -49,8 +49,8 @@ fn world(
 
 #[test]
 fn co_owners_of_a_provider_converge_in_one_round() {
-    // Host names vary the rendezvous scores, so in some of these worlds `b`'s `tier=y` spread
-    // first picks the host only it and `a` share.
+    // Host names vary the placement tie-breaks (host hashes), so in some of these worlds `b`'s
+    // `tier=y` spread first picks the host only it and `a` share.
     let names = ["h1", "h2", "h3", "h4", "h5", "h6", "h7", "h8"];
     for rotate in 0..names.len() {
         let n = |i: usize| names[(i + rotate) % names.len()];

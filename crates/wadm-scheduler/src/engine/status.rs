@@ -27,20 +27,22 @@ pub(super) fn group_by_app<A: PartialEq>(
 }
 
 /// `undeployed` for every undeployed application, then the aggregate of its scalers (none:
-/// deployed) for every deployed one, and for any other application scalers reported on.
+/// deployed) for every deployed one, and for any other application scalers reported on; of the
+/// applications `keep` accepts.
 pub(super) fn app_statuses<A: AsRef<str>>(
     catalog: &Catalog<'_>,
     groups: Vec<(A, Vec<ScalerStatus>)>,
+    keep: impl Fn(&str) -> bool,
 ) -> BTreeMap<String, Status> {
     // Built as a list in name order (one tree built in bulk at the end, no search per insert).
     // Undeployed names come first: a later entry with the same name replaces them.
     let mut out: Vec<(String, Status)> =
         Vec::with_capacity(catalog.undeployed.len() + groups.len());
-    for name in catalog.undeployed.keys() {
+    for name in catalog.undeployed.keys().filter(|name| keep(name)) {
         out.push((name.to_string(), Status::undeployed()));
     }
     let mut groups = groups.into_iter().peekable();
-    for name in catalog.deployed.keys() {
+    for name in catalog.deployed.keys().filter(|name| keep(name)) {
         // Both are in name order: apps without scalers (or not deployed) are passed over.
         while let Some((app, scalers)) = groups.next_if(|(app, _)| app.as_ref() < *name) {
             out.push((app.as_ref().to_string(), Status::aggregate(scalers)));

@@ -13,9 +13,15 @@
 //!    (another trait of the workload) come last, so spreads and traits keep apart. A provider
 //!    another application started where this scaler also wanted it (same image) records this
 //!    scaler and spread in its annotations and counts as placed by this scaler.
-//! 5. Then the least loaded host; ties break by a rendezvous score of (resource id, host id), a
-//!    stable hash, so independent scalers spread over equally loaded hosts instead of piling onto
-//!    the first one — and never by hash-map order.
+//! 5. Then the least loaded host (load as observed when the reconcile starts); among equally
+//!    loaded hosts, a stable deterministic choice that spreads independent scalers: the hosts of
+//!    one load are put in a fixed permutation (ordered by a stable hash of the host id, then
+//!    index), and each resource walks that cycle from a start derived from a stable hash of its
+//!    id, taking the hosts it may use in turn. Every start is equally likely, so independent
+//!    resources land evenly over equally loaded hosts instead of piling onto the first one; the
+//!    same resource id always starts at the same place (so scalers sharing a provider id choose
+//!    the same hosts); never hash-map order. Each placement costs the hosts it walks past
+//!    (about as many as it needs), not a scan of every eligible host.
 
 use std::collections::BTreeSet;
 
@@ -28,7 +34,7 @@ mod running;
 
 use self::running::{Existing, Occupant, existing};
 use super::component::Mode;
-use crate::context::{Context, HostIx, Observed};
+use crate::context::{Context, FreshOrder, HostIx, Observed};
 use crate::hash::{fnv1a64, mix64};
 use crate::spread::split_instances;
 
@@ -138,7 +144,7 @@ pub fn place_spreads(
                 .copied()
                 .chain(chosen.iter().map(|(h, _)| *h))
                 .collect();
-            let fresh = choose_fresh(ctx, &ctx.eligible_hosts(req), &skip, &stale, need, res_hash);
+            let fresh = choose_fresh(&ctx.fresh_order(req), &skip, &stale, need, res_hash);
             chosen.extend(fresh.into_iter().map(|h| (h, 0)));
         }
         let hosts = distribute(res.unit, spread.instances, chosen);
@@ -181,31 +187,43 @@ fn choose_existing(
     candidates.into_iter().take(limit).map(|e| (e.host, e.count)).collect()
 }
 
-/// The `need` best hosts not yet running the resource: hosts where ours runs with another image
-/// last (they need a stop first), then least loaded, then rendezvous score.
+/// The `need` best hosts not yet running the resource: least loaded first, each group of equally
+/// loaded hosts walked cyclically from the resource's start (rule 5); hosts where ours runs with
+/// another image last (they need a stop first), in the order met.
 fn choose_fresh(
-    ctx: &Context<'_>,
-    eligible: &[HostIx],
+    order: &FreshOrder,
     skip: &BTreeSet<HostIx>,
     stale: &[HostIx],
     need: usize,
     res_hash: u64,
 ) -> Vec<HostIx> {
+    let mut out = Vec::new();
     if need == 0 {
-        return Vec::new();
+        return out;
     }
-    // Keep the best `need` seen so far, sorted; `need` is small next to the host count.
-    let mut best: Vec<(bool, u32, u64, HostIx)> = Vec::with_capacity(need + 1);
-    for h in eligible.iter().filter(|h| !skip.contains(h)) {
-        let key = (stale.contains(h), ctx.load(*h), mix64(ctx.host_hash(*h) ^ res_hash), *h);
-        if best.len() == need && key >= best[need - 1] {
-            continue;
+    out.reserve(need.min(order.len()));
+    let mut stale_met: SmallVec<[HostIx; 2]> = SmallVec::new();
+    let spot = mix64(res_hash);
+    for group in order.groups() {
+        // A start uniform over the group (multiply-shift: no modulo bias to speak of).
+        let start = ((u128::from(spot) * group.len() as u128) >> 64) as usize;
+        let (before, after) = group.split_at(start);
+        for &h in after.iter().chain(before) {
+            if skip.contains(&h) {
+                continue;
+            }
+            if stale.contains(&h) {
+                stale_met.push(h);
+                continue;
+            }
+            out.push(h);
+            if out.len() == need {
+                return out;
+            }
         }
-        let at = best.partition_point(|b| *b < key);
-        best.insert(at, key);
-        best.truncate(need);
     }
-    best.into_iter().map(|(.., h)| h).collect()
+    out.extend(stale_met.into_iter().take(need - out.len()));
+    out
 }
 
 /// Split `instances` over the chosen hosts (given with their current counts, in preference order),
