@@ -75,12 +75,10 @@ pub fn merge_discovery(state: &mut LatticeState, discovery: &Discovery, now: Tim
             .filter(|(_, m)| m.applied_at >= since)
             .map(|(e, _)| e.clone())
             .collect();
-        if found.inventory.is_some() {
-            for (entity, _) in clock.entities.iter().filter(|(_, m)| m.applied_at < since) {
-                changes.mark_host_entity(host_id, entity.clone());
-            }
-            clock.entities.retain(|_, m| m.applied_at >= since);
-        } else if !state.hosts.contains_key(host_id) {
+        // Older marks stay: the answer replaces what they described, but an event stamped at
+        // or before one of them is older than the answer too and must stay stale when it
+        // arrives late (a delayed echo of an earlier update, say).
+        if found.inventory.is_none() && !state.hosts.contains_key(host_id) {
             changes.needs_inventory.insert(host_id.to_string());
         }
         apply_snapshot(state, host_id, snap, &kept, now, &mut changes);

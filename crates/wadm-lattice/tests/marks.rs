@@ -48,8 +48,9 @@ fn snapshots_rounds_leases_and_stops_report_the_marks_they_drop() {
     assert_eq!(c.marked.iter().collect::<Vec<_>>(), vec![&comp(H1, "echo")]);
     assert_eq!(s.bookkeeping.hosts[H1].entities.len(), 1);
 
-    // A round started after the mark (and the heartbeat) was applied drops it when the host's
-    // inventory answers.
+    // A round started after the mark was applied replaces what the mark described but keeps
+    // the mark: the answer carries no host time, and an event stamped before the mark is older
+    // than the answer as well.
     let inv = inventory(H1, &[], &[("late", "img", 1)]);
     let host = Host { id: H1.into(), ..Host::default() };
     let round = Discovery {
@@ -58,8 +59,11 @@ fn snapshots_rounds_leases_and_stops_report_the_marks_they_drop() {
         ..Discovery::default()
     };
     let c = merge_discovery(&mut s, &round, 30);
-    assert!(c.marked.contains(&comp(H1, "late")), "{c:?}");
-    assert!(s.bookkeeping.hosts[H1].entities.is_empty());
+    assert!(c.marked.is_empty(), "{c:?}");
+    assert_eq!(s.bookkeeping.hosts[H1].entities.len(), 1);
+    let late = apply(&mut s, &ctx(H1, "old", 4), &scaled("late", "img", 0, "demo"), 31);
+    assert!(late.is_empty() && late.marked.is_empty(), "older than the kept mark: {late:?}");
+    assert_eq!(s.hosts[H1].components["late"].count, 1);
 
     // Removal marks outlive their entity until retention runs out.
     apply(&mut s, &ctx(H1, "c", 40), &scaled("late", "img", 0, "demo"), 40);
