@@ -207,7 +207,7 @@ where
             Err(e) => return Ok(Executed::Unreadable { reason: e.to_string() }),
         };
         if self.clock.now() >= message.expires_at {
-            self.dropped(&message, "expired").await?;
+            self.dropped(&message, "expired", delivered > 1).await?;
             return Ok(Executed::Expired);
         }
         let current = match self.desired.deployment(&message.lattice, &message.app).await? {
@@ -216,7 +216,7 @@ where
             _ => None,
         };
         if let Some(current) = current {
-            self.dropped(&message, "superseded").await?;
+            self.dropped(&message, "superseded", delivered > 1).await?;
             return Ok(Executed::Superseded { current });
         }
         // Its order may have settled meanwhile (a first delivery that was sent and confirmed,
@@ -258,7 +258,7 @@ where
                 // Nobody serves the subject: the host is gone (its lease will say so) or the
                 // lattice has no host. Not the application's failure: the order is dropped
                 // and the situation planned again from what is observed.
-                self.dropped(&message, NO_RESPONDERS).await?;
+                self.dropped(&message, NO_RESPONDERS, false).await?;
                 Ok(Executed::NoResponders)
             }
             Err(e) if delivered < self.config.max_request_attempts => {
@@ -294,13 +294,21 @@ where
     }
 
     /// Tell the pipeline a command was dropped unsent, so its order stops counting as in flight
-    /// (an order on the same slot may go at once instead of at the order's deadline).
-    async fn dropped(&self, message: &CommandMessage, reason: &str) -> Result<(), IoError> {
+    /// (an order on the same slot may go at once instead of at the order's deadline). `unsure`:
+    /// this was a redelivery, so an earlier attempt (unanswered, or sent by a replica that died
+    /// before acking) may still reach or have reached the host.
+    async fn dropped(
+        &self,
+        message: &CommandMessage,
+        reason: &str,
+        unsure: bool,
+    ) -> Result<(), IoError> {
         let dropped = CommandDropped {
             app: message.app.clone(),
             msg_id: message.msg_id(),
             kind: message.kind.clone(),
             reason: reason.to_string(),
+            unsure,
         };
         let outgoing = Outgoing {
             subject: internal_subject(&message.lattice, "command_dropped"),

@@ -180,6 +180,10 @@ pub struct CommandDropped {
     pub msg_id: String,
     pub kind: String,
     pub reason: String,
+    /// Dropped at a redelivery: an earlier attempt may have been executed all the same (its
+    /// answer was lost or late), so the order is not forgotten at once (see `step`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsure: bool,
 }
 
 /// A discovery round, as carried in the event stream (see `wadm_lattice::Discovery`).

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use wadm_lattice::{Change, Changes, EventContext, Timestamp};
 use wadm_model::Status;
 use wadm_protocol::{HostEvent, StringMap};
-use wadm_scheduler::{Plan, Reconciler};
+use wadm_scheduler::{Command, Plan, Reconciler};
 
 use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected, HostFailure};
@@ -188,6 +188,20 @@ pub fn apply(
                     }
                 }
                 out.affected = Affected::all();
+            }
+            Input::CommandDropped(dropped)
+                if dropped.unsure && may_have_added(record, &dropped.msg_id) =>
+            {
+                // An earlier attempt may still be executed (a request answered late): an order
+                // that adds instances keeps counting as in flight — so nothing is placed beside
+                // what it may start — until the host confirms it or its deadline passes, and the
+                // lattice is asked. (One that removes is forgotten: what it would have stopped
+                // is taken to run until the host says otherwise.)
+                tracing::debug!(
+                    lattice = %lattice, command = %dropped.msg_id, reason = %dropped.reason,
+                    "command dropped after an unanswered attempt: still in flight"
+                );
+                out.in_doubt = true;
             }
             Input::CommandDropped(dropped) => {
                 if let Some(order) = record.intents.fail_msg(&dropped.msg_id) {
@@ -520,6 +534,24 @@ pub fn decide(
     applied.persist.changes.sort();
     applied.persist.changes.dedup();
     Decided { commands, statuses, held, next_deadline }
+}
+
+/// Whether the order with `msg_id` is in flight and does not take anything away (a stop, a
+/// scale below the count observed on its host): taken as possibly executed, such an order
+/// cannot make wadm place or start more than the target.
+fn may_have_added(record: &LatticeRecord, msg_id: &str) -> bool {
+    let Some((_, intent)) = record.intents.pending().find(|(_, i)| i.msg_id() == msg_id) else {
+        return false;
+    };
+    match &intent.command {
+        Command::StopProvider(_) | Command::DeleteLink(_) | Command::DeleteConfig { .. } => false,
+        Command::ScaleComponent(r) => {
+            let host = record.state.hosts.get(&r.host_id);
+            let running = host.and_then(|h| h.components.get(&r.component_id));
+            r.count >= running.map_or(0, |c| c.count)
+        }
+        _ => true,
+    }
 }
 
 /// How far ahead of wadm's (the stream's) clock a host's event time may be; later times are

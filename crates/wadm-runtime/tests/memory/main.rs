@@ -246,6 +246,41 @@ async fn update_during_update_drops_the_older_generation() {
     assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
 }
 
+/// A start whose first attempt went unanswered may still be executed late: when its retry is
+/// superseded by a new version, it keeps counting as in flight (so nothing is placed beside
+/// what it may start) until its deadline, instead of being forgotten at once.
+#[tokio::test]
+async fn a_superseded_retry_of_an_unanswered_start_keeps_its_order() {
+    let mut w = World::new(2, 23);
+    w.add_hosts(2).await;
+    w.settle().await;
+    w.lattice.set_unreachable(true);
+    w.deploy("app", "v1", V1, 1).await;
+    w.settle().await;
+    assert!(matches!(w.executed.last(), Some(Executed::Retry { .. })), "{:?}", w.executed);
+    w.lattice.set_unreachable(false);
+    w.deploy("app", "v2", V2, 1).await;
+    w.settle().await;
+    let retry = w.executed.iter().filter_map(|e| match e {
+        Executed::Retry { delay } => Some(*delay),
+        _ => None,
+    });
+    w.clock.advance(retry.max().unwrap().as_millis() as u64 + 1);
+    let requests = w.lattice.requests();
+    w.settle().await;
+    assert!(matches!(w.executed.last(), Some(Executed::Superseded { .. })), "{:?}", w.executed);
+    w.tick().await;
+    w.settle().await;
+    assert_eq!(w.lattice.requests(), requests, "nothing sent while the start may still run");
+
+    // Its deadline passed unconfirmed: forgotten, and v2 is placed.
+    w.clock.advance(w.config.order_lifetime.as_millis() as u64 + 1);
+    w.lattice.heartbeat_all().await;
+    w.tick().await;
+    w.settle().await;
+    assert_eq!(w.running("app"), (1, vec![V2.to_string()]));
+}
+
 #[tokio::test]
 async fn host_failure_sets_status_and_backs_off_across_replicas() {
     let mut w = World::new(2, 9);
