@@ -226,14 +226,20 @@ async fn setup_everything(
 /// How long setting up starts over while storage keeps vanishing.
 const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
 
-/// Whether an I/O error says a stream, bucket or consumer is gone (JetStream "not found"
-/// errors 10059 and 10014): the store was wiped or someone deleted them.
+/// Whether an I/O error says a stream, bucket or consumer may be gone: JetStream "not found"
+/// errors (10059, 10014), a publish no stream takes, or a pull nobody answers (a deleted
+/// consumer answers with "no responders", status 503). The store was wiped or someone deleted
+/// them — or JetStream is briefly unavailable, where setting up again is harmless (it creates
+/// only what is missing).
 fn storage_gone(error: &str) -> bool {
     let error = error.to_ascii_lowercase();
+    let pulled = error.starts_with("pull") || error.starts_with("fetch");
     error.contains("10059")
         || error.contains("10014")
         || error.contains("stream not found")
         || error.contains("consumer not found")
+        || error.contains("no stream found")
+        || (pulled && (error.contains("no responders") || error.contains("503")))
 }
 
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
@@ -702,4 +708,25 @@ impl crate::io::Inbox for MeteredInbox {
 /// After an I/O error, wait before the next attempt (not a hot loop while NATS is away).
 async fn pause_after_error(wait: Duration) {
     tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::storage_gone;
+
+    #[test]
+    fn the_ways_a_wiped_store_shows_up_ask_for_a_repair() {
+        for gone in [
+            "pull: no responders",
+            "fetch: error while processing messages from the stream: 503, None",
+            "publish to wadm.internal.default.tick: no stream found for given subject",
+            "get stream: stream not found (10059)",
+            "consumer not found",
+        ] {
+            assert!(storage_gone(gone), "{gone}");
+        }
+        for other in ["publish: timed out", "request to wasmbus.ctl: no responders", "ack: 503"] {
+            assert!(!storage_gone(other), "{other}");
+        }
+    }
 }

@@ -134,7 +134,12 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
     }
 
     assert_eq!(get(&addr, "/healthz").await.unwrap().0, 200);
-    let (code, body) = get(&addr, "/readyz").await.unwrap();
+    // Ready once the runtime has set up (503 "starting" until then).
+    let ready_at = wait_for(DEADLINE, || async {
+        get(&addr, "/readyz").await.ok().filter(|(code, _)| *code == 200)
+    })
+    .await;
+    let (code, body) = ready_at.unwrap_or_else(|| (0, serve.output()));
     assert_eq!(code, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready, serde_json::json!({"nats": "connected", "storage": "ok", "failing": []}));
