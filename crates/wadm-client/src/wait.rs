@@ -45,14 +45,51 @@ impl Client {
     pub async fn wait_until_deployed(
         &self,
         name: &str,
+        watch: StatusStream,
+        timeout: Duration,
+        on_status: impl FnMut(&Status),
+    ) -> Result<Status, ClientError> {
+        self.wait_for(name, watch, timeout, Judge::default(), on_status).await
+    }
+
+    /// Undeploy `name` and wait until the hosts no longer run anything of it (its status is
+    /// `undeployed` with nothing left to remove), calling `on_status` with every status seen.
+    pub async fn undeploy_and_wait(
+        &self,
+        name: &str,
+        timeout: Duration,
+        on_status: impl FnMut(&Status),
+    ) -> Result<(DeployModelResponse, Status), ClientError> {
+        let watch = self.watch_status(name).await?;
+        let reply = self.undeploy(name).await?;
+        let status = self.wait_until_removed(name, watch, timeout, on_status).await?;
+        Ok((reply, status))
+    }
+
+    /// Follow `watch` (made before the undeploy or delete) and poll `model.status` until what
+    /// `name` ran is removed, or `timeout` passes. An application whose status is gone (deleted)
+    /// counts as removed once the runtime has had a few polls to say otherwise.
+    pub async fn wait_until_removed(
+        &self,
+        name: &str,
+        watch: StatusStream,
+        timeout: Duration,
+        on_status: impl FnMut(&Status),
+    ) -> Result<Status, ClientError> {
+        self.wait_for(name, watch, timeout, Judge::removal(), on_status).await
+    }
+
+    async fn wait_for(
+        &self,
+        name: &str,
         mut watch: StatusStream,
         timeout: Duration,
+        mut judge: Judge,
         mut on_status: impl FnMut(&Status),
     ) -> Result<Status, ClientError> {
         let deadline = Instant::now() + timeout;
         let mut poll = tokio::time::interval(POLL_EVERY);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut judge = Judge::default();
         let mut watching = true;
         loop {
             let (status, published) = tokio::select! {
@@ -70,13 +107,22 @@ impl Client {
                         Err(_) => continue, // the deadline branch reports it
                         Ok(Ok(status)) => (status, false),
                         Ok(Err(e)) if e.is_connection_problem() => continue,
+                        // A deleted application has no status to poll: once its removal was
+                        // seen under way only the runtime's publications tell its end;
+                        // before, polls that keep finding nothing say nothing is left.
+                        Ok(Err(ClientError::NotFound { .. })) if judge.goal == Goal::Removed => {
+                            if judge.saw_other {
+                                continue;
+                            }
+                            (Status::undeployed(), false)
+                        }
                         Ok(Err(e)) => return Err(e),
                     }
                 }
             };
             on_status(&status);
             match judge.observe(status, published) {
-                Verdict::Deployed(status) => return Ok(status),
+                Verdict::Done(status) => return Ok(status),
                 Verdict::Failed(status) => {
                     return Err(ClientError::DeployFailed {
                         name: name.to_string(),
@@ -89,9 +135,20 @@ impl Client {
     }
 }
 
+/// What a wait waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Goal {
+    /// `deployed` (or `failed`).
+    #[default]
+    Deployed,
+    /// `undeployed` with nothing left to remove ([`Status::is_removing`] false).
+    Removed,
+}
+
 /// Decides when a status is final (pure, so it is unit-tested).
 #[derive(Default)]
 struct Judge {
+    goal: Goal,
     last: Option<Status>,
     saw_other: bool,
     agreeing_polls: u32,
@@ -100,16 +157,26 @@ struct Judge {
 #[derive(Debug)]
 enum Verdict {
     Pending,
-    Deployed(Status),
+    Done(Status),
     Failed(Status),
 }
 
 impl Judge {
+    fn removal() -> Self {
+        Self { goal: Goal::Removed, ..Self::default() }
+    }
+
     fn observe(&mut self, status: Status, published: bool) -> Verdict {
         let kind = status.status.status_type;
         let previous = self.last.as_ref().map(|s| s.status.status_type);
         self.last = Some(status.clone());
-        let is_final = matches!(kind, StatusType::Deployed | StatusType::Failed);
+        let is_final = match self.goal {
+            Goal::Deployed => matches!(kind, StatusType::Deployed | StatusType::Failed),
+            Goal::Removed => kind == StatusType::Undeployed && !status.is_removing(),
+        };
+        // The API publishes a plain `undeployed` the moment it undeploys, before the runtime
+        // has said what is left to remove: for a removal only polls confirm it.
+        let published = published && self.goal == Goal::Deployed;
         if !is_final {
             self.saw_other = true;
             self.agreeing_polls = 0;
@@ -120,7 +187,7 @@ impl Judge {
         }
         let believed = published || self.saw_other || self.agreeing_polls >= CONFIRMING_POLLS;
         match (believed, kind) {
-            (true, StatusType::Deployed) => Verdict::Deployed(status),
+            (true, StatusType::Deployed | StatusType::Undeployed) => Verdict::Done(status),
             (true, _) => Verdict::Failed(status),
             (false, _) => Verdict::Pending,
         }
@@ -138,7 +205,7 @@ mod tests {
     #[test]
     fn published_final_status_is_believed() {
         let mut judge = Judge::default();
-        assert!(matches!(judge.observe(status(StatusType::Deployed), true), Verdict::Deployed(_)));
+        assert!(matches!(judge.observe(status(StatusType::Deployed), true), Verdict::Done(_)));
         let mut judge = Judge::default();
         assert!(matches!(judge.observe(status(StatusType::Failed), true), Verdict::Failed(_)));
     }
@@ -149,14 +216,36 @@ mod tests {
         for _ in 1..CONFIRMING_POLLS {
             assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Pending));
         }
-        assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Deployed(_)));
+        assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Done(_)));
     }
 
     #[test]
     fn a_final_status_after_another_is_believed() {
         let mut judge = Judge::default();
         assert!(matches!(judge.observe(status(StatusType::Reconciling), false), Verdict::Pending));
-        assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Deployed(_)));
+        assert!(matches!(judge.observe(status(StatusType::Deployed), false), Verdict::Done(_)));
+    }
+
+    #[test]
+    fn a_removal_ends_when_polls_agree_nothing_is_left() {
+        let mut judge = Judge::removal();
+        let plain = Status::undeployed();
+        // The API's own `undeployed`, published at once, is not believed.
+        assert!(matches!(judge.observe(plain.clone(), true), Verdict::Pending));
+        assert!(matches!(judge.observe(Status::removing(2), true), Verdict::Pending));
+        assert!(matches!(judge.observe(Status::removing(1), false), Verdict::Pending));
+        assert!(matches!(judge.observe(plain.clone(), false), Verdict::Done(_)));
+
+        let mut judge = Judge::removal();
+        for _ in 1..CONFIRMING_POLLS {
+            assert!(matches!(judge.observe(plain.clone(), false), Verdict::Pending));
+        }
+        assert!(matches!(judge.observe(plain, false), Verdict::Done(_)));
+        let mut judge = Judge::removal();
+        for published in [true, false, false, false] {
+            let deployed = status(StatusType::Deployed);
+            assert!(matches!(judge.observe(deployed, published), Verdict::Pending));
+        }
     }
 
     #[test]

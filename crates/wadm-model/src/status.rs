@@ -100,15 +100,34 @@ pub struct Status {
     pub components: Vec<serde_json::Value>,
 }
 
+/// How the message of an undeployed application still being removed begins.
+pub const REMOVING_PREFIX: &str = "Removing what it ran";
+
 impl Status {
     /// A status with no scalers.
     pub fn new(status_type: StatusType, message: impl Into<String>) -> Self {
         Self { status: StatusInfo::new(status_type, message), ..Self::default() }
     }
 
-    /// The status after undeploy.
+    /// The status after undeploy, once nothing it ran is left to remove.
     pub fn undeployed() -> Self {
         Self::new(StatusType::Undeployed, "Manifest has been undeployed")
+    }
+
+    /// Undeployed, with `commands` removals of what it ran still to go or to be confirmed.
+    pub fn removing(commands: usize) -> Self {
+        let s = if commands == 1 { "" } else { "s" };
+        Self::new(
+            StatusType::Undeployed,
+            format!("{REMOVING_PREFIX} ({commands} command{s} to go)"),
+        )
+    }
+
+    /// Whether this is an undeployed application whose removal has not finished
+    /// ([`Status::removing`]).
+    pub fn is_removing(&self) -> bool {
+        self.status.status_type == StatusType::Undeployed
+            && self.status.message.starts_with(REMOVING_PREFIX)
     }
 
     /// Aggregate scaler statuses into an application status: the type of highest precedence wins;

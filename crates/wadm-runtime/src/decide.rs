@@ -297,7 +297,13 @@ pub fn statuses(
         }
         let Some(status) = plan.statuses.get(name) else { continue };
         if app.deployed_version.is_none() {
-            out.push((name.clone(), status.clone()));
+            // Undeployed: "removing" while stops are planned or unconfirmed, so that
+            // `undeploy --wait` can tell when the hosts are clear.
+            let planned = plan.commands.iter().filter(|c| &c.app == name);
+            let unissued = planned.filter(|c| intents.get(&Slot::of(&c.command)).is_none());
+            let to_go = unissued.count() + intents.pending_for(name);
+            let status = if to_go > 0 { Status::removing(to_go) } else { status.clone() };
+            out.push((name.clone(), status));
             continue;
         }
         let in_flight = intents.pending_for(name);

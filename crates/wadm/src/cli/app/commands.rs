@@ -38,18 +38,33 @@ pub enum Prepared {
     List,
     Versions { name: String },
     Deploy { target: Target, version: Option<String>, wait: bool },
-    Undeploy { name: String },
-    Delete { name: String, version: Option<String> },
-    Status { name: String },
+    Undeploy { name: String, wait: bool },
+    Delete { name: String, version: Option<String>, wait: bool },
+    Status { name: String, watch: bool },
     History { name: String },
+}
+
+impl Prepared {
+    /// Whether the command follows the status after its request (`--wait`, `--watch`).
+    pub fn follows(&self) -> bool {
+        matches!(
+            self,
+            Self::Deploy { wait: true, .. }
+                | Self::Undeploy { wait: true, .. }
+                | Self::Delete { wait: true, .. }
+                | Self::Status { watch: true, .. }
+        )
+    }
 }
 
 /// What every command needs.
 pub struct Context {
     pub client: Client,
     pub output: Output,
-    /// How long `deploy --wait` waits.
+    /// How long `--wait` waits.
     pub wait_timeout: Duration,
+    /// How long `status --watch` follows (`None`: until interrupted).
+    pub watch_for: Option<Duration>,
 }
 
 impl Context {
@@ -105,17 +120,55 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             say_raw!("{}", table.render());
         }
         Prepared::Deploy { target, version, wait } => deploy(cx, target, version, wait).await?,
-        Prepared::Undeploy { name } => {
+        Prepared::Undeploy { name, wait: false } => {
             let reply = client.undeploy(&name).await?;
             if cx.json() {
                 return print_json(&reply);
             }
             say!("Undeployed {name}");
         }
-        Prepared::Delete { name, version } => {
-            let reply = client.delete(&name, version.as_deref()).await?;
+        Prepared::Undeploy { name, wait: true } => {
+            if !cx.json() {
+                eprintln!("Undeploying {name}; waiting up to {:?}", cx.wait_timeout);
+            }
+            let mut progress = wait::Progress::default();
+            let show = !cx.json();
+            let on_status = |status: &Status| {
+                if show {
+                    progress.show(&name, status);
+                }
+            };
+            let (reply, status) =
+                client.undeploy_and_wait(&name, cx.wait_timeout, on_status).await?;
             if cx.json() {
-                return print_json(&reply);
+                return print_json(&WaitReport { deploy: &reply, status: &status });
+            }
+            say!("Undeployed {name}: nothing of it runs any more");
+        }
+        Prepared::Delete { name, version, wait } => {
+            let watch = if wait { Some(client.watch_status(&name).await?) } else { None };
+            let reply = client.delete(&name, version.as_deref()).await?;
+            let removed = match watch {
+                Some(watch) if reply.undeploy => {
+                    if !cx.json() {
+                        eprintln!(
+                            "Deleted and undeployed {name}; waiting up to {:?}",
+                            cx.wait_timeout
+                        );
+                    }
+                    let mut progress = wait::Progress::default();
+                    let show = !cx.json();
+                    let on_status = |status: &Status| {
+                        if show {
+                            progress.show(&name, status);
+                        }
+                    };
+                    Some(client.wait_until_removed(&name, watch, cx.wait_timeout, on_status).await?)
+                }
+                _ => None,
+            };
+            if cx.json() {
+                return print_json(&DeleteReport { delete: &reply, status: removed.as_ref() });
             }
             let what = match &version {
                 Some(v) => format!("{name} version {v}"),
@@ -123,17 +176,23 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             };
             match reply.result {
                 DeleteResult::Noop => say!("Nothing to delete: {what} does not exist"),
+                _ if reply.undeploy && removed.is_some() => {
+                    say!(
+                        "Deleted {what} (it was deployed: undeployed it; nothing of it runs any more)"
+                    )
+                }
                 _ if reply.undeploy => say!("Deleted {what} (it was deployed: undeployed it)"),
                 _ => say!("Deleted {what}"),
             }
         }
-        Prepared::Status { name } => {
+        Prepared::Status { name, watch: false } => {
             let status = client.status(&name).await?;
             if cx.json() {
                 return print_json(&status);
             }
             print_status(&name, &status);
         }
+        Prepared::Status { name, watch: true } => watch_status(cx, &name).await?,
         Prepared::History { name } => {
             let history = client.history(&name).await?;
             if cx.json() {
@@ -204,6 +263,63 @@ async fn deploy(
     let deployed = reply.version.clone().or(version).unwrap_or_default();
     say!("Deployed {name} version {deployed}: {}", status.status.status_type);
     Ok(())
+}
+
+/// `status --watch`: the status at once, then again whenever it changes (a publication on the
+/// status subject, or a poll every second in case one was missed), until interrupted or for
+/// `--timeout`. JSON: one document per line per change.
+async fn watch_status(cx: &Context, name: &str) -> Result<(), Failure> {
+    let client = &cx.client;
+    let mut watch = client.watch_status(name).await?;
+    let mut shown: Option<Status> = None;
+    let mut poll = tokio::time::interval(Duration::from_secs(1));
+    let until = async {
+        match cx.watch_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut watching = true;
+    loop {
+        let status = tokio::select! {
+            _ = &mut until => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
+            next = watch.next_status(), if watching => match next {
+                Some(Ok(status)) => status,
+                Some(Err(_)) => continue,
+                None => { watching = false; continue }
+            },
+            _ = poll.tick() => match client.status(name).await {
+                Ok(status) => status,
+                Err(e) if e.is_connection_problem() => continue,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        if shown.as_ref() == Some(&status) {
+            continue;
+        }
+        if cx.json() {
+            let line = serde_json::to_string(&status)
+                .map_err(|e| Failure::Api(format!("cannot render the status as JSON: {e}")))?;
+            say!("{line}");
+        } else {
+            if shown.is_some() {
+                say!();
+            }
+            print_status(name, &status);
+        }
+        shown = Some(status);
+    }
+}
+
+#[derive(Serialize)]
+struct DeleteReport<'a> {
+    delete: &'a wadm_client::api::DeleteModelResponse,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a Status>,
 }
 
 #[derive(Serialize)]

@@ -50,8 +50,9 @@ pub struct Args {
     /// Subject prefix of the wadm API.
     #[arg(long, global = true, env = "WADM_API_PREFIX", default_value = wadm_client::api::DEFAULT_API_PREFIX)]
     api_prefix: String,
-    /// How long to wait for each reply (e.g. `5s`, `500ms`, `2m`; default 5s). With
-    /// `deploy --wait`: how long to wait for the deployment (default 2m).
+    /// How long to wait for each reply (e.g. `5s`, `500ms`, `2m`; default 5s). With `--wait`:
+    /// how long to wait for the deployment or removal (default 2m); with `status --watch`:
+    /// how long to follow (default: until interrupted).
     #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION")]
     timeout: Option<Duration>,
     /// Output format.
@@ -105,6 +106,9 @@ enum Command {
     Undeploy {
         /// An application name, or the path of a manifest file.
         app: String,
+        /// Wait until the hosts run nothing of it any more, showing progress.
+        #[arg(long)]
+        wait: bool,
     },
     /// Delete an application, or one version of it (by name, or the name in a manifest file).
     #[command(disable_version_flag = true)]
@@ -114,9 +118,18 @@ enum Command {
         /// Delete only this version.
         #[arg(long)]
         version: Option<String>,
+        /// When this undeploys it: wait until the hosts run nothing of it any more.
+        #[arg(long)]
+        wait: bool,
     },
     /// Show the status of an application and of each of its scalers.
-    Status { name: String },
+    Status {
+        name: String,
+        /// Keep following: print the status again whenever it changes (until interrupted, or
+        /// for `--timeout`).
+        #[arg(long)]
+        watch: bool,
+    },
     /// Show what was done to an application (puts, deploys, undeploys, deletes).
     History { name: String },
 }
@@ -149,7 +162,7 @@ async fn execute(args: Args) -> Result<(), Failure> {
     let command = target::prepare(args.command)?;
     let nats = options.connect().await.map_err(ClientError::from)?;
     let request_timeout = match (&command, args.timeout) {
-        (commands::Prepared::Deploy { wait: true, .. }, _) => wadm_client::DEFAULT_TIMEOUT,
+        (c, _) if c.follows() => wadm_client::DEFAULT_TIMEOUT,
         (_, Some(timeout)) => timeout,
         (_, None) => wadm_client::DEFAULT_TIMEOUT,
     };
@@ -160,6 +173,7 @@ async fn execute(args: Args) -> Result<(), Failure> {
         client,
         output: args.output,
         wait_timeout: args.timeout.unwrap_or(DEFAULT_WAIT),
+        watch_for: args.timeout,
     };
     let result = commands::execute(&context, command).await;
     // Deliver anything still buffered (nothing is published here, but be tidy).

@@ -46,11 +46,13 @@ pub fn prepare(command: Command) -> Result<Prepared, Failure> {
         Command::Deploy { app, version, wait } => {
             Prepared::Deploy { target: name_or_file(&app)?, version, wait }
         }
-        Command::Undeploy { app } => Prepared::Undeploy { name: name_or_file(&app)?.name().into() },
-        Command::Delete { app, version } => {
-            Prepared::Delete { name: name_or_file(&app)?.name().into(), version }
+        Command::Undeploy { app, wait } => {
+            Prepared::Undeploy { name: name_or_file(&app)?.name().into(), wait }
         }
-        Command::Status { name } => Prepared::Status { name },
+        Command::Delete { app, version, wait } => {
+            Prepared::Delete { name: name_or_file(&app)?.name().into(), version, wait }
+        }
+        Command::Status { name, watch } => Prepared::Status { name, watch },
         Command::History { name } => Prepared::History { name },
     })
 }
