@@ -131,18 +131,27 @@ impl Status {
     }
 
     /// Aggregate scaler statuses into an application status: the type of highest precedence wins;
-    /// the message joins the messages of the scalers that have that type, in scaler order.
+    /// the message is that of the scaler that has that type, or names each of several with its
+    /// message (`web: 1/3 instances running; kv: …`), in scaler order — none for a deployed
+    /// application.
     pub fn aggregate(scalers: Vec<ScalerStatus>) -> Self {
         let Some(top) = scalers.iter().map(|s| s.status.status_type).max_by_key(|t| t.precedence())
         else {
             return Self::new(StatusType::Deployed, "");
         };
-        let message = scalers
+        let said: Vec<&ScalerStatus> = scalers
             .iter()
             .filter(|s| s.status.status_type == top && !s.status.message.is_empty())
-            .map(|s| s.status.message.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+            .collect();
+        let message = match said.as_slice() {
+            _ if top == StatusType::Deployed => String::new(),
+            [one] => one.status.message.clone(),
+            several => several
+                .iter()
+                .map(|s| format!("{}: {}", s.name, s.status.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
         Self { status: StatusInfo::new(top, message), scalers, ..Self::default() }
     }
 }
@@ -171,6 +180,21 @@ mod tests {
             }
         }
         assert_eq!(Status::aggregate(vec![]).status.status_type, Deployed);
+    }
+
+    #[test]
+    fn several_scalers_are_named_in_the_message_and_deployed_says_nothing() {
+        use StatusType::*;
+        let named = |name: &str, t, msg| ScalerStatus { name: name.into(), ..scaler(t, msg) };
+        let web = named("web", Reconciling, "0/1 instances running");
+        let kv = named("kv", Reconciling, "0/1 instances running");
+        let done = named("cfg", Deployed, "1/1 instances running");
+        let s = Status::aggregate(vec![web.clone(), done.clone(), kv]);
+        assert_eq!(s.status.message, "web: 0/1 instances running; kv: 0/1 instances running");
+        let s = Status::aggregate(vec![web, done.clone()]);
+        assert_eq!(s.status.message, "0/1 instances running", "one scaler needs no name");
+        let s = Status::aggregate(vec![done.clone(), done]);
+        assert_eq!((s.status.status_type, s.status.message.as_str()), (Deployed, ""));
     }
 
     #[test]

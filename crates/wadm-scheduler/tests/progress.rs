@@ -72,7 +72,7 @@ fn component_progress_is_capped_at_the_wanted_count_per_host() {
 }
 
 #[test]
-fn deployed_scalers_report_no_message() {
+fn deployed_scalers_report_their_full_count() {
     let apps = three_of_c();
     let mut lat = lattice(vec![host("h1", &[]), host("h2", &[])]);
     converge(deploy(&apps), &mut lat);
@@ -80,7 +80,7 @@ fn deployed_scalers_report_no_message() {
     assert!(plan.is_empty());
     assert_eq!(
         scaler_status(&plan, "a", "SpreadScaler"),
-        StatusInfo::new(StatusType::Deployed, "")
+        StatusInfo::new(StatusType::Deployed, "3/3 instances running")
     );
 }
 
@@ -109,7 +109,8 @@ fn provider_progress_counts_hosts_running_the_wanted_image() {
     let mut lat = empty.clone();
     converge(deploy(&apps), &mut lat);
     let plan = reconcile(&apps, &lat, 0);
-    assert_eq!(scaler_status(&plan, "a", kind), StatusInfo::new(StatusType::Deployed, ""));
+    let deployed = StatusInfo::new(StatusType::Deployed, "2/2 instances running");
+    assert_eq!(scaler_status(&plan, "a", kind), deployed);
 
     // One host loses it: one of two runs.
     let gone = provider_hosts(&lat, "a-p")[0].clone();

@@ -172,11 +172,7 @@ impl ComponentScaler {
             placements.iter().any(|p| p.hosts.binary_search_by_key(&h, |x| x.0).is_ok())
         };
         let extras = observed.iter().any(|o| o.tag.ours && !sibling(&o.tag) && !is_placed(o.host));
-        if all_there && !extras {
-            StatusInfo::new(StatusType::Deployed, "")
-        } else {
-            progress.reconciling()
-        }
+        if all_there && !extras { progress.deployed() } else { progress.reconciling() }
     }
 }
 
@@ -190,6 +186,14 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// `deployed` with `{running}/{wanted} instances running` (so a table can always show it).
+    pub fn deployed(self) -> StatusInfo {
+        StatusInfo::new(
+            StatusType::Deployed,
+            format!("{}/{} instances running", self.running, self.wanted),
+        )
+    }
+
     /// `reconciling` with `{running}/{wanted} instances running`.
     pub fn reconciling(self) -> StatusInfo {
         StatusInfo::new(

@@ -134,7 +134,7 @@ impl ProviderScaler {
                 format!("provider {} reports unhealthy", self.provider_id),
             )
         } else {
-            StatusInfo::new(StatusType::Deployed, "")
+            progress.deployed()
         }
     }
 }
