@@ -131,13 +131,7 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             if !cx.json() {
                 eprintln!("Undeploying {name}; waiting up to {:?}", cx.wait_timeout);
             }
-            let mut progress = wait::Progress::default();
-            let show = !cx.json();
-            let on_status = |status: &Status| {
-                if show {
-                    progress.show(&name, status);
-                }
-            };
+            let on_status = progress_printer(cx, &name);
             let (reply, status) =
                 client.undeploy_and_wait(&name, cx.wait_timeout, on_status).await?;
             if cx.json() {
@@ -156,13 +150,7 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
                             cx.wait_timeout
                         );
                     }
-                    let mut progress = wait::Progress::default();
-                    let show = !cx.json();
-                    let on_status = |status: &Status| {
-                        if show {
-                            progress.show(&name, status);
-                        }
-                    };
+                    let on_status = progress_printer(cx, &name);
                     Some(client.wait_until_removed(&name, watch, cx.wait_timeout, on_status).await?)
                 }
                 _ => None,
@@ -248,13 +236,7 @@ async fn deploy(
         let what = version.as_deref().unwrap_or("(current)");
         eprintln!("Deploying {name} version {what}; waiting up to {:?}", cx.wait_timeout);
     }
-    let mut progress = wait::Progress::default();
-    let show = !cx.json();
-    let on_status = |status: &Status| {
-        if show {
-            progress.show(&name, status);
-        }
-    };
+    let on_status = progress_printer(cx, &name);
     let (reply, status) =
         client.deploy_and_wait(&name, version.as_deref(), cx.wait_timeout, on_status).await?;
     if cx.json() {
@@ -312,6 +294,17 @@ async fn watch_status(cx: &Context, name: &str) -> Result<(), Failure> {
             print_status(name, &status);
         }
         shown = Some(status);
+    }
+}
+
+/// What a `--wait` prints whenever the status changes (nothing with `--output json`).
+fn progress_printer<'a>(cx: &Context, name: &'a str) -> impl FnMut(&Status) + 'a {
+    let mut progress = wait::Progress::default();
+    let show = !cx.json();
+    move |status: &Status| {
+        if show {
+            progress.show(name, status);
+        }
     }
 }
 
