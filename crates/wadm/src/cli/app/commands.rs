@@ -156,7 +156,10 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
                 _ => None,
             };
             if cx.json() {
-                return print_json(&DeleteReport { delete: &reply, status: removed.as_ref() });
+                return match &removed {
+                    Some(status) => print_json(&DeleteReport { delete: &reply, status }),
+                    None => print_json(&reply),
+                };
             }
             let what = match &version {
                 Some(v) => format!("{name} version {v}"),
@@ -311,8 +314,7 @@ fn progress_printer<'a>(cx: &Context, name: &'a str) -> impl FnMut(&Status) + 'a
 #[derive(Serialize)]
 struct DeleteReport<'a> {
     delete: &'a wadm_client::api::DeleteModelResponse,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'a Status>,
+    status: &'a Status,
 }
 
 #[derive(Serialize)]
