@@ -214,7 +214,8 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, Connec
         (None, None) => {}
         _ => return Err(ConnectError::TlsCertWithoutKey),
     }
-    opts.connect(url.as_str())
+    // The client never sees credentials in the URL (it would log them at debug level).
+    opts.connect(without_credentials(&url).as_str())
         .await
         .map_err(|e| ConnectError::Connect { url: redact(&url), reason: one_line(&e) })
 }
@@ -303,16 +304,25 @@ fn percent_decode(s: &str) -> String {
 
 /// The URL(s) with every password (`user:***@`) or token (`***@`) hidden, for messages.
 pub fn redact(urls: &str) -> String {
+    rewrite_userinfo(urls, |userinfo| match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***@"),
+        None => "***@".to_string(),
+    })
+}
+
+/// The URL(s) without any `userinfo@` part.
+fn without_credentials(urls: &str) -> String {
+    rewrite_userinfo(urls, |_| String::new())
+}
+
+/// Replace the `userinfo@` of each comma-separated URL by what `replace` makes of `userinfo`.
+fn rewrite_userinfo(urls: &str, replace: impl Fn(&str) -> String) -> String {
     let parts = urls.split(',').map(|part| {
         let (scheme, rest) = part.find("://").map_or(("", part), |i| part.split_at(i + 3));
         let authority = authority(rest);
         match authority.rsplit_once('@') {
             Some((userinfo, _)) => {
-                let hidden = match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:***"),
-                    None => "***".to_string(),
-                };
-                format!("{scheme}{hidden}{}", &rest[userinfo.len()..])
+                format!("{scheme}{}{}", replace(userinfo), &rest[userinfo.len() + 1..])
             }
             None => part.to_string(),
         }
@@ -363,6 +373,10 @@ mod tests {
         assert_eq!(
             redact("nats://a:x@h1:1,nats://b:y@h2:2"),
             "nats://a:***@h1:1,nats://b:***@h2:2"
+        );
+        assert_eq!(
+            without_credentials("nats://a:x@h1:1, tls://tok@h2:2,h3:3"),
+            "nats://h1:1, tls://h2:2,h3:3"
         );
     }
 

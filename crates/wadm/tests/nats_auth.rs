@@ -19,7 +19,8 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// `wadm args…` to completion, with `envs` and none of the caller's `WADM_*` connection settings.
 fn wadm(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut command = Command::new(WADM);
-    command.args(args).env("RUST_LOG", "info");
+    // The most verbose logs: not even they may show a secret.
+    command.args(args).env("RUST_LOG", "trace");
     for name in ["WADM_NATS_URL", "WADM_NATS_USER", "WADM_NATS_PASSWORD", "WADM_NATS_TOKEN"] {
         command.env_remove(name);
     }
@@ -117,6 +118,8 @@ fn user_and_password_flags_and_no_password_in_any_output() {
         ),
         (vec!["sim", "--nats-url", &url, "--nats-user", "wadm", "--nats-password", wrong], vec![]),
         (vec!["sim"], vec![("WADM_NATS_URL", &wrong_url)]),
+        (vec!["serve"], vec![("WADM_NATS_URL", &wrong_url)]),
+        (vec!["app", "list", "--nats-url", &wrong_url], vec![]),
     ];
     for (args, envs) in bad_runs {
         let output = wadm(&args, &envs);
