@@ -186,9 +186,11 @@ impl Drop for PortsDir {
 }
 
 /// The port of the first `nats://host:port` URL in a ports file
-/// (`{"nats":["nats://127.0.0.1:4222"],...}`).
+/// (`{"nats":["nats://127.0.0.1:4222"],...}`; `tls://` when the server requires TLS).
 fn parse_client_port(text: &str) -> Option<u16> {
-    let after = &text[text.find("nats://")? + "nats://".len()..];
+    let start = text.find("nats://").or_else(|| text.find("tls://"))?;
+    let after = &text[start..];
+    let after = &after[after.find("://")? + "://".len()..];
     let end = after.find('"')?;
     let host_port = &after[..end];
     host_port.rsplit_once(':')?.1.parse().ok()
@@ -246,6 +248,8 @@ mod tests {
         let text = r#"{"nats":["nats://127.0.0.1:43127"],"monitoring":null}"#;
         assert_eq!(parse_client_port(text), Some(43127));
         assert_eq!(parse_client_port("{}"), None);
+        let tls = r#"{"nats":["tls://127.0.0.1:43128"],"monitoring":null}"#;
+        assert_eq!(parse_client_port(tls), Some(43128));
         assert_eq!(parse_client_port(r#"{"nats":["nats://127.0.0.1:x"]}"#), None);
     }
 }

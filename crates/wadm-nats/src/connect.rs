@@ -2,9 +2,11 @@
 //! CLI, client library) turns connection options into an `async_nats::Client`.
 //!
 //! [`NatsOptions`] holds a URL (with optional `user:password@` or `token@`, applied explicitly
-//! because async-nats ignores credentials written in a URL), a credentials file, an nkey seed plus
-//! user JWT, and a TLS root CA. Every misconfiguration becomes one [`ConnectError`] whose
-//! `Display` is a single line that never shows a password ([`redact`]).
+//! because async-nats ignores credentials written in a URL), an explicit user and password or
+//! token (winning over the URL's), a credentials file, an nkey seed plus user JWT, a TLS root CA
+//! and a TLS client certificate. Every misconfiguration becomes one [`ConnectError`] whose
+//! `Display` is a single line that never shows a password, token or seed ([`redact`]).
+//! [`jetstream`] is the one constructor of JetStream contexts (with an optional domain).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +21,19 @@ pub const NATS_CREDS_ENV: &str = "WADM_NATS_CREDS";
 /// Environment variable naming a TLS root CA file (read by [`NatsOptions::from_env`]).
 pub const NATS_TLS_CA_ENV: &str = "WADM_NATS_TLS_CA";
 
+/// A JetStream context on `client`, in JetStream domain `domain` when given (a leaf node's or
+/// hub's domain: its API lives under `$JS.{domain}.API`). Every context wadm creates comes from
+/// here, so one `--js-domain` reaches every stream and bucket.
+pub fn jetstream(
+    client: async_nats::Client,
+    domain: Option<&str>,
+) -> async_nats::jetstream::Context {
+    match domain.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(domain) => async_nats::jetstream::with_domain(client, domain),
+        None => async_nats::jetstream::new(client),
+    }
+}
+
 /// How to reach and authenticate to NATS.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
@@ -32,6 +47,16 @@ pub struct NatsOptions {
     pub jwt: Option<String>,
     /// A PEM file with the root certificate(s) to trust for TLS; setting it requires TLS.
     pub tls_ca: Option<PathBuf>,
+    /// A user name (with `password`); overrides a user written in the URL.
+    pub user: Option<String>,
+    /// The password of `user`.
+    pub password: Option<String>,
+    /// An authentication token; overrides a token written in the URL.
+    pub token: Option<String>,
+    /// A PEM client certificate for TLS client authentication (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// How long to wait for the first connection.
     pub connect_timeout: Duration,
     /// Connection name shown by the server.
@@ -46,6 +71,11 @@ impl Default for NatsOptions {
             seed: None,
             jwt: None,
             tls_ca: None,
+            user: None,
+            password: None,
+            token: None,
+            tls_cert: None,
+            tls_key: None,
             connect_timeout: Duration::from_secs(5),
             name: "wadm".into(),
         }
@@ -89,6 +119,16 @@ pub enum ConnectError {
     JwtWithoutSeed,
     #[error("cannot use TLS root CA {path}: {reason}")]
     TlsCa { path: String, reason: String },
+    #[error("cannot use TLS client certificate {path}: {reason}")]
+    TlsClientCert { path: String, reason: String },
+    #[error(
+        "a TLS client certificate needs its key and the key its certificate (--nats-tls-cert with --nats-tls-key)"
+    )]
+    TlsCertWithoutKey,
+    #[error("a NATS password needs a user (--nats-user)")]
+    PasswordWithoutUser,
+    #[error("give a NATS user and password or a token, not both")]
+    UserAndToken,
     #[error("cannot connect to NATS at {url}: {reason}")]
     Connect { url: String, reason: String },
 }
@@ -108,8 +148,18 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, Connec
     let mut opts = async_nats::ConnectOptions::new()
         .name(&options.name)
         .connection_timeout(options.connect_timeout);
-    // async-nats does not apply credentials written in the URL: pass them explicitly.
-    match url_credentials(&url) {
+    // async-nats does not apply credentials written in the URL: pass them explicitly. Explicit
+    // options win over the URL.
+    let explicit = match (&options.user, &options.password, &options.token) {
+        (Some(_), _, Some(_)) => return Err(ConnectError::UserAndToken),
+        (None, Some(_), _) => return Err(ConnectError::PasswordWithoutUser),
+        (Some(user), password, None) => {
+            Some(UrlCredentials::UserPassword(user.clone(), password.clone().unwrap_or_default()))
+        }
+        (None, None, Some(token)) => Some(UrlCredentials::Token(token.clone())),
+        (None, None, None) => None,
+    };
+    match explicit.or_else(|| url_credentials(&url)) {
         Some(UrlCredentials::UserPassword(user, password)) => {
             opts = opts.user_and_password(user, password);
         }
@@ -149,7 +199,23 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, Connec
         }
         opts = opts.add_root_certificates(ca.clone()).require_tls(true);
     }
-    opts.connect(url.as_str())
+    match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => {
+            for path in [cert, key] {
+                if !path.is_file() {
+                    return Err(ConnectError::TlsClientCert {
+                        path: path.display().to_string(),
+                        reason: "no such file".into(),
+                    });
+                }
+            }
+            opts = opts.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
+        }
+        (None, None) => {}
+        _ => return Err(ConnectError::TlsCertWithoutKey),
+    }
+    // The client never sees credentials in the URL (it would log them at debug level).
+    opts.connect(without_credentials(&url).as_str())
         .await
         .map_err(|e| ConnectError::Connect { url: redact(&url), reason: one_line(&e) })
 }
@@ -238,16 +304,25 @@ fn percent_decode(s: &str) -> String {
 
 /// The URL(s) with every password (`user:***@`) or token (`***@`) hidden, for messages.
 pub fn redact(urls: &str) -> String {
+    rewrite_userinfo(urls, |userinfo| match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***@"),
+        None => "***@".to_string(),
+    })
+}
+
+/// The URL(s) without any `userinfo@` part.
+fn without_credentials(urls: &str) -> String {
+    rewrite_userinfo(urls, |_| String::new())
+}
+
+/// Replace the `userinfo@` of each comma-separated URL by what `replace` makes of `userinfo`.
+fn rewrite_userinfo(urls: &str, replace: impl Fn(&str) -> String) -> String {
     let parts = urls.split(',').map(|part| {
         let (scheme, rest) = part.find("://").map_or(("", part), |i| part.split_at(i + 3));
         let authority = authority(rest);
         match authority.rsplit_once('@') {
             Some((userinfo, _)) => {
-                let hidden = match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:***"),
-                    None => "***".to_string(),
-                };
-                format!("{scheme}{hidden}{}", &rest[userinfo.len()..])
+                format!("{scheme}{}{}", replace(userinfo), &rest[userinfo.len() + 1..])
             }
             None => part.to_string(),
         }
@@ -299,6 +374,10 @@ mod tests {
             redact("nats://a:x@h1:1,nats://b:y@h2:2"),
             "nats://a:***@h1:1,nats://b:***@h2:2"
         );
+        assert_eq!(
+            without_credentials("nats://a:x@h1:1, tls://tok@h2:2,h3:3"),
+            "nats://h1:1, tls://h2:2,h3:3"
+        );
     }
 
     #[test]
@@ -329,6 +408,26 @@ mod tests {
         let opts = NatsOptions { tls_ca: Some("/nonexistent/ca.pem".into()), ..Default::default() };
         let e = connect(&opts).await.unwrap_err().to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+        let opts = NatsOptions { tls_cert: Some("c.pem".into()), ..Default::default() };
+        assert!(matches!(connect(&opts).await, Err(ConnectError::TlsCertWithoutKey)));
+        let opts = NatsOptions {
+            tls_cert: Some("/nonexistent/c.pem".into()),
+            tls_key: Some("/nonexistent/k.pem".into()),
+            ..Default::default()
+        };
+        let e = connect(&opts).await.unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/c.pem"), "{e}");
+        let opts = NatsOptions { password: Some("hidden-pw".into()), ..Default::default() };
+        let e = connect(&opts).await.unwrap_err();
+        assert!(matches!(e, ConnectError::PasswordWithoutUser));
+        assert!(!e.to_string().contains("hidden-pw"));
+        let opts = NatsOptions {
+            user: Some("u".into()),
+            token: Some("hidden-token".into()),
+            ..Default::default()
+        };
+        let e = connect(&opts).await.unwrap_err();
+        assert!(matches!(e, ConnectError::UserAndToken) && !e.to_string().contains("hidden"));
     }
 
     /// A plain `nats-server` (no JetStream) requiring a user and password; killed on drop.
@@ -380,5 +479,13 @@ mod tests {
 
         let none = NatsOptions::new(format!("nats://127.0.0.1:{}", nats.port));
         assert!(none.connect().await.is_err(), "the server really requires a password");
+
+        // Explicit options win over the URL's.
+        let explicit = NatsOptions {
+            user: Some("wadm".into()),
+            password: Some("s3cr%t".into()),
+            ..NatsOptions::new(format!("nats://wadm:wrong@127.0.0.1:{}", nats.port))
+        };
+        explicit.connect().await.expect("the explicit password is used");
     }
 }

@@ -59,6 +59,8 @@ pub struct RunConfig {
     /// Where each lattice's pipeline (`pipeline.{lattice}`) and executor
     /// (`commands.{lattice}`) report whether they work (for the readiness check).
     pub health: Health,
+    /// The JetStream domain of the streams and buckets (`None`: the account's own JetStream).
+    pub js_domain: Option<String>,
 }
 
 impl RunConfig {
@@ -88,6 +90,7 @@ impl RunConfig {
             ),
             owned: None,
             health: Health::default(),
+            js_domain: None,
         }
     }
 }
@@ -249,7 +252,7 @@ pub async fn run(
     client: async_nats::Client,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
-    let js = jetstream::new(client.clone());
+    let js = wadm_nats::connect::jetstream(client.clone(), config.js_domain.as_deref());
     let starting = format!("runtime.{}", config.replica);
     config.health.starting(&starting);
     let (Storage { events, commands: _, records, state, manifests, status_stream }, mut consumers) =

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub instance_id: String,
     /// Where the server reports (as `api`) whether it serves, for the readiness check.
     pub health: wadm_nats::health::Health,
+    /// The JetStream domain of the bucket and streams (`None`: the account's own JetStream).
+    pub js_domain: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             replicas: 1,
             instance_id: ulid::Ulid::new().to_string(),
             health: wadm_nats::health::Health::default(),
+            js_domain: None,
         }
     }
 }
@@ -167,7 +170,7 @@ impl Server {
         client: async_nats::Client,
         config: ServerConfig,
     ) -> Result<Server, ServerError> {
-        let js = jetstream::new(client.clone());
+        let js = wadm_nats::connect::jetstream(client.clone(), config.js_domain.as_deref());
         let bucket = ensure_bucket(
             &js,
             kv::Config {

@@ -113,6 +113,13 @@ pub(crate) struct Inner {
     pub(crate) host_messages: mpsc::Sender<Message>,
 }
 
+fn check_lattice(l: &str) -> Result<(), SimError> {
+    if l.is_empty() || l.contains(['.', '*', '>']) || l.contains(char::is_whitespace) {
+        return Err(SimError::BadLattice(l.to_string()));
+    }
+    Ok(())
+}
+
 /// A simulated lattice of wasmCloud 1.x hosts on a real NATS server.
 pub struct SimLattice {
     inner: Arc<Inner>,
@@ -122,13 +129,21 @@ pub struct SimLattice {
 impl SimLattice {
     /// Connect, subscribe to the lattice's control subjects and start routing. No hosts yet.
     pub async fn connect(config: SimConfig) -> Result<SimLattice, SimError> {
-        let l = &config.lattice;
-        if l.is_empty() || l.contains(['.', '*', '>']) || l.contains(char::is_whitespace) {
-            return Err(SimError::BadLattice(l.clone()));
-        }
+        check_lattice(&config.lattice)?;
         let client = async_nats::connect(&config.nats_url).await.map_err(|e| {
             SimError::Connect { url: config.nats_url.clone(), reason: e.to_string() }
         })?;
+        Self::with_client(client, config).await
+    }
+
+    /// As [`SimLattice::connect`], on a connection the caller opened (with whatever
+    /// credentials and TLS it needs); `config.nats_url` is then only what hosts report as their
+    /// NATS address.
+    pub async fn with_client(
+        client: async_nats::Client,
+        config: SimConfig,
+    ) -> Result<SimLattice, SimError> {
+        check_lattice(&config.lattice)?;
         let prefix = subject::ctl_prefix(&config.lattice);
         let queue_group = format!("wadm-sim.{}", config.lattice);
         let mut subs = Vec::new();

@@ -24,6 +24,7 @@ pub struct NatsServer {
     process: Option<NatsServerProcess>,
     port: u16,
     binary: PathBuf,
+    extra_args: Vec<String>,
     // Declared last: dropped after the process is killed.
     store: tempfile::TempDir,
 }
@@ -36,10 +37,28 @@ impl NatsServer {
 
     /// Start a server with JetStream on a free port.
     pub fn try_start() -> Result<NatsServer, HarnessError> {
+        Self::try_start_with(Vec::new())
+    }
+
+    /// Start a server with JetStream on a free port and more command-line arguments (e.g.
+    /// `["-c", "auth.conf"]`, `["--user", "u", "--pass", "p"]`); panics on failure. The
+    /// arguments stay with the server across [`NatsServer::restart`].
+    pub fn start_with(extra_args: Vec<String>) -> NatsServer {
+        Self::try_start_with(extra_args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`NatsServer::start_with`], returning the failure.
+    pub fn try_start_with(extra_args: Vec<String>) -> Result<NatsServer, HarnessError> {
         let binary = wadm_nats_server::find_binary()?;
         let store = tempfile::Builder::new().prefix("wadm-nats-").tempdir()?;
-        let process = wadm_nats_server::launch_on_free_port(&binary, store.path(), READY_TIMEOUT)?;
-        Ok(NatsServer { port: process.port(), process: Some(process), binary, store })
+        let process = NatsServerProcess::launch(&LaunchOptions {
+            binary: binary.clone(),
+            port: 0,
+            store_dir: store.path().to_path_buf(),
+            ready_timeout: READY_TIMEOUT,
+            extra_args: extra_args.clone(),
+        })?;
+        Ok(NatsServer { port: process.port(), process: Some(process), binary, store, extra_args })
     }
 
     /// `nats://127.0.0.1:{port}`.
@@ -72,7 +91,7 @@ impl NatsServer {
             port: self.port,
             store_dir: self.store.path().to_path_buf(),
             ready_timeout: READY_TIMEOUT,
-            extra_args: Vec::new(),
+            extra_args: self.extra_args.clone(),
         };
         // The port can stay busy for a moment after the kill: retry until a deadline.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -93,6 +112,12 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The path of a committed test-only TLS file (`ca.pem`, `server.pem`, `server-key.pem`,
+/// `client.pem`, `client-key.pem`; see `fixtures/tls/README.md`).
+pub fn tls_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls").join(name)
 }
 
 /// Poll `condition` every few milliseconds until it holds or `timeout` passes. Returns whether it

@@ -73,14 +73,16 @@ impl HttpEndpoint {
     }
 
     /// Install the metrics recorder (once per process) and serve the endpoints, checking
-    /// readiness on `client` and with what this process's parts report to `health`.
+    /// readiness on `client` (its storage in JetStream domain `js_domain`) and with what this
+    /// process's parts report to `health`.
     pub fn serve(
         self,
         client: async_nats::Client,
         health: wadm_server::Health,
+        js_domain: Option<String>,
     ) -> anyhow::Result<RunningEndpoint> {
         let metrics = recorder()?;
-        let app = router(Endpoints { client, health, metrics: metrics.clone() });
+        let app = router(Endpoints { client, health, metrics: metrics.clone(), js_domain });
         let listener = self.listener;
         let task = tokio::spawn(async move {
             let upkeep = async {
@@ -152,6 +154,7 @@ struct Endpoints {
     client: async_nats::Client,
     health: wadm_server::Health,
     metrics: PrometheusHandle,
+    js_domain: Option<String>,
 }
 
 fn router(endpoints: Endpoints) -> Router {
@@ -175,7 +178,8 @@ async fn liveness() -> impl IntoResponse {
 }
 
 async fn readiness(Shared(endpoints): Shared<Endpoints>) -> impl IntoResponse {
-    let readiness = check_readiness(&endpoints.client, &endpoints.health).await;
+    let readiness =
+        check_readiness(&endpoints.client, &endpoints.health, endpoints.js_domain.as_deref()).await;
     let code = if readiness.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let failing: Vec<serde_json::Value> = readiness
         .failing
@@ -210,7 +214,11 @@ impl Readiness {
 /// Ready when the client is connected, a current (leader) read of the manifest bucket answers
 /// in time — a wiped store, a bucket without a leader, a JetStream that does not answer all
 /// fail it — and no part of this process has been failing for [`FAILING_GRACE`].
-async fn check_readiness(client: &async_nats::Client, health: &wadm_server::Health) -> Readiness {
+async fn check_readiness(
+    client: &async_nats::Client,
+    health: &wadm_server::Health,
+    js_domain: Option<&str>,
+) -> Readiness {
     let failing = health.failing(FAILING_GRACE);
     let nats = match client.connection_state() {
         State::Connected => "connected",
@@ -220,7 +228,7 @@ async fn check_readiness(client: &async_nats::Client, health: &wadm_server::Heal
     if nats != "connected" {
         return Readiness { nats, storage: "skipped".into(), failing };
     }
-    let js = async_nats::jetstream::new(client.clone());
+    let js = wadm_server::connect::jetstream(client.clone(), js_domain);
     let read = async {
         let bucket = js.get_key_value(wadm_server::server::MANIFEST_BUCKET).await?;
         bucket.get("readyz").await?;

@@ -103,6 +103,7 @@ pub async fn run_wadm(
 ) -> anyhow::Result<()> {
     let named = settings.runtime.named_lattices()?;
     let replicas = settings.server.replicas;
+    let js_domain = settings.server.js_domain.clone();
     let health = settings.server.health.clone();
     let prefix = settings.server.api_prefix.clone();
     let server = Server::start(client.clone(), settings.server).await?;
@@ -121,11 +122,15 @@ pub async fn run_wadm(
                 tracing::info!(?lattices, "runtime started");
                 let mut config = runtime.run_config(lattices, replicas);
                 config.health = health;
+                config.js_domain = js_domain;
                 wadm_runtime::run(config, runtime_client, stopped(runtime_stop))
                     .await
                     .context("runtime")
             }
-            None => discover_and_run(runtime_client, runtime, replicas, health, runtime_stop).await,
+            None => {
+                let target = Target { replicas, health, js_domain };
+                discover_and_run(runtime_client, runtime, target, runtime_stop).await
+            }
         }
     });
 
@@ -184,14 +189,21 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 const ACTIVITY_SUBJECTS: [&str; 3] =
     ["wasmbus.evt.*.host_started", "wasmbus.evt.*.host_heartbeat", "wadm.evt.*.>"];
 
+/// Where the runtimes of discovered lattices keep their storage and report their health.
+struct Target {
+    replicas: usize,
+    health: wadm_server::Health,
+    js_domain: Option<String>,
+}
+
 /// Run a runtime for `default`, then one more for every lattice whose hosts or API show up.
 async fn discover_and_run(
     client: async_nats::Client,
     runtime: RuntimeArgs,
-    replicas: usize,
-    health: wadm_server::Health,
+    target: Target,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let Target { replicas, health, js_domain } = target;
     let mut activity = Vec::new();
     for subject in ACTIVITY_SUBJECTS {
         activity.push(client.subscribe(subject).await.context("subscribe to lattice activity")?);
@@ -214,6 +226,7 @@ async fn discover_and_run(
         tracing::info!(%lattice, "managing lattice");
         let mut config = runtime.run_config(vec![lattice.clone()], replicas);
         config.health = health.clone();
+        config.js_domain = js_domain.clone();
         let (client, stop) = (client.clone(), stop.clone());
         runs.spawn(async move {
             let result = wadm_runtime::run(config, client, stopped(stop)).await;

@@ -8,9 +8,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use wadm_server::{NatsOptions, ServerConfig};
+use wadm_server::ServerConfig;
+
+use super::connection::NatsArgs;
 
 use crate::local_nats;
 use crate::observe::HttpEndpoint;
@@ -18,25 +19,13 @@ use crate::stack::{self, RuntimeArgs, WadmSettings};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// NATS URL; user and password may be given in it (`nats://user:pass@host:4222`). Without
-    /// it, wadm starts its own local `nats-server -js` (it must be on PATH).
-    #[arg(long, env = "WADM_NATS_URL")]
-    nats_url: Option<String>,
+    /// How to reach NATS. Without `--nats-url`, wadm starts its own local `nats-server -js`
+    /// (it must be on PATH).
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Where the local NATS server keeps its store (only without --nats-url).
     #[arg(long, env = "WADM_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// NATS credentials file (user JWT and nkey seed).
-    #[arg(long, env = "WADM_NATS_CREDS")]
-    nats_creds: Option<PathBuf>,
-    /// NATS nkey seed; with --nats-jwt authenticates as that user.
-    #[arg(long, env = "WADM_NATS_SEED", hide_env_values = true)]
-    nats_seed: Option<String>,
-    /// NATS user JWT (needs --nats-seed).
-    #[arg(long, env = "WADM_NATS_JWT", hide_env_values = true)]
-    nats_jwt: Option<String>,
-    /// PEM file with the root CA to trust for TLS to NATS.
-    #[arg(long, env = "WADM_NATS_TLS_CA")]
-    nats_tls_ca: Option<PathBuf>,
     /// Subject prefix of the API.
     #[arg(long, env = "WADM_API_PREFIX", default_value = wadm_model::api::DEFAULT_API_PREFIX)]
     api_prefix: String,
@@ -98,7 +87,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     // Kept alive until the end of this function: dropping it stops the local server.
-    let (url, local) = match args.nats_url {
+    let (url, local) = match args.nats.nats_url.clone() {
         Some(url) => (url, None),
         None => {
             let data_dir = args.data_dir.unwrap_or_else(local_nats::default_data_dir);
@@ -112,15 +101,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             (url, Some(server))
         }
     };
-    let options = NatsOptions {
-        url,
-        creds_file: args.nats_creds,
-        seed: args.nats_seed,
-        jwt: args.nats_jwt,
-        tls_ca: args.nats_tls_ca,
-        connect_timeout: Duration::from_secs(5),
-        name: "wadm serve".into(),
-    };
+    let options = args.nats.options(url, "wadm serve");
     let client = wadm_server::connect(&options).await?;
     let server = ServerConfig {
         api_prefix: args.api_prefix,
@@ -128,13 +109,15 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         max_versions: args.max_versions,
         replicas: args.stream_replicas.max(1),
+        js_domain: args.nats.js_domain(),
         ..ServerConfig::default()
     };
     // Kept alive until the end of this function: dropping it stops serving.
     let _endpoint = match endpoint {
         Some(endpoint) => {
             let addr = endpoint.local_addr()?;
-            let running = endpoint.serve(client.clone(), server.health.clone())?;
+            let running =
+                endpoint.serve(client.clone(), server.health.clone(), server.js_domain.clone())?;
             eprintln!(
                 "wadm serve: metrics and health on http://{addr}/ (metrics, healthz, readyz)"
             );

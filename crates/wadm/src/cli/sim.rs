@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::connection::NatsArgs;
 use crate::stack::parse_duration;
 use anyhow::{Context, bail};
 use wadm_protocol::StringMap;
@@ -15,9 +16,9 @@ use wadm_sim::{FaultSettings, HostSpec, SimConfig, SimLattice};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// NATS server to connect to.
-    #[arg(long, env = "WADM_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    /// How to reach NATS (default URL: `nats://127.0.0.1:4222`).
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Lattice name.
     #[arg(long, default_value = "default")]
     lattice: String,
@@ -75,7 +76,10 @@ pub fn run(args: Args) -> ExitCode {
 
 async fn simulate(args: Args) -> anyhow::Result<()> {
     let specs = host_specs(args.labels.as_deref().unwrap_or(""), args.hosts)?;
-    let mut config = SimConfig::new(&args.nats_url, &args.lattice);
+    let url = args.nats.url_or_default();
+    // What hosts report as their NATS address: never a password.
+    let shown_url = wadm_server::connect::redact(&url);
+    let mut config = SimConfig::new(&shown_url, &args.lattice);
     config.heartbeat_interval = args.heartbeat_interval;
     config.heartbeat_stagger = args.heartbeat_stagger.unwrap_or(args.heartbeat_interval / 4);
     config.seed = args.seed;
@@ -87,7 +91,8 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         reply_delay: args.reply_delay,
         drop_events: args.drop_events,
     };
-    let sim = SimLattice::connect(config).await?;
+    let client = args.nats.options(url, "wadm sim").connect().await?;
+    let sim = SimLattice::with_client(client, config).await?;
     for spec in specs {
         let labels: Vec<String> = spec.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let id = sim.add_host(spec).await;
@@ -97,7 +102,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         "wadm sim: {} hosts on lattice `{}` at {} (Ctrl-C to stop)",
         sim.hosts().len(),
         args.lattice,
-        args.nats_url
+        shown_url
     );
     wait_for_signal().await.context("waiting for a stop signal")?;
     sim.shutdown().await;

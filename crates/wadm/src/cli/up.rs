@@ -86,7 +86,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let (_endpoint, http_addr) = match endpoint {
         Some(endpoint) => {
             let addr = endpoint.local_addr()?;
-            (Some(endpoint.serve(client.clone(), server.health.clone())?), Some(addr))
+            (Some(endpoint.serve(client.clone(), server.health.clone(), None)?), Some(addr))
         }
         None => (None, None),
     };
@@ -102,7 +102,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let prefix = server.api_prefix.clone();
     let settings = WadmSettings { server, runtime };
     let (stop_wadm, wadm_stopped) = tokio::sync::oneshot::channel::<()>();
-    let js = async_nats::jetstream::new(client.clone());
+    // `up` runs its own NATS server: no JetStream domain.
+    let js = wadm_server::connect::jetstream(client.clone(), None);
     let wadm = tokio::spawn(stack::run_wadm(client, settings, async move {
         let _ = wadm_stopped.await;
     }));

@@ -16,34 +16,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
-use wadm_client::{Client, ClientError, ConnectOptions, DEFAULT_NATS_URL};
+use wadm_client::{Client, ClientError};
+
+use super::connection::NatsArgs;
 
 pub use failure::Failure;
 
 /// Options shared by every `wadm app` subcommand.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// NATS server URL.
-    #[arg(long, global = true, env = "WADM_NATS_URL", default_value = DEFAULT_NATS_URL)]
-    nats_url: String,
-    /// NATS credentials file (.creds).
-    #[arg(long, global = true, env = "WADM_NATS_CREDS", value_name = "FILE")]
-    nats_creds: Option<PathBuf>,
-    /// NATS nkey seed (`SU…`); with `--nats-jwt` authenticates as that user.
-    #[arg(
-        long,
-        global = true,
-        env = "WADM_NATS_SEED",
-        hide_env_values = true,
-        value_name = "SEED"
-    )]
-    nats_seed: Option<String>,
-    /// NATS user JWT (needs `--nats-seed`).
-    #[arg(long, global = true, env = "WADM_NATS_JWT", hide_env_values = true, value_name = "JWT")]
-    nats_jwt: Option<String>,
-    /// CA certificate (PEM) to verify the NATS server's TLS certificate with (requires TLS).
-    #[arg(long, global = true, env = "WADM_NATS_TLS_CA", value_name = "FILE")]
-    nats_tls_ca: Option<PathBuf>,
+    /// How to reach NATS (default URL: `nats://127.0.0.1:4222`).
+    #[command(flatten)]
+    nats: NatsArgs,
     /// The lattice the applications live in.
     #[arg(long, global = true, env = "WADM_LATTICE", default_value = "default")]
     lattice: String,
@@ -149,15 +133,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn execute(args: Args) -> Result<(), Failure> {
-    let options = ConnectOptions {
-        url: args.nats_url.clone(),
-        creds_file: args.nats_creds.clone(),
-        seed: args.nats_seed.clone(),
-        jwt: args.nats_jwt.clone(),
-        tls_ca: args.nats_tls_ca.clone(),
-        name: "wadm app".to_string(),
-        ..ConnectOptions::default()
-    };
+    let options = args.nats.options(args.nats.url_or_default(), "wadm app");
     // Read a file argument before connecting, so a usage mistake is reported as such.
     let command = target::prepare(args.command)?;
     let nats = options.connect().await.map_err(ClientError::from)?;

@@ -1,7 +1,7 @@
 //! Load figures for the simulator: start N hosts (default 1000) with 30 s heartbeats on one
 //! connection, run for a while, and print this process's CPU time and RSS (from /proc/self).
 //!
-//! `cargo run -p wadm-sim --example load -- [hosts] [seconds] [heartbeat_secs]`
+//! `cargo run -p wadm-sim --example sim_load -- [hosts] [seconds] [heartbeat_secs]`
 //! Starts its own `nats-server` through the test harness.
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! A small load harness: one `nats-server`, one API server, and concurrent clients. Prints the
 //! per-operation cost of put, get, list and deploy (and their ratio to get), plus how contended
-//! puts to one application fare. Run: `cargo run -p wadm-server --example load [requests]`.
+//! puts to one application fare. Run: `cargo run -p wadm-server --example api_load [requests]`.
 
 use std::time::{Duration, Instant};
 
