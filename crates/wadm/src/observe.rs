@@ -2,7 +2,8 @@
 //! `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness of
 //! *this* replica: connected to NATS, its storage answers a current read, and none of its parts
 //! — the API server, each lattice's pipeline and executor — has been failing for 5 s; other
-//! replicas' health does not enter into it). This module owns the process-wide metrics
+//! replicas' health does not enter into it), and the HTTP API under `/api/v1` (see
+//! [`crate::http_api`]). This module owns the process-wide metrics
 //! recorder: the libraries only call the `metrics` facade, which does nothing until
 //! [`HttpEndpoint::serve`] installs the Prometheus recorder here.
 //!
@@ -80,9 +81,11 @@ impl HttpEndpoint {
         client: async_nats::Client,
         health: wadm_server::Health,
         js_domain: Option<String>,
+        api: crate::http_api::ApiSettings,
     ) -> anyhow::Result<RunningEndpoint> {
         let metrics = recorder()?;
-        let app = router(Endpoints { client, health, metrics: metrics.clone(), js_domain });
+        let api = crate::http_api::routes(client.clone(), api);
+        let app = router(Endpoints { client, health, metrics: metrics.clone(), js_domain }, api);
         let listener = self.listener;
         let task = tokio::spawn(async move {
             let upkeep = async {
@@ -116,14 +119,16 @@ async fn serve_bounded(listener: tokio::net::TcpListener, app: Router) {
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::debug!(error = %e, "HTTP accept failed");
                 continue;
             }
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // The HTTP API tells loopback peers from others.
+        let app = app.clone().layer(axum::Extension(crate::http_api::PeerAddr(peer)));
+        let service = hyper_util::service::TowerToHyperService::new(app);
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -157,13 +162,14 @@ struct Endpoints {
     js_domain: Option<String>,
 }
 
-fn router(endpoints: Endpoints) -> Router {
+fn router(endpoints: Endpoints, api: Router) -> Router {
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(liveness))
         .route("/readyz", get(readiness))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .with_state(endpoints)
+        .merge(api)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
 }
 
 async fn render_metrics(Shared(endpoints): Shared<Endpoints>) -> impl IntoResponse {

@@ -5,13 +5,13 @@
 //! `/metrics`, `/healthz` and `/readyz` (see [`crate::observe`]). Any failure is printed as one
 //! line (never a backtrace); exit status 1.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use wadm_server::ServerConfig;
 
 use super::connection::NatsArgs;
+use super::http::HttpArgs;
 
 use crate::local_nats;
 use crate::observe::HttpEndpoint;
@@ -41,10 +41,8 @@ pub struct Args {
     /// Replicas of wadm's JetStream bucket and streams (for clustered NATS).
     #[arg(long, env = "WADM_STREAM_REPLICAS", default_value_t = 1)]
     stream_replicas: usize,
-    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP on this address
-    /// (e.g. `127.0.0.1:9090`). Off when not given.
-    #[arg(long, env = "WADM_HTTP_ADDR")]
-    http_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    http: HttpArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -82,7 +80,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         );
     }
     args.runtime.named_lattices()?;
-    let endpoint = match args.http_addr {
+    let endpoint = match args.http.http_addr {
         Some(addr) => Some(HttpEndpoint::bind(addr).await?),
         None => None,
     };
@@ -103,6 +101,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     let options = args.nats.options(url, "wadm serve");
     let client = wadm_server::connect(&options).await?;
+    let api = args.http.api(&args.api_prefix, args.max_request_bytes);
     let server = ServerConfig {
         api_prefix: args.api_prefix,
         max_request_bytes: args.max_request_bytes,
@@ -116,10 +115,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let _endpoint = match endpoint {
         Some(endpoint) => {
             let addr = endpoint.local_addr()?;
-            let running =
-                endpoint.serve(client.clone(), server.health.clone(), server.js_domain.clone())?;
+            let running = endpoint.serve(
+                client.clone(),
+                server.health.clone(),
+                server.js_domain.clone(),
+                api,
+            )?;
             eprintln!(
-                "wadm serve: metrics and health on http://{addr}/ (metrics, healthz, readyz)"
+                "wadm serve: metrics, health and the HTTP API on http://{addr}/ (metrics, healthz, readyz, api/v1)"
             );
             Some(running)
         }

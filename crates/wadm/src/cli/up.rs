@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use wadm_server::{NatsOptions, ServerConfig};
 use wadm_sim::{SimConfig, SimLattice};
 
+use super::http::HttpArgs;
 use crate::local_nats;
 use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration};
@@ -43,10 +44,8 @@ pub struct Args {
     /// How often the runtime resyncs.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     resync_every: Duration,
-    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP on this address
-    /// (e.g. `127.0.0.1:9090`). Off when not given.
-    #[arg(long, env = "WADM_HTTP_ADDR")]
-    http_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -72,7 +71,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         bail!("invalid --lattice {:?}: {reason}", args.lattice);
     }
     let specs = super::sim::host_specs(args.labels.as_deref().unwrap_or(""), Some(args.hosts))?;
-    let endpoint = match args.http_addr {
+    let endpoint = match args.http.http_addr {
         Some(addr) => Some(HttpEndpoint::bind(addr).await?),
         None => None,
     };
@@ -86,7 +85,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let (_endpoint, http_addr) = match endpoint {
         Some(endpoint) => {
             let addr = endpoint.local_addr()?;
-            (Some(endpoint.serve(client.clone(), server.health.clone(), None)?), Some(addr))
+            let api = args.http.api(&server.api_prefix, server.max_request_bytes);
+            (Some(endpoint.serve(client.clone(), server.health.clone(), None, api)?), Some(addr))
         }
         None => (None, None),
     };
@@ -184,7 +184,7 @@ fn print_banner(
     outln!("  API:       {prefix}.{}.model.>", args.lattice);
     outln!("  data dir:  {}", data_dir.display());
     if let Some(addr) = http_addr {
-        outln!("  HTTP:      http://{addr}/metrics, /healthz, /readyz");
+        outln!("  HTTP:      http://{addr}/metrics, /healthz, /readyz, /api/v1");
     }
     outln!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
 }
