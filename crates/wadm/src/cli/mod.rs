@@ -24,6 +24,7 @@ pub fn stdout_failed(e: std::io::Error) -> ! {
 pub mod app;
 pub mod bench;
 pub mod connection;
+pub mod lattice;
 pub mod schema;
 pub mod serve;
 pub mod sim;
