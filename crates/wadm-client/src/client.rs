@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wadm_model::api::{
     DEFAULT_API_PREFIX, DeleteModelResponse, DeployModelRequest, DeployModelResponse,
-    GetModelResponse, HistoryEntry, HistoryResponse, ListModelsResponse, ModelSummary,
+    GetModelResponse, HistoryEntry, HistoryResponse, HostSummary, LatticeHostsRequest,
+    LatticeHostsResponse, LatticeSummary, LatticesResponse, ListModelsResponse, ModelSummary,
     PutModelResponse, StatusResponse, VersionInfo, VersionRequest, VersionResponse,
 };
 use wadm_model::status::Status;
@@ -163,6 +164,38 @@ impl Client {
         Ok(reply.history)
     }
 
+    /// Every host wadm observes in the lattice, with what runs on each (`lattice.hosts`).
+    pub async fn lattice_hosts(&self) -> Result<Vec<HostSummary>, ClientError> {
+        Ok(self.hosts_reply(None).await?.hosts)
+    }
+
+    /// The placement of application `name`: the hosts that run something of it, each with only
+    /// what it runs of it. An application that is not stored is [`ClientError::NotFound`].
+    pub async fn app_hosts(&self, name: &str) -> Result<Vec<HostSummary>, ClientError> {
+        check_token("application name", name)?;
+        Ok(self.hosts_reply(Some(name)).await?.hosts)
+    }
+
+    /// The whole `lattice.hosts` reply (its message says when a very large view was cut to the
+    /// NATS max payload).
+    pub async fn hosts_reply(
+        &self,
+        app: Option<&str>,
+    ) -> Result<LatticeHostsResponse, ClientError> {
+        check_token("lattice", &self.lattice)?;
+        let subject = format!("{}.{}.lattice.hosts", self.prefix, self.lattice);
+        let body = version_body(&LatticeHostsRequest { app: app.map(str::to_string) });
+        self.request(subject, None, body).await
+    }
+
+    /// The lattices the answering wadm observes (`lattices`; whichever lattice this client
+    /// was made for).
+    pub async fn lattices(&self) -> Result<Vec<LatticeSummary>, ClientError> {
+        let subject = format!("{}.lattices", self.prefix);
+        let reply: LatticesResponse = self.request(subject, None, Bytes::new()).await?;
+        Ok(reply.lattices)
+    }
+
     /// Follow the status `name` publishes on `wadm.status.{lattice}.{name}` (a core
     /// subscription: only statuses published from now on; ask [`Client::status`] for the current
     /// one). The subscription is in place when this returns.
@@ -258,6 +291,9 @@ mod tests {
     #[test]
     fn default_requests_are_empty() {
         assert!(version_body(&VersionRequest::default()).is_empty());
+        assert!(version_body(&LatticeHostsRequest::default()).is_empty());
+        let body = version_body(&LatticeHostsRequest { app: Some("web".into()) });
+        assert_eq!(&body[..], br#"{"app":"web"}"#);
         let body = version_body(&VersionRequest { version: Some("v1".into()) });
         assert_eq!(&body[..], br#"{"version":"v1"}"#);
     }

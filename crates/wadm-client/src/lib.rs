@@ -6,6 +6,8 @@
 //! or not-found answer carrying the server's message, an undecodable reply). [`Client::watch_status`]
 //! follows the status an application publishes on `wadm.status.{lattice}.{name}`;
 //! [`Client::deploy_and_wait`] deploys and waits until the application is deployed or failed.
+//! [`Client::lattice_hosts`], [`Client::app_hosts`] and [`Client::lattices`] read the lattice
+//! view: the hosts wadm observes and what runs where.
 //!
 //! [`ConnectOptions`] (the shared `wadm_nats::connect::NatsOptions`) opens the NATS connection
 //! the way every wadm process does (URL with optional user/password, credentials file, nkey seed
@@ -34,7 +36,9 @@ mod watch;
 pub use client::{ACTOR_HEADER, Client, DEFAULT_TIMEOUT};
 pub use error::ClientError;
 pub use wadm_model::api;
-pub use wadm_model::api::{HistoryAction, HistoryEntry, HistoryResponse};
+pub use wadm_model::api::{
+    HistoryAction, HistoryEntry, HistoryResponse, HostSummary, LatticeSummary, RunningWorkload,
+};
 pub use wadm_model::status::{ScalerStatus, Status, StatusInfo, StatusType};
 pub use wadm_nats::connect::{
     ConnectError, DEFAULT_NATS_URL, NATS_CREDS_ENV, NATS_TLS_CA_ENV, NATS_URL_ENV,

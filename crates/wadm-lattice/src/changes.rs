@@ -23,7 +23,7 @@ pub enum Change {
     HostAdded {
         host: String,
     },
-    /// Friendly name or version changed.
+    /// Friendly name, version or start time changed.
     HostUpdated {
         host: String,
     },

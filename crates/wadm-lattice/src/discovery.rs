@@ -55,8 +55,8 @@ pub fn merge_discovery(state: &mut LatticeState, discovery: &Discovery, now: Tim
             state.bookkeeping.tombstones.remove(host_id);
         }
         let mut snap = match &found.inventory {
-            Some(inv) => Snapshot::from_inventory(inv),
-            None => Snapshot::from_ping(&found.host),
+            Some(inv) => Snapshot::from_inventory(inv).up_since(now, inv.uptime_seconds),
+            None => Snapshot::from_ping(&found.host).up_since(now, found.host.uptime_seconds),
         };
         if snap.friendly_name.is_empty() {
             snap.friendly_name = found.host.friendly_name.clone();

@@ -19,7 +19,7 @@ use wadm_protocol::{HostEvent, Link, LinkKey};
 use crate::bookkeeping::{EventStamp, HostEntity, Mark, RemovalReason, Tombstone};
 use crate::changes::{Change, Changes, Marked, Outcome};
 use crate::context::EventContext;
-use crate::snapshot::{Snapshot, apply_snapshot, ensure_host};
+use crate::snapshot::{Snapshot, apply_snapshot, ensure_host, note_started};
 use crate::state::{
     ComponentInstance, ConfigState, LatticeState, ProviderHealth, ProviderInstance, Timestamp,
 };
@@ -126,11 +126,13 @@ fn host_event(
             return changes;
         }
         HostEvent::HostStarted(s) => {
-            let snap = Snapshot::started(&s.friendly_name, &s.labels, &s.version);
+            let snap = Snapshot::started(&s.friendly_name, &s.labels, &s.version)
+                .up_since(stamp.time, s.uptime_seconds);
             return snapshot_event(state, &host_id, snap, stamp, now);
         }
         HostEvent::HostHeartbeat(inv) => {
-            return snapshot_event(state, &host_id, Snapshot::from_inventory(inv), stamp, now);
+            let snap = Snapshot::from_inventory(inv).up_since(stamp.time, inv.uptime_seconds);
+            return snapshot_event(state, &host_id, snap, stamp, now);
         }
         _ => {}
     }
@@ -260,7 +262,12 @@ fn snapshot_event(
 ) -> Changes {
     let clock = state.bookkeeping.hosts.entry(host_id.to_string()).or_default();
     if clock.snapshot.as_ref().is_some_and(|s| *s >= stamp) {
-        return stale(state);
+        // Older than what is known, except as evidence of when the host started.
+        let mut changes = stale(state);
+        if let Some(started_at) = snap.started_at {
+            note_started(state, host_id, started_at, &mut changes);
+        }
+        return changes;
     }
     let mut changes = Changes::default();
     // Marks the snapshot supersedes are dropped (stores rewrite those entities without them).

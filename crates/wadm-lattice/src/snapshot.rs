@@ -20,6 +20,8 @@ pub(crate) struct Snapshot {
     pub labels: StringMap,
     pub version: String,
     pub inventory: Option<Inventory>,
+    /// When the snapshot says the host started (see [`HostState::started_at`]).
+    pub started_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -62,7 +64,14 @@ impl Snapshot {
             labels: inv.labels.clone(),
             version: inv.version.clone(),
             inventory: Some(Inventory { components, providers }),
+            started_at: None,
         }
+    }
+
+    /// This snapshot, saying the host started `uptime_seconds` before `at`.
+    pub fn up_since(mut self, at: Timestamp, uptime_seconds: u64) -> Self {
+        self.started_at = Some(at.saturating_sub(uptime_seconds.saturating_mul(1_000)));
+        self
     }
 
     /// A freshly started host runs nothing.
@@ -72,6 +81,7 @@ impl Snapshot {
             labels: labels.clone(),
             version: version.to_string(),
             inventory: Some(Inventory::default()),
+            started_at: None,
         }
     }
 
@@ -81,6 +91,7 @@ impl Snapshot {
             labels: host.labels.clone(),
             version: host.version.clone(),
             inventory: None,
+            started_at: None,
         }
     }
 }
@@ -100,6 +111,24 @@ pub(crate) fn ensure_host<'a>(
     state.hosts.get_mut(host_id).expect("inserted above")
 }
 
+/// Take `started_at` as evidence of when a known host started: it becomes the host's start
+/// when earlier than what was known (a change to write). A host's start does not change while
+/// it runs, so any snapshot is evidence of it, a stale one included: taking the earliest makes
+/// the result independent of the order in which snapshots arrive. An unknown host is left alone
+/// (its first snapshot creates it with this start).
+pub(crate) fn note_started(
+    state: &mut LatticeState,
+    host_id: &str,
+    started_at: Timestamp,
+    changes: &mut Changes,
+) {
+    let Some(host) = state.hosts.get_mut(host_id) else { return };
+    if host.started_at.is_none_or(|known| started_at < known) {
+        host.started_at = Some(started_at);
+        changes.push(Change::HostUpdated { host: host_id.to_string() });
+    }
+}
+
 /// Apply `snap` to the host, leaving the `kept` entities alone.
 pub(crate) fn apply_snapshot(
     state: &mut LatticeState,
@@ -110,7 +139,13 @@ pub(crate) fn apply_snapshot(
     changes: &mut Changes,
 ) {
     let created = !state.hosts.contains_key(host_id);
+    if let Some(started_at) = snap.started_at {
+        note_started(state, host_id, started_at, changes);
+    }
     let host = ensure_host(state, host_id, now, changes);
+    if created {
+        host.started_at = snap.started_at;
+    }
     host.last_seen = host.last_seen.max(now);
     if host.friendly_name != snap.friendly_name || host.version != snap.version {
         host.friendly_name = snap.friendly_name;

@@ -35,6 +35,13 @@ pub struct HostState {
     pub version: String,
     /// When wadm last heard from the host (heartbeat, start, inventory or any event it sourced).
     pub last_seen: Timestamp,
+    /// When the host started, as well as wadm can tell: the earliest of every estimate heard
+    /// (a `host_started` at its own time, a heartbeat or discovery answer at its time less the
+    /// uptime it reports). Uptime is whole seconds, so each estimate is at or after the real
+    /// start and the earliest is the best. The host's clock is evidence here, as everywhere.
+    /// `None` while only incremental events were heard.
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
     /// Components running on the host, by component id.
     pub components: BTreeMap<String, ComponentInstance>,
     /// Providers running on the host, by provider id.
@@ -42,6 +49,11 @@ pub struct HostState {
 }
 
 impl HostState {
+    /// How long the host has been up at `now` (ms), when its start is known.
+    pub fn uptime_ms(&self, now: Timestamp) -> Option<u64> {
+        self.started_at.map(|started| now.saturating_sub(started))
+    }
+
     /// Whether the host carries every `requirements` label with exactly that value.
     pub fn matches(&self, requirements: &StringMap) -> bool {
         requirements.iter().all(|(k, v)| self.labels.get(k) == Some(v))

@@ -2,6 +2,12 @@
 //!
 //! These shapes are fixed by existing clients (`wash app …`, `wadm-client` 0.10): fields may be
 //! added as optional, never changed. Enum values are lowercase strings.
+//!
+//! wadm's own additions: `model.history.{name}` ([`HistoryResponse`]) and the lattice view,
+//! `{prefix}.{lattice}.lattice.hosts` ([`LatticeHostsRequest`], [`LatticeHostsResponse`]) and
+//! `{prefix}.lattices` ([`LatticesResponse`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -234,6 +240,98 @@ pub struct HistoryResponse {
     pub message: String,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+}
+
+/// `{prefix}.{lattice}.lattice.hosts` request: empty (every host) or `{"app": name}` (only the
+/// hosts that run something of that application, and only what they run of it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatticeHostsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+}
+
+/// `{prefix}.{lattice}.lattice.hosts` response: the hosts wadm observes in the lattice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatticeHostsResponse {
+    /// `success`, `notfound` (the application asked for is not stored) or `error`.
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub lattice: String,
+    /// The application the view is limited to, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    /// Sorted by host id.
+    #[serde(default)]
+    pub hosts: Vec<HostSummary>,
+}
+
+/// One host as wadm observes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub id: String,
+    #[serde(default)]
+    pub friendly_name: String,
+    /// Every label, the host's own `hostcore.*` ones included.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The wasmCloud host version.
+    #[serde(default)]
+    pub version: String,
+    /// When the host started (RFC 3339 UTC), when wadm heard a start, a heartbeat or an answer
+    /// from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Seconds since `started_at` when the reply was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_seconds: Option<u64>,
+    /// When wadm last heard from the host (RFC 3339 UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+    /// Components running on the host, by id.
+    #[serde(default)]
+    pub components: Vec<RunningWorkload>,
+    /// Providers running on the host, by id.
+    #[serde(default)]
+    pub providers: Vec<RunningWorkload>,
+}
+
+/// A component or provider running on a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningWorkload {
+    pub id: String,
+    #[serde(default)]
+    pub image_ref: String,
+    /// Instances on this host: a component's maximum concurrent instances, 1 for a provider.
+    #[serde(default)]
+    pub instances: u32,
+    /// The application that owns it (its `wasmcloud.dev/appspec` annotation); `None`: not
+    /// started by wadm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+}
+
+/// `{prefix}.lattices` response: the lattices the answering wadm observes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatticesResponse {
+    /// `success` or `error`.
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    /// Sorted by name.
+    #[serde(default)]
+    pub lattices: Vec<LatticeSummary>,
+}
+
+/// One lattice wadm observes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatticeSummary {
+    pub name: String,
+    /// Hosts observed in it (`None`: its observed state could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<usize>,
 }
 
 #[cfg(test)]

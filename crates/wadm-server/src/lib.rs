@@ -17,7 +17,8 @@
 //! - [`checks`]: deploy-time checks against other deployed applications (pure);
 //! - [`manifest`]: parsing request bodies and stored manifests with `wadm-model`;
 //! - [`events`]: the `com.wadm.manifest_published` / `…_unpublished` CloudEvents;
-//! - [`api`]: the operations; [`server`]: setup, the serving loop and graceful shutdown.
+//! - [`api`]: the operations; [`server`]: setup, the serving loop and graceful shutdown;
+//! - [`view`]: the lattice view (`{lattice}.lattice.hosts`, `lattices`) from observed state.
 
 pub mod api;
 pub mod checks;
@@ -31,8 +32,10 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod subject;
+pub mod view;
 
 pub use api::{ACTOR_HEADER, Api, HistoryResponse};
 pub use connect::{ConnectError, NatsOptions, connect};
 pub use server::{Server, ServerConfig, ServerError};
+pub use view::KnownLattices;
 pub use wadm_nats::health::{Failing as HealthFailing, Health};

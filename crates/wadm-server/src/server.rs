@@ -17,6 +17,7 @@ use crate::kv::NatsKv;
 use crate::probe::{DEFAULT_PROBE_WINDOW, NatsProbe};
 use crate::status::NatsStatusStore;
 use crate::store::{DEFAULT_MAX_HISTORY, DEFAULT_MAX_VERSIONS, ManifestStore};
+use crate::view::{KnownLattices, OBSERVED_BUCKET, ObservedState, Views};
 
 /// The bucket holding manifests, indexes and history.
 pub const MANIFEST_BUCKET: &str = "wadm_manifests";
@@ -53,6 +54,11 @@ pub struct ServerConfig {
     pub health: wadm_nats::health::Health,
     /// The JetStream domain of the bucket and streams (`None`: the account's own JetStream).
     pub js_domain: Option<String>,
+    /// The lattices this process observes (`{prefix}.lattices`), kept by whoever runs the
+    /// runtimes.
+    pub known_lattices: KnownLattices,
+    /// The bucket the runtime keeps observed state in (read for `lattice.hosts`).
+    pub observed_bucket: String,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +75,8 @@ impl Default for ServerConfig {
             instance_id: ulid::Ulid::new().to_string(),
             health: wadm_nats::health::Health::default(),
             js_domain: None,
+            known_lattices: KnownLattices::default(),
+            observed_bucket: OBSERVED_BUCKET.into(),
         }
     }
 }
@@ -89,6 +97,7 @@ pub struct Server {
     client: async_nats::Client,
     config: ServerConfig,
     api: Arc<NatsApi>,
+    views: Arc<Views>,
     subscriber: async_nats::Subscriber,
 }
 
@@ -196,6 +205,10 @@ impl Server {
             max_manifest_bytes: config.max_request_bytes,
             max_reply_bytes: reply_limit(&client),
         });
+        let views = Arc::new(Views {
+            observed: ObservedState::new(js.clone(), config.observed_bucket.clone()),
+            known: config.known_lattices.clone(),
+        });
         let subject = format!("{}.>", config.api_prefix);
         let subscriber = client
             .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
@@ -209,7 +222,7 @@ impl Server {
             subject,
             reason: crate::connect::one_line(&e),
         })?;
-        Ok(Server { client, config, api, subscriber })
+        Ok(Server { client, config, api, views, subscriber })
     }
 
     /// Serve until `shutdown` completes; then stop taking requests and finish the in-flight ones.
@@ -232,8 +245,9 @@ impl Server {
                     let Some(message) = message else { break };
                     let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
                     let (api, client, config) = (self.api.clone(), self.client.clone(), self.config.clone());
+                    let views = self.views.clone();
                     tasks.spawn(async move {
-                        serve_one(&api, &client, &config, message, permit).await;
+                        serve_one(&api, &views, &client, &config, message, permit).await;
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -251,13 +265,14 @@ impl Server {
 
 async fn serve_one(
     api: &NatsApi,
+    views: &Views,
     client: &async_nats::Client,
     config: &ServerConfig,
     message: async_nats::Message,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let Some(reply_to) = message.reply.clone() else { return };
-    let (mut reply, follow) = answer(api, config, &message).await;
+    let (mut reply, follow) = answer(api, views, config, &message).await;
     if reply.len() > api.max_reply_bytes {
         let too_big = format!(
             "the reply ({} bytes) exceeds the NATS max payload ({} bytes)",
@@ -283,6 +298,7 @@ async fn serve_one(
 
 async fn answer(
     api: &NatsApi,
+    views: &Views,
     config: &ServerConfig,
     message: &async_nats::Message,
 ) -> (Vec<u8>, Option<crate::api::FollowUp>) {
@@ -306,6 +322,19 @@ async fn answer(
     let actor =
         header(ACTOR_HEADER).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "unknown".into());
     tracing::debug!(subject = %message.subject, %actor, "request");
+    match parsed.operation {
+        crate::subject::Operation::Hosts => {
+            let reply = views
+                .hosts(&api.store, &parsed.lattice, &message.payload, api.max_reply_bytes)
+                .await;
+            return (serde_json::to_vec(&reply).expect("serialises"), None);
+        }
+        crate::subject::Operation::Lattices => {
+            let reply = views.lattices().await;
+            return (serde_json::to_vec(&reply).expect("serialises"), None);
+        }
+        _ => {}
+    }
     api.handle(Request {
         lattice: &parsed.lattice,
         operation: parsed.operation,
@@ -336,6 +365,8 @@ fn count_request(prefix: &str, subject: &str, reply: &[u8]) {
         Ok(Operation::Undeploy(_)) => "undeploy",
         Ok(Operation::Status(_)) => "status",
         Ok(Operation::History(_)) => "history",
+        Ok(Operation::Hosts) => "lattice_hosts",
+        Ok(Operation::Lattices) => "lattices",
         Err(_) => "invalid",
     };
     let result = match serde_json::from_slice::<Outcome>(reply) {

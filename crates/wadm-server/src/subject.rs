@@ -1,4 +1,5 @@
-//! Parsing API request subjects: `{prefix}.{lattice}.model.{operation}[.{name}]`. Pure.
+//! Parsing API request subjects: `{prefix}.{lattice}.model.{operation}[.{name}]`, and the
+//! lattice view's `{prefix}.{lattice}.lattice.hosts` and `{prefix}.lattices`. Pure.
 
 use crate::keys::is_valid_app_name;
 
@@ -17,6 +18,10 @@ pub enum Operation {
     Undeploy(String),
     Status(String),
     History(String),
+    /// `{lattice}.lattice.hosts`: the hosts wadm observes (see [`crate::view`]).
+    Hosts,
+    /// `lattices` (no lattice token): the lattices this wadm observes.
+    Lattices,
 }
 
 /// A parsed request subject.
@@ -48,6 +53,9 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
         .and_then(|r| r.strip_prefix('.'))
         .ok_or_else(|| invalid(&format!("expected it to start with {prefix}.")))?;
     let tokens: Vec<&str> = rest.split('.').collect();
+    if tokens == ["lattices"] {
+        return Ok(Request { lattice: String::new(), operation: Operation::Lattices });
+    }
     if tokens.len() < 3 {
         return Err(invalid("expected {lattice}.model.{operation}[.{name}]: too few tokens"));
     }
@@ -61,8 +69,20 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
     if let Some(reason) = wadm_protocol::names::lattice_error(&lattice) {
         return Err(invalid(&reason));
     }
+    if tokens[1] == "lattice" {
+        return match (tokens[2], tokens.len()) {
+            ("hosts", 3) => Ok(Request { lattice, operation: Operation::Hosts }),
+            ("hosts", _) => Err(invalid("expected {lattice}.lattice.hosts: too many tokens")),
+            (other, _) => {
+                Err(unsupported(format!("unknown lattice operation {other:?} (only \"hosts\")")))
+            }
+        };
+    }
     if tokens[1] != "model" {
-        return Err(unsupported(format!("unknown category {:?} (only \"model\")", tokens[1])));
+        return Err(unsupported(format!(
+            "unknown category {:?} (\"model\" or \"lattice\")",
+            tokens[1]
+        )));
     }
     let name = tokens.get(3).map(|n| n.to_string());
     if let Some(n) = &name
@@ -128,6 +148,19 @@ mod tests {
             parse("my.pre.fix", "my.pre.fix.l.model.status.x").unwrap().operation,
             Operation::Status("x".into())
         );
+    }
+
+    #[test]
+    fn lattice_view() {
+        assert_eq!(p("wadm.api.l.lattice.hosts").unwrap().operation, Operation::Hosts);
+        assert_eq!(p("wadm.api.l.lattice.hosts").unwrap().lattice, "l");
+        assert_eq!(p("wadm.api.lattices").unwrap().operation, Operation::Lattices);
+        let e = p("wadm.api.l.lattice.hosts.x").unwrap_err().to_string();
+        assert!(e.starts_with("Invalid subject"), "{e}");
+        let e = p("wadm.api.l.lattice.links").unwrap_err().to_string();
+        assert!(e.starts_with("Unsupported subject") && e.contains("links"), "{e}");
+        let e = p("wadm.api.l.lattice").unwrap_err().to_string();
+        assert!(e.starts_with("Invalid subject"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,8 @@ enum Command {
     Serve(cli::serve::Args),
     /// Manage applications through a running wadm.
     App(cli::app::Args),
+    /// Look at what a running wadm observes: hosts, what runs where, lattices.
+    Lattice(cli::lattice::Args),
     /// Run everything locally: nats-server, wadm and simulated hosts.
     Up(cli::up::Args),
     /// Measure wadm: mass deploy, host-loss recovery, heartbeat throughput, CPU and memory.
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cli::sim::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::App(args) => cli::app::run(args),
+        Command::Lattice(args) => cli::lattice::run(args),
         Command::Up(args) => cli::up::run(args),
         Command::Bench(args) => cli::bench::run(args),
     }

@@ -106,6 +106,7 @@ pub async fn run_wadm(
     let js_domain = settings.server.js_domain.clone();
     let health = settings.server.health.clone();
     let prefix = settings.server.api_prefix.clone();
+    let known = settings.server.known_lattices.clone();
     let server = Server::start(client.clone(), settings.server).await?;
     tracing::info!(subject = %format!("{prefix}.>"), "serving the wadm API");
 
@@ -120,6 +121,9 @@ pub async fn run_wadm(
         match named {
             Some(lattices) => {
                 tracing::info!(?lattices, "runtime started");
+                for lattice in &lattices {
+                    known.insert(lattice);
+                }
                 let mut config = runtime.run_config(lattices, replicas);
                 config.health = health;
                 config.js_domain = js_domain;
@@ -128,7 +132,7 @@ pub async fn run_wadm(
                     .context("runtime")
             }
             None => {
-                let target = Target { replicas, health, js_domain };
+                let target = Target { replicas, health, js_domain, known };
                 discover_and_run(runtime_client, runtime, target, runtime_stop).await
             }
         }
@@ -194,6 +198,8 @@ struct Target {
     replicas: usize,
     health: wadm_server::Health,
     js_domain: Option<String>,
+    /// Where the lattices with a runtime are listed (the API's `lattices`).
+    known: wadm_server::KnownLattices,
 }
 
 /// Run a runtime for `default`, then one more for every lattice whose hosts or API show up.
@@ -203,7 +209,7 @@ async fn discover_and_run(
     target: Target,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let Target { replicas, health, js_domain } = target;
+    let Target { replicas, health, js_domain, known: listed } = target;
     let mut activity = Vec::new();
     for subject in ACTIVITY_SUBJECTS {
         activity.push(client.subscribe(subject).await.context("subscribe to lattice activity")?);
@@ -224,6 +230,7 @@ async fn discover_and_run(
             return;
         }
         tracing::info!(%lattice, "managing lattice");
+        listed.insert(&lattice);
         let mut config = runtime.run_config(vec![lattice.clone()], replicas);
         config.health = health.clone();
         config.js_domain = js_domain.clone();
@@ -255,6 +262,7 @@ async fn discover_and_run(
                 };
                 tracing::error!(%lattice, error = %format!("{error:#}"), retry_in = ?LATTICE_RETRY, "lattice runtime failed");
                 known.remove(&lattice);
+                listed.remove(&lattice);
                 failed.insert(lattice, tokio::time::Instant::now() + LATTICE_RETRY);
             }
         }

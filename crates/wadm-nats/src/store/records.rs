@@ -31,6 +31,10 @@ pub struct HostRecord {
     pub version: String,
     #[serde(default)]
     pub last_seen: Timestamp,
+    /// When the host started (see `wadm_lattice::HostState::started_at`). Absent in older
+    /// records and while unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
     /// The stamp of the newest full snapshot (heartbeat, `host_started`) the reducer applied, so
     /// a replica that loads the state still rejects older snapshots. Absent in older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +139,7 @@ pub fn value_of(state: &LatticeState, entity: &EntityKey) -> Option<Vec<u8>> {
                 labels: h.labels.clone(),
                 version: h.version.clone(),
                 last_seen: h.last_seen,
+                started_at: h.started_at,
                 snapshot: state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone()),
                 snapshot_at: state.bookkeeping.hosts.get(host).map_or(0, |c| c.snapshot_at),
                 labels_mark: host_mark(state, host, &HostEntity::Labels).cloned(),
@@ -258,6 +263,7 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
             h.labels = r.labels;
             h.version = r.version;
             h.last_seen = r.last_seen;
+            h.started_at = r.started_at;
             if r.snapshot.is_some() {
                 let clock = state.bookkeeping.hosts.entry(host.clone()).or_default();
                 if r.snapshot > clock.snapshot {

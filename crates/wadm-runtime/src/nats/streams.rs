@@ -22,8 +22,9 @@ pub const EVENT_STREAM: &str = "wadm_events";
 pub const COMMAND_STREAM: &str = "wadm_commands";
 /// The KV bucket of lattice heads (`head.{lattice}`: applications, last applied sequence).
 pub const RECORD_BUCKET: &str = "wadm_runtime";
-/// The KV bucket of observed state, one key per entity (`wadm_nats::store` key scheme).
-pub const STATE_BUCKET: &str = "wadm_runtime_state";
+/// The KV bucket of observed state, one key per entity (`wadm_nats::store` key scheme); the API
+/// server's lattice view reads it.
+pub const STATE_BUCKET: &str = wadm_server::view::OBSERVED_BUCKET;
 
 /// Sizes and timings of the streams and consumers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,7 @@ pub mod app;
 pub mod bench;
 pub mod connection;
 pub mod http;
+pub mod lattice;
 pub mod schema;
 pub mod serve;
 pub mod sim;

@@ -47,6 +47,7 @@ impl Replica {
             replicas,
             ..ServerConfig::default()
         };
+        server_config.known_lattices.insert(LATTICE);
         let server = Server::start(client.clone(), server_config).await.expect("server starts");
         let (stop, stopped) = oneshot::channel::<()>();
         let (server_stop_tx, server_stop) = oneshot::channel::<()>();

@@ -40,7 +40,7 @@ pub enum Prepared {
     Deploy { target: Target, version: Option<String>, wait: bool },
     Undeploy { name: String, wait: bool },
     Delete { name: String, version: Option<String>, wait: bool },
-    Status { name: String, watch: bool },
+    Status { name: String, watch: bool, hosts: bool },
     History { name: String },
 }
 
@@ -176,14 +176,24 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
                 _ => say!("Deleted {what}"),
             }
         }
-        Prepared::Status { name, watch: false } => {
+        Prepared::Status { name, watch: false, hosts: false } => {
             let status = client.status(&name).await?;
             if cx.json() {
                 return print_json(&status);
             }
             print_status(&name, &status);
         }
-        Prepared::Status { name, watch: true } => watch_status(cx, &name).await?,
+        Prepared::Status { name, watch: false, hosts: true } => {
+            let status = client.status(&name).await?;
+            let placement = crate::cli::lattice::placement(&client.app_hosts(&name).await?);
+            if cx.json() {
+                return print_json(&StatusWithHosts { status: &status, placement: &placement });
+            }
+            print_status(&name, &status);
+            say!();
+            crate::cli::lattice::print_placement(&placement);
+        }
+        Prepared::Status { name, watch: true, .. } => watch_status(cx, &name).await?,
         Prepared::History { name } => {
             let history = client.history(&name).await?;
             if cx.json() {
@@ -309,6 +319,13 @@ fn progress_printer<'a>(cx: &Context, name: &'a str) -> impl FnMut(&Status) + 'a
             progress.show(name, status);
         }
     }
+}
+
+/// `status --hosts -o json`: the status and where the application runs.
+#[derive(Serialize)]
+struct StatusWithHosts<'a> {
+    status: &'a Status,
+    placement: &'a [crate::cli::lattice::Placement],
 }
 
 #[derive(Serialize)]

@@ -21,6 +21,7 @@ use wadm_client::{Client, ClientError};
 use super::connection::NatsArgs;
 
 pub use failure::Failure;
+pub use table::Table;
 
 /// Options shared by every `wadm app` subcommand.
 #[derive(clap::Args, Debug)]
@@ -111,8 +112,12 @@ enum Command {
         name: String,
         /// Keep following: print the status again whenever it changes (until interrupted, or
         /// for `--timeout`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "hosts")]
         watch: bool,
+        /// Also show where it runs: each component and provider with its hosts and instance
+        /// counts, as wadm observes them.
+        #[arg(long)]
+        hosts: bool,
     },
     /// Show what was done to an application (puts, deploys, undeploys, deletes).
     History { name: String },
@@ -164,7 +169,7 @@ fn actor() -> String {
 }
 
 /// A positive duration: `5`, `5s`, `250ms`, `2m`, `1h` (a bare number is seconds).
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let duration = crate::stack::parse_duration(text)?;
     if duration.is_zero() || duration > Duration::from_secs(86_400 * 365) {
         return Err(format!("invalid duration {text:?}: must be positive and at most a year"));

@@ -52,7 +52,7 @@ pub fn prepare(command: Command) -> Result<Prepared, Failure> {
         Command::Delete { app, version, wait } => {
             Prepared::Delete { name: name_or_file(&app)?.name().into(), version, wait }
         }
-        Command::Status { name, watch } => Prepared::Status { name, watch },
+        Command::Status { name, watch, hosts } => Prepared::Status { name, watch, hosts },
         Command::History { name } => Prepared::History { name },
     })
 }

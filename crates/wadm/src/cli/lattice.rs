@@ -1,0 +1,291 @@
+//! `wadm lattice …`: what wadm observes in a lattice, through a running wadm's NATS API.
+//!
+//! - `wadm lattice hosts [--app NAME]`: every host (or the hosts of one application's
+//!   placement) with its name, version, uptime, labels and what runs there;
+//! - `wadm lattice list`: the lattices the answering wadm observes, with their host counts.
+//!
+//! Tables by default (the hosts' own `hostcore.*` labels left out), `-o json` for the replies as
+//! they are (every label). The same connection options, exit codes and one-line errors as
+//! `wadm app`. This module also owns the per-workload placement `wadm app status --hosts` shows
+//! ([`placement`], [`print_placement`]).
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde::Serialize;
+use wadm_client::{Client, ClientError, HostSummary, LatticeSummary};
+
+use super::app::{Failure, Output};
+use super::connection::NatsArgs;
+
+/// Labels every wasmCloud host sets itself: left out of tables.
+const HOST_LABEL_PREFIX: &str = "hostcore.";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// How to reach NATS (default URL: `nats://127.0.0.1:4222`).
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// The lattice to look at.
+    #[arg(long, global = true, env = "WADM_LATTICE", default_value = "default")]
+    lattice: String,
+    /// Subject prefix of the wadm API.
+    #[arg(long, global = true, env = "WADM_API_PREFIX", default_value = wadm_client::api::DEFAULT_API_PREFIX)]
+    api_prefix: String,
+    /// How long to wait for the reply (e.g. `5s`, `500ms`; default 5s).
+    #[arg(long, global = true, value_parser = super::app::parse_duration, value_name = "DURATION")]
+    timeout: Option<Duration>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The hosts wadm observes: name, version, uptime, labels and what runs on each.
+    Hosts {
+        /// Only the hosts running something of this application (and only that).
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// The lattices the answering wadm observes.
+    List,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return Failure::Connection(format!("cannot start the runtime: {e}")).report(),
+    };
+    match runtime.block_on(execute(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+async fn execute(args: Args) -> Result<(), Failure> {
+    let options = args.nats.options(args.nats.url_or_default(), "wadm lattice");
+    let nats = options.connect().await.map_err(ClientError::from)?;
+    let client = Client::new(nats, args.lattice.clone(), Some(&args.api_prefix))
+        .with_timeout(args.timeout.unwrap_or(wadm_client::DEFAULT_TIMEOUT));
+    let json = args.output == Output::Json;
+    match args.command {
+        Command::Hosts { app } => {
+            let reply = client.hosts_reply(app.as_deref()).await?;
+            if json {
+                return print_json(&reply);
+            }
+            if reply.message.starts_with("showing") {
+                eprintln!("{}", reply.message);
+            }
+            print_hosts(&reply.hosts, app.as_deref());
+        }
+        Command::List => {
+            let lattices = client.lattices().await?;
+            if json {
+                return print_json(&lattices);
+            }
+            print_lattices(&lattices);
+        }
+    }
+    Ok(())
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::Api(format!("cannot render the reply as JSON: {e}")))?;
+    outln!("{text}");
+    Ok(())
+}
+
+/// `3d 4h`, `2h 5m`, `7m 12s`, `45s`.
+pub fn human_duration(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86_400, seconds / 3_600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+/// The labels worth a column: the operator's, not the host's own `hostcore.*`.
+fn shown_labels(host: &HostSummary) -> String {
+    let labels: Vec<String> = host
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with(HOST_LABEL_PREFIX))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if labels.is_empty() { "-".into() } else { labels.join(",") }
+}
+
+/// `id×n` for each workload, comma separated (`-` for none).
+fn workloads(list: &[wadm_client::RunningWorkload]) -> String {
+    if list.is_empty() {
+        return "-".into();
+    }
+    list.iter().map(|w| format!("{}×{}", w.id, w.instances)).collect::<Vec<_>>().join(", ")
+}
+
+fn print_hosts(hosts: &[HostSummary], app: Option<&str>) {
+    if hosts.is_empty() {
+        match app {
+            Some(app) => outln!("No host runs anything of {app}"),
+            None => outln!("No hosts"),
+        }
+        return;
+    }
+    let mut table = super::app::Table::new(&[
+        "HOST",
+        "NAME",
+        "VERSION",
+        "UPTIME",
+        "LABELS",
+        "COMPONENTS",
+        "PROVIDERS",
+    ]);
+    for host in hosts {
+        table.row(vec![
+            host.id.clone(),
+            host.friendly_name.clone(),
+            host.version.clone(),
+            host.uptime_seconds.map_or_else(|| "-".into(), human_duration),
+            shown_labels(host),
+            workloads(&host.components),
+            workloads(&host.providers),
+        ]);
+    }
+    let text = table.render();
+    outln!("{}", text.trim_end());
+}
+
+fn print_lattices(lattices: &[LatticeSummary]) {
+    if lattices.is_empty() {
+        outln!("No lattices");
+        return;
+    }
+    let mut table = super::app::Table::new(&["LATTICE", "HOSTS"]);
+    for lattice in lattices {
+        let hosts = lattice.hosts.map_or_else(|| "?".into(), |n| n.to_string());
+        table.row(vec![lattice.name.clone(), hosts]);
+    }
+    let text = table.render();
+    outln!("{}", text.trim_end());
+}
+
+/// Where one component or provider runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    pub id: String,
+    /// `component` or `provider`.
+    pub kind: &'static str,
+    /// Instances over all its hosts.
+    pub instances: u32,
+    pub hosts: Vec<PlacedOn>,
+}
+
+/// One host of a [`Placement`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlacedOn {
+    pub host: String,
+    pub friendly_name: String,
+    pub instances: u32,
+}
+
+/// Each component and provider of `hosts` (an application's view) with the hosts it runs on,
+/// components first, each by id; hosts in the order given (by id).
+pub fn placement(hosts: &[HostSummary]) -> Vec<Placement> {
+    let mut by_workload: BTreeMap<(u8, String), Placement> = BTreeMap::new();
+    for host in hosts {
+        let kinds = [(0u8, "component", &host.components), (1, "provider", &host.providers)];
+        for (order, kind, list) in kinds {
+            for w in list.iter() {
+                let entry = by_workload.entry((order, w.id.clone())).or_insert_with(|| Placement {
+                    id: w.id.clone(),
+                    kind,
+                    instances: 0,
+                    hosts: Vec::new(),
+                });
+                entry.instances += w.instances;
+                entry.hosts.push(PlacedOn {
+                    host: host.id.clone(),
+                    friendly_name: host.friendly_name.clone(),
+                    instances: w.instances,
+                });
+            }
+        }
+    }
+    by_workload.into_values().collect()
+}
+
+/// The placement as a table: one row per component or provider, its hosts as `name (id…)×n`.
+pub fn print_placement(placement: &[Placement]) {
+    if placement.is_empty() {
+        outln!("Nothing of it runs on any host");
+        return;
+    }
+    let mut table = super::app::Table::new(&["ID", "KIND", "INSTANCES", "HOSTS"]);
+    for p in placement {
+        let hosts: Vec<String> = p
+            .hosts
+            .iter()
+            .map(|h| {
+                let short: String = h.host.chars().take(8).collect();
+                let name = if h.friendly_name.is_empty() { "?" } else { &h.friendly_name };
+                format!("{name} ({short}…)×{}", h.instances)
+            })
+            .collect();
+        table.row(vec![p.id.clone(), p.kind.into(), p.instances.to_string(), hosts.join(", ")]);
+    }
+    let text = table.render();
+    outln!("{}", text.trim_end());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wadm_client::RunningWorkload;
+
+    fn host(id: &str, comps: &[(&str, u32)], provs: &[&str]) -> HostSummary {
+        let w = |id: &str, n| RunningWorkload { id: id.into(), instances: n, ..Default::default() };
+        HostSummary {
+            id: id.into(),
+            friendly_name: format!("{id}-name"),
+            labels: [("hostcore.os".into(), "linux".into()), ("zone".into(), "a".into())].into(),
+            components: comps.iter().map(|(c, n)| w(c, *n)).collect(),
+            providers: provs.iter().map(|p| w(p, 1)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn placement_sums_each_workload_over_its_hosts() {
+        let hosts = [host("N1", &[("web", 2)], &["http"]), host("N2", &[("web", 1)], &[])];
+        let p = placement(&hosts);
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].id.as_str(), p[0].kind, p[0].instances), ("web", "component", 3));
+        assert_eq!(p[0].hosts.len(), 2);
+        assert_eq!((p[1].id.as_str(), p[1].kind, p[1].instances), ("http", "provider", 1));
+        assert_eq!(p[1].hosts[0].host, "N1");
+    }
+
+    #[test]
+    fn tables_leave_out_the_hosts_own_labels() {
+        assert_eq!(shown_labels(&host("N1", &[], &[])), "zone=a");
+        assert_eq!(workloads(&host("N1", &[("web", 2)], &[]).components), "web×2");
+        assert_eq!(workloads(&[]), "-");
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(432), "7m 12s");
+        assert_eq!(human_duration(7_500), "2h 5m");
+        assert_eq!(human_duration(3 * 86_400 + 4 * 3_600 + 5), "3d 4h");
+    }
+}
