@@ -54,6 +54,8 @@ pub fn routes(nats: async_nats::Client, settings: ApiSettings) -> Router {
     let gateway = Gateway { nats, settings: Arc::new(settings) };
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/lattices", get(lattices))
+        .route("/api/v1/lattices/{lattice}/hosts", get(hosts))
         .route("/api/v1/lattices/{lattice}/apps", get(list_apps).post(put_app))
         .route("/api/v1/lattices/{lattice}/apps/{name}", get(get_app).delete(delete_app))
         .route("/api/v1/lattices/{lattice}/apps/{name}/versions", get(versions))
@@ -174,6 +176,7 @@ impl Gateway {
         let prefix = &self.settings.prefix;
         match name {
             Some(name) => format!("{prefix}.{lattice}.model.{operation}.{name}"),
+            None if operation == HOSTS => format!("{prefix}.{lattice}.lattice.hosts"),
             None => format!("{prefix}.{lattice}.model.{operation}"),
         }
     }
@@ -236,28 +239,37 @@ fn check_token(field: &str, value: &str) -> Result<(), Refusal> {
 
 /// The `version` query parameter, if any, as the `{"version": …}` body the NATS API takes.
 fn version_body(uri: &Uri) -> Result<Bytes, Refusal> {
-    let Some(query) = uri.query() else { return Ok(Bytes::new()) };
-    let mut version = None;
+    Ok(match query_value(uri, "version")? {
+        Some(v) => Bytes::from(json!({ "version": v }).to_string()),
+        None => Bytes::new(),
+    })
+}
+
+/// The query parameter `wanted` (the only one the route accepts), decoded.
+fn query_value(uri: &Uri, wanted: &str) -> Result<Option<String>, Refusal> {
+    let Some(query) = uri.query() else { return Ok(None) };
+    let mut found = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
-            "version" => {
-                version = Some(
-                    percent_decode(value).map_err(|m| Refusal::new(StatusCode::BAD_REQUEST, m))?,
-                )
+            k if k == wanted => {
+                let decoded = percent_decode(value).map_err(|reason| {
+                    Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("query parameter '{wanted}': {reason}"),
+                    )
+                })?;
+                found = Some(decoded);
             }
             other => {
                 return Err(Refusal::new(
                     StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter {other:?} (only 'version' is accepted)"),
+                    format!("unknown query parameter {other:?} (only '{wanted}' is accepted)"),
                 ));
             }
         }
     }
-    Ok(match version {
-        Some(v) => Bytes::from(json!({ "version": v }).to_string()),
-        None => Bytes::new(),
-    })
+    Ok(found)
 }
 
 /// Decode `%XX` escapes and `+` in a query value.
@@ -270,7 +282,7 @@ fn percent_decode(value: &str) -> Result<String, String> {
             b'%' => {
                 let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
                 let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-                out.push(byte.ok_or("query parameter 'version': bad %-escape")?);
+                out.push(byte.ok_or("bad %-escape")?);
                 i += 3;
             }
             b'+' => {
@@ -283,7 +295,7 @@ fn percent_decode(value: &str) -> Result<String, String> {
             }
         }
     }
-    String::from_utf8(out).map_err(|_| "query parameter 'version': not UTF-8".to_string())
+    String::from_utf8(out).map_err(|_| "not UTF-8".to_string())
 }
 
 /// The address of a connection's peer, inserted by the listener for every request.
@@ -352,6 +364,39 @@ async fn app_request(
 }
 
 type AppPath = Path<(String, String)>;
+
+/// The operation name of the lattice view (`{prefix}.{lattice}.lattice.hosts`).
+const HOSTS: &str = "lattice.hosts";
+
+/// `GET /api/v1/lattices`: the lattices wadm observes (NATS `{prefix}.lattices`).
+async fn lattices(State(g): State<Gateway>, peer: Peer, headers: HeaderMap) -> Response {
+    let caller = caller(peer, &headers);
+    if let Err(refused) = g.authorise(&caller, Access::Read) {
+        return refused.into_response();
+    }
+    let subject = format!("{}.lattices", g.settings.prefix);
+    g.forward(&caller, subject, Bytes::new(), None).await
+}
+
+/// `GET /api/v1/lattices/{lattice}/hosts[?app=NAME]`: every host with what it runs, or one
+/// application's placement (NATS `{prefix}.{lattice}.lattice.hosts`).
+async fn hosts(
+    State(g): State<Gateway>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(lattice): Path<String>,
+    uri: Uri,
+) -> Response {
+    let body = match query_value(&uri, "app") {
+        Ok(None) => Bytes::new(),
+        Ok(Some(app)) => match check_token("application name", &app) {
+            Ok(()) => Bytes::from(json!({ "app": app }).to_string()),
+            Err(refused) => return refused.into_response(),
+        },
+        Err(refused) => return refused.into_response(),
+    };
+    app_request(&g, peer, &headers, ApiCall::read(&lattice, HOSTS, None).with_body(body)).await
+}
 
 async fn list_apps(
     State(g): State<Gateway>,
@@ -541,6 +586,8 @@ mod tests {
     /// Every route as (method, path template): what the OpenAPI file must describe, no more, no less.
     const ROUTES: &[(&str, &str)] = &[
         ("get", "/api/v1/openapi.json"),
+        ("get", "/api/v1/lattices"),
+        ("get", "/api/v1/lattices/{lattice}/hosts"),
         ("get", "/api/v1/lattices/{lattice}/apps"),
         ("post", "/api/v1/lattices/{lattice}/apps"),
         ("get", "/api/v1/lattices/{lattice}/apps/{name}"),

@@ -84,6 +84,16 @@ fn hello_instances(sim: &SimLattice) -> u32 {
         .sum()
 }
 
+/// A hosts reply without the fields that change with the clock and every heartbeat.
+fn timeless(mut reply: serde_json::Value) -> serde_json::Value {
+    for host in reply["hosts"].as_array_mut().into_iter().flatten() {
+        let host = host.as_object_mut().unwrap();
+        host.remove("uptime_seconds");
+        host.remove("last_seen");
+    }
+    reply
+}
+
 /// Collect everything an event-stream connection receives.
 async fn follow_events(addr: String) -> Arc<Mutex<String>> {
     let seen = Arc::new(Mutex::new(String::new()));
@@ -211,6 +221,29 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
         let (code, over_http) = get(&addr, &path).await;
         assert_eq!(code, 200, "GET {path}: {over_http}");
         assert_eq!(over_http, nats_api(&nats, &operation).await, "GET {path}");
+    }
+    // The lattice view too (less what moves with the clock and the heartbeats).
+    let lattices = get(&addr, "/api/v1/lattices").await;
+    let direct = nats.request("wadm.api.lattices", "".into()).await.expect("lattices answer");
+    assert_eq!(lattices, (200, serde_json::from_slice(&direct.payload).unwrap()));
+    let hosts_subject = format!("wadm.api.{LATTICE}.lattice.hosts");
+    for (query, body) in
+        [("", String::new()), (&*format!("?app={name}"), format!(r#"{{"app":"{name}"}}"#))]
+    {
+        let (code, over_http) =
+            get(&addr, &format!("/api/v1/lattices/{LATTICE}/hosts{query}")).await;
+        assert_eq!(code, 200, "{over_http}");
+        let direct = nats.request(hosts_subject.clone(), body.into()).await.expect("hosts answer");
+        let direct: serde_json::Value = serde_json::from_slice(&direct.payload).unwrap();
+        assert_eq!(timeless(over_http.clone()), timeless(direct), "hosts{query}");
+        let runs: u64 = over_http["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|h| h["components"].as_array().unwrap().iter())
+            .filter_map(|c| c["instances"].as_u64())
+            .sum();
+        assert_eq!(runs, u64::from(hello_instances(&sim)), "hosts{query}: {over_http}");
     }
     let (_, history) = get(&addr, &format!("{app}/history")).await;
     assert!(
