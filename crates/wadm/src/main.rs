@@ -3,6 +3,7 @@
 //! Each subcommand lives in its own module under [`cli`]; this file only dispatches.
 
 mod cli;
+mod dashboard;
 mod http_api;
 mod local_nats;
 mod observe;

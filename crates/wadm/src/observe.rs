@@ -2,8 +2,8 @@
 //! `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness of
 //! *this* replica: connected to NATS, its storage answers a current read, and none of its parts
 //! — the API server, each lattice's pipeline and executor — has been failing for 5 s; other
-//! replicas' health does not enter into it), and the HTTP API under `/api/v1` (see
-//! [`crate::http_api`]). This module owns the process-wide metrics
+//! replicas' health does not enter into it), the HTTP API under `/api/v1` (see
+//! [`crate::http_api`]) and the web dashboard under `/ui/` (see [`crate::dashboard`]). This module owns the process-wide metrics
 //! recorder: the libraries only call the `metrics` facade, which does nothing until
 //! [`HttpEndpoint::serve`] installs the Prometheus recorder here.
 //!
@@ -169,6 +169,7 @@ fn router(endpoints: Endpoints, api: Router) -> Router {
         .route("/readyz", get(readiness))
         .with_state(endpoints)
         .merge(api)
+        .merge(crate::dashboard::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
 }
 

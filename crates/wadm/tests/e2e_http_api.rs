@@ -9,24 +9,15 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::child::Wadm;
+use common::served::{LATTICE, serve_with_hosts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wadm_sim::{HostSpec, SimConfig, SimLattice};
-use wadm_test_support::{NatsServer, wait_for};
+use wadm_sim::SimLattice;
+use wadm_test_support::wait_for;
 
 const HELLO: &str = include_str!("../../../examples/hello.yaml");
 const OPENAPI: &str = include_str!("../../../docs/openapi.json");
-const LATTICE: &str = "default";
 const TOKEN: &str = "s3cret-token";
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// The HTTP address wadm reports once it serves (`… http://ADDR/…`).
-fn http_addr(wadm: &Wadm) -> Option<String> {
-    wadm.find_line(|line| {
-        let rest = line.split("http://").nth(1)?;
-        Some(rest.split('/').next()?.to_string())
-    })
-}
 
 /// One HTTP/1.1 request over a fresh connection: the status code and the body.
 async fn request(
@@ -115,44 +106,11 @@ async fn follow_events(addr: String) -> Arc<Mutex<String>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
-    let nats_server = NatsServer::start();
-    let url = nats_server.url();
-    let serve = Wadm::start(&[
-        "serve",
-        "--nats-url",
-        &url,
-        "--lattice",
-        LATTICE,
-        "--http-addr",
-        "127.0.0.1:0",
-        "--http-token",
-        TOKEN,
-        "--max-request-bytes",
-        "16384",
-        "--resync-every",
-        "500ms",
-        "--host-heartbeat",
-        "1s",
-    ]);
-    let addr = wait_for(DEADLINE, || {
-        let found = http_addr(&serve);
-        async move { found }
-    })
-    .await
-    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.output()));
+    let served =
+        serve_with_hosts(&["--http-token", TOKEN, "--max-request-bytes", "16384"], 2).await;
+    let (addr, sim, serve) = (served.addr.clone(), &served.sim, &served.wadm);
     assert!(!serve.output().contains(TOKEN), "the token is never printed");
-
-    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
-    let stream =
-        wait_for(DEADLINE, || async { js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok() })
-            .await;
-    assert!(stream.is_some(), "the runtime creates its event stream: {}", serve.output());
-    let mut sim_config = SimConfig::new(&url, LATTICE);
-    sim_config.heartbeat_interval = Duration::from_secs(1);
-    let sim = SimLattice::connect(sim_config).await.expect("sim connects");
-    for _ in 0..2 {
-        sim.add_host(HostSpec::default()).await;
-    }
+    let url = served.nats_server.url();
     let nats = async_nats::connect(&url).await.unwrap();
     let apps = format!("/api/v1/lattices/{LATTICE}/apps");
     // The API answers once wadm has set up.
@@ -198,7 +156,7 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
         request(&addr, "POST", &format!("{app}/deploy"), Some(TOKEN), None, b"").await;
     assert_eq!(code, 200, "{body}");
     let running = wait_for(DEADLINE, || {
-        let n = hello_instances(&sim);
+        let n = hello_instances(sim);
         async move { (n == 1).then_some(()) }
     })
     .await;
@@ -243,7 +201,7 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
             .flat_map(|h| h["components"].as_array().unwrap().iter())
             .filter_map(|c| c["instances"].as_u64())
             .sum();
-        assert_eq!(runs, u64::from(hello_instances(&sim)), "hosts{query}: {over_http}");
+        assert_eq!(runs, u64::from(hello_instances(sim)), "hosts{query}: {over_http}");
     }
     let (_, history) = get(&addr, &format!("{app}/history")).await;
     assert!(
@@ -275,7 +233,7 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
         request(&addr, "POST", &format!("{app}/undeploy"), Some(TOKEN), None, b"").await;
     assert_eq!(code, 200, "{body}");
     let stopped = wait_for(DEADLINE, || {
-        let n = hello_instances(&sim);
+        let n = hello_instances(sim);
         async move { (n == 0).then_some(()) }
     })
     .await;
@@ -300,5 +258,5 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
     }
     let (code, _) = request(&addr, "GET", "/api/v1/undocumented", None, None, b"").await;
     assert_eq!(code, 404);
-    sim.shutdown().await;
+    served.sim.shutdown().await;
 }

@@ -122,7 +122,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 api,
             )?;
             eprintln!(
-                "wadm serve: metrics, health and the HTTP API on http://{addr}/ (metrics, healthz, readyz, api/v1)"
+                "wadm serve: dashboard, HTTP API, metrics and health on http://{addr}/ (ui/, api/v1, metrics, healthz, readyz)"
             );
             Some(running)
         }

@@ -184,7 +184,7 @@ fn print_banner(
     outln!("  API:       {prefix}.{}.model.>", args.lattice);
     outln!("  data dir:  {}", data_dir.display());
     if let Some(addr) = http_addr {
-        outln!("  HTTP:      http://{addr}/metrics, /healthz, /readyz, /api/v1");
+        outln!("  dashboard: http://{addr}/ui/ (API: /api/v1, metrics: /metrics, /healthz, /readyz)");
     }
     outln!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
 }

@@ -7,6 +7,8 @@
 
 pub mod child;
 pub mod realhost;
+pub mod served;
+pub mod webdriver;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
