@@ -64,6 +64,11 @@ impl Client {
         &self.lattice
     }
 
+    /// The API subject prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The request timeout.
     pub fn timeout(&self) -> Duration {
         self.timeout

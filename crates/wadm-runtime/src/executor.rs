@@ -235,7 +235,12 @@ where
             lattice = %message.lattice, app = %message.app, generation = message.generation,
             command = %message.id, kind = %message.kind, delivered, "sending command"
         );
+        let started = std::time::Instant::now();
         let reply = self.control.request(&message.subject, body, self.config.request_timeout).await;
+        if reply.is_ok() {
+            metrics::histogram!("wadm_command_seconds", "kind" => message.kind.clone())
+                .record(started.elapsed().as_secs_f64());
+        }
         match reply {
             Ok(bytes) => match serde_json::from_slice::<CtlReply>(&bytes) {
                 Ok(r) if r.success => Ok(Executed::Sent),

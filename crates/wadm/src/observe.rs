@@ -14,7 +14,10 @@
 //! - `wadm_commands_published_total{kind}`: control commands newly stored in the command stream;
 //! - `wadm_commands_sent_total{kind,result}`: commands executed (`ok`, `refused`, `error`,
 //!   `expired`, `superseded`, `unreadable`);
-//! - `wadm_api_requests_total{operation,result}`: API requests answered, by the reply's result.
+//! - `wadm_api_requests_total{operation,result}`: API requests answered, by the reply's result;
+//! - `wadm_command_seconds{kind}`: histogram of a control request's round trip (answered ones);
+//! - `wadm_hosts{lattice}`, `wadm_apps{lattice,status}`: the lattice as the API reports it at
+//!   scrape time (the same on every replica).
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -41,6 +44,11 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(10);
 /// step with KV round trips and command publishes takes milliseconds).
 const STEP_BUCKETS: [f64; 12] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// Buckets of `wadm_command_seconds` (a control request's round trip to a host: milliseconds,
+/// seconds for a slow image pull).
+const COMMAND_BUCKETS: [f64; 12] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// A bound, not yet serving listener: bind first (a taken port fails before NATS is dialled),
 /// serve once the NATS client exists.
@@ -84,8 +92,11 @@ impl HttpEndpoint {
         api: crate::http_api::ApiSettings,
     ) -> anyhow::Result<RunningEndpoint> {
         let metrics = recorder()?;
+        let api_prefix = api.prefix.clone();
         let api = crate::http_api::routes(client.clone(), api);
-        let app = router(Endpoints { client, health, metrics: metrics.clone(), js_domain }, api);
+        let endpoints =
+            Endpoints { client, health, metrics: metrics.clone(), js_domain, api_prefix };
+        let app = router(endpoints, api);
         let listener = self.listener;
         let task = tokio::spawn(async move {
             let upkeep = async {
@@ -149,6 +160,8 @@ fn recorder() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full("wadm_reconcile_seconds".into()), &STEP_BUCKETS)
         .context("metrics buckets")?
+        .set_buckets_for_metric(Matcher::Full("wadm_command_seconds".into()), &COMMAND_BUCKETS)
+        .context("metrics buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     Ok(HANDLE.get_or_init(|| handle).clone())
@@ -160,6 +173,8 @@ struct Endpoints {
     health: wadm_server::Health,
     metrics: PrometheusHandle,
     js_domain: Option<String>,
+    /// The NATS API prefix, for the lattice-wide gauges.
+    api_prefix: String,
 }
 
 fn router(endpoints: Endpoints, api: Router) -> Router {
@@ -174,10 +189,45 @@ fn router(endpoints: Endpoints, api: Router) -> Router {
 }
 
 async fn render_metrics(Shared(endpoints): Shared<Endpoints>) -> impl IntoResponse {
+    let api = wadm_client::Client::new(endpoints.client.clone(), "", Some(&endpoints.api_prefix))
+        .with_timeout(LATTICE_GAUGES_TIMEOUT);
+    set_lattice_gauges(&api).await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         endpoints.metrics.render(),
     )
+}
+
+/// How long a scrape waits for the NATS API's answers behind the lattice-wide gauges.
+const LATTICE_GAUGES_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The lattice-wide gauges, as the NATS API answers them now (the same on every replica):
+/// `wadm_hosts{lattice}` and `wadm_apps{lattice,status}` (every status, zeros included, so a
+/// status no application has any more reads 0). Left as they were when the API does not answer.
+async fn set_lattice_gauges(api: &wadm_client::Client) {
+    use wadm_model::StatusType;
+    let Ok(lattices) = api.lattices().await else { return };
+    for lattice in lattices {
+        if let Some(hosts) = lattice.hosts {
+            metrics::gauge!("wadm_hosts", "lattice" => lattice.name.clone()).set(hosts as f64);
+        }
+        let client =
+            wadm_client::Client::new(api.nats().clone(), &lattice.name, Some(api.prefix()))
+                .with_timeout(api.timeout());
+        let Ok(models) = client.list().await else { continue };
+        for status in [
+            StatusType::Undeployed,
+            StatusType::Waiting,
+            StatusType::Reconciling,
+            StatusType::Deployed,
+            StatusType::Failed,
+            StatusType::Unhealthy,
+        ] {
+            let count = models.iter().filter(|m| m.status == status).count();
+            metrics::gauge!("wadm_apps", "lattice" => lattice.name.clone(), "status" => status.as_str())
+                .set(count as f64);
+        }
+    }
 }
 
 async fn liveness() -> impl IntoResponse {

@@ -170,6 +170,24 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
         "wadm_reconcile_seconds is a histogram"
     );
     assert!(seen.iter().any(|s| s.name == "wadm_event_queue_pending"), "queue lag gauge");
+    assert!(
+        total(&seen, "wadm_command_seconds_count", &[]) > 0.0,
+        "answered commands are timed by kind"
+    );
+    // The lattice-wide gauges follow what the API reports: 2 hosts, the app deployed.
+    let lattice_wide = wait_for(DEADLINE, || async {
+        let samples = metrics(&addr).await?;
+        let deployed =
+            total(&samples, "wadm_apps", &[("lattice", LATTICE), ("status", "deployed")]);
+        let failed = total(&samples, "wadm_apps", &[("lattice", LATTICE), ("status", "failed")]);
+        let hosts = total(&samples, "wadm_hosts", &[("lattice", LATTICE)]);
+        let has_failed_series = samples.iter().any(|s| {
+            s.name == "wadm_apps" && s.labels.get("status").map(String::as_str) == Some("failed")
+        });
+        (deployed == 1.0 && failed == 0.0 && hosts == 2.0 && has_failed_series).then_some(())
+    })
+    .await;
+    assert!(lattice_wide.is_some(), "wadm_apps and wadm_hosts: {:?}", metrics(&addr).await);
 
     assert_eq!(get(&addr, "/nope").await.unwrap().0, 404);
 

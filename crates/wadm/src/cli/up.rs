@@ -184,7 +184,9 @@ fn print_banner(
     outln!("  API:       {prefix}.{}.model.>", args.lattice);
     outln!("  data dir:  {}", data_dir.display());
     if let Some(addr) = http_addr {
-        outln!("  dashboard: http://{addr}/ui/ (API: /api/v1, metrics: /metrics, /healthz, /readyz)");
+        outln!(
+            "  dashboard: http://{addr}/ui/ (API: /api/v1, metrics: /metrics, /healthz, /readyz)"
+        );
     }
     outln!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
 }
