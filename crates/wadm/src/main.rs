@@ -39,6 +39,8 @@ enum Command {
     Up(cli::up::Args),
     /// Measure wadm: mass deploy, host-loss recovery, heartbeat throughput, CPU and memory.
     Bench(cli::bench::Args),
+    /// Print a shell completion script (e.g. `wadm completions bash > ~/.local/share/bash-completion/completions/wadm`).
+    Completions(cli::completions::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,5 +54,6 @@ fn main() -> ExitCode {
         Command::Lattice(args) => cli::lattice::run(args),
         Command::Up(args) => cli::up::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::Completions(args) => cli::completions::run::<Cli>(args),
     }
 }

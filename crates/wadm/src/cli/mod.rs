@@ -23,6 +23,7 @@ pub fn stdout_failed(e: std::io::Error) -> ! {
 
 pub mod app;
 pub mod bench;
+pub mod completions;
 pub mod connection;
 pub mod http;
 pub mod lattice;
