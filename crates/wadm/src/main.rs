@@ -4,6 +4,7 @@
 
 mod cli;
 mod local_nats;
+mod logging;
 mod observe;
 mod stack;
 

@@ -14,6 +14,7 @@ use wadm_server::{NatsOptions, ServerConfig};
 use wadm_sim::{SimConfig, SimLattice};
 
 use crate::local_nats;
+use crate::logging::LogFormat;
 use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration};
 
@@ -47,10 +48,14 @@ pub struct Args {
     /// (e.g. `127.0.0.1:9090`). Off when not given.
     #[arg(long, env = "WADM_HTTP_ADDR")]
     http_addr: Option<SocketAddr>,
+    /// How log lines are written on stderr: `text` (coloured only on a terminal without
+    /// `NO_COLOR`) or `json` (one object per line).
+    #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    stack::init_logging("warn");
+    crate::logging::init("warn", args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
