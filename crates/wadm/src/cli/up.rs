@@ -44,6 +44,12 @@ pub struct Args {
     /// How often the runtime resyncs.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     resync_every: Duration,
+    /// How long the event stream keeps events (`0`: no limit; applied in place).
+    #[arg(long, env = "WADM_EVENT_MAX_AGE", default_value = "1h", value_parser = parse_duration)]
+    event_max_age: Duration,
+    /// How many bytes of events the stream keeps (`512MiB`, `2GiB`; `0`: no limit).
+    #[arg(long, env = "WADM_EVENT_MAX_BYTES", default_value = "1GiB", value_parser = stack::parse_bytes)]
+    event_max_bytes: u64,
     /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP on this address
     /// (e.g. `127.0.0.1:9090`). Off when not given.
     #[arg(long, env = "WADM_HTTP_ADDR")]
@@ -103,6 +109,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
         command_ttl: Duration::from_secs(60),
         ack_wait: Duration::from_secs(3),
         command_workers: 8,
+        event_max_age: args.event_max_age,
+        event_max_bytes: args.event_max_bytes,
     };
     let prefix = server.api_prefix.clone();
     let settings = WadmSettings { server, runtime };
