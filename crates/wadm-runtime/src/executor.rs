@@ -13,6 +13,10 @@
 //! lattice next continues the backoff. A request nobody answers is redelivered with exponential
 //! backoff and jitter (the delivery count is kept by the stream, so another replica continues the
 //! sequence), and counts as failed after `max_request_attempts` deliveries.
+//!
+//! Every send attempt is logged once at info, `command sent`, with what the command acts on, its
+//! host, kind, the reason it was decided (carried in the message) and how the attempt ended;
+//! never its body (a config's values may be secrets).
 
 use std::future::Future;
 use std::sync::Arc;
