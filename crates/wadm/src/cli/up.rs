@@ -200,4 +200,5 @@ fn print_banner(
         outln!("  HTTP:      http://{addr}/metrics, /healthz, /readyz");
     }
     outln!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
+    outln!("  look:      wadm lattice hosts{nats_flag}{lattice_flag}");
 }
