@@ -154,6 +154,14 @@ fn json_logs_name_each_command_and_lost_host_without_secrets_or_colour() {
     let hosts_up =
         wait_until(Duration::from_secs(30), || sim.output().contains("hosts on lattice"));
     assert!(hosts_up, "{}", sim.output());
+    // One more host, in a process of its own that will die without a word.
+    let mut doomed =
+        Wadm::start(&["sim", "--nats-url", &url, "--hosts", "1", "--heartbeat-interval", "1s"]);
+    let up = wait_until(Duration::from_secs(30), || doomed.output().contains("hosts on lattice"));
+    assert!(up, "{}", doomed.output());
+    let doomed_host = doomed
+        .find_line(|l| l.starts_with('N').then(|| l.split_whitespace().next().unwrap().to_string()))
+        .expect("the sim names its host");
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("logged.yaml");
@@ -208,11 +216,22 @@ fn json_logs_name_each_command_and_lost_host_without_secrets_or_colour() {
     assert!(!first_starts.is_empty());
     assert!(first_starts.iter().any(|l| l["why"].as_str().unwrap().contains("the host runs none")));
 
-    // The hosts stop (gracefully): each is logged gone once.
+    // A host that dies silently is gone when its lease runs out (2 × 1 s + 0.5 s).
+    let _ = doomed.child.kill();
+    let lost = wait_until(Duration::from_secs(30), || !lines_with(&serve, "host gone").is_empty());
+    assert!(lost, "no host gone line: {}", serve.all_output());
+    let line = &lines_with(&serve, "host gone")[0];
+    assert_eq!(
+        (line["host"].as_str(), line["reason"].as_str()),
+        (Some(&*doomed_host), Some("lease expired"))
+    );
+    assert!(line["silent_ms"].as_u64().is_some_and(|ms| ms >= 2_000), "{line}");
+
+    // The others stop gracefully: each is logged gone once, as stopped.
     sim.terminate(Duration::from_secs(15));
-    let gone = wait_until(Duration::from_secs(30), || lines_with(&serve, "host gone").len() >= 2);
+    let gone = wait_until(Duration::from_secs(30), || lines_with(&serve, "host gone").len() >= 3);
     assert!(gone, "no host gone lines: {}", serve.all_output());
-    for line in lines_with(&serve, "host gone") {
+    for line in &lines_with(&serve, "host gone")[1..] {
         assert_eq!(line["reason"], "stopped", "{line}");
         assert!(line["host"].as_str().is_some_and(|h| h.starts_with('N')), "{line}");
         assert!(line["components"].is_u64() && line["providers"].is_u64(), "{line}");
@@ -231,6 +250,7 @@ fn json_logs_name_each_command_and_lost_host_without_secrets_or_colour() {
     assert!(!everything.contains('\u{1b}'), "ANSI escapes in a pipe: {everything}");
     assert!(!everything.contains(PASSWORD), "the password leaked: {everything}");
     assert!(!sim.output().contains(PASSWORD), "{}", sim.output());
+    assert!(!doomed.output().contains(PASSWORD), "{}", doomed.output());
 }
 
 #[test]
