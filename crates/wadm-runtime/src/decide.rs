@@ -231,7 +231,15 @@ pub fn select_commands(
             continue;
         }
         match record.intents.admit(c, &record.state, now, ttl_ms, lifetime_ms) {
-            Admission::Issue(intent) => out.push(message_of(&plan.lattice, &intent)),
+            Admission::Issue(intent) => {
+                let mut message = message_of(&plan.lattice, &intent);
+                let undeploying =
+                    record.apps.get(&c.app).is_none_or(|a| a.deployed_version.is_none());
+                let why = why(&c.command, &record.state);
+                message.reason =
+                    if undeploying { format!("{} is undeployed: {why}", c.app) } else { why };
+                out.push(message);
+            }
             Admission::Busy | Admission::Waiting { .. } => {
                 *held.entry(c.app.clone()).or_default() += 1;
             }
@@ -255,6 +263,70 @@ pub fn message_of(lattice: &str, intent: &Intent) -> CommandMessage {
         body: String::from_utf8(c.body_bytes()).unwrap_or_default(),
         issued_at: intent.issued_at,
         expires_at: intent.expires_at,
+        reason: String::new(),
+    }
+}
+
+/// Why a planned command is needed, in words, from what `state` observes of its target when it
+/// is admitted (placement plans on observed state plus orders in flight, and an order is only
+/// admitted on a slot with no other order in flight: the observed state is the base it
+/// changes). For the `command sent` log line; never part of what is sent.
+pub fn why(command: &Command, state: &wadm_lattice::LatticeState) -> String {
+    match command {
+        Command::ScaleComponent(r) => {
+            let Some(host) = state.hosts.get(&r.host_id) else {
+                return format!("wanted {} on a host wadm has not observed yet", r.count);
+            };
+            let running = host.components.get(&r.component_id);
+            let have = running.map_or(0, |c| c.count);
+            match (r.count, have) {
+                (0, have) => format!("not wanted on this host any more (it runs {have})"),
+                (want, 0) => format!("wanted {want} here, the host runs none"),
+                (want, have) if want > have => format!("scale up: wanted {want} here, runs {have}"),
+                (want, have) if want < have => {
+                    format!("scale down: wanted {want} here, runs {have}")
+                }
+                (want, _) => match running {
+                    Some(c) if c.image_ref != r.component_ref => {
+                        format!("wanted {want} of {} here, runs {}", r.component_ref, c.image_ref)
+                    }
+                    _ => format!("runs {want} as wanted, but with other annotations or config"),
+                },
+            }
+        }
+        Command::UpdateComponent(r) => {
+            let running = state
+                .hosts
+                .get(&r.host_id)
+                .and_then(|h| h.components.get(&r.component_id))
+                .map_or("nothing", |c| c.image_ref.as_str());
+            format!("new image {}: the host runs {running}", r.new_component_ref)
+        }
+        Command::StartProvider(r) => {
+            let running = state.hosts.get(&r.host_id).and_then(|h| h.providers.get(&r.provider_id));
+            match running {
+                None => "wanted here, not running on this host".to_string(),
+                Some(p) => {
+                    format!("wanted here with image {}, runs {}", r.provider_ref, p.image_ref)
+                }
+            }
+        }
+        Command::StopProvider(_) => "not wanted on this host any more".to_string(),
+        Command::PutLink(link) => match state.links.get(&link.key()) {
+            None => format!("link {} → {} missing", link.source_id, link.target),
+            Some(old) if old.target != link.target => {
+                format!("link retargeted from {} to {}", old.target, link.target)
+            }
+            Some(_) => "link differs from the manifest (interfaces or config)".to_string(),
+        },
+        Command::DeleteLink(_) => "link not wanted any more".to_string(),
+        Command::PutConfig { name, values } => match state.configs.get(name) {
+            None => "config missing".to_string(),
+            Some(c) if c.values.as_ref() == Some(values) => "config rewritten".to_string(),
+            Some(c) if c.values.is_none() => "config values unknown: written".to_string(),
+            Some(_) => "config values differ from the manifest".to_string(),
+        },
+        Command::DeleteConfig { .. } => "no deployed application needs the config".to_string(),
     }
 }
 
@@ -454,5 +526,58 @@ mod tests {
         assert_eq!(r.apps["a"].attempt(), 2);
         assert_eq!(r.apps["a"].failure.as_ref().unwrap().retry_at, 1100);
         assert!(!note_failure(&mut r, "nope", "boom", 1000, &b, 0));
+    }
+}
+
+#[cfg(test)]
+mod why_tests {
+    use wadm_lattice::{ComponentInstance, HostState, LatticeState};
+    use wadm_protocol::ctl::{ScaleComponentRequest, StopProviderRequest};
+
+    use super::*;
+
+    fn scale(count: u32) -> Command {
+        Command::ScaleComponent(ScaleComponentRequest {
+            component_ref: "img:1".into(),
+            component_id: "web".into(),
+            count,
+            host_id: "N1".into(),
+            annotations: Default::default(),
+            config: vec![],
+            allow_update: false,
+            component_limits: None,
+        })
+    }
+
+    fn running(count: u32) -> LatticeState {
+        let mut state = LatticeState::default();
+        let mut host = HostState { id: "N1".into(), ..HostState::default() };
+        let c = ComponentInstance {
+            id: "web".into(),
+            image_ref: "img:1".into(),
+            count,
+            ..Default::default()
+        };
+        if count > 0 {
+            host.components.insert("web".into(), c);
+        }
+        state.hosts.insert("N1".into(), host);
+        state
+    }
+
+    #[test]
+    fn reasons_compare_the_command_with_what_the_host_runs() {
+        assert_eq!(why(&scale(2), &running(0)), "wanted 2 here, the host runs none");
+        assert_eq!(why(&scale(3), &running(1)), "scale up: wanted 3 here, runs 1");
+        assert_eq!(why(&scale(1), &running(3)), "scale down: wanted 1 here, runs 3");
+        assert_eq!(why(&scale(0), &running(2)), "not wanted on this host any more (it runs 2)");
+        assert!(why(&scale(2), &LatticeState::default()).contains("not observed yet"));
+        let stop = Command::StopProvider(StopProviderRequest {
+            provider_id: "p".into(),
+            host_id: "N1".into(),
+        });
+        assert_eq!(why(&stop, &running(0)), "not wanted on this host any more");
+        let put = Command::PutConfig { name: "c".into(), values: Default::default() };
+        assert_eq!(why(&put, &running(0)), "config missing");
     }
 }

@@ -13,6 +13,10 @@
 //! lattice next continues the backoff. A request nobody answers is redelivered with exponential
 //! backoff and jitter (the delivery count is kept by the stream, so another replica continues the
 //! sequence), and counts as failed after `max_request_attempts` deliveries.
+//!
+//! Every send attempt is logged once at info, `command sent`, with what the command acts on, its
+//! host, kind, the reason it was decided (carried in the message) and how the attempt ended;
+//! never its body (a config's values may be secrets).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -241,6 +245,18 @@ where
             metrics::histogram!("wadm_command_seconds", "kind" => message.kind.clone())
                 .record(started.elapsed().as_secs_f64());
         }
+        let executed = self.settle(&message, reply, delivered).await;
+        log_sent(&message, delivered, &executed);
+        executed
+    }
+
+    /// What a control request's answer (or its absence) means for the command.
+    async fn settle(
+        &self,
+        message: &CommandMessage,
+        reply: Result<Vec<u8>, IoError>,
+        delivered: u64,
+    ) -> Result<Executed, IoError> {
         match reply {
             Ok(bytes) => match serde_json::from_slice::<CtlReply>(&bytes) {
                 Ok(r) if r.success => Ok(Executed::Sent),
@@ -250,12 +266,12 @@ where
                 }
                 Ok(r) => {
                     let text = format!("{} refused: {}", message.kind, r.message);
-                    self.report(&message, &text).await?;
+                    self.report(message, &text).await?;
                     Ok(Executed::Refused { message: text })
                 }
                 Err(e) => {
                     let text = format!("{}: unreadable reply: {e}", message.kind);
-                    self.report(&message, &text).await?;
+                    self.report(message, &text).await?;
                     Ok(Executed::Refused { message: text })
                 }
             },
@@ -263,7 +279,7 @@ where
                 // Nobody serves the subject: the host is gone (its lease will say so) or the
                 // lattice has no host. Not the application's failure: the order is dropped
                 // and the situation planned again from what is observed.
-                self.dropped(&message, NO_RESPONDERS, false).await?;
+                self.dropped(message, NO_RESPONDERS, false).await?;
                 Ok(Executed::NoResponders)
             }
             Err(e) if delivered < self.config.max_request_attempts => {
@@ -274,7 +290,7 @@ where
             }
             Err(e) => {
                 let text = format!("{} to {}: {e}", message.kind, message.subject);
-                self.report(&message, &text).await?;
+                self.report(message, &text).await?;
                 Ok(Executed::GaveUp { message: text })
             }
         }
@@ -322,6 +338,74 @@ where
             ttl: None,
         };
         self.events.publish(outgoing).await.map(|_| ())
+    }
+}
+
+/// What a command acts on, read from its body: a component, a provider, a link (by source) or a
+/// config (by name). Never the body itself: a config's values may be secrets.
+enum Acted {
+    Component(String),
+    Provider(String),
+    Link(String),
+    Config(String),
+    Unknown,
+}
+
+fn acted_on(message: &CommandMessage) -> Acted {
+    let body: serde_json::Value = serde_json::from_str(&message.body).unwrap_or_default();
+    let field = |name: &str| body.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
+    let last_token = || message.subject.rsplit('.').next().unwrap_or_default().to_string();
+    match message.kind.as_str() {
+        "scale_component" | "update_component" => {
+            field("component_id").map_or(Acted::Unknown, Acted::Component)
+        }
+        "start_provider" | "stop_provider" => {
+            field("provider_id").map_or(Acted::Unknown, Acted::Provider)
+        }
+        "put_link" | "delete_link" => field("source_id").map_or(Acted::Unknown, Acted::Link),
+        "put_config" | "delete_config" => Acted::Config(last_token()),
+        _ => Acted::Unknown,
+    }
+}
+
+/// The one `command sent` line (info) of a send attempt: the application, what the command acts
+/// on, the host (for host-addressed commands; links and configs are lattice-wide), its kind,
+/// why it was decided and how the attempt ended.
+fn log_sent(message: &CommandMessage, delivered: u64, executed: &Result<Executed, IoError>) {
+    let outcome = match executed {
+        Ok(Executed::Sent) => "accepted".to_string(),
+        Ok(Executed::AlreadyDone { .. }) => "already done".to_string(),
+        Ok(Executed::Refused { message }) => format!("refused: {message}"),
+        Ok(Executed::Retry { delay }) => format!("unanswered; again in {} ms", delay.as_millis()),
+        Ok(Executed::GaveUp { message }) => format!("unanswered; gave up: {message}"),
+        Ok(Executed::NoResponders) => "nobody serves its subject".to_string(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => format!("failed: {e}"),
+    };
+    let (lattice, app, kind) = (&message.lattice, &message.app, &message.kind);
+    let command = message.msg_id();
+    let why = if message.reason.is_empty() { "(not recorded)" } else { message.reason.as_str() };
+    let host = message.target_host.as_deref().unwrap_or_default();
+    match acted_on(message) {
+        Acted::Component(component) => tracing::info!(
+            %lattice, %app, %component, %host, %kind, %why, %outcome, attempt = delivered,
+            %command, "command sent"
+        ),
+        Acted::Provider(provider) => tracing::info!(
+            %lattice, %app, %provider, %host, %kind, %why, %outcome, attempt = delivered,
+            %command, "command sent"
+        ),
+        Acted::Link(source) => tracing::info!(
+            %lattice, %app, link_source = %source, %kind, %why, %outcome, attempt = delivered,
+            %command, "command sent"
+        ),
+        Acted::Config(config) => tracing::info!(
+            %lattice, %app, %config, %kind, %why, %outcome, attempt = delivered,
+            %command, "command sent"
+        ),
+        Acted::Unknown => tracing::info!(
+            %lattice, %app, %kind, %why, %outcome, attempt = delivered, %command, "command sent"
+        ),
     }
 }
 

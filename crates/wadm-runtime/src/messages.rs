@@ -148,6 +148,10 @@ pub struct CommandMessage {
     pub issued_at: Timestamp,
     /// Not executed at or after this instant: the situation is re-observed instead.
     pub expires_at: Timestamp,
+    /// Why it was decided, in words (for the executor's `command sent` log line; absent in
+    /// messages of older wadm versions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 impl CommandMessage {

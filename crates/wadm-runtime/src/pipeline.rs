@@ -402,6 +402,7 @@ where
                 config,
             );
             let in_flight = record.intents.len();
+            let gone = hosts_gone(&record, &applied.persist, now);
             match self.records.save(&lattice, record, base, &applied.persist).await {
                 Ok(_) => {}
                 Err(RecordError::Kv(KvError::Conflict(_))) => {
@@ -412,6 +413,12 @@ where
                     continue;
                 }
                 Err(e) => return Err(e.into()),
+            }
+            for gone in gone {
+                let HostGone { host, reason, components, providers, silent_ms } = gone;
+                tracing::info!(
+                    %lattice, %host, %reason, components, providers, silent_ms, "host gone"
+                );
             }
 
             let mut done = Processed {
@@ -464,4 +471,50 @@ where
             return Ok(done);
         }
     }
+}
+
+/// A host the step removed from observed state, for the `host gone` log line.
+struct HostGone {
+    host: String,
+    /// `lease expired` (silent past its lease) or `stopped` (`host_stopped`).
+    reason: &'static str,
+    /// Components and providers it ran (now to be placed elsewhere).
+    components: usize,
+    providers: usize,
+    /// How long wadm had not heard from it when it was removed (ms).
+    silent_ms: u64,
+}
+
+/// The hosts `persist` removes, with what they ran.
+fn hosts_gone(
+    record: &crate::record::LatticeRecord,
+    persist: &wadm_lattice::Changes,
+    now: u64,
+) -> Vec<HostGone> {
+    use wadm_lattice::{Change, RemovalReason};
+    let mut gone = Vec::new();
+    for change in &persist.changes {
+        let Change::HostRemoved { host, reason } = change else { continue };
+        let on_host = |c: &&Change| match c {
+            Change::ComponentRemoved { host: h, .. } | Change::ProviderRemoved { host: h, .. } => {
+                h == host
+            }
+            _ => false,
+        };
+        let removed: Vec<&Change> = persist.changes.iter().filter(on_host).collect();
+        let components =
+            removed.iter().filter(|c| matches!(c, Change::ComponentRemoved { .. })).count();
+        let last_seen = record.state.bookkeeping.tombstones.get(host).map_or(now, |t| t.last_seen);
+        gone.push(HostGone {
+            host: host.clone(),
+            reason: match reason {
+                RemovalReason::Lost => "lease expired",
+                RemovalReason::Stopped => "stopped",
+            },
+            components,
+            providers: removed.len() - components,
+            silent_ms: now.saturating_sub(last_seen),
+        });
+    }
+    gone
 }

@@ -523,7 +523,14 @@ pub fn decide(
         let issued: BTreeSet<String> = commands.iter().map(|c| c.msg_id()).collect();
         let again = record.intents.pending().map(|(_, i)| i);
         let again = again.filter(|i| !issued.contains(&i.msg_id()) && now < i.expires_at);
-        let again: Vec<_> = again.map(|i| decide::message_of(&lattice, i)).collect();
+        let again: Vec<_> = again
+            .map(|i| {
+                let mut message = decide::message_of(&lattice, i);
+                let why = decide::why(&i.command, &record.state);
+                message.reason = format!("published again after a redelivery: {why}");
+                message
+            })
+            .collect();
         commands.extend(again);
     }
     let statuses = decide::statuses(record, &plan, &applied.affected, now);

@@ -6,6 +6,7 @@ mod cli;
 mod dashboard;
 mod http_api;
 mod local_nats;
+mod logging;
 mod observe;
 mod stack;
 

@@ -46,6 +46,14 @@ pub struct RuntimeArgs {
     /// Control commands executed at once per lattice by this replica.
     #[arg(long, env = "WADM_COMMAND_WORKERS", default_value_t = 8)]
     pub command_workers: usize,
+    /// How long the event stream keeps host and wadm events (`0`: no limit). Applied to an
+    /// existing stream at start-up; keep it the same on every replica.
+    #[arg(long, env = "WADM_EVENT_MAX_AGE", default_value = "1h", value_parser = parse_duration)]
+    pub event_max_age: Duration,
+    /// How many bytes of events the stream keeps, the oldest dropped first (`512MiB`, `2GiB`,
+    /// `100MB`, bytes; `0`: no limit). Applied to an existing stream at start-up.
+    #[arg(long, env = "WADM_EVENT_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub event_max_bytes: u64,
 }
 
 impl RuntimeArgs {
@@ -60,6 +68,8 @@ impl RuntimeArgs {
         config.streams.ack_wait = self.ack_wait;
         config.streams.replicas = replicas.max(1);
         config.command_workers = self.command_workers.max(1);
+        config.streams.event_max_age = self.event_max_age;
+        config.streams.event_max_bytes = self.event_max_bytes;
         config
     }
 
@@ -302,12 +312,32 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Log to stderr at `default_level` unless `RUST_LOG` says otherwise.
-pub fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+/// A size: bytes, or a number with `KB`, `MB`, `GB`, `TB` (powers of 1000) or `KiB`, `MiB`,
+/// `GiB`, `TiB` (powers of 1024); `K`, `M`, `G` alone are the binary ones.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 512MiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!("unknown unit `{other}` in `{text}` (use B, MB, GB, MiB or GiB)"));
+        }
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > i64::MAX as f64 {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(bytes.round() as u64)
 }
 
 /// `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
@@ -355,6 +385,10 @@ mod tests {
             "20s",
             "--ack-wait",
             "4s",
+            "--event-max-age",
+            "30m",
+            "--event-max-bytes",
+            "256MiB",
         ])
         .unwrap();
         let named = cli.runtime.named_lattices().unwrap();
@@ -367,6 +401,25 @@ mod tests {
         assert_eq!(config.streams.command_ttl, Duration::from_secs(20));
         assert_eq!(config.streams.ack_wait, Duration::from_secs(4));
         assert_eq!(config.streams.replicas, 3);
+        assert_eq!(config.streams.event_max_age, Duration::from_secs(1800));
+        assert_eq!(config.streams.event_max_bytes, 256 << 20);
+        let defaults = Cli::try_parse_from(["x"]).unwrap().runtime.run_config(vec![], 1);
+        assert_eq!(defaults.streams.event_max_age, Duration::from_secs(3600));
+        assert_eq!(defaults.streams.event_max_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("100MB"), Ok(100_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("1.5G"), Ok(3 << 29));
+        for bad in ["", "GiB", "5 parsecs", "-1GB", "1e30GB"] {
+            let e = parse_bytes(bad).unwrap_err();
+            assert!(e.contains(bad.trim()) || e.contains("size"), "{bad}: {e}");
+        }
     }
 
     #[test]

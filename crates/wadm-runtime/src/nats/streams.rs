@@ -3,7 +3,8 @@
 //!
 //! - `wadm_events` (file storage, limits retention): host events, manifest events and the
 //!   runtime's internal events of every lattice. It exists independently of any wadm process,
-//!   so events are kept while no wadm runs.
+//!   so events are kept while no wadm runs — for at most `event_max_age` and `event_max_bytes`
+//!   (the oldest go first), limits every start applies to the existing stream in place.
 //! - `wadm_commands` (per-message TTL allowed; dedupe window = the command TTL, so an order
 //!   re-issued after its predecessor expired is not mistaken for a duplicate).
 //! - Per lattice `L`: durable `wadm_events_L` (`max_ack_pending = 1`: one event at a time, in
@@ -26,11 +27,21 @@ pub const RECORD_BUCKET: &str = "wadm_runtime";
 /// server's lattice view reads it.
 pub const STATE_BUCKET: &str = wadm_server::view::OBSERVED_BUCKET;
 
+/// How long the event stream keeps events unless told otherwise. Enough for any replica to
+/// work off a backlog (events are applied within seconds); what is lost beyond it, a discovery
+/// round rebuilds.
+pub const DEFAULT_EVENT_MAX_AGE: Duration = Duration::from_secs(3600);
+/// How many bytes the event stream keeps unless told otherwise.
+pub const DEFAULT_EVENT_MAX_BYTES: u64 = 1 << 30;
+
 /// Sizes and timings of the streams and consumers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSettings {
-    /// How long events are kept (default 24 h).
+    /// How long events are kept (default 1 h; zero: no limit). Applied to an existing stream.
     pub event_max_age: Duration,
+    /// How many bytes of events are kept, the oldest dropped first (default 1 GiB; zero: no
+    /// limit). Applied to an existing stream.
+    pub event_max_bytes: u64,
     /// Dedupe window of the event stream (ticks of one period collapse within it).
     pub event_dedupe_window: Duration,
     /// The command TTL: the command stream's dedupe window and each message's `Nats-TTL`.
@@ -49,7 +60,8 @@ pub struct StreamSettings {
 impl Default for StreamSettings {
     fn default() -> Self {
         Self {
-            event_max_age: Duration::from_secs(24 * 3600),
+            event_max_age: DEFAULT_EVENT_MAX_AGE,
+            event_max_bytes: DEFAULT_EVENT_MAX_BYTES,
             event_dedupe_window: Duration::from_secs(120),
             command_ttl: Duration::from_secs(60),
             ack_wait: Duration::from_secs(3),
@@ -78,6 +90,7 @@ pub async fn ensure_streams(
             format!("{INTERNAL_PREFIX}.*.>"),
         ],
         max_age: settings.event_max_age,
+        max_bytes: event_max_bytes(settings),
         duplicate_window: settings.event_dedupe_window,
         num_replicas: settings.replicas,
         storage: stream::StorageType::File,
@@ -95,8 +108,41 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let events = ensure_stream(js, events).await.map_err(|e| setup(EVENT_STREAM, e))?;
+    let events = apply_event_limits(js, events, settings).await?;
     let commands = ensure_stream(js, commands).await.map_err(|e| setup(COMMAND_STREAM, e))?;
     Ok((events, commands))
+}
+
+/// The stream's `max_bytes` for the setting (NATS says "no limit" with -1).
+fn event_max_bytes(settings: &StreamSettings) -> i64 {
+    match settings.event_max_bytes {
+        0 => -1,
+        n => i64::try_from(n).unwrap_or(i64::MAX),
+    }
+}
+
+/// Bring an existing event stream's age and size limits in line with `settings`, in place (its
+/// events stay; with lower limits the server drops the oldest beyond them at once).
+async fn apply_event_limits(
+    js: &jetstream::Context,
+    mut events: stream::Stream,
+    settings: &StreamSettings,
+) -> Result<stream::Stream, IoError> {
+    let current = events.cached_info().config.clone();
+    let (age, bytes) = (settings.event_max_age, event_max_bytes(settings));
+    if current.max_age == age && current.max_bytes == bytes {
+        return Ok(events);
+    }
+    let updated = stream::Config { max_age: age, max_bytes: bytes, ..current.clone() };
+    js.update_stream(updated).await.map_err(|e| setup(EVENT_STREAM, e))?;
+    tracing::info!(
+        stream = EVENT_STREAM,
+        max_age_from = ?current.max_age, max_age = ?age,
+        max_bytes_from = current.max_bytes, max_bytes = bytes,
+        "event stream limits updated in place"
+    );
+    events.info().await.map_err(|e| setup(EVENT_STREAM, e))?;
+    Ok(events)
 }
 
 async fn ensure_consumer(

@@ -8,3 +8,4 @@ mod listing;
 mod ops;
 mod replicas;
 mod status;
+mod view;

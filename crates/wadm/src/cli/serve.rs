@@ -14,6 +14,7 @@ use super::connection::NatsArgs;
 use super::http::HttpArgs;
 
 use crate::local_nats;
+use crate::logging::LogFormat;
 use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings};
 
@@ -43,12 +44,16 @@ pub struct Args {
     stream_replicas: usize,
     #[command(flatten)]
     http: HttpArgs,
+    /// How log lines are written on stderr: `text` (coloured only on a terminal without
+    /// `NO_COLOR`) or `json` (one object per line).
+    #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    stack::init_logging("info");
+    crate::logging::init("info", args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -15,6 +15,7 @@ use wadm_sim::{SimConfig, SimLattice};
 
 use super::http::HttpArgs;
 use crate::local_nats;
+use crate::logging::LogFormat;
 use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration};
 
@@ -44,12 +45,22 @@ pub struct Args {
     /// How often the runtime resyncs.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     resync_every: Duration,
+    /// How long the event stream keeps events (`0`: no limit; applied in place).
+    #[arg(long, env = "WADM_EVENT_MAX_AGE", default_value = "1h", value_parser = parse_duration)]
+    event_max_age: Duration,
+    /// How many bytes of events the stream keeps (`512MiB`, `2GiB`; `0`: no limit).
+    #[arg(long, env = "WADM_EVENT_MAX_BYTES", default_value = "1GiB", value_parser = stack::parse_bytes)]
+    event_max_bytes: u64,
     #[command(flatten)]
     http: HttpArgs,
+    /// How log lines are written on stderr: `text` (coloured only on a terminal without
+    /// `NO_COLOR`) or `json` (one object per line).
+    #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    stack::init_logging("warn");
+    crate::logging::init("warn", args.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -98,6 +109,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
         command_ttl: Duration::from_secs(60),
         ack_wait: Duration::from_secs(3),
         command_workers: 8,
+        event_max_age: args.event_max_age,
+        event_max_bytes: args.event_max_bytes,
     };
     let prefix = server.api_prefix.clone();
     let settings = WadmSettings { server, runtime };
@@ -189,4 +202,5 @@ fn print_banner(
         );
     }
     outln!("  deploy:    wadm app deploy <file> --wait{nats_flag}{lattice_flag}");
+    outln!("  look:      wadm lattice hosts{nats_flag}{lattice_flag}");
 }

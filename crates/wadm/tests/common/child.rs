@@ -17,8 +17,14 @@ pub struct Wadm {
 impl Wadm {
     /// Start `wadm args…` with `RUST_LOG=warn` and no NATS or HTTP address from the environment.
     pub fn start(args: &[&str]) -> Wadm {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Wadm::start`] with these environment variables set as well.
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Wadm {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wadm"))
             .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
             .env_remove("WADM_NATS_URL")
             .env_remove("WADM_HTTP_ADDR")

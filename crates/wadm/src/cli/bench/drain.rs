@@ -201,6 +201,8 @@ fn runtime_args(common: &Common, lattices: &[String]) -> RuntimeArgs {
         command_ttl: Duration::from_secs(60),
         ack_wait: common.ack_wait,
         command_workers: 8,
+        event_max_age: wadm_runtime::nats::streams::DEFAULT_EVENT_MAX_AGE,
+        event_max_bytes: wadm_runtime::nats::streams::DEFAULT_EVENT_MAX_BYTES,
     }
 }
 

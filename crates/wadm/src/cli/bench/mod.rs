@@ -35,7 +35,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::ValueEnum;
 
-use crate::stack::{self, parse_duration};
+use crate::stack::parse_duration;
 use phases::Common;
 use report::Report;
 
@@ -183,7 +183,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    stack::init_logging("error");
+    crate::logging::init("error", crate::logging::LogFormat::Text);
     let driver = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
