@@ -264,6 +264,7 @@ pub fn message_of(lattice: &str, intent: &Intent) -> CommandMessage {
         issued_at: intent.issued_at,
         expires_at: intent.expires_at,
         reason: String::new(),
+        trace: String::new(),
     }
 }
 

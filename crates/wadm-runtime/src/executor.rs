@@ -33,6 +33,7 @@ use crate::intents::Intents;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, with_progress};
 use crate::messages::{CommandDropped, CommandFailure, CommandMessage, internal_subject};
 use crate::record::head_key;
+use crate::trace::{Span, SpanContext};
 
 /// What happened to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +240,16 @@ where
             lattice = %message.lattice, app = %message.app, generation = message.generation,
             command = %message.id, kind = %message.kind, delivered, "sending command"
         );
+        let mut span = SpanContext::parse(&message.trace)
+            .and_then(|decision| Span::child(&decision, format!("wadm.send {}", message.kind)))
+            .map(Span::client);
+        if let Some(span) = span.as_mut() {
+            span.set("wadm.app", &message.app);
+            span.set("wadm.command", message.msg_id());
+            span.set("wadm.host", message.target_host.as_deref().unwrap_or(""));
+            span.set("messaging.destination.name", &message.subject);
+            span.set("wadm.attempt", delivered);
+        }
         let started = std::time::Instant::now();
         let reply = self.control.request(&message.subject, body, self.config.request_timeout).await;
         if reply.is_ok() {
@@ -246,7 +257,15 @@ where
                 .record(started.elapsed().as_secs_f64());
         }
         let executed = self.settle(&message, reply, delivered).await;
-        log_sent(&message, delivered, &executed);
+        let outcome = outcome(&executed);
+        if let Some(mut span) = span {
+            span.set("wadm.outcome", &outcome);
+            if !matches!(executed, Ok(Executed::Sent | Executed::AlreadyDone { .. })) {
+                span.fail(&outcome);
+            }
+            span.end();
+        }
+        log_sent(&message, delivered, &outcome);
         executed
     }
 
@@ -371,8 +390,9 @@ fn acted_on(message: &CommandMessage) -> Acted {
 /// The one `command sent` line (info) of a send attempt: the application, what the command acts
 /// on, the host (for host-addressed commands; links and configs are lattice-wide), its kind,
 /// why it was decided and how the attempt ended.
-fn log_sent(message: &CommandMessage, delivered: u64, executed: &Result<Executed, IoError>) {
-    let outcome = match executed {
+/// What became of a send attempt, in words (log lines and trace spans).
+fn outcome(executed: &Result<Executed, IoError>) -> String {
+    match executed {
         Ok(Executed::Sent) => "accepted".to_string(),
         Ok(Executed::AlreadyDone { .. }) => "already done".to_string(),
         Ok(Executed::Refused { message }) => format!("refused: {message}"),
@@ -381,7 +401,10 @@ fn log_sent(message: &CommandMessage, delivered: u64, executed: &Result<Executed
         Ok(Executed::NoResponders) => "nobody serves its subject".to_string(),
         Ok(other) => format!("{other:?}"),
         Err(e) => format!("failed: {e}"),
-    };
+    }
+}
+
+fn log_sent(message: &CommandMessage, delivered: u64, outcome: &str) {
     let (lattice, app, kind) = (&message.lattice, &message.app, &message.kind);
     let command = message.msg_id();
     let why = if message.reason.is_empty() { "(not recorded)" } else { message.reason.as_str() };

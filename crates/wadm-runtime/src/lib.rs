@@ -156,6 +156,7 @@ pub mod pipeline;
 pub mod record;
 pub mod run;
 pub mod step;
+pub mod trace;
 
 pub use announce::{
     discover_into, discover_with_id, periodic_discovery_id, publish_round, tick_message,

@@ -152,6 +152,9 @@ pub struct CommandMessage {
     /// messages of older wadm versions).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// The W3C `traceparent` of the decision, when traces are recorded (see [`crate::trace`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace: String,
 }
 
 impl CommandMessage {

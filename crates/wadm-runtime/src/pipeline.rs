@@ -30,6 +30,7 @@ use crate::desired::DesiredSource;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, with_progress};
 use crate::record::{Loaded, RecordError, RecordStore};
 use crate::step;
+use crate::trace;
 use reconcilers::ReconcilerCache;
 
 mod inputs;
@@ -343,6 +344,8 @@ where
         &self,
         messages: &[EventMessage<'_>],
     ) -> Result<Processed, PipelineError> {
+        // The trace of this batch (exported only if it leads to commands).
+        let mut step_span = trace::Span::root("wadm.step");
         let mut lattice: Option<String> = None;
         let mut events = Vec::with_capacity(messages.len());
         let mut skipped = Vec::new();
@@ -363,6 +366,11 @@ where
         let Some(lattice) = lattice else {
             return Ok(Processed { skipped: Some(skipped.join("; ")), ..Default::default() });
         };
+        if let Some(span) = step_span.as_mut() {
+            span.set("wadm.lattice", &lattice);
+            span.set("wadm.events", events.len());
+            span.set("wadm.event_kinds", event_kinds(messages));
+        }
         let (names, all) = step::Fetched::wanted(&events);
         let mut fetched = step::Fetched::default();
         for name in names {
@@ -439,8 +447,18 @@ where
                     kind = %c.kind, seq = c.seq, body = %c.body, "issuing command"
                 );
             }
-            for command in decided.commands {
+            for mut command in decided.commands {
                 let kind = command.kind.clone();
+                let decision = step_span.as_ref().and_then(|step| {
+                    let mut span =
+                        trace::Span::child(&step.context(), format!("wadm.decide {kind}"))?;
+                    span.set("wadm.app", &command.app);
+                    span.set("wadm.command", command.msg_id());
+                    span.set("wadm.host", command.target_host.as_deref().unwrap_or(""));
+                    span.set("wadm.why", &command.reason);
+                    command.trace = span.context().traceparent();
+                    Some(span)
+                });
                 let payload = serde_json::to_vec(&command).unwrap_or_default();
                 let outgoing = Outgoing {
                     subject: crate::messages::command_subject(&lattice, &command.app),
@@ -449,6 +467,10 @@ where
                     ttl: Some(self.config.command_ttl),
                 };
                 let published = self.commands.publish(outgoing).await?;
+                if let Some(mut span) = decision {
+                    span.set("wadm.duplicate", published.duplicate);
+                    span.end();
+                }
                 if published.duplicate {
                     done.duplicates += 1;
                 } else {
@@ -468,6 +490,13 @@ where
                 in_flight = done.in_flight, statuses, statuses_changed = done.statuses,
                 writes = applied.persist.changes.len(), conflicts, "step"
             );
+            if let Some(mut span) =
+                step_span.take().filter(|_| done.published + done.duplicates > 0)
+            {
+                span.set("wadm.commands", done.published + done.duplicates);
+                span.set("wadm.statuses_changed", done.statuses);
+                span.end();
+            }
             return Ok(done);
         }
     }
@@ -517,4 +546,17 @@ fn hosts_gone(
         });
     }
     gone
+}
+
+/// The kinds of events in a batch (the last token of each subject), each once, in order, at
+/// most ten: a step span's `wadm.event_kinds`.
+fn event_kinds(messages: &[EventMessage<'_>]) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    for m in messages {
+        let kind = m.subject.rsplit('.').next().unwrap_or_default();
+        if !kinds.contains(&kind) && kinds.len() < 10 {
+            kinds.push(kind);
+        }
+    }
+    kinds.join(",")
 }

@@ -8,6 +8,7 @@ mod http_api;
 mod local_nats;
 mod logging;
 mod observe;
+mod otel;
 mod stack;
 
 use std::process::ExitCode;

@@ -44,6 +44,8 @@ pub struct Args {
     stream_replicas: usize,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    otel: crate::otel::OtelArgs,
     /// How log lines are written on stderr: `text` (coloured only on a terminal without
     /// `NO_COLOR`) or `json` (one object per line).
     #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -83,6 +85,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             "invalid --api-prefix {:?}: tokens must be non-empty, without '*', '>' or spaces",
             args.api_prefix
         );
+    }
+    if let Some(endpoint) = &args.otel.otel_endpoint {
+        crate::otel::start(endpoint, "wadm")?;
     }
     args.runtime.named_lattices()?;
     let endpoint = match args.http.http_addr {

@@ -53,6 +53,8 @@ pub struct Args {
     event_max_bytes: u64,
     #[command(flatten)]
     http: HttpArgs,
+    #[command(flatten)]
+    otel: crate::otel::OtelArgs,
     /// How log lines are written on stderr: `text` (coloured only on a terminal without
     /// `NO_COLOR`) or `json` (one object per line).
     #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -80,6 +82,9 @@ pub fn run(args: Args) -> ExitCode {
 async fn up(args: Args) -> anyhow::Result<()> {
     if let Some(reason) = wadm_protocol::names::lattice_error(&args.lattice) {
         bail!("invalid --lattice {:?}: {reason}", args.lattice);
+    }
+    if let Some(endpoint) = &args.otel.otel_endpoint {
+        crate::otel::start(endpoint, "wadm")?;
     }
     let specs = super::sim::host_specs(args.labels.as_deref().unwrap_or(""), Some(args.hosts))?;
     let endpoint = match args.http.http_addr {
