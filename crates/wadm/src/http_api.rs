@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use futures::StreamExt;
 use serde_json::json;
 
@@ -58,11 +58,7 @@ pub fn routes(nats: async_nats::Client, settings: ApiSettings) -> Router {
         .route("/api/v1/lattices/{lattice}/hosts", get(hosts))
         .route("/api/v1/lattices/{lattice}/apps", get(list_apps).post(put_app))
         .route("/api/v1/lattices/{lattice}/apps/{name}", get(get_app).delete(delete_app))
-        .route("/api/v1/lattices/{lattice}/apps/{name}/versions", get(versions))
-        .route("/api/v1/lattices/{lattice}/apps/{name}/status", get(status))
-        .route("/api/v1/lattices/{lattice}/apps/{name}/history", get(history))
-        .route("/api/v1/lattices/{lattice}/apps/{name}/deploy", post(deploy))
-        .route("/api/v1/lattices/{lattice}/apps/{name}/undeploy", post(undeploy))
+        .route("/api/v1/lattices/{lattice}/apps/{name}/{part}", get(app_read).post(app_action))
         .route("/api/v1/lattices/{lattice}/events", get(events))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(gateway)
@@ -473,58 +469,50 @@ async fn delete_app(
     }
 }
 
-async fn versions(
-    State(g): State<Gateway>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path((lattice, name)): AppPath,
-) -> Response {
-    app_request(&g, peer, &headers, ApiCall::read(&lattice, "versions", Some(&name))).await
+/// Reads of one application (`GET …/apps/{name}/{part}`), named as the NATS API's operations.
+const APP_READS: &[&str] = &["versions", "status", "history"];
+/// Actions on one application (`POST …/apps/{name}/{part}`).
+const APP_ACTIONS: &[&str] = &["deploy", "undeploy"];
+
+/// 404 for a part that is neither, 405 for one used with the other method.
+fn unknown_part(part: &str, other_method: &[&str]) -> Response {
+    if other_method.contains(&part) {
+        return error(StatusCode::METHOD_NOT_ALLOWED, format!("{part}: wrong method"));
+    }
+    error(StatusCode::NOT_FOUND, format!("no such resource of an application: {part:?}"))
 }
 
-async fn status(
+async fn app_read(
     State(g): State<Gateway>,
     peer: Peer,
     headers: HeaderMap,
-    Path((lattice, name)): AppPath,
+    Path((lattice, name, part)): Path<(String, String, String)>,
 ) -> Response {
-    app_request(&g, peer, &headers, ApiCall::read(&lattice, "status", Some(&name))).await
+    let Some(operation) = APP_READS.iter().find(|read| **read == part) else {
+        return unknown_part(&part, APP_ACTIONS);
+    };
+    app_request(&g, peer, &headers, ApiCall::read(&lattice, operation, Some(&name))).await
 }
 
-async fn history(
+async fn app_action(
     State(g): State<Gateway>,
     peer: Peer,
     headers: HeaderMap,
-    Path((lattice, name)): AppPath,
-) -> Response {
-    app_request(&g, peer, &headers, ApiCall::read(&lattice, "history", Some(&name))).await
-}
-
-async fn deploy(
-    State(g): State<Gateway>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path((lattice, name)): AppPath,
+    Path((lattice, name, part)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    // The body is optional: empty, or {"version": …} as on the NATS API.
+    let Some(operation) = APP_ACTIONS.iter().find(|action| **action == part) else {
+        return unknown_part(&part, APP_READS);
+    };
+    // Deploy takes an optional {"version": …} as on the NATS API; undeploy nothing.
+    let body = if *operation == "deploy" { body } else { Bytes::new() };
     if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
         return error(
             StatusCode::BAD_REQUEST,
             "the deploy body must be empty or JSON {\"version\": …}",
         );
     }
-    app_request(&g, peer, &headers, ApiCall::write(&lattice, "deploy", Some(&name), body)).await
-}
-
-async fn undeploy(
-    State(g): State<Gateway>,
-    peer: Peer,
-    headers: HeaderMap,
-    Path((lattice, name)): AppPath,
-) -> Response {
-    let call = ApiCall::write(&lattice, "undeploy", Some(&name), Bytes::new());
-    app_request(&g, peer, &headers, call).await
+    app_request(&g, peer, &headers, ApiCall::write(&lattice, operation, Some(&name), body)).await
 }
 
 /// Host events that change where things run (forwarded as `placement` events).
@@ -617,10 +605,23 @@ mod tests {
             ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
         routes.sort();
         assert_eq!(documented, routes);
-        // Every route in the list is one the router serves (a missing one would be the fallback).
+        // Every route in the list is one the router serves: literally, or as a read or an action
+        // of `…/apps/{name}/{part}` (a missing one would be the fallback).
         let source = include_str!("http_api.rs");
-        for (_, path) in ROUTES {
-            assert!(source.contains(&format!(".route(\"{path}\"")), "{path} is routed");
+        let parts = "/api/v1/lattices/{lattice}/apps/{name}/";
+        for (method, path) in ROUTES {
+            let served = match path.strip_prefix(parts) {
+                Some(part) if *method == "get" => APP_READS.contains(&part),
+                Some(part) => *method == "post" && APP_ACTIONS.contains(&part),
+                None => source.contains(&format!(".route(\"{path}\"")),
+            };
+            assert!(served, "{method} {path} is routed");
+        }
+        for (method, served) in [("get", APP_READS), ("post", APP_ACTIONS)] {
+            for part in served {
+                let path = format!("{parts}{part}");
+                assert!(ROUTES.contains(&(method, path.as_str())), "{method} {path} is documented");
+            }
         }
     }
 

@@ -228,6 +228,11 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
     assert_eq!(code, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("application name"), "{body}");
 
+    let (code, _) = request(&addr, "GET", &format!("{app}/deploy"), None, None, b"").await;
+    assert_eq!(code, 405, "deploy is a POST");
+    let (code, _) = request(&addr, "GET", &format!("{app}/nothing"), None, None, b"").await;
+    assert_eq!(code, 404);
+
     // Undeploy over HTTP: the hosts run nothing of it.
     let (code, body) =
         request(&addr, "POST", &format!("{app}/undeploy"), Some(TOKEN), None, b"").await;

@@ -17,7 +17,7 @@ use clap::Subcommand;
 use serde::Serialize;
 use wadm_client::{Client, ClientError, HostSummary, LatticeSummary};
 
-use super::app::{Failure, Output};
+use super::app::{Failure, Output, run_to_exit};
 use super::connection::NatsArgs;
 
 /// Labels every wasmCloud host sets itself: left out of tables.
@@ -57,14 +57,7 @@ enum Command {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => return Failure::Connection(format!("cannot start the runtime: {e}")).report(),
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(),
-    }
+    run_to_exit(execute(args))
 }
 
 async fn execute(args: Args) -> Result<(), Failure> {

@@ -29,6 +29,19 @@ impl Failure {
     }
 }
 
+/// Run a client command's future on a one-thread runtime: its exit code, and its failure reported
+/// as one line.
+pub fn run_to_exit(command: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return Failure::Connection(format!("cannot start the runtime: {e}")).report(),
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
 impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Self {
         let message = error.to_string();

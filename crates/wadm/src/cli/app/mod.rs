@@ -20,7 +20,7 @@ use wadm_client::{Client, ClientError};
 
 use super::connection::NatsArgs;
 
-pub use failure::Failure;
+pub use failure::{Failure, run_to_exit};
 pub use table::Table;
 
 /// Options shared by every `wadm app` subcommand.
@@ -127,14 +127,7 @@ enum Command {
 const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 
 pub fn run(args: Args) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => return Failure::Connection(format!("cannot start the runtime: {e}")).report(),
-    };
-    match runtime.block_on(execute(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(),
-    }
+    run_to_exit(execute(args))
 }
 
 async fn execute(args: Args) -> Result<(), Failure> {
