@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use wadm_lattice::bookkeeping::{HostEntity, Mark};
 use wadm_lattice::{LatticeState, Timestamp};
 use wadm_protocol::LinkKey;
 use wadm_scheduler::{Command, PlannedCommand};
@@ -84,6 +85,10 @@ pub struct Intent {
     pub expires_at: Timestamp,
     /// Not confirmed by then: forgotten, and the situation planned again from what is observed.
     pub deadline: Timestamp,
+    /// Its effect already showed when it was issued (a take-back of a start in flight): only
+    /// news of its slot heard after this instant confirms it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub news_after: Option<Timestamp>,
 }
 
 impl Intent {
@@ -222,6 +227,26 @@ pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
     }
 }
 
+/// Whether the lattice told wadm anything about `slot` after `since` (wadm's clock): an event of
+/// that component, provider, link or config, or a heartbeat of its host, applied later.
+pub fn heard_since(state: &LatticeState, slot: &Slot, since: Timestamp) -> bool {
+    let later = |m: Option<&Mark>| m.is_some_and(|m| m.applied_at > since);
+    let on_host =
+        |host: &str, entity: HostEntity| {
+            state.bookkeeping.hosts.get(host).is_some_and(|clock| {
+                clock.snapshot_at > since || later(clock.entities.get(&entity))
+            })
+        };
+    match slot {
+        Slot::Component { host, component } => {
+            on_host(host, HostEntity::Component(component.clone()))
+        }
+        Slot::Provider { host, provider } => on_host(host, HostEntity::Provider(provider.clone())),
+        Slot::Link(key) => later(state.bookkeeping.links.get(key)),
+        Slot::Config(name) => later(state.bookkeeping.configs.get(name)),
+    }
+}
+
 /// Whether `newer` may replace the order `pending` on its slot at once: it takes back (part of)
 /// what `pending` starts — a scale down of a component whose scale up is in flight, a stop of a
 /// provider whose start is in flight. Held behind that start, the stop would let the start's
@@ -290,7 +315,8 @@ impl Intents {
         let mut settled = Settled::default();
         let mut echoes = Vec::new();
         self.pending.retain(|slot, intent| {
-            let how = if confirmed(state, &intent.command) {
+            let news = intent.news_after.is_none_or(|since| heard_since(state, slot, since));
+            let how = if news && confirmed(state, &intent.command) {
                 Settlement::Confirmed
             } else if slot.host().is_some_and(|h| !state.hosts.contains_key(h)) {
                 Settlement::HostGone
@@ -370,9 +396,10 @@ impl Intents {
     }
 
     /// Decide whether `planned` may be issued now, given what is `observed`: not while another
-    /// order on its slot is in flight, not before the configs it names are observed. When it may,
-    /// it becomes pending with the next sequence number, its message expiring `ttl_ms` from `now`
-    /// and its deadline `lifetime_ms` from `now`.
+    /// order on its slot is in flight (unless it takes that order back), not before the configs
+    /// it names are observed. When it may, it becomes pending with the next sequence number, its
+    /// message expiring `ttl_ms` from `now` and its deadline `lifetime_ms` from `now`; if its
+    /// effect already shows, only news heard after `now` confirms it.
     pub fn admit(
         &mut self,
         planned: &PlannedCommand,
@@ -403,6 +430,7 @@ impl Intents {
             issued_at: now,
             expires_at: now.saturating_add(ttl_ms),
             deadline: now.saturating_add(lifetime_ms.max(ttl_ms)),
+            news_after: confirmed(observed, &planned.command).then_some(now),
         };
         self.pending.insert(slot, intent.clone());
         Admission::Issue(Box::new(intent))
@@ -614,6 +642,58 @@ mod tests {
         assert_eq!(up, Admission::Busy);
         let same = intents.admit(&planned(scale("A", 1, &[])), &state, 2, 60, 70);
         assert_eq!(same, Admission::Busy);
+    }
+
+    /// wadm heard news of `c` on `host` at `at` (an event of it applied then).
+    fn news(state: &mut LatticeState, host: &str, at: Timestamp) {
+        let clock = state.bookkeeping.hosts.entry(host.into()).or_default();
+        let mark = Mark { applied_at: at, ..Default::default() };
+        clock.entities.insert(HostEntity::Component("c".into()), mark);
+    }
+
+    #[test]
+    fn a_take_back_already_shown_waits_for_news_of_its_slot() {
+        let mut state = lattice(&["A"]);
+        run(&mut state, "A", "img:1", 1);
+        news(&mut state, "A", 0);
+        let mut intents = Intents::default();
+        intents.admit(&planned(scale("A", 2, &[])), &state, 0, 60, 70);
+        // A newer plan wants 1: the take-back's effect already shows, but the start it takes
+        // back may yet be executed (an answer that is only late) before it.
+        let Admission::Issue(back) = intents.admit(&planned(scale("A", 1, &[])), &state, 5, 60, 70)
+        else {
+            panic!("a scale down takes back a scale up in flight");
+        };
+        assert_eq!(back.news_after, Some(5));
+        assert!(intents.settle(&state, 6, 10).is_empty(), "what was known before is no news");
+        news(&mut state, "A", 5);
+        assert!(intents.settle(&state, 7, 10).is_empty(), "heard at the instant it was issued");
+        // The late start executes: news, but not the take-back's effect.
+        run(&mut state, "A", "img:1", 2);
+        news(&mut state, "A", 8);
+        assert!(intents.settle(&state, 8, 10).is_empty());
+        run(&mut state, "A", "img:1", 1);
+        news(&mut state, "A", 9);
+        let settled = intents.settle(&state, 9, 10);
+        assert_eq!(settled.removed[0].1, Settlement::Confirmed);
+
+        // A heartbeat heard after it is news too; an order whose effect did not show when it
+        // was issued needs none.
+        let Admission::Issue(down) =
+            intents.admit(&planned(scale("A", 1, &[])), &state, 10, 60, 70)
+        else {
+            panic!("a free slot admits")
+        };
+        assert_eq!(down.news_after, Some(10));
+        state.bookkeeping.hosts.get_mut("A").unwrap().snapshot_at = 11;
+        assert_eq!(intents.settle(&state, 11, 10).removed.len(), 1);
+        let Admission::Issue(up) = intents.admit(&planned(scale("A", 3, &[])), &state, 12, 60, 70)
+        else {
+            panic!("a free slot admits")
+        };
+        assert_eq!(up.news_after, None);
+        run(&mut state, "A", "img:1", 3);
+        assert_eq!(intents.settle(&state, 13, 10).removed.len(), 1);
     }
 
     #[test]
