@@ -189,6 +189,9 @@ pub enum Admission {
     Issue(Box<Intent>),
     /// Another order on the same slot is in flight: decide again once it settles.
     Busy,
+    /// It adds instances of a component or provider whose removal elsewhere is in flight and
+    /// not yet shown: decide again once it shows.
+    AfterRemoval { slot: Slot },
     /// It names a config that is only ordered, not yet observed: decide again once it is.
     Waiting { config: String },
 }
@@ -244,6 +247,68 @@ pub fn heard_since(state: &LatticeState, slot: &Slot, since: Timestamp) -> bool 
         Slot::Provider { host, provider } => on_host(host, HostEntity::Provider(provider.clone())),
         Slot::Link(key) => later(state.bookkeeping.links.get(key)),
         Slot::Config(name) => later(state.bookkeeping.configs.get(name)),
+    }
+}
+
+/// What `command` adds: the component or provider id it puts more instances of on its host
+/// than `observed` shows there.
+fn adds(observed: &LatticeState, command: &Command) -> Option<Resource> {
+    match command {
+        Command::ScaleComponent(r) if r.count > running(observed, &r.host_id, &r.component_id) => {
+            Some(Resource::Component(r.component_id.clone()))
+        }
+        Command::StartProvider(r) => Some(Resource::Provider(r.provider_id.clone())),
+        _ => None,
+    }
+}
+
+/// What `command` takes away that `observed` still shows: the component whose instances on
+/// its host it scales below the observed count, the provider it stops that still runs.
+fn removes_shown(observed: &LatticeState, command: &Command) -> Option<Resource> {
+    match command {
+        Command::ScaleComponent(r) if r.count < running(observed, &r.host_id, &r.component_id) => {
+            Some(Resource::Component(r.component_id.clone()))
+        }
+        Command::StopProvider(r)
+            if observed
+                .hosts
+                .get(&r.host_id)
+                .is_some_and(|h| h.providers.contains_key(&r.provider_id)) =>
+        {
+            Some(Resource::Provider(r.provider_id.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// A component or provider id, across hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resource {
+    Component(String),
+    Provider(String),
+}
+
+/// Instances of `component` observed on `host`.
+fn running(observed: &LatticeState, host: &str, component: &str) -> u32 {
+    observed.hosts.get(host).and_then(|h| h.components.get(component)).map_or(0, |c| c.count)
+}
+
+/// Whether `command` takes something away relative to what runs once the orders in flight
+/// have taken effect: a stop, a delete, a scale below the count observed on its host (or below
+/// the count a scale in flight on its slot asks for). Such commands are admitted before the
+/// others of a step ([`crate::decide::select_commands`]).
+pub fn takes_away(intents: &Intents, observed: &LatticeState, command: &Command) -> bool {
+    match command {
+        Command::StopProvider(_) | Command::DeleteLink(_) | Command::DeleteConfig { .. } => true,
+        Command::ScaleComponent(r) => {
+            let slot = Slot::of(command);
+            let current = match intents.pending.get(&slot).map(|i| &i.command) {
+                Some(Command::ScaleComponent(p)) => p.count,
+                _ => running(observed, &r.host_id, &r.component_id),
+            };
+            r.count < current
+        }
+        _ => false,
     }
 }
 
@@ -397,9 +462,11 @@ impl Intents {
 
     /// Decide whether `planned` may be issued now, given what is `observed`: not while another
     /// order on its slot is in flight (unless it takes that order back), not before the configs
-    /// it names are observed. When it may, it becomes pending with the next sequence number, its
-    /// message expiring `ttl_ms` from `now` and its deadline `lifetime_ms` from `now`; if its
-    /// effect already shows, only news heard after `now` confirms it.
+    /// it names are observed, and — when it adds instances of a component or provider — not
+    /// while a removal of that id in flight still shows. When it may, it becomes pending with the
+    /// next sequence number, its message expiring `ttl_ms` from `now` and its deadline
+    /// `lifetime_ms` from `now`; if its effect already shows, only news heard after `now`
+    /// confirms it.
     pub fn admit(
         &mut self,
         planned: &PlannedCommand,
@@ -418,6 +485,14 @@ impl Intents {
             needed_configs(&planned.command).find(|name| !observed.configs.contains_key(*name))
         {
             return Admission::Waiting { config: config.clone() };
+        }
+        if let Some(added) = adds(observed, &planned.command)
+            && let Some((slot, _)) = self
+                .pending
+                .iter()
+                .find(|(_, i)| removes_shown(observed, &i.command).as_ref() == Some(&added))
+        {
+            return Admission::AfterRemoval { slot: slot.clone() };
         }
         let seq = self.next_seq;
         self.next_seq = seq.saturating_add(1);
@@ -440,7 +515,9 @@ impl Intents {
 #[cfg(test)]
 mod tests {
     use wadm_lattice::{ComponentInstance, ConfigState, HostState};
-    use wadm_protocol::ctl::{ScaleComponentRequest, UpdateComponentRequest};
+    use wadm_protocol::ctl::{
+        ScaleComponentRequest, StartProviderRequest, StopProviderRequest, UpdateComponentRequest,
+    };
     use wadm_protocol::{Link, StringMap};
 
     use super::*;
@@ -694,6 +771,66 @@ mod tests {
         assert_eq!(up.news_after, None);
         run(&mut state, "A", "img:1", 3);
         assert_eq!(intents.settle(&state, 13, 10).removed.len(), 1);
+    }
+
+    #[test]
+    fn instances_are_added_only_once_removals_in_flight_show() {
+        let mut state = lattice(&["A", "B"]);
+        run(&mut state, "A", "img:1", 2);
+        let provider = wadm_lattice::ProviderInstance { id: "p".into(), ..Default::default() };
+        state.hosts.get_mut("A").unwrap().providers.insert("p".into(), provider);
+        let start_p = |host: &str| {
+            Command::StartProvider(StartProviderRequest {
+                provider_id: "p".into(),
+                provider_ref: "prov:2".into(),
+                host_id: host.into(),
+                config: vec![],
+                annotations: StringMap::new(),
+            })
+        };
+        let stop_p = Command::StopProvider(StopProviderRequest {
+            provider_id: "p".into(),
+            host_id: "A".into(),
+        });
+        let mut intents = Intents::default();
+        assert!(takes_away(&intents, &state, &scale("A", 0, &[])));
+        assert!(takes_away(&intents, &state, &stop_p));
+        assert!(!takes_away(&intents, &state, &scale("B", 2, &[])));
+        assert!(!takes_away(&intents, &state, &scale("A", 2, &[])), "same count");
+        // A move: the stop on A goes first, the start on B waits until the stop shows (were it
+        // executed first, three would run).
+        intents.admit(&planned(scale("A", 0, &[])), &state, 0, 60, 70);
+        intents.admit(&planned(stop_p), &state, 0, 60, 70);
+        let a = Slot::Component { host: "A".into(), component: "c".into() };
+        let held = intents.admit(&planned(scale("B", 2, &[])), &state, 1, 60, 70);
+        assert_eq!(held, Admission::AfterRemoval { slot: a });
+        let p = Slot::Provider { host: "A".into(), provider: "p".into() };
+        let held = intents.admit(&planned(start_p("B")), &state, 1, 60, 70);
+        assert_eq!(held, Admission::AfterRemoval { slot: p });
+        // Another component is not held; nor is a scale that adds nothing.
+        let mut other = scale("B", 1, &[]);
+        if let Command::ScaleComponent(r) = &mut other {
+            r.component_id = "d".into();
+        }
+        assert!(matches!(intents.admit(&planned(other), &state, 1, 60, 70), Admission::Issue(_)));
+        run(&mut state, "B", "img:1", 1);
+        assert!(matches!(
+            intents.admit(&planned(scale("B", 1, &[])), &state, 1, 60, 70),
+            Admission::Issue(_)
+        ));
+        // Once the removals show, the additions go (before the stops are even settled).
+        state.hosts.get_mut("A").unwrap().components.clear();
+        state.hosts.get_mut("A").unwrap().providers.clear();
+        assert_eq!(intents.len(), 4);
+        intents.fail_slot(&Slot::Component { host: "B".into(), component: "c".into() });
+        assert!(matches!(
+            intents.admit(&planned(scale("B", 2, &[])), &state, 2, 60, 70),
+            Admission::Issue(_)
+        ));
+        assert!(matches!(
+            intents.admit(&planned(start_p("B")), &state, 2, 60, 70),
+            Admission::Issue(_)
+        ));
     }
 
     #[test]
