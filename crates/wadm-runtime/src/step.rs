@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use wadm_lattice::{Change, Changes, EventContext, Timestamp};
 use wadm_model::Status;
 use wadm_protocol::{HostEvent, StringMap};
-use wadm_scheduler::{Command, Plan, Reconciler};
+use wadm_scheduler::{Plan, Reconciler};
 
 use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected, HostFailure};
@@ -190,13 +190,12 @@ pub fn apply(
                 out.affected = Affected::all();
             }
             Input::CommandDropped(dropped)
-                if dropped.unsure && may_have_added(record, &dropped.msg_id) =>
+                if dropped.unsure && in_flight(record, &dropped.msg_id) =>
             {
-                // An earlier attempt may still be executed (a request answered late): an order
-                // that adds instances keeps counting as in flight — so nothing is placed beside
-                // what it may start — until the host confirms it or its deadline passes, and the
-                // lattice is asked. (One that removes is forgotten: what it would have stopped
-                // is taken to run until the host says otherwise.)
+                // An earlier attempt may still be executed (a request answered late): the order
+                // keeps counting as in flight — nothing is placed beside what it may start, and
+                // what it may have removed is not ordered away again — until the host confirms
+                // it or its deadline passes; the lattice is asked.
                 tracing::debug!(
                     lattice = %lattice, command = %dropped.msg_id, reason = %dropped.reason,
                     "command dropped after an unanswered attempt: still in flight"
@@ -536,22 +535,9 @@ pub fn decide(
     Decided { commands, statuses, held, next_deadline }
 }
 
-/// Whether the order with `msg_id` is in flight and does not take anything away (a stop, a
-/// scale below the count observed on its host): taken as possibly executed, such an order
-/// cannot make wadm place or start more than the target.
-fn may_have_added(record: &LatticeRecord, msg_id: &str) -> bool {
-    let Some((_, intent)) = record.intents.pending().find(|(_, i)| i.msg_id() == msg_id) else {
-        return false;
-    };
-    match &intent.command {
-        Command::StopProvider(_) | Command::DeleteLink(_) | Command::DeleteConfig { .. } => false,
-        Command::ScaleComponent(r) => {
-            let host = record.state.hosts.get(&r.host_id);
-            let running = host.and_then(|h| h.components.get(&r.component_id));
-            r.count >= running.map_or(0, |c| c.count)
-        }
-        _ => true,
-    }
+/// Whether the order with `msg_id` is in flight.
+fn in_flight(record: &LatticeRecord, msg_id: &str) -> bool {
+    record.intents.pending().any(|(_, i)| i.msg_id() == msg_id)
 }
 
 /// How far ahead of wadm's (the stream's) clock a host's event time may be; later times are
@@ -648,6 +634,72 @@ mod tests {
         let planned = PlannedCommand::new("l", "app", 2, update);
         record.intents.admit(&planned, &record.state, 10, 60_000, 70_000);
         record
+    }
+
+    fn dropped(msg_id: &str, unsure: bool, sequence: u64) -> Event {
+        let dropped = CommandDropped {
+            app: "app".into(),
+            msg_id: msg_id.into(),
+            kind: "scale_component".into(),
+            reason: "expired".into(),
+            unsure,
+        };
+        Event { input: Input::CommandDropped(dropped), sequence, delivered: 1, stored_at: None }
+    }
+
+    #[test]
+    fn a_removal_dropped_after_an_unanswered_attempt_stays_in_flight() {
+        let mut record = updating();
+        let config = RuntimeConfig::default();
+        let slot = crate::intents::Slot::Component { host: "A".into(), component: "c".into() };
+        record.intents.fail_slot(&slot);
+        let stop = Command::ScaleComponent(wadm_protocol::ctl::ScaleComponentRequest {
+            component_ref: "img:1".into(),
+            component_id: "c".into(),
+            count: 0,
+            host_id: "A".into(),
+            annotations: StringMap::new(),
+            config: vec![],
+            allow_update: false,
+            component_limits: None,
+        });
+        let planned = PlannedCommand::new("l", "app", 2, stop);
+        record.intents.admit(&planned, &record.state, 20, 60_000, 70_000);
+        let msg_id = record.intents.get(&slot).unwrap().msg_id();
+        // Its retry expired unsent, but the first attempt went unanswered: the host may have
+        // stopped the component. Forgotten, the stop would be planned and sent again while the
+        // first may be in flight; it stays in flight and the lattice is asked.
+        let applied = apply(
+            &mut record,
+            &[dropped(&msg_id, true, 30)],
+            &Fetched::default(),
+            40,
+            false,
+            0,
+            &config,
+        );
+        assert!(applied.in_doubt);
+        assert_eq!(record.intents.get(&slot).map(|i| i.msg_id()), Some(msg_id.clone()));
+        assert!(record.intents.project(&record.state).hosts["A"].components.is_empty());
+        // Confirmed by the host (or forgotten at its deadline), as any other order.
+        let stopped = [scaled("img:1", 0, "e1", 50)];
+        apply(&mut record, &stopped, &Fetched::default(), 50, false, 0, &config);
+        assert!(record.intents.is_empty());
+
+        // A drop at the first delivery: nobody got it, the order is forgotten.
+        record.state = updating().state;
+        record.intents.admit(&planned, &record.state, 60, 60_000, 70_000);
+        let msg_id = record.intents.get(&slot).unwrap().msg_id();
+        apply(
+            &mut record,
+            &[dropped(&msg_id, false, 60)],
+            &Fetched::default(),
+            61,
+            false,
+            0,
+            &config,
+        );
+        assert!(record.intents.is_empty());
     }
 
     #[test]
