@@ -224,7 +224,7 @@ pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
             !state.links.contains_key(&key)
         }
         Command::PutConfig { name, values } => {
-            state.configs.get(name).is_some_and(|c| c.values.as_ref().is_none_or(|v| v == values))
+            state.configs.get(name).is_some_and(|c| c.values.as_ref() == Some(values))
         }
         Command::DeleteConfig { name } => !state.configs.contains_key(name),
     }
@@ -592,7 +592,8 @@ mod tests {
         // Ordered is not observed: still waiting.
         let again = intents.admit(&planned(scale("B", 1, &["cfg"])), &state, 2, 60, 70);
         assert_eq!(again, Admission::Waiting { config: "cfg".into() });
-        state.configs.insert("cfg".into(), ConfigState { name: "cfg".into(), values: None });
+        let stored = ConfigState { name: "cfg".into(), values: Some(StringMap::new()) };
+        state.configs.insert("cfg".into(), stored);
         let settled = intents.settle(&state, 3, 10);
         assert!(settled.touches_configs());
         let Admission::Issue(third) =
@@ -602,6 +603,26 @@ mod tests {
         };
         assert_eq!(third.seq, 2, "sequence numbers are never reused");
         assert_eq!(intents.len(), 2);
+    }
+
+    #[test]
+    fn a_config_put_is_confirmed_by_its_values_not_by_unknown_ones() {
+        let mut state = lattice(&[]);
+        let mut intents = Intents::default();
+        let values = StringMap::from([("k".to_string(), "v2".to_string())]);
+        let put = Command::PutConfig { name: "cfg".into(), values: values.clone() };
+        intents.admit(&planned(put), &state, 0, 60, 70);
+        // `config_set` says the config exists, not what it holds; the read that should tell
+        // went unanswered. Settled now, the order would leave the planner looking at unknown
+        // values, and it would put the config again while this put may be in flight.
+        state.configs.insert("cfg".into(), ConfigState { name: "cfg".into(), values: None });
+        assert!(intents.settle(&state, 1, 10).is_empty());
+        assert_eq!(intents.project(&state).configs["cfg"].values.as_ref(), Some(&values));
+        let old = StringMap::from([("k".to_string(), "v1".to_string())]);
+        state.configs.get_mut("cfg").unwrap().values = Some(old);
+        assert!(intents.settle(&state, 2, 10).is_empty(), "other values");
+        state.configs.get_mut("cfg").unwrap().values = Some(values);
+        assert_eq!(intents.settle(&state, 3, 10).removed[0].1, Settlement::Confirmed);
     }
 
     #[test]

@@ -422,6 +422,17 @@ pub fn config_values(record: &mut LatticeRecord, name: &str, values: Option<Stri
     }
 }
 
+/// Settle the orders in flight again once the shell has read the values of configs (a put is
+/// confirmed by the values it stored, which only a read tells).
+pub fn settle_after_reads(
+    record: &mut LatticeRecord,
+    applied: &mut Applied,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) {
+    settle(record, now, config, applied);
+}
+
 /// Whether the step must reconcile (the shell then fetches the reconciler): reconciles are put
 /// off while `queued` events wait (within bounds), held until the first discovery round, and
 /// skipped when nothing any application depends on changed (the common heartbeat).
