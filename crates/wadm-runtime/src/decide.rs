@@ -12,7 +12,7 @@ use wadm_scheduler::{Command, Plan, PlannedCommand};
 use crate::backoff::Backoff;
 use crate::config::RuntimeConfig;
 use crate::desired::Deployment;
-use crate::intents::{Admission, Intent, Slot, takes_away};
+use crate::intents::{Admission, Intent, Slot};
 use crate::messages::CommandMessage;
 use crate::record::{AppRecord, Failure, LatticeRecord};
 
@@ -229,11 +229,9 @@ pub fn select_commands(
     let mut held: BTreeMap<String, usize> = BTreeMap::new();
     let wanted = plan.commands.iter().filter(|c| affected.contains(&c.app));
     let wanted = wanted.filter(|c| !record.apps.get(&c.app).is_some_and(|a| a.backing_off(now)));
-    // Removals first: an addition is then held while a removal it replaces is in flight.
-    let (removals, additions): (Vec<&PlannedCommand>, Vec<&PlannedCommand>) =
-        wanted.partition(|c| takes_away(&record.intents, &record.state, &c.command));
-    for c in removals.into_iter().chain(additions) {
-        match record.intents.admit(c, &record.state, now, ttl_ms, lifetime_ms) {
+    let admitted = record.intents.admit_all(wanted, &record.state, now, ttl_ms, lifetime_ms);
+    for (c, admission) in admitted {
+        match admission {
             Admission::Issue(intent) => out.push(message_of(&plan.lattice, &intent)),
             Admission::Busy | Admission::Waiting { .. } | Admission::AfterRemoval { .. } => {
                 *held.entry(c.app.clone()).or_default() += 1;

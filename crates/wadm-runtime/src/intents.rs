@@ -296,8 +296,8 @@ fn running(observed: &LatticeState, host: &str, component: &str) -> u32 {
 /// Whether `command` takes something away relative to what runs once the orders in flight
 /// have taken effect: a stop, a delete, a scale below the count observed on its host (or below
 /// the count a scale in flight on its slot asks for). Such commands are admitted before the
-/// others of a step ([`crate::decide::select_commands`]).
-pub fn takes_away(intents: &Intents, observed: &LatticeState, command: &Command) -> bool {
+/// others of a step ([`Intents::admit_all`]).
+fn takes_away(intents: &Intents, observed: &LatticeState, command: &Command) -> bool {
     match command {
         Command::StopProvider(_) | Command::DeleteLink(_) | Command::DeleteConfig { .. } => true,
         Command::ScaleComponent(r) => {
@@ -458,6 +458,44 @@ impl Intents {
             wadm_scheduler::apply::apply_command(&mut projected, &intent.command);
         }
         Cow::Owned(projected)
+    }
+
+    /// [`Intents::admit`] one step's planned commands, removals (stops, deletes, scale downs)
+    /// first, so that a command adding instances of a component or provider is held while a
+    /// removal of that id it may replace is in flight — or could not be issued itself (held
+    /// behind another order on its slot). Returns each command with its admission, in the order
+    /// decided (the order to publish them in).
+    pub fn admit_all<'p>(
+        &mut self,
+        planned: impl IntoIterator<Item = &'p PlannedCommand>,
+        observed: &LatticeState,
+        now: Timestamp,
+        ttl_ms: u64,
+        lifetime_ms: u64,
+    ) -> Vec<(&'p PlannedCommand, Admission)> {
+        let (removals, additions): (Vec<_>, Vec<_>) =
+            planned.into_iter().partition(|c| takes_away(self, observed, &c.command));
+        let mut out = Vec::with_capacity(removals.len() + additions.len());
+        let mut held_removals: Vec<(Resource, Slot)> = Vec::new();
+        for c in removals {
+            let admission = self.admit(c, observed, now, ttl_ms, lifetime_ms);
+            if admission == Admission::Busy
+                && let Some(resource) = removes_shown(observed, &c.command)
+            {
+                held_removals.push((resource, Slot::of(&c.command)));
+            }
+            out.push((c, admission));
+        }
+        for c in additions {
+            let behind = adds(observed, &c.command)
+                .and_then(|added| held_removals.iter().find(|(r, _)| *r == added));
+            let admission = match behind {
+                Some((_, slot)) => Admission::AfterRemoval { slot: slot.clone() },
+                None => self.admit(c, observed, now, ttl_ms, lifetime_ms),
+            };
+            out.push((c, admission));
+        }
+        out
     }
 
     /// Decide whether `planned` may be issued now, given what is `observed`: not while another
@@ -852,6 +890,44 @@ mod tests {
             intents.admit(&planned(start_p("B")), &state, 2, 60, 70),
             Admission::Issue(_)
         ));
+    }
+
+    #[test]
+    fn a_step_admits_removals_first_and_holds_additions_behind_held_removals() {
+        let mut state = lattice(&["A", "B", "C"]);
+        run(&mut state, "A", "img:1", 2);
+        run(&mut state, "C", "img:1", 2);
+        let mut intents = Intents::default();
+        // An update in flight on A: a scale down there is held behind it.
+        intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
+        let mut other = scale("B", 1, &[]);
+        if let Command::ScaleComponent(r) = &mut other {
+            r.component_id = "d".into();
+        }
+        // The plan's order: starts before stops.
+        let plan = [
+            planned(scale("B", 1, &[])),
+            planned(other),
+            planned(scale("A", 1, &[])),
+            planned(scale("C", 1, &[])),
+        ];
+        let admitted = intents.admit_all(&plan, &state, 1, 60, 70);
+        let decided: Vec<_> = admitted
+            .iter()
+            .map(|(c, a)| {
+                let host = c.command.target_host().unwrap().to_string();
+                let how = match a {
+                    Admission::Issue(_) => "issue".to_string(),
+                    Admission::AfterRemoval { slot } => format!("after {}", slot.host().unwrap()),
+                    other => format!("{other:?}"),
+                };
+                (host, how)
+            })
+            .collect();
+        let expected = [("A", "Busy"), ("C", "issue"), ("B", "after A"), ("B", "issue")];
+        let expected: Vec<_> =
+            expected.iter().map(|(h, a)| (h.to_string(), a.to_string())).collect();
+        assert_eq!(decided, expected);
     }
 
     #[test]
