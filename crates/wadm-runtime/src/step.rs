@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use wadm_lattice::{Change, Changes, EventContext, Timestamp};
 use wadm_model::Status;
 use wadm_protocol::{HostEvent, StringMap};
-use wadm_scheduler::{Plan, Reconciler};
+use wadm_scheduler::{Command, Plan, Reconciler};
 
 use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected, HostFailure};
@@ -187,6 +187,10 @@ pub fn apply(
                         decide::apply_deployment(record, name, Some(d));
                     }
                 }
+                // A config put in flight is confirmed by the values a read tells; when that read
+                // went unanswered, ask again (at most once a tick) rather than wait for the
+                // order's deadline.
+                out.configs_to_read.extend(unread_puts(record));
                 out.affected = Affected::all();
             }
             Input::CommandDropped(dropped)
@@ -546,6 +550,17 @@ pub fn decide(
     Decided { commands, statuses, held, next_deadline }
 }
 
+/// The configs with a put in flight whose values wadm does not know (their read went unanswered).
+fn unread_puts(record: &LatticeRecord) -> Vec<String> {
+    let puts = record.intents.pending().filter_map(|(_, i)| match &i.command {
+        Command::PutConfig { name, .. } => Some(name),
+        _ => None,
+    });
+    let unread =
+        |name: &&String| record.state.configs.get(*name).is_some_and(|c| c.values.is_none());
+    puts.filter(unread).cloned().collect()
+}
+
 /// Whether the order with `msg_id` is in flight.
 fn in_flight(record: &LatticeRecord, msg_id: &str) -> bool {
     record.intents.pending().any(|(_, i)| i.msg_id() == msg_id)
@@ -711,6 +726,36 @@ mod tests {
             &config,
         );
         assert!(record.intents.is_empty());
+    }
+
+    #[test]
+    fn a_config_put_whose_read_went_unanswered_is_read_again_on_a_tick() {
+        let mut record = LatticeRecord::default();
+        record.state.lattice = "l".into();
+        let config = RuntimeConfig::default();
+        let values = StringMap::from([("k".to_string(), "v".to_string())]);
+        let put = Command::PutConfig { name: "cfg".into(), values: values.clone() };
+        record.intents.admit(&PlannedCommand::new("l", "app", 2, put), &record.state, 0, 60, 70);
+        let tick = |sequence| Event { input: Input::Tick, sequence, delivered: 1, stored_at: None };
+        let applied = apply(&mut record, &[tick(1)], &Fetched::default(), 1, false, 0, &config);
+        assert!(applied.configs_to_read.is_empty(), "nothing stored yet: nothing to read");
+        // Its `config_set` is read at once; that read goes unanswered.
+        let event =
+            HostEvent::ConfigSet(wadm_protocol::event::ConfigEvent { config_name: "cfg".into() });
+        let ctx = EventContext { source: "A".into(), id: "e1".into(), time: Some(2) };
+        let set =
+            Event { input: Input::Host { ctx, event }, sequence: 2, delivered: 1, stored_at: None };
+        let applied = apply(&mut record, &[set], &Fetched::default(), 2, false, 0, &config);
+        assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
+        config_values(&mut record, "cfg", None);
+        assert_eq!(record.intents.len(), 1, "unknown values confirm nothing");
+        // The next tick asks again; the answer confirms the put.
+        let mut applied = apply(&mut record, &[tick(3)], &Fetched::default(), 3, false, 0, &config);
+        assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
+        config_values(&mut record, "cfg", Some(values));
+        settle_after_reads(&mut record, &mut applied, 3, &config);
+        assert!(record.intents.is_empty());
+        assert!(applied.affected.every_app, "a settled config order may free any application");
     }
 
     #[test]
