@@ -387,7 +387,7 @@ where
             let reads = std::mem::take(&mut applied.configs_to_read);
             for name in &reads {
                 let values = self.read_config(&lattice, name).await;
-                step::config_values(&mut record, name, values);
+                step::config_values(&mut record, &mut applied, name, values);
             }
             if !reads.is_empty() {
                 step::settle_after_reads(&mut record, &mut applied, now, config);

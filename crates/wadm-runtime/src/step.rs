@@ -419,10 +419,19 @@ fn merge_discovered(
     changes
 }
 
-/// Record what the lattice answered when asked for a config's values (`None`: no answer).
-pub fn config_values(record: &mut LatticeRecord, name: &str, values: Option<StringMap>) {
-    if let (Some(values), Some(config)) = (values, record.state.configs.get_mut(name)) {
+/// Record what the lattice answered when asked for a config's values (`None`: no answer); values
+/// that changed are persisted with the step.
+pub fn config_values(
+    record: &mut LatticeRecord,
+    applied: &mut Applied,
+    name: &str,
+    values: Option<StringMap>,
+) {
+    if let (Some(values), Some(config)) = (values, record.state.configs.get_mut(name))
+        && config.values.as_ref() != Some(&values)
+    {
         config.values = Some(values);
+        applied.persist.changes.push(Change::ConfigSet { name: name.to_string() });
     }
 }
 
@@ -747,12 +756,16 @@ mod tests {
             Event { input: Input::Host { ctx, event }, sequence: 2, delivered: 1, stored_at: None };
         let applied = apply(&mut record, &[set], &Fetched::default(), 2, false, 0, &config);
         assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
-        config_values(&mut record, "cfg", None);
+        let mut applied = applied;
+        config_values(&mut record, &mut applied, "cfg", None);
         assert_eq!(record.intents.len(), 1, "unknown values confirm nothing");
         // The next tick asks again; the answer confirms the put.
         let mut applied = apply(&mut record, &[tick(3)], &Fetched::default(), 3, false, 0, &config);
         assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
-        config_values(&mut record, "cfg", Some(values));
+        config_values(&mut record, &mut applied, "cfg", Some(values));
+        // What a read told is persisted (a replica that reads the record back must not see
+        // unknown values and put the config again).
+        assert!(applied.persist.changes.contains(&Change::ConfigSet { name: "cfg".into() }));
         settle_after_reads(&mut record, &mut applied, 3, &config);
         assert!(record.intents.is_empty());
         assert!(applied.affected.every_app, "a settled config order may free any application");
