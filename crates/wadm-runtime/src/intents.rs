@@ -281,6 +281,23 @@ fn removes_shown(observed: &LatticeState, command: &Command) -> Option<Resource>
     }
 }
 
+/// What the removal in flight `intent` takes away while it has not shown yet: what it removes
+/// that `observed` still shows, or — for one whose effect already showed when it was issued (a
+/// take-back of a start whose own effect wadm has not seen) — what it removes until news of its
+/// slot comes.
+fn removal_to_show(observed: &LatticeState, slot: &Slot, intent: &Intent) -> Option<Resource> {
+    let awaiting_news = intent.news_after.is_some_and(|t| !heard_since(observed, slot, t));
+    match &intent.command {
+        Command::ScaleComponent(r) if awaiting_news => {
+            Some(Resource::Component(r.component_id.clone()))
+        }
+        Command::StopProvider(r) if awaiting_news => {
+            Some(Resource::Provider(r.provider_id.clone()))
+        }
+        command => removes_shown(observed, command),
+    }
+}
+
 /// A component or provider id, across hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Resource {
@@ -528,7 +545,7 @@ impl Intents {
             && let Some((slot, _)) = self
                 .pending
                 .iter()
-                .find(|(_, i)| removes_shown(observed, &i.command).as_ref() == Some(&added))
+                .find(|(slot, i)| removal_to_show(observed, slot, i).as_ref() == Some(&added))
         {
             return Admission::AfterRemoval { slot: slot.clone() };
         }
@@ -890,6 +907,41 @@ mod tests {
             intents.admit(&planned(start_p("B")), &state, 2, 60, 70),
             Admission::Issue(_)
         ));
+    }
+
+    #[test]
+    fn an_addition_waits_for_news_of_a_take_back_it_replaces() {
+        let mut state = lattice(&["A", "B"]);
+        let start = |host: &str, image: &str| {
+            Command::StartProvider(StartProviderRequest {
+                provider_id: "p".into(),
+                provider_ref: image.into(),
+                host_id: host.into(),
+                config: vec![],
+                annotations: StringMap::new(),
+            })
+        };
+        let stop = Command::StopProvider(StopProviderRequest {
+            provider_id: "p".into(),
+            host_id: "A".into(),
+        });
+        let mut intents = Intents::default();
+        intents.admit(&planned(start("A", "prov:1")), &state, 0, 60, 70);
+        // A newer version wants p elsewhere: the stop takes back the start on A, whose effect
+        // wadm has not seen (the host may run it already). Until news of A's p, a start on B
+        // could run beside it.
+        let Admission::Issue(back) = intents.admit(&planned(stop), &state, 1, 60, 70) else {
+            panic!("a stop takes back a start in flight")
+        };
+        assert_eq!(back.news_after, Some(1));
+        let a = Slot::Provider { host: "A".into(), provider: "p".into() };
+        let held = intents.admit(&planned(start("B", "prov:2")), &state, 2, 60, 70);
+        assert_eq!(held, Admission::AfterRemoval { slot: a });
+        let clock = state.bookkeeping.hosts.entry("A".into()).or_default();
+        let mark = Mark { applied_at: 3, ..Default::default() };
+        clock.entities.insert(HostEntity::Provider("p".into()), mark);
+        let go = intents.admit(&planned(start("B", "prov:2")), &state, 3, 60, 70);
+        assert!(matches!(go, Admission::Issue(_)));
     }
 
     #[test]
