@@ -213,9 +213,10 @@ pub fn defer_or_collect(
 
 /// The commands of `plan` to publish: those of affected applications that are not backing off
 /// and that [`Intents::admit`] lets go now (no other order in flight on their slot, every config
-/// they name observed). Each one published becomes an order in flight (its message expires
-/// `ttl_ms` after `now`, the order `lifetime_ms` after). Returns the messages and, per
-/// application, how many planned commands were held back.
+/// they name observed, no removal it may replace still to show). Removals (stops, deletes, scale
+/// downs) are admitted and published before the other commands. Each one published becomes an
+/// order in flight (its message expires `ttl_ms` after `now`, the order `lifetime_ms` after).
+/// Returns the messages and, per application, how many planned commands were held back.
 pub fn select_commands(
     record: &mut LatticeRecord,
     plan: &Plan,
@@ -226,11 +227,11 @@ pub fn select_commands(
 ) -> (Vec<CommandMessage>, BTreeMap<String, usize>) {
     let mut out = Vec::new();
     let mut held: BTreeMap<String, usize> = BTreeMap::new();
-    for c in plan.commands.iter().filter(|c| affected.contains(&c.app)) {
-        if record.apps.get(&c.app).is_some_and(|a| a.backing_off(now)) {
-            continue;
-        }
-        match record.intents.admit(c, &record.state, now, ttl_ms, lifetime_ms) {
+    let wanted = plan.commands.iter().filter(|c| affected.contains(&c.app));
+    let wanted = wanted.filter(|c| !record.apps.get(&c.app).is_some_and(|a| a.backing_off(now)));
+    let admitted = record.intents.admit_all(wanted, &record.state, now, ttl_ms, lifetime_ms);
+    for (c, admission) in admitted {
+        match admission {
             Admission::Issue(intent) => {
                 let mut message = message_of(&plan.lattice, &intent);
                 let undeploying =
@@ -240,7 +241,7 @@ pub fn select_commands(
                     if undeploying { format!("{} is undeployed: {why}", c.app) } else { why };
                 out.push(message);
             }
-            Admission::Busy | Admission::Waiting { .. } => {
+            Admission::Busy | Admission::Waiting { .. } | Admission::AfterRemoval { .. } => {
                 *held.entry(c.app.clone()).or_default() += 1;
             }
         }
@@ -511,6 +512,56 @@ mod tests {
         assert_eq!(r.apps.keys().collect::<Vec<_>>(), ["b"], "b was not planned for");
         prune_undeployed(&mut r, &plan, None);
         assert!(r.apps.is_empty());
+    }
+
+    #[test]
+    fn removals_are_admitted_before_additions() {
+        use wadm_lattice::{ComponentInstance, HostState};
+        use wadm_protocol::StringMap;
+        use wadm_protocol::ctl::ScaleComponentRequest;
+
+        let scale = |host: &str, count: u32| {
+            Command::ScaleComponent(ScaleComponentRequest {
+                component_ref: "img:1".into(),
+                component_id: "c".into(),
+                count,
+                host_id: host.into(),
+                annotations: StringMap::new(),
+                config: vec![],
+                allow_update: false,
+                component_limits: None,
+            })
+        };
+        let mut r = LatticeRecord::default();
+        r.state.lattice = "l".into();
+        for h in ["A", "B"] {
+            r.state.hosts.insert(h.into(), HostState { id: h.into(), ..Default::default() });
+        }
+        let running = ComponentInstance {
+            id: "c".into(),
+            image_ref: "img:1".into(),
+            count: 2,
+            ..Default::default()
+        };
+        r.state.hosts.get_mut("A").unwrap().components.insert("c".into(), running);
+        // A move from A to B, in the plan's (make-before-break) order.
+        let plan = Plan {
+            lattice: "l".into(),
+            commands: vec![
+                PlannedCommand::new("l", "app", 1, scale("B", 2)),
+                PlannedCommand::new("l", "app", 1, scale("A", 0)),
+            ],
+            ..Plan::default()
+        };
+        let (out, held) = select_commands(&mut r, &plan, &Affected::all(), 0, 60, 70);
+        let hosts: Vec<_> = out.iter().map(|m| m.target_host.as_deref()).collect();
+        assert_eq!(hosts, [Some("A")], "the stop goes; the start waits for it to show");
+        assert_eq!(held.get("app"), Some(&1));
+        // Once the stop shows, the start goes.
+        r.state.hosts.get_mut("A").unwrap().components.clear();
+        let (out, _) = select_commands(&mut r, &plan, &Affected::all(), 1, 60, 70);
+        let hosts: Vec<_> = out.iter().map(|m| m.target_host.as_deref()).collect();
+        assert_eq!(hosts, [Some("B")]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use wadm_lattice::bookkeeping::{HostEntity, Mark};
 use wadm_lattice::{LatticeState, Timestamp};
 use wadm_protocol::LinkKey;
 use wadm_scheduler::{Command, PlannedCommand};
@@ -84,6 +85,10 @@ pub struct Intent {
     pub expires_at: Timestamp,
     /// Not confirmed by then: forgotten, and the situation planned again from what is observed.
     pub deadline: Timestamp,
+    /// Its effect already showed when it was issued (a take-back of a start in flight): only
+    /// news of its slot heard after this instant confirms it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub news_after: Option<Timestamp>,
 }
 
 impl Intent {
@@ -184,6 +189,9 @@ pub enum Admission {
     Issue(Box<Intent>),
     /// Another order on the same slot is in flight: decide again once it settles.
     Busy,
+    /// It adds instances of a component or provider whose removal elsewhere is in flight and
+    /// not yet shown: decide again once it shows.
+    AfterRemoval { slot: Slot },
     /// It names a config that is only ordered, not yet observed: decide again once it is.
     Waiting { config: String },
 }
@@ -216,9 +224,108 @@ pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
             !state.links.contains_key(&key)
         }
         Command::PutConfig { name, values } => {
-            state.configs.get(name).is_some_and(|c| c.values.as_ref().is_none_or(|v| v == values))
+            state.configs.get(name).is_some_and(|c| c.values.as_ref() == Some(values))
         }
         Command::DeleteConfig { name } => !state.configs.contains_key(name),
+    }
+}
+
+/// Whether the lattice told wadm anything about `slot` after `since` (wadm's clock): an event of
+/// that component, provider, link or config, or a heartbeat of its host, applied later.
+pub fn heard_since(state: &LatticeState, slot: &Slot, since: Timestamp) -> bool {
+    let later = |m: Option<&Mark>| m.is_some_and(|m| m.applied_at > since);
+    let on_host =
+        |host: &str, entity: HostEntity| {
+            state.bookkeeping.hosts.get(host).is_some_and(|clock| {
+                clock.snapshot_at > since || later(clock.entities.get(&entity))
+            })
+        };
+    match slot {
+        Slot::Component { host, component } => {
+            on_host(host, HostEntity::Component(component.clone()))
+        }
+        Slot::Provider { host, provider } => on_host(host, HostEntity::Provider(provider.clone())),
+        Slot::Link(key) => later(state.bookkeeping.links.get(key)),
+        Slot::Config(name) => later(state.bookkeeping.configs.get(name)),
+    }
+}
+
+/// What `command` adds: the component or provider id it puts more instances of on its host
+/// than `observed` shows there.
+fn adds(observed: &LatticeState, command: &Command) -> Option<Resource> {
+    match command {
+        Command::ScaleComponent(r) if r.count > running(observed, &r.host_id, &r.component_id) => {
+            Some(Resource::Component(r.component_id.clone()))
+        }
+        Command::StartProvider(r) => Some(Resource::Provider(r.provider_id.clone())),
+        _ => None,
+    }
+}
+
+/// What `command` takes away that `observed` still shows: the component whose instances on
+/// its host it scales below the observed count, the provider it stops that still runs.
+fn removes_shown(observed: &LatticeState, command: &Command) -> Option<Resource> {
+    match command {
+        Command::ScaleComponent(r) if r.count < running(observed, &r.host_id, &r.component_id) => {
+            Some(Resource::Component(r.component_id.clone()))
+        }
+        Command::StopProvider(r)
+            if observed
+                .hosts
+                .get(&r.host_id)
+                .is_some_and(|h| h.providers.contains_key(&r.provider_id)) =>
+        {
+            Some(Resource::Provider(r.provider_id.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// What the removal in flight `intent` takes away while it has not shown yet: what it removes
+/// that `observed` still shows, or — for one whose effect already showed when it was issued (a
+/// take-back of a start whose own effect wadm has not seen) — what it removes until news of its
+/// slot comes.
+fn removal_to_show(observed: &LatticeState, slot: &Slot, intent: &Intent) -> Option<Resource> {
+    let awaiting_news = intent.news_after.is_some_and(|t| !heard_since(observed, slot, t));
+    match &intent.command {
+        Command::ScaleComponent(r) if awaiting_news => {
+            Some(Resource::Component(r.component_id.clone()))
+        }
+        Command::StopProvider(r) if awaiting_news => {
+            Some(Resource::Provider(r.provider_id.clone()))
+        }
+        command => removes_shown(observed, command),
+    }
+}
+
+/// A component or provider id, across hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resource {
+    Component(String),
+    Provider(String),
+}
+
+/// Instances of `component` observed on `host`.
+fn running(observed: &LatticeState, host: &str, component: &str) -> u32 {
+    observed.hosts.get(host).and_then(|h| h.components.get(component)).map_or(0, |c| c.count)
+}
+
+/// Whether `command` takes something away relative to what runs once the orders in flight
+/// have taken effect: a stop, a delete, a scale below the count observed on its host (or below
+/// the count a scale in flight on its slot asks for). Such commands are admitted before the
+/// others of a step ([`Intents::admit_all`]).
+fn takes_away(intents: &Intents, observed: &LatticeState, command: &Command) -> bool {
+    match command {
+        Command::StopProvider(_) | Command::DeleteLink(_) | Command::DeleteConfig { .. } => true,
+        Command::ScaleComponent(r) => {
+            let slot = Slot::of(command);
+            let current = match intents.pending.get(&slot).map(|i| &i.command) {
+                Some(Command::ScaleComponent(p)) => p.count,
+                _ => running(observed, &r.host_id, &r.component_id),
+            };
+            r.count < current
+        }
+        _ => false,
     }
 }
 
@@ -290,7 +397,8 @@ impl Intents {
         let mut settled = Settled::default();
         let mut echoes = Vec::new();
         self.pending.retain(|slot, intent| {
-            let how = if confirmed(state, &intent.command) {
+            let news = intent.news_after.is_none_or(|since| heard_since(state, slot, since));
+            let how = if news && confirmed(state, &intent.command) {
                 Settlement::Confirmed
             } else if slot.host().is_some_and(|h| !state.hosts.contains_key(h)) {
                 Settlement::HostGone
@@ -369,10 +477,51 @@ impl Intents {
         Cow::Owned(projected)
     }
 
+    /// [`Intents::admit`] one step's planned commands, removals (stops, deletes, scale downs)
+    /// first, so that a command adding instances of a component or provider is held while a
+    /// removal of that id it may replace is in flight — or could not be issued itself (held
+    /// behind another order on its slot). Returns each command with its admission, in the order
+    /// decided (the order to publish them in).
+    pub fn admit_all<'p>(
+        &mut self,
+        planned: impl IntoIterator<Item = &'p PlannedCommand>,
+        observed: &LatticeState,
+        now: Timestamp,
+        ttl_ms: u64,
+        lifetime_ms: u64,
+    ) -> Vec<(&'p PlannedCommand, Admission)> {
+        let (removals, additions): (Vec<_>, Vec<_>) =
+            planned.into_iter().partition(|c| takes_away(self, observed, &c.command));
+        let mut out = Vec::with_capacity(removals.len() + additions.len());
+        let mut held_removals: Vec<(Resource, Slot)> = Vec::new();
+        for c in removals {
+            let admission = self.admit(c, observed, now, ttl_ms, lifetime_ms);
+            if admission == Admission::Busy
+                && let Some(resource) = removes_shown(observed, &c.command)
+            {
+                held_removals.push((resource, Slot::of(&c.command)));
+            }
+            out.push((c, admission));
+        }
+        for c in additions {
+            let behind = adds(observed, &c.command)
+                .and_then(|added| held_removals.iter().find(|(r, _)| *r == added));
+            let admission = match behind {
+                Some((_, slot)) => Admission::AfterRemoval { slot: slot.clone() },
+                None => self.admit(c, observed, now, ttl_ms, lifetime_ms),
+            };
+            out.push((c, admission));
+        }
+        out
+    }
+
     /// Decide whether `planned` may be issued now, given what is `observed`: not while another
-    /// order on its slot is in flight, not before the configs it names are observed. When it may,
-    /// it becomes pending with the next sequence number, its message expiring `ttl_ms` from `now`
-    /// and its deadline `lifetime_ms` from `now`.
+    /// order on its slot is in flight (unless it takes that order back), not before the configs
+    /// it names are observed, and — when it adds instances of a component or provider — not
+    /// while a removal of that id in flight still shows. When it may, it becomes pending with the
+    /// next sequence number, its message expiring `ttl_ms` from `now` and its deadline
+    /// `lifetime_ms` from `now`; if its effect already shows, only news heard after `now`
+    /// confirms it.
     pub fn admit(
         &mut self,
         planned: &PlannedCommand,
@@ -392,6 +541,14 @@ impl Intents {
         {
             return Admission::Waiting { config: config.clone() };
         }
+        if let Some(added) = adds(observed, &planned.command)
+            && let Some((slot, _)) = self
+                .pending
+                .iter()
+                .find(|(slot, i)| removal_to_show(observed, slot, i).as_ref() == Some(&added))
+        {
+            return Admission::AfterRemoval { slot: slot.clone() };
+        }
         let seq = self.next_seq;
         self.next_seq = seq.saturating_add(1);
         let intent = Intent {
@@ -403,6 +560,7 @@ impl Intents {
             issued_at: now,
             expires_at: now.saturating_add(ttl_ms),
             deadline: now.saturating_add(lifetime_ms.max(ttl_ms)),
+            news_after: confirmed(observed, &planned.command).then_some(now),
         };
         self.pending.insert(slot, intent.clone());
         Admission::Issue(Box::new(intent))
@@ -412,7 +570,9 @@ impl Intents {
 #[cfg(test)]
 mod tests {
     use wadm_lattice::{ComponentInstance, ConfigState, HostState};
-    use wadm_protocol::ctl::{ScaleComponentRequest, UpdateComponentRequest};
+    use wadm_protocol::ctl::{
+        ScaleComponentRequest, StartProviderRequest, StopProviderRequest, UpdateComponentRequest,
+    };
     use wadm_protocol::{Link, StringMap};
 
     use super::*;
@@ -487,7 +647,8 @@ mod tests {
         // Ordered is not observed: still waiting.
         let again = intents.admit(&planned(scale("B", 1, &["cfg"])), &state, 2, 60, 70);
         assert_eq!(again, Admission::Waiting { config: "cfg".into() });
-        state.configs.insert("cfg".into(), ConfigState { name: "cfg".into(), values: None });
+        let stored = ConfigState { name: "cfg".into(), values: Some(StringMap::new()) };
+        state.configs.insert("cfg".into(), stored);
         let settled = intents.settle(&state, 3, 10);
         assert!(settled.touches_configs());
         let Admission::Issue(third) =
@@ -497,6 +658,26 @@ mod tests {
         };
         assert_eq!(third.seq, 2, "sequence numbers are never reused");
         assert_eq!(intents.len(), 2);
+    }
+
+    #[test]
+    fn a_config_put_is_confirmed_by_its_values_not_by_unknown_ones() {
+        let mut state = lattice(&[]);
+        let mut intents = Intents::default();
+        let values = StringMap::from([("k".to_string(), "v2".to_string())]);
+        let put = Command::PutConfig { name: "cfg".into(), values: values.clone() };
+        intents.admit(&planned(put), &state, 0, 60, 70);
+        // `config_set` says the config exists, not what it holds; the read that should tell
+        // went unanswered. Settled now, the order would leave the planner looking at unknown
+        // values, and it would put the config again while this put may be in flight.
+        state.configs.insert("cfg".into(), ConfigState { name: "cfg".into(), values: None });
+        assert!(intents.settle(&state, 1, 10).is_empty());
+        assert_eq!(intents.project(&state).configs["cfg"].values.as_ref(), Some(&values));
+        let old = StringMap::from([("k".to_string(), "v1".to_string())]);
+        state.configs.get_mut("cfg").unwrap().values = Some(old);
+        assert!(intents.settle(&state, 2, 10).is_empty(), "other values");
+        state.configs.get_mut("cfg").unwrap().values = Some(values);
+        assert_eq!(intents.settle(&state, 3, 10).removed[0].1, Settlement::Confirmed);
     }
 
     #[test]
@@ -614,6 +795,191 @@ mod tests {
         assert_eq!(up, Admission::Busy);
         let same = intents.admit(&planned(scale("A", 1, &[])), &state, 2, 60, 70);
         assert_eq!(same, Admission::Busy);
+    }
+
+    /// wadm heard news of `c` on `host` at `at` (an event of it applied then).
+    fn news(state: &mut LatticeState, host: &str, at: Timestamp) {
+        let clock = state.bookkeeping.hosts.entry(host.into()).or_default();
+        let mark = Mark { applied_at: at, ..Default::default() };
+        clock.entities.insert(HostEntity::Component("c".into()), mark);
+    }
+
+    #[test]
+    fn a_take_back_already_shown_waits_for_news_of_its_slot() {
+        let mut state = lattice(&["A"]);
+        run(&mut state, "A", "img:1", 1);
+        news(&mut state, "A", 0);
+        let mut intents = Intents::default();
+        intents.admit(&planned(scale("A", 2, &[])), &state, 0, 60, 70);
+        // A newer plan wants 1: the take-back's effect already shows, but the start it takes
+        // back may yet be executed (an answer that is only late) before it.
+        let Admission::Issue(back) = intents.admit(&planned(scale("A", 1, &[])), &state, 5, 60, 70)
+        else {
+            panic!("a scale down takes back a scale up in flight");
+        };
+        assert_eq!(back.news_after, Some(5));
+        assert!(intents.settle(&state, 6, 10).is_empty(), "what was known before is no news");
+        news(&mut state, "A", 5);
+        assert!(intents.settle(&state, 7, 10).is_empty(), "heard at the instant it was issued");
+        // The late start executes: news, but not the take-back's effect.
+        run(&mut state, "A", "img:1", 2);
+        news(&mut state, "A", 8);
+        assert!(intents.settle(&state, 8, 10).is_empty());
+        run(&mut state, "A", "img:1", 1);
+        news(&mut state, "A", 9);
+        let settled = intents.settle(&state, 9, 10);
+        assert_eq!(settled.removed[0].1, Settlement::Confirmed);
+
+        // A heartbeat heard after it is news too; an order whose effect did not show when it
+        // was issued needs none.
+        let Admission::Issue(down) =
+            intents.admit(&planned(scale("A", 1, &[])), &state, 10, 60, 70)
+        else {
+            panic!("a free slot admits")
+        };
+        assert_eq!(down.news_after, Some(10));
+        state.bookkeeping.hosts.get_mut("A").unwrap().snapshot_at = 11;
+        assert_eq!(intents.settle(&state, 11, 10).removed.len(), 1);
+        let Admission::Issue(up) = intents.admit(&planned(scale("A", 3, &[])), &state, 12, 60, 70)
+        else {
+            panic!("a free slot admits")
+        };
+        assert_eq!(up.news_after, None);
+        run(&mut state, "A", "img:1", 3);
+        assert_eq!(intents.settle(&state, 13, 10).removed.len(), 1);
+    }
+
+    #[test]
+    fn instances_are_added_only_once_removals_in_flight_show() {
+        let mut state = lattice(&["A", "B"]);
+        run(&mut state, "A", "img:1", 2);
+        let provider = wadm_lattice::ProviderInstance { id: "p".into(), ..Default::default() };
+        state.hosts.get_mut("A").unwrap().providers.insert("p".into(), provider);
+        let start_p = |host: &str| {
+            Command::StartProvider(StartProviderRequest {
+                provider_id: "p".into(),
+                provider_ref: "prov:2".into(),
+                host_id: host.into(),
+                config: vec![],
+                annotations: StringMap::new(),
+            })
+        };
+        let stop_p = Command::StopProvider(StopProviderRequest {
+            provider_id: "p".into(),
+            host_id: "A".into(),
+        });
+        let mut intents = Intents::default();
+        assert!(takes_away(&intents, &state, &scale("A", 0, &[])));
+        assert!(takes_away(&intents, &state, &stop_p));
+        assert!(!takes_away(&intents, &state, &scale("B", 2, &[])));
+        assert!(!takes_away(&intents, &state, &scale("A", 2, &[])), "same count");
+        // A move: the stop on A goes first, the start on B waits until the stop shows (were it
+        // executed first, three would run).
+        intents.admit(&planned(scale("A", 0, &[])), &state, 0, 60, 70);
+        intents.admit(&planned(stop_p), &state, 0, 60, 70);
+        let a = Slot::Component { host: "A".into(), component: "c".into() };
+        let held = intents.admit(&planned(scale("B", 2, &[])), &state, 1, 60, 70);
+        assert_eq!(held, Admission::AfterRemoval { slot: a });
+        let p = Slot::Provider { host: "A".into(), provider: "p".into() };
+        let held = intents.admit(&planned(start_p("B")), &state, 1, 60, 70);
+        assert_eq!(held, Admission::AfterRemoval { slot: p });
+        // Another component is not held; nor is a scale that adds nothing.
+        let mut other = scale("B", 1, &[]);
+        if let Command::ScaleComponent(r) = &mut other {
+            r.component_id = "d".into();
+        }
+        assert!(matches!(intents.admit(&planned(other), &state, 1, 60, 70), Admission::Issue(_)));
+        run(&mut state, "B", "img:1", 1);
+        assert!(matches!(
+            intents.admit(&planned(scale("B", 1, &[])), &state, 1, 60, 70),
+            Admission::Issue(_)
+        ));
+        // Once the removals show, the additions go (before the stops are even settled).
+        state.hosts.get_mut("A").unwrap().components.clear();
+        state.hosts.get_mut("A").unwrap().providers.clear();
+        assert_eq!(intents.len(), 4);
+        intents.fail_slot(&Slot::Component { host: "B".into(), component: "c".into() });
+        assert!(matches!(
+            intents.admit(&planned(scale("B", 2, &[])), &state, 2, 60, 70),
+            Admission::Issue(_)
+        ));
+        assert!(matches!(
+            intents.admit(&planned(start_p("B")), &state, 2, 60, 70),
+            Admission::Issue(_)
+        ));
+    }
+
+    #[test]
+    fn an_addition_waits_for_news_of_a_take_back_it_replaces() {
+        let mut state = lattice(&["A", "B"]);
+        let start = |host: &str, image: &str| {
+            Command::StartProvider(StartProviderRequest {
+                provider_id: "p".into(),
+                provider_ref: image.into(),
+                host_id: host.into(),
+                config: vec![],
+                annotations: StringMap::new(),
+            })
+        };
+        let stop = Command::StopProvider(StopProviderRequest {
+            provider_id: "p".into(),
+            host_id: "A".into(),
+        });
+        let mut intents = Intents::default();
+        intents.admit(&planned(start("A", "prov:1")), &state, 0, 60, 70);
+        // A newer version wants p elsewhere: the stop takes back the start on A, whose effect
+        // wadm has not seen (the host may run it already). Until news of A's p, a start on B
+        // could run beside it.
+        let Admission::Issue(back) = intents.admit(&planned(stop), &state, 1, 60, 70) else {
+            panic!("a stop takes back a start in flight")
+        };
+        assert_eq!(back.news_after, Some(1));
+        let a = Slot::Provider { host: "A".into(), provider: "p".into() };
+        let held = intents.admit(&planned(start("B", "prov:2")), &state, 2, 60, 70);
+        assert_eq!(held, Admission::AfterRemoval { slot: a });
+        let clock = state.bookkeeping.hosts.entry("A".into()).or_default();
+        let mark = Mark { applied_at: 3, ..Default::default() };
+        clock.entities.insert(HostEntity::Provider("p".into()), mark);
+        let go = intents.admit(&planned(start("B", "prov:2")), &state, 3, 60, 70);
+        assert!(matches!(go, Admission::Issue(_)));
+    }
+
+    #[test]
+    fn a_step_admits_removals_first_and_holds_additions_behind_held_removals() {
+        let mut state = lattice(&["A", "B", "C"]);
+        run(&mut state, "A", "img:1", 2);
+        run(&mut state, "C", "img:1", 2);
+        let mut intents = Intents::default();
+        // An update in flight on A: a scale down there is held behind it.
+        intents.admit(&planned(update("A", "img:2")), &state, 0, 60, 70);
+        let mut other = scale("B", 1, &[]);
+        if let Command::ScaleComponent(r) = &mut other {
+            r.component_id = "d".into();
+        }
+        // The plan's order: starts before stops.
+        let plan = [
+            planned(scale("B", 1, &[])),
+            planned(other),
+            planned(scale("A", 1, &[])),
+            planned(scale("C", 1, &[])),
+        ];
+        let admitted = intents.admit_all(&plan, &state, 1, 60, 70);
+        let decided: Vec<_> = admitted
+            .iter()
+            .map(|(c, a)| {
+                let host = c.command.target_host().unwrap().to_string();
+                let how = match a {
+                    Admission::Issue(_) => "issue".to_string(),
+                    Admission::AfterRemoval { slot } => format!("after {}", slot.host().unwrap()),
+                    other => format!("{other:?}"),
+                };
+                (host, how)
+            })
+            .collect();
+        let expected = [("A", "Busy"), ("C", "issue"), ("B", "after A"), ("B", "issue")];
+        let expected: Vec<_> =
+            expected.iter().map(|(h, a)| (h.to_string(), a.to_string())).collect();
+        assert_eq!(decided, expected);
     }
 
     #[test]

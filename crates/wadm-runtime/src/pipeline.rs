@@ -392,9 +392,13 @@ where
             let config = &self.config;
             let mut applied =
                 step::apply(&mut record, &events, &fetched, now, fresh, sample_apply, config);
-            for name in std::mem::take(&mut applied.configs_to_read) {
-                let values = self.read_config(&lattice, &name).await;
-                step::config_values(&mut record, &name, values);
+            let reads = std::mem::take(&mut applied.configs_to_read);
+            for name in &reads {
+                let values = self.read_config(&lattice, name).await;
+                step::config_values(&mut record, &mut applied, name, values);
+            }
+            if !reads.is_empty() {
+                step::settle_after_reads(&mut record, &mut applied, now, config);
             }
             let planning = step::wants_plan(&mut record, &mut applied, queued, now, config);
             let reconciler = match planning {

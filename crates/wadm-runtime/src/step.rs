@@ -187,16 +187,19 @@ pub fn apply(
                         decide::apply_deployment(record, name, Some(d));
                     }
                 }
+                // A config put in flight is confirmed by the values a read tells; when that read
+                // went unanswered, ask again (at most once a tick) rather than wait for the
+                // order's deadline.
+                out.configs_to_read.extend(unread_puts(record));
                 out.affected = Affected::all();
             }
             Input::CommandDropped(dropped)
-                if dropped.unsure && may_have_added(record, &dropped.msg_id) =>
+                if dropped.unsure && in_flight(record, &dropped.msg_id) =>
             {
-                // An earlier attempt may still be executed (a request answered late): an order
-                // that adds instances keeps counting as in flight — so nothing is placed beside
-                // what it may start — until the host confirms it or its deadline passes, and the
-                // lattice is asked. (One that removes is forgotten: what it would have stopped
-                // is taken to run until the host says otherwise.)
+                // An earlier attempt may still be executed (a request answered late): the order
+                // keeps counting as in flight — nothing is placed beside what it may start, and
+                // what it may have removed is not ordered away again — until the host confirms
+                // it or its deadline passes; the lattice is asked.
                 tracing::debug!(
                     lattice = %lattice, command = %dropped.msg_id, reason = %dropped.reason,
                     "command dropped after an unanswered attempt: still in flight"
@@ -416,11 +419,31 @@ fn merge_discovered(
     changes
 }
 
-/// Record what the lattice answered when asked for a config's values (`None`: no answer).
-pub fn config_values(record: &mut LatticeRecord, name: &str, values: Option<StringMap>) {
-    if let (Some(values), Some(config)) = (values, record.state.configs.get_mut(name)) {
+/// Record what the lattice answered when asked for a config's values (`None`: no answer); values
+/// that changed are persisted with the step.
+pub fn config_values(
+    record: &mut LatticeRecord,
+    applied: &mut Applied,
+    name: &str,
+    values: Option<StringMap>,
+) {
+    if let (Some(values), Some(config)) = (values, record.state.configs.get_mut(name))
+        && config.values.as_ref() != Some(&values)
+    {
         config.values = Some(values);
+        applied.persist.changes.push(Change::ConfigSet { name: name.to_string() });
     }
+}
+
+/// Settle the orders in flight again once the shell has read the values of configs (a put is
+/// confirmed by the values it stored, which only a read tells).
+pub fn settle_after_reads(
+    record: &mut LatticeRecord,
+    applied: &mut Applied,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) {
+    settle(record, now, config, applied);
 }
 
 /// Whether the step must reconcile (the shell then fetches the reconciler): reconciles are put
@@ -543,22 +566,20 @@ pub fn decide(
     Decided { commands, statuses, held, next_deadline }
 }
 
-/// Whether the order with `msg_id` is in flight and does not take anything away (a stop, a
-/// scale below the count observed on its host): taken as possibly executed, such an order
-/// cannot make wadm place or start more than the target.
-fn may_have_added(record: &LatticeRecord, msg_id: &str) -> bool {
-    let Some((_, intent)) = record.intents.pending().find(|(_, i)| i.msg_id() == msg_id) else {
-        return false;
-    };
-    match &intent.command {
-        Command::StopProvider(_) | Command::DeleteLink(_) | Command::DeleteConfig { .. } => false,
-        Command::ScaleComponent(r) => {
-            let host = record.state.hosts.get(&r.host_id);
-            let running = host.and_then(|h| h.components.get(&r.component_id));
-            r.count >= running.map_or(0, |c| c.count)
-        }
-        _ => true,
-    }
+/// The configs with a put in flight whose values wadm does not know (their read went unanswered).
+fn unread_puts(record: &LatticeRecord) -> Vec<String> {
+    let puts = record.intents.pending().filter_map(|(_, i)| match &i.command {
+        Command::PutConfig { name, .. } => Some(name),
+        _ => None,
+    });
+    let unread =
+        |name: &&String| record.state.configs.get(*name).is_some_and(|c| c.values.is_none());
+    puts.filter(unread).cloned().collect()
+}
+
+/// Whether the order with `msg_id` is in flight.
+fn in_flight(record: &LatticeRecord, msg_id: &str) -> bool {
+    record.intents.pending().any(|(_, i)| i.msg_id() == msg_id)
 }
 
 /// How far ahead of wadm's (the stream's) clock a host's event time may be; later times are
@@ -655,6 +676,106 @@ mod tests {
         let planned = PlannedCommand::new("l", "app", 2, update);
         record.intents.admit(&planned, &record.state, 10, 60_000, 70_000);
         record
+    }
+
+    fn dropped(msg_id: &str, unsure: bool, sequence: u64) -> Event {
+        let dropped = CommandDropped {
+            app: "app".into(),
+            msg_id: msg_id.into(),
+            kind: "scale_component".into(),
+            reason: "expired".into(),
+            unsure,
+        };
+        Event { input: Input::CommandDropped(dropped), sequence, delivered: 1, stored_at: None }
+    }
+
+    #[test]
+    fn a_removal_dropped_after_an_unanswered_attempt_stays_in_flight() {
+        let mut record = updating();
+        let config = RuntimeConfig::default();
+        let slot = crate::intents::Slot::Component { host: "A".into(), component: "c".into() };
+        record.intents.fail_slot(&slot);
+        let stop = Command::ScaleComponent(wadm_protocol::ctl::ScaleComponentRequest {
+            component_ref: "img:1".into(),
+            component_id: "c".into(),
+            count: 0,
+            host_id: "A".into(),
+            annotations: StringMap::new(),
+            config: vec![],
+            allow_update: false,
+            component_limits: None,
+        });
+        let planned = PlannedCommand::new("l", "app", 2, stop);
+        record.intents.admit(&planned, &record.state, 20, 60_000, 70_000);
+        let msg_id = record.intents.get(&slot).unwrap().msg_id();
+        // Its retry expired unsent, but the first attempt went unanswered: the host may have
+        // stopped the component. Forgotten, the stop would be planned and sent again while the
+        // first may be in flight; it stays in flight and the lattice is asked.
+        let applied = apply(
+            &mut record,
+            &[dropped(&msg_id, true, 30)],
+            &Fetched::default(),
+            40,
+            false,
+            0,
+            &config,
+        );
+        assert!(applied.in_doubt);
+        assert_eq!(record.intents.get(&slot).map(|i| i.msg_id()), Some(msg_id.clone()));
+        assert!(record.intents.project(&record.state).hosts["A"].components.is_empty());
+        // Confirmed by the host (or forgotten at its deadline), as any other order.
+        let stopped = [scaled("img:1", 0, "e1", 50)];
+        apply(&mut record, &stopped, &Fetched::default(), 50, false, 0, &config);
+        assert!(record.intents.is_empty());
+
+        // A drop at the first delivery: nobody got it, the order is forgotten.
+        record.state = updating().state;
+        record.intents.admit(&planned, &record.state, 60, 60_000, 70_000);
+        let msg_id = record.intents.get(&slot).unwrap().msg_id();
+        apply(
+            &mut record,
+            &[dropped(&msg_id, false, 60)],
+            &Fetched::default(),
+            61,
+            false,
+            0,
+            &config,
+        );
+        assert!(record.intents.is_empty());
+    }
+
+    #[test]
+    fn a_config_put_whose_read_went_unanswered_is_read_again_on_a_tick() {
+        let mut record = LatticeRecord::default();
+        record.state.lattice = "l".into();
+        let config = RuntimeConfig::default();
+        let values = StringMap::from([("k".to_string(), "v".to_string())]);
+        let put = Command::PutConfig { name: "cfg".into(), values: values.clone() };
+        record.intents.admit(&PlannedCommand::new("l", "app", 2, put), &record.state, 0, 60, 70);
+        let tick = |sequence| Event { input: Input::Tick, sequence, delivered: 1, stored_at: None };
+        let applied = apply(&mut record, &[tick(1)], &Fetched::default(), 1, false, 0, &config);
+        assert!(applied.configs_to_read.is_empty(), "nothing stored yet: nothing to read");
+        // Its `config_set` is read at once; that read goes unanswered.
+        let event =
+            HostEvent::ConfigSet(wadm_protocol::event::ConfigEvent { config_name: "cfg".into() });
+        let ctx = EventContext { source: "A".into(), id: "e1".into(), time: Some(2) };
+        let set =
+            Event { input: Input::Host { ctx, event }, sequence: 2, delivered: 1, stored_at: None };
+        let applied = apply(&mut record, &[set], &Fetched::default(), 2, false, 0, &config);
+        assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
+        let mut applied = applied;
+        config_values(&mut record, &mut applied, "cfg", None);
+        assert_eq!(record.intents.len(), 1, "unknown values confirm nothing");
+        // The next tick asks again; the answer confirms the put.
+        let mut applied = apply(&mut record, &[tick(3)], &Fetched::default(), 3, false, 0, &config);
+        assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
+        config_values(&mut record, &mut applied, "cfg", Some(values));
+        // What a read told is persisted (a replica that reads the record back must not see
+        // unknown values and put the config again).
+        assert!(applied.persist.changes.contains(&Change::ConfigSet { name: "cfg".into() }));
+        settle_after_reads(&mut record, &mut applied, 3, &config);
+        assert!(record.intents.is_empty());
+        assert!(applied.affected.every_app, "a settled config order may free any application");
     }
 
     #[test]

@@ -64,7 +64,7 @@
 //! # Known bugs of wadm
 //! Checks that fail because of known bugs of the runtime under test are relaxed, each by one
 //! named allowance as narrow as the bug ([`check::Switches`]: `moves`, `echo`, `stale`, `(a)`;
-//! `no-responders`, `(c)`; `config-reads`, `(b)`; `config-values`, `(d)`; `lost-events`, `(c)` and `(d)`).
+//! `no-responders`, `(c)`; `config-values`, `(d)`; `lost-events`, `(c)` and `(d)`).
 //! The `seeds` test reports how often each was needed and the first seed that needed it;
 //! `WADM_SIM_STRICT` turns them off (`docs/simulation.md` lists the bugs and repro seeds).
 //!
@@ -99,7 +99,7 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 /// `WADM_SIM_STRICT=1` turns every known-bug allowance off; a comma-separated list of
-/// `moves`, `echo`, `stale`, `no-responders`, `config-reads`, `config-values`, `lost-events`
+/// `moves`, `echo`, `stale`, `no-responders`, `config-values`, `lost-events`
 /// turns off those.
 fn switches() -> check::Switches {
     let strict = std::env::var("WADM_SIM_STRICT").unwrap_or_default();
@@ -113,7 +113,6 @@ fn switches() -> check::Switches {
             "echo" => s.allow_echo_taken_for_loss = false,
             "stale" => s.allow_stale_redelivery = false,
             "no-responders" => s.allow_failed_after_no_responders = false,
-            "config-reads" => s.allow_config_read_failures = false,
             "config-values" => s.allow_stale_config_values = false,
             "lost-events" => s.allow_lost_link_and_config_events = false,
             other => panic!("WADM_SIM_STRICT: unknown allowance {other}"),
@@ -183,12 +182,11 @@ fn seeds() {
     let longest = reports.iter().map(|(_, r, _)| r.stats.longest_overshoot).max().unwrap_or(0);
     // Per known-bug allowance: how many checks it let pass and the first seed that needed it
     // (replay that seed with WADM_SIM_STRICT=1 to see the bug).
-    let allowances: [(&str, StatOf); 7] = [
+    let allowances: [(&str, StatOf); 6] = [
         ("moves (make-before-break)", |s| s.overshoots_moves),
         ("echo (update echo taken for a loss)", |s| s.overshoots_echoes),
         ("stale (superseded order executed)", |s| s.overshoots_stale),
         ("no-responders (failed after no responders)", |s| s.allowed_failed_no_responders),
-        ("config-reads (config re-put after a failed read)", |s| s.allowed_config_reputs),
         ("lost-events (failed: config deleted under it)", |s| s.allowed_failed_unobserved_config),
         ("config-values/lost-events (links/configs drifted at convergence)", |s| {
             s.allowed_config_drift

@@ -243,6 +243,12 @@ async fn update_during_update_drops_the_older_generation() {
     let superseded = w.executed.iter().filter(|e| matches!(e, Executed::Superseded { .. })).count();
     assert_eq!(superseded, v1_commands, "every v1 command was dropped unsent");
     assert_eq!(w.running("app"), (1, vec![V2.to_string()]));
+    // v2 took v1's starts back with scale downs that match what the hosts were last seen
+    // running: only news heard after them confirms them (a start answered late could still run).
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Reconciling);
+    w.clock.advance(1);
+    w.lattice.heartbeat_all().await;
+    w.settle().await;
     assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
 }
 

@@ -58,11 +58,6 @@ pub struct Switches {
     /// An application may show `failed` when a request of its orders got "no responders" and
     /// the status names it.
     pub allow_failed_after_no_responders: bool,
-    /// (b), configs: an unanswered `config.get` leaves the config with unknown values, which
-    /// confirm a `config.put` in flight at once (`intents::confirmed`) while the planner sees
-    /// values that differ and puts the config again. Let pass: a repeated `config.put` when a
-    /// `config.get` of that name went unanswered within the order lifetime before it.
-    pub allow_config_read_failures: bool,
     /// (d), configs: a later unanswered `config.get` keeps the config's *previous* values
     /// (`step::config_values` ignores `None`), so wadm believes the lattice holds values it no
     /// longer does, and a rollback to those values is never put. Let pass at convergence: a
@@ -94,7 +89,6 @@ impl Switches {
             allow_echo_taken_for_loss: false,
             allow_stale_redelivery: false,
             allow_failed_after_no_responders: false,
-            allow_config_read_failures: false,
             allow_stale_config_values: false,
             allow_lost_link_and_config_events: false,
         }
@@ -104,7 +98,9 @@ impl Switches {
 impl Default for Switches {
     fn default() -> Self {
         Self {
-            allow_make_before_break_moves: true,
+            // Fixed: a step admits its removals first, and an addition of a component or
+            // provider waits while a removal of it in flight has not shown (intents.rs).
+            allow_make_before_break_moves: false,
             // Fixed: a zero with the image of an update in flight, or within the echo window
             // of a confirmed one (however often the host echoes), is the echo (intents.rs).
             allow_echo_taken_for_loss: false,
@@ -113,7 +109,6 @@ impl Default for Switches {
             allow_stale_redelivery: false,
             // Fixed: a command nobody receives is dropped, not a failure (executor.rs).
             allow_failed_after_no_responders: false,
-            allow_config_read_failures: true,
             allow_stale_config_values: true,
             allow_lost_link_and_config_events: true,
         }
@@ -155,7 +150,6 @@ pub struct Stats {
     /// The longest allowed overshoot (ms).
     pub longest_overshoot: u64,
     pub allowed_failed_no_responders: u64,
-    pub allowed_config_reputs: u64,
     pub allowed_failed_unobserved_config: u64,
     /// Configs at convergence whose values differ or that nobody wants, let pass.
     pub allowed_config_drift: u64,
@@ -603,9 +597,6 @@ impl Checker {
             if !earlier.is_empty() {
                 self.stats.repeats += 1;
             }
-            let reput_after_failed_read = self.switches.allow_config_read_failures
-                && matches!(command, wadm_scheduler::Command::PutConfig { .. })
-                && self.config_read_failed_before(world, &request, index);
             for r1 in &earlier {
                 let same_order =
                     r1.msg_id.is_some() && r1.msg_id.as_ref() == order.map(|o| &o.msg_id);
@@ -634,10 +625,6 @@ impl Checker {
                     || r1.msg_id.as_ref().is_some_and(|m| self.failed_orders.contains(m))
                     || r1.issued_at.is_some_and(|at| request.at >= at + self.order_lifetime)
                 {
-                    continue;
-                }
-                if reput_after_failed_read {
-                    self.stats.allowed_config_reputs += 1;
                     continue;
                 }
                 let first = world.lattice.request_at(r1.index).expect("logged");
@@ -703,24 +690,6 @@ impl Checker {
                 self.stale_replays.insert(id, (now, n));
             }
         }
-    }
-
-    /// Whether a `config.get` of the config `put` puts went unanswered within the order
-    /// lifetime before it (request `index` of the log).
-    fn config_read_failed_before(
-        &self,
-        world: &World,
-        put: &ReceivedRequest,
-        index: usize,
-    ) -> bool {
-        let get = put.subject.replacen(".config.put.", ".config.get.", 1);
-        let log = world.lattice.request_log();
-        let since = put.at.saturating_sub(self.order_lifetime);
-        log[..index]
-            .iter()
-            .rev()
-            .take_while(|r| r.at >= since)
-            .any(|r| r.subject == get && matches!(r.reply, Reply::TimedOut | Reply::NoResponders))
     }
 
     /// The config `name` was put (its last applied `config.put`, at operation `op`) and since
