@@ -59,3 +59,31 @@ fn main() -> ExitCode {
         Command::Completions(args) => cli::completions::run::<Cli>(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every `--output` in every subcommand is also `-o` (one spelling across the CLI).
+    #[test]
+    fn output_is_always_dash_o() {
+        fn walk(command: &clap::Command, path: &str, found: &mut usize) {
+            for arg in command.get_arguments() {
+                if arg.get_long() == Some("output") {
+                    assert_eq!(arg.get_short(), Some('o'), "{path} --output has no -o");
+                    *found += 1;
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = 0;
+        let mut cli = Cli::command();
+        cli.build(); // clap's own consistency checks (a short flag used twice panics here)
+        walk(&cli, "wadm", &mut found);
+        assert!(found >= 4, "app, lattice, validate and bench have --output");
+    }
+}

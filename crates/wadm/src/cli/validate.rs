@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// `text` for people, `json` for machines.
-    #[arg(long, value_enum, default_value_t = Output::Text)]
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     output: Output,
     /// Largest manifest accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_bytes)]

@@ -119,7 +119,7 @@ pub struct Args {
     /// before redelivery.
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
     ack_wait: Duration,
-    #[arg(long, value_enum, default_value_t = Output::Table)]
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     output: Output,
 }
 
