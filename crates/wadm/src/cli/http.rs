@@ -1,10 +1,25 @@
-//! The HTTP flags `serve` and `up` share: where to listen and the token the HTTP API's writes
-//! need (see [`crate::observe`] and [`crate::http_api`]).
+//! The operator flags `serve` and `up` share: the HTTP listener and the token the HTTP API's
+//! writes need (see [`crate::observe`] and [`crate::http_api`]), trace export and log format.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::http_api::ApiSettings;
+use crate::logging::LogFormat;
+use crate::otel::OtelArgs;
+
+/// How an operator watches a running wadm: HTTP endpoints, traces, log lines.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OperatorArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub otel: OtelArgs,
+    /// How log lines are written on stderr: `text` (coloured only on a terminal without
+    /// `NO_COLOR`) or `json` (one object per line).
+    #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct HttpArgs {

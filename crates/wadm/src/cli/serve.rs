@@ -11,10 +11,9 @@ use std::process::ExitCode;
 use wadm_server::ServerConfig;
 
 use super::connection::NatsArgs;
-use super::http::HttpArgs;
+use super::http::OperatorArgs;
 
 use crate::local_nats;
-use crate::logging::LogFormat;
 use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings};
 
@@ -43,19 +42,13 @@ pub struct Args {
     #[arg(long, env = "WADM_STREAM_REPLICAS", default_value_t = 1)]
     stream_replicas: usize,
     #[command(flatten)]
-    http: HttpArgs,
-    #[command(flatten)]
-    otel: crate::otel::OtelArgs,
-    /// How log lines are written on stderr: `text` (coloured only on a terminal without
-    /// `NO_COLOR`) or `json` (one object per line).
-    #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    operator: OperatorArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    crate::logging::init("info", args.log_format);
+    crate::logging::init("info", args.operator.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -86,11 +79,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             args.api_prefix
         );
     }
-    if let Some(endpoint) = &args.otel.otel_endpoint {
+    if let Some(endpoint) = &args.operator.otel.otel_endpoint {
         crate::otel::start(endpoint, "wadm")?;
     }
     args.runtime.named_lattices()?;
-    let endpoint = match args.http.http_addr {
+    let endpoint = match args.operator.http.http_addr {
         Some(addr) => Some(HttpEndpoint::bind(addr).await?),
         None => None,
     };
@@ -111,7 +104,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     };
     let options = args.nats.options(url, "wadm serve");
     let client = wadm_server::connect(&options).await?;
-    let api = args.http.api(&args.api_prefix, args.max_request_bytes);
+    let api = args.operator.http.api(&args.api_prefix, args.max_request_bytes);
     let server = ServerConfig {
         api_prefix: args.api_prefix,
         max_request_bytes: args.max_request_bytes,

@@ -13,9 +13,8 @@ use anyhow::{Context, bail};
 use wadm_server::{NatsOptions, ServerConfig};
 use wadm_sim::{SimConfig, SimLattice};
 
-use super::http::HttpArgs;
+use super::http::OperatorArgs;
 use crate::local_nats;
-use crate::logging::LogFormat;
 use crate::observe::HttpEndpoint;
 use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration};
 
@@ -52,17 +51,11 @@ pub struct Args {
     #[arg(long, env = "WADM_EVENT_MAX_BYTES", default_value = "1GiB", value_parser = stack::parse_bytes)]
     event_max_bytes: u64,
     #[command(flatten)]
-    http: HttpArgs,
-    #[command(flatten)]
-    otel: crate::otel::OtelArgs,
-    /// How log lines are written on stderr: `text` (coloured only on a terminal without
-    /// `NO_COLOR`) or `json` (one object per line).
-    #[arg(long, env = "WADM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    operator: OperatorArgs,
 }
 
 pub fn run(args: Args) -> ExitCode {
-    crate::logging::init("warn", args.log_format);
+    crate::logging::init("warn", args.operator.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -83,11 +76,11 @@ async fn up(args: Args) -> anyhow::Result<()> {
     if let Some(reason) = wadm_protocol::names::lattice_error(&args.lattice) {
         bail!("invalid --lattice {:?}: {reason}", args.lattice);
     }
-    if let Some(endpoint) = &args.otel.otel_endpoint {
+    if let Some(endpoint) = &args.operator.otel.otel_endpoint {
         crate::otel::start(endpoint, "wadm")?;
     }
     let specs = super::sim::host_specs(args.labels.as_deref().unwrap_or(""), Some(args.hosts))?;
-    let endpoint = match args.http.http_addr {
+    let endpoint = match args.operator.http.http_addr {
         Some(addr) => Some(HttpEndpoint::bind(addr).await?),
         None => None,
     };
@@ -101,7 +94,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let (_endpoint, http_addr) = match endpoint {
         Some(endpoint) => {
             let addr = endpoint.local_addr()?;
-            let api = args.http.api(&server.api_prefix, server.max_request_bytes);
+            let api = args.operator.http.api(&server.api_prefix, server.max_request_bytes);
             (Some(endpoint.serve(client.clone(), server.health.clone(), None, api)?), Some(addr))
         }
         None => (None, None),
