@@ -261,10 +261,9 @@ fn links_and_configs_follow_their_events() {
 
 #[test]
 fn upstream_samples_apply_without_panicking() {
-    let samples: Vec<serde_json::Value> = serde_json::from_str(include_str!(
-        "../../../../shared/reference/upstream-event-samples.json"
-    ))
-    .unwrap();
+    let samples: Vec<serde_json::Value> =
+        serde_json::from_str(include_str!("../../../fixtures/events/upstream-event-samples.json"))
+            .unwrap();
     let mut s = fresh();
     for (n, sample) in samples.iter().enumerate() {
         let bytes = serde_json::to_vec(sample).unwrap();

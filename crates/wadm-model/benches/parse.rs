@@ -26,7 +26,7 @@ fn large_manifest(components: usize) -> String {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests");
     let kv_yaml = std::fs::read(format!("{dir}/kvcounter.yaml")).unwrap();
     let simple_json = std::fs::read(format!("{dir}/simple1.json")).unwrap();
     let big = large_manifest(200).into_bytes();

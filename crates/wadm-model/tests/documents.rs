@@ -38,7 +38,7 @@ fn instances_at_and_beyond_the_integer_limits() {
 
 #[test]
 fn huge_yaml_numbers_are_rejected_with_a_path() {
-    let yaml = include_str!("../../../../shared/manifests/echo.yaml").replacen(
+    let yaml = include_str!("../../../fixtures/manifests/echo.yaml").replacen(
         "instances: 1",
         "instances: 123456789012345678901234567890123456789012",
         1,
@@ -180,7 +180,7 @@ fn wrong_types_are_reported_not_panicked_on() {
 
 #[test]
 fn duplicate_keys_inside_unknown_traits_are_reported() {
-    let yaml = include_str!("../../../../shared/manifests/custom.yaml").replacen(
+    let yaml = include_str!("../../../fixtures/manifests/custom.yaml").replacen(
         "scale_profile: mini",
         "scale_profile: mini\n            scale_profile: maxi",
         1,
@@ -206,7 +206,7 @@ fn alias_bombs_are_refused() {
 
 #[test]
 fn numbers_and_booleans_where_text_is_expected_are_errors_at_their_path() {
-    let hello = include_str!("../../../../shared/manifests/hello.yaml");
+    let hello = include_str!("../../../fixtures/manifests/hello.yaml");
     // `version: 1.10` would silently become "1.1"; upstream's schema refuses it.
     let yaml = hello.replacen("description: 'HTTP hello world demo'", "version: 1.10", 1);
     let err = parse_manifest(yaml.as_bytes(), Format::Yaml, &Limits::default()).unwrap_err();

@@ -11,7 +11,7 @@ const DOCUMENT_RULES: &[&str] =
     &["syntax", "document-too-large", "invalid-utf8", "empty-document", "not-a-manifest"];
 
 fn samples() -> Vec<Value> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests");
     let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
     paths

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use wadm_model::{Format, Limits, Severity, parse_manifest, wire};
 
 fn shared_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests"))
 }
 
 fn samples() -> Vec<(String, Vec<u8>)> {

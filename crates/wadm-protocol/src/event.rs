@@ -340,7 +340,7 @@ impl HostEvent {
 mod tests {
     use super::*;
 
-    const SAMPLES: &str = include_str!("../../../../shared/reference/upstream-event-samples.json");
+    const SAMPLES: &str = include_str!("../../../fixtures/events/upstream-event-samples.json");
 
     #[test]
     fn overlong_ids_are_refused_naming_the_field() {

@@ -14,7 +14,7 @@ use wadm_sim::{HostSpec, SimConfig, SimLattice};
 use wadm_test_support::{NatsServer, wait_for};
 
 const HELLO: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests/hello.yaml"));
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests/hello.yaml"));
 
 struct Stopper(
     tokio::sync::oneshot::Sender<()>,

@@ -15,7 +15,7 @@ use wadm_model::{
 use wadm_scheduler::{Desired, UndeployedApp};
 
 fn manifests() -> Vec<(String, Application)> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests"));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests"));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("shared manifests directory")
         .map(|e| e.expect("directory entry").path())

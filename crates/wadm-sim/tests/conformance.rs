@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wadm_protocol::CloudEvent;
 use wadm_sim::HostSpec;
 
-const SAMPLES: &str = include_str!("../../../../shared/reference/upstream-event-samples.json");
+const SAMPLES: &str = include_str!("../../../fixtures/events/upstream-event-samples.json");
 
 /// The data field names of the upstream sample of `short`, minus fields a simulated (unsigned,
 /// current) host never sends: claims of signed artifacts, the old `public_key` and `issuer`.

@@ -8,7 +8,7 @@ fn wadm(args: &[&str]) -> Output {
 }
 
 fn shared(name: &str) -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests");
     Path::new(dir).join(name).display().to_string()
 }
 

@@ -16,7 +16,7 @@ use wadm_sim::{HostSpec, SimConfig, SimLattice};
 use wadm_test_support::{NatsServer, wait_for};
 
 const WADM: &str = env!("CARGO_BIN_EXE_wadm");
-const HELLO: &str = include_str!("../../../../shared/manifests/hello.yaml");
+const HELLO: &str = include_str!("../../../fixtures/manifests/hello.yaml");
 const LATTICE: &str = "default";
 const DEADLINE: Duration = Duration::from_secs(60);
 

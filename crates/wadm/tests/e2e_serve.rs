@@ -14,7 +14,7 @@ use wadm_sim::{HostSpec, SimConfig, SimLattice};
 use wadm_test_support::wait_for;
 
 const WADM: &str = env!("CARGO_BIN_EXE_wadm");
-const HELLO: &str = include_str!("../../../../shared/manifests/hello.yaml");
+const HELLO: &str = include_str!("../../../fixtures/manifests/hello.yaml");
 
 /// URL and pid of the local NATS server `wadm serve` reports
 /// (`… on nats://… (pid N, store in …)`).
