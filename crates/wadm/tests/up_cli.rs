@@ -11,12 +11,22 @@ use std::time::Duration;
 use wadm_test_support::{wait_for, wait_until};
 
 const WADM: &str = env!("CARGO_BIN_EXE_wadm");
-const HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/manifests/hello.yaml");
+const HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests/hello.yaml");
 
-/// `wadm up` as a child; its stdout lines are collected as they come. Killed on drop.
+/// `wadm up` as a child, with its default log filter; its stdout and stderr lines are collected
+/// as they come. Killed on drop.
 struct Up {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+fn collect(from: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            into.lock().unwrap().push(line);
+        }
+    });
 }
 
 impl Up {
@@ -25,20 +35,16 @@ impl Up {
             .args(["up", "--data-dir"])
             .arg(data_dir)
             .args(["--port", &port.to_string(), "--heartbeat-interval", "2s"])
-            .env("RUST_LOG", "warn")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("wadm runs");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout = child.stdout.take().unwrap();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Up { child, lines }
+        let (lines, logs) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+        collect(child.stdout.take().unwrap(), lines.clone());
+        collect(child.stderr.take().unwrap(), logs.clone());
+        Up { child, lines, logs }
     }
 
     fn output(&self) -> Vec<String> {
@@ -111,6 +117,16 @@ async fn up_then_deploy_hello_reaches_deployed_and_sigterm_stops_everything() {
         "deploy --wait succeeds: {}\n{}",
         String::from_utf8_lossy(&deploy.stdout),
         String::from_utf8_lossy(&deploy.stderr)
+    );
+
+    // By default `up` logs what it does to the lattice, one line per command, and little else.
+    let logs = up.logs.lock().unwrap().clone();
+    let sent = logs.iter().filter(|l| l.contains("command sent")).count();
+    assert!(sent >= 3, "a line per command sent (a component, a provider, a link…): {logs:#?}");
+    assert!(
+        logs.iter()
+            .all(|l| l.contains("command sent") || l.contains("WARN") || l.contains("ERROR")),
+        "nothing but command lines and warnings: {logs:#?}"
     );
 
     let killed = Command::new("kill").args(["-TERM", &up.child.id().to_string()]).status().unwrap();

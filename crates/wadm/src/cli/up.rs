@@ -54,8 +54,13 @@ pub struct Args {
     operator: OperatorArgs,
 }
 
+/// `wadm up`'s log filter unless `RUST_LOG` says otherwise: warnings, and the one line per
+/// command sent and per host lost.
+const UP_LOG_FILTER: &str = "warn,wadm_runtime::executor=info,wadm_runtime::pipeline=info";
+
 pub fn run(args: Args) -> ExitCode {
-    crate::logging::init("warn", args.operator.log_format);
+    // Quiet but for what wadm does to the lattice: the `command sent` and `host gone` lines.
+    crate::logging::init(UP_LOG_FILTER, args.operator.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
