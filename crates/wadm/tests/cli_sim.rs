@@ -113,3 +113,41 @@ fn bad_label_groups_are_refused_with_the_flag_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--labels") && err.contains("key=value"), "{err}");
 }
+
+/// Two `wadm sim` processes on one lattice (e.g. one beside `wadm up`) name their hosts
+/// differently unless both are given the same `--seed`.
+#[tokio::test]
+async fn separate_simulators_name_their_hosts_apart_unless_seeded_alike() {
+    let server = NatsServer::start();
+    let client = connect(&server).await;
+    let names = |lattice: &'static str, seed: Option<&'static str>| {
+        let url = server.url();
+        let client = client.clone();
+        async move {
+            let start = || {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_wadm"));
+                command.args(["sim", "--nats-url", &url, "--lattice", lattice, "--hosts", "1"]);
+                if let Some(seed) = seed {
+                    command.args(["--seed", seed]);
+                }
+                let child =
+                    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                KillOnDrop(child.spawn().expect("spawn wadm sim"))
+            };
+            let _sims = [start(), start()];
+            let hosts = wait_for(Duration::from_secs(20), || async {
+                let hosts = wadm_sim::ping_hosts(&client, lattice, 2, Duration::from_millis(500))
+                    .await
+                    .ok()?;
+                (hosts.len() == 2).then_some(hosts)
+            })
+            .await
+            .expect("2 ping answers");
+            (hosts[0].friendly_name.clone(), hosts[1].friendly_name.clone())
+        }
+    };
+    let (a, b) = names("unseeded", None).await;
+    assert_ne!(a, b, "two runs without --seed");
+    let (a, b) = names("seeded", Some("7")).await;
+    assert_eq!(a, b, "the same --seed names alike");
+}

@@ -34,9 +34,11 @@ pub struct Args {
     /// Spread first heartbeats over this much extra time (default: a quarter of the interval).
     #[arg(long, value_parser = parse_duration)]
     heartbeat_stagger: Option<Duration>,
-    /// Seed of the simulator's RNG (friendly names, stagger, dropped events).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the simulator's RNG (friendly names, stagger, dropped events); give one to repeat
+    /// a run. Default: a new seed each run, so hosts of two `wadm sim` processes get different
+    /// names.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Accept scales, then emit `component_scale_failed`.
     #[arg(long)]
     reject_scales: bool,
@@ -82,7 +84,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
     let mut config = SimConfig::new(&shown_url, &args.lattice);
     config.heartbeat_interval = args.heartbeat_interval;
     config.heartbeat_stagger = args.heartbeat_stagger.unwrap_or(args.heartbeat_interval / 4);
-    config.seed = args.seed;
+    config.seed = args.seed.unwrap_or_else(fresh_seed);
     config.faults = FaultSettings {
         reject_scales: args.reject_scales,
         reject_provider_starts: args.reject_provider_starts,
@@ -159,6 +161,15 @@ pub(crate) fn host_specs(groups: &str, hosts: Option<usize>) -> anyhow::Result<V
 fn parse_fraction(text: &str) -> Result<f64, String> {
     let f: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number"))?;
     if (0.0..=1.0).contains(&f) { Ok(f) } else { Err(format!("`{text}` is not between 0 and 1")) }
+}
+
+/// A seed that differs from run to run (the clock and the process id), for simulators whose
+/// runs need not repeat.
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 #[cfg(test)]

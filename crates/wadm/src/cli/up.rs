@@ -130,6 +130,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let mut sim_config = SimConfig::new(&url, &args.lattice);
     sim_config.heartbeat_interval = args.heartbeat_interval;
     sim_config.heartbeat_stagger = args.heartbeat_interval / 4;
+    // Names that differ from those of a `wadm sim` started beside it.
+    sim_config.seed = super::sim::fresh_seed();
     let sim = SimLattice::connect(sim_config).await.context("starting the simulated hosts")?;
     for spec in specs {
         sim.add_host(spec).await;
