@@ -5,7 +5,6 @@
 //! collector that is down costs a logged warning, never wadm's work. Plain `http://` only: run
 //! a collector (or agent) next to wadm for TLS to the backend.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
@@ -58,13 +57,11 @@ fn target(endpoint: &str) -> anyhow::Result<Target> {
 
 struct Exporter {
     queue: mpsc::Sender<FinishedSpan>,
-    dropped: AtomicU64,
 }
 
 impl SpanExporter for Exporter {
     fn export(&self, span: FinishedSpan) {
         if self.queue.try_send(span).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("wadm_trace_spans_dropped_total").increment(1);
         }
     }
@@ -74,7 +71,7 @@ impl SpanExporter for Exporter {
 pub fn start(endpoint: &str, service_name: &str) -> anyhow::Result<()> {
     let target = target(endpoint)?;
     let (queue, mut spans) = mpsc::channel(QUEUE);
-    wadm_runtime::trace::install(Box::new(Exporter { queue, dropped: AtomicU64::new(0) }));
+    wadm_runtime::trace::install(Box::new(Exporter { queue }));
     let resource = json!({ "attributes": [
         attribute("service.name", service_name),
         attribute("service.version", env!("CARGO_PKG_VERSION")),
