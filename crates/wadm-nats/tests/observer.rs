@@ -53,11 +53,13 @@ async fn ctl(client: &Client, subject: String, body: Vec<u8>) {
 
 async fn scale(client: &Client, host: &str, component: &str, count: u32) {
     let req = ScaleComponentRequest {
-        component_ref: format!("ghcr.io/x/{component}:1"),
+        component_ref: format!("ghcr.io/x/{component}:1").into(),
         component_id: component.into(),
         count,
         host_id: host.into(),
-        annotations: [("wasmcloud.dev/appspec".to_string(), "demo".to_string())].into(),
+        annotations: std::sync::Arc::new(
+            [("wasmcloud.dev/appspec".to_string(), "demo".to_string())].into(),
+        ),
         config: vec![],
         allow_update: false,
         component_limits: None,

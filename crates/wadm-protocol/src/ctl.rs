@@ -2,6 +2,11 @@
 //!
 //! Scale, update and provider start are acknowledged before the work happens: `success: true`
 //! means *accepted*, the outcome arrives later as an event.
+//!
+//! The requests wadm sends share their strings and annotation maps (`Arc`): a plan places the
+//! same image with the same annotations on many hosts without copying them.
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,13 +40,13 @@ impl<T> CtlReply<T> {
 /// `component.scale.{host}`. The count's wire name is `count` (heartbeats call it `max_instances`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScaleComponentRequest {
-    pub component_ref: String,
-    pub component_id: String,
+    pub component_ref: Arc<str>,
+    pub component_id: Arc<str>,
     pub count: u32,
-    pub host_id: String,
+    pub host_id: Arc<str>,
     /// Replaces the component's annotations on the host: always send the full set.
     #[serde(default)]
-    pub annotations: StringMap,
+    pub annotations: Arc<StringMap>,
     #[serde(default)]
     pub config: Vec<String>,
     #[serde(default)]
@@ -53,30 +58,30 @@ pub struct ScaleComponentRequest {
 /// `component.update.{host}`: change a running component's image without a gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateComponentRequest {
-    pub component_id: String,
-    pub new_component_ref: String,
-    pub host_id: String,
+    pub component_id: Arc<str>,
+    pub new_component_ref: Arc<str>,
+    pub host_id: Arc<str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<StringMap>,
+    pub annotations: Option<Arc<StringMap>>,
 }
 
 /// `provider.start.{host}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartProviderRequest {
-    pub provider_id: String,
-    pub provider_ref: String,
-    pub host_id: String,
+    pub provider_id: Arc<str>,
+    pub provider_ref: Arc<str>,
+    pub host_id: Arc<str>,
     #[serde(default)]
     pub config: Vec<String>,
     #[serde(default)]
-    pub annotations: StringMap,
+    pub annotations: Arc<StringMap>,
 }
 
 /// `provider.stop.{host}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopProviderRequest {
-    pub provider_id: String,
-    pub host_id: String,
+    pub provider_id: Arc<str>,
+    pub host_id: Arc<str>,
 }
 
 /// `host.stop.{host}` (the body may also be empty).
@@ -154,7 +159,7 @@ mod tests {
             component_id: "c".into(),
             count: 3,
             host_id: "N".into(),
-            annotations: StringMap::new(),
+            annotations: Default::default(),
             config: vec![],
             allow_update: false,
             component_limits: None,

@@ -141,13 +141,13 @@ impl HostFailure {
     pub fn app(&self, plan: &Plan) -> Option<String> {
         let matches = |c: &PlannedCommand| match (self, &c.command) {
             (HostFailure::Component { host, component, .. }, Command::ScaleComponent(r)) => {
-                &r.host_id == host && &r.component_id == component
+                *r.host_id == **host && *r.component_id == **component
             }
             (HostFailure::Component { host, component, .. }, Command::UpdateComponent(r)) => {
-                &r.host_id == host && &r.component_id == component
+                *r.host_id == **host && *r.component_id == **component
             }
             (HostFailure::Provider { host, provider, .. }, Command::StartProvider(r)) => {
-                &r.host_id == host && &r.provider_id == provider
+                *r.host_id == **host && *r.provider_id == **provider
             }
             (HostFailure::Link { key, .. }, Command::PutLink(l)) => &l.key() == key,
             _ => false,
@@ -276,10 +276,10 @@ pub fn message_of(lattice: &str, intent: &Intent) -> CommandMessage {
 pub fn why(command: &Command, state: &wadm_lattice::LatticeState) -> String {
     match command {
         Command::ScaleComponent(r) => {
-            let Some(host) = state.hosts.get(&r.host_id) else {
+            let Some(host) = state.hosts.get(&*r.host_id) else {
                 return format!("wanted {} on a host wadm has not observed yet", r.count);
             };
-            let running = host.components.get(&r.component_id);
+            let running = host.components.get(&*r.component_id);
             let have = running.map_or(0, |c| c.count);
             match (r.count, have) {
                 (0, have) => format!("not wanted on this host any more (it runs {have})"),
@@ -289,7 +289,7 @@ pub fn why(command: &Command, state: &wadm_lattice::LatticeState) -> String {
                     format!("scale down: wanted {want} here, runs {have}")
                 }
                 (want, _) => match running {
-                    Some(c) if c.image_ref != r.component_ref => {
+                    Some(c) if *c.image_ref != *r.component_ref => {
                         format!("wanted {want} of {} here, runs {}", r.component_ref, c.image_ref)
                     }
                     _ => format!("runs {want} as wanted, but with other annotations or config"),
@@ -299,13 +299,14 @@ pub fn why(command: &Command, state: &wadm_lattice::LatticeState) -> String {
         Command::UpdateComponent(r) => {
             let running = state
                 .hosts
-                .get(&r.host_id)
-                .and_then(|h| h.components.get(&r.component_id))
+                .get(&*r.host_id)
+                .and_then(|h| h.components.get(&*r.component_id))
                 .map_or("nothing", |c| c.image_ref.as_str());
             format!("new image {}: the host runs {running}", r.new_component_ref)
         }
         Command::StartProvider(r) => {
-            let running = state.hosts.get(&r.host_id).and_then(|h| h.providers.get(&r.provider_id));
+            let running =
+                state.hosts.get(&*r.host_id).and_then(|h| h.providers.get(&*r.provider_id));
             match running {
                 None => "wanted here, not running on this host".to_string(),
                 Some(p) => {
@@ -517,7 +518,6 @@ mod tests {
     #[test]
     fn removals_are_admitted_before_additions() {
         use wadm_lattice::{ComponentInstance, HostState};
-        use wadm_protocol::StringMap;
         use wadm_protocol::ctl::ScaleComponentRequest;
 
         let scale = |host: &str, count: u32| {
@@ -526,7 +526,7 @@ mod tests {
                 component_id: "c".into(),
                 count,
                 host_id: host.into(),
-                annotations: StringMap::new(),
+                annotations: Default::default(),
                 config: vec![],
                 allow_update: false,
                 component_limits: None,

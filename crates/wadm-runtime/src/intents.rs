@@ -36,17 +36,19 @@ impl Slot {
     /// The slot a command acts on.
     pub fn of(command: &Command) -> Slot {
         match command {
-            Command::ScaleComponent(r) => {
-                Slot::Component { host: r.host_id.clone(), component: r.component_id.clone() }
-            }
-            Command::UpdateComponent(r) => {
-                Slot::Component { host: r.host_id.clone(), component: r.component_id.clone() }
-            }
+            Command::ScaleComponent(r) => Slot::Component {
+                host: r.host_id.to_string(),
+                component: r.component_id.to_string(),
+            },
+            Command::UpdateComponent(r) => Slot::Component {
+                host: r.host_id.to_string(),
+                component: r.component_id.to_string(),
+            },
             Command::StartProvider(r) => {
-                Slot::Provider { host: r.host_id.clone(), provider: r.provider_id.clone() }
+                Slot::Provider { host: r.host_id.to_string(), provider: r.provider_id.to_string() }
             }
             Command::StopProvider(r) => {
-                Slot::Provider { host: r.host_id.clone(), provider: r.provider_id.clone() }
+                Slot::Provider { host: r.host_id.to_string(), provider: r.provider_id.to_string() }
             }
             Command::PutLink(l) => Slot::Link(l.key()),
             Command::DeleteLink(r) => Slot::Link(LinkKey {
@@ -201,7 +203,7 @@ pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
     match command {
         Command::ScaleComponent(r) => {
             let running =
-                state.hosts.get(&r.host_id).and_then(|h| h.components.get(&r.component_id));
+                state.hosts.get(&*r.host_id).and_then(|h| h.components.get(&*r.component_id));
             match running {
                 None => r.count == 0,
                 Some(c) => r.count > 0 && c.count == r.count,
@@ -209,14 +211,14 @@ pub fn confirmed(state: &LatticeState, command: &Command) -> bool {
         }
         Command::UpdateComponent(r) => state
             .hosts
-            .get(&r.host_id)
-            .and_then(|h| h.components.get(&r.component_id))
-            .is_some_and(|c| c.image_ref == r.new_component_ref),
+            .get(&*r.host_id)
+            .and_then(|h| h.components.get(&*r.component_id))
+            .is_some_and(|c| *c.image_ref == *r.new_component_ref),
         Command::StartProvider(r) => {
-            state.hosts.get(&r.host_id).is_some_and(|h| h.providers.contains_key(&r.provider_id))
+            state.hosts.get(&*r.host_id).is_some_and(|h| h.providers.contains_key(&*r.provider_id))
         }
         Command::StopProvider(r) => {
-            state.hosts.get(&r.host_id).is_none_or(|h| !h.providers.contains_key(&r.provider_id))
+            state.hosts.get(&*r.host_id).is_none_or(|h| !h.providers.contains_key(&*r.provider_id))
         }
         Command::PutLink(l) => state.links.get(&l.key()) == Some(l),
         Command::DeleteLink(_) => {
@@ -255,9 +257,9 @@ pub fn heard_since(state: &LatticeState, slot: &Slot, since: Timestamp) -> bool 
 fn adds(observed: &LatticeState, command: &Command) -> Option<Resource> {
     match command {
         Command::ScaleComponent(r) if r.count > running(observed, &r.host_id, &r.component_id) => {
-            Some(Resource::Component(r.component_id.clone()))
+            Some(Resource::Component(r.component_id.to_string()))
         }
-        Command::StartProvider(r) => Some(Resource::Provider(r.provider_id.clone())),
+        Command::StartProvider(r) => Some(Resource::Provider(r.provider_id.to_string())),
         _ => None,
     }
 }
@@ -267,15 +269,15 @@ fn adds(observed: &LatticeState, command: &Command) -> Option<Resource> {
 fn removes_shown(observed: &LatticeState, command: &Command) -> Option<Resource> {
     match command {
         Command::ScaleComponent(r) if r.count < running(observed, &r.host_id, &r.component_id) => {
-            Some(Resource::Component(r.component_id.clone()))
+            Some(Resource::Component(r.component_id.to_string()))
         }
         Command::StopProvider(r)
             if observed
                 .hosts
-                .get(&r.host_id)
-                .is_some_and(|h| h.providers.contains_key(&r.provider_id)) =>
+                .get(&*r.host_id)
+                .is_some_and(|h| h.providers.contains_key(&*r.provider_id)) =>
         {
-            Some(Resource::Provider(r.provider_id.clone()))
+            Some(Resource::Provider(r.provider_id.to_string()))
         }
         _ => None,
     }
@@ -289,10 +291,10 @@ fn removal_to_show(observed: &LatticeState, slot: &Slot, intent: &Intent) -> Opt
     let awaiting_news = intent.news_after.is_some_and(|t| !heard_since(observed, slot, t));
     match &intent.command {
         Command::ScaleComponent(r) if awaiting_news => {
-            Some(Resource::Component(r.component_id.clone()))
+            Some(Resource::Component(r.component_id.to_string()))
         }
         Command::StopProvider(r) if awaiting_news => {
-            Some(Resource::Provider(r.provider_id.clone()))
+            Some(Resource::Provider(r.provider_id.to_string()))
         }
         command => removes_shown(observed, command),
     }
@@ -409,9 +411,9 @@ impl Intents {
             };
             if let (Settlement::Confirmed, Command::UpdateComponent(r)) = (how, &intent.command) {
                 echoes.push(Echo {
-                    host: r.host_id.clone(),
-                    component: r.component_id.clone(),
-                    image_ref: r.new_component_ref.clone(),
+                    host: r.host_id.to_string(),
+                    component: r.component_id.to_string(),
+                    image_ref: r.new_component_ref.to_string(),
                     until: now.saturating_add(echo_ms),
                 });
             }
@@ -456,7 +458,7 @@ impl Intents {
         let slot = Slot::Component { host: host.to_string(), component: component.to_string() };
         match self.pending.get(&slot).map(|i| &i.command) {
             Some(Command::ScaleComponent(r)) if r.count == 0 => return false,
-            Some(Command::UpdateComponent(r)) if r.new_component_ref == image_ref => return true,
+            Some(Command::UpdateComponent(r)) if *r.new_component_ref == *image_ref => return true,
             _ => {}
         }
         self.echoes.iter().any(|e| {
@@ -593,7 +595,7 @@ mod tests {
             component_id: "c".into(),
             count,
             host_id: host.into(),
-            annotations: StringMap::new(),
+            annotations: Default::default(),
             config: config.iter().map(|s| s.to_string()).collect(),
             allow_update: false,
             component_limits: None,
@@ -861,7 +863,7 @@ mod tests {
                 provider_ref: "prov:2".into(),
                 host_id: host.into(),
                 config: vec![],
-                annotations: StringMap::new(),
+                annotations: Default::default(),
             })
         };
         let stop_p = Command::StopProvider(StopProviderRequest {
@@ -918,7 +920,7 @@ mod tests {
                 provider_ref: image.into(),
                 host_id: host.into(),
                 config: vec![],
-                annotations: StringMap::new(),
+                annotations: Default::default(),
             })
         };
         let stop = Command::StopProvider(StopProviderRequest {

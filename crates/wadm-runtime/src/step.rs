@@ -700,7 +700,7 @@ mod tests {
             component_id: "c".into(),
             count: 0,
             host_id: "A".into(),
-            annotations: StringMap::new(),
+            annotations: Default::default(),
             config: vec![],
             allow_update: false,
             component_limits: None,

@@ -30,10 +30,10 @@ async fn big_lattice(nats: &NatsServer, client: &async_nats::Client) -> SimLatti
         for c in 0..COMPONENTS {
             let request = ScaleComponentRequest {
                 component_ref: "ghcr.io/example/echo:0.1.0".into(),
-                component_id: format!("{host}-c{c}"),
+                component_id: format!("{host}-c{c}").into(),
                 count: 1,
-                host_id: host.clone(),
-                annotations: [("padding".to_string(), pad.clone())].into_iter().collect(),
+                host_id: host.as_str().into(),
+                annotations: std::sync::Arc::new([("padding".to_string(), pad.clone())].into()),
                 config: vec![],
                 allow_update: false,
                 component_limits: None,

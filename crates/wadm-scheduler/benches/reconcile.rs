@@ -32,6 +32,13 @@ fn bench(c: &mut Criterion) {
     group.bench_function("from_empty_1000_apps_x5_on_1000_hosts", |b| {
         b.iter(|| black_box(reconcile(black_box(&apps), black_box(&empty), 0)))
     });
+    // The same placements with the scalers already built (what the runtime keeps between
+    // reconciles): the placement core alone, without building 5,000 scalers from manifests.
+    let kept = Reconciler::new(&empty.lattice, apps.clone(), Vec::new());
+    assert_eq!(kept.reconcile(&empty, 0).commands, first.commands);
+    group.bench_function("from_empty_reconciler_1000_apps_x5_on_1000_hosts", |b| {
+        b.iter(|| black_box(kept.reconcile(black_box(&empty), 0)))
+    });
     group.throughput(Throughput::Elements(1));
     let reconciler = Reconciler::new(&converged.lattice, apps.clone(), Vec::new());
     assert!(reconciler.reconcile(&converged, 0).is_empty());

@@ -12,7 +12,8 @@
 //!
 //! The first argument is the number of converged reconciles (default 3); `prepared` as the second
 //! argument runs a [`Reconciler`] (kept scalers) instead, `empty` the from-empty reconcile (5,000
-//! placements: `--toggle-collect='converged_profile::empty_rounds'`), `scoped` a converged
+//! placements: `--toggle-collect='converged_profile::empty_rounds'`), `empty-kept` the same with
+//! kept scalers (`converged_profile::empty_kept_rounds`), `scoped` a converged
 //! reconcile of one affected application with kept scalers. Prints the mean wall time and allocations
 //! per round (for A/B runs of two builds, interleaved; instruction counts from callgrind are steadier).
 
@@ -58,15 +59,18 @@ fn main() {
     let prepared = mode.as_deref() == Some("prepared");
     let from_empty = mode.as_deref() == Some("empty");
     let scoped = mode.as_deref() == Some("scoped");
+    let empty_kept = mode.as_deref() == Some("empty-kept");
     let (apps, empty) = bench_world();
     let first = reconcile(&apps, &empty, 0);
     let mut converged = empty.clone();
     apply_plan(&mut converged, &first);
-    let reconciler =
-        (prepared || scoped).then(|| Reconciler::new(&converged.lattice, apps.clone(), Vec::new()));
+    let reconciler = (prepared || scoped || empty_kept)
+        .then(|| Reconciler::new(&converged.lattice, apps.clone(), Vec::new()));
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     let started = std::time::Instant::now();
-    if from_empty {
+    if let Some(reconciler) = reconciler.as_ref().filter(|_| empty_kept) {
+        empty_kept_rounds(reconciler, &empty, rounds);
+    } else if from_empty {
         empty_rounds(&apps, &empty, rounds);
     } else if let Some(reconciler) = reconciler.as_ref().filter(|_| scoped) {
         scoped_rounds(reconciler, &converged, rounds);
@@ -77,7 +81,7 @@ fn main() {
     }
     let per_round = started.elapsed().as_secs_f64() * 1e3 / rounds.max(1) as f64;
     let allocations = (ALLOCATIONS.load(Ordering::Relaxed) - allocations) / rounds.max(1) as u64;
-    let what = if from_empty { "from-empty" } else { "converged" };
+    let what = if from_empty || empty_kept { "from-empty" } else { "converged" };
     println!("{per_round:.2} ms and {allocations} allocations per {what} reconcile");
 }
 
@@ -94,6 +98,14 @@ fn converged_rounds(apps: &[DeployedApp], converged: &LatticeState, rounds: usiz
 fn empty_rounds(apps: &[DeployedApp], empty: &LatticeState, rounds: usize) {
     for _ in 0..rounds {
         assert_eq!(black_box(reconcile(apps, empty, 0)).commands.len(), apps.len() * 5);
+    }
+}
+
+/// From-empty reconciles with kept scalers: the placement core alone, 5,000 placements each.
+#[inline(never)]
+fn empty_kept_rounds(reconciler: &Reconciler, empty: &LatticeState, rounds: usize) {
+    for _ in 0..rounds {
+        assert_eq!(black_box(reconciler.reconcile(empty, 0)).commands.len(), 5_000);
     }
 }
 

@@ -25,28 +25,28 @@ pub fn apply_command(lattice: &mut LatticeState, command: &Command) -> bool {
             if r.count > 0 && !configs_exist(lattice, &r.config) {
                 return false;
             }
-            let Some(host) = lattice.hosts.get_mut(&r.host_id) else { return false };
+            let Some(host) = lattice.hosts.get_mut(&*r.host_id) else { return false };
             if r.count == 0 {
-                host.components.remove(&r.component_id);
+                host.components.remove(&*r.component_id);
                 return true;
             }
-            let entry = host.components.entry(r.component_id.clone()).or_insert_with(|| {
+            let entry = host.components.entry(r.component_id.to_string()).or_insert_with(|| {
                 ComponentInstance {
-                    id: r.component_id.clone(),
-                    image_ref: r.component_ref.clone(),
+                    id: r.component_id.to_string(),
+                    image_ref: r.component_ref.to_string(),
                     ..Default::default()
                 }
             });
             entry.count = r.count;
-            entry.annotations = r.annotations.clone();
+            entry.annotations = (*r.annotations).clone();
             true
         }
         Command::UpdateComponent(r) => {
-            let Some(host) = lattice.hosts.get_mut(&r.host_id) else { return false };
-            let Some(c) = host.components.get_mut(&r.component_id) else { return false };
-            c.image_ref = r.new_component_ref.clone();
+            let Some(host) = lattice.hosts.get_mut(&*r.host_id) else { return false };
+            let Some(c) = host.components.get_mut(&*r.component_id) else { return false };
+            c.image_ref = r.new_component_ref.to_string();
             if let Some(a) = &r.annotations {
-                c.annotations = a.clone();
+                c.annotations = (**a).clone();
             }
             true
         }
@@ -54,16 +54,16 @@ pub fn apply_command(lattice: &mut LatticeState, command: &Command) -> bool {
             if !configs_exist(lattice, &r.config) {
                 return false;
             }
-            let Some(host) = lattice.hosts.get_mut(&r.host_id) else { return false };
-            if host.providers.contains_key(&r.provider_id) {
+            let Some(host) = lattice.hosts.get_mut(&*r.host_id) else { return false };
+            if host.providers.contains_key(&*r.provider_id) {
                 return false;
             }
             host.providers.insert(
-                r.provider_id.clone(),
+                r.provider_id.to_string(),
                 ProviderInstance {
-                    id: r.provider_id.clone(),
+                    id: r.provider_id.to_string(),
                     image_ref: normalize_provider_ref(&r.provider_ref).to_string(),
-                    annotations: r.annotations.clone(),
+                    annotations: (*r.annotations).clone(),
                     health: ProviderHealth::Pending,
                 },
             );
@@ -71,8 +71,8 @@ pub fn apply_command(lattice: &mut LatticeState, command: &Command) -> bool {
         }
         Command::StopProvider(r) => lattice
             .hosts
-            .get_mut(&r.host_id)
-            .is_some_and(|h| h.providers.remove(&r.provider_id).is_some()),
+            .get_mut(&*r.host_id)
+            .is_some_and(|h| h.providers.remove(&*r.provider_id).is_some()),
         Command::PutLink(link) => {
             if !configs_exist(lattice, &link.source_config)
                 || !configs_exist(lattice, &link.target_config)

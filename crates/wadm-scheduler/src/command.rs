@@ -9,8 +9,6 @@ use wadm_protocol::ctl::{
 use wadm_protocol::subject::{self, suffix};
 use wadm_protocol::{Link, StringMap};
 
-use crate::hash::Fnv128;
-
 /// One control request wadm wants sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -164,14 +162,16 @@ impl PlannedCommand {
     }
 }
 
-/// The deduplication id of a command: 128-bit FNV-1a over a canonical encoding of the lattice, the
-/// application, its generation and the command (its kind, subject suffix and JSON body, whose maps
-/// are ordered).
+/// The deduplication id of a command: the 128-bit XXH3 hash (seedless, so the same in every
+/// process and on every machine) of a canonical encoding of the lattice, the application, its
+/// generation and the command: its kind, subject suffix and every field of its body, each
+/// length-prefixed, maps in key order. Equal commands get equal ids; any change to what the
+/// command does changes the id.
 pub fn command_id(lattice: &str, app: &str, generation: u64, command: &Command) -> String {
     command_id_with(&mut Vec::new(), lattice, app, generation, command)
 }
 
-/// [`command_id`], encoding the suffix and body in `scratch`.
+/// [`command_id`], encoding in `scratch`.
 fn command_id_with(
     scratch: &mut Vec<u8>,
     lattice: &str,
@@ -180,27 +180,108 @@ fn command_id_with(
     command: &Command,
 ) -> String {
     scratch.clear();
+    let mut e = IdEncoding(scratch);
+    e.str(lattice).str(app).u64(generation).str(command.kind());
     let (suffix, tail) = command.suffix_parts();
-    scratch.extend_from_slice(suffix.as_bytes());
-    if let Some(tail) = tail {
-        scratch.push(b'.');
-        scratch.extend_from_slice(tail.as_bytes());
+    e.str(suffix).opt_str(tail);
+    match command {
+        Command::ScaleComponent(r) => {
+            e.str(&r.component_ref).str(&r.component_id).u64(r.count.into()).str(&r.host_id);
+            e.map(&r.annotations).strs(&r.config).u64(r.allow_update.into());
+            e.opt_json(r.component_limits.as_ref());
+        }
+        Command::UpdateComponent(r) => {
+            e.str(&r.component_id).str(&r.new_component_ref).str(&r.host_id);
+            match &r.annotations {
+                Some(map) => e.u64(1).map(map),
+                None => e.u64(0),
+            };
+        }
+        Command::StartProvider(r) => {
+            e.str(&r.provider_id).str(&r.provider_ref).str(&r.host_id);
+            e.strs(&r.config).map(&r.annotations);
+        }
+        Command::StopProvider(r) => {
+            e.str(&r.provider_id).str(&r.host_id);
+        }
+        Command::PutLink(l) => {
+            e.str(&l.source_id).str(&l.target).str(&l.name).str(&l.wit_namespace);
+            e.str(&l.wit_package).strs(&l.interfaces).strs(&l.source_config);
+            e.strs(&l.target_config);
+        }
+        Command::DeleteLink(r) => {
+            e.str(&r.source_id).str(&r.name).str(&r.wit_namespace).str(&r.wit_package);
+        }
+        Command::PutConfig { name, values } => {
+            e.str(name).map(values);
+        }
+        Command::DeleteConfig { name } => {
+            e.str(name);
+        }
     }
-    let suffix_len = scratch.len();
-    command.write_body(scratch);
-    let (suffix, body) = scratch.split_at(suffix_len);
-    Fnv128::default()
-        .field(lattice.as_bytes())
-        .field(app.as_bytes())
-        .field(&generation.to_le_bytes())
-        .field(command.kind().as_bytes())
-        .field(suffix)
-        .field(body)
-        .hex()
+    hex128(xxhash_rust::xxh3::xxh3_128(scratch))
+}
+
+/// The canonical encoding command ids hash: every string length-prefixed, every sequence
+/// count-prefixed, so no two different field lists encode alike.
+struct IdEncoding<'a>(&'a mut Vec<u8>);
+
+impl IdEncoding<'_> {
+    fn u64(&mut self, n: u64) -> &mut Self {
+        self.0.extend_from_slice(&n.to_le_bytes());
+        self
+    }
+
+    fn str(&mut self, s: &str) -> &mut Self {
+        self.u64(s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.u64(1).str(s),
+            None => self.u64(0),
+        }
+    }
+
+    fn strs(&mut self, items: &[String]) -> &mut Self {
+        self.u64(items.len() as u64);
+        for item in items {
+            self.str(item);
+        }
+        self
+    }
+
+    fn map(&mut self, map: &StringMap) -> &mut Self {
+        self.u64(map.len() as u64);
+        for (k, v) in map {
+            self.str(k).str(v);
+        }
+        self
+    }
+
+    fn opt_json(&mut self, value: Option<&serde_json::Value>) -> &mut Self {
+        match value {
+            // Rare (component limits); its JSON text is canonical enough for an id.
+            Some(v) => self.u64(1).str(&v.to_string()),
+            None => self.u64(0),
+        }
+    }
+}
+
+/// 32 lowercase hex digits.
+fn hex128(n: u128) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    out.extend((0..32).rev().map(|i| char::from(DIGITS[((n >> (4 * i)) & 0xf) as usize])));
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -241,18 +322,43 @@ mod tests {
     }
 
     #[test]
-    fn the_id_encodes_the_suffix_and_body() {
-        // The id is defined over the subject suffix and body as sent (stable for all time).
-        let c = Command::PutConfig { name: "c".into(), values: [("k".into(), "v".into())].into() };
-        let expected = Fnv128::default()
-            .field(b"l")
-            .field(b"app")
-            .field(&3u64.to_le_bytes())
-            .field(b"put_config")
-            .field(c.subject_suffix().as_bytes())
-            .field(&c.body_bytes())
-            .hex();
-        assert_eq!(command_id("l", "app", 3, &c), expected);
-        assert_eq!(c.subject_suffix(), "config.put.c");
+    fn every_field_of_a_command_changes_its_id() {
+        let scale = |f: &dyn Fn(&mut ScaleComponentRequest)| {
+            let mut r = ScaleComponentRequest {
+                component_ref: "r".into(),
+                component_id: "c".into(),
+                count: 1,
+                host_id: "h".into(),
+                annotations: Arc::new([("k".into(), "v".into())].into()),
+                config: vec!["cfg".into()],
+                allow_update: false,
+                component_limits: None,
+            };
+            f(&mut r);
+            command_id("l", "a", 1, &Command::ScaleComponent(r))
+        };
+        let base = scale(&|_| {});
+        let changes: [&dyn Fn(&mut ScaleComponentRequest); 8] = [
+            &|r| r.component_ref = "rx".into(),
+            &|r| r.component_id = "cx".into(),
+            &|r| r.count = 2,
+            &|r| r.host_id = "hx".into(),
+            &|r| r.annotations = Arc::new([("k".into(), "w".into())].into()),
+            &|r| r.config.push("more".into()),
+            &|r| r.allow_update = true,
+            &|r| r.component_limits = Some(serde_json::json!({"max": 1})),
+        ];
+        let ids: std::collections::BTreeSet<String> =
+            changes.iter().map(|f| scale(*f)).chain([base.clone()]).collect();
+        assert_eq!(ids.len(), changes.len() + 1, "each field is part of the id");
+        // Moving bytes from one field to the next is a different command, so a different id.
+        let a = Command::PutConfig { name: "ab".into(), values: [("c".into(), "d".into())].into() };
+        let b = Command::PutConfig { name: "a".into(), values: [("bc".into(), "d".into())].into() };
+        assert_ne!(command_id("l", "a", 1, &a), command_id("l", "a", 1, &b));
+        // Stable across processes and machines (no seed): pinned.
+        assert_eq!(base, scale(&|_| {}));
+        let pinned = command_id("l", "app", 1, &Command::DeleteConfig { name: "x".into() });
+        assert_eq!(pinned, "db6475d1192fb95abae45fef2b7e6d4b");
+        assert_eq!(hex128(0xab), format!("{:032x}", 0xab));
     }
 }

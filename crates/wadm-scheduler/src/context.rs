@@ -5,6 +5,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance};
 use wadm_protocol::StringMap;
@@ -22,6 +23,8 @@ pub struct Context<'a> {
     lattice: &'a LatticeState,
     catalog: &'a Catalog<'a>,
     hosts: Vec<&'a HostState>,
+    /// Host ids as shared strings for commands, made on first use.
+    host_ids: Vec<OnceCell<Arc<str>>>,
     load: Vec<u32>,
     host_hash: Vec<u64>,
     // Lookup-only indexes (never iterated, so hash order cannot leak into results).
@@ -102,6 +105,7 @@ impl<'a> Context<'a> {
             lattice,
             catalog,
             all_hosts: (0..hosts.len() as HostIx).collect(),
+            host_ids: hosts.iter().map(|_| OnceCell::new()).collect(),
             hosts,
             load,
             host_hash,
@@ -112,6 +116,12 @@ impl<'a> Context<'a> {
             all_fresh: OnceCell::new(),
             fresh: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// The id of host `ix` as a shared string (what commands carry).
+    pub fn host_id(&self, ix: HostIx) -> Arc<str> {
+        let cell = &self.host_ids[ix as usize];
+        Arc::clone(cell.get_or_init(|| Arc::from(self.hosts[ix as usize].id.as_str())))
     }
 
     /// The observed lattice.

@@ -27,7 +27,7 @@ use self::merge::{Keyed, Merged};
 use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
-use crate::context::Context;
+use crate::context::{Context, HostIx};
 use crate::coupling::Coupling;
 use crate::observed::Coverage;
 use crate::scaler::{Annotations, ComponentWant, Evaluation, Scaler, ScalerInfo};
@@ -264,12 +264,12 @@ fn diff_configs<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>)
     }
 }
 
-fn scale(host_id: &str, w: &ComponentWant, count: u32) -> Command {
+fn scale(host_id: Arc<str>, w: &ComponentWant, count: u32) -> Command {
     Command::ScaleComponent(ScaleComponentRequest {
-        component_ref: w.image_ref.to_string(),
-        component_id: w.component_id.to_string(),
+        component_ref: Arc::clone(&w.image_ref),
+        component_id: Arc::clone(&w.component_id),
         count,
-        host_id: host_id.to_string(),
+        host_id,
         annotations: w.annotations.to_map(),
         config: w.config.to_vec(),
         allow_update: false,
@@ -284,7 +284,8 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
         let host_id = ctx.host(ix).id.as_str();
         let Some(observed) = coverage.cover(ix, id) else {
             if w.count > 0 {
-                b.push(Phase::Start, host_id, id, 1, app, scale(host_id, w, w.count));
+                let cmd = scale(ctx.host_id(ix), w, w.count);
+                b.push(Phase::Start, host_id, id, 1, app, cmd);
             }
             continue;
         };
@@ -295,9 +296,9 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
         let update = *o.image_ref != *w.image_ref && w.count > 0;
         if update {
             let cmd = Command::UpdateComponent(UpdateComponentRequest {
-                component_id: id.to_string(),
-                new_component_ref: w.image_ref.to_string(),
-                host_id: host_id.to_string(),
+                component_id: Arc::clone(&w.component_id),
+                new_component_ref: Arc::clone(&w.image_ref),
+                host_id: ctx.host_id(ix),
                 annotations: Some(w.annotations.to_map()),
             });
             b.push(Phase::Start, host_id, id, 0, app, cmd);
@@ -306,7 +307,7 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
         let same_annotations = || w.annotations.matches_observed(&o.annotations, &observed.tag);
         if o.count != w.count || (!update && !same_annotations()) {
             let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
-            b.push(phase, host_id, id, 1, app, scale(host_id, w, w.count));
+            b.push(phase, host_id, id, 1, app, scale(ctx.host_id(ix), w, w.count));
         }
     }
     let scope = b.scope;
@@ -322,15 +323,15 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
             annotations: Annotations::Exact(Arc::new(o.annotations.clone())),
             config: Arc::from(Vec::new()),
         };
-        b.push(Phase::Stop, host_id, id, 1, app, scale(host_id, &w, 0));
+        b.push(Phase::Stop, host_id, id, 1, app, scale(ctx.host_id(ix), &w, 0));
     }
 }
 
 fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
-    let stop = |host_id: &str, id: &str| {
+    let stop = |ix: HostIx, id: &str| {
         Command::StopProvider(StopProviderRequest {
-            provider_id: id.to_string(),
-            host_id: host_id.to_string(),
+            provider_id: Arc::from(id),
+            host_id: ctx.host_id(ix),
         })
     };
     let mut coverage = Coverage::new(ctx.provider_index());
@@ -339,9 +340,9 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
         let host_id = ctx.host(ix).id.as_str();
         let start = || {
             Command::StartProvider(StartProviderRequest {
-                provider_id: id.to_string(),
-                provider_ref: w.image_ref.to_string(),
-                host_id: host_id.to_string(),
+                provider_id: Arc::clone(&w.provider_id),
+                provider_ref: Arc::clone(&w.image_ref),
+                host_id: ctx.host_id(ix),
                 config: w.config.to_vec(),
                 annotations: wanters.start_annotations(),
             })
@@ -356,7 +357,7 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
         let o = observed.instance;
         if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
             // Same id on the same host: stop, then start the new image.
-            b.push(Phase::Stop, host_id, id, 0, app, stop(host_id, id));
+            b.push(Phase::Stop, host_id, id, 0, app, stop(ix, id));
             b.push(Phase::Restart, host_id, id, 0, app, start());
         }
     }
@@ -364,7 +365,7 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
     let acts_for = |app: &str| scope.is_none_or(|scope| scope.contains(app));
     for (app, observed) in coverage.uncovered_ours().filter(|(app, _)| acts_for(app)) {
         let host_id = ctx.host(observed.host).id.as_str();
-        b.push(Phase::Stop, host_id, observed.id, 0, app, stop(host_id, observed.id));
+        b.push(Phase::Stop, host_id, observed.id, 0, app, stop(observed.host, observed.id));
     }
 }
 

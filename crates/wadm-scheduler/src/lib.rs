@@ -62,10 +62,16 @@
 //!
 //! From empty, a placement costs about as many hosts as it walks past (see
 //! [`scaler::placement`]), not a scan of every eligible host. What remains per placed instance
-//! is its command: the wire types' strings and annotation map (about a dozen allocations), its
-//! JSON body and its id (128-bit FNV-1a over about 330 bytes, one serial multiply per byte: about
-//! a third of the instructions, kept as defined so ids stay stable across versions), and dropping
-//! it. A scoped reconcile ([`Reconciler::reconcile_apps`]) runs and merges only its closure's
+//! is its command. Its strings and annotation map are shared with the scaler (`Arc`: no copy;
+//! a kept scaler builds each spread's annotation map once) and its id hashes a length-prefixed
+//! encoding of its fields with XXH3-128 (no JSON body is built to plan). What remains is the
+//! scaler's evaluation, the plan's sort keys, each application's status and dropping the plan:
+//! about 12,000 instructions per placement with kept scalers, 22,000 cold (`converged_profile 2
+//! empty-kept` / `2 empty`). (The id's definition changed with this: during a rolling upgrade, a
+//! step begun by a replica of one version and redone by one of the other re-sends its commands
+//! under new ids.)
+//!
+//! A scoped reconcile ([`Reconciler::reconcile_apps`]) runs and merges only its closure's
 //! scalers but still indexes the whole observed lattice once.
 
 pub mod apply;

@@ -295,7 +295,7 @@ fn duplicate_and_foreign_lattice_entries_resolve_the_same_in_any_order() {
         "other lattices are ignored"
     );
     match &forward.commands[0].command {
-        Command::ScaleComponent(r) => assert_eq!(r.component_ref, "img:2"),
+        Command::ScaleComponent(r) => assert_eq!(&*r.component_ref, "img:2"),
         other => panic!("{other:?}"),
     }
 }

@@ -77,7 +77,7 @@ fn keeps_what_runs_instead_of_moving_it() {
     // Only the annotations are completed, on the same host.
     assert_eq!(plan.commands.len(), 1);
     match &plan.commands[0].command {
-        Command::ScaleComponent(r) => assert_eq!((r.host_id.as_str(), r.count), ("h3", 1)),
+        Command::ScaleComponent(r) => assert_eq!((&*r.host_id, r.count), ("h3", 1)),
         other => panic!("unexpected {other:?}"),
     }
     converge(deploy(&apps), &mut lat);
@@ -245,7 +245,7 @@ fn moves_start_the_replacement_before_stopping() {
         .commands
         .iter()
         .map(|c| match &c.command {
-            Command::ScaleComponent(r) => (r.host_id.clone(), r.count),
+            Command::ScaleComponent(r) => (r.host_id.to_string(), r.count),
             other => panic!("{other:?}"),
         })
         .collect();

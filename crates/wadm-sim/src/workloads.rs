@@ -5,6 +5,7 @@
 //! refs normalised, failures reported asynchronously as events).
 
 use serde::Deserialize;
+use std::sync::Arc;
 use wadm_protocol::ctl::{StopProviderRequest, UpdateComponentRequest};
 use wadm_protocol::event::{
     ComponentScaled, HealthCheck, ProviderStartFailed, ProviderStarted, ProviderStopped,
@@ -54,8 +55,8 @@ impl HostState {
             Err(o) => return *o,
         };
         let event = |image_ref: &str, count: u32, annotations: &StringMap| ComponentScaled {
-            component_id: req.component_id.clone(),
-            host_id: req.host_id.clone(),
+            component_id: req.component_id.to_string(),
+            host_id: req.host_id.to_string(),
             image_ref: image_ref.to_string(),
             max_instances: count,
             annotations: annotations.clone(),
@@ -74,15 +75,15 @@ impl HostState {
         if req.count > 0 && !missing.is_empty() {
             return failed(format!("configuration not found: {}", missing.join(", ")));
         }
-        let Some(running) = self.components.get_mut(&req.component_id) else {
+        let Some(running) = self.components.get_mut(&*req.component_id) else {
             if req.count == 0 {
                 return Outcome::ok()
                     .event("component_scaled", event(&req.component_ref, 0, &req.annotations));
             }
             self.components.insert(
-                req.component_id.clone(),
+                req.component_id.to_string(),
                 RunningComponent {
-                    image_ref: req.component_ref.clone(),
+                    image_ref: req.component_ref.to_string(),
                     count: req.count,
                     annotations: req.annotations.clone(),
                     config: req.config.clone(),
@@ -96,13 +97,13 @@ impl HostState {
         };
         if req.count == 0 {
             let image_ref = running.image_ref.clone();
-            self.components.remove(&req.component_id);
+            self.components.remove(&*req.component_id);
             return Outcome::ok().event("component_scaled", event(&image_ref, 0, &req.annotations));
         }
         let mut outcome = Outcome::ok();
         if running.image_ref != req.component_ref {
             if req.allow_update {
-                running.image_ref = req.component_ref.clone();
+                running.image_ref = req.component_ref.to_string();
             } else if let Some(reply) = outcome.reply.as_mut() {
                 reply.message = format!(
                     "component {} is already running with a different image reference `{}`; \
@@ -124,26 +125,26 @@ impl HostState {
             Ok(r) => r,
             Err(o) => return *o,
         };
-        let Some(running) = self.components.get_mut(&req.component_id) else {
+        let Some(running) = self.components.get_mut(&*req.component_id) else {
             return Outcome::error(format!(
                 "component {} is not running on host {}",
                 req.component_id, self.id
             ));
         };
-        if running.image_ref == req.new_component_ref {
+        if *running.image_ref == *req.new_component_ref {
             return Outcome::reply(wadm_protocol::ctl::CtlReply {
                 success: true,
                 message: format!("component {} already runs that image", req.component_id),
                 response: None,
             });
         }
-        running.image_ref = req.new_component_ref.clone();
+        running.image_ref = req.new_component_ref.to_string();
         if let Some(annotations) = req.annotations {
-            running.annotations = annotations;
+            running.annotations = Arc::unwrap_or_clone(annotations);
         }
         let scaled = ComponentScaled {
-            component_id: req.component_id,
-            host_id: req.host_id,
+            component_id: req.component_id.to_string(),
+            host_id: req.host_id.to_string(),
             image_ref: running.image_ref.clone(),
             max_instances: running.count,
             annotations: running.annotations.clone(),
@@ -165,7 +166,7 @@ impl HostState {
             Ok(r) => r,
             Err(o) => return *o,
         };
-        if self.providers.contains_key(&req.provider_id) {
+        if self.providers.contains_key(&*req.provider_id) {
             return Outcome::error(format!(
                 "provider {} is already running on host {}",
                 req.provider_id, self.id
@@ -175,9 +176,9 @@ impl HostState {
             Outcome::ok().event(
                 "provider_start_failed",
                 ProviderStartFailed {
-                    provider_id: req.provider_id.clone(),
-                    provider_ref: req.provider_ref.clone(),
-                    host_id: req.host_id.clone(),
+                    provider_id: req.provider_id.to_string(),
+                    provider_ref: req.provider_ref.to_string(),
+                    host_id: req.host_id.to_string(),
                     error,
                 },
             )
@@ -191,7 +192,7 @@ impl HostState {
         }
         let image_ref = normalize_provider_ref(&req.provider_ref).to_string();
         self.providers.insert(
-            req.provider_id.clone(),
+            req.provider_id.to_string(),
             RunningProvider {
                 image_ref: image_ref.clone(),
                 annotations: req.annotations.clone(),
@@ -199,13 +200,14 @@ impl HostState {
                 healthy: true,
             },
         );
-        let health = HealthCheck { provider_id: req.provider_id.clone(), host_id: self.id.clone() };
+        let health =
+            HealthCheck { provider_id: req.provider_id.to_string(), host_id: self.id.clone() };
         Outcome::ok()
             .event(
                 "provider_started",
                 ProviderStarted {
-                    provider_id: req.provider_id.clone(),
-                    host_id: req.host_id.clone(),
+                    provider_id: req.provider_id.to_string(),
+                    host_id: req.host_id.to_string(),
                     image_ref,
                     annotations: req.annotations.clone(),
                     claims: None,
@@ -220,7 +222,7 @@ impl HostState {
             Ok(r) => r,
             Err(o) => return *o,
         };
-        let Some(stopped) = self.providers.remove(&req.provider_id) else {
+        let Some(stopped) = self.providers.remove(&*req.provider_id) else {
             return Outcome::error(format!(
                 "provider {} is not running on host {}",
                 req.provider_id, self.id
@@ -229,8 +231,8 @@ impl HostState {
         Outcome::ok().event(
             "provider_stopped",
             ProviderStopped {
-                provider_id: req.provider_id,
-                host_id: req.host_id,
+                provider_id: req.provider_id.to_string(),
+                host_id: req.host_id.to_string(),
                 annotations: stopped.annotations,
                 reason: "normal".to_string(),
             },

@@ -128,7 +128,7 @@ async fn undeploy_removes_what_the_app_owned_and_nothing_else() {
         component_ref: "ghcr.io/example/foreign:1.0.0".into(),
         component_id: "foreign".into(),
         count: 1,
-        host_id: host.clone(),
+        host_id: host.as_str().into(),
         annotations: Default::default(),
         config: Vec::new(),
         allow_update: false,

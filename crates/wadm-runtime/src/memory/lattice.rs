@@ -734,11 +734,11 @@ impl MemoryLattice {
             return CtlReply::error(format!("unknown request {}", tokens.join(".")));
         };
         if let Command::ScaleComponent(r) = &command {
-            let failing = self.lock().failing_components.get(&r.component_id).cloned();
+            let failing = self.lock().failing_components.get(&*r.component_id).cloned();
             if let Some(error) = failing {
                 let mut data = to_json(r);
                 data["max_instances"] = r.count.into();
-                data["image_ref"] = r.component_ref.clone().into();
+                data["image_ref"] = r.component_ref.to_string().into();
                 data["error"] = error.into();
                 self.emit(&r.host_id, "component_scale_failed", data).await;
                 return CtlReply::ok();
@@ -813,7 +813,7 @@ impl MemoryLattice {
             (Command::ScaleComponent(r), SlotValue::Component(now)) => {
                 let (image, annotations) = match &now {
                     Some(c) => (c.image_ref.clone(), c.annotations.clone()),
-                    None => (r.component_ref.clone(), r.annotations.clone()),
+                    None => (r.component_ref.to_string(), (*r.annotations).clone()),
                 };
                 let data = serde_json::json!({
                     "component_id": r.component_id, "host_id": r.host_id, "image_ref": image,

@@ -607,10 +607,10 @@ impl Checker {
                         .is_some_and(|op| world.lattice.changed_between(&r1.slot, op, request.op));
                     let starts = match &command {
                         wadm_scheduler::Command::ScaleComponent(r) => {
-                            Some((r.component_id.clone(), r.count))
+                            Some((r.component_id.to_string(), r.count))
                         }
                         wadm_scheduler::Command::StartProvider(r) => {
-                            Some((r.provider_id.clone(), 1))
+                            Some((r.provider_id.to_string(), 1))
                         }
                         _ => None,
                     };
@@ -645,9 +645,11 @@ impl Checker {
             if request.late {
                 let starts = match &command {
                     wadm_scheduler::Command::ScaleComponent(r) => {
-                        Some((r.component_id.clone(), r.count))
+                        Some((r.component_id.to_string(), r.count))
                     }
-                    wadm_scheduler::Command::StartProvider(r) => Some((r.provider_id.clone(), 1)),
+                    wadm_scheduler::Command::StartProvider(r) => {
+                        Some((r.provider_id.to_string(), 1))
+                    }
                     _ => None,
                 };
                 if let Some((id, n)) = starts {

@@ -7,6 +7,7 @@
 //! so equal keys are adjacent with the deciding owner first.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wadm_protocol::{Link, LinkKey, StringMap, normalize_provider_ref};
 
@@ -152,7 +153,7 @@ pub(super) struct ProviderWanters<'m, 'e> {
 impl ProviderWanters<'_, '_> {
     /// The winner's annotations plus, for each scaler of another application wanting the same
     /// image here, `{prefix}{app}/{scaler}` = its spread name.
-    pub fn start_annotations(&self) -> StringMap {
+    pub fn start_annotations(&self) -> Arc<StringMap> {
         let mut annotations = self.want.annotations.to_map();
         let image = normalize_provider_ref(&self.want.image_ref);
         for other in self.others {
@@ -161,7 +162,7 @@ impl ProviderWanters<'_, '_> {
                 continue;
             }
             let spread = w.annotations.spread_name().unwrap_or_default();
-            annotations.insert(co_owner_key(app, scaler), spread.to_string());
+            Arc::make_mut(&mut annotations).insert(co_owner_key(app, scaler), spread.to_string());
         }
         annotations
     }

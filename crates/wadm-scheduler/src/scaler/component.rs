@@ -73,7 +73,7 @@ impl ComponentScaler {
         let WorkloadTrait { info, mode, id, image_ref, config, external_config, spec, priors } =
             workload;
         Self {
-            placer: Arc::new(Placer { info, spec }),
+            placer: Arc::new(Placer::new(info, spec)),
             mode,
             component_id: Arc::from(id),
             image_ref: Arc::from(image_ref),

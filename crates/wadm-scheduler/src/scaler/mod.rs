@@ -51,9 +51,41 @@ pub struct ScalerInfo {
 pub struct Placer {
     pub info: ScalerInfo,
     pub spec: ScalerSpec,
+    /// Each spread's placement annotations, built on first use and shared by every command.
+    pub annotations: SpreadAnnotations,
 }
 
+/// The placement annotation maps of a placer's spreads (index = spread), built once on first use:
+/// every command placing for one spread shares one map. Never part of a placer's identity.
+#[derive(Debug, Clone, Default)]
+pub struct SpreadAnnotations(std::sync::OnceLock<Vec<Arc<StringMap>>>);
+
+impl PartialEq for SpreadAnnotations {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SpreadAnnotations {}
+
 impl Placer {
+    /// A placer of `spec` for the scaler `info`.
+    pub fn new(info: ScalerInfo, spec: ScalerSpec) -> Self {
+        Self { info, spec, annotations: SpreadAnnotations::default() }
+    }
+
+    /// The placement annotations of spread `spread` (see [`placement_annotations`]).
+    pub fn spread_annotations(&self, spread: usize) -> Arc<StringMap> {
+        let name = |i: usize| self.spec.spreads.get(i).map_or("", |s| s.name.as_str());
+        let build =
+            |i: usize| Arc::new(placement_annotations(&self.info.app, &self.info.id, name(i)));
+        let maps = self
+            .annotations
+            .0
+            .get_or_init(|| (0..self.spec.spreads.len().max(1)).map(build).collect());
+        maps.get(spread).cloned().unwrap_or_else(|| build(spread))
+    }
+
     /// The scaler's info, moved out when this is the last reference (else copied).
     pub fn into_info(placer: Arc<Self>) -> ScalerInfo {
         Arc::try_unwrap(placer).map_or_else(|shared| shared.info.clone(), |p| p.info)
@@ -88,15 +120,11 @@ pub enum Annotations {
 }
 
 impl Annotations {
-    /// The annotation map, as sent.
-    pub fn to_map(&self) -> StringMap {
+    /// The annotation map, as sent (shared, not copied).
+    pub fn to_map(&self) -> Arc<StringMap> {
         match self {
-            Annotations::Placement { placer, spread } => placement_annotations(
-                &placer.info.app,
-                &placer.info.id,
-                placer.spec.spreads.get(*spread).map_or("", |s| s.name.as_str()),
-            ),
-            Annotations::Exact(map) => (**map).clone(),
+            Annotations::Placement { placer, spread } => placer.spread_annotations(*spread),
+            Annotations::Exact(map) => Arc::clone(map),
         }
     }
 

@@ -47,7 +47,7 @@ impl ProviderScaler {
         let WorkloadTrait { info, mode, id, image_ref, config, external_config, spec, priors } =
             workload;
         Self {
-            placer: Arc::new(Placer { info, spec }),
+            placer: Arc::new(Placer::new(info, spec)),
             mode,
             provider_id: Arc::from(id),
             image_ref: Arc::from(image_ref),
