@@ -280,6 +280,36 @@ fn check_token(what: &str, value: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
+/// `model.plan`: what a deploy would do (a wadm extension; upstream wadm does not answer it).
+impl Client {
+    /// Plan deploying stored version `version` of `name` (`None`: the current one): the spec's
+    /// differences from the deployed version and the control requests a deploy would send now.
+    pub async fn plan_version(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<wadm_model::api::PlanResponse, ClientError> {
+        let subject = self.subject("plan", Some(name))?;
+        let body =
+            version_body(&wadm_model::api::PlanRequest { version: version.map(str::to_string) });
+        self.request(subject, None, body).await
+    }
+
+    /// Plan deploying a manifest (YAML or JSON) without storing it.
+    pub async fn plan_manifest(
+        &self,
+        manifest: impl Into<Bytes>,
+        content_type: Option<&str>,
+    ) -> Result<wadm_model::api::PlanResponse, ClientError> {
+        let subject = self.subject("plan", None)?;
+        let mut headers = HeaderMap::new();
+        if let Some(content_type) = content_type {
+            headers.insert("Content-Type", content_type);
+        }
+        self.request(subject, Some(headers), manifest.into()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -370,3 +370,74 @@ mod tests {
         assert_eq!((reply.result, reply.history.len()), (GetResult::NotFound, 0));
     }
 }
+
+/// `{prefix}.{lattice}.model.plan.{name}` request: plan deploying a stored version (absent or
+/// `latest`: the current one). `model.plan` without a name takes a manifest as its body instead
+/// (like `model.put`) and plans deploying it without storing it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PlanRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// One control request a deploy would send now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedRequest {
+    /// `scale_component`, `update_component`, `start_provider`, `stop_provider`, `put_link`,
+    /// `delete_link`, `put_config`, `delete_config`.
+    pub kind: String,
+    /// The host that would receive it (host-addressed requests only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// The full control subject.
+    pub subject: String,
+    /// The request body as it would be sent (config values included only as their keys).
+    pub body: serde_json::Value,
+    /// Why it is needed, from what wadm observes of its target.
+    pub reason: String,
+}
+
+/// `model.plan` response: what deploying `version` of `name` would change, as of now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanResponse {
+    /// `success`, `notfound` (the application or version is not stored) or `error`.
+    pub result: GetResult,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub name: String,
+    /// The version planned (for a manifest body without a version: empty).
+    #[serde(default)]
+    pub version: String,
+    /// The version deployed now, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_version: Option<String>,
+    /// Whether a deploy would change anything: the spec (a different version or content) or the
+    /// lattice (any request to send).
+    #[serde(default)]
+    pub changed: bool,
+    /// The spec's differences from the deployed version, in normal form (everything is an
+    /// addition when nothing is deployed).
+    #[serde(default)]
+    pub spec_changes: Vec<crate::diff::Change>,
+    /// The control requests a deploy would send now, in send order, given the observed lattice
+    /// (orders already in flight are not counted).
+    #[serde(default)]
+    pub requests: Vec<PlannedRequest>,
+}
+
+impl PlanResponse {
+    /// A failed plan.
+    pub fn error(result: GetResult, name: &str, message: impl Into<String>) -> Self {
+        Self {
+            result,
+            message: message.into(),
+            name: name.to_string(),
+            version: String::new(),
+            deployed_version: None,
+            changed: false,
+            spec_changes: Vec::new(),
+            requests: Vec::new(),
+        }
+    }
+}

@@ -12,6 +12,7 @@
 pub mod api;
 pub mod app;
 mod diag;
+pub mod diff;
 pub mod names;
 mod node;
 mod parse;

@@ -129,6 +129,68 @@ impl Command {
     }
 }
 
+/// Why `command` is needed, in words, from what `state` observes of its target (for logs and
+/// `plan`; never part of what is sent).
+pub fn reason(command: &Command, state: &wadm_lattice::LatticeState) -> String {
+    match command {
+        Command::ScaleComponent(r) => {
+            let Some(host) = state.hosts.get(&*r.host_id) else {
+                return format!("wanted {} on a host wadm has not observed yet", r.count);
+            };
+            let running = host.components.get(&*r.component_id);
+            let have = running.map_or(0, |c| c.count);
+            match (r.count, have) {
+                (0, have) => format!("not wanted on this host any more (it runs {have})"),
+                (want, 0) => format!("wanted {want} here, the host runs none"),
+                (want, have) if want > have => format!("scale up: wanted {want} here, runs {have}"),
+                (want, have) if want < have => {
+                    format!("scale down: wanted {want} here, runs {have}")
+                }
+                (want, _) => match running {
+                    Some(c) if *c.image_ref != *r.component_ref => {
+                        format!("wanted {want} of {} here, runs {}", r.component_ref, c.image_ref)
+                    }
+                    _ => format!("runs {want} as wanted, but with other annotations or config"),
+                },
+            }
+        }
+        Command::UpdateComponent(r) => {
+            let running = state
+                .hosts
+                .get(&*r.host_id)
+                .and_then(|h| h.components.get(&*r.component_id))
+                .map_or("nothing", |c| c.image_ref.as_str());
+            format!("new image {}: the host runs {running}", r.new_component_ref)
+        }
+        Command::StartProvider(r) => {
+            let running =
+                state.hosts.get(&*r.host_id).and_then(|h| h.providers.get(&*r.provider_id));
+            match running {
+                None => "wanted here, not running on this host".to_string(),
+                Some(p) => {
+                    format!("wanted here with image {}, runs {}", r.provider_ref, p.image_ref)
+                }
+            }
+        }
+        Command::StopProvider(_) => "not wanted on this host any more".to_string(),
+        Command::PutLink(link) => match state.links.get(&link.key()) {
+            None => format!("link {} → {} missing", link.source_id, link.target),
+            Some(old) if old.target != link.target => {
+                format!("link retargeted from {} to {}", old.target, link.target)
+            }
+            Some(_) => "link differs from the manifest (interfaces or config)".to_string(),
+        },
+        Command::DeleteLink(_) => "link not wanted any more".to_string(),
+        Command::PutConfig { name, values } => match state.configs.get(name) {
+            None => "config missing".to_string(),
+            Some(c) if c.values.as_ref() == Some(values) => "config rewritten".to_string(),
+            Some(c) if c.values.is_none() => "config values unknown: written".to_string(),
+            Some(_) => "config values differ from the manifest".to_string(),
+        },
+        Command::DeleteConfig { .. } => "no deployed application needs the config".to_string(),
+    }
+}
+
 /// A command with the application it acts for and its deduplication id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedCommand {

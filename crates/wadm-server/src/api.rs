@@ -128,8 +128,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             Operation::Status(name) => (json(&self.status(lattice, &name).await), None),
             Operation::History(name) => (json(&self.history(lattice, &name).await), None),
             // The server answers these from observed state (see `crate::view`).
-            Operation::Hosts | Operation::Lattices => {
-                (json(&ErrorResponse::new("the lattice view is not served here")), None)
+            Operation::Hosts | Operation::Lattices | Operation::Plan(_) => {
+                (json(&ErrorResponse::new("observed state is not read here")), None)
             }
         }
     }

@@ -27,6 +27,7 @@ pub mod events;
 pub mod keys;
 pub mod kv;
 pub mod manifest;
+pub mod plan;
 pub mod probe;
 pub mod server;
 pub mod status;

@@ -333,6 +333,17 @@ async fn answer(
             let reply = views.lattices().await;
             return (serde_json::to_vec(&reply).expect("serialises"), None);
         }
+        crate::subject::Operation::Plan(name) => {
+            let planner = crate::plan::Planner {
+                store: &api.store,
+                observed: &views.observed,
+                max_manifest_bytes: api.max_manifest_bytes,
+            };
+            let body = &message.payload;
+            let reply =
+                planner.plan(&parsed.lattice, name.as_deref(), body, content_type.as_deref()).await;
+            return (serde_json::to_vec(&reply).expect("serialises"), None);
+        }
         _ => {}
     }
     api.handle(Request {
@@ -367,6 +378,7 @@ fn count_request(prefix: &str, subject: &str, reply: &[u8]) {
         Ok(Operation::History(_)) => "history",
         Ok(Operation::Hosts) => "lattice_hosts",
         Ok(Operation::Lattices) => "lattices",
+        Ok(Operation::Plan(_)) => "plan",
         Err(_) => "invalid",
     };
     let result = match serde_json::from_slice::<Outcome>(reply) {

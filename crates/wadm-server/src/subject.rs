@@ -18,6 +18,8 @@ pub enum Operation {
     Undeploy(String),
     Status(String),
     History(String),
+    /// `model.plan[.{name}]`: what deploying would do (see [`crate::plan`]); our extension.
+    Plan(Option<String>),
     /// `{lattice}.lattice.hosts`: the hosts wadm observes (see [`crate::view`]).
     Hosts,
     /// `lattices` (no lattice token): the lattices this wadm observes.
@@ -116,6 +118,7 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
         "undeploy" => needs_name(Operation::Undeploy)?,
         "status" => needs_name(Operation::Status)?,
         "history" => needs_name(Operation::History)?,
+        "plan" => Operation::Plan(name.clone()),
         other => return Err(unsupported(format!("unknown operation {other:?}"))),
     };
     Ok(Request { lattice, operation })

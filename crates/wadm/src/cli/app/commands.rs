@@ -42,6 +42,8 @@ pub enum Prepared {
     Delete { name: String, version: Option<String>, wait: bool },
     Status { name: String, watch: bool, hosts: bool },
     History { name: String },
+    Plan { target: Target, version: Option<String> },
+    Diff { name: String, from: String, to: String },
 }
 
 impl Prepared {
@@ -76,6 +78,10 @@ impl Context {
 pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
     let client = &cx.client;
     match command {
+        Prepared::Plan { target, version } => return super::plan::plan(cx, target, version).await,
+        Prepared::Diff { name, from, to } => {
+            return super::plan::diff_versions(cx, &name, &from, &to).await;
+        }
         Prepared::Put { manifest } => {
             let reply = put(client, &manifest).await?;
             if cx.json() {

@@ -13,6 +13,8 @@ pub enum Failure {
     Connection(String),
     /// wadm answered with an error or "not found", or the deployment failed or timed out (exit 1).
     Api(String),
+    /// `plan` or `diff` found differences (exit 3; they were printed, nothing went wrong).
+    Changes,
 }
 
 impl Failure {
@@ -21,6 +23,7 @@ impl Failure {
         let (code, message) = match self {
             Failure::Usage(m) | Failure::Connection(m) => (2, m),
             Failure::Api(m) => (1, m),
+            Failure::Changes => return ExitCode::from(3),
         };
         // One line: embedded newlines from lower layers are folded.
         let line = message.lines().map(str::trim).collect::<Vec<_>>().join(" ");

@@ -2,11 +2,12 @@
 //!
 //! This module owns the command line (global connection options, subcommands) and the mapping of
 //! failures to exit codes: 0 success, 1 an API error / not found / a failed deployment, 2 a usage
-//! or connection problem. Every failure prints one line on stderr. The subcommands live in
+//! or connection problem, 3 `plan`/`diff` found changes. Every failure prints one line on stderr. The subcommands live in
 //! [`commands`], tables in [`table`], `deploy --wait` in [`wait`].
 
 mod commands;
 mod failure;
+mod plan;
 mod table;
 mod target;
 mod wait;
@@ -121,6 +122,25 @@ enum Command {
     },
     /// Show what was done to an application (puts, deploys, undeploys, deletes).
     History { name: String },
+    /// Show what deploying would do now, without doing it: the spec's differences from the
+    /// deployed version and every control request, host by host. Exit 0: no change; 3: changes.
+    #[command(disable_version_flag = true)]
+    Plan {
+        /// An application name (plans a stored version), or the path of a manifest file (plans
+        /// its content; nothing is stored).
+        app: String,
+        /// With a name: the stored version to plan (default: the current one).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Show the differences between two stored versions. Exit 0: the same; 3: different.
+    Diff {
+        name: String,
+        /// The older version.
+        from: String,
+        /// The newer version.
+        to: String,
+    },
 }
 
 /// The default wait of `deploy --wait` when `--timeout` is not given.

@@ -54,6 +54,8 @@ pub fn prepare(command: Command) -> Result<Prepared, Failure> {
         }
         Command::Status { name, watch, hosts } => Prepared::Status { name, watch, hosts },
         Command::History { name } => Prepared::History { name },
+        Command::Plan { app, version } => Prepared::Plan { target: name_or_file(&app)?, version },
+        Command::Diff { name, from, to } => Prepared::Diff { name, from, to },
     })
 }
 
