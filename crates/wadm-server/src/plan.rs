@@ -48,7 +48,15 @@ pub struct PlanInput<'a> {
 pub fn plan_deploy(input: PlanInput<'_>) -> PlanResponse {
     let PlanInput { lattice, name, candidate, deployed, generation, others, observed, now } = input;
     let empty = serde_json::Value::Object(Default::default());
-    let spec_changes = diff(deployed.as_ref().map_or(&empty, |d| &d.stored), &candidate.stored);
+    let before = deployed.as_ref().map_or(&empty, |d| &d.stored);
+    // A manifest without a version is compared by content alone (a deploy of it that equals the
+    // deployed version stores nothing new).
+    let unversioned = candidate.version.is_empty();
+    let spec_changes = if unversioned {
+        diff(&without_version(before), &without_version(&candidate.stored))
+    } else {
+        diff(before, &candidate.stored)
+    };
     // The runtime's generation for a deploy that bumps the store's (see the runtime's record).
     let next = (generation + 1).saturating_mul(2);
     let mut desired = others;
@@ -83,11 +91,13 @@ pub fn plan_deploy(input: PlanInput<'_>) -> PlanResponse {
         })
         .collect();
     let deployed_version = deployed.as_ref().map(|d| d.version.clone());
-    let changed = !requests.is_empty()
-        || !spec_changes.is_empty()
-        || deployed_version.as_deref() != Some(candidate.version.as_str());
+    let other_version = match &deployed_version {
+        Some(deployed) => !unversioned && *deployed != candidate.version,
+        None => true,
+    };
+    let changed = !requests.is_empty() || !spec_changes.is_empty() || other_version;
     let message = match (changed, requests.len()) {
-        (false, _) => format!("{name} {}: no change", candidate.version),
+        (false, _) => format!("{name}: no change"),
         (true, 0) => format!("{name} {}: spec changes, no request to send now", candidate.version),
         (true, n) => format!("{name} {}: {n} request(s) to send", candidate.version),
     };
@@ -101,6 +111,17 @@ pub fn plan_deploy(input: PlanInput<'_>) -> PlanResponse {
         spec_changes,
         requests,
     }
+}
+
+/// `manifest` without its `metadata.annotations.version`.
+fn without_version(manifest: &serde_json::Value) -> serde_json::Value {
+    let mut copy = manifest.clone();
+    if let Some(annotations) =
+        copy.pointer_mut("/metadata/annotations").and_then(serde_json::Value::as_object_mut)
+    {
+        annotations.remove(wadm_model::VERSION_ANNOTATION);
+    }
+    copy
 }
 
 /// Gathers a plan's inputs from the manifest store and the observed state.
@@ -324,6 +345,13 @@ mod tests {
         assert!(!same.changed, "{same:?}");
         assert!(same.requests.is_empty() && same.spec_changes.is_empty());
         assert!(same.message.ends_with("no change"));
+
+        // The same content without a version (a versionless file): no change either.
+        let stored = without_version(&v1.stored);
+        let unversioned =
+            Version { version: String::new(), spec: parse_stored(&stored).unwrap(), stored };
+        let same = plan_deploy(input(&observed, unversioned, Some(v1.clone())));
+        assert!(!same.changed, "{same:?}");
 
         let v2 = version("v2", "img:2", 2);
         let upgrade = plan_deploy(input(&observed, v2, Some(v1)));

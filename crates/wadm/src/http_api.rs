@@ -19,7 +19,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -57,6 +57,7 @@ pub fn routes(nats: async_nats::Client, settings: ApiSettings) -> Router {
         .route("/api/v1/lattices", get(lattices))
         .route("/api/v1/lattices/{lattice}/hosts", get(hosts))
         .route("/api/v1/lattices/{lattice}/apps", get(list_apps).post(put_app))
+        .route("/api/v1/lattices/{lattice}/plan", post(plan_manifest))
         .route("/api/v1/lattices/{lattice}/apps/{name}", get(get_app).delete(delete_app))
         .route("/api/v1/lattices/{lattice}/apps/{name}/{part}", get(app_read).post(app_action))
         .route("/api/v1/lattices/{lattice}/events", get(events))
@@ -470,7 +471,7 @@ async fn delete_app(
 }
 
 /// Reads of one application (`GET …/apps/{name}/{part}`), named as the NATS API's operations.
-const APP_READS: &[&str] = &["versions", "status", "history"];
+const APP_READS: &[&str] = &["versions", "status", "history", "plan"];
 /// Actions on one application (`POST …/apps/{name}/{part}`).
 const APP_ACTIONS: &[&str] = &["deploy", "undeploy"];
 
@@ -487,11 +488,39 @@ async fn app_read(
     peer: Peer,
     headers: HeaderMap,
     Path((lattice, name, part)): Path<(String, String, String)>,
+    uri: Uri,
 ) -> Response {
     let Some(operation) = APP_READS.iter().find(|read| **read == part) else {
         return unknown_part(&part, APP_ACTIONS);
     };
-    app_request(&g, peer, &headers, ApiCall::read(&lattice, operation, Some(&name))).await
+    // A plan names the version to plan as `?version=`, as `get` does.
+    let body = if *operation == "plan" {
+        match version_body(&uri) {
+            Ok(body) => body,
+            Err(refused) => return refused.into_response(),
+        }
+    } else {
+        Bytes::new()
+    };
+    let call = ApiCall::read(&lattice, operation, Some(&name)).with_body(body);
+    app_request(&g, peer, &headers, call).await
+}
+
+/// `POST …/plan`: what deploying the manifest in the body would do (nothing is stored, so it is
+/// a read).
+async fn plan_manifest(
+    State(g): State<Gateway>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(lattice): Path<String>,
+    body: Bytes,
+) -> Response {
+    let content_type = match manifest_type(&headers) {
+        Ok(content_type) => content_type,
+        Err(refused) => return refused.into_response(),
+    };
+    let call = ApiCall { content_type, ..ApiCall::read(&lattice, "plan", None).with_body(body) };
+    app_request(&g, peer, &headers, call).await
 }
 
 async fn app_action(
@@ -578,6 +607,8 @@ mod tests {
         ("get", "/api/v1/lattices/{lattice}/hosts"),
         ("get", "/api/v1/lattices/{lattice}/apps"),
         ("post", "/api/v1/lattices/{lattice}/apps"),
+        ("post", "/api/v1/lattices/{lattice}/plan"),
+        ("get", "/api/v1/lattices/{lattice}/apps/{name}/plan"),
         ("get", "/api/v1/lattices/{lattice}/apps/{name}"),
         ("delete", "/api/v1/lattices/{lattice}/apps/{name}"),
         ("get", "/api/v1/lattices/{lattice}/apps/{name}/versions"),

@@ -175,6 +175,7 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
         (format!("{app}/versions"), format!("versions.{name}")),
         (format!("{app}/status"), format!("status.{name}")),
         (format!("{app}/history"), format!("history.{name}")),
+        (format!("{app}/plan"), format!("plan.{name}")),
     ] {
         let (code, over_http) = get(&addr, &path).await;
         assert_eq!(code, 200, "GET {path}: {over_http}");
@@ -203,6 +204,8 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
             .sum();
         assert_eq!(runs, u64::from(hello_instances(sim)), "hosts{query}: {over_http}");
     }
+    let (_, plan) = get(&addr, &format!("{app}/plan")).await;
+    assert_eq!(plan["changed"], false, "the deployed version, converged, plans nothing: {plan}");
     let (_, history) = get(&addr, &format!("{app}/history")).await;
     assert!(
         history.to_string().contains("http:127.0.0.1"),
