@@ -184,12 +184,14 @@ fn host_event(
                     changes.needs_inventory.insert(host_key);
                 }
             } else {
-                let new = ComponentInstance {
+                let mut new = ComponentInstance {
                     id: c.component_id.clone(),
                     image_ref: c.image_ref.clone(),
                     count: c.max_instances,
                     annotations: c.annotations.clone(),
+                    since: 0,
                 };
+                new.since = new.since_after(old.as_ref(), now);
                 if old.as_ref() != Some(&new) {
                     if let Some(old) = &old {
                         changes.touch_app(&old.annotations);

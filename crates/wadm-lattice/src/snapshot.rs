@@ -42,6 +42,7 @@ impl Snapshot {
                     image_ref: c.image_ref.clone(),
                     count: c.max_instances,
                     annotations: c.annotations.clone(),
+                    since: 0,
                 };
                 (c.id.clone(), instance)
             })
@@ -169,8 +170,11 @@ pub(crate) fn apply_snapshot(
             continue;
         }
         let old = host.components.get(&id);
-        let new = inventory.components.get(&id);
-        if old == new {
+        let new = inventory
+            .components
+            .get(&id)
+            .map(|new| ComponentInstance { since: new.since_after(old, now), ..new.clone() });
+        if old == new.as_ref() {
             continue;
         }
         if let Some(old) = old {
@@ -179,7 +183,7 @@ pub(crate) fn apply_snapshot(
         match new {
             Some(new) => {
                 changes.touch_app(&new.annotations);
-                host.components.insert(id.clone(), new.clone());
+                host.components.insert(id.clone(), new);
                 changes.push(Change::ComponentSet { host: host_id.to_string(), component: id });
             }
             None => {

@@ -68,6 +68,28 @@ pub struct ComponentInstance {
     /// The host's maximum concurrent instances (`max_instances`).
     pub count: u32,
     pub annotations: StringMap,
+    /// Since when (wadm's clock) the host has run this component with this `image_ref`: what
+    /// rollouts' `min_healthy_time` counts from. `0`: unknown, long ago. [`NOT_CONFIRMED`]: the
+    /// image is an order in flight the host has not confirmed yet (projected state only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub since: Timestamp,
+}
+
+/// [`ComponentInstance::since`] of an instance the host has not confirmed yet.
+pub const NOT_CONFIRMED: Timestamp = Timestamp::MAX;
+
+fn is_zero(t: &Timestamp) -> bool {
+    *t == 0
+}
+
+impl ComponentInstance {
+    /// `since` for this instance replacing `old` at `now`: kept while the image is the same.
+    pub fn since_after(&self, old: Option<&ComponentInstance>, now: Timestamp) -> Timestamp {
+        match old {
+            Some(old) if old.image_ref == self.image_ref && old.since != NOT_CONFIRMED => old.since,
+            _ => now,
+        }
+    }
 }
 
 /// A provider running on a host.

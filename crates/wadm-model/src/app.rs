@@ -107,6 +107,19 @@ pub struct Component {
     pub links: Vec<Link>,
     /// Traits of a type wadm does not know, kept so they round-trip (a warning was reported).
     pub other_traits: Vec<OtherTrait>,
+    /// The `rollout` trait: how a new image replaces the old one on the hosts (`None`: on every
+    /// host at once).
+    pub rollout: Option<Rollout>,
+}
+
+/// `type: rollout` on a component: how an image change rolls over the hosts that run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rollout {
+    /// At most this many hosts change image at once (at least 1).
+    pub max_parallel: u32,
+    /// A host counts as changed once it has run the new image this long (ms) since the host
+    /// confirmed it; until then it is one of the `max_parallel`.
+    pub min_healthy_time_ms: u64,
 }
 
 /// A reference to a named config.

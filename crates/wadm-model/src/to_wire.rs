@@ -56,6 +56,19 @@ fn component(c: &Component) -> wire::Component {
         traits.extend(c.scalers.iter().map(scaler));
     }
     traits.extend(c.links.iter().map(link));
+    traits.extend(c.rollout.iter().map(|r| {
+        let time = match r.min_healthy_time_ms {
+            ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+            ms => format!("{ms}ms"),
+        };
+        wire::Trait {
+            trait_type: "rollout".to_string(),
+            properties: wire::TraitProperties::Custom(serde_json::json!({
+                "max_parallel": r.max_parallel,
+                "min_healthy_time": time,
+            })),
+        }
+    }));
     traits.extend(c.other_traits.iter().map(|o| wire::Trait {
         trait_type: o.trait_type.clone(),
         properties: wire::TraitProperties::Custom(o.properties.clone()),

@@ -233,3 +233,53 @@ fn empty_entries_and_missing_objects_are_reported_once() {
     assert_error(d, "empty-entry", "spec.components[1]");
     assert_eq!(d.len(), 2, "{d:#?}");
 }
+
+#[test]
+fn rollout_trait_is_read_validated_and_written_back_canonically() {
+    let with = |props: serde_json::Value| {
+        move |v: &mut serde_json::Value| {
+            at(v, "/spec/components/0/traits")
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "rollout", "properties": props}));
+        }
+    };
+    let mut doc = base();
+    with(json!({"max_parallel": 2, "min_healthy_time": "1500ms"}))(&mut doc);
+    let parsed = parse(&doc).unwrap();
+    let rollout = parsed.app.components[0].rollout.expect("read");
+    assert_eq!((rollout.max_parallel, rollout.min_healthy_time_ms), (2, 1500));
+    let wire = serde_json::to_value(&parsed.manifest).unwrap();
+    let written = &wire["spec"]["components"][0]["traits"][2];
+    assert_eq!(
+        written,
+        &json!({"type": "rollout", "properties": {"max_parallel": 2, "min_healthy_time": "1500ms"}})
+    );
+    // Whole seconds, given as a number, are written as "Ns"; the default is one host at a time.
+    let mut doc = base();
+    with(json!({"min_healthy_time": 30}))(&mut doc);
+    let parsed = parse(&doc).unwrap();
+    let rollout = parsed.app.components[0].rollout.unwrap();
+    assert_eq!((rollout.max_parallel, rollout.min_healthy_time_ms), (1, 30_000));
+
+    let path = "spec.components[0].traits[2].properties";
+    let d = rejected(with(json!({"max_parallel": 0})));
+    assert_error(&d, "number-out-of-range", &format!("{path}.max_parallel"));
+    let d = rejected(with(json!({"min_healthy_time": "soon"})));
+    assert_error(&d, "invalid-duration", &format!("{path}.min_healthy_time"));
+    let d = rejected(with(json!({"min_healthy_time": "48h"})));
+    assert_error(&d, "number-out-of-range", &format!("{path}.min_healthy_time"));
+    // What is not implemented is refused by name, not silently ignored.
+    let d = rejected(with(json!({"canary": 1})));
+    assert_error(&d, "unknown-field", &format!("{path}.canary"));
+    // Only on a component with its own image, and once.
+    let d = rejected(|v| {
+        at(v, "/spec/components/1")["traits"] = json!([{"type": "rollout", "properties": {}}]);
+    });
+    assert_error(&d, "rollout-on-capability", "spec.components[1].traits[0].type");
+    let d = rejected(|v| {
+        with(json!({}))(v);
+        with(json!({}))(v);
+    });
+    assert_error(&d, "duplicate-rollout", "spec.components[0].traits[3].type");
+}

@@ -242,6 +242,7 @@ fn record_decode(c: &mut Criterion) {
             ("wasmcloud.dev/managed-by".to_string(), "wadm".to_string()),
         ]
         .into(),
+        since: 0,
     };
     let stamp = EventStamp { time: 1_763_846_400_000, id: "0b6c2b9e-6d3f-4c7e-9a51".into() };
     let mark = Mark { stamp, applied_at: 1_763_846_400_015 };

@@ -475,6 +475,21 @@ impl Intents {
         let mut projected = observed.clone();
         for intent in self.pending.values() {
             wadm_scheduler::apply::apply_command(&mut projected, &intent.command);
+            // An image the host has not confirmed is not running yet (rollouts wait for it).
+            let (host, component) = match &intent.command {
+                Command::ScaleComponent(r) if r.count > 0 => (&r.host_id, &r.component_id),
+                Command::UpdateComponent(r) => (&r.host_id, &r.component_id),
+                _ => continue,
+            };
+            let seen = observed.hosts.get(&**host).and_then(|h| h.components.get(&**component));
+            let Some(now) =
+                projected.hosts.get_mut(&**host).and_then(|h| h.components.get_mut(&**component))
+            else {
+                continue;
+            };
+            if seen.is_none_or(|seen| seen.image_ref != now.image_ref) {
+                now.since = wadm_lattice::NOT_CONFIRMED;
+            }
         }
         Cow::Owned(projected)
     }

@@ -40,6 +40,7 @@ impl Scaler for FailedScaler {
         Evaluation {
             wants: Wants::new(),
             status: StatusInfo::new(StatusType::Failed, self.reason.clone()),
+            wake_at: None,
         }
     }
 }

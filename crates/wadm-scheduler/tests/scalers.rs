@@ -307,6 +307,7 @@ impl wadm_scheduler::Scaler for MarkerConfig {
                 values: map(&[("hosts", &hosts)]),
             }],
             status: wadm_model::StatusInfo::new(StatusType::Deployed, ""),
+            wake_at: None,
         }
     }
 }

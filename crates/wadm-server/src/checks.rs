@@ -113,6 +113,7 @@ mod tests {
             scalers: vec![],
             links: vec![],
             other_traits: vec![],
+            rollout: None,
         }
     }
 

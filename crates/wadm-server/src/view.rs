@@ -328,6 +328,7 @@ mod tests {
                     image_ref: "img".into(),
                     count: 2,
                     annotations: annotations(app),
+                    since: 0,
                 };
                 host.components.insert(c.id.clone(), c);
                 let p = ProviderInstance {

@@ -101,6 +101,7 @@ pub fn component(
         scalers: Vec::new(),
         links: Vec::new(),
         other_traits: Vec::new(),
+        rollout: None,
     };
     let traits_path = path.key("traits");
     let trait_nodes = f.get_present("traits").map(|n| list(n, &traits_path, d)).unwrap_or_default();
@@ -118,6 +119,19 @@ pub fn component(
             }
             TraitOutcome::Link(l) => out.links.push(l),
             TraitOutcome::Other(o) => out.other_traits.push(o),
+            TraitOutcome::Rollout(r) => {
+                if kind != crate::app::ComponentKind::Component || is_shared {
+                    d.error(
+                        &tpath.key("type"),
+                        "rollout-on-capability",
+                        "a rollout applies to a `type: component` entry with an image of its own",
+                    );
+                } else if out.rollout.is_some() {
+                    d.error(&tpath.key("type"), "duplicate-rollout", "only one rollout trait");
+                } else {
+                    out.rollout = Some(r);
+                }
+            }
             TraitOutcome::Invalid => {}
         }
     }

@@ -1,7 +1,7 @@
 //! Traits: `spreadscaler` / `daemonscaler` (with spreads), `link` (with the legacy `target:
-//! "<name>"`, `source_config` and `target_config` forms), and traits of unknown types.
+//! "<name>"`, `source_config` and `target_config` forms), `rollout`, and traits of unknown types.
 
-use crate::app::{Link, OtherTrait, Scaler, ScalerSpec, Spread};
+use crate::app::{Link, OtherTrait, Rollout, Scaler, ScalerSpec, Spread};
 use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 
@@ -25,6 +25,7 @@ const LINK: &[&str] = &[
     "target_config",
 ];
 const LINK_END: &[&str] = &["config", "secrets"];
+const ROLLOUT: &[&str] = &["max_parallel", "min_healthy_time"];
 const TARGET: &[&str] = &["name", "config", "secrets"];
 
 /// What one entry of `traits` turned out to be.
@@ -32,6 +33,7 @@ pub enum TraitOutcome {
     Scaler(Scaler),
     Link(Link),
     Other(OtherTrait),
+    Rollout(Rollout),
     /// Not even its type could be read (errors were reported).
     Invalid,
 }
@@ -70,6 +72,7 @@ pub fn read(
             let link = link(require_props(d), &props_path, app, source, facts, d);
             TraitOutcome::Link(link)
         }
+        "rollout" => TraitOutcome::Rollout(rollout(require_props(d), &props_path, d)),
         other => {
             d.warning(
                 &path.key("type"),
@@ -143,6 +146,67 @@ fn scaler(node: &Node, path: &Path, spread_scaler: bool, d: &mut Diagnostics) ->
         spreads.push(default_spread());
     }
     ScalerSpec { instances, spreads }
+}
+
+/// `rollout` properties: `max_parallel` (a whole number ≥ 1, default 1) and `min_healthy_time`
+/// (a duration: `30s`, `500ms`, `2m`, or whole seconds; default 0).
+fn rollout(node: &Node, path: &Path, d: &mut Diagnostics) -> Rollout {
+    let f = Fields::of(node, path, "rollout properties", ROLLOUT, d);
+    let max_parallel = match f.get_present("max_parallel") {
+        Some(n) => {
+            let at = path.key("max_parallel");
+            let n = u32_number(n, &at, d);
+            if n == 0 {
+                d.error(&at, "number-out-of-range", "must be at least 1 (hosts changed at once)");
+            }
+            n.max(1)
+        }
+        None => 1,
+    };
+    let min_healthy_time_ms = f
+        .get_present("min_healthy_time")
+        .map(|n| duration_ms(n, &path.key("min_healthy_time"), d))
+        .unwrap_or(0);
+    Rollout { max_parallel, min_healthy_time_ms }
+}
+
+/// The longest duration a rollout property takes (a day).
+const MAX_DURATION_MS: u64 = 86_400_000;
+
+/// A duration in ms: `"250ms"`, `"30s"`, `"2m"`, `"1h"`, or a whole number of seconds.
+fn duration_ms(node: &Node, path: &Path, d: &mut Diagnostics) -> u64 {
+    let parsed = match node {
+        Node::Int(i) if *i >= 0 => u64::try_from(*i).ok().and_then(|s| s.checked_mul(1000)),
+        Node::Str(s) => {
+            let s = s.trim();
+            let (digits, unit) =
+                s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let factor = match unit {
+                "ms" => Some(1),
+                "s" | "" => Some(1000),
+                "m" => Some(60_000),
+                "h" => Some(3_600_000),
+                _ => None,
+            };
+            digits.parse::<u64>().ok().zip(factor).and_then(|(n, f)| n.checked_mul(f))
+        }
+        _ => None,
+    };
+    match parsed {
+        Some(ms) if ms <= MAX_DURATION_MS => ms,
+        Some(_) => {
+            d.error(path, "number-out-of-range", "must be at most 24h");
+            0
+        }
+        None => {
+            d.error(
+                path,
+                "invalid-duration",
+                "must be a duration such as \"30s\", \"500ms\", \"2m\" or whole seconds",
+            );
+            0
+        }
+    }
 }
 
 fn link(

@@ -63,7 +63,7 @@ impl JsonSchema for Trait {
         let link = generator.subschema_for::<LinkProperties>();
         let scaler = generator.subschema_for::<ScalerProperties>();
         json_schema!({
-            "description": "A trait: `spreadscaler`, `daemonscaler`, `link`, or another type (kept, with a warning).",
+            "description": "A trait: `spreadscaler`, `daemonscaler`, `link`, `rollout`, or another type (kept, with a warning).",
             "type": "object",
             "properties": {
                 "type": {"type": "string"},
@@ -79,6 +79,24 @@ impl JsonSchema for Trait {
                 {
                     "if": {"properties": {"type": {"enum": ["spreadscaler", "daemonscaler"]}}, "required": ["type"]},
                     "then": {"properties": {"properties": scaler}}
+                },
+                {
+                    "if": {"properties": {"type": {"const": "rollout"}}, "required": ["type"]},
+                    "then": {"properties": {"properties": {
+                        "description": "How an image change rolls over the component's hosts: at most `max_parallel` hosts change at once, each counting until it has run the new image for `min_healthy_time`.",
+                        "type": "object",
+                        "properties": {
+                            "max_parallel": {"type": "integer", "minimum": 1},
+                            "min_healthy_time": {
+                                "description": "A duration: \"30s\", \"500ms\", \"2m\", \"1h\", or whole seconds (at most a day).",
+                                "oneOf": [
+                                    {"type": "integer", "minimum": 0},
+                                    {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)?$"}
+                                ]
+                            }
+                        },
+                        "additionalProperties": false
+                    }}}
                 }
             ]
         })

@@ -488,6 +488,7 @@ impl MemoryLattice {
             image_ref: image.to_string(),
             count,
             annotations: StringMap::new(),
+            since: 0,
         };
         {
             let mut inner = self.lock();

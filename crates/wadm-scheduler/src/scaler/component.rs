@@ -112,6 +112,7 @@ impl Scaler for ComponentScaler {
             return Evaluation {
                 wants: self.hold(observed, &placed),
                 status: super::waiting_for_config(&missing),
+                wake_at: None,
             };
         }
         let mut wants = Wants::with_capacity(placements.iter().map(|p| p.hosts.len()).sum());
@@ -128,7 +129,7 @@ impl Scaler for ComponentScaler {
             }
         }
         let status = self.status(ctx, observed, &placements, &wants);
-        Evaluation { wants, status }
+        Evaluation { wants, status, wake_at: None }
     }
 }
 

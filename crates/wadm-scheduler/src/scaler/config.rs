@@ -50,6 +50,7 @@ impl Scaler for ConfigScaler {
                         values: values.clone()
                     }],
                     status,
+                    wake_at: None,
                 }
             }
             None => {
@@ -61,7 +62,7 @@ impl Scaler for ConfigScaler {
                         format!("config {} does not exist in the lattice", self.name),
                     )
                 };
-                Evaluation { wants: Wants::new(), status }
+                Evaluation { wants: Wants::new(), status, wake_at: None }
             }
         }
     }

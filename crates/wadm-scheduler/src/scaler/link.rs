@@ -34,6 +34,7 @@ impl Scaler for LinkScaler {
                 return Evaluation {
                     wants: Wants::new(),
                     status: StatusInfo::new(StatusType::Failed, reason.clone()),
+                    wake_at: None,
                 };
             }
         };
@@ -44,6 +45,7 @@ impl Scaler for LinkScaler {
             return Evaluation {
                 wants: observed.map(|l| Want::Link(Box::new(l.clone()))).into_iter().collect(),
                 status: super::waiting_for_config(&missing),
+                wake_at: None,
             };
         }
         let status = if observed == Some(link) {
@@ -51,6 +53,6 @@ impl Scaler for LinkScaler {
         } else {
             StatusInfo::new(StatusType::Reconciling, "")
         };
-        Evaluation { wants: smallvec![Want::Link(Box::new(link.clone()))], status }
+        Evaluation { wants: smallvec![Want::Link(Box::new(link.clone()))], status, wake_at: None }
     }
 }

@@ -252,6 +252,9 @@ pub type Wants = smallvec::SmallVec<[Want; 1]>;
 pub struct Evaluation {
     pub wants: Wants,
     pub status: StatusInfo,
+    /// When the scaler wants to be evaluated again although nothing changed (a rollout waiting
+    /// for `min_healthy_time`); `None`: only when something changes.
+    pub wake_at: Option<wadm_lattice::Timestamp>,
 }
 
 /// A scheduling policy for one part of one application.

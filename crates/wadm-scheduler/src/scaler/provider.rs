@@ -81,7 +81,11 @@ impl Scaler for ProviderScaler {
                     Want::Provider(self.want(o.host, annotations))
                 })
                 .collect();
-            return Evaluation { wants, status: super::waiting_for_config(&missing) };
+            return Evaluation {
+                wants,
+                status: super::waiting_for_config(&missing),
+                wake_at: None,
+            };
         }
         let res = Resource {
             unit: Unit::Provider,
@@ -101,7 +105,11 @@ impl Scaler for ProviderScaler {
         }
         let status =
             shortfall_status(ctx, &placements).unwrap_or_else(|| self.status(ctx, &wanted));
-        Evaluation { wants: wanted.into_iter().map(|(_, w)| Want::Provider(w)).collect(), status }
+        Evaluation {
+            wants: wanted.into_iter().map(|(_, w)| Want::Provider(w)).collect(),
+            status,
+            wake_at: None,
+        }
     }
 }
 

@@ -71,6 +71,7 @@ pub fn component(name: &str, image: &str, scalers: Vec<Scaler>) -> Component {
         scalers,
         links: vec![],
         other_traits: vec![],
+        rollout: None,
     }
 }
 
@@ -132,7 +133,13 @@ pub fn run_component(
 ) {
     host.components.insert(
         id.into(),
-        ComponentInstance { id: id.into(), image_ref: image.into(), count, annotations: map(ann) },
+        ComponentInstance {
+            id: id.into(),
+            image_ref: image.into(),
+            count,
+            annotations: map(ann),
+            since: 0,
+        },
     );
 }
 

@@ -43,6 +43,7 @@ fn lattice_with(app: &str) -> LatticeState {
                 image_ref: "img:1".into(),
                 count: 3,
                 annotations: [("wasmcloud.dev/appspec".to_string(), app.to_string())].into(),
+                since: 0,
             };
             host.components.insert(component.id.clone(), component);
         }
