@@ -12,6 +12,7 @@
 pub mod api;
 pub mod app;
 mod diag;
+mod equal;
 pub mod names;
 mod node;
 mod parse;
@@ -22,5 +23,6 @@ pub mod wire;
 
 pub use app::*;
 pub use diag::{Diagnostic, Invalid, Severity};
+pub use equal::{normal_form, same_content};
 pub use parse::{Format, Limits, Parsed, parse_manifest};
 pub use status::{ScalerStatus, Status, StatusInfo, StatusType};
