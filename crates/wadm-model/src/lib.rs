@@ -24,5 +24,5 @@ pub mod wire;
 pub use app::*;
 pub use diag::{Diagnostic, Invalid, Severity};
 pub use equal::{normal_form, same_content};
-pub use parse::{Format, Limits, Parsed, parse_manifest};
+pub use parse::{Format, Limits, Parsed, document_value, parse_manifest};
 pub use status::{ScalerStatus, Status, StatusInfo, StatusType};
