@@ -456,7 +456,8 @@ fn submitted_format(format: Format, bytes: &[u8]) -> ManifestFormat {
 }
 
 /// The manifest as the client put it, as JSON, with the version written in when the document
-/// had none; the normal form for versions stored before wadm kept the document.
+/// had none; the normal form for versions stored before wadm kept the document (and, as a
+/// safety net, for a document that does not decode as a manifest).
 fn as_submitted(stored: &StoredVersion) -> serde_json::Value {
     let Some(submitted) = &stored.submitted else { return stored.manifest.clone() };
     let format = match submitted.format {
@@ -477,6 +478,10 @@ fn as_submitted(stored: &StoredVersion) -> serde_json::Value {
             version.or_insert_with(|| stored.version.clone().into());
         }
         None => return stored.manifest.clone(),
+    }
+    // Serve it only in a shape every client decodes (upstream's types deny unknown fields).
+    if serde_json::from_value::<wadm_model::wire::Manifest>(value.clone()).is_err() {
+        return stored.manifest.clone();
     }
     value
 }
@@ -523,17 +528,22 @@ mod tests {
             serde_json::json!({"metadata": {"name": "a", "annotations": {"version": "v1"}}});
         let old = StoredVersion { version: "v1".into(), manifest: normal.clone(), submitted: None };
         assert_eq!(as_submitted(&old), normal);
-        let text = "metadata:\n  name: a\n  labels: {team: web}\nkind: Application\n";
+        let text = "metadata:\n  name: a\n  labels: {team: web}\nkind: Application\n\
+                    apiVersion: core.oam.dev/v1beta1\nspec: {components: []}\n";
         let yaml = SubmittedManifest { format: ManifestFormat::Yaml, text: text.into() };
         let new = StoredVersion { submitted: Some(yaml), ..old };
         let served = as_submitted(&new);
         assert_eq!(
             served,
             serde_json::json!({"metadata": {"name": "a", "labels": {"team": "web"},
-                "annotations": {"version": "v1"}}, "kind": "Application"})
+                "annotations": {"version": "v1"}}, "kind": "Application",
+                "apiVersion": "core.oam.dev/v1beta1", "spec": {"components": []}})
         );
         let keys: Vec<&String> = served["metadata"].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["name", "labels", "annotations"]);
+        let odd = SubmittedManifest { format: ManifestFormat::Yaml, text: format!("{text}x: 1\n") };
+        let odd = StoredVersion { submitted: Some(odd), ..new };
+        assert_eq!(as_submitted(&odd), normal);
     }
 
     #[test]
