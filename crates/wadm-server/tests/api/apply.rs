@@ -160,3 +160,24 @@ async fn every_corpus_manifest_put_twice_is_stored_once() {
         assert_eq!(again.revision, first.revision, "{path:?}");
     }
 }
+
+#[tokio::test]
+async fn a_failed_deployment_is_taken_up_afresh_by_the_same_deploy() {
+    let env = Env::start().await;
+    env.req::<PutModelResponse>("default.model.put", &manifest("app", Some("v1"))).await;
+    let d: DeployModelResponse = env.req("default.model.deploy.app", "").await;
+    assert_eq!((d.unchanged, d.revision), (false, Some(2)), "{d:?}");
+    // The runtime reports the deployment failed (as it publishes statuses).
+    let failed = serde_json::json!({"status": {"type": "failed", "message": "no hosts fit"}});
+    env.client.publish("wadm.status.default.app", failed.to_string().into()).await.unwrap();
+    let seen = wadm_test_support::wait_for(std::time::Duration::from_secs(20), || async {
+        let s: StatusResponse = env.req("default.model.status.app", "").await;
+        (s.status?.status.status_type == wadm_model::StatusType::Failed).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "the failed status is read back");
+    let d: DeployModelResponse = env.req("default.model.deploy.app", "").await;
+    assert_eq!((d.result, d.unchanged, d.revision), (DeployResult::Acknowledged, false, Some(3)));
+    let history = history_len(&env, "app").await;
+    assert_eq!(history, 3, "put, deploy, deploy again");
+}
