@@ -8,9 +8,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wadm_model::api::{
     DEFAULT_API_PREFIX, DeleteModelResponse, DeployModelRequest, DeployModelResponse,
-    GetModelResponse, HistoryEntry, HistoryResponse, HostSummary, LatticeHostsRequest,
-    LatticeHostsResponse, LatticeSummary, LatticesResponse, ListModelsResponse, ModelSummary,
-    PutModelResponse, StatusResponse, VersionInfo, VersionRequest, VersionResponse,
+    EXPECTED_REVISION_HEADER, GetModelResponse, HistoryEntry, HistoryResponse, HostSummary,
+    LatticeHostsRequest, LatticeHostsResponse, LatticeSummary, LatticesResponse,
+    ListModelsResponse, ModelSummary, PutModelResponse, StatusResponse, VersionInfo,
+    VersionRequest, VersionResponse,
 };
 use wadm_model::status::Status;
 
@@ -80,14 +81,27 @@ impl Client {
     }
 
     /// Store a manifest (YAML or JSON). `content_type` is sent as `Content-Type` when given
-    /// (`application/json` or `application/yaml`); without it the server guesses.
+    /// (`application/json` or `application/yaml`); without it the server guesses. A manifest
+    /// equal to a stored version (after normalising) stores nothing: the reply says
+    /// `unchanged` and names that version.
     pub async fn put_manifest(
         &self,
         manifest: impl Into<Bytes>,
         content_type: Option<&str>,
     ) -> Result<PutModelResponse, ClientError> {
+        self.put_manifest_expecting(manifest, content_type, None).await
+    }
+
+    /// [`Client::put_manifest`], refused unless the application is at revision `expected`
+    /// (0: it does not exist yet) when one is given.
+    pub async fn put_manifest_expecting(
+        &self,
+        manifest: impl Into<Bytes>,
+        content_type: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<PutModelResponse, ClientError> {
         let subject = self.subject("put", None)?;
-        let mut headers = HeaderMap::new();
+        let mut headers = expecting(expected);
         if let Some(content_type) = content_type {
             headers.insert("Content-Type", content_type);
         }
@@ -108,30 +122,56 @@ impl Client {
         version: Option<&str>,
     ) -> Result<serde_json::Value, ClientError> {
         let subject = self.subject("get", Some(name))?;
-        let body = version_body(&VersionRequest { version: version.map(str::to_string) });
-        let reply: GetModelResponse = self.request(subject.clone(), None, body).await?;
-        reply.manifest.ok_or_else(|| ClientError::Decode {
+        self.get_model(name, version).await?.manifest.ok_or_else(|| ClientError::Decode {
             subject,
             reason: "a successful reply without a manifest".to_string(),
         })
     }
 
-    /// The stored versions of `name`, oldest first, with which one is deployed.
-    pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, ClientError> {
-        let subject = self.subject("versions", Some(name))?;
-        let reply: VersionResponse = self.request(subject, None, Bytes::new()).await?;
-        Ok(reply.versions)
+    /// The whole `model.get.{name}` reply: the manifest, the document as it was put (when the
+    /// server keeps it) and the application's revision.
+    pub async fn get_model(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<GetModelResponse, ClientError> {
+        let subject = self.subject("get", Some(name))?;
+        let body = version_body(&VersionRequest { version: version.map(str::to_string) });
+        self.request(subject, None, body).await
     }
 
-    /// Deploy `version` of `name` (the current version when `None`).
+    /// The stored versions of `name`, oldest first, with which one is deployed.
+    pub async fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, ClientError> {
+        Ok(self.versions_reply(name).await?.versions)
+    }
+
+    /// The whole `model.versions.{name}` reply (with the application's revision).
+    pub async fn versions_reply(&self, name: &str) -> Result<VersionResponse, ClientError> {
+        let subject = self.subject("versions", Some(name))?;
+        self.request(subject, None, Bytes::new()).await
+    }
+
+    /// Deploy `version` of `name` (the current version when `None`). Deploying the deployed
+    /// version changes nothing: the reply says `unchanged`.
     pub async fn deploy(
         &self,
         name: &str,
         version: Option<&str>,
     ) -> Result<DeployModelResponse, ClientError> {
+        self.deploy_expecting(name, version, None).await
+    }
+
+    /// [`Client::deploy`], refused unless the application is at revision `expected` when one
+    /// is given.
+    pub async fn deploy_expecting(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        expected: Option<u64>,
+    ) -> Result<DeployModelResponse, ClientError> {
         let subject = self.subject("deploy", Some(name))?;
         let body = version_body(&DeployModelRequest { version: version.map(str::to_string) });
-        self.request(subject, None, body).await
+        self.request(subject, Some(expecting(expected)), body).await
     }
 
     /// Undeploy `name`, keeping its stored versions.
@@ -256,6 +296,15 @@ impl Client {
         })?;
         decode(&subject, &reply.payload)
     }
+}
+
+/// The headers of a request made on the premise that the application is at `expected`.
+fn expecting(expected: Option<u64>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(revision) = expected {
+        headers.insert(EXPECTED_REVISION_HEADER, revision.to_string().as_str());
+    }
+    headers
 }
 
 /// A JSON request body; an all-default request is sent empty, as the API allows.

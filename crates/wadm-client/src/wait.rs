@@ -34,8 +34,21 @@ impl Client {
         timeout: Duration,
         on_status: impl FnMut(&Status),
     ) -> Result<(DeployModelResponse, Status), ClientError> {
+        self.deploy_expecting_and_wait(name, version, None, timeout, on_status).await
+    }
+
+    /// [`Client::deploy_and_wait`], the deploy refused unless the application is at revision
+    /// `expected` when one is given.
+    pub async fn deploy_expecting_and_wait(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        expected: Option<u64>,
+        timeout: Duration,
+        on_status: impl FnMut(&Status),
+    ) -> Result<(DeployModelResponse, Status), ClientError> {
         let watch = self.watch_status(name).await?;
-        let reply = self.deploy(name, version).await?;
+        let reply = self.deploy_expecting(name, version, expected).await?;
         let status = self.wait_until_deployed(name, watch, timeout, on_status).await?;
         Ok((reply, status))
     }

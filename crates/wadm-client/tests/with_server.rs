@@ -116,9 +116,29 @@ async fn errors_are_typed() {
             "{err}"
         );
     }
-    c.put_manifest(manifest("dup", "v1"), None).await.unwrap();
-    let err = c.put_manifest(manifest("dup", "v1"), None).await.unwrap_err();
+    let first = c.put_manifest(manifest("dup", "v1"), None).await.unwrap();
+    // The same again stores nothing; other content under v1 is refused.
+    let again = c.put_manifest(manifest("dup", "v1"), None).await.unwrap();
+    assert!(again.unchanged && again.revision == first.revision, "{again:?}");
+    let other = manifest("dup", "v1").replace("instances: 2", "instances: 3");
+    assert_ne!(other, manifest("dup", "v1"));
+    let err = c.put_manifest(other.clone(), None).await.unwrap_err();
     assert!(matches!(err, ClientError::Api { .. }), "{err}");
+    // A stale expected revision is refused, naming the current one.
+    let other = other.replace("version: v1", "version: v2");
+    let err = c.put_manifest_expecting(other, None, Some(0)).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Api { message } if message.contains("revision 1")),
+        "{err}"
+    );
+    let err = c.deploy_expecting("dup", None, Some(7)).await.unwrap_err();
+    assert!(
+        matches!(&err, ClientError::Api { message } if message.contains("revision 1")),
+        "{err}"
+    );
+    let got = c.get_model("dup", None).await.unwrap();
+    assert_eq!(got.revision, Some(1));
+    assert_eq!(got.submitted.map(|s| s.text), Some(manifest("dup", "v1")));
     let err = c.put_manifest("not: [a manifest", None).await.unwrap_err();
     assert!(matches!(&err, ClientError::Api { message } if !message.is_empty()), "{err}");
     let err = c.get("dup", Some("v9")).await.unwrap_err();

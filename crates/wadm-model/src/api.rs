@@ -16,6 +16,15 @@ use crate::status::{Status, StatusType};
 /// The default API subject prefix.
 pub const DEFAULT_API_PREFIX: &str = "wadm.api";
 
+/// Request header of `model.put` and `model.deploy.{name}` (a wadm extension): the application
+/// revision the request was decided on. When the application's revision is another one, the
+/// request is refused and changes nothing. `0` means "the application does not exist yet".
+pub const EXPECTED_REVISION_HEADER: &str = "Wadm-Expected-Revision";
+
+fn is_false(flag: &bool) -> bool {
+    !flag
+}
+
 /// Every response may be this bare envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
@@ -51,6 +60,14 @@ pub struct PutModelResponse {
     pub message: String,
     #[serde(default)]
     pub name: String,
+    /// wadm extension: the manifest equals a stored version (after normalising), so nothing was
+    /// stored; `current_version` names that version and `result` is `created` or `newversion`
+    /// as for a put that stored it (so that existing clients accept the reply).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unchanged: bool,
+    /// wadm extension: the application's revision after the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// One application in `model.get` (and the deprecated `model.list`).
@@ -97,7 +114,8 @@ pub struct VersionRequest {
     pub version: Option<String>,
 }
 
-/// `model.get.{name}` response. `manifest` is the stored manifest as a JSON object.
+/// `model.get.{name}` response. `manifest` is the manifest as it was put, as a JSON object (the
+/// server's version written in when the document had none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GetModelResponse {
     pub result: GetResult,
@@ -105,6 +123,28 @@ pub struct GetModelResponse {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<serde_json::Value>,
+    /// wadm extension: the document exactly as it was put (absent for versions stored before
+    /// wadm kept it, and when the reply would not fit in a NATS message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted: Option<SubmittedManifest>,
+    /// wadm extension: the application's revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+}
+
+/// A manifest document exactly as a client put it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmittedManifest {
+    pub format: ManifestFormat,
+    pub text: String,
+}
+
+/// The syntax of a manifest document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManifestFormat {
+    Yaml,
+    Json,
 }
 
 /// One entry of `model.versions.{name}`.
@@ -122,6 +162,9 @@ pub struct VersionResponse {
     pub message: String,
     #[serde(default)]
     pub versions: Vec<VersionInfo>,
+    /// wadm extension: the application's revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// `model.del.{name}` result.
@@ -170,6 +213,12 @@ pub struct DeployModelResponse {
     pub name: String,
     #[serde(default)]
     pub version: Option<String>,
+    /// wadm extension: that version was deployed already, so nothing changed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unchanged: bool,
+    /// wadm extension: the application's revision after the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// `model.status.{name}` result.
@@ -346,8 +395,13 @@ mod tests {
             current_version: "v2".into(),
             message: String::new(),
             name: "app".into(),
+            unchanged: false,
+            revision: None,
         };
-        assert_eq!(serde_json::to_value(&put).unwrap()["result"], "newversion");
+        let wire = serde_json::to_value(&put).unwrap();
+        assert_eq!(wire["result"], "newversion");
+        // The extensions appear only when they say something.
+        assert!(wire.get("unchanged").is_none() && wire.get("revision").is_none(), "{wire}");
         assert_eq!(serde_json::to_value(GetResult::NotFound).unwrap(), "notfound");
         assert_eq!(serde_json::to_value(DeployResult::Acknowledged).unwrap(), "acknowledged");
         let empty: DeployModelRequest = serde_json::from_str("{}").unwrap();

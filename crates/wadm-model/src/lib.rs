@@ -13,6 +13,7 @@ pub mod api;
 pub mod app;
 mod diag;
 pub mod diff;
+mod equal;
 pub mod names;
 mod node;
 mod parse;
@@ -23,5 +24,6 @@ pub mod wire;
 
 pub use app::*;
 pub use diag::{Diagnostic, Invalid, Severity};
-pub use parse::{Format, Limits, Parsed, parse_manifest};
+pub use equal::{normal_form, same_content};
+pub use parse::{Format, Limits, Parsed, document_value, parse_manifest};
 pub use status::{ScalerStatus, Status, StatusInfo, StatusType};

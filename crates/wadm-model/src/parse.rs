@@ -58,6 +58,16 @@ pub fn parse_manifest(bytes: &[u8], format: Format, limits: &Limits) -> Result<P
     Ok(Parsed { app, manifest, warnings: d.list })
 }
 
+/// Reads a document (a manifest as a client sent it) into JSON, without validating it: the same
+/// reader as [`parse_manifest`] (a duplicate key keeps its last value).
+pub fn document_value(
+    bytes: &[u8],
+    format: Format,
+    limits: &Limits,
+) -> Result<serde_json::Value, Invalid> {
+    read_document(bytes, format, limits).map(|node| node.to_json())
+}
+
 /// Checks size and encoding, then parses the syntax into a [`Node`] tree.
 pub(crate) fn read_document(
     bytes: &[u8],

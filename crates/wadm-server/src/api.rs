@@ -4,13 +4,13 @@
 
 use serde::{Deserialize, Serialize};
 use wadm_model::api::*;
-use wadm_model::{Status, StatusType};
+use wadm_model::{Format, Limits, Status, StatusType, document_value, same_content};
 
 use crate::kv::Kv;
-use crate::manifest::{format_of, parse_request};
+use crate::manifest::{format_of, parse_request, parse_stored};
 use crate::probe::LatticeProbe;
 use crate::status::StatusStore;
-use crate::store::{DeleteOutcome, LATEST, ManifestStore, StoreError};
+use crate::store::{DeleteOutcome, LATEST, ManifestStore, NewVersion, StoreError, StoredVersion};
 
 mod deploy;
 use crate::subject::Operation;
@@ -35,6 +35,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     pub content_type: Option<&'a str>,
     pub actor: &'a str,
+    /// The `Wadm-Expected-Revision` header, as sent.
+    pub expected_revision: Option<&'a str>,
 }
 
 /// The API: stateless apart from its stores; shared by every request task.
@@ -101,9 +103,16 @@ fn body<T: Default + for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Strin
 impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     /// Answer one request. The reply is the JSON body to send back.
     pub async fn handle(&self, request: Request<'_>) -> (Vec<u8>, Option<FollowUp>) {
-        let Request { lattice, operation, body: bytes, content_type, actor } = request;
+        let Request { lattice, operation, body: bytes, content_type, actor, expected_revision } =
+            request;
+        let expect = match expected_revision.map(parse_revision).transpose() {
+            Ok(expect) => expect,
+            Err(message) => return (json(&ErrorResponse::new(message)), None),
+        };
         match operation {
-            Operation::Put => (json(&self.put(lattice, bytes, content_type, actor).await), None),
+            Operation::Put => {
+                (json(&self.put(lattice, bytes, content_type, expect, actor).await), None)
+            }
             Operation::List => {
                 let list = fit_list(self.list(lattice).await, self.max_reply_bytes);
                 (json(&list), None)
@@ -121,7 +130,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 (json(&self.delete(lattice, &name, bytes, actor).await), None)
             }
             Operation::Deploy(name) => {
-                let (reply, follow) = self.deploy(lattice, &name, bytes, actor).await;
+                let (reply, follow) = self.deploy(lattice, &name, bytes, expect, actor).await;
                 (json(&reply), follow)
             }
             Operation::Undeploy(name) => (json(&self.undeploy(lattice, &name, actor).await), None),
@@ -161,6 +170,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         lattice: &str,
         bytes: &[u8],
         content_type: Option<&str>,
+        expect: Option<u64>,
         actor: &str,
     ) -> PutModelResponse {
         let error = |name: &str, message: String| PutModelResponse {
@@ -169,31 +179,51 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             current_version: String::new(),
             message,
             name: name.to_string(),
+            unchanged: false,
+            revision: None,
         };
-        let parsed = match parse_request(bytes, format_of(content_type), self.max_manifest_bytes) {
+        let format = format_of(content_type);
+        let parsed = match parse_request(bytes, format, self.max_manifest_bytes) {
             Ok(p) => p,
             Err(message) => return error("", message),
         };
         let mut manifest = parsed.manifest;
         let name = manifest.name().to_string();
-        let version = match manifest.version().filter(|v| !v.is_empty()) {
+        let (version, assigned) = match manifest.version().filter(|v| !v.is_empty()) {
             Some(LATEST) => {
                 return error(&name, "metadata.annotations.version: \"latest\" is reserved".into());
             }
-            Some(v) => v.to_string(),
+            Some(v) => (v.to_string(), false),
             None => {
                 let v = ulid::Ulid::new().to_string();
                 manifest.set_version(&v);
-                v
+                (v, true)
             }
         };
         let value = match serde_json::to_value(&manifest) {
             Ok(v) => v,
             Err(e) => return error(&name, format!("cannot store manifest: {e}")),
         };
-        match self.store.put(lattice, &name, &version, value, actor).await {
+        // The parse succeeded, so the body is UTF-8 text.
+        let submitted = String::from_utf8(bytes.to_vec())
+            .ok()
+            .map(|text| SubmittedManifest { format: submitted_format(format, bytes), text });
+        let new = NewVersion { version, assigned, manifest: value, submitted };
+        let app = &parsed.app;
+        let same = |stored: &StoredVersion| {
+            parse_stored(&stored.manifest).is_ok_and(|other| same_content(app, &other))
+        };
+        match self.store.put_version(lattice, &name, new, expect, same, actor).await {
             Ok(outcome) => {
-                let mut message = format!("Successfully put manifest {name} version {version}");
+                let version = &outcome.current_version;
+                let mut message = if outcome.unchanged {
+                    format!(
+                        "Manifest {name} is unchanged: it equals stored version {version}; \
+                         nothing was stored"
+                    )
+                } else {
+                    format!("Successfully put manifest {name} version {version}")
+                };
                 if !parsed.warnings.is_empty() {
                     let warnings: Vec<String> =
                         parsed.warnings.iter().map(|w| w.to_string()).collect();
@@ -209,6 +239,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                     current_version: outcome.current_version,
                     message,
                     name,
+                    unchanged: outcome.unchanged,
+                    revision: Some(outcome.revision),
                 }
             }
             Err(e) => error(&name, e.to_string()),
@@ -265,22 +297,40 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     }
 
     async fn get(&self, lattice: &str, name: &str, bytes: &[u8]) -> GetModelResponse {
-        let error = |result, message: String| GetModelResponse { result, message, manifest: None };
+        let error = |result, message: String| GetModelResponse {
+            result,
+            message,
+            manifest: None,
+            submitted: None,
+            revision: None,
+        };
         let request: VersionRequest = match body(bytes) {
             Ok(r) => r,
             Err(m) => return error(GetResult::Error, m),
         };
         let version = request.version.as_deref();
-        let read = self.store.get(lattice, name, version).await;
-        read_reply(read, not_found(name, version), error, |stored| GetModelResponse {
-            result: GetResult::Success,
-            message: format!("Found version {} of {name}", stored.version),
-            manifest: Some(stored.manifest),
+        let read = self.store.get_with_index(lattice, name, version).await;
+        read_reply(read, not_found(name, version), error, |(stored, index)| {
+            let reply = GetModelResponse {
+                result: GetResult::Success,
+                message: format!("Found version {} of {name}", stored.version),
+                manifest: Some(as_submitted(&stored)),
+                submitted: stored.submitted,
+                revision: Some(index.revision),
+            };
+            // The text doubles the reply: leave it out when that would not fit.
+            let size = serde_json::to_vec(&reply).map_or(usize::MAX, |b| b.len());
+            if size > self.max_reply_bytes {
+                GetModelResponse { submitted: None, ..reply }
+            } else {
+                reply
+            }
         })
     }
 
     async fn versions(&self, lattice: &str, name: &str) -> VersionResponse {
-        let error = |result, message| VersionResponse { result, message, versions: vec![] };
+        let error =
+            |result, message| VersionResponse { result, message, versions: vec![], revision: None };
         let read = self.store.index(lattice, name).await;
         read_reply(read, not_found(name, None), error, |index| VersionResponse {
             result: GetResult::Success,
@@ -293,6 +343,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                     deployed: index.deployed.as_ref() == Some(&v.version),
                 })
                 .collect(),
+            revision: Some(index.revision),
         })
     }
 
@@ -385,6 +436,56 @@ fn read_reply<T, R>(
     }
 }
 
+/// The `Wadm-Expected-Revision` header's value.
+fn parse_revision(text: &str) -> Result<u64, String> {
+    text.trim().parse().map_err(|_| {
+        format!("invalid {EXPECTED_REVISION_HEADER} header {text:?}: expected a revision number")
+    })
+}
+
+/// The syntax a client used: as its `Content-Type` says, else JSON if it reads as JSON.
+fn submitted_format(format: Format, bytes: &[u8]) -> ManifestFormat {
+    match format {
+        Format::Json => ManifestFormat::Json,
+        Format::Yaml => ManifestFormat::Yaml,
+        Format::Auto if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+            ManifestFormat::Json
+        }
+        Format::Auto => ManifestFormat::Yaml,
+    }
+}
+
+/// The manifest as the client put it, as JSON, with the version written in when the document
+/// had none; the normal form for versions stored before wadm kept the document (and, as a
+/// safety net, for a document that does not decode as a manifest).
+fn as_submitted(stored: &StoredVersion) -> serde_json::Value {
+    let Some(submitted) = &stored.submitted else { return stored.manifest.clone() };
+    let format = match submitted.format {
+        ManifestFormat::Json => Format::Json,
+        ManifestFormat::Yaml => Format::Yaml,
+    };
+    let limits = Limits { max_bytes: submitted.text.len().max(1), ..Limits::default() };
+    let Ok(mut value) = document_value(submitted.text.as_bytes(), format, &limits) else {
+        return stored.manifest.clone();
+    };
+    let Some(metadata) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) else {
+        return stored.manifest.clone();
+    };
+    let annotations = metadata.entry("annotations").or_insert_with(|| serde_json::json!({}));
+    match annotations.as_object_mut() {
+        Some(annotations) => {
+            let version = annotations.entry(wadm_model::VERSION_ANNOTATION);
+            version.or_insert_with(|| stored.version.clone().into());
+        }
+        None => return stored.manifest.clone(),
+    }
+    // Serve it only in a shape every client decodes (upstream's types deny unknown fields).
+    if serde_json::from_value::<wadm_model::wire::Manifest>(value.clone()).is_err() {
+        return stored.manifest.clone();
+    }
+    value
+}
+
 fn not_found(name: &str, version: Option<&str>) -> String {
     match version {
         Some(v) => format!("Version {v} of application {name} not found"),
@@ -419,6 +520,30 @@ mod tests {
             })
             .collect();
         ListModelsResponse { result: GetResult::Success, message: String::new(), models }
+    }
+
+    #[test]
+    fn get_serves_the_document_with_its_version_or_the_normal_form() {
+        let normal =
+            serde_json::json!({"metadata": {"name": "a", "annotations": {"version": "v1"}}});
+        let old = StoredVersion { version: "v1".into(), manifest: normal.clone(), submitted: None };
+        assert_eq!(as_submitted(&old), normal);
+        let text = "metadata:\n  name: a\n  labels: {team: web}\nkind: Application\n\
+                    apiVersion: core.oam.dev/v1beta1\nspec: {components: []}\n";
+        let yaml = SubmittedManifest { format: ManifestFormat::Yaml, text: text.into() };
+        let new = StoredVersion { submitted: Some(yaml), ..old };
+        let served = as_submitted(&new);
+        assert_eq!(
+            served,
+            serde_json::json!({"metadata": {"name": "a", "labels": {"team": "web"},
+                "annotations": {"version": "v1"}}, "kind": "Application",
+                "apiVersion": "core.oam.dev/v1beta1", "spec": {"components": []}})
+        );
+        let keys: Vec<&String> = served["metadata"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["name", "labels", "annotations"]);
+        let odd = SubmittedManifest { format: ManifestFormat::Yaml, text: format!("{text}x: 1\n") };
+        let odd = StoredVersion { submitted: Some(odd), ..new };
+        assert_eq!(as_submitted(&odd), normal);
     }
 
     #[test]

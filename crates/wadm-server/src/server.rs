@@ -321,6 +321,7 @@ async fn answer(
     let content_type = header("Content-Type");
     let actor =
         header(ACTOR_HEADER).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "unknown".into());
+    let expected_revision = header(wadm_model::api::EXPECTED_REVISION_HEADER);
     tracing::debug!(subject = %message.subject, %actor, "request");
     match parsed.operation {
         crate::subject::Operation::Hosts => {
@@ -352,6 +353,7 @@ async fn answer(
         body: &message.payload,
         content_type: content_type.as_deref(),
         actor: &actor,
+        expected_revision: expected_revision.as_deref(),
     })
     .await
 }

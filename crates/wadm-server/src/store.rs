@@ -117,13 +117,24 @@ impl<K: Kv> ManifestStore<K> {
         app: &str,
         version: Option<&str>,
     ) -> Result<Option<StoredVersion>, StoreError> {
+        Ok(self.get_with_index(lattice, app, version).await?.map(|(stored, _)| stored))
+    }
+
+    /// One version (`None`: the current one) and the index it was found through.
+    pub async fn get_with_index(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: Option<&str>,
+    ) -> Result<Option<(StoredVersion, AppIndex)>, StoreError> {
         let Some(index) = self.index(lattice, app).await? else { return Ok(None) };
         let wanted = version.or(index.current()).unwrap_or_default();
         let Some(id) = index.id_of(wanted) else { return Ok(None) };
-        self.read_version(lattice, app, id).await
+        Ok(self.read_version(lattice, app, id).await?.map(|stored| (stored, index)))
     }
 
-    /// Store a new version. The manifest must already carry `version`.
+    /// Store a new version. The manifest must already carry `version`; that version must not be
+    /// stored yet.
     pub async fn put(
         &self,
         lattice: &str,
@@ -132,65 +143,175 @@ impl<K: Kv> ManifestStore<K> {
         manifest: serde_json::Value,
         actor: &str,
     ) -> Result<PutOutcome, StoreError> {
-        let id = ulid::Ulid::new().to_string();
-        let data_key = version_key(lattice, app, &id);
+        let new =
+            NewVersion { version: version.to_string(), assigned: false, manifest, submitted: None };
+        self.put_version(lattice, app, new, None, |_| false, actor).await
+    }
+
+    /// Store a version unless it is already there: `same` says whether a stored version has the
+    /// content of `new`. A versioned `new` whose version is stored is a no-op when `same`, else
+    /// [`StoreError::VersionExists`]. A `new` with an assigned version is a no-op when the
+    /// current version, or else the deployed one, is `same`. A no-op is answered with
+    /// [`PutOutcome::unchanged`] and the existing version, and writes nothing (no history).
+    /// `expect`: refuse with [`StoreError::RevisionMoved`] unless the application is at that
+    /// revision (0: it does not exist).
+    pub async fn put_version(
+        &self,
+        lattice: &str,
+        app: &str,
+        new: NewVersion,
+        expect: Option<u64>,
+        same: impl Fn(&StoredVersion) -> bool,
+        actor: &str,
+    ) -> Result<PutOutcome, StoreError> {
+        let NewVersion { version, assigned, manifest, submitted } = new;
         let description = manifest
             .pointer("/metadata/annotations/description")
             .and_then(serde_json::Value::as_str)
             .map(str::to_string);
-        let stored = StoredVersion { version: version.to_string(), manifest };
-        self.kv.put(&data_key, encode(&stored)).await?;
-        let max_versions = self.max_versions;
-        let result = self
-            .modify(lattice, app, actor, |index| {
-                let mut index = index.unwrap_or_else(|| AppIndex::new(app));
-                if index.has(version) {
+        let id = ulid::Ulid::new().to_string();
+        let data_key = version_key(lattice, app, &id);
+        let mut data_written = false;
+        let result = async {
+            for _ in 0..MAX_ATTEMPTS {
+                // Compare with the stored candidates as of one revision of the index; the write
+                // below only goes ahead if the index is still at that revision.
+                let read = self.read_index(lattice, app).await?.map(|(i, _)| i);
+                let seen = read.as_ref().map_or(0, |i| i.revision);
+                check_revision(app, expect, seen)?;
+                let index = read.filter(AppIndex::has_versions);
+                let candidates: Vec<(String, String)> = match &index {
+                    None => Vec::new(),
+                    Some(index) if !assigned => index
+                        .id_of(&version)
+                        .map(|id| (version.clone(), id.to_string()))
+                        .into_iter()
+                        .collect(),
+                    Some(index) => {
+                        let mut names: Vec<&str> = index.current().into_iter().collect();
+                        names.extend(
+                            index.deployed.as_deref().filter(|d| Some(*d) != index.current()),
+                        );
+                        names
+                            .into_iter()
+                            .filter_map(|v| {
+                                index.id_of(v).map(|id| (v.to_string(), id.to_string()))
+                            })
+                            .collect()
+                    }
+                };
+                for (existing, existing_id) in &candidates {
+                    let stored = self.read_version(lattice, app, existing_id).await?;
+                    if stored.as_ref().is_some_and(&same) {
+                        let index = index.as_ref().expect("candidates come from the index");
+                        return Ok(PutOutcome {
+                            created: false,
+                            total_versions: index.versions.len(),
+                            current_version: existing.clone(),
+                            pruned: Vec::new(),
+                            unchanged: true,
+                            revision: seen,
+                        });
+                    }
+                }
+                if !assigned && !candidates.is_empty() {
                     return Err(StoreError::VersionExists {
                         name: app.to_string(),
-                        version: version.to_string(),
+                        version: version.clone(),
                     });
                 }
-                let created = index.versions.is_empty();
-                index.versions.push(VersionRef {
-                    version: version.to_string(),
-                    id: id.clone(),
-                    description: description.clone(),
-                });
-                let mut dropped = Vec::new();
-                let mut pruned = Vec::new();
-                while index.versions.len() > max_versions {
-                    let Some(pos) = index.versions[..index.versions.len() - 1]
-                        .iter()
-                        .position(|v| Some(&v.version) != index.deployed.as_ref())
-                    else {
-                        break;
+                if !data_written {
+                    let stored = StoredVersion {
+                        version: version.clone(),
+                        manifest: manifest.clone(),
+                        submitted: submitted.clone(),
                     };
-                    let old = index.versions.remove(pos);
-                    dropped.push(old.id);
-                    pruned.push(old.version);
+                    self.kv.put(&data_key, encode(&stored)).await?;
+                    data_written = true;
                 }
-                let result = PutOutcome {
-                    created,
-                    total_versions: index.versions.len(),
-                    current_version: version.to_string(),
-                    pruned,
-                };
-                Ok(Change::Write {
-                    index,
-                    history: Some((HistoryAction::Put, Some(version.to_string()))),
-                    dropped,
-                    result,
-                })
-            })
-            .await;
-        if result.is_err() {
+                let written = self
+                    .append_version(lattice, app, &version, &id, &description, seen, actor)
+                    .await?;
+                if let Some(outcome) = written {
+                    return Ok(outcome);
+                }
+                // The index moved since the comparison: compare again.
+            }
+            Err(StoreError::Contended(app.to_string()))
+        }
+        .await;
+        let stored_ours = matches!(&result, Ok(outcome) if !outcome.unchanged);
+        if data_written && !stored_ours {
             // The index does not name our data key: remove it (best effort; an orphan is harmless).
             let _ = self.kv.delete(&data_key).await;
         }
         result
     }
 
-    /// Deploy a version (`None` or `"latest"`: the current one). Bumps the generation.
+    /// Name the version stored under `id` in the index, if the index is still at revision
+    /// `seen` (`Ok(None)` otherwise).
+    #[allow(clippy::too_many_arguments)]
+    async fn append_version(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: &str,
+        id: &str,
+        description: &Option<String>,
+        seen: u64,
+        actor: &str,
+    ) -> Result<Option<PutOutcome>, StoreError> {
+        let max_versions = self.max_versions;
+        self.modify(lattice, app, actor, |index| {
+            if index.as_ref().map_or(0, |i| i.revision) != seen {
+                return Ok(Change::Keep(None));
+            }
+            let mut index = index.unwrap_or_else(|| AppIndex::new(app));
+            if index.has(version) {
+                return Err(StoreError::VersionExists {
+                    name: app.to_string(),
+                    version: version.to_string(),
+                });
+            }
+            let created = index.versions.is_empty();
+            index.versions.push(VersionRef {
+                version: version.to_string(),
+                id: id.to_string(),
+                description: description.clone(),
+            });
+            let mut dropped = Vec::new();
+            let mut pruned = Vec::new();
+            while index.versions.len() > max_versions {
+                let Some(pos) = index.versions[..index.versions.len() - 1]
+                    .iter()
+                    .position(|v| Some(&v.version) != index.deployed.as_ref())
+                else {
+                    break;
+                };
+                let old = index.versions.remove(pos);
+                dropped.push(old.id);
+                pruned.push(old.version);
+            }
+            let result = PutOutcome {
+                created,
+                total_versions: index.versions.len(),
+                current_version: version.to_string(),
+                pruned,
+                unchanged: false,
+                revision: index.revision + 1,
+            };
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Put, Some(version.to_string()))),
+                dropped,
+                result: Some(result),
+            })
+        })
+        .await
+    }
+
+    /// Deploy a version (`None` or `"latest"`: the current one). Always bumps the generation
+    /// (a re-deploy of the deployed version included); see [`Self::deploy_with`].
     pub async fn deploy(
         &self,
         lattice: &str,
@@ -198,8 +319,25 @@ impl<K: Kv> ManifestStore<K> {
         version: Option<&str>,
         actor: &str,
     ) -> Result<DeployOutcome, StoreError> {
+        let options = DeployOptions { expect: None, redeploy: true };
+        self.deploy_with(lattice, app, version, options, actor).await
+    }
+
+    /// Deploy a version (`None` or `"latest"`: the current one). Bumps the generation, unless
+    /// that version is deployed already and `options.redeploy` is not set: then nothing changes
+    /// ([`DeployOutcome::unchanged`]). `options.expect`: refuse with
+    /// [`StoreError::RevisionMoved`] unless the application is at that revision.
+    pub async fn deploy_with(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: Option<&str>,
+        options: DeployOptions,
+        actor: &str,
+    ) -> Result<DeployOutcome, StoreError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
+            check_revision(app, options.expect, index.revision)?;
             let wanted = match version {
                 None | Some(LATEST) => index.current().unwrap_or_default().to_string(),
                 Some(v) if index.has(v) => v.to_string(),
@@ -210,10 +348,24 @@ impl<K: Kv> ManifestStore<K> {
                     });
                 }
             };
+            if !options.redeploy && index.deployed.as_deref() == Some(wanted.as_str()) {
+                return Ok(Change::Keep(DeployOutcome {
+                    version: wanted,
+                    generation: index.generation,
+                    previous: index.deployed.clone(),
+                    unchanged: true,
+                    revision: index.revision,
+                }));
+            }
             let previous = index.deployed.replace(wanted.clone());
             index.generation += 1;
-            let result =
-                DeployOutcome { version: wanted.clone(), generation: index.generation, previous };
+            let result = DeployOutcome {
+                version: wanted.clone(),
+                generation: index.generation,
+                previous,
+                unchanged: false,
+                revision: index.revision + 1,
+            };
             Ok(Change::Write {
                 index,
                 history: Some((HistoryAction::Deploy, Some(wanted))),
@@ -365,6 +517,7 @@ impl<K: Kv> ManifestStore<K> {
                 };
                 history_write = Some((seq, entry));
             }
+            index.revision += 1;
             let value = encode(&index);
             let written = match revision {
                 None => self.kv.create(&key, value).await,
@@ -407,6 +560,16 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, St
 
 #[cfg(test)]
 mod tests;
+
+/// [`StoreError::RevisionMoved`] when a revision is expected and the application is at another.
+fn check_revision(app: &str, expect: Option<u64>, current: u64) -> Result<(), StoreError> {
+    match expect {
+        Some(expected) if expected != current => {
+            Err(StoreError::RevisionMoved { name: app.to_string(), expected, current })
+        }
+        _ => Ok(()),
+    }
+}
 
 /// The index of an application that has at least one version, or [`StoreError::AppNotFound`].
 fn stored(index: Option<AppIndex>, app: &str) -> Result<AppIndex, StoreError> {

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::json;
+use wadm_model::api::EXPECTED_REVISION_HEADER;
 
 /// The OpenAPI description of the routes below.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -142,11 +143,15 @@ impl Gateway {
         subject: String,
         body: Bytes,
         content_type: Option<&str>,
+        expected_revision: Option<&str>,
     ) -> Response {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(ACTOR_HEADER, actor(caller).as_str());
         if let Some(content_type) = content_type {
             headers.insert("Content-Type", content_type);
+        }
+        if let Some(revision) = expected_revision {
+            headers.insert(EXPECTED_REVISION_HEADER, revision);
         }
         let request = async_nats::Request::new()
             .payload(body)
@@ -199,6 +204,10 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 /// The NATS API's reply as the HTTP response: the body unchanged, the status from `result`.
 fn api_reply(payload: &[u8]) -> Response {
     let result = serde_json::from_slice::<serde_json::Value>(payload).ok().and_then(|v| match v {
+        // A put of content already stored (`unchanged`) created nothing.
+        serde_json::Value::Object(map) if map.get("unchanged") == Some(&true.into()) => {
+            Some("unchanged".to_owned())
+        }
         serde_json::Value::Object(map) => {
             map.get("result").and_then(|r| r.as_str()).map(str::to_owned)
         }
@@ -357,7 +366,9 @@ async fn app_request(
         return refused.into_response();
     }
     let subject = gateway.subject(call.lattice, call.operation, call.name);
-    gateway.forward(&caller, subject, call.body, call.content_type).await
+    // Passed on as is: the API checks it (on put and deploy).
+    let expected = headers.get(EXPECTED_REVISION_HEADER).and_then(|v| v.to_str().ok());
+    gateway.forward(&caller, subject, call.body, call.content_type, expected).await
 }
 
 type AppPath = Path<(String, String)>;
@@ -372,7 +383,7 @@ async fn lattices(State(g): State<Gateway>, peer: Peer, headers: HeaderMap) -> R
         return refused.into_response();
     }
     let subject = format!("{}.lattices", g.settings.prefix);
-    g.forward(&caller, subject, Bytes::new(), None).await
+    g.forward(&caller, subject, Bytes::new(), None, None).await
 }
 
 /// `GET /api/v1/lattices/{lattice}/hosts[?app=NAME]`: every host with what it runs, or one
@@ -732,6 +743,7 @@ mod tests {
     fn reply_results_map_to_http_statuses() {
         let code = |body: &str| api_reply(body.as_bytes()).status();
         assert_eq!(code(r#"{"result":"created"}"#), StatusCode::CREATED);
+        assert_eq!(code(r#"{"result":"newversion","unchanged":true}"#), StatusCode::OK);
         assert_eq!(code(r#"{"result":"notfound"}"#), StatusCode::NOT_FOUND);
         assert_eq!(code(r#"{"result":"error","message":"x"}"#), StatusCode::BAD_REQUEST);
         assert_eq!(code(r#"{"result":"acknowledged"}"#), StatusCode::OK);

@@ -111,6 +111,12 @@ impl Run {
     }
 }
 
+/// A YAML document as JSON, read as the server reads manifests.
+fn yaml_value(text: &str) -> Value {
+    let limits = wadm_model::Limits::default();
+    wadm_model::document_value(text.as_bytes(), wadm_model::Format::Yaml, &limits).unwrap()
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -201,8 +207,14 @@ async fn not_found_and_api_errors_exit_1() {
     env.app(&["put", path(&bad)]).await.failed(1);
     let v1 = env.manifest("app.yaml", "twice", "v1");
     env.app(&["put", path(&v1)]).await.ok();
-    let line = env.app(&["put", path(&v1)]).await.failed(1).to_string();
-    assert!(line.contains("wadm error"), "{line}");
+    // The same file again stores nothing and succeeds; other content under v1 is refused.
+    let again = env.app(&["put", path(&v1)]).await;
+    assert!(again.ok().stdout.starts_with("Unchanged: twice version v1"), "{}", again.stdout);
+    let other = env.dir.path().join("other.yaml");
+    std::fs::write(&other, manifest("twice", "v1").replace("instances: 3", "instances: 9"))
+        .unwrap();
+    let line = env.app(&["put", path(&other)]).await.failed(1).to_string();
+    assert!(line.contains("wadm error") && line.contains("version v1"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,16 +225,151 @@ async fn deploy_a_file_in_one_step_and_again() {
     assert!(run.ok().stdout.contains("Deployed web version 1.0.0"), "{}", run.stdout);
     let versions = env.app(&["versions", "web", "-o", "json"]).await.json();
     assert_eq!(versions, serde_json::json!([{"version": "1.0.0", "deployed": true}]));
-    // The same file again: the version is already stored, so it is deployed as is.
+    // The same file again: already stored and deployed, so nothing changes, and it says so.
     let again = env.app(&["deploy", path(&file), "-o", "json"]).await.json();
     assert_eq!(again["result"], "acknowledged");
     assert_eq!(again["version"], "1.0.0");
-    // Different content under the same version is refused, naming the file.
+    assert_eq!(again["unchanged"], true);
+    // Only the normal form differs (an alias, a default written out): the same, exit 0.
+    let respelt = env.dir.path().join("web-respelt.yaml");
+    let text = manifest("web", "1.0.0")
+        .replace("type: component", "type: actor")
+        .replace("instances: 3", "replicas: 3");
+    std::fs::write(&respelt, text).unwrap();
+    let run = env.app(&["deploy", path(&respelt)]).await;
+    assert!(
+        run.ok().stdout.contains("Unchanged: web version 1.0.0 is already deployed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("already stored"), "{}", run.stderr);
+    // Different content under the same version is refused, naming the file and the version.
     let changed = env.dir.path().join("web-changed.yaml");
     std::fs::write(&changed, manifest("web", "1.0.0").replace("instances: 3", "instances: 4"))
         .unwrap();
     let line = env.app(&["deploy", path(&changed)]).await.failed(1).to_string();
-    assert!(line.contains("already stored with different content"), "{line}");
+    assert!(line.contains("web-changed.yaml"), "{line}");
+    assert!(
+        line.contains("version 1.0.0 of application web already exists with different content"),
+        "{line}"
+    );
+    let versions = env.app(&["versions", "web", "-o", "json"]).await.json();
+    assert_eq!(versions, serde_json::json!([{"version": "1.0.0", "deployed": true}]));
+    let history = env.app(&["history", "web", "-o", "json"]).await.json();
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versionless_file_deployed_again_makes_no_new_version() {
+    let env = Env::with_wadm("cli-versionless").await;
+    let file = env.dir.path().join("nover.yaml");
+    let text = manifest("nover", "x").replace("  annotations:\n    version: x\n", "");
+    assert!(!text.contains("version"), "{text}");
+    std::fs::write(&file, &text).unwrap();
+    env.app(&["deploy", path(&file)]).await.ok();
+    let first = env.app(&["versions", "nover", "-o", "json"]).await.json();
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    for _ in 0..2 {
+        let run = env.app(&["deploy", path(&file)]).await;
+        assert!(run.ok().stdout.starts_with("Unchanged: nover version"), "{}", run.stdout);
+    }
+    let put = env.app(&["put", path(&file), "-o", "json"]).await.json();
+    assert_eq!(put["unchanged"], true);
+    assert_eq!(env.app(&["versions", "nover", "-o", "json"]).await.json(), first);
+    // A change does make a new version.
+    std::fs::write(&file, text.replace("instances: 3", "instances: 2")).unwrap();
+    let run = env.app(&["deploy", path(&file)]).await;
+    assert!(run.ok().stdout.starts_with("Deployed nover version"), "{}", run.stdout);
+    let now = env.app(&["versions", "nover", "-o", "json"]).await.json();
+    assert_eq!(now.as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_returns_what_was_put() {
+    let env = Env::with_wadm("cli-get").await;
+    // JSON, in its own layout and key order, with aliases and defaults written out.
+    let json = r#"{"kind": "Application", "apiVersion": "core.oam.dev/v1beta1",
+  "metadata": {"name": "as-put", "annotations": {"version": "v1", "description": "mine"}},
+  "spec": {"components": [
+    {"name": "web", "type": "actor", "properties": {"image": "ghcr.io/example/web:1"},
+     "traits": [{"type": "spreadscaler", "properties": {"replicas": 2,
+       "spread": [{"name": "all", "requirements": {}, "weight": 100}]}}]},
+    {"name": "kv", "type": "capability", "properties": {"image": "ghcr.io/example/kv:1"},
+     "traits": [{"type": "spreadscaler", "properties": {"instances": 1}}]}]}}
+"#;
+    let file = env.dir.path().join("as-put.json");
+    std::fs::write(&file, json).unwrap();
+    env.app(&["put", path(&file)]).await.ok();
+    let got = env.app(&["get", "as-put", "-o", "json"]).await;
+    assert_eq!(got.ok().stdout, json, "byte for byte");
+    assert!(got.stderr.is_empty(), "{}", got.stderr);
+
+    // YAML: the same document back (parsed-equal; here byte for byte too), revision on stderr.
+    let yaml = manifest("as-yaml", "v1").replace("type: component", "type: actor");
+    let file = env.dir.path().join("as-yaml.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    env.app(&["put", path(&file)]).await.ok();
+    let got = env.app(&["get", "as-yaml"]).await;
+    let parsed = yaml_value(&got.ok().stdout);
+    assert_eq!(parsed, yaml_value(&yaml));
+    assert_eq!(got.stdout, yaml);
+    assert!(got.stderr.contains("application revision 1"), "{}", got.stderr);
+    // As JSON: the same document, converted.
+    let got = env.app(&["get", "as-yaml", "-o", "json"]).await.json();
+    assert_eq!(got, yaml_value(&yaml));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expected_revision_that_moved_is_refused() {
+    let env = Env::with_wadm("cli-revision").await;
+    let v1 = env.manifest("v1.yaml", "rev", "v1");
+    let put = env.app(&["put", path(&v1), "--expect-revision", "0", "-o", "json"]).await.json();
+    assert_eq!(put["revision"], 1);
+    let versions = env.app(&["versions", "rev"]).await;
+    assert!(versions.ok().stdout.ends_with("Revision: 1\n"), "{}", versions.stdout);
+    // Someone else stores v2 meanwhile.
+    let v2 = env.manifest("v2.yaml", "rev", "v2");
+    env.app(&["put", path(&v2)]).await.ok();
+    let line = env.app(&["deploy", "rev", "--expect-revision", "1"]).await.failed(1).to_string();
+    assert!(line.contains("at revision 2, not the expected revision 1"), "{line}");
+    let v3 = env.manifest("v3.yaml", "rev", "v3");
+    let line = env.app(&["put", path(&v3), "--expect-revision", "1"]).await.failed(1).to_string();
+    assert!(line.contains("at revision 2"), "{line}");
+    let line =
+        env.app(&["deploy", path(&v3), "--expect-revision", "1"]).await.failed(1).to_string();
+    assert!(line.contains("v3.yaml") && line.contains("at revision 2"), "{line}");
+    let versions = env.app(&["versions", "rev", "-o", "json"]).await.json();
+    assert_eq!(versions.as_array().unwrap().len(), 2, "nothing was stored: {versions}");
+    // With the current revision: stored and deployed (the deploy expects what the put left).
+    let run = env.app(&["deploy", path(&v3), "--expect-revision", "2"]).await;
+    assert!(run.ok().stdout.contains("Deployed rev version v3"), "{}", run.stdout);
+    let versions = env.app(&["versions", "rev"]).await;
+    assert!(versions.ok().stdout.ends_with("Revision: 4\n"), "{}", versions.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_corpus_manifest_put_again_is_unchanged() {
+    let env = Env::with_wadm("cli-corpus").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/manifests");
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    assert!(files.len() >= 8, "{files:?}");
+    for file in &files {
+        let first = env.app(&["put", path(file), "-o", "json"]).await.json();
+        let again = env.app(&["put", path(file), "-o", "json"]).await.json();
+        assert_eq!(again["unchanged"], true, "{file:?}: {again}");
+        assert_eq!(again["current_version"], first["current_version"], "{file:?}");
+        assert_eq!(again["revision"], first["revision"], "{file:?}");
+        let name = first["name"].as_str().unwrap();
+        let got = env.app(&["get", name, "-o", "json"]).await.json();
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut expected = yaml_value(&text);
+        let version = first["current_version"].clone();
+        expected["metadata"]["annotations"]["version"] = version;
+        assert_eq!(got, expected, "{file:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

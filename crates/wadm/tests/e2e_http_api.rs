@@ -28,6 +28,19 @@ async fn request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> (u16, String) {
+    request_with(addr, method, path, token, content_type, &[], body).await
+}
+
+/// [`request`] with more headers.
+async fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -38,6 +51,9 @@ async fn request(
     }
     if let Some(content_type) = content_type {
         head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    for (name, value) in extra {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -167,6 +183,25 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
     })
     .await;
     assert!(deployed.is_some(), "the status over HTTP turns deployed");
+
+    // The same again: nothing new (200, unchanged); a stale expected revision is refused.
+    let (code, body) = request(&addr, "POST", &apps, Some(TOKEN), yaml, HELLO.as_bytes()).await;
+    assert_eq!(code, 200, "{body}");
+    let again: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&again["unchanged"], &again["current_version"]),
+        (&true.into(), &put["current_version"])
+    );
+    let (code, body) =
+        request(&addr, "POST", &format!("{app}/deploy"), Some(TOKEN), None, b"").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""unchanged":true"#), "{body}");
+    let stale = [("Wadm-Expected-Revision", "0")];
+    let changed = HELLO.replace("instances: 1", "instances: 2");
+    let (code, body) =
+        request_with(&addr, "POST", &apps, Some(TOKEN), yaml, &stale, changed.as_bytes()).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("not the expected revision 0"), "{body}");
 
     // Every read equals the NATS API's own reply.
     for (path, operation) in [

@@ -137,6 +137,21 @@ async fn main() {
         matches!(&rollback, Ok((_, Some(v))) if v == "v0.0.1"),
         format!("{rollback:?}"),
     );
+    // Idempotent apply: the same deploy again, and the same manifest put again, succeed.
+    let again = client.deploy_manifest("compat", Some("v0.0.1")).await;
+    check(
+        "deploy again (unchanged)",
+        matches!(&again, Ok((_, Some(v))) if v == "v0.0.1"),
+        format!("{again:?}"),
+    );
+    let again = client.put_manifest(MANIFEST.as_bytes()).await;
+    check(
+        "put again (unchanged)",
+        matches!(&again, Ok((n, v)) if n == "compat" && v == "v0.0.1"),
+        format!("{again:?}"),
+    );
+    let versions = client.list_versions("compat").await;
+    check("no new version", matches!(&versions, Ok(v) if v.len() == 2), format!("{versions:?}"));
     let undeployed = client.undeploy_manifest("compat").await;
     check("undeploy", undeployed.is_ok(), format!("{undeployed:?}"));
     let missing = client.get_manifest("nope", None).await;

@@ -11,7 +11,7 @@ use crate::kv::Kv;
 use crate::manifest::parse_stored;
 use crate::probe::LatticeProbe;
 use crate::status::StatusStore;
-use crate::store::{LATEST, StoreError};
+use crate::store::{DeployOptions, LATEST, StoreError};
 
 impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     pub(super) async fn deploy(
@@ -19,6 +19,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         lattice: &str,
         name: &str,
         bytes: &[u8],
+        expect: Option<u64>,
         actor: &str,
     ) -> (DeployModelResponse, Option<FollowUp>) {
         let reply = |result, message: String, version: Option<String>| DeployModelResponse {
@@ -26,6 +27,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             message,
             name: name.to_string(),
             version,
+            unchanged: false,
+            revision: None,
         };
         let request: DeployModelRequest = match body(bytes) {
             Ok(r) => r,
@@ -51,16 +54,33 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             }
             Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
         };
-        if let Err(message) = self.check_deploy(lattice, name, &stored.manifest).await {
+        // A deploy of the deployed version changes nothing, unless the deployment failed: then
+        // it is taken up afresh (a new generation; the runtime retries at once).
+        let redeploy = index.deployed.as_deref() == Some(version.as_str())
+            && self.app_status(lattice, name).await.status.status_type == StatusType::Failed;
+        let already = index.deployed.as_deref() == Some(version.as_str()) && !redeploy;
+        if !already && let Err(message) = self.check_deploy(lattice, name, &stored.manifest).await {
             return (reply(DeployResult::Error, message, Some(version)), None);
         }
-        let outcome = match self.store.deploy(lattice, name, Some(&version), actor).await {
-            Ok(outcome) => outcome,
-            Err(e @ (StoreError::AppNotFound(_) | StoreError::VersionNotFound { .. })) => {
-                return (reply(DeployResult::NotFound, e.to_string(), None), None);
-            }
-            Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
-        };
+        let options = DeployOptions { expect, redeploy };
+        let outcome =
+            match self.store.deploy_with(lattice, name, Some(&version), options, actor).await {
+                Ok(outcome) => outcome,
+                Err(e @ (StoreError::AppNotFound(_) | StoreError::VersionNotFound { .. })) => {
+                    return (reply(DeployResult::NotFound, e.to_string(), None), None);
+                }
+                Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
+            };
+        if outcome.unchanged {
+            let message =
+                format!("Version {} of {name} is already deployed: unchanged", outcome.version);
+            let unchanged = DeployModelResponse {
+                unchanged: true,
+                revision: Some(outcome.revision),
+                ..reply(DeployResult::Acknowledged, message, Some(outcome.version))
+            };
+            return (unchanged, None);
+        }
         let status =
             Status::new(StatusType::Reconciling, format!("Deploying version {}", outcome.version));
         if let Err(e) = self.status.set(lattice, name, &status).await {
@@ -84,7 +104,11 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             "Deployed version {} of {name} (generation {})",
             outcome.version, outcome.generation
         );
-        (reply(DeployResult::Acknowledged, message, Some(outcome.version)), Some(follow))
+        let deployed = DeployModelResponse {
+            revision: Some(outcome.revision),
+            ..reply(DeployResult::Acknowledged, message, Some(outcome.version))
+        };
+        (deployed, Some(follow))
     }
 
     /// Deploy-time checks against the other deployed applications of the lattice.
@@ -141,6 +165,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             message,
             name: name.to_string(),
             version,
+            unchanged: false,
+            revision: None,
         };
         match self.store.undeploy(lattice, name, actor).await {
             Ok(Some(was)) => {

@@ -270,3 +270,123 @@ async fn concurrent_mixed_writers_keep_the_index_consistent() {
     let history = s.history("l", "app").await.unwrap().unwrap();
     assert!(!history.is_empty());
 }
+
+/// Compares by the `content` field, as the API compares normal forms.
+fn same_as(content: &'static str) -> impl Fn(&StoredVersion) -> bool {
+    move |stored| stored.manifest["content"] == content
+}
+
+fn new_version(version: &str, assigned: bool, content: &str) -> NewVersion {
+    NewVersion {
+        version: version.to_string(),
+        assigned,
+        manifest: serde_json::json!({"metadata": {"name": "app"}, "content": content}),
+        submitted: Some(SubmittedManifest { format: ManifestFormat::Yaml, text: content.into() }),
+    }
+}
+
+#[tokio::test]
+async fn puts_of_stored_content_write_nothing() {
+    let s = store();
+    let put = |v, assigned, content| {
+        s.put_version("l", "app", new_version(v, assigned, content), None, same_as(content), "me")
+    };
+    let first = put("v1", false, "a").await.unwrap();
+    assert_eq!((first.unchanged, first.revision), (false, 1));
+    let again = put("v1", false, "a").await.unwrap();
+    assert_eq!((again.unchanged, again.current_version.as_str(), again.revision), (true, "v1", 1));
+    assert!(matches!(put("v1", false, "b").await, Err(StoreError::VersionExists { .. })));
+    // Versionless: equal to the current version, then (after v2) to the deployed one.
+    let same = put("X1", true, "a").await.unwrap();
+    assert_eq!((same.unchanged, same.current_version.as_str()), (true, "v1"));
+    put("v2", false, "b").await.unwrap();
+    s.deploy("l", "app", Some("v1"), "me").await.unwrap();
+    let deployed = put("X2", true, "a").await.unwrap();
+    assert_eq!((deployed.unchanged, deployed.current_version.as_str()), (true, "v1"));
+    let current = put("X3", true, "b").await.unwrap();
+    assert_eq!((current.unchanged, current.current_version.as_str()), (true, "v2"));
+    let new = put("X4", true, "c").await.unwrap();
+    assert_eq!((new.unchanged, new.current_version.as_str(), new.revision), (false, "X4", 4));
+    // Only the stored versions have data keys; only real changes are in the history.
+    assert_eq!(s.kv().scan("l.app.v.*").await.unwrap().len(), 3);
+    let actions: Vec<_> = s.history("l", "app").await.unwrap().unwrap();
+    assert_eq!(actions.len(), 4, "{actions:?}");
+    let stored = s.get("l", "app", Some("v1")).await.unwrap().unwrap();
+    assert_eq!(stored.submitted.unwrap().text, "a");
+}
+
+#[tokio::test]
+async fn deploys_of_the_deployed_version_change_nothing_unless_asked() {
+    let s = store();
+    s.put("l", "app", "v1", manifest("v1"), "me").await.unwrap();
+    let plain = DeployOptions::default();
+    let d = s.deploy_with("l", "app", None, plain, "me").await.unwrap();
+    assert_eq!((d.unchanged, d.generation, d.revision), (false, 1, 2));
+    let d = s.deploy_with("l", "app", Some("v1"), plain, "me").await.unwrap();
+    assert_eq!((d.unchanged, d.generation, d.revision), (true, 1, 2));
+    let redeploy = DeployOptions { redeploy: true, ..plain };
+    let d = s.deploy_with("l", "app", Some("v1"), redeploy, "me").await.unwrap();
+    assert_eq!((d.unchanged, d.generation, d.revision), (false, 2, 3));
+    assert_eq!(s.history("l", "app").await.unwrap().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn expected_revisions_are_checked() {
+    let s = store();
+    let put = |v: &'static str, expect| {
+        s.put_version("l", "app", new_version(v, false, v), expect, same_as(v), "me")
+    };
+    assert!(matches!(
+        put("v1", Some(3)).await,
+        Err(StoreError::RevisionMoved { expected: 3, current: 0, .. })
+    ));
+    assert!(s.index("l", "app").await.unwrap().is_none());
+    put("v1", Some(0)).await.unwrap();
+    let moved = put("v2", Some(0)).await.unwrap_err();
+    assert!(moved.to_string().contains("at revision 1, not the expected revision 0"), "{moved}");
+    put("v2", Some(1)).await.unwrap();
+    let stale = DeployOptions { expect: Some(1), redeploy: false };
+    assert!(matches!(
+        s.deploy_with("l", "app", None, stale, "me").await,
+        Err(StoreError::RevisionMoved { current: 2, .. })
+    ));
+    let fresh = DeployOptions { expect: Some(2), redeploy: false };
+    assert_eq!(s.deploy_with("l", "app", None, fresh, "me").await.unwrap().revision, 3);
+    // Nothing was left behind by the refused puts.
+    assert_eq!(s.kv().scan("l.app.v.*").await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn records_from_before_revisions_and_documents_still_read() {
+    let s = store();
+    let index = serde_json::json!({"name": "app", "versions": [{"version": "v1", "id": "01"}],
+        "deployed": null, "generation": 0, "history_next": 0, "history_first": 0});
+    s.kv().put("l.app.index", Bytes::from(index.to_string())).await.unwrap();
+    let stored = serde_json::json!({"version": "v1", "manifest": manifest("v1")});
+    s.kv().put("l.app.v.01", Bytes::from(stored.to_string())).await.unwrap();
+    let (got, index) = s.get_with_index("l", "app", None).await.unwrap().unwrap();
+    assert_eq!((got.submitted, index.revision), (None, 0));
+    let put = s.put("l", "app", "v2", manifest("v2"), "me").await.unwrap();
+    assert_eq!(put.revision, 1);
+}
+
+#[tokio::test]
+async fn concurrent_identical_versionless_puts_store_one_version() {
+    let s = Arc::new(store());
+    s.put_version("l", "app", new_version("v1", false, "a"), None, same_as("a"), "me")
+        .await
+        .unwrap();
+    let puts = (0..8).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let new = new_version(&format!("X{i}"), true, "b");
+            s.put_version("l", "app", new, None, same_as("b"), "me").await.unwrap()
+        })
+    });
+    let outcomes: Vec<PutOutcome> =
+        futures::future::join_all(puts).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(outcomes.iter().filter(|o| !o.unchanged).count(), 1, "{outcomes:?}");
+    let index = s.index("l", "app").await.unwrap().unwrap();
+    assert_eq!(index.versions.len(), 2);
+    assert_eq!(s.kv().scan("l.app.v.*").await.unwrap().len(), 2);
+}

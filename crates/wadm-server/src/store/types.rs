@@ -18,6 +18,12 @@ pub struct AppIndex {
     pub history_next: u64,
     /// Sequence number of the oldest history entry kept.
     pub history_first: u64,
+    /// Bumped by every write of this index (a put that stores a version, a deploy, an undeploy,
+    /// a delete); requests that change nothing leave it. Clients send it back as the expected
+    /// revision of a put or deploy (optimistic concurrency). Absent in records written before
+    /// it existed: 0.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl AppIndex {
@@ -63,11 +69,31 @@ pub struct VersionRef {
 /// History entries are stored exactly as the `model.history` reply carries them.
 pub use wadm_model::api::{HistoryAction, HistoryEntry};
 
-/// One stored version: the manifest as a JSON value (with its version written in).
+/// One stored version: the manifest in normal form as a JSON value (with its version written
+/// in), what the runtime reads; and the document as the client sent it, what `model.get` serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredVersion {
     pub version: String,
     pub manifest: serde_json::Value,
+    /// Absent in records stored before wadm kept it (readers fall back to `manifest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted: Option<SubmittedManifest>,
+}
+
+pub use wadm_model::api::{ManifestFormat, SubmittedManifest};
+
+/// A version to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVersion {
+    /// Its version: the document's, or one the server assigned (see `assigned`).
+    pub version: String,
+    /// Whether the document had no version: then a stored version of the same content (the
+    /// current one, else the deployed one) is reused instead of storing a new one.
+    pub assigned: bool,
+    /// The normal form.
+    pub manifest: serde_json::Value,
+    /// The document as sent.
+    pub submitted: Option<SubmittedManifest>,
 }
 
 /// Result of a put.
@@ -79,6 +105,20 @@ pub struct PutOutcome {
     pub current_version: String,
     /// Versions pruned because of the version cap.
     pub pruned: Vec<String>,
+    /// Nothing was stored: `current_version` already holds this content.
+    pub unchanged: bool,
+    /// The application's revision after the put.
+    pub revision: u64,
+}
+
+/// How a deploy goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeployOptions {
+    /// Refuse unless the application is at this revision.
+    pub expect: Option<u64>,
+    /// Bump the generation even when the version is deployed already (the runtime then takes
+    /// the deployment up afresh, e.g. retries a failed one at once).
+    pub redeploy: bool,
 }
 
 /// Result of a deploy.
@@ -87,6 +127,10 @@ pub struct DeployOutcome {
     pub version: String,
     pub generation: u64,
     pub previous: Option<String>,
+    /// That version was deployed already: nothing changed (no generation bump, no history).
+    pub unchanged: bool,
+    /// The application's revision after the deploy.
+    pub revision: u64,
 }
 
 /// Result of a delete.
@@ -101,8 +145,16 @@ pub enum DeleteOutcome {
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("version {version} of application {name} already exists")]
+    #[error(
+        "version {version} of application {name} already exists with different content \
+         (change the version annotation)"
+    )]
     VersionExists { name: String, version: String },
+    #[error(
+        "application {name} is at revision {current}, not the expected revision {expected}: \
+         it changed meanwhile; nothing was done"
+    )]
+    RevisionMoved { name: String, expected: u64, current: u64 },
     #[error("application {0} not found")]
     AppNotFound(String),
     #[error("version {version} of application {name} not found")]

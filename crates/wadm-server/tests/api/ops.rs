@@ -16,20 +16,28 @@ async fn put_get_versions_list() {
         (1, "v1", "app")
     );
 
-    // JSON with a content type, no version: a ULID is assigned and written into the manifest.
-    let yaml: Value = serde_saphyr_free_json(&manifest("app", None));
+    // JSON with a content type, no version, other content: a ULID is assigned and written into
+    // the manifest.
+    let changed = manifest("app", None).replace("instances: 1", "instances: 2");
+    let json: Value = serde_saphyr_free_json(&changed);
     let mut headers = HeaderMap::new();
     headers.insert("Content-Type", "application/json");
-    let put: PutModelResponse = env.req_with("default.model.put", headers, &yaml.to_string()).await;
+    let put: PutModelResponse =
+        env.req_with("default.model.put", headers.clone(), &json.to_string()).await;
     assert_eq!(put.result, PutResult::NewVersion, "{put:?}");
     assert_eq!(put.total_versions, 2);
     let assigned = put.current_version.clone();
     assert!(ulid::Ulid::from_string(&assigned).is_ok(), "{assigned}");
+    // The same again: nothing new, the existing version named.
+    let put: PutModelResponse = env.req_with("default.model.put", headers, &json.to_string()).await;
+    assert_eq!((put.result, put.unchanged), (PutResult::NewVersion, true), "{put:?}");
+    assert_eq!((put.total_versions, put.current_version.as_str()), (2, assigned.as_str()));
 
-    // An existing version is an error and changes nothing.
-    let again: PutModelResponse = env.req("default.model.put", &manifest("app", Some("v1"))).await;
+    // An existing version with other content is an error and changes nothing.
+    let other = manifest("app", Some("v1")).replace("instances: 1", "instances: 5");
+    let again: PutModelResponse = env.req("default.model.put", &other).await;
     assert_eq!(again.result, PutResult::Error);
-    assert!(again.message.contains("already exists"), "{}", again.message);
+    assert!(again.message.contains("version v1 of application app already exists"), "{again:?}");
 
     let got: GetModelResponse = env.req("default.model.get.app", "").await;
     assert_eq!(got.result, GetResult::Success);
@@ -89,8 +97,10 @@ async fn deploy_rollback_undeploy_delete_with_history() {
     let d: DeployModelResponse =
         env.req_with("default.model.deploy.app", bob.clone(), r#"{"version":"latest"}"#).await;
     assert_eq!(d.version.as_deref(), Some("v2"));
+    // v2 is deployed already: nothing changes (no history entry below).
     let d: DeployModelResponse = env.req("default.model.deploy.app", r#"{"version":null}"#).await;
-    assert_eq!(d.version.as_deref(), Some("v2"));
+    assert_eq!((d.version.as_deref(), d.unchanged), (Some("v2"), true), "{d:?}");
+    assert_eq!(d.result, DeployResult::Acknowledged);
     let d: DeployModelResponse = env.req("default.model.deploy.app", r#"{"version":"v7"}"#).await;
     assert_eq!(d.result, DeployResult::NotFound);
     let d: DeployModelResponse = env.req("default.model.deploy.nope", "").await;
@@ -146,7 +156,6 @@ async fn deploy_rollback_undeploy_delete_with_history() {
             e("deploy", Some("v2"), "bob"),
             e("deploy", Some("v1"), "bob"),
             e("deploy", Some("v2"), "bob"),
-            e("deploy", Some("v2"), "unknown"),
             e("undeploy", Some("v2"), "unknown"),
             e("deploy", Some("v1"), "unknown"),
             e("delete", Some("v1"), "unknown"),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use wadm_client::api::{DeleteResult, ModelSummary, PutResult};
+use wadm_client::api::{DeleteResult, GetModelResponse, ManifestFormat, ModelSummary, PutResult};
 use wadm_client::{Client, ClientError, Status};
 
 use super::Output;
@@ -33,11 +33,11 @@ fn emit(text: &str) {
 /// A command whose files have been read.
 #[derive(Debug)]
 pub enum Prepared {
-    Put { manifest: ManifestFile },
+    Put { manifest: ManifestFile, expect_revision: Option<u64> },
     Get { name: String, version: Option<String> },
     List,
     Versions { name: String },
-    Deploy { target: Target, version: Option<String>, wait: bool },
+    Deploy { target: Target, version: Option<String>, wait: bool, expect_revision: Option<u64> },
     Undeploy { name: String, wait: bool },
     Delete { name: String, version: Option<String>, wait: bool },
     Status { name: String, watch: bool, hosts: bool },
@@ -82,30 +82,51 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
         Prepared::Diff { name, from, to } => {
             return super::plan::diff_versions(cx, &name, &from, &to).await;
         }
-        Prepared::Put { manifest } => {
-            let reply = put(client, &manifest).await?;
+        Prepared::Put { manifest, expect_revision } => {
+            let reply = put(client, &manifest, expect_revision).await?;
             if cx.json() {
                 return print_json(&reply);
             }
-            let what = if reply.result == PutResult::Created {
-                "Stored new application"
-            } else {
-                "Stored"
-            };
-            say!(
-                "{what} {} version {} ({} version{} stored)",
-                reply.name,
-                reply.current_version,
+            let stored = format!(
+                "({} version{} stored, revision {})",
                 reply.total_versions,
-                if reply.total_versions == 1 { "" } else { "s" }
+                if reply.total_versions == 1 { "" } else { "s" },
+                reply.revision.map_or("?".to_string(), |r| r.to_string())
             );
+            if reply.unchanged {
+                say!(
+                    "Unchanged: {} version {} is already stored with this content {stored}",
+                    reply.name,
+                    reply.current_version
+                );
+            } else {
+                let what = if reply.result == PutResult::Created {
+                    "Stored new application"
+                } else {
+                    "Stored"
+                };
+                say!("{what} {} version {} {stored}", reply.name, reply.current_version);
+            }
         }
         Prepared::Get { name, version } => {
-            let manifest = client.get(&name, version.as_deref()).await?;
-            if cx.json() {
-                return print_json(&manifest);
+            let reply = client.get_model(&name, version.as_deref()).await?;
+            let manifest = reply.manifest.clone().unwrap_or_default();
+            let format = if cx.json() { ManifestFormat::Json } else { ManifestFormat::Yaml };
+            match verbatim(&reply, format) {
+                Some(text) => {
+                    say_raw!("{text}");
+                    if !text.ends_with('\n') {
+                        say!();
+                    }
+                }
+                None if cx.json() => return print_json(&manifest),
+                None => say_raw!("{}", wadm_client::manifest::to_yaml(&manifest)?),
             }
-            say_raw!("{}", wadm_client::manifest::to_yaml(&manifest)?);
+            if !cx.json()
+                && let Some(revision) = reply.revision
+            {
+                eprintln!("{name}: {}, application revision {revision}", reply.message);
+            }
         }
         Prepared::List => {
             let models = client.list().await?;
@@ -115,17 +136,22 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             print_models(&models);
         }
         Prepared::Versions { name } => {
-            let versions = client.versions(&name).await?;
+            let reply = client.versions_reply(&name).await?;
             if cx.json() {
-                return print_json(&versions);
+                return print_json(&reply.versions);
             }
             let mut table = Table::new(&["VERSION", "DEPLOYED"]);
-            for v in &versions {
+            for v in &reply.versions {
                 table.row(vec![v.version.clone(), yes_no(v.deployed)]);
             }
             say_raw!("{}", table.render());
+            if let Some(revision) = reply.revision {
+                say!("Revision: {revision}");
+            }
         }
-        Prepared::Deploy { target, version, wait } => deploy(cx, target, version, wait).await?,
+        Prepared::Deploy { target, version, wait, expect_revision } => {
+            deploy(cx, target, version, wait, expect_revision).await?
+        }
         Prepared::Undeploy { name, wait: false } => {
             let reply = client.undeploy(&name).await?;
             if cx.json() {
@@ -223,32 +249,53 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
 async fn put(
     client: &Client,
     manifest: &ManifestFile,
+    expect_revision: Option<u64>,
 ) -> Result<wadm_client::api::PutModelResponse, ClientError> {
-    client.put_manifest(manifest.bytes.clone(), Some(manifest.info.content_type)).await
+    let bytes = manifest.bytes.clone();
+    client.put_manifest_expecting(bytes, Some(manifest.info.content_type), expect_revision).await
 }
 
-/// `deploy`: with a file, store it first (or reuse the stored version of the same number), then
-/// deploy; with `--wait`, follow the status until deployed, failed or out of time.
+/// The document as it was put, when it is exactly the stored manifest in the wanted syntax (a
+/// document without a version is not: the server wrote one in).
+fn verbatim(reply: &GetModelResponse, format: ManifestFormat) -> Option<&str> {
+    let submitted = reply.submitted.as_ref().filter(|s| s.format == format)?;
+    let (parsed, _) = wadm_client::manifest::parse(submitted.text.as_bytes()).ok()?;
+    (Some(&parsed) == reply.manifest.as_ref()).then_some(submitted.text.as_str())
+}
+
+/// `deploy`: with a file, store it first (a file equal to a stored version stores nothing and
+/// deploys that version), then deploy; with `--wait`, follow the status until deployed, failed
+/// or out of time. Deploying the deployed version changes nothing and says so.
 async fn deploy(
     cx: &Context,
     target: Target,
     version: Option<String>,
     wait: bool,
+    mut expect_revision: Option<u64>,
 ) -> Result<(), Failure> {
     let client = &cx.client;
     let name = target.name().to_string();
     let version = match (&target, version) {
         (_, Some(v)) => Some(v),
         (Target::Name(_), None) => None,
-        (Target::File(file), None) => Some(store_for_deploy(cx, file).await?),
+        (Target::File(file), None) => {
+            let (version, revision) = store_for_deploy(cx, file, expect_revision).await?;
+            // The put was ours: the deploy expects what it left.
+            expect_revision = expect_revision.and(revision);
+            Some(version)
+        }
     };
     if !wait {
-        let reply = client.deploy(&name, version.as_deref()).await?;
+        let reply = client.deploy_expecting(&name, version.as_deref(), expect_revision).await?;
         if cx.json() {
             return print_json(&reply);
         }
         let deployed = reply.version.clone().or(version).unwrap_or_default();
-        say!("Deployed {name} version {deployed}");
+        if reply.unchanged {
+            say!("Unchanged: {name} version {deployed} is already deployed");
+        } else {
+            say!("Deployed {name} version {deployed}");
+        }
         return Ok(());
     }
     if !cx.json() {
@@ -256,13 +303,25 @@ async fn deploy(
         eprintln!("Deploying {name} version {what}; waiting up to {:?}", cx.wait_timeout);
     }
     let on_status = progress_printer(cx, &name);
-    let (reply, status) =
-        client.deploy_and_wait(&name, version.as_deref(), cx.wait_timeout, on_status).await?;
+    let (reply, status) = client
+        .deploy_expecting_and_wait(
+            &name,
+            version.as_deref(),
+            expect_revision,
+            cx.wait_timeout,
+            on_status,
+        )
+        .await?;
     if cx.json() {
         return print_json(&WaitReport { deploy: &reply, status: &status });
     }
     let deployed = reply.version.clone().or(version).unwrap_or_default();
-    say!("Deployed {name} version {deployed}: {}", status.status.status_type);
+    let kind = status.status.status_type;
+    if reply.unchanged {
+        say!("Unchanged: {name} version {deployed} is already deployed: {kind}");
+    } else {
+        say!("Deployed {name} version {deployed}: {kind}");
+    }
     Ok(())
 }
 
@@ -346,47 +405,32 @@ struct WaitReport<'a> {
     status: &'a Status,
 }
 
-/// Store `file` and return the version to deploy. If that version is already stored with the same
-/// content (a re-run of the same deploy), deploy the stored one instead of failing.
-async fn store_for_deploy(cx: &Context, file: &ManifestFile) -> Result<String, Failure> {
-    let client = &cx.client;
-    match put(client, file).await {
-        Ok(reply) => {
-            if !cx.json() {
-                eprintln!(
-                    "Stored {} version {} from {}",
-                    reply.name, reply.current_version, file.path
-                );
-            }
-            Ok(reply.current_version)
-        }
+/// Store `file` and return the version to deploy and the application's revision. The server
+/// decides: a file equal (after normalising) to a stored version stores nothing and names that
+/// version; other content under a stored version is refused.
+async fn store_for_deploy(
+    cx: &Context,
+    file: &ManifestFile,
+    expect_revision: Option<u64>,
+) -> Result<(String, Option<u64>), Failure> {
+    let reply = match put(&cx.client, file, expect_revision).await {
+        Ok(reply) => reply,
         Err(ClientError::Api { message }) => {
-            let Some(version) = file.info.version.clone() else {
-                return Err(Failure::Api(format!("wadm error: {message}")));
-            };
-            // Only the very same manifest may be re-deployed under an existing version.
-            let stored = client.get(&file.info.name, Some(&version)).await.ok();
-            let ours = wadm_client::manifest::parse(&file.bytes).ok().map(|(value, _)| value);
-            match (stored, ours) {
-                (Some(stored), Some(ours)) if stored == ours => {
-                    if !cx.json() {
-                        eprintln!(
-                            "Version {version} of {} is already stored; deploying it",
-                            file.info.name
-                        );
-                    }
-                    Ok(version)
-                }
-                (Some(_), _) => Err(Failure::Api(format!(
-                    "{}: version {version} of {} is already stored with different content \
-                     (change the version annotation)",
-                    file.path, file.info.name
-                ))),
-                (None, _) => Err(Failure::Api(format!("wadm error: {message}"))),
-            }
+            return Err(Failure::Api(format!("{}: wadm error: {message}", file.path)));
         }
-        Err(other) => Err(other.into()),
+        Err(other) => return Err(other.into()),
+    };
+    if !cx.json() {
+        if reply.unchanged {
+            eprintln!(
+                "Unchanged: {} version {} is already stored with the content of {}",
+                reply.name, reply.current_version, file.path
+            );
+        } else {
+            eprintln!("Stored {} version {} from {}", reply.name, reply.current_version, file.path);
+        }
     }
+    Ok((reply.current_version, reply.revision))
 }
 
 fn print_models(models: &[ModelSummary]) {

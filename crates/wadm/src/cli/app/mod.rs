@@ -59,10 +59,15 @@ pub enum Output {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Store a manifest (YAML or JSON file, `-` for stdin) as a new version.
+    /// Store a manifest (YAML or JSON file, `-` for stdin) as a new version. A manifest equal
+    /// to a stored version (after normalising) stores nothing and says "unchanged".
     Put {
         /// The manifest file.
         file: PathBuf,
+        /// Refuse unless the application is at this revision (`app versions` shows it; 0: the
+        /// application must not exist yet).
+        #[arg(long, value_name = "REVISION")]
+        expect_revision: Option<u64>,
     },
     /// Print a stored manifest (YAML; JSON with `--output json`).
     #[command(disable_version_flag = true)]
@@ -76,7 +81,8 @@ enum Command {
     List,
     /// List the stored versions of an application.
     Versions { name: String },
-    /// Deploy an application by name, or store and deploy a manifest file.
+    /// Deploy an application by name, or store and deploy a manifest file. Deploying what is
+    /// deployed already changes nothing and says "unchanged".
     #[command(disable_version_flag = true)]
     Deploy {
         /// An application name, or the path of a manifest file.
@@ -87,6 +93,10 @@ enum Command {
         /// Wait until the application is deployed, showing progress.
         #[arg(long)]
         wait: bool,
+        /// Refuse unless the application is at this revision (`app versions` shows it). With a
+        /// file, the file's put is refused as well.
+        #[arg(long, value_name = "REVISION")]
+        expect_revision: Option<u64>,
     },
     /// Undeploy an application (by name, or the name in a manifest file). Versions are kept.
     Undeploy {
@@ -227,7 +237,8 @@ mod tests {
         assert_eq!(args.lattice, "l1");
         assert!(matches!(
             args.command,
-            Command::Deploy { app, version: Some(v), wait: true } if app == "hello" && v == "v2"
+            Command::Deploy { app, version: Some(v), wait: true, expect_revision: None }
+                if app == "hello" && v == "v2"
         ));
     }
 

@@ -37,14 +37,14 @@ impl Target {
 
 pub fn prepare(command: Command) -> Result<Prepared, Failure> {
     Ok(match command {
-        Command::Put { file } => {
-            Prepared::Put { manifest: read_manifest(&file.to_string_lossy())? }
+        Command::Put { file, expect_revision } => {
+            Prepared::Put { manifest: read_manifest(&file.to_string_lossy())?, expect_revision }
         }
         Command::Get { name, version } => Prepared::Get { name, version },
         Command::List => Prepared::List,
         Command::Versions { name } => Prepared::Versions { name },
-        Command::Deploy { app, version, wait } => {
-            Prepared::Deploy { target: name_or_file(&app)?, version, wait }
+        Command::Deploy { app, version, wait, expect_revision } => {
+            Prepared::Deploy { target: name_or_file(&app)?, version, wait, expect_revision }
         }
         Command::Undeploy { app, wait } => {
             Prepared::Undeploy { name: name_or_file(&app)?.name().into(), wait }
