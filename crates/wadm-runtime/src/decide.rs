@@ -62,6 +62,7 @@ pub fn apply_deployment(
                 last_version: d.deployed_version.clone(),
                 previous_version,
                 failure: None,
+                wake_at: None,
             };
             true
         }
@@ -286,13 +287,27 @@ pub fn next_deadline(
     let orders = record.intents.next_deadline();
     let retries = record.apps.values().filter_map(|a| a.failure.as_ref().map(|f| f.retry_at));
     let retries = retries.filter(|at| *at > now).min();
-    [leases, orders, retries].into_iter().flatten().min()
+    let wakes = record.apps.values().filter_map(|a| a.wake_at).filter(|at| *at > now).min();
+    [leases, orders, retries, wakes].into_iter().flatten().min()
 }
 
-/// The applications whose failure backoff is over at `now` (a timer step reconciles them).
+/// Note when each planned application's scalers want to be evaluated again (see
+/// [`AppRecord::wake_at`]): applications the plan covers (`scope`; all when `None`).
+pub fn note_wakes(record: &mut LatticeRecord, plan: &Plan, scope: Option<&BTreeSet<String>>) {
+    for (name, app) in record.apps.iter_mut() {
+        if scope.is_none_or(|s| s.contains(name)) {
+            app.wake_at = plan.wakes.get(name).copied();
+        }
+    }
+}
+
+/// The applications whose failure backoff is over, or whose wake time came, at `now` (a timer
+/// step reconciles them).
 pub fn retries_due(record: &LatticeRecord, now: Timestamp) -> BTreeSet<String> {
-    let due =
-        record.apps.iter().filter(|(_, a)| a.failure.as_ref().is_some_and(|f| f.retry_at <= now));
+    let due = record.apps.iter().filter(|(_, a)| {
+        a.failure.as_ref().is_some_and(|f| f.retry_at <= now)
+            || a.wake_at.is_some_and(|at| at <= now)
+    });
     due.map(|(name, _)| name.clone()).collect()
 }
 

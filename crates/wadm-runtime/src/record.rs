@@ -112,6 +112,10 @@ pub struct AppRecord {
     pub previous_version: Option<String>,
     /// Failure backoff of the current generation.
     pub failure: Option<Failure>,
+    /// When its scalers asked to be evaluated again although nothing changes (a rollout waiting
+    /// for `min_healthy_time`): a timer step reconciles it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<Timestamp>,
 }
 
 impl AppRecord {

@@ -558,6 +558,7 @@ pub fn decide(
     }
     let statuses = decide::statuses(record, &plan, &applied.affected, now);
     if reconciler.is_some() {
+        decide::note_wakes(record, &plan, scope.as_ref());
         decide::prune_undeployed(record, &plan, scope.as_ref());
     }
     let next_deadline = decide::next_deadline(record, &config.lease, now);

@@ -185,7 +185,9 @@ impl AppBuilder<'_, '_> {
         };
         let scaler: Box<dyn Scaler> = match (conflict, comp.kind) {
             (Some(reason), _) => Box::new(FailedScaler { info: workload.info, reason }),
-            (None, ComponentKind::Component) => Box::new(ComponentScaler::new(workload, siblings)),
+            (None, ComponentKind::Component) => {
+                Box::new(ComponentScaler::new(workload, siblings).with_rollout(comp.rollout))
+            }
             (None, ComponentKind::Capability) => Box::new(ProviderScaler::new(workload)),
         };
         self.out.push(scaler);

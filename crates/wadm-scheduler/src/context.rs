@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance};
+use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance, Timestamp};
 use wadm_protocol::StringMap;
 
 use crate::catalog::Catalog;
@@ -21,6 +21,8 @@ pub type HostIx = u32;
 /// The observed lattice as scalers see it.
 pub struct Context<'a> {
     lattice: &'a LatticeState,
+    /// The time the reconcile is for.
+    now: Timestamp,
     catalog: &'a Catalog<'a>,
     hosts: Vec<&'a HostState>,
     /// Host ids as shared strings for commands, made on first use.
@@ -85,7 +87,7 @@ impl FreshOrder {
 
 impl<'a> Context<'a> {
     /// Index `lattice` for scalers working for the applications in `catalog`.
-    pub fn new(lattice: &'a LatticeState, catalog: &'a Catalog<'a>) -> Self {
+    pub fn new(lattice: &'a LatticeState, catalog: &'a Catalog<'a>, now: Timestamp) -> Self {
         let hosts: Vec<&HostState> = lattice.hosts.values().collect();
         let mut by_label: FnvMap<(&str, &str), Vec<HostIx>> = FnvMap::default();
         let components = InstanceIndex::new(&hosts, catalog, |h| &h.components, |c| &c.annotations);
@@ -103,6 +105,7 @@ impl<'a> Context<'a> {
         }
         Self {
             lattice,
+            now,
             catalog,
             all_hosts: (0..hosts.len() as HostIx).collect(),
             host_ids: hosts.iter().map(|_| OnceCell::new()).collect(),
@@ -122,6 +125,11 @@ impl<'a> Context<'a> {
     pub fn host_id(&self, ix: HostIx) -> Arc<str> {
         let cell = &self.host_ids[ix as usize];
         Arc::clone(cell.get_or_init(|| Arc::from(self.hosts[ix as usize].id.as_str())))
+    }
+
+    /// The time the reconcile is for.
+    pub fn now(&self) -> Timestamp {
+        self.now
     }
 
     /// The observed lattice.

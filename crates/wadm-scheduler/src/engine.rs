@@ -44,6 +44,9 @@ pub struct Plan {
     pub commands: Vec<PlannedCommand>,
     /// Status of every deployed application (and `undeployed` for every undeployed one).
     pub statuses: BTreeMap<String, Status>,
+    /// Applications whose scalers asked to be evaluated again at a time although nothing
+    /// changes (a rollout waiting for `min_healthy_time`), with the earliest such time.
+    pub wakes: BTreeMap<String, Timestamp>,
 }
 
 impl Plan {
@@ -158,7 +161,7 @@ pub(crate) fn plan_scoped<S: AsRef<str>>(
     apps: impl IntoIterator<Item = S>,
     now: Timestamp,
 ) -> (Plan, BTreeSet<String>) {
-    let ctx = Context::new(observed, catalog);
+    let ctx = Context::new(observed, catalog, now);
     let seeds: Vec<S> = apps.into_iter().collect();
     let closure = coupling.closure(&ctx, seeds.iter().map(AsRef::as_ref));
     let scope = &closure.apps;
@@ -196,7 +199,7 @@ fn plan_commands(
     scalers: &[Box<dyn Scaler>],
     now: Timestamp,
 ) -> (Plan, Vec<(usize, StatusInfo)>) {
-    let ctx = Context::new(observed, catalog);
+    let ctx = Context::new(observed, catalog, now);
     plan_commands_in(&ctx, scalers, None, now, None)
 }
 
@@ -233,11 +236,19 @@ fn plan_commands_in<'b>(
     diff_components(&mut b, ctx, &merged);
     diff_providers(&mut b, ctx, &merged);
     diff_links(&mut b, ctx, &merged);
+    let mut wakes: BTreeMap<String, Timestamp> = BTreeMap::new();
+    for (_, info, eval) in &evaluations {
+        if let Some(at) = eval.wake_at.filter(|_| scope.is_none_or(|s| s.contains(&*info.app))) {
+            let slot = wakes.entry(info.app.to_string()).or_insert(at);
+            *slot = (*slot).min(at);
+        }
+    }
     let plan = Plan {
         lattice: observed.lattice.clone(),
         computed_at: now,
         commands: b.into_commands(),
         statuses: BTreeMap::new(),
+        wakes,
     };
     drop(merged);
     let order = evaluations.into_iter().map(|(i, _, eval)| (i, eval.status)).collect();

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use wadm_lattice::ComponentInstance;
-use wadm_model::{StatusInfo, StatusType};
+use wadm_lattice::{ComponentInstance, NOT_CONFIRMED};
+use wadm_model::{Rollout, StatusInfo, StatusType};
 
 use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
 use super::{
@@ -37,6 +37,8 @@ pub struct ComponentScaler {
     pub priors: Vec<PriorTrait>,
     /// Ids of the workload's other scaler traits (their instances are not this one's extras).
     pub siblings: Vec<String>,
+    /// How a new image replaces the old one on the hosts (`None`: everywhere at once).
+    pub rollout: Option<Rollout>,
 }
 
 impl ComponentScaler {
@@ -81,7 +83,14 @@ impl ComponentScaler {
             external_config,
             priors,
             siblings,
+            rollout: None,
         }
+    }
+
+    /// The same scaler, pacing image changes by `rollout`.
+    pub fn with_rollout(mut self, rollout: Option<Rollout>) -> Self {
+        self.rollout = rollout;
+        self
     }
 }
 
@@ -128,8 +137,29 @@ impl Scaler for ComponentScaler {
                 }));
             }
         }
-        let status = self.status(ctx, observed, &placements, &wants);
-        Evaluation { wants, status, wake_at: None }
+        let pacing =
+            self.rollout.map(|policy| pace(ctx, policy, &self.image_ref, observed, &mut wants));
+        let mut status = self.status(ctx, observed, &placements, &wants);
+        let mut wake_at = None;
+        if let Some(p) = pacing.filter(|p| p.changing + p.waiting > 0) {
+            wake_at = p.wake_at;
+            if status.status_type != StatusType::Failed {
+                status = StatusInfo::new(
+                    StatusType::Reconciling,
+                    format!(
+                        "rolling out {}: {}/{} hosts done, {} changing (at most {} at once), \
+                         {} waiting",
+                        self.image_ref,
+                        p.updated,
+                        wants.len(),
+                        p.changing,
+                        p.max_parallel,
+                        p.waiting
+                    ),
+                );
+            }
+        }
+        Evaluation { wants, status, wake_at }
     }
 }
 
@@ -175,6 +205,72 @@ impl ComponentScaler {
         let extras = observed.iter().any(|o| o.tag.ours && !sibling(&o.tag) && !is_placed(o.host));
         if all_there && !extras { progress.deployed() } else { progress.reconciling() }
     }
+}
+
+/// How a rollout paced one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Hosts (ours) that have run the new image for `min_healthy_time`.
+    pub updated: usize,
+    /// Hosts changing: the new image ordered and not confirmed, or confirmed less than
+    /// `min_healthy_time` ago.
+    pub changing: usize,
+    /// Hosts kept on their old image for now.
+    pub waiting: usize,
+    pub max_parallel: u32,
+    /// When the first changing host will have run the new image for `min_healthy_time`.
+    pub wake_at: Option<wadm_lattice::Timestamp>,
+}
+
+/// Pace a change of image: of the hosts that run another image than `image` (ours), only as many
+/// get it as `max_parallel` leaves once the hosts still changing are counted; the others keep
+/// their old image in `wants` until those settle. Hosts without an instance are placed at once
+/// (nothing running is replaced). Wants are visited in placement order, so the batches are the
+/// same on every replica.
+pub fn pace(
+    ctx: &Context<'_>,
+    policy: Rollout,
+    image: &str,
+    observed: &[Observed<'_, ComponentInstance>],
+    wants: &mut Wants,
+) -> Pacing {
+    let now = ctx.now();
+    let mut pacing = Pacing {
+        updated: 0,
+        changing: 0,
+        waiting: 0,
+        max_parallel: policy.max_parallel,
+        wake_at: None,
+    };
+    for o in observed.iter().filter(|o| o.tag.ours && o.instance.image_ref == image) {
+        let since = o.instance.since;
+        let healthy_at = since.saturating_add(policy.min_healthy_time_ms);
+        if since == NOT_CONFIRMED {
+            pacing.changing += 1;
+        } else if since != 0 && now < healthy_at {
+            pacing.changing += 1;
+            pacing.wake_at = Some(pacing.wake_at.map_or(healthy_at, |t| t.min(healthy_at)));
+        } else {
+            pacing.updated += 1;
+        }
+    }
+    let on_host =
+        |h: HostIx| observed.binary_search_by_key(&h, |o| o.host).ok().map(|i| &observed[i]);
+    let mut budget = (policy.max_parallel as usize).saturating_sub(pacing.changing);
+    for want in wants.iter_mut() {
+        let Want::Component(w) = want else { continue };
+        let Some(o) = on_host(w.host).filter(|o| o.tag.ours) else { continue };
+        if o.instance.image_ref == *w.image_ref || w.count == 0 {
+            continue;
+        }
+        if budget > 0 {
+            budget -= 1;
+            continue;
+        }
+        w.image_ref = Arc::from(o.instance.image_ref.as_str());
+        pacing.waiting += 1;
+    }
+    pacing
 }
 
 /// Instances running with the wanted image (at most the wanted count per host) out of the

@@ -1,0 +1,175 @@
+//! Rollouts: an image change under a `rollout` policy, run step by step against hosts that
+//! confirm orders late or in any order. After **every** step: at most `max_parallel` hosts are
+//! changing (ordered and not confirmed, or confirmed less than `min_healthy_time` ago), nothing
+//! that runs is stopped (the floor: the running count never drops), and the statuses say
+//! `reconciling` until the last host has been healthy for `min_healthy_time`. Once hosts keep
+//! confirming, every host runs the new image and the app is `deployed`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use proptest::prelude::*;
+use wadm_lattice::{LatticeState, NOT_CONFIRMED, Timestamp};
+use wadm_model::{Rollout, StatusType};
+use wadm_scheduler::{Command, Reconciler};
+
+const OLD: &str = "ghcr.io/x/web:1";
+const NEW: &str = "ghcr.io/x/web:2";
+
+fn web(image: &str, instances: u32, rollout: Option<Rollout>) -> wadm_scheduler::DeployedApp {
+    let mut c = component("web", image, vec![spreadscaler(instances, vec![])]);
+    c.rollout = rollout;
+    deployed(app("demo", vec![c]), 1)
+}
+
+/// The hosts changing at `now` under `policy`: running the new image, not yet healthy.
+fn changing(state: &LatticeState, policy: Rollout, now: Timestamp) -> usize {
+    let instances = state.hosts.values().flat_map(|h| h.components.values());
+    instances
+        .filter(|c| c.image_ref == NEW)
+        .filter(|c| {
+            c.since == NOT_CONFIRMED
+                || (c.since != 0 && now < c.since.saturating_add(policy.min_healthy_time_ms))
+        })
+        .count()
+}
+
+fn running(state: &LatticeState) -> u32 {
+    state.hosts.values().flat_map(|h| h.components.values()).map(|c| c.count).sum()
+}
+
+/// Apply a plan as hosts would accept it, an update or start showing as not confirmed yet.
+fn send(state: &mut LatticeState, commands: &[Command]) {
+    for command in commands {
+        wadm_scheduler::apply::apply_command(state, command);
+        let (host, id) = match command {
+            Command::UpdateComponent(r) => (&r.host_id, &r.component_id),
+            Command::ScaleComponent(r) if r.count > 0 => (&r.host_id, &r.component_id),
+            _ => continue,
+        };
+        if let Some(c) = state.hosts.get_mut(&**host).and_then(|h| h.components.get_mut(&**id)) {
+            c.since = NOT_CONFIRMED;
+        }
+    }
+}
+
+/// A starting lattice of `hosts` hosts, each running one instance of the old image, long ago.
+fn converged_on_old(hosts: usize) -> LatticeState {
+    let mut state = lattice((0..hosts).map(|i| host(&format!("h{i}"), &[])).collect());
+    let v1 = web(OLD, hosts as u32, None);
+    let reconciler = Reconciler::new("default", vec![v1], vec![]);
+    for _ in 0..3 {
+        let plan = reconciler.reconcile(&state, 0);
+        wadm_scheduler::apply::apply_plan(&mut state, &plan);
+    }
+    assert_eq!(running(&state), hosts as u32);
+    state
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn at_most_max_parallel_hosts_change_at_once_and_nothing_running_stops(
+        hosts in 1usize..10,
+        max_parallel in 1u32..4,
+        min_healthy_ms in prop_oneof![Just(0u64), 1u64..5_000],
+        // Per step: which unconfirmed hosts confirm (bit i: the i-th of them), and the time that passes.
+        steps in prop::collection::vec((any::<u16>(), 0u64..3_000), 1..40),
+    ) {
+        let policy = Rollout { max_parallel, min_healthy_time_ms: min_healthy_ms };
+        let mut state = converged_on_old(hosts);
+        let v2 = web(NEW, hosts as u32, Some(policy));
+        let reconciler = Reconciler::new("default", vec![v2], vec![]);
+        let mut now: Timestamp = 1_000_000;
+        let floor = running(&state);
+        let mut statuses = BTreeMap::new();
+        let mut drive = |state: &mut LatticeState, now: Timestamp, confirm: u16| -> Result<(), TestCaseError> {
+            let plan = reconciler.reconcile(state, now);
+            for c in &plan.commands {
+                let stops = matches!(&c.command, Command::ScaleComponent(r) if r.count == 0);
+                prop_assert!(!stops, "a rollout stops nothing: {:?}", c.command);
+            }
+            let commands: Vec<Command> = plan.commands.iter().map(|c| c.command.clone()).collect();
+            send(state, &commands);
+            prop_assert!(
+                changing(state, policy, now) <= max_parallel as usize,
+                "{} hosts changing, max_parallel {max_parallel}", changing(state, policy, now)
+            );
+            prop_assert!(running(state) >= floor, "running {} < {floor}", running(state));
+            statuses.insert(now, plan.statuses["demo"].status.status_type);
+            // Some hosts confirm what they were told (at wadm's clock now).
+            let mut unconfirmed: Vec<_> = state
+                .hosts
+                .values_mut()
+                .flat_map(|h| h.components.values_mut())
+                .filter(|c| c.since == NOT_CONFIRMED)
+                .collect();
+            for (i, c) in unconfirmed.iter_mut().enumerate() {
+                if confirm & (1 << (i % 16)) != 0 {
+                    c.since = now;
+                }
+            }
+            Ok(())
+        };
+        for (confirm, dt) in steps {
+            drive(&mut state, now, confirm)?;
+            now += dt;
+        }
+        // Then every host confirms at once, and time passes: the rollout completes.
+        for _ in 0..(hosts + 2) {
+            drive(&mut state, now, u16::MAX)?;
+            now += min_healthy_ms + 1;
+        }
+        let plan = reconciler.reconcile(&state, now);
+        prop_assert!(plan.commands.is_empty(), "{:?}", plan.commands);
+        prop_assert_eq!(plan.statuses["demo"].status.status_type, StatusType::Deployed);
+        let images: Vec<&str> = state.hosts.values()
+            .flat_map(|h| h.components.values()).map(|c| c.image_ref.as_str()).collect();
+        prop_assert!(images.iter().all(|i| *i == NEW), "{images:?}");
+        prop_assert!(plan.wakes.is_empty());
+    }
+}
+
+#[test]
+fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
+    let policy = Rollout { max_parallel: 2, min_healthy_time_ms: 1_000 };
+    let mut state = converged_on_old(5);
+    let v2 = web(NEW, 5, Some(policy));
+    let reconciler = Reconciler::new("default", vec![v2], vec![]);
+    let updates = |plan: &wadm_scheduler::Plan| -> Vec<String> {
+        plan.commands
+            .iter()
+            .filter_map(|c| match &c.command {
+                Command::UpdateComponent(r) => Some(r.host_id.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    // Batch 1: two hosts.
+    let first = reconciler.reconcile(&state, 10_000);
+    assert_eq!(updates(&first).len(), 2, "{:?}", first.commands);
+    let message = &first.statuses["demo"].scalers[0].status.message;
+    assert!(message.starts_with("rolling out ghcr.io/x/web:2: 0/5 hosts done"), "{message}");
+    let commands: Vec<Command> = first.commands.iter().map(|c| c.command.clone()).collect();
+    send(&mut state, &commands);
+    // Unconfirmed: nothing more.
+    assert!(updates(&reconciler.reconcile(&state, 10_500)).is_empty());
+    // Confirmed at 11,000: still nothing until 12,000, and the plan asks to be woken then.
+    for c in state.hosts.values_mut().flat_map(|h| h.components.values_mut()) {
+        if c.since == NOT_CONFIRMED {
+            c.since = 11_000;
+        }
+    }
+    let waiting = reconciler.reconcile(&state, 11_500);
+    assert!(updates(&waiting).is_empty());
+    assert_eq!(waiting.wakes.get("demo"), Some(&12_000));
+    assert_eq!(waiting.statuses["demo"].status.status_type, StatusType::Reconciling);
+    // At 12,000 the next two go.
+    let second = reconciler.reconcile(&state, 12_000);
+    let batch = updates(&second);
+    assert_eq!(batch.len(), 2);
+    assert!(batch.iter().all(|h| !updates(&first).contains(h)), "other hosts: {batch:?}");
+}
