@@ -1,0 +1,141 @@
+//! A rolling upgrade on simulated hosts, judged by what the hosts received: 8 hosts each run one
+//! instance of v1; v2 changes the image under `rollout: {max_parallel: 2, min_healthy_time: 1s}`.
+//! From the recorded `component.update` requests and the hosts' `component_scaled` events:
+//! - every host is updated exactly once, and nothing is stopped or scaled down (the floor);
+//! - at no instant are more than 2 hosts changing (from the update request until 1 s after the
+//!   host confirmed the new image);
+//! - the status reports the rollout while it runs and `deployed` once every host is done.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::realhost::Recorder;
+use common::{Cluster, LATTICE};
+use wadm_model::StatusType;
+use wadm_test_support::wait_for;
+
+const HOSTS: usize = 8;
+const V1: &str = "ghcr.io/example/web:1.0.0";
+const V2: &str = "ghcr.io/example/web:2.0.0";
+
+fn app(version: &str, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: rolling
+  annotations:
+    version: {version}
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: {image}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {HOSTS}
+        - type: rollout
+          properties:
+            max_parallel: 2
+            min_healthy_time: 1s
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_changes_at_most_max_parallel_hosts_at_once() {
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", HOSTS)])).await;
+    cluster.put_and_deploy(&app("v1", V1)).await;
+    cluster.wait_lattice("v1 on every host", |v| v.count("rolling-web") == HOSTS as u32).await;
+    // (`deployed` only once every v1 instance has run for min_healthy_time too.)
+    cluster.wait_status("rolling", StatusType::Deployed).await.expect("v1 deployed");
+
+    let recorder = Recorder::start(&cluster.nats.url(), LATTICE, "_NOT_IGNORED").await;
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let watcher = {
+        let (client, statuses) = (cluster.client.clone(), statuses.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(s) = client.status("rolling").await {
+                    let line = format!("{:?}: {}", s.status.status_type, s.status.message);
+                    let scalers: Vec<String> =
+                        s.scalers.iter().map(|x| x.status.message.clone()).collect();
+                    let line = format!("{line} {scalers:?}");
+                    let mut seen = statuses.lock().unwrap();
+                    if seen.last() != Some(&line) {
+                        seen.push(line);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    cluster.put_and_deploy(&app("v2", V2)).await;
+    cluster
+        .wait_lattice("v2 on every host", |v| {
+            v.count("rolling-web") == HOSTS as u32
+                && v.images("rolling-web").iter().all(|i| i == V2)
+        })
+        .await;
+    let deployed = wait_for(Duration::from_secs(60), || async {
+        let s = cluster.client.status("rolling").await.ok()?;
+        (s.status.status_type == StatusType::Deployed).then_some(())
+    })
+    .await;
+    watcher.abort();
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(deployed.is_some(), "deployed at the end: {statuses:#?}");
+
+    // What the hosts received, and when they confirmed.
+    let requests = recorder.requests();
+    let mut updated_at: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for r in &requests {
+        let kind = recorder.kind(&r.subject);
+        assert_ne!(kind, "component.scale", "a rollout scales nothing: {}", r.body);
+        if kind == "component.update" {
+            let host = r.subject.rsplit('.').next().unwrap().to_string();
+            updated_at.entry(host).or_default().push(r.at);
+        }
+    }
+    assert_eq!(updated_at.len(), HOSTS, "every host updated: {}", recorder.dump_requests());
+    assert!(
+        updated_at.values().all(|sent| sent.len() == 1),
+        "each host updated once: {updated_at:?}"
+    );
+    let mut confirmed_at: BTreeMap<String, Duration> = BTreeMap::new();
+    for e in recorder.events() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.body) else { continue };
+        let data = &v["data"];
+        if e.subject.ends_with("component_scaled") && data["image_ref"] == V2 {
+            let host = data["host_id"].as_str().unwrap_or_default().to_string();
+            confirmed_at.entry(host).or_insert(e.at);
+        }
+    }
+    // Intervals [update sent, confirmed + min_healthy_time): at most 2 overlap at any instant.
+    let mut edges: Vec<(Duration, i32)> = Vec::new();
+    for (host, sent) in &updated_at {
+        let done = confirmed_at.get(host).copied().unwrap_or_else(|| panic!("{host} confirmed"));
+        edges.push((sent[0], 1));
+        edges.push((done + Duration::from_secs(1), -1));
+    }
+    edges.sort();
+    let (mut now, mut peak) = (0, 0);
+    for (_, delta) in &edges {
+        now += delta;
+        peak = peak.max(now);
+    }
+    // A host may be told 50 ms or so after the previous one's minimum passed: allow no slack.
+    assert!(
+        peak <= 2,
+        "{peak} hosts changing at once: updates {updated_at:?}, confirmed {confirmed_at:?}"
+    );
+    let rolling = statuses.iter().filter(|s| s.contains("rolling out")).count();
+    assert!(rolling > 0, "the status shows the rollout: {statuses:#?}");
+    assert!(!statuses.iter().any(|s| s.starts_with("Failed")), "never failed: {statuses:#?}");
+    cluster.shutdown().await;
+}
