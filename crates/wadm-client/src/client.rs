@@ -7,11 +7,11 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wadm_model::api::{
-    DEFAULT_API_PREFIX, DeleteModelResponse, DeployModelRequest, DeployModelResponse,
-    EXPECTED_REVISION_HEADER, GetModelResponse, HistoryEntry, HistoryResponse, HostSummary,
-    LatticeHostsRequest, LatticeHostsResponse, LatticeSummary, LatticesResponse,
-    ListModelsResponse, ModelSummary, PutModelResponse, StatusResponse, VersionInfo,
-    VersionRequest, VersionResponse,
+    DEFAULT_API_PREFIX, DeleteModelRequest, DeleteModelResponse, DeployModelRequest,
+    DeployModelResponse, EXPECTED_REVISION_HEADER, GetModelResponse, HistoryEntry, HistoryResponse,
+    HostSummary, LatticeHostsRequest, LatticeHostsResponse, LatticeSummary, LatticesResponse,
+    ListModelsResponse, ModelSummary, PutModelResponse, StatusResponse, UndeployModelRequest,
+    VersionInfo, VersionRequest, VersionResponse,
 };
 use wadm_model::status::Status;
 
@@ -176,8 +176,23 @@ impl Client {
 
     /// Undeploy `name`, keeping its stored versions.
     pub async fn undeploy(&self, name: &str) -> Result<DeployModelResponse, ClientError> {
+        self.undeploy_with(name, false).await
+    }
+
+    /// [`Client::undeploy`]; with `force`, a shared application is undeployed even while
+    /// deployed applications use it (else that is refused, the error naming them).
+    pub async fn undeploy_with(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<DeployModelResponse, ClientError> {
         let subject = self.subject("undeploy", Some(name))?;
-        self.request(subject, None, Bytes::from_static(b"{}")).await
+        let body = match force {
+            // What upstream clients send.
+            false => Bytes::from_static(b"{}"),
+            true => version_body(&UndeployModelRequest { force }),
+        };
+        self.request(subject, None, body).await
     }
 
     /// Delete one version of `name`, or the whole application when `version` is `None`.
@@ -187,8 +202,20 @@ impl Client {
         name: &str,
         version: Option<&str>,
     ) -> Result<DeleteModelResponse, ClientError> {
+        self.delete_with(name, version, false).await
+    }
+
+    /// [`Client::delete`]; with `force`, a deployed shared application is deleted even while
+    /// deployed applications use it (else that is refused, the error naming them).
+    pub async fn delete_with(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        force: bool,
+    ) -> Result<DeleteModelResponse, ClientError> {
         let subject = self.subject("del", Some(name))?;
-        let body = version_body(&VersionRequest { version: version.map(str::to_string) });
+        let version = version.map(str::to_string);
+        let body = version_body(&DeleteModelRequest { version, force });
         self.request(subject, None, body).await
     }
 
@@ -379,5 +406,13 @@ mod tests {
         assert_eq!(&body[..], br#"{"app":"web"}"#);
         let body = version_body(&VersionRequest { version: Some("v1".into()) });
         assert_eq!(&body[..], br#"{"version":"v1"}"#);
+        // Without force, delete sends what upstream clients send.
+        assert!(version_body(&DeleteModelRequest::default()).is_empty());
+        let body = version_body(&DeleteModelRequest { version: Some("v1".into()), force: false });
+        assert_eq!(&body[..], br#"{"version":"v1"}"#);
+        let body = version_body(&DeleteModelRequest { version: None, force: true });
+        assert_eq!(&body[..], br#"{"version":null,"force":true}"#);
+        let body = version_body(&UndeployModelRequest { force: true });
+        assert_eq!(&body[..], br#"{"force":true}"#);
     }
 }

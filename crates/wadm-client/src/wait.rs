@@ -73,8 +73,19 @@ impl Client {
         timeout: Duration,
         on_status: impl FnMut(&Status),
     ) -> Result<(DeployModelResponse, Status), ClientError> {
+        self.undeploy_with_and_wait(name, false, timeout, on_status).await
+    }
+
+    /// [`Client::undeploy_and_wait`], forced when `force` (see [`Client::undeploy_with`]).
+    pub async fn undeploy_with_and_wait(
+        &self,
+        name: &str,
+        force: bool,
+        timeout: Duration,
+        on_status: impl FnMut(&Status),
+    ) -> Result<(DeployModelResponse, Status), ClientError> {
         let watch = self.watch_status(name).await?;
-        let reply = self.undeploy(name).await?;
+        let reply = self.undeploy_with(name, force).await?;
         let status = self.wait_until_removed(name, watch, timeout, on_status).await?;
         Ok((reply, status))
     }

@@ -114,6 +114,24 @@ pub struct VersionRequest {
     pub version: Option<String>,
 }
 
+/// `model.del.{name}` request body (may be empty): upstream's `{"version": v}`, plus our `force`
+/// (delete a shared application even while deployed applications reference it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteModelRequest {
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force: bool,
+}
+
+/// `model.undeploy.{name}` request body (may be empty; upstream sends `{}`). `force`: undeploy a
+/// shared application even while deployed applications reference it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndeployModelRequest {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub force: bool,
+}
+
 /// `model.get.{name}` response. `manifest` is the manifest as it was put, as a JSON object (the
 /// server's version written in when the document had none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

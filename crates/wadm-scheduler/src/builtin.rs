@@ -9,7 +9,7 @@ use wadm_model::{
 };
 use wadm_protocol::Link;
 
-use crate::catalog::{Catalog, Owners};
+use crate::catalog::{Catalog, Owners, Unresolved};
 use crate::context::Context;
 use crate::input::DeployedApp;
 use crate::scaler::component::{ComponentScaler, Mode};
@@ -203,7 +203,9 @@ impl AppBuilder<'_, '_> {
             .d
             .app
             .component(&link.target)
-            .ok_or_else(|| format!("link target {} is not in the manifest", link.target))
+            .ok_or_else(|| {
+                Unresolved::Invalid(format!("link target {} is not in the manifest", link.target))
+            })
             .and_then(|t| self.catalog.lattice_id(t));
         let built = self.catalog.lattice_id(comp).and_then(|source_id| {
             let (source_config, mut external) =

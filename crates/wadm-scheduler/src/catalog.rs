@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use wadm_model::names::sanitize;
-use wadm_model::{Application, ComponentKind, Source};
+use wadm_model::{Application, ComponentKind, Source, StatusInfo, StatusType};
 use wadm_protocol::LinkKey;
 
 use crate::hash::FnvMap;
@@ -183,26 +183,50 @@ impl<'a> Catalog<'a> {
     }
 
     /// The lattice id of a component of a deployed shared application.
-    pub fn resolve_shared(&self, application: &str, component: &str) -> Result<String, String> {
+    pub fn resolve_shared(&self, application: &str, component: &str) -> Result<String, Unresolved> {
         let Some(d) = self.deployed.get(application) else {
-            return Err(format!("shared application {application} is not deployed"));
+            return Err(Unresolved::SharedNotDeployed(application.to_string()));
         };
         if !d.app.shared {
-            return Err(format!("application {application} is not shared"));
+            return Err(Unresolved::Invalid(format!("application {application} is not shared")));
         }
-        d.app
-            .component(component)
-            .map(|c| c.id.clone())
-            .ok_or_else(|| format!("shared application {application} has no component {component}"))
+        d.app.component(component).map(|c| c.id.clone()).ok_or_else(|| {
+            Unresolved::Invalid(format!(
+                "shared application {application} has no component {component}"
+            ))
+        })
     }
 
     /// The lattice id a component of `app` stands for (resolving shared references).
-    pub fn lattice_id(&self, comp: &wadm_model::Component) -> Result<String, String> {
+    pub fn lattice_id(&self, comp: &wadm_model::Component) -> Result<String, Unresolved> {
         match &comp.source {
             Source::Image(_) => Ok(comp.id.clone()),
             Source::Shared { application, component } => {
                 self.resolve_shared(application, component)
             }
+        }
+    }
+}
+
+/// Why a component reference does not resolve to a lattice id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The shared application it references is not deployed (not yet, or no longer): whatever
+    /// needs it waits for it.
+    SharedNotDeployed(String),
+    /// It cannot resolve as deployed (not shared, no such component, ...): a failure.
+    Invalid(String),
+}
+
+impl Unresolved {
+    /// The status of a scaler that needs the reference.
+    pub fn status(&self) -> StatusInfo {
+        match self {
+            Unresolved::SharedNotDeployed(app) => StatusInfo::new(
+                StatusType::Waiting,
+                format!("shared application {app} not deployed"),
+            ),
+            Unresolved::Invalid(reason) => StatusInfo::new(StatusType::Failed, reason.clone()),
         }
     }
 }

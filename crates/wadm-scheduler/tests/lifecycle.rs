@@ -212,12 +212,21 @@ fn shared_references_resolve_to_the_shared_component() {
     let mut lat = lattice(vec![host("h1", &[])]);
     converge(deploy(&apps), &mut lat);
     assert_eq!(lat.links.values().next().unwrap().target, "lib-kv");
-    // Without the shared app deployed the link scaler fails with a reason.
-    let alone = [deployed(consumer, 1)];
+    // Without the shared app deployed the link scaler waits for it, naming it, and wants no link.
+    let alone = [deployed(consumer.clone(), 1)];
     let plan = reconcile(&alone, &lattice(vec![host("h1", &[])]), 0);
     let (t, msg) = status_of(&plan, "b");
+    assert_eq!(t, StatusType::Waiting);
+    assert_eq!(msg, "shared application lib not deployed");
+    assert!(plan.commands.iter().all(|c| c.command.kind() != "put_link"), "{:?}", plan.commands);
+    // An application that is deployed but not shared is a failure, not a wait.
+    let mut unshared = app("lib", vec![component("kv", "kv-img", vec![spreadscaler(1, vec![])])]);
+    unshared.shared = false;
+    let apps = [deployed(unshared, 1), deployed(consumer, 1)];
+    let plan = reconcile(&apps, &lattice(vec![host("h1", &[])]), 0);
+    let (t, msg) = status_of(&plan, "b");
     assert_eq!(t, StatusType::Failed);
-    assert_eq!(msg, "shared application lib is not deployed");
+    assert_eq!(msg, "application lib is not shared");
 }
 
 #[test]

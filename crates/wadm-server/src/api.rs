@@ -133,7 +133,9 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 let (reply, follow) = self.deploy(lattice, &name, bytes, expect, actor).await;
                 (json(&reply), follow)
             }
-            Operation::Undeploy(name) => (json(&self.undeploy(lattice, &name, actor).await), None),
+            Operation::Undeploy(name) => {
+                (json(&self.undeploy(lattice, &name, bytes, actor).await), None)
+            }
             Operation::Status(name) => (json(&self.status(lattice, &name).await), None),
             Operation::History(name) => (json(&self.history(lattice, &name).await), None),
             // The server answers these from observed state (see `crate::view`).
@@ -356,11 +358,15 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     ) -> DeleteModelResponse {
         let error =
             |message| DeleteModelResponse { result: DeleteResult::Error, message, undeploy: false };
-        let request: VersionRequest = match body(bytes) {
+        let request: DeleteModelRequest = match body(bytes) {
             Ok(r) => r,
             Err(m) => return error(m),
         };
         let version = request.version.as_deref();
+        let users = match self.check_removal(lattice, name, version, request.force).await {
+            Ok(users) => users,
+            Err(message) => return error(message),
+        };
         match self.store.delete(lattice, name, version, actor).await {
             Ok(DeleteOutcome::Noop) => DeleteModelResponse {
                 result: DeleteResult::Noop,
@@ -380,7 +386,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 };
                 DeleteModelResponse {
                     result: DeleteResult::Deleted,
-                    message: format!("Deleted {what}"),
+                    message: format!("Deleted {what}{}", deploy::forced_note(&users)),
                     undeploy: undeployed,
                 }
             }

@@ -1,8 +1,9 @@
 //! Deploy-time checks that need the other applications of the lattice. Pure.
 //!
 //! - An explicit component or provider id must not be used by another deployed application.
-//! - A shared reference (`properties.application`) must name a deployed application that is
-//!   marked shared and has that component.
+//! - A shared reference (`properties.application`) to a deployed application must name one that is
+//!   marked shared and has that component. A reference to an application that is not deployed is
+//!   no error: the dependent waits for it (its status says so).
 //! - A link must not have the lattice identity (source id, namespace, package, link name) of a link
 //!   another deployed application declares: the lattice keeps one link per identity, so the second
 //!   would silently replace the first. Only links from shared components can collide (derived ids
@@ -34,9 +35,7 @@ pub fn deploy_conflicts(app: &Application, deployed: &[Application]) -> Vec<Stri
             Source::Shared { application, component: target } => {
                 let path = format!("spec.components[{}].properties.application", component.name);
                 match deployed.iter().find(|o| &o.name == application) {
-                    None => problems.push(format!(
-                        "{path}: shared application {application:?} is not deployed"
-                    )),
+                    None => {}
                     Some(shared) if !shared.shared => problems.push(format!(
                         "{path}: application {application:?} is not marked shared (annotation experimental.wasmcloud.dev/shared: \"true\")"
                     )),
@@ -50,6 +49,69 @@ pub fn deploy_conflicts(app: &Application, deployed: &[Application]) -> Vec<Stri
     }
     problems.extend(link_conflicts(app, deployed));
     problems
+}
+
+/// The shared applications `app` references that are not deployed (sorted, once each): deployed
+/// now, it waits for them.
+pub fn awaited_shared(app: &Application, deployed: &[Application]) -> Vec<String> {
+    let mut awaited: Vec<String> = app
+        .components
+        .iter()
+        .filter_map(|c| match &c.source {
+            Source::Shared { application, .. } => Some(application),
+            Source::Image(_) => None,
+        })
+        .filter(|a| !deployed.iter().any(|o| &o.name == *a))
+        .cloned()
+        .collect();
+    awaited.sort();
+    awaited.dedup();
+    awaited
+}
+
+/// The deployed applications (other than `shared` itself) with a component referencing `shared`,
+/// sorted, once each.
+pub fn dependents(shared: &str, deployed: &[Application]) -> Vec<String> {
+    let mut names: Vec<String> = deployed
+        .iter()
+        .filter(|o| o.name != shared)
+        .filter(|o| {
+            o.components.iter().any(
+                |c| matches!(&c.source, Source::Shared { application, .. } if application == shared),
+            )
+        })
+        .map(|o| o.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Whether a request that would undeploy the shared application `shared` may proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// No deployed application references it.
+    Free,
+    /// Deployed applications reference it and the request forces: proceed (they will wait).
+    Forced(Vec<String>),
+    /// Refused, with the message naming the dependents.
+    Refused(String),
+}
+
+/// Decide an undeploy (or a delete that undeploys) of the shared application `shared`, given the
+/// other deployed applications of the lattice.
+pub fn removal(shared: &str, deployed: &[Application], force: bool) -> Removal {
+    let users = dependents(shared, deployed);
+    if users.is_empty() {
+        Removal::Free
+    } else if force {
+        Removal::Forced(users)
+    } else {
+        Removal::Refused(format!(
+            "shared application {shared} is used by deployed applications: {}; undeploy them first or pass force",
+            users.join(", ")
+        ))
+    }
 }
 
 /// The lattice id of a link source: its own id, or the id of the shared component it references.
@@ -156,7 +218,10 @@ mod tests {
     fn shared_references() {
         let mine = app("a", false, vec![component("r", shared_ref("lib", "comp"), None)]);
         let msg = |d: &[Application]| deploy_conflicts(&mine, d).join(" ");
-        assert!(msg(&[]).contains("is not deployed"));
+        // Not deployed: no conflict, the dependent waits for it.
+        assert_eq!(msg(&[]), "");
+        assert_eq!(awaited_shared(&mine, &[]), ["lib"]);
+        assert!(awaited_shared(&mine, &[app("lib", true, vec![])]).is_empty());
         assert!(
             msg(&[app("lib", false, vec![component("comp", image(), None)])])
                 .contains("not marked shared")
@@ -208,5 +273,37 @@ mod tests {
         // Another link name is another link; redeploying the same app is no conflict.
         assert!(deploy_conflicts(&user("two", "two"), &[lib.clone(), first.clone()]).is_empty());
         assert!(deploy_conflicts(&user("one", "default"), &[lib, first]).is_empty());
+    }
+
+    #[test]
+    fn removing_a_shared_app_is_refused_while_deployed_apps_use_it() {
+        let lib = app("lib", true, vec![component("comp", image(), None)]);
+        let user =
+            |name: &str| app(name, false, vec![component("r", shared_ref("lib", "comp"), None)]);
+        let other = app("other", false, vec![component("c", image(), None)]);
+        // Nothing references it (a reference to another app does not count).
+        let elsewhere = app("x", false, vec![component("r", shared_ref("lib2", "comp"), None)]);
+        let alone = [lib.clone(), other.clone(), elsewhere];
+        assert_eq!(removal("lib", &alone, false), Removal::Free);
+        // Dependents are named, sorted, once each (two references from one app).
+        let mut twice = user("app-b");
+        twice.components.push(component("r2", shared_ref("lib", "comp"), None));
+        let used = [user("app-c"), lib, twice, other, user("app-a")];
+        assert_eq!(dependents("lib", &used), ["app-a", "app-b", "app-c"]);
+        match removal("lib", &used, false) {
+            Removal::Refused(message) => assert_eq!(
+                message,
+                "shared application lib is used by deployed applications: app-a, app-b, app-c; \
+                 undeploy them first or pass force"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            removal("lib", &used, true),
+            Removal::Forced(vec!["app-a".into(), "app-b".into(), "app-c".into()])
+        );
+        // An application referencing itself is not its own dependent.
+        let selfish = app("lib", true, vec![component("r", shared_ref("lib", "comp"), None)]);
+        assert_eq!(removal("lib", &[selfish], false), Removal::Free);
     }
 }

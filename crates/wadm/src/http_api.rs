@@ -253,29 +253,56 @@ fn version_body(uri: &Uri) -> Result<Bytes, Refusal> {
 
 /// The query parameter `wanted` (the only one the route accepts), decoded.
 fn query_value(uri: &Uri, wanted: &str) -> Result<Option<String>, Refusal> {
-    let Some(query) = uri.query() else { return Ok(None) };
-    let mut found = None;
+    Ok(query_values(uri, &[wanted])?.pop().flatten())
+}
+
+/// The query parameters `wanted` (the only ones the route accepts), decoded, in that order.
+fn query_values(uri: &Uri, wanted: &[&str]) -> Result<Vec<Option<String>>, Refusal> {
+    let mut found = vec![None; wanted.len()];
+    let Some(query) = uri.query() else { return Ok(found) };
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            k if k == wanted => {
-                let decoded = percent_decode(value).map_err(|reason| {
-                    Refusal::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("query parameter '{wanted}': {reason}"),
-                    )
-                })?;
-                found = Some(decoded);
-            }
-            other => {
-                return Err(Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter {other:?} (only '{wanted}' is accepted)"),
-                ));
-            }
-        }
+        let Some(at) = wanted.iter().position(|w| *w == key) else {
+            let accepted: Vec<String> = wanted.iter().map(|w| format!("'{w}'")).collect();
+            let verb = if wanted.len() == 1 { "is" } else { "are" };
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown query parameter {key:?} (only {} {verb} accepted)",
+                    accepted.join(" and ")
+                ),
+            ));
+        };
+        let decoded = percent_decode(value).map_err(|reason| {
+            Refusal::new(StatusCode::BAD_REQUEST, format!("query parameter '{key}': {reason}"))
+        })?;
+        found[at] = Some(decoded);
     }
     Ok(found)
+}
+
+/// A `force` query parameter: `true` (or bare `force`) or `false`.
+fn force_flag(value: Option<String>) -> Result<bool, Refusal> {
+    match value.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true" | "") => Ok(true),
+        Some(other) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("query parameter 'force': {other:?} is neither true nor false"),
+        )),
+    }
+}
+
+/// `DELETE …/apps/{name}`'s query (`version`, `force`) as the `model.del` body.
+fn delete_body(uri: &Uri) -> Result<Bytes, Refusal> {
+    let mut values = query_values(uri, &["version", "force"])?;
+    let force = force_flag(values.pop().flatten())?;
+    let version = values.pop().flatten();
+    Ok(match (version, force) {
+        (None, false) => Bytes::new(),
+        (version, false) => Bytes::from(json!({ "version": version }).to_string()),
+        (version, true) => Bytes::from(json!({ "version": version, "force": true }).to_string()),
+    })
 }
 
 /// Decode `%XX` escapes and `+` in a query value.
@@ -472,7 +499,7 @@ async fn delete_app(
     Path((lattice, name)): AppPath,
     uri: Uri,
 ) -> Response {
-    match version_body(&uri) {
+    match delete_body(&uri) {
         Ok(body) => {
             let call = ApiCall::write(&lattice, "del", Some(&name), body);
             app_request(&g, peer, &headers, call).await
@@ -539,13 +566,22 @@ async fn app_action(
     peer: Peer,
     headers: HeaderMap,
     Path((lattice, name, part)): Path<(String, String, String)>,
+    uri: Uri,
     body: Bytes,
 ) -> Response {
     let Some(operation) = APP_ACTIONS.iter().find(|action| **action == part) else {
         return unknown_part(&part, APP_READS);
     };
-    // Deploy takes an optional {"version": …} as on the NATS API; undeploy nothing.
-    let body = if *operation == "deploy" { body } else { Bytes::new() };
+    // Deploy takes an optional {"version": …} as on the NATS API; undeploy only `?force=true`.
+    let body = if *operation == "deploy" {
+        body
+    } else {
+        match query_value(&uri, "force").and_then(force_flag) {
+            Ok(true) => Bytes::from_static(br#"{"force":true}"#),
+            Ok(false) => Bytes::new(),
+            Err(refused) => return refused.into_response(),
+        }
+    };
     if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
         return error(
             StatusCode::BAD_REQUEST,
@@ -729,6 +765,21 @@ mod tests {
         assert_eq!(version_body(&unknown).unwrap_err().code, StatusCode::BAD_REQUEST);
         let bad: Uri = "/x?version=%zz".parse().unwrap();
         assert_eq!(version_body(&bad).unwrap_err().code, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn delete_queries_become_the_api_body() {
+        let body = |q: &str| delete_body(&format!("/x{q}").parse::<Uri>().unwrap());
+        assert!(body("").unwrap().is_empty());
+        assert!(body("?force=false").unwrap().is_empty());
+        assert_eq!(body("?version=v1").unwrap(), Bytes::from(r#"{"version":"v1"}"#));
+        assert_eq!(body("?force=true").unwrap(), Bytes::from(r#"{"version":null,"force":true}"#));
+        assert_eq!(
+            body("?version=v1&force").unwrap(),
+            Bytes::from(r#"{"version":"v1","force":true}"#)
+        );
+        assert_eq!(body("?force=yes").unwrap_err().code, StatusCode::BAD_REQUEST);
+        assert_eq!(body("?forced=true").unwrap_err().code, StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -513,3 +513,48 @@ async fn lattice_and_prefix_options_select_the_api() {
     let line = env.app(&["list", "--api-prefix", "nobody.api"]).await.failed(2).to_string();
     assert!(line.contains("nobody.api.cli-iso-a.model.get"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_app_in_use_is_undeployed_or_deleted_only_with_force() {
+    let env = Env::with_wadm("cli-shared").await;
+    let lib = env.dir.path().join("lib.yaml");
+    let shared = manifest("lib", "v1").replace(
+        "    version: v1",
+        "    version: v1\n    experimental.wasmcloud.dev/shared: \"true\"",
+    );
+    assert!(shared.contains("wasmcloud.dev/shared"), "{shared}");
+    std::fs::write(&lib, shared).unwrap();
+    let user = env.dir.path().join("user.yaml");
+    let first = yaml_value(&manifest("lib", "v1"));
+    let component = first["spec"]["components"][0]["name"].as_str().unwrap().to_string();
+    std::fs::write(
+        &user,
+        format!(
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: user\n  \
+             annotations:\n    version: v1\nspec:\n  components:\n    - name: ref\n      \
+             type: component\n      properties:\n        application:\n          name: lib\n          \
+             component: {component}\n"
+        ),
+    )
+    .unwrap();
+    env.app(&["deploy", path(&lib)]).await.ok();
+    env.app(&["deploy", path(&user)]).await.ok();
+    for args in
+        [&["undeploy", "lib"][..], &["delete", "lib"], &["delete", "lib", "--version", "v1"]]
+    {
+        let line = env.app(args).await.failed(1).to_string();
+        assert!(
+            line.contains("shared application lib is used by deployed applications: user"),
+            "{args:?}: {line}"
+        );
+    }
+    let forced = env.app(&["undeploy", "lib", "--force"]).await;
+    assert_eq!(forced.ok().stdout.trim(), "Undeployed lib (forced: user left waiting for it)");
+    env.app(&["deploy", "lib"]).await.ok();
+    let deleted = env.app(&["delete", "lib", "--force"]).await;
+    assert!(
+        deleted.ok().stdout.contains("(forced: user left waiting for it)"),
+        "{}",
+        deleted.stdout
+    );
+}

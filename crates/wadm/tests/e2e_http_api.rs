@@ -282,6 +282,38 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
     .await;
     assert!(stopped.is_some(), "undeploy stops the component on the hosts");
 
+    // A shared application in use is refused, naming its user; `?force=true` proceeds.
+    let lib = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: http-lib\n  \
+               annotations:\n    version: v1\n    experimental.wasmcloud.dev/shared: \"true\"\nspec:\n  \
+               components:\n    - name: c\n      type: component\n      properties:\n        \
+               image: ghcr.io/example/lib:1.0.0\n      traits:\n        - type: spreadscaler\n          \
+               properties:\n            instances: 1\n";
+    let user = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: http-user\n  \
+                annotations:\n    version: v1\nspec:\n  components:\n    - name: r\n      \
+                type: component\n      properties:\n        application:\n          \
+                name: http-lib\n          component: c\n";
+    for (manifest, name) in [(lib, "http-lib"), (user, "http-user")] {
+        let (code, body) =
+            request(&addr, "POST", &apps, Some(TOKEN), yaml, manifest.as_bytes()).await;
+        assert_eq!(code, 201, "{body}");
+        let deploy = format!("{apps}/{name}/deploy");
+        let (code, body) = request(&addr, "POST", &deploy, Some(TOKEN), None, b"").await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let lib_path = format!("{apps}/http-lib");
+    for (method, path) in [("POST", format!("{lib_path}/undeploy")), ("DELETE", lib_path.clone())] {
+        let (code, body) = request(&addr, method, &path, Some(TOKEN), None, b"").await;
+        assert_eq!(code, 400, "{method} {path}: {body}");
+        assert!(body.contains("used by deployed applications: http-user"), "{body}");
+    }
+    let (code, body) =
+        request(&addr, "DELETE", &format!("{lib_path}?force=maybe"), Some(TOKEN), None, b"").await;
+    assert_eq!(code, 400, "{body}");
+    let forced = format!("{lib_path}/undeploy?force=true");
+    let (code, body) = request(&addr, "POST", &forced, Some(TOKEN), None, b"").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("forced: http-user left waiting"), "{body}");
+
     // Every documented route is served (not the router's fallback, not a wrong method).
     let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
     for (template, item) in doc["paths"].as_object().unwrap() {

@@ -6,14 +6,16 @@ use wadm_protocol::Link;
 use smallvec::smallvec;
 
 use super::{Evaluation, Scaler, ScalerInfo, Want, Wants};
+use crate::catalog::Unresolved;
 use crate::context::Context;
 
 /// Puts one link and keeps it equal to the manifest.
 #[derive(Debug, Clone)]
 pub struct LinkScaler {
     pub info: ScalerInfo,
-    /// The link to keep, or why it cannot be built (e.g. a shared application is not deployed).
-    pub link: Result<Link, String>,
+    /// The link to keep, or why it cannot be built (e.g. a shared application is not deployed:
+    /// the scaler then waits for it, wanting nothing).
+    pub link: Result<Link, Unresolved>,
     /// Configs either end needs that the application does not own.
     pub external_config: Vec<String>,
 }
@@ -30,10 +32,10 @@ impl Scaler for LinkScaler {
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let link = match &self.link {
             Ok(link) => link,
-            Err(reason) => {
+            Err(unresolved) => {
                 return Evaluation {
                     wants: Wants::new(),
-                    status: StatusInfo::new(StatusType::Failed, reason.clone()),
+                    status: unresolved.status(),
                     wake_at: None,
                 };
             }

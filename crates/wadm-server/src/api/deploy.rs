@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 use wadm_model::api::*;
-use wadm_model::{Source, Status, StatusType};
+use wadm_model::{Application, Source, Status, StatusType};
 
 use super::{Api, FollowUp, body, not_found};
-use crate::checks::deploy_conflicts;
+use crate::checks::{Removal, awaited_shared, deploy_conflicts, removal};
 use crate::kv::Kv;
 use crate::manifest::parse_stored;
 use crate::probe::LatticeProbe;
@@ -59,9 +59,14 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         let redeploy = index.deployed.as_deref() == Some(version.as_str())
             && self.app_status(lattice, name).await.status.status_type == StatusType::Failed;
         let already = index.deployed.as_deref() == Some(version.as_str()) && !redeploy;
-        if !already && let Err(message) = self.check_deploy(lattice, name, &stored.manifest).await {
-            return (reply(DeployResult::Error, message, Some(version)), None);
-        }
+        let awaited = if already {
+            Vec::new()
+        } else {
+            match self.check_deploy(lattice, name, &stored.manifest).await {
+                Ok(awaited) => awaited,
+                Err(message) => return (reply(DeployResult::Error, message, Some(version)), None),
+            }
+        };
         let options = DeployOptions { expect, redeploy };
         let outcome =
             match self.store.deploy_with(lattice, name, Some(&version), options, actor).await {
@@ -81,8 +86,15 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             };
             return (unchanged, None);
         }
-        let status =
-            Status::new(StatusType::Reconciling, format!("Deploying version {}", outcome.version));
+        let status = match awaited.as_slice() {
+            [] => Status::new(
+                StatusType::Reconciling,
+                format!("Deploying version {}", outcome.version),
+            ),
+            [first, ..] => {
+                Status::new(StatusType::Waiting, format!("shared application {first} not deployed"))
+            }
+        };
         if let Err(e) = self.status.set(lattice, name, &status).await {
             tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
         }
@@ -100,10 +112,16 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             app: name.to_string(),
             generation: outcome.generation,
         };
-        let message = format!(
+        let mut message = format!(
             "Deployed version {} of {name} (generation {})",
             outcome.version, outcome.generation
         );
+        if !awaited.is_empty() {
+            message.push_str(&format!(
+                "; waiting for shared application(s) not deployed: {}",
+                awaited.join(", ")
+            ));
+        }
         let deployed = DeployModelResponse {
             revision: Some(outcome.revision),
             ..reply(DeployResult::Acknowledged, message, Some(outcome.version))
@@ -111,13 +129,14 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         (deployed, Some(follow))
     }
 
-    /// Deploy-time checks against the other deployed applications of the lattice.
+    /// Deploy-time checks against the other deployed applications of the lattice. Ok: the shared
+    /// applications it references that are not deployed (it will wait for them).
     async fn check_deploy(
         &self,
         lattice: &str,
         name: &str,
         manifest: &Value,
-    ) -> Result<(), String> {
+    ) -> Result<Vec<String>, String> {
         let app = parse_stored(manifest).map_err(|e| format!("stored manifest is invalid: {e}"))?;
         // Only load what the checks need: every other deployed application when an explicit id
         // must be unique, else just the shared applications referenced.
@@ -139,25 +158,79 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             referenced.dedup();
             referenced
         };
-        let loads = candidates.into_iter().filter(|o| o != name).map(|other| async move {
+        let deployed = self.deployed_manifests(lattice, name, candidates).await;
+        let problems = deploy_conflicts(&app, &deployed);
+        if problems.is_empty() {
+            Ok(awaited_shared(&app, &deployed))
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// The deployed manifests of `names` (`except` left out; unreadable ones too).
+    async fn deployed_manifests(
+        &self,
+        lattice: &str,
+        except: &str,
+        names: Vec<String>,
+    ) -> Vec<Application> {
+        let loads = names.into_iter().filter(|o| o != except).map(|other| async move {
             let index = self.store.index(lattice, &other).await.ok().flatten()?;
             let version = index.deployed?;
             self.store.get(lattice, &other, Some(&version)).await.ok().flatten()
         });
-        let deployed: Vec<_> = futures::future::join_all(loads)
+        futures::future::join_all(loads)
             .await
             .into_iter()
             .flatten()
             .filter_map(|s| parse_stored(&s.manifest).ok())
-            .collect();
-        let problems = deploy_conflicts(&app, &deployed);
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+            .collect()
+    }
+
+    /// Before undeploying `name` (or deleting `version` of it, `None`: the whole application):
+    /// when that undeploys a shared application, the deployed applications that use it. Err: the
+    /// request is refused (the message names them); Ok: proceed, the dependents left waiting when
+    /// forced. Cheap for the common case: only a deployed shared application lists the lattice.
+    pub(super) async fn check_removal(
+        &self,
+        lattice: &str,
+        name: &str,
+        version: Option<&str>,
+        force: bool,
+    ) -> Result<Vec<String>, String> {
+        let index = match self.store.index(lattice, name).await {
+            Ok(Some(index)) => index,
+            Ok(None) => return Ok(Vec::new()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let Some(deployed) = index.deployed else { return Ok(Vec::new()) };
+        if version.is_some_and(|v| v != deployed) {
+            return Ok(Vec::new());
+        }
+        let shared = match self.store.get(lattice, name, Some(&deployed)).await {
+            Ok(stored) => {
+                stored.and_then(|s| parse_stored(&s.manifest).ok()).is_some_and(|a| a.shared)
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if !shared {
+            return Ok(Vec::new());
+        }
+        let all = self.store.list(lattice).await.map_err(|e| e.to_string())?;
+        let others = all.into_iter().filter(|o| o.deployed.is_some()).map(|o| o.name).collect();
+        let deployed = self.deployed_manifests(lattice, name, others).await;
+        match removal(name, &deployed, force) {
+            Removal::Free => Ok(Vec::new()),
+            Removal::Forced(users) => Ok(users),
+            Removal::Refused(message) => Err(message),
+        }
     }
 
     pub(super) async fn undeploy(
         &self,
         lattice: &str,
         name: &str,
+        bytes: &[u8],
         actor: &str,
     ) -> DeployModelResponse {
         let reply = |result, message: String, version| DeployModelResponse {
@@ -168,12 +241,19 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             unchanged: false,
             revision: None,
         };
+        // Upstream sends `{}` (or nothing) and the body was never checked: anything that is not
+        // `{"force": true}` is an ordinary undeploy.
+        let force = serde_json::from_slice::<UndeployModelRequest>(bytes).is_ok_and(|r| r.force);
+        let users = match self.check_removal(lattice, name, None, force).await {
+            Ok(users) => users,
+            Err(message) => return reply(DeployResult::Error, message, None),
+        };
         match self.store.undeploy(lattice, name, actor).await {
             Ok(Some(was)) => {
                 self.after_undeploy(lattice, name).await;
                 reply(
                     DeployResult::Acknowledged,
-                    format!("Undeployed version {was} of {name}"),
+                    format!("Undeployed version {was} of {name}{}", forced_note(&users)),
                     Some(was),
                 )
             }
@@ -198,5 +278,14 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
             }
         }
+    }
+}
+
+/// Said in the reply of a forced removal: who is left waiting.
+pub(super) fn forced_note(users: &[String]) -> String {
+    if users.is_empty() {
+        String::new()
+    } else {
+        format!(" (forced: {} left waiting for it)", users.join(", "))
     }
 }

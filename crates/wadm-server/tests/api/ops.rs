@@ -2,6 +2,7 @@
 
 use async_nats::HeaderMap;
 use serde_json::Value;
+use wadm_model::StatusType;
 use wadm_model::api::*;
 
 use crate::common::{Env, manifest};
@@ -200,9 +201,19 @@ spec:
 "#;
     let put: PutModelResponse = env.req("default.model.put", user).await;
     assert_eq!(put.result, PutResult::Created, "{}", put.message);
+    // Its shared application is not deployed: accepted, and it waits for it.
     let d: DeployModelResponse = env.req("default.model.deploy.user", "").await;
-    assert_eq!(d.result, DeployResult::Error);
-    assert!(d.message.contains("not deployed"), "{}", d.message);
+    assert_eq!(d.result, DeployResult::Acknowledged, "{}", d.message);
+    assert!(
+        d.message.contains("waiting for shared application(s) not deployed: lib"),
+        "{}",
+        d.message
+    );
+    let s: StatusResponse = env.req("default.model.status.user", "").await;
+    let status = s.status.unwrap().status;
+    assert_eq!(status.status_type, StatusType::Waiting);
+    assert_eq!(status.message, "shared application lib not deployed");
+    env.req::<DeployModelResponse>("default.model.undeploy.user", "").await;
     env.req::<PutModelResponse>("default.model.put", &crate::common::manifest("lib", Some("1")))
         .await;
     env.req::<DeployModelResponse>("default.model.deploy.lib", "").await;
@@ -216,6 +227,28 @@ spec:
     env.req::<DeployModelResponse>("default.model.deploy.lib", "").await;
     let d: DeployModelResponse = env.req("default.model.deploy.user", "").await;
     assert_eq!(d.result, DeployResult::Acknowledged, "{}", d.message);
+
+    // Now `user` depends on `lib`: undeploying or deleting lib is refused, naming it.
+    let used = "shared application lib is used by deployed applications: user; \
+                undeploy them first or pass force";
+    let d: DeployModelResponse = env.req("default.model.undeploy.lib", "{}").await;
+    assert_eq!((d.result, d.message.as_str()), (DeployResult::Error, used));
+    for body in ["", r#"{"version": "2"}"#, r#"{"version": "2", "other": 1}"#] {
+        let del: DeleteModelResponse = env.req("default.model.del.lib", body).await;
+        assert_eq!((del.result, del.message.as_str()), (DeleteResult::Error, used), "{body}");
+    }
+    let versions: VersionResponse = env.req("default.model.versions.lib", "").await;
+    assert!(versions.versions.iter().any(|v| v.version == "2" && v.deployed));
+    // A version that is not deployed can go.
+    let del: DeleteModelResponse = env.req("default.model.del.lib", r#"{"version": "1"}"#).await;
+    assert_eq!(del.result, DeleteResult::Deleted, "{}", del.message);
+    // Forced: it goes, the reply says who is left waiting.
+    let d: DeployModelResponse = env.req("default.model.undeploy.lib", r#"{"force": true}"#).await;
+    assert_eq!(d.result, DeployResult::Acknowledged, "{}", d.message);
+    assert_eq!(d.message, "Undeployed version 2 of lib (forced: user left waiting for it)");
+    // Not deployed any more: nothing to protect.
+    let del: DeleteModelResponse = env.req("default.model.del.lib", "").await;
+    assert_eq!(del.result, DeleteResult::Deleted, "{}", del.message);
 }
 
 #[tokio::test]

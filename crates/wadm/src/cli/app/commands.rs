@@ -38,8 +38,8 @@ pub enum Prepared {
     List,
     Versions { name: String },
     Deploy { target: Target, version: Option<String>, wait: bool, expect_revision: Option<u64> },
-    Undeploy { name: String, wait: bool },
-    Delete { name: String, version: Option<String>, wait: bool },
+    Undeploy { name: String, wait: bool, force: bool },
+    Delete { name: String, version: Option<String>, wait: bool, force: bool },
     Status { name: String, watch: bool, hosts: bool },
     History { name: String },
     Plan { target: Target, version: Option<String> },
@@ -152,28 +152,28 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
         Prepared::Deploy { target, version, wait, expect_revision } => {
             deploy(cx, target, version, wait, expect_revision).await?
         }
-        Prepared::Undeploy { name, wait: false } => {
-            let reply = client.undeploy(&name).await?;
+        Prepared::Undeploy { name, wait: false, force } => {
+            let reply = client.undeploy_with(&name, force).await?;
             if cx.json() {
                 return print_json(&reply);
             }
-            say!("Undeployed {name}");
+            say!("Undeployed {name}{}", forced_note(&reply.message));
         }
-        Prepared::Undeploy { name, wait: true } => {
+        Prepared::Undeploy { name, wait: true, force } => {
             if !cx.json() {
                 eprintln!("Undeploying {name}; waiting up to {:?}", cx.wait_timeout);
             }
             let on_status = progress_printer(cx, &name);
             let (reply, status) =
-                client.undeploy_and_wait(&name, cx.wait_timeout, on_status).await?;
+                client.undeploy_with_and_wait(&name, force, cx.wait_timeout, on_status).await?;
             if cx.json() {
                 return print_json(&WaitReport { deploy: &reply, status: &status });
             }
-            say!("Undeployed {name}: nothing of it runs any more");
+            say!("Undeployed {name}: nothing of it runs any more{}", forced_note(&reply.message));
         }
-        Prepared::Delete { name, version, wait } => {
+        Prepared::Delete { name, version, wait, force } => {
             let watch = if wait { Some(client.watch_status(&name).await?) } else { None };
-            let reply = client.delete(&name, version.as_deref()).await?;
+            let reply = client.delete_with(&name, version.as_deref(), force).await?;
             let removed = match watch {
                 Some(watch) if reply.undeploy => {
                     if !cx.json() {
@@ -201,10 +201,14 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
                 DeleteResult::Noop => say!("Nothing to delete: {what} does not exist"),
                 _ if reply.undeploy && removed.is_some() => {
                     say!(
-                        "Deleted {what} (it was deployed: undeployed it; nothing of it runs any more)"
+                        "Deleted {what} (it was deployed: undeployed it; nothing of it runs any more){}",
+                        forced_note(&reply.message)
                     )
                 }
-                _ if reply.undeploy => say!("Deleted {what} (it was deployed: undeployed it)"),
+                _ if reply.undeploy => say!(
+                    "Deleted {what} (it was deployed: undeployed it){}",
+                    forced_note(&reply.message)
+                ),
                 _ => say!("Deleted {what}"),
             }
         }
@@ -391,6 +395,14 @@ fn progress_printer<'a>(cx: &Context, name: &'a str) -> impl FnMut(&Status) + 'a
 struct StatusWithHosts<'a> {
     status: &'a Status,
     placement: &'a [crate::cli::lattice::Placement],
+}
+
+/// The server's note on a forced removal (who is left waiting), if its message has one.
+fn forced_note(message: &str) -> String {
+    match message.find(" (forced: ") {
+        Some(at) => message[at..].to_string(),
+        None => String::new(),
+    }
 }
 
 #[derive(Serialize)]

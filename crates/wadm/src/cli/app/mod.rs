@@ -105,6 +105,10 @@ enum Command {
         /// Wait until the hosts run nothing of it any more, showing progress.
         #[arg(long)]
         wait: bool,
+        /// Undeploy a shared application even while deployed applications use it (they then
+        /// wait for it to come back).
+        #[arg(long)]
+        force: bool,
     },
     /// Delete an application, or one version of it (by name, or the name in a manifest file).
     #[command(disable_version_flag = true)]
@@ -117,6 +121,10 @@ enum Command {
         /// When this undeploys it: wait until the hosts run nothing of it any more.
         #[arg(long)]
         wait: bool,
+        /// Delete a deployed shared application even while deployed applications use it (they
+        /// then wait for it to come back).
+        #[arg(long)]
+        force: bool,
     },
     /// Show the status of an application and of each of its scalers.
     Status {

@@ -46,11 +46,11 @@ pub fn prepare(command: Command) -> Result<Prepared, Failure> {
         Command::Deploy { app, version, wait, expect_revision } => {
             Prepared::Deploy { target: name_or_file(&app)?, version, wait, expect_revision }
         }
-        Command::Undeploy { app, wait } => {
-            Prepared::Undeploy { name: name_or_file(&app)?.name().into(), wait }
+        Command::Undeploy { app, wait, force } => {
+            Prepared::Undeploy { name: name_or_file(&app)?.name().into(), wait, force }
         }
-        Command::Delete { app, version, wait } => {
-            Prepared::Delete { name: name_or_file(&app)?.name().into(), version, wait }
+        Command::Delete { app, version, wait, force } => {
+            Prepared::Delete { name: name_or_file(&app)?.name().into(), version, wait, force }
         }
         Command::Status { name, watch, hosts } => Prepared::Status { name, watch, hosts },
         Command::History { name } => Prepared::History { name },
