@@ -88,6 +88,10 @@ spec:
                 requirements:
                   zone: west
                 weight: 1
+        - type: rollout
+          properties:
+            max_parallel: 1
+            min_healthy_time: 1s
     - name: httpserver
       type: capability
       properties:
@@ -700,6 +704,45 @@ fn analyse(run: &Run) -> Vec<String> {
         if peak > TARGET {
             findings.push(format!("peak instances {what}: {peak} > target {TARGET}"));
         }
+    }
+
+    // The rollout (max_parallel 1, min_healthy_time 1 s): from each host's `component.update`
+    // until 1 s after it reported the new image, at most one host is changing.
+    let mut edges: Vec<(Duration, i32)> = Vec::new();
+    let mut updates = 0;
+    for r in &requests {
+        if run.recorder.kind(&r.subject) != "component.update" {
+            continue;
+        }
+        updates += 1;
+        let host = r.subject.rsplit('.').next().unwrap_or("").to_string();
+        let Ok(body) = serde_json::from_str::<Value>(&r.body) else { continue };
+        let image = body["new_component_ref"].as_str().unwrap_or_default().to_string();
+        let confirmed = run.recorder.events().into_iter().find(|e| {
+            let Ok(event) = serde_json::from_str::<Value>(&e.body) else { return false };
+            e.at >= r.at
+                && e.subject.ends_with("component_scaled")
+                && event["source"] == host.as_str()
+                && event["data"]["image_ref"] == image.as_str()
+        });
+        let Some(confirmed) = confirmed else {
+            findings.push(format!("update on {host} to {image} never confirmed"));
+            continue;
+        };
+        edges.push((r.at, 1));
+        edges.push((confirmed.at + Duration::from_secs(1), -1));
+    }
+    edges.sort();
+    let (mut changing, mut rollout_peak) = (0, 0);
+    for (_, delta) in &edges {
+        changing += delta;
+        rollout_peak = rollout_peak.max(changing);
+    }
+    eprintln!(
+        "e2e_realhost: rollout: {updates} updates, at most {rollout_peak} host(s) changing at once (max_parallel 1)"
+    );
+    if rollout_peak > 1 {
+        findings.push(format!("rollout: {rollout_peak} hosts changing at once, max_parallel 1"));
     }
 
     // Peak providers (target 1): commanded (start/stop), reported (events), polled.
