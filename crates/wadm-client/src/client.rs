@@ -175,6 +175,13 @@ impl Client {
     }
 
     /// Undeploy `name`, keeping its stored versions.
+    /// Promote the current deployment of `name` past its rollouts' canary stage (`model.promote`,
+    /// a wadm extension).
+    pub async fn promote(&self, name: &str) -> Result<DeployModelResponse, ClientError> {
+        let subject = self.subject("promote", Some(name))?;
+        self.request(subject, None, Bytes::new()).await
+    }
+
     pub async fn undeploy(&self, name: &str) -> Result<DeployModelResponse, ClientError> {
         self.undeploy_with(name, false).await
     }

@@ -120,6 +120,9 @@ pub struct Rollout {
     /// A host counts as changed once it has run the new image this long (ms) since the host
     /// confirmed it; until then it is one of the `max_parallel`.
     pub min_healthy_time_ms: u64,
+    /// Change this many hosts, then stop until the deployment is promoted
+    /// (`wadm app promote`). `None`: no canary stage.
+    pub canary: Option<u32>,
 }
 
 /// A reference to a named config.

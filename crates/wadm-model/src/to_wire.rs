@@ -61,12 +61,16 @@ fn component(c: &Component) -> wire::Component {
             ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
             ms => format!("{ms}ms"),
         };
+        let mut properties = serde_json::json!({
+            "max_parallel": r.max_parallel,
+            "min_healthy_time": time,
+        });
+        if let Some(canary) = r.canary {
+            properties["canary"] = canary.into();
+        }
         wire::Trait {
             trait_type: "rollout".to_string(),
-            properties: wire::TraitProperties::Custom(serde_json::json!({
-                "max_parallel": r.max_parallel,
-                "min_healthy_time": time,
-            })),
+            properties: wire::TraitProperties::Custom(properties),
         }
     }));
     traits.extend(c.other_traits.iter().map(|o| wire::Trait {

@@ -270,8 +270,10 @@ fn rollout_trait_is_read_validated_and_written_back_canonically() {
     let d = rejected(with(json!({"min_healthy_time": "48h"})));
     assert_error(&d, "number-out-of-range", &format!("{path}.min_healthy_time"));
     // What is not implemented is refused by name, not silently ignored.
-    let d = rejected(with(json!({"canary": 1})));
-    assert_error(&d, "unknown-field", &format!("{path}.canary"));
+    let d = rejected(with(json!({"canary": 0})));
+    assert_error(&d, "number-out-of-range", &format!("{path}.canary"));
+    let d = rejected(with(json!({"auto_revert": true})));
+    assert_error(&d, "unknown-field", &format!("{path}.auto_revert"));
     // Only on a component with its own image, and once.
     let d = rejected(|v| {
         at(v, "/spec/components/1")["traits"] = json!([{"type": "rollout", "properties": {}}]);

@@ -44,6 +44,11 @@ pub fn apply_deployment(
         Some(d) if d.deployed_version.is_some() => {
             // Every deploy bumps the store generation: only a higher one is news.
             let app = record.apps.entry(name.to_string()).or_default();
+            if d.store_generation == app.store_generation && d.promoted && !app.promoted {
+                // Promoted past the canary stage: the same deployment goes on.
+                app.promoted = true;
+                return true;
+            }
             if d.store_generation <= app.store_generation {
                 return false;
             }
@@ -63,6 +68,7 @@ pub fn apply_deployment(
                 previous_version,
                 failure: None,
                 wake_at: None,
+                promoted: d.promoted,
             };
             true
         }
@@ -379,7 +385,7 @@ mod tests {
     use super::*;
 
     fn deployed(g: u64, v: &str) -> Deployment {
-        Deployment { store_generation: g, deployed_version: Some(v.into()) }
+        Deployment { store_generation: g, deployed_version: Some(v.into()), promoted: false }
     }
 
     #[test]
@@ -390,7 +396,8 @@ mod tests {
         assert!(apply_deployment(&mut r, "a", Some(&deployed(2, "v2"))));
         assert!(!apply_deployment(&mut r, "a", Some(&deployed(1, "v1"))));
         assert_eq!(r.apps["a"].generation(), 4);
-        let undeployed = Deployment { store_generation: 2, deployed_version: None };
+        let undeployed =
+            Deployment { store_generation: 2, deployed_version: None, promoted: false };
         assert!(apply_deployment(&mut r, "a", Some(&undeployed)));
         assert_eq!(r.apps["a"].generation(), 5);
         assert!(!apply_deployment(&mut r, "a", None));
@@ -416,7 +423,7 @@ mod tests {
         apply_deployment(
             &mut r,
             "a",
-            Some(&Deployment { store_generation: 4, deployed_version: None }),
+            Some(&Deployment { store_generation: 4, deployed_version: None, promoted: false }),
         );
         apply_deployment(&mut r, "a", Some(&deployed(5, "v3")));
         assert_eq!(r.apps["a"].previous_version, None);
@@ -460,7 +467,7 @@ mod tests {
     #[test]
     fn a_plan_for_some_apps_prunes_only_those() {
         let mut r = LatticeRecord::default();
-        let gone = Deployment { store_generation: 2, deployed_version: None };
+        let gone = Deployment { store_generation: 2, deployed_version: None, promoted: false };
         for name in ["a", "b"] {
             apply_deployment(&mut r, name, Some(&deployed(1, "v1")));
             apply_deployment(&mut r, name, Some(&gone));

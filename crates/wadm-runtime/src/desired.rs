@@ -19,6 +19,8 @@ use crate::record::runtime_generation;
 pub struct Deployment {
     pub store_generation: u64,
     pub deployed_version: Option<String>,
+    /// Promoted past its rollouts' canary stage (`wadm app promote`).
+    pub promoted: bool,
 }
 
 impl Deployment {
@@ -57,8 +59,11 @@ fn store_err(what: &str, e: impl std::fmt::Display) -> IoError {
 impl<K: Kv> DesiredSource for ManifestStore<K> {
     async fn deployment(&self, lattice: &str, app: &str) -> Result<Option<Deployment>, IoError> {
         let index = self.index(lattice, app).await.map_err(|e| store_err(app, e))?;
-        Ok(index
-            .map(|i| Deployment { store_generation: i.generation, deployed_version: i.deployed }))
+        Ok(index.map(|i| Deployment {
+            promoted: i.is_promoted(),
+            store_generation: i.generation,
+            deployed_version: i.deployed,
+        }))
     }
 
     async fn deployments(&self, lattice: &str) -> Result<BTreeMap<String, Deployment>, IoError> {
@@ -66,7 +71,11 @@ impl<K: Kv> DesiredSource for ManifestStore<K> {
         Ok(list
             .into_iter()
             .map(|i| {
-                let d = Deployment { store_generation: i.generation, deployed_version: i.deployed };
+                let d = Deployment {
+                    promoted: i.is_promoted(),
+                    store_generation: i.generation,
+                    deployed_version: i.deployed,
+                };
                 (i.name, d)
             })
             .collect())

@@ -116,6 +116,9 @@ pub struct AppRecord {
     /// for `min_healthy_time`): a timer step reconciles it then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake_at: Option<Timestamp>,
+    /// The deployment was promoted past its rollouts' canary stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoted: bool,
 }
 
 impl AppRecord {

@@ -186,7 +186,8 @@ impl AppBuilder<'_, '_> {
         let scaler: Box<dyn Scaler> = match (conflict, comp.kind) {
             (Some(reason), _) => Box::new(FailedScaler { info: workload.info, reason }),
             (None, ComponentKind::Component) => {
-                Box::new(ComponentScaler::new(workload, siblings).with_rollout(comp.rollout))
+                let scaler = ComponentScaler::new(workload, siblings).with_rollout(comp.rollout);
+                Box::new(scaler.promoted(self.d.promoted))
             }
             (None, ComponentKind::Capability) => Box::new(ProviderScaler::new(workload)),
         };

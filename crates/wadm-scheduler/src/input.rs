@@ -16,6 +16,8 @@ pub struct DeployedApp {
     /// id, so a command re-issued for the same generation deduplicates, and one for a newer
     /// generation does not.
     pub generation: u64,
+    /// Whether this deployment was promoted past its rollouts' canary stage.
+    pub promoted: bool,
 }
 
 impl DeployedApp {

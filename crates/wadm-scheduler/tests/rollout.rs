@@ -13,12 +13,12 @@ use common::*;
 use proptest::prelude::*;
 use wadm_lattice::{LatticeState, NOT_CONFIRMED, Timestamp};
 use wadm_model::{Rollout, StatusType};
-use wadm_scheduler::{Command, Reconciler};
+use wadm_scheduler::{Command, DeployedApp, Reconciler};
 
 const OLD: &str = "ghcr.io/x/web:1";
 const NEW: &str = "ghcr.io/x/web:2";
 
-fn web(image: &str, instances: u32, rollout: Option<Rollout>) -> wadm_scheduler::DeployedApp {
+fn web(image: &str, instances: u32, rollout: Option<Rollout>) -> DeployedApp {
     let mut c = component("web", image, vec![spreadscaler(instances, vec![])]);
     c.rollout = rollout;
     deployed(app("demo", vec![c]), 1)
@@ -79,7 +79,7 @@ proptest! {
         // Per step: which unconfirmed hosts confirm (bit i: the i-th of them), and the time that passes.
         steps in prop::collection::vec((any::<u16>(), 0u64..3_000), 1..40),
     ) {
-        let policy = Rollout { max_parallel, min_healthy_time_ms: min_healthy_ms };
+        let policy = Rollout { max_parallel, min_healthy_time_ms: min_healthy_ms, canary: None };
         let mut state = converged_on_old(hosts);
         let v2 = web(NEW, hosts as u32, Some(policy));
         let reconciler = Reconciler::new("default", vec![v2], vec![]);
@@ -135,7 +135,7 @@ proptest! {
 
 #[test]
 fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
-    let policy = Rollout { max_parallel: 2, min_healthy_time_ms: 1_000 };
+    let policy = Rollout { max_parallel: 2, min_healthy_time_ms: 1_000, canary: None };
     let mut state = converged_on_old(5);
     let v2 = web(NEW, 5, Some(policy));
     let reconciler = Reconciler::new("default", vec![v2], vec![]);
@@ -172,4 +172,34 @@ fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
     let batch = updates(&second);
     assert_eq!(batch.len(), 2);
     assert!(batch.iter().all(|h| !updates(&first).contains(h)), "other hosts: {batch:?}");
+}
+
+#[test]
+fn a_canary_stops_after_its_hosts_until_promoted() {
+    let policy = Rollout { max_parallel: 2, min_healthy_time_ms: 0, canary: Some(1) };
+    let mut state = converged_on_old(4);
+    let updates = |plan: &wadm_scheduler::Plan| {
+        plan.commands.iter().filter(|c| matches!(c.command, Command::UpdateComponent(_))).count()
+    };
+    let v2 = web(NEW, 4, Some(policy));
+    let held = Reconciler::new("default", vec![v2.clone()], vec![]);
+    let first = held.reconcile(&state, 10_000);
+    assert_eq!(updates(&first), 1, "the canary host only: {:?}", first.commands);
+    let commands: Vec<Command> = first.commands.iter().map(|c| c.command.clone()).collect();
+    send(&mut state, &commands);
+    for c in state.hosts.values_mut().flat_map(|h| h.components.values_mut()) {
+        if c.since == NOT_CONFIRMED {
+            c.since = 10_100;
+        }
+    }
+    // Confirmed and healthy: still nothing more, and the status says what it waits for.
+    let waiting = held.reconcile(&state, 60_000);
+    assert_eq!(updates(&waiting), 0);
+    let message = &waiting.statuses["demo"].scalers[0].status.message;
+    assert!(message.starts_with("canary: 1 of 4 hosts run ghcr.io/x/web:2"), "{message}");
+    assert!(message.contains("wadm app promote"), "{message}");
+    assert_eq!(waiting.statuses["demo"].status.status_type, StatusType::Reconciling);
+    // Promoted: the rest, max_parallel at a time.
+    let promoted = Reconciler::new("default", vec![DeployedApp { promoted: true, ..v2 }], vec![]);
+    assert_eq!(updates(&promoted.reconcile(&state, 60_000)), 2);
 }

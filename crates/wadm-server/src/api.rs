@@ -133,6 +133,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 let (reply, follow) = self.deploy(lattice, &name, bytes, expect, actor).await;
                 (json(&reply), follow)
             }
+            Operation::Promote(name) => (json(&self.promote(lattice, &name, actor).await), None),
             Operation::Undeploy(name) => {
                 (json(&self.undeploy(lattice, &name, bytes, actor).await), None)
             }
@@ -246,6 +247,41 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 }
             }
             Err(e) => error(&name, e.to_string()),
+        }
+    }
+
+    /// `model.promote.{name}`: the current deployment goes past its rollouts' canary stage. The
+    /// runtime hears of it as of a deploy (`manifest_published`) and reads the deployment again.
+    async fn promote(&self, lattice: &str, name: &str, actor: &str) -> DeployModelResponse {
+        let reply = |result, message: String, version: Option<String>| DeployModelResponse {
+            result,
+            message,
+            name: name.to_string(),
+            version,
+            unchanged: false,
+            revision: None,
+        };
+        match self.store.promote(lattice, name, actor).await {
+            Ok(Some(version)) => {
+                if let Some(client) = &self.events
+                    && let Ok(Some(stored)) = self.store.get(lattice, name, Some(&version)).await
+                {
+                    let manifest = stored.manifest;
+                    let published = crate::events::publish(client, lattice, |id, time| {
+                        crate::events::CloudEvent::manifest_published(manifest, id, time)
+                    });
+                    if let Err(e) = published.await {
+                        tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
+                    }
+                }
+                let message = format!("Promoted version {version} of {name}: its rollouts go on");
+                reply(DeployResult::Acknowledged, message, Some(version))
+            }
+            Ok(None) => reply(DeployResult::Error, format!("{name} is not deployed"), None),
+            Err(StoreError::AppNotFound(_)) => {
+                reply(DeployResult::NotFound, not_found(name, None), None)
+            }
+            Err(e) => reply(DeployResult::Error, e.to_string(), None),
         }
     }
 

@@ -65,6 +65,7 @@ pub fn plan_deploy(input: PlanInput<'_>) -> PlanResponse {
         app: candidate.spec.clone(),
         version: candidate.version.clone(),
         generation: next,
+        promoted: false,
     });
     let undeployed: Vec<UndeployedApp> = deployed
         .as_ref()
@@ -245,6 +246,7 @@ impl<K: Kv> Planner<'_, K> {
                     app: v.spec,
                     version,
                     generation: index.generation.saturating_mul(2),
+                    promoted: index.promoted == Some(index.generation),
                 });
             }
         }
@@ -335,6 +337,7 @@ mod tests {
                 app: v1.spec.clone(),
                 version: "v1".into(),
                 generation: 4,
+                promoted: false,
             }],
             vec![],
         );

@@ -381,6 +381,7 @@ fn count_request(prefix: &str, subject: &str, reply: &[u8]) {
         Ok(Operation::Hosts) => "lattice_hosts",
         Ok(Operation::Lattices) => "lattices",
         Ok(Operation::Plan(_)) => "plan",
+        Ok(Operation::Promote(_)) => "promote",
         Err(_) => "invalid",
     };
     let result = match serde_json::from_slice::<Outcome>(reply) {

@@ -398,6 +398,31 @@ impl<K: Kv> ManifestStore<K> {
         .await
     }
 
+    /// Promote the current deployment past its rollouts' canary stage. `Ok(None)`: nothing is
+    /// deployed; `Ok(Some(version))`: promoted (already promoted: unchanged).
+    pub async fn promote(
+        &self,
+        lattice: &str,
+        app: &str,
+        actor: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let mut index = stored(index, app)?;
+            let Some(version) = index.deployed.clone() else { return Ok(Change::Keep(None)) };
+            if index.is_promoted() {
+                return Ok(Change::Keep(Some(version)));
+            }
+            index.promoted = Some(index.generation);
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Other("promote".into()), Some(version.clone()))),
+                dropped: Vec::new(),
+                result: Some(version),
+            })
+        })
+        .await
+    }
+
     /// Delete one version (undeploying it if deployed) or, with `None`, the whole application.
     pub async fn delete(
         &self,

@@ -18,6 +18,8 @@ pub enum Operation {
     Undeploy(String),
     Status(String),
     History(String),
+    /// `model.promote.{name}`: past the canary stage of its rollouts; our extension.
+    Promote(String),
     /// `model.plan[.{name}]`: what deploying would do (see [`crate::plan`]); our extension.
     Plan(Option<String>),
     /// `{lattice}.lattice.hosts`: the hosts wadm observes (see [`crate::view`]).
@@ -119,6 +121,7 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
         "status" => needs_name(Operation::Status)?,
         "history" => needs_name(Operation::History)?,
         "plan" => Operation::Plan(name.clone()),
+        "promote" => needs_name(Operation::Promote)?,
         other => return Err(unsupported(format!("unknown operation {other:?}"))),
     };
     Ok(Request { lattice, operation })

@@ -511,7 +511,7 @@ async fn delete_app(
 /// Reads of one application (`GET …/apps/{name}/{part}`), named as the NATS API's operations.
 const APP_READS: &[&str] = &["versions", "status", "history", "plan"];
 /// Actions on one application (`POST …/apps/{name}/{part}`).
-const APP_ACTIONS: &[&str] = &["deploy", "undeploy"];
+const APP_ACTIONS: &[&str] = &["deploy", "undeploy", "promote"];
 
 /// 404 for a part that is neither, 405 for one used with the other method.
 fn unknown_part(part: &str, other_method: &[&str]) -> Response {
@@ -573,14 +573,15 @@ async fn app_action(
         return unknown_part(&part, APP_READS);
     };
     // Deploy takes an optional {"version": …} as on the NATS API; undeploy only `?force=true`.
-    let body = if *operation == "deploy" {
-        body
-    } else {
-        match query_value(&uri, "force").and_then(force_flag) {
+    // Promote takes nothing.
+    let body = match *operation {
+        "deploy" => body,
+        "promote" => Bytes::new(),
+        _ => match query_value(&uri, "force").and_then(force_flag) {
             Ok(true) => Bytes::from_static(br#"{"force":true}"#),
             Ok(false) => Bytes::new(),
             Err(refused) => return refused.into_response(),
-        }
+        },
     };
     if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
         return error(
@@ -663,6 +664,7 @@ mod tests {
         ("get", "/api/v1/lattices/{lattice}/apps/{name}/history"),
         ("post", "/api/v1/lattices/{lattice}/apps/{name}/deploy"),
         ("post", "/api/v1/lattices/{lattice}/apps/{name}/undeploy"),
+        ("post", "/api/v1/lattices/{lattice}/apps/{name}/promote"),
         ("get", "/api/v1/lattices/{lattice}/events"),
     ];
 

@@ -25,7 +25,7 @@ const LINK: &[&str] = &[
     "target_config",
 ];
 const LINK_END: &[&str] = &["config", "secrets"];
-const ROLLOUT: &[&str] = &["max_parallel", "min_healthy_time"];
+const ROLLOUT: &[&str] = &["max_parallel", "min_healthy_time", "canary"];
 const TARGET: &[&str] = &["name", "config", "secrets"];
 
 /// What one entry of `traits` turned out to be.
@@ -148,8 +148,8 @@ fn scaler(node: &Node, path: &Path, spread_scaler: bool, d: &mut Diagnostics) ->
     ScalerSpec { instances, spreads }
 }
 
-/// `rollout` properties: `max_parallel` (a whole number ≥ 1, default 1) and `min_healthy_time`
-/// (a duration: `30s`, `500ms`, `2m`, or whole seconds; default 0).
+/// `rollout` properties: `max_parallel` (a whole number ≥ 1, default 1), `min_healthy_time`
+/// (a duration: `30s`, `500ms`, `2m`, or whole seconds; default 0) and `canary` (≥ 1, optional).
 fn rollout(node: &Node, path: &Path, d: &mut Diagnostics) -> Rollout {
     let f = Fields::of(node, path, "rollout properties", ROLLOUT, d);
     let max_parallel = match f.get_present("max_parallel") {
@@ -167,7 +167,19 @@ fn rollout(node: &Node, path: &Path, d: &mut Diagnostics) -> Rollout {
         .get_present("min_healthy_time")
         .map(|n| duration_ms(n, &path.key("min_healthy_time"), d))
         .unwrap_or(0);
-    Rollout { max_parallel, min_healthy_time_ms }
+    let canary = f.get_present("canary").map(|n| {
+        let at = path.key("canary");
+        let n = u32_number(n, &at, d);
+        if n == 0 {
+            d.error(
+                &at,
+                "number-out-of-range",
+                "must be at least 1 (hosts changed before promote)",
+            );
+        }
+        n.max(1)
+    });
+    Rollout { max_parallel, min_healthy_time_ms, canary }
 }
 
 /// The longest duration a rollout property takes (a day).

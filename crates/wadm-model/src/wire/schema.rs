@@ -87,6 +87,7 @@ impl JsonSchema for Trait {
                         "type": "object",
                         "properties": {
                             "max_parallel": {"type": "integer", "minimum": 1},
+                            "canary": {"description": "Change this many hosts, then wait for `wadm app promote`.", "type": "integer", "minimum": 1},
                             "min_healthy_time": {
                                 "description": "A duration: \"30s\", \"500ms\", \"2m\", \"1h\", or whole seconds (at most a day).",
                                 "oneOf": [

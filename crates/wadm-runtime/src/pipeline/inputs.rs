@@ -93,6 +93,7 @@ where
                         app: spec,
                         version: version.clone(),
                         generation: app.generation(),
+                        promoted: app.promoted,
                     });
                 }
                 None => {

@@ -40,6 +40,7 @@ struct AppKey {
     deployed_version: Option<String>,
     previous_version: Option<String>,
     last_version: Option<String>,
+    promoted: bool,
 }
 
 impl AppKey {
@@ -50,6 +51,7 @@ impl AppKey {
             deployed_version: app.deployed_version.clone(),
             previous_version: app.previous_version.clone(),
             last_version: app.last_version.clone(),
+            promoted: app.promoted,
         }
     }
 
@@ -59,6 +61,7 @@ impl AppKey {
             && self.deployed_version == app.deployed_version
             && self.previous_version == app.previous_version
             && self.last_version == app.last_version
+            && self.promoted == app.promoted
     }
 }
 

@@ -39,6 +39,8 @@ pub struct ComponentScaler {
     pub siblings: Vec<String>,
     /// How a new image replaces the old one on the hosts (`None`: everywhere at once).
     pub rollout: Option<Rollout>,
+    /// Whether the deployment was promoted past the rollout's canary stage.
+    pub promoted: bool,
 }
 
 impl ComponentScaler {
@@ -84,7 +86,14 @@ impl ComponentScaler {
             priors,
             siblings,
             rollout: None,
+            promoted: false,
         }
+    }
+
+    /// The same scaler for a deployment promoted past its canary stage (or not).
+    pub fn promoted(mut self, promoted: bool) -> Self {
+        self.promoted = promoted;
+        self
     }
 
     /// The same scaler, pacing image changes by `rollout`.
@@ -137,13 +146,31 @@ impl Scaler for ComponentScaler {
                 }));
             }
         }
-        let pacing =
-            self.rollout.map(|policy| pace(ctx, policy, &self.image_ref, observed, &mut wants));
+        let policy = self.rollout.map(|mut policy| {
+            if self.promoted {
+                policy.canary = None;
+            }
+            policy
+        });
+        let pacing = policy.map(|policy| pace(ctx, policy, &self.image_ref, observed, &mut wants));
         let mut status = self.status(ctx, observed, &placements, &wants);
         let mut wake_at = None;
         if let Some(p) = pacing.filter(|p| p.changing + p.waiting > 0) {
             wake_at = p.wake_at;
-            if status.status_type != StatusType::Failed {
+            let canary_done = p.canary.is_some_and(|n| p.updated >= n as usize && p.changing == 0);
+            if canary_done && status.status_type != StatusType::Failed {
+                status = StatusInfo::new(
+                    StatusType::Reconciling,
+                    format!(
+                        "canary: {} of {} hosts run {}; waiting for `wadm app promote` \
+                         ({} waiting)",
+                        p.updated,
+                        wants.len(),
+                        self.image_ref,
+                        p.waiting
+                    ),
+                );
+            } else if status.status_type != StatusType::Failed {
                 status = StatusInfo::new(
                     StatusType::Reconciling,
                     format!(
@@ -218,13 +245,16 @@ pub struct Pacing {
     /// Hosts kept on their old image for now.
     pub waiting: usize,
     pub max_parallel: u32,
+    /// The canary stage still in force (not promoted): at most this many hosts get the image.
+    pub canary: Option<u32>,
     /// When the first changing host will have run the new image for `min_healthy_time`.
     pub wake_at: Option<wadm_lattice::Timestamp>,
 }
 
 /// Pace a change of image: of the hosts that run another image than `image` (ours), only as many
-/// get it as `max_parallel` leaves once the hosts still changing are counted; the others keep
-/// their old image in `wants` until those settle. Hosts without an instance are placed at once
+/// get it as `max_parallel` leaves once the hosts still changing are counted (and, before
+/// promotion, as the canary stage leaves of its hosts); the others keep their old image in
+/// `wants` until those settle. Hosts without an instance are placed at once
 /// (nothing running is replaced). Wants are visited in placement order, so the batches are the
 /// same on every replica.
 pub fn pace(
@@ -240,6 +270,7 @@ pub fn pace(
         changing: 0,
         waiting: 0,
         max_parallel: policy.max_parallel,
+        canary: policy.canary,
         wake_at: None,
     };
     for o in observed.iter().filter(|o| o.tag.ours && o.instance.image_ref == image) {
@@ -257,6 +288,11 @@ pub fn pace(
     let on_host =
         |h: HostIx| observed.binary_search_by_key(&h, |o| o.host).ok().map(|i| &observed[i]);
     let mut budget = (policy.max_parallel as usize).saturating_sub(pacing.changing);
+    if let Some(canary) = policy.canary {
+        // Before promotion, no more hosts get the image than the canary stage allows.
+        let started = pacing.updated + pacing.changing;
+        budget = budget.min((canary as usize).saturating_sub(started));
+    }
     for want in wants.iter_mut() {
         let Want::Component(w) = want else { continue };
         let Some(o) = on_host(w.host).filter(|o| o.tag.ours) else { continue };

@@ -109,7 +109,7 @@ pub fn link(target: &str, namespace: &str, package: &str, interfaces: &[&str]) -
 }
 
 pub fn deployed(app: Application, generation: u64) -> DeployedApp {
-    DeployedApp { lattice: LATTICE.into(), version: "v1".into(), app, generation }
+    DeployedApp { lattice: LATTICE.into(), version: "v1".into(), app, generation, promoted: false }
 }
 
 pub fn host(id: &str, labels: &[(&str, &str)]) -> HostState {

@@ -24,6 +24,17 @@ pub struct AppIndex {
     /// it existed: 0.
     #[serde(default)]
     pub revision: u64,
+    /// The deploy generation that was promoted past its rollouts' canary stage (`wadm app
+    /// promote`); a later deploy is not promoted until promoted itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted: Option<u64>,
+}
+
+impl AppIndex {
+    /// Whether the current deployment was promoted past its canary stage.
+    pub fn is_promoted(&self) -> bool {
+        self.deployed.is_some() && self.promoted == Some(self.generation)
+    }
 }
 
 impl AppIndex {

@@ -44,6 +44,7 @@ pub enum Prepared {
     History { name: String },
     Plan { target: Target, version: Option<String> },
     Diff { name: String, from: String, to: String },
+    Promote { name: String },
 }
 
 impl Prepared {
@@ -81,6 +82,13 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
         Prepared::Plan { target, version } => return super::plan::plan(cx, target, version).await,
         Prepared::Diff { name, from, to } => {
             return super::plan::diff_versions(cx, &name, &from, &to).await;
+        }
+        Prepared::Promote { name } => {
+            let reply = client.promote(&name).await?;
+            if cx.json() {
+                return print_json(&reply);
+            }
+            say!("{}", reply.message);
         }
         Prepared::Put { manifest, expect_revision } => {
             let reply = put(client, &manifest, expect_revision).await?;

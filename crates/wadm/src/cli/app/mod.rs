@@ -98,6 +98,8 @@ enum Command {
         #[arg(long, value_name = "REVISION")]
         expect_revision: Option<u64>,
     },
+    /// Let the current deployment's rollouts go on past their canary stage.
+    Promote { name: String },
     /// Undeploy an application (by name, or the name in a manifest file). Versions are kept.
     Undeploy {
         /// An application name, or the path of a manifest file.

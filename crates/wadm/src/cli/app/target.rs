@@ -56,6 +56,7 @@ pub fn prepare(command: Command) -> Result<Prepared, Failure> {
         Command::History { name } => Prepared::History { name },
         Command::Plan { app, version } => Prepared::Plan { target: name_or_file(&app)?, version },
         Command::Diff { name, from, to } => Prepared::Diff { name, from, to },
+        Command::Promote { name } => Prepared::Promote { name },
     })
 }
 
