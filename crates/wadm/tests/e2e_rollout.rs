@@ -139,3 +139,45 @@ async fn a_rollout_changes_at_most_max_parallel_hosts_at_once() {
     assert!(!statuses.iter().any(|s| s.starts_with("Failed")), "never failed: {statuses:#?}");
     cluster.shutdown().await;
 }
+
+fn canary_app(version: &str, image: &str) -> String {
+    app(version, image).replace("max_parallel: 2", "max_parallel: 2\n            canary: 1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_stops_after_one_host_until_promoted() {
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", HOSTS)])).await;
+    cluster.put_and_deploy(&canary_app("v1", V1)).await;
+    cluster.wait_lattice("v1 on every host", |v| v.count("rolling-web") == HOSTS as u32).await;
+    cluster.wait_status("rolling", StatusType::Deployed).await.expect("v1 deployed");
+
+    let recorder = Recorder::start(&cluster.nats.url(), LATTICE, "_NOT_IGNORED").await;
+    cluster.put_and_deploy(&canary_app("v2", V2)).await;
+    // The canary host is done (1 s after it confirmed) and the rollout says it waits.
+    let waiting = wait_for(Duration::from_secs(30), || async {
+        let s = cluster.client.status("rolling").await.ok()?;
+        let message = s.scalers.iter().map(|x| x.status.message.clone()).collect::<String>();
+        message.contains("waiting for `wadm app promote`").then_some(message)
+    })
+    .await;
+    assert!(waiting.is_some(), "the canary waits for promotion");
+    let updates = |recorder: &Recorder| {
+        let requests = recorder.requests();
+        requests.iter().filter(|r| recorder.kind(&r.subject) == "component.update").count()
+    };
+    assert_eq!(updates(&recorder), 1, "one canary host: {}", recorder.dump_requests());
+    assert_eq!(cluster.view().images("rolling-web").iter().filter(|i| *i == V2).count(), 1);
+    let status = cluster.client.status("rolling").await.unwrap();
+    assert_eq!(status.status.status_type, StatusType::Reconciling);
+
+    let promoted = cluster.client.promote("rolling").await.expect("promote");
+    assert!(promoted.message.contains("Promoted version v2"), "{}", promoted.message);
+    cluster
+        .wait_lattice("v2 on every host", |v| v.images("rolling-web").iter().all(|i| i == V2))
+        .await;
+    cluster.wait_status("rolling", StatusType::Deployed).await.expect("deployed after promote");
+    assert_eq!(updates(&recorder), HOSTS, "every host updated once");
+    let history = cluster.client.history("rolling").await.expect("history");
+    assert!(history.iter().any(|h| h.action.to_string() == "promote"), "{history:?}");
+    cluster.shutdown().await;
+}
