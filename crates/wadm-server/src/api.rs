@@ -253,14 +253,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     /// `model.promote.{name}`: the current deployment goes past its rollouts' canary stage. The
     /// runtime hears of it as of a deploy (`manifest_published`) and reads the deployment again.
     async fn promote(&self, lattice: &str, name: &str, actor: &str) -> DeployModelResponse {
-        let reply = |result, message: String, version: Option<String>| DeployModelResponse {
-            result,
-            message,
-            name: name.to_string(),
-            version,
-            unchanged: false,
-            revision: None,
-        };
+        let reply = |result, message, version| deploy::deploy_reply(name, result, message, version);
         match self.store.promote(lattice, name, actor).await {
             Ok(Some(version)) => {
                 if let Some(client) = &self.events

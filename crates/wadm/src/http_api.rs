@@ -468,12 +468,20 @@ async fn put_app(
     Path(lattice): Path<String>,
     body: Bytes,
 ) -> Response {
-    let content_type = match manifest_type(&headers) {
-        Ok(content_type) => content_type,
-        Err(refused) => return refused.into_response(),
-    };
-    let call = ApiCall { content_type, ..ApiCall::write(&lattice, "put", None, body) };
-    app_request(&g, peer, &headers, call).await
+    manifest_request(&g, peer, &headers, ApiCall::write(&lattice, "put", None, body)).await
+}
+
+/// Forward a call whose body is a manifest (`put`, `plan`), with the Content-Type it came with.
+async fn manifest_request(
+    g: &Gateway,
+    peer: Peer,
+    headers: &HeaderMap,
+    call: ApiCall<'_>,
+) -> Response {
+    match manifest_type(headers) {
+        Ok(content_type) => app_request(g, peer, headers, ApiCall { content_type, ..call }).await,
+        Err(refused) => refused.into_response(),
+    }
 }
 
 async fn get_app(
@@ -553,12 +561,8 @@ async fn plan_manifest(
     Path(lattice): Path<String>,
     body: Bytes,
 ) -> Response {
-    let content_type = match manifest_type(&headers) {
-        Ok(content_type) => content_type,
-        Err(refused) => return refused.into_response(),
-    };
-    let call = ApiCall { content_type, ..ApiCall::read(&lattice, "plan", None).with_body(body) };
-    app_request(&g, peer, &headers, call).await
+    let call = ApiCall::read(&lattice, "plan", None).with_body(body);
+    manifest_request(&g, peer, &headers, call).await
 }
 
 async fn app_action(

@@ -7,21 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::realhost::Recorder;
+use common::realhost::{EFFECT_KINDS, Recorder};
 use common::{Cluster, LATTICE};
 use wadm_model::StatusType;
-
-/// Control requests that change something on a host.
-const EFFECTS: &[&str] = &[
-    "component.scale",
-    "component.update",
-    "provider.start",
-    "provider.stop",
-    "link.put",
-    "link.del",
-    "config.put",
-    "config.del",
-];
 
 /// A component (spread over two zones, explicit default weight, `actor` alias), a provider with
 /// its default single instance written out, a link with owned config.
@@ -136,7 +124,7 @@ fn effects(recorder: &Recorder) -> Vec<String> {
     recorder
         .requests()
         .iter()
-        .filter(|r| EFFECTS.contains(&recorder.kind(&r.subject).as_str()))
+        .filter(|r| EFFECT_KINDS.contains(&recorder.kind(&r.subject).as_str()))
         .map(|r| format!("{} {}", recorder.kind(&r.subject), r.body))
         .collect()
 }

@@ -17,23 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::realhost::{Recorder, Seen, request_kind};
+use common::realhost::{EFFECT_KINDS, Recorder, Seen, request_kind};
 use common::{Cluster, LATTICE};
 use wadm_model::StatusType;
 use wadm_test_support::wait_for;
 
 const TARGET: u32 = 3;
-const EFFECTS: &[&str] = &[
-    "component.scale",
-    "component.update",
-    "provider.start",
-    "provider.stop",
-    "link.put",
-    "link.del",
-    "config.put",
-    "config.del",
-];
-
 fn app(version: &str, image: &str) -> String {
     format!(
         r#"
@@ -141,7 +130,7 @@ impl Run {
         let mut out: BTreeMap<usize, Vec<Seen>> = BTreeMap::new();
         for r in self.recorder.requests() {
             let kind = request_kind(&r.subject, LATTICE);
-            if !EFFECTS.contains(&kind.as_str()) {
+            if !EFFECT_KINDS.contains(&kind.as_str()) {
                 continue;
             }
             let phase = self.phases.iter().rposition(|(_, at)| *at <= r.at).unwrap_or(0);
@@ -264,7 +253,7 @@ async fn every_command_is_needed_sent_once_and_never_overshoots() {
         .recorder
         .requests()
         .iter()
-        .filter(|r| EFFECTS.contains(&request_kind(&r.subject, LATTICE).as_str()))
+        .filter(|r| EFFECT_KINDS.contains(&request_kind(&r.subject, LATTICE).as_str()))
         .map(|r| format!("{:?} {} {}", r.at, r.subject, r.body))
         .collect();
     let events: Vec<String> = run

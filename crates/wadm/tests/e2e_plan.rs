@@ -9,21 +9,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::realhost::{Recorder, request_kind};
+use common::realhost::{EFFECT_KINDS, Recorder, request_kind};
 use common::{Cluster, LATTICE};
 use wadm_model::StatusType;
 use wadm_test_support::wait_for;
-
-const EFFECTS: &[&str] = &[
-    "component.scale",
-    "component.update",
-    "provider.start",
-    "provider.stop",
-    "link.put",
-    "link.del",
-    "config.put",
-    "config.del",
-];
 
 fn app(version: &str, image: &str) -> String {
     format!(
@@ -79,7 +68,7 @@ type Requests = BTreeMap<(String, String), usize>;
 fn sent_since(recorder: &Recorder, from: usize) -> Requests {
     let mut out = Requests::new();
     for r in recorder.requests().into_iter().skip(from) {
-        if !EFFECTS.contains(&request_kind(&r.subject, LATTICE).as_str()) {
+        if !EFFECT_KINDS.contains(&request_kind(&r.subject, LATTICE).as_str()) {
             continue;
         }
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();

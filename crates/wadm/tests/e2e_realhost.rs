@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::realhost::{
-    Inventory, Process, Recorder, canonical_json, ctl_request, file_ref, free_port, host_binary,
-    host_get, normalise_ref, short_id, write_greeters,
+    EFFECT_KINDS, Inventory, Process, Recorder, canonical_json, ctl_request, file_ref, free_port,
+    host_binary, host_get, normalise_ref, short_id, write_greeters,
 };
 use futures::StreamExt;
 use serde_json::Value;
@@ -44,22 +44,6 @@ const DEADLINE: Duration = Duration::from_secs(120);
 const QUIET: Duration = Duration::from_secs(12);
 /// The test's own connection answers on this inbox prefix; the recorder ignores its requests.
 const TEST_INBOX: &str = "_RHTEST";
-
-/// Request kinds whose repetition with the same body is a wasted or harmful command (reads such
-/// as `host.get`, `host.ping` and `link.get` may legitimately repeat).
-const EFFECT_KINDS: &[&str] = &[
-    "component.scale",
-    "component.update",
-    "provider.start",
-    "provider.stop",
-    "link.put",
-    "link.del",
-    "config.put",
-    "config.del",
-    "label.put",
-    "label.del",
-    "host.stop",
-];
 
 fn manifest(version: &str, image: &str, http_port: u16) -> String {
     format!(

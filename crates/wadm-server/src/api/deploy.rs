@@ -22,14 +22,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         expect: Option<u64>,
         actor: &str,
     ) -> (DeployModelResponse, Option<FollowUp>) {
-        let reply = |result, message: String, version: Option<String>| DeployModelResponse {
-            result,
-            message,
-            name: name.to_string(),
-            version,
-            unchanged: false,
-            revision: None,
-        };
+        let reply = |result, message, version| deploy_reply(name, result, message, version);
         let request: DeployModelRequest = match body(bytes) {
             Ok(r) => r,
             Err(m) => return (reply(DeployResult::Error, m, None), None),
@@ -233,14 +226,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         bytes: &[u8],
         actor: &str,
     ) -> DeployModelResponse {
-        let reply = |result, message: String, version| DeployModelResponse {
-            result,
-            message,
-            name: name.to_string(),
-            version,
-            unchanged: false,
-            revision: None,
-        };
+        let reply = |result, message, version| deploy_reply(name, result, message, version);
         // Upstream sends `{}` (or nothing) and the body was never checked: anything that is not
         // `{"force": true}` is an ordinary undeploy.
         let force = serde_json::from_slice::<UndeployModelRequest>(bytes).is_ok_and(|r| r.force);
@@ -287,5 +273,22 @@ pub(super) fn forced_note(users: &[String]) -> String {
         String::new()
     } else {
         format!(" (forced: {} left waiting for it)", users.join(", "))
+    }
+}
+
+/// A deploy, undeploy or promote reply about `name`.
+pub(super) fn deploy_reply(
+    name: &str,
+    result: DeployResult,
+    message: String,
+    version: Option<String>,
+) -> DeployModelResponse {
+    DeployModelResponse {
+        result,
+        message,
+        name: name.to_string(),
+        version,
+        unchanged: false,
+        revision: None,
     }
 }

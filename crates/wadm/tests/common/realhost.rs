@@ -13,6 +13,22 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Request kinds whose repetition with the same body is a wasted or harmful command (reads such
+/// as `host.get`, `host.ping` and `link.get` may legitimately repeat).
+pub const EFFECT_KINDS: &[&str] = &[
+    "component.scale",
+    "component.update",
+    "provider.start",
+    "provider.stop",
+    "link.put",
+    "link.del",
+    "config.put",
+    "config.del",
+    "label.put",
+    "label.del",
+    "host.stop",
+];
+
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::task::JoinHandle;
