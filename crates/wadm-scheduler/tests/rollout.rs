@@ -1,13 +1,11 @@
 //! Rollouts: an image change under a `rollout` policy, run step by step against hosts that
 //! confirm orders late or in any order. After **every** step: at most `max_parallel` hosts are
 //! changing (ordered and not confirmed, or confirmed less than `min_healthy_time` ago), nothing
-//! that runs is stopped (the floor: the running count never drops), and the statuses say
-//! `reconciling` until the last host has been healthy for `min_healthy_time`. Once hosts keep
-//! confirming, every host runs the new image and the app is `deployed`.
+//! that runs is stopped (the floor: the running count never drops), and before promotion no more
+//! hosts run the new image than the canary allows. Once promoted and hosts keep confirming,
+//! every host runs the new image and the app is `deployed`.
 
 mod common;
-
-use std::collections::BTreeMap;
 
 use common::*;
 use proptest::prelude::*;
@@ -76,17 +74,18 @@ proptest! {
         hosts in 1usize..10,
         max_parallel in 1u32..4,
         min_healthy_ms in prop_oneof![Just(0u64), 1u64..5_000],
+        canary in prop::option::of(1u32..4),
         // Per step: which unconfirmed hosts confirm (bit i: the i-th of them), and the time that passes.
         steps in prop::collection::vec((any::<u16>(), 0u64..3_000), 1..40),
     ) {
-        let policy = Rollout { max_parallel, min_healthy_time_ms: min_healthy_ms, canary: None };
+        let policy = Rollout { max_parallel, min_healthy_time_ms: min_healthy_ms, canary };
         let mut state = converged_on_old(hosts);
         let v2 = web(NEW, hosts as u32, Some(policy));
-        let reconciler = Reconciler::new("default", vec![v2], vec![]);
+        let held = Reconciler::new("default", vec![v2.clone()], vec![]);
+        let promoted = Reconciler::new("default", vec![DeployedApp { promoted: true, ..v2 }], vec![]);
         let mut now: Timestamp = 1_000_000;
         let floor = running(&state);
-        let mut statuses = BTreeMap::new();
-        let mut drive = |state: &mut LatticeState, now: Timestamp, confirm: u16| -> Result<(), TestCaseError> {
+        let drive = |reconciler: &Reconciler, state: &mut LatticeState, now: Timestamp, confirm: u16| -> Result<(), TestCaseError> {
             let plan = reconciler.reconcile(state, now);
             for c in &plan.commands {
                 let stops = matches!(&c.command, Command::ScaleComponent(r) if r.count == 0);
@@ -99,7 +98,6 @@ proptest! {
                 "{} hosts changing, max_parallel {max_parallel}", changing(state, policy, now)
             );
             prop_assert!(running(state) >= floor, "running {} < {floor}", running(state));
-            statuses.insert(now, plan.statuses["demo"].status.status_type);
             // Some hosts confirm what they were told (at wadm's clock now).
             let mut unconfirmed: Vec<_> = state
                 .hosts
@@ -114,21 +112,25 @@ proptest! {
             }
             Ok(())
         };
+        let on_new = |state: &LatticeState| {
+            state.hosts.values().flat_map(|h| h.components.values()).filter(|c| c.image_ref == NEW).count()
+        };
         for (confirm, dt) in steps {
-            drive(&mut state, now, confirm)?;
+            drive(&held, &mut state, now, confirm)?;
+            if let Some(canary) = canary {
+                prop_assert!(on_new(&state) <= canary as usize, "{} hosts past a canary of {canary}", on_new(&state));
+            }
             now += dt;
         }
-        // Then every host confirms at once, and time passes: the rollout completes.
+        // Then it is promoted, every host confirms at once and time passes: the rollout completes.
         for _ in 0..(hosts + 2) {
-            drive(&mut state, now, u16::MAX)?;
+            drive(&promoted, &mut state, now, u16::MAX)?;
             now += min_healthy_ms + 1;
         }
-        let plan = reconciler.reconcile(&state, now);
+        let plan = promoted.reconcile(&state, now);
         prop_assert!(plan.commands.is_empty(), "{:?}", plan.commands);
         prop_assert_eq!(plan.statuses["demo"].status.status_type, StatusType::Deployed);
-        let images: Vec<&str> = state.hosts.values()
-            .flat_map(|h| h.components.values()).map(|c| c.image_ref.as_str()).collect();
-        prop_assert!(images.iter().all(|i| *i == NEW), "{images:?}");
+        prop_assert_eq!(on_new(&state), hosts);
         prop_assert!(plan.wakes.is_empty());
     }
 }
