@@ -82,7 +82,7 @@ impl Inner {
                 Route::Host("host.get", _) => Outcome::with(host.state.inventory(uptime)),
                 Route::Host("host.stop", _) => host.state.stop(),
                 Route::Host("component.scale", _) => host.state.scale(body, &st.store, &faults),
-                Route::Host("component.update", _) => host.state.update(body),
+                Route::Host("component.update", _) => host.state.update(body, &faults),
                 Route::Host("provider.start", _) => {
                     host.state.start_provider(body, &st.store, &faults)
                 }

@@ -22,6 +22,10 @@ pub struct FaultSettings {
     pub reply_delay: Duration,
     /// Fraction (0.0–1.0) of events silently not published, drawn from the seeded RNG.
     pub drop_events: f64,
+    /// Images (component or provider refs, as sent) that fail to start: a scale up, update or
+    /// provider start with one is accepted, then `component_scale_failed` /
+    /// `provider_start_failed` follows and what ran before keeps running.
+    pub fail_images: Vec<String>,
 }
 
 const PPM: f64 = 1_000_000.0;
@@ -35,6 +39,7 @@ pub struct FaultSwitches {
     ignore_requests: AtomicBool,
     reply_delay_ms: AtomicU64,
     drop_events_ppm: AtomicU32,
+    fail_images: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl FaultSwitches {
@@ -47,7 +52,19 @@ impl FaultSwitches {
         s.set_ignore_requests(settings.ignore_requests);
         s.set_reply_delay(settings.reply_delay);
         s.set_drop_events(settings.drop_events);
+        s.set_fail_images(settings.fail_images.iter().cloned());
         s
+    }
+
+    /// Make exactly these images fail to start.
+    pub fn set_fail_images(&self, images: impl IntoIterator<Item = String>) {
+        let mut set = self.fail_images.lock().unwrap_or_else(|e| e.into_inner());
+        *set = images.into_iter().collect();
+    }
+
+    /// Whether `image` fails to start.
+    pub fn fails_image(&self, image: &str) -> bool {
+        self.fail_images.lock().unwrap_or_else(|e| e.into_inner()).contains(image)
     }
 
     pub fn set_reject_scales(&self, on: bool) {

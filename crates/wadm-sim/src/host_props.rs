@@ -74,7 +74,8 @@ fn check(ops: Vec<Op>) {
             Op::Update { image: i } => {
                 let body = json!({"component_id": "c", "new_component_ref": image(i),
                         "host_id": "NHOST"});
-                let out = host.update(&serde_json::to_vec(&body).unwrap());
+                let out =
+                    host.update(&serde_json::to_vec(&body).unwrap(), &FaultSwitches::default());
                 let reply = out.reply.as_ref().unwrap();
                 match &mut model {
                     None => assert!(!reply.success),

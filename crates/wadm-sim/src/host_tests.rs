@@ -65,7 +65,7 @@ fn update_emits_a_spurious_zero() {
     let mut h = host();
     scale(&mut h, "r:1", 2, json!({}));
     let b = body(json!({"component_id": "c", "new_component_ref": "r:2", "host_id": "NHOST"}));
-    let o = h.update(&b);
+    let o = h.update(&b, &FaultSwitches::default());
     assert_eq!(shorts(&o), ["component_scaled", "component_scaled"]);
     assert_eq!(o.events[0].data["max_instances"], 2);
     assert_eq!(o.events[1].data["max_instances"], 0);
@@ -112,7 +112,7 @@ fn bad_bodies_are_refused_not_panics() {
     let f = FaultSwitches::default();
     for o in [
         h.scale(b"{", &s, &f),
-        h.update(b"[]"),
+        h.update(b"[]", &FaultSwitches::default()),
         h.start_provider(b"null", &s, &f),
         h.put_label(b"{}"),
         h.component_auction(b"x"),
@@ -155,4 +155,24 @@ fn the_lattice_handle_can_be_shared_across_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<crate::SimLattice>();
     send_sync::<crate::FaultSwitches>();
+}
+
+#[test]
+fn a_failing_image_is_accepted_then_fails_and_the_old_one_keeps_running() {
+    let mut h = host();
+    let faults = FaultSwitches::default();
+    faults.set_fail_images(["r:bad".to_string()]);
+    scale(&mut h, "r:1", 2, json!({}));
+    let b = body(json!({"component_id": "c", "new_component_ref": "r:bad", "host_id": "NHOST"}));
+    let o = h.update(&b, &faults);
+    assert!(o.reply.as_ref().unwrap().success);
+    assert_eq!(shorts(&o), ["component_scale_failed"]);
+    assert!(o.events[0].data["error"].as_str().unwrap().contains("r:bad fails to start"));
+    assert_eq!(h.components["c"].image_ref, "r:1");
+    let s = LatticeStore::default();
+    let scale_bad = body(json!({"component_ref": "r:bad", "component_id": "d", "count": 1,
+        "host_id": "NHOST"}));
+    let o = h.scale(&scale_bad, &s, &faults);
+    assert_eq!(shorts(&o), ["component_scale_failed"]);
+    assert!(!h.components.contains_key("d"));
 }

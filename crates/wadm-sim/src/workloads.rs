@@ -71,6 +71,9 @@ impl HostState {
         if faults.reject_scales() {
             return failed("simulated fault: scale rejected".to_string());
         }
+        if req.count > 0 && faults.fails_image(&req.component_ref) {
+            return failed(format!("simulated fault: {} fails to start", req.component_ref));
+        }
         let missing = store.missing_configs(&req.config);
         if req.count > 0 && !missing.is_empty() {
             return failed(format!("configuration not found: {}", missing.join(", ")));
@@ -119,8 +122,10 @@ impl HostState {
         outcome.event("component_scaled", scaled)
     }
 
-    /// `component.update.{host}`: new image, then a spurious `component_scaled(new ref, 0)`.
-    pub fn update(&mut self, body: &[u8]) -> Outcome {
+    /// `component.update.{host}`: new image, then a spurious `component_scaled(new ref, 0)`. An
+    /// image that fails to start ([`FaultSwitches::fails_image`]) is accepted, then
+    /// `component_scale_failed` follows and the old image keeps running.
+    pub fn update(&mut self, body: &[u8], faults: &FaultSwitches) -> Outcome {
         let req: UpdateComponentRequest = match parse(body, "component update") {
             Ok(r) => r,
             Err(o) => return *o,
@@ -137,6 +142,18 @@ impl HostState {
                 message: format!("component {} already runs that image", req.component_id),
                 response: None,
             });
+        }
+        if faults.fails_image(&req.new_component_ref) {
+            let failed = ComponentScaled {
+                component_id: req.component_id.to_string(),
+                host_id: req.host_id.to_string(),
+                image_ref: req.new_component_ref.to_string(),
+                max_instances: running.count,
+                annotations: running.annotations.clone(),
+                claims: None,
+                error: Some(format!("simulated fault: {} fails to start", req.new_component_ref)),
+            };
+            return Outcome::ok().event("component_scale_failed", failed);
         }
         running.image_ref = req.new_component_ref.to_string();
         if let Some(annotations) = req.annotations {
@@ -185,6 +202,9 @@ impl HostState {
         };
         if faults.reject_provider_starts() {
             return failed("simulated fault: provider start rejected".to_string());
+        }
+        if faults.fails_image(&req.provider_ref) {
+            return failed(format!("simulated fault: {} fails to start", req.provider_ref));
         }
         let missing = store.missing_configs(&req.config);
         if !missing.is_empty() {

@@ -45,6 +45,10 @@ pub struct Args {
     /// Accept provider starts, then emit `provider_start_failed`.
     #[arg(long)]
     reject_provider_starts: bool,
+    /// An image (component or provider ref, as wadm sends it) that fails to start: accepted,
+    /// then `component_scale_failed` / `provider_start_failed`, the old image kept. Repeatable.
+    #[arg(long = "fail-image", value_name = "IMAGE")]
+    fail_images: Vec<String>,
     /// Publish no heartbeats.
     #[arg(long)]
     pause_heartbeats: bool,
@@ -92,6 +96,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         ignore_requests: args.ignore_requests,
         reply_delay: args.reply_delay,
         drop_events: args.drop_events,
+        fail_images: args.fail_images.clone(),
     };
     let client = args.nats.options(url, "wadm sim").connect().await?;
     let sim = SimLattice::with_client(client, config).await?;
