@@ -16,7 +16,10 @@
 //!
 //! Every send attempt is logged once at info, `command sent`, with what the command acts on, its
 //! host, kind, the reason it was decided (carried in the message) and how the attempt ended;
-//! never its body (a config's values may be secrets).
+//! never its body (a config's values may be secrets). A command a host answered (accepted or
+//! refused) is then announced as an allocation event ([`crate::allocation`]) on core NATS and
+//! counted in `wadm_allocations_total`; a failed publish is logged at debug and never fails the
+//! command.
 
 use std::future::Future;
 use std::sync::Arc;
