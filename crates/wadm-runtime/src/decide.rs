@@ -9,6 +9,7 @@ use wadm_model::{Status, StatusType};
 use wadm_protocol::{HostEvent, LinkKey};
 use wadm_scheduler::{Command, Plan, PlannedCommand};
 
+use crate::allocation;
 use crate::backoff::Backoff;
 use crate::config::RuntimeConfig;
 use crate::desired::Deployment;
@@ -237,6 +238,7 @@ pub fn select_commands(
     let wanted = plan.commands.iter().filter(|c| affected.contains(&c.app));
     let wanted = wanted.filter(|c| !record.apps.get(&c.app).is_some_and(|a| a.backing_off(now)));
     let admitted = record.intents.admit_all(wanted, &record.state, now, ttl_ms, lifetime_ms);
+    let mut replaced = Vec::new();
     for (c, admission) in admitted {
         match admission {
             Admission::Issue(intent) => {
@@ -246,12 +248,22 @@ pub fn select_commands(
                 let why = why(&c.command, &record.state);
                 message.reason =
                     if undeploying { format!("{} is undeployed: {why}", c.app) } else { why };
+                let allocation =
+                    allocation::classify(&c.command, &record.state, undeploying, &record.replacing);
+                if allocation.reason_class == allocation::ReasonClass::HostLost {
+                    replaced.extend(allocation::workload_id(&c.command).map(str::to_string));
+                }
+                message.allocation = Some(allocation);
                 out.push(message);
             }
             Admission::Busy | Admission::Waiting { .. } | Admission::AfterRemoval { .. } => {
                 *held.entry(c.app.clone()).or_default() += 1;
             }
         }
+    }
+    // Replaced: later placements of the same workload are classified as usual.
+    for id in replaced {
+        record.replacing.remove(&id);
     }
     (out, held)
 }
@@ -273,6 +285,7 @@ pub fn message_of(lattice: &str, intent: &Intent) -> CommandMessage {
         expires_at: intent.expires_at,
         reason: String::new(),
         trace: String::new(),
+        allocation: None,
     }
 }
 

@@ -16,7 +16,10 @@
 //!
 //! Every send attempt is logged once at info, `command sent`, with what the command acts on, its
 //! host, kind, the reason it was decided (carried in the message) and how the attempt ended;
-//! never its body (a config's values may be secrets).
+//! never its body (a config's values may be secrets). A command a host answered (accepted or
+//! refused) is then announced as an allocation event ([`crate::allocation`]) on core NATS and
+//! counted in `wadm_allocations_total`; a failed publish is logged at debug and never fails the
+//! command.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use serde::Deserialize;
 use wadm_protocol::ctl::CtlReply;
 use wadm_server::kv::Kv;
 
+use crate::allocation::{self, Outcome};
 use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::desired::DesiredSource;
@@ -114,6 +118,8 @@ pub struct Executor<D, C, O, B = NoOrderBook> {
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
     config: RuntimeConfig,
+    /// The CloudEvent `source` of allocation events: this wadm instance.
+    source: String,
 }
 
 /// Commands that only remove things: safe to run even when the application is gone.
@@ -156,7 +162,8 @@ where
         random: Arc<dyn Random>,
         config: RuntimeConfig,
     ) -> Self {
-        Self { desired, control, events, orders: NoOrderBook, clock, random, config }
+        let source = "wadm".to_string();
+        Self { desired, control, events, orders: NoOrderBook, clock, random, config, source }
     }
 }
 
@@ -170,8 +177,14 @@ where
     /// Look every command up in `orders` before sending it: one whose order is no longer in
     /// flight is dropped.
     pub fn with_orders<B2: OrderBook>(self, orders: B2) -> Executor<D, C, O, B2> {
-        let Executor { desired, control, events, clock, random, config, .. } = self;
-        Executor { desired, control, events, orders, clock, random, config }
+        let Executor { desired, control, events, clock, random, config, source, .. } = self;
+        Executor { desired, control, events, orders, clock, random, config, source }
+    }
+
+    /// Name this wadm instance as the `source` of its allocation events.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
     }
 
     /// Take the next command from `inbox`, execute it, then ack it (or nak it for a retry).
@@ -266,7 +279,34 @@ where
             span.end();
         }
         log_sent(&message, delivered, &outcome);
+        self.announce(&message, &executed).await;
         executed
+    }
+
+    /// Publish the allocation event of a command the hosts answered, and count it. Never fails
+    /// the command: an event that cannot be published is logged at debug and lost.
+    async fn announce(&self, message: &CommandMessage, executed: &Result<Executed, IoError>) {
+        let (outcome, answer) = match executed {
+            Ok(Executed::Sent) => (Outcome::Accepted, ""),
+            Ok(Executed::AlreadyDone { message }) => (Outcome::Accepted, message.as_str()),
+            Ok(Executed::Refused { message }) => (Outcome::Refused, message.as_str()),
+            _ => return,
+        };
+        let data = allocation::event_data(message, outcome, answer);
+        metrics::counter!(
+            "wadm_allocations_total",
+            "lattice" => message.lattice.clone(),
+            "change" => data.change.as_str(),
+            "reason_class" => data.reason_class.as_str(),
+            "outcome" => outcome.as_str()
+        )
+        .increment(1);
+        let event = allocation::cloud_event(&data, &self.source, self.clock.now());
+        let subject = allocation::allocation_subject(&message.lattice, &message.app);
+        let payload = serde_json::to_vec(&event).unwrap_or_default();
+        if let Err(e) = self.control.notify(&subject, payload).await {
+            tracing::debug!(%subject, command = %data.command, error = %e, "allocation event lost");
+        }
     }
 
     /// What a control request's answer (or its absence) means for the command.

@@ -50,6 +50,9 @@ pub struct LatticeHead {
     /// empty in a converged lattice.
     #[serde(default)]
     pub intents: Intents,
+    /// Workloads of hosts that left, waiting for a replacement (see `LatticeRecord::replacing`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replacing: BTreeMap<String, Timestamp>,
 }
 
 /// The entity keys one step wrote.

@@ -126,6 +126,17 @@ pub trait ControlClient: Send + Sync {
         body: Vec<u8>,
         timeout: Duration,
     ) -> impl Future<Output = Result<Vec<u8>, IoError>> + Send;
+
+    /// Publish `payload` on `subject` without waiting for anyone (core NATS; allocation events).
+    /// Does nothing unless the implementation has somewhere to publish.
+    fn notify(
+        &self,
+        subject: &str,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<(), IoError>> + Send {
+        let _ = (subject, payload);
+        std::future::ready(Ok(()))
+    }
 }
 
 /// Asking the lattice what runs (host ping, inventories, links), for a discovery round.

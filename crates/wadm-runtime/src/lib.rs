@@ -136,6 +136,7 @@
 //! `wadm_server::status::StatusStore`); [`memory`] has in-memory versions for tests in virtual
 //! time, [`nats`] the JetStream ones and [`run()`] the real loops.
 
+pub mod allocation;
 pub mod announce;
 pub mod backoff;
 pub mod clock;
@@ -210,6 +211,9 @@ mod arc_impls {
     impl<T: ControlClient> ControlClient for Arc<T> {
         async fn request(&self, s: &str, b: Vec<u8>, t: Duration) -> Result<Vec<u8>, IoError> {
             (**self).request(s, b, t).await
+        }
+        async fn notify(&self, s: &str, p: Vec<u8>) -> Result<(), IoError> {
+            (**self).notify(s, p).await
         }
     }
 }

@@ -155,6 +155,10 @@ pub struct CommandMessage {
     /// The W3C `traceparent` of the decision, when traces are recorded (see [`crate::trace`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub trace: String,
+    /// What it changes and why in one word, for its allocation event (see
+    /// [`crate::allocation`]; absent in messages of older wadm versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<crate::allocation::Allocation>,
 }
 
 impl CommandMessage {

@@ -58,6 +58,10 @@ pub struct LatticeRecord {
     /// The orders in flight (see [`crate::intents`]).
     #[serde(default)]
     pub intents: Intents,
+    /// Components and providers of hosts that left, waiting for their replacement, by id, with
+    /// when the host left (see [`crate::allocation::note_left`]): classifies allocation events.
+    #[serde(default)]
+    pub replacing: BTreeMap<String, Timestamp>,
     /// Per host, the `last_seen` its stored record holds (not stored itself: known from what
     /// was read back and written). A heartbeat that changes nothing but the lease rewrites the
     /// host record only once the stored lease is a quarter lease old.
@@ -288,6 +292,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             deferred: head.deferred,
             observing: head.observing,
             intents: head.intents,
+            replacing: head.replacing,
             host_written,
         };
         Ok(Loaded { record, base, reloaded, fresh })
@@ -316,6 +321,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             deferred: record.deferred.clone(),
             observing: record.observing.clone(),
             intents: record.intents.clone(),
+            replacing: record.replacing.clone(),
             step,
             journal: journal_after(&base.journal, step, keys),
         };

@@ -280,7 +280,8 @@ pub async fn run(
             random,
             config.runtime.clone(),
         )
-        .with_orders(HeadOrders(NatsKv::new(records))),
+        .with_orders(HeadOrders(NatsKv::new(records)))
+        .with_source(format!("wadm/{}", config.replica)),
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -537,6 +537,7 @@ pub fn decide(
     }
     let ttl_ms = config.command_ttl.as_millis() as u64;
     let lifetime_ms = config.order_lifetime.as_millis() as u64;
+    crate::allocation::note_left(&mut record.replacing, &applied.persist.changes, now);
     let (mut commands, held) =
         decide::select_commands(record, &plan, &applied.affected, now, ttl_ms, lifetime_ms);
     if applied.replayed {
@@ -551,6 +552,14 @@ pub fn decide(
                 let mut message = decide::message_of(&lattice, i);
                 let why = decide::why(&i.command, &record.state);
                 message.reason = format!("published again after a redelivery: {why}");
+                let undeploying =
+                    record.apps.get(&i.app).is_none_or(|a| a.deployed_version.is_none());
+                message.allocation = Some(crate::allocation::classify(
+                    &i.command,
+                    &record.state,
+                    undeploying,
+                    &record.replacing,
+                ));
                 message
             })
             .collect();

@@ -1,7 +1,8 @@
 //! The HTTP API of `wadm serve` / `wadm up` (under `/api/v1` on the `--http-addr` listener): a
 //! gateway onto the NATS API. Every resource is one NATS API request whose reply is returned
 //! unchanged, so the two interfaces cannot disagree; the HTTP status follows the reply's
-//! `result`. `/api/v1/events` is a server-sent-events stream of status and placement changes.
+//! `result`. `/api/v1/events` is a server-sent-events stream of status and placement changes and
+//! wadm's allocation events.
 //!
 //! Access: reads are open to loopback peers; every other peer, and every write, needs
 //! `Authorization: Bearer <--http-token>`. Without a configured token, writes are refused.
@@ -609,7 +610,8 @@ const PLACEMENT_EVENTS: &[&str] = &[
 
 /// `GET /api/v1/lattices/{lattice}/events`: server-sent events. `status` events carry
 /// `{"app", "status"}` whenever an application's status is published; `placement` events
-/// carry `{"event", "data"}` for every host event that changes what runs where.
+/// carry `{"event", "data"}` for every host event that changes what runs where; `allocation`
+/// events carry wadm's allocation CloudEvents (`wadm.allocation.{lattice}.{app}`) as published.
 async fn events(
     State(g): State<Gateway>,
     peer: Peer,
@@ -624,8 +626,10 @@ async fn events(
     }
     let statuses = g.nats.subscribe(format!("wadm.status.{lattice}.*")).await;
     let hosts = g.nats.subscribe(format!("wasmbus.evt.{lattice}.>")).await;
-    let (statuses, hosts) = match (statuses, hosts) {
-        (Ok(s), Ok(h)) => (s, h),
+    let allocations =
+        g.nats.subscribe(wadm_runtime::allocation::allocation_subject(&lattice, "*")).await;
+    let (statuses, hosts, allocations) = match (statuses, hosts, allocations) {
+        (Ok(s), Ok(h), Ok(a)) => (s, h, a),
         _ => return error(StatusCode::BAD_GATEWAY, "cannot subscribe to the lattice's events"),
     };
     let status_events = statuses.filter_map(|m| async move {
@@ -643,8 +647,13 @@ async fn events(
         let data = json!({ "event": kind, "data": event.get("data").cloned().unwrap_or(event) });
         Some(Event::default().event("placement").data(data.to_string()))
     });
-    let stream = futures::stream::select(status_events, placement_events)
-        .map(Ok::<_, std::convert::Infallible>);
+    let allocation_events = allocations.filter_map(|m| async move {
+        let event: serde_json::Value = serde_json::from_slice(&m.payload).ok()?;
+        Some(Event::default().event("allocation").data(event.to_string()))
+    });
+    let stream = futures::stream::select(status_events, placement_events);
+    let stream =
+        futures::stream::select(stream, allocation_events).map(Ok::<_, std::convert::Infallible>);
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
 }
 

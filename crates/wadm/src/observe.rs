@@ -16,6 +16,8 @@
 //!   `expired`, `superseded`, `unreadable`);
 //! - `wadm_api_requests_total{operation,result}`: API requests answered, by the reply's result;
 //! - `wadm_command_seconds{kind}`: histogram of a control request's round trip (answered ones);
+//! - `wadm_allocations_total{lattice,change,reason_class,outcome}`: allocation events published
+//!   (one per command a host answered; see `wadm_runtime::allocation`);
 //! - `wadm_hosts{lattice}`, `wadm_apps{lattice,status}`: the lattice as the API reports it at
 //!   scrape time (the same on every replica).
 

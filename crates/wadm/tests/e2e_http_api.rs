@@ -247,13 +247,15 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
         "the history names the HTTP caller: {history}"
     );
 
-    // The event stream saw the status turn deployed and the component placed.
+    // The event stream saw the status turn deployed, the component placed and wadm's allocations.
     let streamed = wait_for(DEADLINE, || {
         let text = events.lock().unwrap().clone();
         let ok = text.contains("event: status")
             && text.contains("\"deployed\"")
             && text.contains("event: placement")
-            && text.contains("component_scaled");
+            && text.contains("component_scaled")
+            && text.contains("event: allocation")
+            && text.contains("com.wadm.allocation");
         async move { ok.then_some(()) }
     })
     .await;

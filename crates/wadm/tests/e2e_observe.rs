@@ -134,6 +134,11 @@ async fn metrics_and_health_follow_a_deploy_and_readiness_follows_nats() {
         total(&seen, "wadm_command_seconds_count", &[]) > 0.0,
         "answered commands are timed by kind"
     );
+    let deploys = [("lattice", LATTICE), ("reason_class", "deploy"), ("outcome", "accepted")];
+    assert!(
+        total(&seen, "wadm_allocations_total", &deploys) > 0.0,
+        "answered commands are counted as allocations"
+    );
     // The lattice-wide gauges follow what the API reports: 2 hosts, the app deployed.
     let lattice_wide = wait_for(DEADLINE, || async {
         let samples = metrics(&addr).await?;

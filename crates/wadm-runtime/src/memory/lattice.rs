@@ -203,6 +203,8 @@ struct Inner {
     counts: FaultCounts,
     /// Bumped whenever what the hosts run changes.
     version: u64,
+    /// What was published on core NATS (allocation events), by subject.
+    notified: Vec<(String, serde_json::Value)>,
 }
 
 impl Inner {
@@ -285,6 +287,11 @@ impl MemoryLattice {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The allocation events published so far, with their subjects.
+    pub fn notified(&self) -> Vec<(String, serde_json::Value)> {
+        self.lock().notified.clone()
     }
 
     /// What the hosts run.
@@ -867,6 +874,12 @@ impl MemoryLattice {
 }
 
 impl ControlClient for MemoryLattice {
+    async fn notify(&self, subject: &str, payload: Vec<u8>) -> Result<(), IoError> {
+        let value = serde_json::from_slice(&payload).unwrap_or_default();
+        self.lock().notified.push((subject.to_string(), value));
+        Ok(())
+    }
+
     async fn request(
         &self,
         subject: &str,

@@ -37,4 +37,11 @@ impl ControlClient for NatsControl {
             }),
         }
     }
+
+    async fn notify(&self, subject: &str, payload: Vec<u8>) -> Result<(), IoError> {
+        self.client
+            .publish(subject.to_string(), payload.into())
+            .await
+            .map_err(|e| IoError::failed(subject, e))
+    }
 }

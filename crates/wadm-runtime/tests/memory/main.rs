@@ -448,6 +448,16 @@ async fn lost_hosts_are_replaced_after_their_lease() {
     assert!(!record.state.hosts.contains_key("N000"));
     let on_live: u32 = record.state.hosts["N001"].components.values().map(|c| c.count).sum();
     assert_eq!(on_live, 2, "the lost host's instance was re-placed");
+    // Its allocation events: the first placements were deploys, the re-placement is host_lost.
+    let classes: Vec<(String, String)> = w
+        .lattice
+        .notified()
+        .iter()
+        .map(|(_, e)| (e["data"]["kind"].to_string(), e["data"]["reason_class"].to_string()))
+        .collect();
+    let scale = "\"scale_component\"".to_string();
+    assert_eq!(classes.first(), Some(&(scale.clone(), "\"deploy\"".into())), "{classes:?}");
+    assert_eq!(classes.last(), Some(&(scale, "\"host_lost\"".into())), "{classes:?}");
 }
 
 #[tokio::test]

@@ -133,6 +133,11 @@ async fn a_duplicate_provider_start_is_already_done_not_a_failure() {
     );
     let outcome = executor.process(&serde_json::to_vec(&again).unwrap(), 1).await.unwrap();
     assert!(matches!(outcome, Executed::AlreadyDone { .. }), "{outcome:?}");
+    // Announced as accepted, with the host's answer.
+    let (_, event) = w.lattice.notified().pop().expect("an allocation event");
+    assert_eq!(event["id"], again.msg_id().as_str());
+    assert_eq!(event["data"]["outcome"], "accepted");
+    assert!(event["data"]["message"].as_str().unwrap().contains("already"), "{event}");
     w.settle().await;
     assert!(w.events.messages(&format!("wadm.internal.{LATTICE}.command_failed")).is_empty());
     assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
