@@ -181,3 +181,33 @@ async fn a_canary_stops_after_one_host_until_promoted() {
     assert!(history.iter().any(|h| h.action.to_string() == "promote"), "{history:?}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_fails_to_start_stops_the_rollout_at_its_first_batch() {
+    const BAD: &str = "ghcr.io/example/web:3.0.0-broken";
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", HOSTS)])).await;
+    for host in cluster.sim.hosts() {
+        cluster.sim.faults(&host).expect("host").set_fail_images([BAD.to_string()]);
+    }
+    cluster.put_and_deploy(&app("v1", V1)).await;
+    cluster.wait_lattice("v1 on every host", |v| v.count("rolling-web") == HOSTS as u32).await;
+    cluster.wait_status("rolling", StatusType::Deployed).await.expect("v1 deployed");
+
+    let recorder = Recorder::start(&cluster.nats.url(), LATTICE, "_NOT_IGNORED").await;
+    cluster.put_and_deploy(&app("v3", BAD)).await;
+    let failed = cluster.wait_status("rolling", StatusType::Failed).await;
+    let failed = failed.expect("the failure shows");
+    assert!(failed.status.message.contains("fails to start"), "{}", failed.status.message);
+    // Only the first batch was tried; every host still runs v1, all instances up.
+    let tried: std::collections::BTreeSet<String> = recorder
+        .requests()
+        .iter()
+        .filter(|r| recorder.kind(&r.subject) == "component.update")
+        .map(|r| r.subject.rsplit('.').next().unwrap().to_string())
+        .collect();
+    assert!(!tried.is_empty() && tried.len() <= 2, "the first batch only: {tried:?}");
+    let view = cluster.view();
+    assert_eq!(view.count("rolling-web"), HOSTS as u32);
+    assert!(view.images("rolling-web").iter().all(|i| i == V1), "{:?}", view.images("rolling-web"));
+    cluster.shutdown().await;
+}
