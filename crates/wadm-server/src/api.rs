@@ -256,16 +256,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         let reply = |result, message, version| deploy::deploy_reply(name, result, message, version);
         match self.store.promote(lattice, name, actor).await {
             Ok(Some(version)) => {
-                if let Some(client) = &self.events
-                    && let Ok(Some(stored)) = self.store.get(lattice, name, Some(&version)).await
-                {
-                    let manifest = stored.manifest;
-                    let published = crate::events::publish(client, lattice, |id, time| {
-                        crate::events::CloudEvent::manifest_published(manifest, id, time)
-                    });
-                    if let Err(e) = published.await {
-                        tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
-                    }
+                if let Ok(Some(stored)) = self.store.get(lattice, name, Some(&version)).await {
+                    self.publish_deployed(lattice, name, stored.manifest).await;
                 }
                 let message = format!("Promoted version {version} of {name}: its rollouts go on");
                 reply(DeployResult::Acknowledged, message, Some(version))

@@ -246,7 +246,7 @@ impl<K: Kv> Planner<'_, K> {
                     app: v.spec,
                     version,
                     generation: index.generation.saturating_mul(2),
-                    promoted: index.promoted == Some(index.generation),
+                    promoted: index.is_promoted(),
                 });
             }
         }

@@ -204,8 +204,7 @@ impl ComponentScaler {
         // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
         let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h));
         // Every want is for this component: `observed` are its instances, in host order.
-        let on_host =
-            |h: HostIx| observed.binary_search_by_key(&h, |o| o.host).ok().map(|i| &observed[i]);
+        let on_host = |h: HostIx| instance_on(observed, h);
         let mut progress = Progress::default();
         let mut all_there = true;
         for (h, w) in placed.zip(wants) {
@@ -232,6 +231,14 @@ impl ComponentScaler {
         let extras = observed.iter().any(|o| o.tag.ours && !sibling(&o.tag) && !is_placed(o.host));
         if all_there && !extras { progress.deployed() } else { progress.reconciling() }
     }
+}
+
+/// The instance on host `h`, if any (`observed` is in host order).
+fn instance_on<'o, 'a>(
+    observed: &'o [Observed<'a, ComponentInstance>],
+    h: HostIx,
+) -> Option<&'o Observed<'a, ComponentInstance>> {
+    observed.binary_search_by_key(&h, |o| o.host).ok().map(|i| &observed[i])
 }
 
 /// How a rollout paced one evaluation.
@@ -285,8 +292,7 @@ pub fn pace(
             pacing.updated += 1;
         }
     }
-    let on_host =
-        |h: HostIx| observed.binary_search_by_key(&h, |o| o.host).ok().map(|i| &observed[i]);
+    let on_host = |h: HostIx| instance_on(observed, h);
     let mut budget = (policy.max_parallel as usize).saturating_sub(pacing.changing);
     if let Some(canary) = policy.canary {
         // Before promotion, no more hosts get the image than the canary stage allows.

@@ -91,15 +91,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         if let Err(e) = self.status.set(lattice, name, &status).await {
             tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
         }
-        if let Some(client) = &self.events {
-            let manifest = stored.manifest.clone();
-            let published = crate::events::publish(client, lattice, |id, time| {
-                crate::events::CloudEvent::manifest_published(manifest, id, time)
-            });
-            if let Err(e) = published.await {
-                tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
-            }
-        }
+        self.publish_deployed(lattice, name, stored.manifest.clone()).await;
         let follow = FollowUp::ProbeHosts {
             lattice: lattice.to_string(),
             app: name.to_string(),
@@ -120,6 +112,23 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             ..reply(DeployResult::Acknowledged, message, Some(outcome.version))
         };
         (deployed, Some(follow))
+    }
+
+    /// Tell the runtime (and anyone listening) that `manifest` of `name` is what is deployed
+    /// now: `manifest_published`. A failure is logged; the runtime's resync catches up.
+    pub(super) async fn publish_deployed(
+        &self,
+        lattice: &str,
+        name: &str,
+        manifest: serde_json::Value,
+    ) {
+        let Some(client) = &self.events else { return };
+        let published = crate::events::publish(client, lattice, |id, time| {
+            crate::events::CloudEvent::manifest_published(manifest, id, time)
+        });
+        if let Err(e) = published.await {
+            tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
+        }
     }
 
     /// Deploy-time checks against the other deployed applications of the lattice. Ok: the shared

@@ -5,7 +5,7 @@ use wadm_client::api::PlanResponse;
 use wadm_model::diff::{Change, diff};
 
 use super::Output;
-use super::commands::Context;
+use super::commands::{Context, print_json};
 use super::failure::Failure;
 use super::table::Table;
 use super::target::Target;
@@ -122,11 +122,4 @@ pub async fn diff_versions(cx: &Context, name: &str, from: &str, to: &str) -> Re
         print_changes(&changes);
     }
     if changes.is_empty() { Ok(()) } else { Err(Failure::Changes) }
-}
-
-fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::Api(format!("cannot render the reply as JSON: {e}")))?;
-    outln!("{text}");
-    Ok(())
 }
