@@ -18,42 +18,8 @@ use wadm_sim::HostSpec;
 use wadm_test_support::wait_for;
 
 fn app(version: &str, instances: u32) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: alloc
-  annotations:
-    version: {version}
-spec:
-  components:
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
-        - type: link
-          properties:
-            target: {{name: web}}
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            source:
-              config:
-                - name: listen
-                  properties:
-                    ADDRESS: "127.0.0.1:8080"
-    - name: web
-      type: component
-      properties:
-        image: ghcr.io/example/web:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {instances}
-"#
-    )
+    let scaler = format!("instances: {instances}");
+    common::linked_web_app("alloc", version, "ghcr.io/example/web:1.0.0", &scaler)
 }
 
 /// The control command kind of an effect request's subject (`None`: not an effect).

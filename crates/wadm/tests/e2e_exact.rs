@@ -24,49 +24,7 @@ use wadm_test_support::wait_for;
 
 const TARGET: u32 = 3;
 fn app(version: &str, image: &str) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: exact
-  annotations:
-    version: {version}
-spec:
-  components:
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
-        - type: link
-          properties:
-            target: {{name: web}}
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            source:
-              config:
-                - name: listen
-                  properties:
-                    ADDRESS: "127.0.0.1:8080"
-    - name: web
-      type: component
-      properties:
-        image: {image}
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {TARGET}
-            spread:
-              - name: east
-                requirements: {{zone: east}}
-                weight: 2
-              - name: west
-                requirements: {{zone: west}}
-                weight: 1
-"#
-    )
+    common::linked_web_app("exact", version, image, &common::east_west_spread(TARGET))
 }
 
 /// Statuses seen while polling, in order (deduplicated runs).

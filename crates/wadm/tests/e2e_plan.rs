@@ -15,49 +15,7 @@ use wadm_model::StatusType;
 use wadm_test_support::wait_for;
 
 fn app(version: &str, image: &str) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: planned
-  annotations:
-    version: {version}
-spec:
-  components:
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
-        - type: link
-          properties:
-            target: {{name: web}}
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            source:
-              config:
-                - name: listen
-                  properties:
-                    ADDRESS: "127.0.0.1:8080"
-    - name: web
-      type: component
-      properties:
-        image: {image}
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 3
-            spread:
-              - name: east
-                requirements: {{zone: east}}
-                weight: 2
-              - name: west
-                requirements: {{zone: west}}
-                weight: 1
-"#
-    )
+    common::linked_web_app("planned", version, image, &common::east_west_spread(3))
 }
 
 /// (subject, body) → how many. Bodies compare as the JSON text of their parsed value (the same

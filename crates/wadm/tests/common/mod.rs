@@ -320,3 +320,54 @@ impl LatticeView {
             .collect()
     }
 }
+
+/// An application `name` at `version`: a provider `http` linked to a component `web` (image
+/// `web_image`) with an owned listen config, the component scaled by a spreadscaler whose
+/// properties are `scaler` (YAML lines at the depth of `instances:`). The shape several e2e
+/// tests deploy.
+pub fn linked_web_app(name: &str, version: &str, web_image: &str, scaler: &str) -> String {
+    let scaler: String = scaler.lines().map(|l| format!("            {l}\n")).collect();
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: {version}
+spec:
+  components:
+    - name: http
+      type: capability
+      properties:
+        image: ghcr.io/example/http:1.0.0
+      traits:
+        - type: link
+          properties:
+            target: {{name: web}}
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+            source:
+              config:
+                - name: listen
+                  properties:
+                    ADDRESS: "127.0.0.1:8080"
+    - name: web
+      type: component
+      properties:
+        image: {web_image}
+      traits:
+        - type: spreadscaler
+          properties:
+{scaler}"#
+    )
+}
+
+/// `linked_web_app`'s scaler: `instances` split 2:1 over `zone: east` and `zone: west` hosts.
+pub fn east_west_spread(instances: u32) -> String {
+    format!(
+        "instances: {instances}\nspread:\n  - name: east\n    requirements: {{zone: east}}\n    \
+         weight: 2\n  - name: west\n    requirements: {{zone: west}}\n    weight: 1"
+    )
+}
