@@ -30,6 +30,15 @@ pub const SECRET_POLICY_TYPE: &str = "policy.secret.wasmcloud.dev/v1alpha1";
 pub const DEFAULT_LINK_NAME: &str = "default";
 /// The default spread weight.
 pub const DEFAULT_SPREAD_WEIGHT: u32 = 100;
+/// Host label prefix declaring capacity: `capacity_{resource}` = a whole number. The resource
+/// `instances` counts component instances plus providers; any other resource is what
+/// components declare in `properties.needs` (e.g. `capacity_memory_mib` for `memory_mib`).
+pub const CAPACITY_LABEL_PREFIX: &str = "capacity_";
+/// The resource every instance needs one of (not declarable in `needs`).
+pub const INSTANCES_RESOURCE: &str = "instances";
+
+/// What one instance needs of a host's declared capacity: resource name → amount.
+pub type Needs = BTreeMap<String, u64>;
 
 /// A validated application manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +119,11 @@ pub struct Component {
     /// The `rollout` trait: how a new image replaces the old one on the hosts (`None`: on every
     /// host at once).
     pub rollout: Option<Rollout>,
+    /// `properties.needs`: what one instance needs of a host's declared capacity.
+    pub needs: Needs,
+    /// The `anti-affinity` trait's `components`: manifest names of components of the same
+    /// application this one never shares a host with (the relation holds both ways).
+    pub avoid: Vec<String>,
 }
 
 /// `type: rollout` on a component: how an image change rolls over the hosts that run it.
@@ -186,6 +200,45 @@ pub struct ScalerSpec {
     /// The spreads. Never empty: no spreads in the manifest means one spread named `default` with
     /// no requirements.
     pub spreads: Vec<Spread>,
+    /// How fresh instances choose hosts.
+    pub placement: PlacementPolicy,
+    /// At most this many instances of this scaler on one host.
+    pub max_per_host: Option<u32>,
+    /// The instances run on at least this many distinct hosts.
+    pub min_hosts: Option<u32>,
+}
+
+impl ScalerSpec {
+    /// A spec with these instances and spreads and default placement settings.
+    pub fn new(instances: u32, spreads: Vec<Spread>) -> Self {
+        Self {
+            instances,
+            spreads,
+            placement: PlacementPolicy::Spread,
+            max_per_host: None,
+            min_hosts: None,
+        }
+    }
+}
+
+/// A scaler's `placement`: which hosts fresh instances go to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlacementPolicy {
+    /// `spread` (default): the least loaded hosts, instances split evenly.
+    #[default]
+    Spread,
+    /// `binpack`: the fullest hosts that fit, each filled before the next is used.
+    Binpack,
+}
+
+impl PlacementPolicy {
+    /// The name written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacementPolicy::Spread => "spread",
+            PlacementPolicy::Binpack => "binpack",
+        }
+    }
 }
 
 /// One entry of a scaler's `spread`.

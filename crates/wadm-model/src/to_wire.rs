@@ -73,6 +73,12 @@ fn component(c: &Component) -> wire::Component {
             properties: wire::TraitProperties::Custom(properties),
         }
     }));
+    if !c.avoid.is_empty() {
+        traits.push(wire::Trait {
+            trait_type: "anti-affinity".to_string(),
+            properties: wire::TraitProperties::Custom(serde_json::json!({ "components": c.avoid })),
+        });
+    }
     traits.extend(c.other_traits.iter().map(|o| wire::Trait {
         trait_type: o.trait_type.clone(),
         properties: wire::TraitProperties::Custom(o.properties.clone()),
@@ -89,6 +95,7 @@ fn component(c: &Component) -> wire::Component {
             id: c.explicit_id.then(|| c.id.clone()),
             config: configs(&c.config),
             secrets: secrets(&c.secrets),
+            needs: c.needs.clone(),
         },
         traits,
     }
@@ -120,7 +127,14 @@ fn scaler_properties(spec: &ScalerSpec) -> wire::ScalerProperties {
             })
             .collect()
     };
-    wire::ScalerProperties { instances: spec.instances, spread }
+    wire::ScalerProperties {
+        instances: spec.instances,
+        spread,
+        placement: (spec.placement != crate::PlacementPolicy::Spread)
+            .then(|| spec.placement.as_str().to_string()),
+        max_per_host: spec.max_per_host,
+        min_hosts: spec.min_hosts,
+    }
 }
 
 fn link(l: &Link) -> wire::Trait {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance, Timestamp};
 use wadm_protocol::StringMap;
 
+use crate::capacity::{Ledger, Separation};
 use crate::catalog::Catalog;
 use crate::hash::{FnvMap, fnv1a64};
 use crate::observed::InstanceIndex;
@@ -39,6 +40,10 @@ pub struct Context<'a> {
     /// [`FreshOrder`]s: of every host, and per distinct requirement set (built on first use).
     all_fresh: OnceCell<Rc<FreshOrder>>,
     fresh: RefCell<BTreeMap<StringMap, Rc<FreshOrder>>>,
+    /// Declared host capacity and its use (`None`: no host declares any).
+    ledger: Option<Ledger<'a>>,
+    /// Anti-affinities (`None`: no application declares any).
+    separation: Option<Separation<'a>>,
 }
 
 /// Some hosts in the order fresh placements consider them: grouped by load, least loaded first;
@@ -89,6 +94,7 @@ impl<'a> Context<'a> {
     /// Index `lattice` for scalers working for the applications in `catalog`.
     pub fn new(lattice: &'a LatticeState, catalog: &'a Catalog<'a>, now: Timestamp) -> Self {
         let hosts: Vec<&HostState> = lattice.hosts.values().collect();
+        let ledger = Ledger::new(&hosts, catalog);
         let mut by_label: FnvMap<(&str, &str), Vec<HostIx>> = FnvMap::default();
         let components = InstanceIndex::new(&hosts, catalog, |h| &h.components, |c| &c.annotations);
         let providers = InstanceIndex::new(&hosts, catalog, |h| &h.providers, |p| &p.annotations);
@@ -118,6 +124,59 @@ impl<'a> Context<'a> {
             eligible: RefCell::new(BTreeMap::new()),
             all_fresh: OnceCell::new(),
             fresh: RefCell::new(BTreeMap::new()),
+            ledger,
+            separation: Separation::new(catalog),
+        }
+    }
+
+    /// Declared host capacity and its use so far in this reconcile (`None`: no host declares
+    /// capacity).
+    pub fn ledger(&self) -> Option<&Ledger<'a>> {
+        self.ledger.as_ref()
+    }
+
+    /// Anti-affinities between components (`None`: no application declares any).
+    pub fn separation(&self) -> Option<&Separation<'a>> {
+        self.separation.as_ref()
+    }
+
+    /// Whether scalers' placements depend on what scalers evaluated before them placed (capacity
+    /// or anti-affinity): the engine then evaluates scalers in order and records each one's
+    /// wants with [`Context::record_wants`].
+    pub fn is_ordered(&self) -> bool {
+        self.ledger.is_some() || self.separation.is_some()
+    }
+
+    /// Count what a scaler of `app` (id `scaler_id`) wants, for the scalers evaluated after it:
+    /// new instances take capacity, and a component kept apart from others records its hosts.
+    pub fn record_wants(&self, app: &str, scaler_id: &str, wants: &[crate::scaler::Want]) {
+        use crate::scaler::Want;
+        for want in wants {
+            let (host, id, count, running) = match want {
+                Want::Component(w) => {
+                    let running = self.component_on(w.host, &w.component_id);
+                    (w.host, &*w.component_id, w.count, running.map_or(0, |o| o.instance.count))
+                }
+                Want::Provider(w) => {
+                    let running = self.provider_on(w.host, &w.provider_id).is_some();
+                    (w.host, &*w.provider_id, 1, u32::from(running))
+                }
+                _ => continue,
+            };
+            if count == 0 {
+                continue;
+            }
+            if let Some(ledger) = &self.ledger {
+                ledger.reserve(
+                    host,
+                    &ledger.cost(app, id),
+                    count.saturating_sub(running),
+                    (app, scaler_id),
+                );
+            }
+            if let Some(separation) = &self.separation {
+                separation.record(app, id, [host]);
+            }
         }
     }
 

@@ -14,6 +14,9 @@
 //!   [`Catalog::config_owner`]) unless some application wants it, so the owner is coupled with
 //!   every application that may want that key or name.
 //!
+//! - **Capacity**: when a host of the lattice declares capacity, every application is coupled to
+//!   every other (one's new instances take room another could have had).
+//!
 //! Applications are grouped by these relations (made symmetric: a union-find over application
 //! names). The shared keys are derived from the desired state once (when a `Reconciler` first
 //! plans for some applications); the removal relations from each observed lattice (on each such
@@ -131,6 +134,12 @@ impl Coupling {
         for name in observed.configs.keys() {
             if let Some(wanter) = self.by_config.get(name.as_str()) {
                 tie(catalog.config_owner(name), Some(wanter));
+            }
+        }
+        if ctx.ledger().is_some() {
+            // Declared capacity: any application's placement may take room another one wanted.
+            for i in 1..self.names.len() as u32 {
+                union(&mut parent, 0, i);
             }
         }
         let mut groups: BTreeSet<u32> = BTreeSet::new();

@@ -213,14 +213,27 @@ fn plan_commands_in<'b>(
     scope: Option<&'b BTreeSet<&'b str>>,
 ) -> (Plan, Vec<(usize, StatusInfo)>) {
     let (observed, catalog) = (ctx.lattice(), ctx.catalog());
+    let ordered = ctx.is_ordered();
     let evaluate = |i: usize| {
         let s = &scalers[i];
-        (i, s.info(), s.evaluate(ctx))
+        let (info, evaluation) = (s.info(), s.evaluate(ctx));
+        if ordered {
+            // Capacity and anti-affinity: later scalers see what this one took.
+            ctx.record_wants(&info.app, &info.id, &evaluation.wants);
+        }
+        (i, info, evaluation)
     };
-    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> = match selected {
-        Some(selected) => selected.iter().map(|i| evaluate(*i)).collect(),
-        None => (0..scalers.len()).map(evaluate).collect(),
+    let mut order: Vec<usize> = match selected {
+        Some(selected) => selected.to_vec(),
+        None => (0..scalers.len()).collect(),
     };
+    if ordered {
+        // Evaluated in scaler order, so every replica (and every scoped plan, which then covers
+        // every application) makes the same choices.
+        order.sort_by(|a, b| scalers[*a].info().cmp(scalers[*b].info()));
+    }
+    let mut evaluations: Vec<(usize, &ScalerInfo, Evaluation)> =
+        order.into_iter().map(evaluate).collect();
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
     let merged = Merged::new(ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));

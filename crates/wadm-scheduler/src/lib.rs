@@ -76,6 +76,7 @@
 
 pub mod apply;
 pub mod builtin;
+pub mod capacity;
 pub mod catalog;
 pub mod command;
 pub mod context;

@@ -176,6 +176,8 @@ mod tests {
             links: vec![],
             other_traits: vec![],
             rollout: None,
+            needs: Default::default(),
+            avoid: vec![],
         }
     }
 

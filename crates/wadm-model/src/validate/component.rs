@@ -2,7 +2,8 @@
 //! traits (dispatched to [`super::traits`]).
 
 use crate::app::{
-    Component, ComponentKind, ConfigRef, Scaler, ScalerSpec, SecretRef, Source, Spread,
+    Component, ComponentKind, ConfigRef, INSTANCES_RESOURCE, Needs, Scaler, ScalerSpec, SecretRef,
+    Source, Spread,
 };
 use crate::diag::{Diagnostics, Path};
 use crate::names;
@@ -13,7 +14,7 @@ use super::traits::{self, TraitOutcome};
 use super::{ConfigFact, Facts, IdFact};
 
 const COMPONENT: &[&str] = &["name", "type", "properties", "traits"];
-const PROPERTIES: &[&str] = &["image", "application", "id", "config", "secrets"];
+const PROPERTIES: &[&str] = &["image", "application", "id", "config", "secrets", "needs"];
 const APPLICATION: &[&str] = &["name", "component"];
 const CONFIG: &[&str] = &["name", "properties"];
 const SECRET: &[&str] = &["name", "properties"];
@@ -90,6 +91,10 @@ pub fn component(
             }
         }
     }
+    let needs = props
+        .get_present("needs")
+        .map(|n| needs(n, &props_path.key("needs"), is_shared, d))
+        .unwrap_or_default();
     let mut out = Component {
         name,
         kind,
@@ -102,6 +107,8 @@ pub fn component(
         links: Vec::new(),
         other_traits: Vec::new(),
         rollout: None,
+        needs,
+        avoid: Vec::new(),
     };
     let traits_path = path.key("traits");
     let trait_nodes = f.get_present("traits").map(|n| list(n, &traits_path, d)).unwrap_or_default();
@@ -132,6 +139,23 @@ pub fn component(
                     out.rollout = Some(r);
                 }
             }
+            TraitOutcome::AntiAffinity(names) => {
+                if is_shared {
+                    d.error(
+                        &tpath.key("type"),
+                        "shared-reference-with-settings",
+                        "a reference to a shared application's component runs nothing to keep apart",
+                    );
+                }
+                for (other, at) in names {
+                    if other == out.name {
+                        d.error(&at, "anti-affinity-self", "a component cannot avoid itself");
+                    } else if !other.is_empty() && !out.avoid.contains(&other) {
+                        facts.avoid.push((other.clone(), at));
+                        out.avoid.push(other);
+                    }
+                }
+            }
             TraitOutcome::Invalid => {}
         }
     }
@@ -146,6 +170,14 @@ pub fn component(
             ),
         );
     }
+    if out.kind == ComponentKind::Capability {
+        for (i, s) in out.scalers.iter().enumerate() {
+            if s.spec().max_per_host.is_some() {
+                let at = traits_path.index(i).key("properties").key("max_per_host");
+                d.error(&at, "max-per-host-on-capability", "a provider runs at most once per host");
+            }
+        }
+    }
     if out.kind == ComponentKind::Capability && !is_shared && out.scalers.is_empty() {
         out.scalers.push(implicit_scaler());
     }
@@ -154,7 +186,86 @@ pub fn component(
 
 /// The spread of one instance a capability with an image and no scaler trait gets.
 pub fn implicit_scaler() -> Scaler {
-    Scaler::Spread(ScalerSpec { instances: 1, spreads: vec![default_spread()] })
+    Scaler::Spread(ScalerSpec::new(1, vec![default_spread()]))
+}
+
+/// The most resources one component may declare in `needs`.
+const MAX_NEEDS: usize = 16;
+
+/// `properties.needs`: resource name (lowercase letters, digits, `_`; not `instances`, which every
+/// instance needs one of) → a whole number ≥ 1.
+fn needs(node: &Node, path: &Path, is_shared: bool, d: &mut Diagnostics) -> Needs {
+    let mut out = Needs::new();
+    if is_shared {
+        d.error(
+            path,
+            "shared-reference-with-settings",
+            "a reference to a shared application's component cannot set `needs`",
+        );
+        return out;
+    }
+    let entries = match node {
+        Node::Map(entries) => entries,
+        Node::Null => return out,
+        other => {
+            let found = other.kind();
+            d.error(
+                path,
+                "wrong-type",
+                format!("must be a map of resource to amount, found {found}"),
+            );
+            return out;
+        }
+    };
+    super::fields::check_duplicate_keys(entries, path, d);
+    if entries.len() > MAX_NEEDS {
+        d.error(path, "too-many-needs", format!("at most {MAX_NEEDS} resources"));
+    }
+    for (key, value) in entries {
+        let at = path.key(key);
+        let valid_name = !key.is_empty()
+            && key.len() <= 64
+            && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid_name {
+            d.error(
+                &at,
+                "bad-resource-name",
+                "a resource name is lowercase letters, digits and `_` (at most 64)",
+            );
+            continue;
+        }
+        if key == INSTANCES_RESOURCE {
+            d.error(
+                &at,
+                "reserved-resource",
+                "every instance counts as one of `instances`; it cannot be declared",
+            );
+            continue;
+        }
+        let amount = match value {
+            Node::Int(i) if *i >= 1 => match u64::try_from(*i) {
+                Ok(n) => n,
+                Err(_) => {
+                    d.error(&at, "number-out-of-range", format!("must be at most {}", u64::MAX));
+                    continue;
+                }
+            },
+            Node::Int(i) => {
+                d.error(&at, "number-out-of-range", format!("must be at least 1, found {i}"));
+                continue;
+            }
+            other => {
+                d.error(
+                    &at,
+                    "wrong-type",
+                    format!("must be a whole number, found {}", other.kind()),
+                );
+                continue;
+            }
+        };
+        out.entry(key.clone()).or_insert(amount);
+    }
+    out
 }
 
 /// The spread a scaler without `spread` has.

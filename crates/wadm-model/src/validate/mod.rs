@@ -35,6 +35,8 @@ pub(crate) struct Facts {
     pub secret_policies: Vec<(String, Path)>,
     /// Each policy's name with the path of its `name` field.
     pub policy_names: Vec<(String, Path)>,
+    /// Every component an `anti-affinity` trait names, with its path.
+    pub avoid: Vec<(String, Path)>,
 }
 
 #[derive(Debug)]

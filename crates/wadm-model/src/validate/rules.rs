@@ -17,6 +17,26 @@ pub fn check(app: &Application, facts: &Facts, d: &mut Diagnostics) {
     duplicate_links(app, facts, d);
     owned_configs(facts, d);
     secret_policies(app, facts, d);
+    anti_affinity(app, facts, d);
+}
+
+/// An `anti-affinity` trait names components of this manifest that run something.
+fn anti_affinity(app: &Application, facts: &Facts, d: &mut Diagnostics) {
+    for (name, path) in &facts.avoid {
+        match app.component(name) {
+            None => d.error(
+                path,
+                "anti-affinity-unknown",
+                format!("`{name}` is not a component of this manifest"),
+            ),
+            Some(c) if !matches!(c.source, crate::app::Source::Image(_)) => d.error(
+                path,
+                "anti-affinity-unknown",
+                format!("`{name}` refers to a shared application's component; wadm runs nothing for it here"),
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 /// Reports each non-empty name that was already used earlier in `names`.

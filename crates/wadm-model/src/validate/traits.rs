@@ -1,7 +1,8 @@
-//! Traits: `spreadscaler` / `daemonscaler` (with spreads), `link` (with the legacy `target:
-//! "<name>"`, `source_config` and `target_config` forms), `rollout`, and traits of unknown types.
+//! Traits: `spreadscaler` / `daemonscaler` (with spreads and placement settings), `link` (with the
+//! legacy `target: "<name>"`, `source_config` and `target_config` forms), `rollout`,
+//! `anti-affinity`, and traits of unknown types.
 
-use crate::app::{Link, OtherTrait, Rollout, Scaler, ScalerSpec, Spread};
+use crate::app::{Link, OtherTrait, PlacementPolicy, Rollout, Scaler, ScalerSpec, Spread};
 use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 
@@ -12,7 +13,8 @@ use super::fields::{
 use super::{Facts, LinkFact, interfaces};
 
 const TRAIT: &[&str] = &["type", "properties"];
-const SCALER: &[&str] = &["instances", "replicas", "spread"];
+const SCALER: &[&str] =
+    &["instances", "replicas", "spread", "placement", "max_per_host", "min_hosts"];
 const SPREAD: &[&str] = &["name", "requirements", "weight"];
 const LINK: &[&str] = &[
     "name",
@@ -27,6 +29,7 @@ const LINK: &[&str] = &[
 const LINK_END: &[&str] = &["config", "secrets"];
 const ROLLOUT: &[&str] = &["max_parallel", "min_healthy_time", "canary"];
 const TARGET: &[&str] = &["name", "config", "secrets"];
+const ANTI_AFFINITY: &[&str] = &["components"];
 
 /// What one entry of `traits` turned out to be.
 pub enum TraitOutcome {
@@ -34,6 +37,8 @@ pub enum TraitOutcome {
     Link(Link),
     Other(OtherTrait),
     Rollout(Rollout),
+    /// `anti-affinity`: the named components, each with its path.
+    AntiAffinity(Vec<(String, Path)>),
     /// Not even its type could be read (errors were reported).
     Invalid,
 }
@@ -73,6 +78,9 @@ pub fn read(
             TraitOutcome::Link(link)
         }
         "rollout" => TraitOutcome::Rollout(rollout(require_props(d), &props_path, d)),
+        "anti-affinity" => {
+            TraitOutcome::AntiAffinity(anti_affinity(require_props(d), &props_path, d))
+        }
         other => {
             d.warning(
                 &path.key("type"),
@@ -145,7 +153,68 @@ fn scaler(node: &Node, path: &Path, spread_scaler: bool, d: &mut Diagnostics) ->
     if spreads.is_empty() {
         spreads.push(default_spread());
     }
-    ScalerSpec { instances, spreads }
+    let placement = f.get_present("placement").map_or(PlacementPolicy::Spread, |n| match n {
+        Node::Str(s) if s == "spread" => PlacementPolicy::Spread,
+        Node::Str(s) if s == "binpack" => PlacementPolicy::Binpack,
+        other => {
+            let found = match other {
+                Node::Str(s) => format!("`{s}`"),
+                other => other.kind().to_string(),
+            };
+            d.error(
+                &path.key("placement"),
+                "bad-placement",
+                format!("must be `spread` or `binpack`, found {found}"),
+            );
+            PlacementPolicy::Spread
+        }
+    });
+    let at_least_one = |key: &str, what: &str, d: &mut Diagnostics| {
+        f.get_present(key).map(|n| {
+            let at = path.key(key);
+            let n = u32_number(n, &at, d);
+            if n == 0 {
+                d.error(&at, "number-out-of-range", format!("must be at least 1 ({what})"));
+            }
+            n.max(1)
+        })
+    };
+    let max_per_host = at_least_one("max_per_host", "instances on one host", d);
+    let min_hosts = at_least_one("min_hosts", "distinct hosts", d);
+    if let Some(min) = min_hosts.filter(|m| spread_scaler && *m > instances && instances > 0) {
+        d.error(
+            &path.key("min_hosts"),
+            "unsatisfiable-placement",
+            format!("{min} distinct hosts cannot be filled by {instances} instances"),
+        );
+    }
+    if let Some(max) = max_per_host.filter(|m| !spread_scaler && instances > *m) {
+        d.error(
+            &path.key("max_per_host"),
+            "unsatisfiable-placement",
+            format!("a daemonscaler runs {instances} instances on every host, more than {max}"),
+        );
+    }
+    ScalerSpec { instances, spreads, placement, max_per_host, min_hosts }
+}
+
+/// `anti-affinity` properties: `components`, the manifest names of components never to share a
+/// host with (checked against the manifest by the cross-field rules).
+fn anti_affinity(node: &Node, path: &Path, d: &mut Diagnostics) -> Vec<(String, Path)> {
+    let f = Fields::of(node, path, "anti-affinity properties", ANTI_AFFINITY, d);
+    let at = path.key("components");
+    let Some(list_node) = f.get_present("components") else {
+        if matches!(node, Node::Map(_)) {
+            d.error(&at, "missing-field", "`components` is required");
+        }
+        return Vec::new();
+    };
+    let names: Vec<(String, Path)> =
+        list(list_node, &at, d).into_iter().map(|(n, p)| (non_empty_string(n, &p, d), p)).collect();
+    if names.is_empty() && matches!(list_node, Node::Seq(_)) {
+        d.error(&at, "empty-value", "name at least one component to keep apart from");
+    }
+    names
 }
 
 /// `rollout` properties: `max_parallel` (a whole number ≥ 1, default 1), `min_healthy_time`

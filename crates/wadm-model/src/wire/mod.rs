@@ -124,6 +124,10 @@ pub struct Properties {
     pub config: Vec<ConfigProperty>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretProperty>,
+    /// What one instance needs of a host's declared capacity (`capacity_{resource}` host labels):
+    /// resource name → amount, e.g. `memory_mib: 64`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub needs: BTreeMap<String, u64>,
 }
 
 /// `properties.application`.
@@ -204,6 +208,15 @@ pub struct ScalerProperties {
     pub instances: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<Spread>,
+    /// `spread` (default) or `binpack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    /// At most this many instances on one host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_host: Option<u32>,
+    /// The instances run on at least this many distinct hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_hosts: Option<u32>,
 }
 
 /// One spread of a scaler.

@@ -31,12 +31,15 @@ impl JsonSchema for ScalerProperties {
         let count = json_schema!({"type": "integer", "minimum": 0, "maximum": u32::MAX});
         let spread = generator.subschema_for::<Spread>();
         json_schema!({
-            "description": "`spreadscaler` / `daemonscaler` properties: `instances` (alias `replicas`) and optional spreads.",
+            "description": "`spreadscaler` / `daemonscaler` properties: `instances` (alias `replicas`), optional spreads and placement settings.",
             "type": "object",
             "properties": {
                 "instances": count,
                 "replicas": count,
-                "spread": {"type": "array", "items": spread}
+                "spread": {"type": "array", "items": spread},
+                "placement": {"description": "`spread` (least loaded hosts, default) or `binpack` (fullest hosts that fit).", "enum": ["spread", "binpack"]},
+                "max_per_host": {"description": "At most this many instances on one host.", "type": "integer", "minimum": 1, "maximum": u32::MAX},
+                "min_hosts": {"description": "The instances run on at least this many distinct hosts.", "type": "integer", "minimum": 1, "maximum": u32::MAX}
             },
             "additionalProperties": false,
             "oneOf": [{"required": ["instances"]}, {"required": ["replicas"]}]
@@ -63,7 +66,7 @@ impl JsonSchema for Trait {
         let link = generator.subschema_for::<LinkProperties>();
         let scaler = generator.subschema_for::<ScalerProperties>();
         json_schema!({
-            "description": "A trait: `spreadscaler`, `daemonscaler`, `link`, `rollout`, or another type (kept, with a warning).",
+            "description": "A trait: `spreadscaler`, `daemonscaler`, `link`, `rollout`, `anti-affinity`, or another type (kept, with a warning).",
             "type": "object",
             "properties": {
                 "type": {"type": "string"},
@@ -72,6 +75,16 @@ impl JsonSchema for Trait {
             "required": ["type", "properties"],
             "additionalProperties": false,
             "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": "anti-affinity"}}, "required": ["type"]},
+                    "then": {"properties": {"properties": {
+                        "description": "Components of the same application this one never shares a host with (both ways).",
+                        "type": "object",
+                        "properties": {"components": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}},
+                        "required": ["components"],
+                        "additionalProperties": false
+                    }}}
+                },
                 {
                     "if": {"properties": {"type": {"const": "link"}}, "required": ["type"]},
                     "then": {"properties": {"properties": link}}

@@ -27,9 +27,10 @@ use std::collections::BTreeSet;
 
 use smallvec::SmallVec;
 use wadm_lattice::ComponentInstance;
-use wadm_model::ScalerSpec;
+use wadm_model::{PlacementPolicy, ScalerSpec};
 use wadm_protocol::StringMap;
 
+mod constrained;
 mod running;
 
 use self::running::{Existing, Occupant, existing};
@@ -69,6 +70,29 @@ pub struct SpreadTarget<'s> {
     pub instances: u32,
 }
 
+/// A scaler trait's placement settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub policy: PlacementPolicy,
+    pub max_per_host: Option<u32>,
+    pub min_hosts: Option<u32>,
+}
+
+impl Rules {
+    /// The settings `spec` declares.
+    pub fn of(spec: &ScalerSpec) -> Self {
+        Self { policy: spec.placement, max_per_host: spec.max_per_host, min_hosts: spec.min_hosts }
+    }
+}
+
+/// Whether placing `res` by `rules` can run out of hosts before the plain rules do: declared
+/// capacity, placement settings, or an anti-affinity of the resource.
+fn is_constrained(ctx: &Context<'_>, res: Resource<'_>, rules: Rules) -> bool {
+    ctx.ledger().is_some()
+        || rules != Rules::default()
+        || ctx.separation().is_some_and(|s| !s.avoided(res.placer.0, res.id).is_empty())
+}
+
 /// Why a spread is not (yet) fully placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shortfall {
@@ -102,6 +126,7 @@ pub fn place_spreads(
     res: Resource<'_>,
     spreads: &[SpreadTarget<'_>],
     exclude: &BTreeSet<HostIx>,
+    rules: Rules,
 ) -> Placements {
     let existing = existing(ctx, res);
     let blocked: Vec<HostIx> =
@@ -123,6 +148,9 @@ pub fn place_spreads(
         order.sort_by_key(|i| (usable_count(spreads[*i].requirements, exclude), *i));
     }
     let order: &[usize] = if spreads.len() == 1 { &[0] } else { &order };
+    if is_constrained(ctx, res, rules) {
+        return constrained::place_spreads(ctx, res, spreads, exclude, rules, &existing, order);
+    }
 
     let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out: Placements = SmallVec::from_elem(SpreadPlacement::default(), spreads.len());
@@ -280,8 +308,12 @@ pub fn place_daemon(
     spreads: &[SpreadTarget<'_>],
     per_host: u32,
     exclude: &BTreeSet<HostIx>,
+    rules: Rules,
 ) -> Placements {
     let existing = existing(ctx, res);
+    if is_constrained(ctx, res, rules) {
+        return constrained::place_daemon(ctx, res, spreads, per_host, exclude, rules, &existing);
+    }
     let blocked: BTreeSet<HostIx> =
         existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
     let mut taken: BTreeSet<HostIx> = exclude.clone();
@@ -334,11 +366,12 @@ pub fn place(
     exclude: &BTreeSet<HostIx>,
 ) -> Placements {
     let targets = targets(res.unit, mode, spec);
+    let rules = Rules::of(spec);
     match mode {
-        Mode::Spread => place_spreads(ctx, res, &targets, exclude),
+        Mode::Spread => place_spreads(ctx, res, &targets, exclude, rules),
         Mode::Daemon => {
             let per_host = targets.first().map_or(0, |t| t.instances);
-            place_daemon(ctx, res, &targets, per_host, exclude)
+            place_daemon(ctx, res, &targets, per_host, exclude, rules)
         }
     }
 }

@@ -51,12 +51,12 @@ pub fn spread(name: &str, req: &[(&str, &str)], weight: u32) -> Spread {
 
 pub fn spreadscaler(instances: u32, spreads: Vec<Spread>) -> Scaler {
     let spreads = if spreads.is_empty() { vec![spread("default", &[], 100)] } else { spreads };
-    Scaler::Spread(ScalerSpec { instances, spreads })
+    Scaler::Spread(ScalerSpec::new(instances, spreads))
 }
 
 pub fn daemonscaler(instances: u32, spreads: Vec<Spread>) -> Scaler {
     let spreads = if spreads.is_empty() { vec![spread("default", &[], 100)] } else { spreads };
-    Scaler::Daemon(ScalerSpec { instances, spreads })
+    Scaler::Daemon(ScalerSpec::new(instances, spreads))
 }
 
 pub fn component(name: &str, image: &str, scalers: Vec<Scaler>) -> Component {
@@ -72,6 +72,8 @@ pub fn component(name: &str, image: &str, scalers: Vec<Scaler>) -> Component {
         links: vec![],
         other_traits: vec![],
         rollout: None,
+        needs: Default::default(),
+        avoid: vec![],
     }
 }
 
