@@ -285,3 +285,82 @@ fn rollout_trait_is_read_validated_and_written_back_canonically() {
     });
     assert_error(&d, "duplicate-rollout", "spec.components[0].traits[3].type");
 }
+
+#[test]
+fn placement_settings_needs_and_anti_affinity_are_read_validated_and_written_back() {
+    let mut doc = base();
+    *at(&mut doc, "/spec/components/0/traits/0/properties") =
+        json!({"instances": 4, "placement": "binpack", "max_per_host": 2, "min_hosts": 2});
+    at(&mut doc, "/spec/components/0/properties")["needs"] = json!({"memory_mib": 64});
+    at(&mut doc, "/spec/components/0/traits")
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "anti-affinity", "properties": {"components": ["kv"]}}));
+    let parsed = parse(&doc).unwrap();
+    let web = &parsed.app.components[0];
+    let spec = web.scalers[0].spec();
+    assert_eq!(spec.placement, wadm_model::PlacementPolicy::Binpack);
+    assert_eq!((spec.max_per_host, spec.min_hosts), (Some(2), Some(2)));
+    assert_eq!(web.needs.get("memory_mib"), Some(&64));
+    assert_eq!(web.avoid, vec!["kv".to_string()]);
+    // Written back as read, and read again to the same value.
+    let wire = serde_json::to_value(&parsed.manifest).unwrap();
+    let again = parse(&wire).unwrap();
+    assert_eq!(again.app.components[0], parsed.app.components[0]);
+
+    let scaler = "spec.components[0].traits[0].properties";
+    let set = |props: serde_json::Value| {
+        move |v: &mut serde_json::Value| *at(v, "/spec/components/0/traits/0/properties") = props
+    };
+    let d = rejected(set(json!({"instances": 2, "placement": "random"})));
+    assert_error(&d, "bad-placement", &format!("{scaler}.placement"));
+    let d = rejected(set(json!({"instances": 2, "max_per_host": 0})));
+    assert_error(&d, "number-out-of-range", &format!("{scaler}.max_per_host"));
+    let d = rejected(set(json!({"instances": 2, "min_hosts": 3})));
+    assert_error(&d, "unsatisfiable-placement", &format!("{scaler}.min_hosts"));
+    let d = rejected(|v| {
+        at(v, "/spec/components/0/traits/0")["type"] = json!("daemonscaler");
+        at(v, "/spec/components/0/traits/0/properties")["max_per_host"] = json!(1);
+    });
+    assert_error(&d, "unsatisfiable-placement", &format!("{scaler}.max_per_host"));
+    let d = rejected(|v| {
+        at(v, "/spec/components/1")["traits"] =
+            json!([{"type": "spreadscaler", "properties": {"instances": 1, "max_per_host": 1}}]);
+    });
+    assert_error(
+        &d,
+        "max-per-host-on-capability",
+        "spec.components[1].traits[0].properties.max_per_host",
+    );
+
+    let needs = "spec.components[0].properties.needs";
+    let with_needs = |n: serde_json::Value| {
+        move |v: &mut serde_json::Value| at(v, "/spec/components/0/properties")["needs"] = n
+    };
+    let d = rejected(with_needs(json!({"Memory": 1})));
+    assert_error(&d, "bad-resource-name", &format!("{needs}.Memory"));
+    let d = rejected(with_needs(json!({"instances": 1})));
+    assert_error(&d, "reserved-resource", &format!("{needs}.instances"));
+    let d = rejected(with_needs(json!({"memory_mib": 0})));
+    assert_error(&d, "number-out-of-range", &format!("{needs}.memory_mib"));
+    let d = rejected(with_needs(json!({"memory_mib": "64Mi"})));
+    assert_error(&d, "wrong-type", &format!("{needs}.memory_mib"));
+    let d = rejected(with_needs(json!(["memory_mib"])));
+    assert_error(&d, "wrong-type", needs);
+
+    let traits = "spec.components[0].traits[2].properties.components";
+    let with_apart = |names: serde_json::Value| {
+        move |v: &mut serde_json::Value| {
+            at(v, "/spec/components/0/traits")
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "anti-affinity", "properties": {"components": names}}));
+        }
+    };
+    let d = rejected(with_apart(json!(["nope"])));
+    assert_error(&d, "anti-affinity-unknown", &format!("{traits}[0]"));
+    let d = rejected(with_apart(json!(["web"])));
+    assert_error(&d, "anti-affinity-self", &format!("{traits}[0]"));
+    let d = rejected(with_apart(json!([])));
+    assert_error(&d, "empty-value", traits);
+}

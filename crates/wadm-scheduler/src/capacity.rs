@@ -26,6 +26,9 @@ use crate::hash::FnvMap;
 /// Per declared resource (index into [`Ledger::resources`]), how much one instance takes.
 pub type Cost = SmallVec<[(u32, u64); 2]>;
 
+/// What one scaler reserved: (host, resource, amount).
+type Reservations = Vec<(HostIx, u32, u64)>;
+
 /// How many more instances fit on a host, and what limits them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Room {
@@ -49,7 +52,7 @@ pub struct Ledger<'a> {
     used: RefCell<Vec<u64>>,
     /// What each scaler (application, scaler id) reserved in this reconcile: (host, resource,
     /// amount). Read when placement recomputes an earlier scaler trait's hosts.
-    reserved: RefCell<FnvMap<String, FnvMap<String, Vec<(HostIx, u32, u64)>>>>,
+    reserved: RefCell<FnvMap<String, FnvMap<String, Reservations>>>,
     /// Application → workload id → its component's needs, for deployed applications.
     needs: FnvMap<&'a str, FnvMap<&'a str, &'a Needs>>,
 }

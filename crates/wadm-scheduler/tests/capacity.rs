@@ -381,6 +381,26 @@ proptest! {
     }
 
     #[test]
+    fn capacity_that_never_binds_changes_nothing(w in world(), rounds in 0usize..3) {
+        // Spread placement without limits: the constrained path must place as the plain one.
+        let mut w = w;
+        for a in &mut w.apps {
+            (a.2, a.3, a.4) = (false, None, false);
+        }
+        let plain = World { hosts: w.hosts.iter().map(|_| (None, None)).collect(), ..w.clone() };
+        let roomy = World { hosts: w.hosts.iter().map(|_| (Some(1_000), Some(1_000_000))).collect(), ..w };
+        let (apps, mut a) = build(&plain, false);
+        let (_, mut b) = build(&roomy, false);
+        for _ in 0..=rounds {
+            let plan_a = reconcile_with(deploy(&apps), &a, 1);
+            let plan_b = reconcile_with(deploy(&apps), &b, 1);
+            prop_assert_eq!(&plan_a.commands, &plan_b.commands);
+            apply_plan(&mut a, &plan_a);
+            apply_plan(&mut b, &plan_b);
+        }
+    }
+
+    #[test]
     fn the_plan_does_not_depend_on_input_order(w in world()) {
         let (apps, lattice) = build(&w, false);
         let (apps_rev, lattice_rev) = build(&w, true);

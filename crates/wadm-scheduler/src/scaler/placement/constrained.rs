@@ -185,13 +185,10 @@ pub(super) fn place_spreads(
             PlacementPolicy::Binpack => binpack_order(ctx, &room, &skip),
         };
         candidates.extend(fresh.into_iter().map(|h| (h, 0)));
-        let want = match res.unit {
-            Unit::Provider => spread.instances,
-            Unit::Component => spread.instances,
-        };
-        let hosts = match (rules.policy, res.unit) {
-            (PlacementPolicy::Spread, _) => spread_fill(res.unit, want, &candidates, &room),
-            (PlacementPolicy::Binpack, _) => {
+        let want = spread.instances;
+        let hosts = match rules.policy {
+            PlacementPolicy::Spread => spread_fill(res.unit, want, &candidates, &room),
+            PlacementPolicy::Binpack => {
                 binpack_fill(res.unit, want, min_hosts[i], &candidates, &room)
             }
         };
