@@ -209,6 +209,9 @@ impl<'a> Separation<'a> {
     /// The anti-affinities the deployed applications of `catalog` declare (both ways), or `None`
     /// when there are none.
     pub fn new(catalog: &Catalog<'a>) -> Option<Self> {
+        if !catalog.anti_affinity {
+            return None;
+        }
         let mut avoid: FnvMap<&'a str, FnvMap<&'a str, (usize, Vec<&'a str>)>> = FnvMap::default();
         let mut numbered = 0;
         for (app, d) in &catalog.deployed {

@@ -26,6 +26,8 @@ pub struct Catalog<'a> {
     known: FnvMap<&'a str, u64>,
     /// Built on first use: only removals of links and configs need it.
     declared: OnceLock<Declarations>,
+    /// Whether a deployed application keeps components apart (`anti-affinity`).
+    pub anti_affinity: bool,
 }
 
 /// Ids of the deployed applications' workloads. Lookup only (never iterated, so hash order cannot
@@ -93,6 +95,7 @@ impl<'a> Catalog<'a> {
             for name in owned_config_names(&d.app) {
                 c.desired_owned_configs.insert(name);
             }
+            c.anti_affinity |= d.app.components.iter().any(|comp| !comp.avoid.is_empty());
         }
         c
     }
