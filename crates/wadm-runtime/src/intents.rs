@@ -553,9 +553,13 @@ impl Intents {
         {
             return Admission::Busy;
         }
-        if let Some(config) =
-            needed_configs(&planned.command).find(|name| !observed.configs.contains_key(*name))
-        {
+        // A config counts once the lattice shows it and no order on it is in flight (a put not
+        // yet confirmed may not hold the values yet; a delete may still remove it).
+        let settled = |name: &&String| {
+            observed.configs.contains_key(*name)
+                && !self.pending.contains_key(&Slot::Config((*name).clone()))
+        };
+        if let Some(config) = needed_configs(&planned.command).find(|name| !settled(name)) {
             return Admission::Waiting { config: config.clone() };
         }
         if let Some(added) = adds(observed, &planned.command)

@@ -191,6 +191,10 @@ pub fn apply(
                 // went unanswered, ask again (at most once a tick) rather than wait for the
                 // order's deadline.
                 out.configs_to_read.extend(unread_puts(record));
+                // A put or delete that should have shown by now: its event may be lost, and wadm
+                // would believe for good what it believed before. Ask.
+                let overdue = now.saturating_sub(config.request_timeout.as_millis() as u64 * 2);
+                out.configs_to_read.extend(overdue_config_orders(record, overdue));
                 out.affected = Affected::all();
             }
             Input::CommandDropped(dropped)
@@ -419,19 +423,45 @@ fn merge_discovered(
     changes
 }
 
-/// Record what the lattice answered when asked for a config's values (`None`: no answer); values
-/// that changed are persisted with the step.
+/// What the lattice answered when asked for a config (`config.get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigRead {
+    /// It holds these values.
+    Values(StringMap),
+    /// It does not exist.
+    Missing,
+    /// No answer (or one that could not be read): nothing is learnt.
+    Unanswered,
+}
+
+/// Record what the lattice answered when asked for a config: values that changed are persisted
+/// with the step; a config the lattice does not have is removed from the observed state (its
+/// `config_deleted` was lost or is late), so a config an application needs is put again.
 pub fn config_values(
     record: &mut LatticeRecord,
     applied: &mut Applied,
     name: &str,
-    values: Option<StringMap>,
+    read: ConfigRead,
 ) {
-    if let (Some(values), Some(config)) = (values, record.state.configs.get_mut(name))
-        && config.values.as_ref() != Some(&values)
-    {
-        config.values = Some(values);
-        applied.persist.changes.push(Change::ConfigSet { name: name.to_string() });
+    match read {
+        ConfigRead::Values(values) => {
+            let config = record.state.configs.entry(name.to_string()).or_insert_with(|| {
+                // Its `config_set` was lost or is late.
+                applied.affected.every_app = true;
+                wadm_lattice::ConfigState { name: name.to_string(), values: None }
+            });
+            if config.values.as_ref() != Some(&values) {
+                config.values = Some(values);
+                applied.persist.changes.push(Change::ConfigSet { name: name.to_string() });
+            }
+        }
+        ConfigRead::Missing => {
+            if record.state.configs.remove(name).is_some() {
+                applied.persist.changes.push(Change::ConfigRemoved { name: name.to_string() });
+                applied.affected.every_app = true;
+            }
+        }
+        ConfigRead::Unanswered => {}
     }
 }
 
@@ -585,6 +615,28 @@ fn unread_puts(record: &LatticeRecord) -> Vec<String> {
     let unread =
         |name: &&String| record.state.configs.get(*name).is_some_and(|c| c.values.is_none());
     puts.filter(unread).cloned().collect()
+}
+
+/// Configs with a put or delete in flight issued before `before` whose effect does not show yet.
+fn overdue_config_orders(record: &LatticeRecord, before: Timestamp) -> Vec<String> {
+    let configs = &record.state.configs;
+    record
+        .intents
+        .pending()
+        .filter_map(|(_, i)| match &i.command {
+            Command::DeleteConfig { name }
+                if i.issued_at < before && configs.contains_key(name) =>
+            {
+                Some(name.clone())
+            }
+            Command::PutConfig { name, .. }
+                if i.issued_at < before && !configs.contains_key(name) =>
+            {
+                Some(name.clone())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether the order with `msg_id` is in flight.
@@ -774,12 +826,12 @@ mod tests {
         let applied = apply(&mut record, &[set], &Fetched::default(), 2, false, 0, &config);
         assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
         let mut applied = applied;
-        config_values(&mut record, &mut applied, "cfg", None);
+        config_values(&mut record, &mut applied, "cfg", ConfigRead::Unanswered);
         assert_eq!(record.intents.len(), 1, "unknown values confirm nothing");
         // The next tick asks again; the answer confirms the put.
         let mut applied = apply(&mut record, &[tick(3)], &Fetched::default(), 3, false, 0, &config);
         assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]));
-        config_values(&mut record, &mut applied, "cfg", Some(values));
+        config_values(&mut record, &mut applied, "cfg", ConfigRead::Values(values));
         // What a read told is persisted (a replica that reads the record back must not see
         // unknown values and put the config again).
         assert!(applied.persist.changes.contains(&Change::ConfigSet { name: "cfg".into() }));

@@ -17,6 +17,7 @@ use super::reconcilers::Specs;
 use crate::desired::DesiredSource;
 use crate::io::{ControlClient, IoError, Outbox};
 use crate::record::LatticeRecord;
+use crate::step::ConfigRead;
 
 impl<K, T, D, S, O, C> Pipeline<K, T, D, S, O, C>
 where
@@ -28,17 +29,25 @@ where
     C: ControlClient,
 {
     /// Events say a config changed, not what it holds: ask the lattice (`config.get`), so the
-    /// scheduler can compare values. An unanswered ask leaves the values unknown (`None`).
-    pub(super) async fn read_config(&self, lattice: &str, name: &str) -> Option<StringMap> {
+    /// scheduler can compare values. A host answers a missing config with success and no
+    /// response.
+    pub(super) async fn read_config(&self, lattice: &str, name: &str) -> ConfigRead {
         let subject = wadm_protocol::subject::ctl_host(
             lattice,
             wadm_protocol::subject::suffix::CONFIG_GET,
             name,
         );
         let timeout = self.config.request_timeout;
-        let bytes = self.control.request(&subject, Vec::new(), timeout).await.ok()?;
-        let reply: CtlReply<StringMap> = serde_json::from_slice(&bytes).ok()?;
-        if reply.success { reply.response } else { None }
+        let Ok(bytes) = self.control.request(&subject, Vec::new(), timeout).await else {
+            return ConfigRead::Unanswered;
+        };
+        match serde_json::from_slice::<CtlReply<StringMap>>(&bytes) {
+            Ok(CtlReply { success: true, response: Some(values), .. }) => {
+                ConfigRead::Values(values)
+            }
+            Ok(CtlReply { success: true, response: None, .. }) => ConfigRead::Missing,
+            _ => ConfigRead::Unanswered,
+        }
     }
 
     /// The reconciler of `record`'s desired state: the one kept for `lattice` when it was built
