@@ -1,0 +1,179 @@
+//! A failed rollout reverted automatically, on simulated hosts, judged by what the hosts
+//! received: 8 hosts each run one instance; v2 rolls out fine under
+//! `rollout: {max_parallel: 2, min_healthy_time: 1s, auto_revert: true}` and becomes stable; v3
+//! has an image every host fails to start. Then:
+//! - `wadm app deploy --wait` of v3 exits non-zero, saying it is reverting to v2;
+//! - wadm deploys v2 again by itself (once): the status says `reverted to v2 from v3: … on host
+//!   …`, the history has the rollout, the revert and its reason;
+//! - only v3's first batch (at most 2 hosts) was ever asked to update, each once, and every
+//!   host ends on v2's image with its instance running;
+//! - `wadm app rollback` then deploys the stable version before v2 (v1) on every host.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::realhost::Recorder;
+use common::{Cluster, LATTICE};
+use wadm_model::StatusType;
+use wadm_test_support::wait_for;
+
+const HOSTS: usize = 8;
+const V1: &str = "ghcr.io/example/web:1.0.0";
+const V2: &str = "ghcr.io/example/web:2.0.0";
+const BAD: &str = "ghcr.io/example/web:3.0.0-broken";
+
+fn app(version: &str, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: rolling
+  annotations:
+    version: {version}
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: {image}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {HOSTS}
+        - type: rollout
+          properties:
+            max_parallel: 2
+            min_healthy_time: 1s
+            auto_revert: true
+"#
+    )
+}
+
+/// `wadm app …` against the cluster: exit code and everything printed.
+async fn wadm_app(cluster: &Cluster, args: &[&str]) -> (i32, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
+        .arg("app")
+        .args(args)
+        .env("WADM_NATS_URL", cluster.nats.url())
+        .env("WADM_LATTICE", LATTICE)
+        .output()
+        .await
+        .expect("wadm runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// Whether the history has `action` of `version`.
+async fn has_history(cluster: &Cluster, action: &str, version: &str) -> bool {
+    let history = cluster.client.history("rolling").await.unwrap_or_default();
+    history.iter().any(|h| h.action.to_string() == action && h.version.as_deref() == Some(version))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rollout_is_reverted_to_the_last_stable_version() {
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", HOSTS)])).await;
+    for host in cluster.sim.hosts() {
+        cluster.sim.faults(&host).expect("host").set_fail_images([BAD.to_string()]);
+    }
+    let on_every_host = |image: &'static str| {
+        move |v: &common::LatticeView| {
+            v.count("rolling-web") == HOSTS as u32
+                && v.images("rolling-web").iter().all(|i| i == image)
+        }
+    };
+    cluster.put_and_deploy(&app("v1", V1)).await;
+    cluster.wait_lattice("v1 on every host", on_every_host(V1)).await;
+    cluster.wait_status("rolling", StatusType::Deployed).await.expect("v1 deployed");
+    cluster.put_and_deploy(&app("v2", V2)).await;
+    cluster.wait_lattice("v2 on every host", on_every_host(V2)).await;
+    let stable = wait_for(Duration::from_secs(60), || async {
+        has_history(&cluster, "stable", "v2").await.then_some(())
+    })
+    .await;
+    assert!(stable.is_some(), "v2 became stable: {:?}", cluster.client.history("rolling").await);
+
+    // v3: stored, then deployed with --wait by the CLI.
+    let recorder = Recorder::start(&cluster.nats.url(), LATTICE, "_NOT_IGNORED").await;
+    let put = cluster.client.put_manifest(app("v3", BAD).into_bytes(), None).await.expect("put");
+    assert_eq!(put.current_version, "v3");
+    let (code, said) =
+        wadm_app(&cluster, &["deploy", "rolling", "--version", "v3", "--wait"]).await;
+    assert_ne!(code, 0, "deploy --wait of a reverted version fails: {said}");
+    assert!(said.contains("to v2"), "says it goes back to v2: {said}");
+
+    // wadm deploys v2 again: every host runs it, the status says why.
+    let reverted = wait_for(Duration::from_secs(60), || async {
+        let s = cluster.client.status("rolling").await.ok()?;
+        let done = s.status.status_type == StatusType::Deployed
+            && s.status.message.starts_with("reverted to v2 from v3: ");
+        done.then_some(s)
+    })
+    .await;
+    let status = cluster.client.status("rolling").await;
+    let reverted = reverted.unwrap_or_else(|| panic!("reverted and deployed: {status:?}"));
+    assert!(reverted.status.message.contains("on host N"), "{}", reverted.status.message);
+    assert!(reverted.status.message.contains("fails to start"), "{}", reverted.status.message);
+    cluster.wait_lattice("v2 on every host again", on_every_host(V2)).await;
+
+    let history = cluster.client.history("rolling").await.expect("history");
+    let deployed: Vec<(String, String)> = history
+        .iter()
+        .filter(|h| h.action.to_string() != "put")
+        .map(|h| (h.action.to_string(), h.version.clone().unwrap_or_default()))
+        .collect();
+    let revert = history.iter().find(|h| h.action.to_string() == "revert");
+    let revert = revert.unwrap_or_else(|| panic!("a revert in the history: {history:?}"));
+    assert_eq!(revert.version.as_deref(), Some("v2"));
+    assert_eq!(revert.actor, "wadm");
+    let reason = revert.reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("v3 failed: ") && reason.contains("on host"), "{reason}");
+    assert_eq!(history.iter().filter(|h| h.action.to_string() == "revert").count(), 1);
+    assert!(has_history(&cluster, "rollout", "v3").await, "the rollout start: {deployed:?}");
+
+    // What the hosts were asked: v3 reached the first batch only, each host once; nothing was
+    // stopped or scaled (every instance kept running).
+    let requests = recorder.requests();
+    let mut per_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &requests {
+        let kind = recorder.kind(&r.subject);
+        if kind.starts_with("component.") {
+            let host = r.subject.rsplit('.').next().unwrap().to_string();
+            per_host.entry(host).or_default().push(format!("{kind} {}", r.body));
+        }
+    }
+    let v3_updates: BTreeMap<&String, usize> = per_host
+        .iter()
+        .map(|(h, sent)| (h, sent.iter().filter(|s| s.contains(BAD)).count()))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert!(
+        !v3_updates.is_empty() && v3_updates.len() <= 2,
+        "v3 tried on the first batch only: {}",
+        recorder.dump_requests()
+    );
+    assert!(v3_updates.values().all(|n| *n == 1), "each once: {v3_updates:?}");
+    let scaled = requests.iter().filter(|r| recorder.kind(&r.subject) == "component.scale");
+    assert_eq!(scaled.count(), 0, "nothing stopped or scaled: {}", recorder.dump_requests());
+    let view = cluster.view();
+    assert_eq!(view.count("rolling-web"), HOSTS as u32);
+
+    // Rollback from the stable v2 deploys the stable version before it, v1, everywhere.
+    let (code, said) = wadm_app(&cluster, &["rollback", "rolling"]).await;
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("back to version v1 from v2"), "{said}");
+    cluster.wait_lattice("v1 on every host after the rollback", on_every_host(V1)).await;
+    let back = cluster.wait_status("rolling", StatusType::Deployed).await.expect("deployed");
+    assert!(!back.status.message.starts_with("reverted"), "{}", back.status.message);
+    assert!(has_history(&cluster, "rollback", "v1").await);
+    let (code, said) = wadm_app(&cluster, &["history", "rolling"]).await;
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("revert") && said.contains("v3 failed"), "{said}");
+    cluster.shutdown().await;
+}
