@@ -170,6 +170,12 @@ fn rolling_out(app: &AppRecord) -> Option<(&str, &str)> {
     (deployed != stable && app.safety.reverted.is_none()).then_some((deployed, stable))
 }
 
+/// Whether application `name` is rolling out a version that has not become stable (a provider
+/// failing its health checks then fails the rollout).
+pub fn rolling_out_app(record: &LatticeRecord, name: &str) -> bool {
+    record.apps.get(name).is_some_and(|a| rolling_out(a).is_some() && a.safety.revert.is_none())
+}
+
 /// Note the rollout policy of every deployed version the reconciler was built from.
 pub fn note_policies(record: &mut LatticeRecord, reconciler: &Reconciler) {
     for deployed in reconciler.desired().deployed {

@@ -128,6 +128,9 @@ pub struct Applied {
     /// command of its current generation, a provider's failed health check): `(app, reason)`
     /// (see [`crate::revert`]).
     pub rollout_failures: Vec<(String, String)>,
+    /// Providers' failed health checks, `(app, reason)`: a failure while the application rolls
+    /// out a version that has not become stable.
+    pub health_failures: Vec<(String, String)>,
 }
 
 /// Fold `events` into `record` at `now` (`fresh`: the record was read back with nothing kept,
@@ -387,7 +390,7 @@ fn apply_host(
     out.persist.merge(changes);
     if let Some(failure) = crate::revert::health_failure(&record.state, &ctx.source, event) {
         out.affected.apps.insert(failure.0.clone());
-        out.rollout_failures.push(failure);
+        out.health_failures.push(failure);
     }
     if let Some(failure) = decide::host_failure(&ctx.source, event) {
         // The order it answers is settled: failed.
@@ -553,13 +556,16 @@ pub fn decide(
             applied.affected.apps.insert(app);
         }
     }
-    let deadlines = crate::revert::track_deadlines(record, now);
-    for (app, reason) in &deadlines {
+    let mut late_or_unhealthy = crate::revert::track_deadlines(record, now);
+    let unhealthy = applied.health_failures.iter();
+    let unhealthy = unhealthy.filter(|(app, _)| crate::revert::rolling_out_app(record, app));
+    late_or_unhealthy.extend(unhealthy.cloned());
+    for (app, reason) in &late_or_unhealthy {
         let backoff = &config.failure_backoff;
         decide::note_failure(record, app, reason, now, backoff, sample);
         applied.affected.apps.insert(app.clone());
     }
-    for (app, reason) in applied.rollout_failures.iter().chain(&deadlines) {
+    for (app, reason) in applied.rollout_failures.iter().chain(&late_or_unhealthy) {
         store_actions.extend(crate::revert::on_failure(record, app, reason));
     }
     let ttl_ms = config.command_ttl.as_millis() as u64;

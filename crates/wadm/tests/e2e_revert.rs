@@ -177,3 +177,81 @@ async fn a_failed_rollout_is_reverted_to_the_last_stable_version() {
     assert!(said.contains("revert") && said.contains("v3 failed"), "{said}");
     cluster.shutdown().await;
 }
+
+const KV1: &str = "ghcr.io/example/kv:1.0.0";
+const KV2: &str = "ghcr.io/example/kv:2.0.0-unhealthy";
+
+/// A component under a rollout with `auto_revert` and a provider `kv` at `kv_image`.
+fn with_provider(version: &str, kv_image: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: healthy
+  annotations:
+    version: {version}
+spec:
+  components:
+    - name: kv
+      type: capability
+      properties:
+        image: {kv_image}
+    - name: web
+      type: component
+      properties:
+        image: {V1}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 3
+        - type: rollout
+          properties:
+            auto_revert: true
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_failing_its_health_checks_reverts_the_rollout() {
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", 3)])).await;
+    for host in cluster.sim.hosts() {
+        cluster.sim.faults(&host).expect("host").set_unhealthy_images([KV2.to_string()]);
+    }
+    let kv_image = |v: &common::LatticeView| v.providers.values().cloned().collect::<Vec<_>>();
+    cluster.put_and_deploy(&with_provider("v1", KV1)).await;
+    cluster.wait_lattice("v1's provider", |v| kv_image(v) == [KV1]).await;
+    let stable = wait_for(Duration::from_secs(60), || async {
+        let history = cluster.client.history("healthy").await.ok()?;
+        history.iter().any(|h| h.action.to_string() == "stable").then_some(())
+    })
+    .await;
+    assert!(stable.is_some(), "v1 became stable");
+
+    let recorder = Recorder::start(&cluster.nats.url(), LATTICE, "_NOT_IGNORED").await;
+    cluster.put_and_deploy(&with_provider("v2", KV2)).await;
+    let reverted = wait_for(Duration::from_secs(60), || async {
+        let s = cluster.client.status("healthy").await.ok()?;
+        let done = s.status.status_type == StatusType::Deployed
+            && s.status.message.starts_with("reverted to v1 from v2: ");
+        done.then_some(s)
+    })
+    .await;
+    let last = cluster.client.status("healthy").await;
+    let reverted = reverted.unwrap_or_else(|| panic!("reverted to v1: {last:?}"));
+    assert!(reverted.status.message.contains("failed its health check on host"), "{reverted:?}");
+    cluster.wait_lattice("v1's provider again", |v| kv_image(v) == [KV1]).await;
+    // The unhealthy provider was started (once) and the healthy one started again.
+    let starts: Vec<String> = recorder
+        .requests()
+        .iter()
+        .filter(|r| recorder.kind(&r.subject) == "provider.start")
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(starts.iter().filter(|b| b.contains(KV2)).count(), 1, "{starts:?}");
+    assert_eq!(starts.iter().filter(|b| b.contains(KV1)).count(), 1, "{starts:?}");
+    let history = cluster.client.history("healthy").await.expect("history");
+    let revert = history.iter().find(|h| h.action.to_string() == "revert").expect("a revert");
+    assert!(revert.reason.as_deref().unwrap_or_default().contains("health check"), "{revert:?}");
+    cluster.shutdown().await;
+}
