@@ -255,3 +255,52 @@ async fn a_provider_failing_its_health_checks_reverts_the_rollout() {
     assert!(revert.reason.as_deref().unwrap_or_default().contains("health check"), "{revert:?}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_not_healthy_within_the_deadline_reverts_the_rollout() {
+    const N: usize = 4;
+    let deadline_app = |version: &str, image: &str| {
+        app(version, image)
+            .replace("name: rolling", "name: slow")
+            .replace(&format!("instances: {HOSTS}"), &format!("instances: {N}"))
+            .replace("auto_revert: true", "auto_revert: true\n            healthy_deadline: 2s")
+    };
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", N)])).await;
+    let all_on = |image: &'static str| {
+        move |v: &common::LatticeView| {
+            v.count("slow-web") == N as u32 && v.images("slow-web").iter().all(|i| i == image)
+        }
+    };
+    cluster.put_and_deploy(&deadline_app("v1", V1)).await;
+    cluster.wait_lattice("v1 on every host", all_on(V1)).await;
+    let stable = wait_for(Duration::from_secs(60), || async {
+        let history = cluster.client.history("slow").await.ok()?;
+        history.iter().any(|h| h.action.to_string() == "stable").then_some(())
+    })
+    .await;
+    assert!(stable.is_some(), "v1 became stable");
+
+    // The hosts now take 6 s to act on anything: v2's first batch cannot be healthy in 2 s.
+    for host in cluster.sim.hosts() {
+        cluster.sim.faults(&host).expect("host").set_reply_delay(Duration::from_secs(6));
+    }
+    cluster.put_and_deploy(&deadline_app("v2", V2)).await;
+    let reverted = wait_for(Duration::from_secs(30), || async {
+        let s = cluster.client.status("slow").await.ok()?;
+        s.status.message.starts_with("reverted to v1 from v2: ").then_some(s)
+    })
+    .await;
+    let last = cluster.client.status("slow").await;
+    let reverted = reverted.unwrap_or_else(|| panic!("reverted: {last:?}"));
+    let message = &reverted.status.message;
+    assert!(message.contains("not healthy within healthy_deadline 2s on host"), "{message}");
+    for host in cluster.sim.hosts() {
+        cluster.sim.faults(&host).expect("host").set_reply_delay(Duration::ZERO);
+    }
+    // What the slow hosts did meanwhile is undone: every host ends on v1.
+    cluster.wait_lattice("v1 on every host again", all_on(V1)).await;
+    let history = cluster.client.history("slow").await.expect("history");
+    let reverts: Vec<_> = history.iter().filter(|h| h.action.to_string() == "revert").collect();
+    assert_eq!(reverts.len(), 1, "{history:?}");
+    cluster.shutdown().await;
+}
