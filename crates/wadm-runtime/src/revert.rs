@@ -330,7 +330,7 @@ pub fn failure_reason(failure: &crate::decide::HostFailure) -> String {
 
 /// `30s`, `1500ms`.
 fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 /// After statuses are derived: a deployment whose status is `deployed` makes its version the

@@ -38,7 +38,8 @@ const MAX_ATTEMPTS: u32 = 200;
 /// The version name that means "the current version" in deploy requests.
 pub const LATEST: &str = "latest";
 
-/// The decision of one compare-and-set round.
+/// The decision of one compare-and-set round (short-lived: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Change<T> {
     /// Nothing to write; return this.
     Keep(T),
