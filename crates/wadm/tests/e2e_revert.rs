@@ -159,6 +159,9 @@ async fn a_failed_rollout_is_reverted_to_the_last_stable_version() {
         recorder.dump_requests()
     );
     assert!(v3_updates.values().all(|n| *n == 1), "each once: {v3_updates:?}");
+    // The failed hosts kept v2: going back to it sent nothing at all.
+    let sent: usize = per_host.values().map(Vec::len).sum();
+    assert_eq!(sent, v3_updates.values().sum::<usize>(), "only v3's tries: {per_host:#?}");
     let scaled = requests.iter().filter(|r| recorder.kind(&r.subject) == "component.scale");
     assert_eq!(scaled.count(), 0, "nothing stopped or scaled: {}", recorder.dump_requests());
     let view = cluster.view();
