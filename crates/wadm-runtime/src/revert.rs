@@ -207,7 +207,7 @@ pub fn on_failure(record: &mut LatticeRecord, name: &str, reason: &str) -> Optio
 }
 
 /// The reverts decided and not yet seen done (the record still has the failed generation): to
-/// be carried out again after a redelivery or on a tick.
+/// be carried out again (idempotent) until the new generation is read.
 pub fn pending(record: &LatticeRecord) -> Vec<StoreAction> {
     let decided = record.apps.iter().filter_map(|(name, app)| {
         let d = app.safety.revert.as_ref()?;
