@@ -49,6 +49,9 @@ enum Change<T> {
         history: Option<(HistoryAction, Option<String>, Option<String>)>,
         dropped: Vec<String>,
         result: T,
+        /// wadm's own note (a version became stable, a rollout started): the application's
+        /// revision stays, so clients expecting it are not refused because of it.
+        bookkeeping: bool,
     },
 }
 
@@ -305,6 +308,7 @@ impl<K: Kv> ManifestStore<K> {
                 index,
                 history: Some((HistoryAction::Put, Some(version.to_string()), None)),
                 dropped,
+                bookkeeping: false,
                 result: Some(result),
             })
         })
@@ -371,6 +375,7 @@ impl<K: Kv> ManifestStore<K> {
                 index,
                 history: Some((HistoryAction::Deploy, Some(wanted), None)),
                 dropped: Vec::new(),
+                bookkeeping: false,
                 result,
             })
         })
@@ -392,6 +397,7 @@ impl<K: Kv> ManifestStore<K> {
                     index,
                     history: Some((HistoryAction::Undeploy, Some(was.clone()), None)),
                     dropped: Vec::new(),
+                    bookkeeping: false,
                     result: Some(was),
                 }),
             }
@@ -422,6 +428,7 @@ impl<K: Kv> ManifestStore<K> {
                     None,
                 )),
                 dropped: Vec::new(),
+                bookkeeping: false,
                 result: Some(version),
             })
         })
@@ -451,6 +458,7 @@ impl<K: Kv> ManifestStore<K> {
                 index,
                 history: Some((HistoryAction::Other("stable".into()), Some(version.into()), None)),
                 dropped: Vec::new(),
+                bookkeeping: true,
                 result: true,
             })
         })
@@ -479,6 +487,7 @@ impl<K: Kv> ManifestStore<K> {
                 index,
                 history: Some((action, Some(version), Some(reason.to_string()))),
                 dropped: Vec::new(),
+                bookkeeping: true,
                 result: true,
             })
         })
@@ -525,6 +534,7 @@ impl<K: Kv> ManifestStore<K> {
                 index,
                 history: Some((HistoryAction::Other("revert".into()), Some(to.into()), Some(why))),
                 dropped: Vec::new(),
+                bookkeeping: false,
                 result: Some(result),
             })
         })
@@ -561,6 +571,7 @@ impl<K: Kv> ManifestStore<K> {
                 index,
                 history: Some((HistoryAction::Other("rollback".into()), Some(to), reason)),
                 dropped: Vec::new(),
+                bookkeeping: false,
                 result: Some(result),
             })
         })
@@ -600,6 +611,7 @@ impl<K: Kv> ManifestStore<K> {
                 index,
                 history: Some((HistoryAction::Delete, version.map(str::to_string), None)),
                 dropped,
+                bookkeeping: false,
                 result,
             })
         })
@@ -663,12 +675,13 @@ impl<K: Kv> ManifestStore<K> {
         for attempt in 0..MAX_ATTEMPTS {
             let current = self.read_index(lattice, app).await?;
             let revision = current.as_ref().map(|(_, r)| *r);
-            let (mut index, history, dropped, result) = match decide(current.map(|(i, _)| i))? {
-                Change::Keep(result) => return Ok(result),
-                Change::Write { index, history, dropped, result } => {
-                    (index, history, dropped, result)
-                }
-            };
+            let (mut index, history, dropped, result, bookkeeping) =
+                match decide(current.map(|(i, _)| i))? {
+                    Change::Keep(result) => return Ok(result),
+                    Change::Write { index, history, dropped, result, bookkeeping } => {
+                        (index, history, dropped, result, bookkeeping)
+                    }
+                };
             let mut history_write = None;
             let mut history_pruned = Vec::new();
             if let Some((action, version, reason)) = history {
@@ -687,7 +700,9 @@ impl<K: Kv> ManifestStore<K> {
                 };
                 history_write = Some((seq, entry));
             }
-            index.revision += 1;
+            if !bookkeeping {
+                index.revision += 1;
+            }
             let value = encode(&index);
             let written = match revision {
                 None => self.kv.create(&key, value).await,

@@ -403,8 +403,10 @@ async fn stable_versions_revert_once_and_rollback() {
     assert!(!s.mark_stable("l", "app", "v1", 7, "wadm").await.unwrap());
     assert!(s.mark_stable("l", "app", "v1", 1, "wadm").await.unwrap());
     assert!(!s.mark_stable("l", "app", "v1", 1, "wadm").await.unwrap());
-    s.deploy("l", "app", Some("v2"), "bob").await.unwrap();
+    let deployed = s.deploy("l", "app", Some("v2"), "bob").await.unwrap();
     assert!(s.mark_stable("l", "app", "v2", 2, "wadm").await.unwrap());
+    // wadm's own notes leave the revision clients expect.
+    assert_eq!(s.index("l", "app").await.unwrap().unwrap().revision, deployed.revision);
     let d = s.deploy("l", "app", Some("v3"), "bob").await.unwrap();
     assert!(s.note_rollout("l", "app", d.generation, "v3 over 8 hosts", "wadm").await.unwrap());
     assert!(!s.note_rollout("l", "app", d.generation, "again", "wadm").await.unwrap());

@@ -19,9 +19,10 @@ pub struct AppIndex {
     /// Sequence number of the oldest history entry kept.
     pub history_first: u64,
     /// Bumped by every write of this index (a put that stores a version, a deploy, an undeploy,
-    /// a delete); requests that change nothing leave it. Clients send it back as the expected
-    /// revision of a put or deploy (optimistic concurrency). Absent in records written before
-    /// it existed: 0.
+    /// a delete, a rollback, wadm's revert); requests that change nothing leave it, and so do
+    /// wadm's own notes (a version became stable, a rollout started). Clients send it back as
+    /// the expected revision of a put or deploy (optimistic concurrency). Absent in records
+    /// written before it existed: 0.
     #[serde(default)]
     pub revision: u64,
     /// The deploy generation that was promoted past its rollouts' canary stage (`wadm app
