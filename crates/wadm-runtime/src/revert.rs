@@ -412,3 +412,97 @@ pub fn health_failure(
     );
     Some((app.to_string(), reason))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::apply_deployment;
+    use crate::desired::Deployment;
+
+    fn deployed(generation: u64, version: &str) -> Deployment {
+        Deployment {
+            store_generation: generation,
+            deployed_version: Some(version.into()),
+            ..Deployment::default()
+        }
+    }
+
+    fn rolling_out_v3(auto_revert: bool) -> LatticeRecord {
+        let mut r = LatticeRecord::default();
+        apply_deployment(&mut r, "a", Some(&deployed(1, "v2")));
+        let app = r.apps.get_mut("a").unwrap();
+        app.safety.stable = Some("v2".into());
+        apply_deployment(&mut r, "a", Some(&deployed(2, "v3")));
+        let policy = Policy { rollout: true, auto_revert, ..Policy::default() };
+        r.apps.get_mut("a").unwrap().safety.policy = policy;
+        r
+    }
+
+    #[test]
+    fn a_failure_decides_one_revert_and_a_new_deploy_supersedes_it() {
+        assert_eq!(on_failure(&mut rolling_out_v3(false), "a", "boom"), None);
+        let mut r = rolling_out_v3(true);
+        let revert = on_failure(&mut r, "a", "boom on host h");
+        let expected = StoreAction::Revert {
+            app: "a".into(),
+            from_generation: 2,
+            to: "v2".into(),
+            reason: "boom on host h".into(),
+        };
+        assert_eq!(revert.as_ref(), Some(&expected));
+        assert_eq!(on_failure(&mut r, "a", "again"), None, "decided once");
+        assert_eq!(pending(&r), [expected], "carried out until the new generation shows");
+        // A user deploy came first: the decision is gone, the stable version stays.
+        apply_deployment(&mut r, "a", Some(&deployed(3, "v4")));
+        assert!(pending(&r).is_empty());
+        assert_eq!(r.apps["a"].safety.stable.as_deref(), Some("v2"));
+        // The revert's own generation is not reverted again.
+        let reverted = wadm_server::store::Reverted {
+            generation: 4,
+            from: "v4".into(),
+            to: "v2".into(),
+            reason: "x".into(),
+        };
+        let d = Deployment { reverted: Some(reverted), ..deployed(4, "v2") };
+        apply_deployment(&mut r, "a", Some(&d));
+        r.apps.get_mut("a").unwrap().safety.policy.auto_revert = true;
+        assert_eq!(on_failure(&mut r, "a", "boom"), None);
+        // Nothing stable yet (a first deploy): nothing to go back to.
+        let mut first = LatticeRecord::default();
+        apply_deployment(&mut first, "b", Some(&deployed(1, "v1")));
+        first.apps.get_mut("b").unwrap().safety.policy.auto_revert = true;
+        assert_eq!(on_failure(&mut first, "b", "boom"), None);
+    }
+
+    #[test]
+    fn a_deployed_status_makes_the_version_stable_once_and_a_revert_says_so() {
+        let mut r = rolling_out_v3(true);
+        let mut statuses = vec![("a".to_string(), Status::new(StatusType::Deployed, ""))];
+        let actions = on_statuses(&mut r, &mut statuses);
+        assert!(
+            matches!(&actions[..], [
+            StoreAction::RolloutStarted { generation: 2, .. },
+            StoreAction::Stable { version, generation: 2, .. },
+        ] if version == "v3"),
+            "{actions:?}"
+        );
+        assert!(on_statuses(&mut r, &mut statuses).is_empty());
+        let reverted = wadm_server::store::Reverted {
+            generation: 3,
+            from: "v4".into(),
+            to: "v3".into(),
+            reason: "boom on host h".into(),
+        };
+        let d = Deployment { reverted: Some(reverted), ..deployed(3, "v3") };
+        apply_deployment(&mut r, "a", Some(&d));
+        let mut statuses =
+            vec![("a".to_string(), Status::new(StatusType::Reconciling, "1/2 instances running"))];
+        on_statuses(&mut r, &mut statuses);
+        let s = &statuses[0].1;
+        assert_eq!(
+            s.status.message,
+            "reverted to v3 from v4: boom on host h; 1/2 instances running"
+        );
+        assert_eq!(s.version, "v3");
+    }
+}

@@ -8,6 +8,9 @@
 //! - only v3's first batch (at most 2 hosts) was ever asked to update, each once, and every
 //!   host ends on v2's image with its instance running;
 //! - `wadm app rollback` then deploys the stable version before v2 (v1) on every host.
+//!
+//! Two wadm replicas run that one; the others show the same for a provider failing its health
+//! checks and for a host not healthy within `healthy_deadline`.
 
 mod common;
 
@@ -78,7 +81,8 @@ async fn has_history(cluster: &Cluster, action: &str, version: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_rollout_is_reverted_to_the_last_stable_version() {
-    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", HOSTS)])).await;
+    // Two wadm replicas: the revert still happens once.
+    let cluster = Cluster::start(2, Cluster::zone_hosts(&[("any", HOSTS)])).await;
     for host in cluster.sim.hosts() {
         cluster.sim.faults(&host).expect("host").set_fail_images([BAD.to_string()]);
     }
