@@ -334,15 +334,17 @@ fn duration(ms: u64) -> String {
 }
 
 /// After statuses are derived: a deployment whose status is `deployed` makes its version the
-/// stable one ([`StoreAction::Stable`]); a rollout that has not been recorded yet is
+/// stable one ([`StoreAction::Stable`]) — unless, while it rolls out, a provider of the
+/// application fails its health checks (status `unhealthy` then); a rollout that has not been recorded yet is
 /// ([`StoreAction::RolloutStarted`]); a reverted or reverting deployment says so in its status.
 pub fn on_statuses(
     record: &mut LatticeRecord,
     statuses: &mut [(String, Status)],
 ) -> Vec<StoreAction> {
     let mut actions = Vec::new();
+    let LatticeRecord { apps, state, .. } = record;
     for (name, status) in statuses.iter_mut() {
-        let Some(app) = record.apps.get_mut(name.as_str()) else { continue };
+        let Some(app) = apps.get_mut(name.as_str()) else { continue };
         let Some(deployed) = app.deployed_version.clone() else { continue };
         if let Some(d) = &app.safety.revert {
             status.status.status_type = StatusType::Failed;
@@ -380,6 +382,16 @@ pub fn on_statuses(
         }
         let failed = app.failure.is_some();
         if status.status.status_type == StatusType::Deployed
+            && rolling_out(app).is_some()
+            && let Some((provider, host)) = unhealthy_provider(state, name)
+        {
+            // Not stable while a provider of the new version fails its health checks.
+            status.status.status_type = StatusType::Unhealthy;
+            status.status.message =
+                format!("provider {provider} fails its health checks on host {host}");
+            continue;
+        }
+        if status.status.status_type == StatusType::Deployed
             && !failed
             && app.safety.stable.as_deref() != Some(deployed.as_str())
         {
@@ -393,6 +405,17 @@ pub fn on_statuses(
         }
     }
     actions
+}
+
+/// A provider of application `app` whose last health check failed, with its host.
+fn unhealthy_provider<'s>(state: &'s LatticeState, app: &str) -> Option<(&'s str, &'s str)> {
+    state.hosts.values().find_map(|h| {
+        let p = h.providers.values().find(|p| {
+            p.health == wadm_lattice::ProviderHealth::Unhealthy
+                && wadm_lattice::app_of(&p.annotations) == Some(app)
+        })?;
+        Some((p.id.as_str(), h.id.as_str()))
+    })
 }
 
 /// A provider health check failure: the application of the provider (from what the host runs)
@@ -472,6 +495,26 @@ mod tests {
         apply_deployment(&mut first, "b", Some(&deployed(1, "v1")));
         first.apps.get_mut("b").unwrap().safety.policy.auto_revert = true;
         assert_eq!(on_failure(&mut first, "b", "boom"), None);
+    }
+
+    #[test]
+    fn an_unhealthy_provider_keeps_a_rollout_from_becoming_stable() {
+        let mut r = rolling_out_v3(false);
+        let provider = wadm_lattice::ProviderInstance {
+            id: "kv".into(),
+            image_ref: "kv:2".into(),
+            annotations: [("wasmcloud.dev/appspec".to_string(), "a".to_string())].into(),
+            health: wadm_lattice::ProviderHealth::Unhealthy,
+        };
+        let mut host = wadm_lattice::HostState { id: "h".into(), ..Default::default() };
+        host.providers.insert("kv".into(), provider);
+        r.state.hosts.insert("h".into(), host);
+        let mut statuses = vec![("a".to_string(), Status::new(StatusType::Deployed, ""))];
+        let actions = on_statuses(&mut r, &mut statuses);
+        assert!(!actions.iter().any(|a| matches!(a, StoreAction::Stable { .. })), "{actions:?}");
+        assert_eq!(statuses[0].1.status.status_type, StatusType::Unhealthy);
+        assert!(statuses[0].1.status.message.contains("provider kv"), "{statuses:?}");
+        assert_eq!(r.apps["a"].safety.stable.as_deref(), Some("v2"));
     }
 
     #[test]

@@ -124,9 +124,8 @@ pub struct Applied {
     /// Configs whose values the lattice should be asked for (events say a config changed, not
     /// what it holds).
     pub configs_to_read: BTreeSet<String>,
-    /// Failures of an application's rollout other than hosts' `*_failed` events (a refused
-    /// command of its current generation, a provider's failed health check): `(app, reason)`
-    /// (see [`crate::revert`]).
+    /// Refused commands of an application's current generation, `(app, reason)`: failures of a
+    /// rollout (see [`crate::revert`]), like hosts' `*_failed` events.
     pub rollout_failures: Vec<(String, String)>,
     /// Providers' failed health checks, `(app, reason)`: a failure while the application rolls
     /// out a version that has not become stable.
