@@ -182,6 +182,18 @@ impl Client {
         self.request(subject, None, Bytes::new()).await
     }
 
+    /// Deploy the last stable version of `name` again (`model.rollback`, a wadm extension): the
+    /// last version that was fully deployed, or the one before it when that is deployed.
+    /// Refused unless the application is at revision `expected` when one is given.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        expected: Option<u64>,
+    ) -> Result<DeployModelResponse, ClientError> {
+        let subject = self.subject("rollback", Some(name))?;
+        self.request(subject, Some(expecting(expected)), Bytes::new()).await
+    }
+
     pub async fn undeploy(&self, name: &str) -> Result<DeployModelResponse, ClientError> {
         self.undeploy_with(name, false).await
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior};
 use wadm_model::api::DeployModelResponse;
-use wadm_model::status::{Status, StatusType};
+use wadm_model::status::{REVERTED_PREFIX, Status, StatusType};
 
 use crate::client::Client;
 use crate::error::ClientError;
@@ -49,7 +49,9 @@ impl Client {
     ) -> Result<(DeployModelResponse, Status), ClientError> {
         let watch = self.watch_status(name).await?;
         let reply = self.deploy_expecting(name, version, expected).await?;
-        let status = self.wait_until_deployed(name, watch, timeout, on_status).await?;
+        // A failed rollout may be reverted: the version deployed then is not this one.
+        let judge = Judge { version: reply.version.clone(), ..Judge::default() };
+        let status = self.wait_for(name, watch, timeout, judge, on_status).await?;
         Ok((reply, status))
     }
 
@@ -173,6 +175,8 @@ enum Goal {
 #[derive(Default)]
 struct Judge {
     goal: Goal,
+    /// The version deployed: a status saying wadm reverted to another one is a failure.
+    version: Option<String>,
     last: Option<Status>,
     saw_other: bool,
     agreeing_polls: u32,
@@ -193,6 +197,15 @@ impl Judge {
     fn observe(&mut self, status: Status, published: bool) -> Verdict {
         let kind = status.status.status_type;
         let previous = self.last.as_ref().map(|s| s.status.status_type);
+        if let Some(version) = &self.version
+            && status.status.message.starts_with(REVERTED_PREFIX)
+            && !status.version.is_empty()
+            && status.version != *version
+        {
+            // wadm reverted the deployment to `status.version`: this one failed.
+            self.last = Some(status.clone());
+            return Verdict::Failed(status);
+        }
         self.last = Some(status.clone());
         let is_final = match self.goal {
             Goal::Deployed => matches!(kind, StatusType::Deployed | StatusType::Failed),
@@ -270,6 +283,18 @@ mod tests {
             let deployed = status(StatusType::Deployed);
             assert!(matches!(judge.observe(deployed, published), Verdict::Pending));
         }
+    }
+
+    #[test]
+    fn a_revert_to_another_version_fails_the_wait() {
+        let mut judge = Judge { version: Some("v3".into()), ..Judge::default() };
+        let mut reverted =
+            Status::new(StatusType::Deployed, format!("{REVERTED_PREFIX}v2 from v3: boom"));
+        reverted.version = "v2".into();
+        assert!(matches!(judge.observe(reverted.clone(), false), Verdict::Failed(_)));
+        // Waiting for the version reverted to (deployed again by hand) is not a failure.
+        let mut judge = Judge { version: Some("v2".into()), ..Judge::default() };
+        assert!(matches!(judge.observe(reverted, true), Verdict::Done(_)));
     }
 
     #[test]

@@ -296,6 +296,9 @@ pub struct HistoryEntry {
     /// When, as an RFC 3339 UTC timestamp.
     #[serde(default)]
     pub at: String,
+    /// Why, for wadm's own actions (a revert: what failed where; a rollback: from which version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `model.history.{name}` response: the application's history, oldest first.

@@ -137,6 +137,12 @@ pub struct Rollout {
     /// Change this many hosts, then stop until the deployment is promoted
     /// (`wadm app promote`). `None`: no canary stage.
     pub canary: Option<u32>,
+    /// A host ordered the new image must have become healthy (confirmed it and run it for
+    /// `min_healthy_time`) within this long (ms) of the order, or the rollout fails.
+    /// `None`: no deadline.
+    pub healthy_deadline_ms: Option<u64>,
+    /// When the rollout fails, deploy the application's last stable version again.
+    pub auto_revert: bool,
 }
 
 /// A reference to a named config.

@@ -100,6 +100,10 @@ pub struct Status {
     pub components: Vec<serde_json::Value>,
 }
 
+/// How the message of an application begins while wadm runs the version it reverted to after a
+/// failed rollout (`reverted to v1 from v2: …`).
+pub const REVERTED_PREFIX: &str = "reverted to ";
+
 /// How the message of an undeployed application still being removed begins.
 pub const REMOVING_PREFIX: &str = "Removing what it ran";
 

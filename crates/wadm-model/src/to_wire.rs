@@ -57,16 +57,22 @@ fn component(c: &Component) -> wire::Component {
     }
     traits.extend(c.links.iter().map(link));
     traits.extend(c.rollout.iter().map(|r| {
-        let time = match r.min_healthy_time_ms {
+        let duration = |ms: u64| match ms {
             ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
             ms => format!("{ms}ms"),
         };
         let mut properties = serde_json::json!({
             "max_parallel": r.max_parallel,
-            "min_healthy_time": time,
+            "min_healthy_time": duration(r.min_healthy_time_ms),
         });
         if let Some(canary) = r.canary {
             properties["canary"] = canary.into();
+        }
+        if let Some(deadline) = r.healthy_deadline_ms {
+            properties["healthy_deadline"] = duration(deadline).into();
+        }
+        if r.auto_revert {
+            properties["auto_revert"] = true.into();
         }
         wire::Trait {
             trait_type: "rollout".to_string(),

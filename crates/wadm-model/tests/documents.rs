@@ -269,11 +269,33 @@ fn rollout_trait_is_read_validated_and_written_back_canonically() {
     assert_error(&d, "invalid-duration", &format!("{path}.min_healthy_time"));
     let d = rejected(with(json!({"min_healthy_time": "48h"})));
     assert_error(&d, "number-out-of-range", &format!("{path}.min_healthy_time"));
-    // What is not implemented is refused by name, not silently ignored.
     let d = rejected(with(json!({"canary": 0})));
     assert_error(&d, "number-out-of-range", &format!("{path}.canary"));
-    let d = rejected(with(json!({"auto_revert": true})));
-    assert_error(&d, "unknown-field", &format!("{path}.auto_revert"));
+    // A deadline and auto-revert: read, written back, validated by path.
+    let mut doc = base();
+    with(json!({"min_healthy_time": "2s", "healthy_deadline": "1m", "auto_revert": true}))(
+        &mut doc,
+    );
+    let parsed = parse(&doc).unwrap();
+    let rollout = parsed.app.components[0].rollout.unwrap();
+    assert_eq!((rollout.healthy_deadline_ms, rollout.auto_revert), (Some(60_000), true));
+    let wire = serde_json::to_value(&parsed.manifest).unwrap();
+    let written = &wire["spec"]["components"][0]["traits"][2]["properties"];
+    assert_eq!(
+        (&written["healthy_deadline"], &written["auto_revert"]),
+        (&json!("60s"), &json!(true))
+    );
+    let d = rejected(with(json!({"auto_revert": "yes"})));
+    assert_error(&d, "wrong-type", &format!("{path}.auto_revert"));
+    let d = rejected(with(json!({"healthy_deadline": 0})));
+    assert_error(&d, "number-out-of-range", &format!("{path}.healthy_deadline"));
+    let d = rejected(with(json!({"min_healthy_time": "30s", "healthy_deadline": "10s"})));
+    assert_error(&d, "number-out-of-range", &format!("{path}.healthy_deadline"));
+    let d = rejected(with(json!({"healthy_deadline": "later"})));
+    assert_error(&d, "invalid-duration", &format!("{path}.healthy_deadline"));
+    // What is not implemented is refused by name, not silently ignored.
+    let d = rejected(with(json!({"max_unavailable": 1})));
+    assert_error(&d, "unknown-field", &format!("{path}.max_unavailable"));
     // Only on a component with its own image, and once.
     let d = rejected(|v| {
         at(v, "/spec/components/1")["traits"] = json!([{"type": "rollout", "properties": {}}]);

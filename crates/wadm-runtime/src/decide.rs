@@ -45,6 +45,10 @@ pub fn apply_deployment(
         Some(d) if d.deployed_version.is_some() => {
             // Every deploy bumps the store generation: only a higher one is news.
             let app = record.apps.entry(name.to_string()).or_default();
+            if app.safety.stable.is_none() {
+                // What the store recorded (the record may be new to this lattice head).
+                app.safety.stable = d.stable.clone();
+            }
             if d.store_generation == app.store_generation && d.promoted && !app.promoted {
                 // Promoted past the canary stage: the same deployment goes on.
                 app.promoted = true;
@@ -70,6 +74,7 @@ pub fn apply_deployment(
                 failure: None,
                 wake_at: None,
                 promoted: d.promoted,
+                safety: app.safety.next_generation(d.reverted.clone()),
             };
             true
         }
@@ -307,7 +312,9 @@ pub fn next_deadline(
     let retries = record.apps.values().filter_map(|a| a.failure.as_ref().map(|f| f.retry_at));
     let retries = retries.filter(|at| *at > now).min();
     let wakes = record.apps.values().filter_map(|a| a.wake_at).filter(|at| *at > now).min();
-    [leases, orders, retries, wakes].into_iter().flatten().min()
+    let healthy_deadlines = record.apps.values().filter_map(|a| a.safety.due_at());
+    let healthy_deadlines = healthy_deadlines.filter(|at| *at > now).min();
+    [leases, orders, retries, wakes, healthy_deadlines].into_iter().flatten().min()
 }
 
 /// Note when each planned application's scalers want to be evaluated again (see
@@ -326,6 +333,7 @@ pub fn retries_due(record: &LatticeRecord, now: Timestamp) -> BTreeSet<String> {
     let due = record.apps.iter().filter(|(_, a)| {
         a.failure.as_ref().is_some_and(|f| f.retry_at <= now)
             || a.wake_at.is_some_and(|at| at <= now)
+            || a.safety.due_at().is_some_and(|at| at <= now)
     });
     due.map(|(name, _)| name.clone()).collect()
 }
@@ -398,7 +406,12 @@ mod tests {
     use super::*;
 
     fn deployed(g: u64, v: &str) -> Deployment {
-        Deployment { store_generation: g, deployed_version: Some(v.into()), promoted: false }
+        Deployment {
+            store_generation: g,
+            deployed_version: Some(v.into()),
+            promoted: false,
+            ..Deployment::default()
+        }
     }
 
     #[test]
@@ -409,8 +422,12 @@ mod tests {
         assert!(apply_deployment(&mut r, "a", Some(&deployed(2, "v2"))));
         assert!(!apply_deployment(&mut r, "a", Some(&deployed(1, "v1"))));
         assert_eq!(r.apps["a"].generation(), 4);
-        let undeployed =
-            Deployment { store_generation: 2, deployed_version: None, promoted: false };
+        let undeployed = Deployment {
+            store_generation: 2,
+            deployed_version: None,
+            promoted: false,
+            ..Deployment::default()
+        };
         assert!(apply_deployment(&mut r, "a", Some(&undeployed)));
         assert_eq!(r.apps["a"].generation(), 5);
         assert!(!apply_deployment(&mut r, "a", None));
@@ -436,7 +453,12 @@ mod tests {
         apply_deployment(
             &mut r,
             "a",
-            Some(&Deployment { store_generation: 4, deployed_version: None, promoted: false }),
+            Some(&Deployment {
+                store_generation: 4,
+                deployed_version: None,
+                promoted: false,
+                ..Deployment::default()
+            }),
         );
         apply_deployment(&mut r, "a", Some(&deployed(5, "v3")));
         assert_eq!(r.apps["a"].previous_version, None);
@@ -480,7 +502,12 @@ mod tests {
     #[test]
     fn a_plan_for_some_apps_prunes_only_those() {
         let mut r = LatticeRecord::default();
-        let gone = Deployment { store_generation: 2, deployed_version: None, promoted: false };
+        let gone = Deployment {
+            store_generation: 2,
+            deployed_version: None,
+            promoted: false,
+            ..Deployment::default()
+        };
         for name in ["a", "b"] {
             apply_deployment(&mut r, name, Some(&deployed(1, "v1")));
             apply_deployment(&mut r, name, Some(&gone));

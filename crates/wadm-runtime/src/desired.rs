@@ -13,6 +13,7 @@ use wadm_server::store::ManifestStore;
 
 use crate::io::IoError;
 use crate::record::runtime_generation;
+use crate::revert::{ACTOR, StoreAction};
 
 /// One application's deployment as the store has it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +22,10 @@ pub struct Deployment {
     pub deployed_version: Option<String>,
     /// Promoted past its rollouts' canary stage (`wadm app promote`).
     pub promoted: bool,
+    /// The last version that became stable, as the store records it.
+    pub stable: Option<String>,
+    /// The automatic revert that made this deployment, if one did.
+    pub reverted: Option<wadm_server::store::Reverted>,
 }
 
 impl Deployment {
@@ -50,6 +55,27 @@ pub trait DesiredSource: Send + Sync {
         app: &str,
         version: &str,
     ) -> impl Future<Output = Result<Option<Application>, IoError>> + Send;
+    /// Carry out what a step decided about the store (see [`StoreAction`]). `Ok(Some(manifest))`:
+    /// a revert was written, the runtime must hear of it (`manifest_published` with this
+    /// manifest). Sources that cannot write do nothing.
+    fn act(
+        &self,
+        _lattice: &str,
+        _action: &StoreAction,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, IoError>> + Send {
+        async { Ok(None) }
+    }
+}
+
+/// The deployment an index describes.
+fn deployment_of(i: wadm_server::store::AppIndex) -> Deployment {
+    Deployment {
+        promoted: i.is_promoted(),
+        reverted: i.current_revert().cloned(),
+        store_generation: i.generation,
+        deployed_version: i.deployed,
+        stable: i.stable,
+    }
 }
 
 fn store_err(what: &str, e: impl std::fmt::Display) -> IoError {
@@ -59,26 +85,12 @@ fn store_err(what: &str, e: impl std::fmt::Display) -> IoError {
 impl<K: Kv> DesiredSource for ManifestStore<K> {
     async fn deployment(&self, lattice: &str, app: &str) -> Result<Option<Deployment>, IoError> {
         let index = self.index(lattice, app).await.map_err(|e| store_err(app, e))?;
-        Ok(index.map(|i| Deployment {
-            promoted: i.is_promoted(),
-            store_generation: i.generation,
-            deployed_version: i.deployed,
-        }))
+        Ok(index.map(deployment_of))
     }
 
     async fn deployments(&self, lattice: &str) -> Result<BTreeMap<String, Deployment>, IoError> {
         let list = self.list(lattice).await.map_err(|e| store_err(lattice, e))?;
-        Ok(list
-            .into_iter()
-            .map(|i| {
-                let d = Deployment {
-                    promoted: i.is_promoted(),
-                    store_generation: i.generation,
-                    deployed_version: i.deployed,
-                };
-                (i.name, d)
-            })
-            .collect())
+        Ok(list.into_iter().map(|i| (i.name.clone(), deployment_of(i))).collect())
     }
 
     async fn manifest(
@@ -91,6 +103,36 @@ impl<K: Kv> DesiredSource for ManifestStore<K> {
         match stored {
             None => Ok(None),
             Some(s) => parse_stored(&s.manifest).map(Some).map_err(|e| store_err(app, e)),
+        }
+    }
+
+    async fn act(
+        &self,
+        lattice: &str,
+        action: &StoreAction,
+    ) -> Result<Option<serde_json::Value>, IoError> {
+        match action {
+            StoreAction::Revert { app, from_generation, to, reason } => {
+                let done = self.revert(lattice, app, *from_generation, to, reason, ACTOR).await;
+                if done.map_err(|e| store_err(app, e))?.is_none() {
+                    // Done by another replica, or a newer deploy came first: that one's
+                    // `manifest_published` is on its way (or was heard).
+                    return Ok(None);
+                }
+                let stored =
+                    self.get(lattice, app, Some(to)).await.map_err(|e| store_err(app, e))?;
+                Ok(stored.map(|s| s.manifest))
+            }
+            StoreAction::Stable { app, version, generation } => {
+                let marked = self.mark_stable(lattice, app, version, *generation, ACTOR).await;
+                marked.map_err(|e| store_err(app, e))?;
+                Ok(None)
+            }
+            StoreAction::RolloutStarted { app, generation, reason } => {
+                let noted = self.note_rollout(lattice, app, *generation, reason, ACTOR).await;
+                noted.map_err(|e| store_err(app, e))?;
+                Ok(None)
+            }
         }
     }
 }

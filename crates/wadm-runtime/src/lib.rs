@@ -155,6 +155,7 @@ pub mod nats;
 pub mod parts;
 pub mod pipeline;
 pub mod record;
+pub mod revert;
 pub mod run;
 pub mod step;
 pub mod trace;
@@ -199,6 +200,13 @@ mod arc_impls {
             v: &str,
         ) -> Result<Option<wadm_model::Application>, IoError> {
             (**self).manifest(l, a, v).await
+        }
+        async fn act(
+            &self,
+            l: &str,
+            action: &crate::revert::StoreAction,
+        ) -> Result<Option<serde_json::Value>, IoError> {
+            (**self).act(l, action).await
         }
     }
 

@@ -488,6 +488,9 @@ where
                     done.statuses += 1;
                 }
             }
+            for action in &decided.store_actions {
+                self.act(&lattice, action).await;
+            }
             tracing::debug!(
                 lattice = %lattice, events = done.events, planning = ?planning,
                 published = done.published, duplicates = done.duplicates, held = done.held,
@@ -502,6 +505,45 @@ where
                 span.end();
             }
             return Ok(done);
+        }
+    }
+}
+
+impl<K, T, D, S, O, C> Pipeline<K, T, D, S, O, C>
+where
+    D: DesiredSource,
+    O: Outbox,
+{
+    /// Carry out a write to the manifest store a step decided (see [`crate::revert`]); a revert
+    /// that was written is announced as `manifest_published` on the event stream (deduplicated
+    /// per reverted generation), so the runtime reads the deployment again. Failures are
+    /// logged: a revert is carried out again by later steps until the record shows it.
+    async fn act(&self, lattice: &str, action: &crate::revert::StoreAction) {
+        let manifest = match self.desired.act(lattice, action).await {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                tracing::warn!(%lattice, app = action.app(), error = %e, ?action, "store write failed");
+                return;
+            }
+        };
+        let crate::revert::StoreAction::Revert { app, from_generation, to, reason } = action else {
+            return;
+        };
+        let Some(manifest) = manifest else { return };
+        tracing::info!(%lattice, %app, version = %to, %reason, "rollout failed: reverted");
+        let id = format!("revert.{app}.{from_generation}");
+        let at = i64::try_from(self.clock.now()).unwrap_or_default();
+        let time = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
+        let event = wadm_server::events::CloudEvent::manifest_published(manifest, id.clone(), time);
+        let outgoing = Outgoing {
+            subject: event.subject(lattice),
+            payload: serde_json::to_vec(&event).unwrap_or_default(),
+            msg_id: id,
+            ttl: None,
+        };
+        if let Err(e) = self.commands.publish(outgoing).await {
+            // The next tick reads every deployment anyway.
+            tracing::warn!(%lattice, %app, error = %e, "cannot announce the revert");
         }
     }
 }

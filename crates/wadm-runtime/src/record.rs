@@ -123,6 +123,10 @@ pub struct AppRecord {
     /// The deployment was promoted past its rollouts' canary stage.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promoted: bool,
+    /// Rollout safety of the current generation: the last stable version, the revert decided,
+    /// the revert that made this deployment (see [`crate::revert`]).
+    #[serde(default, skip_serializing_if = "crate::revert::Safety::is_empty")]
+    pub safety: crate::revert::Safety,
 }
 
 impl AppRecord {

@@ -124,6 +124,12 @@ pub struct Applied {
     /// Configs whose values the lattice should be asked for (events say a config changed, not
     /// what it holds).
     pub configs_to_read: BTreeSet<String>,
+    /// Refused commands of an application's current generation, `(app, reason)`: failures of a
+    /// rollout (see [`crate::revert`]), like hosts' `*_failed` events.
+    pub rollout_failures: Vec<(String, String)>,
+    /// Providers' failed health checks, `(app, reason)`: a failure while the application rolls
+    /// out a version that has not become stable.
+    pub health_failures: Vec<(String, String)>,
 }
 
 /// Fold `events` into `record` at `now` (`fresh`: the record was read back with nothing kept,
@@ -231,6 +237,8 @@ pub fn apply(
                 }
                 let current = record.apps.get(&failure.app).map(|a| a.generation());
                 if current == Some(failure.generation) {
+                    let reason = failure.message.clone();
+                    out.rollout_failures.push((failure.app.clone(), reason));
                     let backoff = &config.failure_backoff;
                     decide::note_failure(
                         record,
@@ -383,6 +391,10 @@ fn apply_host(
     out.affected.every_app |= changes.every_app;
     out.affected.apps.extend(changes.apps.iter().cloned());
     out.persist.merge(changes);
+    if let Some(failure) = crate::revert::health_failure(&record.state, &ctx.source, event) {
+        out.affected.apps.insert(failure.0.clone());
+        out.health_failures.push(failure);
+    }
     if let Some(failure) = decide::host_failure(&ctx.source, event) {
         // The order it answers is settled: failed.
         let app = record.intents.fail_slot(&failure.slot()).map(|i| i.app);
@@ -518,6 +530,8 @@ pub struct Decided {
     pub held: BTreeMap<String, usize>,
     /// When the lattice next has something due.
     pub next_deadline: Option<Timestamp>,
+    /// Writes to the manifest store (reverts, stable versions, history notes), for the shell.
+    pub store_actions: Vec<crate::revert::StoreAction>,
 }
 
 /// The applications a step must plan for, when not every one: the affected applications and
@@ -557,13 +571,31 @@ pub fn decide(
         }
         (None, _) => (Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() }, None),
     };
+    if let Some(r) = reconciler {
+        crate::revert::note_policies(record, r);
+    }
+    let mut store_actions = Vec::new();
     for (i, (failure, app)) in applied.host_failures.iter().enumerate() {
         let Some(app) = app.clone().or_else(|| failure.app(&plan)) else { continue };
         let sample = sample.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let backoff = &config.failure_backoff;
         if decide::note_failure(record, &app, failure.message(), now, backoff, sample) {
+            let reason = crate::revert::failure_reason(failure);
+            store_actions.extend(crate::revert::on_failure(record, &app, &reason));
             applied.affected.apps.insert(app);
         }
+    }
+    let mut late_or_unhealthy = crate::revert::track_deadlines(record, now);
+    let unhealthy = applied.health_failures.iter();
+    let unhealthy = unhealthy.filter(|(app, _)| crate::revert::rolling_out_app(record, app));
+    late_or_unhealthy.extend(unhealthy.cloned());
+    for (app, reason) in &late_or_unhealthy {
+        let backoff = &config.failure_backoff;
+        decide::note_failure(record, app, reason, now, backoff, sample);
+        applied.affected.apps.insert(app.clone());
+    }
+    for (app, reason) in applied.rollout_failures.iter().chain(&late_or_unhealthy) {
+        store_actions.extend(crate::revert::on_failure(record, app, reason));
     }
     let ttl_ms = config.command_ttl.as_millis() as u64;
     let lifetime_ms = config.order_lifetime.as_millis() as u64;
@@ -595,7 +627,14 @@ pub fn decide(
             .collect();
         commands.extend(again);
     }
-    let statuses = decide::statuses(record, &plan, &applied.affected, now);
+    crate::revert::note_orders_in_flight(record);
+    let mut statuses = decide::statuses(record, &plan, &applied.affected, now);
+    store_actions.extend(crate::revert::on_statuses(record, &mut statuses));
+    // Reverts decided earlier whose deployment the record does not show yet: again (idempotent).
+    let decided_now: BTreeSet<String> = store_actions.iter().map(|a| a.app().to_string()).collect();
+    let again =
+        crate::revert::pending(record).into_iter().filter(|a| !decided_now.contains(a.app()));
+    store_actions.extend(again);
     if reconciler.is_some() {
         decide::note_wakes(record, &plan, scope.as_ref());
         decide::prune_undeployed(record, &plan, scope.as_ref());
@@ -603,7 +642,7 @@ pub fn decide(
     let next_deadline = decide::next_deadline(record, &config.lease, now);
     applied.persist.changes.sort();
     applied.persist.changes.dedup();
-    Decided { commands, statuses, held, next_deadline }
+    Decided { commands, statuses, held, next_deadline, store_actions }
 }
 
 /// The configs with a put in flight whose values wadm does not know (their read went unanswered).

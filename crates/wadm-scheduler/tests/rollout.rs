@@ -78,7 +78,13 @@ proptest! {
         // Per step: which unconfirmed hosts confirm (bit i: the i-th of them), and the time that passes.
         steps in prop::collection::vec((any::<u16>(), 0u64..3_000), 1..40),
     ) {
-        let policy = Rollout { max_parallel, min_healthy_time_ms: min_healthy_ms, canary };
+        let policy = Rollout {
+            max_parallel,
+            min_healthy_time_ms: min_healthy_ms,
+            canary,
+            healthy_deadline_ms: None,
+            auto_revert: false,
+        };
         let mut state = converged_on_old(hosts);
         let v2 = web(NEW, hosts as u32, Some(policy));
         let held = Reconciler::new("default", vec![v2.clone()], vec![]);
@@ -137,7 +143,13 @@ proptest! {
 
 #[test]
 fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
-    let policy = Rollout { max_parallel: 2, min_healthy_time_ms: 1_000, canary: None };
+    let policy = Rollout {
+        max_parallel: 2,
+        min_healthy_time_ms: 1_000,
+        canary: None,
+        healthy_deadline_ms: None,
+        auto_revert: false,
+    };
     let mut state = converged_on_old(5);
     let v2 = web(NEW, 5, Some(policy));
     let reconciler = Reconciler::new("default", vec![v2], vec![]);
@@ -178,7 +190,13 @@ fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
 
 #[test]
 fn a_canary_stops_after_its_hosts_until_promoted() {
-    let policy = Rollout { max_parallel: 2, min_healthy_time_ms: 0, canary: Some(1) };
+    let policy = Rollout {
+        max_parallel: 2,
+        min_healthy_time_ms: 0,
+        canary: Some(1),
+        healthy_deadline_ms: None,
+        auto_revert: false,
+    };
     let mut state = converged_on_old(4);
     let updates = |plan: &wadm_scheduler::Plan| {
         plan.commands.iter().filter(|c| matches!(c.command, Command::UpdateComponent(_))).count()

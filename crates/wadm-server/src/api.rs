@@ -134,6 +134,9 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 (json(&reply), follow)
             }
             Operation::Promote(name) => (json(&self.promote(lattice, &name, actor).await), None),
+            Operation::Rollback(name) => {
+                (json(&self.rollback(lattice, &name, expect, actor).await), None)
+            }
             Operation::Undeploy(name) => {
                 (json(&self.undeploy(lattice, &name, bytes, actor).await), None)
             }
@@ -263,6 +266,52 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 reply(DeployResult::Acknowledged, message, Some(version))
             }
             Ok(None) => reply(DeployResult::Error, format!("{name} is not deployed"), None),
+            Err(StoreError::AppNotFound(_)) => {
+                reply(DeployResult::NotFound, not_found(name, None), None)
+            }
+            Err(e) => reply(DeployResult::Error, e.to_string(), None),
+        }
+    }
+
+    /// `model.rollback.{name}`: deploy the last stable version again (the one stable before it
+    /// when that is what is deployed), like a deploy: a new generation, `manifest_published`,
+    /// a history entry `rollback`.
+    async fn rollback(
+        &self,
+        lattice: &str,
+        name: &str,
+        expect: Option<u64>,
+        actor: &str,
+    ) -> DeployModelResponse {
+        let reply = |result, message, version| deploy::deploy_reply(name, result, message, version);
+        match self.store.rollback(lattice, name, expect, actor).await {
+            Ok(Some(outcome)) => {
+                let version = outcome.version.clone();
+                let status = Status::new(
+                    StatusType::Reconciling,
+                    format!("Rolling back to version {version}"),
+                );
+                if let Err(e) = self.status.set(lattice, name, &status).await {
+                    tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
+                }
+                if let Ok(Some(stored)) = self.store.get(lattice, name, Some(&version)).await {
+                    self.publish_deployed(lattice, name, stored.manifest).await;
+                }
+                let from = outcome.previous.as_deref().unwrap_or("nothing deployed");
+                let message = format!(
+                    "Rolled {name} back to version {version} from {from} (generation {})",
+                    outcome.generation
+                );
+                DeployModelResponse {
+                    revision: Some(outcome.revision),
+                    ..reply(DeployResult::Acknowledged, message, Some(version))
+                }
+            }
+            Ok(None) => reply(
+                DeployResult::Error,
+                format!("{name} has no stable version to roll back to"),
+                None,
+            ),
             Err(StoreError::AppNotFound(_)) => {
                 reply(DeployResult::NotFound, not_found(name, None), None)
             }

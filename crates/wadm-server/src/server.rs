@@ -382,6 +382,7 @@ fn count_request(prefix: &str, subject: &str, reply: &[u8]) {
         Ok(Operation::Lattices) => "lattices",
         Ok(Operation::Plan(_)) => "plan",
         Ok(Operation::Promote(_)) => "promote",
+        Ok(Operation::Rollback(_)) => "rollback",
         Err(_) => "invalid",
     };
     let result = match serde_json::from_slice::<Outcome>(reply) {

@@ -38,16 +38,20 @@ const MAX_ATTEMPTS: u32 = 200;
 /// The version name that means "the current version" in deploy requests.
 pub const LATEST: &str = "latest";
 
-/// The decision of one compare-and-set round.
+/// The decision of one compare-and-set round (short-lived: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Change<T> {
     /// Nothing to write; return this.
     Keep(T),
     /// Write `index`, record `history`, then remove the data of `dropped` version ids.
     Write {
         index: AppIndex,
-        history: Option<(HistoryAction, Option<String>)>,
+        history: Option<(HistoryAction, Option<String>, Option<String>)>,
         dropped: Vec<String>,
         result: T,
+        /// wadm's own note (a version became stable, a rollout started): the application's
+        /// revision stays, so clients expecting it are not refused because of it.
+        bookkeeping: bool,
     },
 }
 
@@ -302,8 +306,9 @@ impl<K: Kv> ManifestStore<K> {
             };
             Ok(Change::Write {
                 index,
-                history: Some((HistoryAction::Put, Some(version.to_string()))),
+                history: Some((HistoryAction::Put, Some(version.to_string()), None)),
                 dropped,
+                bookkeeping: false,
                 result: Some(result),
             })
         })
@@ -368,8 +373,9 @@ impl<K: Kv> ManifestStore<K> {
             };
             Ok(Change::Write {
                 index,
-                history: Some((HistoryAction::Deploy, Some(wanted))),
+                history: Some((HistoryAction::Deploy, Some(wanted), None)),
                 dropped: Vec::new(),
+                bookkeeping: false,
                 result,
             })
         })
@@ -389,8 +395,9 @@ impl<K: Kv> ManifestStore<K> {
                 None => Ok(Change::Keep(None)),
                 Some(was) => Ok(Change::Write {
                     index,
-                    history: Some((HistoryAction::Undeploy, Some(was.clone()))),
+                    history: Some((HistoryAction::Undeploy, Some(was.clone()), None)),
                     dropped: Vec::new(),
+                    bookkeeping: false,
                     result: Some(was),
                 }),
             }
@@ -415,9 +422,157 @@ impl<K: Kv> ManifestStore<K> {
             index.promoted = Some(index.generation);
             Ok(Change::Write {
                 index,
-                history: Some((HistoryAction::Other("promote".into()), Some(version.clone()))),
+                history: Some((
+                    HistoryAction::Other("promote".into()),
+                    Some(version.clone()),
+                    None,
+                )),
                 dropped: Vec::new(),
+                bookkeeping: false,
                 result: Some(version),
+            })
+        })
+        .await
+    }
+
+    /// Record that `version`, deployed in `generation`, became stable (the runtime saw it fully
+    /// deployed). Only while that generation is the deployed one; `Ok(false)`: nothing changed
+    /// (already recorded, or the deployment moved on). A history entry `stable`.
+    pub async fn mark_stable(
+        &self,
+        lattice: &str,
+        app: &str,
+        version: &str,
+        generation: u64,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let mut index = stored(index, app)?;
+            let current =
+                index.generation == generation && index.deployed.as_deref() == Some(version);
+            if !current || index.stable.as_deref() == Some(version) {
+                return Ok(Change::Keep(false));
+            }
+            index.stable_before = index.stable.replace(version.to_string());
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Other("stable".into()), Some(version.into()), None)),
+                dropped: Vec::new(),
+                bookkeeping: true,
+                result: true,
+            })
+        })
+        .await
+    }
+
+    /// Record in the history that the rollout of `generation` started (once per generation,
+    /// only while it is the deployed one). `Ok(false)`: nothing changed.
+    pub async fn note_rollout(
+        &self,
+        lattice: &str,
+        app: &str,
+        generation: u64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let mut index = stored(index, app)?;
+            let Some(version) = index.deployed.clone() else { return Ok(Change::Keep(false)) };
+            if index.generation != generation || index.rollout_noted >= Some(generation) {
+                return Ok(Change::Keep(false));
+            }
+            index.rollout_noted = Some(generation);
+            let action = HistoryAction::Other("rollout".into());
+            Ok(Change::Write {
+                index,
+                history: Some((action, Some(version), Some(reason.to_string()))),
+                dropped: Vec::new(),
+                bookkeeping: true,
+                result: true,
+            })
+        })
+        .await
+    }
+
+    /// Deploy `to` again because the rollout of deploy generation `from_generation` failed
+    /// (`reason`). Conditional: only while `from_generation` is still the deployed one, so
+    /// replicas acting on the same decision revert once, and a newer deploy is never undone.
+    /// Bumps the generation like a deploy, records [`AppIndex::reverted`] and a history entry
+    /// `revert`. `Ok(None)`: nothing changed.
+    pub async fn revert(
+        &self,
+        lattice: &str,
+        app: &str,
+        from_generation: u64,
+        to: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Option<DeployOutcome>, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let mut index = stored(index, app)?;
+            let Some(from) = index.deployed.clone() else { return Ok(Change::Keep(None)) };
+            if index.generation != from_generation || from == to || !index.has(to) {
+                return Ok(Change::Keep(None));
+            }
+            index.deployed = Some(to.to_string());
+            index.generation += 1;
+            index.reverted = Some(Reverted {
+                generation: index.generation,
+                from: from.clone(),
+                to: to.to_string(),
+                reason: reason.to_string(),
+            });
+            let result = DeployOutcome {
+                version: to.to_string(),
+                generation: index.generation,
+                previous: Some(from.clone()),
+                unchanged: false,
+                revision: index.revision + 1,
+            };
+            let why = format!("{from} failed: {reason}");
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Other("revert".into()), Some(to.into()), Some(why))),
+                dropped: Vec::new(),
+                bookkeeping: false,
+                result: Some(result),
+            })
+        })
+        .await
+    }
+
+    /// Deploy the last stable version again ([`AppIndex::rollback_target`]), with a history
+    /// entry `rollback`. `Ok(None)`: there is no stable version to go back to.
+    /// `expect`: refuse with [`StoreError::RevisionMoved`] unless the application is at it.
+    pub async fn rollback(
+        &self,
+        lattice: &str,
+        app: &str,
+        expect: Option<u64>,
+        actor: &str,
+    ) -> Result<Option<DeployOutcome>, StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let mut index = stored(index, app)?;
+            check_revision(app, expect, index.revision)?;
+            let Some(to) = index.rollback_target().map(str::to_string) else {
+                return Ok(Change::Keep(None));
+            };
+            let previous = index.deployed.replace(to.clone());
+            index.generation += 1;
+            let reason = previous.as_ref().map(|p| format!("from {p}"));
+            let result = DeployOutcome {
+                version: to.clone(),
+                generation: index.generation,
+                previous,
+                unchanged: false,
+                revision: index.revision + 1,
+            };
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Other("rollback".into()), Some(to), reason)),
+                dropped: Vec::new(),
+                bookkeeping: false,
+                result: Some(result),
             })
         })
         .await
@@ -454,8 +609,9 @@ impl<K: Kv> ManifestStore<K> {
                 DeleteOutcome::Deleted { undeployed, app_removed: index.versions.is_empty() };
             Ok(Change::Write {
                 index,
-                history: Some((HistoryAction::Delete, version.map(str::to_string))),
+                history: Some((HistoryAction::Delete, version.map(str::to_string), None)),
                 dropped,
+                bookkeeping: false,
                 result,
             })
         })
@@ -519,15 +675,16 @@ impl<K: Kv> ManifestStore<K> {
         for attempt in 0..MAX_ATTEMPTS {
             let current = self.read_index(lattice, app).await?;
             let revision = current.as_ref().map(|(_, r)| *r);
-            let (mut index, history, dropped, result) = match decide(current.map(|(i, _)| i))? {
-                Change::Keep(result) => return Ok(result),
-                Change::Write { index, history, dropped, result } => {
-                    (index, history, dropped, result)
-                }
-            };
+            let (mut index, history, dropped, result, bookkeeping) =
+                match decide(current.map(|(i, _)| i))? {
+                    Change::Keep(result) => return Ok(result),
+                    Change::Write { index, history, dropped, result, bookkeeping } => {
+                        (index, history, dropped, result, bookkeeping)
+                    }
+                };
             let mut history_write = None;
             let mut history_pruned = Vec::new();
-            if let Some((action, version)) = history {
+            if let Some((action, version, reason)) = history {
                 let seq = index.history_next;
                 index.history_next += 1;
                 while index.history_next - index.history_first > self.max_history {
@@ -539,10 +696,13 @@ impl<K: Kv> ManifestStore<K> {
                     version,
                     actor: actor.to_string(),
                     at: rfc3339((self.clock)()),
+                    reason,
                 };
                 history_write = Some((seq, entry));
             }
-            index.revision += 1;
+            if !bookkeeping {
+                index.revision += 1;
+            }
             let value = encode(&index);
             let written = match revision {
                 None => self.kv.create(&key, value).await,

@@ -20,6 +20,8 @@ pub enum Operation {
     History(String),
     /// `model.promote.{name}`: past the canary stage of its rollouts; our extension.
     Promote(String),
+    /// `model.rollback.{name}`: deploy the last stable version again; our extension.
+    Rollback(String),
     /// `model.plan[.{name}]`: what deploying would do (see [`crate::plan`]); our extension.
     Plan(Option<String>),
     /// `{lattice}.lattice.hosts`: the hosts wadm observes (see [`crate::view`]).
@@ -122,6 +124,7 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
         "history" => needs_name(Operation::History)?,
         "plan" => Operation::Plan(name.clone()),
         "promote" => needs_name(Operation::Promote)?,
+        "rollback" => needs_name(Operation::Rollback)?,
         other => return Err(unsupported(format!("unknown operation {other:?}"))),
     };
     Ok(Request { lattice, operation })

@@ -26,6 +26,9 @@ pub struct FaultSettings {
     /// provider start with one is accepted, then `component_scale_failed` /
     /// `provider_start_failed` follows and what ran before keeps running.
     pub fail_images: Vec<String>,
+    /// Provider images that start but fail their health checks: `provider_started`, then
+    /// `health_check_failed` (and the provider keeps running, unhealthy).
+    pub unhealthy_images: Vec<String>,
 }
 
 const PPM: f64 = 1_000_000.0;
@@ -40,6 +43,7 @@ pub struct FaultSwitches {
     reply_delay_ms: AtomicU64,
     drop_events_ppm: AtomicU32,
     fail_images: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    unhealthy_images: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl FaultSwitches {
@@ -53,7 +57,19 @@ impl FaultSwitches {
         s.set_reply_delay(settings.reply_delay);
         s.set_drop_events(settings.drop_events);
         s.set_fail_images(settings.fail_images.iter().cloned());
+        s.set_unhealthy_images(settings.unhealthy_images.iter().cloned());
         s
+    }
+
+    /// Make exactly these provider images fail their health checks.
+    pub fn set_unhealthy_images(&self, images: impl IntoIterator<Item = String>) {
+        let mut set = self.unhealthy_images.lock().unwrap_or_else(|e| e.into_inner());
+        *set = images.into_iter().collect();
+    }
+
+    /// Whether a provider started from `image` fails its health checks.
+    pub fn unhealthy_image(&self, image: &str) -> bool {
+        self.unhealthy_images.lock().unwrap_or_else(|e| e.into_inner()).contains(image)
     }
 
     /// Make exactly these images fail to start.

@@ -176,3 +176,20 @@ fn a_failing_image_is_accepted_then_fails_and_the_old_one_keeps_running() {
     assert_eq!(shorts(&o), ["component_scale_failed"]);
     assert!(!h.components.contains_key("d"));
 }
+
+#[test]
+fn an_unhealthy_provider_image_starts_then_fails_its_health_check() {
+    let mut h = host();
+    let faults = FaultSwitches::default();
+    faults.set_unhealthy_images(["ghcr.io/x/kv:2".to_string()]);
+    let s = LatticeStore::default();
+    let start = |id: &str, image: &str| {
+        body(json!({"provider_id": id, "provider_ref": image, "host_id": "NHOST"}))
+    };
+    let o = h.start_provider(&start("good", "ghcr.io/x/kv:1"), &s, &faults);
+    assert_eq!(shorts(&o), ["provider_started", "health_check_passed"]);
+    let o = h.start_provider(&start("bad", "ghcr.io/x/kv:2"), &s, &faults);
+    assert_eq!(shorts(&o), ["provider_started", "health_check_failed"]);
+    assert_eq!(o.events[1].data["provider_id"], "bad");
+    assert!(h.providers.contains_key("bad"), "it keeps running, unhealthy");
+}

@@ -211,13 +211,15 @@ impl HostState {
             return failed(format!("configuration not found: {}", missing.join(", ")));
         }
         let image_ref = normalize_provider_ref(&req.provider_ref).to_string();
+        let healthy =
+            !(faults.unhealthy_image(&req.provider_ref) || faults.unhealthy_image(&image_ref));
         self.providers.insert(
             req.provider_id.to_string(),
             RunningProvider {
                 image_ref: image_ref.clone(),
                 annotations: req.annotations.clone(),
                 config: req.config.clone(),
-                healthy: true,
+                healthy,
             },
         );
         let health =
@@ -233,7 +235,7 @@ impl HostState {
                     claims: None,
                 },
             )
-            .event("health_check_passed", health)
+            .event(if healthy { "health_check_passed" } else { "health_check_failed" }, health)
     }
 
     /// `provider.stop.{host}`: refuses an id that is not running.

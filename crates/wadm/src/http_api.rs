@@ -520,7 +520,7 @@ async fn delete_app(
 /// Reads of one application (`GET …/apps/{name}/{part}`), named as the NATS API's operations.
 const APP_READS: &[&str] = &["versions", "status", "history", "plan"];
 /// Actions on one application (`POST …/apps/{name}/{part}`).
-const APP_ACTIONS: &[&str] = &["deploy", "undeploy", "promote"];
+const APP_ACTIONS: &[&str] = &["deploy", "undeploy", "promote", "rollback"];
 
 /// 404 for a part that is neither, 405 for one used with the other method.
 fn unknown_part(part: &str, other_method: &[&str]) -> Response {
@@ -578,10 +578,10 @@ async fn app_action(
         return unknown_part(&part, APP_READS);
     };
     // Deploy takes an optional {"version": …} as on the NATS API; undeploy only `?force=true`.
-    // Promote takes nothing.
+    // Promote and rollback take nothing.
     let body = match *operation {
         "deploy" => body,
-        "promote" => Bytes::new(),
+        "promote" | "rollback" => Bytes::new(),
         _ => match query_value(&uri, "force").and_then(force_flag) {
             Ok(true) => Bytes::from_static(br#"{"force":true}"#),
             Ok(false) => Bytes::new(),
@@ -678,6 +678,7 @@ mod tests {
         ("post", "/api/v1/lattices/{lattice}/apps/{name}/deploy"),
         ("post", "/api/v1/lattices/{lattice}/apps/{name}/undeploy"),
         ("post", "/api/v1/lattices/{lattice}/apps/{name}/promote"),
+        ("post", "/api/v1/lattices/{lattice}/apps/{name}/rollback"),
         ("get", "/api/v1/lattices/{lattice}/events"),
     ];
 

@@ -27,7 +27,8 @@ const LINK: &[&str] = &[
     "target_config",
 ];
 const LINK_END: &[&str] = &["config", "secrets"];
-const ROLLOUT: &[&str] = &["max_parallel", "min_healthy_time", "canary"];
+const ROLLOUT: &[&str] =
+    &["max_parallel", "min_healthy_time", "canary", "healthy_deadline", "auto_revert"];
 const TARGET: &[&str] = &["name", "config", "secrets"];
 const ANTI_AFFINITY: &[&str] = &["components"];
 
@@ -218,7 +219,9 @@ fn anti_affinity(node: &Node, path: &Path, d: &mut Diagnostics) -> Vec<(String, 
 }
 
 /// `rollout` properties: `max_parallel` (a whole number ≥ 1, default 1), `min_healthy_time`
-/// (a duration: `30s`, `500ms`, `2m`, or whole seconds; default 0) and `canary` (≥ 1, optional).
+/// (a duration: `30s`, `500ms`, `2m`, or whole seconds; default 0), `canary` (≥ 1, optional),
+/// `healthy_deadline` (a duration > 0, at least `min_healthy_time`; optional) and `auto_revert`
+/// (a boolean, default false).
 fn rollout(node: &Node, path: &Path, d: &mut Diagnostics) -> Rollout {
     let f = Fields::of(node, path, "rollout properties", ROLLOUT, d);
     let max_parallel = match f.get_present("max_parallel") {
@@ -248,7 +251,30 @@ fn rollout(node: &Node, path: &Path, d: &mut Diagnostics) -> Rollout {
         }
         n.max(1)
     });
-    Rollout { max_parallel, min_healthy_time_ms, canary }
+    let healthy_deadline_ms = f.get_present("healthy_deadline").map(|n| {
+        let at = path.key("healthy_deadline");
+        let ms = duration_ms(n, &at, d);
+        if ms == 0 {
+            d.error(&at, "number-out-of-range", "must be longer than 0");
+        } else if ms < min_healthy_time_ms {
+            d.error(
+                &at,
+                "number-out-of-range",
+                "must be at least min_healthy_time (a host cannot be healthy sooner)",
+            );
+        }
+        ms
+    });
+    let auto_revert = match f.get_present("auto_revert") {
+        None => false,
+        Some(Node::Bool(b)) => *b,
+        Some(other) => {
+            let message = format!("must be true or false, found {}", other.kind());
+            d.error(&path.key("auto_revert"), "wrong-type", message);
+            false
+        }
+    };
+    Rollout { max_parallel, min_healthy_time_ms, canary, healthy_deadline_ms, auto_revert }
 }
 
 /// The longest duration a rollout property takes (a day).

@@ -101,6 +101,14 @@ impl JsonSchema for Trait {
                         "properties": {
                             "max_parallel": {"type": "integer", "minimum": 1},
                             "canary": {"description": "Change this many hosts, then wait for `wadm app promote`.", "type": "integer", "minimum": 1},
+                            "auto_revert": {"description": "When the rollout fails (a host cannot start the new image or fails its health checks, or `healthy_deadline` passes), deploy the last stable version again.", "type": "boolean"},
+                            "healthy_deadline": {
+                                "description": "A host ordered the new image must be healthy within this long (a duration, at least `min_healthy_time`), or the rollout fails.",
+                                "oneOf": [
+                                    {"type": "integer", "minimum": 1},
+                                    {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)?$"}
+                                ]
+                            },
                             "min_healthy_time": {
                                 "description": "A duration: \"30s\", \"500ms\", \"2m\", \"1h\", or whole seconds (at most a day).",
                                 "oneOf": [

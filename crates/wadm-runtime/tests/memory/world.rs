@@ -59,6 +59,13 @@ impl DesiredSource for CountingStore {
         self.manifest_reads.fetch_add(1, Ordering::SeqCst);
         self.store.manifest(l, a, v).await
     }
+    async fn act(
+        &self,
+        l: &str,
+        action: &wadm_runtime::revert::StoreAction,
+    ) -> Result<Option<serde_json::Value>, IoError> {
+        self.store.act(l, action).await
+    }
 }
 
 pub type Counted = Arc<CountingStore>;

@@ -390,3 +390,64 @@ async fn concurrent_identical_versionless_puts_store_one_version() {
     assert_eq!(index.versions.len(), 2);
     assert_eq!(s.kv().scan("l.app.v.*").await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn stable_versions_revert_once_and_rollback() {
+    let s = store();
+    for v in ["v1", "v2", "v3"] {
+        s.put("l", "app", v, manifest(v), "ann").await.unwrap();
+    }
+    assert_eq!(s.rollback("l", "app", None, "bob").await.unwrap(), None, "nothing stable yet");
+    s.deploy("l", "app", Some("v1"), "bob").await.unwrap();
+    // Only the deployed generation can become stable, once.
+    assert!(!s.mark_stable("l", "app", "v1", 7, "wadm").await.unwrap());
+    assert!(s.mark_stable("l", "app", "v1", 1, "wadm").await.unwrap());
+    assert!(!s.mark_stable("l", "app", "v1", 1, "wadm").await.unwrap());
+    let deployed = s.deploy("l", "app", Some("v2"), "bob").await.unwrap();
+    assert!(s.mark_stable("l", "app", "v2", 2, "wadm").await.unwrap());
+    // wadm's own notes leave the revision clients expect.
+    assert_eq!(s.index("l", "app").await.unwrap().unwrap().revision, deployed.revision);
+    let d = s.deploy("l", "app", Some("v3"), "bob").await.unwrap();
+    assert!(s.note_rollout("l", "app", d.generation, "v3 over 8 hosts", "wadm").await.unwrap());
+    assert!(!s.note_rollout("l", "app", d.generation, "again", "wadm").await.unwrap());
+    // Two replicas act on the same decision: one revert.
+    let first = s.revert("l", "app", 3, "v2", "boom on host A", "wadm").await.unwrap();
+    let second = s.revert("l", "app", 3, "v2", "boom on host A", "wadm").await.unwrap();
+    assert_eq!(first.map(|o| (o.version, o.generation)), Some(("v2".to_string(), 4)));
+    assert_eq!(second, None);
+    let index = s.index("l", "app").await.unwrap().unwrap();
+    let reverted = index.current_revert().unwrap();
+    assert_eq!((reverted.from.as_str(), reverted.to.as_str()), ("v3", "v2"));
+    // A revert decided before a newer user deploy does not undo it.
+    s.deploy("l", "app", Some("v3"), "bob").await.unwrap();
+    assert_eq!(s.revert("l", "app", 4, "v2", "late", "wadm").await.unwrap(), None);
+    assert!(s.index("l", "app").await.unwrap().unwrap().current_revert().is_none());
+    // Rollback: the last stable version; from it, the one stable before.
+    let back = s.rollback("l", "app", None, "carl").await.unwrap().unwrap();
+    assert_eq!((back.version.as_str(), back.previous.as_deref()), ("v2", Some("v3")));
+    let back = s.rollback("l", "app", None, "carl").await.unwrap().unwrap();
+    assert_eq!(back.version, "v1");
+    let history = s.history("l", "app").await.unwrap().unwrap();
+    let seen: Vec<_> = history
+        .iter()
+        .map(|e| (e.action.to_string(), e.version.clone().unwrap_or_default(), e.reason.clone()))
+        .filter(|(a, _, _)| a != "put")
+        .collect();
+    let entry =
+        |a: &str, v: &str, r: Option<&str>| (a.to_string(), v.to_string(), r.map(String::from));
+    assert_eq!(
+        seen,
+        [
+            entry("deploy", "v1", None),
+            entry("stable", "v1", None),
+            entry("deploy", "v2", None),
+            entry("stable", "v2", None),
+            entry("deploy", "v3", None),
+            entry("rollout", "v3", Some("v3 over 8 hosts")),
+            entry("revert", "v2", Some("v3 failed: boom on host A")),
+            entry("deploy", "v3", None),
+            entry("rollback", "v2", Some("from v3")),
+            entry("rollback", "v1", Some("from v2")),
+        ]
+    );
+}

@@ -19,18 +19,63 @@ pub struct AppIndex {
     /// Sequence number of the oldest history entry kept.
     pub history_first: u64,
     /// Bumped by every write of this index (a put that stores a version, a deploy, an undeploy,
-    /// a delete); requests that change nothing leave it. Clients send it back as the expected
-    /// revision of a put or deploy (optimistic concurrency). Absent in records written before
-    /// it existed: 0.
+    /// a delete, a rollback, wadm's revert); requests that change nothing leave it, and so do
+    /// wadm's own notes (a version became stable, a rollout started). Clients send it back as
+    /// the expected revision of a put or deploy (optimistic concurrency). Absent in records
+    /// written before it existed: 0.
     #[serde(default)]
     pub revision: u64,
     /// The deploy generation that was promoted past its rollouts' canary stage (`wadm app
     /// promote`); a later deploy is not promoted until promoted itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted: Option<u64>,
+    /// The last version that became stable (the runtime saw it fully deployed, every rollout
+    /// done): what a failed rollout with `auto_revert` and `wadm app rollback` go back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<String>,
+    /// The stable version before `stable` (what `wadm app rollback` deploys when the deployed
+    /// version is the stable one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_before: Option<String>,
+    /// The last automatic revert: the generation it deployed, from which version and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted: Option<Reverted>,
+    /// The last deploy generation whose rollout start the runtime recorded in the history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_noted: Option<u64>,
+}
+
+/// An automatic revert, as the index records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reverted {
+    /// The deploy generation the revert made.
+    pub generation: u64,
+    /// The version that failed.
+    pub from: String,
+    /// The version deployed again.
+    pub to: String,
+    /// What failed, where.
+    pub reason: String,
 }
 
 impl AppIndex {
+    /// The revert that made the current deployment, if one did.
+    pub fn current_revert(&self) -> Option<&Reverted> {
+        self.reverted
+            .as_ref()
+            .filter(|r| self.deployed.is_some() && r.generation == self.generation)
+    }
+
+    /// What `wadm app rollback` deploys: the last stable version, or the one stable before it
+    /// when that is what is deployed.
+    pub fn rollback_target(&self) -> Option<&str> {
+        match (&self.stable, &self.deployed) {
+            (Some(stable), Some(deployed)) if stable == deployed => self.stable_before.as_deref(),
+            (stable, _) => stable.as_deref(),
+        }
+        .filter(|v| self.has(v))
+    }
+
     /// Whether the current deployment was promoted past its canary stage.
     pub fn is_promoted(&self) -> bool {
         self.deployed.is_some() && self.promoted == Some(self.generation)

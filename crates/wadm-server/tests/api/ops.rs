@@ -274,3 +274,18 @@ async fn content_type_selects_the_format() {
     let names: Vec<_> = versions.versions.iter().map(|v| v.version.as_str()).collect();
     assert_eq!(names, ["y", "j"]);
 }
+
+#[tokio::test]
+async fn rollback_needs_a_stable_version() {
+    let env = Env::start().await;
+    let _: PutModelResponse = env.req("default.model.put", &manifest("app", Some("v1"))).await;
+    let _: DeployModelResponse = env.req("default.model.deploy.app", "").await;
+    // Nothing has become stable (no runtime here): nothing to go back to, nothing changes.
+    let rollback: DeployModelResponse = env.req("default.model.rollback.app", "").await;
+    assert_eq!(rollback.result, DeployResult::Error, "{rollback:?}");
+    assert!(rollback.message.contains("no stable version"), "{rollback:?}");
+    let history: HistoryResponse = env.req("default.model.history.app", "").await;
+    assert!(history.history.iter().all(|h| h.action.to_string() != "rollback"));
+    let missing: DeployModelResponse = env.req("default.model.rollback.nope", "").await;
+    assert_eq!(missing.result, DeployResult::NotFound, "{missing:?}");
+}

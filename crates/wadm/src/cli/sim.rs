@@ -49,6 +49,10 @@ pub struct Args {
     /// then `component_scale_failed` / `provider_start_failed`, the old image kept. Repeatable.
     #[arg(long = "fail-image", value_name = "IMAGE")]
     fail_images: Vec<String>,
+    /// A provider image (as wadm sends it) that starts, then fails its health checks
+    /// (`health_check_failed`). Repeatable.
+    #[arg(long = "unhealthy-image", value_name = "IMAGE")]
+    unhealthy_images: Vec<String>,
     /// Publish no heartbeats.
     #[arg(long)]
     pause_heartbeats: bool,
@@ -97,6 +101,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         reply_delay: args.reply_delay,
         drop_events: args.drop_events,
         fail_images: args.fail_images.clone(),
+        unhealthy_images: args.unhealthy_images.clone(),
     };
     let client = args.nats.options(url, "wadm sim").connect().await?;
     let sim = SimLattice::with_client(client, config).await?;

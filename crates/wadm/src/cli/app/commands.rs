@@ -45,6 +45,7 @@ pub enum Prepared {
     Plan { target: Target, version: Option<String> },
     Diff { name: String, from: String, to: String },
     Promote { name: String },
+    Rollback { name: String, expect_revision: Option<u64> },
 }
 
 impl Prepared {
@@ -85,6 +86,13 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
         }
         Prepared::Promote { name } => {
             let reply = client.promote(&name).await?;
+            if cx.json() {
+                return print_json(&reply);
+            }
+            say!("{}", reply.message);
+        }
+        Prepared::Rollback { name, expect_revision } => {
+            let reply = client.rollback(&name, expect_revision).await?;
             if cx.json() {
                 return print_json(&reply);
             }
@@ -243,13 +251,14 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
             if cx.json() {
                 return print_json(&history);
             }
-            let mut table = Table::new(&["AT", "ACTION", "VERSION", "ACTOR"]);
+            let mut table = Table::new(&["AT", "ACTION", "VERSION", "ACTOR", "REASON"]);
             for entry in &history {
                 table.row(vec![
                     entry.at.clone(),
                     entry.action.to_string(),
                     entry.version.clone().unwrap_or_default(),
                     entry.actor.clone(),
+                    entry.reason.clone().unwrap_or_default(),
                 ]);
             }
             say_raw!("{}", table.render());

@@ -100,6 +100,14 @@ enum Command {
     },
     /// Let the current deployment's rollouts go on past their canary stage.
     Promote { name: String },
+    /// Deploy the last stable version again (the last version that was fully deployed; the
+    /// one stable before it when that is what is deployed).
+    Rollback {
+        name: String,
+        /// Refuse unless the application is at this revision (`app versions` shows it).
+        #[arg(long, value_name = "REVISION")]
+        expect_revision: Option<u64>,
+    },
     /// Undeploy an application (by name, or the name in a manifest file). Versions are kept.
     Undeploy {
         /// An application name, or the path of a manifest file.

@@ -57,6 +57,7 @@ pub fn prepare(command: Command) -> Result<Prepared, Failure> {
         Command::Plan { app, version } => Prepared::Plan { target: name_or_file(&app)?, version },
         Command::Diff { name, from, to } => Prepared::Diff { name, from, to },
         Command::Promote { name } => Prepared::Promote { name },
+        Command::Rollback { name, expect_revision } => Prepared::Rollback { name, expect_revision },
     })
 }
 
