@@ -13,6 +13,8 @@
 //!   or stopped) was running, decided within [`REPLACING_FOR_MS`] of its leaving;
 //! - `upgrade`: a `component.update`, or a placement on a host that runs another image;
 //! - `deploy`: a placement of something no host runs, a link or a config that is missing;
+//! - `capacity`: a placement for an application whose last plan could not place everything for
+//!   want of declared host capacity (room appeared: a host joined, another application left);
 //! - `scale`: a component count that changes on a host, a placement on another host of something
 //!   that runs elsewhere, a removal from one host of something that still runs on another;
 //! - `drift`: what runs differs from what is wanted in something else than count or image
@@ -102,6 +104,8 @@ pub enum ReasonClass {
     Upgrade,
     Undeploy,
     Drift,
+    /// A placement made possible by declared host capacity that became free.
+    Capacity,
     OrphanGc,
     Reconcile,
     /// A message from a wadm that did not classify its commands.
@@ -117,6 +121,7 @@ impl ReasonClass {
             ReasonClass::Upgrade => "upgrade",
             ReasonClass::Undeploy => "undeploy",
             ReasonClass::Drift => "drift",
+            ReasonClass::Capacity => "capacity",
             ReasonClass::OrphanGc => "orphan_gc",
             ReasonClass::Reconcile => "reconcile",
             ReasonClass::Unknown => "unknown",
@@ -227,19 +232,46 @@ pub fn classify(
         },
         Command::DeleteConfig { .. } => (Change::ConfigDeleted, ReasonClass::OrphanGc),
     };
-    let places = matches!(change, Change::Placed)
-        || matches!((change, command), (Change::Scaled, Command::ScaleComponent(r))
-            if state.hosts.get(&*r.host_id)
-                .and_then(|h| h.components.get(&*r.component_id))
-                .is_some_and(|c| c.count < r.count));
     let reason_class = if undeploying {
         ReasonClass::Undeploy
-    } else if places && workload_id(command).is_some_and(|id| replacing.contains_key(id)) {
+    } else if places(change, command, state)
+        && workload_id(command).is_some_and(|id| replacing.contains_key(id))
+    {
         ReasonClass::HostLost
     } else {
         class
     };
     Allocation { change, reason_class }
+}
+
+/// Whether a command of this `change` adds instances (a placement, or a component scaled up).
+fn places(change: Change, command: &Command, state: &LatticeState) -> bool {
+    matches!(change, Change::Placed)
+        || matches!((change, command), (Change::Scaled, Command::ScaleComponent(r))
+            if state.hosts.get(&*r.host_id)
+                .and_then(|h| h.components.get(&*r.component_id))
+                .is_some_and(|c| c.count < r.count))
+}
+
+/// [`classify`]'s answer for an application whose last plan was short of declared host
+/// capacity: what it places now, it places because room appeared (unless a host was lost or the
+/// application is undeployed).
+pub fn after_capacity_shortfall(
+    allocation: Allocation,
+    command: &Command,
+    state: &LatticeState,
+) -> Allocation {
+    let plain = !matches!(allocation.reason_class, ReasonClass::Undeploy | ReasonClass::HostLost);
+    if plain && places(allocation.change, command, state) {
+        Allocation { reason_class: ReasonClass::Capacity, ..allocation }
+    } else {
+        allocation
+    }
+}
+
+/// Whether a status message says declared host capacity stopped a placement short.
+pub fn short_of_capacity(message: &str) -> bool {
+    message.contains(": host capacity ") || message.contains(", host capacity ")
 }
 
 /// How the hosts answered a command.
@@ -442,6 +474,29 @@ mod tests {
     fn class(command: &Command, state: &LatticeState) -> (Change, ReasonClass) {
         let a = classify(command, state, false, &BTreeMap::new());
         (a.change, a.reason_class)
+    }
+
+    #[test]
+    fn placements_after_a_capacity_shortfall_are_classified_capacity() {
+        let short = |c: &Command, s: &LatticeState| {
+            let plain = classify(c, s, false, &BTreeMap::new());
+            let a = after_capacity_shortfall(plain, c, s);
+            (a.change, a.reason_class)
+        };
+        use Change::*;
+        use ReasonClass::*;
+        assert_eq!(short(&scale("B", 2, "img:1"), &state(2)), (Placed, Capacity));
+        assert_eq!(short(&scale("A", 3, "img:1"), &state(2)), (Scaled, Capacity));
+        // Not what places nothing.
+        assert_eq!(short(&scale("A", 1, "img:1"), &state(2)), (Scaled, Scale));
+        assert_eq!(short(&scale("A", 0, "img:1"), &state(2)), (Removed, Reconcile));
+        let undeploying = classify(&scale("B", 2, "img:1"), &state(2), true, &BTreeMap::new());
+        let undeploying = after_capacity_shortfall(undeploying, &scale("B", 2, "img:1"), &state(2));
+        assert_eq!(undeploying.reason_class, Undeploy);
+        assert!(short_of_capacity(
+            "spread default needs 4 instances, 2 fit: host capacity memory_mib"
+        ));
+        assert!(!short_of_capacity("spread default needs 3 instances, 2 fit: at most 1 per host"));
     }
 
     #[test]

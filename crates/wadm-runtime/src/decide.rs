@@ -75,6 +75,7 @@ pub fn apply_deployment(
                 wake_at: None,
                 promoted: d.promoted,
                 safety: app.safety.next_generation(d.reverted.clone()),
+                short_of_capacity: app.short_of_capacity,
             };
             true
         }
@@ -253,8 +254,13 @@ pub fn select_commands(
                 let why = why(&c.command, &record.state);
                 message.reason =
                     if undeploying { format!("{} is undeployed: {why}", c.app) } else { why };
-                let allocation =
+                let mut allocation =
                     allocation::classify(&c.command, &record.state, undeploying, &record.replacing);
+                if record.apps.get(&c.app).is_some_and(|a| a.short_of_capacity) {
+                    let state = &record.state;
+                    allocation =
+                        allocation::after_capacity_shortfall(allocation, &c.command, state);
+                }
                 if allocation.reason_class == allocation::ReasonClass::HostLost {
                     replaced.extend(allocation::workload_id(&c.command).map(str::to_string));
                 }
@@ -355,6 +361,10 @@ pub fn statuses(
             continue;
         }
         let Some(status) = plan.statuses.get(name) else { continue };
+        app.short_of_capacity = status.scalers.iter().any(|s| {
+            s.status.status_type == StatusType::Failed
+                && allocation::short_of_capacity(&s.status.message)
+        });
         if app.deployed_version.is_none() {
             // Undeployed: "removing" while stops are planned or unconfirmed, so that
             // `undeploy --wait` can tell when the hosts are clear.

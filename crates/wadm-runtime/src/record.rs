@@ -123,6 +123,10 @@ pub struct AppRecord {
     /// The deployment was promoted past its rollouts' canary stage.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub promoted: bool,
+    /// Its last plan could not place everything for want of declared host capacity: what it
+    /// places next is classified `capacity` in allocation events.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub short_of_capacity: bool,
     /// Rollout safety of the current generation: the last stable version, the revert decided,
     /// the revert that made this deployment (see [`crate::revert`]).
     #[serde(default, skip_serializing_if = "crate::revert::Safety::is_empty")]

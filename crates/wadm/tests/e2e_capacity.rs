@@ -8,6 +8,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
+
 use common::realhost::{EFFECT_KINDS, Recorder};
 use common::{Cluster, LATTICE, LatticeView};
 use wadm_model::StatusType;
@@ -100,7 +102,12 @@ async fn two_apps_compete_for_memory_on_three_hosts() {
     assert!(scaled <= 5, "{scaled} scales: {}", recorder.dump_requests());
     assert_no_repeats(&recorder);
 
-    // A third host frees room: the second app gets its missing two, and nothing else moves.
+    // A third host frees room: the second app gets its missing two, and nothing else moves;
+    // the allocation events say why (`capacity`).
+    let nats = async_nats::connect(cluster.nats.url()).await.unwrap();
+    let mut allocations =
+        nats.subscribe(format!("wadm.allocation.{LATTICE}.second")).await.unwrap();
+    nats.flush().await.unwrap();
     cluster.sim.add_host(HostSpec::default().label("capacity_memory_mib", "256")).await;
     cluster
         .wait_lattice("second runs 4 once a host joined", |v| {
@@ -117,6 +124,13 @@ async fn two_apps_compete_for_memory_on_three_hosts() {
         .count();
     assert_eq!(stops, 0, "nothing stopped: {}", recorder.dump_requests());
     assert_no_repeats(&recorder);
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), allocations.next())
+        .await
+        .expect("an allocation event for the second app")
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+    assert_eq!(event["data"]["reason_class"], "capacity", "{event}");
+    assert_eq!(event["data"]["change"], "placed", "{event}");
     cluster.shutdown().await;
 }
 
