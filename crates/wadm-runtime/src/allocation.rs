@@ -18,6 +18,8 @@
 //! - `drift`: what runs differs from what is wanted in something else than count or image
 //!   (annotations, config, a link's target or interfaces, a config's values);
 //! - `orphan_gc`: a config no deployed application needs any more is deleted;
+//! - `gc`: orphan collection removes something wadm marked for an application nobody manages
+//!   any more (decided by `crate::orphans`, never by [`classify`]);
 //! - `reconcile`: anything else wadm cannot classify reliably from what it knows when deciding
 //!   (a removal of something that runs nowhere else while its application stays deployed, a link
 //!   no longer wanted).
@@ -103,6 +105,8 @@ pub enum ReasonClass {
     Undeploy,
     Drift,
     OrphanGc,
+    /// Removed by orphan collection (`crate::orphans`).
+    Gc,
     Reconcile,
     /// A message from a wadm that did not classify its commands.
     Unknown,
@@ -118,6 +122,7 @@ impl ReasonClass {
             ReasonClass::Undeploy => "undeploy",
             ReasonClass::Drift => "drift",
             ReasonClass::OrphanGc => "orphan_gc",
+            ReasonClass::Gc => "gc",
             ReasonClass::Reconcile => "reconcile",
             ReasonClass::Unknown => "unknown",
         }

@@ -50,6 +50,18 @@ pub trait DesiredSource: Send + Sync {
         app: &str,
         version: &str,
     ) -> impl Future<Output = Result<Option<Application>, IoError>> + Send;
+    /// Add `action` by `actor` to an application's history (orphan collection records its
+    /// removals there). Sources without a history record nothing.
+    fn note_history(
+        &self,
+        lattice: &str,
+        app: &str,
+        action: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<(), IoError>> + Send {
+        let _ = (lattice, app, action, actor);
+        async { Ok(()) }
+    }
 }
 
 fn store_err(what: &str, e: impl std::fmt::Display) -> IoError {
@@ -79,6 +91,16 @@ impl<K: Kv> DesiredSource for ManifestStore<K> {
                 (i.name, d)
             })
             .collect())
+    }
+
+    async fn note_history(
+        &self,
+        lattice: &str,
+        app: &str,
+        action: &str,
+        actor: &str,
+    ) -> Result<(), IoError> {
+        self.note(lattice, app, action, actor).await.map_err(|e| store_err(app, e))
     }
 
     async fn manifest(

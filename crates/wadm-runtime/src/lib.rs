@@ -152,6 +152,7 @@ pub mod membership;
 pub mod memory;
 pub mod messages;
 pub mod nats;
+pub mod orphans;
 pub mod parts;
 pub mod pipeline;
 pub mod record;
@@ -199,6 +200,9 @@ mod arc_impls {
             v: &str,
         ) -> Result<Option<wadm_model::Application>, IoError> {
             (**self).manifest(l, a, v).await
+        }
+        async fn note_history(&self, l: &str, a: &str, act: &str, by: &str) -> Result<(), IoError> {
+            (**self).note_history(l, a, act, by).await
         }
     }
 

@@ -62,6 +62,10 @@ pub struct LatticeRecord {
     /// when the host left (see [`crate::allocation::note_left`]): classifies allocation events.
     #[serde(default)]
     pub replacing: BTreeMap<String, Timestamp>,
+    /// Objects with wadm's marks that no managed application owns, with when each was first
+    /// seen so (see [`crate::orphans`]).
+    #[serde(default)]
+    pub orphans: wadm_scheduler::orphans::OrphanMarks,
     /// Per host, the `last_seen` its stored record holds (not stored itself: known from what
     /// was read back and written). A heartbeat that changes nothing but the lease rewrites the
     /// host record only once the stored lease is a quarter lease old.
@@ -293,6 +297,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             observing: head.observing,
             intents: head.intents,
             replacing: head.replacing,
+            orphans: head.orphans,
             host_written,
         };
         Ok(Loaded { record, base, reloaded, fresh })
@@ -322,6 +327,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             observing: record.observing.clone(),
             intents: record.intents.clone(),
             replacing: record.replacing.clone(),
+            orphans: record.orphans.clone(),
             step,
             journal: journal_after(&base.journal, step, keys),
         };

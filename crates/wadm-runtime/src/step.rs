@@ -124,6 +124,9 @@ pub struct Applied {
     /// Configs whose values the lattice should be asked for (events say a config changed, not
     /// what it holds).
     pub configs_to_read: BTreeSet<String>,
+    /// What the manifest store said about the applications of orphans due (see
+    /// [`crate::orphans::apps_to_check`]); `None`: not asked.
+    pub orphan_check: Option<BTreeMap<String, Option<Deployment>>>,
 }
 
 /// Fold `events` into `record` at `now` (`fresh`: the record was read back with nothing kept,
@@ -172,6 +175,9 @@ pub fn apply(
                     out.affected = Affected::all();
                 }
                 out.affected.apps.extend(decide::retries_due(record, now));
+                if crate::orphans::due(record, now, config) {
+                    out.affected = Affected::all();
+                }
                 out.persist.merge(expired);
             }
             Input::Tick => {
@@ -488,6 +494,8 @@ pub struct Decided {
     pub held: BTreeMap<String, usize>,
     /// When the lattice next has something due.
     pub next_deadline: Option<Timestamp>,
+    /// What orphan collection did (see [`crate::orphans`]).
+    pub orphans: crate::orphans::OrphanReport,
 }
 
 /// The applications a step must plan for, when not every one: the affected applications and
@@ -565,15 +573,26 @@ pub fn decide(
             .collect();
         commands.extend(again);
     }
+    let (swept, orphans) = crate::orphans::collect(
+        record,
+        reconciler,
+        applied.in_doubt,
+        applied.orphan_check.as_ref(),
+        now,
+        config,
+    );
+    commands.extend(swept);
     let statuses = decide::statuses(record, &plan, &applied.affected, now);
     if reconciler.is_some() {
         decide::note_wakes(record, &plan, scope.as_ref());
         decide::prune_undeployed(record, &plan, scope.as_ref());
     }
     let next_deadline = decide::next_deadline(record, &config.lease, now);
+    let next_deadline = [next_deadline, crate::orphans::next_due(record, now, config)];
+    let next_deadline = next_deadline.into_iter().flatten().min();
     applied.persist.changes.sort();
     applied.persist.changes.dedup();
-    Decided { commands, statuses, held, next_deadline }
+    Decided { commands, statuses, held, next_deadline, orphans }
 }
 
 /// The configs with a put in flight whose values wadm does not know (their read went unanswered).

@@ -1,0 +1,269 @@
+//! Orphan collection in the runtime: objects that carry wadm's marks for an application this
+//! lattice's record does not manage are marked (first-seen time in the lattice record, so any
+//! replica carries on) and, once still orphaned after the grace period, removed with the same
+//! control commands undeploy sends, as orders in flight on the durable command stream. The
+//! decision is [`wadm_scheduler::orphans::orphan_pass`] plus [`collect`] here (pure); the
+//! pipeline only checks the manifest store for the applications due and logs, counts and records
+//! what was swept. Reasoning and limits: `docs/orphans.md`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use wadm_lattice::Timestamp;
+use wadm_scheduler::orphans::{Orphan, OrphanInput, orphan_pass};
+use wadm_scheduler::{PlannedCommand, Reconciler};
+
+use crate::allocation::{self, Allocation, ReasonClass};
+use crate::config::RuntimeConfig;
+use crate::decide;
+use crate::desired::Deployment;
+use crate::intents::{Admission, Slot};
+use crate::messages::CommandMessage;
+use crate::record::LatticeRecord;
+
+/// What wadm does with orphans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OrphanMode {
+    /// Nothing: no marks, no reports.
+    Off,
+    /// Mark them and report those past the grace period (log, metrics); remove nothing.
+    Report,
+    /// Mark them and remove those still orphaned after the grace period.
+    #[default]
+    Sweep,
+}
+
+impl OrphanMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanMode::Off => "off",
+            OrphanMode::Report => "report",
+            OrphanMode::Sweep => "sweep",
+        }
+    }
+}
+
+impl std::str::FromStr for OrphanMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(OrphanMode::Off),
+            "report" => Ok(OrphanMode::Report),
+            "sweep" => Ok(OrphanMode::Sweep),
+            other => Err(format!("{other:?}: expected report, sweep or off")),
+        }
+    }
+}
+
+/// Default grace period: an orphan is removed once it has been one for this long.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+
+/// Orphan collection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanConfig {
+    pub mode: OrphanMode,
+    pub grace: Duration,
+}
+
+impl Default for OrphanConfig {
+    fn default() -> Self {
+        Self { mode: OrphanMode::default(), grace: DEFAULT_GRACE }
+    }
+}
+
+impl OrphanConfig {
+    fn grace_ms(&self) -> u64 {
+        u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// One orphan found, reported or removed in a step (for logs, metrics and history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Noted {
+    pub app: String,
+    pub kind: &'static str,
+    pub what: String,
+    /// Orphaned since (wadm's clock).
+    pub since: Timestamp,
+    /// The removal's command message id (sweeps only).
+    pub command: Option<String>,
+}
+
+/// What one step's orphan collection did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrphanReport {
+    pub found: Vec<Noted>,
+    /// Past the grace period, reported only (`report` mode), each once.
+    pub reported: Vec<Noted>,
+    /// Removal commands issued.
+    pub swept: Vec<Noted>,
+    /// Marks dropped (the object went away or is managed again).
+    pub cleared: usize,
+    /// Marks standing after the step.
+    pub marked: usize,
+    /// The pass ran (complete knowledge, a reconcile this step).
+    pub ran: bool,
+}
+
+/// The applications whose marks are due at `now` in `sweep` mode: the pipeline asks the manifest
+/// store about them before the step decides (an application the store has deployed is not
+/// orphaned, whatever the record says).
+pub fn apps_to_check(
+    record: &LatticeRecord,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) -> Vec<String> {
+    let settings = &config.orphans;
+    if settings.mode != OrphanMode::Sweep {
+        return Vec::new();
+    }
+    let due =
+        record.orphans.values().filter(|m| m.since.saturating_add(settings.grace_ms()) <= now);
+    let apps: BTreeSet<&str> = due.map(|m| m.app.as_str()).collect();
+    apps.into_iter().map(str::to_string).collect()
+}
+
+/// Whether some mark is due at `now` and not yet dealt with (a timer step then reconciles).
+pub fn due(record: &LatticeRecord, now: Timestamp, config: &RuntimeConfig) -> bool {
+    let settings = &config.orphans;
+    settings.mode != OrphanMode::Off
+        && record
+            .orphans
+            .values()
+            .any(|m| !m.reported && m.since.saturating_add(settings.grace_ms()) <= now)
+}
+
+/// When the next mark becomes due after `now`.
+pub fn next_due(
+    record: &LatticeRecord,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) -> Option<Timestamp> {
+    let settings = &config.orphans;
+    if settings.mode == OrphanMode::Off {
+        return None;
+    }
+    let grace = settings.grace_ms();
+    record.orphans.values().map(|m| m.since.saturating_add(grace)).filter(|at| *at > now).min()
+}
+
+/// The [`Orphan::key`] of the object an order's slot acts on.
+fn slot_key(slot: &Slot) -> String {
+    match slot {
+        Slot::Component { host, component } => Orphan::Component {
+            host: host.clone(),
+            id: component.clone(),
+            image_ref: String::new(),
+            annotations: Default::default(),
+        }
+        .key(),
+        Slot::Provider { host, provider } => {
+            Orphan::Provider { host: host.clone(), id: provider.clone() }.key()
+        }
+        Slot::Link(key) => Orphan::Link(key.clone()).key(),
+        Slot::Config(name) => Orphan::Config(name.clone()).key(),
+    }
+}
+
+/// One step's orphan collection (pure): mark, unmark, and — in `sweep` mode — admit the removal
+/// of what is due as orders in flight, returned as command messages of reason class `gc`.
+///
+/// Runs only with complete knowledge: a reconcile this step (`reconciler`: the desired state's
+/// declarations, after the first discovery round) and observed state not in doubt; otherwise the
+/// marks stay as they are. `checked`: what the manifest store said this step about the
+/// applications [`apps_to_check`] named (`None`: not asked, or it did not answer); nothing of an
+/// application it was not asked about is removed.
+pub fn collect(
+    record: &mut LatticeRecord,
+    reconciler: Option<&Reconciler>,
+    in_doubt: bool,
+    checked: Option<&BTreeMap<String, Option<Deployment>>>,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) -> (Vec<CommandMessage>, OrphanReport) {
+    let settings = &config.orphans;
+    let mut report = OrphanReport::default();
+    if settings.mode == OrphanMode::Off {
+        report.cleared = record.orphans.len();
+        record.orphans.clear();
+        return (Vec::new(), report);
+    }
+    let Some(reconciler) = reconciler.filter(|_| !in_doubt) else {
+        report.marked = record.orphans.len();
+        return (Vec::new(), report);
+    };
+    report.ran = true;
+    let lattice = record.state.lattice.clone();
+    // Managed: every application of the record (deployed, being undeployed, or with orders in
+    // flight: pruning keeps those) and whatever the store has deployed.
+    let mut known: BTreeSet<String> = record.apps.keys().cloned().collect();
+    let deployed_in_store = checked.into_iter().flatten();
+    let deployed_in_store =
+        deployed_in_store.filter(|(_, d)| d.as_ref().is_some_and(|d| d.deployed_version.is_some()));
+    known.extend(deployed_in_store.map(|(app, _)| app.clone()));
+    let busy: BTreeMap<String, String> =
+        record.intents.pending().map(|(slot, i)| (slot_key(slot), i.app.clone())).collect();
+    let pass = orphan_pass(OrphanInput {
+        state: &record.state,
+        known: &known,
+        catalog: Some(reconciler.catalog()),
+        busy: &busy,
+        marks: &record.orphans,
+        now,
+        grace_ms: settings.grace_ms(),
+    });
+    record.orphans = pass.marks;
+    report.cleared = pass.cleared.len();
+    let noted = |orphan: &Orphan, app: &str, since: Timestamp| Noted {
+        app: app.to_string(),
+        kind: orphan.kind(),
+        what: orphan.describe(),
+        since,
+        command: None,
+    };
+    for (orphan, app) in &pass.found {
+        report.found.push(noted(orphan, app, now));
+    }
+    let ttl_ms = config.command_ttl.as_millis() as u64;
+    let lifetime_ms = config.order_lifetime.as_millis() as u64;
+    let mut commands = Vec::new();
+    for (orphan, app) in &pass.due {
+        let key = orphan.key();
+        if busy.contains_key(&key) {
+            // Its removal is in flight already.
+            continue;
+        }
+        let Some(mark) = record.orphans.get_mut(&key) else { continue };
+        let since = mark.since;
+        if settings.mode == OrphanMode::Report {
+            if !mark.reported {
+                mark.reported = true;
+                report.reported.push(noted(orphan, app, since));
+            }
+            continue;
+        }
+        // Only applications the store was asked about this step (and does not have deployed).
+        let Some(store) = checked.and_then(|c| c.get(app)) else { continue };
+        let generation = store.as_ref().map_or(0, Deployment::generation);
+        let command = orphan.removal();
+        let planned = PlannedCommand::new(&lattice, app, generation, command);
+        let admission = record.intents.admit(&planned, &record.state, now, ttl_ms, lifetime_ms);
+        let Admission::Issue(intent) = admission else { continue };
+        let mut message = decide::message_of(&lattice, &intent);
+        let secs = now.saturating_sub(since) / 1000;
+        message.reason = format!(
+            "orphan: marked by wadm for application {app}, which nobody manages here; \
+             orphaned for {secs}s"
+        );
+        let change = allocation::classify(&intent.command, &record.state, false, &BTreeMap::new());
+        message.allocation =
+            Some(Allocation { change: change.change, reason_class: ReasonClass::Gc });
+        let mut swept = noted(orphan, app, since);
+        swept.command = Some(message.msg_id());
+        report.swept.push(swept);
+        commands.push(message);
+    }
+    report.marked = record.orphans.len();
+    (commands, report)
+}
