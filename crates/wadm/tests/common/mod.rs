@@ -43,6 +43,15 @@ impl Replica {
 
     /// A replica whose streams and buckets have `replicas` copies (a JetStream cluster).
     pub async fn start_replicated(url: &str, replicas: usize) -> Replica {
+        Self::start_tuned(url, replicas, |_| {}).await
+    }
+
+    /// A replica whose runtime settings `tune` adjusts (after the test defaults).
+    pub async fn start_tuned(
+        url: &str,
+        replicas: usize,
+        tune: impl FnOnce(&mut RunConfig),
+    ) -> Replica {
         let client = async_nats::connect(url).await.expect("replica connects");
         let server_config = ServerConfig {
             probe_window: Duration::from_millis(300),
@@ -63,6 +72,7 @@ impl Replica {
         });
         let mut config = run_config();
         config.streams.replicas = replicas;
+        tune(&mut config);
         let runtime = tokio::spawn(async move {
             wadm_runtime::run(config, client, async move {
                 let _ = stopped.await;
@@ -122,10 +132,19 @@ pub struct Cluster {
 impl Cluster {
     /// Start NATS, `replicas` wadm replicas and one simulated host per spec.
     pub async fn start(replicas: usize, hosts: Vec<HostSpec>) -> Cluster {
+        Self::start_tuned(replicas, hosts, |_| {}).await
+    }
+
+    /// Like [`Cluster::start`], with every replica's runtime settings adjusted by `tune`.
+    pub async fn start_tuned(
+        replicas: usize,
+        hosts: Vec<HostSpec>,
+        tune: impl Fn(&mut RunConfig),
+    ) -> Cluster {
         let nats = NatsServer::start();
         let mut started = Vec::new();
         for _ in 0..replicas {
-            started.push(Some(Replica::start(&nats.url()).await));
+            started.push(Some(Replica::start_tuned(&nats.url(), 1, &tune).await));
         }
         // Hosts start once the event stream exists, so their `host_started` is captured.
         let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
