@@ -267,3 +267,154 @@ pub fn collect(
     report.marked = record.orphans.len();
     (commands, report)
 }
+
+#[cfg(test)]
+mod tests {
+    use wadm_lattice::{ComponentInstance, HostState};
+
+    use super::*;
+    use crate::record::AppRecord;
+
+    const GRACE_MS: u64 = 1_000;
+
+    fn config(mode: OrphanMode) -> RuntimeConfig {
+        let orphans = OrphanConfig { mode, grace: Duration::from_millis(GRACE_MS) };
+        RuntimeConfig { orphans, ..RuntimeConfig::default() }
+    }
+
+    /// Host A runs `ghost-web` with wadm's marks for `ghost`, and `keep-web` of `keep` (managed).
+    fn record() -> LatticeRecord {
+        let mut record = LatticeRecord::default();
+        record.state.lattice = "l".into();
+        let mut host = HostState { id: "A".into(), ..Default::default() };
+        for (id, app) in [("ghost-web", "ghost"), ("keep-web", "keep")] {
+            let annotations = [
+                ("wasmcloud.dev/managed-by", "wadm"),
+                ("wasmcloud.dev/appspec", app),
+                ("wasmcloud.dev/scaler", "s"),
+            ];
+            let annotations = annotations.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            let c = ComponentInstance {
+                id: id.into(),
+                image_ref: "img".into(),
+                count: 1,
+                annotations: annotations.collect(),
+                since: 0,
+            };
+            host.components.insert(id.into(), c);
+        }
+        record.state.hosts.insert("A".into(), host);
+        let keep = AppRecord {
+            store_generation: 1,
+            deployed_version: Some("v1".into()),
+            ..Default::default()
+        };
+        record.apps.insert("keep".into(), keep);
+        record
+    }
+
+    fn reconciler() -> Reconciler {
+        Reconciler::new("l", Vec::new(), Vec::new())
+    }
+
+    fn absent(app: &str) -> BTreeMap<String, Option<Deployment>> {
+        BTreeMap::from([(app.to_string(), None)])
+    }
+
+    #[test]
+    fn sweeps_once_after_the_grace_period_with_the_store_asked() {
+        let config = config(OrphanMode::Sweep);
+        let mut r = record();
+        let rec = reconciler();
+        let (sent, report) = collect(&mut r, Some(&rec), false, None, 10_000, &config);
+        assert!(sent.is_empty() && report.ran);
+        assert_eq!(report.found.len(), 1, "only the ghost: {report:?}");
+        assert_eq!(next_due(&r, 10_000, &config), Some(10_000 + GRACE_MS));
+        let due_at = 10_000 + GRACE_MS;
+        assert!(!due(&r, due_at - 1, &config) && due(&r, due_at, &config));
+        assert_eq!(apps_to_check(&r, due_at, &config), ["ghost"]);
+        // Due, but the store was not asked this step: nothing.
+        let (sent, _) = collect(&mut r, Some(&rec), false, None, due_at, &config);
+        assert!(sent.is_empty());
+        // Asked and absent: one stop of class gc, an order in flight.
+        let store = absent("ghost");
+        let (sent, report) = collect(&mut r, Some(&rec), false, Some(&store), due_at, &config);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].app, "ghost");
+        assert_eq!(sent[0].kind, "scale_component");
+        assert_eq!(sent[0].allocation.map(|a| a.reason_class), Some(ReasonClass::Gc));
+        assert_eq!(report.swept.len(), 1);
+        assert_eq!(r.intents.pending_for("ghost"), 1);
+        // The next step sends nothing more while it is in flight.
+        let (sent, _) = collect(&mut r, Some(&rec), false, Some(&store), due_at + 5, &config);
+        assert!(sent.is_empty());
+    }
+
+    #[test]
+    fn nothing_on_incomplete_knowledge_or_for_an_app_the_store_has_deployed() {
+        let config = config(OrphanMode::Sweep);
+        let mut r = record();
+        let rec = reconciler();
+        collect(&mut r, Some(&rec), false, None, 0, &config);
+        let marks = r.orphans.clone();
+        let store = absent("ghost");
+        // In doubt (a takeover) or no reconcile this step: marks untouched, nothing sent.
+        let (sent, report) = collect(&mut r, Some(&rec), true, Some(&store), GRACE_MS, &config);
+        assert!(sent.is_empty() && !report.ran);
+        let (sent, _) = collect(&mut r, None, false, Some(&store), GRACE_MS, &config);
+        assert!(sent.is_empty());
+        assert_eq!(r.orphans, marks);
+        // The store has it deployed (the record has not caught up): not an orphan.
+        let deployed = Deployment {
+            store_generation: 3,
+            deployed_version: Some("v1".into()),
+            promoted: false,
+        };
+        let store = BTreeMap::from([("ghost".to_string(), Some(deployed))]);
+        let (sent, report) = collect(&mut r, Some(&rec), false, Some(&store), GRACE_MS, &config);
+        assert!(sent.is_empty());
+        assert_eq!(report.cleared, 1);
+        assert!(r.orphans.is_empty());
+    }
+
+    #[test]
+    fn an_undeployed_store_entry_stamps_its_generation() {
+        let config = config(OrphanMode::Sweep);
+        let mut r = record();
+        let rec = reconciler();
+        collect(&mut r, Some(&rec), false, None, 0, &config);
+        let undeployed =
+            Deployment { store_generation: 4, deployed_version: None, promoted: false };
+        let store = BTreeMap::from([("ghost".to_string(), Some(undeployed.clone()))]);
+        let (sent, _) = collect(&mut r, Some(&rec), false, Some(&store), GRACE_MS, &config);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].generation, undeployed.generation(), "not superseded by the executor");
+    }
+
+    #[test]
+    fn report_reports_once_and_off_forgets() {
+        let config = config(OrphanMode::Report);
+        let mut r = record();
+        let rec = reconciler();
+        collect(&mut r, Some(&rec), false, None, 0, &config);
+        assert!(apps_to_check(&r, GRACE_MS, &config).is_empty(), "report never asks the store");
+        let (sent, report) = collect(&mut r, Some(&rec), false, None, GRACE_MS, &config);
+        assert!(sent.is_empty());
+        assert_eq!(report.reported.len(), 1);
+        let (sent, report) = collect(&mut r, Some(&rec), false, None, GRACE_MS * 2, &config);
+        assert!(sent.is_empty() && report.reported.is_empty(), "reported once");
+        assert!(!due(&r, GRACE_MS * 3, &config), "no wake-ups for what was reported");
+        let off = self::config(OrphanMode::Off);
+        let (sent, report) = collect(&mut r, Some(&rec), false, None, GRACE_MS * 3, &off);
+        assert!(sent.is_empty() && r.orphans.is_empty());
+        assert_eq!(report.cleared, 1);
+    }
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!("Sweep".parse::<OrphanMode>(), Ok(OrphanMode::Sweep));
+        assert_eq!("report".parse::<OrphanMode>(), Ok(OrphanMode::Report));
+        assert_eq!("off".parse::<OrphanMode>(), Ok(OrphanMode::Off));
+        assert!("maybe".parse::<OrphanMode>().is_err());
+    }
+}
