@@ -562,12 +562,17 @@ pub fn decide(
                 message.reason = format!("published again after a redelivery: {why}");
                 let undeploying =
                     record.apps.get(&i.app).is_none_or(|a| a.deployed_version.is_none());
-                message.allocation = Some(crate::allocation::classify(
+                let mut allocation = crate::allocation::classify(
                     &i.command,
                     &record.state,
                     undeploying,
                     &record.replacing,
-                ));
+                );
+                if !record.apps.contains_key(&i.app) {
+                    // Only orphan collection orders for an application the record does not know.
+                    allocation.reason_class = crate::allocation::ReasonClass::Gc;
+                }
+                message.allocation = Some(allocation);
                 message
             })
             .collect();

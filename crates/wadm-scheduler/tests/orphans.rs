@@ -305,8 +305,10 @@ fn build(workloads: &[Workload], links: &[(usize, usize)], configs: &[usize]) ->
     state
 }
 
-fn world_strategy()
--> impl Strategy<Value = (Vec<Workload>, Vec<(usize, usize)>, Vec<usize>, BTreeSet<String>)> {
+/// Workloads, links (source, target ids), configs, managed applications.
+type Generated = (Vec<Workload>, Vec<(usize, usize)>, Vec<usize>, BTreeSet<String>);
+
+fn world_strategy() -> impl Strategy<Value = Generated> {
     (
         prop::collection::vec((0..3usize, 0..12usize, any::<bool>(), marks_strategy()), 0..16),
         prop::collection::vec((0..12usize, 0..12usize), 0..6),
