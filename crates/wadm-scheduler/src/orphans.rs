@@ -170,13 +170,16 @@ pub struct OrphanPass {
 pub fn orphan_pass(input: OrphanInput<'_>) -> OrphanPass {
     let OrphanInput { state, known, catalog, busy, marks, now, grace_ms } = input;
     let unknown = |app: &str| !known.contains(app);
+    // A workload id some managed application declares is never an orphan: its scalers may rely
+    // on an instance of it started (and annotated) by an application that is gone.
+    let declared = |id: &str| catalog.is_some_and(|c| c.declares_workload(id));
     let mut candidates: BTreeMap<String, (Orphan, String)> = BTreeMap::new();
     // Ids of workloads that run with an orphan's marks, and ids some host runs otherwise.
     let mut orphan_ids: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut other_ids: BTreeSet<&str> = BTreeSet::new();
     for host in state.hosts.values() {
         for (id, c) in &host.components {
-            match marked_app(&c.annotations).filter(|a| unknown(a)) {
+            match marked_app(&c.annotations).filter(|a| unknown(a) && !declared(id)) {
                 Some(app) => {
                     orphan_ids.entry(id.as_str()).or_default().insert(app);
                     let orphan = Orphan::Component {
@@ -193,7 +196,7 @@ pub fn orphan_pass(input: OrphanInput<'_>) -> OrphanPass {
             }
         }
         for (id, p) in &host.providers {
-            match marked_app(&p.annotations).filter(|a| unknown(a)) {
+            match marked_app(&p.annotations).filter(|a| unknown(a) && !declared(id)) {
                 Some(app) => {
                     orphan_ids.entry(id.as_str()).or_default().insert(app);
                     let orphan = Orphan::Provider { host: host.id.clone(), id: id.clone() };
