@@ -148,6 +148,17 @@ pub fn next_due(
     record.orphans.values().map(|m| m.since.saturating_add(grace)).filter(|at| *at > now).min()
 }
 
+/// A removal the hosts refused (or never answered): its orphan waits another grace period
+/// before it is tried again (applications nobody manages have no failure backoff of their own).
+pub fn removal_failed(record: &mut LatticeRecord, order: &crate::intents::Intent, now: Timestamp) {
+    if record.apps.contains_key(&order.app) {
+        return;
+    }
+    if let Some(mark) = record.orphans.get_mut(&slot_key(&Slot::of(&order.command))) {
+        mark.since = now;
+    }
+}
+
 /// The [`Orphan::key`] of the object an order's slot acts on.
 fn slot_key(slot: &Slot) -> String {
     match slot {
@@ -348,6 +359,15 @@ mod tests {
         // The next step sends nothing more while it is in flight.
         let (sent, _) = collect(&mut r, Some(&rec), false, Some(&store), due_at + 5, &config);
         assert!(sent.is_empty());
+        // Refused: tried again only a full grace period later.
+        let slot = r.intents.pending().next().map(|(s, _)| s.clone()).expect("in flight");
+        let order = r.intents.fail_slot(&slot).expect("the order");
+        removal_failed(&mut r, &order, due_at + 10);
+        let (sent, _) = collect(&mut r, Some(&rec), false, Some(&store), due_at + 20, &config);
+        assert!(sent.is_empty(), "not before another grace period");
+        let later = due_at + 10 + GRACE_MS;
+        let (sent, _) = collect(&mut r, Some(&rec), false, Some(&store), later, &config);
+        assert_eq!(sent.len(), 1, "tried again");
     }
 
     #[test]

@@ -229,6 +229,7 @@ pub fn apply(
             Input::CommandFailed(failure) => {
                 out.command_failed = true;
                 if let Some(order) = record.intents.fail_msg(&failure.msg_id) {
+                    crate::orphans::removal_failed(record, &order, now);
                     out.affected.apps.insert(order.app);
                 }
                 let current = record.apps.get(&failure.app).map(|a| a.generation());
