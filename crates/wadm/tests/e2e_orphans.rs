@@ -395,7 +395,9 @@ async fn what_a_host_that_missed_the_undeploy_runs_is_swept_after_the_restart() 
     let gc = wait_for(common::DEADLINE, || {
         let events = events.lock().unwrap().clone();
         let found = events.into_iter().find(|e| {
-            e["data"]["host_id"] == cut.as_str() && e["data"]["kind"] == "scale_component"
+            e["data"]["host_id"] == cut.as_str()
+                && e["data"]["kind"] == "scale_component"
+                && e["data"]["count"] == 0
         });
         async move { found }
     })
