@@ -51,6 +51,11 @@
 //!    expires host leases, re-reads deployments and reconciles everything (retries whose backoff
 //!    ended, commands lost with a crash).
 //!
+//! 6. Orphans ([`orphans`]): objects carrying wadm's marks for an application no record here
+//!    manages are marked (first-seen time in the head) by steps that reconcile with complete
+//!    knowledge, and removed by ordinary orders (reason class `gc`) once still orphaned after the
+//!    grace period; the store is asked about their application first (`docs/orphans.md`).
+//!
 //! # Persistence
 //! Observed state is stored **one key per entity** (host, component on a host, provider on a
 //! host, link, config, tombstone of a gone host) in the `wadm_runtime_state` bucket through

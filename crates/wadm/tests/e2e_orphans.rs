@@ -273,8 +273,15 @@ async fn orphans_are_swept_after_the_grace_period_and_nothing_else_is_touched() 
     assert_eq!(keep_after, keep_before, "the deployed application is untouched");
     assert!(v.linked("keep-http", "keep-web"));
 
-    // Exactly one removal per orphan, nothing to any foreign object or to `keep`.
+    // Exactly one removal per orphan, nothing to any foreign object or to `keep`, and no
+    // request with an effect sent twice in the whole run.
     let sent = effects(&recorder);
+    let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+    for (subject, body) in &sent {
+        *seen.entry(format!("{subject} {body}")).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:#?}");
     for id in ["foreign-web", "rival-web", "half-web", "ghost-Upper", "foreign-settings"] {
         assert_eq!(touching(&sent, id), vec![], "nothing is sent about {id}");
     }
