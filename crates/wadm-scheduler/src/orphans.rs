@@ -214,11 +214,13 @@ pub fn orphan_pass(input: OrphanInput<'_>) -> OrphanPass {
     orphan_apps.extend(marks.values().map(|m| m.app.as_str()).filter(|a| unknown(a)));
     // A derived name's prefix → the orphaned application, unless a known application (or two
     // orphaned ones) share it.
+    // (No orphaned application, no orphaned link or config: nothing to index or judge.)
+    let evidence = !orphan_apps.is_empty();
     let mut prefixes: BTreeMap<String, Option<&str>> = BTreeMap::new();
-    for app in &orphan_apps {
+    for app in orphan_apps.iter().filter(|_| evidence) {
         prefixes.entry(sanitize(app)).and_modify(|owner| *owner = None).or_insert(Some(*app));
     }
-    for app in known {
+    for app in known.iter().filter(|_| evidence) {
         prefixes.insert(sanitize(app), None);
     }
     let derived_owner = |name: &str| -> Option<&str> {
@@ -241,6 +243,7 @@ pub fn orphan_pass(input: OrphanInput<'_>) -> OrphanPass {
     };
     let mut kept_unjudged: Vec<(&String, &OrphanMark)> = Vec::new();
     match catalog {
+        Some(_) if !evidence => {}
         Some(catalog) => {
             let mut named_by_kept_links: BTreeSet<&str> = BTreeSet::new();
             for (key, link) in &state.links {
