@@ -431,6 +431,25 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_wakes_the_lattice_when_a_mark_is_due() {
+        use crate::step::{self, Applied, Event, Fetched, Input};
+        let config = config(OrphanMode::Sweep);
+        let mut r = record();
+        let rec = reconciler();
+        let mut applied = Applied::default();
+        let decided = step::decide(&mut r, &mut applied, Some(&rec), 10_000, 0, &config);
+        assert_eq!(r.orphans.len(), 1);
+        assert_eq!(decided.orphans.found.len(), 1);
+        assert_eq!(decided.next_deadline, Some(10_000 + GRACE_MS), "woken at mark + grace");
+        // The timer at that deadline reconciles every application (the pass runs again).
+        let at = 10_000 + GRACE_MS;
+        let timer =
+            Event { input: Input::Timer { at }, sequence: 1, delivered: 1, stored_at: None };
+        let applied = step::apply(&mut r, &[timer], &Fetched::default(), at, false, 0, &config);
+        assert!(applied.affected.every_app);
+    }
+
+    #[test]
     fn modes_parse() {
         assert_eq!("Sweep".parse::<OrphanMode>(), Ok(OrphanMode::Sweep));
         assert_eq!("report".parse::<OrphanMode>(), Ok(OrphanMode::Report));
