@@ -508,3 +508,27 @@ async fn http_get(url: &str) -> String {
     stream.read_to_string(&mut body).await.unwrap();
     body
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_is_woken_by_its_deadline_not_by_a_resync() {
+    // Resyncs every 10 minutes: within the test only the mark's own deadline can wake the sweep.
+    let slow = |config: &mut wadm_runtime::RunConfig| {
+        tune(OrphanMode::Sweep)(config);
+        config.runtime.tick_every = Duration::from_secs(600);
+    };
+    let cluster = Cluster::start_tuned(1, vec![HostSpec::default()], slow).await;
+    let url = cluster.nats.url();
+    let host = cluster.sim.hosts()[0].clone();
+    let planted = Instant::now();
+    plant_ghost(&url, &host).await;
+    let swept = wait_for(common::DEADLINE, || {
+        let gone = cluster.view().count("ghost-web") == 0;
+        async move { gone.then(|| planted.elapsed()) }
+    })
+    .await
+    .unwrap_or_else(|| panic!("never swept: {:#?}", cluster.view()));
+    assert!(swept >= GRACE, "{swept:?}");
+    assert!(swept < GRACE * 4, "woken at mark + grace, not much later: {swept:?}");
+    assert_eq!(cluster.view().count("foreign-web"), 2);
+    cluster.shutdown().await;
+}
