@@ -389,6 +389,9 @@ mod tests {
         let link = link();
         record.state.links.insert(link.key(), link.clone());
         record.apps.insert("app".into(), AppRecord { store_generation: 3, ..Default::default() });
+        let mark =
+            wadm_scheduler::orphans::OrphanMark { app: "gone".into(), since: 7, reported: false };
+        record.orphans.insert("[\"config\",\"gone-x\"]".into(), mark);
         let rev1 =
             store.save("l", record.clone(), Base::default(), &link_set(&link)).await.unwrap();
         assert_eq!(entities.keys(), vec!["l.link.a.wasi.http.default".to_string()]);
