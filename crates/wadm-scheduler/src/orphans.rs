@@ -10,7 +10,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{LatticeState, Timestamp};
 use wadm_model::names::sanitize;
-use wadm_model::{APP_SPEC_ANNOTATION, MANAGED_BY_ANNOTATION, MANAGED_BY_WADM, SCALER_ANNOTATION};
 use wadm_protocol::ctl::{DeleteLinkRequest, ScaleComponentRequest, StopProviderRequest};
 use wadm_protocol::{LinkKey, StringMap};
 
@@ -118,14 +117,11 @@ impl Orphan {
     }
 }
 
-/// The application wadm's full set of ownership marks names: managed by wadm, an application
-/// and a scaler. Anything short of all three is not wadm's to collect.
+/// The application wadm's ownership marks name: `managed-by: wadm` and a non-empty `appspec` —
+/// what the scheduler itself takes as ownership ([`crate::observed::owner_app`]). Anything else
+/// is not wadm's to collect.
 pub fn marked_app(annotations: &StringMap) -> Option<&str> {
-    let managed =
-        annotations.get(MANAGED_BY_ANNOTATION).map(String::as_str) == Some(MANAGED_BY_WADM);
-    let scaler = annotations.get(SCALER_ANNOTATION).is_some_and(|s| !s.is_empty());
-    let app = annotations.get(APP_SPEC_ANNOTATION).filter(|a| !a.is_empty());
-    if managed && scaler { app.map(String::as_str) } else { None }
+    crate::observed::owner_app(annotations).filter(|app| !app.is_empty())
 }
 
 /// What one pass knows besides observed state.

@@ -69,12 +69,10 @@ impl World {
     }
 }
 
-/// wadm's three marks naming `app`, read independently of the code under test.
+/// wadm's ownership marks naming `app`, read independently of the code under test.
 fn fully_marked(annotations: &BTreeMap<String, String>, app: &str) -> bool {
     let get = |k: &str| annotations.get(k).map(String::as_str);
-    get("wasmcloud.dev/managed-by") == Some("wadm")
-        && get("wasmcloud.dev/appspec") == Some(app)
-        && get("wasmcloud.dev/scaler").is_some_and(|s| !s.is_empty())
+    get("wasmcloud.dev/managed-by") == Some("wadm") && get("wasmcloud.dev/appspec") == Some(app)
 }
 
 fn keys(items: &[(Orphan, String)]) -> Vec<String> {
@@ -102,8 +100,11 @@ fn world() -> World {
         ("wasmcloud.dev/scaler", "s"),
     ];
     run_component(&mut b, "rival", "img:r", 1, &rival);
-    let half = [("wasmcloud.dev/managed-by", "wadm"), ("wasmcloud.dev/appspec", "ghost")];
+    // Half the marks: an application without `managed-by: wadm`.
+    let half = [("wasmcloud.dev/appspec", "ghost"), ("wasmcloud.dev/scaler", "s")];
     run_component(&mut b, "half", "img:h", 1, &half);
+    // And the other half: managed by wadm, for no application.
+    run_component(&mut b, "nameless", "img:n", 1, &[("wasmcloud.dev/managed-by", "wadm")]);
     let mut state = lattice(vec![a, b]);
     add_link(&mut state, lattice_link("keep-http", "keep-web", &["keep-listen"]));
     add_link(&mut state, lattice_link("ghost-web", "ghost-kv", &["ghost-settings"]));
@@ -139,7 +140,7 @@ fn marks_then_sweeps_only_the_unmanaged_applications_objects_after_the_grace_per
             "ghost: link default from ghost-web (wasi:keyvalue)",
             "ghost: provider ghost-kv on host B",
         ],
-        "not foreign, rival, half, keep's, a config a foreign link names, ghost-Upper"
+        "not foreign, rival, half, nameless, keep's, a config a foreign link names, ghost-Upper"
     );
     assert!(first.due.is_empty(), "nothing before the grace period");
     assert_eq!(first.next_due, Some(10_000 + GRACE));
@@ -273,7 +274,7 @@ fn annotations(m: &Marks) -> Vec<(&'static str, String)> {
     match m {
         Marks::None => vec![],
         Marks::Wadm(i) => marks_of(APPS[*i]),
-        Marks::Partial(i) => marks_of(APPS[*i]).into_iter().take(2).collect(),
+        Marks::Partial(i) => marks_of(APPS[*i]).into_iter().skip(1).collect(),
         Marks::Other(i) => {
             let mut m = marks_of(APPS[*i]);
             m[0].1 = "someone-else".into();

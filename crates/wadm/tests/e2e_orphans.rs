@@ -39,7 +39,7 @@ fn app(name: &str) -> String {
     common::linked_web_app(name, "v1", "ghcr.io/example/web:1.0.0", "instances: 2")
 }
 
-/// wadm's full set of marks for `app`.
+/// The annotations wadm sets on what it places for `app`.
 fn wadm_marks(app: &str, scaler: &str) -> Value {
     json!({
         "wasmcloud.dev/managed-by": "wadm",
@@ -214,7 +214,7 @@ async fn orphans_are_swept_after_the_grace_period_and_nothing_else_is_touched() 
         "wasmcloud.dev/scaler": "theirs",
     });
     plant_component(&nats, b, "rival-web", rival).await;
-    let half = json!({"wasmcloud.dev/managed-by": "wadm", "wasmcloud.dev/appspec": "ghost"});
+    let half = json!({"wasmcloud.dev/appspec": "ghost", "wasmcloud.dev/scaler": "theirs"});
     plant_component(&nats, c, "half-web", half).await;
     plant_config(&nats, "ghost-Upper").await;
     plant_config(&nats, "foreign-settings").await;

@@ -1,7 +1,8 @@
 //! Shared setup of the end-to-end tests: a real `nats-server -js`, N wadm replicas (API server +
 //! runtime, each in its own tasks on its own NATS connection, as separate processes would be)
-//! and a simulated lattice. Timings are short (1 s heartbeats, 500 ms resync, 2 s ack wait) so
-//! failures are detected and recovered within seconds. Assertions read the SIMULATED lattice.
+//! and a simulated lattice. Timings are short (1 s heartbeats, 500 ms resync, 2 s ack wait, 5 s
+//! orphan grace) so failures are detected and recovered within seconds. Assertions read the
+//! SIMULATED lattice.
 
 #![allow(dead_code)]
 
@@ -28,6 +29,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const LEASE_SLACK: Duration = Duration::from_millis(500);
 /// Generous deadline of every wait (typical convergence takes seconds).
 pub const DEADLINE: Duration = Duration::from_secs(60);
+/// The replicas' orphan grace period (`--orphan-grace`; 60 s in production).
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(5);
 
 /// One wadm replica: API server and runtime on their own NATS connection.
 pub struct Replica {
@@ -118,6 +121,8 @@ fn run_config() -> RunConfig {
     config.runtime.request_timeout = Duration::from_secs(2);
     config.streams.ack_wait = Duration::from_secs(2);
     config.poll_wait = Duration::from_millis(200);
+    // Orphans are swept (the default) after [`ORPHAN_GRACE`], well within [`DEADLINE`].
+    config.runtime.orphans.grace = ORPHAN_GRACE;
     config
 }
 
