@@ -198,7 +198,16 @@ pub fn collect(
     if settings.mode == OrphanMode::Off {
         report.cleared = record.orphans.len();
         record.orphans.clear();
+        record.orphans_held = None;
         return (Vec::new(), report);
+    }
+    if in_doubt {
+        // Observed state is in doubt: no marks change now, and nothing is removed before a
+        // complete discovery round merged after this confirms what the hosts run.
+        record.orphans_held.get_or_insert(now);
+    }
+    if record.orphans_held.is_some_and(|since| record.observing.round_merged_at >= since) {
+        record.orphans_held = None;
     }
     let Some(reconciler) = reconciler.filter(|_| !in_doubt) else {
         report.marked = record.orphans.len();
@@ -252,6 +261,9 @@ pub fn collect(
                 mark.reported = true;
                 report.reported.push(noted(orphan, app, since));
             }
+            continue;
+        }
+        if record.orphans_held.is_some() {
             continue;
         }
         // Only applications the store was asked about this step (and does not have deployed).
@@ -384,6 +396,20 @@ mod tests {
         let (sent, _) = collect(&mut r, None, false, Some(&store), GRACE_MS, &config);
         assert!(sent.is_empty());
         assert_eq!(r.orphans, marks);
+        // Nor later, until a complete discovery round merged after the doubt confirms it.
+        let later = GRACE_MS * 3;
+        let (sent, report) = collect(&mut r, Some(&rec), false, Some(&store), later, &config);
+        assert!(sent.is_empty() && report.ran, "held for discovery");
+        assert_eq!(r.orphans_held, Some(GRACE_MS));
+        r.observing.round_merged_at = GRACE_MS - 1;
+        let (sent, _) = collect(&mut r, Some(&rec), false, Some(&store), later, &config);
+        assert!(sent.is_empty(), "a round merged before the doubt confirms nothing");
+        r.observing.round_merged_at = GRACE_MS + 500;
+        let (sent, _) = collect(&mut r, Some(&rec), false, Some(&store), later, &config);
+        assert_eq!(sent.len(), 1, "confirmed: swept");
+        assert_eq!(r.orphans_held, None);
+        let mut r = record();
+        collect(&mut r, Some(&rec), false, None, 0, &config);
         // The store has it deployed (the record has not caught up): not an orphan.
         let deployed = Deployment {
             store_generation: 3,

@@ -66,6 +66,10 @@ pub struct LatticeRecord {
     /// seen so (see [`crate::orphans`]).
     #[serde(default)]
     pub orphans: wadm_scheduler::orphans::OrphanMarks,
+    /// Since when observed state was in doubt (a takeover, an unknown host): orphans are not
+    /// removed until a complete discovery round has been merged after it.
+    #[serde(default)]
+    pub orphans_held: Option<Timestamp>,
     /// Per host, the `last_seen` its stored record holds (not stored itself: known from what
     /// was read back and written). A heartbeat that changes nothing but the lease rewrites the
     /// host record only once the stored lease is a quarter lease old.
@@ -298,6 +302,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             intents: head.intents,
             replacing: head.replacing,
             orphans: head.orphans,
+            orphans_held: head.orphans_held,
             host_written,
         };
         Ok(Loaded { record, base, reloaded, fresh })
@@ -328,6 +333,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             intents: record.intents.clone(),
             replacing: record.replacing.clone(),
             orphans: record.orphans.clone(),
+            orphans_held: record.orphans_held,
             step,
             journal: journal_after(&base.journal, step, keys),
         };

@@ -32,6 +32,9 @@ fn tune(mode: OrphanMode) -> impl Fn(&mut wadm_runtime::RunConfig) {
     move |config| {
         config.runtime.orphans.mode = mode;
         config.runtime.orphans.grace = GRACE;
+        // Removals wait for a discovery round after any doubt (a returning host): run those
+        // rounds promptly.
+        config.discovery_min_gap = Duration::from_secs(1);
     }
 }
 
