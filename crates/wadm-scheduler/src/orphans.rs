@@ -209,8 +209,8 @@ pub fn orphan_pass(input: OrphanInput<'_>) -> OrphanPass {
     let mut orphan_apps: BTreeSet<&str> = orphan_ids.values().flatten().copied().collect();
     orphan_apps.extend(marks.values().map(|m| m.app.as_str()).filter(|a| unknown(a)));
     // A derived name's prefix → the orphaned application, unless a known application (or two
-    // orphaned ones) share it.
-    // (No orphaned application, no orphaned link or config: nothing to index or judge.)
+    // orphaned ones) share it. No orphaned application, no orphaned link or config: nothing to
+    // index or judge.
     let evidence = !orphan_apps.is_empty();
     let mut prefixes: BTreeMap<String, Option<&str>> = BTreeMap::new();
     for app in orphan_apps.iter().filter(|_| evidence) {
@@ -301,7 +301,7 @@ pub fn orphan_pass(input: OrphanInput<'_>) -> OrphanPass {
         };
         let due_at = mark.since.saturating_add(grace_ms);
         if due_at <= now {
-            // Our own removal in flight: due, but the runtime issues nothing new for it.
+            // (Also while its own removal is in flight: the caller sees that in `busy`.)
             out.due.push((orphan, app));
         } else {
             out.next_due = Some(out.next_due.map_or(due_at, |n| n.min(due_at)));
