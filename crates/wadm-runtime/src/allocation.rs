@@ -20,6 +20,8 @@
 //! - `drift`: what runs differs from what is wanted in something else than count or image
 //!   (annotations, config, a link's target or interfaces, a config's values);
 //! - `orphan_gc`: a config no deployed application needs any more is deleted;
+//! - `gc`: orphan collection removes something wadm marked for an application nobody manages
+//!   any more (decided by `crate::orphans`, never by [`classify`]);
 //! - `reconcile`: anything else wadm cannot classify reliably from what it knows when deciding
 //!   (a removal of something that runs nowhere else while its application stays deployed, a link
 //!   no longer wanted).
@@ -107,6 +109,8 @@ pub enum ReasonClass {
     /// A placement made possible by declared host capacity that became free.
     Capacity,
     OrphanGc,
+    /// Removed by orphan collection (`crate::orphans`).
+    Gc,
     Reconcile,
     /// A message from a wadm that did not classify its commands.
     Unknown,
@@ -123,6 +127,7 @@ impl ReasonClass {
             ReasonClass::Drift => "drift",
             ReasonClass::Capacity => "capacity",
             ReasonClass::OrphanGc => "orphan_gc",
+            ReasonClass::Gc => "gc",
             ReasonClass::Reconcile => "reconcile",
             ReasonClass::Unknown => "unknown",
         }

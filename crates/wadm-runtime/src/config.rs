@@ -47,6 +47,8 @@ pub struct RuntimeConfig {
     /// first step, for a complete discovery round before it is reconciled (see
     /// [`crate::first_round`]; default 30 s, well above a round's gathering window).
     pub first_round_wait: Duration,
+    /// Orphan collection (see [`crate::orphans`]).
+    pub orphans: crate::orphans::OrphanConfig,
 }
 
 impl Default for RuntimeConfig {
@@ -73,6 +75,7 @@ impl Default for RuntimeConfig {
             max_deferred_steps: 256,
             max_deferred: Duration::from_secs(1),
             first_round_wait: Duration::from_secs(30),
+            orphans: crate::orphans::OrphanConfig::default(),
         }
     }
 }

@@ -65,6 +65,18 @@ pub trait DesiredSource: Send + Sync {
     ) -> impl Future<Output = Result<Option<serde_json::Value>, IoError>> + Send {
         async { Ok(None) }
     }
+    /// Add `action` by `actor` to an application's history (orphan collection records its
+    /// removals there). Sources without a history record nothing.
+    fn note_history(
+        &self,
+        lattice: &str,
+        app: &str,
+        action: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<(), IoError>> + Send {
+        let _ = (lattice, app, action, actor);
+        async { Ok(()) }
+    }
 }
 
 /// The deployment an index describes.
@@ -91,6 +103,16 @@ impl<K: Kv> DesiredSource for ManifestStore<K> {
     async fn deployments(&self, lattice: &str) -> Result<BTreeMap<String, Deployment>, IoError> {
         let list = self.list(lattice).await.map_err(|e| store_err(lattice, e))?;
         Ok(list.into_iter().map(|i| (i.name.clone(), deployment_of(i))).collect())
+    }
+
+    async fn note_history(
+        &self,
+        lattice: &str,
+        app: &str,
+        action: &str,
+        actor: &str,
+    ) -> Result<(), IoError> {
+        self.note(lattice, app, action, actor).await.map_err(|e| store_err(app, e))
     }
 
     async fn manifest(

@@ -53,6 +53,13 @@ pub struct LatticeHead {
     /// Workloads of hosts that left, waiting for a replacement (see `LatticeRecord::replacing`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replacing: BTreeMap<String, Timestamp>,
+    /// Orphans marked, waiting for their grace period (see `LatticeRecord::orphans`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub orphans: wadm_scheduler::orphans::OrphanMarks,
+    /// Orphan removals wait for a discovery round merged after this (see
+    /// `LatticeRecord::orphans_held`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphans_held: Option<Timestamp>,
 }
 
 /// The entity keys one step wrote.

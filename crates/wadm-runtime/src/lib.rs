@@ -51,6 +51,11 @@
 //!    expires host leases, re-reads deployments and reconciles everything (retries whose backoff
 //!    ended, commands lost with a crash).
 //!
+//! 6. Orphans ([`orphans`]): objects carrying wadm's marks for an application no record here
+//!    manages are marked (first-seen time in the head) by steps that reconcile with complete
+//!    knowledge, and removed by ordinary orders (reason class `gc`) once still orphaned after the
+//!    grace period; the store is asked about their application first (`docs/orphans.md`).
+//!
 //! # Persistence
 //! Observed state is stored **one key per entity** (host, component on a host, provider on a
 //! host, link, config, tombstone of a gone host) in the `wadm_runtime_state` bucket through
@@ -152,6 +157,7 @@ pub mod membership;
 pub mod memory;
 pub mod messages;
 pub mod nats;
+pub mod orphans;
 pub mod parts;
 pub mod pipeline;
 pub mod record;
@@ -207,6 +213,9 @@ mod arc_impls {
             action: &crate::revert::StoreAction,
         ) -> Result<Option<serde_json::Value>, IoError> {
             (**self).act(l, action).await
+        }
+        async fn note_history(&self, l: &str, a: &str, act: &str, by: &str) -> Result<(), IoError> {
+            (**self).note_history(l, a, act, by).await
         }
     }
 

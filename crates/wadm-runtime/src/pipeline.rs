@@ -400,6 +400,7 @@ where
             if !reads.is_empty() {
                 step::settle_after_reads(&mut record, &mut applied, now, config);
             }
+            applied.orphan_check = self.check_orphan_apps(&lattice, &record, now).await;
             let planning = step::wants_plan(&mut record, &mut applied, queued, now, config);
             let reconciler = match planning {
                 step::Planning::Plan => Some(self.reconciler(&lattice, &record).await?),
@@ -482,6 +483,7 @@ where
                     metrics::counter!("wadm_commands_published_total", "kind" => kind).increment(1);
                 }
             }
+            self.report_orphans(&lattice, &decided.orphans).await;
             let statuses = decided.statuses.len();
             for (app, status) in decided.statuses {
                 if self.status.set(&lattice, &app, &status).await? {
@@ -544,6 +546,92 @@ where
         if let Err(e) = self.commands.publish(outgoing).await {
             // The next tick reads every deployment anyway.
             tracing::warn!(%lattice, %app, error = %e, "cannot announce the revert");
+        }
+    }
+}
+
+impl<K, T, D, S, O, C> Pipeline<K, T, D, S, O, C>
+where
+    K: Kv,
+    T: StateStore,
+    D: DesiredSource,
+    S: StatusStore,
+    O: Outbox,
+    C: ControlClient,
+{
+    /// Ask the manifest store about the applications whose orphans are due (see
+    /// [`crate::orphans::apps_to_check`]). A name the store cannot hold is absent without
+    /// asking; when the store does not answer, nothing is removed this step (`None`).
+    async fn check_orphan_apps(
+        &self,
+        lattice: &str,
+        record: &crate::record::LatticeRecord,
+        now: wadm_lattice::Timestamp,
+    ) -> Option<std::collections::BTreeMap<String, Option<crate::desired::Deployment>>> {
+        let apps = crate::orphans::apps_to_check(record, now, &self.config);
+        if apps.is_empty() {
+            return None;
+        }
+        let mut found = std::collections::BTreeMap::new();
+        for app in apps {
+            if !wadm_server::keys::is_valid_app_name(&app) {
+                found.insert(app, None);
+                continue;
+            }
+            match self.desired.deployment(lattice, &app).await {
+                Ok(deployment) => {
+                    found.insert(app, deployment);
+                }
+                Err(e) => {
+                    tracing::warn!(%lattice, %app, error = %e, "orphans: manifest store unavailable; nothing removed this time");
+                    return None;
+                }
+            }
+        }
+        Some(found)
+    }
+
+    /// Log, count and record in the owning application's history what orphan collection did.
+    async fn report_orphans(&self, lattice: &str, report: &crate::orphans::OrphanReport) {
+        if report.ran {
+            metrics::gauge!("wadm_orphans_marked", "lattice" => lattice.to_string())
+                .set(report.marked as f64);
+        }
+        for o in &report.found {
+            tracing::info!(
+                %lattice, app = %o.app, kind = o.kind, what = %o.what,
+                grace_s = self.config.orphans.grace.as_secs_f64(),
+                "orphan marked: wadm's marks for an application nobody manages here"
+            );
+            metrics::counter!("wadm_orphans_found_total", "lattice" => lattice.to_string(), "kind" => o.kind)
+                .increment(1);
+        }
+        for o in &report.reported {
+            tracing::warn!(
+                %lattice, app = %o.app, kind = o.kind, what = %o.what,
+                "orphan past its grace period (report only: not removed)"
+            );
+            metrics::counter!("wadm_orphans_reported_total", "lattice" => lattice.to_string(), "kind" => o.kind)
+                .increment(1);
+        }
+        let mut apps: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for o in &report.swept {
+            tracing::info!(
+                %lattice, app = %o.app, kind = o.kind, what = %o.what,
+                command = o.command.as_deref().unwrap_or(""), "orphan swept"
+            );
+            metrics::counter!("wadm_orphans_swept_total", "lattice" => lattice.to_string(), "kind" => o.kind)
+                .increment(1);
+            apps.entry(o.app.as_str()).or_default().push(o.kind);
+        }
+        for (app, kinds) in apps {
+            if !wadm_server::keys::is_valid_app_name(app) {
+                continue;
+            }
+            let actor = format!("wadm orphan collection ({} removed)", kinds.len());
+            if let Err(e) = self.desired.note_history(lattice, app, "gc", &actor).await {
+                tracing::warn!(%lattice, %app, error = %e, "orphans: could not record the sweep in the history");
+            }
         }
     }
 }

@@ -62,6 +62,14 @@ pub struct LatticeRecord {
     /// when the host left (see [`crate::allocation::note_left`]): classifies allocation events.
     #[serde(default)]
     pub replacing: BTreeMap<String, Timestamp>,
+    /// Objects with wadm's marks that no managed application owns, with when each was first
+    /// seen so (see [`crate::orphans`]).
+    #[serde(default)]
+    pub orphans: wadm_scheduler::orphans::OrphanMarks,
+    /// Since when observed state was in doubt (a takeover, an unknown host): orphans are not
+    /// removed until a complete discovery round has been merged after it.
+    #[serde(default)]
+    pub orphans_held: Option<Timestamp>,
     /// Per host, the `last_seen` its stored record holds (not stored itself: known from what
     /// was read back and written). A heartbeat that changes nothing but the lease rewrites the
     /// host record only once the stored lease is a quarter lease old.
@@ -301,6 +309,8 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             observing: head.observing,
             intents: head.intents,
             replacing: head.replacing,
+            orphans: head.orphans,
+            orphans_held: head.orphans_held,
             host_written,
         };
         Ok(Loaded { record, base, reloaded, fresh })
@@ -330,6 +340,8 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             observing: record.observing.clone(),
             intents: record.intents.clone(),
             replacing: record.replacing.clone(),
+            orphans: record.orphans.clone(),
+            orphans_held: record.orphans_held,
             step,
             journal: journal_after(&base.journal, step, keys),
         };
@@ -391,6 +403,9 @@ mod tests {
         let link = link();
         record.state.links.insert(link.key(), link.clone());
         record.apps.insert("app".into(), AppRecord { store_generation: 3, ..Default::default() });
+        let mark =
+            wadm_scheduler::orphans::OrphanMark { app: "gone".into(), since: 7, reported: false };
+        record.orphans.insert("[\"config\",\"gone-x\"]".into(), mark);
         let rev1 =
             store.save("l", record.clone(), Base::default(), &link_set(&link)).await.unwrap();
         assert_eq!(entities.keys(), vec!["l.link.a.wasi.http.default".to_string()]);

@@ -130,6 +130,9 @@ pub struct Applied {
     /// Providers' failed health checks, `(app, reason)`: a failure while the application rolls
     /// out a version that has not become stable.
     pub health_failures: Vec<(String, String)>,
+    /// What the manifest store said about the applications of orphans due (see
+    /// [`crate::orphans::apps_to_check`]); `None`: not asked.
+    pub orphan_check: Option<BTreeMap<String, Option<Deployment>>>,
 }
 
 /// Fold `events` into `record` at `now` (`fresh`: the record was read back with nothing kept,
@@ -178,6 +181,9 @@ pub fn apply(
                     out.affected = Affected::all();
                 }
                 out.affected.apps.extend(decide::retries_due(record, now));
+                if crate::orphans::due(record, now, config) {
+                    out.affected = Affected::all();
+                }
                 out.persist.merge(expired);
             }
             Input::Tick => {
@@ -233,6 +239,7 @@ pub fn apply(
             Input::CommandFailed(failure) => {
                 out.command_failed = true;
                 if let Some(order) = record.intents.fail_msg(&failure.msg_id) {
+                    crate::orphans::removal_failed(record, &order, now);
                     out.affected.apps.insert(order.app);
                 }
                 let current = record.apps.get(&failure.app).map(|a| a.generation());
@@ -532,6 +539,8 @@ pub struct Decided {
     pub next_deadline: Option<Timestamp>,
     /// Writes to the manifest store (reverts, stable versions, history notes), for the shell.
     pub store_actions: Vec<crate::revert::StoreAction>,
+    /// What orphan collection did (see [`crate::orphans`]).
+    pub orphans: crate::orphans::OrphanReport,
 }
 
 /// The applications a step must plan for, when not every one: the affected applications and
@@ -616,18 +625,32 @@ pub fn decide(
                 message.reason = format!("published again after a redelivery: {why}");
                 let undeploying =
                     record.apps.get(&i.app).is_none_or(|a| a.deployed_version.is_none());
-                message.allocation = Some(crate::allocation::classify(
+                let mut allocation = crate::allocation::classify(
                     &i.command,
                     &record.state,
                     undeploying,
                     &record.replacing,
-                ));
+                );
+                if !record.apps.contains_key(&i.app) {
+                    // Only orphan collection orders for an application the record does not know.
+                    allocation.reason_class = crate::allocation::ReasonClass::Gc;
+                }
+                message.allocation = Some(allocation);
                 message
             })
             .collect();
         commands.extend(again);
     }
     crate::revert::note_orders_in_flight(record);
+    let (swept, orphans) = crate::orphans::collect(
+        record,
+        reconciler,
+        applied.in_doubt,
+        applied.orphan_check.as_ref(),
+        now,
+        config,
+    );
+    commands.extend(swept);
     let mut statuses = decide::statuses(record, &plan, &applied.affected, now);
     store_actions.extend(crate::revert::on_statuses(record, &mut statuses));
     // Reverts decided earlier whose deployment the record does not show yet: again (idempotent).
@@ -640,9 +663,11 @@ pub fn decide(
         decide::prune_undeployed(record, &plan, scope.as_ref());
     }
     let next_deadline = decide::next_deadline(record, &config.lease, now);
+    let next_deadline = [next_deadline, crate::orphans::next_due(record, now, config)];
+    let next_deadline = next_deadline.into_iter().flatten().min();
     applied.persist.changes.sort();
     applied.persist.changes.dedup();
-    Decided { commands, statuses, held, next_deadline, store_actions }
+    Decided { commands, statuses, held, next_deadline, store_actions, orphans }
 }
 
 /// The configs with a put in flight whose values wadm does not know (their read went unanswered).

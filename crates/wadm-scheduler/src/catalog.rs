@@ -156,6 +156,14 @@ impl<'a> Catalog<'a> {
         self.declarations().prefixes.get(&format!("{head}-")).map(String::as_str)
     }
 
+    /// Whether some known application (deployed or undeployed spec) declares a component or
+    /// provider with this id: its scalers may count an instance of it as theirs whatever its
+    /// annotations say (a provider several applications declare keeps the annotations of the one
+    /// that started it).
+    pub fn declares_workload(&self, id: &str) -> bool {
+        self.declarations().ids.contains_key(id)
+    }
+
     /// The known application that may have put this lattice link: the one that declared its key,
     /// else declared its source id, else whose derived prefix the source id carries.
     pub fn link_owner(&self, key: &LinkKey) -> Option<&str> {

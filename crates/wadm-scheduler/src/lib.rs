@@ -85,6 +85,7 @@ pub mod engine;
 pub mod hash;
 pub mod input;
 pub mod observed;
+pub mod orphans;
 pub mod reconciler;
 pub mod scaler;
 pub mod spread;

@@ -81,6 +81,11 @@ impl Reconciler {
         self.indexed.borrow_owner().desired()
     }
 
+    /// Who declared what in the desired state (ownership of links and configs).
+    pub fn catalog(&self) -> &Catalog<'_> {
+        self.indexed.borrow_dependent()
+    }
+
     /// Reconcile `observed` (a state of this reconciler's lattice) with the kept scalers.
     pub fn reconcile(&self, observed: &LatticeState, now: Timestamp) -> Plan {
         plan_with(observed, self.indexed.borrow_dependent(), &self.scalers, now)

@@ -618,6 +618,30 @@ impl<K: Kv> ManifestStore<K> {
         .await
     }
 
+    /// Add a history entry `action` (no version) by `actor` to an application's history, which
+    /// is created (as a tombstone without versions, like a deleted application's) when the
+    /// store has none: how wadm records what it did to an application it no longer manages.
+    pub async fn note(
+        &self,
+        lattice: &str,
+        app: &str,
+        action: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        self.modify(lattice, app, actor, |index| {
+            let index = index.unwrap_or_else(|| AppIndex::new(app));
+            Ok(Change::Write {
+                index,
+                history: Some((HistoryAction::Other(action.to_string()), None, None)),
+                dropped: Vec::new(),
+                // A note of what wadm did moves no revision (a client's expected revision stays).
+                bookkeeping: true,
+                result: (),
+            })
+        })
+        .await
+    }
+
     /// The history of an application, oldest first (`None`: never stored). Survives deletion.
     pub async fn history(
         &self,

@@ -54,6 +54,15 @@ pub struct RuntimeArgs {
     /// `100MB`, bytes; `0`: no limit). Applied to an existing stream at start-up.
     #[arg(long, env = "WADM_EVENT_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
     pub event_max_bytes: u64,
+    /// What to do with orphans — components, providers, links and configs that carry wadm's
+    /// marks for an application nobody manages here any more (docs/orphans.md): `sweep` removes
+    /// them once still orphaned after `--orphan-grace`, `report` only logs and counts them,
+    /// `off` ignores them.
+    #[arg(long, env = "WADM_ORPHANS", default_value = "sweep")]
+    pub orphans: wadm_runtime::orphans::OrphanMode,
+    /// How long something must stay orphaned before `--orphans sweep` removes it.
+    #[arg(long, env = "WADM_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub orphan_grace: Duration,
 }
 
 impl RuntimeArgs {
@@ -70,6 +79,8 @@ impl RuntimeArgs {
         config.command_workers = self.command_workers.max(1);
         config.streams.event_max_age = self.event_max_age;
         config.streams.event_max_bytes = self.event_max_bytes;
+        config.runtime.orphans =
+            wadm_runtime::orphans::OrphanConfig { mode: self.orphans, grace: self.orphan_grace };
         config
     }
 
@@ -389,6 +400,10 @@ mod tests {
             "30m",
             "--event-max-bytes",
             "256MiB",
+            "--orphans",
+            "report",
+            "--orphan-grace",
+            "2m",
         ])
         .unwrap();
         let named = cli.runtime.named_lattices().unwrap();
@@ -403,9 +418,13 @@ mod tests {
         assert_eq!(config.streams.replicas, 3);
         assert_eq!(config.streams.event_max_age, Duration::from_secs(1800));
         assert_eq!(config.streams.event_max_bytes, 256 << 20);
+        assert_eq!(config.runtime.orphans.mode, wadm_runtime::orphans::OrphanMode::Report);
+        assert_eq!(config.runtime.orphans.grace, Duration::from_secs(120));
         let defaults = Cli::try_parse_from(["x"]).unwrap().runtime.run_config(vec![], 1);
         assert_eq!(defaults.streams.event_max_age, Duration::from_secs(3600));
         assert_eq!(defaults.streams.event_max_bytes, 1 << 30);
+        assert_eq!(defaults.runtime.orphans, wadm_runtime::orphans::OrphanConfig::default());
+        assert!(Cli::try_parse_from(["x", "--orphans", "maybe"]).is_err());
     }
 
     #[test]

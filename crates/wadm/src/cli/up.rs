@@ -50,6 +50,13 @@ pub struct Args {
     /// How many bytes of events the stream keeps (`512MiB`, `2GiB`; `0`: no limit).
     #[arg(long, env = "WADM_EVENT_MAX_BYTES", default_value = "1GiB", value_parser = stack::parse_bytes)]
     event_max_bytes: u64,
+    /// What to do with orphans (components, providers, links, configs wadm marked for an
+    /// application nobody manages any more): sweep, report or off.
+    #[arg(long, env = "WADM_ORPHANS", default_value = "sweep")]
+    orphans: wadm_runtime::orphans::OrphanMode,
+    /// How long something must stay orphaned before it is swept.
+    #[arg(long, env = "WADM_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    orphan_grace: Duration,
     #[command(flatten)]
     operator: OperatorArgs,
 }
@@ -114,6 +121,8 @@ async fn up(args: Args) -> anyhow::Result<()> {
         command_workers: 8,
         event_max_age: args.event_max_age,
         event_max_bytes: args.event_max_bytes,
+        orphans: args.orphans,
+        orphan_grace: args.orphan_grace,
     };
     let prefix = server.api_prefix.clone();
     let settings = WadmSettings { server, runtime };

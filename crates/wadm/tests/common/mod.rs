@@ -1,7 +1,8 @@
 //! Shared setup of the end-to-end tests: a real `nats-server -js`, N wadm replicas (API server +
 //! runtime, each in its own tasks on its own NATS connection, as separate processes would be)
-//! and a simulated lattice. Timings are short (1 s heartbeats, 500 ms resync, 2 s ack wait) so
-//! failures are detected and recovered within seconds. Assertions read the SIMULATED lattice.
+//! and a simulated lattice. Timings are short (1 s heartbeats, 500 ms resync, 2 s ack wait, 5 s
+//! orphan grace) so failures are detected and recovered within seconds. Assertions read the
+//! SIMULATED lattice.
 
 #![allow(dead_code)]
 
@@ -28,6 +29,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const LEASE_SLACK: Duration = Duration::from_millis(500);
 /// Generous deadline of every wait (typical convergence takes seconds).
 pub const DEADLINE: Duration = Duration::from_secs(60);
+/// The replicas' orphan grace period (`--orphan-grace`; 60 s in production).
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(5);
 
 /// One wadm replica: API server and runtime on their own NATS connection.
 pub struct Replica {
@@ -43,6 +46,15 @@ impl Replica {
 
     /// A replica whose streams and buckets have `replicas` copies (a JetStream cluster).
     pub async fn start_replicated(url: &str, replicas: usize) -> Replica {
+        Self::start_tuned(url, replicas, |_| {}).await
+    }
+
+    /// A replica whose runtime settings `tune` adjusts (after the test defaults).
+    pub async fn start_tuned(
+        url: &str,
+        replicas: usize,
+        tune: impl FnOnce(&mut RunConfig),
+    ) -> Replica {
         let client = async_nats::connect(url).await.expect("replica connects");
         let server_config = ServerConfig {
             probe_window: Duration::from_millis(300),
@@ -63,6 +75,7 @@ impl Replica {
         });
         let mut config = run_config();
         config.streams.replicas = replicas;
+        tune(&mut config);
         let runtime = tokio::spawn(async move {
             wadm_runtime::run(config, client, async move {
                 let _ = stopped.await;
@@ -108,6 +121,8 @@ fn run_config() -> RunConfig {
     config.runtime.request_timeout = Duration::from_secs(2);
     config.streams.ack_wait = Duration::from_secs(2);
     config.poll_wait = Duration::from_millis(200);
+    // Orphans are swept (the default) after [`ORPHAN_GRACE`], well within [`DEADLINE`].
+    config.runtime.orphans.grace = ORPHAN_GRACE;
     config
 }
 
@@ -122,10 +137,19 @@ pub struct Cluster {
 impl Cluster {
     /// Start NATS, `replicas` wadm replicas and one simulated host per spec.
     pub async fn start(replicas: usize, hosts: Vec<HostSpec>) -> Cluster {
+        Self::start_tuned(replicas, hosts, |_| {}).await
+    }
+
+    /// Like [`Cluster::start`], with every replica's runtime settings adjusted by `tune`.
+    pub async fn start_tuned(
+        replicas: usize,
+        hosts: Vec<HostSpec>,
+        tune: impl Fn(&mut RunConfig),
+    ) -> Cluster {
         let nats = NatsServer::start();
         let mut started = Vec::new();
         for _ in 0..replicas {
-            started.push(Some(Replica::start(&nats.url()).await));
+            started.push(Some(Replica::start_tuned(&nats.url(), 1, &tune).await));
         }
         // Hosts start once the event stream exists, so their `host_started` is captured.
         let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
