@@ -150,6 +150,11 @@ impl<K: Kv> DesiredSource for ManifestStore<K> {
                 marked.map_err(|e| store_err(app, e))?;
                 Ok(None)
             }
+            StoreAction::Note { app, action, reason } => {
+                let noted = self.note_because(lattice, app, action, Some(reason), ACTOR).await;
+                noted.map_err(|e| store_err(app, e))?;
+                Ok(None)
+            }
             StoreAction::RolloutStarted { app, generation, reason } => {
                 let noted = self.note_rollout(lattice, app, *generation, reason, ACTOR).await;
                 noted.map_err(|e| store_err(app, e))?;

@@ -151,6 +151,9 @@ pub enum StoreAction {
     Stable { app: String, version: String, generation: u64 },
     /// The rollout of `generation` started (a history entry).
     RolloutStarted { app: String, generation: u64, reason: String },
+    /// Something else wadm did, for the history (e.g. `host_lost`: work of a host that left
+    /// placed elsewhere).
+    Note { app: String, action: String, reason: String },
 }
 
 impl StoreAction {
@@ -158,9 +161,38 @@ impl StoreAction {
         match self {
             StoreAction::Revert { app, .. }
             | StoreAction::Stable { app, .. }
-            | StoreAction::RolloutStarted { app, .. } => app,
+            | StoreAction::RolloutStarted { app, .. }
+            | StoreAction::Note { app, .. } => app,
         }
     }
+}
+
+/// History notes for the orders of one step that place work of a host that left (allocation
+/// reason `host_lost`): one per application, naming what went where.
+pub fn host_lost_notes(commands: &[crate::messages::CommandMessage]) -> Vec<StoreAction> {
+    let mut per_app: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for c in commands {
+        let lost = c
+            .allocation
+            .is_some_and(|a| a.reason_class == crate::allocation::ReasonClass::HostLost);
+        if !lost {
+            continue;
+        }
+        let what = match (crate::allocation::workload_id_of(c), &c.target_host) {
+            (Some(id), Some(host)) => format!("{id} on {host}"),
+            (Some(id), None) => id,
+            _ => c.kind.clone(),
+        };
+        per_app.entry(c.app.as_str()).or_default().push(what);
+    }
+    per_app
+        .into_iter()
+        .map(|(app, placed)| StoreAction::Note {
+            app: app.to_string(),
+            action: "host_lost".to_string(),
+            reason: format!("a host left; re-placed {}", placed.join(", ")),
+        })
+        .collect()
 }
 
 /// Whether `app` is rolling out a version that has not become stable, over a stable one.

@@ -651,6 +651,7 @@ pub fn decide(
         config,
     );
     commands.extend(swept);
+    store_actions.extend(crate::revert::host_lost_notes(&commands));
     let mut statuses = decide::statuses(record, &plan, &applied.affected, now);
     store_actions.extend(crate::revert::on_statuses(record, &mut statuses));
     // Reverts decided earlier whose deployment the record does not show yet: again (idempotent).

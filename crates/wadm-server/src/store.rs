@@ -628,11 +628,24 @@ impl<K: Kv> ManifestStore<K> {
         action: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
+        self.note_because(lattice, app, action, None, actor).await
+    }
+
+    /// [`ManifestStore::note`] with a reason.
+    pub async fn note_because(
+        &self,
+        lattice: &str,
+        app: &str,
+        action: &str,
+        reason: Option<&str>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
         self.modify(lattice, app, actor, |index| {
             let index = index.unwrap_or_else(|| AppIndex::new(app));
+            let reason = reason.map(str::to_string);
             Ok(Change::Write {
                 index,
-                history: Some((HistoryAction::Other(action.to_string()), None, None)),
+                history: Some((HistoryAction::Other(action.to_string()), None, reason)),
                 dropped: Vec::new(),
                 // A note of what wadm did moves no revision (a client's expected revision stays).
                 bookkeeping: true,

@@ -192,6 +192,17 @@ async fn every_answered_command_is_one_allocation_event() {
     for (_, e) in &replaced {
         assert_ne!(e["data"]["host_id"], victim.as_str(), "nothing is sent to the lost host");
     }
+    // The application's history says so, with what went where.
+    let history = cluster.client.history("alloc").await.expect("history");
+    let noted: Vec<_> = history.iter().filter(|h| h.action.to_string() == "host_lost").collect();
+    // (One entry per step that placed some of it: usually one.)
+    assert!(!noted.is_empty() && noted.len() <= 2, "{history:#?}");
+    for entry in &noted {
+        let reason = entry.reason.clone().unwrap_or_default();
+        assert!(reason.starts_with("a host left; re-placed "), "{reason}");
+        assert!(reason.contains("alloc-web on ") || reason.contains("alloc-http on "), "{reason}");
+        assert_eq!(entry.actor, "wadm");
+    }
 
     // Undeploy: everything wadm placed is removed.
     let from = events.lock().unwrap().len();
