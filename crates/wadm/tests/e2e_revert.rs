@@ -28,31 +28,7 @@ const V2: &str = "ghcr.io/example/web:2.0.0";
 const BAD: &str = "ghcr.io/example/web:3.0.0-broken";
 
 fn app(version: &str, image: &str) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: rolling
-  annotations:
-    version: {version}
-spec:
-  components:
-    - name: web
-      type: component
-      properties:
-        image: {image}
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {HOSTS}
-        - type: rollout
-          properties:
-            max_parallel: 2
-            min_healthy_time: 1s
-            auto_revert: true
-"#
-    )
+    common::rolling_app(version, image, HOSTS, "auto_revert: true")
 }
 
 /// `wadm app …` against the cluster: exit code and everything printed.

@@ -21,30 +21,7 @@ const V1: &str = "ghcr.io/example/web:1.0.0";
 const V2: &str = "ghcr.io/example/web:2.0.0";
 
 fn app(version: &str, image: &str) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: rolling
-  annotations:
-    version: {version}
-spec:
-  components:
-    - name: web
-      type: component
-      properties:
-        image: {image}
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {HOSTS}
-        - type: rollout
-          properties:
-            max_parallel: 2
-            min_healthy_time: 1s
-"#
-    )
+    common::rolling_app(version, image, HOSTS, "")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

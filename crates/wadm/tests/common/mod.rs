@@ -395,3 +395,34 @@ pub fn east_west_spread(instances: u32) -> String {
          weight: 2\n  - name: west\n    requirements: {{zone: west}}\n    weight: 1"
     )
 }
+
+/// Application `rolling` at `version`: one component `web` (image `image`) on `instances`
+/// instances under `rollout: {max_parallel: 2, min_healthy_time: 1s}` plus `extra` rollout
+/// properties (one `key: value` per line). The rollout tests deploy it.
+pub fn rolling_app(version: &str, image: &str, instances: usize, extra: &str) -> String {
+    let extra: String = extra.lines().map(|l| format!("            {l}\n")).collect();
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: rolling
+  annotations:
+    version: {version}
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: {image}
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {instances}
+        - type: rollout
+          properties:
+            max_parallel: 2
+            min_healthy_time: 1s
+{extra}"#
+    )
+}
