@@ -29,6 +29,18 @@ fn scaler(instances: u32, policy: PlacementPolicy, max: Option<u32>, min: Option
     Scaler::Spread(spec)
 }
 
+/// Application `name` of the one component `c`, deployed.
+fn single(name: &str, c: Component) -> DeployedApp {
+    deployed(app(name, vec![c]), 1)
+}
+
+/// `app`'s status in `plan` is `failed` and says `text`.
+fn assert_failed_with(plan: &Plan, app: &str, text: &str) {
+    let (kind, message) = status_of(plan, app);
+    assert_eq!(kind, StatusType::Failed, "{message}");
+    assert!(message.contains(text), "{message}");
+}
+
 fn hosts_with(n: usize, labels: &[(&str, &str)]) -> LatticeState {
     lattice((0..n).map(|i| host(&format!("h{i}"), labels)).collect())
 }
@@ -58,25 +70,13 @@ fn converge_checked(
 #[test]
 fn two_apps_compete_for_memory_and_the_second_says_what_ran_out() {
     let mut world = hosts_with(3, &[("capacity_memory_mib", "256")]);
-    let a = deployed(
-        app(
-            "a",
-            vec![needs(
-                component("c", IMAGE, vec![spreadscaler(4, vec![])]),
-                &[("memory_mib", 128)],
-            )],
-        ),
-        1,
+    let a = single(
+        "a",
+        needs(component("c", IMAGE, vec![spreadscaler(4, vec![])]), &[("memory_mib", 128)]),
     );
-    let b = deployed(
-        app(
-            "b",
-            vec![needs(
-                component("c", IMAGE, vec![spreadscaler(4, vec![])]),
-                &[("memory_mib", 128)],
-            )],
-        ),
-        1,
+    let b = single(
+        "b",
+        needs(component("c", IMAGE, vec![spreadscaler(4, vec![])]), &[("memory_mib", 128)]),
     );
     let apps = [a, b];
     let last = converge_checked(&apps, &mut world, |_| {});
@@ -89,23 +89,15 @@ fn two_apps_compete_for_memory_and_the_second_says_what_ran_out() {
         assert!(used <= 2, "host {h} runs {used} × 128 MiB of 256");
     }
     assert_eq!(status_of(&last, "a").0, StatusType::Deployed);
-    let (kind, message) = status_of(&last, "b");
-    assert_eq!(kind, StatusType::Failed);
-    assert!(message.contains("needs 4 instances, 2 fit: host capacity memory_mib"), "{message}");
+    assert_failed_with(&last, "b", "needs 4 instances, 2 fit: host capacity memory_mib");
 }
 
 #[test]
 fn hosts_without_declarations_behave_as_before() {
     let mut world = hosts_with(3, &[]);
-    let a = deployed(
-        app(
-            "a",
-            vec![needs(
-                component("c", IMAGE, vec![spreadscaler(4, vec![])]),
-                &[("memory_mib", 128)],
-            )],
-        ),
-        1,
+    let a = single(
+        "a",
+        needs(component("c", IMAGE, vec![spreadscaler(4, vec![])]), &[("memory_mib", 128)]),
     );
     converge(deploy(std::slice::from_ref(&a)), &mut world);
     let mut per_host: Vec<u32> = counts(&world, "a-c").into_values().collect();
@@ -118,29 +110,23 @@ fn instances_capacity_counts_every_apps_instances_and_providers() {
     let mut world = hosts_with(2, &[("capacity_instances", "2")]);
     // Someone else's component takes one slot on h0.
     run_component(world.hosts.get_mut("h0").unwrap(), "foreign", IMAGE, 1, &[]);
-    let a =
-        deployed(app("a", vec![provider("p", "ghcr.io/x/p:1", vec![spreadscaler(2, vec![])])]), 1);
-    let b = deployed(app("b", vec![component("c", IMAGE, vec![spreadscaler(3, vec![])])]), 1);
+    let a = single("a", provider("p", "ghcr.io/x/p:1", vec![spreadscaler(2, vec![])]));
+    let b = single("b", component("c", IMAGE, vec![spreadscaler(3, vec![])]));
     let apps = [a, b];
     let last = converge_checked(&apps, &mut world, |_| {});
     assert_eq!(provider_hosts(&world, "a-p").len(), 2);
     // 4 slots, 1 foreign, 2 providers: one instance of b fits.
     assert_eq!(counts(&world, "b-c").values().sum::<u32>(), 1);
-    let (kind, message) = status_of(&last, "b");
-    assert_eq!(kind, StatusType::Failed);
-    assert!(message.contains("host capacity instances"), "{message}");
+    assert_failed_with(&last, "b", "host capacity instances");
 }
 
 #[test]
 fn binpack_fills_the_fullest_host_spread_uses_the_least_loaded() {
     let mut world = hosts_with(3, &[("capacity_instances", "4")]);
     run_component(world.hosts.get_mut("h1").unwrap(), "foreign", IMAGE, 1, &[]);
-    let packed = deployed(
-        app(
-            "packed",
-            vec![component("c", IMAGE, vec![scaler(5, PlacementPolicy::Binpack, None, None)])],
-        ),
-        1,
+    let packed = single(
+        "packed",
+        component("c", IMAGE, vec![scaler(5, PlacementPolicy::Binpack, None, None)]),
     );
     converge(deploy(std::slice::from_ref(&packed)), &mut world);
     // h1 (fullest) takes 3 (its 4th slot is the foreign one), the next host the other 2.
@@ -149,12 +135,9 @@ fn binpack_fills_the_fullest_host_spread_uses_the_least_loaded() {
     assert_eq!(c.len(), 2, "{c:?}");
 
     let mut world = hosts_with(3, &[("capacity_instances", "4")]);
-    let spread_app = deployed(
-        app(
-            "spreadapp",
-            vec![component("c", IMAGE, vec![scaler(3, PlacementPolicy::Spread, None, None)])],
-        ),
-        1,
+    let spread_app = single(
+        "spreadapp",
+        component("c", IMAGE, vec![scaler(3, PlacementPolicy::Spread, None, None)]),
     );
     converge(deploy(std::slice::from_ref(&spread_app)), &mut world);
     assert_eq!(counts(&world, "spreadapp-c").values().copied().collect::<Vec<_>>(), vec![1, 1, 1]);
@@ -163,16 +146,9 @@ fn binpack_fills_the_fullest_host_spread_uses_the_least_loaded() {
 #[test]
 fn binpack_without_capacity_uses_min_hosts_and_max_per_host() {
     let mut world = hosts_with(4, &[]);
-    let a = deployed(
-        app(
-            "a",
-            vec![component(
-                "c",
-                IMAGE,
-                vec![scaler(6, PlacementPolicy::Binpack, Some(4), Some(2))],
-            )],
-        ),
-        1,
+    let a = single(
+        "a",
+        component("c", IMAGE, vec![scaler(6, PlacementPolicy::Binpack, Some(4), Some(2))]),
     );
     let plans = converge(deploy(std::slice::from_ref(&a)), &mut world);
     let mut per_host: Vec<u32> = counts(&world, "a-c").into_values().collect();
@@ -184,34 +160,22 @@ fn binpack_without_capacity_uses_min_hosts_and_max_per_host() {
 #[test]
 fn max_per_host_with_fewer_hosts_than_instances_is_reported() {
     let mut world = hosts_with(2, &[]);
-    let a = deployed(
-        app(
-            "a",
-            vec![component("c", IMAGE, vec![scaler(3, PlacementPolicy::Spread, Some(1), None)])],
-        ),
-        1,
-    );
+    let a =
+        single("a", component("c", IMAGE, vec![scaler(3, PlacementPolicy::Spread, Some(1), None)]));
     let plans = converge(deploy(std::slice::from_ref(&a)), &mut world);
     assert_eq!(counts(&world, "a-c").values().copied().collect::<Vec<_>>(), vec![1, 1]);
-    let (kind, message) = status_of(plans.last().unwrap(), "a");
-    assert_eq!(kind, StatusType::Failed);
-    assert!(message.contains("needs 3 instances, 2 fit: at most 1 per host"), "{message}");
+    assert_failed_with(plans.last().unwrap(), "a", "needs 3 instances, 2 fit: at most 1 per host");
 }
 
 #[test]
 fn min_hosts_beyond_the_hosts_there_are_is_reported() {
     let mut world = hosts_with(2, &[]);
-    let a = deployed(
-        app(
-            "a",
-            vec![component("c", IMAGE, vec![scaler(4, PlacementPolicy::Binpack, None, Some(3))])],
-        ),
-        1,
+    let a = single(
+        "a",
+        component("c", IMAGE, vec![scaler(4, PlacementPolicy::Binpack, None, Some(3))]),
     );
     let plans = converge(deploy(std::slice::from_ref(&a)), &mut world);
-    let (kind, message) = status_of(plans.last().unwrap(), "a");
-    assert_eq!(kind, StatusType::Failed);
-    assert!(message.contains("needs 3 distinct hosts, 2 usable"), "{message}");
+    assert_failed_with(plans.last().unwrap(), "a", "needs 3 distinct hosts, 2 usable");
 }
 
 #[test]
