@@ -362,15 +362,7 @@ impl<K: Kv> ManifestStore<K> {
                     revision: index.revision,
                 }));
             }
-            let previous = index.deployed.replace(wanted.clone());
-            index.generation += 1;
-            let result = DeployOutcome {
-                version: wanted.clone(),
-                generation: index.generation,
-                previous,
-                unchanged: false,
-                revision: index.revision + 1,
-            };
+            let result = deploy_index(&mut index, &wanted);
             Ok(Change::Write {
                 index,
                 history: Some((HistoryAction::Deploy, Some(wanted), None)),
@@ -514,21 +506,13 @@ impl<K: Kv> ManifestStore<K> {
             if index.generation != from_generation || from == to || !index.has(to) {
                 return Ok(Change::Keep(None));
             }
-            index.deployed = Some(to.to_string());
-            index.generation += 1;
+            let result = deploy_index(&mut index, to);
             index.reverted = Some(Reverted {
                 generation: index.generation,
                 from: from.clone(),
                 to: to.to_string(),
                 reason: reason.to_string(),
             });
-            let result = DeployOutcome {
-                version: to.to_string(),
-                generation: index.generation,
-                previous: Some(from.clone()),
-                unchanged: false,
-                revision: index.revision + 1,
-            };
             let why = format!("{from} failed: {reason}");
             Ok(Change::Write {
                 index,
@@ -557,16 +541,8 @@ impl<K: Kv> ManifestStore<K> {
             let Some(to) = index.rollback_target().map(str::to_string) else {
                 return Ok(Change::Keep(None));
             };
-            let previous = index.deployed.replace(to.clone());
-            index.generation += 1;
-            let reason = previous.as_ref().map(|p| format!("from {p}"));
-            let result = DeployOutcome {
-                version: to.clone(),
-                generation: index.generation,
-                previous,
-                unchanged: false,
-                revision: index.revision + 1,
-            };
+            let result = deploy_index(&mut index, &to);
+            let reason = result.previous.as_ref().map(|p| format!("from {p}"));
             Ok(Change::Write {
                 index,
                 history: Some((HistoryAction::Other("rollback".into()), Some(to), reason)),
@@ -778,6 +754,20 @@ fn encode<T: Serialize>(value: &T) -> Bytes {
 fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
+
+/// Make `version` the deployed one of `index` (a new deploy generation); what the write that
+/// follows answers.
+fn deploy_index(index: &mut AppIndex, version: &str) -> DeployOutcome {
+    let previous = index.deployed.replace(version.to_string());
+    index.generation += 1;
+    DeployOutcome {
+        version: version.to_string(),
+        generation: index.generation,
+        previous,
+        unchanged: false,
+        revision: index.revision + 1,
+    }
 }
 
 #[cfg(test)]
