@@ -6,22 +6,17 @@
 //!   the [`StateStore`] trait (with an in-memory implementation);
 //! - [`kv_key`]: the one encoding of KV key tokens every wadm store uses;
 //! - [`kv_list`]: listing the live entries of a KV bucket without creating a consumer;
-//! - [`events`]: the per-event step (decode, reduce, persist) a runtime calls;
-//! - [`observer`]: an [`Observer`] task tying them together on a core NATS subscription.
 //!
 //! All decisions are made by the pure `wadm-lattice` crate; this crate only moves bytes and reads
 //! the clock ([`clock`]).
 //!
 //! ```no_run
 //! # async fn demo(client: async_nats::Client) -> Result<(), Box<dyn std::error::Error>> {
-//! use wadm_nats::{KvStateStore, Observer, ObserverConfig, STATE_BUCKET};
-//! let js = async_nats::jetstream::new(client.clone());
+//! use wadm_nats::{KvStateStore, STATE_BUCKET, StateStore};
+//! let js = async_nats::jetstream::new(client);
 //! let store = KvStateStore::open(&js, STATE_BUCKET).await?;
-//! let observer = Observer::start(client, store, ObserverConfig::new("default")).await?;
-//! let mut feed = observer.changes(); // each step's Changes, with the apps they affect
-//! let state = observer.state().await; // a copy of the observed LatticeState
-//! # let _ = (feed.recv().await, state);
-//! observer.stop().await;
+//! let state = store.load("default").await?; // the observed LatticeState kept for a lattice
+//! # let _ = state;
 //! # Ok(()) }
 //! ```
 
@@ -29,14 +24,10 @@ pub mod bucket;
 pub mod clock;
 pub mod connect;
 pub mod discovery;
-pub mod events;
 pub mod health;
 pub mod kv_key;
 pub mod kv_list;
-pub mod observer;
 pub mod store;
 
 pub use discovery::{DiscoveryConfig, discover};
-pub use events::{ObserveError, decode_and_apply, observe_event};
-pub use observer::{Observer, ObserverConfig, ObserverError, ObserverStats};
 pub use store::{KvStateStore, MemoryStateStore, STATE_BUCKET, StateStore, StoreError};
