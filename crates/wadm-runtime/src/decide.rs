@@ -76,6 +76,7 @@ pub fn apply_deployment(
                 promoted: d.promoted,
                 safety: app.safety.next_generation(d.reverted.clone()),
                 short_of_capacity: app.short_of_capacity,
+                rollout_batches: 0,
             };
             true
         }

@@ -135,6 +135,9 @@ pub struct AppRecord {
     /// places next is classified `capacity` in allocation events.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub short_of_capacity: bool,
+    /// Batches of the current deployment's rollout noted in the history as done.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub rollout_batches: u32,
     /// Rollout safety of the current generation: the last stable version, the revert decided,
     /// the revert that made this deployment (see [`crate::revert`]).
     #[serde(default, skip_serializing_if = "crate::revert::Safety::is_empty")]

@@ -195,6 +195,39 @@ pub fn host_lost_notes(commands: &[crate::messages::CommandMessage]) -> Vec<Stor
         .collect()
 }
 
+/// History notes for rollouts that completed a batch since the last note: `rollout_batch` with
+/// `batch K of N done (D/T hosts)`, once per batch and deployment (the last batch is the
+/// `stable` entry), while a version that has not become stable replaces a stable one.
+pub fn batch_notes(
+    record: &mut LatticeRecord,
+    rollouts: &BTreeMap<String, wadm_scheduler::RolloutProgress>,
+) -> Vec<StoreAction> {
+    let mut out = Vec::new();
+    for (name, progress) in rollouts {
+        let Some(app) = record.apps.get_mut(name) else { continue };
+        let done = progress.batches_done();
+        // A first deploy (nothing stable yet) replaces nothing: no batches to tell.
+        if rolling_out(app).is_none()
+            || done <= app.rollout_batches
+            || progress.done >= progress.total
+        {
+            continue;
+        }
+        app.rollout_batches = done;
+        out.push(StoreAction::Note {
+            app: name.clone(),
+            action: "rollout_batch".to_string(),
+            reason: format!(
+                "batch {done} of {} done ({}/{} hosts)",
+                progress.batches(),
+                progress.done,
+                progress.total
+            ),
+        });
+    }
+    out
+}
+
 /// Whether `app` is rolling out a version that has not become stable, over a stable one.
 fn rolling_out(app: &AppRecord) -> Option<(&str, &str)> {
     let deployed = app.deployed_version.as_deref()?;

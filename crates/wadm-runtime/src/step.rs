@@ -652,6 +652,7 @@ pub fn decide(
     );
     commands.extend(swept);
     store_actions.extend(crate::revert::host_lost_notes(&commands));
+    store_actions.extend(crate::revert::batch_notes(record, &plan.rollouts));
     let mut statuses = decide::statuses(record, &plan, &applied.affected, now);
     store_actions.extend(crate::revert::on_statuses(record, &mut statuses));
     // Reverts decided earlier whose deployment the record does not show yet: again (idempotent).

@@ -41,6 +41,7 @@ impl Scaler for FailedScaler {
             wants: Wants::new(),
             status: StatusInfo::new(StatusType::Failed, self.reason.clone()),
             wake_at: None,
+            rollout: None,
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::command::{Command, PlannedCommand};
 use crate::context::{Context, HostIx};
 use crate::coupling::Coupling;
 use crate::observed::Coverage;
-use crate::scaler::{Annotations, ComponentWant, Evaluation, Scaler, ScalerInfo};
+use crate::scaler::{Annotations, ComponentWant, Evaluation, RolloutProgress, Scaler, ScalerInfo};
 
 /// What one reconcile decided.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,6 +47,8 @@ pub struct Plan {
     /// Applications whose scalers asked to be evaluated again at a time although nothing
     /// changes (a rollout waiting for `min_healthy_time`), with the earliest such time.
     pub wakes: BTreeMap<String, Timestamp>,
+    /// Applications rolling out a paced image change, with how far they have come.
+    pub rollouts: BTreeMap<String, RolloutProgress>,
 }
 
 impl Plan {
@@ -250,10 +252,16 @@ fn plan_commands_in<'b>(
     diff_providers(&mut b, ctx, &merged);
     diff_links(&mut b, ctx, &merged);
     let mut wakes: BTreeMap<String, Timestamp> = BTreeMap::new();
+    let mut rollouts: BTreeMap<String, RolloutProgress> = BTreeMap::new();
     for (_, info, eval) in &evaluations {
-        if let Some(at) = eval.wake_at.filter(|_| scope.is_none_or(|s| s.contains(&*info.app))) {
+        let in_scope = scope.is_none_or(|s| s.contains(&*info.app));
+        if let Some(at) = eval.wake_at.filter(|_| in_scope) {
             let slot = wakes.entry(info.app.to_string()).or_insert(at);
             *slot = (*slot).min(at);
+        }
+        if let Some(progress) = eval.rollout.filter(|_| in_scope) {
+            let slot = rollouts.entry(info.app.to_string()).or_default();
+            *slot = slot.combined(progress);
         }
     }
     let plan = Plan {
@@ -262,6 +270,7 @@ fn plan_commands_in<'b>(
         commands: b.into_commands(),
         statuses: BTreeMap::new(),
         wakes,
+        rollouts,
     };
     drop(merged);
     let order = evaluations.into_iter().map(|(i, _, eval)| (i, eval.status)).collect();

@@ -97,7 +97,7 @@ pub use context::Context;
 pub use engine::{Plan, plan_once, plan_with};
 pub use input::{DeployedApp, Desired, UndeployedApp};
 pub use reconciler::{Reconciler, ScopedPlan};
-pub use scaler::{Evaluation, Scaler, ScalerInfo, Want, Wants};
+pub use scaler::{Evaluation, RolloutProgress, Scaler, ScalerInfo, Want, Wants};
 pub use spread::split_instances;
 
 use wadm_lattice::{LatticeState, Timestamp};

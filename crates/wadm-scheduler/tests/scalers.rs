@@ -308,6 +308,7 @@ impl wadm_scheduler::Scaler for MarkerConfig {
             }],
             status: wadm_model::StatusInfo::new(StatusType::Deployed, ""),
             wake_at: None,
+            rollout: None,
         }
     }
 }

@@ -114,6 +114,23 @@ async fn a_rollout_changes_at_most_max_parallel_hosts_at_once() {
     let rolling = statuses.iter().filter(|s| s.contains("rolling out")).count();
     assert!(rolling > 0, "the status shows the rollout: {statuses:#?}");
     assert!(!statuses.iter().any(|s| s.starts_with("Failed")), "never failed: {statuses:#?}");
+    // The history notes the batches as they complete (the last one is the `stable` entry), in
+    // order, each once.
+    let history = cluster.client.history("rolling").await.expect("history");
+    let batches: Vec<u32> = history
+        .iter()
+        .filter(|h| h.action.to_string() == "rollout_batch")
+        .map(|h| {
+            let reason = h.reason.clone().unwrap_or_default();
+            assert!(reason.ends_with("/8 hosts)") && reason.contains(" of 4 done ("), "{reason}");
+            reason["batch ".len()..].split(' ').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(!batches.is_empty(), "{history:#?}");
+    assert!(
+        batches.windows(2).all(|w| w[0] < w[1]) && batches.iter().all(|k| *k < 4),
+        "{batches:?}"
+    );
     cluster.shutdown().await;
 }
 

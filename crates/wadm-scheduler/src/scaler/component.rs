@@ -131,6 +131,7 @@ impl Scaler for ComponentScaler {
                 wants: self.hold(observed, &placed),
                 status: super::waiting_for_config(&missing),
                 wake_at: None,
+                rollout: None,
             };
         }
         let mut wants = Wants::with_capacity(placements.iter().map(|p| p.hosts.len()).sum());
@@ -155,8 +156,14 @@ impl Scaler for ComponentScaler {
         let pacing = policy.map(|policy| pace(ctx, policy, &self.image_ref, observed, &mut wants));
         let mut status = self.status(ctx, observed, &placements, &wants);
         let mut wake_at = None;
+        let mut rollout = None;
         if let Some(p) = pacing.filter(|p| p.changing + p.waiting > 0) {
             wake_at = p.wake_at;
+            rollout = Some(super::RolloutProgress {
+                done: p.updated as u32,
+                total: wants.len() as u32,
+                batch: p.max_parallel,
+            });
             let canary_done = p.canary.is_some_and(|n| p.updated >= n as usize && p.changing == 0);
             if canary_done && status.status_type != StatusType::Failed {
                 status = StatusInfo::new(
@@ -186,7 +193,7 @@ impl Scaler for ComponentScaler {
                 );
             }
         }
-        Evaluation { wants, status, wake_at }
+        Evaluation { wants, status, wake_at, rollout }
     }
 }
 

@@ -51,6 +51,7 @@ impl Scaler for ConfigScaler {
                     }],
                     status,
                     wake_at: None,
+                    rollout: None,
                 }
             }
             None => {
@@ -62,7 +63,7 @@ impl Scaler for ConfigScaler {
                         format!("config {} does not exist in the lattice", self.name),
                     )
                 };
-                Evaluation { wants: Wants::new(), status, wake_at: None }
+                Evaluation { wants: Wants::new(), status, wake_at: None, rollout: None }
             }
         }
     }

@@ -37,6 +37,7 @@ impl Scaler for LinkScaler {
                     wants: Wants::new(),
                     status: unresolved.status(),
                     wake_at: None,
+                    rollout: None,
                 };
             }
         };
@@ -48,6 +49,7 @@ impl Scaler for LinkScaler {
                 wants: observed.map(|l| Want::Link(Box::new(l.clone()))).into_iter().collect(),
                 status: super::waiting_for_config(&missing),
                 wake_at: None,
+                rollout: None,
             };
         }
         let status = if observed == Some(link) {
@@ -55,6 +57,11 @@ impl Scaler for LinkScaler {
         } else {
             StatusInfo::new(StatusType::Reconciling, "")
         };
-        Evaluation { wants: smallvec![Want::Link(Box::new(link.clone()))], status, wake_at: None }
+        Evaluation {
+            wants: smallvec![Want::Link(Box::new(link.clone()))],
+            status,
+            wake_at: None,
+            rollout: None,
+        }
     }
 }

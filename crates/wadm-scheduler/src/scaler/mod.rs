@@ -255,6 +255,37 @@ pub struct Evaluation {
     /// When the scaler wants to be evaluated again although nothing changed (a rollout waiting
     /// for `min_healthy_time`); `None`: only when something changes.
     pub wake_at: Option<wadm_lattice::Timestamp>,
+    /// How far a paced image change has come (`None`: nothing rolling out).
+    pub rollout: Option<RolloutProgress>,
+}
+
+/// How far a rollout has come: hosts done of hosts to change, in batches of `batch` hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RolloutProgress {
+    pub done: u32,
+    pub total: u32,
+    pub batch: u32,
+}
+
+impl RolloutProgress {
+    /// Two rollouts of one application counted as one (their batches run side by side).
+    pub fn combined(self, other: RolloutProgress) -> RolloutProgress {
+        RolloutProgress {
+            done: self.done + other.done,
+            total: self.total + other.total,
+            batch: self.batch + other.batch,
+        }
+    }
+
+    /// Batches completed.
+    pub fn batches_done(self) -> u32 {
+        self.done.checked_div(self.batch).unwrap_or(0)
+    }
+
+    /// Batches in all.
+    pub fn batches(self) -> u32 {
+        self.total.div_ceil(self.batch.max(1))
+    }
 }
 
 /// A scheduling policy for one part of one application.

@@ -85,6 +85,7 @@ impl Scaler for ProviderScaler {
                 wants,
                 status: super::waiting_for_config(&missing),
                 wake_at: None,
+                rollout: None,
             };
         }
         let res = Resource {
@@ -109,6 +110,7 @@ impl Scaler for ProviderScaler {
             wants: wanted.into_iter().map(|(_, w)| Want::Provider(w)).collect(),
             status,
             wake_at: None,
+            rollout: None,
         }
     }
 }
