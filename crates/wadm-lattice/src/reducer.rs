@@ -206,12 +206,14 @@ fn host_event(
         HostEvent::ComponentScaleFailed(c) => changes.touch_app(&c.annotations),
         HostEvent::ProviderStarted(p) => {
             let old = host.providers.get(&p.provider_id);
-            let new = ProviderInstance {
+            let mut new = ProviderInstance {
                 id: p.provider_id.clone(),
                 image_ref: wadm_protocol::normalize_provider_ref(&p.image_ref).to_string(),
                 annotations: p.annotations.clone(),
                 health: old.map_or(ProviderHealth::Pending, |o| o.health),
+                since: 0,
             };
+            new.since = new.since_after(old, now);
             if old != Some(&new) {
                 if let Some(old) = old {
                     changes.touch_app(&old.annotations);

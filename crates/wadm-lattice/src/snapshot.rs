@@ -56,6 +56,7 @@ impl Snapshot {
                     image_ref: normalize_provider_ref(&p.image_ref).to_string(),
                     annotations: p.annotations.clone(),
                     health: ProviderHealth::Pending,
+                    since: 0,
                 };
                 (p.id.clone(), instance)
             })
@@ -203,6 +204,7 @@ pub(crate) fn apply_snapshot(
         // Health is not in inventories: carry over what events said.
         let new = inventory.providers.get(&id).map(|p| ProviderInstance {
             health: old.map_or(ProviderHealth::Pending, |o| o.health),
+            since: p.since_after(old, now),
             ..p.clone()
         });
         if old == new.as_ref() {

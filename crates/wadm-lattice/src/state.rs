@@ -100,6 +100,20 @@ pub struct ProviderInstance {
     pub image_ref: String,
     pub annotations: StringMap,
     pub health: ProviderHealth,
+    /// Since when (wadm's clock) the host has run this provider with this `image_ref`, as
+    /// [`ComponentInstance::since`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub since: Timestamp,
+}
+
+impl ProviderInstance {
+    /// `since` for this instance replacing `old` at `now`: kept while the image is the same.
+    pub fn since_after(&self, old: Option<&ProviderInstance>, now: Timestamp) -> Timestamp {
+        match old {
+            Some(old) if old.image_ref == self.image_ref && old.since != NOT_CONFIRMED => old.since,
+            _ => now,
+        }
+    }
 }
 
 /// The last health a provider reported.

@@ -476,6 +476,19 @@ impl Intents {
         for intent in self.pending.values() {
             wadm_scheduler::apply::apply_command(&mut projected, &intent.command);
             // An image the host has not confirmed is not running yet (rollouts wait for it).
+            if let Command::StartProvider(r) = &intent.command {
+                let seen =
+                    observed.hosts.get(&*r.host_id).and_then(|h| h.providers.get(&*r.provider_id));
+                if let Some(now) = projected
+                    .hosts
+                    .get_mut(&*r.host_id)
+                    .and_then(|h| h.providers.get_mut(&*r.provider_id))
+                    && seen.is_none_or(|seen| seen.image_ref != now.image_ref)
+                {
+                    now.since = wadm_lattice::NOT_CONFIRMED;
+                }
+                continue;
+            }
             let (host, component) = match &intent.command {
                 Command::ScaleComponent(r) if r.count > 0 => (&r.host_id, &r.component_id),
                 Command::UpdateComponent(r) => (&r.host_id, &r.component_id),

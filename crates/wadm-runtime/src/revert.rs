@@ -570,6 +570,7 @@ mod tests {
             image_ref: "kv:2".into(),
             annotations: [("wasmcloud.dev/appspec".to_string(), "a".to_string())].into(),
             health: wadm_lattice::ProviderHealth::Unhealthy,
+            since: 0,
         };
         let mut host = wadm_lattice::HostState { id: "h".into(), ..Default::default() };
         host.providers.insert("kv".into(), provider);

@@ -65,6 +65,7 @@ pub fn apply_command(lattice: &mut LatticeState, command: &Command) -> bool {
                     image_ref: normalize_provider_ref(&r.provider_ref).to_string(),
                     annotations: (*r.annotations).clone(),
                     health: ProviderHealth::Pending,
+                    since: 0,
                 },
             );
             true

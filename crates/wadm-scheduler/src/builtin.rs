@@ -190,7 +190,9 @@ impl AppBuilder<'_, '_> {
                 let scaler = ComponentScaler::new(workload, siblings).with_rollout(comp.rollout);
                 Box::new(scaler.promoted(self.d.promoted))
             }
-            (None, ComponentKind::Capability) => Box::new(ProviderScaler::new(workload)),
+            (None, ComponentKind::Capability) => {
+                Box::new(ProviderScaler::new(workload).with_rollout(comp.rollout, self.d.promoted))
+            }
         };
         self.out.push(scaler);
     }

@@ -205,3 +205,90 @@ async fn an_image_that_fails_to_start_stops_the_rollout_at_its_first_batch() {
     assert!(view.images("rolling-web").iter().all(|i| i == V1), "{:?}", view.images("rolling-web"));
     cluster.shutdown().await;
 }
+
+const KV1: &str = "ghcr.io/example/kv:1.0.0";
+const KV2: &str = "ghcr.io/example/kv:2.0.0";
+
+/// A provider on every host (daemonscaler) under `rollout: {max_parallel: 1, min_healthy_time:
+/// 1s}`.
+fn provider_app(version: &str, image: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: kvapp
+  annotations:
+    version: {version}
+spec:
+  components:
+    - name: kv
+      type: capability
+      properties:
+        image: {image}
+      traits:
+        - type: daemonscaler
+          properties:
+            instances: 1
+        - type: rollout
+          properties:
+            max_parallel: 1
+            min_healthy_time: 1s
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_rollout_replaces_one_host_at_a_time() {
+    const PROVIDER_HOSTS: usize = 4;
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("any", PROVIDER_HOSTS)])).await;
+    cluster.put_and_deploy(&provider_app("v1", KV1)).await;
+    cluster.wait_status("kvapp", StatusType::Deployed).await.expect("v1 deployed");
+    let recorder = Recorder::start(&cluster.nats.url(), LATTICE, "_NOT_IGNORED").await;
+    cluster.put_and_deploy(&provider_app("v2", KV2)).await;
+    cluster
+        .wait_lattice("v2 on every host", |v| {
+            let hosts = v.provider_hosts("kvapp-kv");
+            hosts.len() == PROVIDER_HOSTS
+                && v.providers.iter().filter(|(_, image)| *image == KV2).count() == PROVIDER_HOSTS
+        })
+        .await;
+    cluster.wait_status("kvapp", StatusType::Deployed).await.expect("v2 deployed");
+
+    // Per host: when its old provider was stopped, and when the new one reported started.
+    let mut stopped_at: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for r in recorder.requests() {
+        if recorder.kind(&r.subject) == "provider.stop" {
+            let host = r.subject.rsplit('.').next().unwrap().to_string();
+            stopped_at.entry(host).or_default().push(r.at);
+        }
+    }
+    assert_eq!(stopped_at.len(), PROVIDER_HOSTS, "{}", recorder.dump_requests());
+    assert!(stopped_at.values().all(|s| s.len() == 1), "each stopped once: {stopped_at:?}");
+    let mut started_at: BTreeMap<String, Duration> = BTreeMap::new();
+    for e in recorder.events() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&e.body) else { continue };
+        if e.subject.ends_with("provider_started") {
+            let host = v["data"]["host_id"].as_str().unwrap_or_default().to_string();
+            started_at.entry(host).or_insert(e.at);
+        }
+    }
+    // Intervals [stop sent, started + min_healthy_time): never two at once.
+    let mut edges: Vec<(Duration, i32)> = Vec::new();
+    for (host, stops) in &stopped_at {
+        let started = started_at.get(host).copied().unwrap_or_else(|| panic!("{host} started"));
+        edges.push((stops[0], 1));
+        edges.push((started + Duration::from_secs(1), -1));
+    }
+    edges.sort();
+    let (mut now, mut peak) = (0, 0);
+    for (_, delta) in &edges {
+        now += delta;
+        peak = peak.max(now);
+    }
+    assert!(
+        peak <= 1,
+        "{peak} hosts without a serving provider at once: {stopped_at:?} {started_at:?}"
+    );
+    cluster.shutdown().await;
+}

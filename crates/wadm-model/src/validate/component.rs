@@ -127,11 +127,11 @@ pub fn component(
             TraitOutcome::Link(l) => out.links.push(l),
             TraitOutcome::Other(o) => out.other_traits.push(o),
             TraitOutcome::Rollout(r) => {
-                if kind != crate::app::ComponentKind::Component || is_shared {
+                if is_shared {
                     d.error(
                         &tpath.key("type"),
-                        "rollout-on-capability",
-                        "a rollout applies to a `type: component` entry with an image of its own",
+                        "rollout-on-shared-reference",
+                        "a rollout applies to an entry with an image of its own",
                     );
                 } else if out.rollout.is_some() {
                     d.error(&tpath.key("type"), "duplicate-rollout", "only one rollout trait");

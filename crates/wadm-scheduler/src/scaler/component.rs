@@ -122,6 +122,7 @@ impl Scaler for ComponentScaler {
             image_ref: &self.image_ref,
             placer: (&self.placer.info.app, &self.placer.info.id),
             components: Some(observed),
+            in_place: false,
         };
         let exclude = placement::prior_hosts(ctx, res, &self.priors);
         let placements = placement::place(ctx, res, self.mode, &self.placer.spec, &exclude);
@@ -154,45 +155,11 @@ impl Scaler for ComponentScaler {
             policy
         });
         let pacing = policy.map(|policy| pace(ctx, policy, &self.image_ref, observed, &mut wants));
-        let mut status = self.status(ctx, observed, &placements, &wants);
-        let mut wake_at = None;
-        let mut rollout = None;
-        if let Some(p) = pacing.filter(|p| p.changing + p.waiting > 0) {
-            wake_at = p.wake_at;
-            rollout = Some(super::RolloutProgress {
-                done: p.updated as u32,
-                total: wants.len() as u32,
-                batch: p.max_parallel,
-            });
-            let canary_done = p.canary.is_some_and(|n| p.updated >= n as usize && p.changing == 0);
-            if canary_done && status.status_type != StatusType::Failed {
-                status = StatusInfo::new(
-                    StatusType::Reconciling,
-                    format!(
-                        "canary: {} of {} hosts run {}; waiting for `wadm app promote` \
-                         ({} waiting)",
-                        p.updated,
-                        wants.len(),
-                        self.image_ref,
-                        p.waiting
-                    ),
-                );
-            } else if status.status_type != StatusType::Failed {
-                status = StatusInfo::new(
-                    StatusType::Reconciling,
-                    format!(
-                        "rolling out {}: {}/{} hosts done, {} changing (at most {} at once), \
-                         {} waiting",
-                        self.image_ref,
-                        p.updated,
-                        wants.len(),
-                        p.changing,
-                        p.max_parallel,
-                        p.waiting
-                    ),
-                );
-            }
-        }
+        let status = self.status(ctx, observed, &placements, &wants);
+        let (status, wake_at, rollout) = match pacing {
+            Some(p) => rollout_status(status, p, &self.image_ref, wants.len()),
+            None => (status, None, None),
+        };
         Evaluation { wants, status, wake_at, rollout }
     }
 }
@@ -320,6 +287,42 @@ pub fn pace(
         pacing.waiting += 1;
     }
     pacing
+}
+
+/// The status, wake time and progress of a scaler whose image change is paced by `p` (`total`
+/// hosts wanted): `reconciling` with the rollout's progress while hosts change or wait (unless
+/// already `failed`), the plain `status` once every host is done.
+pub(super) fn rollout_status(
+    status: StatusInfo,
+    p: Pacing,
+    image: &str,
+    total: usize,
+) -> (StatusInfo, Option<wadm_lattice::Timestamp>, Option<super::RolloutProgress>) {
+    if p.changing + p.waiting == 0 {
+        return (status, None, None);
+    }
+    let progress = super::RolloutProgress {
+        done: p.updated as u32,
+        total: total as u32,
+        batch: p.max_parallel,
+    };
+    if status.status_type == StatusType::Failed {
+        return (status, p.wake_at, Some(progress));
+    }
+    let canary_done = p.canary.is_some_and(|n| p.updated >= n as usize && p.changing == 0);
+    let message = if canary_done {
+        format!(
+            "canary: {} of {total} hosts run {image}; waiting for `wadm app promote` ({} waiting)",
+            p.updated, p.waiting
+        )
+    } else {
+        format!(
+            "rolling out {image}: {}/{total} hosts done, {} changing (at most {} at once), {} \
+             waiting",
+            p.updated, p.changing, p.max_parallel, p.waiting
+        )
+    };
+    (StatusInfo::new(StatusType::Reconciling, message), p.wake_at, Some(progress))
 }
 
 /// Instances running with the wanted image (at most the wanted count per host) out of the

@@ -60,6 +60,9 @@ pub struct Resource<'r> {
     /// For a component, its observed instances when the caller already looked them up (else
     /// placement does).
     pub components: Option<&'r [Observed<'r, ComponentInstance>]>,
+    /// A provider under a rollout: a host where ours runs with another image is kept (the image
+    /// is replaced there, paced) rather than left for a fresh host.
+    pub in_place: bool,
 }
 
 /// One spread with its share of the instances.

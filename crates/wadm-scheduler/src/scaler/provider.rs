@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use wadm_lattice::ProviderHealth;
-use wadm_model::{StatusInfo, StatusType};
+use wadm_lattice::{NOT_CONFIRMED, ProviderHealth};
+use wadm_model::{Rollout, StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
-use super::component::{Mode, Progress, shortfall_status};
+use super::component::{Mode, Pacing, Progress, rollout_status, shortfall_status};
 use super::placement::{self, PriorTrait, Resource, Unit};
 use super::{
     Annotations, Evaluation, Placer, ProviderWant, Scaler, ScalerInfo, Want, WorkloadTrait,
@@ -27,9 +27,21 @@ pub struct ProviderScaler {
     pub external_config: Vec<String>,
     /// The workload's scaler traits before this one, whose hosts this one leaves alone.
     pub priors: Vec<PriorTrait>,
+    /// How a new image replaces the old one on the hosts (`None`: everywhere at once).
+    pub rollout: Option<Rollout>,
+    /// Whether the deployment was promoted past the rollout's canary stage.
+    pub promoted: bool,
 }
 
 impl ProviderScaler {
+    /// The same scaler, pacing image changes by `rollout` (promoted past its canary stage or
+    /// not).
+    pub fn with_rollout(mut self, rollout: Option<Rollout>, promoted: bool) -> Self {
+        self.rollout = rollout;
+        self.promoted = promoted;
+        self
+    }
+
     fn want(&self, host: HostIx, annotations: Annotations) -> ProviderWant {
         ProviderWant {
             host,
@@ -54,6 +66,8 @@ impl ProviderScaler {
             config: super::config_list(config),
             external_config,
             priors,
+            rollout: None,
+            promoted: false,
         }
     }
 }
@@ -94,6 +108,7 @@ impl Scaler for ProviderScaler {
             image_ref: &self.image_ref,
             placer: (&info.app, &info.id),
             components: None,
+            in_place: self.rollout.is_some(),
         };
         let exclude = placement::prior_hosts(ctx, res, &self.priors);
         let placements = placement::place(ctx, res, self.mode, &self.placer.spec, &exclude);
@@ -104,18 +119,100 @@ impl Scaler for ProviderScaler {
                 wanted.push((*h, self.want(*h, annotations)));
             }
         }
+        let policy = self.rollout.map(|mut policy| {
+            if self.promoted {
+                policy.canary = None;
+            }
+            policy
+        });
+        let pacing = policy.map(|policy| self.pace(ctx, policy, &mut wanted));
         let status =
             shortfall_status(ctx, &placements).unwrap_or_else(|| self.status(ctx, &wanted));
+        let (status, wake_at, rollout) = match pacing {
+            Some(p) => rollout_status(status, p, &self.image_ref, wanted.len()),
+            None => (status, None, None),
+        };
         Evaluation {
             wants: wanted.into_iter().map(|(_, w)| Want::Provider(w)).collect(),
             status,
-            wake_at: None,
-            rollout: None,
+            wake_at,
+            rollout,
         }
     }
 }
 
 impl ProviderScaler {
+    /// Pace a change of image as [`super::component::pace`] does for components: a host running
+    /// ours with another image is replaced (stop, then start) only while fewer than
+    /// `max_parallel` hosts are changing (stopped and not started again, the new image ordered
+    /// and not confirmed, confirmed less than `min_healthy_time` ago, or reporting unhealthy)
+    /// and, before promotion, within the canary stage; the others keep their old provider for
+    /// now.
+    fn pace(
+        &self,
+        ctx: &Context<'_>,
+        policy: Rollout,
+        wanted: &mut [(HostIx, ProviderWant)],
+    ) -> Pacing {
+        let now = ctx.now();
+        let want_ref = normalize_provider_ref(&self.image_ref);
+        let mut pacing = Pacing {
+            updated: 0,
+            changing: 0,
+            waiting: 0,
+            max_parallel: policy.max_parallel,
+            canary: policy.canary,
+            wake_at: None,
+        };
+        let info = &self.placer.info;
+        let ours = |o: &&crate::context::Observed<'_, wadm_lattice::ProviderInstance>| {
+            o.tag.placed_by(&info.app, &info.id) || o.tag.app == Some(&*info.app)
+        };
+        for o in ctx.provider_instances(&self.provider_id).iter().filter(ours) {
+            let p = o.instance;
+            if normalize_provider_ref(&p.image_ref) != want_ref {
+                continue;
+            }
+            let healthy_at = p.since.saturating_add(policy.min_healthy_time_ms);
+            if p.since == NOT_CONFIRMED || p.health == ProviderHealth::Unhealthy {
+                pacing.changing += 1;
+            } else if p.since != 0 && now < healthy_at {
+                pacing.changing += 1;
+                pacing.wake_at = Some(pacing.wake_at.map_or(healthy_at, |t| t.min(healthy_at)));
+            } else {
+                pacing.updated += 1;
+            }
+        }
+        // A wanted host that runs no provider of ours yet is changing too: its start is still to
+        // come (after a replacement's stop, the start waits for the stop to show).
+        for (h, _) in wanted.iter() {
+            if ctx.provider_on(*h, &self.provider_id).is_none_or(|o| !o.tag.ours) {
+                pacing.changing += 1;
+            }
+        }
+        let mut budget = (policy.max_parallel as usize).saturating_sub(pacing.changing);
+        if let Some(canary) = policy.canary {
+            budget = budget.min((canary as usize).saturating_sub(pacing.updated + pacing.changing));
+        }
+        for (h, w) in wanted.iter_mut() {
+            let Some(o) = ctx.provider_on(*h, &self.provider_id).filter(|o| o.tag.ours) else {
+                continue;
+            };
+            if normalize_provider_ref(&o.instance.image_ref) == want_ref {
+                continue;
+            }
+            if budget > 0 {
+                budget -= 1;
+                continue;
+            }
+            // Keep the old provider exactly as it runs: nothing is sent to this host yet.
+            w.image_ref = Arc::from(o.instance.image_ref.as_str());
+            w.annotations = Annotations::Exact(Arc::new(o.instance.annotations.clone()));
+            pacing.waiting += 1;
+        }
+        pacing
+    }
+
     fn status(&self, ctx: &Context<'_>, wanted: &[(HostIx, ProviderWant)]) -> StatusInfo {
         let want_ref = normalize_provider_ref(&self.image_ref);
         let mut unhealthy = false;

@@ -153,6 +153,7 @@ pub fn run_provider(host: &mut HostState, id: &str, image: &str, ann: &[(&str, &
             image_ref: image.into(),
             annotations: map(ann),
             health: Default::default(),
+            since: 0,
         },
     );
 }

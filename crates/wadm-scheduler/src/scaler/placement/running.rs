@@ -64,8 +64,9 @@ pub(super) fn existing<'r>(ctx: &'r Context<'_>, res: Resource<'r>) -> ExistingL
                 }
                 let occupant = if !o.tag.ours {
                     Occupant::Foreign
-                } else if normalize_provider_ref(&o.instance.image_ref)
-                    == normalize_provider_ref(res.image_ref)
+                } else if res.in_place
+                    || normalize_provider_ref(&o.instance.image_ref)
+                        == normalize_provider_ref(res.image_ref)
                 {
                     Occupant::Usable
                 } else {
