@@ -94,18 +94,10 @@ async fn a_rollout_changes_at_most_max_parallel_hosts_at_once() {
         }
     }
     // Intervals [update sent, confirmed + min_healthy_time): at most 2 overlap at any instant.
-    let mut edges: Vec<(Duration, i32)> = Vec::new();
-    for (host, sent) in &updated_at {
+    let peak = peak_overlap(updated_at.iter().map(|(host, sent)| {
         let done = confirmed_at.get(host).copied().unwrap_or_else(|| panic!("{host} confirmed"));
-        edges.push((sent[0], 1));
-        edges.push((done + Duration::from_secs(1), -1));
-    }
-    edges.sort();
-    let (mut now, mut peak) = (0, 0);
-    for (_, delta) in &edges {
-        now += delta;
-        peak = peak.max(now);
-    }
+        (sent[0], done + Duration::from_secs(1))
+    }));
     // A host may be told 50 ms or so after the previous one's minimum passed: allow no slack.
     assert!(
         peak <= 2,
@@ -274,21 +266,30 @@ async fn a_provider_rollout_replaces_one_host_at_a_time() {
         }
     }
     // Intervals [stop sent, started + min_healthy_time): never two at once.
-    let mut edges: Vec<(Duration, i32)> = Vec::new();
-    for (host, stops) in &stopped_at {
+    let peak = peak_overlap(stopped_at.iter().map(|(host, stops)| {
         let started = started_at.get(host).copied().unwrap_or_else(|| panic!("{host} started"));
-        edges.push((stops[0], 1));
-        edges.push((started + Duration::from_secs(1), -1));
+        (stops[0], started + Duration::from_secs(1))
+    }));
+    assert!(
+        peak <= 1,
+        "{peak} hosts without a serving provider at once: {stopped_at:?} {started_at:?}"
+    );
+    cluster.shutdown().await;
+}
+
+/// The most of these `[from, to)` intervals that overlap at any instant.
+fn peak_overlap(intervals: impl Iterator<Item = (Duration, Duration)>) -> i32 {
+    let mut edges: Vec<(Duration, i32)> = Vec::new();
+    for (from, to) in intervals {
+        edges.push((from, 1));
+        edges.push((to, -1));
     }
+    // At one instant, an interval ending counts before one starting.
     edges.sort();
     let (mut now, mut peak) = (0, 0);
     for (_, delta) in &edges {
         now += delta;
         peak = peak.max(now);
     }
-    assert!(
-        peak <= 1,
-        "{peak} hosts without a serving provider at once: {stopped_at:?} {started_at:?}"
-    );
-    cluster.shutdown().await;
+    peak
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use wadm_lattice::{ComponentInstance, NOT_CONFIRMED};
+use wadm_lattice::{ComponentInstance, NOT_CONFIRMED, Timestamp};
 use wadm_model::{Rollout, StatusInfo, StatusType};
 
 use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
@@ -232,6 +232,45 @@ pub struct Pacing {
     pub wake_at: Option<wadm_lattice::Timestamp>,
 }
 
+impl Pacing {
+    /// Nothing counted yet.
+    pub fn new(policy: Rollout) -> Self {
+        Pacing {
+            updated: 0,
+            changing: 0,
+            waiting: 0,
+            max_parallel: policy.max_parallel,
+            canary: policy.canary,
+            wake_at: None,
+        }
+    }
+
+    /// Count a host running the new image since `since` (`unhealthy`: it reports failing health
+    /// checks): changing while unconfirmed, unhealthy or within `min_healthy_time` (then woken
+    /// when that runs out), else done.
+    pub fn count(&mut self, policy: Rollout, since: Timestamp, unhealthy: bool, now: Timestamp) {
+        let healthy_at = since.saturating_add(policy.min_healthy_time_ms);
+        if since == NOT_CONFIRMED || unhealthy {
+            self.changing += 1;
+        } else if since != 0 && now < healthy_at {
+            self.changing += 1;
+            self.wake_at = Some(self.wake_at.map_or(healthy_at, |t| t.min(healthy_at)));
+        } else {
+            self.updated += 1;
+        }
+    }
+
+    /// How many more hosts may get the new image now: `max_parallel` less those changing and,
+    /// before promotion, no more than the canary stage leaves.
+    pub fn budget(&self) -> usize {
+        let mut budget = (self.max_parallel as usize).saturating_sub(self.changing);
+        if let Some(canary) = self.canary {
+            budget = budget.min((canary as usize).saturating_sub(self.updated + self.changing));
+        }
+        budget
+    }
+}
+
 /// Pace a change of image: of the hosts that run another image than `image` (ours), only as many
 /// get it as `max_parallel` leaves once the hosts still changing are counted (and, before
 /// promotion, as the canary stage leaves of its hosts); the others keep their old image in
@@ -245,34 +284,12 @@ pub fn pace(
     observed: &[Observed<'_, ComponentInstance>],
     wants: &mut Wants,
 ) -> Pacing {
-    let now = ctx.now();
-    let mut pacing = Pacing {
-        updated: 0,
-        changing: 0,
-        waiting: 0,
-        max_parallel: policy.max_parallel,
-        canary: policy.canary,
-        wake_at: None,
-    };
+    let mut pacing = Pacing::new(policy);
     for o in observed.iter().filter(|o| o.tag.ours && o.instance.image_ref == image) {
-        let since = o.instance.since;
-        let healthy_at = since.saturating_add(policy.min_healthy_time_ms);
-        if since == NOT_CONFIRMED {
-            pacing.changing += 1;
-        } else if since != 0 && now < healthy_at {
-            pacing.changing += 1;
-            pacing.wake_at = Some(pacing.wake_at.map_or(healthy_at, |t| t.min(healthy_at)));
-        } else {
-            pacing.updated += 1;
-        }
+        pacing.count(policy, o.instance.since, false, ctx.now());
     }
     let on_host = |h: HostIx| instance_on(observed, h);
-    let mut budget = (policy.max_parallel as usize).saturating_sub(pacing.changing);
-    if let Some(canary) = policy.canary {
-        // Before promotion, no more hosts get the image than the canary stage allows.
-        let started = pacing.updated + pacing.changing;
-        budget = budget.min((canary as usize).saturating_sub(started));
-    }
+    let mut budget = pacing.budget();
     for want in wants.iter_mut() {
         let Want::Component(w) = want else { continue };
         let Some(o) = on_host(w.host).filter(|o| o.tag.ours) else { continue };

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use wadm_lattice::{NOT_CONFIRMED, ProviderHealth};
+use wadm_lattice::ProviderHealth;
 use wadm_model::{Rollout, StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
@@ -154,33 +154,16 @@ impl ProviderScaler {
         policy: Rollout,
         wanted: &mut [(HostIx, ProviderWant)],
     ) -> Pacing {
-        let now = ctx.now();
         let want_ref = normalize_provider_ref(&self.image_ref);
-        let mut pacing = Pacing {
-            updated: 0,
-            changing: 0,
-            waiting: 0,
-            max_parallel: policy.max_parallel,
-            canary: policy.canary,
-            wake_at: None,
-        };
+        let mut pacing = Pacing::new(policy);
         let info = &self.placer.info;
         let ours = |o: &&crate::context::Observed<'_, wadm_lattice::ProviderInstance>| {
             o.tag.placed_by(&info.app, &info.id) || o.tag.app == Some(&*info.app)
         };
         for o in ctx.provider_instances(&self.provider_id).iter().filter(ours) {
             let p = o.instance;
-            if normalize_provider_ref(&p.image_ref) != want_ref {
-                continue;
-            }
-            let healthy_at = p.since.saturating_add(policy.min_healthy_time_ms);
-            if p.since == NOT_CONFIRMED || p.health == ProviderHealth::Unhealthy {
-                pacing.changing += 1;
-            } else if p.since != 0 && now < healthy_at {
-                pacing.changing += 1;
-                pacing.wake_at = Some(pacing.wake_at.map_or(healthy_at, |t| t.min(healthy_at)));
-            } else {
-                pacing.updated += 1;
+            if normalize_provider_ref(&p.image_ref) == want_ref {
+                pacing.count(policy, p.since, p.health == ProviderHealth::Unhealthy, ctx.now());
             }
         }
         // A wanted host that runs no provider of ours yet is changing too: its start is still to
@@ -190,10 +173,7 @@ impl ProviderScaler {
                 pacing.changing += 1;
             }
         }
-        let mut budget = (policy.max_parallel as usize).saturating_sub(pacing.changing);
-        if let Some(canary) = policy.canary {
-            budget = budget.min((canary as usize).saturating_sub(pacing.updated + pacing.changing));
-        }
+        let mut budget = pacing.budget();
         for (h, w) in wanted.iter_mut() {
             let Some(o) = ctx.provider_on(*h, &self.provider_id).filter(|o| o.tag.ours) else {
                 continue;
