@@ -143,6 +143,18 @@ pub struct Rollout {
     pub healthy_deadline_ms: Option<u64>,
     /// When the rollout fails, deploy the application's last stable version again.
     pub auto_revert: bool,
+    /// At most this many hosts without a serving instance during the rollout. A component's
+    /// image changes in place (nothing stops), so for components it always holds; a provider is
+    /// replaced by a stop and a start, so it caps the provider hosts changing at once together
+    /// with `max_parallel`. `None`: `max_parallel`.
+    pub max_unavailable: Option<u32>,
+}
+
+impl Rollout {
+    /// How many hosts may be replaced by a stop and a start at once.
+    pub fn max_replacing(&self) -> u32 {
+        self.max_unavailable.map_or(self.max_parallel, |m| m.min(self.max_parallel))
+    }
 }
 
 /// A reference to a named config.

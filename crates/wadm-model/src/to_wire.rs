@@ -74,6 +74,9 @@ fn component(c: &Component) -> wire::Component {
         if r.auto_revert {
             properties["auto_revert"] = true.into();
         }
+        if let Some(n) = r.max_unavailable {
+            properties["max_unavailable"] = n.into();
+        }
         wire::Trait {
             trait_type: "rollout".to_string(),
             properties: wire::TraitProperties::Custom(properties),

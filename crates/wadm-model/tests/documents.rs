@@ -293,9 +293,25 @@ fn rollout_trait_is_read_validated_and_written_back_canonically() {
     assert_error(&d, "number-out-of-range", &format!("{path}.healthy_deadline"));
     let d = rejected(with(json!({"healthy_deadline": "later"})));
     assert_error(&d, "invalid-duration", &format!("{path}.healthy_deadline"));
-    // What is not implemented is refused by name, not silently ignored.
-    let d = rejected(with(json!({"max_unavailable": 1})));
-    assert_error(&d, "unknown-field", &format!("{path}.max_unavailable"));
+    let d = rejected(with(json!({"max_unavailable": -1})));
+    assert_error(&d, "number-out-of-range", &format!("{path}.max_unavailable"));
+    let d = rejected(with(json!({"max_unavailable_hosts": 1})));
+    assert_error(&d, "unknown-field", &format!("{path}.max_unavailable_hosts"));
+    let mut doc = base();
+    with(json!({"max_parallel": 3, "max_unavailable": 1}))(&mut doc);
+    let parsed = parse(&doc).unwrap();
+    assert_eq!(parsed.app.components[0].rollout.unwrap().max_replacing(), 1);
+    let wire = serde_json::to_value(&parsed.manifest).unwrap();
+    assert_eq!(wire["spec"]["components"][0]["traits"][2]["properties"]["max_unavailable"], 1);
+    let d = rejected(|v| {
+        at(v, "/spec/components/1")["traits"] =
+            json!([{"type": "rollout", "properties": {"max_unavailable": 0}}]);
+    });
+    assert_error(
+        &d,
+        "unsatisfiable-rollout",
+        "spec.components[1].traits[0].properties.max_unavailable",
+    );
     // On a provider too (its image changes host by host as well); only once per entry.
     let mut doc = base();
     at(&mut doc, "/spec/components/1")["traits"] =

@@ -84,6 +84,7 @@ proptest! {
             canary,
             healthy_deadline_ms: None,
             auto_revert: false,
+            max_unavailable: None,
         };
         let mut state = converged_on_old(hosts);
         let v2 = web(NEW, hosts as u32, Some(policy));
@@ -149,6 +150,7 @@ fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
         canary: None,
         healthy_deadline_ms: None,
         auto_revert: false,
+        max_unavailable: None,
     };
     let mut state = converged_on_old(5);
     let v2 = web(NEW, 5, Some(policy));
@@ -196,6 +198,7 @@ fn a_canary_stops_after_its_hosts_until_promoted() {
         canary: Some(1),
         healthy_deadline_ms: None,
         auto_revert: false,
+        max_unavailable: None,
     };
     let mut state = converged_on_old(4);
     let updates = |plan: &wadm_scheduler::Plan| {
@@ -283,6 +286,7 @@ proptest! {
             canary: None,
             healthy_deadline_ms: None,
             auto_revert: false,
+            max_unavailable: None,
         };
         let mut state = lattice((0..hosts).map(|i| host(&format!("h{i}"), &[])).collect());
         let v1 = Reconciler::new("default", vec![kv(P_OLD, hosts, None)], vec![]);
@@ -344,6 +348,7 @@ fn an_unhealthy_new_provider_holds_the_rollout() {
         canary: None,
         healthy_deadline_ms: None,
         auto_revert: false,
+        max_unavailable: None,
     };
     let mut state = lattice((0..3).map(|i| host(&format!("h{i}"), &[])).collect());
     let v1 = Reconciler::new("default", vec![kv(P_OLD, 3, None)], vec![]);
@@ -379,6 +384,7 @@ fn a_provider_rollout_replaces_in_place_rather_than_moving() {
         canary: None,
         healthy_deadline_ms: None,
         auto_revert: false,
+        max_unavailable: None,
     };
     let spread = |image: &str, rollout| {
         let mut c = provider("kv", image, vec![spreadscaler(2, vec![])]);
@@ -412,4 +418,37 @@ fn a_provider_rollout_replaces_in_place_rather_than_moving() {
     assert_eq!(starts.len(), 1, "{:?}", plan.commands);
     assert_eq!(starts, stops, "replaced where it ran: {:?}", plan.commands);
     assert!(old_hosts.contains(&starts[0]), "{starts:?} not on {old_hosts:?}");
+}
+
+#[test]
+fn max_unavailable_caps_how_many_providers_are_replaced_at_once() {
+    let policy = Rollout {
+        max_parallel: 3,
+        min_healthy_time_ms: 0,
+        canary: None,
+        healthy_deadline_ms: None,
+        auto_revert: false,
+        max_unavailable: Some(1),
+    };
+    let mut state = lattice((0..4).map(|i| host(&format!("h{i}"), &[])).collect());
+    let v1 = Reconciler::new("default", vec![kv(P_OLD, 4, None)], vec![]);
+    for _ in 0..3 {
+        let plan = v1.reconcile(&state, 0);
+        wadm_scheduler::apply::apply_plan(&mut state, &plan);
+    }
+    let v2 = Reconciler::new("default", vec![kv(P_NEW, 4, Some(policy))], vec![]);
+    let plan = v2.reconcile(&state, 1_000);
+    let stops =
+        plan.commands.iter().filter(|c| matches!(c.command, Command::StopProvider(_))).count();
+    assert_eq!(stops, 1, "{:?}", plan.commands);
+    // Without it, max_parallel decides.
+    let v2 = Reconciler::new(
+        "default",
+        vec![kv(P_NEW, 4, Some(Rollout { max_unavailable: None, ..policy }))],
+        vec![],
+    );
+    let plan = v2.reconcile(&state, 1_000);
+    let stops =
+        plan.commands.iter().filter(|c| matches!(c.command, Command::StopProvider(_))).count();
+    assert_eq!(stops, 3, "{:?}", plan.commands);
 }

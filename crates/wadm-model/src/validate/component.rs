@@ -133,6 +133,15 @@ pub fn component(
                         "rollout-on-shared-reference",
                         "a rollout applies to an entry with an image of its own",
                     );
+                } else if kind == crate::app::ComponentKind::Capability
+                    && r.max_unavailable == Some(0)
+                {
+                    d.error(
+                        &tpath.key("properties").key("max_unavailable"),
+                        "unsatisfiable-rollout",
+                        "a provider's image is replaced by a stop and a start: at least 1 host is \
+                         unavailable while it changes",
+                    );
                 } else if out.rollout.is_some() {
                     d.error(&tpath.key("type"), "duplicate-rollout", "only one rollout trait");
                 } else {

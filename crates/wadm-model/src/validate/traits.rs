@@ -27,8 +27,14 @@ const LINK: &[&str] = &[
     "target_config",
 ];
 const LINK_END: &[&str] = &["config", "secrets"];
-const ROLLOUT: &[&str] =
-    &["max_parallel", "min_healthy_time", "canary", "healthy_deadline", "auto_revert"];
+const ROLLOUT: &[&str] = &[
+    "max_parallel",
+    "max_unavailable",
+    "min_healthy_time",
+    "canary",
+    "healthy_deadline",
+    "auto_revert",
+];
 const TARGET: &[&str] = &["name", "config", "secrets"];
 const ANTI_AFFINITY: &[&str] = &["components"];
 
@@ -220,8 +226,9 @@ fn anti_affinity(node: &Node, path: &Path, d: &mut Diagnostics) -> Vec<(String, 
 
 /// `rollout` properties: `max_parallel` (a whole number ≥ 1, default 1), `min_healthy_time`
 /// (a duration: `30s`, `500ms`, `2m`, or whole seconds; default 0), `canary` (≥ 1, optional),
-/// `healthy_deadline` (a duration > 0, at least `min_healthy_time`; optional) and `auto_revert`
-/// (a boolean, default false).
+/// `healthy_deadline` (a duration > 0, at least `min_healthy_time`; optional), `auto_revert`
+/// (a boolean, default false) and `max_unavailable` (a whole number; at least 1 on a provider,
+/// checked where the entry's type is known).
 fn rollout(node: &Node, path: &Path, d: &mut Diagnostics) -> Rollout {
     let f = Fields::of(node, path, "rollout properties", ROLLOUT, d);
     let max_parallel = match f.get_present("max_parallel") {
@@ -274,7 +281,16 @@ fn rollout(node: &Node, path: &Path, d: &mut Diagnostics) -> Rollout {
             false
         }
     };
-    Rollout { max_parallel, min_healthy_time_ms, canary, healthy_deadline_ms, auto_revert }
+    let max_unavailable =
+        f.get_present("max_unavailable").map(|n| u32_number(n, &path.key("max_unavailable"), d));
+    Rollout {
+        max_parallel,
+        min_healthy_time_ms,
+        canary,
+        healthy_deadline_ms,
+        auto_revert,
+        max_unavailable,
+    }
 }
 
 /// The longest duration a rollout property takes (a day).

@@ -100,6 +100,7 @@ impl JsonSchema for Trait {
                         "type": "object",
                         "properties": {
                             "max_parallel": {"type": "integer", "minimum": 1},
+                            "max_unavailable": {"description": "At most this many hosts without a serving instance while the image changes (a component changes in place, so only a provider's stop-and-start counts; at least 1 on a provider).", "type": "integer", "minimum": 0},
                             "canary": {"description": "Change this many hosts, then wait for `wadm app promote`.", "type": "integer", "minimum": 1},
                             "auto_revert": {"description": "When the rollout fails (a host cannot start the new image or fails its health checks, or `healthy_deadline` passes), deploy the last stable version again.", "type": "boolean"},
                             "healthy_deadline": {

@@ -155,7 +155,9 @@ impl ProviderScaler {
         wanted: &mut [(HostIx, ProviderWant)],
     ) -> Pacing {
         let want_ref = normalize_provider_ref(&self.image_ref);
-        let mut pacing = Pacing::new(policy);
+        // A provider host changing is a host without a serving provider: `max_unavailable` caps
+        // them too.
+        let mut pacing = Pacing::new(Rollout { max_parallel: policy.max_replacing(), ..policy });
         let info = &self.placer.info;
         let ours = |o: &&crate::context::Observed<'_, wadm_lattice::ProviderInstance>| {
             o.tag.placed_by(&info.app, &info.id) || o.tag.app == Some(&*info.app)
