@@ -281,11 +281,6 @@ pub fn after_capacity_shortfall(
     }
 }
 
-/// Whether a status message says declared host capacity stopped a placement short.
-pub fn short_of_capacity(message: &str) -> bool {
-    message.contains(": host capacity ") || message.contains(", host capacity ")
-}
-
 /// How the hosts answered a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -505,10 +500,6 @@ mod tests {
         let undeploying = classify(&scale("B", 2, "img:1"), &state(2), true, &BTreeMap::new());
         let undeploying = after_capacity_shortfall(undeploying, &scale("B", 2, "img:1"), &state(2));
         assert_eq!(undeploying.reason_class, Undeploy);
-        assert!(short_of_capacity(
-            "spread default needs 4 instances, 2 fit: host capacity memory_mib"
-        ));
-        assert!(!short_of_capacity("spread default needs 3 instances, 2 fit: at most 1 per host"));
     }
 
     #[test]

@@ -362,10 +362,7 @@ pub fn statuses(
             continue;
         }
         let Some(status) = plan.statuses.get(name) else { continue };
-        app.short_of_capacity = status.scalers.iter().any(|s| {
-            s.status.status_type == StatusType::Failed
-                && allocation::short_of_capacity(&s.status.message)
-        });
+        app.short_of_capacity = plan.short_of_capacity.contains(name);
         if app.deployed_version.is_none() {
             // Undeployed: "removing" while stops are planned or unconfirmed, so that
             // `undeploy --wait` can tell when the hosts are clear.

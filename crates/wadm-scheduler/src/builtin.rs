@@ -42,6 +42,7 @@ impl Scaler for FailedScaler {
             status: StatusInfo::new(StatusType::Failed, self.reason.clone()),
             wake_at: None,
             rollout: None,
+            short_of_capacity: false,
         }
     }
 }

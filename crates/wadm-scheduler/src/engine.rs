@@ -49,6 +49,9 @@ pub struct Plan {
     pub wakes: BTreeMap<String, Timestamp>,
     /// Applications rolling out a paced image change, with how far they have come.
     pub rollouts: BTreeMap<String, RolloutProgress>,
+    /// Applications some of whose instances could not be placed for want of declared host
+    /// capacity.
+    pub short_of_capacity: BTreeSet<String>,
 }
 
 impl Plan {
@@ -253,11 +256,15 @@ fn plan_commands_in<'b>(
     diff_links(&mut b, ctx, &merged);
     let mut wakes: BTreeMap<String, Timestamp> = BTreeMap::new();
     let mut rollouts: BTreeMap<String, RolloutProgress> = BTreeMap::new();
+    let mut short_of_capacity = BTreeSet::new();
     for (_, info, eval) in &evaluations {
         let in_scope = scope.is_none_or(|s| s.contains(&*info.app));
         if let Some(at) = eval.wake_at.filter(|_| in_scope) {
             let slot = wakes.entry(info.app.to_string()).or_insert(at);
             *slot = (*slot).min(at);
+        }
+        if eval.short_of_capacity && in_scope {
+            short_of_capacity.insert(info.app.to_string());
         }
         if let Some(progress) = eval.rollout.filter(|_| in_scope) {
             let slot = rollouts.entry(info.app.to_string()).or_default();
@@ -271,6 +278,7 @@ fn plan_commands_in<'b>(
         statuses: BTreeMap::new(),
         wakes,
         rollouts,
+        short_of_capacity,
     };
     drop(merged);
     let order = evaluations.into_iter().map(|(i, _, eval)| (i, eval.status)).collect();

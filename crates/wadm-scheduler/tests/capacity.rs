@@ -90,6 +90,9 @@ fn two_apps_compete_for_memory_and_the_second_says_what_ran_out() {
     }
     assert_eq!(status_of(&last, "a").0, StatusType::Deployed);
     assert_failed_with(&last, "b", "needs 4 instances, 2 fit: host capacity memory_mib");
+    // The plan says which applications ran short of capacity (allocation events classify their
+    // next placements `capacity`).
+    assert_eq!(last.short_of_capacity, ["b".to_string()].into());
 }
 
 #[test]
@@ -165,6 +168,7 @@ fn max_per_host_with_fewer_hosts_than_instances_is_reported() {
     let plans = converge(deploy(std::slice::from_ref(&a)), &mut world);
     assert_eq!(counts(&world, "a-c").values().copied().collect::<Vec<_>>(), vec![1, 1]);
     assert_failed_with(plans.last().unwrap(), "a", "needs 3 instances, 2 fit: at most 1 per host");
+    assert!(plans.last().unwrap().short_of_capacity.is_empty(), "not short of capacity");
 }
 
 #[test]

@@ -309,6 +309,7 @@ impl wadm_scheduler::Scaler for MarkerConfig {
             status: wadm_model::StatusInfo::new(StatusType::Deployed, ""),
             wake_at: None,
             rollout: None,
+            short_of_capacity: false,
         }
     }
 }

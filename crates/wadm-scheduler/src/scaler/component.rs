@@ -133,6 +133,7 @@ impl Scaler for ComponentScaler {
                 status: super::waiting_for_config(&missing),
                 wake_at: None,
                 rollout: None,
+                short_of_capacity: false,
             };
         }
         let mut wants = Wants::with_capacity(placements.iter().map(|p| p.hosts.len()).sum());
@@ -160,7 +161,8 @@ impl Scaler for ComponentScaler {
             Some(p) => rollout_status(status, p, &self.image_ref, wants.len()),
             None => (status, None, None),
         };
-        Evaluation { wants, status, wake_at, rollout }
+        let short_of_capacity = placements.iter().any(|p| p.short_of_capacity);
+        Evaluation { wants, status, wake_at, rollout, short_of_capacity }
     }
 }
 

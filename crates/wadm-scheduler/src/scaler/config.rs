@@ -52,6 +52,7 @@ impl Scaler for ConfigScaler {
                     status,
                     wake_at: None,
                     rollout: None,
+                    short_of_capacity: false,
                 }
             }
             None => {
@@ -63,7 +64,13 @@ impl Scaler for ConfigScaler {
                         format!("config {} does not exist in the lattice", self.name),
                     )
                 };
-                Evaluation { wants: Wants::new(), status, wake_at: None, rollout: None }
+                Evaluation {
+                    wants: Wants::new(),
+                    status,
+                    wake_at: None,
+                    rollout: None,
+                    short_of_capacity: false,
+                }
             }
         }
     }

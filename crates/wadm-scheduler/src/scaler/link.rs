@@ -38,6 +38,7 @@ impl Scaler for LinkScaler {
                     status: unresolved.status(),
                     wake_at: None,
                     rollout: None,
+                    short_of_capacity: false,
                 };
             }
         };
@@ -50,6 +51,7 @@ impl Scaler for LinkScaler {
                 status: super::waiting_for_config(&missing),
                 wake_at: None,
                 rollout: None,
+                short_of_capacity: false,
             };
         }
         let status = if observed == Some(link) {
@@ -62,6 +64,7 @@ impl Scaler for LinkScaler {
             status,
             wake_at: None,
             rollout: None,
+            short_of_capacity: false,
         }
     }
 }

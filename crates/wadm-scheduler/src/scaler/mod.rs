@@ -257,6 +257,8 @@ pub struct Evaluation {
     pub wake_at: Option<wadm_lattice::Timestamp>,
     /// How far a paced image change has come (`None`: nothing rolling out).
     pub rollout: Option<RolloutProgress>,
+    /// Not everything could be placed for want of declared host capacity.
+    pub short_of_capacity: bool,
 }
 
 /// How far a rollout has come: hosts done of hosts to change, in batches of `batch` hosts.

@@ -121,6 +121,8 @@ pub struct SpreadPlacement {
     /// (host, count), in host order.
     pub hosts: PlacedHosts,
     pub shortfall: Option<Shortfall>,
+    /// The shortfall is (also) for want of declared host capacity.
+    pub short_of_capacity: bool,
 }
 
 /// Place a spreadscaler's spreads (each with its share already computed).
@@ -330,7 +332,7 @@ pub fn place_daemon(
                 }
             }
         }
-        out.push(SpreadPlacement { hosts, shortfall: None });
+        out.push(SpreadPlacement { hosts, shortfall: None, short_of_capacity: false });
     }
     out
 }

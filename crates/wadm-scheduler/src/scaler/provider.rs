@@ -100,6 +100,7 @@ impl Scaler for ProviderScaler {
                 status: super::waiting_for_config(&missing),
                 wake_at: None,
                 rollout: None,
+                short_of_capacity: false,
             };
         }
         let res = Resource {
@@ -137,6 +138,7 @@ impl Scaler for ProviderScaler {
             status,
             wake_at,
             rollout,
+            short_of_capacity: placements.iter().any(|p| p.short_of_capacity),
         }
     }
 }

@@ -38,6 +38,8 @@ struct Limits<'c, 'a> {
     avoided_ids: Vec<&'a str>,
     /// What ran out, for the shortfall.
     reasons: BTreeSet<String>,
+    /// Declared capacity is among what ran out.
+    capacity: bool,
 }
 
 impl<'c, 'a> Limits<'c, 'a> {
@@ -67,7 +69,8 @@ impl<'c, 'a> Limits<'c, 'a> {
                 }
             }
         }
-        Self { ctx, res, rules, cost, avoided, avoided_ids, reasons: BTreeSet::new() }
+        let reasons = BTreeSet::new();
+        Self { ctx, res, rules, cost, avoided, avoided_ids, reasons, capacity: false }
     }
 
     /// The most instances host `h` may run (`current`: what runs there now), and what bounds it.
@@ -94,6 +97,7 @@ impl<'c, 'a> Limits<'c, 'a> {
     fn note(&mut self, bound: Option<Bound>) {
         let reason = match bound {
             Some(Bound::Capacity(r)) => {
+                self.capacity = true;
                 let ledger = self.ctx.ledger().expect("a capacity bound comes from the ledger");
                 format!("host capacity {}", ledger.resource(r))
             }
@@ -203,6 +207,7 @@ pub(super) fn place_spreads(
             taken.extend(hosts.iter().map(|(h, _)| *h));
         }
         out[i].shortfall = shortfall(res.unit, spread, &hosts, min_hosts[i], room.len(), &limits);
+        out[i].short_of_capacity = out[i].shortfall.is_some() && limits.capacity;
         out[i].hosts = hosts;
     }
     out
@@ -414,7 +419,8 @@ pub(super) fn place_daemon(
                 hosts.len()
             )));
         }
-        out.push(SpreadPlacement { hosts, shortfall });
+        let short_of_capacity = shortfall.is_some() && limits.capacity;
+        out.push(SpreadPlacement { hosts, shortfall, short_of_capacity });
     }
     out
 }
