@@ -150,6 +150,12 @@ pub struct Rollout {
     pub max_unavailable: Option<u32>,
 }
 
+/// A duration of `ms` milliseconds as manifests write it: `30s` when whole seconds, else
+/// `1500ms`.
+pub fn duration_text(ms: u64) -> String {
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+}
+
 impl Rollout {
     /// How many hosts may be replaced by a stop and a start at once.
     pub fn max_replacing(&self) -> u32 {

@@ -57,10 +57,7 @@ fn component(c: &Component) -> wire::Component {
     }
     traits.extend(c.links.iter().map(link));
     traits.extend(c.rollout.iter().map(|r| {
-        let duration = |ms: u64| match ms {
-            ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
-            ms => format!("{ms}ms"),
-        };
+        let duration = crate::app::duration_text;
         let mut properties = serde_json::json!({
             "max_parallel": r.max_parallel,
             "min_healthy_time": duration(r.min_healthy_time_ms),

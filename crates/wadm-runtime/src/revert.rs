@@ -393,10 +393,7 @@ pub fn failure_reason(failure: &crate::decide::HostFailure) -> String {
     }
 }
 
-/// `30s`, `1500ms`.
-fn duration(ms: u64) -> String {
-    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
-}
+use wadm_model::duration_text as duration;
 
 /// After statuses are derived: a deployment whose status is `deployed` makes its version the
 /// stable one ([`StoreAction::Stable`]) — unless, while it rolls out, a provider of the

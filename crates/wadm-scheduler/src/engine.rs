@@ -414,7 +414,8 @@ fn link_resource(key: &LinkKey) -> String {
     format!("{}\u{0}{}\u{0}{}\u{0}{}", key.source_id, key.wit_namespace, key.wit_package, key.name)
 }
 
-fn delete_link(key: &LinkKey) -> Command {
+/// The command deleting the link `key` names.
+pub(crate) fn delete_link(key: &LinkKey) -> Command {
     Command::DeleteLink(DeleteLinkRequest {
         source_id: key.source_id.clone(),
         name: key.name.clone(),

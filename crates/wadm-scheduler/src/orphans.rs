@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{LatticeState, Timestamp};
 use wadm_model::names::sanitize;
-use wadm_protocol::ctl::{DeleteLinkRequest, ScaleComponentRequest, StopProviderRequest};
+use wadm_protocol::ctl::{ScaleComponentRequest, StopProviderRequest};
 use wadm_protocol::{LinkKey, StringMap};
 
 use crate::catalog::Catalog;
@@ -106,12 +106,7 @@ impl Orphan {
                 provider_id: Arc::from(id.as_str()),
                 host_id: Arc::from(host.as_str()),
             }),
-            Orphan::Link(k) => Command::DeleteLink(DeleteLinkRequest {
-                source_id: k.source_id.clone(),
-                name: k.name.clone(),
-                wit_namespace: k.wit_namespace.clone(),
-                wit_package: k.wit_package.clone(),
-            }),
+            Orphan::Link(k) => crate::engine::delete_link(k),
             Orphan::Config(name) => Command::DeleteConfig { name: name.clone() },
         }
     }
