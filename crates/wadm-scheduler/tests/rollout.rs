@@ -16,6 +16,19 @@ use wadm_scheduler::{Command, DeployedApp, Reconciler};
 const OLD: &str = "ghcr.io/x/web:1";
 const NEW: &str = "ghcr.io/x/web:2";
 
+/// A rollout of `max_parallel` hosts at once, each done after `min_healthy_time_ms`, with an
+/// optional canary stage (no deadline, no revert).
+fn policy(max_parallel: u32, min_healthy_time_ms: u64, canary: Option<u32>) -> Rollout {
+    Rollout {
+        max_parallel,
+        min_healthy_time_ms,
+        canary,
+        healthy_deadline_ms: None,
+        auto_revert: false,
+        max_unavailable: None,
+    }
+}
+
 fn web(image: &str, instances: u32, rollout: Option<Rollout>) -> DeployedApp {
     let mut c = component("web", image, vec![spreadscaler(instances, vec![])]);
     c.rollout = rollout;
@@ -78,14 +91,7 @@ proptest! {
         // Per step: which unconfirmed hosts confirm (bit i: the i-th of them), and the time that passes.
         steps in prop::collection::vec((any::<u16>(), 0u64..3_000), 1..40),
     ) {
-        let policy = Rollout {
-            max_parallel,
-            min_healthy_time_ms: min_healthy_ms,
-            canary,
-            healthy_deadline_ms: None,
-            auto_revert: false,
-            max_unavailable: None,
-        };
+        let policy = policy(max_parallel, min_healthy_ms, canary);
         let mut state = converged_on_old(hosts);
         let v2 = web(NEW, hosts as u32, Some(policy));
         let held = Reconciler::new("default", vec![v2.clone()], vec![]);
@@ -144,14 +150,7 @@ proptest! {
 
 #[test]
 fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
-    let policy = Rollout {
-        max_parallel: 2,
-        min_healthy_time_ms: 1_000,
-        canary: None,
-        healthy_deadline_ms: None,
-        auto_revert: false,
-        max_unavailable: None,
-    };
+    let policy = policy(2, 1_000, None);
     let mut state = converged_on_old(5);
     let v2 = web(NEW, 5, Some(policy));
     let reconciler = Reconciler::new("default", vec![v2], vec![]);
@@ -192,14 +191,7 @@ fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
 
 #[test]
 fn a_canary_stops_after_its_hosts_until_promoted() {
-    let policy = Rollout {
-        max_parallel: 2,
-        min_healthy_time_ms: 0,
-        canary: Some(1),
-        healthy_deadline_ms: None,
-        auto_revert: false,
-        max_unavailable: None,
-    };
+    let policy = policy(2, 0, Some(1));
     let mut state = converged_on_old(4);
     let updates = |plan: &wadm_scheduler::Plan| {
         plan.commands.iter().filter(|c| matches!(c.command, Command::UpdateComponent(_))).count()
@@ -280,14 +272,7 @@ proptest! {
         min_healthy_ms in prop_oneof![Just(0u64), 1u64..5_000],
         steps in prop::collection::vec((any::<u16>(), 0u64..3_000), 1..40),
     ) {
-        let policy = Rollout {
-            max_parallel,
-            min_healthy_time_ms: min_healthy_ms,
-            canary: None,
-            healthy_deadline_ms: None,
-            auto_revert: false,
-            max_unavailable: None,
-        };
+        let policy = policy(max_parallel, min_healthy_ms, None);
         let mut state = lattice((0..hosts).map(|i| host(&format!("h{i}"), &[])).collect());
         let v1 = Reconciler::new("default", vec![kv(P_OLD, hosts, None)], vec![]);
         for _ in 0..3 {
@@ -342,14 +327,7 @@ proptest! {
 
 #[test]
 fn an_unhealthy_new_provider_holds_the_rollout() {
-    let policy = Rollout {
-        max_parallel: 1,
-        min_healthy_time_ms: 0,
-        canary: None,
-        healthy_deadline_ms: None,
-        auto_revert: false,
-        max_unavailable: None,
-    };
+    let policy = policy(1, 0, None);
     let mut state = lattice((0..3).map(|i| host(&format!("h{i}"), &[])).collect());
     let v1 = Reconciler::new("default", vec![kv(P_OLD, 3, None)], vec![]);
     for _ in 0..3 {
@@ -378,14 +356,7 @@ fn an_unhealthy_new_provider_holds_the_rollout() {
 
 #[test]
 fn a_provider_rollout_replaces_in_place_rather_than_moving() {
-    let policy = Rollout {
-        max_parallel: 1,
-        min_healthy_time_ms: 0,
-        canary: None,
-        healthy_deadline_ms: None,
-        auto_revert: false,
-        max_unavailable: None,
-    };
+    let policy = policy(1, 0, None);
     let spread = |image: &str, rollout| {
         let mut c = provider("kv", image, vec![spreadscaler(2, vec![])]);
         c.rollout = rollout;
@@ -422,14 +393,7 @@ fn a_provider_rollout_replaces_in_place_rather_than_moving() {
 
 #[test]
 fn max_unavailable_caps_how_many_providers_are_replaced_at_once() {
-    let policy = Rollout {
-        max_parallel: 3,
-        min_healthy_time_ms: 0,
-        canary: None,
-        healthy_deadline_ms: None,
-        auto_revert: false,
-        max_unavailable: Some(1),
-    };
+    let policy = Rollout { max_unavailable: Some(1), ..policy(3, 0, None) };
     let mut state = lattice((0..4).map(|i| host(&format!("h{i}"), &[])).collect());
     let v1 = Reconciler::new("default", vec![kv(P_OLD, 4, None)], vec![]);
     for _ in 0..3 {
