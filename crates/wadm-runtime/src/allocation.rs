@@ -178,13 +178,6 @@ pub fn workload_id(command: &Command) -> Option<&str> {
     }
 }
 
-/// The component or provider a command message acts on, read from its body.
-pub fn workload_id_of(message: &CommandMessage) -> Option<String> {
-    let body: serde_json::Value = serde_json::from_str(&message.body).ok()?;
-    let id = body.get("component_id").or_else(|| body.get("provider_id"))?;
-    id.as_str().map(str::to_string)
-}
-
 /// What `command` changes and why, from the observed `state` it is decided on (without the
 /// orders in flight), whether its application is `undeploying`, and the workloads of hosts that
 /// left still waiting for a replacement (`replacing`, see [`note_left`]).

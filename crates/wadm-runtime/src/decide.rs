@@ -231,7 +231,8 @@ pub fn defer_or_collect(
 /// they name observed, no removal it may replace still to show). Removals (stops, deletes, scale
 /// downs) are admitted and published before the other commands. Each one published becomes an
 /// order in flight (its message expires `ttl_ms` after `now`, the order `lifetime_ms` after).
-/// Returns the messages and, per application, how many planned commands were held back.
+/// Returns the messages, per application how many planned commands were held back, and the
+/// placements that replace work of a host that left.
 pub fn select_commands(
     record: &mut LatticeRecord,
     plan: &Plan,
@@ -239,7 +240,7 @@ pub fn select_commands(
     now: Timestamp,
     ttl_ms: u64,
     lifetime_ms: u64,
-) -> (Vec<CommandMessage>, BTreeMap<String, usize>) {
+) -> (Vec<CommandMessage>, BTreeMap<String, usize>, Vec<Replacement>) {
     let mut out = Vec::new();
     let mut held: BTreeMap<String, usize> = BTreeMap::new();
     let wanted = plan.commands.iter().filter(|c| affected.contains(&c.app));
@@ -262,8 +263,14 @@ pub fn select_commands(
                     allocation =
                         allocation::after_capacity_shortfall(allocation, &c.command, state);
                 }
-                if allocation.reason_class == allocation::ReasonClass::HostLost {
-                    replaced.extend(allocation::workload_id(&c.command).map(str::to_string));
+                if allocation.reason_class == allocation::ReasonClass::HostLost
+                    && let Some(id) = allocation::workload_id(&c.command)
+                {
+                    replaced.push(Replacement {
+                        app: c.app.clone(),
+                        id: id.to_string(),
+                        host: c.command.target_host().unwrap_or_default().to_string(),
+                    });
                 }
                 message.allocation = Some(allocation);
                 out.push(message);
@@ -274,10 +281,18 @@ pub fn select_commands(
         }
     }
     // Replaced: later placements of the same workload are classified as usual.
-    for id in replaced {
-        record.replacing.remove(&id);
+    for r in &replaced {
+        record.replacing.remove(&r.id);
     }
-    (out, held)
+    (out, held, replaced)
+}
+
+/// A placement that replaces work of a host that left: `id` of `app`, now on `host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    pub app: String,
+    pub id: String,
+    pub host: String,
 }
 
 /// The command message of an order.
@@ -565,13 +580,13 @@ mod tests {
             ],
             ..Plan::default()
         };
-        let (out, held) = select_commands(&mut r, &plan, &Affected::all(), 0, 60, 70);
+        let (out, held, _) = select_commands(&mut r, &plan, &Affected::all(), 0, 60, 70);
         let hosts: Vec<_> = out.iter().map(|m| m.target_host.as_deref()).collect();
         assert_eq!(hosts, [Some("A")], "the stop goes; the start waits for it to show");
         assert_eq!(held.get("app"), Some(&1));
         // Once the stop shows, the start goes.
         r.state.hosts.get_mut("A").unwrap().components.clear();
-        let (out, _) = select_commands(&mut r, &plan, &Affected::all(), 1, 60, 70);
+        let (out, _, _) = select_commands(&mut r, &plan, &Affected::all(), 1, 60, 70);
         let hosts: Vec<_> = out.iter().map(|m| m.target_host.as_deref()).collect();
         assert_eq!(hosts, [Some("B")]);
     }

@@ -167,23 +167,12 @@ impl StoreAction {
     }
 }
 
-/// History notes for the orders of one step that place work of a host that left (allocation
-/// reason `host_lost`): one per application, naming what went where.
-pub fn host_lost_notes(commands: &[crate::messages::CommandMessage]) -> Vec<StoreAction> {
+/// History notes for the placements of one step that replace work of a host that left
+/// (allocation reason `host_lost`): one per application, naming what went where.
+pub fn host_lost_notes(replaced: &[crate::decide::Replacement]) -> Vec<StoreAction> {
     let mut per_app: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for c in commands {
-        let lost = c
-            .allocation
-            .is_some_and(|a| a.reason_class == crate::allocation::ReasonClass::HostLost);
-        if !lost {
-            continue;
-        }
-        let what = match (crate::allocation::workload_id_of(c), &c.target_host) {
-            (Some(id), Some(host)) => format!("{id} on {host}"),
-            (Some(id), None) => id,
-            _ => c.kind.clone(),
-        };
-        per_app.entry(c.app.as_str()).or_default().push(what);
+    for r in replaced {
+        per_app.entry(r.app.as_str()).or_default().push(format!("{} on {}", r.id, r.host));
     }
     per_app
         .into_iter()

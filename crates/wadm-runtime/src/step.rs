@@ -609,7 +609,7 @@ pub fn decide(
     let ttl_ms = config.command_ttl.as_millis() as u64;
     let lifetime_ms = config.order_lifetime.as_millis() as u64;
     crate::allocation::note_left(&mut record.replacing, &applied.persist.changes, now);
-    let (mut commands, held) =
+    let (mut commands, held, replaced) =
         decide::select_commands(record, &plan, &applied.affected, now, ttl_ms, lifetime_ms);
     if applied.replayed {
         // The step that applied a redelivered event may have committed its orders and stopped
@@ -651,7 +651,7 @@ pub fn decide(
         config,
     );
     commands.extend(swept);
-    store_actions.extend(crate::revert::host_lost_notes(&commands));
+    store_actions.extend(crate::revert::host_lost_notes(&replaced));
     store_actions.extend(crate::revert::batch_notes(record, &plan.rollouts));
     let mut statuses = decide::statuses(record, &plan, &applied.affected, now);
     store_actions.extend(crate::revert::on_statuses(record, &mut statuses));
