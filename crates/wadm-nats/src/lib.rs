@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod account;
 pub mod bucket;
 pub mod clock;
 pub mod connect;

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{DiscoveredHost, Discovery, Timestamp};
+use wadm_protocol::subject::{qualify, scoped, unscope};
 use wadm_protocol::{Host, HostInventory, Link, StringMap};
 
 /// Subject prefix of the runtime's own events.
@@ -24,28 +25,29 @@ pub const INTERNAL_PREFIX: &str = "wadm.internal";
 /// Subject prefix of command messages.
 pub const COMMAND_PREFIX: &str = "wadm.cmd";
 
-/// `wadm.internal.{lattice}.{kind}`.
+/// `wadm.internal.{lattice}.{kind}` (behind the account token of a lattice of another account,
+/// as every subject here: see [`wadm_protocol::subject::split_account`]).
 pub fn internal_subject(lattice: &str, kind: &str) -> String {
-    format!("{INTERNAL_PREFIX}.{lattice}.{kind}")
+    scoped(lattice, |name| format!("{INTERNAL_PREFIX}.{name}.{kind}"))
 }
 
 /// `wadm.cmd.{lattice}.{app}`.
 pub fn command_subject(lattice: &str, app: &str) -> String {
-    format!("{COMMAND_PREFIX}.{lattice}.{app}")
+    scoped(lattice, |name| format!("{COMMAND_PREFIX}.{name}.{app}"))
 }
 
 /// The event-stream subjects of one lattice (the filters of its consumer).
 pub fn event_filters(lattice: &str) -> Vec<String> {
     vec![
-        format!("wasmbus.evt.{lattice}.>"),
-        format!("wadm.evt.{lattice}.>"),
-        format!("{INTERNAL_PREFIX}.{lattice}.>"),
+        scoped(lattice, |name| format!("wasmbus.evt.{name}.>")),
+        scoped(lattice, |name| format!("wadm.evt.{name}.>")),
+        scoped(lattice, |name| format!("{INTERNAL_PREFIX}.{name}.>")),
     ]
 }
 
 /// The command-stream subjects of one lattice.
 pub fn command_filter(lattice: &str) -> String {
-    format!("{COMMAND_PREFIX}.{lattice}.>")
+    scoped(lattice, |name| format!("{COMMAND_PREFIX}.{name}.>"))
 }
 
 /// One event-stream message, classified.
@@ -73,7 +75,8 @@ pub enum Incoming {
 
 /// The lattice of an event-stream subject and what the message is.
 pub fn classify(subject: &str, payload: &[u8]) -> Option<(String, Incoming)> {
-    let mut tokens = subject.split('.');
+    let (account, unscoped) = unscope(subject);
+    let mut tokens = unscoped.split('.');
     let (first, second, lattice) = (tokens.next()?, tokens.next()?, tokens.next()?);
     let rest: Vec<&str> = tokens.collect();
     let kind = rest.join(".");
@@ -110,7 +113,7 @@ pub fn classify(subject: &str, payload: &[u8]) -> Option<(String, Incoming)> {
         },
         _ => return None,
     };
-    Some((lattice.to_string(), incoming))
+    Some((qualify(account, lattice), incoming))
 }
 
 /// The application named by a manifest event: `data.metadata.name` (published) or `data.name`.
@@ -281,6 +284,13 @@ mod tests {
             Incoming::Ignored(_)
         ));
         assert_eq!(classify("other.thing.l.x", b""), None);
+        let (lattice, incoming) = classify("ACC.wadm.internal.l.tick", b"{}").unwrap();
+        assert_eq!((lattice.as_str(), incoming), ("ACC.l", Incoming::Tick));
+        assert_eq!(classify("ACC.wasmbus.evt.l.host_started", b"{}").unwrap().0, "ACC.l");
+        assert_eq!(internal_subject("ACC.l", "tick"), "ACC.wadm.internal.l.tick");
+        assert_eq!(command_subject("ACC.l", "app"), "ACC.wadm.cmd.l.app");
+        assert_eq!(command_filter("ACC.l"), "ACC.wadm.cmd.l.>");
+        assert_eq!(event_filters("ACC.l")[1], "ACC.wadm.evt.l.>");
         assert_eq!(classify("short", b""), None);
     }
 }

@@ -102,6 +102,20 @@ pub enum RunError {
     Setup(String),
 }
 
+/// The NATS account of `lattices` (see [`wadm_protocol::subject::split_account`]): one runtime
+/// keeps the lattices of one account, in that account's streams.
+fn lattices_account(lattices: &[String]) -> Result<Option<String>, RunError> {
+    let accounts: std::collections::BTreeSet<Option<&str>> =
+        lattices.iter().map(|l| wadm_protocol::subject::split_account(l).0).collect();
+    match accounts.len() {
+        0 | 1 => Ok(accounts.into_iter().next().flatten().map(str::to_string)),
+        _ => Err(RunError::Setup(format!(
+            "one runtime runs the lattices of one account; these are of {}",
+            accounts.iter().map(|a| a.unwrap_or("wadm's own")).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 fn setup(e: impl std::fmt::Display) -> RunError {
     RunError::Setup(e.to_string())
 }
@@ -149,7 +163,7 @@ async fn ensure_storage(js: &jetstream::Context, config: &RunConfig) -> Result<S
     let manifests = ensure_bucket(js, manifests).await.map_err(setup)?;
     let status = jetstream::stream::Config {
         num_replicas: config.streams.replicas,
-        ..NatsStatusStore::stream_config()
+        ..NatsStatusStore::stream_config(config.streams.account.as_deref())
     };
     let status_stream = ensure_stream(js, status).await.map_err(setup)?;
     Ok(Storage { events, commands, records, state, manifests, status_stream })
@@ -248,10 +262,11 @@ fn storage_gone(error: &str) -> bool {
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
 /// interrupted step is redone by another replica anyway).
 pub async fn run(
-    config: RunConfig,
+    mut config: RunConfig,
     client: async_nats::Client,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    config.streams.account = lattices_account(&config.lattices)?;
     let js = wadm_nats::connect::jetstream(client.clone(), config.js_domain.as_deref());
     let starting = format!("runtime.{}", config.replica);
     config.health.starting(&starting);

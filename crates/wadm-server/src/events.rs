@@ -48,7 +48,7 @@ impl CloudEvent {
     /// `wadm.evt.{lattice}.{short}`.
     pub fn subject(&self, lattice: &str) -> String {
         let short = self.event_type.trim_start_matches("com.wadm.");
-        format!("wadm.evt.{lattice}.{short}")
+        wadm_protocol::subject::scoped(lattice, |name| format!("wadm.evt.{name}.{short}"))
     }
 }
 

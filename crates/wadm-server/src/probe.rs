@@ -69,7 +69,8 @@ impl NatsProbe {
         };
         let inbox = self.client.new_inbox();
         let mut answers = self.client.subscribe(inbox.clone()).await.map_err(|e| fail(&e))?;
-        let subject = format!("wasmbus.ctl.v1.{lattice}.host.ping");
+        let subject =
+            wadm_protocol::subject::ctl(lattice, wadm_protocol::subject::suffix::HOST_PING);
         self.client
             .publish_with_reply(subject, inbox, bytes::Bytes::new())
             .await

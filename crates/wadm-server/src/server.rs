@@ -17,6 +17,7 @@ use crate::kv::NatsKv;
 use crate::probe::{DEFAULT_PROBE_WINDOW, NatsProbe};
 use crate::status::NatsStatusStore;
 use crate::store::{DEFAULT_MAX_HISTORY, DEFAULT_MAX_VERSIONS, ManifestStore};
+use crate::subject::parse_request;
 use crate::view::{KnownLattices, OBSERVED_BUCKET, ObservedState, Views};
 
 /// The bucket holding manifests, indexes and history.
@@ -59,6 +60,9 @@ pub struct ServerConfig {
     pub known_lattices: KnownLattices,
     /// The bucket the runtime keeps observed state in (read for `lattice.hosts`).
     pub observed_bucket: String,
+    /// Serve other accounts' lattices: requests arrive as `{account}.{prefix}.…` and each account
+    /// sees only its own lattices (see [`wadm_protocol::subject::split_account`]).
+    pub account_scoped: bool,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +81,7 @@ impl Default for ServerConfig {
             js_domain: None,
             known_lattices: KnownLattices::default(),
             observed_bucket: OBSERVED_BUCKET.into(),
+            account_scoped: false,
         }
     }
 }
@@ -98,7 +103,18 @@ pub struct Server {
     config: ServerConfig,
     api: Arc<NatsApi>,
     views: Arc<Views>,
-    subscriber: async_nats::Subscriber,
+    subscriber: futures::stream::SelectAll<async_nats::Subscriber>,
+}
+
+/// The API's subscriptions: `{prefix}.>`; in account-scoped mode `*.{prefix}.>` for every
+/// account, and `{prefix}.lattices` for wadm's own account (every account's lattices).
+pub fn api_subscriptions(config: &ServerConfig) -> Vec<String> {
+    match config.account_scoped {
+        true => {
+            vec![format!("*.{}.>", config.api_prefix), format!("{}.lattices", config.api_prefix)]
+        }
+        false => vec![format!("{}.>", config.api_prefix)],
+    }
 }
 
 /// Get the bucket, creating it if missing; tolerate a concurrent creation by another replica.
@@ -191,8 +207,10 @@ impl Server {
             },
         )
         .await?;
-        let status_config =
-            stream::Config { num_replicas: config.replicas, ..NatsStatusStore::stream_config() };
+        let status_config = stream::Config {
+            num_replicas: config.replicas,
+            ..NatsStatusStore::stream_config(None)
+        };
         let status_stream = ensure_stream(&js, status_config).await?;
         let store = ManifestStore::new(NatsKv::new(bucket))
             .with_max_versions(config.max_versions)
@@ -209,19 +227,24 @@ impl Server {
             observed: ObservedState::new(js.clone(), config.observed_bucket.clone()),
             known: config.known_lattices.clone(),
         });
-        let subject = format!("{}.>", config.api_prefix);
-        let subscriber = client
-            .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
-            .await
-            .map_err(|e| ServerError::Subscribe {
-                subject: subject.clone(),
-                reason: crate::connect::one_line(&e),
-            })?;
-        // Make sure the subscription is registered before anyone relies on it.
+        let subjects = api_subscriptions(&config);
+        let mut subscribers = Vec::new();
+        for subject in &subjects {
+            let subscriber = client
+                .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
+                .await
+                .map_err(|e| ServerError::Subscribe {
+                    subject: subject.clone(),
+                    reason: crate::connect::one_line(&e),
+                })?;
+            subscribers.push(subscriber);
+        }
+        // Make sure the subscriptions are registered before anyone relies on them.
         client.flush().await.map_err(|e| ServerError::Subscribe {
-            subject,
+            subject: subjects.join(" "),
             reason: crate::connect::one_line(&e),
         })?;
+        let subscriber = futures::stream::select_all(subscribers);
         Ok(Server { client, config, api, views, subscriber })
     }
 
@@ -239,7 +262,9 @@ impl Server {
                     tracing::info!("shutting down: finishing in-flight requests");
                     draining = true;
                     // Stop receiving; messages already delivered to us are still answered.
-                    let _ = self.subscriber.drain().await;
+                    for subscriber in self.subscriber.iter_mut() {
+                        let _ = subscriber.drain().await;
+                    }
                 }
                 message = self.subscriber.next() => {
                     let Some(message) = message else { break };
@@ -283,7 +308,7 @@ async fn serve_one(
         reply =
             serde_json::to_vec(&wadm_model::api::ErrorResponse::new(too_big)).unwrap_or_default();
     }
-    count_request(&config.api_prefix, message.subject.as_str(), &reply);
+    count_request(config, message.subject.as_str(), &reply);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(SERVER_HEADER, config.instance_id.as_str());
     if let Err(e) = client.publish_with_headers(reply_to, headers, reply.into()).await {
@@ -303,7 +328,8 @@ async fn answer(
     message: &async_nats::Message,
 ) -> (Vec<u8>, Option<crate::api::FollowUp>) {
     let error = |m: String| serde_json::to_vec(&ErrorResponse::new(m)).expect("serialises");
-    let parsed = match crate::subject::parse(&config.api_prefix, message.subject.as_str()) {
+    let subject = message.subject.as_str();
+    let parsed = match parse_request(&config.api_prefix, subject, config.account_scoped) {
         Ok(p) => p,
         Err(e) => return (error(e.to_string()), None),
     };
@@ -331,7 +357,7 @@ async fn answer(
             return (serde_json::to_vec(&reply).expect("serialises"), None);
         }
         crate::subject::Operation::Lattices => {
-            let reply = views.lattices().await;
+            let reply = views.lattices(parsed.account.as_deref()).await;
             return (serde_json::to_vec(&reply).expect("serialises"), None);
         }
         crate::subject::Operation::Plan(name) => {
@@ -361,13 +387,14 @@ async fn answer(
 /// Counts an answered request in `wadm_api_requests_total{operation, result}` (a no-op unless
 /// the binary installed a metrics recorder). `result` is the reply's `result` field when it is
 /// one of the API's words, `ok` for a bare-array reply, else `other`.
-fn count_request(prefix: &str, subject: &str, reply: &[u8]) {
+fn count_request(config: &ServerConfig, subject: &str, reply: &[u8]) {
     use crate::subject::Operation;
     #[derive(serde::Deserialize)]
     struct Outcome {
         result: String,
     }
-    let operation = match crate::subject::parse(prefix, subject).map(|p| p.operation) {
+    let parsed = parse_request(&config.api_prefix, subject, config.account_scoped);
+    let operation = match parsed.map(|p| p.operation) {
         Ok(Operation::Put) => "put",
         Ok(Operation::List) => "list",
         Ok(Operation::LegacyList) => "legacy_list",

@@ -17,7 +17,7 @@ pub const STATUS_STREAM: &str = "wadm_status";
 
 /// `wadm.status.{lattice}.{app}`.
 pub fn status_subject(lattice: &str, app: &str) -> String {
-    format!("wadm.status.{lattice}.{app}")
+    wadm_protocol::subject::scoped(lattice, |name| format!("wadm.status.{name}.{app}"))
 }
 
 /// Why reading or writing status failed.
@@ -56,29 +56,54 @@ pub trait StatusStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StatusError>> + Send;
 }
 
-/// Status kept in the `wadm_status` stream (`max_msgs_per_subject: 1`).
+/// Status kept in the `wadm_status` stream (`max_msgs_per_subject: 1`); another account's
+/// lattices' in that account's own `wadm_status_{account}` (see [`wadm_nats::account`]), opened
+/// (and created when missing) on first use.
 #[derive(Clone)]
 pub struct NatsStatusStore {
     js: jetstream::Context,
     stream: stream::Stream,
+    accounts: std::sync::Arc<std::sync::Mutex<BTreeMap<String, stream::Stream>>>,
 }
 
 impl NatsStatusStore {
     /// Use the (already created) status stream.
     pub fn new(js: jetstream::Context, stream: stream::Stream) -> Self {
-        Self { js, stream }
+        Self { js, stream, accounts: Default::default() }
     }
 
-    /// The stream configuration this store expects.
-    pub fn stream_config() -> stream::Config {
+    /// The configuration of the status stream of `account`'s lattices, or of plain ones.
+    pub fn stream_config(account: Option<&str>) -> stream::Config {
         stream::Config {
-            name: STATUS_STREAM.into(),
+            name: wadm_nats::account::stream_name(STATUS_STREAM, account),
             description: Some("wadm: last status of every application".into()),
-            subjects: vec!["wadm.status.>".into()],
+            subjects: vec![wadm_nats::account::stream_subject("wadm.status.>", account)],
             max_messages_per_subject: 1,
             allow_direct: true,
             ..Default::default()
         }
+    }
+
+    /// The stream holding `lattice`'s statuses.
+    async fn stream_of(&self, lattice: &str) -> Result<stream::Stream, StatusError> {
+        let (Some(account), _) = wadm_protocol::subject::split_account(lattice) else {
+            return Ok(self.stream.clone());
+        };
+        let known = |accounts: &Self| {
+            accounts.accounts.lock().unwrap_or_else(|p| p.into_inner()).get(account).cloned()
+        };
+        if let Some(stream) = known(self) {
+            return Ok(stream);
+        }
+        let config = stream::Config {
+            num_replicas: self.stream.cached_info().config.num_replicas,
+            ..Self::stream_config(Some(account))
+        };
+        let name = config.name.clone();
+        let stream = self.js.get_or_create_stream(config).await.map_err(|e| err(&name, e))?;
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        accounts.insert(account.to_string(), stream.clone());
+        Ok(stream)
     }
 }
 
@@ -89,7 +114,7 @@ fn err(subject: &str, e: impl std::error::Error) -> StatusError {
 impl StatusStore for NatsStatusStore {
     async fn get(&self, lattice: &str, app: &str) -> Result<Option<Status>, StatusError> {
         let subject = status_subject(lattice, app);
-        match self.stream.get_last_raw_message_by_subject(&subject).await {
+        match self.stream_of(lattice).await?.get_last_raw_message_by_subject(&subject).await {
             Ok(message) => {
                 serde_json::from_slice(&message.payload).map(Some).map_err(|e| err(&subject, e))
             }
@@ -101,7 +126,8 @@ impl StatusStore for NatsStatusStore {
     /// Consumer-free (see [`wadm_nats::kv_list`]); unreadable statuses are left out.
     async fn list(&self, lattice: &str) -> Result<BTreeMap<String, Status>, StatusError> {
         let filter = status_subject(lattice, "*");
-        let messages = wadm_nats::kv_list::last_per_subject(&self.stream, &filter)
+        let stream = self.stream_of(lattice).await?;
+        let messages = wadm_nats::kv_list::last_per_subject(&stream, &filter)
             .await
             .map_err(|e| StatusError { subject: e.pattern, reason: e.reason })?;
         Ok(messages
@@ -130,7 +156,8 @@ impl StatusStore for NatsStatusStore {
 
     async fn remove(&self, lattice: &str, app: &str) -> Result<(), StatusError> {
         let subject = status_subject(lattice, app);
-        self.stream.purge().filter(subject.clone()).await.map_err(|e| err(&subject, e))?;
+        let stream = self.stream_of(lattice).await?;
+        stream.purge().filter(subject.clone()).await.map_err(|e| err(&subject, e))?;
         Ok(())
     }
 }

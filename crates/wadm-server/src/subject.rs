@@ -33,8 +33,49 @@ pub enum Operation {
 /// A parsed request subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The lattice, `{account}.{lattice}` for another account's (empty for [`Operation::Lattices`]).
     pub lattice: String,
     pub operation: Operation,
+    /// The account that asked, in account-scoped mode.
+    pub account: Option<String>,
+}
+
+/// Parse `subject` served under `prefix`; with `account_scoped`, the subject starts with the
+/// asking account's token (`{account}.{prefix}.…`, as the account's import maps it) and the
+/// lattice is that account's (see [`wadm_protocol::subject::split_account`]).
+pub fn parse_request(
+    prefix: &str,
+    subject: &str,
+    account_scoped: bool,
+) -> Result<Request, SubjectError> {
+    if !account_scoped {
+        return parse(prefix, subject);
+    }
+    if subject.strip_prefix(prefix) == Some(".lattices") {
+        // wadm's own account (the operator) asks for every account's lattices.
+        return parse(prefix, subject);
+    }
+    let invalid = |reason: String| SubjectError::Invalid { subject: subject.to_string(), reason };
+    let Some((account, rest)) = subject.split_once('.') else {
+        return Err(invalid(format!("expected it to start with {{account}}.{prefix}.")));
+    };
+    if let Some(reason) = wadm_protocol::names::account_error(account) {
+        return Err(invalid(reason));
+    }
+    let mut request = parse(prefix, rest).map_err(|e| match e {
+        SubjectError::Invalid { reason, .. } => invalid(reason),
+        SubjectError::Unsupported { reason, .. } => {
+            SubjectError::Unsupported { subject: subject.to_string(), reason }
+        }
+    })?;
+    if request.operation != Operation::Lattices {
+        request.lattice = wadm_protocol::subject::qualify(Some(account), &request.lattice);
+        if let Some(reason) = wadm_protocol::names::scoped_lattice_error(&request.lattice) {
+            return Err(invalid(reason));
+        }
+    }
+    request.account = Some(account.to_string());
+    Ok(request)
 }
 
 /// Why a subject is not a request we serve. The display text is the error message returned.
@@ -60,7 +101,11 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
         .ok_or_else(|| invalid(&format!("expected it to start with {prefix}.")))?;
     let tokens: Vec<&str> = rest.split('.').collect();
     if tokens == ["lattices"] {
-        return Ok(Request { lattice: String::new(), operation: Operation::Lattices });
+        return Ok(Request {
+            lattice: String::new(),
+            operation: Operation::Lattices,
+            account: None,
+        });
     }
     if tokens.len() < 3 {
         return Err(invalid("expected {lattice}.model.{operation}[.{name}]: too few tokens"));
@@ -77,7 +122,7 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
     }
     if tokens[1] == "lattice" {
         return match (tokens[2], tokens.len()) {
-            ("hosts", 3) => Ok(Request { lattice, operation: Operation::Hosts }),
+            ("hosts", 3) => Ok(Request { lattice, operation: Operation::Hosts, account: None }),
             ("hosts", _) => Err(invalid("expected {lattice}.lattice.hosts: too many tokens")),
             (other, _) => {
                 Err(unsupported(format!("unknown lattice operation {other:?} (only \"hosts\")")))
@@ -127,7 +172,7 @@ pub fn parse(prefix: &str, subject: &str) -> Result<Request, SubjectError> {
         "rollback" => needs_name(Operation::Rollback)?,
         other => return Err(unsupported(format!("unknown operation {other:?}"))),
     };
-    Ok(Request { lattice, operation })
+    Ok(Request { lattice, operation, account: None })
 }
 
 #[cfg(test)]
@@ -193,10 +238,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn account_scoped() {
+        let scoped = |s: &str| parse_request("wadm.api", s, true);
+        let r = scoped("ACC.wadm.api.l.model.deploy.app").unwrap();
+        assert_eq!(r.lattice, "ACC.l");
+        assert_eq!(r.account.as_deref(), Some("ACC"));
+        assert_eq!(r.operation, Operation::Deploy("app".into()));
+        let r = scoped("ACC.wadm.api.lattices").unwrap();
+        assert_eq!((r.lattice.as_str(), r.account.as_deref()), ("", Some("ACC")));
+        let r = scoped("wadm.api.lattices").unwrap();
+        assert_eq!((r.operation, r.account), (Operation::Lattices, None));
+        assert_eq!(scoped("ACC.wadm.api.l.lattice.hosts").unwrap().lattice, "ACC.l");
+        let e = scoped("wadm.api.l.model.get").unwrap_err().to_string();
+        assert!(e.starts_with("Invalid subject") && e.contains("cannot be an account"), "{e}");
+        let e = scoped("ACC.wadm.api.l.model").unwrap_err().to_string();
+        assert!(e.starts_with("Invalid subject ACC.wadm.api.l.model"), "{e}");
+        let e = scoped("ACC.wadm.api.l.other.get").unwrap_err().to_string();
+        assert!(e.starts_with("Unsupported subject ACC."), "{e}");
+        let e = scoped(&format!("{}.wadm.api.l.model.get", "A".repeat(70))).unwrap_err();
+        assert!(e.to_string().contains("at most 64"), "{e}");
+        // Unscoped parsing never takes an account.
+        assert_eq!(parse_request("wadm.api", "wadm.api.l.model.get", false).unwrap().account, None);
+    }
+
     proptest::proptest! {
         #[test]
-        fn never_panics(s in "[a-z.*>]{0,40}") {
-            let _ = p(&s);
+        fn never_panics(s in "[a-zA-Z.*>]{0,40}", scoped: bool) {
+            let _ = parse_request("wadm.api", &s, scoped);
         }
     }
 }

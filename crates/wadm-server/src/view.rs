@@ -284,9 +284,15 @@ impl Views {
     }
 
     /// Answer `lattices`.
-    pub async fn lattices(&self) -> LatticesResponse {
+    /// The lattices this process observes; for an `account` (account-scoped mode) only that
+    /// account's, named as the account knows them.
+    pub async fn lattices(&self, account: Option<&str>) -> LatticesResponse {
         let mut found = Vec::new();
         for lattice in self.known.list() {
+            let (owner, name) = wadm_protocol::subject::split_account(&lattice);
+            if account.is_some() && owner != account {
+                continue;
+            }
             let hosts = match self.observed.host_count(&lattice).await {
                 Ok(n) => Some(n),
                 Err(reason) => {
@@ -294,7 +300,7 @@ impl Views {
                     None
                 }
             };
-            found.push((lattice, hosts));
+            found.push((if account.is_some() { name.to_string() } else { lattice.clone() }, hosts));
         }
         lattices_reply(found)
     }

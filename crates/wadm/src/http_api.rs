@@ -175,13 +175,15 @@ impl Gateway {
         }
     }
 
+    /// The NATS API subject; another account's lattice (`{account}.{lattice}`, account-scoped
+    /// mode) is asked for behind its account token, as that account's requests arrive.
     fn subject(&self, lattice: &str, operation: &str, name: Option<&str>) -> String {
         let prefix = &self.settings.prefix;
-        match name {
+        wadm_protocol::subject::scoped(lattice, |lattice| match name {
             Some(name) => format!("{prefix}.{lattice}.model.{operation}.{name}"),
             None if operation == HOSTS => format!("{prefix}.{lattice}.lattice.hosts"),
             None => format!("{prefix}.{lattice}.model.{operation}"),
-        }
+        })
     }
 }
 

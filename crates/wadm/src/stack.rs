@@ -26,6 +26,13 @@ pub struct RuntimeArgs {
     /// whose host or wadm events appear on NATS.
     #[arg(long = "lattice", env = "WADM_LATTICES", value_delimiter = ',')]
     pub lattices: Vec<String>,
+    /// Manage other NATS accounts' lattices (upstream's multitenant mode, docs/tenants.md):
+    /// their API requests arrive as `{account}.wadm.api.…`, their events as
+    /// `{account}.wasmbus.evt.…`, and wadm answers on `{account}.wasmbus.ctl.…`, as each
+    /// account's exports and imports map them. Lattices are named `{account}.{lattice}` here
+    /// (in `--lattice`, logs and metrics); every stored key holds the account.
+    #[arg(long, env = "WADM_ACCOUNT_SCOPED", visible_alias = "multitenant")]
+    pub account_scoped: bool,
     /// The hosts' heartbeat interval; a host silent for two intervals plus the slack is lost.
     #[arg(long, env = "WADM_HOST_HEARTBEAT", default_value = "30s", value_parser = parse_duration)]
     pub host_heartbeat: Duration,
@@ -89,7 +96,7 @@ impl RuntimeArgs {
         let named: BTreeSet<String> =
             self.lattices.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
         for lattice in &named {
-            if let Some(reason) = wadm_protocol::names::lattice_error(lattice) {
+            if let Some(reason) = self.lattice_error(lattice) {
                 anyhow::bail!("invalid --lattice {lattice:?}: {reason}");
             }
         }
@@ -97,14 +104,38 @@ impl RuntimeArgs {
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+impl RuntimeArgs {
+    /// Why `name` cannot be a lattice here: one NATS subject token, bounded in length
+    /// ([`wadm_protocol::names::lattice_error`]), or `{account}.{lattice}` in account-scoped mode
+    /// ([`wadm_protocol::names::scoped_lattice_error`]).
+    pub fn lattice_error(&self, name: &str) -> Option<String> {
+        match self.account_scoped {
+            true => wadm_protocol::names::scoped_lattice_error(name),
+            false => wadm_protocol::names::lattice_error(name),
+        }
+    }
+
+    /// The lattice whose activity `subject` shows (`[{account}.]wasmbus.evt.{lattice}.…` or
+    /// `[{account}.]wadm.evt.{lattice}.…`), when it can be one here.
+    fn active_lattice(&self, subject: &str) -> Option<String> {
+        let (account, rest) = wadm_protocol::subject::unscope(subject);
+        if account.is_some() != self.account_scoped {
+            return None;
+        }
+        let lattice = wadm_protocol::subject::qualify(account, rest.split('.').nth(2)?);
+        self.lattice_error(&lattice).is_none().then_some(lattice)
+    }
+
+    /// The subjects whose lattice token names a lattice with activity (hosts starting or
+    /// beating, deploys), behind any account token in account-scoped mode.
+    fn activity_subjects(&self) -> Vec<String> {
+        let any = if self.account_scoped { "*." } else { "" };
+        ACTIVITY_SUBJECTS.iter().map(|s| format!("{any}{s}")).collect()
+    }
 }
 
-/// Whether `name` can be a lattice (one NATS subject token, bounded in length: see
-/// [`wadm_protocol::names::lattice_error`]).
-pub fn valid_lattice(name: &str) -> bool {
-    wadm_protocol::names::lattice_error(name).is_none()
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Everything one wadm instance runs.
@@ -119,17 +150,18 @@ pub struct WadmSettings {
 /// returned.
 pub async fn run_wadm(
     client: async_nats::Client,
-    settings: WadmSettings,
+    mut settings: WadmSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let named = settings.runtime.named_lattices()?;
+    settings.server.account_scoped = settings.runtime.account_scoped;
+    let subjects = wadm_server::server::api_subscriptions(&settings.server).join(" ");
     let replicas = settings.server.replicas;
     let js_domain = settings.server.js_domain.clone();
     let health = settings.server.health.clone();
-    let prefix = settings.server.api_prefix.clone();
     let known = settings.server.known_lattices.clone();
     let server = Server::start(client.clone(), settings.server).await?;
-    tracing::info!(subject = %format!("{prefix}.>"), "serving the wadm API");
+    tracing::info!(%subjects, "serving the wadm API");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -142,15 +174,27 @@ pub async fn run_wadm(
         match named {
             Some(lattices) => {
                 tracing::info!(?lattices, "runtime started");
+                // One runtime per account: each keeps its account's lattices in its own streams.
+                let mut by_account: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
                 for lattice in &lattices {
                     known.insert(lattice);
+                    let account = wadm_protocol::subject::split_account(lattice).0;
+                    by_account.entry(account).or_default().push(lattice.clone());
                 }
-                let mut config = runtime.run_config(lattices, replicas);
-                config.health = health;
-                config.js_domain = js_domain;
-                wadm_runtime::run(config, runtime_client, stopped(runtime_stop))
-                    .await
-                    .context("runtime")
+                let mut runs = JoinSet::new();
+                for group in by_account.into_values() {
+                    let mut config = runtime.run_config(group, replicas);
+                    config.health = health.clone();
+                    config.js_domain = js_domain.clone();
+                    let (client, stop) = (runtime_client.clone(), runtime_stop.clone());
+                    runs.spawn(
+                        async move { wadm_runtime::run(config, client, stopped(stop)).await },
+                    );
+                }
+                while let Some(done) = runs.join_next().await {
+                    flatten(done.map(|r| r.map_err(anyhow::Error::from))).context("runtime")?;
+                }
+                Ok(())
             }
             None => {
                 let target = Target { replicas, health, js_domain, known };
@@ -210,7 +254,8 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Subjects whose third token names a lattice with activity (hosts starting or beating, deploys).
+/// Subjects whose third token names a lattice with activity (hosts starting or beating, deploys);
+/// see [`RuntimeArgs::activity_subjects`].
 const ACTIVITY_SUBJECTS: [&str; 3] =
     ["wasmbus.evt.*.host_started", "wasmbus.evt.*.host_heartbeat", "wadm.evt.*.>"];
 
@@ -232,7 +277,7 @@ async fn discover_and_run(
 ) -> anyhow::Result<()> {
     let Target { replicas, health, js_domain, known: listed } = target;
     let mut activity = Vec::new();
-    for subject in ACTIVITY_SUBJECTS {
+    for subject in runtime.activity_subjects() {
         activity.push(client.subscribe(subject).await.context("subscribe to lattice activity")?);
     }
     let mut activity = futures::stream::select_all(activity);
@@ -261,16 +306,17 @@ async fn discover_and_run(
             (lattice, result.map_err(anyhow::Error::from))
         });
     };
-    start(DEFAULT_LATTICE.to_string(), &mut runs, &mut known, &failed);
+    if !runtime.account_scoped {
+        // Another account's lattices are only known once they show activity.
+        start(DEFAULT_LATTICE.to_string(), &mut runs, &mut known, &failed);
+    }
     let mut stop_signal = std::pin::pin!(stopped(stop.clone()));
     loop {
         tokio::select! {
             _ = &mut stop_signal => break,
             Some(message) = activity.next() => {
-                if let Some(lattice) = message.subject.split('.').nth(2)
-                    && valid_lattice(lattice)
-                {
-                    start(lattice.to_string(), &mut runs, &mut known, &failed);
+                if let Some(lattice) = runtime.active_lattice(&message.subject) {
+                    start(lattice, &mut runs, &mut known, &failed);
                 }
             }
             Some(done) = runs.join_next() => {
@@ -376,6 +422,29 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         runtime: RuntimeArgs,
+    }
+
+    #[test]
+    fn account_scoped_lattices_and_activity() {
+        let scoped =
+            Cli::try_parse_from(["x", "--multitenant", "--lattice", "TA.default"]).unwrap().runtime;
+        assert!(scoped.account_scoped);
+        assert_eq!(scoped.named_lattices().unwrap(), Some(vec!["TA.default".to_string()]));
+        let bad = Cli::try_parse_from(["x", "--account-scoped", "--lattice", "default"]).unwrap();
+        let e = bad.runtime.named_lattices().unwrap_err().to_string();
+        assert!(e.contains("names no account"), "{e}");
+        assert_eq!(
+            scoped.active_lattice("TA.wasmbus.evt.default.host_heartbeat").as_deref(),
+            Some("TA.default")
+        );
+        assert_eq!(scoped.active_lattice("wasmbus.evt.default.host_heartbeat"), None);
+        assert_eq!(scoped.active_lattice("T*.wadm.evt.l.x"), None);
+        assert_eq!(scoped.activity_subjects()[0], "*.wasmbus.evt.*.host_started");
+
+        let plain = Cli::try_parse_from(["x"]).unwrap().runtime;
+        assert_eq!(plain.active_lattice("wadm.evt.l.manifest_published").as_deref(), Some("l"));
+        assert_eq!(plain.active_lattice("TA.wadm.evt.l.manifest_published"), None);
+        assert_eq!(plain.activity_subjects()[0], "wasmbus.evt.*.host_started");
     }
 
     #[test]

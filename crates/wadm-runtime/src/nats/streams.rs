@@ -55,6 +55,10 @@ pub struct StreamSettings {
     pub event_batch: usize,
     /// Stream and bucket replicas (1 for a single server).
     pub replicas: usize,
+    /// The NATS account whose lattices (`{account}.{lattice}`: see
+    /// [`wadm_protocol::subject::split_account`]) the streams hold, in account-scoped mode: the
+    /// streams are then that account's own ([`wadm_nats::account`]).
+    pub account: Option<String>,
 }
 
 impl Default for StreamSettings {
@@ -68,8 +72,24 @@ impl Default for StreamSettings {
             max_commands_in_flight: 256,
             event_batch: 256,
             replicas: 1,
+            account: None,
         }
     }
+}
+
+/// `subject` as the streams capture it: behind the account's token in account-scoped mode.
+fn account_subject(settings: &StreamSettings, subject: String) -> String {
+    wadm_nats::account::stream_subject(&subject, settings.account.as_deref())
+}
+
+/// The name of the event stream (`wadm_events`, or `wadm_events_{account}`).
+pub fn event_stream_name(settings: &StreamSettings) -> String {
+    wadm_nats::account::stream_name(EVENT_STREAM, settings.account.as_deref())
+}
+
+/// The name of the command stream (`wadm_commands`, or `wadm_commands_{account}`).
+pub fn command_stream_name(settings: &StreamSettings) -> String {
+    wadm_nats::account::stream_name(COMMAND_STREAM, settings.account.as_deref())
 }
 
 fn setup(what: &str, e: impl std::fmt::Display) -> IoError {
@@ -82,13 +102,15 @@ pub async fn ensure_streams(
     settings: &StreamSettings,
 ) -> Result<(stream::Stream, stream::Stream), IoError> {
     let events = stream::Config {
-        name: EVENT_STREAM.into(),
+        name: event_stream_name(settings),
         description: Some("wadm: host, manifest and runtime events of every lattice".into()),
-        subjects: vec![
-            "wasmbus.evt.*.>".into(),
-            "wadm.evt.*.>".into(),
+        subjects: [
+            "wasmbus.evt.*.>".to_string(),
+            "wadm.evt.*.>".to_string(),
             format!("{INTERNAL_PREFIX}.*.>"),
-        ],
+        ]
+        .map(|subject| account_subject(settings, subject))
+        .to_vec(),
         max_age: settings.event_max_age,
         max_bytes: event_max_bytes(settings),
         duplicate_window: settings.event_dedupe_window,
@@ -97,9 +119,9 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let commands = stream::Config {
-        name: COMMAND_STREAM.into(),
+        name: command_stream_name(settings),
         description: Some("wadm: control commands to execute".into()),
-        subjects: vec![format!("{COMMAND_PREFIX}.>")],
+        subjects: vec![account_subject(settings, format!("{COMMAND_PREFIX}.>"))],
         max_age: settings.command_ttl.max(Duration::from_secs(1)) * 10,
         duplicate_window: settings.command_ttl.max(Duration::from_secs(1)),
         allow_message_ttl: true,
@@ -107,9 +129,19 @@ pub async fn ensure_streams(
         storage: stream::StorageType::File,
         ..Default::default()
     };
+    let (event_subjects, command_subjects) = (events.subjects.clone(), commands.subjects.clone());
     let events = ensure_stream(js, events).await.map_err(|e| setup(EVENT_STREAM, e))?;
-    let events = apply_event_limits(js, events, settings).await?;
+    let (age, bytes) = (settings.event_max_age, event_max_bytes(settings));
+    let events = bring_in_line(js, events, |c| stream::Config {
+        max_age: age,
+        max_bytes: bytes,
+        subjects: event_subjects,
+        ..c
+    })
+    .await?;
     let commands = ensure_stream(js, commands).await.map_err(|e| setup(COMMAND_STREAM, e))?;
+    let commands =
+        bring_in_line(js, commands, |c| stream::Config { subjects: command_subjects, ..c }).await?;
     Ok((events, commands))
 }
 
@@ -121,28 +153,30 @@ fn event_max_bytes(settings: &StreamSettings) -> i64 {
     }
 }
 
-/// Bring an existing event stream's age and size limits in line with `settings`, in place (its
-/// events stay; with lower limits the server drops the oldest beyond them at once).
-async fn apply_event_limits(
+/// Bring an existing stream's settable limits and subjects (the event stream's age and size, the
+/// subjects of the account mode) in line with `settings`, in place: its messages stay; with lower
+/// limits the server drops the oldest beyond them at once.
+async fn bring_in_line(
     js: &jetstream::Context,
-    mut events: stream::Stream,
-    settings: &StreamSettings,
+    mut existing: stream::Stream,
+    wanted: impl FnOnce(stream::Config) -> stream::Config,
 ) -> Result<stream::Stream, IoError> {
-    let current = events.cached_info().config.clone();
-    let (age, bytes) = (settings.event_max_age, event_max_bytes(settings));
-    if current.max_age == age && current.max_bytes == bytes {
-        return Ok(events);
+    let current = existing.cached_info().config.clone();
+    let updated = wanted(current.clone());
+    if updated == current {
+        return Ok(existing);
     }
-    let updated = stream::Config { max_age: age, max_bytes: bytes, ..current.clone() };
-    js.update_stream(updated).await.map_err(|e| setup(EVENT_STREAM, e))?;
+    let name = current.name.clone();
+    js.update_stream(updated.clone()).await.map_err(|e| setup(&name, e))?;
     tracing::info!(
-        stream = EVENT_STREAM,
-        max_age_from = ?current.max_age, max_age = ?age,
-        max_bytes_from = current.max_bytes, max_bytes = bytes,
-        "event stream limits updated in place"
+        stream = %name,
+        max_age_from = ?current.max_age, max_age = ?updated.max_age,
+        max_bytes_from = current.max_bytes, max_bytes = updated.max_bytes,
+        subjects_from = ?current.subjects, subjects = ?updated.subjects,
+        "stream settings updated in place"
     );
-    events.info().await.map_err(|e| setup(EVENT_STREAM, e))?;
-    Ok(events)
+    existing.info().await.map_err(|e| setup(&name, e))?;
+    Ok(existing)
 }
 
 async fn ensure_consumer(

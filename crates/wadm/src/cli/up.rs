@@ -112,6 +112,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         None => (None, None),
     };
     let runtime = RuntimeArgs {
+        account_scoped: false,
         lattices: vec![args.lattice.clone()],
         host_heartbeat: args.heartbeat_interval,
         lease_slack: (args.heartbeat_interval / 2).max(Duration::from_secs(1)),

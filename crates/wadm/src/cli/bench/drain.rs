@@ -194,6 +194,7 @@ pub async fn drain(
 
 fn runtime_args(common: &Common, lattices: &[String]) -> RuntimeArgs {
     RuntimeArgs {
+        account_scoped: false,
         lattices: lattices.to_vec(),
         host_heartbeat: RUNTIME_HEARTBEAT,
         lease_slack: RUNTIME_HEARTBEAT,

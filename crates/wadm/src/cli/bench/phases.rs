@@ -30,6 +30,7 @@ fn runtime_args(
     resync: Duration,
 ) -> RuntimeArgs {
     RuntimeArgs {
+        account_scoped: false,
         lattices: vec![lattice.to_string()],
         host_heartbeat: heartbeat,
         lease_slack: slack,
