@@ -41,9 +41,9 @@ pub const ALLOCATION_TYPE: &str = "com.wadm.allocation";
 /// How long after a host left a placement of what it ran counts as its replacement.
 pub const REPLACING_FOR_MS: u64 = 10 * 60 * 1000;
 
-/// `wadm.allocation.{lattice}.{app}`.
+/// `wadm.allocation.{lattice}.{app}` (behind the account token of another account's lattice).
 pub fn allocation_subject(lattice: &str, app: &str) -> String {
-    format!("{ALLOCATION_PREFIX}.{lattice}.{app}")
+    wadm_protocol::subject::scoped(lattice, |name| format!("{ALLOCATION_PREFIX}.{name}.{app}"))
 }
 
 /// What a command changes.

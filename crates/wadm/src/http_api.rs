@@ -246,6 +246,22 @@ fn check_token(field: &str, value: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A lattice in a path: a plain lattice name, or `{account}.{lattice}` of another account
+/// (account-scoped mode; see [`wadm_protocol::subject::split_account`]).
+fn check_lattice(lattice: &str) -> Result<(), Refusal> {
+    let reason = match wadm_protocol::subject::split_account(lattice) {
+        (Some(_), _) => wadm_protocol::names::scoped_lattice_error(lattice),
+        (None, _) => wadm_protocol::names::lattice_error(lattice),
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid lattice {lattice:?}: {reason}"),
+        )),
+    }
+}
+
 /// The `version` query parameter, if any, as the `{"version": …}` body the NATS API takes.
 fn version_body(uri: &Uri) -> Result<Bytes, Refusal> {
     Ok(match query_value(uri, "version")? {
@@ -390,7 +406,7 @@ async fn app_request(
     let caller = caller(peer, headers);
     let checked = gateway
         .authorise(&caller, call.access)
-        .and_then(|()| check_token("lattice", call.lattice))
+        .and_then(|()| check_lattice(call.lattice))
         .and_then(|()| call.name.map_or(Ok(()), |name| check_token("application name", name)));
     if let Err(refused) = checked {
         return refused.into_response();
@@ -621,13 +637,12 @@ async fn events(
     Path(lattice): Path<String>,
 ) -> Response {
     let caller = caller(peer, &headers);
-    let checked =
-        g.authorise(&caller, Access::Read).and_then(|()| check_token("lattice", &lattice));
+    let checked = g.authorise(&caller, Access::Read).and_then(|()| check_lattice(&lattice));
     if let Err(refused) = checked {
         return refused.into_response();
     }
-    let statuses = g.nats.subscribe(format!("wadm.status.{lattice}.*")).await;
-    let hosts = g.nats.subscribe(format!("wasmbus.evt.{lattice}.>")).await;
+    let statuses = g.nats.subscribe(wadm_server::status::status_subject(&lattice, "*")).await;
+    let hosts = g.nats.subscribe(wadm_protocol::subject::events_of(&lattice)).await;
     let allocations =
         g.nats.subscribe(wadm_runtime::allocation::allocation_subject(&lattice, "*")).await;
     let (statuses, hosts, allocations) = match (statuses, hosts, allocations) {
@@ -802,9 +817,14 @@ mod tests {
 
     #[test]
     fn names_must_be_subject_tokens() {
-        assert!(check_token("lattice", "default").is_ok());
+        assert!(check_token("name", "app").is_ok());
         for bad in ["", "a.b", "a*", ">", "a b"] {
-            assert!(check_token("lattice", bad).is_err(), "{bad:?}");
+            assert!(check_token("name", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_lattice("default").is_ok());
+        assert!(check_lattice("TA.default").is_ok(), "another account's lattice");
+        for bad in ["", "a.b.c", "a*", ">", "a b", "wadm.x", ".x"] {
+            assert!(check_lattice(bad).is_err(), "{bad:?}");
         }
     }
 
