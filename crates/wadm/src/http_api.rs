@@ -48,12 +48,20 @@ pub struct ApiSettings {
 struct Gateway {
     nats: async_nats::Client,
     settings: Arc<ApiSettings>,
+    /// Event streams open at once (each holds a connection for its lifetime).
+    streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// The most event streams open at once: half the HTTP listener's connections, so open
+/// dashboards never take the slots `/metrics`, `/readyz` and the API need. The listener ends
+/// every connection after a minute; a browser's `EventSource` then reconnects by itself.
+pub const MAX_EVENT_STREAMS: usize = 32;
 
 /// The `/api/v1` routes, with their state.
 pub fn routes(nats: async_nats::Client, settings: ApiSettings) -> Router {
     let limit = settings.max_request_bytes;
-    let gateway = Gateway { nats, settings: Arc::new(settings) };
+    let streams = Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS));
+    let gateway = Gateway { nats, settings: Arc::new(settings), streams };
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/lattices", get(lattices))
@@ -641,6 +649,12 @@ async fn events(
     if let Err(refused) = checked {
         return refused.into_response();
     }
+    let Ok(permit) = g.streams.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event streams are open; retry later",
+        );
+    };
     let statuses = g.nats.subscribe(wadm_server::status::status_subject(&lattice, "*")).await;
     let hosts = g.nats.subscribe(wadm_protocol::subject::events_of(&lattice)).await;
     let allocations =
@@ -669,8 +683,11 @@ async fn events(
         Some(Event::default().event("allocation").data(event.to_string()))
     });
     let stream = futures::stream::select(status_events, placement_events);
-    let stream =
-        futures::stream::select(stream, allocation_events).map(Ok::<_, std::convert::Infallible>);
+    // The permit goes with the stream: dropped when the client goes away.
+    let stream = futures::stream::select(stream, allocation_events).map(move |event| {
+        let _held = &permit;
+        Ok::<_, std::convert::Infallible>(event)
+    });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
 }
 

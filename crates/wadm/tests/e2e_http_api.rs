@@ -261,6 +261,34 @@ async fn the_http_api_deploys_answers_as_the_nats_api_and_streams_changes() {
     .await;
     assert!(streamed.is_some(), "events: {}", events.lock().unwrap());
 
+    // Open dashboards cannot take every connection: past the event-stream limit a new stream
+    // is refused at once, and health and API requests are still answered.
+    let mut open = vec![events.clone()];
+    while open.len() < 32
+    /* http_api::MAX_EVENT_STREAMS */
+    {
+        open.push(follow_events(addr.clone()).await);
+    }
+    let answered = wait_for(DEADLINE, || {
+        let all = open.iter().all(|seen| seen.lock().unwrap().starts_with("HTTP/1.1 200"));
+        async move { all.then_some(()) }
+    })
+    .await;
+    assert!(answered.is_some(), "every stream up to the limit is served");
+    let refused = tokio::time::timeout(
+        DEADLINE,
+        request(&addr, "GET", "/api/v1/lattices/default/events", None, None, b""),
+    )
+    .await
+    .ok()
+    .and_then(|(code, body)| (code == 503).then_some(body));
+    assert!(refused.is_some_and(|b| b.contains("too many event streams")));
+    let (code, _) = request(&addr, "GET", "/readyz", None, None, b"").await;
+    assert_eq!(code, 200, "readiness answers beside the open streams");
+    let (code, _) = get(&addr, &apps).await;
+    assert_eq!(code, 200, "the API answers beside the open streams");
+    drop(open);
+
     // Unknown apps and impossible names.
     let (code, body) = get(&addr, &format!("{apps}/missing")).await;
     assert_eq!(code, 404, "{body}");
