@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wadm_protocol::LinkKey;
 
-use crate::state::Timestamp;
+use crate::time::Timestamp;
 
 /// The position of an event in its host's history: `(time, id)`, ordered lexicographically.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

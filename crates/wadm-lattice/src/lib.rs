@@ -15,6 +15,7 @@ pub mod lease;
 pub mod reducer;
 mod snapshot;
 pub mod state;
+mod time;
 
 pub use bookkeeping::{EventStamp, RemovalReason};
 pub use changes::{APPSPEC_ANNOTATION, Change, Changes, Marked, Outcome, app_of};

@@ -6,9 +6,7 @@ use serde::{Deserialize, Serialize};
 use wadm_protocol::{Link, LinkKey, StringMap};
 
 use crate::bookkeeping::Bookkeeping;
-
-/// Milliseconds since the Unix epoch, passed in by the caller (never read from a clock here).
-pub type Timestamp = u64;
+pub use crate::time::Timestamp;
 
 /// Everything wadm believes one lattice is running.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
