@@ -68,7 +68,6 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
 const KNOWN_CIRCLES: &[&str] = &[
     "wadm (main.rs): {cli::app, cli::lattice}",
     "wadm (main.rs): {cli::app::commands, cli::app::plan, cli::app::target}",
-    "wadm-model (lib.rs): {validate::component, validate::traits}",
     "wadm-runtime (lib.rs): {allocation, messages}",
     "wadm-runtime (lib.rs): {config, decide, desired, first_round, head, orphans, record, revert}",
     "wadm-scheduler (lib.rs): {capacity, context, observed, scaler}",

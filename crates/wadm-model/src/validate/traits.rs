@@ -6,10 +6,10 @@ use crate::app::{Link, OtherTrait, PlacementPolicy, Rollout, Scaler, ScalerSpec,
 use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 
-use super::component::{configs, default_spread, secrets};
 use super::fields::{
     Fields, check_duplicate_keys, list, non_empty_string, string_list, string_map, u32_number,
 };
+use super::references::{configs, secrets};
 use super::{Facts, LinkFact, interfaces};
 
 const TRAIT: &[&str] = &["type", "properties"];
@@ -451,5 +451,14 @@ fn duplicate_keys_anywhere(node: &Node, path: &Path, d: &mut Diagnostics) {
             }
         }
         _ => {}
+    }
+}
+
+/// The spread a scaler without `spread` has.
+pub fn default_spread() -> Spread {
+    Spread {
+        name: "default".to_string(),
+        requirements: Default::default(),
+        weight: crate::DEFAULT_SPREAD_WEIGHT,
     }
 }
