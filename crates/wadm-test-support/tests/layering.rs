@@ -71,7 +71,6 @@ const KNOWN_CIRCLES: &[&str] = &[
     "wadm-runtime (lib.rs): {allocation, messages}",
     "wadm-runtime (lib.rs): {config, decide, desired, first_round, head, orphans, record, revert}",
     "wadm-scheduler (lib.rs): {capacity, context, observed, scaler}",
-    "wadm-scheduler (lib.rs): {scaler::component, scaler::placement}",
 ];
 
 #[test]

@@ -6,20 +6,11 @@ use std::sync::Arc;
 use wadm_lattice::{ComponentInstance, NOT_CONFIRMED, Timestamp};
 use wadm_model::{Rollout, StatusInfo, StatusType};
 
-use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
+use super::placement::{self, Mode, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
 use super::{
     Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want, Wants, WorkloadTrait,
 };
 use crate::context::{Context, HostIx, Observed, Tag};
-
-/// How a scaler's `instances` apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `spreadscaler`: `instances` in total, split over the spreads by weight.
-    Spread,
-    /// `daemonscaler`: `instances` on every matching host.
-    Daemon,
-}
 
 /// Runs one component according to one scaler trait.
 #[derive(Debug, Clone)]

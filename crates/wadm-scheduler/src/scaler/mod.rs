@@ -96,7 +96,7 @@ impl Placer {
 #[derive(Debug, Clone)]
 pub struct WorkloadTrait<'a> {
     pub info: ScalerInfo,
-    pub mode: component::Mode,
+    pub mode: placement::Mode,
     /// The component or provider id.
     pub id: &'a str,
     pub image_ref: &'a str,

@@ -34,10 +34,18 @@ mod constrained;
 mod running;
 
 use self::running::{Existing, Occupant, existing};
-use super::component::Mode;
 use crate::context::{Context, FreshOrder, HostIx, Observed};
 use crate::hash::{fnv1a64, mix64};
 use crate::spread::split_instances;
+
+/// How a scaler's `instances` apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `spreadscaler`: `instances` in total, split over the spreads by weight.
+    Spread,
+    /// `daemonscaler`: `instances` on every matching host.
+    Daemon,
+}
 
 /// What kind of unit is placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use wadm_lattice::ProviderHealth;
 use wadm_model::{Rollout, StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
-use super::component::{Mode, Pacing, Progress, rollout_status, shortfall_status};
-use super::placement::{self, PriorTrait, Resource, Unit};
+use super::component::{Pacing, Progress, rollout_status, shortfall_status};
+use super::placement::{self, Mode, PriorTrait, Resource, Unit};
 use super::{
     Annotations, Evaluation, Placer, ProviderWant, Scaler, ScalerInfo, Want, WorkloadTrait,
 };
