@@ -83,6 +83,7 @@ pub mod context;
 pub mod coupling;
 pub mod engine;
 pub mod hash;
+mod host_index;
 pub mod input;
 pub mod observed;
 pub mod orphans;

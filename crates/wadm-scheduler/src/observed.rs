@@ -12,8 +12,8 @@ use wadm_model::{
 use wadm_protocol::StringMap;
 
 use crate::catalog::Catalog;
-use crate::context::HostIx;
 use crate::hash::FnvMap;
+use crate::host_index::HostIx;
 
 /// What wadm's placement annotations on an instance say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -70,7 +70,6 @@ const KNOWN_CIRCLES: &[&str] = &[
     "wadm (main.rs): {cli::app::commands, cli::app::plan, cli::app::target}",
     "wadm-runtime (lib.rs): {allocation, messages}",
     "wadm-runtime (lib.rs): {config, decide, desired, first_round, head, orphans, record, revert}",
-    "wadm-scheduler (lib.rs): {capacity, context, observed, scaler}",
 ];
 
 #[test]
