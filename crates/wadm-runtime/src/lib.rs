@@ -163,6 +163,7 @@ pub mod pipeline;
 pub mod record;
 pub mod revert;
 pub mod run;
+pub mod safety;
 pub mod step;
 pub mod trace;
 

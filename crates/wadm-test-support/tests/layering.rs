@@ -67,7 +67,6 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
 /// checker prints it. The test fails on any other circle, and on an entry that no longer exists.
 const KNOWN_CIRCLES: &[&str] = &[
     "wadm-runtime (lib.rs): {allocation, messages}",
-    "wadm-runtime (lib.rs): {config, decide, desired, first_round, head, orphans, record, revert}",
 ];
 
 #[test]
