@@ -142,6 +142,7 @@
 //! time, [`nats`] the JetStream ones and [`run()`] the real loops.
 
 pub mod allocation;
+pub mod allocation_event;
 pub mod announce;
 pub mod backoff;
 pub mod clock;

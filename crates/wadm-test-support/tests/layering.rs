@@ -63,16 +63,9 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Circles that exist today and are being broken; each entry is `crate (root): {modules}` as the
-/// checker prints it. The test fails on any other circle, and on an entry that no longer exists.
-const KNOWN_CIRCLES: &[&str] = &[
-    "wadm-runtime (lib.rs): {allocation, messages}",
-];
-
 #[test]
 fn no_import_circle_inside_any_crate() {
     let mut report = String::new();
-    let mut known: BTreeSet<&str> = KNOWN_CIRCLES.iter().copied().collect();
     for krate in workspace_crates() {
         for root in ["lib.rs", "main.rs"] {
             let root_file = krate.dir.join("src").join(root);
@@ -81,16 +74,11 @@ fn no_import_circle_inside_any_crate() {
             }
             let graph = module_graph(&root_file);
             for cycle in graph.cycles() {
-                let line = format!("{} ({root}): {}", krate.name, cycle);
-                if !known.remove(line.lines().next().unwrap()) {
-                    report.push_str(&line);
-                    report.push('\n');
-                }
+                report.push_str(&format!("{} ({root}): {cycle}\n", krate.name));
             }
         }
     }
     assert!(report.is_empty(), "import circles between modules:\n{report}");
-    assert!(known.is_empty(), "KNOWN_CIRCLES lists circles that are gone: {known:?}");
 }
 
 #[test]
