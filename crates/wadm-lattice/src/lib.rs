@@ -7,6 +7,8 @@
 //! ([`Timestamp`]); nothing here reads a clock or does I/O, so every transition can be tested and
 //! replayed exactly.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod bookkeeping;
 pub mod changes;
 pub mod context;
