@@ -16,7 +16,7 @@ const PROPERTIES: &[&str] = &["image", "application", "id", "config", "secrets",
 const APPLICATION: &[&str] = &["name", "component"];
 
 /// Reads `spec.components[index]`.
-pub fn component(
+pub(super) fn component(
     node: &Node,
     path: &Path,
     app: &str,
@@ -189,7 +189,7 @@ pub fn component(
 }
 
 /// The spread of one instance a capability with an image and no scaler trait gets.
-pub fn implicit_scaler() -> Scaler {
+pub(crate) fn implicit_scaler() -> Scaler {
     Scaler::Spread(ScalerSpec::new(1, vec![default_spread()]))
 }
 

@@ -14,7 +14,7 @@ const SECRET: &[&str] = &["name", "properties"];
 const SECRET_PROPERTIES: &[&str] = &["policy", "key", "field", "version"];
 
 /// Reads a config list (`properties.config`, `source.config`, `target.config`, …).
-pub fn configs(
+pub(super) fn configs(
     node: &Node,
     path: &Path,
     app: &str,
@@ -47,7 +47,7 @@ pub fn configs(
 }
 
 /// Reads a secrets list.
-pub fn secrets(
+pub(super) fn secrets(
     node: &Node,
     path: &Path,
     app: &str,

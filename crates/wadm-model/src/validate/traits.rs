@@ -39,7 +39,7 @@ const TARGET: &[&str] = &["name", "config", "secrets"];
 const ANTI_AFFINITY: &[&str] = &["components"];
 
 /// What one entry of `traits` turned out to be.
-pub enum TraitOutcome {
+pub(super) enum TraitOutcome {
     Scaler(Scaler),
     Link(Link),
     Other(OtherTrait),
@@ -51,7 +51,7 @@ pub enum TraitOutcome {
 }
 
 /// Reads one trait of the component `component` (index `source` in the manifest).
-pub fn read(
+pub(super) fn read(
     node: &Node,
     path: &Path,
     component: &str,
@@ -455,7 +455,7 @@ fn duplicate_keys_anywhere(node: &Node, path: &Path, d: &mut Diagnostics) {
 }
 
 /// The spread a scaler without `spread` has.
-pub fn default_spread() -> Spread {
+pub(crate) fn default_spread() -> Spread {
     Spread {
         name: "default".to_string(),
         requirements: Default::default(),
