@@ -23,7 +23,7 @@ use crate::scaler::{Evaluation, Scaler, ScalerInfo, Wants, WorkloadTrait};
 /// A scaler that cannot run (e.g. its id is claimed by another application): wants nothing and
 /// reports `failed` with the reason.
 #[derive(Debug, Clone)]
-pub struct FailedScaler {
+pub(crate) struct FailedScaler {
     pub info: ScalerInfo,
     pub reason: String,
 }

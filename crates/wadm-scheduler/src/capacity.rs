@@ -25,7 +25,7 @@ use crate::host_index::HostIx;
 use crate::observed::owner_app;
 
 /// Per declared resource (index into [`Ledger::resources`]), how much one instance takes.
-pub type Cost = SmallVec<[(u32, u64); 2]>;
+pub(crate) type Cost = SmallVec<[(u32, u64); 2]>;
 
 /// What one scaler reserved: (host, resource, amount).
 type Reservations = Vec<(HostIx, u32, u64)>;

@@ -47,7 +47,7 @@ pub struct Context<'a> {
 /// Some hosts in the order fresh placements consider them: grouped by load, least loaded first;
 /// within a group (equal load), by host hash (a fixed permutation of the hosts, independent of
 /// map order), then index. Placement starts each resource's walk through a group at a position
-/// derived from the resource id's hash (see [`crate::scaler::placement`]).
+/// derived from the resource id's hash (see `scaler::placement`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FreshOrder {
     hosts: Vec<HostIx>,

@@ -37,6 +37,7 @@ use crate::scaler::{
 /// What one reconcile decided.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
+    /// The lattice the plan is for.
     pub lattice: String,
     /// The `now` the plan was computed for.
     pub computed_at: Timestamp,

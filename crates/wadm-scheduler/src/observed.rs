@@ -66,10 +66,13 @@ impl<'a> Tag<'a> {
 /// One observed instance.
 #[derive(Debug)]
 pub struct Observed<'a, T> {
+    /// The host running it.
     pub host: HostIx,
     /// Its id (the host's key for it).
     pub id: &'a str,
+    /// The instance as observed.
     pub instance: &'a T,
+    /// What wadm's annotations on it say.
     pub tag: Tag<'a>,
 }
 
