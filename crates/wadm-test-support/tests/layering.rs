@@ -637,7 +637,7 @@ fn use_tree(tokens: &[Token], i: &mut usize, mut path: Vec<String>, out: &mut Ve
             Some(Token::PathSep) => *i += 1,
             Some(Token::Ident(segment)) => {
                 *i += 1;
-                if !(segment == "self" && !path.is_empty()) {
+                if segment != "self" || path.is_empty() {
                     path.push(segment.clone());
                 }
                 if tokens.get(*i) == Some(&Token::PathSep) {
