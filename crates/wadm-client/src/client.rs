@@ -194,6 +194,8 @@ impl Client {
         self.request(subject, Some(expecting(expected)), Bytes::new()).await
     }
 
+    /// Undeploy `name` (refused for a shared application other deployed applications use; see
+    /// [`Client::undeploy_with`]).
     pub async fn undeploy(&self, name: &str) -> Result<DeployModelResponse, ClientError> {
         self.undeploy_with(name, false).await
     }

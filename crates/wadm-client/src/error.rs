@@ -10,28 +10,64 @@ use wadm_model::status::StatusInfo;
 pub enum ClientError {
     /// Could not connect to NATS.
     #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
+    Connect {
+        /// The server URL tried.
+        url: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
     /// Nobody answered before the timeout (wadm busy or the network slow).
     #[error("no reply from wadm on {subject} within {after:?}")]
-    Timeout { subject: String, after: Duration },
+    Timeout {
+        /// The request's subject.
+        subject: String,
+        /// How long the client waited.
+        after: Duration,
+    },
     /// Nobody listens on the subject: wadm is not running for this lattice and API prefix.
     #[error("no wadm is answering on {subject} (is wadm running for this lattice?)")]
-    NoResponders { subject: String },
+    NoResponders {
+        /// The request's subject.
+        subject: String,
+    },
     /// The server answered with an error.
     #[error("wadm error: {message}")]
-    Api { message: String },
+    Api {
+        /// The server's message.
+        message: String,
+    },
     /// The server answered that the application (or version) does not exist.
     #[error("not found: {message}")]
-    NotFound { message: String },
+    NotFound {
+        /// The server's message.
+        message: String,
+    },
     /// The reply was not what the API promises.
     #[error("cannot decode the reply on {subject}: {reason}")]
-    Decode { subject: String, reason: String },
+    Decode {
+        /// The request's subject.
+        subject: String,
+        /// What did not decode.
+        reason: String,
+    },
     /// The application reported `failed` while waiting for it to deploy.
     #[error("deployment of {name} failed: {message}")]
-    DeployFailed { name: String, message: String },
+    DeployFailed {
+        /// The application.
+        name: String,
+        /// Its failed status message.
+        message: String,
+    },
     /// The application was not deployed within the wait.
     #[error("timed out after {after:?} waiting for {name} to be deployed{}", last_status(last))]
-    WaitTimedOut { name: String, after: Duration, last: Option<StatusInfo> },
+    WaitTimedOut {
+        /// The application.
+        name: String,
+        /// How long the client waited.
+        after: Duration,
+        /// The last status seen, if any.
+        last: Option<StatusInfo>,
+    },
     /// An argument cannot be sent (e.g. an application name that is not a valid subject token).
     #[error("{0}")]
     InvalidArgument(String),
@@ -40,7 +76,12 @@ pub enum ClientError {
     Manifest(String),
     /// Another NATS failure (publish, subscribe, I/O).
     #[error("NATS error on {subject}: {reason}")]
-    Nats { subject: String, reason: String },
+    Nats {
+        /// The subject concerned.
+        subject: String,
+        /// What NATS said.
+        reason: String,
+    },
 }
 
 fn last_status(last: &Option<StatusInfo>) -> String {

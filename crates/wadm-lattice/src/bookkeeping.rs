@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wadm_protocol::LinkKey;
 
-use crate::state::Timestamp;
+use crate::time::Timestamp;
 
 /// The position of an event in its host's history: `(time, id)`, ordered lexicographically.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -29,6 +29,7 @@ pub struct EventStamp {
 /// The stamp of the newest event applied to one entity, and when (wadm's clock) it was applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
+    /// Where the event stands in its host's history.
     pub stamp: EventStamp,
     /// wadm's clock when the event was applied: lets discovery tell facts learnt during a
     /// discovery round from older ones, and bounds how long removal marks are kept.
@@ -38,8 +39,11 @@ pub struct Mark {
 /// Something on a host that events change one at a time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum HostEntity {
+    /// The host's label set (changed as a whole).
     Labels,
+    /// A component on the host, by component id.
     Component(String),
+    /// A provider on the host, by provider id.
     Provider(String),
 }
 
@@ -79,6 +83,7 @@ pub enum RemovalReason {
 /// A host that left, remembered for a bounded period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {
+    /// Whether the host stopped or was lost: decides which late events may revive it.
     pub reason: RemovalReason,
     /// Events at or before this stamp are stale. For a stopped host every event is ignored.
     pub as_of: Option<EventStamp>,
@@ -93,12 +98,16 @@ pub struct Tombstone {
 /// Everything the reducer remembers beyond the observed state itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bookkeeping {
+    /// Per-host ordering state, by host id.
     #[serde(default)]
     pub hosts: BTreeMap<String, HostClock>,
+    /// Hosts that left recently, by host id.
     #[serde(default)]
     pub tombstones: BTreeMap<String, Tombstone>,
+    /// The newest event applied to each link.
     #[serde(default)]
     pub links: BTreeMap<LinkKey, Mark>,
+    /// The newest event applied to each config, by name.
     #[serde(default)]
     pub configs: BTreeMap<String, Mark>,
     /// Events of a type wadm does not know, skipped.

@@ -20,46 +20,74 @@ pub fn app_of(annotations: &StringMap) -> Option<&str> {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
+    /// A host became known.
     HostAdded {
+        /// The host id.
         host: String,
     },
     /// Friendly name, version or start time changed.
     HostUpdated {
+        /// The host id.
         host: String,
     },
+    /// A host's labels changed.
     HostLabelsChanged {
+        /// The host id.
         host: String,
     },
+    /// A host left the observed state.
     HostRemoved {
+        /// The host id.
         host: String,
+        /// Stopped or lost.
         reason: RemovalReason,
     },
+    /// A component appeared or changed on a host.
     ComponentSet {
+        /// The host id.
         host: String,
+        /// The component id.
         component: String,
     },
+    /// A component stopped on a host.
     ComponentRemoved {
+        /// The host id.
         host: String,
+        /// The component id.
         component: String,
     },
+    /// A provider appeared or changed on a host.
     ProviderSet {
+        /// The host id.
         host: String,
+        /// The provider id.
         provider: String,
     },
+    /// A provider stopped on a host.
     ProviderRemoved {
+        /// The host id.
         host: String,
+        /// The provider id.
         provider: String,
     },
+    /// A link was put or changed.
     LinkSet {
+        /// The link's lattice identity.
         link: LinkKey,
     },
+    /// A link was deleted.
     LinkRemoved {
+        /// The link's lattice identity.
         link: LinkKey,
     },
+    /// A config was put or changed.
     ConfigSet {
+        /// The config name.
         name: String,
     },
+    /// A config was deleted.
     ConfigRemoved {
+        /// The config name.
         name: String,
     },
 }
@@ -73,13 +101,19 @@ pub enum Change {
 pub enum Marked {
     /// A component, a provider or the labels of a host.
     Host {
+        /// The host id.
         host: String,
+        /// Which of the host's entities.
         entity: HostEntity,
     },
+    /// A link.
     Link {
+        /// The link's lattice identity.
         link: LinkKey,
     },
+    /// A config.
     Config {
+        /// The config name.
         name: String,
     },
 }
@@ -118,6 +152,7 @@ pub struct Changes {
     /// lattice runs changed because of them alone).
     #[serde(default)]
     pub marked: BTreeSet<Marked>,
+    /// How the reducer treated the event(s).
     pub outcome: Outcome,
 }
 

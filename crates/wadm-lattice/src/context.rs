@@ -3,7 +3,7 @@
 use wadm_protocol::CloudEvent;
 
 use crate::bookkeeping::EventStamp;
-use crate::state::Timestamp;
+use crate::time::Timestamp;
 
 /// The envelope facts the reducer needs besides the payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -20,7 +20,9 @@ use crate::state::{ConfigState, LatticeState, Timestamp};
 /// One host that answered the ping, with its inventory when `host.get` answered too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveredHost {
+    /// The host as its ping answer describes it.
     pub host: Host,
+    /// What runs on it (`None`: `host.get` did not answer in time).
     pub inventory: Option<HostInventory>,
 }
 
@@ -29,6 +31,7 @@ pub struct DiscoveredHost {
 pub struct Discovery {
     /// wadm's clock when the round began.
     pub started_at: Timestamp,
+    /// Every host that answered the ping.
     pub hosts: Vec<DiscoveredHost>,
     /// Every link in the lattice (`link.get`), or `None` when nobody answered.
     pub links: Option<Vec<Link>>,

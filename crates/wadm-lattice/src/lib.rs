@@ -7,6 +7,8 @@
 //! ([`Timestamp`]); nothing here reads a clock or does I/O, so every transition can be tested and
 //! replayed exactly.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod bookkeeping;
 pub mod changes;
 pub mod context;
@@ -15,6 +17,7 @@ pub mod lease;
 pub mod reducer;
 mod snapshot;
 pub mod state;
+mod time;
 
 pub use bookkeeping::{EventStamp, RemovalReason};
 pub use changes::{APPSPEC_ANNOTATION, Change, Changes, Marked, Outcome, app_of};

@@ -31,7 +31,7 @@ pub(crate) struct Inventory {
 }
 
 impl Snapshot {
-    pub fn from_inventory(inv: &HostInventory) -> Self {
+    pub(crate) fn from_inventory(inv: &HostInventory) -> Self {
         let components = inv
             .components
             .iter()
@@ -71,13 +71,13 @@ impl Snapshot {
     }
 
     /// This snapshot, saying the host started `uptime_seconds` before `at`.
-    pub fn up_since(mut self, at: Timestamp, uptime_seconds: u64) -> Self {
+    pub(crate) fn up_since(mut self, at: Timestamp, uptime_seconds: u64) -> Self {
         self.started_at = Some(at.saturating_sub(uptime_seconds.saturating_mul(1_000)));
         self
     }
 
     /// A freshly started host runs nothing.
-    pub fn started(friendly_name: &str, labels: &StringMap, version: &str) -> Self {
+    pub(crate) fn started(friendly_name: &str, labels: &StringMap, version: &str) -> Self {
         Self {
             friendly_name: friendly_name.to_string(),
             labels: labels.clone(),
@@ -87,7 +87,7 @@ impl Snapshot {
         }
     }
 
-    pub fn from_ping(host: &Host) -> Self {
+    pub(crate) fn from_ping(host: &Host) -> Self {
         Self {
             friendly_name: host.friendly_name.clone(),
             labels: host.labels.clone(),

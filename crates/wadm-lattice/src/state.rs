@@ -6,13 +6,12 @@ use serde::{Deserialize, Serialize};
 use wadm_protocol::{Link, LinkKey, StringMap};
 
 use crate::bookkeeping::Bookkeeping;
-
-/// Milliseconds since the Unix epoch, passed in by the caller (never read from a clock here).
-pub type Timestamp = u64;
+pub use crate::time::Timestamp;
 
 /// Everything wadm believes one lattice is running.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatticeState {
+    /// The lattice id.
     pub lattice: String,
     /// Live hosts by host id.
     pub hosts: BTreeMap<String, HostState>,
@@ -29,9 +28,13 @@ pub struct LatticeState {
 /// One live host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostState {
+    /// The host id (its public key).
     pub id: String,
+    /// The human-readable name the host chose.
     pub friendly_name: String,
+    /// Labels placement requirements match against.
     pub labels: StringMap,
+    /// The wasmCloud version the host runs.
     pub version: String,
     /// When wadm last heard from the host (heartbeat, start, inventory or any event it sourced).
     pub last_seen: Timestamp,
@@ -63,10 +66,13 @@ impl HostState {
 /// A component running on a host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentInstance {
+    /// The component id.
     pub id: String,
+    /// The OCI reference (or file path) of the image the host runs.
     pub image_ref: String,
     /// The host's maximum concurrent instances (`max_instances`).
     pub count: u32,
+    /// Annotations set when the component was started (wadm's ownership marks among them).
     pub annotations: StringMap,
     /// Since when (wadm's clock) the host has run this component with this `image_ref`: what
     /// rollouts' `min_healthy_time` counts from. `0`: unknown, long ago. [`NOT_CONFIRMED`]: the
@@ -95,10 +101,13 @@ impl ComponentInstance {
 /// A provider running on a host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInstance {
+    /// The provider id.
     pub id: String,
     /// As the host reports it (normalised, see `wadm_protocol::normalize_provider_ref`).
     pub image_ref: String,
+    /// Annotations set when the provider was started (wadm's ownership marks among them).
     pub annotations: StringMap,
+    /// The last health the provider reported.
     pub health: ProviderHealth,
     /// Since when (wadm's clock) the host has run this provider with this `image_ref`, as
     /// [`ComponentInstance::since`].
@@ -123,13 +132,16 @@ pub enum ProviderHealth {
     /// No health check seen yet.
     #[default]
     Pending,
+    /// The last health check passed.
     Healthy,
+    /// The last health check failed.
     Unhealthy,
 }
 
 /// A config that exists in the lattice.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigState {
+    /// The config name.
     pub name: String,
     /// The values, when known (wadm reads them for configs it manages).
     pub values: Option<StringMap>,

@@ -30,10 +30,12 @@ fn is_false(flag: &bool) -> bool {
 pub struct ErrorResponse {
     /// Always `"error"`.
     pub result: String,
+    /// What went wrong, for a person.
     pub message: String,
 }
 
 impl ErrorResponse {
+    /// An error envelope with `message`.
     pub fn new(message: impl Into<String>) -> Self {
         Self { result: "error".into(), message: message.into() }
     }
@@ -43,21 +45,29 @@ impl ErrorResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PutResult {
+    /// Nothing was stored.
     Error,
+    /// The application is new: this is its first version.
     Created,
+    /// A new version of an existing application was stored.
     NewVersion,
 }
 
 /// `model.put` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutModelResponse {
+    /// Whether and how the manifest was stored.
     pub result: PutResult,
+    /// Versions stored for the application now.
     #[serde(default)]
     pub total_versions: usize,
+    /// The version the put stored (or matched).
     #[serde(default)]
     pub current_version: String,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// The application's name.
     #[serde(default)]
     pub name: String,
     /// wadm extension: the manifest equals a stored version (after normalising), so nothing was
@@ -73,17 +83,23 @@ pub struct PutModelResponse {
 /// One application in `model.get` (and the deprecated `model.list`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelSummary {
+    /// The application's name.
     pub name: String,
     /// The latest version put.
     pub version: String,
+    /// `metadata.annotations.description` of the latest version.
     #[serde(default)]
     pub description: Option<String>,
+    /// The version deployed now (`None`: undeployed).
     #[serde(default)]
     pub deployed_version: Option<String>,
+    /// The full status, scalers included.
     #[serde(default)]
     pub detailed_status: Status,
+    /// The overall status type, for clients that read only this.
     #[serde(default)]
     pub status: StatusType,
+    /// The overall status message, for clients that read only this.
     #[serde(default)]
     pub status_message: Option<String>,
 }
@@ -92,17 +108,23 @@ pub struct ModelSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GetResult {
+    /// The request failed.
     Error,
+    /// Found and returned.
     Success,
+    /// No such application or version.
     NotFound,
 }
 
 /// `model.get` (no name) response: every application of the lattice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListModelsResponse {
+    /// Whether the list could be read.
     pub result: GetResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// Every application, by name.
     #[serde(default)]
     pub models: Vec<ModelSummary>,
 }
@@ -110,6 +132,7 @@ pub struct ListModelsResponse {
 /// `model.get.{name}` and `model.del.{name}` request body (may be empty).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionRequest {
+    /// The version to read or delete (`None`: the latest, or every version for a delete).
     #[serde(default)]
     pub version: Option<String>,
 }
@@ -118,8 +141,10 @@ pub struct VersionRequest {
 /// (delete a shared application even while deployed applications reference it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteModelRequest {
+    /// The version to delete (`None`: every version).
     #[serde(default)]
     pub version: Option<String>,
+    /// Delete even while deployed applications reference it (a shared application).
     #[serde(default, skip_serializing_if = "is_false")]
     pub force: bool,
 }
@@ -128,6 +153,7 @@ pub struct DeleteModelRequest {
 /// shared application even while deployed applications reference it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndeployModelRequest {
+    /// Undeploy even while deployed applications reference it (a shared application).
     #[serde(default, skip_serializing_if = "is_false")]
     pub force: bool,
 }
@@ -136,9 +162,12 @@ pub struct UndeployModelRequest {
 /// server's version written in when the document had none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GetModelResponse {
+    /// Whether the manifest was found.
     pub result: GetResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// The manifest, when found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<serde_json::Value>,
     /// wadm extension: the document exactly as it was put (absent for versions stored before
@@ -153,7 +182,9 @@ pub struct GetModelResponse {
 /// A manifest document exactly as a client put it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmittedManifest {
+    /// YAML or JSON.
     pub format: ManifestFormat,
+    /// The document's text, byte for byte.
     pub text: String,
 }
 
@@ -161,23 +192,30 @@ pub struct SubmittedManifest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ManifestFormat {
+    /// A YAML document.
     Yaml,
+    /// A JSON document.
     Json,
 }
 
 /// One entry of `model.versions.{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
+    /// The version's name.
     pub version: String,
+    /// Whether it is the deployed version.
     pub deployed: bool,
 }
 
 /// `model.versions.{name}` response (versions in insertion order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionResponse {
+    /// Whether the application was found.
     pub result: GetResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// Every stored version, oldest first.
     #[serde(default)]
     pub versions: Vec<VersionInfo>,
     /// wadm extension: the application's revision.
@@ -189,15 +227,20 @@ pub struct VersionResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeleteResult {
+    /// Deleted.
     Deleted,
+    /// The request failed.
     Error,
+    /// There was nothing to delete.
     Noop,
 }
 
 /// `model.del.{name}` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteModelResponse {
+    /// Whether anything was deleted.
     pub result: DeleteResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
     /// Whether the delete also undeployed the application.
@@ -208,6 +251,7 @@ pub struct DeleteModelResponse {
 /// `model.deploy.{name}` request body (may be empty). `version` may be a version, `"latest"` or null.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployModelRequest {
+    /// The version to deploy (`None` or `latest`: the newest stored).
     #[serde(default)]
     pub version: Option<String>,
 }
@@ -216,19 +260,26 @@ pub struct DeployModelRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeployResult {
+    /// The request failed.
     Error,
+    /// Accepted: the runtime carries it out.
     Acknowledged,
+    /// No such application or version.
     NotFound,
 }
 
 /// `model.deploy.{name}` and `model.undeploy.{name}` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployModelResponse {
+    /// Whether the request was accepted.
     pub result: DeployResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// The application's name.
     #[serde(default)]
     pub name: String,
+    /// The version deployed (`None` for an undeploy).
     #[serde(default)]
     pub version: Option<String>,
     /// wadm extension: that version was deployed already, so nothing changed.
@@ -243,17 +294,23 @@ pub struct DeployModelResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusResult {
+    /// The request failed.
     Error,
+    /// The status was read.
     Ok,
+    /// No such application.
     NotFound,
 }
 
 /// `model.status.{name}` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusResponse {
+    /// Whether the status was read.
     pub result: StatusResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// The status, when read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
 }
@@ -263,10 +320,15 @@ pub struct StatusResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HistoryAction {
+    /// A version was stored.
     Put,
+    /// A version was deployed.
     Deploy,
+    /// The application was undeployed.
     Undeploy,
+    /// A version (or the whole application) was deleted.
     Delete,
+    /// An action this version of wadm does not know (e.g. wadm's own `revert`), kept by name.
     #[serde(untagged)]
     Other(String),
 }
@@ -286,6 +348,7 @@ impl std::fmt::Display for HistoryAction {
 /// One history entry: who did what to which version, when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// What was done.
     pub action: HistoryAction,
     /// The version concerned (`None` for deleting the whole application).
     #[serde(default)]
@@ -306,8 +369,10 @@ pub struct HistoryEntry {
 pub struct HistoryResponse {
     /// `success`, `notfound` or `error`.
     pub result: GetResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// Every entry, oldest first.
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
 }
@@ -317,6 +382,7 @@ pub struct HistoryResponse {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LatticeHostsRequest {
+    /// Limit the view to this application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<String>,
 }
@@ -326,8 +392,10 @@ pub struct LatticeHostsRequest {
 pub struct LatticeHostsResponse {
     /// `success`, `notfound` (the application asked for is not stored) or `error`.
     pub result: GetResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// The lattice observed.
     #[serde(default)]
     pub lattice: String,
     /// The application the view is limited to, when one was asked for.
@@ -341,7 +409,9 @@ pub struct LatticeHostsResponse {
 /// One host as wadm observes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostSummary {
+    /// The host id (its public key).
     pub id: String,
+    /// The human-readable name the host chose.
     #[serde(default)]
     pub friendly_name: String,
     /// Every label, the host's own `hostcore.*` ones included.
@@ -371,7 +441,9 @@ pub struct HostSummary {
 /// A component or provider running on a host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunningWorkload {
+    /// The component or provider id.
     pub id: String,
+    /// The image it runs.
     #[serde(default)]
     pub image_ref: String,
     /// Instances on this host: a component's maximum concurrent instances, 1 for a provider.
@@ -388,6 +460,7 @@ pub struct RunningWorkload {
 pub struct LatticesResponse {
     /// `success` or `error`.
     pub result: GetResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
     /// Sorted by name.
@@ -398,6 +471,7 @@ pub struct LatticesResponse {
 /// One lattice wadm observes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatticeSummary {
+    /// The lattice id.
     pub name: String,
     /// Hosts observed in it (`None`: its observed state could not be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -451,6 +525,7 @@ mod tests {
 /// (like `model.put`) and plans deploying it without storing it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PlanRequest {
+    /// The version to plan (`None` or `latest`: the current one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
@@ -477,8 +552,10 @@ pub struct PlannedRequest {
 pub struct PlanResponse {
     /// `success`, `notfound` (the application or version is not stored) or `error`.
     pub result: GetResult,
+    /// What happened, for a person.
     #[serde(default)]
     pub message: String,
+    /// The application's name.
     #[serde(default)]
     pub name: String,
     /// The version planned (for a manifest body without a version: empty).

@@ -97,7 +97,9 @@ pub enum Source {
 pub struct Component {
     /// Unique within the manifest.
     pub name: String,
+    /// A wasm component, or a capability provider.
     pub kind: ComponentKind,
+    /// Where its image comes from: its own, or a shared application's component.
     pub source: Source,
     /// The lattice id: the explicit `properties.id`, else derived (see [`crate::names`]). For a
     /// shared reference this is the derived id and is replaced at deploy time by the referenced
@@ -185,16 +187,22 @@ pub struct SecretRef {
     pub lattice_name: String,
     /// Name of a `spec.policies` entry of the secret policy type.
     pub policy: String,
+    /// The key of the secret in the backend.
     pub key: String,
+    /// A field within the secret, when the backend stores structured values.
     pub field: Option<String>,
+    /// A version of the secret, when the backend keeps several.
     pub version: Option<String>,
 }
 
 /// `spec.policies[]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    /// Referenced by name from secrets (`properties.policy`).
     pub name: String,
+    /// The policy's `type` (e.g. the secret policy type).
     pub policy_type: String,
+    /// The policy's properties, passed to whatever reads the policy.
     pub properties: BTreeMap<String, String>,
 }
 
@@ -268,6 +276,7 @@ impl PlacementPolicy {
 /// One entry of a scaler's `spread`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Spread {
+    /// Named in status and placement annotations; unique within the scaler.
     pub name: String,
     /// A host matches when it carries every label with exactly this value.
     pub requirements: BTreeMap<String, String>,
@@ -280,20 +289,29 @@ pub struct Spread {
 pub struct Link {
     /// Link name, default `default`.
     pub name: String,
+    /// WIT namespace of the linked interfaces.
     pub namespace: String,
+    /// WIT package of the linked interfaces.
     pub package: String,
+    /// The linked interfaces of the package.
     pub interfaces: Vec<String>,
     /// The manifest name of the target component (validated to exist in the manifest).
     pub target: String,
+    /// Configs the source reads for this link.
     pub source_config: Vec<ConfigRef>,
+    /// Secrets the source reads for this link.
     pub source_secrets: Vec<SecretRef>,
+    /// Configs the target reads for this link.
     pub target_config: Vec<ConfigRef>,
+    /// Secrets the target reads for this link.
     pub target_secrets: Vec<SecretRef>,
 }
 
 /// A trait of a type wadm does not implement, preserved as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtherTrait {
+    /// The trait's `type` as written.
     pub trait_type: String,
+    /// The trait's `properties`, untouched.
     pub properties: serde_json::Value,
 }

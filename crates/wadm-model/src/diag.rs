@@ -27,6 +27,7 @@ impl fmt::Display for Severity {
 /// One problem found in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
+    /// An error rejects the manifest; a warning does not.
     pub severity: Severity,
     /// The offending field, e.g. `spec.components[2].traits[0].properties.target.name`. Empty
     /// only for problems with the document as a whole (size, encoding, syntax).
@@ -38,10 +39,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A problem that rejects the manifest.
     pub fn error(path: impl Into<String>, rule: &'static str, message: impl Into<String>) -> Self {
         Self { severity: Severity::Error, path: path.into(), rule, message: message.into() }
     }
 
+    /// A problem worth reporting that does not reject the manifest.
     pub fn warning(
         path: impl Into<String>,
         rule: &'static str,
@@ -50,6 +53,7 @@ impl Diagnostic {
         Self { severity: Severity::Warning, path: path.into(), rule, message: message.into() }
     }
 
+    /// Whether it rejects the manifest.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -68,6 +72,7 @@ impl fmt::Display for Diagnostic {
 /// A rejected manifest: every error and every warning found, in document order.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Invalid {
+    /// Every problem found, errors and warnings, in document order.
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -105,16 +110,16 @@ impl fmt::Display for Invalid {
 
 /// A field path under construction: `spec.components[2].name`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Path(String);
+pub(crate) struct Path(String);
 
 impl Path {
-    pub fn root() -> Self {
+    pub(crate) fn root() -> Self {
         Self(String::new())
     }
 
     /// The path of a map entry. Keys that are not plain identifiers are quoted:
     /// `metadata.annotations["wasmcloud.dev/authors"]`.
-    pub fn key(&self, key: &str) -> Self {
+    pub(crate) fn key(&self, key: &str) -> Self {
         let plain = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if plain {
@@ -130,11 +135,11 @@ impl Path {
     }
 
     /// The path of a sequence element.
-    pub fn index(&self, i: usize) -> Self {
+    pub(crate) fn index(&self, i: usize) -> Self {
         Self(format!("{}[{i}]", self.0))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -147,20 +152,20 @@ impl fmt::Display for Path {
 
 /// Collects diagnostics while walking a manifest.
 #[derive(Debug, Default)]
-pub struct Diagnostics {
+pub(crate) struct Diagnostics {
     pub list: Vec<Diagnostic>,
 }
 
 impl Diagnostics {
-    pub fn error(&mut self, path: &Path, rule: &'static str, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, path: &Path, rule: &'static str, message: impl Into<String>) {
         self.list.push(Diagnostic::error(path.as_str(), rule, message));
     }
 
-    pub fn warning(&mut self, path: &Path, rule: &'static str, message: impl Into<String>) {
+    pub(crate) fn warning(&mut self, path: &Path, rule: &'static str, message: impl Into<String>) {
         self.list.push(Diagnostic::warning(path.as_str(), rule, message));
     }
 
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         self.list.iter().any(Diagnostic::is_error)
     }
 }

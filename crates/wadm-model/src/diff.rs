@@ -10,18 +10,25 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
+    /// Only in the newer manifest.
     Added,
+    /// Only in the older manifest.
     Removed,
+    /// In both, with different values.
     Changed,
 }
 
 /// One difference: `path` like `spec.components[name=http].properties.image`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
+    /// Where in the manifest.
     pub path: String,
+    /// Added, removed or changed.
     pub change: ChangeKind,
+    /// The older value (absent when added).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<Value>,
+    /// The newer value (absent when removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Value>,
 }

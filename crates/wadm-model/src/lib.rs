@@ -9,6 +9,8 @@
 //!
 //! It is pure: no I/O, no clock, no randomness, no async.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod api;
 pub mod app;
 mod diag;

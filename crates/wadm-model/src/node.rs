@@ -11,7 +11,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 /// One value of a document.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Node {
+pub(crate) enum Node {
     Null,
     Bool(bool),
     /// Every integer the parsers produce fits in an `i128`.
@@ -25,7 +25,7 @@ pub enum Node {
 
 impl Node {
     /// A short description of the value's type, for messages (`"a list"`, `"a number"`).
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Node::Null => "null",
             Node::Bool(_) => "a boolean",
@@ -37,7 +37,7 @@ impl Node {
     }
 
     /// Converts to JSON (used for traits wadm does not know, which are kept as written).
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;
         match self {
             Node::Null => Value::Null,
@@ -68,14 +68,14 @@ impl Node {
 /// Deserializes a [`Node`], failing when nesting exceeds `max_depth` (so that hostile input
 /// cannot exhaust the stack).
 #[derive(Debug, Clone, Copy)]
-pub struct NodeSeed {
+pub(crate) struct NodeSeed {
     /// Depth of the value about to be read (the document root is 1).
     pub depth: usize,
     pub max_depth: usize,
 }
 
 impl NodeSeed {
-    pub fn root(max_depth: usize) -> Self {
+    pub(crate) fn root(max_depth: usize) -> Self {
         Self { depth: 1, max_depth }
     }
 

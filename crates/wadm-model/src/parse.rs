@@ -11,7 +11,9 @@ use crate::wire;
 /// The document format of a manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
+    /// YAML (a superset of JSON, but with YAML's error messages).
     Yaml,
+    /// JSON only.
     Json,
     /// Try YAML, then JSON.
     #[default]

@@ -64,13 +64,16 @@ impl std::fmt::Display for StatusType {
 /// A status type with its human-readable message.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusInfo {
+    /// The state (deployed, reconciling, failed, …).
     #[serde(rename = "type")]
     pub status_type: StatusType,
+    /// Why, for a person (empty when there is nothing to say).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
 
 impl StatusInfo {
+    /// A status with its message.
     pub fn new(status_type: StatusType, message: impl Into<String>) -> Self {
         Self { status_type, message: message.into() }
     }
@@ -80,16 +83,22 @@ impl StatusInfo {
 /// reports every scaler's status on every reconcile, and its names never change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScalerStatus {
+    /// The scaler's id (stable across reconciles of one deployment).
     pub id: Arc<str>,
+    /// The scaler's kind (`SpreadScaler`, `LinkScaler`, …).
     pub kind: Arc<str>,
+    /// What it manages, for a person.
     pub name: Arc<str>,
+    /// Its own status.
     pub status: StatusInfo,
 }
 
 /// The status of an application, as the API returns and publishes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
+    /// The application's overall status, the worst of its scalers'.
     pub status: StatusInfo,
+    /// Each scaler's status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scalers: Vec<ScalerStatus>,
     /// Legacy field, always empty.

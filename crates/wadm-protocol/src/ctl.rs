@@ -15,9 +15,12 @@ use crate::types::{StringMap, default_link_name};
 /// Every control reply: `{"success", "message", "response"?}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CtlReply<T = serde_json::Value> {
+    /// Whether the host accepted the request.
     pub success: bool,
+    /// Why it refused, or a note on success (often empty).
     #[serde(default)]
     pub message: String,
+    /// The body of replies that carry one (inventories, link lists, configs).
     #[serde(default = "Option::default", skip_serializing_if = "Option::is_none")]
     pub response: Option<T>,
 }
@@ -40,17 +43,24 @@ impl<T> CtlReply<T> {
 /// `component.scale.{host}`. The count's wire name is `count` (heartbeats call it `max_instances`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScaleComponentRequest {
+    /// The image to run (OCI reference or file path).
     pub component_ref: Arc<str>,
+    /// The component id the host runs it under.
     pub component_id: Arc<str>,
+    /// The maximum concurrent instances wanted on the host (`0` stops it).
     pub count: u32,
+    /// The host that should run it.
     pub host_id: Arc<str>,
     /// Replaces the component's annotations on the host: always send the full set.
     #[serde(default)]
     pub annotations: Arc<StringMap>,
+    /// Names of the configs the component reads.
     #[serde(default)]
     pub config: Vec<String>,
+    /// Whether a different image already running under the id may be replaced.
     #[serde(default)]
     pub allow_update: bool,
+    /// Resource limits passed through to the host as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_limits: Option<serde_json::Value>,
 }
@@ -58,9 +68,13 @@ pub struct ScaleComponentRequest {
 /// `component.update.{host}`: change a running component's image without a gap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdateComponentRequest {
+    /// The running component to change.
     pub component_id: Arc<str>,
+    /// The image it should run from now on.
     pub new_component_ref: Arc<str>,
+    /// The host it runs on.
     pub host_id: Arc<str>,
+    /// Replaces the annotations when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Arc<StringMap>>,
 }
@@ -68,11 +82,16 @@ pub struct UpdateComponentRequest {
 /// `provider.start.{host}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StartProviderRequest {
+    /// The provider id the host runs it under.
     pub provider_id: Arc<str>,
+    /// The provider image to start (OCI reference or file path).
     pub provider_ref: Arc<str>,
+    /// The host that should run it.
     pub host_id: Arc<str>,
+    /// Names of the configs the provider reads.
     #[serde(default)]
     pub config: Vec<String>,
+    /// Annotations the provider carries (wadm's ownership marks).
     #[serde(default)]
     pub annotations: Arc<StringMap>,
 }
@@ -80,13 +99,16 @@ pub struct StartProviderRequest {
 /// `provider.stop.{host}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopProviderRequest {
+    /// The provider to stop.
     pub provider_id: Arc<str>,
+    /// The host it runs on.
     pub host_id: Arc<str>,
 }
 
 /// `host.stop.{host}` (the body may also be empty).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct StopHostRequest {
+    /// The host to stop (the subject names it too).
     #[serde(default)]
     pub host_id: String,
     /// Milliseconds.
@@ -97,31 +119,41 @@ pub struct StopHostRequest {
 /// `link.del`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteLinkRequest {
+    /// The component the link goes out from.
     pub source_id: String,
+    /// The link name (`default` unless set).
     #[serde(default = "default_link_name")]
     pub name: String,
+    /// WIT namespace of the linked interfaces.
     pub wit_namespace: String,
+    /// WIT package of the linked interfaces.
     pub wit_package: String,
 }
 
 /// `label.put.{host}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PutLabelRequest {
+    /// The label to set.
     pub key: String,
+    /// Its value.
     pub value: String,
 }
 
 /// `label.del.{host}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteLabelRequest {
+    /// The label to remove.
     pub key: String,
 }
 
 /// `component.auction`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentAuctionRequest {
+    /// The image a bidder would run.
     pub component_ref: String,
+    /// The component id it would run under.
     pub component_id: String,
+    /// Labels a bidding host must carry.
     #[serde(default)]
     pub constraints: StringMap,
 }
@@ -129,8 +161,11 @@ pub struct ComponentAuctionRequest {
 /// `provider.auction`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderAuctionRequest {
+    /// The provider image a bidder would run.
     pub provider_ref: String,
+    /// The provider id it would run under.
     pub provider_id: String,
+    /// Labels a bidding host must carry.
     #[serde(default)]
     pub constraints: StringMap,
 }

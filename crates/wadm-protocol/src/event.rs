@@ -18,20 +18,25 @@ pub const MANIFEST_UNPUBLISHED: &str = "com.wadm.manifest_unpublished";
 /// A CloudEvents 1.0 envelope in structured JSON mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CloudEvent {
+    /// CloudEvents version (`1.0`).
     #[serde(default = "spec_version")]
     pub specversion: String,
+    /// Unique per event: duplicates carry the same id.
     #[serde(default)]
     pub id: String,
+    /// The full event type (`com.wasmcloud.lattice.host_started`, …).
     #[serde(rename = "type")]
     pub event_type: String,
     /// The emitting host's id (prefer it over `data.host_id`).
     #[serde(default)]
     pub source: String,
+    /// How `data` is encoded (JSON).
     #[serde(default = "json_content_type")]
     pub datacontenttype: String,
     /// RFC 3339; kept as text so decoding never fails on an odd timestamp.
     #[serde(default)]
     pub time: String,
+    /// The type-specific payload, decoded by [`HostEvent`] when it is a host event.
     #[serde(default)]
     pub data: serde_json::Value,
 }
@@ -73,28 +78,41 @@ impl CloudEvent {
 /// Why an event could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
+    /// The message is not a CloudEvent envelope.
     #[error("event is not a CloudEvent: {0}")]
     Envelope(serde_json::Error),
+    /// The envelope is fine but its `data` does not fit the event type.
     #[error("event {event_type} has a malformed payload: {source}")]
     Payload {
+        /// The event's type.
         event_type: String,
+        /// What did not fit.
         #[source]
         source: serde_json::Error,
     },
     /// A name or id too long to be stored (see [`crate::names`]).
     #[error("event {event_type} refused: {reason}")]
-    Bounds { event_type: String, reason: String },
+    Bounds {
+        /// The event's type.
+        event_type: String,
+        /// Which name or id, and its limit.
+        reason: String,
+    },
 }
 
 /// `host_started`. The host id is the CloudEvent `source`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HostStarted {
+    /// The human-readable name the host chose.
     #[serde(default)]
     pub friendly_name: String,
+    /// The host's labels at start.
     #[serde(default)]
     pub labels: StringMap,
+    /// How long the host has been up.
     #[serde(default)]
     pub uptime_seconds: u64,
+    /// The wasmCloud version the host runs.
     #[serde(default)]
     pub version: String,
 }
@@ -102,6 +120,7 @@ pub struct HostStarted {
 /// `host_stopped` (graceful stops only).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HostStopped {
+    /// The host's labels when it stopped.
     #[serde(default)]
     pub labels: StringMap,
 }
@@ -109,19 +128,25 @@ pub struct HostStopped {
 /// `component_scaled` and `component_scale_failed` (which adds `error`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ComponentScaled {
+    /// The component id.
     #[serde(default)]
     pub component_id: String,
     /// Copied from the request: prefer the CloudEvent `source`.
     #[serde(default)]
     pub host_id: String,
+    /// The image the component runs.
     #[serde(default)]
     pub image_ref: String,
+    /// The maximum concurrent instances now on the host (`0`: stopped).
     #[serde(default)]
     pub max_instances: u32,
+    /// Annotations the component carries (wadm's ownership marks).
     #[serde(default)]
     pub annotations: StringMap,
+    /// The component's embedded claims, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<serde_json::Value>,
+    /// Why scaling failed (`component_scale_failed` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -129,14 +154,19 @@ pub struct ComponentScaled {
 /// `provider_started`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProviderStarted {
+    /// The provider id.
     #[serde(default)]
     pub provider_id: String,
+    /// The host it started on (prefer the CloudEvent `source`).
     #[serde(default)]
     pub host_id: String,
+    /// The provider image.
     #[serde(default)]
     pub image_ref: String,
+    /// Annotations the provider carries (wadm's ownership marks).
     #[serde(default)]
     pub annotations: StringMap,
+    /// The provider's embedded claims, passed through.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<serde_json::Value>,
 }
@@ -144,12 +174,16 @@ pub struct ProviderStarted {
 /// `provider_start_failed`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProviderStartFailed {
+    /// The provider id.
     #[serde(default)]
     pub provider_id: String,
+    /// The image that failed to start.
     #[serde(default)]
     pub provider_ref: String,
+    /// The host it failed on.
     #[serde(default)]
     pub host_id: String,
+    /// Why it failed.
     #[serde(default)]
     pub error: String,
 }
@@ -157,12 +191,16 @@ pub struct ProviderStartFailed {
 /// `provider_stopped`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ProviderStopped {
+    /// The provider id.
     #[serde(default)]
     pub provider_id: String,
+    /// The host it stopped on.
     #[serde(default)]
     pub host_id: String,
+    /// Annotations it carried.
     #[serde(default)]
     pub annotations: StringMap,
+    /// Why it stopped, as the host says.
     #[serde(default)]
     pub reason: String,
 }
@@ -170,8 +208,10 @@ pub struct ProviderStopped {
 /// `health_check_passed` / `health_check_failed` / `health_check_status`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HealthCheck {
+    /// The provider checked.
     #[serde(default)]
     pub provider_id: String,
+    /// The host it runs on.
     #[serde(default)]
     pub host_id: String,
 }
@@ -179,8 +219,10 @@ pub struct HealthCheck {
 /// `linkdef_set_failed`: the link plus the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkSetFailed {
+    /// The link the host could not put.
     #[serde(flatten)]
     pub link: Link,
+    /// Why it failed.
     #[serde(default)]
     pub error: String,
 }
@@ -188,13 +230,19 @@ pub struct LinkSetFailed {
 /// `linkdef_deleted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkDeleted {
+    /// The component the link went out from.
     pub source_id: String,
+    /// The link name.
     #[serde(default = "default_link_name")]
     pub name: String,
+    /// WIT namespace of the linked interfaces.
     pub wit_namespace: String,
+    /// WIT package of the linked interfaces.
     pub wit_package: String,
+    /// The link's target, when the host says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The linked interfaces, when the host says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<String>>,
 }
@@ -202,14 +250,17 @@ pub struct LinkDeleted {
 /// `config_set` / `config_deleted`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigEvent {
+    /// The config that was put or deleted.
     pub config_name: String,
 }
 
 /// `labels_changed`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LabelsChanged {
+    /// The host whose labels changed.
     #[serde(default)]
     pub host_id: String,
+    /// Its full label set now.
     #[serde(default)]
     pub labels: StringMap,
 }
@@ -217,22 +268,39 @@ pub struct LabelsChanged {
 /// The typed payload of a host event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostEvent {
+    /// A host started.
     HostStarted(HostStarted),
+    /// A host's periodic inventory (`host_heartbeat`).
     HostHeartbeat(HostInventory),
+    /// A host stopped gracefully.
     HostStopped(HostStopped),
+    /// A component's count changed on a host.
     ComponentScaled(ComponentScaled),
+    /// A host could not scale a component.
     ComponentScaleFailed(ComponentScaled),
+    /// A provider started on a host.
     ProviderStarted(ProviderStarted),
+    /// A provider failed to start.
     ProviderStartFailed(ProviderStartFailed),
+    /// A provider stopped on a host.
     ProviderStopped(ProviderStopped),
+    /// A provider passed its health check.
     HealthCheckPassed(HealthCheck),
+    /// A provider failed its health check.
     HealthCheckFailed(HealthCheck),
+    /// A provider's health, reported periodically.
     HealthCheckStatus(HealthCheck),
+    /// A link was put (`linkdef_set`).
     LinkSet(Link),
+    /// A host could not put a link.
     LinkSetFailed(LinkSetFailed),
+    /// A link was deleted (`linkdef_deleted`).
     LinkDeleted(LinkDeleted),
+    /// A config was put.
     ConfigSet(ConfigEvent),
+    /// A config was deleted.
     ConfigDeleted(ConfigEvent),
+    /// A host's labels changed.
     LabelsChanged(LabelsChanged),
     /// An event type wadm does not know: skip it and count it.
     Unknown(String),

@@ -5,6 +5,8 @@
 //! both share ([`types`]). Every field a host may omit has a default, so older 1.x hosts decode.
 //! It is pure: no I/O, no clock.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod ctl;
 pub mod event;
 pub mod names;

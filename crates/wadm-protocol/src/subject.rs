@@ -81,23 +81,41 @@ pub fn unscope(subject: &str) -> (Option<&str>, &str) {
 
 /// Control suffixes (the part after the lattice).
 pub mod suffix {
+    /// Ping every host; each answers with a [`Host`](crate::Host).
     pub const HOST_PING: &str = "host.ping";
+    /// A host's full inventory (`.{host}`).
     pub const HOST_GET: &str = "host.get";
+    /// Stop a host (`.{host}`).
     pub const HOST_STOP: &str = "host.stop";
+    /// Scale a component on a host (`.{host}`).
     pub const COMPONENT_SCALE: &str = "component.scale";
+    /// Change a running component's image (`.{host}`).
     pub const COMPONENT_UPDATE: &str = "component.update";
+    /// Ask which hosts could run a component.
     pub const COMPONENT_AUCTION: &str = "component.auction";
+    /// Start a provider on a host (`.{host}`).
     pub const PROVIDER_START: &str = "provider.start";
+    /// Stop a provider on a host (`.{host}`).
     pub const PROVIDER_STOP: &str = "provider.stop";
+    /// Ask which hosts could run a provider.
     pub const PROVIDER_AUCTION: &str = "provider.auction";
+    /// Put a link.
     pub const LINK_PUT: &str = "link.put";
+    /// Delete a link.
     pub const LINK_DEL: &str = "link.del";
+    /// List every link.
     pub const LINK_GET: &str = "link.get";
+    /// Put a config (`.{name}`).
     pub const CONFIG_PUT: &str = "config.put";
+    /// Read a config (`.{name}`).
     pub const CONFIG_GET: &str = "config.get";
+    /// Delete a config (`.{name}`).
     pub const CONFIG_DEL: &str = "config.del";
+    /// List the claims of what runs.
     pub const CLAIMS_GET: &str = "claims.get";
+    /// Set a host label (`.{host}`).
     pub const LABEL_PUT: &str = "label.put";
+    /// Remove a host label (`.{host}`).
     pub const LABEL_DEL: &str = "label.del";
 }
 

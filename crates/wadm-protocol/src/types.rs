@@ -10,16 +10,24 @@ pub type StringMap = BTreeMap<String, String>;
 /// A link between a source component and a target, as the lattice stores it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Link {
+    /// The component the link goes out from.
     pub source_id: String,
+    /// What it calls: a component id, or a provider id.
     pub target: String,
+    /// The link name (`default` unless set): several links of one interface tell apart by it.
     #[serde(default = "default_link_name")]
     pub name: String,
+    /// WIT namespace of the linked interfaces.
     pub wit_namespace: String,
+    /// WIT package of the linked interfaces.
     pub wit_package: String,
+    /// The linked interfaces of the package.
     #[serde(default)]
     pub interfaces: Vec<String>,
+    /// Configs the source reads for this link.
     #[serde(default)]
     pub source_config: Vec<String>,
+    /// Configs the target reads for this link.
     #[serde(default)]
     pub target_config: Vec<String>,
 }
@@ -39,9 +47,13 @@ impl Link {
 /// What identifies a link in the lattice: at most one link per key.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LinkKey {
+    /// The component the link goes out from.
     pub source_id: String,
+    /// WIT namespace of the linked interfaces.
     pub wit_namespace: String,
+    /// WIT package of the linked interfaces.
     pub wit_package: String,
+    /// The link name.
     pub name: String,
 }
 
@@ -52,16 +64,23 @@ pub(crate) fn default_link_name() -> String {
 /// A component in a host inventory or heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentDescription {
+    /// The component id.
     pub id: String,
+    /// The image it runs.
     pub image_ref: String,
+    /// The name from its claims, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Annotations it carries (wadm's ownership marks).
     #[serde(default)]
     pub annotations: StringMap,
+    /// The host's revision counter for it (informational).
     #[serde(default)]
     pub revision: i64,
+    /// Its maximum concurrent instances on the host.
     #[serde(default)]
     pub max_instances: u32,
+    /// Resource limits as the host reports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<serde_json::Value>,
 }
@@ -69,13 +88,18 @@ pub struct ComponentDescription {
 /// A provider in a host inventory or heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderDescription {
+    /// The provider id.
     pub id: String,
+    /// The image it runs, as the host reports it (see [`normalize_provider_ref`]).
     #[serde(default)]
     pub image_ref: String,
+    /// The name from its claims, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Annotations it carries (wadm's ownership marks).
     #[serde(default)]
     pub annotations: StringMap,
+    /// The host's revision counter for it (informational).
     #[serde(default)]
     pub revision: i64,
 }
@@ -124,18 +148,25 @@ pub struct HostInventory {
     /// Absent in some heartbeats of old hosts: use the CloudEvent `source`.
     #[serde(default)]
     pub host_id: String,
+    /// The human-readable name the host chose.
     #[serde(default)]
     pub friendly_name: String,
+    /// Labels placement requirements match against.
     #[serde(default)]
     pub labels: StringMap,
+    /// The wasmCloud version the host runs.
     #[serde(default)]
     pub version: String,
+    /// How long the host has been up.
     #[serde(default)]
     pub uptime_seconds: u64,
+    /// The same uptime in words, for people.
     #[serde(default)]
     pub uptime_human: String,
+    /// Every component the host runs.
     #[serde(default)]
     pub components: Vec<ComponentDescription>,
+    /// Every provider the host runs.
     #[serde(default)]
     pub providers: Vec<ProviderDescription>,
 }
@@ -143,21 +174,30 @@ pub struct HostInventory {
 /// A host's answer to `host.ping`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Host {
+    /// The host id (its public key).
     pub id: String,
+    /// The human-readable name the host chose.
     #[serde(default)]
     pub friendly_name: String,
+    /// Labels placement requirements match against.
     #[serde(default)]
     pub labels: StringMap,
+    /// The lattice the host belongs to.
     #[serde(default)]
     pub lattice: String,
+    /// The wasmCloud version the host runs.
     #[serde(default)]
     pub version: String,
+    /// How long the host has been up.
     #[serde(default)]
     pub uptime_seconds: u64,
+    /// The same uptime in words, for people.
     #[serde(default)]
     pub uptime_human: String,
+    /// The NATS server the host's control connection uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctl_host: Option<String>,
+    /// The NATS server the host's RPC connection uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpc_host: Option<String>,
 }

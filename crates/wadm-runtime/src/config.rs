@@ -48,7 +48,7 @@ pub struct RuntimeConfig {
     /// [`crate::first_round`]; default 30 s, well above a round's gathering window).
     pub first_round_wait: Duration,
     /// Orphan collection (see [`crate::orphans`]).
-    pub orphans: crate::orphans::OrphanConfig,
+    pub orphans: OrphanConfig,
 }
 
 impl Default for RuntimeConfig {
@@ -75,7 +75,64 @@ impl Default for RuntimeConfig {
             max_deferred_steps: 256,
             max_deferred: Duration::from_secs(1),
             first_round_wait: Duration::from_secs(30),
-            orphans: crate::orphans::OrphanConfig::default(),
+            orphans: OrphanConfig::default(),
         }
+    }
+}
+
+/// What wadm does with orphans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OrphanMode {
+    /// Nothing: no marks, no reports.
+    Off,
+    /// Mark them and report those past the grace period (log, metrics); remove nothing.
+    Report,
+    /// Mark them and remove those still orphaned after the grace period.
+    #[default]
+    Sweep,
+}
+
+impl OrphanMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanMode::Off => "off",
+            OrphanMode::Report => "report",
+            OrphanMode::Sweep => "sweep",
+        }
+    }
+}
+
+impl std::str::FromStr for OrphanMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(OrphanMode::Off),
+            "report" => Ok(OrphanMode::Report),
+            "sweep" => Ok(OrphanMode::Sweep),
+            other => Err(format!("{other:?}: expected report, sweep or off")),
+        }
+    }
+}
+
+/// Default grace period: an orphan is removed once it has been one for this long.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+
+/// Orphan collection settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanConfig {
+    pub mode: OrphanMode,
+    pub grace: Duration,
+}
+
+impl Default for OrphanConfig {
+    fn default() -> Self {
+        Self { mode: OrphanMode::default(), grace: DEFAULT_GRACE }
+    }
+}
+
+impl OrphanConfig {
+    pub(crate) fn grace_ms(&self) -> u64 {
+        u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX)
     }
 }

@@ -15,7 +15,7 @@ use crate::config::RuntimeConfig;
 use crate::desired::Deployment;
 use crate::intents::{Admission, Intent, Slot};
 use crate::messages::CommandMessage;
-use crate::record::{AppRecord, Failure, LatticeRecord};
+use crate::record::{AppRecord, Deferred, Failure, LatticeRecord};
 
 /// Which applications a step must reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -188,6 +188,14 @@ pub fn note_failure(
     let retry_at = now.saturating_add(backoff.delay_ms(attempts, sample));
     entry.failure = Some(Failure { attempts, retry_at, message: message.to_string() });
     true
+}
+
+/// Note `affected` in `deferred` instead of reconciling it now; it is reconciled by the first
+/// step that does not hold (see [`defer_or_collect`]).
+pub fn hold(deferred: &mut Deferred, affected: &mut Affected) {
+    let held = std::mem::take(affected);
+    deferred.every_app |= held.every_app;
+    deferred.apps.extend(held.apps);
 }
 
 /// Put this step's reconcile off (when `may_defer`: more events are queued, and the put-off
@@ -605,6 +613,19 @@ mod tests {
         assert_eq!(r.apps["a"].attempt(), 2);
         assert_eq!(r.apps["a"].failure.as_ref().unwrap().retry_at, 1100);
         assert!(!note_failure(&mut r, "nope", "boom", 1000, &b, 0));
+    }
+
+    #[test]
+    fn held_work_moves_into_the_deferred_set() {
+        let mut deferred = Deferred::default();
+        let mut affected = Affected::default();
+        affected.apps.insert("a".into());
+        hold(&mut deferred, &mut affected);
+        assert_eq!(affected, Affected::default());
+        assert!(deferred.apps.contains("a") && !deferred.every_app);
+        let mut all = Affected::all();
+        hold(&mut deferred, &mut all);
+        assert!(deferred.every_app);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Where desired state comes from: the deployment of each application (the manifest store's
 //! generation and deployed version) and the manifests of its versions, behind [`DesiredSource`].
 //! Implemented here for the API server's [`ManifestStore`] over any [`Kv`], so the in-memory and
-//! the NATS runtime read deployments exactly as the server writes them.
+//! the NATS runtime read deployments exactly as the server writes them. The writes steps decide
+//! ([`StoreAction`]) go back through the same source.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,7 +14,34 @@ use wadm_server::store::ManifestStore;
 
 use crate::io::IoError;
 use crate::record::runtime_generation;
-use crate::revert::{ACTOR, StoreAction};
+
+/// The actor wadm's own store writes are recorded under.
+pub const ACTOR: &str = "wadm";
+
+/// A write to the manifest store a step decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreAction {
+    /// Deploy `to` again, if `from_generation` is still the deployed generation.
+    Revert { app: String, from_generation: u64, to: String, reason: String },
+    /// `version` of deploy generation `generation` became stable.
+    Stable { app: String, version: String, generation: u64 },
+    /// The rollout of `generation` started (a history entry).
+    RolloutStarted { app: String, generation: u64, reason: String },
+    /// Something else wadm did, for the history (e.g. `host_lost`: work of a host that left
+    /// placed elsewhere).
+    Note { app: String, action: String, reason: String },
+}
+
+impl StoreAction {
+    pub fn app(&self) -> &str {
+        match self {
+            StoreAction::Revert { app, .. }
+            | StoreAction::Stable { app, .. }
+            | StoreAction::RolloutStarted { app, .. }
+            | StoreAction::Note { app, .. } => app,
+        }
+    }
+}
 
 /// One application's deployment as the store has it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -30,6 +30,7 @@ use wadm_protocol::ctl::CtlReply;
 use wadm_server::kv::Kv;
 
 use crate::allocation::{self, Outcome};
+use crate::allocation_event::event_data;
 use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::desired::DesiredSource;
@@ -292,7 +293,7 @@ where
             Ok(Executed::Refused { message }) => (Outcome::Refused, message.as_str()),
             _ => return,
         };
-        let data = allocation::event_data(message, outcome, answer);
+        let data = event_data(message, outcome, answer);
         metrics::counter!(
             "wadm_allocations_total",
             "lattice" => message.lattice.clone(),

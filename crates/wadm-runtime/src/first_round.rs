@@ -30,9 +30,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use wadm_lattice::Timestamp;
 
-use crate::decide::Affected;
-use crate::record::Deferred;
-
 /// How complete one lattice's observed state is, kept in its head.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observing {
@@ -76,14 +73,6 @@ impl Observing {
     }
 }
 
-/// Note `affected` in `deferred` instead of reconciling it now; it is reconciled by the first
-/// step that does not hold (see [`crate::decide::defer_or_collect`]).
-pub fn hold(deferred: &mut Deferred, affected: &mut Affected) {
-    let held = std::mem::take(affected);
-    deferred.every_app |= held.every_app;
-    deferred.apps.extend(held.apps);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,18 +100,5 @@ mod tests {
         assert!(round_outdated(&merged, 4_999));
         assert!(!round_outdated(&merged, 5_000));
         assert!(!round_outdated(&Observing::default(), 0), "no round merged yet");
-    }
-
-    #[test]
-    fn held_work_moves_into_the_deferred_set() {
-        let mut deferred = Deferred::default();
-        let mut affected = Affected::default();
-        affected.apps.insert("a".into());
-        hold(&mut deferred, &mut affected);
-        assert_eq!(affected, Affected::default());
-        assert!(deferred.apps.contains("a") && !deferred.every_app);
-        let mut all = Affected::all();
-        hold(&mut deferred, &mut all);
-        assert!(deferred.every_app);
     }
 }

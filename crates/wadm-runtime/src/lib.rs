@@ -142,6 +142,7 @@
 //! time, [`nats`] the JetStream ones and [`run()`] the real loops.
 
 pub mod allocation;
+pub mod allocation_event;
 pub mod announce;
 pub mod backoff;
 pub mod clock;
@@ -163,6 +164,7 @@ pub mod pipeline;
 pub mod record;
 pub mod revert;
 pub mod run;
+pub mod safety;
 pub mod step;
 pub mod trace;
 

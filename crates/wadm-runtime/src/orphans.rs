@@ -7,7 +7,6 @@
 //! what was swept. Reasoning and limits: `docs/orphans.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use wadm_lattice::Timestamp;
 use wadm_scheduler::orphans::{Orphan, OrphanInput, orphan_pass};
@@ -15,68 +14,12 @@ use wadm_scheduler::{PlannedCommand, Reconciler};
 
 use crate::allocation::{self, Allocation, ReasonClass};
 use crate::config::RuntimeConfig;
+pub use crate::config::{DEFAULT_GRACE, OrphanConfig, OrphanMode};
 use crate::decide;
 use crate::desired::Deployment;
 use crate::intents::{Admission, Slot};
 use crate::messages::CommandMessage;
 use crate::record::LatticeRecord;
-
-/// What wadm does with orphans.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub enum OrphanMode {
-    /// Nothing: no marks, no reports.
-    Off,
-    /// Mark them and report those past the grace period (log, metrics); remove nothing.
-    Report,
-    /// Mark them and remove those still orphaned after the grace period.
-    #[default]
-    Sweep,
-}
-
-impl OrphanMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrphanMode::Off => "off",
-            OrphanMode::Report => "report",
-            OrphanMode::Sweep => "sweep",
-        }
-    }
-}
-
-impl std::str::FromStr for OrphanMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "off" => Ok(OrphanMode::Off),
-            "report" => Ok(OrphanMode::Report),
-            "sweep" => Ok(OrphanMode::Sweep),
-            other => Err(format!("{other:?}: expected report, sweep or off")),
-        }
-    }
-}
-
-/// Default grace period: an orphan is removed once it has been one for this long.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
-
-/// Orphan collection settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrphanConfig {
-    pub mode: OrphanMode,
-    pub grace: Duration,
-}
-
-impl Default for OrphanConfig {
-    fn default() -> Self {
-        Self { mode: OrphanMode::default(), grace: DEFAULT_GRACE }
-    }
-}
-
-impl OrphanConfig {
-    fn grace_ms(&self) -> u64 {
-        u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX)
-    }
-}
 
 /// One orphan found, reported or removed in a step (for logs, metrics and history).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +236,8 @@ pub fn collect(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use wadm_lattice::{ComponentInstance, HostState};
 
     use super::*;

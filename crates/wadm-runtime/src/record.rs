@@ -22,7 +22,7 @@
 //! ([`Loaded::reloaded`] says so; [`Loaded::fresh`] when nothing was kept, a takeover: the state
 //! is then in doubt and worth a discovery round).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -33,6 +33,7 @@ use wadm_nats::store::records::{entities_of, patch};
 use wadm_nats::store::{StateStore, StoreError};
 
 use crate::first_round::Observing;
+pub use crate::head::{AppRecord, Deferred, Failure, runtime_generation};
 use crate::head::{LatticeHead, Written, journal_after};
 use crate::intents::Intents;
 use wadm_server::keys::escape_token;
@@ -75,107 +76,6 @@ pub struct LatticeRecord {
     /// host record only once the stored lease is a quarter lease old.
     #[serde(skip)]
     pub host_written: BTreeMap<String, Timestamp>,
-}
-
-/// Reconciles put off while more events of the lattice were queued: the state they would see
-/// is already outdated by the queue, so a step only notes what it affected and the first step
-/// with an empty queue (or the step that reaches the bounds of
-/// `RuntimeConfig::max_deferred_steps` / `max_deferred`) reconciles all of it at once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deferred {
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub every_app: bool,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub apps: BTreeSet<String>,
-    /// Steps put off so far.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
-    pub steps: u32,
-    /// When the oldest put-off step ran (the handling replica's clock).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub since: Timestamp,
-}
-
-impl Deferred {
-    pub fn is_empty(&self) -> bool {
-        !self.every_app && self.apps.is_empty()
-    }
-}
-
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// What the runtime knows of one application.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppRecord {
-    /// The manifest store's deploy generation.
-    pub store_generation: u64,
-    /// The deployed version (`None`: undeployed).
-    pub deployed_version: Option<String>,
-    /// The last version that was deployed (to recognise what an undeployed app owned).
-    pub last_version: Option<String>,
-    /// The version deployed before the current one, while the current one differs from it: its
-    /// spec lets the scheduler attribute (and remove) what the new version dropped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_version: Option<String>,
-    /// Failure backoff of the current generation.
-    pub failure: Option<Failure>,
-    /// When its scalers asked to be evaluated again although nothing changes (a rollout waiting
-    /// for `min_healthy_time`): a timer step reconciles it then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wake_at: Option<Timestamp>,
-    /// The deployment was promoted past its rollouts' canary stage.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub promoted: bool,
-    /// Its last plan could not place everything for want of declared host capacity: what it
-    /// places next is classified `capacity` in allocation events.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub short_of_capacity: bool,
-    /// Batches of the current deployment's rollout noted in the history as done.
-    #[serde(default, skip_serializing_if = "is_zero_u32")]
-    pub rollout_batches: u32,
-    /// Rollout safety of the current generation: the last stable version, the revert decided,
-    /// the revert that made this deployment (see [`crate::revert`]).
-    #[serde(default, skip_serializing_if = "crate::revert::Safety::is_empty")]
-    pub safety: crate::revert::Safety,
-}
-
-impl AppRecord {
-    /// The runtime generation: `2 × store generation`, plus one once undeployed. It increases
-    /// with every deploy and undeploy, so commands decided before either are recognisably old.
-    pub fn generation(&self) -> u64 {
-        runtime_generation(self.store_generation, self.deployed_version.is_some())
-    }
-
-    /// Whether commands are held back at `now` because of a recent failure.
-    pub fn backing_off(&self, now: Timestamp) -> bool {
-        self.failure.as_ref().is_some_and(|f| now < f.retry_at)
-    }
-
-    /// The retry round commands are issued in (part of their message ids).
-    pub fn attempt(&self) -> u32 {
-        self.failure.as_ref().map_or(0, |f| f.attempts)
-    }
-}
-
-/// `2 × store generation + (1 if undeployed)`.
-pub fn runtime_generation(store_generation: u64, deployed: bool) -> u64 {
-    store_generation.saturating_mul(2).saturating_add(u64::from(!deployed))
-}
-
-/// A failure of an application's commands and when to retry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    /// Consecutive failures in this generation.
-    pub attempts: u32,
-    /// No commands for the application before this instant.
-    pub retry_at: Timestamp,
-    /// What went wrong (shown in the status).
-    pub message: String,
 }
 
 /// Why the record could not be read or written.

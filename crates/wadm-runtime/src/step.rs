@@ -510,7 +510,7 @@ pub fn wants_plan(
     let wait = config.first_round_wait;
     let held = record.observing.holds_reconciles(now, wait, record.state.hosts.len());
     if held {
-        crate::first_round::hold(&mut record.deferred, &mut applied.affected);
+        crate::decide::hold(&mut record.deferred, &mut applied.affected);
         return Planning::HeldForDiscovery;
     }
     let affected = &applied.affected;

@@ -12,9 +12,10 @@ use wadm_protocol::Link;
 use crate::catalog::{Catalog, Owners, Unresolved};
 use crate::context::Context;
 use crate::input::DeployedApp;
-use crate::scaler::component::{ComponentScaler, Mode};
+use crate::scaler::component::ComponentScaler;
 use crate::scaler::config::{ConfigScaler, secret_config_values};
 use crate::scaler::link::LinkScaler;
+use crate::scaler::placement::Mode;
 use crate::scaler::placement::PriorTrait;
 use crate::scaler::provider::ProviderScaler;
 use crate::scaler::{Evaluation, Scaler, ScalerInfo, Wants, WorkloadTrait};
@@ -22,7 +23,7 @@ use crate::scaler::{Evaluation, Scaler, ScalerInfo, Wants, WorkloadTrait};
 /// A scaler that cannot run (e.g. its id is claimed by another application): wants nothing and
 /// reports `failed` with the reason.
 #[derive(Debug, Clone)]
-pub struct FailedScaler {
+pub(crate) struct FailedScaler {
     pub info: ScalerInfo,
     pub reason: String,
 }

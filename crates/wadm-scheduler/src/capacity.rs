@@ -20,11 +20,12 @@ use wadm_lattice::HostState;
 use wadm_model::{CAPACITY_LABEL_PREFIX, INSTANCES_RESOURCE, Needs, Source};
 
 use crate::catalog::Catalog;
-use crate::context::{HostIx, owner_app};
 use crate::hash::FnvMap;
+use crate::host_index::HostIx;
+use crate::observed::owner_app;
 
 /// Per declared resource (index into [`Ledger::resources`]), how much one instance takes.
-pub type Cost = SmallVec<[(u32, u64); 2]>;
+pub(crate) type Cost = SmallVec<[(u32, u64); 2]>;
 
 /// What one scaler reserved: (host, resource, amount).
 type Reservations = Vec<(HostIx, u32, u64)>;

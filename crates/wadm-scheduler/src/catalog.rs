@@ -271,7 +271,7 @@ impl Declarations {
 
 /// Every config name an application owns: configs with properties and secret configs, on
 /// components and on both ends of links.
-pub fn owned_config_names(app: &Application) -> impl Iterator<Item = String> + '_ {
+pub(crate) fn owned_config_names(app: &Application) -> impl Iterator<Item = String> + '_ {
     app.components.iter().flat_map(|comp| {
         let refs = comp.config.iter().chain(
             comp.links.iter().flat_map(|l| l.source_config.iter().chain(l.target_config.iter())),

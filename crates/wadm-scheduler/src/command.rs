@@ -26,9 +26,17 @@ pub enum Command {
     /// `link.del`.
     DeleteLink(DeleteLinkRequest),
     /// `config.put.{name}`.
-    PutConfig { name: String, values: StringMap },
+    PutConfig {
+        /// The config's lattice name.
+        name: String,
+        /// Its full set of values.
+        values: StringMap,
+    },
     /// `config.del.{name}`.
-    DeleteConfig { name: String },
+    DeleteConfig {
+        /// The config's lattice name.
+        name: String,
+    },
 }
 
 impl Command {
@@ -201,6 +209,7 @@ pub struct PlannedCommand {
     pub app: String,
     /// That application's generation.
     pub generation: u64,
+    /// The control request itself.
     pub command: Command,
 }
 

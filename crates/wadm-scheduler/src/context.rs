@@ -13,11 +13,9 @@ use wadm_protocol::StringMap;
 use crate::capacity::{Ledger, Separation};
 use crate::catalog::Catalog;
 use crate::hash::{FnvMap, fnv1a64};
+pub use crate::host_index::HostIx;
 use crate::observed::InstanceIndex;
 pub use crate::observed::{Observed, Tag, owner_app};
-
-/// Index of a host in [`Context::hosts`] (hosts are in id order).
-pub type HostIx = u32;
 
 /// The observed lattice as scalers see it.
 pub struct Context<'a> {
@@ -49,7 +47,7 @@ pub struct Context<'a> {
 /// Some hosts in the order fresh placements consider them: grouped by load, least loaded first;
 /// within a group (equal load), by host hash (a fixed permutation of the hosts, independent of
 /// map order), then index. Placement starts each resource's walk through a group at a position
-/// derived from the resource id's hash (see [`crate::scaler::placement`]).
+/// derived from the resource id's hash (see `scaler::placement`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FreshOrder {
     hosts: Vec<HostIx>,
@@ -142,42 +140,9 @@ impl<'a> Context<'a> {
 
     /// Whether scalers' placements depend on what scalers evaluated before them placed (capacity
     /// or anti-affinity): the engine then evaluates scalers in order and records each one's
-    /// wants with [`Context::record_wants`].
+    /// wants in the ledger and the separation.
     pub fn is_ordered(&self) -> bool {
         self.ledger.is_some() || self.separation.is_some()
-    }
-
-    /// Count what a scaler of `app` (id `scaler_id`) wants, for the scalers evaluated after it:
-    /// new instances take capacity, and a component kept apart from others records its hosts.
-    pub fn record_wants(&self, app: &str, scaler_id: &str, wants: &[crate::scaler::Want]) {
-        use crate::scaler::Want;
-        for want in wants {
-            let (host, id, count, running) = match want {
-                Want::Component(w) => {
-                    let running = self.component_on(w.host, &w.component_id);
-                    (w.host, &*w.component_id, w.count, running.map_or(0, |o| o.instance.count))
-                }
-                Want::Provider(w) => {
-                    let running = self.provider_on(w.host, &w.provider_id).is_some();
-                    (w.host, &*w.provider_id, 1, u32::from(running))
-                }
-                _ => continue,
-            };
-            if count == 0 {
-                continue;
-            }
-            if let Some(ledger) = &self.ledger {
-                ledger.reserve(
-                    host,
-                    &ledger.cost(app, id),
-                    count.saturating_sub(running),
-                    (app, scaler_id),
-                );
-            }
-            if let Some(separation) = &self.separation {
-                separation.record(app, id, [host]);
-            }
-        }
     }
 
     /// The id of host `ix` as a shared string (what commands carry).

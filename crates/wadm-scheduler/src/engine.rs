@@ -30,11 +30,14 @@ use crate::command::{Command, PlannedCommand};
 use crate::context::{Context, HostIx};
 use crate::coupling::Coupling;
 use crate::observed::Coverage;
-use crate::scaler::{Annotations, ComponentWant, Evaluation, RolloutProgress, Scaler, ScalerInfo};
+use crate::scaler::{
+    Annotations, ComponentWant, Evaluation, RolloutProgress, Scaler, ScalerInfo, Want,
+};
 
 /// What one reconcile decided.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
+    /// The lattice the plan is for.
     pub lattice: String,
     /// The `now` the plan was computed for.
     pub computed_at: Timestamp,
@@ -224,7 +227,7 @@ fn plan_commands_in<'b>(
         let (info, evaluation) = (s.info(), s.evaluate(ctx));
         if ordered {
             // Capacity and anti-affinity: later scalers see what this one took.
-            ctx.record_wants(&info.app, &info.id, &evaluation.wants);
+            record_wants(ctx, &info.app, &info.id, &evaluation.wants);
         }
         (i, info, evaluation)
     };
@@ -446,6 +449,38 @@ fn diff_links<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b>) {
         }
         if let Some(app) = ctx.catalog().link_owner(key).filter(|app| b.acts_for(app)) {
             b.push(Phase::DeleteLink, "", link_resource(key), 0, app, delete_link(key));
+        }
+    }
+}
+
+/// Count what a scaler of `app` (id `scaler_id`) wants, for the scalers evaluated after it:
+/// new instances take capacity, and a component kept apart from others records its hosts.
+fn record_wants(ctx: &Context<'_>, app: &str, scaler_id: &str, wants: &[Want]) {
+    for want in wants {
+        let (host, id, count, running) = match want {
+            Want::Component(w) => {
+                let running = ctx.component_on(w.host, &w.component_id);
+                (w.host, &*w.component_id, w.count, running.map_or(0, |o| o.instance.count))
+            }
+            Want::Provider(w) => {
+                let running = ctx.provider_on(w.host, &w.provider_id).is_some();
+                (w.host, &*w.provider_id, 1, u32::from(running))
+            }
+            _ => continue,
+        };
+        if count == 0 {
+            continue;
+        }
+        if let Some(ledger) = ctx.ledger() {
+            ledger.reserve(
+                host,
+                &ledger.cost(app, id),
+                count.saturating_sub(running),
+                (app, scaler_id),
+            );
+        }
+        if let Some(separation) = ctx.separation() {
+            separation.record(app, id, [host]);
         }
     }
 }

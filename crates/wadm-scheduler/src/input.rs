@@ -34,6 +34,7 @@ impl DeployedApp {
 /// left alone (they may belong to another wadm, or to a manifest this one has not loaded yet).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UndeployedApp {
+    /// The application's name.
     pub name: String,
     /// The generation of the undeploy (part of the command ids).
     pub generation: u64,

@@ -2,13 +2,13 @@
 //! control commands and a status per application. Pure and deterministic: no I/O, no clock (time
 //! is an argument), no randomness, no hash-order iteration.
 //!
-//! - [`input`]: what is desired ([`DeployedApp`], [`UndeployedApp`], [`Desired`]);
-//! - [`catalog`]: ownership and names derived from the desired state alone;
-//! - [`context`]: the observed lattice, indexed for scalers ([`observed`]: instances with their
+//! - `input`: what is desired ([`DeployedApp`], [`UndeployedApp`], [`Desired`]);
+//! - `catalog`: ownership and names derived from the desired state alone ([`Catalog`]);
+//! - [`context`]: the observed lattice, indexed for scalers (`observed`: instances with their
 //!   annotations read once);
 //! - [`scaler`]: the [`Scaler`] trait (the extension point) and the built-in scalers;
-//! - [`spread`]: weight arithmetic; [`scaler::placement`]: which hosts run what;
-//! - [`engine`]: merging wants into an ordered [`Plan`] of [`Command`]s with statuses;
+//! - `spread`: weight arithmetic; `scaler::placement`: which hosts run what;
+//! - `engine`: merging wants into an ordered [`Plan`] of [`Command`]s with statuses;
 //! - [`command`]: commands and their deterministic ids; [`apply`]: applying a plan to a
 //!   [`LatticeState`] the way hosts would (for tests and simulations).
 //!
@@ -61,7 +61,7 @@
 //! `examples/plan_digest.rs` checks that two builds decide exactly the same on generated worlds.
 //!
 //! From empty, a placement costs about as many hosts as it walks past (see
-//! [`scaler::placement`]), not a scan of every eligible host. What remains per placed instance
+//! `scaler::placement`), not a scan of every eligible host. What remains per placed instance
 //! is its command. Its strings and annotation map are shared with the scaler (`Arc`: no copy;
 //! a kept scaler builds each spread's annotation map once) and its id hashes a length-prefixed
 //! encoding of its fields with XXH3-128 (no JSON body is built to plan). What remains is the
@@ -74,21 +74,24 @@
 //! A scoped reconcile ([`Reconciler::reconcile_apps`]) runs and merges only its closure's
 //! scalers but still indexes the whole observed lattice once.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod apply;
-pub mod builtin;
-pub mod capacity;
-pub mod catalog;
+mod builtin;
+mod capacity;
+mod catalog;
 pub mod command;
 pub mod context;
-pub mod coupling;
-pub mod engine;
+mod coupling;
+mod engine;
 pub mod hash;
-pub mod input;
-pub mod observed;
+mod host_index;
+mod input;
+mod observed;
 pub mod orphans;
-pub mod reconciler;
+mod reconciler;
 pub mod scaler;
-pub mod spread;
+mod spread;
 
 pub use builtin::builtin_scalers;
 pub use catalog::Catalog;

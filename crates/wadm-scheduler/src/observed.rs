@@ -12,8 +12,8 @@ use wadm_model::{
 use wadm_protocol::StringMap;
 
 use crate::catalog::Catalog;
-use crate::context::HostIx;
 use crate::hash::FnvMap;
+use crate::host_index::HostIx;
 
 /// What wadm's placement annotations on an instance say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,10 +66,13 @@ impl<'a> Tag<'a> {
 /// One observed instance.
 #[derive(Debug)]
 pub struct Observed<'a, T> {
+    /// The host running it.
     pub host: HostIx,
     /// Its id (the host's key for it).
     pub id: &'a str,
+    /// The instance as observed.
     pub instance: &'a T,
+    /// What wadm's annotations on it say.
     pub tag: Tag<'a>,
 }
 

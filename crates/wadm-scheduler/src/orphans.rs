@@ -36,14 +36,22 @@ pub type OrphanMarks = BTreeMap<String, OrphanMark>;
 pub enum Orphan {
     /// A link (removed first: it names the components).
     Link(LinkKey),
+    /// A component on a host.
     Component {
+        /// The host id.
         host: String,
+        /// The component id.
         id: String,
+        /// The image it runs (the removal's scale-to-zero request names it).
         image_ref: String,
+        /// Its annotations (which application wadm marked it for).
         annotations: StringMap,
     },
+    /// A provider on a host.
     Provider {
+        /// The host id.
         host: String,
+        /// The provider id.
         id: String,
     },
     /// A config (removed last: links and components may name it).
@@ -135,6 +143,7 @@ pub struct OrphanInput<'a> {
     pub busy: &'a BTreeMap<String, String>,
     /// The previous marks.
     pub marks: &'a OrphanMarks,
+    /// The time of the pass (wadm's clock): marks start and grace periods end at it.
     pub now: Timestamp,
     /// How long an object stays orphaned before it is due.
     pub grace_ms: u64,

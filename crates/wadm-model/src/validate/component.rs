@@ -1,27 +1,22 @@
 //! One entry of `spec.components`: its type, `properties` (source, id, config, secrets) and
 //! traits (dispatched to [`super::traits`]).
 
-use crate::app::{
-    Component, ComponentKind, ConfigRef, INSTANCES_RESOURCE, Needs, Scaler, ScalerSpec, SecretRef,
-    Source, Spread,
-};
+use crate::app::{Component, ComponentKind, INSTANCES_RESOURCE, Needs, Scaler, ScalerSpec, Source};
 use crate::diag::{Diagnostics, Path};
 use crate::names;
 use crate::node::Node;
 
-use super::fields::{Fields, list, non_empty_string, string_map};
-use super::traits::{self, TraitOutcome};
-use super::{ConfigFact, Facts, IdFact};
+use super::fields::{Fields, list, non_empty_string};
+use super::references::{configs, secrets};
+use super::traits::{self, TraitOutcome, default_spread};
+use super::{Facts, IdFact};
 
 const COMPONENT: &[&str] = &["name", "type", "properties", "traits"];
 const PROPERTIES: &[&str] = &["image", "application", "id", "config", "secrets", "needs"];
 const APPLICATION: &[&str] = &["name", "component"];
-const CONFIG: &[&str] = &["name", "properties"];
-const SECRET: &[&str] = &["name", "properties"];
-const SECRET_PROPERTIES: &[&str] = &["policy", "key", "field", "version"];
 
 /// Reads `spec.components[index]`.
-pub fn component(
+pub(super) fn component(
     node: &Node,
     path: &Path,
     app: &str,
@@ -194,7 +189,7 @@ pub fn component(
 }
 
 /// The spread of one instance a capability with an image and no scaler trait gets.
-pub fn implicit_scaler() -> Scaler {
+pub(crate) fn implicit_scaler() -> Scaler {
     Scaler::Spread(ScalerSpec::new(1, vec![default_spread()]))
 }
 
@@ -277,15 +272,6 @@ fn needs(node: &Node, path: &Path, is_shared: bool, d: &mut Diagnostics) -> Need
     out
 }
 
-/// The spread a scaler without `spread` has.
-pub fn default_spread() -> Spread {
-    Spread {
-        name: "default".to_string(),
-        requirements: Default::default(),
-        weight: crate::DEFAULT_SPREAD_WEIGHT,
-    }
-}
-
 /// Reads `image` / `application`. `missing` (no `properties` at all) was reported already.
 fn source(props: &Fields<'_>, missing: bool, d: &mut Diagnostics) -> Source {
     let path = &props.path;
@@ -319,69 +305,4 @@ fn source(props: &Fields<'_>, missing: bool, d: &mut Diagnostics) -> Source {
             Source::Image(String::new())
         }
     }
-}
-
-/// Reads a config list (`properties.config`, `source.config`, `target.config`, …).
-pub fn configs(
-    node: &Node,
-    path: &Path,
-    app: &str,
-    on_link: bool,
-    facts: &mut Facts,
-    d: &mut Diagnostics,
-) -> Vec<ConfigRef> {
-    let mut out = Vec::new();
-    for (node, path) in list(node, path, d) {
-        let f = Fields::of(node, &path, "a config", CONFIG, d);
-        let name = f.req("name", d, non_empty_string);
-        let properties =
-            f.get_present("properties").map(|n| string_map(n, &path.key("properties"), d));
-        let lattice_name = match &properties {
-            Some(props) => {
-                let lattice_name = names::owned_config_name(app, &name);
-                facts.owned_configs.push(ConfigFact {
-                    lattice_name: lattice_name.clone(),
-                    properties: props.clone(),
-                    path: path.key("name"),
-                    on_link,
-                });
-                lattice_name
-            }
-            None => name.clone(),
-        };
-        out.push(ConfigRef { name, lattice_name, properties });
-    }
-    out
-}
-
-/// Reads a secrets list.
-pub fn secrets(
-    node: &Node,
-    path: &Path,
-    app: &str,
-    facts: &mut Facts,
-    d: &mut Diagnostics,
-) -> Vec<SecretRef> {
-    let mut out = Vec::new();
-    for (node, path) in list(node, path, d) {
-        let f = Fields::of(node, &path, "a secret", SECRET, d);
-        let name = f.req("name", d, non_empty_string);
-        let props = f.get_present("properties").unwrap_or(&Node::Null);
-        let props_path = path.key("properties");
-        if f.get_present("properties").is_none() {
-            d.error(&props_path, "missing-field", "`properties` is required");
-        }
-        let p = Fields::of(props, &props_path, "secret properties", SECRET_PROPERTIES, d);
-        let policy = p.req("policy", d, non_empty_string);
-        facts.secret_policies.push((policy.clone(), props_path.key("policy")));
-        out.push(SecretRef {
-            lattice_name: names::secret_config_name(app, &name),
-            name,
-            policy,
-            key: p.req("key", d, non_empty_string),
-            field: p.opt_str("field", d),
-            version: p.opt_str("version", d),
-        });
-    }
-    out
 }

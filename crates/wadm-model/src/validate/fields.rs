@@ -10,7 +10,7 @@ use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 
 /// The entries of a map node whose keys were checked against the fields a type allows.
-pub struct Fields<'n> {
+pub(super) struct Fields<'n> {
     entries: &'n [(String, Node)],
     pub path: Path,
 }
@@ -18,7 +18,7 @@ pub struct Fields<'n> {
 impl<'n> Fields<'n> {
     /// Reads `node` as a map with the given allowed keys: reports a non-map, duplicate keys and
     /// unknown keys. `what` names the object for messages (`"a component"`).
-    pub fn of(
+    pub(super) fn of(
         node: &'n Node,
         path: &Path,
         what: &str,
@@ -55,21 +55,21 @@ impl<'n> Fields<'n> {
     }
 
     /// The first value under `key` (duplicates were already reported).
-    pub fn get(&self, key: &str) -> Option<&'n Node> {
+    pub(super) fn get(&self, key: &str) -> Option<&'n Node> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Like [`Self::get`], treating an explicit `null` as absent.
-    pub fn get_present(&self, key: &str) -> Option<&'n Node> {
+    pub(super) fn get_present(&self, key: &str) -> Option<&'n Node> {
         self.get(key).filter(|n| !matches!(n, Node::Null))
     }
 
-    pub fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.get_present(key).is_some()
     }
 
     /// A required string field.
-    pub fn req_str(&self, key: &str, d: &mut Diagnostics) -> String {
+    pub(super) fn req_str(&self, key: &str, d: &mut Diagnostics) -> String {
         let path = self.path.key(key);
         match self.get_present(key) {
             Some(node) => string(node, &path, d),
@@ -81,12 +81,12 @@ impl<'n> Fields<'n> {
     }
 
     /// An optional string field.
-    pub fn opt_str(&self, key: &str, d: &mut Diagnostics) -> Option<String> {
+    pub(super) fn opt_str(&self, key: &str, d: &mut Diagnostics) -> Option<String> {
         self.get_present(key).map(|node| string(node, &self.path.key(key), d))
     }
 
     /// A required field, handed to `read`; the type's default when missing (reported).
-    pub fn req<T: Default>(
+    pub(super) fn req<T: Default>(
         &self,
         key: &str,
         d: &mut Diagnostics,
@@ -96,7 +96,7 @@ impl<'n> Fields<'n> {
     }
 
     /// A required field, handed to `read`; `None` when missing (reported).
-    pub fn req_opt<T>(
+    pub(super) fn req_opt<T>(
         &self,
         key: &str,
         d: &mut Diagnostics,
@@ -114,7 +114,7 @@ impl<'n> Fields<'n> {
 }
 
 /// Reports every key that appears more than once (at its second and later occurrences).
-pub fn check_duplicate_keys(entries: &[(String, Node)], path: &Path, d: &mut Diagnostics) {
+pub(super) fn check_duplicate_keys(entries: &[(String, Node)], path: &Path, d: &mut Diagnostics) {
     for (i, (key, _)) in entries.iter().enumerate() {
         if entries[..i].iter().any(|(k, _)| k == key) {
             d.error(
@@ -129,7 +129,7 @@ pub fn check_duplicate_keys(entries: &[(String, Node)], path: &Path, d: &mut Dia
 /// A string. Like upstream wadm (and its schema), a plain YAML scalar that parses as a number or
 /// a boolean (`namespace: 5`, `port: 8080`, `enabled: true`) is not a string: it is an error at
 /// its path that says how to write it (quoted), never silently turned into text.
-pub fn string(node: &Node, path: &Path, d: &mut Diagnostics) -> String {
+pub(super) fn string(node: &Node, path: &Path, d: &mut Diagnostics) -> String {
     match node {
         Node::Str(s) => s.clone(),
         Node::Int(_) | Node::Bool(_) | Node::Float(_) => {
@@ -154,7 +154,7 @@ pub fn string(node: &Node, path: &Path, d: &mut Diagnostics) -> String {
 }
 
 /// A string that must not be empty.
-pub fn non_empty_string(node: &Node, path: &Path, d: &mut Diagnostics) -> String {
+pub(super) fn non_empty_string(node: &Node, path: &Path, d: &mut Diagnostics) -> String {
     let s = string(node, path, d);
     if s.is_empty() && matches!(node, Node::Str(_)) {
         d.error(path, "empty-value", "must not be empty");
@@ -163,7 +163,7 @@ pub fn non_empty_string(node: &Node, path: &Path, d: &mut Diagnostics) -> String
 }
 
 /// A non-negative whole number that fits in 32 bits.
-pub fn u32_number(node: &Node, path: &Path, d: &mut Diagnostics) -> u32 {
+pub(super) fn u32_number(node: &Node, path: &Path, d: &mut Diagnostics) -> u32 {
     match node {
         Node::Int(i) if *i < 0 => {
             d.error(path, "number-out-of-range", format!("must not be negative, found {i}"));
@@ -190,7 +190,7 @@ pub fn u32_number(node: &Node, path: &Path, d: &mut Diagnostics) -> u32 {
 
 /// A list; `null` reads as empty. Returns each element with its path; `null` elements are
 /// reported and left out.
-pub fn list<'n>(node: &'n Node, path: &Path, d: &mut Diagnostics) -> Vec<(&'n Node, Path)> {
+pub(super) fn list<'n>(node: &'n Node, path: &Path, d: &mut Diagnostics) -> Vec<(&'n Node, Path)> {
     match node {
         Node::Seq(items) => {
             let mut out = Vec::with_capacity(items.len());
@@ -212,12 +212,16 @@ pub fn list<'n>(node: &'n Node, path: &Path, d: &mut Diagnostics) -> Vec<(&'n No
 }
 
 /// A list of strings.
-pub fn string_list(node: &Node, path: &Path, d: &mut Diagnostics) -> Vec<String> {
+pub(super) fn string_list(node: &Node, path: &Path, d: &mut Diagnostics) -> Vec<String> {
     list(node, path, d).into_iter().map(|(n, p)| non_empty_string(n, &p, d)).collect()
 }
 
 /// A map of string to string; `null` reads as empty.
-pub fn string_map(node: &Node, path: &Path, d: &mut Diagnostics) -> BTreeMap<String, String> {
+pub(super) fn string_map(
+    node: &Node,
+    path: &Path,
+    d: &mut Diagnostics,
+) -> BTreeMap<String, String> {
     match node {
         Node::Map(entries) => {
             check_duplicate_keys(entries, path, d);

@@ -38,7 +38,7 @@ const KNOWN: &[(&str, &str, &[&str])] = &[
 ];
 
 /// `Some(reason)` when `namespace` is well known and `package`/`interface` is not one of its own.
-pub fn unknown(namespace: &str, package: &str, interface: &str) -> Option<String> {
+pub(super) fn unknown(namespace: &str, package: &str, interface: &str) -> Option<String> {
     if !KNOWN.iter().any(|(ns, _, _)| *ns == namespace) {
         return None;
     }

@@ -5,7 +5,7 @@ use crate::diag::{Diagnostics, Path};
 
 /// Reports `key` when it is not a valid label/annotation key. `what` is `"label"` or
 /// `"annotation"`.
-pub fn check_key(key: &str, path: &Path, what: &str, d: &mut Diagnostics) {
+pub(super) fn check_key(key: &str, path: &Path, what: &str, d: &mut Diagnostics) {
     if let Err(reason) = key_problem(key) {
         d.error(path, "bad-label-key", format!("`{key}` is not a valid {what} key: {reason}"));
     }

@@ -5,10 +5,11 @@
 //! path. [`rules`] then checks what spans several fields (uniqueness, references between
 //! components, policies). Both phases only add diagnostics; nothing stops at the first problem.
 
-pub(crate) mod component;
+mod component;
 mod fields;
 mod interfaces;
 mod labels;
+mod references;
 mod rules;
 mod traits;
 
@@ -18,8 +19,9 @@ use crate::app::{Application, Policy};
 use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 use crate::wire::{API_VERSION, KIND};
-pub(crate) use component::{default_spread, implicit_scaler};
+pub(crate) use component::implicit_scaler;
 use fields::{Fields, list, string_map};
+pub(crate) use traits::default_spread;
 
 /// What the field walk saw, with paths, for the cross-field rules.
 #[derive(Debug, Default)]

@@ -9,7 +9,7 @@ use crate::diag::{Diagnostics, Path};
 use super::{Facts, IdFact};
 
 /// Runs every cross-field rule.
-pub fn check(app: &Application, facts: &Facts, d: &mut Diagnostics) {
+pub(super) fn check(app: &Application, facts: &Facts, d: &mut Diagnostics) {
     duplicates(&facts.component_names, "duplicate-component-name", "component name", d);
     duplicates(&facts.policy_names, "duplicate-policy-name", "policy name", d);
     ids(facts, d);

@@ -6,10 +6,10 @@ use crate::app::{Link, OtherTrait, PlacementPolicy, Rollout, Scaler, ScalerSpec,
 use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 
-use super::component::{configs, default_spread, secrets};
 use super::fields::{
     Fields, check_duplicate_keys, list, non_empty_string, string_list, string_map, u32_number,
 };
+use super::references::{configs, secrets};
 use super::{Facts, LinkFact, interfaces};
 
 const TRAIT: &[&str] = &["type", "properties"];
@@ -39,7 +39,7 @@ const TARGET: &[&str] = &["name", "config", "secrets"];
 const ANTI_AFFINITY: &[&str] = &["components"];
 
 /// What one entry of `traits` turned out to be.
-pub enum TraitOutcome {
+pub(super) enum TraitOutcome {
     Scaler(Scaler),
     Link(Link),
     Other(OtherTrait),
@@ -51,7 +51,7 @@ pub enum TraitOutcome {
 }
 
 /// Reads one trait of the component `component` (index `source` in the manifest).
-pub fn read(
+pub(super) fn read(
     node: &Node,
     path: &Path,
     component: &str,
@@ -451,5 +451,14 @@ fn duplicate_keys_anywhere(node: &Node, path: &Path, d: &mut Diagnostics) {
             }
         }
         _ => {}
+    }
+}
+
+/// The spread a scaler without `spread` has.
+pub(crate) fn default_spread() -> Spread {
+    Spread {
+        name: "default".to_string(),
+        requirements: Default::default(),
+        weight: crate::DEFAULT_SPREAD_WEIGHT,
     }
 }

@@ -27,7 +27,9 @@ pub struct Manifest {
     pub api_version: String,
     /// Always `Application`.
     pub kind: String,
+    /// The application's name, version and annotations.
     pub metadata: Metadata,
+    /// What the application runs.
     pub spec: Specification,
 }
 
@@ -72,6 +74,7 @@ pub struct Metadata {
     /// Well-known keys: `version`, `description`, `experimental.wasmcloud.dev/shared`.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Free-form labels, kept but not interpreted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -80,7 +83,9 @@ pub struct Metadata {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Specification {
+    /// The components and capability providers the application runs.
     pub components: Vec<Component>,
+    /// Policies its secrets refer to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<Policy>,
 }
@@ -91,9 +96,12 @@ pub struct Specification {
 pub struct Component {
     /// Unique within the manifest.
     pub name: String,
+    /// A wasm component or a capability provider.
     #[serde(rename = "type")]
     pub component_type: ComponentType,
+    /// Its image (or shared component), id, config, secrets and needs.
     pub properties: Properties,
+    /// How it is scaled and linked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traits: Vec<Trait>,
 }
@@ -102,8 +110,10 @@ pub struct Component {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentType {
+    /// A wasm component (`component`, alias `actor`).
     #[serde(alias = "actor")]
     Component,
+    /// A capability provider (`capability`).
     Capability,
 }
 
@@ -120,8 +130,10 @@ pub struct Properties {
     /// An explicit component or provider id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Configs the component reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<ConfigProperty>,
+    /// Secrets the component reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretProperty>,
     /// What one instance needs of a host's declared capacity (`capacity_{resource}` host labels):
@@ -144,7 +156,9 @@ pub struct SharedApplicationRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigProperty {
+    /// The config's name (the lattice name is derived when the application owns it).
     pub name: String,
+    /// Values the application owns; without them the config must exist already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<BTreeMap<String, String>>,
 }
@@ -153,7 +167,9 @@ pub struct ConfigProperty {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretProperty {
+    /// The name the component asks for the secret by.
     pub name: String,
+    /// Which policy, key, field and version.
     pub properties: SecretSourceProperties,
 }
 
@@ -163,9 +179,12 @@ pub struct SecretProperty {
 pub struct SecretSourceProperties {
     /// The name of a `spec.policies` entry of type `policy.secret.wasmcloud.dev/v1alpha1`.
     pub policy: String,
+    /// The key of the secret in the backend.
     pub key: String,
+    /// A field within the secret, when the backend stores structured values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// A version of the secret, when the backend keeps several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
@@ -174,9 +193,12 @@ pub struct SecretSourceProperties {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// Referenced by name from secrets (`properties.policy`).
     pub name: String,
+    /// The policy's `type`.
     #[serde(rename = "type")]
     pub policy_type: String,
+    /// The policy's properties, passed to whatever reads the policy.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
 }
@@ -185,8 +207,10 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trait {
+    /// `spreadscaler`, `daemonscaler`, `link`, or another type kept as written.
     #[serde(rename = "type")]
     pub trait_type: String,
+    /// The trait's properties.
     pub properties: TraitProperties,
 }
 
@@ -194,7 +218,9 @@ pub struct Trait {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TraitProperties {
+    /// A `link` trait's properties.
     Link(LinkProperties),
+    /// A `spreadscaler` or `daemonscaler` trait's properties.
     Scaler(ScalerProperties),
     /// Any other trait, kept as written.
     Custom(serde_json::Value),
@@ -204,8 +230,10 @@ pub enum TraitProperties {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScalerProperties {
+    /// Instances in total (`spreadscaler`) or per matching host (`daemonscaler`).
     #[serde(alias = "replicas")]
     pub instances: u32,
+    /// How the instances split over hosts by label; none: anywhere.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spread: Vec<Spread>,
     /// `spread` (default) or `binpack`.
@@ -223,6 +251,7 @@ pub struct ScalerProperties {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spread {
+    /// Named in status and placement annotations; unique within the scaler.
     pub name: String,
     /// Host labels that must all match exactly.
     #[serde(default)]
@@ -239,11 +268,16 @@ pub struct LinkProperties {
     /// Link name, default `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// WIT namespace of the linked interfaces.
     pub namespace: String,
+    /// WIT package of the linked interfaces.
     pub package: String,
+    /// The linked interfaces of the package.
     pub interfaces: Vec<String>,
+    /// Config and secrets the source reads for this link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ConfigDefinition>,
+    /// The component the link calls, with the config and secrets it reads for it.
     pub target: LinkTarget,
     /// Deprecated: use `source.config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,8 +291,10 @@ pub struct LinkProperties {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigDefinition {
+    /// Configs the link end reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<ConfigProperty>,
+    /// Secrets the link end reads.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretProperty>,
 }
@@ -269,6 +305,7 @@ pub struct ConfigDefinition {
 pub enum LinkTarget {
     /// Legacy form: just the component name.
     Name(String),
+    /// The component name with the config and secrets it reads for the link.
     Target(TargetConfig),
 }
 
@@ -276,9 +313,12 @@ pub enum LinkTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// The manifest name of the target component.
     pub name: String,
+    /// Configs the target reads for the link.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<ConfigProperty>,
+    /// Secrets the target reads for the link.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretProperty>,
 }

@@ -57,7 +57,7 @@ pub(super) struct Merged<'e> {
 
 impl<'e> Merged<'e> {
     /// Merge the wants of each (scaler, wants) pair.
-    pub fn new(
+    pub(super) fn new(
         ctx: &Context<'_>,
         evaluations: impl Iterator<Item = (&'e ScalerInfo, &'e [Want])>,
     ) -> Self {
@@ -90,7 +90,7 @@ impl<'e> Merged<'e> {
     }
 
     /// The provider wants of each key, in key order.
-    pub fn providers(&self) -> impl Iterator<Item = ProviderWanters<'_, 'e>> {
+    pub(super) fn providers(&self) -> impl Iterator<Item = ProviderWanters<'_, 'e>> {
         self.providers.chunk_by(|a, b| a.key == b.key).map(|group| {
             let (first, others) = group.split_first().expect("chunks are never empty");
             ProviderWanters { key: first.key, owner: first.owner, want: first.want, others }
@@ -153,7 +153,7 @@ pub(super) struct ProviderWanters<'m, 'e> {
 impl ProviderWanters<'_, '_> {
     /// The winner's annotations plus, for each scaler of another application wanting the same
     /// image here, `{prefix}{app}/{scaler}` = its spread name.
-    pub fn start_annotations(&self) -> Arc<StringMap> {
+    pub(super) fn start_annotations(&self) -> Arc<StringMap> {
         let mut annotations = self.want.annotations.to_map();
         let image = normalize_provider_ref(&self.want.image_ref);
         for other in self.others {

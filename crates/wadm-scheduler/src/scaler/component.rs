@@ -6,24 +6,15 @@ use std::sync::Arc;
 use wadm_lattice::{ComponentInstance, NOT_CONFIRMED, Timestamp};
 use wadm_model::{Rollout, StatusInfo, StatusType};
 
-use super::placement::{self, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
+use super::placement::{self, Mode, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
 use super::{
     Annotations, ComponentWant, Evaluation, Placer, Scaler, ScalerInfo, Want, Wants, WorkloadTrait,
 };
 use crate::context::{Context, HostIx, Observed, Tag};
 
-/// How a scaler's `instances` apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `spreadscaler`: `instances` in total, split over the spreads by weight.
-    Spread,
-    /// `daemonscaler`: `instances` on every matching host.
-    Daemon,
-}
-
 /// Runs one component according to one scaler trait.
 #[derive(Debug, Clone)]
-pub struct ComponentScaler {
+pub(crate) struct ComponentScaler {
     /// Identity and spreads, shared with the wants.
     pub placer: Arc<Placer>,
     pub mode: Mode,
@@ -73,7 +64,7 @@ impl ComponentScaler {
 impl ComponentScaler {
     /// A scaler for one scaler trait of a component; `siblings` are the ids of the component's
     /// other scaler traits.
-    pub fn new(workload: WorkloadTrait<'_>, siblings: Vec<String>) -> Self {
+    pub(crate) fn new(workload: WorkloadTrait<'_>, siblings: Vec<String>) -> Self {
         let WorkloadTrait { info, mode, id, image_ref, config, external_config, spec, priors } =
             workload;
         Self {
@@ -91,13 +82,13 @@ impl ComponentScaler {
     }
 
     /// The same scaler for a deployment promoted past its canary stage (or not).
-    pub fn promoted(mut self, promoted: bool) -> Self {
+    pub(crate) fn promoted(mut self, promoted: bool) -> Self {
         self.promoted = promoted;
         self
     }
 
     /// The same scaler, pacing image changes by `rollout`.
-    pub fn with_rollout(mut self, rollout: Option<Rollout>) -> Self {
+    pub(crate) fn with_rollout(mut self, rollout: Option<Rollout>) -> Self {
         self.rollout = rollout;
         self
     }
@@ -219,7 +210,7 @@ fn instance_on<'o, 'a>(
 
 /// How a rollout paced one evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pacing {
+pub(crate) struct Pacing {
     /// Hosts (ours) that have run the new image for `min_healthy_time`.
     pub updated: usize,
     /// Hosts changing: the new image ordered and not confirmed, or confirmed less than
@@ -236,7 +227,7 @@ pub struct Pacing {
 
 impl Pacing {
     /// Nothing counted yet.
-    pub fn new(policy: Rollout) -> Self {
+    pub(crate) fn new(policy: Rollout) -> Self {
         Pacing {
             updated: 0,
             changing: 0,
@@ -250,7 +241,13 @@ impl Pacing {
     /// Count a host running the new image since `since` (`unhealthy`: it reports failing health
     /// checks): changing while unconfirmed, unhealthy or within `min_healthy_time` (then woken
     /// when that runs out), else done.
-    pub fn count(&mut self, policy: Rollout, since: Timestamp, unhealthy: bool, now: Timestamp) {
+    pub(crate) fn count(
+        &mut self,
+        policy: Rollout,
+        since: Timestamp,
+        unhealthy: bool,
+        now: Timestamp,
+    ) {
         let healthy_at = since.saturating_add(policy.min_healthy_time_ms);
         if since == NOT_CONFIRMED || unhealthy {
             self.changing += 1;
@@ -264,7 +261,7 @@ impl Pacing {
 
     /// How many more hosts may get the new image now: `max_parallel` less those changing and,
     /// before promotion, no more than the canary stage leaves.
-    pub fn budget(&self) -> usize {
+    pub(crate) fn budget(&self) -> usize {
         let mut budget = (self.max_parallel as usize).saturating_sub(self.changing);
         if let Some(canary) = self.canary {
             budget = budget.min((canary as usize).saturating_sub(self.updated + self.changing));
@@ -279,7 +276,7 @@ impl Pacing {
 /// `wants` until those settle. Hosts without an instance are placed at once
 /// (nothing running is replaced). Wants are visited in placement order, so the batches are the
 /// same on every replica.
-pub fn pace(
+pub(crate) fn pace(
     ctx: &Context<'_>,
     policy: Rollout,
     image: &str,
@@ -348,14 +345,14 @@ pub(super) fn rollout_status(
 /// instances wanted: the `N/M` a `reconciling` status reports, which `wadm app deploy --wait`
 /// shows as progress.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub running: u64,
     pub wanted: u64,
 }
 
 impl Progress {
     /// `deployed` with `{running}/{wanted} instances running` (so a table can always show it).
-    pub fn deployed(self) -> StatusInfo {
+    pub(crate) fn deployed(self) -> StatusInfo {
         StatusInfo::new(
             StatusType::Deployed,
             format!("{}/{} instances running", self.running, self.wanted),
@@ -363,7 +360,7 @@ impl Progress {
     }
 
     /// `reconciling` with `{running}/{wanted} instances running`.
-    pub fn reconciling(self) -> StatusInfo {
+    pub(crate) fn reconciling(self) -> StatusInfo {
         StatusInfo::new(
             StatusType::Reconciling,
             format!("{}/{} instances running", self.running, self.wanted),
@@ -374,7 +371,10 @@ impl Progress {
 /// `waiting` when the lattice has no hosts at all (nothing can be placed *yet*: hosts may still be
 /// joining), `failed` when hosts exist but a spread cannot be satisfied with them, `reconciling`
 /// when one waits for outdated instances to go, else `None`.
-pub fn shortfall_status(ctx: &Context<'_>, placements: &[SpreadPlacement]) -> Option<StatusInfo> {
+pub(crate) fn shortfall_status(
+    ctx: &Context<'_>,
+    placements: &[SpreadPlacement],
+) -> Option<StatusInfo> {
     if ctx.hosts().is_empty() && placements.iter().any(|p| p.shortfall.is_some()) {
         return Some(StatusInfo::new(
             StatusType::Waiting,
@@ -391,12 +391,5 @@ pub fn shortfall_status(ctx: &Context<'_>, placements: &[SpreadPlacement]) -> Op
     if !unsatisfiable.is_empty() {
         return Some(StatusInfo::new(StatusType::Failed, unsatisfiable.join(", ")));
     }
-    let pending: Vec<&str> = placements
-        .iter()
-        .filter_map(|p| match &p.shortfall {
-            Some(Shortfall::Pending(m)) => Some(m.as_str()),
-            _ => None,
-        })
-        .collect();
-    (!pending.is_empty()).then(|| StatusInfo::new(StatusType::Reconciling, pending.join(", ")))
+    None
 }

@@ -12,13 +12,13 @@ use super::{Evaluation, Scaler, ScalerInfo, Want, Wants};
 use crate::context::Context;
 
 /// The `type` value of a secret reference config.
-pub const SECRET_CONFIG_TYPE: &str = "secret.wasmcloud.dev/v1alpha1";
+pub(crate) const SECRET_CONFIG_TYPE: &str = "secret.wasmcloud.dev/v1alpha1";
 /// The `type` value of a secret reference's policy properties.
-pub const SECRET_POLICY_PROPERTIES_TYPE: &str = "properties.secret.wasmcloud.dev/v1alpha1";
+pub(crate) const SECRET_POLICY_PROPERTIES_TYPE: &str = "properties.secret.wasmcloud.dev/v1alpha1";
 
 /// One config an application uses.
 #[derive(Debug, Clone)]
-pub struct ConfigScaler {
+pub(crate) struct ConfigScaler {
     pub info: ScalerInfo,
     /// The lattice name.
     pub name: String,
@@ -78,7 +78,7 @@ impl Scaler for ConfigScaler {
 
 /// The config values that carry a secret reference to the host: which backend to ask, for which
 /// key, field and version, with the policy's properties.
-pub fn secret_config_values(secret: &SecretRef, policy: Option<&Policy>) -> StringMap {
+pub(crate) fn secret_config_values(secret: &SecretRef, policy: Option<&Policy>) -> StringMap {
     let mut values = BTreeMap::new();
     values.insert("name".to_string(), secret.name.clone());
     values.insert("type".to_string(), SECRET_CONFIG_TYPE.to_string());

@@ -11,7 +11,7 @@ use crate::context::Context;
 
 /// Puts one link and keeps it equal to the manifest.
 #[derive(Debug, Clone)]
-pub struct LinkScaler {
+pub(crate) struct LinkScaler {
     pub info: ScalerInfo,
     /// The link to keep, or why it cannot be built (e.g. a shared application is not deployed:
     /// the scaler then waits for it, wanting nothing).

@@ -15,11 +15,11 @@
 //! - To keep what runs untouched while waiting for something (e.g. a missing config), want exactly
 //!   what is observed ([`Context::component_instances`], [`Context::provider_instances`]).
 
-pub mod component;
-pub mod config;
-pub mod link;
-pub mod placement;
-pub mod provider;
+pub(crate) mod component;
+pub(crate) mod config;
+pub(crate) mod link;
+pub(crate) mod placement;
+pub(crate) mod provider;
 
 use std::sync::Arc;
 
@@ -49,7 +49,9 @@ pub struct ScalerInfo {
 /// nothing and builds none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placer {
+    /// The scaler's identity (application, id, name).
     pub info: ScalerInfo,
+    /// Its instances, spreads and placement settings.
     pub spec: ScalerSpec,
     /// Each spread's placement annotations, built on first use and shared by every command.
     pub annotations: SpreadAnnotations,
@@ -94,9 +96,9 @@ impl Placer {
 
 /// What a workload scaler (component or provider) is built from: one scaler trait of one entry.
 #[derive(Debug, Clone)]
-pub struct WorkloadTrait<'a> {
+pub(crate) struct WorkloadTrait<'a> {
     pub info: ScalerInfo,
-    pub mode: component::Mode,
+    pub mode: placement::Mode,
     /// The component or provider id.
     pub id: &'a str,
     pub image_ref: &'a str,
@@ -114,7 +116,12 @@ pub struct WorkloadTrait<'a> {
 pub enum Annotations {
     /// wadm's placement annotations for spread `spread` (an index into the spec's spreads) of
     /// `placer`: see [`placement_annotations`].
-    Placement { placer: Arc<Placer>, spread: usize },
+    Placement {
+        /// The scaler placing the instance.
+        placer: Arc<Placer>,
+        /// Which of its spreads.
+        spread: usize,
+    },
     /// Exactly these (e.g. what is observed, to keep it untouched).
     Exact(Arc<StringMap>),
 }
@@ -208,10 +215,13 @@ impl Ord for Annotations {
 pub struct ComponentWant {
     /// The host, as an index into [`Context::hosts`] (wants are for one reconcile).
     pub host: HostIx,
+    /// The component id.
     pub component_id: Arc<str>,
+    /// The image it should run.
     pub image_ref: Arc<str>,
     /// The host's maximum concurrent instances.
     pub count: u32,
+    /// The annotations it should carry.
     pub annotations: Annotations,
     /// Config (and secret config) names, in order.
     pub config: Arc<[String]>,
@@ -222,23 +232,30 @@ pub struct ComponentWant {
 pub struct ProviderWant {
     /// The host, as an index into [`Context::hosts`].
     pub host: HostIx,
+    /// The provider id.
     pub provider_id: Arc<str>,
     /// As written in the manifest; compared normalised.
     pub image_ref: Arc<str>,
+    /// The annotations it should carry.
     pub annotations: Annotations,
+    /// Config (and secret config) names, in order.
     pub config: Arc<[String]>,
 }
 
 /// One thing a scaler wants to exist.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Want {
+    /// A component with a count on a host.
     Component(ComponentWant),
+    /// A provider on a host.
     Provider(ProviderWant),
     /// Boxed: links are large and rare next to workload wants, which stay small to move.
     Link(Box<Link>),
     /// A config wadm owns, with its exact values.
     Config {
+        /// The config's lattice name.
         name: String,
+        /// Its values.
         values: StringMap,
     },
 }
@@ -250,7 +267,9 @@ pub type Wants = smallvec::SmallVec<[Want; 1]>;
 /// What a scaler reports after looking at the lattice.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Evaluation {
+    /// Everything the scaler wants to exist now.
     pub wants: Wants,
+    /// The scaler's status.
     pub status: StatusInfo,
     /// When the scaler wants to be evaluated again although nothing changed (a rollout waiting
     /// for `min_healthy_time`); `None`: only when something changes.
@@ -264,8 +283,11 @@ pub struct Evaluation {
 /// How far a rollout has come: hosts done of hosts to change, in batches of `batch` hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RolloutProgress {
+    /// Hosts that run the new image.
     pub done: u32,
+    /// Hosts that are to run it.
     pub total: u32,
+    /// Hosts changed at a time.
     pub batch: u32,
 }
 

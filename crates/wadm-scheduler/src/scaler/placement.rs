@@ -34,14 +34,22 @@ mod constrained;
 mod running;
 
 use self::running::{Existing, Occupant, existing};
-use super::component::Mode;
 use crate::context::{Context, FreshOrder, HostIx, Observed};
 use crate::hash::{fnv1a64, mix64};
 use crate::spread::split_instances;
 
+/// How a scaler's `instances` apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `spreadscaler`: `instances` in total, split over the spreads by weight.
+    Spread,
+    /// `daemonscaler`: `instances` on every matching host.
+    Daemon,
+}
+
 /// What kind of unit is placed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
+pub(crate) enum Unit {
     /// Any count on a host.
     Component,
     /// At most one per host.
@@ -50,7 +58,7 @@ pub enum Unit {
 
 /// The thing being placed.
 #[derive(Debug, Clone, Copy)]
-pub struct Resource<'r> {
+pub(crate) struct Resource<'r> {
     pub unit: Unit,
     pub id: &'r str,
     pub image_ref: &'r str,
@@ -67,7 +75,7 @@ pub struct Resource<'r> {
 
 /// One spread with its share of the instances.
 #[derive(Debug, Clone, Copy)]
-pub struct SpreadTarget<'s> {
+pub(crate) struct SpreadTarget<'s> {
     pub name: &'s str,
     pub requirements: &'s StringMap,
     pub instances: u32,
@@ -75,7 +83,7 @@ pub struct SpreadTarget<'s> {
 
 /// A scaler trait's placement settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rules {
+pub(crate) struct Rules {
     pub policy: PlacementPolicy,
     pub max_per_host: Option<u32>,
     pub min_hosts: Option<u32>,
@@ -83,7 +91,7 @@ pub struct Rules {
 
 impl Rules {
     /// The settings `spec` declares.
-    pub fn of(spec: &ScalerSpec) -> Self {
+    pub(crate) fn of(spec: &ScalerSpec) -> Self {
         Self { policy: spec.placement, max_per_host: spec.max_per_host, min_hosts: spec.min_hosts }
     }
 }
@@ -98,26 +106,23 @@ fn is_constrained(ctx: &Context<'_>, res: Resource<'_>, rules: Rules) -> bool {
 
 /// Why a spread is not (yet) fully placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Shortfall {
+pub(crate) enum Shortfall {
     /// Cannot be satisfied with the hosts there are.
     Unsatisfiable(String),
-    /// Not yet satisfied, but will be without outside help (for custom scalers; reported as
-    /// `reconciling`).
-    Pending(String),
 }
 
 /// (host, count) pairs of one spread, in host order (two inline: most spreads run on few hosts).
-pub type PlacedHosts = SmallVec<[(HostIx, u32); 2]>;
+pub(crate) type PlacedHosts = SmallVec<[(HostIx, u32); 2]>;
 
 /// Each spread's placement, in manifest order (one inline: most scalers have one spread).
-pub type Placements = SmallVec<[SpreadPlacement; 1]>;
+pub(crate) type Placements = SmallVec<[SpreadPlacement; 1]>;
 
 /// The spreads of a scaler trait with their shares (inline up to two: no allocation per scaler).
-pub type Targets<'s> = SmallVec<[SpreadTarget<'s>; 2]>;
+pub(crate) type Targets<'s> = SmallVec<[SpreadTarget<'s>; 2]>;
 
 /// Where one spread's instances go.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SpreadPlacement {
+pub(crate) struct SpreadPlacement {
     /// (host, count), in host order.
     pub hosts: PlacedHosts,
     pub shortfall: Option<Shortfall>,
@@ -126,7 +131,7 @@ pub struct SpreadPlacement {
 }
 
 /// Place a spreadscaler's spreads (each with its share already computed).
-pub fn place_spreads(
+pub(crate) fn place_spreads(
     ctx: &Context<'_>,
     res: Resource<'_>,
     spreads: &[SpreadTarget<'_>],
@@ -307,7 +312,7 @@ fn shortfall(
 
 /// Place a daemonscaler: `per_host` on every usable host matching a spread (a host matching several
 /// spreads serves the first in manifest order).
-pub fn place_daemon(
+pub(crate) fn place_daemon(
     ctx: &Context<'_>,
     res: Resource<'_>,
     spreads: &[SpreadTarget<'_>],
@@ -339,7 +344,7 @@ pub fn place_daemon(
 
 /// Each spread of a scaler trait with its share: split by weight for a spreadscaler; for a
 /// daemonscaler, `instances` per host (a component) or one (a provider).
-pub fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Targets<'_> {
+pub(crate) fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Targets<'_> {
     fn target(s: &wadm_model::Spread, instances: u32) -> SpreadTarget<'_> {
         SpreadTarget { name: &s.name, requirements: &s.requirements, instances }
     }
@@ -363,7 +368,7 @@ pub fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Targets<'_> {
 }
 
 /// Place one scaler trait, avoiding `exclude` (hosts that earlier traits of the same workload use).
-pub fn place(
+pub(crate) fn place(
     ctx: &Context<'_>,
     res: Resource<'_>,
     mode: Mode,
@@ -384,7 +389,7 @@ pub fn place(
 /// An earlier scaler trait of the same workload: its hosts are not available to later ones, so
 /// several traits on one component share the lattice instead of fighting over hosts.
 #[derive(Debug, Clone)]
-pub struct PriorTrait {
+pub(crate) struct PriorTrait {
     /// Its scaler id.
     pub id: String,
     pub mode: Mode,
@@ -392,7 +397,7 @@ pub struct PriorTrait {
 }
 
 /// The hosts the `priors` of a workload use (computed in manifest order).
-pub fn prior_hosts(
+pub(crate) fn prior_hosts(
     ctx: &Context<'_>,
     res: Resource<'_>,
     priors: &[PriorTrait],

@@ -8,8 +8,8 @@ use wadm_lattice::ProviderHealth;
 use wadm_model::{Rollout, StatusInfo, StatusType};
 use wadm_protocol::normalize_provider_ref;
 
-use super::component::{Mode, Pacing, Progress, rollout_status, shortfall_status};
-use super::placement::{self, PriorTrait, Resource, Unit};
+use super::component::{Pacing, Progress, rollout_status, shortfall_status};
+use super::placement::{self, Mode, PriorTrait, Resource, Unit};
 use super::{
     Annotations, Evaluation, Placer, ProviderWant, Scaler, ScalerInfo, Want, WorkloadTrait,
 };
@@ -17,7 +17,7 @@ use crate::context::{Context, HostIx};
 
 /// Runs one provider according to one scaler trait: at most one per host.
 #[derive(Debug, Clone)]
-pub struct ProviderScaler {
+pub(crate) struct ProviderScaler {
     /// Identity and spreads, shared with the wants.
     pub placer: Arc<Placer>,
     pub mode: Mode,
@@ -36,7 +36,7 @@ pub struct ProviderScaler {
 impl ProviderScaler {
     /// The same scaler, pacing image changes by `rollout` (promoted past its canary stage or
     /// not).
-    pub fn with_rollout(mut self, rollout: Option<Rollout>, promoted: bool) -> Self {
+    pub(crate) fn with_rollout(mut self, rollout: Option<Rollout>, promoted: bool) -> Self {
         self.rollout = rollout;
         self.promoted = promoted;
         self
@@ -55,7 +55,7 @@ impl ProviderScaler {
 
 impl ProviderScaler {
     /// A scaler for one scaler trait of a provider.
-    pub fn new(workload: WorkloadTrait<'_>) -> Self {
+    pub(crate) fn new(workload: WorkloadTrait<'_>) -> Self {
         let WorkloadTrait { info, mode, id, image_ref, config, external_config, spec, priors } =
             workload;
         Self {

@@ -6,10 +6,11 @@ use serde::Serialize;
 use wadm_client::api::{DeleteResult, GetModelResponse, ManifestFormat, ModelSummary, PutResult};
 use wadm_client::{Client, ClientError, Status};
 
-use super::Output;
+use super::context::{Context, print_json};
 use super::failure::Failure;
+use super::placement;
 use super::table::Table;
-use super::target::{ManifestFile, Target};
+use super::target::{ManifestFile, Prepared, Target};
 use super::wait;
 
 /// `println!` that tolerates a closed stdout (e.g. `wadm app list | head -1`) instead of panicking.
@@ -28,53 +29,6 @@ fn emit(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-}
-
-/// A command whose files have been read.
-#[derive(Debug)]
-pub enum Prepared {
-    Put { manifest: ManifestFile, expect_revision: Option<u64> },
-    Get { name: String, version: Option<String> },
-    List,
-    Versions { name: String },
-    Deploy { target: Target, version: Option<String>, wait: bool, expect_revision: Option<u64> },
-    Undeploy { name: String, wait: bool, force: bool },
-    Delete { name: String, version: Option<String>, wait: bool, force: bool },
-    Status { name: String, watch: bool, hosts: bool },
-    History { name: String },
-    Plan { target: Target, version: Option<String> },
-    Diff { name: String, from: String, to: String },
-    Promote { name: String },
-    Rollback { name: String, expect_revision: Option<u64> },
-}
-
-impl Prepared {
-    /// Whether the command follows the status after its request (`--wait`, `--watch`).
-    pub fn follows(&self) -> bool {
-        matches!(
-            self,
-            Self::Deploy { wait: true, .. }
-                | Self::Undeploy { wait: true, .. }
-                | Self::Delete { wait: true, .. }
-                | Self::Status { watch: true, .. }
-        )
-    }
-}
-
-/// What every command needs.
-pub struct Context {
-    pub client: Client,
-    pub output: Output,
-    /// How long `--wait` waits.
-    pub wait_timeout: Duration,
-    /// How long `status --watch` follows (`None`: until interrupted).
-    pub watch_for: Option<Duration>,
-}
-
-impl Context {
-    fn json(&self) -> bool {
-        self.output == Output::Json
-    }
 }
 
 pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
@@ -237,13 +191,13 @@ pub async fn execute(cx: &Context, command: Prepared) -> Result<(), Failure> {
         }
         Prepared::Status { name, watch: false, hosts: true } => {
             let status = client.status(&name).await?;
-            let placement = crate::cli::lattice::placement(&client.app_hosts(&name).await?);
+            let placement = placement::placement(&client.app_hosts(&name).await?);
             if cx.json() {
                 return print_json(&StatusWithHosts { status: &status, placement: &placement });
             }
             print_status(&name, &status);
             say!();
-            crate::cli::lattice::print_placement(&placement);
+            placement::print_placement(&placement);
         }
         Prepared::Status { name, watch: true, .. } => watch_status(cx, &name).await?,
         Prepared::History { name } => {
@@ -411,7 +365,7 @@ fn progress_printer<'a>(cx: &Context, name: &'a str) -> impl FnMut(&Status) + 'a
 #[derive(Serialize)]
 struct StatusWithHosts<'a> {
     status: &'a Status,
-    placement: &'a [crate::cli::lattice::Placement],
+    placement: &'a [placement::Placement],
 }
 
 /// The server's note on a forced removal (who is left waiting), if its message has one.
@@ -496,11 +450,4 @@ pub fn print_status(name: &str, status: &Status) {
 
 fn yes_no(flag: bool) -> String {
     if flag { "yes" } else { "no" }.to_string()
-}
-
-pub(super) fn print_json<T: Serialize>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Failure::Api(format!("cannot render the reply as JSON: {e}")))?;
-    say!("{text}");
-    Ok(())
 }

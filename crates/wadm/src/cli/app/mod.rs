@@ -6,7 +6,9 @@
 //! [`commands`], tables in [`table`], `deploy --wait` in [`wait`].
 
 mod commands;
+mod context;
 mod failure;
+mod placement;
 mod plan;
 mod table;
 mod target;
@@ -191,7 +193,7 @@ async fn execute(args: Args) -> Result<(), Failure> {
     let client = Client::new(nats, args.lattice.clone(), Some(&args.api_prefix))
         .with_timeout(request_timeout)
         .with_actor(actor());
-    let context = commands::Context {
+    let context = context::Context {
         client,
         output: args.output,
         wait_timeout: args.timeout.unwrap_or(DEFAULT_WAIT),

@@ -5,7 +5,7 @@ use wadm_client::api::PlanResponse;
 use wadm_model::diff::{Change, diff};
 
 use super::Output;
-use super::commands::{Context, print_json};
+use super::context::{Context, print_json};
 use super::failure::Failure;
 use super::table::Table;
 use super::target::Target;

@@ -7,7 +7,6 @@ use std::path::Path;
 use wadm_client::manifest::{self, ManifestInfo};
 
 use super::Command;
-use super::commands::Prepared;
 use super::failure::Failure;
 
 /// A manifest read from a file (or stdin).
@@ -32,6 +31,37 @@ impl Target {
             Target::Name(name) => name,
             Target::File(file) => &file.info.name,
         }
+    }
+}
+
+/// A command whose files have been read.
+#[derive(Debug)]
+pub enum Prepared {
+    Put { manifest: ManifestFile, expect_revision: Option<u64> },
+    Get { name: String, version: Option<String> },
+    List,
+    Versions { name: String },
+    Deploy { target: Target, version: Option<String>, wait: bool, expect_revision: Option<u64> },
+    Undeploy { name: String, wait: bool, force: bool },
+    Delete { name: String, version: Option<String>, wait: bool, force: bool },
+    Status { name: String, watch: bool, hosts: bool },
+    History { name: String },
+    Plan { target: Target, version: Option<String> },
+    Diff { name: String, from: String, to: String },
+    Promote { name: String },
+    Rollback { name: String, expect_revision: Option<u64> },
+}
+
+impl Prepared {
+    /// Whether the command follows the status after its request (`--wait`, `--watch`).
+    pub fn follows(&self) -> bool {
+        matches!(
+            self,
+            Self::Deploy { wait: true, .. }
+                | Self::Undeploy { wait: true, .. }
+                | Self::Delete { wait: true, .. }
+                | Self::Status { watch: true, .. }
+        )
     }
 }
 
