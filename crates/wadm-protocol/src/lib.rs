@@ -6,10 +6,12 @@
 //! It is pure: no I/O, no clock.
 
 pub mod ctl;
+pub mod error_text;
 pub mod event;
 pub mod names;
 pub mod subject;
 pub mod types;
 
+pub use error_text::one_line;
 pub use event::{CloudEvent, EventDecodeError, HostEvent};
 pub use types::*;

@@ -54,7 +54,7 @@ pub struct Safety {
     pub revert: Option<Decision>,
     /// The revert that made this generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reverted: Option<wadm_server::store::Reverted>,
+    pub reverted: Option<wadm_store::manifest::Reverted>,
     /// Hosts ordered the new image in this generation and not healthy yet, by
     /// `host/component`, with when the first order went out (`healthy_deadline` counts from it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -68,7 +68,7 @@ impl Safety {
 
     /// What of it a new deploy generation keeps: the stable version (and, when the store says
     /// the generation is a revert, that revert).
-    pub fn next_generation(&self, reverted: Option<wadm_server::store::Reverted>) -> Safety {
+    pub fn next_generation(&self, reverted: Option<wadm_store::manifest::Reverted>) -> Safety {
         Safety { stable: self.stable.clone(), reverted, ..Safety::default() }
     }
 
@@ -531,7 +531,7 @@ mod tests {
         assert!(pending(&r).is_empty());
         assert_eq!(r.apps["a"].safety.stable.as_deref(), Some("v2"));
         // The revert's own generation is not reverted again.
-        let reverted = wadm_server::store::Reverted {
+        let reverted = wadm_store::manifest::Reverted {
             generation: 4,
             from: "v4".into(),
             to: "v2".into(),
@@ -582,7 +582,7 @@ mod tests {
             "{actions:?}"
         );
         assert!(on_statuses(&mut r, &mut statuses).is_empty());
-        let reverted = wadm_server::store::Reverted {
+        let reverted = wadm_store::manifest::Reverted {
             generation: 3,
             from: "v4".into(),
             to: "v3".into(),

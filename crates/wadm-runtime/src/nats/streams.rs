@@ -1,6 +1,8 @@
 //! The runtime's JetStream resources, created idempotently (replicas starting together race to
 //! create them; every one ends up using the same stream and consumers).
 //!
+//! Names come from [`StreamSettings::names`] (`wadm_…` by default).
+//!
 //! - `wadm_events` (file storage, limits retention): host events, manifest events and the
 //!   runtime's internal events of every lattice. It exists independently of any wadm process,
 //!   so events are kept while no wadm runs — for at most `event_max_age` and `event_max_bytes`
@@ -13,19 +15,11 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use wadm_server::keys::escape_token;
-use wadm_server::server::ensure_stream;
+use wadm_store::StoreNames;
+use wadm_store::provision::ensure_stream;
 
 use crate::io::IoError;
 use crate::messages::{COMMAND_PREFIX, INTERNAL_PREFIX, command_filter, event_filters};
-
-pub const EVENT_STREAM: &str = "wadm_events";
-pub const COMMAND_STREAM: &str = "wadm_commands";
-/// The KV bucket of lattice heads (`head.{lattice}`: applications, last applied sequence).
-pub const RECORD_BUCKET: &str = "wadm_runtime";
-/// The KV bucket of observed state, one key per entity (`wadm_nats::store` key scheme); the API
-/// server's lattice view reads it.
-pub const STATE_BUCKET: &str = wadm_server::view::OBSERVED_BUCKET;
 
 /// How long the event stream keeps events unless told otherwise. Enough for any replica to
 /// work off a backlog (events are applied within seconds); what is lost beyond it, a discovery
@@ -34,9 +28,11 @@ pub const DEFAULT_EVENT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// How many bytes the event stream keeps unless told otherwise.
 pub const DEFAULT_EVENT_MAX_BYTES: u64 = 1 << 30;
 
-/// Sizes and timings of the streams and consumers.
+/// Names, sizes and timings of the streams and consumers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSettings {
+    /// The names of every stream, bucket and consumer (default prefix `wadm`).
+    pub names: StoreNames,
     /// How long events are kept (default 1 h; zero: no limit). Applied to an existing stream.
     pub event_max_age: Duration,
     /// How many bytes of events are kept, the oldest dropped first (default 1 GiB; zero: no
@@ -60,6 +56,7 @@ pub struct StreamSettings {
 impl Default for StreamSettings {
     fn default() -> Self {
         Self {
+            names: StoreNames::default(),
             event_max_age: DEFAULT_EVENT_MAX_AGE,
             event_max_bytes: DEFAULT_EVENT_MAX_BYTES,
             event_dedupe_window: Duration::from_secs(120),
@@ -81,8 +78,10 @@ pub async fn ensure_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<(stream::Stream, stream::Stream), IoError> {
+    let (event_stream, command_stream) =
+        (settings.names.events_stream(), settings.names.commands_stream());
     let events = stream::Config {
-        name: EVENT_STREAM.into(),
+        name: event_stream.clone(),
         description: Some("wadm: host, manifest and runtime events of every lattice".into()),
         subjects: vec![
             "wasmbus.evt.*.>".into(),
@@ -97,7 +96,7 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let commands = stream::Config {
-        name: COMMAND_STREAM.into(),
+        name: command_stream.clone(),
         description: Some("wadm: control commands to execute".into()),
         subjects: vec![format!("{COMMAND_PREFIX}.>")],
         max_age: settings.command_ttl.max(Duration::from_secs(1)) * 10,
@@ -107,9 +106,9 @@ pub async fn ensure_streams(
         storage: stream::StorageType::File,
         ..Default::default()
     };
-    let events = ensure_stream(js, events).await.map_err(|e| setup(EVENT_STREAM, e))?;
+    let events = ensure_stream(js, events).await.map_err(|e| setup(&event_stream, e))?;
     let events = apply_event_limits(js, events, settings).await?;
-    let commands = ensure_stream(js, commands).await.map_err(|e| setup(COMMAND_STREAM, e))?;
+    let commands = ensure_stream(js, commands).await.map_err(|e| setup(&command_stream, e))?;
     Ok((events, commands))
 }
 
@@ -129,19 +128,20 @@ async fn apply_event_limits(
     settings: &StreamSettings,
 ) -> Result<stream::Stream, IoError> {
     let current = events.cached_info().config.clone();
+    let name = current.name.clone();
     let (age, bytes) = (settings.event_max_age, event_max_bytes(settings));
     if current.max_age == age && current.max_bytes == bytes {
         return Ok(events);
     }
     let updated = stream::Config { max_age: age, max_bytes: bytes, ..current.clone() };
-    js.update_stream(updated).await.map_err(|e| setup(EVENT_STREAM, e))?;
+    js.update_stream(updated).await.map_err(|e| setup(&name, e))?;
     tracing::info!(
-        stream = EVENT_STREAM,
+        stream = %name,
         max_age_from = ?current.max_age, max_age = ?age,
         max_bytes_from = current.max_bytes, max_bytes = bytes,
         "event stream limits updated in place"
     );
-    events.info().await.map_err(|e| setup(EVENT_STREAM, e))?;
+    events.info().await.map_err(|e| setup(&name, e))?;
     Ok(events)
 }
 
@@ -187,7 +187,7 @@ pub async fn ensure_event_consumer(
     settings: &StreamSettings,
 ) -> Result<consumer::PullConsumer, IoError> {
     let config = consumer::pull::Config {
-        durable_name: Some(format!("wadm_events_{}", escape_token(lattice))),
+        durable_name: Some(settings.names.event_consumer(lattice)),
         description: Some(format!("wadm: events of lattice {lattice}, in order, to one replica")),
         filter_subjects: event_filters(lattice),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -211,7 +211,7 @@ pub async fn ensure_command_consumer(
     settings: &StreamSettings,
 ) -> Result<consumer::PullConsumer, IoError> {
     let config = consumer::pull::Config {
-        durable_name: Some(format!("wadm_commands_{}", escape_token(lattice))),
+        durable_name: Some(settings.names.command_consumer(lattice)),
         description: Some(format!("wadm: commands for lattice {lattice}")),
         filter_subject: command_filter(lattice),
         ack_policy: consumer::AckPolicy::Explicit,

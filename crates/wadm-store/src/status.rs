@@ -12,9 +12,6 @@ use std::future::Future;
 use async_nats::jetstream::{self, stream};
 use wadm_model::Status;
 
-/// The stream holding the last status of every application.
-pub const STATUS_STREAM: &str = "wadm_status";
-
 /// `wadm.status.{lattice}.{app}`.
 pub fn status_subject(lattice: &str, app: &str) -> String {
     format!("wadm.status.{lattice}.{app}")
@@ -56,7 +53,7 @@ pub trait StatusStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StatusError>> + Send;
 }
 
-/// Status kept in the `wadm_status` stream (`max_msgs_per_subject: 1`).
+/// Status kept in the status stream (`max_msgs_per_subject: 1`).
 #[derive(Clone)]
 pub struct NatsStatusStore {
     js: jetstream::Context,
@@ -69,10 +66,12 @@ impl NatsStatusStore {
         Self { js, stream }
     }
 
-    /// The stream configuration this store expects.
-    pub fn stream_config() -> stream::Config {
+    /// The stream configuration this store expects, for stream `name`
+    /// ([`crate::StoreNames::status_stream`]).
+    pub fn stream_config(name: &str, replicas: usize) -> stream::Config {
         stream::Config {
-            name: STATUS_STREAM.into(),
+            name: name.into(),
+            num_replicas: replicas,
             description: Some("wadm: last status of every application".into()),
             subjects: vec!["wadm.status.>".into()],
             max_messages_per_subject: 1,
@@ -83,7 +82,7 @@ impl NatsStatusStore {
 }
 
 fn err(subject: &str, e: impl std::error::Error) -> StatusError {
-    StatusError { subject: subject.to_string(), reason: crate::connect::one_line(&e) }
+    StatusError { subject: subject.to_string(), reason: wadm_protocol::one_line(&e) }
 }
 
 impl StatusStore for NatsStatusStore {
@@ -98,10 +97,10 @@ impl StatusStore for NatsStatusStore {
         }
     }
 
-    /// Consumer-free (see [`wadm_nats::kv_list`]); unreadable statuses are left out.
+    /// Consumer-free (see [`crate::kv_list`]); unreadable statuses are left out.
     async fn list(&self, lattice: &str) -> Result<BTreeMap<String, Status>, StatusError> {
         let filter = status_subject(lattice, "*");
-        let messages = wadm_nats::kv_list::last_per_subject(&self.stream, &filter)
+        let messages = crate::kv_list::last_per_subject(&self.stream, &filter)
             .await
             .map_err(|e| StatusError { subject: e.pattern, reason: e.reason })?;
         Ok(messages

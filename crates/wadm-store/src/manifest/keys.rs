@@ -1,6 +1,6 @@
 //! The key layout of the manifest bucket. Every key starts with the lattice and the application:
 //!
-//! - `{lattice}.{app}.index`: the [`crate::store::AppIndex`] (version list, deployed version,
+//! - `{lattice}.{app}.index`: the [`super::AppIndex`] (version list, deployed version,
 //!   generation, history counters). Every write to an application goes through a compare-and-set
 //!   on this key.
 //! - `{lattice}.{app}.v.{id}`: one stored version (a unique id per put, so concurrent puts never
@@ -17,7 +17,7 @@ pub fn is_valid_app_name(name: &str) -> bool {
 }
 
 /// Escape one key token (the encoding every wadm KV store shares).
-pub use wadm_nats::kv_key::encode_token as escape_token;
+pub use crate::kv_key::encode_token as escape_token;
 
 /// The key of an application's index.
 pub fn index_key(lattice: &str, app: &str) -> String {
