@@ -1,20 +1,11 @@
 //! The versioned manifest store: per application, immutable versions in insertion order, the
-//! deployed version, a deploy generation and a deployment history, kept in a [`Kv`] bucket with
-//! the layout of [`keys`].
+//! deployed version, a deploy generation and a history, in a [`Kv`] bucket laid out by [`keys`].
 //!
-//! Every write is a compare-and-set on the application's index key: read the index, decide the
-//! change with a pure function, write it expecting the revision read; on conflict re-read and
-//! decide again (bounded retries). Version data is written *before* the index names it (under a
-//! unique key, so concurrent puts never collide) and removed *after* the index stops naming it,
-//! so readers never see an index entry without its data. A crash can leave an unreferenced version
-//! key or miss one history entry; neither is ever visible as wrong state.
-//!
-//! Version cap: when a put makes an application hold more than `max_versions` versions, the
-//! oldest versions that are not deployed are pruned (the deployed one is always kept).
-//! History cap: the oldest history entries beyond `max_history` are pruned likewise.
-//!
-//! Deleting every version keeps the index as an empty tombstone so the history survives; reads
-//! treat an application without versions as absent.
+//! Every write is a compare-and-set on the application's index key (re-read and decide again on
+//! conflict). Version data is written *before* the index names it and removed *after* it stops
+//! naming it, so readers never see an index entry without its data. Versions beyond
+//! `max_versions` (never the deployed one) and history beyond `max_history` are pruned, oldest
+//! first. Deleting every version keeps the index as a tombstone so the history survives.
 
 use std::time::Duration;
 
