@@ -1,5 +1,5 @@
 //! Provisioning JetStream streams and KV buckets, idempotently and safe for replicas starting
-//! together: [`jetstream`] (the one context constructor, optional domain), [`ensure_bucket`] and
+//! together: [`jetstream()`] (the one context constructor, optional domain), [`ensure_bucket`] and
 //! [`ensure_stream`] (retrying while a clustered JetStream forms), [`bucket_config`] (the one
 //! configuration of wadm's buckets).
 //!
