@@ -105,13 +105,13 @@ impl ClientError {
     }
 }
 
-impl From<wadm_nats::connect::ConnectError> for ClientError {
+impl From<crate::connect::ConnectError> for ClientError {
     /// An unreachable or refusing server is [`ClientError::Connect`]; options that cannot work
     /// (bad URL, unreadable credentials, a JWT without seed, a missing CA file) are
     /// [`ClientError::InvalidArgument`].
-    fn from(error: wadm_nats::connect::ConnectError) -> Self {
+    fn from(error: crate::connect::ConnectError) -> Self {
         match error {
-            wadm_nats::connect::ConnectError::Connect { url, reason } => {
+            crate::connect::ConnectError::Connect { url, reason } => {
                 ClientError::Connect { url, reason }
             }
             misconfigured => ClientError::InvalidArgument(misconfigured.to_string()),

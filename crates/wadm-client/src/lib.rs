@@ -9,8 +9,8 @@
 //! [`Client::lattice_hosts`], [`Client::app_hosts`] and [`Client::lattices`] read the lattice
 //! view: the hosts wadm observes and what runs where.
 //!
-//! [`ConnectOptions`] (the shared `wadm_nats::connect::NatsOptions`) opens the NATS connection
-//! the way every wadm process does (URL with optional user/password, credentials file, nkey seed
+//! [`ConnectOptions`] ([`connect::NatsOptions`]) opens the NATS connection the way every wadm
+//! process does (URL with optional user/password, credentials file, nkey seed
 //! and JWT, TLS CA); [`manifest`] reads the name, version and format of a manifest file before it
 //! is sent.
 //!
@@ -29,6 +29,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod client;
+pub mod connect;
 mod error;
 pub mod manifest;
 mod reply;
@@ -36,15 +37,15 @@ mod wait;
 mod watch;
 
 pub use client::{ACTOR_HEADER, Client, DEFAULT_TIMEOUT};
+pub use connect::{
+    ConnectError, DEFAULT_NATS_URL, NATS_CREDS_ENV, NATS_TLS_CA_ENV, NATS_URL_ENV,
+    NatsOptions as ConnectOptions,
+};
 pub use error::ClientError;
 pub use wadm_model::api;
 pub use wadm_model::api::{
     HistoryAction, HistoryEntry, HistoryResponse, HostSummary, LatticeSummary, RunningWorkload,
 };
 pub use wadm_model::status::{ScalerStatus, Status, StatusInfo, StatusType};
-pub use wadm_nats::connect::{
-    ConnectError, DEFAULT_NATS_URL, NATS_CREDS_ENV, NATS_TLS_CA_ENV, NATS_URL_ENV,
-    NatsOptions as ConnectOptions,
-};
 pub use wait::POLL_EVERY;
 pub use watch::StatusStream;

@@ -8,10 +8,12 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod ctl;
+pub mod error_text;
 pub mod event;
 pub mod names;
 pub mod subject;
 pub mod types;
 
+pub use error_text::one_line;
 pub use event::{CloudEvent, EventDecodeError, HostEvent};
 pub use types::*;

@@ -11,18 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use wadm_nats::store::MemoryStateStore;
-use wadm_runtime::memory::{LogConfig, MemoryLattice, MemoryLog, MemoryStatus, SharedKv};
+use wadm_runtime::memory::{LogConfig, MemoryLattice, MemoryLog, MemoryStatus};
 use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
     Clock, Executor, Pipeline, PipelineIo, Random, RuntimeConfig, SeededRandom, VirtualClock,
 };
-use wadm_server::store::ManifestStore;
+use wadm_store::kv::MemoryKv;
+use wadm_store::manifest::ManifestStore;
+use wadm_store::observed::MemoryStateStore;
 
-type Store = Arc<ManifestStore<SharedKv>>;
+type Store = Arc<ManifestStore<MemoryKv>>;
 
 type MemoryPipeline =
-    Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>;
+    Pipeline<MemoryKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>;
 
 struct Setup {
     rt: tokio::runtime::Runtime,
@@ -63,11 +64,11 @@ fn setup_apps(hosts: usize, apps: usize) -> Setup {
     let random: Arc<dyn Random> = Arc::new(SeededRandom::new(1));
     let events = MemoryLog::new(clock.clone(), LogConfig::default());
     let commands = MemoryLog::new(clock.clone(), LogConfig::default());
-    let store: Store = Arc::new(ManifestStore::new(SharedKv::default()));
+    let store: Store = Arc::new(ManifestStore::new(MemoryKv::default()));
     let lattice = MemoryLattice::new("default", events.clone(), clock.clone());
     let config = RuntimeConfig::default();
     let (heads, state, status) =
-        (SharedKv::default(), Arc::new(MemoryStateStore::new()), MemoryStatus::default());
+        (MemoryKv::default(), Arc::new(MemoryStateStore::new()), MemoryStatus::default());
     let replica = || {
         let io = PipelineIo {
             records: heads.clone(),
@@ -232,7 +233,7 @@ const TICK: Duration = Duration::from_secs(5);
 fn record_decode(c: &mut Criterion) {
     use wadm_lattice::ComponentInstance;
     use wadm_lattice::bookkeeping::{EventStamp, Mark};
-    use wadm_nats::store::marked;
+    use wadm_store::observed::marked;
     let instance = ComponentInstance {
         id: "echo-component".into(),
         image_ref: "ghcr.io/example/echo:0.1.0".into(),

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use wadm_model::Application;
-use wadm_server::kv::Kv;
-use wadm_server::manifest::parse_stored;
-use wadm_server::store::ManifestStore;
+use wadm_store::kv::Kv;
+use wadm_store::manifest::ManifestStore;
+use wadm_store::manifest::parse_stored;
 
 use crate::io::IoError;
 use crate::record::runtime_generation;
@@ -53,7 +53,7 @@ pub struct Deployment {
     /// The last version that became stable, as the store records it.
     pub stable: Option<String>,
     /// The automatic revert that made this deployment, if one did.
-    pub reverted: Option<wadm_server::store::Reverted>,
+    pub reverted: Option<wadm_store::manifest::Reverted>,
 }
 
 impl Deployment {
@@ -108,7 +108,7 @@ pub trait DesiredSource: Send + Sync {
 }
 
 /// The deployment an index describes.
-fn deployment_of(i: wadm_server::store::AppIndex) -> Deployment {
+fn deployment_of(i: wadm_store::manifest::AppIndex) -> Deployment {
     Deployment {
         promoted: i.is_promoted(),
         reverted: i.current_revert().cloned(),

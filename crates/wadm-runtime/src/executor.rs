@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use wadm_protocol::ctl::CtlReply;
-use wadm_server::kv::Kv;
+use wadm_store::kv::Kv;
 
 use crate::allocation::{self, Outcome};
 use crate::allocation_event::event_data;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use wadm_lattice::Timestamp;
-use wadm_nats::store::keys::parse_key;
+use wadm_store::observed::keys::parse_key;
 
 use crate::first_round::Observing;
 use crate::intents::Intents;

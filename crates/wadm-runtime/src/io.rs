@@ -1,6 +1,6 @@
 //! The narrow I/O traits the runtime is generic over. NATS implementations live in
 //! [`crate::nats`], in-memory ones (for virtual-time tests) in [`crate::memory`]. Key-value state
-//! uses `wadm_server::kv::Kv`, status `wadm_server::status::StatusStore`.
+//! uses `wadm_store::kv::Kv`, status `wadm_store::status::StatusStore`.
 
 use std::future::Future;
 use std::time::Duration;

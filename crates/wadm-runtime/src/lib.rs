@@ -59,7 +59,7 @@
 //! # Persistence
 //! Observed state is stored **one key per entity** (host, component on a host, provider on a
 //! host, link, config, tombstone of a gone host) in the `wadm_runtime_state` bucket through
-//! `wadm_nats::store::StateStore` (`KvStateStore`; `MemoryStateStore` in tests); a step writes
+//! `wadm_store::observed::StateStore` (`KvStateStore`; `MemoryStateStore` in tests); a step writes
 //! only the entities its `Changes` touched. Everything else — applications, failure backoff,
 //! last applied stream sequence, a step counter and a journal of the keys the last 32 steps
 //! wrote — is the lattice's small **head** (`head.{lattice}` in `wadm_runtime`, JSON,
@@ -137,8 +137,8 @@
 //! only when the journal cannot bridge the gap. The head's size depends on the applications and the
 //! journal bounds, never on the hosts.
 //!
-//! Everything is generic over small traits ([`io`], [`desired`], `wadm_server::kv::Kv`,
-//! `wadm_server::status::StatusStore`); [`memory`] has in-memory versions for tests in virtual
+//! Everything is generic over small traits ([`io`], [`desired`], `wadm_store::kv::Kv`,
+//! `wadm_store::status::StatusStore`); [`memory`] has in-memory versions for tests in virtual
 //! time, [`nats`] the JetStream ones and [`run()`] the real loops.
 
 pub mod allocation;

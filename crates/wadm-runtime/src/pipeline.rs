@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
-use wadm_nats::store::StateStore;
-use wadm_server::kv::{Kv, KvError};
-use wadm_server::status::{StatusError, StatusStore};
+use wadm_store::kv::{Kv, KvError};
+use wadm_store::observed::StateStore;
+use wadm_store::status::{StatusError, StatusStore};
 
 use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
@@ -536,7 +536,7 @@ where
         let id = format!("revert.{app}.{from_generation}");
         let at = i64::try_from(self.clock.now()).unwrap_or_default();
         let time = chrono::DateTime::from_timestamp_millis(at).unwrap_or_default();
-        let event = wadm_server::events::CloudEvent::manifest_published(manifest, id.clone(), time);
+        let event = wadm_store::events::CloudEvent::manifest_published(manifest, id.clone(), time);
         let outgoing = Outgoing {
             subject: event.subject(lattice),
             payload: serde_json::to_vec(&event).unwrap_or_default(),
@@ -574,7 +574,7 @@ where
         }
         let mut found = std::collections::BTreeMap::new();
         for app in apps {
-            if !wadm_server::keys::is_valid_app_name(&app) {
+            if !wadm_store::manifest::keys::is_valid_app_name(&app) {
                 found.insert(app, None);
                 continue;
             }
@@ -625,7 +625,7 @@ where
             apps.entry(o.app.as_str()).or_default().push(o.kind);
         }
         for (app, kinds) in apps {
-            if !wadm_server::keys::is_valid_app_name(app) {
+            if !wadm_store::manifest::keys::is_valid_app_name(app) {
                 continue;
             }
             let actor = format!("wadm orphan collection ({} removed)", kinds.len());

@@ -5,7 +5,7 @@
 //! deployed version) and each application's failure backoff. It is stored in two parts:
 //!
 //! - **Entities** — observed state, one key per host, component on a host, provider on a host,
-//!   link, config and host tombstone, through a [`StateStore`] (`wadm_nats::store`). A step
+//!   link, config and host tombstone, through a [`StateStore`] (`wadm_store::observed`). A step
 //!   writes only the entities its [`Changes`] touched, so its cost does not grow with the lattice.
 //!   Each entity's record carries the reducer's mark for it (and a gone entity's removal mark
 //!   while it counts), so a replica that reads the state back orders events and merges
@@ -28,16 +28,16 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{Changes, LatticeState, Timestamp};
-use wadm_nats::store::keys::{EntityKey, key_of, parse_key};
-use wadm_nats::store::records::{entities_of, patch};
-use wadm_nats::store::{StateStore, StoreError};
+use wadm_store::observed::keys::{EntityKey, key_of, parse_key};
+use wadm_store::observed::records::{entities_of, patch};
+use wadm_store::observed::{StateError as StoreError, StateStore};
 
 use crate::first_round::Observing;
 pub use crate::head::{AppRecord, Deferred, Failure, runtime_generation};
 use crate::head::{LatticeHead, Written, journal_after};
 use crate::intents::Intents;
-use wadm_server::keys::escape_token;
-use wadm_server::kv::{Kv, KvError};
+use wadm_store::kv::{Kv, KvError};
+use wadm_store::kv_key::encode_token as escape_token;
 
 /// One lattice's record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,10 +269,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::memory::SharedKv;
     use wadm_lattice::Change;
-    use wadm_nats::store::MemoryStateStore;
     use wadm_protocol::Link;
+    use wadm_store::kv::MemoryKv as SharedKv;
+    use wadm_store::observed::MemoryStateStore;
 
     fn link() -> Link {
         Link {

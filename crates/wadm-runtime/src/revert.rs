@@ -399,7 +399,7 @@ mod tests {
         assert!(pending(&r).is_empty());
         assert_eq!(r.apps["a"].safety.stable.as_deref(), Some("v2"));
         // The revert's own generation is not reverted again.
-        let reverted = wadm_server::store::Reverted {
+        let reverted = wadm_store::manifest::Reverted {
             generation: 4,
             from: "v4".into(),
             to: "v2".into(),
@@ -450,7 +450,7 @@ mod tests {
             "{actions:?}"
         );
         assert!(on_statuses(&mut r, &mut statuses).is_empty());
-        let reverted = wadm_server::store::Reverted {
+        let reverted = wadm_store::manifest::Reverted {
             generation: 3,
             from: "v4".into(),
             to: "v3".into(),

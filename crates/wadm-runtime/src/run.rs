@@ -11,11 +11,11 @@ use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use wadm_nats::store::KvStateStore;
-use wadm_server::kv::NatsKv;
-use wadm_server::server::{MANIFEST_BUCKET, ensure_bucket, ensure_stream};
-use wadm_server::status::NatsStatusStore;
-use wadm_server::store::ManifestStore;
+use wadm_store::kv::NatsKv;
+use wadm_store::manifest::ManifestStore;
+use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
+use wadm_store::provision::{bucket_config, ensure_bucket, ensure_stream};
+use wadm_store::status::NatsStatusStore;
 
 use crate::announce::{discover_with_id, periodic_discovery_id, tick_message, timer_message};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
@@ -24,11 +24,11 @@ use crate::executor::{Executor, HeadOrders};
 use crate::io::Outbox;
 use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
 use crate::nats::{
-    JsInbox, JsOutbox, NatsControl, NatsDiscoverer, RECORD_BUCKET, STATE_BUCKET, StreamSettings,
-    ensure_command_consumer, ensure_event_consumer, ensure_streams,
+    JsInbox, JsOutbox, NatsControl, NatsDiscoverer, StreamSettings, ensure_command_consumer,
+    ensure_event_consumer, ensure_streams,
 };
 use crate::pipeline::{Pipeline, PipelineIo};
-use wadm_nats::health::Health;
+use wadm_store::health::Health;
 
 /// What [`run`] needs to know.
 #[derive(Debug, Clone)]
@@ -36,15 +36,14 @@ pub struct RunConfig {
     /// The lattices this wadm manages.
     pub lattices: Vec<String>,
     pub runtime: RuntimeConfig,
+    /// The streams' names (every bucket's too: [`StreamSettings::names`]), sizes and timings.
     pub streams: StreamSettings,
-    /// The API server's manifest bucket (desired state).
-    pub manifest_bucket: String,
     /// Concurrent command loops per lattice in this replica.
     pub command_workers: usize,
     /// How long one pull waits for a message.
     pub poll_wait: Duration,
     /// How a discovery round asks the lattice (each replica runs one per lattice at start-up).
-    pub discovery: wadm_nats::DiscoveryConfig,
+    pub discovery: wadm_store::DiscoveryConfig,
     /// How often a discovery round runs per lattice (replicas' rounds of one period are stored
     /// once). Default 5 minutes.
     pub discovery_every: Duration,
@@ -76,10 +75,9 @@ impl RunConfig {
             lattices,
             runtime,
             streams,
-            manifest_bucket: MANIFEST_BUCKET.into(),
             command_workers: 8,
             poll_wait: Duration::from_secs(1),
-            discovery: wadm_nats::DiscoveryConfig::default(),
+            discovery: wadm_store::DiscoveryConfig::default(),
             discovery_every: Duration::from_secs(300),
             discovery_min_gap: Duration::from_secs(30),
             replica: format!(
@@ -145,26 +143,17 @@ struct Storage {
 /// so they work again once recreated.
 async fn ensure_storage(js: &jetstream::Context, config: &RunConfig) -> Result<Storage, RunError> {
     let (events, commands) = ensure_streams(js, &config.streams).await.map_err(setup)?;
-    let bucket = |bucket: &str, description: &str| kv::Config {
-        bucket: bucket.into(),
-        description: description.into(),
-        history: 1,
-        num_replicas: config.streams.replicas,
-        ..Default::default()
-    };
-    let records =
-        bucket(RECORD_BUCKET, "wadm: per-lattice runtime heads (applications, last applied event)");
+    let (names, replicas) = (&config.streams.names, config.streams.replicas);
+    let records = "wadm: per-lattice runtime heads (applications, last applied event)";
+    let records = bucket_config(&names.runtime_bucket(), records, replicas);
     let records = ensure_bucket(js, records).await.map_err(setup)?;
-    let state = bucket(STATE_BUCKET, "wadm: observed lattice state, one key per entity");
-    ensure_bucket(js, state).await.map_err(setup)?;
-    let state = KvStateStore::open(js, STATE_BUCKET).await.map_err(setup)?;
-    let manifests =
-        bucket(&config.manifest_bucket, "wadm: application manifests, versions and history");
+    let state = bucket_config(&names.observed_bucket(), OBSERVED_DESCRIPTION, replicas);
+    let state = KvStateStore::new(ensure_bucket(js, state).await.map_err(setup)?);
+    let manifests = wadm_store::manifest::BUCKET_DESCRIPTION;
+    let manifests = bucket_config(&names.manifest_bucket(), manifests, replicas);
     let manifests = ensure_bucket(js, manifests).await.map_err(setup)?;
-    let status = jetstream::stream::Config {
-        num_replicas: config.streams.replicas,
-        ..NatsStatusStore::stream_config(config.streams.account.as_deref())
-    };
+    // The plain status stream: the store opens an account's own on first use (as the server's).
+    let status = NatsStatusStore::stream_config(&names.status_stream(), None, replicas);
     let status_stream = ensure_stream(js, status).await.map_err(setup)?;
     Ok(Storage { events, commands, records, state, manifests, status_stream })
 }
@@ -267,7 +256,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     config.streams.account = lattices_account(&config.lattices)?;
-    let js = wadm_nats::connect::jetstream(client.clone(), config.js_domain.as_deref());
+    let js = wadm_store::jetstream(client.clone(), config.js_domain.as_deref());
     let starting = format!("runtime.{}", config.replica);
     config.health.starting(&starting);
     let (Storage { events, commands: _, records, state, manifests, status_stream }, mut consumers) =

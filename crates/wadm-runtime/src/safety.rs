@@ -25,7 +25,7 @@ pub struct Safety {
     pub revert: Option<Decision>,
     /// The revert that made this generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reverted: Option<wadm_server::store::Reverted>,
+    pub reverted: Option<wadm_store::manifest::Reverted>,
     /// Hosts ordered the new image in this generation and not healthy yet, by
     /// `host/component`, with when the first order went out (`healthy_deadline` counts from it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -39,7 +39,7 @@ impl Safety {
 
     /// What of it a new deploy generation keeps: the stable version (and, when the store says
     /// the generation is a revert, that revert).
-    pub fn next_generation(&self, reverted: Option<wadm_server::store::Reverted>) -> Safety {
+    pub fn next_generation(&self, reverted: Option<wadm_store::manifest::Reverted>) -> Safety {
         Safety { stable: self.stable.clone(), reverted, ..Safety::default() }
     }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use wadm_lattice::{Change, Changes, ComponentInstance, HostState, LatticeState, RemovalReason};
-use wadm_nats::store::{MemoryStateStore, StateStore};
-use wadm_runtime::memory::SharedKv;
 use wadm_runtime::{Loaded, RecordStore};
+use wadm_store::kv::MemoryKv;
+use wadm_store::observed::{MemoryStateStore, StateStore};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -99,7 +99,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             let entities = Arc::new(MemoryStateStore::new());
-            let heads = SharedKv::default();
+            let heads = MemoryKv::default();
             let replicas: Vec<_> =
                 (0..3).map(|_| RecordStore::new(heads.clone(), entities.clone())).collect();
             for (n, (r, op)) in steps.iter().enumerate() {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use wadm_lattice::LatticeState;
-use wadm_nats::DiscoveryConfig;
 use wadm_protocol::ctl::ScaleComponentRequest;
 use wadm_protocol::subject::{ctl_host, suffix};
 use wadm_runtime::messages::DiscoveryReport;
@@ -15,6 +14,7 @@ use wadm_runtime::nats::{JsOutbox, NatsDiscoverer, StreamSettings, ensure_stream
 use wadm_runtime::parts::{DISCOVERY_PART_BYTES, merge_report};
 use wadm_runtime::{Discoverer, discover_with_id, publish_round};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
+use wadm_store::DiscoveryConfig;
 use wadm_test_support::{NatsServer, wait_for};
 
 const LATTICE: &str = "default";

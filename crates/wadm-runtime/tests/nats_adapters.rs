@@ -7,9 +7,10 @@ use async_nats::jetstream;
 use wadm_runtime::io::{Delivery, Inbox, Outbox, Outgoing};
 use wadm_runtime::messages::{command_subject, internal_subject};
 use wadm_runtime::nats::{
-    COMMAND_STREAM, EVENT_STREAM, JsInbox, JsOutbox, StreamSettings, ensure_command_consumer,
-    ensure_event_consumer, ensure_streams,
+    JsInbox, JsOutbox, StreamSettings, ensure_command_consumer, ensure_event_consumer,
+    ensure_streams,
 };
+use wadm_store::StoreNames;
 use wadm_test_support::{NatsServer, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -61,10 +62,10 @@ async fn two_replicas_racing_set_up_the_same_streams_and_consumers() {
         assert_eq!(x.cached_info().name, y.unwrap().cached_info().name);
         assert_eq!(x.cached_info().config.max_ack_pending, s.max_commands_in_flight);
     }
-    let mut events = a.get_stream(EVENT_STREAM).await.unwrap();
+    let mut events = a.get_stream(StoreNames::default().events_stream()).await.unwrap();
     let info = events.info().await.unwrap();
     assert_eq!(info.state.consumer_count, 1);
-    let mut commands = a.get_stream(COMMAND_STREAM).await.unwrap();
+    let mut commands = a.get_stream(StoreNames::default().commands_stream()).await.unwrap();
     let info = commands.info().await.unwrap();
     assert_eq!(info.state.consumer_count, 1);
     assert!(info.config.allow_message_ttl);
@@ -118,7 +119,7 @@ async fn same_msg_id_is_stored_once() {
     assert_eq!(first.sequence, second.sequence);
     let other = outbox.publish(Outgoing { msg_id: "cmd-1.1".into(), ..message }).await.unwrap();
     assert!(!other.duplicate);
-    assert_eq!(message_count(&js, COMMAND_STREAM).await, 2);
+    assert_eq!(message_count(&js, &StoreNames::default().commands_stream()).await, 2);
 }
 
 #[tokio::test]
@@ -134,10 +135,12 @@ async fn commands_expire_by_their_ttl() {
         ttl: Some(Duration::from_millis(300)),
     };
     outbox.publish(short).await.unwrap();
-    assert_eq!(message_count(&js, COMMAND_STREAM).await, 1);
+    assert_eq!(message_count(&js, &StoreNames::default().commands_stream()).await, 1);
     let gone = wait_for(DEADLINE, || {
         let js = js.clone();
-        async move { (message_count(&js, COMMAND_STREAM).await == 0).then_some(()) }
+        async move {
+            (message_count(&js, &StoreNames::default().commands_stream()).await == 0).then_some(())
+        }
     })
     .await;
     assert!(gone.is_some(), "the stream dropped the message after its TTL");
@@ -191,9 +194,9 @@ async fn events_go_in_order_to_one_replica_and_a_dead_ones_are_redelivered_first
 #[tokio::test]
 async fn two_record_stores_on_nats_catch_up_over_the_journal() {
     use wadm_lattice::{Change, Changes, HostState};
-    use wadm_nats::store::{KvStateStore, StateStore};
     use wadm_runtime::{Loaded, RecordStore};
-    use wadm_server::kv::NatsKv;
+    use wadm_store::kv::NatsKv;
+    use wadm_store::observed::{KvStateStore, StateStore};
 
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.expect("connect");

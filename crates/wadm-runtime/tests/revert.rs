@@ -229,7 +229,7 @@ proptest! {
                 prop_assert_eq!(*from_generation, 2);
                 if target == NEW {
                     // Carried out as the store does: generation 3 deploys v2, marked reverted.
-                    let reverted = wadm_server::store::Reverted {
+                    let reverted = wadm_store::manifest::Reverted {
                         generation: 3,
                         from: "v3".into(),
                         to: "v2".into(),
@@ -289,7 +289,7 @@ proptest! {
             );
             if decided.store_actions.iter().any(|a| matches!(a, StoreAction::Revert { .. })) && target == NEW {
                 // Decided only now (a deadline reached in these steps): carried out as above.
-                let reverted = wadm_server::store::Reverted {
+                let reverted = wadm_store::manifest::Reverted {
                     generation: 3, from: "v3".into(), to: "v2".into(), reason: "late".into(),
                 };
                 let d = Deployment { reverted: Some(reverted), ..deployment(3, "v2") };

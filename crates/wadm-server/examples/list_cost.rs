@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, kv};
 use bytes::Bytes;
 use futures::StreamExt;
-use wadm_server::kv::{Kv, NatsKv};
+use wadm_store::kv::{Kv, NatsKv};
 use wadm_test_support::NatsServer;
 
 /// The former listing: an ordered consumer delivering the last message per subject.

@@ -6,11 +6,14 @@ use serde::{Deserialize, Serialize};
 use wadm_model::api::*;
 use wadm_model::{Format, Limits, Status, StatusType, document_value, same_content};
 
-use crate::kv::Kv;
-use crate::manifest::{format_of, parse_request, parse_stored};
+use crate::manifest::{format_of, parse_request};
 use crate::probe::LatticeProbe;
-use crate::status::StatusStore;
-use crate::store::{DeleteOutcome, LATEST, ManifestStore, NewVersion, StoreError, StoredVersion};
+use wadm_store::kv::Kv;
+use wadm_store::manifest::parse_stored;
+use wadm_store::manifest::{
+    DeleteOutcome, LATEST, ManifestError, ManifestStore, NewVersion, StoredVersion,
+};
+use wadm_store::status::StatusStore;
 
 mod deploy;
 use crate::subject::Operation;
@@ -266,7 +269,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 reply(DeployResult::Acknowledged, message, Some(version))
             }
             Ok(None) => reply(DeployResult::Error, format!("{name} is not deployed"), None),
-            Err(StoreError::AppNotFound(_)) => {
+            Err(ManifestError::AppNotFound(_)) => {
                 reply(DeployResult::NotFound, not_found(name, None), None)
             }
             Err(e) => reply(DeployResult::Error, e.to_string(), None),
@@ -312,7 +315,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 format!("{name} has no stable version to roll back to"),
                 None,
             ),
-            Err(StoreError::AppNotFound(_)) => {
+            Err(ManifestError::AppNotFound(_)) => {
                 reply(DeployResult::NotFound, not_found(name, None), None)
             }
             Err(e) => reply(DeployResult::Error, e.to_string(), None),
@@ -500,7 +503,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
 /// The reply to a read: `found` builds the success reply; an absent value is `notfound` with the
 /// message `missing`, a store failure `error` with its message, both built by `error`.
 fn read_reply<T, R>(
-    read: Result<Option<T>, StoreError>,
+    read: Result<Option<T>, ManifestError>,
     missing: String,
     error: impl FnOnce(GetResult, String) -> R,
     found: impl FnOnce(T) -> R,

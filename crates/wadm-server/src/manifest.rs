@@ -1,6 +1,6 @@
-//! The server's use of the manifest model: parsing request bodies and stored manifests.
+//! The server's use of the manifest model: parsing request bodies (stored manifests are
+//! re-read by `wadm_store::manifest::parse_stored`).
 
-use wadm_model::Application;
 use wadm_model::{Format, Limits, Parsed, parse_manifest};
 
 /// The manifest format announced by a `Content-Type` header (`None`: try YAML, then JSON).
@@ -16,11 +16,4 @@ pub fn format_of(content_type: Option<&str>) -> Format {
 pub fn parse_request(body: &[u8], format: Format, max_bytes: usize) -> Result<Parsed, String> {
     let limits = Limits { max_bytes, ..Limits::default() };
     parse_manifest(body, format, &limits).map_err(|invalid| invalid.to_string())
-}
-
-/// Re-read a stored manifest (stored as JSON after validation).
-pub fn parse_stored(manifest: &serde_json::Value) -> Result<Application, String> {
-    let bytes = serde_json::to_vec(manifest).map_err(|e| e.to_string())?;
-    let limits = Limits { max_bytes: bytes.len().max(1), ..Limits::default() };
-    parse_manifest(&bytes, Format::Json, &limits).map(|p| p.app).map_err(|e| e.to_string())
 }

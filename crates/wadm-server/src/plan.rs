@@ -14,10 +14,11 @@ use wadm_model::{Application, diff::diff};
 use wadm_scheduler::command::reason;
 use wadm_scheduler::{DeployedApp, Reconciler, UndeployedApp};
 
-use crate::kv::Kv;
-use crate::manifest::{format_of, parse_request, parse_stored};
-use crate::store::{LATEST, ManifestStore};
+use crate::manifest::{format_of, parse_request};
 use crate::view::ObservedState;
+use wadm_store::kv::Kv;
+use wadm_store::manifest::parse_stored;
+use wadm_store::manifest::{LATEST, ManifestStore};
 
 /// One version of an application: its name, its normal form as stored and the parsed spec.
 #[derive(Debug, Clone)]
@@ -190,7 +191,7 @@ impl<K: Kv> Planner<'_, K> {
                 lattice,
                 name: &name,
                 observed: &input.observed,
-                now: wadm_nats::clock::now_ms(),
+                now: wadm_store::clock::now_ms(),
                 candidate: input.candidate,
                 deployed: input.deployed,
                 generation: input.generation,

@@ -65,7 +65,7 @@ impl NatsProbe {
     async fn ping(&self, lattice: &str) -> Result<bool, ProbeError> {
         let fail = |e: &dyn std::error::Error| ProbeError {
             lattice: lattice.to_string(),
-            reason: crate::connect::one_line(e),
+            reason: wadm_protocol::one_line(e),
         };
         let inbox = self.client.new_inbox();
         let mut answers = self.client.subscribe(inbox.clone()).await.map_err(|e| fail(&e))?;

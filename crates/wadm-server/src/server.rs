@@ -6,22 +6,23 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, stream};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use wadm_model::api::{DEFAULT_API_PREFIX, ErrorResponse};
 
 use crate::api::{ACTOR_HEADER, Api, Request};
-use crate::kv::NatsKv;
 use crate::probe::{DEFAULT_PROBE_WINDOW, NatsProbe};
-use crate::status::NatsStatusStore;
-use crate::store::{DEFAULT_MAX_HISTORY, DEFAULT_MAX_VERSIONS, ManifestStore};
 use crate::subject::parse_request;
-use crate::view::{KnownLattices, OBSERVED_BUCKET, ObservedState, Views};
-
-/// The bucket holding manifests, indexes and history.
-pub const MANIFEST_BUCKET: &str = "wadm_manifests";
+use crate::view::{KnownLattices, ObservedState, Views};
+use wadm_store::kv::NatsKv;
+use wadm_store::manifest::{
+    BUCKET_DESCRIPTION as MANIFEST_DESCRIPTION, DEFAULT_MAX_HISTORY, DEFAULT_MAX_VERSIONS,
+    ManifestStore,
+};
+use wadm_store::provision::{ProvisionError, bucket_config, ensure_bucket, ensure_stream};
+use wadm_store::status::NatsStatusStore;
+use wadm_store::{StoreNames, health::Health};
 /// Reply header naming the server instance that answered.
 pub const SERVER_HEADER: &str = "Wadm-Server";
 /// The part of [`ServerConfig::health`] the API server reports as.
@@ -45,21 +46,19 @@ pub struct ServerConfig {
     pub max_history: u64,
     /// How long the host probe after a deploy waits for an answer.
     pub probe_window: Duration,
-    /// The manifest bucket's name.
-    pub manifest_bucket: String,
+    /// The names of the manifest bucket, the status stream and the observed-state bucket.
+    pub names: StoreNames,
     /// Replicas of the bucket and streams (1 for a single NATS server).
     pub replicas: usize,
     /// This instance's id, sent in the `Wadm-Server` header of every reply (default: a new ULID).
     pub instance_id: String,
     /// Where the server reports (as `api`) whether it serves, for the readiness check.
-    pub health: wadm_nats::health::Health,
+    pub health: Health,
     /// The JetStream domain of the bucket and streams (`None`: the account's own JetStream).
     pub js_domain: Option<String>,
     /// The lattices this process observes (`{prefix}.lattices`), kept by whoever runs the
     /// runtimes.
     pub known_lattices: KnownLattices,
-    /// The bucket the runtime keeps observed state in (read for `lattice.hosts`).
-    pub observed_bucket: String,
     /// Serve other accounts' lattices: requests arrive as `{account}.{prefix}.…` and each account
     /// sees only its own lattices (see [`wadm_protocol::subject::split_account`]).
     pub account_scoped: bool,
@@ -74,13 +73,12 @@ impl Default for ServerConfig {
             max_versions: DEFAULT_MAX_VERSIONS,
             max_history: DEFAULT_MAX_HISTORY,
             probe_window: DEFAULT_PROBE_WINDOW,
-            manifest_bucket: MANIFEST_BUCKET.into(),
+            names: StoreNames::default(),
             replicas: 1,
             instance_id: ulid::Ulid::new().to_string(),
-            health: wadm_nats::health::Health::default(),
+            health: Health::default(),
             js_domain: None,
             known_lattices: KnownLattices::default(),
-            observed_bucket: OBSERVED_BUCKET.into(),
             account_scoped: false,
         }
     }
@@ -89,8 +87,8 @@ impl Default for ServerConfig {
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot set up JetStream {what}: {reason}")]
-    Setup { what: String, reason: String },
+    #[error(transparent)]
+    Setup(#[from] ProvisionError),
     #[error("cannot subscribe to {subject}: {reason}")]
     Subscribe { subject: String, reason: String },
 }
@@ -117,76 +115,10 @@ pub fn api_subscriptions(config: &ServerConfig) -> Vec<String> {
     }
 }
 
-/// Get the bucket, creating it if missing; tolerate a concurrent creation by another replica.
-/// Its reads go to the stream leader (see [`wadm_nats::bucket`]).
-pub async fn ensure_bucket(
-    js: &jetstream::Context,
-    config: kv::Config,
-) -> Result<kv::Store, ServerError> {
-    let what = format!("bucket {}", config.bucket);
-    patiently(&what, || wadm_nats::bucket::open_or_create(js, &config)).await
-}
-
-/// Get the stream, creating it if missing; tolerate a concurrent creation by another replica.
-pub async fn ensure_stream(
-    js: &jetstream::Context,
-    config: stream::Config,
-) -> Result<stream::Stream, ServerError> {
-    let what = format!("stream {}", config.name);
-    patiently(&what, || async {
-        match js.get_stream(&config.name).await {
-            Ok(stream) => Ok(stream),
-            Err(read) => {
-                js.create_stream(config.clone()).await.map_err(|e| format!("{e} (read: {read})"))
-            }
-        }
-    })
-    .await
-}
-
 /// The largest reply this connection can send: the server's max payload, less room for the
 /// reply's headers.
 fn reply_limit(client: &async_nats::Client) -> usize {
     client.server_info().max_payload.saturating_sub(4 * 1024).max(64 * 1024)
-}
-
-/// How long a starting replica keeps trying to read or create a JetStream resource (a clustered
-/// JetStream may still be electing leaders or forming another replica's replicated stream).
-const SETUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Run `attempt` until it succeeds. Replicas starting together race to create a resource, and a
-/// replicated resource (or a JetStream cluster electing its leaders) takes a moment to form:
-/// a failed attempt is followed by another, at once the first time, then after a growing pause
-/// (0.1 s doubling to 2 s), for up to [`SETUP_PATIENCE`], logged while it lasts.
-async fn patiently<T, Attempt, Fut>(what: &str, attempt: Attempt) -> Result<T, ServerError>
-where
-    Attempt: Fn() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let started = tokio::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(100);
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        let reason = match attempt().await {
-            Ok(done) => return Ok(done),
-            // One line in every log and error.
-            Err(reason) => reason.lines().map(str::trim).collect::<Vec<_>>().join(" "),
-        };
-        if started.elapsed() >= SETUP_PATIENCE {
-            let reason = format!("not ready after {attempts} attempts: {reason}");
-            return Err(ServerError::Setup { what: what.to_string(), reason });
-        }
-        if attempts >= 3 {
-            tracing::warn!(attempts, error = %reason, "{what}: not ready yet; waiting");
-        } else {
-            tracing::debug!(error = %reason, "{what}: creation raced; trying again");
-        }
-        if attempts > 1 {
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(std::time::Duration::from_secs(2));
-        }
-    }
 }
 
 impl Server {
@@ -195,22 +127,11 @@ impl Server {
         client: async_nats::Client,
         config: ServerConfig,
     ) -> Result<Server, ServerError> {
-        let js = wadm_nats::connect::jetstream(client.clone(), config.js_domain.as_deref());
-        let bucket = ensure_bucket(
-            &js,
-            kv::Config {
-                bucket: config.manifest_bucket.clone(),
-                description: "wadm: application manifests, versions and history".into(),
-                history: 1,
-                num_replicas: config.replicas,
-                ..Default::default()
-            },
-        )
-        .await?;
-        let status_config = stream::Config {
-            num_replicas: config.replicas,
-            ..NatsStatusStore::stream_config(None)
-        };
+        let js = wadm_store::jetstream(client.clone(), config.js_domain.as_deref());
+        let (names, replicas) = (&config.names, config.replicas);
+        let manifests = bucket_config(&names.manifest_bucket(), MANIFEST_DESCRIPTION, replicas);
+        let bucket = ensure_bucket(&js, manifests).await?;
+        let status_config = NatsStatusStore::stream_config(&names.status_stream(), None, replicas);
         let status_stream = ensure_stream(&js, status_config).await?;
         let store = ManifestStore::new(NatsKv::new(bucket))
             .with_max_versions(config.max_versions)
@@ -224,7 +145,7 @@ impl Server {
             max_reply_bytes: reply_limit(&client),
         });
         let views = Arc::new(Views {
-            observed: ObservedState::new(js.clone(), config.observed_bucket.clone()),
+            observed: ObservedState::new(js.clone(), config.names.observed_bucket()),
             known: config.known_lattices.clone(),
         });
         let subjects = api_subscriptions(&config);
@@ -235,14 +156,14 @@ impl Server {
                 .await
                 .map_err(|e| ServerError::Subscribe {
                     subject: subject.clone(),
-                    reason: crate::connect::one_line(&e),
+                    reason: wadm_protocol::one_line(&e),
                 })?;
             subscribers.push(subscriber);
         }
         // Make sure the subscriptions are registered before anyone relies on them.
         client.flush().await.map_err(|e| ServerError::Subscribe {
             subject: subjects.join(" "),
-            reason: crate::connect::one_line(&e),
+            reason: wadm_protocol::one_line(&e),
         })?;
         let subscriber = futures::stream::select_all(subscribers);
         Ok(Server { client, config, api, views, subscriber })

@@ -1,7 +1,7 @@
 //! Parsing API request subjects: `{prefix}.{lattice}.model.{operation}[.{name}]`, and the
 //! lattice view's `{prefix}.{lattice}.lattice.hosts` and `{prefix}.lattices`. Pure.
 
-use crate::keys::is_valid_app_name;
+use wadm_store::manifest::keys::is_valid_app_name;
 
 /// An API operation, with the application it names when it names one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! This module owns those two operations. Their replies are shaped by pure functions
 //! ([`parse_hosts_request`], [`hosts_reply`], [`lattices_reply`], [`fit_hosts`]) from observed
 //! state as the runtime stores it: the observed-state bucket (one key per entity, the key scheme
-//! of `wadm_nats::store`), read here by [`ObservedState`] without creating anything. The set of
+//! of `wadm_store::observed`), read here by [`ObservedState`] without creating anything. The set of
 //! lattices is what the runtime of *this* process observes ([`KnownLattices`], filled by whoever
 //! starts the runtimes); replicas observe the same lattices, so any replica answers alike.
 //! The view shows what wadm believes the lattice runs: the same picture its decisions use.
@@ -21,12 +21,9 @@ use wadm_model::api::{
     LatticesResponse, RunningWorkload,
 };
 
-use crate::keys::is_valid_app_name;
-use crate::kv::Kv;
-use crate::store::ManifestStore;
-
-/// The bucket in which the runtime keeps observed state (`wadm_runtime_state`).
-pub const OBSERVED_BUCKET: &str = "wadm_runtime_state";
+use wadm_store::kv::Kv;
+use wadm_store::manifest::ManifestStore;
+use wadm_store::manifest::keys::is_valid_app_name;
 
 /// The lattices the runtimes of this process observe. Cheap to clone; clones share the set.
 #[derive(Debug, Clone, Default)]
@@ -204,11 +201,11 @@ impl ObservedState {
                 {
                     return Ok(None);
                 }
-                return Err(crate::connect::one_line(&e));
+                return Err(wadm_protocol::one_line(&e));
             }
         }
         let store =
-            self.js.get_key_value(&self.bucket).await.map_err(|e| crate::connect::one_line(&e))?;
+            self.js.get_key_value(&self.bucket).await.map_err(|e| wadm_protocol::one_line(&e))?;
         Ok(Some(self.store.get_or_init(|| async { store }).await))
     }
 
@@ -216,19 +213,19 @@ impl ObservedState {
     pub async fn load(&self, lattice: &str) -> Result<LatticeState, String> {
         let empty = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
         let Some(store) = self.bucket().await? else { return Ok(empty) };
-        let filter = wadm_nats::store::keys::lattice_filter(lattice);
+        let filter = wadm_store::observed::keys::lattice_filter(lattice);
         let entries =
-            wadm_nats::kv_list::live_entries(store, &filter).await.map_err(|e| e.to_string())?;
+            wadm_store::kv_list::live_entries(store, &filter).await.map_err(|e| e.to_string())?;
         let records = entries.iter().map(|e| (e.key.as_str(), e.value.as_ref()));
-        wadm_nats::store::records::rebuild(lattice, records).map_err(|e| e.to_string())
+        wadm_store::observed::records::rebuild(lattice, records).map_err(|e| e.to_string())
     }
 
     /// How many hosts are stored for `lattice` (host records only).
     pub async fn host_count(&self, lattice: &str) -> Result<usize, String> {
         let Some(store) = self.bucket().await? else { return Ok(0) };
-        let filter = format!("{}.host.*", wadm_nats::kv_key::encode_token(lattice));
+        let filter = format!("{}.host.*", wadm_store::kv_key::encode_token(lattice));
         let entries =
-            wadm_nats::kv_list::live_entries(store, &filter).await.map_err(|e| e.to_string())?;
+            wadm_store::kv_list::live_entries(store, &filter).await.map_err(|e| e.to_string())?;
         Ok(entries.len())
     }
 }
@@ -279,7 +276,7 @@ impl Views {
                 return error(GetResult::Error, format!("cannot read observed state: {reason}"));
             }
         };
-        let now = wadm_nats::clock::now_ms();
+        let now = wadm_store::clock::now_ms();
         fit_hosts(hosts_reply(&state, app.as_deref(), now), max_reply)
     }
 

@@ -24,36 +24,30 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("wadm-protocol", &[]),
     ("wadm-lattice", &["wadm-model", "wadm-protocol"]),
     ("wadm-scheduler", &["wadm-model", "wadm-protocol", "wadm-lattice"]),
-    // Impure crates: kept permissive but explicit. The store layer is being introduced on another
-    // branch (store code moves out of wadm-server), which will tighten these entries when it lands.
-    ("wadm-nats-server", &[]),
-    ("wadm-test-support", &["wadm-nats-server"]),
-    ("wadm-nats", &["wadm-model", "wadm-protocol", "wadm-lattice", "wadm-scheduler"]),
-    ("wadm-sim", &["wadm-model", "wadm-protocol", "wadm-lattice"]),
-    ("wadm-client", &["wadm-model", "wadm-protocol", "wadm-nats"]),
-    (
-        "wadm-server",
-        &["wadm-model", "wadm-protocol", "wadm-lattice", "wadm-scheduler", "wadm-nats"],
-    ),
+    // The store: every JetStream stream, bucket and key of wadm, on the pure crates.
+    ("wadm-store", &["wadm-model", "wadm-protocol", "wadm-lattice"]),
+    // Runtime and API server are siblings on the store; neither knows the other.
     (
         "wadm-runtime",
-        &[
-            "wadm-model",
-            "wadm-protocol",
-            "wadm-lattice",
-            "wadm-scheduler",
-            "wadm-nats",
-            "wadm-server",
-        ],
+        &["wadm-model", "wadm-protocol", "wadm-lattice", "wadm-scheduler", "wadm-store"],
     ),
+    (
+        "wadm-server",
+        &["wadm-model", "wadm-protocol", "wadm-lattice", "wadm-scheduler", "wadm-store"],
+    ),
+    // The client speaks the API: model and protocol only, no storage.
+    ("wadm-client", &["wadm-model", "wadm-protocol"]),
+    // Test and simulation tools.
+    ("wadm-nats-server", &[]),
+    ("wadm-test-support", &["wadm-nats-server"]),
+    ("wadm-sim", &["wadm-protocol"]),
+    // The binary assembles everything.
     (
         "wadm",
         &[
             "wadm-model",
             "wadm-protocol",
-            "wadm-lattice",
-            "wadm-scheduler",
-            "wadm-nats",
+            "wadm-store",
             "wadm-server",
             "wadm-runtime",
             "wadm-sim",

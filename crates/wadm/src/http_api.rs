@@ -655,7 +655,7 @@ async fn events(
             "too many event streams are open; retry later",
         );
     };
-    let statuses = g.nats.subscribe(wadm_server::status::status_subject(&lattice, "*")).await;
+    let statuses = g.nats.subscribe(wadm_store::status::status_subject(&lattice, "*")).await;
     let hosts = g.nats.subscribe(wadm_protocol::subject::events_of(&lattice)).await;
     let allocations =
         g.nats.subscribe(wadm_runtime::allocation::allocation_subject(&lattice, "*")).await;

@@ -84,20 +84,27 @@ impl HttpEndpoint {
     }
 
     /// Install the metrics recorder (once per process) and serve the endpoints, checking
-    /// readiness on `client` (its storage in JetStream domain `js_domain`) and with what this
-    /// process's parts report to `health`.
+    /// readiness on `client` (its storage in JetStream domain `js_domain`, named by `names`)
+    /// and with what this process's parts report to `health`.
     pub fn serve(
         self,
         client: async_nats::Client,
         health: wadm_server::Health,
-        js_domain: Option<String>,
+        (js_domain, names): (Option<String>, wadm_store::StoreNames),
         api: crate::http_api::ApiSettings,
     ) -> anyhow::Result<RunningEndpoint> {
         let metrics = recorder()?;
         let api_prefix = api.prefix.clone();
         let api = crate::http_api::routes(client.clone(), api);
-        let endpoints =
-            Endpoints { client, health, metrics: metrics.clone(), js_domain, api_prefix };
+        let manifest_bucket = names.manifest_bucket();
+        let endpoints = Endpoints {
+            client,
+            health,
+            metrics: metrics.clone(),
+            js_domain,
+            manifest_bucket,
+            api_prefix,
+        };
         let app = router(endpoints, api);
         let listener = self.listener;
         let task = tokio::spawn(async move {
@@ -175,6 +182,8 @@ struct Endpoints {
     health: wadm_server::Health,
     metrics: PrometheusHandle,
     js_domain: Option<String>,
+    /// The bucket a readiness check reads (`wadm_manifests`).
+    manifest_bucket: String,
     /// The NATS API prefix, for the lattice-wide gauges.
     api_prefix: String,
 }
@@ -237,8 +246,9 @@ async fn liveness() -> impl IntoResponse {
 }
 
 async fn readiness(Shared(endpoints): Shared<Endpoints>) -> impl IntoResponse {
+    let e = &endpoints;
     let readiness =
-        check_readiness(&endpoints.client, &endpoints.health, endpoints.js_domain.as_deref()).await;
+        check_readiness(&e.client, &e.health, e.js_domain.as_deref(), &e.manifest_bucket).await;
     let code = if readiness.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let failing: Vec<serde_json::Value> = readiness
         .failing
@@ -277,6 +287,7 @@ async fn check_readiness(
     client: &async_nats::Client,
     health: &wadm_server::Health,
     js_domain: Option<&str>,
+    manifest_bucket: &str,
 ) -> Readiness {
     let failing = health.failing(FAILING_GRACE);
     let nats = match client.connection_state() {
@@ -287,9 +298,9 @@ async fn check_readiness(
     if nats != "connected" {
         return Readiness { nats, storage: "skipped".into(), failing };
     }
-    let js = wadm_server::connect::jetstream(client.clone(), js_domain);
+    let js = wadm_store::jetstream(client.clone(), js_domain);
     let read = async {
-        let bucket = js.get_key_value(wadm_server::server::MANIFEST_BUCKET).await?;
+        let bucket = js.get_key_value(manifest_bucket).await?;
         bucket.get("readyz").await?;
         Ok::<_, async_nats::Error>(())
     };

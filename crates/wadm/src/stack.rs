@@ -15,9 +15,31 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use wadm_runtime::RunConfig;
 use wadm_server::{Server, ServerConfig};
+use wadm_store::StoreNames;
 
 /// The lattice wadm manages when nothing else is known.
 pub const DEFAULT_LATTICE: &str = "default";
+
+/// The flag naming wadm's JetStream storage (shared by every subcommand that touches it).
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Prefix of every JetStream stream, bucket and durable consumer wadm uses
+    /// (`{prefix}_manifests`, `{prefix}_events`, …): letters, digits, `-` and `_`. NATS subjects
+    /// are not renamed. Keep it the same on every replica.
+    #[arg(
+        long = "store-prefix",
+        env = "WADM_STORE_PREFIX",
+        default_value = StoreNames::DEFAULT_PREFIX,
+        value_name = "PREFIX",
+        value_parser = parse_store_prefix
+    )]
+    pub store_prefix: StoreNames,
+}
+
+/// A `--store-prefix` value (clap names the flag in the error).
+fn parse_store_prefix(prefix: &str) -> Result<StoreNames, String> {
+    StoreNames::with_prefix(prefix).map_err(|e| e.reason.to_string())
+}
 
 /// Flags that tune the runtime (shared by `wadm serve` and `wadm up`).
 #[derive(clap::Args, Debug, Clone)]
@@ -73,9 +95,16 @@ pub struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
-    /// The runtime configuration for `lattices`, with `replicas` for streams and buckets.
-    pub fn run_config(&self, lattices: Vec<String>, replicas: usize) -> RunConfig {
+    /// The runtime configuration for `lattices`, with `replicas` for streams and buckets named
+    /// by `names`.
+    pub fn run_config(
+        &self,
+        lattices: Vec<String>,
+        replicas: usize,
+        names: &StoreNames,
+    ) -> RunConfig {
         let mut config = RunConfig::new(lattices);
+        config.streams.names = names.clone();
         config.runtime.lease.heartbeat_interval_ms = millis(self.host_heartbeat);
         config.runtime.lease.slack_ms = millis(self.lease_slack);
         config.runtime.tick_every = self.resync_every.max(Duration::from_millis(100));
@@ -138,7 +167,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Everything one wadm instance runs.
+/// Everything one wadm instance runs (the runtime's storage is named like the server's,
+/// [`ServerConfig::names`]).
 #[derive(Debug, Clone)]
 pub struct WadmSettings {
     pub server: ServerConfig,
@@ -157,6 +187,7 @@ pub async fn run_wadm(
     settings.server.account_scoped = settings.runtime.account_scoped;
     let subjects = wadm_server::server::api_subscriptions(&settings.server).join(" ");
     let replicas = settings.server.replicas;
+    let names = settings.server.names.clone();
     let js_domain = settings.server.js_domain.clone();
     let health = settings.server.health.clone();
     let known = settings.server.known_lattices.clone();
@@ -183,7 +214,7 @@ pub async fn run_wadm(
                 }
                 let mut runs = JoinSet::new();
                 for group in by_account.into_values() {
-                    let mut config = runtime.run_config(group, replicas);
+                    let mut config = runtime.run_config(group, replicas, &names);
                     config.health = health.clone();
                     config.js_domain = js_domain.clone();
                     let (client, stop) = (runtime_client.clone(), runtime_stop.clone());
@@ -197,7 +228,7 @@ pub async fn run_wadm(
                 Ok(())
             }
             None => {
-                let target = Target { replicas, health, js_domain, known };
+                let target = Target { replicas, names, health, js_domain, known };
                 discover_and_run(runtime_client, runtime, target, runtime_stop).await
             }
         }
@@ -262,6 +293,7 @@ const ACTIVITY_SUBJECTS: [&str; 3] =
 /// Where the runtimes of discovered lattices keep their storage and report their health.
 struct Target {
     replicas: usize,
+    names: StoreNames,
     health: wadm_server::Health,
     js_domain: Option<String>,
     /// Where the lattices with a runtime are listed (the API's `lattices`).
@@ -275,7 +307,7 @@ async fn discover_and_run(
     target: Target,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let Target { replicas, health, js_domain, known: listed } = target;
+    let Target { replicas, names, health, js_domain, known: listed } = target;
     let mut activity = Vec::new();
     for subject in runtime.activity_subjects() {
         activity.push(client.subscribe(subject).await.context("subscribe to lattice activity")?);
@@ -297,7 +329,7 @@ async fn discover_and_run(
         }
         tracing::info!(%lattice, "managing lattice");
         listed.insert(&lattice);
-        let mut config = runtime.run_config(vec![lattice.clone()], replicas);
+        let mut config = runtime.run_config(vec![lattice.clone()], replicas, &names);
         config.health = health.clone();
         config.js_domain = js_domain.clone();
         let (client, stop) = (client.clone(), stop.clone());
@@ -422,6 +454,19 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         runtime: RuntimeArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    }
+
+    #[test]
+    fn the_store_prefix_is_checked_and_named() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        assert_eq!(cli.store.store_prefix, StoreNames::default());
+        let cli = Cli::try_parse_from(["x", "--store-prefix", "acme"]).unwrap();
+        assert_eq!(cli.store.store_prefix.events_stream(), "acme_events");
+        let Err(e) = Cli::try_parse_from(["x", "--store-prefix", "a.b"]) else { panic!() };
+        let e = e.to_string();
+        assert!(e.contains("--store-prefix") && e.contains("letters, digits"), "{e}");
     }
 
     #[test]
@@ -477,7 +522,7 @@ mod tests {
         .unwrap();
         let named = cli.runtime.named_lattices().unwrap();
         assert_eq!(named, Some(vec!["a".to_string(), "b".to_string()]));
-        let config = cli.runtime.run_config(named.unwrap(), 3);
+        let config = cli.runtime.run_config(named.unwrap(), 3, &StoreNames::default());
         assert_eq!(config.runtime.lease.heartbeat_interval_ms, 2000);
         assert_eq!(config.runtime.lease.slack_ms, 500);
         assert_eq!(config.runtime.tick_every, Duration::from_secs(1));
@@ -489,7 +534,11 @@ mod tests {
         assert_eq!(config.streams.event_max_bytes, 256 << 20);
         assert_eq!(config.runtime.orphans.mode, wadm_runtime::orphans::OrphanMode::Report);
         assert_eq!(config.runtime.orphans.grace, Duration::from_secs(120));
-        let defaults = Cli::try_parse_from(["x"]).unwrap().runtime.run_config(vec![], 1);
+        let defaults = Cli::try_parse_from(["x"]).unwrap().runtime.run_config(
+            vec![],
+            1,
+            &StoreNames::default(),
+        );
         assert_eq!(defaults.streams.event_max_age, Duration::from_secs(3600));
         assert_eq!(defaults.streams.event_max_bytes, 1 << 30);
         assert_eq!(defaults.runtime.orphans, wadm_runtime::orphans::OrphanConfig::default());

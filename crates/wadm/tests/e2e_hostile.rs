@@ -71,7 +71,7 @@ async fn events_with_overlong_ids_do_not_wedge_the_lattice() {
     cluster.wait_status("after-garbage", StatusType::Deployed).await.unwrap();
     // Nothing was ever handed out twice: the garbage was skipped, not retried.
     let js = async_nats::jetstream::new(nats);
-    let stream = js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.unwrap();
+    let stream = js.get_stream(wadm_store::StoreNames::default().events_stream()).await.unwrap();
     let info = stream.consumer_info(format!("wadm_events_{LATTICE}")).await.unwrap();
     assert_eq!(info.num_redelivered, 0, "events were redelivered: {info:?}");
 }

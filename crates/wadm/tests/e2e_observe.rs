@@ -208,7 +208,7 @@ async fn a_wiped_store_is_recreated_and_readiness_tells_the_truth() {
     nats.restart().expect("nats restarts on an empty store");
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
     let recreated = wait_for(DEADLINE, || async {
-        js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok()?;
+        js.get_stream(wadm_store::StoreNames::default().events_stream()).await.ok()?;
         js.get_key_value("wadm_manifests").await.ok()?;
         ready().await
     })

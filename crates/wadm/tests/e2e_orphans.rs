@@ -115,7 +115,7 @@ async fn plant_config(nats: &async_nats::Client, name: &str) {
 
 /// The lattice's head in the runtime's record bucket.
 async fn head(js: &async_nats::jetstream::Context) -> Value {
-    let Ok(kv) = js.get_key_value(wadm_runtime::nats::RECORD_BUCKET).await else {
+    let Ok(kv) = js.get_key_value(wadm_store::StoreNames::default().runtime_bucket()).await else {
         return Value::Null;
     };
     match kv.get(format!("head.{LATTICE}")).await {
@@ -224,7 +224,8 @@ async fn orphans_are_swept_after_the_grace_period_and_nothing_else_is_touched() 
     plant_link(&nats, "foreign-web", "ghost-kv", &["foreign-settings"]).await;
 
     // The application's entry deleted from the manifest store by hand.
-    let manifests = js.get_key_value(wadm_server::server::MANIFEST_BUCKET).await.unwrap();
+    let manifests =
+        js.get_key_value(wadm_store::StoreNames::default().manifest_bucket()).await.unwrap();
     manifests.delete(format!("{LATTICE}.gone.index")).await.expect("delete the index");
 
     // wadm marks the ghost's objects, then removes them once the grace period is over.

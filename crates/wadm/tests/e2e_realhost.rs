@@ -398,9 +398,10 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
         .collect();
     // Hosts start once wadm's event stream exists, so their host_started is captured.
     let js = async_nats::jetstream::new(nats.clone());
-    let stream =
-        wait_for(DEADLINE, || async { js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok() })
-            .await;
+    let stream = wait_for(DEADLINE, || async {
+        js.get_stream(wadm_store::StoreNames::default().events_stream()).await.ok()
+    })
+    .await;
     assert!(stream.is_some(), "wadm creates its event stream: {}", replicas[0].output());
 
     // Three real hosts; their ids come from host_started (the CloudEvent source).

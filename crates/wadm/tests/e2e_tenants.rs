@@ -160,7 +160,7 @@ async fn two_accounts_with_the_same_lattice_and_app_names_never_meet() {
     // Each account's lattice gets streams of its own once its hosts show up.
     let js = async_nats::jetstream::new(wadm_nats.clone());
     for account in ["TA", "TB"] {
-        let name = format!("{}_{account}", wadm_runtime::nats::EVENT_STREAM);
+        let name = format!("{}_{account}", wadm_store::StoreNames::default().events_stream());
         let stream = wait_for(DEADLINE, || async { js.get_stream(&name).await.ok() }).await;
         let mut stream = stream.unwrap_or_else(|| panic!("no {name}: {}", wadm.output()));
         let subjects = stream.info().await.unwrap().config.subjects.clone();
@@ -184,7 +184,11 @@ async fn two_accounts_with_the_same_lattice_and_app_names_never_meet() {
             (s.status.status_type == StatusType::Deployed).then_some(s)
         })
         .await;
-        assert!(status.is_some(), "shop deployed for the tenant running {wanted}");
+        assert!(
+            status.is_some(),
+            "shop deployed for the tenant running {wanted}: {:?}",
+            tenant.client.status("shop").await
+        );
     }
     // Statuses reach the tenant's own `wadm.status.default.shop` through its import.
     let mut watch = a.client.watch_status("shop").await.expect("watch");

@@ -12,8 +12,9 @@ use common::child::Wadm;
 use common::{Cluster, DEADLINE};
 use futures::StreamExt;
 use wadm_model::StatusType;
-use wadm_runtime::nats::{EVENT_STREAM, StreamSettings, ensure_streams};
+use wadm_runtime::nats::{StreamSettings, ensure_streams};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
+use wadm_store::StoreNames;
 use wadm_test_support::{NatsServer, wait_for};
 
 const HEARTBEAT_SUBJECT: &str = "wasmbus.evt.default.host_heartbeat";
@@ -22,7 +23,7 @@ const HEARTBEAT_SUBJECT: &str = "wasmbus.evt.default.host_heartbeat";
 async fn wait_limits(js: &jetstream::Context, max_age: Duration, max_bytes: i64) {
     let last = std::sync::Mutex::new(None);
     let reached = wait_for(DEADLINE, || async {
-        let mut stream = js.get_stream(EVENT_STREAM).await.ok()?;
+        let mut stream = js.get_stream(StoreNames::default().events_stream()).await.ok()?;
         let config = stream.info().await.ok()?.config.clone();
         let ok = config.max_age == max_age && config.max_bytes == max_bytes;
         *last.lock().unwrap() = Some((config.max_age, config.max_bytes));
@@ -43,7 +44,14 @@ async fn flags_and_variables_change_an_existing_stream_in_place() {
         ..StreamSettings::default()
     };
     ensure_streams(&js, &old).await.unwrap();
-    let info = js.get_stream(EVENT_STREAM).await.unwrap().info().await.unwrap().clone();
+    let info = js
+        .get_stream(StoreNames::default().events_stream())
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone();
     assert_eq!((info.config.max_age, info.config.max_bytes), (old.event_max_age, -1));
     js.publish("wasmbus.evt.marker.host_heartbeat", "kept".into()).await.unwrap().await.unwrap();
 
@@ -63,7 +71,7 @@ async fn flags_and_variables_change_an_existing_stream_in_place() {
     assert!(!serve.output().contains("wadm serve:"), "{}", serve.output());
 
     // Changed in place: the same stream, its event still there.
-    let stream = js.get_stream(EVENT_STREAM).await.unwrap();
+    let stream = js.get_stream(StoreNames::default().events_stream()).await.unwrap();
     let kept = stream.get_last_raw_message_by_subject("wasmbus.evt.marker.host_heartbeat").await;
     assert_eq!(kept.expect("the event survives").payload.as_ref(), b"kept");
 
@@ -90,7 +98,7 @@ async fn bytes_and_heartbeats(stream: &stream::Stream) -> (u64, u64) {
 /// Bytes the stream grows by per heartbeat while only hosts publish (every host event in the
 /// window, health checks included, over the heartbeats in it), over at least `beats` heartbeats.
 async fn bytes_per_heartbeat(js: &jetstream::Context, beats: u64) -> f64 {
-    let stream = js.get_stream(EVENT_STREAM).await.unwrap();
+    let stream = js.get_stream(StoreNames::default().events_stream()).await.unwrap();
     let (bytes0, beats0) = bytes_and_heartbeats(&stream).await;
     let grown = wait_for(DEADLINE, || async {
         let (bytes, count) = bytes_and_heartbeats(&stream).await;

@@ -244,11 +244,25 @@ fn storage_lives_in_the_named_jetstream_domain() {
     let mut serve = serve_and_list(&["--nats-url", &leaf.url(), "--js-domain", "hub"]);
     rt.block_on(async {
         let hub_js = async_nats::jetstream::with_domain(client.clone(), "hub");
-        hub_js.get_key_value(wadm_server::server::MANIFEST_BUCKET).await.expect("bucket in hub");
-        hub_js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.expect("event stream in hub");
+        hub_js
+            .get_key_value(wadm_store::StoreNames::default().manifest_bucket())
+            .await
+            .expect("bucket in hub");
+        hub_js
+            .get_stream(wadm_store::StoreNames::default().events_stream())
+            .await
+            .expect("event stream in hub");
         let leaf_js = async_nats::jetstream::new(client);
-        assert!(leaf_js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.is_err(), "not in leaf");
-        assert!(leaf_js.get_key_value(wadm_server::server::MANIFEST_BUCKET).await.is_err());
+        assert!(
+            leaf_js.get_stream(wadm_store::StoreNames::default().events_stream()).await.is_err(),
+            "not in leaf"
+        );
+        assert!(
+            leaf_js
+                .get_key_value(wadm_store::StoreNames::default().manifest_bucket())
+                .await
+                .is_err()
+        );
     });
     let _ = serve.terminate(Duration::from_secs(10));
     drop(hub);

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use wadm_lattice::Timestamp;
-use wadm_server::kv::subject_matches;
+use wadm_store::kv::subject_matches;
 
 use crate::clock::Clock;
 use crate::io::{Delivery, Inbox, IoError, Outbox, Outgoing, Published};

@@ -1,37 +1,10 @@
-//! Shared in-memory bucket and status store.
+//! The shared in-memory status store.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use wadm_model::Status;
-use wadm_server::kv::{Kv, KvEntry, KvError, MemoryKv};
-use wadm_server::status::{StatusError, StatusStore};
-
-/// A [`MemoryKv`] shared by clones (every replica of a test sees the same bucket).
-#[derive(Clone, Default)]
-pub struct SharedKv(pub Arc<MemoryKv>);
-
-impl Kv for SharedKv {
-    async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
-        self.0.get(key).await
-    }
-    async fn create(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
-        self.0.create(key, value).await
-    }
-    async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64, KvError> {
-        self.0.update(key, value, revision).await
-    }
-    async fn put(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
-        self.0.put(key, value).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.0.delete(key).await
-    }
-    async fn scan(&self, pattern: &str) -> Result<Vec<(String, KvEntry)>, KvError> {
-        self.0.scan(pattern).await
-    }
-}
+use wadm_store::status::{StatusError, StatusStore};
 
 /// Per `(lattice, app)`: the last status and how many times it changed.
 type Statuses = BTreeMap<(String, String), (Status, u64)>;

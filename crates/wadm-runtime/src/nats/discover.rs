@@ -1,8 +1,8 @@
-//! Discovery rounds over NATS, by `wadm_nats::discover` (host ping, inventories, links).
+//! Discovery rounds over NATS, by `wadm_store::discover` (host ping, inventories, links).
 
 use async_nats::Client;
 use wadm_lattice::{Discovery, Timestamp};
-use wadm_nats::DiscoveryConfig;
+use wadm_store::DiscoveryConfig;
 
 use crate::io::{Discoverer, IoError};
 
@@ -21,7 +21,7 @@ impl NatsDiscoverer {
 
 impl Discoverer for NatsDiscoverer {
     async fn discover(&self, lattice: &str, started_at: Timestamp) -> Result<Discovery, IoError> {
-        wadm_nats::discover(&self.client, lattice, &self.config, started_at)
+        wadm_store::discover(&self.client, lattice, &self.config, started_at)
             .await
             .map_err(|e| IoError::failed(format!("discover lattice {lattice}"), e))
     }

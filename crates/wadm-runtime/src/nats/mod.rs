@@ -12,7 +12,4 @@ pub use control::NatsControl;
 pub use discover::NatsDiscoverer;
 pub use inbox::{JsDelivery, JsInbox};
 pub use outbox::JsOutbox;
-pub use streams::{
-    COMMAND_STREAM, EVENT_STREAM, RECORD_BUCKET, STATE_BUCKET, StreamSettings,
-    ensure_command_consumer, ensure_event_consumer, ensure_streams,
-};
+pub use streams::{StreamSettings, ensure_command_consumer, ensure_event_consumer, ensure_streams};

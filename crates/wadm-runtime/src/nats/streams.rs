@@ -1,6 +1,8 @@
 //! The runtime's JetStream resources, created idempotently (replicas starting together race to
 //! create them; every one ends up using the same stream and consumers).
 //!
+//! Names come from [`StreamSettings::names`] (`wadm_…` by default).
+//!
 //! - `wadm_events` (file storage, limits retention): host events, manifest events and the
 //!   runtime's internal events of every lattice. It exists independently of any wadm process,
 //!   so events are kept while no wadm runs — for at most `event_max_age` and `event_max_bytes`
@@ -13,19 +15,11 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use wadm_server::keys::escape_token;
-use wadm_server::server::ensure_stream;
+use wadm_store::StoreNames;
+use wadm_store::provision::ensure_stream;
 
 use crate::io::IoError;
 use crate::messages::{COMMAND_PREFIX, INTERNAL_PREFIX, command_filter, event_filters};
-
-pub const EVENT_STREAM: &str = "wadm_events";
-pub const COMMAND_STREAM: &str = "wadm_commands";
-/// The KV bucket of lattice heads (`head.{lattice}`: applications, last applied sequence).
-pub const RECORD_BUCKET: &str = "wadm_runtime";
-/// The KV bucket of observed state, one key per entity (`wadm_nats::store` key scheme); the API
-/// server's lattice view reads it.
-pub const STATE_BUCKET: &str = wadm_server::view::OBSERVED_BUCKET;
 
 /// How long the event stream keeps events unless told otherwise. Enough for any replica to
 /// work off a backlog (events are applied within seconds); what is lost beyond it, a discovery
@@ -34,9 +28,11 @@ pub const DEFAULT_EVENT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// How many bytes the event stream keeps unless told otherwise.
 pub const DEFAULT_EVENT_MAX_BYTES: u64 = 1 << 30;
 
-/// Sizes and timings of the streams and consumers.
+/// Names, sizes and timings of the streams and consumers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSettings {
+    /// The names of every stream, bucket and consumer (default prefix `wadm`).
+    pub names: StoreNames,
     /// How long events are kept (default 1 h; zero: no limit). Applied to an existing stream.
     pub event_max_age: Duration,
     /// How many bytes of events are kept, the oldest dropped first (default 1 GiB; zero: no
@@ -57,13 +53,14 @@ pub struct StreamSettings {
     pub replicas: usize,
     /// The NATS account whose lattices (`{account}.{lattice}`: see
     /// [`wadm_protocol::subject::split_account`]) the streams hold, in account-scoped mode: the
-    /// streams are then that account's own ([`wadm_nats::account`]).
+    /// streams are then that account's own ([`wadm_store::account`]).
     pub account: Option<String>,
 }
 
 impl Default for StreamSettings {
     fn default() -> Self {
         Self {
+            names: StoreNames::default(),
             event_max_age: DEFAULT_EVENT_MAX_AGE,
             event_max_bytes: DEFAULT_EVENT_MAX_BYTES,
             event_dedupe_window: Duration::from_secs(120),
@@ -79,17 +76,18 @@ impl Default for StreamSettings {
 
 /// `subject` as the streams capture it: behind the account's token in account-scoped mode.
 fn account_subject(settings: &StreamSettings, subject: String) -> String {
-    wadm_nats::account::stream_subject(&subject, settings.account.as_deref())
+    wadm_store::account::stream_subject(&subject, settings.account.as_deref())
 }
 
 /// The name of the event stream (`wadm_events`, or `wadm_events_{account}`).
 pub fn event_stream_name(settings: &StreamSettings) -> String {
-    wadm_nats::account::stream_name(EVENT_STREAM, settings.account.as_deref())
+    wadm_store::account::stream_name(&settings.names.events_stream(), settings.account.as_deref())
 }
 
 /// The name of the command stream (`wadm_commands`, or `wadm_commands_{account}`).
 pub fn command_stream_name(settings: &StreamSettings) -> String {
-    wadm_nats::account::stream_name(COMMAND_STREAM, settings.account.as_deref())
+    let commands = settings.names.commands_stream();
+    wadm_store::account::stream_name(&commands, settings.account.as_deref())
 }
 
 fn setup(what: &str, e: impl std::fmt::Display) -> IoError {
@@ -101,8 +99,10 @@ pub async fn ensure_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
 ) -> Result<(stream::Stream, stream::Stream), IoError> {
+    let (event_stream, command_stream) =
+        (event_stream_name(settings), command_stream_name(settings));
     let events = stream::Config {
-        name: event_stream_name(settings),
+        name: event_stream.clone(),
         description: Some("wadm: host, manifest and runtime events of every lattice".into()),
         subjects: [
             "wasmbus.evt.*.>".to_string(),
@@ -119,7 +119,7 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let commands = stream::Config {
-        name: command_stream_name(settings),
+        name: command_stream.clone(),
         description: Some("wadm: control commands to execute".into()),
         subjects: vec![account_subject(settings, format!("{COMMAND_PREFIX}.>"))],
         max_age: settings.command_ttl.max(Duration::from_secs(1)) * 10,
@@ -130,7 +130,7 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let (event_subjects, command_subjects) = (events.subjects.clone(), commands.subjects.clone());
-    let events = ensure_stream(js, events).await.map_err(|e| setup(EVENT_STREAM, e))?;
+    let events = ensure_stream(js, events).await.map_err(|e| setup(&event_stream, e))?;
     let (age, bytes) = (settings.event_max_age, event_max_bytes(settings));
     let events = bring_in_line(js, events, |c| stream::Config {
         max_age: age,
@@ -139,7 +139,7 @@ pub async fn ensure_streams(
         ..c
     })
     .await?;
-    let commands = ensure_stream(js, commands).await.map_err(|e| setup(COMMAND_STREAM, e))?;
+    let commands = ensure_stream(js, commands).await.map_err(|e| setup(&command_stream, e))?;
     let commands =
         bring_in_line(js, commands, |c| stream::Config { subjects: command_subjects, ..c }).await?;
     Ok((events, commands))
@@ -221,7 +221,7 @@ pub async fn ensure_event_consumer(
     settings: &StreamSettings,
 ) -> Result<consumer::PullConsumer, IoError> {
     let config = consumer::pull::Config {
-        durable_name: Some(format!("wadm_events_{}", escape_token(lattice))),
+        durable_name: Some(settings.names.event_consumer(lattice)),
         description: Some(format!("wadm: events of lattice {lattice}, in order, to one replica")),
         filter_subjects: event_filters(lattice),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -245,7 +245,7 @@ pub async fn ensure_command_consumer(
     settings: &StreamSettings,
 ) -> Result<consumer::PullConsumer, IoError> {
     let config = consumer::pull::Config {
-        durable_name: Some(format!("wadm_commands_{}", escape_token(lattice))),
+        durable_name: Some(settings.names.command_consumer(lattice)),
         description: Some(format!("wadm: commands for lattice {lattice}")),
         filter_subject: command_filter(lattice),
         ack_policy: consumer::AckPolicy::Explicit,

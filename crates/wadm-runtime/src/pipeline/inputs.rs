@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use wadm_model::Application;
-use wadm_nats::store::StateStore;
 use wadm_protocol::StringMap;
 use wadm_protocol::ctl::CtlReply;
 use wadm_scheduler::{DeployedApp, Reconciler, UndeployedApp};
-use wadm_server::kv::Kv;
-use wadm_server::status::StatusStore;
+use wadm_store::kv::Kv;
+use wadm_store::observed::StateStore;
+use wadm_store::status::StatusStore;
 
 use super::Pipeline;
 use super::reconcilers::Specs;

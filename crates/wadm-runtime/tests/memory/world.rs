@@ -7,23 +7,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wadm_model::Status;
-use wadm_nats::store::MemoryStateStore;
 use wadm_runtime::io::{Delivery, Inbox};
-use wadm_runtime::memory::{
-    LogConfig, MemoryConsumer, MemoryLattice, MemoryLog, MemoryStatus, SharedKv,
-};
+use wadm_runtime::memory::{LogConfig, MemoryConsumer, MemoryLattice, MemoryLog, MemoryStatus};
 use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
     Clock, Deployment, DesiredSource, Executed, Executor, HeadOrders, IoError, Outbox, Outgoing,
     Pipeline, PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock,
     tick_message,
 };
-use wadm_server::store::ManifestStore;
+use wadm_store::kv::MemoryKv;
+use wadm_store::manifest::ManifestStore;
+use wadm_store::observed::MemoryStateStore;
 
 pub const LATTICE: &str = "default";
 pub const ACK_WAIT: Duration = Duration::from_secs(5);
 
-pub type Store = Arc<ManifestStore<SharedKv>>;
+pub type Store = Arc<ManifestStore<MemoryKv>>;
 
 /// The manifest store as one replica's pipeline reads it, counting manifest reads.
 pub struct CountingStore {
@@ -72,10 +71,10 @@ pub type Counted = Arc<CountingStore>;
 
 pub struct Replica {
     pub pipeline:
-        Pipeline<SharedKv, Arc<MemoryStateStore>, Counted, MemoryStatus, MemoryLog, MemoryLattice>,
+        Pipeline<MemoryKv, Arc<MemoryStateStore>, Counted, MemoryStatus, MemoryLog, MemoryLattice>,
     /// What the pipeline read from the manifest store.
     pub desired: Counted,
-    pub executor: Executor<Store, MemoryLattice, MemoryLog, HeadOrders<SharedKv>>,
+    pub executor: Executor<Store, MemoryLattice, MemoryLog, HeadOrders<MemoryKv>>,
     pub events: MemoryConsumer,
     pub commands: MemoryConsumer,
 }
@@ -129,9 +128,9 @@ impl World {
         // The dedupe window of commands is their TTL: an order re-issued after it expired is new.
         let commands =
             MemoryLog::new(shared.clone(), LogConfig { dedupe_window: config.command_ttl });
-        let records = SharedKv::default();
+        let records = MemoryKv::default();
         let state = Arc::new(MemoryStateStore::new());
-        let store = Arc::new(ManifestStore::new(SharedKv::default()));
+        let store = Arc::new(ManifestStore::new(MemoryKv::default()));
         let status = MemoryStatus::default();
         let lattice = MemoryLattice::new(LATTICE, events.clone(), shared.clone());
         let replicas = (0..replicas)

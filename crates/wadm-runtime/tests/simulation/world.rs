@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wadm_lattice::Timestamp;
-use wadm_nats::store::MemoryStateStore;
 use wadm_runtime::io::{ControlClient, Delivery, Inbox};
 use wadm_runtime::memory::{
-    LogConfig, MemoryConsumer, MemoryDelivery, MemoryLattice, MemoryLog, MemoryStatus, SharedKv,
+    LogConfig, MemoryConsumer, MemoryDelivery, MemoryLattice, MemoryLog, MemoryStatus,
 };
 use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::nats::StreamSettings;
@@ -21,13 +20,15 @@ use wadm_runtime::{
     Clock, CommandMessage, Executed, Executor, HeadOrders, IoError, Outbox, Outgoing, Pipeline,
     PipelineError, PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock,
 };
-use wadm_server::store::ManifestStore;
+use wadm_store::kv::MemoryKv;
+use wadm_store::manifest::ManifestStore;
+use wadm_store::observed::MemoryStateStore;
 
 pub const LATTICE: &str = "default";
 /// Virtual time when the simulation starts.
 pub const START: Timestamp = 1_700_000_000_000;
 
-pub type Store = Arc<ManifestStore<SharedKv>>;
+pub type Store = Arc<ManifestStore<MemoryKv>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -170,8 +171,8 @@ impl ControlClient for SimControl {
 }
 
 pub type SimPipeline =
-    Pipeline<SharedKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>;
-pub type SimExecutor = Executor<Store, SimControl, MemoryLog, HeadOrders<SharedKv>>;
+    Pipeline<MemoryKv, Arc<MemoryStateStore>, Store, MemoryStatus, MemoryLog, MemoryLattice>;
+pub type SimExecutor = Executor<Store, SimControl, MemoryLog, HeadOrders<MemoryKv>>;
 
 /// One wadm replica: its event loop, its command loop and the timers `run` would keep.
 pub struct Replica {
@@ -196,7 +197,7 @@ pub struct World {
     shared: Arc<dyn Clock>,
     pub events: MemoryLog,
     pub commands: MemoryLog,
-    records: SharedKv,
+    records: MemoryKv,
     state: Arc<MemoryStateStore>,
     pub store: Store,
     pub status: MemoryStatus,
@@ -229,9 +230,9 @@ impl World {
             shared,
             events,
             commands,
-            records: SharedKv::default(),
+            records: MemoryKv::default(),
             state: Arc::new(MemoryStateStore::new()),
-            store: Arc::new(ManifestStore::new(SharedKv::default())),
+            store: Arc::new(ManifestStore::new(MemoryKv::default())),
             status: MemoryStatus::default(),
             lattice,
             config,

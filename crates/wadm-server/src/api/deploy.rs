@@ -7,11 +7,11 @@ use wadm_model::{Application, Source, Status, StatusType};
 
 use super::{Api, FollowUp, body, not_found};
 use crate::checks::{Removal, awaited_shared, deploy_conflicts, removal};
-use crate::kv::Kv;
-use crate::manifest::parse_stored;
 use crate::probe::LatticeProbe;
-use crate::status::StatusStore;
-use crate::store::{DeployOptions, LATEST, StoreError};
+use wadm_store::kv::Kv;
+use wadm_store::manifest::parse_stored;
+use wadm_store::manifest::{DeployOptions, LATEST, ManifestError};
+use wadm_store::status::StatusStore;
 
 impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     pub(super) async fn deploy(
@@ -64,7 +64,9 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         let outcome =
             match self.store.deploy_with(lattice, name, Some(&version), options, actor).await {
                 Ok(outcome) => outcome,
-                Err(e @ (StoreError::AppNotFound(_) | StoreError::VersionNotFound { .. })) => {
+                Err(
+                    e @ (ManifestError::AppNotFound(_) | ManifestError::VersionNotFound { .. }),
+                ) => {
                     return (reply(DeployResult::NotFound, e.to_string(), None), None);
                 }
                 Err(e) => return (reply(DeployResult::Error, e.to_string(), None), None),
@@ -123,8 +125,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         manifest: serde_json::Value,
     ) {
         let Some(client) = &self.events else { return };
-        let published = crate::events::publish(client, lattice, |id, time| {
-            crate::events::CloudEvent::manifest_published(manifest, id, time)
+        let published = wadm_store::events::publish(client, lattice, |id, time| {
+            wadm_store::events::CloudEvent::manifest_published(manifest, id, time)
         });
         if let Err(e) = published.await {
             tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");
@@ -253,7 +255,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 )
             }
             Ok(None) => reply(DeployResult::Acknowledged, format!("{name} was not deployed"), None),
-            Err(StoreError::AppNotFound(_)) => {
+            Err(ManifestError::AppNotFound(_)) => {
                 reply(DeployResult::NotFound, not_found(name, None), None)
             }
             Err(e) => reply(DeployResult::Error, e.to_string(), None),
@@ -266,8 +268,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
         }
         if let Some(client) = &self.events {
-            let published = crate::events::publish(client, lattice, |id, time| {
-                crate::events::CloudEvent::manifest_unpublished(name, id, time)
+            let published = wadm_store::events::publish(client, lattice, |id, time| {
+                wadm_store::events::CloudEvent::manifest_unpublished(name, id, time)
             });
             if let Err(e) = published.await {
                 tracing::warn!(%lattice, app = %name, error = %e, "cannot publish event");

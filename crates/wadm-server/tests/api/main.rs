@@ -4,7 +4,6 @@
 mod apply;
 mod common;
 mod errors;
-mod kv;
 mod listing;
 mod ops;
 mod replicas;

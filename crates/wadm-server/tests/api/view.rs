@@ -4,8 +4,8 @@
 
 use wadm_lattice::{ComponentInstance, HostState, LatticeState};
 use wadm_model::api::*;
-use wadm_nats::store::records::{Write, writes_for_all};
-use wadm_server::view::OBSERVED_BUCKET;
+use wadm_store::StoreNames;
+use wadm_store::observed::records::{Write, writes_for_all};
 
 use crate::common::{Env, manifest, test_config};
 
@@ -14,7 +14,7 @@ async fn store(env: &Env, state: &LatticeState) {
     let js = async_nats::jetstream::new(env.client.clone());
     let kv = js
         .create_key_value(async_nats::jetstream::kv::Config {
-            bucket: OBSERVED_BUCKET.into(),
+            bucket: StoreNames::default().observed_bucket(),
             ..Default::default()
         })
         .await

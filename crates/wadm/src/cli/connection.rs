@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use wadm_server::NatsOptions;
+use wadm_client::connect::NatsOptions;
 
 /// How to reach and authenticate to NATS.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -98,7 +98,7 @@ impl NatsArgs {
 
     /// The URL given, or the default one.
     pub fn url_or_default(&self) -> String {
-        self.nats_url.clone().unwrap_or_else(|| wadm_server::connect::DEFAULT_NATS_URL.into())
+        self.nats_url.clone().unwrap_or_else(|| wadm_client::DEFAULT_NATS_URL.into())
     }
 
     /// The JetStream domain, if one was given (blank counts as none).

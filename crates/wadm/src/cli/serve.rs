@@ -15,7 +15,7 @@ use super::http::OperatorArgs;
 
 use crate::local_nats;
 use crate::observe::HttpEndpoint;
-use crate::stack::{self, RuntimeArgs, WadmSettings};
+use crate::stack::{self, RuntimeArgs, StoreArgs, WadmSettings};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,11 +36,13 @@ pub struct Args {
     #[arg(long, env = "WADM_MAX_IN_FLIGHT", default_value_t = 64)]
     max_in_flight: usize,
     /// Versions kept per application; the oldest undeployed ones beyond it are pruned.
-    #[arg(long, env = "WADM_MAX_VERSIONS", default_value_t = wadm_server::store::DEFAULT_MAX_VERSIONS)]
+    #[arg(long, env = "WADM_MAX_VERSIONS", default_value_t = wadm_store::manifest::DEFAULT_MAX_VERSIONS)]
     max_versions: usize,
     /// Replicas of wadm's JetStream bucket and streams (for clustered NATS).
     #[arg(long, env = "WADM_STREAM_REPLICAS", default_value_t = 1)]
     stream_replicas: usize,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     operator: OperatorArgs,
     #[command(flatten)]
@@ -103,7 +105,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         }
     };
     let options = args.nats.options(url, "wadm serve");
-    let client = wadm_server::connect(&options).await?;
+    let client = wadm_client::connect::connect(&options).await?;
     let api = args.operator.http.api(&args.api_prefix, args.max_request_bytes);
     let server = ServerConfig {
         api_prefix: args.api_prefix,
@@ -112,6 +114,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_versions: args.max_versions,
         replicas: args.stream_replicas.max(1),
         js_domain: args.nats.js_domain(),
+        names: args.store.store_prefix,
         ..ServerConfig::default()
     };
     // Kept alive until the end of this function: dropping it stops serving.
@@ -121,7 +124,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             let running = endpoint.serve(
                 client.clone(),
                 server.health.clone(),
-                server.js_domain.clone(),
+                (server.js_domain.clone(), server.names.clone()),
                 api,
             )?;
             eprintln!(

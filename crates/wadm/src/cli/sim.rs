@@ -88,7 +88,7 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
     let specs = host_specs(args.labels.as_deref().unwrap_or(""), args.hosts)?;
     let url = args.nats.url_or_default();
     // What hosts report as their NATS address: never a password.
-    let shown_url = wadm_server::connect::redact(&url);
+    let shown_url = wadm_client::connect::redact(&url);
     let mut config = SimConfig::new(&shown_url, &args.lattice);
     config.heartbeat_interval = args.heartbeat_interval;
     config.heartbeat_stagger = args.heartbeat_stagger.unwrap_or(args.heartbeat_interval / 4);

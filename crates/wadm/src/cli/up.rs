@@ -10,13 +10,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wadm_server::{NatsOptions, ServerConfig};
+use wadm_client::connect::NatsOptions;
+use wadm_server::ServerConfig;
 use wadm_sim::{SimConfig, SimLattice};
 
 use super::http::OperatorArgs;
 use crate::local_nats;
 use crate::observe::HttpEndpoint;
-use crate::stack::{self, RuntimeArgs, WadmSettings, parse_duration};
+use crate::stack::{self, RuntimeArgs, StoreArgs, WadmSettings, parse_duration};
 
 /// How long each stop step may take before `up` moves on (NATS may already be gone on Ctrl-C).
 const STOP_STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,6 +58,8 @@ pub struct Args {
     /// How long something must stay orphaned before it is swept.
     #[arg(long, env = "WADM_ORPHAN_GRACE", default_value = "60s", value_parser = parse_duration)]
     orphan_grace: Duration,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     operator: OperatorArgs,
 }
@@ -100,14 +103,15 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let nats = local_nats::start(&data_dir, args.port)?;
     let url = nats.url();
     let options = NatsOptions { url: url.clone(), name: "wadm up".into(), ..Default::default() };
-    let client = wadm_server::connect(&options).await?;
-    let server = ServerConfig::default();
+    let client = wadm_client::connect::connect(&options).await?;
+    let server = ServerConfig { names: args.store.store_prefix.clone(), ..ServerConfig::default() };
     // Kept alive until the end of this function: dropping it stops serving.
     let (_endpoint, http_addr) = match endpoint {
         Some(endpoint) => {
             let addr = endpoint.local_addr()?;
             let api = args.operator.http.api(&server.api_prefix, server.max_request_bytes);
-            (Some(endpoint.serve(client.clone(), server.health.clone(), None, api)?), Some(addr))
+            let storage = (None, server.names.clone());
+            (Some(endpoint.serve(client.clone(), server.health.clone(), storage, api)?), Some(addr))
         }
         None => (None, None),
     };
@@ -129,13 +133,13 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let settings = WadmSettings { server, runtime };
     let (stop_wadm, wadm_stopped) = tokio::sync::oneshot::channel::<()>();
     // `up` runs its own NATS server: no JetStream domain.
-    let js = wadm_server::connect::jetstream(client.clone(), None);
+    let js = wadm_store::jetstream(client.clone(), None);
     let wadm = tokio::spawn(stack::run_wadm(client, settings, async move {
         let _ = wadm_stopped.await;
     }));
     // Hosts start once the event stream captures their `host_started`, so a deploy made right
     // after the banner already knows them.
-    wait_for_event_stream(&js).await?;
+    wait_for_event_stream(&js, &args.store.store_prefix).await?;
 
     let mut sim_config = SimConfig::new(&url, &args.lattice);
     sim_config.heartbeat_interval = args.heartbeat_interval;
@@ -173,12 +177,15 @@ async fn up(args: Args) -> anyhow::Result<()> {
 }
 
 /// Wait until the runtime has created its event stream.
-async fn wait_for_event_stream(js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
+async fn wait_for_event_stream(
+    js: &async_nats::jetstream::Context,
+    names: &wadm_store::StoreNames,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut poll = tokio::time::interval(Duration::from_millis(50));
     loop {
         poll.tick().await;
-        if js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.is_ok() {
+        if js.get_stream(names.events_stream()).await.is_ok() {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
@@ -196,7 +203,7 @@ fn print_banner(
     hosts: usize,
     http_addr: Option<SocketAddr>,
 ) {
-    let nats_flag = if url == wadm_server::connect::DEFAULT_NATS_URL {
+    let nats_flag = if url == wadm_client::DEFAULT_NATS_URL {
         String::new()
     } else {
         format!(" --nats-url {url}")

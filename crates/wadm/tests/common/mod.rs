@@ -154,7 +154,7 @@ impl Cluster {
         // Hosts start once the event stream exists, so their `host_started` is captured.
         let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
         let stream = wait_for(DEADLINE, || async {
-            js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok()
+            js.get_stream(wadm_store::StoreNames::default().events_stream()).await.ok()
         })
         .await;
         assert!(stream.is_some(), "the runtime creates its event stream");

@@ -55,9 +55,10 @@ pub async fn serve_with_hosts(extra: &[&str], hosts: usize) -> Served {
     .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", wadm.output()));
     // Hosts start once the event stream exists, so their `host_started` is captured.
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
-    let stream =
-        wait_for(DEADLINE, || async { js.get_stream(wadm_runtime::nats::EVENT_STREAM).await.ok() })
-            .await;
+    let stream = wait_for(DEADLINE, || async {
+        js.get_stream(wadm_store::StoreNames::default().events_stream()).await.ok()
+    })
+    .await;
     assert!(stream.is_some(), "the runtime creates its event stream: {}", wadm.output());
     let mut sim_config = SimConfig::new(&url, LATTICE);
     sim_config.heartbeat_interval = Duration::from_secs(1);

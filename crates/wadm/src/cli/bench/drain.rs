@@ -217,7 +217,7 @@ async fn drain_one(
     lattices: usize,
 ) -> anyhow::Result<DrainRun> {
     let names: Vec<String> = (0..lattices).map(|l| format!("bench_drain_{l}")).collect();
-    let mut rig = Rig::start(&names[0]).await?;
+    let mut rig = Rig::start(&names[0], &common.names).await?;
     let result = measure(&mut rig, rt, common, size, replicas, &names).await;
     // The figures are taken: no need to wait for the replicas' start-up discovery rounds.
     rig.kill();

@@ -121,6 +121,8 @@ pub struct Args {
     ack_wait: Duration,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     output: Output,
+    #[command(flatten)]
+    store: crate::stack::StoreArgs,
 }
 
 /// The resolved configuration (flags over the quick or full defaults).
@@ -234,6 +236,7 @@ async fn bench(args: &Args, runtimes: &rig::Runtimes) -> anyhow::Result<Report> 
         replicas: plan.replicas,
         deploy_timeout: args.deploy_timeout,
         ack_wait: args.ack_wait,
+        names: args.store.store_prefix.clone(),
     };
     let progress = |what: &str| eprintln!("wadm bench: {what}");
 

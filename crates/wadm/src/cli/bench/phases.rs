@@ -19,6 +19,8 @@ pub struct Common {
     pub deploy_timeout: Duration,
     /// The runtime's ack wait (how long an unacknowledged event or command blocks).
     pub ack_wait: Duration,
+    /// The names of wadm's streams, buckets and consumers (`--store-prefix`).
+    pub names: wadm_store::StoreNames,
 }
 
 /// The runtime's flags for a phase with heartbeats every `heartbeat`.
@@ -82,7 +84,7 @@ pub async fn events(
     heartbeat: Duration,
     duration: Duration,
 ) -> anyhow::Result<EventFigures> {
-    let mut rig = Rig::start("bench_events").await?;
+    let mut rig = Rig::start("bench_events", &common.names).await?;
     let empty = Snapshot::take(rig.nats_pid());
     let sim = rig.start_sim(rt.sim.handle(), hosts, heartbeat).await?;
     // Every host beats once before the simulator alone is measured.
@@ -157,7 +159,7 @@ pub async fn deploy(
     hosts: usize,
 ) -> anyhow::Result<DeployFigures> {
     let heartbeat = Duration::from_secs(10);
-    let mut rig = Rig::start("bench_deploy").await?;
+    let mut rig = Rig::start("bench_deploy", &common.names).await?;
     let args = runtime_args(
         common,
         &rig.lattice,
@@ -229,7 +231,7 @@ pub async fn host_loss(
 ) -> anyhow::Result<LossFigures> {
     let slack = (heartbeat / 2).max(Duration::from_millis(500));
     let lease = heartbeat * 2 + slack;
-    let mut rig = Rig::start("bench_loss").await?;
+    let mut rig = Rig::start("bench_loss", &common.names).await?;
     let args = runtime_args(common, &rig.lattice, heartbeat, slack, Duration::from_millis(250));
     rig.start_wadm(rt.wadm.handle(), common.replicas, args).await?;
     let sim = rig.start_sim(rt.sim.handle(), hosts, heartbeat).await?;

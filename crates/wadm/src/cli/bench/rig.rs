@@ -11,15 +11,15 @@ use async_nats::jetstream::{self, consumer};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use wadm_client::connect::NatsOptions;
 use wadm_nats_server::NatsServerProcess;
-use wadm_server::{NatsOptions, ServerConfig};
+use wadm_server::ServerConfig;
 use wadm_sim::{SimConfig, SimLattice};
+use wadm_store::StoreNames;
 
 use super::manifests;
 use crate::stack::{self, RuntimeArgs, WadmSettings};
 
-/// The runtime's event stream (see `wadm_runtime::nats`).
-const EVENT_STREAM: &str = "wadm_events";
 /// The priority group the runtime pulls its pinned event consumers in (`wadm_runtime::nats`).
 const PIN_GROUP: &str = "wadm";
 
@@ -68,19 +68,21 @@ pub struct Rig {
     nats: Option<NatsServerProcess>,
     wadm: Vec<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>,
     sims: Vec<Arc<SimLattice>>,
+    /// The names of wadm's streams, buckets and consumers.
+    names: StoreNames,
     _store: tempfile::TempDir,
 }
 
 impl Rig {
     /// Start a nats-server on a fresh temporary store and connect the driver to it.
-    pub async fn start(lattice: &str) -> anyhow::Result<Rig> {
+    pub async fn start(lattice: &str, names: &StoreNames) -> anyhow::Result<Rig> {
         let store = tempfile::tempdir().context("cannot create a temporary NATS store")?;
         let binary = wadm_nats_server::find_binary()?;
         let nats =
             wadm_nats_server::launch_on_free_port(&binary, store.path(), Duration::from_secs(15))?;
         let options =
             NatsOptions { url: nats.url(), name: "wadm bench".into(), ..Default::default() };
-        let client = wadm_server::connect(&options).await?;
+        let client = wadm_client::connect::connect(&options).await?;
         Ok(Rig {
             lattice: lattice.to_string(),
             js: jetstream::new(client.clone()),
@@ -88,6 +90,7 @@ impl Rig {
             nats: Some(nats),
             wadm: Vec::new(),
             sims: Vec::new(),
+            names: names.clone(),
             _store: store,
         })
     }
@@ -119,11 +122,11 @@ impl Rig {
                 name: format!("wadm bench replica {replica}"),
                 ..Default::default()
             };
-            let settings =
-                WadmSettings { server: ServerConfig::default(), runtime: runtime.clone() };
+            let server = ServerConfig { names: self.names.clone(), ..ServerConfig::default() };
+            let settings = WadmSettings { server, runtime: runtime.clone() };
             let (stop, stopped) = oneshot::channel::<()>();
             let task = on.spawn(async move {
-                let client = wadm_server::connect(&options).await?;
+                let client = wadm_client::connect::connect(&options).await?;
                 stack::run_wadm(client, settings, async move {
                     let _ = stopped.await;
                 })
@@ -134,9 +137,9 @@ impl Rig {
         let lattices =
             if runtime.lattices.is_empty() { vec![self.lattice.clone()] } else { runtime.lattices };
         for lattice in &lattices {
-            let consumer = consumer_name(lattice);
+            let consumer = self.names.event_consumer(lattice);
             wait_for(Duration::from_secs(30), "the runtime's event consumer", || async {
-                let stream = self.js.get_stream(EVENT_STREAM).await.ok()?;
+                let stream = self.js.get_stream(self.names.events_stream()).await.ok()?;
                 stream.consumer_info(&consumer).await.ok().map(|_| ())
             })
             .await?;
@@ -189,17 +192,19 @@ impl Rig {
 
     /// The event consumer of `lattice` as the server reports it now.
     pub async fn consumer_info(&self, lattice: &str) -> anyhow::Result<consumer::Info> {
-        let stream = self.js.get_stream(EVENT_STREAM).await.context("event stream")?;
-        let name = consumer_name(lattice);
+        let stream =
+            self.js.get_stream(self.names.events_stream()).await.context("event stream")?;
+        let name = self.names.event_consumer(lattice);
         stream.consumer_info(&name).await.with_context(|| format!("event consumer {name}"))
     }
 
     /// Release the pin of `lattice`'s event consumer (after its replicas stopped, so the next
     /// ones need not wait out the pin's timeout), then wait until the server shows none.
     pub async fn unpin(&self, lattice: &str) -> anyhow::Result<()> {
-        let stream = self.js.get_stream(EVENT_STREAM).await.context("event stream")?;
+        let stream =
+            self.js.get_stream(self.names.events_stream()).await.context("event stream")?;
         // Fails when nothing is pinned, which is what is wanted anyway.
-        let _ = stream.unpin_consumer(&consumer_name(lattice), PIN_GROUP).await;
+        let _ = stream.unpin_consumer(&self.names.event_consumer(lattice), PIN_GROUP).await;
         wait_for(Duration::from_secs(30), "the event consumer's pin to be released", || async {
             let info = self.consumer_info(lattice).await.ok()?;
             info.priority_groups.iter().all(|g| g.pinned_client_id.is_none()).then_some(())
@@ -210,7 +215,8 @@ impl Rig {
     /// Where the runtime's event consumer of `lattice` stands now.
     pub async fn progress_of(&self, lattice: &str) -> anyhow::Result<Progress> {
         let info = self.consumer_info(lattice).await?;
-        let stream = self.js.get_stream(EVENT_STREAM).await.context("event stream")?;
+        let stream =
+            self.js.get_stream(self.names.events_stream()).await.context("event stream")?;
         let stream_info = stream.get_info().await.context("event stream info")?;
         Ok(Progress {
             offered: stream_info.state.last_sequence,
@@ -279,11 +285,6 @@ impl Rig {
             }
         }
     }
-}
-
-/// The runtime's event consumer of `lattice`.
-fn consumer_name(lattice: &str) -> String {
-    format!("wadm_events_{}", wadm_server::keys::escape_token(lattice))
 }
 
 /// Poll `probe` every 20 ms until it yields a value, or fail naming `what` after `timeout`.

@@ -22,7 +22,7 @@ async fn put_get_versions_in_order() {
     assert!(!second.created);
     assert_eq!(second.total_versions, 2);
     let again = s.put("l", "app", "v1", manifest("v1"), "me").await;
-    assert!(matches!(again, Err(StoreError::VersionExists { .. })));
+    assert!(matches!(again, Err(ManifestError::VersionExists { .. })));
     assert_eq!(s.get("l", "app", None).await.unwrap().unwrap().version, "v2");
     assert_eq!(s.get("l", "app", Some("v1")).await.unwrap().unwrap().manifest, manifest("v1"));
     assert!(s.get("l", "app", Some("v9")).await.unwrap().is_none());
@@ -42,9 +42,9 @@ async fn deploy_rollback_undeploy_delete_and_history() {
     assert_eq!((d.version.as_str(), d.generation, d.previous.as_deref()), ("v1", 2, Some("v2")));
     assert!(matches!(
         s.deploy("l", "app", Some("nope"), "bob").await,
-        Err(StoreError::VersionNotFound { .. })
+        Err(ManifestError::VersionNotFound { .. })
     ));
-    assert!(matches!(s.deploy("l", "zzz", None, "bob").await, Err(StoreError::AppNotFound(_))));
+    assert!(matches!(s.deploy("l", "zzz", None, "bob").await, Err(ManifestError::AppNotFound(_))));
     assert_eq!(s.undeploy("l", "app", "carl").await.unwrap().as_deref(), Some("v1"));
     assert_eq!(s.undeploy("l", "app", "carl").await.unwrap(), None);
     s.deploy("l", "app", None, "bob").await.unwrap();
@@ -295,7 +295,7 @@ async fn puts_of_stored_content_write_nothing() {
     assert_eq!((first.unchanged, first.revision), (false, 1));
     let again = put("v1", false, "a").await.unwrap();
     assert_eq!((again.unchanged, again.current_version.as_str(), again.revision), (true, "v1", 1));
-    assert!(matches!(put("v1", false, "b").await, Err(StoreError::VersionExists { .. })));
+    assert!(matches!(put("v1", false, "b").await, Err(ManifestError::VersionExists { .. })));
     // Versionless: equal to the current version, then (after v2) to the deployed one.
     let same = put("X1", true, "a").await.unwrap();
     assert_eq!((same.unchanged, same.current_version.as_str()), (true, "v1"));
@@ -338,7 +338,7 @@ async fn expected_revisions_are_checked() {
     };
     assert!(matches!(
         put("v1", Some(3)).await,
-        Err(StoreError::RevisionMoved { expected: 3, current: 0, .. })
+        Err(ManifestError::RevisionMoved { expected: 3, current: 0, .. })
     ));
     assert!(s.index("l", "app").await.unwrap().is_none());
     put("v1", Some(0)).await.unwrap();
@@ -348,7 +348,7 @@ async fn expected_revisions_are_checked() {
     let stale = DeployOptions { expect: Some(1), redeploy: false };
     assert!(matches!(
         s.deploy_with("l", "app", None, stale, "me").await,
-        Err(StoreError::RevisionMoved { current: 2, .. })
+        Err(ManifestError::RevisionMoved { current: 2, .. })
     ));
     let fresh = DeployOptions { expect: Some(2), redeploy: false };
     assert_eq!(s.deploy_with("l", "app", None, fresh, "me").await.unwrap().revision, 3);

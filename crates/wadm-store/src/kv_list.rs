@@ -37,7 +37,7 @@ pub struct ListError {
 
 impl ListError {
     fn new(pattern: &str, error: &dyn std::error::Error) -> Self {
-        ListError { pattern: pattern.to_string(), reason: crate::connect::one_line(error) }
+        ListError { pattern: pattern.to_string(), reason: wadm_protocol::one_line(error) }
     }
 }
 
@@ -76,13 +76,13 @@ async fn last_message(
         match stream.direct_get_last_for_subject(subject).await {
             Ok(message) => Ok(Some(message)),
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(crate::connect::one_line(&e)),
+            Err(e) => Err(wadm_protocol::one_line(&e)),
         }
     } else {
         match stream.get_last_raw_message_by_subject(&subject).await {
             Ok(message) => Ok(Some(message)),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(crate::connect::one_line(&e)),
+            Err(e) => Err(wadm_protocol::one_line(&e)),
         }
     }
 }

@@ -12,9 +12,6 @@ use std::future::Future;
 use async_nats::jetstream::{self, stream};
 use wadm_model::Status;
 
-/// The stream holding the last status of every application.
-pub const STATUS_STREAM: &str = "wadm_status";
-
 /// `wadm.status.{lattice}.{app}`.
 pub fn status_subject(lattice: &str, app: &str) -> String {
     wadm_protocol::subject::scoped(lattice, |name| format!("wadm.status.{name}.{app}"))
@@ -56,9 +53,9 @@ pub trait StatusStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StatusError>> + Send;
 }
 
-/// Status kept in the `wadm_status` stream (`max_msgs_per_subject: 1`); another account's
-/// lattices' in that account's own `wadm_status_{account}` (see [`wadm_nats::account`]), opened
-/// (and created when missing) on first use.
+/// Status kept in the status stream (`max_msgs_per_subject: 1`); another account's lattices'
+/// in that account's own `{status stream}_{account}` (see [`crate::account`]), opened (and
+/// created when missing) on first use.
 #[derive(Clone)]
 pub struct NatsStatusStore {
     js: jetstream::Context,
@@ -67,17 +64,20 @@ pub struct NatsStatusStore {
 }
 
 impl NatsStatusStore {
-    /// Use the (already created) status stream.
+    /// Use the (already created) plain status stream (never an account's own: those are found
+    /// from its name).
     pub fn new(js: jetstream::Context, stream: stream::Stream) -> Self {
         Self { js, stream, accounts: Default::default() }
     }
 
-    /// The configuration of the status stream of `account`'s lattices, or of plain ones.
-    pub fn stream_config(account: Option<&str>) -> stream::Config {
+    /// The configuration of the status stream `name` ([`crate::StoreNames::status_stream`]), or
+    /// of `account`'s own one in account-scoped mode.
+    pub fn stream_config(name: &str, account: Option<&str>, replicas: usize) -> stream::Config {
         stream::Config {
-            name: wadm_nats::account::stream_name(STATUS_STREAM, account),
+            name: crate::account::stream_name(name, account),
+            num_replicas: replicas,
             description: Some("wadm: last status of every application".into()),
-            subjects: vec![wadm_nats::account::stream_subject("wadm.status.>", account)],
+            subjects: vec![crate::account::stream_subject("wadm.status.>", account)],
             max_messages_per_subject: 1,
             allow_direct: true,
             ..Default::default()
@@ -95,10 +95,8 @@ impl NatsStatusStore {
         if let Some(stream) = known(self) {
             return Ok(stream);
         }
-        let config = stream::Config {
-            num_replicas: self.stream.cached_info().config.num_replicas,
-            ..Self::stream_config(Some(account))
-        };
+        let plain = &self.stream.cached_info().config;
+        let config = Self::stream_config(&plain.name, Some(account), plain.num_replicas);
         let name = config.name.clone();
         let stream = self.js.get_or_create_stream(config).await.map_err(|e| err(&name, e))?;
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
@@ -108,7 +106,7 @@ impl NatsStatusStore {
 }
 
 fn err(subject: &str, e: impl std::error::Error) -> StatusError {
-    StatusError { subject: subject.to_string(), reason: crate::connect::one_line(&e) }
+    StatusError { subject: subject.to_string(), reason: wadm_protocol::one_line(&e) }
 }
 
 impl StatusStore for NatsStatusStore {
@@ -123,11 +121,11 @@ impl StatusStore for NatsStatusStore {
         }
     }
 
-    /// Consumer-free (see [`wadm_nats::kv_list`]); unreadable statuses are left out.
+    /// Consumer-free (see [`crate::kv_list`]); unreadable statuses are left out.
     async fn list(&self, lattice: &str) -> Result<BTreeMap<String, Status>, StatusError> {
         let filter = status_subject(lattice, "*");
         let stream = self.stream_of(lattice).await?;
-        let messages = wadm_nats::kv_list::last_per_subject(&stream, &filter)
+        let messages = crate::kv_list::last_per_subject(&stream, &filter)
             .await
             .map_err(|e| StatusError { subject: e.pattern, reason: e.reason })?;
         Ok(messages

@@ -1,6 +1,6 @@
 //! Persistence of observed lattice state, one key per entity, behind the [`StateStore`] trait.
 //!
-//! [`KvStateStore`] keeps it in a JetStream KV bucket (default `wadm_state`) and writes every key
+//! [`KvStateStore`] keeps it in a JetStream KV bucket (`wadm_runtime_state` by default) and writes every key
 //! with compare-and-set on its revision; [`MemoryStateStore`] keeps the same records in memory for
 //! runtimes and tests that need no NATS. The key scheme is in [`keys`], the record translation in
 //! [`records`].
@@ -15,12 +15,12 @@ use std::future::Future;
 
 use wadm_lattice::{Changes, LatticeState};
 
-pub use kv::{KvStateStore, STATE_BUCKET};
+pub use kv::{KvStateStore, OBSERVED_DESCRIPTION};
 pub use memory::MemoryStateStore;
 
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StateError {
     /// Someone else wrote the key since we read it: re-read and re-decide.
     #[error("key {key} changed since it was read (compare-and-set conflict)")]
     Conflict { key: String },
@@ -37,14 +37,14 @@ pub type StoredRecord = (String, Option<Vec<u8>>);
 pub trait StateStore: Send + Sync {
     /// Read every record of `lattice` back into a state, with the reducer's tombstones, snapshot
     /// stamps and event marks (its counters start at zero).
-    fn load(&self, lattice: &str) -> impl Future<Output = Result<LatticeState, StoreError>> + Send;
+    fn load(&self, lattice: &str) -> impl Future<Output = Result<LatticeState, StateError>> + Send;
 
     /// Write the entities named in `changes` as they are in `state` (deleting absent ones).
     fn persist(
         &self,
         state: &LatticeState,
         changes: &Changes,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
 
     /// The stored records of `keys` in `lattice` (`None`: absent), in the order asked, for
     /// catching a kept state up with [`records::patch`]. The default reads the whole lattice;
@@ -53,7 +53,7 @@ pub trait StateStore: Send + Sync {
         &self,
         lattice: &str,
         keys: &[String],
-    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StateError>> + Send {
         async move {
             let state = self.load(lattice).await?;
             let value = |key: &str| {
@@ -65,7 +65,7 @@ pub trait StateStore: Send + Sync {
 }
 
 impl<T: StateStore> StateStore for std::sync::Arc<T> {
-    fn load(&self, lattice: &str) -> impl Future<Output = Result<LatticeState, StoreError>> + Send {
+    fn load(&self, lattice: &str) -> impl Future<Output = Result<LatticeState, StateError>> + Send {
         (**self).load(lattice)
     }
 
@@ -73,7 +73,7 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
         &self,
         state: &LatticeState,
         changes: &Changes,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<(), StateError>> + Send {
         (**self).persist(state, changes)
     }
 
@@ -81,7 +81,7 @@ impl<T: StateStore> StateStore for std::sync::Arc<T> {
         &self,
         lattice: &str,
         keys: &[String],
-    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StateError>> + Send {
         (**self).read(lattice, keys)
     }
 }

@@ -8,32 +8,37 @@ use wadm_lattice::{Changes, LatticeState};
 
 use super::keys::lattice_filter;
 use super::records::{Write, rebuild, writes_for};
-use super::{StateStore, StoreError, StoredRecord};
+use super::{StateError, StateStore, StoredRecord};
 
 /// Writes of one step in flight at once.
 const WRITES_IN_FLIGHT: usize = 32;
 
-/// The default bucket of observed state.
-pub const STATE_BUCKET: &str = "wadm_state";
+/// The description of the observed-state bucket.
+pub const OBSERVED_DESCRIPTION: &str = "wadm: observed lattice state, one key per entity";
 
 /// Observed state in a KV bucket. Remembers the revision of every key it read or wrote, and
 /// writes with that revision as the expected one: a write racing another writer fails with
-/// [`StoreError::Conflict`] instead of overwriting.
+/// [`StateError::Conflict`] instead of overwriting.
 pub struct KvStateStore {
     kv: kv::Store,
     revisions: Mutex<BTreeMap<String, u64>>,
 }
 
-fn io(key: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io { key: key.to_string(), reason: e.to_string() }
+fn io(key: &str, e: impl std::fmt::Display) -> StateError {
+    StateError::Io { key: key.to_string(), reason: e.to_string() }
 }
 
 impl KvStateStore {
     /// Open (creating if needed) the bucket. Keeps one revision per key: old values are useless.
-    pub async fn open(js: &jetstream::Context, bucket: &str) -> Result<Self, StoreError> {
-        let config = kv::Config { bucket: bucket.to_string(), history: 1, ..kv::Config::default() };
-        let kv = crate::bucket::open_or_create(js, &config).await.map_err(|e| io(bucket, e))?;
-        Ok(Self { kv, revisions: Mutex::new(BTreeMap::new()) })
+    pub async fn open(js: &jetstream::Context, bucket: &str) -> Result<Self, StateError> {
+        let config = crate::provision::bucket_config(bucket, OBSERVED_DESCRIPTION, 1);
+        let kv = crate::provision::open_or_create(js, &config).await.map_err(|e| io(bucket, e))?;
+        Ok(Self::new(kv))
+    }
+
+    /// Use `kv`, a bucket already set up (see [`crate::provision::ensure_bucket`]).
+    pub fn new(kv: kv::Store) -> Self {
+        Self { kv, revisions: Mutex::new(BTreeMap::new()) }
     }
 
     /// The underlying bucket (for tests and diagnostics).
@@ -54,28 +59,28 @@ impl KvStateStore {
     }
 
     /// Forget what we know of `key` and read its current revision (after a conflict).
-    pub async fn refresh_revision(&self, key: &str) -> Result<(), StoreError> {
+    pub async fn refresh_revision(&self, key: &str) -> Result<(), StateError> {
         let entry = self.kv.entry(key).await.map_err(|e| io(key, e))?;
         let live = entry.filter(|e| e.operation == kv::Operation::Put);
         self.set_revision(key, live.map(|e| e.revision));
         Ok(())
     }
 
-    async fn write(&self, write: Write) -> Result<(), StoreError> {
+    async fn write(&self, write: Write) -> Result<(), StateError> {
         let key = write.key().to_string();
         match write {
             Write::Put { value, .. } => {
                 let result = match self.revision(&key) {
                     Some(rev) => self.kv.update(&key, value.into(), rev).await.map_err(|e| {
                         if e.kind() == kv::UpdateErrorKind::WrongLastRevision {
-                            StoreError::Conflict { key: key.clone() }
+                            StateError::Conflict { key: key.clone() }
                         } else {
                             io(&key, e)
                         }
                     }),
                     None => self.kv.create(&key, value.into()).await.map_err(|e| {
                         if e.kind() == kv::CreateErrorKind::AlreadyExists {
-                            StoreError::Conflict { key: key.clone() }
+                            StateError::Conflict { key: key.clone() }
                         } else {
                             io(&key, e)
                         }
@@ -87,7 +92,7 @@ impl KvStateStore {
                 let Some(rev) = self.revision(&key) else { return Ok(()) };
                 self.kv.delete_expect_revision(&key, Some(rev)).await.map_err(|e| {
                     if e.kind() == kv::DeleteErrorKind::WrongLastRevision {
-                        StoreError::Conflict { key: key.clone() }
+                        StateError::Conflict { key: key.clone() }
                     } else {
                         io(&key, e)
                     }
@@ -100,7 +105,7 @@ impl KvStateStore {
 }
 
 impl StateStore for KvStateStore {
-    async fn load(&self, lattice: &str) -> Result<LatticeState, StoreError> {
+    async fn load(&self, lattice: &str) -> Result<LatticeState, StateError> {
         // Consumer-free: a load per start-up or restart must not leave consumers behind.
         let entries = crate::kv_list::live_entries(&self.kv, &lattice_filter(lattice))
             .await
@@ -116,14 +121,14 @@ impl StateStore for KvStateStore {
     }
 
     /// One get per key (a bounded number in flight); remembers each key's revision.
-    async fn read(&self, _lattice: &str, keys: &[String]) -> Result<Vec<StoredRecord>, StoreError> {
+    async fn read(&self, _lattice: &str, keys: &[String]) -> Result<Vec<StoredRecord>, StateError> {
         use futures::{StreamExt, TryStreamExt};
         let reads = futures::stream::iter(keys.iter().cloned())
             .map(|key| async move {
                 let entry = self.kv.entry(&key).await.map_err(|e| io(&key, e))?;
                 let live = entry.filter(|e| e.operation == kv::Operation::Put);
                 self.set_revision(&key, live.as_ref().map(|e| e.revision));
-                Ok::<_, StoreError>((key, live.map(|e| e.value.to_vec())))
+                Ok::<_, StateError>((key, live.map(|e| e.value.to_vec())))
             })
             .buffered(32);
         reads.try_collect().await
@@ -135,12 +140,12 @@ impl StateStore for KvStateStore {
     ///
     /// Writes of distinct keys go out concurrently (a bounded number in flight): a step writes
     /// each key at most once, and a reader never relies on the order of two keys' writes.
-    async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StoreError> {
+    async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StateError> {
         use futures::StreamExt;
         let writes = futures::stream::iter(writes_for(state, changes))
             .map(|write| async move {
                 match self.write(write.clone()).await {
-                    Err(StoreError::Conflict { key }) => match self.refresh_revision(&key).await {
+                    Err(StateError::Conflict { key }) => match self.refresh_revision(&key).await {
                         Ok(()) => self.write(write).await,
                         Err(e) => Err(e),
                     },
@@ -148,7 +153,7 @@ impl StateStore for KvStateStore {
                 }
             })
             .buffer_unordered(WRITES_IN_FLIGHT);
-        let results: Vec<Result<(), StoreError>> = writes.collect().await;
+        let results: Vec<Result<(), StateError>> = writes.collect().await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 }

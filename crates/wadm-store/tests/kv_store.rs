@@ -1,10 +1,10 @@
 //! The KV state store on a real JetStream: per-key records, compare-and-set, load.
 
 use wadm_lattice::{Change, Changes, EventContext, LatticeState, apply};
-use wadm_nats::store::keys::{EntityKey, key_of};
-use wadm_nats::{KvStateStore, MemoryStateStore, STATE_BUCKET, StateStore};
 use wadm_protocol::HostEvent;
 use wadm_protocol::event::{ComponentScaled, HostStarted};
+use wadm_store::observed::keys::{EntityKey, key_of};
+use wadm_store::{KvStateStore, MemoryStateStore, StateStore, StoreNames};
 use wadm_test_support::NatsServer;
 
 fn ctx(host: &str, id: &str, t: u64) -> EventContext {
@@ -98,7 +98,7 @@ async fn kv_store_round_trips_per_key() {
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let store = KvStateStore::open(&js, STATE_BUCKET).await.unwrap();
+    let store = KvStateStore::open(&js, &StoreNames::default().observed_bucket()).await.unwrap();
     exercise(&store).await;
     let key =
         key_of("lat-1", &EntityKey::Component { host: "NA".into(), component: "my.comp/x".into() });
@@ -116,8 +116,8 @@ async fn concurrent_writers_use_compare_and_set() {
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let a = KvStateStore::open(&js, STATE_BUCKET).await.unwrap();
-    let b = KvStateStore::open(&js, STATE_BUCKET).await.unwrap();
+    let a = KvStateStore::open(&js, &StoreNames::default().observed_bucket()).await.unwrap();
+    let b = KvStateStore::open(&js, &StoreNames::default().observed_bucket()).await.unwrap();
     let mut sa = LatticeState { lattice: "l".into(), ..LatticeState::default() };
     step(&a, &mut sa, "NA", "1", 1, scaled("c", 1)).await;
     // B continues from what it reads, and writes on top of A's revision.

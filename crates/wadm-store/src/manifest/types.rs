@@ -200,7 +200,7 @@ pub enum DeleteOutcome {
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum ManifestError {
     #[error(
         "version {version} of application {name} already exists with different content \
          (change the version annotation)"

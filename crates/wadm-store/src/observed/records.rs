@@ -15,7 +15,7 @@ use wadm_lattice::bookkeeping::{EventStamp, HostEntity, Mark};
 use wadm_lattice::{Change, Changes, LatticeState, Marked, Timestamp};
 use wadm_protocol::StringMap;
 
-use super::StoreError;
+use super::StateError;
 use super::keys::{EntityKey, key_of, parse_key};
 use super::marked::{self, Stored};
 
@@ -222,7 +222,7 @@ pub fn writes_for_all(state: &LatticeState) -> Vec<Write> {
 pub fn rebuild<'a>(
     lattice: &str,
     records: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-) -> Result<LatticeState, StoreError> {
+) -> Result<LatticeState, StateError> {
     let mut state = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
     let mut children = Vec::new();
     for (key, value) in records {
@@ -249,7 +249,7 @@ pub fn rebuild<'a>(
 /// host (its children have keys of their own) and its snapshot stamp; an absent host removes the
 /// host with its children. A child whose host is unknown is skipped, as in [`rebuild`]. Keys of
 /// other lattices or outside the scheme are ignored.
-pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Result<(), StateError> {
     let Some((lattice, entity)) = parse_key(key) else { return Ok(()) };
     if lattice != state.lattice {
         return Ok(());
@@ -321,19 +321,19 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
     Ok(())
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError> {
+fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StateError> {
     serde_json::from_slice(value)
-        .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+        .map_err(|e| StateError::Corrupt { key: key.to_string(), reason: e.to_string() })
 }
 
 /// An entity record (`None`: the key is absent) as the entity, if present, and its mark.
 fn split<T: serde::de::DeserializeOwned>(
     key: &str,
     value: Option<&[u8]>,
-) -> Result<(Option<T>, Option<Mark>), StoreError> {
+) -> Result<(Option<T>, Option<Mark>), StateError> {
     let Some(value) = value else { return Ok((None, None)) };
     let stored = marked::decode(value)
-        .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
+        .map_err(|e| StateError::Corrupt { key: key.to_string(), reason: e.to_string() })?;
     Ok(match stored {
         Stored::Present(value, mark) => (Some(value), mark),
         Stored::Removed(mark) => (None, Some(mark)),

@@ -2,7 +2,8 @@
 //! `status` and `versions` (20 applications stored). `list` is left out: at the time of writing,
 //! each `model.get` makes the server create a JetStream consumer, and a few thousand lists in a
 //! row hit the server's consumer limit.
-//! Run: `cargo bench -p wadm-client --bench roundtrip`.
+//! Run: `cargo bench -p wadm --bench client_roundtrip` (here, where the client and the server
+//! are both dependencies).
 
 use std::time::Duration;
 

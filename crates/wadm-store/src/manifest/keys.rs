@@ -1,47 +1,42 @@
-//! The key layout of the manifest bucket. Every key starts with the lattice and the application:
+//! The key layout of the manifest bucket (lattices escaped by [`encode_token`]; application
+//! names are letters, digits, `-` and `_`, used as they are):
 //!
-//! - `{lattice}.{app}.index`: the [`crate::store::AppIndex`] (version list, deployed version,
-//!   generation, history counters). Every write to an application goes through a compare-and-set
-//!   on this key.
-//! - `{lattice}.{app}.v.{id}`: one stored version (a unique id per put, so concurrent puts never
-//!   write the same key; the index maps version names to ids).
+//! - `{lattice}.{app}.index`: the [`super::AppIndex`]; every write to an application is a
+//!   compare-and-set on this key.
+//! - `{lattice}.{app}.v.{id}`: one stored version (a unique id per put; the index maps version
+//!   names to ids).
 //! - `{lattice}.{app}.h.{seq}`: one history entry (`seq` zero-padded so keys sort in order).
-//!
-//! Lattice names are used verbatim in subjects but may hold characters KV keys do not allow, so
-//! they are escaped with [`escape_token`]; application names are restricted to
-//! letters, digits, `-` and `_` and used as they are.
+
+use crate::kv_key::encode_token;
 
 /// Whether `name` is a valid application name (see [`wadm_model::names::app_name_error`]).
 pub fn is_valid_app_name(name: &str) -> bool {
     wadm_model::names::app_name_error(name).is_none()
 }
 
-/// Escape one key token (the encoding every wadm KV store shares).
-pub use wadm_nats::kv_key::encode_token as escape_token;
-
 /// The key of an application's index.
 pub fn index_key(lattice: &str, app: &str) -> String {
-    format!("{}.{app}.index", escape_token(lattice))
+    format!("{}.{app}.index", encode_token(lattice))
 }
 
 /// The pattern matching every index key of a lattice.
 pub fn index_pattern(lattice: &str) -> String {
-    format!("{}.*.index", escape_token(lattice))
+    format!("{}.*.index", encode_token(lattice))
 }
 
 /// The key of one stored version.
 pub fn version_key(lattice: &str, app: &str, id: &str) -> String {
-    format!("{}.{app}.v.{id}", escape_token(lattice))
+    format!("{}.{app}.v.{id}", encode_token(lattice))
 }
 
 /// The key of one history entry.
 pub fn history_key(lattice: &str, app: &str, seq: u64) -> String {
-    format!("{}.{app}.h.{seq:016}", escape_token(lattice))
+    format!("{}.{app}.h.{seq:016}", encode_token(lattice))
 }
 
 /// The pattern matching every history key of an application.
 pub fn history_pattern(lattice: &str, app: &str) -> String {
-    format!("{}.{app}.h.*", escape_token(lattice))
+    format!("{}.{app}.h.*", encode_token(lattice))
 }
 
 #[cfg(test)]
@@ -53,14 +48,14 @@ mod tests {
     fn layout() {
         assert_eq!(index_key("default", "my-app"), "default.my-app.index");
         assert_eq!(history_key("l", "a", 7), "l.a.h.0000000000000007");
-        assert_eq!(escape_token("a b/c"), "a=20b=2Fc");
+        assert_eq!(encode_token("a b/c"), "a=20b=2Fc");
         assert!(is_valid_app_name("a_b-9") && !is_valid_app_name("a.b") && !is_valid_app_name(""));
     }
 
     proptest! {
         #[test]
         fn escaping_is_injective_and_key_safe(a in ".{0,12}", b in ".{0,12}") {
-            let (ea, eb) = (escape_token(&a), escape_token(&b));
+            let (ea, eb) = (encode_token(&a), encode_token(&b));
             prop_assert!(ea.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'='));
             prop_assert_eq!(a == b, ea == eb);
         }

@@ -1,7 +1,7 @@
 //! The `Kv` contract on real JetStream: the same behaviour as the in-process `MemoryKv`.
 
 use bytes::Bytes;
-use wadm_server::kv::{Kv, MemoryKv, NatsKv};
+use wadm_store::kv::{Kv, MemoryKv, NatsKv};
 use wadm_test_support::NatsServer;
 
 async fn exercise(kv: &impl Kv) -> Vec<String> {
@@ -32,7 +32,7 @@ async fn nats_kv_behaves_like_memory_kv() {
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    let store = wadm_server::server::ensure_bucket(
+    let store = wadm_store::provision::ensure_bucket(
         &js,
         async_nats::jetstream::kv::Config { bucket: "kv_contract".into(), ..Default::default() },
     )

@@ -1,11 +1,11 @@
-//! The key-value seam of the manifest store: a small [`Kv`] trait with compare-and-set writes,
-//! its JetStream implementation ([`NatsKv`]) and an in-process implementation ([`MemoryKv`]) for
-//! unit tests of store logic. Keys use NATS subject syntax (`.`-separated tokens) and [`Kv::scan`]
+//! The key-value seam of the manifest store and the runtime's heads: a small [`Kv`] trait with
+//! compare-and-set writes, its JetStream implementation ([`NatsKv`]) and an in-process one
+//! ([`MemoryKv`]) for tests. [`KvError`] is the one error of every KV operation. Keys use NATS subject syntax (`.`-separated tokens) and [`Kv::scan`]
 //! accepts `*`/`>` wildcards as NATS does (on JetStream without creating a consumer).
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream::kv::{self, Operation};
 use bytes::Bytes;
@@ -29,7 +29,7 @@ pub enum KvError {
 
 impl KvError {
     fn backend(key: &str, error: impl std::error::Error) -> Self {
-        KvError::Backend { key: key.to_string(), reason: crate::connect::one_line(&error) }
+        KvError::Backend { key: key.to_string(), reason: wadm_protocol::one_line(&error) }
     }
 }
 
@@ -101,10 +101,10 @@ impl Kv for NatsKv {
         self.store.purge(key).await.map_err(|e| KvError::backend(key, e))
     }
 
-    /// Consumer-free (see [`wadm_nats::kv_list`]): listing as often as clients ask leaves nothing
+    /// Consumer-free (see [`crate::kv_list`]): listing as often as clients ask leaves nothing
     /// behind on the server.
     async fn scan(&self, pattern: &str) -> Result<Vec<(String, KvEntry)>, KvError> {
-        let entries = wadm_nats::kv_list::live_entries(&self.store, pattern)
+        let entries = crate::kv_list::live_entries(&self.store, pattern)
             .await
             .map_err(|e| KvError::Backend { key: e.pattern, reason: e.reason })?;
         Ok(entries
@@ -114,10 +114,11 @@ impl Kv for NatsKv {
     }
 }
 
-/// An in-process bucket with the same semantics, for unit tests of the store logic.
-#[derive(Default)]
+/// An in-process bucket with the same semantics, for tests; clones share the bucket (every
+/// replica of a test sees the same one).
+#[derive(Clone, Default)]
 pub struct MemoryKv {
-    inner: Mutex<MemoryInner>,
+    inner: Arc<Mutex<MemoryInner>>,
 }
 
 #[derive(Default)]

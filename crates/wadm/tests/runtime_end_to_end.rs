@@ -1,4 +1,5 @@
-//! End to end on a real NATS: the API server (in process), the runtime and simulated hosts.
+//! End to end on a real NATS: the API server (in process), the runtime and simulated hosts
+//! (here, where both are dependencies: the runtime and the server do not know each other).
 //! Deploying the hello-world manifest makes the simulated lattice run it, and its status
 //! becomes `deployed`.
 
@@ -6,11 +7,11 @@ use std::time::Duration;
 
 use wadm_model::StatusType;
 use wadm_model::api::StatusResponse;
-use wadm_nats::store::{KvStateStore, StateStore};
-use wadm_runtime::nats::STATE_BUCKET;
 use wadm_runtime::{RunConfig, run};
 use wadm_server::{Server, ServerConfig};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
+use wadm_store::StoreNames;
+use wadm_store::observed::{KvStateStore, StateStore};
 use wadm_test_support::{NatsServer, wait_for};
 
 const HELLO: &str =
@@ -115,7 +116,9 @@ async fn deploying_hello_runs_it_on_simulated_hosts_and_undeploying_removes_it()
 
     // Observed state is in the state bucket, one key per entity, readable by any replica.
     let js = async_nats::jetstream::new(client.clone());
-    let stored = KvStateStore::open(&js, STATE_BUCKET).await.expect("state bucket");
+    let stored = KvStateStore::open(&js, &StoreNames::default().observed_bucket())
+        .await
+        .expect("state bucket");
     let persisted = wait_for(DEADLINE, || async {
         let state = stored.load("default").await.ok()?;
         let on_hosts: u32 =

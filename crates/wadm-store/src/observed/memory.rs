@@ -8,7 +8,7 @@ use wadm_lattice::{Changes, LatticeState};
 
 use super::keys::lattice_filter;
 use super::records::{Write, rebuild, writes_for};
-use super::{StateStore, StoreError, StoredRecord};
+use super::{StateError, StateStore, StoredRecord};
 
 /// Records by key, with a revision per key. Cloning shares nothing: wrap it in an `Arc` to share.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ impl MemoryStateStore {
 }
 
 impl StateStore for MemoryStateStore {
-    async fn load(&self, lattice: &str) -> Result<LatticeState, StoreError> {
+    async fn load(&self, lattice: &str) -> Result<LatticeState, StateError> {
         let records = self.records.lock().expect("store lock");
         let prefix = lattice_filter(lattice);
         let prefix = prefix.trim_end_matches('>');
@@ -41,12 +41,12 @@ impl StateStore for MemoryStateStore {
         rebuild(lattice, in_lattice)
     }
 
-    async fn read(&self, _lattice: &str, keys: &[String]) -> Result<Vec<StoredRecord>, StoreError> {
+    async fn read(&self, _lattice: &str, keys: &[String]) -> Result<Vec<StoredRecord>, StateError> {
         let records = self.records.lock().expect("store lock");
         Ok(keys.iter().map(|k| (k.clone(), records.get(k).map(|(_, v)| v.clone()))).collect())
     }
 
-    async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StoreError> {
+    async fn persist(&self, state: &LatticeState, changes: &Changes) -> Result<(), StateError> {
         let mut records = self.records.lock().expect("store lock");
         let mut next = self.revision.load(Ordering::Relaxed);
         for write in writes_for(state, changes) {

@@ -1,33 +1,28 @@
 //! The versioned manifest store: per application, immutable versions in insertion order, the
-//! deployed version, a deploy generation and a deployment history, kept in a [`Kv`] bucket with
-//! the layout of [`crate::keys`].
+//! deployed version, a deploy generation and a history, in a [`Kv`] bucket laid out by [`keys`].
 //!
-//! Every write is a compare-and-set on the application's index key: read the index, decide the
-//! change with a pure function, write it expecting the revision read; on conflict re-read and
-//! decide again (bounded retries). Version data is written *before* the index names it (under a
-//! unique key, so concurrent puts never collide) and removed *after* the index stops naming it,
-//! so readers never see an index entry without its data. A crash can leave an unreferenced version
-//! key or miss one history entry; neither is ever visible as wrong state.
-//!
-//! Version cap: when a put makes an application hold more than `max_versions` versions, the
-//! oldest versions that are not deployed are pruned (the deployed one is always kept).
-//! History cap: the oldest history entries beyond `max_history` are pruned likewise.
-//!
-//! Deleting every version keeps the index as an empty tombstone so the history survives; reads
-//! treat an application without versions as absent.
+//! Every write is a compare-and-set on the application's index key (re-read and decide again on
+//! conflict). Version data is written *before* the index names it and removed *after* it stops
+//! naming it, so readers never see an index entry without its data. Versions beyond
+//! `max_versions` (never the deployed one) and history beyond `max_history` are pruned, oldest
+//! first. Deleting every version keeps the index as a tombstone so the history survives.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use wadm_model::{Application, Format, Limits, parse_manifest};
 
-use crate::keys::{history_key, history_pattern, index_key, index_pattern, version_key};
 use crate::kv::{Kv, KvError};
+use keys::{history_key, history_pattern, index_key, index_pattern, version_key};
 
+pub mod keys;
 mod types;
 pub use types::*;
 
+/// The description of the manifest bucket (every process creating it sends the same).
+pub const BUCKET_DESCRIPTION: &str = "wadm: application manifests, versions and history";
 /// Default cap on stored versions per application.
 pub const DEFAULT_MAX_VERSIONS: usize = 100;
 /// Default cap on history entries kept per application.
@@ -97,12 +92,12 @@ impl<K: Kv> ManifestStore<K> {
     }
 
     /// The index of an application that has at least one version.
-    pub async fn index(&self, lattice: &str, app: &str) -> Result<Option<AppIndex>, StoreError> {
+    pub async fn index(&self, lattice: &str, app: &str) -> Result<Option<AppIndex>, ManifestError> {
         Ok(self.read_index(lattice, app).await?.map(|(i, _)| i).filter(AppIndex::has_versions))
     }
 
     /// Every application of a lattice that has at least one version, sorted by name.
-    pub async fn list(&self, lattice: &str) -> Result<Vec<AppIndex>, StoreError> {
+    pub async fn list(&self, lattice: &str) -> Result<Vec<AppIndex>, ManifestError> {
         let mut apps = Vec::new();
         for (key, entry) in self.kv.scan(&index_pattern(lattice)).await? {
             let index: AppIndex = decode(&key, &entry.value)?;
@@ -120,7 +115,7 @@ impl<K: Kv> ManifestStore<K> {
         lattice: &str,
         app: &str,
         version: Option<&str>,
-    ) -> Result<Option<StoredVersion>, StoreError> {
+    ) -> Result<Option<StoredVersion>, ManifestError> {
         Ok(self.get_with_index(lattice, app, version).await?.map(|(stored, _)| stored))
     }
 
@@ -130,7 +125,7 @@ impl<K: Kv> ManifestStore<K> {
         lattice: &str,
         app: &str,
         version: Option<&str>,
-    ) -> Result<Option<(StoredVersion, AppIndex)>, StoreError> {
+    ) -> Result<Option<(StoredVersion, AppIndex)>, ManifestError> {
         let Some(index) = self.index(lattice, app).await? else { return Ok(None) };
         let wanted = version.or(index.current()).unwrap_or_default();
         let Some(id) = index.id_of(wanted) else { return Ok(None) };
@@ -146,7 +141,7 @@ impl<K: Kv> ManifestStore<K> {
         version: &str,
         manifest: serde_json::Value,
         actor: &str,
-    ) -> Result<PutOutcome, StoreError> {
+    ) -> Result<PutOutcome, ManifestError> {
         let new =
             NewVersion { version: version.to_string(), assigned: false, manifest, submitted: None };
         self.put_version(lattice, app, new, None, |_| false, actor).await
@@ -154,10 +149,10 @@ impl<K: Kv> ManifestStore<K> {
 
     /// Store a version unless it is already there: `same` says whether a stored version has the
     /// content of `new`. A versioned `new` whose version is stored is a no-op when `same`, else
-    /// [`StoreError::VersionExists`]. A `new` with an assigned version is a no-op when the
+    /// [`ManifestError::VersionExists`]. A `new` with an assigned version is a no-op when the
     /// current version, or else the deployed one, is `same`. A no-op is answered with
     /// [`PutOutcome::unchanged`] and the existing version, and writes nothing (no history).
-    /// `expect`: refuse with [`StoreError::RevisionMoved`] unless the application is at that
+    /// `expect`: refuse with [`ManifestError::RevisionMoved`] unless the application is at that
     /// revision (0: it does not exist).
     pub async fn put_version(
         &self,
@@ -167,7 +162,7 @@ impl<K: Kv> ManifestStore<K> {
         expect: Option<u64>,
         same: impl Fn(&StoredVersion) -> bool,
         actor: &str,
-    ) -> Result<PutOutcome, StoreError> {
+    ) -> Result<PutOutcome, ManifestError> {
         let NewVersion { version, assigned, manifest, submitted } = new;
         let description = manifest
             .pointer("/metadata/annotations/description")
@@ -219,7 +214,7 @@ impl<K: Kv> ManifestStore<K> {
                     }
                 }
                 if !assigned && !candidates.is_empty() {
-                    return Err(StoreError::VersionExists {
+                    return Err(ManifestError::VersionExists {
                         name: app.to_string(),
                         version: version.clone(),
                     });
@@ -241,7 +236,7 @@ impl<K: Kv> ManifestStore<K> {
                 }
                 // The index moved since the comparison: compare again.
             }
-            Err(StoreError::Contended(app.to_string()))
+            Err(ManifestError::Contended(app.to_string()))
         }
         .await;
         let stored_ours = matches!(&result, Ok(outcome) if !outcome.unchanged);
@@ -264,7 +259,7 @@ impl<K: Kv> ManifestStore<K> {
         description: &Option<String>,
         seen: u64,
         actor: &str,
-    ) -> Result<Option<PutOutcome>, StoreError> {
+    ) -> Result<Option<PutOutcome>, ManifestError> {
         let max_versions = self.max_versions;
         self.modify(lattice, app, actor, |index| {
             if index.as_ref().map_or(0, |i| i.revision) != seen {
@@ -272,7 +267,7 @@ impl<K: Kv> ManifestStore<K> {
             }
             let mut index = index.unwrap_or_else(|| AppIndex::new(app));
             if index.has(version) {
-                return Err(StoreError::VersionExists {
+                return Err(ManifestError::VersionExists {
                     name: app.to_string(),
                     version: version.to_string(),
                 });
@@ -323,7 +318,7 @@ impl<K: Kv> ManifestStore<K> {
         app: &str,
         version: Option<&str>,
         actor: &str,
-    ) -> Result<DeployOutcome, StoreError> {
+    ) -> Result<DeployOutcome, ManifestError> {
         let options = DeployOptions { expect: None, redeploy: true };
         self.deploy_with(lattice, app, version, options, actor).await
     }
@@ -331,7 +326,7 @@ impl<K: Kv> ManifestStore<K> {
     /// Deploy a version (`None` or `"latest"`: the current one). Bumps the generation, unless
     /// that version is deployed already and `options.redeploy` is not set: then nothing changes
     /// ([`DeployOutcome::unchanged`]). `options.expect`: refuse with
-    /// [`StoreError::RevisionMoved`] unless the application is at that revision.
+    /// [`ManifestError::RevisionMoved`] unless the application is at that revision.
     pub async fn deploy_with(
         &self,
         lattice: &str,
@@ -339,7 +334,7 @@ impl<K: Kv> ManifestStore<K> {
         version: Option<&str>,
         options: DeployOptions,
         actor: &str,
-    ) -> Result<DeployOutcome, StoreError> {
+    ) -> Result<DeployOutcome, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
             check_revision(app, options.expect, index.revision)?;
@@ -347,7 +342,7 @@ impl<K: Kv> ManifestStore<K> {
                 None | Some(LATEST) => index.current().unwrap_or_default().to_string(),
                 Some(v) if index.has(v) => v.to_string(),
                 Some(v) => {
-                    return Err(StoreError::VersionNotFound {
+                    return Err(ManifestError::VersionNotFound {
                         name: app.to_string(),
                         version: v.to_string(),
                     });
@@ -380,7 +375,7 @@ impl<K: Kv> ManifestStore<K> {
         lattice: &str,
         app: &str,
         actor: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
             match index.deployed.take() {
@@ -404,7 +399,7 @@ impl<K: Kv> ManifestStore<K> {
         lattice: &str,
         app: &str,
         actor: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<String>, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
             let Some(version) = index.deployed.clone() else { return Ok(Change::Keep(None)) };
@@ -437,7 +432,7 @@ impl<K: Kv> ManifestStore<K> {
         version: &str,
         generation: u64,
         actor: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
             let current =
@@ -466,7 +461,7 @@ impl<K: Kv> ManifestStore<K> {
         generation: u64,
         reason: &str,
         actor: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
             let Some(version) = index.deployed.clone() else { return Ok(Change::Keep(false)) };
@@ -499,7 +494,7 @@ impl<K: Kv> ManifestStore<K> {
         to: &str,
         reason: &str,
         actor: &str,
-    ) -> Result<Option<DeployOutcome>, StoreError> {
+    ) -> Result<Option<DeployOutcome>, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
             let Some(from) = index.deployed.clone() else { return Ok(Change::Keep(None)) };
@@ -527,14 +522,14 @@ impl<K: Kv> ManifestStore<K> {
 
     /// Deploy the last stable version again ([`AppIndex::rollback_target`]), with a history
     /// entry `rollback`. `Ok(None)`: there is no stable version to go back to.
-    /// `expect`: refuse with [`StoreError::RevisionMoved`] unless the application is at it.
+    /// `expect`: refuse with [`ManifestError::RevisionMoved`] unless the application is at it.
     pub async fn rollback(
         &self,
         lattice: &str,
         app: &str,
         expect: Option<u64>,
         actor: &str,
-    ) -> Result<Option<DeployOutcome>, StoreError> {
+    ) -> Result<Option<DeployOutcome>, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let mut index = stored(index, app)?;
             check_revision(app, expect, index.revision)?;
@@ -561,7 +556,7 @@ impl<K: Kv> ManifestStore<K> {
         app: &str,
         version: Option<&str>,
         actor: &str,
-    ) -> Result<DeleteOutcome, StoreError> {
+    ) -> Result<DeleteOutcome, ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let Some(mut index) = index.filter(AppIndex::has_versions) else {
                 return Ok(Change::Keep(DeleteOutcome::Noop));
@@ -603,7 +598,7 @@ impl<K: Kv> ManifestStore<K> {
         app: &str,
         action: &str,
         actor: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ManifestError> {
         self.note_because(lattice, app, action, None, actor).await
     }
 
@@ -615,7 +610,7 @@ impl<K: Kv> ManifestStore<K> {
         action: &str,
         reason: Option<&str>,
         actor: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ManifestError> {
         self.modify(lattice, app, actor, |index| {
             let index = index.unwrap_or_else(|| AppIndex::new(app));
             let reason = reason.map(str::to_string);
@@ -636,7 +631,7 @@ impl<K: Kv> ManifestStore<K> {
         &self,
         lattice: &str,
         app: &str,
-    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+    ) -> Result<Option<Vec<HistoryEntry>>, ManifestError> {
         let Some((index, _)) = self.read_index(lattice, app).await? else { return Ok(None) };
         // One pass over the history keys (zero-padded, so key order is sequence order); keys
         // outside the index's window (a prune interrupted by a crash) are ignored.
@@ -655,7 +650,7 @@ impl<K: Kv> ManifestStore<K> {
         &self,
         lattice: &str,
         app: &str,
-    ) -> Result<Option<(AppIndex, u64)>, StoreError> {
+    ) -> Result<Option<(AppIndex, u64)>, ManifestError> {
         let key = index_key(lattice, app);
         match self.kv.get(&key).await? {
             None => Ok(None),
@@ -668,7 +663,7 @@ impl<K: Kv> ManifestStore<K> {
         lattice: &str,
         app: &str,
         id: &str,
-    ) -> Result<Option<StoredVersion>, StoreError> {
+    ) -> Result<Option<StoredVersion>, ManifestError> {
         let key = version_key(lattice, app, id);
         match self.kv.get(&key).await? {
             None => Ok(None),
@@ -682,8 +677,8 @@ impl<K: Kv> ManifestStore<K> {
         lattice: &str,
         app: &str,
         actor: &str,
-        mut decide: impl FnMut(Option<AppIndex>) -> Result<Change<T>, StoreError>,
-    ) -> Result<T, StoreError> {
+        mut decide: impl FnMut(Option<AppIndex>) -> Result<Change<T>, ManifestError>,
+    ) -> Result<T, ManifestError> {
         let key = index_key(lattice, app);
         for attempt in 0..MAX_ATTEMPTS {
             let current = self.read_index(lattice, app).await?;
@@ -743,7 +738,7 @@ impl<K: Kv> ManifestStore<K> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(StoreError::Contended(app.to_string()))
+        Err(ManifestError::Contended(app.to_string()))
     }
 }
 
@@ -751,9 +746,9 @@ fn encode<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("store records serialise"))
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, ManifestError> {
     serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+        .map_err(|e| ManifestError::Corrupt { key: key.to_string(), reason: e.to_string() })
 }
 
 /// Make `version` the deployed one of `index` (a new deploy generation); what the write that
@@ -770,22 +765,29 @@ fn deploy_index(index: &mut AppIndex, version: &str) -> DeployOutcome {
     }
 }
 
+/// Re-read a stored manifest (stored as JSON after validation).
+pub fn parse_stored(manifest: &serde_json::Value) -> Result<Application, String> {
+    let bytes = serde_json::to_vec(manifest).map_err(|e| e.to_string())?;
+    let limits = Limits { max_bytes: bytes.len().max(1), ..Limits::default() };
+    parse_manifest(&bytes, Format::Json, &limits).map(|p| p.app).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests;
 
-/// [`StoreError::RevisionMoved`] when a revision is expected and the application is at another.
-fn check_revision(app: &str, expect: Option<u64>, current: u64) -> Result<(), StoreError> {
+/// [`ManifestError::RevisionMoved`] when a revision is expected and the application is at another.
+fn check_revision(app: &str, expect: Option<u64>, current: u64) -> Result<(), ManifestError> {
     match expect {
         Some(expected) if expected != current => {
-            Err(StoreError::RevisionMoved { name: app.to_string(), expected, current })
+            Err(ManifestError::RevisionMoved { name: app.to_string(), expected, current })
         }
         _ => Ok(()),
     }
 }
 
-/// The index of an application that has at least one version, or [`StoreError::AppNotFound`].
-fn stored(index: Option<AppIndex>, app: &str) -> Result<AppIndex, StoreError> {
-    index.filter(AppIndex::has_versions).ok_or_else(|| StoreError::AppNotFound(app.to_string()))
+/// The index of an application that has at least one version, or [`ManifestError::AppNotFound`].
+fn stored(index: Option<AppIndex>, app: &str) -> Result<AppIndex, ManifestError> {
+    index.filter(AppIndex::has_versions).ok_or_else(|| ManifestError::AppNotFound(app.to_string()))
 }
 
 /// A history timestamp as the wire carries it (RFC 3339, UTC, `Z`; sub-seconds only when set).

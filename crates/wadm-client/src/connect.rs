@@ -6,11 +6,12 @@
 //! token (winning over the URL's), a credentials file, an nkey seed plus user JWT, a TLS root CA
 //! and a TLS client certificate. Every misconfiguration becomes one [`ConnectError`] whose
 //! `Display` is a single line that never shows a password, token or seed ([`redact`]).
-//! [`jetstream`] is the one constructor of JetStream contexts (with an optional domain).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use wadm_protocol::one_line;
 
 /// The default NATS URL.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -20,19 +21,6 @@ pub const NATS_URL_ENV: &str = "WADM_NATS_URL";
 pub const NATS_CREDS_ENV: &str = "WADM_NATS_CREDS";
 /// Environment variable naming a TLS root CA file (read by [`NatsOptions::from_env`]).
 pub const NATS_TLS_CA_ENV: &str = "WADM_NATS_TLS_CA";
-
-/// A JetStream context on `client`, in JetStream domain `domain` when given (a leaf node's or
-/// hub's domain: its API lives under `$JS.{domain}.API`). Every context wadm creates comes from
-/// here, so one `--js-domain` reaches every stream and bucket.
-pub fn jetstream(
-    client: async_nats::Client,
-    domain: Option<&str>,
-) -> async_nats::jetstream::Context {
-    match domain.map(str::trim).filter(|d| !d.is_empty()) {
-        Some(domain) => async_nats::jetstream::with_domain(client, domain),
-        None => async_nats::jetstream::new(client),
-    }
-}
 
 /// How to reach and authenticate to NATS.
 #[derive(Debug, Clone)]
@@ -109,28 +97,63 @@ impl NatsOptions {
 /// Why a connection could not be made. Each variant displays as one line without passwords.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The URL (or one of a list) cannot be used.
     #[error("invalid NATS URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The URL, its password masked.
+        url: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The credentials file cannot be read.
     #[error("cannot read NATS credentials file {path}: {reason}")]
-    Credentials { path: String, reason: String },
+    Credentials {
+        /// The file.
+        path: String,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// The nkey seed is not one (the reason, never the seed).
     #[error("invalid NATS nkey seed: {0}")]
     Seed(String),
+    /// A user JWT came without the seed that signs for it.
     #[error("a NATS user JWT needs an nkey seed (--nats-seed)")]
     JwtWithoutSeed,
+    /// The TLS root CA file cannot be used.
     #[error("cannot use TLS root CA {path}: {reason}")]
-    TlsCa { path: String, reason: String },
+    TlsCa {
+        /// The file.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The TLS client certificate or its key cannot be used.
     #[error("cannot use TLS client certificate {path}: {reason}")]
-    TlsClientCert { path: String, reason: String },
+    TlsClientCert {
+        /// The certificate or key file.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// Only one of the certificate and its key was given.
     #[error(
         "a TLS client certificate needs its key and the key its certificate (--nats-tls-cert with --nats-tls-key)"
     )]
     TlsCertWithoutKey,
+    /// A password came without a user.
     #[error("a NATS password needs a user (--nats-user)")]
     PasswordWithoutUser,
+    /// Both a user and a token were given.
     #[error("give a NATS user and password or a token, not both")]
     UserAndToken,
+    /// The server could not be reached or refused the connection.
     #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
+    Connect {
+        /// The URL, its password masked.
+        url: String,
+        /// Why, on one line.
+        reason: String,
+    },
 }
 
 impl ConnectError {
@@ -328,21 +351,6 @@ fn rewrite_userinfo(urls: &str, replace: impl Fn(&str) -> String) -> String {
         }
     });
     parts.collect::<Vec<_>>().join(",")
-}
-
-/// An error and its sources on one line (each source added unless the text already holds it).
-pub fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text.replace('\n', " ")
 }
 
 #[cfg(test)]

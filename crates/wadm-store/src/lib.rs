@@ -1,0 +1,32 @@
+//! Everything wadm keeps in JetStream, and the NATS reads of the lattice its state comes from.
+//!
+//! - [`names`]: every stream, bucket and durable consumer name, from one prefix ([`StoreNames`]);
+//! - [`provision`]: JetStream contexts, creating streams and buckets (one bucket configuration);
+//! - [`kv`], [`kv_key`], [`kv_list`]: the compare-and-set KV seam, key tokens, consumer-free lists;
+//! - [`manifest`]: the versioned manifest store; [`status`]: the application status store;
+//! - [`observed`]: observed lattice state, one key per entity; [`events`]: manifest CloudEvents;
+//! - [`discovery`]: asking the lattice for a discovery round; [`health`], [`clock`].
+//!
+//! Decisions are made by the pure crates; this crate only moves bytes and reads the clock.
+
+pub mod account;
+pub mod clock;
+pub mod discovery;
+pub mod events;
+pub mod health;
+pub mod kv;
+pub mod kv_key;
+pub mod kv_list;
+pub mod manifest;
+pub mod names;
+pub mod observed;
+pub mod provision;
+pub mod status;
+
+pub use discovery::{DiscoveryConfig, discover};
+pub use kv::{Kv, KvEntry, KvError, MemoryKv, NatsKv};
+pub use manifest::{ManifestError, ManifestStore};
+pub use names::{InvalidPrefix, StoreNames};
+pub use observed::{KvStateStore, MemoryStateStore, StateError, StateStore};
+pub use provision::{ProvisionError, ensure_bucket, ensure_stream, jetstream};
+pub use status::{NatsStatusStore, StatusError, StatusStore};
