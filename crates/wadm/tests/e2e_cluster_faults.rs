@@ -193,8 +193,10 @@ fn report_repeats(scenario: &str, taps: &[Tap], fault: Instant) {
 struct Rig {
     cluster: NatsCluster,
     replicas: Vec<Replica>,
-    sim: SimLattice,
+    sim: Option<SimLattice>,
     hosts: Vec<String>,
+    /// The node the hosts' connection uses.
+    sim_node: usize,
 }
 
 impl Rig {
@@ -240,16 +242,27 @@ impl Rig {
         })
         .await;
         assert!(stream.is_some(), "the runtime creates its event stream");
-        let mut sim_config = SimConfig::new(cluster.url(0), LATTICE);
+        let mut rig = Rig { cluster, replicas, sim: None, hosts: Vec::new(), sim_node: 0 };
+        // The hosts (one NATS connection) sit on a node the faults spare: the event stream's
+        // leader is the one faulted, node 2 the one lost. (Hosts on the faulty node are a
+        // partition of the hosts themselves: wadm then replaces them, another scenario.)
+        let leader = rig.event_stream_leader(0).await;
+        rig.sim_node = (0..NODES).find(|n| *n != leader && *n != 2).expect("a spared node");
+        let mut sim_config = SimConfig::new(rig.cluster.url(rig.sim_node), LATTICE);
         sim_config.heartbeat_interval = common::HEARTBEAT;
-        let sim = SimLattice::with_client(connect_all(&cluster, 1).await, sim_config)
-            .await
-            .expect("sim connects");
-        let mut hosts = Vec::new();
+        let sim =
+            SimLattice::with_client(connect_replica(&rig.cluster, rig.sim_node).await, sim_config)
+                .await
+                .expect("sim connects");
         for _ in 0..HOSTS {
-            hosts.push(sim.add_host(HostSpec::default()).await);
+            rig.hosts.push(sim.add_host(HostSpec::default()).await);
         }
-        Rig { cluster, replicas, sim, hosts }
+        rig.sim = Some(sim);
+        rig
+    }
+
+    fn sim(&self) -> &SimLattice {
+        self.sim.as_ref().expect("started")
     }
 
     /// The node (index) leading the event stream's RAFT group, asked through node `via`.
@@ -270,7 +283,7 @@ impl Rig {
     fn totals(&self) -> BTreeMap<String, u32> {
         let mut totals = BTreeMap::new();
         for host in &self.hosts {
-            let Some(state) = self.sim.host_state(host) else { continue };
+            let Some(state) = self.sim().host_state(host) else { continue };
             for (id, c) in &state.components {
                 *totals.entry(id.clone()).or_insert(0) += c.count;
             }
@@ -281,7 +294,7 @@ impl Rig {
     /// (host, component) pairs running now: what one scale request each places.
     fn placements(&self) -> u64 {
         let running = |h: &String| {
-            self.sim
+            self.sim()
                 .host_state(h)
                 .map_or(0, |s| s.components.values().filter(|c| c.count > 0).count())
         };
@@ -289,7 +302,7 @@ impl Rig {
     }
 
     fn scale_requests(&self) -> u64 {
-        self.hosts.iter().map(|h| self.sim.requests(h).get("component.scale")).sum()
+        self.hosts.iter().map(|h| self.sim().requests(h).get("component.scale")).sum()
     }
 
     /// Wait until apps `0..apps` each run exactly [`INSTANCES`]; panics with the totals otherwise.
@@ -324,11 +337,11 @@ impl Rig {
         // a condition.
         tokio::time::sleep(QUIET_WINDOW).await;
         let totals = self.totals();
-        let peaks = self.sim.peak_totals();
+        let peaks = self.sim().peak_totals();
         let scales = self.scale_requests();
         let placements = self.placements();
         let per_host: Vec<u64> =
-            self.hosts.iter().map(|h| self.sim.requests(h).get("component.scale")).collect();
+            self.hosts.iter().map(|h| self.sim().requests(h).get("component.scale")).collect();
         eprintln!(
             "[{scenario}] scale requests {scales} (per host {per_host:?}; {} during the {:?} \
              quiet window) vs placements needed {placements}",
@@ -357,7 +370,9 @@ impl Rig {
         for replica in self.replicas {
             replica.stop().await;
         }
-        self.sim.shutdown().await;
+        if let Some(sim) = self.sim {
+            sim.shutdown().await;
+        }
         drop(self.cluster);
     }
 }
@@ -447,7 +462,11 @@ async fn killing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     let mut rig = Rig::start().await;
     let leader = rig.event_stream_leader(0).await;
     let live = (leader + 1) % NODES;
-    eprintln!("[kill] event stream leader n{leader}; API probed through n{live}");
+    eprintln!(
+        "[kill] event stream leader n{leader}; API probed through n{live}; hosts on n{}",
+        rig.sim_node
+    );
+    assert_ne!(leader, rig.sim_node, "the leader moved to the hosts' node");
     let probe =
         api(async_nats::connect(rig.cluster.url(live)).await.unwrap(), Duration::from_secs(1));
     // Through a live node (kept first): a client connected to the faulty node itself waits for
@@ -501,7 +520,12 @@ async fn freezing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     let rig = Rig::start().await;
     let frozen = rig.event_stream_leader(0).await;
     let live = (frozen + 1) % NODES;
-    eprintln!("[freeze] event stream leader n{frozen}; API probed through n{live}");
+    let live = if live == rig.sim_node { (frozen + 2) % NODES } else { live };
+    eprintln!(
+        "[freeze] event stream leader n{frozen}; API probed through n{live}; hosts on n{}",
+        rig.sim_node
+    );
+    assert_ne!(frozen, rig.sim_node, "the leader moved to the hosts' node");
     let probe =
         api(async_nats::connect(rig.cluster.url(live)).await.unwrap(), Duration::from_secs(1));
     // Through a live node (kept first): a client connected to the faulty node itself waits for
@@ -527,6 +551,20 @@ async fn freezing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     eprintln!("[freeze] API answered through n{live} {api_after:?} after the freeze");
     eprintln!("[freeze] streams with a live leader again after the freeze: {leaders:?}");
     eprintln!("[freeze] second half of the burst answered {:?} after the freeze", froze.elapsed());
+    // For the rest of the freeze: how many API calls through the live node are answered.
+    let (mut answered, mut unanswered, mut longest) = (0, 0, Duration::ZERO);
+    while froze.elapsed() < FROZEN {
+        let asked = Instant::now();
+        match probe.list().await {
+            Ok(_) => answered += 1,
+            Err(_) => unanswered += 1,
+        }
+        longest = longest.max(asked.elapsed());
+    }
+    eprintln!(
+        "[freeze] list() through n{live} while n{frozen} stayed frozen: {answered} answered, \
+         {unanswered} unanswered (1 s timeout), slowest {longest:?}"
+    );
     tokio::time::sleep(FROZEN.saturating_sub(froze.elapsed())).await;
     rig.cluster.thaw(frozen).expect("thaw");
     eprintln!("[freeze] n{frozen} thawed {:?} after the freeze", froze.elapsed());
@@ -565,12 +603,16 @@ async fn losing_a_node_for_good_keeps_what_was_stored_and_deploys_exactly_on_two
         "[loss] before the loss: scale requests {} vs placements {}; peaks {:?}",
         rig.scale_requests(),
         rig.placements(),
-        rig.sim.peak_totals()
+        rig.sim().peak_totals()
     );
 
     rig.cluster.kill(lost);
     let killed = Instant::now();
-    let api_after = first_api_answer(&client, killed, Duration::from_secs(60)).await;
+    let (api_after, leaders) = tokio::join!(
+        first_api_answer(&client, killed, Duration::from_secs(60)),
+        leaders_back(&rig.cluster, client_node, lost, killed, Duration::from_secs(60))
+    );
+    eprintln!("[loss] streams with a live leader again after the loss: {leaders:?}");
     eprintln!("[loss] n{lost} lost; API answered through n{client_node} {api_after:?} after");
     for i in BURST / 2..BURST {
         put_and_deploy(&client, i).await;
