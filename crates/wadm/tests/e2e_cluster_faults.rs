@@ -382,6 +382,12 @@ fn api(nats: async_nats::Client, timeout: Duration) -> wadm_client::Client {
     wadm_client::Client::new(nats, LATTICE, None).with_timeout(timeout)
 }
 
+/// JetStream's own "try again" (503 while a leader is elected), which wadm passes on as an
+/// error reply: a client sends the request again.
+fn transient(e: &wadm_client::ClientError) -> bool {
+    e.to_string().contains("temporarily unavailable")
+}
+
 /// Put and deploy app `i`, sending again what nobody answered (as a client would). Calls that
 /// failed or took over a second are printed.
 async fn put_and_deploy(client: &wadm_client::Client, i: usize) {
@@ -398,7 +404,7 @@ async fn put_and_deploy(client: &wadm_client::Client, i: usize) {
         }
         match put {
             Ok(put) => Some(put),
-            Err(e) if e.is_connection_problem() => None,
+            Err(e) if e.is_connection_problem() || transient(&e) => None,
             Err(e) => panic!("put app{i}: {e}"),
         }
     })
@@ -413,7 +419,7 @@ async fn put_and_deploy(client: &wadm_client::Client, i: usize) {
         }
         match deployed {
             Ok(_) => Some(()),
-            Err(e) if e.is_connection_problem() => None,
+            Err(e) if e.is_connection_problem() || transient(&e) => None,
             Err(e) => panic!("deploy app{i}: {e}"),
         }
     })
