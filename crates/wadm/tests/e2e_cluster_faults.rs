@@ -545,35 +545,44 @@ async fn freezing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     }
     rig.cluster.freeze(frozen).expect("freeze");
     let froze = Instant::now();
-    let (api_after, leaders, ()) = tokio::join!(
+    // Four things at once: the API probe, the stream leaders, the rest of the burst, and the
+    // scenario itself — the node stays frozen exactly FROZEN (while list() calls through the
+    // live node are counted), then is thawed, whether or not the burst got through.
+    let calls = tokio::sync::Mutex::new((0u32, 0u32, Duration::ZERO));
+    let (api_after, leaders, burst_done, ()) = tokio::join!(
         first_api_answer(&probe, froze, Duration::from_secs(60)),
         leaders_back(&rig.cluster, live, frozen, froze, Duration::from_secs(60)),
         async {
             for i in BURST / 2..BURST {
                 put_and_deploy(&deployer, i).await;
             }
+            froze.elapsed()
+        },
+        async {
+            while froze.elapsed() < FROZEN {
+                let asked = Instant::now();
+                let ok = tokio::time::timeout(FROZEN.saturating_sub(froze.elapsed()), probe.list())
+                    .await;
+                let mut calls = calls.lock().await;
+                match ok {
+                    Ok(Ok(_)) => calls.0 += 1,
+                    Ok(Err(_)) => calls.1 += 1,
+                    Err(_) => {}
+                }
+                calls.2 = calls.2.max(asked.elapsed());
+            }
+            rig.cluster.thaw(frozen).expect("thaw");
+            eprintln!("[freeze] n{frozen} thawed {:?} after the freeze", froze.elapsed());
         }
     );
+    let (answered, unanswered, slowest) = *calls.lock().await;
     eprintln!("[freeze] API answered through n{live} {api_after:?} after the freeze");
-    eprintln!("[freeze] streams with a live leader again after the freeze: {leaders:?}");
-    eprintln!("[freeze] second half of the burst answered {:?} after the freeze", froze.elapsed());
-    // For the rest of the freeze: how many API calls through the live node are answered.
-    let (mut answered, mut unanswered, mut longest) = (0, 0, Duration::ZERO);
-    while froze.elapsed() < FROZEN {
-        let asked = Instant::now();
-        match probe.list().await {
-            Ok(_) => answered += 1,
-            Err(_) => unanswered += 1,
-        }
-        longest = longest.max(asked.elapsed());
-    }
     eprintln!(
-        "[freeze] list() through n{live} while n{frozen} stayed frozen: {answered} answered, \
-         {unanswered} unanswered (1 s timeout), slowest {longest:?}"
+        "[freeze] list() through n{live} while n{frozen} was frozen: {answered} answered, \
+         {unanswered} unanswered (1 s timeout), slowest {slowest:?}"
     );
-    tokio::time::sleep(FROZEN.saturating_sub(froze.elapsed())).await;
-    rig.cluster.thaw(frozen).expect("thaw");
-    eprintln!("[freeze] n{frozen} thawed {:?} after the freeze", froze.elapsed());
+    eprintln!("[freeze] streams with a live leader again after the freeze: {leaders:?}");
+    eprintln!("[freeze] second half of the burst answered {burst_done:?} after the freeze");
 
     rig.wait_converged(BURST).await;
     eprintln!(
