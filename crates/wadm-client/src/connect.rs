@@ -237,8 +237,11 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, Connec
         (None, None) => {}
         _ => return Err(ConnectError::TlsCertWithoutKey),
     }
-    // The client never sees credentials in the URL (it would log them at debug level).
-    opts.connect(without_credentials(&url).as_str())
+    // The client never sees credentials in the URL (it would log them at debug level). It
+    // parses a string as ONE server address: a comma-separated list goes as a list.
+    let servers: Vec<String> =
+        without_credentials(&url).split(',').map(|s| s.trim().to_string()).collect();
+    opts.connect(servers)
         .await
         .map_err(|e| ConnectError::Connect { url: redact(&url), reason: one_line(&e) })
 }

@@ -56,6 +56,15 @@ impl Replica {
         tune: impl FnOnce(&mut RunConfig),
     ) -> Replica {
         let client = async_nats::connect(url).await.expect("replica connects");
+        Self::start_on(client, replicas, tune).await
+    }
+
+    /// A replica on a connection the caller opened (e.g. to several servers of a cluster).
+    pub async fn start_on(
+        client: async_nats::Client,
+        replicas: usize,
+        tune: impl FnOnce(&mut RunConfig),
+    ) -> Replica {
         let server_config = ServerConfig {
             probe_window: Duration::from_millis(300),
             replicas,
