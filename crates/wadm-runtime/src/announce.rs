@@ -32,6 +32,18 @@ pub fn timer_message(lattice: &str, at: wadm_lattice::Timestamp) -> Outgoing {
     }
 }
 
+/// Said by a replica whose publishes to `lattice`'s event stream failed from `since` on, before
+/// the first thing it publishes again (see [`crate::recording`]). Its id names the failure's
+/// start, so it is stored once however often it is retried.
+pub fn unrecorded_message(lattice: &str, since: wadm_lattice::Timestamp) -> Outgoing {
+    Outgoing {
+        subject: internal_subject(lattice, "unrecorded"),
+        payload: serde_json::to_vec(&Tick { at: since }).unwrap_or_default(),
+        msg_id: format!("unrecorded.{lattice}.{since}"),
+        ttl: None,
+    }
+}
+
 /// Run a discovery round and put its answers in the event stream, where the pipeline merges
 /// them in order with everything else. Replicas do this at start-up: state may be stale then.
 /// The message id names this replica's round.

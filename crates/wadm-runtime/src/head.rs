@@ -51,6 +51,9 @@ pub struct LatticeHead {
     /// empty in a converged lattice.
     #[serde(default)]
     pub intents: Intents,
+    /// What the stream recorded lately (see [`crate::recording`]).
+    #[serde(default, skip_serializing_if = "crate::recording::Recording::is_empty")]
+    pub recording: crate::recording::Recording,
     /// Workloads of hosts that left, waiting for a replacement (see `LatticeRecord::replacing`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub replacing: BTreeMap<String, Timestamp>,

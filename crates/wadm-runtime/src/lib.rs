@@ -30,6 +30,7 @@ pub mod orphans;
 pub mod parts;
 pub mod pipeline;
 pub mod record;
+pub mod recording;
 pub mod revert;
 pub mod run;
 pub mod safety;

@@ -69,6 +69,9 @@ pub enum Incoming {
     CommandDropped(CommandDropped),
     /// The answers of a discovery round.
     Discovered(DiscoveryReport),
+    /// A replica could not publish from `since` until just before this (see
+    /// [`crate::recording`]).
+    Unrecorded { since: Timestamp },
     /// Something the runtime does not handle (skipped and acked), with the reason.
     Ignored(String),
 }
@@ -103,6 +106,10 @@ pub fn classify(subject: &str, payload: &[u8]) -> Option<(String, Incoming)> {
             },
             "command_dropped" => match serde_json::from_slice(payload) {
                 Ok(d) => Incoming::CommandDropped(d),
+                Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
+            },
+            "unrecorded" => match serde_json::from_slice::<Tick>(payload) {
+                Ok(t) => Incoming::Unrecorded { since: t.at },
                 Err(e) => Incoming::Ignored(format!("{subject}: {e}")),
             },
             "discovered" => match serde_json::from_slice(payload) {
@@ -275,6 +282,10 @@ mod tests {
             Incoming::ManifestUnpublished { name: "x".into() }
         );
         assert_eq!(classify("wadm.internal.l.tick", b"{}").unwrap().1, Incoming::Tick);
+        assert_eq!(
+            classify("wadm.internal.l.unrecorded", br#"{"at":5}"#).unwrap().1,
+            Incoming::Unrecorded { since: 5 }
+        );
         assert!(matches!(
             classify("wadm.internal.l.command_failed", b"nope").unwrap().1,
             Incoming::Ignored(_)

@@ -59,6 +59,9 @@ pub struct LatticeRecord {
     /// The orders in flight (see [`crate::intents`]).
     #[serde(default)]
     pub intents: Intents,
+    /// What the stream recorded lately (see [`crate::recording`]).
+    #[serde(default)]
+    pub recording: crate::recording::Recording,
     /// Components and providers of hosts that left, waiting for their replacement, by id, with
     /// when the host left (see [`crate::allocation::note_left`]): classifies allocation events.
     #[serde(default)]
@@ -211,6 +214,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             deferred: head.deferred,
             observing: head.observing,
             intents: head.intents,
+            recording: head.recording,
             replacing: head.replacing,
             orphans: head.orphans,
             orphans_held: head.orphans_held,
@@ -242,6 +246,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             deferred: record.deferred.clone(),
             observing: record.observing.clone(),
             intents: record.intents.clone(),
+            recording: record.recording.clone(),
             replacing: record.replacing.clone(),
             orphans: record.orphans.clone(),
             orphans_held: record.orphans_held,

@@ -17,7 +17,9 @@ use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
 use wadm_store::provision::{bucket_config, ensure_bucket, ensure_stream};
 use wadm_store::status::NatsStatusStore;
 
-use crate::announce::{discover_with_id, periodic_discovery_id, tick_message, timer_message};
+use crate::announce::{
+    discover_with_id, periodic_discovery_id, tick_message, timer_message, unrecorded_message,
+};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
 use crate::executor::{Executor, HeadOrders};
@@ -416,17 +418,21 @@ pub async fn run(
         };
         let (events_out, clock_d, stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
         tasks.spawn(rounds.run(discoverer, events_out, clock_d, doubt_rx, stop));
-        let timer = (lattice.clone(), outbox.clone(), clock.clone(), stop_rx.clone());
-        tasks.spawn(run_timer(timer.0, timer.1, timer.2, deadline_rx, timer.3));
-        let (outbox, clock, mut stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
-        let (lattice, every) = (lattice.clone(), config.runtime.tick_every);
+        let ours = Announcer {
+            lattice: lattice.clone(),
+            outbox: outbox.clone(),
+            failing: Default::default(),
+        };
+        tasks.spawn(run_timer(ours.clone(), clock.clone(), deadline_rx, stop_rx.clone()));
+        let (clock, mut stop, every) = (clock.clone(), stop_rx.clone(), config.runtime.tick_every);
         tasks.spawn(async move {
             let mut interval = tokio::time::interval(every);
             loop {
                 tokio::select! {
                     _ = interval.tick() => {
-                        let tick = tick_message(&lattice, clock.now(), every);
-                        if let Err(e) = outbox.publish(tick).await {
+                        let now = clock.now();
+                        let tick = tick_message(&ours.lattice, now, every);
+                        if let Err(e) = ours.publish(tick, now).await {
                             tracing::warn!(error = %e, "cannot publish tick");
                         }
                     }
@@ -558,9 +564,50 @@ impl Presences {
 /// (a host lease, an order's deadline, a failure backoff) is reached, publish a timer event for
 /// it (its id names the deadline: the replicas' timers for one deadline are one message). So a
 /// silent host is lost at its lease, not at the next tick.
-async fn run_timer(
+/// A replica's own ticks and timers for one lattice: when publishing them fails, the first
+/// publish that works again is preceded by `unrecorded` (see [`crate::recording`]), so leases do
+/// not run out over a silence of the event stream.
+#[derive(Clone)]
+struct Announcer {
     lattice: String,
-    events: JsOutbox,
+    outbox: JsOutbox,
+    /// When publishing began to fail, while it fails.
+    failing: Arc<Mutex<Option<u64>>>,
+}
+
+impl Announcer {
+    async fn publish(
+        &self,
+        message: crate::io::Outgoing,
+        now: u64,
+    ) -> Result<(), crate::io::IoError> {
+        let since = *lock(&self.failing);
+        let result = match since {
+            Some(since) => {
+                match self.outbox.publish(unrecorded_message(&self.lattice, since)).await {
+                    Ok(_) => {
+                        tracing::info!(lattice = %self.lattice, since, "event stream recording again");
+                        {
+                            let mut failing = lock(&self.failing);
+                            if *failing == Some(since) {
+                                *failing = None;
+                            }
+                        }
+                        self.outbox.publish(message).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            None => self.outbox.publish(message).await,
+        };
+        result.map(|_| ()).inspect_err(|_| {
+            lock(&self.failing).get_or_insert(now);
+        })
+    }
+}
+
+async fn run_timer(
+    ours: Announcer,
     clock: Arc<dyn Clock>,
     mut deadline: watch::Receiver<Option<u64>>,
     mut stop: watch::Receiver<bool>,
@@ -577,7 +624,7 @@ async fn run_timer(
         let wait = Duration::from_millis(at.saturating_sub(clock.now()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {
-                if let Err(e) = events.publish(timer_message(&lattice, at)).await {
+                if let Err(e) = ours.publish(timer_message(&ours.lattice, at), clock.now()).await {
                     tracing::warn!(error = %e, "cannot publish timer");
                 }
                 // Fired: wait for the next deadline a step reports.

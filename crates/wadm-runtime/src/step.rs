@@ -42,6 +42,10 @@ pub enum Input {
     CommandFailed(CommandFailure),
     CommandDropped(CommandDropped),
     Discovered(DiscoveryReport),
+    /// A replica could not publish from `since` on (see [`crate::recording`]).
+    Unrecorded {
+        since: Timestamp,
+    },
 }
 
 /// One message of a batch, as the step sees it.
@@ -76,6 +80,7 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<(String, Input), String> 
         Incoming::CommandFailed(f) => Input::CommandFailed(f),
         Incoming::CommandDropped(d) => Input::CommandDropped(d),
         Incoming::Discovered(d) => Input::Discovered(d),
+        Incoming::Unrecorded { since } => Input::Unrecorded { since },
         Incoming::Ignored(reason) => return Err(reason),
     };
     Ok((lattice, input))
@@ -155,6 +160,9 @@ pub fn apply(
         }
         // A redelivery of an event the head records as applied: reconcile only.
         let replay = e.delivered > 1 && e.sequence > 0 && e.sequence <= record.last_sequence;
+        if let Some(stored_at) = e.stored_at {
+            record.recording.note_stored(stored_at, config.lease.heartbeat_interval_ms);
+        }
         out.replayed |= replay;
         match &e.input {
             Input::Host { .. }
@@ -185,6 +193,13 @@ pub fn apply(
                     out.affected = Affected::all();
                 }
                 out.persist.merge(expired);
+            }
+            Input::Unrecorded { since } => {
+                if let Some(resumed_at) = record.recording.resumed_after(*since) {
+                    let mut restarted = Changes::default();
+                    crate::recording::restart_leases(&mut record.state, resumed_at, &mut restarted);
+                    out.persist.merge(restarted);
+                }
             }
             Input::Tick => {
                 // Leases run from when the stream stored each host's latest event, so they
@@ -815,6 +830,57 @@ mod tests {
             unsure,
         };
         Event { input: Input::CommandDropped(dropped), sequence, delivered: 1, stored_at: None }
+    }
+
+    #[test]
+    fn a_silence_of_the_stream_a_replica_reported_does_not_expire_hosts() {
+        let mut config = RuntimeConfig::default();
+        config.lease.heartbeat_interval_ms = 1_000;
+        config.lease.slack_ms = 500;
+        let at = |input, sequence, stored_at| Event {
+            input,
+            sequence,
+            delivered: 1,
+            stored_at: Some(stored_at),
+        };
+        let run = |report: bool| {
+            let mut record = LatticeRecord::default();
+            record.state.lattice = "l".into();
+            for id in ["A", "B"] {
+                let host = HostState { id: id.into(), last_seen: 2_000, ..Default::default() };
+                record.state.hosts.insert(id.into(), host);
+            }
+            let none = Fetched::default();
+            apply(&mut record, &[at(Input::Tick, 1, 2_000)], &none, 2_000, false, 0, &config);
+            // Nothing is stored for 4.6 s (no stream leader), then a replica says its publishes
+            // failed from 2.4 s on, before its tick.
+            let mut batch = vec![];
+            if report {
+                batch.push(at(Input::Unrecorded { since: 2_400 }, 2, 6_600));
+            }
+            batch.push(at(Input::Tick, 3, 6_650));
+            let applied = apply(&mut record, &batch, &none, 6_700, false, 0, &config);
+            (record, applied)
+        };
+        let (record, applied) = run(true);
+        assert_eq!(record.state.hosts.len(), 2, "the silence is not held against the hosts");
+        assert!(applied.persist.changes.contains(&Change::HostUpdated { host: "A".into() }));
+        // Without the report, the same silence is a lattice where nothing happened: leases ran.
+        let (record, _) = run(false);
+        assert!(record.state.hosts.is_empty(), "both hosts lost");
+        // A report of failures while the stream recorded (no silence) changes nothing.
+        let mut record = LatticeRecord::default();
+        record.state.lattice = "l".into();
+        let host = HostState { id: "A".into(), last_seen: 1_000, ..Default::default() };
+        record.state.hosts.insert("A".into(), host);
+        let busy: Vec<Event> = (0..5).map(|i| at(Input::Tick, i + 1, 1_000 + i * 500)).collect();
+        let none = Fetched::default();
+        apply(&mut record, &busy, &none, 3_000, false, 0, &config);
+        assert_eq!(record.state.hosts.len(), 1, "its lease runs until 3.5 s");
+        let report =
+            [at(Input::Unrecorded { since: 2_000 }, 20, 3_100), at(Input::Tick, 21, 3_600)];
+        apply(&mut record, &report, &none, 3_600, false, 0, &config);
+        assert!(record.state.hosts.is_empty(), "a silent host is lost as usual");
     }
 
     #[test]
