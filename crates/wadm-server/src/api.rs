@@ -584,7 +584,7 @@ mod tests {
                 id: format!("scaler-{i}").into(),
                 kind: "SpreadScaler".into(),
                 name: "x".repeat(100).into(),
-                status: StatusInfo { status_type: StatusType::Deployed, message: "ok".into() },
+                status: StatusInfo::new(StatusType::Deployed, "ok"),
             })
             .collect::<Vec<_>>();
         let models = (0..apps)
