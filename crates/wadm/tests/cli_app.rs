@@ -594,8 +594,9 @@ fn instances_cell(table: &str, first: &str) -> Option<String> {
 async fn instances_show_running_of_target_in_every_state() {
     let env = Env::with_wadm("cli-instances").await;
     let file = env.manifest("shop.yaml", "shop", "v1");
-    // Deployed on a lattice without hosts: waiting, two of five instances held by one scaler
-    // (its message says nothing of instances), none of three placed by the other.
+    // Deployed on a lattice without hosts: waiting. The scheduler's status then: two of five
+    // instances held by one scaler (its message says nothing of instances), none of three
+    // placed by the other.
     let waiting = serde_json::json!({
         "status": {"type": "waiting", "message": "no hosts in lattice cli-instances"},
         "scalers": [
@@ -605,6 +606,12 @@ async fn instances_show_running_of_target_in_every_state() {
         ],
     });
     env.app(&["deploy", path(&file)]).await.ok();
+    // The server's own word on a lattice without hosts: none of the manifest's three.
+    let shown = app_until(&env, &["status", "shop"], |out| out.contains("no hosts")).await;
+    assert!(shown.starts_with("shop: waiting, 0/3 instances (no hosts in lattice"), "{shown}");
+    let list = app_until(&env, &["list"], |out| out.contains("0/3")).await;
+    assert_eq!(instances_cell(&list, "shop").as_deref(), Some("0/3"), "{list}");
+    // Then the scheduler's, per scaler.
     publish_when_waiting(&env, "shop", waiting).await;
     let shown =
         app_until(&env, &["status", "shop"], |out| out.contains("waiting for config")).await;
