@@ -46,6 +46,6 @@ pub use wadm_model::api;
 pub use wadm_model::api::{
     HistoryAction, HistoryEntry, HistoryResponse, HostSummary, LatticeSummary, RunningWorkload,
 };
-pub use wadm_model::status::{ScalerStatus, Status, StatusInfo, StatusType};
+pub use wadm_model::status::{Instances, ScalerStatus, Status, StatusInfo, StatusType};
 pub use wait::POLL_EVERY;
 pub use watch::StatusStream;

@@ -28,4 +28,4 @@ pub use app::*;
 pub use diag::{Diagnostic, Invalid, Severity};
 pub use equal::{normal_form, same_content};
 pub use parse::{Format, Limits, Parsed, document_value, parse_manifest};
-pub use status::{ScalerStatus, Status, StatusInfo, StatusType};
+pub use status::{Instances, ScalerStatus, Status, StatusInfo, StatusType};

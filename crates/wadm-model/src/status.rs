@@ -70,12 +70,58 @@ pub struct StatusInfo {
     /// Why, for a person (empty when there is nothing to say).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Instances running of instances wanted, whatever the state (`None`: the scaler runs no
+    /// instances, e.g. links and configs, or a server that does not say). An addition to the
+    /// upstream wire shape, left out when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Instances>,
 }
 
 impl StatusInfo {
     /// A status with its message.
     pub fn new(status_type: StatusType, message: impl Into<String>) -> Self {
-        Self { status_type, message: message.into() }
+        Self { status_type, message: message.into(), instances: None }
+    }
+
+    /// The same status, counting `instances`.
+    pub fn with_instances(mut self, instances: Instances) -> Self {
+        self.instances = Some(instances);
+        self
+    }
+}
+
+/// How many instances run and how many are wanted (for a provider: hosts running it of hosts
+/// that are to).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Instances {
+    /// Instances running what is wanted, where it is wanted (at most the wanted count per host).
+    pub running: u64,
+    /// Instances wanted.
+    pub target: u64,
+}
+
+impl Instances {
+    /// `running` of `target`.
+    pub fn new(running: u64, target: u64) -> Self {
+        Self { running, target }
+    }
+
+    /// The counts of several scalers added up (`None` when none of them counts instances).
+    pub fn sum<'a>(counts: impl IntoIterator<Item = Option<&'a Instances>>) -> Option<Instances> {
+        counts.into_iter().flatten().fold(None, |total, c| {
+            let t = total.unwrap_or_default();
+            Some(Instances {
+                running: t.running.saturating_add(c.running),
+                target: t.target.saturating_add(c.target),
+            })
+        })
+    }
+}
+
+impl std::fmt::Display for Instances {
+    /// `running/target`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.running, self.target)
     }
 }
 
@@ -146,7 +192,7 @@ impl Status {
     /// Aggregate scaler statuses into an application status: the type of highest precedence wins;
     /// the message is that of the scaler that has that type, or names each of several with its
     /// message (`web: 1/3 instances running; kv: …`), in scaler order — none for a deployed
-    /// application.
+    /// application; the instances are the scalers' added up.
     pub fn aggregate(scalers: Vec<ScalerStatus>) -> Self {
         let Some(top) = scalers.iter().map(|s| s.status.status_type).max_by_key(|t| t.precedence())
         else {
@@ -165,7 +211,9 @@ impl Status {
                 .collect::<Vec<_>>()
                 .join("; "),
         };
-        Self { status: StatusInfo::new(top, message), scalers, ..Self::default() }
+        let instances = Instances::sum(scalers.iter().map(|s| s.status.instances.as_ref()));
+        let status = StatusInfo { status_type: top, message, instances };
+        Self { status, scalers, ..Self::default() }
     }
 }
 
@@ -208,6 +256,37 @@ mod tests {
         assert_eq!(s.status.message, "0/1 instances running", "one scaler needs no name");
         let s = Status::aggregate(vec![done.clone(), done]);
         assert_eq!((s.status.status_type, s.status.message.as_str()), (Deployed, ""));
+    }
+
+    #[test]
+    fn instances_are_optional_on_the_wire_and_added_up_per_application() {
+        use StatusType::*;
+        let counted = |t, running, target| ScalerStatus {
+            status: StatusInfo::new(t, "").with_instances(Instances::new(running, target)),
+            ..scaler(t, "")
+        };
+        let json = serde_json::to_value(counted(Waiting, 1, 3).status).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "waiting", "instances": {"running": 1, "target": 3}})
+        );
+        // Upstream's shape (no counts) still reads, and writes without them.
+        let upstream: StatusInfo =
+            serde_json::from_str(r#"{"type":"failed","message":"m"}"#).unwrap();
+        assert_eq!(upstream.instances, None);
+        assert_eq!(
+            serde_json::to_value(&upstream).unwrap(),
+            serde_json::json!({"type": "failed", "message": "m"})
+        );
+        // Scalers without counts (links, configs) add nothing.
+        let s = Status::aggregate(vec![
+            counted(Failed, 0, 2),
+            scaler(Deployed, ""),
+            counted(Reconciling, 3, 5),
+        ]);
+        assert_eq!(s.status.instances, Some(Instances::new(3, 7)));
+        assert_eq!(s.status.instances.unwrap().to_string(), "3/7");
+        assert_eq!(Status::aggregate(vec![scaler(Deployed, "")]).status.instances, None);
     }
 
     #[test]

@@ -400,7 +400,9 @@ pub fn statuses(
         let status = match &app.failure {
             Some(f) if status.status.status_type != StatusType::Deployed => {
                 let when = if now < f.retry_at { "retrying later" } else { "retrying" };
-                Status::new(StatusType::Failed, format!("{} ({when})", f.message))
+                let mut failed = Status::new(StatusType::Failed, format!("{} ({when})", f.message));
+                failed.status.instances = status.status.instances;
+                failed
             }
             // Planned on the lattice as it will be once the orders in flight take effect: not
             // deployed before the hosts confirm them.
@@ -408,7 +410,10 @@ pub fn statuses(
                 let s = if in_flight == 1 { "" } else { "s" };
                 let message = format!("{in_flight} command{s} awaiting confirmation");
                 let mut pending = status.clone();
-                pending.status = Status::new(StatusType::Reconciling, message).status;
+                pending.status = wadm_model::StatusInfo {
+                    instances: status.status.instances,
+                    ..Status::new(StatusType::Reconciling, message).status
+                };
                 pending
             }
             _ => {
@@ -613,6 +618,26 @@ mod tests {
         assert_eq!(r.apps["a"].attempt(), 2);
         assert_eq!(r.apps["a"].failure.as_ref().unwrap().retry_at, 1100);
         assert!(!note_failure(&mut r, "nope", "boom", 1000, &b, 0));
+    }
+
+    #[test]
+    fn a_failed_application_keeps_its_instance_counts() {
+        let mut r = LatticeRecord::default();
+        apply_deployment(&mut r, "a", Some(&deployed(1, "v1")));
+        let b = Backoff {
+            base: std::time::Duration::from_millis(100),
+            max: std::time::Duration::from_secs(10),
+        };
+        assert!(note_failure(&mut r, "a", "boom", 1000, &b, 0));
+        let counts = wadm_model::Instances::new(1, 3);
+        let mut planned = Status::new(StatusType::Reconciling, "1/3 instances running");
+        planned.status.instances = Some(counts);
+        let mut plan = Plan::default();
+        plan.statuses.insert("a".into(), planned);
+        let out = statuses(&mut r, &plan, &Affected::all(), 1001);
+        let (name, status) = &out[0];
+        assert_eq!((name.as_str(), status.status.status_type), ("a", StatusType::Failed));
+        assert_eq!(status.status.instances, Some(counts));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use wadm_lattice::{LatticeState, NOT_CONFIRMED, Timestamp};
-use wadm_model::{Rollout, StatusType};
+use wadm_model::{Instances, Rollout, StatusType};
 use wadm_scheduler::{Command, DeployedApp, Reconciler};
 
 const OLD: &str = "ghcr.io/x/web:1";
@@ -168,6 +168,11 @@ fn batches_follow_placement_order_and_wait_for_min_healthy_time() {
     assert_eq!(updates(&first).len(), 2, "{:?}", first.commands);
     let message = &first.statuses["demo"].scalers[0].status.message;
     assert!(message.starts_with("rolling out ghcr.io/x/web:2: 0/5 hosts done"), "{message}");
+    // The counts are instances, not hosts: the three hosts kept on the old image still run what
+    // is wanted of them for now; the two being changed do not yet.
+    let counts = first.statuses["demo"].scalers[0].status.instances;
+    assert_eq!(counts, Some(Instances::new(3, 5)));
+    assert_eq!(first.statuses["demo"].status.instances, counts);
     let commands: Vec<Command> = first.commands.iter().map(|c| c.command.clone()).collect();
     send(&mut state, &commands);
     // Unconfirmed: nothing more.

@@ -27,8 +27,14 @@ pub use wadm_model::api::HistoryResponse;
 /// Work to do after the reply went out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowUp {
-    /// Probe the lattice for hosts; if none, report `waiting` for this deploy generation.
-    ProbeHosts { lattice: String, app: String, generation: u64 },
+    /// Probe the lattice for hosts; if none, report `waiting` for this deploy generation, with
+    /// the instances it then runs of those it wants (`None`: not known).
+    ProbeHosts {
+        lattice: String,
+        app: String,
+        generation: u64,
+        instances: Option<wadm_model::Instances>,
+    },
 }
 
 /// One request, as the server received it.
@@ -154,7 +160,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
 
     /// Run a follow-up (after the reply was sent).
     pub async fn follow_up(&self, follow: FollowUp) {
-        let FollowUp::ProbeHosts { lattice, app, generation } = follow;
+        let FollowUp::ProbeHosts { lattice, app, generation, instances } = follow;
         match self.probe.has_hosts(&lattice).await {
             Ok(true) => {}
             Ok(false) => {
@@ -163,8 +169,9 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 let still =
                     current.is_some_and(|i| i.deployed.is_some() && i.generation == generation);
                 if still {
-                    let waiting =
+                    let mut waiting =
                         Status::new(StatusType::Waiting, format!("no hosts in lattice {lattice}"));
+                    waiting.status.instances = instances;
                     if let Err(e) = self.status.set(&lattice, &app, &waiting).await {
                         tracing::warn!(%lattice, %app, error = %e, "cannot publish status");
                     }
@@ -584,7 +591,7 @@ mod tests {
                 id: format!("scaler-{i}").into(),
                 kind: "SpreadScaler".into(),
                 name: "x".repeat(100).into(),
-                status: StatusInfo { status_type: StatusType::Deployed, message: "ok".into() },
+                status: StatusInfo::new(StatusType::Deployed, "ok"),
             })
             .collect::<Vec<_>>();
         let models = (0..apps)

@@ -558,3 +558,85 @@ async fn a_shared_app_in_use_is_undeployed_or_deleted_only_with_force() {
         deleted.stdout
     );
 }
+
+/// A scaler status with its instance counts, as the scheduler publishes it.
+fn counted(name: &str, kind: &str, message: &str, running: u64, target: u64) -> serde_json::Value {
+    let mut scaler = scaler(name, kind, message);
+    scaler["status"]["instances"] = serde_json::json!({"running": running, "target": target});
+    scaler
+}
+
+/// Poll `wadm app <args>` until its stdout satisfies `done`; the last stdout either way.
+async fn app_until(env: &Env, args: &[&str], done: impl Fn(&str) -> bool) -> String {
+    let last = std::sync::Mutex::new(String::new());
+    let found = wadm_test_support::wait_for(Duration::from_secs(20), || async {
+        let run = env.app(args).await;
+        run.ok();
+        *last.lock().unwrap() = run.stdout.clone();
+        done(&run.stdout).then_some(())
+    })
+    .await;
+    let last = last.into_inner().unwrap();
+    assert!(found.is_some(), "`wadm app {}` never showed it:\n{last}", args.join(" "));
+    last
+}
+
+/// The INSTANCES cell of the row that begins with `first` in a table.
+fn instances_cell(table: &str, first: &str) -> Option<String> {
+    let mut lines = table.lines().skip_while(|l| !l.contains("INSTANCES"));
+    let header = lines.next()?;
+    let column = header.split_whitespace().position(|c| c == "INSTANCES")?;
+    let row = lines.find(|l| l.split_whitespace().next() == Some(first))?;
+    row.split_whitespace().nth(column).map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_show_running_of_target_in_every_state() {
+    let env = Env::with_wadm("cli-instances").await;
+    let file = env.manifest("shop.yaml", "shop", "v1");
+    // Deployed on a lattice without hosts: waiting. The scheduler's status then: two of five
+    // instances held by one scaler (its message says nothing of instances), none of three
+    // placed by the other.
+    let waiting = serde_json::json!({
+        "status": {"type": "waiting", "message": "no hosts in lattice cli-instances"},
+        "scalers": [
+            counted("web", "waiting", "no hosts in lattice cli-instances", 2, 5),
+            counted("db", "waiting", "waiting for config creds", 0, 3),
+            scaler("link", "deployed", ""),
+        ],
+    });
+    env.app(&["deploy", path(&file)]).await.ok();
+    // The server's own word on a lattice without hosts: none of the manifest's three.
+    let shown = app_until(&env, &["status", "shop"], |out| out.contains("no hosts")).await;
+    assert!(shown.starts_with("shop: waiting, 0/3 instances (no hosts in lattice"), "{shown}");
+    let list = app_until(&env, &["list"], |out| out.contains("0/3")).await;
+    assert_eq!(instances_cell(&list, "shop").as_deref(), Some("0/3"), "{list}");
+    // Then the scheduler's, per scaler.
+    publish_when_waiting(&env, "shop", waiting).await;
+    let shown =
+        app_until(&env, &["status", "shop"], |out| out.contains("waiting for config")).await;
+    assert!(shown.starts_with("shop: waiting, 2/8 instances ("), "{shown}");
+    assert_eq!(instances_cell(&shown, "web").as_deref(), Some("2/5"), "{shown}");
+    assert_eq!(instances_cell(&shown, "db").as_deref(), Some("0/3"), "{shown}");
+    assert_eq!(instances_cell(&shown, "link").as_deref(), Some("-"), "{shown}");
+    let list = app_until(&env, &["list"], |out| out.contains("2/8")).await;
+    assert_eq!(instances_cell(&list, "shop").as_deref(), Some("2/8"), "{list}");
+
+    // Rolling out: the message counts hosts done, the column instances running.
+    let rolling = serde_json::json!({
+        "status": {"type": "reconciling", "message": "rolling out img:2: 3/8 hosts done, 2 changing (at most 2 at once), 3 waiting"},
+        "scalers": [counted("web", "reconciling", "rolling out img:2: 3/8 hosts done, 2 changing (at most 2 at once), 3 waiting", 6, 8)],
+    });
+    let conn = async_nats::connect(env.nats.url()).await.unwrap();
+    let subject = format!("wadm.status.{}.shop", env.lattice);
+    conn.publish(subject, serde_json::to_vec(&rolling).unwrap().into()).await.unwrap();
+    conn.flush().await.unwrap();
+    let shown = app_until(&env, &["status", "shop"], |out| out.contains("rolling out")).await;
+    assert!(shown.starts_with("shop: reconciling, 6/8 instances ("), "{shown}");
+    assert_eq!(instances_cell(&shown, "web").as_deref(), Some("6/8"), "{shown}");
+    let json = env.app(&["status", "shop", "-o", "json"]).await.json();
+    assert_eq!(
+        json["scalers"][0]["status"]["instances"],
+        serde_json::json!({"running": 6, "target": 8})
+    );
+}

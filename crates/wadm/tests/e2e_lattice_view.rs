@@ -196,6 +196,20 @@ async fn the_view_agrees_with_the_hosts_filters_by_app_and_follows_a_stopped_hos
     let table = wadm(&cluster, &["lattice", "hosts"]).await;
     assert!(table.contains("zone=a") && table.contains("zone=b"), "{table}");
     assert!(!table.contains("hostcore."), "{table}");
+    // Each workload names the application that owns it: where an application runs, at a glance.
+    let row = |host: &str| table.lines().find(|l| l.starts_with(host)).unwrap_or("").to_string();
+    let b_row = row(&placed[0].id);
+    assert!(b_row.contains("view-b/view_b-worker×1"), "{table}");
+    let a_rows: Vec<String> = hosts
+        .iter()
+        .filter(|h| h.components.iter().any(|c| c.id == "view_a-web"))
+        .map(|h| row(&h.id))
+        .collect();
+    assert!(
+        !a_rows.is_empty() && a_rows.iter().all(|r| r.contains("view-a/view_a-web×")),
+        "{table}"
+    );
+    assert!(!table.contains(" view_a-web×") && !table.contains(" view_b-worker×"), "{table}");
     let json: Value =
         serde_json::from_str(&wadm(&cluster, &["lattice", "hosts", "-o", "json"]).await).unwrap();
     assert_eq!(json["hosts"].as_array().unwrap().len(), 3);

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use wadm_lattice::{ComponentInstance, NOT_CONFIRMED, Timestamp};
-use wadm_model::{Rollout, StatusInfo, StatusType};
+use wadm_model::{Instances, Rollout, StatusInfo, StatusType};
 
 use super::placement::{self, Mode, PriorTrait, Resource, Shortfall, SpreadPlacement, Unit};
 use super::{
@@ -117,16 +117,6 @@ impl Scaler for ComponentScaler {
         };
         let exclude = placement::prior_hosts(ctx, res, &self.priors);
         let placements = placement::place(ctx, res, self.mode, &self.placer.spec, &exclude);
-        if !missing.is_empty() {
-            let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
-            return Evaluation {
-                wants: self.hold(observed, &placed),
-                status: super::waiting_for_config(&missing),
-                wake_at: None,
-                rollout: None,
-                short_of_capacity: false,
-            };
-        }
         let mut wants = Wants::with_capacity(placements.iter().map(|p| p.hosts.len()).sum());
         for (spread, placed) in placements.iter().enumerate() {
             for (h, count) in &placed.hosts {
@@ -139,6 +129,17 @@ impl Scaler for ComponentScaler {
                     config: self.config.clone(),
                 }));
             }
+        }
+        if !missing.is_empty() {
+            let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h)).collect();
+            let (progress, _) = self.progress(observed, &placements, &wants);
+            return Evaluation {
+                wants: self.hold(observed, &placed),
+                status: super::waiting_for_config(&missing).with_instances(progress.instances()),
+                wake_at: None,
+                rollout: None,
+                short_of_capacity: false,
+            };
         }
         let policy = self.rollout.map(|mut policy| {
             if self.promoted {
@@ -165,9 +166,28 @@ impl ComponentScaler {
         placements: &[SpreadPlacement],
         wants: &[Want],
     ) -> StatusInfo {
+        let (progress, all_there) = self.progress(observed, placements, wants);
         if let Some(status) = shortfall_status(ctx, placements) {
-            return status;
+            return status.with_instances(progress.instances());
         }
+        let sibling =
+            |tag: &Tag<'_>| tag.scaler.is_some_and(|id| self.siblings.iter().any(|s| s == id));
+        // Each spread's hosts are in host order.
+        let is_placed = |h: HostIx| {
+            placements.iter().any(|p| p.hosts.binary_search_by_key(&h, |x| x.0).is_ok())
+        };
+        let extras = observed.iter().any(|o| o.tag.ours && !sibling(&o.tag) && !is_placed(o.host));
+        if all_there && !extras { progress.deployed() } else { progress.reconciling() }
+    }
+
+    /// Instances running as wanted of instances wanted (a spreadscaler wants its `instances`
+    /// even where they cannot be placed), and whether every want is met exactly.
+    fn progress(
+        &self,
+        observed: &[Observed<'_, ComponentInstance>],
+        placements: &[SpreadPlacement],
+        wants: &[Want],
+    ) -> (Progress, bool) {
         // Wants were pushed in placement order: the i-th placed host is the i-th want's host.
         let placed = placements.iter().flat_map(|p| p.hosts.iter().map(|(h, _)| *h));
         // Every want is for this component: `observed` are its instances, in host order.
@@ -189,14 +209,10 @@ impl ComponentScaler {
                 all_there = false;
             }
         }
-        let sibling =
-            |tag: &Tag<'_>| tag.scaler.is_some_and(|id| self.siblings.iter().any(|s| s == id));
-        // Each spread's hosts are in host order.
-        let is_placed = |h: HostIx| {
-            placements.iter().any(|p| p.hosts.binary_search_by_key(&h, |x| x.0).is_ok())
-        };
-        let extras = observed.iter().any(|o| o.tag.ours && !sibling(&o.tag) && !is_placed(o.host));
-        if all_there && !extras { progress.deployed() } else { progress.reconciling() }
+        if self.mode == Mode::Spread {
+            progress.wanted = progress.wanted.max(u64::from(self.placer.spec.instances));
+        }
+        (progress, all_there)
     }
 }
 
@@ -338,7 +354,11 @@ pub(super) fn rollout_status(
             p.updated, p.changing, p.max_parallel, p.waiting
         )
     };
-    (StatusInfo::new(StatusType::Reconciling, message), p.wake_at, Some(progress))
+    let rolling = StatusInfo {
+        instances: status.instances,
+        ..StatusInfo::new(StatusType::Reconciling, message)
+    };
+    (rolling, p.wake_at, Some(progress))
 }
 
 /// Instances running with the wanted image (at most the wanted count per host) out of the
@@ -351,12 +371,18 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// The counts, as a status carries them.
+    pub(crate) fn instances(self) -> Instances {
+        Instances::new(self.running, self.wanted)
+    }
+
     /// `deployed` with `{running}/{wanted} instances running` (so a table can always show it).
     pub(crate) fn deployed(self) -> StatusInfo {
         StatusInfo::new(
             StatusType::Deployed,
             format!("{}/{} instances running", self.running, self.wanted),
         )
+        .with_instances(self.instances())
     }
 
     /// `reconciling` with `{running}/{wanted} instances running`.
@@ -365,6 +391,7 @@ impl Progress {
             StatusType::Reconciling,
             format!("{}/{} instances running", self.running, self.wanted),
         )
+        .with_instances(self.instances())
     }
 }
 

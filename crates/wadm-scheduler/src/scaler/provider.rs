@@ -84,25 +84,6 @@ impl Scaler for ProviderScaler {
     fn evaluate(&self, ctx: &Context<'_>) -> Evaluation {
         let info = &self.placer.info;
         let missing = ctx.missing_configs(&self.external_config);
-        if !missing.is_empty() {
-            // Keep what this scaler runs; start nothing new.
-            let wants = ctx
-                .provider_instances(&self.provider_id)
-                .iter()
-                .filter(|o| o.tag.placed_by(&info.app, &info.id))
-                .map(|o| {
-                    let annotations = Annotations::Exact(Arc::new(o.instance.annotations.clone()));
-                    Want::Provider(self.want(o.host, annotations))
-                })
-                .collect();
-            return Evaluation {
-                wants,
-                status: super::waiting_for_config(&missing),
-                wake_at: None,
-                rollout: None,
-                short_of_capacity: false,
-            };
-        }
         let res = Resource {
             unit: Unit::Provider,
             id: &self.provider_id,
@@ -120,6 +101,26 @@ impl Scaler for ProviderScaler {
                 wanted.push((*h, self.want(*h, annotations)));
             }
         }
+        if !missing.is_empty() {
+            let instances = self.progress(ctx, &wanted).0.instances();
+            // Keep what this scaler runs; start nothing new.
+            let wants = ctx
+                .provider_instances(&self.provider_id)
+                .iter()
+                .filter(|o| o.tag.placed_by(&info.app, &info.id))
+                .map(|o| {
+                    let annotations = Annotations::Exact(Arc::new(o.instance.annotations.clone()));
+                    Want::Provider(self.want(o.host, annotations))
+                })
+                .collect();
+            return Evaluation {
+                wants,
+                status: super::waiting_for_config(&missing).with_instances(instances),
+                wake_at: None,
+                rollout: None,
+                short_of_capacity: false,
+            };
+        }
         let policy = self.rollout.map(|mut policy| {
             if self.promoted {
                 policy.canary = None;
@@ -127,8 +128,10 @@ impl Scaler for ProviderScaler {
             policy
         });
         let pacing = policy.map(|policy| self.pace(ctx, policy, &mut wanted));
-        let status =
-            shortfall_status(ctx, &placements).unwrap_or_else(|| self.status(ctx, &wanted));
+        let status = match shortfall_status(ctx, &placements) {
+            Some(status) => status.with_instances(self.progress(ctx, &wanted).0.instances()),
+            None => self.status(ctx, &wanted),
+        };
         let (status, wake_at, rollout) = match pacing {
             Some(p) => rollout_status(status, p, &self.image_ref, wanted.len()),
             None => (status, None, None),
@@ -197,7 +200,9 @@ impl ProviderScaler {
         pacing
     }
 
-    fn status(&self, ctx: &Context<'_>, wanted: &[(HostIx, ProviderWant)]) -> StatusInfo {
+    /// Hosts running the wanted provider of hosts that are to (a spreadscaler wants its
+    /// `instances` even where they cannot be placed), and whether any of them reports unhealthy.
+    fn progress(&self, ctx: &Context<'_>, wanted: &[(HostIx, ProviderWant)]) -> (Progress, bool) {
         let want_ref = normalize_provider_ref(&self.image_ref);
         let mut unhealthy = false;
         let mut progress = Progress { running: 0, wanted: wanted.len() as u64 };
@@ -210,7 +215,15 @@ impl ProviderScaler {
                 _ => {}
             }
         }
-        let all_there = progress.running == progress.wanted;
+        if self.mode == Mode::Spread {
+            progress.wanted = progress.wanted.max(u64::from(self.placer.spec.instances));
+        }
+        (progress, unhealthy)
+    }
+
+    fn status(&self, ctx: &Context<'_>, wanted: &[(HostIx, ProviderWant)]) -> StatusInfo {
+        let (progress, unhealthy) = self.progress(ctx, wanted);
+        let all_there = progress.running == wanted.len() as u64;
         let wanted_hosts: BTreeSet<HostIx> = wanted.iter().map(|(h, _)| *h).collect();
         let info = &self.placer.info;
         let extras = ctx
@@ -224,6 +237,7 @@ impl ProviderScaler {
                 StatusType::Unhealthy,
                 format!("provider {} reports unhealthy", self.provider_id),
             )
+            .with_instances(progress.instances())
         } else {
             progress.deployed()
         }

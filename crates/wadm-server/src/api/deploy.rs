@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use wadm_model::api::*;
-use wadm_model::{Application, Source, Status, StatusType};
+use wadm_model::{Application, Instances, Scaler, Source, Status, StatusType};
 
 use super::{Api, FollowUp, body, not_found};
 use crate::checks::{Removal, awaited_shared, deploy_conflicts, removal};
@@ -93,11 +93,13 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         if let Err(e) = self.status.set(lattice, name, &status).await {
             tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
         }
+        let instances = parse_stored(&stored.manifest).ok().map(|app| hostless_instances(&app));
         self.publish_deployed(lattice, name, stored.manifest.clone()).await;
         let follow = FollowUp::ProbeHosts {
             lattice: lattice.to_string(),
             app: name.to_string(),
             generation: outcome.generation,
+            instances,
         };
         let mut message = format!(
             "Deployed version {} of {name} (generation {})",
@@ -302,4 +304,21 @@ pub(super) fn deploy_reply(
         unchanged: false,
         revision: None,
     }
+}
+
+/// What `app` runs and wants on a lattice without hosts: none of its spreadscalers' instances (a
+/// daemonscaler wants nothing where no host matches; a component of a shared application is
+/// that application's to run).
+pub(super) fn hostless_instances(app: &Application) -> Instances {
+    let target = app
+        .components
+        .iter()
+        .filter(|c| matches!(c.source, Source::Image(_)))
+        .flat_map(|c| &c.scalers)
+        .map(|s| match s {
+            Scaler::Spread(spec) => u64::from(spec.instances),
+            Scaler::Daemon(_) => 0,
+        })
+        .sum();
+    Instances::new(0, target)
 }

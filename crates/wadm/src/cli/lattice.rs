@@ -115,12 +115,17 @@ fn shown_labels(host: &HostSummary) -> String {
     if labels.is_empty() { "-".into() } else { labels.join(",") }
 }
 
-/// `id×n` for each workload, comma separated (`-` for none).
+/// `app/id×n` for each workload (`id×n` for one no application owns), comma separated (`-` for
+/// none): where an application runs, at a glance.
 fn workloads(list: &[wadm_client::RunningWorkload]) -> String {
     if list.is_empty() {
         return "-".into();
     }
-    list.iter().map(|w| format!("{}×{}", w.id, w.instances)).collect::<Vec<_>>().join(", ")
+    let workload = |w: &wadm_client::RunningWorkload| match &w.app {
+        Some(app) => format!("{app}/{}×{}", w.id, w.instances),
+        None => format!("{}×{}", w.id, w.instances),
+    };
+    list.iter().map(workload).collect::<Vec<_>>().join(", ")
 }
 
 fn print_hosts(hosts: &[HostSummary], app: Option<&str>) {
@@ -191,6 +196,15 @@ mod tests {
         assert_eq!(shown_labels(&host("N1", &[], &[])), "zone=a");
         assert_eq!(workloads(&host("N1", &[("web", 2)], &[]).components), "web×2");
         assert_eq!(workloads(&[]), "-");
+    }
+
+    #[test]
+    fn workloads_name_their_application() {
+        let mut h = host("N1", &[("shop-web", 2), ("loose", 1)], &["shop-http"]);
+        h.components[0].app = Some("shop".into());
+        h.providers[0].app = Some("shop".into());
+        assert_eq!(workloads(&h.components), "shop/shop-web×2, loose×1");
+        assert_eq!(workloads(&h.providers), "shop/shop-http×1");
     }
 
     #[test]

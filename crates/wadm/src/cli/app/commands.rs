@@ -417,13 +417,15 @@ async fn store_for_deploy(
 }
 
 fn print_models(models: &[ModelSummary]) {
-    let mut table = Table::new(&["NAME", "DEPLOYED", "LATEST", "STATUS", "DESCRIPTION"]);
+    let mut table =
+        Table::new(&["NAME", "DEPLOYED", "LATEST", "STATUS", "INSTANCES", "DESCRIPTION"]);
     for m in models {
         table.row(vec![
             m.name.clone(),
             m.deployed_version.clone().unwrap_or_else(|| "-".into()),
             m.version.clone(),
             m.status.to_string(),
+            wait::instances_cell(wait::app_instances(&m.detailed_status)),
             m.description.clone().unwrap_or_default(),
         ]);
     }
@@ -435,12 +437,7 @@ fn print_models(models: &[ModelSummary]) {
 }
 
 pub fn print_status(name: &str, status: &Status) {
-    let message = &status.status.message;
-    if message.is_empty() {
-        say!("{name}: {}", status.status.status_type);
-    } else {
-        say!("{name}: {} ({message})", status.status.status_type);
-    }
+    say!("{}", wait::headline(name, status));
     if status.scalers.is_empty() {
         return;
     }
