@@ -3,9 +3,11 @@
 //! [`ensure_stream`] (retrying while a clustered JetStream forms), [`bucket_config`] (the one
 //! configuration of wadm's buckets).
 //!
-//! Buckets read from the stream leader: KV direct gets may be served by a lagging follower, so
-//! a read right after an acknowledged write could miss it. wadm's buckets are made (or switched)
-//! with direct gets off; the cost is small (≈ 0.6 ms against ≈ 0.35 ms a read, 3-node cluster).
+//! Buckets and the status stream read from the stream leader: direct gets may be served by a
+//! lagging follower, so a read right after an acknowledged write could miss it. wadm's buckets
+//! and streams are made (or switched, once, at start) with direct gets off; the cost is small
+//! (≈ 0.6 ms against ≈ 0.35 ms a read, 3-node cluster). `docs/deploy.md` ("Which reads are
+//! current") lists every read path.
 
 use std::future::Future;
 use std::time::Duration;
@@ -60,15 +62,32 @@ pub async fn ensure_stream(
     config: stream::Config,
 ) -> Result<stream::Stream, ProvisionError> {
     let what = format!("stream {}", config.name);
-    patiently(&what, || async {
-        match js.get_stream(&config.name).await {
-            Ok(stream) => Ok(stream),
-            Err(read) => {
-                js.create_stream(config.clone()).await.map_err(|e| format!("{e} (read: {read})"))
-            }
+    patiently(&what, || open_or_create_stream(js, &config)).await
+}
+
+/// Open stream `config.name`, creating it when missing; when `config` turns direct gets off and
+/// the stream (made by an older wadm) has them on, it is switched to leader reads once. One
+/// attempt: the error says why (callers retry while a clustered JetStream forms).
+pub async fn open_or_create_stream(
+    js: &jetstream::Context,
+    config: &stream::Config,
+) -> Result<stream::Stream, String> {
+    let stream = match js.get_stream(&config.name).await {
+        Ok(stream) => stream,
+        Err(read) => {
+            return js
+                .create_stream(config.clone())
+                .await
+                .map_err(|e| format!("{e} (read: {read})"));
         }
-    })
-    .await
+    };
+    if config.allow_direct || !stream.cached_info().config.allow_direct {
+        return Ok(stream);
+    }
+    let mut switched = stream.cached_info().config.clone();
+    switched.allow_direct = false;
+    js.update_stream(switched).await.map_err(|e| format!("switching to leader reads: {e}"))?;
+    js.get_stream(&config.name).await.map_err(|e| e.to_string())
 }
 
 /// How long a starting replica keeps trying to read or create a JetStream resource (a clustered
@@ -203,5 +222,41 @@ mod tests {
         assert!(!allows_direct(&js, "old").await);
         assert!(!store.stream.cached_info().config.allow_direct, "the handle knows");
         assert_eq!(store.get("k").await.unwrap(), Some(Bytes::from_static(b"kept")));
+    }
+
+    /// The status stream reads from the leader: created with direct gets off, and an older one
+    /// (direct gets on, as wadm used to make it) switched once when opened, its statuses kept;
+    /// the same for an account's own status stream, opened on first use by the status store.
+    #[tokio::test]
+    async fn the_status_stream_reads_from_the_leader_new_and_old() {
+        use crate::status::{NatsStatusStore, StatusStore};
+        let nats = NatsServer::start();
+        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        let fresh = NatsStatusStore::stream_config("fresh_status", None, 1);
+        assert!(!fresh.allow_direct);
+        let fresh = NatsStatusStore::stream_config("fresh_status", Some("FRESH"), 1);
+        let stream = ensure_stream(&js, fresh).await.unwrap();
+        assert!(!stream.cached_info().config.allow_direct);
+
+        let mut old = NatsStatusStore::stream_config("wadm_status", None, 1);
+        old.allow_direct = true;
+        js.create_stream(old.clone()).await.unwrap();
+        js.publish("wadm.status.default.kept", "{}".into()).await.unwrap().await.unwrap();
+        let mut old_account = NatsStatusStore::stream_config("wadm_status", Some("ACC"), 1);
+        old_account.allow_direct = true;
+        js.create_stream(old_account).await.unwrap();
+
+        let config = NatsStatusStore::stream_config("wadm_status", None, 1);
+        let stream = ensure_stream(&js, config).await.unwrap();
+        assert!(!stream.cached_info().config.allow_direct, "the handle knows");
+        let mut stream = js.get_stream("wadm_status").await.unwrap();
+        assert!(!stream.info().await.unwrap().config.allow_direct);
+        let kept = stream.get_last_raw_message_by_subject("wadm.status.default.kept").await;
+        assert_eq!(kept.unwrap().payload.as_ref(), b"{}");
+
+        let store = NatsStatusStore::new(js.clone(), stream);
+        store.list("ACC.default").await.unwrap();
+        let mut account = js.get_stream("wadm_status_ACC").await.unwrap();
+        assert!(!account.info().await.unwrap().config.allow_direct);
     }
 }
