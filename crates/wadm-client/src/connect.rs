@@ -166,11 +166,38 @@ impl ConnectError {
 
 /// Connect with these options. Fails fast (no endless reconnect loop before the first connection).
 pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client, ConnectError> {
+    connect_inner(options, None).await
+}
+
+/// [`connect`], handing `on_server_error` the text of every error the server reports on the
+/// connection (`-ERR …`: a permissions violation, for one), which a request that ran into it
+/// never sees (it only times out).
+pub async fn connect_reporting(
+    options: &NatsOptions,
+    on_server_error: impl Fn(&str) + Send + Sync + 'static,
+) -> Result<async_nats::Client, ConnectError> {
+    connect_inner(options, Some(Arc::new(on_server_error))).await
+}
+
+type OnServerError = Arc<dyn Fn(&str) + Send + Sync>;
+
+async fn connect_inner(
+    options: &NatsOptions,
+    on_server_error: Option<OnServerError>,
+) -> Result<async_nats::Client, ConnectError> {
     let url = options.url.trim().to_string();
     validate_url(&url)?;
     let mut opts = async_nats::ConnectOptions::new()
         .name(&options.name)
         .connection_timeout(options.connect_timeout);
+    if let Some(report) = on_server_error {
+        opts = opts.event_callback(move |event| {
+            if let async_nats::Event::ServerError(e) = &event {
+                report(&e.to_string());
+            }
+            async {}
+        });
+    }
     // async-nats does not apply credentials written in the URL: pass them explicitly. Explicit
     // options win over the URL.
     let explicit = match (&options.user, &options.password, &options.token) {

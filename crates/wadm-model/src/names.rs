@@ -24,6 +24,20 @@ pub fn app_name_error(name: &str) -> Option<String> {
     })
 }
 
+/// The longest name or id a manifest may introduce that becomes a subject token or part of a
+/// storage key (component names and ids, link names and interfaces, config and secret names,
+/// and the lattice names derived from them), in bytes. It is the bound wadm applies to the same
+/// ids in host events (`wadm_protocol::names::MAX_ID_LEN`), so whatever a manifest may name, a
+/// host may report back, and no control subject wadm builds from it nears NATS's 4 KiB line.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Why `name`, which a manifest calls `what` (`"a config name"`), is too long, if it is: longer
+/// than [`MAX_NAME_LEN`] bytes. The name itself is not echoed (it may be huge).
+pub fn name_len_error(what: &str, name: &str) -> Option<String> {
+    (name.len() > MAX_NAME_LEN)
+        .then(|| format!("{what} is at most {MAX_NAME_LEN} bytes (this one has {})", name.len()))
+}
+
 /// Lowercase, then replace every non-ASCII-alphanumeric character with `_`.
 pub fn sanitize(s: &str) -> String {
     s.chars()
@@ -60,5 +74,14 @@ mod tests {
         assert_eq!(owned_config_name("hello-world", "default-http"), "hello_world-default_http");
         assert_eq!(secret_config_name("app", "db-pass"), "SECRET_app-db_pass");
         assert_eq!(sanitize("ünï"), "_n_");
+    }
+
+    #[test]
+    fn name_lengths() {
+        assert_eq!(name_len_error("a config name", &"c".repeat(MAX_NAME_LEN)), None);
+        assert_eq!(
+            name_len_error("a config name", &"c".repeat(5000)).unwrap(),
+            "a config name is at most 256 bytes (this one has 5000)"
+        );
     }
 }

@@ -300,3 +300,107 @@ fn warnings_are_reported_on_valid_manifests() {
     assert_eq!(link.target_config[0].lattice_name, "rules_app-kv_conn");
     assert_eq!(parsed.app.components[0].other_traits[0].trait_type, "autoscaler");
 }
+
+/// Every name a manifest introduces that becomes a subject token or part of a storage key is
+/// bounded: `(pointer, path)` for each, set to 5,000 bytes, is refused at its path, and the name
+/// is not echoed.
+#[test]
+fn overlong_names_are_refused_at_their_paths() {
+    let huge = "n".repeat(5_000);
+    let cases = [
+        ("/spec/components/0/name", "spec.components[0].name"),
+        (
+            "/spec/components/0/properties/config/0/name",
+            "spec.components[0].properties.config[0].name",
+        ),
+        (
+            "/spec/components/0/properties/secrets/0/name",
+            "spec.components[0].properties.secrets[0].name",
+        ),
+        (
+            "/spec/components/0/traits/1/properties/namespace",
+            "spec.components[0].traits[1].properties.namespace",
+        ),
+        (
+            "/spec/components/0/traits/1/properties/package",
+            "spec.components[0].traits[1].properties.package",
+        ),
+        (
+            "/spec/components/0/traits/1/properties/interfaces/0",
+            "spec.components[0].traits[1].properties.interfaces[0]",
+        ),
+        (
+            "/spec/components/0/traits/1/properties/target/name",
+            "spec.components[0].traits[1].properties.target.name",
+        ),
+        (
+            "/spec/components/0/traits/1/properties/target/config/0/name",
+            "spec.components[0].traits[1].properties.target.config[0].name",
+        ),
+        ("/spec/components/1/name", "spec.components[1].name"),
+    ];
+    for (pointer, path) in cases {
+        let d = rejected(|v| *at(v, pointer) = json!(huge.clone()));
+        assert_error(&d, "name-too-long", path);
+        let text = d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n");
+        assert!(!text.contains(&huge), "{pointer}: the name is echoed");
+        assert!(text.contains("at most 256 bytes (this one has 5000)"), "{pointer}: {text:.300}");
+    }
+    let d = rejected(|v| {
+        let link = at(v, "/spec/components/0/traits/1/properties").as_object_mut().unwrap();
+        link.insert("name".into(), json!(huge.clone()));
+    });
+    assert_error(&d, "name-too-long", "spec.components[0].traits[1].properties.name");
+    let d = rejected(|v| {
+        let props = at(v, "/spec/components/1/properties").as_object_mut().unwrap();
+        props.insert("id".into(), json!(huge.clone()));
+    });
+    assert_error(&d, "name-too-long", "spec.components[1].properties.id");
+    let d = rejected(|v| {
+        let config = at(v, "/spec/components/0/properties/config").as_array_mut().unwrap();
+        config.push(json!({"name": huge.clone()}));
+    });
+    assert_error(&d, "name-too-long", "spec.components[0].properties.config[1].name");
+    let d = rejected(|v| {
+        *at(v, "/spec/components/1/properties") =
+            json!({"application": {"name": huge.clone(), "component": huge.clone()}});
+    });
+    assert_error(&d, "name-too-long", "spec.components[1].properties.application.name");
+    assert_error(&d, "name-too-long", "spec.components[1].properties.application.component");
+}
+
+/// A name within the bound whose derived lattice name (application name, `-`, name) is past it
+/// is refused too: the derived name is what reaches subjects and keys.
+#[test]
+fn derived_names_past_the_bound_are_refused() {
+    let app = "a".repeat(wadm_model::names::MAX_APP_NAME_LEN);
+    let name = "n".repeat(200);
+    let cases = [
+        ("/spec/components/1/name", "spec.components[1].name", "the component id"),
+        (
+            "/spec/components/0/properties/config/0/name",
+            "spec.components[0].properties.config[0].name",
+            "the config's lattice name",
+        ),
+        (
+            "/spec/components/0/properties/secrets/0/name",
+            "spec.components[0].properties.secrets[0].name",
+            "the secret's config name",
+        ),
+    ];
+    for (pointer, path, what) in cases {
+        let d = rejected(|v| {
+            *at(v, "/metadata/name") = json!(app.clone());
+            *at(v, pointer) = json!(name.clone());
+        });
+        assert_error(&d, "name-too-long", path);
+        assert!(d.iter().any(|x| x.to_string().contains(what)), "{d:#?}");
+    }
+    // At the bound exactly: a 128-byte application and a 127-byte name derive 256 bytes.
+    let mut doc = base();
+    *at(&mut doc, "/metadata/name") = json!(app.clone());
+    *at(&mut doc, "/spec/components/1/name") = json!("k".repeat(127));
+    *at(&mut doc, "/spec/components/0/traits/1/properties/target/name") = json!("k".repeat(127));
+    let parsed = parse(&doc).unwrap();
+    assert_eq!(parsed.app.components[1].id.len(), wadm_model::names::MAX_NAME_LEN);
+}

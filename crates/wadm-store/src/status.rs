@@ -79,7 +79,9 @@ impl NatsStatusStore {
             description: Some("wadm: last status of every application".into()),
             subjects: vec![crate::account::stream_subject("wadm.status.>", account)],
             max_messages_per_subject: 1,
-            allow_direct: true,
+            // Reads go to the stream leader (a direct get may be answered by a lagging
+            // follower); an older stream with direct gets on is switched when opened.
+            allow_direct: false,
             ..Default::default()
         }
     }
@@ -98,7 +100,9 @@ impl NatsStatusStore {
         let plain = &self.stream.cached_info().config;
         let config = Self::stream_config(&plain.name, Some(account), plain.num_replicas);
         let name = config.name.clone();
-        let stream = self.js.get_or_create_stream(config).await.map_err(|e| err(&name, e))?;
+        let stream = crate::provision::open_or_create_stream(&self.js, &config)
+            .await
+            .map_err(|reason| StatusError { subject: name.clone(), reason })?;
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         accounts.insert(account.to_string(), stream.clone());
         Ok(stream)

@@ -76,6 +76,15 @@ impl NatsServer {
         self.store.path()
     }
 
+    /// Send the server process `signal` (`"STOP"` freezes it: its connections stay open but
+    /// nothing is answered; `"CONT"` lets it go on). A frozen server is still killed on drop.
+    pub fn signal(&self, signal: &str) -> std::io::Result<()> {
+        match &self.process {
+            Some(process) => process.signal(signal),
+            None => Err(std::io::Error::other("the NATS server is stopped")),
+        }
+    }
+
     /// Stop the server (SIGKILL) and wait for it to exit. The store directory is kept.
     pub fn stop(&mut self) {
         if let Some(process) = self.process.take() {

@@ -179,3 +179,36 @@ fn a_closed_stdout_ends_quietly() {
         assert!(output.status.success(), "{}: {:?} {stderr}", args[0], output.status);
     }
 }
+
+/// A config name that would make a control subject (`…config.put.{name}`) past NATS's line
+/// limit is refused, at its path, with the bound — and not echoed back.
+#[test]
+fn an_overlong_config_name_is_refused_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "c".repeat(5_000);
+    let manifest = format!(
+        "apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: long-config
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: ghcr.io/x/web:1
+        config:
+          - name: fine
+          - name: {huge}
+            properties:
+              k: v
+"
+    );
+    let path = write(&dir, "long.yaml", &manifest);
+    let out = wadm(&["validate", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout:.500}");
+    assert!(stdout.contains("spec.components[0].properties.config[1].name"), "{stdout:.500}");
+    assert!(stdout.contains("at most 256 bytes (this one has 5000)"), "{stdout:.500}");
+    assert!(!stdout.contains(&huge), "the name is echoed");
+}

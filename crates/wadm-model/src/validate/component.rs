@@ -6,7 +6,7 @@ use crate::diag::{Diagnostics, Path};
 use crate::names;
 use crate::node::Node;
 
-use super::fields::{Fields, list, non_empty_string};
+use super::fields::{Fields, check_len, check_len_derived, list, non_empty_string};
 use super::references::{configs, secrets};
 use super::traits::{self, TraitOutcome, default_spread};
 use super::{Facts, IdFact};
@@ -58,6 +58,24 @@ pub(super) fn component(
     }
     let is_shared = matches!(source, Source::Shared { .. });
     let id = explicit.clone().unwrap_or_else(|| names::component_id(app, &name));
+    match &explicit {
+        Some(explicit) => {
+            check_len(&name, &path.key("name"), "a component name", d);
+            check_len(explicit, &props_path.key("id"), "a component id", d);
+        }
+        // A shared reference runs nothing of its own: its name derives no id here.
+        None if is_shared => {
+            check_len(&name, &path.key("name"), "a component name", d);
+        }
+        None => check_len_derived(
+            &name,
+            &id,
+            &path.key("name"),
+            "a component name",
+            "the component id",
+            d,
+        ),
+    }
     if !is_shared {
         let id_path = if explicit.is_some() { props_path.key("id") } else { path.key("name") };
         facts.ids.push(IdFact {
@@ -285,10 +303,19 @@ fn source(props: &Fields<'_>, missing: bool, d: &mut Diagnostics) -> Source {
                 APPLICATION,
                 d,
             );
-            Source::Shared {
-                application: f.req("name", d, non_empty_string),
-                component: f.req("component", d, non_empty_string),
+            let application = f.req("name", d, non_empty_string);
+            let component = f.req("component", d, non_empty_string);
+            let at = path.key("application");
+            if application.len() > names::MAX_APP_NAME_LEN {
+                let reason = format!(
+                    "an application name is at most {} bytes (this one has {})",
+                    names::MAX_APP_NAME_LEN,
+                    application.len()
+                );
+                d.error(&at.key("name"), "name-too-long", reason);
             }
+            check_len(&component, &at.key("component"), "a component name", d);
+            Source::Shared { application, component }
         }
         (Some(_), Some(_)) => {
             d.error(path, "image-xor-application", "set either `image` or `application`, not both");

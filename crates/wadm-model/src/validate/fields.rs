@@ -162,6 +162,43 @@ pub(super) fn non_empty_string(node: &Node, path: &Path, d: &mut Diagnostics) ->
     s
 }
 
+/// Reports `value`, which the manifest calls `what` (`"a config name"`), when it is longer than
+/// [`crate::names::MAX_NAME_LEN`] (it becomes a subject token or part of a storage key); true
+/// when it was reported.
+pub(super) fn check_len(value: &str, path: &Path, what: &str, d: &mut Diagnostics) -> bool {
+    let reason = crate::names::name_len_error(what, value);
+    if let Some(reason) = &reason {
+        d.error(path, "name-too-long", reason.clone());
+    }
+    reason.is_some()
+}
+
+/// Checks the name at `path` (called `what`) and the lattice name derived from it (called
+/// `derived_what`): the derived one is reported only when the name itself is within bounds, so
+/// one long name yields one error.
+pub(super) fn check_len_derived(
+    name: &str,
+    derived: &str,
+    path: &Path,
+    what: &str,
+    derived_what: &str,
+    d: &mut Diagnostics,
+) {
+    if check_len(name, path, what, d) || derived.len() <= crate::names::MAX_NAME_LEN {
+        return;
+    }
+    d.error(
+        path,
+        "name-too-long",
+        format!(
+            "{derived_what} derived from this name and the application name is {} bytes; at most \
+             {} are accepted: shorten one of them",
+            derived.len(),
+            crate::names::MAX_NAME_LEN
+        ),
+    );
+}
+
 /// A non-negative whole number that fits in 32 bits.
 pub(super) fn u32_number(node: &Node, path: &Path, d: &mut Diagnostics) -> u32 {
     match node {

@@ -6,7 +6,7 @@ use crate::diag::{Diagnostics, Path};
 use crate::names;
 use crate::node::Node;
 
-use super::fields::{Fields, list, non_empty_string, string_map};
+use super::fields::{Fields, check_len, check_len_derived, list, non_empty_string, string_map};
 use super::{ConfigFact, Facts};
 
 const CONFIG: &[&str] = &["name", "properties"];
@@ -28,9 +28,19 @@ pub(super) fn configs(
         let name = f.req("name", d, non_empty_string);
         let properties =
             f.get_present("properties").map(|n| string_map(n, &path.key("properties"), d));
+        let name_path = path.key("name");
         let lattice_name = match &properties {
             Some(props) => {
                 let lattice_name = names::owned_config_name(app, &name);
+                let derived_what = "the config's lattice name";
+                check_len_derived(
+                    &name,
+                    &lattice_name,
+                    &name_path,
+                    "a config name",
+                    derived_what,
+                    d,
+                );
                 facts.owned_configs.push(ConfigFact {
                     lattice_name: lattice_name.clone(),
                     properties: props.clone(),
@@ -39,7 +49,10 @@ pub(super) fn configs(
                 });
                 lattice_name
             }
-            None => name.clone(),
+            None => {
+                check_len(&name, &name_path, "a config name", d);
+                name.clone()
+            }
         };
         out.push(ConfigRef { name, lattice_name, properties });
     }
@@ -58,6 +71,16 @@ pub(super) fn secrets(
     for (node, path) in list(node, path, d) {
         let f = Fields::of(node, &path, "a secret", SECRET, d);
         let name = f.req("name", d, non_empty_string);
+        let lattice_name = names::secret_config_name(app, &name);
+        let derived_what = "the secret's config name";
+        check_len_derived(
+            &name,
+            &lattice_name,
+            &path.key("name"),
+            "a secret name",
+            derived_what,
+            d,
+        );
         let props = f.get_present("properties").unwrap_or(&Node::Null);
         let props_path = path.key("properties");
         if f.get_present("properties").is_none() {
@@ -67,7 +90,7 @@ pub(super) fn secrets(
         let policy = p.req("policy", d, non_empty_string);
         facts.secret_policies.push((policy.clone(), props_path.key("policy")));
         out.push(SecretRef {
-            lattice_name: names::secret_config_name(app, &name),
+            lattice_name,
             name,
             policy,
             key: p.req("key", d, non_empty_string),

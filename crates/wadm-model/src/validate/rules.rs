@@ -43,7 +43,8 @@ fn anti_affinity(app: &Application, facts: &Facts, d: &mut Diagnostics) {
 fn duplicates(names: &[(String, Path)], rule: &'static str, what: &str, d: &mut Diagnostics) {
     let mut first: BTreeMap<&str, &Path> = BTreeMap::new();
     for (name, path) in names {
-        if name.is_empty() {
+        // An overlong name was reported already, and is not echoed.
+        if name.is_empty() || name.len() > crate::names::MAX_NAME_LEN {
             continue;
         }
         match first.get(name.as_str()) {
@@ -88,7 +89,7 @@ fn ids(facts: &Facts, d: &mut Diagnostics) {
 
 fn link_targets(app: &Application, facts: &Facts, d: &mut Diagnostics) {
     for link in &facts.links {
-        if link.target.is_empty() {
+        if link.target.is_empty() || link.target.len() > crate::names::MAX_NAME_LEN {
             continue;
         }
         if app.component(&link.target).is_none() {

@@ -7,7 +7,8 @@ use crate::diag::{Diagnostics, Path};
 use crate::node::Node;
 
 use super::fields::{
-    Fields, check_duplicate_keys, list, non_empty_string, string_list, string_map, u32_number,
+    Fields, check_duplicate_keys, check_len, list, non_empty_string, string_list, string_map,
+    u32_number,
 };
 use super::references::{configs, secrets};
 use super::{Facts, LinkFact, interfaces};
@@ -355,7 +356,14 @@ fn link(
     {
         d.error(&ifaces_path, "empty-interfaces", "a link needs at least one interface");
     }
+    check_len(&name, &path.key("name"), "a link name", d);
+    // An overlong namespace or package was reported already, and is not echoed.
+    let overlong = check_len(&namespace, &path.key("namespace"), "a link namespace", d)
+        | check_len(&package, &path.key("package"), "a link package", d);
     for (i, iface) in interfaces.iter().enumerate() {
+        if check_len(iface, &ifaces_path.index(i), "an interface", d) || overlong {
+            continue;
+        }
         if let Some(reason) = interfaces::unknown(&namespace, &package, iface) {
             d.warning(&ifaces_path.index(i), "unknown-interface", reason);
         }
@@ -403,6 +411,7 @@ fn link(
             target_path.clone()
         }
     };
+    check_len(&out.target, &target_name_path, "a link target", d);
     for (legacy, modern) in [("source_config", "source.config"), ("target_config", "target.config")]
     {
         let Some(n) = f.get_present(legacy) else { continue };

@@ -105,7 +105,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         }
     };
     let options = args.nats.options(url, "wadm serve");
-    let client = wadm_client::connect::connect(&options).await?;
+    // Permission violations reach wadm only as connection events: provisioning fails fast on
+    // a JetStream one instead of retrying requests that can only time out.
+    let client =
+        wadm_client::connect::connect_reporting(&options, wadm_store::provision::server_error)
+            .await?;
     let api = args.operator.http.api(&args.api_prefix, args.max_request_bytes);
     let server = ServerConfig {
         api_prefix: args.api_prefix,
