@@ -2,30 +2,7 @@
 //! `wadm.allocation.{lattice}.{app}` (core NATS, not captured by any wadm stream) as a
 //! CloudEvent of type `com.wadm.allocation`, and counted in `wadm_allocations_total`.
 //!
-//! What an event says is decided when the command is decided ([`classify`], pure: the command,
-//! the observed state it changes, whether its application is being undeployed and which work a
-//! host that left was running) and carried in the command message ([`Allocation`]); the
-//! executor adds how the host answered ([`crate::allocation_event`], [`cloud_event`]) and
-//! publishes it.
-//!
-//! The reason classes, in the order they are tried:
-//! - `undeploy`: the application is undeployed;
-//! - `host_lost`: a placement of a component or provider that a host which left (lease expired,
-//!   or stopped) was running, decided within [`REPLACING_FOR_MS`] of its leaving;
-//! - `upgrade`: a `component.update`, or a placement on a host that runs another image;
-//! - `deploy`: a placement of something no host runs, a link or a config that is missing;
-//! - `capacity`: a placement for an application whose last plan could not place everything for
-//!   want of declared host capacity (room appeared: a host joined, another application left);
-//! - `scale`: a component count that changes on a host, a placement on another host of something
-//!   that runs elsewhere, a removal from one host of something that still runs on another;
-//! - `drift`: what runs differs from what is wanted in something else than count or image
-//!   (annotations, config, a link's target or interfaces, a config's values);
-//! - `orphan_gc`: a config no deployed application needs any more is deleted;
-//! - `gc`: orphan collection removes something wadm marked for an application nobody manages
-//!   any more (decided by `crate::orphans`, never by [`classify`]);
-//! - `reconcile`: anything else wadm cannot classify reliably from what it knows when deciding
-//!   (a removal of something that runs nowhere else while its application stays deployed, a link
-//!   no longer wanted).
+//! Why it works this way: `docs/runtime.md`, “Module notes”, `allocation`.
 
 use std::collections::BTreeMap;
 

@@ -235,7 +235,7 @@ pub fn defer_or_collect(
 }
 
 /// The commands of `plan` to publish: those of affected applications that are not backing off
-/// and that [`Intents::admit`] lets go now (no other order in flight on their slot, every config
+/// and that [`crate::intents::Intents::admit`] lets go now (no other order in flight on their slot, every config
 /// they name observed, no removal it may replace still to show). Removals (stops, deletes, scale
 /// downs) are admitted and published before the other commands. Each one published becomes an
 /// order in flight (its message expires `ttl_ms` after `now`, the order `lifetime_ms` after).

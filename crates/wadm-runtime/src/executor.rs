@@ -1,25 +1,6 @@
 //! The command executor: one step per command-stream message.
 //!
-//! A command is dropped (acked unsent, and reported as `command_dropped` so its order stops
-//! counting as in flight) when its TTL has passed — the situation is re-observed instead — or
-//! when its application has a newer generation (a later deploy or undeploy superseded it). It is
-//! also dropped unsent when its order is no longer in flight in the lattice's head
-//! ([`OrderBook`]): a command delivered again (its replica died after sending it, its request
-//! went unanswered) whose first delivery the lattice confirmed meanwhile, an order that failed,
-//! expired or was taken back by a later one — a superseded order is never executed late.
-//! Otherwise it is sent as a control request. A refusal (`success: false`) is
-//! fed back into the event stream as `command_failed`, where the pipeline records it in the
-//! lattice record (status `failed`, application backoff), so whichever replica handles the
-//! lattice next continues the backoff. A request nobody answers is redelivered with exponential
-//! backoff and jitter (the delivery count is kept by the stream, so another replica continues the
-//! sequence), and counts as failed after `max_request_attempts` deliveries.
-//!
-//! Every send attempt is logged once at info, `command sent`, with what the command acts on, its
-//! host, kind, the reason it was decided (carried in the message) and how the attempt ended;
-//! never its body (a config's values may be secrets). A command a host answered (accepted or
-//! refused) is then announced as an allocation event ([`crate::allocation`]) on core NATS and
-//! counted in `wadm_allocations_total`; a failed publish is logged at debug and never fails the
-//! command.
+//! Why it works this way: `docs/runtime.md`, “Module notes”, `executor`.
 
 use std::future::Future;
 use std::sync::Arc;

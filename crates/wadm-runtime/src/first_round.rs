@@ -1,29 +1,6 @@
 //! Acting on a complete picture of a lattice whose hosts ran before wadm saw them start.
 //!
-//! Hosts that started before the event stream existed never had their `host_started` captured:
-//! wadm learns them one by one, from heartbeats and from the discovery round every replica runs
-//! at start-up. Placing on the hosts known so far piles instances on them (a host first ran two
-//! instances where its share is one) and moves them again as the others appear. Acting before
-//! any host is known is no better: commands that need no particular host (a link put) are
-//! answered by a host wadm does not know yet, whose event about it is then not applied. So while
-//! no complete discovery round has been merged since the lattice's state began, and the state
-//! either knows no host or has learnt one from anything but its `host_started` (others may be
-//! running unseen), its reconciles are held: steps apply their events and note what they
-//! affected in the head ([`crate::record::Deferred`]); the round's last part then reconciles
-//! everything at once.
-//!
-//! The hold is bounded: it ends `RuntimeConfig::first_round_wait` after the state's first step,
-//! whether a round came or not (a round that failed cannot block a lattice forever). A state
-//! whose hosts were all seen starting (the usual start: wadm first, then hosts) is never held,
-//! nor one written before this existed (unknown beginning). Hosts that start later announce
-//! themselves and are used as usual.
-//!
-//! Every replica runs a round at start-up, so more rounds follow the first; their answers were
-//! taken before the commands the first one led to ran. A round that started before the last
-//! complete round was merged is skipped ([`round_outdated`]): what it knows, the merged round and
-//! the events since already told. (Event marks are stored with their entities, so a replica that
-//! read the state back keeps facts learnt during a round like the writer would; but a newer
-//! heartbeat supersedes marks, and an old round would then override that heartbeat.)
+//! Why it works this way: `docs/runtime.md`, “Module notes”, `first_round`.
 
 use std::time::Duration;
 

@@ -1,21 +1,6 @@
 //! A discovery round cut into bounded messages, and how each part is merged.
 //!
-//! A whole round (every host's inventory, every link, the configs) can exceed the NATS maximum
-//! payload (1 MiB by default: 100 hosts × 10 components did). [`split_report`] cuts it into
-//! parts of at most about `max_bytes` each: hosts packed in order, then the links and configs
-//! last. All parts go through the event stream in order like any event, and each is merged on
-//! its own by [`merge_report`]:
-//!
-//! - a part is a truthful partial answer as of the round's start: the hosts it names are
-//!   merged exactly as in a whole round; a host absent from a part (or from the whole round)
-//!   is left alone, so it is never deleted before its lease runs out;
-//! - the links travel as one complete list when they fit in a part, which then also removes
-//!   links the lattice no longer has. When even the links alone are too big they travel in
-//!   several parts marked `links_partial`: each only adds or updates the links it carries, and
-//!   removals of that round are left to `linkdef_deleted` events and the next round that fits;
-//! - configs (few, small) travel in the last part.
-//!
-//! A round that fits in one message is sent whole, as before (`part == 0`).
+//! Why it works this way: `docs/runtime.md`, “Module notes”, `parts`.
 
 use wadm_lattice::{Changes, Discovery, LatticeState, Timestamp, merge_discovery};
 

@@ -1,26 +1,6 @@
 //! The per-lattice record a pipeline step works on, and how it is persisted.
 //!
-//! A step works on a [`LatticeRecord`]: the observed [`LatticeState`] (with the reducer's
-//! bookkeeping), what the runtime knows of every application's deployment (store generation,
-//! deployed version) and each application's failure backoff. It is stored in two parts:
-//!
-//! - **Entities** — observed state, one key per host, component on a host, provider on a host,
-//!   link, config and host tombstone, through a [`StateStore`] (`wadm_store::observed`). A step
-//!   writes only the entities its [`Changes`] touched, so its cost does not grow with the lattice.
-//!   Each entity's record carries the reducer's mark for it (and a gone entity's removal mark
-//!   while it counts), so a replica that reads the state back orders events and merges
-//!   discovery rounds exactly as the writer would.
-//! - **Head** — a small [`LatticeHead`] per lattice (applications, last applied stream sequence,
-//!   when it was written), whose size does not depend on the number of hosts. Every step writes
-//!   it with compare-and-set on its revision: that is what serialises steps across replicas.
-//!
-//! [`RecordStore`] keeps the record of each lattice decoded in memory together with the head
-//! revision it wrote. While the head is still at that revision nobody else advanced the lattice,
-//! so the kept record is used as is. When other replicas took a few steps since, the head's
-//! journal names the keys they wrote and only those are read back (see [`crate::head`]).
-//! Otherwise (at start, after a failed step, or too far behind) all entities are read back
-//! ([`Loaded::reloaded`] says so; [`Loaded::fresh`] when nothing was kept, a takeover: the state
-//! is then in doubt and worth a discovery round).
+//! Why it works this way: `docs/runtime.md`, “Module notes”, `record`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -3,22 +3,7 @@
 //! checks, or a host ordered the new image is not healthy within `healthy_deadline`) and, with
 //! `auto_revert`, the decision to deploy the last stable version again.
 //!
-//! The decisions are made in the pipeline's pure step over the application's record
-//! ([`Safety`], in the lattice head, so any replica that takes the lattice over knows them) and
-//! come out as [`StoreAction`]s the shell carries out through the manifest store
-//! ([`crate::desired::DesiredSource::act`]):
-//!
-//! - a version becomes stable when the application's status is `deployed` (every scaler
-//!   deployed, every rollout done for `min_healthy_time`, no order in flight): the record
-//!   remembers it and the store's index gets it (`AppIndex::stable`, what `wadm app rollback`
-//!   reads);
-//! - a revert is decided once per deploy generation and executed as a *conditional* deploy
-//!   (`ManifestStore::revert`: only while the failed generation is still the deployed one). Two
-//!   replicas that act on the same decision (a step redone after a crash) write it once; a user
-//!   deploy that came first is never undone. The revert bumps the generation like any deploy,
-//!   so its `manifest_published` makes the runtime read the deployment again; until the record
-//!   shows a newer generation the decision is carried out again on ticks and redeliveries (it
-//!   is idempotent), so a crash between deciding and writing loses nothing.
+//! Why it works this way: `docs/runtime.md`, “Module notes”, `revert`.
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,7 @@
 //!
 //! A step runs in two pure halves around the one thing the shell must fetch in between (the
 //! reconciler of the desired state the first half produced): [`apply`] folds every message into
-//! the record, [`decide`] plans, admits orders ([`crate::intents`]) and derives statuses.
+//! the record, [`crate::decide`] plans, admits orders ([`crate::intents`]) and derives statuses.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -112,7 +112,7 @@ impl Fetched {
     }
 }
 
-/// What [`apply`] found: input to [`decide`] and to the shell.
+/// What [`apply`] found: input to [`decide()`] and to the shell.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
     pub affected: Affected,

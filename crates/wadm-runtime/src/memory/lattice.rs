@@ -2,28 +2,7 @@
 //! pure model of `wadm_scheduler::apply`) and reports what happened as host CloudEvents on the
 //! event log, with switchable behaviours and seeded faults.
 //!
-//! By default the model is the simple one most tests want: a request is answered at once, its
-//! effect confirmed by the target host's heartbeat, and nothing is lost. Switches:
-//! - [`HostBehaviour`]: the quirks of real wasmCloud 1.9.2 hosts (`docs`: the shared
-//!   `realhost.md`): confirmations by `component_scaled` / `provider_started` /
-//!   `provider_stopped` events, `component.update` answered by `component_scaled(new, n)` then a
-//!   spurious `component_scaled(new, 0)` while `n` keep running, a first start reported twice,
-//!   "no responders" for requests to a host that is not running, link and config events sourced
-//!   by the host that answered. Provider start of a running id and stop of a non-running one are
-//!   always refused with the hosts' own words ("already running", "not running").
-//! - [`Faults`], drawn from a seeded generator ([`MemoryLattice::set_seed`]): events dropped,
-//!   duplicated, or delayed (published later, so reordered); control requests lost (no reply,
-//!   never executed) or answered late (no reply in time, but executed — at once or a little
-//!   later, always before the next request to the same host, which handles requests in order).
-//! - Hosts crash silently ([`MemoryLattice::crash_host`]) or stop gracefully
-//!   ([`MemoryLattice::stop_host`], `host_stopped`).
-//!
-//! Every control request received is logged ([`MemoryLattice::request_log`]: subject, body,
-//! virtual time, reply and when its effect was applied), and every change of what a slot
-//! ([`Slot`]) runs is remembered ([`MemoryLattice::changed_between`]), so a test can check the
-//! path, not only the end state. Everything the model does is numbered by one operation counter
-//! ([`MemoryLattice::op`]); a host event's CloudEvent id carries the number of its emission
-//! ([`MemoryLattice::op_of_event`]).
+//! Why it works this way: `docs/runtime.md`, “Module notes”, `memory::lattice`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
