@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use wadm::model::{ComponentKind, Source, StatusInfo, StatusType};
-use wadm::scheduler::scaler::{ComponentWant, config_list, placement_annotations};
+use wadm::scheduler::scaler::{Annotations, ComponentWant, config_list, placement_annotations};
 use wadm::scheduler::{
     Catalog, Context, Evaluation, Scaler, ScalerFactory, ScalerInfo, Want, Wants,
 };
@@ -47,8 +47,9 @@ struct CanaryScaler {
     image_ref: Arc<str>,
     /// The component's config names (the canary runs with the same config).
     config: Arc<[String]>,
-    /// Built once: the annotations the canary carries.
-    annotations: Arc<wadm::scheduler::scaler::Annotations>,
+    /// The annotations the canary carries, built once (wadm's placement annotations: the
+    /// application's, so an undeploy removes the canary too).
+    annotations: Annotations,
 }
 
 impl Scaler for CanaryScaler {
@@ -72,7 +73,7 @@ impl Scaler for CanaryScaler {
             component_id: self.canary_id.clone(),
             image_ref: self.image_ref.clone(),
             count: 1,
-            annotations: (*self.annotations).clone(),
+            annotations: self.annotations.clone(),
             config: self.config.clone(),
         };
         let running = ctx
@@ -107,11 +108,11 @@ pub fn canary_scalers(catalog: &Catalog<'_>) -> Vec<Box<dyn Scaler>> {
             let id = format!("{CANARY_KIND}-{name}-{}", comp.name);
             let config = comp.config.iter().map(|c| c.lattice_name.clone());
             let secrets = comp.secrets.iter().map(|s| s.lattice_name.clone());
-            let annotations = placement_annotations(name, &id, "canary");
+            let annotations = Arc::new(placement_annotations(name, &id, "canary"));
             scalers.push(Box::new(CanaryScaler {
                 info: ScalerInfo {
                     app: app.clone(),
-                    // After the built-in scalers of the application in its status.
+                    // Listed after the application's built-in scalers, in manifest order.
                     rank: u32::MAX - (deployed.app.components.len() - i) as u32,
                     id: Arc::from(id),
                     kind: Arc::from(CANARY_KIND),
@@ -121,9 +122,7 @@ pub fn canary_scalers(catalog: &Catalog<'_>) -> Vec<Box<dyn Scaler>> {
                 canary_id: Arc::from(canary_id(&comp.id)),
                 image_ref: Arc::from(image.as_str()),
                 config: config_list(config.chain(secrets).collect()),
-                annotations: Arc::new(wadm::scheduler::scaler::Annotations::Exact(Arc::new(
-                    annotations,
-                ))),
+                annotations: Annotations::Exact(annotations),
             }));
         }
     }

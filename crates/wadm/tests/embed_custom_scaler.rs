@@ -1,8 +1,8 @@
 //! wadm embedded as a library with a custom scaler (`examples/custom_scaler.rs`, the very same
 //! embedding) on a real NATS server with simulated hosts: the custom scaler's canary starts on
 //! the labelled host, the built-in scalers still place what the manifests say, an application
-//! without the annotation gets no canary, the canary is part of the status, and an undeploy
-//! removes the canary with the rest. Assertions read the SIMULATED hosts.
+//! without the annotation gets no canary, the canary is part of the status and of `app plan`,
+//! and an undeploy removes the canary with the rest. Assertions read the SIMULATED hosts.
 
 #[allow(dead_code)]
 #[path = "../examples/custom_scaler.rs"]
@@ -78,6 +78,8 @@ async fn a_custom_scaler_runs_beside_the_builtins_in_an_embedded_wadm() {
     runtime.runtime.request_timeout = Duration::from_secs(2);
     runtime.streams.ack_wait = Duration::from_secs(2);
     runtime.poll_wait = Duration::from_millis(200);
+    // A small event stream: JetStream reserves it on disk.
+    runtime.streams.event_max_bytes = 64 << 20;
     let server = ServerConfig { probe_window: Duration::from_millis(300), ..Default::default() };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let wadm = example::wadm(client.clone(), &[LATTICE]).server(server).runtime(runtime);
@@ -102,6 +104,19 @@ async fn a_custom_scaler_runs_beside_the_builtins_in_an_embedded_wadm() {
         .await;
 
     let api = wadm_client::Client::new(client.clone(), LATTICE, None);
+    // `app plan` plans with the embedder's scalers too: the canary's start is in the plan.
+    let shop = manifest("shop", Some("blue"), 4);
+    let planned = wait_for(DEADLINE, || async {
+        let plan = api.plan_manifest(shop.clone().into_bytes(), None).await.ok()?;
+        let canary_start = |r: &wadm_model::api::PlannedRequest| {
+            r.kind == "scale_component"
+                && r.host_id.as_deref() == Some(canary_host.as_str())
+                && r.body["component_id"].as_str().is_some_and(|id| id.ends_with("-canary"))
+        };
+        plan.requests.iter().any(canary_start).then_some(())
+    })
+    .await;
+    assert!(planned.is_some(), "the plan starts the canary on its host");
     for (name, canary) in [("shop", Some("blue")), ("plain", None)] {
         let yaml = manifest(name, canary, 4);
         let put = api.put_manifest(yaml.into_bytes(), None).await.expect("put");
