@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use wadm_lattice::LeaseConfig;
+use wadm_scheduler::ScalerFactory;
 
 use crate::backoff::Backoff;
 
@@ -49,6 +50,9 @@ pub struct RuntimeConfig {
     pub first_round_wait: Duration,
     /// Orphan collection (see [`crate::orphans`]).
     pub orphans: OrphanConfig,
+    /// Which scalers are built from a lattice's desired state (default: the built-in ones). Every
+    /// replica of a lattice must use the same.
+    pub scalers: ScalerFactory,
 }
 
 impl Default for RuntimeConfig {
@@ -76,6 +80,7 @@ impl Default for RuntimeConfig {
             max_deferred: Duration::from_secs(1),
             first_round_wait: Duration::from_secs(30),
             orphans: OrphanConfig::default(),
+            scalers: ScalerFactory::builtin(),
         }
     }
 }

@@ -38,7 +38,8 @@
 //!   spec in `undeployed` (same name) lets links from explicitly named components N+1 dropped, and
 //!   explicitly named configs, be removed too.
 //! - Custom scheduling: build [`Catalog::new`] and [`builtin_scalers`], add your own [`Scaler`]s,
-//!   call [`plan_with`].
+//!   call [`plan_with`]; or keep them in a [`Reconciler`] with [`Reconciler::with_scalers`] and a
+//!   [`ScalerFactory`] (what `wadm-runtime` takes in its configuration).
 //! - Steady state: while the desired state does not change, keep a [`Reconciler`]: it indexes the
 //!   desired state and builds the scalers once, then each reconcile only calls [`plan_with`],
 //!   giving the same plan as [`reconcile_with`] (tested). When only some applications are
@@ -84,6 +85,7 @@ pub mod command;
 pub mod context;
 mod coupling;
 mod engine;
+mod factory;
 pub mod hash;
 mod host_index;
 mod input;
@@ -98,6 +100,7 @@ pub use catalog::Catalog;
 pub use command::{Command, PlannedCommand, command_id};
 pub use context::Context;
 pub use engine::{Plan, plan_once, plan_with};
+pub use factory::{BuildScalers, ScalerFactory};
 pub use input::{DeployedApp, Desired, UndeployedApp};
 pub use reconciler::{Reconciler, ScopedPlan};
 pub use scaler::{Evaluation, RolloutProgress, Scaler, ScalerInfo, Want, Wants};

@@ -1,8 +1,8 @@
-//! [`Reconciler`]: one lattice's desired state with its built-in scalers and its [`Catalog`], kept
-//! between reconciles. A manager reconciles far more often than the desired state changes (every
-//! host event, every tick); building the scalers and indexing the desired state is then done once
-//! per desired state instead of once per reconcile. The plan is exactly
-//! [`crate::reconcile_with`]'s (tested).
+//! [`Reconciler`]: one lattice's desired state with its scalers (the built-in ones, or those a
+//! [`ScalerFactory`] builds) and its [`Catalog`], kept between reconciles. A manager reconciles
+//! far more often than the desired state changes (every host event, every tick); building the
+//! scalers and indexing the desired state is then done once per desired state instead of once per
+//! reconcile. With the built-in scalers the plan is exactly [`crate::reconcile_with`]'s (tested).
 //!
 //! [`Reconciler::reconcile_apps`] plans for some applications only (those a batch of events
 //! touched): the scalers of those applications and of every application coupled to them (see
@@ -18,6 +18,7 @@ use wadm_lattice::{LatticeState, Timestamp};
 use crate::catalog::Catalog;
 use crate::coupling::Coupling;
 use crate::engine::{Plan, plan_scoped, plan_with};
+use crate::factory::ScalerFactory;
 use crate::input::{DeployedApp, Desired, UndeployedApp};
 use crate::scaler::Scaler;
 
@@ -65,9 +66,20 @@ impl Reconciler {
     /// Index `deployed` and `undeployed` (applications of other lattices are ignored), build the
     /// built-in scalers, and keep them all for [`Reconciler::reconcile`].
     pub fn new(lattice: &str, deployed: Vec<DeployedApp>, undeployed: Vec<UndeployedApp>) -> Self {
+        Self::with_scalers(lattice, deployed, undeployed, &ScalerFactory::builtin())
+    }
+
+    /// [`Reconciler::new`] with the scalers `factory` builds from the catalog (once, here)
+    /// instead of the built-in ones.
+    pub fn with_scalers(
+        lattice: &str,
+        deployed: Vec<DeployedApp>,
+        undeployed: Vec<UndeployedApp>,
+        factory: &ScalerFactory,
+    ) -> Self {
         let owner = DesiredState { lattice: lattice.to_string(), deployed, undeployed };
         let indexed = Indexed::new(owner, |d| Catalog::new(&d.lattice, d.desired()));
-        let scalers = crate::builtin_scalers(indexed.borrow_dependent());
+        let scalers = factory.build(indexed.borrow_dependent());
         Self { indexed, scalers, coupling: OnceLock::new() }
     }
 

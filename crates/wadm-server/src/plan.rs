@@ -12,7 +12,7 @@ use wadm_lattice::{LatticeState, Timestamp};
 use wadm_model::api::{GetResult, PlanRequest, PlanResponse, PlannedRequest};
 use wadm_model::{Application, diff::diff};
 use wadm_scheduler::command::reason;
-use wadm_scheduler::{DeployedApp, Reconciler, UndeployedApp};
+use wadm_scheduler::{DeployedApp, Reconciler, ScalerFactory, UndeployedApp};
 
 use crate::manifest::{format_of, parse_request};
 use crate::view::ObservedState;
@@ -43,11 +43,23 @@ pub struct PlanInput<'a> {
     pub others: Vec<DeployedApp>,
     pub observed: &'a LatticeState,
     pub now: Timestamp,
+    /// The scalers the runtime builds (see [`ScalerFactory`]).
+    pub scalers: &'a ScalerFactory,
 }
 
 /// The plan of deploying `input.candidate`.
 pub fn plan_deploy(input: PlanInput<'_>) -> PlanResponse {
-    let PlanInput { lattice, name, candidate, deployed, generation, others, observed, now } = input;
+    let PlanInput {
+        lattice,
+        name,
+        candidate,
+        deployed,
+        generation,
+        others,
+        observed,
+        now,
+        scalers,
+    } = input;
     let empty = serde_json::Value::Object(Default::default());
     let before = deployed.as_ref().map_or(&empty, |d| &d.stored);
     // A manifest without a version is compared by content alone (a deploy of it that equals the
@@ -78,7 +90,7 @@ pub fn plan_deploy(input: PlanInput<'_>) -> PlanResponse {
         })
         .into_iter()
         .collect();
-    let reconciler = Reconciler::new(lattice, desired, undeployed);
+    let reconciler = Reconciler::with_scalers(lattice, desired, undeployed, scalers);
     let scoped = reconciler.reconcile_apps(observed, now, [name]);
     let requests: Vec<PlannedRequest> = scoped
         .plan
@@ -131,6 +143,8 @@ pub struct Planner<'a, K> {
     pub store: &'a ManifestStore<K>,
     pub observed: &'a ObservedState,
     pub max_manifest_bytes: usize,
+    /// The scalers the runtime builds.
+    pub scalers: &'a ScalerFactory,
 }
 
 impl<K: Kv> Planner<'_, K> {
@@ -196,6 +210,7 @@ impl<K: Kv> Planner<'_, K> {
                 deployed: input.deployed,
                 generation: input.generation,
                 others: input.others,
+                scalers: self.scalers,
             }),
             Err(e) => error(&name, e),
         }
@@ -294,6 +309,9 @@ mod tests {
         state
     }
 
+    static BUILTIN: std::sync::LazyLock<ScalerFactory> =
+        std::sync::LazyLock::new(ScalerFactory::builtin);
+
     fn input<'a>(
         observed: &'a LatticeState,
         candidate: Version,
@@ -308,6 +326,7 @@ mod tests {
             others: Vec::new(),
             observed,
             now: 0,
+            scalers: &BUILTIN,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct ServerConfig {
     /// Serve other accounts' lattices: requests arrive as `{account}.{prefix}.…` and each account
     /// sees only its own lattices (see [`wadm_protocol::subject::split_account`]).
     pub account_scoped: bool,
+    /// The scalers `model.plan` plans with: the runtime's ([`wadm_scheduler::ScalerFactory`];
+    /// default: the built-in ones).
+    pub scalers: wadm_scheduler::ScalerFactory,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             js_domain: None,
             known_lattices: KnownLattices::default(),
             account_scoped: false,
+            scalers: wadm_scheduler::ScalerFactory::builtin(),
         }
     }
 }
@@ -147,6 +151,7 @@ impl Server {
         let views = Arc::new(Views {
             observed: ObservedState::new(js.clone(), config.names.observed_bucket()),
             known: config.known_lattices.clone(),
+            scalers: config.scalers.clone(),
         });
         let subjects = api_subscriptions(&config);
         let mut subscribers = Vec::new();
@@ -286,6 +291,7 @@ async fn answer(
                 store: &api.store,
                 observed: &views.observed,
                 max_manifest_bytes: api.max_manifest_bytes,
+                scalers: &views.scalers,
             };
             let body = &message.payload;
             let reply =

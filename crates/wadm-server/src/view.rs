@@ -234,6 +234,8 @@ impl ObservedState {
 pub struct Views {
     pub observed: ObservedState,
     pub known: KnownLattices,
+    /// The scalers plans are made with.
+    pub scalers: wadm_scheduler::ScalerFactory,
 }
 
 impl Views {

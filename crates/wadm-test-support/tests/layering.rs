@@ -41,12 +41,14 @@ const ALLOWED_DEPENDENCIES: &[(&str, &[&str])] = &[
     ("wadm-nats-server", &[]),
     ("wadm-test-support", &["wadm-nats-server"]),
     ("wadm-sim", &["wadm-protocol"]),
-    // The binary assembles everything.
+    // The binary and its library (the embeddable wadm, whose scalers an embedder chooses)
+    // assemble everything.
     (
         "wadm",
         &[
             "wadm-model",
             "wadm-protocol",
+            "wadm-scheduler",
             "wadm-store",
             "wadm-server",
             "wadm-runtime",

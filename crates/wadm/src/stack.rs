@@ -1,24 +1,17 @@
-//! The in-process wadm: the API server ([`wadm_server::Server`]) and the leaderless runtime
-//! ([`wadm_runtime::run`]) on one NATS connection, started together and stopped together.
-//!
-//! `wadm serve` and `wadm up` both run exactly this. It also owns the runtime's command-line
-//! flags ([`RuntimeArgs`]), lattice discovery (when no lattice is named, a runtime is started
-//! for `default` and for every lattice whose events show up), and the stop signal.
+//! The command line of the in-process wadm: `wadm serve` and `wadm up` both run the library's
+//! [`wadm::Wadm`] (API server, runtimes, lattice discovery, graceful stop) with the settings their
+//! flags give ([`RuntimeArgs`], [`StoreArgs`], [`WadmSettings`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context;
-use futures::StreamExt;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use wadm::{Wadm, WadmBuilder};
 use wadm_runtime::RunConfig;
-use wadm_server::{Server, ServerConfig};
+use wadm_server::ServerConfig;
 use wadm_store::StoreNames;
 
-/// The lattice wadm manages when nothing else is known.
-pub const DEFAULT_LATTICE: &str = "default";
+pub use wadm::{DEFAULT_LATTICE, shutdown_signal};
 
 /// The flag naming wadm's JetStream storage (shared by every subcommand that touches it).
 #[derive(clap::Args, Debug, Clone)]
@@ -143,24 +136,6 @@ impl RuntimeArgs {
             false => wadm_protocol::names::lattice_error(name),
         }
     }
-
-    /// The lattice whose activity `subject` shows (`[{account}.]wasmbus.evt.{lattice}.…` or
-    /// `[{account}.]wadm.evt.{lattice}.…`), when it can be one here.
-    fn active_lattice(&self, subject: &str) -> Option<String> {
-        let (account, rest) = wadm_protocol::subject::unscope(subject);
-        if account.is_some() != self.account_scoped {
-            return None;
-        }
-        let lattice = wadm_protocol::subject::qualify(account, rest.split('.').nth(2)?);
-        self.lattice_error(&lattice).is_none().then_some(lattice)
-    }
-
-    /// The subjects whose lattice token names a lattice with activity (hosts starting or
-    /// beating, deploys), behind any account token in account-scoped mode.
-    fn activity_subjects(&self) -> Vec<String> {
-        let any = if self.account_scoped { "*." } else { "" };
-        ACTIVITY_SUBJECTS.iter().map(|s| format!("{any}{s}")).collect()
-    }
 }
 
 fn millis(d: Duration) -> u64 {
@@ -175,230 +150,27 @@ pub struct WadmSettings {
     pub runtime: RuntimeArgs,
 }
 
-/// Run the API server and the runtime on `client` until `shutdown` resolves, then stop both
-/// (in-flight requests and steps finish). An early failure of either stops the other and is
-/// returned.
+impl WadmSettings {
+    /// The library's [`Wadm`] on `client` with these settings (the built-in scalers).
+    pub fn wadm(self, client: async_nats::Client) -> anyhow::Result<WadmBuilder> {
+        let WadmSettings { server, runtime } = self;
+        let named = runtime.named_lattices()?;
+        let template = runtime.run_config(Vec::new(), server.replicas, &server.names);
+        Ok(Wadm::builder(client)
+            .server(server)
+            .runtime(template)
+            .lattices(named.unwrap_or_default())
+            .account_scoped(runtime.account_scoped))
+    }
+}
+
+/// Run wadm ([`Wadm::run`]) on `client` with `settings` until `shutdown` resolves.
 pub async fn run_wadm(
     client: async_nats::Client,
-    mut settings: WadmSettings,
+    settings: WadmSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let named = settings.runtime.named_lattices()?;
-    settings.server.account_scoped = settings.runtime.account_scoped;
-    let subjects = wadm_server::server::api_subscriptions(&settings.server).join(" ");
-    let replicas = settings.server.replicas;
-    let names = settings.server.names.clone();
-    let js_domain = settings.server.js_domain.clone();
-    let health = settings.server.health.clone();
-    let known = settings.server.known_lattices.clone();
-    let server = Server::start(client.clone(), settings.server).await?;
-    tracing::info!(%subjects, "serving the wadm API");
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
-    let server_stop = stopped(stop_rx.clone());
-    tasks.spawn(async move { server.run(server_stop).await.context("API server") });
-    let runtime = settings.runtime.clone();
-    let runtime_client = client.clone();
-    let runtime_stop = stop_rx.clone();
-    tasks.spawn(async move {
-        match named {
-            Some(lattices) => {
-                tracing::info!(?lattices, "runtime started");
-                // One runtime per account: each keeps its account's lattices in its own streams.
-                let mut by_account: BTreeMap<Option<&str>, Vec<String>> = BTreeMap::new();
-                for lattice in &lattices {
-                    known.insert(lattice);
-                    let account = wadm_protocol::subject::split_account(lattice).0;
-                    by_account.entry(account).or_default().push(lattice.clone());
-                }
-                let mut runs = JoinSet::new();
-                for group in by_account.into_values() {
-                    let mut config = runtime.run_config(group, replicas, &names);
-                    config.health = health.clone();
-                    config.js_domain = js_domain.clone();
-                    let (client, stop) = (runtime_client.clone(), runtime_stop.clone());
-                    runs.spawn(
-                        async move { wadm_runtime::run(config, client, stopped(stop)).await },
-                    );
-                }
-                while let Some(done) = runs.join_next().await {
-                    flatten(done.map(|r| r.map_err(anyhow::Error::from))).context("runtime")?;
-                }
-                Ok(())
-            }
-            None => {
-                let target = Target { replicas, names, health, js_domain, known };
-                discover_and_run(runtime_client, runtime, target, runtime_stop).await
-            }
-        }
-    });
-
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut result = Ok(());
-    tokio::select! {
-        _ = &mut shutdown => {}
-        Some(done) = tasks.join_next() => {
-            result = flatten(done).and_then(|()| Err(anyhow::anyhow!("stopped unexpectedly")));
-        }
-    }
-    let _ = stop_tx.send(true);
-    // In-flight requests and steps finish and lattices are handed over, within a bound: with
-    // NATS gone or frozen they would wait for a reconnection forever. What is cut short is
-    // redone by another replica (nothing unacknowledged is lost).
-    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
-    tokio::pin!(grace);
-    loop {
-        tokio::select! {
-            done = tasks.join_next() => {
-                let Some(done) = done else { break };
-                if let (Ok(()), Err(e)) = (&result, flatten(done)) {
-                    result = Err(e);
-                }
-            }
-            _ = &mut grace => {
-                tracing::warn!(
-                    unfinished = tasks.len(),
-                    "shutdown: in-flight work did not finish in time; another replica redoes it"
-                );
-                tasks.abort_all();
-                while tasks.join_next().await.is_some() {}
-                break;
-            }
-        }
-    }
-    let _ = tokio::time::timeout(SHUTDOWN_FLUSH, client.flush()).await;
-    result
-}
-
-/// How long a stopping wadm lets in-flight work finish (API requests, a step, hand-overs).
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(1_200);
-/// How long it then waits for NATS to take what it published (with NATS gone: not at all).
-const SHUTDOWN_FLUSH: Duration = Duration::from_millis(300);
-
-fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
-    done.map_err(|e| anyhow::anyhow!("task failed: {e}"))?
-}
-
-/// Completes once `stop` turns true (or its sender is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Subjects whose third token names a lattice with activity (hosts starting or beating, deploys);
-/// see [`RuntimeArgs::activity_subjects`].
-const ACTIVITY_SUBJECTS: [&str; 3] =
-    ["wasmbus.evt.*.host_started", "wasmbus.evt.*.host_heartbeat", "wadm.evt.*.>"];
-
-/// Where the runtimes of discovered lattices keep their storage and report their health.
-struct Target {
-    replicas: usize,
-    names: StoreNames,
-    health: wadm_server::Health,
-    js_domain: Option<String>,
-    /// Where the lattices with a runtime are listed (the API's `lattices`).
-    known: wadm_server::KnownLattices,
-}
-
-/// Run a runtime for `default`, then one more for every lattice whose hosts or API show up.
-async fn discover_and_run(
-    client: async_nats::Client,
-    runtime: RuntimeArgs,
-    target: Target,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let Target { replicas, names, health, js_domain, known: listed } = target;
-    let mut activity = Vec::new();
-    for subject in runtime.activity_subjects() {
-        activity.push(client.subscribe(subject).await.context("subscribe to lattice activity")?);
-    }
-    let mut activity = futures::stream::select_all(activity);
-    // Lattices with a runtime, and lattices whose runtime failed (not retried before the time).
-    let mut known = BTreeSet::new();
-    let mut failed: BTreeMap<String, tokio::time::Instant> = BTreeMap::new();
-    type Run = (String, anyhow::Result<()>);
-    let mut runs: JoinSet<Run> = JoinSet::new();
-    let start = |lattice: String,
-                 runs: &mut JoinSet<Run>,
-                 known: &mut BTreeSet<String>,
-                 failed: &BTreeMap<String, tokio::time::Instant>| {
-        if failed.get(&lattice).is_some_and(|until| tokio::time::Instant::now() < *until)
-            || !known.insert(lattice.clone())
-        {
-            return;
-        }
-        tracing::info!(%lattice, "managing lattice");
-        listed.insert(&lattice);
-        let mut config = runtime.run_config(vec![lattice.clone()], replicas, &names);
-        config.health = health.clone();
-        config.js_domain = js_domain.clone();
-        let (client, stop) = (client.clone(), stop.clone());
-        runs.spawn(async move {
-            let result = wadm_runtime::run(config, client, stopped(stop)).await;
-            (lattice, result.map_err(anyhow::Error::from))
-        });
-    };
-    if !runtime.account_scoped {
-        // Another account's lattices are only known once they show activity.
-        start(DEFAULT_LATTICE.to_string(), &mut runs, &mut known, &failed);
-    }
-    let mut stop_signal = std::pin::pin!(stopped(stop.clone()));
-    loop {
-        tokio::select! {
-            _ = &mut stop_signal => break,
-            Some(message) = activity.next() => {
-                if let Some(lattice) = runtime.active_lattice(&message.subject) {
-                    start(lattice, &mut runs, &mut known, &failed);
-                }
-            }
-            Some(done) = runs.join_next() => {
-                // One lattice's failure is that lattice's: the others keep running, and the
-                // lattice is tried again on its next activity after a pause.
-                let (lattice, error) = match done {
-                    Ok((lattice, Ok(()))) => (lattice, anyhow::anyhow!("stopped unexpectedly")),
-                    Ok((lattice, Err(e))) => (lattice, e),
-                    Err(e) => (String::from("?"), anyhow::anyhow!("task failed: {e}")),
-                };
-                tracing::error!(%lattice, error = %format!("{error:#}"), retry_in = ?LATTICE_RETRY, "lattice runtime failed");
-                known.remove(&lattice);
-                listed.remove(&lattice);
-                failed.insert(lattice, tokio::time::Instant::now() + LATTICE_RETRY);
-            }
-        }
-    }
-    let mut result = Ok(());
-    while let Some(done) = runs.join_next().await {
-        if let (Ok(()), Ok((lattice, Err(e)))) = (&result, done) {
-            result = Err(e.context(format!("runtime of lattice {lattice}")));
-        }
-    }
-    result
-}
-
-/// How long a lattice whose runtime failed waits before its next activity starts it again.
-const LATTICE_RETRY: Duration = Duration::from_secs(5);
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    settings.wadm(client)?.run(shutdown).await
 }
 
 /// A size: bytes, or a number with `KB`, `MB`, `GB`, `TB` (powers of 1000) or `KiB`, `MiB`,
@@ -470,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn account_scoped_lattices_and_activity() {
+    fn account_scoped_lattices() {
         let scoped =
             Cli::try_parse_from(["x", "--multitenant", "--lattice", "TA.default"]).unwrap().runtime;
         assert!(scoped.account_scoped);
@@ -478,18 +250,6 @@ mod tests {
         let bad = Cli::try_parse_from(["x", "--account-scoped", "--lattice", "default"]).unwrap();
         let e = bad.runtime.named_lattices().unwrap_err().to_string();
         assert!(e.contains("names no account"), "{e}");
-        assert_eq!(
-            scoped.active_lattice("TA.wasmbus.evt.default.host_heartbeat").as_deref(),
-            Some("TA.default")
-        );
-        assert_eq!(scoped.active_lattice("wasmbus.evt.default.host_heartbeat"), None);
-        assert_eq!(scoped.active_lattice("T*.wadm.evt.l.x"), None);
-        assert_eq!(scoped.activity_subjects()[0], "*.wasmbus.evt.*.host_started");
-
-        let plain = Cli::try_parse_from(["x"]).unwrap().runtime;
-        assert_eq!(plain.active_lattice("wadm.evt.l.manifest_published").as_deref(), Some("l"));
-        assert_eq!(plain.active_lattice("TA.wadm.evt.l.manifest_published"), None);
-        assert_eq!(plain.activity_subjects()[0], "wasmbus.evt.*.host_started");
     }
 
     #[test]

@@ -52,7 +52,8 @@ where
 
     /// The reconciler of `record`'s desired state: the one kept for `lattice` when it was built
     /// from the same [`super::reconcilers::DesiredKey`]; otherwise the manifests are loaded
-    /// (those of versions the previous entry already had are reused) and the scalers built anew.
+    /// (those of versions the previous entry already had are reused) and the scalers built anew
+    /// (by the configured [`wadm_scheduler::ScalerFactory`]).
     pub(super) async fn reconciler(
         &self,
         lattice: &str,
@@ -63,7 +64,9 @@ where
         }
         let known = self.reconcilers.specs(lattice).unwrap_or_default();
         let loaded = self.desired_apps(lattice, record, &known).await?;
-        let reconciler = Arc::new(Reconciler::new(lattice, loaded.deployed, loaded.undeployed));
+        let (deployed, undeployed) = (loaded.deployed, loaded.undeployed);
+        let scalers = &self.config.scalers;
+        let reconciler = Arc::new(Reconciler::with_scalers(lattice, deployed, undeployed, scalers));
         self.reconcilers.insert(lattice, record, reconciler.clone(), loaded.specs, loaded.complete);
         Ok(reconciler)
     }
