@@ -17,26 +17,7 @@ const INSTANCES: u32 = 4;
 const HOSTS: usize = 4;
 
 fn app(i: usize) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: app{i}
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: c
-      type: component
-      properties:
-        image: ghcr.io/example/c{i}:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {INSTANCES}
-"#
-    )
+    common::numbered_app(i, &common::spread_trait(INSTANCES))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,26 +80,7 @@ async fn leaders_back(
 }
 
 fn app(i: usize) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: app{i}
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: c
-      type: component
-      properties:
-        image: ghcr.io/example/c{i}:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {INSTANCES}
-"#
-    )
+    common::numbered_app(i, &common::spread_trait(INSTANCES))
 }
 
 /// Every node's URL, node `first`'s first.

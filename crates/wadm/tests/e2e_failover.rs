@@ -81,28 +81,11 @@ async fn recovered(cluster: &Cluster, gone: &str, running: impl Fn(&common::Latt
 
 fn many_app(i: usize) -> String {
     let trait_yaml = if i.is_multiple_of(2) {
-        "- type: daemonscaler\n          properties:\n            instances: 2"
+        "- type: daemonscaler\n          properties:\n            instances: 2".to_string()
     } else {
-        "- type: spreadscaler\n          properties:\n            instances: 3"
+        common::spread_trait(3)
     };
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: app{i}
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: c
-      type: component
-      properties:
-        image: ghcr.io/example/c{i}:1.0.0
-      traits:
-        {trait_yaml}
-"#
-    )
+    common::numbered_app(i, &trait_yaml)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -354,6 +354,34 @@ impl LatticeView {
     }
 }
 
+/// `app{i}`: one component `c` (image `ghcr.io/example/c{i}:1.0.0`) with one scaler trait,
+/// `trait_yaml` (indented for the trait list), e.g. [`spread_trait`].
+pub fn numbered_app(i: usize, trait_yaml: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: app{i}
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: c
+      type: component
+      properties:
+        image: ghcr.io/example/c{i}:1.0.0
+      traits:
+        {trait_yaml}
+"#
+    )
+}
+
+/// A spreadscaler trait of `instances`, as [`numbered_app`] takes it.
+pub fn spread_trait(instances: u32) -> String {
+    format!("- type: spreadscaler\n          properties:\n            instances: {instances}")
+}
+
 /// An application `name` at `version`: a provider `http` linked to a component `web` (image
 /// `web_image`) with an owned listen config, the component scaled by a spreadscaler whose
 /// properties are `scaler` (YAML lines at the depth of `instances:`). The shape several e2e
