@@ -268,12 +268,33 @@ fn storage_lives_in_the_named_jetstream_domain() {
     drop(hub);
 }
 
+/// `wadm serve` as `user` on a server configured with `conf`, which must refuse it: it exits
+/// non-zero within 10 s, prints no password, and its last line (returned) says why.
+fn serve_is_refused_quickly(conf: &str, user: &str, password: &str, what: &str) -> String {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), conf).unwrap();
+    let nats = NatsServer::start_with(strings(&["-c", &config.path().display().to_string()]));
+    let url = nats.url();
+    let started = std::time::Instant::now();
+    let output = wadm(
+        &["serve", "--nats-url", &url, "--nats-user", user, "--nats-password", password],
+        &[("RUST_LOG", "warn")],
+    );
+    let took = started.elapsed();
+    let all = text(&output);
+    eprintln!("wadm serve {what} exited after {took:?}:\n{all}");
+    assert!(!output.status.success(), "{all}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: {all}");
+    assert!(!all.contains(password), "the password leaked: {all}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr.trim_end().lines().last().unwrap_or_default().to_string()
+}
+
 /// `wadm serve` as a user that may not use JetStream (may not publish to `$JS.API.>`): it
 /// exits within seconds — not after a minute of requests that time out — with one line naming
 /// the resource it could not set up and the missing JetStream permission, and no password.
 #[test]
 fn a_user_without_jetstream_permission_fails_fast_with_one_clear_line() {
-    let config = tempfile::NamedTempFile::new().unwrap();
     let conf = r#"
 authorization {
   users = [
@@ -281,51 +302,21 @@ authorization {
   ]
 }
 "#;
-    std::fs::write(config.path(), conf).unwrap();
-    let nats = NatsServer::start_with(strings(&["-c", &config.path().display().to_string()]));
-    let url = nats.url();
-    let started = std::time::Instant::now();
-    let output = wadm(
-        &["serve", "--nats-url", &url, "--nats-user", "nojs", "--nats-password", "NoJs-pw-5521"],
-        &[("RUST_LOG", "warn")],
-    );
-    let took = started.elapsed();
-    let all = text(&output);
-    eprintln!("wadm serve without JetStream permission exited after {took:?}:\n{all}");
-    assert!(!output.status.success(), "{all}");
-    assert!(took < Duration::from_secs(10), "took {took:?}: {all}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.trim_end().lines().last().unwrap_or_default();
-    assert!(last.starts_with("wadm serve: "), "{all}");
+    let last =
+        serve_is_refused_quickly(conf, "nojs", "NoJs-pw-5521", "without JetStream permission");
+    assert!(last.starts_with("wadm serve: "), "{last}");
     assert!(last.contains("lacks JetStream permission"), "{last}");
     assert!(last.contains("bucket ") || last.contains("stream "), "names the resource: {last}");
-    assert!(!all.contains("NoJs-pw-5521"), "the password leaked: {all}");
 }
 
 /// An account without JetStream is refused as quickly, saying so.
 #[test]
 fn an_account_without_jetstream_fails_fast() {
-    let config = tempfile::NamedTempFile::new().unwrap();
     let conf = r#"
 accounts {
   PLAIN { users = [ { user: "plain", password: "Plain-pw-8812" } ] }
 }
 "#;
-    std::fs::write(config.path(), conf).unwrap();
-    let nats = NatsServer::start_with(strings(&["-c", &config.path().display().to_string()]));
-    let url = nats.url();
-    let started = std::time::Instant::now();
-    let output = wadm(
-        &["serve", "--nats-url", &url, "--nats-user", "plain", "--nats-password", "Plain-pw-8812"],
-        &[("RUST_LOG", "warn")],
-    );
-    let took = started.elapsed();
-    let all = text(&output);
-    eprintln!("wadm serve in an account without JetStream exited after {took:?}:\n{all}");
-    assert!(!output.status.success(), "{all}");
-    assert!(took < Duration::from_secs(10), "took {took:?}: {all}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    let last = serve_is_refused_quickly(conf, "plain", "Plain-pw-8812", "without JetStream");
     assert!(last.contains("JetStream is not enabled"), "{last}");
-    assert!(!all.contains("Plain-pw-8812"), "the password leaked: {all}");
 }
