@@ -175,6 +175,18 @@ fn report_repeats(scenario: &str, taps: &[Tap], fault: Instant) {
 }
 
 /// A cluster, one replica per node and [`HOSTS`] simulated hosts.
+/// What [`Rig::half_burst`] set up.
+struct Burst {
+    /// The node to fault: the event stream's leader.
+    faulty: usize,
+    /// A live node, not the hosts'.
+    live: usize,
+    probe: wadm_client::Client,
+    taps: Taps,
+    started: Instant,
+    deployer: wadm_client::Client,
+}
+
 struct Rig {
     cluster: NatsCluster,
     replicas: Vec<Replica>,
@@ -185,6 +197,32 @@ struct Rig {
 }
 
 impl Rig {
+    /// The start both leader faults share: find the event stream's leader (the node to fault)
+    /// and a live node that is not the hosts', probe the API and tap the hosts through it, and
+    /// deploy the first half of the burst through it.
+    async fn half_burst(&self, tag: &str) -> Burst {
+        let faulty = self.event_stream_leader(0).await;
+        let live = (faulty + 1) % NODES;
+        let live = if live == self.sim_node { (faulty + 2) % NODES } else { live };
+        eprintln!(
+            "[{tag}] event stream leader n{faulty}; API probed through n{live}; hosts on n{}",
+            self.sim_node
+        );
+        assert_ne!(faulty, self.sim_node, "the leader moved to the hosts' node");
+        let probe =
+            api(async_nats::connect(self.cluster.url(live)).await.unwrap(), Duration::from_secs(1));
+        // Through a live node (kept first): a client connected to the faulty node itself waits
+        // for its own connection's failover, which is not what is measured.
+        let deployer =
+            api(connect_replica(&self.cluster, live).await, wadm_client::DEFAULT_TIMEOUT);
+        let taps = wiretap(&self.cluster, live).await;
+        let started = Instant::now();
+        for i in 0..BURST / 2 {
+            put_and_deploy(&deployer, i).await;
+        }
+        Burst { faulty, live, probe, taps, started, deployer }
+    }
+
     async fn start() -> Rig {
         // wadm's own logs when asked for (`RUST_LOG=wadm=warn`).
         let _ = tracing_subscriber::fmt()
@@ -452,24 +490,8 @@ const BURST: usize = 10;
 async fn killing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     let _serial = SERIAL.lock().await;
     let mut rig = Rig::start().await;
-    let leader = rig.event_stream_leader(0).await;
-    let live = (leader + 1) % NODES;
-    eprintln!(
-        "[kill] event stream leader n{leader}; API probed through n{live}; hosts on n{}",
-        rig.sim_node
-    );
-    assert_ne!(leader, rig.sim_node, "the leader moved to the hosts' node");
-    let probe =
-        api(async_nats::connect(rig.cluster.url(live)).await.unwrap(), Duration::from_secs(1));
-    // Through a live node (kept first): a client connected to the faulty node itself waits for
-    // its own connection's failover, which is not what is measured.
-    let deployer = api(connect_replica(&rig.cluster, live).await, wadm_client::DEFAULT_TIMEOUT);
-
-    let taps = wiretap(&rig.cluster, live).await;
-    let started = Instant::now();
-    for i in 0..BURST / 2 {
-        put_and_deploy(&deployer, i).await;
-    }
+    let Burst { faulty: leader, live, probe, taps, started, deployer } =
+        rig.half_burst("kill").await;
     rig.cluster.kill(leader);
     let killed = Instant::now();
     // The rest of the burst while the API is probed.
@@ -511,25 +533,8 @@ async fn freezing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     // The scenario: how long the node stays frozen.
     const FROZEN: Duration = Duration::from_secs(12);
     let rig = Rig::start().await;
-    let frozen = rig.event_stream_leader(0).await;
-    let live = (frozen + 1) % NODES;
-    let live = if live == rig.sim_node { (frozen + 2) % NODES } else { live };
-    eprintln!(
-        "[freeze] event stream leader n{frozen}; API probed through n{live}; hosts on n{}",
-        rig.sim_node
-    );
-    assert_ne!(frozen, rig.sim_node, "the leader moved to the hosts' node");
-    let probe =
-        api(async_nats::connect(rig.cluster.url(live)).await.unwrap(), Duration::from_secs(1));
-    // Through a live node (kept first): a client connected to the faulty node itself waits for
-    // its own connection's failover, which is not what is measured.
-    let deployer = api(connect_replica(&rig.cluster, live).await, wadm_client::DEFAULT_TIMEOUT);
-
-    let taps = wiretap(&rig.cluster, live).await;
-    let started = Instant::now();
-    for i in 0..BURST / 2 {
-        put_and_deploy(&deployer, i).await;
-    }
+    let Burst { faulty: frozen, live, probe, taps, started, deployer } =
+        rig.half_burst("freeze").await;
     rig.cluster.freeze(frozen).expect("freeze");
     let froze = Instant::now();
     // Four things at once: the API probe, the stream leaders, the rest of the burst, and the
