@@ -145,6 +145,9 @@ pub struct Changes {
     pub every_app: bool,
     /// Hosts that sent events before wadm knew them: ask for their inventory.
     pub needs_inventory: BTreeSet<String>,
+    /// Hosts reported stopped: ask each directly; silence confirms the stop.
+    #[serde(default)]
+    pub needs_verification: BTreeSet<String>,
     /// Hosts whose tombstone was forgotten (retention ran out): storage may drop it.
     #[serde(default)]
     pub forgotten_tombstones: BTreeSet<String>,
@@ -174,6 +177,7 @@ impl Changes {
         self.apps.extend(other.apps);
         self.every_app |= other.every_app;
         self.needs_inventory.extend(other.needs_inventory);
+        self.needs_verification.extend(other.needs_verification);
         self.forgotten_tombstones.extend(other.forgotten_tombstones);
         self.marked.extend(other.marked);
     }

@@ -4,7 +4,9 @@
 //! Answers are current facts as of the round, so they override what events said earlier. Facts
 //! learnt from events *during* the round (applied at or after [`Discovery::started_at`], wadm's
 //! clock) are newer than the answers and are kept, as is a host removed during the round; a host
-//! whose heartbeat was applied during the round keeps that heartbeat's picture entirely.
+//! whose heartbeat was applied during the round keeps that heartbeat's picture entirely, and a
+//! host reported stopped during the round stays reported; one reported before it that answered
+//! is alive.
 //! A host that did not answer is left alone: its lease decides whether it is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,6 +58,16 @@ pub fn merge_discovery(state: &mut LatticeState, discovery: &Discovery, now: Tim
                 continue; // removed while the round ran: the removal is newer than the answer
             }
             state.bookkeeping.tombstones.remove(host_id);
+        }
+        if let Some(host) = state.hosts.get_mut(host_id)
+            && let Some(report) = &host.stop_reported
+        {
+            if report.at >= since {
+                continue; // reported stopped while the round ran: the report is newer
+            }
+            // It answered after its stop was reported: alive (the report was spoofed).
+            host.stop_reported = None;
+            changes.push(Change::HostUpdated { host: host_id.to_string() });
         }
         let mut snap = match &found.inventory {
             Some(inv) => Snapshot::from_inventory(inv).up_since(now, inv.uptime_seconds),

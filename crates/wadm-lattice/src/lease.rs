@@ -2,12 +2,18 @@
 //!
 //! The lease runs from [`HostState::last_seen`](crate::state::HostState) (wadm's clock when it last
 //! heard from the host). [`expire`] removes every host whose lease has run out, exactly like a
-//! `host_stopped` would, and prunes bookkeeping older than the retention period.
+//! `host_stopped` would, and prunes bookkeeping older than the retention period. A reported stop
+//! ([`HostState::stop_reported_at`](crate::state::HostState)) that nothing contradicted within
+//! [`STOP_CONFIRM_MS`] is taken as true at that instant.
 
 use crate::bookkeeping::{HostEntity, RemovalReason};
 use crate::changes::{Changes, Marked};
 use crate::reducer::remove_host;
 use crate::state::{LatticeState, Timestamp};
+
+/// How long a reported stop waits for the host's confirmation (its silence when asked) or
+/// contradiction (an answer, a heartbeat) before it is taken as true.
+pub const STOP_CONFIRM_MS: u64 = 5_000;
 
 /// Lease and retention settings, all in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,17 @@ pub fn expire(state: &mut LatticeState, now: Timestamp, config: &LeaseConfig) ->
     let mut changes = Changes::default();
     for host in lost {
         remove_host(state, &host, RemovalReason::Lost, None, now, &mut changes);
+    }
+    let stopped: Vec<String> = state
+        .hosts
+        .values()
+        .filter(|h| {
+            h.stop_reported.as_ref().is_some_and(|r| now >= r.at.saturating_add(STOP_CONFIRM_MS))
+        })
+        .map(|h| h.id.clone())
+        .collect();
+    for host in stopped {
+        changes.merge(confirm_stop(state, &host, now));
     }
     let retention = config.retention_ms;
     let keep = |at: Timestamp| now < at.saturating_add(retention);
@@ -91,10 +108,24 @@ pub fn expire(state: &mut LatticeState, now: Timestamp, config: &LeaseConfig) ->
     changes
 }
 
-/// The earliest instant at which some host's lease runs out, if any host is known.
+/// The earliest instant at which some host's lease runs out (or its reported stop is taken as
+/// true), if any host is known.
 pub fn next_expiry(state: &LatticeState, config: &LeaseConfig) -> Option<Timestamp> {
     let lease = config.lease_ms();
-    state.hosts.values().map(|h| h.last_seen.saturating_add(lease)).min()
+    let leases = state.hosts.values().map(|h| h.last_seen.saturating_add(lease));
+    let stops = state.hosts.values().filter_map(|h| h.stop_reported.as_ref().map(|r| r.at));
+    leases.chain(stops.map(|at| at.saturating_add(STOP_CONFIRM_MS))).min()
+}
+
+/// Take `host_id`'s reported stop as true at `now`: the host fell silent when asked. The host and
+/// everything on it are removed as a `host_stopped` removes them, with a tombstone.
+pub fn confirm_stop(state: &mut LatticeState, host_id: &str, now: Timestamp) -> Changes {
+    let mut changes = Changes::default();
+    if let Some(report) = state.hosts.get(host_id).and_then(|h| h.stop_reported.clone()) {
+        let stamp = Some(report.stamp);
+        remove_host(state, host_id, RemovalReason::Stopped, stamp, now, &mut changes);
+    }
+    changes
 }
 
 /// Restart every host's lease at `now`: after state is read back from storage, hosts get a full

@@ -23,6 +23,6 @@ pub use bookkeeping::{EventStamp, RemovalReason};
 pub use changes::{APPSPEC_ANNOTATION, Change, Changes, Marked, Outcome, app_of};
 pub use context::EventContext;
 pub use discovery::{DiscoveredHost, Discovery, merge_discovery};
-pub use lease::{LeaseConfig, expire, next_expiry, refresh_leases};
+pub use lease::{LeaseConfig, STOP_CONFIRM_MS, confirm_stop, expire, next_expiry, refresh_leases};
 pub use reducer::apply;
 pub use state::*;

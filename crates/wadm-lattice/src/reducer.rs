@@ -21,7 +21,8 @@ use crate::changes::{Change, Changes, Marked, Outcome};
 use crate::context::EventContext;
 use crate::snapshot::{Snapshot, apply_snapshot, ensure_host, note_started};
 use crate::state::{
-    ComponentInstance, ConfigState, LatticeState, ProviderHealth, ProviderInstance, Timestamp,
+    ComponentInstance, ConfigState, LatticeState, ProviderHealth, ProviderInstance, StopReport,
+    Timestamp,
 };
 
 /// Apply one host event observed at `now` (wadm's clock) and report what changed.
@@ -122,7 +123,24 @@ fn host_event(
     let mut changes = Changes::default();
     match event {
         HostEvent::HostStopped(_) => {
-            remove_host(state, &host_id, RemovalReason::Stopped, Some(stamp), now, &mut changes);
+            // Evidence, not truth: a known host's stop is reported and the host asked; it is
+            // removed when it falls silent (or nothing contradicts it in time, see `lease`).
+            match state.hosts.get_mut(&host_id) {
+                Some(host) if host.stop_reported.is_none() => {
+                    host.stop_reported = Some(StopReport { at: now, stamp });
+                    changes.push(Change::HostUpdated { host: host_id.clone() });
+                    changes.needs_verification.insert(host_id);
+                }
+                Some(_) => {}
+                None => remove_host(
+                    state,
+                    &host_id,
+                    RemovalReason::Stopped,
+                    Some(stamp),
+                    now,
+                    &mut changes,
+                ),
+            }
             return changes;
         }
         HostEvent::HostStarted(s) => {
@@ -281,8 +299,15 @@ fn snapshot_event(
     let kept: BTreeSet<HostEntity> =
         clock.entities.iter().filter(|(_, m)| m.stamp > stamp).map(|(e, _)| e.clone()).collect();
     clock.entities.retain(|_, m| m.stamp > stamp);
-    clock.snapshot = Some(stamp);
+    clock.snapshot = Some(stamp.clone());
     clock.snapshot_at = clock.snapshot_at.max(now);
+    if let Some(host) = state.hosts.get_mut(host_id)
+        && host.stop_reported.as_ref().is_some_and(|r| r.stamp < stamp)
+    {
+        // A full snapshot after its reported stop: the host is alive (the stop was spoofed).
+        host.stop_reported = None;
+        changes.push(Change::HostUpdated { host: host_id.to_string() });
+    }
     apply_snapshot(state, host_id, snap, &kept, now, &mut changes);
     changes
 }

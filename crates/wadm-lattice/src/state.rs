@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wadm_protocol::{Link, LinkKey, StringMap};
 
-use crate::bookkeeping::Bookkeeping;
+use crate::bookkeeping::{Bookkeeping, EventStamp};
 pub use crate::time::Timestamp;
 
 /// Everything wadm believes one lattice is running.
@@ -49,6 +49,20 @@ pub struct HostState {
     pub components: BTreeMap<String, ComponentInstance>,
     /// Providers running on the host, by provider id.
     pub providers: BTreeMap<String, ProviderInstance>,
+    /// A `host_stopped` heard that the host has not yet confirmed by falling silent when asked.
+    /// Until then the host and everything on it stay (see [`crate::lease`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reported: Option<StopReport>,
+}
+
+/// A `host_stopped` not yet confirmed: events are evidence, and a spoofed one must not move a
+/// live host's work elsewhere.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopReport {
+    /// wadm's clock when it was heard.
+    pub at: Timestamp,
+    /// The event's stamp: only a snapshot stamped after it contradicts it.
+    pub stamp: EventStamp,
 }
 
 impl HostState {

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use wadm_lattice::{Change, DiscoveredHost, Discovery, LatticeState, apply, merge_discovery};
+use wadm_lattice::{Change, DiscoveredHost, Discovery, LatticeState, merge_discovery};
 use wadm_protocol::Host;
 
 fn ping(id: &str) -> Host {
@@ -80,7 +80,7 @@ fn facts_learnt_during_the_round_win_over_its_answers() {
     apply(&mut s, &ctx(H1, "a", 2), &scaled("late", "img", 1, "demo"), 55);
     // A host that stopped during the round is not brought back by its earlier answer.
     apply(&mut s, &ctx(H2, "s2", 1), &started(&[]), 10);
-    apply(&mut s, &ctx(H2, "x", 3), &stopped(), 56);
+    wadm_lattice::apply(&mut s, &ctx(H2, "x", 3), &stopped(), 56);
     let round = Discovery {
         started_at: 50,
         hosts: vec![found(H1, &[("echo", "img", 1)]), found(H2, &[])],
@@ -89,7 +89,29 @@ fn facts_learnt_during_the_round_win_over_its_answers() {
     merge_discovery(&mut s, &round, 60);
     let comps: Vec<_> = s.hosts[H1].components.keys().cloned().collect();
     assert_eq!(comps, vec!["echo".to_string(), "late".to_string()]);
+    // Its stop waits for confirmation; the older answer does not contradict it.
+    assert!(s.hosts[H2].stop_reported.is_some());
+    wadm_lattice::confirm_stop(&mut s, H2, 61);
     assert!(!s.hosts.contains_key(H2));
+}
+
+#[test]
+fn a_host_that_answers_after_its_stop_was_reported_is_alive() {
+    let mut s = LatticeState::default();
+    apply(&mut s, &ctx(H1, "s", 1), &started(&[]), 10);
+    wadm_lattice::apply(&mut s, &ctx(H1, "x", 2), &stopped(), 20);
+    assert!(s.hosts[H1].stop_reported.is_some(), "reported, not removed");
+    let round = Discovery {
+        started_at: 30,
+        hosts: vec![found(H1, &[("echo", "img", 1)])],
+        ..Discovery::default()
+    };
+    merge_discovery(&mut s, &round, 40);
+    assert!(s.hosts[H1].stop_reported.is_none());
+    assert_eq!(s.hosts[H1].components["echo"].count, 1);
+    // Nothing left to confirm: the host stays.
+    let c = wadm_lattice::confirm_stop(&mut s, H1, 50);
+    assert!(c.changes.is_empty() && s.hosts.contains_key(H1));
 }
 
 #[test]

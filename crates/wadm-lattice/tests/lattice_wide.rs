@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wadm_lattice::{Change, LatticeState, Outcome, RemovalReason, apply};
+use wadm_lattice::{Change, LatticeState, Outcome, RemovalReason};
 use wadm_protocol::HostEvent;
 
 const STRANGER: &str = "NSTRANGER";

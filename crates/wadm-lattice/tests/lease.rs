@@ -5,8 +5,7 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use wadm_lattice::{
-    Change, LatticeState, LeaseConfig, Outcome, RemovalReason, apply, expire, next_expiry,
-    refresh_leases,
+    Change, LatticeState, LeaseConfig, Outcome, RemovalReason, expire, next_expiry, refresh_leases,
 };
 
 fn config() -> LeaseConfig {

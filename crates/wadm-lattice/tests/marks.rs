@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use wadm_lattice::bookkeeping::HostEntity;
 use wadm_lattice::{
-    DiscoveredHost, Discovery, LatticeState, LeaseConfig, Marked, apply, expire, merge_discovery,
+    DiscoveredHost, Discovery, LatticeState, LeaseConfig, Marked, expire, merge_discovery,
 };
 use wadm_protocol::{Host, HostEvent};
 

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use proptest::prelude::*;
-use wadm_lattice::{DiscoveredHost, Discovery, EventContext, LatticeState, apply, merge_discovery};
+use wadm_lattice::{DiscoveredHost, Discovery, EventContext, LatticeState, merge_discovery};
 use wadm_protocol::{Host, HostEvent, HostInventory, ProviderDescription, StringMap};
 
 const HOSTS: [&str; 2] = [H1, H2];

@@ -3,9 +3,7 @@
 mod common;
 
 use common::*;
-use wadm_lattice::{
-    Change, EventContext, LatticeState, Outcome, ProviderHealth, RemovalReason, apply,
-};
+use wadm_lattice::{Change, EventContext, LatticeState, Outcome, ProviderHealth, RemovalReason};
 use wadm_protocol::{CloudEvent, HostEvent};
 
 fn fresh() -> LatticeState {
@@ -138,7 +136,8 @@ fn host_stopped_removes_everything_and_late_events_never_resurrect_it() {
     apply(&mut s, &ctx(H1, "a", 2), &scaled("echo", "img:1", 2, "demo"), 10);
     apply(&mut s, &ctx(H1, "p", 3), &provider_started("http", "file:///p.par.gz", "demo"), 10);
     assert_eq!(s.hosts[H1].providers["http"].image_ref, "/p.par.gz");
-    let c = apply(&mut s, &ctx(H1, "stop", 10), &stopped(), 20);
+    let mut c = apply(&mut s, &ctx(H1, "stop", 10), &stopped(), 20);
+    c.changes.retain(|c| !matches!(c, Change::HostUpdated { .. })); // the report, then confirmed
     assert_eq!(
         c.changes,
         vec![
@@ -271,4 +270,44 @@ fn upstream_samples_apply_without_panicking() {
         apply(&mut s, &EventContext::from_cloud_event(&envelope), &event, n as u64);
     }
     assert_eq!(s.bookkeeping.unknown_events, 2, "the two wadm manifest events");
+}
+
+#[test]
+fn a_stop_is_reported_until_confirmed_and_a_later_heartbeat_contradicts_it() {
+    let mut s = fresh();
+    apply(&mut s, &ctx(H1, "s", 1), &started(&[]), 10);
+    apply(&mut s, &ctx(H1, "a", 2), &scaled("echo", "img:1", 2, "demo"), 10);
+    let c = wadm_lattice::apply(&mut s, &ctx(H1, "stop", 10), &stopped(), 20);
+    assert!(c.needs_verification.contains(H1), "the host is to be asked");
+    assert_eq!(s.hosts[H1].components["echo"].count, 2, "its work stays until confirmed");
+    // A duplicate report asks nothing more.
+    let again = wadm_lattice::apply(&mut s, &ctx(H1, "stop", 10), &stopped(), 21);
+    assert!(again.needs_verification.is_empty());
+    // A heartbeat stamped after the stop: the host is alive, the report is dropped.
+    apply(&mut s, &ctx(H1, "hb", 11), &heartbeat(H1, &[], &[("echo", "img:1", 2)]), 22);
+    assert!(s.hosts[H1].stop_reported.is_none());
+    let lease = wadm_lattice::LeaseConfig::default();
+    wadm_lattice::expire(&mut s, 22 + wadm_lattice::STOP_CONFIRM_MS, &lease);
+    assert!(s.hosts.contains_key(H1), "nothing left to confirm");
+}
+
+#[test]
+fn an_unanswered_stop_report_is_taken_as_true_at_its_deadline() {
+    let mut s = fresh();
+    apply(&mut s, &ctx(H1, "s", 1), &started(&[]), 10);
+    wadm_lattice::apply(&mut s, &ctx(H1, "stop", 10), &stopped(), 20);
+    // An older heartbeat, delivered late, does not contradict it.
+    apply(&mut s, &ctx(H1, "hb", 9), &heartbeat(H1, &[], &[]), 21);
+    assert!(s.hosts[H1].stop_reported.is_some());
+    let lease = wadm_lattice::LeaseConfig::default();
+    let due = 20 + wadm_lattice::STOP_CONFIRM_MS;
+    assert_eq!(wadm_lattice::next_expiry(&s, &lease), Some(due));
+    wadm_lattice::expire(&mut s, due - 1, &lease);
+    assert!(s.hosts.contains_key(H1));
+    let c = wadm_lattice::expire(&mut s, due, &lease);
+    assert!(
+        c.changes
+            .contains(&Change::HostRemoved { host: H1.into(), reason: RemovalReason::Stopped })
+    );
+    assert_eq!(s.bookkeeping.tombstones[H1].reason, RemovalReason::Stopped);
 }

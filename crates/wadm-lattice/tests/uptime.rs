@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use wadm_lattice::{Change, DiscoveredHost, Discovery, LatticeState, apply, merge_discovery};
+use wadm_lattice::{Change, DiscoveredHost, Discovery, LatticeState, merge_discovery};
 use wadm_protocol::{Host, HostEvent, HostInventory};
 
 fn fresh() -> LatticeState {

@@ -397,7 +397,12 @@ where
                 let values = self.read_config(&lattice, name).await;
                 step::config_values(&mut record, &mut applied, name, values);
             }
-            if !reads.is_empty() {
+            let asks = std::mem::take(&mut applied.verify_hosts);
+            for host in &asks {
+                let answer = self.ask_host(&lattice, host).await;
+                step::host_answer(&mut record, &mut applied, host, answer, now, self.clock.now());
+            }
+            if !reads.is_empty() || !asks.is_empty() {
                 step::settle_after_reads(&mut record, &mut applied, now, config);
             }
             applied.orphan_check = self.check_orphan_apps(&lattice, &record, now).await;

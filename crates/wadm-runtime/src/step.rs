@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use wadm_lattice::{Change, Changes, EventContext, Timestamp};
 use wadm_model::Status;
-use wadm_protocol::{HostEvent, StringMap};
+use wadm_protocol::{HostEvent, HostInventory, StringMap};
 use wadm_scheduler::{Command, Plan, Reconciler};
 
 use crate::config::RuntimeConfig;
@@ -138,6 +138,8 @@ pub struct Applied {
     /// What the manifest store said about the applications of orphans due (see
     /// [`crate::orphans::apps_to_check`]); `None`: not asked.
     pub orphan_check: Option<BTreeMap<String, Option<Deployment>>>,
+    /// Hosts reported stopped: the shell asks each one (`host.get`) and tells [`host_answer`].
+    pub verify_hosts: BTreeSet<String>,
 }
 
 /// Fold `events` into `record` at `now` (`fresh`: the record was read back with nothing kept,
@@ -399,6 +401,7 @@ fn apply_host(
         }
     }
     out.in_doubt |= !changes.needs_inventory.is_empty();
+    out.verify_hosts.extend(changes.needs_verification.iter().cloned());
     // A host learnt from anything but its `host_started` ran before wadm saw it start: others
     // may still be running unseen.
     let learnt = record.state.hosts.len() > hosts_before;
@@ -455,6 +458,55 @@ fn merge_discovered(
         }
     }
     changes
+}
+
+/// Record what a host reported stopped answered when asked for its inventory (`host.get`,
+/// sent at `asked_at`): an inventory contradicts the report (the host is alive, the event was
+/// spoofed or mistaken) and is merged as a fresh fact; anything else — no responders, no
+/// answer, a refusal — confirms it, and the host and its work are removed now. A host whose
+/// report a heartbeat already contradicted is left as it is.
+pub fn host_answer(
+    record: &mut LatticeRecord,
+    applied: &mut Applied,
+    host: &str,
+    answer: Option<HostInventory>,
+    asked_at: Timestamp,
+    now: Timestamp,
+) {
+    let lattice = record.state.lattice.clone();
+    let Some(state) = record.state.hosts.get_mut(host) else { return };
+    if state.stop_reported.is_none() {
+        return;
+    }
+    let changes = match answer {
+        Some(mut inventory) => {
+            tracing::warn!(
+                %lattice, %host,
+                "host_stopped contradicted: the host answers with its inventory; it stays"
+            );
+            state.stop_reported = None;
+            inventory.host_id = host.to_string();
+            let found = wadm_lattice::DiscoveredHost {
+                host: wadm_protocol::Host { id: host.to_string(), ..Default::default() },
+                inventory: Some(inventory),
+            };
+            let round = wadm_lattice::Discovery {
+                started_at: asked_at,
+                hosts: vec![found],
+                ..Default::default()
+            };
+            let mut changes = wadm_lattice::merge_discovery(&mut record.state, &round, now);
+            changes.changes.push(Change::HostUpdated { host: host.to_string() });
+            changes
+        }
+        None => wadm_lattice::confirm_stop(&mut record.state, host, now),
+    };
+    applied.affected.every_app |= changes.every_app;
+    applied.affected.apps.extend(changes.apps.iter().cloned());
+    if changes.changes.iter().any(|c| matches!(c, Change::HostRemoved { .. })) {
+        applied.affected = Affected::all();
+    }
+    applied.persist.merge(changes);
 }
 
 /// What the lattice answered when asked for a config (`config.get`).

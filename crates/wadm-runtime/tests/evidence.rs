@@ -1,7 +1,7 @@
 //! Host events are evidence, not truth: a host's claimed time is clamped to when the event was
 //! heard, so one event stamped far in the future (a skewed clock, a spoofed 2099) cannot make
-//! every later event of that host look stale; a spoofed `host_stopped` does not hide a host
-//! that keeps sending heartbeats.
+//! every later event of that host look stale; a `host_stopped` is checked with the host before
+//! its work moves, and a spoofed one does not hide a host that keeps sending heartbeats.
 
 use wadm_lattice::{EventContext, HostState, LatticeState};
 use wadm_protocol::{ComponentDescription, HostEvent, HostInventory};
@@ -64,14 +64,62 @@ fn a_heartbeat_from_the_future_does_not_freeze_its_host() {
 }
 
 #[test]
-fn a_spoofed_host_stopped_is_undone_by_the_hosts_next_heartbeat() {
+fn a_spoofed_host_stopped_is_asked_about_and_the_live_host_keeps_its_work() {
     let config = RuntimeConfig::default();
     let mut r = record();
     let t0 = 1_765_000_000_000;
-    let batch = [heartbeat(2, "hb1", t0, t0, 1), stopped("spoof", YEAR_2099, t0 + 1_000, 2)];
-    step::apply(&mut r, &batch, &Fetched::default(), t0 + 1_000, false, 0, &config);
-    assert_eq!(count(&r), None, "a host_stopped removes the host");
+    let batch = [heartbeat(2, "hb1", t0, t0, 1)];
+    step::apply(&mut r, &batch, &Fetched::default(), t0, false, 0, &config);
+    let batch = [stopped("spoof", YEAR_2099, t0 + 1_000, 2)];
+    let mut applied =
+        step::apply(&mut r, &batch, &Fetched::default(), t0 + 1_000, false, 0, &config);
+    assert_eq!(count(&r), Some(2), "a reported stop removes nothing yet");
+    assert!(applied.verify_hosts.contains(HOST), "the host is to be asked");
+    assert!(applied.affected.apps.is_empty() && !applied.affected.every_app, "nothing to re-plan");
+    // The host answers with its inventory: alive, the report is dropped, its work stays.
+    let inventory = match &heartbeat(2, "x", t0, t0, 0).input {
+        Input::Host { event: HostEvent::HostHeartbeat(inv), .. } => inv.clone(),
+        _ => unreachable!(),
+    };
+    step::host_answer(&mut r, &mut applied, HOST, Some(inventory), t0 + 1_000, t0 + 1_010);
+    assert_eq!(count(&r), Some(2));
+    assert!(r.state.hosts[HOST].stop_reported.is_none());
+    // Its deadline passes: nothing is removed.
+    let batch = [timer(t0 + 10_000, 3)];
+    step::apply(&mut r, &batch, &Fetched::default(), t0 + 10_000, false, 0, &config);
+    assert_eq!(count(&r), Some(2));
+}
+
+#[test]
+fn a_stopped_host_that_is_silent_when_asked_is_removed_at_once() {
+    let config = RuntimeConfig::default();
+    let mut r = record();
+    let t0 = 1_765_000_000_000;
+    let batch = [heartbeat(2, "hb1", t0, t0, 1), stopped("stop", t0 + 900, t0 + 1_000, 2)];
+    let mut applied =
+        step::apply(&mut r, &batch, &Fetched::default(), t0 + 1_000, false, 0, &config);
+    step::host_answer(&mut r, &mut applied, HOST, None, t0 + 1_000, t0 + 1_005);
+    assert_eq!(count(&r), None, "confirmed: removed");
+    assert!(applied.affected.every_app, "its work is re-planned");
+    // Had it been spoofed after all, the host's next heartbeat proves it alive.
     let batch = [heartbeat(2, "hb2", t0 + 30_000, t0 + 30_000, 3)];
     step::apply(&mut r, &batch, &Fetched::default(), t0 + 30_000, false, 0, &config);
     assert_eq!(count(&r), Some(2), "the host's next heartbeat proves it alive");
+}
+
+#[test]
+fn a_stop_report_nobody_asked_about_is_taken_as_true_at_its_deadline() {
+    let config = RuntimeConfig::default();
+    let mut r = record();
+    let t0 = 1_765_000_000_000;
+    let batch = [heartbeat(2, "hb1", t0, t0, 1), stopped("stop", t0 + 900, t0 + 1_000, 2)];
+    step::apply(&mut r, &batch, &Fetched::default(), t0 + 1_000, false, 0, &config);
+    let due = t0 + 1_000 + wadm_lattice::STOP_CONFIRM_MS;
+    let batch = [timer(due, 3)];
+    step::apply(&mut r, &batch, &Fetched::default(), due, false, 0, &config);
+    assert_eq!(count(&r), None);
+}
+
+fn timer(at: u64, sequence: u64) -> Event {
+    Event { input: Input::Timer { at }, sequence, delivered: 1, stored_at: Some(at) }
 }

@@ -54,7 +54,15 @@ async fn exercise(store: &impl StateStore) {
 
     // Removing a host deletes its key and its children's keys.
     let stop = HostEvent::HostStopped(Default::default());
-    let changes = step(store, &mut s, "NB", "5", 5, stop).await;
+    let reported = step(store, &mut s, "NB", "5", 5, stop).await;
+    assert!(reported.needs_verification.contains("NB"));
+    // Reported, not yet confirmed: the report is stored with the host, so any replica carries
+    // it on.
+    let loaded = store.load("lat-1").await.unwrap();
+    assert_eq!(loaded.hosts["NB"].stop_reported, s.hosts["NB"].stop_reported);
+    assert!(loaded.hosts["NB"].stop_reported.is_some());
+    let changes = wadm_lattice::confirm_stop(&mut s, "NB", 5);
+    store.persist(&s, &changes).await.unwrap();
     assert!(
         changes
             .changes

@@ -75,3 +75,58 @@ async fn events_with_overlong_ids_do_not_wedge_the_lattice() {
     let info = stream.consumer_info(format!("wadm_events_{LATTICE}")).await.unwrap();
     assert_eq!(info.num_redelivered, 0, "events were redelivered: {info:?}");
 }
+
+/// Control requests of every kind that change what a host runs, summed over the hosts.
+fn effect_requests(cluster: &Cluster, hosts: &[String]) -> u64 {
+    let kinds = ["component.scale", "component.update", "provider.start", "provider.stop"];
+    let counts = hosts.iter().map(|h| cluster.sim.requests(h));
+    counts.map(|c| kinds.iter().map(|k| c.get(k)).sum::<u64>()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_host_stopped_moves_nothing_and_a_real_stop_still_does() {
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", 3)])).await;
+    cluster.put_and_deploy(APP).await;
+    cluster.wait_lattice("the app runs", |v| v.count("after_garbage-web") == 2).await;
+    cluster.wait_status("after-garbage", StatusType::Deployed).await.unwrap();
+    let hosts = cluster.sim.hosts();
+    let before = effect_requests(&cluster, &hosts);
+    let victim = cluster.view().component_hosts("after_garbage-web")[0].clone();
+
+    // Someone else says the host stopped; it did not.
+    let nats = async_nats::connect(cluster.nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let body = cloud_event("host_stopped", &victim, json!({"labels": {}}));
+    let ack = js.publish(format!("wasmbus.evt.{LATTICE}.host_stopped"), body.into()).await;
+    let seq = ack.unwrap().await.unwrap().sequence;
+    // Wait until wadm has worked the event off (acknowledged it) and executed every command
+    // it issued meanwhile.
+    let names = wadm_store::StoreNames::default();
+    let events = js.get_stream(names.events_stream()).await.unwrap();
+    let commands = js.get_stream(names.commands_stream()).await.unwrap();
+    let (event_consumer, command_consumer) =
+        (format!("wadm_events_{LATTICE}"), names.command_consumer(LATTICE));
+    let handled = wadm_test_support::wait_for(common::DEADLINE, || async {
+        let e = events.consumer_info(&event_consumer).await.ok()?;
+        let c = commands.consumer_info(&command_consumer).await.ok()?;
+        let idle = c.num_pending == 0 && c.num_ack_pending == 0;
+        (e.ack_floor.stream_sequence >= seq && idle).then_some(())
+    })
+    .await;
+    assert!(handled.is_some(), "the spoofed event was handled");
+    assert_eq!(effect_requests(&cluster, &hosts), before, "a spoofed stop made wadm move work");
+    assert_eq!(cluster.view().count("after_garbage-web"), 2);
+    assert!(cluster.view().component_hosts("after_garbage-web").contains(&victim));
+    assert!(cluster.sim.peak_totals().get("after_garbage-web").is_none_or(|p| *p <= 2));
+
+    // The host really stops: its instance is placed again, once.
+    assert!(cluster.sim.stop_host(&victim).await);
+    cluster
+        .wait_lattice("the stopped host's share runs elsewhere", |v| {
+            v.count("after_garbage-web") == 2
+                && !v.component_hosts("after_garbage-web").contains(&victim)
+        })
+        .await;
+    assert_eq!(effect_requests(&cluster, &hosts), before + 1, "one placement for one stop");
+    assert!(cluster.sim.peak_totals().get("after_garbage-web").is_none_or(|p| *p <= 2));
+}

@@ -1,7 +1,7 @@
 //! Builders for host events used by the reducer tests.
 #![allow(dead_code)]
 
-use wadm_lattice::{EventContext, Timestamp};
+use wadm_lattice::{Changes, EventContext, LatticeState, Timestamp};
 use wadm_protocol::event::{
     ComponentScaled, ConfigEvent, HealthCheck, HostStarted, HostStopped, LabelsChanged,
     LinkDeleted, ProviderStarted, ProviderStopped,
@@ -133,4 +133,20 @@ pub fn config_set(name: &str) -> HostEvent {
 
 pub fn config_deleted(name: &str) -> HostEvent {
     HostEvent::ConfigDeleted(ConfigEvent { config_name: name.into() })
+}
+
+/// Apply one event as the runtime does for hosts that really stopped: a reported stop is
+/// confirmed at once (the host, asked, falls silent). Tests of the report itself call
+/// `wadm_lattice::apply`.
+pub fn apply(
+    state: &mut LatticeState,
+    ctx: &EventContext,
+    event: &HostEvent,
+    now: Timestamp,
+) -> Changes {
+    let mut changes = wadm_lattice::apply(state, ctx, event, now);
+    for host in std::mem::take(&mut changes.needs_verification) {
+        changes.merge(wadm_lattice::confirm_stop(state, &host, now));
+    }
+    changes
 }

@@ -717,6 +717,12 @@ impl MemoryLattice {
                 None => CtlReply { message: "Configuration not found".into(), ..CtlReply::ok() },
             };
         }
+        if let [_, _, _, _, "host", "get", host] = tokens {
+            return match self.lock().truth.hosts.get(*host) {
+                Some(h) => CtlReply::with(to_json(&inventory_of(h))),
+                None => CtlReply::error(format!("no host {host}")),
+            };
+        }
         let Some(command) = tokens.get(4..).and_then(|suffix| Self::decode(suffix, body)) else {
             return CtlReply::error(format!("unknown request {}", tokens.join(".")));
         };
@@ -878,7 +884,12 @@ impl ControlClient for MemoryLattice {
             let mut inner = self.lock();
             inner.requests += 1;
             let op = inner.next_op();
+            let asked_host = match tokens.get(4..) {
+                Some(["host", "get", host]) => Some(host.to_string()),
+                _ => None,
+            };
             let target = command.as_ref().and_then(|c| c.target_host().map(str::to_string));
+            let target = target.or(asked_host);
             let responder = match &target {
                 Some(host) => inner.truth.hosts.contains_key(host).then(|| host.clone()),
                 None => inner.responder(),

@@ -1,12 +1,13 @@
-//! What a step reads besides its events: config values (asked of the lattice) and the
+//! What a step reads besides its events: config values and reported-stopped hosts' inventories
+//! (asked of the lattice) and the
 //! reconciler of the lattice's desired state (kept between steps, see [`super::reconcilers`];
 //! built from the manifests when the desired state changed).
 
 use std::sync::Arc;
 
 use wadm_model::Application;
-use wadm_protocol::StringMap;
 use wadm_protocol::ctl::CtlReply;
+use wadm_protocol::{HostInventory, StringMap};
 use wadm_scheduler::{DeployedApp, Reconciler, UndeployedApp};
 use wadm_store::kv::Kv;
 use wadm_store::observed::StateStore;
@@ -47,6 +48,27 @@ where
             }
             Ok(CtlReply { success: true, response: None, .. }) => ConfigRead::Missing,
             _ => ConfigRead::Unanswered,
+        }
+    }
+
+    /// Ask a host reported stopped for its inventory (`host.get.{host}`): `Some` only when it
+    /// answers with one. A stopped host has left the control subjects, so it gets "no
+    /// responders" at once; the wait is bounded by the request timeout.
+    pub(super) async fn ask_host(&self, lattice: &str, host: &str) -> Option<HostInventory> {
+        let subject = wadm_protocol::subject::ctl_host(
+            lattice,
+            wadm_protocol::subject::suffix::HOST_GET,
+            host,
+        );
+        let timeout = self.config.request_timeout.min(std::time::Duration::from_secs(2));
+        let bytes = self.control.request(&subject, Vec::new(), timeout).await.ok()?;
+        match serde_json::from_slice::<CtlReply<HostInventory>>(&bytes) {
+            Ok(CtlReply { success: true, response: Some(inventory), .. })
+                if inventory.bounds_error().is_none() =>
+            {
+                Some(inventory)
+            }
+            _ => None,
         }
     }
 

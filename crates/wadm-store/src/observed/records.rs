@@ -47,6 +47,9 @@ pub struct HostRecord {
     /// records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels_mark: Option<Mark>,
+    /// A `host_stopped` not yet confirmed (see `wadm_lattice::StopReport`). Absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reported: Option<wadm_lattice::StopReport>,
 }
 
 /// One write to storage.
@@ -143,6 +146,7 @@ pub fn value_of(state: &LatticeState, entity: &EntityKey) -> Option<Vec<u8>> {
                 snapshot: state.bookkeeping.hosts.get(host).and_then(|c| c.snapshot.clone()),
                 snapshot_at: state.bookkeeping.hosts.get(host).map_or(0, |c| c.snapshot_at),
                 labels_mark: host_mark(state, host, &HostEntity::Labels).cloned(),
+                stop_reported: h.stop_reported.clone(),
             })
         }),
         EntityKey::Component { host, component } => {
@@ -264,6 +268,7 @@ pub fn patch(state: &mut LatticeState, key: &str, value: Option<&[u8]>) -> Resul
             h.version = r.version;
             h.last_seen = r.last_seen;
             h.started_at = r.started_at;
+            h.stop_reported = r.stop_reported;
             if r.snapshot.is_some() {
                 let clock = state.bookkeeping.hosts.entry(host.clone()).or_default();
                 if r.snapshot > clock.snapshot {
