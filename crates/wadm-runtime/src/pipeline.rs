@@ -398,8 +398,10 @@ where
                 step::config_values(&mut record, &mut applied, name, values);
             }
             let asks = std::mem::take(&mut applied.verify_hosts);
-            for host in &asks {
-                let answer = self.ask_host(&lattice, host).await;
+            let answers =
+                futures::future::join_all(asks.iter().map(|host| self.ask_host(&lattice, host)))
+                    .await;
+            for (host, answer) in asks.iter().zip(answers) {
                 step::host_answer(&mut record, &mut applied, host, answer, now, self.clock.now());
             }
             if !reads.is_empty() || !asks.is_empty() {

@@ -370,6 +370,13 @@ fn apply_host(
             &as_echo
         }
     };
+    if let Some(host) = unknown_claimant(record, ctx, event) {
+        // An unknown host claims to run applications' work: on its word wadm would remove
+        // instances elsewhere. It is asked first (`host_answer`): its inventory replaces this
+        // event; a phantom that does not answer changes nothing.
+        out.verify_hosts.insert(host);
+        return;
+    }
     let hosts_before = record.state.hosts.len();
     let snapshot_of = snapshot_host(ctx, event);
     let before = snapshot_of.and_then(|h| snapshot_stamp(record, h));
@@ -427,6 +434,36 @@ fn apply_host(
     }
 }
 
+/// The host of `event` when wadm does not know it and the event says it runs work of some
+/// application (instances wadm counts toward targets).
+fn unknown_claimant(
+    record: &LatticeRecord,
+    ctx: &EventContext,
+    event: &HostEvent,
+) -> Option<String> {
+    use wadm_lattice::app_of;
+    let (host, claims) = match event {
+        HostEvent::HostHeartbeat(inv) => {
+            let components = inv.components.iter();
+            let providers = inv.providers.iter();
+            let claims =
+                components.clone().any(|c| c.max_instances > 0 && app_of(&c.annotations).is_some())
+                    || providers.clone().any(|p| app_of(&p.annotations).is_some());
+            (Some(inv.host_id.as_str()).filter(|h| !h.is_empty()), claims)
+        }
+        HostEvent::ComponentScaled(c) => {
+            (Some(c.host_id.as_str()), c.max_instances > 0 && app_of(&c.annotations).is_some())
+        }
+        HostEvent::ProviderStarted(p) => {
+            (Some(p.host_id.as_str()), app_of(&p.annotations).is_some())
+        }
+        _ => (None, false),
+    };
+    // The host is the event's source, as the reducer takes it; else the one its body names.
+    let host = Some(ctx.source.as_str()).filter(|s| !s.is_empty()).or(host).unwrap_or_default();
+    (claims && !host.is_empty() && !record.state.hosts.contains_key(host)).then(|| host.to_string())
+}
+
 /// Merge a discovery round (or one part of it): observed state, and the renewed leases of the
 /// hosts that answered.
 fn merge_discovered(
@@ -460,11 +497,15 @@ fn merge_discovered(
     changes
 }
 
-/// Record what a host reported stopped answered when asked for its inventory (`host.get`,
-/// sent at `asked_at`): an inventory contradicts the report (the host is alive, the event was
-/// spoofed or mistaken) and is merged as a fresh fact; anything else — no responders, no
-/// answer, a refusal — confirms it, and the host and its work are removed now. A host whose
-/// report a heartbeat already contradicted is left as it is.
+/// Record what a host wadm asked about (`host.get`, sent at `asked_at`) answered: a host
+/// reported stopped, or an unknown one that claimed to run applications' work.
+///
+/// An inventory is a fresh fact, merged as a discovery answer: it contradicts a reported stop
+/// (the host is alive; the event was spoofed or mistaken) and makes an unknown host known.
+/// Anything else — no responders, no answer, a refusal — confirms a reported stop (the host
+/// and its work are removed now) and leaves an unknown host unknown (a phantom's claims change
+/// nothing; a real host's next event asks again). A host whose report a heartbeat already
+/// contradicted is left as it is.
 pub fn host_answer(
     record: &mut LatticeRecord,
     applied: &mut Applied,
@@ -474,17 +515,28 @@ pub fn host_answer(
     now: Timestamp,
 ) {
     let lattice = record.state.lattice.clone();
-    let Some(state) = record.state.hosts.get_mut(host) else { return };
-    if state.stop_reported.is_none() {
-        return;
-    }
-    let changes = match answer {
-        Some(mut inventory) => {
+    let known = record.state.hosts.get(host).map(|h| h.stop_reported.is_some());
+    let changes = match (known, answer) {
+        (Some(false), _) => return,
+        (None, None) => {
             tracing::warn!(
                 %lattice, %host,
-                "host_stopped contradicted: the host answers with its inventory; it stays"
+                "an unknown host claims to run applications' work but does not answer: ignored"
             );
-            state.stop_reported = None;
+            return;
+        }
+        (Some(true), None) => wadm_lattice::confirm_stop(&mut record.state, host, now),
+        (_, Some(mut inventory)) => {
+            if let Some(state) = record.state.hosts.get_mut(host) {
+                tracing::warn!(
+                    %lattice, %host,
+                    "host_stopped contradicted: the host answers with its inventory; it stays"
+                );
+                state.stop_reported = None;
+            } else {
+                // Learnt from anything but its `host_started`: others may run unseen too.
+                record.observing.unannounced_hosts = true;
+            }
             inventory.host_id = host.to_string();
             let found = wadm_lattice::DiscoveredHost {
                 host: wadm_protocol::Host { id: host.to_string(), ..Default::default() },
@@ -499,7 +551,6 @@ pub fn host_answer(
             changes.changes.push(Change::HostUpdated { host: host.to_string() });
             changes
         }
-        None => wadm_lattice::confirm_stop(&mut record.state, host, now),
     };
     applied.affected.every_app |= changes.every_app;
     applied.affected.apps.extend(changes.apps.iter().cloned());

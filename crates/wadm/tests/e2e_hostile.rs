@@ -94,26 +94,8 @@ async fn a_spoofed_host_stopped_moves_nothing_and_a_real_stop_still_does() {
     let victim = cluster.view().component_hosts("after_garbage-web")[0].clone();
 
     // Someone else says the host stopped; it did not.
-    let nats = async_nats::connect(cluster.nats.url()).await.unwrap();
-    let js = async_nats::jetstream::new(nats);
     let body = cloud_event("host_stopped", &victim, json!({"labels": {}}));
-    let ack = js.publish(format!("wasmbus.evt.{LATTICE}.host_stopped"), body.into()).await;
-    let seq = ack.unwrap().await.unwrap().sequence;
-    // Wait until wadm has worked the event off (acknowledged it) and executed every command
-    // it issued meanwhile.
-    let names = wadm_store::StoreNames::default();
-    let events = js.get_stream(names.events_stream()).await.unwrap();
-    let commands = js.get_stream(names.commands_stream()).await.unwrap();
-    let (event_consumer, command_consumer) =
-        (format!("wadm_events_{LATTICE}"), names.command_consumer(LATTICE));
-    let handled = wadm_test_support::wait_for(common::DEADLINE, || async {
-        let e = events.consumer_info(&event_consumer).await.ok()?;
-        let c = commands.consumer_info(&command_consumer).await.ok()?;
-        let idle = c.num_pending == 0 && c.num_ack_pending == 0;
-        (e.ack_floor.stream_sequence >= seq && idle).then_some(())
-    })
-    .await;
-    assert!(handled.is_some(), "the spoofed event was handled");
+    publish_and_wait_handled(&cluster, "host_stopped", body).await;
     assert_eq!(effect_requests(&cluster, &hosts), before, "a spoofed stop made wadm move work");
     assert_eq!(cluster.view().count("after_garbage-web"), 2);
     assert!(cluster.view().component_hosts("after_garbage-web").contains(&victim));
@@ -129,4 +111,63 @@ async fn a_spoofed_host_stopped_moves_nothing_and_a_real_stop_still_does() {
         .await;
     assert_eq!(effect_requests(&cluster, &hosts), before + 1, "one placement for one stop");
     assert!(cluster.sim.peak_totals().get("after_garbage-web").is_none_or(|p| *p <= 2));
+}
+
+/// Publish a host event into the lattice, then wait until wadm has worked it off (acknowledged
+/// it) and executed every command it issued meanwhile.
+async fn publish_and_wait_handled(cluster: &Cluster, short: &str, body: Vec<u8>) {
+    let js = async_nats::jetstream::new(async_nats::connect(cluster.nats.url()).await.unwrap());
+    let ack = js.publish(format!("wasmbus.evt.{LATTICE}.{short}"), body.into()).await;
+    let seq = ack.unwrap().await.unwrap().sequence;
+    let names = wadm_store::StoreNames::default();
+    let events = js.get_stream(names.events_stream()).await.unwrap();
+    let commands = js.get_stream(names.commands_stream()).await.unwrap();
+    let (event_consumer, command_consumer) =
+        (format!("wadm_events_{LATTICE}"), names.command_consumer(LATTICE));
+    let handled = wadm_test_support::wait_for(common::DEADLINE, || async {
+        let e = events.consumer_info(&event_consumer).await.ok()?;
+        let c = commands.consumer_info(&command_consumer).await.ok()?;
+        let idle = c.num_pending == 0 && c.num_ack_pending == 0;
+        (e.ack_floor.stream_sequence >= seq && idle).then_some(())
+    })
+    .await;
+    assert!(handled.is_some(), "wadm never handled the {short} event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phantom_hosts_claims_stop_no_real_instance() {
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", 2)])).await;
+    cluster.put_and_deploy(APP).await;
+    cluster.wait_lattice("the app runs", |v| v.count("after_garbage-web") == 2).await;
+    cluster.wait_status("after-garbage", StatusType::Deployed).await.unwrap();
+    let hosts = cluster.sim.hosts();
+    let before = effect_requests(&cluster, &hosts);
+
+    // A host nobody runs says it runs more instances of the application's component.
+    let phantom = "NPHANTOMHOSTTHATNOBODYRUNS";
+    let annotations =
+        json!({"wasmcloud.dev/appspec": "after-garbage", "wasmcloud.dev/managed-by": "wadm"});
+    let inventory = json!({
+        "host_id": phantom,
+        "components": [{
+            "id": "after_garbage-web",
+            "image_ref": "ghcr.io/example/web:1.0.0",
+            "annotations": annotations,
+            "max_instances": 3,
+        }],
+    });
+    let heartbeat = cloud_event("host_heartbeat", phantom, inventory);
+    publish_and_wait_handled(&cluster, "host_heartbeat", heartbeat).await;
+    let scaled = json!({
+        "host_id": phantom, "component_id": "after_garbage-web",
+        "image_ref": "ghcr.io/example/web:1.0.0", "max_instances": 2, "annotations": annotations,
+    });
+    let scaled = cloud_event("component_scaled", phantom, scaled);
+    publish_and_wait_handled(&cluster, "component_scaled", scaled).await;
+    assert_eq!(effect_requests(&cluster, &hosts), before, "a phantom's claims made wadm act");
+    assert_eq!(cluster.view().count("after_garbage-web"), 2);
+    // wadm does not list the phantom either.
+    let seen = cluster.client.lattice_hosts().await.unwrap();
+    assert!(seen.iter().all(|h| h.id != phantom), "the phantom is listed: {seen:?}");
+    assert_eq!(seen.len(), 2);
 }
