@@ -214,6 +214,19 @@ pub fn apply(
                     }
                     for (name, d) in all {
                         decide::apply_deployment(record, name, Some(d));
+                        if d.deployed_version.is_none()
+                            && !record.apps.contains_key(name)
+                            && leaves_traces(&record.state, name)
+                        {
+                            // Forgotten once nothing of it was left, and something of it showed
+                            // up since (a link whose `linkdef_set` was lost, found by a discovery
+                            // round): undeployed again, so the plan removes it.
+                            let app = crate::head::AppRecord {
+                                store_generation: d.store_generation,
+                                ..Default::default()
+                            };
+                            record.apps.insert(name.clone(), app);
+                        }
                     }
                 }
                 // A config put in flight is confirmed by the values a read tells; when that read
@@ -432,6 +445,19 @@ fn apply_host(
         let app = record.intents.fail_slot(&failure.slot()).map(|i| i.app);
         out.host_failures.push((failure, app));
     }
+}
+
+/// Whether the lattice runs anything of application `name` by its marks: an instance carrying
+/// its appspec, or a link from or to a component id derived from its name.
+fn leaves_traces(state: &wadm_lattice::LatticeState, name: &str) -> bool {
+    let prefix = format!("{}-", wadm_model::names::sanitize(name));
+    let ours = |id: &str| id.starts_with(&prefix);
+    let owned = |a: &StringMap| wadm_lattice::app_of(a) == Some(name);
+    state.links.values().any(|l| ours(&l.source_id) || ours(&l.target))
+        || state.hosts.values().any(|h| {
+            h.components.values().any(|c| owned(&c.annotations))
+                || h.providers.values().any(|p| owned(&p.annotations))
+        })
 }
 
 /// The host of `event` when wadm does not know it and the event says it runs work of some
@@ -1039,6 +1065,45 @@ mod tests {
             &config,
         );
         assert!(record.intents.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_undeployed_app_whose_link_shows_up_is_undeployed_again() {
+        let mut record = LatticeRecord::default();
+        record.state.lattice = "l".into();
+        let config = RuntimeConfig::default();
+        let undeployed = Deployment { store_generation: 3, ..Deployment::default() };
+        let fetched = Fetched {
+            all_deployments: Some(BTreeMap::from([("my-app".to_string(), undeployed)])),
+            ..Fetched::default()
+        };
+        let tick = |sequence| Event { input: Input::Tick, sequence, delivered: 1, stored_at: None };
+        apply(&mut record, &[tick(1)], &fetched, 1, false, 0, &config);
+        assert!(record.apps.is_empty(), "nothing of it runs: nothing to undeploy");
+        // A link of it shows up (its `linkdef_set` was lost; a discovery round found it).
+        let link = |source: &str, target: &str| wadm_protocol::Link {
+            source_id: source.into(),
+            target: target.into(),
+            name: "default".into(),
+            wit_namespace: "wasi".into(),
+            wit_package: "http".into(),
+            interfaces: vec!["incoming-handler".into()],
+            source_config: vec![],
+            target_config: vec![],
+        };
+        let link = link("my_app-front", "my_app-back");
+        record.state.links.insert(link.key(), link.clone());
+        let applied = apply(&mut record, &[tick(2)], &fetched, 2, false, 0, &config);
+        assert!(record.apps.get("my-app").is_some_and(|a| a.deployed_version.is_none()));
+        assert!(applied.affected.every_app);
+        // Another application's link brings nothing back.
+        record.apps.clear();
+        record.state.links.clear();
+        let other =
+            wadm_protocol::Link { source_id: "my_app_2-front".into(), target: "x".into(), ..link };
+        record.state.links.insert(other.key(), other);
+        apply(&mut record, &[tick(3)], &fetched, 3, false, 0, &config);
+        assert!(record.apps.is_empty());
     }
 
     #[test]
