@@ -1,18 +1,9 @@
-//! A client library for the wadm NATS API.
-//!
-//! [`Client`] sends the request/reply operations of the API
-//! (`{prefix}.{lattice}.model.{operation}[.{name}]`) and decodes the replies into the wire types of
-//! [`wadm_model::api`]; every failure is a typed [`ClientError`] (timeout, no responders, an error
-//! or not-found answer carrying the server's message, an undecodable reply). [`Client::watch_status`]
-//! follows the status an application publishes on `wadm.status.{lattice}.{name}`;
-//! [`Client::deploy_and_wait`] deploys and waits until the application is deployed or failed.
-//! [`Client::lattice_hosts`], [`Client::app_hosts`] and [`Client::lattices`] read the lattice
-//! view: the hosts wadm observes and what runs where.
-//!
-//! [`ConnectOptions`] ([`connect::NatsOptions`]) opens the NATS connection the way every wadm
-//! process does (URL with optional user/password, credentials file, nkey seed
-//! and JWT, TLS CA); [`manifest`] reads the name, version and format of a manifest file before it
-//! is sent.
+//! A client library for the wadm NATS API: [`Client`] sends its request/reply operations
+//! (`{prefix}.{lattice}.model.{operation}[.{name}]`) and decodes the replies into the wire types
+//! of [`wadm_model::api`], with typed failures ([`ClientError`]); it also follows statuses
+//! ([`Client::watch_status`], [`Client::deploy_and_wait`]) and reads the lattice view
+//! ([`Client::lattice_hosts`]). [`ConnectOptions`] opens NATS the way every wadm process does;
+//! [`manifest`] reads a manifest file's name, version and format before it is sent.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), wadm_client::ClientError> {

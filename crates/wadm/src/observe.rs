@@ -1,25 +1,9 @@
 //! The operator's HTTP endpoints of `wadm serve` / `wadm up` (opt-in with `--http-addr`):
-//! `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness of
-//! *this* replica: connected to NATS, its storage answers a current read, and none of its parts
-//! — the API server, each lattice's pipeline and executor — has been failing for 5 s; other
-//! replicas' health does not enter into it), the HTTP API under `/api/v1` (see
-//! [`crate::http_api`]) and the web dashboard under `/ui/` (see [`crate::dashboard`]). This module owns the process-wide metrics
-//! recorder: the libraries only call the `metrics` facade, which does nothing until
-//! [`HttpEndpoint::serve`] installs the Prometheus recorder here.
-//!
-//! Metrics (labels are low-cardinality: lattice, command kind, API operation, result):
-//! - `wadm_events_handled_total{lattice}`: events the pipeline of this replica applied and acked;
-//! - `wadm_reconcile_seconds{lattice}`: histogram of one pipeline step, delivery to ack;
-//! - `wadm_event_queue_pending{lattice}`: events queued behind the last one pulled (queue lag);
-//! - `wadm_commands_published_total{kind}`: control commands newly stored in the command stream;
-//! - `wadm_commands_sent_total{kind,result}`: commands executed (`ok`, `refused`, `error`,
-//!   `expired`, `superseded`, `unreadable`);
-//! - `wadm_api_requests_total{operation,result}`: API requests answered, by the reply's result;
-//! - `wadm_command_seconds{kind}`: histogram of a control request's round trip (answered ones);
-//! - `wadm_allocations_total{lattice,change,reason_class,outcome}`: allocation events published
-//!   (one per command a host answered; see `wadm_runtime::allocation`);
-//! - `wadm_hosts{lattice}`, `wadm_apps{lattice,status}`: the lattice as the API reports it at
-//!   scrape time (the same on every replica).
+//! `GET /metrics`, `GET /healthz`, `GET /readyz` (readiness of *this* replica only), the HTTP
+//! API under `/api/v1` ([`crate::http_api`]) and the dashboard under `/ui/`
+//! ([`crate::dashboard`]). It owns the process-wide metrics recorder: the libraries only call
+//! the `metrics` facade, a no-op until [`HttpEndpoint::serve`] installs the Prometheus recorder.
+//! What readiness checks and every metric's meaning: the README's "Observability".
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;

@@ -1,21 +1,6 @@
-//! The drain phase: how fast wadm works off a backlog of events, for 1 and 3 replicas on 1 and 3
-//! lattices, each configuration on a fresh nats-server.
-//!
-//! Set-up: `lattices` lattices of `hosts` simulated hosts each (heartbeat 10 s while setting
-//! up) and `apps` applications of [`INSTANCES`] instances (one component spread over the two
-//! zones), deployed by the configuration's replicas until every application is `deployed`, the
-//! hosts run exactly what was asked and every event consumer is caught up. Then the hosts'
-//! heartbeats are **paused** (they stay up and answer requests, the start-up discovery rounds
-//! included), wadm's replicas are aborted (as if their processes died: a graceful stop waits
-//! for their start-up discovery rounds, which only slows the set-up down), the pin of every
-//! event consumer is released, nothing is left unacknowledged, and `events_per_host`
-//! heartbeats per host (each host's own inventory, as the simulator would send it) are stored
-//! in the event stream. Measured: from starting the replicas until the event consumer of every
-//! lattice has nothing pending and nothing unacknowledged.
-//!
-//! The runtime is told a 60 s heartbeat with 60 s slack (lease 180 s) so that no host's lease
-//! runs out while the backlog is stored and drained (the hosts are silent meanwhile); the
-//! commands published during the drain are counted to show that the backlog caused no work.
+//! The drain phase: how fast wadm works off a backlog of events stored while no wadm ran, for
+//! 1 and 3 replicas on 1 and 3 lattices, each configuration on a fresh nats-server. The set-up
+//! and what is measured: `docs/bench.md`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

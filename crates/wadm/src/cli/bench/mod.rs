@@ -1,24 +1,8 @@
-//! `wadm bench`: a load harness that starts everything itself and prints what wadm costs.
-//!
-//! Four phases (all by default, or those named with `--phase`), each on a fresh nats-server
-//! (temporary store) with in-process wadm instances (`--replicas`) and simulated lattices:
-//! 1. **events** — `--event-hosts` hosts heartbeating every `--event-heartbeat` for
-//!    `--event-duration`: events offered to and handled by the runtime per second (read from its
-//!    JetStream consumer), after measuring the simulator alone for a few seconds;
-//! 2. **deploy** — `--apps` generated applications of `--components` spreadscaled components on
-//!    `--hosts` hosts: time from the first deploy to the last command issued and to every
-//!    application `deployed`;
-//! 3. **host loss** — `--loss-hosts` hosts, `--crashes` of them crashed one at a time: time until
-//!    their instances run elsewhere, with the lease used (default heartbeat: as short as the
-//!    throughput measured in phase 1 allows);
-//! 4. **drain** — a backlog of `--drain-events` heartbeats per host on lattices of
-//!    `--drain-hosts` hosts running `--drain-apps` applications, stored while no wadm runs:
-//!    events/s from starting the replicas until every event consumer is drained, for 1 and 3
-//!    replicas on 1 and 3 lattices, with the ratios to 1 replica on 1 lattice ([`drain`]).
-//!
-//! wadm and the simulator run on separate tokio runtimes with named threads, so their CPU is
-//! read apart from `/proc/self/task/*/stat` ([`usage`]); memory is one process, so the
-//! simulator's RSS is measured alone before wadm starts (phase 1).
+//! `wadm bench`: a load harness that starts everything itself (a fresh nats-server per phase,
+//! in-process wadm replicas, simulated lattices) and prints what wadm costs, in four phases:
+//! event throughput, deploy time, host-loss reaction and backlog drain ([`drain`]). wadm and the
+//! simulator run on separate named tokio runtimes so their CPU is read apart ([`usage`]). What
+//! each phase measures and how: `docs/bench.md`.
 
 mod deploy;
 mod drain;
