@@ -1,20 +1,10 @@
-//! The event pipeline's shell: one step per batch of a lattice's event-stream messages.
-//!
-//! The shell only moves bytes; every decision is in [`crate::step`]. A step decodes the batch,
-//! fetches what the messages need from the manifest store (deployments), checks out the
-//! lattice's [`crate::record::LatticeRecord`] with its head revision ([`crate::record`]), runs
-//! [`step::apply`], asks the lattice for the values of configs that changed, fetches the
-//! reconciler of the resulting desired state when [`step::wants_plan`] says so, runs
-//! [`step::decide`], writes the entities the step changed and then the head with
-//! compare-and-set. A conflict means another replica committed first: the step starts over from
-//! the state read back from the store. Only after the write are the chosen commands published
-//! (deduplicated by id) and the statuses written; the caller acks last. A crash anywhere before
-//! the ack makes the batch come back; a redelivered message reconciles every application and
-//! re-publishes the orders in flight (deduplicated).
-//!
-//! The reconcile uses the [`wadm_scheduler::Reconciler`] this replica keeps for the lattice when
-//! the record's desired state is the one it was built from ([`reconcilers`]): steady-state steps
-//! read no manifest and build no scaler; a changed desired state is loaded and built at once.
+//! The event pipeline's shell: one step per batch of a lattice's event-stream messages. It only
+//! moves bytes — decode, fetch deployments, check out the lattice record, [`step::apply`], ask
+//! the lattice what the step doubts (config values, reported-stopped or unknown hosts),
+//! [`step::decide`] with the kept [`wadm_scheduler::Reconciler`] ([`reconcilers`]), write the
+//! entities then the head with compare-and-set (a conflict starts over), publish the commands,
+//! write statuses; the caller acks last. Every decision is in [`crate::step`]; the order of the
+//! effects and why it is crash-safe: `docs/runtime.md` ("Pipeline", "Guarantees").
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,17 +1,8 @@
-//! One replica's cache of [`Reconciler`]s, one per lattice it handled recently, each keyed by the
-//! lattice record's desired state ([`DesiredKey`]).
-//!
-//! A pipeline reconciles on most events while the desired state changes only on deploys,
-//! undeploys and upgrades. A kept reconciler has its manifests loaded and its scalers built, so
-//! a step whose record has the same [`DesiredKey`] as the kept one reads no manifest and builds
-//! no scaler. The cache is only an optimisation: the key covers every field of the record that
-//! loading the desired state reads (per application: name, store generation, deployed, previous
-//! and last version), so an entry whose key differs is never used — the step loads and builds
-//! afresh (reusing the entry's manifests of the versions still referenced: versions are
-//! immutable) — and an entry built while a manifest could not be found is never reused.
-//! Any replica may take any lattice over at any time; what it kept does not change what it plans.
-//!
-//! Bounded: at most [`ReconcilerCache::capacity`] lattices; the one used least recently goes.
+//! One replica's cache of [`Reconciler`]s, one per lattice it handled recently, keyed by the
+//! lattice record's desired state ([`DesiredKey`]): a step with the kept key reads no manifest
+//! and builds no scaler. Only an optimisation — an entry whose key differs is never used — and
+//! bounded to [`ReconcilerCache::capacity`] lattices (least recently used goes). Why the key is
+//! complete: `docs/runtime.md` ("`pipeline::reconcilers`").
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
