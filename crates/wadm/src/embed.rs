@@ -111,6 +111,12 @@ impl Wadm {
             }
         });
 
+        let heap_stop = stopped(stop_rx.clone());
+        tasks.spawn(async move {
+            crate::heap::return_freed_memory(heap_stop).await;
+            Ok(())
+        });
+
         let mut shutdown = std::pin::pin!(shutdown);
         let mut result = Ok(());
         tokio::select! {

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 mod embed;
+mod heap;
 
 pub use embed::{DEFAULT_LATTICE, Wadm, WadmBuilder, shutdown_signal};
 /// The application model (manifests, statuses) custom scalers read.
