@@ -1,5 +1,5 @@
 //! The narrow I/O traits the runtime is generic over. NATS implementations live in
-//! [`crate::nats`], in-memory ones (for virtual-time tests) in [`crate::memory`]. Key-value state
+//! [`crate::nats`], in-memory ones (for virtual-time tests) in `memory` (feature `testing`). Key-value state
 //! uses `wadm_store::kv::Kv`, status `wadm_store::status::StatusStore`.
 
 use std::future::Future;

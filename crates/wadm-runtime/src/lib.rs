@@ -23,6 +23,7 @@ pub mod head;
 pub mod intents;
 pub mod io;
 pub mod membership;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod messages;
 pub mod nats;
