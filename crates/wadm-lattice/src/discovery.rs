@@ -42,6 +42,21 @@ pub struct Discovery {
     pub configs: BTreeMap<String, Option<StringMap>>,
 }
 
+impl Discovery {
+    /// One host's inventory, asked for at `started_at`, as a one-host round.
+    pub fn of_inventory(started_at: Timestamp, inventory: HostInventory) -> Self {
+        let host = Host {
+            id: inventory.host_id.clone(),
+            friendly_name: inventory.friendly_name.clone(),
+            labels: inventory.labels.clone(),
+            version: inventory.version.clone(),
+            ..Host::default()
+        };
+        let hosts = vec![DiscoveredHost { host, inventory: Some(inventory) }];
+        Discovery { started_at, hosts, ..Discovery::default() }
+    }
+}
+
 /// Merge a discovery round into the state at `now`.
 pub fn merge_discovery(state: &mut LatticeState, discovery: &Discovery, now: Timestamp) -> Changes {
     let since = discovery.started_at;

@@ -46,7 +46,7 @@ pub struct RuntimeConfig {
     pub max_deferred: Duration,
     /// The longest a lattice whose hosts ran before wadm saw them start waits, from its state's
     /// first step, for a complete discovery round before it is reconciled (see
-    /// [`crate::first_round`]; default 30 s, well above a round's gathering window).
+    /// [`crate::discovery::first_round`]; default 30 s, well above a round's gathering window).
     pub first_round_wait: Duration,
     /// Orphan collection (see [`crate::orphans`]).
     pub orphans: OrphanConfig,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use wadm_lattice::Timestamp;
 use wadm_store::observed::keys::parse_key;
 
-use crate::first_round::Observing;
+use crate::discovery::first_round::Observing;
 use crate::intents::Intents;
 use crate::safety::Safety;
 
@@ -44,7 +44,7 @@ pub struct LatticeHead {
     /// Reconciles put off while events were queued.
     #[serde(default)]
     pub deferred: Deferred,
-    /// How complete observed state is (see [`crate::first_round`]).
+    /// How complete observed state is (see [`crate::discovery::first_round`]).
     #[serde(default)]
     pub observing: Observing,
     /// The orders in flight (see [`crate::intents`]): bounded by the commands of a deploy,

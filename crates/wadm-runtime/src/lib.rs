@@ -17,8 +17,8 @@ pub mod clock;
 pub mod config;
 pub mod decide;
 pub mod desired;
+pub mod discovery;
 pub mod executor;
-pub mod first_round;
 pub mod head;
 pub mod intents;
 pub mod io;
@@ -28,7 +28,6 @@ pub mod memory;
 pub mod messages;
 pub mod nats;
 pub mod orphans;
-pub mod parts;
 pub mod pipeline;
 pub mod record;
 pub mod recording;
@@ -38,14 +37,12 @@ pub mod safety;
 pub mod step;
 pub mod trace;
 
-pub use announce::{
-    discover_into, discover_with_id, periodic_discovery_id, publish_round, tick_message,
-    timer_message,
-};
+pub use announce::{tick_message, timer_message};
 pub use backoff::Backoff;
 pub use clock::{Clock, Random, SeededRandom, SystemClock, VirtualClock};
 pub use config::RuntimeConfig;
 pub use desired::{Deployment, DesiredSource};
+pub use discovery::{discover_into, discover_with_id, periodic_discovery_id, publish_round};
 pub use executor::{Executed, Executor, HeadOrders, NoOrderBook, OrderBook};
 pub use head::LatticeHead;
 pub use io::{ControlClient, Delivery, Discoverer, Inbox, IoError, Outbox, Outgoing, Published};

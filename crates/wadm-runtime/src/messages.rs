@@ -216,7 +216,7 @@ pub struct DiscoveryReport {
     pub links: Option<Vec<Link>>,
     pub configs: BTreeMap<String, Option<StringMap>>,
     /// Which part of a round cut into several messages this is, from 1 (`0`: the whole round;
-    /// see [`crate::parts`]).
+    /// see [`crate::discovery::parts`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub part: u32,
     /// How many parts the round was cut into (`0`: not cut).

@@ -57,7 +57,7 @@ pub struct Processed {
     /// store, or an event came from a host wadm did not know): a discovery round would confirm it.
     pub state_in_doubt: bool,
     /// The reconcile was held until the lattice's first complete discovery round (hosts ran
-    /// before wadm saw them start, see [`crate::first_round`]).
+    /// before wadm saw them start, see [`crate::discovery::first_round`]).
     pub held_for_discovery: bool,
     /// Planned commands held back: another order on their slot is in flight, or a config they
     /// name is not observed yet (see [`crate::intents`]).

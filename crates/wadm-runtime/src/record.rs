@@ -12,7 +12,7 @@ use wadm_store::observed::keys::{EntityKey, key_of, parse_key};
 use wadm_store::observed::records::{entities_of, patch};
 use wadm_store::observed::{StateError as StoreError, StateStore};
 
-use crate::first_round::Observing;
+use crate::discovery::first_round::Observing;
 pub use crate::head::{AppRecord, Deferred, Failure, runtime_generation};
 use crate::head::{LatticeHead, Written, journal_after};
 use crate::intents::Intents;

@@ -17,17 +17,16 @@ use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
 use wadm_store::provision::{bucket_config, ensure_bucket, ensure_stream};
 use wadm_store::status::NatsStatusStore;
 
-use crate::announce::{
-    discover_with_id, periodic_discovery_id, tick_message, timer_message, unrecorded_message,
-};
+use crate::announce::{tick_message, timer_message, unrecorded_message};
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
+use crate::discovery::{DiscoveryConfig, DiscoveryRounds, NatsDiscoverer};
 use crate::executor::{Executor, HeadOrders};
 use crate::io::Outbox;
 use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
 use crate::nats::{
-    JsInbox, JsOutbox, NatsControl, NatsDiscoverer, StreamSettings, ensure_command_consumer,
-    ensure_event_consumer, ensure_streams,
+    JsInbox, JsOutbox, NatsControl, StreamSettings, ensure_command_consumer, ensure_event_consumer,
+    ensure_streams,
 };
 use crate::pipeline::{Pipeline, PipelineIo};
 use wadm_store::health::Health;
@@ -45,7 +44,7 @@ pub struct RunConfig {
     /// How long one pull waits for a message.
     pub poll_wait: Duration,
     /// How a discovery round asks the lattice (each replica runs one per lattice at start-up).
-    pub discovery: wadm_store::DiscoveryConfig,
+    pub discovery: DiscoveryConfig,
     /// How often a discovery round runs per lattice (replicas' rounds of one period are stored
     /// once). Default 5 minutes.
     pub discovery_every: Duration,
@@ -79,7 +78,7 @@ impl RunConfig {
             streams,
             command_workers: 8,
             poll_wait: Duration::from_secs(1),
-            discovery: wadm_store::DiscoveryConfig::default(),
+            discovery: DiscoveryConfig::default(),
             discovery_every: Duration::from_secs(300),
             discovery_min_gap: Duration::from_secs(30),
             replica: format!(
@@ -635,69 +634,6 @@ async fn run_timer(
             }
             changed = deadline.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,
-        }
-    }
-}
-
-/// The discovery rounds of one lattice in this replica: one at start-up, one per period
-/// (deduplicated across replicas by the period's message id), and one when the event loop
-/// reports observed state in doubt (at most one per `min_gap`). Every round's answers go into
-/// the event stream as a `discovered` message, merged in order by the pipeline.
-struct DiscoveryRounds {
-    lattice: String,
-    replica: String,
-    every: Duration,
-    min_gap: Duration,
-}
-
-impl DiscoveryRounds {
-    async fn run(
-        self,
-        discoverer: NatsDiscoverer,
-        events: JsOutbox,
-        clock: Arc<dyn Clock>,
-        mut doubt: mpsc::Receiver<()>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let started = clock.now();
-        let own_id = |at: u64| format!("discovered.{}.{}.{at}", self.lattice, self.replica);
-        self.round(&discoverer, &events, started, own_id(started), "start-up").await;
-        let mut last = started;
-        let every = self.every.max(Duration::from_millis(1));
-        let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let gap = self.min_gap.as_millis() as u64;
-        loop {
-            tokio::select! {
-                _ = periodic.tick() => {
-                    let now = clock.now();
-                    let id = periodic_discovery_id(&self.lattice, now, every);
-                    self.round(&discoverer, &events, now, id, "periodic").await;
-                    last = now;
-                }
-                Some(()) = doubt.recv() => {
-                    let now = clock.now();
-                    if now.saturating_sub(last) >= gap {
-                        self.round(&discoverer, &events, now, own_id(now), "state in doubt").await;
-                        last = now;
-                    }
-                }
-                _ = stop.changed() => return,
-            }
-        }
-    }
-
-    async fn round(
-        &self,
-        discoverer: &NatsDiscoverer,
-        events: &JsOutbox,
-        at: u64,
-        msg_id: String,
-        why: &str,
-    ) {
-        match discover_with_id(discoverer, events, &self.lattice, at, msg_id).await {
-            Ok(hosts) => tracing::info!(lattice = %self.lattice, hosts, why, "discovery round"),
-            Err(e) => tracing::warn!(lattice = %self.lattice, error = %e, why, "discovery failed"),
         }
     }
 }

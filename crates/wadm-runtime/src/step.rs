@@ -17,8 +17,8 @@ use wadm_scheduler::{Command, Plan, Reconciler};
 use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected, HostFailure};
 use crate::desired::Deployment;
+use crate::discovery::parts::merge_report;
 use crate::messages::{CommandDropped, CommandFailure, CommandMessage, DiscoveryReport, Incoming};
-use crate::parts::merge_report;
 use crate::record::LatticeRecord;
 
 /// One decoded event-stream message.
@@ -289,7 +289,10 @@ pub fn apply(
                 }
             }
             Input::Discovered(report)
-                if crate::first_round::round_outdated(&record.observing, report.started_at) =>
+                if crate::discovery::first_round::round_outdated(
+                    &record.observing,
+                    report.started_at,
+                ) =>
             {
                 tracing::debug!(
                     lattice = %lattice, started_at = report.started_at, sequence = e.sequence,
@@ -564,15 +567,7 @@ pub fn host_answer(
                 record.observing.unannounced_hosts = true;
             }
             inventory.host_id = host.to_string();
-            let found = wadm_lattice::DiscoveredHost {
-                host: wadm_protocol::Host { id: host.to_string(), ..Default::default() },
-                inventory: Some(inventory),
-            };
-            let round = wadm_lattice::Discovery {
-                started_at: asked_at,
-                hosts: vec![found],
-                ..Default::default()
-            };
+            let round = wadm_lattice::Discovery::of_inventory(asked_at, inventory);
             let mut changes = wadm_lattice::merge_discovery(&mut record.state, &round, now);
             changes.changes.push(Change::HostUpdated { host: host.to_string() });
             changes

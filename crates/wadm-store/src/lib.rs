@@ -5,13 +5,12 @@
 //! - [`kv`], [`kv_key`], [`kv_list`]: the compare-and-set KV seam, key tokens, consumer-free lists;
 //! - [`manifest`]: the versioned manifest store; [`status`]: the application status store;
 //! - [`observed`]: observed lattice state, one key per entity; [`events`]: manifest CloudEvents;
-//! - [`discovery`]: asking the lattice for a discovery round; [`health`], [`clock`].
+//! - [`health`], [`clock`].
 //!
 //! Decisions are made by the pure crates; this crate only moves bytes and reads the clock.
 
 pub mod account;
 pub mod clock;
-pub mod discovery;
 pub mod events;
 pub mod health;
 pub mod kv;
@@ -23,7 +22,6 @@ pub mod observed;
 pub mod provision;
 pub mod status;
 
-pub use discovery::{DiscoveryConfig, discover};
 pub use kv::{Kv, KvEntry, KvError, MemoryKv, NatsKv};
 pub use manifest::{ManifestError, ManifestStore};
 pub use names::{InvalidPrefix, StoreNames};

@@ -1,15 +1,13 @@
 //! JetStream implementations of the runtime's I/O: the two streams and their durable consumers
 //! ([`streams`]), a pull consumer as an [`Inbox`](crate::io::Inbox) ([`JsInbox`]), publishing
-//! with `Nats-Msg-Id` and `Nats-TTL` ([`JsOutbox`]) control requests ([`NatsControl`]) and discovery rounds ([`NatsDiscoverer`]).
+//! with `Nats-Msg-Id` and `Nats-TTL` ([`JsOutbox`]), and control requests ([`NatsControl`]). Discovery over NATS: [`crate::discovery::ask`].
 
 mod control;
-mod discover;
 mod inbox;
 mod outbox;
 pub mod streams;
 
 pub use control::NatsControl;
-pub use discover::NatsDiscoverer;
 pub use inbox::{JsDelivery, JsInbox};
 pub use outbox::JsOutbox;
 pub use streams::{StreamSettings, ensure_command_consumer, ensure_event_consumer, ensure_streams};

@@ -1,9 +1,10 @@
-//! Discovery: *asking* the lattice what it runs instead of waiting for heartbeats.
+//! One discovery round over NATS: *asking* the lattice what it runs.
 //!
 //! One round pings every host (`host.ping`, gathering answers until the gather window passes),
 //! fetches each answering host's inventory (`host.get.{host}`) as soon as its ping answer arrives,
 //! and asks for every link (`link.get`) and the configs wadm manages (`config.get.{name}`). The
 //! answers are merged into the state by the pure [`wadm_lattice::merge_discovery`].
+//! [`NatsDiscoverer`] is the runtime's [`Discoverer`] over one connection.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -16,6 +17,8 @@ use wadm_lattice::{DiscoveredHost, Discovery, Timestamp};
 use wadm_protocol::ctl::CtlReply;
 use wadm_protocol::subject::{self, suffix};
 use wadm_protocol::{Host, HostInventory, Link, StringMap};
+
+use crate::io::{Discoverer, IoError};
 
 /// Discovery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,22 +84,6 @@ pub async fn fetch_inventory(
             tracing::debug!(%reason, "inventory not fetched");
             None
         }
-    }
-}
-
-/// The inventory of one host wrapped as a one-host discovery round.
-pub fn inventory_round(started_at: Timestamp, inv: HostInventory) -> Discovery {
-    let host = Host {
-        id: inv.host_id.clone(),
-        friendly_name: inv.friendly_name.clone(),
-        labels: inv.labels.clone(),
-        version: inv.version.clone(),
-        ..Host::default()
-    };
-    Discovery {
-        started_at,
-        hosts: vec![DiscoveredHost { host, inventory: Some(inv) }],
-        ..Discovery::default()
     }
 }
 
@@ -207,4 +194,26 @@ async fn gather_hosts(
         }
     }
     found.into_values().collect()
+}
+
+/// Asks the lattice on one connection.
+#[derive(Clone)]
+pub struct NatsDiscoverer {
+    client: Client,
+    config: DiscoveryConfig,
+}
+
+impl NatsDiscoverer {
+    /// Rounds on `client` with these settings.
+    pub fn new(client: Client, config: DiscoveryConfig) -> Self {
+        Self { client, config }
+    }
+}
+
+impl Discoverer for NatsDiscoverer {
+    async fn discover(&self, lattice: &str, started_at: Timestamp) -> Result<Discovery, IoError> {
+        discover(&self.client, lattice, &self.config, started_at)
+            .await
+            .map_err(|e| IoError::failed(format!("discover lattice {lattice}"), e))
+    }
 }

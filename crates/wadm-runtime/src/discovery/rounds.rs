@@ -1,0 +1,156 @@
+//! When a replica runs discovery rounds and how their answers enter the event stream: one at
+//! start-up, one per period (deduplicated across replicas by the period's message id) and one
+//! when the pipeline finds observed state in doubt; each round's answers are published as
+//! `discovered` messages (cut into bounded parts, [`super::parts`]) and merged in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::NatsDiscoverer;
+use super::parts::{DISCOVERY_PART_BYTES, split_report};
+use crate::clock::Clock;
+use crate::io::{Discoverer, IoError, Outbox, Outgoing};
+use crate::messages::{DiscoveryReport, internal_subject};
+use crate::nats::JsOutbox;
+
+/// Run a discovery round and put its answers in the event stream, where the pipeline merges
+/// them in order with everything else. Replicas do this at start-up: state may be stale then.
+/// The message id names this replica's round.
+pub async fn discover_into<X, O>(
+    discoverer: &X,
+    events: &O,
+    lattice: &str,
+    started_at: wadm_lattice::Timestamp,
+    replica: &str,
+) -> Result<usize, IoError>
+where
+    X: Discoverer,
+    O: Outbox,
+{
+    let msg_id = format!("discovered.{lattice}.{replica}.{started_at}");
+    discover_with_id(discoverer, events, lattice, started_at, msg_id).await
+}
+
+/// The message id of the periodic discovery round of `lattice` that `now` falls in: every
+/// replica's round of the same period is stored once.
+pub fn periodic_discovery_id(
+    lattice: &str,
+    now: wadm_lattice::Timestamp,
+    every: Duration,
+) -> String {
+    let period = (every.as_millis() as u64).max(1);
+    format!("discovered.{lattice}.period.{}", now / period)
+}
+
+/// Run a discovery round and publish its answers as the `discovered` message `msg_id`.
+pub async fn discover_with_id<X, O>(
+    discoverer: &X,
+    events: &O,
+    lattice: &str,
+    started_at: wadm_lattice::Timestamp,
+    msg_id: String,
+) -> Result<usize, IoError>
+where
+    X: Discoverer,
+    O: Outbox,
+{
+    let discovery = discoverer.discover(lattice, started_at).await?;
+    let hosts = discovery.hosts.len();
+    publish_round(events, lattice, DiscoveryReport::from(discovery), &msg_id, DISCOVERY_PART_BYTES)
+        .await?;
+    Ok(hosts)
+}
+
+/// Publish a round's answers as `discovered` messages of at most about `max_bytes` each, in
+/// order (see [`crate::discovery::parts`]): `msg_id` when it fits in one, `{msg_id}.p{i}of{n}` for parts.
+/// Returns how many messages were published.
+pub async fn publish_round<O: Outbox>(
+    events: &O,
+    lattice: &str,
+    report: DiscoveryReport,
+    msg_id: &str,
+    max_bytes: usize,
+) -> Result<usize, IoError> {
+    let parts = split_report(report, max_bytes);
+    let count = parts.len();
+    for part in parts {
+        let id = if part.part == 0 {
+            msg_id.to_string()
+        } else {
+            format!("{msg_id}.p{}of{}", part.part, part.parts)
+        };
+        let outgoing = Outgoing {
+            subject: internal_subject(lattice, "discovered"),
+            payload: serde_json::to_vec(&part).unwrap_or_default(),
+            msg_id: id,
+            ttl: None,
+        };
+        events.publish(outgoing).await?;
+    }
+    Ok(count)
+}
+
+/// The discovery rounds of one lattice in this replica: one at start-up, one per period
+/// (deduplicated across replicas by the period's message id), and one when the event loop
+/// reports observed state in doubt (at most one per `min_gap`). Every round's answers go into
+/// the event stream as a `discovered` message, merged in order by the pipeline.
+pub(crate) struct DiscoveryRounds {
+    pub(crate) lattice: String,
+    pub(crate) replica: String,
+    pub(crate) every: Duration,
+    pub(crate) min_gap: Duration,
+}
+
+impl DiscoveryRounds {
+    pub(crate) async fn run(
+        self,
+        discoverer: NatsDiscoverer,
+        events: JsOutbox,
+        clock: Arc<dyn Clock>,
+        mut doubt: mpsc::Receiver<()>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let started = clock.now();
+        let own_id = |at: u64| format!("discovered.{}.{}.{at}", self.lattice, self.replica);
+        self.round(&discoverer, &events, started, own_id(started), "start-up").await;
+        let mut last = started;
+        let every = self.every.max(Duration::from_millis(1));
+        let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let gap = self.min_gap.as_millis() as u64;
+        loop {
+            tokio::select! {
+                _ = periodic.tick() => {
+                    let now = clock.now();
+                    let id = periodic_discovery_id(&self.lattice, now, every);
+                    self.round(&discoverer, &events, now, id, "periodic").await;
+                    last = now;
+                }
+                Some(()) = doubt.recv() => {
+                    let now = clock.now();
+                    if now.saturating_sub(last) >= gap {
+                        self.round(&discoverer, &events, now, own_id(now), "state in doubt").await;
+                        last = now;
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn round(
+        &self,
+        discoverer: &NatsDiscoverer,
+        events: &JsOutbox,
+        at: u64,
+        msg_id: String,
+        why: &str,
+    ) {
+        match discover_with_id(discoverer, events, &self.lattice, at, msg_id).await {
+            Ok(hosts) => tracing::info!(lattice = %self.lattice, hosts, why, "discovery round"),
+            Err(e) => tracing::warn!(lattice = %self.lattice, error = %e, why, "discovery failed"),
+        }
+    }
+}
