@@ -5,7 +5,7 @@
 //! one is still tried, with the application's failure backoff between attempts).
 //!
 //! A failed attempt is an order that *adds* the resource on the host (a scale to a count above
-//! zero, an update, a provider start) and that
+//! zero, a provider start; not an update) and that
 //! - the host refused, answered with something unreadable, or never answered
 //!   (`command_failed` from the executor after its own retries);
 //! - the host reported failing (`component_scale_failed`, `provider_start_failed`);
@@ -79,11 +79,12 @@ pub struct BadHosts {
     entries: Vec<Strikes>,
 }
 
-/// The (host, resource id) an order adds instances of, if it is a placement.
+/// The (host, resource id) an order adds instances of, if it is a placement. Updates are not:
+/// an image that fails to start on one host usually fails on every host, and that is the
+/// rollout's to handle (it stops, or reverts: `crate::revert`), not a reason to move what runs.
 pub fn placement_of(command: &Command) -> Option<(&str, &str)> {
     match command {
         Command::ScaleComponent(r) if r.count > 0 => Some((&*r.host_id, &*r.component_id)),
-        Command::UpdateComponent(r) => Some((&*r.host_id, &*r.component_id)),
         Command::StartProvider(r) => Some((&*r.host_id, &*r.provider_id)),
         _ => None,
     }

@@ -22,10 +22,11 @@
 //!    same resource id always starts at the same place (so scalers sharing a provider id choose
 //!    the same hosts); never hash-map order. Each placement costs the hosts it walks past
 //!    (about as many as it needs), not a scan of every eligible host.
-//! 6. Soft avoidance (`crate::Avoid`: hosts the runtime saw fail this resource repeatedly): a
-//!    component spread leaves avoided hosts out (what runs there moves) while another usable
-//!    host remains; a provider spread takes them last, only when the others are too few. With no
-//!    other host, an avoided host is used as before: never fewer instances than possible.
+//! 6. Soft avoidance (`crate::Avoid`: hosts the runtime saw fail this resource repeatedly): fresh
+//!    placement of a component spread leaves avoided hosts out while another usable host
+//!    remains (what already runs there stays, rule 4); a provider spread takes them last, only
+//!    when the others are too few. With no other host, an avoided host is used as before: never
+//!    fewer instances than possible.
 //!    Daemonscalers and constrained placement (capacity, placement settings, anti-affinity)
 //!    ignore it.
 
@@ -179,12 +180,11 @@ pub(crate) fn place_spreads(
         }
         let req = spread.requirements;
         let usable = usable_count(req, &taken);
-        let (dodge, want_hosts) = dodge(res.unit, spread.instances, usable, &avoided, |h| {
-            matches(h, req) && !blocked.contains(&h) && !taken.contains(&h)
-        });
-        let mut chosen = choose_existing(&existing, spread.name, want_hosts, &taken, |h| {
-            matches(h, req) && !(dodge && avoided.contains(&h))
-        });
+        let open = |h: HostIx| matches(h, req) && !blocked.contains(&h) && !taken.contains(&h);
+        let (dodge, want_hosts) =
+            dodge(res.unit, spread.instances, usable, &avoided, &existing, open);
+        let mut chosen =
+            choose_existing(&existing, spread.name, want_hosts, &taken, |h| matches(h, req));
         if chosen.len() < want_hosts {
             let need = want_hosts - chosen.len();
             let skip: BTreeSet<HostIx> = blocked
@@ -210,25 +210,34 @@ pub(crate) fn place_spreads(
     out
 }
 
-/// Rule 6, soft avoidance: whether a spread of `instances` with `usable` hosts passes over the
-/// `avoided` hosts it could use (`open`: usable for it), and how many hosts it then wants. A
-/// component passes over them while another usable host remains (its instances go to the
-/// others); a provider keeps them as a last resort (after hosts needing a stop first), used only
-/// when the others are too few for its `instances`. Nothing avoided: `min(instances, usable)`.
+/// Rule 6, soft avoidance: whether fresh placement of a spread of `instances` with `usable`
+/// hosts passes over the `avoided` hosts it could use (`open`: usable for it), and how many hosts
+/// the spread then wants. A component passes over them while another usable host remains: the
+/// spread wants the other hosts, plus the avoided ones where ours already runs (what runs is
+/// kept, rule 4); a provider keeps them as a last resort (after hosts needing a stop first),
+/// used only when the others are too few for its `instances`. Nothing avoided:
+/// `min(instances, usable)`.
 fn dodge(
     unit: Unit,
     instances: u32,
     usable: usize,
     avoided: &[HostIx],
+    existing: &[Existing<'_>],
     open: impl Fn(HostIx) -> bool,
 ) -> (bool, usize) {
     let plain = (instances as usize).min(usable);
     if avoided.is_empty() {
         return (false, plain);
     }
-    let left = usable.saturating_sub(avoided.iter().filter(|h| open(**h)).count());
+    let avoided_open = avoided.iter().filter(|h| open(**h));
+    let (mut closed, mut kept) = (0, 0);
+    for h in avoided_open {
+        let runs = existing.iter().any(|e| e.host == *h && e.occupant == Occupant::Usable);
+        if runs { kept += 1 } else { closed += 1 }
+    }
+    let left = usable.saturating_sub(closed + kept);
     match unit {
-        Unit::Component if left > 0 => (true, (instances as usize).min(left)),
+        Unit::Component if left > 0 => (true, (instances as usize).min(left + kept)),
         _ => (false, plain),
     }
 }
