@@ -6,6 +6,7 @@ use wadm_lattice::LeaseConfig;
 use wadm_scheduler::ScalerFactory;
 
 use crate::backoff::Backoff;
+use crate::bad_hosts::BadHostConfig;
 
 /// How the runtime behaves; the defaults suit a real lattice.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub struct RuntimeConfig {
     pub failure_backoff: Backoff,
     /// Backoff between deliveries of a control request nobody answered.
     pub request_backoff: Backoff,
+    /// When a host that keeps failing a placement is avoided for it (see
+    /// [`crate::bad_hosts`]).
+    pub bad_hosts: BadHostConfig,
     /// Deliveries of an unanswered control request before it counts as failed.
     pub max_request_attempts: u64,
     /// How long one control request waits for its reply.
@@ -70,6 +74,7 @@ impl Default for RuntimeConfig {
                 base: Duration::from_millis(500),
                 max: Duration::from_secs(30),
             },
+            bad_hosts: BadHostConfig::default(),
             max_request_attempts: 5,
             request_timeout: Duration::from_secs(5),
             tick_every: Duration::from_secs(5),

@@ -344,7 +344,8 @@ pub fn next_deadline(
     let wakes = record.apps.values().filter_map(|a| a.wake_at).filter(|at| *at > now).min();
     let healthy_deadlines = record.apps.values().filter_map(|a| a.safety.due_at());
     let healthy_deadlines = healthy_deadlines.filter(|at| *at > now).min();
-    [leases, orders, retries, wakes, healthy_deadlines].into_iter().flatten().min()
+    let avoidances = record.bad_hosts.next_deadline(now);
+    [leases, orders, retries, wakes, healthy_deadlines, avoidances].into_iter().flatten().min()
 }
 
 /// Note when each planned application's scalers want to be evaluated again (see
@@ -400,7 +401,12 @@ pub fn statuses(
         let status = match &app.failure {
             Some(f) if status.status.status_type != StatusType::Deployed => {
                 let when = if now < f.retry_at { "retrying later" } else { "retrying" };
-                let mut failed = Status::new(StatusType::Failed, format!("{} ({when})", f.message));
+                let mut message = format!("{} ({when})", f.message);
+                if let Some(hosts) = record.bad_hosts.describe(name) {
+                    // Which host keeps failing, and what it said last.
+                    message = format!("{message}; {hosts}");
+                }
+                let mut failed = Status::new(StatusType::Failed, message);
                 failed.status.instances = status.status.instances;
                 failed
             }

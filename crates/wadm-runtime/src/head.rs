@@ -64,6 +64,9 @@ pub struct LatticeHead {
     /// `LatticeRecord::orphans_held`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orphans_held: Option<Timestamp>,
+    /// Hosts failing placements, and those avoided (see `LatticeRecord::bad_hosts`).
+    #[serde(default, skip_serializing_if = "crate::bad_hosts::BadHosts::is_empty")]
+    pub bad_hosts: crate::bad_hosts::BadHosts,
 }
 
 /// The entity keys one step wrote.

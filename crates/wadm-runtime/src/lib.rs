@@ -13,6 +13,7 @@ pub mod allocation;
 pub mod allocation_event;
 pub mod announce;
 pub mod backoff;
+pub mod bad_hosts;
 pub mod clock;
 pub mod config;
 pub mod decide;

@@ -54,6 +54,10 @@ pub struct LatticeRecord {
     /// removed until a complete discovery round has been merged after it.
     #[serde(default)]
     pub orphans_held: Option<Timestamp>,
+    /// Failed placements per (application, resource, host), and the hosts avoided for them (see
+    /// [`crate::bad_hosts`]).
+    #[serde(default)]
+    pub bad_hosts: crate::bad_hosts::BadHosts,
     /// Per host, the `last_seen` its stored record holds (not stored itself: known from what
     /// was read back and written). A heartbeat that changes nothing but the lease rewrites the
     /// host record only once the stored lease is a quarter lease old.
@@ -198,6 +202,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             replacing: head.replacing,
             orphans: head.orphans,
             orphans_held: head.orphans_held,
+            bad_hosts: head.bad_hosts,
             host_written,
         };
         Ok(Loaded { record, base, reloaded, fresh })
@@ -230,6 +235,7 @@ impl<K: Kv, T: StateStore> RecordStore<K, T> {
             replacing: record.replacing.clone(),
             orphans: record.orphans.clone(),
             orphans_held: record.orphans_held,
+            bad_hosts: record.bad_hosts.clone(),
             step,
             journal: journal_after(&base.journal, step, keys),
         };

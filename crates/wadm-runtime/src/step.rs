@@ -18,6 +18,7 @@ use crate::config::RuntimeConfig;
 use crate::decide::{self, Affected, HostFailure};
 use crate::desired::Deployment;
 use crate::discovery::parts::merge_report;
+use crate::intents::{Intent, Settlement};
 use crate::messages::{CommandDropped, CommandFailure, CommandMessage, DiscoveryReport, Incoming};
 use crate::record::LatticeRecord;
 
@@ -173,7 +174,7 @@ pub fn apply(
             | Input::Discovered(_)
                 if replay => {}
             Input::Host { ctx, event } => {
-                apply_host(record, ctx, event, e, now, config.lease.lease_ms(), &mut out);
+                apply_host(record, ctx, event, e, now, config, &mut out);
             }
             Input::Manifest { name } => {
                 let deployment = fetched.deployments.get(name).cloned().flatten();
@@ -269,6 +270,8 @@ pub fn apply(
             Input::CommandFailed(failure) => {
                 out.command_failed = true;
                 if let Some(order) = record.intents.fail_msg(&failure.msg_id) {
+                    // Refused, unreadable or unanswered: a strike against its host.
+                    strike(record, &order, &failure.message, now, config);
                     crate::orphans::removal_failed(record, &order, now);
                     out.affected.apps.insert(order.app);
                 }
@@ -322,6 +325,14 @@ pub fn apply(
     if events.is_empty() {
         settle(record, now, config, &mut out);
     }
+    // Avoidances that ended: the share may come back. Strikes of applications no longer
+    // deployed, or of hosts that left, are forgotten.
+    let (apps, hosts) = (&record.apps, &record.state.hosts);
+    let ended = record.bad_hosts.expire(now, |s| {
+        apps.get(&s.app).is_some_and(|a| a.deployed_version.is_some())
+            && hosts.contains_key(&s.host)
+    });
+    out.affected.apps.extend(ended);
     record.updated_at = now;
     note_host_writes(record, &out.persist);
     out
@@ -340,6 +351,19 @@ fn settle(record: &mut LatticeRecord, now: Timestamp, config: &RuntimeConfig, ou
             lattice = %record.state.lattice, app = %order.app, command = %order.msg_id(),
             kind = order.command.kind(), settled = ?how, "order settled"
         );
+        match how {
+            // Accepted (or not), never ran: a strike against its host.
+            Settlement::Expired => {
+                let why = "not running by the order's deadline";
+                strike(record, order, why, now, config);
+            }
+            Settlement::Confirmed => {
+                if let Some((host, resource)) = crate::bad_hosts::placement_of(&order.command) {
+                    record.bad_hosts.placed(&order.app, resource, host);
+                }
+            }
+            Settlement::HostGone | Settlement::Failed => {}
+        }
     }
     out.affected.every_app |= settled.touches_configs();
     out.affected.apps.extend(settled.apps());
@@ -370,9 +394,10 @@ fn apply_host(
     event: &HostEvent,
     e: &Event,
     now: Timestamp,
-    lease_ms: u64,
+    config: &RuntimeConfig,
     out: &mut Applied,
 ) {
+    let lease_ms = config.lease.lease_ms();
     let as_echo;
     let event = match update_echo(record, ctx, event, now) {
         None => event,
@@ -444,9 +469,32 @@ fn apply_host(
         out.health_failures.push(failure);
     }
     if let Some(failure) = decide::host_failure(&ctx.source, event) {
-        // The order it answers is settled: failed.
-        let app = record.intents.fail_slot(&failure.slot()).map(|i| i.app);
-        out.host_failures.push((failure, app));
+        // The order it answers is settled: failed, a strike against its host.
+        let order = record.intents.fail_slot(&failure.slot());
+        if let Some(order) = &order {
+            strike(record, order, failure.message(), now, config);
+        }
+        out.host_failures.push((failure, order.map(|i| i.app)));
+    }
+}
+
+/// Note a failed `order` as a strike against its host, when it placed something there (see
+/// [`crate::bad_hosts`]): enough strikes in a row and the host is avoided for that resource.
+fn strike(
+    record: &mut LatticeRecord,
+    order: &Intent,
+    error: &str,
+    now: Timestamp,
+    config: &RuntimeConfig,
+) {
+    let Some((host, resource)) = crate::bad_hosts::placement_of(&order.command) else { return };
+    let key = (order.app.as_str(), resource, host);
+    if record.bad_hosts.failed(key, error, now, &config.bad_hosts) {
+        tracing::info!(
+            lattice = %record.state.lattice, app = %order.app, resource, host,
+            error, avoid_for = ?config.bad_hosts.avoid_for,
+            "host keeps failing this placement: avoided while other hosts can take it"
+        );
     }
 }
 
@@ -711,10 +759,15 @@ pub fn decide(
     // A batch that touched some applications reconciles those (and what is coupled to them):
     // every consumer below looks only at affected applications and at the failures' own, and
     // pruning only at the applications the plan covers (`scope`).
+    // Hosts that keep failing a placement are passed over where others can take the share.
+    let avoid = record.bad_hosts.avoid(now);
     let (plan, scope) = match (reconciler, planned_apps(applied)) {
-        (Some(r), None) => (r.reconcile(&record.intents.project(&record.state), now), None),
+        (Some(r), None) => {
+            (r.reconcile_avoiding(&record.intents.project(&record.state), now, &avoid), None)
+        }
         (Some(r), Some(apps)) => {
-            let scoped = r.reconcile_apps(&record.intents.project(&record.state), now, apps);
+            let projected = record.intents.project(&record.state);
+            let scoped = r.reconcile_apps_avoiding(&projected, now, apps, &avoid);
             (scoped.plan, Some(scoped.apps))
         }
         (None, _) => (Plan { lattice: lattice.clone(), computed_at: now, ..Plan::default() }, None),

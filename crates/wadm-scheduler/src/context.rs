@@ -14,6 +14,7 @@ use crate::capacity::{Ledger, Separation};
 use crate::catalog::Catalog;
 use crate::hash::{FnvMap, fnv1a64};
 pub use crate::host_index::HostIx;
+use crate::input::Avoid;
 use crate::observed::InstanceIndex;
 pub use crate::observed::{Observed, Tag, owner_app};
 
@@ -42,6 +43,8 @@ pub struct Context<'a> {
     ledger: Option<Ledger<'a>>,
     /// Anti-affinities (`None`: no application declares any).
     separation: Option<Separation<'a>>,
+    /// Hosts to avoid per resource (see [`Avoid`]; `None`: none).
+    avoid: Option<&'a Avoid>,
 }
 
 /// Some hosts in the order fresh placements consider them: grouped by load, least loaded first;
@@ -124,7 +127,20 @@ impl<'a> Context<'a> {
             fresh: RefCell::new(BTreeMap::new()),
             ledger,
             separation: Separation::new(catalog),
+            avoid: None,
         }
+    }
+
+    /// This context, with hosts to avoid per resource (see [`Avoid`]).
+    pub fn avoiding(mut self, avoid: &'a Avoid) -> Self {
+        self.avoid = (!avoid.is_empty()).then_some(avoid);
+        self
+    }
+
+    /// The live hosts avoided for resource `id` of application `app` (usually none).
+    pub fn avoided(&self, app: &str, id: &str) -> Vec<HostIx> {
+        let Some(avoid) = self.avoid else { return Vec::new() };
+        avoid.hosts(app, id).filter_map(|h| self.host_ix(h)).collect()
     }
 
     /// Declared host capacity and its use so far in this reconcile (`None`: no host declares

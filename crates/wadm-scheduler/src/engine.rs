@@ -29,6 +29,7 @@ use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
 use crate::context::{Context, HostIx};
 use crate::coupling::Coupling;
+use crate::input::Avoid;
 use crate::observed::Coverage;
 use crate::scaler::{
     Annotations, ComponentWant, Evaluation, RolloutProgress, Scaler, ScalerInfo, Want,
@@ -136,7 +137,19 @@ pub fn plan_with(
     scalers: &[Box<dyn Scaler>],
     now: Timestamp,
 ) -> Plan {
-    let (mut plan, order) = plan_commands(observed, catalog, scalers, now);
+    plan_avoiding(observed, catalog, scalers, now, &Avoid::default())
+}
+
+/// [`plan_with`], with hosts to avoid per resource (see [`Avoid`]).
+pub fn plan_avoiding(
+    observed: &LatticeState,
+    catalog: &Catalog<'_>,
+    scalers: &[Box<dyn Scaler>],
+    now: Timestamp,
+    avoid: &Avoid,
+) -> Plan {
+    let ctx = Context::new(observed, catalog, now).avoiding(avoid);
+    let (mut plan, order) = plan_commands_in(&ctx, scalers, None, now, None);
     plan.statuses = app_statuses(catalog, kept_statuses(scalers, order), |_| true);
     plan
 }
@@ -168,8 +181,9 @@ pub(crate) fn plan_scoped<S: AsRef<str>>(
     coupling: &Coupling,
     apps: impl IntoIterator<Item = S>,
     now: Timestamp,
+    avoid: &Avoid,
 ) -> (Plan, BTreeSet<String>) {
-    let ctx = Context::new(observed, catalog, now);
+    let ctx = Context::new(observed, catalog, now).avoiding(avoid);
     let seeds: Vec<S> = apps.into_iter().collect();
     let closure = coupling.closure(&ctx, seeds.iter().map(AsRef::as_ref));
     let scope = &closure.apps;

@@ -51,3 +51,35 @@ pub struct Desired<'a> {
     /// Applications being undeployed (order does not matter).
     pub undeployed: &'a [UndeployedApp],
 }
+
+/// Hosts to avoid for one resource: `(application, component or provider id)` → host ids.
+///
+/// The runtime fills it from its record of failed placements (a host that failed the same
+/// resource several times in a row is avoided for a while). It is soft: fresh placement of a
+/// spreadscaler passes over an avoided host only while another eligible host can take its
+/// share (a component spread keeps at least one host, a provider spread its `n` hosts); with no
+/// other host the avoided one is used as before. Daemonscalers and constrained placements
+/// (capacity, `max_per_host`/`min_hosts`, anti-affinity) ignore it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Avoid {
+    hosts: std::collections::BTreeMap<(String, String), std::collections::BTreeSet<String>>,
+}
+
+impl Avoid {
+    /// Avoid `host` for resource `id` of application `app`.
+    pub fn insert(&mut self, app: &str, id: &str, host: &str) {
+        let key = (app.to_string(), id.to_string());
+        self.hosts.entry(key).or_default().insert(host.to_string());
+    }
+
+    /// The hosts avoided for resource `id` of application `app`, in id order.
+    pub fn hosts(&self, app: &str, id: &str) -> impl Iterator<Item = &str> {
+        let key = (app.to_string(), id.to_string());
+        self.hosts.get(&key).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Whether nothing is avoided.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+}

@@ -17,9 +17,9 @@ use wadm_lattice::{LatticeState, Timestamp};
 
 use crate::catalog::Catalog;
 use crate::coupling::Coupling;
-use crate::engine::{Plan, plan_scoped, plan_with};
+use crate::engine::{Plan, plan_avoiding, plan_scoped, plan_with};
 use crate::factory::ScalerFactory;
-use crate::input::{DeployedApp, Desired, UndeployedApp};
+use crate::input::{Avoid, DeployedApp, Desired, UndeployedApp};
 use crate::scaler::Scaler;
 
 /// The desired state a [`Reconciler`] owns.
@@ -103,6 +103,17 @@ impl Reconciler {
         plan_with(observed, self.indexed.borrow_dependent(), &self.scalers, now)
     }
 
+    /// [`Reconciler::reconcile`], passing over the hosts `avoid` names where another host can
+    /// take their share (see [`Avoid`]).
+    pub fn reconcile_avoiding(
+        &self,
+        observed: &LatticeState,
+        now: Timestamp,
+        avoid: &Avoid,
+    ) -> Plan {
+        plan_avoiding(observed, self.indexed.borrow_dependent(), &self.scalers, now, avoid)
+    }
+
     /// Reconcile `observed` for `apps` (names of deployed or undeployed applications; others are
     /// ignored) and every application coupled to them: only their scalers run. The plan is
     /// [`Reconciler::reconcile`]'s restricted to [`ScopedPlan::apps`]: their commands, in the same
@@ -113,9 +124,22 @@ impl Reconciler {
         now: Timestamp,
         apps: impl IntoIterator<Item = S>,
     ) -> ScopedPlan {
+        self.reconcile_apps_avoiding(observed, now, apps, &Avoid::default())
+    }
+
+    /// [`Reconciler::reconcile_apps`], passing over the hosts `avoid` names where another host
+    /// can take their share (see [`Avoid`]).
+    pub fn reconcile_apps_avoiding<S: AsRef<str>>(
+        &self,
+        observed: &LatticeState,
+        now: Timestamp,
+        apps: impl IntoIterator<Item = S>,
+        avoid: &Avoid,
+    ) -> ScopedPlan {
         let catalog = self.indexed.borrow_dependent();
         let coupling = self.coupling.get_or_init(|| Coupling::new(catalog, &self.scalers));
-        let (plan, apps) = plan_scoped(observed, catalog, &self.scalers, coupling, apps, now);
+        let (plan, apps) =
+            plan_scoped(observed, catalog, &self.scalers, coupling, apps, now, avoid);
         ScopedPlan { plan, apps }
     }
 }

@@ -61,6 +61,14 @@ impl Inner {
         let Some(route) = rest.and_then(route) else {
             return;
         };
+        if let Some(bytes) = self.broken_answer(host_id, &route) {
+            if let Some(reply_to) = reply
+                && let Err(e) = self.client.publish(reply_to, Bytes::from(bytes)).await
+            {
+                tracing::warn!(host_id, error = %e, "simulated host could not reply");
+            }
+            return;
+        }
         let (outcome, events) = {
             let mut guard = self.lock();
             let st = &mut *guard;
@@ -142,5 +150,37 @@ impl Inner {
         for event in events {
             self.publish_event(host_id, event).await;
         }
+    }
+
+    /// The answer of a host with a broken workload fault (refuse, garble, swallow) to a workload
+    /// request (component scale/update, provider start/stop), which it then does not act on;
+    /// `None`: handled as usual. The request is counted.
+    fn broken_answer(&self, host_id: &str, route: &Route<'_>) -> Option<Vec<u8>> {
+        /// What a garbling host answers.
+        const GARBLE: &[u8] = b"\x00<html>not a control reply";
+        let workload = matches!(
+            route,
+            Route::Host("component.scale" | "component.update", _)
+                | Route::Host("provider.start" | "provider.stop", _)
+        );
+        if !workload {
+            return None;
+        }
+        let mut st = self.lock();
+        let faults = st.hosts.get(host_id)?.faults.clone();
+        let reply = if faults.ignores_requests() {
+            return None;
+        } else if faults.garbles_workloads() {
+            GARBLE.to_vec()
+        } else if faults.refuses_workloads() {
+            let refused = Outcome::error("simulated fault: request refused").reply;
+            serde_json::to_vec(&refused).unwrap_or_default()
+        } else if faults.swallows_workloads() {
+            serde_json::to_vec(&Outcome::ok().reply).unwrap_or_default()
+        } else {
+            return None;
+        };
+        st.records.entry(host_id.to_string()).or_default().requests.record(route.kind());
+        Some(reply)
     }
 }

@@ -18,6 +18,14 @@ pub struct FaultSettings {
     pub pause_heartbeats: bool,
     /// Receive requests (they are counted) but never act on or answer them (gotcha 9).
     pub ignore_requests: bool,
+    /// Answer every workload request (component scale/update, provider start/stop) with
+    /// `success: false` and do nothing.
+    pub refuse_workloads: bool,
+    /// Answer every workload request with bytes that are not a control reply, and do nothing.
+    pub garble_workloads: bool,
+    /// Accept every workload request (`success: true`), then do nothing: no event, and the
+    /// inventory never shows it.
+    pub swallow_workloads: bool,
     /// Wait this long before handling each request (and so before replying).
     pub reply_delay: Duration,
     /// Fraction (0.0–1.0) of events silently not published, drawn from the seeded RNG.
@@ -40,6 +48,9 @@ pub struct FaultSwitches {
     reject_provider_starts: AtomicBool,
     pause_heartbeats: AtomicBool,
     ignore_requests: AtomicBool,
+    refuse_workloads: AtomicBool,
+    garble_workloads: AtomicBool,
+    swallow_workloads: AtomicBool,
     reply_delay_ms: AtomicU64,
     drop_events_ppm: AtomicU32,
     fail_images: std::sync::Mutex<std::collections::BTreeSet<String>>,
@@ -54,6 +65,9 @@ impl FaultSwitches {
         s.set_reject_provider_starts(settings.reject_provider_starts);
         s.set_pause_heartbeats(settings.pause_heartbeats);
         s.set_ignore_requests(settings.ignore_requests);
+        s.set_refuse_workloads(settings.refuse_workloads);
+        s.set_garble_workloads(settings.garble_workloads);
+        s.set_swallow_workloads(settings.swallow_workloads);
         s.set_reply_delay(settings.reply_delay);
         s.set_drop_events(settings.drop_events);
         s.set_fail_images(settings.fail_images.iter().cloned());
@@ -106,6 +120,24 @@ impl FaultSwitches {
     }
     pub fn ignores_requests(&self) -> bool {
         self.ignore_requests.load(Ordering::Relaxed)
+    }
+    pub fn set_refuse_workloads(&self, on: bool) {
+        self.refuse_workloads.store(on, Ordering::Relaxed);
+    }
+    pub fn refuses_workloads(&self) -> bool {
+        self.refuse_workloads.load(Ordering::Relaxed)
+    }
+    pub fn set_garble_workloads(&self, on: bool) {
+        self.garble_workloads.store(on, Ordering::Relaxed);
+    }
+    pub fn garbles_workloads(&self) -> bool {
+        self.garble_workloads.load(Ordering::Relaxed)
+    }
+    pub fn set_swallow_workloads(&self, on: bool) {
+        self.swallow_workloads.store(on, Ordering::Relaxed);
+    }
+    pub fn swallows_workloads(&self) -> bool {
+        self.swallow_workloads.load(Ordering::Relaxed)
     }
     /// Millisecond precision.
     pub fn set_reply_delay(&self, delay: Duration) {

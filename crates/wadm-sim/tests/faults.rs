@@ -23,6 +23,36 @@ async fn rejected_scales_are_accepted_then_fail_and_run_nothing() {
 }
 
 #[tokio::test]
+async fn broken_workload_hosts_refuse_garble_or_swallow_and_run_nothing() {
+    let f = fixture(|_| {}).await;
+    let id = f.sim.add_host(HostSpec::default()).await;
+    let faults = f.sim.faults(&id).unwrap();
+    let scale = json!({"component_ref": "r:1", "component_id": "c", "count": 1, "host_id": id});
+    let subject = format!("component.scale.{id}");
+
+    faults.set_refuse_workloads(true);
+    let reply = request(&f.client, &subject, scale.clone()).await;
+    assert_eq!(reply["success"], false, "{reply}");
+    faults.set_refuse_workloads(false);
+
+    faults.set_garble_workloads(true);
+    let payload = serde_json::to_vec(&scale).unwrap();
+    let raw = f.client.request(ctl(&subject), payload.into()).await.expect("an answer");
+    assert!(serde_json::from_slice::<Value>(&raw.payload).is_err(), "not a control reply");
+    faults.set_garble_workloads(false);
+
+    faults.set_swallow_workloads(true);
+    let reply = request(&f.client, &subject, scale).await;
+    assert_eq!(reply["success"], true);
+    // Other requests are answered as usual.
+    let inventory = request(&f.client, &format!("host.get.{id}"), Value::Null).await;
+    assert_eq!(inventory["success"], true);
+    assert!(f.sim.inventory(&id).unwrap().components.is_empty(), "nothing runs");
+    assert!(f.events.of("component_scaled").is_empty());
+    assert_eq!(f.sim.requests(&id).get("component.scale"), 3);
+}
+
+#[tokio::test]
 async fn reply_delay_holds_the_reply_back() {
     let f = fixture(|c| {
         c.faults = FaultSettings { reply_delay: Duration::from_millis(300), ..Default::default() }

@@ -22,6 +22,13 @@
 //!    same resource id always starts at the same place (so scalers sharing a provider id choose
 //!    the same hosts); never hash-map order. Each placement costs the hosts it walks past
 //!    (about as many as it needs), not a scan of every eligible host.
+//! 6. Soft avoidance (`crate::Avoid`: hosts the runtime saw fail this resource repeatedly): fresh
+//!    placement of a component spread leaves avoided hosts out while another usable host
+//!    remains (what already runs there stays, rule 4); a provider spread takes them last, only
+//!    when the others are too few. With no other host, an avoided host is used as before: never
+//!    fewer instances than possible.
+//!    Daemonscalers and constrained placement (capacity, placement settings, anti-affinity)
+//!    ignore it.
 
 use std::collections::BTreeSet;
 
@@ -162,6 +169,8 @@ pub(crate) fn place_spreads(
         return constrained::place_spreads(ctx, res, spreads, exclude, rules, &existing, order);
     }
 
+    // Hosts that failed this resource repeatedly (rule 6, soft; usually none).
+    let avoided = ctx.avoided(res.placer.0, res.id);
     let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out: Placements = SmallVec::from_elem(SpreadPlacement::default(), spreads.len());
     for (k, &i) in order.iter().enumerate() {
@@ -171,7 +180,9 @@ pub(crate) fn place_spreads(
         }
         let req = spread.requirements;
         let usable = usable_count(req, &taken);
-        let want_hosts = (spread.instances as usize).min(usable);
+        let open = |h: HostIx| matches(h, req) && !blocked.contains(&h) && !taken.contains(&h);
+        let (dodge, want_hosts) =
+            dodge(res.unit, spread.instances, usable, &avoided, &existing, open);
         let mut chosen =
             choose_existing(&existing, spread.name, want_hosts, &taken, |h| matches(h, req));
         if chosen.len() < want_hosts {
@@ -181,8 +192,10 @@ pub(crate) fn place_spreads(
                 .chain(taken.iter())
                 .copied()
                 .chain(chosen.iter().map(|(h, _)| *h))
+                .chain(avoided.iter().copied().filter(|_| dodge))
                 .collect();
-            let fresh = choose_fresh(&ctx.fresh_order(req), &skip, &stale, need, res_hash);
+            let last: Vec<HostIx> = stale.iter().chain(&avoided).copied().collect();
+            let fresh = choose_fresh(&ctx.fresh_order(req), &skip, &last, need, res_hash);
             chosen.extend(fresh.into_iter().map(|h| (h, 0)));
         }
         let hosts = distribute(res.unit, spread.instances, chosen);
@@ -195,6 +208,38 @@ pub(crate) fn place_spreads(
         out[i].hosts = hosts;
     }
     out
+}
+
+/// Rule 6, soft avoidance: whether fresh placement of a spread of `instances` with `usable`
+/// hosts passes over the `avoided` hosts it could use (`open`: usable for it), and how many hosts
+/// the spread then wants. A component passes over them while another usable host remains: the
+/// spread wants the other hosts, plus the avoided ones where ours already runs (what runs is
+/// kept, rule 4); a provider keeps them as a last resort (after hosts needing a stop first),
+/// used only when the others are too few for its `instances`. Nothing avoided:
+/// `min(instances, usable)`.
+fn dodge(
+    unit: Unit,
+    instances: u32,
+    usable: usize,
+    avoided: &[HostIx],
+    existing: &[Existing<'_>],
+    open: impl Fn(HostIx) -> bool,
+) -> (bool, usize) {
+    let plain = (instances as usize).min(usable);
+    if avoided.is_empty() {
+        return (false, plain);
+    }
+    let avoided_open = avoided.iter().filter(|h| open(**h));
+    let (mut closed, mut kept) = (0, 0);
+    for h in avoided_open {
+        let runs = existing.iter().any(|e| e.host == *h && e.occupant == Occupant::Usable);
+        if runs { kept += 1 } else { closed += 1 }
+    }
+    let left = usable.saturating_sub(closed + kept);
+    match unit {
+        Unit::Component if left > 0 => (true, (instances as usize).min(left + kept)),
+        _ => (false, plain),
+    }
 }
 
 /// Our running instances usable for this spread: placed by this scaler for this spread first, then

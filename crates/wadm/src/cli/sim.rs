@@ -59,6 +59,16 @@ pub struct Args {
     /// Receive requests but never act on or answer them.
     #[arg(long)]
     ignore_requests: bool,
+    /// Answer every workload request (component scale/update, provider start/stop) with an
+    /// error, and do nothing.
+    #[arg(long)]
+    refuse_workloads: bool,
+    /// Answer every workload request with bytes that are not a control reply, and do nothing.
+    #[arg(long)]
+    garble_workloads: bool,
+    /// Accept every workload request, then do nothing (no event; the inventory never shows it).
+    #[arg(long)]
+    swallow_workloads: bool,
     /// Delay every reply by this much (`200ms`).
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     reply_delay: Duration,
@@ -98,6 +108,9 @@ async fn simulate(args: Args) -> anyhow::Result<()> {
         reject_provider_starts: args.reject_provider_starts,
         pause_heartbeats: args.pause_heartbeats,
         ignore_requests: args.ignore_requests,
+        refuse_workloads: args.refuse_workloads,
+        garble_workloads: args.garble_workloads,
+        swallow_workloads: args.swallow_workloads,
         reply_delay: args.reply_delay,
         drop_events: args.drop_events,
         fail_images: args.fail_images.clone(),
