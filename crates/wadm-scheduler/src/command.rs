@@ -9,6 +9,8 @@ use wadm_protocol::ctl::{
 use wadm_protocol::subject::{self, suffix};
 use wadm_protocol::{Link, StringMap};
 
+use crate::text::hex128;
+
 /// One control request wadm wants sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -339,14 +341,6 @@ impl IdEncoding<'_> {
             None => self.u64(0),
         }
     }
-}
-
-/// 32 lowercase hex digits.
-fn hex128(n: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    out.extend((0..32).rev().map(|i| char::from(DIGITS[((n >> (4 * i)) & 0xf) as usize])));
-    out
 }
 
 #[cfg(test)]

@@ -245,11 +245,13 @@ fn plan_commands_in<'b>(
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
     let merged = Merged::new(ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
+    // Stops of what no scaler wants come on top: the vectors grow at most once or twice.
+    let expected_commands = merged.len();
     let mut b = Builder {
         lattice: &observed.lattice,
         catalog,
-        keys: Vec::new(),
-        commands: Vec::new(),
+        keys: Vec::with_capacity(expected_commands),
+        commands: Vec::with_capacity(expected_commands),
         scratch: Vec::new(),
         scope,
     };

@@ -94,6 +94,7 @@ pub mod orphans;
 mod reconciler;
 pub mod scaler;
 mod spread;
+mod text;
 
 pub use builtin::builtin_scalers;
 pub use catalog::Catalog;

@@ -62,6 +62,8 @@ impl<'e> Merged<'e> {
         evaluations: impl Iterator<Item = (&'e ScalerInfo, &'e [Want])>,
     ) -> Self {
         let mut merged = Merged::default();
+        let (wanted, _) = evaluations.size_hint();
+        merged.components.reserve(wanted);
         for (info, wants) in evaluations {
             let owner = (&*info.app, &*info.id);
             for want in wants {
@@ -87,6 +89,11 @@ impl<'e> Merged<'e> {
         merged.components.dedup_by(|later, first| later.key == first.key);
         merged.providers = sort_keyed(&merged.providers, ctx.hosts().len());
         merged
+    }
+
+    /// How many wants were merged: about as many commands as the plan can have for them.
+    pub(super) fn len(&self) -> usize {
+        self.components.len() + self.providers.len() + self.links.len() + self.configs.len()
     }
 
     /// The provider wants of each key, in key order.
