@@ -123,7 +123,9 @@ impl<'b> Builder<'b> {
         let Builder { mut keys, commands, .. } = self;
         keys.sort_unstable_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
         let mut slots: Vec<Option<PlannedCommand>> = commands.into_iter().map(Some).collect();
-        keys.into_iter().filter_map(|k| slots[k.4 as usize].take()).collect()
+        let mut ordered = Vec::with_capacity(slots.len());
+        ordered.extend(keys.into_iter().filter_map(|k| slots[k.4 as usize].take()));
+        ordered
     }
 }
 

@@ -31,8 +31,9 @@ pub(crate) fn instances_running(running: u64, wanted: u64) -> String {
 pub(crate) fn hex128(n: u128) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
-    for (i, digit) in out.iter_mut().enumerate() {
-        *digit = DIGITS[((n >> (4 * (31 - i))) & 0xf) as usize];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(n.to_be_bytes()) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
     // Only ASCII hex digits were written.
     std::str::from_utf8(&out).unwrap_or_default().to_string()

@@ -176,13 +176,14 @@ pub(crate) fn place_spreads(
             choose_existing(&existing, spread.name, want_hosts, &taken, |h| matches(h, req));
         if chosen.len() < want_hosts {
             let need = want_hosts - chosen.len();
-            let skip: BTreeSet<HostIx> = blocked
-                .iter()
-                .chain(taken.iter())
-                .copied()
-                .chain(chosen.iter().map(|(h, _)| *h))
-                .collect();
-            let fresh = choose_fresh(&ctx.fresh_order(req), &skip, &stale, need, res_hash);
+            let existing_chosen = chosen.len();
+            let skip = |h: HostIx| {
+                blocked.contains(&h)
+                    || taken.contains(&h)
+                    || chosen[..existing_chosen].iter().any(|(c, _)| *c == h)
+            };
+            let mut fresh: SmallVec<[HostIx; 2]> = SmallVec::new();
+            for_each_fresh(&ctx.fresh_order(req), skip, &stale, need, res_hash, |h| fresh.push(h));
             chosen.extend(fresh.into_iter().map(|h| (h, 0)));
         }
         let hosts = distribute(res.unit, spread.instances, chosen);
@@ -230,16 +231,32 @@ fn choose_existing(
 /// another image last (they need a stop first), in the order met.
 fn choose_fresh(
     order: &FreshOrder,
-    skip: &BTreeSet<HostIx>,
+    skip: impl Fn(HostIx) -> bool,
     stale: &[HostIx],
     need: usize,
     res_hash: u64,
 ) -> Vec<HostIx> {
     let mut out = Vec::new();
-    if need == 0 {
-        return out;
+    if need > 0 {
+        out.reserve(need.min(order.len()));
     }
-    out.reserve(need.min(order.len()));
+    for_each_fresh(order, skip, stale, need, res_hash, |h| out.push(h));
+    out
+}
+
+/// [`choose_fresh`], passing each chosen host to `take` in turn instead of collecting them.
+fn for_each_fresh(
+    order: &FreshOrder,
+    skip: impl Fn(HostIx) -> bool,
+    stale: &[HostIx],
+    need: usize,
+    res_hash: u64,
+    mut take: impl FnMut(HostIx),
+) {
+    if need == 0 {
+        return;
+    }
+    let mut taken = 0;
     let mut stale_met: SmallVec<[HostIx; 2]> = SmallVec::new();
     let spot = mix64(res_hash);
     for group in order.groups() {
@@ -247,21 +264,21 @@ fn choose_fresh(
         let start = ((u128::from(spot) * group.len() as u128) >> 64) as usize;
         let (before, after) = group.split_at(start);
         for &h in after.iter().chain(before) {
-            if skip.contains(&h) {
+            if skip(h) {
                 continue;
             }
             if stale.contains(&h) {
                 stale_met.push(h);
                 continue;
             }
-            out.push(h);
-            if out.len() == need {
-                return out;
+            take(h);
+            taken += 1;
+            if taken == need {
+                return;
             }
         }
     }
-    out.extend(stale_met.into_iter().take(need - out.len()));
-    out
+    stale_met.into_iter().take(need - taken).for_each(take);
 }
 
 /// Split `instances` over the chosen hosts (given with their current counts, in preference order),
