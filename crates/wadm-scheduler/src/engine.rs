@@ -31,7 +31,7 @@ use crate::context::{Context, HostIx};
 use crate::coupling::Coupling;
 use crate::observed::Coverage;
 use crate::scaler::{
-    Annotations, ComponentWant, Evaluation, RolloutProgress, Scaler, ScalerInfo, Want,
+    Annotations, ComponentWant, EncodedMap, Evaluation, RolloutProgress, Scaler, ScalerInfo, Want,
 };
 
 /// What one reconcile decided.
@@ -102,12 +102,27 @@ impl<'b> Builder<'b> {
         app: &str,
         cmd: Command,
     ) {
+        self.push_annotated(phase, host, resource, sub, app, cmd, None);
+    }
+
+    /// [`Builder::push`] for a command whose annotations may be `known` (already encoded).
+    #[allow(clippy::too_many_arguments)]
+    fn push_annotated(
+        &mut self,
+        phase: Phase,
+        host: &'b str,
+        resource: impl Into<Cow<'b, str>>,
+        sub: u8,
+        app: &str,
+        cmd: Command,
+        known: Option<&EncodedMap>,
+    ) {
         if !self.acts_for(app) {
             return;
         }
         let generation = self.catalog.generation(app);
-        let planned =
-            PlannedCommand::with_scratch(&mut self.scratch, self.lattice, app, generation, cmd);
+        let (scratch, lattice) = (&mut self.scratch, self.lattice);
+        let planned = PlannedCommand::with_scratch(scratch, lattice, app, generation, cmd, known);
         let at = self.commands.len() as u32;
         self.keys.push((phase, host, resource.into(), sub, at));
         self.commands.push(planned);
@@ -333,7 +348,7 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
         let Some(observed) = coverage.cover(ix, id) else {
             if w.count > 0 {
                 let cmd = scale(ctx.host_id(ix), w, w.count);
-                b.push(Phase::Start, host_id, id, 1, app, cmd);
+                b.push_annotated(Phase::Start, host_id, id, 1, app, cmd, w.annotations.encoded());
             }
             continue;
         };
@@ -349,13 +364,14 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
                 host_id: ctx.host_id(ix),
                 annotations: Some(w.annotations.to_map()),
             });
-            b.push(Phase::Start, host_id, id, 0, app, cmd);
+            b.push_annotated(Phase::Start, host_id, id, 0, app, cmd, w.annotations.encoded());
         }
         // An update also sets the annotations.
         let same_annotations = || w.annotations.matches_observed(&o.annotations, &observed.tag);
         if o.count != w.count || (!update && !same_annotations()) {
             let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
-            b.push(phase, host_id, id, 1, app, scale(ctx.host_id(ix), w, w.count));
+            let cmd = scale(ctx.host_id(ix), w, w.count);
+            b.push_annotated(phase, host_id, id, 1, app, cmd, w.annotations.encoded());
         }
     }
     let scope = b.scope;
@@ -396,7 +412,7 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
             })
         };
         let Some(observed) = coverage.cover(ix, id) else {
-            b.push(Phase::Start, host_id, id, 0, app, start());
+            b.push_annotated(Phase::Start, host_id, id, 0, app, start(), w.annotations.encoded());
             continue;
         };
         if !observed.tag.ours {
@@ -406,7 +422,8 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
         if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
             // Same id on the same host: stop, then start the new image.
             b.push(Phase::Stop, host_id, id, 0, app, stop(ix, id));
-            b.push(Phase::Restart, host_id, id, 0, app, start());
+            let known = w.annotations.encoded();
+            b.push_annotated(Phase::Restart, host_id, id, 0, app, start(), known);
         }
     }
     let scope = b.scope;
