@@ -85,7 +85,8 @@ struct Builder<'b> {
     lattice: &'b str,
     catalog: &'b Catalog<'b>,
     keys: Vec<(Phase, &'b str, Cow<'b, str>, u8, u32)>,
-    commands: Vec<PlannedCommand>,
+    /// In push order; each is taken once, in send order.
+    commands: Vec<Option<PlannedCommand>>,
     /// Encodes each command for its id.
     scratch: Vec<u8>,
     /// When planning for some applications only: commands acting for others are left out.
@@ -125,7 +126,7 @@ impl<'b> Builder<'b> {
         let planned = PlannedCommand::with_scratch(scratch, lattice, app, generation, cmd, known);
         let at = self.commands.len() as u32;
         self.keys.push((phase, host, resource.into(), sub, at));
-        self.commands.push(planned);
+        self.commands.push(Some(planned));
     }
 
     /// Whether commands acting for `app` are kept (callers skip building others' commands).
@@ -135,11 +136,10 @@ impl<'b> Builder<'b> {
 
     /// The commands in send order.
     fn into_commands(self) -> Vec<PlannedCommand> {
-        let Builder { mut keys, commands, .. } = self;
+        let Builder { mut keys, mut commands, .. } = self;
         keys.sort_unstable_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
-        let mut slots: Vec<Option<PlannedCommand>> = commands.into_iter().map(Some).collect();
-        let mut ordered = Vec::with_capacity(slots.len());
-        ordered.extend(keys.into_iter().filter_map(|k| slots[k.4 as usize].take()));
+        let mut ordered = Vec::with_capacity(commands.len());
+        ordered.extend(keys.into_iter().filter_map(|k| commands[k.4 as usize].take()));
         ordered
     }
 }

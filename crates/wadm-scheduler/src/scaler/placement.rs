@@ -139,10 +139,14 @@ pub(crate) fn place_spreads(
     rules: Rules,
 ) -> Placements {
     let existing = existing(ctx, res);
-    let blocked: Vec<HostIx> =
-        existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
-    let stale: Vec<HostIx> =
-        existing.iter().filter(|e| e.occupant == Occupant::Stale).map(|e| e.host).collect();
+    let (mut blocked, mut stale) = (Vec::new(), Vec::new());
+    for e in &existing {
+        match e.occupant {
+            Occupant::Foreign => blocked.push(e.host),
+            Occupant::Stale => stale.push(e.host),
+            Occupant::Usable => {}
+        }
+    }
     let res_hash = fnv1a64(res.id.as_bytes());
     let matches = |ix: HostIx, req: &StringMap| ctx.host(ix).matches(req);
 
@@ -163,7 +167,8 @@ pub(crate) fn place_spreads(
     }
 
     let mut taken: BTreeSet<HostIx> = exclude.clone();
-    let mut out: Placements = SmallVec::from_elem(SpreadPlacement::default(), spreads.len());
+    let mut out = Placements::new();
+    out.resize_with(spreads.len(), SpreadPlacement::default);
     for (k, &i) in order.iter().enumerate() {
         let spread = &spreads[i];
         if spread.instances == 0 {
@@ -184,7 +189,9 @@ pub(crate) fn place_spreads(
             };
             let mut fresh: SmallVec<[HostIx; 2]> = SmallVec::new();
             for_each_fresh(&ctx.fresh_order(req), skip, &stale, need, res_hash, |h| fresh.push(h));
-            chosen.extend(fresh.into_iter().map(|h| (h, 0)));
+            for h in fresh {
+                chosen.push((h, 0));
+            }
         }
         let hosts = distribute(res.unit, spread.instances, chosen);
         if k + 1 < order.len() {
@@ -209,6 +216,9 @@ fn choose_existing(
     taken: &BTreeSet<HostIx>,
     eligible: impl Fn(HostIx) -> bool,
 ) -> PlacedHosts {
+    if existing.is_empty() {
+        return PlacedHosts::new();
+    }
     let mut candidates: SmallVec<[&Existing<'_>; 4]> = existing
         .iter()
         .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
@@ -367,11 +377,12 @@ pub(crate) fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Targets<'_> 
     }
     match mode {
         // The common single spread takes all the instances (when its weight is not zero).
-        Mode::Spread if spec.spreads.len() == 1 => spec
-            .spreads
-            .iter()
-            .map(|s| target(s, if s.weight == 0 { 0 } else { spec.instances }))
-            .collect(),
+        Mode::Spread if spec.spreads.len() == 1 => {
+            let s = &spec.spreads[0];
+            let mut one = Targets::new();
+            one.push(target(s, if s.weight == 0 { 0 } else { spec.instances }));
+            one
+        }
         Mode::Spread => {
             let weights: Vec<u32> = spec.spreads.iter().map(|s| s.weight).collect();
             let counts = split_instances(spec.instances, &weights);
