@@ -137,7 +137,9 @@ impl<'b> Builder<'b> {
     /// The commands in send order.
     fn into_commands(self) -> Vec<PlannedCommand> {
         let Builder { mut keys, mut commands, .. } = self;
-        keys.sort_unstable_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
+        // Keys are unique (the push index ends them), so any sort gives one order; this one
+        // merges runs, and commands are mostly pushed in order already (by host, then id).
+        keys.sort_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
         let mut ordered = Vec::with_capacity(commands.len());
         ordered.extend(keys.into_iter().filter_map(|k| commands[k.4 as usize].take()));
         ordered
