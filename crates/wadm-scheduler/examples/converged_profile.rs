@@ -8,7 +8,8 @@
 //! ```
 //!
 //! (`--toggle-collect` leaves the setup, including the from-empty reconcile and building the kept
-//! scalers, out of the counts.)
+//! scalers, out of the counts. A kept scaler's first round also builds its spreads' annotations:
+//! a steady round is the count of 3 rounds less that of 1, halved.)
 //!
 //! The first argument is the number of converged reconciles (default 3); `prepared` as the second
 //! argument runs a [`Reconciler`] (kept scalers) instead, `empty` the from-empty reconcile (5,000

@@ -9,6 +9,9 @@ use wadm_protocol::ctl::{
 use wadm_protocol::subject::{self, suffix};
 use wadm_protocol::{Link, StringMap};
 
+use crate::scaler::EncodedMap;
+use crate::text::hex128;
+
 /// One control request wadm wants sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -216,7 +219,7 @@ pub struct PlannedCommand {
 impl PlannedCommand {
     /// Stamp a command with its id.
     pub fn new(lattice: &str, app: &str, generation: u64, command: Command) -> Self {
-        Self::with_scratch(&mut Vec::new(), lattice, app, generation, command)
+        Self::with_scratch(&mut Vec::new(), lattice, app, generation, command, None)
     }
 
     /// [`PlannedCommand::new`], encoding the command for its id in `scratch` (reused across the
@@ -227,8 +230,9 @@ impl PlannedCommand {
         app: &str,
         generation: u64,
         command: Command,
+        known: Option<&EncodedMap>,
     ) -> Self {
-        let id = command_id_with(scratch, lattice, app, generation, &command);
+        let id = command_id_with(scratch, lattice, app, generation, &command, known);
         Self { id, app: app.to_string(), generation, command }
     }
 }
@@ -239,16 +243,18 @@ impl PlannedCommand {
 /// length-prefixed, maps in key order. Equal commands get equal ids; any change to what the
 /// command does changes the id.
 pub fn command_id(lattice: &str, app: &str, generation: u64, command: &Command) -> String {
-    command_id_with(&mut Vec::new(), lattice, app, generation, command)
+    command_id_with(&mut Vec::new(), lattice, app, generation, command, None)
 }
 
-/// [`command_id`], encoding in `scratch`.
+/// [`command_id`], encoding in `scratch`; the annotation map `known` holds is copied from its
+/// encoding rather than encoded again.
 fn command_id_with(
     scratch: &mut Vec<u8>,
     lattice: &str,
     app: &str,
     generation: u64,
     command: &Command,
+    known: Option<&EncodedMap>,
 ) -> String {
     scratch.clear();
     let mut e = IdEncoding(scratch);
@@ -258,19 +264,19 @@ fn command_id_with(
     match command {
         Command::ScaleComponent(r) => {
             e.str(&r.component_ref).str(&r.component_id).u64(r.count.into()).str(&r.host_id);
-            e.map(&r.annotations).strs(&r.config).u64(r.allow_update.into());
+            e.known_map(&r.annotations, known).strs(&r.config).u64(r.allow_update.into());
             e.opt_json(r.component_limits.as_ref());
         }
         Command::UpdateComponent(r) => {
             e.str(&r.component_id).str(&r.new_component_ref).str(&r.host_id);
             match &r.annotations {
-                Some(map) => e.u64(1).map(map),
+                Some(map) => e.u64(1).known_map(map, known),
                 None => e.u64(0),
             };
         }
         Command::StartProvider(r) => {
             e.str(&r.provider_id).str(&r.provider_ref).str(&r.host_id);
-            e.strs(&r.config).map(&r.annotations);
+            e.strs(&r.config).known_map(&r.annotations, known);
         }
         Command::StopProvider(r) => {
             e.str(&r.provider_id).str(&r.host_id);
@@ -291,6 +297,14 @@ fn command_id_with(
         }
     }
     hex128(xxhash_rust::xxh3::xxh3_128(scratch))
+}
+
+/// How `map` is encoded in command ids (for [`EncodedMap`]).
+pub(crate) fn encode_map(map: &StringMap) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(8 + map.iter().map(|(k, v)| 16 + k.len() + v.len()).sum::<usize>());
+    IdEncoding(&mut out).map(map);
+    out
 }
 
 /// The canonical encoding command ids hash: every string length-prefixed, every sequence
@@ -332,6 +346,17 @@ impl IdEncoding<'_> {
         self
     }
 
+    /// [`Self::map`], copying the encoding of `known` when `map` is its map (the same allocation).
+    fn known_map(&mut self, map: &StringMap, known: Option<&EncodedMap>) -> &mut Self {
+        match known {
+            Some(known) if std::ptr::eq(map, &*known.map) => {
+                self.0.extend_from_slice(&known.id_encoding);
+                self
+            }
+            _ => self.map(map),
+        }
+    }
+
     fn opt_json(&mut self, value: Option<&serde_json::Value>) -> &mut Self {
         match value {
             // Rare (component limits); its JSON text is canonical enough for an id.
@@ -339,14 +364,6 @@ impl IdEncoding<'_> {
             None => self.u64(0),
         }
     }
-}
-
-/// 32 lowercase hex digits.
-fn hex128(n: u128) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(32);
-    out.extend((0..32).rev().map(|i| char::from(DIGITS[((n >> (4 * i)) & 0xf) as usize])));
-    out
 }
 
 #[cfg(test)]
@@ -379,6 +396,29 @@ mod tests {
         assert_eq!(put.subject("l"), "wasmbus.ctl.v1.l.config.put.cfg");
         assert_eq!(put.body(), serde_json::json!({"k": "v"}));
         assert_eq!(put.target_host(), None);
+    }
+
+    #[test]
+    fn a_known_annotation_encoding_gives_the_same_id() {
+        let known = EncodedMap::new([("k".into(), "v".into()), ("x".into(), "yz".into())].into());
+        let scale = |annotations: Arc<StringMap>| {
+            Command::ScaleComponent(ScaleComponentRequest {
+                component_ref: "r".into(),
+                component_id: "c".into(),
+                count: 1,
+                host_id: "h".into(),
+                annotations,
+                config: vec!["cfg".into()],
+                allow_update: false,
+                component_limits: None,
+            })
+        };
+        let shared = scale(Arc::clone(&known.map));
+        let copied = scale(Arc::new((*known.map).clone()));
+        let plain = command_id("l", "a", 1, &shared);
+        let mut scratch = Vec::new();
+        assert_eq!(command_id_with(&mut scratch, "l", "a", 1, &shared, Some(&known)), plain);
+        assert_eq!(command_id_with(&mut scratch, "l", "a", 1, &copied, Some(&known)), plain);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! from the desired state.
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -29,16 +28,16 @@ pub struct Context<'a> {
     host_ids: Vec<OnceCell<Arc<str>>>,
     load: Vec<u32>,
     host_hash: Vec<u64>,
-    // Lookup-only indexes (never iterated, so hash order cannot leak into results).
+    // Lookup-only indexes, down to `fresh` (never iterated, so hash order cannot leak into results).
     by_label: FnvMap<(&'a str, &'a str), Vec<HostIx>>,
     components: InstanceIndex<'a, ComponentInstance>,
     providers: InstanceIndex<'a, ProviderInstance>,
     /// Every host (what no requirements select).
     all_hosts: Rc<[HostIx]>,
-    eligible: RefCell<BTreeMap<StringMap, Rc<[HostIx]>>>,
+    eligible: RefCell<FnvMap<StringMap, Rc<[HostIx]>>>,
     /// [`FreshOrder`]s: of every host, and per distinct requirement set (built on first use).
     all_fresh: OnceCell<Rc<FreshOrder>>,
-    fresh: RefCell<BTreeMap<StringMap, Rc<FreshOrder>>>,
+    fresh: RefCell<FnvMap<StringMap, Rc<FreshOrder>>>,
     /// Declared host capacity and its use (`None`: no host declares any).
     ledger: Option<Ledger<'a>>,
     /// Anti-affinities (`None`: no application declares any).
@@ -122,9 +121,9 @@ impl<'a> Context<'a> {
             by_label,
             components,
             providers,
-            eligible: RefCell::new(BTreeMap::new()),
+            eligible: RefCell::new(FnvMap::default()),
             all_fresh: OnceCell::new(),
-            fresh: RefCell::new(BTreeMap::new()),
+            fresh: RefCell::new(FnvMap::default()),
             ledger,
             separation: Separation::new(catalog),
             avoid: None,

@@ -32,7 +32,7 @@ use crate::coupling::Coupling;
 use crate::input::Avoid;
 use crate::observed::Coverage;
 use crate::scaler::{
-    Annotations, ComponentWant, Evaluation, RolloutProgress, Scaler, ScalerInfo, Want,
+    Annotations, ComponentWant, EncodedMap, Evaluation, RolloutProgress, Scaler, ScalerInfo, Want,
 };
 
 /// What one reconcile decided.
@@ -86,7 +86,8 @@ struct Builder<'b> {
     lattice: &'b str,
     catalog: &'b Catalog<'b>,
     keys: Vec<(Phase, &'b str, Cow<'b, str>, u8, u32)>,
-    commands: Vec<PlannedCommand>,
+    /// In push order; each is taken once, in send order.
+    commands: Vec<Option<PlannedCommand>>,
     /// Encodes each command for its id.
     scratch: Vec<u8>,
     /// When planning for some applications only: commands acting for others are left out.
@@ -103,15 +104,30 @@ impl<'b> Builder<'b> {
         app: &str,
         cmd: Command,
     ) {
+        self.push_annotated(phase, host, resource, sub, app, cmd, None);
+    }
+
+    /// [`Builder::push`] for a command whose annotations may be `known` (already encoded).
+    #[allow(clippy::too_many_arguments)]
+    fn push_annotated(
+        &mut self,
+        phase: Phase,
+        host: &'b str,
+        resource: impl Into<Cow<'b, str>>,
+        sub: u8,
+        app: &str,
+        cmd: Command,
+        known: Option<&EncodedMap>,
+    ) {
         if !self.acts_for(app) {
             return;
         }
         let generation = self.catalog.generation(app);
-        let planned =
-            PlannedCommand::with_scratch(&mut self.scratch, self.lattice, app, generation, cmd);
+        let (scratch, lattice) = (&mut self.scratch, self.lattice);
+        let planned = PlannedCommand::with_scratch(scratch, lattice, app, generation, cmd, known);
         let at = self.commands.len() as u32;
         self.keys.push((phase, host, resource.into(), sub, at));
-        self.commands.push(planned);
+        self.commands.push(Some(planned));
     }
 
     /// Whether commands acting for `app` are kept (callers skip building others' commands).
@@ -121,10 +137,13 @@ impl<'b> Builder<'b> {
 
     /// The commands in send order.
     fn into_commands(self) -> Vec<PlannedCommand> {
-        let Builder { mut keys, commands, .. } = self;
-        keys.sort_unstable_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
-        let mut slots: Vec<Option<PlannedCommand>> = commands.into_iter().map(Some).collect();
-        keys.into_iter().filter_map(|k| slots[k.4 as usize].take()).collect()
+        let Builder { mut keys, mut commands, .. } = self;
+        // Keys are unique (the push index ends them), so any sort gives one order; this one
+        // merges runs, and commands are mostly pushed in order already (by host, then id).
+        keys.sort_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
+        let mut ordered = Vec::with_capacity(commands.len());
+        ordered.extend(keys.into_iter().filter_map(|k| commands[k.4 as usize].take()));
+        ordered
     }
 }
 
@@ -259,11 +278,13 @@ fn plan_commands_in<'b>(
     evaluations.sort_by(|a, b| a.1.cmp(b.1));
 
     let merged = Merged::new(ctx, evaluations.iter().map(|(_, info, e)| (*info, &*e.wants)));
+    // Stops of what no scaler wants come on top: the vectors grow at most once or twice.
+    let expected_commands = merged.len();
     let mut b = Builder {
         lattice: &observed.lattice,
         catalog,
-        keys: Vec::new(),
-        commands: Vec::new(),
+        keys: Vec::with_capacity(expected_commands),
+        commands: Vec::with_capacity(expected_commands),
         scratch: Vec::new(),
         scope,
     };
@@ -343,7 +364,7 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
         let Some(observed) = coverage.cover(ix, id) else {
             if w.count > 0 {
                 let cmd = scale(ctx.host_id(ix), w, w.count);
-                b.push(Phase::Start, host_id, id, 1, app, cmd);
+                b.push_annotated(Phase::Start, host_id, id, 1, app, cmd, w.annotations.encoded());
             }
             continue;
         };
@@ -359,13 +380,14 @@ fn diff_components<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'
                 host_id: ctx.host_id(ix),
                 annotations: Some(w.annotations.to_map()),
             });
-            b.push(Phase::Start, host_id, id, 0, app, cmd);
+            b.push_annotated(Phase::Start, host_id, id, 0, app, cmd, w.annotations.encoded());
         }
         // An update also sets the annotations.
         let same_annotations = || w.annotations.matches_observed(&o.annotations, &observed.tag);
         if o.count != w.count || (!update && !same_annotations()) {
             let phase = if w.count >= o.count { Phase::Start } else { Phase::Stop };
-            b.push(phase, host_id, id, 1, app, scale(ctx.host_id(ix), w, w.count));
+            let cmd = scale(ctx.host_id(ix), w, w.count);
+            b.push_annotated(phase, host_id, id, 1, app, cmd, w.annotations.encoded());
         }
     }
     let scope = b.scope;
@@ -406,7 +428,7 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
             })
         };
         let Some(observed) = coverage.cover(ix, id) else {
-            b.push(Phase::Start, host_id, id, 0, app, start());
+            b.push_annotated(Phase::Start, host_id, id, 0, app, start(), w.annotations.encoded());
             continue;
         };
         if !observed.tag.ours {
@@ -416,7 +438,8 @@ fn diff_providers<'b>(b: &mut Builder<'b>, ctx: &Context<'b>, merged: &Merged<'b
         if normalize_provider_ref(&o.image_ref) != normalize_provider_ref(&w.image_ref) {
             // Same id on the same host: stop, then start the new image.
             b.push(Phase::Stop, host_id, id, 0, app, stop(ix, id));
-            b.push(Phase::Restart, host_id, id, 0, app, start());
+            let known = w.annotations.encoded();
+            b.push_annotated(Phase::Restart, host_id, id, 0, app, start(), known);
         }
     }
     let scope = b.scope;

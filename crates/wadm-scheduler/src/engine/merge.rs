@@ -62,6 +62,8 @@ impl<'e> Merged<'e> {
         evaluations: impl Iterator<Item = (&'e ScalerInfo, &'e [Want])>,
     ) -> Self {
         let mut merged = Merged::default();
+        let (wanted, _) = evaluations.size_hint();
+        merged.components.reserve(wanted);
         for (info, wants) in evaluations {
             let owner = (&*info.app, &*info.id);
             for want in wants {
@@ -89,6 +91,11 @@ impl<'e> Merged<'e> {
         merged
     }
 
+    /// How many wants were merged: about as many commands as the plan can have for them.
+    pub(super) fn len(&self) -> usize {
+        self.components.len() + self.providers.len() + self.links.len() + self.configs.len()
+    }
+
     /// The provider wants of each key, in key order.
     pub(super) fn providers(&self) -> impl Iterator<Item = ProviderWanters<'_, 'e>> {
         self.providers.chunk_by(|a, b| a.key == b.key).map(|group| {
@@ -108,16 +115,15 @@ fn sort_keyed<'e, W>(wants: &[Keyed<'e, W>], hosts: usize) -> Vec<Keyed<'e, W>> 
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
     }
-    let mut slots: Vec<Option<Keyed<'e, W>>> = vec![None; wants.len()];
+    let Some(first) = wants.first() else { return Vec::new() };
+    // Every slot is overwritten below (one want per slot).
+    let mut sorted: Vec<Keyed<'e, W>> = vec![*first; wants.len()];
     let mut next = starts.clone();
     for w in wants {
         let at = &mut next[w.key.0 as usize];
-        slots[*at as usize] = Some(*w);
+        sorted[*at as usize] = *w;
         *at += 1;
     }
-    // Every slot is filled; `filter_map` collects in place (`flatten` would copy).
-    #[allow(clippy::filter_map_identity)]
-    let mut sorted: Vec<Keyed<'e, W>> = slots.into_iter().filter_map(|slot| slot).collect();
     for host in starts.windows(2) {
         let bucket = &mut sorted[host[0] as usize..host[1] as usize];
         if bucket.len() > 1 {

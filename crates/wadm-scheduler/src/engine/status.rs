@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use wadm_model::{ScalerStatus, Status};
+use wadm_model::{Instances, ScalerStatus, Status, StatusInfo, StatusType};
 
 use crate::catalog::Catalog;
 
@@ -45,19 +45,84 @@ pub(super) fn app_statuses<A: AsRef<str>>(
     for name in catalog.deployed.keys().filter(|name| keep(name)) {
         // Both are in name order: apps without scalers (or not deployed) are passed over.
         while let Some((app, scalers)) = groups.next_if(|(app, _)| app.as_ref() < *name) {
-            out.push((app.as_ref().to_string(), Status::aggregate(scalers)));
+            out.push((app.as_ref().to_string(), aggregate(scalers)));
         }
         match groups.next_if(|(app, _)| app.as_ref() == *name) {
-            Some((app, scalers)) => {
-                out.push((app.as_ref().to_string(), Status::aggregate(scalers)))
-            }
-            None => out.push((name.to_string(), Status::aggregate(Vec::new()))),
+            Some((app, scalers)) => out.push((app.as_ref().to_string(), aggregate(scalers))),
+            None => out.push((name.to_string(), aggregate(Vec::new()))),
         };
     }
     for (app, scalers) in groups {
-        out.push((app.as_ref().to_string(), Status::aggregate(scalers)));
+        out.push((app.as_ref().to_string(), aggregate(scalers)));
     }
     // A stable sort keeps the later of equal names last, and collecting keeps the last.
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.into_iter().collect()
+}
+
+/// [`Status::aggregate`], building the message in one allocation instead of one `format!` per
+/// scaler and a join (it runs for every application on every reconcile). Equal results: tested.
+pub(super) fn aggregate(scalers: Vec<ScalerStatus>) -> Status {
+    let Some(top) = scalers.iter().map(|s| s.status.status_type).max_by_key(|t| t.precedence())
+    else {
+        return Status::new(StatusType::Deployed, "");
+    };
+    let said =
+        || scalers.iter().filter(|s| s.status.status_type == top && !s.status.message.is_empty());
+    let message = match (said().next(), said().nth(1)) {
+        _ if top == StatusType::Deployed => String::new(),
+        (Some(one), None) => one.status.message.clone(),
+        _ => {
+            let len = said().map(|s| s.name.len() + s.status.message.len() + 4).sum();
+            let mut message = String::with_capacity(len);
+            for (i, s) in said().enumerate() {
+                if i > 0 {
+                    message.push_str("; ");
+                }
+                message.push_str(&s.name);
+                message.push_str(": ");
+                message.push_str(&s.status.message);
+            }
+            message
+        }
+    };
+    let instances = Instances::sum(scalers.iter().map(|s| s.status.instances.as_ref()));
+    let status = StatusInfo { status_type: top, message, instances };
+    Status { status, scalers, ..Status::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates_as_the_model_does() {
+        use StatusType::*;
+        let types = [Failed, Undeployed, Waiting, Reconciling, Unhealthy, Deployed];
+        let scaler =
+            |i: usize, t: StatusType, message: &str, instances: Option<Instances>| ScalerStatus {
+                id: format!("id{i}").into(),
+                kind: "SpreadScaler".into(),
+                name: format!("name{i}").into(),
+                status: StatusInfo { status_type: t, message: message.to_string(), instances },
+            };
+        let messages = ["", "1/3 instances running", "spread z needs 1 instances"];
+        let mut cases: Vec<Vec<ScalerStatus>> = vec![Vec::new()];
+        for (a, t) in types.iter().enumerate() {
+            for (b, u) in types.iter().enumerate() {
+                for (m, message) in messages.iter().enumerate() {
+                    let counted = Some(Instances::new(a as u64, b as u64 + 1));
+                    cases.push(vec![scaler(0, *t, message, counted)]);
+                    cases.push(vec![
+                        scaler(0, *t, messages[(m + 1) % 3], None),
+                        scaler(1, *u, message, counted),
+                        scaler(2, *t, message, Some(Instances::new(u64::MAX, 1))),
+                    ]);
+                }
+            }
+        }
+        for case in cases {
+            assert_eq!(aggregate(case.clone()), Status::aggregate(case.clone()), "{case:?}");
+        }
+    }
 }

@@ -380,7 +380,7 @@ impl Progress {
     pub(crate) fn deployed(self) -> StatusInfo {
         StatusInfo::new(
             StatusType::Deployed,
-            format!("{}/{} instances running", self.running, self.wanted),
+            crate::text::instances_running(self.running, self.wanted),
         )
         .with_instances(self.instances())
     }
@@ -389,7 +389,7 @@ impl Progress {
     pub(crate) fn reconciling(self) -> StatusInfo {
         StatusInfo::new(
             StatusType::Reconciling,
-            format!("{}/{} instances running", self.running, self.wanted),
+            crate::text::instances_running(self.running, self.wanted),
         )
         .with_instances(self.instances())
     }

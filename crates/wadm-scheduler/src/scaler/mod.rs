@@ -60,7 +60,21 @@ pub struct Placer {
 /// The placement annotation maps of a placer's spreads (index = spread), built once on first use:
 /// every command placing for one spread shares one map. Never part of a placer's identity.
 #[derive(Debug, Clone, Default)]
-pub struct SpreadAnnotations(std::sync::OnceLock<Vec<Arc<StringMap>>>);
+pub struct SpreadAnnotations(std::sync::OnceLock<Vec<EncodedMap>>);
+
+/// An annotation map with its encoding in command ids, computed once for every command carrying it.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedMap {
+    pub map: Arc<StringMap>,
+    pub id_encoding: Box<[u8]>,
+}
+
+impl EncodedMap {
+    pub(crate) fn new(map: StringMap) -> Self {
+        let id_encoding = crate::command::encode_map(&map).into_boxed_slice();
+        Self { map: Arc::new(map), id_encoding }
+    }
+}
 
 impl PartialEq for SpreadAnnotations {
     fn eq(&self, _: &Self) -> bool {
@@ -78,14 +92,25 @@ impl Placer {
 
     /// The placement annotations of spread `spread` (see [`placement_annotations`]).
     pub fn spread_annotations(&self, spread: usize) -> Arc<StringMap> {
-        let name = |i: usize| self.spec.spreads.get(i).map_or("", |s| s.name.as_str());
-        let build =
-            |i: usize| Arc::new(placement_annotations(&self.info.app, &self.info.id, name(i)));
+        match self.encoded_annotations(spread) {
+            Some(known) => Arc::clone(&known.map),
+            None => Arc::new(self.build_annotations(spread)),
+        }
+    }
+
+    /// The shared annotations of spread `spread` with their id encoding (`None`: no such spread).
+    pub(crate) fn encoded_annotations(&self, spread: usize) -> Option<&EncodedMap> {
+        let build = |i: usize| EncodedMap::new(self.build_annotations(i));
         let maps = self
             .annotations
             .0
             .get_or_init(|| (0..self.spec.spreads.len().max(1)).map(build).collect());
-        maps.get(spread).cloned().unwrap_or_else(|| build(spread))
+        maps.get(spread)
+    }
+
+    fn build_annotations(&self, spread: usize) -> StringMap {
+        let name = self.spec.spreads.get(spread).map_or("", |s| s.name.as_str());
+        placement_annotations(&self.info.app, &self.info.id, name)
     }
 
     /// The scaler's info, moved out when this is the last reference (else copied).
@@ -132,6 +157,14 @@ impl Annotations {
         match self {
             Annotations::Placement { placer, spread } => placer.spread_annotations(*spread),
             Annotations::Exact(map) => Arc::clone(map),
+        }
+    }
+
+    /// The shared map [`Self::to_map`] returns with its id encoding, when it is shared.
+    pub(crate) fn encoded(&self) -> Option<&EncodedMap> {
+        match self {
+            Annotations::Placement { placer, spread } => placer.encoded_annotations(*spread),
+            Annotations::Exact(_) => None,
         }
     }
 

@@ -146,10 +146,14 @@ pub(crate) fn place_spreads(
     rules: Rules,
 ) -> Placements {
     let existing = existing(ctx, res);
-    let blocked: Vec<HostIx> =
-        existing.iter().filter(|e| e.occupant == Occupant::Foreign).map(|e| e.host).collect();
-    let stale: Vec<HostIx> =
-        existing.iter().filter(|e| e.occupant == Occupant::Stale).map(|e| e.host).collect();
+    let (mut blocked, mut stale) = (Vec::new(), Vec::new());
+    for e in &existing {
+        match e.occupant {
+            Occupant::Foreign => blocked.push(e.host),
+            Occupant::Stale => stale.push(e.host),
+            Occupant::Usable => {}
+        }
+    }
     let res_hash = fnv1a64(res.id.as_bytes());
     let matches = |ix: HostIx, req: &StringMap| ctx.host(ix).matches(req);
 
@@ -172,7 +176,8 @@ pub(crate) fn place_spreads(
     // Hosts that failed this resource repeatedly (rule 6, soft; usually none).
     let avoided = ctx.avoided(res.placer.0, res.id);
     let mut taken: BTreeSet<HostIx> = exclude.clone();
-    let mut out: Placements = SmallVec::from_elem(SpreadPlacement::default(), spreads.len());
+    let mut out = Placements::new();
+    out.resize_with(spreads.len(), SpreadPlacement::default);
     for (k, &i) in order.iter().enumerate() {
         let spread = &spreads[i];
         if spread.instances == 0 {
@@ -187,16 +192,26 @@ pub(crate) fn place_spreads(
             choose_existing(&existing, spread.name, want_hosts, &taken, |h| matches(h, req));
         if chosen.len() < want_hosts {
             let need = want_hosts - chosen.len();
-            let skip: BTreeSet<HostIx> = blocked
-                .iter()
-                .chain(taken.iter())
-                .copied()
-                .chain(chosen.iter().map(|(h, _)| *h))
-                .chain(avoided.iter().copied().filter(|_| dodge))
-                .collect();
-            let last: Vec<HostIx> = stale.iter().chain(&avoided).copied().collect();
-            let fresh = choose_fresh(&ctx.fresh_order(req), &skip, &last, need, res_hash);
-            chosen.extend(fresh.into_iter().map(|h| (h, 0)));
+            let existing_chosen = chosen.len();
+            let skip = |h: HostIx| {
+                blocked.contains(&h)
+                    || taken.contains(&h)
+                    || chosen[..existing_chosen].iter().any(|(c, _)| *c == h)
+                    || (dodge && avoided.contains(&h))
+            };
+            // Avoided hosts come last, after those needing a stop first (rule 6).
+            let last_with_avoided: Vec<HostIx>;
+            let last: &[HostIx] = if avoided.is_empty() {
+                &stale
+            } else {
+                last_with_avoided = stale.iter().chain(avoided.iter()).copied().collect();
+                &last_with_avoided
+            };
+            let mut fresh: SmallVec<[HostIx; 2]> = SmallVec::new();
+            for_each_fresh(&ctx.fresh_order(req), skip, last, need, res_hash, |h| fresh.push(h));
+            for h in fresh {
+                chosen.push((h, 0));
+            }
         }
         let hosts = distribute(res.unit, spread.instances, chosen);
         if k + 1 < order.len() {
@@ -253,6 +268,9 @@ fn choose_existing(
     taken: &BTreeSet<HostIx>,
     eligible: impl Fn(HostIx) -> bool,
 ) -> PlacedHosts {
+    if existing.is_empty() {
+        return PlacedHosts::new();
+    }
     let mut candidates: SmallVec<[&Existing<'_>; 4]> = existing
         .iter()
         .filter(|e| e.occupant == Occupant::Usable && !taken.contains(&e.host) && eligible(e.host))
@@ -275,16 +293,32 @@ fn choose_existing(
 /// another image last (they need a stop first), in the order met.
 fn choose_fresh(
     order: &FreshOrder,
-    skip: &BTreeSet<HostIx>,
+    skip: impl Fn(HostIx) -> bool,
     stale: &[HostIx],
     need: usize,
     res_hash: u64,
 ) -> Vec<HostIx> {
     let mut out = Vec::new();
-    if need == 0 {
-        return out;
+    if need > 0 {
+        out.reserve(need.min(order.len()));
     }
-    out.reserve(need.min(order.len()));
+    for_each_fresh(order, skip, stale, need, res_hash, |h| out.push(h));
+    out
+}
+
+/// [`choose_fresh`], passing each chosen host to `take` in turn instead of collecting them.
+fn for_each_fresh(
+    order: &FreshOrder,
+    skip: impl Fn(HostIx) -> bool,
+    stale: &[HostIx],
+    need: usize,
+    res_hash: u64,
+    mut take: impl FnMut(HostIx),
+) {
+    if need == 0 {
+        return;
+    }
+    let mut taken = 0;
     let mut stale_met: SmallVec<[HostIx; 2]> = SmallVec::new();
     let spot = mix64(res_hash);
     for group in order.groups() {
@@ -292,21 +326,21 @@ fn choose_fresh(
         let start = ((u128::from(spot) * group.len() as u128) >> 64) as usize;
         let (before, after) = group.split_at(start);
         for &h in after.iter().chain(before) {
-            if skip.contains(&h) {
+            if skip(h) {
                 continue;
             }
             if stale.contains(&h) {
                 stale_met.push(h);
                 continue;
             }
-            out.push(h);
-            if out.len() == need {
-                return out;
+            take(h);
+            taken += 1;
+            if taken == need {
+                return;
             }
         }
     }
-    out.extend(stale_met.into_iter().take(need - out.len()));
-    out
+    stale_met.into_iter().take(need - taken).for_each(take);
 }
 
 /// Split `instances` over the chosen hosts (given with their current counts, in preference order),
@@ -395,11 +429,12 @@ pub(crate) fn targets(unit: Unit, mode: Mode, spec: &ScalerSpec) -> Targets<'_> 
     }
     match mode {
         // The common single spread takes all the instances (when its weight is not zero).
-        Mode::Spread if spec.spreads.len() == 1 => spec
-            .spreads
-            .iter()
-            .map(|s| target(s, if s.weight == 0 { 0 } else { spec.instances }))
-            .collect(),
+        Mode::Spread if spec.spreads.len() == 1 => {
+            let s = &spec.spreads[0];
+            let mut one = Targets::new();
+            one.push(target(s, if s.weight == 0 { 0 } else { spec.instances }));
+            one
+        }
         Mode::Spread => {
             let weights: Vec<u32> = spec.spreads.iter().map(|s| s.weight).collect();
             let counts = split_instances(spec.instances, &weights);

@@ -183,9 +183,13 @@ pub(super) fn place_spreads(
         let skip: BTreeSet<HostIx> =
             unusable.iter().copied().chain(candidates.iter().map(|(h, _)| *h)).collect();
         let fresh = match rules.policy {
-            PlacementPolicy::Spread => {
-                choose_fresh(&ctx.fresh_order(req), &skip, &stale, usize::MAX, res_hash)
-            }
+            PlacementPolicy::Spread => choose_fresh(
+                &ctx.fresh_order(req),
+                |h| skip.contains(&h),
+                &stale,
+                usize::MAX,
+                res_hash,
+            ),
             PlacementPolicy::Binpack => binpack_order(ctx, &room, &skip),
         };
         candidates.extend(fresh.into_iter().map(|h| (h, 0)));
