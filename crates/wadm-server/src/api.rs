@@ -37,7 +37,8 @@ pub const ACTOR_HEADER: &str = "Wadm-Actor";
 /// leader answered in time); absent on current replies. Clients that do not know it ignore it.
 pub const STALE_HEADER: &str = "Wadm-Stale";
 /// Appended to the message of a possibly stale reply.
-pub const STALE_NOTE: &str = "possibly stale: read from a replica while JetStream elects a                               leader; recent writes may be missing";
+pub const STALE_NOTE: &str = "possibly stale: read from a replica while JetStream elects a \
+                              leader; recent writes may be missing";
 
 /// How long the API waits for storage before it stops waiting for leaders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,7 +276,8 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         match (any, leader) {
             (Ok(reply), _) if reply.not_found() => {
                 let message = format!(
-                    "{RETRY_NOTE} (no stream leader answered within {:?}, and a replica that                      may lag knows nothing of it)",
+                    "{RETRY_NOTE} (no stream leader answered within {:?}, and a replica that \
+                     may lag knows nothing of it)",
                     self.budget.leader
                 );
                 (R::unavailable(message), false)
@@ -295,17 +297,32 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         }
     }
 
-    /// Before a write: the manifest bucket's leader answers within [`ReadBudget::leader`].
-    /// Else the write is refused before it writes anything (`Err`: the message).
-    async fn leader_answers(&self) -> Result<(), String> {
-        let read = self.store.kv().get(LEADER_CHECK_KEY);
-        match tokio::time::timeout(self.budget.leader, read).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) if e.is_unavailable() => Err(e.to_string()),
-            // Another failure: the write itself says what it is.
-            Ok(Err(_)) => Ok(()),
+    /// Before a write: the manifest bucket's leader (and, for a write that also reads or
+    /// writes statuses, the status stream's) answers within [`ReadBudget::leader`]. Else the
+    /// write is refused before it writes anything (`Err`: the message).
+    async fn leader_answers(&self, lattice: &str, with_status: bool) -> Result<(), String> {
+        let bucket = async {
+            match self.store.kv().get(LEADER_CHECK_KEY).await {
+                Err(e) if e.is_unavailable() => Err(e.to_string()),
+                // Another failure: the write itself says what it is.
+                _ => Ok(()),
+            }
+        };
+        let status = async {
+            if !with_status {
+                return Ok(());
+            }
+            match self.status.get(lattice, LEADER_CHECK_KEY).await {
+                Err(e) if e.is_unavailable() => Err(format!("{RETRY_NOTE} ({e})")),
+                _ => Ok(()),
+            }
+        };
+        let both = async { tokio::try_join!(bucket, status).map(drop) };
+        match tokio::time::timeout(self.budget.leader, both).await {
+            Ok(answered) => answered,
             Err(_) => Err(format!(
-                "{RETRY_NOTE} (the manifest bucket's leader did not answer within {:?};                  nothing was written)",
+                "{RETRY_NOTE} (no stream leader answered within {:?}; \
+                 nothing was written)",
                 self.budget.leader
             )),
         }
@@ -348,7 +365,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             }
             _ => {}
         }
-        if let Some(body) = self.refused_write(&operation).await {
+        if let Some(body) = self.refused_write(lattice, &operation).await {
             return Answer::new(body, None);
         }
         let (body, follow) =
@@ -358,7 +375,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
 
     /// A write refused because the manifest bucket has no leader (in the operation's reply
     /// shape), `None` when it may go ahead.
-    async fn refused_write(&self, operation: &Operation) -> Option<Vec<u8>> {
+    async fn refused_write(&self, lattice: &str, operation: &Operation) -> Option<Vec<u8>> {
         let writes = matches!(
             operation,
             Operation::Put
@@ -371,7 +388,9 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         if !writes {
             return None;
         }
-        let message = self.leader_answers().await.err()?;
+        // Put writes manifests only; the others read or write statuses as well.
+        let with_status = !matches!(operation, Operation::Put);
+        let message = self.leader_answers(lattice, with_status).await.err()?;
         Some(match operation {
             Operation::Put => json(&PutModelResponse {
                 result: PutResult::Error,
@@ -580,9 +599,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                     StatusType::Reconciling,
                     format!("Rolling back to version {version}"),
                 );
-                if let Err(e) = self.status.set(lattice, name, &status).await {
-                    tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
-                }
+                self.publish_status(lattice, name, &status).await;
                 if let Ok(Some(stored)) = self.store.get(lattice, name, Some(&version)).await {
                     self.publish_deployed(lattice, name, stored.manifest).await;
                 }
@@ -605,6 +622,17 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 reply(DeployResult::NotFound, not_found(name, None), None)
             }
             Err(e) => reply(DeployResult::Error, e.to_string(), None),
+        }
+    }
+
+    /// Publish `status` as the application's, best effort and within [`ReadBudget::leader`]
+    /// (the runtime publishes the application's status as it works anyway).
+    async fn publish_status(&self, lattice: &str, app: &str, status: &Status) {
+        match tokio::time::timeout(self.budget.leader, self.status.set(lattice, app, status)).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(%lattice, %app, error = %e, "cannot publish status"),
+            Err(_) => tracing::warn!(%lattice, %app, "cannot publish status: no answer in time"),
         }
     }
 
