@@ -52,7 +52,7 @@ pub struct ReadBudget {
 
 impl Default for ReadBudget {
     fn default() -> Self {
-        Self { leader: Duration::from_millis(1500), any_replica: Duration::from_secs(2) }
+        Self { leader: Duration::from_millis(1500), any_replica: Duration::from_secs(3) }
     }
 }
 

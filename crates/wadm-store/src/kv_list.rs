@@ -3,7 +3,9 @@
 //! names the subjects (paged by the server), then the last message of each is read from the
 //! leader, a bounded number at a time. From any replica ([`Reads::AnyReplica`], while no leader
 //! answers): the stream's messages on the filter, one direct get after another (followers answer
-//! them; wadm's streams keep one message per subject, and older ones are skipped anyway).
+//! them; wadm's streams keep one message per subject, and older ones are skipped anyway). Any
+//! replica may be picked to answer a direct get, a frozen one too: each is sent [`HEDGE`] times
+//! at once and the first answer counts ([`direct`]).
 //! [`live_entries`] does this for a KV bucket and skips delete and purge markers.
 //!
 //! Why not a watch or an ordered consumer: every such listing creates a JetStream consumer that
@@ -82,16 +84,55 @@ async fn last_per_subject_any_replica(
     let mut last = std::collections::BTreeMap::new();
     let mut from = 1;
     loop {
-        match stream.direct_get_next_for_subject(filter, Some(from)).await {
-            Ok(message) => {
+        let next = direct(|| stream.direct_get_next_for_subject(filter, Some(from))).await;
+        match next.map_err(|reason| ListError { pattern: filter.to_string(), reason })? {
+            Some(message) => {
                 from = message.sequence + 1;
                 last.insert(message.subject.to_string(), message);
             }
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-            Err(e) => return Err(ListError::new(filter, &e)),
+            None => break,
         }
     }
     Ok(last.into_values().collect())
+}
+
+/// How many copies of a direct get are sent at once.
+const HEDGE: usize = 3;
+/// How long one round of copies is given before another is sent.
+const HEDGE_WAIT: std::time::Duration = std::time::Duration::from_millis(400);
+/// Rounds before giving up.
+const HEDGE_ROUNDS: usize = 5;
+
+/// A direct get (`None`: no such message). JetStream hands a direct get to any replica of the
+/// stream at random, a frozen or unreachable one too (until the cluster drops it): [`HEDGE`]
+/// copies are sent at once and the first answer counts; a round nobody answers within
+/// [`HEDGE_WAIT`] is sent again, up to [`HEDGE_ROUNDS`] times.
+async fn direct<F, Fut>(get: F) -> Result<Option<StreamMessage>, String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<
+            Output = Result<StreamMessage, async_nats::jetstream::stream::DirectGetError>,
+        >,
+{
+    let mut last_error = String::from("no replica answered");
+    for _ in 0..HEDGE_ROUNDS {
+        let copies = (0..HEDGE).map(|_| {
+            Box::pin(async {
+                match tokio::time::timeout(HEDGE_WAIT, get()).await {
+                    Ok(Ok(message)) => Ok(Some(message)),
+                    Ok(Err(e)) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+                    Ok(Err(e)) => Err(wadm_protocol::one_line(&e)),
+                    Err(_) => Err(format!("no replica answered within {HEDGE_WAIT:?} (timed out)")),
+                }
+            })
+        });
+        match futures::future::select_ok(copies).await {
+            Ok((answer, _others)) => return Ok(answer),
+            Err(e) if crate::availability::is_unavailable(&e) => last_error = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error)
 }
 
 /// The last message on `subject`, `None` when there is none (any more); errors as one line.
@@ -101,11 +142,7 @@ pub(crate) async fn last_message(
     subject: String,
 ) -> Result<Option<StreamMessage>, String> {
     if reads == Reads::AnyReplica {
-        match stream.direct_get_last_for_subject(subject).await {
-            Ok(message) => Ok(Some(message)),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(wadm_protocol::one_line(&e)),
-        }
+        direct(|| stream.direct_get_last_for_subject(subject.as_str())).await
     } else {
         match stream.get_last_raw_message_by_subject(&subject).await {
             Ok(message) => Ok(Some(message)),
