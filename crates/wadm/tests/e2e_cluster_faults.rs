@@ -104,6 +104,8 @@ async fn connect_replica(cluster: &NatsCluster, node: usize) -> async_nats::Clie
     let urls: Vec<String> = urls_from(cluster, node).split(',').map(String::from).collect();
     let client = async_nats::ConnectOptions::new()
         .retain_servers_order()
+        // As wadm connects: a frozen node is left within a few seconds.
+        .ping_interval(wadm_client::connect::DEFAULT_PING_INTERVAL)
         .connect(urls)
         .await
         .expect("replica connects");
