@@ -272,6 +272,14 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             Ok(failed) => Some(failed),
             Err(_) => None,
         };
+        let silent = || {
+            let message =
+                format!("{RETRY_NOTE} (no stream leader answered within {:?})", self.budget.leader);
+            (R::unavailable(message), false)
+        };
+        if self.any_replica.is_none() {
+            return silent();
+        }
         let any = tokio::time::timeout(self.budget.any_replica, op(Via::AnyReplica)).await;
         match (any, leader) {
             (Ok(reply), _) if reply.not_found() => {
@@ -287,13 +295,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 (reply, true)
             }
             (_, Some(failed)) => (failed, false),
-            (_, None) => {
-                let message = format!(
-                    "{RETRY_NOTE} (no stream leader answered within {:?})",
-                    self.budget.leader
-                );
-                (R::unavailable(message), false)
-            }
+            (_, None) => silent(),
         }
     }
 
@@ -909,6 +911,192 @@ mod tests {
     use wadm_model::{ScalerStatus, Status, StatusInfo, StatusType};
 
     use super::*;
+
+    /// A bucket shared by two handles: one the leader path (answering, hanging or failing as
+    /// told), one any replica (always answering).
+    #[derive(Clone)]
+    struct TestKv {
+        kv: wadm_store::MemoryKv,
+        leader: Leader,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Leader {
+        Answers,
+        /// No answer at all (an election: the leader request times out).
+        Silent,
+        /// JetStream's 503.
+        Unavailable,
+    }
+
+    impl TestKv {
+        async fn gate(&self, key: &str) -> Result<(), wadm_store::KvError> {
+            match self.leader {
+                Leader::Answers => Ok(()),
+                Leader::Silent => std::future::pending().await,
+                Leader::Unavailable => Err(wadm_store::KvError::from_reason(
+                    key,
+                    "JetStream system temporarily unavailable (code 503, error code 10008)".into(),
+                )),
+            }
+        }
+    }
+
+    impl Kv for TestKv {
+        async fn get(&self, key: &str) -> Result<Option<wadm_store::KvEntry>, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.get(key).await
+        }
+        async fn create(&self, key: &str, value: bytes::Bytes) -> Result<u64, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.create(key, value).await
+        }
+        async fn update(
+            &self,
+            key: &str,
+            value: bytes::Bytes,
+            revision: u64,
+        ) -> Result<u64, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.update(key, value, revision).await
+        }
+        async fn put(&self, key: &str, value: bytes::Bytes) -> Result<u64, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.put(key, value).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.delete(key).await
+        }
+        async fn scan(
+            &self,
+            pattern: &str,
+        ) -> Result<Vec<(String, wadm_store::KvEntry)>, wadm_store::KvError> {
+            self.gate(pattern).await?;
+            self.kv.scan(pattern).await
+        }
+    }
+
+    struct NoStatus;
+
+    impl StatusStore for NoStatus {
+        async fn get(&self, _: &str, _: &str) -> Result<Option<Status>, wadm_store::StatusError> {
+            Ok(None)
+        }
+        async fn list(
+            &self,
+            _: &str,
+        ) -> Result<std::collections::BTreeMap<String, Status>, wadm_store::StatusError> {
+            Ok(Default::default())
+        }
+        async fn set(&self, _: &str, _: &str, _: &Status) -> Result<bool, wadm_store::StatusError> {
+            Ok(true)
+        }
+        async fn remove(&self, _: &str, _: &str) -> Result<(), wadm_store::StatusError> {
+            Ok(())
+        }
+    }
+
+    struct NoProbe;
+
+    impl LatticeProbe for NoProbe {
+        async fn has_hosts(&self, _: &str) -> Result<bool, crate::probe::ProbeError> {
+            Ok(true)
+        }
+    }
+
+    const BUDGET: ReadBudget = ReadBudget {
+        leader: std::time::Duration::from_millis(100),
+        any_replica: std::time::Duration::from_millis(500),
+    };
+
+    fn api(
+        kv: &wadm_store::MemoryKv,
+        leader: Leader,
+        fallback: bool,
+    ) -> Api<TestKv, NoStatus, NoProbe> {
+        let handle = |leader| ManifestStore::new(TestKv { kv: kv.clone(), leader });
+        Api {
+            store: handle(leader),
+            status: NoStatus,
+            probe: NoProbe,
+            events: None,
+            max_manifest_bytes: 1 << 20,
+            max_reply_bytes: 1 << 20,
+            any_replica: fallback
+                .then(|| AnyReplica { store: handle(Leader::Answers), status: NoStatus }),
+            budget: BUDGET,
+        }
+    }
+
+    fn request(operation: Operation, body: &[u8]) -> Request<'_> {
+        Request {
+            lattice: "default",
+            operation,
+            body,
+            content_type: None,
+            actor: "test",
+            expected_revision: None,
+        }
+    }
+
+    fn reply(answer: &Answer) -> serde_json::Value {
+        serde_json::from_slice(&answer.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_a_leader_reads_are_answered_stale_and_writes_refused() {
+        let kv = wadm_store::MemoryKv::default();
+        let current = api(&kv, Leader::Answers, true);
+        let manifest = wadm_test_support::hello_manifest("kept", "v1", 1);
+        let put = current.handle(request(Operation::Put, manifest.as_bytes())).await;
+        assert_eq!(reply(&put)["result"], "created");
+        let listed = current.handle(request(Operation::List, b"")).await;
+        assert!(!listed.stale);
+        assert_eq!(reply(&listed)["models"][0]["name"], "kept");
+
+        for leader in [Leader::Silent, Leader::Unavailable] {
+            let electing = api(&kv, leader, true);
+            let asked = std::time::Instant::now();
+            let listed = electing.handle(request(Operation::List, b"")).await;
+            assert!(listed.stale, "{}", reply(&listed));
+            let body = reply(&listed);
+            assert_eq!(body["result"], "success");
+            assert_eq!(body["models"][0]["name"], "kept");
+            assert!(body["message"].as_str().unwrap().contains(STALE_NOTE), "{body}");
+            let got = electing.handle(request(Operation::Get("kept".into()), b"")).await;
+            assert!(got.stale && reply(&got)["result"] == "success", "{}", reply(&got));
+            let status = electing.handle(request(Operation::Status("kept".into()), b"")).await;
+            assert!(status.stale && reply(&status)["result"] == "ok", "{}", reply(&status));
+            // Unknown to a replica that may lag: retry, never `notfound`.
+            let unknown = electing.handle(request(Operation::Get("nope".into()), b"")).await;
+            let body = reply(&unknown);
+            assert!(!unknown.stale);
+            assert_eq!(body["result"], "error", "{body}");
+            assert!(body["message"].as_str().unwrap().contains(RETRY_NOTE), "{body}");
+            // Writes: refused, retryable, nothing written.
+            let other = wadm_test_support::hello_manifest("new", "v1", 1);
+            let put = electing.handle(request(Operation::Put, other.as_bytes())).await;
+            let body = reply(&put);
+            assert_eq!(body["result"], "error", "{body}");
+            assert!(body["message"].as_str().unwrap().contains("temporarily unavailable"));
+            let deploy = electing.handle(request(Operation::Deploy("kept".into()), b"{}")).await;
+            assert_eq!(reply(&deploy)["result"], "error", "{}", reply(&deploy));
+            // Each within the budgets (every request here waits the leader's at most once).
+            let bound = (BUDGET.leader + BUDGET.any_replica) * 6;
+            assert!(asked.elapsed() < bound, "{:?}", asked.elapsed());
+        }
+        let listed = current.handle(request(Operation::List, b"")).await;
+        assert_eq!(reply(&listed)["models"].as_array().unwrap().len(), 1, "nothing new written");
+
+        // No replica to fall back to: the leader's failure, retryable.
+        let alone = api(&kv, Leader::Silent, false);
+        let listed = alone.handle(request(Operation::List, b"")).await;
+        assert!(!listed.stale);
+        let body = reply(&listed);
+        assert_eq!(body["result"], "error", "{body}");
+        assert!(body["message"].as_str().unwrap().contains(RETRY_NOTE), "{body}");
+    }
 
     fn list(apps: usize) -> ListModelsResponse {
         let scalers = (0..20)
