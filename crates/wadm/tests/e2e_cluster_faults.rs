@@ -649,6 +649,10 @@ async fn losing_a_node_for_good_keeps_what_was_stored_and_deploys_exactly_on_two
         rig.sim().peak_totals()
     );
 
+    // The loss takes every leader the API reads from with it (as the kill and the freeze do).
+    for name in leader_read_streams() {
+        rig.lead_on(&name, lost).await;
+    }
     rig.cluster.kill(lost);
     let killed = Instant::now();
     let (api_after, leaders) = tokio::join!(
