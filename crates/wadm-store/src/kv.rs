@@ -117,6 +117,7 @@ impl Kv for NatsKv {
     async fn create(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
         self.store.create(key, value).await.map_err(|e| match e.kind() {
             kv::CreateErrorKind::AlreadyExists => KvError::Conflict(key.to_string()),
+            _ if refused_sequence(&e) => KvError::Conflict(key.to_string()),
             _ => KvError::backend(key, e),
         })
     }
@@ -124,6 +125,7 @@ impl Kv for NatsKv {
     async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64, KvError> {
         self.store.update(key, value, revision).await.map_err(|e| match e.kind() {
             kv::UpdateErrorKind::WrongLastRevision => KvError::Conflict(key.to_string()),
+            _ if refused_sequence(&e) => KvError::Conflict(key.to_string()),
             _ => KvError::backend(key, e),
         })
     }
@@ -147,6 +149,15 @@ impl Kv for NatsKv {
             .map(|e| (e.key, KvEntry { value: e.value, revision: e.revision }))
             .collect())
     }
+}
+
+/// Whether JetStream refused a compare-and-set write because the key's last sequence differs:
+/// besides 10071 (which async-nats reports as a wrong revision), a clustered stream answers
+/// 10164 ("wrong last sequence", without the sequence) around a leader change, which async-nats
+/// reports as another error. Either is a conflict: re-read and decide again.
+fn refused_sequence(error: &dyn std::error::Error) -> bool {
+    let text = wadm_protocol::one_line(error).to_ascii_lowercase();
+    text.contains("10164") || text.contains("10071") || text.contains("wrong last sequence")
 }
 
 /// Whether a bucket's message is a delete or purge marker (`KV-Operation`).
@@ -249,6 +260,24 @@ mod tests {
         assert!(subject_matches("a.>", "a.b.c"));
         assert!(!subject_matches("a.>", "a"));
         assert!(!subject_matches("a.b", "a.b.c"));
+    }
+
+    #[test]
+    fn wrong_last_sequence_is_a_conflict_whatever_its_code() {
+        #[derive(Debug)]
+        struct Text(&'static str);
+        impl std::fmt::Display for Text {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Text {}
+        // As a deploy met it while a frozen leader was replaced (fault suite).
+        let seen = "failed getting entry: publish failed: wrong last sequence (code 400, error \
+                    code 10164)";
+        assert!(refused_sequence(&Text(seen)));
+        assert!(refused_sequence(&Text("wrong last sequence: 4 (code 400, error code 10071)")));
+        assert!(!refused_sequence(&Text("failed getting entry: timed out")));
     }
 
     #[tokio::test]
