@@ -49,7 +49,15 @@ pub struct NatsOptions {
     pub connect_timeout: Duration,
     /// Connection name shown by the server.
     pub name: String,
+    /// How often the client pings the server. A server that answers none of 2 pings in a row
+    /// is left at the 3rd (async-nats' limit), for another of the list: a frozen or cut-off
+    /// node is abandoned 2–3 intervals after it stopped answering.
+    pub ping_interval: Duration,
 }
+
+/// Default [`NatsOptions::ping_interval`]: a frozen node is left within about 3 s (the
+/// async-nats default, 60 s, kept wadm on one for minutes).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Default for NatsOptions {
     fn default() -> Self {
@@ -66,6 +74,7 @@ impl Default for NatsOptions {
             tls_key: None,
             connect_timeout: Duration::from_secs(5),
             name: "wadm".into(),
+            ping_interval: DEFAULT_PING_INTERVAL,
         }
     }
 }
@@ -189,7 +198,8 @@ async fn connect_inner(
     validate_url(&url)?;
     let mut opts = async_nats::ConnectOptions::new()
         .name(&options.name)
-        .connection_timeout(options.connect_timeout);
+        .connection_timeout(options.connect_timeout)
+        .ping_interval(options.ping_interval);
     if let Some(report) = on_server_error {
         opts = opts.event_callback(move |event| {
             if let async_nats::Event::ServerError(e) = &event {

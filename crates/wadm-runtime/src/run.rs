@@ -11,10 +11,11 @@ use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use wadm_store::availability::Checked;
 use wadm_store::kv::NatsKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
-use wadm_store::provision::{bucket_config, ensure_bucket, ensure_stream};
+use wadm_store::provision::{DirectGets, bucket_config, ensure_bucket, ensure_stream};
 use wadm_store::status::NatsStatusStore;
 
 use crate::announce::{tick_message, timer_message, unrecorded_message};
@@ -25,8 +26,8 @@ use crate::executor::{Executor, HeadOrders};
 use crate::io::Outbox;
 use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
 use crate::nats::{
-    JsInbox, JsOutbox, NatsControl, StreamSettings, ensure_command_consumer, ensure_event_consumer,
-    ensure_streams,
+    JsInbox, JsOutbox, NatsControl, StreamSettings, command_stream_name, ensure_command_consumer,
+    ensure_event_consumer, ensure_streams, event_stream_name,
 };
 use crate::pipeline::{Pipeline, PipelineIo};
 use wadm_store::health::Health;
@@ -147,12 +148,14 @@ async fn ensure_storage(js: &jetstream::Context, config: &RunConfig) -> Result<S
     let (names, replicas) = (&config.streams.names, config.streams.replicas);
     let records = "wadm: per-lattice runtime heads (applications, last applied event)";
     let records = bucket_config(&names.runtime_bucket(), records, replicas);
-    let records = ensure_bucket(js, records).await.map_err(setup)?;
+    let records = ensure_bucket(js, records, DirectGets::Off).await.map_err(setup)?;
     let state = bucket_config(&names.observed_bucket(), OBSERVED_DESCRIPTION, replicas);
-    let state = KvStateStore::new(ensure_bucket(js, state).await.map_err(setup)?);
+    let state = ensure_bucket(js, state, DirectGets::Off).await.map_err(setup)?;
+    let state = KvStateStore::new(state);
     let manifests = wadm_store::manifest::BUCKET_DESCRIPTION;
-    let manifests = bucket_config(&names.manifest_bucket(), manifests, replicas);
-    let manifests = ensure_bucket(js, manifests).await.map_err(setup)?;
+    let manifests_config = bucket_config(&names.manifest_bucket(), manifests, replicas);
+    let manifests = wadm_store::manifest::BUCKET_DIRECT_GETS;
+    let manifests = ensure_bucket(js, manifests_config, manifests).await.map_err(setup)?;
     // The plain status stream: the store opens an account's own on first use (as the server's).
     let status = NatsStatusStore::stream_config(&names.status_stream(), None, replicas);
     let status_stream = ensure_stream(js, status).await.map_err(setup)?;
@@ -167,12 +170,37 @@ async fn repair_storage(
     mut asked: mpsc::Receiver<()>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut unavailable_logged: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             Some(()) = asked.recv() => {}
             _ = stop.changed() => return,
         }
-        tracing::warn!("JetStream storage is gone (a wiped store?): recreating it");
+        // A loop's error may as well be an election (no leader: no answer, 503, "no stream
+        // found"): recreate only what JetStream says does not exist.
+        let missing = tokio::select! {
+            checked = check_storage(&js, &config) => match checked {
+                Checked::Missing(missing) => missing,
+                Checked::Present => {
+                    tracing::debug!("storage errors, but every stream and consumer is there");
+                    continue;
+                }
+                Checked::Unavailable(reason) => {
+                    if unavailable_logged.is_none_or(|at| at.elapsed() > UNAVAILABLE_LOG_EVERY) {
+                        tracing::info!(
+                            %reason,
+                            "JetStream is temporarily unavailable (electing a leader?), not \
+                             wiped: nothing to recreate, retrying"
+                        );
+                        unavailable_logged = Some(tokio::time::Instant::now());
+                    }
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let missing = missing.join(", ");
+        tracing::warn!(%missing, "JetStream storage is gone (a wiped store?): recreating it");
         let repaired = async {
             let storage = ensure_storage(&js, &config).await?;
             for lattice in &config.lattices {
@@ -193,6 +221,37 @@ async fn repair_storage(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// How often "JetStream is temporarily unavailable" is logged while it lasts.
+const UNAVAILABLE_LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long JetStream is given to say whether a stream or consumer exists.
+const CHECK_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether the streams, buckets and consumers of the runtime exist, as JetStream says.
+async fn check_storage(js: &jetstream::Context, config: &RunConfig) -> Checked {
+    let settings = &config.streams;
+    let names = &settings.names;
+    let (events, commands) = (event_stream_name(settings), command_stream_name(settings));
+    let streams = [
+        events.clone(),
+        commands.clone(),
+        format!("KV_{}", names.runtime_bucket()),
+        format!("KV_{}", names.observed_bucket()),
+        format!("KV_{}", names.manifest_bucket()),
+        names.status_stream(),
+    ];
+    let consumers: Vec<(String, String)> = config
+        .lattices
+        .iter()
+        .flat_map(|lattice| {
+            [
+                (events.clone(), names.event_consumer(lattice)),
+                (commands.clone(), names.command_consumer(lattice)),
+            ]
+        })
+        .collect();
+    wadm_store::availability::check_exist(js, &streams, &consumers, CHECK_WAIT).await
 }
 
 type Consumers =
@@ -236,8 +295,8 @@ const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
 /// Whether an I/O error says a stream, bucket or consumer may be gone: JetStream "not found"
 /// errors (10059, 10014), a publish no stream takes, or a pull nobody answers (a deleted
 /// consumer answers with "no responders", status 503). The store was wiped or someone deleted
-/// them — or JetStream is briefly unavailable, where setting up again is harmless (it creates
-/// only what is missing).
+/// them — or JetStream is briefly unavailable (a stream without a leader shows the same): the
+/// repair asks JetStream first ([`check_storage`]) and recreates only what it says is missing.
 fn storage_gone(error: &str) -> bool {
     let error = error.to_ascii_lowercase();
     let pulled = error.starts_with("pull") || error.starts_with("fetch");

@@ -1,6 +1,15 @@
 //! The operations of the wadm API (api.md §2) over the manifest store, the status store and the
 //! lattice probe. [`Api::handle`] takes a parsed request and returns the reply body; replies
 //! always use the operation's wire shape, errors included, and never carry backtraces.
+//!
+//! Reads are current: they go to the stream leaders. While no leader answers (NATS elects a new
+//! one seconds after a node is lost), read-only requests are answered from any replica after
+//! [`ReadBudget::leader`] instead, marked possibly stale ([`Answer::stale`], the `Wadm-Stale`
+//! reply header, a note in the message). Writes never decide on such reads: one that finds no
+//! leader within the budget is refused with a retryable error before it writes anything.
+
+use std::future::Future;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use wadm_model::api::*;
@@ -8,6 +17,7 @@ use wadm_model::{Format, Limits, Status, StatusType, document_value, same_conten
 
 use crate::manifest::{format_of, parse_request};
 use crate::probe::LatticeProbe;
+use wadm_store::availability::RETRY_NOTE;
 use wadm_store::kv::Kv;
 use wadm_store::manifest::parse_stored;
 use wadm_store::manifest::{
@@ -15,11 +25,69 @@ use wadm_store::manifest::{
 };
 use wadm_store::status::StatusStore;
 
+/// The key a write reads from the manifest bucket's leader before it writes (never stored).
+const LEADER_CHECK_KEY: &str = "leader-check";
+
 mod deploy;
 use crate::subject::Operation;
 
 /// Request header naming who asks (recorded in the history); absent: `unknown`.
 pub const ACTOR_HEADER: &str = "Wadm-Actor";
+/// Reply header `Wadm-Stale: true`: the reply was read from a replica that may lag (no stream
+/// leader answered in time); absent on current replies. Clients that do not know it ignore it.
+pub const STALE_HEADER: &str = "Wadm-Stale";
+/// Appended to the message of a possibly stale reply.
+pub const STALE_NOTE: &str = "possibly stale: read from a replica while JetStream elects a \
+                              leader; recent writes may be missing";
+
+/// How long the API waits for storage before it stops waiting for leaders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadBudget {
+    /// A read-only request waits this long for the stream leaders, then reads from any replica;
+    /// a write waits this long for the manifest bucket's leader, then is refused (retryable).
+    pub leader: Duration,
+    /// How long the read from any replica may take.
+    pub any_replica: Duration,
+}
+
+impl Default for ReadBudget {
+    fn default() -> Self {
+        Self { leader: Duration::from_millis(1500), any_replica: Duration::from_secs(3) }
+    }
+}
+
+/// The stores read from any replica (see [`wadm_store::Reads::AnyReplica`]).
+pub struct AnyReplica<K, S> {
+    pub store: ManifestStore<K>,
+    pub status: S,
+}
+
+/// An answered request.
+#[derive(Debug)]
+pub struct Answer {
+    /// The JSON reply.
+    pub body: Vec<u8>,
+    /// Work to do after the reply went out.
+    pub follow_up: Option<FollowUp>,
+    /// Read from a replica that may lag (send [`STALE_HEADER`]).
+    pub stale: bool,
+}
+
+impl Answer {
+    fn new(body: Vec<u8>, follow_up: Option<FollowUp>) -> Self {
+        Self { body, follow_up, stale: false }
+    }
+}
+
+/// Where a read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The leaders; `strict`: a failed part fails the reply (there is a fallback to try).
+    Leader {
+        strict: bool,
+    },
+    AnyReplica,
+}
 
 /// `model.history.{name}` response (the shared wire type, re-exported for existing callers).
 pub use wadm_model::api::HistoryResponse;
@@ -57,7 +125,71 @@ pub struct Api<K, S, P> {
     pub max_manifest_bytes: usize,
     /// The largest reply NATS carries (its max payload, less room for headers).
     pub max_reply_bytes: usize,
+    /// Read-only requests read these while no leader answers (`None`: they wait for leaders).
+    pub any_replica: Option<AnyReplica<K, S>>,
+    pub budget: ReadBudget,
 }
+
+/// A read-only reply: whether storage failed it, and how it says so.
+trait ReadReply: Sized {
+    /// Storage failed (an `error` result).
+    fn failed(&self) -> bool;
+    /// Nothing found (`notfound`).
+    fn not_found(&self) -> bool;
+    /// An error reply with `message`.
+    fn unavailable(message: String) -> Self;
+    /// Add [`STALE_NOTE`] to the message.
+    fn mark_stale(&mut self);
+}
+
+fn with_note(message: &mut String) {
+    if message.is_empty() {
+        *message = STALE_NOTE.to_string();
+    } else {
+        message.push_str(&format!(" ({STALE_NOTE})"));
+    }
+}
+
+macro_rules! read_reply {
+    ($t:ty, $failed:expr, $missing:expr, $build:expr) => {
+        impl ReadReply for $t {
+            fn failed(&self) -> bool {
+                self.result == $failed
+            }
+            fn not_found(&self) -> bool {
+                self.result == $missing
+            }
+            fn unavailable(message: String) -> Self {
+                ($build)(message)
+            }
+            fn mark_stale(&mut self) {
+                with_note(&mut self.message);
+            }
+        }
+    };
+}
+
+read_reply!(ListModelsResponse, GetResult::Error, GetResult::NotFound, |message| {
+    ListModelsResponse { result: GetResult::Error, message, models: vec![] }
+});
+read_reply!(GetModelResponse, GetResult::Error, GetResult::NotFound, |message| {
+    GetModelResponse {
+        result: GetResult::Error,
+        message,
+        manifest: None,
+        submitted: None,
+        revision: None,
+    }
+});
+read_reply!(VersionResponse, GetResult::Error, GetResult::NotFound, |message| {
+    VersionResponse { result: GetResult::Error, message, versions: vec![], revision: None }
+});
+read_reply!(StatusResponse, StatusResult::Error, StatusResult::NotFound, |message| {
+    StatusResponse { result: StatusResult::Error, message, status: None }
+});
+read_reply!(HistoryResponse, GetResult::Error, GetResult::NotFound, |message| {
+    HistoryResponse { result: GetResult::Error, message, history: vec![] }
+});
 
 /// A list that fits in `limit` bytes: as it is; else without the per-scaler statuses (each
 /// application keeps its overall status); else the first applications that fit, the message
@@ -97,6 +229,11 @@ fn fit_list(mut list: ListModelsResponse, limit: usize) -> ListModelsResponse {
     list
 }
 
+/// A read's reply and whether it is stale, as an [`Answer`].
+fn answered<T: Serialize>((reply, stale): (T, bool)) -> Answer {
+    Answer { body: json(&reply), follow_up: None, stale }
+}
+
 fn json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("API responses serialise")
 }
@@ -110,31 +247,189 @@ fn body<T: Default + for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Strin
 }
 
 impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
-    /// Answer one request. The reply is the JSON body to send back.
-    pub async fn handle(&self, request: Request<'_>) -> (Vec<u8>, Option<FollowUp>) {
+    /// The stores a read goes to.
+    fn stores(&self, via: Via) -> (&ManifestStore<K>, &S) {
+        match (via, &self.any_replica) {
+            (Via::AnyReplica, Some(any)) => (&any.store, &any.status),
+            _ => (&self.store, &self.status),
+        }
+    }
+
+    /// Run read `op` on the leaders for up to [`ReadBudget::leader`]; when they fail it or do
+    /// not answer in time, on any replica, the reply marked stale. A `notfound` from a replica
+    /// that may lag is not trusted (the application may have just been put): it is answered as
+    /// a retryable error. Returns the reply and whether it is stale.
+    async fn read<R, F, Fut>(&self, op: F) -> (R, bool)
+    where
+        R: ReadReply,
+        F: Fn(Via) -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let strict = self.any_replica.is_some();
+        let leader = tokio::time::timeout(self.budget.leader, op(Via::Leader { strict })).await;
+        let leader = match leader {
+            Ok(reply) if !reply.failed() || !strict => return (reply, false),
+            Ok(failed) => Some(failed),
+            Err(_) => None,
+        };
+        let silent = || {
+            let message =
+                format!("{RETRY_NOTE} (no stream leader answered within {:?})", self.budget.leader);
+            (R::unavailable(message), false)
+        };
+        if self.any_replica.is_none() {
+            return silent();
+        }
+        let any = tokio::time::timeout(self.budget.any_replica, op(Via::AnyReplica)).await;
+        match (any, leader) {
+            (Ok(reply), _) if reply.not_found() => {
+                let message = format!(
+                    "{RETRY_NOTE} (no stream leader answered within {:?}, and a replica that \
+                     may lag knows nothing of it)",
+                    self.budget.leader
+                );
+                (R::unavailable(message), false)
+            }
+            (Ok(mut reply), _) if !reply.failed() => {
+                reply.mark_stale();
+                (reply, true)
+            }
+            (_, Some(failed)) => (failed, false),
+            (_, None) => silent(),
+        }
+    }
+
+    /// Before a write: the manifest bucket's leader (and, for a write that also reads or
+    /// writes statuses, the status stream's) answers within [`ReadBudget::leader`]. Else the
+    /// write is refused before it writes anything (`Err`: the message).
+    async fn leader_answers(&self, lattice: &str, with_status: bool) -> Result<(), String> {
+        let bucket = async {
+            match self.store.kv().get(LEADER_CHECK_KEY).await {
+                Err(e) if e.is_unavailable() => Err(e.to_string()),
+                // Another failure: the write itself says what it is.
+                _ => Ok(()),
+            }
+        };
+        let status = async {
+            if !with_status {
+                return Ok(());
+            }
+            match self.status.get(lattice, LEADER_CHECK_KEY).await {
+                Err(e) if e.is_unavailable() => Err(format!("{RETRY_NOTE} ({e})")),
+                _ => Ok(()),
+            }
+        };
+        let both = async { tokio::try_join!(bucket, status).map(drop) };
+        match tokio::time::timeout(self.budget.leader, both).await {
+            Ok(answered) => answered,
+            Err(_) => Err(format!(
+                "{RETRY_NOTE} (no stream leader answered within {:?}; \
+                 nothing was written)",
+                self.budget.leader
+            )),
+        }
+    }
+
+    /// Answer one request.
+    pub async fn handle(&self, request: Request<'_>) -> Answer {
         let Request { lattice, operation, body: bytes, content_type, actor, expected_revision } =
             request;
         let expect = match expected_revision.map(parse_revision).transpose() {
             Ok(expect) => expect,
-            Err(message) => return (json(&ErrorResponse::new(message)), None),
+            Err(message) => return Answer::new(json(&ErrorResponse::new(message)), None),
         };
+        let read = |(body, stale): (Vec<u8>, bool)| Answer { body, follow_up: None, stale };
+        match &operation {
+            Operation::List => {
+                let limit = self.max_reply_bytes;
+                let (list, stale) = self.read(|via| self.list(lattice, via)).await;
+                return read((json(&fit_list(list, limit)), stale));
+            }
+            Operation::LegacyList => {
+                let (list, stale) = self.read(|via| self.list(lattice, via)).await;
+                let body = match fit_list(list, self.max_reply_bytes) {
+                    ListModelsResponse { result: GetResult::Success, models, .. } => json(&models),
+                    failed => json(&ErrorResponse::new(failed.message)),
+                };
+                return read((body, stale));
+            }
+            Operation::Get(name) => {
+                return answered(self.read(|via| self.get(lattice, name, bytes, via)).await);
+            }
+            Operation::Versions(name) => {
+                return answered(self.read(|via| self.versions(lattice, name, via)).await);
+            }
+            Operation::Status(name) => {
+                return answered(self.read(|via| self.status(lattice, name, via)).await);
+            }
+            Operation::History(name) => {
+                return answered(self.read(|via| self.history(lattice, name, via)).await);
+            }
+            _ => {}
+        }
+        if let Some(body) = self.refused_write(lattice, &operation).await {
+            return Answer::new(body, None);
+        }
+        let (body, follow) =
+            self.write(lattice, operation, bytes, content_type, expect, actor).await;
+        Answer::new(body, follow)
+    }
+
+    /// A write refused because the manifest bucket has no leader (in the operation's reply
+    /// shape), `None` when it may go ahead.
+    async fn refused_write(&self, lattice: &str, operation: &Operation) -> Option<Vec<u8>> {
+        let writes = matches!(
+            operation,
+            Operation::Put
+                | Operation::Delete(_)
+                | Operation::Deploy(_)
+                | Operation::Promote(_)
+                | Operation::Rollback(_)
+                | Operation::Undeploy(_)
+        );
+        if !writes {
+            return None;
+        }
+        // Put writes manifests only; the others read or write statuses as well.
+        let with_status = !matches!(operation, Operation::Put);
+        let message = self.leader_answers(lattice, with_status).await.err()?;
+        Some(match operation {
+            Operation::Put => json(&PutModelResponse {
+                result: PutResult::Error,
+                total_versions: 0,
+                current_version: String::new(),
+                message,
+                name: String::new(),
+                unchanged: false,
+                revision: None,
+            }),
+            Operation::Delete(_) => {
+                json(&DeleteModelResponse { result: DeleteResult::Error, message, undeploy: false })
+            }
+            Operation::Deploy(name)
+            | Operation::Promote(name)
+            | Operation::Rollback(name)
+            | Operation::Undeploy(name) => {
+                json(&deploy::deploy_reply(name, DeployResult::Error, message, None))
+            }
+            _ => json(&ErrorResponse::new(message)),
+        })
+    }
+
+    /// Answer a request that is not a read.
+    async fn write(
+        &self,
+        lattice: &str,
+        operation: Operation,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        expect: Option<u64>,
+        actor: &str,
+    ) -> (Vec<u8>, Option<FollowUp>) {
         match operation {
             Operation::Put => {
                 (json(&self.put(lattice, bytes, content_type, expect, actor).await), None)
             }
-            Operation::List => {
-                let list = fit_list(self.list(lattice).await, self.max_reply_bytes);
-                (json(&list), None)
-            }
-            Operation::LegacyList => match fit_list(self.list(lattice).await, self.max_reply_bytes)
-            {
-                ListModelsResponse { result: GetResult::Success, models, .. } => {
-                    (json(&models), None)
-                }
-                failed => (json(&ErrorResponse::new(failed.message)), None),
-            },
-            Operation::Get(name) => (json(&self.get(lattice, &name, bytes).await), None),
-            Operation::Versions(name) => (json(&self.versions(lattice, &name).await), None),
             Operation::Delete(name) => {
                 (json(&self.delete(lattice, &name, bytes, actor).await), None)
             }
@@ -149,8 +444,13 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             Operation::Undeploy(name) => {
                 (json(&self.undeploy(lattice, &name, bytes, actor).await), None)
             }
-            Operation::Status(name) => (json(&self.status(lattice, &name).await), None),
-            Operation::History(name) => (json(&self.history(lattice, &name).await), None),
+            // Read above.
+            Operation::List
+            | Operation::LegacyList
+            | Operation::Get(_)
+            | Operation::Versions(_)
+            | Operation::Status(_)
+            | Operation::History(_) => (json(&ErrorResponse::new("a read, not a write")), None),
             // The server answers these from observed state (see `crate::view`).
             Operation::Hosts | Operation::Lattices | Operation::Plan(_) => {
                 (json(&ErrorResponse::new("observed state is not read here")), None)
@@ -301,9 +601,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                     StatusType::Reconciling,
                     format!("Rolling back to version {version}"),
                 );
-                if let Err(e) = self.status.set(lattice, name, &status).await {
-                    tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
-                }
+                self.publish_status(lattice, name, &status).await;
                 if let Ok(Some(stored)) = self.store.get(lattice, name, Some(&version)).await {
                     self.publish_deployed(lattice, name, stored.manifest).await;
                 }
@@ -329,6 +627,17 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         }
     }
 
+    /// Publish `status` as the application's, best effort and within [`ReadBudget::leader`]
+    /// (the runtime publishes the application's status as it works anyway).
+    async fn publish_status(&self, lattice: &str, app: &str, status: &Status) {
+        match tokio::time::timeout(self.budget.leader, self.status.set(lattice, app, status)).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(%lattice, %app, error = %e, "cannot publish status"),
+            Err(_) => tracing::warn!(%lattice, %app, "cannot publish status: no answer in time"),
+        }
+    }
+
     async fn app_status(&self, lattice: &str, app: &str) -> Status {
         match self.status.get(lattice, app).await {
             Ok(Some(status)) => status,
@@ -337,8 +646,9 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         }
     }
 
-    async fn list(&self, lattice: &str) -> ListModelsResponse {
-        let apps = match self.store.list(lattice).await {
+    async fn list(&self, lattice: &str, via: Via) -> ListModelsResponse {
+        let (store, status) = self.stores(via);
+        let apps = match store.list(lattice).await {
             Ok(apps) => apps,
             Err(e) => {
                 return ListModelsResponse {
@@ -348,8 +658,11 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 };
             }
         };
-        let mut statuses = match self.status.list(lattice).await {
+        let mut statuses = match status.list(lattice).await {
             Ok(statuses) => statuses,
+            Err(e) if via == (Via::Leader { strict: true }) => {
+                return ListModelsResponse::unavailable(format!("cannot read statuses: {e}"));
+            }
             Err(e) => {
                 tracing::warn!(%lattice, error = %e, "cannot read statuses");
                 Default::default()
@@ -378,7 +691,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         }
     }
 
-    async fn get(&self, lattice: &str, name: &str, bytes: &[u8]) -> GetModelResponse {
+    async fn get(&self, lattice: &str, name: &str, bytes: &[u8], via: Via) -> GetModelResponse {
         let error = |result, message: String| GetModelResponse {
             result,
             message,
@@ -391,7 +704,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
             Err(m) => return error(GetResult::Error, m),
         };
         let version = request.version.as_deref();
-        let read = self.store.get_with_index(lattice, name, version).await;
+        let read = self.stores(via).0.get_with_index(lattice, name, version).await;
         read_reply(read, not_found(name, version), error, |(stored, index)| {
             let reply = GetModelResponse {
                 result: GetResult::Success,
@@ -410,10 +723,10 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         })
     }
 
-    async fn versions(&self, lattice: &str, name: &str) -> VersionResponse {
+    async fn versions(&self, lattice: &str, name: &str, via: Via) -> VersionResponse {
         let error =
             |result, message| VersionResponse { result, message, versions: vec![], revision: None };
-        let read = self.store.index(lattice, name).await;
+        let read = self.stores(via).0.index(lattice, name).await;
         read_reply(read, not_found(name, None), error, |index| VersionResponse {
             result: GetResult::Success,
             message: format!("{} version(s)", index.versions.len()),
@@ -474,12 +787,26 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         }
     }
 
-    async fn status(&self, lattice: &str, name: &str) -> StatusResponse {
-        match self.store.index(lattice, name).await {
-            Ok(Some(_)) => StatusResponse {
-                result: StatusResult::Ok,
-                message: String::new(),
-                status: Some(self.app_status(lattice, name).await),
+    async fn status(&self, lattice: &str, name: &str, via: Via) -> StatusResponse {
+        let (store, status) = self.stores(via);
+        match store.index(lattice, name).await {
+            Ok(Some(_)) => match status.get(lattice, name).await {
+                Ok(found) => StatusResponse {
+                    result: StatusResult::Ok,
+                    message: String::new(),
+                    status: Some(found.unwrap_or_default()),
+                },
+                Err(e) if via == (Via::Leader { strict: true }) => {
+                    StatusResponse::unavailable(format!("cannot read the status: {e}"))
+                }
+                Err(e) => StatusResponse {
+                    result: StatusResult::Ok,
+                    message: String::new(),
+                    status: Some(Status::new(
+                        StatusType::Undeployed,
+                        format!("status unavailable: {e}"),
+                    )),
+                },
             },
             Ok(None) => StatusResponse {
                 result: StatusResult::NotFound,
@@ -492,9 +819,9 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
         }
     }
 
-    async fn history(&self, lattice: &str, name: &str) -> HistoryResponse {
+    async fn history(&self, lattice: &str, name: &str, via: Via) -> HistoryResponse {
         let error = |result, message| HistoryResponse { result, message, history: vec![] };
-        let read = self.store.history(lattice, name).await;
+        let read = self.stores(via).0.history(lattice, name).await;
         read_reply(read, not_found(name, None), error, |history| HistoryResponse {
             result: GetResult::Success,
             message: format!(
@@ -584,6 +911,192 @@ mod tests {
     use wadm_model::{ScalerStatus, Status, StatusInfo, StatusType};
 
     use super::*;
+
+    /// A bucket shared by two handles: one the leader path (answering, hanging or failing as
+    /// told), one any replica (always answering).
+    #[derive(Clone)]
+    struct TestKv {
+        kv: wadm_store::MemoryKv,
+        leader: Leader,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Leader {
+        Answers,
+        /// No answer at all (an election: the leader request times out).
+        Silent,
+        /// JetStream's 503.
+        Unavailable,
+    }
+
+    impl TestKv {
+        async fn gate(&self, key: &str) -> Result<(), wadm_store::KvError> {
+            match self.leader {
+                Leader::Answers => Ok(()),
+                Leader::Silent => std::future::pending().await,
+                Leader::Unavailable => Err(wadm_store::KvError::from_reason(
+                    key,
+                    "JetStream system temporarily unavailable (code 503, error code 10008)".into(),
+                )),
+            }
+        }
+    }
+
+    impl Kv for TestKv {
+        async fn get(&self, key: &str) -> Result<Option<wadm_store::KvEntry>, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.get(key).await
+        }
+        async fn create(&self, key: &str, value: bytes::Bytes) -> Result<u64, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.create(key, value).await
+        }
+        async fn update(
+            &self,
+            key: &str,
+            value: bytes::Bytes,
+            revision: u64,
+        ) -> Result<u64, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.update(key, value, revision).await
+        }
+        async fn put(&self, key: &str, value: bytes::Bytes) -> Result<u64, wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.put(key, value).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), wadm_store::KvError> {
+            self.gate(key).await?;
+            self.kv.delete(key).await
+        }
+        async fn scan(
+            &self,
+            pattern: &str,
+        ) -> Result<Vec<(String, wadm_store::KvEntry)>, wadm_store::KvError> {
+            self.gate(pattern).await?;
+            self.kv.scan(pattern).await
+        }
+    }
+
+    struct NoStatus;
+
+    impl StatusStore for NoStatus {
+        async fn get(&self, _: &str, _: &str) -> Result<Option<Status>, wadm_store::StatusError> {
+            Ok(None)
+        }
+        async fn list(
+            &self,
+            _: &str,
+        ) -> Result<std::collections::BTreeMap<String, Status>, wadm_store::StatusError> {
+            Ok(Default::default())
+        }
+        async fn set(&self, _: &str, _: &str, _: &Status) -> Result<bool, wadm_store::StatusError> {
+            Ok(true)
+        }
+        async fn remove(&self, _: &str, _: &str) -> Result<(), wadm_store::StatusError> {
+            Ok(())
+        }
+    }
+
+    struct NoProbe;
+
+    impl LatticeProbe for NoProbe {
+        async fn has_hosts(&self, _: &str) -> Result<bool, crate::probe::ProbeError> {
+            Ok(true)
+        }
+    }
+
+    const BUDGET: ReadBudget = ReadBudget {
+        leader: std::time::Duration::from_millis(100),
+        any_replica: std::time::Duration::from_millis(500),
+    };
+
+    fn api(
+        kv: &wadm_store::MemoryKv,
+        leader: Leader,
+        fallback: bool,
+    ) -> Api<TestKv, NoStatus, NoProbe> {
+        let handle = |leader| ManifestStore::new(TestKv { kv: kv.clone(), leader });
+        Api {
+            store: handle(leader),
+            status: NoStatus,
+            probe: NoProbe,
+            events: None,
+            max_manifest_bytes: 1 << 20,
+            max_reply_bytes: 1 << 20,
+            any_replica: fallback
+                .then(|| AnyReplica { store: handle(Leader::Answers), status: NoStatus }),
+            budget: BUDGET,
+        }
+    }
+
+    fn request(operation: Operation, body: &[u8]) -> Request<'_> {
+        Request {
+            lattice: "default",
+            operation,
+            body,
+            content_type: None,
+            actor: "test",
+            expected_revision: None,
+        }
+    }
+
+    fn reply(answer: &Answer) -> serde_json::Value {
+        serde_json::from_slice(&answer.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_a_leader_reads_are_answered_stale_and_writes_refused() {
+        let kv = wadm_store::MemoryKv::default();
+        let current = api(&kv, Leader::Answers, true);
+        let manifest = wadm_test_support::hello_manifest("kept", "v1", 1);
+        let put = current.handle(request(Operation::Put, manifest.as_bytes())).await;
+        assert_eq!(reply(&put)["result"], "created");
+        let listed = current.handle(request(Operation::List, b"")).await;
+        assert!(!listed.stale);
+        assert_eq!(reply(&listed)["models"][0]["name"], "kept");
+
+        for leader in [Leader::Silent, Leader::Unavailable] {
+            let electing = api(&kv, leader, true);
+            let asked = std::time::Instant::now();
+            let listed = electing.handle(request(Operation::List, b"")).await;
+            assert!(listed.stale, "{}", reply(&listed));
+            let body = reply(&listed);
+            assert_eq!(body["result"], "success");
+            assert_eq!(body["models"][0]["name"], "kept");
+            assert!(body["message"].as_str().unwrap().contains(STALE_NOTE), "{body}");
+            let got = electing.handle(request(Operation::Get("kept".into()), b"")).await;
+            assert!(got.stale && reply(&got)["result"] == "success", "{}", reply(&got));
+            let status = electing.handle(request(Operation::Status("kept".into()), b"")).await;
+            assert!(status.stale && reply(&status)["result"] == "ok", "{}", reply(&status));
+            // Unknown to a replica that may lag: retry, never `notfound`.
+            let unknown = electing.handle(request(Operation::Get("nope".into()), b"")).await;
+            let body = reply(&unknown);
+            assert!(!unknown.stale);
+            assert_eq!(body["result"], "error", "{body}");
+            assert!(body["message"].as_str().unwrap().contains(RETRY_NOTE), "{body}");
+            // Writes: refused, retryable, nothing written.
+            let other = wadm_test_support::hello_manifest("new", "v1", 1);
+            let put = electing.handle(request(Operation::Put, other.as_bytes())).await;
+            let body = reply(&put);
+            assert_eq!(body["result"], "error", "{body}");
+            assert!(body["message"].as_str().unwrap().contains("temporarily unavailable"));
+            let deploy = electing.handle(request(Operation::Deploy("kept".into()), b"{}")).await;
+            assert_eq!(reply(&deploy)["result"], "error", "{}", reply(&deploy));
+            // Each within the budgets (every request here waits the leader's at most once).
+            let bound = (BUDGET.leader + BUDGET.any_replica) * 6;
+            assert!(asked.elapsed() < bound, "{:?}", asked.elapsed());
+        }
+        let listed = current.handle(request(Operation::List, b"")).await;
+        assert_eq!(reply(&listed)["models"].as_array().unwrap().len(), 1, "nothing new written");
+
+        // No replica to fall back to: the leader's failure, retryable.
+        let alone = api(&kv, Leader::Silent, false);
+        let listed = alone.handle(request(Operation::List, b"")).await;
+        assert!(!listed.stale);
+        let body = reply(&listed);
+        assert_eq!(body["result"], "error", "{body}");
+        assert!(body["message"].as_str().unwrap().contains(RETRY_NOTE), "{body}");
+    }
 
     fn list(apps: usize) -> ListModelsResponse {
         let scalers = (0..20)

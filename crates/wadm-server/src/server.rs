@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use wadm_model::api::{DEFAULT_API_PREFIX, ErrorResponse};
 
-use crate::api::{ACTOR_HEADER, Api, Request};
+use crate::api::{ACTOR_HEADER, AnyReplica, Api, ReadBudget, Request, STALE_HEADER};
 use crate::probe::{DEFAULT_PROBE_WINDOW, NatsProbe};
 use crate::subject::parse_request;
 use crate::view::{KnownLattices, ObservedState, Views};
@@ -65,6 +65,9 @@ pub struct ServerConfig {
     /// The scalers `model.plan` plans with: the runtime's ([`wadm_scheduler::ScalerFactory`];
     /// default: the built-in ones).
     pub scalers: wadm_scheduler::ScalerFactory,
+    /// How long requests wait for stream leaders before read-only ones read from any replica
+    /// (marked stale) and writes are refused as retryable.
+    pub read_budget: ReadBudget,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             known_lattices: KnownLattices::default(),
             account_scoped: false,
             scalers: wadm_scheduler::ScalerFactory::builtin(),
+            read_budget: ReadBudget::default(),
         }
     }
 }
@@ -134,15 +138,22 @@ impl Server {
         let js = wadm_store::jetstream(client.clone(), config.js_domain.as_deref());
         let (names, replicas) = (&config.names, config.replicas);
         let manifests = bucket_config(&names.manifest_bucket(), MANIFEST_DESCRIPTION, replicas);
-        let bucket = ensure_bucket(&js, manifests).await?;
+        let bucket =
+            ensure_bucket(&js, manifests, wadm_store::manifest::BUCKET_DIRECT_GETS).await?;
         let status_config = NatsStatusStore::stream_config(&names.status_stream(), None, replicas);
         let status_stream = ensure_stream(&js, status_config).await?;
+        let status = NatsStatusStore::new(js.clone(), status_stream);
         let store = ManifestStore::new(NatsKv::new(bucket))
             .with_max_versions(config.max_versions)
             .with_max_history(config.max_history);
         let api = Arc::new(Api {
+            any_replica: Some(AnyReplica {
+                store: ManifestStore::new(store.kv().any_replica()),
+                status: status.any_replica(),
+            }),
+            budget: config.read_budget,
             store,
-            status: NatsStatusStore::new(js.clone(), status_stream),
+            status,
             probe: NatsProbe::new(client.clone(), config.probe_window),
             events: Some(client.clone()),
             max_manifest_bytes: config.max_request_bytes,
@@ -223,7 +234,8 @@ async fn serve_one(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let Some(reply_to) = message.reply.clone() else { return };
-    let (mut reply, follow) = answer(api, views, config, &message).await;
+    let crate::api::Answer { body: mut reply, follow_up: follow, stale } =
+        answer(api, views, config, &message).await;
     if reply.len() > api.max_reply_bytes {
         let too_big = format!(
             "the reply ({} bytes) exceeds the NATS max payload ({} bytes)",
@@ -237,6 +249,9 @@ async fn serve_one(
     count_request(config, message.subject.as_str(), &reply);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(SERVER_HEADER, config.instance_id.as_str());
+    if stale {
+        headers.insert(STALE_HEADER, "true");
+    }
     if let Err(e) = client.publish_with_headers(reply_to, headers, reply.into()).await {
         tracing::warn!(error = %e, "cannot send reply");
     }
@@ -252,12 +267,15 @@ async fn answer(
     views: &Views,
     config: &ServerConfig,
     message: &async_nats::Message,
-) -> (Vec<u8>, Option<crate::api::FollowUp>) {
-    let error = |m: String| serde_json::to_vec(&ErrorResponse::new(m)).expect("serialises");
+) -> crate::api::Answer {
+    let error = |m: String| {
+        let body = serde_json::to_vec(&ErrorResponse::new(m)).expect("serialises");
+        crate::api::Answer { body, follow_up: None, stale: false }
+    };
     let subject = message.subject.as_str();
     let parsed = match parse_request(&config.api_prefix, subject, config.account_scoped) {
         Ok(p) => p,
-        Err(e) => return (error(e.to_string()), None),
+        Err(e) => return error(e.to_string()),
     };
     if message.payload.len() > config.max_request_bytes {
         let m = format!(
@@ -265,7 +283,7 @@ async fn answer(
             message.payload.len(),
             config.max_request_bytes
         );
-        return (error(m), None);
+        return error(m);
     }
     let header = |name: &str| {
         message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string())
@@ -275,16 +293,17 @@ async fn answer(
         header(ACTOR_HEADER).filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "unknown".into());
     let expected_revision = header(wadm_model::api::EXPECTED_REVISION_HEADER);
     tracing::debug!(subject = %message.subject, %actor, "request");
+    let current = |body| crate::api::Answer { body, follow_up: None, stale: false };
     match parsed.operation {
         crate::subject::Operation::Hosts => {
             let reply = views
                 .hosts(&api.store, &parsed.lattice, &message.payload, api.max_reply_bytes)
                 .await;
-            return (serde_json::to_vec(&reply).expect("serialises"), None);
+            return current(serde_json::to_vec(&reply).expect("serialises"));
         }
         crate::subject::Operation::Lattices => {
             let reply = views.lattices(parsed.account.as_deref()).await;
-            return (serde_json::to_vec(&reply).expect("serialises"), None);
+            return current(serde_json::to_vec(&reply).expect("serialises"));
         }
         crate::subject::Operation::Plan(name) => {
             let planner = crate::plan::Planner {
@@ -296,7 +315,7 @@ async fn answer(
             let body = &message.payload;
             let reply =
                 planner.plan(&parsed.lattice, name.as_deref(), body, content_type.as_deref()).await;
-            return (serde_json::to_vec(&reply).expect("serialises"), None);
+            return current(serde_json::to_vec(&reply).expect("serialises"));
         }
         _ => {}
     }

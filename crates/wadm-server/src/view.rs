@@ -21,6 +21,7 @@ use wadm_model::api::{
     LatticesResponse, RunningWorkload,
 };
 
+use wadm_store::Reads;
 use wadm_store::kv::Kv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::manifest::keys::is_valid_app_name;
@@ -214,8 +215,9 @@ impl ObservedState {
         let empty = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
         let Some(store) = self.bucket().await? else { return Ok(empty) };
         let filter = wadm_store::observed::keys::lattice_filter(lattice);
-        let entries =
-            wadm_store::kv_list::live_entries(store, &filter).await.map_err(|e| e.to_string())?;
+        let entries = wadm_store::kv_list::live_entries(store, &filter, Reads::Leader)
+            .await
+            .map_err(|e| e.to_string())?;
         let records = entries.iter().map(|e| (e.key.as_str(), e.value.as_ref()));
         wadm_store::observed::records::rebuild(lattice, records).map_err(|e| e.to_string())
     }
@@ -224,8 +226,9 @@ impl ObservedState {
     pub async fn host_count(&self, lattice: &str) -> Result<usize, String> {
         let Some(store) = self.bucket().await? else { return Ok(0) };
         let filter = format!("{}.host.*", wadm_store::kv_key::encode_token(lattice));
-        let entries =
-            wadm_store::kv_list::live_entries(store, &filter).await.map_err(|e| e.to_string())?;
+        let entries = wadm_store::kv_list::live_entries(store, &filter, Reads::Leader)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(entries.len())
     }
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::kv;
+
+use crate::availability::Reads;
 use bytes::Bytes;
 
 /// A stored value and the revision that wrote it.
@@ -25,11 +27,28 @@ pub enum KvError {
     Conflict(String),
     #[error("key-value store error on {key}: {reason}")]
     Backend { key: String, reason: String },
+    /// Nobody could serve it for now (a leader election, a node restarting): ask again.
+    #[error("{note} (on {key}: {reason})", note = crate::availability::RETRY_NOTE)]
+    Unavailable { key: String, reason: String },
 }
 
 impl KvError {
     fn backend(key: &str, error: impl std::error::Error) -> Self {
-        KvError::Backend { key: key.to_string(), reason: wadm_protocol::one_line(&error) }
+        Self::from_reason(key, wadm_protocol::one_line(&error))
+    }
+
+    /// [`KvError::Unavailable`] when `reason` says so ([`crate::availability::classify`]), else
+    /// [`KvError::Backend`].
+    pub fn from_reason(key: &str, reason: String) -> Self {
+        match crate::availability::is_unavailable(&reason) {
+            true => KvError::Unavailable { key: key.to_string(), reason },
+            false => KvError::Backend { key: key.to_string(), reason },
+        }
+    }
+
+    /// Whether asking again shortly may succeed (nothing was refused).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, KvError::Unavailable { .. })
     }
 }
 
@@ -57,31 +76,48 @@ pub trait Kv: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<(String, KvEntry)>, KvError>> + Send;
 }
 
-/// A JetStream key-value bucket.
+/// A JetStream key-value bucket. Reads go to the stream leader ([`Reads::Leader`]) whatever the
+/// bucket allows; [`NatsKv::any_replica`] is the same bucket read from any replica.
 #[derive(Clone)]
 pub struct NatsKv {
     store: kv::Store,
+    reads: Reads,
 }
 
 impl NatsKv {
     /// The bucket `store` (listing creates no consumer, so no connection is needed beside it).
     pub fn new(store: kv::Store) -> Self {
-        Self { store }
+        Self { store, reads: Reads::Leader }
+    }
+
+    /// The same bucket, read from any replica (direct gets, which followers answer during a
+    /// leader election too): possibly stale. Needs a bucket made with direct gets
+    /// ([`crate::provision::DirectGets::On`]); writes are unchanged.
+    pub fn any_replica(&self) -> Self {
+        Self { store: self.store.clone(), reads: Reads::AnyReplica }
+    }
+
+    /// Where this handle's reads go.
+    pub fn reads(&self) -> Reads {
+        self.reads
     }
 }
 
 impl Kv for NatsKv {
     async fn get(&self, key: &str) -> Result<Option<KvEntry>, KvError> {
-        let entry = self.store.entry(key).await.map_err(|e| KvError::backend(key, e))?;
-        Ok(entry.and_then(|e| match e.operation {
-            Operation::Put => Some(KvEntry { value: e.value, revision: e.revision }),
-            Operation::Delete | Operation::Purge => None,
-        }))
+        let subject = format!("{}{key}", self.store.prefix);
+        let message = crate::kv_list::last_message(&self.store.stream, self.reads, subject)
+            .await
+            .map_err(|reason| KvError::from_reason(key, reason))?;
+        Ok(message
+            .filter(|m| !is_removal(m))
+            .map(|m| KvEntry { value: m.payload, revision: m.sequence }))
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<u64, KvError> {
         self.store.create(key, value).await.map_err(|e| match e.kind() {
             kv::CreateErrorKind::AlreadyExists => KvError::Conflict(key.to_string()),
+            _ if refused_sequence(&e) => KvError::Conflict(key.to_string()),
             _ => KvError::backend(key, e),
         })
     }
@@ -89,6 +125,7 @@ impl Kv for NatsKv {
     async fn update(&self, key: &str, value: Bytes, revision: u64) -> Result<u64, KvError> {
         self.store.update(key, value, revision).await.map_err(|e| match e.kind() {
             kv::UpdateErrorKind::WrongLastRevision => KvError::Conflict(key.to_string()),
+            _ if refused_sequence(&e) => KvError::Conflict(key.to_string()),
             _ => KvError::backend(key, e),
         })
     }
@@ -104,14 +141,29 @@ impl Kv for NatsKv {
     /// Consumer-free (see [`crate::kv_list`]): listing as often as clients ask leaves nothing
     /// behind on the server.
     async fn scan(&self, pattern: &str) -> Result<Vec<(String, KvEntry)>, KvError> {
-        let entries = crate::kv_list::live_entries(&self.store, pattern)
+        let entries = crate::kv_list::live_entries(&self.store, pattern, self.reads)
             .await
-            .map_err(|e| KvError::Backend { key: e.pattern, reason: e.reason })?;
+            .map_err(|e| KvError::from_reason(&e.pattern, e.reason))?;
         Ok(entries
             .into_iter()
             .map(|e| (e.key, KvEntry { value: e.value, revision: e.revision }))
             .collect())
     }
+}
+
+/// Whether JetStream refused a compare-and-set write because the key's last sequence differs:
+/// besides 10071 (which async-nats reports as a wrong revision), a clustered stream answers
+/// 10164 ("wrong last sequence", without the sequence) around a leader change, which async-nats
+/// reports as another error. Either is a conflict: re-read and decide again.
+fn refused_sequence(error: &dyn std::error::Error) -> bool {
+    let text = wadm_protocol::one_line(error).to_ascii_lowercase();
+    text.contains("10164") || text.contains("10071") || text.contains("wrong last sequence")
+}
+
+/// Whether a bucket's message is a delete or purge marker (`KV-Operation`).
+pub(crate) fn is_removal(message: &async_nats::jetstream::message::StreamMessage) -> bool {
+    let operation = message.headers.get("KV-Operation").map(|op| op.as_str());
+    matches!(operation, Some("DEL" | "PURGE"))
 }
 
 /// An in-process bucket with the same semantics, for tests; clones share the bucket (every
@@ -208,6 +260,24 @@ mod tests {
         assert!(subject_matches("a.>", "a.b.c"));
         assert!(!subject_matches("a.>", "a"));
         assert!(!subject_matches("a.b", "a.b.c"));
+    }
+
+    #[test]
+    fn wrong_last_sequence_is_a_conflict_whatever_its_code() {
+        #[derive(Debug)]
+        struct Text(&'static str);
+        impl std::fmt::Display for Text {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Text {}
+        // As a deploy met it while a frozen leader was replaced (fault suite).
+        let seen = "failed getting entry: publish failed: wrong last sequence (code 400, error \
+                    code 10164)";
+        assert!(refused_sequence(&Text(seen)));
+        assert!(refused_sequence(&Text("wrong last sequence: 4 (code 400, error code 10071)")));
+        assert!(!refused_sequence(&Text("failed getting entry: timed out")));
     }
 
     #[tokio::test]

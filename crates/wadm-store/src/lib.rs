@@ -1,7 +1,8 @@
-//! Everything wadm keeps in JetStream, and the NATS reads of the lattice its state comes from.
+//! Everything wadm keeps in JetStream.
 //!
 //! - [`names`]: every stream, bucket and durable consumer name, from one prefix ([`StoreNames`]);
 //! - [`provision`]: JetStream contexts, creating streams and buckets (one bucket configuration);
+//! - [`availability`]: leader or any-replica reads, "gone" versus "briefly unavailable";
 //! - [`kv`], [`kv_key`], [`kv_list`]: the compare-and-set KV seam, key tokens, consumer-free lists;
 //! - [`manifest`]: the versioned manifest store; [`status`]: the application status store;
 //! - [`observed`]: observed lattice state, one key per entity; [`events`]: manifest CloudEvents;
@@ -10,6 +11,7 @@
 //! Decisions are made by the pure crates; this crate only moves bytes and reads the clock.
 
 pub mod account;
+pub mod availability;
 pub mod clock;
 pub mod events;
 pub mod health;
@@ -22,6 +24,7 @@ pub mod observed;
 pub mod provision;
 pub mod status;
 
+pub use availability::{Availability, Reads};
 pub use kv::{Kv, KvEntry, KvError, MemoryKv, NatsKv};
 pub use manifest::{ManifestError, ManifestStore};
 pub use names::{InvalidPrefix, StoreNames};

@@ -3,11 +3,13 @@
 //! [`ensure_stream`] (retrying while a clustered JetStream forms), [`bucket_config`] (the one
 //! configuration of wadm's buckets).
 //!
-//! Buckets and the status stream read from the stream leader: direct gets may be served by a
-//! lagging follower, so a read right after an acknowledged write could miss it. wadm's buckets
-//! and streams are made (or switched, once, at start) with direct gets off; the cost is small
-//! (≈ 0.6 ms against ≈ 0.35 ms a read, 3-node cluster). `docs/deploy.md` ("Which reads are
-//! current") lists every read path.
+//! Current reads go to the stream leader (`STREAM.MSG.GET`): a direct get may be served by a
+//! lagging follower, so a read right after an acknowledged write could miss it. The cost is
+//! small (≈ 0.6 ms against ≈ 0.35 ms a read, 3-node cluster). The manifest bucket and the status
+//! stream also allow direct gets ([`DirectGets::On`]): while no leader answers (an election) the
+//! API's read-only requests are answered from a follower, marked possibly stale. The runtime's
+//! own buckets keep them off. A stream or bucket whose setting differs is switched, once, at
+//! start, its data kept. `docs/deploy.md` ("Which reads are current") lists every read path.
 
 use std::future::Future;
 use std::time::Duration;
@@ -47,13 +49,24 @@ pub fn bucket_config(bucket: &str, description: &str, replicas: usize) -> kv::Co
     }
 }
 
+/// Whether a bucket's followers answer direct gets (used only for reads made while no leader
+/// answers, marked possibly stale: see [`crate::availability::Reads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectGets {
+    Off,
+    On,
+}
+
 /// Get the bucket, creating it if missing; tolerate a concurrent creation by another replica.
+/// Every process opening one bucket must pass the same `direct` (a differing bucket is
+/// switched).
 pub async fn ensure_bucket(
     js: &jetstream::Context,
     config: kv::Config,
+    direct: DirectGets,
 ) -> Result<kv::Store, ProvisionError> {
     let what = format!("bucket {}", config.bucket);
-    patiently(&what, || open_or_create(js, &config)).await
+    patiently(&what, || open_or_create(js, &config, direct)).await
 }
 
 /// Get the stream, creating it if missing; tolerate a concurrent creation by another replica.
@@ -65,9 +78,9 @@ pub async fn ensure_stream(
     patiently(&what, || open_or_create_stream(js, &config)).await
 }
 
-/// Open stream `config.name`, creating it when missing; when `config` turns direct gets off and
-/// the stream (made by an older wadm) has them on, it is switched to leader reads once. One
-/// attempt: the error says why (callers retry while a clustered JetStream forms).
+/// Open stream `config.name`, creating it when missing; when its direct gets differ from
+/// `config`'s (a stream made by another wadm version), it is switched once. One attempt: the
+/// error says why (callers retry while a clustered JetStream forms).
 pub async fn open_or_create_stream(
     js: &jetstream::Context,
     config: &stream::Config,
@@ -81,12 +94,12 @@ pub async fn open_or_create_stream(
                 .map_err(|e| format!("{e} (read: {read})"));
         }
     };
-    if config.allow_direct || !stream.cached_info().config.allow_direct {
+    if config.allow_direct == stream.cached_info().config.allow_direct {
         return Ok(stream);
     }
     let mut switched = stream.cached_info().config.clone();
-    switched.allow_direct = false;
-    js.update_stream(switched).await.map_err(|e| format!("switching to leader reads: {e}"))?;
+    switched.allow_direct = config.allow_direct;
+    js.update_stream(switched).await.map_err(|e| format!("switching direct gets: {e}"))?;
     js.get_stream(&config.name).await.map_err(|e| e.to_string())
 }
 
@@ -218,19 +231,20 @@ mod refusals {
     }
 }
 
-/// Open bucket `config.bucket`, creating it (with leader reads) when missing; a bucket an
-/// older wadm created with direct gets is switched to leader reads. One attempt: the error
-/// says why (callers retry while a clustered JetStream forms).
+/// Open bucket `config.bucket`, creating it with `direct` when missing; a bucket whose direct
+/// gets differ (made by another wadm version) is switched. One attempt: the error says why
+/// (callers retry while a clustered JetStream forms).
 pub async fn open_or_create(
     js: &jetstream::Context,
     config: &kv::Config,
+    direct: DirectGets,
 ) -> Result<kv::Store, String> {
     match js.get_key_value(&config.bucket).await {
-        Ok(store) => leader_reads(js, store).await.map_err(|e| e.to_string()),
+        Ok(store) => switch_direct_gets(js, store, direct).await.map_err(|e| e.to_string()),
         Err(read) => {
             // Replicas racing to create it send the same configuration, which the server
             // accepts as one creation.
-            js.create_stream(bucket_stream(config))
+            js.create_stream(bucket_stream(config, direct))
                 .await
                 .map_err(|e| format!("{e} (read: {read})"))?;
             js.get_key_value(&config.bucket).await.map_err(|e| e.to_string())
@@ -238,26 +252,28 @@ pub async fn open_or_create(
     }
 }
 
-/// Switch `store` to leader reads if it is not yet; returns a handle that knows.
-pub async fn leader_reads(
+/// Switch `store`'s direct gets to `direct` if they differ; returns a handle that knows.
+pub async fn switch_direct_gets(
     js: &jetstream::Context,
     store: kv::Store,
+    direct: DirectGets,
 ) -> Result<kv::Store, async_nats::Error> {
     let mut stream = js.get_stream(&store.stream_name).await?;
     let info = stream.info().await?;
-    if !info.config.allow_direct {
+    let allow = direct == DirectGets::On;
+    if info.config.allow_direct == allow {
         return Ok(store);
     }
     let mut config = info.config.clone();
-    config.allow_direct = false;
+    config.allow_direct = allow;
     js.update_stream(config).await?;
     Ok(js.get_key_value(&store.name).await?)
 }
 
 /// The stream behind KV bucket `config`: the layout every NATS KV client reads (stream
 /// `KV_{bucket}` on subjects `$KV.{bucket}.>`, `history` messages per key, rollups allowed,
-/// deletes only by marker, new writes refused when full), with direct gets off.
-pub fn bucket_stream(config: &kv::Config) -> stream::Config {
+/// deletes only by marker, new writes refused when full), with direct gets as `direct` says.
+pub fn bucket_stream(config: &kv::Config, direct: DirectGets) -> stream::Config {
     stream::Config {
         name: format!("KV_{}", config.bucket),
         description: Some(config.description.clone()),
@@ -270,7 +286,7 @@ pub fn bucket_stream(config: &kv::Config) -> stream::Config {
         num_replicas: config.num_replicas.max(1),
         allow_rollup: true,
         deny_delete: true,
-        allow_direct: false,
+        allow_direct: direct == DirectGets::On,
         discard: stream::DiscardPolicy::New,
         ..Default::default()
     }
@@ -288,26 +304,40 @@ mod tests {
         stream.info().await.unwrap().config.allow_direct
     }
 
+    /// A bucket is made with the direct gets asked for and switched when they differ (a bucket
+    /// an older wadm made), its data kept; reads through [`crate::NatsKv`] go to the leader
+    /// either way.
     #[tokio::test]
-    async fn buckets_read_from_the_leader_new_and_old() {
+    async fn buckets_get_the_direct_gets_asked_for_new_and_old() {
+        use crate::kv::{Kv, NatsKv};
         let nats = NatsServer::start();
         let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        // New: created with direct gets off, a working KV.
         let config = kv::Config { bucket: "fresh".into(), history: 1, ..Default::default() };
-        let store = open_or_create(&js, &config).await.unwrap();
+        let store = open_or_create(&js, &config, DirectGets::Off).await.unwrap();
         assert!(!allows_direct(&js, "fresh").await);
         let revision = store.put("k", Bytes::from_static(b"v")).await.unwrap();
         let entry = store.entry("k").await.unwrap().unwrap();
         assert_eq!((entry.value.as_ref(), entry.revision), (&b"v"[..], revision));
         assert_eq!(store.get("missing").await.unwrap(), None);
         // Opening again (another replica) changes nothing.
-        open_or_create(&js, &config).await.unwrap();
-        // Old: made by the library's default (direct gets on), switched once, data kept.
+        open_or_create(&js, &config, DirectGets::Off).await.unwrap();
+        assert!(!allows_direct(&js, "fresh").await);
+        // Switched on (as the manifest bucket made by the previous wadm is), data kept.
+        let store = open_or_create(&js, &config, DirectGets::On).await.unwrap();
+        assert!(allows_direct(&js, "fresh").await);
+        assert!(store.stream.cached_info().config.allow_direct, "the handle knows");
+        let kv = NatsKv::new(store);
+        for kv in [kv.clone(), kv.any_replica()] {
+            let entry = kv.get("k").await.unwrap().unwrap();
+            assert_eq!((entry.value.as_ref(), entry.revision), (&b"v"[..], revision));
+            assert_eq!(kv.get("missing").await.unwrap(), None);
+        }
+        // Made by the library's default (direct gets on) and switched off.
         let old = kv::Config { bucket: "old".into(), history: 1, ..Default::default() };
         let made = js.create_key_value(old.clone()).await.unwrap();
         made.put("k", Bytes::from_static(b"kept")).await.unwrap();
         assert!(allows_direct(&js, "old").await);
-        let store = open_or_create(&js, &old).await.unwrap();
+        let store = open_or_create(&js, &old, DirectGets::Off).await.unwrap();
         assert!(!allows_direct(&js, "old").await);
         assert!(!store.stream.cached_info().config.allow_direct, "the handle knows");
         assert_eq!(store.get("k").await.unwrap(), Some(Bytes::from_static(b"kept")));
@@ -332,39 +362,45 @@ mod tests {
         assert!(!is_jetstream_disabled("jetstream request timed out"));
     }
 
-    /// The status stream reads from the leader: created with direct gets off, and an older one
-    /// (direct gets on, as wadm used to make it) switched once when opened, its statuses kept;
-    /// the same for an account's own status stream, opened on first use by the status store.
+    /// The status stream allows direct gets (for reads while no leader answers): created so,
+    /// and one made without them (as the previous wadm made it) switched once when opened, its
+    /// statuses kept; the same for an account's own status stream, opened on first use by the
+    /// status store. Both read paths find the statuses.
     #[tokio::test]
-    async fn the_status_stream_reads_from_the_leader_new_and_old() {
+    async fn the_status_stream_allows_direct_gets_new_and_old() {
         use crate::status::{NatsStatusStore, StatusStore};
         let nats = NatsServer::start();
         let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
         let fresh = NatsStatusStore::stream_config("fresh_status", None, 1);
-        assert!(!fresh.allow_direct);
+        assert!(fresh.allow_direct);
         let fresh = NatsStatusStore::stream_config("fresh_status", Some("FRESH"), 1);
         let stream = ensure_stream(&js, fresh).await.unwrap();
-        assert!(!stream.cached_info().config.allow_direct);
+        assert!(stream.cached_info().config.allow_direct);
 
         let mut old = NatsStatusStore::stream_config("wadm_status", None, 1);
-        old.allow_direct = true;
+        old.allow_direct = false;
         js.create_stream(old.clone()).await.unwrap();
-        js.publish("wadm.status.default.kept", "{}".into()).await.unwrap().await.unwrap();
+        let kept = wadm_model::Status::new(wadm_model::StatusType::Deployed, "kept");
+        let payload = serde_json::to_vec(&kept).unwrap();
+        js.publish("wadm.status.default.kept", payload.into()).await.unwrap().await.unwrap();
         let mut old_account = NatsStatusStore::stream_config("wadm_status", Some("ACC"), 1);
-        old_account.allow_direct = true;
+        old_account.allow_direct = false;
         js.create_stream(old_account).await.unwrap();
 
         let config = NatsStatusStore::stream_config("wadm_status", None, 1);
         let stream = ensure_stream(&js, config).await.unwrap();
-        assert!(!stream.cached_info().config.allow_direct, "the handle knows");
+        assert!(stream.cached_info().config.allow_direct, "the handle knows");
         let mut stream = js.get_stream("wadm_status").await.unwrap();
-        assert!(!stream.info().await.unwrap().config.allow_direct);
-        let kept = stream.get_last_raw_message_by_subject("wadm.status.default.kept").await;
-        assert_eq!(kept.unwrap().payload.as_ref(), b"{}");
+        assert!(stream.info().await.unwrap().config.allow_direct);
 
         let store = NatsStatusStore::new(js.clone(), stream);
+        for store in [store.clone(), store.any_replica()] {
+            assert_eq!(store.get("default", "kept").await.unwrap(), Some(kept.clone()));
+            assert_eq!(store.list("default").await.unwrap().len(), 1);
+            assert_eq!(store.get("default", "other").await.unwrap(), None);
+        }
         store.list("ACC.default").await.unwrap();
         let mut account = js.get_stream("wadm_status_ACC").await.unwrap();
-        assert!(!account.info().await.unwrap().config.allow_direct);
+        assert!(account.info().await.unwrap().config.allow_direct);
     }
 }

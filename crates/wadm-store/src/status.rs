@@ -12,6 +12,8 @@ use std::future::Future;
 use async_nats::jetstream::{self, stream};
 use wadm_model::Status;
 
+use crate::availability::Reads;
+
 /// `wadm.status.{lattice}.{app}`.
 pub fn status_subject(lattice: &str, app: &str) -> String {
     wadm_protocol::subject::scoped(lattice, |name| format!("wadm.status.{name}.{app}"))
@@ -23,6 +25,13 @@ pub fn status_subject(lattice: &str, app: &str) -> String {
 pub struct StatusError {
     pub subject: String,
     pub reason: String,
+}
+
+impl StatusError {
+    /// Whether asking again shortly may succeed ([`crate::availability::classify`]).
+    pub fn is_unavailable(&self) -> bool {
+        crate::availability::is_unavailable(&self.reason)
+    }
 }
 
 /// Where application status lives.
@@ -55,19 +64,27 @@ pub trait StatusStore: Send + Sync + 'static {
 
 /// Status kept in the status stream (`max_msgs_per_subject: 1`); another account's lattices'
 /// in that account's own `{status stream}_{account}` (see [`crate::account`]), opened (and
-/// created when missing) on first use.
+/// created when missing) on first use. Reads go to the stream leader; [`Self::any_replica`]
+/// reads from any replica.
 #[derive(Clone)]
 pub struct NatsStatusStore {
     js: jetstream::Context,
     stream: stream::Stream,
     accounts: std::sync::Arc<std::sync::Mutex<BTreeMap<String, stream::Stream>>>,
+    reads: Reads,
 }
 
 impl NatsStatusStore {
     /// Use the (already created) plain status stream (never an account's own: those are found
     /// from its name).
     pub fn new(js: jetstream::Context, stream: stream::Stream) -> Self {
-        Self { js, stream, accounts: Default::default() }
+        Self { js, stream, accounts: Default::default(), reads: Reads::Leader }
+    }
+
+    /// The same store, its reads answered by any replica (direct gets, served by followers
+    /// during a leader election too): possibly stale. Writes are unchanged.
+    pub fn any_replica(&self) -> Self {
+        Self { reads: Reads::AnyReplica, ..self.clone() }
     }
 
     /// The configuration of the status stream `name` ([`crate::StoreNames::status_stream`]), or
@@ -79,9 +96,10 @@ impl NatsStatusStore {
             description: Some("wadm: last status of every application".into()),
             subjects: vec![crate::account::stream_subject("wadm.status.>", account)],
             max_messages_per_subject: 1,
-            // Reads go to the stream leader (a direct get may be answered by a lagging
-            // follower); an older stream with direct gets on is switched when opened.
-            allow_direct: false,
+            // Current reads go to the stream leader all the same (a direct get may be answered
+            // by a lagging follower); direct gets serve the possibly stale reads made while no
+            // leader answers. A stream made without them is switched when opened.
+            allow_direct: true,
             ..Default::default()
         }
     }
@@ -113,23 +131,36 @@ fn err(subject: &str, e: impl std::error::Error) -> StatusError {
     StatusError { subject: subject.to_string(), reason: wadm_protocol::one_line(&e) }
 }
 
-impl StatusStore for NatsStatusStore {
-    async fn get(&self, lattice: &str, app: &str) -> Result<Option<Status>, StatusError> {
+impl NatsStatusStore {
+    /// The application's last status, read as `reads` says.
+    async fn read(
+        &self,
+        reads: Reads,
+        lattice: &str,
+        app: &str,
+    ) -> Result<Option<Status>, StatusError> {
         let subject = status_subject(lattice, app);
-        match self.stream_of(lattice).await?.get_last_raw_message_by_subject(&subject).await {
-            Ok(message) => {
+        let stream = self.stream_of(lattice).await?;
+        match crate::kv_list::last_message(&stream, reads, subject.clone()).await {
+            Ok(Some(message)) => {
                 serde_json::from_slice(&message.payload).map(Some).map_err(|e| err(&subject, e))
             }
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(err(&subject, e)),
+            Ok(None) => Ok(None),
+            Err(reason) => Err(StatusError { subject, reason }),
         }
+    }
+}
+
+impl StatusStore for NatsStatusStore {
+    async fn get(&self, lattice: &str, app: &str) -> Result<Option<Status>, StatusError> {
+        self.read(self.reads, lattice, app).await
     }
 
     /// Consumer-free (see [`crate::kv_list`]); unreadable statuses are left out.
     async fn list(&self, lattice: &str) -> Result<BTreeMap<String, Status>, StatusError> {
         let filter = status_subject(lattice, "*");
         let stream = self.stream_of(lattice).await?;
-        let messages = crate::kv_list::last_per_subject(&stream, &filter)
+        let messages = crate::kv_list::last_per_subject(&stream, &filter, self.reads)
             .await
             .map_err(|e| StatusError { subject: e.pattern, reason: e.reason })?;
         Ok(messages
@@ -142,7 +173,8 @@ impl StatusStore for NatsStatusStore {
     }
 
     async fn set(&self, lattice: &str, app: &str, status: &Status) -> Result<bool, StatusError> {
-        if self.get(lattice, app).await?.as_ref() == Some(status) {
+        // Compared with the current status (the leader's), whatever this handle reads.
+        if self.read(Reads::Leader, lattice, app).await?.as_ref() == Some(status) {
             return Ok(false);
         }
         let subject = status_subject(lattice, app);

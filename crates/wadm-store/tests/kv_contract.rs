@@ -32,15 +32,18 @@ async fn nats_kv_behaves_like_memory_kv() {
     let nats = NatsServer::start();
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    let store = wadm_store::provision::ensure_bucket(
-        &js,
-        async_nats::jetstream::kv::Config { bucket: "kv_contract".into(), ..Default::default() },
-    )
-    .await
-    .unwrap();
-    let on_nats = exercise(&NatsKv::new(store)).await;
+    let bucket = |name: &str| async_nats::jetstream::kv::Config {
+        bucket: name.into(),
+        ..Default::default()
+    };
+    let direct = wadm_store::provision::DirectGets::On;
+    let store = wadm_store::provision::ensure_bucket(&js, bucket("kv_contract"), direct);
+    let on_nats = exercise(&NatsKv::new(store.await.unwrap())).await;
     let in_memory = exercise(&MemoryKv::default()).await;
     assert_eq!(on_nats, in_memory);
+    // Read from any replica (here the only one): the same.
+    let store = wadm_store::provision::ensure_bucket(&js, bucket("kv_any"), direct);
+    assert_eq!(exercise(&NatsKv::new(store.await.unwrap()).any_replica()).await, in_memory);
     assert!(on_nats[0].contains("Conflict") && on_nats[1].contains("Conflict"), "{on_nats:?}");
     assert_eq!(on_nats[2], "None");
     assert_eq!(on_nats[3], r#"[("l.a.index", b"2")]"#);

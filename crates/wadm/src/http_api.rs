@@ -24,6 +24,7 @@ use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::json;
 use wadm_model::api::EXPECTED_REVISION_HEADER;
+use wadm_server::api::STALE_HEADER;
 
 /// The OpenAPI description of the routes below.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
@@ -167,7 +168,16 @@ impl Gateway {
             .headers(headers)
             .timeout(Some(self.settings.request_timeout));
         match self.nats.send_request(subject, request).await {
-            Ok(reply) => api_reply(&reply.payload),
+            Ok(reply) => {
+                let mut response = api_reply(&reply.payload);
+                // A read answered from a replica that may lag says so here too.
+                let stale = reply.headers.as_ref().and_then(|h| h.get(STALE_HEADER));
+                if stale.is_some_and(|v| v.as_str() == "true") {
+                    let name = header::HeaderName::from_static("wadm-stale");
+                    response.headers_mut().insert(name, header::HeaderValue::from_static("true"));
+                }
+                response
+            }
             Err(e) => match e.kind() {
                 async_nats::RequestErrorKind::NoResponders => {
                     error(StatusCode::SERVICE_UNAVAILABLE, "no wadm answered the NATS API request")

@@ -285,7 +285,9 @@ async fn check_readiness(
     let js = wadm_store::jetstream(client.clone(), js_domain);
     let read = async {
         let bucket = js.get_key_value(manifest_bucket).await?;
-        bucket.get("readyz").await?;
+        // A leader read: the bucket allows direct gets, which a follower would answer.
+        use wadm_store::kv::Kv;
+        wadm_store::NatsKv::new(bucket).get("readyz").await?;
         Ok::<_, async_nats::Error>(())
     };
     let storage = match tokio::time::timeout(STORAGE_CHECK_TIMEOUT, read).await {

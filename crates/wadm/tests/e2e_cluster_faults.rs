@@ -104,6 +104,8 @@ async fn connect_replica(cluster: &NatsCluster, node: usize) -> async_nats::Clie
     let urls: Vec<String> = urls_from(cluster, node).split(',').map(String::from).collect();
     let client = async_nats::ConnectOptions::new()
         .retain_servers_order()
+        // As wadm connects: a frozen node is left within a few seconds.
+        .ping_interval(wadm_client::connect::DEFAULT_PING_INTERVAL)
         .connect(urls)
         .await
         .expect("replica connects");
@@ -209,6 +211,11 @@ impl Rig {
             self.sim_node
         );
         assert_ne!(faulty, self.sim_node, "the leader moved to the hosts' node");
+        // The fault takes every leader the API reads from with it: the manifest bucket's and
+        // the status stream's move to the faulty node first (else the API would not notice).
+        for name in leader_read_streams() {
+            self.lead_on(&name, faulty).await;
+        }
         let probe =
             api(async_nats::connect(self.cluster.url(live)).await.unwrap(), Duration::from_secs(1));
         // Through a live node (kept first): a client connected to the faulty node itself waits
@@ -286,6 +293,34 @@ impl Rig {
 
     fn sim(&self) -> &SimLattice {
         self.sim.as_ref().expect("started")
+    }
+
+    /// Move the leadership of stream `name` to node `node` (a stepdown naming it preferred,
+    /// asked again while another node leads) and wait until it leads.
+    async fn lead_on(&self, name: &str, node: usize) {
+        let client = async_nats::connect(self.cluster.url(node)).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let wanted = format!("n{node}");
+        let asked: std::cell::Cell<Option<Instant>> = Default::default();
+        let led = wait_for(common::DEADLINE, || async {
+            let mut stream = js.get_stream(name).await.ok()?;
+            let info = stream.info().await.ok()?;
+            let leader = info.cluster.as_ref()?.leader.clone();
+            if leader.as_deref() == Some(wanted.as_str()) {
+                return Some(());
+            }
+            // One stepdown, then time for the election it starts.
+            let again = asked.get().is_none_or(|at| at.elapsed() > Duration::from_secs(2));
+            if leader.is_some() && again {
+                asked.set(Some(Instant::now()));
+                let body = serde_json::json!({"placement": {"preferred": wanted}}).to_string();
+                let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{name}");
+                let _ = client.request(subject, body.into()).await;
+            }
+            None
+        })
+        .await;
+        assert!(led.is_some(), "{name} led by {wanted}");
     }
 
     /// The node (index) leading the event stream's RAFT group, asked through node `via`.
@@ -614,6 +649,10 @@ async fn losing_a_node_for_good_keeps_what_was_stored_and_deploys_exactly_on_two
         rig.sim().peak_totals()
     );
 
+    // The loss takes every leader the API reads from with it (as the kill and the freeze do).
+    for name in leader_read_streams() {
+        rig.lead_on(&name, lost).await;
+    }
     rig.cluster.kill(lost);
     let killed = Instant::now();
     let (api_after, leaders) = tokio::join!(

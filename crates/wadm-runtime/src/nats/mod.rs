@@ -10,4 +10,7 @@ pub mod streams;
 pub use control::NatsControl;
 pub use inbox::{JsDelivery, JsInbox};
 pub use outbox::JsOutbox;
-pub use streams::{StreamSettings, ensure_command_consumer, ensure_event_consumer, ensure_streams};
+pub use streams::{
+    StreamSettings, command_stream_name, ensure_command_consumer, ensure_event_consumer,
+    ensure_streams, event_stream_name,
+};

@@ -90,9 +90,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                 Status::new(StatusType::Waiting, format!("shared application {first} not deployed"))
             }
         };
-        if let Err(e) = self.status.set(lattice, name, &status).await {
-            tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
-        }
+        self.publish_status(lattice, name, &status).await;
         let instances = parse_stored(&stored.manifest).ok().map(|app| hostless_instances(&app));
         self.publish_deployed(lattice, name, stored.manifest.clone()).await;
         let follow = FollowUp::ProbeHosts {
@@ -266,9 +264,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
 
     /// Status `undeployed` and the `manifest_unpublished` event.
     pub(super) async fn after_undeploy(&self, lattice: &str, name: &str) {
-        if let Err(e) = self.status.set(lattice, name, &Status::undeployed()).await {
-            tracing::warn!(%lattice, app = %name, error = %e, "cannot publish status");
-        }
+        self.publish_status(lattice, name, &Status::undeployed()).await;
         if let Some(client) = &self.events {
             let published = wadm_store::events::publish(client, lattice, |id, time| {
                 wadm_store::events::CloudEvent::manifest_unpublished(name, id, time)

@@ -23,6 +23,10 @@ pub use types::*;
 
 /// The description of the manifest bucket (every process creating it sends the same).
 pub const BUCKET_DESCRIPTION: &str = "wadm: application manifests, versions and history";
+/// The manifest bucket allows direct gets: the API's read-only requests fall back to them (any
+/// replica answers, possibly stale) while no leader answers. Every process opening the bucket
+/// passes this.
+pub const BUCKET_DIRECT_GETS: crate::provision::DirectGets = crate::provision::DirectGets::On;
 /// Default cap on stored versions per application.
 pub const DEFAULT_MAX_VERSIONS: usize = 100;
 /// Default cap on history entries kept per application.

@@ -9,6 +9,7 @@ use wadm_lattice::{Changes, LatticeState};
 use super::keys::lattice_filter;
 use super::records::{Write, rebuild, writes_for};
 use super::{StateError, StateStore, StoredRecord};
+use crate::availability::Reads;
 
 /// Writes of one step in flight at once.
 const WRITES_IN_FLIGHT: usize = 32;
@@ -32,7 +33,9 @@ impl KvStateStore {
     /// Open (creating if needed) the bucket. Keeps one revision per key: old values are useless.
     pub async fn open(js: &jetstream::Context, bucket: &str) -> Result<Self, StateError> {
         let config = crate::provision::bucket_config(bucket, OBSERVED_DESCRIPTION, 1);
-        let kv = crate::provision::open_or_create(js, &config).await.map_err(|e| io(bucket, e))?;
+        let kv = crate::provision::open_or_create(js, &config, crate::provision::DirectGets::Off)
+            .await
+            .map_err(|e| io(bucket, e))?;
         Ok(Self::new(kv))
     }
 
@@ -107,9 +110,10 @@ impl KvStateStore {
 impl StateStore for KvStateStore {
     async fn load(&self, lattice: &str) -> Result<LatticeState, StateError> {
         // Consumer-free: a load per start-up or restart must not leave consumers behind.
-        let entries = crate::kv_list::live_entries(&self.kv, &lattice_filter(lattice))
-            .await
-            .map_err(|e| io(&e.pattern, e.reason))?;
+        let entries =
+            crate::kv_list::live_entries(&self.kv, &lattice_filter(lattice), Reads::Leader)
+                .await
+                .map_err(|e| io(&e.pattern, e.reason))?;
         let records: BTreeMap<String, (u64, Vec<u8>)> =
             entries.into_iter().map(|e| (e.key, (e.revision, e.value.to_vec()))).collect();
         let state = rebuild(lattice, records.iter().map(|(k, (_, v))| (k.as_str(), v.as_slice())))?;

@@ -75,6 +75,11 @@ pub struct NatsArgs {
     /// whose JetStream is reached through a hub). Default: the account's own JetStream.
     #[arg(long, global = true, env = "WADM_JS_DOMAIN", value_name = "DOMAIN")]
     pub js_domain: Option<String>,
+    /// How often to ping the NATS server; one that answers 2 pings in a row no more is left
+    /// for another of `--nats-url` (a frozen node is left within about 3 intervals).
+    #[arg(long, global = true, env = "WADM_NATS_PING_INTERVAL", value_name = "DURATION",
+          value_parser = crate::stack::parse_duration)]
+    pub nats_ping_interval: Option<std::time::Duration>,
 }
 
 impl NatsArgs {
@@ -92,6 +97,9 @@ impl NatsArgs {
             tls_cert: self.nats_tls_cert.clone(),
             tls_key: self.nats_tls_key.clone(),
             name: name.to_string(),
+            ping_interval: self
+                .nats_ping_interval
+                .unwrap_or(wadm_client::connect::DEFAULT_PING_INTERVAL),
             ..NatsOptions::default()
         }
     }

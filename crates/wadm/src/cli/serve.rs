@@ -35,6 +35,10 @@ pub struct Args {
     /// Requests handled at once.
     #[arg(long, env = "WADM_MAX_IN_FLIGHT", default_value_t = 64)]
     max_in_flight: usize,
+    /// How long API requests wait for JetStream stream leaders: then read-only ones read from
+    /// any replica (replies marked `Wadm-Stale: true`) and writes answer a retryable error.
+    #[arg(long, env = "WADM_API_LEADER_WAIT", default_value = "1500ms", value_parser = crate::stack::parse_duration)]
+    api_leader_wait: std::time::Duration,
     /// Versions kept per application; the oldest undeployed ones beyond it are pruned.
     #[arg(long, env = "WADM_MAX_VERSIONS", default_value_t = wadm_store::manifest::DEFAULT_MAX_VERSIONS)]
     max_versions: usize,
@@ -116,6 +120,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         max_request_bytes: args.max_request_bytes,
         max_in_flight: args.max_in_flight,
         max_versions: args.max_versions,
+        read_budget: wadm_server::api::ReadBudget {
+            leader: args.api_leader_wait,
+            ..Default::default()
+        },
         replicas: args.stream_replicas.max(1),
         js_domain: args.nats.js_domain(),
         names: args.store.store_prefix,
