@@ -338,7 +338,6 @@ pub fn cloud_event(data: &AllocationData, source: &str, time: Timestamp) -> serd
 #[cfg(test)]
 mod tests {
     use wadm_lattice::{ComponentInstance, HostState, ProviderInstance, RemovalReason};
-    use wadm_protocol::Link;
     use wadm_protocol::ctl::{ScaleComponentRequest, StartProviderRequest, StopProviderRequest};
 
     use super::*;
@@ -436,16 +435,7 @@ mod tests {
 
     #[test]
     fn links_and_configs_are_deployed_or_drift() {
-        let link = Link {
-            source_id: "web".into(),
-            target: "http".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "http".into(),
-            interfaces: vec!["incoming-handler".into()],
-            source_config: vec![],
-            target_config: vec![],
-        };
+        let link = crate::test_links::http_link("web", "http");
         let put = Command::PutLink(link.clone());
         let mut s = state(1);
         assert_eq!(class(&put, &s), (Change::Linked, ReasonClass::Deploy));

@@ -1036,16 +1036,7 @@ mod tests {
     #[test]
     fn links_confirm_on_the_exact_link_and_the_wire_form_round_trips() {
         let mut state = lattice(&[]);
-        let link = Link {
-            source_id: "s".into(),
-            target: "t".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "http".into(),
-            interfaces: vec!["incoming-handler".into()],
-            source_config: vec![],
-            target_config: vec![],
-        };
+        let link = crate::test_links::http_link("s", "t");
         let mut intents = Intents::default();
         intents.admit(&planned(Command::PutLink(link.clone())), &state, 0, 60, 70);
         let other = Link { target: "u".into(), ..link.clone() };

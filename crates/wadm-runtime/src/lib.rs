@@ -36,6 +36,8 @@ pub mod revert;
 pub mod run;
 pub mod safety;
 pub mod step;
+#[cfg(test)]
+mod test_links;
 pub mod trace;
 
 pub use announce::{tick_message, timer_message};

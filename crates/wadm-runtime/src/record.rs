@@ -266,16 +266,7 @@ mod tests {
     use wadm_store::observed::MemoryStateStore;
 
     fn link() -> Link {
-        Link {
-            source_id: "a".into(),
-            target: "b".into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "http".into(),
-            interfaces: vec!["incoming-handler".into()],
-            source_config: vec![],
-            target_config: vec![],
-        }
+        crate::test_links::http_link("a", "b")
     }
 
     fn link_set(link: &Link) -> Changes {

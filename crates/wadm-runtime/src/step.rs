@@ -1129,17 +1129,7 @@ mod tests {
         apply(&mut record, &[tick(1)], &fetched, 1, false, 0, &config);
         assert!(record.apps.is_empty(), "nothing of it runs: nothing to undeploy");
         // A link of it shows up (its `linkdef_set` was lost; a discovery round found it).
-        let link = |source: &str, target: &str| wadm_protocol::Link {
-            source_id: source.into(),
-            target: target.into(),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "http".into(),
-            interfaces: vec!["incoming-handler".into()],
-            source_config: vec![],
-            target_config: vec![],
-        };
-        let link = link("my_app-front", "my_app-back");
+        let link = crate::test_links::http_link("my_app-front", "my_app-back");
         record.state.links.insert(link.key(), link.clone());
         let applied = apply(&mut record, &[tick(2)], &fetched, 2, false, 0, &config);
         assert!(record.apps.get("my-app").is_some_and(|a| a.deployed_version.is_none()));

@@ -133,16 +133,7 @@ mod tests {
     }
 
     fn link(i: usize, pad: usize) -> Link {
-        Link {
-            source_id: format!("s{i}"),
-            target: "t".repeat(pad.max(1)),
-            name: "default".into(),
-            wit_namespace: "wasi".into(),
-            wit_package: "http".into(),
-            interfaces: vec!["incoming-handler".into()],
-            source_config: vec![],
-            target_config: vec![],
-        }
+        crate::test_links::http_link(&format!("s{i}"), &"t".repeat(pad.max(1)))
     }
 
     fn report(hosts: usize, components: usize, pad: usize, links: usize) -> DiscoveryReport {
