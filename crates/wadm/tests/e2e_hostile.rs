@@ -76,6 +76,18 @@ async fn events_with_overlong_ids_do_not_wedge_the_lattice() {
     assert_eq!(info.num_redelivered, 0, "events were redelivered: {info:?}");
 }
 
+/// `APP` deployed and converged on `hosts` simulated hosts; the hosts, and the effect requests
+/// they received so far.
+async fn deployed_on(hosts: usize) -> (Cluster, Vec<String>, u64) {
+    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", hosts)])).await;
+    cluster.put_and_deploy(APP).await;
+    cluster.wait_lattice("the app runs", |v| v.count("after_garbage-web") == 2).await;
+    cluster.wait_status("after-garbage", StatusType::Deployed).await.unwrap();
+    let hosts = cluster.sim.hosts();
+    let before = effect_requests(&cluster, &hosts);
+    (cluster, hosts, before)
+}
+
 /// Control requests of every kind that change what a host runs, summed over the hosts.
 fn effect_requests(cluster: &Cluster, hosts: &[String]) -> u64 {
     let kinds = ["component.scale", "component.update", "provider.start", "provider.stop"];
@@ -85,12 +97,7 @@ fn effect_requests(cluster: &Cluster, hosts: &[String]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoofed_host_stopped_moves_nothing_and_a_real_stop_still_does() {
-    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", 3)])).await;
-    cluster.put_and_deploy(APP).await;
-    cluster.wait_lattice("the app runs", |v| v.count("after_garbage-web") == 2).await;
-    cluster.wait_status("after-garbage", StatusType::Deployed).await.unwrap();
-    let hosts = cluster.sim.hosts();
-    let before = effect_requests(&cluster, &hosts);
+    let (cluster, hosts, before) = deployed_on(3).await;
     let victim = cluster.view().component_hosts("after_garbage-web")[0].clone();
 
     // Someone else says the host stopped; it did not.
@@ -136,12 +143,7 @@ async fn publish_and_wait_handled(cluster: &Cluster, short: &str, body: Vec<u8>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phantom_hosts_claims_stop_no_real_instance() {
-    let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", 2)])).await;
-    cluster.put_and_deploy(APP).await;
-    cluster.wait_lattice("the app runs", |v| v.count("after_garbage-web") == 2).await;
-    cluster.wait_status("after-garbage", StatusType::Deployed).await.unwrap();
-    let hosts = cluster.sim.hosts();
-    let before = effect_requests(&cluster, &hosts);
+    let (cluster, hosts, before) = deployed_on(2).await;
 
     // A host nobody runs says it runs more instances of the application's component.
     let phantom = "NPHANTOMHOSTTHATNOBODYRUNS";
