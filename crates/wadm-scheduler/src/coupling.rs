@@ -1,27 +1,10 @@
 //! Which applications a reconcile of only some must include: the closure of a set of
-//! applications over everything that couples one application's plan to another's.
-//!
-//! A scaler evaluates against the observed lattice alone, never against other scalers, so an
-//! application's wants do not depend on other applications. Plans couple only where the engine
-//! merges or compares wants of several applications:
-//! - **Shared keys**: two applications wanting the same workload id (a component or provider id,
-//!   shared providers and explicit ids included), the same link key (shared applications'
-//!   components resolve to their ids) or the same config name: the smallest owner decides the
-//!   merged want, a shared provider records its co-owners, and nobody's want may be missing.
-//! - **Removals of what is observed**: an instance annotated with application `a` is stopped
-//!   unless some want covers it, so `a` is coupled with every application that may want its id;
-//!   a lattice link or config is deleted for the application that owns it ([`Catalog::link_owner`],
-//!   [`Catalog::config_owner`]) unless some application wants it, so the owner is coupled with
-//!   every application that may want that key or name.
-//!
-//! - **Capacity**: when a host of the lattice declares capacity, every application is coupled to
-//!   every other (one's new instances take room another could have had).
-//!
-//! Applications are grouped by these relations (made symmetric: a union-find over application
-//! names). The shared keys are derived from the desired state once (when a `Reconciler` first
-//! plans for some applications); the removal relations from each observed lattice (on each such
-//! plan). The groups of a set of applications are closed: a plan computed from only their scalers, keeping only commands and
-//! statuses of their applications, equals the full plan restricted to them (property-tested).
+//! applications over everything that couples one application's plan to another's — shared keys
+//! (workload ids, link keys, config names), removals of what is observed (an instance, link or
+//! config an application owns is removed unless some want covers it) and, when any host declares
+//! capacity, everything. A union-find over application names groups them; a plan of a closed
+//! group equals the full plan restricted to it (property-tested). Why each relation couples:
+//! `docs/scheduler.md`, "Coupling".
 
 use std::collections::BTreeSet;
 

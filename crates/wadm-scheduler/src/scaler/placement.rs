@@ -1,34 +1,11 @@
-//! Placement: which hosts run a spread's instances, and how many on each.
-//!
-//! Rules, in order of priority:
-//! 1. Never on a host where the same id runs for someone else (a foreign instance), nor — for a
-//!    provider — where ours runs with another image (it is stopped first, then the host is free).
-//! 2. Overlapping spreads are solved together: a host serves at most one spread of a scaler, and
-//!    the spread with the fewest usable hosts chooses first (ties: manifest order).
-//! 3. Spread out: a component spread of `n` uses `min(n, usable hosts)` hosts with counts differing
-//!    by at most one (3 over 2 hosts is 2+1); a provider spread of `n` needs `n` hosts.
-//! 4. Keep what runs: hosts already running what this scaler placed for this spread come first,
-//!    then other instances of ours, largest count first (so nothing moves needlessly); what this
-//!    scaler placed for another spread, then what another scaler of the same application placed
-//!    (another trait of the workload) come last, so spreads and traits keep apart. A provider
-//!    another application started where this scaler also wanted it (same image) records this
-//!    scaler and spread in its annotations and counts as placed by this scaler.
-//! 5. Then the least loaded host (load as observed when the reconcile starts); among equally
-//!    loaded hosts, a stable deterministic choice that spreads independent scalers: the hosts of
-//!    one load are put in a fixed permutation (ordered by a stable hash of the host id, then
-//!    index), and each resource walks that cycle from a start derived from a stable hash of its
-//!    id, taking the hosts it may use in turn. Every start is equally likely, so independent
-//!    resources land evenly over equally loaded hosts instead of piling onto the first one; the
-//!    same resource id always starts at the same place (so scalers sharing a provider id choose
-//!    the same hosts); never hash-map order. Each placement costs the hosts it walks past
-//!    (about as many as it needs), not a scan of every eligible host.
-//! 6. Soft avoidance (`crate::Avoid`: hosts the runtime saw fail this resource repeatedly): fresh
-//!    placement of a component spread leaves avoided hosts out while another usable host
-//!    remains (what already runs there stays, rule 4); a provider spread takes them last, only
-//!    when the others are too few. With no other host, an avoided host is used as before: never
-//!    fewer instances than possible.
-//!    Daemonscalers and constrained placement (capacity, placement settings, anti-affinity)
-//!    ignore it.
+//! Placement: which hosts run a spread's instances, and how many on each. The rules, in order of
+//! priority (each in full, with why: `docs/placement.md`, "The rules"):
+//! 1. never beside a foreign instance of the same id, nor (a provider) beside ours of another image;
+//! 2. overlapping spreads are solved together, the spread with the fewest usable hosts first;
+//! 3. spread out: `min(n, usable)` hosts, counts differing by at most one (providers: `n` hosts);
+//! 4. keep what runs (this spread's first, then other instances of ours, largest count first);
+//! 5. then the least loaded host, equally loaded ones walked from a start hashed from the id;
+//! 6. soft avoidance of hosts that failed the resource repeatedly (`crate::Avoid`).
 
 use std::collections::BTreeSet;
 
