@@ -521,12 +521,12 @@ fn unknown_claimant(
     use wadm_lattice::app_of;
     let (host, claims) = match event {
         HostEvent::HostHeartbeat(inv) => {
-            let components = inv.components.iter();
-            let providers = inv.providers.iter();
-            let claims =
-                components.clone().any(|c| c.max_instances > 0 && app_of(&c.annotations).is_some())
-                    || providers.clone().any(|p| app_of(&p.annotations).is_some());
-            (Some(inv.host_id.as_str()).filter(|h| !h.is_empty()), claims)
+            let claims = inv
+                .components
+                .iter()
+                .any(|c| c.max_instances > 0 && app_of(&c.annotations).is_some())
+                || inv.providers.iter().any(|p| app_of(&p.annotations).is_some());
+            (Some(inv.host_id.as_str()), claims)
         }
         HostEvent::ComponentScaled(c) => {
             (Some(c.host_id.as_str()), c.max_instances > 0 && app_of(&c.annotations).is_some())
@@ -537,7 +537,7 @@ fn unknown_claimant(
         _ => (None, false),
     };
     // The host is the event's source, as the reducer takes it; else the one its body names.
-    let host = Some(ctx.source.as_str()).filter(|s| !s.is_empty()).or(host).unwrap_or_default();
+    let host = if ctx.source.is_empty() { host.unwrap_or_default() } else { &ctx.source };
     (claims && !host.is_empty() && !record.state.hosts.contains_key(host)).then(|| host.to_string())
 }
 

@@ -123,3 +123,38 @@ fn a_stop_report_nobody_asked_about_is_taken_as_true_at_its_deadline() {
 fn timer(at: u64, sequence: u64) -> Event {
     Event { input: Input::Timer { at }, sequence, delivered: 1, stored_at: Some(at) }
 }
+
+#[test]
+fn an_unknown_hosts_claims_count_only_once_it_answers() {
+    let config = RuntimeConfig::default();
+    let mut r = record();
+    let t0 = 1_765_000_000_000;
+    let mut claim = heartbeat(3, "hb1", t0, t0, 1);
+    if let Input::Host { event: HostEvent::HostHeartbeat(inv), .. } = &mut claim.input {
+        inv.components[0].annotations.insert("wasmcloud.dev/appspec".into(), "shop".into());
+    }
+    let inventory = match &claim.input {
+        Input::Host { event: HostEvent::HostHeartbeat(inv), .. } => inv.clone(),
+        _ => unreachable!(),
+    };
+    let mut applied = step::apply(
+        &mut r,
+        std::slice::from_ref(&claim),
+        &Fetched::default(),
+        t0,
+        false,
+        0,
+        &config,
+    );
+    assert_eq!(count(&r), None, "not applied on its word");
+    assert!(applied.verify_hosts.contains(HOST), "the host is to be asked");
+    // Nobody answers: a phantom; nothing is learnt.
+    step::host_answer(&mut r, &mut applied, HOST, None, t0, t0 + 5);
+    assert_eq!(count(&r), None);
+    // Asked again on its next claim, it answers: now it is known, with what it said it runs.
+    let mut applied =
+        step::apply(&mut r, &[claim], &Fetched::default(), t0 + 10, false, 0, &config);
+    step::host_answer(&mut r, &mut applied, HOST, Some(inventory), t0 + 10, t0 + 12);
+    assert_eq!(count(&r), Some(3));
+    assert!(applied.affected.every_app, "a new host: everything is planned again");
+}
