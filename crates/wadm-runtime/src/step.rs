@@ -219,9 +219,9 @@ pub fn apply(
                             && !record.apps.contains_key(name)
                             && leaves_traces(&record.state, name)
                         {
-                            // Forgotten once nothing of it was left, and something of it showed
-                            // up since (a link whose `linkdef_set` was lost, found by a discovery
-                            // round): undeployed again, so the plan removes it.
+                            // Forgotten once nothing of it was left, and a link of it showed up
+                            // since (its `linkdef_set` was lost, a discovery round found it):
+                            // undeployed again, so the plan removes it.
                             let app = crate::head::AppRecord {
                                 store_generation: d.store_generation,
                                 ..Default::default()
@@ -498,17 +498,18 @@ fn strike(
     }
 }
 
-/// Whether the lattice runs anything of application `name` by its marks: an instance carrying
-/// its appspec, or a link from or to a component id derived from its name.
+/// Whether the lattice holds a link of application `name` (from or to a component id derived
+/// from its name) while nothing runs with its marks. Links carry no marks, so orphan collection
+/// cannot find them; instances with its appspec are orphan collection's, after its grace period.
 fn leaves_traces(state: &wadm_lattice::LatticeState, name: &str) -> bool {
     let prefix = format!("{}-", wadm_model::names::sanitize(name));
     let ours = |id: &str| id.starts_with(&prefix);
     let owned = |a: &StringMap| wadm_lattice::app_of(a) == Some(name);
-    state.links.values().any(|l| ours(&l.source_id) || ours(&l.target))
-        || state.hosts.values().any(|h| {
-            h.components.values().any(|c| owned(&c.annotations))
-                || h.providers.values().any(|p| owned(&p.annotations))
-        })
+    let runs = state.hosts.values().any(|h| {
+        h.components.values().any(|c| owned(&c.annotations))
+            || h.providers.values().any(|p| owned(&p.annotations))
+    });
+    !runs && state.links.values().any(|l| ours(&l.source_id) || ours(&l.target))
 }
 
 /// The host of `event` when wadm does not know it and the event says it runs work of some
@@ -1134,13 +1135,29 @@ mod tests {
         let applied = apply(&mut record, &[tick(2)], &fetched, 2, false, 0, &config);
         assert!(record.apps.get("my-app").is_some_and(|a| a.deployed_version.is_none()));
         assert!(applied.affected.every_app);
+        // While an instance with its marks runs, it is orphan collection's (after its grace).
+        record.apps.clear();
+        let instance = wadm_lattice::ComponentInstance {
+            id: "my_app-front".into(),
+            annotations: StringMap::from([(
+                wadm_lattice::APPSPEC_ANNOTATION.to_string(),
+                "my-app".to_string(),
+            )]),
+            ..Default::default()
+        };
+        let mut host = wadm_lattice::HostState { id: "H".into(), ..Default::default() };
+        host.components.insert(instance.id.clone(), instance);
+        record.state.hosts.insert("H".into(), host);
+        apply(&mut record, &[tick(3)], &fetched, 3, false, 0, &config);
+        assert!(record.apps.is_empty(), "an orphan's: not undeployed again");
+        record.state.hosts.clear();
         // Another application's link brings nothing back.
         record.apps.clear();
         record.state.links.clear();
         let other =
             wadm_protocol::Link { source_id: "my_app_2-front".into(), target: "x".into(), ..link };
         record.state.links.insert(other.key(), other);
-        apply(&mut record, &[tick(3)], &fetched, 3, false, 0, &config);
+        apply(&mut record, &[tick(4)], &fetched, 4, false, 0, &config);
         assert!(record.apps.is_empty());
     }
 
