@@ -9,7 +9,6 @@ use wadm_protocol::ctl::{
 use wadm_protocol::subject::{self, suffix};
 use wadm_protocol::{Link, StringMap};
 
-use crate::scaler::EncodedMap;
 use crate::text::hex128;
 
 /// One control request wadm wants sent.
@@ -297,6 +296,20 @@ fn command_id_with(
         }
     }
     hex128(xxhash_rust::xxh3::xxh3_128(scratch))
+}
+
+/// An annotation map with its encoding in command ids, computed once for every command carrying it.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedMap {
+    pub map: std::sync::Arc<StringMap>,
+    pub id_encoding: Box<[u8]>,
+}
+
+impl EncodedMap {
+    pub(crate) fn new(map: StringMap) -> Self {
+        let id_encoding = encode_map(&map).into_boxed_slice();
+        Self { map: std::sync::Arc::new(map), id_encoding }
+    }
 }
 
 /// How `map` is encoded in command ids (for [`EncodedMap`]).

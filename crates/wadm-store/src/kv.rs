@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_nats::jetstream::kv;
 
 use crate::availability::Reads;
+use crate::kv_list::is_removal;
 use bytes::Bytes;
 
 /// A stored value and the revision that wrote it.
@@ -158,12 +159,6 @@ impl Kv for NatsKv {
 fn refused_sequence(error: &dyn std::error::Error) -> bool {
     let text = wadm_protocol::one_line(error).to_ascii_lowercase();
     text.contains("10164") || text.contains("10071") || text.contains("wrong last sequence")
-}
-
-/// Whether a bucket's message is a delete or purge marker (`KV-Operation`).
-pub(crate) fn is_removal(message: &async_nats::jetstream::message::StreamMessage) -> bool {
-    let operation = message.headers.get("KV-Operation").map(|op| op.as_str());
-    matches!(operation, Some("DEL" | "PURGE"))
 }
 
 /// An in-process bucket with the same semantics, for tests; clones share the bucket (every

@@ -135,6 +135,12 @@ where
     Err(last_error)
 }
 
+/// Whether a bucket's message is a delete or purge marker (`KV-Operation`).
+pub(crate) fn is_removal(message: &StreamMessage) -> bool {
+    let operation = message.headers.get("KV-Operation").map(|op| op.as_str());
+    matches!(operation, Some("DEL" | "PURGE"))
+}
+
 /// The last message on `subject`, `None` when there is none (any more); errors as one line.
 pub(crate) async fn last_message(
     stream: &Stream,
@@ -165,7 +171,7 @@ pub async fn live_entries(
         .map_err(|e| ListError { pattern: pattern.to_string(), reason: e.reason })?;
     Ok(messages
         .into_iter()
-        .filter(|m| !crate::kv::is_removal(m))
+        .filter(|m| !is_removal(m))
         .map(|m| LiveEntry {
             key: m.subject.strip_prefix(store.prefix.as_str()).unwrap_or(&m.subject).to_string(),
             value: m.payload,

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use wadm_model::{ScalerSpec, StatusInfo};
 use wadm_protocol::{Link, StringMap};
 
+pub(crate) use crate::command::EncodedMap;
 use crate::context::{Context, HostIx, Tag};
 
 /// Who a scaler is and who it works for.
@@ -61,20 +62,6 @@ pub struct Placer {
 /// every command placing for one spread shares one map. Never part of a placer's identity.
 #[derive(Debug, Clone, Default)]
 pub struct SpreadAnnotations(std::sync::OnceLock<Vec<EncodedMap>>);
-
-/// An annotation map with its encoding in command ids, computed once for every command carrying it.
-#[derive(Debug, Clone)]
-pub(crate) struct EncodedMap {
-    pub map: Arc<StringMap>,
-    pub id_encoding: Box<[u8]>,
-}
-
-impl EncodedMap {
-    pub(crate) fn new(map: StringMap) -> Self {
-        let id_encoding = crate::command::encode_map(&map).into_boxed_slice();
-        Self { map: Arc::new(map), id_encoding }
-    }
-}
 
 impl PartialEq for SpreadAnnotations {
     fn eq(&self, _: &Self) -> bool {
