@@ -1,24 +1,9 @@
 //! Hosts that keep failing a placement: after [`BadHostConfig::strikes`] failed attempts in a
-//! row to place one resource (an application's component or provider) on one host, that host is
-//! avoided for that resource for [`BadHostConfig::avoid_for`], and placement puts the share on
-//! the other eligible hosts (`wadm_scheduler::Avoid`, soft: with no other eligible host the bad
-//! one is still tried, with the application's failure backoff between attempts).
-//!
-//! A failed attempt is an order that *adds* the resource on the host (a scale to a count above
-//! zero, a provider start; not an update) and that
-//! - the host refused, answered with something unreadable, or never answered
-//!   (`command_failed` from the executor after its own retries);
-//! - the host reported failing (`component_scale_failed`, `provider_start_failed`);
-//! - reached its deadline unconfirmed (accepted, never ran: no event, no inventory shows it).
-//!
-//! A confirmed placement on the host forgets its strikes. When the avoidance ends the host may
-//! be tried again, on probation: its strikes are kept for another `avoid_for`, so one more failure
-//! avoids it again at once (the share does not spend another round of attempts there). Strikes
-//! not followed by another failure within `avoid_for` are forgotten, and so are those of
-//! applications no longer deployed and of hosts that left.
-//!
-//! Everything is in the lattice head ([`crate::record::LatticeRecord::bad_hosts`]), so a replica
-//! that takes the lattice over carries the avoidance on. Pure: time is an argument.
+//! row to place one resource (an application's component or provider) on one host — refused,
+//! unreadable, unanswered, reported failing, or not running by the order's deadline — that host
+//! is avoided for it for [`BadHostConfig::avoid_for`] (`wadm_scheduler::Avoid`, soft), then tried
+//! again on probation. Kept in the lattice head, so any replica carries it on; pure, time is an
+//! argument. The rule in full: `docs/intents.md`, "Hosts that keep failing a placement".
 
 use std::collections::BTreeSet;
 use std::time::Duration;
