@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use wadm_protocol::ctl::CtlReply;
+use wadm_protocol::ctl::{
+    CtlReply, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
+    UpdateComponentRequest,
+};
+use wadm_protocol::types::HostInventory;
 use wadm_store::kv::Kv;
 
 use crate::allocation::{self, Outcome};
@@ -230,6 +234,19 @@ where
             );
             return Ok(Executed::Settled);
         }
+        // Delivered again while its order is in flight: the earlier attempt was unanswered, or
+        // sent by a replica that died before acking. Its host tells whether it took effect;
+        // sending it again would be a repeat.
+        if delivered > 1 && self.verified_in_effect(&message).await {
+            tracing::debug!(
+                lattice = %message.lattice, command = %message.msg_id(), delivered,
+                "delivered again; its host already shows it done: not sent again"
+            );
+            let message_text = "already in effect on the host (checked before sending again)";
+            let executed = Ok(Executed::AlreadyDone { message: message_text.to_string() });
+            self.announce(&message, &executed).await;
+            return executed;
+        }
         let body = message.body.clone().into_bytes();
         tracing::debug!(
             lattice = %message.lattice, app = %message.app, generation = message.generation,
@@ -263,6 +280,34 @@ where
         log_sent(&message, delivered, &outcome);
         self.announce(&message, &executed).await;
         executed
+    }
+
+    /// Whether `message`'s host answers `host.get` with an inventory that already shows the
+    /// message's effect (see [`in_effect`]). Any doubt (no host, no answer, an unreadable
+    /// one) is `false`: the command is sent.
+    async fn verified_in_effect(&self, message: &CommandMessage) -> bool {
+        let Some(host) = message.target_host.as_deref() else { return false };
+        if !matches!(
+            message.kind.as_str(),
+            "scale_component" | "update_component" | "start_provider" | "stop_provider"
+        ) {
+            return false;
+        }
+        let subject = wadm_protocol::subject::ctl_host(
+            &message.lattice,
+            wadm_protocol::subject::suffix::HOST_GET,
+            host,
+        );
+        let timeout = self.config.request_timeout.min(Duration::from_secs(2));
+        let Ok(bytes) = self.control.request(&subject, Vec::new(), timeout).await else {
+            return false;
+        };
+        match serde_json::from_slice::<CtlReply<HostInventory>>(&bytes) {
+            Ok(CtlReply { success: true, response: Some(inventory), .. }) => {
+                in_effect(message, &inventory)
+            }
+            _ => false,
+        }
     }
 
     /// Publish the allocation event of a command the hosts answered, and count it. Never fails
@@ -379,6 +424,33 @@ where
             ttl: None,
         };
         self.events.publish(outgoing).await.map(|_| ())
+    }
+}
+
+/// Whether `inventory` (of the command's host) already shows what `message` asks for: a scale
+/// to `count` of that image (`0`: not running), an update to that image, a provider running, a
+/// provider gone. Unknown kinds and unreadable bodies are `false`.
+pub fn in_effect(message: &CommandMessage, inventory: &HostInventory) -> bool {
+    let body = message.body.as_bytes();
+    let component = |id: &str| inventory.components.iter().find(|c| c.id == id);
+    let provider = |id: &str| inventory.providers.iter().any(|p| p.id == id);
+    match message.kind.as_str() {
+        "scale_component" => match serde_json::from_slice::<ScaleComponentRequest>(body) {
+            Ok(r) if r.count == 0 => component(&r.component_id).is_none(),
+            Ok(r) => component(&r.component_id)
+                .is_some_and(|c| c.max_instances == r.count && c.image_ref == *r.component_ref),
+            Err(_) => false,
+        },
+        "update_component" => {
+            serde_json::from_slice::<UpdateComponentRequest>(body).is_ok_and(|r| {
+                component(&r.component_id).is_some_and(|c| c.image_ref == *r.new_component_ref)
+            })
+        }
+        "start_provider" => serde_json::from_slice::<StartProviderRequest>(body)
+            .is_ok_and(|r| provider(&r.provider_id)),
+        "stop_provider" => serde_json::from_slice::<StopProviderRequest>(body)
+            .is_ok_and(|r| !provider(&r.provider_id)),
+        _ => false,
     }
 }
 

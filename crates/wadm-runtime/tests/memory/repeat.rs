@@ -142,3 +142,52 @@ async fn a_duplicate_provider_start_is_already_done_not_a_failure() {
     assert!(w.events.messages(&format!("wadm.internal.{LATTICE}.command_failed")).is_empty());
     assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
 }
+
+#[tokio::test]
+async fn a_redelivered_command_its_host_already_shows_done_is_not_sent_again() {
+    let mut w = World::new(2, 7);
+    w.add_hosts(1).await;
+    w.settle().await;
+    w.deploy("app", "v1", V1, 1).await;
+    w.settle().await;
+    assert_eq!(w.running("app").0, 1);
+    let scale = w
+        .commands
+        .messages(&format!("wadm.cmd.{LATTICE}.>"))
+        .into_iter()
+        .map(|(_, _, payload)| serde_json::from_slice::<CommandMessage>(&payload).unwrap())
+        .find(|c| c.kind == "scale_component")
+        .expect("a scale was issued");
+    let again = CommandMessage { expires_at: w.clock.now() + 60_000, ..scale };
+    let payload = serde_json::to_vec(&again).unwrap();
+    // No order book: only the host can tell whether the first attempt took effect.
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(w.clock.clone());
+    let random: std::sync::Arc<dyn Random> = std::sync::Arc::new(SeededRandom::new(7));
+    let executor = Executor::new(
+        w.store.clone(),
+        w.lattice.clone(),
+        w.events.clone(),
+        clock,
+        random,
+        w.config.clone(),
+    );
+    let scales = |w: &World| {
+        let log = w.lattice.request_log();
+        log.iter().filter(|r| r.subject.contains("component.scale")).count()
+    };
+    let before = scales(&w);
+
+    // A second delivery of a scale the host already shows: verified, not sent.
+    let outcome = executor.process(&payload, 2).await.unwrap();
+    assert!(matches!(outcome, Executed::AlreadyDone { .. }), "{outcome:?}");
+    assert_eq!(scales(&w), before, "no second scale request");
+    let asked = w.lattice.request_log().last().map(|r| r.subject.clone()).unwrap_or_default();
+    assert!(asked.ends_with("host.get.N000"), "the host was asked: {asked}");
+
+    // Once the host no longer shows it, the redelivery is sent.
+    w.lattice.stop_component("N000", "app-echo").await;
+    let outcome = executor.process(&payload, 2).await.unwrap();
+    assert_eq!(outcome, Executed::Sent);
+    assert_eq!(scales(&w), before + 1);
+    assert_eq!(w.lattice.instances("app-echo"), 1);
+}
