@@ -186,7 +186,11 @@ pub fn apply(
                 // Leases that ran out and backoffs that ended; orders past their deadline are
                 // settled below, as in every step. The deadline counts as reached even when
                 // this replica's clock is a little behind the publisher's.
-                let due = now.max((*at).min(now.saturating_add(1_000)));
+                // Leases are judged at when the stream recorded this timer, not at `now`: in
+                // a backlog (a step that stalled on storage), hosts' heartbeats recorded after
+                // it are still to come and must not be taken for silence.
+                let recorded = e.stored_at.map_or(now, |s| s.min(now));
+                let due = recorded.max((*at).min(recorded.saturating_add(1_000)));
                 let expired = wadm_lattice::expire(&mut record.state, due, &config.lease);
                 if expired.changes.iter().any(|c| matches!(c, Change::HostRemoved { .. })) {
                     out.affected = Affected::all();
@@ -207,7 +211,9 @@ pub fn apply(
             Input::Tick => {
                 // Leases run from when the stream stored each host's latest event, so they
                 // survive wadm being down: a host that died meanwhile gets no fresh lease.
-                out.persist.merge(wadm_lattice::expire(&mut record.state, now, &config.lease));
+                // Judged at when the stream recorded the tick (as a timer is, above).
+                let recorded = e.stored_at.map_or(now, |s| s.min(now));
+                out.persist.merge(wadm_lattice::expire(&mut record.state, recorded, &config.lease));
                 if let Some(all) = &fetched.all_deployments {
                     let known: Vec<String> = record.apps.keys().cloned().collect();
                     for name in known {
@@ -1059,6 +1065,33 @@ mod tests {
             [at(Input::Unrecorded { since: 2_000 }, 20, 3_100), at(Input::Tick, 21, 3_600)];
         apply(&mut record, &report, &none, 3_600, false, 0, &config);
         assert!(record.state.hosts.is_empty(), "a silent host is lost as usual");
+    }
+
+    #[test]
+    fn a_tick_or_timer_handled_late_judges_leases_when_it_was_recorded() {
+        let mut config = RuntimeConfig::default();
+        config.lease.heartbeat_interval_ms = 1_000;
+        config.lease.slack_ms = 500;
+        let at = |input, sequence, stored_at| Event {
+            input,
+            sequence,
+            delivered: 1,
+            stored_at: Some(stored_at),
+        };
+        let none = Fetched::default();
+        for late in [Input::Tick, Input::Timer { at: 3_000 }] {
+            let mut record = LatticeRecord::default();
+            record.state.lattice = "l".into();
+            let host = HostState { id: "A".into(), last_seen: 2_000, ..Default::default() };
+            record.state.hosts.insert("A".into(), host);
+            // Recorded at 3 s, handled at 20 s (the step stalled on storage meanwhile): the
+            // host's lease (2.5 s) had not run out when the stream recorded it.
+            apply(&mut record, &[at(late.clone(), 1, 3_000)], &none, 20_000, false, 0, &config);
+            assert_eq!(record.state.hosts.len(), 1, "{late:?}: not lost in a backlog");
+            // A tick recorded at 20 s finds the host silent since 2 s: lost.
+            apply(&mut record, &[at(Input::Tick, 2, 20_000)], &none, 20_000, false, 0, &config);
+            assert!(record.state.hosts.is_empty(), "{late:?}: lost once the stream says so");
+        }
     }
 
     #[test]
