@@ -266,7 +266,8 @@ where
                 Ok(Some(Processed { skipped: Some(format!("parked: {e}")), ..Default::default() }))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "event step failed; redelivering");
+                // The loop that runs the step logs the failure (once per run of failures).
+                tracing::debug!(error = %e, "event step failed; redelivering");
                 for delivery in batch {
                     let attempt = u32::try_from(delivery.delivered()).unwrap_or(u32::MAX);
                     let sample = self.random.next_u64();

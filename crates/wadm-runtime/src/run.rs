@@ -387,6 +387,7 @@ pub async fn run(
                 _ = members.wait_for(|v| *v > 0) => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
+            let mut failing = Failing::new("event step");
             while !*stop.borrow() {
                 let elsewhere = {
                     let m = lock(&membership);
@@ -418,18 +419,19 @@ pub async fn run(
                 match result {
                     Ok(done) => {
                         health.ok(&part);
+                        failing.recovered(&lattice);
                         if done.is_some_and(|d| d.state_in_doubt) {
                             let _ = doubt_tx.try_send(());
                         }
                     }
                     Err(e) => {
                         let e = e.to_string();
-                        tracing::warn!(error = %e, "event step failed");
+                        failing.failed(&lattice, &e);
                         health.failed(&part, &e);
                         if storage_gone(&e) {
                             let _ = repair.try_send(());
                         }
-                        pause_after_error(wait).await;
+                        tokio::time::sleep(failing.pause(wait)).await;
                     }
                 }
             }
@@ -443,24 +445,27 @@ pub async fn run(
             let (x, inbox, stop) = (executor.clone(), command_inbox.clone(), stop_rx.clone());
             let (worker_health, repair) = (health.clone(), repair_tx.clone());
             let part = format!("commands.{lattice}");
+            let lattice = lattice.clone();
             tasks.spawn(async move {
                 let health = worker_health;
+                let mut failing = Failing::new("command step");
                 while !*stop.borrow() {
                     match x.step(&inbox, wait).await {
                         Ok(done) => {
                             health.ok(&part);
+                            failing.recovered(&lattice);
                             if let Some(done) = done {
                                 tracing::debug!(?done, "command step");
                             }
                         }
                         Err(e) => {
                             let e = e.to_string();
-                            tracing::warn!(error = %e, "command step failed");
+                            failing.failed(&lattice, &e);
                             health.failed(&part, &e);
                             if storage_gone(&e) {
                                 let _ = repair.try_send(());
                             }
-                            pause_after_error(wait).await;
+                            tokio::time::sleep(failing.pause(wait)).await;
                         }
                     }
                 }
@@ -490,9 +495,7 @@ pub async fn run(
                     _ = interval.tick() => {
                         let now = clock.now();
                         let tick = tick_message(&ours.lattice, now, every);
-                        if let Err(e) = ours.publish(tick, now).await {
-                            tracing::warn!(error = %e, "cannot publish tick");
-                        }
+                        ours.publish_logged(tick, now, "tick").await;
                     }
                     _ = stop.changed() => return,
                 }
@@ -662,6 +665,19 @@ impl Announcer {
             lock(&self.failing).get_or_insert(now);
         })
     }
+
+    /// Publish `message` (a tick or a timer, `what`); a failure is logged at warn when it is
+    /// the first of a run of failures, at debug after that (`recording again` ends the run).
+    async fn publish_logged(&self, message: crate::io::Outgoing, now: u64, what: &str) {
+        let first = lock(&self.failing).is_none();
+        if let Err(e) = self.publish(message, now).await {
+            if first {
+                tracing::warn!(lattice = %self.lattice, error = %e, "cannot publish {what}");
+            } else {
+                tracing::debug!(lattice = %self.lattice, error = %e, "cannot publish {what}");
+            }
+        }
+    }
 }
 
 async fn run_timer(
@@ -682,9 +698,7 @@ async fn run_timer(
         let wait = Duration::from_millis(at.saturating_sub(clock.now()));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {
-                if let Err(e) = ours.publish(timer_message(&ours.lattice, at), clock.now()).await {
-                    tracing::warn!(error = %e, "cannot publish timer");
-                }
+                ours.publish_logged(timer_message(&ours.lattice, at), clock.now(), "timer").await;
                 // Fired: wait for the next deadline a step reports.
                 tokio::select! {
                     changed = deadline.changed() => if changed.is_err() { return },
@@ -756,13 +770,74 @@ impl crate::io::Inbox for MeteredInbox {
 }
 
 /// After an I/O error, wait before the next attempt (not a hot loop while NATS is away).
-async fn pause_after_error(wait: Duration) {
-    tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+/// A loop whose steps fail in a row (storage electing a leader, NATS gone): the first failure
+/// is logged at warn, then at most one line per [`Failing::LOG_EVERY`] with how many were left
+/// unlogged, and one line when it works again; the pause between attempts doubles from the
+/// poll wait up to 1 s.
+struct Failing {
+    what: &'static str,
+    in_a_row: u32,
+    logged_at: Option<tokio::time::Instant>,
+    unlogged: u64,
+}
+
+impl Failing {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn new(what: &'static str) -> Self {
+        Self { what, in_a_row: 0, logged_at: None, unlogged: 0 }
+    }
+
+    fn failed(&mut self, lattice: &str, error: &str) {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        let due = self.logged_at.is_none_or(|at| at.elapsed() >= Self::LOG_EVERY);
+        if due {
+            let (what, unlogged) = (self.what, self.unlogged);
+            tracing::warn!(%lattice, error, failed_unlogged = unlogged, "{what} failed");
+            self.logged_at = Some(tokio::time::Instant::now());
+            self.unlogged = 0;
+        } else {
+            tracing::debug!(%lattice, error, "{} failed", self.what);
+            self.unlogged += 1;
+        }
+    }
+
+    fn recovered(&mut self, lattice: &str) {
+        if self.in_a_row > 1 {
+            let (what, failures) = (self.what, self.in_a_row);
+            tracing::info!(%lattice, failures, "{what} works again");
+        }
+        self.in_a_row = 0;
+        self.logged_at = None;
+        self.unlogged = 0;
+    }
+
+    fn pause(&self, wait: Duration) -> Duration {
+        let doublings = self.in_a_row.saturating_sub(1).min(6);
+        (wait.max(Duration::from_millis(50)) * (1 << doublings)).min(Duration::from_secs(1))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::storage_gone;
+    use super::{Failing, storage_gone};
+    use std::time::Duration;
+
+    #[test]
+    fn failures_in_a_row_back_off_to_a_second_and_reset_when_it_works() {
+        let mut f = Failing::new("step");
+        let wait = Duration::from_millis(100);
+        let mut pauses = vec![];
+        for _ in 0..6 {
+            f.failed("l", "503");
+            pauses.push(f.pause(wait).as_millis());
+        }
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(f.unlogged, 5, "one line logged, five left for later");
+        f.recovered("l");
+        f.failed("l", "503");
+        assert_eq!((f.pause(wait).as_millis(), f.unlogged), (100, 0), "a new run of failures");
+    }
 
     #[test]
     fn the_ways_a_wiped_store_shows_up_ask_for_a_repair() {
