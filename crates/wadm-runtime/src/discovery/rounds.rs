@@ -114,32 +114,51 @@ impl DiscoveryRounds {
     ) {
         let started = clock.now();
         let own_id = |at: u64| format!("discovered.{}.{}.{at}", self.lattice, self.replica);
-        self.round(&discoverer, &events, started, own_id(started), "start-up").await;
+        // A round whose answers could not be stored (the event stream electing a leader) is
+        // run again after a pause: reconciles may be waiting for the first one.
+        let mut retry = Retry::default();
+        let ok = self.round(&discoverer, &events, started, own_id(started), "start-up").await;
+        retry.after(ok);
         let mut last = started;
         let every = self.every.max(Duration::from_millis(1));
         let mut periodic = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         periodic.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let gap = self.min_gap.as_millis() as u64;
         loop {
+            let again = retry.at;
+            let retry_due = async move {
+                match again {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = periodic.tick() => {
                     let now = clock.now();
                     let id = periodic_discovery_id(&self.lattice, now, every);
-                    self.round(&discoverer, &events, now, id, "periodic").await;
+                    retry.after(self.round(&discoverer, &events, now, id, "periodic").await);
                     last = now;
                 }
                 Some(()) = doubt.recv() => {
                     let now = clock.now();
                     if now.saturating_sub(last) >= gap {
-                        self.round(&discoverer, &events, now, own_id(now), "state in doubt").await;
+                        let ok = self.round(&discoverer, &events, now, own_id(now), "state in doubt");
+                        retry.after(ok.await);
                         last = now;
                     }
+                }
+                _ = retry_due => {
+                    let now = clock.now();
+                    let ok = self.round(&discoverer, &events, now, own_id(now), "retry").await;
+                    retry.after(ok);
+                    last = now;
                 }
                 _ = stop.changed() => return,
             }
         }
     }
 
+    /// Run one round; whether its answers were stored.
     async fn round(
         &self,
         discoverer: &NatsDiscoverer,
@@ -147,10 +166,54 @@ impl DiscoveryRounds {
         at: u64,
         msg_id: String,
         why: &str,
-    ) {
+    ) -> bool {
         match discover_with_id(discoverer, events, &self.lattice, at, msg_id).await {
-            Ok(hosts) => tracing::info!(lattice = %self.lattice, hosts, why, "discovery round"),
-            Err(e) => tracing::warn!(lattice = %self.lattice, error = %e, why, "discovery failed"),
+            Ok(hosts) => {
+                tracing::info!(lattice = %self.lattice, hosts, why, "discovery round");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(lattice = %self.lattice, error = %e, why, "discovery failed");
+                false
+            }
         }
+    }
+}
+
+/// When a failed round runs again: 0.5 s after the first failure, doubling to 8 s.
+#[derive(Debug, Default)]
+struct Retry {
+    failures: u32,
+    at: Option<tokio::time::Instant>,
+}
+
+impl Retry {
+    fn after(&mut self, ok: bool) {
+        if ok {
+            *self = Retry::default();
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.at = Some(tokio::time::Instant::now() + Self::pause(self.failures));
+    }
+
+    fn pause(failures: u32) -> Duration {
+        Duration::from_millis(500) * (1 << failures.saturating_sub(1).min(4))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Retry;
+
+    #[test]
+    fn a_failed_round_runs_again_sooner_than_the_wait_for_it() {
+        let pauses: Vec<u128> = (1..=7).map(|n| Retry::pause(n).as_millis()).collect();
+        assert_eq!(pauses, [500, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
+        let mut r = Retry::default();
+        r.after(false);
+        assert!(r.at.is_some());
+        r.after(true);
+        assert!(r.at.is_none() && r.failures == 0, "a stored round ends the retries");
     }
 }
