@@ -122,7 +122,7 @@ impl<'b> Builder<'b> {
         if !self.acts_for(app) {
             return;
         }
-        let generation = self.catalog.generation(app);
+        let (generation, app) = self.catalog.stamp(app);
         let (scratch, lattice) = (&mut self.scratch, self.lattice);
         let planned = PlannedCommand::with_scratch(scratch, lattice, app, generation, cmd, known);
         let at = self.commands.len() as u32;

@@ -26,16 +26,13 @@ pub(crate) fn instances_running(running: u64, wanted: u64) -> String {
     out
 }
 
-/// 32 lowercase hex digits of `n`.
-pub(crate) fn hex128(n: u128) -> String {
+/// Write the 32 lowercase hex digits of `n` into `out`.
+pub(crate) fn hex128_into(n: u128, out: &mut [u8; 32]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 32];
     for (pair, byte) in out.chunks_exact_mut(2).zip(n.to_be_bytes()) {
         pair[0] = DIGITS[usize::from(byte >> 4)];
         pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
-    // Only ASCII hex digits were written.
-    std::str::from_utf8(&out).unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
@@ -51,7 +48,9 @@ mod tests {
             assert_eq!(instances_running(n, 7), format!("{n}/7 instances running"));
         }
         for n in [0, 0xab, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
-            assert_eq!(hex128(n), format!("{n:032x}"));
+            let mut out = [0u8; 32];
+            hex128_into(n, &mut out);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{n:032x}"));
         }
     }
 }
