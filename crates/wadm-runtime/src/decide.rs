@@ -167,10 +167,12 @@ impl HostFailure {
             (HostFailure::Link { key, .. }, Command::PutLink(l)) => &l.key() == key,
             _ => false,
         };
-        plan.commands.iter().find(|c| matches(c)).map(|c| c.app.clone()).or_else(|| match self {
-            HostFailure::Component { app, .. } => app.clone(),
-            _ => None,
-        })
+        plan.commands.iter().find(|c| matches(c)).map(|c| c.app.to_string()).or_else(
+            || match self {
+                HostFailure::Component { app, .. } => app.clone(),
+                _ => None,
+            },
+        )
     }
 }
 
@@ -252,7 +254,7 @@ pub fn select_commands(
     let mut out = Vec::new();
     let mut held: BTreeMap<String, usize> = BTreeMap::new();
     let wanted = plan.commands.iter().filter(|c| affected.contains(&c.app));
-    let wanted = wanted.filter(|c| !record.apps.get(&c.app).is_some_and(|a| a.backing_off(now)));
+    let wanted = wanted.filter(|c| !record.apps.get(&*c.app).is_some_and(|a| a.backing_off(now)));
     let admitted = record.intents.admit_all(wanted, &record.state, now, ttl_ms, lifetime_ms);
     let mut replaced = Vec::new();
     for (c, admission) in admitted {
@@ -260,13 +262,13 @@ pub fn select_commands(
             Admission::Issue(intent) => {
                 let mut message = message_of(&plan.lattice, &intent);
                 let undeploying =
-                    record.apps.get(&c.app).is_none_or(|a| a.deployed_version.is_none());
+                    record.apps.get(&*c.app).is_none_or(|a| a.deployed_version.is_none());
                 let why = why(&c.command, &record.state);
                 message.reason =
                     if undeploying { format!("{} is undeployed: {why}", c.app) } else { why };
                 let mut allocation =
                     allocation::classify(&c.command, &record.state, undeploying, &record.replacing);
-                if record.apps.get(&c.app).is_some_and(|a| a.short_of_capacity) {
+                if record.apps.get(&*c.app).is_some_and(|a| a.short_of_capacity) {
                     let state = &record.state;
                     allocation =
                         allocation::after_capacity_shortfall(allocation, &c.command, state);
@@ -275,7 +277,7 @@ pub fn select_commands(
                     && let Some(id) = allocation::workload_id(&c.command)
                 {
                     replaced.push(Replacement {
-                        app: c.app.clone(),
+                        app: c.app.to_string(),
                         id: id.to_string(),
                         host: c.command.target_host().unwrap_or_default().to_string(),
                     });
@@ -284,7 +286,7 @@ pub fn select_commands(
                 out.push(message);
             }
             Admission::Busy | Admission::Waiting { .. } | Admission::AfterRemoval { .. } => {
-                *held.entry(c.app.clone()).or_default() += 1;
+                *held.entry(c.app.to_string()).or_default() += 1;
             }
         }
     }
@@ -390,7 +392,7 @@ pub fn statuses(
         if app.deployed_version.is_none() {
             // Undeployed: "removing" while stops are planned or unconfirmed, so that
             // `undeploy --wait` can tell when the hosts are clear.
-            let planned = plan.commands.iter().filter(|c| &c.app == name);
+            let planned = plan.commands.iter().filter(|c| *c.app == **name);
             let unissued = planned.filter(|c| intents.get(&Slot::of(&c.command)).is_none());
             let to_go = unissued.count() + intents.pending_for(name);
             let status = if to_go > 0 { Status::removing(to_go) } else { status.clone() };
@@ -435,7 +437,7 @@ pub fn statuses(
 /// Forget undeployed applications the plan no longer removes anything for and that have no
 /// order in flight. A plan for some applications only (`scope`) decides only about those.
 pub fn prune_undeployed(record: &mut LatticeRecord, plan: &Plan, scope: Option<&BTreeSet<String>>) {
-    let mut busy: BTreeSet<&str> = plan.commands.iter().map(|c| c.app.as_str()).collect();
+    let mut busy: BTreeSet<&str> = plan.commands.iter().map(|c| &*c.app).collect();
     busy.extend(record.intents.pending().map(|(_, i)| i.app.as_str()));
     let planned = |name: &str| scope.is_none_or(|apps| apps.contains(name));
     record.apps.retain(|name, app| {

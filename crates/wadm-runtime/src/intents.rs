@@ -587,9 +587,9 @@ impl Intents {
         self.next_seq = seq.saturating_add(1);
         let intent = Intent {
             command: planned.command.clone(),
-            app: planned.app.clone(),
+            app: planned.app.to_string(),
             generation: planned.generation,
-            id: planned.id.clone(),
+            id: planned.id.to_string(),
             seq,
             issued_at: now,
             expires_at: now.saturating_add(ttl_ms),

@@ -3,7 +3,7 @@
 //! can be recomputed), shared references, generations.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use wadm_model::names::sanitize;
 use wadm_model::{Application, ComponentKind, Source, StatusInfo, StatusType};
@@ -22,8 +22,8 @@ pub struct Catalog<'a> {
     /// Config names deployed applications own (will be put by this reconcile if missing).
     pub desired_owned_configs: BTreeSet<String>,
     /// Deployed and undeployed applications → the generation commands acting for them carry
-    /// (a deployed application's when both). Lookup only.
-    known: FnvMap<&'a str, u64>,
+    /// (a deployed application's when both), and the name those commands share. Lookup only.
+    known: FnvMap<&'a str, (u64, Arc<str>)>,
     /// Built on first use: only removals of links and configs need it.
     declared: OnceLock<Declarations>,
     /// Whether a deployed application keeps components apart (`anti-affinity`).
@@ -87,8 +87,9 @@ impl<'a> Catalog<'a> {
                 c.undeployed.insert(&u.name, u);
             }
         }
-        let undeployed = c.undeployed.iter().map(|(name, u)| (*name, u.generation));
-        let deployed = c.deployed.iter().map(|(name, d)| (*name, d.generation));
+        let stamp = |name: &'a str, generation| (name, (generation, Arc::from(name)));
+        let undeployed = c.undeployed.iter().map(|(name, u)| stamp(name, u.generation));
+        let deployed = c.deployed.iter().map(|(name, d)| stamp(name, d.generation));
         // Deployed last: its generation wins.
         c.known = undeployed.chain(deployed).collect();
         for d in c.deployed.values() {
@@ -145,7 +146,16 @@ impl<'a> Catalog<'a> {
 
     /// The generation to stamp on commands acting for `app`.
     pub fn generation(&self, app: &str) -> u64 {
-        self.known.get(app).copied().unwrap_or(0)
+        self.known.get(app).map_or(0, |(generation, _)| *generation)
+    }
+
+    /// [`Catalog::generation`] with the application's name as commands share it (copied for an
+    /// unknown application).
+    pub(crate) fn stamp(&self, app: &str) -> (u64, Arc<str>) {
+        match self.known.get(app) {
+            Some((generation, name)) => (*generation, Arc::clone(name)),
+            None => (0, Arc::from(app)),
+        }
     }
 
     /// The known application whose derived-name prefix `name` carries. Sanitised application

@@ -1,6 +1,8 @@
 //! Commands a plan issues. Each maps one-to-one to a lattice control request: a subject suffix, an
 //! optional target host and a JSON body, so the I/O layer can send it without interpreting it.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use wadm_protocol::ctl::{
     DeleteLinkRequest, ScaleComponentRequest, StartProviderRequest, StopProviderRequest,
@@ -9,7 +11,7 @@ use wadm_protocol::ctl::{
 use wadm_protocol::subject::{self, suffix};
 use wadm_protocol::{Link, StringMap};
 
-use crate::text::hex128;
+use crate::text::hex128_into;
 
 /// One control request wadm wants sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,9 +208,10 @@ pub fn reason(command: &Command, state: &wadm_lattice::LatticeState) -> String {
 pub struct PlannedCommand {
     /// Deterministic: the same (lattice, app, generation, command) always gives the same id, so it
     /// can be the `Nats-Msg-Id` of the command message.
-    pub id: String,
-    /// The application the command acts for (for shared resources: the first by name).
-    pub app: String,
+    pub id: CommandId,
+    /// The application the command acts for (for shared resources: the first by name). Shared
+    /// with every other command of the application.
+    pub app: Arc<str>,
     /// That application's generation.
     pub generation: u64,
     /// The control request itself.
@@ -218,7 +221,7 @@ pub struct PlannedCommand {
 impl PlannedCommand {
     /// Stamp a command with its id.
     pub fn new(lattice: &str, app: &str, generation: u64, command: Command) -> Self {
-        Self::with_scratch(&mut Vec::new(), lattice, app, generation, command, None)
+        Self::with_scratch(&mut Vec::new(), lattice, Arc::from(app), generation, command, None)
     }
 
     /// [`PlannedCommand::new`], encoding the command for its id in `scratch` (reused across the
@@ -226,13 +229,107 @@ impl PlannedCommand {
     pub(crate) fn with_scratch(
         scratch: &mut Vec<u8>,
         lattice: &str,
-        app: &str,
+        app: Arc<str>,
         generation: u64,
         command: Command,
         known: Option<&EncodedMap>,
     ) -> Self {
-        let id = command_id_with(scratch, lattice, app, generation, &command, known);
-        Self { id, app: app.to_string(), generation, command }
+        let id = command_id_with(scratch, lattice, &app, generation, &command, known);
+        Self { id, app, generation, command }
+    }
+}
+
+/// A command's deduplication id: 32 lowercase hex digits, held inline (no allocation per
+/// command). Reads, compares, prints and serialises as the string it is.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommandId([u8; 32]);
+
+impl CommandId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for CommandId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for CommandId {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for CommandId {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+// Hashed as its text, as `Borrow<str>` requires.
+impl std::hash::Hash for CommandId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::fmt::Display for CommandId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for CommandId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for CommandId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl From<CommandId> for String {
+    fn from(id: CommandId) -> Self {
+        id.as_str().to_string()
+    }
+}
+
+impl PartialEq<str> for CommandId {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for CommandId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for CommandId {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<CommandId> for String {
+    fn eq(&self, other: &CommandId) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<CommandId> for &str {
+    fn eq(&self, other: &CommandId) -> bool {
+        *self == other.as_str()
     }
 }
 
@@ -242,7 +339,7 @@ impl PlannedCommand {
 /// length-prefixed, maps in key order. Equal commands get equal ids; any change to what the
 /// command does changes the id.
 pub fn command_id(lattice: &str, app: &str, generation: u64, command: &Command) -> String {
-    command_id_with(&mut Vec::new(), lattice, app, generation, command, None)
+    command_id_with(&mut Vec::new(), lattice, app, generation, command, None).into()
 }
 
 /// [`command_id`], encoding in `scratch`; the annotation map `known` holds is copied from its
@@ -254,7 +351,7 @@ fn command_id_with(
     generation: u64,
     command: &Command,
     known: Option<&EncodedMap>,
-) -> String {
+) -> CommandId {
     scratch.clear();
     let mut e = IdEncoding(scratch);
     e.str(lattice).str(app).u64(generation).str(command.kind());
@@ -295,7 +392,9 @@ fn command_id_with(
             e.str(name);
         }
     }
-    hex128(xxhash_rust::xxh3::xxh3_128(scratch))
+    let mut id = [0u8; 32];
+    hex128_into(xxhash_rust::xxh3::xxh3_128(scratch), &mut id);
+    CommandId(id)
 }
 
 /// An annotation map with its encoding in command ids, computed once for every command carrying it.
@@ -443,6 +542,14 @@ mod tests {
         assert_ne!(a, command_id("l", "app2", 1, &c));
         assert_ne!(a, command_id("l", "app", 1, &Command::DeleteConfig { name: "y".into() }));
         assert_eq!(a.len(), 32);
+        // The inline id reads, prints and serialises as the string.
+        let id = command_id_with(&mut Vec::new(), "l", "app", 1, &c, None);
+        assert_eq!(
+            (id.as_str(), id.to_string(), format!("{id:?}")),
+            (&*a, a.clone(), format!("{a:?}"))
+        );
+        assert_eq!(serde_json::to_string(&id).unwrap(), serde_json::to_string(&a).unwrap());
+        assert!(id == a && a.clone() == id && id == a.as_str());
     }
 
     #[test]
@@ -483,6 +590,5 @@ mod tests {
         assert_eq!(base, scale(&|_| {}));
         let pinned = command_id("l", "app", 1, &Command::DeleteConfig { name: "x".into() });
         assert_eq!(pinned, "db6475d1192fb95abae45fef2b7e6d4b");
-        assert_eq!(hex128(0xab), format!("{:032x}", 0xab));
     }
 }

@@ -80,14 +80,17 @@ enum Phase {
     DeleteConfig,
 }
 
+/// A command's sort key: (phase, host id, resource, sub-order, push index).
+type Key<'b> = (Phase, &'b str, Cow<'b, str>, u8, u32);
+
 /// Collects a plan's commands with their sort keys (phase, host id, resource, sub-order): the
 /// keys borrow what they name, and the commands are moved once, into send order, at the end.
 struct Builder<'b> {
     lattice: &'b str,
     catalog: &'b Catalog<'b>,
-    keys: Vec<(Phase, &'b str, Cow<'b, str>, u8, u32)>,
-    /// In push order; each is taken once, in send order.
-    commands: Vec<Option<PlannedCommand>>,
+    keys: Vec<Key<'b>>,
+    /// In push order (usually send order already).
+    commands: Vec<PlannedCommand>,
     /// Encodes each command for its id.
     scratch: Vec<u8>,
     /// When planning for some applications only: commands acting for others are left out.
@@ -122,12 +125,12 @@ impl<'b> Builder<'b> {
         if !self.acts_for(app) {
             return;
         }
-        let generation = self.catalog.generation(app);
+        let (generation, app) = self.catalog.stamp(app);
         let (scratch, lattice) = (&mut self.scratch, self.lattice);
         let planned = PlannedCommand::with_scratch(scratch, lattice, app, generation, cmd, known);
         let at = self.commands.len() as u32;
         self.keys.push((phase, host, resource.into(), sub, at));
-        self.commands.push(Some(planned));
+        self.commands.push(planned);
     }
 
     /// Whether commands acting for `app` are kept (callers skip building others' commands).
@@ -137,10 +140,18 @@ impl<'b> Builder<'b> {
 
     /// The commands in send order.
     fn into_commands(self) -> Vec<PlannedCommand> {
-        let Builder { mut keys, mut commands, .. } = self;
+        let Builder { mut keys, commands, .. } = self;
+        let order =
+            |x: &Key<'_>, y: &Key<'_>| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4));
+        // Commands are mostly pushed in send order already (by host, then id): then they stay
+        // where they are, none moved.
+        if keys.is_sorted_by(|x, y| order(x, y).is_le()) {
+            return commands;
+        }
         // Keys are unique (the push index ends them), so any sort gives one order; this one
-        // merges runs, and commands are mostly pushed in order already (by host, then id).
-        keys.sort_by(|x, y| (x.0, x.1, &x.2, x.3, x.4).cmp(&(y.0, y.1, &y.2, y.3, y.4)));
+        // merges runs.
+        keys.sort_by(order);
+        let mut commands: Vec<Option<PlannedCommand>> = commands.into_iter().map(Some).collect();
         let mut ordered = Vec::with_capacity(commands.len());
         ordered.extend(keys.into_iter().filter_map(|k| commands[k.4 as usize].take()));
         ordered
@@ -173,21 +184,32 @@ pub fn plan_avoiding(
     plan
 }
 
-/// Each scaler's status (copying the scaler's names), grouped by application.
+/// Each scaler's status (sharing the scaler's names), grouped by application: each group
+/// allocated once, at its size, straight from `order` (in application order).
 fn kept_statuses(
     scalers: &[Box<dyn Scaler>],
     order: Vec<(usize, StatusInfo)>,
 ) -> Vec<(&str, Vec<ScalerStatus>)> {
-    group_by_app(order.into_iter().map(|(i, status)| {
-        let info = scalers[i].info();
-        let status = ScalerStatus {
-            id: info.id.clone(),
-            kind: info.kind.clone(),
-            name: info.name.clone(),
-            status,
-        };
-        (&*info.app, status)
-    }))
+    let app = |i: usize| &scalers[i].info().app;
+    let same_app = |a: &(usize, StatusInfo), b: &(usize, StatusInfo)| {
+        let (x, y) = (app(a.0), app(b.0));
+        Arc::ptr_eq(x, y) || x == y
+    };
+    let runs: Vec<usize> = order.chunk_by(same_app).map(<[_]>::len).collect();
+    let mut rest = order.into_iter();
+    let mut groups = Vec::with_capacity(runs.len());
+    for len in runs {
+        let mut group = Vec::with_capacity(len);
+        let mut name = "";
+        for (i, status) in rest.by_ref().take(len) {
+            let info = scalers[i].info();
+            name = &info.app;
+            let (id, kind) = (Arc::clone(&info.id), Arc::clone(&info.kind));
+            group.push(ScalerStatus { id, kind, name: Arc::clone(&info.name), status });
+        }
+        groups.push((name, group));
+    }
+    groups
 }
 
 /// [`plan_with`] for some applications: `apps` and every application coupled to them (see

@@ -45,7 +45,7 @@ mod text;
 
 pub use builtin::builtin_scalers;
 pub use catalog::Catalog;
-pub use command::{Command, PlannedCommand, command_id};
+pub use command::{Command, CommandId, PlannedCommand, command_id};
 pub use context::Context;
 pub use engine::{Plan, plan_avoiding, plan_once, plan_with};
 pub use factory::{BuildScalers, ScalerFactory};

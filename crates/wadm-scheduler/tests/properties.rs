@@ -277,7 +277,7 @@ fn check_undeploy_isolation(w: &World, seed: u64) -> Result<(), TestCaseError> {
         let plan = reconcile_with(after_desired, &lat, 0);
         for c in &plan.commands {
             prop_assert!(
-                c.app == victim.app.name || w.undeployed.iter().any(|u| u.name == c.app),
+                *c.app == victim.app.name || w.undeployed.iter().any(|u| u.name == *c.app),
                 "command for {} while only {} was undeployed: {:?}",
                 c.app,
                 victim.app.name,

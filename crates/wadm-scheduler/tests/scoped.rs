@@ -84,7 +84,7 @@ fn check(r: &Reconciler, lat: &LatticeState, seeds: &[String]) -> Result<usize, 
     }
     prop_assert!(part.apps.is_subset(&known), "unknown apps in the closure: {:?}", part.apps);
     let commands: Vec<_> =
-        full.commands.iter().filter(|c| part.apps.contains(&c.app)).cloned().collect();
+        full.commands.iter().filter(|c| part.apps.contains(&*c.app)).cloned().collect();
     prop_assert_eq!(&part.plan.commands, &commands, "commands of {:?}", part.apps);
     let statuses: BTreeMap<_, _> = full
         .statuses
@@ -161,7 +161,7 @@ fn independent_applications_are_reconciled_alone() {
     let part = r.reconcile_apps(&empty, 0, ["app7"]);
     assert_eq!(part.apps, BTreeSet::from(["app7".to_string()]));
     assert_eq!(part.plan.commands.len(), 5);
-    assert!(part.plan.commands.iter().all(|c| c.app == "app7"));
+    assert!(part.plan.commands.iter().all(|c| &*c.app == "app7"));
     assert_eq!(part.plan.statuses.keys().collect::<Vec<_>>(), ["app7"]);
     let none = r.reconcile_apps(&empty, 0, ["unknown"]);
     assert!(none.apps.is_empty() && none.plan.commands.is_empty() && none.plan.statuses.is_empty());
@@ -180,7 +180,7 @@ fn a_shared_provider_couples_its_applications() {
     assert_eq!(part.apps, BTreeSet::from(["a".to_string(), "b".to_string()]));
     // The smallest owner starts it, recording the other as co-owner.
     assert_eq!(part.plan.commands.len(), 1);
-    assert_eq!(part.plan.commands[0].app, "a");
+    assert_eq!(&*part.plan.commands[0].app, "a");
 }
 
 #[test]
