@@ -237,6 +237,23 @@ impl PlannedCommand {
         let id = command_id_with(scratch, lattice, &app, generation, &command, known);
         Self { id, app, generation, command }
     }
+
+    /// [`PlannedCommand::with_scratch`], pushing the command onto `commands` first and writing
+    /// its id where it lies (the command is moved once, not through a return value).
+    pub(crate) fn push_with_scratch(
+        commands: &mut Vec<PlannedCommand>,
+        scratch: &mut Vec<u8>,
+        lattice: &str,
+        app: Arc<str>,
+        generation: u64,
+        command: Command,
+        known: Option<&EncodedMap>,
+    ) {
+        commands.push(Self { id: CommandId([0; 32]), app, generation, command });
+        if let Some(p) = commands.last_mut() {
+            p.id = command_id_with(scratch, lattice, &p.app, generation, &p.command, known);
+        }
+    }
 }
 
 /// A command's deduplication id: 32 lowercase hex digits, held inline (no allocation per

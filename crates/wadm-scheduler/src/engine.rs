@@ -126,11 +126,19 @@ impl<'b> Builder<'b> {
             return;
         }
         let (generation, app) = self.catalog.stamp(app);
-        let (scratch, lattice) = (&mut self.scratch, self.lattice);
-        let planned = PlannedCommand::with_scratch(scratch, lattice, app, generation, cmd, known);
         let at = self.commands.len() as u32;
         self.keys.push((phase, host, resource.into(), sub, at));
-        self.commands.push(planned);
+        // Pushed first and stamped with its id where it lies: the command is moved once.
+        let (scratch, lattice) = (&mut self.scratch, self.lattice);
+        PlannedCommand::push_with_scratch(
+            &mut self.commands,
+            scratch,
+            lattice,
+            app,
+            generation,
+            cmd,
+            known,
+        );
     }
 
     /// Whether commands acting for `app` are kept (callers skip building others' commands).
@@ -341,7 +349,9 @@ fn plan_commands_in<'b>(
         short_of_capacity,
     };
     drop(merged);
-    let order = evaluations.into_iter().map(|(i, _, eval)| (i, eval.status)).collect();
+    // Each status taken out where it lies (not the whole evaluation moved to reach it).
+    let order = evaluations.iter_mut().map(|(i, _, eval)| (*i, std::mem::take(&mut eval.status)));
+    let order = order.collect();
     (plan, order)
 }
 
