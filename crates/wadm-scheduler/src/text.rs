@@ -23,20 +23,19 @@ fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     &buf[start..]
 }
 
-/// `{running}/{wanted} instances running`: the message of a workload scaler's status, composed
-/// on the stack and allocated once, at its size.
+/// `{running}/{wanted} instances running`: the message of a workload scaler's status, allocated
+/// once, at its size, and written in place (no intermediate buffer, no UTF-8 check of the whole).
 pub(crate) fn instances_running(running: u64, wanted: u64) -> String {
-    const TAIL: &[u8] = b" instances running";
+    const TAIL: &str = " instances running";
     let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
     let (running, wanted) = (decimal(&mut a, running), decimal(&mut b, wanted));
-    let mut out = [0u8; 20 + 1 + 20 + TAIL.len()];
-    let mut len = 0;
-    for part in [running, b"/", wanted, TAIL] {
-        out[len..len + part.len()].copy_from_slice(part);
-        len += part.len();
-    }
-    // Only ASCII digits and text were written.
-    std::str::from_utf8(&out[..len]).unwrap_or_default().to_string()
+    let mut out = String::with_capacity(running.len() + 1 + wanted.len() + TAIL.len());
+    // Digits are ASCII: each byte is its own char.
+    out.extend(running.iter().map(|d| char::from(*d)));
+    out.push('/');
+    out.extend(wanted.iter().map(|d| char::from(*d)));
+    out.push_str(TAIL);
+    out
 }
 
 /// Write the 32 lowercase hex digits of `n` into `out`, sixteen at a time in one integer (no
