@@ -152,7 +152,7 @@ impl Client {
                 Verdict::Failed(status) => {
                     return Err(ClientError::DeployFailed {
                         name: name.to_string(),
-                        message: status.status.message,
+                        message: status.status.message.to_string(),
                     });
                 }
                 Verdict::Pending => {}

@@ -67,9 +67,10 @@ pub struct StatusInfo {
     /// The state (deployed, reconciling, failed, …).
     #[serde(rename = "type")]
     pub status_type: StatusType,
-    /// Why, for a person (empty when there is nothing to say).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
+    /// Why, for a person (empty when there is nothing to say). Shared: a manager reports every
+    /// scaler's status on every reconcile, and most messages repeat (`1/1 instances running`).
+    #[serde(default, skip_serializing_if = "str::is_empty")]
+    pub message: Arc<str>,
     /// Instances running of instances wanted, whatever the state (`None`: the scaler runs no
     /// instances, e.g. links and configs, or a server that does not say). An addition to the
     /// upstream wire shape, left out when absent.
@@ -79,8 +80,8 @@ pub struct StatusInfo {
 
 impl StatusInfo {
     /// A status with its message.
-    pub fn new(status_type: StatusType, message: impl Into<String>) -> Self {
-        Self { status_type, message: message.into(), instances: None }
+    pub fn new(status_type: StatusType, message: impl AsRef<str>) -> Self {
+        Self { status_type, message: message_text(message.as_ref()), instances: None }
     }
 
     /// The same status, counting `instances`.
@@ -88,6 +89,11 @@ impl StatusInfo {
         self.instances = Some(instances);
         self
     }
+}
+
+/// `text` as a status message: the empty message is shared (no allocation), any other copied once.
+pub fn message_text(text: &str) -> Arc<str> {
+    if text.is_empty() { Arc::default() } else { Arc::from(text) }
 }
 
 /// How many instances run and how many are wanted (for a provider: hosts running it of hosts
@@ -164,7 +170,7 @@ pub const REMOVING_PREFIX: &str = "Removing what it ran";
 
 impl Status {
     /// A status with no scalers.
-    pub fn new(status_type: StatusType, message: impl Into<String>) -> Self {
+    pub fn new(status_type: StatusType, message: impl AsRef<str>) -> Self {
         Self { status: StatusInfo::new(status_type, message), ..Self::default() }
     }
 
@@ -203,13 +209,14 @@ impl Status {
             .filter(|s| s.status.status_type == top && !s.status.message.is_empty())
             .collect();
         let message = match said.as_slice() {
-            _ if top == StatusType::Deployed => String::new(),
+            _ if top == StatusType::Deployed => Arc::default(),
             [one] => one.status.message.clone(),
             several => several
                 .iter()
                 .map(|s| format!("{}: {}", s.name, s.status.message))
                 .collect::<Vec<_>>()
-                .join("; "),
+                .join("; ")
+                .into(),
         };
         let instances = Instances::sum(scalers.iter().map(|s| s.status.instances.as_ref()));
         let status = StatusInfo { status_type: top, message, instances };
@@ -251,11 +258,11 @@ mod tests {
         let kv = named("kv", Reconciling, "0/1 instances running");
         let done = named("cfg", Deployed, "1/1 instances running");
         let s = Status::aggregate(vec![web.clone(), done.clone(), kv]);
-        assert_eq!(s.status.message, "web: 0/1 instances running; kv: 0/1 instances running");
+        assert_eq!(&*s.status.message, "web: 0/1 instances running; kv: 0/1 instances running");
         let s = Status::aggregate(vec![web, done.clone()]);
-        assert_eq!(s.status.message, "0/1 instances running", "one scaler needs no name");
+        assert_eq!(&*s.status.message, "0/1 instances running", "one scaler needs no name");
         let s = Status::aggregate(vec![done.clone(), done]);
-        assert_eq!((s.status.status_type, s.status.message.as_str()), (Deployed, ""));
+        assert_eq!((s.status.status_type, &*s.status.message), (Deployed, ""));
     }
 
     #[test]

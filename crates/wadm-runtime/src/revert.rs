@@ -252,7 +252,8 @@ pub fn on_statuses(
         let Some(deployed) = app.deployed_version.clone() else { continue };
         if let Some(d) = &app.safety.revert {
             status.status.status_type = StatusType::Failed;
-            status.status.message = format!("reverting to {} from {deployed}: {}", d.to, d.reason);
+            status.status.message =
+                format!("reverting to {} from {deployed}: {}", d.to, d.reason).into();
             continue;
         }
         if let Some(r) = &app.safety.reverted {
@@ -262,7 +263,7 @@ pub fn on_statuses(
             {
                 message = format!("{message}; {}", status.status.message);
             }
-            status.status.message = message;
+            status.status.message = message.into();
             status.version = deployed.clone();
         }
         if app.safety.policy.rollout
@@ -292,7 +293,7 @@ pub fn on_statuses(
             // Not stable while a provider of the new version fails its health checks.
             status.status.status_type = StatusType::Unhealthy;
             status.status.message =
-                format!("provider {provider} fails its health checks on host {host}");
+                format!("provider {provider} fails its health checks on host {host}").into();
             continue;
         }
         if status.status.status_type == StatusType::Deployed
@@ -448,7 +449,7 @@ mod tests {
         on_statuses(&mut r, &mut statuses);
         let s = &statuses[0].1;
         assert_eq!(
-            s.status.message,
+            &*s.status.message,
             "reverted to v3 from v4: boom on host h; 1/2 instances running"
         );
         assert_eq!(s.version, "v3");

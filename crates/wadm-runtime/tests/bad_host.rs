@@ -208,7 +208,7 @@ fn run(
             .statuses
             .iter()
             .find(|(a, _)| a == "demo")
-            .map(|(_, s)| (s.status.status_type, s.status.message.clone()));
+            .map(|(_, s)| (s.status.status_type, s.status.message.to_string()));
         let (status, message) = status.unwrap_or((StatusType::Undeployed, String::new()));
         out.push(Sample { at: now, counts: counts(&record, false), to_bad, status, message });
         events = next;

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use wadm_lattice::{ComponentInstance, HostState, LatticeState, ProviderInstance, Timestamp};
+use wadm_model::{StatusInfo, StatusType};
 use wadm_protocol::StringMap;
 
 use crate::capacity::{Ledger, Separation};
@@ -44,7 +45,25 @@ pub struct Context<'a> {
     separation: Option<Separation<'a>>,
     /// Hosts to avoid per resource (see [`Avoid`]; `None`: none).
     avoid: Option<&'a Avoid>,
+    /// Status messages of this reconcile, shared by the scalers that say the same.
+    messages: Messages,
 }
+
+/// Status messages made once per reconcile and shared: the empty one, and
+/// `{running}/{wanted} instances running` in a direct-mapped table (a slot holds the last counts
+/// that mapped to it; a miss makes the message anew, so only allocations depend on the table,
+/// never text).
+#[derive(Default)]
+struct Messages {
+    empty: OnceCell<Arc<str>>,
+    running: RefCell<Vec<Option<CountedMessage>>>,
+}
+
+/// (running, wanted) with its message.
+type CountedMessage = ((u64, u64), Arc<str>);
+
+/// Slots of [`Messages::running`]: counts below 16 never collide.
+const MESSAGE_SLOTS: usize = 256;
 
 /// Some hosts in the order fresh placements consider them: grouped by load, least loaded first;
 /// within a group (equal load), by host hash (a fixed permutation of the hosts, independent of
@@ -127,6 +146,31 @@ impl<'a> Context<'a> {
             ledger,
             separation: Separation::new(catalog),
             avoid: None,
+            messages: Messages::default(),
+        }
+    }
+
+    /// A status of `status_type` with no message (the empty message shared).
+    pub(crate) fn silent(&self, status_type: StatusType) -> StatusInfo {
+        let empty = self.messages.empty.get_or_init(|| Arc::from(""));
+        StatusInfo { status_type, message: Arc::clone(empty), instances: None }
+    }
+
+    /// `{running}/{wanted} instances running`, shared with the scalers of this reconcile that
+    /// say the same.
+    pub(crate) fn instances_running(&self, running: u64, wanted: u64) -> Arc<str> {
+        let slot = ((running as usize & 15) << 4) | (wanted as usize & 15);
+        let mut table = self.messages.running.borrow_mut();
+        if table.is_empty() {
+            table.resize(MESSAGE_SLOTS, None);
+        }
+        match &mut table[slot] {
+            Some((counts, text)) if *counts == (running, wanted) => Arc::clone(text),
+            entry => {
+                let text = crate::text::instances_running(running, wanted);
+                *entry = Some(((running, wanted), Arc::clone(&text)));
+                text
+            }
         }
     }
 

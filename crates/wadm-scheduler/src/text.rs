@@ -1,6 +1,8 @@
 //! Strings built once per scaler or command on every reconcile, written directly instead of
 //! through `format!` (whose machinery costs several times the text it writes).
 
+use std::sync::Arc;
+
 /// Append the decimal digits of `n`.
 #[cfg(test)]
 pub(crate) fn push_decimal(out: &mut String, n: u64) {
@@ -23,19 +25,21 @@ fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     &buf[start..]
 }
 
-/// `{running}/{wanted} instances running`: the message of a workload scaler's status, allocated
-/// once, at its size, and written in place (no intermediate buffer, no UTF-8 check of the whole).
-pub(crate) fn instances_running(running: u64, wanted: u64) -> String {
-    const TAIL: &str = " instances running";
+/// `{running}/{wanted} instances running`: the message of a workload scaler's status, composed
+/// on the stack and allocated once, at its size (shared by the scalers that say the same: see
+/// [`crate::context::Context::instances_running`]).
+pub(crate) fn instances_running(running: u64, wanted: u64) -> Arc<str> {
+    const TAIL: &[u8] = b" instances running";
     let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
     let (running, wanted) = (decimal(&mut a, running), decimal(&mut b, wanted));
-    let mut out = String::with_capacity(running.len() + 1 + wanted.len() + TAIL.len());
-    // Digits are ASCII: each byte is its own char.
-    out.extend(running.iter().map(|d| char::from(*d)));
-    out.push('/');
-    out.extend(wanted.iter().map(|d| char::from(*d)));
-    out.push_str(TAIL);
-    out
+    let mut out = [0u8; 20 + 1 + 20 + TAIL.len()];
+    let mut len = 0;
+    for part in [running, b"/", wanted, TAIL] {
+        out[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    // Only ASCII digits and text were written.
+    Arc::from(std::str::from_utf8(&out[..len]).unwrap_or_default())
 }
 
 /// Write the 32 lowercase hex digits of `n` into `out`, sixteen at a time in one integer (no
@@ -71,7 +75,7 @@ mod tests {
             let mut out = String::from("x");
             push_decimal(&mut out, n);
             assert_eq!(out, format!("x{n}"));
-            assert_eq!(instances_running(n, 7), format!("{n}/7 instances running"));
+            assert_eq!(&*instances_running(n, 7), format!("{n}/7 instances running"));
         }
         let mut x = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834_u128;
         let many = std::iter::repeat_with(|| {

@@ -47,7 +47,7 @@ fn hosts_with(n: usize, labels: &[(&str, &str)]) -> LatticeState {
 
 fn status_of(plan: &Plan, app: &str) -> (StatusType, String) {
     let s = &plan.statuses[app];
-    (s.status.status_type, s.status.message.clone())
+    (s.status.status_type, s.status.message.to_string())
 }
 
 /// Reconcile and apply until nothing is sent; every step is checked by `check`.
@@ -203,7 +203,7 @@ fn kept_apart_components_never_share_a_host_and_too_few_hosts_is_reported() {
     let plans = converge(deploy(std::slice::from_ref(&a)), &mut world);
     let status = &plans.last().unwrap().statuses["a"];
     assert_eq!(status.status.status_type, StatusType::Failed);
-    let messages: Vec<&str> = status.scalers.iter().map(|s| s.status.message.as_str()).collect();
+    let messages: Vec<&str> = status.scalers.iter().map(|s| &*s.status.message).collect();
     assert!(messages.iter().any(|m| m.contains("kept apart from a-api")), "{messages:?}");
 }
 

@@ -9,7 +9,7 @@ use wadm_scheduler::{Command, Desired, UndeployedApp, reconcile};
 
 fn status_of(plan: &wadm_scheduler::Plan, app: &str) -> (StatusType, String) {
     let s = &plan.statuses[app].status;
-    (s.status_type, s.message.clone())
+    (s.status_type, s.message.to_string())
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn shared_providers_live_until_the_last_app_goes() {
         [gone_a[0].clone(), UndeployedApp { name: "b".into(), generation: 2, last_spec: Some(b) }];
     let plans = converge(Desired { deployed: &[], undeployed: &gone_both }, &mut lat);
     assert!(provider_hosts(&lat, "http-server").is_empty());
-    assert_eq!(plans[0].statuses["a"].status.message, "Manifest has been undeployed");
+    assert_eq!(&*plans[0].statuses["a"].status.message, "Manifest has been undeployed");
 }
 
 #[test]

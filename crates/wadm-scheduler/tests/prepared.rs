@@ -68,7 +68,7 @@ fn a_factory_adds_custom_scalers_to_the_builtins() {
             &self.0
         }
         fn evaluate(&self, _ctx: &Context<'_>) -> Evaluation {
-            let status = StatusInfo::new(StatusType::Failed, "vetoed".to_string());
+            let status = StatusInfo::new(StatusType::Failed, "vetoed");
             Evaluation { status, ..Evaluation::default() }
         }
     }
@@ -100,6 +100,6 @@ fn a_factory_adds_custom_scalers_to_the_builtins() {
     for app in deployed {
         let status = &plan.statuses[app];
         assert_eq!(status.status.status_type, StatusType::Failed, "{app}");
-        assert!(status.scalers.iter().any(|s| &*s.id == "Veto" && s.status.message == "vetoed"));
+        assert!(status.scalers.iter().any(|s| &*s.id == "Veto" && &*s.status.message == "vetoed"));
     }
 }

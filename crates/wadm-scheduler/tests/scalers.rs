@@ -12,7 +12,7 @@ use wadm_scheduler::{Command, reconcile};
 
 fn status_of(plan: &wadm_scheduler::Plan, app: &str) -> (StatusType, String) {
     let s = &plan.statuses[app].status;
-    (s.status_type, s.message.clone())
+    (s.status_type, s.message.to_string())
 }
 
 #[test]

@@ -678,7 +678,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
                     description: index.description().map(str::to_string),
                     deployed_version: index.deployed.clone(),
                     status: detailed_status.status.status_type,
-                    status_message: (!message.is_empty()).then_some(message),
+                    status_message: (!message.is_empty()).then(|| message.to_string()),
                     detailed_status,
                     name: index.name,
                 }

@@ -449,7 +449,9 @@ async fn real_hosts_deploy_upgrade_undeploy_without_redundant_commands() {
                 let answer = client.status(APP).await;
                 let took = started.elapsed() - at;
                 let (status, message) = match answer {
-                    Ok(status) => (Some(status.status.status_type), status.status.message),
+                    Ok(status) => {
+                        (Some(status.status.status_type), status.status.message.to_string())
+                    }
                     Err(e) => (None, e.to_string()),
                 };
                 polled.lock().unwrap().push(Polled { at, took, status, message });

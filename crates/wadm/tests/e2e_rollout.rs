@@ -41,7 +41,7 @@ async fn a_rollout_changes_at_most_max_parallel_hosts_at_once() {
                 if let Ok(s) = client.status("rolling").await {
                     let line = format!("{:?}: {}", s.status.status_type, s.status.message);
                     let scalers: Vec<String> =
-                        s.scalers.iter().map(|x| x.status.message.clone()).collect();
+                        s.scalers.iter().map(|x| x.status.message.to_string()).collect();
                     let line = format!("{line} {scalers:?}");
                     let mut seen = statuses.lock().unwrap();
                     if seen.last() != Some(&line) {
@@ -142,7 +142,7 @@ async fn a_canary_stops_after_one_host_until_promoted() {
     // The canary host is done (1 s after it confirmed) and the rollout says it waits.
     let waiting = wait_for(Duration::from_secs(30), || async {
         let s = cluster.client.status("rolling").await.ok()?;
-        let message = s.scalers.iter().map(|x| x.status.message.clone()).collect::<String>();
+        let message = s.scalers.iter().map(|x| &*x.status.message).collect::<String>();
         message.contains("waiting for `wadm app promote`").then_some(message)
     })
     .await;

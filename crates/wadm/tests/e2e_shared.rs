@@ -82,7 +82,7 @@ fn api_error<T: std::fmt::Debug>(result: Result<T, ClientError>) -> String {
 /// Wait until `name` waits for lib, and check the message names it.
 async fn waits_for_lib(cluster: &Cluster, name: &str) {
     let status = cluster.wait_status(name, StatusType::Waiting).await.unwrap();
-    assert_eq!(status.status.message, "shared application lib not deployed", "{name}");
+    assert_eq!(&*status.status.message, "shared application lib not deployed", "{name}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +135,7 @@ async fn shared_app_undeploy_refused_forced_then_dependents_status() {
     match waited {
         Err(ClientError::WaitTimedOut { last: Some(last), .. }) => {
             assert_eq!(last.status_type, StatusType::Waiting, "{last:?}");
-            assert_eq!(last.message, "shared application lib not deployed");
+            assert_eq!(&*last.message, "shared application lib not deployed");
         }
         other => panic!("app2 should still wait for lib: {other:?}"),
     }

@@ -2,6 +2,7 @@
 //! `undeployed` for undeployed applications.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use wadm_model::{Instances, ScalerStatus, Status, StatusInfo, StatusType};
 
@@ -42,39 +43,64 @@ pub(super) fn app_statuses<A: AsRef<str>>(
         out.push((name.to_string(), Status::undeployed()));
     }
     let mut groups = groups.into_iter().peekable();
+    let scratch = &mut Scratch::default();
     for name in catalog.deployed.keys().filter(|name| keep(name)) {
         // Both are in name order: apps without scalers (or not deployed) are passed over.
         while let Some((app, scalers)) = groups.next_if(|(app, _)| app.as_ref() < *name) {
-            out.push((app.as_ref().to_string(), aggregate(scalers)));
+            out.push((app.as_ref().to_string(), aggregate(scalers, scratch)));
         }
         match groups.next_if(|(app, _)| app.as_ref() == *name) {
-            Some((app, scalers)) => out.push((app.as_ref().to_string(), aggregate(scalers))),
-            None => out.push((name.to_string(), aggregate(Vec::new()))),
+            Some((app, scalers)) => {
+                out.push((app.as_ref().to_string(), aggregate(scalers, scratch)))
+            }
+            None => out.push((name.to_string(), aggregate(Vec::new(), scratch))),
         };
     }
     for (app, scalers) in groups {
-        out.push((app.as_ref().to_string(), aggregate(scalers)));
+        out.push((app.as_ref().to_string(), aggregate(scalers, scratch)));
     }
     // A stable sort keeps the later of equal names last, and collecting keeps the last.
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.into_iter().collect()
 }
 
-/// [`Status::aggregate`], building the message in one allocation instead of one `format!` per
-/// scaler and a join (it runs for every application on every reconcile). Equal results: tested.
-pub(super) fn aggregate(scalers: Vec<ScalerStatus>) -> Status {
-    let Some(top) = scalers.iter().map(|s| s.status.status_type).max_by_key(|t| t.precedence())
-    else {
-        return Status::new(StatusType::Deployed, "");
+/// What [`aggregate`] reuses from one application to the next.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Where a message naming several scalers is composed.
+    text: String,
+    /// The empty message, shared.
+    empty: Option<Arc<str>>,
+}
+
+impl Scratch {
+    fn empty(&mut self) -> Arc<str> {
+        Arc::clone(self.empty.get_or_insert_with(|| Arc::from("")))
+    }
+}
+
+/// [`Status::aggregate`], composing a message naming several scalers in `scratch` and allocating
+/// it once, sharing a single scaler's message and the empty one (it runs for every application
+/// on every reconcile). Equal results: tested.
+pub(super) fn aggregate(scalers: Vec<ScalerStatus>, scratch: &mut Scratch) -> Status {
+    let top = scalers.iter().map(|s| s.status.status_type).max_by_key(|t| t.precedence());
+    let Some(top) = top else {
+        let status = StatusInfo {
+            status_type: StatusType::Deployed,
+            message: scratch.empty(),
+            instances: None,
+        };
+        return Status { status, scalers, version: String::new(), components: Vec::new() };
     };
     let said =
         || scalers.iter().filter(|s| s.status.status_type == top && !s.status.message.is_empty());
     let message = match (said().next(), said().nth(1)) {
-        _ if top == StatusType::Deployed => String::new(),
-        (Some(one), None) => one.status.message.clone(),
+        _ if top == StatusType::Deployed => scratch.empty(),
+        (Some(one), None) => Arc::clone(&one.status.message),
+        (None, _) => scratch.empty(),
         _ => {
-            let len = said().map(|s| s.name.len() + s.status.message.len() + 4).sum();
-            let mut message = String::with_capacity(len);
+            let message = &mut scratch.text;
+            message.clear();
             for (i, s) in said().enumerate() {
                 if i > 0 {
                     message.push_str("; ");
@@ -83,12 +109,12 @@ pub(super) fn aggregate(scalers: Vec<ScalerStatus>) -> Status {
                 message.push_str(": ");
                 message.push_str(&s.status.message);
             }
-            message
+            Arc::from(message.as_str())
         }
     };
     let instances = Instances::sum(scalers.iter().map(|s| s.status.instances.as_ref()));
     let status = StatusInfo { status_type: top, message, instances };
-    Status { status, scalers, ..Status::default() }
+    Status { status, scalers, version: String::new(), components: Vec::new() }
 }
 
 #[cfg(test)]
@@ -104,7 +130,7 @@ mod tests {
                 id: format!("id{i}").into(),
                 kind: "SpreadScaler".into(),
                 name: format!("name{i}").into(),
-                status: StatusInfo { status_type: t, message: message.to_string(), instances },
+                status: StatusInfo { status_type: t, message: message.into(), instances },
             };
         let messages = ["", "1/3 instances running", "spread z needs 1 instances"];
         let mut cases: Vec<Vec<ScalerStatus>> = vec![Vec::new()];
@@ -122,7 +148,11 @@ mod tests {
             }
         }
         for case in cases {
-            assert_eq!(aggregate(case.clone()), Status::aggregate(case.clone()), "{case:?}");
+            assert_eq!(
+                aggregate(case.clone(), &mut Scratch::default()),
+                Status::aggregate(case.clone()),
+                "{case:?}"
+            );
         }
     }
 }

@@ -177,7 +177,7 @@ impl ComponentScaler {
             placements.iter().any(|p| p.hosts.binary_search_by_key(&h, |x| x.0).is_ok())
         };
         let extras = observed.iter().any(|o| o.tag.ours && !sibling(&o.tag) && !is_placed(o.host));
-        if all_there && !extras { progress.deployed() } else { progress.reconciling() }
+        if all_there && !extras { progress.deployed(ctx) } else { progress.reconciling(ctx) }
     }
 
     /// Instances running as wanted of instances wanted (a spreadscaler wants its `instances`
@@ -377,21 +377,18 @@ impl Progress {
     }
 
     /// `deployed` with `{running}/{wanted} instances running` (so a table can always show it).
-    pub(crate) fn deployed(self) -> StatusInfo {
-        StatusInfo::new(
-            StatusType::Deployed,
-            crate::text::instances_running(self.running, self.wanted),
-        )
-        .with_instances(self.instances())
+    pub(crate) fn deployed(self, ctx: &Context<'_>) -> StatusInfo {
+        self.status(ctx, StatusType::Deployed)
     }
 
     /// `reconciling` with `{running}/{wanted} instances running`.
-    pub(crate) fn reconciling(self) -> StatusInfo {
-        StatusInfo::new(
-            StatusType::Reconciling,
-            crate::text::instances_running(self.running, self.wanted),
-        )
-        .with_instances(self.instances())
+    pub(crate) fn reconciling(self, ctx: &Context<'_>) -> StatusInfo {
+        self.status(ctx, StatusType::Reconciling)
+    }
+
+    fn status(self, ctx: &Context<'_>, status_type: StatusType) -> StatusInfo {
+        let message = ctx.instances_running(self.running, self.wanted);
+        StatusInfo { status_type, message, instances: Some(self.instances()) }
     }
 }
 

@@ -40,9 +40,9 @@ impl Scaler for ConfigScaler {
         match &self.values {
             Some(values) => {
                 let status = if observed.and_then(|c| c.values.as_ref()) == Some(values) {
-                    StatusInfo::new(StatusType::Deployed, "")
+                    ctx.silent(StatusType::Deployed)
                 } else {
-                    StatusInfo::new(StatusType::Reconciling, "")
+                    ctx.silent(StatusType::Reconciling)
                 };
                 Evaluation {
                     wants: smallvec![Want::Config {
@@ -57,7 +57,7 @@ impl Scaler for ConfigScaler {
             }
             None => {
                 let status = if observed.is_some() {
-                    StatusInfo::new(StatusType::Deployed, "")
+                    ctx.silent(StatusType::Deployed)
                 } else {
                     StatusInfo::new(
                         StatusType::Waiting,

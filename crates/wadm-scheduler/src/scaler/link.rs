@@ -1,6 +1,6 @@
 //! The link scaler: keeps one `link` trait's link in the lattice.
 
-use wadm_model::{StatusInfo, StatusType};
+use wadm_model::StatusType;
 use wadm_protocol::Link;
 
 use smallvec::smallvec;
@@ -55,9 +55,9 @@ impl Scaler for LinkScaler {
             };
         }
         let status = if observed == Some(link) {
-            StatusInfo::new(StatusType::Deployed, "")
+            ctx.silent(StatusType::Deployed)
         } else {
-            StatusInfo::new(StatusType::Reconciling, "")
+            ctx.silent(StatusType::Reconciling)
         };
         Evaluation {
             wants: smallvec![Want::Link(Box::new(link.clone()))],

@@ -231,7 +231,7 @@ impl ProviderScaler {
             .iter()
             .any(|o| !wanted_hosts.contains(&o.host) && o.tag.placed_by(&info.app, &info.id));
         if !all_there || extras {
-            progress.reconciling()
+            progress.reconciling(ctx)
         } else if unhealthy {
             StatusInfo::new(
                 StatusType::Unhealthy,
@@ -239,7 +239,7 @@ impl ProviderScaler {
             )
             .with_instances(progress.instances())
         } else {
-            progress.deployed()
+            progress.deployed(ctx)
         }
     }
 }

@@ -212,7 +212,7 @@ spec:
     let s: StatusResponse = env.req("default.model.status.user", "").await;
     let status = s.status.unwrap().status;
     assert_eq!(status.status_type, StatusType::Waiting);
-    assert_eq!(status.message, "shared application lib not deployed");
+    assert_eq!(&*status.message, "shared application lib not deployed");
     env.req::<DeployModelResponse>("default.model.undeploy.user", "").await;
     env.req::<PutModelResponse>("default.model.put", &crate::common::manifest("lib", Some("1")))
         .await;

@@ -34,7 +34,7 @@ async fn deploy_without_hosts_reports_waiting_then_undeploy() {
         saw.push(serde_json::from_slice(&msg.payload).unwrap());
     }
     assert_eq!(saw[0].status.status_type, StatusType::Reconciling);
-    assert_eq!(saw.last().unwrap().status.message, "no hosts in lattice lat1");
+    assert_eq!(&*saw.last().unwrap().status.message, "no hosts in lattice lat1");
     let status: StatusResponse = env.req("lat1.model.status.app", "").await;
     assert_eq!(status.status.unwrap().status.status_type, StatusType::Waiting);
     let list: ListModelsResponse = env.req("lat1.model.get", "").await;
@@ -58,7 +58,7 @@ async fn deploy_without_hosts_reports_waiting_then_undeploy() {
     })
     .await
     .expect("undeployed status");
-    assert_eq!(undeployed.status.message, "Manifest has been undeployed");
+    assert_eq!(&*undeployed.status.message, "Manifest has been undeployed");
     let event = tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().unwrap();
     assert_eq!(event.subject.as_str(), "wadm.evt.lat1.manifest_unpublished");
     let event: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();

@@ -70,7 +70,7 @@ pub fn scaler_table(status: &Status) -> Table {
             scaler.kind.to_string(),
             scaler.status.status_type.to_string(),
             instances_cell(scaler.status.instances),
-            scaler.status.message.clone(),
+            scaler.status.message.to_string(),
         ]);
     }
     table
