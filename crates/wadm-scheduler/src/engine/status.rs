@@ -71,6 +71,8 @@ pub(super) struct Scratch {
     text: String,
     /// The empty message, shared.
     empty: Option<Arc<str>>,
+    /// The last message composed: applications whose scalers say the same share it.
+    last: Option<Arc<str>>,
 }
 
 impl Scratch {
@@ -80,7 +82,7 @@ impl Scratch {
 }
 
 /// [`Status::aggregate`], composing a message naming several scalers in `scratch` and allocating
-/// it once, sharing a single scaler's message and the empty one (it runs for every application
+/// it once (or not at all when the previous application's was the same), sharing a single scaler's message and the empty one (it runs for every application
 /// on every reconcile). Equal results: tested.
 pub(super) fn aggregate(scalers: Vec<ScalerStatus>, scratch: &mut Scratch) -> Status {
     let top = scalers.iter().map(|s| s.status.status_type).max_by_key(|t| t.precedence());
@@ -109,7 +111,10 @@ pub(super) fn aggregate(scalers: Vec<ScalerStatus>, scratch: &mut Scratch) -> St
                 message.push_str(": ");
                 message.push_str(&s.status.message);
             }
-            Arc::from(message.as_str())
+            match &scratch.last {
+                Some(last) if **last == **message => Arc::clone(last),
+                _ => Arc::clone(scratch.last.insert(Arc::from(message.as_str()))),
+            }
         }
     };
     let instances = Instances::sum(scalers.iter().map(|s| s.status.instances.as_ref()));
