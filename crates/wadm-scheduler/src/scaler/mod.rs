@@ -29,8 +29,8 @@ use wadm_protocol::{Link, StringMap};
 pub(crate) use crate::command::EncodedMap;
 use crate::context::{Context, HostIx, Tag};
 
-/// Who a scaler is and who it works for.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// Who a scaler is and who it works for. Ordered by application, rank, id, kind, then name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScalerInfo {
     /// The application it belongs to (shared by the application's scalers).
     pub app: Arc<str>,
@@ -43,6 +43,28 @@ pub struct ScalerInfo {
     pub kind: Arc<str>,
     /// What it scales (component name, link name, config name).
     pub name: Arc<str>,
+}
+
+impl Ord for ScalerInfo {
+    /// The derived order (fields in declaration order), without comparing the application's
+    /// name when both share it (scalers of one application share one `Arc`).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let app = if Arc::ptr_eq(&self.app, &other.app) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.app.cmp(&other.app)
+        };
+        app.then_with(|| self.rank.cmp(&other.rank))
+            .then_with(|| self.id.cmp(&other.id))
+            .then_with(|| self.kind.cmp(&other.kind))
+            .then_with(|| self.name.cmp(&other.name))
+    }
+}
+
+impl PartialOrd for ScalerInfo {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// A scaler's identity and spreads, shared (not copied) by every want it makes, so the

@@ -154,7 +154,12 @@ pub(crate) fn place_spreads(
     let avoided = ctx.avoided(res.placer.0, res.id);
     let mut taken: BTreeSet<HostIx> = exclude.clone();
     let mut out = Placements::new();
-    out.resize_with(spreads.len(), SpreadPlacement::default);
+    if spreads.len() == 1 {
+        // The common single spread: pushed inline, no resize machinery.
+        out.push(SpreadPlacement::default());
+    } else {
+        out.resize_with(spreads.len(), SpreadPlacement::default);
+    }
     for (k, &i) in order.iter().enumerate() {
         let spread = &spreads[i];
         if spread.instances == 0 {
