@@ -399,6 +399,10 @@ pub(crate) fn shortfall_status(
     ctx: &Context<'_>,
     placements: &[SpreadPlacement],
 ) -> Option<StatusInfo> {
+    // Usually every spread is placed: nothing to look at.
+    if placements.iter().all(|p| p.shortfall.is_none()) {
+        return None;
+    }
     if ctx.hosts().is_empty() && placements.iter().any(|p| p.shortfall.is_some()) {
         return Some(StatusInfo::new(
             StatusType::Waiting,
