@@ -35,10 +35,10 @@ pub struct Context<'a> {
     providers: InstanceIndex<'a, ProviderInstance>,
     /// Every host (what no requirements select).
     all_hosts: Rc<[HostIx]>,
-    eligible: RefCell<FnvMap<StringMap, Rc<[HostIx]>>>,
-    /// [`FreshOrder`]s: of every host, and per distinct requirement set (built on first use).
+    /// What each distinct non-empty requirement set selects (built on first use).
+    selections: RefCell<FnvMap<StringMap, Rc<Selection>>>,
+    /// The [`FreshOrder`] of every host (built on first use).
     all_fresh: OnceCell<Rc<FreshOrder>>,
-    fresh: RefCell<FnvMap<StringMap, Rc<FreshOrder>>>,
     /// Declared host capacity and its use (`None`: no host declares any).
     ledger: Option<Ledger<'a>>,
     /// Anti-affinities (`None`: no application declares any).
@@ -94,6 +94,45 @@ type CountedMessage = ((u64, u64), Arc<str>);
 
 /// Slots of [`Messages::running`]: counts below 16 never collide.
 const MESSAGE_SLOTS: usize = 256;
+
+/// The hosts one requirement set selects, and (built when first asked for) their fresh order.
+struct Selection {
+    hosts: Rc<[HostIx]>,
+    fresh: OnceCell<Rc<FreshOrder>>,
+}
+
+/// What [`Context::selected`] found: every host (no requirements) or one [`Selection`].
+pub(crate) struct Selected<'c, 'a> {
+    ctx: &'c Context<'a>,
+    selection: Option<Rc<Selection>>,
+}
+
+impl Selected<'_, '_> {
+    /// [`Context::eligible_hosts`].
+    pub(crate) fn hosts(&self) -> Rc<[HostIx]> {
+        match &self.selection {
+            Some(s) => s.hosts.clone(),
+            None => self.ctx.all_hosts.clone(),
+        }
+    }
+
+    /// How many hosts.
+    pub(crate) fn len(&self) -> usize {
+        match &self.selection {
+            Some(s) => s.hosts.len(),
+            None => self.ctx.all_hosts.len(),
+        }
+    }
+
+    /// [`Context::fresh_order`].
+    pub(crate) fn fresh_order(&self) -> Rc<FreshOrder> {
+        let ctx = self.ctx;
+        match &self.selection {
+            Some(s) => s.fresh.get_or_init(|| ctx.build_fresh(&s.hosts)).clone(),
+            None => ctx.all_fresh.get_or_init(|| ctx.build_fresh(&ctx.all_hosts)).clone(),
+        }
+    }
+}
 
 /// Some hosts in the order fresh placements consider them: grouped by load, least loaded first;
 /// within a group (equal load), by host hash (a fixed permutation of the hosts, independent of
@@ -170,9 +209,8 @@ impl<'a> Context<'a> {
             by_label,
             components,
             providers,
-            eligible: RefCell::new(FnvMap::default()),
+            selections: RefCell::new(FnvMap::default()),
             all_fresh: OnceCell::new(),
-            fresh: RefCell::new(FnvMap::default()),
             ledger,
             separation: Separation::new(catalog),
             avoid: None,
@@ -298,10 +336,18 @@ impl<'a> Context<'a> {
     /// Hosts carrying every requirement label with exactly that value, in id order. Computed once
     /// per distinct requirement set per reconcile.
     pub fn eligible_hosts(&self, requirements: &StringMap) -> Rc<[HostIx]> {
-        if requirements.is_empty() {
-            return self.all_hosts.clone();
-        }
-        if let Some(hit) = self.eligible.borrow().get(requirements) {
+        self.selected(requirements).hosts()
+    }
+
+    /// The hosts `requirements` select, with their fresh order on demand: one lookup for both.
+    pub(crate) fn selected(&self, requirements: &StringMap) -> Selected<'_, 'a> {
+        let selection = (!requirements.is_empty()).then(|| self.selection(requirements));
+        Selected { ctx: self, selection }
+    }
+
+    /// [`Context::selected`] for a non-empty requirement set.
+    fn selection(&self, requirements: &StringMap) -> Rc<Selection> {
+        if let Some(hit) = self.selections.borrow().get(requirements) {
             return hit.clone();
         }
         // Start from the rarest label and check the rest on each host.
@@ -315,27 +361,20 @@ impl<'a> Context<'a> {
             }
             None => Rc::from(Vec::new()),
         };
-        self.eligible.borrow_mut().insert(requirements.clone(), hosts.clone());
-        hosts
+        let selection = Rc::new(Selection { hosts, fresh: OnceCell::new() });
+        self.selections.borrow_mut().insert(requirements.clone(), selection.clone());
+        selection
     }
 
     /// The hosts [`Context::eligible_hosts`] returns, in the order fresh placements consider them
     /// (see [`FreshOrder`]). Computed once per distinct requirement set per reconcile, when first
     /// asked for (a converged reconcile places nothing fresh and never does).
     pub fn fresh_order(&self, requirements: &StringMap) -> Rc<FreshOrder> {
-        let build = || {
-            let hosts = self.eligible_hosts(requirements).to_vec();
-            Rc::new(FreshOrder::new(hosts, &self.load, &self.host_hash))
-        };
-        if requirements.is_empty() {
-            return self.all_fresh.get_or_init(build).clone();
-        }
-        if let Some(hit) = self.fresh.borrow().get(requirements) {
-            return hit.clone();
-        }
-        let order = build();
-        self.fresh.borrow_mut().insert(requirements.clone(), order.clone());
-        order
+        self.selected(requirements).fresh_order()
+    }
+
+    fn build_fresh(&self, hosts: &[HostIx]) -> Rc<FreshOrder> {
+        Rc::new(FreshOrder::new(hosts.to_vec(), &self.load, &self.host_hash))
     }
 
     /// Observed instances of a component id, in host order.

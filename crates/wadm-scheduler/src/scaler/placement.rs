@@ -134,10 +134,12 @@ pub(crate) fn place_spreads(
     let res_hash = fnv1a64(res.id.as_bytes());
     let matches = |ix: HostIx, req: &StringMap| ctx.host(ix).matches(req);
 
-    let usable_count = |req: &StringMap, taken: &BTreeSet<HostIx>| {
-        let eligible = ctx.eligible_hosts(req).len();
+    let usable_of = |eligible: usize, req: &StringMap, taken: &BTreeSet<HostIx>| {
         let excluded = blocked.iter().chain(taken.iter()).filter(|h| matches(**h, req)).count();
         eligible - excluded
+    };
+    let usable_count = |req: &StringMap, taken: &BTreeSet<HostIx>| {
+        usable_of(ctx.eligible_hosts(req).len(), req, taken)
     };
     // One spread needs no ordering (and no allocation for it).
     let mut order: Vec<usize> = Vec::new();
@@ -166,7 +168,9 @@ pub(crate) fn place_spreads(
             continue;
         }
         let req = spread.requirements;
-        let usable = usable_count(req, &taken);
+        // Looked up once for the count and the fresh order.
+        let selected = ctx.selected(req);
+        let usable = usable_of(selected.len(), req, &taken);
         let open = |h: HostIx| matches(h, req) && !blocked.contains(&h) && !taken.contains(&h);
         let (dodge, want_hosts) =
             dodge(res.unit, spread.instances, usable, &avoided, &existing, open);
@@ -190,7 +194,7 @@ pub(crate) fn place_spreads(
                 &last_with_avoided
             };
             let mut fresh: SmallVec<[HostIx; 2]> = SmallVec::new();
-            for_each_fresh(&ctx.fresh_order(req), skip, last, need, res_hash, |h| fresh.push(h));
+            for_each_fresh(&selected.fresh_order(), skip, last, need, res_hash, |h| fresh.push(h));
             for h in fresh {
                 chosen.push((h, 0));
             }
