@@ -147,8 +147,17 @@ pub struct FreshOrder {
 
 impl FreshOrder {
     fn new(mut hosts: Vec<HostIx>, load: &[u32], host_hash: &[u64]) -> Self {
-        let key = |h: &HostIx| (load[*h as usize], host_hash[*h as usize], *h);
-        hosts.sort_unstable_by_key(key);
+        // Sorted by (load, host hash, index) packed into one integer: one comparison per step,
+        // no lookups in the comparisons.
+        let key = |h: HostIx| {
+            (u128::from(load[h as usize]) << 96)
+                | (u128::from(host_hash[h as usize]) << 32)
+                | u128::from(h)
+        };
+        let mut keys: Vec<u128> = hosts.iter().map(|h| key(*h)).collect();
+        keys.sort_unstable();
+        hosts.clear();
+        hosts.extend(keys.iter().map(|k| *k as HostIx));
         let mut bounds = vec![0u32];
         for i in 1..hosts.len() {
             if load[hosts[i] as usize] != load[hosts[i - 1] as usize] {
