@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use wadm_store::availability::Checked;
+use wadm_store::availability::{Availability, Checked};
 use wadm_store::kv::NatsKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
@@ -98,8 +98,13 @@ impl RunConfig {
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot set up the runtime: {0}")]
-    Setup(String),
+    #[error("cannot set up the runtime: {message}")]
+    Setup {
+        message: String,
+        /// What the error says about JetStream storage ([`Availability::Other`]: nothing, or
+        /// not a storage error).
+        availability: Availability,
+    },
 }
 
 /// The NATS account of `lattices` (see [`wadm_protocol::subject::split_account`]): one runtime
@@ -109,15 +114,25 @@ fn lattices_account(lattices: &[String]) -> Result<Option<String>, RunError> {
         lattices.iter().map(|l| wadm_protocol::subject::split_account(l).0).collect();
     match accounts.len() {
         0 | 1 => Ok(accounts.into_iter().next().flatten().map(str::to_string)),
-        _ => Err(RunError::Setup(format!(
+        _ => Err(setup(format!(
             "one runtime runs the lattices of one account; these are of {}",
             accounts.iter().map(|a| a.unwrap_or("wadm's own")).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
 
+impl RunError {
+    /// What the error says about JetStream storage.
+    pub fn availability(&self) -> Availability {
+        match self {
+            RunError::Setup { availability, .. } => *availability,
+        }
+    }
+}
+
 fn setup(e: impl std::fmt::Display) -> RunError {
-    RunError::Setup(e.to_string())
+    let message = e.to_string();
+    RunError::Setup { availability: wadm_store::availability::classify(&message), message }
 }
 
 type NatsPipeline = Pipeline<
@@ -280,7 +295,10 @@ async fn setup_everything(
         };
         match attempt.await {
             Ok(done) => return Ok(done),
-            Err(e) if storage_gone(&e.to_string()) && started.elapsed() < SETUP_RETRY_FOR => {
+            Err(e)
+                if e.availability() == Availability::Gone
+                    && started.elapsed() < SETUP_RETRY_FOR =>
+            {
                 tracing::warn!(error = %e, "storage vanished while setting up; again");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -291,22 +309,6 @@ async fn setup_everything(
 
 /// How long setting up starts over while storage keeps vanishing.
 const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
-
-/// Whether an I/O error says a stream, bucket or consumer may be gone: JetStream "not found"
-/// errors (10059, 10014), a publish no stream takes, or a pull nobody answers (a deleted
-/// consumer answers with "no responders", status 503). The store was wiped or someone deleted
-/// them — or JetStream is briefly unavailable (a stream without a leader shows the same): the
-/// repair asks JetStream first ([`check_storage`]) and recreates only what it says is missing.
-fn storage_gone(error: &str) -> bool {
-    let error = error.to_ascii_lowercase();
-    let pulled = error.starts_with("pull") || error.starts_with("fetch");
-    error.contains("10059")
-        || error.contains("10014")
-        || error.contains("stream not found")
-        || error.contains("consumer not found")
-        || error.contains("no stream found")
-        || (pulled && (error.contains("no responders") || error.contains("503")))
-}
 
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
 /// interrupted step is redone by another replica anyway).
@@ -425,12 +427,12 @@ pub async fn run(
                         }
                     }
                     Err(e) => {
+                        if e.availability() != Availability::Other {
+                            let _ = repair.try_send(());
+                        }
                         let e = e.to_string();
                         failing.failed(&lattice, &e);
                         health.failed(&part, &e);
-                        if storage_gone(&e) {
-                            let _ = repair.try_send(());
-                        }
                         tokio::time::sleep(failing.pause(wait)).await;
                     }
                 }
@@ -459,12 +461,12 @@ pub async fn run(
                             }
                         }
                         Err(e) => {
+                            if e.availability() != Availability::Other {
+                                let _ = repair.try_send(());
+                            }
                             let e = e.to_string();
                             failing.failed(&lattice, &e);
                             health.failed(&part, &e);
-                            if storage_gone(&e) {
-                                let _ = repair.try_send(());
-                            }
                             tokio::time::sleep(failing.pause(wait)).await;
                         }
                     }
@@ -820,7 +822,7 @@ impl Failing {
 
 #[cfg(test)]
 mod tests {
-    use super::{Failing, storage_gone};
+    use super::{Availability, Failing};
     use std::time::Duration;
 
     #[test]
@@ -841,17 +843,29 @@ mod tests {
 
     #[test]
     fn the_ways_a_wiped_store_shows_up_ask_for_a_repair() {
-        for gone in [
-            "pull: no responders",
-            "fetch: error while processing messages from the stream: 503, None",
-            "publish to wadm.internal.default.tick: no stream found for given subject",
-            "get stream: stream not found (10059)",
-            "consumer not found",
+        use crate::io::IoError;
+        for (what, reason) in [
+            ("pull", "no responders"),
+            ("fetch", "error while processing messages from the stream: 503, None"),
+            ("publish to wadm.internal.default.tick", "no stream found for given subject"),
+            ("pull", "get stream: stream not found (10059)"),
+            ("fetch", "consumer not found"),
         ] {
-            assert!(storage_gone(gone), "{gone}");
+            let e = IoError::storage(what, reason);
+            assert_ne!(e.availability(), Availability::Other, "{e}");
         }
-        for other in ["publish: timed out", "request to wasmbus.ctl: no responders", "ack: 503"] {
-            assert!(!storage_gone(other), "{other}");
+        let gone = IoError::storage("fetch", "consumer not found (10014)");
+        assert_eq!(gone.availability(), Availability::Gone);
+        // Not a stream's answer: a host's, or a refusal.
+        let other = [
+            IoError::failed("request to wasmbus.ctl", "no responders"),
+            IoError::NoResponders { what: "wasmbus.ctl.v1.l.host.get.N".into() },
+            IoError::storage("publish", "maximum messages exceeded"),
+        ];
+        for e in other {
+            assert_eq!(e.availability(), Availability::Other, "{e}");
         }
+        assert_eq!(super::setup("stream not found (10059)").availability(), Availability::Gone);
+        assert_eq!(super::setup("permissions violation").availability(), Availability::Other);
     }
 }
