@@ -18,12 +18,11 @@ use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
 use wadm_store::provision::{DirectGets, bucket_config, ensure_bucket, ensure_stream};
 use wadm_store::status::NatsStatusStore;
 
-use crate::announce::{tick_message, timer_message, unrecorded_message};
+use crate::announce::Announcer;
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
 use crate::discovery::{DiscoveryConfig, DiscoveryRounds, NatsDiscoverer};
 use crate::executor::{Executor, HeadOrders};
-use crate::io::Outbox;
 use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
 use crate::nats::{
     JsInbox, JsOutbox, NatsControl, StreamSettings, command_stream_name, ensure_command_consumer,
@@ -483,26 +482,9 @@ pub async fn run(
         };
         let (events_out, clock_d, stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
         tasks.spawn(rounds.run(discoverer, events_out, clock_d, doubt_rx, stop));
-        let ours = Announcer {
-            lattice: lattice.clone(),
-            outbox: outbox.clone(),
-            failing: Default::default(),
-        };
-        tasks.spawn(run_timer(ours.clone(), clock.clone(), deadline_rx, stop_rx.clone()));
-        let (clock, mut stop, every) = (clock.clone(), stop_rx.clone(), config.runtime.tick_every);
-        tasks.spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        let now = clock.now();
-                        let tick = tick_message(&ours.lattice, now, every);
-                        ours.publish_logged(tick, now, "tick").await;
-                    }
-                    _ = stop.changed() => return,
-                }
-            }
-        });
+        let ours = Announcer::new(lattice.clone(), outbox.clone());
+        tasks.spawn(ours.clone().run_timer(clock.clone(), deadline_rx, stop_rx.clone()));
+        tasks.spawn(ours.run_ticks(clock.clone(), config.runtime.tick_every, stop_rx.clone()));
     }
     shutdown.await;
     let _ = stop_tx.send(true);
@@ -619,96 +601,6 @@ impl Presences {
         let Ok(body) = serde_json::to_vec(presence) else { return };
         if let Err(e) = self.client.publish(PRESENCE_SUBJECT, body.into()).await {
             tracing::debug!(error = %e, "cannot announce this replica");
-        }
-    }
-}
-
-/// The timer of one lattice in this replica: when the next deadline the last step reported
-/// (a host lease, an order's deadline, a failure backoff) is reached, publish a timer event for
-/// it (its id names the deadline: the replicas' timers for one deadline are one message). So a
-/// silent host is lost at its lease, not at the next tick.
-/// A replica's own ticks and timers for one lattice: when publishing them fails, the first
-/// publish that works again is preceded by `unrecorded` (see [`crate::recording`]), so leases do
-/// not run out over a silence of the event stream.
-#[derive(Clone)]
-struct Announcer {
-    lattice: String,
-    outbox: JsOutbox,
-    /// When publishing began to fail, while it fails.
-    failing: Arc<Mutex<Option<u64>>>,
-}
-
-impl Announcer {
-    async fn publish(
-        &self,
-        message: crate::io::Outgoing,
-        now: u64,
-    ) -> Result<(), crate::io::IoError> {
-        let since = *lock(&self.failing);
-        let result = match since {
-            Some(since) => {
-                match self.outbox.publish(unrecorded_message(&self.lattice, since)).await {
-                    Ok(_) => {
-                        tracing::info!(lattice = %self.lattice, since, "event stream recording again");
-                        {
-                            let mut failing = lock(&self.failing);
-                            if *failing == Some(since) {
-                                *failing = None;
-                            }
-                        }
-                        self.outbox.publish(message).await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            None => self.outbox.publish(message).await,
-        };
-        result.map(|_| ()).inspect_err(|_| {
-            lock(&self.failing).get_or_insert(now);
-        })
-    }
-
-    /// Publish `message` (a tick or a timer, `what`); a failure is logged at warn when it is
-    /// the first of a run of failures, at debug after that (`recording again` ends the run).
-    async fn publish_logged(&self, message: crate::io::Outgoing, now: u64, what: &str) {
-        let first = lock(&self.failing).is_none();
-        if let Err(e) = self.publish(message, now).await {
-            if first {
-                tracing::warn!(lattice = %self.lattice, error = %e, "cannot publish {what}");
-            } else {
-                tracing::debug!(lattice = %self.lattice, error = %e, "cannot publish {what}");
-            }
-        }
-    }
-}
-
-async fn run_timer(
-    ours: Announcer,
-    clock: Arc<dyn Clock>,
-    mut deadline: watch::Receiver<Option<u64>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let next = *deadline.borrow_and_update();
-        let Some(at) = next else {
-            tokio::select! {
-                changed = deadline.changed() => if changed.is_err() { return },
-                _ = stop.changed() => return,
-            }
-            continue;
-        };
-        let wait = Duration::from_millis(at.saturating_sub(clock.now()));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {
-                ours.publish_logged(timer_message(&ours.lattice, at), clock.now(), "timer").await;
-                // Fired: wait for the next deadline a step reports.
-                tokio::select! {
-                    changed = deadline.changed() => if changed.is_err() { return },
-                    _ = stop.changed() => return,
-                }
-            }
-            changed = deadline.changed() => if changed.is_err() { return },
-            _ = stop.changed() => return,
         }
     }
 }
