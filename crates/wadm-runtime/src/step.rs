@@ -1016,17 +1016,23 @@ mod tests {
         Event { input: Input::CommandDropped(dropped), sequence, delivered: 1, stored_at: None }
     }
 
-    #[test]
-    fn a_silence_of_the_stream_a_replica_reported_does_not_expire_hosts() {
+    /// Leases of 2.5 s: 1 s heartbeats, 0.5 s slack.
+    fn short_leases() -> RuntimeConfig {
         let mut config = RuntimeConfig::default();
         config.lease.heartbeat_interval_ms = 1_000;
         config.lease.slack_ms = 500;
-        let at = |input, sequence, stored_at| Event {
-            input,
-            sequence,
-            delivered: 1,
-            stored_at: Some(stored_at),
-        };
+        config
+    }
+
+    /// An event first delivered, recorded by the stream at `stored_at`.
+    fn stamped(input: Input, sequence: u64, stored_at: Timestamp) -> Event {
+        Event { input, sequence, delivered: 1, stored_at: Some(stored_at) }
+    }
+
+    #[test]
+    fn a_silence_of_the_stream_a_replica_reported_does_not_expire_hosts() {
+        let config = short_leases();
+        let at = stamped;
         let run = |report: bool| {
             let mut record = LatticeRecord::default();
             record.state.lattice = "l".into();
@@ -1069,15 +1075,8 @@ mod tests {
 
     #[test]
     fn a_tick_or_timer_handled_late_judges_leases_when_it_was_recorded() {
-        let mut config = RuntimeConfig::default();
-        config.lease.heartbeat_interval_ms = 1_000;
-        config.lease.slack_ms = 500;
-        let at = |input, sequence, stored_at| Event {
-            input,
-            sequence,
-            delivered: 1,
-            stored_at: Some(stored_at),
-        };
+        let config = short_leases();
+        let at = stamped;
         let none = Fetched::default();
         for late in [Input::Tick, Input::Timer { at: 3_000 }] {
             let mut record = LatticeRecord::default();
