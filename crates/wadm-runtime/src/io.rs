@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use wadm_store::availability::Availability;
+
 /// Why an I/O operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IoError {
@@ -14,11 +16,33 @@ pub enum IoError {
     NoResponders { what: String },
     #[error("{what}: {reason}")]
     Failed { what: String, reason: String },
+    /// A pull from or a publish to a stream failed in a way that says the stream (or its
+    /// consumer) is gone, or cannot be served for now (see [`wadm_store::availability`]).
+    #[error("{what}: {reason}")]
+    Storage { what: String, reason: String, availability: Availability },
 }
 
 impl IoError {
     pub fn failed(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         IoError::Failed { what: what.into(), reason: reason.to_string() }
+    }
+
+    /// The error of a pull from or a publish to a stream: [`IoError::Storage`] when it says
+    /// the stream or consumer is gone or unavailable, [`IoError::Failed`] otherwise.
+    pub fn storage(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        let (what, reason) = (what.into(), reason.to_string());
+        match wadm_store::availability::classify(&reason) {
+            Availability::Other => IoError::Failed { what, reason },
+            availability => IoError::Storage { what, reason, availability },
+        }
+    }
+
+    /// What the error says about wadm's streams ([`Availability::Other`]: nothing).
+    pub fn availability(&self) -> Availability {
+        match self {
+            IoError::Storage { availability, .. } => *availability,
+            _ => Availability::Other,
+        }
     }
 }
 

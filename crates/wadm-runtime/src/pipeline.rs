@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use wadm_store::availability::Availability;
 
 use tracing::Instrument;
 use wadm_store::kv::{Kv, KvError};
@@ -37,6 +38,22 @@ pub enum PipelineError {
     Status(#[from] StatusError),
     #[error("lattice {0}: too many concurrent writers, will retry")]
     Contended(String),
+}
+
+impl PipelineError {
+    /// What the error says about wadm's streams and buckets (the runtime asks JetStream and
+    /// recreates what is missing when it is not [`Availability::Other`]).
+    pub fn availability(&self) -> Availability {
+        match self {
+            PipelineError::Io(e) => e.availability(),
+            PipelineError::Record(RecordError::Kv(e)) => e.availability(),
+            PipelineError::Record(RecordError::State(e)) => e.availability(),
+            PipelineError::Status(e) => e.availability(),
+            PipelineError::Record(RecordError::Corrupt { .. }) | PipelineError::Contended(_) => {
+                Availability::Other
+            }
+        }
+    }
 }
 
 /// What one step did.

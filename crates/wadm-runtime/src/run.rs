@@ -11,19 +11,18 @@ use async_nats::jetstream::{self, kv};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use wadm_store::availability::Checked;
+use wadm_store::availability::{Availability, Checked};
 use wadm_store::kv::NatsKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
 use wadm_store::provision::{DirectGets, bucket_config, ensure_bucket, ensure_stream};
 use wadm_store::status::NatsStatusStore;
 
-use crate::announce::{tick_message, timer_message, unrecorded_message};
+use crate::announce::Announcer;
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
 use crate::config::RuntimeConfig;
 use crate::discovery::{DiscoveryConfig, DiscoveryRounds, NatsDiscoverer};
 use crate::executor::{Executor, HeadOrders};
-use crate::io::Outbox;
 use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
 use crate::nats::{
     JsInbox, JsOutbox, NatsControl, StreamSettings, command_stream_name, ensure_command_consumer,
@@ -98,8 +97,13 @@ impl RunConfig {
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot set up the runtime: {0}")]
-    Setup(String),
+    #[error("cannot set up the runtime: {message}")]
+    Setup {
+        message: String,
+        /// What the error says about JetStream storage ([`Availability::Other`]: nothing, or
+        /// not a storage error).
+        availability: Availability,
+    },
 }
 
 /// The NATS account of `lattices` (see [`wadm_protocol::subject::split_account`]): one runtime
@@ -109,15 +113,25 @@ fn lattices_account(lattices: &[String]) -> Result<Option<String>, RunError> {
         lattices.iter().map(|l| wadm_protocol::subject::split_account(l).0).collect();
     match accounts.len() {
         0 | 1 => Ok(accounts.into_iter().next().flatten().map(str::to_string)),
-        _ => Err(RunError::Setup(format!(
+        _ => Err(setup(format!(
             "one runtime runs the lattices of one account; these are of {}",
             accounts.iter().map(|a| a.unwrap_or("wadm's own")).collect::<Vec<_>>().join(", ")
         ))),
     }
 }
 
+impl RunError {
+    /// What the error says about JetStream storage.
+    pub fn availability(&self) -> Availability {
+        match self {
+            RunError::Setup { availability, .. } => *availability,
+        }
+    }
+}
+
 fn setup(e: impl std::fmt::Display) -> RunError {
-    RunError::Setup(e.to_string())
+    let message = e.to_string();
+    RunError::Setup { availability: wadm_store::availability::classify(&message), message }
 }
 
 type NatsPipeline = Pipeline<
@@ -280,7 +294,10 @@ async fn setup_everything(
         };
         match attempt.await {
             Ok(done) => return Ok(done),
-            Err(e) if storage_gone(&e.to_string()) && started.elapsed() < SETUP_RETRY_FOR => {
+            Err(e)
+                if e.availability() == Availability::Gone
+                    && started.elapsed() < SETUP_RETRY_FOR =>
+            {
                 tracing::warn!(error = %e, "storage vanished while setting up; again");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -291,22 +308,6 @@ async fn setup_everything(
 
 /// How long setting up starts over while storage keeps vanishing.
 const SETUP_RETRY_FOR: Duration = Duration::from_secs(60);
-
-/// Whether an I/O error says a stream, bucket or consumer may be gone: JetStream "not found"
-/// errors (10059, 10014), a publish no stream takes, or a pull nobody answers (a deleted
-/// consumer answers with "no responders", status 503). The store was wiped or someone deleted
-/// them — or JetStream is briefly unavailable (a stream without a leader shows the same): the
-/// repair asks JetStream first ([`check_storage`]) and recreates only what it says is missing.
-fn storage_gone(error: &str) -> bool {
-    let error = error.to_ascii_lowercase();
-    let pulled = error.starts_with("pull") || error.starts_with("fetch");
-    error.contains("10059")
-        || error.contains("10014")
-        || error.contains("stream not found")
-        || error.contains("consumer not found")
-        || error.contains("no stream found")
-        || (pulled && (error.contains("no responders") || error.contains("503")))
-}
 
 /// Run the runtime on `client` until `shutdown` resolves; in-flight steps finish first (an
 /// interrupted step is redone by another replica anyway).
@@ -425,12 +426,12 @@ pub async fn run(
                         }
                     }
                     Err(e) => {
+                        if e.availability() != Availability::Other {
+                            let _ = repair.try_send(());
+                        }
                         let e = e.to_string();
                         failing.failed(&lattice, &e);
                         health.failed(&part, &e);
-                        if storage_gone(&e) {
-                            let _ = repair.try_send(());
-                        }
                         tokio::time::sleep(failing.pause(wait)).await;
                     }
                 }
@@ -459,12 +460,12 @@ pub async fn run(
                             }
                         }
                         Err(e) => {
+                            if e.availability() != Availability::Other {
+                                let _ = repair.try_send(());
+                            }
                             let e = e.to_string();
                             failing.failed(&lattice, &e);
                             health.failed(&part, &e);
-                            if storage_gone(&e) {
-                                let _ = repair.try_send(());
-                            }
                             tokio::time::sleep(failing.pause(wait)).await;
                         }
                     }
@@ -481,26 +482,9 @@ pub async fn run(
         };
         let (events_out, clock_d, stop) = (outbox.clone(), clock.clone(), stop_rx.clone());
         tasks.spawn(rounds.run(discoverer, events_out, clock_d, doubt_rx, stop));
-        let ours = Announcer {
-            lattice: lattice.clone(),
-            outbox: outbox.clone(),
-            failing: Default::default(),
-        };
-        tasks.spawn(run_timer(ours.clone(), clock.clone(), deadline_rx, stop_rx.clone()));
-        let (clock, mut stop, every) = (clock.clone(), stop_rx.clone(), config.runtime.tick_every);
-        tasks.spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = interval.tick() => {
-                        let now = clock.now();
-                        let tick = tick_message(&ours.lattice, now, every);
-                        ours.publish_logged(tick, now, "tick").await;
-                    }
-                    _ = stop.changed() => return,
-                }
-            }
-        });
+        let ours = Announcer::new(lattice.clone(), outbox.clone());
+        tasks.spawn(ours.clone().run_timer(clock.clone(), deadline_rx, stop_rx.clone()));
+        tasks.spawn(ours.run_ticks(clock.clone(), config.runtime.tick_every, stop_rx.clone()));
     }
     shutdown.await;
     let _ = stop_tx.send(true);
@@ -621,96 +605,6 @@ impl Presences {
     }
 }
 
-/// The timer of one lattice in this replica: when the next deadline the last step reported
-/// (a host lease, an order's deadline, a failure backoff) is reached, publish a timer event for
-/// it (its id names the deadline: the replicas' timers for one deadline are one message). So a
-/// silent host is lost at its lease, not at the next tick.
-/// A replica's own ticks and timers for one lattice: when publishing them fails, the first
-/// publish that works again is preceded by `unrecorded` (see [`crate::recording`]), so leases do
-/// not run out over a silence of the event stream.
-#[derive(Clone)]
-struct Announcer {
-    lattice: String,
-    outbox: JsOutbox,
-    /// When publishing began to fail, while it fails.
-    failing: Arc<Mutex<Option<u64>>>,
-}
-
-impl Announcer {
-    async fn publish(
-        &self,
-        message: crate::io::Outgoing,
-        now: u64,
-    ) -> Result<(), crate::io::IoError> {
-        let since = *lock(&self.failing);
-        let result = match since {
-            Some(since) => {
-                match self.outbox.publish(unrecorded_message(&self.lattice, since)).await {
-                    Ok(_) => {
-                        tracing::info!(lattice = %self.lattice, since, "event stream recording again");
-                        {
-                            let mut failing = lock(&self.failing);
-                            if *failing == Some(since) {
-                                *failing = None;
-                            }
-                        }
-                        self.outbox.publish(message).await
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            None => self.outbox.publish(message).await,
-        };
-        result.map(|_| ()).inspect_err(|_| {
-            lock(&self.failing).get_or_insert(now);
-        })
-    }
-
-    /// Publish `message` (a tick or a timer, `what`); a failure is logged at warn when it is
-    /// the first of a run of failures, at debug after that (`recording again` ends the run).
-    async fn publish_logged(&self, message: crate::io::Outgoing, now: u64, what: &str) {
-        let first = lock(&self.failing).is_none();
-        if let Err(e) = self.publish(message, now).await {
-            if first {
-                tracing::warn!(lattice = %self.lattice, error = %e, "cannot publish {what}");
-            } else {
-                tracing::debug!(lattice = %self.lattice, error = %e, "cannot publish {what}");
-            }
-        }
-    }
-}
-
-async fn run_timer(
-    ours: Announcer,
-    clock: Arc<dyn Clock>,
-    mut deadline: watch::Receiver<Option<u64>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        let next = *deadline.borrow_and_update();
-        let Some(at) = next else {
-            tokio::select! {
-                changed = deadline.changed() => if changed.is_err() { return },
-                _ = stop.changed() => return,
-            }
-            continue;
-        };
-        let wait = Duration::from_millis(at.saturating_sub(clock.now()));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {
-                ours.publish_logged(timer_message(&ours.lattice, at), clock.now(), "timer").await;
-                // Fired: wait for the next deadline a step reports.
-                tokio::select! {
-                    changed = deadline.changed() => if changed.is_err() { return },
-                    _ = stop.changed() => return,
-                }
-            }
-            changed = deadline.changed() => if changed.is_err() { return },
-            _ = stop.changed() => return,
-        }
-    }
-}
-
 /// The event consumer of one lattice, metered for the real-clock loop in [`run`]: it notes when
 /// a delivery arrived (so a step's time excludes waiting for the message) and publishes the
 /// consumer's pending count as `wadm_event_queue_pending{lattice}`. Metrics are a no-op unless
@@ -820,7 +714,7 @@ impl Failing {
 
 #[cfg(test)]
 mod tests {
-    use super::{Failing, storage_gone};
+    use super::{Availability, Failing};
     use std::time::Duration;
 
     #[test]
@@ -841,17 +735,29 @@ mod tests {
 
     #[test]
     fn the_ways_a_wiped_store_shows_up_ask_for_a_repair() {
-        for gone in [
-            "pull: no responders",
-            "fetch: error while processing messages from the stream: 503, None",
-            "publish to wadm.internal.default.tick: no stream found for given subject",
-            "get stream: stream not found (10059)",
-            "consumer not found",
+        use crate::io::IoError;
+        for (what, reason) in [
+            ("pull", "no responders"),
+            ("fetch", "error while processing messages from the stream: 503, None"),
+            ("publish to wadm.internal.default.tick", "no stream found for given subject"),
+            ("pull", "get stream: stream not found (10059)"),
+            ("fetch", "consumer not found"),
         ] {
-            assert!(storage_gone(gone), "{gone}");
+            let e = IoError::storage(what, reason);
+            assert_ne!(e.availability(), Availability::Other, "{e}");
         }
-        for other in ["publish: timed out", "request to wasmbus.ctl: no responders", "ack: 503"] {
-            assert!(!storage_gone(other), "{other}");
+        let gone = IoError::storage("fetch", "consumer not found (10014)");
+        assert_eq!(gone.availability(), Availability::Gone);
+        // Not a stream's answer: a host's, or a refusal.
+        let other = [
+            IoError::failed("request to wasmbus.ctl", "no responders"),
+            IoError::NoResponders { what: "wasmbus.ctl.v1.l.host.get.N".into() },
+            IoError::storage("publish", "maximum messages exceeded"),
+        ];
+        for e in other {
+            assert_eq!(e.availability(), Availability::Other, "{e}");
         }
+        assert_eq!(super::setup("stream not found (10059)").availability(), Availability::Gone);
+        assert_eq!(super::setup("permissions violation").availability(), Availability::Other);
     }
 }

@@ -464,6 +464,12 @@ fn apply_host(
     }
     for change in &changes.changes {
         if let Change::ConfigSet { name } = change {
+            // The event says the values changed, not to what: what was known of them no longer
+            // holds until the read that follows answers (unanswered, they stay unknown, so the
+            // read is asked again and a put that should hold is not taken for done).
+            if let Some(config) = record.state.configs.get_mut(name) {
+                config.values = None;
+            }
             out.configs_to_read.insert(name.clone());
         }
     }
@@ -1016,17 +1022,23 @@ mod tests {
         Event { input: Input::CommandDropped(dropped), sequence, delivered: 1, stored_at: None }
     }
 
-    #[test]
-    fn a_silence_of_the_stream_a_replica_reported_does_not_expire_hosts() {
+    /// Leases of 2.5 s: 1 s heartbeats, 0.5 s slack.
+    fn short_leases() -> RuntimeConfig {
         let mut config = RuntimeConfig::default();
         config.lease.heartbeat_interval_ms = 1_000;
         config.lease.slack_ms = 500;
-        let at = |input, sequence, stored_at| Event {
-            input,
-            sequence,
-            delivered: 1,
-            stored_at: Some(stored_at),
-        };
+        config
+    }
+
+    /// An event first delivered, recorded by the stream at `stored_at`.
+    fn stamped(input: Input, sequence: u64, stored_at: Timestamp) -> Event {
+        Event { input, sequence, delivered: 1, stored_at: Some(stored_at) }
+    }
+
+    #[test]
+    fn a_silence_of_the_stream_a_replica_reported_does_not_expire_hosts() {
+        let config = short_leases();
+        let at = stamped;
         let run = |report: bool| {
             let mut record = LatticeRecord::default();
             record.state.lattice = "l".into();
@@ -1069,15 +1081,8 @@ mod tests {
 
     #[test]
     fn a_tick_or_timer_handled_late_judges_leases_when_it_was_recorded() {
-        let mut config = RuntimeConfig::default();
-        config.lease.heartbeat_interval_ms = 1_000;
-        config.lease.slack_ms = 500;
-        let at = |input, sequence, stored_at| Event {
-            input,
-            sequence,
-            delivered: 1,
-            stored_at: Some(stored_at),
-        };
+        let config = short_leases();
+        let at = stamped;
         let none = Fetched::default();
         for late in [Input::Tick, Input::Timer { at: 3_000 }] {
             let mut record = LatticeRecord::default();
@@ -1226,6 +1231,33 @@ mod tests {
         settle_after_reads(&mut record, &mut applied, 3, &config);
         assert!(record.intents.is_empty());
         assert!(applied.affected.every_app, "a settled config order may free any application");
+    }
+
+    #[test]
+    fn a_config_set_unread_leaves_no_old_values_behind() {
+        let mut record = LatticeRecord::default();
+        record.state.lattice = "l".into();
+        let config = RuntimeConfig::default();
+        let old = StringMap::from([("k".to_string(), "old".to_string())]);
+        let new = StringMap::from([("k".to_string(), "new".to_string())]);
+        let known = wadm_lattice::ConfigState { name: "cfg".into(), values: Some(old.clone()) };
+        record.state.configs.insert("cfg".into(), known);
+        let put = Command::PutConfig { name: "cfg".into(), values: new.clone() };
+        record.intents.admit(&PlannedCommand::new("l", "app", 2, put), &record.state, 0, 60, 70);
+        // Its `config_set` arrives; the read that follows goes unanswered.
+        let event =
+            HostEvent::ConfigSet(wadm_protocol::event::ConfigEvent { config_name: "cfg".into() });
+        let ctx = EventContext { source: "A".into(), id: "e1".into(), time: Some(2) };
+        let set =
+            Event { input: Input::Host { ctx, event }, sequence: 1, delivered: 1, stored_at: None };
+        let mut applied = apply(&mut record, &[set], &Fetched::default(), 2, false, 0, &config);
+        config_values(&mut record, &mut applied, "cfg", ConfigRead::Unanswered);
+        // The old values are not kept as if nothing had changed: a later manifest wanting them
+        // back would otherwise find them "there" and put nothing.
+        assert_eq!(record.state.configs["cfg"].values, None);
+        let tick = Event { input: Input::Tick, sequence: 2, delivered: 1, stored_at: None };
+        let applied = apply(&mut record, &[tick], &Fetched::default(), 3, false, 0, &config);
+        assert_eq!(applied.configs_to_read, BTreeSet::from(["cfg".to_string()]), "asked again");
     }
 
     #[test]

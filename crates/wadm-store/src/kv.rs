@@ -51,6 +51,15 @@ impl KvError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, KvError::Unavailable { .. })
     }
+
+    /// What the error says about the bucket ([`crate::availability::classify`]).
+    pub fn availability(&self) -> crate::availability::Availability {
+        match self {
+            KvError::Conflict(_) => crate::availability::Availability::Other,
+            KvError::Unavailable { .. } => crate::availability::Availability::Unavailable,
+            KvError::Backend { reason, .. } => crate::availability::classify(reason),
+        }
+    }
 }
 
 /// A key-value bucket with compare-and-set. Every method is one round trip.

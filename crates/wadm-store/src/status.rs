@@ -32,6 +32,11 @@ impl StatusError {
     pub fn is_unavailable(&self) -> bool {
         crate::availability::is_unavailable(&self.reason)
     }
+
+    /// What the error says about the status stream ([`crate::availability::classify`]).
+    pub fn availability(&self) -> crate::availability::Availability {
+        crate::availability::classify(&self.reason)
+    }
 }
 
 /// Where application status lives.

@@ -33,6 +33,22 @@ impl NatsCluster {
     }
 
     pub fn try_start(size: usize) -> Result<NatsCluster, HarnessError> {
+        // Ports are chosen free and then bound by the nodes: another process may take one in
+        // between ("address already in use"). The whole cluster then starts again on new ports.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(size) {
+                Err(HarnessError::NotReady { log, .. })
+                    if attempt < 3 && log.contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(size: usize) -> Result<NatsCluster, HarnessError> {
         let binary = wadm_nats_server::find_binary()?;
         let ports: Vec<(u16, u16)> =
             (0..size).map(|_| Ok((free_port()?, free_port()?))).collect::<std::io::Result<_>>()?;

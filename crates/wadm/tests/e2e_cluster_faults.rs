@@ -6,9 +6,9 @@
 //! above it, and wadm sends one `component.scale` request per placement — nothing repeated.
 //! The API must answer through a live node within [`API_DEADLINE`] of the fault.
 //!
-//! Measured figures are printed with `eprintln!` (run with `--nocapture`). Not part of CI: the
-//! suite still fails part of the time on findings listed in `docs/cluster-faults.md`; run it with
-//! `cargo test -p wadm --test e2e_cluster_faults -- --ignored --nocapture --test-threads 1`.
+//! Measured figures are printed with `eprintln!` (run with `--nocapture`); what the suite found
+//! and what fixed it: `docs/cluster-faults.md`. Part of the test command (about 2 minutes, one
+//! scenario at a time); alone: `cargo test -p wadm --test e2e_cluster_faults -- --nocapture`.
 
 mod common;
 
@@ -521,7 +521,6 @@ async fn first_api_answer(
 const BURST: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a fault suite with known failures (docs/cluster-faults.md); run with --ignored"]
 async fn killing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     let _serial = SERIAL.lock().await;
     let mut rig = Rig::start().await;
@@ -562,7 +561,6 @@ async fn killing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a fault suite with known failures (docs/cluster-faults.md); run with --ignored"]
 async fn freezing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
     let _serial = SERIAL.lock().await;
     // The scenario: how long the node stays frozen.
@@ -624,7 +622,6 @@ async fn freezing_the_event_stream_leader_mid_burst_keeps_placement_exact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a fault suite with known failures (docs/cluster-faults.md); run with --ignored"]
 async fn losing_a_node_for_good_keeps_what_was_stored_and_deploys_exactly_on_two() {
     let _serial = SERIAL.lock().await;
     let mut rig = Rig::start().await;

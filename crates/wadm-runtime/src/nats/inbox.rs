@@ -64,7 +64,7 @@ impl JsInbox {
                 .heartbeat(PIN_PULL_EXPIRY / 2)
                 .messages()
                 .await
-                .map_err(|e| io("pull", e))?;
+                .map_err(|e| IoError::storage("pull", e))?;
             *slot = Some(stream);
         }
         let Some(stream) = slot.as_mut() else { return Ok(Vec::new()) };
@@ -83,7 +83,7 @@ impl JsInbox {
             Ok(Some(Err(e))) => {
                 // A broken stream is made again on the next pull (it loses the pin).
                 *slot = None;
-                return Err(io("pull", e));
+                return Err(IoError::storage("pull", e));
             }
             Ok(Some(Ok(message))) => message,
         };
@@ -167,9 +167,9 @@ impl Inbox for JsInbox {
             .expires(wait)
             .messages()
             .await
-            .map_err(|e| io("fetch", e))?;
+            .map_err(|e| IoError::storage("fetch", e))?;
         let Some(message) = batch.next().await else { return Ok(None) };
-        let message = message.map_err(|e| io("fetch", e))?;
+        let message = message.map_err(|e| IoError::storage("fetch", e))?;
         Self::delivery(message).map(Some)
     }
 

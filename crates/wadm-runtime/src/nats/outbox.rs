@@ -32,9 +32,9 @@ impl Outbox for JsOutbox {
             .js
             .send_publish(message.subject, publish)
             .await
-            .map_err(|e| IoError::failed(&what, e))?
+            .map_err(|e| IoError::storage(&what, e))?
             .await
-            .map_err(|e| IoError::failed(&what, e))?;
+            .map_err(|e| IoError::storage(&what, e))?;
         Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
     }
 }

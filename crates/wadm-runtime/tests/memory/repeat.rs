@@ -105,13 +105,7 @@ async fn a_duplicate_provider_start_is_already_done_not_a_failure() {
     w.deploy_value("app", "v1", provider_manifest()).await;
     w.settle().await;
     assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
-    let start = w
-        .commands
-        .messages(&format!("wadm.cmd.{LATTICE}.>"))
-        .into_iter()
-        .map(|(_, _, payload)| serde_json::from_slice::<CommandMessage>(&payload).unwrap())
-        .find(|c| c.kind == "start_provider")
-        .expect("a provider start was issued");
+    let start = issued(&w, "start_provider");
 
     // The same start again (as after a re-issue): the host refuses, the app stays deployed.
     let again = CommandMessage {
@@ -121,16 +115,7 @@ async fn a_duplicate_provider_start_is_already_done_not_a_failure() {
         ..start
     };
     // Executed as such (the replicas' executors would drop it: no order of the head has its id).
-    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(w.clock.clone());
-    let random: std::sync::Arc<dyn Random> = std::sync::Arc::new(SeededRandom::new(5));
-    let executor = Executor::new(
-        w.store.clone(),
-        w.lattice.clone(),
-        w.events.clone(),
-        clock,
-        random,
-        w.config.clone(),
-    );
+    let executor = lone_executor(&w, 5);
     let outcome = executor.process(&serde_json::to_vec(&again).unwrap(), 1).await.unwrap();
     assert!(matches!(outcome, Executed::AlreadyDone { .. }), "{outcome:?}");
     // Announced as accepted, with the host's answer.
@@ -151,26 +136,11 @@ async fn a_redelivered_command_its_host_already_shows_done_is_not_sent_again() {
     w.deploy("app", "v1", V1, 1).await;
     w.settle().await;
     assert_eq!(w.running("app").0, 1);
-    let scale = w
-        .commands
-        .messages(&format!("wadm.cmd.{LATTICE}.>"))
-        .into_iter()
-        .map(|(_, _, payload)| serde_json::from_slice::<CommandMessage>(&payload).unwrap())
-        .find(|c| c.kind == "scale_component")
-        .expect("a scale was issued");
+    let scale = issued(&w, "scale_component");
     let again = CommandMessage { expires_at: w.clock.now() + 60_000, ..scale };
     let payload = serde_json::to_vec(&again).unwrap();
     // No order book: only the host can tell whether the first attempt took effect.
-    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(w.clock.clone());
-    let random: std::sync::Arc<dyn Random> = std::sync::Arc::new(SeededRandom::new(7));
-    let executor = Executor::new(
-        w.store.clone(),
-        w.lattice.clone(),
-        w.events.clone(),
-        clock,
-        random,
-        w.config.clone(),
-    );
+    let executor = lone_executor(&w, 7);
     let scales = |w: &World| {
         let log = w.lattice.request_log();
         log.iter().filter(|r| r.subject.contains("component.scale")).count()
@@ -190,4 +160,36 @@ async fn a_redelivered_command_its_host_already_shows_done_is_not_sent_again() {
     assert_eq!(outcome, Executed::Sent);
     assert_eq!(scales(&w), before + 1);
     assert_eq!(w.lattice.instances("app-echo"), 1);
+}
+
+/// The first command of `kind` the replicas issued.
+fn issued(w: &World, kind: &str) -> CommandMessage {
+    w.commands
+        .messages(&format!("wadm.cmd.{LATTICE}.>"))
+        .into_iter()
+        .map(|(_, _, payload)| serde_json::from_slice::<CommandMessage>(&payload).unwrap())
+        .find(|c| c.kind == kind)
+        .unwrap_or_else(|| panic!("a {kind} was issued"))
+}
+
+/// An executor outside the replicas, with no order book: it executes what it is handed (TTL
+/// and generation checks only).
+fn lone_executor(
+    w: &World,
+    seed: u64,
+) -> Executor<
+    impl wadm_runtime::desired::DesiredSource + use<>,
+    impl wadm_runtime::io::ControlClient + use<>,
+    impl wadm_runtime::io::Outbox + use<>,
+> {
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(w.clock.clone());
+    let random: std::sync::Arc<dyn Random> = std::sync::Arc::new(SeededRandom::new(seed));
+    Executor::new(
+        w.store.clone(),
+        w.lattice.clone(),
+        w.events.clone(),
+        clock,
+        random,
+        w.config.clone(),
+    )
 }

@@ -30,6 +30,18 @@ pub enum StateError {
     Io { key: String, reason: String },
 }
 
+impl StateError {
+    /// What the error says about the state bucket ([`crate::availability::classify`]).
+    pub fn availability(&self) -> crate::availability::Availability {
+        match self {
+            StateError::Io { reason, .. } => crate::availability::classify(reason),
+            StateError::Conflict { .. } | StateError::Corrupt { .. } => {
+                crate::availability::Availability::Other
+            }
+        }
+    }
+}
+
 /// One stored record as read back: its key and value (`None`: the key is absent).
 pub type StoredRecord = (String, Option<Vec<u8>>);
 
