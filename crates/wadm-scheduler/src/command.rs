@@ -221,25 +221,14 @@ pub struct PlannedCommand {
 impl PlannedCommand {
     /// Stamp a command with its id.
     pub fn new(lattice: &str, app: &str, generation: u64, command: Command) -> Self {
-        Self::with_scratch(&mut Vec::new(), lattice, Arc::from(app), generation, command, None)
-    }
-
-    /// [`PlannedCommand::new`], encoding the command for its id in `scratch` (reused across the
-    /// commands of a plan: no allocation per command for it).
-    pub(crate) fn with_scratch(
-        scratch: &mut Vec<u8>,
-        lattice: &str,
-        app: Arc<str>,
-        generation: u64,
-        command: Command,
-        known: Option<&EncodedMap>,
-    ) -> Self {
-        let id = command_id_with(scratch, lattice, &app, generation, &command, known);
+        let app: Arc<str> = Arc::from(app);
+        let id = command_id_with(&mut Vec::new(), lattice, &app, generation, &command, None);
         Self { id, app, generation, command }
     }
 
-    /// [`PlannedCommand::with_scratch`], pushing the command onto `commands` first and writing
-    /// its id where it lies (the command is moved once, not through a return value).
+    /// [`PlannedCommand::new`] onto the end of `commands`, encoding the command for its id in
+    /// `scratch` (reused across the commands of a plan: no allocation per command for it) and
+    /// writing the id where the command lies (it is moved once, not through a return value).
     pub(crate) fn push_with_scratch(
         commands: &mut Vec<PlannedCommand>,
         scratch: &mut Vec<u8>,
