@@ -12,7 +12,7 @@ use wadm_protocol::StringMap;
 
 use crate::capacity::{Ledger, Separation};
 use crate::catalog::Catalog;
-use crate::hash::{FnvMap, FnvSet, fnv1a64};
+use crate::hash::{FnvMap, fnv1a64};
 pub use crate::host_index::HostIx;
 use crate::input::Avoid;
 use crate::observed::InstanceIndex;
@@ -47,36 +47,6 @@ pub struct Context<'a> {
     avoid: Option<&'a Avoid>,
     /// Status messages of this reconcile, shared by the scalers that say the same.
     messages: Messages,
-    /// Host ids kept from earlier reconciles (a [`crate::Reconciler`]'s), if any.
-    kept_host_ids: Option<&'a HostIds>,
-}
-
-/// Host ids as commands carry them, kept across the reconciles of one lattice so a host's id is
-/// not allocated again every reconcile. Only ever looked up (never iterated: its hash order
-/// cannot leak), and only saves allocations: an id missing, or the set busy in another
-/// reconcile, is simply made anew.
-#[derive(Debug, Default)]
-pub(crate) struct HostIds(std::sync::Mutex<FnvSet<Arc<str>>>);
-
-impl HostIds {
-    /// Forget ids once the set holds far more than the lattice's `hosts` (hosts come and go).
-    pub(crate) fn trim(&self, hosts: usize) {
-        if let Ok(mut ids) = self.0.try_lock()
-            && ids.len() > 2 * hosts + 64
-        {
-            ids.clear();
-        }
-    }
-
-    fn shared(&self, id: &str) -> Arc<str> {
-        let Ok(mut ids) = self.0.try_lock() else { return Arc::from(id) };
-        if let Some(kept) = ids.get(id) {
-            return Arc::clone(kept);
-        }
-        let made: Arc<str> = Arc::from(id);
-        ids.insert(Arc::clone(&made));
-        made
-    }
 }
 
 /// Status messages made once per reconcile and shared: the empty one, and
@@ -224,14 +194,7 @@ impl<'a> Context<'a> {
             separation: Separation::new(catalog),
             avoid: None,
             messages: Messages::default(),
-            kept_host_ids: None,
         }
-    }
-
-    /// This context, taking host ids from (and adding them to) `kept`.
-    pub(crate) fn keeping_host_ids(mut self, kept: Option<&'a HostIds>) -> Self {
-        self.kept_host_ids = kept;
-        self
     }
 
     /// A status of `status_type` with no message (the empty message shared).
@@ -291,10 +254,7 @@ impl<'a> Context<'a> {
     /// The id of host `ix` as a shared string (what commands carry).
     pub fn host_id(&self, ix: HostIx) -> Arc<str> {
         let cell = &self.host_ids[ix as usize];
-        Arc::clone(cell.get_or_init(|| {
-            let id = self.hosts[ix as usize].id.as_str();
-            self.kept_host_ids.map_or_else(|| Arc::from(id), |kept| kept.shared(id))
-        }))
+        Arc::clone(cell.get_or_init(|| Arc::from(self.hosts[ix as usize].id.as_str())))
     }
 
     /// The time the reconcile is for.

@@ -27,7 +27,7 @@ use self::merge::{Keyed, Merged};
 use self::status::{app_statuses, group_by_app};
 use crate::catalog::Catalog;
 use crate::command::{Command, PlannedCommand};
-use crate::context::{Context, HostIds, HostIx};
+use crate::context::{Context, HostIx};
 use crate::coupling::Coupling;
 use crate::input::Avoid;
 use crate::observed::Coverage;
@@ -186,20 +186,7 @@ pub fn plan_avoiding(
     now: Timestamp,
     avoid: &Avoid,
 ) -> Plan {
-    plan_keeping(observed, catalog, scalers, now, avoid, None)
-}
-
-/// [`plan_avoiding`], taking host ids from (and adding them to) `host_ids` (a
-/// [`crate::Reconciler`]'s, kept across its reconciles).
-pub(crate) fn plan_keeping(
-    observed: &LatticeState,
-    catalog: &Catalog<'_>,
-    scalers: &[Box<dyn Scaler>],
-    now: Timestamp,
-    avoid: &Avoid,
-    host_ids: Option<&HostIds>,
-) -> Plan {
-    let ctx = Context::new(observed, catalog, now).avoiding(avoid).keeping_host_ids(host_ids);
+    let ctx = Context::new(observed, catalog, now).avoiding(avoid);
     let (mut plan, order) = plan_commands_in(&ctx, scalers, None, now, None);
     plan.statuses = app_statuses(catalog, kept_statuses(scalers, order), |_| true);
     plan
@@ -235,8 +222,7 @@ fn kept_statuses(
 
 /// [`plan_with`] for some applications: `apps` and every application coupled to them (see
 /// [`crate::coupling`]). The plan holds the commands and statuses of exactly those applications,
-/// returned with it, as the full plan would. Host ids are taken from `host_ids` when given.
-#[allow(clippy::too_many_arguments)]
+/// returned with it, as the full plan would.
 pub(crate) fn plan_scoped<S: AsRef<str>>(
     observed: &LatticeState,
     catalog: &Catalog<'_>,
@@ -245,9 +231,8 @@ pub(crate) fn plan_scoped<S: AsRef<str>>(
     apps: impl IntoIterator<Item = S>,
     now: Timestamp,
     avoid: &Avoid,
-    host_ids: Option<&HostIds>,
 ) -> (Plan, BTreeSet<String>) {
-    let ctx = Context::new(observed, catalog, now).avoiding(avoid).keeping_host_ids(host_ids);
+    let ctx = Context::new(observed, catalog, now).avoiding(avoid);
     let seeds: Vec<S> = apps.into_iter().collect();
     let closure = coupling.closure(&ctx, seeds.iter().map(AsRef::as_ref));
     let scope = &closure.apps;

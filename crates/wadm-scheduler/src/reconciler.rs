@@ -16,9 +16,8 @@ use self_cell::self_cell;
 use wadm_lattice::{LatticeState, Timestamp};
 
 use crate::catalog::Catalog;
-use crate::context::HostIds;
 use crate::coupling::Coupling;
-use crate::engine::{Plan, plan_keeping, plan_scoped};
+use crate::engine::{Plan, plan_avoiding, plan_scoped, plan_with};
 use crate::factory::ScalerFactory;
 use crate::input::{Avoid, DeployedApp, Desired, UndeployedApp};
 use crate::scaler::Scaler;
@@ -51,8 +50,6 @@ pub struct Reconciler {
     scalers: Vec<Box<dyn Scaler>>,
     /// Built on the first [`Reconciler::reconcile_apps`].
     coupling: OnceLock<Coupling>,
-    /// Host ids as commands carry them, kept across reconciles (allocated once per host).
-    host_ids: HostIds,
 }
 
 /// A plan for some applications ([`Reconciler::reconcile_apps`]).
@@ -83,7 +80,7 @@ impl Reconciler {
         let owner = DesiredState { lattice: lattice.to_string(), deployed, undeployed };
         let indexed = Indexed::new(owner, |d| Catalog::new(&d.lattice, d.desired()));
         let scalers = factory.build(indexed.borrow_dependent());
-        Self { indexed, scalers, coupling: OnceLock::new(), host_ids: HostIds::default() }
+        Self { indexed, scalers, coupling: OnceLock::new() }
     }
 
     /// The lattice it reconciles.
@@ -103,7 +100,7 @@ impl Reconciler {
 
     /// Reconcile `observed` (a state of this reconciler's lattice) with the kept scalers.
     pub fn reconcile(&self, observed: &LatticeState, now: Timestamp) -> Plan {
-        self.reconcile_avoiding(observed, now, &Avoid::default())
+        plan_with(observed, self.indexed.borrow_dependent(), &self.scalers, now)
     }
 
     /// [`Reconciler::reconcile`], passing over the hosts `avoid` names where another host can
@@ -114,9 +111,7 @@ impl Reconciler {
         now: Timestamp,
         avoid: &Avoid,
     ) -> Plan {
-        self.host_ids.trim(observed.hosts.len());
-        let (catalog, kept) = (self.indexed.borrow_dependent(), Some(&self.host_ids));
-        plan_keeping(observed, catalog, &self.scalers, now, avoid, kept)
+        plan_avoiding(observed, self.indexed.borrow_dependent(), &self.scalers, now, avoid)
     }
 
     /// Reconcile `observed` for `apps` (names of deployed or undeployed applications; others are
@@ -143,10 +138,8 @@ impl Reconciler {
     ) -> ScopedPlan {
         let catalog = self.indexed.borrow_dependent();
         let coupling = self.coupling.get_or_init(|| Coupling::new(catalog, &self.scalers));
-        self.host_ids.trim(observed.hosts.len());
-        let kept = Some(&self.host_ids);
         let (plan, apps) =
-            plan_scoped(observed, catalog, &self.scalers, coupling, apps, now, avoid, kept);
+            plan_scoped(observed, catalog, &self.scalers, coupling, apps, now, avoid);
         ScopedPlan { plan, apps }
     }
 }
