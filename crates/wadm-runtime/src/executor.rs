@@ -19,6 +19,7 @@ use crate::allocation_event::event_data;
 use crate::clock::{Clock, Random};
 use crate::config::RuntimeConfig;
 use crate::desired::DesiredSource;
+use crate::discovery::ask::ask_inventory;
 use crate::intents::Intents;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, with_progress};
 use crate::messages::{CommandDropped, CommandFailure, CommandMessage, internal_subject};
@@ -293,21 +294,9 @@ where
         ) {
             return false;
         }
-        let subject = wadm_protocol::subject::ctl_host(
-            &message.lattice,
-            wadm_protocol::subject::suffix::HOST_GET,
-            host,
-        );
-        let timeout = self.config.request_timeout.min(Duration::from_secs(2));
-        let Ok(bytes) = self.control.request(&subject, Vec::new(), timeout).await else {
-            return false;
-        };
-        match serde_json::from_slice::<CtlReply<HostInventory>>(&bytes) {
-            Ok(CtlReply { success: true, response: Some(inventory), .. }) => {
-                in_effect(message, &inventory)
-            }
-            _ => false,
-        }
+        let timeout = self.config.request_timeout;
+        let inventory = ask_inventory(&self.control, &message.lattice, host, timeout).await;
+        inventory.is_some_and(|inventory| in_effect(message, &inventory))
     }
 
     /// Publish the allocation event of a command the hosts answered, and count it. Never fails

@@ -18,7 +18,7 @@ use wadm_protocol::ctl::CtlReply;
 use wadm_protocol::subject::{self, suffix};
 use wadm_protocol::{Host, HostInventory, Link, StringMap};
 
-use crate::io::{Discoverer, IoError};
+use crate::io::{ControlClient, Discoverer, IoError};
 
 /// Discovery settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +84,28 @@ pub async fn fetch_inventory(
             tracing::debug!(%reason, "inventory not fetched");
             None
         }
+    }
+}
+
+/// One host's inventory through the runtime's control client (a host reported stopped, a
+/// command's host before it is sent again): `Some` only when it answers with one within
+/// `timeout` (at most 2 s: a host that has left gets "no responders" at once).
+pub async fn ask_inventory<C: ControlClient>(
+    control: &C,
+    lattice: &str,
+    host: &str,
+    timeout: Duration,
+) -> Option<HostInventory> {
+    let subject = subject::ctl_host(lattice, suffix::HOST_GET, host);
+    let timeout = timeout.min(Duration::from_secs(2));
+    let bytes = control.request(&subject, Vec::new(), timeout).await.ok()?;
+    match serde_json::from_slice::<CtlReply<HostInventory>>(&bytes) {
+        Ok(CtlReply { success: true, response: Some(inventory), .. })
+            if inventory.bounds_error().is_none() =>
+        {
+            Some(inventory)
+        }
+        _ => None,
     }
 }
 

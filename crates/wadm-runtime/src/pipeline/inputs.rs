@@ -55,21 +55,13 @@ where
     /// answers with one. A stopped host has left the control subjects, so it gets "no
     /// responders" at once; the wait is bounded by the request timeout.
     pub(super) async fn ask_host(&self, lattice: &str, host: &str) -> Option<HostInventory> {
-        let subject = wadm_protocol::subject::ctl_host(
+        crate::discovery::ask::ask_inventory(
+            &self.control,
             lattice,
-            wadm_protocol::subject::suffix::HOST_GET,
             host,
-        );
-        let timeout = self.config.request_timeout.min(std::time::Duration::from_secs(2));
-        let bytes = self.control.request(&subject, Vec::new(), timeout).await.ok()?;
-        match serde_json::from_slice::<CtlReply<HostInventory>>(&bytes) {
-            Ok(CtlReply { success: true, response: Some(inventory), .. })
-                if inventory.bounds_error().is_none() =>
-            {
-                Some(inventory)
-            }
-            _ => None,
-        }
+            self.config.request_timeout,
+        )
+        .await
     }
 
     /// The reconciler of `record`'s desired state: the one kept for `lattice` when it was built
