@@ -707,8 +707,9 @@ impl Failing {
     }
 
     fn pause(&self, wait: Duration) -> Duration {
-        let doublings = self.in_a_row.saturating_sub(1).min(6);
-        (wait.max(Duration::from_millis(50)) * (1 << doublings)).min(Duration::from_secs(1))
+        let max = Duration::from_secs(1);
+        let base = wait.max(Duration::from_millis(50)).min(max);
+        Duration::from_millis(crate::backoff::Backoff { base, max }.ceiling_ms(self.in_a_row))
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::NatsDiscoverer;
 use super::parts::{DISCOVERY_PART_BYTES, split_report};
+use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::io::{Discoverer, IoError, Outbox, Outgoing};
 use crate::messages::{DiscoveryReport, internal_subject};
@@ -198,7 +199,8 @@ impl Retry {
     }
 
     fn pause(failures: u32) -> Duration {
-        Duration::from_millis(500) * (1 << failures.saturating_sub(1).min(4))
+        let backoff = Backoff { base: Duration::from_millis(500), max: Duration::from_secs(8) };
+        Duration::from_millis(backoff.ceiling_ms(failures))
     }
 }
 
