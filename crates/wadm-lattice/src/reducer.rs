@@ -418,12 +418,11 @@ fn config_event(
     let mut changes = Changes::default();
     changes.marked.insert(Marked::Config { name: name.to_string() });
     if set {
-        // The values may have changed: report it even when the name was known, so the
-        // observer can re-read the values of configs wadm manages.
-        state
-            .configs
-            .entry(name.to_string())
-            .or_insert_with(|| ConfigState { name: name.to_string(), values: None });
+        // The event says the values changed, not to what: what was known of them no longer
+        // holds (unknown until the observer reads them again), and the change is reported even
+        // when the name was known.
+        let config = ConfigState { name: name.to_string(), values: None };
+        state.configs.insert(name.to_string(), config);
         changes.push(Change::ConfigSet { name: name.to_string() });
     } else if state.configs.remove(name).is_some() {
         changes.push(Change::ConfigRemoved { name: name.to_string() });

@@ -464,12 +464,8 @@ fn apply_host(
     }
     for change in &changes.changes {
         if let Change::ConfigSet { name } = change {
-            // The event says the values changed, not to what: what was known of them no longer
-            // holds until the read that follows answers (unanswered, they stay unknown, so the
-            // read is asked again and a put that should hold is not taken for done).
-            if let Some(config) = record.state.configs.get_mut(name) {
-                config.values = None;
-            }
+            // Its values are unknown until this read answers (unanswered, they stay unknown:
+            // the read is asked again, and a put that should hold is not taken for done).
             out.configs_to_read.insert(name.clone());
         }
     }
