@@ -10,7 +10,7 @@ use common::child::Wadm;
 use futures::TryStreamExt;
 use wadm_client::{Client, StatusType};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
-use wadm_test_support::{NatsServer, wait_for, wait_until};
+use wadm_test_support::{NatsServer, wait_for};
 
 const HELLO: &str = include_str!("../../../fixtures/manifests/hello.yaml");
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -75,11 +75,7 @@ async fn a_store_prefix_renames_every_stream_bucket_and_consumer() {
 fn a_prefix_that_cannot_name_a_stream_is_refused() {
     let mut wadm =
         Wadm::start(&["serve", "--nats-url", "nats://127.0.0.1:1", "--store-prefix", "a.b"]);
-    let mut status = None;
-    wait_until(Duration::from_secs(10), || {
-        status = wadm.child.try_wait().ok().flatten();
-        status.is_some()
-    });
+    let status = wadm.exited(Duration::from_secs(10));
     assert!(status.is_some_and(|s| !s.success()), "wadm refuses to start: {}", wadm.output());
     let output = wadm.output();
     assert!(output.contains("--store-prefix") && output.contains("a.b"), "{output}");

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wadm_test_support::wait_until;
@@ -12,6 +13,7 @@ use wadm_test_support::wait_until;
 pub struct Wadm {
     pub child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Wadm {
@@ -33,9 +35,11 @@ impl Wadm {
             .spawn()
             .expect("wadm runs");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        collect(child.stdout.take().expect("piped"), lines.clone());
-        collect(child.stderr.take().expect("piped"), lines.clone());
-        Wadm { child, lines }
+        let readers = vec![
+            collect(child.stdout.take().expect("piped"), lines.clone()),
+            collect(child.stderr.take().expect("piped"), lines.clone()),
+        ];
+        Wadm { child, lines, readers }
     }
 
     /// The first collected line `find` maps to something.
@@ -48,15 +52,23 @@ impl Wadm {
         self.lines.lock().unwrap().join("\n")
     }
 
-    /// SIGTERM, then wait (at most `deadline`) for it to exit.
+    /// SIGTERM, then [`Wadm::exited`].
     pub fn terminate(&mut self, deadline: Duration) -> Option<ExitStatus> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().ok()?;
+        self.exited(deadline)
+    }
+
+    /// Wait (at most `deadline`) for it to exit, then for every line it printed to be collected:
+    /// the readers may still be draining the pipes when the process is already gone.
+    pub fn exited(&mut self, deadline: Duration) -> Option<ExitStatus> {
         let mut status = None;
         wait_until(deadline, || {
             status = self.child.try_wait().ok().flatten();
             status.is_some()
         });
+        status?;
+        wait_until(Duration::from_secs(5), || self.readers.iter().all(JoinHandle::is_finished));
         status
     }
 }
@@ -68,10 +80,10 @@ impl Drop for Wadm {
     }
 }
 
-fn collect(stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) {
+fn collect(stream: impl Read + Send + 'static, sink: Arc<Mutex<Vec<String>>>) -> JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             sink.lock().unwrap().push(line);
         }
-    });
+    })
 }
