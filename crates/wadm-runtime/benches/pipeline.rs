@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use wadm_runtime::memory::{LogConfig, MemoryLattice, MemoryLog, MemoryStatus};
-use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
     Clock, Executor, Pipeline, PipelineIo, Random, RuntimeConfig, SeededRandom, VirtualClock,
 };
 use wadm_store::kv::MemoryKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::MemoryStateStore;
+use wadm_store::streams::subjects::{command_filter, event_filters};
 
 type Store = Arc<ManifestStore<MemoryKv>>;
 

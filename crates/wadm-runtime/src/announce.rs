@@ -10,7 +10,9 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::io::{IoError, Outbox, Outgoing};
-use crate::messages::{Tick, internal_subject};
+use wadm_store::streams::subjects::internal_subject;
+
+use crate::messages::Tick;
 
 /// The tick a replica publishes for `lattice` at `now`. Its id names the tick period, so every
 /// replica's tick of the same period is one message.

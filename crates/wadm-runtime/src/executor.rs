@@ -22,7 +22,9 @@ use crate::desired::DesiredSource;
 use crate::discovery::ask::ask_inventory;
 use crate::intents::Intents;
 use crate::io::{ControlClient, Delivery, Inbox, IoError, Outbox, Outgoing, with_progress};
-use crate::messages::{CommandDropped, CommandFailure, CommandMessage, internal_subject};
+use wadm_store::streams::subjects::internal_subject;
+
+use crate::messages::{CommandDropped, CommandFailure, CommandMessage};
 use crate::record::head_key;
 use crate::trace::{Span, SpanContext};
 

@@ -11,44 +11,14 @@
 //!
 //! Because all of them land in one stream, the stream sequence is the single order in which one
 //! lattice's events are applied. The **command stream** holds [`CommandMessage`]s on
-//! `wadm.cmd.L.{app}`.
+//! `wadm.cmd.L.{app}`. The subjects are built by [`wadm_store::streams::subjects`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{DiscoveredHost, Discovery, Timestamp};
-use wadm_protocol::subject::{qualify, scoped, unscope};
+use wadm_protocol::subject::{qualify, unscope};
 use wadm_protocol::{Host, HostInventory, Link, StringMap};
-
-/// Subject prefix of the runtime's own events.
-pub const INTERNAL_PREFIX: &str = "wadm.internal";
-/// Subject prefix of command messages.
-pub const COMMAND_PREFIX: &str = "wadm.cmd";
-
-/// `wadm.internal.{lattice}.{kind}` (behind the account token of a lattice of another account,
-/// as every subject here: see [`wadm_protocol::subject::split_account`]).
-pub fn internal_subject(lattice: &str, kind: &str) -> String {
-    scoped(lattice, |name| format!("{INTERNAL_PREFIX}.{name}.{kind}"))
-}
-
-/// `wadm.cmd.{lattice}.{app}`.
-pub fn command_subject(lattice: &str, app: &str) -> String {
-    scoped(lattice, |name| format!("{COMMAND_PREFIX}.{name}.{app}"))
-}
-
-/// The event-stream subjects of one lattice (the filters of its consumer).
-pub fn event_filters(lattice: &str) -> Vec<String> {
-    vec![
-        scoped(lattice, |name| format!("wasmbus.evt.{name}.>")),
-        scoped(lattice, |name| format!("wadm.evt.{name}.>")),
-        scoped(lattice, |name| format!("{INTERNAL_PREFIX}.{name}.>")),
-    ]
-}
-
-/// The command-stream subjects of one lattice.
-pub fn command_filter(lattice: &str) -> String {
-    scoped(lattice, |name| format!("{COMMAND_PREFIX}.{name}.>"))
-}
 
 /// One event-stream message, classified.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,10 +268,8 @@ mod tests {
         let (lattice, incoming) = classify("ACC.wadm.internal.l.tick", b"{}").unwrap();
         assert_eq!((lattice.as_str(), incoming), ("ACC.l", Incoming::Tick));
         assert_eq!(classify("ACC.wasmbus.evt.l.host_started", b"{}").unwrap().0, "ACC.l");
-        assert_eq!(internal_subject("ACC.l", "tick"), "ACC.wadm.internal.l.tick");
-        assert_eq!(command_subject("ACC.l", "app"), "ACC.wadm.cmd.l.app");
-        assert_eq!(command_filter("ACC.l"), "ACC.wadm.cmd.l.>");
-        assert_eq!(event_filters("ACC.l")[1], "ACC.wadm.evt.l.>");
+        let subject = wadm_store::streams::subjects::internal_subject("ACC.l", "tick");
+        assert_eq!(classify(&subject, b"{}").unwrap(), ("ACC.l".to_string(), Incoming::Tick));
         assert_eq!(classify("short", b""), None);
     }
 }

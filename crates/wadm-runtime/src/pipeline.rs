@@ -481,7 +481,7 @@ where
                 });
                 let payload = serde_json::to_vec(&command).unwrap_or_default();
                 let outgoing = Outgoing {
-                    subject: crate::messages::command_subject(&lattice, &command.app),
+                    subject: wadm_store::streams::subjects::command_subject(&lattice, &command.app),
                     payload,
                     msg_id: command.msg_id(),
                     ttl: Some(self.config.command_ttl),

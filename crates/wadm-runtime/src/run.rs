@@ -15,8 +15,14 @@ use wadm_store::availability::{Availability, Checked};
 use wadm_store::kv::NatsKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
-use wadm_store::provision::{DirectGets, bucket_config, ensure_bucket, ensure_stream};
+use wadm_store::provision::{
+    DirectGets, ProvisionError, bucket_config, ensure_bucket, ensure_stream,
+};
 use wadm_store::status::NatsStatusStore;
+use wadm_store::streams::{
+    StreamSettings, command_stream_name, ensure_command_consumer, ensure_event_consumer,
+    ensure_streams, event_stream_name,
+};
 
 use crate::announce::Announcer;
 use crate::clock::{Clock, Random, SeededRandom, SystemClock};
@@ -24,10 +30,7 @@ use crate::config::RuntimeConfig;
 use crate::discovery::{DiscoveryConfig, DiscoveryRounds, NatsDiscoverer};
 use crate::executor::{Executor, HeadOrders};
 use crate::membership::{Membership, PRESENCE_EVERY, PRESENCE_TTL, Presence};
-use crate::nats::{
-    JsInbox, JsOutbox, NatsControl, StreamSettings, command_stream_name, ensure_command_consumer,
-    ensure_event_consumer, ensure_streams, event_stream_name,
-};
+use crate::nats::{JsInbox, JsOutbox, NatsControl};
 use crate::pipeline::{Pipeline, PipelineIo};
 use wadm_store::health::Health;
 
@@ -97,13 +100,15 @@ impl RunConfig {
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot set up the runtime: {message}")]
-    Setup {
-        message: String,
-        /// What the error says about JetStream storage ([`Availability::Other`]: nothing, or
-        /// not a storage error).
-        availability: Availability,
-    },
+    /// A stream, bucket or consumer could not be set up.
+    #[error("cannot set up the runtime: {0}")]
+    Storage(#[from] ProvisionError),
+    /// The lattices belong to more than one NATS account.
+    #[error(
+        "cannot set up the runtime: one runtime runs the lattices of one account; these are of \
+         {accounts}"
+    )]
+    MixedAccounts { accounts: String },
 }
 
 /// The NATS account of `lattices` (see [`wadm_protocol::subject::split_account`]): one runtime
@@ -113,10 +118,13 @@ fn lattices_account(lattices: &[String]) -> Result<Option<String>, RunError> {
         lattices.iter().map(|l| wadm_protocol::subject::split_account(l).0).collect();
     match accounts.len() {
         0 | 1 => Ok(accounts.into_iter().next().flatten().map(str::to_string)),
-        _ => Err(setup(format!(
-            "one runtime runs the lattices of one account; these are of {}",
-            accounts.iter().map(|a| a.unwrap_or("wadm's own")).collect::<Vec<_>>().join(", ")
-        ))),
+        _ => Err(RunError::MixedAccounts {
+            accounts: accounts
+                .iter()
+                .map(|a| a.unwrap_or("wadm's own"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
     }
 }
 
@@ -124,14 +132,10 @@ impl RunError {
     /// What the error says about JetStream storage.
     pub fn availability(&self) -> Availability {
         match self {
-            RunError::Setup { availability, .. } => *availability,
+            RunError::Storage(e) => e.availability(),
+            RunError::MixedAccounts { .. } => Availability::Other,
         }
     }
-}
-
-fn setup(e: impl std::fmt::Display) -> RunError {
-    let message = e.to_string();
-    RunError::Setup { availability: wadm_store::availability::classify(&message), message }
 }
 
 type NatsPipeline = Pipeline<
@@ -158,21 +162,21 @@ struct Storage {
 /// they turn out to be gone (a wiped JetStream store): existing handles address them by name,
 /// so they work again once recreated.
 async fn ensure_storage(js: &jetstream::Context, config: &RunConfig) -> Result<Storage, RunError> {
-    let (events, commands) = ensure_streams(js, &config.streams).await.map_err(setup)?;
+    let (events, commands) = ensure_streams(js, &config.streams).await?;
     let (names, replicas) = (&config.streams.names, config.streams.replicas);
     let records = "wadm: per-lattice runtime heads (applications, last applied event)";
     let records = bucket_config(&names.runtime_bucket(), records, replicas);
-    let records = ensure_bucket(js, records, DirectGets::Off).await.map_err(setup)?;
+    let records = ensure_bucket(js, records, DirectGets::Off).await?;
     let state = bucket_config(&names.observed_bucket(), OBSERVED_DESCRIPTION, replicas);
-    let state = ensure_bucket(js, state, DirectGets::Off).await.map_err(setup)?;
+    let state = ensure_bucket(js, state, DirectGets::Off).await?;
     let state = KvStateStore::new(state);
     let manifests = wadm_store::manifest::BUCKET_DESCRIPTION;
     let manifests_config = bucket_config(&names.manifest_bucket(), manifests, replicas);
     let manifests = wadm_store::manifest::BUCKET_DIRECT_GETS;
-    let manifests = ensure_bucket(js, manifests_config, manifests).await.map_err(setup)?;
+    let manifests = ensure_bucket(js, manifests_config, manifests).await?;
     // The plain status stream: the store opens an account's own on first use (as the server's).
     let status = NatsStatusStore::stream_config(&names.status_stream(), None, replicas);
-    let status_stream = ensure_stream(js, status).await.map_err(setup)?;
+    let status_stream = ensure_stream(js, status).await?;
     Ok(Storage { events, commands, records, state, manifests, status_stream })
 }
 
@@ -218,12 +222,8 @@ async fn repair_storage(
         let repaired = async {
             let storage = ensure_storage(&js, &config).await?;
             for lattice in &config.lattices {
-                ensure_event_consumer(&storage.events, lattice, &config.streams)
-                    .await
-                    .map_err(setup)?;
-                ensure_command_consumer(&storage.commands, lattice, &config.streams)
-                    .await
-                    .map_err(setup)?;
+                ensure_event_consumer(&storage.events, lattice, &config.streams).await?;
+                ensure_command_consumer(&storage.commands, lattice, &config.streams).await?;
             }
             Ok::<_, RunError>(())
         };
@@ -285,9 +285,9 @@ async fn setup_everything(
             for lattice in &config.lattices {
                 let settings = &config.streams;
                 let events = ensure_event_consumer(&storage.events, lattice, settings);
-                let events = events.await.map_err(setup)?;
+                let events = events.await?;
                 let commands = ensure_command_consumer(&storage.commands, lattice, settings);
-                let commands = commands.await.map_err(setup)?;
+                let commands = commands.await?;
                 consumers.insert(lattice.clone(), (events, commands));
             }
             Ok::<_, RunError>((storage, consumers))
@@ -715,7 +715,7 @@ impl Failing {
 
 #[cfg(test)]
 mod tests {
-    use super::{Availability, Failing};
+    use super::{Availability, Failing, ProvisionError, RunError};
     use std::time::Duration;
 
     #[test]
@@ -758,7 +758,11 @@ mod tests {
         for e in other {
             assert_eq!(e.availability(), Availability::Other, "{e}");
         }
-        assert_eq!(super::setup("stream not found (10059)").availability(), Availability::Gone);
-        assert_eq!(super::setup("permissions violation").availability(), Availability::Other);
+        let setup = |reason: &str| {
+            let what = "stream wadm_events".to_string();
+            RunError::from(ProvisionError { what, reason: reason.into() })
+        };
+        assert_eq!(setup("stream not found (10059)").availability(), Availability::Gone);
+        assert_eq!(setup("permissions violation").availability(), Availability::Other);
     }
 }

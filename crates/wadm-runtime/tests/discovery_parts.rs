@@ -12,9 +12,10 @@ use wadm_protocol::subject::{ctl_host, suffix};
 use wadm_runtime::discovery::parts::{DISCOVERY_PART_BYTES, merge_report};
 use wadm_runtime::discovery::{DiscoveryConfig, NatsDiscoverer};
 use wadm_runtime::messages::DiscoveryReport;
-use wadm_runtime::nats::{JsOutbox, StreamSettings, ensure_streams};
+use wadm_runtime::nats::JsOutbox;
 use wadm_runtime::{Discoverer, discover_with_id, publish_round};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
+use wadm_store::streams::{StreamSettings, ensure_streams};
 use wadm_test_support::{NatsServer, wait_for};
 
 const LATTICE: &str = "default";

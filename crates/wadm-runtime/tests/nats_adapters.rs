@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use wadm_runtime::io::{Delivery, Inbox, Outbox, Outgoing};
-use wadm_runtime::messages::{command_subject, internal_subject};
-use wadm_runtime::nats::{
-    JsInbox, JsOutbox, StreamSettings, ensure_command_consumer, ensure_event_consumer,
-    ensure_streams,
-};
+use wadm_runtime::nats::{JsInbox, JsOutbox};
 use wadm_store::StoreNames;
+use wadm_store::streams::subjects::{command_subject, event_filters, internal_subject};
+use wadm_store::streams::{
+    StreamSettings, ensure_command_consumer, ensure_event_consumer, ensure_streams,
+};
 use wadm_test_support::{NatsServer, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -85,7 +85,7 @@ async fn an_older_event_consumer_is_brought_in_line() {
     // As an older wadm made it: one at a time, 30 s ack wait, no pin.
     let old = jetstream::consumer::pull::Config {
         durable_name: Some("wadm_events_default".into()),
-        filter_subjects: wadm_runtime::messages::event_filters("default"),
+        filter_subjects: event_filters("default"),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait: Duration::from_secs(30),
         max_ack_pending: 1,

@@ -6,6 +6,7 @@
 //! - [`kv`], [`kv_key`], [`kv_list`]: the compare-and-set KV seam, key tokens, consumer-free lists;
 //! - [`manifest`]: the versioned manifest store; [`status`]: the application status store;
 //! - [`observed`]: observed lattice state, one key per entity; [`events`]: manifest CloudEvents;
+//! - [`streams`]: the runtime's event and command streams, their subjects and consumers;
 //! - [`health`], [`clock`].
 //!
 //! Decisions are made by the pure crates; this crate only moves bytes and reads the clock.
@@ -23,6 +24,7 @@ pub mod names;
 pub mod observed;
 pub mod provision;
 pub mod status;
+pub mod streams;
 
 pub use availability::{Availability, Reads};
 pub use kv::{Kv, KvEntry, KvError, MemoryKv, NatsKv};

@@ -38,6 +38,13 @@ pub struct ProvisionError {
     pub reason: String,
 }
 
+impl ProvisionError {
+    /// What the reason says about JetStream storage (gone, briefly unavailable, or neither).
+    pub fn availability(&self) -> crate::Availability {
+        crate::availability::classify(&self.reason)
+    }
+}
+
 /// The configuration of every wadm bucket: one value per key (`history: 1`), `replicas`.
 pub fn bucket_config(bucket: &str, description: &str, replicas: usize) -> kv::Config {
     kv::Config {

@@ -12,9 +12,9 @@ use common::child::Wadm;
 use common::{Cluster, DEADLINE};
 use futures::StreamExt;
 use wadm_model::StatusType;
-use wadm_runtime::nats::{StreamSettings, ensure_streams};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
 use wadm_store::StoreNames;
+use wadm_store::streams::{StreamSettings, ensure_streams};
 use wadm_test_support::{NatsServer, wait_for};
 
 const HEARTBEAT_SUBJECT: &str = "wasmbus.evt.default.host_heartbeat";

@@ -13,7 +13,9 @@ use super::parts::{DISCOVERY_PART_BYTES, split_report};
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::io::{Discoverer, IoError, Outbox, Outgoing};
-use crate::messages::{DiscoveryReport, internal_subject};
+use wadm_store::streams::subjects::internal_subject;
+
+use crate::messages::DiscoveryReport;
 use crate::nats::JsOutbox;
 
 /// Run a discovery round and put its answers in the event stream, where the pipeline merges

@@ -10,13 +10,12 @@ use async_nats::jetstream::consumer::pull::{MessagesErrorKind, Stream};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::{FutureExt, StreamExt};
 
+use wadm_store::streams::PIN_GROUP;
+
 use crate::io::{Delivery, Inbox, IoError};
 
 /// Shortest fetch the server is asked to wait (a zero wait would be refused).
 const MIN_WAIT: Duration = Duration::from_millis(50);
-
-/// The priority group of a pinned consumer (see [`JsInbox`]).
-pub const PIN_GROUP: &str = "wadm";
 
 /// A durable pull consumer. An ordinary one is pulled one message at a time by anyone (the
 /// command consumer: executors in every replica). A consumer with the `PinnedClient` priority

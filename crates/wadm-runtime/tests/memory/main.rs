@@ -106,7 +106,7 @@ async fn a_poison_event_in_a_batch_is_isolated_and_parked() {
     let mut w = World::new(1, 6);
     let batched = Batching(w.events.consumer(
         "batched",
-        wadm_runtime::messages::event_filters(LATTICE),
+        wadm_store::streams::subjects::event_filters(LATTICE),
         256,
         ACK_WAIT,
     ));

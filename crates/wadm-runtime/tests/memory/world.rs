@@ -9,7 +9,6 @@ use std::time::Duration;
 use wadm_model::Status;
 use wadm_runtime::io::{Delivery, Inbox};
 use wadm_runtime::memory::{LogConfig, MemoryConsumer, MemoryLattice, MemoryLog, MemoryStatus};
-use wadm_runtime::messages::{command_filter, event_filters};
 use wadm_runtime::{
     Clock, Deployment, DesiredSource, Executed, Executor, HeadOrders, IoError, Outbox, Outgoing,
     Pipeline, PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock,
@@ -18,6 +17,7 @@ use wadm_runtime::{
 use wadm_store::kv::MemoryKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::MemoryStateStore;
+use wadm_store::streams::subjects::{command_filter, event_filters};
 
 pub const LATTICE: &str = "default";
 pub const ACK_WAIT: Duration = Duration::from_secs(5);

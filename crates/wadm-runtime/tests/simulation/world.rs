@@ -13,8 +13,6 @@ use wadm_runtime::io::{ControlClient, Delivery, Inbox};
 use wadm_runtime::memory::{
     LogConfig, MemoryConsumer, MemoryDelivery, MemoryLattice, MemoryLog, MemoryStatus,
 };
-use wadm_runtime::messages::{command_filter, event_filters};
-use wadm_runtime::nats::StreamSettings;
 use wadm_runtime::pipeline::EventMessage;
 use wadm_runtime::{
     Clock, CommandMessage, Executed, Executor, HeadOrders, IoError, Outbox, Outgoing, Pipeline,
@@ -23,6 +21,8 @@ use wadm_runtime::{
 use wadm_store::kv::MemoryKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::MemoryStateStore;
+use wadm_store::streams::StreamSettings;
+use wadm_store::streams::subjects::{command_filter, event_filters};
 
 pub const LATTICE: &str = "default";
 /// Virtual time when the simulation starts.

@@ -40,8 +40,8 @@ fn runtime_args(
         command_ttl: Duration::from_secs(60),
         ack_wait: common.ack_wait,
         command_workers: 8,
-        event_max_age: wadm_runtime::nats::streams::DEFAULT_EVENT_MAX_AGE,
-        event_max_bytes: wadm_runtime::nats::streams::DEFAULT_EVENT_MAX_BYTES,
+        event_max_age: wadm_store::streams::DEFAULT_EVENT_MAX_AGE,
+        event_max_bytes: wadm_store::streams::DEFAULT_EVENT_MAX_BYTES,
         orphans: wadm_runtime::orphans::OrphanMode::default(),
         orphan_grace: wadm_runtime::orphans::DEFAULT_GRACE,
     }

@@ -20,9 +20,6 @@ use wadm_store::StoreNames;
 use super::manifests;
 use crate::stack::{self, RuntimeArgs, WadmSettings};
 
-/// The priority group the runtime pulls its pinned event consumers in (`wadm_runtime::nats`).
-const PIN_GROUP: &str = "wadm";
-
 /// The two runtimes the measured parts run on (named so their CPU can be told apart).
 pub struct Runtimes {
     pub wadm: tokio::runtime::Runtime,
@@ -204,7 +201,9 @@ impl Rig {
         let stream =
             self.js.get_stream(self.names.events_stream()).await.context("event stream")?;
         // Fails when nothing is pinned, which is what is wanted anyway.
-        let _ = stream.unpin_consumer(&self.names.event_consumer(lattice), PIN_GROUP).await;
+        let _ = stream
+            .unpin_consumer(&self.names.event_consumer(lattice), wadm_store::streams::PIN_GROUP)
+            .await;
         wait_for(Duration::from_secs(30), "the event consumer's pin to be released", || async {
             let info = self.consumer_info(lattice).await.ok()?;
             info.priority_groups.iter().all(|g| g.pinned_client_id.is_none()).then_some(())

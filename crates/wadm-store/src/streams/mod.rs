@@ -1,7 +1,7 @@
-//! The runtime's JetStream resources, created idempotently (replicas starting together race to
-//! create them; every one ends up using the same stream and consumers).
-//!
-//! Names come from [`StreamSettings::names`] (`wadm_…` by default).
+//! The runtime's two streams and their durable consumers, created idempotently (replicas
+//! starting together race to create them; every one ends up using the same stream and
+//! consumers). Names come from [`StreamSettings::names`] (`wadm_…` by default); subjects from
+//! [`subjects`].
 //!
 //! - `wadm_events` (file storage, limits retention): host events, manifest events and the
 //!   runtime's internal events of every lattice. It exists independently of any wadm process,
@@ -15,11 +15,17 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
-use wadm_store::StoreNames;
-use wadm_store::provision::ensure_stream;
 
-use crate::io::IoError;
-use crate::messages::{COMMAND_PREFIX, INTERNAL_PREFIX, command_filter, event_filters};
+use crate::StoreNames;
+use crate::provision::{ProvisionError, ensure_stream};
+
+pub mod subjects;
+
+use subjects::{command_filter, event_filters};
+
+/// The priority group of a pinned event consumer: the one pull client the server delivers a
+/// lattice's events to.
+pub const PIN_GROUP: &str = "wadm";
 
 /// How long the event stream keeps events unless told otherwise. Enough for any replica to
 /// work off a backlog (events are applied within seconds); what is lost beyond it, a discovery
@@ -53,7 +59,7 @@ pub struct StreamSettings {
     pub replicas: usize,
     /// The NATS account whose lattices (`{account}.{lattice}`: see
     /// [`wadm_protocol::subject::split_account`]) the streams hold, in account-scoped mode: the
-    /// streams are then that account's own ([`wadm_store::account`]).
+    /// streams are then that account's own ([`crate::account`]).
     pub account: Option<String>,
 }
 
@@ -76,41 +82,33 @@ impl Default for StreamSettings {
 
 /// `subject` as the streams capture it: behind the account's token in account-scoped mode.
 fn account_subject(settings: &StreamSettings, subject: String) -> String {
-    wadm_store::account::stream_subject(&subject, settings.account.as_deref())
+    crate::account::stream_subject(&subject, settings.account.as_deref())
 }
 
 /// The name of the event stream (`wadm_events`, or `wadm_events_{account}`).
 pub fn event_stream_name(settings: &StreamSettings) -> String {
-    wadm_store::account::stream_name(&settings.names.events_stream(), settings.account.as_deref())
+    crate::account::stream_name(&settings.names.events_stream(), settings.account.as_deref())
 }
 
 /// The name of the command stream (`wadm_commands`, or `wadm_commands_{account}`).
 pub fn command_stream_name(settings: &StreamSettings) -> String {
     let commands = settings.names.commands_stream();
-    wadm_store::account::stream_name(&commands, settings.account.as_deref())
+    crate::account::stream_name(&commands, settings.account.as_deref())
 }
 
-fn setup(what: &str, e: impl std::fmt::Display) -> IoError {
-    IoError::failed(format!("set up {what}"), e)
+fn setup(what: impl std::fmt::Display, e: impl std::fmt::Display) -> ProvisionError {
+    ProvisionError { what: what.to_string(), reason: e.to_string() }
 }
 
 /// Create (or find) both streams.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     settings: &StreamSettings,
-) -> Result<(stream::Stream, stream::Stream), IoError> {
-    let (event_stream, command_stream) =
-        (event_stream_name(settings), command_stream_name(settings));
+) -> Result<(stream::Stream, stream::Stream), ProvisionError> {
     let events = stream::Config {
-        name: event_stream.clone(),
+        name: event_stream_name(settings),
         description: Some("wadm: host, manifest and runtime events of every lattice".into()),
-        subjects: [
-            "wasmbus.evt.*.>".to_string(),
-            "wadm.evt.*.>".to_string(),
-            format!("{INTERNAL_PREFIX}.*.>"),
-        ]
-        .map(|subject| account_subject(settings, subject))
-        .to_vec(),
+        subjects: subjects::all_events().map(|subject| account_subject(settings, subject)).to_vec(),
         max_age: settings.event_max_age,
         max_bytes: event_max_bytes(settings),
         duplicate_window: settings.event_dedupe_window,
@@ -119,9 +117,9 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let commands = stream::Config {
-        name: command_stream.clone(),
+        name: command_stream_name(settings),
         description: Some("wadm: control commands to execute".into()),
-        subjects: vec![account_subject(settings, format!("{COMMAND_PREFIX}.>"))],
+        subjects: vec![account_subject(settings, subjects::all_commands())],
         max_age: settings.command_ttl.max(Duration::from_secs(1)) * 10,
         duplicate_window: settings.command_ttl.max(Duration::from_secs(1)),
         allow_message_ttl: true,
@@ -130,7 +128,7 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let (event_subjects, command_subjects) = (events.subjects.clone(), commands.subjects.clone());
-    let events = ensure_stream(js, events).await.map_err(|e| setup(&event_stream, e))?;
+    let events = ensure_stream(js, events).await?;
     let (age, bytes) = (settings.event_max_age, event_max_bytes(settings));
     let events = bring_in_line(js, events, |c| stream::Config {
         max_age: age,
@@ -139,7 +137,7 @@ pub async fn ensure_streams(
         ..c
     })
     .await?;
-    let commands = ensure_stream(js, commands).await.map_err(|e| setup(&command_stream, e))?;
+    let commands = ensure_stream(js, commands).await?;
     let commands =
         bring_in_line(js, commands, |c| stream::Config { subjects: command_subjects, ..c }).await?;
     Ok((events, commands))
@@ -160,14 +158,14 @@ async fn bring_in_line(
     js: &jetstream::Context,
     mut existing: stream::Stream,
     wanted: impl FnOnce(stream::Config) -> stream::Config,
-) -> Result<stream::Stream, IoError> {
+) -> Result<stream::Stream, ProvisionError> {
     let current = existing.cached_info().config.clone();
     let updated = wanted(current.clone());
     if updated == current {
         return Ok(existing);
     }
     let name = current.name.clone();
-    js.update_stream(updated.clone()).await.map_err(|e| setup(&name, e))?;
+    js.update_stream(updated.clone()).await.map_err(|e| setup(format_args!("stream {name}"), e))?;
     tracing::info!(
         stream = %name,
         max_age_from = ?current.max_age, max_age = ?updated.max_age,
@@ -175,14 +173,14 @@ async fn bring_in_line(
         subjects_from = ?current.subjects, subjects = ?updated.subjects,
         "stream settings updated in place"
     );
-    existing.info().await.map_err(|e| setup(&name, e))?;
+    existing.info().await.map_err(|e| setup(format_args!("stream {name}"), e))?;
     Ok(existing)
 }
 
 async fn ensure_consumer(
     stream: &stream::Stream,
     config: consumer::pull::Config,
-) -> Result<consumer::PullConsumer, IoError> {
+) -> Result<consumer::PullConsumer, ProvisionError> {
     let name = config.durable_name.clone().unwrap_or_default();
     let mut last = None;
     for _ in 0..5 {
@@ -211,7 +209,7 @@ async fn ensure_consumer(
             Err(e) => last = Some(e.to_string()),
         }
     }
-    Err(setup(&format!("consumer {name}"), last.unwrap_or_default()))
+    Err(setup(format_args!("consumer {name}"), last.unwrap_or_default()))
 }
 
 /// The ordered event consumer of `lattice`.
@@ -219,7 +217,7 @@ pub async fn ensure_event_consumer(
     events: &stream::Stream,
     lattice: &str,
     settings: &StreamSettings,
-) -> Result<consumer::PullConsumer, IoError> {
+) -> Result<consumer::PullConsumer, ProvisionError> {
     let config = consumer::pull::Config {
         durable_name: Some(settings.names.event_consumer(lattice)),
         description: Some(format!("wadm: events of lattice {lattice}, in order, to one replica")),
@@ -231,7 +229,7 @@ pub async fn ensure_event_consumer(
         // dead replica held are due for redelivery before its successor pulls anything new.
         max_ack_pending: settings.event_batch.max(1) as i64,
         priority_policy: consumer::PriorityPolicy::PinnedClient,
-        priority_groups: vec![crate::nats::inbox::PIN_GROUP.to_string()],
+        priority_groups: vec![PIN_GROUP.to_string()],
         priority_timeout: settings.ack_wait + Duration::from_millis(500),
         ..Default::default()
     };
@@ -243,7 +241,7 @@ pub async fn ensure_command_consumer(
     commands: &stream::Stream,
     lattice: &str,
     settings: &StreamSettings,
-) -> Result<consumer::PullConsumer, IoError> {
+) -> Result<consumer::PullConsumer, ProvisionError> {
     let config = consumer::pull::Config {
         durable_name: Some(settings.names.command_consumer(lattice)),
         description: Some(format!("wadm: commands for lattice {lattice}")),
