@@ -15,9 +15,7 @@ use wadm_store::availability::{Availability, Checked};
 use wadm_store::kv::NatsKv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::observed::{KvStateStore, OBSERVED_DESCRIPTION};
-use wadm_store::provision::{
-    DirectGets, ProvisionError, bucket_config, ensure_bucket, ensure_stream,
-};
+use wadm_store::provision::{DirectGets, ProvisionError, Provisioner, Refusals, bucket_config};
 use wadm_store::status::NatsStatusStore;
 use wadm_store::streams::{
     StreamSettings, command_stream_name, ensure_command_consumer, ensure_event_consumer,
@@ -64,6 +62,9 @@ pub struct RunConfig {
     pub health: Health,
     /// The JetStream domain of the streams and buckets (`None`: the account's own JetStream).
     pub js_domain: Option<String>,
+    /// The JetStream refusals of the connection the runtime runs on (noted by whoever connected
+    /// it): provisioning fails at once on one instead of retrying.
+    pub refusals: Refusals,
 }
 
 impl RunConfig {
@@ -93,6 +94,7 @@ impl RunConfig {
             owned: None,
             health: Health::default(),
             js_domain: None,
+            refusals: Refusals::default(),
         }
     }
 }
@@ -162,21 +164,22 @@ struct Storage {
 /// they turn out to be gone (a wiped JetStream store): existing handles address them by name,
 /// so they work again once recreated.
 async fn ensure_storage(js: &jetstream::Context, config: &RunConfig) -> Result<Storage, RunError> {
-    let (events, commands) = ensure_streams(js, &config.streams).await?;
+    let provision = Provisioner::new(js.clone()).reporting(config.refusals.clone());
+    let (events, commands) = ensure_streams(&provision, &config.streams).await?;
     let (names, replicas) = (&config.streams.names, config.streams.replicas);
     let records = "wadm: per-lattice runtime heads (applications, last applied event)";
     let records = bucket_config(&names.runtime_bucket(), records, replicas);
-    let records = ensure_bucket(js, records, DirectGets::Off).await?;
+    let records = provision.bucket(records, DirectGets::Off).await?;
     let state = bucket_config(&names.observed_bucket(), OBSERVED_DESCRIPTION, replicas);
-    let state = ensure_bucket(js, state, DirectGets::Off).await?;
+    let state = provision.bucket(state, DirectGets::Off).await?;
     let state = KvStateStore::new(state);
     let manifests = wadm_store::manifest::BUCKET_DESCRIPTION;
     let manifests_config = bucket_config(&names.manifest_bucket(), manifests, replicas);
     let manifests = wadm_store::manifest::BUCKET_DIRECT_GETS;
-    let manifests = ensure_bucket(js, manifests_config, manifests).await?;
+    let manifests = provision.bucket(manifests_config, manifests).await?;
     // The plain status stream: the store opens an account's own on first use (as the server's).
     let status = NatsStatusStore::stream_config(&names.status_stream(), None, replicas);
-    let status_stream = ensure_stream(js, status).await?;
+    let status_stream = provision.stream(status).await?;
     Ok(Storage { events, commands, records, state, manifests, status_stream })
 }
 

@@ -53,7 +53,9 @@ async fn a_round_larger_than_the_max_payload_arrives_in_bounded_parts() {
     let client = async_nats::connect(nats.url()).await.unwrap();
     let sim = big_lattice(&nats, &client).await;
     let js = async_nats::jetstream::new(client.clone());
-    ensure_streams(&js, &StreamSettings::default()).await.unwrap();
+    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &StreamSettings::default())
+        .await
+        .unwrap();
     let events = JsOutbox::new(js);
     let config = DiscoveryConfig {
         gather_window: Duration::from_millis(500),

@@ -45,6 +45,7 @@ async fn message_count(js: &jetstream::Context, stream: &str) -> u64 {
 async fn two_replicas_racing_set_up_the_same_streams_and_consumers() {
     let nats = NatsServer::start();
     let (a, b) = (js(&nats).await, js(&nats).await);
+    let (a, b) = (wadm_store::Provisioner::new(a), wadm_store::Provisioner::new(b));
     let s = settings();
     for round in 0..2 {
         let (ra, rb) = tokio::join!(ensure_streams(&a, &s), ensure_streams(&b, &s));
@@ -62,10 +63,11 @@ async fn two_replicas_racing_set_up_the_same_streams_and_consumers() {
         assert_eq!(x.cached_info().name, y.unwrap().cached_info().name);
         assert_eq!(x.cached_info().config.max_ack_pending, s.max_commands_in_flight);
     }
-    let mut events = a.get_stream(StoreNames::default().events_stream()).await.unwrap();
+    let mut events = a.context().get_stream(StoreNames::default().events_stream()).await.unwrap();
     let info = events.info().await.unwrap();
     assert_eq!(info.state.consumer_count, 1);
-    let mut commands = a.get_stream(StoreNames::default().commands_stream()).await.unwrap();
+    let mut commands =
+        a.context().get_stream(StoreNames::default().commands_stream()).await.unwrap();
     let info = commands.info().await.unwrap();
     assert_eq!(info.state.consumer_count, 1);
     assert!(info.config.allow_message_ttl);
@@ -81,7 +83,7 @@ async fn an_older_event_consumer_is_brought_in_line() {
     let nats = NatsServer::start();
     let js = js(&nats).await;
     let s = settings();
-    let (events, _) = ensure_streams(&js, &s).await.unwrap();
+    let (events, _) = ensure_streams(&wadm_store::Provisioner::new(js.clone()), &s).await.unwrap();
     // As an older wadm made it: one at a time, 30 s ack wait, no pin.
     let old = jetstream::consumer::pull::Config {
         durable_name: Some("wadm_events_default".into()),
@@ -105,7 +107,7 @@ async fn an_older_event_consumer_is_brought_in_line() {
 async fn same_msg_id_is_stored_once() {
     let nats = NatsServer::start();
     let js = js(&nats).await;
-    ensure_streams(&js, &settings()).await.unwrap();
+    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &settings()).await.unwrap();
     let outbox = JsOutbox::new(js.clone());
     let message = Outgoing {
         subject: command_subject("default", "app"),
@@ -126,7 +128,7 @@ async fn same_msg_id_is_stored_once() {
 async fn commands_expire_by_their_ttl() {
     let nats = NatsServer::start();
     let js = js(&nats).await;
-    ensure_streams(&js, &settings()).await.unwrap();
+    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &settings()).await.unwrap();
     let outbox = JsOutbox::new(js.clone());
     let short = Outgoing {
         subject: command_subject("default", "app"),
@@ -151,7 +153,7 @@ async fn events_go_in_order_to_one_replica_and_a_dead_ones_are_redelivered_first
     let nats = NatsServer::start();
     let js = js(&nats).await;
     let s = settings();
-    let (events, _) = ensure_streams(&js, &s).await.unwrap();
+    let (events, _) = ensure_streams(&wadm_store::Provisioner::new(js.clone()), &s).await.unwrap();
     let a = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
     let b = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
     let outbox = JsOutbox::new(js.clone());
@@ -241,7 +243,7 @@ async fn a_pinned_replica_that_stops_reading_for_a_long_step_keeps_its_stream() 
     let nats = NatsServer::start();
     let js = js(&nats).await;
     let s = settings();
-    let (events, _) = ensure_streams(&js, &s).await.unwrap();
+    let (events, _) = ensure_streams(&wadm_store::Provisioner::new(js.clone()), &s).await.unwrap();
     let a = JsInbox::new(ensure_event_consumer(&events, "default", &s).await.unwrap());
     let outbox = JsOutbox::new(js.clone());
     outbox.publish(tick(0)).await.unwrap();

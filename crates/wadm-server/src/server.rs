@@ -20,7 +20,7 @@ use wadm_store::manifest::{
     BUCKET_DESCRIPTION as MANIFEST_DESCRIPTION, DEFAULT_MAX_HISTORY, DEFAULT_MAX_VERSIONS,
     ManifestStore,
 };
-use wadm_store::provision::{ProvisionError, bucket_config, ensure_bucket, ensure_stream};
+use wadm_store::provision::{ProvisionError, Provisioner, Refusals, bucket_config};
 use wadm_store::status::NatsStatusStore;
 use wadm_store::{StoreNames, health::Health};
 /// Reply header naming the server instance that answered.
@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub health: Health,
     /// The JetStream domain of the bucket and streams (`None`: the account's own JetStream).
     pub js_domain: Option<String>,
+    /// The JetStream refusals of the connection the server runs on (noted by whoever connected
+    /// it): provisioning fails at once on one instead of retrying.
+    pub refusals: Refusals,
     /// The lattices this process observes (`{prefix}.lattices`), kept by whoever runs the
     /// runtimes.
     pub known_lattices: KnownLattices,
@@ -84,6 +87,7 @@ impl Default for ServerConfig {
             instance_id: ulid::Ulid::new().to_string(),
             health: Health::default(),
             js_domain: None,
+            refusals: Refusals::default(),
             known_lattices: KnownLattices::default(),
             account_scoped: false,
             scalers: wadm_scheduler::ScalerFactory::builtin(),
@@ -138,10 +142,10 @@ impl Server {
         let js = wadm_store::jetstream(client.clone(), config.js_domain.as_deref());
         let (names, replicas) = (&config.names, config.replicas);
         let manifests = bucket_config(&names.manifest_bucket(), MANIFEST_DESCRIPTION, replicas);
-        let bucket =
-            ensure_bucket(&js, manifests, wadm_store::manifest::BUCKET_DIRECT_GETS).await?;
+        let provision = Provisioner::new(js.clone()).reporting(config.refusals.clone());
+        let bucket = provision.bucket(manifests, wadm_store::manifest::BUCKET_DIRECT_GETS).await?;
         let status_config = NatsStatusStore::stream_config(&names.status_stream(), None, replicas);
-        let status_stream = ensure_stream(&js, status_config).await?;
+        let status_stream = provision.stream(status_config).await?;
         let status = NatsStatusStore::new(js.clone(), status_stream);
         let store = ManifestStore::new(NatsKv::new(bucket))
             .with_max_versions(config.max_versions)

@@ -31,5 +31,5 @@ pub use kv::{Kv, KvEntry, KvError, MemoryKv, NatsKv};
 pub use manifest::{ManifestError, ManifestStore};
 pub use names::{InvalidPrefix, StoreNames};
 pub use observed::{KvStateStore, MemoryStateStore, StateError, StateStore};
-pub use provision::{ProvisionError, ensure_bucket, ensure_stream, jetstream};
+pub use provision::{ProvisionError, Provisioner, Refusals, jetstream};
 pub use status::{NatsStatusStore, StatusError, StatusStore};

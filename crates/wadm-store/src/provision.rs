@@ -1,7 +1,7 @@
 //! Provisioning JetStream streams and KV buckets, idempotently and safe for replicas starting
-//! together: [`jetstream()`] (the one context constructor, optional domain), [`ensure_bucket`] and
-//! [`ensure_stream`] (retrying while a clustered JetStream forms), [`bucket_config`] (the one
-//! configuration of wadm's buckets).
+//! together: [`jetstream()`] (the one context constructor, optional domain), a [`Provisioner`]
+//! (buckets and streams, retrying while a clustered JetStream forms, failing at once on the
+//! connection's [`Refusals`]), [`bucket_config`] (the one configuration of wadm's buckets).
 //!
 //! Current reads go to the stream leader (`STREAM.MSG.GET`): a direct get may be served by a
 //! lagging follower, so a read right after an acknowledged write could miss it. The cost is
@@ -12,6 +12,7 @@
 //! start, its data kept. `docs/deploy.md` ("Which reads are current") lists every read path.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
@@ -64,25 +65,47 @@ pub enum DirectGets {
     On,
 }
 
-/// Get the bucket, creating it if missing; tolerate a concurrent creation by another replica.
-/// Every process opening one bucket must pass the same `direct` (a differing bucket is
-/// switched).
-pub async fn ensure_bucket(
-    js: &jetstream::Context,
-    config: kv::Config,
-    direct: DirectGets,
-) -> Result<kv::Store, ProvisionError> {
-    let what = format!("bucket {}", config.bucket);
-    patiently(&what, || open_or_create(js, &config, direct)).await
+/// Sets up wadm's streams and buckets on one JetStream context: gets each, creating it when
+/// missing, tolerant of replicas creating it at the same time.
+#[derive(Clone)]
+pub struct Provisioner {
+    js: jetstream::Context,
+    refusals: Refusals,
 }
 
-/// Get the stream, creating it if missing; tolerate a concurrent creation by another replica.
-pub async fn ensure_stream(
-    js: &jetstream::Context,
-    config: stream::Config,
-) -> Result<stream::Stream, ProvisionError> {
-    let what = format!("stream {}", config.name);
-    patiently(&what, || open_or_create_stream(js, &config)).await
+impl Provisioner {
+    /// Provisioning on `js`; no refusals are reported to it (see [`Provisioner::reporting`]).
+    pub fn new(js: jetstream::Context) -> Self {
+        Self { js, refusals: Refusals::default() }
+    }
+
+    /// Fail at once when the server refuses this connection a JetStream API request.
+    pub fn reporting(mut self, refusals: Refusals) -> Self {
+        self.refusals = refusals;
+        self
+    }
+
+    /// The context it provisions on.
+    pub fn context(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Get the bucket, creating it if missing. Every process opening one bucket must pass the
+    /// same `direct` (a differing bucket is switched).
+    pub async fn bucket(
+        &self,
+        config: kv::Config,
+        direct: DirectGets,
+    ) -> Result<kv::Store, ProvisionError> {
+        let what = format!("bucket {}", config.bucket);
+        patiently(&what, &self.refusals, || open_or_create(&self.js, &config, direct)).await
+    }
+
+    /// Get the stream, creating it if missing.
+    pub async fn stream(&self, config: stream::Config) -> Result<stream::Stream, ProvisionError> {
+        let what = format!("stream {}", config.name);
+        patiently(&what, &self.refusals, || open_or_create_stream(&self.js, &config)).await
+    }
 }
 
 /// Open stream `config.name`, creating it when missing; when its direct gets differ from
@@ -120,9 +143,13 @@ const SETUP_PATIENCE: Duration = Duration::from_secs(60);
 /// (0.1 s doubling to 2 s), for up to [`SETUP_PATIENCE`], logged while it lasts.
 ///
 /// What waiting cannot cure fails at once: a JetStream API request the server refused for lack
-/// of permission (reported to [`server_error`] by the connection; the request itself would only
-/// time out), or an account without JetStream.
-async fn patiently<T, Attempt, Fut>(what: &str, attempt: Attempt) -> Result<T, ProvisionError>
+/// of permission (noted in `refusals` by the connection; the request itself would only time
+/// out), or an account without JetStream.
+async fn patiently<T, Attempt, Fut>(
+    what: &str,
+    refusals: &Refusals,
+    attempt: Attempt,
+) -> Result<T, ProvisionError>
 where
     Attempt: Fn() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -130,7 +157,7 @@ where
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(100);
     let mut attempts = 0u32;
-    let refusals_before = refusals::seen();
+    let refusals_before = refusals.seen();
     let refused = |subject: String| ProvisionError {
         what: what.to_string(),
         reason: format!(
@@ -142,14 +169,14 @@ where
         attempts += 1;
         let outcome = tokio::select! {
             outcome = attempt() => outcome,
-            subject = refusals::jetstream_refusal(refusals_before) => return Err(refused(subject)),
+            subject = refusals.first_after(refusals_before) => return Err(refused(subject)),
         };
         let reason = match outcome {
             Ok(done) => return Ok(done),
             // One line in every log and error.
             Err(reason) => reason.lines().map(str::trim).collect::<Vec<_>>().join(" "),
         };
-        if let Some(subject) = refusals::jetstream_refusal_now(refusals_before) {
+        if let Some(subject) = refusals.after(refusals_before) {
             return Err(refused(subject));
         }
         if is_jetstream_disabled(&reason) {
@@ -178,64 +205,67 @@ fn is_jetstream_disabled(reason: &str) -> bool {
     reason.to_ascii_lowercase().contains("jetstream not enabled")
 }
 
-/// Hand this every error text the NATS server reports on wadm's connection (`-ERR …`, which
-/// async-nats delivers only as a connection event): a permissions violation on a JetStream API
+/// The JetStream API subjects the server refused one connection, in order: hand
+/// [`Refusals::note`] every error text the server reports on it (`-ERR …`, which async-nats
+/// delivers only as a connection event), and a permissions violation on a JetStream API
 /// subject then ends provisioning at once, naming the resource, instead of a minute of retries
-/// that each time out. Other errors are ignored. Process-wide: one wadm process, one identity.
-pub fn server_error(text: &str) {
-    refusals::note(text);
+/// that each time out. Clones share one record.
+#[derive(Debug, Clone, Default)]
+pub struct Refusals(Arc<Mutex<RefusalLog>>);
+
+/// How many refusals were ever seen, and the latest few subjects (numbered from 1).
+#[derive(Debug, Default)]
+struct RefusalLog {
+    seen: u64,
+    latest: std::collections::VecDeque<(u64, String)>,
 }
 
-/// The JetStream API subjects the server refused to this process, in order.
-mod refusals {
-    use std::sync::Mutex;
-    use std::time::Duration;
+/// How many refused subjects a record keeps.
+const REFUSALS_KEPT: usize = 16;
 
-    /// How many refusals ever seen, and the latest few subjects (bounded).
-    static SEEN: Mutex<(u64, Vec<(u64, String)>)> = Mutex::new((0, Vec::new()));
-    const KEPT: usize = 16;
-
-    pub(super) fn note(text: &str) {
+impl Refusals {
+    /// Note an error text the server reported; anything but a JetStream refusal is ignored.
+    pub fn note(&self, text: &str) {
         let Some(subject) = refused_subject(text) else { return };
-        let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-        seen.0 += 1;
-        let n = seen.0;
-        seen.1.push((n, subject.to_string()));
-        if seen.1.len() > KEPT {
-            seen.1.remove(0);
+        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        log.seen += 1;
+        let n = log.seen;
+        log.latest.push_back((n, subject.to_string()));
+        if log.latest.len() > REFUSALS_KEPT {
+            log.latest.pop_front();
         }
     }
 
-    /// The JetStream API subject of a permissions violation, from the server's error text
-    /// (`Permissions Violation for Publish to "$JS.API.STREAM.INFO.x"`, quotes as sent).
-    pub(super) fn refused_subject(text: &str) -> Option<&str> {
-        if !text.to_ascii_lowercase().contains("permissions violation") {
-            return None;
-        }
-        text.split('"').nth(1).filter(|subject| subject.starts_with("$JS."))
-    }
-
-    /// How many refusals were seen so far (a mark for [`jetstream_refusal_now`]).
-    pub(super) fn seen() -> u64 {
-        SEEN.lock().unwrap_or_else(|p| p.into_inner()).0
+    /// How many refusals were seen so far (a mark for [`Refusals::after`]).
+    fn seen(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).seen
     }
 
     /// The first refused subject after mark `since`, if any.
-    pub(super) fn jetstream_refusal_now(since: u64) -> Option<String> {
-        let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-        seen.1.iter().find(|(n, _)| *n > since).map(|(_, s)| s.clone())
+    fn after(&self, since: u64) -> Option<String> {
+        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        log.latest.iter().find(|(n, _)| *n > since).map(|(_, s)| s.clone())
     }
 
     /// Completes with the first refused subject after mark `since` (polled: refusals are rare
     /// and this only runs while a resource is being set up).
-    pub(super) async fn jetstream_refusal(since: u64) -> String {
+    async fn first_after(&self, since: u64) -> String {
         loop {
-            if let Some(subject) = jetstream_refusal_now(since) {
+            if let Some(subject) = self.after(since) {
                 return subject;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The JetStream API subject of a permissions violation, from the server's error text
+/// (`Permissions Violation for Publish to "$JS.API.STREAM.INFO.x"`, quotes as sent).
+fn refused_subject(text: &str) -> Option<&str> {
+    if !text.to_ascii_lowercase().contains("permissions violation") {
+        return None;
+    }
+    text.split('"').nth(1).filter(|subject| subject.starts_with("$JS."))
 }
 
 /// Open bucket `config.bucket`, creating it with `direct` when missing; a bucket whose direct
@@ -353,15 +383,15 @@ mod tests {
     #[test]
     fn permanent_failures_are_recognised() {
         let refused = "nats: Permissions Violation for Publish to \"$JS.API.STREAM.INFO.KV_x\"";
-        assert_eq!(refusals::refused_subject(refused), Some("$JS.API.STREAM.INFO.KV_x"));
+        assert_eq!(refused_subject(refused), Some("$JS.API.STREAM.INFO.KV_x"));
         let domain = "nats: Permissions Violation for Publish to \"$JS.hub.API.STREAM.INFO.s\"";
-        assert_eq!(refusals::refused_subject(domain), Some("$JS.hub.API.STREAM.INFO.s"));
+        assert_eq!(refused_subject(domain), Some("$JS.hub.API.STREAM.INFO.s"));
         for other in [
             "nats: Permissions Violation for Publish to \"wasmbus.ctl.v1.default.host.ping\"",
             "nats: Permissions Violation for Subscription to \"wasmbus.evt.default.>\"",
             "nats: Maximum Payload Violation",
         ] {
-            assert_eq!(refusals::refused_subject(other), None, "{other}");
+            assert_eq!(refused_subject(other), None, "{other}");
         }
         let disabled = "jetstream error: JetStream not enabled for account (code 503, error code \
                         10039)";
@@ -373,6 +403,31 @@ mod tests {
     /// and one made without them (as the previous wadm made it) switched once when opened, its
     /// statuses kept; the same for an account's own status stream, opened on first use by the
     /// status store. Both read paths find the statuses.
+    /// A refusal noted for one connection ends that connection's provisioning at once, naming
+    /// the refused subject; another connection's record is untouched and its provisioning goes
+    /// on retrying.
+    #[tokio::test]
+    async fn a_refusal_ends_the_provisioning_of_its_own_connection_only() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let refused = "nats: Permissions Violation for Publish to \"$JS.API.STREAM.INFO.s\"";
+        let (mine, other) = (Refusals::default(), Refusals::default());
+        let tries = AtomicU32::new(0);
+        let attempt = || async {
+            mine.note(refused);
+            match tries.fetch_add(1, Ordering::SeqCst) {
+                0 => Err("timed out".to_string()),
+                _ => Ok(()),
+            }
+        };
+        let failed = patiently("stream s", &mine, attempt).await.unwrap_err();
+        assert!(failed.reason.contains("$JS.API.STREAM.INFO.s"), "{failed}");
+        assert_eq!(tries.load(Ordering::SeqCst), 1, "no second try");
+        tries.store(0, Ordering::SeqCst);
+        patiently("stream s", &other, attempt).await.expect("another connection retries");
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
+        assert_eq!(other.seen(), 0);
+    }
+
     #[tokio::test]
     async fn the_status_stream_allows_direct_gets_new_and_old() {
         use crate::status::{NatsStatusStore, StatusStore};
@@ -381,7 +436,7 @@ mod tests {
         let fresh = NatsStatusStore::stream_config("fresh_status", None, 1);
         assert!(fresh.allow_direct);
         let fresh = NatsStatusStore::stream_config("fresh_status", Some("FRESH"), 1);
-        let stream = ensure_stream(&js, fresh).await.unwrap();
+        let stream = Provisioner::new(js.clone()).stream(fresh).await.unwrap();
         assert!(stream.cached_info().config.allow_direct);
 
         let mut old = NatsStatusStore::stream_config("wadm_status", None, 1);
@@ -395,7 +450,7 @@ mod tests {
         js.create_stream(old_account).await.unwrap();
 
         let config = NatsStatusStore::stream_config("wadm_status", None, 1);
-        let stream = ensure_stream(&js, config).await.unwrap();
+        let stream = Provisioner::new(js.clone()).stream(config).await.unwrap();
         assert!(stream.cached_info().config.allow_direct, "the handle knows");
         let mut stream = js.get_stream("wadm_status").await.unwrap();
         assert!(stream.info().await.unwrap().config.allow_direct);

@@ -37,12 +37,13 @@ async fn nats_kv_behaves_like_memory_kv() {
         ..Default::default()
     };
     let direct = wadm_store::provision::DirectGets::On;
-    let store = wadm_store::provision::ensure_bucket(&js, bucket("kv_contract"), direct);
+    let provision = wadm_store::Provisioner::new(js.clone());
+    let store = provision.bucket(bucket("kv_contract"), direct);
     let on_nats = exercise(&NatsKv::new(store.await.unwrap())).await;
     let in_memory = exercise(&MemoryKv::default()).await;
     assert_eq!(on_nats, in_memory);
     // Read from any replica (here the only one): the same.
-    let store = wadm_store::provision::ensure_bucket(&js, bucket("kv_any"), direct);
+    let store = provision.bucket(bucket("kv_any"), direct);
     assert_eq!(exercise(&NatsKv::new(store.await.unwrap()).any_replica()).await, in_memory);
     assert!(on_nats[0].contains("Conflict") && on_nats[1].contains("Conflict"), "{on_nats:?}");
     assert_eq!(on_nats[2], "None");

@@ -68,6 +68,7 @@ impl Wadm {
         template.streams.replicas = server.replicas.max(1);
         template.health = server.health.clone();
         template.js_domain = server.js_domain.clone();
+        template.refusals = server.refusals.clone();
         let known = server.known_lattices.clone();
         let subjects = wadm_server::server::api_subscriptions(&server).join(" ");
         let server = Server::start(client.clone(), server).await?;
@@ -157,8 +158,8 @@ impl Wadm {
 
 impl WadmBuilder {
     /// The API server's settings (default [`ServerConfig::default`]). Its storage names,
-    /// replicas, JetStream domain and health are the runtimes' too; its `account_scoped` and
-    /// `scalers` are replaced by [`WadmBuilder::account_scoped`] and [`WadmBuilder::scalers`].
+    /// replicas, JetStream domain, health and JetStream refusals are the runtimes' too; its
+    /// `account_scoped` and `scalers` are replaced by [`WadmBuilder::account_scoped`] and [`WadmBuilder::scalers`].
     pub fn server(mut self, config: ServerConfig) -> Self {
         self.wadm.server = config;
         self

@@ -43,7 +43,7 @@ async fn flags_and_variables_change_an_existing_stream_in_place() {
         event_max_bytes: 0,
         ..StreamSettings::default()
     };
-    ensure_streams(&js, &old).await.unwrap();
+    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &old).await.unwrap();
     let info = js
         .get_stream(StoreNames::default().events_stream())
         .await
@@ -118,7 +118,9 @@ fn kb_per_host_hour(per_heartbeat: f64) -> f64 {
 async fn an_idle_host_costs_the_stream_well_under_a_kilobyte_per_heartbeat() {
     let nats = NatsServer::start();
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    ensure_streams(&js, &StreamSettings::default()).await.unwrap();
+    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &StreamSettings::default())
+        .await
+        .unwrap();
     let mut config = SimConfig::new(nats.url(), "default");
     config.heartbeat_interval = Duration::from_millis(200);
     let sim = SimLattice::connect(config).await.unwrap();

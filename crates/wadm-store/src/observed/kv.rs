@@ -39,7 +39,7 @@ impl KvStateStore {
         Ok(Self::new(kv))
     }
 
-    /// Use `kv`, a bucket already set up (see [`crate::provision::ensure_bucket`]).
+    /// Use `kv`, a bucket already set up (see [`crate::Provisioner::bucket`]).
     pub fn new(kv: kv::Store) -> Self {
         Self { kv, revisions: Mutex::new(BTreeMap::new()) }
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 
 use crate::StoreNames;
-use crate::provision::{ProvisionError, ensure_stream};
+use crate::provision::{ProvisionError, Provisioner};
 
 pub mod subjects;
 
@@ -102,7 +102,7 @@ fn setup(what: impl std::fmt::Display, e: impl std::fmt::Display) -> ProvisionEr
 
 /// Create (or find) both streams.
 pub async fn ensure_streams(
-    js: &jetstream::Context,
+    provision: &Provisioner,
     settings: &StreamSettings,
 ) -> Result<(stream::Stream, stream::Stream), ProvisionError> {
     let events = stream::Config {
@@ -128,7 +128,8 @@ pub async fn ensure_streams(
         ..Default::default()
     };
     let (event_subjects, command_subjects) = (events.subjects.clone(), commands.subjects.clone());
-    let events = ensure_stream(js, events).await?;
+    let events = provision.stream(events).await?;
+    let js = provision.context();
     let (age, bytes) = (settings.event_max_age, event_max_bytes(settings));
     let events = bring_in_line(js, events, |c| stream::Config {
         max_age: age,
@@ -137,7 +138,7 @@ pub async fn ensure_streams(
         ..c
     })
     .await?;
-    let commands = ensure_stream(js, commands).await?;
+    let commands = provision.stream(commands).await?;
     let commands =
         bring_in_line(js, commands, |c| stream::Config { subjects: command_subjects, ..c }).await?;
     Ok((events, commands))

@@ -111,9 +111,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let options = args.nats.options(url, "wadm serve");
     // Permission violations reach wadm only as connection events: provisioning fails fast on
     // a JetStream one instead of retrying requests that can only time out.
+    let refusals = wadm_store::Refusals::default();
+    let noted = refusals.clone();
     let client =
-        wadm_client::connect::connect_reporting(&options, wadm_store::provision::server_error)
-            .await?;
+        wadm_client::connect::connect_reporting(&options, move |text| noted.note(text)).await?;
     let api = args.operator.http.api(&args.api_prefix, args.max_request_bytes);
     let server = ServerConfig {
         api_prefix: args.api_prefix,
@@ -127,6 +128,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         replicas: args.stream_replicas.max(1),
         js_domain: args.nats.js_domain(),
         names: args.store.store_prefix,
+        refusals,
         ..ServerConfig::default()
     };
     // Kept alive until the end of this function: dropping it stops serving.
