@@ -8,13 +8,20 @@ use serde::Serialize;
 /// A structured-mode CloudEvent 1.0.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CloudEvent {
+    /// Always `"1.0"`.
     pub specversion: &'static str,
+    /// A fresh, unique event id.
     pub id: String,
+    /// `com.wadm.manifest_published` or `com.wadm.manifest_unpublished`.
     #[serde(rename = "type")]
     pub event_type: String,
+    /// Always `"wadm"`.
     pub source: &'static str,
+    /// Always `"application/json"`.
     pub datacontenttype: &'static str,
+    /// When it was published (RFC 3339).
     pub time: String,
+    /// The manifest, or `{name}` for an undeploy.
     pub data: serde_json::Value,
 }
 

@@ -23,8 +23,11 @@ struct Part {
 /// A part that has been failing for a while.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failing {
+    /// The part's name (`api`, `pipeline.{lattice}`, `commands.{lattice}`…).
     pub part: String,
+    /// Why it fails, as it last reported.
     pub reason: String,
+    /// How long it has been failing, in milliseconds.
     pub for_ms: u64,
 }
 

@@ -16,7 +16,9 @@ use bytes::Bytes;
 /// A stored value and the revision that wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvEntry {
+    /// The stored bytes.
     pub value: Bytes,
+    /// The revision that wrote them (a compare-and-set writes against it).
     pub revision: u64,
 }
 
@@ -26,11 +28,22 @@ pub enum KvError {
     /// The expected revision did not match (or the key already existed on create): re-read.
     #[error("concurrent write to {0}")]
     Conflict(String),
+    /// The store failed on `key` for `reason` (one line).
     #[error("key-value store error on {key}: {reason}")]
-    Backend { key: String, reason: String },
+    Backend {
+        /// The key the operation was on.
+        key: String,
+        /// What the store said.
+        reason: String,
+    },
     /// Nobody could serve it for now (a leader election, a node restarting): ask again.
     #[error("{note} (on {key}: {reason})", note = crate::availability::RETRY_NOTE)]
-    Unavailable { key: String, reason: String },
+    Unavailable {
+        /// The key the operation was on.
+        key: String,
+        /// What the store said.
+        reason: String,
+    },
 }
 
 impl KvError {

@@ -4,8 +4,8 @@
 //! leader, a bounded number at a time. From any replica ([`Reads::AnyReplica`], while no leader
 //! answers): the stream's messages on the filter, one direct get after another (followers answer
 //! them; wadm's streams keep one message per subject, and older ones are skipped anyway). Any
-//! replica may be picked to answer a direct get, a frozen one too: each is sent [`HEDGE`] times
-//! at once and the first answer counts ([`direct`]).
+//! replica may be picked to answer a direct get, a frozen one too: each is sent `HEDGE` times
+//! at once and the first answer counts (`direct`).
 //! [`live_entries`] does this for a KV bucket and skips delete and purge markers.
 //!
 //! Why not a watch or an ordered consumer: every such listing creates a JetStream consumer that
@@ -28,6 +28,7 @@ const GETS_IN_FLIGHT: usize = 32;
 pub struct LiveEntry {
     /// The key (without the bucket's subject prefix).
     pub key: String,
+    /// Its value.
     pub value: Bytes,
     /// The stream sequence that wrote it (the KV revision).
     pub revision: u64,
@@ -37,7 +38,9 @@ pub struct LiveEntry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot list {pattern}: {reason}")]
 pub struct ListError {
+    /// The key filter listed.
     pub pattern: String,
+    /// Why it failed, one line.
     pub reason: String,
 }
 

@@ -11,6 +11,8 @@
 //!
 //! Decisions are made by the pure crates; this crate only moves bytes and reads the clock.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod account;
 pub mod availability;
 pub mod clock;

@@ -10,7 +10,9 @@ use crate::kv_key::encode_token;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid store prefix {prefix:?}: {reason}")]
 pub struct InvalidPrefix {
+    /// The prefix given.
     pub prefix: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
@@ -42,6 +44,7 @@ impl StoreNames {
         Ok(Self { prefix })
     }
 
+    /// The prefix every name starts with (`wadm` by default).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -36,6 +36,7 @@ pub fn jetstream(
 pub struct ProvisionError {
     /// `bucket {name}` or `stream {name}`.
     pub what: String,
+    /// Why, one line.
     pub reason: String,
 }
 
@@ -61,7 +62,9 @@ pub fn bucket_config(bucket: &str, description: &str, replicas: usize) -> kv::Co
 /// answers, marked possibly stale: see [`crate::availability::Reads`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DirectGets {
+    /// Only the stream leader answers reads.
     Off,
+    /// Followers answer direct gets too.
     On,
 }
 

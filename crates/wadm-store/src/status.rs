@@ -23,7 +23,9 @@ pub fn status_subject(lattice: &str, app: &str) -> String {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("status store error for {subject}: {reason}")]
 pub struct StatusError {
+    /// The status subject read or written.
     pub subject: String,
+    /// Why it failed, one line.
     pub reason: String,
 }
 

@@ -63,6 +63,7 @@ pub struct ManifestStore<K> {
 }
 
 impl<K: Kv> ManifestStore<K> {
+    /// A store on `kv` with the default caps on versions and history entries.
     pub fn new(kv: K) -> Self {
         Self {
             kv,

@@ -7,6 +7,7 @@ use crate::kv::KvError;
 /// Per-application index: the one key every write compares-and-sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppIndex {
+    /// The application's name.
     pub name: String,
     /// Stored versions in insertion order (the last one is the current version).
     pub versions: Vec<VersionRef>,
@@ -115,7 +116,9 @@ impl AppIndex {
 /// A version name and the unique id of its data key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionRef {
+    /// The version's name.
     pub version: String,
+    /// The unique id in its data key (a re-put version gets a new one).
     pub id: String,
     /// `metadata.annotations.description` of that version (so listings need not read manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,7 +132,9 @@ pub use wadm_model::api::{HistoryAction, HistoryEntry};
 /// in), what the runtime reads; and the document as the client sent it, what `model.get` serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredVersion {
+    /// The version's name.
     pub version: String,
+    /// The manifest in normal form, its version written in.
     pub manifest: serde_json::Value,
     /// Absent in records stored before wadm kept it (readers fall back to `manifest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,7 +162,9 @@ pub struct NewVersion {
 pub struct PutOutcome {
     /// Whether this was the first version of the application.
     pub created: bool,
+    /// How many versions are stored now.
     pub total_versions: usize,
+    /// The current version (the one put, or the one holding its content already).
     pub current_version: String,
     /// Versions pruned because of the version cap.
     pub pruned: Vec<String>,
@@ -180,8 +187,11 @@ pub struct DeployOptions {
 /// Result of a deploy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployOutcome {
+    /// The version now deployed.
     pub version: String,
+    /// The deployment's generation (bumped by every deploy that changes something).
     pub generation: u64,
+    /// The version deployed before, if any.
     pub previous: Option<String>,
     /// That version was deployed already: nothing changed (no generation bump, no history).
     pub unchanged: bool,
@@ -195,30 +205,64 @@ pub enum DeleteOutcome {
     /// Nothing matched.
     Noop,
     /// Removed. `undeployed`: the deployed version was removed. `app_removed`: no version is left.
-    Deleted { undeployed: bool, app_removed: bool },
+    Deleted {
+        /// The deployed version was among those removed.
+        undeployed: bool,
+        /// No version is left: the application is gone.
+        app_removed: bool,
+    },
 }
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// A put of an existing version with other content (versions are immutable).
     #[error(
         "version {version} of application {name} already exists with different content \
          (change the version annotation)"
     )]
-    VersionExists { name: String, version: String },
+    VersionExists {
+        /// The application.
+        name: String,
+        /// The version put.
+        version: String,
+    },
+    /// A deploy expected another revision of the application (it changed meanwhile).
     #[error(
         "application {name} is at revision {current}, not the expected revision {expected}: \
          it changed meanwhile; nothing was done"
     )]
-    RevisionMoved { name: String, expected: u64, current: u64 },
+    RevisionMoved {
+        /// The application.
+        name: String,
+        /// The revision the caller expected.
+        expected: u64,
+        /// The revision it is at.
+        current: u64,
+    },
+    /// No such application.
     #[error("application {0} not found")]
     AppNotFound(String),
+    /// The application has no such version.
     #[error("version {version} of application {name} not found")]
-    VersionNotFound { name: String, version: String },
+    VersionNotFound {
+        /// The application.
+        name: String,
+        /// The version asked for.
+        version: String,
+    },
+    /// Every compare-and-set attempt lost to another writer.
     #[error("too many concurrent writes to application {0}, try again")]
     Contended(String),
+    /// A stored record does not decode.
     #[error("stored data under {key} is unreadable: {reason}")]
-    Corrupt { key: String, reason: String },
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// The key-value store failed.
     #[error(transparent)]
     Kv(#[from] KvError),
 }

@@ -12,23 +12,35 @@ use wadm_protocol::LinkKey;
 /// What a key names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum EntityKey {
+    /// A host's own record.
     Host {
+        /// The host's id.
         host: String,
     },
+    /// A component running on a host.
     Component {
+        /// The host's id.
         host: String,
+        /// The component's id.
         component: String,
     },
+    /// A provider running on a host.
     Provider {
+        /// The host's id.
         host: String,
+        /// The provider's id.
         provider: String,
     },
+    /// A link, by its identity.
     Link(LinkKey),
+    /// A named config.
     Config {
+        /// The config's name.
         name: String,
     },
     /// The tombstone of a host that stopped or was lost.
     Gone {
+        /// The host's id.
         host: String,
     },
 }

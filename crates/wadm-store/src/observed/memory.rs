@@ -19,6 +19,7 @@ pub struct MemoryStateStore {
 }
 
 impl MemoryStateStore {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }

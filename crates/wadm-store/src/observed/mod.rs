@@ -23,11 +23,26 @@ pub use memory::MemoryStateStore;
 pub enum StateError {
     /// Someone else wrote the key since we read it: re-read and re-decide.
     #[error("key {key} changed since it was read (compare-and-set conflict)")]
-    Conflict { key: String },
+    Conflict {
+        /// The key written.
+        key: String,
+    },
+    /// A stored record does not decode.
     #[error("stored record {key} is unreadable: {reason}")]
-    Corrupt { key: String, reason: String },
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+    /// The store failed.
     #[error("storage failed on {key}: {reason}")]
-    Io { key: String, reason: String },
+    Io {
+        /// The key the operation was on.
+        key: String,
+        /// What the store said.
+        reason: String,
+    },
 }
 
 impl StateError {

@@ -22,13 +22,18 @@ use super::marked::{self, Stored};
 /// The stored value of a host key (its children have keys of their own).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRecord {
+    /// The host's id.
     pub id: String,
+    /// Its human-readable name.
     #[serde(default)]
     pub friendly_name: String,
+    /// Its labels.
     #[serde(default)]
     pub labels: StringMap,
+    /// Its wasmCloud version.
     #[serde(default)]
     pub version: String,
+    /// When wadm last heard from it (its lease runs from here).
     #[serde(default)]
     pub last_seen: Timestamp,
     /// When the host started (see `wadm_lattice::HostState::started_at`). Absent in older
@@ -55,11 +60,22 @@ pub struct HostRecord {
 /// One write to storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    /// Store `value` under `key`.
+    Put {
+        /// The entity's key.
+        key: String,
+        /// The encoded record.
+        value: Vec<u8>,
+    },
+    /// Remove `key`.
+    Delete {
+        /// The entity's key.
+        key: String,
+    },
 }
 
 impl Write {
+    /// The key written.
     pub fn key(&self) -> &str {
         match self {
             Write::Put { key, .. } | Write::Delete { key } => key,
