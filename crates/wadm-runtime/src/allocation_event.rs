@@ -5,7 +5,11 @@ use crate::allocation::{AllocationData, Change, LinkRef, Outcome, ReasonClass};
 use crate::messages::CommandMessage;
 
 /// The data of the event for `message`, answered with `outcome` and the host's `answer`.
-pub fn event_data(message: &CommandMessage, outcome: Outcome, answer: &str) -> AllocationData {
+pub(crate) fn event_data(
+    message: &CommandMessage,
+    outcome: Outcome,
+    answer: &str,
+) -> AllocationData {
     let body: serde_json::Value = serde_json::from_str(&message.body).unwrap_or_default();
     let field = |name: &str| body.get(name).and_then(serde_json::Value::as_str).map(str::to_string);
     let count = body.get("count").and_then(serde_json::Value::as_u64);

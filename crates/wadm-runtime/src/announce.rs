@@ -41,7 +41,7 @@ pub fn timer_message(lattice: &str, at: wadm_lattice::Timestamp) -> Outgoing {
 /// Said by a replica whose publishes to `lattice`'s event stream failed from `since` on, before
 /// the first thing it publishes again (see [`crate::recording`]). Its id names the failure's
 /// start, so it is stored once however often it is retried.
-pub fn unrecorded_message(lattice: &str, since: wadm_lattice::Timestamp) -> Outgoing {
+pub(crate) fn unrecorded_message(lattice: &str, since: wadm_lattice::Timestamp) -> Outgoing {
     Outgoing {
         subject: internal_subject(lattice, "unrecorded"),
         payload: serde_json::to_vec(&Tick { at: since }).unwrap_or_default(),

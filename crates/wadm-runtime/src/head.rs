@@ -19,9 +19,9 @@ use crate::intents::Intents;
 use crate::safety::Safety;
 
 /// Steps the journal remembers.
-pub const JOURNAL_STEPS: usize = 32;
+pub(crate) const JOURNAL_STEPS: usize = 32;
 /// Keys remembered per step; a step that wrote more is remembered as "too many".
-pub const JOURNAL_KEYS_PER_STEP: usize = 64;
+pub(crate) const JOURNAL_KEYS_PER_STEP: usize = 64;
 
 /// One lattice's head, as stored (JSON) under `head.{lattice}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +96,7 @@ impl LatticeHead {
 }
 
 /// The journal after one more step (`step`) that wrote `keys`.
-pub fn journal_after(previous: &[Written], step: u64, keys: Vec<String>) -> Vec<Written> {
+pub(crate) fn journal_after(previous: &[Written], step: u64, keys: Vec<String>) -> Vec<Written> {
     let keep = previous.len().min(JOURNAL_STEPS - 1);
     let mut journal = previous[previous.len() - keep..].to_vec();
     let keys = (keys.len() <= JOURNAL_KEYS_PER_STEP).then_some(keys);

@@ -9,21 +9,23 @@
 //! among the others in `docs/architecture.md`. [`memory`] has in-memory I/O for tests in
 //! virtual time, [`nats`] the JetStream one and [`run()`] the real loops.
 
+#![warn(unreachable_pub)]
+
 pub mod allocation;
-pub mod allocation_event;
-pub mod announce;
-pub mod backoff;
+mod allocation_event;
+mod announce;
+mod backoff;
 pub mod bad_hosts;
-pub mod clock;
-pub mod config;
+mod clock;
+mod config;
 pub mod decide;
 pub mod desired;
 pub mod discovery;
 pub mod executor;
-pub mod head;
+mod head;
 pub mod intents;
 pub mod io;
-pub mod membership;
+mod membership;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod messages;
@@ -31,10 +33,10 @@ pub mod nats;
 pub mod orphans;
 pub mod pipeline;
 pub mod record;
-pub mod recording;
+mod recording;
 pub mod revert;
 pub mod run;
-pub mod safety;
+mod safety;
 pub mod step;
 #[cfg(test)]
 mod test_links;

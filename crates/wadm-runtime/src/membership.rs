@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use wadm_lattice::Timestamp;
 
 /// How often a replica announces itself.
-pub const PRESENCE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+pub(crate) const PRESENCE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A replica not heard from for this long is gone (four missed announcements).
-pub const PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const PRESENCE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What a replica announces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Presence {
+pub(crate) struct Presence {
     pub replica: String,
     /// The lattices it manages.
     pub lattices: BTreeSet<String>,
@@ -44,7 +44,7 @@ struct Peer {
 
 /// One replica's view of the live replicas and who owns which lattice.
 #[derive(Debug, Clone)]
-pub struct Membership {
+pub(crate) struct Membership {
     me: String,
     lattices: BTreeSet<String>,
     ttl_ms: u64,
@@ -55,7 +55,7 @@ pub struct Membership {
 
 impl Membership {
     /// `me` manages `lattices`; peers not heard from for `ttl` are gone.
-    pub fn new(
+    pub(crate) fn new(
         me: impl Into<String>,
         lattices: impl IntoIterator<Item = String>,
         ttl: std::time::Duration,
@@ -71,13 +71,14 @@ impl Membership {
         m
     }
 
+    #[cfg(test)]
     /// This replica's name.
-    pub fn me(&self) -> &str {
+    pub(crate) fn me(&self) -> &str {
         &self.me
     }
 
     /// What this replica announces.
-    pub fn presence(&self) -> Presence {
+    pub(crate) fn presence(&self) -> Presence {
         Presence {
             replica: self.me.clone(),
             lattices: self.lattices.clone(),
@@ -88,7 +89,7 @@ impl Membership {
 
     /// Take in a peer's announcement heard at `now`. Returns whether the set of live replicas
     /// (or what they manage) changed. This replica's own announcements are ignored.
-    pub fn observe(&mut self, presence: &Presence, now: Timestamp) -> bool {
+    pub(crate) fn observe(&mut self, presence: &Presence, now: Timestamp) -> bool {
         if presence.replica == self.me {
             return false;
         }
@@ -118,7 +119,7 @@ impl Membership {
     }
 
     /// Forget the replicas not heard from within the presence TTL. Returns whether any went.
-    pub fn expire(&mut self, now: Timestamp) -> bool {
+    pub(crate) fn expire(&mut self, now: Timestamp) -> bool {
         let before = self.peers.len();
         let ttl = self.ttl_ms;
         self.peers.retain(|_, p| now.saturating_sub(p.heard_at) < ttl);
@@ -129,23 +130,25 @@ impl Membership {
         changed
     }
 
+    #[cfg(test)]
     /// When the next peer's presence runs out, if nothing is heard from it meanwhile.
-    pub fn next_expiry(&self) -> Option<Timestamp> {
+    pub(crate) fn next_expiry(&self) -> Option<Timestamp> {
         self.peers.values().map(|p| p.heard_at.saturating_add(self.ttl_ms)).min()
     }
 
+    #[cfg(test)]
     /// The live replicas (this one included), by name.
-    pub fn replicas(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn replicas(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.me.as_str()).chain(self.peers.keys().map(String::as_str))
     }
 
     /// The replica that works off `lattice` (this one for a lattice no live replica manages).
-    pub fn owner<'a>(&'a self, lattice: &str) -> &'a str {
+    pub(crate) fn owner<'a>(&'a self, lattice: &str) -> &'a str {
         self.owners.get(lattice).map_or(self.me.as_str(), String::as_str)
     }
 
     /// Whether this replica pulls `lattice`'s events.
-    pub fn owns(&self, lattice: &str) -> bool {
+    pub(crate) fn owns(&self, lattice: &str) -> bool {
         self.owner(lattice) == self.me
     }
 

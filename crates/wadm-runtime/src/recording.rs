@@ -47,7 +47,11 @@ impl Recording {
 
 /// Restart from `resumed_at` the lease of every host last heard before it (the silence is not
 /// held against them); each such host's record is rewritten.
-pub fn restart_leases(state: &mut LatticeState, resumed_at: Timestamp, changes: &mut Changes) {
+pub(crate) fn restart_leases(
+    state: &mut LatticeState,
+    resumed_at: Timestamp,
+    changes: &mut Changes,
+) {
     for host in state.hosts.values_mut() {
         if host.last_seen < resumed_at {
             host.last_seen = resumed_at;
