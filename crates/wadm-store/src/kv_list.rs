@@ -1,16 +1,11 @@
 //! Listing the last message of every subject of a stream matching a filter, without creating a
-//! consumer. From the leader ([`Reads::Leader`]): one stream-info request with a subjects filter
-//! names the subjects (paged by the server), then the last message of each is read from the
-//! leader, a bounded number at a time. From any replica ([`Reads::AnyReplica`], while no leader
-//! answers): the stream's messages on the filter, one direct get after another (followers answer
-//! them; wadm's streams keep one message per subject, and older ones are skipped anyway). Any
-//! replica may be picked to answer a direct get, a frozen one too: each is sent `HEDGE` times
-//! at once and the first answer counts (`direct`).
-//! [`live_entries`] does this for a KV bucket and skips delete and purge markers.
-//!
-//! Why not a watch or an ordered consumer: every such listing creates a JetStream consumer that
-//! outlives the call, so frequent listings (an API `model.get` per CLI call, a dashboard polling)
-//! exhaust the server's consumer limit. This listing leaves nothing behind on the server.
+//! consumer (a consumer per listing would exhaust the server's limit: `docs/deploy.md`). From
+//! the leader ([`Reads::Leader`]): a stream-info request with a subjects filter names the
+//! subjects (paged), then the last message of each is read from the leader, a bounded number at
+//! a time. From any replica ([`Reads::AnyReplica`], while no leader answers): direct gets over
+//! the filter, one after another, each sent `HEDGE` times at once (a frozen replica may be
+//! picked), the first answer counting. [`live_entries`] does this for a KV bucket and skips
+//! delete and purge markers.
 
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::StreamMessage;

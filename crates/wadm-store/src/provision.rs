@@ -3,13 +3,9 @@
 //! (buckets and streams, retrying while a clustered JetStream forms, failing at once on the
 //! connection's [`Refusals`]), [`bucket_config`] (the one configuration of wadm's buckets).
 //!
-//! Current reads go to the stream leader (`STREAM.MSG.GET`): a direct get may be served by a
-//! lagging follower, so a read right after an acknowledged write could miss it. The cost is
-//! small (≈ 0.6 ms against ≈ 0.35 ms a read, 3-node cluster). The manifest bucket and the status
-//! stream also allow direct gets ([`DirectGets::On`]): while no leader answers (an election) the
-//! API's read-only requests are answered from a follower, marked possibly stale. The runtime's
-//! own buckets keep them off. A stream or bucket whose setting differs is switched, once, at
-//! start, its data kept. `docs/deploy.md` ("Which reads are current") lists every read path.
+//! Only the manifest bucket and the status stream allow direct gets ([`DirectGets::On`]), for
+//! the API's possibly stale reads during an election; a differing stream or bucket is switched
+//! once, at start, its data kept. Every read path: `docs/deploy.md`, "Which reads are current".
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

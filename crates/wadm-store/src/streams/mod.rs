@@ -1,16 +1,12 @@
 //! The runtime's two streams and their durable consumers, created idempotently (replicas
-//! starting together race to create them; every one ends up using the same stream and
-//! consumers). Names come from [`StreamSettings::names`] (`wadm_…` by default); subjects from
-//! [`subjects`].
-//!
-//! - `wadm_events` (file storage, limits retention): host events, manifest events and the
-//!   runtime's internal events of every lattice. It exists independently of any wadm process,
-//!   so events are kept while no wadm runs — for at most `event_max_age` and `event_max_bytes`
-//!   (the oldest go first), limits every start applies to the existing stream in place.
-//! - `wadm_commands` (per-message TTL allowed; dedupe window = the command TTL, so an order
-//!   re-issued after its predecessor expired is not mistaken for a duplicate).
-//! - Per lattice `L`: durable `wadm_events_L` (`max_ack_pending = 1`: one event at a time, in
-//!   order) and `wadm_commands_L` (many in flight, any replica).
+//! starting together all end up on the same ones). Names come from [`StreamSettings::names`],
+//! subjects from [`subjects`].
+//! - `wadm_events`: host, manifest and runtime events of every lattice, kept while no wadm runs,
+//!   for at most `event_max_age` and `event_max_bytes` (applied to an existing stream in place).
+//! - `wadm_commands`: per-message TTL; dedupe window = the command TTL, so an order re-issued
+//!   after its predecessor expired is not taken for a duplicate.
+//! - Per lattice `L`: `wadm_events_L` (pinned to one replica, in-order batches of up to
+//!   `event_batch`) and `wadm_commands_L` (many in flight, any replica).
 
 use std::time::Duration;
 
