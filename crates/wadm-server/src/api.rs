@@ -58,7 +58,9 @@ impl Default for ReadBudget {
 
 /// The stores read from any replica (see [`wadm_store::Reads::AnyReplica`]).
 pub struct AnyReplica<K, S> {
+    /// The manifest store, reading from any replica of the bucket.
     pub store: ManifestStore<K>,
+    /// The status store, reading from any replica of the stream.
     pub status: S,
 }
 
@@ -98,19 +100,28 @@ pub enum FollowUp {
     /// Probe the lattice for hosts; if none, report `waiting` for this deploy generation, with
     /// the instances it then runs of those it wants (`None`: not known).
     ProbeHosts {
+        /// The lattice deployed to.
         lattice: String,
+        /// The application deployed.
         app: String,
+        /// The deploy generation the `waiting` status is for (a later deploy or undeploy wins).
         generation: u64,
+        /// The instances the deployed version runs of those it wants, for the status.
         instances: Option<wadm_model::Instances>,
     },
 }
 
 /// One request, as the server received it.
 pub struct Request<'a> {
+    /// The lattice the request is for (`{account}.{lattice}` for another account's).
     pub lattice: &'a str,
+    /// What is asked, from the subject.
     pub operation: Operation,
+    /// The request payload: a manifest for `put`, else the operation's JSON body (may be empty).
     pub body: &'a [u8],
+    /// The `Content-Type` header, which tells a manifest's format (YAML or JSON).
     pub content_type: Option<&'a str>,
+    /// Who asks (the [`ACTOR_HEADER`] header, `unknown` when absent), recorded in the history.
     pub actor: &'a str,
     /// The `Wadm-Expected-Revision` header, as sent.
     pub expected_revision: Option<&'a str>,
@@ -118,15 +129,21 @@ pub struct Request<'a> {
 
 /// The API: stateless apart from its stores; shared by every request task.
 pub struct Api<K, S, P> {
+    /// The versioned manifests and their history.
     pub store: ManifestStore<K>,
+    /// Where application statuses are read and published.
     pub status: S,
+    /// Asked after a deploy whether the lattice has hosts (none: status `waiting`).
     pub probe: P,
+    /// Where `manifest_published` / `manifest_unpublished` events go (`None`: not published).
     pub events: Option<async_nats::Client>,
+    /// Manifests larger than this many bytes are refused.
     pub max_manifest_bytes: usize,
     /// The largest reply NATS carries (its max payload, less room for headers).
     pub max_reply_bytes: usize,
     /// Read-only requests read these while no leader answers (`None`: they wait for leaders).
     pub any_replica: Option<AnyReplica<K, S>>,
+    /// How long requests wait for the stream leaders.
     pub budget: ReadBudget,
 }
 

@@ -14,6 +14,8 @@
 //! - [`api`]: the operations; [`server`]: setup, the serving loop and graceful shutdown;
 //! - [`view`]: the lattice view (`{lattice}.lattice.hosts`, `lattices`) from observed state.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod api;
 pub mod checks;
 pub mod manifest;

@@ -6,7 +6,7 @@
 //! desired state a deploy would give the runtime (every deployed application, this one at the
 //! planned version, its deployed version beside it so what the new one drops is removed). Orders
 //! already in flight are not counted: in a settled lattice the requests listed are exactly those a
-//! deploy sends. [`Planner`] gathers the inputs from the stores.
+//! deploy sends. The server's `Planner` gathers the inputs from the stores.
 
 use wadm_lattice::{LatticeState, Timestamp};
 use wadm_model::api::{GetResult, PlanRequest, PlanResponse, PlannedRequest};
@@ -23,15 +23,20 @@ use wadm_store::manifest::{LATEST, ManifestStore};
 /// One version of an application: its name, its normal form as stored and the parsed spec.
 #[derive(Debug, Clone)]
 pub struct Version {
+    /// The version's name (`metadata.annotations.version`; empty for a manifest without one).
     pub version: String,
+    /// The manifest in its stored normal form (JSON), what spec changes are computed from.
     pub stored: serde_json::Value,
+    /// The validated application the scheduler plans with.
     pub spec: Application,
 }
 
 /// Everything [`plan_deploy`] decides from.
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
+    /// The lattice the application is deployed in.
     pub lattice: &'a str,
+    /// The application's name.
     pub name: &'a str,
     /// The version planned.
     pub candidate: Version,
@@ -41,7 +46,9 @@ pub struct PlanInput<'a> {
     pub generation: u64,
     /// Every other deployed application of the lattice.
     pub others: Vec<DeployedApp>,
+    /// What wadm observes the lattice to run now (the runtime's stored state).
     pub observed: &'a LatticeState,
+    /// The current time (ms since the Unix epoch); the plan reads no clock itself.
     pub now: Timestamp,
     /// The scalers the runtime builds (see [`ScalerFactory`]).
     pub scalers: &'a ScalerFactory,
@@ -139,18 +146,18 @@ fn without_version(manifest: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Gathers a plan's inputs from the manifest store and the observed state.
-pub struct Planner<'a, K> {
-    pub store: &'a ManifestStore<K>,
-    pub observed: &'a ObservedState,
-    pub max_manifest_bytes: usize,
+pub(crate) struct Planner<'a, K> {
+    pub(crate) store: &'a ManifestStore<K>,
+    pub(crate) observed: &'a ObservedState,
+    pub(crate) max_manifest_bytes: usize,
     /// The scalers the runtime builds.
-    pub scalers: &'a ScalerFactory,
+    pub(crate) scalers: &'a ScalerFactory,
 }
 
 impl<K: Kv> Planner<'_, K> {
     /// Answer `model.plan[.{name}]`: `name` plans a stored version named in `body`
     /// ([`PlanRequest`]); without a name, `body` is a manifest to plan.
-    pub async fn plan(
+    pub(crate) async fn plan(
         &self,
         lattice: &str,
         name: Option<&str>,

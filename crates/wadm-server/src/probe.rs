@@ -15,12 +15,15 @@ pub const DEFAULT_PROBE_WINDOW: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("cannot probe lattice {lattice}: {reason}")]
 pub struct ProbeError {
+    /// The lattice that was to be probed.
     pub lattice: String,
+    /// What NATS said, on one line.
     pub reason: String,
 }
 
 /// Answers "does this lattice have at least one host right now?".
 pub trait LatticeProbe: Send + Sync + 'static {
+    /// Whether `lattice` has a host now; an error when the question could not be asked.
     fn has_hosts(&self, lattice: &str) -> impl Future<Output = Result<bool, ProbeError>> + Send;
 }
 
@@ -38,6 +41,7 @@ pub struct NatsProbe {
 }
 
 impl NatsProbe {
+    /// A probe over `client` that waits up to `window` for the first answer.
     pub fn new(client: async_nats::Client, window: Duration) -> Self {
         Self { client, window, answered: Default::default() }
     }

@@ -99,10 +99,17 @@ impl Default for ServerConfig {
 /// Why the server could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The manifest bucket or the status stream could not be created or verified.
     #[error(transparent)]
     Setup(#[from] ProvisionError),
+    /// NATS refused a subscription to the API subjects.
     #[error("cannot subscribe to {subject}: {reason}")]
-    Subscribe { subject: String, reason: String },
+    Subscribe {
+        /// The subject (or subjects, space-separated) subscribed to.
+        subject: String,
+        /// What NATS said, on one line.
+        reason: String,
+    },
 }
 
 type NatsApi = Api<NatsKv, NatsStatusStore, NatsProbe>;

@@ -6,17 +6,26 @@ use wadm_store::manifest::keys::is_valid_app_name;
 /// An API operation, with the application it names when it names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
+    /// `model.put`: store a new version of the manifest in the body.
     Put,
     /// `model.get` without a name: every application.
     List,
     /// `model.list`: deprecated, answers a bare array.
     LegacyList,
+    /// `model.get.{name}`: one application's manifest (a version named in the body, else the
+    /// current one).
     Get(String),
+    /// `model.versions.{name}`: the application's stored versions.
     Versions(String),
+    /// `model.del.{name}`: delete a version named in the body, or the whole application.
     Delete(String),
+    /// `model.deploy.{name}`: deploy a stored version (named in the body, else the current one).
     Deploy(String),
+    /// `model.undeploy.{name}`: stop running the application, keeping its versions.
     Undeploy(String),
+    /// `model.status.{name}`: the application's current status.
     Status(String),
+    /// `model.history.{name}`: what was done to the application, by whom, when.
     History(String),
     /// `model.promote.{name}`: past the canary stage of its rollouts; our extension.
     Promote(String),
@@ -35,6 +44,7 @@ pub enum Operation {
 pub struct Request {
     /// The lattice, `{account}.{lattice}` for another account's (empty for [`Operation::Lattices`]).
     pub lattice: String,
+    /// What is asked.
     pub operation: Operation,
     /// The account that asked, in account-scoped mode.
     pub account: Option<String>,
@@ -81,10 +91,22 @@ pub fn parse_request(
 /// Why a subject is not a request we serve. The display text is the error message returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubjectError {
+    /// The subject is malformed: wrong shape, bad name or missing/extra tokens.
     #[error("Invalid subject {subject}: {reason}")]
-    Invalid { subject: String, reason: String },
+    Invalid {
+        /// The subject as received.
+        subject: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The subject is well-formed but names an operation or category we do not serve.
     #[error("Unsupported subject {subject}: {reason}")]
-    Unsupported { subject: String, reason: String },
+    Unsupported {
+        /// The subject as received.
+        subject: String,
+        /// What is not supported.
+        reason: String,
+    },
 }
 
 /// Parse `subject` served under `prefix`.

@@ -5,7 +5,7 @@
 //! This module owns those two operations. Their replies are shaped by pure functions
 //! ([`parse_hosts_request`], [`hosts_reply`], [`lattices_reply`], [`fit_hosts`]) from observed
 //! state as the runtime stores it: the observed-state bucket (one key per entity, the key scheme
-//! of `wadm_store::observed`), read here by [`ObservedState`] without creating anything. The set of
+//! of `wadm_store::observed`), read here by `ObservedState` without creating anything. The set of
 //! lattices is what the runtime of *this* process observes ([`KnownLattices`], filled by whoever
 //! starts the runtimes); replicas observe the same lattices, so any replica answers alike.
 //! The view shows what wadm believes the lattice runs: the same picture its decisions use.
@@ -176,14 +176,14 @@ pub fn lattices_reply(lattices: Vec<(String, Option<usize>)>) -> LatticesRespons
 
 /// Reads the observed-state bucket (never creates it: before the runtime made it, every
 /// lattice has no host).
-pub struct ObservedState {
+pub(crate) struct ObservedState {
     js: jetstream::Context,
     bucket: String,
     store: OnceCell<kv::Store>,
 }
 
 impl ObservedState {
-    pub fn new(js: jetstream::Context, bucket: impl Into<String>) -> Self {
+    pub(crate) fn new(js: jetstream::Context, bucket: impl Into<String>) -> Self {
         Self { js, bucket: bucket.into(), store: OnceCell::new() }
     }
 
@@ -211,7 +211,7 @@ impl ObservedState {
     }
 
     /// The observed state of `lattice` as stored (empty when nothing is stored).
-    pub async fn load(&self, lattice: &str) -> Result<LatticeState, String> {
+    pub(crate) async fn load(&self, lattice: &str) -> Result<LatticeState, String> {
         let empty = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
         let Some(store) = self.bucket().await? else { return Ok(empty) };
         let filter = wadm_store::observed::keys::lattice_filter(lattice);
@@ -223,7 +223,7 @@ impl ObservedState {
     }
 
     /// How many hosts are stored for `lattice` (host records only).
-    pub async fn host_count(&self, lattice: &str) -> Result<usize, String> {
+    pub(crate) async fn host_count(&self, lattice: &str) -> Result<usize, String> {
         let Some(store) = self.bucket().await? else { return Ok(0) };
         let filter = format!("{}.host.*", wadm_store::kv_key::encode_token(lattice));
         let entries = wadm_store::kv_list::live_entries(store, &filter, Reads::Leader)
@@ -234,17 +234,17 @@ impl ObservedState {
 }
 
 /// What the view operations need, shared by every request task.
-pub struct Views {
-    pub observed: ObservedState,
-    pub known: KnownLattices,
+pub(crate) struct Views {
+    pub(crate) observed: ObservedState,
+    pub(crate) known: KnownLattices,
     /// The scalers plans are made with.
-    pub scalers: wadm_scheduler::ScalerFactory,
+    pub(crate) scalers: wadm_scheduler::ScalerFactory,
 }
 
 impl Views {
     /// Answer `lattice.hosts` of `lattice` with `body`; `store` tells whether an application
     /// asked for exists. The reply fits in `max_reply` bytes.
-    pub async fn hosts<K: Kv>(
+    pub(crate) async fn hosts<K: Kv>(
         &self,
         store: &ManifestStore<K>,
         lattice: &str,
@@ -288,7 +288,7 @@ impl Views {
     /// Answer `lattices`.
     /// The lattices this process observes; for an `account` (account-scoped mode) only that
     /// account's, named as the account knows them.
-    pub async fn lattices(&self, account: Option<&str>) -> LatticesResponse {
+    pub(crate) async fn lattices(&self, account: Option<&str>) -> LatticesResponse {
         let mut found = Vec::new();
         for lattice in self.known.list() {
             let (owner, name) = wadm_protocol::subject::split_account(&lattice);

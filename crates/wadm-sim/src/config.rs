@@ -44,6 +44,7 @@ impl SimConfig {
 /// What to start a host with. The `hostcore.*` labels are always added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostSpec {
+    /// Labels the host starts with, besides the `hostcore.*` ones.
     pub labels: StringMap,
     /// Generated (`adjective-noun-1234`) when absent.
     pub friendly_name: Option<String>,
@@ -93,6 +94,7 @@ pub fn friendly_name(rng: &mut impl Rng) -> String {
 /// the host id: `host.ping`, `component.scale`, `link.put`, `config.get`, …
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestCounts {
+    /// Requests handled, by kind.
     pub by_kind: BTreeMap<String, u64>,
 }
 

@@ -97,61 +97,78 @@ impl FaultSwitches {
         self.fail_images.lock().unwrap_or_else(|e| e.into_inner()).contains(image)
     }
 
+    /// On: accept every `component.scale`, then emit `component_scale_failed`.
     pub fn set_reject_scales(&self, on: bool) {
         self.reject_scales.store(on, Ordering::Relaxed);
     }
+    /// Whether `component.scale` requests are rejected.
     pub fn reject_scales(&self) -> bool {
         self.reject_scales.load(Ordering::Relaxed)
     }
+    /// On: accept every `provider.start`, then emit `provider_start_failed`.
     pub fn set_reject_provider_starts(&self, on: bool) {
         self.reject_provider_starts.store(on, Ordering::Relaxed);
     }
+    /// Whether `provider.start` requests are rejected.
     pub fn reject_provider_starts(&self) -> bool {
         self.reject_provider_starts.load(Ordering::Relaxed)
     }
+    /// On: publish no heartbeats.
     pub fn set_pause_heartbeats(&self, on: bool) {
         self.pause_heartbeats.store(on, Ordering::Relaxed);
     }
+    /// Whether heartbeats are paused.
     pub fn heartbeats_paused(&self) -> bool {
         self.pause_heartbeats.load(Ordering::Relaxed)
     }
+    /// On: count requests but never act on or answer them.
     pub fn set_ignore_requests(&self, on: bool) {
         self.ignore_requests.store(on, Ordering::Relaxed);
     }
+    /// Whether requests are ignored.
     pub fn ignores_requests(&self) -> bool {
         self.ignore_requests.load(Ordering::Relaxed)
     }
+    /// On: answer workload requests with `success: false` and do nothing.
     pub fn set_refuse_workloads(&self, on: bool) {
         self.refuse_workloads.store(on, Ordering::Relaxed);
     }
+    /// Whether workload requests are refused.
     pub fn refuses_workloads(&self) -> bool {
         self.refuse_workloads.load(Ordering::Relaxed)
     }
+    /// On: answer workload requests with bytes that are not a control reply, and do nothing.
     pub fn set_garble_workloads(&self, on: bool) {
         self.garble_workloads.store(on, Ordering::Relaxed);
     }
+    /// Whether workload replies are garbled.
     pub fn garbles_workloads(&self) -> bool {
         self.garble_workloads.load(Ordering::Relaxed)
     }
+    /// On: accept workload requests (`success: true`), then do nothing at all.
     pub fn set_swallow_workloads(&self, on: bool) {
         self.swallow_workloads.store(on, Ordering::Relaxed);
     }
+    /// Whether workload requests are accepted and then swallowed.
     pub fn swallows_workloads(&self) -> bool {
         self.swallow_workloads.load(Ordering::Relaxed)
     }
-    /// Millisecond precision.
+    /// Wait `delay` before handling each request (and so before replying); millisecond precision.
     pub fn set_reply_delay(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.reply_delay_ms.store(ms, Ordering::Relaxed);
     }
+    /// How long the host waits before handling each request.
     pub fn reply_delay(&self) -> Duration {
         Duration::from_millis(self.reply_delay_ms.load(Ordering::Relaxed))
     }
-    /// Clamped to 0.0–1.0 (NaN counts as 0); kept in parts per million.
+    /// Silently drop this fraction of events; clamped to 0.0–1.0 (NaN counts as 0), kept in
+    /// parts per million.
     pub fn set_drop_events(&self, fraction: f64) {
         let f = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
         self.drop_events_ppm.store((f * PPM).round() as u32, Ordering::Relaxed);
     }
+    /// The fraction (0.0–1.0) of events silently not published.
     pub fn drop_events(&self) -> f64 {
         f64::from(self.drop_events_ppm.load(Ordering::Relaxed)) / PPM
     }

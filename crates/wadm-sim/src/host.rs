@@ -2,7 +2,7 @@
 //!
 //! [`HostState`] is plain data; every handler is a function of the state, the request body (and,
 //! for workloads, the shared [`crate::LatticeStore`] and the host's fault switches), returning an
-//! [`Outcome`]. This module owns the state, inventory, ping, stop, labels, auctions and provider
+//! `Outcome`. This module owns the state, inventory, ping, stop, labels, auctions and provider
 //! health; the workload commands live in `workloads.rs`. The quirks of a real wasmCloud 1.9.2
 //! host (see `protocol.md`, "Gotchas") are reproduced on purpose.
 
@@ -24,29 +24,41 @@ pub const SIM_HOST_VERSION: &str = "1.9.2";
 /// A component running on a simulated host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningComponent {
+    /// The image it runs, as sent (a scale to another ref keeps it unless it allows an update).
     pub image_ref: String,
+    /// How many instances run (`max_instances` in the inventory).
     pub count: u32,
+    /// The annotations of the last scale (each scale replaces them).
     pub annotations: StringMap,
+    /// Names of the configs of the last scale.
     pub config: Vec<String>,
 }
 
 /// A provider running on a simulated host (`image_ref` already normalised).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunningProvider {
+    /// The image it was started from (normalised).
     pub image_ref: String,
+    /// The annotations it was started with.
     pub annotations: StringMap,
+    /// Names of the configs it was started with.
     pub config: Vec<String>,
-    /// What the provider's health checks report (see [`HostState::set_provider_health`]).
+    /// What the provider's health checks report (see [`crate::SimLattice::set_provider_health`]).
     pub healthy: bool,
 }
 
 /// Everything a simulated host is and runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostState {
+    /// The host id (an nkeys server public key, `N…`).
     pub id: String,
+    /// The human-friendly name (`quiet-river-4821`).
     pub friendly_name: String,
+    /// Every label, `hostcore.*` included.
     pub labels: StringMap,
+    /// The components it runs, by component id.
     pub components: BTreeMap<String, RunningComponent>,
+    /// The providers it runs, by provider id.
     pub providers: BTreeMap<String, RunningProvider>,
 }
 
@@ -101,7 +113,7 @@ impl HostState {
     }
 
     /// The `host.ping` answer.
-    pub fn ping(&self, lattice: &str, uptime: Duration, nats_url: &str) -> Outcome {
+    pub(crate) fn ping(&self, lattice: &str, uptime: Duration, nats_url: &str) -> Outcome {
         Outcome::with(Host {
             id: self.id.clone(),
             friendly_name: self.friendly_name.clone(),
@@ -116,7 +128,7 @@ impl HostState {
     }
 
     /// `host.stop.{host}`: acknowledge, say `host_stopped`, exit.
-    pub fn stop(&self) -> Outcome {
+    pub(crate) fn stop(&self) -> Outcome {
         let mut o =
             Outcome::ok().event("host_stopped", HostStopped { labels: self.labels.clone() });
         o.stop_host = true;
@@ -126,7 +138,11 @@ impl HostState {
     /// Make a provider's health checks pass or fail. Returns the event its next check emits:
     /// `health_check_passed` / `health_check_failed` on a change, else `health_check_status`;
     /// `None` when the provider does not run here.
-    pub fn set_provider_health(&mut self, provider_id: &str, healthy: bool) -> Option<SimEvent> {
+    pub(crate) fn set_provider_health(
+        &mut self,
+        provider_id: &str,
+        healthy: bool,
+    ) -> Option<SimEvent> {
         let provider = self.providers.get_mut(provider_id)?;
         let short = match (provider.healthy == healthy, healthy) {
             (true, _) => "health_check_status",
@@ -139,7 +155,7 @@ impl HostState {
     }
 
     /// The periodic `health_check_status` of every provider (health unchanged).
-    pub fn health_statuses(&self) -> Vec<SimEvent> {
+    pub(crate) fn health_statuses(&self) -> Vec<SimEvent> {
         self.providers
             .keys()
             .map(|id| {
@@ -150,7 +166,7 @@ impl HostState {
     }
 
     /// `label.put.{host}`: `hostcore.*` labels are fixed.
-    pub fn put_label(&mut self, body: &[u8]) -> Outcome {
+    pub(crate) fn put_label(&mut self, body: &[u8]) -> Outcome {
         let req: PutLabelRequest = match parse(body, "label put") {
             Ok(r) => r,
             Err(o) => return *o,
@@ -163,7 +179,7 @@ impl HostState {
     }
 
     /// `label.del.{host}`.
-    pub fn delete_label(&mut self, body: &[u8]) -> Outcome {
+    pub(crate) fn delete_label(&mut self, body: &[u8]) -> Outcome {
         let req: DeleteLabelRequest = match parse(body, "label delete") {
             Ok(r) => r,
             Err(o) => return *o,
@@ -186,7 +202,7 @@ impl HostState {
     }
 
     /// `component.auction`: only hosts whose labels satisfy the constraints answer.
-    pub fn component_auction(&self, body: &[u8]) -> Outcome {
+    pub(crate) fn component_auction(&self, body: &[u8]) -> Outcome {
         let req: ComponentAuctionRequest = match parse(body, "component auction") {
             Ok(r) => r,
             Err(o) => return *o,
@@ -198,7 +214,7 @@ impl HostState {
     }
 
     /// `provider.auction`: qualifying hosts that do not already run the provider answer.
-    pub fn provider_auction(&self, body: &[u8]) -> Outcome {
+    pub(crate) fn provider_auction(&self, body: &[u8]) -> Outcome {
         let req: ProviderAuctionRequest = match parse(body, "provider auction") {
             Ok(r) => r,
             Err(o) => return *o,

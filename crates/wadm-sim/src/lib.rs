@@ -15,13 +15,15 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod config;
 mod dispatch;
 pub mod faults;
 pub mod host;
 pub mod host_id;
 mod host_sub;
-pub mod outcome;
+mod outcome;
 pub mod probe;
 pub mod route;
 pub mod runtime;

@@ -11,6 +11,7 @@ use wadm_protocol::{Host, subject};
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// NATS failed a subscribe or publish, or the round trip timed out (the message says which).
     #[error("NATS: {0}")]
     Nats(String),
 }

@@ -28,10 +28,23 @@ use crate::store::LatticeStore;
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// The NATS connection could not be opened.
     #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
+    Connect {
+        /// The NATS URL tried.
+        url: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// A subscription to the lattice's control subjects failed.
     #[error("cannot subscribe to {subject}: {reason}")]
-    Subscribe { subject: String, reason: String },
+    Subscribe {
+        /// The subject subscribed to.
+        subject: String,
+        /// What the client said.
+        reason: String,
+    },
+    /// The lattice name cannot be used in subjects.
     #[error("lattice name `{0}` is not subject-safe (empty, or has `.`, `*`, `>` or whitespace)")]
     BadLattice(String),
 }
@@ -57,7 +70,9 @@ pub(crate) struct HostRecord {
 /// How many events a host published and how many its drop-events fault swallowed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventCounts {
+    /// Events published.
     pub published: u64,
+    /// Events the drop-events fault kept from being published.
     pub dropped: u64,
 }
 

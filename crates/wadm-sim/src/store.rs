@@ -15,13 +15,15 @@ use crate::outcome::{Outcome, parse};
 /// Links and configs of one simulated lattice.
 #[derive(Debug, Clone, Default)]
 pub struct LatticeStore {
+    /// Every link, by its key (source, WIT namespace and package, name).
     pub links: BTreeMap<LinkKey, Link>,
+    /// Every named config and its values.
     pub configs: BTreeMap<String, StringMap>,
 }
 
 impl LatticeStore {
     /// `link.put`: every named config must exist; another target under the same key is refused.
-    pub fn link_put(&mut self, body: &[u8]) -> Outcome {
+    pub(crate) fn link_put(&mut self, body: &[u8]) -> Outcome {
         let link: Link = match parse(body, "link put") {
             Ok(l) => l,
             Err(o) => return *o,
@@ -55,7 +57,7 @@ impl LatticeStore {
     }
 
     /// `link.del`: always succeeds and always emits `linkdef_deleted`.
-    pub fn link_del(&mut self, body: &[u8]) -> Outcome {
+    pub(crate) fn link_del(&mut self, body: &[u8]) -> Outcome {
         let req: DeleteLinkRequest = match parse(body, "link delete") {
             Ok(r) => r,
             Err(o) => return *o,
@@ -79,12 +81,12 @@ impl LatticeStore {
     }
 
     /// `link.get`: every link of the lattice.
-    pub fn link_get(&self) -> Outcome {
+    pub(crate) fn link_get(&self) -> Outcome {
         Outcome::with(self.links.values().collect::<Vec<_>>())
     }
 
     /// `config.put.{name}`: a JSON object of string to string.
-    pub fn config_put(&mut self, name: &str, body: &[u8]) -> Outcome {
+    pub(crate) fn config_put(&mut self, name: &str, body: &[u8]) -> Outcome {
         let values: StringMap = match parse(body, "config put") {
             Ok(v) => v,
             Err(o) => return *o,
@@ -94,7 +96,7 @@ impl LatticeStore {
     }
 
     /// `config.get.{name}`: a missing name is a *success* with no response.
-    pub fn config_get(&self, name: &str) -> Outcome {
+    pub(crate) fn config_get(&self, name: &str) -> Outcome {
         match self.configs.get(name) {
             Some(values) => Outcome::with(values),
             None => Outcome::reply(wadm_protocol::ctl::CtlReply {
@@ -106,13 +108,13 @@ impl LatticeStore {
     }
 
     /// `config.del.{name}`: emits `config_deleted` even for a missing name.
-    pub fn config_del(&mut self, name: &str) -> Outcome {
+    pub(crate) fn config_del(&mut self, name: &str) -> Outcome {
         self.configs.remove(name);
         Outcome::ok().event("config_deleted", ConfigEvent { config_name: name.to_string() })
     }
 
     /// `claims.get`: simulated components are unsigned, so there are no claims.
-    pub fn claims_get(&self) -> Outcome {
+    pub(crate) fn claims_get(&self) -> Outcome {
         Outcome::with(Vec::<StringMap>::new())
     }
 

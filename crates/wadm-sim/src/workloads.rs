@@ -49,7 +49,12 @@ struct StartProviderBody {
 
 impl HostState {
     /// `component.scale.{host}`.
-    pub fn scale(&mut self, body: &[u8], store: &LatticeStore, faults: &FaultSwitches) -> Outcome {
+    pub(crate) fn scale(
+        &mut self,
+        body: &[u8],
+        store: &LatticeStore,
+        faults: &FaultSwitches,
+    ) -> Outcome {
         let req: ScaleBody = match parse(body, "component scale") {
             Ok(r) => r,
             Err(o) => return *o,
@@ -125,7 +130,7 @@ impl HostState {
     /// `component.update.{host}`: new image, then a spurious `component_scaled(new ref, 0)`. An
     /// image that fails to start ([`FaultSwitches::fails_image`]) is accepted, then
     /// `component_scale_failed` follows and the old image keeps running.
-    pub fn update(&mut self, body: &[u8], faults: &FaultSwitches) -> Outcome {
+    pub(crate) fn update(&mut self, body: &[u8], faults: &FaultSwitches) -> Outcome {
         let req: UpdateComponentRequest = match parse(body, "component update") {
             Ok(r) => r,
             Err(o) => return *o,
@@ -173,7 +178,7 @@ impl HostState {
     }
 
     /// `provider.start.{host}`: refuses an id already running; the ref comes back normalised.
-    pub fn start_provider(
+    pub(crate) fn start_provider(
         &mut self,
         body: &[u8],
         store: &LatticeStore,
@@ -239,7 +244,7 @@ impl HostState {
     }
 
     /// `provider.stop.{host}`: refuses an id that is not running.
-    pub fn stop_provider(&mut self, body: &[u8]) -> Outcome {
+    pub(crate) fn stop_provider(&mut self, body: &[u8]) -> Outcome {
         let req: StopProviderRequest = match parse(body, "provider stop") {
             Ok(r) => r,
             Err(o) => return *o,
