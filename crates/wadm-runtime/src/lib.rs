@@ -37,7 +37,7 @@ pub mod run;
 pub mod safety;
 pub mod step;
 #[cfg(test)]
-mod test_links;
+mod test_fixtures;
 pub mod trace;
 
 pub use announce::{tick_message, timer_message};

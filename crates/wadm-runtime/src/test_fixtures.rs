@@ -1,7 +1,9 @@
-//! A link for the unit tests: `source` → `target` on `wasi:http/incoming-handler`.
+//! Fixtures for the unit tests: a link and a scale request.
 
 use wadm_protocol::Link;
+use wadm_protocol::ctl::ScaleComponentRequest;
 
+/// A link `source` → `target` on `wasi:http/incoming-handler`.
 pub(crate) fn http_link(source: &str, target: &str) -> Link {
     Link {
         source_id: source.into(),
@@ -12,5 +14,24 @@ pub(crate) fn http_link(source: &str, target: &str) -> Link {
         interfaces: vec!["incoming-handler".into()],
         source_config: vec![],
         target_config: vec![],
+    }
+}
+
+/// Scale `component` (running `image`) to `count` on `host`: no annotations, config or limits.
+pub(crate) fn scale_request(
+    host: &str,
+    component: &str,
+    image: &str,
+    count: u32,
+) -> ScaleComponentRequest {
+    ScaleComponentRequest {
+        component_ref: image.into(),
+        component_id: component.into(),
+        count,
+        host_id: host.into(),
+        annotations: Default::default(),
+        config: vec![],
+        allow_update: false,
+        component_limits: None,
     }
 }
