@@ -338,21 +338,12 @@ pub fn cloud_event(data: &AllocationData, source: &str, time: Timestamp) -> serd
 #[cfg(test)]
 mod tests {
     use wadm_lattice::{ComponentInstance, HostState, ProviderInstance, RemovalReason};
-    use wadm_protocol::ctl::{ScaleComponentRequest, StartProviderRequest, StopProviderRequest};
+    use wadm_protocol::ctl::{StartProviderRequest, StopProviderRequest};
 
     use super::*;
 
     fn scale(host: &str, count: u32, image: &str) -> Command {
-        Command::ScaleComponent(ScaleComponentRequest {
-            component_ref: image.into(),
-            component_id: "web".into(),
-            count,
-            host_id: host.into(),
-            annotations: Default::default(),
-            config: vec![],
-            allow_update: false,
-            component_limits: None,
-        })
+        Command::ScaleComponent(crate::test_fixtures::scale_request(host, "web", image, count))
     }
 
     fn start(host: &str) -> Command {
@@ -435,7 +426,7 @@ mod tests {
 
     #[test]
     fn links_and_configs_are_deployed_or_drift() {
-        let link = crate::test_links::http_link("web", "http");
+        let link = crate::test_fixtures::http_link("web", "http");
         let put = Command::PutLink(link.clone());
         let mut s = state(1);
         assert_eq!(class(&put, &s), (Change::Linked, ReasonClass::Deploy));

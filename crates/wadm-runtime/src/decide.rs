@@ -458,6 +458,14 @@ mod tests {
         }
     }
 
+    /// The failure backoff of these tests: 100 ms doubling up to 10 s.
+    fn backoff() -> Backoff {
+        Backoff {
+            base: std::time::Duration::from_millis(100),
+            max: std::time::Duration::from_secs(10),
+        }
+    }
+
     #[test]
     fn deployments_only_move_forward() {
         let mut r = LatticeRecord::default();
@@ -566,19 +574,9 @@ mod tests {
     #[test]
     fn removals_are_admitted_before_additions() {
         use wadm_lattice::{ComponentInstance, HostState};
-        use wadm_protocol::ctl::ScaleComponentRequest;
 
         let scale = |host: &str, count: u32| {
-            Command::ScaleComponent(ScaleComponentRequest {
-                component_ref: "img:1".into(),
-                component_id: "c".into(),
-                count,
-                host_id: host.into(),
-                annotations: Default::default(),
-                config: vec![],
-                allow_update: false,
-                component_limits: None,
-            })
+            Command::ScaleComponent(crate::test_fixtures::scale_request(host, "c", "img:1", count))
         };
         let mut r = LatticeRecord::default();
         r.state.lattice = "l".into();
@@ -616,10 +614,7 @@ mod tests {
     fn failures_back_off_and_count() {
         let mut r = LatticeRecord::default();
         apply_deployment(&mut r, "a", Some(&deployed(1, "v1")));
-        let b = Backoff {
-            base: std::time::Duration::from_millis(100),
-            max: std::time::Duration::from_secs(10),
-        };
+        let b = backoff();
         assert!(note_failure(&mut r, "a", "boom", 1000, &b, 0));
         assert!(r.apps["a"].backing_off(1049));
         assert!(note_failure(&mut r, "a", "boom", 1000, &b, 0));
@@ -632,10 +627,7 @@ mod tests {
     fn a_failed_application_keeps_its_instance_counts() {
         let mut r = LatticeRecord::default();
         apply_deployment(&mut r, "a", Some(&deployed(1, "v1")));
-        let b = Backoff {
-            base: std::time::Duration::from_millis(100),
-            max: std::time::Duration::from_secs(10),
-        };
+        let b = backoff();
         assert!(note_failure(&mut r, "a", "boom", 1000, &b, 0));
         let counts = wadm_model::Instances::new(1, 3);
         let mut planned = Status::new(StatusType::Reconciling, "1/3 instances running");
@@ -665,21 +657,12 @@ mod tests {
 #[cfg(test)]
 mod why_tests {
     use wadm_lattice::{ComponentInstance, HostState, LatticeState};
-    use wadm_protocol::ctl::{ScaleComponentRequest, StopProviderRequest};
+    use wadm_protocol::ctl::StopProviderRequest;
 
     use super::*;
 
     fn scale(count: u32) -> Command {
-        Command::ScaleComponent(ScaleComponentRequest {
-            component_ref: "img:1".into(),
-            component_id: "web".into(),
-            count,
-            host_id: "N1".into(),
-            annotations: Default::default(),
-            config: vec![],
-            allow_update: false,
-            component_limits: None,
-        })
+        Command::ScaleComponent(crate::test_fixtures::scale_request("N1", "web", "img:1", count))
     }
 
     fn running(count: u32) -> LatticeState {

@@ -382,13 +382,7 @@ where
             message: text.to_string(),
             msg_id: message.msg_id(),
         };
-        let outgoing = Outgoing {
-            subject: internal_subject(&message.lattice, "command_failed"),
-            payload: serde_json::to_vec(&failure).unwrap_or_default(),
-            msg_id: format!("failed.{}", message.msg_id()),
-            ttl: None,
-        };
-        self.events.publish(outgoing).await.map(|_| ())
+        self.publish_internal(message, "command_failed", "failed", &failure).await
     }
 
     /// Tell the pipeline a command was dropped unsent, so its order stops counting as in flight
@@ -408,10 +402,22 @@ where
             reason: reason.to_string(),
             unsure,
         };
+        self.publish_internal(message, "command_dropped", "dropped", &dropped).await
+    }
+
+    /// Publish `body` as the internal event `kind` about `message`, deduplicated per message
+    /// by the id `{prefix}.{msg_id}`.
+    async fn publish_internal(
+        &self,
+        message: &CommandMessage,
+        kind: &str,
+        prefix: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<(), IoError> {
         let outgoing = Outgoing {
-            subject: internal_subject(&message.lattice, "command_dropped"),
-            payload: serde_json::to_vec(&dropped).unwrap_or_default(),
-            msg_id: format!("dropped.{}", message.msg_id()),
+            subject: internal_subject(&message.lattice, kind),
+            payload: serde_json::to_vec(body).unwrap_or_default(),
+            msg_id: format!("{prefix}.{}", message.msg_id()),
             ttl: None,
         };
         self.events.publish(outgoing).await.map(|_| ())

@@ -623,14 +623,8 @@ mod tests {
 
     fn scale(host: &str, count: u32, config: &[&str]) -> Command {
         Command::ScaleComponent(ScaleComponentRequest {
-            component_ref: "img:1".into(),
-            component_id: "c".into(),
-            count,
-            host_id: host.into(),
-            annotations: Default::default(),
             config: config.iter().map(|s| s.to_string()).collect(),
-            allow_update: false,
-            component_limits: None,
+            ..crate::test_fixtures::scale_request(host, "c", "img:1", count)
         })
     }
 
@@ -1036,7 +1030,7 @@ mod tests {
     #[test]
     fn links_confirm_on_the_exact_link_and_the_wire_form_round_trips() {
         let mut state = lattice(&[]);
-        let link = crate::test_links::http_link("s", "t");
+        let link = crate::test_fixtures::http_link("s", "t");
         let mut intents = Intents::default();
         intents.admit(&planned(Command::PutLink(link.clone())), &state, 0, 60, 70);
         let other = Link { target: "u".into(), ..link.clone() };

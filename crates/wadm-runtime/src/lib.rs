@@ -39,7 +39,7 @@ pub mod run;
 mod safety;
 pub mod step;
 #[cfg(test)]
-mod test_links;
+mod test_fixtures;
 pub mod trace;
 
 pub use announce::{tick_message, timer_message};

@@ -266,7 +266,7 @@ mod tests {
     use wadm_store::observed::MemoryStateStore;
 
     fn link() -> Link {
-        crate::test_links::http_link("a", "b")
+        crate::test_fixtures::http_link("a", "b")
     }
 
     fn link_set(link: &Link) -> Changes {

@@ -383,15 +383,14 @@ pub async fn run(
         let (events, lattice_name) = (events.clone(), lattice.clone());
         let (step_health, repair) = (health.clone(), repair_tx.clone());
         tasks.spawn(async move {
-            let health = step_health;
             let lattice = lattice_name;
             let part = format!("pipeline.{lattice}");
+            let mut report = StepReport::new("event step", part, step_health, repair);
             // Pull nothing before knowing who else is there (or stopping meanwhile).
             tokio::select! {
                 _ = members.wait_for(|v| *v > 0) => {}
                 _ = stop.wait_for(|s| *s) => {}
             }
-            let mut failing = Failing::new("event step");
             while !*stop.borrow() {
                 let elsewhere = {
                     let m = lock(&membership);
@@ -399,7 +398,7 @@ pub async fn run(
                 };
                 if let Some(owner) = elsewhere {
                     // Standing by is not failing.
-                    health.forget(&part);
+                    report.forget();
                     if lock(&owned).set(&lattice, false) {
                         let given_back = event_inbox.inner.release(&events).await;
                         tracing::info!(%lattice, to = %owner, given_back, "lattice handed over");
@@ -422,24 +421,15 @@ pub async fn run(
                 }
                 match result {
                     Ok(done) => {
-                        health.ok(&part);
-                        failing.recovered(&lattice);
+                        report.ok(&lattice);
                         if done.is_some_and(|d| d.state_in_doubt) {
                             let _ = doubt_tx.try_send(());
                         }
                     }
-                    Err(e) => {
-                        if e.availability() != Availability::Other {
-                            let _ = repair.try_send(());
-                        }
-                        let e = e.to_string();
-                        failing.failed(&lattice, &e);
-                        health.failed(&part, &e);
-                        tokio::time::sleep(failing.pause(wait)).await;
-                    }
+                    Err(e) => report.failed(&lattice, e.availability(), &e.to_string(), wait).await,
                 }
             }
-            health.forget(&part);
+            report.forget();
             // Stopping: the successor gets the pin now, not after its timeout.
             if lock(&owned).set(&lattice, false) {
                 event_inbox.inner.release(&events).await;
@@ -451,29 +441,21 @@ pub async fn run(
             let part = format!("commands.{lattice}");
             let lattice = lattice.clone();
             tasks.spawn(async move {
-                let health = worker_health;
-                let mut failing = Failing::new("command step");
+                let mut report = StepReport::new("command step", part, worker_health, repair);
                 while !*stop.borrow() {
                     match x.step(&inbox, wait).await {
                         Ok(done) => {
-                            health.ok(&part);
-                            failing.recovered(&lattice);
+                            report.ok(&lattice);
                             if let Some(done) = done {
                                 tracing::debug!(?done, "command step");
                             }
                         }
                         Err(e) => {
-                            if e.availability() != Availability::Other {
-                                let _ = repair.try_send(());
-                            }
-                            let e = e.to_string();
-                            failing.failed(&lattice, &e);
-                            health.failed(&part, &e);
-                            tokio::time::sleep(failing.pause(wait)).await;
+                            report.failed(&lattice, e.availability(), &e.to_string(), wait).await
                         }
                     }
                 }
-                health.forget(&part);
+                report.forget();
             });
         }
         let discoverer = NatsDiscoverer::new(client.clone(), config.discovery.clone());
@@ -713,6 +695,42 @@ impl Failing {
         let max = Duration::from_secs(1);
         let base = wait.max(Duration::from_millis(50)).min(max);
         Duration::from_millis(crate::backoff::Backoff { base, max }.ceiling_ms(self.in_a_row))
+    }
+}
+
+/// Where a step loop's outcomes go: its failures (see [`Failing`]), its health part, and a
+/// storage repair when an error is about storage.
+struct StepReport {
+    failing: Failing,
+    part: String,
+    health: Health,
+    repair: mpsc::Sender<()>,
+}
+
+impl StepReport {
+    fn new(what: &'static str, part: String, health: Health, repair: mpsc::Sender<()>) -> Self {
+        Self { failing: Failing::new(what), part, health, repair }
+    }
+
+    /// A step worked.
+    fn ok(&mut self, lattice: &str) {
+        self.health.ok(&self.part);
+        self.failing.recovered(lattice);
+    }
+
+    /// A step failed: the repair asked for, the failure logged and reported, then the pause.
+    async fn failed(&mut self, lattice: &str, about: Availability, error: &str, wait: Duration) {
+        if about != Availability::Other {
+            let _ = self.repair.try_send(());
+        }
+        self.failing.failed(lattice, error);
+        self.health.failed(&self.part, error);
+        tokio::time::sleep(self.failing.pause(wait)).await;
+    }
+
+    /// The loop stands by or stops: its part is neither working nor failing.
+    fn forget(&self) {
+        self.health.forget(&self.part);
     }
 }
 

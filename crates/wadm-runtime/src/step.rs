@@ -1101,16 +1101,8 @@ mod tests {
         let config = RuntimeConfig::default();
         let slot = crate::intents::Slot::Component { host: "A".into(), component: "c".into() };
         record.intents.fail_slot(&slot);
-        let stop = Command::ScaleComponent(wadm_protocol::ctl::ScaleComponentRequest {
-            component_ref: "img:1".into(),
-            component_id: "c".into(),
-            count: 0,
-            host_id: "A".into(),
-            annotations: Default::default(),
-            config: vec![],
-            allow_update: false,
-            component_limits: None,
-        });
+        let stop =
+            Command::ScaleComponent(crate::test_fixtures::scale_request("A", "c", "img:1", 0));
         let planned = PlannedCommand::new("l", "app", 2, stop);
         record.intents.admit(&planned, &record.state, 20, 60_000, 70_000);
         let msg_id = record.intents.get(&slot).unwrap().msg_id();
@@ -1164,7 +1156,7 @@ mod tests {
         apply(&mut record, &[tick(1)], &fetched, 1, false, 0, &config);
         assert!(record.apps.is_empty(), "nothing of it runs: nothing to undeploy");
         // A link of it shows up (its `linkdef_set` was lost; a discovery round found it).
-        let link = crate::test_links::http_link("my_app-front", "my_app-back");
+        let link = crate::test_fixtures::http_link("my_app-front", "my_app-back");
         record.state.links.insert(link.key(), link.clone());
         let applied = apply(&mut record, &[tick(2)], &fetched, 2, false, 0, &config);
         assert!(record.apps.get("my-app").is_some_and(|a| a.deployed_version.is_none()));

@@ -37,21 +37,46 @@ fn config(every: Duration, min_gap: Duration) -> RunConfig {
     config
 }
 
+/// The runtime on a server of its own, its rounds watched from before it starts.
+struct Running {
+    client: async_nats::Client,
+    /// The message ids of its rounds (see [`watch_rounds`]).
+    ids: Arc<Mutex<Vec<String>>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), wadm_runtime::RunError>>,
+    /// Last, so it is dropped last.
+    _nats: NatsServer,
+}
+
+impl Running {
+    async fn start(config: RunConfig) -> Self {
+        let nats = NatsServer::start();
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let ids = watch_rounds(client.subscribe(DISCOVERED).await.unwrap());
+        client.flush().await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(config, client.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Self { client, ids, stop, task, _nats: nats }
+    }
+
+    /// Stop the runtime; it must have run without error.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().expect("runtime ran");
+    }
+}
+
 async fn rounds_reach(ids: &Arc<Mutex<Vec<String>>>, wanted: impl Fn(&[String]) -> bool) -> bool {
     wait_for(DEADLINE, || async { wanted(&ids.lock().unwrap()).then_some(()) }).await.is_some()
 }
 
 #[tokio::test]
 async fn a_round_runs_at_start_up_and_then_once_per_period() {
-    let nats = NatsServer::start();
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let ids = watch_rounds(client.subscribe(DISCOVERED).await.unwrap());
-    client.flush().await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = config(Duration::from_millis(700), Duration::from_secs(3600));
-    let task = tokio::spawn(run(config, client.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let running =
+        Running::start(config(Duration::from_millis(700), Duration::from_secs(3600))).await;
+    let ids = running.ids.clone();
 
     let periodic = |ids: &[String]| ids.iter().filter(|id| id.contains(".period.")).count();
     let ok = rounds_reach(&ids, |ids| periodic(ids) >= 2).await;
@@ -61,22 +86,14 @@ async fn a_round_runs_at_start_up_and_then_once_per_period() {
         seen[0].starts_with("discovered.default.") && !seen[0].contains(".period."),
         "{seen:?}"
     );
-    let _ = stop.send(());
-    task.await.unwrap().expect("runtime ran");
+    running.stop().await;
 }
 
 #[tokio::test]
 async fn an_event_from_an_unknown_host_starts_a_round() {
-    let nats = NatsServer::start();
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let ids = watch_rounds(client.subscribe(DISCOVERED).await.unwrap());
-    client.flush().await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // No periodic round within the test; every doubt starts a round.
-    let config = config(Duration::from_secs(3600), Duration::ZERO);
-    let task = tokio::spawn(run(config, client.clone(), async move {
-        let _ = stopped.await;
-    }));
+    let running = Running::start(config(Duration::from_secs(3600), Duration::ZERO)).await;
+    let ids = running.ids.clone();
     // The start-up round, then one because the first step read state back (nothing was kept);
     // after that this lone replica keeps its state and nothing is in doubt.
     assert!(rounds_reach(&ids, |ids| ids.len() >= 2).await, "{:?}", ids.lock().unwrap());
@@ -89,12 +106,11 @@ async fn an_event_from_an_unknown_host_starts_a_round() {
         "data": {"host_id": "NSTRANGER", "component_id": "echo", "image_ref": "img",
                  "max_instances": 1, "annotations": {}}
     });
-    let js = async_nats::jetstream::new(client.clone());
+    let js = async_nats::jetstream::new(running.client.clone());
     let subject = "wasmbus.evt.default.component_scaled";
     js.publish(subject, serde_json::to_vec(&event).unwrap().into()).await.unwrap().await.unwrap();
     let ok = rounds_reach(&ids, |ids| ids.len() > before).await;
     assert!(ok, "a round after the unknown host's event: {:?}", ids.lock().unwrap());
 
-    let _ = stop.send(());
-    task.await.unwrap().expect("runtime ran");
+    running.stop().await;
 }

@@ -37,6 +37,23 @@ fn tick(n: u64) -> Outgoing {
     }
 }
 
+/// A connection whose server has the streams set up with [`settings`].
+async fn js_with_streams(nats: &NatsServer) -> jetstream::Context {
+    let js = js(nats).await;
+    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &settings()).await.unwrap();
+    js
+}
+
+/// An empty command to app `app` of lattice `default`, kept `ttl` by the command stream.
+fn command(msg_id: &str, ttl: Duration) -> Outgoing {
+    Outgoing {
+        subject: command_subject("default", "app"),
+        payload: b"{}".to_vec(),
+        msg_id: msg_id.into(),
+        ttl: Some(ttl),
+    }
+}
+
 async fn message_count(js: &jetstream::Context, stream: &str) -> u64 {
     js.get_stream(stream).await.unwrap().info().await.unwrap().state.messages
 }
@@ -106,15 +123,9 @@ async fn an_older_event_consumer_is_brought_in_line() {
 #[tokio::test]
 async fn same_msg_id_is_stored_once() {
     let nats = NatsServer::start();
-    let js = js(&nats).await;
-    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &settings()).await.unwrap();
+    let js = js_with_streams(&nats).await;
     let outbox = JsOutbox::new(js.clone());
-    let message = Outgoing {
-        subject: command_subject("default", "app"),
-        payload: b"{}".to_vec(),
-        msg_id: "cmd-1.0".into(),
-        ttl: Some(Duration::from_secs(30)),
-    };
+    let message = command("cmd-1.0", Duration::from_secs(30));
     let first = outbox.publish(message.clone()).await.unwrap();
     let second = outbox.publish(message.clone()).await.unwrap();
     assert!(!first.duplicate && second.duplicate);
@@ -127,15 +138,9 @@ async fn same_msg_id_is_stored_once() {
 #[tokio::test]
 async fn commands_expire_by_their_ttl() {
     let nats = NatsServer::start();
-    let js = js(&nats).await;
-    ensure_streams(&wadm_store::Provisioner::new(js.clone()), &settings()).await.unwrap();
+    let js = js_with_streams(&nats).await;
     let outbox = JsOutbox::new(js.clone());
-    let short = Outgoing {
-        subject: command_subject("default", "app"),
-        payload: b"{}".to_vec(),
-        msg_id: "short".into(),
-        ttl: Some(Duration::from_millis(300)),
-    };
+    let short = command("short", Duration::from_millis(300));
     outbox.publish(short).await.unwrap();
     assert_eq!(message_count(&js, &StoreNames::default().commands_stream()).await, 1);
     let gone = wait_for(DEADLINE, || {

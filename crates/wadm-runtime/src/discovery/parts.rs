@@ -133,7 +133,7 @@ mod tests {
     }
 
     fn link(i: usize, pad: usize) -> Link {
-        crate::test_links::http_link(&format!("s{i}"), &"t".repeat(pad.max(1)))
+        crate::test_fixtures::http_link(&format!("s{i}"), &"t".repeat(pad.max(1)))
     }
 
     fn report(hosts: usize, components: usize, pad: usize, links: usize) -> DiscoveryReport {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use wadm_model::StatusType;
 use wadm_runtime::io::{Delivery, Inbox};
 use wadm_runtime::{Clock, Executed};
-use world::{ACK_WAIT, LATTICE, World};
+use world::{ACK_WAIT, LATTICE, World, running_per_state};
 
 const V1: &str = "ghcr.io/example/echo:0.1.0";
 const V2: &str = "ghcr.io/example/echo:0.2.0";
@@ -47,11 +47,22 @@ async fn a_poison_event_is_parked_and_the_lattice_goes_on() {
     *w.replicas[0].desired.unreadable.lock().unwrap() = Some("poison".into());
     w.deploy("poison", "v1", V1, 1).await;
     w.deploy("app", "v1", V2, 3).await;
-    let mut parked = 0;
-    let mut failures = 0;
+    let events = w.replicas[0].events.clone();
+    let (parked, failures) = step_past_the_poison(&mut w, &events).await;
+    assert_eq!(parked, 1, "the poison event was parked once");
+    assert!(failures >= 1, "it failed before it was parked");
+    w.settle().await;
+    assert_eq!(w.running("app"), (3, vec![V2.to_string()]));
+    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+}
+
+/// Replica 0's pipeline steps on `inbox` (its commands executed after each step, then time past
+/// the redelivery backoff) until "app" runs 3 instances, 100 steps at most: the steps that parked
+/// an event, and those that failed.
+async fn step_past_the_poison(w: &mut World, inbox: &impl Inbox<Delivery: Sync>) -> (u32, u32) {
+    let (mut parked, mut failures) = (0, 0);
     for _ in 0..100 {
-        let replica = &w.replicas[0];
-        match replica.pipeline.step(&replica.events, Duration::ZERO).await {
+        match w.replicas[0].pipeline.step(inbox, Duration::ZERO).await {
             Ok(Some(p)) if p.skipped.as_deref().is_some_and(|s| s.contains("parked")) => {
                 parked += 1
             }
@@ -66,11 +77,7 @@ async fn a_poison_event_is_parked_and_the_lattice_goes_on() {
         w.clock.advance(60_000);
         w.lattice.heartbeat_all().await;
     }
-    assert_eq!(parked, 1, "the poison event was parked once");
-    assert!(failures >= 1, "it failed before it was parked");
-    w.settle().await;
-    assert_eq!(w.running("app"), (3, vec![V2.to_string()]));
-    assert_eq!(w.status("app").unwrap().status.status_type, StatusType::Deployed);
+    (parked, failures)
 }
 
 /// Batches of up to `max` from a memory consumer (which hands out one message at a time).
@@ -114,22 +121,7 @@ async fn a_poison_event_in_a_batch_is_isolated_and_parked() {
     *w.replicas[0].desired.unreadable.lock().unwrap() = Some("poison".into());
     w.deploy("poison", "v1", V1, 1).await;
     w.deploy("app", "v1", V2, 3).await;
-    let (mut parked, mut failures) = (0, 0);
-    for _ in 0..100 {
-        match w.replicas[0].pipeline.step(&batched, Duration::ZERO).await {
-            Ok(Some(p)) if p.skipped.as_deref().is_some_and(|s| s.contains("parked")) => {
-                parked += 1
-            }
-            Ok(_) => {}
-            Err(_) => failures += 1,
-        }
-        w.settle_with(false, true).await;
-        if w.running("app").0 == 3 {
-            break;
-        }
-        w.clock.advance(60_000);
-        w.lattice.heartbeat_all().await;
-    }
+    let (parked, failures) = step_past_the_poison(&mut w, &batched).await;
     assert_eq!(parked, 1, "the poison event was parked once");
     assert!(failures >= 2, "whole batches failed first ({failures})");
     assert_eq!(w.running("app"), (3, vec![V2.to_string()]));
@@ -159,13 +151,8 @@ async fn crash_between_publish_and_ack_redelivers_without_duplicate_commands() {
     w.deploy("app", "v1", V1, 2).await;
 
     // Replica 0 takes the deploy event, publishes its commands, and crashes before the ack.
-    let delivery = w.replicas[0].events.next(Duration::ZERO).await.unwrap().unwrap();
+    let (delivery, first) = w.take_and_process(0).await;
     assert!(delivery.subject().ends_with("manifest_published"));
-    let first = w.replicas[0]
-        .pipeline
-        .process(delivery.subject(), delivery.payload(), delivery.stream_sequence(), 1)
-        .await
-        .unwrap();
     assert!(first.published > 0);
     let stored = w.commands.stored();
     drop(delivery);
@@ -175,13 +162,8 @@ async fn crash_between_publish_and_ack_redelivers_without_duplicate_commands() {
     w.clock.advance(ACK_WAIT.as_millis() as u64 + 1);
 
     // Replica 1 gets it again and redoes the work: the same command ids, all deduplicated.
-    let again = w.replicas[1].events.next(Duration::ZERO).await.unwrap().unwrap();
+    let (again, redo) = w.take_and_process(1).await;
     assert_eq!(again.delivered(), 2);
-    let redo = w.replicas[1]
-        .pipeline
-        .process(again.subject(), again.payload(), again.stream_sequence(), again.delivered())
-        .await
-        .unwrap();
     again.ack().await.unwrap();
     assert_eq!((redo.published, redo.duplicates), (0, first.published));
     assert_eq!(w.commands.stored(), stored);
@@ -208,21 +190,17 @@ async fn duplicate_and_out_of_order_host_events_change_nothing() {
     let old: Vec<_> = w.events.messages("wasmbus.evt.>");
     assert!(old.len() >= 3);
     for (i, (_, subject, payload)) in old.iter().rev().enumerate() {
-        let out = wadm_runtime::Outgoing {
-            subject: subject.clone(),
-            payload: payload.clone(),
-            msg_id: format!("replay-{i}"),
-            ttl: None,
-        };
-        wadm_runtime::Outbox::publish(&w.events, out).await.unwrap();
+        w.replay(subject, payload.clone(), &format!("replay-{i}")).await;
     }
     w.settle().await;
     assert_eq!(w.lattice.requests(), requests, "stale events trigger no commands");
     assert_eq!(w.commands.stored(), stored);
     let (record, _) = w.replicas[0].pipeline.records().load(LATTICE).await.unwrap();
-    let on_host: u32 =
-        record.state.hosts.values().flat_map(|h| h.components.values()).map(|c| c.count).sum();
-    assert_eq!(on_host, 2, "observed state still shows the running component");
+    assert_eq!(
+        running_per_state(&record.state),
+        2,
+        "observed state still shows the running component"
+    );
     assert!(record.state.bookkeeping.stale_events > 0);
 }
 
@@ -513,9 +491,7 @@ mod properties {
             };
             // Crashes may leave the last word to a resync.
             w.crashes_left = 0;
-            w.clock.advance(w.config.tick_every.as_millis() as u64);
-            w.lattice.heartbeat_all().await;
-            w.tick().await;
+            w.resync().await;
             w.settle().await;
             assert_eq!(w.running("app"), (instances, vec![image.to_string()]));
             let status = w.status("app").unwrap();

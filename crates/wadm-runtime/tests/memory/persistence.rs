@@ -1,20 +1,8 @@
 //! Observed state persisted per entity: a replica that reads it back (takeover) carries on as
 //! the previous one would have, and doubt about observed state is reported.
 
-use wadm_runtime::{Outbox, Outgoing};
-
 use crate::V1;
-use crate::world::{LATTICE, World};
-
-/// Publish a copy of a stored event under a new message id (a late or duplicated delivery).
-async fn replay(w: &World, subject: &str, payload: Vec<u8>, id: &str) {
-    let out = Outgoing { subject: subject.to_string(), payload, msg_id: id.to_string(), ttl: None };
-    w.events.publish(out).await.unwrap();
-}
-
-fn running_per_state(state: &wadm_lattice::LatticeState) -> u32 {
-    state.hosts.values().flat_map(|h| h.components.values()).map(|c| c.count).sum()
-}
+use crate::world::{LATTICE, World, running_per_state};
 
 fn host_events(w: &World, kind: &str) -> Vec<(String, Vec<u8>)> {
     let suffix = format!(".{kind}");
@@ -45,7 +33,7 @@ async fn a_replica_that_reads_state_back_still_rejects_stale_heartbeats() {
         r.pipeline.records().forget(LATTICE);
     }
     let before = w.processed.len();
-    replay(&w, &subject, old, "late-heartbeat").await;
+    w.replay(&subject, old, "late-heartbeat").await;
     w.settle().await;
 
     assert!(w.processed[before..].iter().any(|p| p.state_in_doubt), "read back: in doubt");
@@ -76,7 +64,7 @@ async fn an_event_from_an_unknown_host_puts_state_in_doubt() {
         "annotations": {}, "claims": null
     });
     let subject = subject.replace("host_heartbeat", "component_scaled");
-    replay(&w, &subject, serde_json::to_vec(&event).unwrap(), "stranger").await;
+    w.replay(&subject, serde_json::to_vec(&event).unwrap(), "stranger").await;
     let before = w.processed.len();
     w.settle().await;
     assert!(w.processed[before..].iter().any(|p| p.state_in_doubt), "{:?}", w.processed);

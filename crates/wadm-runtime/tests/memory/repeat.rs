@@ -54,22 +54,12 @@ async fn a_redone_step_after_a_loss_reuses_its_ids() {
     w.lattice.stop_component("N000", "app-echo").await;
 
     // Replica 0 handles the loss, publishes the replacement, and dies before acking.
-    use wadm_runtime::io::{Delivery, Inbox};
-    let d = w.replicas[0].events.next(std::time::Duration::ZERO).await.unwrap().unwrap();
-    let first = w.replicas[0]
-        .pipeline
-        .process(d.subject(), d.payload(), d.stream_sequence(), 1)
-        .await
-        .unwrap();
+    use wadm_runtime::io::Delivery;
+    let (d, first) = w.take_and_process(0).await;
     assert_eq!(first.published, 1);
     drop(d);
     w.clock.advance(super::world::ACK_WAIT.as_millis() as u64 + 1);
-    let again = w.replicas[1].events.next(std::time::Duration::ZERO).await.unwrap().unwrap();
-    let redo = w.replicas[1]
-        .pipeline
-        .process(again.subject(), again.payload(), again.stream_sequence(), again.delivered())
-        .await
-        .unwrap();
+    let (again, redo) = w.take_and_process(1).await;
     again.ack().await.unwrap();
     assert_eq!((redo.published, redo.duplicates), (0, 1), "the redo deduplicates");
     w.settle().await;

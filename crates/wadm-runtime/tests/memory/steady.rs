@@ -12,13 +12,6 @@ fn reads_and_builds(w: &World, r: usize) -> (u64, u64) {
     (w.replicas[r].desired.manifest_reads(), w.replicas[r].pipeline.reconcilers().built())
 }
 
-/// A tick of a new period, and every host heartbeats.
-async fn resync(w: &World) {
-    w.clock.advance(w.config.tick_every.as_millis() as u64);
-    w.lattice.heartbeat_all().await;
-    w.tick().await;
-}
-
 #[tokio::test]
 async fn an_unchanged_desired_state_reads_no_manifest_and_builds_no_scaler() {
     let mut w = World::new(1, 3);
@@ -31,7 +24,7 @@ async fn an_unchanged_desired_state_reads_no_manifest_and_builds_no_scaler() {
     assert!(builds >= 1);
 
     for _ in 0..5 {
-        resync(&w).await;
+        w.resync().await;
         w.settle().await;
     }
     assert_eq!(reads_and_builds(&w, 0), (reads, builds), "ticks and heartbeats reuse it");
@@ -40,7 +33,7 @@ async fn an_unchanged_desired_state_reads_no_manifest_and_builds_no_scaler() {
     // An upgrade reads the new version only (v1, now the previous version, is reused) once.
     w.deploy("app", "v2", V2, 2).await;
     w.settle().await;
-    resync(&w).await;
+    w.resync().await;
     w.settle().await;
     assert_eq!(w.running("app"), (2, vec![V2.to_string()]));
     assert_eq!(reads_and_builds(&w, 0), (reads + 1, builds + 1));

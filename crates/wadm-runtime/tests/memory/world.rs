@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use wadm_model::Status;
 use wadm_runtime::io::{Delivery, Inbox};
-use wadm_runtime::memory::{LogConfig, MemoryConsumer, MemoryLattice, MemoryLog, MemoryStatus};
+use wadm_runtime::memory::{
+    LogConfig, MemoryConsumer, MemoryDelivery, MemoryLattice, MemoryLog, MemoryStatus,
+};
 use wadm_runtime::{
     Clock, Deployment, DesiredSource, Executed, Executor, HeadOrders, IoError, Outbox, Outgoing,
     Pipeline, PipelineIo, Processed, Random, RuntimeConfig, SeededRandom, VirtualClock,
@@ -100,6 +102,11 @@ pub struct World {
     pub crash_one_in: u64,
     /// Crashes injected so far.
     pub crashed: u32,
+}
+
+/// Instances of every component in an observed state.
+pub fn running_per_state(state: &wadm_lattice::LatticeState) -> u32 {
+    state.hosts.values().flat_map(|h| h.components.values()).map(|c| c.count).sum()
 }
 
 pub fn manifest(name: &str, version: &str, image: &str, instances: u32) -> serde_json::Value {
@@ -237,6 +244,29 @@ impl World {
             let tick = tick_message(LATTICE, self.clock.now(), self.config.tick_every);
             self.events.publish(tick).await.unwrap();
         }
+    }
+
+    /// A tick of a new period, and every host heartbeats.
+    pub async fn resync(&self) {
+        self.clock.advance(self.config.tick_every.as_millis() as u64);
+        self.lattice.heartbeat_all().await;
+        self.tick().await;
+    }
+
+    /// Publish a copy of a stored event under a new message id (a late or duplicated delivery).
+    pub async fn replay(&self, subject: &str, payload: Vec<u8>, id: &str) {
+        let out =
+            Outgoing { subject: subject.to_string(), payload, msg_id: id.to_string(), ttl: None };
+        self.events.publish(out).await.unwrap();
+    }
+
+    /// Replica `r` takes the next event and handles it, unacked: the delivery and the result.
+    pub async fn take_and_process(&self, r: usize) -> (MemoryDelivery, Processed) {
+        let replica = &self.replicas[r];
+        let d = replica.events.next(Duration::ZERO).await.unwrap().unwrap();
+        let (seq, n) = (d.stream_sequence(), d.delivered());
+        let done = replica.pipeline.process(d.subject(), d.payload(), seq, n).await.unwrap();
+        (d, done)
     }
 
     /// One pipeline step on replica `r`.

@@ -26,6 +26,15 @@ fn violation(invariant: &'static str, message: String) -> Violation {
     Violation { invariant, message }
 }
 
+/// What a command starts: the component or provider id and how many instances.
+fn started_by(command: &wadm_scheduler::Command) -> Option<(String, u32)> {
+    match command {
+        wadm_scheduler::Command::ScaleComponent(r) => Some((r.component_id.to_string(), r.count)),
+        wadm_scheduler::Command::StartProvider(r) => Some((r.provider_id.to_string(), 1)),
+        _ => None,
+    }
+}
+
 /// Allowances for known bugs of wadm, one per failing check, each as narrow as the bug (see
 /// the test's doc comment and `docs/simulation.md`). `WADM_SIM_STRICT=1` turns them all off.
 #[derive(Debug, Clone, Copy)]
@@ -605,15 +614,7 @@ impl Checker {
                     let changed = r1
                         .applied
                         .is_some_and(|op| world.lattice.changed_between(&r1.slot, op, request.op));
-                    let starts = match &command {
-                        wadm_scheduler::Command::ScaleComponent(r) => {
-                            Some((r.component_id.to_string(), r.count))
-                        }
-                        wadm_scheduler::Command::StartProvider(r) => {
-                            Some((r.provider_id.to_string(), 1))
-                        }
-                        _ => None,
-                    };
+                    let starts = started_by(&command);
                     if let (true, Some((id, n))) = (changed, starts) {
                         self.stale_replays.insert(id, (world.now(), n));
                     }
@@ -643,15 +644,7 @@ impl Checker {
             // Keep only those that may still be in flight, and this one if it had an effect.
             earlier.retain(|r1| r1.applied.is_some() || r1.late);
             if request.late {
-                let starts = match &command {
-                    wadm_scheduler::Command::ScaleComponent(r) => {
-                        Some((r.component_id.to_string(), r.count))
-                    }
-                    wadm_scheduler::Command::StartProvider(r) => {
-                        Some((r.provider_id.to_string(), 1))
-                    }
-                    _ => None,
-                };
+                let starts = started_by(&command);
                 if let Some((id, n)) = starts {
                     self.late_starts.push((index, id, n));
                 }
