@@ -171,7 +171,7 @@ async fn ensure_storage(js: &jetstream::Context, config: &RunConfig) -> Result<S
     let records = bucket_config(&names.runtime_bucket(), records, replicas);
     let records = provision.bucket(records, DirectGets::Off).await?;
     let state = bucket_config(&names.observed_bucket(), OBSERVED_DESCRIPTION, replicas);
-    let state = provision.bucket(state, DirectGets::Off).await?;
+    let state = provision.bucket(state, wadm_store::observed::BUCKET_DIRECT_GETS).await?;
     let state = KvStateStore::new(state);
     let manifests = wadm_store::manifest::BUCKET_DESCRIPTION;
     let manifests_config = bucket_config(&names.manifest_bucket(), manifests, replicas);

@@ -159,7 +159,8 @@ trait ReadReply: Sized {
     fn mark_stale(&mut self);
 }
 
-fn with_note(message: &mut String) {
+/// Add [`STALE_NOTE`] to `message`.
+pub(crate) fn with_note(message: &mut String) {
     if message.is_empty() {
         *message = STALE_NOTE.to_string();
     } else {

@@ -273,7 +273,7 @@ impl<K: Kv> Planner<'_, K> {
                 });
             }
         }
-        let observed = self.observed.load(lattice).await?;
+        let observed = self.observed.load(lattice, wadm_store::Reads::Leader).await?;
         Ok(Gathered { candidate, deployed, generation, others, observed })
     }
 }

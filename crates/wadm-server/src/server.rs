@@ -307,10 +307,11 @@ async fn answer(
     let current = |body| crate::api::Answer { body, follow_up: None, stale: false };
     match parsed.operation {
         crate::subject::Operation::Hosts => {
-            let reply = views
-                .hosts(&api.store, &parsed.lattice, &message.payload, api.max_reply_bytes)
-                .await;
-            return current(serde_json::to_vec(&reply).expect("serialises"));
+            let limits = (api.max_reply_bytes, api.budget);
+            let (reply, stale) =
+                views.hosts(&api.store, &parsed.lattice, &message.payload, limits).await;
+            let body = serde_json::to_vec(&reply).expect("serialises");
+            return crate::api::Answer { body, follow_up: None, stale };
         }
         crate::subject::Operation::Lattices => {
             let reply = views.lattices(parsed.account.as_deref()).await;

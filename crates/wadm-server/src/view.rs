@@ -21,7 +21,9 @@ use wadm_model::api::{
     LatticesResponse, RunningWorkload,
 };
 
+use crate::api::ReadBudget;
 use wadm_store::Reads;
+use wadm_store::availability::RETRY_NOTE;
 use wadm_store::kv::Kv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::manifest::keys::is_valid_app_name;
@@ -210,16 +212,40 @@ impl ObservedState {
         Ok(Some(self.store.get_or_init(|| async { store }).await))
     }
 
-    /// The observed state of `lattice` as stored (empty when nothing is stored).
-    pub(crate) async fn load(&self, lattice: &str) -> Result<LatticeState, String> {
+    /// The observed state of `lattice` as stored (empty when nothing is stored), read as
+    /// `reads` says.
+    pub(crate) async fn load(&self, lattice: &str, reads: Reads) -> Result<LatticeState, String> {
         let empty = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
         let Some(store) = self.bucket().await? else { return Ok(empty) };
         let filter = wadm_store::observed::keys::lattice_filter(lattice);
-        let entries = wadm_store::kv_list::live_entries(store, &filter, Reads::Leader)
+        let entries = wadm_store::kv_list::live_entries(store, &filter, reads)
             .await
             .map_err(|e| e.to_string())?;
         let records = entries.iter().map(|e| (e.key.as_str(), e.value.as_ref()));
         wadm_store::observed::records::rebuild(lattice, records).map_err(|e| e.to_string())
+    }
+
+    /// The observed state of `lattice` from the stream leader within `budget.leader`; when the
+    /// leader fails or is silent (an election), from any replica within `budget.any_replica`,
+    /// and then `true`: possibly stale.
+    pub(crate) async fn load_within(
+        &self,
+        lattice: &str,
+        budget: ReadBudget,
+    ) -> Result<(LatticeState, bool), String> {
+        let leader = tokio::time::timeout(budget.leader, self.load(lattice, Reads::Leader)).await;
+        let leader_failed = match leader {
+            Ok(Ok(state)) => return Ok((state, false)),
+            Ok(Err(reason)) => reason,
+            Err(_) => {
+                format!("{RETRY_NOTE} (no stream leader answered within {:?})", budget.leader)
+            }
+        };
+        let any = self.load(lattice, Reads::AnyReplica);
+        match tokio::time::timeout(budget.any_replica, any).await {
+            Ok(Ok(state)) => Ok((state, true)),
+            _ => Err(leader_failed),
+        }
     }
 
     /// How many hosts are stored for `lattice` (host records only).
@@ -243,14 +269,15 @@ pub(crate) struct Views {
 
 impl Views {
     /// Answer `lattice.hosts` of `lattice` with `body`; `store` tells whether an application
-    /// asked for exists. The reply fits in `max_reply` bytes.
+    /// asked for exists. The reply fits in `max_reply` bytes. While no stream leader answers
+    /// within `budget`, it is read from any replica: `true`, and its message says so.
     pub(crate) async fn hosts<K: Kv>(
         &self,
         store: &ManifestStore<K>,
         lattice: &str,
         body: &[u8],
-        max_reply: usize,
-    ) -> LatticeHostsResponse {
+        (max_reply, budget): (usize, ReadBudget),
+    ) -> (LatticeHostsResponse, bool) {
         let error = |result, message: String| LatticeHostsResponse {
             result,
             message,
@@ -260,29 +287,42 @@ impl Views {
         };
         let app = match parse_hosts_request(body) {
             Ok(app) => app,
-            Err(message) => return error(GetResult::Error, message),
+            Err(message) => return (error(GetResult::Error, message), false),
         };
+        // Whether the application exists, when the manifest bucket's leader can say so in time
+        // (else the reply is the observed state's word alone, marked possibly stale).
+        let mut unchecked = false;
         if let Some(app) = &app {
-            match store.index(lattice, app).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
+            match tokio::time::timeout(budget.leader, store.index(lattice, app)).await {
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => {
                     let message = format!("Application {app} not found in lattice {lattice}");
-                    return LatticeHostsResponse {
+                    let reply = LatticeHostsResponse {
                         app: Some(app.clone()),
                         ..error(GetResult::NotFound, message)
                     };
+                    return (reply, false);
                 }
-                Err(e) => return error(GetResult::Error, e.to_string()),
+                Ok(Err(e)) if !e.is_unavailable() => {
+                    return (error(GetResult::Error, e.to_string()), false);
+                }
+                Ok(Err(_)) | Err(_) => unchecked = true,
             }
         }
-        let state = match self.observed.load(lattice).await {
-            Ok(state) => state,
+        let (state, stale) = match self.observed.load_within(lattice, budget).await {
+            Ok(read) => read,
             Err(reason) => {
-                return error(GetResult::Error, format!("cannot read observed state: {reason}"));
+                let message = format!("cannot read observed state: {reason}");
+                return (error(GetResult::Error, message), false);
             }
         };
         let now = wadm_store::clock::now_ms();
-        fit_hosts(hosts_reply(&state, app.as_deref(), now), max_reply)
+        let mut reply = fit_hosts(hosts_reply(&state, app.as_deref(), now), max_reply);
+        let stale = stale || unchecked;
+        if stale {
+            crate::api::with_note(&mut reply.message);
+        }
+        (reply, stale)
     }
 
     /// Answer `lattices`.

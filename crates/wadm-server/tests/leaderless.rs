@@ -8,9 +8,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wadm_lattice::{HostState, LatticeState};
 use wadm_server::api::{ReadBudget, STALE_HEADER};
 use wadm_server::{Server, ServerConfig};
 use wadm_store::availability::{Checked, check_exist};
+use wadm_store::observed::records::Write;
 use wadm_test_support::{NatsCluster, hello_manifest, wait_for};
 
 const LATTICE: &str = "default";
@@ -32,6 +34,14 @@ async fn ask(client: &async_nats::Client, operation: &str, body: &str) -> Option
         stale: stale == Some("true"),
         took: asked.elapsed(),
     })
+}
+
+/// The first reply to `operation` read from a replica: each stream's leader on the node left
+/// steps down on its own schedule, so a stream another read found leaderless may still answer.
+async fn stale_reply(client: &async_nats::Client, operation: &str, body: &str) -> Reply {
+    let stale = || async { ask(client, operation, body).await.filter(|reply| reply.stale) };
+    let reply = wait_for(Duration::from_secs(30), stale).await;
+    reply.unwrap_or_else(|| panic!("{operation} answered from a replica, marked stale"))
 }
 
 fn result(reply: &Reply) -> &str {
@@ -82,16 +92,33 @@ async fn without_leaders_reads_answer_marked_stale_and_writes_ask_to_retry() {
     let checked = check_exist(&js, &with_gone, &[], wait).await;
     assert_eq!(checked, Checked::Missing(vec!["gone".into()]));
 
+    // The runtime's observed state (here written as it would): one host, in the view.
+    let observed = wadm_store::provision::bucket_config(
+        &wadm_store::StoreNames::default().observed_bucket(),
+        wadm_store::observed::OBSERVED_DESCRIPTION,
+        3,
+    );
+    let provision = wadm_store::Provisioner::new(js.clone());
+    let observed = provision.bucket(observed, wadm_store::observed::BUCKET_DIRECT_GETS).await;
+    let observed = observed.expect("observed bucket");
+    let mut state = LatticeState { lattice: LATTICE.into(), ..LatticeState::default() };
+    let host = HostState { id: "NSEEN".into(), last_seen: 1_700_000_000_000, ..Default::default() };
+    state.hosts.insert(host.id.clone(), host);
+    for write in wadm_store::observed::records::writes_for_all(&state) {
+        if let Write::Put { key, value } = write {
+            observed.put(key, value.into()).await.expect("written");
+        }
+    }
+    let hosts = ask(&client, "lattice.hosts", "").await.expect("hosts answered");
+    assert!(!hosts.stale && result(&hosts) == "success", "{}", hosts.body);
+    assert_eq!(hosts.body["hosts"][0]["id"], "NSEEN", "{}", hosts.body);
+
     cluster.kill(1);
     cluster.kill(2);
     let killed = Instant::now();
     // Node 0 may lead a stream for a moment after the others are gone (until it steps down):
     // poll until the reads come from a replica.
-    let stale = wait_for(Duration::from_secs(30), || async {
-        ask(&client, "model.get", "").await.filter(|reply| reply.stale)
-    })
-    .await
-    .expect("list answered from a replica, marked stale");
+    let stale = stale_reply(&client, "model.get", "").await;
     eprintln!("first stale list {:?} after the kill, took {:?}", killed.elapsed(), stale.took);
     for _ in 0..3 {
         let list = ask(&client, "model.get", "").await.expect("list answered");
@@ -106,15 +133,23 @@ async fn without_leaders_reads_answer_marked_stale_and_writes_ask_to_retry() {
         assert!(message.contains("possibly stale"), "{message}");
     }
     // The legacy list (a bare array) says so in the header only.
-    let legacy = ask(&client, "model.list", "").await.expect("legacy list answered");
+    let legacy = stale_reply(&client, "model.list", "").await;
     assert!(legacy.stale, "{}", legacy.body);
     assert_eq!(legacy.body[0]["name"], "kept", "{}", legacy.body);
-    let got = ask(&client, "model.get.kept", "").await.expect("get answered");
+    let got = stale_reply(&client, "model.get.kept", "").await;
     assert!(got.stale && result(&got) == "success", "{}", got.body);
     assert_eq!(got.body["manifest"]["metadata"]["name"], "kept");
-    let status = ask(&client, "model.status.kept", "").await.expect("status answered");
+    let status = stale_reply(&client, "model.status.kept", "").await;
     assert!(status.stale && result(&status) == "ok", "{}", status.body);
-    let versions = ask(&client, "model.versions.kept", "").await.expect("versions answered");
+    let hosts = stale_reply(&client, "lattice.hosts", "").await;
+    assert_eq!(result(&hosts), "success", "{}", hosts.body);
+    assert_eq!(hosts.body["hosts"][0]["id"], "NSEEN", "{}", hosts.body);
+    assert!(hosts.took < Duration::from_secs(4), "hosts took {:?}", hosts.took);
+    let message = hosts.body["message"].as_str().unwrap();
+    assert!(message.contains("possibly stale"), "{message}");
+    let of_app = stale_reply(&client, "lattice.hosts", r#"{"app":"kept"}"#).await;
+    assert!(of_app.stale && result(&of_app) == "success", "{}", of_app.body);
+    let versions = stale_reply(&client, "model.versions.kept", "").await;
     assert!(versions.stale && result(&versions) == "success", "{}", versions.body);
     // A replica that may lag knowing nothing of an application is no proof it does not exist.
     let unknown = ask(&client, "model.get.unknown", "").await.expect("get answered");

@@ -3,8 +3,9 @@
 //! (buckets and streams, retrying while a clustered JetStream forms, failing at once on the
 //! connection's [`Refusals`]), [`bucket_config`] (the one configuration of wadm's buckets).
 //!
-//! Only the manifest bucket and the status stream allow direct gets ([`DirectGets::On`]), for
-//! the API's possibly stale reads during an election; a differing stream or bucket is switched
+//! The manifest and observed-state buckets and the status stream allow direct gets
+//! ([`DirectGets::On`]), for the API's possibly stale reads during an election; wadm's own
+//! reads go to leaders whatever a bucket allows. A differing stream or bucket is switched
 //! once, at start, its data kept. Every read path: `docs/deploy.md`, "Which reads are current".
 
 use std::future::Future;

@@ -16,6 +16,9 @@ const WRITES_IN_FLIGHT: usize = 32;
 
 /// The description of the observed-state bucket.
 pub const OBSERVED_DESCRIPTION: &str = "wadm: observed lattice state, one key per entity";
+/// Followers of the observed-state bucket answer direct gets, for the API's possibly stale
+/// reads while no leader answers (`lattice.hosts`, `model.plan`); this store reads leaders only.
+pub const BUCKET_DIRECT_GETS: crate::provision::DirectGets = crate::provision::DirectGets::On;
 
 /// Observed state in a KV bucket. Remembers the revision of every key it read or wrote, and
 /// writes with that revision as the expected one: a write racing another writer fails with
@@ -33,7 +36,7 @@ impl KvStateStore {
     /// Open (creating if needed) the bucket. Keeps one revision per key: old values are useless.
     pub async fn open(js: &jetstream::Context, bucket: &str) -> Result<Self, StateError> {
         let config = crate::provision::bucket_config(bucket, OBSERVED_DESCRIPTION, 1);
-        let kv = crate::provision::open_or_create(js, &config, crate::provision::DirectGets::Off)
+        let kv = crate::provision::open_or_create(js, &config, BUCKET_DIRECT_GETS)
             .await
             .map_err(|e| io(bucket, e))?;
         Ok(Self::new(kv))
@@ -63,10 +66,20 @@ impl KvStateStore {
 
     /// Forget what we know of `key` and read its current revision (after a conflict).
     pub async fn refresh_revision(&self, key: &str) -> Result<(), StateError> {
-        let entry = self.kv.entry(key).await.map_err(|e| io(key, e))?;
-        let live = entry.filter(|e| e.operation == kv::Operation::Put);
-        self.set_revision(key, live.map(|e| e.revision));
+        let live = self.current(key).await?;
+        self.set_revision(key, live.map(|(revision, _)| revision));
         Ok(())
+    }
+
+    /// `key`'s live value and revision, read from the stream leader: the bucket allows direct
+    /// gets, which a lagging follower may answer.
+    async fn current(&self, key: &str) -> Result<Option<(u64, bytes::Bytes)>, StateError> {
+        let subject = format!("{}{key}", self.kv.prefix);
+        let message = crate::kv_list::last_message(&self.kv.stream, Reads::Leader, subject)
+            .await
+            .map_err(|reason| io(key, reason))?;
+        let live = message.filter(|m| !crate::kv_list::is_removal(m));
+        Ok(live.map(|m| (m.sequence, m.payload)))
     }
 
     async fn write(&self, write: Write) -> Result<(), StateError> {
@@ -129,10 +142,9 @@ impl StateStore for KvStateStore {
         use futures::{StreamExt, TryStreamExt};
         let reads = futures::stream::iter(keys.iter().cloned())
             .map(|key| async move {
-                let entry = self.kv.entry(&key).await.map_err(|e| io(&key, e))?;
-                let live = entry.filter(|e| e.operation == kv::Operation::Put);
-                self.set_revision(&key, live.as_ref().map(|e| e.revision));
-                Ok::<_, StateError>((key, live.map(|e| e.value.to_vec())))
+                let live = self.current(&key).await?;
+                self.set_revision(&key, live.as_ref().map(|(revision, _)| *revision));
+                Ok::<_, StateError>((key, live.map(|(_, value)| value.to_vec())))
             })
             .buffered(32);
         reads.try_collect().await

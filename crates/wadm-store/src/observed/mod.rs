@@ -15,7 +15,7 @@ use std::future::Future;
 
 use wadm_lattice::{Changes, LatticeState};
 
-pub use kv::{KvStateStore, OBSERVED_DESCRIPTION};
+pub use kv::{BUCKET_DIRECT_GETS, KvStateStore, OBSERVED_DESCRIPTION};
 pub use memory::MemoryStateStore;
 
 /// Why storage failed.
