@@ -34,13 +34,18 @@ pub enum Change {
     Scaled,
     /// A component or provider stopped on a host.
     Removed,
+    /// A link put between a source and a target.
     Linked,
+    /// A link deleted.
     Unlinked,
+    /// A named config written (created or changed).
     ConfigPut,
+    /// A named config deleted.
     ConfigDeleted,
 }
 
 impl Change {
+    /// The name in events and metrics (`placed`, `config_put`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Change::Placed => "placed",
@@ -76,23 +81,36 @@ impl Change {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReasonClass {
+    /// A placement of something no host runs, or a link or config that is missing.
     Deploy,
+    /// A count that changes on a host, a placement of something that runs elsewhere, or a removal
+    /// of something that still runs on another host.
     Scale,
+    /// A placement of what a host that left was running, within [`REPLACING_FOR_MS`] of its
+    /// leaving.
     HostLost,
+    /// A `component.update`, or a placement on a host that runs another image.
     Upgrade,
+    /// A command of an application being undeployed.
     Undeploy,
+    /// What runs differs from what is wanted in something else than count or image (annotations,
+    /// config, a link's target or interfaces, a config's values).
     Drift,
     /// A placement made possible by declared host capacity that became free.
     Capacity,
+    /// A config no deployed application needs any more, deleted.
     OrphanGc,
     /// Removed by orphan collection (`crate::orphans`).
     Gc,
+    /// Anything else that cannot be classified reliably when deciding (a removal of something that
+    /// runs nowhere else, a link no longer wanted).
     Reconcile,
     /// A message from a wadm that did not classify its commands.
     Unknown,
 }
 
 impl ReasonClass {
+    /// The name in events and metrics (`host_lost`, `orphan_gc`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             ReasonClass::Deploy => "deploy",
@@ -113,7 +131,9 @@ impl ReasonClass {
 /// What a command changes and why, decided with it and carried in its message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
+    /// What the command changes.
     pub change: Change,
+    /// Why it was decided.
     pub reason_class: ReasonClass,
 }
 
@@ -257,10 +277,12 @@ pub enum Outcome {
     /// Accepted (or already so: a provider start for one already running, a stop for one not
     /// running).
     Accepted,
+    /// Refused by the host (its reason is in the event's `message`).
     Refused,
 }
 
 impl Outcome {
+    /// The name in events and metrics (`accepted` or `refused`).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
@@ -272,41 +294,56 @@ impl Outcome {
 /// The link a link command acts on (its identity, and its target when put).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkRef {
+    /// The component or provider the link starts from.
     pub source_id: String,
+    /// The component or provider the link points to; `None` when the link is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The link's name.
     pub name: String,
+    /// The WIT namespace of the linked interfaces.
     pub wit_namespace: String,
+    /// The WIT package of the linked interfaces.
     pub wit_package: String,
 }
 
 /// The `data` of an allocation event. Never a config's values (they may be secrets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocationData {
+    /// The application the command was decided for.
     pub app: String,
+    /// The application's runtime generation when the command was decided.
     pub generation: u64,
+    /// What the command changes.
     pub change: Change,
     /// The control command's kind (`scale_component`, `put_link`, …).
     pub kind: String,
+    /// The component acted on, for component commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_id: Option<String>,
+    /// The provider acted on, for provider commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<String>,
+    /// The link acted on, for link commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkRef>,
+    /// The name of the config acted on, for config commands (never its values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
     /// The host a host-addressed command went to (links and configs are lattice-wide).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_id: Option<String>,
+    /// The image asked for by a component scale or update, or by a provider start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// A scale's count (0: stopped on that host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Why it was decided, in one word.
     pub reason_class: ReasonClass,
     /// Why it was decided, in words (as in the `command sent` log line).
     pub reason: String,
+    /// How the hosts answered.
     pub outcome: Outcome,
     /// The host's answer when it said something (a refusal's reason, "already running", …).
     #[serde(default, skip_serializing_if = "String::is_empty")]

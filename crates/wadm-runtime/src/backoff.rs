@@ -7,7 +7,9 @@ use std::time::Duration;
 /// half the nominal delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    /// The delay of the first attempt.
     pub base: Duration,
+    /// The longest delay, however many attempts failed.
     pub max: Duration,
 }
 

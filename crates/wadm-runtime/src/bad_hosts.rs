@@ -36,9 +36,11 @@ impl BadHostConfig {
 /// The failed attempts to place one resource of one application on one host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Strikes {
+    /// The application that wanted the resource placed.
     pub app: String,
     /// The component or provider id.
     pub resource: String,
+    /// The host the placements failed on.
     pub host: String,
     /// Failed attempts in a row.
     pub failures: u32,
@@ -76,6 +78,7 @@ pub fn placement_of(command: &Command) -> Option<(&str, &str)> {
 }
 
 impl BadHosts {
+    /// Whether no host is noted for any resource.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

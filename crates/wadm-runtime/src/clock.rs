@@ -10,6 +10,7 @@ use wadm_lattice::Timestamp;
 
 /// Milliseconds since the Unix epoch, as the runtime sees them.
 pub trait Clock: Send + Sync + 'static {
+    /// The current time, in milliseconds since the Unix epoch.
     fn now(&self) -> Timestamp;
 }
 
@@ -28,6 +29,7 @@ impl Clock for SystemClock {
 pub struct VirtualClock(Arc<AtomicU64>);
 
 impl VirtualClock {
+    /// A clock stopped at `start` (ms since the epoch).
     pub fn new(start: Timestamp) -> Self {
         Self(Arc::new(AtomicU64::new(start)))
     }
@@ -51,6 +53,7 @@ impl Clock for VirtualClock {
 
 /// A source of random numbers (only used for jitter).
 pub trait Random: Send + Sync + 'static {
+    /// The next number of the sequence.
     fn next_u64(&self) -> u64;
 }
 
@@ -59,6 +62,7 @@ pub trait Random: Send + Sync + 'static {
 pub struct SeededRandom(AtomicU64);
 
 impl SeededRandom {
+    /// The sequence of `seed`.
     pub fn new(seed: u64) -> Self {
         Self(AtomicU64::new(seed))
     }

@@ -103,6 +103,7 @@ pub enum OrphanMode {
 }
 
 impl OrphanMode {
+    /// The name on the command line and in logs (`off`, `report` or `sweep`).
     pub fn as_str(self) -> &'static str {
         match self {
             OrphanMode::Off => "off",
@@ -131,7 +132,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 /// Orphan collection settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrphanConfig {
+    /// What is done with orphans.
     pub mode: OrphanMode,
+    /// How long something must stay an orphan before it is reported or removed.
     pub grace: Duration,
 }
 

@@ -20,15 +20,19 @@ use crate::record::{AppRecord, Deferred, Failure, LatticeRecord};
 /// Which applications a step must reconcile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Affected {
+    /// Every application is affected, whatever `apps` holds.
     pub every_app: bool,
+    /// The applications to reconcile when `every_app` is false.
     pub apps: BTreeSet<String>,
 }
 
 impl Affected {
+    /// Every application affected.
     pub fn all() -> Self {
         Self { every_app: true, apps: BTreeSet::new() }
     }
 
+    /// Whether `app` is to be reconciled.
     pub fn contains(&self, app: &str) -> bool {
         self.every_app || self.apps.contains(app)
     }
@@ -97,9 +101,34 @@ pub fn apply_deployment(
 /// A failure a host reported about something wadm asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostFailure {
-    Component { host: String, component: String, app: Option<String>, message: String },
-    Provider { host: String, provider: String, message: String },
-    Link { key: LinkKey, message: String },
+    /// A component failed to scale on a host.
+    Component {
+        /// The host that reported it (the event's source when known).
+        host: String,
+        /// The component id.
+        component: String,
+        /// The application the component belongs to, per its annotations; `None` when it is
+        /// not marked as one of wadm's.
+        app: Option<String>,
+        /// What the host said.
+        message: String,
+    },
+    /// A provider failed to start on a host.
+    Provider {
+        /// The host that reported it (the event's source when known).
+        host: String,
+        /// The provider id.
+        provider: String,
+        /// What the host said.
+        message: String,
+    },
+    /// A link could not be put.
+    Link {
+        /// The link's identity.
+        key: LinkKey,
+        /// What the host said.
+        message: String,
+    },
 }
 
 /// The failure an event reports, if it is a `*_failed` event.
@@ -130,6 +159,7 @@ pub fn host_failure(source: &str, event: &HostEvent) -> Option<HostFailure> {
 }
 
 impl HostFailure {
+    /// What the host said about it.
     pub fn message(&self) -> &str {
         match self {
             HostFailure::Component { message, .. }
@@ -300,8 +330,11 @@ pub fn select_commands(
 /// A placement that replaces work of a host that left: `id` of `app`, now on `host`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replacement {
+    /// The application the workload belongs to.
     pub app: String,
+    /// The component or provider id.
     pub id: String,
+    /// The host it is placed on now.
     pub host: String,
 }
 

@@ -22,17 +22,48 @@ pub const ACTOR: &str = "wadm";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreAction {
     /// Deploy `to` again, if `from_generation` is still the deployed generation.
-    Revert { app: String, from_generation: u64, to: String, reason: String },
+    Revert {
+        /// The application to revert.
+        app: String,
+        /// The store generation being reverted; nothing is written if another deploy came since.
+        from_generation: u64,
+        /// The version to deploy again.
+        to: String,
+        /// Why, in words (recorded in the history).
+        reason: String,
+    },
     /// `version` of deploy generation `generation` became stable.
-    Stable { app: String, version: String, generation: u64 },
+    Stable {
+        /// The application.
+        app: String,
+        /// The version that became stable.
+        version: String,
+        /// The store generation that deployed it.
+        generation: u64,
+    },
     /// The rollout of `generation` started (a history entry).
-    RolloutStarted { app: String, generation: u64, reason: String },
+    RolloutStarted {
+        /// The application.
+        app: String,
+        /// The store generation being rolled out.
+        generation: u64,
+        /// What it replaces and under which safety policy, in words (recorded in the history).
+        reason: String,
+    },
     /// Something else wadm did, for the history (e.g. `host_lost`: work of a host that left
     /// placed elsewhere).
-    Note { app: String, action: String, reason: String },
+    Note {
+        /// The application.
+        app: String,
+        /// What was done, in one word (the history entry's action: `host_lost`, `rollout_batch`).
+        action: String,
+        /// The details, in words.
+        reason: String,
+    },
 }
 
 impl StoreAction {
+    /// The application the write is about.
     pub fn app(&self) -> &str {
         match self {
             StoreAction::Revert { app, .. }
@@ -46,7 +77,9 @@ impl StoreAction {
 /// One application's deployment as the store has it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deployment {
+    /// The store's deploy generation (bumped by every deploy).
     pub store_generation: u64,
+    /// The version deployed; `None` when the application is undeployed.
     pub deployed_version: Option<String>,
     /// Promoted past its rollouts' canary stage (`wadm app promote`).
     pub promoted: bool,

@@ -35,22 +35,40 @@ pub enum Executed {
     Sent,
     /// Sent; the host refused only because what it asks for is already so (a provider start
     /// for an id the host already runs, a stop for one it does not run): done, not a failure.
-    AlreadyDone { message: String },
+    AlreadyDone {
+        /// What the host answered.
+        message: String,
+    },
     /// Past its TTL: dropped unsent.
     Expired,
     /// Its application moved to a newer generation: dropped unsent.
-    Superseded { current: u64 },
+    Superseded {
+        /// The application's current runtime generation (0: the application is gone).
+        current: u64,
+    },
     /// Its order is no longer in flight (confirmed by an earlier delivery, failed, expired, its
     /// host gone, taken back by a later order): dropped unsent.
     Settled,
     /// The lattice refused it; the failure was fed back.
-    Refused { message: String },
+    Refused {
+        /// The failure fed back: the command kind and what the host said.
+        message: String,
+    },
     /// Nobody answered; deliver again after the delay.
-    Retry { delay: Duration },
+    Retry {
+        /// How long to wait before the next delivery (with backoff and jitter).
+        delay: Duration,
+    },
     /// Nobody answered, too many times; the failure was fed back.
-    GaveUp { message: String },
+    GaveUp {
+        /// The failure fed back: the command, its subject and the last error.
+        message: String,
+    },
     /// Not a command message: dropped.
-    Unreadable { reason: String },
+    Unreadable {
+        /// Why it could not be parsed.
+        reason: String,
+    },
     /// Nobody serves its subject (the host is gone): dropped, reported, not a failure.
     NoResponders,
 }
@@ -143,6 +161,9 @@ where
     C: ControlClient,
     O: Outbox,
 {
+    /// An executor that sends commands over `control`, reads the deployments they are checked
+    /// against from `desired` and reports failures and drops on `events`; it checks no order book
+    /// (see [`Executor::with_orders`]) and names itself `wadm` in allocation events.
     pub fn new(
         desired: D,
         control: C,

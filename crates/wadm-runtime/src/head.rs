@@ -110,8 +110,10 @@ pub(crate) fn journal_after(previous: &[Written], step: u64, keys: Vec<String>) 
 /// `RuntimeConfig::max_deferred_steps` / `max_deferred`) reconciles all of it at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deferred {
+    /// Every application is to be reconciled, whatever `apps` holds.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub every_app: bool,
+    /// The applications to reconcile when `every_app` is false.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub apps: BTreeSet<String>,
     /// Steps put off so far.
@@ -123,6 +125,7 @@ pub struct Deferred {
 }
 
 impl Deferred {
+    /// Whether nothing is put off.
     pub fn is_empty(&self) -> bool {
         !self.every_app && self.apps.is_empty()
     }

@@ -25,9 +25,19 @@ pub enum Slot {
     /// A config, by name (ordered first: others depend on configs).
     Config(String),
     /// A component on a host (scale and update are one decision).
-    Component { host: String, component: String },
+    Component {
+        /// The host id.
+        host: String,
+        /// The component id.
+        component: String,
+    },
     /// A provider on a host.
-    Provider { host: String, provider: String },
+    Provider {
+        /// The host id.
+        host: String,
+        /// The provider id.
+        provider: String,
+    },
     /// A link, by its lattice identity.
     Link(LinkKey),
 }
@@ -75,13 +85,17 @@ impl Slot {
 /// One order in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
+    /// The control command it orders.
     pub command: Command,
     /// The application it acts for and that application's generation when it was decided.
     pub app: String,
+    /// The application's runtime generation when it was decided.
     pub generation: u64,
     /// The plan's command id and the order's sequence number: the message id is `{id}.{seq}`.
     pub id: String,
+    /// The order's sequence number in its lattice (see `id`).
     pub seq: u64,
+    /// When it was issued (ms since the epoch, the handling replica's clock).
     pub issued_at: Timestamp,
     /// The command message is not executed from then on.
     pub expires_at: Timestamp,
@@ -105,9 +119,13 @@ impl Intent {
 /// component keeps running. Until `until`, that zero is recognised and not applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Echo {
+    /// The host the update was confirmed on.
     pub host: String,
+    /// The updated component.
     pub component: String,
+    /// The image it was updated to.
     pub image_ref: String,
+    /// The zero is recognised until then.
     pub until: Timestamp,
 }
 
@@ -165,6 +183,7 @@ pub enum Settlement {
 /// What [`Intents::settle`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settled {
+    /// Each order that left the set, with why.
     pub removed: Vec<(Intent, Settlement)>,
 }
 
@@ -179,6 +198,7 @@ impl Settled {
         self.removed.iter().any(|(i, _)| matches!(Slot::of(&i.command), Slot::Config(_)))
     }
 
+    /// Whether no order settled.
     pub fn is_empty(&self) -> bool {
         self.removed.is_empty()
     }
@@ -193,9 +213,15 @@ pub enum Admission {
     Busy,
     /// It adds instances of a component or provider whose removal elsewhere is in flight and
     /// not yet shown: decide again once it shows.
-    AfterRemoval { slot: Slot },
+    AfterRemoval {
+        /// The slot of the removal it waits for.
+        slot: Slot,
+    },
     /// It names a config that is only ordered, not yet observed: decide again once it is.
-    Waiting { config: String },
+    Waiting {
+        /// The config's name.
+        config: String,
+    },
 }
 
 /// Whether `command`'s effect shows in `state`.
@@ -358,6 +384,7 @@ fn needed_configs(command: &Command) -> impl Iterator<Item = &String> {
 }
 
 impl Intents {
+    /// Whether no order is in flight.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

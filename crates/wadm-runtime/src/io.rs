@@ -10,19 +10,41 @@ use wadm_store::availability::Availability;
 /// Why an I/O operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IoError {
+    /// Nobody answered in time.
     #[error("{what}: timed out")]
-    Timeout { what: String },
+    Timeout {
+        /// The operation, in words.
+        what: String,
+    },
+    /// Nobody serves the subject (for a control request: the host is gone).
     #[error("{what}: no responders")]
-    NoResponders { what: String },
+    NoResponders {
+        /// The operation, in words.
+        what: String,
+    },
+    /// Any other failure.
     #[error("{what}: {reason}")]
-    Failed { what: String, reason: String },
+    Failed {
+        /// The operation, in words.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A pull from or a publish to a stream failed in a way that says the stream (or its
     /// consumer) is gone, or cannot be served for now (see [`wadm_store::availability`]).
     #[error("{what}: {reason}")]
-    Storage { what: String, reason: String, availability: Availability },
+    Storage {
+        /// The operation, in words.
+        what: String,
+        /// What went wrong.
+        reason: String,
+        /// What the failure says about the stream.
+        availability: Availability,
+    },
 }
 
 impl IoError {
+    /// An [`IoError::Failed`] of the operation `what`.
     pub fn failed(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         IoError::Failed { what: what.into(), reason: reason.to_string() }
     }
@@ -49,7 +71,9 @@ impl IoError {
 /// A message handed out by a durable consumer. Until it is acked it is redelivered (after the
 /// consumer's ack wait, or the delay of a [`Delivery::nak`]).
 pub trait Delivery: Send {
+    /// The subject it was published on.
     fn subject(&self) -> &str;
+    /// Its body.
     fn payload(&self) -> &[u8];
     /// The message's sequence in its stream.
     fn stream_sequence(&self) -> u64;
@@ -98,6 +122,7 @@ pub trait Delivery: Send {
 
 /// A durable pull consumer.
 pub trait Inbox: Send + Sync {
+    /// What [`Inbox::next`] hands out.
     type Delivery: Delivery;
     /// The next deliverable message, waiting at most `wait` for one.
     fn next(
@@ -119,7 +144,9 @@ pub trait Inbox: Send + Sync {
 /// A message to publish to a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
+    /// The subject to publish on (it selects the stream).
     pub subject: String,
+    /// The body.
     pub payload: Vec<u8>,
     /// The deduplication id (`Nats-Msg-Id`).
     pub msg_id: String,
@@ -130,6 +157,7 @@ pub struct Outgoing {
 /// What the stream said about a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
+    /// The stream sequence it is stored at (for a duplicate, that of the copy stored before).
     pub sequence: u64,
     /// The id was seen within the dedupe window: nothing was stored.
     pub duplicate: bool,
@@ -137,6 +165,7 @@ pub struct Published {
 
 /// Publishing to a stream, with acknowledgement.
 pub trait Outbox: Send + Sync {
+    /// Publish `message` and wait for the stream's acknowledgement.
     fn publish(&self, message: Outgoing)
     -> impl Future<Output = Result<Published, IoError>> + Send;
 }

@@ -9,7 +9,7 @@
 //! among the others in `docs/architecture.md`. [`memory`] has in-memory I/O for tests in
 //! virtual time, [`nats`] the JetStream one and [`run()`] the real loops.
 
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod allocation;
 mod allocation_event;

@@ -26,13 +26,22 @@ pub enum Incoming {
     /// A host CloudEvent (decoded later by the pipeline).
     Host,
     /// A deploy of application `name`.
-    ManifestPublished { name: String },
+    ManifestPublished {
+        /// The application's name.
+        name: String,
+    },
     /// An undeploy of application `name`.
-    ManifestUnpublished { name: String },
+    ManifestUnpublished {
+        /// The application's name.
+        name: String,
+    },
     /// A periodic resync.
     Tick,
     /// A deadline was reached (a host lease, an order in flight, a failure backoff).
-    Timer { at: Timestamp },
+    Timer {
+        /// The deadline (ms since the epoch).
+        at: Timestamp,
+    },
     /// A command that failed.
     CommandFailed(CommandFailure),
     /// A command the executor dropped unsent.
@@ -41,7 +50,10 @@ pub enum Incoming {
     Discovered(DiscoveryReport),
     /// A replica could not publish from `since` until just before this (see
     /// [`crate::recording`]).
-    Unrecorded { since: Timestamp },
+    Unrecorded {
+        /// When its publishes started failing (ms since the epoch, that replica's clock).
+        since: Timestamp,
+    },
     /// Something the runtime does not handle (skipped and acked), with the reason.
     Ignored(String),
 }
@@ -113,7 +125,9 @@ pub struct CommandMessage {
     /// The lattice's order sequence number when it was issued (see [`crate::intents`]).
     #[serde(default)]
     pub seq: u64,
+    /// The lattice it is sent to.
     pub lattice: String,
+    /// The application it was decided for.
     pub app: String,
     /// The application's runtime generation when the command was decided.
     pub generation: u64,
@@ -121,6 +135,7 @@ pub struct CommandMessage {
     pub kind: String,
     /// The full control subject.
     pub subject: String,
+    /// The host it is addressed to; `None` for lattice-wide requests (links, configs).
     pub target_host: Option<String>,
     /// The JSON request body (empty for bodiless requests).
     pub body: String,
@@ -153,10 +168,15 @@ impl CommandMessage {
 /// Why a command did not take effect, fed back into the event stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandFailure {
+    /// The application the command was decided for.
     pub app: String,
+    /// The application's runtime generation when the command was decided.
     pub generation: u64,
+    /// The plan's command id (see [`CommandMessage::id`]).
     pub command_id: String,
+    /// The command's kind (`scale_component`, `put_link`, …).
     pub kind: String,
+    /// What went wrong, in words (the host's refusal or the last error).
     pub message: String,
     /// The failed command message's `Nats-Msg-Id` (which order to forget).
     #[serde(default)]
@@ -167,9 +187,13 @@ pub struct CommandFailure {
 /// fed back into the event stream so its order stops counting as in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandDropped {
+    /// The application the command was decided for.
     pub app: String,
+    /// The dropped command message's `Nats-Msg-Id` (which order stops counting as in flight).
     pub msg_id: String,
+    /// The command's kind (`scale_component`, `put_link`, …).
     pub kind: String,
+    /// Why it was dropped (`expired`, `superseded`, `no responders`).
     pub reason: String,
     /// Dropped at a redelivery: an earlier attempt may have been executed all the same (its
     /// answer was lost or late), so the order is not forgotten at once (see `step`).
@@ -180,10 +204,14 @@ pub struct CommandDropped {
 /// A discovery round, as carried in the event stream (see `wadm_lattice::Discovery`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscoveryReport {
+    /// wadm's clock when the round began.
     pub started_at: Timestamp,
     /// Hosts that answered the ping, with their inventory when `host.get` answered.
     pub hosts: Vec<(Host, Option<HostInventory>)>,
+    /// Every link in the lattice, or `None` when nobody answered the link query.
     pub links: Option<Vec<Link>>,
+    /// Configs asked for: `Some(values)` when it exists, `None` when not found (unanswered names
+    /// are absent).
     pub configs: BTreeMap<String, Option<StringMap>>,
     /// Which part of a round cut into several messages this is, from 1 (`0`: the whole round;
     /// see [`crate::discovery::parts`]).
@@ -231,6 +259,8 @@ impl From<DiscoveryReport> for Discovery {
 /// A tick's body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick {
+    /// The instant it is about (ms since the epoch): when a tick was published, a timer's
+    /// deadline, or when an unrecorded span began.
     pub at: Timestamp,
 }
 

@@ -24,8 +24,11 @@ use crate::record::LatticeRecord;
 /// One orphan found, reported or removed in a step (for logs, metrics and history).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Noted {
+    /// The application wadm marked it for, which nobody manages here any more.
     pub app: String,
+    /// `component`, `provider`, `link` or `config`.
     pub kind: &'static str,
+    /// What it is, in words (`component web on host A`, …).
     pub what: String,
     /// Orphaned since (wadm's clock).
     pub since: Timestamp,
@@ -36,6 +39,7 @@ pub struct Noted {
 /// What one step's orphan collection did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrphanReport {
+    /// Orphans first marked in this step.
     pub found: Vec<Noted>,
     /// Past the grace period, reported only (`report` mode), each once.
     pub reported: Vec<Noted>,

@@ -30,12 +30,17 @@ pub mod reconcilers;
 /// Why a step failed (the event is redelivered).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// The lattice's record could not be read or written.
     #[error(transparent)]
     Record(#[from] RecordError),
+    /// The manifest store, the command stream or a control request failed.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// An application status could not be written.
     #[error(transparent)]
     Status(#[from] StatusError),
+    /// The record kept changing under this step (compare-and-set lost
+    /// `RuntimeConfig::max_cas_attempts` times in a row); names the lattice.
     #[error("lattice {0}: too many concurrent writers, will retry")]
     Contended(String),
 }
@@ -59,6 +64,7 @@ impl PipelineError {
 /// What one step did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Processed {
+    /// The lattice of the event.
     pub lattice: String,
     /// Commands newly stored in the command stream.
     pub published: usize,
@@ -121,7 +127,9 @@ pub const PARK_AFTER_DELIVERIES: u64 = 8;
 /// One event-stream message as a step sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct EventMessage<'a> {
+    /// The subject it was published on.
     pub subject: &'a str,
+    /// Its body.
     pub payload: &'a [u8],
     /// Its stream sequence.
     pub sequence: u64,
@@ -185,6 +193,7 @@ where
     O: Outbox,
     C: ControlClient,
 {
+    /// A pipeline over `io` that reads time from `clock` and jitter from `random`.
     pub fn new(
         io: PipelineIo<K, T, D, S, O, C>,
         clock: Arc<dyn Clock>,

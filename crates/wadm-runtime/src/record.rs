@@ -22,6 +22,7 @@ use wadm_store::kv_key::encode_token as escape_token;
 /// One lattice's record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LatticeRecord {
+    /// The lattice as observed: hosts, what they run, links and configs.
     pub state: LatticeState,
     /// Applications the runtime manages (deployed, or undeployed with leftovers to remove).
     pub apps: BTreeMap<String, AppRecord>,
@@ -68,10 +69,18 @@ pub struct LatticeRecord {
 /// Why the record could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// The stored head does not parse.
     #[error("record of lattice {lattice} is unreadable: {reason}")]
-    Corrupt { lattice: String, reason: String },
+    Corrupt {
+        /// The lattice whose head it is.
+        lattice: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The bucket of heads failed (a lost compare-and-set is [`KvError::Conflict`]).
     #[error(transparent)]
     Kv(#[from] KvError),
+    /// The per-entity state store failed.
     #[error(transparent)]
     State(#[from] StoreError),
 }
@@ -84,6 +93,7 @@ pub fn head_key(lattice: &str) -> String {
 /// A record checked out for one step.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The lattice's record as of the last committed step.
     pub record: LatticeRecord,
     /// What the step's write builds on.
     pub base: Base,
@@ -98,6 +108,7 @@ pub struct Loaded {
 /// The head a step builds on: its revision (`0`: none stored yet), step count and journal.
 #[derive(Debug, Clone, Default)]
 pub struct Base {
+    /// The head's revision in the bucket (the compare-and-set base).
     pub revision: u64,
     step: u64,
     journal: Vec<Written>,
@@ -116,14 +127,17 @@ pub struct RecordStore<K, T> {
 }
 
 impl<K: Kv, T: StateStore> RecordStore<K, T> {
+    /// Records with heads in `heads` and observed state in `entities`.
     pub fn new(heads: K, entities: T) -> Self {
         Self { heads, entities, kept: Mutex::new(BTreeMap::new()) }
     }
 
+    /// The bucket of heads.
     pub fn kv(&self) -> &K {
         &self.heads
     }
 
+    /// The per-entity store of observed state.
     pub fn entities(&self) -> &T {
         &self.entities
     }

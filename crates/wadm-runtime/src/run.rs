@@ -37,6 +37,7 @@ use wadm_store::health::Health;
 pub struct RunConfig {
     /// The lattices this wadm manages.
     pub lattices: Vec<String>,
+    /// The runtime's behaviour: batching, timeouts, retries, backoff, orphans.
     pub runtime: RuntimeConfig,
     /// The streams' names (every bucket's too: [`StreamSettings::names`]), sizes and timings.
     pub streams: StreamSettings,
@@ -68,6 +69,8 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The defaults for `lattices`, with a replica name made from the process id, the time and a
+    /// random number.
     pub fn new(lattices: Vec<String>) -> Self {
         let runtime = RuntimeConfig::default();
         // The event consumer lets one replica hold as many events as a step takes.
@@ -110,7 +113,11 @@ pub enum RunError {
         "cannot set up the runtime: one runtime runs the lattices of one account; these are of \
          {accounts}"
     )]
-    MixedAccounts { accounts: String },
+    MixedAccounts {
+        /// The accounts the lattices belong to, comma-separated (`wadm's own` for lattices
+        /// without one).
+        accounts: String,
+    },
 }
 
 /// The NATS account of `lattices` (see [`wadm_protocol::subject::split_account`]): one runtime

@@ -33,6 +33,7 @@ pub struct Safety {
 }
 
 impl Safety {
+    /// Whether nothing is recorded (nothing to store).
     pub fn is_empty(&self) -> bool {
         *self == Safety::default()
     }
@@ -66,9 +67,13 @@ pub struct Decision {
 /// One host ordered the new image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ordered {
+    /// The host the new image was ordered on.
     pub host: String,
+    /// The component updated.
     pub component: String,
+    /// The new image.
     pub image: String,
+    /// When the first order went out (ms since the epoch): `healthy_deadline` counts from it.
     pub at: Timestamp,
     /// Its deadline ran out and that was reported (once).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -93,6 +98,7 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Whether no component has a `rollout` trait (no safety to watch).
     pub fn is_none(&self) -> bool {
         !self.rollout
     }

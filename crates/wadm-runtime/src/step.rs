@@ -27,24 +27,32 @@ use crate::record::LatticeRecord;
 pub enum Input {
     /// A host CloudEvent.
     Host {
+        /// The CloudEvent envelope's source host, id and time.
         ctx: EventContext,
+        /// The decoded event.
         event: HostEvent,
     },
     /// A deploy or undeploy of an application: its deployment is in [`Fetched::deployments`].
     Manifest {
+        /// The application's name.
         name: String,
     },
     /// A periodic resync: every deployment is in [`Fetched::all_deployments`].
     Tick,
     /// A deadline was reached.
     Timer {
+        /// The deadline (ms since the epoch).
         at: Timestamp,
     },
+    /// A command the lattice refused, or gave up on unanswered.
     CommandFailed(CommandFailure),
+    /// A command the executor dropped unsent.
     CommandDropped(CommandDropped),
+    /// The answers of a discovery round (or of one part of it).
     Discovered(DiscoveryReport),
     /// A replica could not publish from `since` on (see [`crate::recording`]).
     Unrecorded {
+        /// When its publishes started failing (ms since the epoch, that replica's clock).
         since: Timestamp,
     },
 }
@@ -52,6 +60,7 @@ pub enum Input {
 /// One message of a batch, as the step sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The decoded message.
     pub input: Input,
     /// Its stream sequence.
     pub sequence: u64,
@@ -91,7 +100,10 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<(String, Input), String> 
 /// and every deployment when it holds a tick.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fetched {
+    /// The deployment of each application a manifest event names; `None` when it is gone from
+    /// the store.
     pub deployments: BTreeMap<String, Option<Deployment>>,
+    /// Every deployment of the lattice, by name, when the batch holds a tick; `None` otherwise.
     pub all_deployments: Option<BTreeMap<String, Deployment>>,
 }
 
@@ -116,6 +128,7 @@ impl Fetched {
 /// What [`apply`] found: input to [`decide()`] and to the shell.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
+    /// The applications to reconcile.
     pub affected: Affected,
     /// The entities to write: what changed, plus hosts whose bookkeeping must survive.
     pub persist: Changes,
@@ -719,15 +732,21 @@ pub fn wants_plan(
 /// What [`wants_plan`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Planning {
+    /// Reconcile now: fetch the reconciler and plan.
     Plan,
+    /// Nothing to reconcile now: nothing an application depends on changed, or the reconcile is
+    /// put off while events are queued.
     Quiet,
+    /// Reconciles wait for the first discovery round (what they affect is kept for later).
     HeldForDiscovery,
 }
 
 /// What a step decided.
 #[derive(Debug, Clone, Default)]
 pub struct Decided {
+    /// The command messages to publish, in order.
     pub commands: Vec<CommandMessage>,
+    /// The statuses to write, by application.
     pub statuses: Vec<(String, Status)>,
     /// Planned commands held back, per application.
     pub held: BTreeMap<String, usize>,

@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 /// Where finished spans go. Must not block: called on the runtime's hot paths.
 pub trait SpanExporter: Send + Sync {
+    /// Take one finished span (queue it, send it, or drop it).
     fn export(&self, span: FinishedSpan);
 }
 
@@ -28,7 +29,9 @@ pub fn enabled() -> bool {
 /// A span's identity, as carried between processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpanContext {
+    /// The trace it belongs to (never 0).
     pub trace_id: u128,
+    /// The span's own id (never 0).
     pub span_id: u64,
 }
 
@@ -55,14 +58,21 @@ impl SpanContext {
 /// A span that ended, handed to the exporter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedSpan {
+    /// The trace it belongs to.
     pub trace_id: u128,
+    /// Its own id.
     pub span_id: u64,
+    /// The span it is under; `None` for a trace's first span.
     pub parent_span_id: Option<u64>,
+    /// What was done (`wadm.decide scale_component`, …).
     pub name: String,
     /// `true` for a request to another process (a control request to a host).
     pub client: bool,
+    /// When it started (wall clock).
     pub start: SystemTime,
+    /// When it ended (wall clock).
     pub end: SystemTime,
+    /// Key-value attributes, in the order they were set.
     pub attributes: Vec<(&'static str, String)>,
     /// Set when the work failed: why.
     pub error: Option<String>,
@@ -127,6 +137,7 @@ impl Span {
         }
     }
 
+    /// Its identity, to start children under it or to carry in a `traceparent`.
     pub fn context(&self) -> SpanContext {
         SpanContext { trace_id: self.finished.trace_id, span_id: self.finished.span_id }
     }
@@ -137,6 +148,7 @@ impl Span {
         self
     }
 
+    /// Add the attribute `key` (the value as a string).
     pub fn set(&mut self, key: &'static str, value: impl ToString) {
         self.finished.attributes.push((key, value.to_string()));
     }

@@ -72,6 +72,7 @@ pub struct Faults {
     /// A host event is held back for 1..=`max_event_delay` ms, then published (after newer
     /// events: reordered).
     pub delay_event: u32,
+    /// The longest a `delay_event` fault holds an event back.
     pub max_event_delay: Duration,
     /// A control request is lost: never executed, never answered (the requester times out).
     pub lose_request: u32,
@@ -79,6 +80,7 @@ pub struct Faults {
     /// times out): executed at once or up to `max_late_execution` later (before the next
     /// request to the same host, which handles requests in order).
     pub late_reply: u32,
+    /// The latest a `late_reply` fault executes the request after it was received.
     pub max_late_execution: Duration,
 }
 
@@ -108,12 +110,15 @@ pub struct ReceivedRequest {
     /// The host it was addressed to; for lattice-wide requests (links, configs) the host that
     /// answered (empty when none did or sources are not modelled).
     pub host: String,
+    /// The full control subject.
     pub subject: String,
+    /// The request body.
     pub body: Vec<u8>,
     /// Virtual time when it was received.
     pub at: Timestamp,
     /// The lattice's operation number when it was received.
     pub op: u64,
+    /// What the requester got back.
     pub reply: Reply,
     /// The operation number at which the hosts applied it, if they did (`None`: lost, refused,
     /// reported failed, a read, or a late execution still to come).
@@ -133,11 +138,17 @@ impl ReceivedRequest {
 /// Counts of the faults injected so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FaultCounts {
+    /// Host events not published (`drop_event`).
     pub events_dropped: u64,
+    /// Host events published twice (`duplicate_event`).
     pub events_duplicated: u64,
+    /// Host events held back and published late (`delay_event`).
     pub events_delayed: u64,
+    /// Control requests lost (`lose_request`).
     pub requests_lost: u64,
+    /// Control requests whose reply did not arrive in time (`late_reply`).
     pub late_replies: u64,
+    /// Control requests answered with "no responders" (nobody ran to answer them).
     pub no_responders: u64,
 }
 
@@ -258,6 +269,8 @@ fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
 }
 
 impl MemoryLattice {
+    /// A lattice named `lattice` with no host yet, publishing its events to `events` and reading
+    /// time from `clock`.
     pub fn new(lattice: &str, events: MemoryLog, clock: Arc<dyn Clock>) -> Self {
         let truth = LatticeState { lattice: lattice.to_string(), ..LatticeState::default() };
         let inner = Inner { truth, ..Inner::default() };

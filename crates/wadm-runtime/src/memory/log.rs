@@ -62,6 +62,7 @@ pub struct MemoryLog {
 }
 
 impl MemoryLog {
+    /// An empty stream that reads time from `clock`.
     pub fn new(clock: Arc<dyn Clock>, config: LogConfig) -> Self {
         Self { inner: Arc::default(), clock, config }
     }

@@ -13,6 +13,7 @@ pub struct NatsControl {
 }
 
 impl NatsControl {
+    /// Sends control requests over `client`.
     pub fn new(client: Client) -> Self {
         Self { client }
     }

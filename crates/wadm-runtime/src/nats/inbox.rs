@@ -29,6 +29,8 @@ pub struct JsInbox {
 }
 
 impl JsInbox {
+    /// Pulls from `consumer` (in batches from a pinned stream when its priority policy is
+    /// `PinnedClient`).
     pub fn new(consumer: PullConsumer) -> Self {
         let pinned = (consumer.cached_info().config.priority_policy
             == PriorityPolicy::PinnedClient)

@@ -13,6 +13,7 @@ pub struct JsOutbox {
 }
 
 impl JsOutbox {
+    /// Publishes through the JetStream context `js`.
     pub fn new(js: jetstream::Context) -> Self {
         Self { js }
     }
