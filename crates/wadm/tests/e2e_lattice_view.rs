@@ -127,13 +127,7 @@ async fn wait_agreement_until(
 
 /// `wadm <args…>` against the cluster; stdout when it succeeds.
 async fn wadm(cluster: &Cluster, args: &[&str]) -> String {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
-        .args(args)
-        .env("WADM_NATS_URL", cluster.nats.url())
-        .env("WADM_LATTICE", LATTICE)
-        .output()
-        .await
-        .expect("wadm runs");
+    let output = cluster.wadm(args).await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout).to_string(),
         String::from_utf8_lossy(&output.stderr).to_string(),

@@ -235,6 +235,18 @@ impl Cluster {
         name
     }
 
+    /// `wadm <args…>` aimed at this cluster (its NATS URL and lattice), ready to run or spawn.
+    pub fn wadm_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"));
+        command.args(args).env("WADM_NATS_URL", self.nats.url()).env("WADM_LATTICE", LATTICE);
+        command
+    }
+
+    /// Run `wadm <args…>` against this cluster; its exit status and everything it printed.
+    pub async fn wadm(&self, args: &[&str]) -> std::process::Output {
+        self.wadm_command(args).output().await.expect("wadm runs")
+    }
+
     /// The application's status, when it has one.
     pub async fn status(&self, name: &str) -> Option<Status> {
         self.client.status(name).await.ok()
