@@ -437,6 +437,73 @@ spec:
     )
 }
 
+/// Shared application `name` (annotated `experimental.wasmcloud.dev/shared`): one provider
+/// `httpserver` (image `ghcr.io/example/http:1.0.0`) on one instance, for [`shared_user_app`]s.
+pub fn shared_http_app(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+    experimental.wasmcloud.dev/shared: "true"
+spec:
+  components:
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/example/http:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+"#
+    )
+}
+
+/// A user `name` of [`shared_http_app`] `shared`: its own component `handler` (image
+/// `ghcr.io/example/{name}:1.0.0`), linked from the shared provider. The link is named after the
+/// app, because links from one source with the same (namespace, package, name) are one link in
+/// the lattice.
+pub fn shared_user_app(name: &str, shared: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: handler
+      type: component
+      properties:
+        image: ghcr.io/example/{name}:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+    - name: http
+      type: capability
+      properties:
+        application:
+          name: {shared}
+          component: httpserver
+      traits:
+        - type: link
+          properties:
+            target: {{name: handler}}
+            name: {name}
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+"#
+    )
+}
+
 /// `linked_web_app`'s scaler: `instances` split 2:1 over `zone: east` and `zone: west` hosts.
 pub fn east_west_spread(instances: u32) -> String {
     format!(
