@@ -437,6 +437,49 @@ spec:
     )
 }
 
+/// Application `name`: a component `api` (image `ghcr.io/example/api:1.0.0`) on 6 instances
+/// spread 66:33 over `zone: east` and `zone: west` hosts, linked to a provider `store` (image
+/// `ghcr.io/example/store:1.0.0`), which comes last and without traits (append them to place it).
+pub fn weighted_api_app(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: api
+      type: component
+      properties:
+        image: ghcr.io/example/api:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 6
+            spread:
+              - name: east
+                weight: 66
+                requirements: {{zone: east}}
+              - name: west
+                weight: 33
+                requirements: {{zone: west}}
+        - type: link
+          properties:
+            target: {{name: store}}
+            namespace: wasi
+            package: keyvalue
+            interfaces: [atomics]
+    - name: store
+      type: capability
+      properties:
+        image: ghcr.io/example/store:1.0.0
+"#
+    )
+}
+
 /// Shared application `name` (annotated `experimental.wasmcloud.dev/shared`): one provider
 /// `httpserver` (image `ghcr.io/example/http:1.0.0`) on one instance, for [`shared_user_app`]s.
 pub fn shared_http_app(name: &str) -> String {
