@@ -437,6 +437,42 @@ spec:
     )
 }
 
+/// Application `name`: one component `web` (image `ghcr.io/example/web:1.0.0`) on `instances`
+/// instances.
+pub fn web_app(name: &str, instances: u32) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: ghcr.io/example/web:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {instances}
+"#
+    )
+}
+
+/// [`web_app`] and a provider `http` (image `ghcr.io/example/http:1.0.0`), which comes last and
+/// without traits (append them to give it some).
+pub fn web_http_app(name: &str, instances: u32) -> String {
+    web_app(name, instances)
+        + r#"    - name: http
+      type: capability
+      properties:
+        image: ghcr.io/example/http:1.0.0
+"#
+}
+
 /// Application `name`: a component `api` (image `ghcr.io/example/api:1.0.0`) on 6 instances
 /// spread 66:33 over `zone: east` and `zone: west` hosts, linked to a provider `store` (image
 /// `ghcr.io/example/store:1.0.0`), which comes last and without traits (append them to place it).
