@@ -9,10 +9,8 @@ use wadm_model::StatusType;
 use wadm_protocol::ctl::ScaleComponentRequest;
 use wadm_protocol::subject::{self, suffix};
 
-fn web_app(version: &str, web_image: &str, web_count: u32, address: &str, worker: bool) -> String {
-    let worker_parts = if worker {
-        r#"
-        - type: link
+/// The worker that [`web_app`] adds: linked from `web`, on one instance.
+const WORKER: &str = r#"        - type: link
           properties:
             target: {name: worker}
             namespace: wasmcloud
@@ -25,46 +23,15 @@ fn web_app(version: &str, web_image: &str, web_count: u32, address: &str, worker
       traits:
         - type: spreadscaler
           properties:
-            instances: 1"#
-    } else {
-        ""
-    };
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: shop
-  annotations:
-    version: {version}
-spec:
-  components:
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
-        - type: link
-          properties:
-            target: {{name: web}}
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            source:
-              config:
-                - name: listen
-                  properties:
-                    ADDRESS: "{address}"
-    - name: web
-      type: component
-      properties:
-        image: {web_image}
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {web_count}{worker_parts}
-"#
-    )
+            instances: 1
+"#;
+
+/// Application `shop`: [`common::linked_web_app_at`] with `web_count` web instances, and a
+/// [`WORKER`] when `worker`.
+fn web_app(version: &str, web_image: &str, web_count: u32, address: &str, worker: bool) -> String {
+    let scaler = format!("instances: {web_count}");
+    let app = common::linked_web_app_at("shop", version, web_image, address, &scaler);
+    if worker { app + WORKER } else { app }
 }
 
 fn listen_address(cluster: &Cluster) -> Option<String> {

@@ -399,6 +399,17 @@ pub fn spread_trait(instances: u32) -> String {
 /// properties are `scaler` (YAML lines at the depth of `instances:`). The shape several e2e
 /// tests deploy.
 pub fn linked_web_app(name: &str, version: &str, web_image: &str, scaler: &str) -> String {
+    linked_web_app_at(name, version, web_image, "127.0.0.1:8080", scaler)
+}
+
+/// [`linked_web_app`] whose listen config has `ADDRESS: "{address}"`.
+pub fn linked_web_app_at(
+    name: &str,
+    version: &str,
+    web_image: &str,
+    address: &str,
+    scaler: &str,
+) -> String {
     let scaler: String = scaler.lines().map(|l| format!("            {l}\n")).collect();
     format!(
         r#"
@@ -425,7 +436,7 @@ spec:
               config:
                 - name: listen
                   properties:
-                    ADDRESS: "127.0.0.1:8080"
+                    ADDRESS: "{address}"
     - name: web
       type: component
       properties:
