@@ -15,6 +15,19 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `wadm sim --nats-url url --lattice lattice extra…` with no stdio, killed on drop.
+fn spawn_sim(url: &str, lattice: &str, extra: &[&str]) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_wadm"))
+        .args(["sim", "--nats-url", url, "--lattice", lattice])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wadm sim");
+    KillOnDrop(child)
+}
+
 /// A client of the harness server (retrying briefly: it has only just started).
 async fn connect(server: &NatsServer) -> async_nats::Client {
     wait_for(Duration::from_secs(10), || async {
@@ -28,17 +41,9 @@ async fn connect(server: &NatsServer) -> async_nats::Client {
 #[tokio::test]
 async fn five_simulated_hosts_answer_a_ping() {
     let server = NatsServer::start();
-    let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_wadm"))
-            .args(["sim", "--nats-url", &server.url(), "--lattice", "clitest"])
-            .args(["--hosts", "5", "--labels", "zone=east:2,zone=west:3"])
-            .args(["--heartbeat-interval", "1s"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn wadm sim"),
-    );
+    let extra =
+        ["--hosts", "5", "--labels", "zone=east:2,zone=west:3", "--heartbeat-interval", "1s"];
+    let mut child = spawn_sim(&server.url(), "clitest", &extra);
     let client = connect(&server).await;
 
     let hosts = wait_for(Duration::from_secs(20), || async {
@@ -68,16 +73,7 @@ async fn five_simulated_hosts_answer_a_ping() {
 #[tokio::test]
 async fn fault_flags_reach_the_hosts() {
     let server = NatsServer::start();
-    let _child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_wadm"))
-            .args(["sim", "--nats-url", &server.url(), "--lattice", "clifault"])
-            .args(["--hosts", "1", "--reject-scales"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn wadm sim"),
-    );
+    let _child = spawn_sim(&server.url(), "clifault", &["--hosts", "1", "--reject-scales"]);
     let client = connect(&server).await;
     let tap = wadm_sim::EventTap::start(&client, "clifault").await.unwrap();
     let host = wait_for(Duration::from_secs(20), || async {
@@ -125,14 +121,11 @@ async fn separate_simulators_name_their_hosts_apart_unless_seeded_alike() {
         let client = client.clone();
         async move {
             let start = || {
-                let mut command = Command::new(env!("CARGO_BIN_EXE_wadm"));
-                command.args(["sim", "--nats-url", &url, "--lattice", lattice, "--hosts", "1"]);
+                let mut extra = vec!["--hosts", "1"];
                 if let Some(seed) = seed {
-                    command.args(["--seed", seed]);
+                    extra.extend(["--seed", seed]);
                 }
-                let child =
-                    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-                KillOnDrop(child.spawn().expect("spawn wadm sim"))
+                spawn_sim(&url, lattice, &extra)
             };
             let _sims = [start(), start()];
             let hosts = wait_for(Duration::from_secs(20), || async {

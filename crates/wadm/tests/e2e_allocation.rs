@@ -8,14 +8,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::realhost::{Recorder, request_kind};
 use common::{Cluster, LATTICE};
 use futures::StreamExt;
 use wadm_model::StatusType;
 use wadm_sim::HostSpec;
-use wadm_test_support::wait_for;
 
 fn app(version: &str, instances: u32) -> String {
     let scaler = format!("instances: {instances}");
@@ -61,18 +59,7 @@ fn per_kind(events: &[(String, serde_json::Value)]) -> BTreeMap<String, usize> {
 
 /// Wait until no control request was recorded and no event received for 2 s.
 async fn quiet(recorder: &Recorder, events: &Events) {
-    let size = || recorder.requests().len() + events.lock().unwrap().len();
-    let mut last = (size(), std::time::Instant::now());
-    let settled = wait_for(Duration::from_secs(60), || {
-        let now = size();
-        if now != last.0 {
-            last = (now, std::time::Instant::now());
-        }
-        let done = last.1.elapsed() >= Duration::from_secs(2);
-        async move { done.then_some(()) }
-    })
-    .await;
-    assert!(settled.is_some(), "requests keep coming: {}", recorder.dump_requests());
+    recorder.wait_quiet(|| recorder.requests().len() + events.lock().unwrap().len()).await;
 }
 
 /// The events received from index `from` on.

@@ -105,14 +105,7 @@ struct Run {
 }
 
 async fn wadm_app(cluster: &Cluster, args: &[&str]) -> Run {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
-        .arg("app")
-        .args(args)
-        .env("WADM_NATS_URL", cluster.nats.url())
-        .env("WADM_LATTICE", LATTICE)
-        .output()
-        .await
-        .unwrap();
+    let output = cluster.wadm(&[&["app"], args].concat()).await;
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

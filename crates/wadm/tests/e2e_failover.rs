@@ -12,35 +12,18 @@ use wadm_model::StatusType;
 use wadm_sim::HostSpec;
 use wadm_test_support::wait_for;
 
-const SPREAD: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: resilient
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: web
-      type: component
-      properties:
-        image: ghcr.io/example/web:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 4
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
+/// [`common::web_http_app`] `resilient` on 4 instances, the provider linked to them.
+fn spread() -> String {
+    common::web_http_app("resilient", 4)
+        + r#"      traits:
         - type: link
           properties:
             target: {name: web}
             namespace: wasi
             package: http
             interfaces: [incoming-handler]
-"#;
+"#
+}
 
 /// Lease (2 × 1 s heartbeats + 0.5 s slack), plus resync and scheduling slack on a busy machine.
 const RECOVERY: Duration = Duration::from_secs(20);
@@ -48,7 +31,7 @@ const RECOVERY: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_and_crashed_hosts_have_their_instances_replaced() {
     let cluster = Cluster::start(3, Cluster::zone_hosts(&[("a", 4)])).await;
-    cluster.put_and_deploy(SPREAD).await;
+    cluster.put_and_deploy(&spread()).await;
     let running = |v: &common::LatticeView| {
         v.count("resilient-web") == 4
             && v.provider_hosts("resilient-http").len() == 1

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{Cluster, DEADLINE, LATTICE};
+use common::{Cluster, DEADLINE};
 use wadm_sim::HostSpec;
 
 const HELLO: &str = include_str!("../../../examples/hello.yaml");
@@ -16,14 +16,7 @@ const APP: &str = "hello-world";
 
 /// `wadm app <args…>` against `cluster`.
 async fn app(cluster: &Cluster, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
-        .arg("app")
-        .args(args)
-        .env("WADM_NATS_URL", cluster.nats.url())
-        .env("WADM_LATTICE", LATTICE)
-        .output()
-        .await
-        .expect("wadm runs")
+    cluster.wadm(&[&["app"], args].concat()).await
 }
 
 fn ok(output: &Output) -> String {
@@ -98,10 +91,8 @@ struct Watch {
 impl Watch {
     fn start(cluster: &Cluster, name: &str) -> Watch {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
-            .args(["app", "status", name, "--watch", "-o", "json"])
-            .env("WADM_NATS_URL", cluster.nats.url())
-            .env("WADM_LATTICE", LATTICE)
+        let mut child = cluster
+            .wadm_command(&["app", "status", name, "--watch", "-o", "json"])
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -9,24 +9,10 @@ use common::{Cluster, LATTICE};
 use serde_json::json;
 use wadm_model::StatusType;
 
-const APP: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: after-garbage
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: web
-      type: component
-      properties:
-        image: ghcr.io/example/web:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 2
-"#;
+/// The application deployed behind the garbage.
+fn app() -> String {
+    common::web_app("after-garbage", 2)
+}
 
 fn cloud_event(short: &str, source: &str, data: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
@@ -64,7 +50,7 @@ async fn events_with_overlong_ids_do_not_wedge_the_lattice() {
     nats.flush().await.unwrap();
 
     // Events behind the garbage are worked off: a deploy right after it converges.
-    cluster.put_and_deploy(APP).await;
+    cluster.put_and_deploy(&app()).await;
     cluster
         .wait_lattice("the app behind the garbage runs", |v| v.count("after_garbage-web") == 2)
         .await;
@@ -76,11 +62,11 @@ async fn events_with_overlong_ids_do_not_wedge_the_lattice() {
     assert_eq!(info.num_redelivered, 0, "events were redelivered: {info:?}");
 }
 
-/// `APP` deployed and converged on `hosts` simulated hosts; the hosts, and the effect requests
+/// `app()` deployed and converged on `hosts` simulated hosts; the hosts, and the effect requests
 /// they received so far.
 async fn deployed_on(hosts: usize) -> (Cluster, Vec<String>, u64) {
     let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", hosts)])).await;
-    cluster.put_and_deploy(APP).await;
+    cluster.put_and_deploy(&app()).await;
     cluster.wait_lattice("the app runs", |v| v.count("after_garbage-web") == 2).await;
     cluster.wait_status("after-garbage", StatusType::Deployed).await.unwrap();
     let hosts = cluster.sim.hosts();

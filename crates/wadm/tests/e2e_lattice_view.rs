@@ -13,29 +13,8 @@ use wadm_client::{ClientError, HostSummary};
 use wadm_model::StatusType;
 use wadm_test_support::wait_for;
 
-fn app_a() -> &'static str {
-    r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: view-a
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: web
-      type: component
-      properties:
-        image: ghcr.io/example/web:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 4
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-"#
+fn app_a() -> String {
+    common::web_http_app("view-a", 4)
 }
 
 fn app_b() -> &'static str {
@@ -127,13 +106,7 @@ async fn wait_agreement_until(
 
 /// `wadm <args…>` against the cluster; stdout when it succeeds.
 async fn wadm(cluster: &Cluster, args: &[&str]) -> String {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
-        .args(args)
-        .env("WADM_NATS_URL", cluster.nats.url())
-        .env("WADM_LATTICE", LATTICE)
-        .output()
-        .await
-        .expect("wadm runs");
+    let output = cluster.wadm(args).await;
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout).to_string(),
         String::from_utf8_lossy(&output.stderr).to_string(),
@@ -145,7 +118,7 @@ async fn wadm(cluster: &Cluster, args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_view_agrees_with_the_hosts_filters_by_app_and_follows_a_stopped_host() {
     let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", 2), ("b", 1)])).await;
-    let a = cluster.put_and_deploy(app_a()).await;
+    let a = cluster.put_and_deploy(&app_a()).await;
     let b = cluster.put_and_deploy(app_b()).await;
     cluster.wait_status(&a, StatusType::Deployed).await.unwrap();
     cluster.wait_status(&b, StatusType::Deployed).await.unwrap();

@@ -9,10 +9,8 @@ use wadm_model::StatusType;
 use wadm_protocol::ctl::ScaleComponentRequest;
 use wadm_protocol::subject::{self, suffix};
 
-fn web_app(version: &str, web_image: &str, web_count: u32, address: &str, worker: bool) -> String {
-    let worker_parts = if worker {
-        r#"
-        - type: link
+/// The worker that [`web_app`] adds: linked from `web`, on one instance.
+const WORKER: &str = r#"        - type: link
           properties:
             target: {name: worker}
             namespace: wasmcloud
@@ -25,46 +23,15 @@ fn web_app(version: &str, web_image: &str, web_count: u32, address: &str, worker
       traits:
         - type: spreadscaler
           properties:
-            instances: 1"#
-    } else {
-        ""
-    };
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: shop
-  annotations:
-    version: {version}
-spec:
-  components:
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
-        - type: link
-          properties:
-            target: {{name: web}}
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-            source:
-              config:
-                - name: listen
-                  properties:
-                    ADDRESS: "{address}"
-    - name: web
-      type: component
-      properties:
-        image: {web_image}
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: {web_count}{worker_parts}
-"#
-    )
+            instances: 1
+"#;
+
+/// Application `shop`: [`common::linked_web_app_at`] with `web_count` web instances, and a
+/// [`WORKER`] when `worker`.
+fn web_app(version: &str, web_image: &str, web_count: u32, address: &str, worker: bool) -> String {
+    let scaler = format!("instances: {web_count}");
+    let app = common::linked_web_app_at("shop", version, web_image, address, &scaler);
+    if worker { app + WORKER } else { app }
 }
 
 fn listen_address(cluster: &Cluster) -> Option<String> {
@@ -168,69 +135,18 @@ async fn undeploy_removes_what_the_app_owned_and_nothing_else() {
     cluster.shutdown().await;
 }
 
-const SHARED_HTTP: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: shared-http
-  annotations:
-    version: v1
-    experimental.wasmcloud.dev/shared: "true"
-spec:
-  components:
-    - name: httpserver
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 1
-"#;
+/// The shared application both users link from.
+const SHARED: &str = "shared-http";
 
-/// A user of the shared provider; its link is named after the app, because links from one source
-/// with the same (namespace, package, name) are one link in the lattice.
+/// A user of [`SHARED`]'s provider.
 fn user_app(name: &str) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: {name}
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: handler
-      type: component
-      properties:
-        image: ghcr.io/example/{name}:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 1
-    - name: http
-      type: capability
-      properties:
-        application:
-          name: shared-http
-          component: httpserver
-      traits:
-        - type: link
-          properties:
-            target: {{name: handler}}
-            name: {name}
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-"#
-    )
+    common::shared_user_app(name, SHARED)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apps_share_a_provider_and_undeploying_one_keeps_it() {
     let cluster = Cluster::start(3, Cluster::zone_hosts(&[("a", 2)])).await;
-    cluster.put_and_deploy(SHARED_HTTP).await;
+    cluster.put_and_deploy(&common::shared_http_app(SHARED)).await;
     cluster
         .wait_lattice("the shared provider runs", |v| {
             v.provider_hosts("shared_http-httpserver").len() == 1

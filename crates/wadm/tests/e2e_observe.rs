@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::child::Wadm;
-use common::served::{http_addr, serve_with_hosts};
+use common::served::{serve_with_hosts, wait_http_addr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wadm_sim::{HostSpec, SimConfig, SimLattice};
 use wadm_test_support::{NatsServer, wait_for};
@@ -188,12 +188,7 @@ async fn a_wiped_store_is_recreated_and_readiness_tells_the_truth() {
         "--host-heartbeat",
         "1s",
     ]);
-    let addr = wait_for(DEADLINE, || {
-        let found = http_addr(&serve);
-        async move { found }
-    })
-    .await
-    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.output()));
+    let addr = wait_http_addr(&serve, "wadm reports its HTTP address").await;
     let ready = || async {
         let (code, body) = get(&addr, "/readyz").await.ok()?;
         (code == 200).then_some(body)
@@ -249,12 +244,7 @@ async fn up_passes_http_addr_through_and_its_banner_names_the_bound_address() {
         "--http-addr",
         "127.0.0.1:0",
     ]);
-    let addr = wait_for(DEADLINE, || {
-        let found = http_addr(&up);
-        async move { found }
-    })
-    .await
-    .unwrap_or_else(|| panic!("the banner names the HTTP address: {}", up.output()));
+    let addr = wait_http_addr(&up, "the banner names the HTTP address").await;
     assert!(!addr.ends_with(":0"), "the bound port, not the requested one: {addr}");
     // Ready once the runtime has set up (503 "starting" until then, longer on a loaded machine).
     let ready = wait_for(DEADLINE, || async {
@@ -279,12 +269,7 @@ async fn up_passes_http_addr_through_and_its_banner_names_the_bound_address() {
 async fn idle_and_half_sent_http_connections_are_closed() {
     let nats = NatsServer::start();
     let serve = Wadm::start(&["serve", "--nats-url", &nats.url(), "--http-addr", "127.0.0.1:0"]);
-    let addr = wait_for(DEADLINE, || {
-        let found = http_addr(&serve);
-        async move { found }
-    })
-    .await
-    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", serve.output()));
+    let addr = wait_http_addr(&serve, "wadm reports its HTTP address").await;
     let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
     half.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();

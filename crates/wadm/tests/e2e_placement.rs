@@ -8,53 +8,23 @@ use common::{Cluster, LatticeView};
 use wadm_model::StatusType;
 use wadm_sim::HostSpec;
 
-const WEIGHTED: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: weighted
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: api
-      type: component
-      properties:
-        image: ghcr.io/example/api:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 6
-            spread:
-              - name: east
-                weight: 66
-                requirements: {zone: east}
-              - name: west
-                weight: 33
-                requirements: {zone: west}
-        - type: link
-          properties:
-            target: {name: store}
-            namespace: wasi
-            package: keyvalue
-            interfaces: [atomics]
-    - name: store
-      type: capability
-      properties:
-        image: ghcr.io/example/store:1.0.0
-      traits:
+/// [`common::weighted_api_app`] `weighted`, its store only on a west host.
+fn weighted() -> String {
+    common::weighted_api_app("weighted")
+        + r#"      traits:
         - type: spreadscaler
           properties:
             instances: 1
             spread:
               - name: west-only
                 requirements: {zone: west}
-"#;
+"#
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_spreads_with_provider_and_link_on_five_labelled_hosts() {
     let cluster = Cluster::start(3, Cluster::zone_hosts(&[("east", 3), ("west", 2)])).await;
-    let name = cluster.put_and_deploy(WEIGHTED).await;
+    let name = cluster.put_and_deploy(&weighted()).await;
 
     cluster
         .wait_lattice("4 east + 2 west api instances, store on a west host, linked", |v| {

@@ -45,17 +45,7 @@ fn planned(plan: &wadm_model::api::PlanResponse) -> Requests {
 
 /// Wait until no control request has been recorded for 2 s (the deploy has settled).
 async fn quiet(recorder: &Recorder) {
-    let mut last = (recorder.requests().len(), std::time::Instant::now());
-    let settled = wait_for(Duration::from_secs(60), || {
-        let now = recorder.requests().len();
-        if now != last.0 {
-            last = (now, std::time::Instant::now());
-        }
-        let done = last.1.elapsed() >= Duration::from_secs(2);
-        async move { done.then_some(()) }
-    })
-    .await;
-    assert!(settled.is_some(), "requests keep coming: {}", recorder.dump_requests());
+    recorder.wait_quiet(|| recorder.requests().len()).await;
 }
 
 fn cli(url: &str, args: &[&str]) -> (i32, String) {

@@ -7,42 +7,6 @@ mod common;
 use common::Cluster;
 use wadm_model::StatusType;
 
-const APP: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: early
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: api
-      type: component
-      properties:
-        image: ghcr.io/example/api:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 6
-            spread:
-              - name: east
-                weight: 66
-                requirements: {zone: east}
-              - name: west
-                weight: 33
-                requirements: {zone: west}
-        - type: link
-          properties:
-            target: {name: store}
-            namespace: wasi
-            package: keyvalue
-            interfaces: [atomics]
-    - name: store
-      type: capability
-      properties:
-        image: ghcr.io/example/store:1.0.0
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_running_before_wadm_get_the_app_and_it_reports_deployed() {
     let cluster = deployed_on_preexisting_hosts().await;
@@ -67,7 +31,7 @@ async fn hosts_running_before_wadm_never_run_more_than_their_share() {
 async fn deployed_on_preexisting_hosts() -> Cluster {
     let hosts = Cluster::zone_hosts(&[("east", 3), ("west", 2)]);
     let cluster = Cluster::start_hosts_first(3, hosts).await;
-    let name = cluster.put_and_deploy(APP).await;
+    let name = cluster.put_and_deploy(&common::weighted_api_app("early")).await;
     cluster
         .wait_lattice("4 east + 2 west, the store runs, linked", |v| {
             v.count_where("early-api", "zone", "east") == 4

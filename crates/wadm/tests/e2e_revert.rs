@@ -33,14 +33,7 @@ fn app(version: &str, image: &str) -> String {
 
 /// `wadm app …` against the cluster: exit code and everything printed.
 async fn wadm_app(cluster: &Cluster, args: &[&str]) -> (i32, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"))
-        .arg("app")
-        .args(args)
-        .env("WADM_NATS_URL", cluster.nats.url())
-        .env("WADM_LATTICE", LATTICE)
-        .output()
-        .await
-        .expect("wadm runs");
+    let output = cluster.wadm(&[&["app"], args].concat()).await;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -11,63 +11,9 @@ use common::Cluster;
 use wadm_client::ClientError;
 use wadm_model::StatusType;
 
-const LIB: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: lib
-  annotations:
-    version: v1
-    experimental.wasmcloud.dev/shared: "true"
-spec:
-  components:
-    - name: httpserver
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 1
-"#;
-
-/// A dependent of `lib`: its own component, linked from lib's shared provider (the link is named
-/// after the app: links from one source with the same name would be one lattice link).
+/// A dependent of `lib`: its own component, linked from lib's shared provider.
 fn dependent(name: &str) -> String {
-    format!(
-        r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: {name}
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: handler
-      type: component
-      properties:
-        image: ghcr.io/example/{name}:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 1
-    - name: http
-      type: capability
-      properties:
-        application:
-          name: lib
-          component: httpserver
-      traits:
-        - type: link
-          properties:
-            target: {{name: handler}}
-            name: {name}
-            namespace: wasi
-            package: http
-            interfaces: [incoming-handler]
-"#
-    )
+    common::shared_user_app(name, "lib")
 }
 
 const PROVIDER: &str = "lib-httpserver";
@@ -89,7 +35,7 @@ async fn waits_for_lib(cluster: &Cluster, name: &str) {
 async fn shared_app_undeploy_refused_forced_then_dependents_status() {
     let cluster = Cluster::start(1, Cluster::zone_hosts(&[("a", 2)])).await;
     let client = &cluster.client;
-    cluster.put_and_deploy(LIB).await;
+    cluster.put_and_deploy(&common::shared_http_app("lib")).await;
     cluster.wait_status("lib", StatusType::Deployed).await.unwrap();
     cluster.put_and_deploy(&dependent("app")).await;
     cluster

@@ -19,29 +19,6 @@ use wadm_test_support::{NatsServer, wait_until};
 const WADM: &str = env!("CARGO_BIN_EXE_wadm");
 const PASSWORD: &str = "Logs-pw-5531";
 
-const MANIFEST: &str = r#"
-apiVersion: core.oam.dev/v1beta1
-kind: Application
-metadata:
-  name: logged
-  annotations:
-    version: v1
-spec:
-  components:
-    - name: web
-      type: component
-      properties:
-        image: ghcr.io/example/web:1.0.0
-      traits:
-        - type: spreadscaler
-          properties:
-            instances: 3
-    - name: http
-      type: capability
-      properties:
-        image: ghcr.io/example/http:1.0.0
-"#;
-
 /// A child whose stdout and stderr are collected apart.
 struct Process {
     child: Child,
@@ -165,7 +142,7 @@ fn json_logs_name_each_command_and_lost_host_without_secrets_or_colour() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("logged.yaml");
-    std::fs::write(&file, MANIFEST).unwrap();
+    std::fs::write(&file, common::web_http_app("logged", 3)).unwrap();
     let deploy = Command::new(WADM)
         .args(["app", "deploy", file.to_str().unwrap(), "--wait", "--timeout", "60s"])
         .args(["--nats-url", &url])

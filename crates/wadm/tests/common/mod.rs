@@ -235,6 +235,18 @@ impl Cluster {
         name
     }
 
+    /// `wadm <args…>` aimed at this cluster (its NATS URL and lattice), ready to run or spawn.
+    pub fn wadm_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wadm"));
+        command.args(args).env("WADM_NATS_URL", self.nats.url()).env("WADM_LATTICE", LATTICE);
+        command
+    }
+
+    /// Run `wadm <args…>` against this cluster; its exit status and everything it printed.
+    pub async fn wadm(&self, args: &[&str]) -> std::process::Output {
+        self.wadm_command(args).output().await.expect("wadm runs")
+    }
+
     /// The application's status, when it has one.
     pub async fn status(&self, name: &str) -> Option<Status> {
         self.client.status(name).await.ok()
@@ -387,6 +399,17 @@ pub fn spread_trait(instances: u32) -> String {
 /// properties are `scaler` (YAML lines at the depth of `instances:`). The shape several e2e
 /// tests deploy.
 pub fn linked_web_app(name: &str, version: &str, web_image: &str, scaler: &str) -> String {
+    linked_web_app_at(name, version, web_image, "127.0.0.1:8080", scaler)
+}
+
+/// [`linked_web_app`] whose listen config has `ADDRESS: "{address}"`.
+pub fn linked_web_app_at(
+    name: &str,
+    version: &str,
+    web_image: &str,
+    address: &str,
+    scaler: &str,
+) -> String {
     let scaler: String = scaler.lines().map(|l| format!("            {l}\n")).collect();
     format!(
         r#"
@@ -413,7 +436,7 @@ spec:
               config:
                 - name: listen
                   properties:
-                    ADDRESS: "127.0.0.1:8080"
+                    ADDRESS: "{address}"
     - name: web
       type: component
       properties:
@@ -422,6 +445,152 @@ spec:
         - type: spreadscaler
           properties:
 {scaler}"#
+    )
+}
+
+/// Application `name`: one component `web` (image `ghcr.io/example/web:1.0.0`) on `instances`
+/// instances.
+pub fn web_app(name: &str, instances: u32) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: web
+      type: component
+      properties:
+        image: ghcr.io/example/web:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: {instances}
+"#
+    )
+}
+
+/// [`web_app`] and a provider `http` (image `ghcr.io/example/http:1.0.0`), which comes last and
+/// without traits (append them to give it some).
+pub fn web_http_app(name: &str, instances: u32) -> String {
+    web_app(name, instances)
+        + r#"    - name: http
+      type: capability
+      properties:
+        image: ghcr.io/example/http:1.0.0
+"#
+}
+
+/// Application `name`: a component `api` (image `ghcr.io/example/api:1.0.0`) on 6 instances
+/// spread 66:33 over `zone: east` and `zone: west` hosts, linked to a provider `store` (image
+/// `ghcr.io/example/store:1.0.0`), which comes last and without traits (append them to place it).
+pub fn weighted_api_app(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: api
+      type: component
+      properties:
+        image: ghcr.io/example/api:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 6
+            spread:
+              - name: east
+                weight: 66
+                requirements: {{zone: east}}
+              - name: west
+                weight: 33
+                requirements: {{zone: west}}
+        - type: link
+          properties:
+            target: {{name: store}}
+            namespace: wasi
+            package: keyvalue
+            interfaces: [atomics]
+    - name: store
+      type: capability
+      properties:
+        image: ghcr.io/example/store:1.0.0
+"#
+    )
+}
+
+/// Shared application `name` (annotated `experimental.wasmcloud.dev/shared`): one provider
+/// `httpserver` (image `ghcr.io/example/http:1.0.0`) on one instance, for [`shared_user_app`]s.
+pub fn shared_http_app(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+    experimental.wasmcloud.dev/shared: "true"
+spec:
+  components:
+    - name: httpserver
+      type: capability
+      properties:
+        image: ghcr.io/example/http:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+"#
+    )
+}
+
+/// A user `name` of [`shared_http_app`] `shared`: its own component `handler` (image
+/// `ghcr.io/example/{name}:1.0.0`), linked from the shared provider. The link is named after the
+/// app, because links from one source with the same (namespace, package, name) are one link in
+/// the lattice.
+pub fn shared_user_app(name: &str, shared: &str) -> String {
+    format!(
+        r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata:
+  name: {name}
+  annotations:
+    version: v1
+spec:
+  components:
+    - name: handler
+      type: component
+      properties:
+        image: ghcr.io/example/{name}:1.0.0
+      traits:
+        - type: spreadscaler
+          properties:
+            instances: 1
+    - name: http
+      type: capability
+      properties:
+        application:
+          name: {shared}
+          component: httpserver
+      traits:
+        - type: link
+          properties:
+            target: {{name: handler}}
+            name: {name}
+            namespace: wasi
+            package: http
+            interfaces: [incoming-handler]
+"#
     )
 }
 

@@ -325,6 +325,22 @@ impl Recorder {
         counts
     }
 
+    /// Wait (60 s at most) until `size` (e.g. how many requests were recorded) has not changed
+    /// for 2 s; panics with the requests otherwise.
+    pub async fn wait_quiet(&self, size: impl Fn() -> usize) {
+        let mut last = (size(), Instant::now());
+        let settled = wadm_test_support::wait_for(Duration::from_secs(60), || {
+            let now = size();
+            if now != last.0 {
+                last = (now, Instant::now());
+            }
+            let done = last.1.elapsed() >= Duration::from_secs(2);
+            async move { done.then_some(()) }
+        })
+        .await;
+        assert!(settled.is_some(), "requests keep coming: {}", self.dump_requests());
+    }
+
     /// Every request with its reply, one per line (for failure messages).
     pub fn dump_requests(&self) -> String {
         let mut out = String::new();

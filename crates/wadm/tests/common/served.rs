@@ -28,6 +28,17 @@ pub fn http_addr(wadm: &Wadm) -> Option<String> {
     })
 }
 
+/// Wait (60 s at most) until `wadm` reports its HTTP address; panics with `what` and its output
+/// otherwise.
+pub async fn wait_http_addr(wadm: &Wadm, what: &str) -> String {
+    wait_for(DEADLINE, || {
+        let found = http_addr(wadm);
+        async move { found }
+    })
+    .await
+    .unwrap_or_else(|| panic!("{what}: {}", wadm.output()))
+}
+
 /// Start NATS, `wadm serve … extra` (1 s heartbeats, 500 ms resync) and `hosts` simulated hosts.
 pub async fn serve_with_hosts(extra: &[&str], hosts: usize) -> Served {
     let nats_server = NatsServer::start();
@@ -47,12 +58,7 @@ pub async fn serve_with_hosts(extra: &[&str], hosts: usize) -> Served {
     ];
     args.extend_from_slice(extra);
     let wadm = Wadm::start(&args);
-    let addr = wait_for(DEADLINE, || {
-        let found = http_addr(&wadm);
-        async move { found }
-    })
-    .await
-    .unwrap_or_else(|| panic!("wadm reports its HTTP address: {}", wadm.output()));
+    let addr = wait_http_addr(&wadm, "wadm reports its HTTP address").await;
     // Hosts start once the event stream exists, so their `host_started` is captured.
     let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
     let stream = wait_for(DEADLINE, || async {
