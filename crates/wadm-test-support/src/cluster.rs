@@ -32,6 +32,8 @@ impl NatsCluster {
         Self::try_start(size).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`NatsCluster::start`], the failure returned (a cluster that lost a port to another
+    /// process starts again on new ports, up to three times).
     pub fn try_start(size: usize) -> Result<NatsCluster, HarnessError> {
         // Ports are chosen free and then bound by the nodes: another process may take one in
         // between ("address already in use"). The whole cluster then starts again on new ports.

@@ -7,6 +7,8 @@
 //! [`wait_until`] and [`wait_for`] poll a condition with a deadline: tests never sleep to
 //! synchronise.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

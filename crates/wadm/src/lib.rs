@@ -22,7 +22,7 @@
 //!
 //! `examples/custom_scaler.rs` embeds wadm with a scaler of its own.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod embed;
 mod heap;
