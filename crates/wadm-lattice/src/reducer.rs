@@ -361,15 +361,29 @@ fn is_newer(mark: Option<&Mark>, stamp: &EventStamp) -> bool {
     mark.is_none_or(|m| m.stamp < *stamp)
 }
 
-fn link_set(state: &mut LatticeState, link: &Link, stamp: &EventStamp, now: Timestamp) -> Changes {
-    let key = link.key();
-    if !is_newer(state.bookkeeping.links.get(&key), stamp) {
-        return Changes::with_outcome(Outcome::Stale);
+/// Mark link `key` as established by `stamp` and start the changes of its event; `None` when
+/// the event is stale (one as new is already known).
+fn mark_link(
+    state: &mut LatticeState,
+    key: &LinkKey,
+    stamp: &EventStamp,
+    now: Timestamp,
+) -> Option<Changes> {
+    if !is_newer(state.bookkeeping.links.get(key), stamp) {
+        return None;
     }
     let mark = Mark { stamp: stamp.clone(), applied_at: now };
     state.bookkeeping.links.insert(key.clone(), mark);
     let mut changes = Changes::default();
     changes.marked.insert(Marked::Link { link: key.clone() });
+    Some(changes)
+}
+
+fn link_set(state: &mut LatticeState, link: &Link, stamp: &EventStamp, now: Timestamp) -> Changes {
+    let key = link.key();
+    let Some(mut changes) = mark_link(state, &key, stamp, now) else {
+        return Changes::with_outcome(Outcome::Stale);
+    };
     if state.links.get(&key) != Some(link) {
         let mut ids = vec![link.source_id.as_str(), link.target.as_str()];
         let old_target = state.links.get(&key).map(|old| old.target.clone());
@@ -389,13 +403,9 @@ fn link_deleted(
     stamp: &EventStamp,
     now: Timestamp,
 ) -> Changes {
-    if !is_newer(state.bookkeeping.links.get(&key), stamp) {
+    let Some(mut changes) = mark_link(state, &key, stamp, now) else {
         return Changes::with_outcome(Outcome::Stale);
-    }
-    let mark = Mark { stamp: stamp.clone(), applied_at: now };
-    state.bookkeeping.links.insert(key.clone(), mark);
-    let mut changes = Changes::default();
-    changes.marked.insert(Marked::Link { link: key.clone() });
+    };
     if let Some(old) = state.links.remove(&key) {
         touch_apps_of_ids(state, &[&old.source_id, &old.target], &mut changes);
         changes.push(Change::LinkRemoved { link: key });
