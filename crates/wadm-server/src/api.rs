@@ -83,12 +83,22 @@ impl Answer {
 
 /// Where a read goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Via {
+pub(crate) enum Via {
     /// The leaders; `strict`: a failed part fails the reply (there is a fallback to try).
     Leader {
         strict: bool,
     },
     AnyReplica,
+}
+
+impl Via {
+    /// How a store read goes there.
+    pub(crate) fn reads(self) -> wadm_store::Reads {
+        match self {
+            Via::Leader { .. } => wadm_store::Reads::Leader,
+            Via::AnyReplica => wadm_store::Reads::AnyReplica,
+        }
+    }
 }
 
 /// `model.history.{name}` response (the shared wire type, re-exported for existing callers).
@@ -148,7 +158,7 @@ pub struct Api<K, S, P> {
 }
 
 /// A read-only reply: whether storage failed it, and how it says so.
-trait ReadReply: Sized {
+pub(crate) trait ReadReply: Sized {
     /// Storage failed (an `error` result).
     fn failed(&self) -> bool;
     /// Nothing found (`notfound`).
@@ -159,8 +169,7 @@ trait ReadReply: Sized {
     fn mark_stale(&mut self);
 }
 
-/// Add [`STALE_NOTE`] to `message`.
-pub(crate) fn with_note(message: &mut String) {
+fn with_note(message: &mut String) {
     if message.is_empty() {
         *message = STALE_NOTE.to_string();
     } else {
@@ -207,6 +216,16 @@ read_reply!(StatusResponse, StatusResult::Error, StatusResult::NotFound, |messag
 });
 read_reply!(HistoryResponse, GetResult::Error, GetResult::NotFound, |message| {
     HistoryResponse { result: GetResult::Error, message, history: vec![] }
+});
+// The caller names the lattice.
+read_reply!(LatticeHostsResponse, GetResult::Error, GetResult::NotFound, |message| {
+    LatticeHostsResponse {
+        result: GetResult::Error,
+        message,
+        lattice: String::new(),
+        app: None,
+        hosts: vec![],
+    }
 });
 
 /// A list that fits in `limit` bytes: as it is; else without the per-scaler statuses (each
@@ -266,7 +285,7 @@ fn body<T: Default + for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, Strin
 
 impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     /// The stores a read goes to.
-    fn stores(&self, via: Via) -> (&ManifestStore<K>, &S) {
+    pub(crate) fn stores(&self, via: Via) -> (&ManifestStore<K>, &S) {
         match (via, &self.any_replica) {
             (Via::AnyReplica, Some(any)) => (&any.store, &any.status),
             _ => (&self.store, &self.status),
@@ -277,7 +296,7 @@ impl<K: Kv, S: StatusStore, P: LatticeProbe> Api<K, S, P> {
     /// not answer in time, on any replica, the reply marked stale. A `notfound` from a replica
     /// that may lag is not trusted (the application may have just been put): it is answered as
     /// a retryable error. Returns the reply and whether it is stale.
-    async fn read<R, F, Fut>(&self, op: F) -> (R, bool)
+    pub(crate) async fn read<R, F, Fut>(&self, op: F) -> (R, bool)
     where
         R: ReadReply,
         F: Fn(Via) -> Fut,

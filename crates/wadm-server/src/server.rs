@@ -307,9 +307,11 @@ async fn answer(
     let current = |body| crate::api::Answer { body, follow_up: None, stale: false };
     match parsed.operation {
         crate::subject::Operation::Hosts => {
-            let limits = (api.max_reply_bytes, api.budget);
-            let (reply, stale) =
-                views.hosts(&api.store, &parsed.lattice, &message.payload, limits).await;
+            let (lattice, body, max_reply) =
+                (&parsed.lattice, &message.payload, api.max_reply_bytes);
+            let (mut reply, stale) =
+                api.read(|via| views.hosts(api.stores(via).0, lattice, body, max_reply, via)).await;
+            reply.lattice = lattice.clone();
             let body = serde_json::to_vec(&reply).expect("serialises");
             return crate::api::Answer { body, follow_up: None, stale };
         }

@@ -21,9 +21,8 @@ use wadm_model::api::{
     LatticesResponse, RunningWorkload,
 };
 
-use crate::api::ReadBudget;
+use crate::api::Via;
 use wadm_store::Reads;
-use wadm_store::availability::RETRY_NOTE;
 use wadm_store::kv::Kv;
 use wadm_store::manifest::ManifestStore;
 use wadm_store::manifest::keys::is_valid_app_name;
@@ -225,29 +224,6 @@ impl ObservedState {
         wadm_store::observed::records::rebuild(lattice, records).map_err(|e| e.to_string())
     }
 
-    /// The observed state of `lattice` from the stream leader within `budget.leader`; when the
-    /// leader fails or is silent (an election), from any replica within `budget.any_replica`,
-    /// and then `true`: possibly stale.
-    pub(crate) async fn load_within(
-        &self,
-        lattice: &str,
-        budget: ReadBudget,
-    ) -> Result<(LatticeState, bool), String> {
-        let leader = tokio::time::timeout(budget.leader, self.load(lattice, Reads::Leader)).await;
-        let leader_failed = match leader {
-            Ok(Ok(state)) => return Ok((state, false)),
-            Ok(Err(reason)) => reason,
-            Err(_) => {
-                format!("{RETRY_NOTE} (no stream leader answered within {:?})", budget.leader)
-            }
-        };
-        let any = self.load(lattice, Reads::AnyReplica);
-        match tokio::time::timeout(budget.any_replica, any).await {
-            Ok(Ok(state)) => Ok((state, true)),
-            _ => Err(leader_failed),
-        }
-    }
-
     /// How many hosts are stored for `lattice` (host records only).
     pub(crate) async fn host_count(&self, lattice: &str) -> Result<usize, String> {
         let Some(store) = self.bucket().await? else { return Ok(0) };
@@ -268,16 +244,17 @@ pub(crate) struct Views {
 }
 
 impl Views {
-    /// Answer `lattice.hosts` of `lattice` with `body`; `store` tells whether an application
-    /// asked for exists. The reply fits in `max_reply` bytes. While no stream leader answers
-    /// within `budget`, it is read from any replica: `true`, and its message says so.
+    /// Answer `lattice.hosts` of `lattice` with `body`, reading `via` (see `Api::read`, which
+    /// falls back to any replica while no leader answers); `store` tells whether an application
+    /// asked for exists. The reply fits in `max_reply` bytes.
     pub(crate) async fn hosts<K: Kv>(
         &self,
         store: &ManifestStore<K>,
         lattice: &str,
         body: &[u8],
-        (max_reply, budget): (usize, ReadBudget),
-    ) -> (LatticeHostsResponse, bool) {
+        max_reply: usize,
+        via: Via,
+    ) -> LatticeHostsResponse {
         let error = |result, message: String| LatticeHostsResponse {
             result,
             message,
@@ -287,42 +264,29 @@ impl Views {
         };
         let app = match parse_hosts_request(body) {
             Ok(app) => app,
-            Err(message) => return (error(GetResult::Error, message), false),
+            Err(message) => return error(GetResult::Error, message),
         };
-        // Whether the application exists, when the manifest bucket's leader can say so in time
-        // (else the reply is the observed state's word alone, marked possibly stale).
-        let mut unchecked = false;
         if let Some(app) = &app {
-            match tokio::time::timeout(budget.leader, store.index(lattice, app)).await {
-                Ok(Ok(Some(_))) => {}
-                Ok(Ok(None)) => {
+            match store.index(lattice, app).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
                     let message = format!("Application {app} not found in lattice {lattice}");
-                    let reply = LatticeHostsResponse {
+                    return LatticeHostsResponse {
                         app: Some(app.clone()),
                         ..error(GetResult::NotFound, message)
                     };
-                    return (reply, false);
                 }
-                Ok(Err(e)) if !e.is_unavailable() => {
-                    return (error(GetResult::Error, e.to_string()), false);
-                }
-                Ok(Err(_)) | Err(_) => unchecked = true,
+                Err(e) => return error(GetResult::Error, e.to_string()),
             }
         }
-        let (state, stale) = match self.observed.load_within(lattice, budget).await {
-            Ok(read) => read,
+        let state = match self.observed.load(lattice, via.reads()).await {
+            Ok(state) => state,
             Err(reason) => {
-                let message = format!("cannot read observed state: {reason}");
-                return (error(GetResult::Error, message), false);
+                return error(GetResult::Error, format!("cannot read observed state: {reason}"));
             }
         };
         let now = wadm_store::clock::now_ms();
-        let mut reply = fit_hosts(hosts_reply(&state, app.as_deref(), now), max_reply);
-        let stale = stale || unchecked;
-        if stale {
-            crate::api::with_note(&mut reply.message);
-        }
-        (reply, stale)
+        fit_hosts(hosts_reply(&state, app.as_deref(), now), max_reply)
     }
 
     /// Answer `lattices`.

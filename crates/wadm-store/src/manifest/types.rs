@@ -266,10 +266,3 @@ pub enum ManifestError {
     #[error(transparent)]
     Kv(#[from] KvError),
 }
-
-impl ManifestError {
-    /// Storage could not serve it for now (a leader election): asking again may work.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, ManifestError::Kv(e) if e.is_unavailable())
-    }
-}
