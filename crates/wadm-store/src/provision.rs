@@ -9,10 +9,11 @@
 //! once, at start, its data kept. Every read path: `docs/deploy.md`, "Which reads are current".
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
+use tokio::sync::watch;
 
 /// A JetStream context on `client`, in JetStream domain `domain` when given (a leaf node's or
 /// hub's domain: its API lives under `$JS.{domain}.API`). Every context wadm creates comes from
@@ -210,8 +211,14 @@ fn is_jetstream_disabled(reason: &str) -> bool {
 /// delivers only as a connection event), and a permissions violation on a JetStream API
 /// subject then ends provisioning at once, naming the resource, instead of a minute of retries
 /// that each time out. Clones share one record.
-#[derive(Debug, Clone, Default)]
-pub struct Refusals(Arc<Mutex<RefusalLog>>);
+#[derive(Debug, Clone)]
+pub struct Refusals(Arc<watch::Sender<RefusalLog>>);
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(RefusalLog::default())))
+    }
+}
 
 /// How many refusals were ever seen, and the latest few subjects (numbered from 1).
 #[derive(Debug, Default)]
@@ -227,36 +234,44 @@ impl Refusals {
     /// Note an error text the server reported; anything but a JetStream refusal is ignored.
     pub fn note(&self, text: &str) {
         let Some(subject) = refused_subject(text) else { return };
-        let mut log = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        log.seen += 1;
-        let n = log.seen;
-        log.latest.push_back((n, subject.to_string()));
-        if log.latest.len() > REFUSALS_KEPT {
-            log.latest.pop_front();
-        }
+        self.0.send_modify(|log| {
+            log.seen += 1;
+            let n = log.seen;
+            log.latest.push_back((n, subject.to_string()));
+            if log.latest.len() > REFUSALS_KEPT {
+                log.latest.pop_front();
+            }
+        });
     }
 
     /// How many refusals were seen so far (a mark for [`Refusals::after`]).
     fn seen(&self) -> u64 {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).seen
+        self.0.borrow().seen
     }
 
     /// The first refused subject after mark `since`, if any.
     fn after(&self, since: u64) -> Option<String> {
-        let log = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        log.latest.iter().find(|(n, _)| *n > since).map(|(_, s)| s.clone())
+        first_after(&self.0.borrow(), since)
     }
 
-    /// Completes with the first refused subject after mark `since` (polled: refusals are rare
-    /// and this only runs while a resource is being set up).
+    /// Completes with the first refused subject after mark `since`.
     async fn first_after(&self, since: u64) -> String {
-        loop {
-            if let Some(subject) = self.after(since) {
-                return subject;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut noted = self.0.subscribe();
+        // The sender lives in `self`, so the wait ends only with a refusal noted.
+        let found = match noted.wait_for(|log| first_after(log, since).is_some()).await {
+            Ok(log) => first_after(&log, since),
+            Err(_) => None,
+        };
+        match found {
+            Some(subject) => subject,
+            None => std::future::pending().await,
         }
     }
+}
+
+/// The first subject of `log` noted after mark `since`.
+fn first_after(log: &RefusalLog, since: u64) -> Option<String> {
+    log.latest.iter().find(|(n, _)| *n > since).map(|(_, s)| s.clone())
 }
 
 /// The JetStream API subject of a permissions violation, from the server's error text
