@@ -104,7 +104,10 @@ pub async fn ensure_streams(
     let events = stream::Config {
         name: event_stream_name(settings),
         description: Some("wadm: host, manifest and runtime events of every lattice".into()),
-        subjects: subjects::all_events().map(|subject| account_subject(settings, subject)).to_vec(),
+        subjects: subjects::all_events()
+            .into_iter()
+            .map(|s| account_subject(settings, s))
+            .collect(),
         max_age: settings.event_max_age,
         max_bytes: event_max_bytes(settings),
         duplicate_window: settings.event_dedupe_window,

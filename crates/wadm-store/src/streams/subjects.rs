@@ -35,9 +35,10 @@ pub fn command_filter(lattice: &str) -> String {
     scoped(lattice, |name| format!("{COMMAND_PREFIX}.{name}.>"))
 }
 
-/// Every lattice's event-stream subjects (what the event stream captures).
-pub(crate) fn all_events() -> [String; 3] {
-    ["wasmbus.evt.*.>".to_string(), "wadm.evt.*.>".to_string(), format!("{INTERNAL_PREFIX}.*.>")]
+/// Every lattice's event-stream subjects (what the event stream captures): one lattice's
+/// filters with the lattice a wildcard.
+pub(crate) fn all_events() -> Vec<String> {
+    event_filters("*")
 }
 
 /// Every lattice's command subjects (what the command stream captures).
@@ -55,6 +56,7 @@ mod tests {
         assert_eq!(command_subject("l", "app"), "wadm.cmd.l.app");
         assert_eq!(command_filter("l"), "wadm.cmd.l.>");
         assert_eq!(event_filters("l"), ["wasmbus.evt.l.>", "wadm.evt.l.>", "wadm.internal.l.>"]);
+        assert_eq!(all_events(), ["wasmbus.evt.*.>", "wadm.evt.*.>", "wadm.internal.*.>"]);
         // Behind the account token.
         assert_eq!(internal_subject("ACC.l", "tick"), "ACC.wadm.internal.l.tick");
         assert_eq!(command_subject("ACC.l", "app"), "ACC.wadm.cmd.l.app");
