@@ -3,14 +3,6 @@
 
 use std::sync::Arc;
 
-/// Append the decimal digits of `n`.
-#[cfg(test)]
-pub(crate) fn push_decimal(out: &mut String, n: u64) {
-    let mut buf = [0u8; 20];
-    let digits = decimal(&mut buf, n);
-    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
-}
-
 /// The decimal digits of `n`, written at the end of `buf`.
 fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut start = buf.len();
@@ -72,9 +64,7 @@ mod tests {
     #[test]
     fn decimals_and_hex_read_as_format_writes_them() {
         for n in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
-            let mut out = String::from("x");
-            push_decimal(&mut out, n);
-            assert_eq!(out, format!("x{n}"));
+            assert_eq!(decimal(&mut [0; 20], n), n.to_string().as_bytes());
             assert_eq!(&*instances_running(n, 7), format!("{n}/7 instances running"));
         }
         let mut x = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834_u128;
