@@ -1,6 +1,6 @@
 //! What a replica puts into the event stream on its own — periodic ticks (deduplicated per period
-//! across replicas), timers at the deadlines steps report, and `unrecorded` reports — and the
-//! tasks that publish them ([`Announcer`]). What a step does with them: `crate::step`; leases
+//! across replicas) and timers at the deadlines steps report — and the tasks that publish them
+//! ([`Announcer`]). What a step does with them: `crate::step`; leases
 //! over a silence of the stream: [`crate::recording`]. Discovery rounds: [`crate::discovery`].
 
 use std::sync::{Arc, Mutex};
@@ -38,21 +38,8 @@ pub fn timer_message(lattice: &str, at: wadm_lattice::Timestamp) -> Outgoing {
     }
 }
 
-/// Said by a replica whose publishes to `lattice`'s event stream failed from `since` on, before
-/// the first thing it publishes again (see [`crate::recording`]). Its id names the failure's
-/// start, so it is stored once however often it is retried.
-pub(crate) fn unrecorded_message(lattice: &str, since: wadm_lattice::Timestamp) -> Outgoing {
-    Outgoing {
-        subject: internal_subject(lattice, "unrecorded"),
-        payload: serde_json::to_vec(&Tick { at: since }).unwrap_or_default(),
-        msg_id: format!("unrecorded.{lattice}.{since}"),
-        ttl: None,
-    }
-}
-
-/// A replica's own ticks and timers for one lattice. When publishing them fails, the first
-/// publish that works again is preceded by `unrecorded` (see [`crate::recording`]), so leases
-/// do not run out over a silence of the event stream.
+/// A replica's own ticks and timers for one lattice. A run of failed publishes is logged once
+/// when it begins and once when it ends.
 #[derive(Clone)]
 pub(crate) struct Announcer<O> {
     lattice: String,
@@ -126,30 +113,20 @@ impl<O: Outbox + Clone + 'static> Announcer<O> {
         self.failing.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Publish `message`, preceded by `unrecorded` when earlier publishes failed.
+    /// Publish `message`; remember when a run of failures began, and log its end.
     async fn publish(&self, message: Outgoing, now: u64) -> Result<(), IoError> {
-        let since = *self.failing();
-        let result = match since {
-            Some(since) => {
-                match self.outbox.publish(unrecorded_message(&self.lattice, since)).await {
-                    Ok(_) => {
-                        tracing::info!(lattice = %self.lattice, since, "event stream recording again");
-                        {
-                            let mut failing = self.failing();
-                            if *failing == Some(since) {
-                                *failing = None;
-                            }
-                        }
-                        self.outbox.publish(message).await
-                    }
-                    Err(e) => Err(e),
+        let result = self.outbox.publish(message).await;
+        match &result {
+            Ok(_) => {
+                if let Some(since) = self.failing().take() {
+                    tracing::info!(lattice = %self.lattice, since, "event stream recording again");
                 }
             }
-            None => self.outbox.publish(message).await,
-        };
-        result.map(|_| ()).inspect_err(|_| {
-            self.failing().get_or_insert(now);
-        })
+            Err(_) => {
+                self.failing().get_or_insert(now);
+            }
+        }
+        result.map(|_| ())
     }
 
     /// Publish `message` (a tick or a timer, `what`); a failure is logged at warn when it is
@@ -187,20 +164,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_first_publish_after_failures_is_preceded_by_unrecorded() {
+    async fn a_run_of_failures_is_remembered_from_its_first_until_a_publish_works() {
         let outbox = Flaky::default();
         let ours = Announcer::new("l".to_string(), outbox.clone());
         ours.publish_logged(tick_message("l", 1_000, Duration::from_secs(5)), 1_000, "tick").await;
         outbox.0.lock().unwrap().0 = true;
         ours.publish_logged(timer_message("l", 2_000), 2_000, "timer").await;
         ours.publish_logged(tick_message("l", 6_000, Duration::from_secs(5)), 6_000, "tick").await;
+        assert_eq!(*ours.failing(), Some(2_000), "the run began with the first failure");
         outbox.0.lock().unwrap().0 = false;
         ours.publish_logged(tick_message("l", 11_000, Duration::from_secs(5)), 11_000, "tick")
             .await;
+        assert_eq!(*ours.failing(), None, "a publish worked: the run is over");
         ours.publish_logged(timer_message("l", 12_000), 12_000, "timer").await;
         let ids: Vec<String> =
             outbox.0.lock().unwrap().1.iter().map(|m| m.msg_id.clone()).collect();
-        // The failures began at 2 s (the first failed publish), however long they lasted.
-        assert_eq!(ids, ["tick.l.0", "unrecorded.l.2000", "tick.l.2", "timer.l.12000"]);
+        assert_eq!(ids, ["tick.l.0", "tick.l.2", "timer.l.12000"]);
     }
 }

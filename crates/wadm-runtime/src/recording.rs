@@ -1,14 +1,20 @@
 //! Leases count only time the event stream was recording. While the stream records nothing (no
 //! leader during a JetStream election, a store outage), heartbeats are lost with everything
 //! else; the first tick after it would expire every host and the first host heard again would
-//! get every instance. A replica that failed to publish says so once it can again
-//! (`unrecorded`, with when its failures began); when the stream shows a silence longer than a
-//! live lattice ever has (one heartbeat interval) around that time, the hosts' leases restart
-//! from the end of the silence. Hosts that died meanwhile are lost one lease later. With every
-//! replica down nobody reports, so a host that died while wadm was down gets no fresh lease.
+//! get every instance. A live lattice with a live wadm is never quiet for long (hosts heartbeat,
+//! replicas tick), so a gap between two stored events longer than [`longest_quiet_ms`] is taken
+//! as the stream not recording: the leases of hosts last heard before it restart from its end,
+//! whatever event ends it. Hosts that died meanwhile are lost one lease later. Why a silence
+//! alone is the evidence, not replicas' reports of failed publishes: `docs/cluster-faults.md`.
 
 use serde::{Deserialize, Serialize};
 use wadm_lattice::{Change, Changes, LatticeState, Timestamp};
+
+/// The longest gap between two stored events of a lattice that a live wadm leaves: one host
+/// heartbeat interval, or two tick periods when ticks are rarer than heartbeats.
+pub(crate) fn longest_quiet_ms(heartbeat_interval_ms: u64, tick_every_ms: u64) -> u64 {
+    heartbeat_interval_ms.max(tick_every_ms.saturating_mul(2))
+}
 
 /// What the stream recorded lately, as the head keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,10 +22,6 @@ pub struct Recording {
     /// When the stream stored the newest event applied.
     #[serde(default)]
     pub last_stored_at: Timestamp,
-    /// The latest silence longer than a heartbeat interval: from the event before it to the
-    /// event that ended it (stream times).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_silence: Option<(Timestamp, Timestamp)>,
 }
 
 impl Recording {
@@ -28,20 +30,14 @@ impl Recording {
         *self == Recording::default()
     }
 
-    /// The stream stored an event at `at`; a silence before it longer than `longest_quiet_ms`
-    /// (what a live lattice never exceeds) is remembered.
-    pub fn note_stored(&mut self, at: Timestamp, longest_quiet_ms: u64) {
-        if self.last_stored_at > 0 && at > self.last_stored_at.saturating_add(longest_quiet_ms) {
-            self.last_silence = Some((self.last_stored_at, at));
-        }
+    /// The stream stored an event at `at`. When the gap before it is longer than
+    /// `longest_quiet_ms` (what a live lattice never exceeds), the stream was not recording
+    /// until `at`: returned, so leases restart from it.
+    pub fn note_stored(&mut self, at: Timestamp, longest_quiet_ms: u64) -> Option<Timestamp> {
+        let silence =
+            self.last_stored_at > 0 && at > self.last_stored_at.saturating_add(longest_quiet_ms);
         self.last_stored_at = self.last_stored_at.max(at);
-    }
-
-    /// When the stream recorded again after the silence during which a replica's publishes
-    /// began failing at `since`, if there was such a silence.
-    pub fn resumed_after(&self, since: Timestamp) -> Option<Timestamp> {
-        let (from, to) = self.last_silence?;
-        (from <= since && since <= to).then_some(to)
+        silence.then_some(at)
     }
 }
 
@@ -65,20 +61,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_long_silence_around_the_failures_restarts_leases() {
+    fn only_a_gap_longer_than_a_live_lattice_leaves_is_a_silence() {
         let mut r = Recording::default();
-        for at in [1_000, 1_500, 2_000] {
-            r.note_stored(at, 1_000);
+        let quiet = longest_quiet_ms(1_000, 400);
+        assert_eq!(quiet, 1_000, "heartbeats are the rarer: their interval");
+        assert_eq!(longest_quiet_ms(1_000, 5_000), 10_000, "ticks are the rarer: two periods");
+        for at in [1_000, 1_500, 2_000, 3_000] {
+            assert_eq!(r.note_stored(at, quiet), None, "normal spacing is no silence");
         }
-        assert_eq!(r.last_silence, None, "normal spacing is no silence");
-        r.note_stored(6_600, 1_000);
-        assert_eq!(r.last_silence, Some((2_000, 6_600)));
-        assert_eq!(r.resumed_after(2_400), Some(6_600));
-        assert_eq!(r.resumed_after(1_900), None, "failures before the silence");
-        assert_eq!(r.resumed_after(7_000), None, "failures after it: the stream recorded");
-        // Out-of-order stream times never move the mark back.
-        r.note_stored(6_000, 1_000);
-        assert_eq!(r.last_stored_at, 6_600);
+        assert_eq!(r.note_stored(7_600, quiet), Some(7_600), "4.6 s without an event");
+        assert_eq!(r.note_stored(8_000, quiet), None, "recording again");
+        // Out-of-order stream times never move the mark back, nor make a silence.
+        assert_eq!(r.note_stored(6_000, quiet), None);
+        assert_eq!(r.last_stored_at, 8_000);
     }
 
     #[test]

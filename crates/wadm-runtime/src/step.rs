@@ -50,11 +50,6 @@ pub enum Input {
     CommandDropped(CommandDropped),
     /// The answers of a discovery round (or of one part of it).
     Discovered(DiscoveryReport),
-    /// A replica could not publish from `since` on (see [`crate::recording`]).
-    Unrecorded {
-        /// When its publishes started failing (ms since the epoch, that replica's clock).
-        since: Timestamp,
-    },
 }
 
 /// One message of a batch, as the step sees it.
@@ -90,7 +85,6 @@ pub fn decode(subject: &str, payload: &[u8]) -> Result<(String, Input), String> 
         Incoming::CommandFailed(f) => Input::CommandFailed(f),
         Incoming::CommandDropped(d) => Input::CommandDropped(d),
         Incoming::Discovered(d) => Input::Discovered(d),
-        Incoming::Unrecorded { since } => Input::Unrecorded { since },
         Incoming::Ignored(reason) => return Err(reason),
     };
     Ok((lattice, input))
@@ -177,7 +171,15 @@ pub fn apply(
         // A redelivery of an event the head records as applied: reconcile only.
         let replay = e.delivered > 1 && e.sequence > 0 && e.sequence <= record.last_sequence;
         if let Some(stored_at) = e.stored_at {
-            record.recording.note_stored(stored_at, config.lease.heartbeat_interval_ms);
+            let quiet = crate::recording::longest_quiet_ms(
+                config.lease.heartbeat_interval_ms,
+                config.tick_every.as_millis() as u64,
+            );
+            if let Some(resumed_at) = record.recording.note_stored(stored_at, quiet) {
+                // The stream was not recording: the silence is not held against the hosts,
+                // whichever event (a tick, a timer, one host's heartbeat) ends it.
+                crate::recording::restart_leases(&mut record.state, resumed_at, &mut out.persist);
+            }
         }
         out.replayed |= replay;
         match &e.input {
@@ -213,13 +215,6 @@ pub fn apply(
                     out.affected = Affected::all();
                 }
                 out.persist.merge(expired);
-            }
-            Input::Unrecorded { since } => {
-                if let Some(resumed_at) = record.recording.resumed_after(*since) {
-                    let mut restarted = Changes::default();
-                    crate::recording::restart_leases(&mut record.state, resumed_at, &mut restarted);
-                    out.persist.merge(restarted);
-                }
             }
             Input::Tick => {
                 // Leases run from when the stream stored each host's latest event, so they
@@ -1042,6 +1037,7 @@ mod tests {
         let mut config = RuntimeConfig::default();
         config.lease.heartbeat_interval_ms = 1_000;
         config.lease.slack_ms = 500;
+        config.tick_every = std::time::Duration::from_millis(500);
         config
     }
 
@@ -1051,47 +1047,48 @@ mod tests {
     }
 
     #[test]
-    fn a_silence_of_the_stream_a_replica_reported_does_not_expire_hosts() {
+    fn a_silence_of_the_stream_does_not_expire_hosts_whatever_ends_it() {
         let config = short_leases();
         let at = stamped;
-        let run = |report: bool| {
+        let none = Fetched::default();
+        let two_hosts = || {
             let mut record = LatticeRecord::default();
             record.state.lattice = "l".into();
             for id in ["A", "B"] {
                 let host = HostState { id: id.into(), last_seen: 2_000, ..Default::default() };
                 record.state.hosts.insert(id.into(), host);
             }
-            let none = Fetched::default();
             apply(&mut record, &[at(Input::Tick, 1, 2_000)], &none, 2_000, false, 0, &config);
-            // Nothing is stored for 4.6 s (no stream leader), then a replica says its publishes
-            // failed from 2.4 s on, before its tick.
-            let mut batch = vec![];
-            if report {
-                batch.push(at(Input::Unrecorded { since: 2_400 }, 2, 6_600));
-            }
-            batch.push(at(Input::Tick, 3, 6_650));
-            let applied = apply(&mut record, &batch, &none, 6_700, false, 0, &config);
-            (record, applied)
+            record
         };
-        let (record, applied) = run(true);
-        assert_eq!(record.state.hosts.len(), 2, "the silence is not held against the hosts");
-        assert!(applied.persist.changes.contains(&Change::HostUpdated { host: "A".into() }));
-        // Without the report, the same silence is a lattice where nothing happened: leases ran.
-        let (record, _) = run(false);
-        assert!(record.state.hosts.is_empty(), "both hosts lost");
-        // A report of failures while the stream recorded (no silence) changes nothing.
-        let mut record = LatticeRecord::default();
-        record.state.lattice = "l".into();
-        let host = HostState { id: "A".into(), last_seen: 1_000, ..Default::default() };
-        record.state.hosts.insert("A".into(), host);
-        let busy: Vec<Event> = (0..5).map(|i| at(Input::Tick, i + 1, 1_000 + i * 500)).collect();
-        let none = Fetched::default();
-        apply(&mut record, &busy, &none, 3_000, false, 0, &config);
-        assert_eq!(record.state.hosts.len(), 1, "its lease runs until 3.5 s");
-        let report =
-            [at(Input::Unrecorded { since: 2_000 }, 20, 3_100), at(Input::Tick, 21, 3_600)];
-        apply(&mut record, &report, &none, 3_600, false, 0, &config);
-        assert!(record.state.hosts.is_empty(), "a silent host is lost as usual");
+        // Nothing is stored for 4.6 s (no stream leader), then a tick or a timer (whichever
+        // replica publishes first; no replica need have noticed the outage).
+        for first in [Input::Tick, Input::Timer { at: 4_500 }] {
+            let mut record = two_hosts();
+            let applied =
+                apply(&mut record, &[at(first.clone(), 2, 6_600)], &none, 6_700, false, 0, &config);
+            assert_eq!(
+                record.state.hosts.len(),
+                2,
+                "{first:?}: the silence is not held against them"
+            );
+            assert!(applied.persist.changes.contains(&Change::HostUpdated { host: "A".into() }));
+            // Still silent one lease (2.5 s) after the stream came back, with ticks recorded
+            // all along: lost then, not before.
+            let ticks: Vec<Event> =
+                (0..5).map(|i| at(Input::Tick, 3 + i, 7_100 + i * 500)).collect();
+            apply(&mut record, &ticks[..4], &none, 8_600, false, 0, &config);
+            assert_eq!(record.state.hosts.len(), 2, "{first:?}: lease runs until 9.1 s");
+            apply(&mut record, &ticks[4..], &none, 9_100, false, 0, &config);
+            assert!(record.state.hosts.is_empty(), "{first:?}: lost one lease after the silence");
+        }
+        // While the stream records (ticks every 0.5 s), a silent host is lost at its lease.
+        let mut record = two_hosts();
+        let busy: Vec<Event> = (0..6).map(|i| at(Input::Tick, i + 2, 2_500 + i * 500)).collect();
+        apply(&mut record, &busy[..4], &none, 4_000, false, 0, &config);
+        assert_eq!(record.state.hosts.len(), 2, "the leases run until 4.5 s");
+        apply(&mut record, &busy[4..], &none, 5_000, false, 0, &config);
+        assert!(record.state.hosts.is_empty(), "silent hosts are lost as usual");
     }
 
     #[test]
@@ -1108,8 +1105,10 @@ mod tests {
             // host's lease (2.5 s) had not run out when the stream recorded it.
             apply(&mut record, &[at(late.clone(), 1, 3_000)], &none, 20_000, false, 0, &config);
             assert_eq!(record.state.hosts.len(), 1, "{late:?}: not lost in a backlog");
-            // A tick recorded at 20 s finds the host silent since 2 s: lost.
-            apply(&mut record, &[at(Input::Tick, 2, 20_000)], &none, 20_000, false, 0, &config);
+            // Ticks recorded every 0.5 s from then on find the host silent since 2 s: lost.
+            let ticks: Vec<Event> =
+                (0..4).map(|i| at(Input::Tick, 2 + i, 3_500 + i * 500)).collect();
+            apply(&mut record, &ticks, &none, 20_000, false, 0, &config);
             assert!(record.state.hosts.is_empty(), "{late:?}: lost once the stream says so");
         }
     }
