@@ -269,3 +269,50 @@ async fn a_pinned_replica_that_stops_reading_for_a_long_step_keeps_its_stream() 
     assert_eq!(got, vec![2]);
     assert!(started.elapsed() < Duration::from_secs(2), "no pin lost: {:?}", started.elapsed());
 }
+
+/// A control request made while the server is frozen is not sent: after the thaw the responder
+/// has received only what was asked once the server relayed again, never the frozen-time
+/// request delivered late (which, sent, would reach the host seconds later as a repeat).
+#[tokio::test]
+async fn a_control_request_is_not_written_to_a_frozen_server() {
+    use futures::StreamExt;
+    use wadm_runtime::io::{ControlClient, IoError};
+    use wadm_runtime::nats::NatsControl;
+
+    let nats = NatsServer::start();
+    let responder = async_nats::connect(nats.url()).await.expect("connect");
+    let mut requests = responder.subscribe("wasmbus.ctl.v1.default.host.get.H").await.unwrap();
+    responder.flush().await.unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = received.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = requests.next().await {
+            seen.lock().unwrap().push(String::from_utf8_lossy(&msg.payload).into_owned());
+            if let Some(reply) = msg.reply {
+                let _ = responder
+                    .publish(reply, br#"{"success":true,"message":""}"#.to_vec().into())
+                    .await;
+            }
+        }
+    });
+    let control = NatsControl::new(async_nats::connect(nats.url()).await.expect("connect"));
+    let subject = "wasmbus.ctl.v1.default.host.get.H";
+    let timeout = Duration::from_millis(500);
+
+    nats.signal("STOP").expect("freeze");
+    let frozen = control.request(subject, b"frozen".to_vec(), timeout).await;
+    assert!(matches!(frozen, Err(IoError::Timeout { .. })), "{frozen:?}");
+    nats.signal("CONT").expect("thaw");
+    // Once the server relays again, a request goes through; everything the frozen server held
+    // was handled before it.
+    let thawed = wait_for(DEADLINE, || async {
+        control.request(subject, b"thawed".to_vec(), timeout).await.ok()
+    })
+    .await;
+    assert!(thawed.is_some(), "requests go through after the thaw");
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received.iter().all(|r| r == "thawed"),
+        "the frozen-time request arrived: {received:?}"
+    );
+}
