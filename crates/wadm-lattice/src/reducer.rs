@@ -4,13 +4,8 @@
 //! fact carries the [`EventStamp`] of the event that established it, an event older than what is
 //! already known is skipped, and a host that stopped (or was declared lost) leaves a tombstone so a
 //! late event cannot resurrect it. Heartbeats and `host_started` are full snapshots of a host;
-//! everything else changes one entity.
-//!
-//! Links and configs live in the lattice's own store, not on the host that answered the request:
-//! their events are applied whichever host sourced them (one wadm does not know yet, or one that
-//! stopped since), ordered only by their own stamps per link or config name. A known host's
-//! `component_scaled` to 0 of a running component asks for that host's inventory
-//! ([`Changes::needs_inventory`]): `component.update` ends with a spurious scale to 0.
+//! everything else changes one entity. Links, configs and the `component.update` quirk:
+//! `docs/runtime.md`, "Module notes", `reducer`.
 
 use std::collections::BTreeSet;
 

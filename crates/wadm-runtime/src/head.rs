@@ -51,7 +51,7 @@ pub struct LatticeHead {
     /// empty in a converged lattice.
     #[serde(default)]
     pub intents: Intents,
-    /// What the stream recorded lately (see [`crate::recording`]).
+    /// What the stream recorded lately: when it last stored an event (leases over a silence).
     #[serde(default, skip_serializing_if = "crate::recording::Recording::is_empty")]
     pub recording: crate::recording::Recording,
     /// Workloads of hosts that left, waiting for a replacement (see `LatticeRecord::replacing`).

@@ -6,7 +6,7 @@
 //! command stream and are executed by any replica ([`executor`]), and every order stays in
 //! flight until the lattice confirms it ([`intents`]). The pipeline, what is persisted where and
 //! every guarantee with the code that enforces it are in `docs/runtime.md`; the crate's place
-//! among the others in `docs/architecture.md`. [`memory`] has in-memory I/O for tests in
+//! among the others in `docs/architecture.md`. `memory` (feature `testing`) has in-memory I/O for tests in
 //! virtual time, [`nats`] the JetStream one and [`run()`] the real loops.
 
 #![warn(missing_docs, unreachable_pub)]

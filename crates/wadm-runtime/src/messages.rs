@@ -1,17 +1,11 @@
 //! What flows through the runtime's two streams, and their subjects.
 //!
-//! The **event stream** captures, per lattice `L`:
-//! - `wasmbus.evt.L.>`: host CloudEvents;
-//! - `wadm.evt.L.manifest_published|manifest_unpublished`: the API server's deploy/undeploy events;
-//! - `wadm.internal.L.tick`: resync ticks any replica publishes (deduplicated per period);
-//! - `wadm.internal.L.timer`: a deadline reached (deduplicated per deadline);
-//! - `wadm.internal.L.command_failed`: a control request the hosts refused or never answered;
-//! - `wadm.internal.L.command_dropped`: a command the executor dropped unsent (expired, superseded);
-//! - `wadm.internal.L.discovered`: what a discovery round learnt by asking the lattice.
-//!
-//! Because all of them land in one stream, the stream sequence is the single order in which one
-//! lattice's events are applied. The **command stream** holds [`CommandMessage`]s on
-//! `wadm.cmd.L.{app}`. The subjects are built by [`wadm_store::streams::subjects`].
+//! The **event stream** captures, per lattice `L`, host CloudEvents (`wasmbus.evt.L.>`), the API
+//! server's deploy/undeploy events (`wadm.evt.L.>`) and what replicas publish themselves
+//! (`wadm.internal.L.{tick,timer,command_failed,command_dropped,discovered}`): one stream, so its
+//! sequence is the single order in which one lattice's events are applied (`docs/runtime.md`,
+//! "Pipeline"). The **command stream** holds [`CommandMessage`]s on `wadm.cmd.L.{app}`. The
+//! subjects are built by [`wadm_store::streams::subjects`].
 
 use std::collections::BTreeMap;
 

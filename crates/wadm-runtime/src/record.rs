@@ -40,7 +40,7 @@ pub struct LatticeRecord {
     /// The orders in flight (see [`crate::intents`]).
     #[serde(default)]
     pub intents: Intents,
-    /// What the stream recorded lately (see [`crate::recording`]).
+    /// What the stream recorded lately: when it last stored an event (leases over a silence).
     #[serde(default)]
     pub recording: crate::recording::Recording,
     /// Components and providers of hosts that left, waiting for their replacement, by id, with

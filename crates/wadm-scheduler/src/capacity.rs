@@ -1,16 +1,8 @@
 //! What one reconcile has placed so far, for the rules that make one scaler's placement depend on
-//! another's: host capacity and anti-affinity.
-//!
-//! - **Capacity**: hosts declare it with `capacity_{resource}` labels; an instance needs one
-//!   `instances` plus its component's `needs`. The [`Ledger`] starts from everything observed
-//!   (every application's instances, wadm's in-flight orders projected in) and the engine adds
-//!   each scaler's new instances as it evaluates the scalers in order, so later scalers see what
-//!   earlier ones took. Stops are not credited until observed: a host is never over its capacity,
-//!   not even between a plan's starts and stops.
-//! - **Anti-affinity**: the [`Separation`] keeps, for each component some `anti-affinity` names,
-//!   the hosts its scaler chose in this reconcile (before that, where it runs).
-//!
-//! See `docs/placement.md`.
+//! another's: host capacity (the [`Ledger`]: `capacity_{resource}` labels against everything
+//! observed, in-flight orders and earlier scalers' new instances; stops are not credited until
+//! observed, so a host is never over its capacity) and anti-affinity (the [`Separation`]: the
+//! hosts each named group's scaler chose). See `docs/placement.md`.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;

@@ -1,15 +1,8 @@
 //! Where the `wadm` process logs and how: one line per event on stderr, as text for people
-//! (`--log-format text`, the default) or as JSON lines for log collectors (`--log-format json`).
-//!
-//! The level comes from `RUST_LOG` when set, else the subcommand's default. Text is coloured
-//! only when stderr is a terminal and `NO_COLOR` is unset or empty; JSON never is.
-//!
-//! A JSON line is one object: `timestamp` (RFC 3339 UTC, milliseconds), `level`, `target`,
-//! `message`, then the event's own fields by name (numbers and booleans as such, everything else
-//! as text), and `spans` (the enclosing spans, outermost first, each `{name, fields}`) when there
-//! are any. A field whose name is one of those keys is written as `field.{name}`. The formatter
-//! is ours ([`JsonLines`]): tracing-subscriber's `json` feature would add two crates for what is
-//! forty lines here.
+//! (`--log-format text`, the default, coloured only on a terminal with `NO_COLOR` unset) or as
+//! JSON lines for log collectors (`--log-format json`, the shape in the README). The level comes
+//! from `RUST_LOG` when set, else the subcommand's default. The JSON formatter is ours
+//! ([`JsonLines`]): tracing-subscriber's `json` feature would add two crates for forty lines.
 
 use std::fmt;
 use std::io::IsTerminal;

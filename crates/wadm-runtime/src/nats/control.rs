@@ -18,7 +18,7 @@ const PROOF_FRESH: Duration = Duration::from_millis(20);
 /// it thaws — seconds or minutes later, long after wadm gave up on it and another replica sent
 /// the same command — and then reaches the host: a repeat, or an outdated order. The client
 /// notices the freeze only after missed pings. So before a request, a message to our own
-/// subscription must have come back through the server within the last [`PROOF_FRESH`]; when
+/// subscription must have come back through the server within the last 20 ms; when
 /// it does not come back, the request is not sent (a timeout, retried like an unanswered one).
 #[derive(Clone)]
 pub struct NatsControl {

@@ -4,16 +4,8 @@
 //! exist: component instances with a count on a host, providers on a host, links, configs. It
 //! never issues commands itself and never sees what other scalers want: the engine
 //! ([`crate::plan_with`]) merges every scaler's wants, compares them with the lattice and derives
-//! the commands. That is what makes scalers commutative: the plan does not depend on the order in
-//! which they run.
-//!
-//! Rules for implementations:
-//! - `evaluate` is a pure function of the scaler and the context (no clock, no randomness, no
-//!   hash-order iteration).
-//! - Wanting something another application owns does nothing: the engine never takes over a
-//!   foreign instance. Wanting nothing for a resource you own means "remove it".
-//! - To keep what runs untouched while waiting for something (e.g. a missing config), want exactly
-//!   what is observed ([`Context::component_instances`], [`Context::provider_instances`]).
+//! the commands, so the plan does not depend on the order in which scalers run. The rules an
+//! implementation follows: `docs/scheduler.md`, "Writing a scaler".
 
 pub(crate) mod component;
 pub(crate) mod config;
