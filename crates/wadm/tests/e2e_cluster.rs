@@ -37,6 +37,7 @@ async fn a_cluster_deploy_burst_is_exact_and_put_then_deploy_is_never_not_found(
     // The client talks to another node than the one the hosts use.
     let client =
         wadm_client::Client::new(async_nats::connect(cluster.url(2)).await.unwrap(), LATTICE, None);
+    common::wait_hosts_known(&client, HOSTS).await;
 
     let started = std::time::Instant::now();
     for i in 0..APPS {

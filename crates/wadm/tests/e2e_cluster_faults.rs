@@ -288,17 +288,10 @@ impl Rig {
             rig.hosts.push(sim.add_host(HostSpec::default()).await);
         }
         rig.sim = Some(sim);
-        // The bursts start once wadm knows every host: a host it learns of later (its
-        // `host_started` published before the event stream had a leader, its first heartbeat
-        // lost in the fault) is a fresh host, and the spread moves an instance onto it — a
-        // correct request that would count as a repeat here.
+        // The bursts start once wadm knows every host (its `host_started` may go out before
+        // the new event stream has a leader, its first heartbeat fall inside the fault).
         let client = api(connect_all(&rig.cluster, 0).await, Duration::from_secs(2));
-        let known = wait_for(common::DEADLINE, || async {
-            let hosts = client.lattice_hosts().await.ok()?;
-            (hosts.len() == HOSTS).then_some(())
-        })
-        .await;
-        assert!(known.is_some(), "wadm knows the {HOSTS} hosts");
+        common::wait_hosts_known(&client, HOSTS).await;
         rig
     }
 

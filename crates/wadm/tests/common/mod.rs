@@ -366,6 +366,18 @@ impl LatticeView {
     }
 }
 
+/// Wait until wadm's view of the lattice (`lattice.hosts`) lists `hosts` hosts: a burst that
+/// starts earlier places on the hosts known so far, and the spread then moves instances onto a
+/// host heard of later — correct requests that a test counting one per placement would miscount.
+pub async fn wait_hosts_known(client: &wadm_client::Client, hosts: usize) {
+    let known = wait_for(DEADLINE, || async {
+        let listed = client.lattice_hosts().await.ok()?;
+        (listed.len() == hosts).then_some(())
+    })
+    .await;
+    assert!(known.is_some(), "wadm never listed the {hosts} hosts");
+}
+
 /// `app{i}`: one component `c` (image `ghcr.io/example/c{i}:1.0.0`) with one scaler trait,
 /// `trait_yaml` (indented for the trait list), e.g. [`spread_trait`].
 pub fn numbered_app(i: usize, trait_yaml: &str) -> String {
