@@ -327,10 +327,12 @@ async fn memory_returns_to_its_baseline_after_a_burst_of_bad_input() {
     }
     let after = rss_kib(child.id()).expect("wadm survives the burst");
     // What the burst took is given back within a few trim periods (glibc keeps it otherwise:
-    // +27 MB for good, measured on a debug build before the fix).
+    // +27 MB for good, measured on a debug build before the fix). What stays is 5–9 MiB
+    // (buffers sized for the largest message, allocator fragmentation; 7 runs, the burst took
+    // 48–96 MiB), so the bound is 16 MiB: well under what the unfixed build kept.
     let pid = child.id();
     let settled = wait_for(Duration::from_secs(40), || async move {
-        rss_kib(pid).filter(|now| *now <= baseline + 8 * 1024)
+        rss_kib(pid).filter(|now| *now <= baseline + 16 * 1024)
     })
     .await
     .is_some();
