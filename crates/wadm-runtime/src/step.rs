@@ -163,6 +163,10 @@ pub fn apply(
 ) -> Applied {
     let mut out = Applied { in_doubt: fresh, ..Applied::default() };
     let lattice = record.state.lattice.clone();
+    let quiet = crate::recording::longest_quiet_ms(
+        config.lease.heartbeat_interval_ms,
+        config.tick_every.as_millis() as u64,
+    );
     for (i, e) in events.iter().enumerate() {
         let sample = sample.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         if e.delivered > 1 {
@@ -170,16 +174,12 @@ pub fn apply(
         }
         // A redelivery of an event the head records as applied: reconcile only.
         let replay = e.delivered > 1 && e.sequence > 0 && e.sequence <= record.last_sequence;
-        if let Some(stored_at) = e.stored_at {
-            let quiet = crate::recording::longest_quiet_ms(
-                config.lease.heartbeat_interval_ms,
-                config.tick_every.as_millis() as u64,
-            );
-            if let Some(resumed_at) = record.recording.note_stored(stored_at, quiet) {
-                // The stream was not recording: the silence is not held against the hosts,
-                // whichever event (a tick, a timer, one host's heartbeat) ends it.
-                crate::recording::restart_leases(&mut record.state, resumed_at, &mut out.persist);
-            }
+        if let Some(stored_at) = e.stored_at
+            && let Some(resumed_at) = record.recording.note_stored(stored_at, quiet)
+        {
+            // The stream was not recording: the silence is not held against the hosts,
+            // whichever event (a tick, a timer, one host's heartbeat) ends it.
+            crate::recording::restart_leases(&mut record.state, resumed_at, &mut out.persist);
         }
         out.replayed |= replay;
         match &e.input {

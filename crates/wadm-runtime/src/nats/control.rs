@@ -51,18 +51,20 @@ impl NatsControl {
         {
             return Ok(ok);
         }
-        if proof.echo.is_none() {
-            let subject = self.client.new_inbox();
-            let sub = self
-                .client
-                .subscribe(subject.clone())
-                .await
-                .map_err(|e| IoError::failed("control connection probe", e))?;
-            proof.echo = Some((subject, sub));
-        }
         proof.sequence += 1;
         let sequence = proof.sequence.to_string();
-        let Some((subject, sub)) = proof.echo.as_mut() else { return Ok(false) };
+        let (subject, sub) = match &mut proof.echo {
+            Some(echo) => echo,
+            empty => {
+                let subject = self.client.new_inbox();
+                let sub = self
+                    .client
+                    .subscribe(subject.clone())
+                    .await
+                    .map_err(|e| IoError::failed("control connection probe", e))?;
+                empty.insert((subject, sub))
+            }
+        };
         self.client
             .publish(subject.clone(), sequence.clone().into())
             .await
